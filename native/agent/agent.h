@@ -1,0 +1,178 @@
+/* Declarations shared by the agent's files. One file per concern; see main.c. */
+#ifndef MICROVM_AGENT_H
+#define MICROVM_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "protocol.h"
+
+#define AGENT_VERSION "0.1.0"
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_TERM "xterm-256color"
+#define MAX_STAGE_FILES 256
+#define MAX_PATH_LEN 4096
+#define MAX_DETACHED 8 /* workloads that outlived their connection */
+#define MAX_SLOTS (MAX_STREAMS + MAX_DETACHED)
+#define TTY_DRAIN_MS 100
+#define RETRY_MS 50
+#define MAX_ERROR_TEXT 512
+
+/* log.c: messages go to stderr (the console in the guest). */
+void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int64_t now_ms(void);
+
+/* proto.c: frames and TLV, bounded. */
+struct frame_header {
+    uint16_t magic;
+    uint8_t type;
+    uint8_t flags;
+    uint32_t stream;
+    uint32_t length;
+};
+
+struct tlv_field {
+    uint16_t tag;
+    uint32_t len;
+    const uint8_t *value;
+};
+
+struct tlv_reader {
+    const uint8_t *pos;
+    size_t left;
+};
+
+struct tlv_writer {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool overflow;
+};
+
+void frame_header_decode(const uint8_t *bytes, struct frame_header *h);
+void frame_header_encode(uint8_t *bytes, uint8_t type, uint32_t stream, uint32_t length);
+uint32_t get_u32(const uint8_t *p);
+uint64_t get_u64(const uint8_t *p);
+uint16_t get_u16(const uint8_t *p);
+/* Returns 1 with a field, 0 at the end, -1 (message in err) when malformed. */
+int tlv_next(struct tlv_reader *r, struct tlv_field *f, char *err, size_t errlen);
+void tlv_put(struct tlv_writer *w, uint16_t tag, const void *value, size_t len);
+void tlv_put_u32(struct tlv_writer *w, uint16_t tag, uint32_t value);
+void tlv_put_u64(struct tlv_writer *w, uint16_t tag, uint64_t value);
+void tlv_put_str(struct tlv_writer *w, uint16_t tag, const char *s);
+char *tlv_strdup(const struct tlv_field *f);
+const char *tag_name(uint16_t tag);
+
+/* transport.c: the connection to the host. */
+enum transport_kind { TRANSPORT_UNIX, TRANSPORT_PORT };
+int transport_listen_unix(const char *path);
+int transport_open_port(const char *name);
+/* Writes one whole frame; on failure marks the connection lost and returns -1. */
+int send_frame(uint8_t type, uint32_t stream, const void *payload, size_t len);
+void send_error(uint32_t stream, uint32_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A RESPONSE with STATUS, and ERROR / ERRNO when given (fmt "" for none). */
+void send_status(uint32_t stream, uint32_t status, uint32_t err_no, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void transport_set_fd(int fd);
+int transport_fd(void);
+bool transport_lost(void);
+void run_echo(const char *port_name);
+
+/* request.c: EXEC requests decoded from TLV. */
+struct command {
+    char **argv;
+    int argc;
+};
+
+struct stage_file {
+    char *path;
+    uint32_t mode;
+    const uint8_t *data; /* points into the request payload: used before it is reused */
+    size_t len;
+    bool has_data;
+};
+
+struct exec_spec {
+    struct command cmds[MAX_CHAIN + 1];
+    int ncmds;
+    char **envp;
+    int nenv;
+    char *cwd;
+    uint32_t timeout_ms;
+    bool tty;
+    uint16_t rows, cols;
+    bool workload;
+    struct stage_file stages[MAX_STAGE_FILES];
+    int nstages;
+};
+
+/* Returns 0, or a status with a message in err. */
+uint32_t exec_spec_parse(const uint8_t *payload, size_t len, struct exec_spec *spec,
+                         char *err, size_t errlen);
+void exec_spec_free(struct exec_spec *spec);
+
+/* files.c */
+int mkdir_parents(const char *path, char *err, size_t errlen);
+uint32_t write_file(const char *path, uint32_t mode, const uint8_t *data, size_t len,
+                    uint32_t *err_no, char *err, size_t errlen);
+uint32_t read_file(const char *path, uint8_t **data, size_t *len, uint32_t *err_no,
+                   char *err, size_t errlen);
+
+/* pty.c */
+int pty_open(uint16_t rows, uint16_t cols, int *master, int *slave);
+int pty_resize(int master, uint16_t rows, uint16_t cols);
+int pty_make_controlling(int slave);
+
+/* exec.c: processes, one per stream, and their stdio. */
+struct pollfd;
+struct stream;
+bool stream_in_use(uint32_t id);
+int streams_attached(void);
+/* Starts an EXEC; takes ownership of spec. Sends the error RESPONSE itself. */
+void exec_start(uint32_t id, struct exec_spec *spec);
+void exec_stdin(uint32_t id, const uint8_t *data, size_t len);
+void exec_close_stdin(uint32_t id);
+void exec_credit(uint32_t id, uint32_t amount);
+void exec_signal(uint32_t id, int signo);
+void exec_resize(uint32_t id, uint16_t rows, uint16_t cols);
+int exec_signal_workload(int signo);
+void exec_reap(void);
+void exec_disconnect(void);
+void exec_kill_all(void);
+/* Poll integration: fills fds (returns how many), then handles their events. */
+int exec_pollfds(struct pollfd *fds, int max);
+void exec_handle_events(const struct pollfd *fds, int n);
+int64_t exec_next_deadline(void);
+void exec_timers(int64_t now);
+
+/* server.c: frame dispatch and the poll loop. */
+struct server_config {
+    enum transport_kind kind;
+    const char *unix_path;
+    const char *port_name;
+};
+int serve(const struct server_config *cfg);
+void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce);
+void server_shutdown_requested(void) __attribute__((noreturn));
+/* ops.c: one whole frame from the host (payload of h->length bytes). */
+void dispatch_frame(const struct frame_header *h, const uint8_t *payload);
+
+/* init.c: PID-1 duties in the guest. */
+struct boot_config {
+    char mode[32];
+    char root[256];
+    char rootfstype[32];
+    char port[64];
+};
+void init_early(void);
+void init_read_cmdline(struct boot_config *boot);
+void init_probe_and_poweroff(void);
+void init_load_modules(void);
+void init_switch_root(const struct boot_config *boot);
+void init_shutdown(void) __attribute__((noreturn));
+void init_fatal(const char *what) __attribute__((noreturn));
+
+#endif

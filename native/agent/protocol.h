@@ -1,0 +1,86 @@
+/* Wire protocol constants shared with engine/agent/protocol.ts. See protocol.md. */
+#ifndef MICROVM_PROTOCOL_H
+#define MICROVM_PROTOCOL_H
+
+#define PROTO_VERSION 1
+#define FRAME_MAGIC 0x564D
+#define HEADER_SIZE 12
+#define MAX_PAYLOAD (4 * 1024 * 1024 + 64 * 1024)
+#define MAX_CHUNK (64 * 1024)
+#define MAX_FILE (4 * 1024 * 1024)
+#define OUTPUT_WINDOW (256 * 1024)
+#define STDIN_WINDOW (128 * 1024)
+#define MAX_STREAMS 64
+#define MAX_ARGS 4096
+#define MAX_CHAIN 16
+
+enum frame_type {
+    FT_HELLO = 1,
+    FT_REQUEST = 2,
+    FT_RESPONSE = 3,
+    FT_STDIN = 4,
+    FT_STDOUT = 5,
+    FT_STDERR = 6,
+    FT_CLOSE_STDIN = 7,
+    FT_CREDIT = 8,
+    FT_SIGNAL = 9,
+    FT_RESIZE = 10,
+    FT_ERROR = 11,
+};
+
+enum tlv_tag {
+    TAG_OP = 1,
+    TAG_ARGV = 2,
+    TAG_ENV = 3,
+    TAG_CWD = 4,
+    TAG_TIMEOUT_MS = 5,
+    TAG_TTY = 6,
+    TAG_ROWS = 7,
+    TAG_COLS = 8,
+    TAG_STAGE_PATH = 9,
+    TAG_STAGE_MODE = 10,
+    TAG_STAGE_DATA = 11,
+    TAG_CHAIN = 12,
+    TAG_WORKLOAD = 13,
+    TAG_PATH = 14,
+    TAG_MODE = 15,
+    TAG_DATA = 16,
+    TAG_SIGNO = 17,
+    TAG_STATUS = 20,
+    TAG_ERROR = 21,
+    TAG_ERRNO = 22,
+    TAG_EXIT_CODE = 23,
+    TAG_SIGNAL = 24,
+    TAG_TIMED_OUT = 25,
+    TAG_PEAK_RSS_KIB = 26,
+    TAG_NONCE = 30,
+    TAG_PROTO_VERSION = 31,
+    TAG_AGENT_VERSION = 32,
+    TAG_FEATURE = 33,
+    TAG_KERNEL = 34,
+};
+
+enum op {
+    OP_EXEC = 1,
+    OP_WRITE_FILE = 2,
+    OP_READ_FILE = 3,
+    OP_SIGNAL_WORKLOAD = 4,
+    OP_INFO = 5,
+    OP_SHUTDOWN = 6,
+    OP_PING = 7,
+};
+
+enum status {
+    ST_OK = 0,
+    ST_E_BAD_REQUEST = 1,
+    ST_E_UNKNOWN_OP = 2,
+    ST_E_TOO_LARGE = 3,
+    ST_E_NOT_FOUND = 4,
+    ST_E_IO = 5,
+    ST_E_BUSY = 6,
+    ST_E_NO_WORKLOAD = 7,
+    ST_E_BAD_FRAME = 8,
+    ST_E_BAD_STREAM = 9,
+};
+
+#endif
