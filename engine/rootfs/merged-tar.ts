@@ -1,0 +1,36 @@
+import { MicrovmError } from '../errors';
+import type { LayerBlob } from '../image/types';
+import { layerEntries, type MergePlan, type PlanOptions } from './merge-plan';
+import { encodeHeader, endOfArchive, paddingFor } from './tar-writer';
+import { newHeader } from './tar-types';
+
+/**
+ * Second pass: one tar stream in the order mke2fs needs. mke2fs looks up each entry's parent
+ * and each hardlink's target when it meets the entry, so all directories come first (parents
+ * before children) and every inode is written once, its other names as hardlinks right after.
+ */
+export async function* mergedTar(layers: LayerBlob[], plan: MergePlan, options: PlanOptions): AsyncGenerator<Buffer> {
+  for (const { path, header } of plan.directories) {
+    yield encodeHeader(header ? { ...header, path, type: 'dir' } : newHeader({ path, type: 'dir' }));
+  }
+  for (const [index, layer] of layers.entries()) {
+    const winners = plan.winners[index];
+    if (winners.size === 0) continue;
+    for await (const { header, ordinal, body } of layerEntries(layer, options)) {
+      const winner = winners.get(ordinal);
+      if (!winner) continue;
+      // The blob is re-read, so make sure it is still the archive the plan was made from.
+      if (header.path !== winner.header.path || header.size !== winner.header.size) {
+        throw new MicrovmError('E_IMAGE_DIGEST', `Layer ${layer.digest} changed between reads (entry ${ordinal}). Re-export the image.`);
+      }
+      const [first, ...others] = winner.paths;
+      yield encodeHeader({ ...winner.header, path: first });
+      if (winner.header.type === 'file') {
+        yield* body();
+        yield Buffer.alloc(paddingFor(winner.header.size));
+      }
+      for (const path of others) yield encodeHeader(newHeader({ path, type: 'hardlink', linkpath: first }));
+    }
+  }
+  yield endOfArchive();
+}
