@@ -1,0 +1,324 @@
+import * as net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, MicrovmError } from '../errors';
+import { encodeFrame, Frame, FrameDecoder, FrameError } from './frame';
+import { FrameType, MAX_STREAMS, OUTPUT_WINDOW, PROTO_VERSION, Status, statusName, Tag } from './protocol';
+import { parseTlv, TlvError, TlvFields, TlvWriter } from './tlv';
+
+export interface AgentInfo {
+  protoVersion: number;
+  agentVersion: string;
+  kernel: string;
+  features: string[];
+}
+
+/** What a stream's owner receives. Output handlers return nothing; credit is granted via grantOutput. */
+export interface StreamHandlers {
+  onStdout?(data: Buffer): void;
+  onStderr?(data: Buffer): void;
+  onStdinCredit?(bytes: number): void;
+}
+
+interface OpenStream {
+  handlers: StreamHandlers;
+  resolve(fields: TlvFields): void;
+  reject(err: Error): void;
+  /** Output bytes received that the host has not yet granted back. */
+  unacked: number;
+}
+
+const HELLO_INTERVAL_MS = 100;
+
+/**
+ * One connection to a guest agent: frames, streams and credit (native/agent/protocol.md).
+ * Everything from the guest is untrusted: a frame that breaks the protocol closes the
+ * connection and fails every open stream with E_AGENT_PROTOCOL.
+ */
+export class AgentConnection {
+  private readonly decoder = new FrameDecoder();
+  private readonly streams = new Map<number, OpenStream>();
+  private readonly slotWaiters: Array<() => void> = [];
+  private nextStreamId = 1;
+  private closedError: Error | undefined;
+  private readonly helloNonces = new Set<bigint>();
+  private helloWaiter: ((info: AgentInfo) => void) | undefined;
+  private lost = false;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly describeLoss: () => Promise<MicrovmError>,
+  ) {
+    socket.on('data', (data: Buffer) => this.onData(data));
+    socket.on('error', () => this.onLoss());
+    socket.on('close', () => this.onLoss());
+  }
+
+  /**
+   * Connects to the agent socket (retrying while QEMU creates it) and completes the HELLO
+   * handshake within `timeoutMs`. `describeLoss` explains a lost connection (for example by
+   * reading the QEMU process state) and becomes the error of every open call.
+   */
+  static async open(
+    socketPath: string,
+    opts: { timeoutMs: number; describeLoss: () => Promise<MicrovmError>; abortIf?: () => MicrovmError | undefined },
+  ): Promise<{ connection: AgentConnection; info: AgentInfo }> {
+    const deadline = Date.now() + opts.timeoutMs;
+    const socket = await connectWithRetry(socketPath, deadline, opts.abortIf);
+    const connection = new AgentConnection(socket, opts.describeLoss);
+    try {
+      const info = await connection.handshake(deadline, opts.abortIf);
+      return { connection, info };
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined || this.lost;
+  }
+
+  /** Sends a REQUEST and resolves with the RESPONSE fields when its status is OK. */
+  async request(body: TlvWriter, handlers: StreamHandlers = {}, onOpen?: (stream: number) => void): Promise<TlvFields> {
+    const stream = await this.allocateStream();
+    return new Promise<TlvFields>((resolve, reject) => {
+      this.streams.set(stream, { handlers, resolve, reject, unacked: 0 });
+      this.send(FrameType.REQUEST, stream, body.toBuffer());
+      onOpen?.(stream);
+    });
+  }
+
+  send(type: number, stream: number, payload?: Buffer): void {
+    if (this.closedError) throw this.closedError;
+    if (this.lost) throw new MicrovmError('E_AGENT_PROTOCOL', 'the connection to the guest agent is lost');
+    this.socket.write(encodeFrame(type, stream, payload));
+  }
+
+  /** Returns output credit to the guest for bytes the host has consumed. */
+  grantOutput(stream: number, bytes: number): void {
+    const open = this.streams.get(stream);
+    if (!open || bytes <= 0 || this.closedError) return;
+    open.unacked -= bytes;
+    const credit = Buffer.allocUnsafe(4);
+    credit.writeUInt32LE(bytes);
+    this.send(FrameType.CREDIT, stream, credit);
+  }
+
+  isOpen(stream: number): boolean {
+    return this.streams.has(stream);
+  }
+
+  close(): void {
+    this.abort(new MicrovmError('E_VM_RELEASED', 'the agent connection was closed by the host'));
+  }
+
+  /** Ends the connection; every open call fails with `error` (unless another error came first). */
+  abort(error: MicrovmError): void {
+    this.fail(error);
+    this.socket.destroy();
+  }
+
+  private async handshake(deadline: number, abortIf?: () => MicrovmError | undefined): Promise<AgentInfo> {
+    return new Promise<AgentInfo>((resolve, reject) => {
+      const sendHello = () => {
+        const nonce = randomBytes(8).readBigUInt64LE();
+        this.helloNonces.add(nonce);
+        this.send(FrameType.HELLO, 0, new TlvWriter().u64(Tag.NONCE, nonce).u32(Tag.PROTO_VERSION, PROTO_VERSION).toBuffer());
+      };
+      const finish = (err?: Error, info?: AgentInfo) => {
+        clearInterval(timer);
+        this.helloWaiter = undefined;
+        if (err) reject(err);
+        else resolve(info as AgentInfo);
+      };
+      const tick = () => {
+        const aborted = abortIf?.() ?? this.closedError;
+        if (aborted) return finish(aborted);
+        if (this.lost) return;
+        if (Date.now() > deadline) {
+          return finish(new MicrovmError('E_BOOT_TIMEOUT', 'the guest agent did not answer its handshake in time'));
+        }
+        sendHello();
+      };
+      const timer = setInterval(tick, HELLO_INTERVAL_MS);
+      this.helloWaiter = (info) => finish(undefined, info);
+      sendHello();
+    });
+  }
+
+  private async allocateStream(): Promise<number> {
+    while (this.streams.size >= MAX_STREAMS) {
+      if (this.closedError) throw this.closedError;
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
+    if (this.closedError) throw this.closedError;
+    for (;;) {
+      const id = this.nextStreamId;
+      this.nextStreamId = this.nextStreamId >= 0x7fffffff ? 1 : this.nextStreamId + 1;
+      if (!this.streams.has(id)) return id;
+    }
+  }
+
+  private onData(data: Buffer): void {
+    if (this.closedError) return;
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(data);
+    } catch (err) {
+      return this.protocolError((err as FrameError).message);
+    }
+    for (const frame of frames) {
+      try {
+        this.dispatch(frame);
+      } catch (err) {
+        if (err instanceof TlvError || err instanceof ProtocolViolation) return this.protocolError(err.message);
+        throw err;
+      }
+      if (this.closedError) return;
+    }
+  }
+
+  private dispatch(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.HELLO:
+        return this.onHello(parseTlv(frame.payload));
+      case FrameType.RESPONSE:
+        return this.onResponse(frame.stream, parseTlv(frame.payload));
+      case FrameType.STDOUT:
+      case FrameType.STDERR:
+        return this.onOutput(frame);
+      case FrameType.CREDIT:
+        return this.onCredit(frame);
+      case FrameType.ERROR:
+        return this.onErrorFrame(frame.stream, parseTlv(frame.payload));
+      default:
+        throw new ProtocolViolation(`unexpected frame type ${frame.type} from the guest`);
+    }
+  }
+
+  private onHello(fields: TlvFields): void {
+    const nonce = fields.u64(Tag.NONCE);
+    if (nonce === undefined || !this.helloNonces.has(nonce) || !this.helloWaiter) return;
+    const protoVersion = fields.u32(Tag.PROTO_VERSION) ?? 0;
+    if (protoVersion !== PROTO_VERSION) {
+      this.fail(new MicrovmError('E_AGENT_VERSION',
+        `the guest agent speaks protocol ${protoVersion}, this engine speaks ${PROTO_VERSION}; run \`npm run setup\` to rebuild the initramfs`));
+      return;
+    }
+    this.helloWaiter(infoFrom(fields, protoVersion));
+  }
+
+  private onResponse(stream: number, fields: TlvFields): void {
+    const open = this.streams.get(stream);
+    if (!open) return;
+    this.release(stream);
+    const status = fields.u32(Tag.STATUS);
+    if (status === undefined) throw new ProtocolViolation(`RESPONSE on stream ${stream} has no STATUS`);
+    if (status === Status.OK) open.resolve(fields);
+    else open.reject(agentRefusal(status, fields));
+  }
+
+  private onOutput(frame: Frame): void {
+    const open = this.streams.get(frame.stream);
+    if (!open) return;
+    open.unacked += frame.payload.length;
+    if (open.unacked > OUTPUT_WINDOW) {
+      throw new ProtocolViolation(`the guest sent ${open.unacked} output bytes on stream ${frame.stream} beyond its ${OUTPUT_WINDOW}-byte credit`);
+    }
+    if (frame.type === FrameType.STDOUT) open.handlers.onStdout?.(frame.payload);
+    else open.handlers.onStderr?.(frame.payload);
+  }
+
+  private onCredit(frame: Frame): void {
+    if (frame.payload.length !== 4) throw new ProtocolViolation(`CREDIT frame with ${frame.payload.length} bytes`);
+    this.streams.get(frame.stream)?.handlers.onStdinCredit?.(frame.payload.readUInt32LE(0));
+  }
+
+  private onErrorFrame(stream: number, fields: TlvFields): void {
+    const error = agentRefusal(fields.u32(Tag.STATUS) ?? Status.E_BAD_FRAME, fields);
+    if (stream === 0) return this.fail(error);
+    const open = this.streams.get(stream);
+    if (!open) return;
+    this.release(stream);
+    open.reject(error);
+  }
+
+  private release(stream: number): void {
+    this.streams.delete(stream);
+    this.slotWaiters.shift()?.();
+  }
+
+  /** The socket ended: the owner explains why (it may wait briefly for QEMU's exit status). */
+  private onLoss(): void {
+    if (this.lost || this.closedError) return;
+    this.lost = true;
+    void this.describeLoss().then((error) => this.fail(error));
+  }
+
+  private protocolError(detail: string): void {
+    this.fail(new MicrovmError('E_AGENT_PROTOCOL',
+      `the guest agent broke the wire protocol (${detail}); the VM is treated as broken: release it and acquire another`));
+    this.socket.destroy();
+  }
+
+  private fail(error: Error): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    for (const open of this.streams.values()) open.reject(error);
+    this.streams.clear();
+    for (const wake of this.slotWaiters.splice(0)) wake();
+    this.socket.destroy();
+  }
+}
+
+class ProtocolViolation extends Error {}
+
+function infoFrom(fields: TlvFields, protoVersion: number): AgentInfo {
+  return {
+    protoVersion,
+    agentVersion: fields.str(Tag.AGENT_VERSION) ?? 'unknown',
+    kernel: fields.str(Tag.KERNEL) ?? 'unknown',
+    features: fields.strs(Tag.FEATURE),
+  };
+}
+
+/** Agent statuses that callers can act on get their own engine code; the rest are refusals. */
+const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
+  [Status.E_TOO_LARGE]: 'E_FILE_TOO_LARGE',
+  [Status.E_NOT_FOUND]: 'E_FILE_NOT_FOUND',
+  [Status.E_NO_WORKLOAD]: 'E_NO_WORKLOAD',
+};
+
+function agentRefusal(status: number, fields: TlvFields): MicrovmError {
+  const message = fields.str(Tag.ERROR) ?? statusName(status);
+  const code = CODE_FOR_STATUS[status] ?? 'E_AGENT_REFUSED';
+  const err = new MicrovmError(code, `the guest agent refused the call: ${message} (${statusName(status)})`);
+  return Object.assign(err, { agentStatus: status, errno: fields.u32(Tag.ERRNO) });
+}
+
+async function connectWithRetry(
+  socketPath: string,
+  deadline: number,
+  abortIf?: () => MicrovmError | undefined,
+): Promise<net.Socket> {
+  for (;;) {
+    const aborted = abortIf?.();
+    if (aborted) throw aborted;
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(socketPath);
+        socket.once('connect', () => {
+          socket.removeListener('error', reject);
+          resolve(socket);
+        });
+        socket.once('error', reject);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) {
+        throw new MicrovmError('E_BOOT_FAILED', `cannot connect to the agent socket ${socketPath}: ${(err as Error).message}`, { cause: err });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { MicrovmError } from '../errors';
+import { AgentConnection } from './connection';
+import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult, withDeadline } from './process';
+import { FrameType, MAX_CHUNK, STDIN_WINDOW } from './protocol';
+import { linuxSignalNumber, SignalSpec } from './signals';
+
+/** Output the host holds for a reader before it stops granting credit (the process then blocks). */
+const HOST_BUFFER_LIMIT = 1024 * 1024;
+
+class OutputQueue {
+  private chunks: Buffer[] = [];
+  private readers: Array<(chunk: Buffer | null) => void> = [];
+  private ended = false;
+
+  push(chunk: Buffer): void {
+    const reader = this.readers.shift();
+    if (reader) reader(chunk);
+    else this.chunks.push(chunk);
+  }
+
+  end(): void {
+    this.ended = true;
+    for (const reader of this.readers.splice(0)) reader(null);
+  }
+
+  read(onTake: (bytes: number) => void): Promise<Buffer | null> {
+    const chunk = this.chunks.shift();
+    if (chunk) {
+      onTake(chunk.length);
+      return Promise.resolve(chunk);
+    }
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => this.readers.push((next) => {
+      if (next) onTake(next.length);
+      resolve(next);
+    }));
+  }
+}
+
+/**
+ * A streaming guest process (vm.spawn). Reads pull from bounded host buffers; unread output
+ * beyond HOST_BUFFER_LIMIT stops the credit, so a slow reader slows the guest process instead
+ * of growing host memory. Writes wait for the agent's stdin credit.
+ */
+export class ExecChild {
+  private stream = 0;
+  private readonly stdout = new OutputQueue();
+  private readonly stderr = new OutputQueue();
+  private buffered = 0;
+  private owed = 0;
+  private stdinCredit = STDIN_WINDOW;
+  private creditWaiters: Array<() => void> = [];
+  private readonly result: Promise<WaitResult>;
+  private readonly opened: Promise<void>;
+  private finished = false;
+
+  constructor(private readonly connection: AgentConnection, request: ProcessRequest) {
+    let markOpen = (): void => undefined;
+    this.opened = new Promise<void>((resolve) => { markOpen = resolve; });
+    const response = connection.request(encodeProcessRequest(request), {
+      onStdout: (data) => this.onOutput(this.stdout, data),
+      onStderr: (data) => this.onOutput(this.stderr, data),
+      onStdinCredit: (bytes) => {
+        this.stdinCredit += bytes;
+        for (const wake of this.creditWaiters.splice(0)) wake();
+      },
+    }, (stream) => {
+      this.stream = stream;
+      markOpen();
+    });
+    const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
+    this.result = withDeadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
+      `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
+    this.result.then(() => this.finish(), () => this.finish());
+    response.catch(() => markOpen());
+  }
+
+  /** Resolves when the process has ended; rejects if the VM or the agent failed. */
+  wait(): Promise<WaitResult> {
+    return this.result;
+  }
+
+  /** The next stdout chunk (the merged pty output in tty mode), or null at the end. */
+  readStdout(): Promise<Buffer | null> {
+    return this.stdout.read((bytes) => this.consumed(bytes));
+  }
+
+  readStderr(): Promise<Buffer | null> {
+    return this.stderr.read((bytes) => this.consumed(bytes));
+  }
+
+  async writeStdin(data: Buffer | string): Promise<void> {
+    let rest = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    await this.opened;
+    while (rest.length > 0 && !this.finished) {
+      if (this.stdinCredit === 0) {
+        await new Promise<void>((resolve) => this.creditWaiters.push(resolve));
+        continue;
+      }
+      const size = Math.min(rest.length, MAX_CHUNK, this.stdinCredit);
+      this.stdinCredit -= size;
+      this.sendIfOpen(FrameType.STDIN, rest.subarray(0, size));
+      rest = rest.subarray(size);
+    }
+  }
+
+  closeStdin(): void {
+    this.sendIfOpen(FrameType.CLOSE_STDIN);
+  }
+
+  /** Sends a signal to the process group in the guest (Linux numbering, or a name). */
+  signal(signal: SignalSpec): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32LE(linuxSignalNumber(signal));
+    this.sendIfOpen(FrameType.SIGNAL, payload);
+  }
+
+  resize(rows: number, cols: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt16LE(clampDimension(rows), 0);
+    payload.writeUInt16LE(clampDimension(cols), 2);
+    this.sendIfOpen(FrameType.RESIZE, payload);
+  }
+
+  private onOutput(queue: OutputQueue, data: Buffer): void {
+    this.buffered += data.length;
+    this.owed += data.length;
+    queue.push(data);
+    this.grantIfRoom();
+  }
+
+  private consumed(bytes: number): void {
+    this.buffered -= bytes;
+    this.grantIfRoom();
+  }
+
+  private grantIfRoom(): void {
+    if (this.owed > 0 && this.buffered < HOST_BUFFER_LIMIT) {
+      this.connection.grantOutput(this.stream, this.owed);
+      this.owed = 0;
+    }
+  }
+
+  /** Frames sent before the REQUEST went out wait for it, in order. */
+  private sendIfOpen(type: number, payload?: Buffer): void {
+    void this.opened.then(() => {
+      if (this.finished || !this.connection.isOpen(this.stream)) return;
+      this.connection.send(type, this.stream, payload);
+    });
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.stdout.end();
+    this.stderr.end();
+    for (const wake of this.creditWaiters.splice(0)) wake();
+  }
+}
+
+function clampDimension(value: number): number {
+  return Math.max(1, Math.min(0xffff, Math.floor(value)));
+}

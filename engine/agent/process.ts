@@ -1,0 +1,76 @@
+import { MicrovmError } from '../errors';
+import { linuxSignalName } from './signals';
+import { Op, Tag } from './protocol';
+import { TlvFields, TlvWriter } from './tlv';
+
+/** A process request after option validation: what goes on the wire for OP_EXEC. */
+export interface ProcessRequest {
+  argv: string[];
+  env: string[];
+  cwd?: string;
+  timeoutMs: number;
+  tty?: { rows: number; cols: number };
+  stageFiles: Array<{ path: string; mode: number; data: Buffer }>;
+  chain: string[][];
+  workload?: boolean;
+}
+
+export interface WaitResult {
+  /** The exit status, or -1 when a signal ended the process. */
+  exitCode: number;
+  /** The signal that ended the process ('SIGKILL', ...), or null. */
+  signal: string | null;
+  timedOut: boolean;
+  peakRssKib: number;
+}
+
+/** Extra time the host waits past a process timeout before it gives up on the agent. */
+export const HOST_TIMEOUT_GRACE_MS = 5000;
+
+export function encodeProcessRequest(request: ProcessRequest): TlvWriter {
+  const body = new TlvWriter().u32(Tag.OP, Op.EXEC);
+  for (const arg of request.argv) body.str(Tag.ARGV, arg);
+  for (const entry of request.env) body.str(Tag.ENV, entry);
+  if (request.cwd !== undefined) body.str(Tag.CWD, request.cwd);
+  body.u32(Tag.TIMEOUT_MS, request.timeoutMs);
+  if (request.tty) {
+    body.u32(Tag.TTY, 1).u32(Tag.ROWS, request.tty.rows).u32(Tag.COLS, request.tty.cols);
+  }
+  for (const file of request.stageFiles) {
+    body.str(Tag.STAGE_PATH, file.path).u32(Tag.STAGE_MODE, file.mode).raw(Tag.STAGE_DATA, file.data);
+  }
+  for (const argv of request.chain) {
+    const inner = new TlvWriter();
+    for (const arg of argv) inner.str(Tag.ARGV, arg);
+    body.nested(Tag.CHAIN, inner);
+  }
+  if (request.workload) body.u32(Tag.WORKLOAD, 1);
+  return body;
+}
+
+export function decodeWaitResult(fields: TlvFields): WaitResult {
+  const exitCode = fields.i32(Tag.EXIT_CODE);
+  if (exitCode === undefined) {
+    throw new MicrovmError('E_AGENT_PROTOCOL', 'the guest agent answered an exec without an exit code');
+  }
+  const signal = fields.u32(Tag.SIGNAL) ?? 0;
+  return {
+    exitCode,
+    signal: signal === 0 ? null : linuxSignalName(signal),
+    timedOut: (fields.u32(Tag.TIMED_OUT) ?? 0) === 1,
+    peakRssKib: Number(fields.u64(Tag.PEAK_RSS_KIB) ?? 0n),
+  };
+}
+
+/** Rejects after `ms` unless the promise settles first; the timer never keeps Node alive. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => MicrovmError): Promise<T> {
+  if (ms <= 0) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    timer.unref();
+    promise.then(
+      (value) => { clearTimeout(timer); resolve(value); },
+      (err) => { clearTimeout(timer); reject(err); },
+    );
+  });
+}

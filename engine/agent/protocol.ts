@@ -1,0 +1,89 @@
+/**
+ * Wire protocol constants. The one definition is native/agent/protocol.h (explained in
+ * native/agent/protocol.md); test/unit/protocol-constants.test.ts keeps these in step.
+ */
+export const PROTO_VERSION = 1;
+export const FRAME_MAGIC = 0x564d;
+export const HEADER_SIZE = 12;
+export const MAX_PAYLOAD = 4 * 1024 * 1024 + 64 * 1024;
+export const MAX_CHUNK = 64 * 1024;
+export const MAX_FILE = 4 * 1024 * 1024;
+export const OUTPUT_WINDOW = 256 * 1024;
+export const STDIN_WINDOW = 128 * 1024;
+export const MAX_STREAMS = 64;
+export const MAX_ARGS = 4096;
+export const MAX_CHAIN = 16;
+
+export const FrameType = {
+  HELLO: 1,
+  REQUEST: 2,
+  RESPONSE: 3,
+  STDIN: 4,
+  STDOUT: 5,
+  STDERR: 6,
+  CLOSE_STDIN: 7,
+  CREDIT: 8,
+  SIGNAL: 9,
+  RESIZE: 10,
+  ERROR: 11,
+} as const;
+
+export const Tag = {
+  OP: 1,
+  ARGV: 2,
+  ENV: 3,
+  CWD: 4,
+  TIMEOUT_MS: 5,
+  TTY: 6,
+  ROWS: 7,
+  COLS: 8,
+  STAGE_PATH: 9,
+  STAGE_MODE: 10,
+  STAGE_DATA: 11,
+  CHAIN: 12,
+  WORKLOAD: 13,
+  PATH: 14,
+  MODE: 15,
+  DATA: 16,
+  SIGNO: 17,
+  STATUS: 20,
+  ERROR: 21,
+  ERRNO: 22,
+  EXIT_CODE: 23,
+  SIGNAL: 24,
+  TIMED_OUT: 25,
+  PEAK_RSS_KIB: 26,
+  NONCE: 30,
+  PROTO_VERSION: 31,
+  AGENT_VERSION: 32,
+  FEATURE: 33,
+  KERNEL: 34,
+} as const;
+
+export const Op = {
+  EXEC: 1,
+  WRITE_FILE: 2,
+  READ_FILE: 3,
+  SIGNAL_WORKLOAD: 4,
+  INFO: 5,
+  SHUTDOWN: 6,
+  PING: 7,
+} as const;
+
+export const Status = {
+  OK: 0,
+  E_BAD_REQUEST: 1,
+  E_UNKNOWN_OP: 2,
+  E_TOO_LARGE: 3,
+  E_NOT_FOUND: 4,
+  E_IO: 5,
+  E_BUSY: 6,
+  E_NO_WORKLOAD: 7,
+  E_BAD_FRAME: 8,
+  E_BAD_STREAM: 9,
+} as const;
+
+export function statusName(status: number): string {
+  const entry = Object.entries(Status).find(([, value]) => value === status);
+  return entry ? entry[0] : `status ${status}`;
+}

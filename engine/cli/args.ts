@@ -1,0 +1,79 @@
+import { MicrovmError } from '../errors';
+
+export interface VmFlags {
+  image?: string;
+  memoryMib?: number;
+  vcpus?: number;
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ParsedCommand {
+  flags: VmFlags;
+  /** The guest command: everything after `--` or after the first non-flag word. */
+  argv: string[];
+}
+
+const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd']);
+
+/**
+ * Parses `[flags] [--] ARGV...`. Flags stop at the first word that is not one, so
+ * `microvm run ls -la` passes -la to the guest.
+ */
+export function parseVmCommand(args: string[], allowArgv: boolean): ParsedCommand {
+  const flags: VmFlags = { env: {} };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('--')) break;
+    const [name, inline] = splitInline(arg);
+    if (!VALUE_FLAGS.has(name)) throw badFlag(`unknown option ${name}`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw badFlag(`${name} needs a value`);
+    applyFlag(flags, name, value);
+  }
+  const argv = args.slice(i);
+  if (!allowArgv && argv.length > 0) throw badFlag(`unexpected argument ${JSON.stringify(argv[0])}`);
+  return { flags, argv };
+}
+
+function splitInline(arg: string): [string, string | undefined] {
+  const eq = arg.indexOf('=');
+  return eq < 0 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
+}
+
+function applyFlag(flags: VmFlags, name: string, value: string): void {
+  switch (name) {
+    case '--image':
+      flags.image = value;
+      return;
+    case '--memory':
+      flags.memoryMib = wholeNumber(name, value, 'MiB of guest memory, at least 64');
+      return;
+    case '--cpus':
+      flags.vcpus = wholeNumber(name, value, 'virtual CPUs, at least 1');
+      return;
+    case '--cwd':
+      flags.cwd = value;
+      return;
+    case '--env': {
+      const eq = value.indexOf('=');
+      if (eq <= 0) throw badFlag(`invalid --env value ${JSON.stringify(value)}: expected NAME=VALUE`);
+      flags.env[value.slice(0, eq)] = value.slice(eq + 1);
+      return;
+    }
+  }
+}
+
+function wholeNumber(name: string, value: string, what: string): number {
+  if (!/^\d+$/.test(value)) throw badFlag(`invalid ${name} value ${JSON.stringify(value)}: expected a whole number (${what})`);
+  return Number(value);
+}
+
+function badFlag(message: string): MicrovmError {
+  return new MicrovmError('E_BAD_OPTION', `${message}; see \`microvm --help\``);
+}

@@ -1,0 +1,40 @@
+/**
+ * Progress lines on stderr for work that takes more than a second. Quick steps print
+ * nothing, so scripted use stays quiet.
+ */
+export class Progress {
+  private timer: NodeJS.Timeout | undefined;
+  private shown = false;
+  private started = 0;
+  private label = '';
+
+  constructor(private readonly out: NodeJS.WritableStream = process.stderr) {}
+
+  step(label: string): void {
+    this.finish();
+    this.label = label;
+    this.started = Date.now();
+    this.shown = false;
+    this.timer = setTimeout(() => {
+      this.shown = true;
+      this.out.write(`microvm: ${label}...\n`);
+    }, 1000);
+    this.timer.unref();
+  }
+
+  /** Updates the current step's detail if its line is already shown. */
+  detail(text: string): void {
+    if (this.shown) this.out.write(`microvm:   ${text}\n`);
+  }
+
+  finish(): void {
+    clearTimeout(this.timer);
+    if (this.shown) this.out.write(`microvm: ${this.label}: done in ${((Date.now() - this.started) / 1000).toFixed(1)} s\n`);
+    this.shown = false;
+    this.timer = undefined;
+  }
+
+  note(text: string): void {
+    this.out.write(`microvm: ${text}\n`);
+  }
+}

@@ -1,0 +1,48 @@
+import { TCG_WARNING } from '../accel/decide';
+import { Image } from '../image/image';
+import { Pool } from '../pool/pool';
+import { Vm } from '../vm/vm';
+import { VmFlags } from './args';
+import { Progress } from './progress';
+
+export interface Session {
+  vm: Vm;
+  close(): Promise<void>;
+}
+
+/** Builds the image and boots one VM for a CLI command, with progress on stderr. */
+export async function openSession(flags: VmFlags, progress: Progress): Promise<Session> {
+  progress.step(`preparing image ${flags.image ?? '(default)'}`);
+  let lastMib = -1;
+  const image = await Image.build({
+    ref: flags.image,
+    memoryMib: flags.memoryMib,
+    vcpus: flags.vcpus,
+    onProgress: (event) => {
+      if (event.phase !== 'rootfs') return;
+      const mib = Math.floor(event.bytes / (1024 * 1024));
+      if (mib >= lastMib + 16) {
+        lastMib = mib;
+        progress.detail(`root disk: ${event.step}, ${mib} MiB`);
+      }
+    },
+  });
+  progress.step('booting the VM');
+  const pool: Pool = image.pool({ min: 1, max: 1 });
+  let vm: Vm;
+  try {
+    vm = await pool.acquire();
+  } catch (err) {
+    await pool.shutdown();
+    throw err;
+  }
+  progress.finish();
+  if (vm.accel.isolation === 'emulated') progress.note(`warning: ${TCG_WARNING}`);
+  return {
+    vm,
+    close: async () => {
+      await vm.release();
+      await pool.shutdown();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * One error class for the whole engine. Callers match on `code`, which never changes once
+ * published; `message` says what failed, with the value that failed and what to do next.
+ */
+export type ErrorCode =
+  | 'E_BAD_OPTION'
+  | 'E_SETUP_MISSING'
+  | 'E_QEMU_MISSING'
+  | 'E_ACCEL_UNAVAILABLE'
+  | 'E_BOOT_TIMEOUT'
+  | 'E_BOOT_FAILED'
+  | 'E_VM_EXITED'
+  | 'E_VM_RELEASED'
+  | 'E_AGENT_PROTOCOL'
+  | 'E_AGENT_VERSION'
+  | 'E_AGENT_TIMEOUT'
+  | 'E_AGENT_REFUSED'
+  | 'E_OUTPUT_LIMIT'
+  | 'E_FILE_TOO_LARGE'
+  | 'E_FILE_NOT_FOUND'
+  | 'E_NO_WORKLOAD'
+  | 'E_QMP'
+  | 'E_IMAGE_NOT_FOUND'
+  | 'E_IMAGE_REF'
+  | 'E_IMAGE_INVALID'
+  | 'E_IMAGE_DIGEST'
+  | 'E_IMAGE_UNSUPPORTED'
+  | 'E_IMAGE_TOO_LARGE'
+  | 'E_ROOTFS_BUILD'
+  | 'E_STATE_DIR'
+  | 'E_POOL_SHUTDOWN'
+  | 'E_ACQUIRE_TIMEOUT';
+
+export class MicrovmError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MicrovmError';
+    this.code = code;
+  }
+}
+
+export function isMicrovmError(err: unknown, code?: ErrorCode): err is MicrovmError {
+  return err instanceof MicrovmError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,36 @@
+import { chooseAccel } from './accel/detect';
+import { TCG_WARNING } from './accel/decide';
+import { Accel } from './qemu/types';
+import { guestAssets } from './kernel/assets';
+import { findQemu } from './qemu/binary';
+import { microvmHome } from './paths';
+
+export interface EngineInfo {
+  accel: Accel;
+  isolation: 'hardware' | 'emulated';
+  /** Why this accelerator was chosen. */
+  accelReason: string;
+  /** Present when the VM is not a security boundary (TCG). */
+  warning?: string;
+  qemu: { path: string; version: string; seccomp: boolean };
+  kernel: string;
+  agent: { sha256: string };
+  home: string;
+}
+
+/** What VMs started now would run on, and how isolated they would be. */
+export async function engineInfo(): Promise<EngineInfo> {
+  const assets = await guestAssets();
+  const qemu = await findQemu('x86_64');
+  const choice = await chooseAccel(assets, qemu);
+  return {
+    accel: choice.accel,
+    isolation: choice.isolation,
+    accelReason: choice.reason,
+    ...(choice.isolation === 'emulated' ? { warning: TCG_WARNING } : {}),
+    qemu,
+    kernel: assets.kernelRelease,
+    agent: { sha256: assets.agentSha256 },
+    home: microvmHome(),
+  };
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { MicrovmError } from './errors';
+
+/**
+ * User-facing options, validated at the boundary: unknown keys are rejected, and an error
+ * names the field, the value it got and what it expected.
+ */
+const bytes = z.custom<Uint8Array | string>((v) => typeof v === 'string' || v instanceof Uint8Array, 'expected a string or a Buffer');
+const guestPath = z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'expected an absolute guest path');
+const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL')).min(1, 'expected at least one argument');
+const envMap = z.record(z.string().regex(/^[^=\0]+$/, 'expected a variable name without "=" or NUL'), z.string().refine((s) => !s.includes('\0'), 'must not contain NUL'));
+const mib = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const buildOptionsSchema = z.object({
+  ref: z.string().min(1).optional(),
+  name: z.string().min(1).optional(),
+  memoryMib: mib(64, 1024 * 1024).default(256),
+  vcpus: z.number().int().min(1).max(255).default(1),
+  env: envMap.default({}),
+  cmd: argv.optional(),
+  bootTimeoutMs: z.number().int().positive().optional(),
+  onProgress: z.function().args(z.any()).returns(z.any()).optional(),
+}).strict();
+
+export const poolOptionsSchema = z.object({
+  min: z.number().int().min(0).max(64).default(1),
+  max: z.number().int().min(1).max(64).default(1),
+  acquireTimeoutMs: z.number().int().min(0).default(60_000),
+  idleTimeoutMs: z.number().int().min(0).default(0),
+  restoreOnRelease: z.boolean().default(true),
+  memoryMib: mib(64, 1024 * 1024).optional(),
+  vcpus: z.number().int().min(1).max(255).optional(),
+}).strict().refine((o) => o.min <= o.max, { message: 'min must not exceed max', path: ['min'] });
+
+export const execOptionsSchema = z.object({
+  argv,
+  env: envMap.default({}),
+  cwd: guestPath.optional(),
+  timeoutMs: z.number().int().min(0).max(2 ** 31 - 1).default(60_000),
+  stageFiles: z.array(z.object({ path: guestPath, data: bytes, mode: z.number().int().min(0).max(0o7777).optional() }).strict()).default([]),
+  stageFilesMode: z.number().int().min(0).max(0o7777).default(0o644),
+  chain: z.array(argv).max(16).default([]),
+  tty: z.boolean().default(false),
+  winsize: z.object({ rows: z.number().int().min(1).max(0xffff), cols: z.number().int().min(1).max(0xffff) }).strict().optional(),
+  maxBuffer: z.number().int().positive().default(64 * 1024 * 1024),
+  encoding: z.enum(['utf8', 'buffer']).default('utf8'),
+}).strict();
+
+export type BuildOptions = z.input<typeof buildOptionsSchema>;
+export type PoolOptions = z.input<typeof poolOptionsSchema>;
+export type ExecOptions = z.input<typeof execOptionsSchema>;
+
+/** Parses options with a schema, turning the first problem into an E_BAD_OPTION error. */
+export function parseOptions<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue.path.join('.') || '(options)';
+  const got = valueAt(value, issue.path);
+  const detail = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message;
+  throw new MicrovmError('E_BAD_OPTION', `invalid ${what} option ${field}: ${detail} (got ${describe(got)})`);
+}
+
+function valueAt(value: unknown, path: Array<string | number>): unknown {
+  let current = value;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  if (typeof value === 'function') return 'a function';
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

@@ -1,0 +1,194 @@
+import { MicrovmError } from '../errors';
+import { ImageConfig } from '../image/types';
+import { Machine } from '../vm/machine';
+import { Vm } from '../vm/vm';
+
+export interface PoolStats {
+  alive: number;
+  inUse: number;
+  idle: number;
+  waiting: number;
+  min: number;
+  max: number;
+}
+
+export interface PoolSettings {
+  min: number;
+  max: number;
+  acquireTimeoutMs: number;
+  idleTimeoutMs: number;
+  restoreOnRelease: boolean;
+}
+
+interface Waiter {
+  resolve(machine: Machine): void;
+  reject(error: Error): void;
+  timer?: NodeJS.Timeout;
+}
+
+interface IdleMachine {
+  machine: Machine;
+  since: number;
+}
+
+/**
+ * Keeps `min` VMs ready, grows to `max`, and queues acquirers in FIFO order. A VM that dies
+ * is dropped and replaced; with restoreOnRelease a released VM is discarded so that the
+ * next acquirer gets a clean one.
+ */
+export class Pool {
+  private readonly idle: IdleMachine[] = [];
+  private readonly inUse = new Set<Machine>();
+  private readonly waiters: Waiter[] = [];
+  private booting = 0;
+  private closed = false;
+  private evictTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly boot: () => Promise<Machine>,
+    private readonly config: ImageConfig,
+    private readonly settings: PoolSettings,
+  ) {
+    this.fill();
+  }
+
+  stats(): PoolStats {
+    return {
+      alive: this.idle.length + this.inUse.size,
+      inUse: this.inUse.size,
+      idle: this.idle.length,
+      waiting: this.waiters.length,
+      min: this.settings.min,
+      max: this.settings.max,
+    };
+  }
+
+  async acquire(): Promise<Vm> {
+    if (this.closed) throw shutdownError();
+    const machine = this.takeIdle() ?? (await this.waitForMachine());
+    this.inUse.add(machine);
+    this.fill();
+    return new Vm(machine, this.config, (m) => this.release(m));
+  }
+
+  /** Stops every VM; waiting acquirers are rejected with E_POOL_SHUTDOWN. */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.evictTimer);
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(shutdownError());
+    }
+    const machines = [...this.idle.splice(0).map((i) => i.machine), ...this.inUse];
+    this.inUse.clear();
+    await Promise.all(machines.map((m) => m.stop()));
+    while (this.booting > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  private takeIdle(): Machine | undefined {
+    while (this.idle.length > 0) {
+      const { machine } = this.idle.shift() as IdleMachine;
+      if (machine.alive) return machine;
+    }
+    return undefined;
+  }
+
+  private waitForMachine(): Promise<Machine> {
+    return new Promise<Machine>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      if (this.settings.acquireTimeoutMs > 0) {
+        waiter.timer = setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          reject(new MicrovmError('E_ACQUIRE_TIMEOUT', this.booting > 0 && this.inUse.size < this.settings.max
+            ? `no VM finished booting within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); raise acquireTimeoutMs (emulated boots are slow on a loaded host)`
+            : `no VM became free within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); all ${this.settings.max} are in use. Release VMs sooner or raise max`));
+        }, this.settings.acquireTimeoutMs);
+      }
+      this.waiters.push(waiter);
+      this.fill();
+    });
+  }
+
+  private async release(machine: Machine): Promise<void> {
+    this.inUse.delete(machine);
+    if (this.closed || this.settings.restoreOnRelease || !machine.alive) {
+      await machine.stop();
+    } else {
+      this.offer(machine);
+    }
+    this.fill();
+  }
+
+  /** Hands a ready machine to the oldest waiter, or parks it idle. */
+  private offer(machine: Machine): void {
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(machine);
+    } else {
+      this.idle.push({ machine, since: Date.now() });
+      this.scheduleEviction();
+    }
+  }
+
+  /** Boots machines until `min` are ready beyond the waiters, never past `max` in all. */
+  private fill(): void {
+    if (this.closed) return;
+    for (;;) {
+      const total = this.idle.length + this.inUse.size + this.booting;
+      const ready = this.idle.length + this.booting;
+      if (total >= this.settings.max || ready >= this.settings.min + this.waiters.length) return;
+      this.startBoot();
+    }
+  }
+
+  private startBoot(): void {
+    this.booting++;
+    this.boot().then(
+      (machine) => {
+        this.booting--;
+        if (this.closed) return void machine.stop();
+        machine.onExit(() => this.forget(machine));
+        this.offer(machine);
+      },
+      (error: Error) => {
+        this.booting--;
+        const waiter = this.waiters.shift();
+        if (waiter) {
+          clearTimeout(waiter.timer);
+          waiter.reject(error);
+        }
+      },
+    );
+  }
+
+  /** A machine died on its own: drop it and boot a replacement if needed. */
+  private forget(machine: Machine): void {
+    this.inUse.delete(machine);
+    const index = this.idle.findIndex((i) => i.machine === machine);
+    if (index >= 0) this.idle.splice(index, 1);
+    this.fill();
+  }
+
+  private scheduleEviction(): void {
+    if (this.settings.idleTimeoutMs === 0 || this.evictTimer) return;
+    this.evictTimer = setInterval(() => this.evictIdle(), Math.max(50, this.settings.idleTimeoutMs / 4));
+    this.evictTimer.unref();
+  }
+
+  private evictIdle(): void {
+    const now = Date.now();
+    while (this.idle.length > this.settings.min && now - this.idle[0].since >= this.settings.idleTimeoutMs) {
+      void (this.idle.shift() as IdleMachine).machine.stop();
+    }
+    if (this.idle.length <= this.settings.min) {
+      clearInterval(this.evictTimer);
+      this.evictTimer = undefined;
+    }
+  }
+}
+
+function shutdownError(): MicrovmError {
+  return new MicrovmError('E_POOL_SHUTDOWN', 'the pool was shut down; build a new pool to acquire VMs');
+}
+

@@ -1,0 +1,66 @@
+import { QemuSpec } from './types';
+
+/**
+ * The QEMU command line for a microVM, as a pure function of its spec. Hardening is not
+ * optional: -nodefaults -no-user-config, explicit format=raw, QMP only on a private socket.
+ */
+export function buildQemuArgv(spec: QemuSpec): string[] {
+  return [
+    ...machineArgs(spec),
+    '-m', String(spec.memoryMib),
+    '-smp', String(spec.vcpus),
+    '-nodefaults', '-no-user-config', '-no-reboot',
+    '-display', 'none',
+    ...(spec.seccomp ? ['-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'] : []),
+    '-chardev', 'stdio,id=console,signal=off',
+    '-serial', 'chardev:console',
+    '-kernel', spec.kernel,
+    '-initrd', spec.initrd,
+    '-append', kernelCmdline(spec).join(' '),
+    ...rootDiskArgs(spec),
+    '-device', 'virtio-serial-device',
+    '-chardev', `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
+    '-device', 'virtserialport,chardev=agent,name=agent',
+    '-qmp', `unix:${escapeOption(spec.qmpSocket)},server=on,wait=off`,
+  ];
+}
+
+function machineArgs(spec: QemuSpec): string[] {
+  const accel = spec.accel === 'tcg' ? 'tcg,thread=multi' : spec.accel;
+  if (spec.arch === 'x86_64') {
+    return [
+      '-M', 'microvm,rtc=on',
+      '-accel', accel,
+      '-cpu', spec.accel === 'tcg' ? 'max' : 'host',
+      '-global', 'virtio-mmio.force-legacy=false',
+    ];
+  }
+  return [
+    '-M', 'virt,highmem=on,gic-version=max',
+    '-accel', accel,
+    '-cpu', spec.accel === 'tcg' ? 'max' : 'host',
+    '-global', 'virtio-mmio.force-legacy=false',
+  ];
+}
+
+function kernelCmdline(spec: QemuSpec): string[] {
+  const console = spec.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
+  return [
+    `console=${console}`, 'panic=-1', 'quiet', 'rdinit=/init',
+    ...(spec.rootDisk ? ['microvm.root=/dev/vda', 'microvm.rootfstype=ext4'] : []),
+    ...spec.cmdline,
+  ];
+}
+
+function rootDiskArgs(spec: QemuSpec): string[] {
+  if (!spec.rootDisk) return [];
+  return [
+    '-drive', `id=root,file=${escapeOption(spec.rootDisk)},format=raw,if=none,readonly=on`,
+    '-device', 'virtio-blk-device,drive=root',
+  ];
+}
+
+/** QEMU option values use ',' as separator; a literal comma is written twice. */
+export function escapeOption(value: string): string {
+  return value.replace(/,/g, ',,');
+}

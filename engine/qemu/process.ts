@@ -1,0 +1,72 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { TailBuffer } from './console-log';
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Last resort on a normal Node exit; on SIGKILL of Node the launcher's PDEATHSIG does this. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+/**
+ * A supervised helper process (QEMU, later virtiofsd): started through microvm-launch so
+ * the kernel kills it when this Node process dies, in its own session so a terminal's
+ * Ctrl-C reaches the guest rather than QEMU.
+ */
+export class SupervisedProcess {
+  readonly console = new TailBuffer(64 * 1024);
+  readonly stderr = new TailBuffer(16 * 1024);
+  readonly exited: Promise<ExitStatus>;
+  exitStatus: ExitStatus | undefined;
+  private readonly child: ChildProcess;
+
+  constructor(launcher: string, program: string, args: string[]) {
+    installExitHook();
+    this.child = spawn(launcher, ['--parent', String(process.pid), '--', program, ...args], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(this.child);
+    this.child.stdout?.on('data', (data: Buffer) => this.console.write(data));
+    this.child.stderr?.on('data', (data: Buffer) => this.stderr.write(data));
+    this.exited = new Promise<ExitStatus>((resolve) => {
+      const done = (status: ExitStatus) => {
+        live.delete(this.child);
+        this.exitStatus ??= status;
+        resolve(this.exitStatus);
+      };
+      this.child.once('exit', (code, signal) => done({ code, signal }));
+      this.child.once('error', () => done({ code: 127, signal: null }));
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.exitStatus === undefined;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  /** Waits up to `ms` for the process to exit, then kills it. */
+  async stop(ms: number): Promise<ExitStatus> {
+    const timer = setTimeout(() => this.kill('SIGKILL'), ms);
+    const status = await this.exited;
+    clearTimeout(timer);
+    return status;
+  }
+}

@@ -1,0 +1,158 @@
+import { AgentClient } from '../agent/client';
+import { AgentConnection } from '../agent/connection';
+import { chooseAccel } from '../accel/detect';
+import { AccelChoice } from '../accel/decide';
+import { MicrovmError } from '../errors';
+import { guestAssets } from '../kernel/assets';
+import { buildQemuArgv } from '../qemu/argv';
+import { findQemu } from '../qemu/binary';
+import { SupervisedProcess } from '../qemu/process';
+import { TailBuffer } from '../qemu/console-log';
+import { ProcessRequest } from '../agent/process';
+import { QmpClient } from '../qemu/qmp';
+import { createStateDir, StateDir } from './state-dir';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export interface BootSpec {
+  rootDisk: string;
+  /** The image's workload (its cmd), started once the agent answers; vm.workloadSignal targets it. */
+  workload?: ProcessRequest;
+  memoryMib: number;
+  vcpus: number;
+  bootTimeoutMs?: number;
+}
+
+const BOOT_TIMEOUT_MS = { kvm: 20_000, hvf: 20_000, tcg: 60_000 } as const;
+const QUIT_GRACE_MS = 2000;
+/** How long a lost agent connection waits for QEMU's exit status to explain it. */
+const LOSS_EXPLAIN_WAIT_MS = 1000;
+
+/**
+ * One running QEMU process with its agent connection and QMP socket. Owns its state
+ * directory; everything is torn down exactly once, however the VM ends.
+ */
+export class Machine {
+  private readonly exitListeners = new Set<(error: MicrovmError) => void>();
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly state: StateDir,
+    readonly accel: AccelChoice,
+    private readonly qemu: SupervisedProcess,
+    readonly agent: AgentClient,
+    private readonly qmp: QmpClient,
+    readonly bootMs: number,
+  ) {
+    void qemu.exited.then(() => {
+      const error = this.exitError();
+      agent.connection.abort(error);
+      qmp.close();
+      state.remove();
+      for (const listener of this.exitListeners) listener(error);
+    });
+  }
+
+  static async boot(spec: BootSpec): Promise<Machine> {
+    const started = Date.now();
+    const assets = await guestAssets();
+    const qemuBinary = await findQemu('x86_64');
+    const accel = await chooseAccel(assets, qemuBinary);
+    const state = createStateDir();
+    const argv = buildQemuArgv({
+      arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
+      kernel: assets.kernel, initrd: assets.initrd, cmdline: [], rootDisk: spec.rootDisk,
+      agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp,
+    });
+    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv);
+    const timeoutMs = spec.bootTimeoutMs ?? BOOT_TIMEOUT_MS[accel.accel];
+    const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during boot${describeExit(qemu)}`);
+    try {
+      const [{ connection, info }, qmp] = await Promise.all([
+        AgentConnection.open(state.file('agentSocket'), {
+          timeoutMs,
+          abortIf: bootFailure,
+          describeLoss: async () => {
+            await Promise.race([qemu.exited, delay(LOSS_EXPLAIN_WAIT_MS)]);
+            return lossError(qemu);
+          },
+        }),
+        QmpClient.connect(state.file('qmpSocket'), timeoutMs),
+      ]);
+      const machine = new Machine(state, accel, qemu, new AgentClient(connection, info), qmp, Date.now() - started);
+      if (spec.workload) machine.startWorkload(spec.workload);
+      return machine;
+    } catch (err) {
+      qemu.kill();
+      await qemu.exited;
+      state.remove();
+      if (err instanceof MicrovmError && err.code === 'E_BOOT_TIMEOUT') {
+        throw new MicrovmError('E_BOOT_TIMEOUT',
+          `the VM did not become ready within ${timeoutMs} ms under ${accel.accel}${describeExit(qemu)}`, { cause: err });
+      }
+      throw bootFailure() ?? err;
+    }
+  }
+
+  /** The last output of the workload, for logs and errors. */
+  readonly workloadLog = new TailBuffer(64 * 1024);
+
+  private startWorkload(request: ProcessRequest): void {
+    const child = this.agent.spawn({ ...request, workload: true, timeoutMs: 0 });
+    const drain = async (read: () => Promise<Buffer | null>) => {
+      for (let chunk = await read(); chunk; chunk = await read()) this.workloadLog.write(chunk);
+    };
+    void drain(() => child.readStdout());
+    void drain(() => child.readStderr());
+    child.wait().then(
+      (result) => this.workloadLog.write(Buffer.from(`\n[workload exited: ${result.signal ?? result.exitCode}]\n`)),
+      () => undefined,
+    );
+  }
+
+  get alive(): boolean {
+    return this.qemu.running && !this.agent.connection.closed;
+  }
+
+  get pid(): number | undefined {
+    return this.qemu.pid;
+  }
+
+  /** Called once when QEMU exits, for whatever reason, with the error pending calls got. */
+  onExit(listener: (error: MicrovmError) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
+  }
+
+  /** Ends the VM: QMP quit, then SIGKILL after a grace period. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.qemu.running) this.qmp.execute('quit').catch(() => this.qemu.kill());
+      await this.qemu.stop(QUIT_GRACE_MS);
+    })();
+    return this.stopping;
+  }
+
+  private exitError(): MicrovmError {
+    return this.stopping
+      ? new MicrovmError('E_VM_RELEASED', 'the VM was stopped')
+      : lossError(this.qemu);
+  }
+}
+
+function lossError(qemu: SupervisedProcess): MicrovmError {
+  if (qemu.running) {
+    return new MicrovmError('E_AGENT_PROTOCOL', 'the connection to the guest agent was lost while QEMU still runs; release this VM');
+  }
+  return new MicrovmError('E_VM_EXITED', `the VM exited unexpectedly${describeExit(qemu)}`);
+}
+
+function describeExit(qemu: SupervisedProcess): string {
+  const parts: string[] = [];
+  const status = qemu.exitStatus;
+  if (status) parts.push(status.signal ? ` (QEMU killed by ${status.signal})` : ` (QEMU exit code ${status.code})`);
+  const stderr = qemu.stderr.lastLines(5);
+  if (stderr) parts.push(`\nQEMU said:\n${stderr}`);
+  const console = qemu.console.lastLines(15);
+  if (console) parts.push(`\nlast guest console lines:\n${console}`);
+  return parts.join('');
+}

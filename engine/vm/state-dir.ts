@@ -1,0 +1,105 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { MicrovmError } from '../errors';
+import { homePaths } from '../paths';
+
+/** Every file in a VM's state directory, named once. */
+export const STATE_FILES = {
+  agentSocket: 'agent.sock',
+  qmpSocket: 'qmp.sock',
+  owner: 'owner.json',
+} as const;
+
+/** Unix socket paths are limited to 107 bytes on Linux. */
+const MAX_SOCKET_PATH = 107;
+
+export interface StateDir {
+  id: string;
+  dir: string;
+  file(name: keyof typeof STATE_FILES): string;
+  remove(): void;
+}
+
+interface Owner {
+  pid: number;
+  startTime: string;
+}
+
+/** Creates run/<id>/ (0700) and records its owner so a later start can reap it. */
+export function createStateDir(): StateDir {
+  const runDir = homePaths.runDir();
+  fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const id = randomBytes(6).toString('hex');
+  const dir = path.join(runDir, id);
+  if (path.join(dir, STATE_FILES.agentSocket).length > MAX_SOCKET_PATH) {
+    throw new MicrovmError('E_STATE_DIR',
+      `the VM state directory ${dir} makes socket paths longer than ${MAX_SOCKET_PATH} bytes; set MICROVM_HOME to a shorter path`);
+  }
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const owner: Owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '' };
+  fs.writeFileSync(path.join(dir, STATE_FILES.owner), JSON.stringify(owner), { mode: 0o600 });
+  return {
+    id,
+    dir,
+    file: (name) => path.join(dir, STATE_FILES[name]),
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Removes state directories whose owner process is gone (killed before it could clean up).
+ * A pid that was reused by another process is told apart by its start time.
+ */
+export function reapStaleStateDirs(): string[] {
+  const runDir = homePaths.runDir();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(runDir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of entries) {
+    const dir = path.join(runDir, name);
+    if (ownerAlive(dir)) continue;
+    fs.rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
+/** A directory being created right now has no owner file yet: it counts as alive for a minute. */
+const OWNERLESS_GRACE_MS = 60_000;
+
+function ownerAlive(dir: string): boolean {
+  let owner: Owner;
+  try {
+    owner = JSON.parse(fs.readFileSync(path.join(dir, STATE_FILES.owner), 'utf8')) as Owner;
+  } catch {
+    const age = Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    return age < OWNERLESS_GRACE_MS;
+  }
+  if (!fs.existsSync('/proc/self/stat')) return pidExists(owner.pid);
+  const startTime = processStartTime(owner.pid);
+  return startTime !== undefined && startTime === owner.startTime;
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}

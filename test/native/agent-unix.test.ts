@@ -1,0 +1,153 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ChildProcess, spawn } from 'node:child_process';
+import { AgentClient } from '../../engine/agent/client';
+import { AgentConnection } from '../../engine/agent/connection';
+import { encodeFrame, FrameDecoder, Frame } from '../../engine/agent/frame';
+import { FrameType, MAX_PAYLOAD, Op, Status, Tag } from '../../engine/agent/protocol';
+import { parseTlv, TlvWriter } from '../../engine/agent/tlv';
+import { MicrovmError } from '../../engine/errors';
+
+/**
+ * The real agent binary, run on the host over a Unix socket (its test transport), driven
+ * through the engine's own client and through hand-made hostile frames.
+ */
+const agentBinary = path.join(__dirname, '../../native/build/microvm-agent');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-agent-'));
+const socketPath = path.join(dir, 'agent.sock');
+let agent: ChildProcess;
+
+before(async () => {
+  agent = spawn(agentBinary, ['--unix', socketPath], { stdio: ['ignore', 'inherit', 'inherit'] });
+  for (let i = 0; i < 200 && !fs.existsSync(socketPath); i++) await new Promise((r) => setTimeout(r, 10));
+});
+
+after(() => {
+  agent.kill('SIGKILL');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function openClient(): Promise<AgentClient> {
+  const { connection, info } = await AgentConnection.open(socketPath, {
+    timeoutMs: 5000,
+    describeLoss: async () => new MicrovmError('E_AGENT_PROTOCOL', 'test connection lost'),
+  });
+  return new AgentClient(connection, info);
+}
+
+/** A raw socket speaking frames by hand, for inputs the engine's client never produces. */
+async function rawSession(): Promise<{ send(b: Buffer): void; next(): Promise<Frame>; close(): void }> {
+  const socket = net.connect(socketPath);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const decoder = new FrameDecoder();
+  const queue: Frame[] = [];
+  const waiters: Array<(f: Frame) => void> = [];
+  socket.on('data', (data) => {
+    for (const frame of decoder.push(data)) {
+      const waiter = waiters.shift();
+      if (waiter) waiter(frame);
+      else queue.push(frame);
+    }
+  });
+  return {
+    send: (b) => socket.write(b),
+    next: () => {
+      const frame = queue.shift();
+      return frame ? Promise.resolve(frame) : new Promise((resolve) => waiters.push(resolve));
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+const exec = (argv: string[], extra: Partial<Parameters<AgentClient['exec']>[0]> = {}) =>
+  ({ argv, env: ['PATH=/usr/bin:/bin'], timeoutMs: 10_000, stageFiles: [], chain: [], ...extra });
+
+test('handshake reports version and features', async () => {
+  const client = await openClient();
+  assert.equal(client.info.protoVersion, 1);
+  for (const feature of ['exec', 'spawn', 'tty', 'files', 'workload', 'chain']) assert.ok(client.info.features.includes(feature), feature);
+  client.connection.close();
+});
+
+test('exec collects output and exit codes; a missing program exits 127 with a message', async () => {
+  const client = await openClient();
+  const result = await client.exec(exec(['sh', '-c', 'echo out; echo err >&2; exit 3']), 1 << 20);
+  assert.equal(result.stdout.toString(), 'out\n');
+  assert.equal(result.stderr.toString(), 'err\n');
+  assert.equal(result.exitCode, 3);
+  const missing = await client.exec(exec(['no-such-program-xyz']), 1 << 20);
+  assert.equal(missing.exitCode, 127);
+  assert.match(missing.stderr.toString(), /no-such-program-xyz/);
+  client.connection.close();
+});
+
+test('malformed TLV, an unknown op, an unknown frame type and an oversized frame each get an error reply, and the agent keeps serving', async () => {
+  const raw = await rawSession();
+  const truncated = Buffer.from([1, 0, 4, 0, 0, 0, 1]);
+  raw.send(encodeFrame(FrameType.REQUEST, 1, truncated));
+  let reply = await raw.next();
+  assert.equal(reply.type, FrameType.RESPONSE);
+  assert.equal(parseTlv(reply.payload).u32(Tag.STATUS), Status.E_BAD_REQUEST);
+
+  raw.send(encodeFrame(FrameType.REQUEST, 2, new TlvWriter().u32(Tag.OP, 99).toBuffer()));
+  reply = await raw.next();
+  assert.equal(parseTlv(reply.payload).u32(Tag.STATUS), Status.E_UNKNOWN_OP);
+
+  raw.send(encodeFrame(77, 3));
+  reply = await raw.next();
+  assert.equal(reply.type, FrameType.ERROR);
+  assert.equal(parseTlv(reply.payload).u32(Tag.STATUS), Status.E_BAD_FRAME);
+
+  const header = encodeFrame(FrameType.REQUEST, 4).subarray(0, 12);
+  header.writeUInt32LE(MAX_PAYLOAD + 1, 8);
+  raw.send(Buffer.concat([header, Buffer.alloc(MAX_PAYLOAD + 1)]));
+  reply = await raw.next();
+  assert.equal(reply.type, FrameType.ERROR);
+  assert.equal(reply.stream, 4);
+  assert.equal(parseTlv(reply.payload).u32(Tag.STATUS), Status.E_TOO_LARGE);
+
+  raw.send(encodeFrame(FrameType.REQUEST, 5, new TlvWriter().u32(Tag.OP, Op.PING).toBuffer()));
+  reply = await raw.next();
+  assert.equal(reply.stream, 5);
+  assert.equal(parseTlv(reply.payload).u32(Tag.STATUS), Status.OK);
+  raw.close();
+});
+
+test('a header with a bad magic is answered on stream 0 and later frames are served', async () => {
+  const raw = await rawSession();
+  raw.send(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+  const reply = await raw.next();
+  assert.equal(reply.type, FrameType.ERROR);
+  assert.equal(reply.stream, 0);
+  await new Promise((r) => setTimeout(r, 50));
+  raw.send(encodeFrame(FrameType.REQUEST, 9, new TlvWriter().u32(Tag.OP, Op.PING).toBuffer()));
+  const pong = await raw.next();
+  assert.equal(pong.stream, 9);
+  raw.close();
+});
+
+test('10,000 random and mutated frames do not crash or hang the agent', async () => {
+  const raw = await rawSession();
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const ping = encodeFrame(FrameType.REQUEST, 1, new TlvWriter().u32(Tag.OP, Op.INFO).toBuffer());
+  for (let i = 0; i < 10_000; i++) {
+    const frame = Buffer.from(ping);
+    frame.writeUInt32LE(1000 + i, 4);
+    for (let flips = 0; flips < 2; flips++) {
+      const at = 12 + Math.floor(random() * (frame.length - 12));
+      frame[at] = Math.floor(random() * 256);
+    }
+    raw.send(frame);
+  }
+  raw.close();
+  const client = await openClient();
+  const result = await client.exec(exec(['echo', 'still here']), 1 << 20);
+  assert.equal(result.stdout.toString(), 'still here\n');
+  assert.equal(agent.exitCode, null, 'the agent is still running');
+  client.connection.close();
+});

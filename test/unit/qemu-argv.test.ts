@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildQemuArgv } from '../../engine/qemu/argv';
+import { QemuSpec } from '../../engine/qemu/types';
+
+const base: QemuSpec = {
+  arch: 'x86_64', accel: 'tcg', memoryMib: 256, vcpus: 1, kernel: '/a/vmlinuz', initrd: '/a/initrd.cpio',
+  cmdline: [], rootDisk: '/cache/root,1.ext4', agentSocket: '/run/x/agent.sock', qmpSocket: '/run/x/qmp.sock', seccomp: true,
+};
+
+function valueOf(argv: string[], flag: string): string[] {
+  return argv.flatMap((arg, i) => (arg === flag ? [argv[i + 1]] : []));
+}
+
+test('every VM is hardened: no defaults, no user config, seccomp, raw read-only root, private QMP', () => {
+  const argv = buildQemuArgv(base);
+  for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) assert.ok(argv.includes(flag), flag);
+  assert.match(valueOf(argv, '-sandbox')[0], /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
+  assert.deepEqual(valueOf(argv, '-drive'), ['id=root,file=/cache/root,,1.ext4,format=raw,if=none,readonly=on']);
+  assert.deepEqual(valueOf(argv, '-qmp'), ['unix:/run/x/qmp.sock,server=on,wait=off']);
+  assert.ok(!argv.some((arg) => /tcp:|telnet|-monitor|-vnc|-gdb/.test(arg)), 'no listening monitor or debug port');
+  assert.equal(buildQemuArgv({ ...base, seccomp: false }).includes('-sandbox'), false);
+});
+
+test('x86_64 uses the microvm machine; TCG gets -cpu max, KVM -cpu host', () => {
+  const tcg = buildQemuArgv(base);
+  assert.equal(valueOf(tcg, '-M')[0].split(',')[0], 'microvm');
+  assert.deepEqual(valueOf(tcg, '-accel'), ['tcg,thread=multi']);
+  assert.deepEqual(valueOf(tcg, '-cpu'), ['max']);
+  const kvm = buildQemuArgv({ ...base, accel: 'kvm' });
+  assert.deepEqual(valueOf(kvm, '-accel'), ['kvm']);
+  assert.deepEqual(valueOf(kvm, '-cpu'), ['host']);
+  assert.match(valueOf(kvm, '-append')[0], /console=ttyS0 .*microvm\.root=\/dev\/vda/);
+});
+
+test('aarch64 under HVF uses the virt machine, -cpu host and the PL011 console', () => {
+  const argv = buildQemuArgv({ ...base, arch: 'aarch64', accel: 'hvf' });
+  assert.equal(valueOf(argv, '-M')[0].split(',')[0], 'virt');
+  assert.deepEqual(valueOf(argv, '-accel'), ['hvf']);
+  assert.deepEqual(valueOf(argv, '-cpu'), ['host']);
+  assert.match(valueOf(argv, '-append')[0], /console=ttyAMA0/);
+  assert.ok(argv.includes('virtio-serial-device'));
+});
+
+test('no root disk means no -drive and no microvm.root', () => {
+  const argv = buildQemuArgv({ ...base, rootDisk: undefined, cmdline: ['microvm.mode=probe'] });
+  assert.equal(argv.includes('-drive'), false);
+  assert.doesNotMatch(valueOf(argv, '-append')[0], /microvm\.root/);
+  assert.match(valueOf(argv, '-append')[0], /microvm\.mode=probe$/);
+});
