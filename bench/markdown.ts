@@ -1,0 +1,38 @@
+import { BenchResults } from './types';
+
+/** The human-readable report: the host on top, one table line per row, then the baselines. */
+export function renderMarkdown(results: BenchResults, svgFile: string): string {
+  const m = results.machine;
+  const a = results.accelerator;
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryMib / 1024).toFixed(1)} GiB, Linux ${m.kernel} (${m.os}), Node ${m.node}, load average ${m.loadAverage.map((l) => l.toFixed(2)).join(' ')} at start`,
+    `Accelerator: **${a.accel}** (${a.isolation}; ${a.reason}), QEMU ${results.qemu.version}, guest kernel ${results.guestKernel}`,
+    `Run: ${results.date}${results.quick ? ', --quick' : ''}, groups ${results.groups.join(', ')}${results.git ? `, commit ${results.git.commit.slice(0, 10)}${results.git.dirty ? ' (engine/native modified)' : ''}` : ''}`,
+    '',
+    '| row | p50 | p90 / p99 | baseline (p50) | ratio | unit |',
+    '|---|---:|---:|---|---:|---|',
+    ...results.rows.map((r) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.ratio.toFixed(2)}x | ${r.unit} |`),
+    '',
+    '| baseline | samples | p50 | p90 / p99 | unit |',
+    '|---|---:|---:|---:|---|',
+    ...results.baselines.map((b) => `| ${b.name} | ${b.samples} | ${fmt(b.p50)} | ${fmt(b.p90)} / ${fmt(b.p99)} | ${b.unit} |`),
+    '',
+    'Ratio = our p50 / baseline p50, both measured in the same run. Percentiles are nearest-rank over the sorted samples',
+    `(counts per row in latest.json, with every raw sample). Warm-up calls are not counted.`,
+    '',
+    `![latency distributions](${svgFile})`,
+    '',
+    ...(results.notes.length > 0 ? ['Notes:', '', ...results.notes.map((n) => `- ${n}`), ''] : []),
+  ];
+  return lines.join('\n');
+}
+
+/** Three significant figures at most, no exponent: 0.215, 4.12, 2710. */
+export function fmt(value: number): string {
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  if (value >= 1) return value.toFixed(2);
+  return value.toFixed(3);
+}

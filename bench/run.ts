@@ -1,0 +1,103 @@
+/**
+ * `npm run bench`: measures the engine against baselines taken in the same run and writes
+ * latest.json (every raw sample), latest.md and latest.svg. See bench/README.md.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { engineInfo, Image } from '../engine';
+import { BenchArgs, parseBenchArgs, RowGroup } from './args';
+import { gitState, hostMachine } from './machine-info';
+import { renderMarkdown } from './markdown';
+import { ourQemuProcesses } from './processes';
+import { RawContext, rawContext } from './raw-qemu';
+import { notesFor, tabulate } from './results';
+import { measureBoot } from './rows/boot';
+import { measureExec } from './rows/exec';
+import { Sizes, sizesFor } from './rows/sizes';
+import { measureThroughput } from './rows/throughput';
+import { renderSvg } from './svg';
+import { BenchResults, GroupResult, RowMeasurement } from './types';
+
+const REPO_DIR = path.resolve(__dirname, '..');
+const FILES = { json: 'latest.json', markdown: 'latest.md', svg: 'latest.svg' } as const;
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+type GroupRunner = (image: Image, raw: RawContext, sizes: Sizes) => Promise<GroupResult>;
+
+const GROUPS: Record<RowGroup, GroupRunner> = {
+  boot: (image, raw, sizes) => measureBoot(image, raw, sizes, log),
+  exec: (image, raw, sizes) => measureExec(image, raw, sizes, log),
+  throughput: (image, _raw, sizes) => measureThroughput(image, sizes, log),
+};
+
+async function main(args: BenchArgs): Promise<void> {
+  const machine = hostMachine();
+  const info = await engineInfo();
+  const raw = await rawContext();
+  const buildStarted = performance.now();
+  const image = await Image.build({});
+  const buildMs = performance.now() - buildStarted;
+  log(`${info.accel} (${info.accelReason}), QEMU ${info.qemu.version}, Image.build ${buildMs.toFixed(0)} ms`);
+
+  const sizes = sizesFor(args.quick);
+  const measurements: RowMeasurement[] = [];
+  const groupNotes: string[] = [];
+  try {
+    for (const group of args.rows) {
+      log(`running ${group}`);
+      const result = await GROUPS[group](image, raw, sizes);
+      measurements.push(...result.measurements);
+      groupNotes.push(...result.notes);
+    }
+  } finally {
+    assertNoQemuLeft();
+  }
+
+  const { rows, baselines } = tabulate(measurements);
+  const accelerator = { accel: info.accel, isolation: info.isolation, reason: info.accelReason.replace(/\s+/g, ' '), ...(info.warning ? { warning: info.warning } : {}) };
+  const results: BenchResults = {
+    formatVersion: 1,
+    date: new Date().toISOString(),
+    quick: args.quick,
+    groups: args.rows,
+    machine,
+    accelerator,
+    qemu: { path: info.qemu.path, version: info.qemu.version },
+    guestKernel: info.kernel,
+    git: gitState(REPO_DIR),
+    rows,
+    baselines,
+    notes: notesFor({ rows, accelerator }, [`Image.build (root disk cache hit) took ${buildMs.toFixed(0)} ms before the rows ran.`, ...groupNotes]),
+  };
+  fs.mkdirSync(args.outDir, { recursive: true });
+  const markdown = renderMarkdown(results, FILES.svg);
+  fs.writeFileSync(path.join(args.outDir, FILES.json), `${JSON.stringify(results, null, 1)}\n`);
+  fs.writeFileSync(path.join(args.outDir, FILES.markdown), markdown);
+  fs.writeFileSync(path.join(args.outDir, FILES.svg), renderSvg(results));
+  process.stdout.write(markdown);
+  log(`wrote ${Object.values(FILES).map((f) => path.join(args.outDir, f)).join(', ')}`);
+}
+
+/** Every VM must be shut down by now; a QEMU still running is a bug worth failing on. */
+function assertNoQemuLeft(): void {
+  const left = ourQemuProcesses();
+  if (left.length === 0) return;
+  for (const { pid } of left) process.kill(pid, 'SIGKILL');
+  throw new Error(`QEMU processes were left running after the benchmark (killed now): ${left.map((p) => `${p.comm}[${p.pid}]`).join(', ')}`);
+}
+
+let args: BenchArgs;
+try {
+  args = parseBenchArgs(process.argv.slice(2), path.join(__dirname, 'results'));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(2);
+}
+main(args).then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`bench: failed: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

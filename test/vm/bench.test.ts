@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const REPO = path.resolve(__dirname, '..', '..');
+const SUMMARY_FIELDS = ['samples', 'min', 'p50', 'p90', 'p99', 'max'] as const;
+
+/** The harness end to end on the exec rows, writing to a temp dir (not bench/results). */
+test('bench --quick --rows exec writes a complete report', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-test-'));
+  try {
+    await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'exec', '--out', out], {
+      cwd: REPO, maxBuffer: 16 * 1024 * 1024,
+    });
+    const results = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+    assert.ok(results.machine.cpuModel && results.machine.cores > 0 && results.machine.memoryMib > 0);
+    assert.ok(results.machine.kernel && results.machine.os);
+    assert.match(results.accelerator.accel, /^(kvm|tcg|hvf)$/);
+    assert.match(results.qemu.version, /^\d+\.\d+/);
+    assert.ok(results.guestKernel);
+    assert.ok(!Number.isNaN(Date.parse(results.date)));
+
+    assert.deepEqual(results.rows.map((r: { name: string }) => r.name), ['exec true round trip', 'agent ping round trip']);
+    for (const row of results.rows) {
+      for (const field of SUMMARY_FIELDS) assert.ok(row[field] > 0, `${row.name}.${field} = ${row[field]}`);
+      assert.ok(row.min <= row.p50 && row.p50 <= row.p90 && row.p90 <= row.p99 && row.p99 <= row.max, row.name);
+      assert.equal(row.unit, 'ms');
+      assert.equal(row.baseline, 'raw virtio-serial echo');
+      assert.ok(row.baselineP50 > 0 && row.ratio > 0, row.name);
+      assert.equal(row.values.length, row.samples);
+    }
+    const echo = results.baselines.find((b: { name: string }) => b.name === 'raw virtio-serial echo');
+    for (const field of SUMMARY_FIELDS) assert.ok(echo[field] > 0, `echo.${field}`);
+
+    const markdown = fs.readFileSync(path.join(out, 'latest.md'), 'utf8');
+    assert.match(markdown, /\| exec true round trip \|/);
+    assert.match(markdown, /latest\.svg/);
+    assert.match(fs.readFileSync(path.join(out, 'latest.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
