@@ -7,6 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { engineInfo } from '../engine';
 import { guestAssets, GuestAssets } from '../engine/kernel/assets';
 import { buildQemuArgv } from '../engine/qemu/argv';
+import { hostTscKhz } from '../engine/qemu/host-tsc';
 import { findQemu, QemuBinary } from '../engine/qemu/binary';
 import { Accel } from '../engine/qemu/types';
 
@@ -69,7 +70,7 @@ async function withRawQemu<T>(ctx: RawContext, cmdline: string[], body: (qemu: R
   const argv = buildQemuArgv({
     arch: 'x86_64', accel: ctx.accel, ...GUEST,
     kernel: ctx.assets.kernel, initrd: ctx.assets.initrd, cmdline,
-    agentSocket, qmpSocket: path.join(dir, 'qmp.sock'), seccomp: ctx.qemu.seccomp,
+    agentSocket, qmpSocket: path.join(dir, 'qmp.sock'), seccomp: ctx.qemu.seccomp, tscKhz: hostTscKhz(),
   });
   const started = performance.now();
   const qemu = new RawQemu(ctx, argv, agentSocket);

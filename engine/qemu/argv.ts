@@ -47,6 +47,7 @@ function kernelCmdline(spec: QemuSpec): string[] {
   const console = spec.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
   return [
     `console=${console}`, 'panic=-1', 'quiet', 'rdinit=/init',
+    ...(spec.accel === 'tcg' && spec.tscKhz ? [`tsc_early_khz=${spec.tscKhz}`] : []),
     ...(spec.rootDisk ? ['microvm.root=/dev/vda', 'microvm.rootfstype=ext4'] : []),
     ...spec.cmdline,
   ];

@@ -17,4 +17,6 @@ export interface QemuSpec {
   qmpSocket: string;
   /** Apply QEMU's seccomp filter (-sandbox), when this QEMU build has it. */
   seccomp: boolean;
+  /** Under TCG, the host TSC rate given to the guest kernel so it skips PIT calibration (host-tsc.ts). */
+  tscKhz?: number;
 }

@@ -6,6 +6,7 @@ import { MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
 import { findQemu } from '../qemu/binary';
+import { hostTscKhz } from '../qemu/host-tsc';
 import { SupervisedProcess } from '../qemu/process';
 import { TailBuffer } from '../qemu/console-log';
 import { ProcessRequest } from '../agent/process';
@@ -62,6 +63,7 @@ export class Machine {
       arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: [], rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp,
+      tscKhz: hostTscKhz(),
     });
     const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv);
     const timeoutMs = spec.bootTimeoutMs ?? BOOT_TIMEOUT_MS[accel.accel];

@@ -48,3 +48,8 @@ test('no root disk means no -drive and no microvm.root', () => {
   assert.doesNotMatch(valueOf(argv, '-append')[0], /microvm\.root/);
   assert.match(valueOf(argv, '-append')[0], /microvm\.mode=probe$/);
 });
+
+test('under TCG the host TSC rate is passed to the guest kernel; under KVM it is not', () => {
+  assert.match(valueOf(buildQemuArgv({ ...base, tscKhz: 2596096 }), '-append')[0], / tsc_early_khz=2596096 /);
+  assert.doesNotMatch(valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0], /tsc_early_khz/);
+});
