@@ -71,6 +71,7 @@ async function withRawQemu<T>(ctx: RawContext, cmdline: string[], body: (qemu: R
     arch: 'x86_64', accel: ctx.accel, ...GUEST,
     kernel: ctx.assets.kernel, initrd: ctx.assets.initrd, cmdline,
     agentSocket, qmpSocket: path.join(dir, 'qmp.sock'), seccomp: ctx.qemu.seccomp, tscKhz: hostTscKhz(),
+    memory: { kind: 'anonymous' },
   });
   const started = performance.now();
   const qemu = new RawQemu(ctx, argv, agentSocket);

@@ -26,10 +26,20 @@ export type ErrorCode =
   | 'E_IMAGE_DIGEST'
   | 'E_IMAGE_UNSUPPORTED'
   | 'E_IMAGE_TOO_LARGE'
+  | 'E_IMAGE_NOT_CACHED'
+  | 'E_REGISTRY_AUTH'
+  | 'E_REGISTRY_UNREACHABLE'
+  | 'E_REGISTRY_PROTOCOL'
   | 'E_ROOTFS_BUILD'
   | 'E_STATE_DIR'
+  | 'E_SNAPSHOT'
+  | 'E_WARMUP_FAILED'
+  | 'E_LISTENER_TIMEOUT'
+  | 'E_SNAPSHOT_INVALID'
   | 'E_POOL_SHUTDOWN'
-  | 'E_ACQUIRE_TIMEOUT';
+  | 'E_ACQUIRE_TIMEOUT'
+  | 'E_PORT_IN_USE'
+  | 'E_FORWARD_FAILED';
 
 export class MicrovmError extends Error {
   readonly code: ErrorCode;

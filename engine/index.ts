@@ -12,3 +12,7 @@ export { engineInfo } from './info';
 export type { EngineInfo } from './info';
 export { MicrovmError, isMicrovmError } from './errors';
 export type { ErrorCode } from './errors';
+export { TcpForwarder } from './forward/forwarder';
+export type { ForwardAddress } from './forward/types';
+export type { GuestListener, PortsChange } from './agent/port-watch';
+export type { NetworkMode } from './qemu/network';

@@ -19,8 +19,25 @@ export const buildOptionsSchema = z.object({
   env: envMap.default({}),
   cmd: argv.optional(),
   bootTimeoutMs: z.number().int().positive().optional(),
+  network: z.enum(['none', 'outbound']).default('outbound'),
+  pullPolicy: z.enum(['always', 'missing', 'never']).default('missing'),
+  extraFiles: z.array(z.object({
+    hostPath: z.string().min(1),
+    guestPath,
+    mode: z.number().int().min(0).max(0o7777).optional(),
+  }).strict()).max(256).default([]),
+  /** Cap on one layer, compressed as stored and decompressed as unpacked (default 16 GiB). */
+  maxLayerBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024 * 1024),
   onProgress: z.function().args(z.any()).returns(z.any()).optional(),
-}).strict();
+  /** Bake a snapshot so that pools restore VMs instead of booting them (default true). */
+  snapshot: z.boolean().default(true),
+  snapshotsDir: z.string().min(1).optional(),
+  warmupTag: z.string().default(''),
+  warmup: z.function().args(z.any()).returns(z.any()).optional(),
+  guestPort: z.number().int().min(1).max(65535).optional(),
+  listenerRequired: z.boolean().default(false),
+  listenerTimeoutMs: z.number().int().positive().default(60_000),
+}).strict().refine((o) => !o.listenerRequired || o.guestPort !== undefined, { message: 'listenerRequired needs guestPort', path: ['listenerRequired'] });
 
 export const poolOptionsSchema = z.object({
   min: z.number().int().min(0).max(64).default(1),
@@ -30,6 +47,7 @@ export const poolOptionsSchema = z.object({
   restoreOnRelease: z.boolean().default(true),
   memoryMib: mib(64, 1024 * 1024).optional(),
   vcpus: z.number().int().min(1).max(255).optional(),
+  restoreTimeoutMs: z.number().int().positive().optional(),
 }).strict().refine((o) => o.min <= o.max, { message: 'min must not exceed max', path: ['min'] });
 
 export const execOptionsSchema = z.object({

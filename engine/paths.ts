@@ -1,5 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 
 /**
  * Every location under $MICROVM_HOME, in one place. scripts/setup writes the assets/ and
@@ -15,8 +17,24 @@ export const homePaths = {
   initrd: () => path.join(microvmHome(), 'assets', 'initrd.cpio'),
   assetsManifest: () => path.join(microvmHome(), 'assets', 'manifest.json'),
   launcher: () => path.join(microvmHome(), 'assets', 'bin', 'microvm-launch'),
+  netguard: () => path.join(microvmHome(), 'assets', 'bin', 'microvm-netguard.so'),
   defaultImage: () => path.join(microvmHome(), 'images', 'default'),
   rootfsCache: () => path.join(microvmHome(), 'rootfs'),
-  runDir: () => path.join(microvmHome(), 'run'),
+  /** Content-addressed blobs (blobs/sha256/HEX), partial downloads (tmp/) and pulled refs (refs/). */
+  store: () => path.join(microvmHome(), 'store'),
+  runDir,
   accelCache: () => path.join(microvmHome(), 'accel.json'),
+  snapshots: () => path.join(microvmHome(), 'snapshots'),
 };
+
+/**
+ * VM state directories (sockets and the guest RAM of fresh boots) live on tmpfs when the
+ * host has /dev/shm, so guest RAM never causes disk writeback; one run dir per MICROVM_HOME.
+ */
+function runDir(): string {
+  if (process.env.MICROVM_RUN_DIR) return process.env.MICROVM_RUN_DIR;
+  const shm = '/dev/shm';
+  if (process.platform !== 'linux' || !fs.existsSync(shm)) return path.join(microvmHome(), 'run');
+  const home = createHash('sha256').update(microvmHome()).digest('hex').slice(0, 8);
+  return path.join(shm, `microvm-${process.getuid?.() ?? 0}-${home}`);
+}

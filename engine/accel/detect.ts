@@ -83,6 +83,7 @@ async function probeKvm(assets: GuestAssets, qemu: QemuBinary): Promise<{ ok: bo
       arch: 'x86_64', accel: 'kvm', memoryMib: 128, vcpus: 1,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: ['microvm.mode=probe'],
       agentSocket: path.join(dir, 'agent.sock'), qmpSocket: path.join(dir, 'qmp.sock'), seccomp: false,
+      memory: { kind: 'anonymous' },
     });
     const probe = new SupervisedProcess(assets.launcher, qemu.path, argv);
     await probe.stop(PROBE_TIMEOUT_MS);

@@ -73,6 +73,11 @@ export class AgentClient {
     await this.connection.request(new TlvWriter().u32(Tag.OP, Op.PING));
   }
 
+  /** Tells a just-restored guest to mix `seed` into its RNG and set its clock to `timeNs`. */
+  async restored(seed: Buffer, timeNs: bigint): Promise<void> {
+    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs));
+  }
+
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */
   async shutdown(): Promise<void> {
     await this.connection.request(new TlvWriter().u32(Tag.OP, Op.SHUTDOWN));

@@ -17,6 +17,8 @@ export interface StreamHandlers {
   onStdout?(data: Buffer): void;
   onStderr?(data: Buffer): void;
   onStdinCredit?(bytes: number): void;
+  /** CLOSE_STDOUT: the guest side of a TCP stream half-closed; no more output follows. */
+  onOutputEnd?(): void;
 }
 
 interface OpenStream {
@@ -189,6 +191,9 @@ export class AgentConnection {
         return this.onOutput(frame);
       case FrameType.CREDIT:
         return this.onCredit(frame);
+      case FrameType.CLOSE_STDOUT:
+        if (frame.payload.length !== 0) throw new ProtocolViolation(`CLOSE_STDOUT frame with ${frame.payload.length} bytes`);
+        return this.streams.get(frame.stream)?.handlers.onOutputEnd?.();
       case FrameType.ERROR:
         return this.onErrorFrame(frame.stream, parseTlv(frame.payload));
       default:

@@ -50,6 +50,8 @@ export class ExecChild {
   private owed = 0;
   private stdinCredit = STDIN_WINDOW;
   private creditWaiters: Array<() => void> = [];
+  /** Writes go out one after another, and CLOSE_STDIN after all of them, whoever awaits. */
+  private stdinQueue: Promise<void> = Promise.resolve();
   private readonly result: Promise<WaitResult>;
   private readonly opened: Promise<void>;
   private finished = false;
@@ -89,7 +91,18 @@ export class ExecChild {
     return this.stderr.read((bytes) => this.consumed(bytes));
   }
 
-  async writeStdin(data: Buffer | string): Promise<void> {
+  writeStdin(data: Buffer | string): Promise<void> {
+    const write = this.stdinQueue.then(() => this.sendStdin(data));
+    this.stdinQueue = write.catch(() => undefined);
+    return write;
+  }
+
+  /** Closes the process's stdin once every write made before this call has been sent. */
+  closeStdin(): void {
+    void this.stdinQueue.then(() => this.sendIfOpen(FrameType.CLOSE_STDIN));
+  }
+
+  private async sendStdin(data: Buffer | string): Promise<void> {
     let rest = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     await this.opened;
     while (rest.length > 0 && !this.finished) {
@@ -102,10 +115,6 @@ export class ExecChild {
       this.sendIfOpen(FrameType.STDIN, rest.subarray(0, size));
       rest = rest.subarray(size);
     }
-  }
-
-  closeStdin(): void {
-    this.sendIfOpen(FrameType.CLOSE_STDIN);
   }
 
   /** Sends a signal to the process group in the guest (Linux numbering, or a name). */

@@ -13,6 +13,7 @@ export const STDIN_WINDOW = 128 * 1024;
 export const MAX_STREAMS = 64;
 export const MAX_ARGS = 4096;
 export const MAX_CHAIN = 16;
+export const MAX_LISTENERS = 256;
 
 export const FrameType = {
   HELLO: 1,
@@ -26,6 +27,8 @@ export const FrameType = {
   SIGNAL: 9,
   RESIZE: 10,
   ERROR: 11,
+  CLOSE_STDOUT: 12,
+  RESET: 13,
 } as const;
 
 export const Tag = {
@@ -46,6 +49,8 @@ export const Tag = {
   MODE: 15,
   DATA: 16,
   SIGNO: 17,
+  PORT: 18,
+  LISTENER: 19,
   STATUS: 20,
   ERROR: 21,
   ERRNO: 22,
@@ -53,11 +58,17 @@ export const Tag = {
   SIGNAL: 24,
   TIMED_OUT: 25,
   PEAK_RSS_KIB: 26,
+  ADDR: 27,
+  PID: 28,
+  COMM: 29,
   NONCE: 30,
   PROTO_VERSION: 31,
   AGENT_VERSION: 32,
   FEATURE: 33,
   KERNEL: 34,
+  FAMILY: 35,
+  RNG_SEED: 40,
+  TIME_NS: 41,
 } as const;
 
 export const Op = {
@@ -68,6 +79,9 @@ export const Op = {
   INFO: 5,
   SHUTDOWN: 6,
   PING: 7,
+  TCP_CONNECT: 8,
+  WATCH_PORTS: 9,
+  RESTORED: 16,
 } as const;
 
 export const Status = {
@@ -81,6 +95,7 @@ export const Status = {
   E_NO_WORKLOAD: 7,
   E_BAD_FRAME: 8,
   E_BAD_STREAM: 9,
+  E_CONNECT: 10,
 } as const;
 
 export function statusName(status: number): string {

@@ -1,4 +1,7 @@
 import { MicrovmError } from '../errors';
+import { parsePublish } from '../forward/publish';
+import { PublishSpec } from '../forward/types';
+import { NetworkMode } from '../qemu/network';
 
 export interface VmFlags {
   image?: string;
@@ -6,6 +9,9 @@ export interface VmFlags {
   vcpus?: number;
   env: Record<string, string>;
   cwd?: string;
+  /** `--publish HOST:GUEST`, repeatable. */
+  publish: PublishSpec[];
+  network?: NetworkMode;
 }
 
 export interface ParsedCommand {
@@ -14,14 +20,14 @@ export interface ParsedCommand {
   argv: string[];
 }
 
-const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd']);
+const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network']);
 
 /**
  * Parses `[flags] [--] ARGV...`. Flags stop at the first word that is not one, so
  * `microvm run ls -la` passes -la to the guest.
  */
 export function parseVmCommand(args: string[], allowArgv: boolean): ParsedCommand {
-  const flags: VmFlags = { env: {} };
+  const flags: VmFlags = { env: {}, publish: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -52,13 +58,20 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
       flags.image = value;
       return;
     case '--memory':
-      flags.memoryMib = wholeNumber(name, value, 'MiB of guest memory, at least 64');
+      flags.memoryMib = wholeNumber(name, value, 64, 1024 * 1024, 'MiB of guest memory');
       return;
     case '--cpus':
-      flags.vcpus = wholeNumber(name, value, 'virtual CPUs, at least 1');
+      flags.vcpus = wholeNumber(name, value, 1, 255, 'virtual CPUs');
       return;
     case '--cwd':
       flags.cwd = value;
+      return;
+    case '--publish':
+      flags.publish.push(parsePublish(value));
+      return;
+    case '--network':
+      if (value !== 'none' && value !== 'outbound') throw badFlag(`invalid --network value ${JSON.stringify(value)}: expected none or outbound`);
+      flags.network = value;
       return;
     case '--env': {
       const eq = value.indexOf('=');
@@ -69,9 +82,13 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
   }
 }
 
-function wholeNumber(name: string, value: string, what: string): number {
-  if (!/^\d+$/.test(value)) throw badFlag(`invalid ${name} value ${JSON.stringify(value)}: expected a whole number (${what})`);
-  return Number(value);
+/** The range matches the engine's option schema, so a bad value is reported with the flag's name. */
+function wholeNumber(name: string, value: string, min: number, max: number, what: string): number {
+  const number = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(number >= min && number <= max)) {
+    throw badFlag(`invalid ${name} value ${JSON.stringify(value)}: expected a whole number from ${min} to ${max} (${what})`);
+  }
+  return number;
 }
 
 function badFlag(message: string): MicrovmError {

@@ -1,5 +1,6 @@
 import { engineInfo } from '../info';
 import { MicrovmError } from '../errors';
+import { imagesCommand, pruneCommand, pullCommand } from './images';
 import { runCommand } from './run';
 import { shellCommand } from './shell';
 
@@ -9,18 +10,29 @@ commands:
   run [options] [--] ARGV...   run a command in a fresh microVM; stdio is streamed and
                                the exit code is the guest command's
   shell [options]              an interactive shell in a fresh microVM
+  pull REF                     pull an image (registry ref, OCI layout, OCI archive or
+                               docker save tarball) and build its root disk; progress on stderr
+  images                       list the stored images
+  prune                        remove blobs and root disks that no stored image uses
   info                         the accelerator, isolation, QEMU, kernel and agent, as JSON
 
 options (run, shell):
-  --image PATH     an OCI image layout directory (default: the embedded default image)
+  --image REF      a registry reference (debian:12, localhost:5000/team/app:1), an OCI
+                   layout directory, an OCI archive or a docker save tarball (default:
+                   the embedded default image)
   --memory MIB     guest memory in MiB (default 256)
   --cpus N         virtual CPUs (default 1)
   --env NAME=VALUE set a variable in the guest (repeatable)
+  --publish H:G    forward 127.0.0.1:H on the host to guest port G (repeatable; H 0 = any free port)
+  --network MODE   outbound (default: NAT with DNS, no access to host services) or none
   --cwd DIR        working directory in the guest
 
 environment:
   MICROVM_HOME     cache and state directory (default ~/.cache/microvm)
   MICROVM_ACCEL    force the accelerator: kvm, tcg or hvf
+  MICROVM_INSECURE_REGISTRIES  host:port,... that may be pulled from over plain HTTP
+                   (loopback registries always may)
+  DOCKER_CONFIG    directory of the config.json whose "auths" hold registry credentials
 
 exit status: the guest command's; 128+N when a signal N ended it; 125 when the
 engine failed (the message names the error code).`;
@@ -35,6 +47,12 @@ async function main(args: string[]): Promise<number> {
       return runCommand(rest);
     case 'shell':
       return shellCommand(rest);
+    case 'pull':
+      return pullCommand(rest);
+    case 'images':
+      return imagesCommand(rest);
+    case 'prune':
+      return pruneCommand(rest);
     case 'info':
       process.stdout.write(JSON.stringify(await engineInfo(), null, 2) + '\n');
       return 0;

@@ -18,7 +18,12 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     ref: flags.image,
     memoryMib: flags.memoryMib,
     vcpus: flags.vcpus,
+    network: flags.network,
     onProgress: (event) => {
+      if (event.phase === 'pull') {
+        if (event.bytes === event.total) progress.detail(`layer ${event.digest.slice(7, 19)}: ${(event.total / (1024 * 1024)).toFixed(1)} MiB`);
+        return;
+      }
       if (event.phase !== 'rootfs') return;
       const mib = Math.floor(event.bytes / (1024 * 1024));
       if (mib >= lastMib + 16) {
@@ -38,6 +43,16 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   }
   progress.finish();
   if (vm.accel.isolation === 'emulated') progress.note(`warning: ${TCG_WARNING}`);
+  for (const { hostPort, guestPort } of flags.publish) {
+    try {
+      const forwarder = await vm.exposeTcp(hostPort, guestPort);
+      progress.note(`forwarding 127.0.0.1:${forwarder.localAddr.port} -> guest port ${guestPort}`);
+    } catch (err) {
+      await vm.release();
+      await pool.shutdown();
+      throw err;
+    }
+  }
   return {
     vm,
     close: async () => {

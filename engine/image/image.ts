@@ -1,21 +1,39 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { MicrovmError } from '../errors';
 import { BuildOptions, buildOptionsSchema, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
-import { homePaths } from '../paths';
 import { Pool } from '../pool/pool';
 import { ensureRootDisk } from '../rootfs';
-import { Machine } from '../vm/machine';
+import * as path from 'node:path';
+import { BootSpec, Machine } from '../vm/machine';
+import { homePaths } from '../paths';
+import { Vm } from '../vm/vm';
+import { loadSnapshot } from '../snapshot/store';
+import { prepareSnapshot, PreparedSnapshot } from '../snapshot/prepare';
+import { SnapshotImage } from '../snapshot/meta';
 import { reapStaleStateDirs } from '../vm/state-dir';
-import { readOciLayout } from './oci-layout';
+import { ContentStore } from './content-store';
+import { mergeEnv } from './env';
+import { imageKey, readExtraFiles, type ExtraFile } from './extra-files';
+import type { PullProgress } from './registry/pull';
+import { resolveSource } from './source';
 import { ImageConfig } from './types';
 import { ProcessRequest } from '../agent/process';
-import { mergeEnv } from './env';
+import type { NetworkMode } from '../qemu/network';
 
 export type BuildProgress =
   | { phase: 'resolve'; ref: string }
+  | PullProgress
   | { phase: 'rootfs'; step: 'merge' | 'mkfs' | 'done'; bytes: number }
-  | { phase: 'ready'; cached: boolean; ms: number };
+  | { phase: 'ready'; cached: boolean; ms: number }
+  | { phase: 'bake'; reason: string }
+  | { phase: 'snapshot'; dir: string; baked: boolean };
+
+interface ImageSettings {
+  memoryMib: number;
+  vcpus: number;
+  bootTimeoutMs?: number;
+  cmd?: string[];
+  network: NetworkMode;
+}
 
 /**
  * A bootable image: a root disk built from an OCI image, its runtime config, and the VM
@@ -28,35 +46,80 @@ export class Image {
     readonly manifestDigest: string,
     readonly config: ImageConfig,
     readonly rootDisk: string,
-    private readonly settings: { memoryMib: number; vcpus: number; bootTimeoutMs?: number; cmd?: string[] },
+    /** Host files (read at build time) that every VM of this image gets at start. */
+    readonly extraFiles: readonly ExtraFile[],
+    /** Changes whenever the layers, config, settings or an extra file's contents change. */
+    readonly cacheKey: string,
+    private readonly settings: ImageSettings,
   ) {}
 
   /**
-   * Resolves `ref` (default: the embedded default image) and builds its root disk, or
-   * reuses the cached one. Local OCI image layout directories are supported.
+   * Resolves `ref` (a registry reference, an OCI layout directory, an OCI archive, a docker
+   * save tarball, or nothing for the embedded default image) and builds its root disk, or
+   * reuses the cached one. With pullPolicy 'missing' (the default) a stored image is used
+   * without any network access.
    */
   static async build(options: BuildOptions = {}): Promise<Image> {
     const opts = parseOptions(buildOptionsSchema, options, 'Image.build');
     const started = Date.now();
     const progress = (event: BuildProgress) => opts.onProgress?.(event);
     reapStaleStateDirs();
-    const layoutDir = resolveLayoutDir(opts.ref);
     progress({ phase: 'resolve', ref: opts.ref ?? 'default' });
-    const resolved = await readOciLayout(layoutDir);
+    const resolved = await resolveSource(opts.ref, {
+      pullPolicy: opts.pullPolicy,
+      maxLayerBytes: opts.maxLayerBytes,
+      store: new ContentStore(),
+      onPull: progress,
+    });
     const disk = await ensureRootDisk(resolved, {
+      maxLayerBytes: opts.maxLayerBytes,
       onProgress: (e) => progress({ phase: 'rootfs', step: e.phase, bytes: e.bytes }),
     });
+    const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
-    const config: ImageConfig = {
-      ...resolved.config,
-      env: mergeEnv(resolved.config.env, opts.env),
+    const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env) };
+    const settings: ImageSettings = { memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network };
+    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env }, extraFiles });
+    const ref = opts.ref ?? 'default';
+    const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
+    if (opts.snapshot) {
+      image.snapshot = await prepareSnapshot({
+        image: image.record(),
+        optionsDigest: key,
+        snapshotsDir: opts.snapshotsDir ?? homePaths.snapshots(),
+        warmupTag: opts.warmupTag,
+        warmup: opts.warmup as ((vm: Vm) => Promise<void>) | undefined,
+        guestPort: opts.guestPort,
+        listenerRequired: opts.listenerRequired,
+        listenerTimeoutMs: opts.listenerTimeoutMs,
+        boot: () => image.bootWithExtraFiles(image.bootSpec(settings.memoryMib, settings.vcpus)),
+        onBake: (reason) => progress({ phase: 'bake', reason }),
+      });
+      progress({ phase: 'snapshot', dir: image.snapshot.dir, baked: image.snapshot.handoff !== undefined });
+    }
+    return image;
+  }
+
+  /** Loads an image from a snapshot directory written by a bake or by vm.snapshot(dir). */
+  static async fromSnapshot(dir: string): Promise<Image> {
+    const loaded = await loadSnapshot(path.resolve(dir), undefined);
+    if (!loaded.ok) throw new MicrovmError('E_SNAPSHOT_INVALID', `${dir} is not a usable snapshot: ${loaded.reason}`);
+    const record = loaded.meta.image;
+    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network };
+    const image = new Image(record.ref, record.name, record.manifestDigest, record.config, record.rootDisk, [], loaded.meta.files.state.sha256, settings);
+    image.snapshot = { dir: path.resolve(dir), source: loaded.source };
+    return image;
+  }
+
+  /** The snapshot pools restore from; absent when built with `snapshot: false`. */
+  snapshot: PreparedSnapshot | undefined;
+
+  /** What a snapshot records about this image, so that Image.fromSnapshot can rebuild it. */
+  record(): SnapshotImage {
+    return {
+      ref: this.ref, name: this.name, manifestDigest: this.manifestDigest, rootDisk: this.rootDisk, config: this.config,
+      memoryMib: this.settings.memoryMib, vcpus: this.settings.vcpus, network: this.settings.network,
     };
-    return new Image(opts.ref ?? 'default', opts.name ?? opts.ref ?? 'default', resolved.manifestDigest, config, disk.path, {
-      memoryMib: opts.memoryMib,
-      vcpus: opts.vcpus,
-      bootTimeoutMs: opts.bootTimeoutMs,
-      cmd: opts.cmd,
-    });
   }
 
   /** The workload runs only when Image.build was given `cmd`, after the image's entrypoint. */
@@ -75,33 +138,36 @@ export class Image {
   /** A pool of VMs of this image; it starts booting `min` VMs at once. */
   pool(options: PoolOptions = {}): Pool {
     const opts = parseOptions(poolOptionsSchema, options, 'pool');
-    const spec = {
-      rootDisk: this.rootDisk,
-      memoryMib: opts.memoryMib ?? this.settings.memoryMib,
-      vcpus: opts.vcpus ?? this.settings.vcpus,
+    const spec = { ...this.bootSpec(opts.memoryMib ?? this.settings.memoryMib, opts.vcpus ?? this.settings.vcpus), restoreTimeoutMs: opts.restoreTimeoutMs };
+    const snapshot = this.snapshot;
+    const fitsSnapshot = snapshot !== undefined && spec.memoryMib === this.settings.memoryMib && spec.vcpus === this.settings.vcpus;
+    if (!fitsSnapshot) return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.record());
+    const handoff = snapshot.handoff;
+    snapshot.handoff = undefined;
+    return new Pool(() => Machine.boot(spec, snapshot.source), this.config, opts, handoff, this.record());
+  }
+
+  private bootSpec(memoryMib: number, vcpus: number): BootSpec {
+    return {
+      rootDisk: this.rootDisk, memoryMib, vcpus,
       bootTimeoutMs: this.settings.bootTimeoutMs,
       workload: this.workload(),
+      network: this.settings.network,
     };
-    return new Pool(() => Machine.boot(spec), this.config, opts);
   }
-}
 
-function resolveLayoutDir(ref: string | undefined): string {
-  if (ref === undefined) {
-    const dir = homePaths.defaultImage();
-    if (!fs.existsSync(path.join(dir, 'index.json'))) {
-      throw new MicrovmError('E_SETUP_MISSING', `the embedded default image is not built (${dir}); run \`npm run setup\``);
+  /**
+   * Extra files are written through the agent once the VM answers. The workload (cmd) is
+   * started by Machine.boot before that, so it must not rely on them being present at its start.
+   */
+  private async bootWithExtraFiles(spec: BootSpec): Promise<Machine> {
+    const machine = await Machine.boot(spec);
+    try {
+      for (const file of this.extraFiles) await machine.agent.writeFile(file.guestPath, file.data, file.mode);
+    } catch (err) {
+      await machine.stop().catch(() => undefined);
+      throw new MicrovmError('E_AGENT_REFUSED', `Cannot stage extra files in the VM: ${(err as Error).message}.`, { cause: err });
     }
-    return dir;
+    return machine;
   }
-  const looksLikePath = ref.startsWith('/') || ref.startsWith('./') || ref.startsWith('../') || ref.startsWith('~');
-  if (looksLikePath) {
-    const dir = path.resolve(ref.replace(/^~(?=\/)/, process.env.HOME ?? '~'));
-    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new MicrovmError('E_IMAGE_NOT_FOUND', `image ${JSON.stringify(ref)} is not a directory; give the path of an OCI image layout (a directory with oci-layout and index.json)`);
-    }
-    return dir;
-  }
-  throw new MicrovmError('E_IMAGE_UNSUPPORTED',
-    `image ${JSON.stringify(ref)} looks like a registry reference; this version runs local OCI image layout directories (give a path starting with / or ./) and the embedded default image (omit the image)`);
 }

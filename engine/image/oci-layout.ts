@@ -1,5 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import type { z } from 'zod';
 import { MicrovmError } from '../errors';
 import { assertDigestMatches, blobPath, createDigestHash, parseDigest } from './digest';
 import { parseJsonDocument, readJsonDocument } from './json-document';
@@ -49,20 +50,25 @@ export async function readOciLayout(dir: string): Promise<ResolvedImage> {
   for (const [i, layer] of manifest.layers.entries()) {
     layers.push(await checkLayer(layoutDir, layer, `${manifestFile} layers[${i}]`));
   }
-  const settings = config.config ?? {};
-  const imageConfig: ImageConfig = {
-    env: settings.Env ?? [],
-    entrypoint: settings.Entrypoint ?? [],
-    cmd: settings.Cmd ?? [],
-    workingDir: settings.WorkingDir ?? '',
-    user: settings.User ?? '',
-  };
+  const imageConfig = imageConfigOf(config);
   return {
     source: layoutDir,
     manifestDigest: manifestDescriptor.digest,
     configDigest: manifest.config.digest,
     config: imageConfig,
     layers,
+  };
+}
+
+/** The runtime settings of a parsed config blob, with the image spec's defaults. */
+export function imageConfigOf(config: z.infer<typeof configSchema>): ImageConfig {
+  const settings = config.config ?? {};
+  return {
+    env: settings.Env ?? [],
+    entrypoint: settings.Entrypoint ?? [],
+    cmd: settings.Cmd ?? [],
+    workingDir: settings.WorkingDir ?? '',
+    user: settings.User ?? '',
   };
 }
 
@@ -114,7 +120,7 @@ export function hostArchitecture(): string {
   return map[process.arch] ?? process.arch;
 }
 
-function pickForHost(candidates: Descriptor[], where: string): Descriptor {
+export function pickForHost(candidates: Descriptor[], where: string): Descriptor {
   if (candidates.length === 1) return candidates[0];
   const arch = hostArchitecture();
   const match = candidates.find((d) => d.platform?.os === 'linux' && d.platform.architecture === arch);
@@ -186,7 +192,7 @@ async function statBlob(file: string, digest: string): Promise<{ size: number }>
   }
 }
 
-function checkDocumentMediaType(inDocument: string | undefined, inDescriptor: string, file: string): void {
+export function checkDocumentMediaType(inDocument: string | undefined, inDescriptor: string, file: string): void {
   if (inDocument !== undefined && inDocument !== inDescriptor) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
@@ -207,7 +213,7 @@ function sizeMismatch(file: string, expected: number, actual: number): MicrovmEr
   );
 }
 
-function unsupported(what: string): MicrovmError {
+export function unsupported(what: string): MicrovmError {
   return new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
     `Unsupported ${what}. Supported: OCI and Docker v2 manifests with tar, tar+gzip or tar+zstd layers.`,

@@ -40,6 +40,8 @@ export const LAYER_MEDIA_TYPES: Readonly<Record<string, LayerCompression>> = {
   'application/vnd.oci.image.layer.v1.tar+gzip': 'gzip',
   'application/vnd.oci.image.layer.v1.tar+zstd': 'zstd',
   'application/vnd.docker.image.rootfs.diff.tar.gzip': 'gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.zstd': 'zstd',
+  'application/vnd.docker.image.rootfs.diff.tar': 'none',
 };
 
 export const INDEX_MEDIA_TYPES: readonly string[] = [MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList];

@@ -2,6 +2,7 @@ import { MicrovmError } from '../errors';
 import { ImageConfig } from '../image/types';
 import { Machine } from '../vm/machine';
 import { Vm } from '../vm/vm';
+import type { SnapshotImage } from '../snapshot/meta';
 
 export interface PoolStats {
   alive: number;
@@ -48,7 +49,12 @@ export class Pool {
     private readonly boot: () => Promise<Machine>,
     private readonly config: ImageConfig,
     private readonly settings: PoolSettings,
+    /** A VM that is already running (the bake's), handed to the first acquirer. */
+    initial?: Machine,
+    /** The image, as vm.snapshot() records it. */
+    private readonly image?: SnapshotImage,
   ) {
+    if (initial) this.adopt(initial);
     this.fill();
   }
 
@@ -68,7 +74,7 @@ export class Pool {
     const machine = this.takeIdle() ?? (await this.waitForMachine());
     this.inUse.add(machine);
     this.fill();
-    return new Vm(machine, this.config, (m) => this.release(m));
+    return new Vm(machine, this.config, (m) => this.release(m), this.image);
   }
 
   /** Stops every VM; waiting acquirers are rejected with E_POOL_SHUTDOWN. */
@@ -148,8 +154,7 @@ export class Pool {
       (machine) => {
         this.booting--;
         if (this.closed) return void machine.stop();
-        machine.onExit(() => this.forget(machine));
-        this.offer(machine);
+        this.adopt(machine);
       },
       (error: Error) => {
         this.booting--;
@@ -160,6 +165,11 @@ export class Pool {
         }
       },
     );
+  }
+
+  private adopt(machine: Machine): void {
+    machine.onExit(() => this.forget(machine));
+    this.offer(machine);
   }
 
   /** A machine died on its own: drop it and boot a replacement if needed. */

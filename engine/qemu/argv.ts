@@ -1,3 +1,4 @@
+import { networkArgs } from './network';
 import { QemuSpec } from './types';
 
 /**
@@ -8,6 +9,7 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   return [
     ...machineArgs(spec),
     '-m', String(spec.memoryMib),
+    ...memoryArgs(spec),
     '-smp', String(spec.vcpus),
     '-nodefaults', '-no-user-config', '-no-reboot',
     '-display', 'none',
@@ -21,26 +23,39 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=agent',
+    ...networkArgs(spec.network),
     '-qmp', `unix:${escapeOption(spec.qmpSocket)},server=on,wait=off`,
+    ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];
+}
+
+function memoryArgs(spec: QemuSpec): string[] {
+  if (spec.memory.kind === 'anonymous') return [];
+  if (spec.memory.kind === 'ram') return ['-object', `memory-backend-ram,id=mem,size=${spec.memoryMib}M`];
+  const share = spec.memory.shared ? 'on' : 'off';
+  return ['-object', `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${escapeOption(spec.memory.path)},share=${share}`];
 }
 
 function machineArgs(spec: QemuSpec): string[] {
   const accel = spec.accel === 'tcg' ? 'tcg,thread=multi' : spec.accel;
   if (spec.arch === 'x86_64') {
     return [
-      '-M', 'microvm,rtc=on',
+      '-M', `microvm,rtc=on${memoryBackend(spec)}`,
       '-accel', accel,
       '-cpu', spec.accel === 'tcg' ? 'max' : 'host',
       '-global', 'virtio-mmio.force-legacy=false',
     ];
   }
   return [
-    '-M', 'virt,highmem=on,gic-version=max',
+    '-M', `virt,highmem=on,gic-version=max${memoryBackend(spec)}`,
     '-accel', accel,
     '-cpu', spec.accel === 'tcg' ? 'max' : 'host',
     '-global', 'virtio-mmio.force-legacy=false',
   ];
+}
+
+function memoryBackend(spec: QemuSpec): string {
+  return spec.memory.kind === 'anonymous' ? '' : ',memory-backend=mem';
 }
 
 function kernelCmdline(spec: QemuSpec): string[] {

@@ -30,10 +30,11 @@ export class SupervisedProcess {
   exitStatus: ExitStatus | undefined;
   private readonly child: ChildProcess;
 
-  constructor(launcher: string, program: string, args: string[]) {
+  constructor(launcher: string, program: string, args: string[], env: Record<string, string> = {}) {
     installExitHook();
     this.child = spawn(launcher, ['--parent', String(process.pid), '--', program, ...args], {
       detached: true,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(this.child);

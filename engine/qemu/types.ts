@@ -1,3 +1,5 @@
+import type { NetworkMode } from './network';
+
 export type Accel = 'kvm' | 'tcg' | 'hvf';
 export type GuestArch = 'x86_64' | 'aarch64';
 
@@ -17,6 +19,16 @@ export interface QemuSpec {
   qmpSocket: string;
   /** Apply QEMU's seccomp filter (-sandbox), when this QEMU build has it. */
   seccomp: boolean;
+  /**
+   * Guest RAM: plain anonymous memory; a RAM backend (anonymous, but named like the file
+   * backend so a full snapshot of a clone loads into it); or a file mapped shared (a fresh
+   * boot) or private (a clone of a template).
+   */
+  memory: { kind: 'anonymous' } | { kind: 'ram' } | { kind: 'file'; path: string; shared: boolean };
+  /** Start paused, waiting for an incoming migration (a snapshot restore). */
+  incoming?: boolean;
   /** Under TCG, the host TSC rate given to the guest kernel so it skips PIT calibration (host-tsc.ts). */
   tscKhz?: number;
+  /** Guest NIC: 'outbound' = user-mode NAT (see network.ts); absent or 'none' = no NIC. */
+  network?: NetworkMode;
 }

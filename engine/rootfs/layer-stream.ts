@@ -82,6 +82,12 @@ function openDecoder(compression: 'none' | 'gzip' | 'zstd'): { decoder: Duplex; 
   });
   finished.catch(() => undefined);
   const decoder = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  decoder.on('close', () => child.kill('SIGKILL'));
+  // Kill zstd only when the consumer stops early; after its output ended it exits by itself,
+  // and killing it then would turn a clean exit into a failure.
+  let outputEnded = false;
+  child.stdout.on('end', () => (outputEnded = true));
+  decoder.on('close', () => {
+    if (!outputEnded) child.kill('SIGKILL');
+  });
   return { decoder, finished };
 }

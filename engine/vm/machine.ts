@@ -5,6 +5,7 @@ import { AccelChoice } from '../accel/decide';
 import { MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
+import { guestNetworkEnv, NetworkMode } from '../qemu/network';
 import { findQemu } from '../qemu/binary';
 import { hostTscKhz } from '../qemu/host-tsc';
 import { SupervisedProcess } from '../qemu/process';
@@ -13,6 +14,9 @@ import { ProcessRequest } from '../agent/process';
 import { QmpClient } from '../qemu/qmp';
 import { createStateDir, StateDir } from './state-dir';
 import { setTimeout as delay } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { QemuSpec } from '../qemu/types';
+import { migrateIn, migrateOut } from './migration';
 
 export interface BootSpec {
   rootDisk: string;
@@ -21,6 +25,16 @@ export interface BootSpec {
   memoryMib: number;
   vcpus: number;
   bootTimeoutMs?: number;
+  /** Guest NIC; absent = 'none'. Forwards work either way. */
+  network?: NetworkMode;
+  restoreTimeoutMs?: number;
+}
+
+/** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */
+export interface RestoreSource {
+  kind: 'template' | 'full';
+  stateFile: string;
+  memFile?: string;
 }
 
 const BOOT_TIMEOUT_MS = { kvm: 20_000, hvf: 20_000, tcg: 60_000 } as const;
@@ -42,6 +56,7 @@ export class Machine {
     private readonly qemu: SupervisedProcess,
     readonly agent: AgentClient,
     private readonly qmp: QmpClient,
+    private readonly memory: QemuSpec['memory'],
     readonly bootMs: number,
   ) {
     void qemu.exited.then(() => {
@@ -53,46 +68,75 @@ export class Machine {
     });
   }
 
-  static async boot(spec: BootSpec): Promise<Machine> {
+  /**
+   * Boots a VM, or restores one from a snapshot when `restore` is given: then QEMU starts
+   * paused, loads the device state, and the agent gets fresh entropy and the current time.
+   */
+  static async boot(spec: BootSpec, restore?: RestoreSource): Promise<Machine> {
     const started = Date.now();
     const assets = await guestAssets();
     const qemuBinary = await findQemu('x86_64');
     const accel = await chooseAccel(assets, qemuBinary);
     const state = createStateDir();
+    const memory = memoryFor(state, restore);
     const argv = buildQemuArgv({
       arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: [], rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp,
-      tscKhz: hostTscKhz(),
+      network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore !== undefined,
     });
-    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv);
-    const timeoutMs = spec.bootTimeoutMs ?? BOOT_TIMEOUT_MS[accel.accel];
-    const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during boot${describeExit(qemu)}`);
+    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network));
+    const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
+    const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);
     try {
-      const [{ connection, info }, qmp] = await Promise.all([
-        AgentConnection.open(state.file('agentSocket'), {
-          timeoutMs,
-          abortIf: bootFailure,
-          describeLoss: async () => {
-            await Promise.race([qemu.exited, delay(LOSS_EXPLAIN_WAIT_MS)]);
-            return lossError(qemu);
-          },
-        }),
-        QmpClient.connect(state.file('qmpSocket'), timeoutMs),
-      ]);
-      const machine = new Machine(state, accel, qemu, new AgentClient(connection, info), qmp, Date.now() - started);
-      if (spec.workload) machine.startWorkload(spec.workload);
+      const qmp = await QmpClient.connect(state.file('qmpSocket'), timeoutMs);
+      if (restore) await migrateIn(qmp, state.file('migrateIn'), restore.stateFile, restore.kind === 'template');
+      const { connection, info } = await AgentConnection.open(state.file('agentSocket'), {
+        timeoutMs,
+        abortIf: bootFailure,
+        describeLoss: async () => {
+          await Promise.race([qemu.exited, delay(LOSS_EXPLAIN_WAIT_MS)]);
+          return lossError(qemu);
+        },
+      });
+      const agent = new AgentClient(connection, info);
+      if (restore) await agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n);
+      const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started);
+      if (spec.workload && !restore) machine.startWorkload(spec.workload);
       return machine;
     } catch (err) {
+      const exitedOnItsOwn = bootFailure();
       qemu.kill();
       await qemu.exited;
       state.remove();
+      if (exitedOnItsOwn) throw exitedOnItsOwn;
       if (err instanceof MicrovmError && err.code === 'E_BOOT_TIMEOUT') {
         throw new MicrovmError('E_BOOT_TIMEOUT',
           `the VM did not become ready within ${timeoutMs} ms under ${accel.accel}${describeExit(qemu)}`, { cause: err });
       }
-      throw bootFailure() ?? err;
+      throw err;
     }
+  }
+
+  /**
+   * Saves the device state to `stateFile` and leaves the VM paused. A VM whose RAM is a
+   * shared file (a fresh boot) saves a template: the RAM stays in that file (`memoryFile`).
+   * A clone saves everything into the state file.
+   */
+  async saveState(stateFile: string): Promise<'template' | 'full'> {
+    const kind = this.memoryFile ? 'template' : 'full';
+    await migrateOut(this.qmp, this.state.file('migrateOut'), stateFile, kind === 'template');
+    return kind;
+  }
+
+  /** Resumes a VM paused by saveState. */
+  async resume(): Promise<void> {
+    await this.qmp.execute('cont');
+  }
+
+  /** The shared file holding this VM's RAM, when it has one (fresh boots). */
+  get memoryFile(): string | undefined {
+    return this.memory.kind === 'file' && this.memory.shared ? this.memory.path : undefined;
   }
 
   /** The last output of the workload, for logs and errors. */
@@ -139,6 +183,13 @@ export class Machine {
       ? new MicrovmError('E_VM_RELEASED', 'the VM was stopped')
       : lossError(this.qemu);
   }
+}
+
+/** Fresh boots keep RAM in a shared file (snapshot-able, and virtio-fs needs shared RAM); clones map a template privately. */
+function memoryFor(state: StateDir, restore: RestoreSource | undefined): QemuSpec['memory'] {
+  if (!restore) return { kind: 'file', path: state.file('memory'), shared: true };
+  if (restore.kind === 'template' && restore.memFile) return { kind: 'file', path: restore.memFile, shared: false };
+  return { kind: 'ram' };
 }
 
 function lossError(qemu: SupervisedProcess): MicrovmError {

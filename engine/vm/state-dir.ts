@@ -9,6 +9,11 @@ export const STATE_FILES = {
   agentSocket: 'agent.sock',
   qmpSocket: 'qmp.sock',
   owner: 'owner.json',
+  /** Guest RAM of a freshly booted VM, shared with QEMU (the run dir is on tmpfs where possible). */
+  memory: 'memory',
+  /** Unix sockets QEMU migrates through, to save or restore a snapshot's device state. */
+  migrateOut: 'migrate-out.sock',
+  migrateIn: 'migrate-in.sock',
 } as const;
 
 /** Unix socket paths are limited to 107 bytes on Linux. */

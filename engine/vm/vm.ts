@@ -8,6 +8,13 @@ import { execOptionsSchema, ExecOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
 import { mergeEnv } from '../image/env';
 import { Machine } from './machine';
+import * as nodePath from 'node:path';
+import { Image } from '../image/image';
+import { writeSnapshot } from '../snapshot/store';
+import type { SnapshotImage } from '../snapshot/meta';
+import { TcpForwarder } from '../forward/forwarder';
+import { pipeSocketToGuest } from '../agent/tcp-stream';
+import { GuestListener, PortsChange, PortWatch } from '../agent/port-watch';
 
 export interface ExecResult<T extends string | Buffer = string> extends WaitResult {
   stdout: T;
@@ -23,11 +30,14 @@ export type SpawnOptions = Omit<ExecOptions, 'maxBuffer' | 'encoding'>;
  */
 export class Vm {
   private released = false;
+  private readonly forwarders = new Set<TcpForwarder>();
+  private portWatch: PortWatch | undefined;
 
   constructor(
     private readonly machine: Machine,
     private readonly config: ImageConfig,
     private readonly onRelease: (machine: Machine) => Promise<void>,
+    private readonly image?: SnapshotImage,
   ) {}
 
   get id(): string {
@@ -72,14 +82,67 @@ export class Vm {
     return this.live().agent.signalWorkload(signal);
   }
 
+  /**
+   * Forwards 127.0.0.1:hostPort on the host (0 picks a free port) to guestPort on the guest's
+   * loopback, over the agent channel (works with network 'none'). Released with the VM.
+   */
+  async exposeTcp(hostPort: number, guestPort: number): Promise<TcpForwarder> {
+    checkPort(hostPort, 'hostPort', 0);
+    checkPort(guestPort, 'guestPort', 1);
+    const connection = this.live().agent.connection;
+    const forwarder = await TcpForwarder.listen(hostPort, guestPort, (socket) => pipeSocketToGuest(connection, socket, guestPort));
+    if (this.released) {
+      await forwarder.destroy();
+      throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.state.id} was released while forwarding port ${guestPort}`);
+    }
+    this.forwarders.add(forwarder);
+    return forwarder;
+  }
+
+  /** The TCP listeners in the guest now (pid and process name included). */
+  async listeningPorts(): Promise<GuestListener[]> {
+    const watch = this.watch();
+    await watch.ready;
+    return watch.current;
+  }
+
+  /** Calls `listener` whenever a guest TCP listener appears or goes away; returns a disposer. */
+  onPortsChanged(listener: (change: PortsChange) => void): () => void {
+    return this.watch().onChange(listener);
+  }
+
+  /**
+   * Saves this VM as it is now (files, processes, memory) to `dir` and returns an Image whose
+   * pools restore from it. The VM pauses while its state is written, then goes on.
+   */
+  async snapshot(dir: string): Promise<Image> {
+    const machine = this.live();
+    if (!this.image) throw new MicrovmError('E_SNAPSHOT', 'this VM does not come from an image pool and cannot be snapshotted');
+    const target = nodePath.resolve(dir);
+    try {
+      await writeSnapshot(machine, target, { source: 'vm.snapshot', vm: machine.state.id }, this.image);
+    } finally {
+      if (machine.alive) await machine.resume();
+    }
+    return Image.fromSnapshot(target);
+  }
+
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    this.portWatch?.stop();
+    await Promise.all([...this.forwarders].map((f) => f.destroy()));
     await this.onRelease(this.machine);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+
+  private watch(): PortWatch {
+    const connection = this.live().agent.connection;
+    this.portWatch ??= new PortWatch(connection);
+    return this.portWatch;
   }
 
   private live(): Machine {
@@ -101,6 +164,12 @@ export class Vm {
       })),
       chain: parsed.chain,
     };
+  }
+}
+
+function checkPort(port: number, name: string, min: number): void {
+  if (!Number.isInteger(port) || port < min || port > 65535) {
+    throw new MicrovmError('E_BAD_OPTION', `${name} ${JSON.stringify(port)} must be a whole number from ${min} to 65535`);
   }
 }
 

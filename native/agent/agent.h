@@ -148,6 +148,34 @@ void exec_handle_events(const struct pollfd *fds, int n);
 int64_t exec_next_deadline(void);
 void exec_timers(int64_t now);
 
+/* forward.c: TCP_CONNECT streams to guest ports. */
+bool forward_owns(uint32_t id);
+int forwards_open(void);
+void forward_start(uint32_t id, uint32_t port);
+void forward_stdin(uint32_t id, const uint8_t *data, size_t len);
+void forward_close_stdin(uint32_t id);
+void forward_credit(uint32_t id, uint32_t amount);
+void forward_reset(uint32_t id);
+int forward_pollfds(struct pollfd *fds, uint32_t *ids, int max);
+void forward_handle_events(const struct pollfd *fds, const uint32_t *ids, int n);
+void forward_disconnect(void);
+
+/* ports.c: WATCH_PORTS streams (the guest's TCP listeners). */
+bool ports_owns(uint32_t id);
+int ports_watchers(void);
+void ports_start(uint32_t id);
+
+/* restore.c: RESTORED (fresh entropy and wall clock after a snapshot restore) */
+void op_restored(uint32_t stream, const uint8_t *payload, size_t len);
+void ports_credit(uint32_t id, uint32_t amount);
+void ports_stop(uint32_t id);
+void ports_disconnect(void);
+int64_t ports_next_deadline(void);
+void ports_timers(int64_t now);
+
+/* net.c: lo, and eth0 when QEMU gave the guest a NIC. */
+void init_network(void);
+
 /* server.c: frame dispatch and the poll loop. */
 struct server_config {
     enum transport_kind kind;

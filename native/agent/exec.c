@@ -195,7 +195,8 @@ void exec_start(uint32_t id, struct exec_spec *spec)
 {
     char err[MAX_ERROR_TEXT] = "";
     uint32_t err_no = 0;
-    struct stream *s = streams_attached() < MAX_STREAMS ? stream_alloc(id) : NULL;
+    bool room = streams_attached() + forwards_open() + ports_watchers() < MAX_STREAMS;
+    struct stream *s = room ? stream_alloc(id) : NULL;
     if (s == NULL) {
         send_status(id, ST_E_BUSY, 0, "more than %d streams open", MAX_STREAMS);
         exec_spec_free(spec);

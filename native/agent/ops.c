@@ -10,7 +10,7 @@
 #include "agent.h"
 
 
-static const char *const FEATURES[] = {"exec", "spawn", "tty", "files", "workload", "chain"};
+static const char *const FEATURES[] = {"exec", "spawn", "tty", "files", "workload", "chain", "forward", "ports"};
 
 /* HELLO answer or INFO response: the same fields (INFO adds STATUS). */
 void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
@@ -53,8 +53,8 @@ static void handle_hello(uint32_t stream, const uint8_t *payload, size_t len)
 
 /* The fields of a non-EXEC request; strings are NUL-terminated copies. */
 struct simple_request {
-    bool has_op, has_mode, has_data, has_signo;
-    uint32_t op, mode, signo;
+    bool has_op, has_mode, has_data, has_signo, has_port;
+    uint32_t op, mode, signo, port;
     char path[MAX_PATH_LEN];
     bool has_path;
     const uint8_t *data;
@@ -95,6 +95,10 @@ static int parse_simple(const uint8_t *payload, size_t len, struct simple_reques
         case TAG_SIGNO:
             req->has_signo = true;
             req->signo = get_u32(f.value);
+            break;
+        case TAG_PORT:
+            req->has_port = true;
+            req->port = get_u32(f.value);
             break;
         default:
             break;
@@ -194,7 +198,7 @@ static void op_exec(uint32_t stream, const uint8_t *payload, size_t len)
 
 static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
 {
-    if (stream == 0 || stream_in_use(stream)) {
+    if (stream == 0 || stream_in_use(stream) || forward_owns(stream) || ports_owns(stream)) {
         send_error(stream, ST_E_BAD_STREAM, "REQUEST on %s",
                    stream == 0 ? "stream 0" : "a stream already in use");
         return;
@@ -233,6 +237,18 @@ static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
     case OP_PING:
         send_status(stream, ST_OK, 0, "%s", "");
         break;
+    case OP_TCP_CONNECT:
+        if (req->has_port)
+            forward_start(stream, req->port);
+        else
+            send_status(stream, ST_E_BAD_REQUEST, 0, "TCP_CONNECT without PORT");
+        break;
+    case OP_WATCH_PORTS:
+        ports_start(stream);
+        break;
+    case OP_RESTORED:
+        op_restored(stream, payload, len);
+        break;
     default:
         send_status(stream, ST_E_UNKNOWN_OP, 0, "unknown OP %u", req->op);
         break;
@@ -262,15 +278,31 @@ void dispatch_frame(const struct frame_header *h, const uint8_t *payload)
         if (h->length > MAX_CHUNK)
             send_error(h->stream, ST_E_TOO_LARGE, "STDIN frame of %u bytes is over %d",
                        h->length, MAX_CHUNK);
+        else if (forward_owns(h->stream))
+            forward_stdin(h->stream, payload, h->length);
         else
             exec_stdin(h->stream, payload, h->length);
         break;
     case FT_CLOSE_STDIN:
-        exec_close_stdin(h->stream);
+        if (forward_owns(h->stream))
+            forward_close_stdin(h->stream);
+        else if (ports_owns(h->stream))
+            ports_stop(h->stream);
+        else
+            exec_close_stdin(h->stream);
         break;
     case FT_CREDIT:
-        if (need_u32(h, "CREDIT"))
+        if (!need_u32(h, "CREDIT"))
+            break;
+        if (forward_owns(h->stream))
+            forward_credit(h->stream, get_u32(payload));
+        else if (ports_owns(h->stream))
+            ports_credit(h->stream, get_u32(payload));
+        else
             exec_credit(h->stream, get_u32(payload));
+        break;
+    case FT_RESET:
+        forward_reset(h->stream);
         break;
     case FT_SIGNAL:
         if (!need_u32(h, "SIGNAL"))

@@ -13,6 +13,7 @@
 #define MAX_STREAMS 64
 #define MAX_ARGS 4096
 #define MAX_CHAIN 16
+#define MAX_LISTENERS 256
 
 enum frame_type {
     FT_HELLO = 1,
@@ -26,6 +27,8 @@ enum frame_type {
     FT_SIGNAL = 9,
     FT_RESIZE = 10,
     FT_ERROR = 11,
+    FT_CLOSE_STDOUT = 12,
+    FT_RESET = 13,
 };
 
 enum tlv_tag {
@@ -46,6 +49,8 @@ enum tlv_tag {
     TAG_MODE = 15,
     TAG_DATA = 16,
     TAG_SIGNO = 17,
+    TAG_PORT = 18,
+    TAG_LISTENER = 19,
     TAG_STATUS = 20,
     TAG_ERROR = 21,
     TAG_ERRNO = 22,
@@ -53,11 +58,17 @@ enum tlv_tag {
     TAG_SIGNAL = 24,
     TAG_TIMED_OUT = 25,
     TAG_PEAK_RSS_KIB = 26,
+    TAG_ADDR = 27,
+    TAG_PID = 28,
+    TAG_COMM = 29,
     TAG_NONCE = 30,
     TAG_PROTO_VERSION = 31,
     TAG_AGENT_VERSION = 32,
     TAG_FEATURE = 33,
     TAG_KERNEL = 34,
+    TAG_FAMILY = 35,
+    TAG_RNG_SEED = 40,
+    TAG_TIME_NS = 41,
 };
 
 enum op {
@@ -68,6 +79,9 @@ enum op {
     OP_INFO = 5,
     OP_SHUTDOWN = 6,
     OP_PING = 7,
+    OP_TCP_CONNECT = 8,
+    OP_WATCH_PORTS = 9,
+    OP_RESTORED = 16,
 };
 
 enum status {
@@ -81,6 +95,7 @@ enum status {
     ST_E_NO_WORKLOAD = 7,
     ST_E_BAD_FRAME = 8,
     ST_E_BAD_STREAM = 9,
+    ST_E_CONNECT = 10,
 };
 
 #endif

@@ -13,7 +13,7 @@
 #include "agent.h"
 
 #define INBUF_SIZE (HEADER_SIZE + MAX_PAYLOAD)
-#define MAX_POLLFDS (2 + MAX_SLOTS * 3)
+#define MAX_POLLFDS (2 + MAX_SLOTS * 3 + MAX_STREAMS)
 
 static const struct server_config *config;
 static uint8_t *inbuf;
@@ -41,6 +41,8 @@ void server_shutdown_requested(void)
 static void connection_lost(void)
 {
     exec_disconnect();
+    forward_disconnect();
+    ports_disconnect();
     inlen = 0;
     skip_left = 0;
     if (transport_fd() >= 0)
@@ -180,6 +182,9 @@ static int setup_signals(void)
 static int poll_timeout(void)
 {
     int64_t next = exec_next_deadline();
+    int64_t ports = ports_next_deadline();
+    if (ports != 0 && (next == 0 || ports < next))
+        next = ports;
     if (config->kind == TRANSPORT_PORT && transport_fd() < 0 &&
         (next == 0 || reopen_at < next))
         next = reopen_at;
@@ -197,12 +202,15 @@ static void serve_once(int sig_fd)
     fds[1] = (struct pollfd){.fd = conn, .events = POLLIN};
     int base = 2;
     int n = exec_pollfds(fds + base, MAX_POLLFDS - base);
-    if (poll(fds, (nfds_t)(base + n), poll_timeout()) < 0) {
+    uint32_t forward_ids[MAX_STREAMS];
+    int nf = forward_pollfds(fds + base + n, forward_ids, MAX_STREAMS);
+    if (poll(fds, (nfds_t)(base + n + nf), poll_timeout()) < 0) {
         if (errno != EINTR)
             log_msg("poll: %s", strerror(errno));
         return;
     }
     exec_handle_events(fds + base, n);
+    forward_handle_events(fds + base + n, forward_ids, nf);
     if (fds[0].revents & POLLIN)
         read_signals(sig_fd);
     if (fds[1].revents != 0 && conn >= 0) {
@@ -212,6 +220,7 @@ static void serve_once(int sig_fd)
             read_connection(fds[1].revents);
     }
     exec_timers(now_ms());
+    ports_timers(now_ms());
     if (transport_lost())
         connection_lost();
     if (config->kind == TRANSPORT_PORT && transport_fd() < 0 && now_ms() >= reopen_at)

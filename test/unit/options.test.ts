@@ -19,7 +19,14 @@ test('option errors name the field and the bad value', () => {
 });
 
 test('defaults follow the design: 256 MiB, 1 vCPU, 60 s exec timeout, pool of 1', () => {
-  assert.deepEqual(parseOptions(buildOptionsSchema, undefined, 'Image.build'), { memoryMib: 256, vcpus: 1, env: {} });
+  const build = parseOptions(buildOptionsSchema, undefined, 'Image.build');
+  assert.equal(build.memoryMib, 256);
+  assert.equal(build.vcpus, 1);
+  assert.equal(build.network, 'outbound');
+  assert.equal(build.pullPolicy, 'missing');
+  assert.equal(build.snapshot, true);
+  assert.equal(build.warmupTag, '');
+  refused(() => parseOptions(buildOptionsSchema, { listenerRequired: true }, 'Image.build'), /listenerRequired needs guestPort/);
   const pool = parseOptions(poolOptionsSchema, {}, 'pool');
   assert.equal(pool.min, 1);
   assert.equal(pool.max, 1);
@@ -28,10 +35,19 @@ test('defaults follow the design: 256 MiB, 1 vCPU, 60 s exec timeout, pool of 1'
 });
 
 test('the CLI passes everything after the first non-flag word to the guest', () => {
-  assert.deepEqual(parseVmCommand(['--memory', '512', 'ls', '-la'], true), { flags: { env: {}, memoryMib: 512 }, argv: ['ls', '-la'] });
+  assert.deepEqual(parseVmCommand(['--memory', '512', 'ls', '-la'], true), { flags: { env: {}, publish: [], memoryMib: 512 }, argv: ['ls', '-la'] });
   assert.deepEqual(parseVmCommand(['--env=A=1', '--', '--weird'], true).argv, ['--weird']);
   refused(() => parseVmCommand(['--memory', 'big'], true), /--memory/, /"big"/);
   refused(() => parseVmCommand(['--bogus'], true), /unknown option --bogus/);
   refused(() => parseVmCommand(['--cpus'], true), /--cpus needs a value/);
   refused(() => parseVmCommand(['extra'], false), /unexpected argument "extra"/);
+});
+
+test('--publish HOST:GUEST and --network are parsed and checked', () => {
+  const { flags } = parseVmCommand(['--publish', '8080:3000', '--publish=5173', '--network', 'none', 'sh'], true);
+  assert.deepEqual(flags.publish, [{ hostPort: 8080, guestPort: 3000 }, { hostPort: 5173, guestPort: 5173 }]);
+  assert.equal(flags.network, 'none');
+  assert.throws(() => parseVmCommand(['--publish', '8080:0', 'sh'], true), /invalid --publish value "8080:0"/);
+  assert.throws(() => parseVmCommand(['--publish', '70000:80', 'sh'], true), /HOST:GUEST/);
+  assert.throws(() => parseVmCommand(['--network', 'bridge', 'sh'], true), /none or outbound/);
 });

@@ -5,7 +5,7 @@ import { QemuSpec } from '../../engine/qemu/types';
 
 const base: QemuSpec = {
   arch: 'x86_64', accel: 'tcg', memoryMib: 256, vcpus: 1, kernel: '/a/vmlinuz', initrd: '/a/initrd.cpio',
-  cmdline: [], rootDisk: '/cache/root,1.ext4', agentSocket: '/run/x/agent.sock', qmpSocket: '/run/x/qmp.sock', seccomp: true,
+  cmdline: [], rootDisk: '/cache/root,1.ext4', memory: { kind: 'anonymous' }, agentSocket: '/run/x/agent.sock', qmpSocket: '/run/x/qmp.sock', seccomp: true,
 };
 
 function valueOf(argv: string[], flag: string): string[] {
@@ -52,4 +52,15 @@ test('no root disk means no -drive and no microvm.root', () => {
 test('under TCG the host TSC rate is passed to the guest kernel; under KVM it is not', () => {
   assert.match(valueOf(buildQemuArgv({ ...base, tscKhz: 2596096 }), '-append')[0], / tsc_early_khz=2596096 /);
   assert.doesNotMatch(valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0], /tsc_early_khz/);
+});
+
+test('guest RAM in a file: shared for fresh boots, private (copy-on-write) for clones; restores wait for migration', () => {
+  const fresh = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/dev/shm/vm/memory', shared: true } });
+  assert.match(valueOf(fresh, '-M')[0], /,memory-backend=mem$/);
+  assert.deepEqual(valueOf(fresh, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/vm/memory,share=on']);
+  assert.equal(fresh.includes('-incoming'), false);
+  const clone = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/snap/mem', shared: false }, incoming: true });
+  assert.deepEqual(valueOf(clone, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/snap/mem,share=off']);
+  assert.deepEqual(valueOf(clone, '-incoming'), ['defer']);
+  assert.equal(buildQemuArgv(base).includes('-object'), false);
 });

@@ -1,0 +1,61 @@
+import { MicrovmError } from '../errors';
+import { Image } from '../image/image';
+import { listStoredImages, prune } from '../image/prune';
+import { Progress } from './progress';
+
+/** `microvm pull REF`: pulls the image and builds its root disk; prints the manifest digest. */
+export async function pullCommand(args: string[]): Promise<number> {
+  if (args.length !== 1 || args[0].startsWith('-')) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm pull REF (e.g. microvm pull localhost:5000/team/app:1)');
+  const progress = new Progress();
+  progress.step(`pulling ${args[0]}`);
+  const layers = new Map<string, number>();
+  let lastReport = 0;
+  const image = await Image.build({
+    ref: args[0],
+    pullPolicy: 'always',
+    onProgress: (event) => {
+      if (event.phase === 'pull') {
+        layers.set(event.digest, event.bytes);
+        if (Date.now() - lastReport < 500 && event.bytes !== event.total) return;
+        lastReport = Date.now();
+        progress.detail(`${event.digest.slice(7, 19)}: ${mib(event.bytes)} / ${mib(event.total)} MiB`);
+      } else if (event.phase === 'rootfs' && event.step !== 'done') {
+        progress.detail(`root disk: ${event.step}, ${mib(event.bytes)} MiB`);
+      }
+    },
+  });
+  progress.finish();
+  process.stdout.write(`${image.manifestDigest}\n`);
+  return 0;
+}
+
+/** `microvm images`: one line per stored image. */
+export async function imagesCommand(args: string[]): Promise<number> {
+  if (args.length > 0) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm images');
+  const rows = [['REFERENCE', 'MANIFEST', 'SOURCE', 'LAYERS MiB', 'DISK', 'STORED']];
+  for (const info of await listStoredImages()) {
+    rows.push([
+      info.record.ref,
+      info.record.manifest.digest.slice(0, 19),
+      info.record.source,
+      info.image ? mib(info.bytes) : 'incomplete',
+      info.rootDisk ? 'built' : '-',
+      info.record.storedAt.slice(0, 19).replace('T', ' '),
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd() + '\n');
+  return 0;
+}
+
+/** `microvm prune`: removes blobs and root disks no stored image uses. */
+export async function pruneCommand(args: string[]): Promise<number> {
+  if (args.length > 0) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm prune');
+  const result = await prune();
+  process.stderr.write(`microvm: removed ${result.blobs} blobs, ${result.disks} root disks and ${result.temp} partial downloads (${mib(result.bytes)} MiB)\n`);
+  return 0;
+}
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
+}

@@ -1,0 +1,80 @@
+import * as net from 'node:net';
+import { MicrovmError } from '../errors';
+import { ForwardAddress } from './types';
+
+/** How an accepted host connection reaches the guest (the agent stream, or a fake in tests). */
+export type ConnectionHandler = (socket: net.Socket) => Promise<void>;
+
+/**
+ * A host TCP listener on 127.0.0.1 whose connections are carried to one guest port.
+ * stop() closes the listener at once and lets connections already accepted run to their end.
+ */
+export class TcpForwarder {
+  private stopping: Promise<void> | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server;
+  private address: ForwardAddress | undefined;
+
+  private constructor(readonly guestPort: number, handle: ConnectionHandler) {
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.setNoDelay(true);
+      socket.once('close', () => this.sockets.delete(socket));
+      handle(socket).catch(() => socket.destroy());
+    });
+  }
+
+  /** Binds 127.0.0.1:hostPort (0 picks a free port); fails with E_PORT_IN_USE naming the port. */
+  static async listen(hostPort: number, guestPort: number, handle: ConnectionHandler): Promise<TcpForwarder> {
+    const forwarder = new TcpForwarder(guestPort, handle);
+    await forwarder.bind(hostPort);
+    return forwarder;
+  }
+
+  /** The host address to connect to: 127.0.0.1 and the bound port. */
+  get localAddr(): ForwardAddress {
+    return this.address as ForwardAddress;
+  }
+
+  get listening(): boolean {
+    return this.stopping === undefined;
+  }
+
+  /** Connections accepted and not yet closed. */
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting; open connections finish on their own. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= new Promise<void>((resolve) => {
+      this.server.close();
+      resolve();
+    });
+    return this.stopping;
+  }
+
+  /** Resets every open connection too (the VM is going away). */
+  async destroy(): Promise<void> {
+    await this.stop();
+    for (const socket of this.sockets) socket.resetAndDestroy();
+  }
+
+  private async bind(hostPort: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (err: NodeJS.ErrnoException) => reject(bindError(err, hostPort)));
+      this.server.listen({ host: '127.0.0.1', port: hostPort, exclusive: true }, () => resolve());
+    });
+    this.server.on('error', () => undefined);
+    const bound = this.server.address() as net.AddressInfo;
+    this.address = { address: '127.0.0.1', port: bound.port, family: 'IPv4' };
+  }
+}
+
+function bindError(err: NodeJS.ErrnoException, hostPort: number): MicrovmError {
+  if (err.code === 'EADDRINUSE') {
+    return new MicrovmError('E_PORT_IN_USE',
+      `host port ${hostPort} (127.0.0.1:${hostPort}) is already in use; stop what listens there, or pick another host port (0 picks a free one)`, { cause: err });
+  }
+  return new MicrovmError('E_FORWARD_FAILED', `cannot listen on 127.0.0.1:${hostPort}: ${err.message}`, { cause: err });
+}

@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { MicrovmError } from '../errors';
+import { homePaths } from '../paths';
+import { assertDigestMatches, createDigestHash, parseDigest, type ParsedDigest } from './digest';
+
+export interface WriteBlobOptions {
+  /** The digest the bytes must have; without it the digest is computed (docker save files). */
+  digest?: string;
+  /** The exact size the bytes must have, when known. */
+  size?: number;
+  /** Refuse more than this many bytes (checked as they arrive). */
+  maxBytes: number;
+  onBytes?: (bytes: number) => void;
+  what: string;
+}
+
+/**
+ * Blobs by digest under $MICROVM_HOME/store/blobs/<alg>/<hex>. Bytes are streamed into
+ * tmp/, hashed on the way, and renamed into place only after size and digest match, so a
+ * killed or tampered download never leaves anything under blobs/ that looks complete.
+ */
+export class ContentStore {
+  constructor(readonly root: string = homePaths.store()) {}
+
+  blobPath(digest: string | ParsedDigest): string {
+    const parsed = typeof digest === 'string' ? parseDigest(digest, 'the content store') : digest;
+    return path.join(this.root, 'blobs', parsed.algorithm, parsed.hex);
+  }
+
+  get tempDir(): string {
+    return path.join(this.root, 'tmp');
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return (await fs.stat(this.blobPath(digest)).catch(() => null))?.isFile() ?? false;
+  }
+
+  /** Streams bytes into the store; returns the digest they were stored under. */
+  async writeBlob(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer>, opts: WriteBlobOptions): Promise<string> {
+    const expected = opts.digest ? parseDigest(opts.digest, opts.what) : undefined;
+    const hash = createDigestHash(expected ?? { algorithm: 'sha256', hex: '' });
+    const temp = await this.tempFile();
+    const handle = await fs.open(temp, 'wx', 0o644);
+    let committed = false;
+    try {
+      let bytes = 0;
+      for await (const chunk of source) {
+        bytes += chunk.length;
+        const limit = opts.size ?? opts.maxBytes;
+        if (bytes > limit) throw tooLarge(opts.what, limit, opts.size !== undefined);
+        hash.update(chunk);
+        await handle.write(chunk);
+        opts.onBytes?.(bytes);
+      }
+      if (opts.size !== undefined && bytes !== opts.size) {
+        throw new MicrovmError('E_IMAGE_DIGEST', `${opts.what} ended after ${bytes} of the ${opts.size} bytes its descriptor declares. Pull again.`);
+      }
+      const hex = hash.digest('hex');
+      if (expected) assertDigestMatches(expected, hex, opts.what);
+      const digest = expected ? `${expected.algorithm}:${expected.hex}` : `sha256:${hex}`;
+      await handle.sync();
+      await handle.close();
+      const final = this.blobPath(digest);
+      await fs.mkdir(path.dirname(final), { recursive: true, mode: 0o755 });
+      await fs.rename(temp, final);
+      committed = true;
+      return digest;
+    } finally {
+      if (!committed) {
+        await handle.close().catch(() => undefined);
+        await fs.rm(temp, { force: true });
+      }
+    }
+  }
+
+  /**
+   * Reads a small blob (manifest, index, config) into one buffer and verifies its digest;
+   * the caller parses exactly the bytes that were hashed.
+   */
+  async readDocument(digest: string, maxBytes: number): Promise<Buffer> {
+    const parsed = parseDigest(digest, 'the content store');
+    const file = this.blobPath(parsed);
+    const handle = await fs.open(file, 'r').catch((err: Error) => {
+      throw new MicrovmError('E_IMAGE_NOT_CACHED', `Blob ${digest} is not in the content store (${file}). Pull the image again.`, { cause: err });
+    });
+    try {
+      const buffer = Buffer.alloc(maxBytes + 1);
+      let filled = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
+        if (bytesRead === 0 || (filled += bytesRead) === buffer.length) break;
+      }
+      if (filled > maxBytes) throw tooLarge(file, maxBytes, false);
+      const content = buffer.subarray(0, filled);
+      assertDigestMatches(parsed, createDigestHash(parsed).update(content).digest('hex'), file);
+      return Buffer.from(content);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Every stored blob digest. */
+  async listBlobs(): Promise<string[]> {
+    const dir = path.join(this.root, 'blobs', 'sha256');
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+  }
+
+  async removeBlob(digest: string): Promise<void> {
+    await fs.rm(this.blobPath(digest), { force: true });
+  }
+
+  /** Removes partial downloads older than `minAgeMs` (younger ones may belong to a running pull). */
+  async removeStaleTemp(minAgeMs: number): Promise<number> {
+    const names = await fs.readdir(this.tempDir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(this.tempDir, name);
+      const stat = await fs.stat(file).catch(() => null);
+      if (stat && Date.now() - stat.mtimeMs >= minAgeMs) {
+        await fs.rm(file, { force: true, recursive: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  private async tempFile(): Promise<string> {
+    await fs.mkdir(this.tempDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
+      throw new MicrovmError('E_STATE_DIR', `Cannot create ${this.tempDir}: ${err.message}. Check MICROVM_HOME.`, { cause: err });
+    });
+    return path.join(this.tempDir, `${process.pid}.${randomBytes(8).toString('hex')}.partial`);
+  }
+}
+
+function tooLarge(what: string, limit: number, declared: boolean): MicrovmError {
+  return new MicrovmError(
+    declared ? 'E_IMAGE_DIGEST' : 'E_IMAGE_TOO_LARGE',
+    declared
+      ? `${what} is larger than the ${limit} bytes its descriptor declares. The source is corrupt or hostile; nothing was stored.`
+      : `${what} exceeds the ${limit}-byte limit. The source is malformed or hostile; nothing was stored.`,
+  );
+}

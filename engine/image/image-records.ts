@@ -1,0 +1,63 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { parseDigest } from './digest';
+import type { ContentStore } from './content-store';
+
+/** What a pull or an archive import left behind: which manifest a reference resolved to. */
+export interface ImageRecord {
+  ref: string;
+  /** The platform manifest chosen for this host. */
+  manifest: { mediaType: string; digest: string; size: number };
+  source: 'registry' | 'oci-archive' | 'docker-archive';
+  storedAt: string;
+}
+
+const recordSchema = z.object({
+  ref: z.string().max(4096),
+  manifest: z.object({ mediaType: z.string().max(256), digest: z.string(), size: z.number().int().min(0).max(64 * 1024 * 1024) }).strict(),
+  source: z.enum(['registry', 'oci-archive', 'docker-archive']),
+  storedAt: z.string().max(64),
+}).strict();
+
+const MAX_RECORD_BYTES = 64 * 1024;
+
+function recordsDir(store: ContentStore): string {
+  return path.join(store.root, 'refs');
+}
+
+function recordPath(store: ContentStore, ref: string): string {
+  return path.join(recordsDir(store), `${createHash('sha256').update(ref).digest('hex')}.json`);
+}
+
+export async function writeRecord(store: ContentStore, record: ImageRecord): Promise<void> {
+  const file = recordPath(store, record.ref);
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  await fs.writeFile(temp, JSON.stringify(record) + '\n', { mode: 0o644 });
+  await fs.rename(temp, file);
+}
+
+/** The record for `ref`, or null when there is none or it is unreadable (then it is re-pulled). */
+export async function readRecord(store: ContentStore, ref: string): Promise<ImageRecord | null> {
+  return parseRecordFile(recordPath(store, ref));
+}
+
+export async function listRecords(store: ContentStore): Promise<ImageRecord[]> {
+  const names = await fs.readdir(recordsDir(store)).catch(() => [] as string[]);
+  const records = await Promise.all(names.filter((n) => /^[a-f0-9]{64}\.json$/.test(n)).map((n) => parseRecordFile(path.join(recordsDir(store), n))));
+  return records.filter((r): r is ImageRecord => r !== null).sort((a, b) => a.ref.localeCompare(b.ref));
+}
+
+async function parseRecordFile(file: string): Promise<ImageRecord | null> {
+  const stat = await fs.stat(file).catch(() => null);
+  if (!stat?.isFile() || stat.size > MAX_RECORD_BYTES) return null;
+  try {
+    const record = recordSchema.parse(JSON.parse(await fs.readFile(file, 'utf8')));
+    parseDigest(record.manifest.digest, file);
+    return record;
+  } catch {
+    return null;
+  }
+}

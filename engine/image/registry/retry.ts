@@ -1,0 +1,46 @@
+import { MicrovmError } from '../../errors';
+import { DroppedConnection } from './transport';
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  /** The wait before the second try; it doubles after each further failure. */
+  baseDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250 };
+
+/** A failure worth another try: a 5xx or 429 answer. */
+export class RetryableStatus extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof MicrovmError) return false;
+  if (err instanceof RetryableStatus || err instanceof DroppedConnection) return true;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return (code !== undefined && NETWORK_CODES.has(code)) || /aborted|socket hang up|no (data|response) from/i.test((err as Error)?.message ?? '');
+}
+
+/** Runs `attempt` until it succeeds, fails for good, or the tries run out (then E_REGISTRY_UNREACHABLE). */
+export async function withRetries<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isRetryable(err)) throw err;
+      if (i >= policy.attempts) {
+        throw new MicrovmError(
+          'E_REGISTRY_UNREACHABLE',
+          `${what} failed after ${policy.attempts} tries: ${(err as Error).message}. Check the network and the registry, then pull again; nothing partial was kept.`,
+          { cause: err },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, policy.baseDelayMs * 2 ** (i - 1)));
+    }
+  }
+}

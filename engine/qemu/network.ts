@@ -1,0 +1,51 @@
+import * as fs from 'node:fs';
+import { MicrovmError } from '../errors';
+import { homePaths } from '../paths';
+
+/**
+ * Guest networking. 'outbound': QEMU user-mode networking (slirp), NAT with a DNS forwarder,
+ * IPv4 only; the agent configures eth0 as 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3.
+ * 'none': no NIC at all. Port forwards never use the NIC: they run over the agent channel.
+ *
+ * slirp opens the guest's connections from the host itself and maps 10.0.2.2 to the host's
+ * 127.0.0.1, and QEMU 7.2 has no option to turn that off (libslirp's disable_host_loopback
+ * is not exposed; restrict=on would cut all outbound traffic). So QEMU runs with
+ * microvm-netguard.so preloaded, which refuses connect/sendto to loopback, link-local and
+ * the host's own addresses (native/netguard/netguard.c).
+ */
+export type NetworkMode = 'none' | 'outbound';
+
+export const GUEST_NETWORK = {
+  net: '10.0.2.0/24',
+  gateway: '10.0.2.2',
+  dns: '10.0.2.3',
+  guest: '10.0.2.15',
+} as const;
+
+export function networkArgs(mode: NetworkMode | undefined): string[] {
+  if (mode !== 'outbound') return [];
+  const { net, gateway, dns, guest } = GUEST_NETWORK;
+  return [
+    '-netdev', `user,id=net0,ipv4=on,ipv6=off,restrict=off,net=${net},host=${gateway},dns=${dns},dhcpstart=${guest}`,
+    '-device', 'virtio-net-device,netdev=net0',
+  ];
+}
+
+/** Environment for the QEMU process: the network guard when the guest has a NIC. */
+export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string): Record<string, string> {
+  if (mode !== 'outbound') return {};
+  // ld.so splits LD_PRELOAD at spaces and colons.
+  if (/[\s:]/.test(guardLibrary)) {
+    throw new MicrovmError('E_SETUP_MISSING', `the network guard path ${JSON.stringify(guardLibrary)} contains a space or colon; set MICROVM_HOME to a plain path`);
+  }
+  return { LD_PRELOAD: guardLibrary };
+}
+
+/** networkEnv with the guard that scripts/setup installed; E_SETUP_MISSING when it is not there. */
+export function guestNetworkEnv(mode: NetworkMode | undefined): Record<string, string> {
+  const guard = homePaths.netguard();
+  if (mode === 'outbound' && !fs.existsSync(guard)) {
+    throw new MicrovmError('E_SETUP_MISSING', `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none')`);
+  }
+  return networkEnv(mode, guard);
+}

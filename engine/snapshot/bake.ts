@@ -1,0 +1,48 @@
+import { MicrovmError } from '../errors';
+import { ImageConfig } from '../image/types';
+import { Machine } from '../vm/machine';
+import { Vm } from '../vm/vm';
+import { SnapshotImage, SnapshotInputs } from './meta';
+import { writeSnapshot } from './store';
+import { waitForListener } from './listener';
+
+export interface BakeSpec {
+  /** Boots the VM to bake, with the image's extra files staged. */
+  boot: () => Promise<Machine>;
+  config: ImageConfig;
+  dir: string;
+  inputs: SnapshotInputs;
+  image: SnapshotImage;
+  warmup?: (vm: Vm) => Promise<void>;
+  guestPort?: number;
+  listenerRequired: boolean;
+  listenerTimeoutMs: number;
+}
+
+/**
+ * Boots, runs the warmup, optionally waits for the workload's listener, then saves the VM
+ * to `dir` and resumes it. The living VM is returned so that the first acquire gets it.
+ */
+export async function bake(spec: BakeSpec): Promise<Machine> {
+  const machine = await spec.boot();
+  try {
+    const vm = new Vm(machine, spec.config, async () => undefined);
+    if (spec.warmup) {
+      try {
+        await spec.warmup(vm);
+      } catch (err) {
+        throw new MicrovmError('E_WARMUP_FAILED', `the warmup callback failed: ${(err as Error).message}; nothing was saved`, { cause: err });
+      }
+    }
+    if (spec.listenerRequired && spec.guestPort !== undefined) {
+      await waitForListener(vm, spec.guestPort, spec.listenerTimeoutMs);
+    }
+    await vm.release();
+    await writeSnapshot(machine, spec.dir, spec.inputs, spec.image);
+    await machine.resume();
+    return machine;
+  } catch (err) {
+    await machine.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,292 @@
+/*
+ * WATCH_PORTS streams: the TCP listeners of the guest, pushed to the host as a full list
+ * (one STDOUT frame of LISTENER fields) whenever it changes. /proc/net/tcp and tcp6 are read
+ * every PORTS_SCAN_MS while someone watches; inodes are mapped to pid and comm through
+ * /proc/PID/fd only when a new listener appears. CLOSE_STDIN ends the watch.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define PORTS_SCAN_MS 250
+#define MAX_WATCHERS 4
+#define TCP_LISTEN 0x0A
+
+struct listener {
+    uint32_t family; /* 4 or 6 */
+    uint8_t addr[16];
+    uint16_t port;
+    unsigned long inode;
+    uint32_t pid;
+    char comm[32];
+};
+
+struct watcher {
+    bool used;
+    uint32_t id;
+    uint64_t credit;
+    bool dirty; /* the current list has not been sent to this watcher */
+};
+
+static struct watcher watchers[MAX_WATCHERS];
+static struct listener current[MAX_LISTENERS];
+static int ncurrent;
+static int64_t next_scan;
+
+int ports_watchers(void)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_WATCHERS; i++)
+        n += watchers[i].used;
+    return n;
+}
+
+static struct watcher *watcher_find(uint32_t id)
+{
+    for (int i = 0; i < MAX_WATCHERS; i++)
+        if (watchers[i].used && watchers[i].id == id)
+            return &watchers[i];
+    return NULL;
+}
+
+bool ports_owns(uint32_t id)
+{
+    return watcher_find(id) != NULL;
+}
+
+/* /proc/net/tcp6 prints an address as four 32-bit words, each in host byte order. */
+static bool parse_addr(const char *hex, uint32_t family, uint8_t *out)
+{
+    size_t words = family == 4 ? 1 : 4;
+    if (strlen(hex) != words * 8)
+        return false;
+    for (size_t w = 0; w < words; w++) {
+        char part[9];
+        memcpy(part, hex + w * 8, 8);
+        part[8] = '\0';
+        uint32_t v = (uint32_t)strtoul(part, NULL, 16);
+        memcpy(out + w * 4, &v, 4);
+    }
+    return true;
+}
+
+static void scan_file(const char *path, uint32_t family, struct listener *list, int *n)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        if (errno != ENOENT)
+            log_msg("open %s: %s", path, strerror(errno));
+        return;
+    }
+    char line[512];
+    if (fgets(line, sizeof line, f) == NULL) { /* the header line */
+        fclose(f);
+        return;
+    }
+    while (*n < MAX_LISTENERS && fgets(line, sizeof line, f) != NULL) {
+        char local[64];
+        unsigned port, state;
+        unsigned long inode;
+        if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", local, &port,
+                   &state, &inode) != 4 || state != TCP_LISTEN)
+            continue;
+        struct listener *l = &list[*n];
+        memset(l, 0, sizeof *l);
+        if (!parse_addr(local, family, l->addr))
+            continue;
+        l->family = family;
+        l->port = (uint16_t)port;
+        l->inode = inode;
+        (*n)++;
+    }
+    fclose(f);
+}
+
+static bool same_socket(const struct listener *a, const struct listener *b)
+{
+    return a->family == b->family && a->port == b->port && a->inode == b->inode &&
+           memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+static void read_comm(uint32_t pid, char *comm, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%u/comm", pid);
+    FILE *f = fopen(path, "re");
+    comm[0] = '\0';
+    if (f == NULL)
+        return;
+    if (fgets(comm, (int)cap, f) != NULL)
+        comm[strcspn(comm, "\n")] = '\0';
+    fclose(f);
+}
+
+/* Finds the processes holding the listeners that have no pid yet. */
+static void find_owners(struct listener *list, int n)
+{
+    int missing = 0;
+    for (int i = 0; i < n; i++)
+        missing += list[i].pid == 0;
+    DIR *proc = missing > 0 ? opendir("/proc") : NULL;
+    if (proc == NULL)
+        return;
+    struct dirent *p;
+    while (missing > 0 && (p = readdir(proc)) != NULL) {
+        if (!isdigit((unsigned char)p->d_name[0]))
+            continue;
+        char fddir[300];
+        snprintf(fddir, sizeof fddir, "/proc/%s/fd", p->d_name);
+        DIR *fds = opendir(fddir);
+        if (fds == NULL)
+            continue;
+        struct dirent *d;
+        while (missing > 0 && (d = readdir(fds)) != NULL) {
+            char link[600], target[64];
+            snprintf(link, sizeof link, "%s/%s", fddir, d->d_name);
+            ssize_t len = readlink(link, target, sizeof target - 1);
+            unsigned long inode;
+            if (len <= 0)
+                continue;
+            target[len] = '\0';
+            if (sscanf(target, "socket:[%lu]", &inode) != 1)
+                continue;
+            for (int i = 0; i < n; i++) {
+                if (list[i].pid != 0 || list[i].inode != inode)
+                    continue;
+                list[i].pid = (uint32_t)strtoul(p->d_name, NULL, 10);
+                read_comm(list[i].pid, list[i].comm, sizeof list[i].comm);
+                missing--;
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+}
+
+/* Returns true when the set of listeners changed since the last scan. */
+static bool scan(void)
+{
+    static struct listener next[MAX_LISTENERS];
+    int n = 0;
+    scan_file("/proc/net/tcp", 4, next, &n);
+    scan_file("/proc/net/tcp6", 6, next, &n);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < ncurrent; j++) {
+            if (same_socket(&next[i], &current[j])) {
+                next[i].pid = current[j].pid;
+                memcpy(next[i].comm, current[j].comm, sizeof next[i].comm);
+                kept++;
+                break;
+            }
+        }
+    }
+    if (kept == n && n == ncurrent)
+        return false;
+    find_owners(next, n);
+    memcpy(current, next, sizeof next[0] * (size_t)n);
+    ncurrent = n;
+    return true;
+}
+
+static void send_list(struct watcher *w)
+{
+    static uint8_t payload[MAX_CHUNK];
+    struct tlv_writer tw = {.data = payload, .cap = sizeof payload};
+    for (int i = 0; i < ncurrent; i++) {
+        const struct listener *l = &current[i];
+        uint8_t item[128];
+        char addr[INET6_ADDRSTRLEN] = "";
+        struct tlv_writer iw = {.data = item, .cap = sizeof item};
+        inet_ntop(l->family == 4 ? AF_INET : AF_INET6, l->addr, addr, sizeof addr);
+        tlv_put_u32(&iw, TAG_FAMILY, l->family);
+        tlv_put_str(&iw, TAG_ADDR, addr);
+        tlv_put_u32(&iw, TAG_PORT, l->port);
+        tlv_put_u32(&iw, TAG_PID, l->pid);
+        tlv_put_str(&iw, TAG_COMM, l->comm);
+        tlv_put(&tw, TAG_LISTENER, iw.data, iw.len);
+    }
+    if (tw.overflow) {
+        log_msg("listener list over %d bytes: not sent", MAX_CHUNK);
+        w->dirty = false;
+        return;
+    }
+    if (w->credit < tw.len)
+        return; /* sent when the host grants credit; by then it may have changed again */
+    send_frame(FT_STDOUT, w->id, tw.data, tw.len);
+    w->credit -= tw.len;
+    w->dirty = false;
+}
+
+static void flush(void)
+{
+    for (int i = 0; i < MAX_WATCHERS; i++)
+        if (watchers[i].used && watchers[i].dirty)
+            send_list(&watchers[i]);
+}
+
+void ports_start(uint32_t id)
+{
+    struct watcher *w = NULL;
+    if (streams_attached() + forwards_open() + ports_watchers() < MAX_STREAMS)
+        for (int i = 0; i < MAX_WATCHERS && w == NULL; i++)
+            if (!watchers[i].used)
+                w = &watchers[i];
+    if (w == NULL) {
+        send_status(id, ST_E_BUSY, 0, "too many streams or port watchers open");
+        return;
+    }
+    *w = (struct watcher){.used = true, .id = id, .credit = OUTPUT_WINDOW, .dirty = true};
+    if (ports_watchers() == 1)
+        scan();
+    next_scan = now_ms() + PORTS_SCAN_MS;
+    send_list(w);
+}
+
+void ports_credit(uint32_t id, uint32_t amount)
+{
+    struct watcher *w = watcher_find(id);
+    if (w == NULL)
+        return;
+    w->credit += amount;
+    if (w->dirty)
+        send_list(w);
+}
+
+void ports_stop(uint32_t id)
+{
+    struct watcher *w = watcher_find(id);
+    if (w == NULL)
+        return;
+    send_status(id, ST_OK, 0, "%s", "");
+    memset(w, 0, sizeof *w);
+}
+
+void ports_disconnect(void)
+{
+    memset(watchers, 0, sizeof watchers);
+}
+
+int64_t ports_next_deadline(void)
+{
+    return ports_watchers() > 0 ? next_scan : 0;
+}
+
+void ports_timers(int64_t now)
+{
+    if (ports_watchers() == 0 || now < next_scan)
+        return;
+    next_scan = now + PORTS_SCAN_MS;
+    if (scan())
+        for (int i = 0; i < MAX_WATCHERS; i++)
+            watchers[i].dirty = watchers[i].used;
+    flush();
+}

@@ -1,0 +1,164 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildBundles, Bundles, privateHome, runCli, waitFor } from './cli-helpers';
+
+/**
+ * No QEMU outlives the Node process that started it, even when that process is killed with
+ * SIGKILL and gets no chance to clean up; the state directory it leaves behind is reaped by
+ * the next Image.build(). A private MICROVM_HOME keeps run/ to this test.
+ */
+let bundles: Bundles;
+let home: string;
+const children: ChildProcess[] = [];
+/** State directories of the VMs whose owner the tests killed. */
+const staleStateDirs: string[] = [];
+
+before(async () => {
+  bundles = await buildBundles();
+  home = privateHome(['assets', 'images', 'rootfs']);
+});
+
+after(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  fs.rmSync(bundles.dir, { recursive: true, force: true });
+  fs.rmSync(home, { recursive: true, force: true });
+  // The engine may keep run/ outside MICROVM_HOME (on tmpfs); it is private to this home too.
+  const runDir = staleStateDirs[0] && path.dirname(staleStateDirs[0]);
+  if (runDir && !runDir.startsWith(home)) fs.rmSync(runDir, { recursive: true, force: true });
+});
+
+const env = () => ({ ...process.env, MICROVM_HOME: home });
+
+/** Boots one VM with the engine bundle, prints its id, then waits to be killed. */
+const OWNER_SCRIPT = `
+const { Image } = require(process.argv[1]);
+(async () => {
+  const image = await Image.build({});
+  const pool = image.pool({ min: 1, max: 1 });
+  const vm = await pool.acquire();
+  process.stdout.write('ready ' + vm.id + '\\n');
+  setInterval(() => undefined, 1 << 30);
+})().catch((err) => { console.error(err); process.exit(1); });
+`;
+
+interface QemuProcess {
+  pid: number;
+  stateDir: string;
+}
+
+/** QEMU processes whose parent is `ppid`, with the state directory their agent socket is in. */
+function qemuChildrenOf(ppid: number): QemuProcess[] {
+  const found: QemuProcess[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent !== ppid) continue;
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (!/qemu-system/.test(argv[0])) continue;
+      const socket = argv.join(' ').match(/path=([^,\s]+\/agent\.sock)/)?.[1];
+      assert.ok(socket, `no agent socket in QEMU's argv: ${argv.join(' ')}`);
+      found.push({ pid: Number(entry), stateDir: path.dirname(socket) });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+  return found;
+}
+
+/** A process is gone when /proc has no entry for it, or only a zombie waiting for its reaper. */
+function gone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Kills the owner and checks that every QEMU it started (a pool may hold spares) dies too. */
+async function killOwnerAndExpectQemuGone(owner: ChildProcess): Promise<QemuProcess[]> {
+  const qemus = qemuChildrenOf(owner.pid as number);
+  assert.ok(qemus.length > 0, 'the owner runs a QEMU child');
+  for (const qemu of qemus) assert.ok(fs.existsSync(qemu.stateDir), 'the VM has a state directory');
+  const started = Date.now();
+  owner.kill('SIGKILL');
+  for (const qemu of qemus) {
+    assert.ok(await waitFor(() => gone(qemu.pid), 5000 - (Date.now() - started)), `QEMU ${qemu.pid} still runs 5 s after its owner was SIGKILLed`);
+    assert.ok(fs.existsSync(qemu.stateDir), 'a SIGKILLed owner leaves its state directory behind');
+    staleStateDirs.push(qemu.stateDir);
+  }
+  return qemus;
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let errors = '';
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms; stdout: ${text}; stderr: ${errors}`)), ms);
+    child.stderr?.on('data', (chunk: Buffer) => { errors += chunk.toString(); });
+    child.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const match = pattern.exec(text);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[0]);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code ?? signal}) before ${pattern}; stdout: ${text}; stderr: ${errors}`));
+    });
+  });
+}
+
+test('QEMU dies within 5 s when the engine\'s Node process is SIGKILLed', async () => {
+  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(owner);
+  const ready = await waitForLine(owner, /ready (\w+)\n/, 60_000);
+  const qemus = await killOwnerAndExpectQemuGone(owner);
+  const id = ready.split(' ')[1].trim();
+  assert.ok(qemus.some((q) => path.basename(q.stateDir) === id), 'the VM the script acquired was among the QEMUs found');
+});
+
+test('QEMU dies within 5 s when `microvm run -- sleep 100` is SIGKILLed', async () => {
+  const cli = spawn(process.execPath, [bundles.cli, 'run', '--', 'sh', '-c', 'echo started; sleep 100'], {
+    env: env(), stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(cli);
+  await waitForLine(cli, /started\n/, 60_000);
+  await killOwnerAndExpectQemuGone(cli);
+});
+
+test('the next Image.build() in a fresh process reaps the stale state directories', async () => {
+  // The CLI in the test above already reaped the first owner's directories when it built its image.
+  assert.ok(staleStateDirs.length >= 2, 'the tests above left state directories');
+  assert.ok(staleStateDirs.some((dir) => fs.existsSync(dir)), 'the killed CLI left its state directory behind');
+  const build = `require(process.argv[1]).Image.build({}).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });`;
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['-e', build, bundles.engine], { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(result.code, 0, result.stderr);
+  for (const dir of staleStateDirs) assert.ok(!fs.existsSync(dir), `${dir} was not reaped`);
+});
+
+test('a live owner\'s state directory is not reaped', async () => {
+  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(owner);
+  await waitForLine(owner, /ready (\w+)\n/, 60_000);
+  const qemu = qemuChildrenOf(owner.pid as number)[0];
+  assert.ok(qemu, 'the owner runs a QEMU child');
+  const result = await runCli(bundles.cli, ['run', '--', 'true'], { env: { MICROVM_HOME: home } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(fs.existsSync(qemu.stateDir), 'a VM in use by a live process keeps its state directory');
+  assert.ok(!gone(qemu.pid));
+  owner.kill('SIGKILL');
+  assert.ok(await waitFor(() => gone(qemu.pid), 5000));
+});
