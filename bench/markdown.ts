@@ -13,13 +13,13 @@ export function renderMarkdown(results: BenchResults, svgFile: string): string {
     '',
     '| row | p50 | p90 / p99 | baseline (p50) | ratio | unit |',
     '|---|---:|---:|---|---:|---|',
-    ...results.rows.map((r) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.ratio.toFixed(2)}x | ${r.unit} |`),
+    ...results.rows.map((r) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.unit === 'KiB' ? `${(r.ratio * 100).toFixed(1)}%` : `${r.ratio >= 0.01 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}x`} | ${r.unit} |`),
     '',
     '| baseline | samples | p50 | p90 / p99 | unit |',
     '|---|---:|---:|---:|---|',
     ...results.baselines.map((b) => `| ${b.name} | ${b.samples} | ${fmt(b.p50)} | ${fmt(b.p90)} / ${fmt(b.p99)} | ${b.unit} |`),
     '',
-    'Ratio = our p50 / baseline p50, both measured in the same run. Percentiles are nearest-rank over the sorted samples',
+    'Ratio = our p50 / the p50 of the baseline samples taken beside that row (alternating with it) in the same run; the baseline table pools every sample of a baseline. Percentiles are nearest-rank over the sorted samples',
     `(counts per row in latest.json, with every raw sample). Warm-up calls are not counted.`,
     '',
     `![latency distributions](${svgFile})`,
@@ -34,5 +34,6 @@ export function fmt(value: number): string {
   if (value >= 100) return value.toFixed(0);
   if (value >= 10) return value.toFixed(1);
   if (value >= 1) return value.toFixed(2);
-  return value.toFixed(3);
+  if (value >= 0.01) return value.toFixed(3);
+  return value.toPrecision(2);
 }

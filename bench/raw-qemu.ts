@@ -22,7 +22,7 @@ export interface RawContext {
 }
 
 /** The guest memory and vCPUs the engine's default image boots with. */
-const GUEST = { memoryMib: 256, vcpus: 1 } as const;
+export const GUEST = { memoryMib: 256, vcpus: 1 } as const;
 const PROBE_MARKER = 'MICROVM_PROBE_OK';
 const BOOT_TIMEOUT_MS = 60_000;
 const EXIT_GRACE_MS = 5000;
@@ -89,20 +89,21 @@ process.on('exit', () => {
 });
 
 /** A bare QEMU process whose serial console (stdout) is watched for a marker. */
-class RawQemu {
+export class RawQemu {
   private console = '';
   private readonly child: ChildProcess;
-  private readonly exited: Promise<void>;
+  private readonly exitedPromise: Promise<void>;
   private stderr = '';
 
-  constructor(ctx: RawContext, argv: string[], readonly agentSocket: string) {
+  constructor(ctx: RawContext, argv: string[], readonly agentSocket: string, env: Record<string, string> = {}) {
     this.child = spawn(ctx.assets.launcher, ['--parent', String(process.pid), '--', ctx.qemu.path, ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     liveRaw.add(this.child);
     this.child.stdout?.on('data', (data: Buffer) => { this.console = (this.console + data.toString('latin1')).slice(-4096); });
     this.child.stderr?.on('data', (data: Buffer) => { this.stderr = (this.stderr + data.toString()).slice(-2048); });
-    this.exited = new Promise((resolve) => {
+    this.exitedPromise = new Promise((resolve) => {
       this.child.once('exit', () => { liveRaw.delete(this.child); resolve(); });
       this.child.once('error', () => { liveRaw.delete(this.child); resolve(); });
     });
@@ -129,11 +130,20 @@ class RawQemu {
     });
   }
 
+  /** QEMU's last stderr lines, for error messages. */
+  get stderrTail(): string {
+    return this.stderr.trim();
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
   /** Waits a moment for a guest that powers itself off, then kills QEMU. */
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) {
       const timer = setTimeout(() => this.child.kill('SIGKILL'), this.console.includes(PROBE_MARKER) ? EXIT_GRACE_MS : 0);
-      await this.exited;
+      await this.exitedPromise;
       clearTimeout(timer);
     }
   }
@@ -193,7 +203,7 @@ class EchoSocket {
   }
 }
 
-function connectOnce(socketPath: string): Promise<net.Socket> {
+export function connectOnce(socketPath: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath);
     socket.once('connect', () => { socket.off('error', reject); resolve(socket); });

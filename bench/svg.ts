@@ -15,7 +15,7 @@ const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e'];
 /** Points drawn per series: quantiles, so a 1000-sample series stays a small file. */
 const MAX_POINTS = 200;
 
-/** A hand-written SVG of the latency CDFs: round trips (log x) and boots (linear x). */
+/** A hand-written SVG of the latency CDFs: round trips (log x), restores and boots (linear x). */
 export function renderSvg(results: BenchResults): string {
   const panels = latencyPanels(results);
   const height = Math.max(1, panels.length) * PANEL_HEIGHT;
@@ -39,7 +39,8 @@ function latencyPanels(results: BenchResults): Panel[] {
   const panels: Panel[] = [
     { title: 'Round trip latency, CDF (ms, log scale)', log: true,
       series: [...find('exec true round trip'), ...find('agent ping round trip'), ...find('raw virtio-serial echo')] },
-    { title: 'Boot latency, CDF (ms)', log: false, series: [...find('boot to agent ready'), ...find('raw QEMU boot')] },
+    { title: 'Restore latency, CDF (ms)', log: false, series: [...find('acquire with restore'), ...find('raw QEMU restore')] },
+    { title: 'Boot latency, CDF (ms)', log: false, series: [...find('spawn from disk'), ...find('cold bake'), ...find('raw QEMU boot')] },
   ];
   return panels.filter((p) => p.series.length > 0);
 }

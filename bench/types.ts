@@ -3,7 +3,7 @@ import { Summary } from './stats';
 /** Raw samples of one measured series, in `unit`. */
 export interface Series {
   name: string;
-  unit: 'ms' | 'MB/s';
+  unit: 'ms' | 'MB/s' | 'KiB';
   /** Which direction is good: latency wants lower, throughput higher. */
   better: 'lower' | 'higher';
   values: number[];

@@ -39,7 +39,11 @@ export type ErrorCode =
   | 'E_POOL_SHUTDOWN'
   | 'E_ACQUIRE_TIMEOUT'
   | 'E_PORT_IN_USE'
-  | 'E_FORWARD_FAILED';
+  | 'E_FORWARD_FAILED'
+  | 'E_MOUNT_UNAVAILABLE'
+  | 'E_MOUNT_FAILED'
+  | 'E_VOLUME'
+  | 'E_VOLUME_BUSY';
 
 export class MicrovmError extends Error {
   readonly code: ErrorCode;

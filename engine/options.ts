@@ -10,6 +10,25 @@ const guestPath = z.string().min(1).refine((p) => p.startsWith('/') && !p.includ
 const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL')).min(1, 'expected at least one argument');
 const envMap = z.record(z.string().regex(/^[^=\0]+$/, 'expected a variable name without "=" or NUL'), z.string().refine((s) => !s.includes('\0'), 'must not contain NUL'));
 const mib = (min: number, max: number) => z.number().int().min(min).max(max);
+const mountPoint = guestPath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'expected an absolute guest path other than "/", without ".."');
+const protectPath = z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\0'), 'expected a path relative to hostPath, without ".."');
+
+/** A host folder shared into the guest over virtio-fs (see engine/mount/README.md). */
+export const mountSchema = z.object({
+  hostPath: z.string({ required_error: 'hostPath is required' }).min(1).refine((p) => !p.includes(',') && !p.includes('\0'), 'must not contain "," or NUL'),
+  guestPath: mountPoint,
+  symlinks: z.enum(['opaque', 'deny', 'follow']).default('opaque'),
+  readOnly: z.boolean().default(false),
+  /** Read-only to the guest because host tools run what they hold; [] turns it off. */
+  protect: z.array(protectPath).max(64).default(['.git', '.vscode', '.devcontainer']),
+}).strict();
+
+/** A persistent ext4 disk under $MICROVM_HOME/volumes, kept across runs and re-bakes. */
+export const volumeSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected a volume name of letters, digits, ".", "_" and "-" (no "/"), at most 64 characters'),
+  sizeMib: z.number().int().min(32, 'a volume needs at least 32 MiB').max(1024 * 1024).default(1024),
+  mountPoint,
+}).strict();
 
 export const buildOptionsSchema = z.object({
   ref: z.string().min(1).optional(),
@@ -37,7 +56,29 @@ export const buildOptionsSchema = z.object({
   guestPort: z.number().int().min(1).max(65535).optional(),
   listenerRequired: z.boolean().default(false),
   listenerTimeoutMs: z.number().int().positive().default(60_000),
-}).strict().refine((o) => !o.listenerRequired || o.guestPort !== undefined, { message: 'listenerRequired needs guestPort', path: ['listenerRequired'] });
+  mounts: z.array(mountSchema).max(16).default([]),
+  volumes: z.array(volumeSchema).max(16).default([]),
+}).strict().refine((o) => !o.listenerRequired || o.guestPort !== undefined, { message: 'listenerRequired needs guestPort', path: ['listenerRequired'] })
+  .superRefine(uniqueMountPoints);
+
+/** Two mounts or volumes on one guest path (or two volumes of one name) would hide each other. */
+function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: Array<{ name: string; mountPoint: string }> }, ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  const points: Array<[string, Array<string | number>]> = [
+    ...o.mounts.map((m, i): [string, Array<string | number>] => [m.guestPath, ['mounts', i, 'guestPath']]),
+    ...o.volumes.map((v, i): [string, Array<string | number>] => [v.mountPoint, ['volumes', i, 'mountPoint']]),
+  ];
+  for (const [point, path] of points) {
+    const normal = point.replace(/\/+/g, '/').replace(/\/$/, '');
+    if (seen.has(normal)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `duplicate mount point ${point}`, path });
+    seen.add(normal);
+  }
+  const names = new Set<string>();
+  for (const [i, volume] of o.volumes.entries()) {
+    if (names.has(volume.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `duplicate volume name ${volume.name}`, path: ['volumes', i, 'name'] });
+    names.add(volume.name);
+  }
+}
 
 export const poolOptionsSchema = z.object({
   min: z.number().int().min(0).max(64).default(1),

@@ -25,6 +25,8 @@ export const homePaths = {
   runDir,
   accelCache: () => path.join(microvmHome(), 'accel.json'),
   snapshots: () => path.join(microvmHome(), 'snapshots'),
+  /** Persistent ext4 disk images, one per volume name (engine/mount/volumes.ts). */
+  volumes: () => path.join(microvmHome(), 'volumes'),
 };
 
 /**

@@ -5,12 +5,35 @@ export interface Sizes {
   warmupCalls: number;
   throughputBytes: number;
   throughputRuns: number;
+  /** Cold bakes (each into a fresh snapshots directory) and raw boots beside them. */
+  coldBakes: number;
+  /** Image.build calls that find their snapshot. */
+  cacheHitBakes: number;
+  /** acquire() calls that find an idle VM. */
+  idleAcquires: number;
+  /** acquire() calls that restore from the snapshot, and raw QEMU restores beside them. */
+  restores: number;
+  /** Idle pooled VMs measured together for the N-VM memory rows. */
+  memoryVms: number;
+  /** Bytes downloaded through a forward per run, and runs. */
+  forwardBytes: number;
+  forwardRuns: number;
+  /** Connections (connect to first response byte) through a forward. */
+  forwardConnects: number;
 }
 
 const MIB = 1024 * 1024;
 
 export function sizesFor(quick: boolean): Sizes {
   return quick
-    ? { boots: 5, roundTrips: 200, warmupCalls: 20, throughputBytes: 16 * MIB, throughputRuns: 3 }
-    : { boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5 };
+    ? {
+      boots: 5, roundTrips: 200, warmupCalls: 20, throughputBytes: 16 * MIB, throughputRuns: 3,
+      coldBakes: 3, cacheHitBakes: 20, idleAcquires: 200, restores: 8, memoryVms: 4,
+      forwardBytes: 16 * MIB, forwardRuns: 3, forwardConnects: 30,
+    }
+    : {
+      boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
+      coldBakes: 8, cacheHitBakes: 100, idleAcquires: 1000, restores: 25, memoryVms: 8,
+      forwardBytes: 64 * MIB, forwardRuns: 5, forwardConnects: 100,
+    };
 }

@@ -2,7 +2,7 @@ import { MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
 import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult, withDeadline } from './process';
-import { FrameType, MAX_FILE, Op, Tag } from './protocol';
+import { FrameType, MAX_FILE, MountKind, Op, Tag } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
 import { TlvWriter } from './tlv';
 
@@ -76,6 +76,12 @@ export class AgentClient {
   /** Tells a just-restored guest to mix `seed` into its RNG and set its clock to `timeNs`. */
   async restored(seed: Buffer, timeNs: bigint): Promise<void> {
     await this.connection.request(new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs));
+  }
+
+  /** Mounts a virtio-fs share (by tag) or a virtio-blk ext4 volume (by serial) at `path` in the guest. */
+  async mount(kind: 'virtiofs' | 'volume', source: string, path: string, readOnly: boolean): Promise<void> {
+    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, kind === 'virtiofs' ? MountKind.VIRTIOFS : MountKind.VOLUME)
+      .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0));
   }
 
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */

@@ -55,6 +55,8 @@ export class ExecChild {
   private readonly result: Promise<WaitResult>;
   private readonly opened: Promise<void>;
   private finished = false;
+  private waiting = false;
+  private dropped = 0;
 
   constructor(private readonly connection: AgentConnection, request: ProcessRequest) {
     let markOpen = (): void => undefined;
@@ -78,8 +80,21 @@ export class ExecChild {
   }
 
   /** Resolves when the process has ended; rejects if the VM or the agent failed. */
+  /**
+   * Resolves when the process has ended; rejects if the VM or the agent failed. Once a caller
+   * waits, unread output past the host buffer is dropped (and counted in `droppedBytes`) so
+   * that a process nobody reads can still end: the agent sends all output before it reports
+   * the exit, and would otherwise wait for credit forever.
+   */
   wait(): Promise<WaitResult> {
+    this.waiting = true;
+    this.grantIfRoom();
     return this.result;
+  }
+
+  /** Output dropped because nobody read it while the caller waited (see wait()). */
+  get droppedBytes(): number {
+    return this.dropped;
   }
 
   /** The next stdout chunk (the merged pty output in tty mode), or null at the end. */
@@ -132,9 +147,13 @@ export class ExecChild {
   }
 
   private onOutput(queue: OutputQueue, data: Buffer): void {
-    this.buffered += data.length;
     this.owed += data.length;
-    queue.push(data);
+    if (this.waiting && this.buffered >= HOST_BUFFER_LIMIT) {
+      this.dropped += data.length;
+    } else {
+      this.buffered += data.length;
+      queue.push(data);
+    }
     this.grantIfRoom();
   }
 
@@ -144,7 +163,7 @@ export class ExecChild {
   }
 
   private grantIfRoom(): void {
-    if (this.owed > 0 && this.buffered < HOST_BUFFER_LIMIT) {
+    if (this.owed > 0 && (this.buffered < HOST_BUFFER_LIMIT || this.waiting)) {
       this.connection.grantOutput(this.stream, this.owed);
       this.owed = 0;
     }

@@ -13,6 +13,8 @@ export interface ProcessRequest {
   stageFiles: Array<{ path: string; mode: number; data: Buffer }>;
   chain: string[][];
   workload?: boolean;
+  /** Run as this user (the image's User); absent = root. */
+  user?: { uid: number; gid: number };
 }
 
 export interface WaitResult {
@@ -45,6 +47,7 @@ export function encodeProcessRequest(request: ProcessRequest): TlvWriter {
     body.nested(Tag.CHAIN, inner);
   }
   if (request.workload) body.u32(Tag.WORKLOAD, 1);
+  if (request.user) body.u32(Tag.UID, request.user.uid).u32(Tag.GID, request.user.gid);
   return body;
 }
 

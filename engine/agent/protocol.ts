@@ -69,6 +69,11 @@ export const Tag = {
   FAMILY: 35,
   RNG_SEED: 40,
   TIME_NS: 41,
+  UID: 42,
+  GID: 43,
+  MOUNT_KIND: 50,
+  MOUNT_SOURCE: 51,
+  READ_ONLY: 52,
 } as const;
 
 export const Op = {
@@ -82,6 +87,13 @@ export const Op = {
   TCP_CONNECT: 8,
   WATCH_PORTS: 9,
   RESTORED: 16,
+  MOUNT: 20,
+} as const;
+
+/** MOUNT_KIND values. */
+export const MountKind = {
+  VIRTIOFS: 1,
+  VOLUME: 2,
 } as const;
 
 export const Status = {

@@ -4,7 +4,7 @@ import { Tag } from './protocol';
 
 const U32_TAGS = new Set<number>([
   Tag.OP, Tag.TIMEOUT_MS, Tag.TTY, Tag.ROWS, Tag.COLS, Tag.STAGE_MODE, Tag.WORKLOAD, Tag.MODE,
-  Tag.SIGNO, Tag.STATUS, Tag.ERRNO, Tag.SIGNAL, Tag.TIMED_OUT, Tag.PROTO_VERSION,
+  Tag.SIGNO, Tag.UID, Tag.GID, Tag.STATUS, Tag.ERRNO, Tag.SIGNAL, Tag.TIMED_OUT, Tag.PROTO_VERSION,
   Tag.PORT, Tag.PID, Tag.FAMILY,
 ]);
 const I32_TAGS = new Set<number>([Tag.EXIT_CODE]);

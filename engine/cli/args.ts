@@ -2,6 +2,7 @@ import { MicrovmError } from '../errors';
 import { parsePublish } from '../forward/publish';
 import { PublishSpec } from '../forward/types';
 import { NetworkMode } from '../qemu/network';
+import { MountFlag, parseMountFlag, parseVolumeFlag, VolumeFlag } from '../mount/cli-flags';
 
 export interface VmFlags {
   image?: string;
@@ -12,6 +13,9 @@ export interface VmFlags {
   /** `--publish HOST:GUEST`, repeatable. */
   publish: PublishSpec[];
   network?: NetworkMode;
+  /** `--mount HOST:GUEST[:ro][:symlinks=POLICY]` and `--volume NAME:GUEST[:SIZE_MIB]`, repeatable. */
+  mounts?: MountFlag[];
+  volumes?: VolumeFlag[];
 }
 
 export interface ParsedCommand {
@@ -20,7 +24,7 @@ export interface ParsedCommand {
   argv: string[];
 }
 
-const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network']);
+const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network', '--mount', '--volume']);
 
 /**
  * Parses `[flags] [--] ARGV...`. Flags stop at the first word that is not one, so
@@ -65,6 +69,12 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
       return;
     case '--cwd':
       flags.cwd = value;
+      return;
+    case '--mount':
+      (flags.mounts ??= []).push(parseMountFlag(value));
+      return;
+    case '--volume':
+      (flags.volumes ??= []).push(parseVolumeFlag(value));
       return;
     case '--publish':
       flags.publish.push(parsePublish(value));

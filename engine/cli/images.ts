@@ -13,6 +13,8 @@ export async function pullCommand(args: string[]): Promise<number> {
   const image = await Image.build({
     ref: args[0],
     pullPolicy: 'always',
+    // Pulling stores the image and its root disk; the snapshot is baked on first use.
+    snapshot: false,
     onProgress: (event) => {
       if (event.phase === 'pull') {
         layers.set(event.digest, event.bytes);

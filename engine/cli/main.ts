@@ -26,6 +26,11 @@ options (run, shell):
   --publish H:G    forward 127.0.0.1:H on the host to guest port G (repeatable; H 0 = any free port)
   --network MODE   outbound (default: NAT with DNS, no access to host services) or none
   --cwd DIR        working directory in the guest
+  --mount H:G[:ro][:symlinks=P]  share host folder H at guest path G over virtio-fs
+                   (repeatable; P = opaque (default), deny or follow; .git, .vscode and
+                   .devcontainer stay read-only to the guest)
+  --volume N:G[:MIB]  persistent ext4 volume N (under $MICROVM_HOME/volumes) at G
+                   (repeatable; default 1024 MiB; grown when MIB grows)
 
 environment:
   MICROVM_HOME     cache and state directory (default ~/.cache/microvm)

@@ -19,6 +19,8 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     memoryMib: flags.memoryMib,
     vcpus: flags.vcpus,
     network: flags.network,
+    mounts: flags.mounts,
+    volumes: flags.volumes,
     onProgress: (event) => {
       if (event.phase === 'pull') {
         if (event.bytes === event.total) progress.detail(`layer ${event.digest.slice(7, 19)}: ${(event.total / (1024 * 1024)).toFixed(1)} MiB`);

@@ -18,6 +18,8 @@ import { resolveSource } from './source';
 import { ImageConfig } from './types';
 import { ProcessRequest } from '../agent/process';
 import type { NetworkMode } from '../qemu/network';
+import type { MountSpec, VolumeSpec } from '../mount';
+import { resolveMounts } from '../mount/resolve';
 
 export type BuildProgress =
   | { phase: 'resolve'; ref: string }
@@ -33,6 +35,10 @@ interface ImageSettings {
   bootTimeoutMs?: number;
   cmd?: string[];
   network: NetworkMode;
+  mounts: MountSpec[];
+  volumes: VolumeSpec[];
+  /** Images with mounts or volumes boot fresh and run the warmup on every boot (see engine/mount/README.md). */
+  warmupEachBoot?: (vm: Vm) => Promise<void>;
 }
 
 /**
@@ -78,11 +84,18 @@ export class Image {
     const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
     const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env) };
-    const settings: ImageSettings = { memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network };
+    const mounts = resolveMounts(opts.mounts);
+    const storage = mounts.length > 0 || opts.volumes.length > 0;
+    const settings: ImageSettings = {
+      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes,
+      warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
+    };
     const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env }, extraFiles });
     const ref = opts.ref ?? 'default';
     const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
-    if (opts.snapshot) {
+    // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
+    // against a volume that changed since: such images boot fresh (engine/mount/README.md).
+    if (opts.snapshot && !storage) {
       image.snapshot = await prepareSnapshot({
         image: image.record(),
         optionsDigest: key,
@@ -105,7 +118,7 @@ export class Image {
     const loaded = await loadSnapshot(path.resolve(dir), undefined);
     if (!loaded.ok) throw new MicrovmError('E_SNAPSHOT_INVALID', `${dir} is not a usable snapshot: ${loaded.reason}`);
     const record = loaded.meta.image;
-    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network };
+    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, mounts: [], volumes: [] };
     const image = new Image(record.ref, record.name, record.manifestDigest, record.config, record.rootDisk, [], loaded.meta.files.state.sha256, settings);
     image.snapshot = { dir: path.resolve(dir), source: loaded.source };
     return image;
@@ -152,7 +165,10 @@ export class Image {
       rootDisk: this.rootDisk, memoryMib, vcpus,
       bootTimeoutMs: this.settings.bootTimeoutMs,
       workload: this.workload(),
+      user: this.config.user,
       network: this.settings.network,
+      mounts: this.settings.mounts,
+      volumes: this.settings.volumes,
     };
   }
 
@@ -167,6 +183,16 @@ export class Image {
     } catch (err) {
       await machine.stop().catch(() => undefined);
       throw new MicrovmError('E_AGENT_REFUSED', `Cannot stage extra files in the VM: ${(err as Error).message}.`, { cause: err });
+    }
+    const warmup = this.settings.warmupEachBoot;
+    if (!warmup) return machine;
+    try {
+      const vm = new Vm(machine, this.config, async () => undefined);
+      await warmup(vm);
+      await vm.release();
+    } catch (err) {
+      await machine.stop().catch(() => undefined);
+      throw new MicrovmError('E_WARMUP_FAILED', `the warmup callback failed: ${(err as Error).message}`, { cause: err });
     }
     return machine;
   }

@@ -20,6 +20,7 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
     '-initrd', spec.initrd,
     '-append', kernelCmdline(spec).join(' '),
     ...rootDiskArgs(spec),
+    ...storageArgs(spec),
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=agent',
@@ -58,10 +59,11 @@ function memoryBackend(spec: QemuSpec): string {
   return spec.memory.kind === 'anonymous' ? '' : ',memory-backend=mem';
 }
 
-function kernelCmdline(spec: QemuSpec): string[] {
+/** The guest kernel command line; snapshots record it, since a restored kernel keeps the one it booted with. */
+export function kernelCmdline(spec: Pick<QemuSpec, 'arch' | 'accel' | 'tscKhz' | 'rootDisk' | 'cmdline'>): string[] {
   const console = spec.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
   return [
-    `console=${console}`, 'panic=-1', 'quiet', 'rdinit=/init',
+    `console=${console}`, 'panic=-1', ...(spec.arch === 'x86_64' ? ['reboot=t'] : []), 'quiet', 'rdinit=/init',
     ...(spec.accel === 'tcg' && spec.tscKhz ? [`tsc_early_khz=${spec.tscKhz}`] : []),
     ...(spec.rootDisk ? ['microvm.root=/dev/vda', 'microvm.rootfstype=ext4'] : []),
     ...spec.cmdline,
@@ -74,6 +76,20 @@ function rootDiskArgs(spec: QemuSpec): string[] {
     '-drive', `id=root,file=${escapeOption(spec.rootDisk)},format=raw,if=none,readonly=on`,
     '-device', 'virtio-blk-device,drive=root',
   ];
+}
+
+/** virtio-fs needs shared guest RAM: the file backend with share=on that fresh boots use. */
+function storageArgs(spec: QemuSpec): string[] {
+  const args: string[] = [];
+  for (const [i, fs] of (spec.virtiofs ?? []).entries()) {
+    args.push('-chardev', `socket,id=vfs${i},path=${escapeOption(fs.socket)}`,
+      '-device', `vhost-user-fs-device,chardev=vfs${i},tag=${escapeOption(fs.tag)}`);
+  }
+  for (const [i, volume] of (spec.volumes ?? []).entries()) {
+    args.push('-drive', `id=vol${i},file=${escapeOption(volume.file)},format=raw,if=none,discard=unmap`,
+      '-device', `virtio-blk-device,drive=vol${i},serial=${escapeOption(volume.serial)}`);
+  }
+  return args;
 }
 
 /** QEMU option values use ',' as separator; a literal comma is written twice. */

@@ -46,7 +46,8 @@ export class SupervisedProcess {
         this.exitStatus ??= status;
         resolve(this.exitStatus);
       };
-      this.child.once('exit', (code, signal) => done({ code, signal }));
+      // 'close', not 'exit': the console pipe is drained by then, so a panic message is not lost.
+      this.child.once('close', (code, signal) => done({ code, signal }));
       this.child.once('error', () => done({ code: 127, signal: null }));
     });
   }

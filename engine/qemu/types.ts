@@ -31,4 +31,8 @@ export interface QemuSpec {
   tscKhz?: number;
   /** Guest NIC: 'outbound' = user-mode NAT (see network.ts); absent or 'none' = no NIC. */
   network?: NetworkMode;
+  /** virtio-fs shares: a vhost-user-fs device per virtiofsd socket (needs shared guest RAM). */
+  virtiofs?: Array<{ socket: string; tag: string }>;
+  /** Volumes: extra raw virtio-blk disks, found in the guest by serial. */
+  volumes?: Array<{ file: string; serial: string }>;
 }

@@ -13,6 +13,8 @@ export interface SnapshotInputs {
   rootDisk: string;
   /** sha256 of kernel + initramfs (which holds the agent). */
   boot: string;
+  /** The kernel command line the bake booted with. */
+  cmdline: string;
   agent: string;
   /** QEMU binary path and version: device state does not migrate across versions. */
   qemu: string;

@@ -4,6 +4,8 @@ import { chooseAccel } from '../accel/detect';
 import { MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { findQemu } from '../qemu/binary';
+import { kernelCmdline } from '../qemu/argv';
+import { hostTscKhz } from '../qemu/host-tsc';
 import { Machine, RestoreSource } from '../vm/machine';
 import { Vm } from '../vm/vm';
 import { bake } from './bake';
@@ -60,6 +62,7 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     image: request.image.manifestDigest,
     rootDisk: path.basename(request.image.rootDisk),
     boot: assets.bootSha256,
+    cmdline: kernelCmdline({ arch: 'x86_64', accel: accel.accel, tscKhz: hostTscKhz(), rootDisk: request.image.rootDisk, cmdline: [] }).join(' '),
     agent: assets.agentSha256,
     qemu: `${qemu.path}@${qemu.version}`,
     machine: 'microvm',

@@ -51,7 +51,8 @@ export async function writeSnapshot(
 ): Promise<SnapshotMeta> {
   const parent = path.dirname(dir);
   await fs.promises.mkdir(parent, { recursive: true, mode: 0o700 });
-  const temp = path.join(parent, `.tmp-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
+  reapAbandonedTemps(parent);
+  const temp = path.join(parent, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   await fs.promises.mkdir(temp, { mode: 0o700 });
   try {
     const kind = await machine.saveState(path.join(temp, SNAPSHOT_FILES.state));
@@ -71,6 +72,29 @@ export async function writeSnapshot(
   } catch (err) {
     await fs.promises.rm(temp, { recursive: true, force: true });
     throw err;
+  }
+}
+
+const TEMP_PREFIX = '.tmp-';
+
+/** Removes half-written snapshots whose writer died (killed mid-save): their pid is gone. */
+export function reapAbandonedTemps(parent: string): string[] {
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(parent)) {
+    const pid = Number(/^\.tmp-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pidAlive(pid)) continue;
+    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -17,17 +17,24 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
+import { resolveUser, UserIds } from './user';
+import { MountSpec, Storage, VolumeSpec } from '../mount';
 
 export interface BootSpec {
   rootDisk: string;
   /** The image's workload (its cmd), started once the agent answers; vm.workloadSignal targets it. */
   workload?: ProcessRequest;
+  /** The image's User (name, uid, name:group or uid:gid); processes run as it. Empty = root. */
+  user?: string;
   memoryMib: number;
   vcpus: number;
   bootTimeoutMs?: number;
   /** Guest NIC; absent = 'none'. Forwards work either way. */
   network?: NetworkMode;
   restoreTimeoutMs?: number;
+  /** Host folders over virtio-fs and volumes over virtio-blk, mounted before the workload starts (fresh boots only). */
+  mounts?: MountSpec[];
+  volumes?: VolumeSpec[];
 }
 
 /** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */
@@ -39,6 +46,7 @@ export interface RestoreSource {
 
 const BOOT_TIMEOUT_MS = { kvm: 20_000, hvf: 20_000, tcg: 60_000 } as const;
 const QUIT_GRACE_MS = 2000;
+const GUEST_SHUTDOWN_MS = 5000;
 /** How long a lost agent connection waits for QEMU's exit status to explain it. */
 const LOSS_EXPLAIN_WAIT_MS = 1000;
 
@@ -58,8 +66,10 @@ export class Machine {
     private readonly qmp: QmpClient,
     private readonly memory: QemuSpec['memory'],
     readonly bootMs: number,
+    private readonly storage: Storage,
   ) {
-    void qemu.exited.then(() => {
+    void qemu.exited.then(async () => {
+      await storage.release();
       const error = this.exitError();
       agent.connection.abort(error);
       qmp.close();
@@ -77,13 +87,24 @@ export class Machine {
     const assets = await guestAssets();
     const qemuBinary = await findQemu('x86_64');
     const accel = await chooseAccel(assets, qemuBinary);
+    if (restore && (spec.mounts?.length || spec.volumes?.length)) {
+      throw new MicrovmError('E_BAD_OPTION', 'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh');
+    }
     const state = createStateDir();
     const memory = memoryFor(state, restore);
+    let storage: Storage;
+    try {
+      storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [],
+        (i) => state.file('virtiofsSocket').replace('{n}', String(i)), assets.launcher);
+    } catch (err) {
+      state.remove();
+      throw err;
+    }
     const argv = buildQemuArgv({
       arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: [], rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp,
-      network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore !== undefined,
+      network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore !== undefined, ...storage.devices,
     });
     const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network));
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
@@ -100,14 +121,24 @@ export class Machine {
         },
       });
       const agent = new AgentClient(connection, info);
-      if (restore) await agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n);
-      const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started);
+      // Pipelined, not awaited: the agent handles frames in order, so RESTORED (fresh entropy,
+      // the wall clock) takes effect before any request the caller sends next.
+      const restored = restore ? agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n) : undefined;
+      await storage.mountInGuest(agent);
+      const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
+      const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);
+      machine.user = user;
+      restored?.catch((err: Error) => {
+        qemu.stderr.write(Buffer.from(`the agent refused RESTORED: ${err.message}\n`));
+        void machine.stop();
+      });
       if (spec.workload && !restore) machine.startWorkload(spec.workload);
       return machine;
     } catch (err) {
       const exitedOnItsOwn = bootFailure();
       qemu.kill();
       await qemu.exited;
+      await storage.release();
       state.remove();
       if (exitedOnItsOwn) throw exitedOnItsOwn;
       if (err instanceof MicrovmError && err.code === 'E_BOOT_TIMEOUT') {
@@ -142,8 +173,11 @@ export class Machine {
   /** The last output of the workload, for logs and errors. */
   readonly workloadLog = new TailBuffer(64 * 1024);
 
+  /** The ids processes run as (the image's User); undefined = root. */
+  user: UserIds | undefined;
+
   private startWorkload(request: ProcessRequest): void {
-    const child = this.agent.spawn({ ...request, workload: true, timeoutMs: 0 });
+    const child = this.agent.spawn({ ...request, workload: true, timeoutMs: 0, user: this.user });
     const drain = async (read: () => Promise<Buffer | null>) => {
       for (let chunk = await read(); chunk; chunk = await read()) this.workloadLog.write(chunk);
     };
@@ -172,8 +206,11 @@ export class Machine {
   /** Ends the VM: QMP quit, then SIGKILL after a grace period. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      // A volume's data must reach its disk image: the agent syncs and unmounts before power-off.
+      if (this.qemu.running && this.storage.hasVolumes) await shutdownGuest(this.agent, this.qemu);
       if (this.qemu.running) this.qmp.execute('quit').catch(() => this.qemu.kill());
       await this.qemu.stop(QUIT_GRACE_MS);
+      await this.storage.release();
     })();
     return this.stopping;
   }
@@ -192,6 +229,12 @@ function memoryFor(state: StateDir, restore: RestoreSource | undefined): QemuSpe
   return { kind: 'ram' };
 }
 
+/** Asks the agent to power off (sync, unmount), waiting a few seconds for QEMU to exit. */
+async function shutdownGuest(agent: AgentClient, qemu: SupervisedProcess): Promise<void> {
+  await Promise.race([agent.shutdown().catch(() => undefined), delay(GUEST_SHUTDOWN_MS)]);
+  await Promise.race([qemu.exited, delay(GUEST_SHUTDOWN_MS)]);
+}
+
 function lossError(qemu: SupervisedProcess): MicrovmError {
   if (qemu.running) {
     return new MicrovmError('E_AGENT_PROTOCOL', 'the connection to the guest agent was lost while QEMU still runs; release this VM');
@@ -205,6 +248,8 @@ function describeExit(qemu: SupervisedProcess): string {
   if (status) parts.push(status.signal ? ` (QEMU killed by ${status.signal})` : ` (QEMU exit code ${status.code})`);
   const stderr = qemu.stderr.lastLines(5);
   if (stderr) parts.push(`\nQEMU said:\n${stderr}`);
+  const panic = /Kernel panic - not syncing:[^\r\n]*/.exec(qemu.console.text())?.[0];
+  if (panic) parts.push(`: the guest kernel panicked (${panic.trim()})`);
   const console = qemu.console.lastLines(15);
   if (console) parts.push(`\nlast guest console lines:\n${console}`);
   return parts.join('');

@@ -14,6 +14,8 @@ export const STATE_FILES = {
   /** Unix sockets QEMU migrates through, to save or restore a snapshot's device state. */
   migrateOut: 'migrate-out.sock',
   migrateIn: 'migrate-in.sock',
+  /** vhost-user sockets of the VM's virtiofsd processes, one per mount: `{n}` is its index. */
+  virtiofsSocket: 'virtiofs-{n}.sock',
 } as const;
 
 /** Unix socket paths are limited to 107 bytes on Linux. */

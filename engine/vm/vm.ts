@@ -163,6 +163,7 @@ export class Vm {
         data: typeof file.data === 'string' ? Buffer.from(file.data, 'utf8') : Buffer.from(file.data),
       })),
       chain: parsed.chain,
+      user: this.machine.user,
     };
   }
 }

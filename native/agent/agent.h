@@ -105,6 +105,8 @@ struct exec_spec {
     bool tty;
     uint16_t rows, cols;
     bool workload;
+    bool has_uid, has_gid;
+    uint32_t uid, gid;
     struct stage_file stages[MAX_STAGE_FILES];
     int nstages;
 };
@@ -167,6 +169,9 @@ void ports_start(uint32_t id);
 
 /* restore.c: RESTORED (fresh entropy and wall clock after a snapshot restore) */
 void op_restored(uint32_t stream, const uint8_t *payload, size_t len);
+
+/* mounts.c: MOUNT (virtio-fs shares and virtio-blk volumes) */
+void op_mount(uint32_t stream, const uint8_t *payload, size_t len);
 void ports_credit(uint32_t id, uint32_t amount);
 void ports_stop(uint32_t id);
 void ports_disconnect(void);

@@ -1,6 +1,7 @@
 /* EXEC: staging files, starting processes and chains, reaping, timeouts, RESPONSE. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,6 +82,17 @@ static void child_fail(const char *what, const char *arg, int code)
     _exit(code);
 }
 
+/* UID/GID from the request (the image's User): no supplementary groups, group first. */
+static int drop_to_user(const struct exec_spec *spec)
+{
+    if (!spec->has_uid && !spec->has_gid)
+        return 0;
+    gid_t gid = spec->has_gid ? spec->gid : spec->uid;
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0)
+        return -1;
+    return spec->has_uid ? setuid(spec->uid) : 0;
+}
+
 static void __attribute__((noreturn)) child_run(struct stream *s, struct command *cmd)
 {
     sigset_t none;
@@ -100,6 +112,8 @@ static void __attribute__((noreturn)) child_run(struct stream *s, struct command
             if (move_fd(s->child_fd[i], i) != 0)
                 child_fail("set up stdio for", cmd->argv[0], 126);
     }
+    if (drop_to_user(s->spec) != 0)
+        child_fail("switch to the user of", cmd->argv[0], 126);
     const char *cwd = s->spec->cwd != NULL ? s->spec->cwd : "/";
     if (chdir(cwd) != 0)
         child_fail("change directory to", cwd, 126);

@@ -10,7 +10,7 @@
 #include "agent.h"
 
 
-static const char *const FEATURES[] = {"exec", "spawn", "tty", "files", "workload", "chain", "forward", "ports"};
+static const char *const FEATURES[] = {"exec", "spawn", "tty", "files", "workload", "chain", "forward", "ports", "mount"};
 
 /* HELLO answer or INFO response: the same fields (INFO adds STATUS). */
 void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
@@ -248,6 +248,9 @@ static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
         break;
     case OP_RESTORED:
         op_restored(stream, payload, len);
+        break;
+    case OP_MOUNT:
+        op_mount(stream, payload, len);
         break;
     default:
         send_status(stream, ST_E_UNKNOWN_OP, 0, "unknown OP %u", req->op);

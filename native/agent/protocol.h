@@ -69,6 +69,11 @@ enum tlv_tag {
     TAG_FAMILY = 35,
     TAG_RNG_SEED = 40,
     TAG_TIME_NS = 41,
+    TAG_UID = 42,
+    TAG_GID = 43,
+    TAG_MOUNT_KIND = 50,
+    TAG_MOUNT_SOURCE = 51,
+    TAG_READ_ONLY = 52,
 };
 
 enum op {
@@ -82,6 +87,13 @@ enum op {
     OP_TCP_CONNECT = 8,
     OP_WATCH_PORTS = 9,
     OP_RESTORED = 16,
+    OP_MOUNT = 20,
+};
+
+/* MOUNT_KIND values */
+enum mount_kind {
+    MOUNT_VIRTIOFS = 1,
+    MOUNT_VOLUME = 2,
 };
 
 enum status {

@@ -158,6 +158,14 @@ static uint32_t parse_field(struct parse_state *ps, const struct tlv_field *f)
     case TAG_WORKLOAD:
         spec->workload = get_u32(f->value) != 0;
         return ST_OK;
+    case TAG_UID:
+        spec->has_uid = true;
+        spec->uid = get_u32(f->value);
+        return ST_OK;
+    case TAG_GID:
+        spec->has_gid = true;
+        spec->gid = get_u32(f->value);
+        return ST_OK;
     default:
         return ST_OK;
     }

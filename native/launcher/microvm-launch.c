@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 125
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
                 (int)parent, (int)getppid());
         return EXIT_USAGE;
     }
+    /* Sockets and files the program creates (QMP, agent, guest RAM) are private to the user. */
+    umask(077);
     execvp(argv[4], &argv[4]);
     fprintf(stderr, "microvm-launch: cannot run %s: %s\n", argv[4], strerror(errno));
     return EXIT_NOT_RUN;

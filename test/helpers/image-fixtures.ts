@@ -10,9 +10,8 @@ export function tarOf(entries: Entry[]): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     const data = e.data === undefined ? Buffer.alloc(0) : Buffer.from(e.data);
-    const { data: _data, linkpath, ...rest } = e;
-    const header = newHeader({ ...rest, type: e.type ?? 'file', path: toBytePath(e.path), size: data.length });
-    if (linkpath) header.linkpath = toBytePath(linkpath);
+    const header = newHeader({ ...e, type: e.type ?? 'file', path: toBytePath(e.path), size: data.length, linkpath: toBytePath(e.linkpath ?? '') });
+    delete (header as Partial<Entry>).data;
     parts.push(encodeHeader(header), data, Buffer.alloc(paddingFor(data.length)));
   }
   parts.push(endOfArchive());

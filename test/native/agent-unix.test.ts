@@ -151,3 +151,12 @@ test('10,000 random and mutated frames do not crash or hang the agent', async ()
   assert.equal(agent.exitCode, null, 'the agent is still running');
   client.connection.close();
 });
+
+test('RESTORED needs a seed and a time; on the host it only checks them', async () => {
+  const client = await openClient();
+  await client.restored(Buffer.alloc(32, 7), BigInt(Date.now()) * 1_000_000n);
+  await assert.rejects(client.connection.request(new TlvWriter().u32(Tag.OP, Op.RESTORED).u64(Tag.TIME_NS, 1n)),
+    (err: Error) => /RNG_SEED/.test(err.message));
+  await assert.rejects(client.restored(Buffer.alloc(513), 1n), (err: Error) => /RNG_SEED/.test(err.message));
+  client.connection.close();
+});

@@ -33,7 +33,7 @@ afterEach(() => registry.close());
 const small = (): TestImage => imageOf([gzipLayer(tarOf([{ path: 'etc/', type: 'dir' }, { path: 'etc/motd', data: 'hello\n' }]))]);
 const storeFiles = (): string[] => listFiles(path.join(process.env.MICROVM_HOME as string, 'store'));
 const build = (repo = 'hostile/app', extra: Record<string, unknown> = {}) =>
-  Image.build({ ref: `${registry.host}/${repo}:1`, pullPolicy: 'always', ...extra });
+  Image.build({ ref: `${registry.host}/${repo}:1`, pullPolicy: 'always', snapshot: false, ...extra });
 
 function listFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
@@ -57,7 +57,7 @@ describe('a well-behaved fake registry', () => {
     assert.equal(first.manifestDigest, image.manifest.digest);
     const requests = registry.log.length;
     const started = performance.now();
-    const again = await Image.build({ ref: `${registry.host}/hostile/app:1` });
+    const again = await Image.build({ ref: `${registry.host}/hostile/app:1`, snapshot: false });
     const ms = performance.now() - started;
     assert.equal(registry.log.length, requests, 'a cache hit must not contact the registry');
     assert.equal(again.rootDisk, first.rootDisk);
@@ -80,7 +80,7 @@ describe('a well-behaved fake registry', () => {
 
   it("pullPolicy 'never' with nothing stored fails clearly and sends no request", async () => {
     registry.add('hostile/app', '1', small());
-    await rejects(Image.build({ ref: `${registry.host}/hostile/app:1`, pullPolicy: 'never' }), 'E_IMAGE_NOT_CACHED', /microvm pull/);
+    await rejects(Image.build({ ref: `${registry.host}/hostile/app:1`, pullPolicy: 'never', snapshot: false }), 'E_IMAGE_NOT_CACHED', /microvm pull/);
     assert.equal(registry.log.length, 0);
   });
 });
@@ -114,12 +114,12 @@ describe('T14: digests', () => {
     const other = imageOf([gzipLayer(tarOf([{ path: 'other', data: 'other' }]))]);
     registry.add('hostile/app', '1', image);
     registry.manifests.set(`hostile/app:${image.manifest.digest}`, { ...other.manifest, digest: image.manifest.digest });
-    await rejects(Image.build({ ref: `${registry.host}/hostile/app@${image.manifest.digest}`, pullPolicy: 'always' }), 'E_IMAGE_DIGEST');
+    await rejects(Image.build({ ref: `${registry.host}/hostile/app@${image.manifest.digest}`, pullPolicy: 'always', snapshot: false }), 'E_IMAGE_DIGEST');
   });
 
   it('bad digest syntax is refused before any request', async () => {
     for (const ref of [`${registry.host}/a/b@sha256:../../etc/x`, `${registry.host}/a/b@sha256:${'A'.repeat(64)}`, `${registry.host}/a/b@md5:${'a'.repeat(32)}`]) {
-      await rejects(Image.build({ ref }), 'E_IMAGE_REF');
+      await rejects(Image.build({ ref, snapshot: false }), 'E_IMAGE_REF');
     }
     const bad = small();
     const manifest = JSON.parse(bad.manifest.data.toString());
@@ -307,3 +307,12 @@ async function gzipOfZeros(bytes: number): Promise<Buffer> {
   await done;
   return Buffer.concat(out);
 }
+
+it('an unknown registry host is E_REGISTRY_UNREACHABLE naming the host, not an internal error', async () => {
+  const { resolveSource } = await import('../../engine/image/source');
+  const { ContentStore } = await import('../../engine/image/content-store');
+  await assert.rejects(
+    resolveSource('no-such-host.invalid/team/app:1', { pullPolicy: 'always', maxLayerBytes: 1 << 20, store: new ContentStore(), onPull: () => undefined }),
+    (err) => isMicrovmError(err, 'E_REGISTRY_UNREACHABLE') && /no-such-host\.invalid/.test(err.message),
+  );
+});

@@ -139,6 +139,17 @@ describe('bad input is a clear engine error (exit 125)', () => {
     assert.doesNotMatch(result.stderr, /default image/, 'the kernel, not the image, is what is missing');
   });
 
+  test('a corrupted initramfs (one flipped byte) is detected before any boot and names the file', async () => {
+    const home = privateHome(['images', 'rootfs']);
+    tempDirs.push(home);
+    fs.cpSync(path.join(realHome, 'assets'), path.join(home, 'assets'), { recursive: true });
+    const initrd = path.join(home, 'assets', 'initrd.cpio');
+    const bytes = fs.readFileSync(initrd);
+    bytes[bytes.length >> 1] ^= 0x40;
+    fs.writeFileSync(initrd, bytes);
+    assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'corrupt', initrd);
+  });
+
   test('a missing QEMU names the binary', async () => {
     assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_QEMU: '/nonexistent/qemu' } }), 'E_QEMU_MISSING', '/nonexistent/qemu');
   });

@@ -162,3 +162,45 @@ test('a live owner\'s state directory is not reaped', async () => {
   owner.kill('SIGKILL');
   assert.ok(await waitFor(() => gone(qemu.pid), 5000));
 });
+
+/** Bakes into a private snapshots dir with a warmup that waits, so the test can kill it mid-bake. */
+const BAKER_SCRIPT = `
+const { Image } = require(process.argv[1]);
+Image.build({
+  snapshotsDir: process.argv[2],
+  warmupTag: String(Date.now()),
+  warmup: async (vm) => {
+    process.stdout.write('baking\\n');
+    await vm.exec({ argv: ['sleep', '60'] });
+  },
+}).catch((err) => { console.error(err); process.exit(1); });
+`;
+
+test('SIGKILL in the middle of a bake leaves no QEMU; a half-written snapshot of a dead writer is reaped at the next bake', async () => {
+  const snapshotsDir = fs.mkdtempSync(path.join(home, 'snapshots-'));
+  const baker = spawn(process.execPath, ['-e', BAKER_SCRIPT, bundles.engine, snapshotsDir], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(baker);
+  await waitForLine(baker, /baking\n/, 60_000);
+  await killOwnerAndExpectQemuGone(baker);
+
+  const deadPid = await new Promise<number>((resolve) => {
+    const shortLived = spawn('true');
+    shortLived.once('exit', () => resolve(shortLived.pid as number));
+  });
+  const abandoned = path.join(snapshotsDir, `.tmp-${deadPid}-abcd1234`);
+  fs.mkdirSync(abandoned);
+  fs.writeFileSync(path.join(abandoned, 'state'), 'half written');
+  const bake = `require(process.argv[1]).Image.build({ snapshotsDir: process.argv[2] }).then((i) => { process.stdout.write(i.snapshot.dir + '\\n'); process.exit(0); }, (err) => { console.error(err); process.exit(1); });`;
+  const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['-e', bake, bundles.engine, snapshotsDir], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(fs.existsSync(path.join(result.stdout.trim(), 'meta.json')), 'the next build baked a complete snapshot');
+  assert.ok(!fs.existsSync(abandoned), 'the dead writer\'s temp snapshot was removed');
+  assert.deepEqual(fs.readdirSync(snapshotsDir).filter((name) => name.startsWith('.tmp-')), []);
+});

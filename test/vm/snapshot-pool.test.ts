@@ -157,7 +157,7 @@ test('vm.snapshot(dir) saves a VM mid-flight; Image.fromSnapshot restores it', a
   await assert.rejects(Image.fromSnapshot(path.join(snapshotsDir, 'nothing-here')), (err) => isMicrovmError(err, 'E_SNAPSHOT_INVALID'));
 });
 
-test('a changed warmupTag, a changed extra file and a truncated snapshot each re-bake with a reason', async () => {
+test('a changed warmupTag, a changed extra file, a flipped byte in the memory file and a truncated state file each re-bake with a reason', async () => {
   const extra = path.join(snapshotsDir, 'extra.txt');
   fs.writeFileSync(extra, 'one');
   const build = async (warmupTag: string) => {
@@ -175,7 +175,16 @@ test('a changed warmupTag, a changed extra file and a truncated snapshot each re
   fs.writeFileSync(extra, 'two');
   const edited = await build('b');
   assert.equal(edited.reasons.length, 1, 'editing an extra file re-bakes');
-  const stateFile = path.join(edited.built.snapshot?.dir as string, 'state');
+  const memFile = path.join(edited.built.snapshot?.dir as string, 'mem');
+  const fd = fs.openSync(memFile, 'r+');
+  const byte = Buffer.alloc(1);
+  fs.readSync(fd, byte, 0, 1, 4096);
+  byte[0] ^= 0x01;
+  fs.writeSync(fd, byte, 0, 1, 4096);
+  fs.closeSync(fd);
+  const flipped = await build('b');
+  assert.match(flipped.reasons[0], /mem file does not match its checksum/);
+  const stateFile = path.join(flipped.built.snapshot?.dir as string, 'state');
   fs.truncateSync(stateFile, 100);
   const truncated = await build('b');
   assert.match(truncated.reasons[0], /state file has 100 bytes/);

@@ -32,7 +32,7 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, attempt:
     try {
       return await attempt();
     } catch (err) {
-      if (!isRetryable(err)) throw err;
+      if (!isRetryable(err)) throw systemErrorAsUnreachable(what, err);
       if (i >= policy.attempts) {
         throw new MicrovmError(
           'E_REGISTRY_UNREACHABLE',
@@ -43,4 +43,16 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, attempt:
       await new Promise((resolve) => setTimeout(resolve, policy.baseDelayMs * 2 ** (i - 1)));
     }
   }
+}
+
+/**
+ * A system error that another try would not fix (an unknown host, a TLS failure) still gets
+ * the engine's code and the registry named; other errors pass through unchanged.
+ */
+function systemErrorAsUnreachable(what: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (err instanceof MicrovmError || typeof code !== 'string') return err;
+  const hint = code === 'ENOTFOUND' ? 'the registry host name does not resolve' : `the connection failed (${code})`;
+  return new MicrovmError('E_REGISTRY_UNREACHABLE',
+    `${what} failed: ${hint}: ${(err as Error).message}. Check the image reference and the network; nothing partial was kept.`, { cause: err });
 }

@@ -1,0 +1,83 @@
+import { MicrovmError } from '../errors';
+import { AgentClient } from '../agent/client';
+import { Share } from './share';
+import { attachVolume, AttachedVolume } from './volumes';
+import { findVirtiofsd } from './virtiofsd';
+import { MountSpec, VolumeSpec } from './types';
+
+export type { MountSpec, VolumeSpec, SymlinkPolicy } from './types';
+export { DEFAULT_PROTECT, MIN_VOLUME_MIB } from './types';
+export { findVirtiofsd } from './virtiofsd';
+export { volumeFile } from './volumes';
+
+/** What a VM's mounts and volumes add to its QEMU command line. */
+export interface StorageDevices {
+  virtiofs: Array<{ socket: string; tag: string }>;
+  volumes: Array<{ file: string; serial: string }>;
+}
+
+/**
+ * A VM's shares and volumes: virtiofsd processes started before QEMU, volume images locked
+ * and checked, and the guest mounts made once the agent answers. Released after QEMU exits.
+ */
+export class Storage {
+  private constructor(private readonly shares: Share[], private readonly volumes: AttachedVolume[]) {}
+
+  static async attach(mounts: MountSpec[], volumes: VolumeSpec[], socketFor: (index: number) => string, launcher: string): Promise<Storage> {
+    const storage = new Storage([], []);
+    try {
+      const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
+      for (const [i, mount] of mounts.entries()) {
+        storage.shares.push(await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher));
+      }
+      for (const [i, volume] of volumes.entries()) storage.volumes.push(await attachVolume(volume, i));
+      return storage;
+    } catch (err) {
+      await storage.release();
+      throw err;
+    }
+  }
+
+  get hasVolumes(): boolean {
+    return this.volumes.length > 0;
+  }
+
+  get devices(): StorageDevices {
+    return {
+      virtiofs: this.shares.map((s) => ({ socket: s.socket, tag: s.tag })),
+      volumes: this.volumes.map((v) => ({ file: v.file, serial: v.serial })),
+    };
+  }
+
+  /** Mounts everything in the guest, outer paths first, so a volume can sit inside a share. */
+  async mountInGuest(agent: AgentClient): Promise<void> {
+    const requests = [
+      ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly })),
+      ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false })),
+    ].sort((a, b) => depth(a.path) - depth(b.path));
+    for (const request of requests) {
+      try {
+        await agent.mount(request.kind, request.source, request.path, request.readOnly);
+      } catch (err) {
+        throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  /** Stops virtiofsd (after QEMU exited) and unlocks the volumes. Idempotent. */
+  async release(): Promise<void> {
+    this.released ??= this.releaseOnce();
+    return this.released;
+  }
+
+  private released: Promise<void> | undefined;
+
+  private async releaseOnce(): Promise<void> {
+    await Promise.all(this.shares.map((s) => s.stop()));
+    for (const volume of this.volumes) volume.release();
+  }
+}
+
+function depth(guestPath: string): number {
+  return guestPath.split('/').filter(Boolean).length;
+}

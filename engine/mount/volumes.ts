@@ -1,0 +1,122 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { setTimeout as delay } from 'node:timers/promises';
+import { MicrovmError } from '../errors';
+import { homePaths } from '../paths';
+import { VolumeSpec } from './types';
+
+const run = promisify(execFile);
+const MIB = 1024 * 1024;
+const LOCK_WAIT_MS = 10_000;
+
+/** A volume's disk image, locked to one running VM until release(). */
+export interface AttachedVolume {
+  spec: VolumeSpec;
+  file: string;
+  /** The virtio-blk serial the guest agent finds the disk by. */
+  serial: string;
+  release(): void;
+}
+
+/** $MICROVM_HOME/volumes/NAME.ext4 (names are validated: no '/', no leading '.'). */
+export function volumeFile(name: string): string {
+  return path.join(homePaths.volumes(), `${name}.ext4`);
+}
+
+/**
+ * Creates the volume (a sparse ext4 image) or checks the existing one: `e2fsck -p` replays
+ * the journal and repairs what a VM that was killed left behind (on a clean file system it
+ * returns at once), and a larger `sizeMib` grows it with resize2fs. Volumes never shrink.
+ */
+export async function attachVolume(spec: VolumeSpec, index: number): Promise<AttachedVolume> {
+  fs.mkdirSync(homePaths.volumes(), { recursive: true, mode: 0o700 });
+  const file = volumeFile(spec.name);
+  const release = await lock(file, spec.name);
+  try {
+    const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
+    if (size === undefined) {
+      await create(file, spec.sizeMib);
+    } else {
+      await check(file, spec.name, size < spec.sizeMib * MIB);
+      if (size < spec.sizeMib * MIB) await grow(file, spec);
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return { spec, file, serial: `microvm-vol${index}`, release };
+}
+
+async function create(file: string, sizeMib: number): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, '', { mode: 0o600 });
+    fs.truncateSync(tmp, sizeMib * MIB);
+    await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', tmp]);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new MicrovmError('E_VOLUME', `cannot create the volume ${file} (${sizeMib} MiB): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Exit codes 0-2 mean clean or repaired; 4 and up mean errors were left. */
+async function check(file: string, name: string, force: boolean): Promise<void> {
+  try {
+    await run('e2fsck', ['-p', ...(force ? ['-f'] : []), file]);
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    if (typeof code === 'number' && code < 4) return;
+    throw new MicrovmError('E_VOLUME', `the volume ${name} (${file}) has file system errors e2fsck -p could not repair (exit ${String(code)}); run \`e2fsck ${file}\` by hand or delete it`, { cause: err });
+  }
+}
+
+async function grow(file: string, spec: VolumeSpec): Promise<void> {
+  try {
+    fs.truncateSync(file, spec.sizeMib * MIB);
+    await run('resize2fs', [file]);
+  } catch (err) {
+    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * One VM at a time per volume: NAME.ext4.lock holds the owner's pid; a dead owner's lock is
+ * taken over. A VM of this process that is still stopping gets LOCK_WAIT_MS to let go.
+ */
+async function lock(file: string, name: string): Promise<() => void> {
+  const lockFile = `${file}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o600 });
+      let held = true;
+      return () => {
+        if (held) fs.rmSync(lockFile, { force: true });
+        held = false;
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(fs.readFileSync(lockFile, 'utf8'));
+      if (owner !== process.pid && !alive(owner)) {
+        fs.rmSync(lockFile, { force: true });
+        continue;
+      }
+      if (owner !== process.pid || Date.now() > deadline) break;
+      await delay(50);
+    }
+  }
+  throw new MicrovmError('E_VOLUME_BUSY', `the volume ${name} is in use by another VM (${lockFile}); a volume can be attached to one VM at a time (pool max 1)`);
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,61 @@
+import * as vscode from 'vscode';
+import type { Ctx } from './context';
+import { openFolder, stopVm } from './vm/open-folder';
+import { openShellTerminal } from './terminal/terminals';
+import { PortRow } from './ports/rules';
+
+type Command = (...args: never[]) => unknown;
+
+/** A command's implementation while a VM runs, and (optionally) while none does. */
+export interface CommandFactory {
+  running(ctx: Ctx): Command;
+  stopped?(ctx: Ctx): Command;
+}
+
+const notRunning = () => () =>
+  vscode.window.showInformationMessage('No MicroVM is running. Run "MicroVM: Open Folder in MicroVM" first.');
+
+export const COMMANDS: Record<string, CommandFactory> = {
+  'microvm.openFolder': { running: (ctx) => () => openFolder(ctx) },
+  'microvm.newTerminal': {
+    running: (ctx) => () => openShellTerminal(ctx),
+    stopped: (ctx) => () => openFolder(ctx),
+  },
+  'microvm.stop': { running: (ctx) => () => stopVm(ctx), stopped: notRunning },
+  'microvm.rebuild': {
+    running: (ctx) => async () => {
+      await stopVm(ctx);
+      await openFolder(ctx);
+    },
+    stopped: (ctx) => () => openFolder(ctx),
+  },
+  'microvm.forwardPort': { running: (ctx) => (row?: PortRow) => forwardPort(ctx, row), stopped: notRunning },
+  'microvm.showLog': { running: (ctx) => () => ctx.log.show() },
+  'microvm.ports.openBrowser': {
+    running: () => (row: PortRow) => row.localAddress && vscode.env.openExternal(vscode.Uri.parse(`http://${row.localAddress}/`)),
+  },
+  'microvm.ports.copyAddress': {
+    running: () => (row: PortRow) => row.localAddress && vscode.env.clipboard.writeText(row.localAddress),
+  },
+  'microvm.ports.stopForwarding': {
+    running: (ctx) => (row: PortRow) => ctx.session?.unforward(row.guestPort, true),
+    stopped: notRunning,
+  },
+};
+
+async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
+  const session = ctx.session;
+  if (!session) return;
+  const answer = row ? String(row.guestPort) : await vscode.window.showInputBox({
+    title: 'Forward a port from the MicroVM',
+    prompt: 'Guest port number',
+    validateInput: (value) => (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 65535 ? undefined : 'Enter a port from 1 to 65535'),
+  });
+  if (!answer) return;
+  try {
+    const forwarder = await session.forward(Number(answer));
+    vscode.window.showInformationMessage(`Guest port ${answer} is forwarded to 127.0.0.1:${forwarder.localAddr.port}.`);
+  } catch (err) {
+    vscode.window.showErrorMessage(`MicroVM: cannot forward port ${answer}: ${(err as Error).message}`);
+  }
+}

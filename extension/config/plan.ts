@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { DevcontainerConfig, GuestCommand, PortAttributes } from './schema';
+import { Settings } from './settings';
+
+/** A host folder shared into the guest (virtio-fs), as the engine's `mounts` option takes it. */
+export interface MountSpec {
+  hostPath: string;
+  guestPath: string;
+  symlinks: Settings['symlinks'];
+  readOnly: boolean;
+}
+
+/** A per-workspace virtio-blk volume, as the engine's `volumes` option takes it. */
+export interface VolumeSpec {
+  name: string;
+  sizeMib: number;
+  mountPoint: string;
+}
+
+/** Everything one "Open Folder in MicroVM" needs, decided without side effects. */
+export interface SessionPlan {
+  ref: string | undefined;
+  memoryMib: number;
+  vcpus: number;
+  network: Settings['network'];
+  containerEnv: Record<string, string>;
+  remoteEnv: Record<string, string>;
+  workspaceFolder: string;
+  mounts: MountSpec[];
+  volumes: VolumeSpec[];
+  /** onCreateCommand then updateContentCommand: run once at bake, kept in the snapshot. */
+  bakeCommands: GuestCommand[];
+  /** Changes when the bake commands change, so that the snapshot is baked again. */
+  warmupTag: string;
+  /** postCreateCommand then postStartCommand: run in a terminal after every start. */
+  startCommands: GuestCommand[];
+  forwardPorts: number[];
+  portsAttributes: Record<string, PortAttributes>;
+}
+
+export interface WorkspaceFolderInfo {
+  name: string;
+  fsPath: string;
+}
+
+const VOLUME_SIZE_MIB = 8192;
+
+export function planSession(settings: Settings, config: DevcontainerConfig | undefined, folder: WorkspaceFolderInfo): SessionPlan {
+  const workspaceFolder = config?.workspaceFolder ?? `/workspaces/${guestName(folder.name)}`;
+  const workspaceId = createHash('sha256').update(folder.fsPath).digest('hex').slice(0, 12);
+  const bakeCommands = [...(config?.onCreateCommand ?? []), ...(config?.updateContentCommand ?? [])];
+  return {
+    ref: config?.image ?? (settings.image || undefined),
+    memoryMib: Math.max(settings.memoryMib, config?.hostRequirements?.memory ?? 0),
+    vcpus: Math.max(settings.cpus, config?.hostRequirements?.cpus ?? 0),
+    network: settings.network,
+    containerEnv: config?.containerEnv ?? {},
+    remoteEnv: config?.remoteEnv ?? {},
+    workspaceFolder,
+    mounts: [{ hostPath: folder.fsPath, guestPath: workspaceFolder, symlinks: settings.symlinks, readOnly: false }],
+    volumes: [
+      { name: `node_modules-${workspaceId}`, sizeMib: VOLUME_SIZE_MIB, mountPoint: `${workspaceFolder}/node_modules` },
+      ...(config?.mounts ?? []).map((m) => ({ name: m.name, sizeMib: VOLUME_SIZE_MIB, mountPoint: m.target })),
+    ],
+    bakeCommands,
+    warmupTag: bakeCommands.length === 0 ? '' : createHash('sha256').update(JSON.stringify([workspaceFolder, bakeCommands])).digest('hex').slice(0, 16),
+    startCommands: [...(config?.postCreateCommand ?? []), ...(config?.postStartCommand ?? [])],
+    forwardPorts: [...new Set(config?.forwardPorts ?? [])],
+    portsAttributes: config?.portsAttributes ?? {},
+  };
+}
+
+/** A folder name that is safe as one guest path component. */
+function guestName(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');
+  return safe || 'workspace';
+}
+
+/** A shell script that runs the commands in order and stops at the first failure. */
+export function commandsScript(commands: GuestCommand[]): string {
+  const lines = commands.map((c) => {
+    const shown = c.label ? `${c.label}: ${c.argv.join(' ')}` : c.argv.join(' ');
+    return `printf '\\033[2m> %s\\033[0m\\n' ${shellQuote(shown)} && ${c.argv.map(shellQuote).join(' ')}`;
+  });
+  return ['set -e', ...lines].join('\n');
+}
+
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_\/.:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

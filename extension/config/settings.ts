@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+/** The `microvm.*` settings, read through a getter so that tests need no VS Code. */
+export interface Settings {
+  /** An image reference; '' means the engine's embedded default image. */
+  image: string;
+  memoryMib: number;
+  cpus: number;
+  network: 'outbound' | 'none';
+  symlinks: 'opaque' | 'deny' | 'follow';
+  accelerator: 'auto' | 'kvm' | 'tcg' | 'hvf';
+  allowEmulation: boolean;
+}
+
+const settingsSchema = z.object({
+  image: z.string().catch(''),
+  memoryMib: z.number().int().min(64).max(1024 * 1024).catch(1024),
+  cpus: z.number().int().min(1).max(255).catch(2),
+  network: z.enum(['outbound', 'none']).catch('outbound'),
+  symlinks: z.enum(['opaque', 'deny', 'follow']).catch('opaque'),
+  accelerator: z.enum(['auto', 'kvm', 'tcg', 'hvf']).catch('auto'),
+  allowEmulation: z.boolean().catch(false),
+});
+
+export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;
+
+/** A bad value falls back to the default, as VS Code does for settings it validates. */
+export function readSettings(get: (key: keyof Settings) => unknown): Settings {
+  return settingsSchema.parse(Object.fromEntries(SETTING_KEYS.map((key) => [key, get(key)])));
+}
+
+/** The engine reads MICROVM_ACCEL once per process: 'auto' leaves the choice to it. */
+export function accelEnv(settings: Settings): string | undefined {
+  return settings.accelerator === 'auto' ? undefined : settings.accelerator;
+}

@@ -1,0 +1,85 @@
+import * as vscode from 'vscode';
+import { readSettings, Settings } from './config/settings';
+import { COMMANDS } from './commands';
+import { PortsView } from './ports/ports-view';
+import { portRows } from './ports/rules';
+import { AccelSummary, statusView, VmStatus } from './ui/status';
+import { StatusBar } from './ui/status-bar';
+import { Session } from './vm/session';
+
+/**
+ * The extension's one context object: it owns the output channel, the status bar, the Ports
+ * view, the running session and every Disposable. Other modules get it as a parameter.
+ */
+export class Ctx implements vscode.Disposable {
+  readonly log = vscode.window.createOutputChannel('MicroVM', { log: true });
+  readonly statusBar = new StatusBar();
+  readonly portsView = new PortsView();
+  session: Session | undefined;
+  accel: AccelSummary | undefined;
+  private status: VmStatus = 'stopped';
+  private detail = '';
+  private readonly disposables: vscode.Disposable[] = [];
+  private commandDisposables: vscode.Disposable[] = [];
+  private commandsRunning: boolean | undefined;
+
+  constructor(readonly extension: vscode.ExtensionContext) {
+    this.disposables.push(this.log, this.statusBar, this.portsView, vscode.window.registerTreeDataProvider('microvm.ports', this.portsView));
+    this.setStatus('stopped');
+  }
+
+  settings(): Settings {
+    const config = vscode.workspace.getConfiguration('microvm');
+    return readSettings((key) => config.get(key));
+  }
+
+  folder(): vscode.WorkspaceFolder | undefined {
+    return vscode.workspace.workspaceFolders?.[0];
+  }
+
+  setStatus(status: VmStatus, detail = ''): void {
+    this.status = status;
+    this.detail = detail;
+    this.statusBar.render(statusView(status, this.accel, detail));
+    void vscode.commands.executeCommand('setContext', 'microvm.running', status === 'ready');
+    this.registerCommands(status === 'ready');
+  }
+
+  setAccel(accel: AccelSummary): void {
+    this.accel = accel;
+    this.statusBar.render(statusView(this.status, accel, this.detail));
+  }
+
+  refreshPorts(): void {
+    const session = this.session;
+    if (!session) return this.portsView.update([]);
+    const forwards = new Map([...session.forwards].map(([guest, f]) => [guest, f.localAddr.port]));
+    this.portsView.update(portRows(session.detected, session.plan.forwardPorts, forwards, session.plan.portsAttributes));
+  }
+
+  /** Disposed with the extension. */
+  own(disposable: vscode.Disposable): void {
+    this.disposables.push(disposable);
+  }
+
+  /**
+   * Commands come from a table of factories; each has a variant for when no VM runs, and the
+   * table is registered again when that changes.
+   */
+  private registerCommands(running: boolean): void {
+    if (this.commandsRunning === running) return;
+    this.commandsRunning = running;
+    for (const d of this.commandDisposables.splice(0)) d.dispose();
+    for (const [name, factory] of Object.entries(COMMANDS)) {
+      const make = running || !factory.stopped ? factory.running : factory.stopped;
+      this.commandDisposables.push(vscode.commands.registerCommand(name, make(this)));
+    }
+  }
+
+  async dispose(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    await session?.stop();
+    for (const d of [...this.commandDisposables.splice(0), ...this.disposables.splice(0)]) d.dispose();
+  }
+}

@@ -1,0 +1,115 @@
+import * as vscode from 'vscode';
+import { engineInfo } from '../../engine/index';
+import type { Ctx } from '../context';
+import { loadDevcontainer } from '../config/load';
+import { planSession } from '../config/plan';
+import { accelEnv } from '../config/settings';
+import { autoForward, forwardConfigured } from '../ports/auto-forward';
+import { openHooksTerminal, openShellTerminal } from '../terminal/terminals';
+import { decideOpen } from './trust';
+import { CancelledError, Session } from './session';
+
+let opening: Promise<Session | undefined> | undefined;
+
+/**
+ * "MicroVM: Open Folder in MicroVM": reads the config, checks trust against isolation,
+ * bakes and boots with a cancellable progress notification, then forwards ports, runs the
+ * post-start hooks and opens a terminal in the workspace folder. Concurrent calls share one run.
+ */
+export async function openFolder(ctx: Ctx, options: { terminal: boolean } = { terminal: true }): Promise<Session | undefined> {
+  if (ctx.session?.isRunning) {
+    if (options.terminal) openShellTerminal(ctx);
+    return ctx.session;
+  }
+  opening ??= open(ctx, options).finally(() => { opening = undefined; });
+  return opening;
+}
+
+async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session | undefined> {
+  const folder = ctx.folder();
+  if (!folder) {
+    void vscode.window.showErrorMessage('MicroVM: open a folder first (File > Open Folder), then run "MicroVM: Open Folder in MicroVM".');
+    return undefined;
+  }
+  const settings = ctx.settings();
+  const accel = accelEnv(settings);
+  if (accel) process.env.MICROVM_ACCEL = accel;
+  try {
+    const devcontainer = await loadDevcontainer(folder.uri);
+    for (const warning of devcontainer?.warnings ?? []) {
+      ctx.log.warn(`${devcontainer?.file}: ${warning}`);
+      void vscode.window.showWarningMessage(`MicroVM: ${devcontainer?.file}: ${warning}`);
+    }
+    // The first call may run a KVM boot probe (cached afterwards).
+    const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
+    ctx.setAccel({ accel: info.accel, isolation: info.isolation });
+    ctx.log.info(`accelerator ${info.accel} (${info.accelReason})${info.warning ? `; warning: ${info.warning}` : ''}`);
+    const decision = decideOpen({ trusted: vscode.workspace.isTrusted, isolation: info.isolation, allowEmulation: settings.allowEmulation });
+    if (!decision.allowed) {
+      ctx.log.warn(decision.message);
+      void vscode.window.showErrorMessage(decision.message, 'Open Settings')
+        .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
+      return undefined;
+    }
+    const plan = planSession(settings, devcontainer?.config, { name: folder.name, fsPath: folder.uri.fsPath });
+    return await startSession(ctx, new Session(plan, {
+      log: (line) => ctx.log.info(line),
+      baking: () => ctx.setStatus('baking'),
+      booting: () => ctx.setStatus('booting'),
+      portsChanged: () => {
+        const session = ctx.session;
+        if (session) void autoForward(ctx, session);
+      },
+    }), options);
+  } catch (err) {
+    return failed(ctx, err);
+  }
+}
+
+async function startSession(ctx: Ctx, session: Session, options: { terminal: boolean }): Promise<Session | undefined> {
+  ctx.session = session;
+  ctx.setStatus('baking', 'Preparing the image');
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true }, async (progress, token) => {
+    const cancel = token.onCancellationRequested(() => void session.stop());
+    session.onProgress = (message) => progress.report({ message });
+    try {
+      await session.start();
+    } finally {
+      cancel.dispose();
+    }
+  });
+  ctx.setStatus('ready', `Workspace at ${session.plan.workspaceFolder}`);
+  await forwardConfigured(ctx, session);
+  await autoForward(ctx, session);
+  if (session.plan.startCommands.length > 0) openHooksTerminal(session, session.plan.startCommands);
+  if (options.terminal) openShellTerminal(ctx);
+  return session;
+}
+
+function failed(ctx: Ctx, err: unknown): undefined {
+  const session = ctx.session;
+  ctx.session = undefined;
+  void session?.stop();
+  ctx.refreshPorts();
+  if (err instanceof CancelledError) {
+    ctx.log.info('Open Folder in MicroVM was cancelled');
+    ctx.setStatus('stopped');
+    return undefined;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: string }).code;
+  ctx.log.error(`${code ? `[${code}] ` : ''}${message}`);
+  ctx.setStatus('error', message);
+  void vscode.window.showErrorMessage(`MicroVM: ${message}`, 'Show Log').then((choice) => choice && ctx.log.show());
+  return undefined;
+}
+
+/** "MicroVM: Stop": ends the VM, its forwards and its terminals' processes. */
+export async function stopVm(ctx: Ctx): Promise<void> {
+  const session = ctx.session;
+  ctx.session = undefined;
+  await session?.stop();
+  ctx.refreshPorts();
+  ctx.setStatus('stopped');
+  ctx.log.info('VM stopped');
+}

@@ -1,0 +1,208 @@
+import { BuildOptions, BuildProgress, ExecChild, GuestListener, Image, isMicrovmError, Pool, TcpForwarder, Vm } from '../../engine/index';
+import { SessionPlan } from '../config/plan';
+
+/** What a session tells the extension; the extension turns these into UI. */
+export interface SessionEvents {
+  log(line: string): void;
+  baking(): void;
+  booting(): void;
+  portsChanged(): void;
+}
+
+/**
+ * One workspace's VM: the image, its pool of one, the VM, its forwards and its port watch.
+ * It does not know VS Code; the extension drives it and renders what it reports.
+ */
+export class Session {
+  readonly forwards = new Map<number, TcpForwarder>();
+  /** Ports whose forwarding the user stopped: auto-forwarding leaves them alone. */
+  readonly stoppedByUser = new Set<number>();
+  private readonly pendingForwards = new Map<number, Promise<TcpForwarder>>();
+  detected: GuestListener[] = [];
+  private pool: Pool | undefined;
+  private vm: Vm | undefined;
+  private stopWatch: (() => void) | undefined;
+  private stopped = false;
+  /** Where progress steps go while start() runs (the progress notification). */
+  onProgress: (step: string) => void = () => undefined;
+
+  constructor(readonly plan: SessionPlan, private readonly events: SessionEvents) {}
+
+  get running(): Vm {
+    if (!this.vm) throw new Error('the MicroVM is not running');
+    return this.vm;
+  }
+
+  get isRunning(): boolean {
+    return this.vm !== undefined && !this.stopped;
+  }
+
+  /**
+   * Builds (or reuses) the image, then boots or restores a VM. After stop() it rejects with
+   * CancelledError: the engine cannot abort a build, so a cancelled one is discarded when it ends.
+   */
+  async start(): Promise<Vm> {
+    try {
+      return await this.boot();
+    } catch (err) {
+      throw this.stopped ? new CancelledError() : err;
+    }
+  }
+
+  private async boot(): Promise<Vm> {
+    const image = await Image.build(this.buildOptions());
+    this.checkStopped();
+    this.events.booting();
+    this.onProgress('Starting the VM');
+    this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
+    const vm = await this.pool.acquire();
+    if (this.stopped) {
+      await vm.release();
+      this.checkStopped();
+    }
+    this.vm = vm;
+    this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
+    this.stopWatch = vm.onPortsChanged((change) => {
+      this.detected = change.ports;
+      this.events.portsChanged();
+    });
+    this.detected = await vm.listeningPorts();
+    return vm;
+  }
+
+  /** Starts a guest process with a pty in the workspace folder. */
+  spawnPty(argv: string[], size: { rows: number; cols: number }): ExecChild {
+    return this.running.spawn({
+      argv,
+      tty: true,
+      winsize: size,
+      cwd: this.plan.workspaceFolder,
+      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...this.plan.remoteEnv },
+      timeoutMs: 0,
+    });
+  }
+
+  /** Forwards a guest port to the same host port when free, else to any free one. Concurrent calls share one forward. */
+  forward(guestPort: number): Promise<TcpForwarder> {
+    this.stoppedByUser.delete(guestPort);
+    const existing = this.forwards.get(guestPort);
+    if (existing) return Promise.resolve(existing);
+    let pending = this.pendingForwards.get(guestPort);
+    if (!pending) {
+      pending = this.listen(guestPort).finally(() => this.pendingForwards.delete(guestPort));
+      this.pendingForwards.set(guestPort, pending);
+    }
+    return pending;
+  }
+
+  /** Forwarded, or being forwarded now. */
+  isForwarding(guestPort: number): boolean {
+    return this.forwards.has(guestPort) || this.pendingForwards.has(guestPort);
+  }
+
+  private async listen(guestPort: number): Promise<TcpForwarder> {
+    const vm = this.running;
+    let forwarder: TcpForwarder;
+    try {
+      forwarder = await vm.exposeTcp(guestPort, guestPort);
+    } catch (err) {
+      if (!isMicrovmError(err, 'E_PORT_IN_USE')) throw err;
+      forwarder = await vm.exposeTcp(0, guestPort);
+    }
+    this.forwards.set(guestPort, forwarder);
+    this.events.log(`forwarding 127.0.0.1:${forwarder.localAddr.port} -> guest port ${guestPort}`);
+    this.events.portsChanged();
+    return forwarder;
+  }
+
+  async unforward(guestPort: number, byUser = false): Promise<void> {
+    if (byUser) this.stoppedByUser.add(guestPort);
+    const forwarder = this.forwards.get(guestPort);
+    if (!forwarder) return;
+    this.forwards.delete(guestPort);
+    await forwarder.stop();
+    this.events.log(`stopped forwarding guest port ${guestPort}`);
+    this.events.portsChanged();
+  }
+
+  /** Stops the VM and everything it owns; safe to call at any point of start(). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopWatch?.();
+    this.forwards.clear();
+    const vm = this.vm;
+    this.vm = undefined;
+    await vm?.release().catch(() => undefined);
+    await this.pool?.shutdown();
+  }
+
+  private buildOptions(): BuildOptions {
+    const { plan } = this;
+    let bakeAnnounced = false;
+    return {
+      ref: plan.ref,
+      memoryMib: plan.memoryMib,
+      vcpus: plan.vcpus,
+      network: plan.network,
+      env: plan.containerEnv,
+      mounts: plan.mounts,
+      volumes: plan.volumes,
+      warmupTag: plan.warmupTag,
+      // With a mounted folder the engine boots fresh and runs this on every boot (no snapshot).
+      warmup: async (vm: Vm) => {
+        for (const command of plan.bakeCommands) await this.runBakeCommand(vm, command.argv);
+      },
+      onProgress: (event: BuildProgress) => {
+        const step = progressStep(event);
+        if (event.phase === 'bake' && !bakeAnnounced) {
+          bakeAnnounced = true;
+          this.events.baking();
+        }
+        if (step) {
+          this.onProgress(step);
+          this.events.log(step);
+        }
+      },
+    };
+  }
+
+  private async runBakeCommand(vm: Vm, argv: string[]): Promise<void> {
+    this.events.log(`bake: ${argv.join(' ')}`);
+    const result = await vm.exec({ argv, cwd: this.plan.workspaceFolder, timeoutMs: 0, env: this.plan.remoteEnv });
+    for (const line of `${result.stdout}${result.stderr}`.split('\n').filter(Boolean)) this.events.log(`  ${line}`);
+    if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in the VM with exit code ${result.exitCode} (see the MicroVM log)`);
+  }
+
+  private checkStopped(): void {
+    if (this.stopped) throw new CancelledError();
+  }
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+/** A progress line for the notification, or undefined for events not worth showing. */
+export function progressStep(event: BuildProgress): string | undefined {
+  switch (event.phase) {
+    case 'resolve':
+      return `Resolving image ${event.ref}`;
+    case 'rootfs':
+      return event.step === 'done' ? undefined : `Building the root disk (${mib(event.bytes)} MiB)`;
+    case 'ready':
+      return event.cached ? 'Root disk ready (cached)' : `Root disk built in ${(event.ms / 1000).toFixed(1)} s`;
+    case 'bake':
+      return `Baking a snapshot: ${event.reason}`;
+    case 'snapshot':
+      return event.baked ? 'Snapshot baked' : 'Using the baked snapshot';
+    case 'pull':
+      return `Pulling layer ${event.digest.slice(7, 19)}: ${mib(event.bytes)} of ${mib(event.total)} MiB`;
+  }
+}
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
+}

@@ -1,0 +1,138 @@
+/*
+ * MOUNT: a virtio-fs share (by tag) or a virtio-blk ext4 volume (by serial) at PATH.
+ * The host sends mounts outermost first, so a volume can sit on a path inside a share
+ * (node_modules inside the workspace). Read-only is enforced by the host; the guest flag
+ * only makes writes fail early.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define DEVICE_WAIT_MS 5000
+#define MAX_SOURCE 64
+
+struct mount_request {
+    uint32_t kind;
+    char source[MAX_SOURCE];
+    char path[MAX_PATH_LEN];
+    bool read_only;
+};
+
+static int parse_mount(const uint8_t *payload, size_t len, struct mount_request *m, char *err,
+                       size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    struct tlv_reader r = {.pos = payload, .left = len};
+    struct tlv_field f;
+    int rc;
+    while ((rc = tlv_next(&r, &f, err, errlen)) == 1) {
+        if (f.tag == TAG_MOUNT_KIND)
+            m->kind = get_u32(f.value);
+        else if (f.tag == TAG_READ_ONLY)
+            m->read_only = get_u32(f.value) != 0;
+        else if (f.tag == TAG_MOUNT_SOURCE && f.len > 0 && f.len < sizeof m->source)
+            memcpy(m->source, f.value, f.len);
+        else if (f.tag == TAG_PATH && f.len > 1 && f.len < sizeof m->path)
+            memcpy(m->path, f.value, f.len);
+    }
+    if (rc < 0)
+        return -1;
+    if (m->kind != MOUNT_VIRTIOFS && m->kind != MOUNT_VOLUME)
+        snprintf(err, errlen, "MOUNT_KIND must be %d (virtiofs) or %d (volume)", MOUNT_VIRTIOFS,
+                 MOUNT_VOLUME);
+    else if (m->source[0] == '\0' || strchr(m->source, '/') != NULL)
+        snprintf(err, errlen, "MOUNT_SOURCE is missing, too long or has a '/'");
+    else if (m->path[0] != '/')
+        snprintf(err, errlen, "PATH must be absolute");
+    else
+        return 0;
+    return -1;
+}
+
+/* The /dev/vdX whose virtio-blk serial is `serial`, waiting for it to appear. */
+static int find_volume(const char *serial, char *dev, size_t devlen)
+{
+    for (int waited = 0; waited <= DEVICE_WAIT_MS; waited += RETRY_MS) {
+        DIR *dir = opendir("/sys/block");
+        struct dirent *ent;
+        while (dir != NULL && (ent = readdir(dir)) != NULL) {
+            if (strncmp(ent->d_name, "vd", 2) != 0)
+                continue;
+            char path[300], value[MAX_SOURCE + 2] = "";
+            snprintf(path, sizeof path, "/sys/block/%s/serial", ent->d_name);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            ssize_t n = read(fd, value, sizeof value - 1);
+            close(fd);
+            while (n > 0 && (value[n - 1] == '\n' || value[n - 1] == '\0'))
+                n--;
+            if (n > 0 && (size_t)n == strlen(serial) && memcmp(value, serial, (size_t)n) == 0) {
+                snprintf(dev, devlen, "/dev/%s", ent->d_name);
+                closedir(dir);
+                return 0;
+            }
+        }
+        if (dir != NULL)
+            closedir(dir);
+        usleep(RETRY_MS * 1000);
+    }
+    errno = ENODEV;
+    return -1;
+}
+
+static int make_mount_point(const char *path, char *err, size_t errlen)
+{
+    if (mkdir_parents(path, err, errlen) != 0)
+        return -1;
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create '%.300s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
+{
+    struct mount_request m;
+    char err[MAX_ERROR_TEXT] = "";
+    if (parse_mount(payload, len, &m, err, sizeof err) != 0) {
+        send_status(stream, ST_E_BAD_REQUEST, 0, "malformed MOUNT: %s", err);
+        return;
+    }
+    if (getpid() != 1) {
+        send_status(stream, ST_E_IO, EPERM, "MOUNT is only served in the guest (PID 1)");
+        return;
+    }
+    char dev[300];
+    const char *source = m.source, *type = "virtiofs";
+    if (m.kind == MOUNT_VOLUME) {
+        if (find_volume(m.source, dev, sizeof dev) != 0) {
+            send_status(stream, ST_E_NOT_FOUND, ENODEV, "no virtio-blk disk with serial '%s'", m.source);
+            return;
+        }
+        source = dev;
+        type = "ext4";
+    }
+    if (make_mount_point(m.path, err, sizeof err) != 0) {
+        send_status(stream, ST_E_IO, (uint32_t)errno, "%s", err);
+        return;
+    }
+    unsigned long flags = MS_NODEV | (m.read_only ? MS_RDONLY : 0);
+    if (mount(source, m.path, type, flags, NULL) != 0) {
+        int e = errno;
+        log_msg("mount %s on %s (%s): %s", source, m.path, type, strerror(e));
+        send_status(stream, ST_E_IO, (uint32_t)e, "mount %s on %s (%s): %s", source, m.path, type, strerror(e));
+        return;
+    }
+    send_status(stream, ST_OK, 0, "%s", "");
+}

@@ -1,0 +1,174 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { ensureCodeServer, installExtension, makeScratch, RunningServer, Scratch, startCodeServer, writeUserSettings } from './code-server';
+import { engineInfo } from '../../engine/index';
+import { ARTIFACTS, launchChromium, runCommand, screenshot, terminalText, typeLine, waitForText } from './workbench';
+
+/**
+ * End to end: the packaged .vsix in a real VS Code (code-server) in a real browser (Debian's
+ * chromium driven by playwright-core), opening a fixture folder in a MicroVM.
+ */
+const ROOT = path.resolve(__dirname, '..', '..');
+const VSIX = path.join(ROOT, 'dist', 'microvm-sandbox.vsix');
+const GUEST_PORT = 8123;
+/** Baking and booting under TCG on a loaded 2-core host: generous. */
+const VM_READY_MS = 300_000;
+
+let scratch: Scratch;
+let server: RunningServer | undefined;
+let browser: Browser | undefined;
+let page: Page;
+const log = (line: string) => process.stderr.write(`e2e: ${line}\n`);
+
+before(async () => {
+  fs.rmSync(ARTIFACTS, { recursive: true, force: true });
+  ensureCodeServer(log);
+  execFileSync('npm', ['run', '--silent', 'package'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  scratch = makeScratch();
+  const folder = path.join(scratch.root, 'workspace', 'fixture');
+  fs.cpSync(path.join(__dirname, 'fixture'), folder, { recursive: true });
+  writeUserSettings(scratch, userSettings(false));
+  installExtension(scratch, VSIX);
+  server = await startCodeServer(scratch);
+  browser = await launchChromium(scratch.env);
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`${server.url}/?folder=${encodeURIComponent(folder)}`);
+  await page.locator('.monaco-workbench .statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+  await page.waitForTimeout(2000);
+});
+
+/** The folder opens untrusted (Restricted Mode): no trust prompt. */
+function userSettings(allowEmulation: boolean): Record<string, unknown> {
+  return {
+    'terminal.integrated.gpuAcceleration': 'off',
+    'security.workspace.trust.startupPrompt': 'never',
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.ignoreRecommendations': true,
+    'update.mode': 'none',
+    'microvm.allowEmulation': allowEmulation,
+    'microvm.memoryMib': 512,
+    'microvm.cpus': 1,
+  };
+}
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  await server?.stop();
+  if (!scratch) return;
+  // VS Code's logs (the extension host's and the MicroVM output channel) go with the screenshots.
+  fs.rmSync(path.join(ARTIFACTS, 'logs'), { recursive: true, force: true });
+  fs.cpSync(path.join(scratch.userDataDir, 'logs'), path.join(ARTIFACTS, 'logs'), { recursive: true });
+  if (server) fs.writeFileSync(path.join(ARTIFACTS, 'logs', 'code-server.log'), server.output());
+  // The per-workspace node_modules volume is named after the folder path, which is scratch.
+  const id = createHash('sha256').update(path.join(scratch.root, 'workspace', 'fixture')).digest('hex').slice(0, 12);
+  for (const suffix of ['.ext4', '.ext4.lock']) fs.rmSync(path.join(scratch.env.MICROVM_HOME as string, 'volumes', `node_modules-${id}${suffix}`), { force: true });
+  fs.rmSync(scratch.root, { recursive: true, force: true });
+});
+
+test('under TCG an untrusted folder is refused until microvm.allowEmulation is set', async () => {
+  const { isolation } = await engineInfo();
+  if (isolation === 'emulated') {
+    await runCommand(page, 'MicroVM: Open Folder in MicroVM');
+    await waitForText(page, notificationsText, /QEMU does not treat TCG as a security boundary.*microvm\.allowEmulation/, 60_000, 'the refusal');
+    await screenshot(page, '00-untrusted-tcg-refused');
+    assert.doesNotMatch(await statusText(page), /booting|ready/);
+    // Opt in the way the message offers: its "Open Settings" button, then the checkbox.
+    await page.locator('.notifications-toasts .monaco-button', { hasText: 'Open Settings' }).first().click();
+    const checkbox = page.locator('.settings-editor .setting-item-bool .setting-value-checkbox').first();
+    await checkbox.waitFor({ state: 'visible', timeout: 30_000 });
+    await checkbox.click();
+    await page.locator('.settings-editor .setting-value-checkbox[aria-checked="true"]').first().waitFor({ timeout: 10_000 });
+    await screenshot(page, '00-allow-emulation-setting');
+    await runCommand(page, 'View: Close All Editors');
+  } else {
+    writeUserSettings(scratch, userSettings(true));
+    await page.reload();
+    await page.locator('.monaco-workbench .statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+  }
+});
+
+test('Open Folder in MicroVM gives a terminal in the guest, in the workspace folder', async () => {
+  await runCommand(page, 'MicroVM: Open Folder in MicroVM');
+  await waitForText(page, statusText, /MicroVM: (baking|booting|ready)/, 60_000, 'the status bar to leave "stopped"');
+  await waitForText(page, terminalText, /@microvm:\/workspaces\/fixture[#$]/, VM_READY_MS, 'a shell prompt in the workspace folder');
+  await screenshot(page, '01-opened');
+  // The hook ran in its own terminal (now behind the shell's); its output is also in a file.
+  await typeLine(page, 'cat /tmp/post-start.txt');
+  await waitForText(page, terminalText, /post-start ran in \/workspaces\/fixture as e2e/, 60_000, 'the post-start hook (with containerEnv)');
+
+  const kernel = fs.readFileSync(path.join(scratch.env.MICROVM_HOME as string, 'assets', 'kernel-release'), 'utf8').trim();
+  await typeLine(page, 'uname -r');
+  await waitForText(page, terminalText, new RegExp(kernel.replace(/[.]/g, '\\.')), 30_000, `uname -r to print ${kernel}`);
+  await typeLine(page, 'ls');
+  await waitForText(page, terminalText, /hello\.txt/, 30_000, 'ls to list the fixture');
+  const text = await terminalText(page);
+  assert.match(text, /index\.html/);
+  await screenshot(page, '02-terminal-uname-ls');
+});
+
+test('Ctrl-C reaches the guest, the pty follows the panel size, and several terminals run at once', async () => {
+  await typeLine(page, 'sleep 600');
+  await page.waitForTimeout(1000);
+  await page.keyboard.press('Control+C');
+  await typeLine(page, 'echo sleep-ended-$?');
+  await waitForText(page, terminalText, /sleep-ended-130/, 30_000, 'Ctrl-C to interrupt sleep (exit 130)');
+  await typeLine(page, 'echo size=$(stty size | tr " " x)');
+  const size = await waitForText(page, terminalText, /size=(\d+)x(\d+)/, 30_000, 'stty size');
+  assert.notEqual(`${size[1]}x${size[2]}`, '24x80', 'the pty should have the panel size, not the default');
+
+  await runCommand(page, 'MicroVM: New Terminal in MicroVM');
+  await page.waitForTimeout(1500);
+  await typeLine(page, 'echo second terminal pid $$; exit 7');
+  await waitForText(page, terminalText, /process exited with code 7/, 30_000, 'the exit code of the second terminal');
+  await screenshot(page, '03-second-terminal-exit-code');
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(1000);
+});
+
+test('a server in the guest shows in the Ports view and answers on the host', async () => {
+  await typeLine(page, `busybox httpd -p 0.0.0.0:${GUEST_PORT} -h /workspaces/fixture && echo httpd started`);
+  await waitForText(page, terminalText, /httpd started/, 30_000, 'httpd to start');
+  await runCommand(page, 'MicroVM: Focus on Ports View');
+  const match = await waitForText(page, portsText, new RegExp(`Guest port ${GUEST_PORT}[^\\n]*forwarded to 127\\.0\\.0\\.1:(\\d+)`), 60_000, 'the port in the Ports view');
+  await screenshot(page, '04-ports-view');
+  const response = await fetch(`http://127.0.0.1:${match[1]}/hello.txt`);
+  assert.equal(response.status, 200);
+  assert.equal((await response.text()).trim(), 'hello from the fixture');
+});
+
+test('the status bar says ready, with the accelerator, and warns on TCG', async () => {
+  const status = await statusText(page);
+  const accel = /MicroVM: ready \((\w+)\)/.exec(status);
+  assert.ok(accel, `status bar: ${status}`);
+  const item = page.locator('.statusbar-item', { hasText: 'MicroVM: ready' }).first();
+  if (accel[1] === 'tcg') {
+    assert.match(await item.innerHTML(), /codicon-warning/);
+    await item.hover();
+    await waitForText(page, hoverText, /not treat TCG as a security boundary/, 15_000, 'the TCG tooltip');
+  }
+  await screenshot(page, '05-status-bar');
+});
+
+async function statusText(p: Page): Promise<string> {
+  return (await p.locator('.statusbar').innerText()).replace(/\s+/g, ' ');
+}
+
+async function notificationsText(p: Page): Promise<string> {
+  return (await p.locator('.notifications-toasts').allInnerTexts()).join('\n').replace(/\s+/g, ' ');
+}
+
+async function hoverText(p: Page): Promise<string> {
+  return (await p.locator('.workbench-hover, .monaco-hover').allInnerTexts()).join('\n');
+}
+
+async function portsText(p: Page): Promise<string> {
+  const labels = await p.locator('.monaco-list-row[aria-label*="Guest port"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
+  return labels.join('\n');
+}
