@@ -62,3 +62,15 @@ test('after an unclean stop (QEMU killed mid-write) the volume is checked and mo
   const out = await withVm({ sizeMib: 96 }, (vm) => sh(vm, 'cat /data/durable.txt /data/kept.txt'));
   assert.equal(out, 'durable\nkept\n');
 });
+
+test('a full volume gives ENOSPC in the guest; the VM and the data already there are fine', async () => {
+  await withVm({ sizeMib: 96 }, async (vm) => {
+    await sh(vm, 'echo durable > /data/durable.txt && sync');
+    const fill = await vm.exec({ argv: ['sh', '-c', 'head -c 200000000 /dev/zero > /data/fill'] });
+    assert.notEqual(fill.exitCode, 0);
+    assert.match(fill.stderr, /No space left on device/);
+    assert.equal(await sh(vm, 'cat /data/durable.txt'), 'durable\n');
+    await sh(vm, 'rm /data/fill && echo room > /data/room.txt');
+    assert.equal(await sh(vm, 'cat /data/room.txt'), 'room\n');
+  });
+});
