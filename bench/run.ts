@@ -14,6 +14,8 @@ import { notesFor, tabulate } from './results';
 import { measureBake } from './rows/bake';
 import { measureBoot } from './rows/boot';
 import { measureExec } from './rows/exec';
+import { measureFiles } from './rows/files';
+import { measurePull } from './rows/pull';
 import { measureForward } from './rows/forward';
 import { measureMemory } from './rows/memory';
 import { measurePool } from './rows/pool';
@@ -37,6 +39,8 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   throughput: (image, _raw, sizes) => measureThroughput(image, sizes, log),
   memory: (_image, _raw, sizes) => measureMemory(sizes, log),
   forward: (image, _raw, sizes) => measureForward(image, sizes, log),
+  files: (_image, _raw, sizes) => measureFiles(sizes, log),
+  pull: (_image, _raw, sizes) => measurePull(sizes.pulls, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

@@ -20,7 +20,17 @@ export interface Sizes {
   forwardRuns: number;
   /** Connections (connect to first response byte) through a forward. */
   forwardConnects: number;
+  /** vm.writeFile / vm.readFile calls of FILE_BYTES each (and host fs calls beside them). */
+  fileRuns: number;
+  /** Files the small-file workload creates, stats and reads per sample, and samples per place. */
+  smallFiles: number;
+  smallFileRuns: number;
+  /** Cold pulls of the ~50 MB registry image (and skopeo copies beside them). */
+  pulls: number;
 }
+
+/** The agent's per-call file limit: vm.writeFile / vm.readFile carry at most 4 MiB. */
+export const FILE_BYTES = 4 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
 
@@ -30,10 +40,12 @@ export function sizesFor(quick: boolean): Sizes {
       boots: 5, roundTrips: 200, warmupCalls: 20, throughputBytes: 16 * MIB, throughputRuns: 3,
       coldBakes: 3, cacheHitBakes: 20, idleAcquires: 200, restores: 8, memoryVms: 4,
       forwardBytes: 16 * MIB, forwardRuns: 3, forwardConnects: 30,
+      fileRuns: 10, smallFiles: 2000, smallFileRuns: 3, pulls: 2,
     }
     : {
       boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
       coldBakes: 8, cacheHitBakes: 100, idleAcquires: 1000, restores: 25, memoryVms: 8,
       forwardBytes: 64 * MIB, forwardRuns: 5, forwardConnects: 100,
+      fileRuns: 30, smallFiles: 10_000, smallFileRuns: 3, pulls: 5,
     };
 }

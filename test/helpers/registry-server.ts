@@ -10,6 +10,8 @@ import * as path from 'node:path';
 export interface TestRegistry {
   host: string;
   base: string;
+  /** The registry itself, without the counting proxy (for clients such as skopeo that probe TLS first). */
+  directHost: string;
   /** What the test's push client sends for a repository (Basic or a push token); undefined when open. */
   pushAuthorization(repository: string): string | undefined;
   /** Connections the registry got (counted by a proxy in front of it). */
@@ -52,6 +54,7 @@ export async function startRegistry(dir: string, auth: RegistryAuth = { kind: 'n
   const proxy = await countingProxy(port, () => connections++);
   const registry: TestRegistry = {
     host: `127.0.0.1:${proxy.port}`,
+    directHost: `127.0.0.1:${port}`,
     base: `http://127.0.0.1:${proxy.port}`,
     pushAuthorization,
     get requests() {

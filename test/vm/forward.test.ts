@@ -170,3 +170,43 @@ test('outbound: the guest resolves names through 10.0.2.3', async () => {
   assert.equal(r.exitCode, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /Address:?\s+\d+\.\d+\.\d+\.\d+/);
 });
+
+test('stop() lets a connection already accepted finish, refuses new ones, and is idempotent', async () => {
+  await serve(['sh', '-c', 'sleep 1; echo late answer | nc -l -p 7171'], 7171);
+  const forwarder = await vm.exposeTcp(0, 7171);
+  const socket = net.connect(forwarder.localAddr.port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const received = new Promise<string>((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.once('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+  const stopping = forwarder.stop();
+  await assert.rejects(new Promise((resolve, reject) => {
+    const late = net.connect(forwarder.localAddr.port, '127.0.0.1', () => { late.destroy(); resolve(undefined); });
+    late.once('error', reject);
+  }), /ECONNREFUSED/);
+  assert.equal(await received, 'late answer\n');
+  await stopping;
+  await forwarder.stop();
+});
+
+test('backpressure: a host client that does not read holds the guest sender back, host memory stays flat', async () => {
+  const size = 64 * 1024 * 1024;
+  await serve(['sh', '-c', `head -c ${size} /dev/zero | nc -l -p 7272`], 7272);
+  const forwarder = await vm.exposeTcp(0, 7272);
+  const socket = net.connect(forwarder.localAddr.port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.pause();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const before = process.memoryUsage().rss;
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const growth = process.memoryUsage().rss - before;
+  assert.ok(growth < 16 * 1024 * 1024, `host RSS grew ${growth} bytes with a paused reader`);
+  let total = 0;
+  socket.on('data', (d: Buffer) => { total += d.length; });
+  socket.resume();
+  await new Promise((resolve) => socket.once('close', resolve));
+  assert.equal(total, size);
+  await forwarder.stop();
+});
