@@ -132,8 +132,9 @@ export class Session {
     this.forwards.clear();
     const vm = this.vm;
     this.vm = undefined;
-    await vm?.release().catch(() => undefined);
+    // The pool first: releasing first would let it boot a replacement for the released VM.
     await this.pool?.shutdown();
+    await vm?.release().catch(() => undefined);
   }
 
   private buildOptions(): BuildOptions {
@@ -148,10 +149,12 @@ export class Session {
       mounts: plan.mounts,
       volumes: plan.volumes,
       warmupTag: plan.warmupTag,
-      // With a mounted folder the engine boots fresh and runs this on every boot (no snapshot).
-      warmup: async (vm: Vm) => {
-        for (const command of plan.bakeCommands) await this.runBakeCommand(vm, command.argv);
-      },
+      // With a mounted folder the engine boots fresh and runs the warmup on every boot (no snapshot).
+      ...(plan.bakeCommands.length > 0 ? {
+        warmup: async (vm: Vm) => {
+          for (const command of plan.bakeCommands) await this.runBakeCommand(vm, command.argv);
+        },
+      } : {}),
       onProgress: (event: BuildProgress) => {
         const step = progressStep(event);
         if (event.phase === 'bake' && !bakeAnnounced) {

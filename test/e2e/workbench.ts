@@ -14,15 +14,29 @@ export async function launchChromium(env: NodeJS.ProcessEnv): Promise<Browser> {
   });
 }
 
-/** Runs a command through the command palette, by its title as the palette shows it. */
-export async function runCommand(page: Page, title: string): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible' });
-  await input.fill(`>${title}`);
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ state: 'visible', timeout: 20_000 });
-  await input.press('Enter');
+/**
+ * Runs a command through the command palette, by its title as the palette shows it. The
+ * palette lists the commands known when it opens, so a loaded host may need a second try.
+ */
+export async function runCommand(page: Page, title: string, attempts = 4): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`>${title}`);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+    try {
+      await row.waitFor({ state: 'visible', timeout: 10_000 });
+      await input.press('Enter');
+      return;
+    } catch (err) {
+      if (attempt >= attempts) {
+        await screenshot(page, `failed-command-${title.replace(/\W+/g, '-')}`);
+        throw err;
+      }
+    }
+  }
 }
 
 /** The visible text of every terminal (the DOM renderer: gpuAcceleration is off). */
