@@ -127,6 +127,16 @@ export class Vm {
     return Image.fromSnapshot(target);
   }
 
+  /**
+   * Calls `listener` once if the VM ends on its own (QEMU killed, guest panic, power-off),
+   * with the error its pending calls got; not after release(). Returns a disposer.
+   */
+  onExit(listener: (error: MicrovmError) => void): () => void {
+    return this.live().onExit((error) => {
+      if (!this.released) listener(error);
+    });
+  }
+
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;

@@ -60,6 +60,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         const session = ctx.session;
         if (session) void autoForward(ctx, session);
       },
+      exited: (message) => void failed(ctx, new Error(`the VM stopped unexpectedly: ${message}`)),
     }), options);
   } catch (err) {
     return failed(ctx, err);

@@ -7,6 +7,8 @@ export interface SessionEvents {
   baking(): void;
   booting(): void;
   portsChanged(): void;
+  /** The VM ended on its own (QEMU died, the guest panicked); the message says why. */
+  exited(message: string): void;
 }
 
 /**
@@ -61,6 +63,9 @@ export class Session {
       this.checkStopped();
     }
     this.vm = vm;
+    vm.onExit((error) => {
+      if (!this.stopped) this.events.exited(error.message);
+    });
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.stopWatch = vm.onPortsChanged((change) => {
       this.detected = change.ports;

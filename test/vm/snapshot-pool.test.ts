@@ -122,12 +122,15 @@ test('a pooled VM killed from outside is replaced, and its holder gets a clear e
   const pool = image.pool({ min: 1, max: 1 });
   const vm = await pool.acquire();
   const pid = qemuPid(vm.id);
+  const exits: string[] = [];
+  vm.onExit((error) => exits.push(error.code));
   const running = vm.exec({ argv: ['sleep', '30'] });
   await new Promise((resolve) => setTimeout(resolve, 200));
   process.kill(pid, 'SIGKILL');
   const started = Date.now();
   await assert.rejects(running, (err) => isMicrovmError(err, 'E_VM_EXITED') && /SIGKILL/.test(err.message));
   assert.ok(Date.now() - started < 2000, 'the call fails within 2 s');
+  assert.deepEqual(exits, ['E_VM_EXITED'], 'vm.onExit reported the death once');
   await vm.release();
   const next = await pool.acquire();
   assert.notEqual(next.id, vm.id);
