@@ -120,7 +120,8 @@ export function parseOptions<S extends z.ZodTypeAny>(schema: S, value: unknown, 
   throw new MicrovmError('E_BAD_OPTION', `invalid ${what} option ${field}: ${detail} (got ${describe(got)})`);
 }
 
-function valueAt(value: unknown, path: Array<string | number>): unknown {
+/** The value at a zod issue's path, to quote it in an error. */
+export function valueAt(value: unknown, path: ReadonlyArray<string | number>): unknown {
   let current = value;
   for (const key of path) {
     if (current === null || typeof current !== 'object') return undefined;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { Machine, RestoreSource } from '../vm/machine';
+import { pidExists } from '../vm/state-dir';
 import { inputMismatch, SNAPSHOT_FORMAT, SnapshotImage, SnapshotInputs, SnapshotMeta, snapshotMetaSchema } from './meta';
 
 /** Every file of a snapshot directory, named once. */
@@ -82,20 +83,11 @@ export function reapAbandonedTemps(parent: string): string[] {
   const removed: string[] = [];
   for (const name of fs.readdirSync(parent)) {
     const pid = Number(/^\.tmp-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pidAlive(pid)) continue;
+    if (!pid || pidExists(pid)) continue;
     fs.rmSync(path.join(parent, name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function checkFile(file: string, expected: { size: number; sha256: string }): Promise<string | undefined> {

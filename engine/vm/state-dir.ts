@@ -92,7 +92,8 @@ function ownerAlive(dir: string): boolean {
   return startTime !== undefined && startTime === owner.startTime;
 }
 
-function pidExists(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, but is someone else's). */
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,6 +1,7 @@
 import { parse, ParseError, printParseErrorCode } from 'jsonc-parser';
 import { z } from 'zod';
 import { DevcontainerConfig, devcontainerSchema, SUPPORTED_KEYS } from './schema';
+import { valueAt } from '../../engine/options';
 
 /** A devcontainer.json that could not be used: the message names the file, the JSON path and what was expected. */
 export class DevcontainerError extends Error {
@@ -70,15 +71,6 @@ export function jsonPath(path: ReadonlyArray<string | number>): string {
     if (typeof key === 'number') return `${out}[${key}]`;
     return /^[A-Za-z_$][\w$]*$/.test(key) ? `${out}.${key}` : `${out}[${JSON.stringify(key)}]`;
   }, '$');
-}
-
-function valueAt(value: unknown, path: ReadonlyArray<string | number>): unknown {
-  let current = value;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<string | number, unknown>)[key];
-  }
-  return current;
 }
 
 function describe(value: unknown): string {

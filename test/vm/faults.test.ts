@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Image, Pool, isMicrovmError } from '../../engine';
 import { homePaths } from '../../engine/paths';
+import { qemuPidOf } from './qemu-proc';
 
 /** Hostile guests and dying VMs: the host keeps working, bounded, and says what happened. */
 let image: Image;
@@ -17,19 +18,6 @@ before(async () => {
 after(async () => {
   await pool?.shutdown();
 });
-
-function qemuPidOf(vmId: string): number {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.startsWith('/') && cmdline.includes('qemu-system') && cmdline.includes(`/${vmId}/`)) return Number(entry);
-    } catch {
-      // gone while we looked
-    }
-  }
-  throw new Error(`no QEMU for VM ${vmId}`);
-}
 
 test('QEMU runs hardened: seccomp filter, no new privileges, no defaults, raw drives, private state dir and sockets', async () => {
   const vm = await pool.acquire();

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Image, isMicrovmError } from '../../engine';
+import { qemuPidOf } from './qemu-proc';
 
 /**
  * Bake once (with a warmup) into a private snapshots dir, then restore VMs from it under TCG.
@@ -25,20 +26,6 @@ before(async () => {
 });
 
 after(() => fs.rmSync(snapshotsDir, { recursive: true, force: true }));
-
-/** The QEMU process of a VM, found by its state directory in the command line. */
-function qemuPid(vmId: string): number {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.startsWith('/') && cmdline.includes('qemu-system') && cmdline.includes(`/${vmId}/`)) return Number(entry);
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  throw new Error(`no QEMU process for VM ${vmId}`);
-}
 
 test('the first build bakes (saying why), and the bake VM is handed to the first acquire', async () => {
   assert.equal(bakeReasons.length, 1);
@@ -121,7 +108,7 @@ test('two VMs restored from one snapshot get different random bytes and the host
 test('a pooled VM killed from outside is replaced, and its holder gets a clear error', async () => {
   const pool = image.pool({ min: 1, max: 1 });
   const vm = await pool.acquire();
-  const pid = qemuPid(vm.id);
+  const pid = qemuPidOf(vm.id);
   const exits: string[] = [];
   vm.onExit((error) => exits.push(error.code));
   const running = vm.exec({ argv: ['sleep', '30'] });
