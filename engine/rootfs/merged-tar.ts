@@ -2,15 +2,22 @@ import { MicrovmError } from '../errors';
 import type { LayerBlob } from '../image/types';
 import { layerEntries, type MergePlan, type PlanOptions } from './merge-plan';
 import { encodeHeader, endOfArchive, paddingFor } from './tar-writer';
-import { newHeader } from './tar-types';
+import { newHeader, type BytePath } from './tar-types';
 
 /**
  * Second pass: one tar stream in the order mke2fs needs. mke2fs looks up each entry's parent
  * and each hardlink's target when it meets the entry, so all directories come first (parents
  * before children) and every inode is written once, its other names as hardlinks right after.
+ * `onXattrs` sees each inode's extended attributes with the path it is written under.
  */
-export async function* mergedTar(layers: LayerBlob[], plan: MergePlan, options: PlanOptions): AsyncGenerator<Buffer> {
+export async function* mergedTar(
+  layers: LayerBlob[],
+  plan: MergePlan,
+  options: PlanOptions,
+  onXattrs?: (path: BytePath, xattrs: Map<string, Buffer>) => void,
+): AsyncGenerator<Buffer> {
   for (const { path, header } of plan.directories) {
+    if (header) onXattrs?.(path, header.xattrs);
     yield encodeHeader(header ? { ...header, path, type: 'dir' } : newHeader({ path, type: 'dir' }));
   }
   for (const [index, layer] of layers.entries()) {
@@ -24,6 +31,7 @@ export async function* mergedTar(layers: LayerBlob[], plan: MergePlan, options: 
         throw new MicrovmError('E_IMAGE_DIGEST', `Layer ${layer.digest} changed between reads (entry ${ordinal}). Re-export the image.`);
       }
       const [first, ...others] = winner.paths;
+      onXattrs?.(first, winner.header.xattrs);
       yield encodeHeader({ ...winner.header, path: first });
       if (winner.header.type === 'file') {
         yield* body();

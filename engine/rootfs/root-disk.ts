@@ -9,6 +9,7 @@ import { planMerge, type MergePlan, type PlanOptions } from './merge-plan';
 import { mergedTar } from './merged-tar';
 import { findMke2fs, runMke2fs } from './mkfs';
 import { DEFAULT_TAR_LIMITS } from './tar-reader';
+import { XattrPass } from './xattrs';
 
 export interface RootDiskProgress {
   phase: 'merge' | 'mkfs' | 'done';
@@ -22,7 +23,7 @@ export interface RootDiskOptions {
 }
 
 /** Bumped whenever the disk layout changes, so old cache entries are not reused. */
-const ROOTFS_FORMAT = 'microvm-rootfs-ext4-v1';
+const ROOTFS_FORMAT = 'microvm-rootfs-ext4-v2';
 const MIB = 1024 * 1024;
 
 /**
@@ -52,14 +53,16 @@ export async function ensureRootDisk(
   };
   const plan = await planMerge(image.layers, planOptions);
   const tempPath = path.join(cacheDir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const xattrs = new XattrPass(image.source);
   try {
     await runMke2fs({
       imagePath: tempPath,
       sizeBytes: diskSize(plan),
       inodes: plan.inodeCount + 1024,
-      tar: mergedTar(image.layers, plan, { ...planOptions, onBytes: undefined }),
+      tar: mergedTar(image.layers, plan, { ...planOptions, onBytes: undefined }, (p, x) => xattrs.add(p, x)),
       onBytes: throttled((bytes) => opts.onProgress?.({ phase: 'mkfs', bytes })),
     });
+    await xattrs.apply(tempPath); // mke2fs keeps only security.capability.
     const handle = await fs.open(tempPath, 'r+');
     await handle.sync().finally(() => handle.close());
     await fs.rename(tempPath, finalPath);

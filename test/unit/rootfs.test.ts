@@ -81,7 +81,13 @@ const upper = tar([
   { path: 'home/user/file', data: 'mine', uid: 1000, gid: 1000 },
   { path: 'cap', data: 'x', xattrs: new Map([['security.capability', Buffer.from([1, 0, 0, 2])]]) },
   { path: 'naïve-日本.txt', data: 'unicode' },
+  { path: 'xattr "q" ü.txt', data: 'x', xattrs: userTrusted() },
+  { path: 'xdir/', type: 'dir', xattrs: userTrusted() },
 ]);
+
+function userTrusted(): Map<string, Buffer> {
+  return new Map([['user.test', Buffer.from('value')], ['trusted.x', Buffer.from('y')]]);
+}
 
 describe('OCI layout -> ext4 root disk', () => {
   let image: string;
@@ -122,6 +128,24 @@ describe('OCI layout -> ext4 root disk', () => {
     const escaped = [...Buffer.from('naïve-日本.txt')].map((b) => (b < 0x80 ? String.fromCharCode(b) : `\\x${b.toString(16)}`)).join('');
     assert.ok(debugfs(image, 'ls /').includes(escaped));
     assert.equal(debugfs(image, 'cat /link'), 'shared content');
+  });
+
+  it('keeps the xattrs mke2fs drops, on files with odd names and on directories', () => {
+    for (const request of ['ea_list "/xattr ""q"" ü.txt"', 'ea_list /xdir']) {
+      const list = debugfs(image, request);
+      assert.match(list, /user\.test \(5\) = "value"/, request);
+      assert.match(list, /trusted\.x \(1\) = "y"/, request);
+    }
+  });
+
+  it('refuses xattrs it cannot set (a name with a newline, a value no block holds), naming the image', async () => {
+    const cases: Array<[string, string, Buffer]> = [['xattr-newline', 'a\nb', Buffer.from('1')], ['xattr-big', 'big', Buffer.alloc(4096, 1)]];
+    for (const [name, file, value] of cases) {
+      const dir = makeLayout(name, [tar([{ path: file, data: 'x', xattrs: new Map([['user.a', value]]) }])]);
+      const resolved = await readOciLayout(dir);
+      await assert.rejects(ensureRootDisk(resolved), (err) => isMicrovmError(err, 'E_ROOTFS_BUILD') && err.message.includes(dir));
+    }
+    assert.deepEqual(fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.endsWith('.tmp')), []);
   });
 
   it('returns the cached disk on the second call without reading layers', async () => {
