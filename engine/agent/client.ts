@@ -22,7 +22,10 @@ export class AgentClient {
     let total = 0;
     let stream = 0;
     let overflowed = false;
+    // Past maxBuffer the process is killed and its remaining output is dropped, but still
+    // granted: the agent sends what is left in the pipes before it reports the exit.
     const collect = (into: Buffer[]) => (data: Buffer) => {
+      this.connection.grantOutput(stream, data.length);
       if (overflowed) return;
       total += data.length;
       if (total > maxBuffer) {
@@ -33,7 +36,6 @@ export class AgentClient {
         return;
       }
       into.push(data);
-      this.connection.grantOutput(stream, data.length);
     };
     const response = this.connection.request(encodeProcessRequest(request), {
       onStdout: collect(stdout),

@@ -85,7 +85,7 @@ test('100 MB up and 100 MB down through a forward arrive with matching sha256', 
   assert.equal(guestSum, createHash('sha256').update(data).digest('hex'));
   console.log(`# upload 100 MB: ${(size / 1048576 / (upMs / 1000)).toFixed(1)} MB/s`);
 
-  const down = vm.spawn({ argv: ['bash', '-c', `head -c ${size} /dev/urandom | tee >(sha256sum >&2) | nc -l -p 9001`], timeoutMs: 300_000 });
+  const down = vm.spawn({ argv: ['bash', '-c', `head -c ${size} /dev/urandom | tee >(sha256sum >&2) | nc -l -p 9001; wait $!`], timeoutMs: 300_000 });
   background.push(down);
   const downSum = readStream(() => down.readStderr());
   const downForward = await vm.exposeTcp(0, 9001);
