@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ExecChild, Image, Vm } from '../../engine';
 import { GroupResult } from '../types';
 import { Sizes } from './sizes';
+import { freePort } from '../../test/helpers/free-port';
 
 const GUEST_PORT = 8080;
 
@@ -134,17 +135,6 @@ async function startHostServer(dir: string): Promise<{ port: number; kind: strin
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as net.AddressInfo).port, kind: 'a Node http server', stop: () => server.close() };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
 }
 
 /** Seconds to download `urlPath` in full; checks the byte count. */

@@ -1,8 +1,8 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from '../helpers/free-port';
 
 /** The newest code-server line that runs on Node 20. */
 export const CODE_SERVER_VERSION = '4.100.3';
@@ -118,17 +118,6 @@ export async function startCodeServer(scratch: Scratch): Promise<RunningServer> 
       clearTimeout(timer);
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 }
 
 export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, message: () => string): Promise<void> {

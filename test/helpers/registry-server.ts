@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { freePort } from './free-port';
 
 /** A real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1, started by a test. */
 export interface TestRegistry {
@@ -112,14 +113,6 @@ async function startTokenServer(dir: string, auth: { username: string; password:
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const realm = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
   return { server, realm, certFile, mint };
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function waitForHttp(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
