@@ -35,8 +35,8 @@ const HELLO_RESEND_MS = 5;
 
 /**
  * A snapshot restore by hand: the argv Machine.boot would use (the template's RAM file
- * mapped private, `-incoming defer`), QMP commands written in one go (capabilities,
- * x-ignore-shared, migrate-incoming on a Unix socket), the state file streamed in, and a
+ * mapped private, `-incoming unix:`), QMP commands written in one go (capabilities,
+ * x-ignore-shared), the state file streamed into the migration socket, and a
  * HELLO frame written to the agent socket the moment QMP reports RESUME. No pool, no
  * agent client, no polling of query-migrate.
  */
@@ -48,7 +48,7 @@ export async function rawRestore(ctx: RawContext, target: RawRestoreTarget): Pro
     kernel: ctx.assets.kernel, initrd: ctx.assets.initrd, cmdline: [], rootDisk: target.rootDisk,
     agentSocket: file('agent.sock'), qmpSocket: file('qmp.sock'), seccomp: ctx.qemu.seccomp,
     network: target.network, tscKhz: hostTscKhz(),
-    memory: { kind: 'file', path: target.memFile, shared: false }, incoming: true,
+    memory: { kind: 'file', path: target.memFile, shared: false }, incoming: file('migrate.sock'),
   });
   const deadline = Date.now() + TIMEOUT_MS;
   const started = performance.now();
@@ -59,15 +59,13 @@ export async function rawRestore(ctx: RawContext, target: RawRestoreTarget): Pro
     sockets.push(qmp);
     const lines = new QmpLines(qmp);
     await lines.next((m) => 'QMP' in m, deadline);
-    const migrateUri = `unix:${file('migrate.sock')}`;
     qmp.write([
       { execute: 'qmp_capabilities', id: 1 },
       { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] }, id: 2 },
-      { execute: 'migrate-incoming', arguments: { uri: migrateUri }, id: 3 },
     ].map((c) => JSON.stringify(c)).join('\n') + '\n');
     const resumed = lines.next((m) => m.event === 'RESUME', deadline);
     resumed.catch(() => undefined);
-    await lines.next((m) => m.id === 3, deadline);
+    await lines.next((m) => m.id === 2, deadline);
     const migration = await connectRetry(file('migrate.sock'), deadline, qemu);
     sockets.push(migration);
     fs.createReadStream(target.stateFile).pipe(migration).on('error', () => undefined);

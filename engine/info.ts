@@ -4,6 +4,8 @@ import { Accel } from './qemu/types';
 import { guestAssets } from './kernel/assets';
 import { findQemu } from './qemu/binary';
 import { microvmHome } from './paths';
+import { qemuUser } from './qemu/run-as';
+import * as os from 'node:os';
 
 export interface EngineInfo {
   accel: Accel;
@@ -12,7 +14,8 @@ export interface EngineInfo {
   accelReason: string;
   /** Present when the VM is not a security boundary (TCG). */
   warning?: string;
-  qemu: { path: string; version: string; seccomp: boolean };
+  /** `user`: who QEMU runs as once started (the `microvm` user when the engine is root). */
+  qemu: { path: string; version: string; seccomp: boolean; user: string };
   kernel: string;
   agent: { sha256: string };
   home: string;
@@ -28,7 +31,7 @@ export async function engineInfo(): Promise<EngineInfo> {
     isolation: choice.isolation,
     accelReason: choice.reason,
     ...(choice.isolation === 'emulated' ? { warning: TCG_WARNING } : {}),
-    qemu,
+    qemu: { ...qemu, user: qemuUser()?.name ?? os.userInfo().username },
     kernel: assets.kernelRelease,
     agent: { sha256: assets.agentSha256 },
     home: microvmHome(),

@@ -64,7 +64,7 @@ export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, l
     ],
     notes: [
       'acquire idle times pool.acquire() on a pool (min 1, restoreOnRelease false) whose VM is idle; the VM is released between calls.',
-      `raw QEMU restore: QEMU started by hand with the engine's argv for the same snapshot (guest RAM file mapped share=off, -incoming defer), QMP capabilities + x-ignore-shared + migrate-incoming written at once, the state file streamed over a Unix socket, then a raw HELLO frame on the agent socket (resent every 5 ms) at QMP's RESUME event; timed from spawn to the first byte of the agent's reply. QMP reported RESUME (status running) at p50 ${resume.p50.toFixed(0)} ms. acquire with restore is timed from acquire() to the VM in hand: restore and HELLO handshake. The RESTORED call (fresh RNG seed and clock) is pipelined behind the handshake, so its guest time (about 12 ms under TCG) lands on the caller's first request, which the agent answers after it.`,
+      `raw QEMU restore: QEMU started by hand with the engine's argv for the same snapshot (guest RAM file mapped share=off, -incoming unix:), QMP capabilities + x-ignore-shared written at once, the state file streamed over a Unix socket, then a raw HELLO frame on the agent socket (resent every 5 ms) at QMP's RESUME event; timed from spawn to the first byte of the agent's reply. QMP reported RESUME (status running) at p50 ${resume.p50.toFixed(0)} ms. acquire with restore is timed from acquire() to the VM in hand: restore and HELLO handshake. The RESTORED call (fresh RNG seed and clock) is pipelined behind the handshake, so its guest time (about 12 ms under TCG) lands on the caller's first request, which the agent answers after it.`,
     ],
   };
 }

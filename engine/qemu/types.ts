@@ -19,14 +19,20 @@ export interface QemuSpec {
   qmpSocket: string;
   /** Apply QEMU's seccomp filter (-sandbox), when this QEMU build has it. */
   seccomp: boolean;
+  /** The user QEMU switches to once it has opened its files (-runas; see run-as.ts). */
+  runAs?: string;
   /**
    * Guest RAM: plain anonymous memory; a RAM backend (anonymous, but named like the file
    * backend so a full snapshot of a clone loads into it); or a file mapped shared (a fresh
    * boot) or private (a clone of a template).
    */
   memory: { kind: 'anonymous' } | { kind: 'ram' } | { kind: 'file'; path: string; shared: boolean };
-  /** Start paused, waiting for an incoming migration (a snapshot restore). */
-  incoming?: boolean;
+  /**
+   * Start paused, listening on this Unix socket for an incoming migration (a snapshot
+   * restore). Given on the command line, not deferred, so QEMU binds it before -runas drops
+   * its privileges and the state directory need not be writable by QEMU's user.
+   */
+  incoming?: string;
   /** Under TCG, the host TSC rate given to the guest kernel so it skips PIT calibration (host-tsc.ts). */
   tscKhz?: number;
   /** Guest NIC: 'outbound' = user-mode NAT (see network.ts); absent or 'none' = no NIC. */

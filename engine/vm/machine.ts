@@ -8,6 +8,7 @@ import { buildQemuArgv } from '../qemu/argv';
 import { guestNetworkEnv, NetworkMode } from '../qemu/network';
 import { findQemu } from '../qemu/binary';
 import { hostTscKhz } from '../qemu/host-tsc';
+import { qemuUser } from '../qemu/run-as';
 import { SupervisedProcess } from '../qemu/process';
 import { TailBuffer } from '../qemu/console-log';
 import { ProcessRequest } from '../agent/process';
@@ -90,7 +91,8 @@ export class Machine {
     if (restore && (spec.mounts?.length || spec.volumes?.length)) {
       throw new MicrovmError('E_BAD_OPTION', 'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh');
     }
-    const state = createStateDir();
+    const runAs = qemuUser();
+    const state = createStateDir(runAs);
     const memory = memoryFor(state, restore);
     let storage: Storage;
     try {
@@ -103,8 +105,8 @@ export class Machine {
     const argv = buildQemuArgv({
       arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: [], rootDisk: spec.rootDisk,
-      agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp,
-      network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore !== undefined, ...storage.devices,
+      agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp, runAs: runAs?.name,
+      network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
     });
     const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network));
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
@@ -156,7 +158,7 @@ export class Machine {
    */
   async saveState(stateFile: string): Promise<'template' | 'full'> {
     const kind = this.memoryFile ? 'template' : 'full';
-    await migrateOut(this.qmp, this.state.file('migrateOut'), stateFile, kind === 'template');
+    await migrateOut(this.qmp, this.state.file('migrateOut'), stateFile, kind === 'template', qemuUser());
     return kind;
   }
 

@@ -3,14 +3,18 @@ import * as net from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { MicrovmError } from '../errors';
 import { QmpClient } from '../qemu/qmp';
+import type { QemuUser } from '../qemu/run-as';
 
 /**
- * Saving and loading a VM's device state with QMP migration over a Unix socket that this
- * process serves: no `exec:` migration (QEMU's seccomp sandbox forbids spawning) and no fd
- * passing. With `ignoreShared`, guest RAM in a shared file backend is left out of the stream
- * (x-ignore-shared): the file itself is the snapshot's memory.
+ * Saving and loading a VM's device state with QMP migration over a Unix socket: no `exec:`
+ * migration (QEMU's seccomp sandbox forbids spawning) and no fd passing. With `ignoreShared`,
+ * guest RAM in a shared file backend is left out of the stream (x-ignore-shared): the file
+ * itself is the snapshot's memory.
+ *
+ * Saving: this process serves the socket and QEMU connects; when QEMU runs as another user
+ * (`qemuUser`), the socket is handed to that user, the only one allowed to connect.
  */
-export async function migrateOut(qmp: QmpClient, socketPath: string, stateFile: string, ignoreShared: boolean): Promise<void> {
+export async function migrateOut(qmp: QmpClient, socketPath: string, stateFile: string, ignoreShared: boolean, qemuUser?: QemuUser): Promise<void> {
   const server = net.createServer();
   const received = new Promise<void>((resolve, reject) => {
     server.once('connection', (socket) => {
@@ -19,6 +23,8 @@ export async function migrateOut(qmp: QmpClient, socketPath: string, stateFile: 
   });
   await new Promise<void>((resolve, reject) => server.listen(socketPath, resolve).once('error', reject));
   try {
+    fs.chmodSync(socketPath, 0o600);
+    if (qemuUser) fs.chownSync(socketPath, qemuUser.uid, qemuUser.gid);
     await setIgnoreShared(qmp, ignoreShared);
     await qmp.execute('migrate', { uri: `unix:${socketPath}` });
     await waitForMigration(qmp, 'save');
@@ -29,10 +35,13 @@ export async function migrateOut(qmp: QmpClient, socketPath: string, stateFile: 
   }
 }
 
-/** Starts an incoming migration on a QEMU started with `-incoming defer` and feeds it the state. */
+/**
+ * Feeds the state to a QEMU started with `-incoming unix:socketPath` (it listens from start-up,
+ * before dropping privileges). Capabilities are set before connecting: QEMU reads the stream
+ * as soon as the connection arrives.
+ */
 export async function migrateIn(qmp: QmpClient, socketPath: string, stateFile: string, ignoreShared: boolean): Promise<void> {
   await setIgnoreShared(qmp, ignoreShared);
-  await qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` });
   // QEMU may close its end as soon as it has read the last section, before our end sees the
   // stream finish; the migration status, not the pipe, says whether the restore worked.
   const socket = net.connect(socketPath);

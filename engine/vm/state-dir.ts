@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MicrovmError } from '../errors';
 import { homePaths } from '../paths';
+import type { QemuUser } from '../qemu/run-as';
 
 /** Every file in a VM's state directory, named once. */
 export const STATE_FILES = {
@@ -33,10 +34,15 @@ interface Owner {
   startTime: string;
 }
 
-/** Creates run/<id>/ (0700) and records its owner so a later start can reap it. */
-export function createStateDir(): StateDir {
+/**
+ * Creates run/<id>/ (0700) and records its owner so a later start can reap it. When QEMU runs
+ * as another user (`qemuUser`), that user's group may pass through the run dir and this one
+ * (0710) but not list or write them: QEMU binds its sockets before it drops privileges.
+ */
+export function createStateDir(qemuUser?: QemuUser): StateDir {
   const runDir = homePaths.runDir();
   fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  if (qemuUser) letQemuPass(runDir, qemuUser);
   const id = randomBytes(6).toString('hex');
   const dir = path.join(runDir, id);
   if (path.join(dir, STATE_FILES.agentSocket).length > MAX_SOCKET_PATH) {
@@ -44,6 +50,7 @@ export function createStateDir(): StateDir {
       `the VM state directory ${dir} makes socket paths longer than ${MAX_SOCKET_PATH} bytes; set MICROVM_HOME to a shorter path`);
   }
   fs.mkdirSync(dir, { mode: 0o700 });
+  if (qemuUser) letQemuPass(dir, qemuUser);
   const owner: Owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '' };
   fs.writeFileSync(path.join(dir, STATE_FILES.owner), JSON.stringify(owner), { mode: 0o600 });
   return {
@@ -52,6 +59,11 @@ export function createStateDir(): StateDir {
     file: (name) => path.join(dir, STATE_FILES[name]),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+function letQemuPass(dir: string, qemuUser: QemuUser): void {
+  fs.chownSync(dir, process.geteuid?.() ?? 0, qemuUser.gid);
+  fs.chmodSync(dir, 0o710);
 }
 
 /**

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildQemuArgv } from '../../engine/qemu/argv';
 import { QemuSpec } from '../../engine/qemu/types';
+import { decideQemuUser, findPasswdEntry } from '../../engine/qemu/run-as';
 
 const base: QemuSpec = {
   arch: 'x86_64', accel: 'tcg', memoryMib: 256, vcpus: 1, kernel: '/a/vmlinuz', initrd: '/a/initrd.cpio',
@@ -54,13 +55,36 @@ test('under TCG the host TSC rate is passed to the guest kernel; under KVM it is
   assert.doesNotMatch(valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0], /tsc_early_khz/);
 });
 
-test('guest RAM in a file: shared for fresh boots, private (copy-on-write) for clones; restores wait for migration', () => {
+test('guest RAM in a file: shared for fresh boots, private (copy-on-write) for clones; restores wait for migration and load no kernel', () => {
   const fresh = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/dev/shm/vm/memory', shared: true } });
   assert.match(valueOf(fresh, '-M')[0], /,memory-backend=mem$/);
   assert.deepEqual(valueOf(fresh, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/vm/memory,share=on']);
   assert.equal(fresh.includes('-incoming'), false);
-  const clone = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/snap/mem', shared: false }, incoming: true });
+  const clone = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/snap/mem', shared: false }, incoming: '/run/x/in,1.sock' });
   assert.deepEqual(valueOf(clone, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/snap/mem,share=off']);
-  assert.deepEqual(valueOf(clone, '-incoming'), ['defer']);
+  assert.deepEqual(valueOf(clone, '-incoming'), ['unix:/run/x/in,,1.sock']);
+  for (const flag of ['-kernel', '-initrd', '-append']) {
+    assert.equal(clone.includes(flag), false, `a restore needs no ${flag}: the guest is past its boot`);
+    assert.equal(fresh.includes(flag), true);
+  }
   assert.equal(buildQemuArgv(base).includes('-object'), false);
+});
+
+test('a root engine drops QEMU to the microvm user; the seccomp filter then allows the drop itself', () => {
+  const dropped = buildQemuArgv({ ...base, runAs: 'microvm' });
+  assert.deepEqual(valueOf(dropped, '-runas'), ['microvm']);
+  assert.match(valueOf(dropped, '-sandbox')[0], /^on,obsolete=deny,spawn=deny,resourcecontrol=deny$/);
+  assert.equal(buildQemuArgv(base).includes('-runas'), false);
+});
+
+test('QEMU runs as the microvm user only when the engine is root and the user exists', () => {
+  const passwd = 'root:x:0:0:root:/root:/bin/bash\nmicrovm:x:998:997::/nonexistent:/usr/sbin/nologin\n';
+  assert.deepEqual(decideQemuUser(0, passwd), { name: 'microvm', uid: 998, gid: 997 });
+  assert.equal(decideQemuUser(1000, passwd), undefined, 'a normal user has nothing to drop');
+  assert.equal(decideQemuUser(0, 'root:x:0:0:root:/root:/bin/bash\n'), undefined, 'no microvm user: stays root');
+  assert.equal(decideQemuUser(0, 'microvm:x:0:0::/:/bin/sh\n'), undefined, 'a microvm user with uid 0 is no drop');
+  assert.equal(decideQemuUser(0, undefined), undefined);
+  for (const bad of ['microvm:x::997::/:/bin/sh', 'microvm:x:abc:1::/:/bin/sh', 'microvm:x:-1:1::/:/bin/sh', 'microvm:x:5', '']) {
+    assert.equal(findPasswdEntry(bad, 'microvm'), undefined, bad);
+  }
 });

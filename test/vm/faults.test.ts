@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Image, Pool, isMicrovmError } from '../../engine';
 import { homePaths } from '../../engine/paths';
 import { qemuPidOf } from './qemu-proc';
+import { qemuUser } from '../../engine/qemu/run-as';
 
 /** Hostile guests and dying VMs: the host keeps working, bounded, and says what happened. */
 let image: Image;
@@ -19,19 +20,29 @@ after(async () => {
   await pool?.shutdown();
 });
 
-test('QEMU runs hardened: seccomp filter, no new privileges, no defaults, raw drives, private state dir and sockets', async () => {
+test('QEMU runs hardened: not as root, seccomp filter, no new privileges, no defaults, raw drives, private state dir and sockets', async () => {
   const vm = await pool.acquire();
   try {
     const pid = qemuPidOf(vm.id);
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     assert.match(status, /^Seccomp:\s+2$/m);
     assert.match(status, /^NoNewPrivs:\s+1$/m);
+    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)?.slice(1).map(Number);
+    const expectedUser = qemuUser();
+    if (process.geteuid?.() === 0) assert.ok(expectedUser, 'setup creates the microvm user for a root engine');
+    assert.deepEqual(uids, Array(4).fill(expectedUser?.uid ?? process.geteuid?.()), 'real, effective, saved and fs uid all dropped');
+    if (expectedUser) assert.match(status, new RegExp(`^Groups:\\s+${expectedUser.gid}\\s*$`, 'm'), 'no supplementary groups but its own');
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     for (const flag of ['-nodefaults', '-no-user-config']) assert.ok(argv.includes(flag), flag);
     for (const [i, arg] of argv.entries()) if (arg === '-drive') assert.match(argv[i + 1], /format=raw/);
     assert.ok(!argv.some((a) => /^(tcp|telnet):/.test(a) || a === '-monitor' || a === '-vnc'));
     const dir = path.join(homePaths.runDir(), vm.id);
-    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+    for (const d of [dir, homePaths.runDir()]) {
+      const stat = fs.statSync(d);
+      assert.equal(stat.uid, process.geteuid?.());
+      assert.equal(stat.mode & 0o777, expectedUser ? 0o710 : 0o700, `${d}: QEMU's group may only pass through`);
+      if (expectedUser) assert.equal(stat.gid, expectedUser.gid);
+    }
     for (const name of ['agent.sock', 'qmp.sock', 'owner.json', 'memory']) {
       const mode = fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.mode;
       if (mode !== undefined) assert.equal(mode & 0o077, 0, `${name} is private`);
