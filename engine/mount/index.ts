@@ -3,6 +3,7 @@ import { AgentClient } from '../agent/client';
 import { Share } from './share';
 import { attachVolume, AttachedVolume } from './volumes';
 import { findVirtiofsd } from './virtiofsd';
+import { findBindfs } from './follow';
 import { MountSpec, VolumeSpec } from './types';
 
 export type { MountSpec, VolumeSpec, SymlinkPolicy } from './types';
@@ -27,8 +28,10 @@ export class Storage {
     const storage = new Storage([], []);
     try {
       const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
+      const bindfs = mounts.some((m) => m.symlinks === 'follow') ? findBindfs() : undefined;
       for (const [i, mount] of mounts.entries()) {
-        storage.shares.push(await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher));
+        const view = mount.symlinks === 'follow' ? bindfs : undefined;
+        storage.shares.push(await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher, view));
       }
       for (const [i, volume] of volumes.entries()) storage.volumes.push(await attachVolume(volume, i));
       return storage;

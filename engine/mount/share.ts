@@ -15,17 +15,19 @@ export class Share {
   private constructor(readonly mount: MountSpec, readonly tag: string, readonly socket: string, private readonly process: SupervisedProcess) {}
 
   /** Starts virtiofsd for `mount` and waits until its vhost-user socket accepts QEMU. */
-  static async start(daemon: Virtiofsd, mount: MountSpec, tag: string, socket: string, launcher: string): Promise<Share> {
+  static async start(daemon: Virtiofsd, mount: MountSpec, tag: string, socket: string, launcher: string, bindfs?: string): Promise<Share> {
     const stat = fs.statSync(mount.hostPath);
-    const protectedPaths = mount.readOnly ? [] : mount.protect.map((rel) => protectedPath(mount.hostPath, rel, stat)).filter((p) => p !== '');
-    const argv = virtiofsdArgv(daemon, mount, socket, { uid: stat.uid, gid: stat.gid }, protectedPaths);
+    const follow = mount.symlinks === 'follow';
+    const protectedPaths = mount.readOnly ? [] : mount.protect.map((rel) => protectedPath(mount.hostPath, rel, stat, follow)).filter((p) => p !== '');
+    const argv = virtiofsdArgv(daemon, mount, socket, { uid: stat.uid, gid: stat.gid }, protectedPaths, bindfs);
     const child = new SupervisedProcess(launcher, fsjailPath(), argv);
     const share = new Share(mount, tag, socket, child);
     for (let waited = 0; !fs.existsSync(socket); waited += 20) {
       if (!child.running || waited > SOCKET_WAIT_MS) {
         child.kill();
         await child.exited;
-        throw new MicrovmError('E_MOUNT_FAILED', `virtiofsd (${daemon.kind === 'c' ? 'Debian\'s C virtiofsd, as root' : 'Rust virtiofsd'}, ${daemon.path}) did not start for ${mount.hostPath}${describe(child)}`);
+        const via = bindfs ? ` over bindfs (${bindfs})` : '';
+        throw new MicrovmError('E_MOUNT_FAILED', `virtiofsd (${daemon.kind === 'c' ? 'Debian\'s C virtiofsd, as root' : 'Rust virtiofsd'}, ${daemon.path})${via} did not start for ${mount.hostPath}${describe(child)}`);
       }
       await delay(20);
     }
@@ -45,9 +47,11 @@ export class Share {
 /**
  * A protected path must be a bind-mount target: a missing one is created as an empty
  * directory owned by the share's owner (so the guest cannot create it with hooks inside).
- * A symlink is left alone: the guest resolves it in its own filesystem, never on the host.
+ * A symlink is left alone: the guest resolves it in its own filesystem, never on the host;
+ * under `follow` the host resolves it, so the jail binds its target (as seen through the
+ * view) read-only.
  */
-function protectedPath(root: string, rel: string, rootStat: fs.Stats): string {
+function protectedPath(root: string, rel: string, rootStat: fs.Stats, follow: boolean): string {
   const full = path.join(root, rel);
   let stat = fs.lstatSync(full, { throwIfNoEntry: false });
   if (!stat) {
@@ -55,7 +59,7 @@ function protectedPath(root: string, rel: string, rootStat: fs.Stats): string {
     fs.chownSync(full, rootStat.uid, rootStat.gid);
     stat = fs.lstatSync(full);
   }
-  return stat.isSymbolicLink() ? '' : full;
+  return stat.isSymbolicLink() && !follow ? '' : full;
 }
 
 /** Installed by scripts/setup next to the launcher; a development build is used when not. */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { MicrovmError } from '../errors';
+import { followViewArgv } from './follow';
 import { formatIdMap, idMapFor } from './id-map';
 import { MountSpec, Virtiofsd } from './types';
 
@@ -53,16 +54,21 @@ function isRust(path: string): boolean {
  * microvm-fsjail's argv then virtiofsd's, as a pure function. The jail puts virtiofsd in a
  * user namespace (guest root = the folder's owner) and a mount namespace where the protected
  * paths, or the whole share when read-only, are read-only bind mounts; `deny` adds a seccomp
- * filter that fails symlink creation with EPERM. virtiofsd keeps its own sandbox (pivot_root
- * into the share), no xattrs (so no security.* or file capabilities reach the host) and no
- * CAP_MKNOD (no device nodes).
+ * filter that fails symlink creation with EPERM; `follow` (given `bindfs`) serves bindfs's
+ * view of the share, with the read-only binds on that view. virtiofsd keeps its own sandbox
+ * (pivot_root into the share), no xattrs (so no security.* or file capabilities reach the
+ * host) and no CAP_MKNOD (no device nodes).
  */
-export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, socket: string, owner: { uid: number; gid: number }, protectedPaths: string[]): string[] {
+export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, socket: string, owner: { uid: number; gid: number }, protectedPaths: string[], bindfs?: string): string[] {
   const jail = ['--socket', socket];
   for (const line of formatIdMap(idMapFor(owner.uid))) jail.push('--uid-map', line);
   for (const line of formatIdMap(idMapFor(owner.gid))) jail.push('--gid-map', line);
   for (const ro of mount.readOnly ? [mount.hostPath] : protectedPaths) jail.push('--ro', ro);
   if (mount.symlinks === 'deny') jail.push('--deny-symlinks');
+  if (mount.symlinks === 'follow') {
+    if (!bindfs) throw new Error('symlinks: follow needs the bindfs path');
+    jail.push(...followViewArgv(bindfs, mount));
+  }
   return [...jail, '--', daemon.path, ...daemonArgs(daemon, mount)];
 }
 

@@ -10,9 +10,13 @@
  *                        runs in: guest uid 0 becomes the folder's owner on the host
  *   --ro PATH            (repeatable) bind PATH read-only in virtiofsd's mount namespace
  *   --deny-symlinks      seccomp: symlink(2)/symlinkat(2) fail with EPERM
+ *   --fuse-view PATH     (symlinks: follow) cover PATH, in virtiofsd's mount namespace only,
+ *                        with the FUSE file system of --fuse-daemon (see fuse-view.c)
+ *   --fuse-daemon ARG    (repeatable) that daemon's argv: bindfs --resolve-symlinks ...
  *
  * A child enters a new user + mount namespace; this process (still real root) writes its id
  * maps, then waits for it and exits with its status. Both die when their parent dies.
+ * The read-only binds come after the view, so they hold on what virtiofsd serves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,7 +41,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define EXIT_SETUP 125
+#include "fuse-view.h"
+
+#define EXIT_SETUP FUSE_VIEW_EXIT
 #define MAX_ITEMS 64
 #define SOCKET_FD 3
 #define WANT_NOFILE 1000000
@@ -51,6 +57,9 @@ struct options {
     const char *ro[MAX_ITEMS];
     int nro;
     int deny_symlinks;
+    const char *fuse_view;
+    const char *fuse_daemon[MAX_ITEMS + 1];
+    int ndaemon;
     char **program;
 };
 
@@ -63,7 +72,8 @@ static void __attribute__((noreturn)) die(const char *what)
 static void __attribute__((noreturn)) usage(const char *why)
 {
     fprintf(stderr, "microvm-fsjail: %s\nusage: microvm-fsjail [--socket PATH] [--uid-map M]... "
-                    "[--gid-map M]... [--ro PATH]... [--deny-symlinks] -- PROGRAM ARGS...\n", why);
+                    "[--gid-map M]... [--ro PATH]... [--deny-symlinks] [--fuse-view PATH "
+                    "--fuse-daemon ARG...] -- PROGRAM ARGS...\n", why);
     exit(EXIT_SETUP);
 }
 
@@ -95,11 +105,17 @@ static void parse(int argc, char **argv, struct options *o)
             push(o->gid_maps, &o->ngid, value);
         else if (strcmp(opt, "--ro") == 0)
             push(o->ro, &o->nro, value);
+        else if (strcmp(opt, "--fuse-view") == 0)
+            o->fuse_view = value;
+        else if (strcmp(opt, "--fuse-daemon") == 0)
+            push(o->fuse_daemon, &o->ndaemon, value);
         else
             usage("unknown option");
     }
     if (i + 1 >= argc)
         usage("no program given");
+    if (!o->fuse_view != (o->ndaemon == 0))
+        usage("--fuse-view and --fuse-daemon go together");
     o->program = &argv[i + 1];
 }
 
@@ -207,6 +223,8 @@ static void __attribute__((noreturn)) child(const struct options *o, int ready_w
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         die("prctl(PR_SET_PDEATHSIG)");
+    if (o->fuse_view)
+        fuse_view_start((char *const *)o->fuse_daemon, o->fuse_view);
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
         die("unshare(user, mount namespaces)");
     char byte = 1;
@@ -249,6 +267,9 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
+    int stand_in = fuse_view_stand_in(argc, argv);
+    if (stand_in >= 0)
+        return stand_in;
     struct options o;
     parse(argc, argv, &o);
     raise_fd_limit();

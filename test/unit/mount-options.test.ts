@@ -6,6 +6,7 @@ import { buildOptionsSchema, parseOptions } from '../../engine/options';
 import { parseMountFlag, parseVolumeFlag } from '../../engine/mount/cli-flags';
 import { idMapFor } from '../../engine/mount/id-map';
 import { virtiofsdArgv } from '../../engine/mount/virtiofsd';
+import { BINDFS_MOUNT_POINT, findBindfs, followViewArgv } from '../../engine/mount/follow';
 import { buildQemuArgv } from '../../engine/qemu/argv';
 import { parseVmCommand } from '../../engine/cli/args';
 
@@ -63,6 +64,28 @@ test('virtiofsd runs in the jail: id maps, read-only protected paths, deny secco
   for (const option of ['--fd=3', 'source=/src', 'sandbox=namespace', 'no_xattr', 'modcaps=-mknod:-setfcap']) assert.ok(daemon.includes(option), option);
   const ro = virtiofsdArgv({ kind: 'c', path: '/v' }, { ...mount, readOnly: true, symlinks: 'opaque' }, '/s', { uid: 1000, gid: 1000 }, []);
   assert.ok(ro.join(' ').includes('--ro /src --'));
+});
+
+test('follow: the jail mounts bindfs --resolve-symlinks over the share, then binds the protected paths of that view read-only', () => {
+  const mount = { hostPath: '/src', guestPath: '/w', symlinks: 'follow' as const, readOnly: false, protect: ['.git'] };
+  const daemonArgv = ['/usr/bin/bindfs', '-f', '-o', 'auto_unmount,nonempty', '--resolve-symlinks', '--resolved-symlink-deletion=symlink-only', '/src', BINDFS_MOUNT_POINT];
+  assert.deepEqual(followViewArgv('/usr/bin/bindfs', mount), ['--fuse-view', '/src', ...daemonArgv.flatMap((arg) => ['--fuse-daemon', arg])]);
+  const readOnly = followViewArgv('/usr/bin/bindfs', { ...mount, readOnly: true }).filter((_, i) => i % 2 === 1);
+  assert.deepEqual(readOnly.slice(-3), ['-r', '/src', BINDFS_MOUNT_POINT]);
+
+  const argv = virtiofsdArgv({ kind: 'c', path: '/v' }, mount, '/s', { uid: 1000, gid: 1000 }, ['/src/.git'], '/usr/bin/bindfs');
+  const jail = argv.slice(0, argv.indexOf('--'));
+  assert.ok(jail.join(' ').includes('--ro /src/.git --fuse-view /src --fuse-daemon /usr/bin/bindfs'), jail.join(' '));
+  assert.ok(!jail.includes('--deny-symlinks'));
+  assert.ok(argv.slice(argv.indexOf('--')).includes('source=/src'), 'virtiofsd serves the share path, where the jail mounted the view');
+  assert.throws(() => virtiofsdArgv({ kind: 'c', path: '/v' }, mount, '/s', { uid: 1000, gid: 1000 }, []), /bindfs/);
+});
+
+test('follow without bindfs (or fusermount) is E_MOUNT_UNAVAILABLE naming the package, never a silent opaque', () => {
+  assert.throws(() => findBindfs(() => false), (err: unknown) =>
+    isMicrovmError(err, 'E_MOUNT_UNAVAILABLE') && /package bindfs/.test((err as Error).message));
+  assert.throws(() => findBindfs((p) => p.endsWith('bindfs')), (err: unknown) =>
+    isMicrovmError(err, 'E_MOUNT_UNAVAILABLE') && /package fuse\b/.test((err as Error).message));
 });
 
 test('QEMU gets a vhost-user-fs device per share and a virtio-blk disk with a serial per volume', () => {

@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { Image, Pool, Vm } from '../../engine';
 
 /**
- * Escape attempts from a hostile guest (root) through virtio-fs shares, one VM with four
- * shares: /ws (opaque, default protection), /deny (symlinks deny), /follow, /ro (readOnly).
+ * Escape attempts from a hostile guest (root) through virtio-fs shares, one VM with five
+ * shares: /ws (opaque, default protection), /deny (symlinks deny), /follow and /followro
+ * (symlinks follow: bindfs's view; the second readOnly), /ro (readOnly).
  * Every attempt has a host sentinel that must stay untouched or unread. The shares belong to
  * uid 1000, like a user's folder; the engine (and virtiofsd) run as root.
  */
@@ -57,13 +58,20 @@ before(async () => {
   fs.mkdirSync(outside);
   fs.writeFileSync(path.join(outside, 'secret.txt'), `${SECRET}\n`);
   fs.writeFileSync(path.join(root, 'sentinel'), 'sentinel\n');
-  for (const name of ['ws', 'deny', 'follow', 'ro']) makeShare(name);
+  for (const name of ['ws', 'deny', 'follow', 'followro', 'ro']) makeShare(name);
+  // Under follow the host resolves links: one to an outside file, and a protected path that
+  // is a link to an outside directory (its target must be read-only through the view).
+  fs.mkdirSync(path.join(root, 'outside-vscode'));
+  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(share('follow'), 'secret-link'));
+  fs.symlinkSync(path.join(root, 'outside-vscode'), path.join(share('follow'), '.vscode'));
+  execFileSync('chown', ['-hR', `${OWNER}:${OWNER}`, outside, path.join(root, 'outside-vscode'), share('follow')]);
   const image = await Image.build({
     network: 'none',
     mounts: [
       { hostPath: share('ws'), guestPath: '/ws' },
       { hostPath: share('deny'), guestPath: '/deny', symlinks: 'deny' },
       { hostPath: share('follow'), guestPath: '/follow', symlinks: 'follow' },
+      { hostPath: share('followro'), guestPath: '/followro', symlinks: 'follow', readOnly: true },
       { hostPath: share('ro'), guestPath: '/ro', readOnly: true },
     ],
   });
@@ -100,9 +108,48 @@ for (const name of ['ws', 'deny']) {
   });
 }
 
-test('follow: a host symlink out of the share is followed', { todo: 'the C virtiofsd opens every path with O_NOFOLLOW: the guest resolves symlinks itself' }, async () => {
-  const result = await sh('cat /follow/out/secret.txt');
-  assert.equal(result.stdout, `${SECRET}\n`);
+test('follow: host symlinks out of the share (to a directory, relative, to a file) are followed', async () => {
+  const result = await sh('cat /follow/out/secret.txt /follow/rel/secret.txt /follow/secret-link; ls -ld /follow/out | cut -c1');
+  assert.equal(result.exitCode, 0, result.stderr);
+  assert.equal(result.stdout, `${SECRET}\n${SECRET}\n${SECRET}\nd\n`, 'the guest sees the targets, not links');
+});
+
+test('follow: guest writes land on the host as the owner; through a followed link they land at its target', async () => {
+  const result = await sh('echo changed > /follow/file.txt && mkdir /follow/src && echo ok > /follow/src/ok.txt && echo new > /follow/out/new.txt');
+  assert.equal(result.exitCode, 0, result.stderr);
+  assert.equal(fs.readFileSync(path.join(share('follow'), 'file.txt'), 'utf8'), 'changed\n');
+  assert.equal(fs.readFileSync(path.join(share('follow'), 'src', 'ok.txt'), 'utf8'), 'ok\n');
+  assert.equal(fs.statSync(path.join(share('follow'), 'src', 'ok.txt')).uid, OWNER);
+  assert.equal(fs.readFileSync(path.join(outside, 'new.txt'), 'utf8'), 'new\n');
+  assert.ok(fs.lstatSync(path.join(share('follow'), 'out')).isSymbolicLink(), 'the host link itself is unchanged');
+});
+
+test('follow: guest ln -s fails with EPERM (bindfs --resolve-symlinks creates no links)', async () => {
+  const result = await sh('ln -s /etc/passwd /follow/x');
+  assert.notEqual(result.exitCode, 0);
+  assert.match(result.stderr, /Operation not permitted/);
+  assert.equal(fs.existsSync(path.join(share('follow'), 'x')), false);
+});
+
+test('follow: protected paths stay read-only through the view, also when one is a link to an outside directory', async () => {
+  const result = await sh([
+    'echo evil > /follow/.git/hooks/pre-commit', 'echo "[core] fsmonitor = evil" >> /follow/.git/config',
+    'echo {} > /follow/.vscode/tasks.json', 'mv /follow/.git /follow/git2', 'echo done',
+  ].join('; '));
+  assert.match(result.stderr, /Read-only file system/);
+  assert.equal(fs.existsSync(path.join(share('follow'), '.git', 'hooks', 'pre-commit')), false);
+  assert.equal(fs.readFileSync(path.join(share('follow'), '.git', 'config'), 'utf8'), '[core]\n');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'outside-vscode')), []);
+  assert.equal(fs.existsSync(path.join(share('follow'), 'git2')), false);
+});
+
+test('follow + readOnly: reads follow links, no write lands anywhere, through links neither', async () => {
+  const result = await sh('cat /followro/out/secret.txt; echo pwned > /followro/file.txt; echo pwned > /followro/out/pwn; mkdir /followro/d; echo done');
+  assert.ok(result.stdout.startsWith(`${SECRET}\n`), result.stdout);
+  assert.match(result.stderr, /Read-only file system/);
+  assert.equal(fs.readFileSync(path.join(share('followro'), 'file.txt'), 'utf8'), 'original\n');
+  assert.equal(fs.existsSync(path.join(outside, 'pwn')), false);
+  assert.deepEqual(fs.readdirSync(share('followro')).sort(), ['.git', 'file.txt', 'out', 'rel']);
 });
 
 test('.. traversal at the share root stays in the guest', async () => {

@@ -163,6 +163,46 @@ test('a live owner\'s state directory is not reaped', async () => {
   assert.ok(await waitFor(() => gone(qemu.pid), 5000));
 });
 
+/** Boots one VM with a `symlinks: 'follow'` share of argv[2] (virtiofsd over bindfs), then waits to be killed. */
+const FOLLOW_OWNER_SCRIPT = `
+const { Image } = require(process.argv[1]);
+(async () => {
+  const image = await Image.build({ mounts: [{ hostPath: process.argv[2], guestPath: '/w', symlinks: 'follow' }] });
+  const vm = await image.pool({ min: 1, max: 1 }).acquire();
+  const { stdout } = await vm.exec({ argv: ['ls', '/w'] });
+  process.stdout.write('ready ' + stdout.trim() + '\\n');
+  setInterval(() => undefined, 1 << 30);
+})().catch((err) => { console.error(err); process.exit(1); });
+`;
+
+/** Live (not zombie) processes whose command line mentions `text`, by program name. */
+function liveProcessesMentioning(text: string): Array<{ pid: number; program: string }> {
+  const found: Array<{ pid: number; program: string }> = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(text)) && !gone(Number(entry))) found.push({ pid: Number(entry), program: path.basename(argv[0]) });
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  return found;
+}
+
+test('no virtiofsd or bindfs survives a SIGKILLed owner of a symlinks: follow share', async () => {
+  const folder = fs.mkdtempSync(path.join(home, 'follow-'));
+  fs.writeFileSync(path.join(folder, 'marker-file'), 'x');
+  const owner = spawn(process.execPath, ['-e', FOLLOW_OWNER_SCRIPT, bundles.engine, folder], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(owner);
+  await waitForLine(owner, /ready .*marker-file/, 90_000);
+  const helpers = liveProcessesMentioning(folder);
+  const programs = new Set(helpers.map((p) => p.program));
+  assert.ok(programs.has('bindfs') && programs.has('virtiofsd'), `bindfs and virtiofsd run for the share: ${JSON.stringify(helpers)}`);
+  await killOwnerAndExpectQemuGone(owner);
+  assert.ok(await waitFor(() => liveProcessesMentioning(folder).length === 0, 5000), `still running 5 s after the owner was SIGKILLed: ${JSON.stringify(liveProcessesMentioning(folder))}`);
+});
+
 /** Bakes into a private snapshots dir with a warmup that waits, so the test can kill it mid-bake. */
 const BAKER_SCRIPT = `
 const { Image } = require(process.argv[1]);
