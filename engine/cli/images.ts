@@ -1,7 +1,7 @@
 import { MicrovmError } from '../errors';
 import { Image } from '../image/image';
 import { listStoredImages, prune } from '../image/prune';
-import { Progress } from './progress';
+import { buildNotice, Progress } from './progress';
 
 /** `microvm pull REF`: pulls the image and builds its root disk; prints the manifest digest. */
 export async function pullCommand(args: string[]): Promise<number> {
@@ -16,6 +16,8 @@ export async function pullCommand(args: string[]): Promise<number> {
     // Pulling stores the image and its root disk; the snapshot is baked on first use.
     snapshot: false,
     onProgress: (event) => {
+      const notice = buildNotice(event);
+      if (notice) progress.note(notice);
       if (event.phase === 'pull') {
         layers.set(event.digest, event.bytes);
         if (Date.now() - lastReport < 500 && event.bytes !== event.total) return;
@@ -54,7 +56,7 @@ export async function imagesCommand(args: string[]): Promise<number> {
 export async function pruneCommand(args: string[]): Promise<number> {
   if (args.length > 0) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm prune');
   const result = await prune();
-  process.stderr.write(`microvm: removed ${result.blobs} blobs, ${result.disks} root disks and ${result.temp} partial downloads (${mib(result.bytes)} MiB)\n`);
+  process.stderr.write(`microvm: removed ${result.blobs} blobs, ${result.disks} root disks and ${result.temp} files left by killed writers (${mib(result.bytes)} MiB)\n`);
   return 0;
 }
 

@@ -1,3 +1,5 @@
+import type { BuildProgress } from '../image/image';
+
 /**
  * Progress lines on stderr for work that takes more than a second. Quick steps print
  * nothing, so scripted use stays quiet.
@@ -37,4 +39,11 @@ export class Progress {
   note(text: string): void {
     this.out.write(`microvm: ${text}\n`);
   }
+}
+
+/** Build events always shown, quick or not: what a killed process left and was removed, what is rebuilt and why. */
+export function buildNotice(event: BuildProgress): string | undefined {
+  if (event.phase === 'cleanup') return `removed what a killed process left: ${event.removed.join(', ')}`;
+  if (event.phase === 'rebuild') return `rebuilding the root disk: ${event.reason}`;
+  return undefined;
 }

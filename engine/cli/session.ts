@@ -3,7 +3,7 @@ import { Image } from '../image/image';
 import { Pool } from '../pool/pool';
 import { Vm } from '../vm/vm';
 import { VmFlags } from './args';
-import { Progress } from './progress';
+import { buildNotice, Progress } from './progress';
 
 export interface Session {
   vm: Vm;
@@ -22,6 +22,8 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     mounts: flags.mounts,
     volumes: flags.volumes,
     onProgress: (event) => {
+      const notice = buildNotice(event);
+      if (notice) progress.note(notice);
       if (event.phase === 'pull') {
         if (event.bytes === event.total) progress.detail(`layer ${event.digest.slice(7, 19)}: ${(event.total / (1024 * 1024)).toFixed(1)} MiB`);
         return;

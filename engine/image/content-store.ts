@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
 import { homePaths } from '../paths';
+import { reapDeadWriters, tempPath } from '../temp-files';
 import { assertDigestMatches, createDigestHash, parseDigest, type ParsedDigest } from './digest';
 
 export interface WriteBlobOptions {
@@ -19,7 +19,8 @@ export interface WriteBlobOptions {
 /**
  * Blobs by digest under $MICROVM_HOME/store/blobs/<alg>/<hex>. Bytes are streamed into
  * tmp/, hashed on the way, and renamed into place only after size and digest match, so a
- * killed or tampered download never leaves anything under blobs/ that looks complete.
+ * killed or tampered download never leaves anything under blobs/ that looks complete; the
+ * partial file of a killed download is removed by the next start (reapAbandoned).
  */
 export class ContentStore {
   constructor(readonly root: string = homePaths.store()) {}
@@ -112,26 +113,16 @@ export class ContentStore {
     await fs.rm(this.blobPath(digest), { force: true });
   }
 
-  /** Removes partial downloads older than `minAgeMs` (younger ones may belong to a running pull). */
-  async removeStaleTemp(minAgeMs: number): Promise<number> {
-    const names = await fs.readdir(this.tempDir).catch(() => [] as string[]);
-    let removed = 0;
-    for (const name of names) {
-      const file = path.join(this.tempDir, name);
-      const stat = await fs.stat(file).catch(() => null);
-      if (stat && Date.now() - stat.mtimeMs >= minAgeMs) {
-        await fs.rm(file, { force: true, recursive: true });
-        removed++;
-      }
-    }
-    return removed;
+  /** Removes the partial downloads and records of writers that were killed; returns their paths. */
+  reapAbandoned(): string[] {
+    return [...reapDeadWriters(this.tempDir), ...reapDeadWriters(path.join(this.root, 'refs'))];
   }
 
   private async tempFile(): Promise<string> {
     await fs.mkdir(this.tempDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
       throw new MicrovmError('E_STATE_DIR', `Cannot create ${this.tempDir}: ${err.message}. Check MICROVM_HOME.`, { cause: err });
     });
-    return path.join(this.tempDir, `${process.pid}.${randomBytes(8).toString('hex')}.partial`);
+    return tempPath(this.tempDir, '.partial');
   }
 }
 

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { tempPath } from '../temp-files';
 import { parseDigest } from './digest';
 import type { ContentStore } from './content-store';
 
@@ -34,9 +35,14 @@ function recordPath(store: ContentStore, ref: string): string {
 export async function writeRecord(store: ContentStore, record: ImageRecord): Promise<void> {
   const file = recordPath(store, record.ref);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  await fs.writeFile(temp, JSON.stringify(record) + '\n', { mode: 0o644 });
-  await fs.rename(temp, file);
+  const temp = tempPath(path.dirname(file));
+  try {
+    await fs.writeFile(temp, JSON.stringify(record) + '\n', { mode: 0o644 });
+    await fs.rename(temp, file);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
 }
 
 /** The record for `ref`, or null when there is none or it is unreadable (then it is re-pulled). */

@@ -1,3 +1,4 @@
+import { onHostDisk } from '../disk-full';
 import { MicrovmError } from '../errors';
 import { BuildOptions, buildOptionsSchema, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
 import { Pool } from '../pool/pool';
@@ -10,9 +11,11 @@ import { loadSnapshot } from '../snapshot/store';
 import { prepareSnapshot, PreparedSnapshot } from '../snapshot/prepare';
 import { SnapshotImage } from '../snapshot/meta';
 import { reapStaleStateDirs } from '../vm/state-dir';
+import { reapDeadWriters } from '../temp-files';
 import { ContentStore } from './content-store';
 import { mergeEnv } from './env';
 import { imageKey, readExtraFiles, type ExtraFile } from './extra-files';
+import { reapAbandonedWrites } from './prune';
 import type { PullProgress } from './registry/pull';
 import { resolveSource } from './source';
 import { ImageConfig } from './types';
@@ -23,7 +26,11 @@ import { resolveMounts } from '../mount/resolve';
 
 export type BuildProgress =
   | { phase: 'resolve'; ref: string }
+  /** What a killed process left behind (VM state directories, partial downloads and disks), now removed. */
+  | { phase: 'cleanup'; removed: string[] }
   | PullProgress
+  /** The cached root disk failed its check (truncated, corrupted) and is built again. */
+  | { phase: 'rebuild'; reason: string }
   | { phase: 'rootfs'; step: 'merge' | 'mkfs' | 'done'; bytes: number }
   | { phase: 'ready'; cached: boolean; ms: number }
   | { phase: 'bake'; reason: string }
@@ -69,18 +76,22 @@ export class Image {
     const opts = parseOptions(buildOptionsSchema, options, 'Image.build');
     const started = Date.now();
     const progress = (event: BuildProgress) => opts.onProgress?.(event);
-    reapStaleStateDirs();
+    const store = new ContentStore();
+    const snapshotsDir = opts.snapshotsDir ?? homePaths.snapshots();
+    const removed = [...reapStaleStateDirs(), ...reapAbandonedWrites(store), ...reapDeadWriters(snapshotsDir)];
+    if (removed.length > 0) progress({ phase: 'cleanup', removed });
     progress({ phase: 'resolve', ref: opts.ref ?? 'default' });
-    const resolved = await resolveSource(opts.ref, {
+    const resolved = await onHostDisk(store.root, `storing image ${opts.ref ?? 'default'}`, () => resolveSource(opts.ref, {
       pullPolicy: opts.pullPolicy,
       maxLayerBytes: opts.maxLayerBytes,
-      store: new ContentStore(),
+      store,
       onPull: progress,
-    });
-    const disk = await ensureRootDisk(resolved, {
+    }));
+    const disk = await onHostDisk(homePaths.rootfsCache(), `building the root disk of ${opts.ref ?? 'default'}`, () => ensureRootDisk(resolved, {
       maxLayerBytes: opts.maxLayerBytes,
       onProgress: (e) => progress({ phase: 'rootfs', step: e.phase, bytes: e.bytes }),
-    });
+      onRebuild: (reason) => progress({ phase: 'rebuild', reason }),
+    }));
     const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
     const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env) };
@@ -98,8 +109,9 @@ export class Image {
     if (opts.snapshot && !storage) {
       image.snapshot = await prepareSnapshot({
         image: image.record(),
+        rootDiskSha256: disk.sha256,
         optionsDigest: key,
-        snapshotsDir: opts.snapshotsDir ?? homePaths.snapshots(),
+        snapshotsDir,
         warmupTag: opts.warmupTag,
         warmup: opts.warmup as ((vm: Vm) => Promise<void>) | undefined,
         guestPort: opts.guestPort,

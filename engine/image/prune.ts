@@ -1,7 +1,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { homePaths } from '../paths';
-import { chainKey } from '../rootfs';
+import { chainKey, diskRecordPath } from '../rootfs';
+import { reapDeadWriters } from '../temp-files';
 import { ContentStore } from './content-store';
 import { listRecords, type ImageRecord } from './image-records';
 import { readOciLayout } from './oci-layout';
@@ -27,6 +28,11 @@ export async function listStoredImages(store = new ContentStore()): Promise<Stor
   return infos;
 }
 
+/** Removes what killed pulls and disk builds left (partial blobs, records, disks); returns the paths. */
+export function reapAbandonedWrites(store: ContentStore): string[] {
+  return [...store.reapAbandoned(), ...reapDeadWriters(homePaths.rootfsCache())];
+}
+
 export interface PruneResult {
   blobs: number;
   disks: number;
@@ -37,10 +43,10 @@ export interface PruneResult {
 /**
  * Removes what no stored image uses: blobs outside every recorded image, root disks of no
  * recorded image (the default image's disk is kept; disks of other local layout directories
- * are rebuilt on their next use), and partial downloads older than an hour.
+ * are rebuilt on their next use), and the partial downloads and disks of killed writers.
  */
 export async function prune(store = new ContentStore()): Promise<PruneResult> {
-  const result: PruneResult = { blobs: 0, disks: 0, temp: await store.removeStaleTemp(60 * 60 * 1000), bytes: 0 };
+  const result: PruneResult = { blobs: 0, disks: 0, temp: reapAbandonedWrites(store).length, bytes: 0 };
   const keepBlobs = new Set<string>();
   const keepDisks = new Set<string>();
   for (const { record, image } of await listStoredImages(store)) {
@@ -63,6 +69,7 @@ export async function prune(store = new ContentStore()): Promise<PruneResult> {
     const file = path.join(disksDir, name);
     result.bytes += (await fs.stat(file).catch(() => ({ blocks: 0 }))).blocks * 512;
     await fs.rm(file, { force: true });
+    await fs.rm(diskRecordPath(file), { force: true });
     result.disks++;
   }
   return result;

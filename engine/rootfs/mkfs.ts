@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { diskFullInOutput } from '../disk-full';
 import { MicrovmError } from '../errors';
 
 const MIN_VERSION = [1, 47, 1];
@@ -81,6 +82,7 @@ export async function runMke2fs(job: Mke2fsJob): Promise<void> {
       'E_ROOTFS_BUILD',
       `mke2fs failed (exit ${code}) building ${job.imagePath}: ${stderr.trim() || 'no message'}. ` +
         'If it mentions libarchive, run `npm run setup`.',
+      { cause: diskFullInOutput(stderr) },
     );
   }
 }

@@ -1,10 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
 import { parseDigest } from '../image/digest';
 import type { ResolvedImage } from '../image/types';
 import { homePaths } from '../paths';
+import { tempPath } from '../temp-files';
+import { checkDisk, writeDiskRecord } from './disk-record';
 import { planMerge, type MergePlan, type PlanOptions } from './merge-plan';
 import { mergedTar } from './merged-tar';
 import { findMke2fs, runMke2fs } from './mkfs';
@@ -18,6 +20,8 @@ export interface RootDiskProgress {
 
 export interface RootDiskOptions {
   onProgress?: (event: RootDiskProgress) => void;
+  /** Told why the cached disk cannot be used (truncated, corrupted) before it is built again. */
+  onRebuild?: (reason: string) => void;
   /** Cap on each layer's decompressed size (default 16 GiB). */
   maxLayerBytes?: number;
 }
@@ -26,22 +30,28 @@ export interface RootDiskOptions {
 const ROOTFS_FORMAT = 'microvm-rootfs-ext4-v2';
 const MIB = 1024 * 1024;
 
+export interface RootDisk {
+  path: string;
+  cached: boolean;
+  /** The disk's sha256, recorded when it was built. */
+  sha256: string;
+}
+
 /**
  * The ext4 root disk of an image, built from its layer chain and cached under
- * $MICROVM_HOME/rootfs by the chain of layer digests. A cache hit returns without reading layers.
+ * $MICROVM_HOME/rootfs by the chain of layer digests. A cache hit returns without reading
+ * layers, after checking the disk against its record (engine/rootfs/disk-record.ts).
  */
-export async function ensureRootDisk(
-  image: ResolvedImage,
-  opts: RootDiskOptions = {},
-): Promise<{ path: string; cached: boolean }> {
+export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions = {}): Promise<RootDisk> {
   const key = chainKey(image);
   const cacheDir = homePaths.rootfsCache();
   const finalPath = path.join(cacheDir, `${key}.ext4`);
-  const hit = await fs.stat(finalPath).catch(() => null);
-  if (hit?.isFile()) {
-    opts.onProgress?.({ phase: 'done', bytes: hit.size });
-    return { path: finalPath, cached: true };
+  const hit = await checkDisk(finalPath);
+  if (hit.ok) {
+    opts.onProgress?.({ phase: 'done', bytes: (await fs.stat(finalPath)).size });
+    return { path: finalPath, cached: true, sha256: hit.sha256 };
   }
+  if (!hit.missing) opts.onRebuild?.(`the cached root disk ${finalPath} cannot be used: ${hit.reason}; building it again`);
   await findMke2fs();
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
     throw new MicrovmError('E_STATE_DIR', `Cannot create ${cacheDir}: ${err.message}. Check MICROVM_HOME.`, { cause: err });
@@ -52,26 +62,29 @@ export async function ensureRootDisk(
     onBytes: throttled((bytes) => opts.onProgress?.({ phase: 'merge', bytes })),
   };
   const plan = await planMerge(image.layers, planOptions);
-  const tempPath = path.join(cacheDir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPath(cacheDir);
   const xattrs = new XattrPass(image.source);
+  let sha256: string;
   try {
     await runMke2fs({
-      imagePath: tempPath,
+      imagePath: temp,
       sizeBytes: diskSize(plan),
       inodes: plan.inodeCount + 1024,
       tar: mergedTar(image.layers, plan, { ...planOptions, onBytes: undefined }, (p, x) => xattrs.add(p, x)),
       onBytes: throttled((bytes) => opts.onProgress?.({ phase: 'mkfs', bytes })),
     });
-    await xattrs.apply(tempPath); // mke2fs keeps only security.capability.
-    const handle = await fs.open(tempPath, 'r+');
+    await xattrs.apply(temp); // mke2fs keeps only security.capability.
+    const handle = await fs.open(temp, 'r+');
     await handle.sync().finally(() => handle.close());
-    await fs.rename(tempPath, finalPath);
+    // The record first: a kill before the rename leaves a record no disk matches, never the reverse.
+    sha256 = (await writeDiskRecord(temp, finalPath)).sha256;
+    await fs.rename(temp, finalPath);
   } catch (err) {
-    await fs.rm(tempPath, { force: true });
+    await fs.rm(temp, { force: true });
     throw err;
   }
   opts.onProgress?.({ phase: 'done', bytes: (await fs.stat(finalPath)).size });
-  return { path: finalPath, cached: false };
+  return { path: finalPath, cached: false, sha256 };
 }
 
 /** sha256 over the format version and the layer digests, bottom first. */

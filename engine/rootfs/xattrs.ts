@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
+import { diskFullInOutput } from '../disk-full';
 import { MicrovmError } from '../errors';
 import { fromBytePath, type BytePath } from './tar-types';
 
@@ -70,14 +71,14 @@ export class XattrPass {
       const commands = path.join(dir, 'commands');
       await fs.writeFile(commands, Buffer.concat(lines), { flag: 'wx', mode: 0o600 });
       const problems = await runDebugfs(['-w', '-f', commands, imagePath]);
-      if (problems.length > 0) throw this.error(`debugfs reported: ${problems.join('; ')}`);
+      if (problems.length > 0) throw this.error(`debugfs reported: ${problems.join('; ')}`, diskFullInOutput(problems.join('\n')));
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
   }
 
-  private error(problem: string): MicrovmError {
-    return new MicrovmError('E_ROOTFS_BUILD', `Cannot set the extended attributes of ${this.image} on its root disk: ${problem}.`);
+  private error(problem: string, cause?: Error): MicrovmError {
+    return new MicrovmError('E_ROOTFS_BUILD', `Cannot set the extended attributes of ${this.image} on its root disk: ${problem}.`, { cause });
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { fileRecordSchema } from '../file-record';
 
 /** Bumped whenever the snapshot layout or the meaning of an input changes. */
 export const SNAPSHOT_FORMAT = 1;
@@ -11,6 +12,8 @@ export interface SnapshotInputs {
   image: string;
   /** The root disk file (named by the chain of layer digests). */
   rootDisk: string;
+  /** The root disk's recorded sha256: a rebuilt disk (new UUID, new bytes) needs a new snapshot. */
+  rootDiskSha256: string;
   /** sha256 of kernel + initramfs (which holds the agent). */
   boot: string;
   /** The kernel command line the bake booted with. */
@@ -26,8 +29,6 @@ export interface SnapshotInputs {
   /** sha256 over the remaining build options (cmd, env, extra files' contents, network, ...). */
   options: string;
 }
-
-const fileRecord = z.object({ size: z.number().int().nonnegative(), sha256: z.string().regex(/^[a-f0-9]{64}$/) });
 
 /** What Image.fromSnapshot needs to rebuild the Image a snapshot was taken of. */
 export const snapshotImageSchema = z.object({
@@ -53,8 +54,8 @@ export const snapshotMetaSchema = z.object({
   inputs: z.record(z.union([z.string(), z.number()])),
   image: snapshotImageSchema,
   files: z.object({
-    state: fileRecord,
-    mem: fileRecord.extend({ mtimeMs: z.number(), ino: z.number() }).optional(),
+    state: fileRecordSchema,
+    mem: fileRecordSchema.optional(),
   }),
 });
 

@@ -14,6 +14,8 @@ import { loadSnapshot } from './store';
 
 export interface SnapshotRequest {
   image: SnapshotImage;
+  /** The root disk's sha256, from its record (engine/rootfs/disk-record.ts). */
+  rootDiskSha256: string;
   /** Any other build option that changes what the guest looks like (cmd, env, extra files...). */
   optionsDigest: string;
   snapshotsDir: string;
@@ -61,6 +63,7 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     format: SNAPSHOT_FORMAT,
     image: request.image.manifestDigest,
     rootDisk: path.basename(request.image.rootDisk),
+    rootDiskSha256: request.rootDiskSha256,
     boot: assets.bootSha256,
     cmdline: kernelCmdline({ arch: 'x86_64', accel: accel.accel, tscKhz: hostTscKhz(), rootDisk: request.image.rootDisk, cmdline: [] }).join(' '),
     agent: assets.agentSha256,

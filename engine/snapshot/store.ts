@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { checkFile, recordFile } from '../file-record';
+import { reapDeadWriters, tempPath } from '../temp-files';
 import { Machine, RestoreSource } from '../vm/machine';
-import { pidExists } from '../vm/state-dir';
 import { inputMismatch, SNAPSHOT_FORMAT, SnapshotImage, SnapshotInputs, SnapshotMeta, snapshotMetaSchema } from './meta';
 
 /** Every file of a snapshot directory, named once. */
@@ -28,13 +28,13 @@ export async function loadSnapshot(dir: string, inputs: SnapshotInputs | undefin
   const mismatch = inputs && inputMismatch(meta.inputs, inputs);
   if (mismatch) return { ok: false, reason: mismatch };
   const stateFile = path.join(dir, SNAPSHOT_FILES.state);
-  const stateProblem = await checkFile(stateFile, meta.files.state);
-  if (stateProblem) return { ok: false, reason: stateProblem };
+  const stateCheck = await checkFile(stateFile, meta.files.state);
+  if (!stateCheck.ok) return stateCheck;
   if (meta.kind === 'template') {
     const memFile = path.join(dir, SNAPSHOT_FILES.mem);
     if (!meta.files.mem) return { ok: false, reason: 'its memory file is not recorded' };
-    const memProblem = await checkMemFile(memFile, meta.files.mem);
-    if (memProblem) return { ok: false, reason: memProblem };
+    const memCheck = await checkFile(memFile, meta.files.mem);
+    if (!memCheck.ok) return memCheck;
     return { ok: true, source: { kind: 'template', stateFile, memFile }, meta };
   }
   return { ok: true, source: { kind: 'full', stateFile }, meta };
@@ -52,8 +52,8 @@ export async function writeSnapshot(
 ): Promise<SnapshotMeta> {
   const parent = path.dirname(dir);
   await fs.promises.mkdir(parent, { recursive: true, mode: 0o700 });
-  reapAbandonedTemps(parent);
-  const temp = path.join(parent, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  reapDeadWriters(parent);
+  const temp = tempPath(parent);
   await fs.promises.mkdir(temp, { mode: 0o700 });
   try {
     const kind = await machine.saveState(path.join(temp, SNAPSHOT_FILES.state));
@@ -62,8 +62,7 @@ export async function writeSnapshot(
       const memFile = path.join(temp, SNAPSHOT_FILES.mem);
       await fs.promises.copyFile(machine.memoryFile as string, memFile);
       await fs.promises.chmod(memFile, 0o600);
-      const stat = await fs.promises.stat(memFile);
-      files.mem = { ...(await recordFile(memFile)), mtimeMs: stat.mtimeMs, ino: stat.ino };
+      files.mem = await recordFile(memFile, { stat: true });
     }
     const meta: SnapshotMeta = { format: SNAPSHOT_FORMAT, kind, createdAt: new Date().toISOString(), inputs: { ...inputs }, image, files };
     await fs.promises.writeFile(path.join(temp, SNAPSHOT_FILES.meta), JSON.stringify(meta, null, 2), { mode: 0o600 });
@@ -74,43 +73,4 @@ export async function writeSnapshot(
     await fs.promises.rm(temp, { recursive: true, force: true });
     throw err;
   }
-}
-
-const TEMP_PREFIX = '.tmp-';
-
-/** Removes half-written snapshots whose writer died (killed mid-save): their pid is gone. */
-export function reapAbandonedTemps(parent: string): string[] {
-  const removed: string[] = [];
-  for (const name of fs.readdirSync(parent)) {
-    const pid = Number(/^\.tmp-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pidExists(pid)) continue;
-    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
-    removed.push(name);
-  }
-  return removed;
-}
-
-async function checkFile(file: string, expected: { size: number; sha256: string }): Promise<string | undefined> {
-  const name = path.basename(file);
-  const stat = await fs.promises.stat(file).catch(() => undefined);
-  if (!stat) return `its ${name} file is missing`;
-  if (stat.size !== expected.size) return `its ${name} file has ${stat.size} bytes, ${expected.size} were saved (truncated?)`;
-  if ((await sha256File(file)) !== expected.sha256) return `its ${name} file does not match its checksum (corrupted)`;
-  return undefined;
-}
-
-async function checkMemFile(file: string, expected: { size: number; sha256: string; mtimeMs: number; ino: number }): Promise<string | undefined> {
-  const stat = await fs.promises.stat(file).catch(() => undefined);
-  if (stat && stat.size === expected.size && stat.mtimeMs === expected.mtimeMs && stat.ino === expected.ino) return undefined;
-  return checkFile(file, expected);
-}
-
-async function recordFile(file: string): Promise<{ size: number; sha256: string }> {
-  return { size: (await fs.promises.stat(file)).size, sha256: await sha256File(file) };
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

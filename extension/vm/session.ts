@@ -198,6 +198,10 @@ export function progressStep(event: BuildProgress): string | undefined {
   switch (event.phase) {
     case 'resolve':
       return `Resolving image ${event.ref}`;
+    case 'cleanup':
+      return `Removed what a killed process left: ${event.removed.join(', ')}`;
+    case 'rebuild':
+      return `Rebuilding the root disk: ${event.reason}`;
     case 'rootfs':
       return event.step === 'done' ? undefined : `Building the root disk (${mib(event.bytes)} MiB)`;
     case 'ready':

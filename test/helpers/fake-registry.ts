@@ -60,3 +60,17 @@ export async function startFakeRegistry(address = '127.0.0.1'): Promise<FakeRegi
   registry.base = `http://${registry.host}`;
   return registry;
 }
+
+/**
+ * An intercept that sends the headers and the first `bytes` of blob `digest`, then holds the
+ * connection open without sending more: a transfer stalled mid-blob, for kill tests.
+ */
+export function stallBlob(registry: FakeRegistry, digest: string, bytes: number): NonNullable<FakeRegistry['intercept']> {
+  return (req, res) => {
+    const data = registry.blobs.get(digest);
+    if (!data || !req.url?.endsWith(`/blobs/${digest}`)) return false;
+    res.writeHead(200, { 'Content-Length': data.length, 'Content-Type': 'application/octet-stream' });
+    res.write(data.subarray(0, bytes));
+    return true;
+  };
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isHostDiskFull } from '../../disk-full';
 import { MicrovmError } from '../../errors';
 import type { ContentStore } from '../content-store';
 import { parseDigest } from '../digest';
@@ -68,7 +69,8 @@ export class RegistryClient {
       try {
         await store.writeBlob(res, { digest: descriptor.digest, size: descriptor.size, maxBytes, onBytes, what });
       } catch (err) {
-        if (!res.complete && !(err instanceof MicrovmError && err.code === 'E_IMAGE_DIGEST' && /larger than/.test(err.message))) {
+        // A full host disk is not a dropped connection: another try would only fill it again.
+        if (!res.complete && !isHostDiskFull(err) && !(err instanceof MicrovmError && err.code === 'E_IMAGE_DIGEST' && /larger than/.test(err.message))) {
           throw new DroppedConnection(`the connection dropped during ${what}: ${(err as Error).message}`);
         }
         throw err;

@@ -1,3 +1,4 @@
+import { isHostDiskFull } from '../../disk-full';
 import { MicrovmError } from '../../errors';
 import { DroppedConnection } from './transport';
 
@@ -47,11 +48,12 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, attempt:
 
 /**
  * A system error that another try would not fix (an unknown host, a TLS failure) still gets
- * the engine's code and the registry named; other errors pass through unchanged.
+ * the engine's code and the registry named; other errors (a full host disk among them) pass
+ * through unchanged.
  */
 function systemErrorAsUnreachable(what: string, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (err instanceof MicrovmError || typeof code !== 'string') return err;
+  if (err instanceof MicrovmError || typeof code !== 'string' || isHostDiskFull(err)) return err;
   const hint = code === 'ENOTFOUND' ? 'the registry host name does not resolve' : `the connection failed (${code})`;
   return new MicrovmError('E_REGISTRY_UNREACHABLE',
     `${what} failed: ${hint}: ${(err as Error).message}. Check the image reference and the network; nothing partial was kept.`, { cause: err });
