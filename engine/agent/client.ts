@@ -1,15 +1,21 @@
 import { MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
-import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult, withDeadline } from './process';
+import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
 import { FrameType, MAX_FILE, MountKind, Op, Tag } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
-import { TlvWriter } from './tlv';
+import { TlvFields, TlvWriter } from './tlv';
 
 export interface CollectedResult extends WaitResult {
   stdout: Buffer;
   stderr: Buffer;
 }
+
+/**
+ * Host deadlines (ms) for calls that run no user process: generous for TCG on a loaded host,
+ * bounded so that a hung agent is noticed. File calls take a caller's timeoutMs instead.
+ */
+export const CALL_DEADLINE_MS = { file: 30_000, mount: 30_000, control: 10_000, ping: 3_000 } as const;
 
 /** Calls the guest agent offers, over one AgentConnection. */
 export class AgentClient {
@@ -42,7 +48,7 @@ export class AgentClient {
       onStderr: collect(stderr),
     }, (id) => { stream = id; });
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
-    const fields = await withDeadline(response, hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
+    const fields = await this.connection.deadline(response, hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
     if (overflowed) {
       throw new MicrovmError('E_OUTPUT_LIMIT',
@@ -55,40 +61,47 @@ export class AgentClient {
     return new ExecChild(this.connection, request);
   }
 
-  async writeFile(path: string, data: Buffer, mode: number): Promise<void> {
+  async writeFile(path: string, data: Buffer, mode: number, timeoutMs: number = CALL_DEADLINE_MS.file): Promise<void> {
     checkFileSize(path, data.length);
-    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.WRITE_FILE).str(Tag.PATH, path).u32(Tag.MODE, mode).raw(Tag.DATA, data));
+    await this.call(new TlvWriter().u32(Tag.OP, Op.WRITE_FILE).str(Tag.PATH, path).u32(Tag.MODE, mode).raw(Tag.DATA, data), timeoutMs, `writeFile ${path}`);
   }
 
-  async readFile(path: string): Promise<Buffer> {
-    const fields = await this.connection.request(new TlvWriter().u32(Tag.OP, Op.READ_FILE).str(Tag.PATH, path));
+  async readFile(path: string, timeoutMs: number = CALL_DEADLINE_MS.file): Promise<Buffer> {
+    const fields = await this.call(new TlvWriter().u32(Tag.OP, Op.READ_FILE).str(Tag.PATH, path), timeoutMs, `readFile ${path}`);
     const data = fields.bytes(Tag.DATA) ?? Buffer.alloc(0);
     checkFileSize(path, data.length);
     return Buffer.from(data);
   }
 
   async signalWorkload(signal: SignalSpec): Promise<void> {
-    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.SIGNAL_WORKLOAD).u32(Tag.SIGNO, linuxSignalNumber(signal)));
+    await this.call(new TlvWriter().u32(Tag.OP, Op.SIGNAL_WORKLOAD).u32(Tag.SIGNO, linuxSignalNumber(signal)), CALL_DEADLINE_MS.control, 'workloadSignal');
   }
 
-  async ping(): Promise<void> {
-    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.PING));
+  /** A round trip through the agent's loop: it answers unless the agent is stuck. */
+  async ping(timeoutMs: number = CALL_DEADLINE_MS.ping): Promise<void> {
+    await this.call(new TlvWriter().u32(Tag.OP, Op.PING), timeoutMs, 'ping');
   }
 
   /** Tells a just-restored guest to mix `seed` into its RNG and set its clock to `timeNs`. */
   async restored(seed: Buffer, timeNs: bigint): Promise<void> {
-    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs));
+    await this.call(new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs), CALL_DEADLINE_MS.control, 'RESTORED');
   }
 
   /** Mounts a virtio-fs share (by tag) or a virtio-blk ext4 volume (by serial) at `path` in the guest. */
   async mount(kind: 'virtiofs' | 'volume', source: string, path: string, readOnly: boolean): Promise<void> {
-    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, kind === 'virtiofs' ? MountKind.VIRTIOFS : MountKind.VOLUME)
-      .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0));
+    await this.call(new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, kind === 'virtiofs' ? MountKind.VIRTIOFS : MountKind.VOLUME)
+      .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0), CALL_DEADLINE_MS.mount, `mount ${path}`);
   }
 
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */
-  async shutdown(): Promise<void> {
-    await this.connection.request(new TlvWriter().u32(Tag.OP, Op.SHUTDOWN));
+  async shutdown(timeoutMs: number = CALL_DEADLINE_MS.control): Promise<void> {
+    await this.call(new TlvWriter().u32(Tag.OP, Op.SHUTDOWN), timeoutMs, 'shutdown');
+  }
+
+  /** One request with a host deadline; a missed one fails with E_AGENT_TIMEOUT and starts the VM's health check. */
+  private call(body: TlvWriter, timeoutMs: number, what: string): Promise<TlvFields> {
+    return this.connection.deadline(this.connection.request(body), timeoutMs, () => new MicrovmError('E_AGENT_TIMEOUT',
+      `the guest agent did not answer ${what} within ${timeoutMs} ms; a slow call may need a larger timeoutMs, and a VM whose agent stopped answering is stopped (E_AGENT_UNRESPONSIVE)`));
   }
 }
 

@@ -4,6 +4,7 @@ import { ErrorCode, MicrovmError } from '../errors';
 import { encodeFrame, Frame, FrameDecoder, FrameError } from './frame';
 import { FrameType, MAX_STREAMS, OUTPUT_WINDOW, PROTO_VERSION, Status, statusName, Tag } from './protocol';
 import { parseTlv, TlvError, TlvFields, TlvWriter } from './tlv';
+import { withDeadline } from './process';
 
 export interface AgentInfo {
   protoVersion: number;
@@ -45,6 +46,9 @@ export class AgentConnection {
   private readonly helloNonces = new Set<bigint>();
   private helloWaiter: ((info: AgentInfo) => void) | undefined;
   private lost = false;
+  private readonly timeoutListeners = new Set<(error: MicrovmError) => void>();
+  /** Set by the VM: a better reason for a missed deadline than "timeout" (QEMU paused on a full host disk). */
+  explainTimeout: (() => MicrovmError | undefined) | undefined;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -88,6 +92,23 @@ export class AgentConnection {
       this.send(FrameType.REQUEST, stream, body.toBuffer());
       onOpen?.(stream);
     });
+  }
+
+  /**
+   * Rejects after `ms` (0 = never) unless `call` settles first. A missed deadline is told to
+   * the timeout listeners, so the VM can check whether its agent still answers.
+   */
+  deadline<T>(call: Promise<T>, ms: number, onTimeout: () => MicrovmError): Promise<T> {
+    return withDeadline(call, ms, () => {
+      const error = this.explainTimeout?.() ?? onTimeout();
+      for (const listener of this.timeoutListeners) listener(error);
+      return error;
+    });
+  }
+
+  onTimeout(listener: (error: MicrovmError) => void): () => void {
+    this.timeoutListeners.add(listener);
+    return () => this.timeoutListeners.delete(listener);
   }
 
   send(type: number, stream: number, payload?: Buffer): void {

@@ -1,6 +1,6 @@
 import { MicrovmError } from '../errors';
 import { AgentConnection } from './connection';
-import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult, withDeadline } from './process';
+import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
 import { FrameType, MAX_CHUNK, STDIN_WINDOW } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
 
@@ -73,7 +73,7 @@ export class ExecChild {
       markOpen();
     });
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
-    this.result = withDeadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
+    this.result = connection.deadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
     this.result.then(() => this.finish(), () => this.finish());
     response.catch(() => markOpen());

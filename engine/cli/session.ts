@@ -4,6 +4,7 @@ import { Pool } from '../pool/pool';
 import { Vm } from '../vm/vm';
 import { VmFlags } from './args';
 import { buildNotice, Progress } from './progress';
+import { resumeWhenSpaceFreed } from './disk-full';
 
 export interface Session {
   vm: Vm;
@@ -47,6 +48,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   }
   progress.finish();
   if (vm.accel.isolation === 'emulated') progress.note(`warning: ${TCG_WARNING}`);
+  const stopDiskWatch = resumeWhenSpaceFreed(vm, progress);
   for (const { hostPort, guestPort } of flags.publish) {
     try {
       const forwarder = await vm.exposeTcp(hostPort, guestPort);
@@ -60,6 +62,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   return {
     vm,
     close: async () => {
+      stopDiskWatch();
       await vm.release();
       await pool.shutdown();
     },

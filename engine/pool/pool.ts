@@ -115,9 +115,10 @@ export class Pool {
     });
   }
 
+  /** A VM handed back is reused only if it still answers (a health check); else it is stopped and replaced. */
   private async release(machine: Machine): Promise<void> {
     this.inUse.delete(machine);
-    if (this.closed || this.settings.restoreOnRelease || !machine.alive) {
+    if (this.closed || this.settings.restoreOnRelease || !machine.alive || (await machine.checkHealth()) !== 'healthy') {
       await machine.stop();
     } else {
       this.offer(machine);

@@ -106,10 +106,16 @@ function storageArgs(spec: QemuSpec): string[] {
       '-device', `vhost-user-fs-device,chardev=vfs${i},tag=${escapeOption(fs.tag)}`);
   }
   for (const [i, volume] of (spec.volumes ?? []).entries()) {
-    args.push('-drive', `id=vol${i},file=${escapeOption(volume.file)},format=raw,if=none,discard=unmap`,
-      '-device', `virtio-blk-device,drive=vol${i},serial=${escapeOption(volume.serial)}`);
+    // werror=enospc: on a full host disk QEMU pauses the guest (BLOCK_IO_ERROR) instead of failing its writes.
+    args.push('-drive', `id=${volumeDriveId(i)},file=${escapeOption(volume.file)},format=raw,if=none,discard=unmap,werror=enospc`,
+      '-device', `virtio-blk-device,drive=${volumeDriveId(i)},serial=${escapeOption(volume.serial)}`);
   }
   return args;
+}
+
+/** The drive id of the i-th volume, as QMP events name it. */
+export function volumeDriveId(index: number): string {
+  return `vol${index}`;
 }
 
 /** QEMU option values use ',' as separator; a literal comma is written twice. */

@@ -2,7 +2,7 @@ import { AgentClient } from '../agent/client';
 import { AgentConnection } from '../agent/connection';
 import { chooseAccel } from '../accel/detect';
 import { AccelChoice } from '../accel/decide';
-import { MicrovmError } from '../errors';
+import { isMicrovmError, MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
 import { guestNetworkEnv, NetworkMode } from '../qemu/network';
@@ -20,6 +20,7 @@ import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
 import { MountSpec, Storage, VolumeSpec } from '../mount';
+import { HealthVerdict, HealthWatch } from './health';
 
 export interface BootSpec {
   rootDisk: string;
@@ -58,6 +59,9 @@ const LOSS_EXPLAIN_WAIT_MS = 1000;
 export class Machine {
   private readonly exitListeners = new Set<(error: MicrovmError) => void>();
   private stopping: Promise<void> | undefined;
+  /** Set when the health check found the agent unresponsive: the error every call and onExit get. */
+  private failure: MicrovmError | undefined;
+  private readonly health: HealthWatch;
 
   private constructor(
     readonly state: StateDir,
@@ -69,6 +73,7 @@ export class Machine {
     readonly bootMs: number,
     private readonly storage: Storage,
   ) {
+    this.health = new HealthWatch(state.id, qmp, agent, storage.devices.volumes.map((v) => v.file), (error) => this.failUnresponsive(error));
     void qemu.exited.then(async () => {
       await storage.release();
       const error = this.exitError();
@@ -162,7 +167,7 @@ export class Machine {
     return kind;
   }
 
-  /** Resumes a VM paused by saveState. */
+  /** Resumes a VM paused by saveState, or by QEMU on a full host disk (it pauses again if the disk is still full). */
   async resume(): Promise<void> {
     await this.qmp.execute('cont');
   }
@@ -199,6 +204,20 @@ export class Machine {
     return this.qemu.pid;
   }
 
+  /** Asks QEMU, then the agent, whether this VM can serve calls; an unresponsive one is stopped. */
+  checkHealth(): Promise<HealthVerdict> {
+    return this.health.check();
+  }
+
+  /** E_HOST_DISK_FULL while QEMU keeps the guest paused because a volume's host disk is full. */
+  get diskFull(): MicrovmError | undefined {
+    return this.health.diskFull;
+  }
+
+  onDiskFull(listener: (error: MicrovmError) => void): () => void {
+    return this.health.onDiskFull(listener);
+  }
+
   /** Called once when QEMU exits, for whatever reason, with the error pending calls got. */
   onExit(listener: (error: MicrovmError) => void): () => void {
     this.exitListeners.add(listener);
@@ -209,7 +228,8 @@ export class Machine {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       // A volume's data must reach its disk image: the agent syncs and unmounts before power-off.
-      if (this.qemu.running && this.storage.hasVolumes) await shutdownGuest(this.agent, this.qemu);
+      const guestCanSync = !this.failure && !this.health.diskFull;
+      if (this.qemu.running && this.storage.hasVolumes && guestCanSync) await shutdownGuest(this.agent, this.qemu);
       if (this.qemu.running) this.qmp.execute('quit').catch(() => this.qemu.kill());
       await this.qemu.stop(QUIT_GRACE_MS);
       await this.storage.release();
@@ -217,7 +237,16 @@ export class Machine {
     return this.stopping;
   }
 
+  /** Pending and later calls fail with `error` at once; QEMU gets QMP quit, then SIGKILL. */
+  private failUnresponsive(error: MicrovmError): void {
+    if (this.failure || this.stopping || !this.qemu.running) return;
+    this.failure = error;
+    this.agent.connection.abort(error);
+    void this.stop();
+  }
+
   private exitError(): MicrovmError {
+    if (this.failure) return this.failure;
     return this.stopping
       ? new MicrovmError('E_VM_RELEASED', 'the VM was stopped')
       : lossError(this.qemu);
@@ -231,10 +260,10 @@ function memoryFor(state: StateDir, restore: RestoreSource | undefined): QemuSpe
   return { kind: 'ram' };
 }
 
-/** Asks the agent to power off (sync, unmount), waiting a few seconds for QEMU to exit. */
+/** Asks the agent to power off (sync, unmount), waiting a few seconds for QEMU to exit; not at all if the agent does not answer. */
 async function shutdownGuest(agent: AgentClient, qemu: SupervisedProcess): Promise<void> {
-  await Promise.race([agent.shutdown().catch(() => undefined), delay(GUEST_SHUTDOWN_MS)]);
-  await Promise.race([qemu.exited, delay(GUEST_SHUTDOWN_MS)]);
+  const answered = await agent.shutdown(GUEST_SHUTDOWN_MS).then(() => true, (err) => !isMicrovmError(err, 'E_AGENT_TIMEOUT'));
+  if (answered) await Promise.race([qemu.exited, delay(GUEST_SHUTDOWN_MS)]);
 }
 
 function lossError(qemu: SupervisedProcess): MicrovmError {

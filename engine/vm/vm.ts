@@ -15,6 +15,7 @@ import type { SnapshotImage } from '../snapshot/meta';
 import { TcpForwarder } from '../forward/forwarder';
 import { pipeSocketToGuest } from '../agent/tcp-stream';
 import { GuestListener, PortsChange, PortWatch } from '../agent/port-watch';
+import { CALL_DEADLINE_MS } from '../agent/client';
 
 export interface ExecResult<T extends string | Buffer = string> extends WaitResult {
   stdout: T;
@@ -50,7 +51,7 @@ export class Vm {
 
   /** The guest agent's own description (version, kernel, features). */
   get agentInfo(): AgentInfo {
-    return this.live().agent.info;
+    return this.held().agent.info;
   }
 
   exec(options: ExecOptions & { encoding: 'buffer' }): Promise<ExecResult<Buffer>>;
@@ -68,13 +69,14 @@ export class Vm {
     return this.live().agent.spawn(this.processRequest(parsed));
   }
 
-  async writeFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  /** `timeoutMs` (default 30000) bounds the call: past it, E_AGENT_TIMEOUT, and the VM's health is checked. */
+  async writeFile(path: string, data: string | Uint8Array, options: { mode?: number; timeoutMs?: number } = {}): Promise<void> {
     const buffer = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-    await this.live().agent.writeFile(checkGuestPath(path), buffer, options.mode ?? 0o644);
+    await this.live().agent.writeFile(checkGuestPath(path), buffer, options.mode ?? 0o644, checkTimeout(options.timeoutMs));
   }
 
-  readFile(path: string): Promise<Buffer> {
-    return this.live().agent.readFile(checkGuestPath(path));
+  readFile(path: string, options: { timeoutMs?: number } = {}): Promise<Buffer> {
+    return this.live().agent.readFile(checkGuestPath(path), checkTimeout(options.timeoutMs));
   }
 
   /** Sends a signal to the image's workload process (its cmd), started at boot. */
@@ -102,7 +104,8 @@ export class Vm {
   /** The TCP listeners in the guest now (pid and process name included). */
   async listeningPorts(): Promise<GuestListener[]> {
     const watch = this.watch();
-    await watch.ready;
+    await this.live().agent.connection.deadline(watch.ready, CALL_DEADLINE_MS.control,
+      () => new MicrovmError('E_AGENT_TIMEOUT', `the guest agent did not list its TCP listeners within ${CALL_DEADLINE_MS.control} ms`));
     return watch.current;
   }
 
@@ -132,9 +135,27 @@ export class Vm {
    * with the error its pending calls got; not after release(). Returns a disposer.
    */
   onExit(listener: (error: MicrovmError) => void): () => void {
-    return this.live().onExit((error) => {
+    return this.held().onExit((error) => {
       if (!this.released) listener(error);
     });
+  }
+
+  /**
+   * Calls `listener` when QEMU pauses the VM because the host disk holding one of its volumes
+   * is full (E_HOST_DISK_FULL, with `file` and `directory`). Calls fail with that error until
+   * resume(). Returns a disposer.
+   */
+  onHostDiskFull(listener: (error: MicrovmError) => void): () => void {
+    return this.held().onDiskFull(listener);
+  }
+
+  /**
+   * Resumes a VM that QEMU paused on a full host disk, once space is freed there: the failed
+   * writes are retried, nothing is lost. If the disk is still full, the VM pauses again and
+   * onHostDiskFull listeners hear it again.
+   */
+  async resume(): Promise<void> {
+    if (this.held().diskFull) await this.machine.resume();
   }
 
   async release(): Promise<void> {
@@ -155,7 +176,14 @@ export class Vm {
     return this.portWatch;
   }
 
+  /** The machine, for a call that needs a running guest: not after release, not while paused on a full disk. */
   private live(): Machine {
+    const paused = this.held().diskFull;
+    if (paused) throw paused;
+    return this.machine;
+  }
+
+  private held(): Machine {
     if (this.released) throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.state.id} was released; acquire another from the pool`);
     return this.machine;
   }
@@ -182,6 +210,14 @@ function checkPort(port: number, name: string, min: number): void {
   if (!Number.isInteger(port) || port < min || port > 65535) {
     throw new MicrovmError('E_BAD_OPTION', `${name} ${JSON.stringify(port)} must be a whole number from ${min} to 65535`);
   }
+}
+
+function checkTimeout(timeoutMs: number | undefined): number {
+  if (timeoutMs === undefined) return CALL_DEADLINE_MS.file;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) {
+    throw new MicrovmError('E_BAD_OPTION', `timeoutMs ${JSON.stringify(timeoutMs)} must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+  }
+  return timeoutMs;
 }
 
 function checkGuestPath(path: string): string {

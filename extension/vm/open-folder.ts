@@ -61,6 +61,11 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         if (session) void autoForward(ctx, session);
       },
       exited: (message) => void failed(ctx, new Error(`the VM stopped unexpectedly: ${message}`)),
+      hostDiskFull: (message) => {
+        ctx.log.warn(message);
+        void vscode.window.showWarningMessage(`MicroVM: ${message}`, 'Resume')
+          .then((choice) => choice && ctx.session?.resume().catch((err: Error) => failed(ctx, err)));
+      },
     }), options);
   } catch (err) {
     return failed(ctx, err);

@@ -9,6 +9,8 @@ export interface SessionEvents {
   portsChanged(): void;
   /** The VM ended on its own (QEMU died, the guest panicked); the message says why. */
   exited(message: string): void;
+  /** QEMU paused the VM because the host disk holding a volume is full; resume() once space is freed. */
+  hostDiskFull?(message: string): void;
 }
 
 /**
@@ -66,6 +68,7 @@ export class Session {
     vm.onExit((error) => {
       if (!this.stopped) this.events.exited(error.message);
     });
+    vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.stopWatch = vm.onPortsChanged((change) => {
       this.detected = change.ports;
@@ -73,6 +76,11 @@ export class Session {
     });
     this.detected = await vm.listeningPorts();
     return vm;
+  }
+
+  /** Resumes the VM after QEMU paused it on a full host disk. */
+  async resume(): Promise<void> {
+    await this.running.resume();
   }
 
   /** Starts a guest process with a pty in the workspace folder. */

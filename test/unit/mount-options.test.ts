@@ -95,6 +95,6 @@ test('QEMU gets a vhost-user-fs device per share and a virtio-blk disk with a se
     virtiofs: [{ socket: '/run/v,0.sock', tag: 'microvm-fs0' }], volumes: [{ file: '/vol/deps.ext4', serial: 'microvm-vol0' }],
   }).join(' ');
   assert.ok(argv.includes('-chardev socket,id=vfs0,path=/run/v,,0.sock -device vhost-user-fs-device,chardev=vfs0,tag=microvm-fs0'));
-  assert.ok(argv.includes('-drive id=vol0,file=/vol/deps.ext4,format=raw,if=none,discard=unmap -device virtio-blk-device,drive=vol0,serial=microvm-vol0'));
+  assert.ok(argv.includes('-drive id=vol0,file=/vol/deps.ext4,format=raw,if=none,discard=unmap,werror=enospc -device virtio-blk-device,drive=vol0,serial=microvm-vol0'));
   assert.ok(argv.includes('share=on'));
 });
