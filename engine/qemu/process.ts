@@ -14,8 +14,21 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
+    for (const child of live) killGroup(child);
   });
+}
+
+/**
+ * SIGKILL for the child's whole process group (it leads one: `detached`). Helpers it started
+ * go too: the launcher's watchdog, virtiofsd's sandbox child, a FUSE daemon. A helper that is
+ * stopped or wedged would otherwise keep the group's pipes open and never be reaped.
+ */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
 }
 
 /**
@@ -60,13 +73,14 @@ export class SupervisedProcess {
     return this.exitStatus === undefined;
   }
 
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.running) this.child.kill(signal);
+  /** SIGKILL for the process and everything it started. */
+  kill(): void {
+    if (this.running) killGroup(this.child);
   }
 
   /** Waits up to `ms` for the process to exit, then kills it. */
   async stop(ms: number): Promise<ExitStatus> {
-    const timer = setTimeout(() => this.kill('SIGKILL'), ms);
+    const timer = setTimeout(() => this.kill(), ms);
     const status = await this.exited;
     clearTimeout(timer);
     return status;
