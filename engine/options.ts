@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PIDS_MAX } from './agent/protocol';
 import { MicrovmError } from './errors';
 
 /**
@@ -103,6 +104,8 @@ export const execOptionsSchema = z.object({
   winsize: z.object({ rows: z.number().int().min(1).max(0xffff), cols: z.number().int().min(1).max(0xffff) }).strict().optional(),
   maxBuffer: z.number().int().positive().default(64 * 1024 * 1024),
   encoding: z.enum(['utf8', 'buffer']).default('utf8'),
+  /** Most tasks (processes and threads) the command and its descendants may have at once in the guest (default 4096). */
+  pidsMax: z.number().int().min(1).max(MAX_PIDS_MAX).optional(),
 }).strict();
 
 export type BuildOptions = z.input<typeof buildOptionsSchema>;

@@ -15,6 +15,8 @@ export interface ProcessRequest {
   workload?: boolean;
   /** Run as this user (the image's User); absent = root. */
   user?: { uid: number; gid: number };
+  /** pids.max of the process's cgroup in the guest; absent = the agent's DEFAULT_PIDS_MAX. */
+  pidsMax?: number;
 }
 
 export interface WaitResult {
@@ -48,6 +50,7 @@ export function encodeProcessRequest(request: ProcessRequest): TlvWriter {
   }
   if (request.workload) body.u32(Tag.WORKLOAD, 1);
   if (request.user) body.u32(Tag.UID, request.user.uid).u32(Tag.GID, request.user.gid);
+  if (request.pidsMax !== undefined) body.u32(Tag.PIDS_MAX, request.pidsMax);
   return body;
 }
 

@@ -14,6 +14,9 @@ export const MAX_STREAMS = 64;
 export const MAX_ARGS = 4096;
 export const MAX_CHAIN = 16;
 export const MAX_LISTENERS = 256;
+/** pids.max of an exec's cgroup in the guest when the request sets none. */
+export const DEFAULT_PIDS_MAX = 4096;
+export const MAX_PIDS_MAX = 4194304;
 
 export const FrameType = {
   HELLO: 1,
@@ -71,6 +74,7 @@ export const Tag = {
   TIME_NS: 41,
   UID: 42,
   GID: 43,
+  PIDS_MAX: 44,
   MOUNT_KIND: 50,
   MOUNT_SOURCE: 51,
   READ_ONLY: 52,

@@ -202,6 +202,7 @@ export class Vm {
       })),
       chain: parsed.chain,
       user: this.machine.user,
+      pidsMax: parsed.pidsMax,
     };
   }
 }

@@ -19,6 +19,7 @@
 #define TTY_DRAIN_MS 100
 #define RETRY_MS 50
 #define MAX_ERROR_TEXT 512
+#define MAX_CGROUP_PATH 128
 
 /* log.c: messages go to stderr (the console in the guest). */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -107,6 +108,7 @@ struct exec_spec {
     bool workload;
     bool has_uid, has_gid;
     uint32_t uid, gid;
+    uint32_t pids_max; /* 0 = DEFAULT_PIDS_MAX */
     struct stage_file stages[MAX_STAGE_FILES];
     int nstages;
 };
@@ -177,6 +179,15 @@ void ports_stop(uint32_t id);
 void ports_disconnect(void);
 int64_t ports_next_deadline(void);
 void ports_timers(int64_t now);
+
+/* cgroup.c: one cgroup v2 per EXEC in the guest (ids are 0 when cgroups are off). */
+void cgroup_init(void);
+bool cgroup_enabled(void);
+uint64_t cgroup_create(uint32_t pids_max);
+int cgroup_join(uint64_t id);
+int cgroup_kill(uint64_t id);
+void cgroup_release(uint64_t id);
+void cgroup_sweep(void);
 
 /* net.c: lo, and eth0 when QEMU gave the guest a NIC. */
 void init_network(void);

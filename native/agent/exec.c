@@ -60,6 +60,8 @@ static void stream_free(struct stream *s)
     close_fd(&s->in_fd);
     close_fd(&s->out_fd[0]);
     close_fd(&s->out_fd[1]);
+    if (s->cgroup != 0)
+        cgroup_release(s->cgroup);
     free(s->in_buf);
     if (s->spec != NULL) {
         exec_spec_free(s->spec);
@@ -112,6 +114,8 @@ static void __attribute__((noreturn)) child_run(struct stream *s, struct command
             if (move_fd(s->child_fd[i], i) != 0)
                 child_fail("set up stdio for", cmd->argv[0], 126);
     }
+    if (s->cgroup != 0 && cgroup_join(s->cgroup) != 0)
+        child_fail("enter the cgroup for", cmd->argv[0], 126);
     if (drop_to_user(s->spec) != 0)
         child_fail("switch to the user of", cmd->argv[0], 126);
     const char *cwd = s->spec->cwd != NULL ? s->spec->cwd : "/";
@@ -222,6 +226,7 @@ void exec_start(uint32_t id, struct exec_spec *spec)
     uint32_t status = stage_files(spec, &err_no, err, sizeof err);
     if (status != ST_OK)
         goto fail;
+    s->cgroup = cgroup_create(spec->pids_max);
     if (setup_stdio(s) != 0 || spawn_command(s) != 0) {
         err_no = (uint32_t)errno;
         snprintf(err, sizeof err, "cannot start '%s': %s", spec->cmds[0].argv[0],
@@ -315,7 +320,7 @@ void exec_reap(void)
         if (pid < 0 && errno == EINTR)
             continue;
         if (pid <= 0)
-            return;
+            break;
         for (int i = 0; i < MAX_SLOTS; i++) {
             if (streams[i].used && streams[i].pid == pid) {
                 on_child_exit(&streams[i], status, &ru);
@@ -323,21 +328,39 @@ void exec_reap(void)
             }
         }
     }
+    cgroup_sweep();
+}
+
+/* SIGKILL for everything the stream started: its cgroup, else its process group. */
+static void kill_tree(struct stream *s)
+{
+    if (s->cgroup != 0 && cgroup_kill(s->cgroup) == 0)
+        return;
+    if (s->pid > 0 && kill(-s->pid, SIGKILL) != 0)
+        log_msg("kill(-%d, SIGKILL): %s", (int)s->pid, strerror(errno));
+}
+
+/* SIGKILL ends the whole tree; other signals go to the process group, as documented. */
+static void signal_stream(struct stream *s, int signo)
+{
+    if (signo == SIGKILL)
+        kill_tree(s);
+    else if (s->pid > 0 && kill(-s->pid, signo) != 0)
+        log_msg("kill(-%d, %d): %s", (int)s->pid, signo, strerror(errno));
 }
 
 void exec_signal(uint32_t id, int signo)
 {
     struct stream *s = stream_find(id);
-    if (s != NULL && s->pid > 0 && kill(-s->pid, signo) != 0)
-        log_msg("kill(-%d, %d): %s", (int)s->pid, signo, strerror(errno));
+    if (s != NULL && s->pid > 0)
+        signal_stream(s, signo);
 }
 
 int exec_signal_workload(int signo)
 {
     if (workload == NULL || workload->pid <= 0)
         return -1;
-    if (kill(-workload->pid, signo) != 0)
-        log_msg("kill(-%d, %d): %s", (int)workload->pid, signo, strerror(errno));
+    signal_stream(workload, signo);
     return 0;
 }
 
@@ -361,7 +384,7 @@ void exec_disconnect(void)
             continue;
         }
         if (s->pid > 0)
-            kill(-s->pid, SIGKILL);
+            kill_tree(s);
         stream_free(s);
     }
 }
@@ -371,7 +394,7 @@ void exec_kill_all(void)
     for (int i = 0; i < MAX_SLOTS; i++) {
         struct stream *s = &streams[i];
         if (s->used && s->pid > 0)
-            kill(-s->pid, SIGKILL);
+            kill_tree(s);
         if (s->used)
             stream_free(s);
     }
@@ -401,8 +424,7 @@ void exec_timers(int64_t now)
         if (!s->exited && !s->timed_out && s->deadline != 0 && now >= s->deadline &&
             s->pid > 0) {
             s->timed_out = true;
-            if (kill(-s->pid, SIGKILL) != 0)
-                log_msg("kill(-%d, SIGKILL): %s", (int)s->pid, strerror(errno));
+            kill_tree(s);
         }
         if (s->exited && s->tty && now >= s->drain_deadline) {
             s->tty_done = true;

@@ -38,6 +38,7 @@ static void __attribute__((noreturn)) guest_main(void)
         run_echo(boot.port);
     if (boot.root[0] != '\0')
         init_switch_root(&boot);
+    cgroup_init();
     init_network();
     struct server_config cfg = {.kind = TRANSPORT_PORT, .port_name = boot.port};
     serve(&cfg);

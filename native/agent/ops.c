@@ -31,6 +31,8 @@ void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
     tlv_put_str(&w, TAG_KERNEL, uts.release);
     for (size_t i = 0; i < sizeof FEATURES / sizeof FEATURES[0]; i++)
         tlv_put_str(&w, TAG_FEATURE, FEATURES[i]);
+    if (cgroup_enabled())
+        tlv_put_str(&w, TAG_FEATURE, "cgroup");
     send_frame(type, stream, w.data, w.len);
 }
 

@@ -14,6 +14,8 @@
 #define MAX_ARGS 4096
 #define MAX_CHAIN 16
 #define MAX_LISTENERS 256
+#define DEFAULT_PIDS_MAX 4096
+#define MAX_PIDS_MAX 4194304
 
 enum frame_type {
     FT_HELLO = 1,
@@ -71,6 +73,7 @@ enum tlv_tag {
     TAG_TIME_NS = 41,
     TAG_UID = 42,
     TAG_GID = 43,
+    TAG_PIDS_MAX = 44,
     TAG_MOUNT_KIND = 50,
     TAG_MOUNT_SOURCE = 51,
     TAG_READ_ONLY = 52,

@@ -11,6 +11,7 @@ struct stream {
     struct exec_spec *spec;
     int cmd;   /* index of the running (or last) command in spec->cmds */
     pid_t pid; /* 0 when no command runs */
+    uint64_t cgroup; /* cgroup.c id of the stream's cgroup, 0 for none */
     bool tty;
     int master;       /* tty mode: the pty master, both stdin and output */
     int in_fd;        /* pipe mode: write end of the child's stdin */

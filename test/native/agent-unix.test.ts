@@ -160,3 +160,23 @@ test('RESTORED needs a seed and a time; on the host it only checks them', async 
   await assert.rejects(client.restored(Buffer.alloc(513), 1n), (err: Error) => /RNG_SEED/.test(err.message));
   client.connection.close();
 });
+
+test('without cgroups (--unix) a timeout still kills the process group; PIDS_MAX is checked, then unused', async () => {
+  const client = await openClient();
+  assert.ok(!client.info.features.includes('cgroup'), 'no cgroup feature on the host');
+  const marker = `${process.pid}.${Date.now() % 100000}`;
+  const started = Date.now();
+  const result = await client.exec(exec(['sh', '-c', `sleep 3${marker} & sleep 3${marker} & wait`], { timeoutMs: 300, pidsMax: 16 }), 1 << 20);
+  assert.equal(result.timedOut, true);
+  assert.equal(result.signal, 'SIGKILL');
+  assert.ok(Date.now() - started < 3000);
+  const left = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker); } catch { return false; }
+  });
+  for (const deadline = Date.now() + 2000; left().length > 0;) {
+    assert.ok(Date.now() < deadline, `the group's sleeps are gone: ${left().join(', ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await assert.rejects(client.exec(exec(['true'], { pidsMax: 4194305 }), 1 << 20), /PIDS_MAX/);
+  client.connection.close();
+});
