@@ -60,3 +60,17 @@ export class MicrovmError extends Error {
 export function isMicrovmError(err: unknown, code?: ErrorCode): err is MicrovmError {
   return err instanceof MicrovmError && (code === undefined || err.code === code);
 }
+
+/** How much of a value from an image, a registry or the guest an error message quotes. */
+const MAX_SHOWN_CHARS = 120;
+
+/**
+ * A value from untrusted input (an image document, a registry header, the guest), quoted for
+ * an error message: JSON-escaped, so control characters cannot forge lines, and cut short,
+ * so a hostile document cannot make the message huge.
+ */
+export function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  if (text.length <= MAX_SHOWN_CHARS) return text;
+  return `${text.slice(0, MAX_SHOWN_CHARS)}... (${text.length} chars)`;
+}

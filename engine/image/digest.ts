@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as path from 'node:path';
-import { MicrovmError } from '../errors';
+import { MicrovmError, shown } from '../errors';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
 
@@ -20,7 +20,7 @@ export function parseDigest(value: unknown, where: string): ParsedDigest {
   if (!match) {
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
-      `Invalid digest ${JSON.stringify(value)} in ${where}: expected sha256:<64 lowercase hex> or ` +
+      `Invalid digest ${shown(value)} in ${where}: expected sha256:<64 lowercase hex> or ` +
         'sha512:<128 lowercase hex>. The image is malformed or was tampered with; re-export it.',
     );
   }

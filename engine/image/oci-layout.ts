@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { z } from 'zod';
-import { MicrovmError } from '../errors';
+import { MicrovmError, shown } from '../errors';
 import { assertDigestMatches, blobPath, createDigestHash, parseDigest } from './digest';
 import { parseJsonDocument, readJsonDocument } from './json-document';
 import { configSchema, indexSchema, manifestSchema, ociLayoutSchema, type Descriptor } from './schemas';
@@ -38,7 +38,7 @@ export async function readOciLayout(dir: string): Promise<ResolvedImage> {
   );
   checkDocumentMediaType(manifest.mediaType, manifestDescriptor.mediaType, manifestFile);
   if (!CONFIG_MEDIA_TYPES.includes(manifest.config.mediaType)) {
-    throw unsupported(`config media type ${manifest.config.mediaType} in ${manifestFile}`);
+    throw unsupported(`config media type ${shown(manifest.config.mediaType)} in ${manifestFile}`);
   }
   const configFile = describeBlob(layoutDir, manifest.config.digest);
   const config = parseJsonDocument(
@@ -86,7 +86,7 @@ async function checkLayoutMarker(layoutDir: string): Promise<void> {
   }
   const layout = await readJsonDocument(marker, 64 * 1024, ociLayoutSchema);
   if (!layout.imageLayoutVersion.startsWith('1.')) {
-    throw unsupported(`imageLayoutVersion ${layout.imageLayoutVersion} in ${marker} (only 1.x is known)`);
+    throw unsupported(`imageLayoutVersion ${shown(layout.imageLayoutVersion)} in ${marker} (only 1.x is known)`);
   }
 }
 
@@ -101,7 +101,7 @@ async function selectManifest(
   parseDigest(chosen.digest, where);
   if (MANIFEST_MEDIA_TYPES.includes(chosen.mediaType)) return chosen;
   if (!INDEX_MEDIA_TYPES.includes(chosen.mediaType)) {
-    throw unsupported(`manifest media type ${chosen.mediaType} in ${where}`);
+    throw unsupported(`manifest media type ${shown(chosen.mediaType)} in ${where}`);
   }
   if (depth + 1 > MAX_INDEX_DEPTH) {
     throw new MicrovmError(
@@ -125,19 +125,17 @@ export function pickForHost(candidates: Descriptor[], where: string): Descriptor
   const arch = hostArchitecture();
   const match = candidates.find((d) => d.platform?.os === 'linux' && d.platform.architecture === arch);
   if (match) return match;
-  const offered = candidates
-    .map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)'))
-    .join(', ');
+  const offered = shown(candidates.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)')));
   throw new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
-    `${where} has no manifest for linux/${arch} (it offers: ${offered || 'nothing'}). ` +
+    `${where} has no manifest for linux/${arch} (it offers: ${offered}). ` +
       `Pull or export the image for linux/${arch}.`,
   );
 }
 
 async function checkLayer(layoutDir: string, layer: Descriptor, where: string): Promise<LayerBlob> {
   if (!(layer.mediaType in LAYER_MEDIA_TYPES)) {
-    throw unsupported(`layer media type ${layer.mediaType} in ${where}`);
+    throw unsupported(`layer media type ${shown(layer.mediaType)} in ${where}`);
   }
   const file = blobPath(layoutDir, parseDigest(layer.digest, where));
   const stat = await statBlob(file, layer.digest);
@@ -196,7 +194,7 @@ export function checkDocumentMediaType(inDocument: string | undefined, inDescrip
   if (inDocument !== undefined && inDocument !== inDescriptor) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `${file} says mediaType ${inDocument} but its descriptor says ${inDescriptor}. Refusing a document whose type is ambiguous.`,
+      `${file} says mediaType ${shown(inDocument)} but its descriptor says ${shown(inDescriptor)}. Refusing a document whose type is ambiguous.`,
     );
   }
 }

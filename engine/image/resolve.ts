@@ -1,4 +1,4 @@
-import { MicrovmError } from '../errors';
+import { MicrovmError, shown } from '../errors';
 import { parseDigest } from './digest';
 import { parseJsonDocument } from './json-document';
 import { checkDocumentMediaType, imageConfigOf, pickForHost, unsupported } from './oci-layout';
@@ -31,7 +31,7 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
   let descriptor = top;
   for (let depth = 0; !MANIFEST_MEDIA_TYPES.includes(descriptor.mediaType); depth++) {
     const where = source.describe(descriptor);
-    if (!INDEX_MEDIA_TYPES.includes(descriptor.mediaType)) throw unsupported(`manifest media type ${descriptor.mediaType} at ${where}`);
+    if (!INDEX_MEDIA_TYPES.includes(descriptor.mediaType)) throw unsupported(`manifest media type ${shown(descriptor.mediaType)} at ${where}`);
     if (depth >= MAX_INDEX_DEPTH) {
       throw new MicrovmError('E_IMAGE_INVALID', `Image indexes nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}). The image is malformed or hostile.`);
     }
@@ -43,11 +43,11 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
   const where = source.describe(descriptor);
   const manifest = parseJsonDocument(await source.document(descriptor, 'manifest'), where, manifestSchema);
   checkDocumentMediaType(manifest.mediaType, descriptor.mediaType, where);
-  if (!CONFIG_MEDIA_TYPES.includes(manifest.config.mediaType)) throw unsupported(`config media type ${manifest.config.mediaType} in ${where}`);
+  if (!CONFIG_MEDIA_TYPES.includes(manifest.config.mediaType)) throw unsupported(`config media type ${shown(manifest.config.mediaType)} in ${where}`);
   parseDigest(manifest.config.digest, `${where} config`);
   for (const [i, layer] of manifest.layers.entries()) {
     parseDigest(layer.digest, `${where} layers[${i}]`);
-    if (!(layer.mediaType in LAYER_MEDIA_TYPES)) throw unsupported(`layer media type ${layer.mediaType} in ${where} layers[${i}]`);
+    if (!(layer.mediaType in LAYER_MEDIA_TYPES)) throw unsupported(`layer media type ${shown(layer.mediaType)} in ${where} layers[${i}]`);
   }
   const configWhere = source.describe(manifest.config);
   const config = parseJsonDocument(await source.document(manifest.config, 'config'), configWhere, configSchema);

@@ -1,3 +1,6 @@
+/** The stream ended in the middle of something a reader needed whole. */
+export class StreamEndedError extends Error {}
+
 /** Pulls exact byte counts out of an async stream of chunks, keeping at most one chunk buffered. */
 export class ByteSource {
   private readonly iterator: AsyncIterator<Buffer>;
@@ -16,7 +19,7 @@ export class ByteSource {
       const chunk = await this.next(n - have);
       if (!chunk) {
         if (have === 0) return null;
-        throw new Error(`unexpected end of stream (${have} of ${n} bytes)`);
+        throw new StreamEndedError(`unexpected end of stream (${have} of ${n} bytes)`);
       }
       parts.push(chunk);
       have += chunk.length;
@@ -44,7 +47,7 @@ export class ByteSource {
     let left = n;
     while (left > 0) {
       const chunk = await this.next(left);
-      if (!chunk) throw new Error(`unexpected end of stream while skipping ${left} bytes`);
+      if (!chunk) throw new StreamEndedError(`unexpected end of stream while skipping ${left} bytes`);
       left -= chunk.length;
     }
   }

@@ -1,4 +1,4 @@
-import { ByteSource } from './byte-source';
+import { ByteSource, StreamEndedError } from './byte-source';
 import { BLOCK_SIZE, newHeader, paddingFor, type TarEntryType, type TarHeader } from './tar-types';
 
 export interface TarLimits {
@@ -95,6 +95,9 @@ export async function* readTar(
       await input.skip(left + paddingFor(bodySize));
     }
     await input.drain();
+  } catch (err) {
+    if (err instanceof StreamEndedError) throw new TarFormatError(`the archive is truncated: ${err.message}`);
+    throw err;
   } finally {
     await input.close();
   }
