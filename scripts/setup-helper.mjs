@@ -6,8 +6,12 @@
 //   node setup-helper.mjs manifest-digest LAYOUTDIR
 //   node setup-helper.mjs manifest ASSETS LAYOUTDIR RELEASE KPKG AGENT COMPRESSION MODULES
 //       write ASSETS/manifest.json (temp file + rename).
+//   node setup-helper.mjs stale-steps ASSETS LAYOUTDIR
+//       print the setup steps whose outputs no longer match: 'kernel', 'initrd' or 'native'
+//       for a file whose sha256 differs from ASSETS/manifest.json (or is gone), 'image' for a
+//       blob of the default layout that is not what its name says. Nothing without a manifest.
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, writeFileSync, readFileSync, renameSync, statSync, copyFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, writeFileSync, readFileSync, renameSync, statSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const FIXED_CREATED = '1970-01-01T00:00:00Z';
@@ -112,11 +116,31 @@ async function assetsManifest(assets, layout, release, kpkg, agent, compression,
   writeAtomic(join(assets, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 }
 
+/** The setup step that writes each file the manifest records. */
+const STEP_OF = { vmlinuz: 'kernel', 'initrd.cpio': 'initrd', 'bin/microvm-launch': 'native' };
+
+async function staleSteps(assets, layout) {
+  const manifestPath = join(assets, 'manifest.json');
+  if (!existsSync(manifestPath)) return [];
+  const stale = new Set();
+  const { files = {} } = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  for (const [name, step] of Object.entries(STEP_OF)) {
+    const path = join(assets, name);
+    if (!existsSync(path) || (await sha256File(path)) !== files[name]?.sha256) stale.add(step);
+  }
+  const blobs = join(layout, 'blobs', 'sha256');
+  for (const name of existsSync(blobs) ? readdirSync(blobs) : []) {
+    if ((await sha256File(join(blobs, name))) !== name) stale.add('image');
+  }
+  return [...stale];
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 try {
   if (cmd === 'oci-layout') await ociLayout(args[0], args[1], args[2], (args[3] ?? '').split(','));
   else if (cmd === 'manifest-digest') console.log(manifestDigest(args[0]));
   else if (cmd === 'manifest') await assetsManifest(...args);
+  else if (cmd === 'stale-steps') for (const step of await staleSteps(args[0], args[1])) console.log(step);
   else throw new Error(`unknown command ${cmd}`);
 } catch (e) {
   console.error(`setup-helper: ${e.message}`);

@@ -27,7 +27,7 @@ export interface SourceOptions {
  * allows and pulled otherwise.
  */
 export async function resolveSource(ref: string | undefined, opts: SourceOptions): Promise<ResolvedImage> {
-  if (ref === undefined) return readOciLayout(defaultLayoutDir());
+  if (ref === undefined) return readDefaultImage();
   const local = localPath(ref);
   if (local) {
     const stat = fs.statSync(local, { throwIfNoEntry: false });
@@ -64,6 +64,17 @@ function localPath(ref: string): string | null {
   const looksLikePath = /^(\/|\.\/|\.\.\/|~\/)/.test(candidate) || candidate === '.' || candidate === '..';
   if (!prefixed && !looksLikePath) return null;
   return path.resolve(candidate.replace(/^~(?=\/)/, process.env.HOME ?? '~'));
+}
+
+/** The embedded default image; setup wrote it, so setup is what repairs it. */
+async function readDefaultImage(): Promise<ResolvedImage> {
+  const dir = defaultLayoutDir();
+  try {
+    return await readOciLayout(dir);
+  } catch (err) {
+    if (!(err instanceof MicrovmError) || !err.code.startsWith('E_IMAGE_')) throw err;
+    throw new MicrovmError('E_SETUP_MISSING', `the embedded default image in ${dir} is damaged (${err.message}); run \`npm run setup\` to rebuild it`, { cause: err });
+  }
 }
 
 function defaultLayoutDir(): string {

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { buildBundles, Bundles, CliResult, privateHome, realHome, runCli } from './cli-helpers';
 
 /** The `microvm` CLI as users run it: a real process, real VMs (one per `run`), real exit codes. */
@@ -20,6 +21,19 @@ after(() => {
 });
 
 const cli = (args: string[], options?: Parameters<typeof runCli>[2]) => runCli(bundles.cli, args, options);
+const REPO = path.resolve(__dirname, '..', '..');
+
+/** Runs a program to its end; its exit code and output. */
+function runCommand(program: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -139,15 +153,40 @@ describe('bad input is a clear engine error (exit 125)', () => {
     assert.doesNotMatch(result.stderr, /default image/, 'the kernel, not the image, is what is missing');
   });
 
-  test('a corrupted initramfs (one flipped byte) is detected before any boot and names the file', async () => {
-    const home = privateHome(['images', 'rootfs']);
+  test('a corrupted initramfs (one flipped byte) is detected before any boot and names the file; setup rebuilds it', async () => {
+    const home = privateHome(['images', 'rootfs', 'downloads']);
     tempDirs.push(home);
-    fs.cpSync(path.join(realHome, 'assets'), path.join(home, 'assets'), { recursive: true });
+    for (const part of ['assets', 'stamps', 'build']) fs.cpSync(path.join(realHome, part), path.join(home, part), { recursive: true });
     const initrd = path.join(home, 'assets', 'initrd.cpio');
     const bytes = fs.readFileSync(initrd);
     bytes[bytes.length >> 1] ^= 0x40;
     fs.writeFileSync(initrd, bytes);
     assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'corrupt', initrd);
+
+    // What the error says to do works: the stamps (hashes of inputs) still match, the output does not.
+    const setup = await runCommand('bash', [path.join(REPO, 'scripts', 'setup')], { ...process.env, MICROVM_HOME: home });
+    assert.equal(setup.code, 0, setup.stderr);
+    assert.match(setup.stderr, /rebuilding: the output of step 'initrd' is corrupt or missing/);
+    assert.doesNotMatch(setup.stderr, /guest kernel|default image/, 'only the initramfs is rebuilt');
+    assert.deepEqual(fs.readFileSync(initrd), fs.readFileSync(path.join(realHome, 'assets', 'initrd.cpio')), 'the same bytes as before the flip');
+    const run = await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } });
+    assert.equal(run.code, 0, run.stderr);
+  });
+
+  test('a damaged default image asks for setup, and setup finds the blob that is not what its name says', async () => {
+    const home = privateHome(['assets', 'rootfs']);
+    tempDirs.push(home);
+    fs.cpSync(path.join(realHome, 'images'), path.join(home, 'images'), { recursive: true });
+    const layout = path.join(home, 'images', 'default');
+    const manifestDigest = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')).manifests[0].digest as string;
+    const blob = path.join(layout, 'blobs', 'sha256', manifestDigest.slice('sha256:'.length));
+    const bytes = fs.readFileSync(blob);
+    bytes[bytes.length >> 1] ^= 0x01;
+    fs.writeFileSync(blob, bytes);
+    assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'default image', layout, '`npm run setup`');
+    const stale = await runCommand(process.execPath, [path.join(REPO, 'scripts', 'setup-helper.mjs'), 'stale-steps', path.join(home, 'assets'), layout], process.env);
+    assert.equal(stale.code, 0, stale.stderr);
+    assert.deepEqual(stale.stdout.trim().split('\n'), ['image']);
   });
 
   test('a missing QEMU names the binary', async () => {
