@@ -100,7 +100,13 @@ static int mount_cgroup2(void)
         log_msg("mkdir %s: %s", CGROUP_ROOT, strerror(errno));
         return -1;
     }
-    if (mount("cgroup2", CGROUP_ROOT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+    /* favordynmods (Linux 6.0+): moving a task into a cgroup, which every exec does, then
+     * skips an RCU grace period (about 14 ms per exec under TCG) at a small cost to fork. */
+    unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (mount("cgroup2", CGROUP_ROOT, "cgroup2", flags, "favordynmods") == 0)
+        return 0;
+    log_msg("mount cgroup2 -o favordynmods on %s: %s; mounting without it", CGROUP_ROOT, strerror(errno));
+    if (mount("cgroup2", CGROUP_ROOT, "cgroup2", flags, NULL) != 0) {
         log_msg("mount cgroup2 on %s: %s", CGROUP_ROOT, strerror(errno));
         return -1;
     }
