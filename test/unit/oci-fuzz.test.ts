@@ -37,7 +37,7 @@ const index = indexOf([{ manifest: image.manifest, platform: { os: 'linux', arch
 /** Values a hostile document might put anywhere. */
 const ODD_VALUES: readonly unknown[] = [
   null, true, 0, -1, 1.5, 2 ** 53, 'x'.repeat(10_000), '', 'sha256:../../etc/x', 'SHA256:' + 'A'.repeat(64),
-  [], [null], {}, { manifests: [], layers: [] }, { __proto__: { polluted: true } }, '\u0000', '\ud800',
+  [], [null], {}, { manifests: [], layers: [] }, JSON.parse('{"__proto__": {"polluted": true}}'), '\u0000', '\ud800',
 ];
 
 /** One structural change somewhere in a parsed JSON value: a replaced, removed or duplicated member. */
