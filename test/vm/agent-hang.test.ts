@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Image, isMicrovmError, MicrovmError } from '../../engine';
-import { qemuPidOf } from './qemu-proc';
+import { isGone, liveProcessesMentioning, qemuPidOf } from './qemu-proc';
 
 /**
  * T19, agent hang. The agent is the guest's PID 1, so it is wedged for real: with the host's
@@ -26,20 +26,9 @@ after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The virtiofsd processes serving this test's folder (their command line names it; QEMU's does not). */
+/** The virtiofsd processes serving this test's folder (the parent and its sandbox child). */
 function virtiofsdPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const state = /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
-      if (cmdline.includes('virtiofsd') && cmdline.includes(dir) && state !== 'Z') pids.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
+  return liveProcessesMentioning(dir).filter((p) => p.program === 'virtiofsd').map((p) => p.pid);
 }
 
 function wedgeAgent(): number[] {
@@ -69,15 +58,6 @@ const settle = <T>(promise: Promise<T>) => promise.then(
   (error: MicrovmError) => ({ value: undefined, error, at: Date.now() }),
 );
 
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
 test('T19: a wedged agent fails the call at its deadline; the health check stops the VM (E_AGENT_UNRESPONSIVE) and the pool replaces it', async () => {
   const pool = image.pool({ min: 1, max: 1 });
   try {
@@ -106,8 +86,8 @@ test('T19: a wedged agent fails the call at its deadline; the health check stops
     const exit = await exited;
     assert.ok(isMicrovmError(exit.error, 'E_AGENT_UNRESPONSIVE'), exit.error.message);
     assert.match(exit.error.message, /QMP quit, then SIGKILL/);
-    assert.ok(gone(qemuPid), 'QEMU is gone');
-    assert.ok(daemons.every(gone), 'the stopped virtiofsd is gone');
+    assert.ok(isGone(qemuPid), 'QEMU is gone');
+    assert.ok(daemons.every(isGone), 'the stopped virtiofsd is gone');
     await assert.rejects(vm.readFile('/workspace/before.txt'), (err) => isMicrovmError(err, 'E_AGENT_UNRESPONSIVE'));
     await vm.release();
 

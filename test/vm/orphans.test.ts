@@ -70,16 +70,6 @@ function qemuChildrenOf(ppid: number): QemuProcess[] {
   return found;
 }
 
-/** A process is gone when /proc has no entry for it, or only a zombie waiting for its reaper. */
-function gone(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
 /** Kills the owner and checks that every QEMU it started (a pool may hold spares) dies too. */
 async function killOwnerAndExpectQemuGone(owner: ChildProcess): Promise<QemuProcess[]> {
   const qemus = qemuChildrenOf(owner.pid as number);
@@ -88,7 +78,7 @@ async function killOwnerAndExpectQemuGone(owner: ChildProcess): Promise<QemuProc
   const started = Date.now();
   owner.kill('SIGKILL');
   for (const qemu of qemus) {
-    assert.ok(await waitFor(() => gone(qemu.pid), 5000 - (Date.now() - started)), `QEMU ${qemu.pid} still runs 5 s after its owner was SIGKILLed`);
+    assert.ok(await waitFor(() => isGone(qemu.pid), 5000 - (Date.now() - started)), `QEMU ${qemu.pid} still runs 5 s after its owner was SIGKILLed`);
     assert.ok(fs.existsSync(qemu.stateDir), 'a SIGKILLed owner leaves its state directory behind');
     staleStateDirs.push(qemu.stateDir);
   }
@@ -158,9 +148,9 @@ test('a live owner\'s state directory is not reaped', async () => {
   const result = await runCli(bundles.cli, ['run', '--', 'true'], { env: { MICROVM_HOME: home } });
   assert.equal(result.code, 0, result.stderr);
   assert.ok(fs.existsSync(qemu.stateDir), 'a VM in use by a live process keeps its state directory');
-  assert.ok(!gone(qemu.pid));
+  assert.ok(!isGone(qemu.pid));
   owner.kill('SIGKILL');
-  assert.ok(await waitFor(() => gone(qemu.pid), 5000));
+  assert.ok(await waitFor(() => isGone(qemu.pid), 5000));
 });
 
 /** Boots one VM with a `symlinks: 'follow'` share of argv[2] (virtiofsd over bindfs), then waits to be killed. */
@@ -174,21 +164,6 @@ const { Image } = require(process.argv[1]);
   setInterval(() => undefined, 1 << 30);
 })().catch((err) => { console.error(err); process.exit(1); });
 `;
-
-/** Live (not zombie) processes whose command line mentions `text`, by program name. */
-function liveProcessesMentioning(text: string): Array<{ pid: number; program: string }> {
-  const found: Array<{ pid: number; program: string }> = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.some((arg) => arg.includes(text)) && !gone(Number(entry))) found.push({ pid: Number(entry), program: path.basename(argv[0]) });
-    } catch {
-      // the process exited while we looked
-    }
-  }
-  return found;
-}
 
 test('no virtiofsd or bindfs survives a SIGKILLed owner of a symlinks: follow share', async () => {
   const folder = fs.mkdtempSync(path.join(home, 'follow-'));

@@ -8,6 +8,7 @@ import { debianBaseLayer } from '../helpers/debian-base';
 import { stallBlob, startFakeRegistry, type FakeRegistry } from '../helpers/fake-registry';
 import { gzipLayer, imageOf, tarOf, type TestImage } from '../helpers/image-fixtures';
 import { buildBundles, type Bundles, privateHome, runCli, waitFor } from './cli-helpers';
+import { isGone } from './qemu-proc';
 
 /**
  * T18 (a): `microvm pull` SIGKILLed in the middle of a blob, then in the middle of the root
@@ -75,15 +76,6 @@ function descendants(pid: number): Array<{ pid: number; comm: string }> {
   return found;
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
 /** SIGKILLs `child` and checks that every process it had started is gone within 5 s. */
 async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid: number; comm: string }>> {
   const helpers = descendants(child.pid as number);
@@ -91,7 +83,7 @@ async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid:
   child.kill('SIGKILL');
   await exited;
   for (const helper of helpers) {
-    assert.ok(await waitFor(() => !alive(helper.pid), 5000), `${helper.comm} (${helper.pid}) outlived the killed pull by 5 s`);
+    assert.ok(await waitFor(() => isGone(helper.pid), 5000), `${helper.comm} (${helper.pid}) outlived the killed pull by 5 s`);
   }
   return helpers;
 }

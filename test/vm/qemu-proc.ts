@@ -1,4 +1,7 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** What VM tests read from /proc: the QEMU of a VM, whether a process is gone, who runs for a path. */
 
 /** The QEMU process of a VM, found by its state directory (the VM id) in its command line. */
 export function qemuPidOf(vmId: string): number {
@@ -12,4 +15,29 @@ export function qemuPidOf(vmId: string): number {
     }
   }
   throw new Error(`no QEMU process for VM ${vmId}`);
+}
+
+/** A process is gone when /proc has no entry for it, or only a zombie waiting for its reaper. */
+export function isGone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Live (not zombie) processes, other than this one, whose command line mentions `text`, by program name. */
+export function liveProcessesMentioning(text: string): Array<{ pid: number; program: string }> {
+  const found: Array<{ pid: number; program: string }> = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(text)) && !isGone(Number(entry))) found.push({ pid: Number(entry), program: path.basename(argv[0]) });
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  return found;
 }
