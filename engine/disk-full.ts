@@ -43,10 +43,20 @@ export async function onHostDisk<T>(dir: string, what: string, work: () => Promi
 
 /** The filesystem's size; its free space now would mislead, as the partial write was just removed. */
 function diskSize(dir: string): string {
+  const space = spaceOf(dir);
+  return space ? ` (${mib(space.totalBytes)})` : '';
+}
+
+/** Free (for this user) and total bytes of the filesystem holding `dir`; undefined when it cannot be read. */
+export function spaceOf(dir: string): { freeBytes: number; totalBytes: number } | undefined {
   try {
     const stat = fs.statfsSync(dir);
-    return ` (${Math.round((stat.blocks * stat.bsize) / (1024 * 1024))} MiB)`;
+    return { freeBytes: stat.bavail * stat.bsize, totalBytes: stat.blocks * stat.bsize };
   } catch {
-    return '';
+    return undefined;
   }
+}
+
+export function mib(bytes: number): string {
+  return `${Math.floor(bytes / (1024 * 1024))} MiB`;
 }

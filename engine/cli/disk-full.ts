@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import { spaceOf } from '../disk-full';
 import { MicrovmError } from '../errors';
 import { Vm } from '../vm/vm';
 import { Progress } from './progress';
@@ -18,7 +18,7 @@ export function resumeWhenSpaceFreed(vm: Vm, progress: Progress): () => void {
     progress.note(`${error.message}\nmicrovm: the VM stays paused; it resumes by itself once ${directory ?? 'that file system'} has ${RESUME_FREE_BYTES / (1024 * 1024)} MiB free`);
     clearInterval(timer);
     timer = setInterval(() => {
-      if (directory && freeBytes(directory) < RESUME_FREE_BYTES) return;
+      if (directory && (spaceOf(directory)?.freeBytes ?? 0) < RESUME_FREE_BYTES) return;
       clearInterval(timer);
       progress.note('host disk space freed: resuming the VM');
       vm.resume().catch((err: Error) => progress.note(`cannot resume the VM: ${err.message}`));
@@ -29,13 +29,4 @@ export function resumeWhenSpaceFreed(vm: Vm, progress: Progress): () => void {
     clearInterval(timer);
     stop();
   };
-}
-
-function freeBytes(directory: string): number {
-  try {
-    const stat = fs.statfsSync(directory);
-    return stat.bavail * stat.bsize;
-  } catch {
-    return 0;
-  }
 }

@@ -1,6 +1,6 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AgentClient } from '../agent/client';
+import { mib, spaceOf } from '../disk-full';
 import { withDeadline } from '../agent/process';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { volumeDriveId } from '../qemu/argv';
@@ -117,11 +117,6 @@ export class HealthWatch {
 }
 
 function describeSpace(directory: string): string {
-  try {
-    const stat = fs.statfsSync(directory);
-    const mib = (blocks: number) => `${Math.floor((blocks * stat.bsize) / (1024 * 1024))} MiB`;
-    return `${mib(stat.bavail)} free of ${mib(stat.blocks)} in ${directory}`;
-  } catch {
-    return `${directory} cannot be inspected`;
-  }
+  const space = spaceOf(directory);
+  return space ? `${mib(space.freeBytes)} free of ${mib(space.totalBytes)} in ${directory}` : `${directory} cannot be inspected`;
 }
