@@ -35,8 +35,36 @@ export const homePaths = {
  */
 function runDir(): string {
   if (process.env.MICROVM_RUN_DIR) return process.env.MICROVM_RUN_DIR;
-  const shm = '/dev/shm';
-  if (process.platform !== 'linux' || !fs.existsSync(shm)) return path.join(microvmHome(), 'run');
+  if (!sharedMemoryDir()) return path.join(microvmHome(), 'run');
   const home = createHash('sha256').update(microvmHome()).digest('hex').slice(0, 8);
-  return path.join(shm, `microvm-${process.getuid?.() ?? 0}-${home}`);
+  return path.join(SHM, `${shmRunPrefix()}${home}`);
+}
+
+const SHM = '/dev/shm';
+
+function sharedMemoryDir(): boolean {
+  return process.platform === 'linux' && fs.existsSync(SHM);
+}
+
+function shmRunPrefix(): string {
+  return `microvm-${process.getuid?.() ?? 0}-`;
+}
+
+/**
+ * Every run dir this user may have left on /dev/shm, whatever MICROVM_HOME made it: a home
+ * that was deleted while one of its VMs' owners was killed leaves its state (guest RAM on
+ * tmpfs) there, and only a scan of them all finds it.
+ */
+export function runDirsOfThisUser(): string[] {
+  const own = runDir();
+  if (process.env.MICROVM_RUN_DIR || !sharedMemoryDir()) return [own];
+  const prefix = shmRunPrefix();
+  let names: string[];
+  try {
+    names = fs.readdirSync(SHM);
+  } catch {
+    return [own];
+  }
+  const others = names.filter((name) => name.startsWith(prefix) && /^[0-9a-f]{8}$/.test(name.slice(prefix.length)));
+  return [own, ...others.map((name) => path.join(SHM, name)).filter((dir) => dir !== own)];
 }

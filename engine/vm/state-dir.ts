@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MicrovmError } from '../errors';
-import { homePaths } from '../paths';
+import { homePaths, runDirsOfThisUser } from '../paths';
 import type { QemuUser } from '../qemu/run-as';
 
 /** Every file in a VM's state directory, named once. */
@@ -42,6 +42,10 @@ interface Owner {
 export function createStateDir(qemuUser?: QemuUser): StateDir {
   const runDir = homePaths.runDir();
   fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const problem = notPrivate(runDir);
+  if (problem) {
+    throw new MicrovmError('E_STATE_DIR', `the run directory ${runDir} ${problem}, so another user could replace the VM's sockets; remove it (the engine creates it again) or set MICROVM_RUN_DIR to a private directory`);
+  }
   if (qemuUser) letQemuPass(runDir, qemuUser);
   const id = randomBytes(6).toString('hex');
   const dir = path.join(runDir, id);
@@ -71,21 +75,38 @@ function letQemuPass(dir: string, qemuUser: QemuUser): void {
  * A pid that was reused by another process is told apart by its start time.
  */
 export function reapStaleStateDirs(): string[] {
-  const runDir = homePaths.runDir();
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(runDir);
-  } catch {
-    return [];
-  }
   const removed: string[] = [];
-  for (const name of entries) {
-    const dir = path.join(runDir, name);
-    if (ownerAlive(dir)) continue;
-    fs.rmSync(dir, { recursive: true, force: true });
-    removed.push(dir);
+  for (const runDir of runDirsOfThisUser()) {
+    if (notPrivate(runDir)) continue;
+    let names: string[];
+    try {
+      names = fs.readdirSync(runDir);
+    } catch {
+      continue; // removed meanwhile
+    }
+    for (const name of names) {
+      const dir = path.join(runDir, name);
+      if (ownerAlive(dir)) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
   }
   return removed;
+}
+
+/**
+ * Why `dir` is not a private directory of this process's user (a link, someone else's, or
+ * writable by others), or undefined when it is. Run dirs sit in world-writable /dev/shm
+ * under predictable names, so a squatter's directory must never be used or cleaned.
+ */
+function notPrivate(dir: string): string | undefined {
+  const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
+  if (!stat) return 'does not exist';
+  if (!stat.isDirectory()) return 'is not a directory (a symlink?)';
+  const uid = process.geteuid?.();
+  if (uid !== undefined && stat.uid !== uid) return `belongs to uid ${stat.uid}, not to this user (uid ${uid})`;
+  if ((stat.mode & 0o022) !== 0) return `is writable by others (mode ${(stat.mode & 0o777).toString(8)})`;
+  return undefined;
 }
 
 /** A directory being created right now has no owner file yet: it counts as alive for a minute. */

@@ -189,6 +189,15 @@ describe('bad input is a clear engine error (exit 125)', () => {
     assert.deepEqual(stale.stdout.trim().split('\n'), ['image']);
   });
 
+  test('a run directory that other users can write (a squatter on /dev/shm) is refused, not used', async () => {
+    const squatted = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-squat-'));
+    tempDirs.push(squatted);
+    fs.chmodSync(squatted, 0o777);
+    const result = await cli(['run', '--', 'true'], { env: { MICROVM_RUN_DIR: squatted } });
+    assertEngineError(result, 'E_STATE_DIR', squatted, 'writable by others (mode 777)', 'MICROVM_RUN_DIR');
+    assert.deepEqual(fs.readdirSync(squatted), [], 'no state directory was created in it');
+  });
+
   test('a missing QEMU names the binary', async () => {
     assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_QEMU: '/nonexistent/qemu' } }), 'E_QEMU_MISSING', '/nonexistent/qemu');
   });

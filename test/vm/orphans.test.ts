@@ -4,6 +4,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildBundles, Bundles, privateHome, runCli, waitFor } from './cli-helpers';
+import { isGone, liveProcessesMentioning } from './qemu-proc';
+import { homePaths } from '../../engine/paths';
+import { reapStaleStateDirs } from '../../engine/vm/state-dir';
 
 /**
  * No QEMU outlives the Node process that started it, even when that process is killed with
@@ -176,7 +179,28 @@ test('no virtiofsd or bindfs survives a SIGKILLed owner of a symlinks: follow sh
   assert.ok(programs.has('bindfs') && programs.has('virtiofsd'), `bindfs and virtiofsd run for the share: ${JSON.stringify(helpers)}`);
   await killOwnerAndExpectQemuGone(owner);
   assert.ok(await waitFor(() => liveProcessesMentioning(folder).length === 0, 5000), `still running 5 s after the owner was SIGKILLed: ${JSON.stringify(liveProcessesMentioning(folder))}`);
+
+  // The owner's MICROVM_HOME may never be used again (a deleted temp home): a start of this
+  // user with any other home (this process has the real one) reaps the state it left on
+  // /dev/shm, guest RAM on tmpfs included.
+  const left = stateDirsOf(home);
+  assert.equal(left.length, 1, `the killed owner left its state directory: ${left}`);
+  assert.notEqual(homePaths.runDir(), path.dirname(left[0]));
+  assert.ok(reapStaleStateDirs().includes(left[0]), 'reaped by a start with another MICROVM_HOME');
+  assert.equal(fs.existsSync(left[0]), false);
 });
+
+/** The VM state directories in the run dir of MICROVM_HOME `dir`. */
+function stateDirsOf(dir: string): string[] {
+  const saved = process.env.MICROVM_HOME;
+  process.env.MICROVM_HOME = dir;
+  try {
+    const runDir = homePaths.runDir();
+    return fs.existsSync(runDir) ? fs.readdirSync(runDir).map((name) => path.join(runDir, name)) : [];
+  } finally {
+    process.env.MICROVM_HOME = saved;
+  }
+}
 
 /** Bakes into a private snapshots dir with a warmup that waits, so the test can kill it mid-bake. */
 const BAKER_SCRIPT = `
