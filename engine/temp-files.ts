@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pidExists } from './vm/state-dir';
 
@@ -40,4 +41,16 @@ export function reapDeadWriters(dir: string): string[] {
     removed.push(path.join(dir, name));
   }
   return removed;
+}
+
+/** Writes `data` to `file` through a temporary name in its directory, so `file` is never partial. */
+export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
+  const temp = tempPath(path.dirname(file));
+  try {
+    await fsp.writeFile(temp, data, { mode });
+    await fsp.rename(temp, file);
+  } catch (err) {
+    await fsp.rm(temp, { force: true });
+    throw err;
+  }
 }

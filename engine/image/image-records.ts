@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { tempPath } from '../temp-files';
+import { writeFileAtomic } from '../temp-files';
 import { parseDigest } from './digest';
 import type { ContentStore } from './content-store';
 
@@ -35,14 +35,7 @@ function recordPath(store: ContentStore, ref: string): string {
 export async function writeRecord(store: ContentStore, record: ImageRecord): Promise<void> {
   const file = recordPath(store, record.ref);
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-  const temp = tempPath(path.dirname(file));
-  try {
-    await fs.writeFile(temp, JSON.stringify(record) + '\n', { mode: 0o644 });
-    await fs.rename(temp, file);
-  } catch (err) {
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(file, JSON.stringify(record) + '\n', 0o644);
 }
 
 /** The record for `ref`, or null when there is none or it is unreadable (then it is re-pulled). */

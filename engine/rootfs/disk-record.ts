@@ -1,7 +1,6 @@
 import * as fs from 'node:fs/promises';
 import { checkFile, fileRecordSchema, recordFile, type FileRecord } from '../file-record';
-import * as path from 'node:path';
-import { tempPath } from '../temp-files';
+import { writeFileAtomic } from '../temp-files';
 
 /**
  * Each cached root disk `<key>.ext4` has a record `<key>.json` with its size, sha256, inode
@@ -31,15 +30,7 @@ export async function checkDisk(disk: string): Promise<DiskCheck> {
 /** Records the finished disk at `built` as the record of `disk` (its final name). */
 export async function writeDiskRecord(built: string, disk: string): Promise<FileRecord> {
   const record = await recordFile(built, { stat: true });
-  const file = diskRecordPath(disk);
-  const temp = tempPath(path.dirname(file));
-  try {
-    await fs.writeFile(temp, JSON.stringify(record) + '\n', { mode: 0o600 });
-    await fs.rename(temp, file);
-  } catch (err) {
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(diskRecordPath(disk), JSON.stringify(record) + '\n', 0o600);
   return record;
 }
 
