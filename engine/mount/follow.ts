@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { MicrovmError } from '../errors';
+import { isExecutable } from './host-binary';
 import { MountSpec } from './types';
 
 /** Debian 12's bindfs (package bindfs, built on libfuse 2) and the fusermount it execs (package fuse). */
@@ -47,13 +48,4 @@ export function followViewArgv(bindfs: string, mount: MountSpec): string[] {
     ...(mount.readOnly ? ['-r'] : []), mount.hostPath, BINDFS_MOUNT_POINT,
   ];
   return ['--fuse-view', mount.hostPath, ...daemon.flatMap((arg) => ['--fuse-daemon', arg])];
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    fs.accessSync(path, fs.constants.X_OK);
-    return fs.statSync(path).isFile();
-  } catch {
-    return false;
-  }
 }

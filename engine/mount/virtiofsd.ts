@@ -1,6 +1,6 @@
-import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { MicrovmError } from '../errors';
+import { isExecutable } from './host-binary';
 import { followViewArgv } from './follow';
 import { formatIdMap, idMapFor } from './id-map';
 import { MountSpec, Virtiofsd } from './types';
@@ -31,14 +31,7 @@ export function findVirtiofsd(env: NodeJS.ProcessEnv = process.env, isRoot = pro
     : `found only ${seen} and this engine is not root; install the Rust virtiofsd (package virtiofsd), which runs unprivileged, or run as root`);
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    fs.accessSync(path, fs.constants.X_OK);
-    return fs.statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
+
 
 /** The Rust virtiofsd prints "virtiofsd 1.x.y"; QEMU's C one "virtiofsd version 7.2.x". */
 function isRust(path: string): boolean {
