@@ -13,6 +13,18 @@ const HOST_BUFFER_LIMIT = 1024 * 1024;
  * credit with the socket paused. Half-closes map to CLOSE_STDIN / CLOSE_STDOUT, resets to
  * RESET / an error RESPONSE. Resolves when the stream has ended.
  */
+/**
+ * Ends `socket` abruptly: with a TCP reset while that is possible. Once this side has sent
+ * its FIN (end()), Node cannot reset it: libuv refuses while the shutdown is pending ('reset
+ * EINVAL') and the socket's handle is then never closed, so its fd leaks and the process spins
+ * at 100% CPU when it exits. Such a socket is destroyed instead (the peer has our FIN already).
+ */
+export function abortSocket(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 export function pipeSocketToGuest(connection: AgentConnection, socket: net.Socket, guestPort: number): Promise<void> {
   return new GuestTcpPipe(connection, socket).run(guestPort);
 }
@@ -58,7 +70,7 @@ class GuestTcpPipe {
     } catch {
       // Refused, reset by the guest program, or the VM went away: the host peer sees a reset.
       this.done = true;
-      if (!socket.destroyed) socket.resetAndDestroy();
+      abortSocket(socket);
     }
   }
 

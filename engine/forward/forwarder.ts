@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import { MicrovmError } from '../errors';
 import { ForwardAddress } from './types';
+import { abortSocket } from '../agent/tcp-stream';
 
 /** How an accepted host connection reaches the guest (the agent stream, or a fake in tests). */
 export type ConnectionHandler = (socket: net.Socket) => Promise<void>;
@@ -57,7 +58,7 @@ export class TcpForwarder {
   /** Resets every open connection too (the VM is going away). */
   async destroy(): Promise<void> {
     await this.stop();
-    for (const socket of this.sockets) socket.resetAndDestroy();
+    for (const socket of this.sockets) abortSocket(socket);
   }
 
   private async bind(hostPort: number): Promise<void> {
