@@ -55,7 +55,7 @@ export function createStateDir(qemuUser?: QemuUser): StateDir {
   }
   fs.mkdirSync(dir, { mode: 0o700 });
   if (qemuUser) letQemuPass(dir, qemuUser);
-  const owner: Owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '' };
+  const owner: Owner = { pid: process.pid, startTime: liveProcessStartTime(process.pid) ?? '' };
   fs.writeFileSync(path.join(dir, STATE_FILES.owner), JSON.stringify(owner), { mode: 0o600 });
   return {
     id,
@@ -121,7 +121,7 @@ function ownerAlive(dir: string): boolean {
     return age < OWNERLESS_GRACE_MS;
   }
   if (!fs.existsSync('/proc/self/stat')) return pidExists(owner.pid);
-  const startTime = processStartTime(owner.pid);
+  const startTime = liveProcessStartTime(owner.pid);
   return startTime !== undefined && startTime === owner.startTime;
 }
 
@@ -136,10 +136,12 @@ export function pidExists(pid: number): boolean {
 }
 
 /** Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
-function processStartTime(pid: number): string | undefined {
+/** When process `pid` started, or undefined when it does not run: gone, or a zombie (dead, not yet reaped by its parent). */
+function liveProcessStartTime(pid: number): string | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const [state, ...fields] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return state === 'Z' || state === 'X' ? undefined : fields[18];
   } catch {
     return undefined;
   }

@@ -8,6 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { ensureCodeServer, installExtension, makeScratch, RunningServer, Scratch, startCodeServer, writeUserSettings } from './code-server';
 import { engineInfo } from '../../engine/index';
 import { ARTIFACTS, launchChromium, runCommand, screenshot, terminalText, typeLine, waitForText } from './workbench';
+import { reapStaleStateDirs } from '../../engine/vm/state-dir';
 
 /**
  * End to end: the packaged .vsix in a real VS Code (code-server) in a real browser (Debian's
@@ -61,6 +62,9 @@ function userSettings(allowEmulation: boolean): Record<string, unknown> {
 after(async () => {
   await browser?.close().catch(() => undefined);
   await server?.stop();
+  // SIGTERM ends the extension host without deactivate (as a crash would): remove the state
+  // its VM left on /dev/shm now, as the next engine start would.
+  reapStaleStateDirs();
   if (!scratch) return;
   // VS Code's logs (the extension host's and the MicroVM output channel) go with the screenshots.
   fs.rmSync(path.join(ARTIFACTS, 'logs'), { recursive: true, force: true });

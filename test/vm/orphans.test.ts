@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildBundles, Bundles, privateHome, runCli, waitFor } from './cli-helpers';
 import { isGone, liveProcessesMentioning } from './qemu-proc';
@@ -154,6 +155,39 @@ test('a live owner\'s state directory is not reaped', async () => {
   assert.ok(!isGone(qemu.pid));
   owner.kill('SIGKILL');
   assert.ok(await waitFor(() => isGone(qemu.pid), 5000));
+});
+
+test('an owner that died but was not reaped by its parent (a zombie) counts as dead', async () => {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-zombie-run-'));
+  const stateDirModule = path.resolve(__dirname, '..', '..', 'engine', 'vm', 'state-dir.ts');
+  try {
+    // sh starts the owner in the background, then becomes `sleep`, which never waits for it.
+    const parent = spawn('sh', ['-c', '"$0" --import tsx -e "require(process.argv[1]).createStateDir()" "$1" & exec sleep 30', process.execPath, stateDirModule], {
+      env: { ...process.env, MICROVM_RUN_DIR: runDir }, stdio: 'ignore',
+    });
+    children.push(parent);
+    const ownerFile = () => fs.readdirSync(runDir).map((name) => path.join(runDir, name, 'owner.json')).find((file) => fs.existsSync(file));
+    assert.ok(await waitFor(() => ownerFile() !== undefined, 30_000), 'the owner made its state directory');
+    const stateDir = path.dirname(ownerFile() as string);
+    const { pid } = JSON.parse(fs.readFileSync(ownerFile() as string, 'utf8')) as { pid: number };
+    const isZombie = () => {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    };
+    assert.ok(await waitFor(isZombie, 30_000), `owner ${pid} is a zombie`);
+    const saved = process.env.MICROVM_RUN_DIR;
+    process.env.MICROVM_RUN_DIR = runDir;
+    try {
+      assert.deepEqual(reapStaleStateDirs(), [stateDir]);
+    } finally {
+      if (saved === undefined) delete process.env.MICROVM_RUN_DIR;
+      else process.env.MICROVM_RUN_DIR = saved;
+    }
+    assert.deepEqual(fs.readdirSync(runDir), []);
+    parent.kill('SIGKILL');
+  } finally {
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
 });
 
 /** Boots one VM with a `symlinks: 'follow'` share of argv[2] (virtiofsd over bindfs), then waits to be killed. */
