@@ -16,3 +16,4 @@ export { TcpForwarder } from './forward/forwarder';
 export type { ForwardAddress } from './forward/types';
 export type { GuestListener, PortsChange } from './agent/port-watch';
 export type { NetworkMode } from './qemu/network';
+export type { ShareRefusal, MountSpec, VolumeSpec, SymlinkPolicy, GitPolicy } from './mount';

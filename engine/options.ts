@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_PIDS_MAX } from './agent/protocol';
 import { MicrovmError } from './errors';
+import { DEFAULT_PROTECT } from './mount/types';
 
 /**
  * User-facing options, validated at the boundary: unknown keys are rejected, and an error
@@ -12,7 +13,8 @@ const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not conta
 const envMap = z.record(z.string().regex(/^[^=\0]+$/, 'expected a variable name without "=" or NUL'), z.string().refine((s) => !s.includes('\0'), 'must not contain NUL'));
 const mib = (min: number, max: number) => z.number().int().min(min).max(max);
 const mountPoint = guestPath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'expected an absolute guest path other than "/", without ".."');
-const protectPath = z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\0'), 'expected a path relative to hostPath, without ".."');
+const protectPath = z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('\0'), 'expected a path relative to hostPath, without "." or ".."');
+const protectName = z.string().min(1).max(255).refine((p) => !p.includes('/') && !p.includes('\0') && p !== '.' && p !== '..', 'expected a file name or a glob such as "*.code-workspace" (no "/")');
 
 /** A host folder shared into the guest over virtio-fs (see engine/mount/README.md). */
 export const mountSchema = z.object({
@@ -20,9 +22,14 @@ export const mountSchema = z.object({
   guestPath: mountPoint,
   symlinks: z.enum(['opaque', 'deny', 'follow']).default('opaque'),
   readOnly: z.boolean().default(false),
-  /** Read-only to the guest because host tools run what they hold; [] turns it off. */
-  protect: z.array(protectPath).max(64).default(['.git', '.vscode', '.devcontainer']),
-}).strict();
+  /** Serve the folder through the filter view (default); false only for trusted folders. */
+  filter: z.boolean().default(true),
+  /** Names protected at any depth: the guest cannot create them and only reads existing ones. */
+  protect: z.array(protectName).max(48).default([...DEFAULT_PROTECT]),
+  /** Paths relative to hostPath kept read-only (a repository's core.hooksPath is added by itself). */
+  protectPaths: z.array(protectPath).max(32).default([]),
+  git: z.enum(['writable', 'strict']).default('writable'),
+}).strict().refine((m) => m.filter || m.symlinks !== 'follow', { message: "symlinks: 'follow' is served by the filter view: it needs filter: true", path: ['filter'] });
 
 /** A persistent ext4 disk under $MICROVM_HOME/volumes, kept across runs and re-bakes. */
 export const volumeSchema = z.object({

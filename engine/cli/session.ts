@@ -49,6 +49,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   progress.finish();
   if (vm.accel.isolation === 'emulated') progress.note(`warning: ${TCG_WARNING}`);
   const stopDiskWatch = resumeWhenSpaceFreed(vm, progress);
+  const stopRefusals = vm.onShareRefusal((r) => progress.note(`microvm: the share refused ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
   for (const { hostPort, guestPort } of flags.publish) {
     try {
       const forwarder = await vm.exposeTcp(hostPort, guestPort);
@@ -63,6 +64,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     vm,
     close: async () => {
       stopDiskWatch();
+      stopRefusals();
       await vm.release();
       await pool.shutdown();
     },

@@ -1,11 +1,13 @@
 import { MicrovmError } from '../errors';
-import { SymlinkPolicy } from './types';
+import { GitPolicy, SymlinkPolicy } from './types';
 
 export interface MountFlag {
   hostPath: string;
   guestPath: string;
   readOnly?: boolean;
   symlinks?: SymlinkPolicy;
+  git?: GitPolicy;
+  filter?: boolean;
 }
 
 export interface VolumeFlag {
@@ -14,16 +16,21 @@ export interface VolumeFlag {
   sizeMib?: number;
 }
 
-/** `--mount HOST:GUEST[:ro][:symlinks=opaque|deny|follow]`; the engine's schema checks the paths. */
+const MOUNT_SYNTAX = 'HOST:GUEST[:ro][:symlinks=opaque|deny|follow][:git=writable|strict][:nofilter]';
+
+/** `--mount HOST:GUEST[:ro][:symlinks=...][:git=...][:nofilter]`; the engine's schema checks the paths. */
 export function parseMountFlag(value: string): MountFlag {
   const [hostPath, guestPath, ...options] = value.split(':');
-  if (!hostPath || !guestPath) throw bad(`invalid --mount value ${JSON.stringify(value)}: expected HOST:GUEST[:ro][:symlinks=POLICY]`);
+  if (!hostPath || !guestPath) throw bad(`invalid --mount value ${JSON.stringify(value)}: expected ${MOUNT_SYNTAX}`);
   const flag: MountFlag = { hostPath, guestPath };
   for (const option of options) {
     const policy = /^symlinks=(opaque|deny|follow)$/.exec(option);
+    const git = /^git=(writable|strict)$/.exec(option);
     if (option === 'ro') flag.readOnly = true;
+    else if (option === 'nofilter') flag.filter = false;
     else if (policy) flag.symlinks = policy[1] as SymlinkPolicy;
-    else throw bad(`invalid --mount option ${JSON.stringify(option)} in ${JSON.stringify(value)}: expected ro or symlinks=opaque|deny|follow`);
+    else if (git) flag.git = git[1] as GitPolicy;
+    else throw bad(`invalid --mount option ${JSON.stringify(option)} in ${JSON.stringify(value)}: expected ${MOUNT_SYNTAX}`);
   }
   return flag;
 }

@@ -3,10 +3,10 @@ import { AgentClient } from '../agent/client';
 import { Share } from './share';
 import { attachVolume, AttachedVolume } from './volumes';
 import { findVirtiofsd } from './virtiofsd';
-import { findBindfs } from './follow';
-import { MountSpec, VolumeSpec } from './types';
+import { coveredPaths } from './view';
+import { MountSpec, ShareRefusal, VolumeSpec } from './types';
 
-export type { MountSpec, VolumeSpec, SymlinkPolicy } from './types';
+export type { MountSpec, VolumeSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
 export { DEFAULT_PROTECT, MIN_VOLUME_MIB } from './types';
 export { findVirtiofsd } from './virtiofsd';
 export { volumeFile } from './volumes';
@@ -22,16 +22,19 @@ export interface StorageDevices {
  * and checked, and the guest mounts made once the agent answers. Released after QEMU exits.
  */
 export class Storage {
+  private readonly refusalListeners: Array<(refusal: ShareRefusal) => void> = [];
+
   private constructor(private readonly shares: Share[], private readonly volumes: AttachedVolume[]) {}
 
   static async attach(mounts: MountSpec[], volumes: VolumeSpec[], socketFor: (index: number) => string, launcher: string): Promise<Storage> {
     const storage = new Storage([], []);
     try {
       const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
-      const bindfs = mounts.some((m) => m.symlinks === 'follow') ? findBindfs() : undefined;
+      const mountPoints = volumes.map((v) => v.mountPoint);
       for (const [i, mount] of mounts.entries()) {
-        const view = mount.symlinks === 'follow' ? bindfs : undefined;
-        storage.shares.push(await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher, view));
+        const covers = coveredPaths(mount, mountPoints);
+        storage.shares.push(await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher, covers,
+          (refusal) => { for (const listener of storage.refusalListeners) listener(refusal); }));
       }
       for (const [i, volume] of volumes.entries()) storage.volumes.push(await attachVolume(volume, i));
       return storage;
@@ -39,6 +42,15 @@ export class Storage {
       await storage.release();
       throw err;
     }
+  }
+
+  /** Hears what the filter views refused the guest (one event per logged refusal). */
+  onRefusal(listener: (refusal: ShareRefusal) => void): () => void {
+    this.refusalListeners.push(listener);
+    return () => {
+      const at = this.refusalListeners.indexOf(listener);
+      if (at >= 0) this.refusalListeners.splice(at, 1);
+    };
   }
 
   get hasVolumes(): boolean {

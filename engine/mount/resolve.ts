@@ -1,21 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
-import { MountSpec, SymlinkPolicy } from './types';
-
-interface MountOption {
-  hostPath: string;
-  guestPath: string;
-  symlinks: SymlinkPolicy;
-  readOnly: boolean;
-  protect: string[];
-}
+import { MountSpec } from './types';
 
 /**
  * Checks that every hostPath is an existing directory and pins it to its real path, so a
  * symlink swapped in later cannot redirect virtiofsd. The path is named in the error.
  */
-export function resolveMounts(mounts: MountOption[]): MountSpec[] {
+export function resolveMounts(mounts: MountSpec[]): MountSpec[] {
   return mounts.map((mount, i) => {
     let real: string;
     try {

@@ -8,8 +8,34 @@ export interface MountSpec {
   guestPath: string;
   symlinks: SymlinkPolicy;
   readOnly: boolean;
-  /** Paths relative to hostPath that the guest may read but not change (.git, .vscode, ...). */
+  /**
+   * Serve the folder through the filter view (native/fsview): protected names at any depth,
+   * git's rules, covered paths. false serves the folder directly (trusted folders only).
+   */
+  filter: boolean;
+  /** Names (globs) the guest may not create, and may only read where they exist, at any depth. */
   protect: string[];
+  /** Paths relative to hostPath that the guest may read but not change (a core.hooksPath, ...). */
+  protectPaths: string[];
+  /** 'writable': git's everyday data in a .git is writable, its config and hooks are not; 'strict': all of it read-only. */
+  git: GitPolicy;
+}
+
+export type GitPolicy = 'writable' | 'strict';
+
+/** A refusal of the filter view, as the engine reports it (the path is the guest's choice: plain text only). */
+export interface ShareRefusal {
+  /** The share's host folder. */
+  hostPath: string;
+  /** What the guest tried: create, mkdir, rename, link, open for writing, ... */
+  op: string;
+  /** Relative to the share. */
+  path: string;
+  /** EACCES, EPERM, EXDEV, EROFS or EBUSY. */
+  errno: string;
+  reason: string;
+  /** Refusals the view held back (rate limit) before this one. */
+  heldBack: number;
 }
 
 /** A persistent ext4 disk image under $MICROVM_HOME/volumes, attached over virtio-blk. */
@@ -19,7 +45,12 @@ export interface VolumeSpec {
   mountPoint: string;
 }
 
-export const DEFAULT_PROTECT = ['.git', '.vscode', '.devcontainer'] as const;
+/**
+ * Names host tools run or trust, protected at any depth by default: git metadata and
+ * submodule pointers, editor tasks and launch configs, devcontainer definitions (they decide
+ * the next open), workspace files (their tasks run on open), and husky's git hooks.
+ */
+export const DEFAULT_PROTECT = ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky'] as const;
 export const MIN_VOLUME_MIB = 32;
 
 /** Which virtiofsd runs: Debian's C one (QEMU <= 7.2, root only) or the Rust one. */

@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { MicrovmError } from '../errors';
 import { isExecutable } from './host-binary';
-import { followViewArgv } from './follow';
 import { formatIdMap, idMapFor } from './id-map';
 import { MountSpec, Virtiofsd } from './types';
 
@@ -43,26 +42,34 @@ function isRust(path: string): boolean {
   }
 }
 
+/** What virtiofsd's jail needs besides the mount: the socket, the folder's owner and the filter's policy. */
+export interface JailSpec {
+  socket: string;
+  owner: { uid: number; gid: number };
+  /** microvm-fsview and its policy (viewArgs), unless the mount is not filtered. */
+  view?: { program: string; args: string[] };
+}
+
 /**
  * microvm-fsjail's argv then virtiofsd's, as a pure function. The jail puts virtiofsd in a
- * user namespace (guest root = the folder's owner) and a mount namespace where the protected
- * paths, or the whole share when read-only, are read-only bind mounts; `deny` adds a seccomp
- * filter that fails symlink creation with EPERM; `follow` (given `bindfs`) serves bindfs's
- * view of the share, with the read-only binds on that view. virtiofsd keeps its own sandbox
- * (pivot_root into the share), no xattrs (so no security.* or file capabilities reach the
- * host) and no CAP_MKNOD (no device nodes).
+ * user namespace (guest root = the folder's owner) and a mount namespace where the share is
+ * the filter view (microvm-fsview, which enforces the protected names, git's rules, covered
+ * paths and the symlink policy) and, when read-only, a read-only bind beneath it; `deny`
+ * adds a seccomp filter that fails symlink creation with EPERM in virtiofsd itself.
+ * virtiofsd keeps its own sandbox (pivot_root into the share), no xattrs (so no security.*
+ * or file capabilities reach the host) and no CAP_MKNOD (no device nodes).
  */
-export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, socket: string, owner: { uid: number; gid: number }, protectedPaths: string[], bindfs?: string): string[] {
-  const jail = ['--socket', socket];
-  for (const line of formatIdMap(idMapFor(owner.uid))) jail.push('--uid-map', line);
-  for (const line of formatIdMap(idMapFor(owner.gid))) jail.push('--gid-map', line);
-  for (const ro of mount.readOnly ? [mount.hostPath] : protectedPaths) jail.push('--ro', ro);
-  if (mount.symlinks === 'deny') jail.push('--deny-symlinks');
-  if (mount.symlinks === 'follow') {
-    if (!bindfs) throw new Error('symlinks: follow needs the bindfs path');
-    jail.push(...followViewArgv(bindfs, mount));
+export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, jail: JailSpec): string[] {
+  const args = ['--socket', jail.socket];
+  for (const line of formatIdMap(idMapFor(jail.owner.uid))) args.push('--uid-map', line);
+  for (const line of formatIdMap(idMapFor(jail.owner.gid))) args.push('--gid-map', line);
+  if (mount.readOnly) args.push('--ro', mount.hostPath);
+  if (mount.symlinks === 'deny') args.push('--deny-symlinks');
+  if (jail.view) {
+    args.push('--view', jail.view.program, '--view-source', mount.hostPath);
+    for (const arg of jail.view.args) args.push('--view-arg', arg);
   }
-  return [...jail, '--', daemon.path, ...daemonArgs(daemon, mount)];
+  return [...args, '--', daemon.path, ...daemonArgs(daemon, mount)];
 }
 
 function daemonArgs(daemon: Virtiofsd, mount: MountSpec): string[] {

@@ -7,6 +7,7 @@ export interface ExitStatus {
 }
 
 const live = new Set<ChildProcess>();
+const MAX_LINE = 8192;
 let exitHookInstalled = false;
 
 /** Last resort on a normal Node exit; on SIGKILL of Node the launcher's PDEATHSIG does this. */
@@ -42,6 +43,8 @@ export class SupervisedProcess {
   readonly exited: Promise<ExitStatus>;
   exitStatus: ExitStatus | undefined;
   private readonly child: ChildProcess;
+  private readonly lineListeners: Array<(line: string) => void> = [];
+  private partialLine = '';
 
   constructor(launcher: string, program: string, args: string[], env: Record<string, string> = {}) {
     installExitHook();
@@ -52,7 +55,10 @@ export class SupervisedProcess {
     });
     live.add(this.child);
     this.child.stdout?.on('data', (data: Buffer) => this.console.write(data));
-    this.child.stderr?.on('data', (data: Buffer) => this.stderr.write(data));
+    this.child.stderr?.on('data', (data: Buffer) => {
+      this.stderr.write(data);
+      if (this.lineListeners.length > 0) this.splitLines(data);
+    });
     this.exited = new Promise<ExitStatus>((resolve) => {
       const done = (status: ExitStatus) => {
         live.delete(this.child);
@@ -63,6 +69,17 @@ export class SupervisedProcess {
       this.child.once('close', (code, signal) => done({ code, signal }));
       this.child.once('error', () => done({ code: 127, signal: null }));
     });
+  }
+
+  /** Hears each complete stderr line (a line longer than MAX_LINE is cut there). */
+  onStderrLine(listener: (line: string) => void): void {
+    this.lineListeners.push(listener);
+  }
+
+  private splitLines(data: Buffer): void {
+    const lines = (this.partialLine + data.toString('utf8')).split('\n');
+    this.partialLine = (lines.pop() ?? '').slice(0, MAX_LINE);
+    for (const line of lines) for (const listener of this.lineListeners) listener(line.slice(0, MAX_LINE));
   }
 
   get pid(): number | undefined {

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
-import { MountSpec, Storage, VolumeSpec } from '../mount';
+import { MountSpec, ShareRefusal, Storage, VolumeSpec } from '../mount';
 import { HealthVerdict, HealthWatch } from './health';
 
 export interface BootSpec {
@@ -212,6 +212,11 @@ export class Machine {
   /** E_HOST_DISK_FULL while QEMU keeps the guest paused because a volume's host disk is full. */
   get diskFull(): MicrovmError | undefined {
     return this.health.diskFull;
+  }
+
+  /** Hears what the filter views of this VM's shares refused the guest; returns a disposer. */
+  onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {
+    return this.storage.onRefusal(listener);
   }
 
   onDiskFull(listener: (error: MicrovmError) => void): () => void {

@@ -16,6 +16,7 @@ import { TcpForwarder } from '../forward/forwarder';
 import { pipeSocketToGuest } from '../agent/tcp-stream';
 import { GuestListener, PortsChange, PortWatch } from '../agent/port-watch';
 import { CALL_DEADLINE_MS } from '../agent/client';
+import type { ShareRefusal } from '../mount';
 
 export interface ExecResult<T extends string | Buffer = string> extends WaitResult {
   stdout: T;
@@ -147,6 +148,15 @@ export class Vm {
    */
   onHostDiskFull(listener: (error: MicrovmError) => void): () => void {
     return this.held().onDiskFull(listener);
+  }
+
+  /**
+   * Calls `listener` for each change the filter view of a share refused the guest (a
+   * protected name, a covered path, ...): what it tried, the path relative to the share and
+   * why. The path is guest-chosen text. Returns a disposer.
+   */
+  onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {
+    return this.held().onShareRefusal(listener);
   }
 
   /**

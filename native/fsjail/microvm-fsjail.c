@@ -1,8 +1,8 @@
 /*
  * microvm-fsjail [options] -- VIRTIOFSD ARGS...
  *
- * The host-side sandbox around Debian's C virtiofsd (which must start as root and has no
- * uid mapping, symlink or read-only-subtree options of its own):
+ * The host-side sandbox around virtiofsd (Debian's C one must start as root and has no uid
+ * mapping, name filter or read-only-subtree options of its own):
  *
  *   --socket PATH        bind and listen on the vhost-user socket here, as real root, and
  *                        pass it to virtiofsd as fd 3 (it then needs no access to PATH's dir)
@@ -10,13 +10,16 @@
  *                        runs in: guest uid 0 becomes the folder's owner on the host
  *   --ro PATH            (repeatable) bind PATH read-only in virtiofsd's mount namespace
  *   --deny-symlinks      seccomp: symlink(2)/symlinkat(2) fail with EPERM
- *   --fuse-view PATH     (symlinks: follow) cover PATH, in virtiofsd's mount namespace only,
- *                        with the FUSE file system of --fuse-daemon (see fuse-view.c)
- *   --fuse-daemon ARG    (repeatable) that daemon's argv: bindfs --resolve-symlinks ...
+ *   --view PROGRAM       serve the share through this filter (microvm-fsview), mounted over
+ *   --view-source PATH   PATH in virtiofsd's mount namespace only
+ *   --view-arg ARG       (repeatable) the filter's policy arguments
  *
  * A child enters a new user + mount namespace; this process (still real root) writes its id
- * maps, then waits for it and exits with its status. Both die when their parent dies.
- * The read-only binds come after the view, so they hold on what virtiofsd serves.
+ * maps, then, for a view, opens /dev/fuse and mounts it in the child's mount namespace (the
+ * kernel wants the fd and the mount from the same user namespace, and /dev/fuse may be
+ * root's alone). The child starts the filter inside the namespaces, with the real share
+ * opened before the view covered it, then becomes virtiofsd. All of them die with their
+ * parent. This process waits for the child and exits with its status.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,11 +44,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fuse-view.h"
-
-#define EXIT_SETUP FUSE_VIEW_EXIT
+#define EXIT_SETUP 125
 #define MAX_ITEMS 64
 #define SOCKET_FD 3
+#define VIEW_SOURCE_FD 4
+#define VIEW_FUSE_FD 5
 #define WANT_NOFILE 1000000
 
 struct options {
@@ -57,9 +60,10 @@ struct options {
     const char *ro[MAX_ITEMS];
     int nro;
     int deny_symlinks;
-    const char *fuse_view;
-    const char *fuse_daemon[MAX_ITEMS + 1];
-    int ndaemon;
+    const char *view;
+    const char *view_source;
+    const char *view_args[MAX_ITEMS];
+    int nview;
     char **program;
 };
 
@@ -72,8 +76,8 @@ static void __attribute__((noreturn)) die(const char *what)
 static void __attribute__((noreturn)) usage(const char *why)
 {
     fprintf(stderr, "microvm-fsjail: %s\nusage: microvm-fsjail [--socket PATH] [--uid-map M]... "
-                    "[--gid-map M]... [--ro PATH]... [--deny-symlinks] [--fuse-view PATH "
-                    "--fuse-daemon ARG...] -- PROGRAM ARGS...\n", why);
+                    "[--gid-map M]... [--ro PATH]... [--deny-symlinks] [--view PROGRAM --view-source PATH "
+                    "[--view-arg ARG]...] -- PROGRAM ARGS...\n", why);
     exit(EXIT_SETUP);
 }
 
@@ -105,17 +109,19 @@ static void parse(int argc, char **argv, struct options *o)
             push(o->gid_maps, &o->ngid, value);
         else if (strcmp(opt, "--ro") == 0)
             push(o->ro, &o->nro, value);
-        else if (strcmp(opt, "--fuse-view") == 0)
-            o->fuse_view = value;
-        else if (strcmp(opt, "--fuse-daemon") == 0)
-            push(o->fuse_daemon, &o->ndaemon, value);
+        else if (strcmp(opt, "--view") == 0)
+            o->view = value;
+        else if (strcmp(opt, "--view-source") == 0)
+            o->view_source = value;
+        else if (strcmp(opt, "--view-arg") == 0)
+            push(o->view_args, &o->nview, value);
         else
             usage("unknown option");
     }
     if (i + 1 >= argc)
         usage("no program given");
-    if (!o->fuse_view != (o->ndaemon == 0))
-        usage("--fuse-view and --fuse-daemon go together");
+    if (!o->view != !o->view_source)
+        usage("--view and --view-source go together");
     o->program = &argv[i + 1];
 }
 
@@ -219,19 +225,66 @@ static void deny_symlinks(void)
         die("prctl(PR_SET_SECCOMP)");
 }
 
-static void __attribute__((noreturn)) child(const struct options *o, int ready_w, int go_r)
+/* One byte each way between the parent and the child, at each step of the set-up. */
+static void sync_send(int fd, const char *step)
+{
+    char byte = 1;
+    if (write(fd, &byte, 1) != 1)
+        die(step);
+}
+
+static void sync_wait(int fd, const char *step)
+{
+    char byte;
+    if (read(fd, &byte, 1) != 1)
+        die(step);
+}
+
+/*
+ * The filter daemon, in the child's namespaces: the share as it was before the view covered
+ * it (source) and the view's /dev/fuse connection, at fixed fds. It dies with virtiofsd.
+ */
+static void start_view(const struct options *o, int program_fd, int source_fd, int fuse_fd)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork the filter view");
+    if (pid > 0)
+        return;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        die("prctl(PR_SET_PDEATHSIG)");
+    if (getppid() != parent)
+        _exit(EXIT_SETUP);
+    /* Out of the way first: the fds may already sit where they must go. */
+    program_fd = fcntl(program_fd, F_DUPFD_CLOEXEC, 10);
+    source_fd = fcntl(source_fd, F_DUPFD_CLOEXEC, 10);
+    fuse_fd = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 10);
+    if (program_fd < 0 || source_fd < 0 || fuse_fd < 0 || dup2(source_fd, VIEW_SOURCE_FD) < 0 || dup2(fuse_fd, VIEW_FUSE_FD) < 0)
+        die("move the view's fds");
+    const char *argv[MAX_ITEMS + 6];
+    int n = 0;
+    argv[n++] = o->view;
+    for (int i = 0; i < o->nview; i++)
+        argv[n++] = o->view_args[i];
+    argv[n++] = "--source-fd";
+    argv[n++] = "4";
+    argv[n++] = "--fuse-fd";
+    argv[n++] = "5";
+    argv[n] = NULL;
+    /* By fd: the path may lie where the namespace's root (the folder's owner) cannot go. */
+    fexecve(program_fd, (char *const *)argv, environ);
+    die(o->view);
+}
+
+static void __attribute__((noreturn)) child(const struct options *o, int ready_w, int go_r, int fuse_fd, int view_fd)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         die("prctl(PR_SET_PDEATHSIG)");
-    if (o->fuse_view)
-        fuse_view_start((char *const *)o->fuse_daemon, o->fuse_view);
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
         die("unshare(user, mount namespaces)");
-    char byte = 1;
-    if (write(ready_w, &byte, 1) != 1 || read(go_r, &byte, 1) != 1)
-        die("sync with the parent");
-    close(ready_w);
-    close(go_r);
+    sync_send(ready_w, "sync with the parent");
+    sync_wait(go_r, "sync with the parent");
     if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0)
         die("become root of the user namespace");
     /* Changing credentials cleared the parent-death signal: set it again. */
@@ -243,10 +296,41 @@ static void __attribute__((noreturn)) child(const struct options *o, int ready_w
         die("make mounts private");
     for (int i = 0; i < o->nro; i++)
         bind_read_only(o->ro[i]);
+    if (o->view) {
+        int source_fd = open(o->view_source, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (source_fd < 0)
+            die(o->view_source);
+        sync_send(ready_w, "sync with the parent");
+        sync_wait(go_r, "the parent could not mount the view");
+        start_view(o, view_fd, source_fd, fuse_fd);
+        close(source_fd);
+        close(fuse_fd);
+        close(view_fd);
+    }
+    close(ready_w);
+    close(go_r);
     if (o->deny_symlinks)
         deny_symlinks();
     execvp(o->program[0], o->program);
     die(o->program[0]);
+}
+
+/* As real root, in the child's mount namespace: the view over the share, for virtiofsd. */
+static void mount_view(const struct options *o, pid_t pid, int fuse_fd)
+{
+    struct stat owner;
+    if (stat(o->view_source, &owner) != 0)
+        die(o->view_source);
+    char ns[64], options[200];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)pid);
+    int ns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0 || setns(ns_fd, CLONE_NEWNS) != 0)
+        die("enter the child's mount namespace");
+    close(ns_fd);
+    snprintf(options, sizeof options, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other,default_permissions",
+             fuse_fd, (unsigned)owner.st_uid, (unsigned)owner.st_gid);
+    if (mount("microvm-fsview", o->view_source, "fuse.microvm", MS_NOSUID | MS_NODEV, options) != 0)
+        die("mount the filter view");
 }
 
 /*
@@ -267,14 +351,16 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-    int stand_in = fuse_view_stand_in(argc, argv);
-    if (stand_in >= 0)
-        return stand_in;
     struct options o;
     parse(argc, argv, &o);
     raise_fd_limit();
     if (o.socket_path)
         listen_socket(o.socket_path);
+    int fuse_fd = -1, view_fd = -1;
+    if (o.view && (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
+        die("open /dev/fuse");
+    if (o.view && (view_fd = open(o.view, O_PATH | O_CLOEXEC)) < 0)
+        die(o.view);
     int ready[2], go[2];
     if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0)
         die("pipe");
@@ -282,7 +368,7 @@ int main(int argc, char **argv)
     if (pid < 0)
         die("fork");
     if (pid == 0)
-        child(&o, ready[1], go[0]);
+        child(&o, ready[1], go[0], fuse_fd, view_fd);
     if (o.socket_path)
         close(SOCKET_FD);
     close(ready[1]);
@@ -296,8 +382,18 @@ int main(int argc, char **argv)
     /* Without setgroups=deny an unprivileged writer could not map gids; as root we may keep it. */
     write_map(pid, "uid_map", o.uid_maps, o.nuid);
     write_map(pid, "gid_map", o.gid_maps, o.ngid);
-    if (write(go[1], &byte, 1) != 1)
-        die("sync with the child");
+    sync_send(go[1], "sync with the child");
+    if (o.view) {
+        if (read(ready[0], &byte, 1) != 1) {
+            waitpid(pid, NULL, 0);
+            fprintf(stderr, "microvm-fsjail: the namespace child failed before the view was mounted\n");
+            return EXIT_SETUP;
+        }
+        mount_view(&o, pid, fuse_fd);
+        close(fuse_fd);
+        close(view_fd);
+        sync_send(go[1], "sync with the child");
+    }
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)

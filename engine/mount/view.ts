@@ -1,0 +1,59 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MicrovmError } from '../errors';
+import { homePaths } from '../paths';
+import { MountSpec, ShareRefusal } from './types';
+
+/** Installed by scripts/setup beside the launcher; a development build is used when not. */
+export function fsviewPath(): string {
+  return helperPath('microvm-fsview');
+}
+
+export function fsjailPath(): string {
+  return helperPath('microvm-fsjail');
+}
+
+function helperPath(name: string): string {
+  const installed = path.join(homePaths.assetsDir(), 'bin', name);
+  if (fs.existsSync(installed)) return installed;
+  const built = path.join(__dirname, '..', '..', 'native', 'build', name);
+  if (fs.existsSync(built)) return built;
+  throw new MicrovmError('E_SETUP_MISSING', `${installed} is missing; run \`npm run setup\``);
+}
+
+/**
+ * The filter's policy for one share (pure): protected names at any depth, the paths kept
+ * read-only (the mount's own and the folder's git hooks directories), the paths volumes
+ * cover (each an empty read-only directory: the host copy beneath stays out of the guest's
+ * reach however it mounts the share), git's rules and the symlink policy.
+ */
+export function viewArgs(mount: MountSpec, covers: string[], hooksPaths: string[]): string[] {
+  const args: string[] = [];
+  for (const name of mount.protect) args.push('--protect-name', name);
+  for (const rel of new Set([...mount.protectPaths, ...hooksPaths])) args.push('--protect-path', rel);
+  for (const rel of covers) args.push('--cover', rel);
+  args.push('--git', mount.git, '--symlinks', mount.symlinks, '--guest-path', mount.guestPath);
+  if (mount.readOnly) args.push('--read-only');
+  return args;
+}
+
+/** Volume mount points inside this share's guest path, relative to it. */
+export function coveredPaths(mount: MountSpec, mountPoints: string[]): string[] {
+  const prefix = `${mount.guestPath}/`;
+  return mountPoints.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length).replace(/\/+$/, '')).filter(Boolean);
+}
+
+const REFUSAL = /^microvm-fsview: refused (.+?) ("(?:[^"\\]|\\.)*") \((E[A-Z]+)\): (.*?)(?: \(and (\d+) more refusals not shown\))?$/;
+
+/** A refusal line of the view's stderr, or undefined for any other line. */
+export function parseRefusal(hostPath: string, line: string): ShareRefusal | undefined {
+  const match = REFUSAL.exec(line);
+  if (!match) return undefined;
+  let relative: string;
+  try {
+    relative = JSON.parse(match[2]) as string;
+  } catch {
+    return undefined;
+  }
+  return { hostPath, op: match[1], path: relative, errno: match[3], reason: match[4], heldBack: Number(match[5] ?? 0) };
+}
