@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Image } from '../../engine';
 import { volumeFile } from '../../engine/mount';
-import { nodeImageLayout } from '../helpers/node-image';
+import { nodeImageLayout } from '../helpers/host-tools-image';
 
 /**
  * The npm pattern: the project on a virtio-fs mount, node_modules on a volume mounted over

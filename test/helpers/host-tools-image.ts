@@ -5,22 +5,41 @@ import { homePaths } from '../../engine/paths';
 import { debianBaseLayer } from './debian-base';
 import { blobOf, imageOf, indexOf, type Blob } from './image-fixtures';
 
+const ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'];
+
 /**
  * An OCI layout of the default Debian base plus the host's own Node and npm (Debian
  * bookworm's nodejs/npm on both sides, so the same glibc): a guest that can `npm install`.
  * Built once per MICROVM_HOME; returns the layout directory for Image.build({ ref }).
  */
 export function nodeImageLayout(): string {
-  const dir = path.join(homePaths.store(), '..', 'test-images', 'node');
+  const libs = ['/usr/lib/x86_64-linux-gnu/libstdc++.so.6', '/usr/lib/x86_64-linux-gnu/libgcc_s.so.1'];
+  return hostToolsLayout('node', [process.execPath, '/usr/bin/npm', '/usr/lib/node_modules/npm', ...libs]);
+}
+
+/** The default base plus the host's git (bookworm's, with its helpers and templates). */
+export function gitImageLayout(): string {
+  return hostToolsLayout('git', ['/usr/bin/git', '/usr/lib/git-core', '/usr/share/git-core', ...sharedLibraries('/usr/bin/git')]);
+}
+
+/** The shared libraries an executable needs, as `ldd` lists them on this host. */
+function sharedLibraries(executable: string): string[] {
+  return execFileSync('ldd', [executable], { encoding: 'utf8' }).split('\n')
+    .map((line) => /=>\s*(\/\S+)/.exec(line)?.[1]).filter((lib): lib is string => lib !== undefined);
+}
+
+/**
+ * A layout named `name` under MICROVM_HOME: the default base plus a layer of these host
+ * files (symlinks kept, and their targets added). Built once; later calls return it.
+ */
+function hostToolsLayout(name: string, paths: string[]): string {
+  const dir = path.join(homePaths.store(), '..', 'test-images', name);
   if (fs.existsSync(path.join(dir, 'index.json'))) return dir;
-  const nodeLib = fs.realpathSync('/usr/lib/node_modules/npm');
-  const libs = ['/usr/lib/x86_64-linux-gnu/libstdc++.so.6', '/usr/lib/x86_64-linux-gnu/libgcc_s.so.1']
-    .flatMap((lib) => [lib, fs.realpathSync(lib)]);
-  const files = [fs.realpathSync(process.execPath), '/usr/bin/npm', nodeLib, ...libs]
-    .map((f) => f.slice(1));
+  // Each path under its real directory (/lib is a link to /usr/lib), and a link's target beside it.
+  const files = paths.flatMap((p) => [path.join(fs.realpathSync(path.dirname(p)), path.basename(p)), fs.realpathSync(p)]).map((f) => f.slice(1));
   const tar = execFileSync('tar', ['-c', '-C', '/', '--owner=0', '--group=0', '--numeric-owner', ...new Set(files)], { maxBuffer: 512 * 1024 * 1024 });
   const layer = blobOf(tar, 'application/vnd.oci.image.layer.v1.tar');
-  const image = imageOf([debianBaseLayer(), layer], { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'] });
+  const image = imageOf([debianBaseLayer(), layer], { Env: ENV });
   const index = indexOf([{ manifest: image.manifest, platform: { os: 'linux', architecture: 'amd64' } }]);
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
