@@ -45,7 +45,9 @@ export type ErrorCode =
   | 'E_MOUNT_UNAVAILABLE'
   | 'E_MOUNT_FAILED'
   | 'E_VOLUME'
-  | 'E_VOLUME_BUSY';
+  | 'E_VOLUME_BUSY'
+  | 'E_CONFIG'
+  | 'E_WORKSPACE_RECORD';
 
 export class MicrovmError extends Error {
   readonly code: ErrorCode;

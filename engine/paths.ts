@@ -27,6 +27,8 @@ export const homePaths = {
   snapshots: () => path.join(microvmHome(), 'snapshots'),
   /** Persistent ext4 disk images, one per volume name (engine/mount/volumes.ts). */
   volumes: () => path.join(microvmHome(), 'volumes'),
+  /** One record per workspace folder (engine/workspace/record.ts). */
+  workspaces: () => path.join(microvmHome(), 'workspaces'),
 };
 
 /**

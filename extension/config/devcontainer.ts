@@ -13,6 +13,8 @@ export class DevcontainerError extends Error {
 
 export interface ParsedDevcontainer {
   config: DevcontainerConfig;
+  /** The JSON object as written (what a workspace pins and compares at the next open). */
+  raw: Record<string, unknown>;
   /** Things the user should know: keys we ignore, and that initializeCommand never runs. */
   warnings: string[];
 }
@@ -34,7 +36,7 @@ export function parseDevcontainer(file: string, text: string): ParsedDevcontaine
   }
   const result = devcontainerSchema.safeParse(raw);
   if (!result.success) throw toError(file, raw, result.error.issues[0]);
-  return { config: result.data, warnings: warningsFor(raw as Record<string, unknown>) };
+  return { config: result.data, raw: raw as Record<string, unknown>, warnings: warningsFor(raw as Record<string, unknown>) };
 }
 
 function warningsFor(raw: Record<string, unknown>): string[] {

@@ -1,19 +1,13 @@
-import * as vscode from 'vscode';
+import { ConfigFile, readConfigFile } from '../../engine/devcontainer/locate';
 import { parseDevcontainer, ParsedDevcontainer } from './devcontainer';
 
-const CANDIDATES = ['.devcontainer/devcontainer.json', '.devcontainer.json'];
+export type LoadedDevcontainer = ParsedDevcontainer & ConfigFile;
 
-/** Reads the folder's devcontainer.json, if it has one. Parse errors propagate (DevcontainerError). */
-export async function loadDevcontainer(folder: vscode.Uri): Promise<(ParsedDevcontainer & { file: string }) | undefined> {
-  for (const candidate of CANDIDATES) {
-    const uri = vscode.Uri.joinPath(folder, candidate);
-    let bytes: Uint8Array;
-    try {
-      bytes = await vscode.workspace.fs.readFile(uri);
-    } catch {
-      continue;
-    }
-    return { file: candidate, ...parseDevcontainer(candidate, new TextDecoder().decode(bytes)) };
-  }
-  return undefined;
+/**
+ * Reads the folder's devcontainer.json on the host, before any guest runs (never through a
+ * link that leaves the folder), and parses it. Parse errors propagate (DevcontainerError).
+ */
+export function loadDevcontainer(folder: string): LoadedDevcontainer | undefined {
+  const file = readConfigFile(folder);
+  return file && { ...file, ...parseDevcontainer(file.file, file.text) };
 }

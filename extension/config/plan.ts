@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DevcontainerConfig, GuestCommand, PortAttributes } from './schema';
 import { Settings } from './settings';
+import { DEFAULT_PROTECT } from '../../engine/mount/types';
 
 /** A host folder shared into the guest (virtio-fs), as the engine's `mounts` option takes it. */
 export interface MountSpec {
@@ -8,6 +9,9 @@ export interface MountSpec {
   guestPath: string;
   symlinks: Settings['symlinks'];
   readOnly: boolean;
+  /** Names the filter view protects at any depth: the engine's defaults plus the user's. */
+  protect: string[];
+  git: Settings['gitAccess'];
 }
 
 /** A per-workspace virtio-blk volume, as the engine's `volumes` option takes it. */
@@ -45,9 +49,13 @@ export interface WorkspaceFolderInfo {
 
 const VOLUME_SIZE_MIB = 8192;
 
-export function planSession(settings: Settings, config: DevcontainerConfig | undefined, folder: WorkspaceFolderInfo): SessionPlan {
+/**
+ * `volumeName` turns a configuration's volume name into this workspace's own disk (see
+ * engine/workspace/record.ts): a configuration can never name another workspace's volume.
+ */
+export function planSession(settings: Settings, config: DevcontainerConfig | undefined, folder: WorkspaceFolderInfo,
+  volumeName: (name: string) => string): SessionPlan {
   const workspaceFolder = config?.workspaceFolder ?? `/workspaces/${guestName(folder.name)}`;
-  const workspaceId = createHash('sha256').update(folder.fsPath).digest('hex').slice(0, 12);
   const bakeCommands = [...(config?.onCreateCommand ?? []), ...(config?.updateContentCommand ?? [])];
   return {
     ref: config?.image ?? (settings.image || undefined),
@@ -57,10 +65,13 @@ export function planSession(settings: Settings, config: DevcontainerConfig | und
     containerEnv: config?.containerEnv ?? {},
     remoteEnv: config?.remoteEnv ?? {},
     workspaceFolder,
-    mounts: [{ hostPath: folder.fsPath, guestPath: workspaceFolder, symlinks: settings.symlinks, readOnly: false }],
+    mounts: [{
+      hostPath: folder.fsPath, guestPath: workspaceFolder, symlinks: settings.symlinks, readOnly: false,
+      protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])], git: settings.gitAccess,
+    }],
     volumes: [
-      { name: `node_modules-${workspaceId}`, sizeMib: VOLUME_SIZE_MIB, mountPoint: `${workspaceFolder}/node_modules` },
-      ...(config?.mounts ?? []).map((m) => ({ name: m.name, sizeMib: VOLUME_SIZE_MIB, mountPoint: m.target })),
+      { name: volumeName('node_modules'), sizeMib: VOLUME_SIZE_MIB, mountPoint: `${workspaceFolder}/node_modules` },
+      ...(config?.mounts ?? []).map((m) => ({ name: volumeName(m.name), sizeMib: VOLUME_SIZE_MIB, mountPoint: m.target })),
     ],
     bakeCommands,
     warmupTag: bakeCommands.length === 0 ? '' : createHash('sha256').update(JSON.stringify([workspaceFolder, bakeCommands])).digest('hex').slice(0, 16),

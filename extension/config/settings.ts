@@ -10,6 +10,14 @@ export interface Settings {
   symlinks: 'opaque' | 'deny' | 'follow';
   accelerator: 'auto' | 'kvm' | 'tcg' | 'hvf';
   allowEmulation: boolean;
+  /** Most memory a workspace may take without asking; 0 = half of this machine's RAM. */
+  maxMemoryMib: number;
+  /** Most CPUs a workspace may take without asking; 0 = all of them. */
+  maxCpus: number;
+  /** Names protected at any depth in the shared folder, beyond the engine's default list. */
+  protectedNames: string[];
+  /** 'writable': git's everyday data in .git is writable from the VM; 'strict': none of .git is. */
+  gitAccess: 'writable' | 'strict';
 }
 
 const settingsSchema = z.object({
@@ -20,6 +28,10 @@ const settingsSchema = z.object({
   symlinks: z.enum(['opaque', 'deny', 'follow']).catch('opaque'),
   accelerator: z.enum(['auto', 'kvm', 'tcg', 'hvf']).catch('auto'),
   allowEmulation: z.boolean().catch(false),
+  maxMemoryMib: z.number().int().min(0).catch(0),
+  maxCpus: z.number().int().min(0).catch(0),
+  protectedNames: z.array(z.string().min(1).max(255).refine((n) => !n.includes('/') && n !== '.' && n !== '..')).max(32).catch([]),
+  gitAccess: z.enum(['writable', 'strict']).catch('writable'),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;

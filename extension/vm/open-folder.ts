@@ -2,6 +2,8 @@ import * as vscode from 'vscode';
 import { engineInfo } from '../../engine/index';
 import type { Ctx } from '../context';
 import { loadDevcontainer } from '../config/load';
+import { workspaceVolume } from '../../engine/workspace/record';
+import { acceptConfig, acceptLimits } from './provenance';
 import { planSession } from '../config/plan';
 import { accelEnv } from '../config/settings';
 import { autoForward, forwardConfigured } from '../ports/auto-forward';
@@ -35,10 +37,12 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
   const accel = accelEnv(settings);
   if (accel) process.env.MICROVM_ACCEL = accel;
   try {
-    const devcontainer = await loadDevcontainer(folder.uri);
+    const accepted = await acceptConfig(ctx, folder.uri.fsPath, loadDevcontainer(folder.uri.fsPath));
+    if (!accepted) return undefined;
+    const devcontainer = accepted.config;
     for (const warning of devcontainer?.warnings ?? []) {
       ctx.log.warn(`${devcontainer?.file}: ${warning}`);
-      void vscode.window.showWarningMessage(`MicroVM: ${devcontainer?.file}: ${warning}`);
+      void vscode.window.showWarningMessage(`MicroVM: ${devcontainer?.file} has settings this extension ignores (see the MicroVM log).`);
     }
     // The first call may run a KVM boot probe (cached afterwards).
     const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
@@ -51,7 +55,11 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
       return undefined;
     }
-    const plan = planSession(settings, devcontainer?.config, { name: folder.name, fsPath: folder.uri.fsPath });
+    const wanted = planSession(settings, devcontainer?.config, { name: folder.name, fsPath: folder.uri.fsPath },
+      (name) => workspaceVolume(accepted.record, name));
+    const limited = await acceptLimits(ctx, settings, { memoryMib: wanted.memoryMib, cpus: wanted.vcpus, volumes: wanted.volumes });
+    if (!limited) return undefined;
+    const plan = { ...wanted, memoryMib: limited.memoryMib, vcpus: limited.cpus, volumes: limited.volumes };
     return await startSession(ctx, new Session(plan, {
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DevcontainerError, parseDevcontainer } from '../../extension/config/devcontainer';
 import { commandsScript, planSession, shellQuote } from '../../extension/config/plan';
+import { DEFAULT_PROTECT } from '../../engine/mount/types';
 import { readSettings } from '../../extension/config/settings';
 
 const FILE = '.devcontainer/devcontainer.json';
@@ -65,28 +66,30 @@ test('settings fall back to defaults on bad values', () => {
   const values: Record<string, unknown> = { image: 'alpine', memoryMib: 'lots', cpus: 0, network: 'none', symlinks: 'sometimes', accelerator: 'kvm', allowEmulation: 'yes' };
   assert.deepEqual(readSettings((key) => values[key]), {
     image: 'alpine', memoryMib: 1024, cpus: 2, network: 'none', symlinks: 'opaque', accelerator: 'kvm', allowEmulation: false,
+    maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable',
   });
 });
 
 test('the plan: devcontainer over settings, hostRequirements as minimums, node_modules on a per-workspace volume', () => {
   const settings = readSettings((key) => ({ image: 'alpine', memoryMib: 512, cpus: 1 } as Record<string, unknown>)[key]);
   const folder = { name: 'my app', fsPath: '/home/u/my app' };
-  const bare = planSession(settings, undefined, folder);
+  const volumeName = (name: string) => `ws-0123456789abcdef-${name}`;
+  const bare = planSession(settings, undefined, folder, volumeName);
   assert.equal(bare.ref, 'alpine');
   assert.equal(bare.workspaceFolder, '/workspaces/my_app');
-  assert.deepEqual(bare.mounts, [{ hostPath: '/home/u/my app', guestPath: '/workspaces/my_app', symlinks: 'opaque', readOnly: false }]);
-  assert.match(bare.volumes[0].name, /^node_modules-[0-9a-f]{12}$/);
+  assert.deepEqual(bare.mounts, [{ hostPath: '/home/u/my app', guestPath: '/workspaces/my_app', symlinks: 'opaque', readOnly: false, protect: [...DEFAULT_PROTECT], git: 'writable' }]);
+  assert.equal(bare.volumes[0].name, 'ws-0123456789abcdef-node_modules');
   assert.equal(bare.volumes[0].mountPoint, '/workspaces/my_app/node_modules');
   assert.equal(bare.warmupTag, '');
 
   const { config } = parseDevcontainer(FILE, '{ "image": "node:20", "hostRequirements": { "cpus": 2, "memory": "256mb" }, "onCreateCommand": "make", "mounts": ["source=c,target=/c,type=volume"] }');
-  const plan = planSession(settings, config, folder);
+  const plan = planSession(settings, config, folder, volumeName);
   assert.equal(plan.ref, 'node:20');
   assert.equal(plan.vcpus, 2);
   assert.equal(plan.memoryMib, 512);
   assert.equal(plan.volumes[1].mountPoint, '/c');
+  assert.equal(plan.volumes[1].name, 'ws-0123456789abcdef-c', 'a configuration names only its own workspace\'s volumes');
   assert.notEqual(plan.warmupTag, '');
-  assert.equal(planSession(settings, config, { name: 'other', fsPath: '/other' }).volumes[0].name === plan.volumes[0].name, false);
 });
 
 test('post-start commands become one shell script that stops at the first failure', () => {

@@ -1,0 +1,94 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { MicrovmError } from '../errors';
+import { homePaths } from '../paths';
+import { tempPath, writeFileAtomic } from '../temp-files';
+
+/**
+ * A workspace is a host folder the user opens in a VM. Its record, under
+ * $MICROVM_HOME/workspaces/, holds what must outlive one open: a random id (the namespace of
+ * its volumes, so that no configuration can name another workspace's disk) and the
+ * configuration the user accepted last (to tell them what changed before it takes effect).
+ */
+const recordSchema = z.object({
+  version: z.literal(1),
+  folder: z.string(),
+  id: z.string().regex(/^[0-9a-f]{16}$/),
+  createdAt: z.string(),
+  config: z.object({
+    file: z.string(),
+    digest: z.string(),
+    /** The parsed configuration (JSON) as the user last accepted it. */
+    accepted: z.record(z.unknown()),
+  }).optional(),
+}).passthrough();
+
+export type WorkspaceRecord = z.output<typeof recordSchema>;
+
+/** The record's file: by the folder's real path, so two names for one folder share it. */
+export function recordFile(folder: string): string {
+  const real = fs.realpathSync(folder);
+  return path.join(homePaths.workspaces(), `${createHash('sha256').update(real).digest('hex').slice(0, 24)}.json`);
+}
+
+/**
+ * The folder's record, created on first use. Creation is exclusive (link into place), so
+ * two windows opening a new folder at once end up with one id.
+ */
+export function openWorkspace(folder: string): WorkspaceRecord {
+  const file = recordFile(folder);
+  const existing = readRecord(file);
+  if (existing) return existing;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const record: WorkspaceRecord = { version: 1, folder: fs.realpathSync(folder), id: randomBytes(8).toString('hex'), createdAt: new Date().toISOString() };
+  const temp = tempPath(path.dirname(file), '.json');
+  fs.writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  try {
+    fs.linkSync(temp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
+  return readRecord(file) as WorkspaceRecord;
+}
+
+export async function saveWorkspace(record: WorkspaceRecord): Promise<void> {
+  const file = recordFile(record.folder);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`, 0o600);
+}
+
+function readRecord(file: string): WorkspaceRecord | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const result = recordSchema.safeParse(parsed);
+  if (!result.success) {
+    throw new MicrovmError('E_WORKSPACE_RECORD', `the workspace record ${file} is damaged (${result.error.issues[0]?.message ?? 'not JSON'}); delete it to start the workspace afresh (its volumes will not be reused)`);
+  }
+  return result.data;
+}
+
+/**
+ * The volume a configuration calls `name`, as this workspace's own disk: `ws-<id>-<name>`.
+ * A name that would not fit the engine's 64-character limit is shortened with a hash.
+ */
+export function workspaceVolume(record: WorkspaceRecord, name: string): string {
+  const full = `ws-${record.id}-${name}`;
+  if (full.length <= 64) return full;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `ws-${record.id}-${name.slice(0, 64 - 29)}-${hash}`;
+}
