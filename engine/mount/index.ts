@@ -9,7 +9,7 @@ import { MountSpec, ShareRefusal, VolumeSpec } from './types';
 export type { MountSpec, VolumeSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
 export { DEFAULT_PROTECT, MIN_VOLUME_MIB } from './types';
 export { findVirtiofsd } from './virtiofsd';
-export { volumeFile } from './volumes';
+export { removeVolume, volumeFile } from './volumes';
 
 /** What a VM's mounts and volumes add to its QEMU command line. */
 export interface StorageDevices {
@@ -67,14 +67,19 @@ export class Storage {
   /** Mounts everything in the guest, outer paths first, so a volume can sit inside a share. */
   async mountInGuest(agent: AgentClient): Promise<void> {
     const requests = [
-      ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly })),
-      ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false })),
+      ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly, volume: undefined })),
+      ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false, volume: v })),
     ].sort((a, b) => depth(a.path) - depth(b.path));
     for (const request of requests) {
       try {
         await agent.mount(request.kind, request.source, request.path, request.readOnly);
       } catch (err) {
-        throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${(err as Error).message}`, { cause: err });
+        const why = (err as Error).message;
+        if (request.volume) {
+          const { spec, file } = request.volume;
+          throw new MicrovmError('E_VOLUME', `the guest could not mount the volume ${spec.name} at ${request.path}: ${why}; if its file system is damaged, remove the volume (${file}) to start it afresh`, { cause: err });
+        }
+        throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${why}`, { cause: err });
       }
     }
   }

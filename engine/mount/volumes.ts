@@ -26,9 +26,11 @@ export function volumeFile(name: string): string {
 }
 
 /**
- * Creates the volume (a sparse ext4 image) or checks the existing one: `e2fsck -p` replays
- * the journal and repairs what a VM that was killed left behind (on a clean file system it
- * returns at once), and a larger `sizeMib` grows it with resize2fs. Volumes never shrink.
+ * Creates the volume (a sparse ext4 image, made here from nothing) or takes the existing
+ * one as it is: its file system is the guest's data, and host root never parses it (no
+ * e2fsck, no resize2fs on what a guest wrote). The guest kernel replays the journal when
+ * it mounts the volume after an unclean stop, and grows the file system online to fill the
+ * file, which a larger `sizeMib` only makes longer here. Volumes never shrink.
  */
 export async function attachVolume(spec: VolumeSpec, index: number): Promise<AttachedVolume> {
   fs.mkdirSync(homePaths.volumes(), { recursive: true, mode: 0o700 });
@@ -36,12 +38,8 @@ export async function attachVolume(spec: VolumeSpec, index: number): Promise<Att
   const release = await lock(file, spec.name);
   try {
     const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
-    if (size === undefined) {
-      await create(file, spec.sizeMib);
-    } else {
-      await check(file, spec.name, size < spec.sizeMib * MIB);
-      if (size < spec.sizeMib * MIB) await grow(file, spec);
-    }
+    if (size === undefined) await create(file, spec.sizeMib);
+    else if (size < spec.sizeMib * MIB) grow(file, spec);
   } catch (err) {
     release();
     throw err;
@@ -62,23 +60,25 @@ async function create(file: string, sizeMib: number): Promise<void> {
   }
 }
 
-/** Exit codes 0-2 mean clean or repaired; 4 and up mean errors were left. */
-async function check(file: string, name: string, force: boolean): Promise<void> {
+/**
+ * Deletes a volume and everything on it (to start a damaged one afresh); E_VOLUME_BUSY while
+ * a VM has it attached.
+ */
+export async function removeVolume(name: string): Promise<void> {
+  const file = volumeFile(name);
+  const release = await lock(file, name);
   try {
-    await run('e2fsck', ['-p', ...(force ? ['-f'] : []), file]);
-  } catch (err) {
-    const code = (err as { code?: number }).code;
-    if (typeof code === 'number' && code < 4) return;
-    throw new MicrovmError('E_VOLUME', `the volume ${name} (${file}) has file system errors e2fsck -p could not repair (exit ${String(code)}); run \`e2fsck ${file}\` by hand or delete it`, { cause: err });
+    fs.rmSync(file, { force: true });
+  } finally {
+    release();
   }
 }
 
-async function grow(file: string, spec: VolumeSpec): Promise<void> {
+function grow(file: string, spec: VolumeSpec): void {
   try {
     fs.truncateSync(file, spec.sizeMib * MIB);
-    await run('resize2fs', [file]);
   } catch (err) {
-    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err });
+    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err });
   }
 }
 

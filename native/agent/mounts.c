@@ -3,6 +3,10 @@
  * The host sends mounts outermost first, so a volume can sit on a path inside a share
  * (node_modules inside the workspace). Read-only is enforced by the host; the guest flag
  * only makes writes fail early.
+ *
+ * A volume's file system is the guest's own data, so the host never parses it: the guest
+ * kernel replays its journal when it mounts (after an unclean stop), and grows it online to
+ * fill its disk (the host only makes the file larger).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -11,13 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "agent.h"
 
 #define DEVICE_WAIT_MS 5000
+#define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
 #define MAX_SOURCE 64
 
 struct mount_request {
@@ -101,6 +109,31 @@ static int make_mount_point(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Online resize to the whole disk; the kernel does nothing when the size already matches. */
+static int grow_to_disk(const char *dev, const char *path, char *err, size_t errlen)
+{
+    uint64_t bytes = 0;
+    struct statvfs st;
+    int disk = open(dev, O_RDONLY | O_CLOEXEC);
+    if (disk < 0 || ioctl(disk, BLKGETSIZE64, &bytes) != 0 || statvfs(path, &st) != 0 || st.f_bsize == 0) {
+        snprintf(err, errlen, "cannot read the size of %s: %s", dev, strerror(errno));
+        if (disk >= 0)
+            close(disk);
+        return -1;
+    }
+    close(disk);
+    uint64_t blocks = bytes / st.f_bsize;
+    int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 || ioctl(dir, EXT4_IOC_RESIZE_FS, &blocks) != 0) {
+        snprintf(err, errlen, "cannot grow the file system on %s to %llu blocks: %s", dev, (unsigned long long)blocks, strerror(errno));
+        if (dir >= 0)
+            close(dir);
+        return -1;
+    }
+    close(dir);
+    return 0;
+}
+
 void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
 {
     struct mount_request m;
@@ -128,10 +161,16 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
         return;
     }
     unsigned long flags = MS_NODEV | (m.read_only ? MS_RDONLY : 0);
-    if (mount(source, m.path, type, flags, NULL) != 0) {
+    const char *options = m.kind == MOUNT_VOLUME ? "errors=remount-ro" : NULL;
+    if (mount(source, m.path, type, flags, options) != 0) {
         int e = errno;
         log_msg("mount %s on %s (%s): %s", source, m.path, type, strerror(e));
         send_status(stream, ST_E_IO, (uint32_t)e, "mount %s on %s (%s): %s", source, m.path, type, strerror(e));
+        return;
+    }
+    if (m.kind == MOUNT_VOLUME && !m.read_only && grow_to_disk(source, m.path, err, sizeof err) != 0) {
+        log_msg("%s", err);
+        send_status(stream, ST_E_IO, (uint32_t)errno, "%s", err);
         return;
     }
     send_status(stream, ST_OK, 0, "%s", "");

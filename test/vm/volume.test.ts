@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Image, Vm } from '../../engine';
-import { volumeFile } from '../../engine/mount';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Image, isMicrovmError, Vm } from '../../engine';
+import { removeVolume, volumeFile } from '../../engine/mount';
 
 /** Volumes: sparse ext4 images under $MICROVM_HOME/volumes, kept across runs and re-bakes. */
 const name = `test-${randomBytes(4).toString('hex')}`;
@@ -49,7 +51,7 @@ test('a volume keeps its contents across two runs and a re-bake, and grows with 
   assert.equal(fs.statSync(file).size, 96 * 1024 * 1024);
 });
 
-test('after an unclean stop (QEMU killed mid-write) the volume is checked and mounts again', async () => {
+test('after an unclean stop (QEMU killed mid-write) the guest replays the journal and the volume mounts again', async () => {
   await withVm({ sizeMib: 96 }, async (vm) => {
     await sh(vm, 'echo durable > /data/durable.txt && sync');
     void vm.exec({ argv: ['sh', '-c', 'while true; do echo x >> /data/churn; done'], timeoutMs: 0 }).catch(() => undefined);
@@ -73,4 +75,27 @@ test('a full volume gives ENOSPC in the guest; the VM and the data already there
     await sh(vm, 'rm /data/fill && echo room > /data/room.txt');
     assert.equal(await sh(vm, 'cat /data/room.txt'), 'room\n');
   });
+});
+
+test('a volume whose metadata the guest wrecked: host root never runs e2fsck or resize2fs on it; it fails clearly and can be recreated', async () => {
+  // Spies first on PATH: if the engine ran an ext4 tool on the guest's image, the sentinel would appear.
+  const spy = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-spy-'));
+  const sentinel = path.join(spy, 'ran');
+  for (const tool of ['e2fsck', 'fsck.ext4', 'resize2fs', 'debugfs', 'tune2fs', 'dumpe2fs']) {
+    fs.writeFileSync(path.join(spy, tool), `#!/bin/sh\necho ${tool} "$@" >> ${sentinel}\nexit 0\n`, { mode: 0o755 });
+  }
+  const savedPath = process.env.PATH;
+  process.env.PATH = `${spy}:${savedPath}`;
+  try {
+    // As guest root: raw writes over the superblock and group descriptors of its own disk.
+    await withVm({ sizeMib: 96 }, (vm) => sh(vm, 'sync; dev=$(awk \'$2 == "/data" { print $1 }\' /proc/mounts); dd if=/dev/urandom of=$dev bs=4096 count=16 conv=notrunc 2>/dev/null; sync; echo ok'));
+    await assert.rejects(withVm({ sizeMib: 128 }, () => Promise.resolve()), (err: unknown) =>
+      isMicrovmError(err, 'E_VOLUME') && (err as Error).message.includes(volumeFile(name)) && /remove the volume/.test((err as Error).message));
+    assert.equal(fs.existsSync(sentinel), false, `the host ran: ${fs.existsSync(sentinel) ? fs.readFileSync(sentinel, 'utf8') : ''}`);
+    await removeVolume(name);
+    assert.equal(await withVm({ sizeMib: 64 }, (vm) => sh(vm, 'ls -A /data; echo fresh > /data/f && cat /data/f')), 'lost+found\nfresh\n');
+  } finally {
+    process.env.PATH = savedPath;
+    fs.rmSync(spy, { recursive: true, force: true });
+  }
 });
