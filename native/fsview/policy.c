@@ -50,14 +50,18 @@ static bool matches_any(const char *const *patterns, const char *name)
     return false;
 }
 
-/* `name`, or `name` without a trailing ".lock" (git's lock files for the same entry). */
+/* `name` without a trailing ".lock" or ".new": git's lock and temporary files for the same entry. */
 static void strip_lock(const char *name, char *out, size_t size)
 {
+    static const char *const suffixes[] = {".lock", ".new"};
     size_t len = strlen(name);
-    if (len > 5 && len < size && strcmp(name + len - 5, ".lock") == 0) {
-        memcpy(out, name, len - 5);
-        out[len - 5] = '\0';
-        return;
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len > n && len < size && strcmp(name + len - n, suffixes[i]) == 0) {
+            memcpy(out, name, len - n);
+            out[len - n] = '\0';
+            return;
+        }
     }
     snprintf(out, size, "%s", name);
 }
