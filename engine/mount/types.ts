@@ -48,9 +48,11 @@ export interface VolumeSpec {
 /**
  * Names host tools run or trust, protected at any depth by default: git metadata and
  * submodule pointers, editor tasks and launch configs, devcontainer definitions (they decide
- * the next open), workspace files (their tasks run on open), and husky's git hooks.
+ * the next open), workspace files (their tasks run on open), husky's git hooks, and
+ * `pyvenv.cfg`, which makes a directory a Python environment whose interpreter editors run
+ * to inspect it (guest environments belong on a volume, such as a workspace's `.venv`).
  */
-export const DEFAULT_PROTECT = ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky'] as const;
+export const DEFAULT_PROTECT = ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky', 'pyvenv.cfg'] as const;
 export const MIN_VOLUME_MIB = 32;
 
 /** Which virtiofsd runs: Debian's C one (QEMU <= 7.2, root only) or the Rust one. */

@@ -45,6 +45,8 @@ export interface SessionPlan {
 export interface WorkspaceFolderInfo {
   name: string;
   fsPath: string;
+  /** A Python project: its `.venv` lives on a volume (the shared folder refuses `pyvenv.cfg`). */
+  python?: boolean;
 }
 
 const VOLUME_SIZE_MIB = 8192;
@@ -71,6 +73,7 @@ export function planSession(settings: Settings, config: DevcontainerConfig | und
     }],
     volumes: [
       { name: volumeName('node_modules'), sizeMib: VOLUME_SIZE_MIB, mountPoint: `${workspaceFolder}/node_modules` },
+      ...(folder.python ? [{ name: volumeName('venv'), sizeMib: VOLUME_SIZE_MIB, mountPoint: `${workspaceFolder}/.venv` }] : []),
       ...(config?.mounts ?? []).map((m) => ({ name: volumeName(m.name), sizeMib: VOLUME_SIZE_MIB, mountPoint: m.target })),
     ],
     bakeCommands,
@@ -79,6 +82,13 @@ export function planSession(settings: Settings, config: DevcontainerConfig | und
     forwardPorts: [...new Set(config?.forwardPorts ?? [])],
     portsAttributes: config?.portsAttributes ?? {},
   };
+}
+
+const PYTHON_MARKERS = ['pyproject.toml', 'requirements.txt', 'setup.py', 'setup.cfg', 'Pipfile', 'poetry.lock', 'uv.lock'];
+
+/** Whether the folder holds a Python project (by the files at its root). */
+export function isPythonProject(entries: string[]): boolean {
+  return entries.some((name) => PYTHON_MARKERS.includes(name));
 }
 
 /** A folder name that is safe as one guest path component. */

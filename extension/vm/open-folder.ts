@@ -1,10 +1,11 @@
+import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import { engineInfo } from '../../engine/index';
 import type { Ctx } from '../context';
 import { loadDevcontainer } from '../config/load';
 import { workspaceVolume } from '../../engine/workspace/record';
 import { acceptConfig, acceptLimits } from './provenance';
-import { planSession } from '../config/plan';
+import { isPythonProject, planSession } from '../config/plan';
 import { accelEnv } from '../config/settings';
 import { autoForward, forwardConfigured } from '../ports/auto-forward';
 import { openHooksTerminal, openShellTerminal } from '../terminal/terminals';
@@ -55,7 +56,8 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
       return undefined;
     }
-    const wanted = planSession(settings, devcontainer?.config, { name: folder.name, fsPath: folder.uri.fsPath },
+    const python = isPythonProject(fs.readdirSync(folder.uri.fsPath));
+    const wanted = planSession(settings, devcontainer?.config, { name: folder.name, fsPath: folder.uri.fsPath, python },
       (name) => workspaceVolume(accepted.record, name));
     const limited = await acceptLimits(ctx, settings, { memoryMib: wanted.memoryMib, cpus: wanted.vcpus, volumes: wanted.volumes });
     if (!limited) return undefined;

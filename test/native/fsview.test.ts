@@ -75,6 +75,7 @@ test('protected names cannot be created at any depth, by any call; existing ones
   refused(() => fs.mkdirSync(m('deep', 'er', '.git')), 'EACCES');
   refused(() => fs.writeFileSync(m('deep', 'x.code-workspace'), '{}'), 'EACCES');
   refused(() => fs.writeFileSync(m('deep', 'X.CODE-WORKSPACE'), '{}'), 'EACCES');
+  refused(() => fs.writeFileSync(m('deep', 'pyvenv.cfg'), 'home = /usr/bin\n'), 'EACCES');
   refused(() => fs.symlinkSync('file.txt', m('.devcontainer.json')), 'EACCES');
   refused(() => fs.linkSync(m('file.txt'), m('deep', '.gitmodules')), 'EACCES');
   refused(() => fs.renameSync(m('file.txt'), m('.husky')), 'EACCES');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DevcontainerError, parseDevcontainer } from '../../extension/config/devcontainer';
-import { commandsScript, planSession, shellQuote } from '../../extension/config/plan';
+import { commandsScript, isPythonProject, planSession, shellQuote } from '../../extension/config/plan';
 import { DEFAULT_PROTECT } from '../../engine/mount/types';
 import { readSettings } from '../../extension/config/settings';
 
@@ -89,6 +89,9 @@ test('the plan: devcontainer over settings, hostRequirements as minimums, node_m
   assert.equal(plan.memoryMib, 512);
   assert.equal(plan.volumes[1].mountPoint, '/c');
   assert.equal(plan.volumes[1].name, 'ws-0123456789abcdef-c', 'a configuration names only its own workspace\'s volumes');
+  const python = planSession(settings, undefined, { ...folder, python: isPythonProject(['README.md', 'pyproject.toml']) }, volumeName);
+  assert.deepEqual(python.volumes.map((v) => v.mountPoint), ['/workspaces/my_app/node_modules', '/workspaces/my_app/.venv']);
+  assert.equal(isPythonProject(['package.json']), false);
   assert.notEqual(plan.warmupTag, '');
 });
 

@@ -43,7 +43,7 @@ test('mount defaults: filtered, opaque symlinks, writable, the default protected
   const opts = parseOptions(buildOptionsSchema, { mounts: [{ hostPath: '/tmp', guestPath: '/w' }] }, 'Image.build');
   assert.deepEqual(opts.mounts[0], {
     hostPath: '/tmp', guestPath: '/w', symlinks: 'opaque', readOnly: false, filter: true,
-    protect: ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky'], protectPaths: [], git: 'writable',
+    protect: ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky', 'pyvenv.cfg'], protectPaths: [], git: 'writable',
   });
 });
 
