@@ -69,6 +69,7 @@ export class Session {
       if (!this.stopped) this.events.exited(error.message);
     });
     vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
+    vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.stopWatch = vm.onPortsChanged((change) => {
       this.detected = change.ports;
