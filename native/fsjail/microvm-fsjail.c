@@ -262,11 +262,13 @@ static void start_view(const struct options *o, int program_fd, int source_fd, i
     fuse_fd = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 10);
     if (program_fd < 0 || source_fd < 0 || fuse_fd < 0 || dup2(source_fd, VIEW_SOURCE_FD) < 0 || dup2(fuse_fd, VIEW_FUSE_FD) < 0)
         die("move the view's fds");
-    const char *argv[MAX_ITEMS + 6];
+    const char *argv[MAX_ITEMS + 8];
     int n = 0;
     argv[n++] = o->view;
     for (int i = 0; i < o->nview; i++)
         argv[n++] = o->view_args[i];
+    argv[n++] = "--source";
+    argv[n++] = o->view_source;
     argv[n++] = "--source-fd";
     argv[n++] = "4";
     argv[n++] = "--fuse-fd";

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsview.h"
@@ -27,7 +28,11 @@ void proc_path(int fd, char *out, size_t size)
 
 static void cover_attr(const struct node *n, struct stat *st)
 {
+    static struct timespec started;
+    if (started.tv_sec == 0)
+        clock_gettime(CLOCK_REALTIME, &started);
     memset(st, 0, sizeof *st);
+    st->st_atim = st->st_mtim = st->st_ctim = started;
     st->st_ino = n->ino;
     st->st_mode = S_IFDIR | 0555;
     st->st_nlink = 2;

@@ -1,5 +1,5 @@
 /*
- * microvm-fsview (--source DIR | --source-fd N) (--mountpoint DIR | --fuse-fd N) [policy]
+ * microvm-fsview --source DIR [--source-fd N] (--mountpoint DIR | --fuse-fd N) [policy]
  *
  *   --protect-name GLOB   (repeatable) a name protected at any depth (.git, *.code-workspace)
  *   --protect-path REL    (repeatable) one path, relative to the share, kept read-only
@@ -11,8 +11,9 @@
  *   --timeout SECONDS     how long the kernel may cache entries and attributes (default 0)
  *
  * In production microvm-fsjail opens the share and /dev/fuse, mounts the view for virtiofsd
- * and starts this daemon with --source-fd and --fuse-fd (see native/fsjail). Tests run it
- * on the host with --source and --mountpoint.
+ * and starts this daemon with --source-fd (the folder opened before the view covered it;
+ * --source then only names it) and --fuse-fd (see native/fsjail). Tests run it on the host
+ * with --source and --mountpoint.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,7 +39,7 @@ struct options {
 static void __attribute__((noreturn)) usage(const char *why, const char *value)
 {
     fprintf(stderr, "microvm-fsview: %s%s%s\n", why, value ? ": " : "", value ? value : "");
-    fprintf(stderr, "usage: microvm-fsview (--source DIR | --source-fd N) (--mountpoint DIR | --fuse-fd N) "
+    fprintf(stderr, "usage: microvm-fsview --source DIR [--source-fd N] (--mountpoint DIR | --fuse-fd N) "
                     "[--protect-name GLOB]... [--protect-path REL]... [--cover REL]... [--git writable|strict] "
                     "[--symlinks opaque|deny|follow] [--read-only] [--guest-path PATH] [--timeout SECONDS]\n");
     exit(EXIT_USAGE);
@@ -115,8 +116,8 @@ static void parse(int argc, char **argv, struct options *o)
         else
             usage("unknown option or bad value", opt);
     }
-    if (!o->source == (o->source_fd < 0))
-        usage("give exactly one of --source and --source-fd", NULL);
+    if (!o->source)
+        usage("--source is required", NULL);
     if (!o->mountpoint == (o->fuse_fd < 0))
         usage("give exactly one of --mountpoint and --fuse-fd", NULL);
 }

@@ -70,7 +70,12 @@ static void relative(const struct node *parent, const char *name, char *out, siz
 {
     char link[64], full[PATH_MAX] = "";
     if (parent->cover >= 0) {
-        snprintf(out, size, "%s%s", cfg.paths[parent->cover].parts[0], name ? "/..." : "");
+        const struct config_path *c = &cfg.paths[parent->cover];
+        size_t used = 0;
+        for (int i = 0; i < c->nparts && used < size; i++)
+            used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "/" : "", c->parts[i]);
+        if (name && used < size)
+            snprintf(out + used, size - used, "/%s", name);
         return;
     }
     proc_path(parent->fd, link, sizeof link);

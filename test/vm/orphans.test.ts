@@ -190,7 +190,7 @@ test('an owner that died but was not reaped by its parent (a zombie) counts as d
   }
 });
 
-/** Boots one VM with a `symlinks: 'follow'` share of argv[2] (virtiofsd over bindfs), then waits to be killed. */
+/** Boots one VM with a `symlinks: 'follow'` share of argv[2] (virtiofsd behind the filter view), then waits to be killed. */
 const FOLLOW_OWNER_SCRIPT = `
 const { Image } = require(process.argv[1]);
 (async () => {
@@ -202,7 +202,7 @@ const { Image } = require(process.argv[1]);
 })().catch((err) => { console.error(err); process.exit(1); });
 `;
 
-test('no virtiofsd or bindfs survives a SIGKILLed owner of a symlinks: follow share', async () => {
+test('no virtiofsd or filter view survives a SIGKILLed owner of a symlinks: follow share', async () => {
   const folder = fs.mkdtempSync(path.join(home, 'follow-'));
   fs.writeFileSync(path.join(folder, 'marker-file'), 'x');
   const owner = spawn(process.execPath, ['-e', FOLLOW_OWNER_SCRIPT, bundles.engine, folder], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -210,7 +210,7 @@ test('no virtiofsd or bindfs survives a SIGKILLed owner of a symlinks: follow sh
   await waitForLine(owner, /ready .*marker-file/, 90_000);
   const helpers = liveProcessesMentioning(folder);
   const programs = new Set(helpers.map((p) => p.program));
-  assert.ok(programs.has('bindfs') && programs.has('virtiofsd'), `bindfs and virtiofsd run for the share: ${JSON.stringify(helpers)}`);
+  assert.ok(programs.has('microvm-fsview') && programs.has('virtiofsd'), `the filter view and virtiofsd run for the share: ${JSON.stringify(helpers)}`);
   await killOwnerAndExpectQemuGone(owner);
   assert.ok(await waitFor(() => liveProcessesMentioning(folder).length === 0, 5000), `still running 5 s after the owner was SIGKILLed: ${JSON.stringify(liveProcessesMentioning(folder))}`);
 
