@@ -141,8 +141,10 @@ static void own(struct node *n, fuse_req_t req, struct node *parent)
     struct stat dir;
     uid_t uid = uid_from_host(ctx->uid);
     gid_t gid = gid_from_host(ctx->gid);
-    if (fstat(parent->fd, &dir) == 0 && (dir.st_mode & S_ISGID))
-        gid = (gid_t)-1; /* a setgid directory gives its own group */
+    if (uid == geteuid())
+        uid = (uid_t)-1; /* made by this process: already the caller's */
+    if (gid == getegid() || (fstat(parent->fd, &dir) == 0 && (dir.st_mode & S_ISGID)))
+        gid = (gid_t)-1; /* ours already, or a setgid directory gives its own group */
     if (uid == (uid_t)-1 && gid == (gid_t)-1)
         return;
     if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
@@ -218,6 +220,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     if (node_stat(node_of(e.ino), &e.attr) == 0)
         attr_to_host(&e.attr);
     fi->fh = (uint64_t)fd;
+    fi->noflush = 1;
     fuse_reply_create(req, &e, fi);
 }
 
