@@ -1,0 +1,52 @@
+#ifndef NETGUARD_H
+#define NETGUARD_H
+
+#include <linux/netlink.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* A destination as the guard judges it. A v4-mapped IPv6 address becomes IPv4. */
+struct dest {
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* 4 bytes used for AF_INET */
+    uint16_t port;    /* host byte order */
+};
+
+enum verdict {
+    ALLOW,    /* a destination beyond the host, or a resolver's port 53 */
+    REFUSE,   /* the host itself, or something inside it (README.md has the rules) */
+    NO_ROUTE, /* the kernel has no route there: it would refuse too */
+    FAILED,   /* the guard could not get the kernel's answer: refused (fail closed) */
+};
+
+enum link_class {
+    LINK_FAILED,   /* the kernel did not describe the link */
+    LINK_UPLINK,   /* leaves the host: a NIC, its VLANs and bonds, a VPN tunnel */
+    LINK_INTERNAL, /* lives inside the host: bridges, veth, tap, dummy, loopback, ... */
+};
+
+/* verdict.c: the whole decision for one sockaddr. *pin is the interface to bind a connecting
+ * socket to (0: none). Families other than IPv4/IPv6 are allowed untouched. */
+enum verdict guard_verdict(const struct sockaddr *sa, socklen_t len, int *pin);
+
+/* route.c: the kernel's route to d, judged by its type and the class of its links. */
+enum verdict route_verdict(const struct dest *d, int *pin);
+
+/* links.c: the class of one interface, cached until the next link event. */
+enum link_class link_class(int ifindex);
+void links_follow_events(void);
+
+/* netlink.c: one request to the kernel on this thread's rtnetlink socket. Returns the length
+ * of the answer in reply, the kernel's error answer as -errno, or 0 when there was no answer
+ * (already reported on stderr). */
+ssize_t netlink_ask(struct nlmsghdr *request, void *reply, size_t capacity);
+
+/* resolv.c: d is a nameserver of /etc/resolv.conf (re-read when the file changes). */
+bool is_nameserver(const struct dest *d);
+
+/* warn.c: one line on stderr, at most once every few seconds. */
+void guard_warn(const char *what, int err);
+
+#endif
