@@ -18,6 +18,7 @@ import { measureFiles } from './rows/files';
 import { measurePull } from './rows/pull';
 import { measureForward } from './rows/forward';
 import { measureMemory } from './rows/memory';
+import { measureNetguard } from './rows/netguard';
 import { measurePool } from './rows/pool';
 import { Sizes, sizesFor } from './rows/sizes';
 import { measureThroughput } from './rows/throughput';
@@ -41,6 +42,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   forward: (image, _raw, sizes) => measureForward(image, sizes, log),
   files: (_image, _raw, sizes) => measureFiles(sizes, log),
   pull: (_image, _raw, sizes) => measurePull(sizes.pulls, log),
+  netguard: (_image, _raw, sizes) => measureNetguard(sizes, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

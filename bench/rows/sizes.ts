@@ -27,6 +27,10 @@ export interface Sizes {
   smallFileRuns: number;
   /** Cold pulls of the ~50 MB registry image (and skopeo copies beside them). */
   pulls: number;
+  /** Addresses added under a connect() loop (netguard block window), and connect() batches. */
+  netguardWindows: number;
+  netguardOverheadSamples: number;
+  netguardOverheadBatch: number;
 }
 
 /** The agent's per-call file limit: vm.writeFile / vm.readFile carry at most 4 MiB. */
@@ -41,11 +45,13 @@ export function sizesFor(quick: boolean): Sizes {
       coldBakes: 3, cacheHitBakes: 20, idleAcquires: 200, restores: 8, memoryVms: 4,
       forwardBytes: 16 * MIB, forwardRuns: 3, forwardConnects: 30,
       fileRuns: 10, smallFiles: 2000, smallFileRuns: 3, pulls: 2,
+      netguardWindows: 30, netguardOverheadSamples: 10, netguardOverheadBatch: 1000,
     }
     : {
       boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
       coldBakes: 8, cacheHitBakes: 100, idleAcquires: 1000, restores: 25, memoryVms: 8,
       forwardBytes: 64 * MIB, forwardRuns: 5, forwardConnects: 100,
       fileRuns: 30, smallFiles: 10_000, smallFileRuns: 3, pulls: 5,
+      netguardWindows: 200, netguardOverheadSamples: 30, netguardOverheadBatch: 1000,
     };
 }

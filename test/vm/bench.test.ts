@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { NEEDS_ROOT } from '../helpers/host-net';
 
 const run = promisify(execFile);
 const REPO = path.resolve(__dirname, '..', '..');
@@ -41,6 +42,24 @@ test('bench --quick --rows exec writes a complete report', async () => {
     assert.match(markdown, /\| exec true round trip \|/);
     assert.match(markdown, /latest\.svg/);
     assert.match(fs.readFileSync(path.join(out, 'latest.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('bench --quick --rows netguard reports the block window and the connect cost against their baselines', { skip: NEEDS_ROOT }, async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-test-'));
+  try {
+    await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'netguard', '--out', out], { cwd: REPO, maxBuffer: 16 * 1024 * 1024 });
+    const results = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+    assert.deepEqual(results.rows.map((r: { name: string; baseline: string }) => [r.name, r.baseline]), [
+      ['netguard block window', 'kernel RTM_NEWADDR event at a listener'],
+      ['connect() through netguard', 'raw connect() system call'],
+    ]);
+    const [window] = results.rows;
+    assert.equal(window.samples, 30);
+    assert.ok(window.max > 0 && window.max <= 100, `block window max ${window.max} ms`);
+    assert.match(results.notes.join('\n'), /meets the ≤ 100 ms target/);
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
