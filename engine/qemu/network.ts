@@ -10,8 +10,21 @@ import { homePaths } from '../paths';
  * slirp opens the guest's connections from the host itself and maps 10.0.2.2 to the host's
  * 127.0.0.1, and QEMU 7.2 has no option to turn that off (libslirp's disable_host_loopback
  * is not exposed; restrict=on would cut all outbound traffic). So QEMU runs with
- * microvm-netguard.so preloaded, which refuses connect/sendto to loopback, link-local and
- * the host's own addresses (native/netguard/netguard.c).
+ * microvm-netguard.so preloaded (native/netguard, rules in its README.md). For every
+ * connect/sendto/sendmsg it asks the kernel for the route the connection would take, at that
+ * moment (no copied address list, no cap, no refresh timer), and refuses:
+ * - the host itself: loopback, link-local (cloud metadata), multicast, and every address the
+ *   kernel routes as local or broadcast;
+ * - what lives inside the host: any route through a bridge, veth, tap, dummy or other virtual
+ *   link (containers on docker0/podman/cni, libvirt's virbr0, other VMs), except the main
+ *   table's default route, which is the way out for a container or a host with a bridged uplink;
+ * - everything, when it cannot get the kernel's answer (fail closed, one stderr line per 10 s).
+ * The user's LAN directly connected to a NIC (Ethernet, Wi-Fi) and VPN tunnels stay reachable,
+ * as for any NAT'd program on the host; so does port 53 of the resolvers in /etc/resolv.conf,
+ * where slirp sends the guest's DNS. IPv6 follows the same rules (v4-mapped and other forms
+ * that carry an IPv4 address are judged as that address too), ready for when the guest
+ * network gets IPv6. An allowed connection is bound to the route's interface, so a route
+ * that moves afterwards cannot carry it inside the host.
  */
 export type NetworkMode = 'none' | 'outbound';
 
