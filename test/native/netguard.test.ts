@@ -43,9 +43,11 @@ class Probe {
   private readonly answers: string[] = [];
   private readonly waiters: Array<(line: string) => void> = [];
 
-  constructor({ runAs = [], guarded = true }: { runAs?: string[]; guarded?: boolean } = {}) {
+  constructor({ runAs = [], guarded = true, hostNetns = false }: { runAs?: string[]; guarded?: boolean; hostNetns?: boolean } = {}) {
     const preload = guarded ? [`LD_PRELOAD=${GUARD}`] : [];
-    this.child = spawn('ip', ['netns', 'exec', NETNS, ...runAs, 'env', ...preload, PROBE], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const enter = hostNetns ? [] : ['ip', 'netns', 'exec', NETNS];
+    const argv = [...enter, ...runAs, 'env', ...preload, PROBE];
+    this.child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const waiter = this.waiters.shift();
       if (waiter) waiter(line);
@@ -187,6 +189,37 @@ test('an address added while the guard runs is refused at the very next call, an
     ipBatch(['link set mvng-late up', 'addr add 198.51.100.1/24 dev mvng-late'], NETNS);
     assert.equal(await probe.ask(question), 'refused ECONNREFUSED', 'a bridge that came up for the subnet');
     ip('-n', NETNS, 'link', 'del', 'mvng-late');
+  } finally {
+    await probe.close();
+  }
+});
+
+/** A LAN directly connected to one of this host's NICs (a link with no kind), if it has one. */
+function hostLan(): { dev: string; local: string; neighbour: string } | undefined {
+  const links = JSON.parse(ip('-j', '-d', 'link', 'show')) as Array<{ ifname: string; flags: string[]; linkinfo?: unknown }>;
+  const nics = new Set(links.filter((l) => !l.linkinfo && !l.flags.includes('LOOPBACK')).map((l) => l.ifname));
+  const routes = JSON.parse(ip('-j', '-4', 'route', 'show', 'table', 'main', 'scope', 'link')) as Array<{ dst: string; dev: string; prefsrc?: string }>;
+  const lan = routes.find((r) => nics.has(r.dev) && r.prefsrc && /\/(\d|1\d|2\d|30)$/.test(r.dst));
+  if (!lan?.prefsrc) return undefined;
+  const toInt = (a: string) => a.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+  const toText = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+  const [network, bits] = lan.dst.split('/');
+  const first = toInt(network) - (toInt(network) % 2 ** (32 - Number(bits))) + 1;
+  return { dev: lan.dev, local: lan.prefsrc, neighbour: toText(first === toInt(lan.prefsrc) ? first + 1 : first) };
+}
+
+test("this host's own NIC: a neighbour on its LAN is allowed (the user's LAN), the host's address there is not", { skip: NEEDS_ROOT }, async (t) => {
+  const lan = hostLan();
+  if (!lan) {
+    t.skip('this host has no LAN directly connected to a NIC');
+    return;
+  }
+  const probe = new Probe({ hostNetns: true });
+  try {
+    assert.deepEqual(await probe.askAll([`tcp ${lan.neighbour} 9`, `tcp ${lan.local} 9`]), {
+      [`tcp ${lan.neighbour} 9`]: `allowed ${lan.dev}`,
+      [`tcp ${lan.local} 9`]: 'refused ECONNREFUSED',
+    });
   } finally {
     await probe.close();
   }
