@@ -14,6 +14,7 @@ export { MicrovmError, isMicrovmError } from './errors';
 export type { ErrorCode } from './errors';
 export { TcpForwarder } from './forward/forwarder';
 export type { ForwardAddress } from './forward/types';
+export * from './ports';
 export type { GuestListener, PortsChange } from './agent/port-watch';
 export type { NetworkMode } from './qemu/network';
 export type { ShareRefusal, MountSpec, VolumeSpec, SymlinkPolicy, GitPolicy } from './mount';
