@@ -15,12 +15,16 @@ export class TcpForwarder {
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
   private address: ForwardAddress | undefined;
+  private readonly closedListeners: Array<() => void> = [];
 
   private constructor(readonly guestPort: number, handle: ConnectionHandler) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       this.sockets.add(socket);
       socket.setNoDelay(true);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.checkClosed();
+      });
       handle(socket).catch(() => socket.destroy());
     });
   }
@@ -52,13 +56,24 @@ export class TcpForwarder {
       this.server.close();
       resolve();
     });
+    this.checkClosed();
     return this.stopping;
+  }
+
+  /** Calls `listener` once the forwarder is stopped and its last connection has closed. */
+  onClosed(listener: () => void): void {
+    this.closedListeners.push(listener);
+    this.checkClosed();
   }
 
   /** Resets every open connection too (the VM is going away). */
   async destroy(): Promise<void> {
     await this.stop();
     for (const socket of this.sockets) abortSocket(socket);
+  }
+
+  private checkClosed(): void {
+    if (this.stopping && this.sockets.size === 0) for (const listener of this.closedListeners.splice(0)) listener();
   }
 
   private async bind(hostPort: number): Promise<void> {

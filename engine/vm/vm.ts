@@ -99,6 +99,8 @@ export class Vm {
       throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.state.id} was released while forwarding port ${guestPort}`);
     }
     this.forwarders.add(forwarder);
+    // A forward stopped while the VM runs (its guest listener went away) is forgotten once idle.
+    forwarder.onClosed(() => this.forwarders.delete(forwarder));
     return forwarder;
   }
 
