@@ -19,4 +19,15 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // Invariant: guest and config text never becomes a link in a notification (see extension/ui/notify.ts).
+    files: ['extension/**/*.ts'],
+    ignores: ['extension/ui/notify.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: 'MemberExpression[property.name=/^show(Error|Warning|Information)Message$/]',
+        message: 'show notifications through extension/ui/notify.ts (showError/showWarning/showInfo with notice`...`)',
+      }],
+    },
+  },
 );

@@ -3,6 +3,9 @@ import type { Ctx } from './context';
 import { openFolder, stopVm } from './vm/open-folder';
 import { openShellTerminal } from './terminal/terminals';
 import { PortRow } from './ports/rules';
+import { failureNotice } from './ui/failure-notice';
+import { notice } from './ui/notice-text';
+import { showError, showInfo } from './ui/notify';
 
 type Command = (...args: never[]) => unknown;
 
@@ -13,7 +16,7 @@ export interface CommandFactory {
 }
 
 const notRunning = () => () =>
-  vscode.window.showInformationMessage('No MicroVM is running. Run "MicroVM: Open Folder in MicroVM" first.');
+  showInfo(notice`No MicroVM is running. Run "MicroVM: Open Folder in MicroVM" first.`);
 
 export const COMMANDS: Record<string, CommandFactory> = {
   'microvm.openFolder': { running: (ctx) => () => openFolder(ctx) },
@@ -54,8 +57,9 @@ async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
   if (!answer) return;
   try {
     const forwarder = await session.forward(Number(answer));
-    vscode.window.showInformationMessage(`Guest port ${answer} is forwarded to 127.0.0.1:${forwarder.localAddr.port}.`);
+    void showInfo(notice`Guest port ${answer} is forwarded to 127.0.0.1:${forwarder.localAddr.port}.`);
   } catch (err) {
-    vscode.window.showErrorMessage(`MicroVM: cannot forward port ${answer}: ${(err as Error).message}`);
+    ctx.log.warn(`cannot forward guest port ${answer}: ${(err as Error).message}`);
+    void showError(failureNotice(err, 'forward', Number(answer)), 'Show Log').then((choice) => choice && ctx.log.show());
   }
 }

@@ -2,6 +2,8 @@ import * as vscode from 'vscode';
 import type { Ctx } from '../context';
 import { Session } from '../vm/session';
 import { autoForwardAction, portsToForward } from './rules';
+import { notice } from '../ui/notice-text';
+import { showInfo } from '../ui/notify';
 
 /**
  * Forwards ports as they appear in the guest and honours onAutoForward: notify shows a
@@ -17,7 +19,7 @@ export async function autoForward(ctx: Ctx, session: Session): Promise<void> {
       const action = autoForwardAction(port, attributes);
       if (action === 'openBrowser') void vscode.env.openExternal(url);
       if (action === 'notify') {
-        void vscode.window.showInformationMessage(`Port ${port} in the MicroVM is available at 127.0.0.1:${forwarder.localAddr.port}.`, 'Open in Browser')
+        void showInfo(notice`Port ${port} in the MicroVM is available at 127.0.0.1:${forwarder.localAddr.port}.`, 'Open in Browser')
           .then((choice) => choice && vscode.env.openExternal(url));
       }
     } catch (err) {

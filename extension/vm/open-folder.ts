@@ -9,6 +9,9 @@ import { isPythonProject, planSession } from '../config/plan';
 import { accelEnv } from '../config/settings';
 import { autoForward, forwardConfigured } from '../ports/auto-forward';
 import { openHooksTerminal, openShellTerminal } from '../terminal/terminals';
+import { failureNotice, FailureContext } from '../ui/failure-notice';
+import { notice } from '../ui/notice-text';
+import { showError, showWarning } from '../ui/notify';
 import { decideOpen } from './trust';
 import { CancelledError, Session } from './session';
 
@@ -31,7 +34,7 @@ export async function openFolder(ctx: Ctx, options: { terminal: boolean } = { te
 async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session | undefined> {
   const folder = ctx.folder();
   if (!folder) {
-    void vscode.window.showErrorMessage('MicroVM: open a folder first (File > Open Folder), then run "MicroVM: Open Folder in MicroVM".');
+    void showError(notice`MicroVM: open a folder first (File > Open Folder), then run "MicroVM: Open Folder in MicroVM".`);
     return undefined;
   }
   const settings = ctx.settings();
@@ -41,9 +44,11 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
     const accepted = await acceptConfig(ctx, folder.uri.fsPath, loadDevcontainer(folder.uri.fsPath));
     if (!accepted) return undefined;
     const devcontainer = accepted.config;
-    for (const warning of devcontainer?.warnings ?? []) {
-      ctx.log.warn(`${devcontainer?.file}: ${warning}`);
-      void vscode.window.showWarningMessage(`MicroVM: ${devcontainer?.file} has settings this extension ignores (see the MicroVM log).`);
+    for (const warning of devcontainer?.warnings ?? []) ctx.log.warn(`${devcontainer?.file}: ${warning}`);
+    // The warnings quote the file's keys: they stay in the log, the notification only points there.
+    if (devcontainer?.warnings.length) {
+      void showWarning(notice`MicroVM: ${devcontainer.file} has settings this extension ignores; see the MicroVM log.`, 'Show Log')
+        .then((choice) => choice && ctx.log.show());
     }
     // The first call may run a KVM boot probe (cached afterwards).
     const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
@@ -52,7 +57,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
     const decision = decideOpen({ trusted: vscode.workspace.isTrusted, isolation: info.isolation, allowEmulation: settings.allowEmulation });
     if (!decision.allowed) {
       ctx.log.warn(decision.message);
-      void vscode.window.showErrorMessage(decision.message, 'Open Settings')
+      void showError(decision.message, 'Open Settings')
         .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
       return undefined;
     }
@@ -70,10 +75,10 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         const session = ctx.session;
         if (session) void autoForward(ctx, session);
       },
-      exited: (message) => void failed(ctx, new Error(`the VM stopped unexpectedly: ${message}`)),
+      exited: (error) => void failed(ctx, error, 'exited'),
       hostDiskFull: (message) => {
         ctx.log.warn(message);
-        void vscode.window.showWarningMessage(`MicroVM: ${message}`, 'Resume')
+        void showWarning(notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`, 'Resume')
           .then((choice) => choice && ctx.session?.resume().catch((err: Error) => failed(ctx, err)));
       },
     }), options);
@@ -102,7 +107,7 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
   return session;
 }
 
-function failed(ctx: Ctx, err: unknown): undefined {
+function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open'): undefined {
   const session = ctx.session;
   ctx.session = undefined;
   void session?.stop();
@@ -115,8 +120,10 @@ function failed(ctx: Ctx, err: unknown): undefined {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: string }).code;
   ctx.log.error(`${code ? `[${code}] ` : ''}${message}`);
-  ctx.setStatus('error', message);
-  void vscode.window.showErrorMessage(`MicroVM: ${message}`, 'Show Log').then((choice) => choice && ctx.log.show());
+  // The message may quote the guest (a console tail) or the config: it stays in the log.
+  const text = failureNotice(err, context);
+  ctx.setStatus('error', text);
+  void showError(text, 'Show Log').then((choice) => choice && ctx.log.show());
   return undefined;
 }
 

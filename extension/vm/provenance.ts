@@ -1,4 +1,3 @@
-import * as vscode from 'vscode';
 import { describeChange } from '../../engine/devcontainer/changes';
 import { pinDecision, pinned } from '../../engine/workspace/config-pin';
 import { clampToLimits, hostLimits, overLimits, ResourceRequest } from '../../engine/workspace/limits';
@@ -7,6 +6,8 @@ import type { Ctx } from '../context';
 import { parseDevcontainer, ParsedDevcontainer } from '../config/devcontainer';
 import { LoadedDevcontainer } from '../config/load';
 import { Settings } from '../config/settings';
+import { notice } from '../ui/notice-text';
+import { askModal } from '../ui/notify';
 import { plainText } from '../ui/plain-text';
 
 /**
@@ -27,9 +28,9 @@ export async function acceptConfig(ctx: Ctx, folder: string, loaded: LoadedDevco
   for (const line of lines) ctx.log.info(`${loaded.file} changed since the last open: ${line}`);
   const apply = 'Apply Changes';
   const previous = 'Open with Previous Settings';
-  const choice = await vscode.window.showWarningMessage(
-    `${loaded.file} changed since the last open: ${lines.length} change(s) to what the VM may take from this machine (memory, CPUs, disks, mounts, ports or network).`,
-    { modal: true, detail: plainText(lines.join('\n'), 2000) }, apply, previous);
+  const choice = await askModal(
+    notice`${loaded.file} changed since the last open: ${lines.length} change(s) to what the VM may take from this machine (memory, CPUs, disks, mounts, ports or network).`,
+    plainText(lines.join('\n'), 2000), apply, previous);
   if (choice === apply) {
     await saveWorkspace(pinned(record, loaded, loaded.raw));
     return { record, config: loaded };
@@ -51,7 +52,7 @@ export async function acceptLimits<T extends ResourceRequest>(ctx: Ctx, settings
   if (over.length === 0) return request;
   for (const o of over) ctx.log.warn(`the workspace asks for more than this machine allows: ${o.message}`);
   const proceed = 'Open with the Allowed Amounts';
-  const choice = await vscode.window.showWarningMessage('The workspace asks for more than this machine allows.',
-    { modal: true, detail: plainText(over.map((o) => o.message).join('\n'), 2000) }, proceed);
+  const choice = await askModal(notice`The workspace asks for more than this machine allows.`,
+    plainText(over.map((o) => o.message).join('\n'), 2000), proceed);
   return choice === proceed ? clampToLimits(request, limits) : undefined;
 }

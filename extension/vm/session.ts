@@ -7,8 +7,8 @@ export interface SessionEvents {
   baking(): void;
   booting(): void;
   portsChanged(): void;
-  /** The VM ended on its own (QEMU died, the guest panicked); the message says why. */
-  exited(message: string): void;
+  /** The VM ended on its own (QEMU died, the guest panicked); the error says why, quoting the guest's console. */
+  exited(error: Error): void;
   /** QEMU paused the VM because the host disk holding a volume is full; resume() once space is freed. */
   hostDiskFull?(message: string): void;
 }
@@ -66,7 +66,7 @@ export class Session {
     }
     this.vm = vm;
     vm.onExit((error) => {
-      if (!this.stopped) this.events.exited(error.message);
+      if (!this.stopped) this.events.exited(error);
     });
     vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
     vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
