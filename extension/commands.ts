@@ -56,8 +56,9 @@ async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
   });
   if (!answer) return;
   try {
-    const forwarder = await session.forward(Number(answer));
-    void showInfo(notice`Guest port ${answer} is forwarded to 127.0.0.1:${forwarder.localAddr.port}.`);
+    // A well-known service port is asked about instead (the same host port or not): one notification either way.
+    const forwarded = await session.forward(Number(answer));
+    if (!forwarded.offerSame) void showInfo(notice`Guest port ${answer} is forwarded to 127.0.0.1:${forwarded.hostPort}.`);
   } catch (err) {
     ctx.log.warn(`cannot forward guest port ${answer}: ${(err as Error).message}`);
     void showError(failureNotice(err, 'forward', Number(answer)), 'Show Log').then((choice) => choice && ctx.log.show());

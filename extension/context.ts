@@ -2,7 +2,6 @@ import * as vscode from 'vscode';
 import { readSettings, Settings } from './config/settings';
 import { COMMANDS } from './commands';
 import { PortsView } from './ports/ports-view';
-import { portRows } from './ports/rules';
 import { AccelSummary, statusView, VmStatus } from './ui/status';
 import { StatusBar } from './ui/status-bar';
 import { Session } from './vm/session';
@@ -51,10 +50,7 @@ export class Ctx implements vscode.Disposable {
   }
 
   refreshPorts(): void {
-    const session = this.session;
-    if (!session) return this.portsView.update([]);
-    const forwards = new Map([...session.forwards].map(([guest, f]) => [guest, f.localAddr.port]));
-    this.portsView.update(portRows(session.detected, session.plan.forwardPorts, forwards, session.plan.portsAttributes));
+    this.portsView.update(this.session?.portRows() ?? []);
   }
 
   /** Disposed with the extension. */

@@ -7,7 +7,7 @@ import { workspaceVolume } from '../../engine/workspace/record';
 import { acceptConfig, acceptLimits } from './provenance';
 import { isPythonProject, planSession } from '../config/plan';
 import { accelEnv } from '../config/settings';
-import { autoForward, forwardConfigured } from '../ports/auto-forward';
+import { portNotices } from '../ports/notices';
 import { openHooksTerminal, openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
 import { notice } from '../ui/notice-text';
@@ -71,10 +71,8 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),
       booting: () => ctx.setStatus('booting'),
-      portsChanged: () => {
-        const session = ctx.session;
-        if (session) void autoForward(ctx, session);
-      },
+      portsChanged: () => ctx.refreshPorts(),
+      ...portNotices(),
       exited: (error) => void failed(ctx, error, 'exited'),
       hostDiskFull: (message) => {
         ctx.log.warn(message);
@@ -100,8 +98,7 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
     }
   });
   ctx.setStatus('ready', `Workspace at ${session.plan.workspaceFolder}`);
-  await forwardConfigured(ctx, session);
-  await autoForward(ctx, session);
+  ctx.refreshPorts();
   if (session.plan.startCommands.length > 0) openHooksTerminal(session, session.plan.startCommands);
   if (options.terminal) openShellTerminal(ctx);
   return session;

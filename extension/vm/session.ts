@@ -1,11 +1,14 @@
-import { BuildOptions, BuildProgress, ExecChild, GuestListener, Image, isMicrovmError, Pool, TcpForwarder, Vm } from '../../engine/index';
+import { BuildOptions, BuildProgress, ExecChild, Image, Pool, Vm } from '../../engine/index';
 import { SessionPlan } from '../config/plan';
+import { PortRow, portRows } from '../ports/rules';
+import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
 
 /** What a session tells the extension; the extension turns these into UI. */
-export interface SessionEvents {
+export interface SessionEvents extends PortNotices {
   log(line: string): void;
   baking(): void;
   booting(): void;
+  /** Forwards or guest listeners changed: the Ports view should refresh. */
   portsChanged(): void;
   /** The VM ended on its own (QEMU died, the guest panicked); the error says why, quoting the guest's console. */
   exited(error: Error): void;
@@ -14,18 +17,13 @@ export interface SessionEvents {
 }
 
 /**
- * One workspace's VM: the image, its pool of one, the VM, its forwards and its port watch.
+ * One workspace's VM: the image, its pool of one, the VM and its forwards (PortForwards).
  * It does not know VS Code; the extension drives it and renders what it reports.
  */
 export class Session {
-  readonly forwards = new Map<number, TcpForwarder>();
-  /** Ports whose forwarding the user stopped: auto-forwarding leaves them alone. */
-  readonly stoppedByUser = new Set<number>();
-  private readonly pendingForwards = new Map<number, Promise<TcpForwarder>>();
-  detected: GuestListener[] = [];
   private pool: Pool | undefined;
   private vm: Vm | undefined;
-  private stopWatch: (() => void) | undefined;
+  private ports: PortForwards | undefined;
   private stopped = false;
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
@@ -71,12 +69,22 @@ export class Session {
     vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
     vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
-    this.stopWatch = vm.onPortsChanged((change) => {
-      this.detected = change.ports;
-      this.events.portsChanged();
-    });
-    this.detected = await vm.listeningPorts();
+    this.onProgress('Forwarding ports');
+    this.ports = new PortForwards(vm, this.plan, this.portEvents());
+    await this.ports.start();
     return vm;
+  }
+
+  /** The session's events as PortForwards hears them; the notices pass through unchanged. */
+  private portEvents(): PortForwardsEvents {
+    const events = this.events;
+    return {
+      log: (line) => events.log(line),
+      changed: () => events.portsChanged(),
+      portForwarded: (port, action) => events.portForwarded?.(port, action),
+      confirmSameHostPort: (port) => events.confirmSameHostPort?.(port) ?? Promise.resolve(false),
+      portsSummary: (ports) => events.portsSummary?.(ports),
+    };
   }
 
   /** Resumes the VM after QEMU paused it on a full host disk. */
@@ -96,54 +104,44 @@ export class Session {
     });
   }
 
-  /** Forwards a guest port to the same host port when free, else to any free one. Concurrent calls share one forward. */
-  forward(guestPort: number): Promise<TcpForwarder> {
-    this.stoppedByUser.delete(guestPort);
-    const existing = this.forwards.get(guestPort);
-    if (existing) return Promise.resolve(existing);
-    let pending = this.pendingForwards.get(guestPort);
-    if (!pending) {
-      pending = this.listen(guestPort).finally(() => this.pendingForwards.delete(guestPort));
-      this.pendingForwards.set(guestPort, pending);
-    }
-    return pending;
+  /**
+   * Forwards a guest port the user asked for: the same host port when free, unless it is a
+   * well-known service port (then a free one, and the user is asked about the same one).
+   */
+  forward(guestPort: number): Promise<OpenedForward> {
+    return this.forwarding.forwardByUser(guestPort);
   }
 
-  /** Forwarded, or being forwarded now. */
-  isForwarding(guestPort: number): boolean {
-    return this.forwards.has(guestPort) || this.pendingForwards.has(guestPort);
+  unforward(guestPort: number, byUser = false): Promise<void> {
+    return this.forwarding.unforward(guestPort, byUser);
   }
 
-  private async listen(guestPort: number): Promise<TcpForwarder> {
-    const vm = this.running;
-    let forwarder: TcpForwarder;
-    try {
-      forwarder = await vm.exposeTcp(guestPort, guestPort);
-    } catch (err) {
-      if (!isMicrovmError(err, 'E_PORT_IN_USE')) throw err;
-      forwarder = await vm.exposeTcp(0, guestPort);
-    }
-    this.forwards.set(guestPort, forwarder);
-    this.events.log(`forwarding 127.0.0.1:${forwarder.localAddr.port} -> guest port ${guestPort}`);
-    this.events.portsChanged();
-    return forwarder;
+  /** Moves a forward to the same host port as its guest port; false if that host port is taken. */
+  useSameHostPort(guestPort: number): Promise<boolean> {
+    return this.forwarding.useSameHostPort(guestPort);
   }
 
-  async unforward(guestPort: number, byUser = false): Promise<void> {
-    if (byUser) this.stoppedByUser.add(guestPort);
-    const forwarder = this.forwards.get(guestPort);
-    if (!forwarder) return;
-    this.forwards.delete(guestPort);
-    await forwarder.stop();
-    this.events.log(`stopped forwarding guest port ${guestPort}`);
-    this.events.portsChanged();
+  /** The Ports view's rows: guest listeners, configured ports and forwards, with why a port is not forwarded. */
+  portRows(): PortRow[] {
+    const ports = this.ports;
+    if (!ports || this.stopped) return [];
+    return portRows([...ports.guestListeners], this.plan.forwardPorts, ports.hostPorts(), this.plan.portsAttributes, ports.notForwarded());
+  }
+
+  /** Resolves once every port change seen so far has been applied. */
+  async portsSettled(): Promise<void> {
+    await this.ports?.settled();
+  }
+
+  private get forwarding(): PortForwards {
+    if (!this.ports || this.stopped) throw new Error('the MicroVM is not running');
+    return this.ports;
   }
 
   /** Stops the VM and everything it owns; safe to call at any point of start(). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopWatch?.();
-    this.forwards.clear();
+    this.ports?.stop();
     const vm = this.vm;
     this.vm = undefined;
     // The pool first: releasing first would let it boot a replacement for the released VM.

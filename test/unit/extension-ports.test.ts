@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attributesFor, autoForwardAction, portRows, portsToForward } from '../../extension/ports/rules';
+import { attributesFor, autoForwardAction, isDeclared, portRows } from '../../extension/ports/rules';
 
 const attributes = {
   '3000': { label: 'web', onAutoForward: 'openBrowser' as const },
@@ -19,15 +19,26 @@ test('port attributes: an exact key wins over a range; notify is the default act
 
 test('rows list detected and configured ports once each, sorted, with address, process and label', () => {
   const detected = [{ port: 3000, command: 'node' }, { port: 3000, command: 'node' }, { port: 22, command: 'sshd' }];
-  const rows = portRows(detected, [5432, 3000], new Map([[3000, 3001]]), attributes);
+  const rows = portRows(detected, [5432, 3000], new Map([[3000, 3001]]), attributes, new Map([[22, 'not forwarded: the limit'], [3000, 'ignored when forwarded']]));
   assert.deepEqual(rows, [
-    { guestPort: 22, localAddress: undefined, process: 'sshd', label: '' },
-    { guestPort: 3000, localAddress: '127.0.0.1:3001', process: 'node', label: 'web' },
-    { guestPort: 5432, localAddress: undefined, process: '', label: '' },
+    { guestPort: 22, localAddress: undefined, process: 'sshd', label: '', note: 'not forwarded: the limit' },
+    { guestPort: 3000, localAddress: '127.0.0.1:3001', process: 'node', label: 'web', note: '' },
+    { guestPort: 5432, localAddress: undefined, process: '', label: '', note: '' },
   ]);
 });
 
-test('auto-forward skips ports already forwarded, ignored, or stopped by the user', () => {
-  const detected = [3000, 4000, 9001, 8080].map((port) => ({ port, command: 'x' }));
-  assert.deepEqual(portsToForward(detected, new Map([[3000, 3000]]), new Set([8080]), attributes), [4000]);
+test('declared ports: forwardPorts, exact portsAttributes keys and ranges', () => {
+  assert.ok(isDeclared(5432, [5432], {}));
+  assert.ok(isDeclared(3000, [], attributes));
+  assert.ok(isDeclared(9007, [], attributes));
+  assert.ok(!isDeclared(4000, [5432], attributes));
+});
+
+test('process names from the guest and labels from the config become one short plain line', () => {
+  const hostile = '[x](command:workbench.action.quit)\n\u202eevil\u0007';
+  const rows = portRows([{ port: 80, command: hostile }], [], new Map(), { '80': { label: `$(warning) ${'L'.repeat(500)}\r\nforged` } });
+  assert.doesNotMatch(rows[0].process, /[\n\u202e\u0007]/);
+  assert.ok(rows[0].process.length <= 32);
+  assert.doesNotMatch(rows[0].label, /[\r\n]/);
+  assert.ok(rows[0].label.length <= 64);
 });
