@@ -1,5 +1,5 @@
 import type { AutoForwardAction, PortAttributes } from '../config/schema';
-import { plainText } from '../ui/notice-text';
+import { plainLine } from '../ui/notice-text';
 
 /** A guest port as the Ports view lists it. Every string is plain text, safe to show. */
 export interface PortRow {
@@ -63,8 +63,8 @@ export function portRows(
     return {
       guestPort: port,
       localAddress: hostPort === undefined ? undefined : `127.0.0.1:${hostPort}`,
-      process: plainText(processes.get(port) ?? '', MAX_PROCESS_CHARS),
-      label: plainText(attributesFor(port, attributes).label ?? '', MAX_LABEL_CHARS),
+      process: plainLine(processes.get(port) ?? '', MAX_PROCESS_CHARS),
+      label: plainLine(attributesFor(port, attributes).label ?? '', MAX_LABEL_CHARS),
       note: hostPort === undefined ? notes.get(port) ?? '' : '',
     };
   });

@@ -32,13 +32,13 @@ export function notice(strings: TemplateStringsArray, ...values: unknown[]): Not
  * bidi overrides) become spaces; long values are cut.
  */
 export function noticeValue(value: unknown): string {
-  return plainText(String(value), MAX_NOTICE_VALUE_CHARS)
+  return plainLine(String(value), MAX_NOTICE_VALUE_CHARS)
     .replace(/[[\]<>`$]/g, (c) => LOOKALIKES[c])
     .replace(/([A-Za-z][A-Za-z0-9+.-]*):/g, '$1\u2236');
 }
 
 /** Guest or config text as one plain line (no control or bidi characters), at most `max` characters. */
-export function plainText(text: string, max: number): string {
+export function plainLine(text: string, max: number): string {
   return cut(text.replace(INVISIBLE, ' ').replace(/\s+/g, ' ').trim(), max);
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_NOTICE_CHARS, MAX_NOTICE_VALUE_CHARS, notice, noticeValue, plainText } from '../../extension/ui/notice-text';
+import { MAX_NOTICE_CHARS, MAX_NOTICE_VALUE_CHARS, notice, noticeValue, plainLine } from '../../extension/ui/notice-text';
 import { failureNotice } from '../../extension/ui/failure-notice';
 
 /** What VS Code's notification renderer turns into a clickable link (its linkedText parser). */
@@ -43,7 +43,7 @@ test('a value keeps its words (brackets become look-alikes) and long ones are cu
   assert.equal(noticeValue('127.0.0.1:3000'), '127.0.0.1:3000');
   assert.equal(noticeValue(5432), '5432');
   assert.equal(noticeValue('A'.repeat(500)).length, MAX_NOTICE_VALUE_CHARS);
-  assert.equal(plainText(' a\n\tb\u202e ', 10), 'a b');
+  assert.equal(plainLine(' a\n\tb\u202e ', 10), 'a b');
 });
 
 test('failure notices are fixed sentences with the code: the message never reaches the notification', () => {
