@@ -4,6 +4,7 @@ import {
 } from '../../engine/index';
 import type { PortAttributes } from '../config/schema';
 import { autoForwardAction, isDeclared } from '../ports/rules';
+import { coalesced, SerialQueue } from './serial-queue';
 
 /** What the forwards tell the extension to show; auto-forward notices are already within the notice budget. */
 export interface PortNotices {
@@ -57,8 +58,10 @@ export class PortForwards {
   private configuredOverLimit: number[] = [];
   private overLimit: number[] = [];
   private listeners: GuestListener[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
-  private reconcileQueued = false;
+  private readonly queue = new SerialQueue();
+  private readonly requestReconcile = coalesced(this.queue, () => this.reconcile(), (err) => {
+    if (!this.stopped) this.events.log(`cannot follow the guest's ports: ${err.message}`);
+  });
   private stopped = false;
   private stopWatch: (() => void) | undefined;
 
@@ -76,8 +79,8 @@ export class PortForwards {
       this.requestReconcile();
     });
     this.listeners = await this.vm.listeningPorts();
-    await this.serial(() => this.forwardConfigured());
-    await this.serial(() => this.reconcile());
+    await this.queue.run(() => this.forwardConfigured());
+    await this.queue.run(() => this.reconcile());
   }
 
   get guestListeners(): readonly GuestListener[] {
@@ -100,13 +103,13 @@ export class PortForwards {
   }
 
   /** Resolves once every change queued so far has been applied. */
-  async settled(): Promise<void> {
-    await this.queue;
+  settled(): Promise<void> {
+    return this.queue.idle();
   }
 
   /** The user asked for this port: forwarded whether or not anything listens, kept until the user stops it. */
   forwardByUser(guestPort: number): Promise<OpenedForward> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       this.stoppedByUser.delete(guestPort);
       const existing = this.forwards.get(guestPort);
       if (existing) {
@@ -121,7 +124,7 @@ export class PortForwards {
   }
 
   unforward(guestPort: number, byUser: boolean): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (byUser) this.stoppedByUser.add(guestPort);
       await this.drop([guestPort], byUser ? 'stopped by the user' : 'stopped');
       this.events.changed();
@@ -133,7 +136,7 @@ export class PortForwards {
    * listener is bound before the old one closes, so a busy port leaves the forward as it was.
    */
   useSameHostPort(guestPort: number): Promise<boolean> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       const current = this.forwards.get(guestPort);
       if (!current) return false;
       if (current.forwarder.localAddr.port === guestPort) return true;
@@ -158,6 +161,7 @@ export class PortForwards {
   /** Stops following the guest. The forwards themselves end with the VM. */
   stop(): void {
     this.stopped = true;
+    this.queue.close();
     this.stopWatch?.();
     this.forwards.clear();
   }
@@ -172,7 +176,13 @@ export class PortForwards {
     if (overLimit.length > 0) {
       this.events.log(`forwardPorts lists ${add.length + overLimit.length} ports; only the first ${MAX_CONFIGURED_FORWARDS} are forwarded, not ${portList(overLimit)}`);
     }
-    const opened = await this.openAll(add, 'config');
+    // A port change may have auto-forwarded one of them already: it becomes a configured forward.
+    const fresh = add.filter((port) => {
+      const existing = this.forwards.get(port);
+      if (existing) existing.origin = 'config';
+      return !existing;
+    });
+    const opened = await this.openAll(fresh, 'config');
     this.notify(opened.filter((f) => f.offerSame));
   }
 
@@ -280,28 +290,6 @@ export class PortForwards {
     ask.call(this.events, plain(forward))
       .then((yes) => (yes && !this.stopped ? this.useSameHostPort(forward.guestPort) : false))
       .catch((err: Error) => this.events.log(`guest port ${forward.guestPort} stays where it is: ${err.message}`));
-  }
-
-  /** Runs `task` after every task queued before it; nothing runs after stop(). */
-  private serial<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
-      if (this.stopped) throw new Error('the MicroVM is not running');
-      return task();
-    });
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  /** At most one reconcile waits in the queue: changes that arrive meanwhile are folded into it. */
-  private requestReconcile(): void {
-    if (this.reconcileQueued || this.stopped) return;
-    this.reconcileQueued = true;
-    this.serial(async () => {
-      this.reconcileQueued = false;
-      await this.reconcile();
-    }).catch((err: Error) => {
-      if (!this.stopped) this.events.log(`cannot follow the guest's ports: ${err.message}`);
-    });
   }
 }
 
