@@ -20,7 +20,7 @@ export function portNotices(): PortNotices {
     },
     confirmSameHostPort: askSameHostPort,
     portsSummary: (ports) => {
-      void showInfo(notice`MicroVM: ${ports.length} guest ports were forwarded to free ports on 127.0.0.1; see the Ports view.`, 'Show Ports')
+      void showInfo(notice`MicroVM: ${ports.length} new guest ports were forwarded to 127.0.0.1; see the Ports view for their addresses.`, 'Show Ports')
         .then((choice) => choice && vscode.commands.executeCommand('microvm.ports.focus'));
     },
   };
