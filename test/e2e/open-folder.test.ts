@@ -153,6 +153,38 @@ test('the status bar says ready, with the accelerator, and warns on TCG', async 
   await screenshot(page, '05-status-bar');
 });
 
+test('guest text stays plain: a hostile process name in the Ports view, a hostile console line in the VM-exited notification', async () => {
+  // /proc/PID/comm is the file's name (15 bytes at most); busybox picks its applet from argv[0].
+  const hostile = '[x](command:workbench.action.quit)';
+  // The leading spaces absorb a keystroke lost right after the terminal takes focus on a loaded host.
+  await typeLine(page, `  cp /bin/busybox '/tmp/[x](command:a)' && bash -c 'exec -a nc "/tmp/[x](command:a)" -l -p ${GUEST_PORT + 1}' &`);
+  await runCommand(page, 'MicroVM: Focus on Ports View');
+  await waitForText(page, portsText, new RegExp(`Guest port ${GUEST_PORT + 1}, \\[x\\]\\(command:a\\)`), 60_000, 'the hostile process name, verbatim, in the Ports view');
+  const row = page.locator(`.monaco-list-row[aria-label*="Guest port ${GUEST_PORT + 1}"]`);
+  assert.match(await row.innerText(), /\[x\]\(command:a\)/, 'the process name is shown verbatim');
+  // A link would be an anchor with a target; the label's own anchor (a.label-name) has none.
+  const label = row.locator('.monaco-icon-label-container');
+  assert.equal(await label.locator('a[href], a[data-href]').count(), 0, `no link in the Ports view row: ${await label.innerHTML()}`);
+
+  await typeLine(page, `  echo '${hostile}' > /dev/console; poweroff -f`);
+  await waitForText(page, notificationsText, /the VM stopped unexpectedly \(E_VM_EXITED\); see the MicroVM log/, 60_000, 'the notification that the VM stopped');
+  await screenshot(page, '06-vm-exited-notification');
+  // Ours only: code-server's own port forwarding shows a toast with a link of its own ("See all forwarded ports").
+  const ours = page.locator('.notifications-toasts .notification-list-item', { hasText: 'Source: MicroVM Dev Sandboxes' });
+  assert.ok(await ours.count() >= 1);
+  assert.equal(await ours.locator('.notification-list-item-message a').count(), 0, 'no link in our notification messages');
+  assert.doesNotMatch(await notificationsText(page), /command:|\[x\]/);
+  // The detail, console tail included, is in the MicroVM log.
+  await waitForText(page, microvmLog, new RegExp(hostile.replace(/[[\]().]/g, '\\$&')), 10_000, 'the console line in the MicroVM log');
+});
+
+/** Every MicroVM output channel log of this code-server's extension hosts. */
+async function microvmLog(): Promise<string> {
+  const logs = path.join(scratch.userDataDir, 'logs');
+  const files = fs.readdirSync(logs, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(path.join('microvm.microvm-sandbox', 'MicroVM.log')));
+  return files.map((f) => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
+}
+
 async function statusText(p: Page): Promise<string> {
   return (await p.locator('.statusbar').innerText()).replace(/\s+/g, ' ');
 }
