@@ -18,3 +18,6 @@ export * from './ports';
 export type { GuestListener, PortsChange } from './agent/port-watch';
 export type { NetworkMode } from './qemu/network';
 export type { ShareRefusal, MountSpec, VolumeSpec, SymlinkPolicy, GitPolicy } from './mount';
+export { DEFAULT_PROTECT, removeVolume, volumeFile } from './mount';
+export * from './workspace';
+export * from './devcontainer';

@@ -1,4 +1,4 @@
-import { ConfigFile, readConfigFile } from '../../engine/devcontainer/locate';
+import { ConfigFile, readConfigFile } from '../../engine/index';
 import { parseDevcontainer, ParsedDevcontainer } from './devcontainer';
 
 export type LoadedDevcontainer = ParsedDevcontainer & ConfigFile;

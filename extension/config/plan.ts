@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DevcontainerConfig, GuestCommand, PortAttributes } from './schema';
 import { Settings } from './settings';
-import { DEFAULT_PROTECT } from '../../engine/mount/types';
+import { DEFAULT_PROTECT } from '../../engine/index';
 
 /** A host folder shared into the guest (virtio-fs), as the engine's `mounts` option takes it. */
 export interface MountSpec {

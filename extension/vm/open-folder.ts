@@ -1,9 +1,8 @@
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import { engineInfo } from '../../engine/index';
+import { engineInfo, isMicrovmError, removeVolume, workspaceVolume } from '../../engine/index';
 import type { Ctx } from '../context';
 import { loadDevcontainer } from '../config/load';
-import { workspaceVolume } from '../../engine/workspace/record';
 import { acceptConfig, acceptLimits } from './provenance';
 import { isPythonProject, planSession } from '../config/plan';
 import { accelEnv } from '../config/settings';
@@ -120,8 +119,34 @@ function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open'): undef
   // The message may quote the guest (a console tail) or the config: it stays in the log.
   const text = failureNotice(err, context);
   ctx.setStatus('error', text);
+  const volume = damagedVolume(err);
+  if (volume) {
+    void showError(text, 'Recreate Volume', 'Show Log').then((choice) => {
+      if (choice === 'Show Log') ctx.log.show();
+      if (choice === 'Recreate Volume') void recreateVolume(ctx, volume);
+    });
+    return undefined;
+  }
   void showError(text, 'Show Log').then((choice) => choice && ctx.log.show());
   return undefined;
+}
+
+/** The volume named by an E_VOLUME that a failed guest mount raised, if that is the error. */
+function damagedVolume(err: unknown): string | undefined {
+  const volume = (err as { volume?: unknown }).volume;
+  return isMicrovmError(err, 'E_VOLUME') && typeof volume === 'string' ? volume : undefined;
+}
+
+/** Deletes the volume (the guest's file system on it is never repaired on the host) and opens again. */
+async function recreateVolume(ctx: Ctx, volume: string): Promise<void> {
+  try {
+    await removeVolume(volume);
+    ctx.log.info(`removed the volume ${volume}; it is created afresh at this open`);
+  } catch (err) {
+    failed(ctx, err);
+    return;
+  }
+  await openFolder(ctx);
 }
 
 /** "MicroVM: Stop": ends the VM, its forwards and its terminals' processes. */

@@ -1,7 +1,6 @@
-import { describeChange } from '../../engine/devcontainer/changes';
-import { pinDecision, pinned } from '../../engine/workspace/config-pin';
-import { clampToLimits, hostLimits, overLimits, ResourceRequest } from '../../engine/workspace/limits';
-import { openWorkspace, saveWorkspace, WorkspaceRecord } from '../../engine/workspace/record';
+import {
+  clampToLimits, describeChange, hostLimits, openWorkspace, overLimits, pinDecision, pinned, ResourceRequest, saveWorkspace, WorkspaceRecord,
+} from '../../engine/index';
 import type { Ctx } from '../context';
 import { parseDevcontainer, ParsedDevcontainer } from '../config/devcontainer';
 import { LoadedDevcontainer } from '../config/load';
