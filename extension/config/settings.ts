@@ -18,6 +18,8 @@ export interface Settings {
   protectedNames: string[];
   /** 'writable': git's everyday data in .git is writable from the VM; 'strict': none of .git is. */
   gitAccess: 'writable' | 'strict';
+  /** Host environment variables `${localEnv:NAME}` may pass into the VM (`microvm.localEnv.allow`). */
+  localEnvAllow: string[];
 }
 
 const settingsSchema = z.object({
@@ -32,13 +34,17 @@ const settingsSchema = z.object({
   maxCpus: z.number().int().min(0).catch(0),
   protectedNames: z.array(z.string().min(1).max(255).refine((n) => !n.includes('/') && n !== '.' && n !== '..')).max(32).catch([]),
   gitAccess: z.enum(['writable', 'strict']).catch('writable'),
+  localEnvAllow: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).max(64).catch([]),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;
 
-/** A bad value falls back to the default, as VS Code does for settings it validates. */
-export function readSettings(get: (key: keyof Settings) => unknown): Settings {
-  return settingsSchema.parse(Object.fromEntries(SETTING_KEYS.map((key) => [key, get(key)])));
+/** Settings whose name under `microvm.` differs from their key here. */
+const SETTING_NAMES: Partial<Record<keyof Settings, string>> = { localEnvAllow: 'localEnv.allow' };
+
+/** A bad value falls back to the default, as VS Code does for settings it validates. `get` takes the name under `microvm.`. */
+export function readSettings(get: (name: string) => unknown): Settings {
+  return settingsSchema.parse(Object.fromEntries(SETTING_KEYS.map((key) => [key, get(SETTING_NAMES[key] ?? key)])));
 }
 
 /** The engine reads MICROVM_ACCEL once per process: 'auto' leaves the choice to it. */

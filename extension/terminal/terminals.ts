@@ -1,8 +1,7 @@
 import * as vscode from 'vscode';
 import type { Ctx } from '../context';
-import { commandsScript } from '../config/plan';
-import { GuestCommand } from '../config/schema';
 import { Session } from '../vm/session';
+import { commandsScript } from './hook-script';
 import { loginShell, StartProcess } from './guest-terminal';
 import { guestPseudoterminal } from './pty';
 
@@ -39,8 +38,8 @@ export function openShellTerminal(ctx: Ctx): vscode.Terminal | undefined {
   return terminal;
 }
 
-/** postCreateCommand and postStartCommand, run in their own terminal so their output stays visible. */
-export function openHooksTerminal(session: Session, commands: GuestCommand[]): vscode.Terminal {
+/** postCreateCommand, postStartCommand and postAttachCommand, in their own terminal so their output stays visible. */
+export function openHooksTerminal(session: Session, commands: string[][]): vscode.Terminal {
   const terminal = vscode.window.createTerminal({
     name: 'MicroVM: post-start',
     iconPath: ICON,
@@ -49,3 +48,4 @@ export function openHooksTerminal(session: Session, commands: GuestCommand[]): v
   terminal.show(true);
   return terminal;
 }
+

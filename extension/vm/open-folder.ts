@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import { engineInfo, isMicrovmError, removeVolume, workspaceVolume } from '../../engine/index';
+import {
+  DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, PlanSettings, planWorkspace, Problem, removeVolume, workspaceVolume,
+} from '../../engine/index';
 import type { Ctx } from '../context';
-import { loadDevcontainer } from '../config/load';
 import { acceptConfig, acceptLimits } from './provenance';
-import { isPythonProject, planSession } from '../config/plan';
-import { accelEnv } from '../config/settings';
+import { isPythonProject } from '../config/project';
+import { accelEnv, Settings } from '../config/settings';
 import { portNotices } from '../ports/notices';
 import { openHooksTerminal, openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
@@ -40,15 +41,10 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
   const accel = accelEnv(settings);
   if (accel) process.env.MICROVM_ACCEL = accel;
   try {
-    const accepted = await acceptConfig(ctx, folder.uri.fsPath, loadDevcontainer(folder.uri.fsPath));
+    const accepted = await acceptConfig(ctx, folder.uri.fsPath, settings);
     if (!accepted) return undefined;
-    const devcontainer = accepted.config;
-    for (const warning of devcontainer?.warnings ?? []) ctx.log.warn(`${devcontainer?.file}: ${warning}`);
-    // The warnings quote the file's keys: they stay in the log, the notification only points there.
-    if (devcontainer?.warnings.length) {
-      void showWarning(notice`MicroVM: ${devcontainer.file} has settings this extension ignores; see the MicroVM log.`, 'Show Log')
-        .then((choice) => choice && ctx.log.show());
-    }
+    const { resolved, record } = accepted;
+    if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', resolved.problems)) return undefined;
     // The first call may run a KVM boot probe (cached afterwards).
     const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
     ctx.setAccel({ accel: info.accel, isolation: info.isolation });
@@ -61,11 +57,12 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
       return undefined;
     }
     const python = isPythonProject(fs.readdirSync(folder.uri.fsPath));
-    const wanted = planSession(settings, devcontainer?.config, { name: folder.name, fsPath: folder.uri.fsPath, python },
-      (name) => workspaceVolume(accepted.record, name));
-    const limited = await acceptLimits(ctx, settings, { memoryMib: wanted.memoryMib, cpus: wanted.vcpus, volumes: wanted.volumes });
+    const planned = planWorkspace(resolved, planSettings(settings), { python });
+    reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', planned.problems.slice(resolved.problems.length));
+    const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
+    const limited = await acceptLimits(ctx, settings, { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes });
     if (!limited) return undefined;
-    const plan = { ...wanted, memoryMib: limited.memoryMib, vcpus: limited.cpus, volumes: limited.volumes };
+    const plan = { ...planned, memoryMib: limited.memoryMib, vcpus: limited.cpus, volumes: limited.volumes };
     return await startSession(ctx, new Session(plan, {
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),
@@ -98,9 +95,43 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
   });
   ctx.setStatus('ready', `Workspace at ${session.plan.workspaceFolder}`);
   ctx.refreshPorts();
-  if (session.plan.startCommands.length > 0) openHooksTerminal(session, session.plan.startCommands);
+  const startCommands = session.hookCommands(['postCreateCommand', 'postStartCommand', 'postAttachCommand']);
+  if (startCommands.length > 0) openHooksTerminal(session, startCommands);
   if (options.terminal) openShellTerminal(ctx);
   return session;
+}
+
+/**
+ * The configuration's problems go to the log, one line each; a notification only points there
+ * (they quote the file). Errors stop the open: false when there is one.
+ */
+function reportProblems(ctx: Ctx, file: string, problems: Problem[]): boolean {
+  for (const problem of problems) {
+    const line = formatProblem(file, problem);
+    if (problem.severity === 'error') ctx.log.error(line);
+    else if (problem.severity === 'warning') ctx.log.warn(line);
+    else ctx.log.info(line);
+  }
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  const warnings = problems.filter((p) => p.severity === 'warning').length;
+  if (errors > 0) {
+    void showError(notice`MicroVM: ${file} has ${errors} problem(s) that keep the folder from opening as described; see the MicroVM log.`, 'Show Log')
+      .then((choice) => choice && ctx.log.show());
+    return false;
+  }
+  if (warnings > 0) {
+    void showWarning(notice`MicroVM: ${warnings} setting(s) of ${file} are not used as written; see the MicroVM log.`, 'Show Log')
+      .then((choice) => choice && ctx.log.show());
+  }
+  return true;
+}
+
+/** The user's settings as the engine's planner takes them. */
+function planSettings(settings: Settings): PlanSettings {
+  return {
+    image: settings.image, memoryMib: settings.memoryMib, cpus: settings.cpus, network: settings.network, symlinks: settings.symlinks,
+    protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])], git: settings.gitAccess,
+  };
 }
 
 function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open'): undefined {

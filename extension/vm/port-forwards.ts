@@ -1,9 +1,7 @@
 import {
-  chooseHostPort, ForwardedPort, ForwardOrigin, ForwardPlan, GuestListener, isMicrovmError, MAX_AUTO_FORWARDS,
-  MAX_CONFIGURED_FORWARDS, NoticeBudget, planConfigured, planForwards, TcpForwarder, Vm,
+  autoForwardAction, chooseHostPort, ForwardedPort, ForwardOrigin, ForwardPlan, GuestListener, isDeclared, isMicrovmError, MAX_AUTO_FORWARDS,
+  MAX_CONFIGURED_FORWARDS, NoticeBudget, planConfigured, planForwards, PortsConfig, TcpForwarder, Vm,
 } from '../../engine/index';
-import type { PortAttributes } from '../config/schema';
-import { autoForwardAction, isDeclared } from '../ports/rules';
 import { coalesced, SerialQueue } from './serial-queue';
 
 /** What the forwards tell the extension to show; auto-forward notices are already within the notice budget. */
@@ -23,12 +21,6 @@ export interface PortForwardsEvents extends PortNotices {
   log(line: string): void;
   /** Forwards or guest listeners changed: the Ports view should refresh. */
   changed(): void;
-}
-
-/** The workspace's port settings (devcontainer.json). */
-export interface PortDeclarations {
-  forwardPorts: number[];
-  portsAttributes: Record<string, PortAttributes>;
 }
 
 export type OpenedForward = ForwardedPort & { offerSame: boolean };
@@ -67,7 +59,7 @@ export class PortForwards {
 
   constructor(
     private readonly vm: Vm,
-    private readonly declarations: PortDeclarations,
+    private readonly declarations: PortsConfig,
     private readonly events: PortForwardsEvents,
     private readonly now: () => number = Date.now,
   ) {}
@@ -166,12 +158,17 @@ export class PortForwards {
     this.forwards.clear();
   }
 
+  /** onAutoForward for a port, by its number, its range or the process listening on it. */
+  private action(port: number): string {
+    return autoForwardAction(port, this.declarations, this.listeners.find((l) => l.port === port)?.command ?? '');
+  }
+
   private declared(port: number): boolean {
-    return isDeclared(port, this.declarations.forwardPorts, this.declarations.portsAttributes);
+    return isDeclared(port, this.declarations);
   }
 
   private async forwardConfigured(): Promise<void> {
-    const { add, overLimit } = planConfigured(this.declarations.forwardPorts);
+    const { add, overLimit } = planConfigured(this.declarations.forward);
     this.configuredOverLimit = overLimit;
     if (overLimit.length > 0) {
       this.events.log(`forwardPorts lists ${add.length + overLimit.length} ports; only the first ${MAX_CONFIGURED_FORWARDS} are forwarded, not ${portList(overLimit)}`);
@@ -188,12 +185,11 @@ export class PortForwards {
 
   /** One port change: remove what went away, add what is new (up to the limit), then tell. */
   private async reconcile(): Promise<void> {
-    const attributes = this.declarations.portsAttributes;
     const plan = planForwards({
       listening: this.listeners.map((l) => l.port),
       forwards: new Map([...this.forwards].map(([port, f]) => [port, f.origin])),
       stoppedByUser: this.stoppedByUser,
-      ignored: (port) => autoForwardAction(port, attributes) === 'ignore',
+      ignored: (port) => this.action(port) === 'ignore',
       declared: (port) => this.declared(port),
     });
     await this.drop(plan.remove, 'its guest listener is gone');
@@ -272,12 +268,11 @@ export class PortForwards {
 
   /** Tells the extension about new forwards, within the notice budget: each on its own, or one summary. */
   private notify(opened: OpenedForward[]): void {
-    const attributes = this.declarations.portsAttributes;
-    const told = opened.filter((f) => autoForwardAction(f.guestPort, attributes) !== 'silent');
+    const told = opened.filter((f) => this.action(f.guestPort) !== 'silent');
     const decision = this.budget.admit(told.map((f) => f.guestPort), this.now());
     for (const forward of told.filter((f) => decision.each.includes(f.guestPort))) {
       if (forward.offerSame) this.offer(forward);
-      else this.events.portForwarded?.(plain(forward), autoForwardAction(forward.guestPort, attributes) === 'openBrowser' ? 'openBrowser' : 'notify');
+      else this.events.portForwarded?.(plain(forward), ['openBrowser', 'openBrowserOnce', 'openPreview'].includes(this.action(forward.guestPort)) ? 'openBrowser' : 'notify');
     }
     const summary = told.filter((f) => decision.summary.includes(f.guestPort));
     if (summary.length > 0) this.events.portsSummary?.(summary.map(plain));

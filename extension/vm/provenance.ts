@@ -1,42 +1,45 @@
 import {
-  clampToLimits, describeChange, hostLimits, openWorkspace, overLimits, pinDecision, pinned, ResourceRequest, saveWorkspace, WorkspaceRecord,
+  clampToLimits, describeChange, hostLimits, openWorkspace, overLimits, pinDecision, pinned, readConfigFile, resolveConfig, ResolvedConfig,
+  ResourceRequest, saveWorkspace, WorkspaceRecord,
 } from '../../engine/index';
 import type { Ctx } from '../context';
-import { parseDevcontainer, ParsedDevcontainer } from '../config/devcontainer';
-import { LoadedDevcontainer } from '../config/load';
 import { Settings } from '../config/settings';
 import { notice } from '../ui/notice-text';
 import { askModal } from '../ui/notify';
 import { plainText } from '../ui/plain-text';
 
 /**
- * The configuration this open uses, with the user's leave where it takes more from the host
- * than last time: a changed resource, mount, port or network setting is listed and asked
- * about before it takes effect. `undefined` when the user cancelled.
+ * The configuration this open uses, read on the host and resolved, with the user's leave
+ * where it takes more from the host than last time: a changed resource, mount, port or
+ * network setting is listed and asked about before it takes effect. `undefined` when the user
+ * cancelled.
  */
-export async function acceptConfig(ctx: Ctx, folder: string, loaded: LoadedDevcontainer | undefined):
-  Promise<{ record: WorkspaceRecord; config: (ParsedDevcontainer & { file: string }) | undefined } | undefined> {
+export async function acceptConfig(ctx: Ctx, folder: string, settings: Settings):
+  Promise<{ record: WorkspaceRecord; resolved: ResolvedConfig } | undefined> {
   const record = openWorkspace(folder);
-  if (!loaded) return { record, config: undefined };
-  const decision = pinDecision(record, loaded, loaded.raw);
+  const file = readConfigFile(folder);
+  const resolve = (f: typeof file) => resolveConfig({ folder, file: f ?? null, allowLocalEnv: settings.localEnvAllow });
+  const resolved = resolve(file);
+  if (!file || !resolved.raw) return { record, resolved };
+  const decision = pinDecision(record, file, resolved.raw);
   if (decision.kind === 'use') {
-    if (decision.reason !== 'unchanged') await saveWorkspace(pinned(record, loaded, loaded.raw));
-    return { record, config: loaded };
+    if (decision.reason !== 'unchanged') await saveWorkspace(pinned(record, file, resolved.raw));
+    return { record, resolved };
   }
   const lines = decision.changes.map(describeChange);
-  for (const line of lines) ctx.log.info(`${loaded.file} changed since the last open: ${line}`);
+  for (const line of lines) ctx.log.info(`${file.file} changed since the last open: ${line}`);
   const apply = 'Apply Changes';
   const previous = 'Open with Previous Settings';
   const choice = await askModal(
-    notice`${loaded.file} changed since the last open: ${lines.length} change(s) to what the VM may take from this machine (memory, CPUs, disks, mounts, ports or network).`,
+    notice`${file.file} changed since the last open: ${lines.length} change(s) to what the VM may take from this machine (memory, CPUs, disks, mounts, ports or network).`,
     plainText(lines.join('\n'), 2000), apply, previous);
   if (choice === apply) {
-    await saveWorkspace(pinned(record, loaded, loaded.raw));
-    return { record, config: loaded };
+    await saveWorkspace(pinned(record, file, resolved.raw));
+    return { record, resolved };
   }
   if (choice === previous && record.config) {
-    const { file, accepted } = record.config;
-    return { record, config: { file, ...parseDevcontainer(file, JSON.stringify(accepted)) } };
+    const { file: name, digest, accepted } = record.config;
+    return { record, resolved: resolve({ file: name, digest, text: JSON.stringify(accepted) }) };
   }
   return undefined;
 }

@@ -1,5 +1,4 @@
-import { BuildOptions, BuildProgress, ExecChild, Image, Pool, Vm } from '../../engine/index';
-import { SessionPlan } from '../config/plan';
+import { BuildOptions, BuildProgress, commandArgv, ExecChild, Hook, Image, Pool, Vm, WorkspacePlan } from '../../engine/index';
 import { PortRow, portRows } from '../ports/rules';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
 
@@ -28,7 +27,7 @@ export class Session {
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
 
-  constructor(readonly plan: SessionPlan, private readonly events: SessionEvents) {}
+  constructor(readonly plan: WorkspacePlan, private readonly events: SessionEvents) {}
 
   get running(): Vm {
     if (!this.vm) throw new Error('the MicroVM is not running');
@@ -70,7 +69,7 @@ export class Session {
     vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.onProgress('Forwarding ports');
-    this.ports = new PortForwards(vm, this.plan, this.portEvents());
+    this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
     await this.ports.start();
     return vm;
   }
@@ -99,7 +98,7 @@ export class Session {
       tty: true,
       winsize: size,
       cwd: this.plan.workspaceFolder,
-      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...this.plan.remoteEnv },
+      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...setEnv(this.plan.remoteEnv) },
       timeoutMs: 0,
     });
   }
@@ -125,7 +124,7 @@ export class Session {
   portRows(): PortRow[] {
     const ports = this.ports;
     if (!ports || this.stopped) return [];
-    return portRows([...ports.guestListeners], this.plan.forwardPorts, ports.hostPorts(), this.plan.portsAttributes, ports.notForwarded());
+    return portRows([...ports.guestListeners], this.plan.ports, ports.hostPorts(), ports.notForwarded());
   }
 
   /** Resolves once every port change seen so far has been applied. */
@@ -149,22 +148,31 @@ export class Session {
     await vm?.release().catch(() => undefined);
   }
 
+  /** The commands of these hooks, one after another (parallel entries too, for now). */
+  hookCommands(hooks: readonly Hook[]): string[][] {
+    return hooks.flatMap((hook) => {
+      const command = this.plan.hooks[hook];
+      if (!command) return [];
+      return command.kind === 'single' ? [commandArgv(command.command)] : command.entries.map((e) => commandArgv(e.command));
+    });
+  }
+
   private buildOptions(): BuildOptions {
     const { plan } = this;
+    const bakeCommands = this.hookCommands(['onCreateCommand', 'updateContentCommand']);
     let bakeAnnounced = false;
     return {
-      ref: plan.ref,
+      ref: plan.source.kind === 'image' ? plan.source.ref : undefined,
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       network: plan.network,
       env: plan.containerEnv,
       mounts: plan.mounts,
       volumes: plan.volumes,
-      warmupTag: plan.warmupTag,
       // With a mounted folder the engine boots fresh and runs the warmup on every boot (no snapshot).
-      ...(plan.bakeCommands.length > 0 ? {
+      ...(bakeCommands.length > 0 ? {
         warmup: async (vm: Vm) => {
-          for (const command of plan.bakeCommands) await this.runBakeCommand(vm, command.argv);
+          for (const argv of bakeCommands) await this.runBakeCommand(vm, argv);
         },
       } : {}),
       onProgress: (event: BuildProgress) => {
@@ -183,7 +191,7 @@ export class Session {
 
   private async runBakeCommand(vm: Vm, argv: string[]): Promise<void> {
     this.events.log(`bake: ${argv.join(' ')}`);
-    const result = await vm.exec({ argv, cwd: this.plan.workspaceFolder, timeoutMs: 0, env: this.plan.remoteEnv });
+    const result = await vm.exec({ argv, cwd: this.plan.workspaceFolder, timeoutMs: 0, env: setEnv(this.plan.remoteEnv) });
     for (const line of `${result.stdout}${result.stderr}`.split('\n').filter(Boolean)) this.events.log(`  ${line}`);
     if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in the VM with exit code ${result.exitCode} (see the MicroVM log)`);
   }
@@ -191,6 +199,11 @@ export class Session {
   private checkStopped(): void {
     if (this.stopped) throw new CancelledError();
   }
+}
+
+/** remoteEnv without its unset (null) entries. */
+function setEnv(env: Record<string, string | null>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== null));
 }
 
 export class CancelledError extends Error {

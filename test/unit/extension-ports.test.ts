@@ -1,25 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attributesFor, autoForwardAction, isDeclared, portRows } from '../../extension/ports/rules';
+import { portRows } from '../../extension/ports/rules';
 
-const attributes = {
-  '3000': { label: 'web', onAutoForward: 'openBrowser' as const },
-  '9000-9010': { label: 'range', onAutoForward: 'ignore' as const },
-  '9005': { label: 'exact wins' },
+const declared = {
+  forward: [5432, 3000],
+  attributes: {
+    '3000': { label: 'web', onAutoForward: 'openBrowser' as const },
+    '9000-9010': { label: 'range', onAutoForward: 'ignore' as const },
+    '9005': { label: 'exact wins' },
+  },
 };
-
-test('port attributes: an exact key wins over a range; notify is the default action', () => {
-  assert.equal(attributesFor(9005, attributes).label, 'exact wins');
-  assert.equal(attributesFor(9001, attributes).label, 'range');
-  assert.equal(autoForwardAction(3000, attributes), 'openBrowser');
-  assert.equal(autoForwardAction(9002, attributes), 'ignore');
-  assert.equal(autoForwardAction(9005, attributes), 'notify');
-  assert.equal(autoForwardAction(4000, attributes), 'notify');
-});
 
 test('rows list detected and configured ports once each, sorted, with address, process and label', () => {
   const detected = [{ port: 3000, command: 'node' }, { port: 3000, command: 'node' }, { port: 22, command: 'sshd' }];
-  const rows = portRows(detected, [5432, 3000], new Map([[3000, 3001]]), attributes, new Map([[22, 'not forwarded: the limit'], [3000, 'ignored when forwarded']]));
+  const rows = portRows(detected, declared, new Map([[3000, 3001]]), new Map([[22, 'not forwarded: the limit'], [3000, 'ignored when forwarded']]));
   assert.deepEqual(rows, [
     { guestPort: 22, localAddress: undefined, process: 'sshd', label: '', note: 'not forwarded: the limit' },
     { guestPort: 3000, localAddress: '127.0.0.1:3001', process: 'node', label: 'web', note: '' },
@@ -27,16 +21,9 @@ test('rows list detected and configured ports once each, sorted, with address, p
   ]);
 });
 
-test('declared ports: forwardPorts, exact portsAttributes keys and ranges', () => {
-  assert.ok(isDeclared(5432, [5432], {}));
-  assert.ok(isDeclared(3000, [], attributes));
-  assert.ok(isDeclared(9007, [], attributes));
-  assert.ok(!isDeclared(4000, [5432], attributes));
-});
-
 test('process names from the guest and labels from the config become one short plain line', () => {
   const hostile = '[x](command:workbench.action.quit)\n\u202eevil\u0007';
-  const rows = portRows([{ port: 80, command: hostile }], [], new Map(), { '80': { label: `$(warning) ${'L'.repeat(500)}\r\nforged` } });
+  const rows = portRows([{ port: 80, command: hostile }], { forward: [], attributes: { '80': { label: `$(warning) ${'L'.repeat(500)}\r\nforged` } } }, new Map());
   assert.doesNotMatch(rows[0].process, /[\n\u202e\u0007]/);
   assert.ok(rows[0].process.length <= 32);
   assert.doesNotMatch(rows[0].label, /[\r\n]/);

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ExecChild, ForwardedPort, MAX_AUTO_FORWARDS, NOTICE_WINDOW_MS, NOTICES_PER_WINDOW, WELL_KNOWN_SERVICE_PORTS } from '../../engine';
-import type { SessionPlan } from '../../extension/config/plan';
+import type { PortsConfig, WorkspacePlan } from '../../engine';
 import { Session, SessionEvents } from '../../extension/vm/session';
 import { freePort } from '../helpers/free-port';
 
@@ -24,10 +24,11 @@ after(async () => {
   fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-function plan(ports: Partial<Pick<SessionPlan, 'forwardPorts' | 'portsAttributes'>> = {}): SessionPlan {
+function plan(ports: Partial<PortsConfig> = {}): WorkspacePlan {
   return {
-    ref: undefined, memoryMib: 256, vcpus: 1, network: 'none', containerEnv: {}, remoteEnv: {}, workspaceFolder: '/root',
-    mounts: [], volumes: [], bakeCommands: [], warmupTag: '', startCommands: [], forwardPorts: [], portsAttributes: {}, ...ports,
+    source: { kind: 'image', ref: undefined }, memoryMib: 256, vcpus: 1, network: 'none', containerEnv: {}, remoteEnv: {}, workspaceFolder: '/root',
+    mounts: [], volumes: [], tmpfs: [], hooks: {}, waitFor: 'updateContentCommand', updateRemoteUserUID: false, userEnvProbe: 'none', hosts: [], problems: [],
+    ports: { forward: [], servicePorts: [], publish: [], attributes: {}, ...ports },
   };
 }
 
@@ -62,7 +63,7 @@ class Recorder implements SessionEvents {
   }
 }
 
-async function startSession(p: SessionPlan, events: SessionEvents): Promise<Session> {
+async function startSession(p: WorkspacePlan, events: SessionEvents): Promise<Session> {
   const session = new Session(p, events);
   sessions.push(session);
   await session.start();
@@ -246,8 +247,8 @@ test('a declared well-known port asks before it takes the same host port; a decl
     return new Promise<boolean>((resolve) => { agree = resolve; });
   };
   const session = await startSession(plan({
-    forwardPorts: [askedNo],
-    portsAttributes: { [askedYes]: { label: 'db' }, [ordinary]: { label: 'web' } },
+    forward: [askedNo],
+    attributes: { [askedYes]: { label: 'db' }, [ordinary]: { label: 'web' } },
   }), events);
   for (const port of [askedYes, askedNo, ordinary]) httpd(session, port);
 

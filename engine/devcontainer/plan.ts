@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
+import type { NetworkMode } from '../qemu/network';
+import type { BuildConfig, UserEnvProbe } from './config';
+import { Hook, LifecycleCommand, WaitFor } from './lifecycle';
+import { parseMount, ParsedMount } from './mounts';
+import { PortsConfig } from './ports';
+import { Problem, Problems, quote } from './problems';
+import { ResolvedConfig } from './resolve';
+import { readRunArgs } from './run-args';
+
+/** What the user's settings decide when the configuration does not (VS Code settings, CLI flags). */
+export interface PlanSettings {
+  /** An image reference for folders without a configuration; '' = the embedded default image. */
+  image: string;
+  memoryMib: number;
+  cpus: number;
+  network: NetworkMode;
+  symlinks: SymlinkPolicy;
+  protect: string[];
+  git: GitPolicy;
+}
+
+export type ImageSource =
+  | { kind: 'image'; ref: string | undefined }
+  /** Paths are absolute on the host. */
+  | { kind: 'dockerfile'; build: BuildConfig };
+
+/** Everything one workspace VM needs, decided without side effects. */
+export interface WorkspacePlan {
+  source: ImageSource;
+  memoryMib: number;
+  vcpus: number;
+  network: NetworkMode;
+  /** May still hold `${containerEnv:...}` until the image's environment is known. */
+  containerEnv: Record<string, string>;
+  remoteEnv: Record<string, string | null>;
+  workspaceFolder: string;
+  /** The workspace share first, then bind mounts of folders inside it. */
+  mounts: MountSpec[];
+  /** Names as the configuration gives them: the workspace namespaces them. */
+  volumes: Array<{ name: string; mountPoint: string; sizeMib: number }>;
+  tmpfs: Array<{ target: string; sizeMib?: number }>;
+  hooks: Partial<Record<Hook, LifecycleCommand>>;
+  waitFor: WaitFor;
+  ports: PortsConfig;
+  containerUser?: string;
+  remoteUser?: string;
+  updateRemoteUserUID: boolean;
+  userEnvProbe: UserEnvProbe;
+  /** Guest /etc/hosts entries (`--add-host`). */
+  hosts: Array<{ name: string; address: string }>;
+  /** The configuration's problems and the plan's own (mounts skipped, features not built, ...). */
+  problems: Problem[];
+}
+
+export const VOLUME_SIZE_MIB = 8192;
+
+/** The plan for a resolved configuration, the user's settings and what the folder holds. */
+export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: { python: boolean }): WorkspacePlan {
+  const problems = new Problems();
+  problems.list.push(...resolved.problems);
+  const { config, folder } = resolved;
+  const runArgs = readRunArgs(config.runArgs, folder, problems);
+  const workspaceFolder = resolved.containerWorkspaceFolder;
+  const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({
+    hostPath, guestPath, readOnly, symlinks: settings.symlinks, filter: true, protect: settings.protect, protectPaths: [], git: settings.git,
+  });
+  const mounts: MountSpec[] = [];
+  const workspaceMount = planWorkspaceMount(resolved, problems);
+  if (workspaceMount) mounts.push(share(workspaceMount.hostPath, workspaceMount.guestPath, false));
+  const volumes: WorkspacePlan['volumes'] = [];
+  if (workspaceMount) {
+    volumes.push({ name: 'node_modules', mountPoint: `${workspaceMount.guestPath}/node_modules`, sizeMib: VOLUME_SIZE_MIB });
+    if (facts.python) volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
+  }
+  const tmpfs: WorkspacePlan['tmpfs'] = [];
+  const entries = [...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })), ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' }))];
+  for (const { value, at } of entries) {
+    const mount = parseMount(value);
+    if ('error' in mount) {
+      problems.add('warning', 'invalid-mount', at, `${mount.error} (${quote(value)})`, 'this mount is skipped');
+      continue;
+    }
+    placeMount(mount, at, folder, { share, mounts, volumes, tmpfs }, problems);
+  }
+  problems.list.push(...sourceProblems(resolved));
+  const ports: PortsConfig = { ...config.ports, publish: [...config.ports.publish, ...runArgs.publish] };
+  for (const { service, port } of config.ports.servicePorts) {
+    problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service`, 'not forwarded: compose services are not run yet');
+  }
+  return {
+    source: imageSource(resolved, settings),
+    memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
+    vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
+    network: settings.network,
+    containerEnv: { ...runArgs.env, ...config.containerEnv },
+    remoteEnv: config.remoteEnv,
+    workspaceFolder,
+    mounts,
+    volumes,
+    tmpfs,
+    hooks: config.hooks,
+    waitFor: config.waitFor ?? 'updateContentCommand',
+    ports,
+    ...(config.containerUser ?? runArgs.user ? { containerUser: config.containerUser ?? runArgs.user } : {}),
+    ...(config.remoteUser ? { remoteUser: config.remoteUser } : {}),
+    updateRemoteUserUID: config.updateRemoteUserUID ?? true,
+    userEnvProbe: config.userEnvProbe ?? 'loginInteractiveShell',
+    hosts: runArgs.hosts,
+    problems: problems.list,
+  };
+}
+
+/** The workspace share: `workspaceMount` when it names this folder (or one inside it), else the folder at workspaceFolder. */
+function planWorkspaceMount(resolved: ResolvedConfig, problems: Problems): { hostPath: string; guestPath: string } | undefined {
+  const written = resolved.config.workspaceMount;
+  const fallback = { hostPath: resolved.folder, guestPath: resolved.containerWorkspaceFolder };
+  if (written === undefined) return fallback;
+  if (written.trim() === '') {
+    problems.add('warning', 'no-workspace-mount', '$.workspaceMount', 'workspaceMount is empty', 'the folder is not shared with the VM');
+    return undefined;
+  }
+  const mount = parseMount(written);
+  if ('error' in mount || mount.type !== 'bind' || !mount.source) {
+    problems.add('warning', 'invalid-mount', '$.workspaceMount', `${'error' in mount ? mount.error : 'workspaceMount is not a bind mount'} (${quote(written)})`, `the folder is shared at ${resolved.containerWorkspaceFolder} instead`);
+    return fallback;
+  }
+  const inside = insideFolder(resolved.folder, mount.source);
+  if (!inside) {
+    problems.add('warning', 'bind-outside-folder', '$.workspaceMount', `workspaceMount shares ${quote(mount.source)}, outside the opened folder`,
+      `only the folder itself is shared, at ${mount.target}: the host stays out of the VM's reach`);
+    return { hostPath: resolved.folder, guestPath: mount.target };
+  }
+  return { hostPath: inside, guestPath: mount.target };
+}
+
+interface Placement {
+  share(hostPath: string, guestPath: string, readOnly: boolean): MountSpec;
+  mounts: MountSpec[];
+  volumes: WorkspacePlan['volumes'];
+  tmpfs: WorkspacePlan['tmpfs'];
+}
+
+/** What one mount becomes: a share (a folder inside the workspace), a volume, a tmpfs, or nothing (a host path). */
+function placeMount(mount: ParsedMount, at: string, folder: string, into: Placement, problems: Problems): void {
+  if (mount.ignored.length > 0) problems.add('info', 'mount-options', at, `${mount.ignored.join(', ')} mean nothing in a VM`, 'ignored');
+  removeTarget(into, mount.target);
+  if (mount.type === 'tmpfs') {
+    into.tmpfs.push({ target: mount.target, ...(mount.sizeMib ? { sizeMib: mount.sizeMib } : {}) });
+    return;
+  }
+  if (mount.type === 'volume') {
+    const name = mount.source ?? `anon-${createHash('sha256').update(mount.target).digest('hex').slice(0, 12)}`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+      problems.add('warning', 'invalid-mount', at, `volume name ${quote(name)} has characters a volume name cannot have`, 'this mount is skipped');
+      return;
+    }
+    into.volumes.push({ name, mountPoint: mount.target, sizeMib: VOLUME_SIZE_MIB });
+    return;
+  }
+  const inside = insideFolder(folder, mount.source as string);
+  if (!inside) {
+    problems.add('warning', 'bind-outside-folder', at, `a bind mount of ${quote(mount.source)}, outside the opened folder`,
+      'skipped: the VM gets nothing from the host beyond its folder (a Docker socket, SSH keys or host devices would hand it the host)');
+    return;
+  }
+  into.mounts.push(into.share(inside, mount.target, mount.readOnly));
+}
+
+/** A later mount at the same place wins, as in the spec (a default node_modules volume too); the workspace share stays. */
+function removeTarget(into: Placement, target: string): void {
+  const keep = <T>(list: T[], at: (item: T) => string, from = 0) => {
+    for (let i = list.length - 1; i >= from; i--) if (at(list[i]) === target) list.splice(i, 1);
+  };
+  keep(into.mounts, (m) => m.guestPath, 1);
+  keep(into.volumes, (v) => v.mountPoint);
+  keep(into.tmpfs, (t) => t.target);
+}
+
+/** `source` as a real path inside `folder` (relative paths are the folder's), or undefined. */
+function insideFolder(folder: string, source: string): string | undefined {
+  let real: string;
+  try {
+    real = fs.realpathSync(path.resolve(folder, source));
+  } catch {
+    return undefined;
+  }
+  const relative = path.relative(folder, real);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? undefined : real;
+}
+
+function imageSource(resolved: ResolvedConfig, settings: PlanSettings): ImageSource {
+  const { config, configPath } = resolved;
+  if (config.build?.dockerfile && configPath) {
+    const base = path.dirname(configPath);
+    return { kind: 'dockerfile', build: { ...config.build, dockerfile: path.resolve(base, config.build.dockerfile), context: path.resolve(base, config.build.context) } };
+  }
+  return { kind: 'image', ref: config.image ?? (settings.image || undefined) };
+}
+
+/** What the configuration asks for that this build cannot give yet, with what the user gets instead. */
+function sourceProblems(resolved: ResolvedConfig): Problem[] {
+  const problems = new Problems();
+  const { config } = resolved;
+  const features = Object.keys(config.features);
+  if (features.length > 0) {
+    problems.add('warning', 'features-not-installed', '$.features', `features ${features.map((f) => quote(f)).join(', ')} are not installed`,
+      'the VM runs the image without them: features need the image builder');
+  }
+  if (config.compose) {
+    problems.add('warning', 'compose-not-run', '$.dockerComposeFile', `compose files ${config.compose.files.map((f) => quote(f)).join(', ')} (service ${quote(config.compose.service)}) are not run`,
+      'the folder opens on the default image, without the services');
+  }
+  return problems.list;
+}

@@ -1,0 +1,170 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { devcontainerId, substitute, VariableContext } from '../../engine/devcontainer/variables';
+import { parseMount, splitFields } from '../../engine/devcontainer/mounts';
+import { toLifecycleCommand } from '../../engine/devcontainer/lifecycle';
+import { attributesFor, autoForwardAction, isDeclared, parseAppPort, parseForwardPort } from '../../engine/devcontainer/ports';
+import { PlanSettings, planWorkspace, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
+import { DEFAULT_PROTECT } from '../../engine/mount/types';
+
+const ctx = (over: Partial<VariableContext> = {}): VariableContext => ({
+  localWorkspaceFolder: '/home/u/my-app', containerWorkspaceFolder: '/workspaces/my-app', devcontainerId: 'ID',
+  localEnv: { HOME: '/home/u', GITHUB_TOKEN: 'secret', EMPTY: '' }, allowLocalEnv: new Set(['HOME', 'EMPTY']), ...over,
+});
+
+test('variables: every name of the spec, defaults, unknown names kept, keys untouched', () => {
+  const input = {
+    a: '${localWorkspaceFolder}|${localWorkspaceFolderBasename}|${containerWorkspaceFolder}|${containerWorkspaceFolderBasename}|${devcontainerId}',
+    b: ['${localEnv:HOME}', '${env:HOME}', '${localEnv:MISSING:fallback}', '${localEnv:MISSING}', '${localEnv:EMPTY:x}'],
+    c: '${workspaceFolder} ${unknown:x} ${containerEnv:PATH}',
+    '${localEnv:HOME}': 1,
+    n: 5,
+  };
+  const out = substitute(input, ctx());
+  assert.equal(out.a, '/home/u/my-app|my-app|/workspaces/my-app|my-app|ID');
+  assert.deepEqual(out.b, ['/home/u', '/home/u', 'fallback', '', '']);
+  assert.equal(out.c, '${workspaceFolder} ${unknown:x} ${containerEnv:PATH}', 'names of later passes and unknown names stay as written');
+  assert.ok('${localEnv:HOME}' in out, 'object keys are not substituted');
+  assert.equal(out.n, 5);
+  assert.equal(substitute('${localEnv:URL:http://x}', ctx()), 'http', 'a default cannot hold a colon, as in the reference CLI');
+});
+
+test('variables: a host variable the user did not allow resolves to its default or nothing, and is reported', () => {
+  const refused: Array<{ name: string; path: Array<string | number> }> = [];
+  const out = substitute({ containerEnv: { TOKEN: '${localEnv:GITHUB_TOKEN}', T2: '${localEnv:GITHUB_TOKEN:none}' } }, ctx(), refused);
+  assert.deepEqual(out, { containerEnv: { TOKEN: '', T2: 'none' } });
+  assert.deepEqual(refused.map((r) => r.path), [['containerEnv', 'TOKEN'], ['containerEnv', 'T2']]);
+  assert.equal(substitute('${localEnv:GITHUB_TOKEN}', ctx({ allowLocalEnv: new Set(['GITHUB_TOKEN']) })), 'secret');
+});
+
+test('variables: ${containerEnv} in the third pass; ${devcontainerId} is the reference CLI\'s', () => {
+  assert.equal(substitute('${containerEnv:PATH}:/x', ctx({ containerEnv: { PATH: '/usr/bin:/bin' } })), '/usr/bin:/bin:/x');
+  assert.equal(substitute('${containerEnv:NOPE:/d}', ctx({ containerEnv: {} })), '/d');
+  const id = devcontainerId('/p', '/p/.devcontainer/devcontainer.json');
+  assert.match(id, /^[0-9a-v]{52}$/);
+  assert.equal(id, devcontainerId('/p', '/p/.devcontainer/devcontainer.json'), 'stable');
+  assert.notEqual(id, devcontainerId('/q', '/q/.devcontainer/devcontainer.json'));
+});
+
+test('mount strings in Docker\'s --mount syntax and the object form', () => {
+  assert.deepEqual(splitFields('type=bind,"source=/a,b",target=/t'), ['type=bind', 'source=/a,b', 'target=/t']);
+  assert.deepEqual(parseMount('source=cache,target=/cache'), { type: 'volume', source: 'cache', target: '/cache', readOnly: false, ignored: [] });
+  assert.deepEqual(parseMount('type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock,consistency=cached'),
+    { type: 'bind', source: '/var/run/docker.sock', target: '/var/run/docker.sock', readOnly: false, ignored: ['consistency'] });
+  assert.deepEqual(parseMount('type=tmpfs,destination=/scratch,tmpfs-size=64m'), { type: 'tmpfs', target: '/scratch', readOnly: false, sizeMib: 64, ignored: [] });
+  assert.deepEqual(parseMount('type=volume,target=/anon,readonly'), { type: 'volume', target: '/anon', readOnly: true, ignored: [] });
+  assert.deepEqual(parseMount({ type: 'bind', source: './data', target: '/data', readonly: true }), { type: 'bind', source: './data', target: '/data', readOnly: true, ignored: [] });
+  assert.match((parseMount('source=x') as { error: string }).error, /no target/);
+  assert.match((parseMount('type=npipe,source=x,target=/x') as { error: string }).error, /not bind, volume or tmpfs/);
+  assert.match((parseMount('source=x,target=/x,bogus=1') as { error: string }).error, /unknown mount option "bogus"/);
+});
+
+test('lifecycle forms: shell string, exec array, parallel object; empty ones are no-ops', () => {
+  assert.deepEqual(toLifecycleCommand('npm ci'), { kind: 'single', command: { kind: 'shell', script: 'npm ci' } });
+  assert.deepEqual(toLifecycleCommand(['npm', 'ci']), { kind: 'single', command: { kind: 'exec', argv: ['npm', 'ci'] } });
+  assert.deepEqual(toLifecycleCommand({ server: 'npm start', db: ['make', 'db'], nothing: '' }),
+    { kind: 'parallel', entries: [{ name: 'server', command: { kind: 'shell', script: 'npm start' } }, { name: 'db', command: { kind: 'exec', argv: ['make', 'db'] } }] });
+  for (const empty of ['', '  ', [], {}]) assert.equal(toLifecycleCommand(empty), undefined);
+  assert.throws(() => toLifecycleCommand(5), /expected a command string/);
+});
+
+test('ports: forwardPorts forms, appPort, attributes by port, range, process pattern and otherPortsAttributes', () => {
+  assert.deepEqual(parseForwardPort(3000), { port: 3000 });
+  assert.deepEqual(parseForwardPort('localhost:8080'), { port: 8080 });
+  assert.deepEqual(parseForwardPort('db:5432'), { service: 'db', port: 5432 });
+  assert.equal(parseForwardPort(70000), undefined);
+  assert.deepEqual(parseAppPort([3000, '8000:8010']), [{ hostPort: 3000, guestPort: 3000 }, { hostPort: 8000, guestPort: 8010 }]);
+  const ports = { forward: [9229], attributes: { 3000: { label: 'web' }, '4000-4010': { label: 'range' }, '.+\\/server\\.js': { label: 'node' } }, otherAttributes: { onAutoForward: 'silent' as const } };
+  assert.equal(attributesFor(3000, ports).label, 'web');
+  assert.equal(attributesFor(4005, ports).label, 'range');
+  assert.equal(attributesFor(5000, ports, 'node /app/server.js').label, 'node');
+  assert.deepEqual(attributesFor(5000, ports), { onAutoForward: 'silent' });
+  assert.ok(isDeclared(9229, ports) && isDeclared(4010, ports) && !isDeclared(5000, ports));
+  const overlap = { attributes: { '9000-9010': { onAutoForward: 'ignore' as const }, 9005: { label: 'exact wins' } } };
+  assert.equal(attributesFor(9005, overlap).label, 'exact wins');
+  assert.equal(autoForwardAction(9002, overlap), 'ignore');
+  assert.equal(autoForwardAction(9005, overlap), 'notify', 'notify is the default');
+});
+
+const SETTINGS: PlanSettings = { image: '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+
+function folderWith(config: unknown, files: Record<string, string> = {}): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-spec-'));
+  fs.mkdirSync(path.join(dir, '.devcontainer'));
+  fs.writeFileSync(path.join(dir, '.devcontainer', 'devcontainer.json'), typeof config === 'string' ? config : JSON.stringify(config));
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
+  return fs.realpathSync(dir);
+}
+
+test('every problem at once, each with its path, its value and what happens instead; the rest of the file is used', () => {
+  const dir = folderWith({
+    image: 'node:20', forwardPorts: [3000, 'nope', 70000], containerEnv: { A: 1, B: { x: 1 } }, remoteUser: 5,
+    postCreateCommand: 42, hostRequirements: { memory: 'lots' }, typo: true, customizations: { vscode: { extensions: ['a.b'] } }, initializeCommand: 'rm -rf ~',
+  });
+  const resolved = resolveConfig({ folder: dir, env: {} });
+  const bySeverity = (s: string) => resolved.problems.filter((p) => p.severity === s).map((p) => p.path);
+  assert.deepEqual(bySeverity('error'), []);
+  assert.deepEqual(bySeverity('warning').sort(), ['$.containerEnv.B', '$.forwardPorts[1]', '$.forwardPorts[2]', '$.hostRequirements.memory', '$.initializeCommand', '$.postCreateCommand', '$.remoteUser', '$.typo'].sort());
+  assert.deepEqual(bySeverity('info'), ['$.customizations']);
+  const ports = resolved.problems.find((p) => p.path === '$.forwardPorts[1]');
+  assert.match(ports?.message ?? '', /got "nope"/);
+  assert.equal(ports?.consequence, 'this entry is ignored');
+  assert.deepEqual(resolved.config.ports.forward, [3000]);
+  assert.deepEqual(resolved.config.containerEnv, { A: '1' });
+  assert.equal(resolved.config.image, 'node:20');
+});
+
+test('syntax errors are every one with line and column; an empty lifecycle command is a no-op, not an error', () => {
+  const broken = resolveConfig({ folder: folderWith('{\n  "image": "a",\n  "x": ,\n  "y": }\n'), env: {} });
+  assert.ok(broken.problems.filter((p) => p.code === 'invalid-json').length >= 2, JSON.stringify(broken.problems));
+  assert.match(broken.problems[0].path, /^line 3, column \d+$/);
+  const empty = resolveConfig({ folder: folderWith({ image: 'a', postCreateCommand: '' }), env: {} });
+  assert.deepEqual(empty.problems, []);
+  assert.deepEqual(empty.config.hooks, {});
+});
+
+test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder from a variable, mounts as VM parts, host paths skipped', () => {
+  const dir = folderWith({
+    image: 'mcr.microsoft.com/devcontainers/base',
+    workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
+    remoteEnv: { PATH: '${containerWorkspaceFolder}/.dotnet:${containerEnv:PATH}', TOKEN: '${localEnv:GITHUB_TOKEN}' },
+    mounts: [
+      'source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind',
+      'source=${devcontainerId}-cache,target=/cache,type=volume',
+      'type=bind,source=${localWorkspaceFolder}/data,target=/data,readonly',
+      { type: 'bind', source: `${os.homedir()}/.ssh`, target: '/root/.ssh' },
+      'type=tmpfs,target=/scratch',
+      'target=/anon',
+      'source=deps,target=/workspaces/${localWorkspaceFolderBasename}/node_modules',
+    ],
+    hostRequirements: { cpus: 4, memory: '4gb' },
+    runArgs: ['--cap-add=SYS_PTRACE', '-e', 'FOO=bar', '--add-host', 'db:10.0.0.5', '--memory=6g', '--network=host'],
+  }, { 'data/x': '1' });
+  const resolved = resolveConfig({ folder: dir, env: { GITHUB_TOKEN: 't' } });
+  const plan = planWorkspace(resolved, SETTINGS, { python: false });
+  const name = path.basename(dir);
+  assert.equal(plan.workspaceFolder, `/workspaces/${name}`);
+  assert.equal(plan.remoteEnv.PATH, `/workspaces/${name}/.dotnet:\${containerEnv:PATH}`);
+  assert.equal(resolveContainerEnv(plan.remoteEnv, resolved, { PATH: '/usr/bin:/bin' }).PATH, `/workspaces/${name}/.dotnet:/usr/bin:/bin`);
+  assert.equal(plan.remoteEnv.TOKEN, '', 'a host variable not allowed');
+  assert.deepEqual(plan.mounts.map((m) => [m.hostPath, m.guestPath, m.readOnly]), [[dir, `/workspaces/${name}`, false], [path.join(dir, 'data'), '/data', true]]);
+  assert.deepEqual(plan.volumes.map((v) => [v.name, v.mountPoint]), [
+    [`${resolved.devcontainerId}-cache`, '/cache'], [plan.volumes[1].name, '/anon'], ['deps', `/workspaces/${name}/node_modules`],
+  ]);
+  assert.match(plan.volumes[1].name, /^anon-[0-9a-f]{12}$/);
+  assert.deepEqual(plan.tmpfs, [{ target: '/scratch' }]);
+  assert.equal(plan.memoryMib, 6144);
+  assert.equal(plan.vcpus, 4);
+  assert.deepEqual(plan.containerEnv, { FOO: 'bar' });
+  assert.deepEqual(plan.hosts, [{ name: 'db', address: '10.0.0.5' }]);
+  const warnings = plan.problems.filter((p) => p.severity === 'warning');
+  assert.deepEqual(warnings.map((p) => p.code).sort(), ['bind-outside-folder', 'bind-outside-folder', 'local-env-not-allowed', 'run-arg']);
+  assert.match(warnings.find((p) => p.path === '$.mounts[0]')?.consequence ?? '', /skipped: the VM gets nothing from the host beyond its folder/);
+  assert.equal(plan.problems.filter((p) => p.severity === 'error').length, 0, 'one unsupported mount never refuses the file');
+});
