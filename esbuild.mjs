@@ -8,11 +8,12 @@ const common = {
   format: 'cjs',
   sourcemap: true,
   logLevel: 'warning',
+  // jsonc-parser's "main" is a UMD build that requires its files at run time: bundle its ES module build instead.
+  mainFields: ['module', 'main'],
 };
 
 await Promise.all([
   esbuild.build({ ...common, entryPoints: ['engine/index.ts'], outfile: 'dist/engine.js' }),
   esbuild.build({ ...common, entryPoints: ['engine/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
-  // jsonc-parser's "main" is a UMD build that requires its files at run time: bundle its ES module build instead.
-  esbuild.build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'], mainFields: ['module', 'main'] }),
+  esbuild.build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
 ]);

@@ -1,6 +1,7 @@
 import { engineInfo } from '../info';
 import { MicrovmError } from '../errors';
 import { imagesCommand, pruneCommand, pullCommand } from './images';
+import { readConfigurationCommand } from './read-configuration';
 import { runCommand } from './run';
 import { shellCommand } from './shell';
 
@@ -15,6 +16,9 @@ commands:
   images                       list the stored images
   prune                        remove blobs and root disks that no stored image uses
   info                         the accelerator, isolation, QEMU, kernel and agent, as JSON
+  read-configuration --workspace-folder DIR [--include-merged-configuration] [--allow-local-env NAME]...
+                               the folder's devcontainer.json as understood here, as JSON:
+                               configuration, mergedConfiguration, workspace and every problem
 
 options (run, shell):
   --image REF      a registry reference (debian:12, localhost:5000/team/app:1), an OCI
@@ -58,6 +62,8 @@ async function main(args: string[]): Promise<number> {
       return imagesCommand(rest);
     case 'prune':
       return pruneCommand(rest);
+    case 'read-configuration':
+      return readConfigurationCommand(rest);
     case 'info':
       process.stdout.write(JSON.stringify(await engineInfo(), null, 2) + '\n');
       return 0;
