@@ -157,7 +157,7 @@ test('guest text stays plain: a hostile process name in the Ports view, a hostil
   // /proc/PID/comm is the file's name (15 bytes at most); busybox picks its applet from argv[0].
   const hostile = '[x](command:workbench.action.quit)';
   // The leading spaces absorb a keystroke lost right after the terminal takes focus on a loaded host.
-  await typeLine(page, `  cp /bin/busybox '/tmp/[x](command:a)' && bash -c 'exec -a nc "/tmp/[x](command:a)" -l -p ${GUEST_PORT + 1}' &`);
+  await typeLine(page, `cp /bin/busybox '/tmp/[x](command:a)' && bash -c 'exec -a nc "/tmp/[x](command:a)" -l -p ${GUEST_PORT + 1}' &`);
   await runCommand(page, 'MicroVM: Focus on Ports View');
   await waitForText(page, portsText, new RegExp(`Guest port ${GUEST_PORT + 1}, \\[x\\]\\(command:a\\)`), 60_000, 'the hostile process name, verbatim, in the Ports view');
   const row = page.locator(`.monaco-list-row[aria-label*="Guest port ${GUEST_PORT + 1}"]`);
@@ -166,7 +166,7 @@ test('guest text stays plain: a hostile process name in the Ports view, a hostil
   const label = row.locator('.monaco-icon-label-container');
   assert.equal(await label.locator('a[href], a[data-href]').count(), 0, `no link in the Ports view row: ${await label.innerHTML()}`);
 
-  await typeLine(page, `  echo '${hostile}' > /dev/console; poweroff -f`);
+  await typeLine(page, `echo '${hostile}' > /dev/console; poweroff -f`);
   await waitForText(page, notificationsText, /the VM stopped unexpectedly \(E_VM_EXITED\); see the MicroVM log/, 60_000, 'the notification that the VM stopped');
   await screenshot(page, '06-vm-exited-notification');
   // Ours only: code-server's own port forwarding shows a toast with a link of its own ("See all forwarded ports").

@@ -70,6 +70,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 /** Types a line into the focused terminal. */
 export async function typeLine(page: Page, line: string): Promise<void> {
   await page.locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea').last().focus();
-  await page.keyboard.type(line, { delay: 15 });
+  // Right after focus the terminal sometimes drops the first key: two leading spaces (harmless to the shell) absorb it.
+  await page.keyboard.type(`  ${line.replace(/^ +/, '')}`, { delay: 15 });
   await page.keyboard.press('Enter');
 }
