@@ -4,6 +4,7 @@ import { COMMANDS } from './commands';
 import { PortsView } from './ports/ports-view';
 import { AccelSummary, statusView, VmStatus } from './ui/status';
 import { StatusBar } from './ui/status-bar';
+import { LifecycleTerminal } from './terminal/lifecycle-terminal';
 import { Session } from './vm/session';
 
 /**
@@ -12,6 +13,7 @@ import { Session } from './vm/session';
  */
 export class Ctx implements vscode.Disposable {
   readonly log = vscode.window.createOutputChannel('MicroVM', { log: true });
+  readonly lifecycle = new LifecycleTerminal();
   readonly statusBar = new StatusBar();
   readonly portsView = new PortsView();
   session: Session | undefined;
@@ -23,7 +25,7 @@ export class Ctx implements vscode.Disposable {
   private commandsRunning: boolean | undefined;
 
   constructor(readonly extension: vscode.ExtensionContext) {
-    this.disposables.push(this.log, this.statusBar, this.portsView, vscode.window.registerTreeDataProvider('microvm.ports', this.portsView));
+    this.disposables.push(this.log, this.lifecycle, this.statusBar, this.portsView, vscode.window.registerTreeDataProvider('microvm.ports', this.portsView));
     this.setStatus('stopped');
   }
 

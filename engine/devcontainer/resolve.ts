@@ -63,12 +63,12 @@ export function resolveConfig(options: ResolveOptions): ResolvedConfig {
   return { folder, file, configPath, raw, substituted, config, containerWorkspaceFolder, devcontainerId: id, problems: problems.list };
 }
 
-/** The spec's third pass: `${containerEnv:NAME}` from the VM's environment (image ENV + containerEnv). */
-export function resolveContainerEnv<T>(value: T, resolved: ResolvedConfig, containerEnv: Readonly<Record<string, string>>): T {
-  return substitute(value, {
-    localWorkspaceFolder: resolved.folder, containerWorkspaceFolder: resolved.containerWorkspaceFolder,
-    devcontainerId: resolved.devcontainerId, localEnv: {}, allowLocalEnv: new Set(), containerEnv,
-  });
+/**
+ * The spec's third pass: `${containerEnv:NAME}` from the VM's environment (image ENV and
+ * containerEnv), over values whose other variables the first two passes already resolved.
+ */
+export function resolveContainerEnv<T>(value: T, containerEnv: Readonly<Record<string, string>>): T {
+  return substitute(value, { localWorkspaceFolder: '', containerWorkspaceFolder: '', localEnv: {}, allowLocalEnv: new Set(), containerEnv }, [], [], ['containerEnv']);
 }
 
 function reportRefused(refused: RefusedVariable[], problems: Problems): void {

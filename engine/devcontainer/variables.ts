@@ -29,19 +29,23 @@ export interface RefusedVariable {
 
 const VARIABLE = /\$\{(.*?)\}/g;
 
-/** Substitutes every string value of `value` (recursively); the rest is returned as it is. */
-export function substitute<T>(value: T, ctx: VariableContext, refused: RefusedVariable[] = [], at: Array<string | number> = []): T {
-  if (typeof value === 'string') return substituteString(value, ctx, refused, at) as T;
-  if (Array.isArray(value)) return value.map((item, i) => substitute(item, ctx, refused, [...at, i])) as T;
+/**
+ * Substitutes every string value of `value` (recursively); the rest is returned as it is.
+ * `only` limits the pass to those variable names (the others stay as written).
+ */
+export function substitute<T>(value: T, ctx: VariableContext, refused: RefusedVariable[] = [], at: Array<string | number> = [], only?: readonly string[]): T {
+  if (typeof value === 'string') return substituteString(value, ctx, refused, at, only) as T;
+  if (Array.isArray(value)) return value.map((item, i) => substitute(item, ctx, refused, [...at, i], only)) as T;
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, ctx, refused, [...at, k])])) as T;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, ctx, refused, [...at, k], only)])) as T;
   }
   return value;
 }
 
-function substituteString(text: string, ctx: VariableContext, refused: RefusedVariable[], at: Array<string | number>): string {
+function substituteString(text: string, ctx: VariableContext, refused: RefusedVariable[], at: Array<string | number>, only?: readonly string[]): string {
   return text.replace(VARIABLE, (match: string, inside: string) => {
     const [name, ...args] = inside.split(':');
+    if (only && !only.includes(name)) return match;
     switch (name) {
       case 'localWorkspaceFolder':
         return ctx.localWorkspaceFolder;

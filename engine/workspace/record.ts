@@ -23,6 +23,15 @@ const recordSchema = z.object({
     /** The parsed configuration (JSON) as the user last accepted it. */
     accepted: z.record(z.unknown()),
   }).optional(),
+  /**
+   * The workspace's container: what it was made from (a digest of the image and the settings
+   * that shape it) and which of its once-only hooks (onCreate, updateContent, postCreate) ran.
+   */
+  container: z.object({
+    inputs: z.string(),
+    createdAt: z.string(),
+    hooksDone: z.array(z.string()),
+  }).optional(),
 }).passthrough();
 
 export type WorkspaceRecord = z.output<typeof recordSchema>;
@@ -91,4 +100,13 @@ export function workspaceVolume(record: WorkspaceRecord, name: string): string {
   if (full.length <= 64) return full;
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
   return `ws-${record.id}-${name.slice(0, 64 - 29)}-${hash}`;
+}
+
+/**
+ * The record with a container for `inputs`: the same one when they match, else a new one
+ * (its once-only hooks to run again), as recreating a container does.
+ */
+export function withContainer(record: WorkspaceRecord, inputs: string): WorkspaceRecord {
+  if (record.container?.inputs === inputs) return record;
+  return { ...record, container: { inputs, createdAt: new Date().toISOString(), hooksDone: [] } };
 }

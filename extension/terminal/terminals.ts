@@ -1,7 +1,6 @@
 import * as vscode from 'vscode';
 import type { Ctx } from '../context';
 import { Session } from '../vm/session';
-import { commandsScript } from './hook-script';
 import { loginShell, StartProcess } from './guest-terminal';
 import { guestPseudoterminal } from './pty';
 
@@ -37,15 +36,3 @@ export function openShellTerminal(ctx: Ctx): vscode.Terminal | undefined {
   terminal.show();
   return terminal;
 }
-
-/** postCreateCommand, postStartCommand and postAttachCommand, in their own terminal so their output stays visible. */
-export function openHooksTerminal(session: Session, commands: string[][]): vscode.Terminal {
-  const terminal = vscode.window.createTerminal({
-    name: 'MicroVM: post-start',
-    iconPath: ICON,
-    pty: guestPseudoterminal(starter(session, async () => ['/bin/sh', '-c', commandsScript(commands)])),
-  });
-  terminal.show(true);
-  return terminal;
-}
-

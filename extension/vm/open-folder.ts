@@ -1,14 +1,16 @@
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import {
-  DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, PlanSettings, planWorkspace, Problem, removeVolume, workspaceVolume,
+  containerInputs, DEFAULT_PROTECT, engineInfo, formatProblem, Hook, isMicrovmError, PlanSettings, planWorkspace, Problem, removeVolume,
+  saveWorkspace, withContainer, WorkspacePlan, WorkspaceRecord, workspaceVolume,
 } from '../../engine/index';
+import { LifecycleState } from './lifecycle';
 import type { Ctx } from '../context';
 import { acceptConfig, acceptLimits } from './provenance';
 import { isPythonProject } from '../config/project';
 import { accelEnv, Settings } from '../config/settings';
 import { portNotices } from '../ports/notices';
-import { openHooksTerminal, openShellTerminal } from '../terminal/terminals';
+import { openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
 import { notice } from '../ui/notice-text';
 import { showError, showWarning } from '../ui/notify';
@@ -63,6 +65,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
     const limited = await acceptLimits(ctx, settings, { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes });
     if (!limited) return undefined;
     const plan = { ...planned, memoryMib: limited.memoryMib, vcpus: limited.cpus, volumes: limited.volumes };
+    const state = await lifecycleState(record, plan);
     return await startSession(ctx, new Session(plan, {
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),
@@ -75,7 +78,19 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         void showWarning(notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`, 'Resume')
           .then((choice) => choice && ctx.session?.resume().catch((err: Error) => failed(ctx, err)));
       },
-    }), options);
+      output: (label, chunk) => ctx.lifecycle.write(label, chunk.toString('utf8')),
+      started: (o) => ctx.lifecycle.note(`> ${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`),
+      finished: (o) => ctx.lifecycle.note(`${o.name ? `${o.hook} (${o.name})` : o.hook} exited ${o.exitCode}`),
+      hookFailed: (description, retry) => {
+        ctx.log.error(description);
+        ctx.lifecycle.show();
+        void showError(notice`MicroVM: a lifecycle command failed; the VM keeps running (its output is in the "MicroVM: lifecycle" terminal).`, 'Retry', 'Show Log')
+          .then((choice) => {
+            if (choice === 'Show Log') ctx.log.show();
+            if (choice === 'Retry') void retry().catch((err: Error) => ctx.log.error(`retry: ${err.message}`));
+          });
+      },
+    }, state), options);
   } catch (err) {
     return failed(ctx, err);
   }
@@ -95,10 +110,25 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
   });
   ctx.setStatus('ready', `Workspace at ${session.plan.workspaceFolder}`);
   ctx.refreshPorts();
-  const startCommands = session.hookCommands(['postCreateCommand', 'postStartCommand', 'postAttachCommand']);
-  if (startCommands.length > 0) openHooksTerminal(session, startCommands);
   if (options.terminal) openShellTerminal(ctx);
   return session;
+}
+
+/**
+ * The workspace's container for this plan (a new one when what makes it changed), and the
+ * record of its once-only hooks: each is written down when it succeeds.
+ */
+async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Promise<LifecycleState> {
+  let current = withContainer(record, containerInputs(plan));
+  if (current !== record) await saveWorkspace(current);
+  return {
+    done: (current.container?.hooksDone ?? []) as Hook[],
+    markDone: async (hook) => {
+      const hooksDone = [...new Set([...(current.container?.hooksDone ?? []), hook])];
+      current = { ...current, container: { ...(current.container as NonNullable<WorkspaceRecord['container']>), hooksDone } };
+      await saveWorkspace(current);
+    },
+  };
 }
 
 /**

@@ -1,9 +1,11 @@
-import { BuildOptions, BuildProgress, commandArgv, ExecChild, Hook, Image, Pool, Vm, WorkspacePlan } from '../../engine/index';
+import { BuildOptions, BuildProgress, ExecChild, Image, Pool, probeUserEnv, resolveContainerEnv, Vm, WorkspacePlan } from '../../engine/index';
+import { loginShell } from '../terminal/guest-terminal';
+import { Lifecycle, LifecycleEvents, LifecycleState } from './lifecycle';
 import { PortRow, portRows } from '../ports/rules';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
 
 /** What a session tells the extension; the extension turns these into UI. */
-export interface SessionEvents extends PortNotices {
+export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progress'> {
   log(line: string): void;
   baking(): void;
   booting(): void;
@@ -23,11 +25,14 @@ export class Session {
   private pool: Pool | undefined;
   private vm: Vm | undefined;
   private ports: PortForwards | undefined;
+  private lifecycle: Lifecycle | undefined;
+  /** remoteEnv with `${containerEnv:...}` resolved from the VM's environment; unset (null) entries dropped. */
+  private remoteEnv: Record<string, string> = {};
   private stopped = false;
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
 
-  constructor(readonly plan: WorkspacePlan, private readonly events: SessionEvents) {}
+  constructor(readonly plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState) {}
 
   get running(): Vm {
     if (!this.vm) throw new Error('the MicroVM is not running');
@@ -51,7 +56,7 @@ export class Session {
   }
 
   private async boot(): Promise<Vm> {
-    const image = await Image.build(this.buildOptions());
+    const image = await this.buildImage();
     this.checkStopped();
     this.events.booting();
     this.onProgress('Starting the VM');
@@ -71,7 +76,30 @@ export class Session {
     this.onProgress('Forwarding ports');
     this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
     await this.ports.start();
+    this.remoteEnv = setEnv(resolveContainerEnv(this.plan.remoteEnv, envOf(image)));
+    await this.runLifecycle(vm);
     return vm;
+  }
+
+  /**
+   * The image, with `${containerEnv:...}` in containerEnv resolved from the image's own
+   * environment (a second Image.build of the same image is a cache lookup).
+   */
+  private async buildImage(): Promise<Image> {
+    const options = this.buildOptions();
+    const base = await Image.build({ ...options, env: {} });
+    this.checkStopped();
+    return Image.build({ ...options, env: resolveContainerEnv(this.plan.containerEnv, envOf(base)) });
+  }
+
+  /** The hooks of this start, with the environment a login shell of the guest has, then remoteEnv. */
+  private async runLifecycle(vm: Vm): Promise<void> {
+    const shell = loginShell((await vm.readFile('/etc/passwd').catch(() => Buffer.alloc(0))).toString('utf8'));
+    const probed = await probeUserEnv(vm, this.plan.userEnvProbe, shell, this.plan.workspaceFolder);
+    if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
+    const where = { cwd: this.plan.workspaceFolder, env: { ...probed.env, ...this.remoteEnv } };
+    this.lifecycle = new Lifecycle(vm, this.plan, where, this.state, { ...this.events, progress: (step) => this.onProgress(step) });
+    await this.lifecycle.start({ start: true, attach: true });
   }
 
   /** The session's events as PortForwards hears them; the notices pass through unchanged. */
@@ -98,7 +126,7 @@ export class Session {
       tty: true,
       winsize: size,
       cwd: this.plan.workspaceFolder,
-      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...setEnv(this.plan.remoteEnv) },
+      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...this.remoteEnv },
       timeoutMs: 0,
     });
   }
@@ -148,18 +176,8 @@ export class Session {
     await vm?.release().catch(() => undefined);
   }
 
-  /** The commands of these hooks, one after another (parallel entries too, for now). */
-  hookCommands(hooks: readonly Hook[]): string[][] {
-    return hooks.flatMap((hook) => {
-      const command = this.plan.hooks[hook];
-      if (!command) return [];
-      return command.kind === 'single' ? [commandArgv(command.command)] : command.entries.map((e) => commandArgv(e.command));
-    });
-  }
-
   private buildOptions(): BuildOptions {
     const { plan } = this;
-    const bakeCommands = this.hookCommands(['onCreateCommand', 'updateContentCommand']);
     let bakeAnnounced = false;
     return {
       ref: plan.source.kind === 'image' ? plan.source.ref : undefined,
@@ -169,12 +187,6 @@ export class Session {
       env: plan.containerEnv,
       mounts: plan.mounts,
       volumes: plan.volumes,
-      // With a mounted folder the engine boots fresh and runs the warmup on every boot (no snapshot).
-      ...(bakeCommands.length > 0 ? {
-        warmup: async (vm: Vm) => {
-          for (const argv of bakeCommands) await this.runBakeCommand(vm, argv);
-        },
-      } : {}),
       onProgress: (event: BuildProgress) => {
         const step = progressStep(event);
         if (event.phase === 'bake' && !bakeAnnounced) {
@@ -189,16 +201,14 @@ export class Session {
     };
   }
 
-  private async runBakeCommand(vm: Vm, argv: string[]): Promise<void> {
-    this.events.log(`bake: ${argv.join(' ')}`);
-    const result = await vm.exec({ argv, cwd: this.plan.workspaceFolder, timeoutMs: 0, env: setEnv(this.plan.remoteEnv) });
-    for (const line of `${result.stdout}${result.stderr}`.split('\n').filter(Boolean)) this.events.log(`  ${line}`);
-    if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in the VM with exit code ${result.exitCode} (see the MicroVM log)`);
-  }
-
   private checkStopped(): void {
     if (this.stopped) throw new CancelledError();
   }
+}
+
+/** The image's environment (KEY=VALUE strings) as a record. */
+function envOf(image: Image): Record<string, string> {
+  return Object.fromEntries(image.config.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
 }
 
 /** remoteEnv without its unset (null) entries. */

@@ -90,7 +90,7 @@ test('a dozen real-world-shaped configurations: no error, no variable left in wh
       const used = resolveContainerEnv({
         containerEnv: plan.containerEnv, remoteEnv: plan.remoteEnv, workspaceFolder: plan.workspaceFolder, hooks: plan.hooks,
         mounts: plan.mounts, volumes: plan.volumes, tmpfs: plan.tmpfs, source: plan.source,
-      }, resolved, { ...IMAGE_ENV, ...plan.containerEnv });
+      }, { ...IMAGE_ENV, ...plan.containerEnv });
       assert.doesNotMatch(JSON.stringify(used), /\$\{(localEnv|env|localWorkspaceFolder|containerWorkspaceFolder|devcontainerId|containerEnv)/, name);
     }
   } finally {

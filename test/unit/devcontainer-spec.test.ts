@@ -151,7 +151,7 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
   const name = path.basename(dir);
   assert.equal(plan.workspaceFolder, `/workspaces/${name}`);
   assert.equal(plan.remoteEnv.PATH, `/workspaces/${name}/.dotnet:\${containerEnv:PATH}`);
-  assert.equal(resolveContainerEnv(plan.remoteEnv, resolved, { PATH: '/usr/bin:/bin' }).PATH, `/workspaces/${name}/.dotnet:/usr/bin:/bin`);
+  assert.equal(resolveContainerEnv(plan.remoteEnv, { PATH: '/usr/bin:/bin' }).PATH, `/workspaces/${name}/.dotnet:/usr/bin:/bin`);
   assert.equal(plan.remoteEnv.TOKEN, '', 'a host variable not allowed');
   assert.deepEqual(plan.mounts.map((m) => [m.hostPath, m.guestPath, m.readOnly]), [[dir, `/workspaces/${name}`, false], [path.join(dir, 'data'), '/data', true]]);
   assert.deepEqual(plan.volumes.map((v) => [v.name, v.mountPoint]), [

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readSettings } from '../../extension/config/settings';
 import { isPythonProject } from '../../extension/config/project';
-import { commandsScript, shellQuote } from '../../extension/terminal/hook-script';
 
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
   const values: Record<string, unknown> = {
@@ -19,13 +18,4 @@ test('settings fall back to defaults on bad values; localEnv.allow is read under
 test('a Python project is known by the files at its root', () => {
   assert.equal(isPythonProject(['README.md', 'pyproject.toml']), true);
   assert.equal(isPythonProject(['package.json']), false);
-});
-
-test('post-start commands become one shell script that stops at the first failure', () => {
-  const script = commandsScript([['/bin/sh', '-c', "echo it's ok"], ['npm', 'run', 'dev']]);
-  assert.equal(script.split('\n')[0], 'set -e');
-  assert.match(script, /&& \/bin\/sh -c 'echo it'\\''s ok'$/m);
-  assert.match(script, /> %s\\033\[0m\\n' 'npm run dev' && npm run dev$/m);
-  assert.equal(shellQuote('a b'), `'a b'`);
-  assert.equal(shellQuote('/usr/bin/env'), '/usr/bin/env');
 });

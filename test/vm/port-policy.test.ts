@@ -43,6 +43,8 @@ class Recorder implements SessionEvents {
   booting(): void {}
   portsChanged(): void {}
   exited(error: Error): void { this.logs.push(`exited: ${error.message}`); }
+  output(): void {}
+  hookFailed(description: string): void { this.logs.push(`hook failed: ${description}`); }
   portForwarded(port: ForwardedPort, action: string): void { this.note(port.guestPort, action); }
   confirmSameHostPort(port: ForwardedPort): Promise<boolean> {
     this.note(port.guestPort, 'ask');
@@ -64,7 +66,7 @@ class Recorder implements SessionEvents {
 }
 
 async function startSession(p: WorkspacePlan, events: SessionEvents): Promise<Session> {
-  const session = new Session(p, events);
+  const session = new Session(p, events, { done: [], markDone: async () => undefined });
   sessions.push(session);
   await session.start();
   await session.running.writeFile('/srv/index.html', 'from the guest\n');

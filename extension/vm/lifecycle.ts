@@ -1,0 +1,67 @@
+import {
+  CommandOutcome, describeFailure, failedOutcomes, Hook, HookEnvironment, HookOutput, hooksToRun, runHook, splitAtWaitFor, Vm, WorkspacePlan,
+} from '../../engine/index';
+
+/** What the workspace remembers between opens: the container's hooks that already ran. */
+export interface LifecycleState {
+  done: readonly Hook[];
+  markDone(hook: Hook): Promise<void>;
+}
+
+export interface LifecycleEvents extends HookOutput {
+  log(line: string): void;
+  /** A hook failed: later hooks of this start did not run. `retry` runs it and the rest again. */
+  hookFailed(description: string, retry: () => Promise<void>): void;
+  progress(step: string): void;
+}
+
+/**
+ * The lifecycle of one start of the workspace VM: the container's hooks that have not run
+ * yet (onCreate, updateContent, postCreate: once, recorded only when they succeed), then
+ * postStart, then postAttach. Hooks up to `waitFor` run before the workspace is handed over;
+ * the rest run after, in the background. A failure stops the hooks after it, keeps the VM,
+ * and offers to retry. No VS Code here.
+ */
+export class Lifecycle {
+  background: Promise<void> = Promise.resolve();
+
+  constructor(private readonly vm: Vm, private readonly plan: WorkspacePlan, private readonly where: HookEnvironment,
+    private readonly state: LifecycleState, private readonly events: LifecycleEvents) {}
+
+  /** Runs the hooks up to waitFor; resolves when they are done (or one failed). */
+  async start(phase: { start: boolean; attach: boolean }): Promise<void> {
+    const hooks = hooksToRun(this.state.done, phase).filter((hook) => this.plan.hooks[hook]);
+    const { before, after } = splitAtWaitFor(hooks, this.plan.waitFor);
+    if (await this.runAll(before)) this.background = this.runAll(after).then(() => undefined);
+    else this.events.log(`the hooks after it (${after.join(', ') || 'none'}) did not run`);
+  }
+
+  /** Runs hooks one after another; false at the first failure (reported, with a retry). */
+  private async runAll(hooks: readonly Hook[]): Promise<boolean> {
+    for (const [i, hook] of hooks.entries()) {
+      const command = this.plan.hooks[hook];
+      if (!command) continue;
+      this.events.progress(`Running ${hook}`);
+      const outcomes = await runHook(this.vm, { hook, origin: 'devcontainer.json', command }, this.where, this.events);
+      if (!this.succeeded(hook, outcomes)) {
+        const rest = hooks.slice(i);
+        this.events.hookFailed(failureText(outcomes), async () => {
+          if (await this.runAll(rest)) this.events.log(`${rest.join(', ')} ran after the retry`);
+        });
+        return false;
+      }
+      if (['onCreateCommand', 'updateContentCommand', 'postCreateCommand'].includes(hook)) await this.state.markDone(hook);
+    }
+    return true;
+  }
+
+  private succeeded(hook: Hook, outcomes: readonly CommandOutcome[]): boolean {
+    const failures = failedOutcomes(outcomes);
+    for (const outcome of outcomes) this.events.log(`${outcome.name ? `${hook} (${outcome.name})` : hook} exited ${outcome.exitCode}${outcome.signal ? ` (${outcome.signal})` : ''}`);
+    return failures.length === 0;
+  }
+}
+
+function failureText(outcomes: readonly CommandOutcome[]): string {
+  return failedOutcomes(outcomes).map(describeFailure).join('; ');
+}
