@@ -2,10 +2,11 @@ import * as vscode from 'vscode';
 import { readSettings, Settings } from './config/settings';
 import { COMMANDS } from './commands';
 import { PortsView } from './ports/ports-view';
+import { sessionRows } from './ports/rules';
 import { AccelSummary, statusView, VmStatus } from './ui/status';
 import { StatusBar } from './ui/status-bar';
 import { LifecycleTerminal } from './terminal/lifecycle-terminal';
-import { Session } from './vm/session';
+import { Session } from '../engine/index';
 
 /**
  * The extension's one context object: it owns the output channel, the status bar, the Ports
@@ -52,7 +53,7 @@ export class Ctx implements vscode.Disposable {
   }
 
   refreshPorts(): void {
-    this.portsView.update(this.session?.portRows() ?? []);
+    this.portsView.update(this.session ? sessionRows(this.session) : []);
   }
 
   /** Disposed with the extension. */

@@ -9,3 +9,13 @@ export { describeFailure, failedOutcomes, hooksToRun, runHook, splitAtWaitFor } 
 export type { CommandOutcome, HookEnvironment, HookOutput, HookRun } from './lifecycle-runner';
 export { parseEnviron, probeUserEnv } from './user-env';
 export { containerInputs } from './container';
+export { loginShell } from './user-env';
+export { CancelledError, Session, progressStep } from './session';
+export type { SessionEvents } from './session';
+export { Lifecycle } from './lifecycle';
+export type { LifecycleEvents, LifecycleState } from './lifecycle';
+export { PortForwards } from './port-forwards';
+export type { OpenedForward, PortForwardsEvents, PortNotices } from './port-forwards';
+export { coalesced, SerialQueue } from './serial-queue';
+export { prepareWorkspace } from './prepare';
+export type { PreparedWorkspace, PrepareOptions } from './prepare';

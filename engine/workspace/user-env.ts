@@ -38,3 +38,12 @@ export function parseEnviron(text: string): Record<string, string> {
   }
   return env;
 }
+
+/** The login shell of `user` from /etc/passwd, or /bin/sh. */
+export function loginShell(passwd: string, user = 'root'): string {
+  for (const line of passwd.split('\n')) {
+    const fields = line.split(':');
+    if (fields[0] === user && fields.length >= 7 && fields[6].startsWith('/')) return fields[6].trim();
+  }
+  return '/bin/sh';
+}

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { ForwardedPort } from '../../engine/index';
 import { notice } from '../ui/notice-text';
 import { showInfo, showWarning } from '../ui/notify';
-import type { PortNotices } from '../vm/port-forwards';
+import type { PortNotices } from '../../engine/index';
 
 /**
  * How forward notices look in VS Code. The session decides which ports get one (the notice

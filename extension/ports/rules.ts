@@ -1,4 +1,4 @@
-import { attributesFor, PortsConfig } from '../../engine/index';
+import { attributesFor, PortsConfig, Session } from '../../engine/index';
 import { plainLine } from '../ui/notice-text';
 
 /** A guest port as the Ports view lists it. Every string is plain text, safe to show. */
@@ -46,4 +46,10 @@ export function portRows(
       note: hostPort === undefined ? notes.get(port) ?? '' : '',
     };
   });
+}
+
+/** The Ports view's rows for a running session. */
+export function sessionRows(session: Session): PortRow[] {
+  const state = session.portState();
+  return portRows([...state.listeners], session.plan.ports, state.forwards, state.notForwarded);
 }

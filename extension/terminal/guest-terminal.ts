@@ -104,11 +104,3 @@ export function exitMessage(result: { exitCode: number; signal: string | null })
   return `process exited with code ${result.exitCode}`;
 }
 
-/** The login shell of `user` from /etc/passwd, or /bin/sh. */
-export function loginShell(passwd: string, user = 'root'): string {
-  for (const line of passwd.split('\n')) {
-    const fields = line.split(':');
-    if (fields[0] === user && fields.length >= 7 && fields[6].startsWith('/')) return fields[6].trim();
-  }
-  return '/bin/sh';
-}

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { Ctx } from '../context';
-import { Session } from '../vm/session';
-import { loginShell, StartProcess } from './guest-terminal';
+import { loginShell, Session } from '../../engine/index';
+import { StartProcess } from './guest-terminal';
 import { guestPseudoterminal } from './pty';
 
 const ICON = new vscode.ThemeIcon('vm');

@@ -1,13 +1,9 @@
-import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import {
-  containerInputs, DEFAULT_PROTECT, engineInfo, formatProblem, Hook, isMicrovmError, PlanSettings, planWorkspace, Problem, removeVolume,
-  saveWorkspace, withContainer, WorkspacePlan, WorkspaceRecord, workspaceVolume,
+  CancelledError, DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, PlanSettings, prepareWorkspace, Problem, removeVolume, Session,
 } from '../../engine/index';
-import { LifecycleState } from './lifecycle';
 import type { Ctx } from '../context';
-import { acceptConfig, acceptLimits } from './provenance';
-import { isPythonProject } from '../config/project';
+import { askConfigChanged, askOverLimits } from './provenance';
 import { accelEnv, Settings } from '../config/settings';
 import { portNotices } from '../ports/notices';
 import { openShellTerminal } from '../terminal/terminals';
@@ -15,7 +11,7 @@ import { failureNotice, FailureContext } from '../ui/failure-notice';
 import { notice } from '../ui/notice-text';
 import { showError, showWarning } from '../ui/notify';
 import { decideOpen } from './trust';
-import { CancelledError, Session } from './session';
+
 
 let opening: Promise<Session | undefined> | undefined;
 
@@ -43,10 +39,6 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
   const accel = accelEnv(settings);
   if (accel) process.env.MICROVM_ACCEL = accel;
   try {
-    const accepted = await acceptConfig(ctx, folder.uri.fsPath, settings);
-    if (!accepted) return undefined;
-    const { resolved, record } = accepted;
-    if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', resolved.problems)) return undefined;
     // The first call may run a KVM boot probe (cached afterwards).
     const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
     ctx.setAccel({ accel: info.accel, isolation: info.isolation });
@@ -58,14 +50,17 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
       return undefined;
     }
-    const python = isPythonProject(fs.readdirSync(folder.uri.fsPath));
-    const planned = planWorkspace(resolved, planSettings(settings), { python });
-    reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', planned.problems.slice(resolved.problems.length));
-    const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
-    const limited = await acceptLimits(ctx, settings, { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes });
-    if (!limited) return undefined;
-    const plan = { ...planned, memoryMib: limited.memoryMib, vcpus: limited.cpus, volumes: limited.volumes };
-    const state = await lifecycleState(record, plan);
+    const prepared = await prepareWorkspace({
+      folder: folder.uri.fsPath,
+      settings: planSettings(settings),
+      allowLocalEnv: settings.localEnvAllow,
+      limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus },
+      onConfigChanged: (file, changes) => askConfigChanged(ctx, file, changes),
+      onOverLimits: (over) => askOverLimits(ctx, over),
+    });
+    if (!prepared) return undefined;
+    const { plan, resolved } = prepared;
+    if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', prepared.problems)) return undefined;
     return await startSession(ctx, new Session(plan, {
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),
@@ -90,7 +85,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
             if (choice === 'Retry') void retry().catch((err: Error) => ctx.log.error(`retry: ${err.message}`));
           });
       },
-    }, state), options);
+    }, prepared.lifecycle), options);
   } catch (err) {
     return failed(ctx, err);
   }
@@ -112,23 +107,6 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
   ctx.refreshPorts();
   if (options.terminal) openShellTerminal(ctx);
   return session;
-}
-
-/**
- * The workspace's container for this plan (a new one when what makes it changed), and the
- * record of its once-only hooks: each is written down when it succeeds.
- */
-async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Promise<LifecycleState> {
-  let current = withContainer(record, containerInputs(plan));
-  if (current !== record) await saveWorkspace(current);
-  return {
-    done: (current.container?.hooksDone ?? []) as Hook[],
-    markDone: async (hook) => {
-      const hooksDone = [...new Set([...(current.container?.hooksDone ?? []), hook])];
-      current = { ...current, container: { ...(current.container as NonNullable<WorkspaceRecord['container']>), hooksDone } };
-      await saveWorkspace(current);
-    },
-  };
 }
 
 /**

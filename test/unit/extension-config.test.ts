@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readSettings } from '../../extension/config/settings';
-import { isPythonProject } from '../../extension/config/project';
 
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
   const values: Record<string, unknown> = {
@@ -13,9 +12,4 @@ test('settings fall back to defaults on bad values; localEnv.allow is read under
     maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [],
   });
   assert.deepEqual(readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow, ['GITHUB_TOKEN', 'NPM_TOKEN']);
-});
-
-test('a Python project is known by the files at its root', () => {
-  assert.equal(isPythonProject(['README.md', 'pyproject.toml']), true);
-  assert.equal(isPythonProject(['package.json']), false);
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GuestProcess, GuestTerminal, loginShell } from '../../extension/terminal/guest-terminal';
+import { GuestProcess, GuestTerminal } from '../../extension/terminal/guest-terminal';
+import { loginShell } from '../../engine/workspace/user-env';
 
 /** A guest process that replays output chunks and records what the terminal sent it. */
 class FakeProcess implements GuestProcess {

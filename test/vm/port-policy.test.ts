@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ExecChild, ForwardedPort, MAX_AUTO_FORWARDS, NOTICE_WINDOW_MS, NOTICES_PER_WINDOW, WELL_KNOWN_SERVICE_PORTS } from '../../engine';
 import type { PortsConfig, WorkspacePlan } from '../../engine';
-import { Session, SessionEvents } from '../../extension/vm/session';
+import { Session, SessionEvents } from '../../engine';
+import { sessionRows } from '../../extension/ports/rules';
 import { freePort } from '../helpers/free-port';
 
 /**
@@ -74,11 +75,11 @@ async function startSession(p: WorkspacePlan, events: SessionEvents): Promise<Se
 }
 
 function forwardedRows(session: Session) {
-  return session.portRows().filter((r) => r.localAddress !== undefined);
+  return sessionRows(session).filter((r) => r.localAddress !== undefined);
 }
 
 function hostPortOf(session: Session, guestPort: number): number | undefined {
-  const address = session.portRows().find((r) => r.guestPort === guestPort)?.localAddress;
+  const address = sessionRows(session).find((r) => r.guestPort === guestPort)?.localAddress;
   return address === undefined ? undefined : Number(address.split(':')[1]);
 }
 
@@ -192,7 +193,7 @@ test(`300 guest listeners: at most ${MAX_AUTO_FORWARDS} forwards, one notice per
       const forwardedMs = performance.now() - started;
       // The agent reports at most 256 listeners; every one of them is listed, forwarded or with its reason.
       const listed = await until('the listeners to be listed', () => {
-        const rows = session.portRows().filter((r) => r.guestPort >= 20000 && r.guestPort < 20300);
+        const rows = sessionRows(session).filter((r) => r.guestPort >= 20000 && r.guestPort < 20300);
         return rows.length >= 256 && rows;
       }, 60_000);
       await session.portsSettled();

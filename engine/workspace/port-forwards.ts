@@ -1,7 +1,11 @@
+import type { GuestListener } from '../agent/port-watch';
+import { autoForwardAction, isDeclared, PortsConfig } from '../devcontainer/ports';
+import { isMicrovmError } from '../errors';
+import type { TcpForwarder } from '../forward/forwarder';
 import {
-  autoForwardAction, chooseHostPort, ForwardedPort, ForwardOrigin, ForwardPlan, GuestListener, isDeclared, isMicrovmError, MAX_AUTO_FORWARDS,
-  MAX_CONFIGURED_FORWARDS, NoticeBudget, planConfigured, planForwards, PortsConfig, TcpForwarder, Vm,
-} from '../../engine/index';
+  chooseHostPort, ForwardedPort, ForwardOrigin, ForwardPlan, MAX_AUTO_FORWARDS, MAX_CONFIGURED_FORWARDS, NoticeBudget, planConfigured, planForwards,
+} from '../ports';
+import type { Vm } from '../vm/vm';
 import { coalesced, SerialQueue } from './serial-queue';
 
 /** What the forwards tell the extension to show; auto-forward notices are already within the notice budget. */

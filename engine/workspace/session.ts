@@ -1,7 +1,13 @@
-import { BuildOptions, BuildProgress, ExecChild, Image, Pool, probeUserEnv, resolveContainerEnv, Vm, WorkspacePlan } from '../../engine/index';
-import { loginShell } from '../terminal/guest-terminal';
+import type { ExecChild } from '../agent/exec-child';
+import { resolveContainerEnv } from '../devcontainer/resolve';
+import type { WorkspacePlan } from '../devcontainer/plan';
+import { BuildProgress, Image } from '../image/image';
+import type { BuildOptions } from '../options';
+import type { Pool } from '../pool/pool';
+import type { Vm } from '../vm/vm';
+import type { GuestListener } from '../agent/port-watch';
+import { loginShell, probeUserEnv } from './user-env';
 import { Lifecycle, LifecycleEvents, LifecycleState } from './lifecycle';
-import { PortRow, portRows } from '../ports/rules';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
 
 /** What a session tells the extension; the extension turns these into UI. */
@@ -148,11 +154,11 @@ export class Session {
     return this.forwarding.useSameHostPort(guestPort);
   }
 
-  /** The Ports view's rows: guest listeners, configured ports and forwards, with why a port is not forwarded. */
-  portRows(): PortRow[] {
+  /** What the Ports view shows: guest listeners, forwards (guest -> host port), and why a port is not forwarded. */
+  portState(): { listeners: readonly GuestListener[]; forwards: Map<number, number>; notForwarded: Map<number, string> } {
     const ports = this.ports;
-    if (!ports || this.stopped) return [];
-    return portRows([...ports.guestListeners], this.plan.ports, ports.hostPorts(), ports.notForwarded());
+    if (!ports || this.stopped) return { listeners: [], forwards: new Map(), notForwarded: new Map() };
+    return { listeners: ports.guestListeners, forwards: ports.hostPorts(), notForwarded: ports.notForwarded() };
   }
 
   /** Resolves once every port change seen so far has been applied. */

@@ -1,6 +1,7 @@
-import {
-  CommandOutcome, describeFailure, failedOutcomes, Hook, HookEnvironment, HookOutput, hooksToRun, runHook, splitAtWaitFor, Vm, WorkspacePlan,
-} from '../../engine/index';
+import type { Vm } from '../vm/vm';
+import type { Hook } from '../devcontainer/lifecycle';
+import type { WorkspacePlan } from '../devcontainer/plan';
+import { CommandOutcome, describeFailure, failedOutcomes, HookEnvironment, HookOutput, hooksToRun, runHook, splitAtWaitFor } from './lifecycle-runner';
 
 /** What the workspace remembers between opens: the container's hooks that already ran. */
 export interface LifecycleState {

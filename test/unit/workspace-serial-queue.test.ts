@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { coalesced, SerialQueue } from '../../extension/vm/serial-queue';
+import { coalesced, SerialQueue } from '../../engine/workspace/serial-queue';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,0 +1,98 @@
+import * as fs from 'node:fs';
+import { ConfigChange } from '../devcontainer/changes';
+import { ConfigFile, readConfigFile } from '../devcontainer/locate';
+import { PlanSettings, planWorkspace, WorkspacePlan } from '../devcontainer/plan';
+import { Problem } from '../devcontainer/problems';
+import { resolveConfig, ResolvedConfig } from '../devcontainer/resolve';
+import { pinDecision, pinned } from './config-pin';
+import { containerInputs } from './container';
+import type { Hook } from '../devcontainer/lifecycle';
+import type { LifecycleState } from './lifecycle';
+import { clampToLimits, hostLimits, OverLimit, overLimits } from './limits';
+import { openWorkspace, saveWorkspace, withContainer, WorkspaceRecord, workspaceVolume } from './record';
+
+export interface PrepareOptions {
+  folder: string;
+  settings: PlanSettings;
+  /** Host variables `${localEnv:NAME}` may pass into the VM. */
+  allowLocalEnv: readonly string[];
+  limits?: { maxMemoryMib?: number; maxCpus?: number };
+  /** The configuration changed since the last open in ways that take more from the host: apply it, use the previous one, or stop. */
+  onConfigChanged(file: string, changes: ConfigChange[]): Promise<'apply' | 'previous' | 'cancel'>;
+  /** The workspace asks for more than this host allows: true to open with the allowed amounts. */
+  onOverLimits(over: OverLimit[]): Promise<boolean>;
+}
+
+export interface PreparedWorkspace {
+  record: WorkspaceRecord;
+  resolved: ResolvedConfig;
+  /** Volumes named inside this workspace, resources within the host's limits. */
+  plan: WorkspacePlan;
+  /** Every problem of the configuration and the plan; an error means the folder cannot open as described. */
+  problems: Problem[];
+  lifecycle: LifecycleState;
+}
+
+const PYTHON_MARKERS = ['pyproject.toml', 'requirements.txt', 'setup.py', 'setup.cfg', 'Pipfile', 'poetry.lock', 'uv.lock'];
+
+/**
+ * Everything before a workspace VM starts, without any UI: the configuration read on the
+ * host and pinned (a change that takes more from the host is put to `onConfigChanged`), the
+ * plan, volumes namespaced by the workspace, resources within the host's limits (more is put
+ * to `onOverLimits`), and the container's lifecycle state. Undefined when the user said no.
+ */
+export async function prepareWorkspace(options: PrepareOptions): Promise<PreparedWorkspace | undefined> {
+  const record = openWorkspace(options.folder);
+  const resolved = await acceptedConfig(record, options);
+  if (!resolved) return undefined;
+  const python = fs.readdirSync(resolved.folder).some((name) => PYTHON_MARKERS.includes(name));
+  const planned = planWorkspace(resolved, options.settings, { python });
+  const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
+  const request = { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes };
+  const limits = hostLimits(options.limits);
+  const over = overLimits(request, limits);
+  if (over.length > 0 && !(await options.onOverLimits(over))) return undefined;
+  const allowed = over.length > 0 ? clampToLimits(request, limits) : request;
+  const plan = { ...planned, memoryMib: allowed.memoryMib, vcpus: allowed.cpus, volumes: allowed.volumes };
+  return { record, resolved, plan, problems: plan.problems, lifecycle: await lifecycleState(record, plan) };
+}
+
+async function acceptedConfig(record: WorkspaceRecord, options: PrepareOptions): Promise<ResolvedConfig | undefined> {
+  const file = readConfigFile(options.folder);
+  const resolve = (f: ConfigFile | undefined) => resolveConfig({ folder: options.folder, file: f ?? null, allowLocalEnv: options.allowLocalEnv });
+  const resolved = resolve(file);
+  if (!file || !resolved.raw) return resolved;
+  const decision = pinDecision(record, file, resolved.raw);
+  if (decision.kind === 'use') {
+    if (decision.reason !== 'unchanged') await saveWorkspace(pinned(record, file, resolved.raw));
+    return resolved;
+  }
+  const choice = await options.onConfigChanged(file.file, decision.changes);
+  if (choice === 'apply') {
+    await saveWorkspace(pinned(record, file, resolved.raw));
+    return resolved;
+  }
+  if (choice === 'previous' && record.config) {
+    const { file: name, digest, accepted } = record.config;
+    return resolve({ file: name, digest, text: JSON.stringify(accepted) });
+  }
+  return undefined;
+}
+
+/**
+ * The workspace's container for this plan (a new one when what makes it changed), and the
+ * record of its once-only hooks: each is written down when it succeeds.
+ */
+async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Promise<LifecycleState> {
+  const latest = openWorkspace(record.folder);
+  let current = withContainer(latest, containerInputs(plan));
+  if (current !== latest) await saveWorkspace(current);
+  return {
+    done: (current.container?.hooksDone ?? []) as Hook[],
+    markDone: async (hook) => {
+      const container = current.container as NonNullable<WorkspaceRecord['container']>;
+      current = { ...current, container: { ...container, hooksDone: [...new Set([...container.hooksDone, hook])] } };
+      await saveWorkspace(current);
+    },
+  };
+}
