@@ -33,19 +33,25 @@ export class Lifecycle {
   async start(phase: { start: boolean; attach: boolean }): Promise<void> {
     const hooks = hooksToRun(this.state.done, phase).filter((hook) => this.plan.hooks[hook]);
     const { before, after } = splitAtWaitFor(hooks, this.plan.waitFor);
-    if (await this.runAll(before)) this.background = this.runAll(after).then(() => undefined);
-    else this.events.log(`the hooks after it (${after.join(', ') || 'none'}) did not run`);
+    if (await this.runAll(before, after)) {
+      // The rest runs while the user works; a VM stopped meanwhile ends it (said in the log, not thrown).
+      this.background = this.runAll(after).then(() => undefined, (err: Error) => this.events.log(`the lifecycle hooks stopped: ${err.message}`));
+    }
   }
 
-  /** Runs hooks one after another; false at the first failure (reported, with a retry). */
-  private async runAll(hooks: readonly Hook[]): Promise<boolean> {
+  /**
+   * Runs hooks one after another; false at the first failure, which is reported with a retry
+   * that runs it, the hooks after it, then `then` (the hooks a failure before waitFor held back).
+   */
+  private async runAll(hooks: readonly Hook[], then: readonly Hook[] = []): Promise<boolean> {
     for (const [i, hook] of hooks.entries()) {
       const command = this.plan.hooks[hook];
       if (!command) continue;
       this.events.progress(`Running ${hook}`);
       const outcomes = await runHook(this.vm, { hook, origin: 'devcontainer.json', command }, this.where, this.events);
       if (!this.succeeded(hook, outcomes)) {
-        const rest = hooks.slice(i);
+        const rest = [...hooks.slice(i), ...then];
+        this.events.log(`${hook} failed: ${rest.slice(1).join(', ') || 'no other hook'} did not run`);
         this.events.hookFailed(failureText(outcomes), async () => {
           if (await this.runAll(rest)) this.events.log(`${rest.join(', ')} ran after the retry`);
         });

@@ -104,7 +104,15 @@ export class Session {
     const probed = await probeUserEnv(vm, this.plan.userEnvProbe, shell, this.plan.workspaceFolder);
     if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
     const where = { cwd: this.plan.workspaceFolder, env: { ...probed.env, ...this.remoteEnv } };
-    this.lifecycle = new Lifecycle(vm, this.plan, where, this.state, { ...this.events, progress: (step) => this.onProgress(step) });
+    const events = this.events;
+    this.lifecycle = new Lifecycle(vm, this.plan, where, this.state, {
+      log: (line) => events.log(line),
+      output: (label, chunk) => events.output(label, chunk),
+      started: (outcome) => events.started?.(outcome),
+      finished: (outcome) => events.finished?.(outcome),
+      hookFailed: (description, retry) => events.hookFailed(description, retry),
+      progress: (step) => this.onProgress(step),
+    });
     await this.lifecycle.start({ start: true, attach: true });
   }
 
@@ -118,6 +126,11 @@ export class Session {
       confirmSameHostPort: (port) => events.confirmSameHostPort?.(port) ?? Promise.resolve(false),
       portsSummary: (ports) => events.portsSummary?.(ports),
     };
+  }
+
+  /** Resolves when the lifecycle hooks that run after the workspace was handed over have ended. */
+  async hooksSettled(): Promise<void> {
+    await this.lifecycle?.background;
   }
 
   /** Resumes the VM after QEMU paused it on a full host disk. */
