@@ -309,3 +309,11 @@ function pathOf(at: string): Array<string | number> {
   }
   return parts;
 }
+
+/** `customizations.vscode.extensions` (and the legacy top-level `extensions`): well-formed ids only. */
+export function recommendedExtensions(config: DevcontainerConfig, raw: Record<string, unknown> = {}): string[] {
+  const vscode = config.customizations.vscode as { extensions?: unknown } | undefined;
+  const lists = [vscode?.extensions, raw.extensions].filter(Array.isArray) as unknown[][];
+  const ids = lists.flat().filter((id): id is string => typeof id === 'string' && /^[A-Za-z0-9][\w-]*\.[A-Za-z0-9][\w.-]*$/.test(id));
+  return [...new Set(ids)];
+}

@@ -7,6 +7,7 @@ export { resolveConfig, resolveContainerEnv } from './resolve';
 export type { ResolvedConfig, ResolveOptions } from './resolve';
 export { planWorkspace, VOLUME_SIZE_MIB } from './plan';
 export type { WorkspacePlan, PlanSettings, ImageSource } from './plan';
+export { recommendedExtensions } from './config';
 export type { DevcontainerConfig, BuildConfig, HostRequirements, UserEnvProbe } from './config';
 export { formatProblem } from './problems';
 export type { Problem, Severity } from './problems';

@@ -32,6 +32,8 @@ const recordSchema = z.object({
     createdAt: z.string(),
     hooksDone: z.array(z.string()),
   }).optional(),
+  /** The editor extensions the configuration recommended when the user was last told (shown once per list). */
+  recommended: z.array(z.string()).optional(),
 }).passthrough();
 
 export type WorkspaceRecord = z.output<typeof recordSchema>;

@@ -83,6 +83,7 @@ export class Session {
     this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
     await this.ports.start();
     this.remoteEnv = setEnv(resolveContainerEnv(this.plan.remoteEnv, envOf(image)));
+    await this.addHosts(vm);
     await this.runLifecycle(vm);
     return vm;
   }
@@ -96,6 +97,14 @@ export class Session {
     const base = await Image.build({ ...options, env: {} });
     this.checkStopped();
     return Image.build({ ...options, env: resolveContainerEnv(this.plan.containerEnv, envOf(base)) });
+  }
+
+  /** `--add-host` entries, appended to the guest's /etc/hosts (on its writable root layer). */
+  private async addHosts(vm: Vm): Promise<void> {
+    if (this.plan.hosts.length === 0) return;
+    const current = (await vm.readFile('/etc/hosts').catch(() => Buffer.alloc(0))).toString('utf8');
+    const lines = this.plan.hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
+    await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, { mode: 0o644 });
   }
 
   /** The hooks of this start, with the environment a login shell of the guest has, then remoteEnv. */

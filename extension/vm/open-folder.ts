@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import {
-  CancelledError, DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, PlanSettings, prepareWorkspace, Problem, removeVolume, Session,
+  CancelledError, DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, openWorkspace, PlanSettings, prepareWorkspace, Problem,
+  recommendedExtensions, removeVolume, saveWorkspace, Session, WorkspaceRecord,
 } from '../../engine/index';
 import type { Ctx } from '../context';
 import { askConfigChanged, askOverLimits } from './provenance';
@@ -9,7 +10,7 @@ import { portNotices } from '../ports/notices';
 import { openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
 import { notice } from '../ui/notice-text';
-import { showError, showWarning } from '../ui/notify';
+import { showError, showInfo, showWarning } from '../ui/notify';
 import { decideOpen } from './trust';
 
 
@@ -61,6 +62,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
     if (!prepared) return undefined;
     const { plan, resolved } = prepared;
     if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', prepared.problems)) return undefined;
+    void recommendExtensions(ctx, prepared.record, recommendedExtensions(resolved.config, resolved.raw));
     return await startSession(ctx, new Session(plan, {
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),
@@ -132,6 +134,18 @@ function reportProblems(ctx: Ctx, file: string, problems: Problem[]): boolean {
       .then((choice) => choice && ctx.log.show());
   }
   return true;
+}
+
+/**
+ * `customizations.vscode.extensions`, once per list: a notification whose button shows them in
+ * the Extensions view, where the user installs what they want. Nothing is installed here.
+ */
+async function recommendExtensions(ctx: Ctx, record: WorkspaceRecord, ids: string[]): Promise<void> {
+  if (ids.length === 0 || JSON.stringify(record.recommended ?? []) === JSON.stringify(ids)) return;
+  await saveWorkspace({ ...openWorkspace(record.folder), recommended: ids });
+  ctx.log.info(`the workspace recommends these editor extensions: ${ids.join(', ')}`);
+  const choice = await showInfo(notice`MicroVM: this workspace recommends ${ids.length} editor extension(s).`, 'Show Extensions');
+  if (choice) await vscode.commands.executeCommand('workbench.extensions.action.showExtensionsWithIds', ids);
 }
 
 /** The user's settings as the engine's planner takes them. */

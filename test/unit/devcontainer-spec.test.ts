@@ -7,7 +7,7 @@ import { devcontainerId, substitute, VariableContext } from '../../engine/devcon
 import { parseMount, splitFields } from '../../engine/devcontainer/mounts';
 import { toLifecycleCommand } from '../../engine/devcontainer/lifecycle';
 import { attributesFor, autoForwardAction, isDeclared, parseAppPort, parseForwardPort } from '../../engine/devcontainer/ports';
-import { PlanSettings, planWorkspace, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
+import { PlanSettings, planWorkspace, recommendedExtensions, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
 import { DEFAULT_PROTECT } from '../../engine/mount/types';
 
 const ctx = (over: Partial<VariableContext> = {}): VariableContext => ({
@@ -167,4 +167,10 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
   assert.deepEqual(warnings.map((p) => p.code).sort(), ['bind-outside-folder', 'bind-outside-folder', 'local-env-not-allowed', 'run-arg']);
   assert.match(warnings.find((p) => p.path === '$.mounts[0]')?.consequence ?? '', /skipped: the VM gets nothing from the host beyond its folder/);
   assert.equal(plan.problems.filter((p) => p.severity === 'error').length, 0, 'one unsupported mount never refuses the file');
+});
+
+test('editor extensions recommended by the configuration: well-formed ids, the legacy key too, once each', () => {
+  const dir = folderWith({ image: 'a', extensions: ['ms-python.python'], customizations: { vscode: { extensions: ['dbaeumer.vscode-eslint', 'ms-python.python', '[x](command:a)', 5] } } });
+  const resolved = resolveConfig({ folder: dir, env: {} });
+  assert.deepEqual(recommendedExtensions(resolved.config, resolved.raw), ['dbaeumer.vscode-eslint', 'ms-python.python']);
 });
