@@ -10,7 +10,11 @@ export const MAX_CHUNK = 64 * 1024;
 export const MAX_FILE = 4 * 1024 * 1024;
 export const OUTPUT_WINDOW = 256 * 1024;
 export const STDIN_WINDOW = 128 * 1024;
-export const MAX_STREAMS = 64;
+/** Open streams in all; each kind has its own share so that none can starve another. */
+export const MAX_STREAMS = 128;
+export const MAX_EXEC_STREAMS = 64;
+export const MAX_FORWARD_STREAMS = 60;
+export const MAX_WATCH_STREAMS = 4;
 export const MAX_ARGS = 4096;
 export const MAX_CHAIN = 16;
 export const MAX_LISTENERS = 256;
@@ -70,6 +74,7 @@ export const Tag = {
   FEATURE: 33,
   KERNEL: 34,
   FAMILY: 35,
+  STREAM_FLOOR: 36,
   RNG_SEED: 40,
   TIME_NS: 41,
   UID: 42,

@@ -130,18 +130,36 @@ int pty_open(uint16_t rows, uint16_t cols, int *master, int *slave);
 int pty_resize(int master, uint16_t rows, uint16_t cols);
 int pty_make_controlling(int slave);
 
-/* exec.c: processes, one per stream, and their stdio. */
+/* streams.c: the one table of open streams: id, kind, output credit, budget per kind. */
+enum stream_kind { STREAM_FREE, STREAM_EXEC, STREAM_FORWARD, STREAM_WATCH };
+/* Takes a slot for a new stream; -1 (E_BUSY already answered) when its kind's budget is spent. */
+int stream_open(uint32_t id, enum stream_kind kind);
+void stream_close(int slot);
+/* The slot of a stream the current host can address (not detached), or -1. */
+int stream_lookup(uint32_t id);
+enum stream_kind stream_kind(int slot);
+uint32_t stream_id(int slot);
+bool stream_detached(int slot);
+/* Keeps a slot (the workload) after its host is gone; false when MAX_DETACHED are kept. */
+bool stream_detach(int slot);
+uint64_t stream_credit(int slot);
+void stream_take_credit(int slot, size_t n);
+void stream_add_credit(int slot, uint32_t amount);
+/* A CREDIT frame: the host may send `amount` more STDIN bytes on stream `id`. */
+void stream_grant_stdin(uint32_t id, size_t amount);
+/* The highest id among streams the host can address; a new host numbers above it. */
+uint32_t streams_floor(void);
+/* The host went away, or was replaced by a restore: end every stream it opened. */
+void streams_end_session(void);
+
+/* exec.c: processes, one per EXEC stream, and their stdio (stdio.c). */
 struct pollfd;
-struct stream;
-bool stream_in_use(uint32_t id);
-int streams_attached(void);
 /* Starts an EXEC; takes ownership of spec. Sends the error RESPONSE itself. */
 void exec_start(uint32_t id, struct exec_spec *spec);
-void exec_stdin(uint32_t id, const uint8_t *data, size_t len);
-void exec_close_stdin(uint32_t id);
-void exec_credit(uint32_t id, uint32_t amount);
-void exec_signal(uint32_t id, int signo);
-void exec_resize(uint32_t id, uint16_t rows, uint16_t cols);
+void exec_stdin(int slot, const uint8_t *data, size_t len);
+void exec_close_stdin(int slot);
+void exec_signal(int slot, int signo);
+void exec_resize(int slot, uint16_t rows, uint16_t cols);
 int exec_signal_workload(int signo);
 void exec_reap(void);
 void exec_disconnect(void);
@@ -153,32 +171,27 @@ int64_t exec_next_deadline(void);
 void exec_timers(int64_t now);
 
 /* forward.c: TCP_CONNECT streams to guest ports. */
-bool forward_owns(uint32_t id);
-int forwards_open(void);
 void forward_start(uint32_t id, uint32_t port);
-void forward_stdin(uint32_t id, const uint8_t *data, size_t len);
-void forward_close_stdin(uint32_t id);
-void forward_credit(uint32_t id, uint32_t amount);
-void forward_reset(uint32_t id);
-int forward_pollfds(struct pollfd *fds, uint32_t *ids, int max);
-void forward_handle_events(const struct pollfd *fds, const uint32_t *ids, int n);
+void forward_stdin(int slot, const uint8_t *data, size_t len);
+void forward_close_stdin(int slot);
+void forward_reset(int slot);
+int forward_pollfds(struct pollfd *fds, int *slots, int max);
+void forward_handle_events(const struct pollfd *fds, const int *slots, int n);
 void forward_disconnect(void);
 
 /* ports.c: WATCH_PORTS streams (the guest's TCP listeners). */
-bool ports_owns(uint32_t id);
-int ports_watchers(void);
 void ports_start(uint32_t id);
+void ports_credit(int slot);
+void ports_stop(int slot);
+void ports_disconnect(void);
+int64_t ports_next_deadline(void);
+void ports_timers(int64_t now);
 
 /* restore.c: RESTORED (fresh entropy and wall clock after a snapshot restore) */
 void op_restored(uint32_t stream, const uint8_t *payload, size_t len);
 
 /* mounts.c: MOUNT (virtio-fs shares and virtio-blk volumes) */
 void op_mount(uint32_t stream, const uint8_t *payload, size_t len);
-void ports_credit(uint32_t id, uint32_t amount);
-void ports_stop(uint32_t id);
-void ports_disconnect(void);
-int64_t ports_next_deadline(void);
-void ports_timers(int64_t now);
 
 /* cgroup.c: one cgroup v2 per EXEC in the guest (ids are 0 when cgroups are off). */
 void cgroup_init(void);

@@ -12,30 +12,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "stream.h"
+#include "process.h"
 
-struct stream streams[MAX_SLOTS];
-static struct stream *workload;
+struct process procs[MAX_SLOTS];
+static struct process *workload;
 
-struct stream *stream_find(uint32_t id)
+/* The process of an EXEC stream the host can address, or NULL. */
+static struct process *process_at(int slot)
 {
-    for (int i = 0; i < MAX_SLOTS; i++)
-        if (streams[i].used && !streams[i].detached && streams[i].id == id)
-            return &streams[i];
-    return NULL;
-}
-
-bool stream_in_use(uint32_t id)
-{
-    return stream_find(id) != NULL;
-}
-
-int streams_attached(void)
-{
-    int n = 0;
-    for (int i = 0; i < MAX_SLOTS; i++)
-        n += streams[i].used && !streams[i].detached;
-    return n;
+    return slot >= 0 && stream_kind(slot) == STREAM_EXEC ? &procs[slot] : NULL;
 }
 
 static void close_fd(int *fd)
@@ -45,29 +30,30 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-static void close_child_ends(struct stream *s)
+static void close_child_ends(struct process *p)
 {
     for (int i = 0; i < 3; i++)
-        close_fd(&s->child_fd[i]);
+        close_fd(&p->child_fd[i]);
 }
 
-static void stream_free(struct stream *s)
+static void process_free(struct process *p)
 {
-    if (s == workload)
+    if (p == workload)
         workload = NULL;
-    close_child_ends(s);
-    close_fd(&s->master);
-    close_fd(&s->in_fd);
-    close_fd(&s->out_fd[0]);
-    close_fd(&s->out_fd[1]);
-    if (s->cgroup != 0)
-        cgroup_release(s->cgroup);
-    free(s->in_buf);
-    if (s->spec != NULL) {
-        exec_spec_free(s->spec);
-        free(s->spec);
+    close_child_ends(p);
+    close_fd(&p->master);
+    close_fd(&p->in_fd);
+    close_fd(&p->out_fd[0]);
+    close_fd(&p->out_fd[1]);
+    if (p->cgroup != 0)
+        cgroup_release(p->cgroup);
+    free(p->in_buf);
+    if (p->spec != NULL) {
+        exec_spec_free(p->spec);
+        free(p->spec);
     }
-    memset(s, 0, sizeof *s);
+    stream_close(process_slot(p));
+    memset(p, 0, sizeof *p);
 }
 
 /* Makes fd the child's descriptor `target`, inheritable across exec. */
@@ -95,7 +81,7 @@ static int drop_to_user(const struct exec_spec *spec)
     return spec->has_uid ? setuid(spec->uid) : 0;
 }
 
-static void __attribute__((noreturn)) child_run(struct stream *s, struct command *cmd)
+static void __attribute__((noreturn)) child_run(struct process *p, struct command *cmd)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -104,30 +90,30 @@ static void __attribute__((noreturn)) child_run(struct stream *s, struct command
         signal(sig, SIG_DFL);
     if (setsid() < 0)
         child_fail("start a session for", cmd->argv[0], 126);
-    if (s->tty) {
-        int slave = s->child_fd[0];
+    if (p->tty) {
+        int slave = p->child_fd[0];
         if (pty_make_controlling(slave) != 0 || move_fd(slave, 0) != 0 ||
             move_fd(slave, 1) != 0 || move_fd(slave, 2) != 0)
             child_fail("set up the terminal for", cmd->argv[0], 126);
     } else {
         for (int i = 0; i < 3; i++)
-            if (move_fd(s->child_fd[i], i) != 0)
+            if (move_fd(p->child_fd[i], i) != 0)
                 child_fail("set up stdio for", cmd->argv[0], 126);
     }
-    if (s->cgroup != 0 && cgroup_join(s->cgroup) != 0)
+    if (p->cgroup != 0 && cgroup_join(p->cgroup) != 0)
         child_fail("enter the cgroup for", cmd->argv[0], 126);
-    if (drop_to_user(s->spec) != 0)
+    if (drop_to_user(p->spec) != 0)
         child_fail("switch to the user of", cmd->argv[0], 126);
-    const char *cwd = s->spec->cwd != NULL ? s->spec->cwd : "/";
+    const char *cwd = p->spec->cwd != NULL ? p->spec->cwd : "/";
     if (chdir(cwd) != 0)
         child_fail("change directory to", cwd, 126);
-    environ = s->spec->envp;
+    environ = p->spec->envp;
     execvp(cmd->argv[0], cmd->argv);
     child_fail("run", cmd->argv[0], errno == ENOENT ? 127 : 126);
     _exit(126);
 }
 
-static int spawn_command(struct stream *s)
+static int spawn_command(struct process *p)
 {
     pid_t pid = fork();
     if (pid < 0) {
@@ -135,33 +121,33 @@ static int spawn_command(struct stream *s)
         return -1;
     }
     if (pid == 0)
-        child_run(s, &s->spec->cmds[s->cmd]);
-    s->pid = pid;
+        child_run(p, &p->spec->cmds[p->cmd]);
+    p->pid = pid;
     /* Keep the child's ends only while more chained commands need them. */
-    if (s->cmd + 1 >= s->spec->ncmds)
-        close_child_ends(s);
+    if (p->cmd + 1 >= p->spec->ncmds)
+        close_child_ends(p);
     return 0;
 }
 
-static int setup_stdio(struct stream *s)
+static int setup_stdio(struct process *p)
 {
-    if (s->tty) {
-        if (pty_open(s->spec->rows, s->spec->cols, &s->master, &s->child_fd[0]) != 0)
+    if (p->tty) {
+        if (pty_open(p->spec->rows, p->spec->cols, &p->master, &p->child_fd[0]) != 0)
             return -1;
         return 0;
     }
     for (int i = 0; i < 3; i++) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) != 0) {
+        int ends[2];
+        if (pipe2(ends, O_CLOEXEC) != 0) {
             log_msg("pipe2: %s", strerror(errno));
             return -1;
         }
-        int agent_end = i == 0 ? p[1] : p[0];
-        s->child_fd[i] = i == 0 ? p[0] : p[1];
+        int agent_end = i == 0 ? ends[1] : ends[0];
+        p->child_fd[i] = i == 0 ? ends[0] : ends[1];
         if (i == 0)
-            s->in_fd = agent_end;
+            p->in_fd = agent_end;
         else
-            s->out_fd[i - 1] = agent_end;
+            p->out_fd[i - 1] = agent_end;
         if (fcntl(agent_end, F_SETFL, O_NONBLOCK) != 0) {
             log_msg("fcntl O_NONBLOCK: %s", strerror(errno));
             return -1;
@@ -191,43 +177,24 @@ static uint32_t stage_files(const struct exec_spec *spec, uint32_t *err_no, char
     return ST_OK;
 }
 
-static struct stream *stream_alloc(uint32_t id)
-{
-    for (int i = 0; i < MAX_SLOTS; i++) {
-        struct stream *s = &streams[i];
-        if (s->used)
-            continue;
-        memset(s, 0, sizeof *s);
-        s->used = true;
-        s->id = id;
-        s->master = s->in_fd = -1;
-        s->out_fd[0] = s->out_fd[1] = -1;
-        s->child_fd[0] = s->child_fd[1] = s->child_fd[2] = -1;
-        s->out_credit = OUTPUT_WINDOW;
-        return s;
-    }
-    return NULL;
-}
-
 void exec_start(uint32_t id, struct exec_spec *spec)
 {
     char err[MAX_ERROR_TEXT] = "";
     uint32_t err_no = 0;
-    bool room = streams_attached() + forwards_open() + ports_watchers() < MAX_STREAMS;
-    struct stream *s = room ? stream_alloc(id) : NULL;
-    if (s == NULL) {
-        send_status(id, ST_E_BUSY, 0, "more than %d streams open", MAX_STREAMS);
+    int slot = stream_open(id, STREAM_EXEC);
+    if (slot < 0) {
         exec_spec_free(spec);
         free(spec);
         return;
     }
-    s->spec = spec;
-    s->tty = spec->tty;
+    struct process *p = &procs[slot];
+    *p = (struct process){.spec = spec, .tty = spec->tty, .master = -1, .in_fd = -1,
+                          .out_fd = {-1, -1}, .child_fd = {-1, -1, -1}};
     uint32_t status = stage_files(spec, &err_no, err, sizeof err);
     if (status != ST_OK)
         goto fail;
-    s->cgroup = cgroup_create(spec->pids_max);
-    if (setup_stdio(s) != 0 || spawn_command(s) != 0) {
+    p->cgroup = cgroup_create(spec->pids_max);
+    if (setup_stdio(p) != 0 || spawn_command(p) != 0) {
         err_no = (uint32_t)errno;
         snprintf(err, sizeof err, "cannot start '%s': %s", spec->cmds[0].argv[0],
                  strerror(errno));
@@ -235,80 +202,81 @@ void exec_start(uint32_t id, struct exec_spec *spec)
         goto fail;
     }
     if (spec->timeout_ms != 0)
-        s->deadline = now_ms() + spec->timeout_ms;
+        p->deadline = now_ms() + spec->timeout_ms;
     if (spec->workload)
-        workload = s;
+        workload = p;
     return;
 fail:
     send_status(id, status, err_no, "%s", err);
-    stream_free(s);
+    process_free(p);
 }
 
-static void send_exit_response(struct stream *s)
+static void send_exit_response(struct process *p)
 {
     uint8_t payload[128];
     struct tlv_writer w = {.data = payload, .cap = sizeof payload};
     tlv_put_u32(&w, TAG_STATUS, ST_OK);
-    tlv_put_u32(&w, TAG_EXIT_CODE, (uint32_t)s->exit_code);
-    tlv_put_u32(&w, TAG_SIGNAL, s->signo);
-    tlv_put_u32(&w, TAG_TIMED_OUT, s->timed_out ? 1 : 0);
-    tlv_put_u64(&w, TAG_PEAK_RSS_KIB, s->peak_rss_kib);
-    send_frame(FT_RESPONSE, s->id, w.data, w.len);
+    tlv_put_u32(&w, TAG_EXIT_CODE, (uint32_t)p->exit_code);
+    tlv_put_u32(&w, TAG_SIGNAL, p->signo);
+    tlv_put_u32(&w, TAG_TIMED_OUT, p->timed_out ? 1 : 0);
+    tlv_put_u64(&w, TAG_PEAK_RSS_KIB, p->peak_rss_kib);
+    send_frame(FT_RESPONSE, stream_id(process_slot(p)), w.data, w.len);
 }
 
-void stream_try_finish(struct stream *s)
+void process_try_finish(struct process *p)
 {
-    if (!s->exited)
+    if (!p->exited)
         return;
-    bool drained = s->tty ? s->tty_done : s->pending[0] == 0 && s->pending[1] == 0;
-    if (!drained && !s->detached)
+    bool detached = stream_detached(process_slot(p));
+    bool drained = p->tty ? p->tty_done : p->pending[0] == 0 && p->pending[1] == 0;
+    if (!drained && !detached)
         return;
-    if (!s->detached)
-        send_exit_response(s);
-    stream_free(s);
+    if (!detached)
+        send_exit_response(p);
+    process_free(p);
 }
 
 /* The last command ended: note what is left in its pipes, then finish when sent. */
-static void stream_exited(struct stream *s)
+static void process_exited(struct process *p)
 {
-    s->exited = true;
-    close_child_ends(s);
-    stdio_close_stdin_now(s);
-    if (s->tty) {
-        s->drain_deadline = now_ms() + TTY_DRAIN_MS;
+    p->exited = true;
+    close_child_ends(p);
+    stdio_close_stdin_now(p);
+    if (p->tty) {
+        p->drain_deadline = now_ms() + TTY_DRAIN_MS;
     } else {
         for (int i = 0; i < 2; i++) {
             int avail = 0;
-            if (s->out_fd[i] >= 0 && ioctl(s->out_fd[i], FIONREAD, &avail) != 0)
+            if (p->out_fd[i] >= 0 && ioctl(p->out_fd[i], FIONREAD, &avail) != 0)
                 log_msg("FIONREAD: %s", strerror(errno));
-            s->pending[i] = avail > 0 ? (size_t)avail : 0;
+            p->pending[i] = avail > 0 ? (size_t)avail : 0;
         }
     }
-    stream_try_finish(s);
+    process_try_finish(p);
 }
 
-static void on_child_exit(struct stream *s, int status, const struct rusage *ru)
+static void on_child_exit(struct process *p, int status, const struct rusage *ru)
 {
-    s->pid = 0;
-    s->peak_rss_kib = (uint64_t)ru->ru_maxrss;
+    p->pid = 0;
+    p->peak_rss_kib = (uint64_t)ru->ru_maxrss;
     if (WIFSIGNALED(status)) {
-        s->exit_code = -1;
-        s->signo = (uint32_t)WTERMSIG(status);
+        p->exit_code = -1;
+        p->signo = (uint32_t)WTERMSIG(status);
     } else {
-        s->exit_code = WEXITSTATUS(status);
-        s->signo = 0;
+        p->exit_code = WEXITSTATUS(status);
+        p->signo = 0;
     }
-    bool chain_next = s->exit_code == 0 && !s->timed_out && !s->detached &&
-                      s->cmd + 1 < s->spec->ncmds;
+    bool chain_next = p->exit_code == 0 && !p->timed_out && !stream_detached(process_slot(p)) &&
+                      p->cmd + 1 < p->spec->ncmds;
     if (chain_next) {
-        s->cmd++;
-        if (spawn_command(s) == 0)
+        p->cmd++;
+        if (spawn_command(p) == 0)
             return;
-        s->exit_code = 126;
+        p->exit_code = 126;
         dprintf(STDERR_FILENO, "microvm-agent: cannot start chained '%s': %s\n",
-                s->spec->cmds[s->cmd].argv[0], strerror(errno));
+                p->spec->cmds[p->cmd].argv[0], strerror(errno));
     }
-    stream_exited(s);
+    process_exited(p);
 }
 
 void exec_reap(void)
@@ -322,8 +290,8 @@ void exec_reap(void)
         if (pid <= 0)
             break;
         for (int i = 0; i < MAX_SLOTS; i++) {
-            if (streams[i].used && streams[i].pid == pid) {
-                on_child_exit(&streams[i], status, &ru);
+            if (process_live(&procs[i]) && procs[i].pid == pid) {
+                on_child_exit(&procs[i], status, &ru);
                 break;
             }
         }
@@ -332,28 +300,28 @@ void exec_reap(void)
 }
 
 /* SIGKILL for everything the stream started: its cgroup, else its process group. */
-static void kill_tree(struct stream *s)
+static void kill_tree(struct process *p)
 {
-    if (s->cgroup != 0 && cgroup_kill(s->cgroup) == 0)
+    if (p->cgroup != 0 && cgroup_kill(p->cgroup) == 0)
         return;
-    if (s->pid > 0 && kill(-s->pid, SIGKILL) != 0)
-        log_msg("kill(-%d, SIGKILL): %s", (int)s->pid, strerror(errno));
+    if (p->pid > 0 && kill(-p->pid, SIGKILL) != 0)
+        log_msg("kill(-%d, SIGKILL): %s", (int)p->pid, strerror(errno));
 }
 
 /* SIGKILL ends the whole tree; other signals go to the process group, as documented. */
-static void signal_stream(struct stream *s, int signo)
+static void signal_stream(struct process *p, int signo)
 {
     if (signo == SIGKILL)
-        kill_tree(s);
-    else if (s->pid > 0 && kill(-s->pid, signo) != 0)
-        log_msg("kill(-%d, %d): %s", (int)s->pid, signo, strerror(errno));
+        kill_tree(p);
+    else if (p->pid > 0 && kill(-p->pid, signo) != 0)
+        log_msg("kill(-%d, %d): %s", (int)p->pid, signo, strerror(errno));
 }
 
-void exec_signal(uint32_t id, int signo)
+void exec_signal(int slot, int signo)
 {
-    struct stream *s = stream_find(id);
-    if (s != NULL && s->pid > 0)
-        signal_stream(s, signo);
+    struct process *p = process_at(slot);
+    if (p != NULL && p->pid > 0)
+        signal_stream(p, signo);
 }
 
 int exec_signal_workload(int signo)
@@ -364,39 +332,42 @@ int exec_signal_workload(int signo)
     return 0;
 }
 
-void exec_resize(uint32_t id, uint16_t rows, uint16_t cols)
+void exec_resize(int slot, uint16_t rows, uint16_t cols)
 {
-    struct stream *s = stream_find(id);
-    if (s != NULL && s->tty && s->master >= 0)
-        pty_resize(s->master, rows, cols);
+    struct process *p = process_at(slot);
+    if (p != NULL && p->tty && p->master >= 0)
+        pty_resize(p->master, rows, cols);
 }
 
-/* The host went away: the workload keeps running detached, everything else is killed. */
+/*
+ * The host went away (or a restore replaced it): the workload keeps running detached, its
+ * output read and dropped; everything else is killed.
+ */
 void exec_disconnect(void)
 {
     for (int i = 0; i < MAX_SLOTS; i++) {
-        struct stream *s = &streams[i];
-        if (!s->used || s->detached)
+        struct process *p = &procs[i];
+        if (!process_live(p) || stream_detached(i))
             continue;
-        if (s == workload && s->pid > 0) {
-            s->detached = true;
-            stdio_close_stdin_now(s);
+        if (p == workload && p->pid > 0 && stream_detach(i)) {
+            stdio_close_stdin_now(p);
             continue;
         }
-        if (s->pid > 0)
-            kill_tree(s);
-        stream_free(s);
+        if (p->pid > 0)
+            kill_tree(p);
+        process_free(p);
     }
 }
 
 void exec_kill_all(void)
 {
     for (int i = 0; i < MAX_SLOTS; i++) {
-        struct stream *s = &streams[i];
-        if (s->used && s->pid > 0)
-            kill_tree(s);
-        if (s->used)
-            stream_free(s);
+        struct process *p = &procs[i];
+        if (!process_live(p))
+            continue;
+        if (p->pid > 0)
+            kill_tree(p);
+        process_free(p);
     }
 }
 
@@ -404,11 +375,11 @@ int64_t exec_next_deadline(void)
 {
     int64_t next = 0;
     for (int i = 0; i < MAX_SLOTS; i++) {
-        struct stream *s = &streams[i];
-        if (!s->used)
+        struct process *p = &procs[i];
+        if (!process_live(p))
             continue;
-        int64_t d = s->exited ? (s->tty ? s->drain_deadline : 0)
-                              : (s->timed_out ? 0 : s->deadline);
+        int64_t d = p->exited ? (p->tty ? p->drain_deadline : 0)
+                              : (p->timed_out ? 0 : p->deadline);
         if (d != 0 && (next == 0 || d < next))
             next = d;
     }
@@ -418,17 +389,17 @@ int64_t exec_next_deadline(void)
 void exec_timers(int64_t now)
 {
     for (int i = 0; i < MAX_SLOTS; i++) {
-        struct stream *s = &streams[i];
-        if (!s->used)
+        struct process *p = &procs[i];
+        if (!process_live(p))
             continue;
-        if (!s->exited && !s->timed_out && s->deadline != 0 && now >= s->deadline &&
-            s->pid > 0) {
-            s->timed_out = true;
-            kill_tree(s);
+        if (!p->exited && !p->timed_out && p->deadline != 0 && now >= p->deadline &&
+            p->pid > 0) {
+            p->timed_out = true;
+            kill_tree(p);
         }
-        if (s->exited && s->tty && now >= s->drain_deadline) {
-            s->tty_done = true;
-            stream_try_finish(s);
+        if (p->exited && p->tty && now >= p->drain_deadline) {
+            p->tty_done = true;
+            process_try_finish(p);
         }
     }
 }

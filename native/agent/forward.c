@@ -16,11 +16,7 @@
 
 #include "agent.h"
 
-#define MAX_CREDIT ((uint64_t)1 << 40)
-
 struct forward {
-    bool used;
-    uint32_t id;
     int fd;
     uint16_t port;
     int attempt;      /* 0: 127.0.0.1, 1: ::1 (servers that bind only "localhost" as IPv6) */
@@ -30,30 +26,24 @@ struct forward {
     bool in_eof;      /* CLOSE_STDIN received */
     bool wr_shut;     /* shutdown(SHUT_WR) done */
     bool rd_eof;      /* the socket's EOF was sent as CLOSE_STDOUT */
-    uint64_t out_credit;
 };
 
-static struct forward forwards[MAX_STREAMS];
+/* Indexed by stream slot (streams.c holds the id and the output credit). */
+static struct forward forwards[MAX_SLOTS];
 
-static struct forward *forward_find(uint32_t id)
+static int slot_of(const struct forward *f)
 {
-    for (int i = 0; i < MAX_STREAMS; i++)
-        if (forwards[i].used && forwards[i].id == id)
-            return &forwards[i];
-    return NULL;
+    return (int)(f - forwards);
 }
 
-bool forward_owns(uint32_t id)
+static uint32_t id_of(const struct forward *f)
 {
-    return forward_find(id) != NULL;
+    return stream_id(slot_of(f));
 }
 
-int forwards_open(void)
+static bool live(const struct forward *f)
 {
-    int n = 0;
-    for (int i = 0; i < MAX_STREAMS; i++)
-        n += forwards[i].used;
-    return n;
+    return stream_kind(slot_of(f)) == STREAM_FORWARD;
 }
 
 static void forward_free(struct forward *f)
@@ -61,6 +51,7 @@ static void forward_free(struct forward *f)
     if (f->fd >= 0)
         close(f->fd);
     free(f->in_buf);
+    stream_close(slot_of(f));
     memset(f, 0, sizeof *f);
     f->fd = -1;
 }
@@ -74,20 +65,11 @@ static void forward_end(struct forward *f, uint32_t status, int err_no, bool res
             log_msg("SO_LINGER: %s", strerror(errno));
     }
     if (status == ST_OK)
-        send_status(f->id, ST_OK, 0, "%s", "");
+        send_status(id_of(f), ST_OK, 0, "%s", "");
     else
-        send_status(f->id, status, (uint32_t)err_no, "guest port %u: %s", f->port,
+        send_status(id_of(f), status, (uint32_t)err_no, "guest port %u: %s", f->port,
                     strerror(err_no));
     forward_free(f);
-}
-
-static void send_credit(uint32_t id, size_t amount)
-{
-    if (amount == 0)
-        return;
-    uint8_t bytes[4] = {(uint8_t)amount, (uint8_t)(amount >> 8), (uint8_t)(amount >> 16),
-                        (uint8_t)(amount >> 24)};
-    send_frame(FT_CREDIT, id, bytes, sizeof bytes);
 }
 
 /* Starts a non-blocking connect for the current attempt; returns 0 or an errno. */
@@ -146,21 +128,11 @@ void forward_start(uint32_t id, uint32_t port)
         send_status(id, ST_E_BAD_REQUEST, 0, "PORT %u is not a TCP port", port);
         return;
     }
-    struct forward *f = NULL;
-    if (streams_attached() + forwards_open() + ports_watchers() < MAX_STREAMS)
-        for (int i = 0; i < MAX_STREAMS && f == NULL; i++)
-            if (!forwards[i].used)
-                f = &forwards[i];
-    if (f == NULL) {
-        send_status(id, ST_E_BUSY, 0, "more than %d streams open", MAX_STREAMS);
+    int slot = stream_open(id, STREAM_FORWARD);
+    if (slot < 0)
         return;
-    }
-    memset(f, 0, sizeof *f);
-    f->used = true;
-    f->id = id;
-    f->fd = -1;
-    f->port = (uint16_t)port;
-    f->out_credit = OUTPUT_WINDOW;
+    struct forward *f = &forwards[slot];
+    *f = (struct forward){.fd = -1, .port = (uint16_t)port};
     int err = start_connect(f);
     if (err != 0)
         connect_failed(f, err);
@@ -185,7 +157,7 @@ static void write_pending(struct forward *f)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n < 0) {
-            send_credit(f->id, granted);
+            stream_grant_stdin(id_of(f), granted);
             forward_end(f, ST_E_IO, errno, true);
             return;
         }
@@ -193,7 +165,7 @@ static void write_pending(struct forward *f)
         f->in_len -= (size_t)n;
         granted += (size_t)n;
     }
-    send_credit(f->id, granted);
+    stream_grant_stdin(id_of(f), granted);
     if (f->in_len == 0 && f->in_eof && !f->wr_shut) {
         if (shutdown(f->fd, SHUT_WR) != 0 && errno != ENOTCONN)
             log_msg("shutdown(SHUT_WR): %s", strerror(errno));
@@ -202,17 +174,15 @@ static void write_pending(struct forward *f)
     }
 }
 
-void forward_stdin(uint32_t id, const uint8_t *data, size_t len)
+void forward_stdin(int slot, const uint8_t *data, size_t len)
 {
-    struct forward *f = forward_find(id);
-    if (f == NULL)
-        return;
+    struct forward *f = &forwards[slot];
     if (f->in_eof) {
-        send_credit(id, len);
+        stream_grant_stdin(id_of(f), len);
         return;
     }
     if (len > STDIN_WINDOW - f->in_len) {
-        send_error(id, ST_E_TOO_LARGE, "STDIN beyond the %d-byte window: %zu bytes buffered, "
+        send_error(id_of(f), ST_E_TOO_LARGE, "STDIN beyond the %d-byte window: %zu bytes buffered, "
                    "%zu more sent", STDIN_WINDOW, f->in_len, len);
         return;
     }
@@ -230,37 +200,26 @@ void forward_stdin(uint32_t id, const uint8_t *data, size_t len)
         write_pending(f);
 }
 
-void forward_close_stdin(uint32_t id)
+void forward_close_stdin(int slot)
 {
-    struct forward *f = forward_find(id);
-    if (f == NULL || f->in_eof)
+    struct forward *f = &forwards[slot];
+    if (f->in_eof)
         return;
     f->in_eof = true;
     if (!f->connecting)
         write_pending(f);
 }
 
-void forward_credit(uint32_t id, uint32_t amount)
+void forward_reset(int slot)
 {
-    struct forward *f = forward_find(id);
-    if (f == NULL)
-        return;
-    f->out_credit += amount;
-    if (f->out_credit > MAX_CREDIT)
-        f->out_credit = MAX_CREDIT;
-}
-
-void forward_reset(uint32_t id)
-{
-    struct forward *f = forward_find(id);
-    if (f != NULL)
-        forward_end(f, ST_OK, 0, true);
+    forward_end(&forwards[slot], ST_OK, 0, true);
 }
 
 static void read_socket(struct forward *f)
 {
     static uint8_t buf[MAX_CHUNK];
-    size_t max = f->out_credit < MAX_CHUNK ? (size_t)f->out_credit : MAX_CHUNK;
+    uint64_t credit = stream_credit(slot_of(f));
+    size_t max = credit < MAX_CHUNK ? (size_t)credit : MAX_CHUNK;
     ssize_t n = recv(f->fd, buf, max, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
@@ -270,12 +229,12 @@ static void read_socket(struct forward *f)
     }
     if (n == 0) {
         f->rd_eof = true;
-        send_frame(FT_CLOSE_STDOUT, f->id, NULL, 0);
+        send_frame(FT_CLOSE_STDOUT, id_of(f), NULL, 0);
         maybe_finish(f);
         return;
     }
-    send_frame(FT_STDOUT, f->id, buf, (size_t)n);
-    f->out_credit -= (uint64_t)n;
+    send_frame(FT_STDOUT, id_of(f), buf, (size_t)n);
+    stream_take_credit(slot_of(f), (size_t)n);
 }
 
 static void on_connected(struct forward *f)
@@ -298,33 +257,33 @@ static short wanted_events(const struct forward *f)
     if (f->connecting)
         return POLLOUT;
     short ev = 0;
-    if (!f->rd_eof && f->out_credit > 0)
+    if (!f->rd_eof && stream_credit(slot_of(f)) > 0)
         ev |= POLLIN;
     if (f->in_len > 0)
         ev |= POLLOUT;
     return ev;
 }
 
-int forward_pollfds(struct pollfd *fds, uint32_t *ids, int max)
+int forward_pollfds(struct pollfd *fds, int *slots, int max)
 {
     int n = 0;
-    for (int i = 0; i < MAX_STREAMS && n < max; i++) {
+    for (int i = 0; i < MAX_SLOTS && n < max; i++) {
         struct forward *f = &forwards[i];
-        if (!f->used || f->fd < 0 || wanted_events(f) == 0)
+        if (!live(f) || f->fd < 0 || wanted_events(f) == 0)
             continue;
         fds[n] = (struct pollfd){.fd = f->fd, .events = wanted_events(f)};
-        ids[n++] = f->id;
+        slots[n++] = i;
     }
     return n;
 }
 
-void forward_handle_events(const struct pollfd *fds, const uint32_t *ids, int n)
+void forward_handle_events(const struct pollfd *fds, const int *slots, int n)
 {
     for (int k = 0; k < n; k++) {
         short ev = fds[k].revents;
-        struct forward *f = forward_find(ids[k]);
+        struct forward *f = &forwards[slots[k]];
         /* An earlier event may have ended this stream or replaced its socket. */
-        if (ev == 0 || f == NULL || f->fd != fds[k].fd)
+        if (ev == 0 || !live(f) || f->fd != fds[k].fd)
             continue;
         if (f->connecting) {
             on_connected(f);
@@ -332,8 +291,8 @@ void forward_handle_events(const struct pollfd *fds, const uint32_t *ids, int n)
         }
         if ((ev & POLLOUT) && f->in_len > 0)
             write_pending(f);
-        f = forward_find(ids[k]);
-        if (f != NULL && (ev & (POLLIN | POLLHUP | POLLERR)) && !f->rd_eof && f->out_credit > 0)
+        if (live(f) && f->fd == fds[k].fd && (ev & (POLLIN | POLLHUP | POLLERR)) && !f->rd_eof &&
+            stream_credit(slots[k]) > 0)
             read_socket(f);
     }
 }
@@ -341,9 +300,9 @@ void forward_handle_events(const struct pollfd *fds, const uint32_t *ids, int n)
 /* The host went away: every forwarded connection is reset. */
 void forward_disconnect(void)
 {
-    for (int i = 0; i < MAX_STREAMS; i++) {
+    for (int i = 0; i < MAX_SLOTS; i++) {
         struct forward *f = &forwards[i];
-        if (!f->used)
+        if (!live(f))
             continue;
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         if (f->fd >= 0)

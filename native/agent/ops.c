@@ -10,7 +10,8 @@
 #include "agent.h"
 
 
-static const char *const FEATURES[] = {"exec", "spawn", "tty", "files", "workload", "chain", "forward", "ports", "mount"};
+static const char *const FEATURES[] = {"exec",  "spawn", "tty",   "files",  "workload",
+                                       "chain", "forward", "ports", "mount", "sessions"};
 
 /* HELLO answer or INFO response: the same fields (INFO adds STATUS). */
 void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
@@ -33,6 +34,7 @@ void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
         tlv_put_str(&w, TAG_FEATURE, FEATURES[i]);
     if (cgroup_enabled())
         tlv_put_str(&w, TAG_FEATURE, "cgroup");
+    tlv_put_u32(&w, TAG_STREAM_FLOOR, streams_floor());
     send_frame(type, stream, w.data, w.len);
 }
 
@@ -200,7 +202,7 @@ static void op_exec(uint32_t stream, const uint8_t *payload, size_t len)
 
 static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
 {
-    if (stream == 0 || stream_in_use(stream) || forward_owns(stream) || ports_owns(stream)) {
+    if (stream == 0 || stream_lookup(stream) >= 0) {
         send_error(stream, ST_E_BAD_STREAM, "REQUEST on %s",
                    stream == 0 ? "stream 0" : "a stream already in use");
         return;
@@ -270,8 +272,43 @@ static bool need_u32(const struct frame_header *h, const char *name)
     return false;
 }
 
+/* Data and control frames for an open stream go to the module of its kind; frames for a
+ * stream that is not open are ignored (its process may just have ended). */
+static void dispatch_stdin(int slot, const uint8_t *payload, uint32_t len)
+{
+    if (stream_kind(slot) == STREAM_EXEC)
+        exec_stdin(slot, payload, len);
+    else if (stream_kind(slot) == STREAM_FORWARD)
+        forward_stdin(slot, payload, len);
+}
+
+static void dispatch_close_stdin(int slot)
+{
+    switch (stream_kind(slot)) {
+    case STREAM_EXEC:
+        exec_close_stdin(slot);
+        break;
+    case STREAM_FORWARD:
+        forward_close_stdin(slot);
+        break;
+    case STREAM_WATCH:
+        ports_stop(slot);
+        break;
+    case STREAM_FREE:
+        break;
+    }
+}
+
+static void dispatch_credit(int slot, uint32_t amount)
+{
+    stream_add_credit(slot, amount);
+    if (stream_kind(slot) == STREAM_WATCH)
+        ports_credit(slot);
+}
+
 void dispatch_frame(const struct frame_header *h, const uint8_t *payload)
 {
+    int slot = h->type == FT_HELLO || h->type == FT_REQUEST ? -1 : stream_lookup(h->stream);
     switch (h->type) {
     case FT_HELLO:
         handle_hello(h->stream, payload, h->length);
@@ -283,31 +320,20 @@ void dispatch_frame(const struct frame_header *h, const uint8_t *payload)
         if (h->length > MAX_CHUNK)
             send_error(h->stream, ST_E_TOO_LARGE, "STDIN frame of %u bytes is over %d",
                        h->length, MAX_CHUNK);
-        else if (forward_owns(h->stream))
-            forward_stdin(h->stream, payload, h->length);
-        else
-            exec_stdin(h->stream, payload, h->length);
+        else if (slot >= 0)
+            dispatch_stdin(slot, payload, h->length);
         break;
     case FT_CLOSE_STDIN:
-        if (forward_owns(h->stream))
-            forward_close_stdin(h->stream);
-        else if (ports_owns(h->stream))
-            ports_stop(h->stream);
-        else
-            exec_close_stdin(h->stream);
+        if (slot >= 0)
+            dispatch_close_stdin(slot);
         break;
     case FT_CREDIT:
-        if (!need_u32(h, "CREDIT"))
-            break;
-        if (forward_owns(h->stream))
-            forward_credit(h->stream, get_u32(payload));
-        else if (ports_owns(h->stream))
-            ports_credit(h->stream, get_u32(payload));
-        else
-            exec_credit(h->stream, get_u32(payload));
+        if (need_u32(h, "CREDIT") && slot >= 0)
+            dispatch_credit(slot, get_u32(payload));
         break;
     case FT_RESET:
-        forward_reset(h->stream);
+        if (slot >= 0 && stream_kind(slot) == STREAM_FORWARD)
+            forward_reset(slot);
         break;
     case FT_SIGNAL:
         if (!need_u32(h, "SIGNAL"))
@@ -315,12 +341,12 @@ void dispatch_frame(const struct frame_header *h, const uint8_t *payload)
         if (get_u32(payload) == 0 || get_u32(payload) >= NSIG)
             send_error(h->stream, ST_E_BAD_REQUEST, "SIGNAL %u is not a signal number",
                        get_u32(payload));
-        else
-            exec_signal(h->stream, (int)get_u32(payload));
+        else if (slot >= 0 && stream_kind(slot) == STREAM_EXEC)
+            exec_signal(slot, (int)get_u32(payload));
         break;
     case FT_RESIZE:
-        if (need_u32(h, "RESIZE"))
-            exec_resize(h->stream, get_u16(payload), get_u16(payload + 2));
+        if (need_u32(h, "RESIZE") && slot >= 0 && stream_kind(slot) == STREAM_EXEC)
+            exec_resize(slot, get_u16(payload), get_u16(payload + 2));
         break;
     default:
         send_error(h->stream, ST_E_BAD_FRAME, "frame type %u is not accepted by the agent",

@@ -17,7 +17,6 @@
 #include "agent.h"
 
 #define PORTS_SCAN_MS 250
-#define MAX_WATCHERS 4
 #define TCP_LISTEN 0x0A
 
 struct listener {
@@ -29,37 +28,23 @@ struct listener {
     char comm[32];
 };
 
-struct watcher {
-    bool used;
-    uint32_t id;
-    uint64_t credit;
-    bool dirty; /* the current list has not been sent to this watcher */
-};
-
-static struct watcher watchers[MAX_WATCHERS];
+/* Per stream slot (streams.c holds the id and the credit): the list is not sent there yet. */
+static bool dirty[MAX_SLOTS];
 static struct listener current[MAX_LISTENERS];
 static int ncurrent;
 static int64_t next_scan;
 
-int ports_watchers(void)
+static bool is_watch(int slot)
+{
+    return stream_kind(slot) == STREAM_WATCH;
+}
+
+static int watchers(void)
 {
     int n = 0;
-    for (int i = 0; i < MAX_WATCHERS; i++)
-        n += watchers[i].used;
+    for (int i = 0; i < MAX_SLOTS; i++)
+        n += is_watch(i);
     return n;
-}
-
-static struct watcher *watcher_find(uint32_t id)
-{
-    for (int i = 0; i < MAX_WATCHERS; i++)
-        if (watchers[i].used && watchers[i].id == id)
-            return &watchers[i];
-    return NULL;
-}
-
-bool ports_owns(uint32_t id)
-{
-    return watcher_find(id) != NULL;
 }
 
 /* /proc/net/tcp6 prints an address as four 32-bit words, each in host byte order. */
@@ -197,7 +182,7 @@ static bool scan(void)
     return true;
 }
 
-static void send_list(struct watcher *w)
+static void send_list(int slot)
 {
     static uint8_t payload[MAX_CHUNK];
     struct tlv_writer tw = {.data = payload, .cap = sizeof payload};
@@ -216,77 +201,69 @@ static void send_list(struct watcher *w)
     }
     if (tw.overflow) {
         log_msg("listener list over %d bytes: not sent", MAX_CHUNK);
-        w->dirty = false;
+        dirty[slot] = false;
         return;
     }
-    if (w->credit < tw.len)
+    if (stream_credit(slot) < tw.len)
         return; /* sent when the host grants credit; by then it may have changed again */
-    send_frame(FT_STDOUT, w->id, tw.data, tw.len);
-    w->credit -= tw.len;
-    w->dirty = false;
+    send_frame(FT_STDOUT, stream_id(slot), tw.data, tw.len);
+    stream_take_credit(slot, tw.len);
+    dirty[slot] = false;
 }
 
 static void flush(void)
 {
-    for (int i = 0; i < MAX_WATCHERS; i++)
-        if (watchers[i].used && watchers[i].dirty)
-            send_list(&watchers[i]);
+    for (int i = 0; i < MAX_SLOTS; i++)
+        if (is_watch(i) && dirty[i])
+            send_list(i);
 }
 
 void ports_start(uint32_t id)
 {
-    struct watcher *w = NULL;
-    if (streams_attached() + forwards_open() + ports_watchers() < MAX_STREAMS)
-        for (int i = 0; i < MAX_WATCHERS && w == NULL; i++)
-            if (!watchers[i].used)
-                w = &watchers[i];
-    if (w == NULL) {
-        send_status(id, ST_E_BUSY, 0, "too many streams or port watchers open");
+    int slot = stream_open(id, STREAM_WATCH);
+    if (slot < 0)
         return;
-    }
-    *w = (struct watcher){.used = true, .id = id, .credit = OUTPUT_WINDOW, .dirty = true};
-    if (ports_watchers() == 1)
+    dirty[slot] = true;
+    if (watchers() == 1)
         scan();
     next_scan = now_ms() + PORTS_SCAN_MS;
-    send_list(w);
+    send_list(slot);
 }
 
-void ports_credit(uint32_t id, uint32_t amount)
+void ports_credit(int slot)
 {
-    struct watcher *w = watcher_find(id);
-    if (w == NULL)
-        return;
-    w->credit += amount;
-    if (w->dirty)
-        send_list(w);
+    if (dirty[slot])
+        send_list(slot);
 }
 
-void ports_stop(uint32_t id)
+void ports_stop(int slot)
 {
-    struct watcher *w = watcher_find(id);
-    if (w == NULL)
-        return;
-    send_status(id, ST_OK, 0, "%s", "");
-    memset(w, 0, sizeof *w);
+    send_status(stream_id(slot), ST_OK, 0, "%s", "");
+    stream_close(slot);
+    dirty[slot] = false;
 }
 
 void ports_disconnect(void)
 {
-    memset(watchers, 0, sizeof watchers);
+    for (int i = 0; i < MAX_SLOTS; i++) {
+        if (is_watch(i))
+            stream_close(i);
+        dirty[i] = false;
+    }
 }
 
 int64_t ports_next_deadline(void)
 {
-    return ports_watchers() > 0 ? next_scan : 0;
+    return watchers() > 0 ? next_scan : 0;
 }
 
 void ports_timers(int64_t now)
 {
-    if (ports_watchers() == 0 || now < next_scan)
+    if (watchers() == 0 || now < next_scan)
         return;
     next_scan = now + PORTS_SCAN_MS;
     if (scan())
-        for (int i = 0; i < MAX_WATCHERS; i++)
-            watchers[i].dirty = watchers[i].used;
+        for (int i = 0; i < MAX_SLOTS; i++)
+            dirty[i] = is_watch(i);
     flush();
 }

@@ -10,7 +10,12 @@
 #define MAX_FILE (4 * 1024 * 1024)
 #define OUTPUT_WINDOW (256 * 1024)
 #define STDIN_WINDOW (128 * 1024)
-#define MAX_STREAMS 64
+/* Open streams: each kind has its own budget, so that no kind can starve another. Calls
+ * without a stream of their own (PING, INFO, files, RESTORED, ...) take no slot at all. */
+#define MAX_STREAMS 128
+#define MAX_EXEC_STREAMS 64
+#define MAX_FORWARD_STREAMS 60
+#define MAX_WATCH_STREAMS 4
 #define MAX_ARGS 4096
 #define MAX_CHAIN 16
 #define MAX_LISTENERS 256
@@ -69,6 +74,7 @@ enum tlv_tag {
     TAG_FEATURE = 33,
     TAG_KERNEL = 34,
     TAG_FAMILY = 35,
+    TAG_STREAM_FLOOR = 36,
     TAG_RNG_SEED = 40,
     TAG_TIME_NS = 41,
     TAG_UID = 42,

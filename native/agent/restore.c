@@ -1,8 +1,11 @@
 /*
  * RESTORED: the host has just restored this VM from a snapshot that other VMs share.
- * Mix fresh host bytes into the kernel's entropy pool (so clones do not share RNG state)
- * and set the wall clock, which stood still while the snapshot sat on disk.
- * On the host (--unix test mode) nothing is changed: the request is only checked.
+ * The streams of the host that took the snapshot are ended as on a disconnect (the workload
+ * is kept, detached): nobody on this connection knows them, and the virtio port may never
+ * have reported that host's hang-up. Then fresh host bytes go into the kernel's entropy pool
+ * (so clones do not share RNG state) and the wall clock, which stood still while the
+ * snapshot sat on disk, is set. On the host (--unix test mode) the streams are ended, but
+ * the RNG and the clock are not touched.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +75,7 @@ void op_restored(uint32_t stream, const uint8_t *payload, size_t len)
         send_status(stream, ST_E_BAD_REQUEST, 0, "RESTORED needs RNG_SEED (1..%d bytes) and TIME_NS", MAX_SEED);
         return;
     }
+    streams_end_session();
     if (getpid() != 1) {
         send_status(stream, ST_OK, 0, "%s", "");
         return;

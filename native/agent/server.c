@@ -13,7 +13,7 @@
 #include "agent.h"
 
 #define INBUF_SIZE (HEADER_SIZE + MAX_PAYLOAD)
-#define MAX_POLLFDS (2 + MAX_SLOTS * 3 + MAX_STREAMS)
+#define MAX_POLLFDS (2 + MAX_SLOTS * 3 + MAX_FORWARD_STREAMS)
 
 static const struct server_config *config;
 static uint8_t *inbuf;
@@ -40,9 +40,7 @@ void server_shutdown_requested(void)
 
 static void connection_lost(void)
 {
-    exec_disconnect();
-    forward_disconnect();
-    ports_disconnect();
+    streams_end_session();
     inlen = 0;
     skip_left = 0;
     if (transport_fd() >= 0)
@@ -202,15 +200,15 @@ static void serve_once(int sig_fd)
     fds[1] = (struct pollfd){.fd = conn, .events = POLLIN};
     int base = 2;
     int n = exec_pollfds(fds + base, MAX_POLLFDS - base);
-    uint32_t forward_ids[MAX_STREAMS];
-    int nf = forward_pollfds(fds + base + n, forward_ids, MAX_STREAMS);
+    int forward_slots[MAX_FORWARD_STREAMS];
+    int nf = forward_pollfds(fds + base + n, forward_slots, MAX_FORWARD_STREAMS);
     if (poll(fds, (nfds_t)(base + n + nf), poll_timeout()) < 0) {
         if (errno != EINTR)
             log_msg("poll: %s", strerror(errno));
         return;
     }
     exec_handle_events(fds + base, n);
-    forward_handle_events(fds + base + n, forward_ids, nf);
+    forward_handle_events(fds + base + n, forward_slots, nf);
     if (fds[0].revents & POLLIN)
         read_signals(sig_fd);
     if (fds[1].revents != 0 && conn >= 0) {

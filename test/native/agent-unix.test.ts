@@ -1,16 +1,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import { AgentClient } from '../../engine/agent/client';
 import { AgentConnection } from '../../engine/agent/connection';
-import { encodeFrame, FrameDecoder, Frame } from '../../engine/agent/frame';
+import { encodeFrame } from '../../engine/agent/frame';
 import { FrameType, MAX_PAYLOAD, Op, Status, Tag } from '../../engine/agent/protocol';
 import { parseTlv, TlvWriter } from '../../engine/agent/tlv';
 import { MicrovmError } from '../../engine/errors';
+import { rawAgentSession } from '../helpers/raw-agent';
 
 /**
  * The real agent binary, run on the host over a Unix socket (its test transport), driven
@@ -39,29 +39,7 @@ async function openClient(): Promise<AgentClient> {
   return new AgentClient(connection, info);
 }
 
-/** A raw socket speaking frames by hand, for inputs the engine's client never produces. */
-async function rawSession(): Promise<{ send(b: Buffer): void; next(): Promise<Frame>; close(): void }> {
-  const socket = net.connect(socketPath);
-  await new Promise((resolve) => socket.once('connect', resolve));
-  const decoder = new FrameDecoder();
-  const queue: Frame[] = [];
-  const waiters: Array<(f: Frame) => void> = [];
-  socket.on('data', (data) => {
-    for (const frame of decoder.push(data)) {
-      const waiter = waiters.shift();
-      if (waiter) waiter(frame);
-      else queue.push(frame);
-    }
-  });
-  return {
-    send: (b) => socket.write(b),
-    next: () => {
-      const frame = queue.shift();
-      return frame ? Promise.resolve(frame) : new Promise((resolve) => waiters.push(resolve));
-    },
-    close: () => socket.destroy(),
-  };
-}
+const rawSession = () => rawAgentSession(socketPath);
 
 const exec = (argv: string[], extra: Partial<Parameters<AgentClient['exec']>[0]> = {}) =>
   ({ argv, env: ['PATH=/usr/bin:/bin'], timeoutMs: 10_000, stageFiles: [], chain: [], ...extra });

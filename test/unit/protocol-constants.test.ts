@@ -18,8 +18,8 @@ function cValue(name: string): number {
 
 test('scalar limits match protocol.h', () => {
   for (const name of ['PROTO_VERSION', 'FRAME_MAGIC', 'HEADER_SIZE', 'MAX_PAYLOAD', 'MAX_CHUNK', 'MAX_FILE',
-    'OUTPUT_WINDOW', 'STDIN_WINDOW', 'MAX_STREAMS', 'MAX_ARGS', 'MAX_CHAIN', 'MAX_LISTENERS',
-    'DEFAULT_PIDS_MAX', 'MAX_PIDS_MAX'] as const) {
+    'OUTPUT_WINDOW', 'STDIN_WINDOW', 'MAX_STREAMS', 'MAX_EXEC_STREAMS', 'MAX_FORWARD_STREAMS', 'MAX_WATCH_STREAMS',
+    'MAX_ARGS', 'MAX_CHAIN', 'MAX_LISTENERS', 'DEFAULT_PIDS_MAX', 'MAX_PIDS_MAX'] as const) {
     assert.equal(protocol[name], cValue(name), name);
   }
 });

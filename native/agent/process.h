@@ -1,13 +1,10 @@
-/* The per-stream process state shared by exec.c (lifecycle) and stdio.c (I/O). */
-#ifndef MICROVM_STREAM_H
-#define MICROVM_STREAM_H
+/* The state of an EXEC stream's processes, shared by exec.c (lifecycle) and stdio.c (I/O). */
+#ifndef MICROVM_PROCESS_H
+#define MICROVM_PROCESS_H
 
 #include "agent.h"
 
-struct stream {
-    bool used;
-    bool detached; /* a workload whose connection is gone: output is read and dropped */
-    uint32_t id;
+struct process {
     struct exec_spec *spec;
     int cmd;   /* index of the running (or last) command in spec->cmds */
     pid_t pid; /* 0 when no command runs */
@@ -21,7 +18,6 @@ struct stream {
     size_t in_head, in_len;
     bool in_eof;      /* CLOSE_STDIN received */
     bool in_broken;   /* the child's stdin is gone: further input is dropped */
-    uint64_t out_credit;
     bool exited;      /* the last command ended; sending what remains in its pipes */
     size_t pending[2];
     bool tty_done;
@@ -33,10 +29,22 @@ struct stream {
     uint64_t peak_rss_kib;
 };
 
-extern struct stream streams[MAX_SLOTS];
+/* Indexed by stream slot; meaningful where stream_kind(slot) == STREAM_EXEC. */
+extern struct process procs[MAX_SLOTS];
 
-struct stream *stream_find(uint32_t id);
-void stream_try_finish(struct stream *s);
-void stdio_close_stdin_now(struct stream *s);
+/* The stream slot (streams.c: id, output credit, detached) whose process this is. */
+static inline int process_slot(const struct process *p)
+{
+    return (int)(p - procs);
+}
+
+/* Whether p is a live process: its slot still belongs to an EXEC stream. */
+static inline bool process_live(const struct process *p)
+{
+    return stream_kind(process_slot(p)) == STREAM_EXEC;
+}
+
+void process_try_finish(struct process *p);
+void stdio_close_stdin_now(struct process *p);
 
 #endif
