@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'E_ACQUIRE_TIMEOUT'
   | 'E_PORT_IN_USE'
   | 'E_FORWARD_FAILED'
+  | 'E_FORWARD_LIMIT'
   | 'E_MOUNT_UNAVAILABLE'
   | 'E_MOUNT_FAILED'
   | 'E_VOLUME'

@@ -14,6 +14,7 @@ export { MicrovmError, isMicrovmError } from './errors';
 export type { ErrorCode } from './errors';
 export { TcpForwarder } from './forward/forwarder';
 export type { ForwardAddress } from './forward/types';
+export type { ForwardRefusal } from './forward/refusals';
 export * from './ports';
 export type { GuestListener, PortsChange } from './agent/port-watch';
 export type { NetworkMode } from './qemu/network';

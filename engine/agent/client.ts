@@ -46,7 +46,7 @@ export class AgentClient {
     const response = this.connection.request(encodeProcessRequest(request), {
       onStdout: collect(stdout),
       onStderr: collect(stderr),
-    }, (id) => { stream = id; });
+    }, (id) => { stream = id; }, 'exec');
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
     const fields = await this.connection.deadline(response, hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));

@@ -2,9 +2,10 @@ import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, MicrovmError } from '../errors';
 import { encodeFrame, Frame, FrameDecoder, FrameError } from './frame';
-import { FrameType, MAX_STREAMS, OUTPUT_WINDOW, PROTO_VERSION, Status, statusName, Tag } from './protocol';
+import { FrameType, MAX_FORWARD_STREAMS, OUTPUT_WINDOW, PROTO_VERSION, Status, statusName, Tag } from './protocol';
 import { parseTlv, TlvError, TlvFields, TlvWriter } from './tlv';
 import { withDeadline } from './process';
+import { StreamKind, StreamTable } from './stream-table';
 
 export interface AgentInfo {
   protoVersion: number;
@@ -24,10 +25,17 @@ export interface StreamHandlers {
 
 interface OpenStream {
   handlers: StreamHandlers;
+  kind: StreamKind;
   resolve(fields: TlvFields): void;
   reject(err: Error): void;
   /** Output bytes received that the host has not yet granted back. */
   unacked: number;
+}
+
+/** A request waiting for its kind's share of the stream table. */
+interface QueuedRequest {
+  open(id: number): void;
+  reject(err: Error): void;
 }
 
 const HELLO_INTERVAL_MS = 100;
@@ -40,8 +48,8 @@ const HELLO_INTERVAL_MS = 100;
 export class AgentConnection {
   private readonly decoder = new FrameDecoder();
   private readonly streams = new Map<number, OpenStream>();
-  private readonly slotWaiters: Array<() => void> = [];
-  private nextStreamId = 1;
+  private readonly table = new StreamTable();
+  private readonly queued: Record<StreamKind, QueuedRequest[]> = { control: [], exec: [], forward: [], watch: [] };
   private closedError: Error | undefined;
   private readonly helloNonces = new Set<bigint>();
   private helloWaiter: ((info: AgentInfo) => void) | undefined;
@@ -84,14 +92,30 @@ export class AgentConnection {
     return this.closedError !== undefined || this.lost;
   }
 
-  /** Sends a REQUEST and resolves with the RESPONSE fields when its status is OK. */
-  async request(body: TlvWriter, handlers: StreamHandlers = {}, onOpen?: (stream: number) => void): Promise<TlvFields> {
-    const stream = await this.allocateStream();
+  /**
+   * Sends a REQUEST and resolves with the RESPONSE fields when its status is OK. `kind` decides
+   * its share of the agent's stream table: control calls never wait; exec and watch streams
+   * wait their turn (FIFO) while their share is used up; a forward is refused at once with
+   * E_FORWARD_LIMIT (a host connection should fail fast, not hang).
+   */
+  request(body: TlvWriter, handlers: StreamHandlers = {}, onOpen?: (stream: number) => void, kind: StreamKind = 'control'): Promise<TlvFields> {
     return new Promise<TlvFields>((resolve, reject) => {
-      this.streams.set(stream, { handlers, resolve, reject, unacked: 0 });
-      this.send(FrameType.REQUEST, stream, body.toBuffer());
-      onOpen?.(stream);
+      if (this.closedError) return reject(this.closedError);
+      const open = (stream: number) => {
+        this.streams.set(stream, { handlers, kind, resolve, reject, unacked: 0 });
+        this.send(FrameType.REQUEST, stream, body.toBuffer());
+        onOpen?.(stream);
+      };
+      const stream = this.queued[kind].length === 0 ? this.table.open(kind) : undefined;
+      if (stream !== undefined) return open(stream);
+      if (kind === 'forward') return reject(forwardLimitError());
+      this.queued[kind].push({ open, reject });
     });
+  }
+
+  /** Whether a stream of `kind` would open now, without waiting. */
+  hasRoom(kind: StreamKind): boolean {
+    return this.queued[kind].length === 0 && this.table.hasRoom(kind);
   }
 
   /**
@@ -169,19 +193,6 @@ export class AgentConnection {
     });
   }
 
-  private async allocateStream(): Promise<number> {
-    while (this.streams.size >= MAX_STREAMS) {
-      if (this.closedError) throw this.closedError;
-      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-    }
-    if (this.closedError) throw this.closedError;
-    for (;;) {
-      const id = this.nextStreamId;
-      this.nextStreamId = this.nextStreamId >= 0x7fffffff ? 1 : this.nextStreamId + 1;
-      if (!this.streams.has(id)) return id;
-    }
-  }
-
   private onData(data: Buffer): void {
     if (this.closedError) return;
     let frames: Frame[];
@@ -231,6 +242,11 @@ export class AgentConnection {
         `the guest agent speaks protocol ${protoVersion}, this engine speaks ${PROTO_VERSION}; run \`npm run setup\` to rebuild the initramfs`));
       return;
     }
+    try {
+      this.table.startAbove(fields.u32(Tag.STREAM_FLOOR) ?? 0);
+    } catch (err) {
+      throw new ProtocolViolation(`HELLO: ${(err as Error).message}`);
+    }
     this.helloWaiter(infoFrom(fields, protoVersion));
   }
 
@@ -269,9 +285,18 @@ export class AgentConnection {
     open.reject(error);
   }
 
+  /** Frees a stream's id and share, and hands the share to the oldest request waiting for it. */
   private release(stream: number): void {
     this.streams.delete(stream);
-    this.slotWaiters.shift()?.();
+    const kind = this.table.close(stream);
+    const next = kind && this.queued[kind].shift();
+    if (!next) return;
+    const id = this.table.open(kind) as number;
+    try {
+      next.open(id);
+    } catch (err) {
+      next.reject(err as Error);
+    }
   }
 
   /** The socket ended: the owner explains why (it may wait briefly for QEMU's exit status). */
@@ -292,12 +317,19 @@ export class AgentConnection {
     this.closedError = error;
     for (const open of this.streams.values()) open.reject(error);
     this.streams.clear();
-    for (const wake of this.slotWaiters.splice(0)) wake();
+    for (const queue of Object.values(this.queued)) for (const waiting of queue.splice(0)) waiting.reject(error);
     this.socket.destroy();
   }
 }
 
 class ProtocolViolation extends Error {}
+
+/** A host connection beyond the VM's share of forwarded connections. */
+export function forwardLimitError(): MicrovmError {
+  return new MicrovmError('E_FORWARD_LIMIT',
+    `this VM already carries ${MAX_FORWARD_STREAMS} forwarded connections, the most its agent takes (MAX_FORWARD_STREAMS); ` +
+    'the new connection was refused. Close idle connections (keep-alive pools, stale websockets) and connect again');
+}
 
 function infoFrom(fields: TlvFields, protoVersion: number): AgentInfo {
   return {

@@ -71,7 +71,7 @@ export class ExecChild {
     }, (stream) => {
       this.stream = stream;
       markOpen();
-    });
+    }, 'exec');
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
     this.result = connection.deadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));

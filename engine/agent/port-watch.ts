@@ -42,7 +42,7 @@ export class PortWatch {
         connection.grantOutput(this.stream, data.length);
         markReady();
       },
-    }, (stream) => { this.stream = stream; });
+    }, (stream) => { this.stream = stream; }, 'watch');
     this.ended = response.then(() => undefined);
     this.ready = Promise.race([this.ready, response.then(() => undefined)]);
     this.ended.catch(() => undefined);

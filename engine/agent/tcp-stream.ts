@@ -1,18 +1,11 @@
 import type * as net from 'node:net';
-import { AgentConnection } from './connection';
+import { AgentConnection, forwardLimitError } from './connection';
 import { FrameType, MAX_CHUNK, Op, STDIN_WINDOW, Tag } from './protocol';
 import { TlvWriter } from './tlv';
 
 /** Guest bytes the host socket may hold unsent before the guest stops getting credit. */
 const HOST_BUFFER_LIMIT = 1024 * 1024;
 
-/**
- * Carries one host TCP socket over a TCP_CONNECT stream to `guestPort` on the guest's
- * loopback (native/agent/protocol.md). Both directions are flow-controlled: a slow host
- * reader withholds the guest's output credit, and host data waits for the agent's stdin
- * credit with the socket paused. Half-closes map to CLOSE_STDIN / CLOSE_STDOUT, resets to
- * RESET / an error RESPONSE. Resolves when the stream has ended.
- */
 /**
  * Ends `socket` abruptly: with a TCP reset while that is possible. Once this side has sent
  * its FIN (end()), Node cannot reset it: libuv refuses while the shutdown is pending ('reset
@@ -25,7 +18,16 @@ export function abortSocket(socket: net.Socket): void {
   else socket.resetAndDestroy();
 }
 
+/**
+ * Carries one host TCP socket over a TCP_CONNECT stream to `guestPort` on the guest's
+ * loopback (native/agent/protocol.md). Both directions are flow-controlled: a slow host
+ * reader withholds the guest's output credit, and host data waits for the agent's stdin
+ * credit with the socket paused. Half-closes map to CLOSE_STDIN / CLOSE_STDOUT, resets to
+ * RESET / an error RESPONSE. Resolves when the stream has ended. Rejects at once, with the
+ * socket untouched, with E_FORWARD_LIMIT when the VM carries MAX_FORWARD_STREAMS already.
+ */
 export function pipeSocketToGuest(connection: AgentConnection, socket: net.Socket, guestPort: number): Promise<void> {
+  if (!connection.hasRoom('forward')) return Promise.reject(forwardLimitError());
   return new GuestTcpPipe(connection, socket).run(guestPort);
 }
 
@@ -64,7 +66,7 @@ class GuestTcpPipe {
         this.stream = stream;
         if (socket.destroyed) this.reset();
         else this.flush();
-      });
+      }, 'forward');
       this.done = true;
       socket.end();
     } catch {

@@ -1,9 +1,14 @@
 import * as net from 'node:net';
-import { MicrovmError } from '../errors';
+import { isMicrovmError, MicrovmError } from '../errors';
 import { ForwardAddress } from './types';
 import { abortSocket } from '../agent/tcp-stream';
+import { MAX_FORWARD_STREAMS } from '../agent/protocol';
+import { ForwardRefusal, RefusalNotices } from './refusals';
 
-/** How an accepted host connection reaches the guest (the agent stream, or a fake in tests). */
+/**
+ * How an accepted host connection reaches the guest (the agent stream, or a fake in tests).
+ * Rejecting with E_FORWARD_LIMIT refuses the connection: it is reset and counted.
+ */
 export type ConnectionHandler = (socket: net.Socket) => Promise<void>;
 
 /**
@@ -16,6 +21,8 @@ export class TcpForwarder {
   private readonly server: net.Server;
   private address: ForwardAddress | undefined;
   private readonly closedListeners: Array<() => void> = [];
+  private readonly refusals = new RefusalNotices((refused) => this.describeRefusals(refused));
+  private refusedTotal = 0;
 
   private constructor(readonly guestPort: number, handle: ConnectionHandler) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
@@ -25,7 +32,7 @@ export class TcpForwarder {
         this.sockets.delete(socket);
         this.checkClosed();
       });
-      handle(socket).catch(() => socket.destroy());
+      handle(socket).catch((err) => this.onHandlerError(socket, err));
     });
   }
 
@@ -50,10 +57,25 @@ export class TcpForwarder {
     return this.sockets.size;
   }
 
+  /** Connections refused because the VM carried MAX_FORWARD_STREAMS already, since listen(). */
+  get refusedConnections(): number {
+    return this.refusedTotal;
+  }
+
+  /**
+   * Calls `listener` when connections are refused because the VM already carries
+   * MAX_FORWARD_STREAMS forwarded connections: at once for the first, then at most once per
+   * REFUSAL_NOTICE_INTERVAL_MS with the count, so a flood makes one log line. Returns a disposer.
+   */
+  onRefused(listener: (notice: ForwardRefusal) => void): () => void {
+    return this.refusals.on(listener);
+  }
+
   /** Stops accepting; open connections finish on their own. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= new Promise<void>((resolve) => {
       this.server.close();
+      this.refusals.close();
       resolve();
     });
     this.checkClosed();
@@ -84,6 +106,23 @@ export class TcpForwarder {
     this.server.on('error', () => undefined);
     const bound = this.server.address() as net.AddressInfo;
     this.address = { address: '127.0.0.1', port: bound.port, family: 'IPv4' };
+  }
+
+  private onHandlerError(socket: net.Socket, err: unknown): void {
+    if (!isMicrovmError(err, 'E_FORWARD_LIMIT')) {
+      socket.destroy();
+      return;
+    }
+    // A reset tells the client at once; leaving it in the backlog would look like a hang.
+    abortSocket(socket);
+    this.refusedTotal++;
+    this.refusals.record();
+  }
+
+  private describeRefusals(refused: number): string {
+    return `refused ${refused} connection${refused === 1 ? '' : 's'} to 127.0.0.1:${this.address?.port} (guest port ${this.guestPort}): ` +
+      `the VM already carries ${MAX_FORWARD_STREAMS} forwarded connections, the most it takes; the clients got a reset. ` +
+      'Close idle connections (keep-alive pools, stale websockets) and retry';
   }
 }
 

@@ -231,6 +231,7 @@ export class PortForwards {
       previousHostPort: this.previousHostPort.get(guestPort),
     });
     const forwarder = await this.bind(guestPort, choice.candidates);
+    forwarder.onRefused((notice) => this.events.log(notice.message));
     const hostPort = forwarder.localAddr.port;
     this.forwards.set(guestPort, { forwarder, origin });
     this.previousHostPort.set(guestPort, hostPort);
