@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'E_WARMUP_FAILED'
   | 'E_LISTENER_TIMEOUT'
   | 'E_SNAPSHOT_INVALID'
+  | 'E_RESTORE_FAILED'
   | 'E_POOL_SHUTDOWN'
   | 'E_ACQUIRE_TIMEOUT'
   | 'E_PORT_IN_USE'

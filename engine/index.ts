@@ -2,7 +2,7 @@
 export { Image } from './image/image';
 export type { BuildProgress } from './image/image';
 export { Pool } from './pool/pool';
-export type { PoolStats } from './pool/pool';
+export type { PoolEvent, PoolStats } from './pool/pool';
 export { Vm } from './vm/vm';
 export type { ExecResult, SpawnOptions } from './vm/vm';
 export { ExecChild } from './agent/exec-child';

@@ -82,9 +82,15 @@ export class AgentClient {
     await this.call(new TlvWriter().u32(Tag.OP, Op.PING), timeoutMs, 'ping');
   }
 
-  /** Tells a just-restored guest to mix `seed` into its RNG and set its clock to `timeNs`. */
-  async restored(seed: Buffer, timeNs: bigint): Promise<void> {
-    await this.call(new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs), CALL_DEADLINE_MS.control, 'RESTORED');
+  /**
+   * Tells a just-restored guest to end the streams of the host that saved it, mix `seed` into
+   * its RNG and set its clock to `timeNs`. A refusal ends the connection with `onRefusal`'s
+   * error: nothing may run in a clone that kept its template's RNG state.
+   */
+  async restored(seed: Buffer, timeNs: bigint, onRefusal: (refusal: MicrovmError) => MicrovmError): Promise<void> {
+    const body = new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs);
+    await this.connection.deadline(this.connection.request(body, { fatalRefusal: onRefusal }), CALL_DEADLINE_MS.control,
+      () => new MicrovmError('E_AGENT_TIMEOUT', `the guest agent did not answer RESTORED within ${CALL_DEADLINE_MS.control} ms`));
   }
 
   /** Mounts a virtio-fs share (by tag) or a virtio-blk ext4 volume (by serial) at `path` in the guest. */

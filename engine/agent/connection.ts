@@ -21,6 +21,12 @@ export interface StreamHandlers {
   onStdinCredit?(bytes: number): void;
   /** CLOSE_STDOUT: the guest side of a TCP stream half-closed; no more output follows. */
   onOutputEnd?(): void;
+  /**
+   * For a call the VM cannot do without (RESTORED): turns the agent's refusal into the error
+   * that ends the whole connection, before any later frame is read, so that no call sent
+   * after it can succeed on a guest in the wrong state.
+   */
+  fatalRefusal?(refusal: MicrovmError): MicrovmError;
 }
 
 interface OpenStream {
@@ -257,7 +263,13 @@ export class AgentConnection {
     const status = fields.u32(Tag.STATUS);
     if (status === undefined) throw new ProtocolViolation(`RESPONSE on stream ${stream} has no STATUS`);
     if (status === Status.OK) open.resolve(fields);
-    else open.reject(agentRefusal(status, fields));
+    else this.refuse(open, agentRefusal(status, fields));
+  }
+
+  private refuse(open: OpenStream, refusal: MicrovmError): void {
+    const fatal = open.handlers.fatalRefusal?.(refusal);
+    if (fatal) this.fail(fatal);
+    open.reject(fatal ?? refusal);
   }
 
   private onOutput(frame: Frame): void {
@@ -282,7 +294,7 @@ export class AgentConnection {
     const open = this.streams.get(stream);
     if (!open) return;
     this.release(stream);
-    open.reject(error);
+    this.refuse(open, error);
   }
 
   /** Frees a stream's id and share, and hands the share to the oldest request waiting for it. */

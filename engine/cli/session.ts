@@ -39,6 +39,9 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   });
   progress.step('booting the VM');
   const pool: Pool = image.pool({ min: 1, max: 1 });
+  pool.onEvent((event) => progress.note(event.type === 'vm-failed'
+    ? `microvm: VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
+    : `microvm: a VM failed to start: ${event.error.message}`));
   let vm: Vm;
   try {
     vm = await pool.acquire();

@@ -13,6 +13,15 @@ export interface PoolStats {
   max: number;
 }
 
+/**
+ * What went wrong in a pool that its callers would otherwise not see: a VM that ended on its
+ * own (idle or lent; a refused RESTORED is E_RESTORE_FAILED), or a boot or restore that
+ * failed. The pool boots a replacement when it needs one.
+ */
+export type PoolEvent =
+  | { type: 'vm-failed'; vmId: string; inUse: boolean; error: MicrovmError }
+  | { type: 'boot-failed'; error: Error };
+
 export interface PoolSettings {
   min: number;
   max: number;
@@ -44,6 +53,7 @@ export class Pool {
   private booting = 0;
   private closed = false;
   private evictTimer: NodeJS.Timeout | undefined;
+  private readonly eventListeners = new Set<(event: PoolEvent) => void>();
 
   constructor(
     private readonly boot: () => Promise<Machine>,
@@ -67,6 +77,12 @@ export class Pool {
       min: this.settings.min,
       max: this.settings.max,
     };
+  }
+
+  /** Calls `listener` for each VM that failed and each boot that failed; returns a disposer. */
+  onEvent(listener: (event: PoolEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
   }
 
   async acquire(): Promise<Vm> {
@@ -159,6 +175,7 @@ export class Pool {
       },
       (error: Error) => {
         this.booting--;
+        this.emit({ type: 'boot-failed', error });
         const waiter = this.waiters.shift();
         if (waiter) {
           clearTimeout(waiter.timer);
@@ -169,16 +186,23 @@ export class Pool {
   }
 
   private adopt(machine: Machine): void {
-    machine.onExit(() => this.forget(machine));
+    machine.onExit((error) => this.forget(machine, error));
     this.offer(machine);
   }
 
-  /** A machine died on its own: drop it and boot a replacement if needed. */
-  private forget(machine: Machine): void {
-    this.inUse.delete(machine);
+  /** A machine ended: drop it and boot a replacement if needed; one that failed is reported. */
+  private forget(machine: Machine, error: MicrovmError): void {
+    const inUse = this.inUse.delete(machine);
     const index = this.idle.findIndex((i) => i.machine === machine);
     if (index >= 0) this.idle.splice(index, 1);
+    if ((inUse || index >= 0) && !this.closed && error.code !== 'E_VM_RELEASED') {
+      this.emit({ type: 'vm-failed', vmId: machine.state.id, inUse, error });
+    }
     this.fill();
+  }
+
+  private emit(event: PoolEvent): void {
+    for (const listener of this.eventListeners) listener(event);
   }
 
   private scheduleEviction(): void {

@@ -15,6 +15,7 @@ import { ProcessRequest } from '../agent/process';
 import { QmpClient } from '../qemu/qmp';
 import { createStateDir, StateDir } from './state-dir';
 import { setTimeout as delay } from 'node:timers/promises';
+import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
@@ -73,7 +74,7 @@ export class Machine {
     readonly bootMs: number,
     private readonly storage: Storage,
   ) {
-    this.health = new HealthWatch(state.id, qmp, agent, storage.devices.volumes.map((v) => v.file), (error) => this.failUnresponsive(error));
+    this.health = new HealthWatch(state.id, qmp, agent, storage.devices.volumes.map((v) => v.file), (error) => void this.fail(error));
     void qemu.exited.then(async () => {
       await storage.release();
       const error = this.exitError();
@@ -128,16 +129,19 @@ export class Machine {
         },
       });
       const agent = new AgentClient(connection, info);
-      // Pipelined, not awaited: the agent handles frames in order, so RESTORED (fresh entropy,
-      // the wall clock) takes effect before any request the caller sends next.
-      const restored = restore ? agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n) : undefined;
+      // Pipelined, not awaited (it costs ~12 ms of cold guest code under TCG): the agent
+      // handles frames in order, so RESTORED (the old host's streams ended, fresh entropy, the
+      // wall clock) takes effect before any request the caller sends next, and a refusal
+      // fails those requests with E_RESTORE_FAILED before any of their answers is read.
+      const restored = restore && agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n,
+        (refusal) => restoreRefused(state.id, restore, refusal));
+      restored?.catch(() => undefined); // handled once the machine exists, below
       await storage.mountInGuest(agent);
       const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
       const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);
       machine.user = user;
       restored?.catch((err: Error) => {
-        qemu.stderr.write(Buffer.from(`the agent refused RESTORED: ${err.message}\n`));
-        void machine.stop();
+        if (isMicrovmError(err, 'E_RESTORE_FAILED')) void machine.fail(err);
       });
       if (spec.workload && !restore) machine.startWorkload(spec.workload);
       return machine;
@@ -242,12 +246,15 @@ export class Machine {
     return this.stopping;
   }
 
-  /** Pending and later calls fail with `error` at once; QEMU gets QMP quit, then SIGKILL. */
-  private failUnresponsive(error: MicrovmError): void {
-    if (this.failure || this.stopping || !this.qemu.running) return;
+  /**
+   * The VM cannot serve (its agent stopped answering, or refused RESTORED): pending and later
+   * calls fail with `error` at once, exit listeners get it, and QEMU gets QMP quit, then SIGKILL.
+   */
+  fail(error: MicrovmError): Promise<void> {
+    if (this.failure || this.stopping || !this.qemu.running) return this.stop();
     this.failure = error;
     this.agent.connection.abort(error);
-    void this.stop();
+    return this.stop();
   }
 
   private exitError(): MicrovmError {
@@ -269,6 +276,13 @@ function memoryFor(state: StateDir, restore: RestoreSource | undefined): QemuSpe
 async function shutdownGuest(agent: AgentClient, qemu: SupervisedProcess): Promise<void> {
   const answered = await agent.shutdown(GUEST_SHUTDOWN_MS).then(() => true, (err) => !isMicrovmError(err, 'E_AGENT_TIMEOUT'));
   if (answered) await Promise.race([qemu.exited, delay(GUEST_SHUTDOWN_MS)]);
+}
+
+function restoreRefused(vmId: string, restore: RestoreSource, refusal: MicrovmError): MicrovmError {
+  return new MicrovmError('E_RESTORE_FAILED',
+    `the guest agent of VM ${vmId} refused RESTORED after its restore from ${path.dirname(restore.stateFile)}: ${refusal.message}. ` +
+    'The VM is stopped and its pool restores a replacement: acquire another VM. If every restore fails, delete that snapshot directory so that the next Image.build bakes it again',
+    { cause: refusal });
 }
 
 function lossError(qemu: SupervisedProcess): MicrovmError {

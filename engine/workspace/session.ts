@@ -67,6 +67,9 @@ export class Session {
     this.events.booting();
     this.onProgress('Starting the VM');
     this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
+    this.pool.onEvent((event) => this.events.log(event.type === 'vm-failed'
+      ? `VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
+      : `a VM failed to start: ${event.error.message}`));
     const vm = await this.pool.acquire();
     if (this.stopped) {
       await vm.release();

@@ -130,13 +130,18 @@ test('10,000 random and mutated frames do not crash or hang the agent', async ()
   client.connection.close();
 });
 
-test('RESTORED needs a seed and a time; on the host it only checks them', async () => {
+test('RESTORED needs a seed and a time; on the host it only checks them; a refusal ends the connection', async () => {
   const client = await openClient();
-  await client.restored(Buffer.alloc(32, 7), BigInt(Date.now()) * 1_000_000n);
+  const fatal = (refusal: MicrovmError) => new MicrovmError('E_RESTORE_FAILED', `refused: ${refusal.message}`);
+  await client.restored(Buffer.alloc(32, 7), BigInt(Date.now()) * 1_000_000n, fatal);
   await assert.rejects(client.connection.request(new TlvWriter().u32(Tag.OP, Op.RESTORED).u64(Tag.TIME_NS, 1n)),
     (err: Error) => /RNG_SEED/.test(err.message));
-  await assert.rejects(client.restored(Buffer.alloc(513), 1n), (err: Error) => /RNG_SEED/.test(err.message));
-  client.connection.close();
+  assert.equal(client.connection.closed, false, 'a refusal without fatalRefusal leaves the connection open');
+  const refused = client.restored(Buffer.alloc(513), 1n, fatal);
+  const later = client.connection.request(new TlvWriter().u32(Tag.OP, Op.PING));
+  await assert.rejects(refused, (err: MicrovmError) => err.code === 'E_RESTORE_FAILED' && /RNG_SEED/.test(err.message));
+  await assert.rejects(later, (err: MicrovmError) => err.code === 'E_RESTORE_FAILED', 'a call sent after the refused RESTORED fails with it');
+  assert.equal(client.connection.closed, true);
 });
 
 test('without cgroups (--unix) a timeout still kills the process group; PIDS_MAX is checked, then unused', async () => {
