@@ -5,7 +5,7 @@ import { encodeFrame, Frame, FrameDecoder, FrameError } from './frame';
 import { FrameType, MAX_FORWARD_STREAMS, OUTPUT_WINDOW, PROTO_VERSION, Status, statusName, Tag } from './protocol';
 import { parseTlv, TlvError, TlvFields, TlvWriter } from './tlv';
 import { withDeadline } from './process';
-import { StreamKind, StreamTable } from './stream-table';
+import { FORWARD_QUEUE, StreamKind, StreamTable } from './stream-table';
 
 export interface AgentInfo {
   protoVersion: number;
@@ -101,8 +101,9 @@ export class AgentConnection {
   /**
    * Sends a REQUEST and resolves with the RESPONSE fields when its status is OK. `kind` decides
    * its share of the agent's stream table: control calls never wait; exec and watch streams
-   * wait their turn (FIFO) while their share is used up; a forward is refused at once with
-   * E_FORWARD_LIMIT (a host connection should fail fast, not hang).
+   * wait their turn (FIFO) while their share is used up; a forward waits at most
+   * FORWARD_QUEUE.waitMs, behind at most FORWARD_QUEUE.max others, else fails with
+   * E_FORWARD_LIMIT (a host connection must not hang forever behind held ones).
    */
   request(body: TlvWriter, handlers: StreamHandlers = {}, onOpen?: (stream: number) => void, kind: StreamKind = 'control'): Promise<TlvFields> {
     return new Promise<TlvFields>((resolve, reject) => {
@@ -114,14 +115,10 @@ export class AgentConnection {
       };
       const stream = this.queued[kind].length === 0 ? this.table.open(kind) : undefined;
       if (stream !== undefined) return open(stream);
-      if (kind === 'forward') return reject(forwardLimitError());
-      this.queued[kind].push({ open, reject });
+      if (kind !== 'forward') return void this.queued[kind].push({ open, reject });
+      if (this.queued.forward.length >= FORWARD_QUEUE.max) return reject(forwardLimitError('queue'));
+      this.queueForward(open, reject);
     });
-  }
-
-  /** Whether a stream of `kind` would open now, without waiting. */
-  hasRoom(kind: StreamKind): boolean {
-    return this.queued[kind].length === 0 && this.table.hasRoom(kind);
   }
 
   /**
@@ -297,6 +294,19 @@ export class AgentConnection {
     this.refuse(open, error);
   }
 
+  private queueForward(open: (stream: number) => void, reject: (err: Error) => void): void {
+    const queue = this.queued.forward;
+    const waiting: QueuedRequest = {
+      open: (stream) => { clearTimeout(timer); open(stream); },
+      reject: (err) => { clearTimeout(timer); reject(err); },
+    };
+    const timer = setTimeout(() => {
+      queue.splice(queue.indexOf(waiting), 1);
+      reject(forwardLimitError('wait'));
+    }, FORWARD_QUEUE.waitMs);
+    queue.push(waiting);
+  }
+
   /** Frees a stream's id and share, and hands the share to the oldest request waiting for it. */
   private release(stream: number): void {
     this.streams.delete(stream);
@@ -336,10 +346,13 @@ export class AgentConnection {
 
 class ProtocolViolation extends Error {}
 
-/** A host connection beyond the VM's share of forwarded connections. */
-export function forwardLimitError(): MicrovmError {
+/** A host connection beyond the VM's share of forwarded connections, after waiting or with too many waiting. */
+function forwardLimitError(why: 'wait' | 'queue'): MicrovmError {
+  const detail = why === 'wait'
+    ? `none of them ended within ${FORWARD_QUEUE.waitMs} ms`
+    : `${FORWARD_QUEUE.max} more connections are waiting already`;
   return new MicrovmError('E_FORWARD_LIMIT',
-    `this VM already carries ${MAX_FORWARD_STREAMS} forwarded connections, the most its agent takes (MAX_FORWARD_STREAMS); ` +
+    `this VM carries ${MAX_FORWARD_STREAMS} forwarded connections, the most its agent takes (MAX_FORWARD_STREAMS), and ${detail}; ` +
     'the new connection was refused. Close idle connections (keep-alive pools, stale websockets) and connect again');
 }
 

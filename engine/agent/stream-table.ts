@@ -15,6 +15,13 @@ export const STREAM_LIMITS: Readonly<Record<StreamKind, number>> = {
   watch: MAX_WATCH_STREAMS,
 };
 
+/**
+ * A host connection past MAX_FORWARD_STREAMS waits this long for a forwarded connection to end
+ * (a burst of short requests all get through), and at most this many wait; past either it is
+ * refused. Held connections (keep-alive pools, websockets) thus cost a VM nothing but refusals.
+ */
+export const FORWARD_QUEUE = { waitMs: 10_000, max: 256 } as const;
+
 /** Stream ids are positive 31-bit numbers; after the last one, numbering goes on from 1. */
 export const MAX_STREAM_ID = 0x7fffffff;
 

@@ -1,5 +1,6 @@
 import type * as net from 'node:net';
-import { AgentConnection, forwardLimitError } from './connection';
+import { isMicrovmError } from '../errors';
+import { AgentConnection } from './connection';
 import { FrameType, MAX_CHUNK, Op, STDIN_WINDOW, Tag } from './protocol';
 import { TlvWriter } from './tlv';
 
@@ -23,11 +24,10 @@ export function abortSocket(socket: net.Socket): void {
  * loopback (native/agent/protocol.md). Both directions are flow-controlled: a slow host
  * reader withholds the guest's output credit, and host data waits for the agent's stdin
  * credit with the socket paused. Half-closes map to CLOSE_STDIN / CLOSE_STDOUT, resets to
- * RESET / an error RESPONSE. Resolves when the stream has ended. Rejects at once, with the
- * socket untouched, with E_FORWARD_LIMIT when the VM carries MAX_FORWARD_STREAMS already.
+ * RESET / an error RESPONSE. Resolves when the stream has ended. Rejects with E_FORWARD_LIMIT,
+ * the socket left to the caller, when no forwarded connection of the VM ended in time.
  */
 export function pipeSocketToGuest(connection: AgentConnection, socket: net.Socket, guestPort: number): Promise<void> {
-  if (!connection.hasRoom('forward')) return Promise.reject(forwardLimitError());
   return new GuestTcpPipe(connection, socket).run(guestPort);
 }
 
@@ -69,9 +69,12 @@ class GuestTcpPipe {
       }, 'forward');
       this.done = true;
       socket.end();
-    } catch {
-      // Refused, reset by the guest program, or the VM went away: the host peer sees a reset.
+    } catch (err) {
       this.done = true;
+      // Never reached the guest because the VM carries all the connections it takes: the
+      // caller refuses it (and counts it).
+      if (this.stream === 0 && isMicrovmError(err, 'E_FORWARD_LIMIT')) throw err;
+      // Refused, reset by the guest program, or the VM went away: the host peer sees a reset.
       abortSocket(socket);
     }
   }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { AgentConnection } from '../../engine/agent/connection';
 import { encodeFrame, FrameDecoder } from '../../engine/agent/frame';
 import { FrameType, MAX_EXEC_STREAMS, MAX_FORWARD_STREAMS, Op, PROTO_VERSION, Status, Tag } from '../../engine/agent/protocol';
-import { MAX_STREAM_ID, StreamTable } from '../../engine/agent/stream-table';
+import { FORWARD_QUEUE, MAX_STREAM_ID, StreamTable } from '../../engine/agent/stream-table';
 import { parseTlv, TlvWriter } from '../../engine/agent/tlv';
 import { MicrovmError } from '../../engine/errors';
 import { RefusalNotices } from '../../engine/forward/refusals';
@@ -127,19 +127,32 @@ test('simulated restore: the host numbers above the floor, and the old host\'s l
   }
 });
 
-test('forwards past MAX_FORWARD_STREAMS fail at once with E_FORWARD_LIMIT; control calls still go through', async () => {
+test('forwards past MAX_FORWARD_STREAMS wait for one to end, at most FORWARD_QUEUE.waitMs and FORWARD_QUEUE.max of them; control calls never wait', async (t) => {
   const agent = await restoredAgent('budget', 0);
   const connection = await connect(agent);
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   try {
-    const forwards = Array.from({ length: MAX_FORWARD_STREAMS }, () =>
-      connection.request(request(Op.TCP_CONNECT), {}, undefined, 'forward').catch(() => undefined));
-    assert.equal(connection.hasRoom('forward'), false);
-    await assert.rejects(connection.request(request(Op.TCP_CONNECT), {}, undefined, 'forward'),
-      (err: MicrovmError) => err.code === 'E_FORWARD_LIMIT' && err.message.includes(String(MAX_FORWARD_STREAMS)));
+    const tcp = () => connection.request(request(Op.TCP_CONNECT), {}, undefined, 'forward');
+    const carried = Array.from({ length: MAX_FORWARD_STREAMS }, () => tcp().catch(() => undefined));
+    const waiting = Array.from({ length: FORWARD_QUEUE.max }, () => tcp());
+    await assert.rejects(tcp(), (err: MicrovmError) => err.code === 'E_FORWARD_LIMIT' && /waiting already/.test(err.message));
     await connection.request(request(Op.PING));
-    assert.equal(connection.hasRoom('exec'), true);
+    assert.equal(agent.requests.filter((r) => r.op === Op.TCP_CONNECT).length, MAX_FORWARD_STREAMS);
+
+    // One carried connection ends: the oldest waiting one takes its place.
+    const ok = new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer();
+    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[0].stream, ok));
+    await carried[0];
+    await connection.request(request(Op.PING));
+    assert.equal(agent.requests.filter((r) => r.op === Op.TCP_CONNECT).length, MAX_FORWARD_STREAMS + 1);
+
+    t.mock.timers.tick(FORWARD_QUEUE.waitMs);
+    const outcomes = await Promise.allSettled(waiting.slice(1));
+    assert.ok(outcomes.every((o) => o.status === 'rejected' && (o.reason as MicrovmError).code === 'E_FORWARD_LIMIT'),
+      'the rest are refused once they waited FORWARD_QUEUE.waitMs');
+    assert.match(((outcomes[0] as PromiseRejectedResult).reason as Error).message, new RegExp(`carries ${MAX_FORWARD_STREAMS} forwarded connections`));
     connection.close();
-    await Promise.all(forwards);
+    await Promise.allSettled([...carried, waiting[0]]);
   } finally {
     connection.close();
     agent.close();
