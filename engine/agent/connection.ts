@@ -31,7 +31,6 @@ export interface StreamHandlers {
 
 interface OpenStream {
   handlers: StreamHandlers;
-  kind: StreamKind;
   resolve(fields: TlvFields): void;
   reject(err: Error): void;
   /** Output bytes received that the host has not yet granted back. */
@@ -109,7 +108,7 @@ export class AgentConnection {
     return new Promise<TlvFields>((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
       const open = (stream: number) => {
-        this.streams.set(stream, { handlers, kind, resolve, reject, unacked: 0 });
+        this.streams.set(stream, { handlers, resolve, reject, unacked: 0 });
         this.send(FrameType.REQUEST, stream, body.toBuffer());
         onOpen?.(stream);
       };
