@@ -58,6 +58,8 @@ export class AgentConnection {
   private closedError: Error | undefined;
   private readonly helloNonces = new Set<bigint>();
   private helloWaiter: ((info: AgentInfo) => void) | undefined;
+  /** The agent answered our HELLO: from here on every byte is a frame for this connection. */
+  private answered = false;
   private lost = false;
   private readonly timeoutListeners = new Set<(error: MicrovmError) => void>();
   /** Set by the VM: a better reason for a missed deadline than "timeout" (QEMU paused on a full host disk). */
@@ -199,19 +201,37 @@ export class AgentConnection {
     if (this.closedError) return;
     let frames: Frame[];
     try {
-      frames = this.decoder.push(data);
+      frames = this.decoder.push(data, !this.answered);
     } catch (err) {
       return this.protocolError((err as FrameError).message);
     }
     for (const frame of frames) {
       try {
-        this.dispatch(frame);
+        if (this.answered) this.dispatch(frame);
+        else this.beforeAnswer(frame);
       } catch (err) {
         if (err instanceof TlvError || err instanceof ProtocolViolation) return this.protocolError(err.message);
         throw err;
       }
       if (this.closedError) return;
     }
+  }
+
+  /**
+   * Until the agent answers our HELLO, only that answer means anything. A VM restored from a
+   * snapshot may first send what it was sending when the snapshot was taken: the tail of a
+   * frame (the decoder skips to the next frame magic), frames of the old host's streams, an
+   * ERROR about the tail of one of the old host's frames. None of it is for this connection.
+   */
+  private beforeAnswer(frame: Frame): void {
+    if (frame.type !== FrameType.HELLO) return;
+    let fields: TlvFields;
+    try {
+      fields = parseTlv(frame.payload);
+    } catch {
+      return;
+    }
+    this.onHello(fields);
   }
 
   private dispatch(frame: Frame): void {
@@ -249,6 +269,7 @@ export class AgentConnection {
     } catch (err) {
       throw new ProtocolViolation(`HELLO: ${(err as Error).message}`);
     }
+    this.answered = true;
     this.helloWaiter(infoFrom(fields, protoVersion));
   }
 

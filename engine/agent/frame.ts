@@ -22,6 +22,16 @@ export function encodeFrame(type: number, stream: number, payload: Buffer = Buff
 
 export class FrameError extends Error {}
 
+function headerProblem(header: Buffer): string | undefined {
+  const magic = header.readUInt16LE(0);
+  const flags = header.readUInt8(3);
+  const length = header.readUInt32LE(8);
+  if (magic !== FRAME_MAGIC) return `bad frame magic 0x${magic.toString(16)}`;
+  if (flags !== 0) return `non-zero frame flags 0x${flags.toString(16)}`;
+  if (length > MAX_PAYLOAD) return `frame length ${length} exceeds MAX_PAYLOAD (${MAX_PAYLOAD})`;
+  return undefined;
+}
+
 /**
  * Incremental decoder for bytes from the guest. The guest is hostile: a header is checked
  * before its length is trusted, and the decoder never holds more than one frame's worth of
@@ -32,8 +42,13 @@ export class FrameDecoder {
   private buffered = 0;
   private failed = false;
 
-  /** Feeds bytes; returns every complete frame, in order. Throws FrameError on a bad header. */
-  push(data: Buffer): Frame[] {
+  /**
+   * Feeds bytes; returns every complete frame, in order. Throws FrameError on a bad header,
+   * unless `resync`: then bytes are dropped up to the next frame magic. That is only for the
+   * start of a connection to a VM restored from a snapshot, whose first bytes may be the tail
+   * of a frame that was in flight when the snapshot was taken.
+   */
+  push(data: Buffer, resync = false): Frame[] {
     if (this.failed) throw new FrameError('decoder already failed');
     this.chunks.push(data);
     this.buffered += data.length;
@@ -41,7 +56,13 @@ export class FrameDecoder {
     for (;;) {
       if (this.buffered < HEADER_SIZE) break;
       const header = this.peek(HEADER_SIZE);
-      const length = this.checkHeader(header);
+      const problem = headerProblem(header);
+      if (problem && resync) {
+        this.skipToMagic();
+        continue;
+      }
+      if (problem) this.fail(problem);
+      const length = header.readUInt32LE(8);
       if (this.buffered < HEADER_SIZE + length) break;
       const whole = this.take(HEADER_SIZE + length);
       frames.push({
@@ -53,14 +74,13 @@ export class FrameDecoder {
     return frames;
   }
 
-  private checkHeader(header: Buffer): number {
-    const magic = header.readUInt16LE(0);
-    const flags = header.readUInt8(3);
-    const length = header.readUInt32LE(8);
-    if (magic !== FRAME_MAGIC) return this.fail(`bad frame magic 0x${magic.toString(16)}`);
-    if (flags !== 0) return this.fail(`non-zero frame flags 0x${flags.toString(16)}`);
-    if (length > MAX_PAYLOAD) return this.fail(`frame length ${length} exceeds MAX_PAYLOAD (${MAX_PAYLOAD})`);
-    return length;
+  /** Drops the first byte, and the ones after it up to the next that may begin a frame. */
+  private skipToMagic(): void {
+    const all = this.take(this.buffered);
+    const next = all.indexOf(FRAME_MAGIC & 0xff, 1);
+    const rest = next < 0 ? Buffer.alloc(0) : all.subarray(next);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
   }
 
   private fail(message: string): never {

@@ -29,6 +29,19 @@ test('a bad magic, non-zero flags or an oversized length is refused before any p
   }
 });
 
+test('resync (the start of a restored connection): the tail of a frame in flight at the snapshot is skipped', () => {
+  const hello = encodeFrame(FrameType.HELLO, 0, new TlvWriter().u64(30, 7n).toBuffer());
+  const stale = encodeFrame(FrameType.STDOUT, 1, Buffer.alloc(3000));
+  const tail = stale.subarray(1000); // zeros of a STDOUT payload, then the next whole frame
+  const wire = Buffer.concat([tail, Buffer.from('xMMV'), stale, hello]);
+  for (const cut of [0, 1, 1500, 2001, wire.length - 5]) {
+    const decoder = new FrameDecoder();
+    const frames = [...decoder.push(wire.subarray(0, cut), true), ...decoder.push(wire.subarray(cut), true)];
+    assert.deepEqual(frames.map((f) => [f.type, f.stream, f.payload.length]), [[FrameType.STDOUT, 1, 3000], [FrameType.HELLO, 0, hello.length - HEADER_SIZE]], `cut at ${cut}`);
+  }
+  assert.throws(() => new FrameDecoder().push(wire), /magic/, 'without resync the same bytes are a protocol error');
+});
+
 test('10,000 random and mutated inputs never crash the decoder or the TLV parser', () => {
   let seed = 12345;
   const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;

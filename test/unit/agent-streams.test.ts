@@ -70,14 +70,16 @@ interface FakeAgent {
  * An agent that was restored from a snapshot: its HELLO answer names `floor`, and right after
  * it, it still sends frames on the old host's streams (a RESPONSE on 1, output on 3), as a
  * real agent may before it reads RESTORED. PING is answered; other requests are held.
+ * `inFlight` is sent as soon as the host connects: what the snapshot's virtqueue still held.
  */
-async function restoredAgent(name: string, floor: number): Promise<FakeAgent> {
+async function restoredAgent(name: string, floor: number, inFlight?: Buffer): Promise<FakeAgent> {
   const socketPath = path.join(dir, `${name}.sock`);
   const requests: FakeAgent['requests'] = [];
   let client: net.Socket | undefined;
   const ok = new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer();
   const server = net.createServer((socket) => {
     client = socket;
+    if (inFlight) socket.write(inFlight);
     const decoder = new FrameDecoder();
     socket.on('data', (data) => {
       for (const frame of decoder.push(data)) {
@@ -121,6 +123,21 @@ test('simulated restore: the host numbers above the floor, and the old host\'s l
     assert.deepEqual(output, [], 'the stale output on stream 3 reached nobody');
     agent.send(encodeFrame(FrameType.RESPONSE, 6, new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer()));
     await held;
+  } finally {
+    connection.close();
+    agent.close();
+  }
+});
+
+test('simulated restore: the tail of a frame in flight at the snapshot, even one that looks like a header, does not break the handshake', async () => {
+  const tail = encodeFrame(FrameType.STDOUT, 1, Buffer.alloc(5000)).subarray(3000);
+  // A false header in the stale output: it swallows the first HELLO answer; a retried HELLO gets through.
+  const falseHeader = encodeFrame(FrameType.STDOUT, 1, Buffer.alloc(200)).subarray(0, 12);
+  const agent = await restoredAgent('in-flight', 2, Buffer.concat([tail, Buffer.from('log: '), falseHeader]));
+  const connection = await connect(agent);
+  try {
+    await connection.request(request(Op.PING));
+    assert.deepEqual(agent.requests.map((r) => r.stream), [3]);
   } finally {
     connection.close();
     agent.close();
