@@ -34,7 +34,9 @@ const REGISTRIES_CONF = 'unqualified-search-registries = ["docker.io"]\nshort-na
  * with every step cached). Late-step rebuild: one file the last COPY reads changed.
  */
 export async function measureBuild(samples: { cold: number; hits: number; rebuilds: number }, log: (line: string) => void): Promise<GroupResult> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-build-'));
+  // Lower case: buildah names an image pulled from a layout after the layout's path.
+  const root = path.join(os.tmpdir(), `microvm-bench-build-${process.pid}`);
+  fs.mkdirSync(root);
   const registry = await startRegistry(path.join(root, 'registry'));
   const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;
   try {
@@ -107,7 +109,7 @@ function hostBuildah(dir: string, ctx: string) {
   fs.writeFileSync(conf, REGISTRIES_CONF);
   const storage = ['--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'overlay'];
   const env = { ...process.env, BUILDAH_ISOLATION: 'chroot', CONTAINERS_REGISTRIES_CONF: conf, TMPDIR: path.join(dir, 'tmp') };
-  const buildah = (args: string[]) => execFileSync('buildah', [...storage, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const buildah = (args: string[]) => execFileSync('buildah', [...storage, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
   const timed = (work: () => void) => {
     const started = performance.now();
     work();
@@ -123,8 +125,8 @@ function hostBuildah(dir: string, ctx: string) {
       fs.rmSync(path.join(dir, 'storage'), { recursive: true, force: true });
       fs.mkdirSync(env.TMPDIR, { recursive: true });
       return timed(() => {
-        buildah(['pull', '--quiet', `oci:${layout}:base`]);
-        buildah(['tag', 'localhost/base:latest', 'docker.io/library/debian:bookworm']);
+        const id = buildah(['pull', '--quiet', `oci:${layout}:base`]);
+        buildah(['tag', id, 'docker.io/library/debian:bookworm']);
         bud();
         push();
       });

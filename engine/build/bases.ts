@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { MicrovmError } from '../errors';
 import type { ContentStore } from '../image/content-store';
 import { parseJsonDocument } from '../image/json-document';
@@ -64,9 +65,9 @@ async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage>
     mirrors: opts.mirrors,
     onPull: (event) => opts.onPull?.(use.ref, event),
   });
-  const manifestBytes = await opts.store.readDocument(resolved.manifestDigest, MAX_JSON_DOCUMENT_BYTES);
+  const manifestBytes = await readStored(opts.store, resolved.manifestDigest);
   const manifest = parseJsonDocument(manifestBytes, resolved.manifestDigest, z.object({ mediaType: z.string().optional(), config: z.object({ mediaType: z.string(), size: z.number() }) }));
-  const configBytes = await opts.store.readDocument(resolved.configDigest, MAX_JSON_DOCUMENT_BYTES);
+  const configBytes = await readStored(opts.store, resolved.configDigest);
   const { diff_ids: diffIds } = parseJsonDocument(configBytes, resolved.configDigest, rootfsSchema).rootfs;
   if (diffIds.length !== resolved.layers.length) {
     throw new MicrovmError('E_IMAGE_INVALID', `the config of ${reference.canonical} lists ${diffIds.length} layer digests for ${resolved.layers.length} layers; the image is malformed`);
@@ -80,6 +81,12 @@ async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage>
     layers: resolved.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     diffIds,
   };
+}
+
+/** A stored document, read into a buffer of its own size (readDocument sizes its buffer by the cap). */
+async function readStored(store: ContentStore, digest: string): Promise<Buffer> {
+  const size = await fsp.stat(store.blobPath(digest)).then((s) => s.size, () => MAX_JSON_DOCUMENT_BYTES);
+  return store.readDocument(digest, Math.min(size, MAX_JSON_DOCUMENT_BYTES));
 }
 
 /**
