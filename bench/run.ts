@@ -13,6 +13,7 @@ import { RawContext, rawContext } from './raw-qemu';
 import { notesFor, tabulate } from './results';
 import { measureBake } from './rows/bake';
 import { measureBoot } from './rows/boot';
+import { measureBuild } from './rows/build';
 import { measureExec } from './rows/exec';
 import { measureFiles } from './rows/files';
 import { measurePull } from './rows/pull';
@@ -43,6 +44,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   files: (_image, _raw, sizes) => measureFiles(sizes, log),
   pull: (_image, _raw, sizes) => measurePull(sizes.pulls, log),
   netguard: (_image, _raw, sizes) => measureNetguard(sizes, log),
+  build: (_image, _raw, sizes) => measureBuild(sizes.builds, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

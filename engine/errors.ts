@@ -49,7 +49,11 @@ export type ErrorCode =
   | 'E_VOLUME'
   | 'E_VOLUME_BUSY'
   | 'E_CONFIG'
-  | 'E_WORKSPACE_RECORD';
+  | 'E_WORKSPACE_RECORD'
+  | 'E_DOCKERFILE'
+  | 'E_BUILD_CONTEXT'
+  | 'E_BUILD_FAILED'
+  | 'E_BUILD_CANCELLED';
 
 export class MicrovmError extends Error {
   readonly code: ErrorCode;

@@ -22,3 +22,6 @@ export type { ShareRefusal, MountSpec, VolumeSpec, SymlinkPolicy, GitPolicy } fr
 export { DEFAULT_PROTECT, removeVolume, volumeFile } from './mount';
 export * from './workspace';
 export * from './devcontainer';
+export * from './build';
+export { MIRRORS_ENV, parseMirrorList } from './image/registry/mirrors';
+export type { RegistryMirrors } from './image/registry/mirrors';

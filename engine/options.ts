@@ -14,6 +14,8 @@ const envMap = z.record(z.string().regex(/^[^=\0]+$/, 'expected a variable name 
 const mib = (min: number, max: number) => z.number().int().min(min).max(max);
 const mountPoint = guestPath.refine((p) => p !== '/' && !p.split('/').includes('..'), 'expected an absolute guest path other than "/", without ".."');
 const protectPath = z.string().min(1).refine((p) => !p.startsWith('/') && !p.split('/').some((part) => part === '..' || part === '.') && !p.includes('\0'), 'expected a path relative to hostPath, without "." or ".."');
+/** Registry host -> mirror URLs, e.g. { 'docker.io': ['http://127.0.0.1:5000'] } (checked in detail by engine/image/registry/mirrors.ts). */
+export const registryMirrors = z.record(z.string().min(1).max(255), z.array(z.string().min(1).max(2048)).max(8)).refine((m) => Object.keys(m).length <= 32, 'at most 32 registries');
 const protectName = z.string().min(1).max(255).refine((p) => !p.includes('/') && !p.includes('\0') && p !== '.' && p !== '..', 'expected a file name or a glob such as "*.code-workspace" (no "/")');
 
 /** A host folder shared into the guest over virtio-fs (see engine/mount/README.md). */
@@ -48,6 +50,8 @@ export const buildOptionsSchema = z.object({
   bootTimeoutMs: z.number().int().positive().optional(),
   network: z.enum(['none', 'outbound']).default('outbound'),
   pullPolicy: z.enum(['always', 'missing', 'never']).default('missing'),
+  /** Registry host -> mirror URLs tried first, in order (default: MICROVM_REGISTRY_MIRRORS). */
+  registryMirrors: registryMirrors.optional(),
   extraFiles: z.array(z.object({
     hostPath: z.string().min(1),
     guestPath,

@@ -19,6 +19,10 @@ export const homePaths = {
   launcher: () => path.join(microvmHome(), 'assets', 'bin', 'microvm-launch'),
   netguard: () => path.join(microvmHome(), 'assets', 'bin', 'microvm-netguard.so'),
   defaultImage: () => path.join(microvmHome(), 'images', 'default'),
+  /** The builder microVM's image (buildah from Debian), an OCI layout written by scripts/setup. */
+  builderImage: () => path.join(microvmHome(), 'images', 'builder'),
+  /** Dockerfile build results (one OCI layout per cache key) and context hash caches (engine/build). */
+  builds: () => path.join(microvmHome(), 'builds'),
   rootfsCache: () => path.join(microvmHome(), 'rootfs'),
   /** Content-addressed blobs (blobs/sha256/HEX), partial downloads (tmp/) and pulled refs (refs/). */
   store: () => path.join(microvmHome(), 'store'),

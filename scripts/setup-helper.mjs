@@ -1,9 +1,9 @@
 // JSON writing for scripts/setup (node is always there; python may not be).
 //
-//   node setup-helper.mjs oci-layout OUTDIR LAYER.tar LAYER.tar.gz PKGS
+//   node setup-helper.mjs oci-layout OUTDIR LAYER.tar LAYER.tar.gz PKGS [NAME]
 //       write an OCI image layout (oci-layout, index.json, blobs/sha256/...)
-//       with one gzip layer, an image config and a manifest; ref name "default".
-//   node setup-helper.mjs manifest-digest LAYOUTDIR
+//       with one gzip layer, an image config and a manifest; ref name NAME ("default").
+//   node setup-helper.mjs manifest-digest LAYOUTDIR [NAME]
 //   node setup-helper.mjs manifest ASSETS LAYOUTDIR RELEASE KPKG AGENT COMPRESSION MODULES
 //       write ASSETS/manifest.json (temp file + rename).
 //   node setup-helper.mjs stale-steps ASSETS LAYOUTDIR
@@ -33,7 +33,7 @@ function writeAtomic(path, data) {
   renameSync(tmp, path);
 }
 
-async function ociLayout(out, tarPath, gzPath, pkgs) {
+async function ociLayout(out, tarPath, gzPath, pkgs, name = 'default') {
   const blobs = join(out, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
   const diffId = await sha256File(tarPath);
@@ -79,7 +79,7 @@ async function ociLayout(out, tarPath, gzPath, pkgs) {
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         ...man,
         platform: { architecture: 'amd64', os: 'linux' },
-        annotations: { 'org.opencontainers.image.ref.name': 'default' },
+        annotations: { 'org.opencontainers.image.ref.name': name },
       },
     ],
   };
@@ -87,10 +87,10 @@ async function ociLayout(out, tarPath, gzPath, pkgs) {
   writeFileSync(join(out, 'index.json'), JSON.stringify(index));
 }
 
-function manifestDigest(layout) {
+function manifestDigest(layout, name = 'default') {
   const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
-  const m = index.manifests.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === 'default');
-  if (!m) throw new Error(`${layout}: no manifest named "default"`);
+  const m = index.manifests.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === name);
+  if (!m) throw new Error(`${layout}: no manifest named "${name}"`);
   return m.digest;
 }
 
@@ -137,8 +137,8 @@ async function staleSteps(assets, layout) {
 
 const [cmd, ...args] = process.argv.slice(2);
 try {
-  if (cmd === 'oci-layout') await ociLayout(args[0], args[1], args[2], (args[3] ?? '').split(','));
-  else if (cmd === 'manifest-digest') console.log(manifestDigest(args[0]));
+  if (cmd === 'oci-layout') await ociLayout(args[0], args[1], args[2], (args[3] ?? '').split(','), args[4]);
+  else if (cmd === 'manifest-digest') console.log(manifestDigest(args[0], args[1]));
   else if (cmd === 'manifest') await assetsManifest(...args);
   else if (cmd === 'stale-steps') for (const step of await staleSteps(args[0], args[1])) console.log(step);
   else throw new Error(`unknown command ${cmd}`);

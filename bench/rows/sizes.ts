@@ -31,6 +31,8 @@ export interface Sizes {
   netguardWindows: number;
   netguardOverheadSamples: number;
   netguardOverheadBatch: number;
+  /** Dockerfile builds: cold (empty builder cache), cache-hit lookups, late-step rebuilds. */
+  builds: { cold: number; hits: number; rebuilds: number };
 }
 
 /** The agent's per-call file limit: vm.writeFile / vm.readFile carry at most 4 MiB. */
@@ -46,6 +48,7 @@ export function sizesFor(quick: boolean): Sizes {
       forwardBytes: 16 * MIB, forwardRuns: 3, forwardConnects: 30,
       fileRuns: 10, smallFiles: 2000, smallFileRuns: 3, pulls: 2,
       netguardWindows: 30, netguardOverheadSamples: 10, netguardOverheadBatch: 1000,
+      builds: { cold: 1, hits: 10, rebuilds: 1 },
     }
     : {
       boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
@@ -53,5 +56,6 @@ export function sizesFor(quick: boolean): Sizes {
       forwardBytes: 64 * MIB, forwardRuns: 5, forwardConnects: 100,
       fileRuns: 30, smallFiles: 10_000, smallFileRuns: 3, pulls: 5,
       netguardWindows: 200, netguardOverheadSamples: 30, netguardOverheadBatch: 1000,
+      builds: { cold: 3, hits: 30, rebuilds: 3 },
     };
 }

@@ -16,6 +16,7 @@ import { ContentStore } from './content-store';
 import { mergeEnv } from './env';
 import { imageKey, readExtraFiles, type ExtraFile } from './extra-files';
 import { reapAbandonedWrites } from './prune';
+import { checkMirrors } from './registry/mirrors';
 import type { PullProgress } from './registry/pull';
 import { resolveSource } from './source';
 import { ImageConfig } from './types';
@@ -86,6 +87,7 @@ export class Image {
       maxLayerBytes: opts.maxLayerBytes,
       store,
       onPull: progress,
+      mirrors: opts.registryMirrors && checkMirrors(opts.registryMirrors, 'Image.build option registryMirrors'),
     }));
     const disk = await onHostDisk(homePaths.rootfsCache(), `building the root disk of ${opts.ref ?? 'default'}`, () => ensureRootDisk(resolved, {
       maxLayerBytes: opts.maxLayerBytes,

@@ -7,6 +7,7 @@ import type { ContentStore } from './content-store';
 import { readRecord } from './image-records';
 import { readOciLayout } from './oci-layout';
 import { parseReference, type ImageReference } from './reference';
+import type { RegistryMirrors } from './registry/mirrors';
 import { pullImage, type PullProgress } from './registry/pull';
 import { resolvedFromStore } from './stored-image';
 import type { ResolvedImage } from './types';
@@ -18,6 +19,8 @@ export interface SourceOptions {
   maxLayerBytes: number;
   store: ContentStore;
   onPull?: (event: PullProgress) => void;
+  /** Mirrors tried before a registry (default: MICROVM_REGISTRY_MIRRORS). */
+  mirrors?: RegistryMirrors;
 }
 
 /**
@@ -43,7 +46,7 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
       throw new MicrovmError('E_IMAGE_NOT_CACHED', `image ${reference.canonical} is not in the local store and pullPolicy is 'never'. Run \`microvm pull ${ref}\` or use pullPolicy 'missing'.`);
     }
   }
-  return pullImage(reference, opts.store, { maxBlobBytes: opts.maxLayerBytes, onProgress: opts.onPull });
+  return pullImage(reference, opts.store, { maxBlobBytes: opts.maxLayerBytes, onProgress: opts.onPull, mirrors: opts.mirrors });
 }
 
 /** The stored image for a reference, or null when any part of it is missing or unreadable. */

@@ -11,6 +11,7 @@ import { answerChallenge, noCredentials } from './auth';
 import { parseChallenge } from './challenge';
 import type { Credentials } from './credentials';
 import { DEFAULT_RETRY, RetryableStatus, withRetries, type RetryPolicy } from './retry';
+import type { RegistryEndpoint } from './mirrors';
 import { DroppedConnection, readBody, registryScheme, sendRequest } from './transport';
 
 const MAX_REDIRECTS = 5;
@@ -19,6 +20,8 @@ const ACCEPT_MANIFESTS = [...MANIFEST_MEDIA_TYPES, ...INDEX_MEDIA_TYPES].join(',
 export interface RegistryClientOptions {
   credentials: Credentials | null;
   retry?: RetryPolicy;
+  /** A mirror to pull from instead of the registry the reference names. */
+  endpoint?: RegistryEndpoint;
 }
 
 /**
@@ -27,20 +30,26 @@ export interface RegistryClientOptions {
  */
 export class RegistryClient {
   readonly origin: URL;
+  /** The repository path on `origin` (a mirror may add a prefix). */
+  private readonly repository: string;
+  /** The host requests go to, as messages name it: the registry, or the mirror serving it. */
+  private readonly host: string;
   private authorization: string | undefined;
   private readonly retry: RetryPolicy;
 
   constructor(readonly ref: ImageReference, private readonly options: RegistryClientOptions) {
     const host = ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
-    this.origin = new URL(`${registryScheme(ref.registry)}://${host}`);
+    this.origin = options.endpoint?.origin ?? new URL(`${registryScheme(ref.registry)}://${host}`);
+    this.repository = options.endpoint?.repository ?? ref.repository;
+    this.host = options.endpoint?.mirror ? `${options.endpoint.host} (mirror of ${ref.registry})` : ref.registry;
     this.retry = options.retry ?? DEFAULT_RETRY;
   }
 
   /** The manifest or index `reference` (a tag or a digest) names, verified and stored. */
   async manifest(reference: string, store: ContentStore): Promise<Descriptor> {
-    const what = `manifest ${this.ref.repository}:${reference} from ${this.ref.registry}`;
+    const what = `manifest ${this.ref.repository}:${reference} from ${this.host}`;
     const { content, contentType, headerDigest } = await withRetries(what, this.retry, async () => {
-      const res = await this.get(`/v2/${this.ref.repository}/manifests/${reference}`, { Accept: ACCEPT_MANIFESTS }, what);
+      const res = await this.get(`/v2/${this.repository}/manifests/${reference}`, { Accept: ACCEPT_MANIFESTS }, what);
       const body = await readBody(res, MAX_JSON_DOCUMENT_BYTES, what);
       return { content: body, contentType: mediaTypeOf(res), headerDigest: res.headers['docker-content-digest'] };
     });
@@ -65,7 +74,7 @@ export class RegistryClient {
     parseDigest(descriptor.digest, `blob of ${this.ref.canonical}`);
     const what = `blob ${descriptor.digest} of ${this.ref.canonical}`;
     await withRetries(what, this.retry, async () => {
-      const res = await this.get(`/v2/${this.ref.repository}/blobs/${descriptor.digest}`, {}, what);
+      const res = await this.get(`/v2/${this.repository}/blobs/${descriptor.digest}`, {}, what);
       try {
         await store.writeBlob(res, { digest: descriptor.digest, size: descriptor.size, maxBytes, onBytes, what });
       } catch (err) {
@@ -84,9 +93,9 @@ export class RegistryClient {
     if (res.statusCode === 401) {
       const challenge = parseChallenge(res.headers['www-authenticate']);
       res.resume();
-      if (!challenge) throw noCredentials(this.ref.registry, this.ref.repository);
+      if (!challenge) throw noCredentials(this.host, this.repository);
       const hadAuthorization = this.authorization !== undefined;
-      this.authorization = await answerChallenge(challenge, this.ref.repository, this.ref.registry, this.options.credentials);
+      this.authorization = await answerChallenge(challenge, this.repository, this.host, this.options.credentials);
       if (hadAuthorization && challenge.scheme === 'basic') throw this.denied(401);
       res = await this.followRedirects(new URL(pathname, this.origin), headers);
     }
@@ -98,7 +107,7 @@ export class RegistryClient {
       throw new MicrovmError('E_IMAGE_NOT_FOUND', `${what}: not found (HTTP 404). Check the name and tag of ${this.ref.canonical}.`);
     }
     if (status >= 500 || status === 429) throw new RetryableStatus(status, `${what}: HTTP ${status}`);
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${what}: unexpected HTTP ${status} from ${this.ref.registry}.`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${what}: unexpected HTTP ${status} from ${this.host}.`);
   }
 
   private async followRedirects(start: URL, headers: Record<string, string>): Promise<IncomingMessage> {
@@ -110,10 +119,10 @@ export class RegistryClient {
       const location = res.headers.location;
       if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return res;
       res.resume();
-      if (hop >= MAX_REDIRECTS) throw new MicrovmError('E_REGISTRY_PROTOCOL', `${this.ref.registry} redirected more than ${MAX_REDIRECTS} times (last to ${url.origin}).`);
+      if (hop >= MAX_REDIRECTS) throw new MicrovmError('E_REGISTRY_PROTOCOL', `${this.host} redirected more than ${MAX_REDIRECTS} times (last to ${url.origin}).`);
       const next = new URL(location, url);
       if (url.protocol === 'https:' && next.protocol !== 'https:') {
-        throw new MicrovmError('E_REGISTRY_PROTOCOL', `${this.ref.registry} redirected from HTTPS to ${next.protocol} (${next.origin}); refusing the downgrade.`);
+        throw new MicrovmError('E_REGISTRY_PROTOCOL', `${this.host} redirected from HTTPS to ${next.protocol} (${next.origin}); refusing the downgrade.`);
       }
       url = next;
     }
@@ -123,8 +132,8 @@ export class RegistryClient {
     const using = this.options.credentials ? 'with the stored credentials' : 'anonymously (no credentials are stored for it)';
     return new MicrovmError(
       'E_REGISTRY_AUTH',
-      `Access to ${this.ref.canonical} was denied ${using} (HTTP ${status}): the repository is private or does not exist. ` +
-        `Run \`docker login ${this.ref.registry}\` with an account that can pull it, then pull again.`,
+      `Access to ${this.ref.canonical} on ${this.host} was denied ${using} (HTTP ${status}): the repository is private or does not exist. ` +
+        `Run \`docker login ${this.options.endpoint?.host ?? this.ref.registry}\` with an account that can pull it, then pull again.`,
     );
   }
 }

@@ -7,6 +7,7 @@ import { storeSource, toResolvedImage, type StoredImage } from '../stored-image'
 import { MAX_JSON_DOCUMENT_BYTES } from '../types';
 import { RegistryClient } from './client';
 import { credentialsFor } from './credentials';
+import { endpointsFor, mirrorsFromEnv, type RegistryEndpoint, type RegistryMirrors } from './mirrors';
 import type { RetryPolicy } from './retry';
 
 export interface PullProgress {
@@ -23,16 +24,35 @@ export interface PullOptions {
   retry?: RetryPolicy;
   /** Layers downloaded at the same time. */
   concurrency?: number;
+  /** Mirrors tried before the registry itself (default: MICROVM_REGISTRY_MIRRORS). */
+  mirrors?: RegistryMirrors;
 }
 
 /**
  * Pulls an image into the content store: the manifest (through an index to this host's
  * platform), the config, and every layer not already stored. Each blob is verified before it
  * is renamed into the store; the image record is written last, so a killed pull leaves no
- * record and the next build pulls again.
+ * record and the next build pulls again. Mirrors of the reference's registry are tried first,
+ * in order; a mirror that fails (unreachable, missing the image, refusing) hands over to the
+ * next endpoint, and the registry itself is the last. Blobs are verified by digest wherever
+ * they came from.
  */
 export async function pullImage(ref: ImageReference, store: ContentStore, opts: PullOptions): Promise<StoredImage> {
-  const client = new RegistryClient(ref, { credentials: credentialsFor(ref.registry), retry: opts.retry });
+  const endpoints = endpointsFor(ref, opts.mirrors ?? mirrorsFromEnv());
+  const failures: string[] = [];
+  for (const endpoint of endpoints) {
+    try {
+      return await pullFrom(endpoint, ref, store, opts);
+    } catch (err) {
+      if (!endpoint.mirror || !isRegistryFailure(err)) throw withMirrorFailures(err, failures);
+      failures.push(`${endpoint.origin.origin}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error('unreachable: the registry itself is always the last endpoint');
+}
+
+async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: ContentStore, opts: PullOptions): Promise<StoredImage> {
+  const client = new RegistryClient(ref, { credentials: credentialsFor(endpoint.host), retry: opts.retry, endpoint });
   const top = await client.manifest(ref.digest ?? (ref.tag as string), store);
   const fromStore = storeSource(store);
   const source: DocumentSource = {
@@ -60,6 +80,17 @@ export async function pullImage(ref: ImageReference, store: ContentStore, opts: 
   const image = toResolvedImage(store, ref.canonical, resolved);
   await writeRecord(store, { ref: ref.canonical, manifest: image.manifest, source: 'registry', storedAt: new Date().toISOString() });
   return image;
+}
+
+/** What makes the next endpoint worth a try; a full host disk or a hostile answer does not. */
+function isRegistryFailure(err: unknown): boolean {
+  return err instanceof MicrovmError && ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_PROTOCOL', 'E_REGISTRY_AUTH', 'E_IMAGE_NOT_FOUND'].includes(err.code);
+}
+
+/** The registry's own error, with what the mirrors answered before it. */
+function withMirrorFailures(err: unknown, failures: string[]): unknown {
+  if (failures.length === 0 || !(err instanceof MicrovmError)) return err;
+  return new MicrovmError(err.code, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`, { cause: err });
 }
 
 async function runLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

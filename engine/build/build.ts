@@ -1,0 +1,210 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isMicrovmError, MicrovmError } from '../errors';
+import { ContentStore } from '../image/content-store';
+import { Image } from '../image/image';
+import { checkMirrors, type RegistryMirrors } from '../image/registry/mirrors';
+import { resolveSource } from '../image/source';
+import { parseOptions } from '../options';
+import { homePaths } from '../paths';
+import { baseLayoutTar, guestImageId, resolveBases, type BaseImage } from './bases';
+import { budArgv, isCacheHit, parseStepLine, stepFailure, type StepLine } from './buildah';
+import { BUILDER_VOLUME, BuilderVm, GUEST } from './builder-vm';
+import { cacheKey, lookupResult, storeResult, type BuildInputs } from './cache';
+import { contextTar, readIgnorePatterns, readRegularFile, scanContext, type ContextScan } from './context';
+import { lineOfStep, planDockerfile, type DockerfilePlan } from './dockerfile';
+import { HashCache } from './hash-cache';
+import { exportLayoutScript, exportTarget, importResult } from './result';
+import { buildImageOptionsSchema, type BuildImageOptions, type BuildImageProgress, type BuiltImage, type ParsedBuildOptions } from './types';
+
+export const BUILDER_IMAGE_ENV = 'MICROVM_BUILDER_IMAGE';
+const MAX_DOCKERFILE_BYTES = 1024 * 1024;
+const LOG_TAIL_LINES = 30;
+
+/** Everything a build reads on the host before any VM runs; it decides the cache key. */
+interface Prepared {
+  opts: ParsedBuildOptions;
+  progress: (event: BuildImageProgress) => void;
+  dockerfileText: string;
+  plan: DockerfilePlan;
+  scan: ContextScan;
+  bases: BaseImage[];
+  builderRef: string;
+  mirrors: RegistryMirrors | undefined;
+  store: ContentStore;
+  key: string;
+}
+
+/**
+ * Builds a Dockerfile into an image in a builder microVM (buildah, chroot isolation) and
+ * returns a ref for Image.build. Nothing from the Dockerfile runs on the host: the host reads
+ * the Dockerfile's FROM lines, pulls the base images, filters and sends the context, and
+ * imports the result; the same inputs a second time are a lookup that starts no VM.
+ */
+export async function buildImage(options: BuildImageOptions): Promise<BuiltImage> {
+  const opts = parseOptions(buildImageOptionsSchema, options, 'buildImage');
+  const started = performance.now();
+  const progress = (event: BuildImageProgress) => opts.onProgress?.(event);
+  const prepared = await prepare(opts, progress);
+  const hit = opts.noCache ? null : await lookupResult(prepared.key);
+  progress({ phase: 'lookup', key: prepared.key, cached: hit !== null, ms: performance.now() - started });
+  const result = hit ?? await oneAtATime(() => buildInVm(prepared));
+  progress({ phase: 'done', digest: result.digest, cached: result.cached, ms: performance.now() - started });
+  return result;
+}
+
+async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImageProgress) => void): Promise<Prepared> {
+  checkAborted(opts.signal);
+  const root = contextRoot(opts.context);
+  const dockerfile = path.resolve(root, opts.dockerfile ?? 'Dockerfile');
+  const dockerfileText = readRegularFile(dockerfile, MAX_DOCKERFILE_BYTES, 'E_DOCKERFILE');
+  if (dockerfileText === undefined) {
+    throw new MicrovmError('E_DOCKERFILE', `the Dockerfile ${dockerfile} does not exist; check build.dockerfile (relative paths are taken from the context ${root})`);
+  }
+  const plan = planDockerfile(dockerfileText, dockerfile, opts.args, opts.target);
+  for (const message of plan.warnings) progress({ phase: 'warning', message });
+  if (opts.cacheFrom !== undefined) {
+    progress({ phase: 'warning', message: 'cacheFrom is not used: the builder (buildah 1.28) reuses layers from its own cache volume only' });
+  }
+  const hashes = await HashCache.open(root);
+  const scan = await scanContext(root, readIgnorePatterns(root, dockerfile), hashes);
+  await hashes.save(root);
+  progress({ phase: 'context', files: scan.entries.length, bytes: scan.bytes, ignored: scan.ignored });
+  checkAborted(opts.signal);
+  const store = new ContentStore();
+  const mirrors = opts.registryMirrors && checkMirrors(opts.registryMirrors, 'buildImage option registryMirrors');
+  const bases = await resolveBases(plan, {
+    store, pullPolicy: opts.pullPolicy, maxLayerBytes: opts.maxLayerBytes, mirrors,
+    onPull: (ref, event) => progress({ phase: 'pull', ref, digest: event.digest, bytes: event.bytes, total: event.total }),
+  });
+  const builderRef = opts.builderImage ?? process.env[BUILDER_IMAGE_ENV] ?? embeddedBuilder();
+  const builder = await resolveSource(builderRef, { pullPolicy: 'missing', maxLayerBytes: opts.maxLayerBytes, store, mirrors });
+  const inputs: BuildInputs = {
+    dockerfile: dockerfileText,
+    contextDigest: scan.digest,
+    args: opts.args,
+    target: opts.target ?? null,
+    bases: bases.map((b) => ({ ref: b.reference.canonical, digest: b.manifest.digest })),
+    builderDigest: builder.manifestDigest,
+  };
+  return { opts, progress, dockerfileText, plan, scan, bases, builderRef, mirrors, store, key: cacheKey(inputs) };
+}
+
+function contextRoot(context: string): string {
+  let root: string;
+  try {
+    root = fs.realpathSync(path.resolve(context));
+  } catch (err) {
+    throw new MicrovmError('E_BUILD_CONTEXT', `the build context ${path.resolve(context)} does not exist; check build.context`, { cause: err });
+  }
+  if (!fs.statSync(root).isDirectory()) throw new MicrovmError('E_BUILD_CONTEXT', `the build context ${root} is not a folder; check build.context`);
+  return root;
+}
+
+function embeddedBuilder(): string {
+  const dir = homePaths.builderImage();
+  if (!fs.existsSync(path.join(dir, 'index.json'))) {
+    throw new MicrovmError('E_SETUP_MISSING', `the builder image is not built (${dir}); run \`npm run setup\`, or set ${BUILDER_IMAGE_ENV} to an image with buildah`);
+  }
+  return dir;
+}
+
+/** One build at a time in this process (they share the builder's volume); other processes wait on its lock. */
+let queue: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+  const run = queue.then(work, work);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function buildInVm(p: Prepared): Promise<BuiltImage> {
+  const { opts, progress } = p;
+  checkAborted(opts.signal);
+  const started = performance.now();
+  progress({ phase: 'builder', step: 'boot' });
+  const image = await Image.build({
+    ref: p.builderRef, snapshot: false, memoryMib: opts.memoryMib, vcpus: opts.vcpus, network: opts.network,
+    volumes: [{ name: BUILDER_VOLUME, sizeMib: opts.cacheSizeMib, mountPoint: GUEST.volume }],
+    registryMirrors: p.mirrors as Record<string, string[]> | undefined,
+  });
+  const builder = await BuilderVm.start(image, opts.signal, () => progress({ phase: 'builder', step: 'wait', detail: 'another build is using the builder; waiting for it' }))
+    .catch((err: unknown) => { throw cancelledOr(err, opts.signal); });
+  const stopOnAbort = builder.stopOn(opts.signal);
+  try {
+    await loadBases(builder, p);
+    progress({ phase: 'builder', step: 'context', detail: `${p.scan.entries.length} entries, ${p.scan.bytes} bytes` });
+    await builder.feed(['/bin/sh', '-c', `mkdir -p ${GUEST.job}/context && exec tar -x -p -C ${GUEST.job}/context`], contextTar(p.scan), 'unpack the build context');
+    await builder.writeFile(`${GUEST.job}/Dockerfile`, p.dockerfileText);
+    const tag = `localhost/microvm-build:${p.key.slice(0, 16)}`;
+    await runBuild(builder, p, tag);
+    progress({ phase: 'builder', step: 'export' });
+    await builder.sh(`${exportLayoutScript(p.bases)}\nbuildah push --quiet ${tag} ${exportTarget()}`, 'export the built image');
+    const imported = await importResult(builder, p.bases, p.store, opts.maxLayerBytes, (done, total) => progress({ phase: 'builder', step: 'import', detail: `layer ${done + 1} of ${total}` }));
+    const result = await storeResult(p.key, imported, p.store, {
+      builtAt: new Date().toISOString(),
+      durationMs: Math.round(performance.now() - started),
+      dockerfile: p.plan.file,
+      context: p.scan.root,
+      target: opts.target ?? null,
+      bases: p.bases.map((b) => ({ ref: b.reference.canonical, digest: b.manifest.digest })),
+      builder: p.builderRef,
+    });
+    progress({ phase: 'builder', step: 'stop' });
+    await builder.stop();
+    return result;
+  } catch (err) {
+    await builder.kill();
+    throw cancelledOr(err, opts.signal);
+  } finally {
+    stopOnAbort();
+  }
+}
+
+/** Base images already in the builder's storage (by image id) are only tagged; the others are sent first. */
+async function loadBases(builder: BuilderVm, p: Prepared): Promise<void> {
+  if (p.bases.length === 0) return;
+  const ids = p.bases.map(guestImageId);
+  const present = new Set((await builder.sh(ids.map((id) => `buildah inspect --type image ${id} >/dev/null 2>&1 && echo ${id} || true`).join('\n'), 'list its images')).split('\n'));
+  for (const [i, base] of p.bases.entries()) {
+    if (present.has(guestImageId(base))) continue;
+    p.progress({ phase: 'builder', step: 'base', detail: base.reference.canonical });
+    const dir = `${GUEST.job}/base-${i}`;
+    await builder.feed(['/bin/sh', '-c', `mkdir -p ${dir} && exec tar -x -C ${dir}`], baseLayoutTar(base, p.store), `receive ${base.reference.canonical}`);
+    await builder.sh(`buildah pull --quiet oci:${dir}:base >/dev/null\nrm -rf ${dir}`, `load ${base.reference.canonical}`);
+  }
+  await builder.sh(p.bases.map((b) => `buildah tag ${guestImageId(b)} '${b.guestName}'`).join('\n'), 'name the base images');
+}
+
+/** `buildah bud`, its output streamed as progress: each line, and each step with its Dockerfile line. */
+async function runBuild(builder: BuilderVm, p: Prepared, tag: string): Promise<void> {
+  p.progress({ phase: 'builder', step: 'build' });
+  let current: StepLine | undefined;
+  let currentLine: number | undefined;
+  const tail: string[] = [];
+  const argv = budArgv({ dockerfile: `${GUEST.job}/Dockerfile`, context: `${GUEST.job}/context`, args: p.opts.args, target: p.opts.target, tag, noCache: p.opts.noCache });
+  const exitCode = await builder.run(argv, (stream, line) => {
+    p.progress({ phase: 'log', stream, line });
+    tail.push(line);
+    if (tail.length > LOG_TAIL_LINES) tail.shift();
+    const step = parseStepLine(line);
+    if (step) {
+      current = step;
+      currentLine = lineOfStep(p.plan, step);
+      p.progress({ phase: 'step', stage: step.stage, stages: step.stages, step: step.step, steps: step.steps, instruction: step.text, line: currentLine });
+    } else if (current && isCacheHit(line)) {
+      p.progress({ phase: 'step-cached', step: current.step, line: currentLine });
+    }
+  });
+  checkAborted(p.opts.signal);
+  if (exitCode !== 0) throw stepFailure(p.plan, current, exitCode, tail);
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new MicrovmError('E_BUILD_CANCELLED', 'the build was cancelled; the builder VM was stopped', { cause: signal.reason });
+}
+
+/** After an abort, whatever the stopped VM made the build fail with becomes E_BUILD_CANCELLED. */
+function cancelledOr(err: unknown, signal: AbortSignal | undefined): unknown {
+  if (!signal?.aborted || isMicrovmError(err, 'E_BUILD_CANCELLED')) return err;
+  return new MicrovmError('E_BUILD_CANCELLED', 'the build was cancelled; the builder VM was stopped', { cause: err });
+}
