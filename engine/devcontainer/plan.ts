@@ -92,7 +92,7 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service`, 'not forwarded: compose services are not run yet');
   }
   return {
-    source: imageSource(resolved, settings),
+    source: imageSource(resolved, settings, problems),
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
     network: settings.network,
@@ -192,11 +192,22 @@ function insideFolder(folder: string, source: string): string | undefined {
   return relative.startsWith('..') || path.isAbsolute(relative) ? undefined : real;
 }
 
-function imageSource(resolved: ResolvedConfig, settings: PlanSettings): ImageSource {
-  const { config, configPath } = resolved;
+/**
+ * The image, or the Dockerfile build. The Dockerfile and the context must lie inside the
+ * opened folder: the builder VM gets them, and nothing from outside the folder.
+ */
+function imageSource(resolved: ResolvedConfig, settings: PlanSettings, problems: Problems): ImageSource {
+  const { config, configPath, folder } = resolved;
   if (config.build?.dockerfile && configPath) {
     const base = path.dirname(configPath);
-    return { kind: 'dockerfile', build: { ...config.build, dockerfile: path.resolve(base, config.build.dockerfile), context: path.resolve(base, config.build.context) } };
+    const context = insideFolder(folder, path.resolve(base, config.build.context));
+    const dockerfile = insideFolder(folder, path.resolve(base, config.build.dockerfile));
+    if (context && dockerfile) return { kind: 'dockerfile', build: { ...config.build, dockerfile, context } };
+    const [key, value] = context ? ['dockerfile', config.build.dockerfile] : ['context', config.build.context];
+    const exists = fs.existsSync(path.resolve(base, value));
+    problems.add('error', exists ? 'build-outside-folder' : `missing-${key}`, `$.build.${key}`,
+      `build.${key} ${quote(value)} ${exists ? 'is outside the opened folder' : `does not exist (relative to ${quote(path.relative(folder, base) || '.')})`}`,
+      exists ? 'the image cannot be built: the builder VM gets files from inside the folder only' : 'the image cannot be built');
   }
   return { kind: 'image', ref: config.image ?? (settings.image || undefined) };
 }

@@ -2,6 +2,8 @@ import type { ExecChild } from '../agent/exec-child';
 import { resolveContainerEnv } from '../devcontainer/resolve';
 import type { WorkspacePlan } from '../devcontainer/plan';
 import { BuildProgress, Image } from '../image/image';
+import { buildImage } from '../build/build';
+import type { BuildImageProgress } from '../build/types';
 import type { BuildOptions } from '../options';
 import type { Pool } from '../pool/pool';
 import type { Vm } from '../vm/vm';
@@ -35,6 +37,8 @@ export class Session {
   /** remoteEnv with `${containerEnv:...}` resolved from the VM's environment; unset (null) entries dropped. */
   private remoteEnv: Record<string, string> = {};
   private stopped = false;
+  /** Cancels an image build in progress. */
+  private readonly abort = new AbortController();
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
 
@@ -96,7 +100,7 @@ export class Session {
    * environment (a second Image.build of the same image is a cache lookup).
    */
   private async buildImage(): Promise<Image> {
-    const options = this.buildOptions();
+    const options = { ...this.buildOptions(), ref: await this.imageRef() };
     const base = await Image.build({ ...options, env: {} });
     this.checkStopped();
     return Image.build({ ...options, env: resolveContainerEnv(this.plan.containerEnv, envOf(base)) });
@@ -108,6 +112,47 @@ export class Session {
     const current = (await vm.readFile('/etc/hosts').catch(() => Buffer.alloc(0))).toString('utf8');
     const lines = this.plan.hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
     await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, { mode: 0o644 });
+  }
+
+  /**
+   * The image's reference: the configuration's (or the default), or the result of building its
+   * Dockerfile in the builder microVM, with each step and log line reported as it happens.
+   */
+  private async imageRef(): Promise<string | undefined> {
+    const { source } = this.plan;
+    if (source.kind === 'image') return source.ref;
+    const { build } = source;
+    this.events.baking();
+    this.onProgress('Building the image from its Dockerfile');
+    const built = await buildImage({
+      context: build.context, dockerfile: build.dockerfile, args: build.args, ...(build.target ? { target: build.target } : {}),
+      ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}), network: this.plan.network, signal: this.abort.signal,
+      onProgress: (event: BuildImageProgress) => this.buildProgress(event),
+    });
+    this.events.log(`image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
+    return built.ref;
+  }
+
+  private buildProgress(event: BuildImageProgress): void {
+    switch (event.phase) {
+      case 'step':
+        this.onProgress(`Building: step ${event.step}/${event.steps}${event.line ? ` (line ${event.line})` : ''}`);
+        this.events.log(`build step ${event.step}/${event.steps}: ${event.instruction}`);
+        return;
+      case 'builder':
+        this.onProgress(`Building: ${event.step}${event.detail ? ` ${event.detail}` : ''}`);
+        return;
+      case 'log':
+        this.events.output('build', Buffer.from(`${event.line}\n`));
+        return;
+      case 'warning':
+        this.events.log(`build: ${event.message}`);
+        return;
+      case 'pull':
+        this.onProgress(`Pulling ${event.ref}: ${(event.bytes / 1048576).toFixed(1)} of ${(event.total / 1048576).toFixed(1)} MiB`);
+        return;
+      default:
+    }
   }
 
   /** The hooks of this start, with the environment a login shell of the guest has, then remoteEnv. */
@@ -199,6 +244,7 @@ export class Session {
   /** Stops the VM and everything it owns; safe to call at any point of start(). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abort.abort();
     this.ports?.stop();
     const vm = this.vm;
     this.vm = undefined;
@@ -211,7 +257,6 @@ export class Session {
     const { plan } = this;
     let bakeAnnounced = false;
     return {
-      ref: plan.source.kind === 'image' ? plan.source.ref : undefined,
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       network: plan.network,

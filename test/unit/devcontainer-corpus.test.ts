@@ -83,6 +83,7 @@ test('a dozen real-world-shaped configurations: no error, no variable left in wh
       fs.mkdirSync(path.join(folder, 'packages'));
       fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config, null, 2));
       fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.env'), 'FROM_FILE=1\n# comment\n');
+      for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev']) fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
       const resolved = resolveConfig({ folder, env: { HOME: '/home/u', MY_TOKEN: 't' } });
       const plan = planWorkspace(resolved, SETTINGS, { python: false });
       const errors = plan.problems.filter((p) => p.severity === 'error');
@@ -106,6 +107,7 @@ test('the corpus as the engine plans it: what each project gets', () => {
     fs.mkdirSync(path.join(folder, 'packages'), { recursive: true });
     fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(CORPUS[name]));
     fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.env'), 'FROM_FILE=1\n');
+    for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev']) fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
     return planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, { python: false });
   };
   try {

@@ -174,3 +174,15 @@ test('editor extensions recommended by the configuration: well-formed ids, the l
   const resolved = resolveConfig({ folder: dir, env: {} });
   assert.deepEqual(recommendedExtensions(resolved.config, resolved.raw), ['dbaeumer.vscode-eslint', 'ms-python.python']);
 });
+
+test('a Dockerfile or context outside the opened folder, or missing, is an error naming the key', () => {
+  const outside = folderWith({ build: { dockerfile: 'Dockerfile', context: '../..' } }, { '.devcontainer/Dockerfile': 'FROM x\n' });
+  const p1 = planWorkspace(resolveConfig({ folder: outside, env: {} }), SETTINGS, { python: false });
+  assert.deepEqual(p1.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['build-outside-folder', '$.build.context']]);
+  const missing = folderWith({ build: { dockerfile: 'Nope' } });
+  const p2 = planWorkspace(resolveConfig({ folder: missing, env: {} }), SETTINGS, { python: false });
+  assert.deepEqual(p2.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['missing-dockerfile', '$.build.dockerfile']]);
+  const inside = folderWith({ build: { dockerfile: '../Dockerfile', context: '..' } }, { Dockerfile: 'FROM x\n' });
+  const p3 = planWorkspace(resolveConfig({ folder: inside, env: {} }), SETTINGS, { python: false });
+  assert.equal(p3.source.kind, 'dockerfile');
+});
