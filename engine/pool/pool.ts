@@ -51,6 +51,7 @@ export class Pool {
   private readonly inUse = new Set<Machine>();
   private readonly waiters: Waiter[] = [];
   private booting = 0;
+  private readonly stopping = new Set<Promise<void>>();
   private closed = false;
   private evictTimer: NodeJS.Timeout | undefined;
   private readonly eventListeners = new Set<(event: PoolEvent) => void>();
@@ -103,8 +104,17 @@ export class Pool {
     }
     const machines = [...this.idle.splice(0).map((i) => i.machine), ...this.inUse];
     this.inUse.clear();
-    await Promise.all(machines.map((m) => m.stop()));
+    await Promise.all(machines.map((m) => this.stopMachine(m)));
     while (this.booting > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    // A boot that finished after the close, or an eviction, may still be stopping its VM.
+    await Promise.all(this.stopping);
+  }
+
+  /** Stops a machine; shutdown() waits for every stop begun here, so no QEMU outlives it. */
+  private stopMachine(machine: Machine): Promise<void> {
+    const stopped = machine.stop().finally(() => this.stopping.delete(stopped));
+    this.stopping.add(stopped);
+    return stopped;
   }
 
   private takeIdle(): Machine | undefined {
@@ -135,7 +145,7 @@ export class Pool {
   private async release(machine: Machine): Promise<void> {
     this.inUse.delete(machine);
     if (this.closed || this.settings.restoreOnRelease || !machine.alive || (await machine.checkHealth()) !== 'healthy') {
-      await machine.stop();
+      await this.stopMachine(machine);
     } else {
       this.offer(machine);
     }
@@ -170,7 +180,7 @@ export class Pool {
     this.boot().then(
       (machine) => {
         this.booting--;
-        if (this.closed) return void machine.stop();
+        if (this.closed) return void this.stopMachine(machine);
         this.adopt(machine);
       },
       (error: Error) => {
@@ -214,7 +224,7 @@ export class Pool {
   private evictIdle(): void {
     const now = Date.now();
     while (this.idle.length > this.settings.min && now - this.idle[0].since >= this.settings.idleTimeoutMs) {
-      void (this.idle.shift() as IdleMachine).machine.stop();
+      void this.stopMachine((this.idle.shift() as IdleMachine).machine);
     }
     if (this.idle.length <= this.settings.min) {
       clearInterval(this.evictTimer);

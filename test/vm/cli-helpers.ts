@@ -20,7 +20,8 @@ export interface Bundles {
 export async function buildBundles(): Promise<Bundles> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bundle-'));
   const root = path.join(__dirname, '..', '..');
-  const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning', absWorkingDir: root } as const;
+  // mainFields as in esbuild.mjs: jsonc-parser's "main" is a UMD build that requires its files at run time.
+  const common: esbuild.BuildOptions = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning', absWorkingDir: root, mainFields: ['module', 'main'] };
   const bundles = { cli: path.join(dir, 'cli.js'), engine: path.join(dir, 'engine.js'), dir };
   await Promise.all([
     esbuild.build({ ...common, entryPoints: ['engine/cli/main.ts'], outfile: bundles.cli }),

@@ -44,7 +44,7 @@ function events(logs: string[]): SessionEvents {
 test('a Dockerfile workspace builds in the builder VM, opens on the result, and is a cache lookup the second time', async () => {
   const folder = path.join(tmp, 'app');
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'Dockerfile'), 'FROM debian:bookworm\nARG FLAVOUR=plain\nRUN echo "built with $FLAVOUR" > /built.txt\n');
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'Dockerfile'), `FROM debian:bookworm\nARG FLAVOUR=plain\n# run ${process.pid}-${Date.now()}: the build cache outlives this test, so the first open must find nothing\nRUN echo "built with $FLAVOUR" > /built.txt\n`);
   fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({
     build: { dockerfile: 'Dockerfile', args: { FLAVOUR: 'args' } },
     postStartCommand: 'cat /built.txt /etc/debian_version > from-image.txt',
