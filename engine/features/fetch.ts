@@ -74,13 +74,22 @@ export async function fetchLayer(userId: string, ref: ImageReference, layer: Des
   });
 }
 
-/** Each endpoint in turn (mirrors, then the registry), as pullImage does. */
+/**
+ * Each endpoint in turn (mirrors, then the registry), as pullImage does. A mirror's 404 stays
+ * the answer when the registry itself cannot be reached: the feature is missing where it was
+ * looked for, which is what the user can act on.
+ */
 async function withEndpoints<T>(ref: ImageReference, mirrors: RegistryMirrors | undefined, work: (client: RegistryClient) => Promise<T>): Promise<T> {
   const failures: string[] = [];
+  let notFound: MicrovmError | undefined;
   for (const endpoint of endpointsFor(ref, mirrors ?? mirrorsFromEnv())) {
     try {
       return await work(new RegistryClient(ref, { credentials: credentialsFor(endpoint.host), endpoint }));
     } catch (err) {
+      if (endpoint.mirror && err instanceof MicrovmError && err.code === 'E_IMAGE_NOT_FOUND') notFound ??= err;
+      if (!endpoint.mirror && notFound && err instanceof MicrovmError && err.code === 'E_REGISTRY_UNREACHABLE') {
+        throw new MicrovmError('E_IMAGE_NOT_FOUND', `${notFound.message} (${endpoint.host} itself could not be reached: ${err.message})`, { cause: err });
+      }
       if (!endpoint.mirror || !isRegistryFailure(err)) throw withMirrorFailures(err, failures);
       failures.push(`${endpoint.origin.origin}: ${(err as Error).message}`);
     }
