@@ -49,10 +49,10 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function events(logs: string[]): SessionEvents {
+function events(logs: string[], output: string[] = []): SessionEvents {
   return {
     log: (line) => logs.push(line), baking: () => undefined, booting: () => undefined, portsChanged: () => undefined,
-    exited: (error) => logs.push(`exited: ${error.message}`), output: () => undefined, hookFailed: (d) => logs.push(`hook failed: ${d}`),
+    exited: (error) => logs.push(`exited: ${error.message}`), output: (label, chunk) => { if (label !== 'build') output.push(chunk.toString()); }, hookFailed: (d) => logs.push(`hook failed: ${d}`),
   };
 }
 
@@ -123,6 +123,31 @@ test('bad features are clear errors before any VM: unknown (404), an option of t
     assert.equal(errors.length, 1, JSON.stringify(prepared?.problems));
     assert.match(errors[0].message, pattern);
     assert.match(errors[0].path, /^\$\.features/);
+  }
+  await assertNothingRunning();
+});
+
+test('features install on a Dockerfile\'s result, with its USER as the container and remote user, and on the embedded default image', async () => {
+  // The image's user may not write the shared folder here: the hook's output says what the feature saw.
+  const folder = workspace('built', { build: { dockerfile: 'Dockerfile' }, features: { './who': {} }, postStartCommand: 'cat /etc/who' });
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'Dockerfile'), 'FROM debian:bookworm\nRUN useradd -m -u 1000 dev\nUSER dev\n');
+  const who = feature({ id: 'who', version: '1.0.0' }, `echo "$(id -un) container=$_CONTAINER_USER remote=$_REMOTE_USER home=$_REMOTE_USER_HOME" > /etc/who # ${process.pid}-${Date.now()}`);
+  writeFeature(path.join(folder, '.devcontainer', 'who'), who);
+  const plain = workspace('plain', { features: { './who': {} }, postStartCommand: 'cat /etc/who' });
+  writeFeature(path.join(plain, '.devcontainer', 'who'), who);
+  for (const [dir, expected] of [[folder, 'root container=dev remote=dev home=/home/dev\n'], [plain, 'root container=root remote=root home=/root\n']]) {
+    const logs: string[] = [];
+    const output: string[] = [];
+    const prepared = await prepare(dir);
+    assert.ok(prepared);
+    const session = new Session(prepared.plan, events(logs, output), prepared.lifecycle);
+    try {
+      await session.start();
+      await session.hooksSettled();
+    } finally {
+      await session.stop();
+    }
+    assert.equal(output.join(''), expected, logs.join('\n'));
   }
   await assertNothingRunning();
 });
