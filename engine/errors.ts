@@ -53,7 +53,12 @@ export type ErrorCode =
   | 'E_DOCKERFILE'
   | 'E_BUILD_CONTEXT'
   | 'E_BUILD_FAILED'
-  | 'E_BUILD_CANCELLED';
+  | 'E_BUILD_CANCELLED'
+  | 'E_FEATURE_REF'
+  | 'E_FEATURE_NOT_FOUND'
+  | 'E_FEATURE_INVALID'
+  | 'E_FEATURE_OPTION'
+  | 'E_FEATURE_ORDER';
 
 export class MicrovmError extends Error {
   readonly code: ErrorCode;

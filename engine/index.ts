@@ -23,5 +23,6 @@ export { DEFAULT_PROTECT, removeVolume, volumeFile } from './mount';
 export * from './workspace';
 export * from './devcontainer';
 export * from './build';
+export * from './features';
 export { MIRRORS_ENV, parseMirrorList } from './image/registry/mirrors';
 export type { RegistryMirrors } from './image/registry/mirrors';

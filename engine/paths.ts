@@ -23,6 +23,8 @@ export const homePaths = {
   builderImage: () => path.join(microvmHome(), 'images', 'builder'),
   /** Dockerfile build results (one OCI layout per cache key) and context hash caches (engine/build). */
   builds: () => path.join(microvmHome(), 'builds'),
+  /** Dev container features: recorded tag digests (refs/) and the build contexts being assembled (engine/features). */
+  features: () => path.join(microvmHome(), 'features'),
   rootfsCache: () => path.join(microvmHome(), 'rootfs'),
   /** Content-addressed blobs (blobs/sha256/HEX), partial downloads (tmp/) and pulled refs (refs/). */
   store: () => path.join(microvmHome(), 'store'),

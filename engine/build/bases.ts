@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { MicrovmError } from '../errors';
 import type { ContentStore } from '../image/content-store';
 import { parseJsonDocument } from '../image/json-document';
@@ -9,7 +10,7 @@ import type { RegistryMirrors } from '../image/registry/mirrors';
 import type { PullProgress } from '../image/registry/pull';
 import type { Descriptor } from '../image/schemas';
 import { resolveSource, type PullPolicy } from '../image/source';
-import { MAX_JSON_DOCUMENT_BYTES } from '../image/types';
+import { MAX_JSON_DOCUMENT_BYTES, type ResolvedImage } from '../image/types';
 import { encodeHeader, endOfArchive, paddingFor } from '../rootfs/tar-writer';
 import { newHeader } from '../rootfs/tar-types';
 import type { DockerfilePlan, ImageUse } from './dockerfile';
@@ -37,6 +38,8 @@ export interface BaseOptions {
   pullPolicy: PullPolicy;
   maxLayerBytes: number;
   mirrors?: RegistryMirrors;
+  /** FROM names that stand for images of this host (see BuildImageOptions.localBases). */
+  localBases?: Readonly<Record<string, string>>;
   onPull?: (ref: string, event: PullProgress) => void;
 }
 
@@ -58,13 +61,15 @@ export async function resolveBases(plan: DockerfilePlan, opts: BaseOptions): Pro
 
 async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage> {
   const reference = parseReference(use.ref);
-  const resolved = await resolveSource(reference.canonical, {
+  const local = opts.localBases?.[use.ref];
+  const resolved = await resolveSource(local ?? reference.canonical, {
     pullPolicy: opts.pullPolicy,
     maxLayerBytes: opts.maxLayerBytes,
     store: opts.store,
     mirrors: opts.mirrors,
     onPull: (event) => opts.onPull?.(use.ref, event),
   });
+  if (local) await storeLocalBlobs(resolved, opts.store);
   const manifestBytes = await readStored(opts.store, resolved.manifestDigest);
   const manifest = parseJsonDocument(manifestBytes, resolved.manifestDigest, z.object({ mediaType: z.string().optional(), config: z.object({ mediaType: z.string(), size: z.number() }) }));
   const configBytes = await readStored(opts.store, resolved.configDigest);
@@ -81,6 +86,21 @@ async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage>
     layers: resolved.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     diffIds,
   };
+}
+
+/**
+ * A local OCI layout's blobs copied into the content store (verified by digest on the way),
+ * where the rest of the build reads every base from. A build result's blobs are already
+ * there (its layout holds hard links to them), so only other layouts cost a copy, once.
+ */
+async function storeLocalBlobs(image: ResolvedImage, store: ContentStore): Promise<void> {
+  const inLayout = (digest: string) => path.join(image.source, 'blobs', ...digest.split(':'));
+  const blobs = [{ digest: image.manifestDigest, file: inLayout(image.manifestDigest) }, { digest: image.configDigest, file: inLayout(image.configDigest) },
+    ...image.layers.map((l) => ({ digest: l.digest, file: l.path }))];
+  for (const { digest, file } of blobs) {
+    if (await store.has(digest)) continue;
+    await store.writeBlob(createReadStream(file) as AsyncIterable<Buffer>, { digest, maxBytes: Number.MAX_SAFE_INTEGER, what: `${file} of the local image ${image.source}` });
+  }
 }
 
 /** A stored document, read into a buffer of its own size (readDocument sizes its buffer by the cap). */

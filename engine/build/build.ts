@@ -74,7 +74,7 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
   const store = new ContentStore();
   const mirrors = opts.registryMirrors && checkMirrors(opts.registryMirrors, 'buildImage option registryMirrors');
   const bases = await resolveBases(plan, {
-    store, pullPolicy: opts.pullPolicy, maxLayerBytes: opts.maxLayerBytes, mirrors,
+    store, pullPolicy: opts.pullPolicy, maxLayerBytes: opts.maxLayerBytes, mirrors, localBases: opts.localBases,
     onPull: (ref, event) => progress({ phase: 'pull', ref, digest: event.digest, bytes: event.bytes, total: event.total }),
   });
   const builderRef = opts.builderImage ?? process.env[BUILDER_IMAGE_ENV] ?? embeddedBuilder();

@@ -19,7 +19,7 @@ export class HashCache {
   private constructor(private readonly file: string, private readonly known: Map<string, Row>) {}
 
   static async open(contextRoot: string): Promise<HashCache> {
-    const file = path.join(homePaths.builds(), 'contexts', `${createHash('sha256').update(contextRoot).digest('hex').slice(0, 32)}.json`);
+    const file = cacheFile(contextRoot);
     const known = new Map<string, Row>();
     try {
       const stat = await fsp.stat(file);
@@ -31,6 +31,11 @@ export class HashCache {
       // No cache yet, or an unreadable one: every file is hashed.
     }
     return new HashCache(file, known);
+  }
+
+  /** Drops what is remembered of a context folder that is gone (a temporary one, such as engine/features' contexts). */
+  static async forget(contextRoot: string): Promise<void> {
+    await fsp.rm(cacheFile(contextRoot), { force: true });
   }
 
   /** The file's sha256 from the cache when its identity is unchanged, else from `compute`. */
@@ -53,6 +58,10 @@ export class HashCache {
     await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.file, JSON.stringify({ version: 1, root: contextRoot, files: Object.fromEntries(this.seen) }), 0o600);
   }
+}
+
+function cacheFile(contextRoot: string): string {
+  return path.join(homePaths.builds(), 'contexts', `${createHash('sha256').update(contextRoot).digest('hex').slice(0, 32)}.json`);
 }
 
 /** [inode, size, mtimeNs, ctimeNs, sha256 hex], as decimal strings. */

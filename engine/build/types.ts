@@ -9,6 +9,12 @@ export const buildImageOptionsSchema = z.object({
   dockerfile: z.string().min(1).optional(),
   /** Build arguments (ARG values). */
   args: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an ARG name'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).default({}),
+  /**
+   * Image names the Dockerfile's FROM lines use for images of this host rather than a
+   * registry: name (e.g. localhost/microvm-base:1a2b3c) -> an OCI layout (`oci:DIR`, a path)
+   * or an archive, as Image.build takes them. engine/features builds on a Dockerfile's result this way.
+   */
+  localBases: z.record(z.string().min(1).max(255), z.string().min(1).max(4096)).default({}),
   /** The stage to build (default: the last). */
   target: z.string().min(1).max(128).optional(),
   /**

@@ -4,6 +4,9 @@ import * as path from 'node:path';
 import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
 import type { NetworkMode } from '../qemu/network';
 import type { BuildConfig, UserEnvProbe } from './config';
+import type { ResolvedFeatures } from '../features/resolve';
+import type { ResolvedFeature } from '../features/types';
+import { featureEntries, featureProblems, mergedCustomizations, MetadataHooks, metadataHooks, metadataMounts, metadataProblems } from './image-metadata';
 import { Hook, LifecycleCommand, WaitFor } from './lifecycle';
 import { parseMount, ParsedMount } from './mounts';
 import { PortsConfig } from './ports';
@@ -43,7 +46,14 @@ export interface WorkspacePlan {
   /** Names as the configuration gives them: the workspace namespaces them. */
   volumes: Array<{ name: string; mountPoint: string; sizeMib: number }>;
   tmpfs: Array<{ target: string; sizeMib?: number }>;
+  /** devcontainer.json's hooks. */
   hooks: Partial<Record<Hook, LifecycleCommand>>;
+  /** Hooks of the image's metadata and the features, in order: each runs before devcontainer.json's. */
+  metadataHooks: MetadataHooks;
+  /** The features to install on the image, in install order (empty: the image as it is). */
+  features: ResolvedFeature[];
+  /** Per tool, the features' customizations, then devcontainer.json's. */
+  customizations: Record<string, unknown[]>;
   waitFor: WaitFor;
   ports: PortsConfig;
   containerUser?: string;
@@ -58,11 +68,17 @@ export interface WorkspacePlan {
 
 export const VOLUME_SIZE_MIB = 8192;
 
-/** The plan for a resolved configuration, the user's settings and what the folder holds. */
-export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: { python: boolean }): WorkspacePlan {
+/**
+ * The plan for a resolved configuration, the user's settings, what the folder holds and its
+ * features (resolveFeatures; undefined when they were not resolved, as in read-configuration).
+ */
+export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: { python: boolean }, features?: ResolvedFeatures): WorkspacePlan {
   const problems = new Problems();
   problems.list.push(...resolved.problems);
+  if (features) problems.list.push(...featureProblems(features));
   const { config, folder } = resolved;
+  const entries = featureEntries(features?.features ?? [], resolved.devcontainerId);
+  metadataProblems(entries, problems);
   const runArgs = readRunArgs(config.runArgs, folder, problems);
   const workspaceFolder = resolved.containerWorkspaceFolder;
   const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({
@@ -77,8 +93,8 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     if (facts.python) volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
   }
   const tmpfs: WorkspacePlan['tmpfs'] = [];
-  const entries = [...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })), ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' }))];
-  for (const { value, at } of entries) {
+  const mountEntries = [...metadataMounts(entries), ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })), ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' }))];
+  for (const { value, at } of mountEntries) {
     const mount = parseMount(value);
     if ('error' in mount) {
       problems.add('warning', 'invalid-mount', at, `${mount.error} (${quote(value)})`, 'this mount is skipped');
@@ -86,7 +102,7 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     }
     placeMount(mount, at, folder, { share, mounts, volumes, tmpfs }, problems);
   }
-  problems.list.push(...sourceProblems(resolved));
+  problems.list.push(...sourceProblems(resolved, features !== undefined));
   const ports: PortsConfig = { ...config.ports, publish: [...config.ports.publish, ...runArgs.publish] };
   for (const { service, port } of config.ports.servicePorts) {
     problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service`, 'not forwarded: compose services are not run yet');
@@ -103,6 +119,9 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     volumes,
     tmpfs,
     hooks: config.hooks,
+    metadataHooks: metadataHooks(entries, problems),
+    features: features?.features ?? [],
+    customizations: mergedCustomizations(entries, config.customizations),
     waitFor: config.waitFor ?? 'updateContentCommand',
     ports,
     ...(config.containerUser ?? runArgs.user ? { containerUser: config.containerUser ?? runArgs.user } : {}),
@@ -213,13 +232,13 @@ function imageSource(resolved: ResolvedConfig, settings: PlanSettings, problems:
 }
 
 /** What the configuration asks for that this build cannot give yet, with what the user gets instead. */
-function sourceProblems(resolved: ResolvedConfig): Problem[] {
+function sourceProblems(resolved: ResolvedConfig, featuresResolved: boolean): Problem[] {
   const problems = new Problems();
   const { config } = resolved;
   const features = Object.keys(config.features);
-  if (features.length > 0) {
-    problems.add('warning', 'features-not-installed', '$.features', `features ${features.map((f) => quote(f)).join(', ')} are not installed`,
-      'the VM runs the image without them: features need the image builder');
+  if (features.length > 0 && !featuresResolved) {
+    problems.add('info', 'features-not-resolved', '$.features', `features ${features.map((f) => quote(f)).join(', ')} are resolved when the workspace opens`,
+      'their options, order and metadata are not checked here');
   }
   if (config.compose) {
     problems.add('warning', 'compose-not-run', '$.dockerComposeFile', `compose files ${config.compose.files.map((f) => quote(f)).join(', ')} (service ${quote(config.compose.service)}) are not run`,

@@ -1,7 +1,7 @@
 import type { Vm } from '../vm/vm';
 import type { Hook } from '../devcontainer/lifecycle';
 import type { WorkspacePlan } from '../devcontainer/plan';
-import { CommandOutcome, describeFailure, failedOutcomes, HookEnvironment, HookOutput, hooksToRun, runHook, splitAtWaitFor } from './lifecycle-runner';
+import { CommandOutcome, describeFailure, failedOutcomes, HookEnvironment, HookOutput, HookRun, hooksToRun, runHook, splitAtWaitFor } from './lifecycle-runner';
 
 /** What the workspace remembers between opens: the container's hooks that already ran. */
 export interface LifecycleState {
@@ -31,7 +31,7 @@ export class Lifecycle {
 
   /** Runs the hooks up to waitFor; resolves when they are done (or one failed). */
   async start(phase: { start: boolean; attach: boolean }): Promise<void> {
-    const hooks = hooksToRun(this.state.done, phase).filter((hook) => this.plan.hooks[hook]);
+    const hooks = hooksToRun(this.state.done, phase).filter((hook) => hookRuns(this.plan, hook).length > 0);
     const { before, after } = splitAtWaitFor(hooks, this.plan.waitFor);
     if (await this.runAll(before, after)) {
       // The rest runs while the user works; a VM stopped meanwhile ends it (said in the log, not thrown).
@@ -45,11 +45,14 @@ export class Lifecycle {
    */
   private async runAll(hooks: readonly Hook[], then: readonly Hook[] = []): Promise<boolean> {
     for (const [i, hook] of hooks.entries()) {
-      const command = this.plan.hooks[hook];
-      if (!command) continue;
       this.events.progress(`Running ${hook}`);
-      const outcomes = await runHook(this.vm, { hook, origin: 'devcontainer.json', command }, this.where, this.events);
-      if (!this.succeeded(hook, outcomes)) {
+      let outcomes: CommandOutcome[] = [];
+      // The image's and the features' commands first, each blocking the next; a failure stops the rest.
+      for (const run of hookRuns(this.plan, hook)) {
+        outcomes = await runHook(this.vm, run, this.where, this.events);
+        if (!this.succeeded(hook, outcomes)) break;
+      }
+      if (failedOutcomes(outcomes).length > 0) {
         const rest = [...hooks.slice(i), ...then];
         this.events.log(`${hook} failed: ${rest.slice(1).join(', ') || 'no other hook'} did not run`);
         this.events.hookFailed(failureText(outcomes), async () => {
@@ -64,9 +67,21 @@ export class Lifecycle {
 
   private succeeded(hook: Hook, outcomes: readonly CommandOutcome[]): boolean {
     const failures = failedOutcomes(outcomes);
-    for (const outcome of outcomes) this.events.log(`${outcome.name ? `${hook} (${outcome.name})` : hook} exited ${outcome.exitCode}${outcome.signal ? ` (${outcome.signal})` : ''}`);
+    for (const outcome of outcomes) {
+      const from = outcome.origin === 'devcontainer.json' ? '' : ` from ${outcome.origin}`;
+      this.events.log(`${outcome.name ? `${hook} (${outcome.name})` : hook}${from} exited ${outcome.exitCode}${outcome.signal ? ` (${outcome.signal})` : ''}`);
+    }
     return failures.length === 0;
   }
+}
+
+/** One hook's commands in the spec's order: the image metadata's and the features' (install order), then devcontainer.json's. */
+export function hookRuns(plan: Pick<WorkspacePlan, 'hooks' | 'metadataHooks'>, hook: Hook): HookRun[] {
+  const own = plan.hooks[hook];
+  return [
+    ...(plan.metadataHooks[hook] ?? []).map((c) => ({ hook, origin: c.origin, command: c.command })),
+    ...(own ? [{ hook, origin: 'devcontainer.json', command: own }] : []),
+  ];
 }
 
 function failureText(outcomes: readonly CommandOutcome[]): string {

@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ConfigChange } from '../devcontainer/changes';
 import { ConfigFile, readConfigFile } from '../devcontainer/locate';
 import { PlanSettings, planWorkspace, WorkspacePlan } from '../devcontainer/plan';
+import { resolveFeatures, type ResolvedFeatures } from '../features/resolve';
+import type { RegistryMirrors } from '../image/registry/mirrors';
 import { Problem } from '../devcontainer/problems';
 import { resolveConfig, ResolvedConfig } from '../devcontainer/resolve';
 import { pinDecision, pinned } from './config-pin';
@@ -21,6 +24,10 @@ export interface PrepareOptions {
   onConfigChanged(file: string, changes: ConfigChange[]): Promise<'apply' | 'previous' | 'cancel'>;
   /** The workspace asks for more than this host allows: true to open with the allowed amounts. */
   onOverLimits(over: OverLimit[]): Promise<boolean>;
+  /** Steps that may take a while (fetching features' metadata from their registries). */
+  onProgress?(step: string): void;
+  /** Registry host -> mirror URLs for features (default: MICROVM_REGISTRY_MIRRORS). */
+  registryMirrors?: RegistryMirrors;
 }
 
 export interface PreparedWorkspace {
@@ -46,7 +53,7 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const resolved = await acceptedConfig(record, options);
   if (!resolved) return undefined;
   const python = fs.readdirSync(resolved.folder).some((name) => PYTHON_MARKERS.includes(name));
-  const planned = planWorkspace(resolved, options.settings, { python });
+  const planned = planWorkspace(resolved, options.settings, { python }, await featuresOf(resolved, options));
   const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
   const request = { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes };
   const limits = hostLimits(options.limits);
@@ -55,6 +62,19 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const allowed = over.length > 0 ? clampToLimits(request, limits) : request;
   const plan = { ...planned, memoryMib: allowed.memoryMib, vcpus: allowed.cpus, volumes: allowed.volumes };
   return { record, resolved, plan, problems: plan.problems, lifecycle: await lifecycleState(record, plan) };
+}
+
+/**
+ * The configuration's features resolved on the host (references, options, order; no VM):
+ * their problems join the configuration's, their hooks and mounts the plan.
+ */
+async function featuresOf(resolved: ResolvedConfig, options: PrepareOptions): Promise<ResolvedFeatures | undefined> {
+  const { config, configPath, folder } = resolved;
+  if (Object.keys(config.features).length === 0 || !configPath) return undefined;
+  return resolveFeatures({
+    features: config.features, overrideFeatureInstallOrder: config.overrideFeatureInstallOrder, folder, configDir: fs.realpathSync(path.dirname(configPath)),
+    ...(options.registryMirrors ? { mirrors: options.registryMirrors } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
 }
 
 async function acceptedConfig(record: WorkspaceRecord, options: PrepareOptions): Promise<ResolvedConfig | undefined> {

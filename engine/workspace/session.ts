@@ -1,6 +1,12 @@
 import type { ExecChild } from '../agent/exec-child';
 import { resolveContainerEnv } from '../devcontainer/resolve';
 import type { WorkspacePlan } from '../devcontainer/plan';
+import { withImageMetadata } from '../devcontainer/image-metadata';
+import { formatProblem, Problems } from '../devcontainer/problems';
+import { baseImage } from '../features/base-image';
+import { buildFeaturesImage } from '../features/build';
+import type { MetadataEntry } from '../features/metadata';
+import { ContentStore } from '../image/content-store';
 import { BuildProgress, Image } from '../image/image';
 import { buildImage } from '../build/build';
 import type { BuildImageProgress } from '../build/types';
@@ -42,7 +48,8 @@ export class Session {
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
 
-  constructor(readonly plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState) {}
+  /** The image's own metadata (its devcontainer.metadata label) joins the plan once the image is known. */
+  constructor(public plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState) {}
 
   get running(): Vm {
     if (!this.vm) throw new Error('the MicroVM is not running');
@@ -115,10 +122,36 @@ export class Session {
   }
 
   /**
-   * The image's reference: the configuration's (or the default), or the result of building its
-   * Dockerfile in the builder microVM, with each step and log line reported as it happens.
+   * The image's reference: the configuration's (or its Dockerfile's result) with the features
+   * installed on top in the builder microVM (engine/features); the image's own metadata label
+   * merges into the plan (its hooks run first).
    */
   private async imageRef(): Promise<string | undefined> {
+    const base = await this.baseImageRef();
+    const { features } = this.plan;
+    if (features.length === 0) {
+      this.mergeImageMetadata((await baseImage(base, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }) })).metadata);
+      return base;
+    }
+    this.events.baking();
+    this.onProgress(`Installing features: ${features.map((f) => f.userId).join(', ')}`);
+    const built = await buildFeaturesImage({
+      base, features, network: this.plan.network, signal: this.abort.signal, onProgress: (event: BuildImageProgress) => this.buildProgress(event),
+      ...(this.plan.containerUser ? { containerUser: this.plan.containerUser } : {}), ...(this.plan.remoteUser ? { remoteUser: this.plan.remoteUser } : {}),
+    });
+    this.events.log(`features ${features.map((f) => f.userId).join(', ')} installed as ${built.users.containerUser}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
+    this.mergeImageMetadata(built.baseMetadata);
+    return built.ref;
+  }
+
+  private mergeImageMetadata(entries: MetadataEntry[]): void {
+    const problems = new Problems();
+    this.plan = withImageMetadata(this.plan, entries, problems);
+    for (const problem of problems.list) this.events.log(formatProblem('the image\'s devcontainer.metadata', problem));
+  }
+
+  /** The configuration's image (or the default), or the result of building its Dockerfile, each step and log line reported as it happens. */
+  private async baseImageRef(): Promise<string | undefined> {
     const { source } = this.plan;
     if (source.kind === 'image') return source.ref;
     const { build } = source;

@@ -83,12 +83,12 @@ async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: 
 }
 
 /** What makes the next endpoint worth a try; a full host disk or a hostile answer does not. */
-function isRegistryFailure(err: unknown): boolean {
+export function isRegistryFailure(err: unknown): boolean {
   return err instanceof MicrovmError && ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_PROTOCOL', 'E_REGISTRY_AUTH', 'E_IMAGE_NOT_FOUND'].includes(err.code);
 }
 
 /** The registry's own error, with what the mirrors answered before it. */
-function withMirrorFailures(err: unknown, failures: string[]): unknown {
+export function withMirrorFailures(err: unknown, failures: string[]): unknown {
   if (failures.length === 0 || !(err instanceof MicrovmError)) return err;
   return new MicrovmError(err.code, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`, { cause: err });
 }
