@@ -31,6 +31,8 @@ export const mountSchema = z.object({
   /** Paths relative to hostPath kept read-only (a repository's core.hooksPath is added by itself). */
   protectPaths: z.array(protectPath).max(32).default([]),
   git: z.enum(['writable', 'strict']).default('writable'),
+  /** The guest ids that become the folder's owner on the host (default 0:0): the workspace's user. */
+  guestOwner: z.object({ uid: z.number().int().min(0).max(65535), gid: z.number().int().min(0).max(65535) }).strict().optional(),
 }).strict().refine((m) => m.filter || m.symlinks !== 'follow', { message: "symlinks: 'follow' is served by the filter view: it needs filter: true", path: ['filter'] });
 
 /** A persistent ext4 disk under $MICROVM_HOME/volumes, kept across runs and re-bakes. */
@@ -60,6 +62,8 @@ export const buildOptionsSchema = z.object({
   /** Cap on one layer, compressed as stored and decompressed as unpacked (default 16 GiB). */
   maxLayerBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024 * 1024),
   onProgress: z.function().args(z.any()).returns(z.any()).optional(),
+  /** The user every process of the VM runs as (devcontainer.json containerUser), instead of the image's USER. */
+  user: z.string().min(1).max(256).optional(),
   /** Bake a snapshot so that pools restore VMs instead of booting them (default true). */
   snapshot: z.boolean().default(true),
   snapshotsDir: z.string().min(1).optional(),
@@ -117,6 +121,13 @@ export const execOptionsSchema = z.object({
   encoding: z.enum(['utf8', 'buffer']).default('utf8'),
   /** Most tasks (processes and threads) the command and its descendants may have at once in the guest (default 4096). */
   pidsMax: z.number().int().min(1).max(MAX_PIDS_MAX).optional(),
+  /** Run as these ids instead of the image's user (resolve a name with vm.userInfo()). */
+  user: z.object({
+    uid: z.number().int().min(0).max(0xfffffffe),
+    gid: z.number().int().min(0).max(0xfffffffe),
+    /** Supplementary groups (vm.userInfo() lists the user's from /etc/group). */
+    groups: z.array(z.number().int().min(0).max(0xfffffffe)).max(64).optional(),
+  }).strict().optional(),
 }).strict();
 
 export type BuildOptions = z.input<typeof buildOptionsSchema>;

@@ -13,8 +13,8 @@ export interface ProcessRequest {
   stageFiles: Array<{ path: string; mode: number; data: Buffer }>;
   chain: string[][];
   workload?: boolean;
-  /** Run as this user (the image's User); absent = root. */
-  user?: { uid: number; gid: number };
+  /** Run as this user (the image's User), with these supplementary groups; absent = root. */
+  user?: { uid: number; gid: number; groups?: number[] };
   /** pids.max of the process's cgroup in the guest; absent = the agent's DEFAULT_PIDS_MAX. */
   pidsMax?: number;
 }
@@ -49,7 +49,10 @@ export function encodeProcessRequest(request: ProcessRequest): TlvWriter {
     body.nested(Tag.CHAIN, inner);
   }
   if (request.workload) body.u32(Tag.WORKLOAD, 1);
-  if (request.user) body.u32(Tag.UID, request.user.uid).u32(Tag.GID, request.user.gid);
+  if (request.user) {
+    body.u32(Tag.UID, request.user.uid).u32(Tag.GID, request.user.gid);
+    for (const group of request.user.groups ?? []) body.u32(Tag.GROUP, group);
+  }
   if (request.pidsMax !== undefined) body.u32(Tag.PIDS_MAX, request.pidsMax);
   return body;
 }

@@ -80,6 +80,7 @@ export const Tag = {
   UID: 42,
   GID: 43,
   PIDS_MAX: 44,
+  GROUP: 45,
   MOUNT_KIND: 50,
   MOUNT_SOURCE: 51,
   READ_ONLY: 52,

@@ -61,6 +61,11 @@ export async function fromStore(reference: ImageReference, store: ContentStore):
   }
 }
 
+/** Whether a reference names something on this machine (a layout or an archive) rather than a registry image. */
+export function isLocalImageRef(ref: string): boolean {
+  return localPath(ref) !== null;
+}
+
 function localPath(ref: string): string | null {
   const prefixed = /^(oci|oci-archive|docker-archive):(.+)$/.exec(ref);
   const candidate = prefixed ? prefixed[2] : ref;

@@ -5,16 +5,19 @@ const SUBORDINATE_BASE = 100_000;
 const GUEST_IDS = 65_536;
 
 /**
- * The user namespace virtiofsd runs in: guest root (0) becomes the folder's owner, so files
- * the guest creates belong to the host user who owns the share. Other guest ids map to a
- * subordinate range starting at 100000 + 1 (never to host root). A folder owned by root maps
+ * The user namespace virtiofsd runs in: the guest's user of the folder (root by default, or
+ * the workspace's remote user, as devcontainer.json's updateRemoteUserUID intends) becomes the
+ * folder's owner, so files it creates belong to the host user who owns the share. Other guest
+ * ids map to a subordinate range from 100000 (never to host root). A folder owned by root maps
  * identically (the host user is root already).
  */
-export function idMapFor(ownerId: number): IdMapping[] {
+export function idMapFor(ownerId: number, guestId = 0): IdMapping[] {
   if (ownerId === 0) return [{ inside: 0, outside: 0, count: GUEST_IDS }];
+  const base = subordinateBase(ownerId);
   return [
-    { inside: 0, outside: ownerId, count: 1 },
-    { inside: 1, outside: subordinateBase(ownerId) + 1, count: GUEST_IDS - 1 },
+    ...(guestId > 0 ? [{ inside: 0, outside: base, count: guestId }] : []),
+    { inside: guestId, outside: ownerId, count: 1 },
+    ...(guestId < GUEST_IDS - 1 ? [{ inside: guestId + 1, outside: base + guestId + 1, count: GUEST_IDS - guestId - 1 }] : []),
   ];
 }
 

@@ -19,6 +19,8 @@ export interface MountSpec {
   protectPaths: string[];
   /** 'writable': git's everyday data in a .git is writable, its config and hooks are not; 'strict': all of it read-only. */
   git: GitPolicy;
+  /** The guest ids that become the folder's owner on the host (default root's, 0:0). */
+  guestOwner?: { uid: number; gid: number };
 }
 
 export type GitPolicy = 'writable' | 'strict';

@@ -61,8 +61,8 @@ export interface JailSpec {
  */
 export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, jail: JailSpec): string[] {
   const args = ['--socket', jail.socket];
-  for (const line of formatIdMap(idMapFor(jail.owner.uid))) args.push('--uid-map', line);
-  for (const line of formatIdMap(idMapFor(jail.owner.gid))) args.push('--gid-map', line);
+  for (const line of formatIdMap(idMapFor(jail.owner.uid, mount.guestOwner?.uid))) args.push('--uid-map', line);
+  for (const line of formatIdMap(idMapFor(jail.owner.gid, mount.guestOwner?.gid))) args.push('--gid-map', line);
   if (mount.readOnly) args.push('--ro', mount.hostPath);
   if (mount.symlinks === 'deny') args.push('--deny-symlinks');
   if (jail.view) {

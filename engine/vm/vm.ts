@@ -8,6 +8,7 @@ import { execOptionsSchema, ExecOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
 import { mergeEnv } from '../image/env';
 import { Machine } from './machine';
+import { userInfo, UserInfo } from './user';
 import * as nodePath from 'node:path';
 import { Image } from '../image/image';
 import { writeSnapshot } from '../snapshot/store';
@@ -102,6 +103,11 @@ export class Vm {
     // A forward stopped while the VM runs (its guest listener went away) is forgotten once idle.
     forwarder.onClosed(() => this.forwarders.delete(forwarder));
     return forwarder;
+  }
+
+  /** A guest user (`name`, `uid`, `name:group`, `uid:gid`; '' = root): ids, home and shell from the guest's own passwd. */
+  userInfo(spec: string): Promise<UserInfo> {
+    return userInfo(spec, async (file) => (await this.readFile(file)).toString('utf8'));
   }
 
   /** The TCP listeners in the guest now (pid and process name included). */
@@ -213,7 +219,7 @@ export class Vm {
         data: typeof file.data === 'string' ? Buffer.from(file.data, 'utf8') : Buffer.from(file.data),
       })),
       chain: parsed.chain,
-      user: this.machine.user,
+      user: parsed.user ?? this.machine.user,
       pidsMax: parsed.pidsMax,
     };
   }

@@ -9,7 +9,6 @@ export { describeFailure, failedOutcomes, hooksToRun, runHook, splitAtWaitFor } 
 export type { CommandOutcome, HookEnvironment, HookOutput, HookRun } from './lifecycle-runner';
 export { parseEnviron, probeUserEnv } from './user-env';
 export { containerInputs } from './container';
-export { loginShell } from './user-env';
 export { CancelledError, Session, progressStep } from './session';
 export type { SessionEvents } from './session';
 export { Lifecycle } from './lifecycle';

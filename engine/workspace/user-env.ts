@@ -1,5 +1,6 @@
 import type { Vm } from '../vm/vm';
 import type { UserEnvProbe } from '../devcontainer/config';
+import type { UserInfo } from '../vm/user';
 
 const PROBE_TIMEOUT_MS = 10_000;
 const MARK = '__microvm_env_probe__';
@@ -10,13 +11,15 @@ const MARK = '__microvm_env_probe__';
  * markers, as the reference CLI does. A shell whose startup files hang or fail gives {} and a
  * reason, never a stuck open.
  */
-export async function probeUserEnv(vm: Vm, probe: UserEnvProbe, shell: string, cwd: string): Promise<{ env: Record<string, string>; problem?: string }> {
+export async function probeUserEnv(vm: Vm, probe: UserEnvProbe, user: UserInfo, cwd: string): Promise<{ env: Record<string, string>; problem?: string }> {
   if (probe === 'none') return { env: {} };
+  const shell = user.shell;
   const flags = { loginInteractiveShell: '-lic', loginShell: '-lc', interactiveShell: '-ic' }[probe];
   try {
     const result = await vm.exec({
       argv: [shell, flags, `printf '%s' ${MARK}; cat /proc/self/environ; printf '%s' ${MARK}`],
-      cwd, timeoutMs: PROBE_TIMEOUT_MS, encoding: 'utf8', maxBuffer: 1024 * 1024,
+      cwd, timeoutMs: PROBE_TIMEOUT_MS, encoding: 'utf8', maxBuffer: 1024 * 1024, user: { uid: user.uid, gid: user.gid, groups: user.groups },
+      env: { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: shell },
     });
     const parts = result.stdout.split(MARK);
     if (parts.length < 3) return { env: {}, problem: `${shell} ${flags} printed no environment (exit ${result.exitCode})` };
@@ -37,13 +40,4 @@ export function parseEnviron(text: string): Record<string, string> {
     env[name] = pair.slice(eq + 1);
   }
   return env;
-}
-
-/** The login shell of `user` from /etc/passwd, or /bin/sh. */
-export function loginShell(passwd: string, user = 'root'): string {
-  for (const line of passwd.split('\n')) {
-    const fields = line.split(':');
-    if (fields[0] === user && fields.length >= 7 && fields[6].startsWith('/')) return fields[6].trim();
-  }
-  return '/bin/sh';
 }

@@ -1,19 +1,10 @@
 import * as vscode from 'vscode';
 import type { Ctx } from '../context';
-import { loginShell, Session } from '../../engine/index';
+import type { Session } from '../../engine/index';
 import { StartProcess } from './guest-terminal';
 import { guestPseudoterminal } from './pty';
 
 const ICON = new vscode.ThemeIcon('vm');
-
-/** The image's default shell, from the guest's /etc/passwd. */
-export async function guestShell(session: Session): Promise<string> {
-  try {
-    return loginShell((await session.running.readFile('/etc/passwd')).toString('utf8'));
-  } catch {
-    return '/bin/sh';
-  }
-}
 
 function starter(session: Session, argv: () => Promise<string[]>): StartProcess {
   return async (size) => session.spawnPty(await argv(), size);
@@ -25,7 +16,7 @@ export function shellTerminalOptions(session: Session): vscode.ExtensionTerminal
     name: 'MicroVM',
     color: new vscode.ThemeColor('terminal.ansiGreen'),
     iconPath: ICON,
-    pty: guestPseudoterminal(starter(session, async () => [await guestShell(session)])),
+    pty: guestPseudoterminal(starter(session, async () => [session.shell])),
   };
 }
 

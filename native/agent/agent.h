@@ -108,6 +108,8 @@ struct exec_spec {
     bool workload;
     bool has_uid, has_gid;
     uint32_t uid, gid;
+    gid_t groups[MAX_GROUPS]; /* supplementary groups, set only with a UID */
+    int ngroups;
     uint32_t pids_max; /* 0 = DEFAULT_PIDS_MAX */
     struct stage_file stages[MAX_STAGE_FILES];
     int nstages;

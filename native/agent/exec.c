@@ -70,13 +70,14 @@ static void child_fail(const char *what, const char *arg, int code)
     _exit(code);
 }
 
-/* UID/GID from the request (the image's User): no supplementary groups, group first. */
+/* UID/GID from the request (the image's User), with the supplementary groups it lists (none
+ * by default), groups first. */
 static int drop_to_user(const struct exec_spec *spec)
 {
     if (!spec->has_uid && !spec->has_gid)
         return 0;
     gid_t gid = spec->has_gid ? spec->gid : spec->uid;
-    if (setgroups(0, NULL) != 0 || setgid(gid) != 0)
+    if (setgroups((size_t)spec->ngroups, spec->ngroups > 0 ? spec->groups : NULL) != 0 || setgid(gid) != 0)
         return -1;
     return spec->has_uid ? setuid(spec->uid) : 0;
 }

@@ -21,6 +21,7 @@
 #define MAX_LISTENERS 256
 #define DEFAULT_PIDS_MAX 4096
 #define MAX_PIDS_MAX 4194304
+#define MAX_GROUPS 64
 
 enum frame_type {
     FT_HELLO = 1,
@@ -80,6 +81,7 @@ enum tlv_tag {
     TAG_UID = 42,
     TAG_GID = 43,
     TAG_PIDS_MAX = 44,
+    TAG_GROUP = 45,
     TAG_MOUNT_KIND = 50,
     TAG_MOUNT_SOURCE = 51,
     TAG_READ_ONLY = 52,

@@ -166,6 +166,11 @@ static uint32_t parse_field(struct parse_state *ps, const struct tlv_field *f)
         spec->has_gid = true;
         spec->gid = get_u32(f->value);
         return ST_OK;
+    case TAG_GROUP:
+        if (spec->ngroups == MAX_GROUPS)
+            return fail(ps, ST_E_BAD_REQUEST, "more than %s supplementary groups", "64");
+        spec->groups[spec->ngroups++] = get_u32(f->value);
+        return ST_OK;
     case TAG_PIDS_MAX:
         spec->pids_max = get_u32(f->value);
         if (spec->pids_max > MAX_PIDS_MAX)

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GuestProcess, GuestTerminal } from '../../extension/terminal/guest-terminal';
-import { loginShell } from '../../engine/workspace/user-env';
 
 /** A guest process that replays output chunks and records what the terminal sent it. */
 class FakeProcess implements GuestProcess {
@@ -79,8 +78,3 @@ test('closing the terminal hangs up the guest session; a signal exit is reported
   assert.match(h.out.join(''), /process ended by SIGHUP/);
 });
 
-test('the default shell comes from /etc/passwd', () => {
-  assert.equal(loginShell('daemon:x:1:1::/:/usr/sbin/nologin\nroot:x:0:0:root:/root:/bin/bash\n'), '/bin/bash');
-  assert.equal(loginShell('root:x:0:0:root:/root:\n'), '/bin/sh');
-  assert.equal(loginShell(''), '/bin/sh');
-});

@@ -1,0 +1,124 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_PROTECT, isMicrovmError, PlanSettings, prepareWorkspace, Session, SessionEvents } from '../../engine';
+import { homePaths } from '../../engine/paths';
+import { gzipLayer, sha256, tarOf } from '../helpers/image-fixtures';
+import { gunzipSync } from 'node:zlib';
+
+/**
+ * devcontainer.json's users: terminals, hooks and the env probe run as remoteUser, with its
+ * home, shell and supplementary groups from the image's own files; the shared folder is
+ * owned by that user in the VM, so what it creates belongs to the folder's owner on the
+ * host; a user the image lacks is a clear error before any VM boots.
+ */
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-ws-user-'));
+fs.chmodSync(tmp, 0o755);
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** The host user who owns the folder (the tests run as root; a developer does not). */
+const HOST_OWNER = 4242;
+
+/** The default image plus a layer with a `dev` user (uid 1000) in a `tools` group, as an OCI layout. */
+function imageWithDevUser(): string {
+  const dir = path.join(tmp, 'image');
+  fs.cpSync(homePaths.defaultImage(), dir, { recursive: true });
+  const blobPath = (digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  const readJson = (digest: string) => JSON.parse(fs.readFileSync(blobPath(digest), 'utf8'));
+  const write = (data: Buffer) => {
+    const digest = sha256(data);
+    fs.writeFileSync(blobPath(digest), data);
+    return { digest, size: data.length };
+  };
+  const tar = tarOf([
+    { path: 'etc/passwd', mode: 0o644, data: 'root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:Dev:/home/dev:/bin/sh\n' },
+    { path: 'etc/group', mode: 0o644, data: 'root:x:0:\ndev:x:1000:\ntools:x:1500:dev\n' },
+    { path: 'home/dev', type: 'dir', mode: 0o755, uid: 1000, gid: 1000 },
+  ]);
+  const layer = gzipLayer(tar);
+  write(layer.data);
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+  const manifest = readJson(index.manifests[0].digest);
+  const config = readJson(manifest.config.digest);
+  config.rootfs.diff_ids.push(sha256(gunzipSync(layer.data)));
+  manifest.layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
+  manifest.config = { ...manifest.config, ...write(Buffer.from(JSON.stringify(config))) };
+  index.manifests[0] = { ...index.manifests[0], ...write(Buffer.from(JSON.stringify(manifest))) };
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify(index));
+  return dir;
+}
+
+const SETTINGS: PlanSettings = { image: imageWithDevUser(), memoryMib: 512, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+
+function workspace(name: string, config: Record<string, unknown>): string {
+  const folder = path.join(tmp, name);
+  fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config));
+  fs.chownSync(folder, HOST_OWNER, HOST_OWNER);
+  return folder;
+}
+
+function events(logs: string[]): SessionEvents {
+  return {
+    log: (line) => logs.push(line), baking: () => undefined, booting: () => undefined, portsChanged: () => undefined,
+    exited: (error) => logs.push(`exited: ${error.message}`), output: () => undefined, hookFailed: (d) => logs.push(`hook failed: ${d}`),
+  };
+}
+
+async function open(folder: string, logs: string[]): Promise<Session> {
+  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  assert.ok(prepared);
+  return new Session(prepared.plan, events(logs), prepared.lifecycle);
+}
+
+/** Everything a pty process prints until it ends. */
+async function ptyOutput(session: Session, argv: string[]): Promise<string> {
+  const child = session.spawnPty(argv, { rows: 24, cols: 200 });
+  let out = '';
+  for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  await child.wait();
+  return out.replace(/\r/g, '');
+}
+
+test('remoteUser: hooks and terminals run as the image\'s user with its home, shell and groups; what it creates is the folder owner\'s on the host', async () => {
+  const folder = workspace('app', {
+    remoteUser: 'dev',
+    postCreateCommand: 'echo "$(id -u) $(id -g) $(id -G) $HOME $USER" > hook.txt && mkdir made-by-hook',
+  });
+  const logs: string[] = [];
+  const session = await open(folder, logs);
+  try {
+    await session.start();
+    await session.hooksSettled();
+    assert.equal(fs.readFileSync(path.join(folder, 'hook.txt'), 'utf8'), '1000 1000 1000 1500 /home/dev dev\n', logs.join('\n'));
+    assert.equal(session.shell, '/bin/sh');
+    const terminal = await ptyOutput(session, [session.shell, '-c', 'id -un; pwd; touch from-terminal; ls -ln hook.txt | cut -c1-30']);
+    assert.match(terminal, /^dev\n/);
+    assert.match(terminal, /\n\/workspaces\/app\n/, 'the terminal opens in the workspace folder');
+    assert.match(terminal, /1000 +1000/, 'in the VM the folder\'s files are the remote user\'s');
+    for (const made of ['hook.txt', 'made-by-hook', 'from-terminal']) {
+      const stat = fs.statSync(path.join(folder, made));
+      assert.deepEqual([stat.uid, stat.gid], [HOST_OWNER, HOST_OWNER], `${made} belongs to the folder's owner on the host`);
+    }
+    assert.ok(logs.some((l) => l.startsWith('terminals and hooks run as dev (1000:1000, groups 1500)')), logs.join('\n'));
+  } finally {
+    await session.stop();
+  }
+});
+
+test('a remoteUser or containerUser the image does not have is a configuration error naming the field, before any VM boots', async () => {
+  for (const field of ['remoteUser', 'containerUser']) {
+    const folder = workspace(`ghost-${field}`, { [field]: 'ghost' });
+    const logs: string[] = [];
+    const session = await open(folder, logs);
+    try {
+      await assert.rejects(session.start(), (err) => isMicrovmError(err, 'E_CONFIG')
+        && err.message.includes(`devcontainer.json's ${field} "ghost" is not a user of the image`) && /useradd|common-utils/.test(err.message));
+      assert.ok(!logs.some((l) => l.startsWith('VM ')), `no VM started: ${logs.join('\n')}`);
+    } finally {
+      await session.stop();
+    }
+  }
+});
