@@ -3,6 +3,7 @@ import { MicrovmError } from '../errors';
 import { BuildOptions, buildOptionsSchema, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
 import { Pool } from '../pool/pool';
 import { ensureRootDisk } from '../rootfs';
+import { readDiskFile } from '../rootfs/read-file';
 import * as path from 'node:path';
 import { BootSpec, Machine } from '../vm/machine';
 import { homePaths } from '../paths';
@@ -48,6 +49,9 @@ interface ImageSettings {
   /** Images with mounts or volumes boot fresh and run the warmup on every boot (see engine/mount/README.md). */
   warmupEachBoot?: (vm: Vm) => Promise<void>;
 }
+
+/** How long the bake's still running VM waits for a pool before it is stopped. */
+const HANDOFF_IDLE_MS = 30_000;
 
 /**
  * A bootable image: a root disk built from an OCI image, its runtime config, and the VM
@@ -96,14 +100,14 @@ export class Image {
     }));
     const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
-    const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env) };
+    const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env), ...(opts.user ? { user: opts.user } : {}) };
     const mounts = resolveMounts(opts.mounts);
     const storage = mounts.length > 0 || opts.volumes.length > 0;
     const settings: ImageSettings = {
       memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes,
       warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
     };
-    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env }, extraFiles });
+    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env, user: config.user }, extraFiles });
     const ref = opts.ref ?? 'default';
     const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
     // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
@@ -123,6 +127,7 @@ export class Image {
         onBake: (reason) => progress({ phase: 'bake', reason }),
       });
       progress({ phase: 'snapshot', dir: image.snapshot.dir, baked: image.snapshot.handoff !== undefined });
+      image.expireHandoff();
     }
     return image;
   }
@@ -140,6 +145,11 @@ export class Image {
 
   /** The snapshot pools restore from; absent when built with `snapshot: false`. */
   snapshot: PreparedSnapshot | undefined;
+
+  /** A small file of the image (its /etc/passwd, say), read from its root disk without booting; undefined when absent. */
+  readFile(file: string): Promise<string | undefined> {
+    return readDiskFile(this.rootDisk, file);
+  }
 
   /** What a snapshot records about this image, so that Image.fromSnapshot can rebuild it. */
   record(): SnapshotImage {
@@ -162,15 +172,33 @@ export class Image {
     };
   }
 
+  /**
+   * The bake's VM waits for the first pool of this image; an Image no pool is made of (one
+   * built only to read its files, say) must not keep it running, nor its process alive.
+   */
+  private expireHandoff(): void {
+    const snapshot = this.snapshot;
+    if (!snapshot?.handoff) return;
+    const timer = setTimeout(() => {
+      const unused = snapshot.handoff;
+      snapshot.handoff = undefined;
+      void unused?.stop();
+    }, HANDOFF_IDLE_MS);
+    timer.unref();
+  }
+
   /** A pool of VMs of this image; it starts booting `min` VMs at once. */
   pool(options: PoolOptions = {}): Pool {
     const opts = parseOptions(poolOptionsSchema, options, 'pool');
     const spec = { ...this.bootSpec(opts.memoryMib ?? this.settings.memoryMib, opts.vcpus ?? this.settings.vcpus), restoreTimeoutMs: opts.restoreTimeoutMs };
     const snapshot = this.snapshot;
     const fitsSnapshot = snapshot !== undefined && spec.memoryMib === this.settings.memoryMib && spec.vcpus === this.settings.vcpus;
-    if (!fitsSnapshot) return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.record());
-    const handoff = snapshot.handoff;
-    snapshot.handoff = undefined;
+    const handoff = snapshot?.handoff;
+    if (snapshot) snapshot.handoff = undefined;
+    if (!fitsSnapshot) {
+      void handoff?.stop();
+      return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.record());
+    }
     return new Pool(() => Machine.boot(spec, snapshot.source), this.config, opts, handoff, this.record());
   }
 
