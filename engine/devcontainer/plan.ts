@@ -3,10 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
 import type { NetworkMode } from '../qemu/network';
+import { isLocalImageRef } from '../image/source';
 import type { BuildConfig, UserEnvProbe } from './config';
 import type { ResolvedFeatures } from '../features/resolve';
 import type { ResolvedFeature } from '../features/types';
 import { featureEntries, featureProblems, mergedCustomizations, MetadataHooks, metadataHooks, metadataMounts, metadataProblems } from './image-metadata';
+import { DetectedLanguage, LANGUAGE_NAMES, languageImage } from './language';
 import { Hook, LifecycleCommand, WaitFor } from './lifecycle';
 import { parseMount, ParsedMount } from './mounts';
 import { PortsConfig } from './ports';
@@ -16,8 +18,13 @@ import { readRunArgs } from './run-args';
 
 /** What the user's settings decide when the configuration does not (VS Code settings, CLI flags). */
 export interface PlanSettings {
-  /** An image reference for folders without a configuration; '' = the embedded default image. */
+  /**
+   * An image reference for folders without a configuration; '' = the image for the folder's
+   * language (`defaultImages`), else the embedded default image.
+   */
   image: string;
+  /** Language -> image for folders without a configuration (DEFAULT_LANGUAGE_IMAGES where unset; '' = none). */
+  defaultImages?: Partial<Record<string, string>>;
   memoryMib: number;
   cpus: number;
   network: NetworkMode;
@@ -27,7 +34,11 @@ export interface PlanSettings {
 }
 
 export type ImageSource =
-  | { kind: 'image'; ref: string | undefined }
+  /**
+   * `language`: the image was chosen for what the folder holds (it has no configuration); if
+   * it cannot be pulled, the folder opens on the embedded default image instead.
+   */
+  | { kind: 'image'; ref: string | undefined; language?: DetectedLanguage }
   /** Paths are absolute on the host. */
   | { kind: 'dockerfile'; build: BuildConfig };
 
@@ -68,11 +79,17 @@ export interface WorkspacePlan {
 
 export const VOLUME_SIZE_MIB = 8192;
 
+/** What the folder holds, read by the caller (engine/devcontainer/language.ts). */
+export interface FolderFacts {
+  /** Most specific first. */
+  languages: DetectedLanguage[];
+}
+
 /**
  * The plan for a resolved configuration, the user's settings, what the folder holds and its
  * features (resolveFeatures; undefined when they were not resolved, as in read-configuration).
  */
-export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: { python: boolean }, features?: ResolvedFeatures): WorkspacePlan {
+export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: FolderFacts, features?: ResolvedFeatures): WorkspacePlan {
   const problems = new Problems();
   problems.list.push(...resolved.problems);
   if (features) problems.list.push(...featureProblems(features));
@@ -90,7 +107,7 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
   const volumes: WorkspacePlan['volumes'] = [];
   if (workspaceMount) {
     volumes.push({ name: 'node_modules', mountPoint: `${workspaceMount.guestPath}/node_modules`, sizeMib: VOLUME_SIZE_MIB });
-    if (facts.python) volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
+    if (facts.languages.some((l) => l.language === 'python')) volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
   }
   const tmpfs: WorkspacePlan['tmpfs'] = [];
   const mountEntries = [...metadataMounts(entries), ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })), ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' }))];
@@ -108,7 +125,7 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service`, 'not forwarded: compose services are not run yet');
   }
   return {
-    source: imageSource(resolved, settings, problems),
+    source: imageSource(resolved, settings, facts, problems),
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
     network: settings.network,
@@ -215,8 +232,9 @@ function insideFolder(folder: string, source: string): string | undefined {
  * The image, or the Dockerfile build. The Dockerfile and the context must lie inside the
  * opened folder: the builder VM gets them, and nothing from outside the folder.
  */
-function imageSource(resolved: ResolvedConfig, settings: PlanSettings, problems: Problems): ImageSource {
+function imageSource(resolved: ResolvedConfig, settings: PlanSettings, facts: FolderFacts, problems: Problems): ImageSource {
   const { config, configPath, folder } = resolved;
+  if (!configPath) return defaultSource(settings, facts, problems);
   if (config.build?.dockerfile && configPath) {
     const base = path.dirname(configPath);
     const context = insideFolder(folder, path.resolve(base, config.build.context));
@@ -228,7 +246,30 @@ function imageSource(resolved: ResolvedConfig, settings: PlanSettings, problems:
       `build.${key} ${quote(value)} ${exists ? 'is outside the opened folder' : `does not exist (relative to ${quote(path.relative(folder, base) || '.')})`}`,
       exists ? 'the image cannot be built: the builder VM gets files from inside the folder only' : 'the image cannot be built');
   }
+  if (config.image !== undefined && isLocalImageRef(config.image)) {
+    // The repository is not trusted: a host directory or archive as its image would put host files in the VM.
+    problems.add('error', 'image-host-path', '$.image', `image ${quote(config.image)} names a file or folder on this machine, not a registry image`,
+      'the folder cannot open: a repository\'s configuration may not put host files in the VM. Name a registry image or build a Dockerfile inside the folder; '
+      + 'an image of your own on this machine goes in the microvm.image setting');
+    return { kind: 'image', ref: settings.image || undefined };
+  }
   return { kind: 'image', ref: config.image ?? (settings.image || undefined) };
+}
+
+/**
+ * A folder without a configuration: the microvm.image setting when it names one, else the
+ * image for the folder's language (the first with an image), else the embedded default image.
+ */
+function defaultSource(settings: PlanSettings, facts: FolderFacts, problems: Problems): ImageSource {
+  if (settings.image) return { kind: 'image', ref: settings.image };
+  for (const detected of facts.languages) {
+    const ref = languageImage(detected.language, settings.defaultImages);
+    if (!ref) continue;
+    problems.add('info', 'language-image', '$', `no devcontainer.json: ${detected.marker} makes this a ${LANGUAGE_NAMES[detected.language]} project, so it opens on ${ref}`,
+      `another image: add a devcontainer.json, or set microvm.defaultImages.${detected.language}`);
+    return { kind: 'image', ref, language: detected };
+  }
+  return { kind: 'image', ref: undefined };
 }
 
 /** What the configuration asks for that this build cannot give yet, with what the user gets instead. */

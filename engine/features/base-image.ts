@@ -8,7 +8,7 @@ import { parseJsonDocument } from '../image/json-document';
 import { parseReference } from '../image/reference';
 import type { RegistryMirrors } from '../image/registry/mirrors';
 import type { PullProgress } from '../image/registry/pull';
-import { resolveSource } from '../image/source';
+import { isLocalImageRef, resolveSource } from '../image/source';
 import { MAX_JSON_DOCUMENT_BYTES, type ResolvedImage } from '../image/types';
 import { homePaths } from '../paths';
 import { labelEntries, type MetadataEntry } from './metadata';
@@ -32,14 +32,9 @@ export async function baseImage(ref: string | undefined, opts: { store: ContentS
   const resolved = await resolveSource(ref, { pullPolicy: 'missing', maxLayerBytes: 16 * 1024 * 1024 * 1024, store: opts.store, mirrors: opts.mirrors, onPull: opts.onPull });
   const labels = parseJsonDocument(await configBytes(resolved, opts.store), `the config of ${resolved.source}`, configLabelsSchema).config?.Labels ?? undefined;
   const common = { user: resolved.config.user, metadata: labelEntries(labels) };
-  if (ref !== undefined && !isLocal(ref)) return { from: parseReference(ref.replace(/^docker:\/\//, '')).canonical, localBases: {}, ...common };
+  if (ref !== undefined && !isLocalImageRef(ref)) return { from: parseReference(ref.replace(/^docker:\/\//, '')).canonical, localBases: {}, ...common };
   const from = `localhost/microvm-base:${resolved.manifestDigest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
   return { from, localBases: { [from]: ref ?? homePaths.defaultImage() }, ...common };
-}
-
-/** As engine/image/source.ts tells a local image from a registry reference. */
-function isLocal(ref: string): boolean {
-  return /^(oci|oci-archive|docker-archive):/.test(ref) || /^(\/|\.\/|\.\.\/|~\/)/.test(ref) || ref === '.' || ref === '..';
 }
 
 /** The config blob: from the content store, or from the local layout (checked against its digest). */

@@ -7,6 +7,7 @@ import { resolveFeatures, type ResolvedFeatures } from '../features/resolve';
 import type { RegistryMirrors } from '../image/registry/mirrors';
 import { Problem } from '../devcontainer/problems';
 import { resolveConfig, ResolvedConfig } from '../devcontainer/resolve';
+import { detectLanguages } from '../devcontainer/language';
 import { pinDecision, pinned } from './config-pin';
 import { containerInputs } from './container';
 import type { Hook } from '../devcontainer/lifecycle';
@@ -40,8 +41,6 @@ export interface PreparedWorkspace {
   lifecycle: LifecycleState;
 }
 
-const PYTHON_MARKERS = ['pyproject.toml', 'requirements.txt', 'setup.py', 'setup.cfg', 'Pipfile', 'poetry.lock', 'uv.lock'];
-
 /**
  * Everything before a workspace VM starts, without any UI: the configuration read on the
  * host and pinned (a change that takes more from the host is put to `onConfigChanged`), the
@@ -52,8 +51,7 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const record = openWorkspace(options.folder);
   const resolved = await acceptedConfig(record, options);
   if (!resolved) return undefined;
-  const python = fs.readdirSync(resolved.folder).some((name) => PYTHON_MARKERS.includes(name));
-  const planned = planWorkspace(resolved, options.settings, { python }, await featuresOf(resolved, options));
+  const planned = planWorkspace(resolved, options.settings, { languages: detectLanguages(resolved.folder) }, await featuresOf(resolved, options));
   const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
   const request = { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes };
   const limits = hostLimits(options.limits);

@@ -12,11 +12,17 @@ import { buildImage } from '../build/build';
 import type { BuildImageProgress } from '../build/types';
 import type { BuildOptions } from '../options';
 import type { Pool } from '../pool/pool';
+import { ErrorCode, isMicrovmError, MicrovmError } from '../errors';
+import { DetectedLanguage, LANGUAGE_NAMES } from '../devcontainer/language';
 import type { Vm } from '../vm/vm';
 import type { GuestListener } from '../agent/port-watch';
-import { loginShell, probeUserEnv } from './user-env';
+import { probeUserEnv } from './user-env';
+import { userInfo, UserInfo } from '../vm/user';
 import { Lifecycle, LifecycleEvents, LifecycleState } from './lifecycle';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
+
+/** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
+const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
 
 /** What a session tells the extension; the extension turns these into UI. */
 export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progress'> {
@@ -43,6 +49,8 @@ export class Session {
   /** remoteEnv with `${containerEnv:...}` resolved from the VM's environment; unset (null) entries dropped. */
   private remoteEnv: Record<string, string> = {};
   private stopped = false;
+  /** Who terminals and hooks run as: remoteUser, else containerUser, else the image's user. */
+  private user: UserInfo | undefined;
   /** Cancels an image build in progress. */
   private readonly abort = new AbortController();
   /** Where progress steps go while start() runs (the progress notification). */
@@ -67,6 +75,18 @@ export class Session {
   async start(): Promise<Vm> {
     try {
       return await this.boot();
+    } catch (err) {
+      throw this.stopped ? new CancelledError() : err;
+    }
+  }
+
+  /**
+   * The workspace's image only (a Dockerfile built, features installed, the user looked up,
+   * the root disk and snapshot baked), with no VM for the workspace: `microvm build`.
+   */
+  async image(): Promise<Image> {
+    try {
+      return await this.buildImage();
     } catch (err) {
       throw this.stopped ? new CancelledError() : err;
     }
@@ -97,6 +117,8 @@ export class Session {
     this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
     await this.ports.start();
     this.remoteEnv = setEnv(resolveContainerEnv(this.plan.remoteEnv, envOf(image)));
+    const user = this.user as UserInfo;
+    this.events.log(`terminals and hooks run as ${user.name} (${user.uid}:${user.gid}${user.groups.length > 0 ? `, groups ${user.groups.join(',')}` : ''})`);
     await this.addHosts(vm);
     await this.runLifecycle(vm);
     return vm;
@@ -108,9 +130,40 @@ export class Session {
    */
   private async buildImage(): Promise<Image> {
     const options = { ...this.buildOptions(), ref: await this.imageRef() };
-    const base = await Image.build({ ...options, env: {} });
+    // Only to read the image's users from its root disk: no snapshot, no VM.
+    const base = await Image.build({ ...options, env: {}, mounts: [], volumes: [], snapshot: false });
     this.checkStopped();
-    return Image.build({ ...options, env: resolveContainerEnv(this.plan.containerEnv, envOf(base)) });
+    this.user = await this.remoteUser(base);
+    const { containerUser } = this.plan;
+    return Image.build({
+      ...options, mounts: this.ownedMounts(this.user), env: resolveContainerEnv(this.plan.containerEnv, envOf(base)), ...(containerUser ? { user: containerUser } : {}),
+    });
+  }
+
+  /**
+   * Who terminals and hooks run as: remoteUser, else containerUser, else the image's USER
+   * (root when none), looked up in the image's own /etc/passwd and /etc/group, read from its
+   * root disk before any VM of it boots. A user the image lacks is a configuration error.
+   */
+  private async remoteUser(image: Image): Promise<UserInfo> {
+    const read = async (file: string): Promise<string> => (await image.readFile(file)) ?? '';
+    const { containerUser, remoteUser } = this.plan;
+    const lookUp = (field: string, spec: string): Promise<UserInfo> => userInfo(spec, read, (_, why) => new MicrovmError('E_CONFIG',
+      `devcontainer.json's ${field} ${JSON.stringify(spec)} is not a user of the image (${why}), so the workspace cannot run as it: `
+      + `create the user in the Dockerfile (useradd) or with a feature such as common-utils, or remove ${field}`));
+    if (containerUser) await lookUp('containerUser', containerUser);
+    if (remoteUser) return lookUp('remoteUser', remoteUser);
+    return containerUser ? lookUp('containerUser', containerUser) : userInfo(image.config.user ?? '', read);
+  }
+
+  /**
+   * The shares, owned in the guest by the remote user when it is not root
+   * (updateRemoteUserUID, the default): what it creates lands owned by the folder's owner on the host.
+   */
+  private ownedMounts(user: UserInfo): WorkspacePlan['mounts'] {
+    if (!this.plan.updateRemoteUserUID || user.uid === 0 || user.uid > 65535 || user.gid > 65535) return this.plan.mounts;
+    this.events.log(`the shared folder belongs to ${user.name} (${user.uid}:${user.gid}) in the VM: what it creates is the folder owner's on the host`);
+    return this.plan.mounts.map((m) => ({ ...m, guestOwner: { uid: user.uid, gid: user.gid } }));
   }
 
   /** `--add-host` entries, appended to the guest's /etc/hosts (on its writable root layer). */
@@ -153,7 +206,11 @@ export class Session {
   /** The configuration's image (or the default), or the result of building its Dockerfile, each step and log line reported as it happens. */
   private async baseImageRef(): Promise<string | undefined> {
     const { source } = this.plan;
-    if (source.kind === 'image') return source.ref;
+    if (source.kind === 'image') {
+      if (source.language && source.ref) return this.languageImageRef(source.ref, source.language);
+      if (!source.ref) this.events.log('the workspace opens on the embedded default image (a small busybox system, always available offline)');
+      return source.ref;
+    }
     const { build } = source;
     this.events.baking();
     this.onProgress('Building the image from its Dockerfile');
@@ -164,6 +221,26 @@ export class Session {
     });
     this.events.log(`image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
     return built.ref;
+  }
+
+  /**
+   * The image for the folder's language (it has no devcontainer.json), pulled now; when it
+   * cannot be (offline, a registry that refuses, no such image), the embedded default image,
+   * and the log says so.
+   */
+  private async languageImageRef(ref: string, detected: DetectedLanguage): Promise<string | undefined> {
+    const why = `${detected.marker} makes this a ${LANGUAGE_NAMES[detected.language]} project`;
+    this.events.log(`no devcontainer.json: ${why}, so the workspace opens on ${ref} (the microvm.defaultImages setting names another)`);
+    this.onProgress(`Pulling ${ref} (${why})`);
+    try {
+      await baseImage(ref, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref }) });
+      return ref;
+    } catch (err) {
+      if (this.stopped || !PULL_FAILURES.some((code) => isMicrovmError(err, code))) throw err;
+      this.events.log(`warning: ${ref} could not be pulled (${(err as MicrovmError).code}: ${(err as Error).message}); `
+        + 'the workspace opens on the embedded default image instead (a small busybox system without the language\'s tools)');
+      return undefined;
+    }
   }
 
   private buildProgress(event: BuildImageProgress): void {
@@ -190,10 +267,10 @@ export class Session {
 
   /** The hooks of this start, with the environment a login shell of the guest has, then remoteEnv. */
   private async runLifecycle(vm: Vm): Promise<void> {
-    const shell = loginShell((await vm.readFile('/etc/passwd').catch(() => Buffer.alloc(0))).toString('utf8'));
-    const probed = await probeUserEnv(vm, this.plan.userEnvProbe, shell, this.plan.workspaceFolder);
+    const user = this.user as UserInfo;
+    const probed = await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder);
     if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
-    const where = { cwd: this.plan.workspaceFolder, env: { ...probed.env, ...this.remoteEnv } };
+    const where = { cwd: this.plan.workspaceFolder, env: { ...this.userEnv(), ...probed.env, ...this.remoteEnv }, user: runAs(user) };
     const events = this.events;
     this.lifecycle = new Lifecycle(vm, this.plan, where, this.state, {
       log: (line) => events.log(line),
@@ -228,16 +305,37 @@ export class Session {
     await this.running.resume();
   }
 
-  /** Starts a guest process with a pty in the workspace folder. */
-  spawnPty(argv: string[], size: { rows: number; cols: number }): ExecChild {
+  /** Starts a guest process with a pty in the workspace folder, as the remote user with remoteEnv. */
+  spawnPty(argv: string[], size: { rows: number; cols: number }, env: Record<string, string> = {}): ExecChild {
+    return this.spawnAsUser(argv, { tty: true, winsize: size, env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...env } });
+  }
+
+  /** Starts a guest process with pipes in the workspace folder, as the remote user with remoteEnv (`microvm run --workspace-folder`). */
+  spawn(argv: string[], env: Record<string, string> = {}): ExecChild {
+    return this.spawnAsUser(argv, { env });
+  }
+
+  private spawnAsUser(argv: string[], options: { tty?: boolean; winsize?: { rows: number; cols: number }; env: Record<string, string> }): ExecChild {
+    const user = this.user;
     return this.running.spawn({
       argv,
-      tty: true,
-      winsize: size,
+      ...(options.tty ? { tty: true, winsize: options.winsize } : {}),
       cwd: this.plan.workspaceFolder,
-      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...this.remoteEnv },
+      env: { ...options.env, ...this.userEnv(), ...this.remoteEnv },
       timeoutMs: 0,
+      ...(user ? { user: runAs(user) } : {}),
     });
+  }
+
+  /** The remote user's login shell (terminals start it). */
+  get shell(): string {
+    return this.user?.shell ?? '/bin/sh';
+  }
+
+  /** HOME, USER and SHELL of the remote user, as a login would set them. */
+  private userEnv(): Record<string, string> {
+    const user = this.user;
+    return user ? { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: user.shell } : {};
   }
 
   /**
@@ -356,4 +454,9 @@ export function progressStep(event: BuildProgress): string | undefined {
 
 function mib(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(1);
+}
+
+/** The ids a process of the workspace runs with. */
+function runAs(user: UserInfo): { uid: number; gid: number; groups: number[] } {
+  return { uid: user.uid, gid: user.gid, groups: user.groups };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatMirrorList, Language, LANGUAGES, MIRRORS_ENV, parseMirrorList, RegistryMirrors } from '../../engine/index';
 
 /** The `microvm.*` settings, read through a getter so that tests need no VS Code. */
 export interface Settings {
@@ -20,6 +21,10 @@ export interface Settings {
   gitAccess: 'writable' | 'strict';
   /** Host environment variables `${localEnv:NAME}` may pass into the VM (`microvm.localEnv.allow`). */
   localEnvAllow: string[];
+  /** Language -> image for folders without a devcontainer.json ('' = the embedded default image). */
+  defaultImages: Record<string, string>;
+  /** Registry host -> mirror URLs tried before it, as MICROVM_REGISTRY_MIRRORS has them. */
+  registryMirrors: Record<string, string[]>;
 }
 
 const settingsSchema = z.object({
@@ -35,6 +40,8 @@ const settingsSchema = z.object({
   protectedNames: z.array(z.string().min(1).max(255).refine((n) => !n.includes('/') && n !== '.' && n !== '..')).max(32).catch([]),
   gitAccess: z.enum(['writable', 'strict']).catch('writable'),
   localEnvAllow: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).max(64).catch([]),
+  defaultImages: z.record(z.enum(LANGUAGES as [Language, ...Language[]]), z.string().max(1024)).catch({}),
+  registryMirrors: z.record(z.string().min(1).max(255), z.array(z.string().min(1).max(2048)).max(8)).catch({}),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;
@@ -51,3 +58,19 @@ export function readSettings(get: (name: string) => unknown): Settings {
 export function accelEnv(settings: Settings): string | undefined {
   return settings.accelerator === 'auto' ? undefined : settings.accelerator;
 }
+
+/**
+ * MICROVM_REGISTRY_MIRRORS for this window: the setting's mirrors first, then those of the
+ * environment VS Code was started with. Every pull of the engine (images, features, a
+ * Dockerfile's FROM) reads it. Undefined when neither names any. Throws E_BAD_OPTION naming a
+ * bad entry of the setting.
+ */
+export function mirrorsEnv(settings: Settings, inherited: string | undefined): string | undefined {
+  const own: RegistryMirrors = parseMirrorList(formatMirrorList(settings.registryMirrors), 'the microvm.registryMirrors setting');
+  const merged: Record<string, string[]> = Object.fromEntries(Object.entries(own).map(([k, v]) => [k, [...v]]));
+  for (const [registry, urls] of Object.entries(inherited ? parseMirrorList(inherited) : {})) (merged[registry] ??= []).push(...urls.filter((u) => !merged[registry].includes(u)));
+  const text = formatMirrorList(merged);
+  return text || undefined;
+}
+
+export { MIRRORS_ENV };

@@ -5,7 +5,7 @@ import {
 } from '../../engine/index';
 import type { Ctx } from '../context';
 import { askConfigChanged, askOverLimits } from './provenance';
-import { accelEnv, Settings } from '../config/settings';
+import { accelEnv, mirrorsEnv, MIRRORS_ENV, Settings } from '../config/settings';
 import { portNotices } from '../ports/notices';
 import { openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
@@ -15,6 +15,14 @@ import { decideOpen } from './trust';
 
 
 let opening: Promise<Session | undefined> | undefined;
+
+/** The mirrors of the environment VS Code started with; the setting's come before them. */
+const LAUNCH_MIRRORS = process.env[MIRRORS_ENV];
+
+function setMirrorsEnv(value: string | undefined): void {
+  if (value === undefined) delete process.env[MIRRORS_ENV];
+  else process.env[MIRRORS_ENV] = value;
+}
 
 /**
  * "MicroVM: Open Folder in MicroVM": reads the config, checks trust against isolation,
@@ -40,6 +48,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
   const accel = accelEnv(settings);
   if (accel) process.env.MICROVM_ACCEL = accel;
   try {
+    setMirrorsEnv(mirrorsEnv(settings, LAUNCH_MIRRORS));
     // The first call may run a KVM boot probe (cached afterwards).
     const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
     ctx.setAccel({ accel: info.accel, isolation: info.isolation });
@@ -151,7 +160,7 @@ async function recommendExtensions(ctx: Ctx, record: WorkspaceRecord, ids: strin
 /** The user's settings as the engine's planner takes them. */
 function planSettings(settings: Settings): PlanSettings {
   return {
-    image: settings.image, memoryMib: settings.memoryMib, cpus: settings.cpus, network: settings.network, symlinks: settings.symlinks,
+    image: settings.image, defaultImages: settings.defaultImages, memoryMib: settings.memoryMib, cpus: settings.cpus, network: settings.network, symlinks: settings.symlinks,
     protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])], git: settings.gitAccess,
   };
 }

@@ -28,9 +28,10 @@ const RECIPE = [
   '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*',
 ];
 
-export function debianMinbase(): DebianBase {
-  const recipe = createHash('sha256').update(JSON.stringify([SUITE, RECIPE])).digest('hex').slice(0, 16);
-  const dir = path.join(microvmHome(), 'test-images', `debian-${SUITE}-minbase-${recipe}`);
+/** Debian minbase, plus `include` packages (e.g. `nodejs` for a stand-in of Docker Hub's node image). */
+export function debianMinbase(include: string[] = []): DebianBase {
+  const recipe = createHash('sha256').update(JSON.stringify([SUITE, RECIPE, ...(include.length > 0 ? [include] : [])])).digest('hex').slice(0, 16);
+  const dir = path.join(microvmHome(), 'test-images', `debian-${SUITE}-minbase${include.length > 0 ? '-plus' : ''}-${recipe}`);
   const layerFile = path.join(dir, 'layer.tar.gz');
   const diffIdFile = path.join(dir, 'diff-id');
   if (!fs.existsSync(diffIdFile)) {
@@ -39,7 +40,7 @@ export function debianMinbase(): DebianBase {
     fs.mkdirSync(work, { recursive: true });
     try {
       const tar = path.join(work, 'layer.tar');
-      execFileSync('mmdebstrap', [...RECIPE, SUITE, tar, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOURCE_DATE_EPOCH: '0' } });
+      execFileSync('mmdebstrap', [...RECIPE, ...(include.length > 0 ? [`--include=${include.join(',')}`] : []), SUITE, tar, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOURCE_DATE_EPOCH: '0' } });
       const bytes = fs.readFileSync(tar);
       fs.writeFileSync(path.join(work, 'layer.tar.gz'), gzipSync(bytes, { level: 6 }));
       fs.writeFileSync(path.join(work, 'diff-id'), `sha256:${createHash('sha256').update(bytes).digest('hex')}`);

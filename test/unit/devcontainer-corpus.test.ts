@@ -85,7 +85,7 @@ test('a dozen real-world-shaped configurations: no error, no variable left in wh
       fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.env'), 'FROM_FILE=1\n# comment\n');
       for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev']) fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
       const resolved = resolveConfig({ folder, env: { HOME: '/home/u', MY_TOKEN: 't' } });
-      const plan = planWorkspace(resolved, SETTINGS, { python: false });
+      const plan = planWorkspace(resolved, SETTINGS, { languages: [] });
       const errors = plan.problems.filter((p) => p.severity === 'error');
       assert.deepEqual(errors, [], `${name}: ${JSON.stringify(errors)}`);
       const used = resolveContainerEnv({
@@ -108,7 +108,7 @@ test('the corpus as the engine plans it: what each project gets', () => {
     fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(CORPUS[name]));
     fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.env'), 'FROM_FILE=1\n');
     for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev']) fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
-    return planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, { python: false });
+    return planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, { languages: [] });
   };
   try {
     assert.equal(plan('node-dockerfile').source.kind, 'dockerfile');

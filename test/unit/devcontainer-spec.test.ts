@@ -9,6 +9,7 @@ import { toLifecycleCommand } from '../../engine/devcontainer/lifecycle';
 import { attributesFor, autoForwardAction, isDeclared, parseAppPort, parseForwardPort } from '../../engine/devcontainer/ports';
 import { PlanSettings, planWorkspace, recommendedExtensions, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
 import { DEFAULT_PROTECT } from '../../engine/mount/types';
+import { detectLanguages } from '../../engine/devcontainer/language';
 
 const ctx = (over: Partial<VariableContext> = {}): VariableContext => ({
   localWorkspaceFolder: '/home/u/my-app', containerWorkspaceFolder: '/workspaces/my-app', devcontainerId: 'ID',
@@ -147,7 +148,7 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
     runArgs: ['--cap-add=SYS_PTRACE', '-e', 'FOO=bar', '--add-host', 'db:10.0.0.5', '--memory=6g', '--network=host'],
   }, { 'data/x': '1' });
   const resolved = resolveConfig({ folder: dir, env: { GITHUB_TOKEN: 't' } });
-  const plan = planWorkspace(resolved, SETTINGS, { python: false });
+  const plan = planWorkspace(resolved, SETTINGS, { languages: [] });
   const name = path.basename(dir);
   assert.equal(plan.workspaceFolder, `/workspaces/${name}`);
   assert.equal(plan.remoteEnv.PATH, `/workspaces/${name}/.dotnet:\${containerEnv:PATH}`);
@@ -177,12 +178,57 @@ test('editor extensions recommended by the configuration: well-formed ids, the l
 
 test('a Dockerfile or context outside the opened folder, or missing, is an error naming the key', () => {
   const outside = folderWith({ build: { dockerfile: 'Dockerfile', context: '../..' } }, { '.devcontainer/Dockerfile': 'FROM x\n' });
-  const p1 = planWorkspace(resolveConfig({ folder: outside, env: {} }), SETTINGS, { python: false });
+  const p1 = planWorkspace(resolveConfig({ folder: outside, env: {} }), SETTINGS, { languages: [] });
   assert.deepEqual(p1.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['build-outside-folder', '$.build.context']]);
   const missing = folderWith({ build: { dockerfile: 'Nope' } });
-  const p2 = planWorkspace(resolveConfig({ folder: missing, env: {} }), SETTINGS, { python: false });
+  const p2 = planWorkspace(resolveConfig({ folder: missing, env: {} }), SETTINGS, { languages: [] });
   assert.deepEqual(p2.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['missing-dockerfile', '$.build.dockerfile']]);
   const inside = folderWith({ build: { dockerfile: '../Dockerfile', context: '..' } }, { Dockerfile: 'FROM x\n' });
-  const p3 = planWorkspace(resolveConfig({ folder: inside, env: {} }), SETTINGS, { python: false });
+  const p3 = planWorkspace(resolveConfig({ folder: inside, env: {} }), SETTINGS, { languages: [] });
   assert.equal(p3.source.kind, 'dockerfile');
+});
+
+test('an image naming a host folder or archive is refused: the repository may not put host files in the VM', () => {
+  for (const image of ['/home/me/backups', 'oci:/srv/layout', 'docker-archive:/tmp/x.tar', 'oci-archive:secret.tar', './img', '../img', '~/img']) {
+    const plan = planWorkspace(resolveConfig({ folder: folderWith({ image }), env: {} }), { ...SETTINGS, image: '' }, { languages: [] });
+    assert.deepEqual(plan.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['image-host-path', '$.image']], image);
+    assert.deepEqual(plan.source, { kind: 'image', ref: undefined }, `${image} never reaches the image resolver`);
+  }
+  for (const image of ['debian:bookworm', 'ghcr.io/a/b:1', 'localhost:5000/x', 'docker://node:20']) {
+    const plan = planWorkspace(resolveConfig({ folder: folderWith({ image }), env: {} }), SETTINGS, { languages: [] });
+    assert.deepEqual(plan.problems.filter((p) => p.code === 'image-host-path'), [], image);
+  }
+});
+
+function plainFolder(files: string[]): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-lang-'));
+  for (const name of files) fs.writeFileSync(path.join(dir, name), '');
+  return dir;
+}
+
+test('languages: the top level\'s marker files, most specific first; nothing for an empty or missing folder', () => {
+  assert.deepEqual(detectLanguages(plainFolder(['package.json', 'README.md'])), [{ language: 'node', marker: 'package.json' }]);
+  assert.deepEqual(detectLanguages(plainFolder(['package.json', 'go.mod'])).map((l) => l.language), ['go', 'node']);
+  assert.deepEqual(detectLanguages(plainFolder(['requirements.txt', 'package.json'])).map((l) => l.language), ['python', 'node']);
+  assert.deepEqual(detectLanguages(plainFolder(['App.csproj'])), [{ language: 'dotnet', marker: 'App.csproj' }]);
+  assert.deepEqual(detectLanguages(plainFolder(['.csproj'])), [], 'a suffix alone is no project file');
+  assert.deepEqual(detectLanguages(plainFolder(['build.gradle.kts'])), [{ language: 'java', marker: 'build.gradle.kts' }]);
+  assert.deepEqual(detectLanguages(plainFolder([])), []);
+  assert.deepEqual(detectLanguages('/nonexistent/microvm-lang'), []);
+});
+
+test('a folder without devcontainer.json opens on its language\'s image, said why; microvm.image and a devcontainer.json come first', () => {
+  const folder = plainFolder(['package.json', 'requirements.txt']);
+  const facts = { languages: detectLanguages(folder) };
+  const plan = planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, facts);
+  assert.deepEqual(plan.source, { kind: 'image', ref: 'python:3.12-bookworm', language: { language: 'python', marker: 'requirements.txt' } });
+  const info = plan.problems.find((p) => p.code === 'language-image');
+  assert.ok(info && info.severity === 'info' && info.message.includes('requirements.txt') && info.message.includes('python:3.12-bookworm'), JSON.stringify(plan.problems));
+  assert.ok(plan.volumes.some((v) => v.name === 'venv'), 'a Python folder gets its .venv volume');
+  const own = planWorkspace(resolveConfig({ folder, env: {} }), { ...SETTINGS, defaultImages: { python: '', node: 'registry.example/node:20' } }, facts);
+  assert.deepEqual(own.source, { kind: 'image', ref: 'registry.example/node:20', language: { language: 'node', marker: 'package.json' } }, 'an empty entry skips that language');
+  assert.deepEqual(planWorkspace(resolveConfig({ folder, env: {} }), { ...SETTINGS, image: 'alpine:3' }, facts).source, { kind: 'image', ref: 'alpine:3' });
+  assert.deepEqual(planWorkspace(resolveConfig({ folder: plainFolder(['README.md']), env: {} }), SETTINGS, { languages: [] }).source, { kind: 'image', ref: undefined });
+  const configured = folderWith({ image: 'debian:12' }, { 'package.json': '{}' });
+  assert.deepEqual(planWorkspace(resolveConfig({ folder: configured, env: {} }), SETTINGS, { languages: detectLanguages(configured) }).source, { kind: 'image', ref: 'debian:12' });
 });

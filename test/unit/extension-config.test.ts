@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readSettings } from '../../extension/config/settings';
+import { mirrorsEnv, readSettings } from '../../extension/config/settings';
+import { isMicrovmError } from '../../engine/errors';
 
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
   const values: Record<string, unknown> = {
@@ -9,7 +10,22 @@ test('settings fall back to defaults on bad values; localEnv.allow is read under
   };
   assert.deepEqual(readSettings((key) => values[key]), {
     image: 'alpine', memoryMib: 1024, cpus: 2, network: 'none', symlinks: 'opaque', accelerator: 'kvm', allowEmulation: false,
-    maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [],
+    maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [], defaultImages: {}, registryMirrors: {},
   });
   assert.deepEqual(readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow, ['GITHUB_TOKEN', 'NPM_TOKEN']);
+});
+
+test('microvm.defaultImages takes known languages only; a bad value is ignored as a whole', () => {
+  assert.deepEqual(readSettings((key) => (key === 'defaultImages' ? { node: 'node:20', python: '' } : undefined)).defaultImages, { node: 'node:20', python: '' });
+  assert.deepEqual(readSettings((key) => (key === 'defaultImages' ? { cobol: 'x' } : undefined)).defaultImages, {});
+});
+
+test('microvm.registryMirrors come before the environment\'s, each mirror once; a bad one is an error naming the setting', () => {
+  const settings = readSettings((key) => (key === 'registryMirrors' ? { 'docker.io': ['https://mirror.example'], 'ghcr.io': ['http://127.0.0.1:5000'] } : undefined));
+  assert.equal(mirrorsEnv(settings, 'docker.io=http://127.0.0.1:6000,docker.io=https://mirror.example'),
+    'docker.io=https://mirror.example,docker.io=http://127.0.0.1:6000,ghcr.io=http://127.0.0.1:5000');
+  assert.equal(mirrorsEnv(readSettings(() => undefined), undefined), undefined);
+  assert.equal(mirrorsEnv(readSettings(() => undefined), 'quay.io=http://127.0.0.1:7000'), 'quay.io=http://127.0.0.1:7000');
+  const bad = readSettings((key) => (key === 'registryMirrors' ? { 'docker.io': ['ftp://nope'] } : undefined));
+  assert.throws(() => mirrorsEnv(bad, undefined), (err) => isMicrovmError(err, 'E_BAD_OPTION') && err.message.includes('microvm.registryMirrors'));
 });

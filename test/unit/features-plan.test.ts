@@ -51,7 +51,7 @@ test('feature metadata in the plan: hooks before devcontainer.json\'s, the image
     feature('a', { postCreateCommand: 'from-a', mounts: [{ type: 'volume', source: 'data-${devcontainerId}', target: '/data' }, { type: 'volume', source: 'lost', target: '/cache' }], customizations: { vscode: { extensions: ['a.ext'] } } }),
     feature('b', { postCreateCommand: ['from', 'b'], entrypoint: '/usr/local/bin/start-b' }),
   ];
-  const plan = planWorkspace(resolved, SETTINGS, { python: false }, { features, warnings: [], errors: [] });
+  const plan = planWorkspace(resolved, SETTINGS, { languages: [] }, { features, warnings: [], errors: [] });
   assert.deepEqual(hookRuns(plan, 'postCreateCommand').map((r) => r.origin), ['a', 'b', 'devcontainer.json']);
   assert.deepEqual(plan.volumes.filter((v) => ['/data', '/cache'].includes(v.mountPoint)).map((v) => v.name), ['data-id52', 'cache'], 'the file\'s mount at /cache wins');
   assert.deepEqual(plan.customizations.vscode, [{ extensions: ['a.ext'] }, { extensions: ['own.ext'] }]);
@@ -66,6 +66,6 @@ test('feature metadata in the plan: hooks before devcontainer.json\'s, the image
 test('resolution errors become error problems at $.features["<reference>"]', () => {
   const resolved: ResolvedConfig = { folder: '/w', config: emptyConfig(), containerWorkspaceFolder: '/workspaces/w', devcontainerId: 'id', problems: [] };
   const error = Object.assign(new Error('feature "x" was not found'), { code: 'E_FEATURE_NOT_FOUND' }) as never;
-  const plan = planWorkspace(resolved, SETTINGS, { python: false }, { features: [], warnings: [], errors: [{ feature: 'ghcr.io/x/y:1', error }] });
+  const plan = planWorkspace(resolved, SETTINGS, { languages: [] }, { features: [], warnings: [], errors: [{ feature: 'ghcr.io/x/y:1', error }] });
   assert.deepEqual(plan.problems.map((p) => [p.severity, p.path]), [['error', '$.features["ghcr.io/x/y:1"]']]);
 });

@@ -41,6 +41,11 @@ export function parseMirrorList(text: string, from: string = MIRRORS_ENV): Regis
   return checkMirrors(mirrors, from);
 }
 
+/** The MICROVM_REGISTRY_MIRRORS text of a mirror table (parseMirrorList reads it back). */
+export function formatMirrorList(mirrors: Readonly<Record<string, readonly string[]>>): string {
+  return Object.entries(mirrors).flatMap(([registry, urls]) => urls.map((url) => `${registry}=${url}`)).join(',');
+}
+
 /** Checks registry names and mirror URLs of an option or the environment; returns them normalised. */
 export function checkMirrors(mirrors: Readonly<Record<string, readonly string[]>>, from: string): RegistryMirrors {
   const checked: Record<string, string[]> = {};
