@@ -27,6 +27,21 @@ export interface ParsedCommand {
 const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network', '--mount', '--volume']);
 
 /**
+ * Whether `microvm run`'s flags (before the guest command) include --workspace-folder: the
+ * workspace form of the verb. Flags the image form takes may come first.
+ */
+export function namesWorkspaceFolder(args: string[]): boolean {
+  const workspaceValueFlags = new Set(['--allow-local-env', '--image']);
+  for (let i = 0; i < args.length; i++) {
+    const [name, inline] = splitInline(args[i]);
+    if (args[i] === '--' || !args[i].startsWith('--')) return false;
+    if (name === '--workspace-folder') return true;
+    if (inline === undefined && (VALUE_FLAGS.has(name) || workspaceValueFlags.has(name))) i++;
+  }
+  return false;
+}
+
+/**
  * Parses `[flags] [--] ARGV...`. Flags stop at the first word that is not one, so
  * `microvm run ls -la` passes -la to the guest.
  */

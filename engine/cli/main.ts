@@ -1,5 +1,6 @@
 import { engineInfo } from '../info';
 import { MicrovmError } from '../errors';
+import { buildCommand } from './build';
 import { imagesCommand, pruneCommand, pullCommand } from './images';
 import { readConfigurationCommand } from './read-configuration';
 import { runCommand } from './run';
@@ -19,6 +20,20 @@ commands:
   read-configuration --workspace-folder DIR [--include-merged-configuration] [--allow-local-env NAME]...
                                the folder's devcontainer.json as understood here, as JSON:
                                configuration, mergedConfiguration, workspace and every problem
+  build --workspace-folder DIR [--image REF] [--accept-config-changes] [--allow-local-env NAME]...
+                               the folder's image as opening it makes it (Dockerfile, features,
+                               root disk, snapshot); prints {"outcome","imageName","imageDigest"}
+  run --workspace-folder DIR [...] [-- CMD...]
+                               open the folder as the extension does (image, features, mounts,
+                               volumes, lifecycle hooks), then CMD as the remote user in the
+                               workspace folder, or an interactive shell; the VM stops after
+
+options (build, run --workspace-folder):
+  --image REF      the image for a folder without a devcontainer.json (default: the image
+                   for its language, see below, else the embedded default image)
+  --accept-config-changes
+                   open even though devcontainer.json changed since it was last accepted in
+                   ways that take more from this machine (a VM can write the folder)
 
 options (run, shell):
   --image REF      a registry reference (debian:12, localhost:5000/team/app:1), an OCI
@@ -41,6 +56,14 @@ environment:
   MICROVM_ACCEL    force the accelerator: kvm, tcg or hvf
   MICROVM_INSECURE_REGISTRIES  host:port,... that may be pulled from over plain HTTP
                    (loopback registries always may)
+  MICROVM_REGISTRY_MIRRORS  registry=URL,... mirrors tried before a registry, in order
+                   (docker.io=http://127.0.0.1:5000,ghcr.io=https://mirror.example/ghcr)
+
+a folder without a devcontainer.json opens on its language's image: package.json node:22-bookworm,
+pyproject.toml/requirements.txt python:3.12-bookworm, go.mod golang:1.23-bookworm, Cargo.toml
+rust:1-bookworm, Gemfile ruby:3.3-bookworm, pom.xml/build.gradle eclipse-temurin:21-jdk,
+*.csproj mcr.microsoft.com/dotnet/sdk:8.0; the embedded default image when none applies or
+the image cannot be pulled.
   DOCKER_CONFIG    directory of the config.json whose "auths" hold registry credentials
 
 exit status: the guest command's; 128+N when a signal N ended it; 125 when the
@@ -64,6 +87,8 @@ async function main(args: string[]): Promise<number> {
       return pruneCommand(rest);
     case 'read-configuration':
       return readConfigurationCommand(rest);
+    case 'build':
+      return buildCommand(rest);
     case 'info':
       process.stdout.write(JSON.stringify(await engineInfo(), null, 2) + '\n');
       return 0;

@@ -1,13 +1,13 @@
-import { ExecChild } from '../agent/exec-child';
-import { WaitResult } from '../agent/process';
-import { linuxSignalNumber } from '../agent/signals';
 import { MicrovmError } from '../errors';
-import { parseVmCommand } from './args';
+import { namesWorkspaceFolder, parseVmCommand } from './args';
 import { Progress } from './progress';
+import { exitCodeOf, pipeOut, pumpStdin } from './stdio';
 import { openSession } from './session';
+import { workspaceRunCommand } from './workspace-run';
 
 /** `microvm run [flags] [--] ARGV...`: streams stdio both ways, exits with the guest's code. */
 export async function runCommand(args: string[]): Promise<number> {
+  if (namesWorkspaceFolder(args)) return workspaceRunCommand(args);
   const { flags, argv } = parseVmCommand(args, true);
   if (argv.length === 0) throw new MicrovmError('E_BAD_OPTION', 'microvm run needs a command, e.g. `microvm run -- uname -a`');
   const session = await openSession(flags, new Progress());
@@ -24,35 +24,4 @@ export async function runCommand(args: string[]): Promise<number> {
   } finally {
     await session.close();
   }
-}
-
-export function exitCodeOf(result: WaitResult): number {
-  if (result.signal) return 128 + linuxSignalNumber(result.signal);
-  return result.exitCode;
-}
-
-export async function pipeOut(read: () => Promise<Buffer | null>, out: NodeJS.WriteStream): Promise<void> {
-  for (let chunk = await read(); chunk; chunk = await read()) {
-    if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
-  }
-}
-
-/** Forwards host stdin with backpressure, closing the guest's stdin at EOF. */
-export function pumpStdin(child: ExecChild): { stop(): void } {
-  const stdin = process.stdin;
-  const onData = (chunk: Buffer) => {
-    stdin.pause();
-    child.writeStdin(chunk).then(() => stdin.resume(), () => stdin.resume());
-  };
-  const onEnd = () => child.closeStdin();
-  stdin.on('data', onData);
-  stdin.once('end', onEnd);
-  return {
-    stop: () => {
-      stdin.off('data', onData);
-      stdin.off('end', onEnd);
-      stdin.pause();
-      stdin.unref?.();
-    },
-  };
 }

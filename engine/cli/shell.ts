@@ -1,6 +1,6 @@
 import { parseVmCommand } from './args';
 import { Progress } from './progress';
-import { exitCodeOf, pipeOut } from './run';
+import { exitCodeOf, pipeOut } from './stdio';
 import { openSession } from './session';
 
 /**

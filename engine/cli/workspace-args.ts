@@ -2,17 +2,34 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
 
-/** The options every workspace verb takes (`read-configuration`, ...), as the reference CLI names them. */
+/** The options the workspace verbs take (`read-configuration`, `build`, `run --workspace-folder`), as the reference CLI names them. */
 export interface WorkspaceFlags {
   folder: string;
   /** Host variables `${localEnv:NAME}` may pass into the VM. */
   allowLocalEnv: string[];
   includeMerged: boolean;
+  /** The image for a folder without a devcontainer.json (as the microvm.image setting). */
+  image?: string;
+  /** Apply a configuration that changed since it was last accepted (it may take more from this machine). */
+  acceptConfigChanges: boolean;
+  /** The guest command after `--` (`run`); empty: an interactive shell. */
+  argv: string[];
 }
 
-export function parseWorkspaceFlags(args: string[], verb: string): WorkspaceFlags {
-  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false };
+/** Which flags a verb takes beyond --workspace-folder and --allow-local-env. */
+interface VerbShape {
+  merged?: boolean;
+  vm?: boolean;
+  argv?: boolean;
+}
+
+export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
+  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, argv: [] };
   for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--' && shape.argv) {
+      flags.argv = args.slice(i + 1);
+      break;
+    }
     const [name, inline] = args[i].includes('=') ? [args[i].slice(0, args[i].indexOf('=')), args[i].slice(args[i].indexOf('=') + 1)] : [args[i], undefined];
     const value = () => {
       const v = inline ?? args[++i];
@@ -21,7 +38,10 @@ export function parseWorkspaceFlags(args: string[], verb: string): WorkspaceFlag
     };
     if (name === '--workspace-folder') flags.folder = path.resolve(value());
     else if (name === '--allow-local-env') flags.allowLocalEnv.push(value());
-    else if (name === '--include-merged-configuration') flags.includeMerged = true;
+    else if (name === '--include-merged-configuration' && shape.merged) flags.includeMerged = true;
+    else if (name === '--image' && shape.vm) flags.image = value();
+    else if (name === '--accept-config-changes' && shape.vm) flags.acceptConfigChanges = true;
+    else if (!name.startsWith('-') && shape.argv) throw bad(`put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``, verb);
     else throw bad(`unknown option ${JSON.stringify(name)}`, verb);
   }
   if (!fs.statSync(flags.folder, { throwIfNoEntry: false })?.isDirectory()) {
