@@ -42,6 +42,12 @@ export const volumeSchema = z.object({
   mountPoint,
 }).strict();
 
+/** A memory-backed file system at mountPoint (devcontainer.json's `type=tmpfs`). */
+export const tmpfsSchema = z.object({
+  mountPoint,
+  sizeMib: z.number().int().min(1).max(1024 * 1024).optional(),
+}).strict();
+
 export const buildOptionsSchema = z.object({
   ref: z.string().min(1).optional(),
   name: z.string().min(1).optional(),
@@ -74,15 +80,17 @@ export const buildOptionsSchema = z.object({
   listenerTimeoutMs: z.number().int().positive().default(60_000),
   mounts: z.array(mountSchema).max(16).default([]),
   volumes: z.array(volumeSchema).max(16).default([]),
+  tmpfs: z.array(tmpfsSchema).max(16).default([]),
 }).strict().refine((o) => !o.listenerRequired || o.guestPort !== undefined, { message: 'listenerRequired needs guestPort', path: ['listenerRequired'] })
   .superRefine(uniqueMountPoints);
 
 /** Two mounts or volumes on one guest path (or two volumes of one name) would hide each other. */
-function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: Array<{ name: string; mountPoint: string }> }, ctx: z.RefinementCtx): void {
+function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: Array<{ name: string; mountPoint: string }>; tmpfs: Array<{ mountPoint: string }> }, ctx: z.RefinementCtx): void {
   const seen = new Set<string>();
   const points: Array<[string, Array<string | number>]> = [
     ...o.mounts.map((m, i): [string, Array<string | number>] => [m.guestPath, ['mounts', i, 'guestPath']]),
     ...o.volumes.map((v, i): [string, Array<string | number>] => [v.mountPoint, ['volumes', i, 'mountPoint']]),
+    ...o.tmpfs.map((t, i): [string, Array<string | number>] => [t.mountPoint, ['tmpfs', i, 'mountPoint']]),
   ];
   for (const [point, path] of points) {
     const normal = point.replace(/\/+/g, '/').replace(/\/$/, '');
@@ -110,6 +118,8 @@ export const poolOptionsSchema = z.object({
 export const execOptionsSchema = z.object({
   argv,
   env: envMap.default({}),
+  /** Names taken out of the environment, the image's included, before `env` applies (devcontainer.json's `"VAR": null`). */
+  unsetEnv: z.array(z.string().min(1).max(256)).max(256).default([]),
   cwd: guestPath.optional(),
   timeoutMs: z.number().int().min(0).max(2 ** 31 - 1).default(60_000),
   stageFiles: z.array(z.object({ path: guestPath, data: bytes, mode: z.number().int().min(0).max(0o7777).optional() }).strict()).default([]),

@@ -18,6 +18,8 @@ export interface CollectedResult extends WaitResult {
 export const CALL_DEADLINE_MS = { file: 30_000, mount: 30_000, control: 10_000, ping: 3_000 } as const;
 
 /** Calls the guest agent offers, over one AgentConnection. */
+const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tmpfs: MountKind.TMPFS } as const;
+
 export class AgentClient {
   constructor(readonly connection: AgentConnection, readonly info: AgentInfo) {}
 
@@ -93,10 +95,15 @@ export class AgentClient {
       () => new MicrovmError('E_AGENT_TIMEOUT', `the guest agent did not answer RESTORED within ${CALL_DEADLINE_MS.control} ms`));
   }
 
-  /** Mounts a virtio-fs share (by tag) or a virtio-blk ext4 volume (by serial) at `path` in the guest. */
-  async mount(kind: 'virtiofs' | 'volume', source: string, path: string, readOnly: boolean): Promise<void> {
-    await this.call(new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, kind === 'virtiofs' ? MountKind.VIRTIOFS : MountKind.VOLUME)
-      .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0), CALL_DEADLINE_MS.mount, `mount ${path}`);
+  /**
+   * Mounts a virtio-fs share (by tag), a virtio-blk ext4 volume (by serial) or a tmpfs (source
+   * 'tmpfs', `sizeMib` optional) at `path` in the guest.
+   */
+  async mount(kind: 'virtiofs' | 'volume' | 'tmpfs', source: string, path: string, readOnly: boolean, sizeMib?: number): Promise<void> {
+    const body = new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, MOUNT_KINDS[kind])
+      .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0);
+    if (sizeMib !== undefined) body.u32(Tag.SIZE_MIB, sizeMib);
+    await this.call(body, CALL_DEADLINE_MS.mount, `mount ${path}`);
   }
 
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */

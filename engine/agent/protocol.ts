@@ -84,6 +84,7 @@ export const Tag = {
   MOUNT_KIND: 50,
   MOUNT_SOURCE: 51,
   READ_ONLY: 52,
+  SIZE_MIB: 53,
 } as const;
 
 export const Op = {
@@ -104,6 +105,7 @@ export const Op = {
 export const MountKind = {
   VIRTIOFS: 1,
   VOLUME: 2,
+  TMPFS: 3,
 } as const;
 
 export const Status = {

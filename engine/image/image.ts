@@ -23,7 +23,7 @@ import { resolveSource } from './source';
 import { ImageConfig } from './types';
 import { ProcessRequest } from '../agent/process';
 import type { NetworkMode } from '../qemu/network';
-import type { MountSpec, VolumeSpec } from '../mount';
+import type { MountSpec, TmpfsSpec, VolumeSpec } from '../mount';
 import { resolveMounts } from '../mount/resolve';
 
 export type BuildProgress =
@@ -46,7 +46,8 @@ interface ImageSettings {
   network: NetworkMode;
   mounts: MountSpec[];
   volumes: VolumeSpec[];
-  /** Images with mounts or volumes boot fresh and run the warmup on every boot (see engine/mount/README.md). */
+  tmpfs: TmpfsSpec[];
+  /** Images with mounts, volumes or tmpfs boot fresh and run the warmup on every boot (see engine/mount/README.md). */
   warmupEachBoot?: (vm: Vm) => Promise<void>;
 }
 
@@ -102,9 +103,9 @@ export class Image {
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
     const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env), ...(opts.user ? { user: opts.user } : {}) };
     const mounts = resolveMounts(opts.mounts);
-    const storage = mounts.length > 0 || opts.volumes.length > 0;
+    const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0;
     const settings: ImageSettings = {
-      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes,
+      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs,
       warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
     };
     const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env, user: config.user }, extraFiles });
@@ -137,7 +138,7 @@ export class Image {
     const loaded = await loadSnapshot(path.resolve(dir), undefined);
     if (!loaded.ok) throw new MicrovmError('E_SNAPSHOT_INVALID', `${dir} is not a usable snapshot: ${loaded.reason}`);
     const record = loaded.meta.image;
-    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, mounts: [], volumes: [] };
+    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, mounts: [], volumes: [], tmpfs: [] };
     const image = new Image(record.ref, record.name, record.manifestDigest, record.config, record.rootDisk, [], loaded.meta.files.state.sha256, settings);
     image.snapshot = { dir: path.resolve(dir), source: loaded.source };
     return image;
@@ -211,6 +212,7 @@ export class Image {
       network: this.settings.network,
       mounts: this.settings.mounts,
       volumes: this.settings.volumes,
+      tmpfs: this.settings.tmpfs,
     };
   }
 

@@ -4,9 +4,9 @@ import { Share } from './share';
 import { attachVolume, AttachedVolume } from './volumes';
 import { findVirtiofsd } from './virtiofsd';
 import { coveredPaths } from './view';
-import { MountSpec, ShareRefusal, VolumeSpec } from './types';
+import { MountSpec, ShareRefusal, TmpfsSpec, VolumeSpec } from './types';
 
-export type { MountSpec, VolumeSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
+export type { MountSpec, VolumeSpec, TmpfsSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
 export { DEFAULT_PROTECT, MIN_VOLUME_MIB } from './types';
 export { findVirtiofsd } from './virtiofsd';
 export { removeVolume, volumeFile } from './volumes';
@@ -24,10 +24,10 @@ export interface StorageDevices {
 export class Storage {
   private readonly refusalListeners: Array<(refusal: ShareRefusal) => void> = [];
 
-  private constructor(private readonly shares: Share[], private readonly volumes: AttachedVolume[]) {}
+  private constructor(private readonly shares: Share[], private readonly volumes: AttachedVolume[], private readonly tmpfs: TmpfsSpec[]) {}
 
-  static async attach(mounts: MountSpec[], volumes: VolumeSpec[], socketFor: (index: number) => string, launcher: string): Promise<Storage> {
-    const storage = new Storage([], []);
+  static async attach(mounts: MountSpec[], volumes: VolumeSpec[], tmpfs: TmpfsSpec[], socketFor: (index: number) => string, launcher: string): Promise<Storage> {
+    const storage = new Storage([], [], tmpfs);
     try {
       const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
       const mountPoints = volumes.map((v) => v.mountPoint);
@@ -64,15 +64,16 @@ export class Storage {
     };
   }
 
-  /** Mounts everything in the guest, outer paths first, so a volume can sit inside a share. */
+  /** Mounts everything in the guest, outer paths first, so a volume or a tmpfs can sit inside a share. */
   async mountInGuest(agent: AgentClient): Promise<void> {
     const requests = [
       ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly, volume: undefined })),
       ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false, volume: v })),
+      ...this.tmpfs.map((t) => ({ kind: 'tmpfs' as const, source: 'tmpfs', path: t.mountPoint, readOnly: false, volume: undefined, sizeMib: t.sizeMib })),
     ].sort((a, b) => depth(a.path) - depth(b.path));
     for (const request of requests) {
       try {
-        await agent.mount(request.kind, request.source, request.path, request.readOnly);
+        await agent.mount(request.kind, request.source, request.path, request.readOnly, 'sizeMib' in request ? request.sizeMib : undefined);
       } catch (err) {
         const why = (err as Error).message;
         if (request.volume) {

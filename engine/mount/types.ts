@@ -25,6 +25,13 @@ export interface MountSpec {
 
 export type GitPolicy = 'writable' | 'strict';
 
+/** A tmpfs in the guest (devcontainer.json's `type=tmpfs` mounts): memory-backed, gone at shutdown. */
+export interface TmpfsSpec {
+  mountPoint: string;
+  /** Its size limit; absent = the kernel's default, half the VM's RAM. */
+  sizeMib?: number;
+}
+
 /** A refusal of the filter view, as the engine reports it (the path is the guest's choice: plain text only). */
 export interface ShareRefusal {
   /** The share's host folder. */

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
-import { MountSpec, ShareRefusal, Storage, VolumeSpec } from '../mount';
+import { MountSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
 import { HealthVerdict, HealthWatch } from './health';
 
 export interface BootSpec {
@@ -38,6 +38,7 @@ export interface BootSpec {
   /** Host folders over virtio-fs and volumes over virtio-blk, mounted before the workload starts (fresh boots only). */
   mounts?: MountSpec[];
   volumes?: VolumeSpec[];
+  tmpfs?: TmpfsSpec[];
 }
 
 /** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */
@@ -94,7 +95,7 @@ export class Machine {
     const assets = await guestAssets();
     const qemuBinary = await findQemu('x86_64');
     const accel = await chooseAccel(assets, qemuBinary);
-    if (restore && (spec.mounts?.length || spec.volumes?.length)) {
+    if (restore && (spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length)) {
       throw new MicrovmError('E_BAD_OPTION', 'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh');
     }
     const runAs = qemuUser();
@@ -102,7 +103,7 @@ export class Machine {
     const memory = memoryFor(state, restore);
     let storage: Storage;
     try {
-      storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [],
+      storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [], spec.tmpfs ?? [],
         (i) => state.file('virtiofsSocket').replace('{n}', String(i)), assets.launcher);
     } catch (err) {
       state.remove();

@@ -209,7 +209,7 @@ export class Vm {
   private processRequest(parsed: ReturnType<typeof execOptionsSchema.parse>): ProcessRequest {
     return {
       argv: parsed.argv,
-      env: mergeEnv(this.config.env, parsed.env),
+      env: mergeEnv(withoutNames(this.config.env, parsed.unsetEnv), parsed.env),
       cwd: parsed.cwd ?? (this.config.workingDir || '/'),
       timeoutMs: parsed.timeoutMs,
       tty: parsed.tty ? parsed.winsize ?? { rows: 24, cols: 80 } : undefined,
@@ -244,4 +244,11 @@ function checkGuestPath(path: string): string {
     throw new MicrovmError('E_BAD_OPTION', `guest path ${JSON.stringify(path)} must be an absolute path without NUL bytes`);
   }
   return path;
+}
+
+/** A KEY=VALUE list without the entries of `names`. */
+function withoutNames(env: string[], names: string[]): string[] {
+  if (names.length === 0) return env;
+  const unset = new Set(names);
+  return env.filter((entry) => !unset.has(entry.slice(0, Math.max(0, entry.indexOf('=')))));
 }

@@ -23,6 +23,8 @@ export interface CommandOutcome {
 export interface HookEnvironment {
   cwd: string;
   env: Record<string, string>;
+  /** Names remoteEnv unsets (`null`): not in the hook's environment, the image's included. */
+  unsetEnv?: string[];
   /** The remote user's ids. */
   user?: { uid: number; gid: number; groups?: number[] };
 }
@@ -66,7 +68,7 @@ async function runCommand(vm: Vm, run: HookRun, name: string | undefined, comman
   out.started?.(base);
   let child: ExecChild;
   try {
-    child = vm.spawn({ argv: commandArgv(command), cwd: where.cwd, env: where.env, timeoutMs: 0, ...(where.user ? { user: where.user } : {}) });
+    child = vm.spawn({ argv: commandArgv(command), cwd: where.cwd, env: where.env, unsetEnv: where.unsetEnv ?? [], timeoutMs: 0, ...(where.user ? { user: where.user } : {}) });
   } catch (err) {
     out.output(label, Buffer.from(`${(err as Error).message}\n`));
     const outcome = { ...base, exitCode: 127 };

@@ -48,6 +48,8 @@ export class Session {
   private lifecycle: Lifecycle | undefined;
   /** remoteEnv with `${containerEnv:...}` resolved from the VM's environment; unset (null) entries dropped. */
   private remoteEnv: Record<string, string> = {};
+  /** remoteEnv's `null` entries: unset in terminals and hooks, the image's value included. */
+  private unsetEnv: string[] = [];
   private stopped = false;
   /** Who terminals and hooks run as: remoteUser, else containerUser, else the image's user. */
   private user: UserInfo | undefined;
@@ -116,7 +118,9 @@ export class Session {
     this.onProgress('Forwarding ports');
     this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
     await this.ports.start();
-    this.remoteEnv = setEnv(resolveContainerEnv(this.plan.remoteEnv, envOf(image)));
+    const remoteEnv = resolveContainerEnv(this.plan.remoteEnv, envOf(image));
+    this.remoteEnv = setEnv(remoteEnv);
+    this.unsetEnv = Object.keys(remoteEnv).filter((name) => remoteEnv[name] === null);
     const user = this.user as UserInfo;
     this.events.log(`terminals and hooks run as ${user.name} (${user.uid}:${user.gid}${user.groups.length > 0 ? `, groups ${user.groups.join(',')}` : ''})`);
     await this.addHosts(vm);
@@ -131,7 +135,7 @@ export class Session {
   private async buildImage(): Promise<Image> {
     const options = { ...this.buildOptions(), ref: await this.imageRef() };
     // Only to read the image's users from its root disk: no snapshot, no VM.
-    const base = await Image.build({ ...options, env: {}, mounts: [], volumes: [], snapshot: false });
+    const base = await Image.build({ ...options, env: {}, mounts: [], volumes: [], tmpfs: [], snapshot: false });
     this.checkStopped();
     this.user = await this.remoteUser(base);
     const { containerUser } = this.plan;
@@ -270,7 +274,8 @@ export class Session {
     const user = this.user as UserInfo;
     const probed = await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder);
     if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
-    const where = { cwd: this.plan.workspaceFolder, env: { ...this.userEnv(), ...probed.env, ...this.remoteEnv }, user: runAs(user) };
+    const env = withoutKeys({ ...this.userEnv(), ...probed.env, ...this.remoteEnv }, this.unsetEnv);
+    const where = { cwd: this.plan.workspaceFolder, env, unsetEnv: this.unsetEnv, user: runAs(user) };
     const events = this.events;
     this.lifecycle = new Lifecycle(vm, this.plan, where, this.state, {
       log: (line) => events.log(line),
@@ -321,7 +326,8 @@ export class Session {
       argv,
       ...(options.tty ? { tty: true, winsize: options.winsize } : {}),
       cwd: this.plan.workspaceFolder,
-      env: { ...options.env, ...this.userEnv(), ...this.remoteEnv },
+      env: withoutKeys({ ...options.env, ...this.userEnv(), ...this.remoteEnv }, this.unsetEnv),
+      unsetEnv: this.unsetEnv,
       timeoutMs: 0,
       ...(user ? { user: runAs(user) } : {}),
     });
@@ -394,6 +400,7 @@ export class Session {
       env: plan.containerEnv,
       mounts: plan.mounts,
       volumes: plan.volumes,
+      tmpfs: plan.tmpfs.map((t) => ({ mountPoint: t.target, ...(t.sizeMib ? { sizeMib: t.sizeMib } : {}) })),
       onProgress: (event: BuildProgress) => {
         const step = progressStep(event);
         if (event.phase === 'bake' && !bakeAnnounced) {
@@ -459,4 +466,9 @@ function mib(bytes: number): string {
 /** The ids a process of the workspace runs with. */
 function runAs(user: UserInfo): { uid: number; gid: number; groups: number[] } {
   return { uid: user.uid, gid: user.gid, groups: user.groups };
+}
+
+/** `env` without the keys in `names`. */
+function withoutKeys(env: Record<string, string>, names: string[]): Record<string, string> {
+  return names.length === 0 ? env : Object.fromEntries(Object.entries(env).filter(([key]) => !names.includes(key)));
 }

@@ -1,5 +1,6 @@
 /*
- * MOUNT: a virtio-fs share (by tag) or a virtio-blk ext4 volume (by serial) at PATH.
+ * MOUNT: a virtio-fs share (by tag), a virtio-blk ext4 volume (by serial) or a tmpfs (devcontainer.json's
+ * `type=tmpfs` mounts, SIZE_MIB optional) at PATH.
  * The host sends mounts outermost first, so a volume can sit on a path inside a share
  * (node_modules inside the workspace). Read-only is enforced by the host; the guest flag
  * only makes writes fail early.
@@ -33,6 +34,7 @@ struct mount_request {
     char source[MAX_SOURCE];
     char path[MAX_PATH_LEN];
     bool read_only;
+    uint32_t size_mib;
 };
 
 static int parse_mount(const uint8_t *payload, size_t len, struct mount_request *m, char *err,
@@ -47,6 +49,8 @@ static int parse_mount(const uint8_t *payload, size_t len, struct mount_request 
             m->kind = get_u32(f.value);
         else if (f.tag == TAG_READ_ONLY)
             m->read_only = get_u32(f.value) != 0;
+        else if (f.tag == TAG_SIZE_MIB)
+            m->size_mib = get_u32(f.value);
         else if (f.tag == TAG_MOUNT_SOURCE && f.len > 0 && f.len < sizeof m->source)
             memcpy(m->source, f.value, f.len);
         else if (f.tag == TAG_PATH && f.len > 1 && f.len < sizeof m->path)
@@ -54,9 +58,9 @@ static int parse_mount(const uint8_t *payload, size_t len, struct mount_request 
     }
     if (rc < 0)
         return -1;
-    if (m->kind != MOUNT_VIRTIOFS && m->kind != MOUNT_VOLUME)
-        snprintf(err, errlen, "MOUNT_KIND must be %d (virtiofs) or %d (volume)", MOUNT_VIRTIOFS,
-                 MOUNT_VOLUME);
+    if (m->kind != MOUNT_VIRTIOFS && m->kind != MOUNT_VOLUME && m->kind != MOUNT_TMPFS)
+        snprintf(err, errlen, "MOUNT_KIND must be %d (virtiofs), %d (volume) or %d (tmpfs)",
+                 MOUNT_VIRTIOFS, MOUNT_VOLUME, MOUNT_TMPFS);
     else if (m->source[0] == '\0' || strchr(m->source, '/') != NULL)
         snprintf(err, errlen, "MOUNT_SOURCE is missing, too long or has a '/'");
     else if (m->path[0] != '/')
@@ -162,6 +166,19 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
     }
     unsigned long flags = MS_NODEV | (m.read_only ? MS_RDONLY : 0);
     const char *options = m.kind == MOUNT_VOLUME ? "errors=remount-ro" : NULL;
+    char tmpfs_options[64];
+    if (m.kind == MOUNT_TMPFS) {
+        /* Docker's tmpfs defaults: world-writable with the sticky bit, no set-uid; the
+         * kernel's default size (half the RAM) unless the mount names one. */
+        source = "tmpfs";
+        type = "tmpfs";
+        flags |= MS_NOSUID;
+        if (m.size_mib > 0)
+            snprintf(tmpfs_options, sizeof tmpfs_options, "mode=1777,size=%um", m.size_mib);
+        else
+            snprintf(tmpfs_options, sizeof tmpfs_options, "mode=1777");
+        options = tmpfs_options;
+    }
     if (mount(source, m.path, type, flags, options) != 0) {
         int e = errno;
         log_msg("mount %s on %s (%s): %s", source, m.path, type, strerror(e));

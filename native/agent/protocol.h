@@ -85,6 +85,7 @@ enum tlv_tag {
     TAG_MOUNT_KIND = 50,
     TAG_MOUNT_SOURCE = 51,
     TAG_READ_ONLY = 52,
+    TAG_SIZE_MIB = 53,
 };
 
 enum op {
@@ -105,6 +106,7 @@ enum op {
 enum mount_kind {
     MOUNT_VIRTIOFS = 1,
     MOUNT_VOLUME = 2,
+    MOUNT_TMPFS = 3,
 };
 
 enum status {

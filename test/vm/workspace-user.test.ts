@@ -21,9 +21,9 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** The host user who owns the folder (the tests run as root; a developer does not). */
 const HOST_OWNER = 4242;
 
-/** The default image plus a layer with a `dev` user (uid 1000) in a `tools` group, as an OCI layout. */
-function imageWithDevUser(): string {
-  const dir = path.join(tmp, 'image');
+/** The default image plus a layer with a `dev` user (uid 1000) in a `tools` group, as an OCI layout, with these config labels. */
+function imageWithDevUser(name: string, labels: Record<string, string> = {}): string {
+  const dir = path.join(tmp, name);
   fs.cpSync(homePaths.defaultImage(), dir, { recursive: true });
   const blobPath = (digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
   const readJson = (digest: string) => JSON.parse(fs.readFileSync(blobPath(digest), 'utf8'));
@@ -43,6 +43,7 @@ function imageWithDevUser(): string {
   const manifest = readJson(index.manifests[0].digest);
   const config = readJson(manifest.config.digest);
   config.rootfs.diff_ids.push(sha256(gunzipSync(layer.data)));
+  config.config = { ...config.config, Labels: { ...config.config?.Labels, ...labels } };
   manifest.layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
   manifest.config = { ...manifest.config, ...write(Buffer.from(JSON.stringify(config))) };
   index.manifests[0] = { ...index.manifests[0], ...write(Buffer.from(JSON.stringify(manifest))) };
@@ -50,7 +51,7 @@ function imageWithDevUser(): string {
   return dir;
 }
 
-const SETTINGS: PlanSettings = { image: imageWithDevUser(), memoryMib: 512, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = { image: imageWithDevUser('image'), memoryMib: 512, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
 
 function workspace(name: string, config: Record<string, unknown>): string {
   const folder = path.join(tmp, name);
@@ -67,8 +68,8 @@ function events(logs: string[]): SessionEvents {
   };
 }
 
-async function open(folder: string, logs: string[]): Promise<Session> {
-  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+async function open(folder: string, logs: string[], settings: PlanSettings = SETTINGS): Promise<Session> {
+  const prepared = await prepareWorkspace({ folder, settings, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
   assert.ok(prepared);
   return new Session(prepared.plan, events(logs), prepared.lifecycle);
 }
@@ -120,5 +121,47 @@ test('a remoteUser or containerUser the image does not have is a configuration e
     } finally {
       await session.stop();
     }
+  }
+});
+
+test('remoteEnv null unsets a variable, the image\'s too, in hooks and terminals; a tmpfs mount is a memory file system of the asked size the user can write', async () => {
+  const folder = workspace('env-tmpfs', {
+    remoteUser: 'dev',
+    containerEnv: { DROP_ME: 'from-the-container', KEEP: 'kept' },
+    remoteEnv: { DROP_ME: null, ADDED: '${containerEnv:KEEP}-and-added' },
+    mounts: ['type=tmpfs,target=/scratch,tmpfs-size=16m'],
+    postCreateCommand: 'echo "drop=${DROP_ME-unset} keep=$KEEP added=$ADDED" > hook-env.txt',
+  });
+  const logs: string[] = [];
+  const session = await open(folder, logs);
+  try {
+    await session.start();
+    await session.hooksSettled();
+    assert.equal(fs.readFileSync(path.join(folder, 'hook-env.txt'), 'utf8'), 'drop=unset keep=kept added=kept-and-added\n', logs.join('\n'));
+    const terminal = await ptyOutput(session, [session.shell, '-c',
+      'echo "drop=${DROP_ME-unset} added=$ADDED"; grep " /scratch " /proc/mounts; stat -c %a /scratch; echo hi > /scratch/f && cat /scratch/f']);
+    assert.match(terminal, /^drop=unset added=kept-and-added\n/);
+    assert.match(terminal, /^tmpfs \/scratch tmpfs rw,nosuid,nodev\S*size=16384k/m);
+    assert.match(terminal, /^1777$/m, 'world-writable with the sticky bit, as Docker makes a tmpfs');
+    assert.match(terminal, /\nhi\n$/, 'the remote user writes the tmpfs');
+  } finally {
+    await session.stop();
+  }
+});
+
+test('remoteUser from the image\'s devcontainer.metadata label: terminals and hooks run as it, the label\'s hook first', async () => {
+  const labelled = imageWithDevUser('labelled-image', {
+    'devcontainer.metadata': JSON.stringify([{ remoteUser: 'dev', postCreateCommand: 'id -un > label-hook.txt' }]),
+  });
+  const folder = workspace('from-label', { postCreateCommand: 'id -un >> label-hook.txt' });
+  const logs: string[] = [];
+  const session = await open(folder, logs, { ...SETTINGS, image: labelled });
+  try {
+    await session.start();
+    await session.hooksSettled();
+    assert.equal(fs.readFileSync(path.join(folder, 'label-hook.txt'), 'utf8'), 'dev\ndev\n', logs.join('\n'));
+    assert.match(await ptyOutput(session, [session.shell, '-c', 'id -un']), /^dev\n/);
+  } finally {
+    await session.stop();
   }
 });
