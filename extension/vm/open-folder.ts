@@ -10,6 +10,7 @@ import { portNotices } from '../ports/notices';
 import { openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
 import { notice } from '../ui/notice-text';
+import { progressText } from '../ui/plain-text';
 import { showError, showInfo, showWarning } from '../ui/notify';
 import { decideOpen } from './trust';
 
@@ -60,14 +61,19 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
       return undefined;
     }
-    const prepared = await prepareWorkspace({
+    // Resolving features asks their registries for manifests: say so in the status bar.
+    const prepared = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM' }, (progress) => prepareWorkspace({
       folder: folder.uri.fsPath,
       settings: planSettings(settings),
       allowLocalEnv: settings.localEnvAllow,
       limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus },
       onConfigChanged: (file, changes) => askConfigChanged(ctx, file, changes),
       onOverLimits: (over) => askOverLimits(ctx, over),
-    });
+      onProgress: (step) => {
+        progress.report({ message: progressText(step) });
+        ctx.log.info(step);
+      },
+    }));
     if (!prepared) return undefined;
     const { plan, resolved } = prepared;
     if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', prepared.problems)) return undefined;
@@ -107,7 +113,8 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
   ctx.setStatus('baking', 'Preparing the image');
   await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true }, async (progress, token) => {
     const cancel = token.onCancellationRequested(() => void session.stop());
-    session.onProgress = (message) => progress.report({ message });
+    // Steps may name an image or a feature from the configuration: plain text, bounded.
+    session.onProgress = (message) => progress.report({ message: progressText(message) });
     try {
       await session.start();
     } finally {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_NOTICE_CHARS, MAX_NOTICE_VALUE_CHARS, notice, noticeValue, plainLine } from '../../extension/ui/notice-text';
 import { failureNotice } from '../../extension/ui/failure-notice';
+import { progressText } from '../../extension/ui/plain-text';
 
 /** What VS Code's notification renderer turns into a clickable link (its linkedText parser). */
 const VSCODE_LINK = /\[([^\]]+)\]\(((?:https?:\/\/|command:|file:)[^)\s]+)(?: (["'])(.+?)(\3))?\)/i;
@@ -56,4 +57,14 @@ test('failure notices are fixed sentences with the code: the message never reach
   assert.equal(failureNotice(Object.assign(new Error('x'), { code: '[x](command:a)' }), 'forward', 80),
     'MicroVM: cannot forward guest port 80 (\uff3bx\uff3d(command\u2236a)); see the MicroVM log.');
   for (const context of ['open', 'exited', 'forward'] as const) assertInert(failureNotice(exited, context), context);
+});
+
+test('progress steps naming configuration text never form a link and keep ordinary text readable', () => {
+  for (const hostile of HOSTILE) {
+    const text = progressText(`Resolving feature ${hostile}`);
+    assert.doesNotMatch(text, VSCODE_LINK, text);
+    assert.doesNotMatch(text, /[\u0000-\u001f]/);
+  }
+  assert.equal(progressText('Pulling node:22-bookworm (package.json makes this a Node.js project)'), 'Pulling node:22-bookworm (package.json makes this a Node.js project)');
+  assert.equal(progressText('x'.repeat(500)).length, 200);
 });
