@@ -17,6 +17,9 @@ export interface BuildConfig {
   target?: string;
   cacheFrom: string[];
   options: string[];
+  /** From build.options (engine/devcontainer/build-options.ts), once the plan has read them. */
+  pull?: boolean;
+  network?: 'outbound' | 'none';
 }
 
 export interface ComposeConfig {

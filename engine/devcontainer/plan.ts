@@ -5,6 +5,7 @@ import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
 import type { NetworkMode } from '../qemu/network';
 import { isLocalImageRef } from '../image/source';
 import type { BuildConfig, UserEnvProbe } from './config';
+import { readBuildOptions } from './build-options';
 import type { ResolvedFeatures } from '../features/resolve';
 import type { ResolvedFeature } from '../features/types';
 import { featureEntries, featureProblems, mergedCustomizations, MetadataHooks, metadataHooks, metadataMounts, metadataProblems } from './image-metadata';
@@ -239,7 +240,7 @@ function imageSource(resolved: ResolvedConfig, settings: PlanSettings, facts: Fo
     const base = path.dirname(configPath);
     const context = insideFolder(folder, path.resolve(base, config.build.context));
     const dockerfile = insideFolder(folder, path.resolve(base, config.build.dockerfile));
-    if (context && dockerfile) return { kind: 'dockerfile', build: { ...config.build, dockerfile, context } };
+    if (context && dockerfile) return { kind: 'dockerfile', build: withBuildOptions({ ...config.build, dockerfile, context }, problems) };
     const [key, value] = context ? ['dockerfile', config.build.dockerfile] : ['context', config.build.context];
     const exists = fs.existsSync(path.resolve(base, value));
     problems.add('error', exists ? 'build-outside-folder' : `missing-${key}`, `$.build.${key}`,
@@ -270,6 +271,17 @@ function defaultSource(settings: PlanSettings, facts: FolderFacts, problems: Pro
     return { kind: 'image', ref, language: detected };
   }
   return { kind: 'image', ref: undefined };
+}
+
+/** build.options folded into the build: their --build-arg and --target win, as docker takes later flags. */
+function withBuildOptions(build: BuildConfig, problems: Problems): BuildConfig {
+  if (build.options.length === 0) return build;
+  const effect = readBuildOptions(build.options, problems);
+  const target = effect.target ?? build.target;
+  return {
+    ...build, args: { ...build.args, ...effect.args }, ...(target ? { target } : {}),
+    ...(effect.pull ? { pull: true } : {}), ...(effect.network ? { network: effect.network } : {}),
+  };
 }
 
 /** What the configuration asks for that this build cannot give yet, with what the user gets instead. */

@@ -220,7 +220,8 @@ export class Session {
     this.onProgress('Building the image from its Dockerfile');
     const built = await buildImage({
       context: build.context, dockerfile: build.dockerfile, args: build.args, ...(build.target ? { target: build.target } : {}),
-      ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}), network: this.plan.network, signal: this.abort.signal,
+      ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}), ...(build.pull ? { pullPolicy: 'always' as const } : {}),
+      network: build.network === 'none' ? 'none' : this.plan.network, signal: this.abort.signal,
       onProgress: (event: BuildImageProgress) => this.buildProgress(event),
     });
     this.events.log(`image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);

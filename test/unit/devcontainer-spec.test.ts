@@ -188,6 +188,32 @@ test('a Dockerfile or context outside the opened folder, or missing, is an error
   assert.equal(p3.source.kind, 'dockerfile');
 });
 
+test('build.options as docker build takes them: build args and target win, --pull and --network shape the build, host secrets never pass', () => {
+  const dir = folderWith({
+    build: {
+      dockerfile: 'Dockerfile', args: { A: '1', B: '2' }, target: 'dev',
+      options: ['--build-arg', 'B=3', '--build-arg=C=x=y', '--target=test', '--pull', '--network=none', '--no-cache', '--progress=plain',
+        '--ssh', 'default', '--secret', 'id=npm,src=/home/me/.npmrc', '--build-arg', 'HOST_TOKEN', '--platform', 'linux/arm64', '--bogus'],
+    },
+  }, { '.devcontainer/Dockerfile': 'FROM x\n' });
+  const plan = planWorkspace(resolveConfig({ folder: dir, env: {} }), SETTINGS, { languages: [] });
+  assert.equal(plan.source.kind, 'dockerfile');
+  const { build } = plan.source as Extract<typeof plan.source, { kind: 'dockerfile' }>;
+  assert.deepEqual(build.args, { A: '1', B: '3', C: 'x=y' });
+  assert.equal(build.target, 'test');
+  assert.equal(build.pull, true);
+  assert.equal(build.network, 'none');
+  const at = (i: number) => plan.problems.find((p) => p.path === `$.build.options[${i}]`);
+  assert.equal(at(6)?.severity, 'info', '--no-cache is moot');
+  assert.equal(at(7)?.severity, 'info', '--progress is moot');
+  assert.match(at(8)?.consequence ?? '', /not passed/, '--ssh');
+  assert.match(at(10)?.consequence ?? '', /not passed/, '--secret');
+  assert.match(at(12)?.message ?? '', /HOST_TOKEN without a value would take it from the host environment/);
+  assert.match(at(14)?.message ?? '', /linux\/arm64.*not this VM's architecture/);
+  assert.match(at(16)?.message ?? '', /"--bogus" is not a build option/);
+  assert.equal(plan.problems.filter((p) => p.severity === 'error').length, 0, 'build options never refuse the file');
+});
+
 test('an image naming a host folder or archive is refused: the repository may not put host files in the VM', () => {
   for (const image of ['/home/me/backups', 'oci:/srv/layout', 'docker-archive:/tmp/x.tar', 'oci-archive:secret.tar', './img', '../img', '~/img']) {
     const plan = planWorkspace(resolveConfig({ folder: folderWith({ image }), env: {} }), { ...SETTINGS, image: '' }, { languages: [] });
