@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatMirrorList, Language, LANGUAGES, MIRRORS_ENV, parseMirrorList, RegistryMirrors } from '../../engine/index';
+import { BUILDER_IMAGE_ENV, formatMirrorList, Language, LANGUAGES, MIRRORS_ENV, parseMirrorList, RegistryMirrors } from '../../engine/index';
 
 /** The `microvm.*` settings, read through a getter so that tests need no VS Code. */
 export interface Settings {
@@ -25,6 +25,8 @@ export interface Settings {
   defaultImages: Record<string, string>;
   /** Registry host -> mirror URLs tried before it, as MICROVM_REGISTRY_MIRRORS has them. */
   registryMirrors: Record<string, string[]>;
+  /** The image with buildah that builds Dockerfiles and features ('' = the one setup made), as MICROVM_BUILDER_IMAGE. */
+  builderImage: string;
 }
 
 const settingsSchema = z.object({
@@ -42,6 +44,7 @@ const settingsSchema = z.object({
   localEnvAllow: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).max(64).catch([]),
   defaultImages: z.record(z.enum(LANGUAGES as [Language, ...Language[]]), z.string().max(1024)).catch({}),
   registryMirrors: z.record(z.string().min(1).max(255), z.array(z.string().min(1).max(2048)).max(8)).catch({}),
+  builderImage: z.string().max(1024).catch(''),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;
@@ -73,4 +76,9 @@ export function mirrorsEnv(settings: Settings, inherited: string | undefined): s
   return text || undefined;
 }
 
-export { MIRRORS_ENV };
+export { MIRRORS_ENV, BUILDER_IMAGE_ENV };
+
+/** MICROVM_BUILDER_IMAGE for this window: the setting when it names one, else the one VS Code started with. */
+export function builderImageEnv(settings: Settings, inherited: string | undefined): string | undefined {
+  return settings.builderImage.trim() || inherited || undefined;
+}

@@ -5,7 +5,7 @@ import {
 } from '../../engine/index';
 import type { Ctx } from '../context';
 import { askConfigChanged, askOverLimits } from './provenance';
-import { accelEnv, mirrorsEnv, MIRRORS_ENV, Settings } from '../config/settings';
+import { accelEnv, builderImageEnv, BUILDER_IMAGE_ENV, mirrorsEnv, MIRRORS_ENV, Settings } from '../config/settings';
 import { portNotices } from '../ports/notices';
 import { openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
@@ -20,9 +20,12 @@ let opening: Promise<Session | undefined> | undefined;
 /** The mirrors of the environment VS Code started with; the setting's come before them. */
 const LAUNCH_MIRRORS = process.env[MIRRORS_ENV];
 
-function setMirrorsEnv(value: string | undefined): void {
-  if (value === undefined) delete process.env[MIRRORS_ENV];
-  else process.env[MIRRORS_ENV] = value;
+/** The builder image of the environment VS Code started with; the setting comes first. */
+const LAUNCH_BUILDER_IMAGE = process.env[BUILDER_IMAGE_ENV];
+
+function setEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
 }
 
 /**
@@ -49,7 +52,8 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
   const accel = accelEnv(settings);
   if (accel) process.env.MICROVM_ACCEL = accel;
   try {
-    setMirrorsEnv(mirrorsEnv(settings, LAUNCH_MIRRORS));
+    setEnv(MIRRORS_ENV, mirrorsEnv(settings, LAUNCH_MIRRORS));
+    setEnv(BUILDER_IMAGE_ENV, builderImageEnv(settings, LAUNCH_BUILDER_IMAGE));
     // The first call may run a KVM boot probe (cached afterwards).
     const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
     ctx.setAccel({ accel: info.accel, isolation: info.isolation });

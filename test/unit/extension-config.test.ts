@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mirrorsEnv, readSettings } from '../../extension/config/settings';
+import { builderImageEnv, mirrorsEnv, readSettings } from '../../extension/config/settings';
 import { isMicrovmError } from '../../engine/errors';
 
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
@@ -10,7 +10,7 @@ test('settings fall back to defaults on bad values; localEnv.allow is read under
   };
   assert.deepEqual(readSettings((key) => values[key]), {
     image: 'alpine', memoryMib: 1024, cpus: 2, network: 'none', symlinks: 'opaque', accelerator: 'kvm', allowEmulation: false,
-    maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [], defaultImages: {}, registryMirrors: {},
+    maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [], defaultImages: {}, registryMirrors: {}, builderImage: '',
   });
   assert.deepEqual(readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow, ['GITHUB_TOKEN', 'NPM_TOKEN']);
 });
@@ -28,4 +28,11 @@ test('microvm.registryMirrors come before the environment\'s, each mirror once; 
   assert.equal(mirrorsEnv(readSettings(() => undefined), 'quay.io=http://127.0.0.1:7000'), 'quay.io=http://127.0.0.1:7000');
   const bad = readSettings((key) => (key === 'registryMirrors' ? { 'docker.io': ['ftp://nope'] } : undefined));
   assert.throws(() => mirrorsEnv(bad, undefined), (err) => isMicrovmError(err, 'E_BAD_OPTION') && err.message.includes('microvm.registryMirrors'));
+});
+
+test('microvm.builderImage comes before the MICROVM_BUILDER_IMAGE VS Code started with; empty leaves the default', () => {
+  const own = readSettings((key) => (key === 'builderImage' ? ' registry.example/buildah:1 ' : undefined));
+  assert.equal(builderImageEnv(own, 'other:1'), 'registry.example/buildah:1');
+  assert.equal(builderImageEnv(readSettings(() => undefined), 'other:1'), 'other:1');
+  assert.equal(builderImageEnv(readSettings(() => undefined), undefined), undefined);
 });
