@@ -81,11 +81,16 @@ export const buildOptionsSchema = z.object({
   mounts: z.array(mountSchema).max(16).default([]),
   volumes: z.array(volumeSchema).max(16).default([]),
   tmpfs: z.array(tmpfsSchema).max(16).default([]),
+  /**
+   * A volume that keeps the root file system's changes across boots (a workspace's container:
+   * what hooks install outside the shares and volumes stays). Absent: changes last until power-off.
+   */
+  rootVolume: volumeSchema.omit({ mountPoint: true }).optional(),
 }).strict().refine((o) => !o.listenerRequired || o.guestPort !== undefined, { message: 'listenerRequired needs guestPort', path: ['listenerRequired'] })
   .superRefine(uniqueMountPoints);
 
 /** Two mounts or volumes on one guest path (or two volumes of one name) would hide each other. */
-function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: Array<{ name: string; mountPoint: string }>; tmpfs: Array<{ mountPoint: string }> }, ctx: z.RefinementCtx): void {
+function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: Array<{ name: string; mountPoint: string }>; tmpfs: Array<{ mountPoint: string }>; rootVolume?: { name: string } }, ctx: z.RefinementCtx): void {
   const seen = new Set<string>();
   const points: Array<[string, Array<string | number>]> = [
     ...o.mounts.map((m, i): [string, Array<string | number>] => [m.guestPath, ['mounts', i, 'guestPath']]),
@@ -101,6 +106,9 @@ function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: A
   for (const [i, volume] of o.volumes.entries()) {
     if (names.has(volume.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `duplicate volume name ${volume.name}`, path: ['volumes', i, 'name'] });
     names.add(volume.name);
+  }
+  if (o.rootVolume && names.has(o.rootVolume.name)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `the root volume ${o.rootVolume.name} is also one of the volumes`, path: ['rootVolume', 'name'] });
   }
 }
 

@@ -23,7 +23,7 @@ import { resolveSource } from './source';
 import { ImageConfig } from './types';
 import { ProcessRequest } from '../agent/process';
 import type { NetworkMode } from '../qemu/network';
-import type { MountSpec, TmpfsSpec, VolumeSpec } from '../mount';
+import type { MountSpec, RootVolumeSpec, TmpfsSpec, VolumeSpec } from '../mount';
 import { resolveMounts } from '../mount/resolve';
 
 export type BuildProgress =
@@ -47,7 +47,8 @@ interface ImageSettings {
   mounts: MountSpec[];
   volumes: VolumeSpec[];
   tmpfs: TmpfsSpec[];
-  /** Images with mounts, volumes or tmpfs boot fresh and run the warmup on every boot (see engine/mount/README.md). */
+  rootVolume?: RootVolumeSpec;
+  /** Images with mounts, volumes, tmpfs or a root volume boot fresh and run the warmup on every boot (see engine/mount/README.md). */
   warmupEachBoot?: (vm: Vm) => Promise<void>;
 }
 
@@ -103,9 +104,9 @@ export class Image {
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
     const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env), ...(opts.user ? { user: opts.user } : {}) };
     const mounts = resolveMounts(opts.mounts);
-    const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0;
+    const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
     const settings: ImageSettings = {
-      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs,
+      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
       warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
     };
     const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env, user: config.user }, extraFiles });
@@ -213,6 +214,7 @@ export class Image {
       mounts: this.settings.mounts,
       volumes: this.settings.volumes,
       tmpfs: this.settings.tmpfs,
+      rootVolume: this.settings.rootVolume,
     };
   }
 

@@ -4,9 +4,9 @@ import { Share } from './share';
 import { attachVolume, AttachedVolume } from './volumes';
 import { findVirtiofsd } from './virtiofsd';
 import { coveredPaths } from './view';
-import { MountSpec, ShareRefusal, TmpfsSpec, VolumeSpec } from './types';
+import { MountSpec, ROOT_VOLUME_SERIAL, RootVolumeSpec, ShareRefusal, TmpfsSpec, VolumeSpec } from './types';
 
-export type { MountSpec, VolumeSpec, TmpfsSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
+export type { MountSpec, VolumeSpec, TmpfsSpec, RootVolumeSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
 export { DEFAULT_PROTECT, MIN_VOLUME_MIB } from './types';
 export { findVirtiofsd } from './virtiofsd';
 export { removeVolume, volumeFile } from './volumes';
@@ -24,9 +24,13 @@ export interface StorageDevices {
 export class Storage {
   private readonly refusalListeners: Array<(refusal: ShareRefusal) => void> = [];
 
+  /** The disk that keeps the root's changes, when the VM has one; the agent mounts it at boot, not here. */
+  private rootVolume: AttachedVolume | undefined;
+
   private constructor(private readonly shares: Share[], private readonly volumes: AttachedVolume[], private readonly tmpfs: TmpfsSpec[]) {}
 
-  static async attach(mounts: MountSpec[], volumes: VolumeSpec[], tmpfs: TmpfsSpec[], socketFor: (index: number) => string, launcher: string): Promise<Storage> {
+  static async attach(mounts: MountSpec[], volumes: VolumeSpec[], tmpfs: TmpfsSpec[], rootVolume: RootVolumeSpec | undefined,
+    socketFor: (index: number) => string, launcher: string): Promise<Storage> {
     const storage = new Storage([], [], tmpfs);
     try {
       const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
@@ -37,6 +41,7 @@ export class Storage {
           (refusal) => { for (const listener of storage.refusalListeners) listener(refusal); }));
       }
       for (const [i, volume] of volumes.entries()) storage.volumes.push(await attachVolume(volume, i));
+      if (rootVolume) storage.rootVolume = await attachVolume({ ...rootVolume, mountPoint: '/' }, -1, ROOT_VOLUME_SERIAL);
       return storage;
     } catch (err) {
       await storage.release();
@@ -54,14 +59,20 @@ export class Storage {
   }
 
   get hasVolumes(): boolean {
-    return this.volumes.length > 0;
+    return this.volumes.length > 0 || this.rootVolume !== undefined;
   }
 
   get devices(): StorageDevices {
+    const disks = this.rootVolume ? [...this.volumes, this.rootVolume] : this.volumes;
     return {
       virtiofs: this.shares.map((s) => ({ socket: s.socket, tag: s.tag })),
-      volumes: this.volumes.map((v) => ({ file: v.file, serial: v.serial })),
+      volumes: disks.map((v) => ({ file: v.file, serial: v.serial })),
     };
+  }
+
+  /** What the kernel command line tells the agent: the serial of the disk for the root's changes. */
+  get cmdline(): string[] {
+    return this.rootVolume ? [`microvm.upper=${this.rootVolume.serial}`] : [];
   }
 
   /** Mounts everything in the guest, outer paths first, so a volume or a tmpfs can sit inside a share. */
@@ -97,6 +108,7 @@ export class Storage {
   private async releaseOnce(): Promise<void> {
     await Promise.all(this.shares.map((s) => s.stop()));
     for (const volume of this.volumes) volume.release();
+    this.rootVolume?.release();
   }
 }
 

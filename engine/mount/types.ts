@@ -25,6 +25,15 @@ export interface MountSpec {
 
 export type GitPolicy = 'writable' | 'strict';
 
+/** The disk that keeps a VM's root changes (BuildOptions.rootVolume): a volume the agent uses as the root's upper layer. */
+export interface RootVolumeSpec {
+  name: string;
+  sizeMib: number;
+}
+
+/** The virtio-blk serial the agent finds the root volume by (kernel command line `microvm.upper=`). */
+export const ROOT_VOLUME_SERIAL = 'microvm-root';
+
 /** A tmpfs in the guest (devcontainer.json's `type=tmpfs` mounts): memory-backed, gone at shutdown. */
 export interface TmpfsSpec {
   mountPoint: string;

@@ -32,7 +32,7 @@ export function volumeFile(name: string): string {
  * it mounts the volume after an unclean stop, and grows the file system online to fill the
  * file, which a larger `sizeMib` only makes longer here. Volumes never shrink.
  */
-export async function attachVolume(spec: VolumeSpec, index: number): Promise<AttachedVolume> {
+export async function attachVolume(spec: VolumeSpec, index: number, serial = `microvm-vol${index}`): Promise<AttachedVolume> {
   fs.mkdirSync(homePaths.volumes(), { recursive: true, mode: 0o700 });
   const file = volumeFile(spec.name);
   const release = await lock(file, spec.name);
@@ -44,7 +44,7 @@ export async function attachVolume(spec: VolumeSpec, index: number): Promise<Att
     release();
     throw err;
   }
-  return { spec, file, serial: `microvm-vol${index}`, release };
+  return { spec, file, serial, release };
 }
 
 async function create(file: string, sizeMib: number): Promise<void> {

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
-import { MountSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
+import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
 import { HealthVerdict, HealthWatch } from './health';
 
 export interface BootSpec {
@@ -39,6 +39,8 @@ export interface BootSpec {
   mounts?: MountSpec[];
   volumes?: VolumeSpec[];
   tmpfs?: TmpfsSpec[];
+  /** The disk that keeps the root's changes across boots (fresh boots only). */
+  rootVolume?: RootVolumeSpec;
 }
 
 /** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */
@@ -95,7 +97,7 @@ export class Machine {
     const assets = await guestAssets();
     const qemuBinary = await findQemu('x86_64');
     const accel = await chooseAccel(assets, qemuBinary);
-    if (restore && (spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length)) {
+    if (restore && (spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length || spec.rootVolume)) {
       throw new MicrovmError('E_BAD_OPTION', 'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh');
     }
     const runAs = qemuUser();
@@ -103,7 +105,7 @@ export class Machine {
     const memory = memoryFor(state, restore);
     let storage: Storage;
     try {
-      storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [], spec.tmpfs ?? [],
+      storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [], spec.tmpfs ?? [], spec.rootVolume,
         (i) => state.file('virtiofsSocket').replace('{n}', String(i)), assets.launcher);
     } catch (err) {
       state.remove();
@@ -111,7 +113,7 @@ export class Machine {
     }
     const argv = buildQemuArgv({
       arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
-      kernel: assets.kernel, initrd: assets.initrd, cmdline: [], rootDisk: spec.rootDisk,
+      kernel: assets.kernel, initrd: assets.initrd, cmdline: storage.cmdline, rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp, runAs: runAs?.name,
       network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
     });

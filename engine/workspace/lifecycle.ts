@@ -7,6 +7,12 @@ import { CommandOutcome, describeFailure, failedOutcomes, HookEnvironment, HookO
 export interface LifecycleState {
   done: readonly Hook[];
   markDone(hook: Hook): Promise<void>;
+  /**
+   * The container runs on the image `digest`: a new container when the image changed (its
+   * once-only hooks to run again, its disk emptied). Resolves to the volume that keeps its
+   * root changes. Absent: the root's changes last until the VM stops.
+   */
+  useImage?(digest: string): Promise<{ rootVolume: string; fresh: boolean }>;
 }
 
 export interface LifecycleEvents extends HookOutput {

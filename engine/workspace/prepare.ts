@@ -13,7 +13,8 @@ import { containerInputs } from './container';
 import type { Hook } from '../devcontainer/lifecycle';
 import type { LifecycleState } from './lifecycle';
 import { clampToLimits, hostLimits, OverLimit, overLimits } from './limits';
-import { openWorkspace, saveWorkspace, withContainer, WorkspaceRecord, workspaceVolume } from './record';
+import { containerRootVolume, openWorkspace, saveWorkspace, withContainer, withImage, WorkspaceRecord, workspaceVolume } from './record';
+import { removeVolume } from '../mount/volumes';
 
 export interface PrepareOptions {
   folder: string;
@@ -105,12 +106,25 @@ async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Pro
   const latest = openWorkspace(record.folder);
   let current = withContainer(latest, containerInputs(plan));
   if (current !== latest) await saveWorkspace(current);
-  return {
+  const state: LifecycleState = {
     done: (current.container?.hooksDone ?? []) as Hook[],
     markDone: async (hook) => {
       const container = current.container as NonNullable<WorkspaceRecord['container']>;
       current = { ...current, container: { ...container, hooksDone: [...new Set([...container.hooksDone, hook])] } };
       await saveWorkspace(current);
     },
+    useImage: async (digest) => {
+      const next = withImage(current, digest);
+      const rootVolume = containerRootVolume(current);
+      // A new container starts from the image alone: what the old one changed goes.
+      if (next.fresh) await removeVolume(rootVolume);
+      if (next.record !== current) {
+        current = next.record;
+        await saveWorkspace(current);
+        state.done = current.container?.hooksDone as Hook[];
+      }
+      return { rootVolume, fresh: next.fresh };
+    },
   };
+  return state;
 }

@@ -31,6 +31,8 @@ const recordSchema = z.object({
     inputs: z.string(),
     createdAt: z.string(),
     hooksDone: z.array(z.string()),
+    /** The digest of the image it was made from, once a VM of it booted (a rebuilt image makes a new container). */
+    image: z.string().optional(),
   }).optional(),
   /** The editor extensions the configuration recommended when the user was last told (shown once per list). */
   recommended: z.array(z.string()).optional(),
@@ -111,4 +113,37 @@ export function workspaceVolume(record: WorkspaceRecord, name: string): string {
 export function withContainer(record: WorkspaceRecord, inputs: string): WorkspaceRecord {
   if (record.container?.inputs === inputs) return record;
   return { ...record, container: { inputs, createdAt: new Date().toISOString(), hooksDone: [] } };
+}
+
+/**
+ * The record with its container made from the image `digest`: the same container when it was
+ * made from that image (or has not booted yet), else a new one, as rebuilding a dev
+ * container's image recreates it. `fresh`: the container's disk must start empty.
+ */
+export function withImage(record: WorkspaceRecord, digest: string): { record: WorkspaceRecord; fresh: boolean } {
+  const container = record.container ?? { inputs: '', createdAt: new Date().toISOString(), hooksDone: [] };
+  if (container.image === digest) return { record, fresh: false };
+  const fresh = container.image === undefined && container.hooksDone.length === 0
+    ? { ...container, image: digest }
+    : { inputs: container.inputs, createdAt: new Date().toISOString(), hooksDone: [], image: digest };
+  return { record: { ...record, container: fresh }, fresh: true };
+}
+
+/**
+ * The volume that keeps the workspace container's root changes (what hooks install outside
+ * the folder and the volumes). Its prefix is not `ws-`, so no volume a configuration names
+ * can be it.
+ */
+export function containerRootVolume(record: WorkspaceRecord): string {
+  return `wsroot-${record.id}`;
+}
+
+/**
+ * Starts the folder's container afresh at its next open (its once-only hooks run again, its
+ * root changes go), as rebuilding a dev container does. The folder's volumes stay.
+ */
+export async function resetContainer(folder: string): Promise<void> {
+  const record = openWorkspace(folder);
+  if (!record.container) return;
+  await saveWorkspace({ ...record, container: undefined });
 }

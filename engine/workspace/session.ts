@@ -41,6 +41,9 @@ export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progr
  * One workspace's VM: the image, its pool of one, the VM and its forwards (PortForwards).
  * It does not know VS Code; the extension drives it and renders what it reports.
  */
+/** The container's disk for its root changes: a sparse file, so only what is written takes space. */
+const CONTAINER_DISK_MIB = 16384;
+
 export class Session {
   private pool: Pool | undefined;
   private vm: Vm | undefined;
@@ -139,8 +142,15 @@ export class Session {
     this.checkStopped();
     this.user = await this.remoteUser(base);
     const { containerUser } = this.plan;
+    const container = await this.state.useImage?.(base.manifestDigest);
+    if (container) {
+      this.events.log(container.fresh
+        ? `a new container from ${base.manifestDigest}: its once-only hooks run, and what it changes outside the folder and the volumes is kept on ${container.rootVolume}`
+        : `the container of ${base.manifestDigest} goes on: its changes are kept on ${container.rootVolume}`);
+    }
     return Image.build({
       ...options, mounts: this.ownedMounts(this.user), env: resolveContainerEnv(this.plan.containerEnv, envOf(base)), ...(containerUser ? { user: containerUser } : {}),
+      ...(container ? { rootVolume: { name: container.rootVolume, sizeMib: CONTAINER_DISK_MIB } } : {}),
     });
   }
 

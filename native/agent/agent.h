@@ -225,7 +225,10 @@ struct boot_config {
     char root[256];
     char rootfstype[32];
     char port[64];
+    /* virtio-blk serial of the disk that keeps the root's changes (a workspace's container); empty = tmpfs */
+    char upper[64];
 };
+int find_disk_by_serial(const char *serial, char *dev, size_t devlen);
 void init_early(void);
 void init_read_cmdline(struct boot_config *boot);
 void init_probe_and_poweroff(void);

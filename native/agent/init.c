@@ -108,6 +108,8 @@ void init_read_cmdline(struct boot_config *boot)
             set_value(boot->rootfstype, sizeof boot->rootfstype, tok + 19);
         else if (strncmp(tok, "microvm.port=", 13) == 0)
             set_value(boot->port, sizeof boot->port, tok + 13);
+        else if (strncmp(tok, "microvm.upper=", 14) == 0)
+            set_value(boot->upper, sizeof boot->upper, tok + 14);
     }
 }
 
@@ -177,14 +179,35 @@ static void wait_for_device(const char *dev)
     }
 }
 
-/* Root disk read-only, a tmpfs upper layer over it, then the overlay becomes "/". */
+/*
+ * The root's upper layer: a tmpfs (changes last until power-off), or the ext4 disk whose
+ * serial microvm.upper names (a workspace's container: changes outlive the VM). That disk
+ * holds the guest's own data: its kernel replays the journal after an unclean stop.
+ */
+static void mount_upper(const struct boot_config *boot)
+{
+    if (boot->upper[0] == '\0') {
+        if (mount_fs("tmpfs", "/overlay", "tmpfs", 0, "mode=0755") != 0)
+            init_fatal("cannot mount the overlay tmpfs");
+        return;
+    }
+    char dev[300];
+    if (find_disk_by_serial(boot->upper, dev, sizeof dev) != 0) {
+        log_msg("no virtio-blk disk with serial '%s' for the root's changes", boot->upper);
+        init_fatal("the container disk did not appear");
+    }
+    /* noinit_itable: the disk is a sparse file, its unwritten inode tables already read as zeros */
+    if (mount_fs(dev, "/overlay", "ext4", 0, "errors=remount-ro,noinit_itable") != 0)
+        init_fatal("cannot mount the container disk");
+}
+
+/* Root disk read-only, an upper layer over it (mount_upper), then the overlay becomes "/". */
 void init_switch_root(const struct boot_config *boot)
 {
     wait_for_device(boot->root);
     if (mount_fs(boot->root, "/mnt/lower", boot->rootfstype, MS_RDONLY, NULL) != 0)
         init_fatal("cannot mount the root disk");
-    if (mount_fs("tmpfs", "/overlay", "tmpfs", 0, "mode=0755") != 0)
-        init_fatal("cannot mount the overlay tmpfs");
+    mount_upper(boot);
     make_dir("/overlay/upper", 0755);
     make_dir("/overlay/work", 0755);
     if (mount_fs("overlay", "/newroot", "overlay", 0,

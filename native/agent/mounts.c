@@ -71,7 +71,7 @@ static int parse_mount(const uint8_t *payload, size_t len, struct mount_request 
 }
 
 /* The /dev/vdX whose virtio-blk serial is `serial`, waiting for it to appear. */
-static int find_volume(const char *serial, char *dev, size_t devlen)
+int find_disk_by_serial(const char *serial, char *dev, size_t devlen)
 {
     for (int waited = 0; waited <= DEVICE_WAIT_MS; waited += RETRY_MS) {
         DIR *dir = opendir("/sys/block");
@@ -153,7 +153,7 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
     char dev[300];
     const char *source = m.source, *type = "virtiofs";
     if (m.kind == MOUNT_VOLUME) {
-        if (find_volume(m.source, dev, sizeof dev) != 0) {
+        if (find_disk_by_serial(m.source, dev, sizeof dev) != 0) {
             send_status(stream, ST_E_NOT_FOUND, ENODEV, "no virtio-blk disk with serial '%s'", m.source);
             return;
         }
@@ -165,7 +165,8 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
         return;
     }
     unsigned long flags = MS_NODEV | (m.read_only ? MS_RDONLY : 0);
-    const char *options = m.kind == MOUNT_VOLUME ? "errors=remount-ro" : NULL;
+    /* noinit_itable: a volume is a sparse file, its unwritten inode tables already read as zeros */
+    const char *options = m.kind == MOUNT_VOLUME ? "errors=remount-ro,noinit_itable" : NULL;
     char tmpfs_options[64];
     if (m.kind == MOUNT_TMPFS) {
         /* Docker's tmpfs defaults: world-writable with the sticky bit, no set-uid; the

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describeFailure, hooksToRun, splitAtWaitFor } from '../../engine/workspace/lifecycle-runner';
 import { parseEnviron } from '../../engine/workspace/user-env';
 import { containerInputs } from '../../engine/workspace/container';
-import { withContainer, WorkspaceRecord } from '../../engine/workspace/record';
+import { containerRootVolume, withContainer, withImage, WorkspaceRecord } from '../../engine/workspace/record';
 
 test('which hooks run: the container\'s once (until done), postStart each start, postAttach each attach', () => {
   assert.deepEqual(hooksToRun([], { start: true, attach: true }), ['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand']);
@@ -36,4 +36,19 @@ test('a new container when what makes it changes; the same one (and its hooks do
   assert.equal(withContainer(done, containerInputs(plan)), done);
   assert.deepEqual(withContainer(done, containerInputs({ ...plan, source: { kind: 'image', ref: 'b' } })).container?.hooksDone, []);
   assert.equal(containerInputs(plan), containerInputs({ ...plan }), 'stable');
+});
+
+test('the container follows its image: its first boot keeps its hooks record, a rebuilt image makes a new one with an empty disk', () => {
+  const record = withContainer({ version: 1 as const, folder: '/f', id: '0123456789abcdef', createdAt: 'now' } as WorkspaceRecord, 'inputs');
+  const booted = withImage(record, 'sha256:aaa');
+  assert.equal(booted.fresh, true, 'a container that never booted starts from an empty disk');
+  assert.equal(booted.record.container?.image, 'sha256:aaa');
+  const done = { ...booted.record, container: { ...booted.record.container!, hooksDone: ['postCreateCommand'] } };
+  assert.deepEqual(withImage(done, 'sha256:aaa'), { record: done, fresh: false }, 'the same image: the same container');
+  const rebuilt = withImage(done, 'sha256:bbb');
+  assert.equal(rebuilt.fresh, true);
+  assert.deepEqual(rebuilt.record.container?.hooksDone, [], 'its hooks run again');
+  const legacy = { ...record, container: { ...record.container!, hooksDone: ['postCreateCommand'] } };
+  assert.deepEqual(withImage(legacy, 'sha256:aaa').record.container?.hooksDone, [], 'a record from before containers kept their root: hooks run again');
+  assert.match(containerRootVolume(record), /^wsroot-0123456789abcdef$/, 'not a name a configuration volume (ws-<id>-<name>) can take');
 });

@@ -75,6 +75,36 @@ test('postCreateCommand runs once across three opens, postStartCommand and postA
   assert.equal(read(folder, 'attached.txt'), 'attached\nattached\nattached\n');
 });
 
+/** What a command prints in the workspace, as a terminal of it would run it. */
+async function inWorkspace(session: Session, script: string): Promise<string> {
+  const child = session.spawn(['sh', '-c', script]);
+  let out = '';
+  for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  await child.wait();
+  return out;
+}
+
+test('the container outlives its VM: what postCreateCommand installed outside the folder is there at the next open; a new container starts from the image', async () => {
+  const config = { containerEnv: { FLAVOUR: 'a' }, postCreateCommand: 'mkdir -p /opt/tool && echo v1 > /opt/tool/version && echo ran >> /opt/created' };
+  const folder = project('container', config);
+  const probe = 'cat /opt/tool/version /opt/created /opt/extra 2>/dev/null; ls -A /tmp | wc -l';
+  const first = await open(folder);
+  assert.equal(await inWorkspace(first.session, 'echo kept > /opt/extra; touch /tmp/scratch; ' + probe), 'v1\nran\nkept\n1\n');
+  assert.ok(first.events.logs.some((l) => l.startsWith('a new container from sha256:')), first.events.logs.join('\n'));
+  await first.session.stop();
+
+  const second = await open(folder);
+  assert.equal(await inWorkspace(second.session, probe), 'v1\nran\nkept\n0\n', 'the root\'s changes stayed, /tmp did not, postCreateCommand did not run again');
+  assert.ok(second.events.logs.some((l) => l.startsWith('the container of sha256:')), second.events.logs.join('\n'));
+  await second.session.stop();
+
+  // What makes the container changed: a new one, from the image alone, and its hooks run once more.
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({ ...config, containerEnv: { FLAVOUR: 'b' } }));
+  const third = await open(folder);
+  assert.equal(await inWorkspace(third.session, probe), 'v1\nran\n0\n');
+  await third.session.stop();
+});
+
 test('PATH prepended with ${containerEnv:PATH} finds both the workspace\'s tool and the image\'s tools', async () => {
   const folder = project('path', {
     remoteEnv: { PATH: '${containerWorkspaceFolder}/bin:${containerEnv:PATH}', GREETING: 'hello from ${localWorkspaceFolderBasename}' },
