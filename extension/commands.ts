@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { Ctx } from './context';
 import { openFolder, stopVm } from './vm/open-folder';
+import { resetContainer } from '../engine/index';
 import { openShellTerminal } from './terminal/terminals';
 import { PortRow } from './ports/rules';
 import { failureNotice } from './ui/failure-notice';
@@ -28,9 +29,9 @@ export const COMMANDS: Record<string, CommandFactory> = {
   'microvm.rebuild': {
     running: (ctx) => async () => {
       await stopVm(ctx);
-      await openFolder(ctx);
+      await rebuild(ctx);
     },
-    stopped: (ctx) => () => openFolder(ctx),
+    stopped: (ctx) => () => rebuild(ctx),
   },
   'microvm.forwardPort': { running: (ctx) => (row?: PortRow) => forwardPort(ctx, row), stopped: notRunning },
   'microvm.showLog': { running: (ctx) => () => ctx.log.show() },
@@ -63,4 +64,11 @@ async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
     ctx.log.warn(`cannot forward guest port ${answer}: ${(err as Error).message}`);
     void showError(failureNotice(err, 'forward', Number(answer)), 'Show Log').then((choice) => choice && ctx.log.show());
   }
+}
+
+/** A new container: the image is built again where its inputs changed, the once-only hooks run again, the root's changes go. */
+async function rebuild(ctx: Ctx): Promise<void> {
+  const folder = ctx.folder();
+  if (folder) await resetContainer(folder.uri.fsPath);
+  await openFolder(ctx);
 }
