@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { ExecChild, Image, Pool, Vm, isMicrovmError } from '../../engine';
+import { SLOW } from '../helpers/slow';
 
 /** One VM (network 'outbound', the default) serves every test in this file. */
 let pool: Pool;
@@ -69,7 +70,7 @@ test('an HTTP server in the guest is fetched from the host; 100 concurrent conne
   await assert.rejects(get(forwarder.localAddr.port), /ECONNREFUSED/);
 });
 
-test('100 MB up and 100 MB down through a forward arrive with matching sha256', async () => {
+test('100 MB up and 100 MB down through a forward arrive with matching sha256', SLOW, async () => {
   const size = 100 * 1024 * 1024;
   const up = vm.spawn({ argv: ['sh', '-c', 'nc -l -p 9000 | sha256sum'], timeoutMs: 300_000 });
   background.push(up);

@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { Image } from '../../engine';
+import { SLOW } from '../helpers/slow';
 
-/** Load: 16 callers share a pool of at most 8 restored VMs for 500 cycles; nothing leaks. */
+/** Load: 16 callers share a pool of at most 8 restored VMs for 500 cycles (150 in CI: test/helpers/slow.ts); nothing leaks. */
 const CALLERS = 16;
-const CYCLES = 500;
+const CYCLES = SLOW.skip ? 150 : 500;
 const WARM_UP = 48;
 
 /** QEMU processes this process started (tsx's esbuild service is a child too, and stays). */

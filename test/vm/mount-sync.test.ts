@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Image, Pool, Vm } from '../../engine';
+import { SLOW } from '../helpers/slow';
 
 /** A live share both ways: host edits reach the guest without a remount; guest trees land on the host. */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-sync-'));
@@ -37,7 +38,7 @@ test('a host edit is visible to a guest cat within 1 s', async () => {
   console.log(`host edit seen by the guest after ${Date.now() - started} ms`);
 });
 
-test('a 10k-file tree created in the guest appears on the host intact', async () => {
+test('a 10k-file tree created in the guest appears on the host intact', SLOW, async () => {
   const script = 'cd /workspace && mkdir tree && for d in $(seq 0 99); do mkdir tree/d$d; done && ' +
     'for i in $(seq 0 9999); do echo "file $i" > tree/d$((i % 100))/f$i; done && sync';
   const started = Date.now();

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Image, MicrovmError, PoolEvent, Vm } from '../../engine';
 import { AgentClient } from '../../engine/agent/client';
+import { SLOW } from '../helpers/slow';
 
 /**
  * Issue 22: a service baked with `cmd` + `listenerRequired` holds an agent stream when the
@@ -71,7 +72,7 @@ test('the issue 22 snippet: httpd baked with cmd + listenerRequired answers afte
   });
 });
 
-test('a chatty service (its logs on stdout, nobody reading them after a restore) keeps serving and writing', async () => {
+test('a chatty service (its logs on stdout, nobody reading them after a restore) keeps serving and writing', SLOW, async () => {
   // httpd logs each request to stderr, joined to stdout; a loop beside it writes 64 KiB every
   // 0.2 s. Were the output of the baked process not drained after a restore, the pipe would
   // fill within a second and httpd would block on its next log line.
