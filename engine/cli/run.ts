@@ -1,7 +1,7 @@
 import { MicrovmError } from '../errors';
 import { namesWorkspaceFolder, parseVmCommand } from './args';
 import { Progress } from './progress';
-import { exitCodeOf, pipeOut, pumpStdin } from './stdio';
+import { runPiped } from './stdio';
 import { openSession } from './session';
 import { workspaceRunCommand } from './workspace-run';
 
@@ -13,14 +13,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const session = await openSession(flags, new Progress());
   try {
     const child = session.vm.spawn({ argv, env: flags.env, cwd: flags.cwd, timeoutMs: 0 });
-    const stdinDone = pumpStdin(child);
-    await Promise.all([
-      pipeOut(() => child.readStdout(), process.stdout),
-      pipeOut(() => child.readStderr(), process.stderr),
-    ]);
-    const result = await child.wait();
-    stdinDone.stop();
-    return exitCodeOf(result);
+    return await runPiped(child);
   } finally {
     await session.close();
   }

@@ -1,6 +1,6 @@
 import { parseVmCommand } from './args';
 import { Progress } from './progress';
-import { exitCodeOf, pipeOut } from './stdio';
+import { runInteractive, terminalSize } from './stdio';
 import { openSession } from './session';
 
 /**
@@ -15,8 +15,6 @@ const DEFAULT_PS1 = '\\u@microvm:\\w\\$ ';
 export async function shellCommand(args: string[]): Promise<number> {
   const { flags } = parseVmCommand(args, false);
   const session = await openSession(flags, new Progress());
-  const stdin = process.stdin;
-  const stdout = process.stdout;
   try {
     const child = session.vm.spawn({
       argv: SHELL_ARGV,
@@ -24,23 +22,9 @@ export async function shellCommand(args: string[]): Promise<number> {
       cwd: flags.cwd,
       timeoutMs: 0,
       tty: true,
-      winsize: { rows: stdout.rows || 24, cols: stdout.columns || 80 },
+      winsize: terminalSize(),
     });
-    const onResize = () => child.resize(stdout.rows || 24, stdout.columns || 80);
-    const onData = (chunk: Buffer) => void child.writeStdin(chunk);
-    stdout.on('resize', onResize);
-    if (stdin.isTTY) stdin.setRawMode(true);
-    stdin.on('data', onData);
-    stdin.once('end', () => child.closeStdin());
-    try {
-      await pipeOut(() => child.readStdout(), stdout);
-      return exitCodeOf(await child.wait());
-    } finally {
-      stdout.off('resize', onResize);
-      stdin.off('data', onData);
-      if (stdin.isTTY) stdin.setRawMode(false);
-      stdin.pause();
-    }
+    return await runInteractive(child);
   } finally {
     await session.close();
   }

@@ -33,3 +33,42 @@ export function pumpStdin(child: ExecChild): { stop(): void } {
     },
   };
 }
+
+/** Streams a piped guest process: host stdin in, its stdout and stderr out; its exit status. */
+export async function runPiped(child: ExecChild): Promise<number> {
+  const stdinDone = pumpStdin(child);
+  try {
+    await Promise.all([pipeOut(() => child.readStdout(), process.stdout), pipeOut(() => child.readStderr(), process.stderr)]);
+    return exitCodeOf(await child.wait());
+  } finally {
+    stdinDone.stop();
+  }
+}
+
+/** The host terminal's size (80x24 when stdout is not a terminal). */
+export function terminalSize(): { rows: number; cols: number } {
+  return { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 };
+}
+
+/** Runs a guest pty process interactively: raw mode in, pty out, resizes followed; its exit status. */
+export async function runInteractive(child: ExecChild): Promise<number> {
+  const { stdin, stdout } = process;
+  const onResize = () => {
+    const size = terminalSize();
+    child.resize(size.rows, size.cols);
+  };
+  const onData = (chunk: Buffer) => void child.writeStdin(chunk);
+  stdout.on('resize', onResize);
+  if (stdin.isTTY) stdin.setRawMode(true);
+  stdin.on('data', onData);
+  stdin.once('end', () => child.closeStdin());
+  try {
+    await pipeOut(() => child.readStdout(), stdout);
+    return exitCodeOf(await child.wait());
+  } finally {
+    stdout.off('resize', onResize);
+    stdin.off('data', onData);
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.pause();
+  }
+}
