@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session, SessionEvents } from '../../engine';
+import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session } from '../../engine';
 import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
+import { loggingEvents } from '../helpers/session-events';
 
 /**
  * A workspace whose devcontainer.json builds its image from a Dockerfile opens on that image:
@@ -34,13 +35,6 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function events(logs: string[]): SessionEvents {
-  return {
-    log: (line) => logs.push(line), baking: () => undefined, booting: () => undefined, portsChanged: () => undefined,
-    exited: (error) => logs.push(`exited: ${error.message}`), output: () => undefined, hookFailed: (d) => logs.push(`hook failed: ${d}`),
-  };
-}
-
 test('a Dockerfile workspace builds in the builder VM, opens on the result, and is a cache lookup the second time', async () => {
   const folder = path.join(tmp, 'app');
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
@@ -53,7 +47,7 @@ test('a Dockerfile workspace builds in the builder VM, opens on the result, and 
     const logs: string[] = [];
     const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
     assert.ok(prepared);
-    const session = new Session(prepared.plan, events(logs), prepared.lifecycle);
+    const session = new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
     try {
       await session.start();
       await session.hooksSettled();

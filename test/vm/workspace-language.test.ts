@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session, SessionEvents } from '../../engine';
+import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session } from '../../engine';
 import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
+import { loggingEvents } from '../helpers/session-events';
 
 /**
  * A folder without devcontainer.json opens on the image for its language: only package.json
@@ -34,13 +35,6 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function events(logs: string[]): SessionEvents {
-  return {
-    log: (line) => logs.push(line), baking: () => undefined, booting: () => undefined, portsChanged: () => undefined,
-    exited: (error) => logs.push(`exited: ${error.message}`), output: () => undefined, hookFailed: (d) => logs.push(`hook failed: ${d}`),
-  };
-}
-
 function folderWith(name: string, files: Record<string, string>): string {
   const folder = path.join(tmp, name);
   fs.mkdirSync(folder, { recursive: true });
@@ -51,7 +45,7 @@ function folderWith(name: string, files: Record<string, string>): string {
 async function withSession(folder: string, logs: string[], body: (session: Session) => Promise<void>): Promise<void> {
   const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
   assert.ok(prepared);
-  const session = new Session(prepared.plan, events(logs), prepared.lifecycle);
+  const session = new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
   const steps: string[] = [];
   session.onProgress = (step) => steps.push(step);
   try {

@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, isMicrovmError, PlanSettings, prepareWorkspace, Session, SessionEvents } from '../../engine';
+import { DEFAULT_PROTECT, isMicrovmError, PlanSettings, prepareWorkspace, Session } from '../../engine';
 import { homePaths } from '../../engine/paths';
 import { gzipLayer, sha256, tarOf } from '../helpers/image-fixtures';
 import { gunzipSync } from 'node:zlib';
+import { loggingEvents } from '../helpers/session-events';
 
 /**
  * devcontainer.json's users: terminals, hooks and the env probe run as remoteUser, with its
@@ -61,17 +62,10 @@ function workspace(name: string, config: Record<string, unknown>): string {
   return folder;
 }
 
-function events(logs: string[]): SessionEvents {
-  return {
-    log: (line) => logs.push(line), baking: () => undefined, booting: () => undefined, portsChanged: () => undefined,
-    exited: (error) => logs.push(`exited: ${error.message}`), output: () => undefined, hookFailed: (d) => logs.push(`hook failed: ${d}`),
-  };
-}
-
 async function open(folder: string, logs: string[], settings: PlanSettings = SETTINGS): Promise<Session> {
   const prepared = await prepareWorkspace({ folder, settings, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
   assert.ok(prepared);
-  return new Session(prepared.plan, events(logs), prepared.lifecycle);
+  return new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
 }
 
 /** Everything a pty process prints until it ends. */
