@@ -20,6 +20,8 @@ export interface Problem {
   message: string;
   /** What happens instead, or what the user loses. */
   consequence?: string;
+  /** The file the problem is in, when it is not the devcontainer.json (a compose file, an env file). */
+  file?: string;
 }
 
 /** Collects problems while a configuration is read. */
@@ -52,5 +54,5 @@ export function quote(value: unknown): string {
 
 /** One line per problem: `file: $.path: message (consequence)`. */
 export function formatProblem(file: string, problem: Problem): string {
-  return `${file}: ${problem.path}: ${problem.message}${problem.consequence ? `; ${problem.consequence}` : ''}`;
+  return `${problem.file ?? file}: ${problem.path}: ${problem.message}${problem.consequence ? `; ${problem.consequence}` : ''}`;
 }
