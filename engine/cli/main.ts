@@ -34,6 +34,10 @@ options (build, run --workspace-folder):
   --accept-config-changes
                    open even though devcontainer.json changed since it was last accepted in
                    ways that take more from this machine (a VM can write the folder)
+  --trust-host-certificates auto|off|FILE
+                   the CAs of this machine the VM trusts (TLS-inspecting proxies, private
+                   registries): auto (default) = those added to the system store and
+                   NODE_EXTRA_CA_CERTS's file; off; or PEM files (repeatable)
 
 options (run, shell):
   --image REF      a registry reference (debian:12, localhost:5000/team/app:1), an OCI

@@ -12,6 +12,8 @@ export interface WorkspaceFlags {
   image?: string;
   /** Apply a configuration that changed since it was last accepted (it may take more from this machine). */
   acceptConfigChanges: boolean;
+  /** The host CAs the guest trusts (as the microvm.trustHostCertificates setting): auto, off, or PEM files. */
+  trustCertificates: 'auto' | 'off' | string[];
   /** The guest command after `--` (`run`); empty: an interactive shell. */
   argv: string[];
 }
@@ -24,7 +26,7 @@ interface VerbShape {
 }
 
 export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
-  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, argv: [] };
+  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, trustCertificates: 'auto', argv: [] };
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--' && shape.argv) {
       flags.argv = args.slice(i + 1);
@@ -41,6 +43,7 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     else if (name === '--include-merged-configuration' && shape.merged) flags.includeMerged = true;
     else if (name === '--image' && shape.vm) flags.image = value();
     else if (name === '--accept-config-changes' && shape.vm) flags.acceptConfigChanges = true;
+    else if (name === '--trust-host-certificates' && shape.vm) flags.trustCertificates = trustValue(flags.trustCertificates, value());
     else if (!name.startsWith('-') && shape.argv) throw bad(`put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``, verb);
     else throw bad(`unknown option ${JSON.stringify(name)}`, verb);
   }
@@ -48,6 +51,12 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     throw new MicrovmError('E_BAD_OPTION', `--workspace-folder ${JSON.stringify(flags.folder)} is not a directory`);
   }
   return flags;
+}
+
+/** `auto` or `off` replace what came before; a file adds to the list (a list given replaces `auto`). */
+function trustValue(current: WorkspaceFlags['trustCertificates'], value: string): WorkspaceFlags['trustCertificates'] {
+  if (value === 'auto' || value === 'off') return value;
+  return [...(Array.isArray(current) ? current : []), path.resolve(value)];
 }
 
 function bad(message: string, verb: string): MicrovmError {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
 import type { NetworkMode } from '../qemu/network';
+import type { TrustSetting } from '../workspace/host-certificates';
 import { isLocalImageRef } from '../image/source';
 import type { BuildConfig, UserEnvProbe } from './config';
 import { readBuildOptions } from './build-options';
@@ -32,6 +33,8 @@ export interface PlanSettings {
   symlinks: SymlinkPolicy;
   protect: string[];
   git: GitPolicy;
+  /** The host's extra CAs for the guest (engine/workspace/host-certificates.ts); default `auto`. */
+  trustCertificates?: TrustSetting;
 }
 
 export type ImageSource =
@@ -49,6 +52,7 @@ export interface WorkspacePlan {
   memoryMib: number;
   vcpus: number;
   network: NetworkMode;
+  trustCertificates: TrustSetting;
   /** May still hold `${containerEnv:...}` until the image's environment is known. */
   containerEnv: Record<string, string>;
   remoteEnv: Record<string, string | null>;
@@ -130,6 +134,7 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
     network: settings.network,
+    trustCertificates: settings.trustCertificates ?? 'auto',
     containerEnv: { ...runArgs.env, ...config.containerEnv },
     remoteEnv: config.remoteEnv,
     workspaceFolder,

@@ -20,6 +20,7 @@ import { probeUserEnv } from './user-env';
 import { userInfo, UserInfo } from '../vm/user';
 import { Lifecycle, LifecycleEvents, LifecycleState } from './lifecycle';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
+import { hostCertificates, installHostCertificates, tlsFailureHint } from './host-certificates';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -54,6 +55,11 @@ export class Session {
   /** remoteEnv's `null` entries: unset in terminals and hooks, the image's value included. */
   private unsetEnv: string[] = [];
   private stopped = false;
+  /** Variables that point the guest's toolchains at the host's CAs (none the configuration or image sets itself). */
+  private certificateEnv: Record<string, string> = {};
+  /** How many host CAs the guest got, for the hint on a TLS failure (said once). */
+  private trustedCas = 0;
+  private tlsHintSaid = false;
   /** Who terminals and hooks run as: remoteUser, else containerUser, else the image's user. */
   private user: UserInfo | undefined;
   /** Cancels an image build in progress. */
@@ -121,6 +127,7 @@ export class Session {
     this.onProgress('Forwarding ports');
     this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
     await this.ports.start();
+    this.certificateEnv = await this.trustHostCertificates(vm, envOf(image));
     const remoteEnv = resolveContainerEnv(this.plan.remoteEnv, envOf(image));
     this.remoteEnv = setEnv(remoteEnv);
     this.unsetEnv = Object.keys(remoteEnv).filter((name) => remoteEnv[name] === null);
@@ -178,6 +185,31 @@ export class Session {
     if (!this.plan.updateRemoteUserUID || user.uid === 0 || user.uid > 65535 || user.gid > 65535) return this.plan.mounts;
     this.events.log(`the shared folder belongs to ${user.name} (${user.uid}:${user.gid}) in the VM: what it creates is the folder owner's on the host`);
     return this.plan.mounts.map((m) => ({ ...m, guestOwner: { uid: user.uid, gid: user.gid } }));
+  }
+
+  /**
+   * The CAs this host added (microvm.trustHostCertificates) into the guest's store, and the
+   * variables that point toolchains at them, except those the image or the configuration set.
+   */
+  private async trustHostCertificates(vm: Vm, imageEnv: Record<string, string>): Promise<Record<string, string>> {
+    const certs = hostCertificates(this.plan.trustCertificates);
+    for (const line of certs.skipped) this.events.log(`host certificates: ${line}`);
+    this.trustedCas = certs.subjects.length;
+    if (certs.subjects.length === 0) return {};
+    this.onProgress('Trusting the host\'s certificate authorities');
+    const env = await installHostCertificates(vm, certs, (line) => this.events.log(line));
+    this.events.log(`the VM trusts the ${certs.subjects.length} CA(s) this host added: ${certs.subjects.join('; ')}`);
+    const own = new Set([...Object.keys(imageEnv), ...Object.keys(this.plan.remoteEnv)]);
+    return Object.fromEntries(Object.entries(env).filter(([name]) => !own.has(name)));
+  }
+
+  /** Hook output that shows an untrusted TLS issuer gets one log line with the fix. */
+  private noticeTlsFailure(chunk: Buffer): void {
+    if (this.tlsHintSaid) return;
+    const hint = tlsFailureHint(chunk.toString('utf8'), this.plan.trustCertificates, this.trustedCas);
+    if (!hint) return;
+    this.tlsHintSaid = true;
+    this.events.log(hint);
   }
 
   /** `--add-host` entries, appended to the guest's /etc/hosts (on its writable root layer). */
@@ -290,7 +322,10 @@ export class Session {
     const events = this.events;
     this.lifecycle = new Lifecycle(vm, this.plan, where, this.state, {
       log: (line) => events.log(line),
-      output: (label, chunk) => events.output(label, chunk),
+      output: (label, chunk) => {
+        this.noticeTlsFailure(chunk);
+        events.output(label, chunk);
+      },
       started: (outcome) => events.started?.(outcome),
       finished: (outcome) => events.finished?.(outcome),
       hookFailed: (description, retry) => events.hookFailed(description, retry),
@@ -349,10 +384,10 @@ export class Session {
     return this.user?.shell ?? '/bin/sh';
   }
 
-  /** HOME, USER and SHELL of the remote user, as a login would set them. */
+  /** HOME, USER and SHELL of the remote user, as a login would set them, and the host CAs' variables. */
   private userEnv(): Record<string, string> {
     const user = this.user;
-    return user ? { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: user.shell } : {};
+    return { ...this.certificateEnv, ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: user.shell } : {}) };
   }
 
   /**

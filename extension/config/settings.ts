@@ -27,6 +27,8 @@ export interface Settings {
   registryMirrors: Record<string, string[]>;
   /** The image with buildah that builds Dockerfiles and features ('' = the one setup made), as MICROVM_BUILDER_IMAGE. */
   builderImage: string;
+  /** The host's extra CAs the guest trusts: 'auto', 'off', or PEM files. */
+  trustHostCertificates: 'auto' | 'off' | string[];
 }
 
 const settingsSchema = z.object({
@@ -45,6 +47,7 @@ const settingsSchema = z.object({
   defaultImages: z.record(z.enum(LANGUAGES as [Language, ...Language[]]), z.string().max(1024)).catch({}),
   registryMirrors: z.record(z.string().min(1).max(255), z.array(z.string().min(1).max(2048)).max(8)).catch({}),
   builderImage: z.string().max(1024).catch(''),
+  trustHostCertificates: z.union([z.enum(['auto', 'off']), z.array(z.string().min(1).max(4096)).max(32)]).catch('auto'),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;

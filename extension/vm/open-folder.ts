@@ -173,6 +173,7 @@ function planSettings(settings: Settings): PlanSettings {
   return {
     image: settings.image, defaultImages: settings.defaultImages, memoryMib: settings.memoryMib, cpus: settings.cpus, network: settings.network, symlinks: settings.symlinks,
     protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])], git: settings.gitAccess,
+    trustCertificates: settings.trustHostCertificates,
   };
 }
 
