@@ -56,7 +56,9 @@ export const buildOptionsSchema = z.object({
   env: envMap.default({}),
   cmd: argv.optional(),
   bootTimeoutMs: z.number().int().positive().optional(),
-  network: z.enum(['none', 'outbound']).default('outbound'),
+  network: z.enum(['none', 'outbound', 'allowlist', 'learn']).default('outbound'),
+  /** network 'allowlist': the host names the VM may reach through the egress proxy (`registry.npmjs.org`, `*.github.com`). */
+  allow: z.array(z.string().min(1).max(253)).max(256).default([]),
   pullPolicy: z.enum(['always', 'missing', 'never']).default('missing'),
   /** Registry host -> mirror URLs tried first, in order (default: MICROVM_REGISTRY_MIRRORS). */
   registryMirrors: registryMirrors.optional(),

@@ -123,7 +123,7 @@ async function buildInVm(p: Prepared): Promise<BuiltImage> {
   const started = performance.now();
   progress({ phase: 'builder', step: 'boot' });
   const image = await Image.build({
-    ref: p.builderRef, snapshot: false, memoryMib: opts.memoryMib, vcpus: opts.vcpus, network: opts.network,
+    ref: p.builderRef, snapshot: false, memoryMib: opts.memoryMib, vcpus: opts.vcpus, network: opts.network, allow: opts.allow,
     volumes: [{ name: BUILDER_VOLUME, sizeMib: opts.cacheSizeMib, mountPoint: GUEST.volume }],
     registryMirrors: p.mirrors as Record<string, string[]> | undefined,
   });

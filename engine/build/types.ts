@@ -23,7 +23,9 @@ export const buildImageOptionsSchema = z.object({
    */
   cacheFrom: z.union([z.string(), z.array(z.string())]).optional(),
   /** The network RUN steps get: the builder VM's ('outbound' NAT by default; 'none': no NIC). */
-  network: z.enum(['outbound', 'none']).default('outbound'),
+  network: z.enum(['outbound', 'none', 'allowlist', 'learn']).default('outbound'),
+  /** network 'allowlist': the names RUN steps may reach through the egress proxy. */
+  allow: z.array(z.string().min(1).max(253)).max(256).default([]),
   /** Base images: 'missing' uses the stored image when there is one (as docker build without --pull). */
   pullPolicy: z.enum(['always', 'missing', 'never']).default('missing'),
   /** Build without the builder's layer cache and without looking up an earlier result. */

@@ -13,6 +13,8 @@ export interface VmFlags {
   /** `--publish HOST:GUEST`, repeatable. */
   publish: PublishSpec[];
   network?: NetworkMode;
+  /** `--allow PATTERN`, repeatable: what network allowlist lets the VM reach. */
+  allow: string[];
   /** `--mount HOST:GUEST[:ro][:symlinks=POLICY]` and `--volume NAME:GUEST[:SIZE_MIB]`, repeatable. */
   mounts?: MountFlag[];
   volumes?: VolumeFlag[];
@@ -24,7 +26,9 @@ export interface ParsedCommand {
   argv: string[];
 }
 
-const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network', '--mount', '--volume']);
+const NETWORK_MODES: NetworkMode[] = ['outbound', 'none', 'allowlist', 'learn'];
+
+const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network', '--allow', '--mount', '--volume']);
 
 /**
  * Whether `microvm run`'s flags (before the guest command) include --workspace-folder: the
@@ -46,7 +50,7 @@ export function namesWorkspaceFolder(args: string[]): boolean {
  * `microvm run ls -la` passes -la to the guest.
  */
 export function parseVmCommand(args: string[], allowArgv: boolean): ParsedCommand {
-  const flags: VmFlags = { env: {}, publish: [] };
+  const flags: VmFlags = { env: {}, publish: [], allow: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -95,8 +99,11 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
       flags.publish.push(parsePublish(value));
       return;
     case '--network':
-      if (value !== 'none' && value !== 'outbound') throw badFlag(`invalid --network value ${JSON.stringify(value)}: expected none or outbound`);
-      flags.network = value;
+      if (!NETWORK_MODES.includes(value as NetworkMode)) throw badFlag(`invalid --network value ${JSON.stringify(value)}: expected ${NETWORK_MODES.join(', ')}`);
+      flags.network = value as NetworkMode;
+      return;
+    case '--allow':
+      flags.allow.push(value);
       return;
     case '--env': {
       const eq = value.indexOf('=');

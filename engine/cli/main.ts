@@ -47,7 +47,12 @@ options (run, shell):
   --cpus N         virtual CPUs (default 1)
   --env NAME=VALUE set a variable in the guest (repeatable)
   --publish H:G    forward 127.0.0.1:H on the host to guest port G (repeatable; H 0 = any free port)
-  --network MODE   outbound (default: NAT with DNS, no access to host services) or none
+  --network MODE   outbound (default: NAT with DNS, no access to host services), none,
+                   allowlist (only names given with --allow, through the host's egress
+                   proxy: HTTP(S)_PROXY in the guest; no other traffic, no DNS) or learn
+                   (every public name through the proxy, each one logged)
+  --allow PATTERN  a host name (registry.npmjs.org) or *.domain the VM may reach with
+                   --network allowlist (repeatable)
   --cwd DIR        working directory in the guest
   --mount H:G[:ro][:symlinks=P]  share host folder H at guest path G over virtio-fs
                    (repeatable; P = opaque (default), deny or follow; .git, .vscode and

@@ -5,6 +5,7 @@ import { Vm } from '../vm/vm';
 import { VmFlags } from './args';
 import { buildNotice, Progress } from './progress';
 import { resumeWhenSpaceFreed } from './disk-full';
+import { describeEgress } from '../egress/log';
 
 export interface Session {
   vm: Vm;
@@ -20,6 +21,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     memoryMib: flags.memoryMib,
     vcpus: flags.vcpus,
     network: flags.network,
+    allow: flags.allow,
     mounts: flags.mounts,
     volumes: flags.volumes,
     onProgress: (event) => {
@@ -53,6 +55,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   if (vm.accel.isolation === 'emulated') progress.note(`warning: ${TCG_WARNING}`);
   const stopDiskWatch = resumeWhenSpaceFreed(vm, progress);
   const stopRefusals = vm.onShareRefusal((r) => progress.note(`microvm: the share refused ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
+  const stopEgress = vm.onEgress((e) => progress.note(`microvm: egress ${describeEgress(e)}`));
   for (const { hostPort, guestPort } of flags.publish) {
     try {
       const forwarder = await vm.exposeTcp(hostPort, guestPort);
@@ -69,6 +72,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     close: async () => {
       stopDiskWatch();
       stopRefusals();
+      stopEgress();
       await vm.release();
       await pool.shutdown();
     },

@@ -1,3 +1,4 @@
+import type { NetworkMode } from '../qemu/network';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -25,7 +26,9 @@ export interface FeaturesImageOptions {
   /** devcontainer.json's, when set; otherwise the base image's metadata label, then its USER, decide. */
   containerUser?: string;
   remoteUser?: string;
-  network?: 'outbound' | 'none';
+  network?: NetworkMode;
+  /** network 'allowlist': the names feature installers may reach. */
+  allow?: readonly string[];
   registryMirrors?: RegistryMirrors;
   signal?: AbortSignal;
   onProgress?: (event: BuildImageProgress) => void;
@@ -66,7 +69,7 @@ export async function buildFeaturesImage(opts: FeaturesImageOptions): Promise<Fe
     const metadata = [...base.metadata, ...opts.features.map(featureEntry)];
     await fsp.writeFile(path.join(context, 'Dockerfile'), featuresDockerfile({ from: base.from, steps, imageUser: base.user, metadata }));
     const built = await buildImage({
-      context, dockerfile: 'Dockerfile', localBases: base.localBases, network: opts.network ?? 'outbound',
+      context, dockerfile: 'Dockerfile', localBases: base.localBases, network: opts.network ?? 'outbound', allow: [...(opts.allow ?? [])],
       ...(opts.registryMirrors ? { registryMirrors: opts.registryMirrors as Record<string, string[]> } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });

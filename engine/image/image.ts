@@ -22,7 +22,8 @@ import type { PullProgress } from './registry/pull';
 import { resolveSource } from './source';
 import { ImageConfig } from './types';
 import { ProcessRequest } from '../agent/process';
-import type { NetworkMode } from '../qemu/network';
+import { proxyEnv, usesEgressProxy, type NetworkMode } from '../qemu/network';
+import { checkPatterns } from '../egress/policy';
 import type { MountSpec, RootVolumeSpec, TmpfsSpec, VolumeSpec } from '../mount';
 import { resolveMounts } from '../mount/resolve';
 
@@ -44,6 +45,8 @@ interface ImageSettings {
   bootTimeoutMs?: number;
   cmd?: string[];
   network: NetworkMode;
+  /** Proxy modes: what the egress proxy allows (not part of the bake key: the proxy decides at run time). */
+  allow?: readonly string[];
   mounts: MountSpec[];
   volumes: VolumeSpec[];
   tmpfs: TmpfsSpec[];
@@ -102,14 +105,17 @@ export class Image {
     }));
     const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
-    const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, opts.env), ...(opts.user ? { user: opts.user } : {}) };
+    const allow = checkPatterns(opts.allow, 'Image.build option allow');
+    // Proxy modes: every process finds the proxy in its environment (the options' env may override).
+    const env = usesEgressProxy(opts.network) ? { ...proxyEnv(), ...opts.env } : opts.env;
+    const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, env), ...(opts.user ? { user: opts.user } : {}) };
     const mounts = resolveMounts(opts.mounts);
     const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
     const settings: ImageSettings = {
-      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
+      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, allow, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
       warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
     };
-    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, env: config.env, user: config.user }, extraFiles });
+    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, allow: undefined, env: config.env, user: config.user }, extraFiles });
     const ref = opts.ref ?? 'default';
     const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
     // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
@@ -211,6 +217,7 @@ export class Image {
       workload: this.workload(),
       user: this.config.user,
       network: this.settings.network,
+      ...(usesEgressProxy(this.settings.network) ? { egress: { mode: this.settings.network as 'allowlist' | 'learn', allow: this.settings.allow ?? [] } } : {}),
       mounts: this.settings.mounts,
       volumes: this.settings.volumes,
       tmpfs: this.settings.tmpfs,

@@ -26,7 +26,22 @@ import { homePaths } from '../paths';
  * network gets IPv6. An allowed connection is bound to the route's interface, so a route
  * that moves afterwards cannot carry it inside the host.
  */
-export type NetworkMode = 'none' | 'outbound';
+export type NetworkMode = 'none' | 'outbound' | 'allowlist' | 'learn';
+
+/** Modes whose only way out is the engine's egress proxy (engine/egress): the guard allows nothing else. */
+export function usesEgressProxy(mode: NetworkMode | undefined): boolean {
+  return mode === 'allowlist' || mode === 'learn';
+}
+
+/** Where the guest reaches the egress proxy: slirp's host address, which the guard points at the proxy's real port. */
+export const GUEST_PROXY = { host: '10.0.2.2', port: 3128 } as const;
+
+/** The guest's environment for proxy modes: every common tool honours these. */
+export function proxyEnv(): Record<string, string> {
+  const url = `http://${GUEST_PROXY.host}:${GUEST_PROXY.port}`;
+  const noProxy = 'localhost,127.0.0.1,::1';
+  return { HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url, NO_PROXY: noProxy, no_proxy: noProxy };
+}
 
 export const GUEST_NETWORK = {
   net: '10.0.2.0/24',
@@ -36,7 +51,7 @@ export const GUEST_NETWORK = {
 } as const;
 
 export function networkArgs(mode: NetworkMode | undefined): string[] {
-  if (mode !== 'outbound') return [];
+  if (mode === undefined || mode === 'none') return [];
   const { net, gateway, dns, guest } = GUEST_NETWORK;
   return [
     '-netdev', `user,id=net0,ipv4=on,ipv6=off,restrict=off,net=${net},host=${gateway},dns=${dns},dhcpstart=${guest}`,
@@ -45,20 +60,22 @@ export function networkArgs(mode: NetworkMode | undefined): string[] {
 }
 
 /** Environment for the QEMU process: the network guard when the guest has a NIC. */
-export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string): Record<string, string> {
-  if (mode !== 'outbound') return {};
+export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string, proxyPort?: number): Record<string, string> {
+  if (mode === undefined || mode === 'none') return {};
   // ld.so splits LD_PRELOAD at spaces and colons.
   if (/[\s:]/.test(guardLibrary)) {
     throw new MicrovmError('E_SETUP_MISSING', `the network guard path ${JSON.stringify(guardLibrary)} contains a space or colon; set MICROVM_HOME to a plain path`);
   }
+  // Proxy modes: the guard lets QEMU reach the proxy's port and nothing else (no port: nothing at all).
+  if (usesEgressProxy(mode)) return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none') };
   return { LD_PRELOAD: guardLibrary };
 }
 
 /** networkEnv with the guard that scripts/setup installed; E_SETUP_MISSING when it is not there. */
-export function guestNetworkEnv(mode: NetworkMode | undefined): Record<string, string> {
+export function guestNetworkEnv(mode: NetworkMode | undefined, proxyPort?: number): Record<string, string> {
   const guard = homePaths.netguard();
-  if (mode === 'outbound' && !fs.existsSync(guard)) {
+  if (mode !== undefined && mode !== 'none' && !fs.existsSync(guard)) {
     throw new MicrovmError('E_SETUP_MISSING', `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none')`);
   }
-  return networkEnv(mode, guard);
+  return networkEnv(mode, guard, proxyPort);
 }

@@ -42,7 +42,7 @@ export const snapshotImageSchema = z.object({
   }),
   memoryMib: z.number().int().positive(),
   vcpus: z.number().int().positive(),
-  network: z.enum(['none', 'outbound']),
+  network: z.enum(['none', 'outbound', 'allowlist', 'learn']),
 });
 
 export type SnapshotImage = z.infer<typeof snapshotImageSchema>;

@@ -5,7 +5,9 @@ import { AccelChoice } from '../accel/decide';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
-import { guestNetworkEnv, NetworkMode } from '../qemu/network';
+import { guestNetworkEnv, NetworkMode, usesEgressProxy } from '../qemu/network';
+import { EgressEvent, EgressProxy, startEgressProxy } from '../egress/proxy';
+import type { EgressPolicy } from '../egress/policy';
 import { findQemu } from '../qemu/binary';
 import { hostTscKhz } from '../qemu/host-tsc';
 import { qemuUser } from '../qemu/run-as';
@@ -34,6 +36,8 @@ export interface BootSpec {
   bootTimeoutMs?: number;
   /** Guest NIC; absent = 'none'. Forwards work either way. */
   network?: NetworkMode;
+  /** Proxy modes ('allowlist', 'learn'): what the VM's egress proxy allows; absent = nothing (fail closed). */
+  egress?: EgressPolicy;
   restoreTimeoutMs?: number;
   /** Host folders over virtio-fs and volumes over virtio-blk, mounted before the workload starts (fresh boots only). */
   mounts?: MountSpec[];
@@ -117,7 +121,16 @@ export class Machine {
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp, runAs: runAs?.name,
       network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
     });
-    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network));
+    let proxy: EgressProxy | undefined;
+    try {
+      proxy = usesEgressProxy(spec.network) ? await startEgressProxy(spec) : undefined;
+    } catch (err) {
+      await storage.release();
+      state.remove();
+      throw err;
+    }
+    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port));
+    void qemu.exited.then(() => proxy?.close());
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
     const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);
     try {
@@ -142,6 +155,7 @@ export class Machine {
       await storage.mountInGuest(agent);
       const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
       const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);
+      machine.egress = proxy;
       machine.user = user;
       restored?.catch((err: Error) => {
         if (isMicrovmError(err, 'E_RESTORE_FAILED')) void machine.fail(err);
@@ -184,6 +198,9 @@ export class Machine {
     return this.memory.kind === 'file' && this.memory.shared ? this.memory.path : undefined;
   }
 
+  /** The VM's egress proxy (network 'allowlist' or 'learn'). */
+  egress: EgressProxy | undefined;
+
   /** The last output of the workload, for logs and errors. */
   readonly workloadLog = new TailBuffer(64 * 1024);
 
@@ -219,6 +236,11 @@ export class Machine {
   /** E_HOST_DISK_FULL while QEMU keeps the guest paused because a volume's host disk is full. */
   get diskFull(): MicrovmError | undefined {
     return this.health.diskFull;
+  }
+
+  /** Hears the connections the guest asked its egress proxy for (network 'allowlist' or 'learn'); returns a disposer. */
+  onEgress(listener: (event: EgressEvent) => void): () => void {
+    return this.egress?.onEvent(listener) ?? (() => undefined);
   }
 
   /** Hears what the filter views of this VM's shares refused the guest; returns a disposer. */

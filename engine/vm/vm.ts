@@ -1,3 +1,4 @@
+import type { EgressEvent } from '../egress/proxy';
 import { ExecChild } from '../agent/exec-child';
 import { ProcessRequest, WaitResult } from '../agent/process';
 import { SignalSpec } from '../agent/signals';
@@ -163,6 +164,14 @@ export class Vm {
    * protected name, a covered path, ...): what it tried, the path relative to the share and
    * why. The path is guest-chosen text. Returns a disposer.
    */
+  /**
+   * Hears each connection the guest asked the egress proxy for (network 'allowlist' or
+   * 'learn'): time, name, port, allowed or why not, bytes. Returns a disposer.
+   */
+  onEgress(listener: (event: EgressEvent) => void): () => void {
+    return this.held().onEgress(listener);
+  }
+
   onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {
     return this.held().onShareRefusal(listener);
   }

@@ -12,9 +12,13 @@
  * untouched (QEMU's own chardev and QMP sockets).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "netguard.h"
@@ -38,10 +42,53 @@ static void resolve(void)
         guard_warn("dlsym found no libc socket functions, refusing all traffic", ENOSYS);
 }
 
+/*
+ * Proxy mode (MICROVM_NETGUARD_PROXY=PORT, the VM's network is `allowlist` or `learn`): the
+ * guest's only way out is the engine's egress proxy. The guest sends to 10.0.2.2:3128, which
+ * slirp turns into a connection to 127.0.0.1:3128; the guard points it at 127.0.0.1:PORT and
+ * refuses every other IPv4/IPv6 connection and datagram (DNS, UDP, ICMP, direct addresses).
+ * A value that is not a port refuses everything (fail closed).
+ */
+#define GUEST_PROXY_PORT 3128
+static int proxy_port = -1; /* -1: not proxy mode; 0: proxy mode, refuse all */
+
+static void read_proxy_mode(void)
+{
+    const char *text = getenv("MICROVM_NETGUARD_PROXY");
+    if (text == NULL)
+        return;
+    char *end = NULL;
+    long port = strtol(text, &end, 10);
+    proxy_port = (end != text && *end == '\0' && port > 0 && port < 65536) ? (int)port : 0;
+    if (proxy_port == 0)
+        guard_warn("MICROVM_NETGUARD_PROXY is not a port, refusing all traffic", EINVAL);
+}
+
+static bool is_inet(const struct sockaddr *sa, socklen_t len)
+{
+    return sa != NULL && len >= sizeof(sa_family_t) && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+}
+
+/* The proxy's own address, when sa is what slirp makes of the guest's 10.0.2.2:3128. */
+static bool proxy_target(const struct sockaddr *sa, socklen_t len, struct sockaddr_in *out)
+{
+    if (proxy_port <= 0 || sa == NULL || len < sizeof(struct sockaddr_in) || sa->sa_family != AF_INET)
+        return false;
+    struct sockaddr_in in;
+    memcpy(&in, sa, sizeof in);
+    if (in.sin_addr.s_addr != htonl(INADDR_LOOPBACK) || ntohs(in.sin_port) != GUEST_PROXY_PORT)
+        return false;
+    in.sin_port = htons((uint16_t)proxy_port);
+    *out = in;
+    return true;
+}
+
 __attribute__((constructor)) static void start(void)
 {
     pthread_once(&resolved, resolve);
-    links_follow_events();
+    read_proxy_mode();
+    if (proxy_port < 0)
+        links_follow_events();
 }
 
 /* The errno a refused call returns: connect gets ECONNREFUSED (slirp answers the guest's SYN
@@ -74,6 +121,14 @@ static bool pin_socket(int fd, int ifindex)
 EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     pthread_once(&resolved, resolve);
+    if (proxy_port >= 0 && is_inet(sa, len)) {
+        struct sockaddr_in proxy;
+        if (real_connect == NULL || !proxy_target(sa, len, &proxy)) {
+            errno = real_connect == NULL ? ENOSYS : ECONNREFUSED;
+            return -1;
+        }
+        return real_connect(fd, (const struct sockaddr *)&proxy, sizeof proxy);
+    }
     int pin = 0;
     enum verdict v = guard_verdict(sa, len, &pin);
     if (v == ALLOW && pin != 0 && !pin_socket(fd, pin))
@@ -89,7 +144,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 {
     pthread_once(&resolved, resolve);
     int pin;
-    enum verdict v = guard_verdict(sa, len, &pin);
+    enum verdict v = proxy_port >= 0 && is_inet(sa, len) ? REFUSE : guard_verdict(sa, len, &pin);
     if (v != ALLOW || real_sendto == NULL) {
         errno = real_sendto == NULL ? ENOSYS : refusal(v, EACCES);
         return -1;
@@ -101,7 +156,9 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     pthread_once(&resolved, resolve);
     int pin;
-    enum verdict v = msg == NULL ? ALLOW : guard_verdict((const struct sockaddr *)msg->msg_name, msg->msg_namelen, &pin);
+    enum verdict v = msg == NULL ? ALLOW
+        : proxy_port >= 0 && is_inet((const struct sockaddr *)msg->msg_name, msg->msg_namelen) ? REFUSE
+        : guard_verdict((const struct sockaddr *)msg->msg_name, msg->msg_namelen, &pin);
     if (v != ALLOW || real_sendmsg == NULL) {
         errno = real_sendmsg == NULL ? ENOSYS : refusal(v, EACCES);
         return -1;
@@ -115,8 +172,11 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int count, int flags)
     pthread_once(&resolved, resolve);
     int pin;
     enum verdict v = ALLOW;
-    for (unsigned int i = 0; msgs != NULL && i < count && v == ALLOW; i++)
-        v = guard_verdict((const struct sockaddr *)msgs[i].msg_hdr.msg_name, msgs[i].msg_hdr.msg_namelen, &pin);
+    for (unsigned int i = 0; msgs != NULL && i < count && v == ALLOW; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)msgs[i].msg_hdr.msg_name;
+        socklen_t len = msgs[i].msg_hdr.msg_namelen;
+        v = proxy_port >= 0 && is_inet(sa, len) ? REFUSE : guard_verdict(sa, len, &pin);
+    }
     if (v != ALLOW || real_sendmmsg == NULL) {
         errno = real_sendmmsg == NULL ? ENOSYS : refusal(v, EACCES);
         return -1;

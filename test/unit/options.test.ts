@@ -35,7 +35,7 @@ test('defaults follow the design: 256 MiB, 1 vCPU, 60 s exec timeout, pool of 1'
 });
 
 test('the CLI passes everything after the first non-flag word to the guest', () => {
-  assert.deepEqual(parseVmCommand(['--memory', '512', 'ls', '-la'], true), { flags: { env: {}, publish: [], memoryMib: 512 }, argv: ['ls', '-la'] });
+  assert.deepEqual(parseVmCommand(['--memory', '512', 'ls', '-la'], true), { flags: { env: {}, publish: [], allow: [], memoryMib: 512 }, argv: ['ls', '-la'] });
   assert.deepEqual(parseVmCommand(['--env=A=1', '--', '--weird'], true).argv, ['--weird']);
   refused(() => parseVmCommand(['--memory', 'big'], true), /--memory/, /"big"/);
   refused(() => parseVmCommand(['--bogus'], true), /unknown option --bogus/);

@@ -1,0 +1,246 @@
+import * as dns from 'node:dns/promises';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type { NetworkMode } from '../qemu/network';
+import { allows, canonicalName, EgressPolicy } from './policy';
+import { isPublicAddress } from './public-address';
+import { MAX_HELLO_BYTES, readHelloName } from './sni';
+
+/** One connection the guest asked for, as the workspace log and learn mode see it. */
+export interface EgressEvent {
+  at: string;
+  /** The host name asked for (canonical), or the raw target when it was not a name. */
+  name: string;
+  port: number;
+  allowed: boolean;
+  /** Why it was refused, or how it ended. */
+  reason?: string;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface EgressProxyOptions {
+  policy: EgressPolicy;
+  /**
+   * Names answered without DNS: loopback servers standing in for the internet in tests. Their
+   * addresses skip the public-address check, so only tests set it (MICROVM_TEST_EGRESS_HOSTS).
+   */
+  resolveOverride?: ReadonlyMap<string, string>;
+}
+
+/** At most this many tunnels at once per VM; more are refused, so a guest cannot exhaust the host's sockets. */
+const MAX_TUNNELS = 256;
+const CONNECT_TIMEOUT_MS = 15_000;
+
+/**
+ * The only way out of a VM whose network is `allowlist` or `learn`: an HTTP proxy on the
+ * host's loopback (the network guard lets the VM's QEMU reach this port and nothing else).
+ * CONNECT tunnels and plain HTTP requests are allowed by the name asked for; the proxy
+ * resolves it itself and connects only to public addresses; TLS passes through untouched, and
+ * a ClientHello that names another server than the one allowed is refused. Addresses are
+ * never accepted as targets.
+ */
+export class EgressProxy {
+  private readonly sockets = new Set<net.Socket>();
+  private readonly listeners = new Set<(event: EgressEvent) => void>();
+  private tunnels = 0;
+
+  private constructor(private readonly server: http.Server, private readonly options: EgressProxyOptions) {}
+
+  static async start(options: EgressProxyOptions): Promise<EgressProxy> {
+    const server = http.createServer();
+    const proxy = new EgressProxy(server, options);
+    server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void proxy.tunnel(req, socket, head));
+    server.on('request', (req, res) => void proxy.forward(req, res));
+    server.on('connection', (socket: net.Socket) => proxy.track(socket));
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    return proxy;
+  }
+
+  /** Hears every connection the guest asked for (allowed, refused, ended); returns a disposer. */
+  onEvent(listener: (event: EgressEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** The name and port a request targets, or a refusal. */
+  private async decide(target: string, port: number): Promise<{ name: string; address: string } | { name: string; refusal: string }> {
+    const name = canonicalName(target);
+    if (!name) return { name: target, refusal: 'the target is not a host name (addresses are not allowed)' };
+    if (!allows(this.options.policy, name)) return { name, refusal: 'not in the allowlist' };
+    const override = this.options.resolveOverride?.get(name);
+    if (override) return { name, address: override };
+    let addresses: Array<{ address: string }>;
+    try {
+      addresses = await dns.lookup(name, { all: true, verbatim: true });
+    } catch (err) {
+      return { name, refusal: `the name does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+    const refused = addresses.find((a) => !isPublicAddress(a.address));
+    if (refused) return { name, refusal: `the name resolves to ${refused.address}, which is not a public address` };
+    if (addresses.length === 0) return { name, refusal: 'the name has no address' };
+    void port;
+    return { name, address: addresses[0].address };
+  }
+
+  private event(name: string, port: number, allowed: boolean, reason: string | undefined, bytesUp = 0, bytesDown = 0): void {
+    const event: EgressEvent = { at: new Date().toISOString(), name, port, allowed, ...(reason ? { reason } : {}), bytesUp, bytesDown };
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private async tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
+    const { host, port } = splitTarget(req.url ?? '');
+    if (this.tunnels >= MAX_TUNNELS) {
+      refuse(client, 503, `more than ${MAX_TUNNELS} connections at once`);
+      return this.event(host, port, false, 'too many connections at once');
+    }
+    const decision = port === 0 ? { name: host, refusal: 'no port' } : await this.decide(host, port);
+    if ('refusal' in decision) {
+      refuse(client, 403, `${decision.name}:${port} ${decision.refusal}`);
+      return this.event(decision.name, port, false, decision.refusal);
+    }
+    this.tunnels++;
+    const upstream = net.connect({ host: decision.address, port, timeout: CONNECT_TIMEOUT_MS });
+    this.track(upstream);
+    let up = 0;
+    let down = 0;
+    let ended = false;
+    const end = (reason?: string) => {
+      if (ended) return;
+      ended = true;
+      this.tunnels--;
+      client.destroy();
+      upstream.destroy();
+      this.event(decision.name, port, reason === undefined || !reason.startsWith('refused'), reason, up, down);
+    };
+    upstream.once('timeout', () => end('the server did not answer in time'));
+    upstream.once('error', (err: NodeJS.ErrnoException) => {
+      if (up === 0 && down === 0 && !client.destroyed) refuse(client, 502, `${decision.name}:${port} cannot be reached (${err.code ?? 'error'})`);
+      end(`error ${err.code ?? err.message}`);
+    });
+    client.once('error', () => end());
+    client.once('close', () => end());
+    upstream.once('close', () => end());
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      void this.checkHello(client, head, decision.name).then((first) => {
+        if (first === undefined) return end('refused: the TLS hello names another server');
+        up += first.length;
+        if (first.length > 0) upstream.write(first);
+        client.on('data', (chunk: Buffer) => { up += chunk.length; });
+        upstream.on('data', (chunk: Buffer) => { down += chunk.length; });
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+    });
+  }
+
+  /** The client's first bytes, once a TLS hello in them names `name` (or it is not TLS); undefined when it names another. */
+  private async checkHello(client: net.Socket, head: Buffer, name: string): Promise<Buffer | undefined> {
+    let data = head;
+    for (;;) {
+      const hello = readHelloName(data);
+      if (hello === 'not-tls' || (typeof hello === 'object' && 'none' in hello)) return data;
+      if (hello === 'malformed') return undefined;
+      if (typeof hello === 'object') return canonicalName(hello.name) === name ? data : undefined;
+      if (data.length >= MAX_HELLO_BYTES) return undefined;
+      const chunk = await new Promise<Buffer | undefined>((resolve) => {
+        const onData = (c: Buffer) => { cleanup(); client.pause(); resolve(c); };
+        const onEnd = () => { cleanup(); resolve(undefined); };
+        const cleanup = () => { client.off('data', onData); client.off('close', onEnd); client.off('end', onEnd); };
+        client.on('data', onData);
+        client.once('close', onEnd);
+        client.once('end', onEnd);
+        client.resume();
+      });
+      if (!chunk) return undefined;
+      data = Buffer.concat([data, chunk]);
+    }
+  }
+
+  /** A plain-HTTP request through the proxy (`GET http://host/path`). */
+  private async forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('microvm egress proxy: send requests with an absolute http:// URL\n');
+      return;
+    }
+    const port = Number(url.port || 80);
+    if (url.protocol !== 'http:') {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${url.protocol} is not proxied in plain form; use CONNECT\n`);
+      return this.event(url.hostname, port, false, `protocol ${url.protocol}`);
+    }
+    const decision = await this.decide(url.hostname, port);
+    if ('refusal' in decision) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${decision.name}:${port} ${decision.refusal}\n`);
+      return this.event(decision.name, port, false, decision.refusal);
+    }
+    const headers = { ...req.headers };
+    for (const hop of ['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive']) delete headers[hop];
+    let up = 0;
+    let down = 0;
+    req.on('data', (c: Buffer) => { up += c.length; });
+    const upstream = http.request({ host: decision.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, setHost: false, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.on('data', (c: Buffer) => { down += c.length; });
+      answer.pipe(res);
+      answer.once('end', () => this.event(decision.name, port, true, undefined, up, down));
+    });
+    upstream.once('timeout', () => upstream.destroy(new Error('timeout')));
+    upstream.once('error', (err: NodeJS.ErrnoException) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${decision.name}:${port} cannot be reached (${err.code ?? err.message})\n`);
+      else res.destroy();
+      this.event(decision.name, port, true, `error ${err.code ?? err.message}`, up, down);
+    });
+    req.pipe(upstream);
+  }
+}
+
+function splitTarget(target: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(target);
+  if (!m) return { host: target.slice(0, 255), port: 0 };
+  const port = Number(m[2]);
+  return { host: m[1], port: port >= 1 && port <= 65535 ? port : 0 };
+}
+
+/** A refusal on a CONNECT: the guest's tool prints the status line, so it says what happened. */
+function refuse(socket: net.Socket, status: number, why: string): void {
+  const reason = { 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Refused';
+  const body = `microvm egress proxy: ${why}\n`;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** MICROVM_TEST_EGRESS_HOSTS=`name=127.0.0.1,other=127.0.0.1`: the tests' stand-ins for the internet. */
+export function testResolveOverride(env: NodeJS.ProcessEnv = process.env): Map<string, string> | undefined {
+  const text = env.MICROVM_TEST_EGRESS_HOSTS;
+  if (!text) return undefined;
+  return new Map(text.split(',').map((pair) => pair.split('=')).filter((p) => p.length === 2 && canonicalName(p[0])).map(([n, a]) => [canonicalName(n) as string, a]));
+}
+
+/** The proxy of one VM whose network is `allowlist` or `learn`; no policy given allows nothing. */
+export function startEgressProxy(spec: { network?: NetworkMode; egress?: EgressPolicy }): Promise<EgressProxy> {
+  const policy = spec.egress ?? { mode: spec.network === 'learn' ? 'learn' as const : 'allowlist' as const, allow: [] };
+  const resolveOverride = testResolveOverride();
+  return EgressProxy.start({ policy, ...(resolveOverride ? { resolveOverride } : {}) });
+}
