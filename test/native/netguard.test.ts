@@ -4,6 +4,8 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import * as net from 'node:net';
+import { once } from 'node:events';
 import { ip, ipBatch, NEEDS_ROOT, removeHostNet } from '../helpers/host-net';
 
 /**
@@ -43,10 +45,10 @@ class Probe {
   private readonly answers: string[] = [];
   private readonly waiters: Array<(line: string) => void> = [];
 
-  constructor({ runAs = [], guarded = true, hostNetns = false }: { runAs?: string[]; guarded?: boolean; hostNetns?: boolean } = {}) {
+  constructor({ runAs = [], guarded = true, hostNetns = false, env = [] }: { runAs?: string[]; guarded?: boolean; hostNetns?: boolean; env?: string[] } = {}) {
     const preload = guarded ? [`LD_PRELOAD=${GUARD}`] : [];
     const enter = hostNetns ? [] : ['ip', 'netns', 'exec', NETNS];
-    const argv = [...enter, ...runAs, 'env', ...preload, PROBE];
+    const argv = [...enter, ...runAs, 'env', ...env, ...preload, PROBE];
     this.child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const waiter = this.waiters.shift();
@@ -322,4 +324,27 @@ test('fail closed: a route the kernel describes by nexthop id only is refused, n
     await probe.close();
   }
   assert.match(probe.stderr, /^microvm-netguard: the kernel's route names no interface/);
+});
+
+test('proxy mode: the guest\'s 10.0.2.2:3128 (slirp\'s 127.0.0.1:3128) reaches the egress proxy\'s port; every other destination is refused', async () => {
+  const proxy = net.createServer((socket) => socket.on('error', () => undefined).end('proxy\n'));
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const port = (proxy.address() as net.AddressInfo).port;
+  const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_PROXY=${port}`] });
+  try {
+    assert.equal(await probe.ask('hold 127.0.0.1 3128'), 'allowed -');
+    assert.equal(await probe.ask('held 2000'), 'connected', 'the connection went to the proxy');
+    assertAll(await probe.askAll([`tcp 127.0.0.1 ${port}`, 'tcp 127.0.0.1 80', 'tcp 198.51.100.7 443', 'tcp 8.8.8.8 53', 'tcp ::1 3128', 'tcp 2001:db8::7 443']), /^refused ECONNREFUSED$/);
+    assertAll(await probe.askAll(['udp 8.8.8.8 53', 'udp 127.0.0.53 53', 'udp 198.51.100.7 443', 'udp 2001:db8::7 53']), /^refused EACCES$/);
+  } finally {
+    await probe.close();
+  }
+  const broken = new Probe({ hostNetns: true, env: ['MICROVM_NETGUARD_PROXY=none'] });
+  try {
+    assertAll(await broken.askAll(['tcp 127.0.0.1 3128', 'tcp 198.51.100.7 443']), /^refused ECONNREFUSED$/);
+  } finally {
+    await broken.close();
+  }
+  proxy.close();
 });
