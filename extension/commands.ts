@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { Ctx } from './context';
 import { openFolder, stopVm } from './vm/open-folder';
+import { approveLearnedHosts } from './vm/egress-offer';
 import { resetContainer } from '../engine/index';
 import { openShellTerminal } from './terminal/terminals';
 import { PortRow } from './ports/rules';
@@ -35,6 +36,7 @@ export const COMMANDS: Record<string, CommandFactory> = {
   },
   'microvm.forwardPort': { running: (ctx) => (row?: PortRow) => forwardPort(ctx, row), stopped: notRunning },
   'microvm.showLog': { running: (ctx) => () => ctx.log.show() },
+  'microvm.approveLearnedHosts': { running: (ctx) => () => approveLearnedHosts(ctx) },
   'microvm.ports.openBrowser': {
     running: () => (row: PortRow) => row.localAddress && vscode.env.openExternal(vscode.Uri.parse(`http://${row.localAddress}/`)),
   },

@@ -3,6 +3,7 @@ import { MicrovmError } from '../errors';
 import { buildCommand } from './build';
 import { imagesCommand, pruneCommand, pullCommand } from './images';
 import { readConfigurationCommand } from './read-configuration';
+import { netLogCommand, netPolicyCommand } from './net-policy';
 import { runCommand } from './run';
 import { shellCommand } from './shell';
 
@@ -23,6 +24,11 @@ commands:
   build --workspace-folder DIR [--image REF] [--accept-config-changes] [--allow-local-env NAME]...
                                the folder's image as opening it makes it (Dockerfile, features,
                                root disk, snapshot); prints {"outcome","imageName","imageDigest"}
+  net-policy --workspace-folder DIR [--write] [--json]
+                               the host names the folder reached with network learn, and
+                               those approved for network allowlist; --write approves them
+  net-log --workspace-folder DIR [--json]
+                               every connection its VMs asked the egress proxy for
   run --workspace-folder DIR [...] [-- CMD...]
                                open the folder as the extension does (image, features, mounts,
                                volumes, lifecycle hooks), then CMD as the remote user in the
@@ -34,6 +40,9 @@ options (build, run --workspace-folder):
   --accept-config-changes
                    open even though devcontainer.json changed since it was last accepted in
                    ways that take more from this machine (a VM can write the folder)
+  --network MODE   outbound (default), none, allowlist (only the presets of the folder's
+                   languages, --allow names and those net-policy approved) or learn
+  --allow PATTERN  a host name or *.domain network allowlist may reach (repeatable)
   --trust-host-certificates auto|off|FILE
                    the CAs of this machine the VM trusts (TLS-inspecting proxies, private
                    registries): auto (default) = those added to the system store and
@@ -98,6 +107,10 @@ async function main(args: string[]): Promise<number> {
       return readConfigurationCommand(rest);
     case 'build':
       return buildCommand(rest);
+    case 'net-policy':
+      return netPolicyCommand(rest);
+    case 'net-log':
+      return netLogCommand(rest);
     case 'info':
       process.stdout.write(JSON.stringify(await engineInfo(), null, 2) + '\n');
       return 0;

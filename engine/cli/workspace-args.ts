@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
+import type { NetworkMode } from '../qemu/network';
 
 /** The options the workspace verbs take (`read-configuration`, `build`, `run --workspace-folder`), as the reference CLI names them. */
 export interface WorkspaceFlags {
@@ -12,6 +13,10 @@ export interface WorkspaceFlags {
   image?: string;
   /** Apply a configuration that changed since it was last accepted (it may take more from this machine). */
   acceptConfigChanges: boolean;
+  /** `--network`: as the microvm.network setting (default outbound). */
+  network: NetworkMode;
+  /** `--allow`: host names network allowlist may reach, beyond the presets. */
+  allow: string[];
   /** The host CAs the guest trusts (as the microvm.trustHostCertificates setting): auto, off, or PEM files. */
   trustCertificates: 'auto' | 'off' | string[];
   /** The guest command after `--` (`run`); empty: an interactive shell. */
@@ -26,7 +31,7 @@ interface VerbShape {
 }
 
 export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
-  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, trustCertificates: 'auto', argv: [] };
+  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', argv: [] };
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--' && shape.argv) {
       flags.argv = args.slice(i + 1);
@@ -43,6 +48,8 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     else if (name === '--include-merged-configuration' && shape.merged) flags.includeMerged = true;
     else if (name === '--image' && shape.vm) flags.image = value();
     else if (name === '--accept-config-changes' && shape.vm) flags.acceptConfigChanges = true;
+    else if (name === '--network' && shape.vm) flags.network = networkValue(value(), verb);
+    else if (name === '--allow' && shape.vm) flags.allow.push(value());
     else if (name === '--trust-host-certificates' && shape.vm) flags.trustCertificates = trustValue(flags.trustCertificates, value());
     else if (!name.startsWith('-') && shape.argv) throw bad(`put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``, verb);
     else throw bad(`unknown option ${JSON.stringify(name)}`, verb);
@@ -51,6 +58,13 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     throw new MicrovmError('E_BAD_OPTION', `--workspace-folder ${JSON.stringify(flags.folder)} is not a directory`);
   }
   return flags;
+}
+
+const NETWORK_MODES: NetworkMode[] = ['outbound', 'none', 'allowlist', 'learn'];
+
+function networkValue(value: string, verb: string): NetworkMode {
+  if (!NETWORK_MODES.includes(value as NetworkMode)) throw bad(`--network ${JSON.stringify(value)} is not one of ${NETWORK_MODES.join(', ')}`, verb);
+  return value as NetworkMode;
 }
 
 /** `auto` or `off` replace what came before; a file adds to the list (a list given replaces `auto`). */

@@ -19,7 +19,7 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
   progress.step(`reading the configuration of ${flags.folder}`);
   const prepared = await prepareWorkspace({
     folder: flags.folder,
-    settings: { image: flags.image ?? '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: flags.trustCertificates },
+    settings: { image: flags.image ?? '', memoryMib: 1024, cpus: 2, network: flags.network, allowedHosts: flags.allow, trusted: false, symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: flags.trustCertificates },
     allowLocalEnv: flags.allowLocalEnv,
     onProgress: (step) => progress.detail(step),
     onConfigChanged: async (file, changes) => {

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
 import type { NetworkMode } from '../qemu/network';
 import type { TrustSetting } from '../workspace/host-certificates';
+import { planEgress } from './egress';
 import { isLocalImageRef } from '../image/source';
 import type { BuildConfig, UserEnvProbe } from './config';
 import { readBuildOptions } from './build-options';
@@ -33,6 +34,10 @@ export interface PlanSettings {
   symlinks: SymlinkPolicy;
   protect: string[];
   git: GitPolicy;
+  /** `microvm.allowedHosts`, `microvm.allowedHostsPresets` and whether the folder is trusted: see egress.ts. */
+  allowedHosts?: readonly string[];
+  allowedHostsPresets?: boolean;
+  trusted?: boolean;
   /** The host's extra CAs for the guest (engine/workspace/host-certificates.ts); default `auto`. */
   trustCertificates?: TrustSetting;
 }
@@ -52,6 +57,10 @@ export interface WorkspacePlan {
   memoryMib: number;
   vcpus: number;
   network: NetworkMode;
+  /** network 'allowlist': the host names the VM may reach (presets, settings, the workspace's approved list). */
+  allow: string[];
+  /** Where the workspace's egress log goes (set when the workspace is prepared). */
+  egressLog?: string;
   trustCertificates: TrustSetting;
   /** May still hold `${containerEnv:...}` until the image's environment is known. */
   containerEnv: Record<string, string>;
@@ -133,7 +142,8 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     source: imageSource(resolved, settings, facts, problems),
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
-    network: settings.network,
+    ...planEgress({ network: settings.network, allowedHosts: settings.allowedHosts, presets: settings.allowedHostsPresets, trusted: settings.trusted },
+      config.customizations, facts.languages, problems),
     trustCertificates: settings.trustCertificates ?? 'auto',
     containerEnv: { ...runArgs.env, ...config.containerEnv },
     remoteEnv: config.remoteEnv,

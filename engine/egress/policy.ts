@@ -58,5 +58,6 @@ export const PRESETS: Record<string, readonly string[]> = {
   java: ['repo.maven.apache.org', 'repo1.maven.org', 'plugins.gradle.org', 'services.gradle.org'],
   ruby: ['rubygems.org', 'index.rubygems.org'],
   github: ['github.com', 'api.github.com', 'codeload.github.com', 'objects.githubusercontent.com', 'raw.githubusercontent.com'],
+  dotnet: ['api.nuget.org', 'dotnetcli.azureedge.net', 'builds.dotnet.microsoft.com'],
   debian: ['deb.debian.org', 'security.debian.org'],
 };

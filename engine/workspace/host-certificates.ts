@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import type { Vm } from '../vm/vm';
 
 /**
@@ -24,6 +25,8 @@ export interface HostCertificates {
   subjects: string[];
   /** Files or blocks left out, and why: for the log. */
   skipped: string[];
+  /** Public roots (Node's own store, which every guest distribution ships too) found and left out. */
+  publicRoots: number;
 }
 
 const AUTO_DIRS = ['/usr/local/share/ca-certificates', '/etc/pki/ca-trust/source/anchors', '/etc/ca-certificates/trust-source/anchors'];
@@ -40,7 +43,7 @@ export interface CertificateSources {
 
 export function hostCertificates(setting: TrustSetting, sources: CertificateSources = {}): HostCertificates {
   const { env = process.env, dirs = AUTO_DIRS, now = new Date() } = sources;
-  const out: HostCertificates = { pem: '', subjects: [], skipped: [] };
+  const out: HostCertificates = { pem: '', subjects: [], skipped: [], publicRoots: 0 };
   if (setting === 'off') return out;
   const files = setting === 'auto' ? autoFiles(env, dirs) : [...setting];
   const seen = new Set<string>();
@@ -61,12 +64,19 @@ export function hostCertificates(setting: TrustSetting, sources: CertificateSour
         out.skipped.push(`${file}: ${cert.subject.replace(/\n/g, ', ')} is not a CA certificate`);
         continue;
       }
+      if (seen.has(cert.fingerprint256)) continue;
+      // NODE_EXTRA_CA_CERTS often names the whole system bundle: only what was added to it counts.
+      if (publicRootFingerprints().has(cert.fingerprint256)) {
+        seen.add(cert.fingerprint256);
+        out.publicRoots++;
+        continue;
+      }
       if (new Date(cert.validTo) < now) {
+        seen.add(cert.fingerprint256);
         out.skipped.push(`${file}: ${cert.subject.replace(/\n/g, ', ')} expired on ${cert.validTo}`);
         continue;
       }
-      if (seen.has(cert.fingerprint256)) continue;
-      if (seen.size >= MAX_CERTIFICATES) {
+      if (out.subjects.length >= MAX_CERTIFICATES) {
         out.skipped.push(`${file}: more than ${MAX_CERTIFICATES} certificates; the rest are left out`);
         break;
       }
@@ -76,6 +86,47 @@ export function hostCertificates(setting: TrustSetting, sources: CertificateSour
     }
   }
   return out;
+}
+
+/** Where distributions keep the roots their ca-certificates package ships (not the administrator's additions). */
+const PACKAGED_ROOT_DIRS = ['/usr/share/ca-certificates', '/usr/share/pki/ca-trust-source'];
+let publicRoots: Set<string> | undefined;
+
+/**
+ * Node's own roots and the distribution's packaged ones: a guest has its own copy of these (or
+ * deliberately dropped one that was distrusted), so a bundle naming them adds nothing to send.
+ */
+function publicRootFingerprints(): Set<string> {
+  if (publicRoots) return publicRoots;
+  const pems = [...tls.rootCertificates];
+  const walk = (dir: string, depth: number) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory() && depth < 3) walk(full, depth + 1);
+      else if (e.isFile() && /\.(crt|pem)$/i.test(e.name)) {
+        try {
+          pems.push(...(fs.readFileSync(full, 'utf8').match(PEM_BLOCK) ?? []));
+        } catch {
+          // unreadable: not counted
+        }
+      }
+    }
+  };
+  for (const dir of PACKAGED_ROOT_DIRS) walk(dir, 0);
+  publicRoots = new Set(pems.flatMap((pem) => {
+    try {
+      return [new X509Certificate(pem).fingerprint256];
+    } catch {
+      return [];
+    }
+  }));
+  return publicRoots;
 }
 
 function autoFiles(env: NodeJS.ProcessEnv, dirs: readonly string[]): string[] {

@@ -17,4 +17,7 @@ export { PortForwards } from './port-forwards';
 export type { OpenedForward, PortForwardsEvents, PortNotices } from './port-forwards';
 export { coalesced, SerialQueue } from './serial-queue';
 export { prepareWorkspace } from './prepare';
+export { appendEgressLog, egressLogFile, learnedNames, readEgressLog } from './egress-log';
+export type { EgressLogLine } from './egress-log';
+export { approveEgress } from './record';
 export type { PreparedWorkspace, PrepareOptions } from './prepare';

@@ -15,6 +15,7 @@ import type { LifecycleState } from './lifecycle';
 import { clampToLimits, hostLimits, OverLimit, overLimits } from './limits';
 import { containerRootVolume, openWorkspace, saveWorkspace, withContainer, withImage, WorkspaceRecord, workspaceVolume } from './record';
 import { removeVolume } from '../mount/volumes';
+import { egressLogFile } from './egress-log';
 
 export interface PrepareOptions {
   folder: string;
@@ -59,7 +60,11 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const over = overLimits(request, limits);
   if (over.length > 0 && !(await options.onOverLimits(over))) return undefined;
   const allowed = over.length > 0 ? clampToLimits(request, limits) : request;
-  const plan = { ...planned, memoryMib: allowed.memoryMib, vcpus: allowed.cpus, volumes: allowed.volumes };
+  const approved = planned.network === 'allowlist' ? record.egress?.allow ?? [] : [];
+  const plan = {
+    ...planned, memoryMib: allowed.memoryMib, vcpus: allowed.cpus, volumes: allowed.volumes,
+    allow: [...new Set([...planned.allow, ...approved])].sort(), egressLog: egressLogFile(options.folder),
+  };
   return { record, resolved, plan, problems: plan.problems, lifecycle: await lifecycleState(record, plan) };
 }
 

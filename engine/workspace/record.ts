@@ -34,6 +34,8 @@ const recordSchema = z.object({
     /** The digest of the image it was made from, once a VM of it booted (a rebuilt image makes a new container). */
     image: z.string().optional(),
   }).optional(),
+  /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */
+  egress: z.object({ allow: z.array(z.string()), approvedAt: z.string() }).optional(),
   /** The editor extensions the configuration recommended when the user was last told (shown once per list). */
   recommended: z.array(z.string()).optional(),
 }).passthrough();
@@ -146,4 +148,11 @@ export async function resetContainer(folder: string): Promise<void> {
   const record = openWorkspace(folder);
   if (!record.container) return;
   await saveWorkspace({ ...record, container: undefined });
+}
+
+/** Approves these host names for the folder's network 'allowlist' (they join the settings' and the presets'). */
+export async function approveEgress(folder: string, names: readonly string[]): Promise<WorkspaceRecord> {
+  const record = { ...openWorkspace(folder), egress: { allow: [...new Set(names)].sort(), approvedAt: new Date().toISOString() } };
+  await saveWorkspace(record);
+  return record;
 }

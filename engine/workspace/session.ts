@@ -21,6 +21,8 @@ import { userInfo, UserInfo } from '../vm/user';
 import { Lifecycle, LifecycleEvents, LifecycleState } from './lifecycle';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
 import { hostCertificates, installHostCertificates, tlsFailureHint } from './host-certificates';
+import { describeEgress } from '../egress/log';
+import { appendEgressLog } from './egress-log';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -122,6 +124,7 @@ export class Session {
       if (!this.stopped) this.events.exited(error);
     });
     vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
+    this.watchEgress(vm);
     vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.onProgress('Forwarding ports');
@@ -193,7 +196,8 @@ export class Session {
    */
   private async trustHostCertificates(vm: Vm, imageEnv: Record<string, string>): Promise<Record<string, string>> {
     const certs = hostCertificates(this.plan.trustCertificates);
-    for (const line of certs.skipped) this.events.log(`host certificates: ${line}`);
+    for (const line of certs.skipped.slice(0, 5)) this.events.log(`host certificates: ${line}`);
+    if (certs.skipped.length > 5) this.events.log(`host certificates: ${certs.skipped.length - 5} more left out`);
     this.trustedCas = certs.subjects.length;
     if (certs.subjects.length === 0) return {};
     this.onProgress('Trusting the host\'s certificate authorities');
@@ -201,6 +205,19 @@ export class Session {
     this.events.log(`the VM trusts the ${certs.subjects.length} CA(s) this host added: ${certs.subjects.join('; ')}`);
     const own = new Set([...Object.keys(imageEnv), ...Object.keys(this.plan.remoteEnv)]);
     return Object.fromEntries(Object.entries(env).filter(([name]) => !own.has(name)));
+  }
+
+  /** network 'allowlist' or 'learn': each connection the guest asked for, in the log and the workspace's egress log. */
+  private watchEgress(vm: Vm): void {
+    const { network, egressLog } = this.plan;
+    if (network !== 'allowlist' && network !== 'learn') return;
+    this.events.log(network === 'learn'
+      ? 'network learn: the VM reaches any public host name through the egress proxy, and each one is recorded (microvm net-policy)'
+      : `network allowlist: the VM reaches only ${this.plan.allow.length > 0 ? this.plan.allow.join(', ') : 'nothing'} through the egress proxy`);
+    vm.onEgress((event) => {
+      this.events.log(`egress ${describeEgress(event)}`);
+      if (egressLog) appendEgressLog(egressLog, { ...event, mode: network });
+    });
   }
 
   /** Hook output that shows an untrusted TLS issuer gets one log line with the fix. */
@@ -235,7 +252,7 @@ export class Session {
     this.events.baking();
     this.onProgress(`Installing features: ${features.map((f) => f.userId).join(', ')}`);
     const built = await buildFeaturesImage({
-      base, features, network: this.plan.network, signal: this.abort.signal, onProgress: (event: BuildImageProgress) => this.buildProgress(event),
+      base, features, network: this.plan.network, allow: this.plan.allow, signal: this.abort.signal, onProgress: (event: BuildImageProgress) => this.buildProgress(event),
       ...(this.plan.containerUser ? { containerUser: this.plan.containerUser } : {}), ...(this.plan.remoteUser ? { remoteUser: this.plan.remoteUser } : {}),
     });
     this.events.log(`features ${features.map((f) => f.userId).join(', ')} installed as ${built.users.containerUser}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
@@ -263,7 +280,7 @@ export class Session {
     const built = await buildImage({
       context: build.context, dockerfile: build.dockerfile, args: build.args, ...(build.target ? { target: build.target } : {}),
       ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}), ...(build.pull ? { pullPolicy: 'always' as const } : {}),
-      network: build.network === 'none' ? 'none' : this.plan.network, signal: this.abort.signal,
+      network: build.network === 'none' ? 'none' : this.plan.network, allow: this.plan.allow, signal: this.abort.signal,
       onProgress: (event: BuildImageProgress) => this.buildProgress(event),
     });
     this.events.log(`image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
@@ -443,6 +460,7 @@ export class Session {
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       network: plan.network,
+      allow: plan.allow,
       env: plan.containerEnv,
       mounts: plan.mounts,
       volumes: plan.volumes,

@@ -7,7 +7,10 @@ export interface Settings {
   image: string;
   memoryMib: number;
   cpus: number;
-  network: 'outbound' | 'none';
+  network: 'outbound' | 'none' | 'allowlist' | 'learn';
+  /** Patterns network allowlist may reach, beyond the presets. */
+  allowedHosts: string[];
+  allowedHostsPresets: boolean;
   symlinks: 'opaque' | 'deny' | 'follow';
   accelerator: 'auto' | 'kvm' | 'tcg' | 'hvf';
   allowEmulation: boolean;
@@ -35,7 +38,9 @@ const settingsSchema = z.object({
   image: z.string().catch(''),
   memoryMib: z.number().int().min(64).max(1024 * 1024).catch(1024),
   cpus: z.number().int().min(1).max(255).catch(2),
-  network: z.enum(['outbound', 'none']).catch('outbound'),
+  network: z.enum(['outbound', 'none', 'allowlist', 'learn']).catch('outbound'),
+  allowedHosts: z.array(z.string().min(1).max(253)).max(256).catch([]),
+  allowedHostsPresets: z.boolean().catch(true),
   symlinks: z.enum(['opaque', 'deny', 'follow']).catch('opaque'),
   accelerator: z.enum(['auto', 'kvm', 'tcg', 'hvf']).catch('auto'),
   allowEmulation: z.boolean().catch(false),

@@ -13,6 +13,7 @@ import { notice } from '../ui/notice-text';
 import { progressText } from '../ui/plain-text';
 import { showError, showInfo, showWarning } from '../ui/notify';
 import { decideOpen } from './trust';
+import { offerLearnedHosts } from './egress-offer';
 
 
 let opening: Promise<Session | undefined> | undefined;
@@ -127,6 +128,8 @@ async function startSession(ctx: Ctx, session: Session, options: { terminal: boo
   });
   ctx.setStatus('ready', `Workspace at ${session.plan.workspaceFolder}`);
   ctx.refreshPorts();
+  const folder = ctx.folder()?.uri.fsPath;
+  if (session.plan.network === 'learn' && folder) void session.hooksSettled().then(() => offerLearnedHosts(ctx, folder));
   if (options.terminal) openShellTerminal(ctx);
   return session;
 }
@@ -174,6 +177,7 @@ function planSettings(settings: Settings): PlanSettings {
     image: settings.image, defaultImages: settings.defaultImages, memoryMib: settings.memoryMib, cpus: settings.cpus, network: settings.network, symlinks: settings.symlinks,
     protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])], git: settings.gitAccess,
     trustCertificates: settings.trustHostCertificates,
+    allowedHosts: settings.allowedHosts, allowedHostsPresets: settings.allowedHostsPresets, trusted: vscode.workspace.isTrusted,
   };
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { hostCertificates, tlsFailureHint } from '../../engine/workspace/host-certificates';
 import { makeTestCa } from '../helpers/test-ca';
 
@@ -17,8 +18,12 @@ test('auto: the CAs added to the system store and NODE_EXTRA_CA_CERTS, deduplica
   fs.copyFileSync(one.caFile, path.join(store, 'sub', 'again.crt'));
   fs.copyFileSync(one.leafFile, path.join(store, 'leaf.crt'));
   fs.writeFileSync(path.join(store, 'notes.txt'), 'not a certificate');
-  const certs = hostCertificates('auto', { dirs: [store, path.join(tmp, 'absent')], env: { NODE_EXTRA_CA_CERTS: two.caFile } });
+  // NODE_EXTRA_CA_CERTS often names a whole system bundle: its public roots are not "added" ones.
+  const bundle = path.join(tmp, 'bundle.pem');
+  fs.writeFileSync(bundle, [...tls.rootCertificates.slice(0, 3), fs.readFileSync(two.caFile, 'utf8')].join('\n'));
+  const certs = hostCertificates('auto', { dirs: [store, path.join(tmp, 'absent')], env: { NODE_EXTRA_CA_CERTS: bundle } });
   assert.deepEqual(certs.subjects, ['CN=corp-proxy-ca', 'CN=private-registry-ca']);
+  assert.equal(certs.publicRoots, 3);
   assert.equal(certs.pem.match(/BEGIN CERTIFICATE/g)?.length, 2);
   assert.ok(certs.skipped.some((s) => /leaf\.crt: CN=localhost is not a CA certificate/.test(s)), certs.skipped.join('\n'));
 });

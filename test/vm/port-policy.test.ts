@@ -27,7 +27,7 @@ after(async () => {
 
 function plan(ports: Partial<PortsConfig> = {}): WorkspacePlan {
   return {
-    source: { kind: 'image', ref: undefined }, memoryMib: 256, vcpus: 1, network: 'none', trustCertificates: 'off', containerEnv: {}, remoteEnv: {}, workspaceFolder: '/root',
+    source: { kind: 'image', ref: undefined }, memoryMib: 256, vcpus: 1, network: 'none', allow: [], trustCertificates: 'off', containerEnv: {}, remoteEnv: {}, workspaceFolder: '/root',
     mounts: [], volumes: [], tmpfs: [], hooks: {}, metadataHooks: {}, features: [], customizations: {}, waitFor: 'updateContentCommand', updateRemoteUserUID: false, userEnvProbe: 'none', hosts: [], problems: [],
     ports: { forward: [], servicePorts: [], publish: [], attributes: {}, ...ports },
   };

@@ -1,0 +1,60 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { buildBundles, Bundles, runCli } from './cli-helpers';
+
+/**
+ * The workspace side of the egress policy, through the CLI as a user drives it: open with
+ * `--network learn`, see what was reached (`net-policy`, `net-log`), approve it (`--write`),
+ * then open with `--network allowlist`: the approved names answer, a new one is refused, and
+ * both runs are in the workspace's egress log.
+ */
+let bundles: Bundles;
+let web: http.Server;
+let port: number;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-cli-egress-'));
+fs.chmodSync(tmp, 0o755);
+const env = { MICROVM_TEST_EGRESS_HOSTS: 'api.example.test=127.0.0.1,cdn.example.test=127.0.0.1,new.example.test=127.0.0.1' };
+
+before(async () => {
+  bundles = await buildBundles();
+  web = http.createServer((req, res) => res.end(`hello from ${req.headers.host?.split(':')[0]}\n`));
+  web.listen(0, '127.0.0.1');
+  await once(web, 'listening');
+  port = (web.address() as AddressInfo).port;
+});
+
+after(() => {
+  web.close();
+  fs.rmSync(bundles.dir, { recursive: true, force: true });
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const cli = (args: string[]) => runCli(bundles.cli, args, { env });
+
+test('learn, approve, enforce: the names a learn run reached are approved and answer; a new one is refused', async () => {
+  const folder = path.join(tmp, 'app');
+  fs.mkdirSync(folder);
+  const fetchAll = (names: string[]) => names.map((n) => `wget -q -O- http://${n}:${port}/ || echo "failed ${n}"`).join('; ');
+  const learn = await cli(['run', '--workspace-folder', folder, '--network', 'learn', '--', 'sh', '-c', fetchAll(['api.example.test', 'cdn.example.test'])]);
+  assert.equal(learn.code, 0, learn.stderr);
+  assert.equal(learn.stdout.toString(), 'hello from api.example.test\nhello from cdn.example.test\n');
+  assert.match(learn.stderr, /egress api\.example\.test:\d+ \d+ B up/);
+  const policy = await cli(['net-policy', '--workspace-folder', folder, '--json']);
+  assert.deepEqual(JSON.parse(policy.stdout.toString()).learned.map((l: { name: string }) => l.name).sort(), ['api.example.test', 'cdn.example.test']);
+  const written = await cli(['net-policy', '--workspace-folder', folder, '--write']);
+  assert.equal(written.code, 0, written.stderr);
+  assert.match(written.stdout.toString(), /approved for network allowlist \(just written\): api\.example\.test, cdn\.example\.test/);
+  const enforce = await cli(['run', '--workspace-folder', folder, '--network', 'allowlist', '--', 'sh', '-c', fetchAll(['api.example.test', 'cdn.example.test', 'new.example.test'])]);
+  assert.equal(enforce.code, 0, enforce.stderr);
+  assert.equal(enforce.stdout.toString(), 'hello from api.example.test\nhello from cdn.example.test\nfailed new.example.test\n');
+  assert.match(enforce.stderr, /network allowlist: the VM reaches only api\.example\.test, .*cdn\.example\.test, .*github\.com/, 'the approved names and the presets');
+  const log = (await cli(['net-log', '--workspace-folder', folder])).stdout.toString();
+  assert.match(log, / learn api\.example\.test:\d+ /);
+  assert.match(log, / allowlist refused new\.example\.test:\d+ \(not in the allowlist\)/);
+});
