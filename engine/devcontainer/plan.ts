@@ -59,8 +59,9 @@ export interface WorkspacePlan {
   network: NetworkMode;
   /** network 'allowlist': the host names the VM may reach (presets, settings, the workspace's approved list). */
   allow: string[];
-  /** Where the workspace's egress log goes (set when the workspace is prepared). */
+  /** Where the workspace's egress log goes, and its host folder (set when the workspace is prepared). */
   egressLog?: string;
+  hostFolder?: string;
   trustCertificates: TrustSetting;
   /** May still hold `${containerEnv:...}` until the image's environment is known. */
   containerEnv: Record<string, string>;

@@ -5,6 +5,7 @@ import type { NetworkMode } from '../qemu/network';
 import { allows, canonicalName, EgressPolicy } from './policy';
 import { isPublicAddress } from './public-address';
 import { MAX_HELLO_BYTES, readHelloName } from './sni';
+import { EgressAsk, EgressQuestions } from './ask';
 
 /** One connection the guest asked for, as the workspace log and learn mode see it. */
 export interface EgressEvent {
@@ -43,6 +44,7 @@ const CONNECT_TIMEOUT_MS = 15_000;
 export class EgressProxy {
   private readonly sockets = new Set<net.Socket>();
   private readonly listeners = new Set<(event: EgressEvent) => void>();
+  private questions: EgressQuestions | undefined;
   private tunnels = 0;
 
   private constructor(private readonly server: http.Server, private readonly options: EgressProxyOptions) {}
@@ -67,6 +69,11 @@ export class EgressProxy {
     return () => this.listeners.delete(listener);
   }
 
+  /** network 'allowlist': names outside the list are put to `ask` (see ask.ts) instead of refused outright. */
+  askWith(ask: EgressAsk | undefined): void {
+    this.questions = ask ? new EgressQuestions(ask) : undefined;
+  }
+
   get port(): number {
     return (this.server.address() as net.AddressInfo).port;
   }
@@ -85,7 +92,10 @@ export class EgressProxy {
   private async decide(target: string, port: number): Promise<{ name: string; address: string } | { name: string; refusal: string }> {
     const name = canonicalName(target);
     if (!name) return { name: target, refusal: 'the target is not a host name (addresses are not allowed)' };
-    if (!allows(this.options.policy, name)) return { name, refusal: 'not in the allowlist' };
+    if (!allows(this.options.policy, name) && !(await this.questions?.allowed(name, port))) {
+      return { name, refusal: this.questions ? 'not in the allowlist, and not allowed when asked' : 'not in the allowlist' };
+    }
+    void port;
     const override = this.options.resolveOverride?.get(name);
     if (override) return { name, address: override };
     let addresses: Array<{ address: string }>;
@@ -97,7 +107,6 @@ export class EgressProxy {
     const refused = addresses.find((a) => !isPublicAddress(a.address));
     if (refused) return { name, refusal: `the name resolves to ${refused.address}, which is not a public address` };
     if (addresses.length === 0) return { name, refusal: 'the name has no address' };
-    void port;
     return { name, address: addresses[0].address };
   }
 

@@ -8,6 +8,7 @@ import { buildQemuArgv } from '../qemu/argv';
 import { guestNetworkEnv, NetworkMode, usesEgressProxy } from '../qemu/network';
 import { EgressEvent, EgressProxy, startEgressProxy } from '../egress/proxy';
 import type { EgressPolicy } from '../egress/policy';
+import type { EgressAsk } from '../egress/ask';
 import { findQemu } from '../qemu/binary';
 import { hostTscKhz } from '../qemu/host-tsc';
 import { qemuUser } from '../qemu/run-as';
@@ -241,6 +242,10 @@ export class Machine {
   /** Hears the connections the guest asked its egress proxy for (network 'allowlist' or 'learn'); returns a disposer. */
   onEgress(listener: (event: EgressEvent) => void): () => void {
     return this.egress?.onEvent(listener) ?? (() => undefined);
+  }
+
+  askForEgress(ask: EgressAsk | undefined): void {
+    this.egress?.askWith(ask);
   }
 
   /** Hears what the filter views of this VM's shares refused the guest; returns a disposer. */

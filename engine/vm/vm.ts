@@ -1,3 +1,4 @@
+import type { EgressAsk } from '../egress/ask';
 import type { EgressEvent } from '../egress/proxy';
 import { ExecChild } from '../agent/exec-child';
 import { ProcessRequest, WaitResult } from '../agent/process';
@@ -170,6 +171,14 @@ export class Vm {
    */
   onEgress(listener: (event: EgressEvent) => void): () => void {
     return this.held().onEgress(listener);
+  }
+
+  /**
+   * network 'allowlist': a name outside the list is put to `ask` (Allow once, Always, Deny)
+   * instead of being refused outright; one question per name, at most a few per minute.
+   */
+  askForEgress(ask: EgressAsk | undefined): void {
+    this.held().askForEgress(ask);
   }
 
   onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {

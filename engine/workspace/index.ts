@@ -19,5 +19,5 @@ export { coalesced, SerialQueue } from './serial-queue';
 export { prepareWorkspace } from './prepare';
 export { appendEgressLog, egressLogFile, learnedNames, readEgressLog } from './egress-log';
 export type { EgressLogLine } from './egress-log';
-export { approveEgress } from './record';
+export { approveEgress, approveEgressName } from './record';
 export type { PreparedWorkspace, PrepareOptions } from './prepare';

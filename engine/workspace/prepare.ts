@@ -63,7 +63,7 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const approved = planned.network === 'allowlist' ? record.egress?.allow ?? [] : [];
   const plan = {
     ...planned, memoryMib: allowed.memoryMib, vcpus: allowed.cpus, volumes: allowed.volumes,
-    allow: [...new Set([...planned.allow, ...approved])].sort(), egressLog: egressLogFile(options.folder),
+    allow: [...new Set([...planned.allow, ...approved])].sort(), egressLog: egressLogFile(options.folder), hostFolder: options.folder,
   };
   return { record, resolved, plan, problems: plan.problems, lifecycle: await lifecycleState(record, plan) };
 }

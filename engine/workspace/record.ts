@@ -150,6 +150,11 @@ export async function resetContainer(folder: string): Promise<void> {
   await saveWorkspace({ ...record, container: undefined });
 }
 
+/** Adds one approved name (an "Always" answer) to those the folder has. */
+export async function approveEgressName(folder: string, name: string): Promise<WorkspaceRecord> {
+  return approveEgress(folder, [...(openWorkspace(folder).egress?.allow ?? []), name]);
+}
+
 /** Approves these host names for the folder's network 'allowlist' (they join the settings' and the presets'). */
 export async function approveEgress(folder: string, names: readonly string[]): Promise<WorkspaceRecord> {
   const record = { ...openWorkspace(folder), egress: { allow: [...new Set(names)].sort(), approvedAt: new Date().toISOString() } };

@@ -23,6 +23,8 @@ import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './
 import { hostCertificates, installHostCertificates, tlsFailureHint } from './host-certificates';
 import { describeEgress } from '../egress/log';
 import { appendEgressLog } from './egress-log';
+import type { EgressAnswer } from '../egress/ask';
+import { approveEgressName } from './record';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -36,6 +38,11 @@ export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progr
   portsChanged(): void;
   /** The VM ended on its own (QEMU died, the guest panicked); the error says why, quoting the guest's console. */
   exited(error: Error): void;
+  /**
+   * network 'allowlist': the guest asked for a name outside the list. Answer 'once' (this VM),
+   * 'always' (approved for the folder too) or 'deny'. Absent: refused without asking.
+   */
+  askEgress?(name: string, port: number): Promise<EgressAnswer>;
   /** QEMU paused the VM because the host disk holding a volume is full; resume() once space is freed. */
   hostDiskFull?(message: string): void;
 }
@@ -218,6 +225,16 @@ export class Session {
       this.events.log(`egress ${describeEgress(event)}`);
       if (egressLog) appendEgressLog(egressLog, { ...event, mode: network });
     });
+    const ask = this.events.askEgress;
+    const folder = this.plan.hostFolder;
+    if (network === 'allowlist' && ask) {
+      vm.askForEgress(async (name, port) => {
+        const answer = await ask(name, port);
+        this.events.log(`egress: ${name}:${port} is not in the allowlist; the user said ${answer}`);
+        if (answer === 'always' && folder) await approveEgressName(folder, name);
+        return answer;
+      });
+    }
   }
 
   /** Hook output that shows an untrusted TLS issuer gets one log line with the fix. */

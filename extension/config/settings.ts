@@ -11,6 +11,8 @@ export interface Settings {
   /** Patterns network allowlist may reach, beyond the presets. */
   allowedHosts: string[];
   allowedHostsPresets: boolean;
+  /** network allowlist: ask about a host outside the list (Allow Once, Always, Deny) instead of refusing it silently. */
+  askForHosts: boolean;
   symlinks: 'opaque' | 'deny' | 'follow';
   accelerator: 'auto' | 'kvm' | 'tcg' | 'hvf';
   allowEmulation: boolean;
@@ -41,6 +43,7 @@ const settingsSchema = z.object({
   network: z.enum(['outbound', 'none', 'allowlist', 'learn']).catch('outbound'),
   allowedHosts: z.array(z.string().min(1).max(253)).max(256).catch([]),
   allowedHostsPresets: z.boolean().catch(true),
+  askForHosts: z.boolean().catch(true),
   symlinks: z.enum(['opaque', 'deny', 'follow']).catch('opaque'),
   accelerator: z.enum(['auto', 'kvm', 'tcg', 'hvf']).catch('auto'),
   allowEmulation: z.boolean().catch(false),

@@ -1,7 +1,7 @@
-import { approveEgress, egressLogFile, learnedNames, openWorkspace, readEgressLog } from '../../engine/index';
+import { approveEgress, egressLogFile, EgressAnswer, learnedNames, openWorkspace, readEgressLog } from '../../engine/index';
 import type { Ctx } from '../context';
 import { notice } from '../ui/notice-text';
-import { showInfo } from '../ui/notify';
+import { showInfo, showWarning } from '../ui/notify';
 
 /**
  * After an open with network `learn`: the host names the workspace reached that are not yet
@@ -40,4 +40,14 @@ async function approve(ctx: Ctx, folder: string): Promise<void> {
 function unapproved(folder: string): string[] {
   const approved = new Set(openWorkspace(folder).egress?.allow ?? []);
   return learnedNames(readEgressLog(egressLogFile(folder))).map((l) => l.name).filter((n) => !approved.has(n));
+}
+
+/**
+ * network allowlist with microvm.askForHosts: the guest asked for a name outside the list. The
+ * name is a canonical host name (letters, digits, dots, dashes) and goes through `notice`,
+ * which escapes it; no answer within a minute (the engine's limit) is a Deny.
+ */
+export async function askEgress(name: string, port: number): Promise<EgressAnswer> {
+  const choice = await showWarning(notice`MicroVM: the workspace wants to reach ${name} (port ${port}), which is not in its allowlist.`, 'Allow Once', 'Always', 'Deny');
+  return choice === 'Allow Once' ? 'once' : choice === 'Always' ? 'always' : 'deny';
 }

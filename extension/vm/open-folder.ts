@@ -13,7 +13,7 @@ import { notice } from '../ui/notice-text';
 import { progressText } from '../ui/plain-text';
 import { showError, showInfo, showWarning } from '../ui/notify';
 import { decideOpen } from './trust';
-import { offerLearnedHosts } from './egress-offer';
+import { askEgress, offerLearnedHosts } from './egress-offer';
 
 
 let opening: Promise<Session | undefined> | undefined;
@@ -95,6 +95,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         void showWarning(notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`, 'Resume')
           .then((choice) => choice && ctx.session?.resume().catch((err: Error) => failed(ctx, err)));
       },
+      ...(settings.askForHosts ? { askEgress: (name: string, port: number) => askEgress(name, port) } : {}),
       output: (label, chunk) => ctx.lifecycle.write(label, chunk.toString('utf8')),
       started: (o) => ctx.lifecycle.note(`> ${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`),
       finished: (o) => ctx.lifecycle.note(`${o.name ? `${o.hook} (${o.name})` : o.hook} exited ${o.exitCode}`),

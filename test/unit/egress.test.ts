@@ -138,3 +138,51 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
     web.close();
   }
 });
+
+test('asking: one question per name for concurrent connections, answers kept, a few questions a minute, one at a time', async () => {
+  const { EgressQuestions } = await import('../../engine/egress/ask');
+  const asked: string[] = [];
+  let release: (answer: 'once' | 'always' | 'deny') => void = () => undefined;
+  const questions = new EgressQuestions((name) => {
+    asked.push(name);
+    return new Promise((resolve) => { release = resolve; });
+  });
+  const first = questions.allowed('a.test', 443);
+  const second = questions.allowed('a.test', 443);
+  assert.equal(await questions.allowed('b.test', 443), false, 'while one question is open, others are refused without asking');
+  release('once');
+  assert.deepEqual([await first, await second], [true, true]);
+  assert.equal(await questions.allowed('a.test', 80), true, 'the answer is kept');
+  const denied = questions.allowed('c.test', 443);
+  release('deny');
+  assert.equal(await denied, false);
+  assert.equal(await questions.allowed('c.test', 443), false, 'a deny is not asked again');
+  const third = questions.allowed('d.test', 443);
+  release('always');
+  assert.equal(await third, true);
+  assert.equal(await questions.allowed('e.test', 443), false, 'at most three questions a minute');
+  assert.deepEqual(asked, ['a.test', 'c.test', 'd.test']);
+});
+
+test('the proxy asks about a name outside the list when it is given a way to ask', async () => {
+  const echo = net.createServer((s) => s.pipe(s));
+  echo.listen(0, '127.0.0.1');
+  await once(echo, 'listening');
+  const proxy = await EgressProxy.start({ policy: { mode: 'allowlist', allow: [] }, resolveOverride: new Map([['asked.test', '127.0.0.1'], ['no.test', '127.0.0.1']]) });
+  proxy.askWith(async (name) => (name === 'asked.test' ? 'once' : 'deny'));
+  const status = async (target: string) => {
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    socket.write(`CONNECT ${target} HTTP/1.1\r\n\r\n`);
+    const [chunk] = await once(socket, 'data') as [Buffer];
+    socket.destroy();
+    return chunk.toString().split('\r\n')[0];
+  };
+  try {
+    const port = (echo.address() as net.AddressInfo).port;
+    assert.equal(await status(`asked.test:${port}`), 'HTTP/1.1 200 Connection Established');
+    assert.match(await status(`no.test:${port}`), /^HTTP\/1.1 403/);
+  } finally {
+    await proxy.close();
+    echo.close();
+  }
+});

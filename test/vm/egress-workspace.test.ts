@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { buildBundles, Bundles, runCli } from './cli-helpers';
+import { DEFAULT_PROTECT, openWorkspace, prepareWorkspace, Session } from '../../engine';
+import { loggingEvents } from '../helpers/session-events';
 
 /**
  * The workspace side of the egress policy, through the CLI as a user drives it: open with
@@ -57,4 +59,39 @@ test('learn, approve, enforce: the names a learn run reached are approved and an
   const log = (await cli(['net-log', '--workspace-folder', folder])).stdout.toString();
   assert.match(log, / learn api\.example\.test:\d+ /);
   assert.match(log, / allowlist refused new\.example\.test:\d+ \(not in the allowlist\)/);
+});
+
+test('ask: a name outside the allowlist is put to the user once; Always approves it for the folder', async () => {
+  const folder = path.join(tmp, 'asking');
+  fs.mkdirSync(folder);
+  const asked: string[] = [];
+  const logs: string[] = [];
+  const previous = process.env.MICROVM_TEST_EGRESS_HOSTS;
+  process.env.MICROVM_TEST_EGRESS_HOSTS = env.MICROVM_TEST_EGRESS_HOSTS;
+  const prepared = await prepareWorkspace({
+    folder, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true,
+    settings: { image: '', memoryMib: 512, cpus: 1, network: 'allowlist', allowedHostsPresets: false, symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: 'off' },
+  });
+  assert.ok(prepared);
+  const session = new Session(prepared.plan, {
+    ...loggingEvents(logs),
+    askEgress: async (name) => {
+      asked.push(name);
+      return name === 'api.example.test' ? 'always' : 'deny';
+    },
+  }, prepared.lifecycle);
+  try {
+    const vm = await session.start();
+    const run = (name: string) => vm.exec({ argv: ['/bin/sh', '-c', `wget -q -O- http://${name}:${port}/ || echo "failed ${name}"`], timeoutMs: 60_000 }).then((r) => r.stdout);
+    assert.equal(await run('api.example.test'), 'hello from api.example.test\n');
+    assert.equal(await run('api.example.test'), 'hello from api.example.test\n');
+    assert.equal(await run('cdn.example.test'), 'failed cdn.example.test\n');
+    assert.deepEqual(asked, ['api.example.test', 'cdn.example.test'], 'each name asked once');
+    assert.deepEqual(openWorkspace(folder).egress?.allow, ['api.example.test'], 'Always approved it for the folder');
+    assert.ok(logs.some((l) => l.includes('api.example.test:') && l.includes('the user said always')), logs.join('\n'));
+  } finally {
+    await session.stop();
+    if (previous === undefined) delete process.env.MICROVM_TEST_EGRESS_HOSTS;
+    else process.env.MICROVM_TEST_EGRESS_HOSTS = previous;
+  }
 });
