@@ -9,6 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { buildBundles, Bundles, runCli } from './cli-helpers';
 import { DEFAULT_PROTECT, openWorkspace, prepareWorkspace, Session } from '../../engine';
 import { loggingEvents } from '../helpers/session-events';
+import { nodeImageLayout } from '../helpers/host-tools-image';
+import { startNpmRegistry } from '../helpers/npm-registry';
+import { SLOW } from '../helpers/slow';
 
 /**
  * The workspace side of the egress policy, through the CLI as a user drives it: open with
@@ -91,6 +94,72 @@ test('ask: a name outside the allowlist is put to the user once; Always approves
     assert.ok(logs.some((l) => l.includes('api.example.test:') && l.includes('the user said always')), logs.join('\n'));
   } finally {
     await session.stop();
+    if (previous === undefined) delete process.env.MICROVM_TEST_EGRESS_HOSTS;
+    else process.env.MICROVM_TEST_EGRESS_HOSTS = previous;
+  }
+});
+
+test('npm install through the proxy: an allowed registry name installs; a registry not allowed fails fast with the reason in the guest and the log', SLOW, async () => {
+  const registry = await startNpmRegistry('tiny-dep', '1.0.0', "module.exports = 'tiny';\n");
+  const previous = process.env.MICROVM_TEST_EGRESS_HOSTS;
+  process.env.MICROVM_TEST_EGRESS_HOSTS = 'registry.test=127.0.0.1,blocked.test=127.0.0.1';
+  const open = async (name: string, registryName: string) => {
+    const folder = path.join(tmp, name);
+    fs.mkdirSync(folder);
+    fs.writeFileSync(path.join(folder, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, dependencies: { 'tiny-dep': '1.0.0' } }));
+    fs.writeFileSync(path.join(folder, '.npmrc'), `registry=http://${registryName}:${registry.port}/\nfetch-retries=0\n`);
+    const logs: string[] = [];
+    const prepared = await prepareWorkspace({
+      folder, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true,
+      settings: { image: nodeImageLayout(), memoryMib: 768, cpus: 1, network: 'allowlist', allowedHosts: ['registry.test'], allowedHostsPresets: false, symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: 'off' },
+    });
+    assert.ok(prepared);
+    return { folder, logs, session: new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle) };
+  };
+  let installMs = 0;
+  const install = async (session: Session) => {
+    const child = session.spawn(['npm', 'install', '--no-audit', '--no-fund', '--loglevel=error']);
+    let out = '';
+    const drain = async (read: () => Promise<Buffer | null>) => { for (let c = await read(); c; c = await read()) out += c.toString('utf8'); };
+    await Promise.all([drain(() => child.readStdout()), drain(() => child.readStderr())]);
+    return { out, code: (await child.wait()).exitCode };
+  };
+  try {
+    const allowed = await open('npm-allowed', 'registry.test');
+    try {
+      await allowed.session.start();
+      const t0 = Date.now();
+      const result = await install(allowed.session);
+      installMs = Date.now() - t0;
+      console.log(`npm install through the proxy: ${installMs} ms`);
+      assert.equal(result.code, 0, `${result.out}\n${allowed.logs.join('\n')}`);
+      // node_modules is on the workspace's volume, in the VM.
+      const child = allowed.session.spawn(['node', '-e', "console.log(require('tiny-dep'))"]);
+      let printed = '';
+      for (let c = await child.readStdout(); c; c = await child.readStdout()) printed += c.toString('utf8');
+      await child.wait();
+      assert.equal(printed, 'tiny\n');
+      assert.ok(registry.requests.includes('GET /tiny-dep/-/tiny-dep-1.0.0.tgz'), registry.requests.join('\n'));
+    } finally {
+      await allowed.session.stop();
+    }
+    const blocked = await open('npm-blocked', 'blocked.test');
+    try {
+      await blocked.session.start();
+      const started = Date.now();
+      const result = await install(blocked.session);
+      const ms = Date.now() - started;
+      assert.notEqual(result.code, 0);
+      assert.match(result.out, /403/, result.out);
+      // npm alone takes most of a minute under TCG: what counts is that it gives up instead of retrying for minutes.
+      assert.ok(ms < Math.max(60_000, installMs * 2), `npm gave up after ${ms} ms (an install took ${installMs} ms): ${result.out}`);
+      console.log(`npm install against a refused registry failed in ${ms} ms`);
+      assert.ok(blocked.logs.some((l) => /egress refused blocked\.test:\d+ \(not in the allowlist\)/.test(l)), blocked.logs.join('\n'));
+    } finally {
+      await blocked.session.stop();
+    }
+  } finally {
+    registry.close();
     if (previous === undefined) delete process.env.MICROVM_TEST_EGRESS_HOSTS;
     else process.env.MICROVM_TEST_EGRESS_HOSTS = previous;
   }
