@@ -20,6 +20,7 @@ import { measurePull } from './rows/pull';
 import { measureForward } from './rows/forward';
 import { measureMemory } from './rows/memory';
 import { measureNetguard } from './rows/netguard';
+import { measureEgress } from './rows/egress';
 import { measurePool } from './rows/pool';
 import { Sizes, sizesFor } from './rows/sizes';
 import { measureThroughput } from './rows/throughput';
@@ -44,6 +45,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   files: (_image, _raw, sizes) => measureFiles(sizes, log),
   pull: (_image, _raw, sizes) => measurePull(sizes.pulls, log),
   netguard: (_image, _raw, sizes) => measureNetguard(sizes, log),
+  egress: (_image, _raw, sizes) => measureEgress(sizes, log),
   build: (_image, _raw, sizes) => measureBuild(sizes.builds, log),
 };
 

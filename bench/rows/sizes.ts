@@ -31,6 +31,10 @@ export interface Sizes {
   netguardWindows: number;
   netguardOverheadSamples: number;
   netguardOverheadBatch: number;
+  /** Connections and streams through the egress proxy (and as many direct), MiB per stream. */
+  egressConnects: number;
+  egressStreams: number;
+  egressMib: number;
   /** Dockerfile builds: cold (empty builder cache), cache-hit lookups, late-step rebuilds. */
   builds: { cold: number; hits: number; rebuilds: number };
 }
@@ -48,6 +52,7 @@ export function sizesFor(quick: boolean): Sizes {
       forwardBytes: 16 * MIB, forwardRuns: 3, forwardConnects: 30,
       fileRuns: 10, smallFiles: 2000, smallFileRuns: 3, pulls: 2,
       netguardWindows: 30, netguardOverheadSamples: 10, netguardOverheadBatch: 1000,
+      egressConnects: 50, egressStreams: 3, egressMib: 64,
       builds: { cold: 1, hits: 10, rebuilds: 1 },
     }
     : {
@@ -56,6 +61,7 @@ export function sizesFor(quick: boolean): Sizes {
       forwardBytes: 64 * MIB, forwardRuns: 5, forwardConnects: 100,
       fileRuns: 30, smallFiles: 10_000, smallFileRuns: 3, pulls: 5,
       netguardWindows: 200, netguardOverheadSamples: 30, netguardOverheadBatch: 1000,
+      egressConnects: 300, egressStreams: 5, egressMib: 256,
       builds: { cold: 3, hits: 30, rebuilds: 3 },
     };
 }

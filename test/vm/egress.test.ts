@@ -59,12 +59,13 @@ test('allowlist: an allowed name answers through the proxy; a name not allowed, 
   assert.match(denied.out, /403/);
   // Without the proxy: the host's loopback (where the stand-in server is), a public address, DNS, ping.
   const started = Date.now();
-  for (const attempt of [`wget -Y off -T 5 -q -O- http://10.0.2.2:${port}/`, 'wget -Y off -T 5 -q -O- http://1.1.1.1/', 'nslookup example.com 8.8.8.8', 'nslookup example.com', 'ping -c 1 -W 3 1.1.1.1']) {
+  for (const attempt of [`wget -Y off -T 5 -q -O- http://10.0.2.2:${port}/`, 'wget -Y off -T 5 -q -O- http://1.1.1.1/', 'wget -Y off -T 5 -q -O- http://[2606:4700::1111]/',
+    'nslookup example.com 8.8.8.8', 'nslookup example.com', 'ping -c 1 -W 3 1.1.1.1']) {
     const r = await sh(vm, `timeout 15 ${attempt}`);
     assert.notEqual(r.code, 0, `${attempt} must fail: ${r.out}`);
     assert.doesNotMatch(r.out, /hello from/);
   }
-  console.log(`five refused attempts took ${Date.now() - started} ms`);
+  console.log(`six refused attempts took ${Date.now() - started} ms`);
   await new Promise((r) => setTimeout(r, 200));
   const lines = events.map(describeEgress);
   assert.ok(lines.some((l) => l.startsWith(`allowed.test:${port} `)), lines.join('\n'));
