@@ -36,11 +36,19 @@ export function usesEgressProxy(mode: NetworkMode | undefined): boolean {
 /** Where the guest reaches the egress proxy: slirp's host address, which the guard points at the proxy's real port. */
 export const GUEST_PROXY = { host: '10.0.2.2', port: 3128 } as const;
 
-/** The guest's environment for proxy modes: every common tool honours these. */
+/**
+ * The guest's environment for proxy modes: curl, wget, git, apt, pip, npm, pnpm, cargo and go
+ * honour the standard variables; Yarn 2+ reads its own; Node 24's fetch and http honour them
+ * with NODE_USE_ENV_PROXY. (Java tools read none of these: -Dhttps.proxyHost in MAVEN_OPTS or
+ * GRADLE_OPTS, see README.)
+ */
 export function proxyEnv(): Record<string, string> {
   const url = `http://${GUEST_PROXY.host}:${GUEST_PROXY.port}`;
   const noProxy = 'localhost,127.0.0.1,::1';
-  return { HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url, NO_PROXY: noProxy, no_proxy: noProxy };
+  return {
+    HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url, NO_PROXY: noProxy, no_proxy: noProxy,
+    YARN_HTTP_PROXY: url, YARN_HTTPS_PROXY: url, NODE_USE_ENV_PROXY: '1',
+  };
 }
 
 export const GUEST_NETWORK = {
