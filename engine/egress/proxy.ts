@@ -6,6 +6,7 @@ import { allows, canonicalName, EgressPolicy } from './policy';
 import { isPublicAddress } from './public-address';
 import { MAX_HELLO_BYTES, readHelloName } from './sni';
 import { EgressAsk, EgressQuestions } from './ask';
+import { DnsAnswerer } from './dns';
 
 /** One connection the guest asked for, as the workspace log and learn mode see it. */
 export interface EgressEvent {
@@ -47,11 +48,14 @@ export class EgressProxy {
   private questions: EgressQuestions | undefined;
   private tunnels = 0;
 
+  private dns: DnsAnswerer | undefined;
+
   private constructor(private readonly server: http.Server, private readonly options: EgressProxyOptions) {}
 
   static async start(options: EgressProxyOptions): Promise<EgressProxy> {
     const server = http.createServer();
     const proxy = new EgressProxy(server, options);
+    proxy.dns = await DnsAnswerer.start((name) => proxy.resolveAllowed(name));
     server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void proxy.tunnel(req, socket, head));
     server.on('request', (req, res) => void proxy.forward(req, res));
     server.on('connection', (socket: net.Socket) => proxy.track(socket));
@@ -78,7 +82,24 @@ export class EgressProxy {
     return (this.server.address() as net.AddressInfo).port;
   }
 
+  /** The UDP port of this VM's resolver (see dns.ts). */
+  get dnsPort(): number {
+    return this.dns?.port ?? 0;
+  }
+
+  /** For the VM's resolver: the IPv4 addresses of a name the policy allows (never asks), else undefined. */
+  private async resolveAllowed(target: string): Promise<string[] | undefined> {
+    const name = canonicalName(target);
+    if (!name || !allows(this.options.policy, name)) return undefined;
+    const override = this.options.resolveOverride?.get(name);
+    if (override) return [override];
+    const addresses = await dns.lookup(name, { all: true, family: 4 }).catch(() => []);
+    if (addresses.length === 0 || addresses.some((a) => !isPublicAddress(a.address))) return undefined;
+    return addresses.map((a) => a.address);
+  }
+
   async close(): Promise<void> {
+    this.dns?.close();
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

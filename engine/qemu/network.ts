@@ -68,22 +68,24 @@ export function networkArgs(mode: NetworkMode | undefined): string[] {
 }
 
 /** Environment for the QEMU process: the network guard when the guest has a NIC. */
-export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string, proxyPort?: number): Record<string, string> {
+export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string, proxyPort?: number, dnsPort?: number): Record<string, string> {
   if (mode === undefined || mode === 'none') return {};
   // ld.so splits LD_PRELOAD at spaces and colons.
   if (/[\s:]/.test(guardLibrary)) {
     throw new MicrovmError('E_SETUP_MISSING', `the network guard path ${JSON.stringify(guardLibrary)} contains a space or colon; set MICROVM_HOME to a plain path`);
   }
   // Proxy modes: the guard lets QEMU reach the proxy's port and nothing else (no port: nothing at all).
-  if (usesEgressProxy(mode)) return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none') };
+  if (usesEgressProxy(mode)) {
+    return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none'), ...(dnsPort ? { MICROVM_NETGUARD_DNS: String(dnsPort) } : {}) };
+  }
   return { LD_PRELOAD: guardLibrary };
 }
 
 /** networkEnv with the guard that scripts/setup installed; E_SETUP_MISSING when it is not there. */
-export function guestNetworkEnv(mode: NetworkMode | undefined, proxyPort?: number): Record<string, string> {
+export function guestNetworkEnv(mode: NetworkMode | undefined, proxyPort?: number, dnsPort?: number): Record<string, string> {
   const guard = homePaths.netguard();
   if (mode !== undefined && mode !== 'none' && !fs.existsSync(guard)) {
     throw new MicrovmError('E_SETUP_MISSING', `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none')`);
   }
-  return networkEnv(mode, guard, proxyPort);
+  return networkEnv(mode, guard, proxyPort, dnsPort);
 }

@@ -130,7 +130,7 @@ export class Machine {
       state.remove();
       throw err;
     }
-    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port));
+    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort));
     void qemu.exited.then(() => proxy?.close());
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
     const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);

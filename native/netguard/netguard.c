@@ -29,6 +29,7 @@
 static int (*real_connect)(int, const struct sockaddr *, socklen_t);
 static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
 static int (*real_sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 
@@ -38,7 +39,8 @@ static void resolve(void)
     real_sendto = (ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "sendto");
     real_sendmsg = (ssize_t (*)(int, const struct msghdr *, int))dlsym(RTLD_NEXT, "sendmsg");
     real_sendmmsg = (int (*)(int, struct mmsghdr *, unsigned int, int))dlsym(RTLD_NEXT, "sendmmsg");
-    if (!real_connect || !real_sendto || !real_sendmsg || !real_sendmmsg)
+    real_recvfrom = (ssize_t (*)(int, void *, size_t, int, struct sockaddr *, socklen_t *))dlsym(RTLD_NEXT, "recvfrom");
+    if (!real_connect || !real_sendto || !real_sendmsg || !real_sendmmsg || !real_recvfrom)
         guard_warn("dlsym found no libc socket functions, refusing all traffic", ENOSYS);
 }
 
@@ -64,6 +66,47 @@ static void read_proxy_mode(void)
         guard_warn("MICROVM_NETGUARD_PROXY is not a port, refusing all traffic", EINVAL);
 }
 
+/*
+ * DNS in proxy mode (MICROVM_NETGUARD_DNS=PORT): slirp's datagrams to port 53 of the host's
+ * resolvers (where it sends what the guest asks 10.0.2.3) go to the engine's answerer on 127.0.0.1:PORT instead, which answers only the
+ * names the VM may reach; recvfrom() makes its replies look like the resolver's, as slirp
+ * matches them to the guest's query by address and port. Without it, DNS is refused too.
+ */
+#define MAX_DNS_FDS 4096
+static int dns_port = 0;
+static bool dns_redirected[MAX_DNS_FDS];
+static struct sockaddr_in dns_resolver[MAX_DNS_FDS];
+
+static void read_dns_mode(void)
+{
+    const char *text = getenv("MICROVM_NETGUARD_DNS");
+    if (text == NULL || proxy_port < 0)
+        return;
+    char *end = NULL;
+    long port = strtol(text, &end, 10);
+    dns_port = (end != text && *end == '\0' && port > 0 && port < 65536) ? (int)port : 0;
+}
+
+/* A datagram to port 53 of an IPv4 address, sent instead to the answerer; false: not DNS. */
+static bool redirect_dns(int fd, const struct sockaddr *sa, socklen_t len, struct sockaddr_in *out)
+{
+    if (dns_port <= 0 || fd < 0 || fd >= MAX_DNS_FDS || sa == NULL || len < sizeof(struct sockaddr_in) || sa->sa_family != AF_INET)
+        return false;
+    struct sockaddr_in in;
+    memcpy(&in, sa, sizeof in);
+    struct dest d = { .family = AF_INET, .port = ntohs(in.sin_port) };
+    memcpy(d.addr, &in.sin_addr, 4);
+    /* Only where slirp sends the guest's 10.0.2.3 (the host's resolvers): another resolver is refused. */
+    if (d.port != 53 || !is_nameserver(&d))
+        return false;
+    dns_resolver[fd] = in;
+    dns_redirected[fd] = true;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in.sin_port = htons((uint16_t)dns_port);
+    *out = in;
+    return true;
+}
+
 static bool is_inet(const struct sockaddr *sa, socklen_t len)
 {
     return sa != NULL && len >= sizeof(sa_family_t) && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
@@ -87,6 +130,7 @@ __attribute__((constructor)) static void start(void)
 {
     pthread_once(&resolved, resolve);
     read_proxy_mode();
+    read_dns_mode();
     if (proxy_port < 0)
         links_follow_events();
 }
@@ -144,6 +188,9 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 {
     pthread_once(&resolved, resolve);
     int pin;
+    struct sockaddr_in answerer;
+    if (proxy_port >= 0 && real_sendto != NULL && redirect_dns(fd, sa, len, &answerer))
+        return real_sendto(fd, buf, n, flags, (const struct sockaddr *)&answerer, sizeof answerer);
     enum verdict v = proxy_port >= 0 && is_inet(sa, len) ? REFUSE : guard_verdict(sa, len, &pin);
     if (v != ALLOW || real_sendto == NULL) {
         errno = real_sendto == NULL ? ENOSYS : refusal(v, EACCES);
@@ -182,4 +229,23 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int count, int flags)
         return -1;
     }
     return real_sendmmsg(fd, msgs, count, flags);
+}
+
+/* Proxy mode with DNS: a reply from the answerer carries the resolver's address the query was sent to. */
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *src, socklen_t *srclen)
+{
+    pthread_once(&resolved, resolve);
+    if (real_recvfrom == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    ssize_t got = real_recvfrom(fd, buf, n, flags, src, srclen);
+    if (got >= 0 && dns_port > 0 && fd >= 0 && fd < MAX_DNS_FDS && dns_redirected[fd] && src != NULL && srclen != NULL
+        && *srclen >= sizeof(struct sockaddr_in) && src->sa_family == AF_INET) {
+        struct sockaddr_in from;
+        memcpy(&from, src, sizeof from);
+        if (from.sin_addr.s_addr == htonl(INADDR_LOOPBACK) && ntohs(from.sin_port) == dns_port)
+            memcpy(src, &dns_resolver[fd], sizeof dns_resolver[fd]);
+    }
+    return got;
 }

@@ -57,6 +57,13 @@ test('allowlist: an allowed name answers through the proxy; a name not allowed, 
   const denied = await sh(vm, `wget -q -O- http://second.test:${port}/`);
   assert.notEqual(denied.code, 0);
   assert.match(denied.out, /403/);
+  // DNS answers the names the VM may reach (here the tests' stand-in address) and no other.
+  const resolved = await sh(vm, 'nslookup allowed.test');
+  assert.equal(resolved.code, 0, resolved.out);
+  assert.match(resolved.out, /Address:? *(1: )?127\.0\.0\.1/);
+  const unknown = await sh(vm, 'nslookup not-allowed.example');
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.out, /NXDOMAIN|can't find|can't resolve/i);
   // Without the proxy: the host's loopback (where the stand-in server is), a public address, DNS, ping.
   const started = Date.now();
   for (const attempt of [`wget -Y off -T 5 -q -O- http://10.0.2.2:${port}/`, 'wget -Y off -T 5 -q -O- http://1.1.1.1/', 'wget -Y off -T 5 -q -O- http://[2606:4700::1111]/',
