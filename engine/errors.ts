@@ -48,6 +48,8 @@ export type ErrorCode =
   | 'E_MOUNT_FAILED'
   | 'E_VOLUME'
   | 'E_VOLUME_BUSY'
+  | 'E_TYPE_PROJECTION'
+  | 'E_TYPE_PROJECTION_LIMIT'
   | 'E_CONFIG'
   | 'E_WORKSPACE_RECORD'
   | 'E_DOCKERFILE'

@@ -35,6 +35,8 @@ export const homePaths = {
   volumes: () => path.join(microvmHome(), 'volumes'),
   /** One record per workspace folder (engine/workspace/record.ts). */
   workspaces: () => path.join(microvmHome(), 'workspaces'),
+  /** Staging trees of type projections before they are renamed into a folder (engine/workspace/type-tree.ts). */
+  typeProjections: () => path.join(microvmHome(), 'type-projections'),
 };
 
 /**

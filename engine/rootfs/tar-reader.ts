@@ -19,6 +19,14 @@ export interface TarEntry {
   body(): AsyncGenerator<Buffer>;
 }
 
+export interface TarReadOptions {
+  /**
+   * Read on past end-of-archive blocks, as GNU tar's --ignore-zeros does: the input is several
+   * archives one after another (a guest's `find -exec tar -c -f - {} +` writes one per batch).
+   */
+  concatenated?: boolean;
+}
+
 /** A malformed or over-limit archive. The caller wraps it with the layer it came from. */
 export class TarFormatError extends Error {}
 
@@ -52,6 +60,7 @@ interface Overrides {
 export async function* readTar(
   source: AsyncIterable<Buffer>,
   limits: TarLimits = DEFAULT_TAR_LIMITS,
+  options: TarReadOptions = {},
 ): AsyncGenerator<TarEntry> {
   const input = new ByteSource(source);
   try {
@@ -59,7 +68,11 @@ export async function* readTar(
     let overrides: Overrides = { xattrs: new Map() };
     for (;;) {
       const block = await input.readExact(BLOCK_SIZE);
-      if (!block || block.every((b) => b === 0)) break;
+      if (!block) break;
+      if (block.every((b) => b === 0)) {
+        if (options.concatenated) continue;
+        break;
+      }
       verifyChecksum(block);
       const flag = String.fromCharCode(block[156]);
       const size = readNumber(block, 124, 12, 'size');

@@ -25,6 +25,8 @@ import { describeEgress } from '../egress/log';
 import { appendEgressLog } from './egress-log';
 import type { EgressAnswer } from '../egress/ask';
 import { approveEgressName } from './record';
+import { TypeProjector } from './type-projector';
+import type { ProjectionResult } from './type-projection';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -59,6 +61,9 @@ export class Session {
   private vm: Vm | undefined;
   private ports: PortForwards | undefined;
   private lifecycle: Lifecycle | undefined;
+  private types: TypeProjector | undefined;
+  /** Project the VM's node_modules types onto the host folder (microvm.typeProjection); set before start(). */
+  typeProjection = true;
   /** remoteEnv with `${containerEnv:...}` resolved from the VM's environment; unset (null) entries dropped. */
   private remoteEnv: Record<string, string> = {};
   /** remoteEnv's `null` entries: unset in terminals and hooks, the image's value included. */
@@ -145,6 +150,7 @@ export class Session {
     this.events.log(`terminals and hooks run as ${user.name} (${user.uid}:${user.gid}${user.groups.length > 0 ? `, groups ${user.groups.join(',')}` : ''})`);
     await this.addHosts(vm);
     await this.runLifecycle(vm);
+    if (this.typeProjection) this.types = TypeProjector.start(vm, this.plan, this.hooksSettled(), (line) => this.events.log(line));
     return vm;
   }
 
@@ -385,6 +391,17 @@ export class Session {
     await this.lifecycle?.background;
   }
 
+  /** Projects the VM's node_modules types onto the host now ("MicroVM: Refresh Type Definitions"); [] when the projection is off. */
+  async refreshTypes(): Promise<ProjectionResult[]> {
+    if (!this.types) this.events.log('type projection: off (microvm.typeProjection), or no volume covers a node_modules in the shared folder');
+    return this.types?.refresh('asked') ?? [];
+  }
+
+  /** Resolves once every type projection started so far has ended. */
+  async typesSettled(): Promise<void> {
+    await this.types?.settled();
+  }
+
   /** Resumes the VM after QEMU paused it on a full host disk. */
   async resume(): Promise<void> {
     await this.running.resume();
@@ -463,6 +480,7 @@ export class Session {
     this.stopped = true;
     this.abort.abort();
     this.ports?.stop();
+    this.types?.stop();
     const vm = this.vm;
     this.vm = undefined;
     // The pool first: releasing first would let it boot a replacement for the released VM.
