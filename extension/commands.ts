@@ -7,7 +7,7 @@ import { openShellTerminal } from './terminal/terminals';
 import { PortRow } from './ports/rules';
 import { failureNotice } from './ui/failure-notice';
 import { notice } from './ui/notice-text';
-import { showError, showInfo } from './ui/notify';
+import { showError, showInfo, showWarning } from './ui/notify';
 
 type Command = (...args: never[]) => unknown;
 
@@ -34,6 +34,7 @@ export const COMMANDS: Record<string, CommandFactory> = {
     },
     stopped: (ctx) => () => rebuild(ctx),
   },
+  'microvm.refreshTypes': { running: (ctx) => () => refreshTypes(ctx), stopped: notRunning },
   'microvm.forwardPort': { running: (ctx) => (row?: PortRow) => forwardPort(ctx, row), stopped: notRunning },
   'microvm.showLog': { running: (ctx) => () => ctx.log.show() },
   'microvm.approveLearnedHosts': { running: (ctx) => () => approveLearnedHosts(ctx) },
@@ -66,6 +67,23 @@ async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
     ctx.log.warn(`cannot forward guest port ${answer}: ${(err as Error).message}`);
     void showError(failureNotice(err, 'forward', Number(answer)), 'Show Log').then((choice) => choice && ctx.log.show());
   }
+}
+
+/** "Refresh Type Definitions": the VM's node_modules types projected onto the folder now; the details go to the log. */
+async function refreshTypes(ctx: Ctx): Promise<void> {
+  const run = await ctx.session?.refreshTypes();
+  if (!run) {
+    void showInfo(notice`MicroVM: no type projection for this workspace (the microvm.typeProjection setting is off, or no volume covers node_modules).`);
+    return;
+  }
+  const [failure] = run.failures;
+  if (failure) {
+    const code = (failure.error as { code?: string }).code ?? 'error';
+    void showWarning(notice`MicroVM: the type definitions were not refreshed (${code}); see the MicroVM log.`, 'Show Log').then((choice) => choice && ctx.log.show());
+    return;
+  }
+  const files = run.results.reduce((sum, r) => sum + r.declarations + r.packageJsons, 0);
+  void showInfo(notice`MicroVM: type definitions refreshed (${files} files).`);
 }
 
 /** A new container: the image is built again where its inputs changed, the once-only hooks run again, the root's changes go. */

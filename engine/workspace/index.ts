@@ -24,6 +24,7 @@ export type { PreparedWorkspace, PrepareOptions } from './prepare';
 export { projectionTargets, projectTypes } from './type-projection';
 export type { ProjectionOptions, ProjectionResult, ProjectionTarget } from './type-projection';
 export { TypeProjector, LOCKFILES } from './type-projector';
+export type { ProjectionRun } from './type-projector';
 export { DEFAULT_TYPE_LIMITS, judgePath, isProtected, rewritePackageJson, PACKAGE_JSON_FIELDS } from './type-filter';
 export type { TypeLimits } from './type-filter';
 export { checkTarget, PROJECTION_MARKER } from './type-tree';

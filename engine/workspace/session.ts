@@ -26,7 +26,7 @@ import { appendEgressLog } from './egress-log';
 import type { EgressAnswer } from '../egress/ask';
 import { approveEgressName } from './record';
 import { TypeProjector } from './type-projector';
-import type { ProjectionResult } from './type-projection';
+import type { ProjectionRun } from './type-projector';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -391,15 +391,15 @@ export class Session {
     await this.lifecycle?.background;
   }
 
-  /** Projects the VM's node_modules types onto the host now ("MicroVM: Refresh Type Definitions"); [] when the projection is off. */
-  async refreshTypes(): Promise<ProjectionResult[]> {
+  /** Projects the VM's node_modules types onto the host now ("MicroVM: Refresh Type Definitions"); undefined when the projection is off. */
+  async refreshTypes(): Promise<ProjectionRun | undefined> {
     if (!this.types) this.events.log('type projection: off (microvm.typeProjection), or no volume covers a node_modules in the shared folder');
-    return this.types?.refresh('asked') ?? [];
+    return this.types?.refresh('asked');
   }
 
-  /** Resolves once every type projection started so far has ended. */
-  async typesSettled(): Promise<void> {
-    await this.types?.settled();
+  /** Resolves once every type projection started so far has ended, with the last run. */
+  async typesSettled(): Promise<ProjectionRun | undefined> {
+    return this.types?.settled();
   }
 
   /** Resumes the VM after QEMU paused it on a full host disk. */

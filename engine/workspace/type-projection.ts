@@ -124,7 +124,7 @@ async function fillStaging(child: ExecChild, staging: StagingTree, target: Proje
 }
 
 function overCap(target: ProjectionTarget, staging: StagingTree, limits: TypeLimits): MicrovmError {
-  return new MicrovmError('E_TYPE_PROJECTION_LIMIT', `the VM's ${target.guestDir} has more type files than the projection takes (over ${limits.maxFiles} files or ${limits.maxBytes} bytes; `
+  return new MicrovmError('E_TYPE_PROJECTION_LIMIT', `the VM's ${target.guestDir} has more type files than the projection takes (over ${limits.maxFiles} files or ${limits.maxBytes / 1048576} MiB; `
     + `stopped at ${staging.files} files, ${staging.bytes} bytes), so it was stopped and ${target.hostDir} was left as it was; remove unused packages, or set microvm.typeProjection to false`);
 }
 

@@ -8,6 +8,13 @@ import { ProjectionResult, projectionTargets, ProjectionTarget, projectTypes } f
 /** Lockfiles whose change on the host means an install ran in the VM (they live in the share). */
 export const LOCKFILES = new Set(['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lockb', 'bun.lock']);
 
+/** One run over every target: what was projected, and what failed (each also a log line). */
+export interface ProjectionRun {
+  reason: string;
+  results: ProjectionResult[];
+  failures: Array<{ guestDir: string; error: Error }>;
+}
+
 /** A burst of lockfile writes (an install rewrites it more than once) is one refresh, this long after the last. */
 const LOCKFILE_QUIET_MS = 2000;
 
@@ -23,6 +30,7 @@ export class TypeProjector {
   private readonly watchers: fs.FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private last: ProjectionRun | undefined;
   private readonly onLockfile = coalesced(this.queue, async () => { await this.projectAll('a lockfile changed'); }, () => undefined);
 
   private constructor(private readonly vm: Vm, readonly targets: ProjectionTarget[], private readonly protect: readonly string[], private readonly log: (line: string) => void) {}
@@ -46,13 +54,14 @@ export class TypeProjector {
   }
 
   /** Projects every target now (after any projection in progress); each outcome is a log line. */
-  refresh(reason: string): Promise<ProjectionResult[]> {
+  refresh(reason: string): Promise<ProjectionRun> {
     return this.queue.run(() => this.projectAll(reason));
   }
 
-  /** Resolves once every projection asked for so far has ended. */
-  async settled(): Promise<void> {
+  /** Resolves once every projection asked for so far has ended, with the last run (undefined before the first). */
+  async settled(): Promise<ProjectionRun | undefined> {
     await this.queue.idle();
+    return this.last;
   }
 
   stop(): void {
@@ -62,20 +71,22 @@ export class TypeProjector {
     this.queue.close();
   }
 
-  private async projectAll(reason: string): Promise<ProjectionResult[]> {
-    const results: ProjectionResult[] = [];
+  private async projectAll(reason: string): Promise<ProjectionRun> {
+    const run: ProjectionRun = { reason, results: [], failures: [] };
     for (const target of this.targets) {
       if (this.stopped) break;
       try {
         const result = await projectTypes(this.vm, target, { protect: this.protect });
-        results.push(result);
+        run.results.push(result);
         this.log(describe(target, result, reason));
       } catch (err) {
-        const code = (err as { code?: string }).code ?? 'error';
-        this.log(`type projection of ${target.guestDir} (${reason}) failed (${code}): ${(err as Error).message}`);
+        if (this.stopped) break;
+        run.failures.push({ guestDir: target.guestDir, error: err as Error });
+        this.log(`type projection of ${target.guestDir} (${reason}) failed (${(err as { code?: string }).code ?? 'error'}): ${(err as Error).message}`);
       }
     }
-    return results;
+    this.last = run;
+    return run;
   }
 
   private watchLockfiles(): void {
@@ -103,5 +114,9 @@ export class TypeProjector {
 function describe(target: ProjectionTarget, result: ProjectionResult, reason: string): string {
   const skipped = Object.entries(result.skipped).map(([why, n]) => `${n} ${why}`).join('; ');
   return `type projection (${reason}): ${result.declarations} declaration files and ${result.packageJsons} package.json files `
-    + `(${(result.bytes / 1048576).toFixed(1)} MiB) from ${target.guestDir} to ${result.hostDir} in ${result.ms} ms${skipped ? `; left out: ${skipped}` : ''}`;
+    + `(${size(result.bytes)}) from ${target.guestDir} to ${result.hostDir} in ${result.ms} ms${skipped ? `; left out: ${skipped}` : ''}`;
+}
+
+function size(bytes: number): string {
+  return bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(1)} MiB`;
 }

@@ -34,6 +34,8 @@ export interface Settings {
   builderImage: string;
   /** The host's extra CAs the guest trusts: 'auto', 'off', or PEM files. */
   trustHostCertificates: 'auto' | 'off' | string[];
+  /** Project the VM's node_modules types (declarations, trimmed package.json) onto the host folder for host TypeScript. */
+  typeProjection: boolean;
 }
 
 const settingsSchema = z.object({
@@ -56,6 +58,7 @@ const settingsSchema = z.object({
   registryMirrors: z.record(z.string().min(1).max(255), z.array(z.string().min(1).max(2048)).max(8)).catch({}),
   builderImage: z.string().max(1024).catch(''),
   trustHostCertificates: z.union([z.enum(['auto', 'off']), z.array(z.string().min(1).max(4096)).max(32)]).catch('auto'),
+  typeProjection: z.boolean().catch(true),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;

@@ -83,7 +83,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
     const { plan, resolved } = prepared;
     if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', prepared.problems)) return undefined;
     void recommendExtensions(ctx, prepared.record, recommendedExtensions(resolved.config, resolved.raw));
-    return await startSession(ctx, new Session(plan, {
+    const session = new Session(plan, {
       log: (line) => ctx.log.info(line),
       baking: () => ctx.setStatus('baking'),
       booting: () => ctx.setStatus('booting'),
@@ -108,7 +108,9 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
             if (choice === 'Retry') void retry().catch((err: Error) => ctx.log.error(`retry: ${err.message}`));
           });
       },
-    }, prepared.lifecycle), options);
+    }, prepared.lifecycle);
+    session.typeProjection = settings.typeProjection;
+    return await startSession(ctx, session, options);
   } catch (err) {
     return failed(ctx, err);
   }

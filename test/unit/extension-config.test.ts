@@ -6,12 +6,12 @@ import { isMicrovmError } from '../../engine/errors';
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
   const values: Record<string, unknown> = {
     image: 'alpine', memoryMib: 'lots', cpus: 0, network: 'none', symlinks: 'sometimes', accelerator: 'kvm', allowEmulation: 'yes',
-    'localEnv.allow': ['GITHUB_TOKEN', 'not a name'], trustHostCertificates: 'sometimes',
+    'localEnv.allow': ['GITHUB_TOKEN', 'not a name'], trustHostCertificates: 'sometimes', typeProjection: 'off',
   };
   assert.deepEqual(readSettings((key) => values[key]), {
     image: 'alpine', memoryMib: 1024, cpus: 2, network: 'none', symlinks: 'opaque', accelerator: 'kvm', allowEmulation: false,
     maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [], defaultImages: {}, registryMirrors: {}, builderImage: '',
-    trustHostCertificates: 'auto', allowedHosts: [], allowedHostsPresets: true, askForHosts: true,
+    trustHostCertificates: 'auto', allowedHosts: [], allowedHostsPresets: true, askForHosts: true, typeProjection: true,
   });
   assert.deepEqual(readSettings((key) => (key === 'trustHostCertificates' ? ['/etc/corp/ca.pem'] : undefined)).trustHostCertificates, ['/etc/corp/ca.pem']);
   assert.deepEqual(readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow, ['GITHUB_TOKEN', 'NPM_TOKEN']);
