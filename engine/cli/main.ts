@@ -6,6 +6,7 @@ import { readConfigurationCommand } from './read-configuration';
 import { netLogCommand, netPolicyCommand } from './net-policy';
 import { runCommand } from './run';
 import { shellCommand } from './shell';
+import { workspaceTypesCommand } from './workspace-types';
 
 const USAGE = `usage: microvm <command> [options]
 
@@ -33,8 +34,13 @@ commands:
                                open the folder as the extension does (image, features, mounts,
                                volumes, lifecycle hooks), then CMD as the remote user in the
                                workspace folder, or an interactive shell; the VM stops after
+  types --workspace-folder DIR [--image REF] [--accept-config-changes]
+                               open the folder, wait for its hooks, copy the VM's node_modules
+                               types (*.d.ts, package.json cut to resolution fields) into the
+                               folder's node_modules for host TypeScript; prints
+                               {"outcome","projections","failures"}; the VM stops after
 
-options (build, run --workspace-folder):
+options (build, run --workspace-folder, types):
   --image REF      the image for a folder without a devcontainer.json (default: the image
                    for its language, see below, else the embedded default image)
   --accept-config-changes
@@ -47,6 +53,9 @@ options (build, run --workspace-folder):
                    the CAs of this machine the VM trusts (TLS-inspecting proxies, private
                    registries): auto (default) = those added to the system store and
                    NODE_EXTRA_CA_CERTS's file; off; or PEM files (repeatable)
+  --no-type-projection
+                   (run) leave the folder's node_modules alone: no projection of the VM's
+                   package types onto the host
 
 options (run, shell):
   --image REF      a registry reference (debian:12, localhost:5000/team/app:1), an OCI
@@ -111,6 +120,8 @@ async function main(args: string[]): Promise<number> {
       return netPolicyCommand(rest);
     case 'net-log':
       return netLogCommand(rest);
+    case 'types':
+      return workspaceTypesCommand(rest);
     case 'info':
       process.stdout.write(JSON.stringify(await engineInfo(), null, 2) + '\n');
       return 0;

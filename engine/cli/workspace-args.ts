@@ -19,6 +19,8 @@ export interface WorkspaceFlags {
   allow: string[];
   /** The host CAs the guest trusts (as the microvm.trustHostCertificates setting): auto, off, or PEM files. */
   trustCertificates: 'auto' | 'off' | string[];
+  /** Project the VM's node_modules types onto the folder (`--no-type-projection` turns it off). */
+  typeProjection: boolean;
   /** The guest command after `--` (`run`); empty: an interactive shell. */
   argv: string[];
 }
@@ -31,7 +33,7 @@ interface VerbShape {
 }
 
 export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
-  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', argv: [] };
+  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', typeProjection: true, argv: [] };
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--' && shape.argv) {
       flags.argv = args.slice(i + 1);
@@ -51,6 +53,7 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     else if (name === '--network' && shape.vm) flags.network = networkValue(value(), verb);
     else if (name === '--allow' && shape.vm) flags.allow.push(value());
     else if (name === '--trust-host-certificates' && shape.vm) flags.trustCertificates = trustValue(flags.trustCertificates, value());
+    else if (name === '--no-type-projection' && shape.vm) flags.typeProjection = false;
     else if (!name.startsWith('-') && shape.argv) throw bad(`put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``, verb);
     else throw bad(`unknown option ${JSON.stringify(name)}`, verb);
   }

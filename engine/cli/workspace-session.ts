@@ -52,6 +52,7 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
     hookFailed: (description) => progress.note(`warning: ${description}`),
     portForwarded: (port) => progress.note(`forwarding guest port ${port.guestPort} to 127.0.0.1:${port.hostPort}`),
   }, prepared.lifecycle);
+  session.typeProjection = flags.typeProjection;
   let current = '';
   session.onProgress = (step) => {
     const head = step.split(':')[0];

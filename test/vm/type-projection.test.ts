@@ -13,6 +13,7 @@ import { removeVolume } from '../../engine/mount';
 import { encodeHeader, endOfArchive } from '../../engine/rootfs/tar-writer';
 import { newHeader, toBytePath } from '../../engine/rootfs/tar-types';
 import { loggingEvents } from '../helpers/session-events';
+import { buildBundles, runCli } from './cli-helpers';
 import { TsServer } from '../helpers/tsserver';
 
 /**
@@ -262,4 +263,28 @@ test('a node_modules the user made on the host is never replaced', async () => {
   assert.match(refused, /does not replace .*mine\/node_modules: it is a node_modules made on the host/);
   assert.deepEqual([...tree(path.join(mine, 'node_modules')).keys()].sort(), ['left-pad', 'left-pad/index.js']);
   assert.equal(fs.existsSync(path.join(mine, 'node_modules', PROJECTION_MARKER)), false);
+});
+
+test('the CLI: `microvm types --workspace-folder` projects and prints what it did; `run --no-type-projection` leaves the folder alone', async () => {
+  const bundles = await buildBundles();
+  try {
+    const install = 'mkdir -p node_modules/cli-pkg && echo "export declare const fromCli: 1;" > node_modules/cli-pkg/index.d.ts && echo "{\\"name\\":\\"cli-pkg\\",\\"bin\\":\\"x\\"}" > node_modules/cli-pkg/package.json';
+    const off = project('cli-off', { '.devcontainer/devcontainer.json': JSON.stringify({ postCreateCommand: install }) });
+    const ran = await runCli(bundles.cli, ['run', '--workspace-folder', off, '--no-type-projection', '--', 'ls', 'node_modules/cli-pkg']);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stdout.toString(), 'index.d.ts\npackage.json\n');
+    assert.equal(fs.existsSync(path.join(off, 'node_modules')), false);
+    const on = project('cli-on', { '.devcontainer/devcontainer.json': JSON.stringify({ postCreateCommand: install }) });
+    const typed = await runCli(bundles.cli, ['types', '--workspace-folder', on]);
+    assert.equal(typed.code, 0, typed.stderr);
+    const printed = JSON.parse(typed.stdout.toString()) as { outcome: string; projections: Array<{ hostDir: string; declarations: number; packageJsons: number }> };
+    console.log(typed.stdout.toString().trim());
+    assert.equal(printed.outcome, 'success');
+    assert.deepEqual(printed.projections.map(({ hostDir, declarations, packageJsons }) => ({ hostDir, declarations, packageJsons })),
+      [{ hostDir: path.join(on, 'node_modules'), declarations: 1, packageJsons: 1 }]);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(on, 'node_modules', 'cli-pkg', 'package.json'), 'utf8')), { name: 'cli-pkg' });
+    assertTypeOnly(path.join(on, 'node_modules'));
+  } finally {
+    fs.rmSync(bundles.dir, { recursive: true, force: true });
+  }
 });
