@@ -150,3 +150,15 @@ test('the tar reader reads concatenated archives when asked (a guest find -exec 
   assert.deepEqual(await names(false), ['./a.d.ts']);
   assert.deepEqual(await names(true), ['./a.d.ts', './b.d.ts']);
 });
+
+test('a staging tree a killed process left behind is removed by the next projection', () => {
+  const home = path.join(process.env.MICROVM_HOME as string, 'type-projections');
+  fs.mkdirSync(path.join(home, '.tmp-999999999-abandoned', 'pkg'), { recursive: true });
+  fs.mkdirSync(path.join(home, `.tmp-${process.pid}-live`), { recursive: true });
+  const folder = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'folder-')));
+  const staging = StagingTree.create(path.join(folder, 'node_modules'), 'absent', undefined);
+  assert.equal(fs.existsSync(path.join(home, '.tmp-999999999-abandoned')), false);
+  assert.equal(fs.existsSync(path.join(home, `.tmp-${process.pid}-live`)), true, 'a live writer\'s tree stays');
+  staging.discard();
+  fs.rmSync(path.join(home, `.tmp-${process.pid}-live`), { recursive: true });
+});
