@@ -70,7 +70,11 @@ export class StagingTree {
     const home = stagingDir();
     reapDeadWriters(home);
     const sameDevice = fs.statSync(home).dev === fs.statSync(path.dirname(hostDir)).dev;
-    if (!sameDevice && state === 'absent') makeDir(hostDir, owner);
+    if (!sameDevice && state === 'absent') {
+      // Marked before anything else is in it, so a run killed now leaves a directory the next run may replace.
+      makeDir(hostDir, owner);
+      fs.writeFileSync(path.join(hostDir, PROJECTION_MARKER), '{"projectedBy":"MicroVM"}\n', { flag: 'wx', mode: 0o644 });
+    }
     if (!sameDevice) reapDeadWriters(hostDir);
     const root = tempPath(sameDevice ? home : hostDir);
     makeDir(root, owner);
@@ -118,13 +122,16 @@ export class StagingTree {
     fs.rmSync(old, { recursive: true, force: true });
   }
 
-  /** The other file system's case: each top-level entry is swapped by rename, the marker last. */
+  /**
+   * The other file system's case: each top-level entry is swapped by rename, the marker last
+   * (renamed over the old one, so the directory is never without it).
+   */
   private installEntries(hostDir: string): void {
     const old = tempPath(hostDir, '-old');
     makeDir(old, this.owner);
-    const staging = path.basename(this.root);
+    const keep = new Set([path.basename(this.root), path.basename(old), PROJECTION_MARKER]);
     for (const name of fs.readdirSync(hostDir)) {
-      if (name !== staging && name !== path.basename(old)) fs.renameSync(path.join(hostDir, name), path.join(old, name));
+      if (!keep.has(name)) fs.renameSync(path.join(hostDir, name), path.join(old, name));
     }
     const names = fs.readdirSync(this.root).sort((a, b) => Number(a === PROJECTION_MARKER) - Number(b === PROJECTION_MARKER));
     for (const name of names) fs.renameSync(path.join(this.root, name), path.join(hostDir, name));

@@ -162,3 +162,38 @@ test('a staging tree a killed process left behind is removed by the next project
   staging.discard();
   fs.rmSync(path.join(home, `.tmp-${process.pid}-live`), { recursive: true });
 });
+
+test('on another file system than $MICROVM_HOME the tree is staged inside the covered node_modules and swapped entry by entry', { skip: !fs.existsSync('/dev/shm') }, () => {
+  const folder = fs.realpathSync(fs.mkdtempSync('/dev/shm/microvm-types-unit-'));
+  try {
+    assert.notEqual(fs.statSync(folder).dev, fs.statSync(tmp).dev);
+    const hostDir = path.join(folder, 'node_modules');
+    const first = StagingTree.create(hostDir, 'absent', undefined);
+    assert.ok(first.root.startsWith(`${hostDir}/.tmp-${process.pid}-`), first.root);
+    assert.equal(checkTarget(folder, hostDir), 'ours', 'marked from the start: a run killed now leaves a directory the next may replace');
+    first.write('old/index.d.ts', 'export {};');
+    first.write(PROJECTION_MARKER, '{}');
+    first.install(hostDir);
+    const second = StagingTree.create(hostDir, checkTarget(folder, hostDir), undefined);
+    second.write('new/index.d.ts', 'export {};');
+    second.write(PROJECTION_MARKER, '{}');
+    second.install(hostDir);
+    assert.deepEqual(fs.readdirSync(hostDir).sort(), [PROJECTION_MARKER, 'new']);
+    assert.equal(fs.statSync(hostDir).mode & 0o7777, 0o755);
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('run as root for another user\'s folder, the projection belongs to that user', { skip: process.getuid?.() !== 0 }, () => {
+  const folder = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'folder-')));
+  const hostDir = path.join(folder, 'node_modules');
+  const staging = StagingTree.create(hostDir, 'absent', { uid: 4321, gid: 4322 });
+  staging.write('pkg/index.d.ts', 'export {};');
+  staging.write(PROJECTION_MARKER, '{}');
+  staging.install(hostDir);
+  for (const rel of ['', 'pkg', 'pkg/index.d.ts', PROJECTION_MARKER]) {
+    const stat = fs.lstatSync(path.join(hostDir, rel));
+    assert.deepEqual([stat.uid, stat.gid], [4321, 4322], rel || 'node_modules');
+  }
+});
