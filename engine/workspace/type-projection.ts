@@ -71,21 +71,27 @@ export async function projectTypes(vm: Vm, target: ProjectionTarget, options: Pr
   const started = Date.now();
   const limits = options.limits ?? DEFAULT_TYPE_LIMITS;
   const state = checkTarget(target.folder, target.hostDir);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const staging = StagingTree.create(target.hostDir, state, folderOwner(target.folder));
-  const child = vm.spawn({ argv: ['/bin/sh', '-c', GUEST_SCRIPT, 'microvm-types', target.guestDir], user: { uid: 0, gid: 0 }, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS });
-  const stderr = collectCapped(() => child.readStderr(), 4096);
   const counts = { declarations: 0, packageJsons: 0, skipped: {} as Record<string, number> };
+  let child: ExecChild | undefined;
   try {
+    child = vm.spawn({ argv: ['/bin/sh', '-c', GUEST_SCRIPT, 'microvm-types', target.guestDir], user: { uid: 0, gid: 0 }, timeoutMs });
+    const stderr = collectCapped(() => (child as ExecChild).readStderr(), 4096);
     await fillStaging(child, staging, target, options.protect, limits, counts);
-    const { exitCode } = await child.wait();
+    const { exitCode, signal, timedOut } = await child.wait();
     const guestError = firstLine(await stderr);
+    if (timedOut || signal) {
+      throw new MicrovmError('E_TYPE_PROJECTION', `the VM's listing of ${target.guestDir} ${timedOut ? `took longer than ${timeoutMs} ms` : `was ended by ${signal}`}, so the projection at ${target.hostDir} was left as it was; run "MicroVM: Refresh Type Definitions" again`);
+    }
     if (exitCode === 3) throw new MicrovmError('E_TYPE_PROJECTION', `the VM has no ${target.guestDir} to project (${guestError || 'cd failed'}): is the volume mounted there?`);
+    // A file removed while find ran (an install going on) makes tar fail: what arrived whole is still projected.
     if (exitCode !== 0) counts.skipped[`the guest's find/tar exited with ${exitCode}: ${guestError}`] = 1;
     staging.write(PROJECTION_MARKER, `${JSON.stringify({ projectedBy: 'MicroVM', from: target.guestDir, files: staging.files, bytes: staging.bytes, at: new Date().toISOString(),
       note: 'Declarations and package.json fields from the VM, for host TypeScript. Replaced on each refresh; safe to delete.' }, null, 2)}\n`);
     staging.install(target.hostDir);
   } catch (err) {
-    child.signal('SIGKILL');
+    child?.signal('SIGKILL');
     staging.discard();
     throw err;
   }
