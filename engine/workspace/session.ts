@@ -25,8 +25,7 @@ import { describeEgress } from '../egress/log';
 import { appendEgressLog } from './egress-log';
 import type { EgressAnswer } from '../egress/ask';
 import { approveEgressName } from './record';
-import { TypeProjector } from './type-projector';
-import type { ProjectionRun } from './type-projector';
+import { type ProjectionRun, TypeProjector } from './type-projector';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
