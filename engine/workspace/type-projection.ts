@@ -45,8 +45,8 @@ export interface ProjectionOptions {
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 
-/** In the guest: `$1` is the node_modules; exit 3 when it is not there. Only regular files are listed. */
-const GUEST_SCRIPT = 'cd "$1" || exit 3; exec find . \\( -name "*.d.ts" -o -name "*.d.mts" -o -name "*.d.cts" -o -name package.json \\) -type f -exec tar -c -f - {} +';
+/** In the guest: `$1` is the node_modules; exit 127 without find or tar, 3 when it is not there. Only regular files are listed. */
+const GUEST_SCRIPT = 'command -v find >/dev/null && command -v tar >/dev/null || { echo "find or tar is missing" >&2; exit 127; }; cd "$1" || exit 3; exec find . \\( -name "*.d.ts" -o -name "*.d.mts" -o -name "*.d.cts" -o -name package.json \\) -type f -exec tar -c -f - {} +';
 
 /**
  * The node_modules volumes of a workspace whose host path lies in a filtered share (the
@@ -85,7 +85,13 @@ export async function projectTypes(vm: Vm, target: ProjectionTarget, options: Pr
       throw new MicrovmError('E_TYPE_PROJECTION', `the VM's listing of ${target.guestDir} ${timedOut ? `took longer than ${timeoutMs} ms` : `was ended by ${signal}`}, so the projection at ${target.hostDir} was left as it was; run "MicroVM: Refresh Type Definitions" again`);
     }
     if (exitCode === 3) throw new MicrovmError('E_TYPE_PROJECTION', `the VM has no ${target.guestDir} to project (${guestError || 'cd failed'}): is the volume mounted there?`);
+    if (exitCode === 126 || exitCode === 127) {
+      throw new MicrovmError('E_TYPE_PROJECTION', `the image cannot list ${target.guestDir} (${guestError || `exit ${exitCode}`}): the type projection needs find and tar in the VM (busybox, or findutils and tar); the projection at ${target.hostDir} was left as it was`);
+    }
     // A file removed while find ran (an install going on) makes tar fail: what arrived whole is still projected.
+    if (exitCode !== 0 && staging.files === 0) {
+      throw new MicrovmError('E_TYPE_PROJECTION', `the VM's listing of ${target.guestDir} failed (exit ${exitCode}: ${guestError}) and sent nothing, so the projection at ${target.hostDir} was left as it was`);
+    }
     if (exitCode !== 0) counts.skipped[`the guest's find/tar exited with ${exitCode}: ${guestError}`] = 1;
     staging.write(PROJECTION_MARKER, `${JSON.stringify({ projectedBy: 'MicroVM', from: target.guestDir, files: staging.files, bytes: staging.bytes, at: new Date().toISOString(),
       note: 'Declarations and package.json fields from the VM, for host TypeScript. Replaced on each refresh; safe to delete.' }, null, 2)}\n`);

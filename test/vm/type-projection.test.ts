@@ -253,6 +253,19 @@ test('a hostile guest stream (traversal, absolute paths, links, setuid, control 
   assert.equal(fs.existsSync('/tmp/deep-escape.d.ts'), false);
 });
 
+test('an image without find or tar gets a clear error, and the projection stays as it was', async () => {
+  const vm = session.running;
+  const before = tree(hostDir);
+  assert.equal((await vm.exec({ argv: ['rm', '-f', '/usr/local/bin/find'] })).exitCode, 0);
+  const run = await session.refreshTypes();
+  assert.equal(run?.results.length, 0);
+  const error = run?.failures[0]?.error as Error & { code?: string };
+  assert.equal(error?.code, 'E_TYPE_PROJECTION');
+  assert.match(error.message, /needs find and tar in the VM .*left as it was/);
+  assert.ok(logs.some((l) => /type projection of \/workspaces\/app\/node_modules \(asked\) failed \(E_TYPE_PROJECTION\)/.test(l)), logs.join('\n'));
+  assert.deepEqual(tree(hostDir), before);
+});
+
 test('a node_modules the user made on the host is never replaced', async () => {
   const mine = project('mine', { 'node_modules/left-pad/index.js': 'module.exports = 1;\n', 'package.json': '{"name":"mine"}' });
   const mineLogs: string[] = [];
