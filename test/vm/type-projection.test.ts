@@ -15,6 +15,8 @@ import { newHeader, toBytePath } from '../../engine/rootfs/tar-types';
 import { loggingEvents } from '../helpers/session-events';
 import { buildBundles, runCli } from './cli-helpers';
 import { TsServer } from '../helpers/tsserver';
+import { nodeImageLayout } from '../helpers/host-tools-image';
+import { SLOW } from '../helpers/slow';
 
 /**
  * Issue 17, "IntelliSense sees the guest's dependencies": a workspace with node_modules on a
@@ -73,8 +75,8 @@ function project(name: string, files: Record<string, string>): string {
   return dir;
 }
 
-async function open(folder: string, logs: string[]): Promise<Session> {
-  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+async function open(folder: string, logs: string[], settings = SETTINGS): Promise<Session> {
+  const prepared = await prepareWorkspace({ folder, settings, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
   assert.ok(prepared);
   const session = new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
   sessions.push(session);
@@ -191,7 +193,7 @@ test('past the file cap the projection stops with a clear error and the previous
   await vm.exec({ argv: ['rm', '-rf', '/workspaces/app/node_modules/many'] });
 });
 
-test('projection time for a realistic tree (this repository\'s own node_modules, sent into the VM)', async () => {
+test('projection time for a realistic tree (this repository\'s own node_modules, sent into the VM)', SLOW, async () => {
   const vm = session.running;
   const source = path.join(__dirname, '..', '..', 'node_modules');
   const list = execFileSync('sh', ['-c', 'find . \\( -name "*.d.ts" -o -name "*.d.mts" -o -name "*.d.cts" -o -name package.json -o \\( -name "*.js" -size -64k \\) \\) -type f -print0'], { cwd: source, maxBuffer: 64 * 1024 * 1024 });
@@ -299,5 +301,30 @@ test('the CLI: `microvm types --workspace-folder` projects and prints what it di
     assertTypeOnly(path.join(on, 'node_modules'));
   } finally {
     fs.rmSync(bundles.dir, { recursive: true, force: true });
+  }
+});
+
+test('a real npm install in the VM (the node image, the npm registry): host tsserver types the installed package', SLOW, async () => {
+  const npm = project('npm', {
+    'package.json': JSON.stringify({ name: 'npm-app', version: '1.0.0', private: true, dependencies: { 'left-pad': '1.3.0' } }),
+    '.devcontainer/devcontainer.json': JSON.stringify({ postCreateCommand: 'npm install --no-audit --no-fund' }),
+    'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'commonjs', moduleResolution: 'node10', strict: true, noEmit: true, types: [] } }),
+    'main.ts': "import leftPad = require('left-pad');\nexport const padded: number = leftPad('x', 3);\n",
+  });
+  const npmLogs: string[] = [];
+  await open(npm, npmLogs, { ...SETTINGS, image: nodeImageLayout(), network: 'outbound', memoryMib: 512 });
+  const line = npmLogs.find((l) => l.startsWith('type projection (the hooks settled)'));
+  assert.ok(line, npmLogs.join('\n'));
+  console.log(line);
+  const projected = path.join(npm, 'node_modules');
+  assertTypeOnly(projected);
+  assert.ok(fs.existsSync(path.join(projected, 'left-pad', 'index.d.ts')));
+  assert.equal(fs.existsSync(path.join(projected, 'left-pad', 'index.js')), false);
+  const ts = new TsServer();
+  try {
+    ts.open(path.join(npm, 'main.ts'));
+    assert.deepEqual(await ts.diagnostics(path.join(npm, 'main.ts')), ["TS2322: Type 'string' is not assignable to type 'number'."]);
+  } finally {
+    ts.close();
   }
 });
