@@ -46,7 +46,7 @@ export interface ProjectionOptions {
 const DEFAULT_TIMEOUT_MS = 300_000;
 
 /** In the guest: `$1` is the node_modules; exit 127 without find or tar, 3 when it is not there. Only regular files are listed. */
-const GUEST_SCRIPT = 'command -v find >/dev/null && command -v tar >/dev/null || { echo "find or tar is missing" >&2; exit 127; }; cd "$1" || exit 3; exec find . \\( -name "*.d.ts" -o -name "*.d.mts" -o -name "*.d.cts" -o -name package.json \\) -type f -exec tar -c -f - {} +';
+export const GUEST_LISTING_SCRIPT = 'command -v find >/dev/null && command -v tar >/dev/null || { echo "find or tar is missing" >&2; exit 127; }; cd "$1" || exit 3; exec find . \\( -name "*.d.ts" -o -name "*.d.mts" -o -name "*.d.cts" -o -name package.json \\) -type f -exec tar -c -f - {} +';
 
 /**
  * The node_modules volumes of a workspace whose host path lies in a filtered share (the
@@ -76,7 +76,7 @@ export async function projectTypes(vm: Vm, target: ProjectionTarget, options: Pr
   const counts = { declarations: 0, packageJsons: 0, skipped: {} as Record<string, number> };
   let child: ExecChild | undefined;
   try {
-    child = vm.spawn({ argv: ['/bin/sh', '-c', GUEST_SCRIPT, 'microvm-types', target.guestDir], user: { uid: 0, gid: 0 }, timeoutMs });
+    child = vm.spawn({ argv: ['/bin/sh', '-c', GUEST_LISTING_SCRIPT, 'microvm-types', target.guestDir], user: { uid: 0, gid: 0 }, timeoutMs });
     const stderr = collectCapped(() => (child as ExecChild).readStderr(), 4096);
     await fillStaging(child, staging, target, options.protect, limits, counts);
     const { exitCode, signal, timedOut } = await child.wait();

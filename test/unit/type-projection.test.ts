@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,7 +9,7 @@ import { readTar } from '../../engine/rootfs/tar-reader';
 import { encodeHeader, endOfArchive } from '../../engine/rootfs/tar-writer';
 import { newHeader } from '../../engine/rootfs/tar-types';
 import { judgePath, rewritePackageJson } from '../../engine/workspace/type-filter';
-import { projectionTargets } from '../../engine/workspace/type-projection';
+import { GUEST_LISTING_SCRIPT, projectionTargets } from '../../engine/workspace/type-projection';
 import { checkTarget, PROJECTION_MARKER, StagingTree } from '../../engine/workspace/type-tree';
 
 /** The pure parts of the type projection: what of a guest's node_modules may reach the host, and how it lands there. */
@@ -196,4 +197,25 @@ test('run as root for another user\'s folder, the projection belongs to that use
     const stat = fs.lstatSync(path.join(hostDir, rel));
     assert.deepEqual([stat.uid, stat.gid], [4321, 4322], rel || 'node_modules');
   }
+});
+
+test('the guest listing script lists only regular type files, and GNU find and tar (Debian images) write what the reader takes', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'listing-'));
+  const long = `pkg/${'deep-directory-name/'.repeat(8)}index.d.ts`;
+  for (const [rel, text] of [[long, 'export {};'], ['pkg/package.json', '{"name":"pkg"}'], ['pkg/index.js', 'x'], ['pkg/x.d.mts', 'export {};']]) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  }
+  fs.symlinkSync('/etc/passwd', path.join(dir, 'pkg', 'passwd.d.ts'));
+  fs.symlinkSync('/etc', path.join(dir, 'out'));
+  const stream = execFileSync('/bin/sh', ['-c', GUEST_LISTING_SCRIPT, 'microvm-types', dir], { maxBuffer: 16 * 1024 * 1024 });
+  return (async () => {
+    const kept: string[] = [];
+    for await (const entry of readTar((async function* () { yield stream; })(), undefined, { concatenated: true })) {
+      assert.equal(entry.header.type, 'file');
+      const verdict = judgePath(entry.header.path, protect);
+      if ('keep' in verdict) kept.push(verdict.path);
+    }
+    assert.deepEqual(kept.sort(), [long, 'pkg/package.json', 'pkg/x.d.mts']);
+  })();
 });
