@@ -34,6 +34,9 @@ export const DEFAULT_TYPE_LIMITS: TypeLimits = {
  */
 export const PACKAGE_JSON_FIELDS = ['name', 'version', 'types', 'typings', 'main', 'module', 'exports', 'imports', 'typesVersions', 'type'] as const;
 
+/** Top-level names the projection keeps for itself: its marker (`.microvm-types.json`) and staging trees (`.tmp-<pid>-...`). */
+const RESERVED_TOP_LEVEL = /^\.(microvm-|tmp-)/i;
+
 /** The declaration file endings TypeScript reads (`.d.ts`, and the ESM/CJS forms). */
 const DECLARATION = /\.d\.(ts|mts|cts)$/;
 
@@ -57,6 +60,7 @@ export function judgePath(raw: string, protect: readonly string[], limits: TypeL
   if (Buffer.byteLength(text, 'utf8') > limits.maxPathBytes) return { skip: `longer than ${limits.maxPathBytes} bytes` };
   if (parts.length - 1 > limits.maxDepth) return { skip: `deeper than ${limits.maxDepth} directories` };
   if (parts.some((part) => Buffer.byteLength(part, 'utf8') > 255)) return { skip: 'a name longer than 255 bytes' };
+  if (RESERVED_TOP_LEVEL.test(parts[0])) return { skip: 'a top-level name the projection keeps for itself' };
   const hit = parts.find((part) => isProtected(part, protect));
   if (hit !== undefined) return { skip: `the protected name ${JSON.stringify(hit)}` };
   const name = parts[parts.length - 1];

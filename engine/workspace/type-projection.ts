@@ -93,8 +93,9 @@ export async function projectTypes(vm: Vm, target: ProjectionTarget, options: Pr
       throw new MicrovmError('E_TYPE_PROJECTION', `the VM's listing of ${target.guestDir} failed (exit ${exitCode}: ${guestError}) and sent nothing, so the projection at ${target.hostDir} was left as it was`);
     }
     if (exitCode !== 0) counts.skipped[`the guest's find/tar exited with ${exitCode}: ${guestError}`] = 1;
-    staging.write(PROJECTION_MARKER, `${JSON.stringify({ projectedBy: 'MicroVM', from: target.guestDir, files: staging.files, bytes: staging.bytes, at: new Date().toISOString(),
+    const marked = staging.write(PROJECTION_MARKER, `${JSON.stringify({ projectedBy: 'MicroVM', from: target.guestDir, files: staging.files, bytes: staging.bytes, at: new Date().toISOString(),
       note: 'Declarations and package.json fields from the VM, for host TypeScript. Replaced on each refresh; safe to delete.' }, null, 2)}\n`);
+    if (!marked) throw new Error(`the staging tree ${staging.root} already holds ${PROJECTION_MARKER}`);
     staging.install(target.hostDir);
   } catch (err) {
     child?.signal('SIGKILL');

@@ -56,6 +56,8 @@ test('hostile paths are refused: traversal, absolute, control characters, protec
     [`${'d/'.repeat(40)}x.d.ts`, /deeper/],
     [`${'a'.repeat(300)}.d.ts`, /longer than 255|longer than/],
     [`${'abcdefgh/'.repeat(120)}x.d.ts`, /longer than 1024/],
+    ['./.microvm-types.json/x.d.ts', /keeps for itself/],
+    ['.tmp-1-x/package.json', /keeps for itself/],
   ];
   for (const [raw, reason] of cases) {
     const verdict = judgePath(raw, protect);
