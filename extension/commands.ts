@@ -71,7 +71,13 @@ async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
 
 /** "Refresh Type Definitions": the VM's node_modules types projected onto the folder now; the details go to the log. */
 async function refreshTypes(ctx: Ctx): Promise<void> {
-  const run = await ctx.session?.refreshTypes();
+  let run;
+  try {
+    run = await ctx.session?.refreshTypes();
+  } catch (err) {
+    ctx.log.warn(`type projection: ${(err as Error).message}`);
+    return;
+  }
   if (!run) {
     void showInfo(notice`MicroVM: no type projection for this workspace (the microvm.typeProjection setting is off, or no volume covers node_modules).`);
     return;
