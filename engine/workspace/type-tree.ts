@@ -70,10 +70,10 @@ export class StagingTree {
     const home = stagingDir();
     reapDeadWriters(home);
     const sameDevice = fs.statSync(home).dev === fs.statSync(path.dirname(hostDir)).dev;
-    if (!sameDevice && state === 'absent') {
+    if (!sameDevice && state !== 'ours') {
       // Marked before anything else is in it, so a run killed now leaves a directory the next run may replace.
-      makeDir(hostDir, owner);
-      fs.writeFileSync(path.join(hostDir, PROJECTION_MARKER), '{"projectedBy":"MicroVM"}\n', { flag: 'wx', mode: 0o644 });
+      if (state === 'absent') makeDir(hostDir, owner);
+      writeFile(path.join(hostDir, PROJECTION_MARKER), '{"projectedBy":"MicroVM"}\n', owner);
     }
     if (!sameDevice) reapDeadWriters(hostDir);
     const root = tempPath(sameDevice ? home : hostDir);
@@ -91,14 +91,12 @@ export class StagingTree {
       if (stat && !stat.isDirectory()) return false;
       if (!stat) makeDir(dir, this.owner);
     }
-    const file = path.join(dir, parts[parts.length - 1]);
     try {
-      fs.writeFileSync(file, data, { flag: 'wx', mode: 0o644 });
+      writeFile(path.join(dir, parts[parts.length - 1]), data, this.owner);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw err;
     }
-    if (this.owner) fs.lchownSync(file, this.owner.uid, this.owner.gid);
     this.files += 1;
     this.bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     return true;
@@ -142,6 +140,18 @@ export class StagingTree {
   /** Removes the tree (a projection that failed or went over a cap). */
   discard(): void {
     fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** A new file (never an existing one), 0644 whatever the umask. */
+function writeFile(file: string, data: Buffer | string, owner: { uid: number; gid: number } | undefined): void {
+  const fd = fs.openSync(file, 'wx', 0o644);
+  try {
+    fs.fchmodSync(fd, 0o644);
+    if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
+    fs.writeFileSync(fd, data);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -183,6 +183,10 @@ test('on another file system than $MICROVM_HOME the tree is staged inside the co
     second.install(hostDir);
     assert.deepEqual(fs.readdirSync(hostDir).sort(), [PROJECTION_MARKER, 'new']);
     assert.equal(fs.statSync(hostDir).mode & 0o7777, 0o755);
+    const empty = path.join(folder, 'web', 'node_modules');
+    fs.mkdirSync(empty, { recursive: true });
+    StagingTree.create(empty, 'empty', undefined).discard();
+    assert.equal(checkTarget(folder, empty), 'ours', 'an empty node_modules is marked before staging starts in it');
   } finally {
     fs.rmSync(folder, { recursive: true, force: true });
   }
