@@ -1,3 +1,4 @@
+import { MicrovmError } from '../errors';
 import { Progress } from './progress';
 import { parseWorkspaceFlags } from './workspace-args';
 import { startWorkspace, workspaceSession } from './workspace-session';
@@ -10,9 +11,9 @@ import { startWorkspace, workspaceSession } from './workspace-session';
  */
 export async function workspaceTypesCommand(args: string[]): Promise<number> {
   const flags = parseWorkspaceFlags(args, 'types', { vm: true });
+  if (!flags.typeProjection) throw new MicrovmError('E_BAD_OPTION', 'microvm types: --no-type-projection asks for no projection, which is all this command does; leave it out');
   const progress = new Progress();
   const { session } = await workspaceSession(flags, progress);
-  session.typeProjection = true;
   try {
     await startWorkspace(session, progress);
     const run = await session.typesSettled();
