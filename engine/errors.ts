@@ -39,6 +39,8 @@ export type ErrorCode =
   | 'E_LISTENER_TIMEOUT'
   | 'E_SNAPSHOT_INVALID'
   | 'E_RESTORE_FAILED'
+  | 'E_HOTPLUG'
+  | 'E_SUSPEND'
   | 'E_POOL_SHUTDOWN'
   | 'E_ACQUIRE_TIMEOUT'
   | 'E_PORT_IN_USE'

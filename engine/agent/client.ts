@@ -17,6 +17,9 @@ export interface CollectedResult extends WaitResult {
  */
 export const CALL_DEADLINE_MS = { file: 30_000, mount: 30_000, control: 10_000, ping: 3_000 } as const;
 
+/** The most of UNMOUNT's list of killed processes the host reads (the agent sends at most 2 KiB). */
+const MAX_KILLED_TEXT = 4096;
+
 /** Calls the guest agent offers, over one AgentConnection. */
 const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tmpfs: MountKind.TMPFS } as const;
 
@@ -104,6 +107,16 @@ export class AgentClient {
       .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0);
     if (sizeMib !== undefined) body.u32(Tag.SIZE_MIB, sizeMib);
     await this.call(body, CALL_DEADLINE_MS.mount, `mount ${path}`);
+  }
+
+  /**
+   * Unmounts `path` in the guest, killing the processes that hold something under it first;
+   * resolves with the agent's "PID NAME" description of each (guest text: bounded, shown as text).
+   */
+  async unmount(path: string): Promise<string[]> {
+    const fields = await this.call(new TlvWriter().u32(Tag.OP, Op.UNMOUNT).str(Tag.PATH, path), CALL_DEADLINE_MS.mount, `unmount ${path}`);
+    const text = Buffer.from(fields.bytes(Tag.DATA) ?? Buffer.alloc(0)).subarray(0, MAX_KILLED_TEXT).toString('utf8');
+    return text.split('\n').filter((line) => line !== '').map((line) => line.replace(/[^\x20-\x7e]/g, '?'));
   }
 
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */

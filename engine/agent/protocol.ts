@@ -99,6 +99,7 @@ export const Op = {
   WATCH_PORTS: 9,
   RESTORED: 16,
   MOUNT: 20,
+  UNMOUNT: 21,
 } as const;
 
 /** MOUNT_KIND values. */

@@ -5,7 +5,7 @@ import { Pool } from '../pool/pool';
 import { ensureRootDisk } from '../rootfs';
 import { readDiskFile } from '../rootfs/read-file';
 import * as path from 'node:path';
-import { BootSpec, Machine } from '../vm/machine';
+import { BootSpec, Machine, ResumeSource } from '../vm/machine';
 import { homePaths } from '../paths';
 import { Vm } from '../vm/vm';
 import { loadSnapshot } from '../snapshot/store';
@@ -208,6 +208,16 @@ export class Image {
       return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.record());
     }
     return new Pool(() => Machine.boot(spec, snapshot.source), this.config, opts, handoff, this.record());
+  }
+
+  /**
+   * A workspace VM of this image on the q35 machine, its shares hot-plugged so that it can be
+   * suspended (Vm.suspend): booted fresh, or resumed from a suspended state. Not pooled.
+   */
+  async workspaceVm(resume?: ResumeSource): Promise<Vm> {
+    const spec: BootSpec = { ...this.bootSpec(this.settings.memoryMib, this.settings.vcpus), machine: 'q35' };
+    const machine = resume ? await Machine.boot(spec, resume) : await this.bootWithExtraFiles(spec);
+    return new Vm(machine, this.config, (m) => m.stop());
   }
 
   private bootSpec(memoryMib: number, vcpus: number): BootSpec {

@@ -75,13 +75,13 @@ export class Storage {
     return this.rootVolume ? [`microvm.upper=${this.rootVolume.serial}`] : [];
   }
 
-  /** Mounts everything in the guest, outer paths first, so a volume or a tmpfs can sit inside a share. */
-  async mountInGuest(agent: AgentClient): Promise<void> {
-    const requests = [
-      ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly, volume: undefined })),
-      ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false, volume: v })),
-      ...this.tmpfs.map((t) => ({ kind: 'tmpfs' as const, source: 'tmpfs', path: t.mountPoint, readOnly: false, volume: undefined, sizeMib: t.sizeMib })),
-    ].sort((a, b) => depth(a.path) - depth(b.path));
+  /**
+   * Mounts everything in the guest, outer paths first, so a volume or a tmpfs can sit inside a
+   * share. 'shares': only the shares and what sits inside them (what unmountInGuest took down
+   * before a suspend; the rest stayed mounted in the saved guest).
+   */
+  async mountInGuest(agent: AgentClient, which: 'all' | 'shares' = 'all'): Promise<void> {
+    const requests = which === 'all' ? this.mountRequests() : this.shareRequests();
     for (const request of requests) {
       try {
         await agent.mount(request.kind, request.source, request.path, request.readOnly, 'sizeMib' in request ? request.sizeMib : undefined);
@@ -97,6 +97,37 @@ export class Storage {
     }
   }
 
+  /**
+   * Unmounts the shares in the guest, and first what sits inside them (deepest first), so
+   * their devices can be unplugged. The agent kills the processes that hold them; returns
+   * its descriptions of them ("PID NAME").
+   */
+  async unmountInGuest(agent: AgentClient): Promise<string[]> {
+    const killed: string[] = [];
+    for (const request of this.shareRequests().reverse()) {
+      try {
+        killed.push(...await agent.unmount(request.path));
+      } catch (err) {
+        throw new MicrovmError('E_SUSPEND', `the guest could not unmount ${request.path}: ${(err as Error).message}; the VM is stopped instead of suspended, and the workspace boots afresh next time`, { cause: err });
+      }
+    }
+    return killed;
+  }
+
+  private mountRequests(): MountRequest[] {
+    return [
+      ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly, volume: undefined })),
+      ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false, volume: v })),
+      ...this.tmpfs.map((t) => ({ kind: 'tmpfs' as const, source: 'tmpfs', path: t.mountPoint, readOnly: false, volume: undefined, sizeMib: t.sizeMib })),
+    ].sort((a, b) => depth(a.path) - depth(b.path));
+  }
+
+  /** The shares and every mount at or under a share's path, outermost first. */
+  private shareRequests(): MountRequest[] {
+    const roots = this.shares.map((s) => s.mount.guestPath);
+    return this.mountRequests().filter((r) => roots.some((root) => r.path === root || r.path.startsWith(`${root.replace(/\/$/, '')}/`)));
+  }
+
   /** Stops virtiofsd (after QEMU exited) and unlocks the volumes. Idempotent. */
   async release(): Promise<void> {
     this.released ??= this.releaseOnce();
@@ -110,6 +141,15 @@ export class Storage {
     for (const volume of this.volumes) volume.release();
     this.rootVolume?.release();
   }
+}
+
+interface MountRequest {
+  kind: 'virtiofs' | 'volume' | 'tmpfs';
+  source: string;
+  path: string;
+  readOnly: boolean;
+  volume: AttachedVolume | undefined;
+  sizeMib?: number;
 }
 
 function depth(guestPath: string): number {

@@ -6,6 +6,7 @@ import { QemuSpec } from './types';
  * optional: -nodefaults -no-user-config, explicit format=raw, QMP only on a private socket.
  */
 export function buildQemuArgv(spec: QemuSpec): string[] {
+  const bus = transport(spec);
   return [
     ...machineArgs(spec),
     '-m', String(spec.memoryMib),
@@ -20,10 +21,11 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
     ...bootArgs(spec),
     ...rootDiskArgs(spec),
     ...storageArgs(spec),
-    '-device', 'virtio-serial-device',
+    ...hotplugPortArgs(spec),
+    '-device', `virtio-serial-${bus}`,
     '-chardev', `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=agent',
-    ...networkArgs(spec.network),
+    ...networkArgs(spec.network, bus),
     '-qmp', `unix:${escapeOption(spec.qmpSocket)},server=on,wait=off`,
     ...(spec.incoming ? ['-incoming', `unix:${escapeOption(spec.incoming)}`] : []),
   ];
@@ -59,6 +61,10 @@ function memoryArgs(spec: QemuSpec): string[] {
 
 function machineArgs(spec: QemuSpec): string[] {
   const accel = spec.accel === 'tcg' ? 'tcg,thread=multi' : spec.accel;
+  if (spec.arch === 'x86_64' && spec.machine === 'q35') {
+    // qboot: a minimal firmware that loads -kernel directly, much faster than SeaBIOS under TCG.
+    return ['-M', `q35${memoryBackend(spec)}`, '-bios', 'qboot.rom', '-accel', accel, '-cpu', spec.accel === 'tcg' ? 'max' : 'host'];
+  }
   if (spec.arch === 'x86_64') {
     return [
       '-M', `microvm,rtc=on${memoryBackend(spec)}`,
@@ -94,21 +100,46 @@ function rootDiskArgs(spec: QemuSpec): string[] {
   if (!spec.rootDisk) return [];
   return [
     '-drive', `id=root,file=${escapeOption(spec.rootDisk)},format=raw,if=none,readonly=on`,
-    '-device', 'virtio-blk-device,drive=root',
+    '-device', `virtio-blk-${transport(spec)},drive=root`,
   ];
 }
 
 /** virtio-fs needs shared guest RAM: the file backend with share=on that fresh boots use. */
 function storageArgs(spec: QemuSpec): string[] {
   const args: string[] = [];
+  const bus = transport(spec);
   for (const [i, fs] of (spec.virtiofs ?? []).entries()) {
     args.push('-chardev', `socket,id=vfs${i},path=${escapeOption(fs.socket)}`,
-      '-device', `vhost-user-fs-device,chardev=vfs${i},tag=${escapeOption(fs.tag)}`);
+      '-device', `vhost-user-fs-${bus},chardev=vfs${i},tag=${escapeOption(fs.tag)}`);
   }
   for (const [i, volume] of (spec.volumes ?? []).entries()) {
+    let file = escapeOption(volume.file);
+    if (volume.fds) {
+      const set = i + 1;
+      args.push('-add-fd', `fd=${volume.fds.readWrite},set=${set}`, '-add-fd', `fd=${volume.fds.readOnly},set=${set}`);
+      file = `/dev/fdset/${set}`;
+    }
     // werror=enospc: on a full host disk QEMU pauses the guest (BLOCK_IO_ERROR) instead of failing its writes.
-    args.push('-drive', `id=${volumeDriveId(i)},file=${escapeOption(volume.file)},format=raw,if=none,discard=unmap,werror=enospc`,
-      '-device', `virtio-blk-device,drive=${volumeDriveId(i)},serial=${escapeOption(volume.serial)}`);
+    args.push('-drive', `id=${volumeDriveId(i)},file=${file},format=raw,if=none,discard=unmap,werror=enospc`,
+      '-device', `virtio-blk-${bus},drive=${volumeDriveId(i)},serial=${escapeOption(volume.serial)}`);
+  }
+  return args;
+}
+
+/** virtio devices sit on virtio-mmio on the microvm machine and on PCI on q35. */
+function transport(spec: QemuSpec): 'device' | 'pci' {
+  return spec.machine === 'q35' ? 'pci' : 'device';
+}
+
+/** The id of the i-th empty PCIe root port (q35), where hotplug.ts adds devices. */
+export const HOTPLUG_PORT_PREFIX = 'hotplug';
+
+/** Empty PCIe root ports, each its own chassis/slot, so the guest's pciehp can take a device in and out. */
+function hotplugPortArgs(spec: QemuSpec): string[] {
+  if (spec.machine !== 'q35') return [];
+  const args: string[] = [];
+  for (let i = 0; i < (spec.hotplugSlots ?? 0); i++) {
+    args.push('-device', `pcie-root-port,id=${HOTPLUG_PORT_PREFIX}${i},bus=pcie.0,chassis=${i + 1},slot=${i + 1}`);
   }
   return args;
 }

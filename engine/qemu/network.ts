@@ -58,12 +58,13 @@ export const GUEST_NETWORK = {
   guest: '10.0.2.15',
 } as const;
 
-export function networkArgs(mode: NetworkMode | undefined): string[] {
+/** `transport`: 'device' = virtio-mmio (the microvm machine), 'pci' = virtio-pci (q35). */
+export function networkArgs(mode: NetworkMode | undefined, transport: 'device' | 'pci' = 'device'): string[] {
   if (mode === undefined || mode === 'none') return [];
   const { net, gateway, dns, guest } = GUEST_NETWORK;
   return [
     '-netdev', `user,id=net0,ipv4=on,ipv6=off,restrict=off,net=${net},host=${gateway},dns=${dns},dhcpstart=${guest}`,
-    '-device', 'virtio-net-device,netdev=net0',
+    '-device', `virtio-net-${transport},netdev=net0`,
   ];
 }
 

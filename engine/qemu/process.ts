@@ -46,12 +46,13 @@ export class SupervisedProcess {
   private readonly lineListeners: Array<(line: string) => void> = [];
   private partialLine = '';
 
-  constructor(launcher: string, program: string, args: string[], env: Record<string, string> = {}) {
+  /** `inheritFds`: open files the program gets as fd 3, 4, ... (the launcher passes them on). */
+  constructor(launcher: string, program: string, args: string[], env: Record<string, string> = {}, inheritFds: number[] = []) {
     installExitHook();
     this.child = spawn(launcher, ['--parent', String(process.pid), '--', program, ...args], {
       detached: true,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', ...inheritFds],
     });
     live.add(this.child);
     this.child.stdout?.on('data', (data: Buffer) => this.console.write(data));

@@ -6,6 +6,14 @@ export type GuestArch = 'x86_64' | 'aarch64';
 /** Everything the QEMU command line depends on; buildQemuArgv turns it into argv, purely. */
 export interface QemuSpec {
   arch: GuestArch;
+  /**
+   * 'microvm' (the default): virtio-mmio devices, no PCI, no hot-plug; the fastest boot.
+   * 'q35': virtio-pci devices and `hotplugSlots` empty PCIe root ports, so a device QEMU
+   * cannot migrate (vhost-user-fs) can be added after a restore and removed before a save.
+   */
+  machine?: 'microvm' | 'q35';
+  /** q35 only: empty PCIe root ports named HOTPLUG_PORT_PREFIX + index. */
+  hotplugSlots?: number;
   accel: Accel;
   memoryMib: number;
   vcpus: number;
@@ -39,6 +47,11 @@ export interface QemuSpec {
   network?: NetworkMode;
   /** virtio-fs shares: a vhost-user-fs device per virtiofsd socket (needs shared guest RAM). */
   virtiofs?: Array<{ socket: string; tag: string }>;
-  /** Volumes: extra raw virtio-blk disks, found in the guest by serial. */
-  volumes?: Array<{ file: string; serial: string }>;
+  /**
+   * Volumes: extra raw virtio-blk disks, found in the guest by serial. With `fds` (q35 only),
+   * QEMU gets the disk as two inherited descriptors (read-write, read-only) in an fd set
+   * instead of opening the path: a save reopens the disk read-only after -runas dropped the
+   * privileges that could open it by name.
+   */
+  volumes?: Array<{ file: string; serial: string; fds?: { readWrite: number; readOnly: number } }>;
 }

@@ -23,8 +23,10 @@ import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
-import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
+import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, StorageDevices, TmpfsSpec, VolumeSpec } from '../mount';
 import { HealthVerdict, HealthWatch } from './health';
+import { plugShares, unplugShares } from './hotplug';
+import * as fs from 'node:fs';
 
 export interface BootSpec {
   rootDisk: string;
@@ -46,6 +48,11 @@ export interface BootSpec {
   tmpfs?: TmpfsSpec[];
   /** The disk that keeps the root's changes across boots (fresh boots only). */
   rootVolume?: RootVolumeSpec;
+  /**
+   * 'q35' for workspace VMs: virtio-pci devices, the folder's virtio-fs hot-plugged after the
+   * agent answers, so the VM can be suspended (suspend.ts) and resumed. Absent = microvm.
+   */
+  machine?: 'q35';
 }
 
 /** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */
@@ -53,6 +60,16 @@ export interface RestoreSource {
   kind: 'template' | 'full';
   stateFile: string;
   memFile?: string;
+}
+
+/**
+ * A suspended q35 VM (suspend.ts): its RAM file, mapped shared again (virtio-fs needs it),
+ * and its device state. Used once: the RAM file moves into the new VM's state directory.
+ */
+export interface ResumeSource {
+  kind: 'suspended';
+  stateFile: string;
+  memFile: string;
 }
 
 const BOOT_TIMEOUT_MS = { kvm: 20_000, hvf: 20_000, tcg: 60_000 } as const;
@@ -97,17 +114,27 @@ export class Machine {
    * Boots a VM, or restores one from a snapshot when `restore` is given: then QEMU starts
    * paused, loads the device state, and the agent gets fresh entropy and the current time.
    */
-  static async boot(spec: BootSpec, restore?: RestoreSource): Promise<Machine> {
+  static async boot(spec: BootSpec, restore?: RestoreSource | ResumeSource): Promise<Machine> {
     const started = Date.now();
     const assets = await guestAssets();
     const qemuBinary = await findQemu('x86_64');
     const accel = await chooseAccel(assets, qemuBinary);
-    if (restore && (spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length || spec.rootVolume)) {
+    const hasStorage = Boolean(spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length || spec.rootVolume);
+    if (restore && restore.kind !== 'suspended' && hasStorage) {
       throw new MicrovmError('E_BAD_OPTION', 'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh');
+    }
+    if (restore?.kind === 'suspended' && spec.machine !== 'q35') {
+      throw new MicrovmError('E_BAD_OPTION', 'only a q35 workspace VM can be resumed from a suspended state; boot it fresh');
     }
     const runAs = qemuUser();
     const state = createStateDir(runAs);
-    const memory = memoryFor(state, restore);
+    let memory: QemuSpec['memory'];
+    try {
+      memory = memoryFor(state, restore);
+    } catch (err) {
+      state.remove();
+      throw err;
+    }
     let storage: Storage;
     try {
       storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [], spec.tmpfs ?? [], spec.rootVolume,
@@ -116,27 +143,36 @@ export class Machine {
       state.remove();
       throw err;
     }
+    const hotplug = spec.machine === 'q35';
+    const disks = hotplug ? openDiskFds(storage.devices.volumes) : undefined;
     const argv = buildQemuArgv({
-      arch: 'x86_64', accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
+      arch: 'x86_64', machine: spec.machine, hotplugSlots: storage.devices.virtiofs.length, accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: storage.cmdline, rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp, runAs: runAs?.name,
       network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
+      ...(disks ? { virtiofs: [], volumes: disks.volumes } : {}),
     });
     let proxy: EgressProxy | undefined;
     try {
       proxy = usesEgressProxy(spec.network) ? await startEgressProxy(spec) : undefined;
     } catch (err) {
+      for (const fd of disks?.fds ?? []) fs.closeSync(fd);
       await storage.release();
       state.remove();
       throw err;
     }
-    const qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort));
+    let qemu: SupervisedProcess;
+    try {
+      qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort), disks?.fds);
+    } finally {
+      for (const fd of disks?.fds ?? []) fs.closeSync(fd);
+    }
     void qemu.exited.then(() => proxy?.close());
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
     const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);
     try {
       const qmp = await QmpClient.connect(state.file('qmpSocket'), timeoutMs);
-      if (restore) await migrateIn(qmp, state.file('migrateIn'), restore.stateFile, restore.kind === 'template');
+      if (restore) await migrateIn(qmp, state.file('migrateIn'), restore.stateFile, restore.kind !== 'full');
       const { connection, info } = await AgentConnection.open(state.file('agentSocket'), {
         timeoutMs,
         abortIf: bootFailure,
@@ -153,10 +189,17 @@ export class Machine {
       const restored = restore && agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n,
         (refusal) => restoreRefused(state.id, restore, refusal));
       restored?.catch(() => undefined); // handled once the machine exists, below
-      await storage.mountInGuest(agent);
+      if (hotplug) {
+        // QEMU connects to a hot-plugged share's socket after -runas dropped its privileges:
+        // the socket is handed to QEMU's user, the only other one that may connect.
+        if (runAs) for (const share of storage.devices.virtiofs) fs.chownSync(share.socket, runAs.uid, runAs.gid);
+        await plugShares(qmp, storage.devices.virtiofs);
+      }
+      await storage.mountInGuest(agent, restore?.kind === 'suspended' ? 'shares' : 'all');
       const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
       const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);
       machine.egress = proxy;
+      machine.hotplug = hotplug;
       machine.user = user;
       restored?.catch((err: Error) => {
         if (isMicrovmError(err, 'E_RESTORE_FAILED')) void machine.fail(err);
@@ -187,6 +230,32 @@ export class Machine {
     const kind = this.memoryFile ? 'template' : 'full';
     await migrateOut(this.qmp, this.state.file('migrateOut'), stateFile, kind === 'template', qemuUser());
     return kind;
+  }
+
+  /** A q35 workspace VM whose shares are hot-plugged (it can be suspended). */
+  hotplug = false;
+
+  /**
+   * Saves this q35 VM for a later resume and ends it: the shares are unmounted in the guest
+   * (killing the processes that hold them) and unplugged, the device state goes to
+   * `stateFile` and the RAM file is moved to `memFile` (the same tmpfs). The writable disks are
+   * left exactly as the saved RAM expects them. Returns what the guest killed.
+   */
+  async suspend(stateFile: string, memFile: string): Promise<string[]> {
+    if (!this.hotplug || !this.memoryFile) {
+      throw new MicrovmError('E_SUSPEND', `VM ${this.state.id} is not a q35 workspace VM with its RAM in a shared file, so it cannot be suspended; stop it instead`);
+    }
+    const killed = await this.storage.unmountInGuest(this.agent);
+    await unplugShares(this.qmp, this.storage.devices.virtiofs.length);
+    await migrateOut(this.qmp, this.state.file('migrateOut'), stateFile, true, qemuUser());
+    fs.renameSync(this.memoryFile, memFile);
+    this.stopping ??= (async () => {
+      this.qmp.execute('quit').catch(() => this.qemu.kill());
+      await this.qemu.stop(QUIT_GRACE_MS);
+      await this.storage.release();
+    })();
+    await this.stopping;
+    return killed;
   }
 
   /** Resumes a VM paused by saveState, or by QEMU on a full host disk (it pauses again if the disk is still full). */
@@ -295,11 +364,37 @@ export class Machine {
   }
 }
 
-/** Fresh boots keep RAM in a shared file (snapshot-able, and virtio-fs needs shared RAM); clones map a template privately. */
-function memoryFor(state: StateDir, restore: RestoreSource | undefined): QemuSpec['memory'] {
+/**
+ * Fresh boots keep RAM in a shared file (snapshot-able, and virtio-fs needs shared RAM); clones
+ * map a template privately; a suspended VM's RAM file moves into the new state directory
+ * (the same tmpfs: a rename) and is mapped shared again.
+ */
+function memoryFor(state: StateDir, restore: RestoreSource | ResumeSource | undefined): QemuSpec['memory'] {
   if (!restore) return { kind: 'file', path: state.file('memory'), shared: true };
+  if (restore.kind === 'suspended') {
+    fs.renameSync(restore.memFile, state.file('memory'));
+    return { kind: 'file', path: state.file('memory'), shared: true };
+  }
   if (restore.kind === 'template' && restore.memFile) return { kind: 'file', path: restore.memFile, shared: false };
   return { kind: 'ram' };
+}
+
+/**
+ * Each writable disk opened twice (read-write, read-only) for QEMU to inherit as fds 3, 4, ...:
+ * the fd set lets it reopen the disk read-only when a save deactivates it (see QemuSpec.volumes).
+ */
+function openDiskFds(volumes: StorageDevices['volumes']): { volumes: NonNullable<QemuSpec['volumes']>; fds: number[] } {
+  const fds: number[] = [];
+  try {
+    const withFds = volumes.map((v) => {
+      fds.push(fs.openSync(v.file, 'r+'), fs.openSync(v.file, 'r'));
+      return { ...v, fds: { readWrite: fds.length + 1, readOnly: fds.length + 2 } };
+    });
+    return { volumes: withFds, fds };
+  } catch (err) {
+    for (const fd of fds) fs.closeSync(fd);
+    throw err;
+  }
 }
 
 /** Asks the agent to power off (sync, unmount), waiting a few seconds for QEMU to exit; not at all if the agent does not answer. */
@@ -308,7 +403,7 @@ async function shutdownGuest(agent: AgentClient, qemu: SupervisedProcess): Promi
   if (answered) await Promise.race([qemu.exited, delay(GUEST_SHUTDOWN_MS)]);
 }
 
-function restoreRefused(vmId: string, restore: RestoreSource, refusal: MicrovmError): MicrovmError {
+function restoreRefused(vmId: string, restore: RestoreSource | ResumeSource, refusal: MicrovmError): MicrovmError {
   return new MicrovmError('E_RESTORE_FAILED',
     `the guest agent of VM ${vmId} refused RESTORED after its restore from ${path.dirname(restore.stateFile)}: ${refusal.message}. ` +
     'The VM is stopped and its pool restores a replacement: acquire another VM. If every restore fails, delete that snapshot directory so that the next Image.build bakes it again',

@@ -202,6 +202,28 @@ export class Vm {
     await this.onRelease(this.machine);
   }
 
+  /**
+   * Saves a q35 workspace VM for a later resume (Machine.suspend) and ends it; the VM counts as
+   * released. When the save fails, the VM is stopped and the error thrown.
+   */
+  async suspend(stateFile: string, memFile: string): Promise<string[]> {
+    const machine = this.live();
+    this.released = true;
+    this.portWatch?.stop();
+    await Promise.all([...this.forwarders].map((f) => f.destroy()));
+    try {
+      return await machine.suspend(stateFile, memFile);
+    } catch (err) {
+      await this.onRelease(machine);
+      throw err;
+    }
+  }
+
+  /** Milliseconds from Machine.boot's start until the VM answered with its mounts made. */
+  get startMs(): number {
+    return this.machine.bootMs;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }

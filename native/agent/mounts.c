@@ -21,11 +21,13 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 
 #define DEVICE_WAIT_MS 5000
+#define TAG_RETRY_MS 2
 #define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
 #define MAX_SOURCE 64
 
@@ -180,7 +182,15 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
             snprintf(tmpfs_options, sizeof tmpfs_options, "mode=1777");
         options = tmpfs_options;
     }
-    if (mount(source, m.path, type, flags, options) != 0) {
+    int mounted = mount(source, m.path, type, flags, options);
+    /* A hot-plugged share's tag is known once the guest has probed its device: until then
+     * virtio-fs answers EINVAL (tag not found). */
+    for (int waited = 0; mounted != 0 && errno == EINVAL && m.kind == MOUNT_VIRTIOFS && waited < DEVICE_WAIT_MS; waited += TAG_RETRY_MS) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = TAG_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        mounted = mount(source, m.path, type, flags, options);
+    }
+    if (mounted != 0) {
         int e = errno;
         log_msg("mount %s on %s (%s): %s", source, m.path, type, strerror(e));
         send_status(stream, ST_E_IO, (uint32_t)e, "mount %s on %s (%s): %s", source, m.path, type, strerror(e));

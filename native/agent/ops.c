@@ -256,6 +256,9 @@ static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
     case OP_MOUNT:
         op_mount(stream, payload, len);
         break;
+    case OP_UNMOUNT:
+        op_unmount(stream, payload, len);
+        break;
     default:
         send_status(stream, ST_E_UNKNOWN_OP, 0, "unknown OP %u", req->op);
         break;

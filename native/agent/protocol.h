@@ -100,6 +100,7 @@ enum op {
     OP_WATCH_PORTS = 9,
     OP_RESTORED = 16,
     OP_MOUNT = 20,
+    OP_UNMOUNT = 21,
 };
 
 /* MOUNT_KIND values */
