@@ -29,6 +29,8 @@ export const homePaths = {
   /** Content-addressed blobs (blobs/sha256/HEX), partial downloads (tmp/) and pulled refs (refs/). */
   store: () => path.join(microvmHome(), 'store'),
   runDir,
+  /** Suspended workspace VMs (engine/workspace/warm-snapshot.ts): in the run dir, so their RAM files move there by rename. */
+  suspended: () => path.join(runDir(), SUSPENDED_DIR),
   accelCache: () => path.join(microvmHome(), 'accel.json'),
   snapshots: () => path.join(microvmHome(), 'snapshots'),
   /** Persistent ext4 disk images, one per volume name (engine/mount/volumes.ts). */
@@ -51,6 +53,9 @@ function runDir(): string {
 }
 
 const SHM = '/dev/shm';
+
+/** The run dir's one entry that is not a VM's state directory (the reaper leaves it). */
+export const SUSPENDED_DIR = 'suspended';
 
 function sharedMemoryDir(): boolean {
   return process.platform === 'linux' && fs.existsSync(SHM);

@@ -182,6 +182,7 @@ export class Machine {
         },
       });
       const agent = new AgentClient(connection, info);
+      const agentMs = Date.now() - started;
       // Pipelined, not awaited (it costs ~12 ms of cold guest code under TCG): the agent
       // handles frames in order, so RESTORED (the old host's streams ended, fresh entropy, the
       // wall clock) takes effect before any request the caller sends next, and a refusal
@@ -200,6 +201,7 @@ export class Machine {
       const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);
       machine.egress = proxy;
       machine.hotplug = hotplug;
+      machine.agentMs = agentMs;
       machine.user = user;
       restored?.catch((err: Error) => {
         if (isMicrovmError(err, 'E_RESTORE_FAILED')) void machine.fail(err);
@@ -234,6 +236,9 @@ export class Machine {
 
   /** A q35 workspace VM whose shares are hot-plugged (it can be suspended). */
   hotplug = false;
+
+  /** Milliseconds from boot()'s start until the agent answered (a restore: its state loaded), before any mount. */
+  agentMs = 0;
 
   /**
    * Saves this q35 VM for a later resume and ends it: the shares are unmounted in the guest

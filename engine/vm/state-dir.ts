@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MicrovmError } from '../errors';
-import { homePaths, runDirsOfThisUser } from '../paths';
+import { homePaths, runDirsOfThisUser, SUSPENDED_DIR } from '../paths';
 import type { QemuUser } from '../qemu/run-as';
 
 /** Every file in a VM's state directory, named once. */
@@ -85,6 +85,7 @@ export function reapStaleStateDirs(): string[] {
       continue; // removed meanwhile
     }
     for (const name of names) {
+      if (name === SUSPENDED_DIR) continue;
       const dir = path.join(runDir, name);
       if (ownerAlive(dir)) continue;
       fs.rmSync(dir, { recursive: true, force: true });

@@ -219,9 +219,9 @@ export class Vm {
     }
   }
 
-  /** Milliseconds from Machine.boot's start until the VM answered with its mounts made. */
-  get startMs(): number {
-    return this.machine.bootMs;
+  /** Milliseconds from Machine.boot's start until the agent answered (`agent`) and until the mounts were made (`ready`). */
+  get startTimings(): { agent: number; ready: number } {
+    return { agent: this.machine.agentMs, ready: this.machine.bootMs };
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

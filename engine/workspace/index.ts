@@ -10,7 +10,8 @@ export type { CommandOutcome, HookEnvironment, HookOutput, HookRun } from './lif
 export { parseEnviron, probeUserEnv } from './user-env';
 export { containerInputs } from './container';
 export { CancelledError, Session, progressStep } from './session';
-export type { SessionEvents } from './session';
+export type { SessionEvents, SessionOptions } from './session';
+export { WarmSnapshots, DECLARED_FILES } from './warm-snapshot';
 export { Lifecycle } from './lifecycle';
 export type { LifecycleEvents, LifecycleState } from './lifecycle';
 export { PortForwards } from './port-forwards';

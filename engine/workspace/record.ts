@@ -36,6 +36,15 @@ const recordSchema = z.object({
   }).optional(),
   /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */
   egress: z.object({ allow: z.array(z.string()), approvedAt: z.string() }).optional(),
+  /**
+   * The workspace VM suspended when it last stopped (warm-snapshot.ts): the key of the inputs
+   * it was made from and the writable disks as it left them; resumed once, only if all match.
+   */
+  suspended: z.object({
+    key: z.string(),
+    savedAt: z.string(),
+    disks: z.array(z.object({ file: z.string(), size: z.number(), mtimeMs: z.number() })),
+  }).optional(),
   /** The editor extensions the configuration recommended when the user was last told (shown once per list). */
   recommended: z.array(z.string()).optional(),
 }).passthrough();

@@ -26,9 +26,16 @@ import { appendEgressLog } from './egress-log';
 import type { EgressAnswer } from '../egress/ask';
 import { approveEgressName } from './record';
 import { type ProjectionRun, TypeProjector } from './type-projector';
+import type { WarmSnapshots } from './warm-snapshot';
+import { startWarm, suspendWarm, WarmStart } from './warm-start';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
+
+export interface SessionOptions {
+  /** Warm reopen: the workspace VM is suspended at stop({ suspend: true }) and resumed at the next start. */
+  warm?: WarmSnapshots;
+}
 
 /** What a session tells the extension; the extension turns these into UI. */
 export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progress'> {
@@ -80,8 +87,18 @@ export class Session {
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
 
-  /** The image's own metadata (its devcontainer.metadata label) joins the plan once the image is known. */
-  constructor(public plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState) {}
+  /** Warm reopen (options.warm): how this start's VM came up, for the suspend at stop. */
+  private warmStart: WarmStart | undefined;
+  /** The disk keeping the container's root changes, once the image is known. */
+  private rootVolume: string | undefined;
+
+  /**
+   * The image's own metadata (its devcontainer.metadata label) joins the plan once the image
+   * is known. With `options.warm`, the VM is a suspendable q35 workspace VM: start() resumes
+   * a suspended one when it fits, and stop({ suspend: true }) suspends it.
+   */
+  constructor(public plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState,
+    private readonly options: SessionOptions = {}) {}
 
   get running(): Vm {
     if (!this.vm) throw new Error('the MicroVM is not running');
@@ -119,13 +136,8 @@ export class Session {
   private async boot(): Promise<Vm> {
     const image = await this.buildImage();
     this.checkStopped();
-    this.events.booting();
     this.onProgress('Starting the VM');
-    this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
-    this.pool.onEvent((event) => this.events.log(event.type === 'vm-failed'
-      ? `VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
-      : `a VM failed to start: ${event.error.message}`));
-    const vm = await this.pool.acquire();
+    const vm = this.options.warm ? await this.warmVm(image, this.options.warm) : await this.pooledVm(image);
     if (this.stopped) {
       await vm.release();
       this.checkStopped();
@@ -147,10 +159,27 @@ export class Session {
     this.unsetEnv = Object.keys(remoteEnv).filter((name) => remoteEnv[name] === null);
     const user = this.user as UserInfo;
     this.events.log(`terminals and hooks run as ${user.name} (${user.uid}:${user.gid}${user.groups.length > 0 ? `, groups ${user.groups.join(',')}` : ''})`);
-    await this.addHosts(vm);
-    await this.runLifecycle(vm);
+    // A resumed VM is the same container, still running: its hosts are in place and its start hooks ran.
+    const resumed = this.warmStart?.resumed ?? false;
+    if (!resumed) await this.addHosts(vm);
+    await this.runLifecycle(vm, !resumed);
     if (this.typeProjection) this.types = TypeProjector.start(vm, this.plan, this.hooksSettled(), (line) => this.events.log(line));
     return vm;
+  }
+
+  private async pooledVm(image: Image): Promise<Vm> {
+    this.events.booting();
+    this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
+    this.pool.onEvent((event) => this.events.log(event.type === 'vm-failed'
+      ? `VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
+      : `a VM failed to start: ${event.error.message}`));
+    return this.pool.acquire();
+  }
+
+  private async warmVm(image: Image, warm: WarmSnapshots): Promise<Vm> {
+    const volumes = [...this.plan.volumes.map((v) => v.name), ...(this.rootVolume ? [this.rootVolume] : [])];
+    this.warmStart = await startWarm(image, warm, volumes, (line) => this.events.log(line), () => this.events.booting());
+    return this.warmStart.vm;
   }
 
   /**
@@ -165,6 +194,7 @@ export class Session {
     this.user = await this.remoteUser(base);
     const { containerUser } = this.plan;
     const container = await this.state.useImage?.(base.manifestDigest);
+    this.rootVolume = container?.rootVolume;
     if (container) {
       this.events.log(container.fresh
         ? `a new container from ${base.manifestDigest}: its once-only hooks run, and what it changes outside the folder and the volumes is kept on ${container.rootVolume}`
@@ -351,8 +381,8 @@ export class Session {
     }
   }
 
-  /** The hooks of this start, with the environment a login shell of the guest has, then remoteEnv. */
-  private async runLifecycle(vm: Vm): Promise<void> {
+  /** The hooks of this start (postStart only when the container started), with the environment a login shell of the guest has, then remoteEnv. */
+  private async runLifecycle(vm: Vm, started: boolean): Promise<void> {
     const user = this.user as UserInfo;
     const probed = await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder);
     if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
@@ -370,7 +400,7 @@ export class Session {
       hookFailed: (description, retry) => events.hookFailed(description, retry),
       progress: (step) => this.onProgress(step),
     });
-    await this.lifecycle.start({ start: true, attach: true });
+    await this.lifecycle.start({ start: started, attach: true });
   }
 
   /** The session's events as PortForwards hears them; the notices pass through unchanged. */
@@ -474,8 +504,11 @@ export class Session {
     return this.ports;
   }
 
-  /** Stops the VM and everything it owns; safe to call at any point of start(). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the VM and everything it owns; safe to call at any point of start(). With
+   * `suspend` (and options.warm), a running VM is suspended for the next open instead.
+   */
+  async stop(options: { suspend?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.abort.abort();
     this.ports?.stop();
@@ -484,6 +517,8 @@ export class Session {
     this.vm = undefined;
     // The pool first: releasing first would let it boot a replacement for the released VM.
     await this.pool?.shutdown();
+    const warm = this.options.warm;
+    if (options.suspend && warm && vm && this.warmStart?.vm === vm && await suspendWarm(warm, this.warmStart, (line) => this.events.log(line))) return;
     await vm?.release().catch(() => undefined);
   }
 

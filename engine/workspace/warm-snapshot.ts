@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { guestAssets } from '../kernel/assets';
+import { homePaths } from '../paths';
+import type { ResumeSource } from '../vm/machine';
+import type { Vm } from '../vm/vm';
+import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
+
+/**
+ * Warm reopen: a workspace VM is suspended when it stops (its RAM and device state kept, its
+ * writable disks left exactly as that RAM expects them) and the next open resumes it instead
+ * of booting, then attaches the folder again (engine/vm/hotplug.ts).
+ *
+ * The suspended state is used once, and only when everything it was made from is unchanged:
+ * the key (image, settings, container, configuration, kernel and agent, declared files such
+ * as lockfiles) and every writable disk (size and modification time). Otherwise it is
+ * discarded and the VM boots afresh, saying why. Its RAM stays on tmpfs next to the run
+ * directories (a rename, not a copy), so a suspended workspace holds host memory (or swap)
+ * until it is resumed or discarded, and a host reboot discards it.
+ */
+/** The lockfiles at the folder's top whose change discards a suspended state (a missing one counts as empty). */
+export const DECLARED_FILES = ['package-lock.json', 'yarn.lock', 'pnpm-lock.yaml', 'requirements.txt', 'poetry.lock', 'Cargo.lock', 'go.sum'];
+
+const STATE_FILE = 'state';
+const MEMORY_FILE = 'memory';
+
+type Suspended = NonNullable<WorkspaceRecord['suspended']>;
+
+export type TakeResult = { source: ResumeSource; dir: string } | { reason: string };
+
+export class WarmSnapshots {
+  constructor(private readonly folder: string) {}
+
+  /**
+   * The key of the workspace's inputs, as the record stores it. `imageKey` is Image.cacheKey:
+   * the layers, config, settings (memory, cpus, mounts, volumes) and extra files.
+   */
+  async key(imageKey: string): Promise<string> {
+    const record = openWorkspace(this.folder);
+    const assets = await guestAssets();
+    const files = DECLARED_FILES.map((name) => [name, fileDigest(path.join(this.folder, name))]);
+    const parts = {
+      // The container's identity, not its hooks' progress (a suspended VM may have run more of them).
+      image: imageKey, container: record.container ? [record.container.inputs, record.container.createdAt, record.container.image ?? null] : null,
+      config: record.config?.digest ?? null,
+      boot: assets.bootSha256, files,
+    };
+    return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
+  }
+
+  /**
+   * The suspended state to resume, taken out of the record (it is used once), or why there is
+   * none; a state that no longer fits is discarded here.
+   */
+  async take(key: string, disks: string[]): Promise<TakeResult> {
+    const record = openWorkspace(this.folder);
+    const suspended = record.suspended;
+    const dir = suspendDir(record.id);
+    if (!suspended) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return { reason: 'the workspace was not suspended' };
+    }
+    await saveWorkspace({ ...record, suspended: undefined });
+    const why = mismatch(suspended, key, disks, dir);
+    if (why) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return { reason: why };
+    }
+    return { dir, source: { kind: 'suspended', stateFile: path.join(dir, STATE_FILE), memFile: path.join(dir, MEMORY_FILE) } };
+  }
+
+  /**
+   * Suspends `vm` and records it under `key`. Returns the processes the guest killed because
+   * they held the folder. On failure nothing is recorded and the VM has been stopped.
+   */
+  async suspend(vm: Vm, key: string, disks: string[]): Promise<string[]> {
+    const record = openWorkspace(this.folder);
+    const dir = suspendDir(record.id);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      const killed = await vm.suspend(path.join(dir, STATE_FILE), path.join(dir, MEMORY_FILE));
+      const saved: Suspended = { key, savedAt: new Date().toISOString(), disks: disks.map(diskStamp) };
+      await saveWorkspace({ ...openWorkspace(this.folder), suspended: saved });
+      return killed;
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Drops a suspended state (its RAM on tmpfs): the next open boots afresh. */
+  async discard(): Promise<void> {
+    const record = openWorkspace(this.folder);
+    fs.rmSync(suspendDir(record.id), { recursive: true, force: true });
+    if (record.suspended) await saveWorkspace({ ...record, suspended: undefined });
+  }
+}
+
+/** Why a suspended state cannot be resumed, or undefined when it can. */
+export function mismatch(suspended: Suspended, key: string, disks: string[], dir: string): string | undefined {
+  if (suspended.key !== key) return 'its inputs changed (image, settings, configuration, kernel or a lockfile)';
+  for (const name of [STATE_FILE, MEMORY_FILE]) {
+    if (!fs.existsSync(path.join(dir, name))) return `its ${name} file is gone (${path.join(dir, name)}; a host reboot clears it)`;
+  }
+  const saved = new Map(suspended.disks.map((d) => [d.file, d]));
+  if (saved.size !== disks.length) return 'its set of disks changed';
+  for (const file of disks) {
+    const then = saved.get(file);
+    const now = diskStamp(file);
+    if (!then || then.size !== now.size || then.mtimeMs !== now.mtimeMs) return `the disk ${file} changed since it was suspended`;
+  }
+  return undefined;
+}
+
+function diskStamp(file: string): Suspended['disks'][number] {
+  const stat = fs.statSync(file, { throwIfNoEntry: false });
+  return { file, size: stat?.size ?? -1, mtimeMs: stat?.mtimeMs ?? -1 };
+}
+
+function fileDigest(file: string): string {
+  try {
+    return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  } catch {
+    return '';
+  }
+}
+
+/** Where a workspace's suspended state lives: beside the run directories, on tmpfs where the host has it. */
+function suspendDir(workspaceId: string): string {
+  return path.join(homePaths.suspended(), workspaceId);
+}

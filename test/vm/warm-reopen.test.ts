@@ -1,0 +1,115 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session, WarmSnapshots } from '../../engine';
+import { loggingEvents } from '../helpers/session-events';
+import { liveProcessesMentioning } from './qemu-proc';
+
+/**
+ * Issue 17, warm reopen of mounted workspaces, with real VMs (the embedded default image):
+ * a workspace VM is suspended at stop and resumed at the next open (no boot), the folder is
+ * attached again and current, the once-only hooks do not run again, and an input change
+ * boots afresh. Prints the times of a cold boot and a warm reopen.
+ */
+const SETTINGS: PlanSettings = { image: '', memoryMib: 256, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-warm-'));
+const live: Session[] = [];
+const folders: string[] = [];
+
+after(async () => {
+  for (const session of live) await session.stop();
+  for (const folder of folders) await new WarmSnapshots(folder).discard();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** postCreateCommand counts its runs on the container's disk (/var/lib/created) and in the folder. */
+function config(extra: Record<string, unknown> = {}): unknown {
+  return {
+    postCreateCommand: 'mkdir -p /var/lib && n=$(cat /var/lib/created 2>/dev/null || echo 0); echo $((n + 1)) > /var/lib/created && echo created >> created.txt',
+    mounts: ['source=deps,target=${containerWorkspaceFolder}/node_modules,type=volume'],
+    ...extra,
+  };
+}
+
+function project(name: string): string {
+  const dir = path.join(root, name);
+  fs.mkdirSync(path.join(dir, '.devcontainer'), { recursive: true });
+  fs.writeFileSync(path.join(dir, '.devcontainer', 'devcontainer.json'), JSON.stringify(config()));
+  fs.writeFileSync(path.join(dir, 'hello.txt'), 'v1\n');
+  fs.chmodSync(dir, 0o755);
+  folders.push(dir);
+  return dir;
+}
+
+interface Opened {
+  session: Session;
+  logs: string[];
+  booted: boolean;
+  ms: number;
+}
+
+async function open(folder: string): Promise<Opened> {
+  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  assert.ok(prepared);
+  const logs: string[] = [];
+  let booted = false;
+  const session = new Session(prepared.plan, { ...loggingEvents(logs), booting: () => { booted = true; } }, prepared.lifecycle, { warm: new WarmSnapshots(folder) });
+  live.push(session);
+  const started = Date.now();
+  await session.start();
+  const ms = Date.now() - started;
+  await session.hooksSettled();
+  return { session, logs, booted, ms };
+}
+
+async function inGuest(session: Session, script: string, logs: string[] = []): Promise<string> {
+  const result = await session.running.exec({ argv: ['sh', '-c', script], cwd: session.plan.workspaceFolder });
+  assert.equal(result.exitCode, 0, `${script}: ${result.stderr}\n${logs.join('\n')}`);
+  return result.stdout;
+}
+
+test('a workspace reopens by resuming its suspended VM: no boot, folder current, once-only hooks once; an input change boots afresh', async () => {
+  const folder = project('warm');
+  const first = await open(folder);
+  assert.ok(first.booted, first.logs.join('\n'));
+  assert.ok(first.logs.some((l) => l.includes('warm reopen: booting afresh')), first.logs.join('\n'));
+  assert.equal((await inGuest(first.session, 'cat /var/lib/created', first.logs)).trim(), '1');
+  await inGuest(first.session, 'echo kept > node_modules/dep.txt');
+  // A terminal whose cwd is the folder holds it: suspending kills it, and says so.
+  const terminal = first.session.spawn(['sleep', '1000']);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const vmId = first.session.running.id;
+  await first.session.stop({ suspend: true });
+  assert.ok(first.logs.some((l) => /killed 1 guest process\(es\).*sleep/.test(l)), first.logs.join('\n'));
+  assert.ok(first.logs.some((l) => l.includes('warm reopen: suspended VM')), first.logs.join('\n'));
+  assert.equal((await terminal.wait()).signal, 'SIGKILL');
+  assert.deepEqual([...liveProcessesMentioning(vmId), ...liveProcessesMentioning(folder)], [], 'a suspended workspace leaves no QEMU or virtiofsd running');
+
+  fs.writeFileSync(path.join(folder, 'hello.txt'), 'v2 edited while closed\n');
+  const times: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const again = await open(folder);
+    times.push(again.ms);
+    assert.equal(again.booted, false, again.logs.join('\n'));
+    assert.ok(again.logs.some((l) => l.includes('warm reopen: resumed VM')), again.logs.join('\n'));
+    assert.equal(await inGuest(again.session, 'cat hello.txt'), 'v2 edited while closed\n');
+    assert.equal((await inGuest(again.session, 'cat /var/lib/created')).trim(), '1');
+    assert.equal(await inGuest(again.session, 'cat node_modules/dep.txt'), 'kept\n');
+    await inGuest(again.session, `echo from-guest-${i} > guest-${i}.txt`);
+    assert.equal(fs.readFileSync(path.join(folder, `guest-${i}.txt`), 'utf8'), `from-guest-${i}\n`);
+    await again.session.stop({ suspend: true });
+  }
+  assert.equal(fs.readFileSync(path.join(folder, 'created.txt'), 'utf8'), 'created\n');
+  assert.deepEqual(liveProcessesMentioning(folder), [], 'no virtiofsd outlives a suspend');
+
+  // A configuration change (a new container environment) is a new container: boot afresh, hooks again.
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config({ containerEnv: { WARM: '1' } })));
+  const changed = await open(folder);
+  assert.ok(changed.booted, changed.logs.join('\n'));
+  assert.ok(changed.logs.some((l) => l.includes('warm reopen: booting afresh, since its inputs changed')), changed.logs.join('\n'));
+  assert.equal(fs.readFileSync(path.join(folder, 'created.txt'), 'utf8'), 'created\ncreated\n');
+  await changed.session.stop();
+  console.log(`warm reopen: cold open ${first.ms} ms (${changed.ms} ms after the change), warm opens ${times.join(', ')} ms`);
+});
