@@ -173,6 +173,16 @@ export class Machine {
     try {
       const qmp = await QmpClient.connect(state.file('qmpSocket'), timeoutMs);
       if (restore) await migrateIn(qmp, state.file('migrateIn'), restore.stateFile, restore.kind !== 'full');
+      const plug = async () => {
+        // QEMU connects to a hot-plugged share's socket after -runas dropped its privileges:
+        // the socket is handed to QEMU's user, the only other one that may connect.
+        if (runAs) for (const share of storage.devices.virtiofs) fs.chownSync(share.socket, runAs.uid, runAs.gid);
+        await plugShares(qmp, storage.devices.virtiofs);
+      };
+      // A resumed guest is up already: its devices are plugged while its agent reconnects, so
+      // that the guest probes them meanwhile. A booting guest gets them once it answers.
+      const plugging = restore?.kind === 'suspended' ? plug() : undefined;
+      plugging?.catch(() => undefined);
       const { connection, info } = await AgentConnection.open(state.file('agentSocket'), {
         timeoutMs,
         abortIf: bootFailure,
@@ -190,12 +200,7 @@ export class Machine {
       const restored = restore && agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n,
         (refusal) => restoreRefused(state.id, restore, refusal));
       restored?.catch(() => undefined); // handled once the machine exists, below
-      if (hotplug) {
-        // QEMU connects to a hot-plugged share's socket after -runas dropped its privileges:
-        // the socket is handed to QEMU's user, the only other one that may connect.
-        if (runAs) for (const share of storage.devices.virtiofs) fs.chownSync(share.socket, runAs.uid, runAs.gid);
-        await plugShares(qmp, storage.devices.virtiofs);
-      }
+      if (hotplug) await (plugging ?? plug());
       await storage.mountInGuest(agent, restore?.kind === 'suspended' ? 'shares' : 'all');
       const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
       const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);

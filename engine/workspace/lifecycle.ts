@@ -37,7 +37,7 @@ export class Lifecycle {
 
   /** Runs the hooks up to waitFor; resolves when they are done (or one failed). */
   async start(phase: { start: boolean; attach: boolean }): Promise<void> {
-    const hooks = hooksToRun(this.state.done, phase).filter((hook) => hookRuns(this.plan, hook).length > 0);
+    const hooks = pendingHooks(this.plan, this.state.done, phase);
     const { before, after } = splitAtWaitFor(hooks, this.plan.waitFor);
     if (await this.runAll(before, after)) {
       // The rest runs while the user works; a VM stopped meanwhile ends it (said in the log, not thrown).
@@ -79,6 +79,11 @@ export class Lifecycle {
     }
     return failures.length === 0;
   }
+}
+
+/** The hooks a start with `phase` runs: those not done yet (or not once-only) that have commands. */
+export function pendingHooks(plan: Pick<WorkspacePlan, 'hooks' | 'metadataHooks'>, done: readonly Hook[], phase: { start: boolean; attach: boolean }): Hook[] {
+  return hooksToRun(done, phase).filter((hook) => hookRuns(plan, hook).length > 0);
 }
 
 /** One hook's commands in the spec's order: the image metadata's and the features' (install order), then devcontainer.json's. */

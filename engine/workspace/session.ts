@@ -18,7 +18,7 @@ import type { Vm } from '../vm/vm';
 import type { GuestListener } from '../agent/port-watch';
 import { probeUserEnv } from './user-env';
 import { userInfo, UserInfo } from '../vm/user';
-import { Lifecycle, LifecycleEvents, LifecycleState } from './lifecycle';
+import { Lifecycle, LifecycleEvents, LifecycleState, pendingHooks } from './lifecycle';
 import { OpenedForward, PortForwards, PortForwardsEvents, PortNotices } from './port-forwards';
 import { hostCertificates, installHostCertificates, tlsFailureHint } from './host-certificates';
 import { describeEgress } from '../egress/log';
@@ -384,7 +384,10 @@ export class Session {
   /** The hooks of this start (postStart only when the container started), with the environment a login shell of the guest has, then remoteEnv. */
   private async runLifecycle(vm: Vm, started: boolean): Promise<void> {
     const user = this.user as UserInfo;
-    const probed = await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder);
+    const phase = { start: started, attach: true };
+    // The probe's environment is for hooks only: a start with none to run (a resumed VM, often) skips its shell.
+    const probed = pendingHooks(this.plan, this.state.done, phase).length > 0
+      ? await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder) : { env: {} };
     if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
     const env = withoutKeys({ ...this.userEnv(), ...probed.env, ...this.remoteEnv }, this.unsetEnv);
     const where = { cwd: this.plan.workspaceFolder, env, unsetEnv: this.unsetEnv, user: runAs(user) };
@@ -400,7 +403,7 @@ export class Session {
       hookFailed: (description, retry) => events.hookFailed(description, retry),
       progress: (step) => this.onProgress(step),
     });
-    await this.lifecycle.start({ start: started, attach: true });
+    await this.lifecycle.start(phase);
   }
 
   /** The session's events as PortForwards hears them; the notices pass through unchanged. */

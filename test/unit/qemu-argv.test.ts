@@ -88,3 +88,25 @@ test('QEMU runs as the microvm user only when the engine is root and the user ex
     assert.equal(findPasswdEntry(bad, 'microvm'), undefined, bad);
   }
 });
+
+test('a q35 workspace VM: qboot, virtio-pci devices, empty PCIe root ports for hot-plug, writable disks from inherited fds', () => {
+  const argv = buildQemuArgv({
+    ...base, machine: 'q35', hotplugSlots: 2, memory: { kind: 'file', path: '/run/x/memory', shared: true },
+    volumes: [{ file: '/v/a.ext4', serial: 'microvm-vol0', fds: { readWrite: 3, readOnly: 4 } }],
+  });
+  assert.deepEqual(valueOf(argv, '-M'), ['q35,memory-backend=mem']);
+  assert.deepEqual(valueOf(argv, '-bios'), ['qboot.rom']);
+  assert.ok(!argv.includes('virtio-mmio.force-legacy=false'));
+  const devices = valueOf(argv, '-device');
+  assert.ok(devices.includes('pcie-root-port,id=hotplug0,bus=pcie.0,chassis=1,slot=1'));
+  assert.ok(devices.includes('pcie-root-port,id=hotplug1,bus=pcie.0,chassis=2,slot=2'));
+  assert.ok(devices.includes('virtio-serial-pci') && devices.includes('virtio-blk-pci,drive=root'), devices.join(' '));
+  assert.ok(devices.every((d) => !d.includes('-device,') && !/virtio-\w+-device/.test(d)), 'no virtio-mmio device on q35');
+  assert.deepEqual(valueOf(argv, '-add-fd'), ['fd=3,set=1', 'fd=4,set=1']);
+  assert.match(valueOf(argv, '-drive')[1], /^id=vol0,file=\/dev\/fdset\/1,format=raw,/);
+  // The image-VM path is unchanged: microvm, virtio-mmio, no root ports.
+  const microvm = buildQemuArgv({ ...base, hotplugSlots: 2 });
+  assert.equal(valueOf(microvm, '-M')[0].split(',')[0], 'microvm');
+  assert.ok(!valueOf(microvm, '-device').some((d) => d.startsWith('pcie-root-port')));
+  assert.ok(valueOf(microvm, '-device').includes('virtio-serial-device'));
+});

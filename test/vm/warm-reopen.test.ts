@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session, WarmSnapshots } from '../../engine';
+import { containerRootVolume, DEFAULT_PROTECT, openWorkspace, PlanSettings, prepareWorkspace, Session, WarmSnapshots } from '../../engine';
+import { volumeFile } from '../../engine/mount';
 import { loggingEvents } from '../helpers/session-events';
 import { liveProcessesMentioning } from './qemu-proc';
 
@@ -92,6 +93,7 @@ test('a workspace reopens by resuming its suspended VM: no boot, folder current,
   for (let i = 0; i < 2; i++) {
     const again = await open(folder);
     times.push(again.ms);
+    console.log(`${again.logs.find((l) => l.includes('warm reopen: resumed VM'))} (Session.start ${again.ms} ms)`);
     assert.equal(again.booted, false, again.logs.join('\n'));
     assert.ok(again.logs.some((l) => l.includes('warm reopen: resumed VM')), again.logs.join('\n'));
     assert.equal(await inGuest(again.session, 'cat hello.txt'), 'v2 edited while closed\n');
@@ -112,4 +114,21 @@ test('a workspace reopens by resuming its suspended VM: no boot, folder current,
   assert.equal(fs.readFileSync(path.join(folder, 'created.txt'), 'utf8'), 'created\ncreated\n');
   await changed.session.stop();
   console.log(`warm reopen: cold open ${first.ms} ms (${changed.ms} ms after the change), warm opens ${times.join(', ')} ms`);
+});
+
+test('a disk changed while the workspace was suspended discards the suspended VM: it boots afresh and says why', async () => {
+  const folder = project('changed-disk');
+  const first = await open(folder);
+  await first.session.stop({ suspend: true });
+  assert.ok(first.logs.some((l) => l.includes('warm reopen: suspended VM')), first.logs.join('\n'));
+  // Another writer (a VM of the same workspace without warm reopen, say) touched the container's disk.
+  const disk = volumeFile(containerRootVolume(openWorkspace(folder)));
+  const later = new Date(Date.now() + 5000);
+  fs.utimesSync(disk, later, later);
+  const second = await open(folder);
+  assert.ok(second.booted, second.logs.join('\n'));
+  assert.ok(second.logs.some((l) => l.includes(`warm reopen: booting afresh, since the disk ${disk} changed since it was suspended`)), second.logs.join('\n'));
+  assert.equal((await inGuest(second.session, 'cat /var/lib/created')).trim(), '1', 'the container and its disk go on');
+  await second.session.stop();
+  assert.equal(openWorkspace(folder).suspended, undefined, 'a plain stop leaves nothing suspended');
 });
