@@ -24,6 +24,7 @@ import { measureEgress } from './rows/egress';
 import { measurePool } from './rows/pool';
 import { Sizes, sizesFor } from './rows/sizes';
 import { measureThroughput } from './rows/throughput';
+import { measureWarm } from './rows/warm';
 import { renderSvg } from './svg';
 import { BenchResults, GroupResult, RowMeasurement } from './types';
 
@@ -47,6 +48,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   netguard: (_image, _raw, sizes) => measureNetguard(sizes, log),
   egress: (_image, _raw, sizes) => measureEgress(sizes, log),
   build: (_image, _raw, sizes) => measureBuild(sizes.builds, log),
+  warm: (_image, _raw, sizes) => measureWarm(sizes, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

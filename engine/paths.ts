@@ -29,8 +29,7 @@ export const homePaths = {
   /** Content-addressed blobs (blobs/sha256/HEX), partial downloads (tmp/) and pulled refs (refs/). */
   store: () => path.join(microvmHome(), 'store'),
   runDir,
-  /** Suspended workspace VMs (engine/workspace/warm-snapshot.ts): in the run dir, so their RAM files move there by rename. */
-  suspended: () => path.join(runDir(), SUSPENDED_DIR),
+  suspended,
   accelCache: () => path.join(microvmHome(), 'accel.json'),
   snapshots: () => path.join(microvmHome(), 'snapshots'),
   /** Persistent ext4 disk images, one per volume name (engine/mount/volumes.ts). */
@@ -53,6 +52,17 @@ function runDir(): string {
 }
 
 const SHM = '/dev/shm';
+
+/**
+ * Suspended workspace VMs (engine/workspace/warm-snapshot.ts), on the run dir's file system
+ * so that their RAM files move by rename. On /dev/shm under a prefix of their own: engines
+ * reap every `microvm-<uid>-*` run dir's entries without a live owner, and a suspended VM has none.
+ */
+function suspended(): string {
+  if (process.env.MICROVM_RUN_DIR || !sharedMemoryDir()) return path.join(runDir(), SUSPENDED_DIR);
+  const home = createHash('sha256').update(microvmHome()).digest('hex').slice(0, 8);
+  return path.join(SHM, `microvm-suspended-${process.getuid?.() ?? 0}-${home}`);
+}
 
 /** The run dir's one entry that is not a VM's state directory (the reaper leaves it). */
 export const SUSPENDED_DIR = 'suspended';

@@ -21,7 +21,7 @@ export const CALL_DEADLINE_MS = { file: 30_000, mount: 30_000, control: 10_000, 
 const MAX_KILLED_TEXT = 4096;
 
 /** Calls the guest agent offers, over one AgentConnection. */
-const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tmpfs: MountKind.TMPFS } as const;
+const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tmpfs: MountKind.TMPFS, parked: MountKind.PARKED } as const;
 
 export class AgentClient {
   constructor(readonly connection: AgentConnection, readonly info: AgentInfo) {}
@@ -99,10 +99,10 @@ export class AgentClient {
   }
 
   /**
-   * Mounts a virtio-fs share (by tag), a virtio-blk ext4 volume (by serial) or a tmpfs (source
-   * 'tmpfs', `sizeMib` optional) at `path` in the guest.
+   * Mounts a virtio-fs share (by tag), a virtio-blk ext4 volume (by serial), a tmpfs (source
+   * 'tmpfs', `sizeMib` optional) or a mount that unmount() parked (by its park name) at `path` in the guest.
    */
-  async mount(kind: 'virtiofs' | 'volume' | 'tmpfs', source: string, path: string, readOnly: boolean, sizeMib?: number): Promise<void> {
+  async mount(kind: 'virtiofs' | 'volume' | 'tmpfs' | 'parked', source: string, path: string, readOnly: boolean, sizeMib?: number): Promise<void> {
     const body = new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, MOUNT_KINDS[kind])
       .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0);
     if (sizeMib !== undefined) body.u32(Tag.SIZE_MIB, sizeMib);
@@ -112,9 +112,12 @@ export class AgentClient {
   /**
    * Unmounts `path` in the guest, killing the processes that hold something under it first;
    * resolves with the agent's "PID NAME" description of each (guest text: bounded, shown as text).
+   * With `park`, the mount is moved aside under that name instead (mount('parked', park, ...) brings it back).
    */
-  async unmount(path: string): Promise<string[]> {
-    const fields = await this.call(new TlvWriter().u32(Tag.OP, Op.UNMOUNT).str(Tag.PATH, path), CALL_DEADLINE_MS.mount, `unmount ${path}`);
+  async unmount(path: string, park?: string): Promise<string[]> {
+    const body = new TlvWriter().u32(Tag.OP, Op.UNMOUNT).str(Tag.PATH, path);
+    if (park !== undefined) body.str(Tag.MOUNT_SOURCE, park);
+    const fields = await this.call(body, CALL_DEADLINE_MS.mount, `unmount ${path}`);
     const text = Buffer.from(fields.bytes(Tag.DATA) ?? Buffer.alloc(0)).subarray(0, MAX_KILLED_TEXT).toString('utf8');
     return text.split('\n').filter((line) => line !== '').map((line) => line.replace(/[^\x20-\x7e]/g, '?'));
   }

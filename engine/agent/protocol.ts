@@ -107,6 +107,7 @@ export const MountKind = {
   VIRTIOFS: 1,
   VOLUME: 2,
   TMPFS: 3,
+  PARKED: 4,
 } as const;
 
 export const Status = {

@@ -82,9 +82,12 @@ export class Storage {
    */
   async mountInGuest(agent: AgentClient, which: 'all' | 'shares' = 'all'): Promise<void> {
     const requests = which === 'all' ? this.mountRequests() : this.shareRequests();
-    for (const request of requests) {
+    for (const [i, request] of requests.entries()) {
+      // What sat inside a share was parked at the suspend, still mounted: it moves back.
+      const parked = which === 'shares' && request.kind !== 'virtiofs';
       try {
-        await agent.mount(request.kind, request.source, request.path, request.readOnly, 'sizeMib' in request ? request.sizeMib : undefined);
+        if (parked) await agent.mount('parked', parkName(i), request.path, false);
+        else await agent.mount(request.kind, request.source, request.path, request.readOnly, 'sizeMib' in request ? request.sizeMib : undefined);
       } catch (err) {
         const why = (err as Error).message;
         if (request.volume) {
@@ -98,15 +101,17 @@ export class Storage {
   }
 
   /**
-   * Unmounts the shares in the guest, and first what sits inside them (deepest first), so
-   * their devices can be unplugged. The agent kills the processes that hold them; returns
-   * its descriptions of them ("PID NAME").
+   * Unmounts the shares in the guest so that their devices can be unplugged; what sits inside
+   * them (a volume, a tmpfs) is first parked aside, still mounted, deepest first. The agent
+   * kills the processes that hold them; returns its descriptions of them ("PID NAME").
    */
   async unmountInGuest(agent: AgentClient): Promise<string[]> {
     const killed: string[] = [];
-    for (const request of this.shareRequests().reverse()) {
+    const requests = this.shareRequests();
+    for (let i = requests.length - 1; i >= 0; i--) {
+      const request = requests[i];
       try {
-        killed.push(...await agent.unmount(request.path));
+        killed.push(...await agent.unmount(request.path, request.kind === 'virtiofs' ? undefined : parkName(i)));
       } catch (err) {
         throw new MicrovmError('E_SUSPEND', `the guest could not unmount ${request.path}: ${(err as Error).message}; the VM is stopped instead of suspended, and the workspace boots afresh next time`, { cause: err });
       }
@@ -150,6 +155,11 @@ interface MountRequest {
   readOnly: boolean;
   volume: AttachedVolume | undefined;
   sizeMib?: number;
+}
+
+/** The name a mount inside a share is parked under during a suspend: its place in shareRequests(). */
+function parkName(index: number): string {
+  return `m${index}`;
 }
 
 function depth(guestPath: string): number {

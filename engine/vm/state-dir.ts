@@ -100,7 +100,7 @@ export function reapStaleStateDirs(): string[] {
  * writable by others), or undefined when it is. Run dirs sit in world-writable /dev/shm
  * under predictable names, so a squatter's directory must never be used or cleaned.
  */
-function notPrivate(dir: string): string | undefined {
+export function notPrivate(dir: string): string | undefined {
   const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
   if (!stat) return 'does not exist';
   if (!stat.isDirectory()) return 'is not a directory (a symlink?)';

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { guestAssets } from '../kernel/assets';
+import { MicrovmError } from '../errors';
 import { homePaths } from '../paths';
+import { notPrivate } from '../vm/state-dir';
 import type { ResumeSource } from '../vm/machine';
 import type { Vm } from '../vm/vm';
 import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
@@ -77,8 +79,9 @@ export class WarmSnapshots {
   async suspend(vm: Vm, key: string, disks: string[]): Promise<string[]> {
     const record = openWorkspace(this.folder);
     const dir = suspendDir(record.id);
+    privateParent();
     fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(dir, { mode: 0o700 });
     try {
       const killed = await vm.suspend(path.join(dir, STATE_FILE), path.join(dir, MEMORY_FILE));
       const saved: Suspended = { key, savedAt: new Date().toISOString(), disks: disks.map(diskStamp) };
@@ -124,6 +127,20 @@ function fileDigest(file: string): string {
     return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
   } catch {
     return '';
+  }
+}
+
+/**
+ * The directory of suspended states, created private; E_STATE_DIR when it is not (it may sit
+ * in world-writable /dev/shm under a predictable name, so a squatter's must never be used).
+ */
+function privateParent(): void {
+  const parent = homePaths.suspended();
+  fs.mkdirSync(path.dirname(parent), { recursive: true, mode: 0o700 });
+  if (!fs.existsSync(parent)) fs.mkdirSync(parent, { mode: 0o700 });
+  const problem = notPrivate(parent);
+  if (problem) {
+    throw new MicrovmError('E_STATE_DIR', `the directory for suspended workspace VMs ${parent} ${problem}, so another user could read or replace their memory; remove it (the engine creates it again)`);
   }
 }
 

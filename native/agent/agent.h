@@ -194,7 +194,8 @@ void op_restored(uint32_t stream, const uint8_t *payload, size_t len);
 
 /* mounts.c: MOUNT (virtio-fs shares and virtio-blk volumes) */
 void op_mount(uint32_t stream, const uint8_t *payload, size_t len);
-/* unmount.c */
+/* unmount.c: where UNMOUNT parks a mount that MOUNT (kind PARKED) brings back; /run is the agent's tmpfs. */
+#define PARKED_DIR "/run/.microvm-parked"
 void op_unmount(uint32_t stream, const uint8_t *payload, size_t len);
 
 /* cgroup.c: one cgroup v2 per EXEC in the guest (ids are 0 when cgroups are off). */

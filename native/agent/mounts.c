@@ -60,9 +60,9 @@ static int parse_mount(const uint8_t *payload, size_t len, struct mount_request 
     }
     if (rc < 0)
         return -1;
-    if (m->kind != MOUNT_VIRTIOFS && m->kind != MOUNT_VOLUME && m->kind != MOUNT_TMPFS)
-        snprintf(err, errlen, "MOUNT_KIND must be %d (virtiofs), %d (volume) or %d (tmpfs)",
-                 MOUNT_VIRTIOFS, MOUNT_VOLUME, MOUNT_TMPFS);
+    if (m->kind != MOUNT_VIRTIOFS && m->kind != MOUNT_VOLUME && m->kind != MOUNT_TMPFS && m->kind != MOUNT_PARKED)
+        snprintf(err, errlen, "MOUNT_KIND must be %d (virtiofs), %d (volume), %d (tmpfs) or %d (parked)",
+                 MOUNT_VIRTIOFS, MOUNT_VOLUME, MOUNT_TMPFS, MOUNT_PARKED);
     else if (m->source[0] == '\0' || strchr(m->source, '/') != NULL)
         snprintf(err, errlen, "MOUNT_SOURCE is missing, too long or has a '/'");
     else if (m->path[0] != '/')
@@ -102,6 +102,21 @@ int find_disk_by_serial(const char *serial, char *dev, size_t devlen)
     }
     errno = ENODEV;
     return -1;
+}
+
+/* Moves a mount that UNMOUNT parked (unmount.c) back to PATH. */
+static void mount_parked(uint32_t stream, const char *name, const char *path)
+{
+    char parked[MAX_SOURCE + sizeof PARKED_DIR + 1];
+    snprintf(parked, sizeof parked, "%s/%s", PARKED_DIR, name);
+    if (mount(parked, path, NULL, MS_MOVE, NULL) != 0) {
+        int e = errno;
+        log_msg("move %s back to %s: %s", parked, path, strerror(e));
+        send_status(stream, ST_E_IO, (uint32_t)e, "move the parked mount %s back to %s: %s", name, path, strerror(e));
+        return;
+    }
+    rmdir(parked);
+    send_status(stream, ST_OK, 0, "%s", "");
 }
 
 static int make_mount_point(const char *path, char *err, size_t errlen)
@@ -150,6 +165,10 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
     }
     if (getpid() != 1) {
         send_status(stream, ST_E_IO, EPERM, "MOUNT is only served in the guest (PID 1)");
+        return;
+    }
+    if (m.kind == MOUNT_PARKED) {
+        mount_parked(stream, m.source, m.path);
         return;
     }
     char dev[300];

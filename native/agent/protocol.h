@@ -108,6 +108,7 @@ enum mount_kind {
     MOUNT_VIRTIOFS = 1,
     MOUNT_VOLUME = 2,
     MOUNT_TMPFS = 3,
+    MOUNT_PARKED = 4,
 };
 
 enum status {

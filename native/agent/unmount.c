@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,18 +168,30 @@ static int kill_holders(const char *path, char *text, size_t text_len)
     return n;
 }
 
+/* Moves the mount at path aside to PARKED_DIR/name (MS_MOVE: it stays mounted, nothing is flushed or replayed). */
+static int park_mount(const char *path, const char *name)
+{
+    char parked[sizeof PARKED_DIR + 64 + 1];
+    snprintf(parked, sizeof parked, "%s/%s", PARKED_DIR, name);
+    if ((mkdir(PARKED_DIR, 0700) != 0 && errno != EEXIST) || (mkdir(parked, 0700) != 0 && errno != EEXIST))
+        return -1;
+    return mount(path, parked, NULL, MS_MOVE, NULL);
+}
+
 void op_unmount(uint32_t stream, const uint8_t *payload, size_t len)
 {
-    char path[MAX_PATH_LEN] = "", err[MAX_ERROR_TEXT] = "";
+    char path[MAX_PATH_LEN] = "", park[64] = "", err[MAX_ERROR_TEXT] = "";
     struct tlv_reader r = {.pos = payload, .left = len};
     struct tlv_field f;
     int rc;
     while ((rc = tlv_next(&r, &f, err, sizeof err)) == 1) {
         if (f.tag == TAG_PATH && f.len > 1 && f.len < sizeof path)
             memcpy(path, f.value, f.len);
+        else if (f.tag == TAG_MOUNT_SOURCE && f.len > 0 && f.len < sizeof park)
+            memcpy(park, f.value, f.len);
     }
-    if (rc < 0 || path[0] != '/') {
-        send_status(stream, ST_E_BAD_REQUEST, 0, "malformed UNMOUNT: %s", rc < 0 ? err : "PATH must be absolute");
+    if (rc < 0 || path[0] != '/' || strchr(park, '/') != NULL || strcmp(park, ".") == 0 || strcmp(park, "..") == 0) {
+        send_status(stream, ST_E_BAD_REQUEST, 0, "malformed UNMOUNT: %s", rc < 0 ? err : "PATH must be absolute, a park name a plain name");
         return;
     }
     if (getpid() != 1) {
@@ -192,8 +205,12 @@ void op_unmount(uint32_t stream, const uint8_t *payload, size_t len)
     }
     sync();
     int result = -1;
-    for (int i = 0; i < BUSY_RETRIES && (result = umount2(path, 0)) != 0 && errno == EBUSY; i++)
-        sleep_ms(50);
+    if (park[0] != '\0') {
+        result = park_mount(path, park);
+    } else {
+        for (int i = 0; i < BUSY_RETRIES && (result = umount2(path, 0)) != 0 && errno == EBUSY; i++)
+            sleep_ms(50);
+    }
     if (result != 0) {
         int e = errno;
         log_msg("unmount %s: %s", path, strerror(e));

@@ -5,7 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { containerRootVolume, DEFAULT_PROTECT, openWorkspace, PlanSettings, prepareWorkspace, Session, WarmSnapshots } from '../../engine';
 import { volumeFile } from '../../engine/mount';
+import { homePaths } from '../../engine/paths';
 import { loggingEvents } from '../helpers/session-events';
+import { spawn } from 'node:child_process';
+import { buildBundles, waitFor } from './cli-helpers';
 import { liveProcessesMentioning } from './qemu-proc';
 
 /**
@@ -131,4 +134,45 @@ test('a disk changed while the workspace was suspended discards the suspended VM
   assert.equal((await inGuest(second.session, 'cat /var/lib/created')).trim(), '1', 'the container and its disk go on');
   await second.session.stop();
   assert.equal(openWorkspace(folder).suspended, undefined, 'a plain stop leaves nothing suspended');
+});
+
+/** Resumes a suspended workspace VM with the engine bundle, prints its id, then waits to be killed. */
+const OWNER_SCRIPT = `
+const path = require('node:path');
+const { Image } = require(process.argv[1]);
+const folder = process.argv[2], dir = process.argv[3];
+(async () => {
+  const image = await Image.build({ mounts: [{ hostPath: folder, guestPath: '/workspace' }] });
+  const files = { stateFile: path.join(dir, 'state'), memFile: path.join(dir, 'memory') };
+  await (await image.workspaceVm()).suspend(files.stateFile, files.memFile);
+  const vm = await image.workspaceVm({ kind: 'suspended', ...files });
+  process.stdout.write('ready ' + vm.id + '\\n');
+  setInterval(() => undefined, 1 << 30);
+})().catch((err) => { console.error(err); process.exit(1); });
+`;
+
+test('a resumed workspace VM leaves no QEMU or virtiofsd when its owner is SIGKILLed', async () => {
+  const bundles = await buildBundles();
+  const folder = project('owner-killed');
+  // The RAM file moves by rename: the suspended state must sit on the run dir's file system.
+  fs.mkdirSync(homePaths.suspended(), { recursive: true, mode: 0o700 });
+  const dir = fs.mkdtempSync(path.join(homePaths.suspended(), 'test-'));
+  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine, folder, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    let err = '';
+    owner.stderr.on('data', (chunk: Buffer) => { err += chunk.toString(); });
+    owner.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    assert.ok(await waitFor(() => /ready \w+\n/.test(out) || owner.exitCode !== null, 120_000), 'the owner resumed its VM');
+    const id = /ready (\w+)\n/.exec(out)?.[1];
+    assert.ok(id, `no VM: ${err}`);
+    assert.ok(liveProcessesMentioning(id).length > 0 && liveProcessesMentioning(folder).length > 0, 'QEMU and virtiofsd run');
+    owner.kill('SIGKILL');
+    assert.ok(await waitFor(() => liveProcessesMentioning(id).length === 0 && liveProcessesMentioning(folder).length === 0, 5000),
+      `still running 5 s after the owner was SIGKILLed: ${JSON.stringify([...liveProcessesMentioning(id), ...liveProcessesMentioning(folder)])}`);
+  } finally {
+    if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
+    fs.rmSync(bundles.dir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
