@@ -23,9 +23,10 @@ import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
-import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, StorageDevices, TmpfsSpec, VolumeSpec } from '../mount';
+import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
 import { HealthVerdict, HealthWatch } from './health';
 import { plugShares, unplugShares } from './hotplug';
+import { openDiskFds } from './disk-fds';
 import * as fs from 'node:fs';
 
 export interface BootSpec {
@@ -382,29 +383,16 @@ export class Machine {
 function memoryFor(state: StateDir, restore: RestoreSource | ResumeSource | undefined): QemuSpec['memory'] {
   if (!restore) return { kind: 'file', path: state.file('memory'), shared: true };
   if (restore.kind === 'suspended') {
-    fs.renameSync(restore.memFile, state.file('memory'));
+    try {
+      fs.renameSync(restore.memFile, state.file('memory'));
+    } catch (err) {
+      // Another open of the same workspace took it first, or it was removed meanwhile.
+      throw new MicrovmError('E_RESTORE_FAILED', `the suspended VM's memory ${restore.memFile} cannot be taken (${(err as Error).message}); boot the VM afresh`, { cause: err });
+    }
     return { kind: 'file', path: state.file('memory'), shared: true };
   }
   if (restore.kind === 'template' && restore.memFile) return { kind: 'file', path: restore.memFile, shared: false };
   return { kind: 'ram' };
-}
-
-/**
- * Each writable disk opened twice (read-write, read-only) for QEMU to inherit as fds 3, 4, ...:
- * the fd set lets it reopen the disk read-only when a save deactivates it (see QemuSpec.volumes).
- */
-function openDiskFds(volumes: StorageDevices['volumes']): { volumes: NonNullable<QemuSpec['volumes']>; fds: number[] } {
-  const fds: number[] = [];
-  try {
-    const withFds = volumes.map((v) => {
-      fds.push(fs.openSync(v.file, 'r+'), fs.openSync(v.file, 'r'));
-      return { ...v, fds: { readWrite: fds.length + 1, readOnly: fds.length + 2 } };
-    });
-    return { volumes: withFds, fds };
-  } catch (err) {
-    for (const fd of fds) fs.closeSync(fd);
-    throw err;
-  }
 }
 
 /** Asks the agent to power off (sync, unmount), waiting a few seconds for QEMU to exit; not at all if the agent does not answer. */

@@ -132,7 +132,12 @@ test('a disk changed while the workspace was suspended discards the suspended VM
   assert.ok(second.booted, second.logs.join('\n'));
   assert.ok(second.logs.some((l) => l.includes(`warm reopen: booting afresh, since the disk ${disk} changed since it was suspended`)), second.logs.join('\n'));
   assert.equal((await inGuest(second.session, 'cat /var/lib/created')).trim(), '1', 'the container and its disk go on');
-  await second.session.stop();
+  await second.session.stop({ suspend: true });
+  // A lockfile that changed while suspended is an input: boot afresh.
+  fs.writeFileSync(path.join(folder, 'package-lock.json'), '{"lockfileVersion": 3}\n');
+  const third = await open(folder);
+  assert.ok(third.booted && third.logs.some((l) => l.includes('warm reopen: booting afresh, since its inputs changed')), third.logs.join('\n'));
+  await third.session.stop();
   assert.equal(openWorkspace(folder).suspended, undefined, 'a plain stop leaves nothing suspended');
 });
 
