@@ -48,6 +48,7 @@ export type ErrorCode =
   | 'E_FORWARD_LIMIT'
   | 'E_MOUNT_UNAVAILABLE'
   | 'E_MOUNT_FAILED'
+  | 'E_FILE_EVENTS'
   | 'E_VOLUME'
   | 'E_VOLUME_BUSY'
   | 'E_TYPE_PROJECTION'

@@ -33,6 +33,8 @@ export const mountSchema = z.object({
   git: z.enum(['writable', 'strict']).default('writable'),
   /** The guest ids that become the folder's owner on the host (default 0:0): the workspace's user. */
   guestOwner: z.object({ uid: z.number().int().min(0).max(65535), gid: z.number().int().min(0).max(65535) }).strict().optional(),
+  /** Host changes raise inotify events in the guest (engine/watch/); the workspace folder has it on. */
+  fileEvents: z.boolean().default(false),
 }).strict().refine((m) => m.filter || m.symlinks !== 'follow', { message: "symlinks: 'follow' is served by the filter view: it needs filter: true", path: ['filter'] });
 
 /** A persistent ext4 disk under $MICROVM_HOME/volumes, kept across runs and re-bakes. */

@@ -2,7 +2,7 @@ import { MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
 import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
-import { FrameType, MAX_FILE, MountKind, Op, Tag } from './protocol';
+import { FileEventKind, FrameType, MAX_FILE, MAX_FILE_EVENTS, MountKind, Op, Tag } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
 import { TlvFields, TlvWriter } from './tlv';
 
@@ -122,6 +122,21 @@ export class AgentClient {
     return text.split('\n').filter((line) => line !== '').map((line) => line.replace(/[^\x20-\x7e]/g, '?'));
   }
 
+  /**
+   * Raises host changes of the share mounted at `mountPoint` as inotify events in the guest
+   * (FILE_EVENTS; the agent needs the 'file-events' feature). Paths are relative to the mount.
+   */
+  async fileEvents(mountPoint: string, events: readonly GuestFileEvent[]): Promise<void> {
+    if (events.length > MAX_FILE_EVENTS) throw new RangeError(`${events.length} file events in one call; at most ${MAX_FILE_EVENTS}`);
+    const body = new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, mountPoint);
+    for (const event of events) {
+      const inner = new TlvWriter().u32(Tag.EVENT_KIND, FileEventKind[event.kind]).str(Tag.EVENT_PATH, event.path);
+      if (event.size !== undefined && event.mtimeNs !== undefined) inner.u64(Tag.SIZE, event.size).u64(Tag.MTIME_NS, event.mtimeNs);
+      body.nested(Tag.FILE_EVENT, inner);
+    }
+    await this.call(body, CALL_DEADLINE_MS.control, `file events for ${mountPoint}`);
+  }
+
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */
   async shutdown(timeoutMs: number = CALL_DEADLINE_MS.control): Promise<void> {
     await this.call(new TlvWriter().u32(Tag.OP, Op.SHUTDOWN), timeoutMs, 'shutdown');
@@ -132,6 +147,15 @@ export class AgentClient {
     return this.connection.deadline(this.connection.request(body), timeoutMs, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not answer ${what} within ${timeoutMs} ms; a slow call may need a larger timeoutMs, and a VM whose agent stopped answering is stopped (E_AGENT_UNRESPONSIVE)`));
   }
+}
+
+/** One FILE_EVENTS entry: what changed, relative to the mount ('' only for DIR_CHANGED of the mount itself). */
+export interface GuestFileEvent {
+  kind: keyof typeof FileEventKind;
+  path: string;
+  /** What the host saw after a MODIFY: the guest skips the event when its inode already has both. */
+  size?: bigint;
+  mtimeNs?: bigint;
 }
 
 function checkFileSize(path: string, size: number): void {

@@ -18,6 +18,8 @@ export const MAX_WATCH_STREAMS = 4;
 export const MAX_ARGS = 4096;
 export const MAX_CHAIN = 16;
 export const MAX_LISTENERS = 256;
+/** FILE_EVENT entries in one FILE_EVENTS request. */
+export const MAX_FILE_EVENTS = 1024;
 /** pids.max of an exec's cgroup in the guest when the request sets none. */
 export const DEFAULT_PIDS_MAX = 4096;
 export const MAX_PIDS_MAX = 4194304;
@@ -85,6 +87,11 @@ export const Tag = {
   MOUNT_SOURCE: 51,
   READ_ONLY: 52,
   SIZE_MIB: 53,
+  FILE_EVENT: 54,
+  EVENT_KIND: 55,
+  EVENT_PATH: 56,
+  SIZE: 57,
+  MTIME_NS: 58,
 } as const;
 
 export const Op = {
@@ -100,6 +107,7 @@ export const Op = {
   RESTORED: 16,
   MOUNT: 20,
   UNMOUNT: 21,
+  FILE_EVENTS: 22,
 } as const;
 
 /** MOUNT_KIND values. */
@@ -108,6 +116,14 @@ export const MountKind = {
   VOLUME: 2,
   TMPFS: 3,
   PARKED: 4,
+} as const;
+
+/** EVENT_KIND values (FILE_EVENTS). */
+export const FileEventKind = {
+  MODIFY: 1,
+  CREATE: 2,
+  DELETE: 3,
+  DIR_CHANGED: 4,
 } as const;
 
 export const Status = {

@@ -118,7 +118,8 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
   });
   const mounts: MountSpec[] = [];
   const workspaceMount = planWorkspaceMount(resolved, problems);
-  if (workspaceMount) mounts.push(share(workspaceMount.hostPath, workspaceMount.guestPath, false));
+  // The workspace folder relays host edits as guest file events (watchers, `node --watch`, HMR).
+  if (workspaceMount) mounts.push({ ...share(workspaceMount.hostPath, workspaceMount.guestPath, false), fileEvents: true });
   const volumes: WorkspacePlan['volumes'] = [];
   if (workspaceMount) {
     volumes.push({ name: 'node_modules', mountPoint: `${workspaceMount.guestPath}/node_modules`, sizeMib: VOLUME_SIZE_MIB });

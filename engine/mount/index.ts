@@ -4,6 +4,7 @@ import { Share } from './share';
 import { attachVolume, AttachedVolume } from './volumes';
 import { findVirtiofsd } from './virtiofsd';
 import { coveredPaths } from './view';
+import { FileEventRelay } from '../watch/relay';
 import { MountSpec, ROOT_VOLUME_SERIAL, RootVolumeSpec, ShareRefusal, TmpfsSpec, VolumeSpec } from './types';
 
 export type { MountSpec, VolumeSpec, TmpfsSpec, RootVolumeSpec, SymlinkPolicy, ShareRefusal, GitPolicy } from './types';
@@ -23,6 +24,9 @@ export interface StorageDevices {
  */
 export class Storage {
   private readonly refusalListeners: Array<(refusal: ShareRefusal) => void> = [];
+  private readonly fileEventProblemListeners: Array<(problem: MicrovmError) => void> = [];
+  /** Relays of host changes into the guest, one per share with `fileEvents`. */
+  readonly relays: FileEventRelay[] = [];
 
   /** The disk that keeps the root's changes, when the VM has one; the agent mounts it at boot, not here. */
   private rootVolume: AttachedVolume | undefined;
@@ -55,6 +59,19 @@ export class Storage {
     return () => {
       const at = this.refusalListeners.indexOf(listener);
       if (at >= 0) this.refusalListeners.splice(at, 1);
+    };
+  }
+
+  /** Problems so far relaying host changes (the latest 16), for listeners that come after the boot. */
+  readonly fileEventProblems: MicrovmError[] = [];
+
+  /** Hears what went wrong relaying host changes into the guest (the share itself keeps working); replays earlier ones. */
+  onFileEventProblem(listener: (problem: MicrovmError) => void): () => void {
+    for (const problem of this.fileEventProblems) listener(problem);
+    this.fileEventProblemListeners.push(listener);
+    return () => {
+      const at = this.fileEventProblemListeners.indexOf(listener);
+      if (at >= 0) this.fileEventProblemListeners.splice(at, 1);
     };
   }
 
@@ -96,6 +113,28 @@ export class Storage {
           throw Object.assign(error, { volume: spec.name, file });
         }
         throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${why}`, { cause: err });
+      }
+    }
+    await this.startRelays(agent);
+  }
+
+  /** Watches the shares with `fileEvents` on the host; a relay that cannot start is a problem, not a failure. */
+  private async startRelays(agent: AgentClient): Promise<void> {
+    const report = (problem: MicrovmError) => {
+      this.fileEventProblems.push(problem);
+      if (this.fileEventProblems.length > 16) this.fileEventProblems.shift();
+      for (const listener of this.fileEventProblemListeners) listener(problem);
+    };
+    const inside = [...this.volumes.map((v) => v.spec.mountPoint), ...this.tmpfs.map((t) => t.mountPoint)];
+    for (const share of this.shares.filter((s) => s.mount.fileEvents)) {
+      if (!agent.info.features.includes('file-events')) {
+        report(new MicrovmError('E_FILE_EVENTS', `the guest has no file-events support (the microvm_fsnotify module is not in its initramfs): host edits in ${share.mount.hostPath} raise no events in the guest at ${share.mount.guestPath}; run 'npm run setup' to rebuild the initramfs`));
+        return;
+      }
+      try {
+        this.relays.push(await FileEventRelay.start({ hostPath: share.mount.hostPath, guestPath: share.mount.guestPath, covers: coveredPaths(share.mount, inside) }, agent, report));
+      } catch (err) {
+        report(err as MicrovmError);
       }
     }
   }
@@ -142,6 +181,7 @@ export class Storage {
   private released: Promise<void> | undefined;
 
   private async releaseOnce(): Promise<void> {
+    await Promise.all(this.relays.map((r) => r.stop()));
     await Promise.all(this.shares.map((s) => s.stop()));
     for (const volume of this.volumes) volume.release();
     this.rootVolume?.release();

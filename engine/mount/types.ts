@@ -21,6 +21,11 @@ export interface MountSpec {
   git: GitPolicy;
   /** The guest ids that become the folder's owner on the host (default root's, 0:0). */
   guestOwner?: { uid: number; gid: number };
+  /**
+   * Relay host changes into the guest as inotify events (engine/watch/): on for a workspace's
+   * folder, off unless asked for other shares.
+   */
+  fileEvents?: boolean;
 }
 
 export type GitPolicy = 'writable' | 'strict';

@@ -24,6 +24,7 @@ import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
 import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
+import type { FileEventStats } from '../watch/relay';
 import { HealthVerdict, HealthWatch } from './health';
 import { plugShares, unplugShares } from './hotplug';
 import { openDiskFds } from './disk-fds';
@@ -331,6 +332,16 @@ export class Machine {
   /** Hears what the filter views of this VM's shares refused the guest; returns a disposer. */
   onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {
     return this.storage.onRefusal(listener);
+  }
+
+  /** Hears what went wrong relaying host edits into the guest as file events; returns a disposer. */
+  onFileEventProblem(listener: (problem: MicrovmError) => void): () => void {
+    return this.storage.onFileEventProblem(listener);
+  }
+
+  /** What the relays of host edits into the guest did so far, one entry per share with file events. */
+  get fileEventStats(): Array<{ guestPath: string } & FileEventStats> {
+    return this.storage.relays.map((r) => ({ guestPath: r.guestPath, ...r.stats }));
   }
 
   onDiskFull(listener: (error: MicrovmError) => void): () => void {

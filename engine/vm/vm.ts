@@ -20,6 +20,7 @@ import { pipeSocketToGuest } from '../agent/tcp-stream';
 import { GuestListener, PortsChange, PortWatch } from '../agent/port-watch';
 import { CALL_DEADLINE_MS } from '../agent/client';
 import type { ShareRefusal } from '../mount';
+import type { FileEventStats } from '../watch/relay';
 
 export interface ExecResult<T extends string | Buffer = string> extends WaitResult {
   stdout: T;
@@ -183,6 +184,20 @@ export class Vm {
 
   onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {
     return this.held().onShareRefusal(listener);
+  }
+
+  /**
+   * Calls `listener` when host edits of a share with `fileEvents` could not be raised as
+   * file events in the guest (no guest support, a host watcher limit, a refused batch); the
+   * share itself keeps working. Earlier problems are replayed. Returns a disposer.
+   */
+  onFileEventProblem(listener: (problem: MicrovmError) => void): () => void {
+    return this.held().onFileEventProblem(listener);
+  }
+
+  /** Counts of the host-edit relays (batches, events, collapsed mass changes, failures), per share with `fileEvents`. */
+  get fileEventStats(): Array<{ guestPath: string } & FileEventStats> {
+    return this.held().fileEventStats;
   }
 
   /**

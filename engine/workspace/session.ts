@@ -148,6 +148,7 @@ export class Session {
     });
     vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
     this.watchEgress(vm);
+    vm.onFileEventProblem((p) => this.events.log(`file events: ${p.message}`));
     vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.onProgress('Forwarding ports');

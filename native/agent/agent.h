@@ -197,6 +197,9 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len);
 /* unmount.c: where UNMOUNT parks a mount that MOUNT (kind PARKED) brings back; /run is the agent's tmpfs. */
 #define PARKED_DIR "/run/.microvm-parked"
 void op_unmount(uint32_t stream, const uint8_t *payload, size_t len);
+/* FILE_EVENTS (file_events.c): host changes of a share, raised through native/kmod. */
+void op_file_events(uint32_t stream, const uint8_t *payload, size_t len);
+bool file_events_available(void);
 
 /* cgroup.c: one cgroup v2 per EXEC in the guest (ids are 0 when cgroups are off). */
 void cgroup_init(void);

@@ -34,6 +34,8 @@ void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
         tlv_put_str(&w, TAG_FEATURE, FEATURES[i]);
     if (cgroup_enabled())
         tlv_put_str(&w, TAG_FEATURE, "cgroup");
+    if (file_events_available())
+        tlv_put_str(&w, TAG_FEATURE, "file-events");
     tlv_put_u32(&w, TAG_STREAM_FLOOR, streams_floor());
     send_frame(type, stream, w.data, w.len);
 }
@@ -258,6 +260,9 @@ static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
         break;
     case OP_UNMOUNT:
         op_unmount(stream, payload, len);
+        break;
+    case OP_FILE_EVENTS:
+        op_file_events(stream, payload, len);
         break;
     default:
         send_status(stream, ST_E_UNKNOWN_OP, 0, "unknown OP %u", req->op);

@@ -22,6 +22,7 @@
 #define DEFAULT_PIDS_MAX 4096
 #define MAX_PIDS_MAX 4194304
 #define MAX_GROUPS 64
+#define MAX_FILE_EVENTS 1024
 
 enum frame_type {
     FT_HELLO = 1,
@@ -86,6 +87,11 @@ enum tlv_tag {
     TAG_MOUNT_SOURCE = 51,
     TAG_READ_ONLY = 52,
     TAG_SIZE_MIB = 53,
+    TAG_FILE_EVENT = 54,
+    TAG_EVENT_KIND = 55,
+    TAG_EVENT_PATH = 56,
+    TAG_SIZE = 57,
+    TAG_MTIME_NS = 58,
 };
 
 enum op {
@@ -101,6 +107,7 @@ enum op {
     OP_RESTORED = 16,
     OP_MOUNT = 20,
     OP_UNMOUNT = 21,
+    OP_FILE_EVENTS = 22,
 };
 
 /* MOUNT_KIND values */
@@ -109,6 +116,14 @@ enum mount_kind {
     MOUNT_VOLUME = 2,
     MOUNT_TMPFS = 3,
     MOUNT_PARKED = 4,
+};
+
+/* EVENT_KIND values (FILE_EVENTS) */
+enum file_event_kind {
+    FILE_EVENT_MODIFY = 1,
+    FILE_EVENT_CREATE = 2,
+    FILE_EVENT_DELETE = 3,
+    FILE_EVENT_DIR_CHANGED = 4,
 };
 
 enum status {

@@ -22,6 +22,12 @@ export function gitImageLayout(): string {
   return hostToolsLayout('git', ['/usr/bin/git', '/usr/lib/git-core', '/usr/share/git-core', ...sharedLibraries('/usr/bin/git')]);
 }
 
+/** The default base plus the host's Node and inotifywait (apt inotify-tools): file watchers in the guest. */
+export function watchToolsImageLayout(): string {
+  const libs = ['/usr/lib/x86_64-linux-gnu/libstdc++.so.6', '/usr/lib/x86_64-linux-gnu/libgcc_s.so.1'];
+  return hostToolsLayout('watch-tools', [process.execPath, ...libs, '/usr/bin/inotifywait', ...sharedLibraries('/usr/bin/inotifywait')]);
+}
+
 /** The shared libraries an executable needs, as `ldd` lists them on this host. */
 function sharedLibraries(executable: string): string[] {
   return execFileSync('ldd', [executable], { encoding: 'utf8' }).split('\n')

@@ -1,0 +1,143 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type * as watcher from '@parcel/watcher';
+import type { AgentClient, GuestFileEvent } from '../agent/client';
+import { MAX_FILE_EVENTS } from '../agent/protocol';
+import { MicrovmError } from '../errors';
+import { collapse, MAX_PENDING, mergeChange, PendingKind, relativeToShare } from './coalesce';
+
+/** Extra wait after the watcher's own debounce (~50 ms in @parcel/watcher) so a burst travels as one batch. */
+export const COALESCE_MS = 15;
+/** Most events in one FILE_EVENTS request; a larger burst collapses to per-directory events. */
+export const MAX_BATCH_EVENTS = 512;
+
+export interface FileEventStats {
+  /** FILE_EVENTS requests sent. */
+  batches: number;
+  /** Events in them. */
+  events: number;
+  /** Batches that were collapsed to directories (mass changes). */
+  collapsed: number;
+  /** Requests the guest refused or did not answer. */
+  failures: number;
+}
+
+export interface RelayTarget {
+  hostPath: string;
+  guestPath: string;
+  /** Share-relative paths that volumes cover. */
+  covers: readonly string[];
+}
+
+/**
+ * Watches a shared folder on the host (@parcel/watcher: inotify here, FSEvents/ReadDirectoryChangesW
+ * elsewhere, the watcher VS Code uses) and relays its changes to the guest agent as FILE_EVENTS,
+ * which the guest module raises as inotify events. One request at a time: changes that arrive
+ * while one is in flight merge into the next, so a slow guest sees fewer, larger batches, never
+ * a queue. Nothing is ever written to the folder.
+ */
+export class FileEventRelay {
+  readonly stats: FileEventStats = { batches: 0, events: 0, collapsed: 0, failures: 0 };
+  private pending = new Map<string, PendingKind>();
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private stopped = false;
+  private subscription: watcher.AsyncSubscription | undefined;
+
+  get guestPath(): string {
+    return this.target.guestPath;
+  }
+
+  private constructor(private readonly target: RelayTarget, private readonly agent: AgentClient,
+    private readonly onProblem: (problem: MicrovmError) => void) {}
+
+  static async start(target: RelayTarget, agent: AgentClient, onProblem: (problem: MicrovmError) => void): Promise<FileEventRelay> {
+    const relay = new FileEventRelay(target, agent, onProblem);
+    try {
+      // Loaded on first use: a native module (prebuilt per platform), kept out of the bundles (esbuild.mjs).
+      const parcel: typeof watcher = await import('@parcel/watcher');
+      relay.subscription = await parcel.subscribe(target.hostPath, (err, events) => relay.onWatcher(err, events), {
+        backend: process.platform === 'linux' ? 'inotify' : undefined,
+        ignore: ['.git', '**/.git', ...target.covers],
+      });
+    } catch (err) {
+      throw new MicrovmError('E_FILE_EVENTS', `cannot watch ${target.hostPath} for changes to relay into the guest at ${target.guestPath}: ${(err as Error).message}; ` +
+        'the guest still sees the files, but its watchers get no events for host edits (on Linux, raise fs.inotify.max_user_watches for large trees)', { cause: err });
+    }
+    return relay;
+  }
+
+  /** Stops watching; a batch in flight is awaited. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.pending.clear();
+    await this.subscription?.unsubscribe().catch(() => undefined);
+    await this.inFlight;
+  }
+
+  private onWatcher(err: Error | null, events: watcher.Event[]): void {
+    if (this.stopped) return;
+    if (err) {
+      this.onProblem(new MicrovmError('E_FILE_EVENTS', `the host watcher of ${this.target.hostPath} failed: ${err.message}; some host edits may not raise events in the guest`));
+      return;
+    }
+    for (const event of events) {
+      const rel = relativeToShare(this.target.hostPath, event.path, this.target.covers);
+      if (rel !== undefined) mergeChange(this.pending, rel, event.type);
+    }
+    if (this.pending.size > MAX_PENDING) this.pending = collapse(this.pending, MAX_BATCH_EVENTS, (rel) => this.isDirectory(rel));
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.inFlight || this.timer || this.pending.size === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.inFlight = this.flush().finally(() => {
+        this.inFlight = undefined;
+        this.schedule();
+      });
+    }, COALESCE_MS);
+  }
+
+  private async flush(): Promise<void> {
+    const taken = this.pending;
+    this.pending = new Map();
+    const batch = collapse(taken, MAX_BATCH_EVENTS, (rel) => this.isDirectory(rel));
+    if (batch !== taken) this.stats.collapsed++;
+    const events = [...batch].map(([rel, kind]) => this.describe(rel, kind));
+    for (let at = 0; at < events.length && !this.stopped; at += MAX_FILE_EVENTS) {
+      const part = events.slice(at, at + MAX_FILE_EVENTS);
+      try {
+        await this.agent.fileEvents(this.target.guestPath, part);
+        this.stats.batches++;
+        this.stats.events += part.length;
+      } catch (err) {
+        this.stats.failures++;
+        this.onProblem(new MicrovmError('E_FILE_EVENTS', `the guest did not take ${part.length} file events for ${this.target.guestPath}: ${(err as Error).message}; ` +
+          'its watchers may have missed host edits', { cause: err }));
+      }
+    }
+  }
+
+  /** A MODIFY carries the size and mtime the host sees now: the guest skips it when its inode has both (its own write). */
+  private describe(rel: string, kind: PendingKind): GuestFileEvent {
+    if (kind !== 'MODIFY') return { kind, path: rel };
+    try {
+      const st = fs.lstatSync(path.join(this.target.hostPath, rel), { bigint: true });
+      return { kind, path: rel, size: st.size, mtimeNs: st.mtimeNs };
+    } catch {
+      return { kind, path: rel };
+    }
+  }
+
+  private isDirectory(rel: string): boolean {
+    try {
+      return fs.lstatSync(path.join(this.target.hostPath, rel)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+}

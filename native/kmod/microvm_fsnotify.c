@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * microvm_fsnotify: raise inotify/fanotify events in the guest for changes made on the host
+ * side of a virtio-fs share (virtio-fs sends the guest no change notifications).
+ *
+ * The guest agent (PID 1's server, root) writes one batch per write(2) to /dev/microvm-fsnotify
+ * (mode 0600). A batch names a mount point and lists events relative to it; see README.md
+ * for the byte layout. For each event the module looks the path up beneath the mount with
+ * LOOKUP_REVAL (FUSE then asks virtiofsd again, so stale dentries and attributes are dropped
+ * before anyone reacts to the event) and calls the kernel's fsnotify entry points, as the VFS
+ * does after a local change. It never writes to the file system.
+ *
+ * "The guest already knew" rule (no doubled events for the guest's own writes, which come back
+ * from the host as host events): a CREATE is skipped when the guest had a cached positive
+ * dentry for the same inode, a DELETE when it had a cached negative one, a MODIFY when the
+ * cached inode already had the size and mtime the host saw. The cache is read before the
+ * lookup that revalidates it.
+ */
+#include <linux/module.h>
+#include <linux/miscdevice.h>
+#include <linux/fs.h>
+#include <linux/namei.h>
+#include <linux/dcache.h>
+#include <linux/fsnotify.h>
+#include <linux/mm.h>
+#include <linux/uaccess.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/mutex.h>
+#include <asm/unaligned.h>
+
+/* Exported by fs/namei.c but not declared in a public header in 6.1. */
+extern int vfs_path_lookup(struct dentry *dentry, struct vfsmount *mnt, const char *name,
+			   unsigned int flags, struct path *path);
+
+#define MVFN_MAGIC 0x4e46564dU /* "MVFN" little-endian */
+#define MVFN_VERSION 1
+#define MVFN_HEADER 16
+#define MVFN_RECORD 24
+#define MVFN_MAX_EVENTS 1024
+#define MVFN_MAX_BATCH (512 * 1024)
+
+enum mvfn_kind { MVFN_MODIFY = 1, MVFN_CREATE = 2, MVFN_DELETE = 3, MVFN_DIR_CHANGED = 4 };
+#define MVFN_HAS_STAT 0x01
+
+/* Beneath the mount, no symlinks, no other mounts (a volume inside the share is not ours). */
+#define MVFN_LOOKUP (LOOKUP_REVAL | LOOKUP_NO_SYMLINKS | LOOKUP_NO_XDEV | LOOKUP_BENEATH)
+
+static unsigned long delivered;
+static unsigned long skipped_known;
+static unsigned long missing;
+static unsigned long moves;
+module_param(delivered, ulong, 0444);
+MODULE_PARM_DESC(delivered, "events delivered to fsnotify");
+module_param(skipped_known, ulong, 0444);
+MODULE_PARM_DESC(skipped_known, "events skipped because the guest already knew (its own change)");
+module_param(missing, ulong, 0444);
+MODULE_PARM_DESC(missing, "events whose path did not resolve (gone again, symlink, other mount)");
+module_param(moves, ulong, 0444);
+MODULE_PARM_DESC(moves, "delete+create pairs of one inode delivered as a move");
+
+static DEFINE_MUTEX(mvfn_lock);
+
+struct mvfn_event {
+	u8 kind;
+	u8 flags;
+	u64 size;
+	s64 mtime_sec;
+	u32 mtime_nsec;
+	char *rel;          /* NUL-terminated copy of the relative path */
+	struct qstr name;   /* last component of rel */
+	struct path parent; /* revalidated parent directory, or .dentry NULL */
+	struct inode *old;  /* the guest's cached inode for the name before revalidation */
+	bool old_negative;  /* the guest had a cached negative dentry for the name */
+	loff_t old_size;
+	struct timespec64 old_mtime;
+	struct path now;    /* the name after revalidation, or .dentry NULL */
+	bool paired;        /* CREATE consumed by a move */
+};
+
+/* Components must be non-empty, not "." or "..", no NUL, no leading '/'. */
+static bool mvfn_rel_ok(const char *p, size_t len)
+{
+	size_t i = 0, start;
+
+	if (len == 0 || p[0] == '/' || memchr(p, 0, len))
+		return false;
+	while (i < len) {
+		start = i;
+		while (i < len && p[i] != '/')
+			i++;
+		if (i == start || (i - start == 1 && p[start] == '.') ||
+		    (i - start == 2 && p[start] == '.' && p[start + 1] == '.'))
+			return false;
+		i++; /* skip '/' */
+	}
+	return p[len - 1] != '/';
+}
+
+static void mvfn_resolve_parent(struct path *root, struct mvfn_event *e)
+{
+	char *slash = strrchr(e->rel, '/');
+	struct dentry *cached;
+	int err;
+
+	if (slash) {
+		*slash = 0;
+		err = vfs_path_lookup(root->dentry, root->mnt, e->rel, MVFN_LOOKUP | LOOKUP_DIRECTORY, &e->parent);
+		*slash = '/';
+		if (err) {
+			e->parent.dentry = NULL;
+			return;
+		}
+		e->name.name = slash + 1;
+	} else {
+		e->parent = *root;
+		path_get(&e->parent);
+		e->name.name = e->rel;
+	}
+	e->name.len = strlen(e->name.name);
+	e->name.hash = 0;
+	/* dcache only, no revalidation: what the guest believed before this event. */
+	cached = d_hash_and_lookup(e->parent.dentry, &e->name);
+	if (IS_ERR_OR_NULL(cached))
+		return;
+	if (d_really_is_negative(cached)) {
+		e->old_negative = true;
+	} else {
+		e->old = igrab(d_inode(cached));
+		if (e->old) {
+			e->old_size = i_size_read(e->old);
+			e->old_mtime = e->old->i_mtime;
+		}
+	}
+	dput(cached);
+	/* d_hash_and_lookup may have rewritten the hash; name stays the same bytes. */
+	e->name = (struct qstr)QSTR_INIT(e->name.name, e->name.len);
+}
+
+static void mvfn_resolve_now(struct path *root, struct mvfn_event *e)
+{
+	if (!e->rel[0]) { /* DIR_CHANGED of the mount's root */
+		e->now = *root;
+		path_get(&e->now);
+		return;
+	}
+	if (vfs_path_lookup(root->dentry, root->mnt, e->rel, MVFN_LOOKUP, &e->now))
+		e->now.dentry = NULL;
+}
+
+static u32 mvfn_dir_bit(struct inode *inode)
+{
+	return inode && S_ISDIR(inode->i_mode) ? FS_ISDIR : 0;
+}
+
+/* The replaced or removed inode the guest still holds (a watch on a file saved by rename). */
+static void mvfn_gone_self(struct mvfn_event *e)
+{
+	if (!e->old || (e->now.dentry && d_inode(e->now.dentry) == e->old))
+		return;
+	fsnotify_inode(e->old, FS_ATTRIB);
+	fsnotify_inode(e->old, FS_DELETE_SELF);
+}
+
+static void mvfn_modify(struct mvfn_event *e)
+{
+	struct inode *inode;
+
+	if (!e->now.dentry) {
+		missing++;
+		return;
+	}
+	inode = d_inode(e->now.dentry);
+	if (e->old == inode && (e->flags & MVFN_HAS_STAT) && e->old_size == e->size &&
+	    e->old_mtime.tv_sec == e->mtime_sec && e->old_mtime.tv_nsec == e->mtime_nsec) {
+		skipped_known++;
+		return;
+	}
+	mvfn_gone_self(e);
+	if (S_ISDIR(inode->i_mode)) {
+		fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
+	} else {
+		fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
+		fsnotify_parent(e->now.dentry, FS_CLOSE_WRITE, &e->now, FSNOTIFY_EVENT_PATH);
+	}
+	delivered++;
+}
+
+static void mvfn_create(struct mvfn_event *e)
+{
+	struct inode *inode;
+
+	if (!e->now.dentry || !e->parent.dentry) {
+		missing++;
+		return;
+	}
+	inode = d_inode(e->now.dentry);
+	if (e->old == inode) {
+		skipped_known++;
+		return;
+	}
+	mvfn_gone_self(e);
+	fsnotify_name(FS_CREATE | mvfn_dir_bit(inode), inode, FSNOTIFY_EVENT_INODE,
+		      d_inode(e->parent.dentry), &e->name, 0);
+	delivered++;
+}
+
+static void mvfn_delete(struct mvfn_event *e)
+{
+	struct inode *dir;
+
+	if (!e->parent.dentry) {
+		missing++;
+		return;
+	}
+	if (e->old_negative || (e->old && e->now.dentry && d_inode(e->now.dentry) == e->old)) {
+		skipped_known++;
+		return;
+	}
+	dir = d_inode(e->parent.dentry);
+	fsnotify_name(FS_DELETE | mvfn_dir_bit(e->old), e->old ? e->old : dir, FSNOTIFY_EVENT_INODE,
+		      dir, &e->name, 0);
+	if (e->old)
+		fsnotify_inode(e->old, FS_DELETE_SELF);
+	delivered++;
+}
+
+static void mvfn_move(struct mvfn_event *from, struct mvfn_event *to)
+{
+	struct inode *inode = from->old;
+	u32 isdir = mvfn_dir_bit(inode);
+	u32 cookie = fsnotify_get_cookie();
+
+	fsnotify_name(FS_MOVED_FROM | isdir, inode, FSNOTIFY_EVENT_INODE, d_inode(from->parent.dentry),
+		      &from->name, cookie);
+	fsnotify_name(FS_MOVED_TO | isdir, inode, FSNOTIFY_EVENT_INODE, d_inode(to->parent.dentry),
+		      &to->name, cookie);
+	fsnotify_inode(inode, FS_MOVE_SELF);
+	to->paired = true;
+	delivered += 2;
+	moves++;
+}
+
+/* Many changes under one directory, collapsed by the host: the directory itself changed. */
+static void mvfn_dir_changed(struct mvfn_event *e)
+{
+	if (!e->now.dentry || !d_is_dir(e->now.dentry)) {
+		missing++;
+		return;
+	}
+	fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
+	delivered++;
+}
+
+static void mvfn_deliver(struct path *root, struct mvfn_event *ev, u32 n)
+{
+	u32 i, j;
+
+	/* Cached state first, for all events: a later revalidation may move or drop it. */
+	for (i = 0; i < n; i++)
+		if (ev[i].kind != MVFN_DIR_CHANGED)
+			mvfn_resolve_parent(root, &ev[i]);
+	for (i = 0; i < n; i++)
+		mvfn_resolve_now(root, &ev[i]);
+
+	for (i = 0; i < n; i++) {
+		struct mvfn_event *e = &ev[i];
+
+		switch (e->kind) {
+		case MVFN_MODIFY:
+			mvfn_modify(e);
+			break;
+		case MVFN_CREATE:
+			if (!e->paired)
+				mvfn_create(e);
+			break;
+		case MVFN_DELETE:
+			if (e->old && e->parent.dentry && !e->now.dentry) {
+				for (j = 0; j < n; j++) {
+					if (ev[j].kind == MVFN_CREATE && !ev[j].paired && ev[j].now.dentry &&
+					    ev[j].parent.dentry && d_inode(ev[j].now.dentry) == e->old)
+						break;
+				}
+				if (j < n) {
+					mvfn_move(e, &ev[j]);
+					break;
+				}
+			}
+			mvfn_delete(e);
+			break;
+		case MVFN_DIR_CHANGED:
+			mvfn_dir_changed(e);
+			break;
+		}
+	}
+}
+
+static void mvfn_release(struct mvfn_event *ev, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		if (ev[i].parent.dentry)
+			path_put(&ev[i].parent);
+		if (ev[i].now.dentry)
+			path_put(&ev[i].now);
+		iput(ev[i].old);
+		kfree(ev[i].rel);
+	}
+	kvfree(ev);
+}
+
+static ssize_t mvfn_write(struct file *file, const char __user *ubuf, size_t len, loff_t *ppos)
+{
+	struct mvfn_event *ev = NULL;
+	struct path root;
+	char *buf, *mount = NULL;
+	u32 count, i;
+	size_t off, mlen;
+	ssize_t ret = -EINVAL;
+
+	if (len < MVFN_HEADER || len > MVFN_MAX_BATCH)
+		return -EINVAL;
+	buf = memdup_user(ubuf, len);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	if (get_unaligned_le32(buf) != MVFN_MAGIC || get_unaligned_le16(buf + 4) != MVFN_VERSION)
+		goto out;
+	mlen = get_unaligned_le16(buf + 6);
+	count = get_unaligned_le32(buf + 8);
+	off = MVFN_HEADER;
+	if (count > MVFN_MAX_EVENTS || mlen == 0 || mlen > len - off || buf[off] != '/' || memchr(buf + off, 0, mlen))
+		goto out;
+	mount = kmemdup_nul(buf + off, mlen, GFP_KERNEL);
+	ev = kvcalloc(count ? count : 1, sizeof(*ev), GFP_KERNEL);
+	ret = -ENOMEM;
+	if (!mount || !ev)
+		goto out;
+	off += mlen;
+	ret = -EINVAL;
+	for (i = 0; i < count; i++) {
+		struct mvfn_event *e = &ev[i];
+		size_t plen;
+
+		if (len - off < MVFN_RECORD)
+			goto out_events;
+		e->kind = buf[off];
+		e->flags = buf[off + 1];
+		plen = get_unaligned_le16(buf + off + 2);
+		e->mtime_nsec = get_unaligned_le32(buf + off + 4);
+		e->size = get_unaligned_le64(buf + off + 8);
+		e->mtime_sec = (s64)get_unaligned_le64(buf + off + 16);
+		off += MVFN_RECORD;
+		if (e->kind < MVFN_MODIFY || e->kind > MVFN_DIR_CHANGED || e->mtime_nsec >= NSEC_PER_SEC ||
+		    plen > len - off || plen >= PATH_MAX ||
+		    !((plen == 0 && e->kind == MVFN_DIR_CHANGED) || mvfn_rel_ok(buf + off, plen)))
+			goto out_events;
+		e->rel = kmemdup_nul(buf + off, plen, GFP_KERNEL);
+		if (!e->rel) {
+			ret = -ENOMEM;
+			goto out_events;
+		}
+		off += plen;
+	}
+	if (off != len)
+		goto out_events;
+
+	ret = kern_path(mount, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &root);
+	if (ret)
+		goto out_events;
+	if (root.dentry != root.mnt->mnt_root) {
+		ret = -EINVAL; /* not a mount point: events target a mount, nothing else */
+	} else {
+		mutex_lock(&mvfn_lock);
+		mvfn_deliver(&root, ev, count);
+		mutex_unlock(&mvfn_lock);
+		ret = len;
+	}
+	path_put(&root);
+out_events:
+	mvfn_release(ev, count);
+	ev = NULL;
+out:
+	kvfree(ev);
+	kfree(mount);
+	kfree(buf);
+	return ret;
+}
+
+static const struct file_operations mvfn_fops = {
+	.owner = THIS_MODULE,
+	.write = mvfn_write,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice mvfn_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "microvm-fsnotify",
+	.fops = &mvfn_fops,
+	.mode = 0600,
+};
+
+static int __init mvfn_init(void)
+{
+	return misc_register(&mvfn_dev);
+}
+
+static void __exit mvfn_exit(void)
+{
+	misc_deregister(&mvfn_dev);
+}
+
+module_init(mvfn_init);
+module_exit(mvfn_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("microvm: host file events for virtio-fs shares, raised as fsnotify events");
