@@ -163,3 +163,33 @@ test('without cgroups (--unix) a timeout still kills the process group; PIDS_MAX
   await assert.rejects(client.exec(exec(['true'], { pidsMax: 4194305 }), 1 << 20), /PIDS_MAX/);
   client.connection.close();
 });
+
+test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many events; valid ones are checked, then refused off PID 1', async () => {
+  const tooMany = new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, '/workspace');
+  for (let i = 0; i <= 1024; i++) tooMany.nested(Tag.FILE_EVENT, new TlvWriter().u32(Tag.EVENT_KIND, 1).str(Tag.EVENT_PATH, `f${i}`));
+  const raw = await rawSession();
+  raw.send(encodeFrame(FrameType.REQUEST, 1, tooMany.toBuffer()));
+  assert.equal(parseTlv((await raw.nextOn(1, FrameType.RESPONSE)).payload).u32(Tag.STATUS), Status.E_TOO_LARGE);
+  raw.send(encodeFrame(FrameType.REQUEST, 2, new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, '/workspace')
+    .nested(Tag.FILE_EVENT, new TlvWriter().u32(Tag.EVENT_KIND, 9).str(Tag.EVENT_PATH, 'f')).toBuffer()));
+  assert.equal(parseTlv((await raw.nextOn(2, FrameType.RESPONSE)).payload).u32(Tag.STATUS), Status.E_BAD_REQUEST);
+  raw.close();
+
+  const client = await openClient();
+  const refusal = async (events: Parameters<AgentClient['fileEvents']>[1]) => {
+    const err = await client.fileEvents('/workspace', events).then(() => undefined, (e: unknown) => e as MicrovmError & { agentStatus: number });
+    assert.ok(err, `refused: ${events.map((e) => `${e.kind} ${e.path}`).join(", ")}`);
+    return err;
+  };
+  for (const bad of ['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', './a', 'a/.', 'a/', '']) {
+    const err = await refusal([{ kind: 'MODIFY', path: bad }]);
+    assert.equal(err.agentStatus, Status.E_BAD_REQUEST, bad);
+    assert.match(err.message, /EVENT_PATH/, bad);
+  }
+  // The mount itself only as a directory change; everything valid, but the agent is not PID 1 here.
+  const offPid1 = await refusal([{ kind: 'DIR_CHANGED', path: '' }, { kind: 'MODIFY', path: 'src/a.ts', size: 3n, mtimeNs: 1n }, { kind: 'DELETE', path: '.hidden/x' }]);
+  assert.equal(offPid1.agentStatus, Status.E_IO);
+  assert.match(offPid1.message, /PID 1/);
+  assert.ok(!client.info.features.includes('file-events'), 'no file-events feature without the guest device');
+  client.connection.close();
+});
