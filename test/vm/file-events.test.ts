@@ -20,6 +20,7 @@ let pool: Pool;
 let vm: Vm;
 let nodeWatch: GuestLines;
 let inotify: GuestLines;
+const problems: string[] = [];
 
 /** node fs.watch on the folder (its events carry the file's content as the guest reads it then) and on one file. */
 const WATCHER = `
@@ -55,6 +56,7 @@ before(async () => {
     mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [], fileEvents: true }] });
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
+  vm.onFileEventProblem((p) => problems.push(p.message));
   nodeWatch = new GuestLines(vm.spawn({ argv: ['node', '-e', WATCHER], timeoutMs: 0 }));
   await nodeWatch.waitFor(/"ready"/, 0, 30_000);
   // A pty: inotifywait's stdout is then line-buffered.
@@ -212,6 +214,48 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
   await new Promise((resolve) => setTimeout(resolve, 2000));
   assert.equal(vm.fileEventStats[0].batches, stats.batches, 'no batch after the change settled: no loop');
   assert.equal(vm.fileEventStats[0].failures, 0);
+  assert.deepEqual(problems, []);
   const listing = await vm.exec({ argv: ['sh', '-c', 'ls /workspace/mass/d99 | wc -l'] });
   assert.equal(listing.stdout.trim(), '100');
+});
+
+/** Writes crafted batches to the guest module and prints each write's result (errno code or "ok"). */
+const CRAFTED = `
+const fs = require('fs');
+const batch = (mount, events, count = events.length) => {
+  const m = Buffer.from(mount);
+  const head = Buffer.alloc(16);
+  head.writeUInt32LE(0x4e46564d, 0); head.writeUInt16LE(1, 4); head.writeUInt16LE(m.length, 6); head.writeUInt32LE(count, 8);
+  const recs = events.map(([kind, rel]) => { const p = Buffer.from(rel); const r = Buffer.alloc(24); r[0] = kind; r.writeUInt16LE(p.length, 2); return Buffer.concat([r, p]); });
+  return Buffer.concat([head, m, ...recs]);
+};
+const fd = fs.openSync('/dev/microvm-fsnotify', 'w');
+const tryWrite = (name, buf) => { try { fs.writeSync(fd, buf); console.log(name + ' ok'); } catch (e) { console.log(name + ' ' + e.code); } };
+tryWrite('dotdot', batch('/workspace', [[1, '../etc/passwd']]));
+tryWrite('absolute', batch('/workspace', [[1, '/etc/passwd']]));
+tryWrite('not-a-mount', batch('/workspace/sub2', [[1, 'x']]));
+tryWrite('bad-kind', batch('/workspace', [[7, 'x']]));
+tryWrite('truncated', batch('/workspace', [[1, 'watched.txt']]).subarray(0, 30));
+tryWrite('count-over', batch('/workspace', [[1, 'watched.txt']], 5000));
+tryWrite('through-symlink', batch('/workspace', [[1, 'etc-link/passwd']]));
+tryWrite('valid', batch('/workspace', [[1, 'watched.txt']]));
+`;
+
+test('the guest module keeps events beneath the mount: no "..", absolute paths, symlinks or other mounts; root only', async () => {
+  fs.mkdirSync(path.join(dir, 'sub2'));
+  fs.symlinkSync('/etc', path.join(dir, 'etc-link'));
+  const missingBefore = await guestCounter('missing');
+  // inotifywait on the guest's /etc/passwd exits 0 on an event, 2 when none came within 4 s.
+  const result = await vm.exec({ argv: ['sh', '-c', `inotifywait -q -t 4 -e modify /etc/passwd >/dev/null & sleep 1; node -e '${CRAFTED.replace(/'/g, "'\\''")}'; wait $!; echo "etc rc=$?"`], timeoutMs: 60_000 });
+  assert.equal(result.exitCode, 0, result.stderr);
+  const lines = Object.fromEntries(result.stdout.trim().split('\n').map((l) => l.split(' ')));
+  assert.deepEqual(lines, { dotdot: 'EINVAL', absolute: 'EINVAL', 'not-a-mount': 'EINVAL', 'bad-kind': 'EINVAL', truncated: 'EINVAL', 'count-over': 'EINVAL', 'through-symlink': 'ok', valid: 'ok', etc: 'rc=2' });
+  assert.equal(await guestCounter('missing'), missingBefore + 1, 'the symlinked path did not resolve');
+  const device = await vm.exec({ argv: ['stat', '-c', '%a %u', '/dev/microvm-fsnotify'] });
+  assert.equal(device.stdout.trim(), '600 0');
+  const asNobody = await vm.exec({ argv: ['sh', '-c', 'echo x > /dev/microvm-fsnotify'], user: { uid: 65534, gid: 65534 } });
+  assert.notEqual(asNobody.exitCode, 0);
+  assert.match(asNobody.stderr, /Permission denied/);
+  const kernelLog = await vm.exec({ argv: ['sh', '-c', 'dmesg 2>/dev/null || busybox dmesg'] });
+  assert.doesNotMatch(kernelLog.stdout, /BUG|WARNING|Oops|general protection/);
 });
