@@ -14,6 +14,7 @@ import { notesFor, tabulate } from './results';
 import { measureBake } from './rows/bake';
 import { measureBoot } from './rows/boot';
 import { measureBuild } from './rows/build';
+import { measureEvents } from './rows/events';
 import { measureExec } from './rows/exec';
 import { measureFiles } from './rows/files';
 import { measurePull } from './rows/pull';
@@ -49,6 +50,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   egress: (_image, _raw, sizes) => measureEgress(sizes, log),
   build: (_image, _raw, sizes) => measureBuild(sizes.builds, log),
   warm: (_image, _raw, sizes) => measureWarm(sizes, log),
+  events: (_image, _raw, sizes) => measureEvents(sizes, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

@@ -37,6 +37,8 @@ export interface Sizes {
   egressMib: number;
   /** Dockerfile builds: cold (empty builder cache), cache-hit lookups, late-step rebuilds. */
   builds: { cold: number; hits: number; rebuilds: number };
+  /** Host edits timed to the guest's inotify event (and to a host fs.watch beside each). */
+  eventSamples: number;
 }
 
 /** The agent's per-call file limit: vm.writeFile / vm.readFile carry at most 4 MiB. */
@@ -53,7 +55,7 @@ export function sizesFor(quick: boolean): Sizes {
       fileRuns: 10, smallFiles: 2000, smallFileRuns: 3, pulls: 2,
       netguardWindows: 30, netguardOverheadSamples: 10, netguardOverheadBatch: 1000,
       egressConnects: 50, egressStreams: 3, egressMib: 64,
-      builds: { cold: 1, hits: 10, rebuilds: 1 },
+      builds: { cold: 1, hits: 10, rebuilds: 1 }, eventSamples: 20,
     }
     : {
       boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
@@ -62,6 +64,6 @@ export function sizesFor(quick: boolean): Sizes {
       fileRuns: 30, smallFiles: 10_000, smallFileRuns: 3, pulls: 5,
       netguardWindows: 200, netguardOverheadSamples: 30, netguardOverheadBatch: 1000,
       egressConnects: 300, egressStreams: 5, egressMib: 256,
-      builds: { cold: 3, hits: 30, rebuilds: 3 },
+      builds: { cold: 3, hits: 30, rebuilds: 3 }, eventSamples: 60,
     };
 }

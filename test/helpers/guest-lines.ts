@@ -3,6 +3,7 @@ import type { ExecChild } from '../../engine/agent/exec-child';
 /** One line of a guest process's output, with the host time it arrived. */
 export interface TimedLine {
   text: string;
+  /** performance.now() when the line arrived. */
   at: number;
 }
 
@@ -45,7 +46,7 @@ export class GuestLines {
     for (;;) {
       const chunk = await this.child.readStdout();
       if (chunk === null) break;
-      const at = Date.now();
+      const at = performance.now();
       const parts = (this.partial + chunk.toString('utf8')).split('\n');
       this.partial = parts.pop() ?? '';
       for (const part of parts) this.lines.push({ text: part.replace(/\r$/, ''), at });
