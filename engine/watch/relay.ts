@@ -10,6 +10,8 @@ import { collapse, MAX_PENDING, mergeChange, PendingKind, relativeToShare } from
 export const COALESCE_MS = 15;
 /** Most events in one FILE_EVENTS request; a larger burst collapses to per-directory events. */
 export const MAX_BATCH_EVENTS = 512;
+/** Requests in a row the guest did not take before the relay gives up (a gone agent, a missing module). */
+export const MAX_FAILURES_IN_A_ROW = 3;
 
 export interface FileEventStats {
   /** FILE_EVENTS requests sent. */
@@ -42,6 +44,7 @@ export class FileEventRelay {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private stopped = false;
+  private failuresInARow = 0;
   private subscription: watcher.AsyncSubscription | undefined;
 
   get guestPath(): string {
@@ -114,10 +117,16 @@ export class FileEventRelay {
         await this.agent.fileEvents(this.target.guestPath, part);
         this.stats.batches++;
         this.stats.events += part.length;
+        this.failuresInARow = 0;
       } catch (err) {
         this.stats.failures++;
+        const givingUp = ++this.failuresInARow >= MAX_FAILURES_IN_A_ROW;
         this.onProblem(new MicrovmError('E_FILE_EVENTS', `the guest did not take ${part.length} file events for ${this.target.guestPath}: ${(err as Error).message}; ` +
-          'its watchers may have missed host edits', { cause: err }));
+          (givingUp ? `after ${MAX_FAILURES_IN_A_ROW} failures in a row host edits are no longer relayed to this VM (reopen it to start again)` : 'its watchers may have missed host edits'), { cause: err }));
+        if (givingUp) {
+          void this.stop();
+          return;
+        }
       }
     }
   }

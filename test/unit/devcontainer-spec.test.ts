@@ -155,6 +155,7 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
   assert.equal(resolveContainerEnv(plan.remoteEnv, { PATH: '/usr/bin:/bin' }).PATH, `/workspaces/${name}/.dotnet:/usr/bin:/bin`);
   assert.equal(plan.remoteEnv.TOKEN, '', 'a host variable not allowed');
   assert.deepEqual(plan.mounts.map((m) => [m.hostPath, m.guestPath, m.readOnly]), [[dir, `/workspaces/${name}`, false], [path.join(dir, 'data'), '/data', true]]);
+  assert.deepEqual(plan.mounts.map((m) => m.fileEvents === true), [true, false], 'host edits raise guest file events in the workspace folder only');
   assert.deepEqual(plan.volumes.map((v) => [v.name, v.mountPoint]), [
     [`${resolved.devcontainerId}-cache`, '/cache'], [plan.volumes[1].name, '/anon'], ['deps', `/workspaces/${name}/node_modules`],
   ]);

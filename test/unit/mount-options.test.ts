@@ -39,11 +39,11 @@ test('bad mounts and volumes are refused with the field and the value', async ()
     isMicrovmError(err, 'E_BAD_OPTION') && (err as Error).message.includes(`mounts.0.hostPath: "${missing}" does not exist`));
 });
 
-test('mount defaults: filtered, opaque symlinks, writable, the default protected names, git writable', () => {
+test('mount defaults: filtered, opaque symlinks, writable, the default protected names, git writable, no file events', () => {
   const opts = parseOptions(buildOptionsSchema, { mounts: [{ hostPath: '/tmp', guestPath: '/w' }] }, 'Image.build');
   assert.deepEqual(opts.mounts[0], {
     hostPath: '/tmp', guestPath: '/w', symlinks: 'opaque', readOnly: false, filter: true,
-    protect: ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky', 'pyvenv.cfg'], protectPaths: [], git: 'writable',
+    protect: ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky', 'pyvenv.cfg'], protectPaths: [], git: 'writable', fileEvents: false,
   });
 });
 

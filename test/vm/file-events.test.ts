@@ -120,6 +120,12 @@ test('host modify, create, delete, editor save, mkdir, rmdir and rename raise in
   ]);
   assert.equal(await guestCounter('moves'), movesBefore + 1);
 
+  // An editor's save of the file a guest watch holds: the old inode is gone, as after a local rename-over.
+  timings.saveWatched = await expectEvents(() => {
+    fs.writeFileSync(`${f}.tmp`, 'saved by an editor\n');
+    fs.renameSync(`${f}.tmp`, f);
+  }, [[nodeWatch, (t) => json(t).w === 'file' && json(t).type === 'rename']]);
+
   const all = Object.values(timings).flat();
   console.log(`host change -> guest watcher line (ms): ${JSON.stringify(timings)}`);
   assert.ok(Math.max(...all) < 2000, `every event within 2 s: ${JSON.stringify(timings)}`);
