@@ -66,6 +66,7 @@ async function create(file: string, sizeMib: number): Promise<void> {
  */
 export async function removeVolume(name: string): Promise<void> {
   const file = volumeFile(name);
+  if (!fs.existsSync(path.dirname(file))) return; // a fresh $MICROVM_HOME has no volumes (and no directory for a lock)
   const release = await lock(file, name);
   try {
     fs.rmSync(file, { force: true });

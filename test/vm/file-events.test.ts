@@ -186,8 +186,10 @@ test('node --watch restarts after a host edit', async () => {
     const mark = server.mark;
     const started = performance.now();
     fs.writeFileSync(path.join(dir, 'server.js'), "console.log('server v2'); setInterval(() => {}, 1000);\n");
+    const eventMark = inotify.mark;
     const line = await server.waitFor(/server v2/, mark, 10_000);
-    console.log(`node --watch restarted with the host's edit after ${Math.round(line.at - started)} ms`);
+    const event = await inotify.waitFor(/^MODIFY server\.js$/, eventMark, 1000);
+    console.log(`node --watch: the guest's MODIFY after ${Math.round(event.at - started)} ms, the restarted server's first line after ${Math.round(line.at - started)} ms`);
   } finally {
     server.child.signal('SIGKILL');
   }

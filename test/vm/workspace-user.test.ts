@@ -98,6 +98,7 @@ test('remoteUser: hooks and terminals run as the image\'s user with its home, sh
       assert.deepEqual([stat.uid, stat.gid], [HOST_OWNER, HOST_OWNER], `${made} belongs to the folder's owner on the host`);
     }
     assert.ok(logs.some((l) => l.startsWith('terminals and hooks run as dev (1000:1000, groups 1500)')), logs.join('\n'));
+    assert.ok(!logs.some((l) => l.startsWith('file events:')), `the workspace folder's host edits reach the guest's watchers: ${logs.join('\n')}`);
   } finally {
     await session.stop();
   }
