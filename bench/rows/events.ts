@@ -30,6 +30,7 @@ export async function measureEvents(sizes: Sizes, log: (line: string) => void): 
   const pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
   try {
     const vm = await pool.acquire();
+    while (vm.fileEventStats.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
     const inotify = new GuestLines(vm.spawn({ argv: ['inotifywait', '-m', '-q', '-e', 'modify', '--format', '%e %f', '/workspace'], tty: true, timeoutMs: 0 }));
     try {
       await new Promise((resolve) => setTimeout(resolve, 1000));

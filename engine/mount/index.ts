@@ -25,7 +25,7 @@ export interface StorageDevices {
 export class Storage {
   private readonly refusalListeners: Array<(refusal: ShareRefusal) => void> = [];
   private readonly fileEventProblemListeners: Array<(problem: MicrovmError) => void> = [];
-  /** Relays of host changes into the guest, one per share with `fileEvents`. */
+  /** Relays of host changes into the guest, one per share with `fileEvents`, each once it watches. */
   readonly relays: FileEventRelay[] = [];
 
   /** The disk that keeps the root's changes, when the VM has one; the agent mounts it at boot, not here. */
@@ -115,16 +115,23 @@ export class Storage {
         throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${why}`, { cause: err });
       }
     }
-    await this.startRelays(agent);
+    // Not awaited: watching a large tree takes a while (~0.25 s for 20k files here), and edits
+    // before the guest's own watchers start need no event.
+    this.relaysStarting = this.startRelays(agent).catch((err: Error) =>
+      this.reportFileEventProblem(new MicrovmError('E_FILE_EVENTS', `host edits are not relayed into the guest: ${err.message}`, { cause: err })));
+  }
+
+  private relaysStarting: Promise<void> | undefined;
+
+  private reportFileEventProblem(problem: MicrovmError): void {
+    this.fileEventProblems.push(problem);
+    if (this.fileEventProblems.length > 16) this.fileEventProblems.shift();
+    for (const listener of this.fileEventProblemListeners) listener(problem);
   }
 
   /** Watches the shares with `fileEvents` on the host; a relay that cannot start is a problem, not a failure. */
   private async startRelays(agent: AgentClient): Promise<void> {
-    const report = (problem: MicrovmError) => {
-      this.fileEventProblems.push(problem);
-      if (this.fileEventProblems.length > 16) this.fileEventProblems.shift();
-      for (const listener of this.fileEventProblemListeners) listener(problem);
-    };
+    const report = (problem: MicrovmError) => this.reportFileEventProblem(problem);
     const inside = [...this.volumes.map((v) => v.spec.mountPoint), ...this.tmpfs.map((t) => t.mountPoint)];
     for (const share of this.shares.filter((s) => s.mount.fileEvents)) {
       if (!agent.info.features.includes('file-events')) {
@@ -181,6 +188,7 @@ export class Storage {
   private released: Promise<void> | undefined;
 
   private async releaseOnce(): Promise<void> {
+    await this.relaysStarting;
     await Promise.all(this.relays.map((r) => r.stop()));
     await Promise.all(this.shares.map((s) => s.stop()));
     for (const volume of this.volumes) volume.release();

@@ -57,6 +57,11 @@ before(async () => {
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
   vm.onFileEventProblem((p) => problems.push(p.message));
+  // The relay starts watching in the background after the mounts; wait until it does.
+  for (let waited = 0; vm.fileEventStats.length === 0; waited += 50) {
+    assert.ok(waited < 30_000, `no file-event relay after 30 s: ${problems.join('; ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   nodeWatch = new GuestLines(vm.spawn({ argv: ['node', '-e', WATCHER], timeoutMs: 0 }));
   await nodeWatch.waitFor(/"ready"/, 0, 30_000);
   // A pty: inotifywait's stdout is then line-buffered.
@@ -165,7 +170,7 @@ test('edit-to-event latency: p95 within 250 ms', async () => {
   assert.ok(p95 <= EVENT_MS, `p95 ${p95} ms is over ${EVENT_MS} ms (samples ${samples.join(', ')})`);
 });
 
-test('the guest\'s own writes are not doubled by the relay', async () => {
+test('the guest\'s own changes come back from the host skipped: its create is not doubled', async () => {
   const mark = inotify.mark;
   const skippedBefore = await guestCounter('skipped_known');
   await vm.exec({ argv: ['sh', '-c', 'echo guest > /workspace/own.txt && echo again >> /workspace/own.txt'] });
