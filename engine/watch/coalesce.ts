@@ -34,8 +34,8 @@ export function mergeChange(pending: Map<string, PendingKind>, rel: string, chan
 /**
  * Bounds a batch: at most `limit` events. Past it, every changed path is replaced by its
  * parent directory (DIR_CHANGED: "something in here changed, read it again"), one level up at
- * a time until the set fits; `exists` maps a directory to its nearest existing ancestor, so
- * a deleted subtree is reported on the directory that still holds it. '' is the share itself.
+ * a time until the set fits; a directory that no longer exists (`exists` says) becomes the
+ * DELETE of the top of its removed subtree. '' is the share itself.
  */
 export function collapse(pending: Map<string, PendingKind>, limit: number, exists: (rel: string) => boolean): Map<string, PendingKind> {
   if (pending.size <= limit) return pending;
@@ -47,9 +47,15 @@ export function collapse(pending: Map<string, PendingKind>, limit: number, exist
     dirs = up;
   }
   const out = new Map<string, PendingKind>();
-  for (let dir of dirs) {
-    while (dir !== '' && !exists(dir)) dir = parentOf(dir);
-    out.set(dir, 'DIR_CHANGED');
+  for (const dir of dirs) {
+    if (dir === '' || exists(dir)) {
+      out.set(dir, 'DIR_CHANGED');
+      continue;
+    }
+    // A removed subtree (an `rm -rf`, a checkout that drops a directory): the delete of its top.
+    let gone = dir;
+    while (parentOf(gone) !== '' && !exists(parentOf(gone))) gone = parentOf(gone);
+    out.set(gone, 'DELETE');
   }
   return out;
 }

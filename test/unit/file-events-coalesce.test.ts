@@ -30,8 +30,11 @@ test('a batch over the limit collapses to its directories, one level up at a tim
   assert.deepEqual([...byDir.values()].every((k) => k === 'DIR_CHANGED'), true);
   assert.ok(byDir.has('src/d3'));
   assert.deepEqual([...collapse(pending, 5, () => true)], [['src', 'DIR_CHANGED']]);
-  // A deleted subtree is reported on the directory that still exists.
-  assert.deepEqual([...collapse(pending, 20, (rel) => rel === 'src' || rel === '')].slice(0, 1), [['src', 'DIR_CHANGED']]);
+  // A removed subtree is the delete of its top directory; the share itself always exists.
+  const removed = collapse(pending, 20, (rel) => rel === 'src');
+  assert.equal(removed.size, 10);
+  assert.equal(removed.get('src/d3'), 'DELETE');
+  assert.deepEqual([...collapse(pending, 20, () => false)], [['src', 'DELETE']]);
   assert.deepEqual([...collapse(new Map([['x/1', 'DELETE'], ['y/2', 'DELETE']]), 1, () => false)], [['', 'DIR_CHANGED']]);
 });
 

@@ -230,6 +230,17 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
   assert.deepEqual(problems, []);
   const listing = await vm.exec({ argv: ['sh', '-c', 'ls /workspace/mass/d99 | wc -l'] });
   assert.equal(listing.stdout.trim(), '100');
+
+  // And removed again, as a checkout that drops a directory: the delete of its top.
+  const beforeRemove = vm.fileEventStats[0].events;
+  const removeMark = inotify.mark;
+  const started = performance.now();
+  fs.rmSync(mass, { recursive: true });
+  const gone = await inotify.waitFor(/^DELETE,ISDIR mass$/, removeMark, 30_000);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const removedEvents = vm.fileEventStats[0].events - beforeRemove;
+  console.log(`rm -rf of the 10k-file tree: ${removedEvents} events, the folder's watch heard DELETE,ISDIR mass after ${Math.round(gone.at - started)} ms`);
+  assert.ok(removedEvents <= 2000, `at most 2000 events relayed for the removal, got ${removedEvents}`);
 });
 
 /** Writes crafted batches to the guest module and prints each write's result (errno code or "ok"). */
