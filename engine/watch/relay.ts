@@ -63,15 +63,19 @@ export class FileEventRelay {
   static async start(target: RelayTarget, agent: AgentClient, onProblem: (problem: MicrovmError) => void): Promise<FileEventRelay> {
     const relay = new FileEventRelay(target, agent, onProblem);
     try {
-      // Loaded on first use: a native module (prebuilt per platform), kept out of the bundles (esbuild.mjs).
+      // Loaded on first use: its native binary is a package per platform (esbuild.mjs copies it into dist/).
       const parcel: typeof watcher = await import('@parcel/watcher');
       relay.subscription = await parcel.subscribe(target.hostPath, (err, events) => relay.onWatcher(err, events), {
         backend: process.platform === 'linux' ? 'inotify' : undefined,
         ignore: ['.git', '**/.git', ...target.covers],
       });
+      // An empty batch first: the guest module starts recording guest writes on this mount, so
+      // their echoes from the host are not raised twice.
+      await agent.fileEvents(target.guestPath, []);
     } catch (err) {
-      throw new MicrovmError('E_FILE_EVENTS', `cannot watch ${target.hostPath} for changes to relay into the guest at ${target.guestPath}: ${(err as Error).message}; ` +
-        'the guest still sees the files, but its watchers get no events for host edits (on Linux, raise fs.inotify.max_user_watches for large trees)', { cause: err });
+      await relay.subscription?.unsubscribe().catch(() => undefined);
+      throw new MicrovmError('E_FILE_EVENTS', `cannot relay changes of ${target.hostPath} into the guest at ${target.guestPath}: ${(err as Error).message}; ` +
+        'the guest still sees the files, but its watchers get no events for host edits (a host watch limit: raise fs.inotify.max_user_watches for large trees)', { cause: err });
     }
     return relay;
   }

@@ -190,8 +190,10 @@ void op_file_events(uint32_t stream, const uint8_t *payload, size_t len)
         send_status(stream, ST_E_IO, (uint32_t)errno, "cannot open %s: %s (the microvm_fsnotify module is not loaded)", FSNOTIFY_DEVICE, strerror(errno));
         goto out;
     }
+    /* An empty request still writes one (empty) batch: it arms the module's record of guest
+     * writes on that mount (native/kmod/README.md). */
     size_t from = 0;
-    while (from < n) {
+    do {
         size_t to = from, bytes = BATCH_HEADER + strlen(mount);
         while (to < n && (to == from || bytes + record_size(&ev[to]) <= BATCH_MAX))
             bytes += record_size(&ev[to++]);
@@ -202,7 +204,7 @@ void op_file_events(uint32_t stream, const uint8_t *payload, size_t len)
             goto out;
         }
         from = to;
-    }
+    } while (from < n);
     send_status(stream, ST_OK, 0, "%s", "");
 out:
     free(ev);

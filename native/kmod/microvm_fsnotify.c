@@ -27,6 +27,9 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/hash.h>
+#include <linux/jiffies.h>
 #include <asm/unaligned.h>
 
 /* Exported by fs/namei.c but not declared in a public header in 6.1. */
@@ -60,6 +63,86 @@ module_param(moves, ulong, 0444);
 MODULE_PARM_DESC(moves, "delete+create pairs of one inode delivered as a move");
 
 static DEFINE_MUTEX(mvfn_lock);
+
+/*
+ * Guest writes, so that their echo from the host is not raised again: a group of our own with
+ * an FS_MODIFY mark on the superblock of every mount we deliver to (armed by its first batch,
+ * even an empty one) records which inodes guest processes modified, and when. Our own
+ * FS_MODIFY calls are not recorded (mvfn_delivering). One slot per inode hash: a collision
+ * only forgets a write (the echo is then raised, as without this).
+ */
+#define MVFN_WRITE_SLOTS_BITS 9
+#define MVFN_WRITE_WINDOW (2 * HZ)
+struct mvfn_write {
+	struct inode *inode;
+	unsigned long ino;
+	unsigned long at;
+};
+static struct mvfn_write mvfn_writes[1 << MVFN_WRITE_SLOTS_BITS];
+static DEFINE_SPINLOCK(mvfn_writes_lock);
+static struct fsnotify_group *mvfn_group;
+static struct task_struct *mvfn_delivering;
+
+static int mvfn_handle_event(struct fsnotify_group *group, u32 mask, const void *data, int data_type,
+			     struct inode *dir, const struct qstr *name, u32 cookie,
+			     struct fsnotify_iter_info *iter_info)
+{
+	struct inode *inode = fsnotify_data_inode(data, data_type);
+	struct mvfn_write *w;
+
+	if (!(mask & FS_MODIFY) || !inode || READ_ONCE(mvfn_delivering) == current)
+		return 0;
+	w = &mvfn_writes[hash_ptr(inode, MVFN_WRITE_SLOTS_BITS)];
+	spin_lock(&mvfn_writes_lock);
+	w->inode = inode;
+	w->ino = inode->i_ino;
+	w->at = jiffies;
+	spin_unlock(&mvfn_writes_lock);
+	return 0;
+}
+
+static bool mvfn_guest_wrote(struct inode *inode)
+{
+	struct mvfn_write *w = &mvfn_writes[hash_ptr(inode, MVFN_WRITE_SLOTS_BITS)];
+	bool hit;
+
+	spin_lock(&mvfn_writes_lock);
+	hit = w->inode == inode && w->ino == inode->i_ino && time_before(jiffies, w->at + MVFN_WRITE_WINDOW);
+	spin_unlock(&mvfn_writes_lock);
+	return hit;
+}
+
+static void mvfn_free_mark(struct fsnotify_mark *mark)
+{
+	kfree(mark);
+}
+
+static const struct fsnotify_ops mvfn_ops = {
+	.handle_event = mvfn_handle_event,
+	.free_mark = mvfn_free_mark,
+};
+
+/* Called under mvfn_lock. */
+static void mvfn_arm(struct super_block *sb)
+{
+	struct fsnotify_mark *mark;
+
+	if (!mvfn_group)
+		return;
+	mark = fsnotify_find_mark(&sb->s_fsnotify_marks, mvfn_group);
+	if (mark) {
+		fsnotify_put_mark(mark);
+		return;
+	}
+	mark = kzalloc(sizeof(*mark), GFP_KERNEL);
+	if (!mark)
+		return;
+	fsnotify_init_mark(mark, mvfn_group);
+	mark->mask = FS_MODIFY;
+	if (fsnotify_add_mark(mark, &sb->s_fsnotify_marks, FSNOTIFY_OBJ_TYPE_SB, 0, NULL))
+		pr_warn("microvm_fsnotify: cannot watch guest writes on %s: their echoes raise events twice\n", sb->s_id);
+	fsnotify_put_mark(mark);
+}
 
 struct mvfn_event {
 	u8 kind;
@@ -171,8 +254,9 @@ static void mvfn_modify(struct mvfn_event *e)
 		return;
 	}
 	inode = d_inode(e->now.dentry);
-	if (e->old == inode && (e->flags & MVFN_HAS_STAT) && e->old_size == e->size &&
-	    e->old_mtime.tv_sec == e->mtime_sec && e->old_mtime.tv_nsec == e->mtime_nsec) {
+	if (mvfn_guest_wrote(inode) ||
+	    (e->old == inode && (e->flags & MVFN_HAS_STAT) && e->old_size == e->size &&
+	     e->old_mtime.tv_sec == e->mtime_sec && e->old_mtime.tv_nsec == e->mtime_nsec)) {
 		skipped_known++;
 		return;
 	}
@@ -372,7 +456,10 @@ static ssize_t mvfn_write(struct file *file, const char __user *ubuf, size_t len
 		ret = -EINVAL; /* not a mount point: events target a mount, nothing else */
 	} else {
 		mutex_lock(&mvfn_lock);
+		mvfn_arm(root.mnt->mnt_sb);
+		WRITE_ONCE(mvfn_delivering, current);
 		mvfn_deliver(&root, ev, count);
+		WRITE_ONCE(mvfn_delivering, NULL);
 		mutex_unlock(&mvfn_lock);
 		ret = len;
 	}
@@ -400,17 +487,20 @@ static struct miscdevice mvfn_dev = {
 	.mode = 0600,
 };
 
+/*
+ * No module_exit: the group cannot be destroyed from a module (fsnotify_destroy_group is not
+ * exported), so the module stays once loaded, as every module of the initramfs does.
+ */
 static int __init mvfn_init(void)
 {
+	mvfn_group = fsnotify_alloc_group(&mvfn_ops, 0);
+	if (IS_ERR(mvfn_group)) {
+		pr_warn("microvm_fsnotify: no fsnotify group (%ld): echoes of guest writes raise events twice\n", PTR_ERR(mvfn_group));
+		mvfn_group = NULL;
+	}
 	return misc_register(&mvfn_dev);
 }
 
-static void __exit mvfn_exit(void)
-{
-	misc_deregister(&mvfn_dev);
-}
-
 module_init(mvfn_init);
-module_exit(mvfn_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("microvm: host file events for virtio-fs shares, raised as fsnotify events");
