@@ -190,6 +190,7 @@ test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many eve
   const offPid1 = await refusal([{ kind: 'DIR_CHANGED', path: '' }, { kind: 'MODIFY', path: 'src/a.ts', size: 3n, mtimeNs: 1n }, { kind: 'DELETE', path: '.hidden/x' }]);
   assert.equal(offPid1.agentStatus, Status.E_IO);
   assert.match(offPid1.message, /PID 1/);
+  assert.equal((await refusal([])).agentStatus, Status.E_IO, 'an empty request is valid (it arms the module)');
   assert.ok(!client.info.features.includes('file-events'), 'no file-events feature without the guest device');
   client.connection.close();
 });
