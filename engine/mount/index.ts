@@ -123,6 +123,11 @@ export class Storage {
 
   private relaysStarting: Promise<void> | undefined;
 
+  private async stopRelays(): Promise<void> {
+    await this.relaysStarting;
+    await Promise.all(this.relays.splice(0).map((r) => r.stop()));
+  }
+
   private reportFileEventProblem(problem: MicrovmError): void {
     this.fileEventProblems.push(problem);
     if (this.fileEventProblems.length > 16) this.fileEventProblems.shift();
@@ -152,6 +157,7 @@ export class Storage {
    * kills the processes that hold them; returns its descriptions of them ("PID NAME").
    */
   async unmountInGuest(agent: AgentClient): Promise<string[]> {
+    await this.stopRelays(); // nothing to raise events on while the shares are away
     const killed: string[] = [];
     const requests = this.shareRequests();
     for (let i = requests.length - 1; i >= 0; i--) {
@@ -188,8 +194,7 @@ export class Storage {
   private released: Promise<void> | undefined;
 
   private async releaseOnce(): Promise<void> {
-    await this.relaysStarting;
-    await Promise.all(this.relays.map((r) => r.stop()));
+    await this.stopRelays();
     await Promise.all(this.shares.map((s) => s.stop()));
     for (const volume of this.volumes) volume.release();
     this.rootVolume?.release();
