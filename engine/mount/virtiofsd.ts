@@ -55,7 +55,8 @@ export interface JailSpec {
  * user namespace (guest root = the folder's owner) and a mount namespace where the share is
  * the filter view (microvm-fsview, which enforces the protected names, git's rules, covered
  * paths and the symlink policy) and, when read-only, a read-only bind beneath it; `deny`
- * adds a seccomp filter that fails symlink creation with EPERM in virtiofsd itself.
+ * adds a seccomp filter that fails symlink creation with EPERM in virtiofsd itself, and for
+ * the C virtiofsd the same filter turns its FLUSH into ENOSYS (`--no-flush`).
  * virtiofsd keeps its own sandbox (pivot_root into the share), no xattrs (so no security.*
  * or file capabilities reach the host) and no CAP_MKNOD (no device nodes).
  */
@@ -65,6 +66,9 @@ export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, jail: JailSpe
   for (const line of formatIdMap(idMapFor(jail.owner.gid, mount.guestOwner?.gid))) args.push('--gid-map', line);
   if (mount.readOnly) args.push('--ro', mount.hostPath);
   if (mount.symlinks === 'deny') args.push('--deny-symlinks');
+  // Debian's C virtiofsd answers FLUSH with close(dup(fd)) and nothing else: the jail makes that
+  // ENOSYS, so the guest stops sending FLUSH (a round trip per close(2); see microvm-fsjail.c).
+  if (daemon.kind === 'c') args.push('--no-flush');
   if (jail.view) {
     args.push('--view', jail.view.program, '--view-source', mount.hostPath);
     for (const arg of jail.view.args) args.push('--view-arg', arg);

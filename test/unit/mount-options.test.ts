@@ -69,22 +69,24 @@ const mountSpec = (over: Partial<MountSpec> = {}): MountSpec => ({
   hostPath: '/src', guestPath: '/w', symlinks: 'opaque', readOnly: false, filter: true, protect: [...DEFAULT_PROTECT], protectPaths: [], git: 'writable', ...over,
 });
 
-test('virtiofsd runs in the jail behind the filter view: id maps, the view and its policy, deny seccomp, no xattrs, no mknod', () => {
+test('virtiofsd runs in the jail behind the filter view: id maps, the view and its policy, deny seccomp, FLUSH as ENOSYS, no xattrs, no mknod', () => {
   const mount = mountSpec({ symlinks: 'deny', protect: ['.git'] });
   const view = { program: '/a/microvm-fsview', args: viewArgs(mount, ['node_modules'], ['.githooks']) };
   const argv = virtiofsdArgv({ kind: 'c', path: '/usr/lib/qemu/virtiofsd' }, mount, { socket: '/run/v.sock', owner: { uid: 1000, gid: 1000 }, view });
   assert.deepEqual(argv.slice(0, argv.indexOf('--')), ['--socket', '/run/v.sock', '--uid-map', '0 1000 1', '--uid-map', '1 100001 65535',
-    '--gid-map', '0 1000 1', '--gid-map', '1 100001 65535', '--deny-symlinks', '--view', '/a/microvm-fsview', '--view-source', '/src',
+    '--gid-map', '0 1000 1', '--gid-map', '1 100001 65535', '--deny-symlinks', '--no-flush', '--view', '/a/microvm-fsview', '--view-source', '/src',
     ...['--protect-name', '.git', '--protect-path', '.githooks', '--cover', 'node_modules', '--git', 'writable', '--symlinks', 'deny', '--guest-path', '/w']
       .flatMap((arg) => ['--view-arg', arg])]);
   const daemon = argv.slice(argv.indexOf('--') + 1);
   assert.equal(daemon[0], '/usr/lib/qemu/virtiofsd');
   for (const option of ['--fd=3', 'source=/src', 'sandbox=namespace', 'no_xattr', 'modcaps=-mknod:-setfcap']) assert.ok(daemon.includes(option), option);
   const ro = virtiofsdArgv({ kind: 'c', path: '/v' }, mountSpec({ readOnly: true }), { socket: '/s', owner: { uid: 1000, gid: 1000 }, view });
-  assert.ok(ro.join(' ').includes('--ro /src --view'));
+  assert.ok(ro.join(' ').includes('--ro /src --no-flush --view'));
   assert.ok(viewArgs(mountSpec({ readOnly: true }), [], []).includes('--read-only'));
   const unfiltered = virtiofsdArgv({ kind: 'c', path: '/v' }, mountSpec({ filter: false }), { socket: '/s', owner: { uid: 1000, gid: 1000 } });
   assert.ok(!unfiltered.includes('--view'), 'filter: false serves the folder directly');
+  const rust = virtiofsdArgv({ kind: 'rust', path: '/usr/libexec/virtiofsd' }, mount, { socket: '/s', owner: { uid: 1000, gid: 1000 }, view });
+  assert.ok(unfiltered.includes('--no-flush') && !rust.includes('--no-flush'), 'FLUSH becomes ENOSYS for the C virtiofsd only (its only dup(2) is its FLUSH)');
 });
 
 test('covered paths are the volume mount points inside the share, relative to it', () => {
