@@ -35,6 +35,8 @@ export interface Sizes {
   egressConnects: number;
   egressStreams: number;
   egressMib: number;
+  /** Downloads by a guest in each network mode (allowlist, outbound). */
+  egressGuestDownloads: number;
   /** Dockerfile builds: cold (empty builder cache), cache-hit lookups, late-step rebuilds. */
   builds: { cold: number; hits: number; rebuilds: number };
   /** Host edits timed to the guest's inotify event (and to a host fs.watch beside each). */
@@ -54,7 +56,7 @@ export function sizesFor(quick: boolean): Sizes {
       forwardBytes: 16 * MIB, forwardRuns: 3, forwardConnects: 30,
       fileRuns: 10, smallFiles: 2000, smallFileRuns: 3, pulls: 2,
       netguardWindows: 30, netguardOverheadSamples: 10, netguardOverheadBatch: 1000,
-      egressConnects: 50, egressStreams: 3, egressMib: 64,
+      egressConnects: 50, egressStreams: 3, egressMib: 64, egressGuestDownloads: 5,
       builds: { cold: 1, hits: 10, rebuilds: 1 }, eventSamples: 20,
     }
     : {
@@ -63,7 +65,7 @@ export function sizesFor(quick: boolean): Sizes {
       forwardBytes: 64 * MIB, forwardRuns: 5, forwardConnects: 100,
       fileRuns: 30, smallFiles: 10_000, smallFileRuns: 3, pulls: 5,
       netguardWindows: 200, netguardOverheadSamples: 30, netguardOverheadBatch: 1000,
-      egressConnects: 300, egressStreams: 5, egressMib: 256,
+      egressConnects: 300, egressStreams: 5, egressMib: 256, egressGuestDownloads: 15,
       builds: { cold: 3, hits: 30, rebuilds: 3 }, eventSamples: 60,
     };
 }

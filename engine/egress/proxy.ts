@@ -150,20 +150,19 @@ export class EgressProxy {
     this.tunnels++;
     const upstream = net.connect({ host: decision.address, port, timeout: CONNECT_TIMEOUT_MS });
     this.track(upstream);
-    let up = 0;
-    let down = 0;
     let ended = false;
+    // Bytes from the sockets' own counters: no JavaScript runs per chunk of a tunnel.
     const end = (reason?: string) => {
       if (ended) return;
       ended = true;
       this.tunnels--;
       client.destroy();
       upstream.destroy();
-      this.event(decision.name, port, reason === undefined || !reason.startsWith('refused'), reason, up, down);
+      this.event(decision.name, port, reason === undefined || !reason.startsWith('refused'), reason, upstream.bytesWritten, upstream.bytesRead);
     };
     upstream.once('timeout', () => end('the server did not answer in time'));
     upstream.once('error', (err: NodeJS.ErrnoException) => {
-      if (up === 0 && down === 0 && !client.destroyed) refuse(client, 502, `${decision.name}:${port} cannot be reached (${err.code ?? 'error'})`);
+      if (upstream.bytesRead === 0 && upstream.bytesWritten === 0 && !client.destroyed) refuse(client, 502, `${decision.name}:${port} cannot be reached (${err.code ?? 'error'})`);
       end(`error ${err.code ?? err.message}`);
     });
     client.once('error', () => end());
@@ -174,10 +173,7 @@ export class EgressProxy {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       void this.checkHello(client, head, decision.name).then((first) => {
         if (first === undefined) return end('refused: the TLS hello names another server');
-        up += first.length;
         if (first.length > 0) upstream.write(first);
-        client.on('data', (chunk: Buffer) => { up += chunk.length; });
-        upstream.on('data', (chunk: Buffer) => { down += chunk.length; });
         client.pipe(upstream);
         upstream.pipe(client);
       });
@@ -228,20 +224,20 @@ export class EgressProxy {
     }
     const headers = { ...req.headers };
     for (const hop of ['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive']) delete headers[hop];
-    let up = 0;
-    let down = 0;
-    req.on('data', (c: Buffer) => { up += c.length; });
+    // Requests on one client connection come one after another: its counters' deltas are this request's bytes.
+    const socket = req.socket;
+    const [readBefore, writtenBefore] = [socket.bytesRead, socket.bytesWritten];
+    const bytes = () => [socket.bytesRead - readBefore, socket.bytesWritten - writtenBefore] as const;
     const upstream = http.request({ host: decision.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, setHost: false, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.on('data', (c: Buffer) => { down += c.length; });
       answer.pipe(res);
-      answer.once('end', () => this.event(decision.name, port, true, undefined, up, down));
+      res.once('finish', () => this.event(decision.name, port, true, undefined, ...bytes()));
     });
     upstream.once('timeout', () => upstream.destroy(new Error('timeout')));
     upstream.once('error', (err: NodeJS.ErrnoException) => {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${decision.name}:${port} cannot be reached (${err.code ?? err.message})\n`);
       else res.destroy();
-      this.event(decision.name, port, true, `error ${err.code ?? err.message}`, up, down);
+      this.event(decision.name, port, true, `error ${err.code ?? err.message}`, ...bytes());
     });
     req.pipe(upstream);
   }

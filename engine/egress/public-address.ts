@@ -1,19 +1,35 @@
 import ipaddr from 'ipaddr.js';
 
 /**
- * An address the proxy may connect to: public unicast only. Loopback, private, link-local
- * (cloud metadata at 169.254.169.254), carrier-grade NAT, unique-local, multicast, reserved
- * and documentation ranges are refused, and an IPv6 form that carries an IPv4 address
- * (v4-mapped, NAT64) is judged as that address. A name that resolves to any refused address
- * is refused as a whole: DNS rebinding cannot pick the private one later.
+ * An address the proxy may connect to: one beyond this host and its networks. Refused:
+ * loopback, private (RFC 1918), link-local (cloud metadata at 169.254.169.254), carrier-grade
+ * NAT (100.64/10, where tailnets live), unique-local, unspecified, broadcast and multicast; an
+ * IPv6 form that carries an IPv4 address (v4-mapped, NAT64, 6to4) is judged as that address,
+ * and Teredo is refused. Reserved and documentation ranges are allowed: fake-IP resolvers
+ * (proxy tools, sandboxed egress such as this project's own machines, which answer every name
+ * with 203.0.113.80) hand them out for real destinations, and none of them is inside the
+ * host. A name that resolves to any refused address is refused as a whole: DNS rebinding
+ * cannot pick the private one later.
  */
+const REFUSED_V4 = new Set(['unspecified', 'broadcast', 'multicast', 'linkLocal', 'loopback', 'carrierGradeNat', 'private']);
+const REFUSED_V6 = new Set(['unspecified', 'linkLocal', 'multicast', 'loopback', 'uniqueLocal', 'teredo']);
+
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
-  let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6') {
-    const v6 = parsed as ipaddr.IPv6;
-    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
-    else if (v6.range() === 'rfc6052') parsed = ipaddr.IPv4.parse(v6.toNormalizedString().split(':').slice(-2).map((h) => parseInt(h, 16)).flatMap((n) => [n >> 8, n & 255]).join('.'));
-  }
-  return parsed.range() === 'unicast';
+  const parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv4') return !REFUSED_V4.has(parsed.range());
+  const v6 = parsed as ipaddr.IPv6;
+  const embedded = embeddedIPv4(v6);
+  if (embedded) return !REFUSED_V4.has(embedded.range());
+  return !REFUSED_V6.has(v6.range());
+}
+
+/** The IPv4 address an IPv6 form carries: v4-mapped, NAT64 (64:ff9b::/96), 6to4 (2002::/16). */
+function embeddedIPv4(v6: ipaddr.IPv6): ipaddr.IPv4 | undefined {
+  const range = v6.range();
+  const parts = v6.parts;
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
+  if (range === 'rfc6052' || range === 'rfc6145') return ipaddr.IPv4.parse([parts[6] >> 8, parts[6] & 255, parts[7] >> 8, parts[7] & 255].join('.'));
+  if (range === '6to4') return ipaddr.IPv4.parse([parts[1] >> 8, parts[1] & 255, parts[2] >> 8, parts[2] & 255].join('.'));
+  return undefined;
 }
