@@ -6,6 +6,8 @@ import { CommandOutcome, describeFailure, failedOutcomes, HookEnvironment, HookO
 /** What the workspace remembers between opens: the container's hooks that already ran. */
 export interface LifecycleState {
   done: readonly Hook[];
+  /** Why hooks run again that ran before (a lockfile changed): said in the log when the hooks start. */
+  notes?: readonly string[];
   markDone(hook: Hook): Promise<void>;
   /**
    * The container runs on the image `digest`: a new container when the image changed (its
@@ -37,6 +39,7 @@ export class Lifecycle {
 
   /** Runs the hooks up to waitFor; resolves when they are done (or one failed). */
   async start(phase: { start: boolean; attach: boolean }): Promise<void> {
+    for (const note of this.state.notes ?? []) this.events.log(note);
     const hooks = pendingHooks(this.plan, this.state.done, phase);
     const { before, after } = splitAtWaitFor(hooks, this.plan.waitFor);
     if (await this.runAll(before, after)) {

@@ -16,6 +16,7 @@ import { clampToLimits, hostLimits, OverLimit, overLimits } from './limits';
 import { containerRootVolume, openWorkspace, saveWorkspace, withContainer, withImage, WorkspaceRecord, workspaceVolume } from './record';
 import { removeVolume } from '../mount/volumes';
 import { egressLogFile } from './egress-log';
+import { lockfilesDigest } from './lockfiles';
 
 export interface PrepareOptions {
   folder: string;
@@ -111,11 +112,22 @@ async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Pro
   const latest = openWorkspace(record.folder);
   let current = withContainer(latest, containerInputs(plan));
   if (current !== latest) await saveWorkspace(current);
+  // New content (a lockfile changed since updateContentCommand last succeeded): it runs again, alone of the once-only hooks.
+  const content = lockfilesDigest(record.folder);
+  const newContent = (c: WorkspaceRecord['container']) =>
+    c?.contentDigest !== undefined && c.contentDigest !== content && c.hooksDone.includes('updateContentCommand');
+  const doneOf = (c: WorkspaceRecord['container']) => (c?.hooksDone ?? []).filter((h) => h !== 'updateContentCommand' || !newContent(c)) as Hook[];
   const state: LifecycleState = {
-    done: (current.container?.hooksDone ?? []) as Hook[],
+    done: doneOf(current.container),
+    ...(newContent(current.container) ? { notes: ['a lockfile changed since updateContentCommand last ran: it runs again'] } : {}),
     markDone: async (hook) => {
-      const container = current.container as NonNullable<WorkspaceRecord['container']>;
-      current = { ...current, container: { ...container, hooksDone: [...new Set([...container.hooksDone, hook])] } };
+      // The record as it is now (other writers: approvals, a suspended state), with this hook done.
+      const fresh = openWorkspace(record.folder);
+      const container = (fresh.container ?? current.container) as NonNullable<WorkspaceRecord['container']>;
+      current = {
+        ...fresh,
+        container: { ...container, hooksDone: [...new Set([...container.hooksDone, hook])], ...(hook === 'updateContentCommand' ? { contentDigest: content } : {}) },
+      };
       await saveWorkspace(current);
     },
     useImage: async (digest) => {
@@ -126,7 +138,7 @@ async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Pro
       if (next.record !== current) {
         current = next.record;
         await saveWorkspace(current);
-        state.done = current.container?.hooksDone as Hook[];
+        state.done = doneOf(current.container);
       }
       return { rootVolume, fresh: next.fresh };
     },

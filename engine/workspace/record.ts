@@ -33,6 +33,8 @@ const recordSchema = z.object({
     hooksDone: z.array(z.string()),
     /** The digest of the image it was made from, once a VM of it booted (a rebuilt image makes a new container). */
     image: z.string().optional(),
+    /** The folder's lockfiles (lockfiles.ts) when updateContentCommand last succeeded: it runs again when they change. */
+    contentDigest: z.string().optional(),
   }).optional(),
   /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */
   egress: z.object({ allow: z.array(z.string()), approvedAt: z.string() }).optional(),

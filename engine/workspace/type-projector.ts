@@ -1,3 +1,4 @@
+import { NODE_LOCKFILES } from './lockfiles';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { WorkspacePlan } from '../devcontainer/plan';
@@ -6,7 +7,7 @@ import { coalesced, SerialQueue } from './serial-queue';
 import { ProjectionResult, projectionTargets, ProjectionTarget, projectTypes } from './type-projection';
 
 /** Lockfiles whose change on the host means an install ran in the VM (they live in the share). */
-export const LOCKFILES = new Set(['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lockb', 'bun.lock']);
+const LOCKFILE_NAMES = new Set(NODE_LOCKFILES);
 
 /** One run over every target: what was projected, and what failed (each also a log line). */
 export interface ProjectionRun {
@@ -94,7 +95,7 @@ export class TypeProjector {
     for (const dir of new Set(this.targets.map((t) => path.dirname(t.hostDir)))) {
       try {
         const watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-          if (name && LOCKFILES.has(name.toString())) this.lockfileChanged();
+          if (name && LOCKFILE_NAMES.has(name.toString())) this.lockfileChanged();
         });
         watcher.on('error', () => watcher.close());
         this.watchers.push(watcher);

@@ -1,3 +1,4 @@
+import { lockfilesDigest } from './lockfiles';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,8 +22,6 @@ import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
  * directories (a rename, not a copy), so a suspended workspace holds host memory (or swap)
  * until it is resumed or discarded, and a host reboot discards it.
  */
-/** The lockfiles at the folder's top whose change discards a suspended state (a missing one counts as empty). */
-export const DECLARED_FILES = ['package-lock.json', 'yarn.lock', 'pnpm-lock.yaml', 'requirements.txt', 'poetry.lock', 'Cargo.lock', 'go.sum'];
 
 const STATE_FILE = 'state';
 const MEMORY_FILE = 'memory';
@@ -41,7 +40,7 @@ export class WarmSnapshots {
   async key(imageKey: string): Promise<string> {
     const record = openWorkspace(this.folder);
     const assets = await guestAssets();
-    const files = DECLARED_FILES.map((name) => [name, fileDigest(path.join(this.folder, name))]);
+    const files = lockfilesDigest(this.folder);
     const parts = {
       // The container's identity, not its hooks' progress (a suspended VM may have run more of them).
       image: imageKey, container: record.container ? [record.container.inputs, record.container.createdAt, record.container.image ?? null] : null,
@@ -120,14 +119,6 @@ export function mismatch(suspended: Suspended, key: string, disks: string[], dir
 function diskStamp(file: string): Suspended['disks'][number] {
   const stat = fs.statSync(file, { throwIfNoEntry: false });
   return { file, size: stat?.size ?? -1, mtimeMs: stat?.mtimeMs ?? -1 };
-}
-
-function fileDigest(file: string): string {
-  try {
-    return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-  } catch {
-    return '';
-  }
 }
 
 /**

@@ -84,6 +84,24 @@ async function inWorkspace(session: Session, script: string): Promise<string> {
   return out;
 }
 
+test('updateContentCommand runs again after a lockfile change only; onCreate and postCreate do not', async () => {
+  const folder = project('content', {
+    onCreateCommand: 'echo created >> oncreate.txt', updateContentCommand: 'echo updated >> update.txt', postCreateCommand: 'echo post >> post.txt',
+  }, { 'package-lock.json': '{"lockfileVersion": 3}\n' });
+  await (await open(folder)).session.stop();
+  await (await open(folder)).session.stop();
+  assert.equal(read(folder, 'update.txt'), 'updated\n', 'nothing changed: no rerun');
+  fs.writeFileSync(path.join(folder, 'package-lock.json'), '{"lockfileVersion": 3, "packages": {"": {}}}\n');
+  const { session, events } = await open(folder);
+  await session.stop();
+  assert.equal(read(folder, 'update.txt'), 'updated\nupdated\n');
+  assert.ok(events.logs.includes('a lockfile changed since updateContentCommand last ran: it runs again'), events.logs.join('\n'));
+  await (await open(folder)).session.stop();
+  assert.equal(read(folder, 'update.txt'), 'updated\nupdated\n', 'once per change');
+  assert.equal(read(folder, 'oncreate.txt'), 'created\n');
+  assert.equal(read(folder, 'post.txt'), 'post\n');
+});
+
 test('the container outlives its VM: what postCreateCommand installed outside the folder is there at the next open; a new container starts from the image', async () => {
   const config = { containerEnv: { FLAVOUR: 'a' }, postCreateCommand: 'mkdir -p /opt/tool && echo v1 > /opt/tool/version && echo ran >> /opt/created' };
   const folder = project('container', config);

@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * The dependency lockfiles at a folder's top: what "new content" means for a workspace.
+ * updateContentCommand (the hook that installs dependencies) runs again when their digest
+ * changed since it last succeeded, and a suspended VM is not resumed over a changed one.
+ */
+/** The JavaScript package managers' lockfiles: a change means node_modules changed (the type projection refreshes). */
+export const NODE_LOCKFILES: readonly string[] = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lock', 'bun.lockb'];
+
+export const LOCKFILES: readonly string[] = [
+  ...NODE_LOCKFILES,
+  'requirements.txt', 'poetry.lock', 'Pipfile.lock', 'uv.lock', 'Cargo.lock', 'go.sum', 'Gemfile.lock', 'composer.lock', 'mix.lock',
+];
+
+/** A lockfile may be large; one bigger than this counts by its size and mtime instead of its bytes. */
+const MAX_HASHED_BYTES = 64 * 1024 * 1024;
+
+/** sha256 over each lockfile's name and content (a missing one counts as absent). */
+export function lockfilesDigest(folder: string): string {
+  const hash = createHash('sha256');
+  for (const name of LOCKFILES) {
+    hash.update(`${name}\0`);
+    hash.update(fileStamp(path.join(folder, name)));
+    hash.update('\0');
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+function fileStamp(file: string): string {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(file);
+  } catch {
+    return 'absent';
+  }
+  if (!stat.isFile()) return `not a file ${stat.mode}`;
+  if (stat.size > MAX_HASHED_BYTES) return `big ${stat.size} ${stat.mtimeMs}`;
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
