@@ -63,7 +63,10 @@ export type ErrorCode =
   | 'E_FEATURE_NOT_FOUND'
   | 'E_FEATURE_INVALID'
   | 'E_FEATURE_OPTION'
-  | 'E_FEATURE_ORDER';
+  | 'E_FEATURE_ORDER'
+  | 'E_SUPERVISOR'
+  | 'E_NO_PROCESS'
+  | 'E_WORKSPACE_RUNNING';
 
 export class MicrovmError extends Error {
   readonly code: ErrorCode;

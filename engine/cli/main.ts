@@ -7,6 +7,10 @@ import { netLogCommand, netPolicyCommand } from './net-policy';
 import { runCommand } from './run';
 import { shellCommand } from './shell';
 import { workspaceTypesCommand } from './workspace-types';
+import { superviseCommand } from './supervise';
+import { execCommand } from './workspace-exec';
+import { downCommand, lsCommand, rmCommand } from './workspace-manage';
+import { upCommand } from './workspace-up';
 
 const USAGE = `usage: microvm <command> [options]
 
@@ -40,7 +44,25 @@ commands:
                                folder's node_modules for host TypeScript; prints
                                {"outcome","projections","failures"}; the VM stops after
 
-options (build, run --workspace-folder, types):
+  up --workspace-folder DIR [--image REF] [--accept-config-changes] [--idle-stop-minutes N]
+                               start the folder's VM under its supervisor (or attach to the
+                               running one) and wait for its hooks; prints one JSON line
+                               {"outcome","containerId","remoteUser","remoteWorkspaceFolder"}
+                               (errors: {"outcome":"error","message","code"}, exit status 1);
+                               the VM keeps running (windows and CLIs attach to it) until down,
+                               or until N minutes pass with nothing attached (default 30, 0 = never)
+  exec --workspace-folder DIR [--] CMD...
+                               CMD in the running workspace VM as remoteUser, in the workspace
+                               folder, with remoteEnv; a pty when stdin is a terminal; signals
+                               and resizes forwarded; the exit status is CMD's
+  down --workspace-folder DIR  stop the workspace VM and its supervisor
+  ls [--json]                  every workspace: folder, id, state (running/stopped),
+                               supervisor pid, forwarded ports
+  rm --workspace-folder DIR [--force]
+                               forget the workspace: its record, volumes and container disk
+                               (a running one only with --force, which stops it first)
+
+options (build, up, run --workspace-folder, types):
   --image REF      the image for a folder without a devcontainer.json (default: the image
                    for its language, see below, else the embedded default image)
   --accept-config-changes
@@ -122,6 +144,18 @@ async function main(args: string[]): Promise<number> {
       return netLogCommand(rest);
     case 'types':
       return workspaceTypesCommand(rest);
+    case 'up':
+      return upCommand(rest);
+    case 'exec':
+      return execCommand(rest);
+    case 'down':
+      return downCommand(rest);
+    case 'ls':
+      return lsCommand(rest);
+    case 'rm':
+      return rmCommand(rest);
+    case '__supervise':
+      return superviseCommand(rest);
     case 'info':
       process.stdout.write(JSON.stringify(await engineInfo(), null, 2) + '\n');
       return 0;

@@ -21,8 +21,12 @@ export interface WorkspaceFlags {
   trustCertificates: 'auto' | 'off' | string[];
   /** Project the VM's node_modules types onto the folder (`--no-type-projection` turns it off). */
   typeProjection: boolean;
-  /** The guest command after `--` (`run`); empty: an interactive shell. */
+  /** The guest command after `--` (`run`, `exec`); empty: an interactive shell. */
   argv: string[];
+  /** `up`: stop the VM after this long with no client attached (0 = never). */
+  idleStopMinutes?: number;
+  /** `rm`: remove a running workspace too (it is stopped first). */
+  force: boolean;
 }
 
 /** Which flags a verb takes beyond --workspace-folder and --allow-local-env. */
@@ -30,13 +34,21 @@ interface VerbShape {
   merged?: boolean;
   vm?: boolean;
   argv?: boolean;
+  /** The command may start at the first word that is not a flag, without `--` (`exec`, as the reference CLI). */
+  bareArgv?: boolean;
+  idle?: boolean;
+  force?: boolean;
 }
 
 export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
-  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', typeProjection: true, argv: [] };
+  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', typeProjection: true, argv: [], force: false };
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--' && shape.argv) {
       flags.argv = args.slice(i + 1);
+      break;
+    }
+    if (!args[i].startsWith('-') && shape.bareArgv) {
+      flags.argv = args.slice(i);
       break;
     }
     const [name, inline] = args[i].includes('=') ? [args[i].slice(0, args[i].indexOf('=')), args[i].slice(args[i].indexOf('=') + 1)] : [args[i], undefined];
@@ -54,6 +66,8 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     else if (name === '--allow' && shape.vm) flags.allow.push(value());
     else if (name === '--trust-host-certificates' && shape.vm) flags.trustCertificates = trustValue(flags.trustCertificates, value());
     else if (name === '--no-type-projection' && shape.vm) flags.typeProjection = false;
+    else if (name === '--idle-stop-minutes' && shape.idle) flags.idleStopMinutes = idleMinutes(value(), verb);
+    else if (name === '--force' && shape.force) flags.force = true;
     else if (!name.startsWith('-') && shape.argv) throw bad(`put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``, verb);
     else throw bad(`unknown option ${JSON.stringify(name)}`, verb);
   }
@@ -74,6 +88,13 @@ function networkValue(value: string, verb: string): NetworkMode {
 function trustValue(current: WorkspaceFlags['trustCertificates'], value: string): WorkspaceFlags['trustCertificates'] {
   if (value === 'auto' || value === 'off') return value;
   return [...(Array.isArray(current) ? current : []), path.resolve(value)];
+}
+
+/** Minutes, fractions allowed (a test stops after seconds); 0 = never. */
+function idleMinutes(value: string, verb: string): number {
+  const minutes = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(minutes >= 0 && minutes <= 7 * 24 * 60)) throw bad(`invalid --idle-stop-minutes value ${JSON.stringify(value)}: expected minutes from 0 (never) to ${7 * 24 * 60}`, verb);
+  return minutes;
 }
 
 function bad(message: string, verb: string): MicrovmError {

@@ -1,5 +1,6 @@
 import { TCG_WARNING } from '../accel/decide';
 import { formatProblem } from '../devcontainer/problems';
+import type { PlanSettings } from '../devcontainer/plan';
 import { MicrovmError } from '../errors';
 import { DEFAULT_PROTECT } from '../mount/types';
 import { prepareWorkspace, type PreparedWorkspace } from '../workspace/prepare';
@@ -19,7 +20,7 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
   progress.step(`reading the configuration of ${flags.folder}`);
   const prepared = await prepareWorkspace({
     folder: flags.folder,
-    settings: { image: flags.image ?? '', memoryMib: 1024, cpus: 2, network: flags.network, allowedHosts: flags.allow, trusted: false, symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: flags.trustCertificates },
+    settings: cliPlanSettings(flags),
     allowLocalEnv: flags.allowLocalEnv,
     onProgress: (step) => progress.detail(step),
     onConfigChanged: async (file, changes) => {
@@ -61,6 +62,14 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
     current = head;
   };
   return { session, prepared };
+}
+
+/** The settings the CLI's workspace verbs open a folder with (the extension reads its own). */
+export function cliPlanSettings(flags: Pick<WorkspaceFlags, 'image' | 'network' | 'allow' | 'trustCertificates'>): PlanSettings {
+  return {
+    image: flags.image ?? '', memoryMib: 1024, cpus: 2, network: flags.network, allowedHosts: flags.allow, trusted: false, symlinks: 'opaque',
+    protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: flags.trustCertificates,
+  };
 }
 
 /** Starts the workspace's VM and waits for its hooks, with the TCG warning when it applies. */

@@ -65,6 +65,8 @@ async function create(file: string, sizeMib: number): Promise<void> {
  * a VM has it attached.
  */
 export async function removeVolume(name: string): Promise<void> {
+  // Its lock file lives beside it: a home where no volume was made yet has no volumes/.
+  fs.mkdirSync(homePaths.volumes(), { recursive: true, mode: 0o700 });
   const file = volumeFile(name);
   if (!fs.existsSync(path.dirname(file))) return; // a fresh $MICROVM_HOME has no volumes (and no directory for a lock)
   const release = await lock(file, name);

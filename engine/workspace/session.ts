@@ -463,6 +463,11 @@ export class Session {
     });
   }
 
+  /** Who terminals and hooks run as, once start() looked it up. */
+  get remoteUserName(): string | undefined {
+    return this.user?.name;
+  }
+
   /** The remote user's login shell (terminals start it). */
   get shell(): string {
     return this.user?.shell ?? '/bin/sh';

@@ -1,0 +1,137 @@
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { ConfigChange } from '../devcontainer/changes';
+import type { PlanSettings } from '../devcontainer/plan';
+import type { GuestListener } from '../agent/port-watch';
+import type { ForwardedPort } from '../ports/types';
+import type { OverLimit } from '../workspace/limits';
+import type { OpenedForward } from '../workspace/port-forwards';
+
+/**
+ * The supervisor's RPC surface: JSON-RPC 2.0 (vscode-jsonrpc, as LSP uses) over the
+ * workspace's Unix socket. Binary data (pty output, stdin) travels base64-encoded.
+ */
+
+export type ClientKind = 'cli' | 'extension';
+export type SupervisorState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface HelloResult {
+  pid: number;
+  workspaceId: string;
+  folder: string;
+  state: SupervisorState;
+  vmId?: string;
+  /** Events before this client attached (bounded): the log and hook output it missed. */
+  backlog: SupervisorEvent[];
+}
+
+export interface UpParams {
+  settings: PlanSettings;
+  allowLocalEnv: string[];
+  limits?: { maxMemoryMib?: number; maxCpus?: number };
+}
+
+export interface UpResult {
+  /** The VM's id (the reference CLI's container id): the same for every client of one VM. */
+  containerId: string;
+  remoteUser: string;
+  remoteWorkspaceFolder: string;
+  /** The accelerator and whether it isolates (TCG does not). */
+  accel: string;
+  emulated: boolean;
+}
+
+export interface ProcessInfo {
+  id: number;
+  argv: string[];
+  tty: boolean;
+  /** Survives its client disconnecting (terminals); exec processes die with their client. */
+  persistent: boolean;
+  name: string;
+  /** Clients attached now. */
+  attached: number;
+  bufferedBytes: number;
+}
+
+export interface SpawnParams {
+  /** Empty: the remote user's login shell. */
+  argv: string[];
+  tty: boolean;
+  size?: { rows: number; cols: number };
+  env?: Record<string, string>;
+  persistent: boolean;
+  name?: string;
+}
+
+export interface StatusResult {
+  pid: number;
+  state: SupervisorState;
+  vmId?: string;
+  folder: string;
+  forwards: Array<{ guestPort: number; hostPort: number }>;
+  processes: ProcessInfo[];
+  clients: number;
+  idleStopMinutes: number;
+}
+
+export interface PortStateResult {
+  listeners: GuestListener[];
+  forwards: Array<[number, number]>;
+  notForwarded: Array<[number, string]>;
+}
+
+/** What the Session reports, as every attached client receives it. */
+export type SupervisorEvent =
+  | { type: 'log'; line: string }
+  | { type: 'output'; label: string; data: string }
+  | { type: 'progress'; step: string }
+  | { type: 'state'; state: SupervisorState; vmId?: string }
+  | { type: 'baking' }
+  | { type: 'booting' }
+  | { type: 'portsChanged' }
+  | { type: 'exited'; message: string }
+  | { type: 'hookStarted'; description: string }
+  | { type: 'hookFailed'; description: string; retryId: number }
+  | { type: 'portForwarded'; port: ForwardedPort; action: 'notify' | 'openBrowser' }
+  | { type: 'portsSummary'; ports: ForwardedPort[] }
+  | { type: 'hostDiskFull'; message: string };
+
+export const Requests = {
+  hello: new RequestType<{ kind: ClientKind }, HelloResult, void>('hello'),
+  up: new RequestType<UpParams, UpResult, void>('up'),
+  status: new RequestType0<StatusResult, void>('status'),
+  down: new RequestType0<void, void>('down'),
+  spawn: new RequestType<SpawnParams, { id: number }, void>('proc/spawn'),
+  list: new RequestType0<ProcessInfo[], void>('proc/list'),
+  /** Attaches to a process: the reply carries its buffered output, live output follows as notifications. */
+  attach: new RequestType<{ id: number }, { replay: string; dropped: number }, void>('proc/attach'),
+  detach: new RequestType<{ id: number }, void, void>('proc/detach'),
+  write: new RequestType<{ id: number; data: string }, void, void>('proc/write'),
+  closeStdin: new RequestType<{ id: number }, void, void>('proc/closeStdin'),
+  resize: new RequestType<{ id: number; rows: number; cols: number }, void, void>('proc/resize'),
+  signal: new RequestType<{ id: number; signal: string }, void, void>('proc/signal'),
+  kill: new RequestType<{ id: number }, void, void>('proc/kill'),
+  portState: new RequestType0<PortStateResult, void>('ports/state'),
+  forward: new RequestType<{ guestPort: number }, OpenedForward, void>('ports/forward'),
+  unforward: new RequestType<{ guestPort: number; byUser: boolean }, void, void>('ports/unforward'),
+  useSameHostPort: new RequestType<{ guestPort: number }, boolean, void>('ports/useSameHostPort'),
+  retryHook: new RequestType<{ retryId: number }, void, void>('hooks/retry'),
+  resume: new RequestType0<void, void>('vm/resume'),
+};
+
+/** Questions for the user, asked of the client whose `up` needs the answer (never answered by the supervisor itself). */
+export const Questions = {
+  configChanged: new RequestType<{ file: string; changes: ConfigChange[] }, 'apply' | 'previous' | 'cancel', void>('ask/configChanged'),
+  overLimits: new RequestType<{ over: OverLimit[] }, boolean, void>('ask/overLimits'),
+  sameHostPort: new RequestType<{ port: ForwardedPort }, boolean, void>('ask/sameHostPort'),
+};
+
+export const Notifications = {
+  event: new NotificationType<SupervisorEvent>('event'),
+  output: new NotificationType<{ id: number; stream: 'stdout' | 'stderr'; data: string }>('proc/output'),
+  exit: new NotificationType<{ id: number; exitCode: number; signal?: string }>('proc/exit'),
+};
+
+/** A failure carried over JSON-RPC keeps the engine's error code in its data. */
+export interface ErrorData {
+  code: string;
+}

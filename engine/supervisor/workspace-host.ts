@@ -1,0 +1,171 @@
+import { isMicrovmError, MicrovmError } from '../errors';
+import { formatProblem } from '../devcontainer/problems';
+import { prepareWorkspace } from '../workspace/prepare';
+import { CancelledError, Session, SessionEvents } from '../workspace/session';
+import { Backlog } from './backlog';
+import type { ClientLink } from './client-link';
+import { ProcessTable } from './processes';
+import { Questions, SpawnParams, StatusResult, SupervisorEvent, SupervisorState, UpParams, UpResult } from './protocol';
+
+/** Events kept for clients that attach later. */
+const BACKLOG_EVENTS = 1000;
+const BACKLOG_BYTES = 512 * 1024;
+
+/**
+ * The workspace as one supervisor holds it: the Session (started once, by the first `up`),
+ * its attached clients, the events they all receive, and the guest processes. Questions
+ * only the user can answer (a changed configuration, requests over this host's limits) go
+ * to the client whose `up` started the VM, never answered here.
+ */
+export class WorkspaceHost {
+  state: SupervisorState = 'idle';
+  readonly clients = new Set<ClientLink>();
+  readonly processes: ProcessTable;
+  private session: Session | undefined;
+  private starting: Promise<UpResult> | undefined;
+  private result: UpResult | undefined;
+  private readonly backlog = new Backlog<SupervisorEvent>(BACKLOG_EVENTS, BACKLOG_BYTES, (e) => JSON.stringify(e).length);
+  private readonly retries = new Map<number, () => Promise<void>>();
+  private nextRetry = 1;
+
+  constructor(readonly folder: string, readonly workspaceId: string, private readonly idleStopMinutes: number,
+    private readonly log: (line: string) => void, private readonly onVmEnded: (why: string) => void) {
+    this.processes = new ProcessTable(log);
+  }
+
+  backlogEvents(): SupervisorEvent[] {
+    return this.backlog.list();
+  }
+
+  get vmId(): string | undefined {
+    return this.result?.containerId;
+  }
+
+  broadcast(event: SupervisorEvent): void {
+    if (event.type !== 'portsChanged' && event.type !== 'state') this.backlog.push(event);
+    for (const client of this.clients) if (client.kind) client.event(event);
+  }
+
+  /** Starts the VM once; later callers (other windows, `microvm up` again) share that start. */
+  up(params: UpParams & { waitForHooks?: boolean }, asker: ClientLink): Promise<UpResult> {
+    if (this.state === 'stopping' || this.state === 'stopped') {
+      return Promise.reject(new MicrovmError('E_SUPERVISOR', `the workspace VM of ${this.folder} is stopping; run microvm up again once it has stopped`));
+    }
+    this.starting ??= this.start(params, asker).catch((err: unknown) => {
+      this.starting = undefined;
+      this.setState('idle');
+      throw err;
+    });
+    return this.starting.then(async (result) => {
+      if (params.waitForHooks) await this.session?.hooksSettled();
+      return result;
+    });
+  }
+
+  private async start(params: UpParams, asker: ClientLink): Promise<UpResult> {
+    this.setState('starting');
+    const prepared = await prepareWorkspace({
+      folder: this.folder, settings: params.settings, allowLocalEnv: params.allowLocalEnv, ...(params.limits ? { limits: params.limits } : {}),
+      onProgress: (step) => this.broadcast({ type: 'progress', step }),
+      onConfigChanged: (file, changes) => asker.connection.sendRequest(Questions.configChanged, { file, changes }),
+      onOverLimits: (over) => asker.connection.sendRequest(Questions.overLimits, { over }),
+    });
+    if (!prepared) throw new MicrovmError('E_CONFIG', `the workspace in ${this.folder} was not opened: the configuration change or the resources it asks for were declined`);
+    const file = prepared.resolved.file?.file ?? 'devcontainer.json';
+    for (const problem of prepared.problems) this.broadcast({ type: 'log', line: `${problem.severity}: ${formatProblem(file, problem)}` });
+    const errors = prepared.problems.filter((p) => p.severity === 'error');
+    if (errors.length > 0) throw new MicrovmError('E_CONFIG', `${file} has ${errors.length} problem(s) that keep the folder from opening as described: ${errors.map((p) => formatProblem(file, p)).join('; ')}`);
+    const session = new Session(prepared.plan, this.sessionEvents(), prepared.lifecycle);
+    session.onProgress = (step) => this.broadcast({ type: 'progress', step });
+    this.session = session;
+    let vm;
+    try {
+      vm = await session.start();
+    } catch (err) {
+      this.session = undefined;
+      await session.stop();
+      throw err instanceof CancelledError ? new MicrovmError('E_SUPERVISOR', `the start of the workspace VM of ${this.folder} was cancelled`) : err;
+    }
+    const result: UpResult = {
+      containerId: vm.id, remoteUser: session.remoteUserName ?? 'root', remoteWorkspaceFolder: session.plan.workspaceFolder,
+      accel: vm.accel.accel, emulated: vm.accel.isolation === 'emulated',
+    };
+    this.result = result;
+    this.setState('running');
+    this.log(`VM ${vm.id} running for ${this.folder}`);
+    return result;
+  }
+
+  private setState(state: SupervisorState): void {
+    this.state = state;
+    this.broadcast({ type: 'state', state, ...(this.vmId ? { vmId: this.vmId } : {}) });
+  }
+
+  private sessionEvents(): SessionEvents {
+    return {
+      log: (line) => this.broadcast({ type: 'log', line }),
+      baking: () => this.broadcast({ type: 'baking' }),
+      booting: () => this.broadcast({ type: 'booting' }),
+      portsChanged: () => this.broadcast({ type: 'portsChanged' }),
+      exited: (error) => {
+        this.broadcast({ type: 'exited', message: error.message });
+        this.onVmEnded(`the VM ended: ${error.message}`);
+      },
+      output: (label, chunk) => this.broadcast({ type: 'output', label, data: chunk.toString('base64') }),
+      started: (o) => this.broadcast({ type: 'hookStarted', description: `${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}` }),
+      hookFailed: (description, retry) => {
+        const retryId = this.nextRetry++;
+        this.retries.set(retryId, retry);
+        this.broadcast({ type: 'hookFailed', description, retryId });
+      },
+      portForwarded: (port, action) => this.broadcast({ type: 'portForwarded', port, action }),
+      portsSummary: (ports) => this.broadcast({ type: 'portsSummary', ports }),
+      confirmSameHostPort: async (port) => {
+        const window = [...this.clients].find((c) => c.kind === 'extension' && !c.isClosed);
+        return window ? window.connection.sendRequest(Questions.sameHostPort, { port }).catch(() => false) : false;
+      },
+      hostDiskFull: (message) => this.broadcast({ type: 'hostDiskFull', message }),
+    };
+  }
+
+  get running(): Session {
+    if (this.state !== 'running' || !this.session) {
+      throw new MicrovmError('E_SUPERVISOR', `the workspace VM of ${this.folder} is not running (${this.state}); start it with microvm up --workspace-folder ${JSON.stringify(this.folder)}`);
+    }
+    return this.session;
+  }
+
+  spawn(params: SpawnParams, owner: ClientLink): number {
+    const session = this.running;
+    const argv = params.argv.length > 0 ? params.argv : [session.shell, '-l'];
+    const child = params.tty
+      ? session.spawnPty(argv, params.size ?? { rows: 24, cols: 80 }, params.env ?? {})
+      : session.spawn(argv, params.env ?? {});
+    return this.processes.add(child, { ...params, argv }, owner);
+  }
+
+  retryHook(retryId: number): Promise<void> {
+    const retry = this.retries.get(retryId);
+    if (!retry) throw new MicrovmError('E_NO_PROCESS', `no failed hook ${retryId} to retry (it was retried already)`);
+    this.retries.delete(retryId);
+    return retry();
+  }
+
+  status(): StatusResult {
+    const forwards = this.session && this.state === 'running' ? [...this.session.portState().forwards].map(([guestPort, hostPort]) => ({ guestPort, hostPort })) : [];
+    return {
+      pid: process.pid, state: this.state, ...(this.vmId ? { vmId: this.vmId } : {}), folder: this.folder, forwards,
+      processes: this.processes.list(), clients: [...this.clients].filter((c) => c.kind).length, idleStopMinutes: this.idleStopMinutes,
+    };
+  }
+
+  /** Stops the VM and everything in it; idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.setState('stopping');
+    const session = this.session;
+    this.session = undefined;
+    await session?.stop().catch((err: unknown) => this.log(`stopping the VM: ${isMicrovmError(err) ? err.message : String(err)}`));
+    this.setState('stopped');
+  }
+}
