@@ -45,7 +45,13 @@ export class SupervisorClient {
   questions: UpQuestions | undefined;
   sameHostPort: (port: ForwardedPort) => Promise<boolean> = async () => false;
 
+  /** Rejects when the connection closes: a request in flight then fails instead of hanging. */
+  private readonly lost: Promise<never>;
+
   private constructor(private readonly connection: MessageConnection, readonly files: SupervisorFiles) {
+    let lose: (err: Error) => void = () => undefined;
+    this.lost = new Promise<never>((_, reject) => { lose = reject; });
+    this.lost.catch(() => undefined);
     connection.onNotification(Notifications.event, (event) => {
       for (const listener of this.eventListeners) listener(event);
     });
@@ -58,6 +64,7 @@ export class SupervisorClient {
     connection.onRequest(Questions.overLimits, ({ over }) => this.ask().overLimits(over));
     connection.onRequest(Questions.sameHostPort, ({ port }) => this.sameHostPort(port));
     connection.onClose(() => {
+      lose(new Error('the supervisor closed the connection'));
       for (const proc of this.processes.values()) proc.end(-1, undefined, 'the connection to the workspace supervisor closed');
       this.processes.clear();
       for (const listener of this.closeListeners) listener();
@@ -152,7 +159,7 @@ export class SupervisorClient {
 
   private async request<R>(send: () => Promise<R>): Promise<R> {
     try {
-      return await send();
+      return await Promise.race([send(), this.lost]);
     } catch (err) {
       throw fromRpcError(err, this.files.socket);
     }

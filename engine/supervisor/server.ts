@@ -97,7 +97,11 @@ export async function runSupervisor(options: SupervisorOptions): Promise<boolean
       host.processes.dropClient(link);
       idleCheck();
     });
-    serve(link, host, () => exit('down'));
+    serve(link, host, async () => {
+      await host.stop();
+      // The reply goes out first; the supervisor ends right after.
+      setImmediate(() => void exit('down'));
+    });
     link.connection.listen();
   });
   process.on('SIGTERM', () => void exit('SIGTERM'));

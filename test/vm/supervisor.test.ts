@@ -1,0 +1,180 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildBundles, Bundles, CliResult, privateHome, runCli, waitFor } from './cli-helpers';
+import { isGone, liveProcessesMentioning, qemuPidOf } from './qemu-proc';
+import { SupervisorClient } from '../../engine/supervisor/client';
+import { supervisorFiles } from '../../engine/supervisor/paths';
+import { openWorkspace } from '../../engine/workspace/record';
+import { homePaths } from '../../engine/paths';
+
+/**
+ * The workspace VM outlives its clients: `microvm up` leaves it to a per-workspace
+ * supervisor, `exec` runs through it, a pty's process survives its client leaving and a second
+ * client reattaches with the output replayed; two `up`s at once share one VM; a SIGKILLed
+ * supervisor takes its QEMU and virtiofsd with it; the VM stops when idle; `rm` takes its disks.
+ * A private MICROVM_HOME keeps records, sockets and volumes to this test.
+ */
+let bundles: Bundles;
+let home: string;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-sup-'));
+fs.chmodSync(tmp, 0o755);
+const previousHome = process.env.MICROVM_HOME;
+
+before(async () => {
+  bundles = await buildBundles();
+  home = privateHome(['assets', 'images', 'rootfs']);
+  // The in-test client reads its paths from the same home as the CLI it talks to.
+  process.env.MICROVM_HOME = home;
+});
+
+after(async () => {
+  for (const folder of fs.readdirSync(tmp)) await cli(['down', '--workspace-folder', path.join(tmp, folder)]).catch(() => undefined);
+  if (previousHome === undefined) delete process.env.MICROVM_HOME;
+  else process.env.MICROVM_HOME = previousHome;
+  fs.rmSync(bundles.dir, { recursive: true, force: true });
+  fs.rmSync(home, { recursive: true, force: true });
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const cli = (args: string[], input?: string) => runCli(bundles.cli, args, { env: { MICROVM_HOME: home }, ...(input === undefined ? {} : { input }) });
+
+function workspace(name: string, config: Record<string, unknown>): string {
+  const folder = path.join(tmp, name);
+  fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config));
+  return folder;
+}
+
+interface UpOutput {
+  outcome: string;
+  containerId: string;
+  remoteUser: string;
+  remoteWorkspaceFolder: string;
+}
+
+function upOutput(result: CliResult): UpOutput {
+  assert.equal(result.code, 0, `up exited ${result.code}; stderr: ${result.stderr}`);
+  const lines = result.stdout.toString().trim().split('\n');
+  assert.equal(lines.length, 1, `one JSON line: ${result.stdout.toString()}`);
+  const output = JSON.parse(lines[0]) as UpOutput;
+  assert.equal(output.outcome, 'success');
+  assert.match(output.containerId, /^[0-9a-f]{12}$/);
+  return output;
+}
+
+async function listed(): Promise<Array<{ folder: string; id: string; state: string; pid?: number; vmId?: string }>> {
+  const result = await cli(['ls', '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout.toString());
+}
+
+const connect = async (folder: string) => SupervisorClient.connect(folder, { kind: 'extension', start: false, cliPath: bundles.cli });
+
+/** Every live process whose command line names the VM (QEMU and virtiofsd run with its state directory). */
+const vmProcesses = (vmId: string) => liveProcessesMentioning(`/${vmId}/`);
+
+test('up, exec, ls; a pty running sleep 1000 survives its client and is reattached with its output replayed; down stops it all', async () => {
+  const folder = workspace('app', { postCreateCommand: 'echo made >> made.txt', remoteEnv: { GREETING: 'hi from ${localWorkspaceFolderBasename}' } });
+  const up = upOutput(await cli(['up', '--workspace-folder', folder]));
+  assert.equal(up.remoteWorkspaceFolder, '/workspaces/app');
+  assert.equal(up.remoteUser, 'root');
+
+  const ran = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', 'cat made.txt; echo "$GREETING"; pwd; echo oops >&2; exit 3']);
+  assert.equal(ran.code, 3, ran.stderr);
+  assert.equal(ran.stdout.toString(), 'made\nhi from app\n/workspaces/app\n');
+  assert.match(ran.stderr, /oops/);
+  const piped = await cli(['exec', '--workspace-folder', folder, '--', 'cat'], 'through stdin\n');
+  assert.equal(piped.stdout.toString(), 'through stdin\n', piped.stderr);
+
+  const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
+  assert.equal(entry.state, 'running');
+  assert.equal(entry.vmId, up.containerId);
+  assert.ok(entry.pid && !isGone(entry.pid), 'ls names the live supervisor');
+
+  const first = await connect(folder);
+  assert.ok(first, 'the supervisor is running');
+  assert.equal(first.hello.vmId, up.containerId);
+  const terminal = await first.spawn({ argv: ['sh', '-c', 'echo "started $$"; exec sleep 1000'], tty: true, size: { rows: 24, cols: 80 }, persistent: true, name: 'sleeper' });
+  let seen = '';
+  terminal.onOutput((_stream, data) => { seen += data.toString(); });
+  assert.ok(await waitFor(() => /started \d+/.test(seen), 30_000), `the pty printed its pid: ${JSON.stringify(seen)}`);
+  const pid = Number(/started (\d+)/.exec(seen)?.[1]);
+  first.close();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+
+  const started = performance.now();
+  const second = await connect(folder);
+  assert.ok(second);
+  const [live] = await second.list();
+  const { replay } = await second.attach(live.id);
+  const reattachMs = performance.now() - started;
+  process.stderr.write(`reattach (connect, hello, list, attach with replay): ${reattachMs.toFixed(1)} ms\n`);
+  assert.equal(second.hello.vmId, up.containerId, 'the same VM');
+  assert.equal(live.name, 'sleeper');
+  assert.match(replay.toString(), new RegExp(`started ${pid}`), 'the replay shows the output from before the reattach');
+  const alive = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `kill -0 ${pid} && cat /proc/${pid}/cmdline | tr '\\0' ' '`]);
+  assert.equal(alive.code, 0, `sleep 1000 is still alive: ${alive.stderr}`);
+  assert.match(alive.stdout.toString(), /sleep 1000/);
+  second.close();
+
+  const qemu = qemuPidOf(up.containerId);
+  const down = await cli(['down', '--workspace-folder', folder]);
+  assert.equal(down.code, 0, down.stderr);
+  assert.ok(await waitFor(() => isGone(qemu), 10_000), 'down stopped QEMU');
+  const [after] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
+  assert.equal(after.state, 'stopped');
+  assert.ok(!fs.existsSync(supervisorFiles(after.id).socket), 'the socket went with the supervisor');
+  const execStopped = await cli(['exec', '--workspace-folder', folder, 'true']);
+  assert.equal(execStopped.code, 125);
+  assert.match(execStopped.stderr, /E_SUPERVISOR.*not running.*microvm up/);
+});
+
+test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor leaves no QEMU, virtiofsd or socket in use, and the next up works and idles out', async () => {
+  const folder = workspace('twice', { postStartCommand: 'true' });
+  const [a, b] = await Promise.all([cli(['up', '--workspace-folder', folder]), cli(['up', '--workspace-folder', folder])]);
+  const upA = upOutput(a);
+  assert.equal(upOutput(b).containerId, upA.containerId, 'both ups got the same VM');
+  const supervisors = liveProcessesMentioning('__supervise').filter((p) => fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(folder));
+  assert.equal(supervisors.length, 1, `one supervisor: ${JSON.stringify(supervisors)}`);
+  const children = vmProcesses(upA.containerId);
+  assert.ok(children.some((p) => /qemu-system/.test(p.program)), `QEMU runs: ${JSON.stringify(children)}`);
+  assert.ok(children.some((p) => /virtiofsd|fsjail|fsview/.test(p.program)), `the share's server runs: ${JSON.stringify(children)}`);
+
+  process.kill(supervisors[0].pid, 'SIGKILL');
+  assert.ok(await waitFor(() => children.every((p) => isGone(p.pid)), 10_000), `no QEMU or virtiofsd outlives the supervisor: ${JSON.stringify(children.filter((p) => !isGone(p.pid)))}`);
+  const { socket } = supervisorFiles(openWorkspace(folder).id);
+  assert.ok(fs.existsSync(socket), 'SIGKILL left the socket file (the next start replaces it)');
+
+  const again = upOutput(await cli(['up', '--workspace-folder', folder, '--idle-stop-minutes', '0.05']));
+  assert.notEqual(again.containerId, upA.containerId, 'a new VM');
+  const ran = await cli(['exec', '--workspace-folder', folder, 'echo', 'back']);
+  assert.equal(ran.stdout.toString(), 'back\n', ran.stderr);
+  const qemu = qemuPidOf(again.containerId);
+  // 0.05 min = 3 s with nothing attached.
+  assert.ok(await waitFor(() => isGone(qemu) && !fs.existsSync(socket), 30_000), 'the VM stopped after the idle time');
+  const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
+  assert.equal(entry.state, 'stopped');
+});
+
+test('rm refuses a running workspace without --force, then removes its record, volumes and container disk', async () => {
+  const folder = workspace('gone', { mounts: ['source=data,target=/data,type=volume'], postCreateCommand: 'echo kept > /data/f' });
+  upOutput(await cli(['up', '--workspace-folder', folder]));
+  const { id } = openWorkspace(folder);
+  const disks = () => fs.readdirSync(homePaths.volumes()).filter((n) => n.includes(id) && n.endsWith('.ext4')).sort();
+  const made = disks();
+  assert.ok(made.includes(`ws-${id}-data.ext4`) && made.includes(`wsroot-${id}.ext4`), `the volume and the container disk exist: ${made.join(', ')}`);
+
+  const refused = await cli(['rm', '--workspace-folder', folder]);
+  assert.equal(refused.code, 125);
+  assert.match(refused.stderr, /E_WORKSPACE_RUNNING.*running.*--force/);
+  assert.deepEqual(disks(), made, 'nothing removed');
+
+  const removed = await cli(['rm', '--workspace-folder', folder, '--force']);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.deepEqual(disks(), []);
+  assert.ok(!(await listed()).some((w) => w.id === id), 'ls no longer lists it');
+  assert.ok(!fs.existsSync(supervisorFiles(id).socket));
+});
