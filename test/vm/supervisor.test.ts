@@ -2,11 +2,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { buildBundles, Bundles, CliResult, privateHome, runCli, waitFor } from './cli-helpers';
 import { isGone, liveProcessesMentioning, qemuPidOf } from './qemu-proc';
 import { SupervisorClient } from '../../engine/supervisor/client';
 import { supervisorFiles } from '../../engine/supervisor/paths';
+import { Requests } from '../../engine/supervisor/protocol';
 import { openWorkspace } from '../../engine/workspace/record';
 import { homePaths } from '../../engine/paths';
 
@@ -71,6 +74,9 @@ async function listed(): Promise<Array<{ folder: string; id: string; state: stri
   return JSON.parse(result.stdout.toString());
 }
 
+/** More than a client may fall behind (MAX_CLIENT_QUEUE_BYTES, 8 MiB, base64 makes it 4/3 larger). */
+const FLOOD_BYTES = 12 * 1024 * 1024;
+
 const connect = async (folder: string) => SupervisorClient.connect(folder, { kind: 'extension', start: false, cliPath: bundles.cli });
 
 /** Every live process whose command line names the VM (QEMU and virtiofsd run with its state directory). */
@@ -118,6 +124,28 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   const alive = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `kill -0 ${pid} && cat /proc/${pid}/cmdline | tr '\\0' ' '`]);
   assert.equal(alive.code, 0, `sleep 1000 is still alive: ${alive.stderr}`);
   assert.match(alive.stdout.toString(), /sleep 1000/);
+  assert.ok(second.hello.backlog.some((e) => e.type === 'log' && /postCreateCommand exited 0/.test(e.line)), 'a late client gets the log it missed');
+
+  // A client that stops reading is dropped, and neither the pty nor the other client waits for it.
+  const slowSocket = net.connect(supervisorFiles(second.hello.workspaceId).socket);
+  const slow = createMessageConnection(new SocketMessageReader(slowSocket), new SocketMessageWriter(slowSocket));
+  slow.listen();
+  await slow.sendRequest(Requests.hello, { kind: 'extension' });
+  const flood = await second.spawn({ argv: ['sh', '-c', `yes ${'x'.repeat(99)} | head -c ${FLOOD_BYTES}; echo; echo flood-done`], tty: true, persistent: true });
+  let received = 0;
+  let tail = '';
+  flood.onOutput((_stream, data) => { received += data.length; tail = (tail + data.toString()).slice(-64); });
+  await slow.sendRequest(Requests.attach, { id: flood.id });
+  slowSocket.pause();
+  const slowClosed = new Promise<void>((resolve) => slowSocket.once('close', () => resolve()));
+  const floodStarted = performance.now();
+  assert.ok(await waitFor(() => tail.includes('flood-done'), 300_000), `the reading client got all of the output (${received} bytes)`);
+  process.stderr.write(`pty flood of ${FLOOD_BYTES} bytes through the supervisor: ${((performance.now() - floodStarted) / 1000).toFixed(1)} s\n`);
+  assert.ok(received >= FLOOD_BYTES, `${received} bytes`);
+  slowSocket.resume();
+  await slowClosed;
+  assert.match(fs.readFileSync(supervisorFiles(second.hello.workspaceId).log, 'utf8'), /fell \d+ bytes behind .*dropped/);
+  slow.dispose();
   second.close();
 
   const qemu = qemuPidOf(up.containerId);
