@@ -25,6 +25,7 @@ export { PRESETS as EGRESS_PRESETS } from './egress/policy';
 export type { ShareRefusal, MountSpec, VolumeSpec, SymlinkPolicy, GitPolicy } from './mount';
 export { DEFAULT_PROTECT, removeVolume, volumeFile } from './mount';
 export * from './workspace';
+export * from './supervisor';
 export * from './devcontainer';
 export * from './build';
 export * from './features';

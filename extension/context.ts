@@ -6,7 +6,7 @@ import { sessionRows } from './ports/rules';
 import { AccelSummary, statusView, VmStatus } from './ui/status';
 import { StatusBar } from './ui/status-bar';
 import { LifecycleTerminal } from './terminal/lifecycle-terminal';
-import { Session } from '../engine/index';
+import type { SupervisedWorkspace } from './vm/supervised';
 
 /**
  * The extension's one context object: it owns the output channel, the status bar, the Ports
@@ -17,7 +17,10 @@ export class Ctx implements vscode.Disposable {
   readonly lifecycle = new LifecycleTerminal();
   readonly statusBar = new StatusBar();
   readonly portsView = new PortsView();
-  session: Session | undefined;
+  /** The workspace VM this window is attached to (its supervisor owns it). */
+  session: SupervisedWorkspace | undefined;
+  /** The attach to a VM that outlived the previous window, while it runs (opening waits for it). */
+  reattaching: Promise<unknown> = Promise.resolve();
   accel: AccelSummary | undefined;
   private status: VmStatus = 'stopped';
   private detail = '';
@@ -75,10 +78,11 @@ export class Ctx implements vscode.Disposable {
     }
   }
 
+  /** The window goes (closed or reloaded): it detaches, and the VM keeps running for the next window until its idle stop. */
   async dispose(): Promise<void> {
     const session = this.session;
     this.session = undefined;
-    await session?.stop();
+    session?.detach();
     for (const d of [...this.commandDisposables.splice(0), ...this.disposables.splice(0)]) d.dispose();
   }
 }

@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import { Ctx } from './context';
 import { openFolder } from './vm/open-folder';
-import { shellTerminalOptions } from './terminal/terminals';
+import { hangUpOnUserClose, shellTerminalOptions } from './terminal/terminals';
+import { reattach } from './vm/reattach';
 
 let ctx: Ctx | undefined;
 
@@ -16,10 +17,13 @@ export function activate(extension: vscode.ExtensionContext): void {
       return new vscode.TerminalProfile(shellTerminalOptions(session));
     },
   }));
+  owner.own(hangUpOnUserClose(owner));
   extension.subscriptions.push({ dispose: () => void owner.dispose() });
+  // The folder's VM may outlive the previous window: attach to it (nothing starts otherwise).
+  owner.reattaching = reattach(owner).catch((err: Error) => owner.log.warn(`reattach: ${err.message}`));
 }
 
-/** Stops the VM (and with it every forward and guest process) when VS Code shuts the extension down. */
+/** Detaches from the VM when VS Code shuts the extension down (a reload reattaches; the supervisor's idle stop ends it otherwise). */
 export async function deactivate(): Promise<void> {
   const current = ctx;
   ctx = undefined;

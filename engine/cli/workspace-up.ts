@@ -33,7 +33,7 @@ async function up(flags: WorkspaceFlags): Promise<{ containerId: string; remoteU
   client.onEvent((event) => showEvent(event, progress));
   let declined = false;
   try {
-    const result = await client.up({ settings: cliPlanSettings(flags), allowLocalEnv: flags.allowLocalEnv, waitForHooks: true }, {
+    const result = await client.up({ settings: cliPlanSettings(flags), allowLocalEnv: flags.allowLocalEnv, typeProjection: flags.typeProjection, waitForHooks: true }, {
       configChanged: async (file, changes) => {
         for (const change of changes) progress.note(`${file}: ${change.path} changed since it was last accepted (${change.category}): ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`);
         declined = !flags.acceptConfigChanges;

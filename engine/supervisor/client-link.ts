@@ -18,6 +18,8 @@ const DRAIN_BELOW_BYTES = 1024 * 1024;
 export class ClientLink implements ProcessSink {
   readonly connection: MessageConnection;
   kind: ClientKind | undefined;
+  /** Answers egress questions (network allowlist names outside the list). */
+  asksHosts = false;
   private closed = false;
   private readonly closeListeners: Array<() => void> = [];
 

@@ -6,6 +6,7 @@ import { createMessageConnection, MessageConnection, ResponseError, SocketMessag
 import { MicrovmError, type ErrorCode } from '../errors';
 import { openWorkspace } from '../workspace/record';
 import type { ConfigChange } from '../devcontainer/changes';
+import type { EgressAnswer } from '../egress/ask';
 import type { ForwardedPort } from '../ports/types';
 import type { OverLimit } from '../workspace/limits';
 import { logTail } from './log-file';
@@ -19,6 +20,8 @@ const START_TIMEOUT_MS = 20_000;
 
 export interface ConnectOptions {
   kind: ClientKind;
+  /** This client answers egress questions (a window with microvm.askForHosts). */
+  asksHosts?: boolean;
   /** Start the supervisor when none runs (default); false: undefined when none runs. */
   start?: boolean;
   idleStopMinutes?: number;
@@ -44,6 +47,7 @@ export class SupervisorClient {
   hello!: HelloResult;
   questions: UpQuestions | undefined;
   sameHostPort: (port: ForwardedPort) => Promise<boolean> = async () => false;
+  askEgress: (name: string, port: number) => Promise<EgressAnswer> = async () => 'deny';
 
   /** Rejects when the connection closes: a request in flight then fails instead of hanging. */
   private readonly lost: Promise<never>;
@@ -63,6 +67,7 @@ export class SupervisorClient {
     connection.onRequest(Questions.configChanged, ({ file, changes }) => this.ask().configChanged(file, changes));
     connection.onRequest(Questions.overLimits, ({ over }) => this.ask().overLimits(over));
     connection.onRequest(Questions.sameHostPort, ({ port }) => this.sameHostPort(port));
+    connection.onRequest(Questions.egress, ({ name, port }) => this.askEgress(name, port));
     connection.onClose(() => {
       lose(new Error('the supervisor closed the connection'));
       for (const proc of this.processes.values()) proc.end(-1, undefined, 'the connection to the workspace supervisor closed');
@@ -76,9 +81,9 @@ export class SupervisorClient {
     const record = openWorkspace(folder);
     const files = supervisorFiles(record.id);
     const socket = await tryConnect(files.socket);
-    if (socket) return SupervisorClient.over(socket, files, options.kind);
+    if (socket) return SupervisorClient.over(socket, files, options.kind, options.asksHosts);
     if (options.start === false) return undefined;
-    return SupervisorClient.over(await startSupervisor(record.folder, files, options), files, options.kind);
+    return SupervisorClient.over(await startSupervisor(record.folder, files, options), files, options.kind, options.asksHosts);
   }
 
   /** The running supervisor of a workspace id (`microvm ls` of a folder that may be gone), or undefined. */
@@ -88,11 +93,11 @@ export class SupervisorClient {
     return socket ? SupervisorClient.over(socket, files, kind) : undefined;
   }
 
-  private static async over(socket: net.Socket, files: SupervisorFiles, kind: ClientKind): Promise<SupervisorClient> {
+  private static async over(socket: net.Socket, files: SupervisorFiles, kind: ClientKind, asksHosts = false): Promise<SupervisorClient> {
     const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
     const client = new SupervisorClient(connection, files);
     connection.listen();
-    client.hello = await client.request(() => connection.sendRequest(Requests.hello, { kind }));
+    client.hello = await client.request(() => connection.sendRequest(Requests.hello, { kind, asksHosts }));
     return client;
   }
 

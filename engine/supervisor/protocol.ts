@@ -1,9 +1,13 @@
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { ConfigChange } from '../devcontainer/changes';
+import type { EgressAnswer } from '../egress/ask';
 import type { PlanSettings } from '../devcontainer/plan';
 import type { GuestListener } from '../agent/port-watch';
+import type { PortsConfig } from '../devcontainer/ports';
+import type { Problem } from '../devcontainer/problems';
 import type { ForwardedPort } from '../ports/types';
 import type { OverLimit } from '../workspace/limits';
+import type { ProjectionResult } from '../workspace/type-projection';
 import type { OpenedForward } from '../workspace/port-forwards';
 
 /**
@@ -20,12 +24,18 @@ export interface HelloResult {
   folder: string;
   state: SupervisorState;
   vmId?: string;
+  /** What `up` answered, once the VM runs (a reloaded window reattaches with it). */
+  up?: UpResult;
   /** Events before this client attached (bounded): the log and hook output it missed. */
   backlog: SupervisorEvent[];
 }
 
 export interface UpParams {
   settings: PlanSettings;
+  /** network 'allowlist': put names outside the list to a window that asks (else they are refused). */
+  askForHosts?: boolean;
+  /** Project the VM's node_modules types onto the folder (microvm.typeProjection; default on). */
+  typeProjection?: boolean;
   allowLocalEnv: string[];
   limits?: { maxMemoryMib?: number; maxCpus?: number };
 }
@@ -38,6 +48,12 @@ export interface UpResult {
   /** The accelerator and whether it isolates (TCG does not). */
   accel: string;
   emulated: boolean;
+  /** Every problem of the configuration (errors fail `up` instead). */
+  problems: Problem[];
+  /** customizations.vscode.extensions, for the window to offer. */
+  recommended: string[];
+  /** The plan's network mode (after `learn`, the window offers the hosts it reached). */
+  network: string;
 }
 
 export interface ProcessInfo {
@@ -74,6 +90,8 @@ export interface StatusResult {
 }
 
 export interface PortStateResult {
+  /** The plan's ports (attributes, declared forwards): what the Ports view labels rows with. */
+  config: PortsConfig;
   listeners: GuestListener[];
   forwards: Array<[number, number]>;
   notForwarded: Array<[number, string]>;
@@ -88,15 +106,18 @@ export type SupervisorEvent =
   | { type: 'baking' }
   | { type: 'booting' }
   | { type: 'portsChanged' }
-  | { type: 'exited'; message: string }
+  | { type: 'exited'; message: string; code?: string }
   | { type: 'hookStarted'; description: string }
+  | { type: 'hookFinished'; description: string }
+  | { type: 'hooksSettled' }
   | { type: 'hookFailed'; description: string; retryId: number }
   | { type: 'portForwarded'; port: ForwardedPort; action: 'notify' | 'openBrowser' }
   | { type: 'portsSummary'; ports: ForwardedPort[] }
   | { type: 'hostDiskFull'; message: string };
 
 export const Requests = {
-  hello: new RequestType<{ kind: ClientKind }, HelloResult, void>('hello'),
+  /** `asksHosts`: this client answers egress questions (a window with microvm.askForHosts). */
+  hello: new RequestType<{ kind: ClientKind; asksHosts?: boolean }, HelloResult, void>('hello'),
   up: new RequestType<UpParams, UpResult, void>('up'),
   status: new RequestType0<StatusResult, void>('status'),
   down: new RequestType0<void, void>('down'),
@@ -116,6 +137,8 @@ export const Requests = {
   useSameHostPort: new RequestType<{ guestPort: number }, boolean, void>('ports/useSameHostPort'),
   retryHook: new RequestType<{ retryId: number }, void, void>('hooks/retry'),
   resume: new RequestType0<void, void>('vm/resume'),
+  /** A type projection now (Refresh Type Definitions); undefined when the workspace has none. */
+  refreshTypes: new RequestType0<TypesRun | undefined, void>('types/refresh'),
 };
 
 /** Questions for the user, asked of the client whose `up` needs the answer (never answered by the supervisor itself). */
@@ -123,6 +146,7 @@ export const Questions = {
   configChanged: new RequestType<{ file: string; changes: ConfigChange[] }, 'apply' | 'previous' | 'cancel', void>('ask/configChanged'),
   overLimits: new RequestType<{ over: OverLimit[] }, boolean, void>('ask/overLimits'),
   sameHostPort: new RequestType<{ port: ForwardedPort }, boolean, void>('ask/sameHostPort'),
+  egress: new RequestType<{ name: string; port: number }, EgressAnswer, void>('ask/egress'),
 };
 
 export const Notifications = {
@@ -130,6 +154,13 @@ export const Notifications = {
   output: new NotificationType<{ id: number; stream: 'stdout' | 'stderr'; data: string }>('proc/output'),
   exit: new NotificationType<{ id: number; exitCode: number; signal?: string }>('proc/exit'),
 };
+
+/** A type projection run as JSON: each failure's error as its code and message. */
+export interface TypesRun {
+  reason: string;
+  results: ProjectionResult[];
+  failures: Array<{ guestDir: string; error: { code?: string; message: string } }>;
+}
 
 /** A failure carried over JSON-RPC keeps the engine's error code in its data. */
 export interface ErrorData {

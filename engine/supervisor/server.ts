@@ -123,11 +123,15 @@ function serve(link: ClientLink, host: WorkspaceHost, down: () => Promise<void>)
       throw asResponseError(err);
     }
   };
-  c.onRequest(Requests.hello, guarded(({ kind }) => {
+  c.onRequest(Requests.hello, guarded(({ kind, asksHosts }) => {
     link.kind = kind;
-    return { pid: process.pid, workspaceId: host.workspaceId, folder: host.folder, state: host.state, ...(host.vmId ? { vmId: host.vmId } : {}), backlog: host.backlogEvents() };
+    link.asksHosts = asksHosts === true;
+    return { pid: process.pid, workspaceId: host.workspaceId, folder: host.folder, state: host.state, ...(host.vmId ? { vmId: host.vmId } : {}), ...(host.upResult ? { up: host.upResult } : {}), backlog: host.backlogEvents() };
   }));
-  c.onRequest(Requests.up, guarded((params) => host.up(params, link)));
+  c.onRequest(Requests.up, guarded((params) => {
+    if (params.askForHosts) link.asksHosts = true;
+    return host.up(params, link);
+  }));
   c.onRequest(Requests.status, guarded(() => host.status()));
   c.onRequest(Requests.down, guarded(() => down()));
   c.onRequest(Requests.spawn, guarded((params) => ({ id: host.spawn(params, link) })));
@@ -143,14 +147,16 @@ function serve(link: ClientLink, host: WorkspaceHost, down: () => Promise<void>)
   c.onRequest(Requests.signal, guarded(({ id, signal }) => host.processes.get(id).child.signal(signal)));
   c.onRequest(Requests.kill, guarded(({ id }) => host.processes.get(id).child.signal('SIGKILL')));
   c.onRequest(Requests.portState, guarded(() => {
-    const state = host.running.portState();
-    return { listeners: [...state.listeners], forwards: [...state.forwards], notForwarded: [...state.notForwarded] };
+    const session = host.running;
+    const state = session.portState();
+    return { config: session.plan.ports, listeners: [...state.listeners], forwards: [...state.forwards], notForwarded: [...state.notForwarded] };
   }));
   c.onRequest(Requests.forward, guarded(({ guestPort }) => host.running.forward(guestPort)));
   c.onRequest(Requests.unforward, guarded(({ guestPort, byUser }) => host.running.unforward(guestPort, byUser)));
   c.onRequest(Requests.useSameHostPort, guarded(({ guestPort }) => host.running.useSameHostPort(guestPort)));
   c.onRequest(Requests.retryHook, guarded(({ retryId }) => host.retryHook(retryId)));
   c.onRequest(Requests.resume, guarded(() => host.running.resume()));
+  c.onRequest(Requests.refreshTypes, guarded(() => host.refreshTypes()));
 }
 
 function asResponseError(err: unknown): ResponseError<ErrorData> {

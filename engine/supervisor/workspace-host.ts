@@ -1,11 +1,12 @@
 import { isMicrovmError, MicrovmError } from '../errors';
 import { formatProblem } from '../devcontainer/problems';
+import { recommendedExtensions } from '../devcontainer/config';
 import { prepareWorkspace } from '../workspace/prepare';
 import { CancelledError, Session, SessionEvents } from '../workspace/session';
 import { Backlog } from './backlog';
 import type { ClientLink } from './client-link';
 import { ProcessTable } from './processes';
-import { Questions, SpawnParams, StatusResult, SupervisorEvent, SupervisorState, UpParams, UpResult } from './protocol';
+import { Questions, SpawnParams, TypesRun, StatusResult, SupervisorEvent, SupervisorState, UpParams, UpResult } from './protocol';
 
 /** Events kept for clients that attach later. */
 const BACKLOG_EVENTS = 1000;
@@ -35,6 +36,10 @@ export class WorkspaceHost {
 
   backlogEvents(): SupervisorEvent[] {
     return this.backlog.list();
+  }
+
+  get upResult(): UpResult | undefined {
+    return this.state === 'running' ? this.result : undefined;
   }
 
   get vmId(): string | undefined {
@@ -75,8 +80,9 @@ export class WorkspaceHost {
     for (const problem of prepared.problems) this.broadcast({ type: 'log', line: `${problem.severity}: ${formatProblem(file, problem)}` });
     const errors = prepared.problems.filter((p) => p.severity === 'error');
     if (errors.length > 0) throw new MicrovmError('E_CONFIG', `${file} has ${errors.length} problem(s) that keep the folder from opening as described: ${errors.map((p) => formatProblem(file, p)).join('; ')}`);
-    const session = new Session(prepared.plan, this.sessionEvents(), prepared.lifecycle);
+    const session = new Session(prepared.plan, this.sessionEvents(params.askForHosts === true), prepared.lifecycle);
     session.onProgress = (step) => this.broadcast({ type: 'progress', step });
+    session.typeProjection = params.typeProjection ?? true;
     this.session = session;
     let vm;
     try {
@@ -89,9 +95,11 @@ export class WorkspaceHost {
     const result: UpResult = {
       containerId: vm.id, remoteUser: session.remoteUserName ?? 'root', remoteWorkspaceFolder: session.plan.workspaceFolder,
       accel: vm.accel.accel, emulated: vm.accel.isolation === 'emulated',
+      problems: prepared.problems, recommended: recommendedExtensions(prepared.resolved.config, prepared.resolved.raw), network: session.plan.network,
     };
     this.result = result;
     this.setState('running');
+    void session.hooksSettled().then(() => this.broadcast({ type: 'hooksSettled' }));
     this.log(`VM ${vm.id} running for ${this.folder}`);
     return result;
   }
@@ -101,18 +109,26 @@ export class WorkspaceHost {
     this.broadcast({ type: 'state', state, ...(this.vmId ? { vmId: this.vmId } : {}) });
   }
 
-  private sessionEvents(): SessionEvents {
+  private sessionEvents(askForHosts: boolean): SessionEvents {
     return {
+      // Asked of a window that answers such questions; with none attached, the name is refused.
+      ...(askForHosts ? {
+        askEgress: async (name: string, port: number) => {
+          const window = [...this.clients].find((c) => c.asksHosts && !c.isClosed);
+          return window ? window.connection.sendRequest(Questions.egress, { name, port }).catch(() => 'deny' as const) : 'deny';
+        },
+      } : {}),
       log: (line) => this.broadcast({ type: 'log', line }),
       baking: () => this.broadcast({ type: 'baking' }),
       booting: () => this.broadcast({ type: 'booting' }),
       portsChanged: () => this.broadcast({ type: 'portsChanged' }),
       exited: (error) => {
-        this.broadcast({ type: 'exited', message: error.message });
+        this.broadcast({ type: 'exited', message: error.message, ...(isMicrovmError(error) ? { code: error.code } : {}) });
         this.onVmEnded(`the VM ended: ${error.message}`);
       },
       output: (label, chunk) => this.broadcast({ type: 'output', label, data: chunk.toString('base64') }),
       started: (o) => this.broadcast({ type: 'hookStarted', description: `${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}` }),
+      finished: (o) => this.broadcast({ type: 'hookFinished', description: `${o.name ? `${o.hook} (${o.name})` : o.hook} exited ${o.exitCode}` }),
       hookFailed: (description, retry) => {
         const retryId = this.nextRetry++;
         this.retries.set(retryId, retry);
@@ -142,6 +158,11 @@ export class WorkspaceHost {
       ? session.spawnPty(argv, params.size ?? { rows: 24, cols: 80 }, params.env ?? {})
       : session.spawn(argv, params.env ?? {});
     return this.processes.add(child, { ...params, argv }, owner);
+  }
+
+  async refreshTypes(): Promise<TypesRun | undefined> {
+    const run = await this.running.refreshTypes();
+    return run && { ...run, failures: run.failures.map((f) => ({ guestDir: f.guestDir, error: { ...(isMicrovmError(f.error) ? { code: f.error.code } : {}), message: f.error.message } })) };
   }
 
   retryHook(retryId: number): Promise<void> {

@@ -36,6 +36,8 @@ export interface Settings {
   trustHostCertificates: 'auto' | 'off' | string[];
   /** Project the VM's node_modules types (declarations, trimmed package.json) onto the host folder for host TypeScript. */
   typeProjection: boolean;
+  /** Minutes the workspace VM keeps running with no window or CLI attached (0 = until Stop). */
+  idleStopMinutes: number;
 }
 
 const settingsSchema = z.object({
@@ -59,6 +61,7 @@ const settingsSchema = z.object({
   builderImage: z.string().max(1024).catch(''),
   trustHostCertificates: z.union([z.enum(['auto', 'off']), z.array(z.string().min(1).max(4096)).max(32)]).catch('auto'),
   typeProjection: z.boolean().catch(true),
+  idleStopMinutes: z.number().min(0).max(7 * 24 * 60).catch(30),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;

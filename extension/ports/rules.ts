@@ -49,7 +49,7 @@ export function portRows(
 }
 
 /** The Ports view's rows for a running session. */
-export function sessionRows(session: Session): PortRow[] {
+export function sessionRows(session: Pick<Session, 'portState'> & { plan: Pick<Session['plan'], 'ports'> }): PortRow[] {
   const state = session.portState();
   return portRows([...state.listeners], session.plan.ports, state.forwards, state.notForwarded);
 }

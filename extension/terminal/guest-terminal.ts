@@ -56,10 +56,13 @@ export class GuestTerminal {
     this.process?.resize(size.rows, size.cols);
   }
 
-  /** The user closed the terminal: hang up the guest session, as closing a real terminal does. */
-  close(): void {
+  /**
+   * The terminal closed. The user closing it hangs up the guest session, as closing a real
+   * terminal does; a window reload (hangUp false) leaves it running for the next window.
+   */
+  close(hangUp = true): void {
     this.closed = true;
-    if (this.process && !this.exited) this.process.signal('SIGHUP');
+    if (hangUp && this.process && !this.exited) this.process.signal('SIGHUP');
   }
 
   private attach(process: GuestProcess): void {

@@ -1,8 +1,12 @@
 import * as vscode from 'vscode';
 import { GuestTerminal, StartProcess } from './guest-terminal';
 
-/** A vscode.Pseudoterminal over a GuestTerminal: the thin layer that touches VS Code. */
-export function guestPseudoterminal(start: StartProcess): vscode.Pseudoterminal {
+/**
+ * A vscode.Pseudoterminal over a GuestTerminal: the thin layer that touches VS Code.
+ * `hangUpOnClose` false: closing the pseudoterminal leaves the guest process running (a
+ * supervised terminal, which the user's own close hangs up through `hangUp`).
+ */
+export function guestPseudoterminal(start: StartProcess, hangUpOnClose = true): vscode.Pseudoterminal & { hangUp(): void } {
   const write = new vscode.EventEmitter<string>();
   const close = new vscode.EventEmitter<number | void>();
   const terminal = new GuestTerminal(start, {
@@ -15,8 +19,9 @@ export function guestPseudoterminal(start: StartProcess): vscode.Pseudoterminal 
     open: (size) => terminal.open(size ? { rows: size.rows, cols: size.columns } : undefined),
     handleInput: (data) => terminal.input(data),
     setDimensions: (size) => terminal.resize({ rows: size.rows, cols: size.columns }),
+    hangUp: () => terminal.close(true),
     close: () => {
-      terminal.close();
+      terminal.close(hangUpOnClose);
       write.dispose();
       close.dispose();
     },

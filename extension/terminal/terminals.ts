@@ -1,29 +1,35 @@
 import * as vscode from 'vscode';
 import type { Ctx } from '../context';
-import type { Session } from '../../engine/index';
-import { StartProcess } from './guest-terminal';
+import type { SupervisedWorkspace } from '../vm/supervised';
 import { guestPseudoterminal } from './pty';
 
 const ICON = new vscode.ThemeIcon('vm');
 
-function starter(session: Session, argv: () => Promise<string[]>): StartProcess {
-  return async (size) => session.spawnPty(await argv(), size);
+/**
+ * The options of a MicroVM shell terminal (also what the terminal profile provides): a pty
+ * the workspace's supervisor holds, new, or an existing one (`ptyId`) after a window reload,
+ * its recent output replayed. The user closing the terminal hangs it up; the window closing
+ * or reloading leaves it running.
+ */
+export function shellTerminalOptions(workspace: SupervisedWorkspace, ptyId?: number): vscode.ExtensionTerminalOptions {
+  const pty = guestPseudoterminal((size) => (ptyId === undefined ? workspace.spawnTerminal(size) : workspace.attachTerminal(ptyId)), false);
+  return { name: 'MicroVM', color: new vscode.ThemeColor('terminal.ansiGreen'), iconPath: ICON, pty };
 }
 
-/** The options of a MicroVM shell terminal; also what the terminal profile provides. */
-export function shellTerminalOptions(session: Session): vscode.ExtensionTerminalOptions {
-  return {
-    name: 'MicroVM',
-    color: new vscode.ThemeColor('terminal.ansiGreen'),
-    iconPath: ICON,
-    pty: guestPseudoterminal(starter(session, async () => [session.shell])),
-  };
+/** Hangs up the guest pty when the user (not a window shutdown) closes one of our terminals. */
+export function hangUpOnUserClose(ctx: Ctx): vscode.Disposable {
+  return vscode.window.onDidCloseTerminal((terminal) => {
+    const options = terminal.creationOptions as vscode.ExtensionTerminalOptions;
+    const pty = options?.pty as (vscode.Pseudoterminal & { hangUp?(): void }) | undefined;
+    if (!pty?.hangUp || terminal.exitStatus?.reason === vscode.TerminalExitReason.Shutdown) return;
+    if (ctx.session?.isRunning) pty.hangUp();
+  });
 }
 
-export function openShellTerminal(ctx: Ctx): vscode.Terminal | undefined {
+export function openShellTerminal(ctx: Ctx, ptyId?: number): vscode.Terminal | undefined {
   const session = ctx.session;
   if (!session?.isRunning) return undefined;
-  const terminal = vscode.window.createTerminal(shellTerminalOptions(session));
+  const terminal = vscode.window.createTerminal(shellTerminalOptions(session, ptyId));
   terminal.show();
   return terminal;
 }

@@ -1,22 +1,23 @@
 import * as vscode from 'vscode';
 import {
-  CancelledError, DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, openWorkspace, PlanSettings, prepareWorkspace, Problem,
-  recommendedExtensions, removeVolume, saveWorkspace, Session, WorkspaceRecord,
+  CancelledError, DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, openWorkspace, PlanSettings, Problem,
+  removeVolume, saveWorkspace, SupervisorClient, WorkspaceRecord,
 } from '../../engine/index';
 import type { Ctx } from '../context';
 import { askConfigChanged, askOverLimits } from './provenance';
 import { accelEnv, builderImageEnv, BUILDER_IMAGE_ENV, mirrorsEnv, MIRRORS_ENV, Settings } from '../config/settings';
-import { portNotices } from '../ports/notices';
 import { openShellTerminal } from '../terminal/terminals';
 import { failureNotice, FailureContext } from '../ui/failure-notice';
 import { notice } from '../ui/notice-text';
 import { progressText } from '../ui/plain-text';
 import { showError, showInfo, showWarning } from '../ui/notify';
+import { SupervisedWorkspace } from './supervised';
 import { decideOpen } from './trust';
 import { askEgress, offerLearnedHosts } from './egress-offer';
+import { renderEvents } from './workspace-events';
 
 
-let opening: Promise<Session | undefined> | undefined;
+let opening: Promise<SupervisedWorkspace | undefined> | undefined;
 
 /** The mirrors of the environment VS Code started with; the setting's come before them. */
 const LAUNCH_MIRRORS = process.env[MIRRORS_ENV];
@@ -34,7 +35,8 @@ function setEnv(name: string, value: string | undefined): void {
  * bakes and boots with a cancellable progress notification, then forwards ports, runs the
  * post-start hooks and opens a terminal in the workspace folder. Concurrent calls share one run.
  */
-export async function openFolder(ctx: Ctx, options: { terminal: boolean } = { terminal: true }): Promise<Session | undefined> {
+export async function openFolder(ctx: Ctx, options: { terminal: boolean } = { terminal: true }): Promise<SupervisedWorkspace | undefined> {
+  await ctx.reattaching;
   if (ctx.session?.isRunning) {
     if (options.terminal) openShellTerminal(ctx);
     return ctx.session;
@@ -43,7 +45,7 @@ export async function openFolder(ctx: Ctx, options: { terminal: boolean } = { te
   return opening;
 }
 
-async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session | undefined> {
+async function open(ctx: Ctx, options: { terminal: boolean }): Promise<SupervisedWorkspace | undefined> {
   const folder = ctx.folder();
   if (!folder) {
     void showError(notice`MicroVM: open a folder first (File > Open Folder), then run "MicroVM: Open Folder in MicroVM".`);
@@ -66,75 +68,46 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Session |
         .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
       return undefined;
     }
-    // Resolving features asks their registries for manifests: say so in the status bar.
-    const prepared = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM' }, (progress) => prepareWorkspace({
-      folder: folder.uri.fsPath,
-      settings: planSettings(settings),
-      allowLocalEnv: settings.localEnvAllow,
-      limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus },
-      onConfigChanged: (file, changes) => askConfigChanged(ctx, file, changes),
-      onOverLimits: (over) => askOverLimits(ctx, over),
-      onProgress: (step) => {
-        progress.report({ message: progressText(step) });
-        ctx.log.info(step);
-      },
-    }));
-    if (!prepared) return undefined;
-    const { plan, resolved } = prepared;
-    if (!reportProblems(ctx, resolved.file?.file ?? 'devcontainer.json', prepared.problems)) return undefined;
-    void recommendExtensions(ctx, prepared.record, recommendedExtensions(resolved.config, resolved.raw));
-    const session = new Session(plan, {
-      log: (line) => ctx.log.info(line),
-      baking: () => ctx.setStatus('baking'),
-      booting: () => ctx.setStatus('booting'),
-      portsChanged: () => ctx.refreshPorts(),
-      ...portNotices(),
-      exited: (error) => void failed(ctx, error, 'exited'),
-      hostDiskFull: (message) => {
-        ctx.log.warn(message);
-        void showWarning(notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`, 'Resume')
-          .then((choice) => choice && ctx.session?.resume().catch((err: Error) => failed(ctx, err)));
-      },
-      ...(settings.askForHosts ? { askEgress: (name: string, port: number) => askEgress(name, port) } : {}),
-      output: (label, chunk) => ctx.lifecycle.write(label, chunk.toString('utf8')),
-      started: (o) => ctx.lifecycle.note(`> ${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`),
-      finished: (o) => ctx.lifecycle.note(`${o.name ? `${o.hook} (${o.name})` : o.hook} exited ${o.exitCode}`),
-      hookFailed: (description, retry) => {
-        ctx.log.error(description);
-        ctx.lifecycle.show();
-        void showError(notice`MicroVM: a lifecycle command failed; the VM keeps running (its output is in the "MicroVM: lifecycle" terminal).`, 'Retry', 'Show Log')
-          .then((choice) => {
-            if (choice === 'Show Log') ctx.log.show();
-            if (choice === 'Retry') void retry().catch((err: Error) => ctx.log.error(`retry: ${err.message}`));
-          });
-      },
-    }, prepared.lifecycle);
-    session.typeProjection = settings.typeProjection;
-    return await startSession(ctx, session, options);
+    const folderPath = folder.uri.fsPath;
+    const client = await SupervisorClient.connect(folderPath, { kind: 'extension', idleStopMinutes: settings.idleStopMinutes, asksHosts: settings.askForHosts }) as SupervisorClient;
+    if (settings.askForHosts) client.askEgress = askEgress;
+    const workspace = new SupervisedWorkspace(client, '');
+    let onProgress: (step: string) => void = () => undefined;
+    renderEvents(ctx, workspace, { onProgress: (step) => onProgress(step), onExited: (error) => void failed(ctx, error, 'exited') });
+    const hooksSettled = new Promise<void>((resolve) => client.onEvent((event) => { if (event.type === 'hooksSettled') resolve(); }));
+    ctx.session = workspace;
+    ctx.setStatus('baking', 'Preparing the image');
+    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true }, async (progress, token) => {
+      const cancel = token.onCancellationRequested(() => void workspace.stop().catch(() => undefined));
+      // Steps may name an image or a feature from the configuration: plain text, bounded.
+      onProgress = (message) => progress.report({ message: progressText(message) });
+      try {
+        return await client.up({
+          settings: planSettings(settings), allowLocalEnv: settings.localEnvAllow, limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus }, askForHosts: settings.askForHosts,
+          typeProjection: settings.typeProjection,
+        }, {
+          configChanged: (file, changes) => askConfigChanged(ctx, file, changes),
+          overLimits: (over) => askOverLimits(ctx, over),
+        });
+      } catch (err) {
+        throw token.isCancellationRequested ? new CancelledError() : err;
+      } finally {
+        onProgress = () => undefined;
+        cancel.dispose();
+      }
+    });
+    workspace.workspaceFolder = result.remoteWorkspaceFolder;
+    reportProblems(ctx, 'devcontainer.json', result.problems);
+    void recommendExtensions(ctx, openWorkspace(folderPath), result.recommended);
+    await workspace.refreshPorts();
+    ctx.setStatus('ready', `Workspace at ${result.remoteWorkspaceFolder}`);
+    ctx.refreshPorts();
+    if (result.network === 'learn') void hooksSettled.then(() => offerLearnedHosts(ctx, folderPath));
+    if (options.terminal) openShellTerminal(ctx);
+    return workspace;
   } catch (err) {
     return failed(ctx, err);
   }
-}
-
-async function startSession(ctx: Ctx, session: Session, options: { terminal: boolean }): Promise<Session | undefined> {
-  ctx.session = session;
-  ctx.setStatus('baking', 'Preparing the image');
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true }, async (progress, token) => {
-    const cancel = token.onCancellationRequested(() => void session.stop());
-    // Steps may name an image or a feature from the configuration: plain text, bounded.
-    session.onProgress = (message) => progress.report({ message: progressText(message) });
-    try {
-      await session.start();
-    } finally {
-      cancel.dispose();
-    }
-  });
-  ctx.setStatus('ready', `Workspace at ${session.plan.workspaceFolder}`);
-  ctx.refreshPorts();
-  const folder = ctx.folder()?.uri.fsPath;
-  if (session.plan.network === 'learn' && folder) void session.hooksSettled().then(() => offerLearnedHosts(ctx, folder));
-  if (options.terminal) openShellTerminal(ctx);
-  return session;
 }
 
 /**
@@ -187,7 +160,8 @@ function planSettings(settings: Settings): PlanSettings {
 function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open'): undefined {
   const session = ctx.session;
   ctx.session = undefined;
-  void session?.stop();
+  // A start that failed leaves no supervisor behind (nothing else would stop it).
+  void session?.stop().catch(() => undefined);
   ctx.refreshPorts();
   if (err instanceof CancelledError) {
     ctx.log.info('Open Folder in MicroVM was cancelled');
@@ -230,7 +204,7 @@ async function recreateVolume(ctx: Ctx, volume: string): Promise<void> {
   await openFolder(ctx);
 }
 
-/** "MicroVM: Stop": ends the VM, its forwards and its terminals' processes. */
+/** "MicroVM: Stop": ends the VM, its forwards and its terminals' processes (microvm down). */
 export async function stopVm(ctx: Ctx): Promise<void> {
   const session = ctx.session;
   ctx.session = undefined;

@@ -11,7 +11,7 @@ test('settings fall back to defaults on bad values; localEnv.allow is read under
   assert.deepEqual(readSettings((key) => values[key]), {
     image: 'alpine', memoryMib: 1024, cpus: 2, network: 'none', symlinks: 'opaque', accelerator: 'kvm', allowEmulation: false,
     maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [], defaultImages: {}, registryMirrors: {}, builderImage: '',
-    trustHostCertificates: 'auto', allowedHosts: [], allowedHostsPresets: true, askForHosts: true, typeProjection: true,
+    trustHostCertificates: 'auto', allowedHosts: [], allowedHostsPresets: true, askForHosts: true, typeProjection: true, idleStopMinutes: 30,
   });
   assert.deepEqual(readSettings((key) => (key === 'trustHostCertificates' ? ['/etc/corp/ca.pem'] : undefined)).trustHostCertificates, ['/etc/corp/ca.pem']);
   assert.deepEqual(readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow, ['GITHUB_TOKEN', 'NPM_TOKEN']);
