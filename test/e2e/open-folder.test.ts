@@ -110,6 +110,20 @@ test('Open Folder in MicroVM gives a terminal in the guest, in the workspace fol
   await screenshot(page, '02-terminal-uname-ls');
 });
 
+test('a window reload reattaches to the running VM: the terminal comes back with its output, its background process alive', async () => {
+  await typeLine(page, 'sleep 1000 & echo "bg-pid=$!"');
+  const pid = (await waitForText(page, terminalText, /bg-pid=(\d+)/, 30_000, 'the background sleep'))[1];
+  await page.reload();
+  await page.locator('.monaco-workbench .statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+  await waitForText(page, statusText, /MicroVM: ready/, 60_000, 'the status bar to say ready again without an open');
+  await waitForText(page, terminalText, new RegExp(`bg-pid=${pid}`), 30_000, 'the reopened terminal to replay its earlier output');
+  await screenshot(page, '02b-reattached');
+  await typeLine(page, `kill -0 ${pid} && echo "still-alive-${pid}"`);
+  await waitForText(page, terminalText, new RegExp(`still-alive-${pid}`), 30_000, 'sleep 1000 to have survived the reload');
+  const reattached = await waitForText(page, microvmLog, /reattached to VM \w+ in (\d+) ms/, 10_000, 'the reattach in the MicroVM log');
+  log(`reattach after a window reload: ${reattached[1]} ms`);
+});
+
 test('Ctrl-C reaches the guest, the pty follows the panel size, and several terminals run at once', async () => {
   await typeLine(page, 'sleep 600');
   await page.waitForTimeout(1000);
