@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 
 /** Row groups the harness can run; `--rows` takes these ids. */
-export const ROW_GROUPS = ['bake', 'pool', 'boot', 'exec', 'throughput', 'memory', 'forward', 'files', 'pull', 'netguard', 'egress', 'build', 'warm', 'events'] as const;
+export const ROW_GROUPS = ['bake', 'pool', 'boot', 'exec', 'throughput', 'memory', 'forward', 'files', 'pull', 'netguard', 'egress', 'build', 'warm', 'events', 'reattach'] as const;
 export type RowGroup = (typeof ROW_GROUPS)[number];
 
 export interface BenchArgs {

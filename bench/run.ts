@@ -23,6 +23,7 @@ import { measureMemory } from './rows/memory';
 import { measureNetguard } from './rows/netguard';
 import { measureEgress } from './rows/egress';
 import { measurePool } from './rows/pool';
+import { measureReattach } from './rows/reattach';
 import { Sizes, sizesFor } from './rows/sizes';
 import { measureThroughput } from './rows/throughput';
 import { measureWarm } from './rows/warm';
@@ -51,6 +52,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   build: (_image, _raw, sizes) => measureBuild(sizes.builds, log),
   warm: (_image, _raw, sizes) => measureWarm(sizes, log),
   events: (_image, _raw, sizes) => measureEvents(sizes, log),
+  reattach: (_image, _raw, sizes) => measureReattach(sizes.reattach, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

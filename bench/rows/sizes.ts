@@ -41,6 +41,8 @@ export interface Sizes {
   builds: { cold: number; hits: number; rebuilds: number };
   /** Host edits timed to the guest's inotify event (and to a host fs.watch beside each). */
   eventSamples: number;
+  /** Reattaches to a running workspace supervisor, and cold `up`s of the same workspace beside them. */
+  reattach: { attaches: number; coldOpens: number };
 }
 
 /** The agent's per-call file limit: vm.writeFile / vm.readFile carry at most 4 MiB. */
@@ -58,6 +60,7 @@ export function sizesFor(quick: boolean): Sizes {
       netguardWindows: 30, netguardOverheadSamples: 10, netguardOverheadBatch: 1000,
       egressConnects: 50, egressStreams: 3, egressMib: 64, egressGuestDownloads: 5,
       builds: { cold: 1, hits: 10, rebuilds: 1 }, eventSamples: 20,
+      reattach: { attaches: 20, coldOpens: 2 },
     }
     : {
       boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
@@ -67,5 +70,6 @@ export function sizesFor(quick: boolean): Sizes {
       netguardWindows: 200, netguardOverheadSamples: 30, netguardOverheadBatch: 1000,
       egressConnects: 300, egressStreams: 5, egressMib: 256, egressGuestDownloads: 15,
       builds: { cold: 3, hits: 30, rebuilds: 3 }, eventSamples: 60,
+      reattach: { attaches: 100, coldOpens: 5 },
     };
 }

@@ -17,6 +17,8 @@ import {
 
 /** How long a new supervisor may take to listen (it reads the workspace record, nothing more). */
 const START_TIMEOUT_MS = 20_000;
+/** How long down() waits for the supervisor to close the connection after the VM stopped. */
+const DOWN_TIMEOUT_MS = 10_000;
 
 export interface ConnectOptions {
   kind: ClientKind;
@@ -120,8 +122,10 @@ export class SupervisorClient {
     return this.request(() => this.connection.sendRequest(Requests.status));
   }
 
-  down(): Promise<void> {
-    return this.request(() => this.connection.sendRequest(Requests.down));
+  /** Stops the VM; resolves once the supervisor has let go of the workspace (the next start gets a new one). */
+  async down(): Promise<void> {
+    await this.request(() => this.connection.sendRequest(Requests.down));
+    await Promise.race([this.lost.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, DOWN_TIMEOUT_MS).unref())]);
   }
 
   list(): Promise<ProcessInfo[]> {
@@ -243,24 +247,35 @@ function tryConnect(socketPath: string): Promise<net.Socket | undefined> {
 async function startSupervisor(folder: string, files: SupervisorFiles, options: ConnectOptions): Promise<net.Socket> {
   const cli = options.cliPath ?? defaultCliPath();
   const args = [cli, '__supervise', '--workspace-folder', folder, ...(options.idleStopMinutes !== undefined ? ['--idle-stop-minutes', String(options.idleStopMinutes)] : [])];
-  const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
-  let failed: string | undefined;
-  child.once('exit', (code, signal) => {
-    if (code !== 0) failed = signal ? `killed by ${signal}` : `exit status ${code}`;
-  });
-  child.once('error', (err) => { failed = err.message; });
-  child.unref();
   const deadline = Date.now() + START_TIMEOUT_MS;
+  let child = launch(process.execPath, args);
   for (;;) {
     const socket = await tryConnect(files.socket);
     if (socket) return socket;
-    if (failed || Date.now() > deadline) {
+    if (child.failed || Date.now() > deadline) {
       const tail = logTail(files.log);
-      throw new MicrovmError('E_SUPERVISOR', `the workspace supervisor for ${folder} did not start (${failed ?? `no socket after ${START_TIMEOUT_MS / 1000} s`}), so the workspace VM cannot run; `
+      throw new MicrovmError('E_SUPERVISOR', `the workspace supervisor for ${folder} did not start (${child.failed ?? `no socket after ${START_TIMEOUT_MS / 1000} s`}), so the workspace VM cannot run; `
         + `its log ${files.log} ends: ${tail || '(empty)'}`);
     }
+    // It lost the start lock: to a supervisor starting (its socket comes), or to one stopping (then try again).
+    if (child.exitedAt !== undefined && Date.now() - child.exitedAt > RELAUNCH_AFTER_MS) child = launch(process.execPath, args);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** How long after a supervisor lost the start lock another is launched, if no socket appeared. */
+const RELAUNCH_AFTER_MS = 250;
+
+function launch(node: string, args: string[]): { failed?: string; exitedAt?: number } {
+  const state: { failed?: string; exitedAt?: number } = {};
+  const child = spawn(node, args, { detached: true, stdio: 'ignore', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+  child.once('exit', (code, signal) => {
+    if (code === 0) state.exitedAt = Date.now();
+    else state.failed = signal ? `killed by ${signal}` : `exit status ${code}`;
+  });
+  child.once('error', (err) => { state.failed = err.message; });
+  child.unref();
+  return state;
 }
 
 /** cli.js beside this bundle (dist/ holds engine.js, cli.js and extension.js), else the repository's dist/cli.js. */

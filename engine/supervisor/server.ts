@@ -63,14 +63,16 @@ export async function runSupervisor(options: SupervisorOptions): Promise<boolean
     exiting = true;
     clearTimeout(idleTimer);
     log(`stopping: ${why}`);
+    // New clients find no socket and start the next supervisor, which gets the lock once this one lets go.
+    server.close();
+    fs.rmSync(files.socket, { force: true });
     await host.stop();
     // Give the last replies (down's) a moment to reach their clients.
     await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const client of host.clients) client.close();
-    server.close();
-    fs.rmSync(files.socket, { force: true });
     fs.rmSync(files.pid, { force: true });
     lock.close();
+    // A client that sees its connection close may start the next supervisor at once.
+    for (const client of host.clients) client.close();
     log('stopped');
     finished();
   };

@@ -1,0 +1,62 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SupervisorClient } from '../../engine';
+import { cliPlanSettings } from '../../engine/cli/workspace-session';
+import { buildBundles } from '../../test/vm/cli-helpers';
+import { GroupResult } from '../types';
+
+const NO_QUESTIONS = { configChanged: async () => 'cancel' as const, overLimits: async () => false };
+
+/**
+ * A window reload's reattach to a running workspace VM (connect to its supervisor, hello with
+ * the event backlog, list the ptys, attach one with its replay), against opening the same
+ * workspace cold (`up`: supervisor start, image lookup, boot, hooks) in the same run.
+ */
+export async function measureReattach(sizes: { attaches: number; coldOpens: number }, log: (line: string) => void): Promise<GroupResult> {
+  const bundles = await buildBundles();
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-reattach-'));
+  fs.mkdirSync(path.join(folder, '.devcontainer'));
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({ postStartCommand: 'true' }));
+  const connect = (start: boolean) => SupervisorClient.connect(folder, { kind: 'extension', start, cliPath: bundles.cli, idleStopMinutes: 5 });
+  const up = { settings: cliPlanSettings(undefined), allowLocalEnv: [] };
+  const attaches: number[] = [];
+  const cold: number[] = [];
+  let owner: SupervisorClient | undefined;
+  try {
+    for (let i = 0; i < sizes.coldOpens; i++) {
+      const started = performance.now();
+      const client = await connect(true) as SupervisorClient;
+      await client.up({ ...up, waitForHooks: true }, NO_QUESTIONS);
+      cold.push(performance.now() - started);
+      log(`cold up ${i + 1}/${sizes.coldOpens}: ${cold[i].toFixed(0)} ms`);
+      if (i < sizes.coldOpens - 1) await client.down();
+      else owner = client;
+      if (i < sizes.coldOpens - 1) client.close();
+    }
+    const terminal = await (owner as SupervisorClient).spawn({ argv: ['sh', '-c', 'seq 1 2000; exec sleep 1000'], tty: true, persistent: true });
+    await new Promise<void>((resolve) => terminal.onOutput((_s, data) => { if (data.includes('2000')) resolve(); }));
+    for (let i = 0; i < sizes.attaches; i++) {
+      const started = performance.now();
+      const client = await connect(false) as SupervisorClient;
+      const [pty] = await client.list();
+      const { replay } = await client.attach(pty.id);
+      attaches.push(performance.now() - started);
+      if (replay.length === 0) throw new Error('bench: the reattach replayed nothing');
+      client.close();
+    }
+    log(`reattach: ${attaches.length} samples`);
+  } finally {
+    await owner?.down().catch(() => undefined);
+    owner?.close();
+    fs.rmSync(folder, { recursive: true, force: true });
+    fs.rmSync(bundles.dir, { recursive: true, force: true });
+  }
+  return {
+    measurements: [{
+      ours: { name: 'reattach after a window reload (connect, backlog, ptys, replay)', unit: 'ms', better: 'lower', values: attaches },
+      baseline: { name: 'cold up of the same workspace', unit: 'ms', better: 'lower', values: cold },
+    }],
+    notes: ['Reattach: a client of the workspace supervisor (engine/supervisor) connects, gets the event backlog, lists the ptys and attaches one, its ~9 KB of recent output replayed; the VM and the pty keep running throughout.'],
+  };
+}
