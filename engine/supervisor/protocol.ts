@@ -69,7 +69,7 @@ export interface ProcessInfo {
 }
 
 export interface SpawnParams {
-  /** Empty: the remote user's login shell. */
+  /** Empty: the remote user's shell. */
   argv: string[];
   tty: boolean;
   size?: { rows: number; cols: number };

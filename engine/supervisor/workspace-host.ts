@@ -153,7 +153,8 @@ export class WorkspaceHost {
 
   spawn(params: SpawnParams, owner: ClientLink): number {
     const session = this.running;
-    const argv = params.argv.length > 0 ? params.argv : [session.shell, '-l'];
+    // A terminal starts the remote user's shell as VS Code's integrated terminal does (not a login shell).
+    const argv = params.argv.length > 0 ? params.argv : [session.shell];
     const child = params.tty
       ? session.spawnPty(argv, params.size ?? { rows: 24, cols: 80 }, params.env ?? {})
       : session.spawn(argv, params.env ?? {});

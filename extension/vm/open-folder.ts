@@ -157,7 +157,7 @@ function planSettings(settings: Settings): PlanSettings {
   };
 }
 
-function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open'): undefined {
+export function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open'): undefined {
   const session = ctx.session;
   ctx.session = undefined;
   // A start that failed leaves no supervisor behind (nothing else would stop it).

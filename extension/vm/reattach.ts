@@ -4,6 +4,7 @@ import type { Ctx } from '../context';
 import { openShellTerminal } from '../terminal/terminals';
 import { askEgress } from './egress-offer';
 import { SupervisedWorkspace } from './supervised';
+import { failed } from './open-folder';
 import { renderEvents } from './workspace-events';
 
 /**
@@ -31,10 +32,7 @@ export async function reattach(ctx: Ctx): Promise<number | undefined> {
   const workspace = new SupervisedWorkspace(client, up.remoteWorkspaceFolder);
   renderEvents(ctx, workspace, {
     onProgress: () => undefined,
-    onExited: (error) => {
-      ctx.log.error(`the VM ended: ${error.message}`);
-      ctx.setStatus('error', 'The VM ended; see the MicroVM log');
-    },
+    onExited: (error) => void failed(ctx, error, 'exited'),
   });
   for (const event of client.hello.backlog) if (event.type === 'log') ctx.log.info(event.line);
   ctx.session = workspace;

@@ -69,7 +69,7 @@ export class SupervisedWorkspace {
     return this.client.call((c) => c.sendRequest(Requests.retryHook, { retryId }));
   }
 
-  /** A new terminal: the remote user's login shell in a pty that outlives this window. */
+  /** A new terminal: the remote user's shell in a pty that outlives this window. */
   async spawnTerminal(size: TerminalSize): Promise<GuestProcess> {
     const proc = await this.client.spawn({ argv: [], tty: true, size, env: { TERM: 'xterm-256color', COLORTERM: 'truecolor' }, persistent: true, name: 'MicroVM' });
     return guestProcess(proc);
