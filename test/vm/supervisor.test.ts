@@ -1,4 +1,6 @@
 import { after, before, test } from 'node:test';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -79,6 +81,16 @@ const FLOOD_BYTES = 12 * 1024 * 1024;
 
 const connect = async (folder: string) => SupervisorClient.connect(folder, { kind: 'extension', start: false, cliPath: bundles.cli });
 
+/** Runs a command line under script(1), so its stdin and stdout are a terminal (stty sets the size); its output. */
+function runScript(command: string, env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('script', ['-qec', `stty rows ${env.LINES} cols ${env.COLUMNS}; ${command}`, '/dev/null'], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout) => {
+      if (err) reject(new Error(`${command}: ${err.message}; output: ${stdout}`));
+      else resolve(stdout);
+    });
+  });
+}
+
 /** Every live process whose command line names the VM (QEMU and virtiofsd run with its state directory). */
 const vmProcesses = (vmId: string) => liveProcessesMentioning(`/${vmId}/`);
 
@@ -94,6 +106,18 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   assert.match(ran.stderr, /oops/);
   const piped = await cli(['exec', '--workspace-folder', folder, '--', 'cat'], 'through stdin\n');
   assert.equal(piped.stdout.toString(), 'through stdin\n', piped.stderr);
+
+  // A signal to the CLI reaches the guest command, whose end is the CLI's exit status.
+  const sleeper = spawn(process.execPath, [bundles.cli, 'exec', '--workspace-folder', folder, 'sh', '-c', 'echo ready; exec sleep 100'], { env: { ...process.env, MICROVM_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let sleeperOut = '';
+  sleeper.stdout.on('data', (chunk: Buffer) => { sleeperOut += chunk.toString(); });
+  assert.ok(await waitFor(() => sleeperOut.includes('ready'), 30_000), 'the exec started');
+  sleeper.kill('SIGTERM');
+  const [code] = await once(sleeper, 'exit');
+  assert.equal(code, 128 + 15, 'SIGTERM ended the guest command: 143');
+  // With a terminal on stdin and stdout, exec gets a pty of the terminal's size.
+  const tty = await runScript(`${process.execPath} ${bundles.cli} exec --workspace-folder ${folder} sh -c 'test -t 0 && stty size'`, { MICROVM_HOME: home, COLUMNS: '91', LINES: '33' });
+  assert.match(tty, /33 91/, `a pty: ${tty}`);
 
   const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
   assert.equal(entry.state, 'running');
