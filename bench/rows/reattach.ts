@@ -19,7 +19,7 @@ export async function measureReattach(sizes: { attaches: number; coldOpens: numb
   fs.mkdirSync(path.join(folder, '.devcontainer'));
   fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({ postStartCommand: 'true' }));
   const connect = (start: boolean) => SupervisorClient.connect(folder, { kind: 'extension', start, cliPath: bundles.cli, idleStopMinutes: 5 });
-  const up = { settings: cliPlanSettings(undefined), allowLocalEnv: [] };
+  const up = { settings: cliPlanSettings({ network: 'outbound', allow: [], trustCertificates: 'auto' }), allowLocalEnv: [] };
   const attaches: number[] = [];
   const cold: number[] = [];
   let owner: SupervisorClient | undefined;
