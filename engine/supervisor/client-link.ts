@@ -21,7 +21,7 @@ export class ClientLink implements ProcessSink {
   /** Answers egress questions (network allowlist names outside the list). */
   asksHosts = false;
   private closed = false;
-  private readonly closeListeners: Array<() => void> = [];
+  private readonly closeListeners = new Set<() => void>();
 
   constructor(private readonly socket: Socket, private readonly log: (line: string) => void) {
     const immediate = new Writable({
@@ -37,8 +37,9 @@ export class ClientLink implements ProcessSink {
     this.connection.onError(() => undefined);
   }
 
-  onClose(listener: () => void): void {
-    this.closeListeners.push(listener);
+  onClose(listener: () => void): () => void {
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
   }
 
   get isClosed(): boolean {
@@ -62,10 +63,11 @@ export class ClientLink implements ProcessSink {
     return new Promise((resolve) => {
       const done = () => {
         this.socket.off('drain', done);
+        forget();
         resolve();
       };
       this.socket.once('drain', done);
-      this.onClose(done);
+      const forget = this.onClose(done);
     });
   }
 
@@ -89,6 +91,8 @@ export class ClientLink implements ProcessSink {
     if (this.closed) return;
     this.closed = true;
     this.connection.dispose();
-    for (const listener of this.closeListeners.splice(0)) listener();
+    const listeners = [...this.closeListeners];
+    this.closeListeners.clear();
+    for (const listener of listeners) listener();
   }
 }
