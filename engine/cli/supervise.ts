@@ -5,5 +5,8 @@ import { parseWorkspaceFlags } from './workspace-args';
 export async function superviseCommand(args: string[]): Promise<number> {
   const flags = parseWorkspaceFlags(args, '__supervise', { idle: true });
   await runSupervisor({ folder: flags.folder, idleStopMinutes: flags.idleStopMinutes ?? DEFAULT_IDLE_STOP_MINUTES });
+  // The VM is stopped and the socket gone: end now, whatever handle a stopped session still holds,
+  // so `down` means the process is gone (the next start must not race a lingering one).
+  setImmediate(() => process.exit(0));
   return 0;
 }

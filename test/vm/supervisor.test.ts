@@ -176,6 +176,7 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   const down = await cli(['down', '--workspace-folder', folder]);
   assert.equal(down.code, 0, down.stderr);
   assert.ok(await waitFor(() => isGone(qemu), 10_000), 'down stopped QEMU');
+  assert.ok(await waitFor(() => isGone(entry.pid as number), 10_000), 'the supervisor process ended with down');
   const [after] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
   assert.equal(after.state, 'stopped');
   assert.ok(!fs.existsSync(supervisorFiles(after.id).socket), 'the socket went with the supervisor');
