@@ -1,3 +1,4 @@
+import { WarmSnapshots } from '../workspace/warm-snapshot';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
@@ -55,14 +56,16 @@ export async function lsCommand(args: string[]): Promise<number> {
 }
 
 /** The records under $MICROVM_HOME/workspaces (folder and id only; a damaged one is skipped with a note). */
-function records(): Array<{ folder: string; id: string }> {
+function records(): Array<{ folder: string; id: string; suspended: boolean }> {
   const dir = homePaths.workspaces();
   const names = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort() : [];
-  const found: Array<{ folder: string; id: string }> = [];
+  const found: Array<{ folder: string; id: string; suspended: boolean }> = [];
   for (const name of names) {
     try {
-      const record = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { folder?: unknown; id?: unknown };
-      if (typeof record.folder === 'string' && typeof record.id === 'string' && /^[0-9a-f]{16}$/.test(record.id)) found.push({ folder: record.folder, id: record.id });
+      const record = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { folder?: unknown; id?: unknown; suspended?: unknown };
+      if (typeof record.folder === 'string' && typeof record.id === 'string' && /^[0-9a-f]{16}$/.test(record.id)) {
+        found.push({ folder: record.folder, id: record.id, suspended: record.suspended !== undefined && record.suspended !== null });
+      }
       else throw new Error('no folder or id');
     } catch (err) {
       process.stderr.write(`microvm: skipping the damaged workspace record ${path.join(dir, name)}: ${(err as Error).message}\n`);
@@ -71,10 +74,10 @@ function records(): Array<{ folder: string; id: string }> {
   return found;
 }
 
-async function listed1(record: { folder: string; id: string }): Promise<ListedWorkspace> {
+async function listed1(record: { folder: string; id: string; suspended: boolean }): Promise<ListedWorkspace> {
   const status = await statusOf(record.id);
   return {
-    folder: record.folder, id: record.id, state: status?.state === 'running' ? 'running' : status ? status.state : 'stopped',
+    folder: record.folder, id: record.id, state: status?.state === 'running' ? 'running' : status ? status.state : record.suspended ? 'suspended' : 'stopped',
     ...(status ? { pid: status.pid } : {}), ...(status?.vmId ? { vmId: status.vmId } : {}),
     forwards: status?.forwards ?? [], processes: status?.processes.length ?? 0,
   };
@@ -120,6 +123,8 @@ export async function rmCommand(args: string[]): Promise<number> {
   const own = volumes.filter((n) => n.endsWith('.ext4')).map((n) => n.slice(0, -'.ext4'.length))
     .filter((name) => name.startsWith(`ws-${record.id}-`) || name === `wsroot-${record.id}`);
   for (const name of own) await removeVolume(name);
+  // A suspended VM's memory (on tmpfs) goes with the disks it belongs to.
+  await new WarmSnapshots(flags.folder).discard();
   const files = supervisorFiles(record.id);
   for (const leftover of [files.log, `${files.log}.1`, file]) fs.rmSync(leftover, { force: true });
   process.stderr.write(`microvm: removed the workspace ${record.id} of ${flags.folder}${own.length > 0 ? ` and its disks ${own.join(', ')}` : ''}\n`);

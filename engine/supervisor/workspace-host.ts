@@ -3,6 +3,7 @@ import { formatProblem } from '../devcontainer/problems';
 import { recommendedExtensions } from '../devcontainer/config';
 import { prepareWorkspace } from '../workspace/prepare';
 import { CancelledError, Session, SessionEvents } from '../workspace/session';
+import { WarmSnapshots } from '../workspace/warm-snapshot';
 import { Backlog } from './backlog';
 import type { ClientLink } from './client-link';
 import { ProcessTable } from './processes';
@@ -80,7 +81,9 @@ export class WorkspaceHost {
     for (const problem of prepared.problems) this.broadcast({ type: 'log', line: `${problem.severity}: ${formatProblem(file, problem)}` });
     const errors = prepared.problems.filter((p) => p.severity === 'error');
     if (errors.length > 0) throw new MicrovmError('E_CONFIG', `${file} has ${errors.length} problem(s) that keep the folder from opening as described: ${errors.map((p) => formatProblem(file, p)).join('; ')}`);
-    const session = new Session(prepared.plan, this.sessionEvents(params.askForHosts === true), prepared.lifecycle);
+    // Warm reopen: a stop suspends the VM (engine/workspace/warm-snapshot.ts) and this start resumes one that still fits.
+    const warm = suspendEnabled() ? { warm: new WarmSnapshots(this.folder) } : {};
+    const session = new Session(prepared.plan, this.sessionEvents(params.askForHosts === true), prepared.lifecycle, warm);
     session.onProgress = (step) => this.broadcast({ type: 'progress', step });
     session.typeProjection = params.typeProjection ?? true;
     this.session = session;
@@ -118,7 +121,11 @@ export class WorkspaceHost {
           return window ? window.connection.sendRequest(Questions.egress, { name, port }).catch(() => 'deny' as const) : 'deny';
         },
       } : {}),
-      log: (line) => this.broadcast({ type: 'log', line }),
+      // The workspace log also goes to the supervisor's own (bounded) log file, for after the windows are gone.
+      log: (line) => {
+        this.log(line);
+        this.broadcast({ type: 'log', line });
+      },
       baking: () => this.broadcast({ type: 'baking' }),
       booting: () => this.broadcast({ type: 'booting' }),
       portsChanged: () => this.broadcast({ type: 'portsChanged' }),
@@ -181,13 +188,21 @@ export class WorkspaceHost {
     };
   }
 
-  /** Stops the VM and everything in it; idempotent. */
+  /**
+   * Stops the VM; idempotent. It is suspended for the next `up` when it can be (its processes
+   * that hold the folder are ended, the rest wait in its saved memory); else it stops.
+   */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.setState('stopping');
     const session = this.session;
     this.session = undefined;
-    await session?.stop().catch((err: unknown) => this.log(`stopping the VM: ${isMicrovmError(err) ? err.message : String(err)}`));
+    await session?.stop({ suspend: suspendEnabled() }).catch((err: unknown) => this.log(`stopping the VM: ${isMicrovmError(err) ? err.message : String(err)}`));
     this.setState('stopped');
   }
+}
+
+/** MICROVM_SUSPEND=0 turns warm reopen off: stops end the VM and every open boots afresh. */
+export function suspendEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.MICROVM_SUSPEND !== '0';
 }

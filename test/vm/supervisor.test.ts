@@ -172,17 +172,33 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   slow.dispose();
   second.close();
 
+  // What lives outside the folder (a process started in /, a file in the guest's /tmp) waits in the suspended VM.
+  const kept = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', 'cd / && sleep 1000 >/dev/null 2>&1 & echo $!; echo in-memory > /tmp/marker']);
+  const keptPid = kept.stdout.toString().trim();
   const qemu = qemuPidOf(up.containerId);
   const down = await cli(['down', '--workspace-folder', folder]);
   assert.equal(down.code, 0, down.stderr);
   assert.ok(await waitFor(() => isGone(qemu), 10_000), 'down stopped QEMU');
   assert.ok(await waitFor(() => isGone(entry.pid as number), 10_000), 'the supervisor process ended with down');
   const [after] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
-  assert.equal(after.state, 'stopped');
+  assert.equal(after.state, 'suspended');
+  const supervisorLog = fs.readFileSync(supervisorFiles(after.id).log, 'utf8');
+  assert.match(supervisorLog, /warm reopen: suspended VM/);
+  assert.match(supervisorLog, /killed \d+ guest process\(es\) that held the shared folder/, 'the pty in the folder was ended, and said so');
   assert.ok(!fs.existsSync(supervisorFiles(after.id).socket), 'the socket went with the supervisor');
   const execStopped = await cli(['exec', '--workspace-folder', folder, 'true']);
   assert.equal(execStopped.code, 125);
   assert.match(execStopped.stderr, /E_SUPERVISOR.*not running.*microvm up/);
+
+  // up again: resumed, not booted; the folder is live and current; what waited in memory is there.
+  fs.writeFileSync(path.join(folder, 'made.txt'), 'edited while suspended\n');
+  const resumed = upOutput(await cli(['up', '--workspace-folder', folder]));
+  assert.match(fs.readFileSync(supervisorFiles(after.id).log, 'utf8'), /warm reopen: resumed VM \S+ from its suspended state/);
+  const check = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `cat made.txt; cat /tmp/marker; kill -0 ${keptPid} && echo alive`]);
+  assert.equal(check.stdout.toString(), 'edited while suspended\nin-memory\nalive\n', check.stderr);
+  assert.ok(resumed.containerId);
+  const downAgain = await cli(['down', '--workspace-folder', folder]);
+  assert.equal(downAgain.code, 0, downAgain.stderr);
 });
 
 test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor leaves no QEMU, virtiofsd or socket in use, and the next up works and idles out', async () => {
@@ -209,7 +225,7 @@ test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor
   // 0.05 min = 3 s with nothing attached.
   assert.ok(await waitFor(() => isGone(qemu) && !fs.existsSync(socket), 30_000), 'the VM stopped after the idle time');
   const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
-  assert.equal(entry.state, 'stopped');
+  assert.equal(entry.state, 'suspended', 'idle stop suspends');
 });
 
 test('rm refuses a running workspace without --force, then removes its record, volumes and container disk', async () => {
