@@ -27,6 +27,9 @@ export async function buildBundles(): Promise<Bundles> {
     esbuild.build({ ...common, entryPoints: ['engine/cli/main.ts'], outfile: bundles.cli }),
     esbuild.build({ ...common, entryPoints: ['engine/index.ts'], outfile: bundles.engine }),
   ]);
+  // esbuild's service process can stay referenced after the builds (seen: a test file that
+  // finished its tests and never exited); stop it, a later build starts another.
+  await esbuild.stop();
   return bundles;
 }
 
