@@ -10,6 +10,7 @@ import { feature, featureArtifact, pushFeature, writeFeature } from '../helpers/
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { liveProcessesMentioning } from './qemu-proc';
+import { SLOW } from '../helpers/slow';
 
 /**
  * Dev container features installed for real: published as OCI artifacts (the spec's media
@@ -127,7 +128,7 @@ test('bad features are clear errors before any VM: unknown (404), an option of t
   await assertNothingRunning();
 });
 
-test('features install on a Dockerfile\'s result, with its USER as the container and remote user, and on the embedded default image', async () => {
+test('features install on a Dockerfile\'s result, with its USER as the container and remote user, and on the embedded default image', SLOW, async () => {
   // The image's user may not write the shared folder here: the hook's output says what the feature saw.
   const folder = workspace('built', { build: { dockerfile: 'Dockerfile' }, features: { './who': {} }, postStartCommand: 'cat /etc/who' });
   fs.writeFileSync(path.join(folder, '.devcontainer', 'Dockerfile'), 'FROM debian:bookworm\nRUN useradd -m -u 1000 dev\nUSER dev\n');

@@ -8,6 +8,7 @@ import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { loggingEvents } from '../helpers/session-events';
+import { SLOW } from '../helpers/slow';
 
 /**
  * A folder without devcontainer.json opens on the image for its language: only package.json
@@ -57,7 +58,7 @@ async function withSession(folder: string, logs: string[], body: (session: Sessi
   logs.push(...steps.map((s) => `progress: ${s}`));
 }
 
-test('a folder with only package.json opens on the configured node image, and the progress says which and why', async () => {
+test('a folder with only package.json opens on the configured node image, and the progress says which and why', SLOW, async () => {
   const folder = folderWith('web', { 'package.json': '{"name":"web","scripts":{"start":"node index.js"}}', 'index.js': 'console.log("hi")\n' });
   const logs: string[] = [];
   await withSession(folder, logs, async (session) => {
