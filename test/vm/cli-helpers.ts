@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
+import { after } from 'node:test';
 
 /** Where scripts/setup put the kernel, the default image and the root disk cache. */
 export const realHome = process.env.MICROVM_HOME || path.join(os.homedir(), '.cache', 'microvm');
@@ -12,6 +13,9 @@ export interface Bundles {
   engine: string;
   dir: string;
 }
+
+// Whatever bundled last, no esbuild service outlives a test file that uses these helpers.
+after(() => esbuild.stop());
 
 /**
  * Bundles the CLI and the engine as esbuild.mjs does, but into a private directory: other
