@@ -99,26 +99,13 @@ let publicRoots: Set<string> | undefined;
 function publicRootFingerprints(): Set<string> {
   if (publicRoots) return publicRoots;
   const pems = [...tls.rootCertificates];
-  const walk = (dir: string, depth: number) => {
-    let entries: fs.Dirent[];
+  for (const file of certificateFiles(PACKAGED_ROOT_DIRS, 3, false)) {
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
+      pems.push(...(fs.readFileSync(file, 'utf8').match(PEM_BLOCK) ?? []));
     } catch {
-      return;
+      // unreadable: not counted
     }
-    for (const e of entries) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory() && depth < 3) walk(full, depth + 1);
-      else if (e.isFile() && /\.(crt|pem)$/i.test(e.name)) {
-        try {
-          pems.push(...(fs.readFileSync(full, 'utf8').match(PEM_BLOCK) ?? []));
-        } catch {
-          // unreadable: not counted
-        }
-      }
-    }
-  };
-  for (const dir of PACKAGED_ROOT_DIRS) walk(dir, 0);
+  }
   publicRoots = new Set(pems.flatMap((pem) => {
     try {
       return [new X509Certificate(pem).fingerprint256];
@@ -130,6 +117,13 @@ function publicRootFingerprints(): Set<string> {
 }
 
 function autoFiles(env: NodeJS.ProcessEnv, dirs: readonly string[]): string[] {
+  const files = certificateFiles(dirs, 2, true);
+  if (env.NODE_EXTRA_CA_CERTS) files.push(env.NODE_EXTRA_CA_CERTS);
+  return files;
+}
+
+/** The `.crt` and `.pem` files under `dirs`, `maxDepth` levels down, by name; links too when `links`. Missing directories are skipped. */
+function certificateFiles(dirs: readonly string[], maxDepth: number, links: boolean): string[] {
   const files: string[] = [];
   const walk = (dir: string, depth: number) => {
     let entries: fs.Dirent[];
@@ -140,12 +134,11 @@ function autoFiles(env: NodeJS.ProcessEnv, dirs: readonly string[]): string[] {
     }
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, e.name);
-      if (e.isDirectory() && depth < 2) walk(full, depth + 1);
-      else if ((e.isFile() || e.isSymbolicLink()) && /\.(crt|pem)$/i.test(e.name)) files.push(full);
+      if (e.isDirectory() && depth < maxDepth) walk(full, depth + 1);
+      else if ((e.isFile() || (links && e.isSymbolicLink())) && /\.(crt|pem)$/i.test(e.name)) files.push(full);
     }
   };
   for (const dir of dirs) walk(dir, 0);
-  if (env.NODE_EXTRA_CA_CERTS) files.push(env.NODE_EXTRA_CA_CERTS);
   return files;
 }
 
