@@ -16,12 +16,23 @@ export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Deletes network namespaces and links (with their addresses); names that do not exist are fine. */
+/**
+ * Deletes links (with their addresses) and then network namespaces; names that do not exist are
+ * fine. Links go first: deleting a namespace destroys the veth peers inside it, and their host
+ * ends, later, from the kernel's cleanup work, so a link listed a moment ago may be gone.
+ */
 export function removeHostNet({ netns = [], links = [] }: { netns?: string[]; links?: string[] }): void {
+  for (const name of links) deleteIfPresent(['link', 'delete', name], /Cannot find device/);
   const existingNetns = ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]);
-  for (const name of netns.filter((n) => existingNetns.includes(n))) ip('netns', 'delete', name);
-  const existingLinks = (JSON.parse(ip('-j', 'link', 'show')) as Array<{ ifname: string }>).map((l) => l.ifname);
-  for (const name of links.filter((n) => existingLinks.includes(n))) ip('link', 'delete', name);
+  for (const name of netns.filter((n) => existingNetns.includes(n))) deleteIfPresent(['netns', 'delete', name], /No such file/);
+}
+
+function deleteIfPresent(args: string[], absent: RegExp): void {
+  try {
+    ip(...args);
+  } catch (error) {
+    if (!absent.test(String((error as { stderr?: unknown }).stderr ?? ''))) throw error;
+  }
 }
 
 /** Network namespaces and links need root (CAP_NET_ADMIN); tests skip with this reason otherwise. */
