@@ -9,7 +9,9 @@
  * guard_verdict() (verdict.c, route.c, links.c; the rules are in README.md): the host itself
  * and what lives inside it are refused, the world beyond its uplinks is allowed, and when the
  * kernel's answer cannot be had the call is refused. AF_UNIX and the other families pass
- * untouched (QEMU's own chardev and QMP sockets).
+ * untouched (QEMU's own chardev and QMP sockets). Before any of that, service links
+ * (services.c) take the guest's TCP connections to 198.18.0.0/24 to their host relays, and
+ * refuse everything else inside that block, whatever the mode.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,7 +51,8 @@ static void resolve(void)
  * guest's only way out is the engine's egress proxy. The guest sends to 10.0.2.2:3128, which
  * slirp turns into a connection to 127.0.0.1:3128; the guard points it at 127.0.0.1:PORT and
  * refuses every other IPv4/IPv6 connection and datagram (DNS, UDP, ICMP, direct addresses).
- * A value that is not a port refuses everything (fail closed).
+ * `none` refuses everything but service links: a VM with network 'none' that has links. Any
+ * other value that is not a port refuses everything too (fail closed), with a warning.
  */
 #define GUEST_PROXY_PORT 3128
 static int proxy_port = -1; /* -1: not proxy mode; 0: proxy mode, refuse all */
@@ -62,7 +65,7 @@ static void read_proxy_mode(void)
     char *end = NULL;
     long port = strtol(text, &end, 10);
     proxy_port = (end != text && *end == '\0' && port > 0 && port < 65536) ? (int)port : 0;
-    if (proxy_port == 0)
+    if (proxy_port == 0 && strcmp(text, "none") != 0)
         guard_warn("MICROVM_NETGUARD_PROXY is not a port, refusing all traffic", EINVAL);
 }
 
@@ -129,10 +132,27 @@ static bool proxy_target(const struct sockaddr *sa, socklen_t len, struct sockad
 __attribute__((constructor)) static void start(void)
 {
     pthread_once(&resolved, resolve);
+    services_read();
     read_proxy_mode();
     read_dns_mode();
     if (proxy_port < 0)
         links_follow_events();
+}
+
+static bool in_service_net(const struct sockaddr *sa, socklen_t len)
+{
+    struct sockaddr_in unused;
+    return service_target(sa, len, &unused) != NOT_SERVICE;
+}
+
+/* A datagram: never to the service links' block (links are TCP), in proxy mode never to any
+ * IP destination (DNS is redirected before this), otherwise the guard's verdict. */
+static enum verdict datagram_verdict(const struct sockaddr *sa, socklen_t len, int *pin)
+{
+    *pin = 0;
+    if (in_service_net(sa, len) || (proxy_port >= 0 && is_inet(sa, len)))
+        return REFUSE;
+    return guard_verdict(sa, len, pin);
 }
 
 /* The errno a refused call returns: connect gets ECONNREFUSED (slirp answers the guest's SYN
@@ -162,9 +182,30 @@ static bool pin_socket(int fd, int ifindex)
     return true;
 }
 
+static bool is_stream(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+/* A linked TCP destination goes to its relay; a datagram socket connecting there is refused. */
+static int connect_service(int fd, enum service s, const struct sockaddr_in *relay)
+{
+    if (real_connect == NULL || s != SERVICE_LINKED || !is_stream(fd)) {
+        errno = real_connect == NULL ? ENOSYS : ECONNREFUSED;
+        return -1;
+    }
+    return real_connect(fd, (const struct sockaddr *)relay, sizeof *relay);
+}
+
 EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     pthread_once(&resolved, resolve);
+    struct sockaddr_in relay;
+    enum service s = service_target(sa, len, &relay);
+    if (s != NOT_SERVICE)
+        return connect_service(fd, s, &relay);
     if (proxy_port >= 0 && is_inet(sa, len)) {
         struct sockaddr_in proxy;
         if (real_connect == NULL || !proxy_target(sa, len, &proxy)) {
@@ -189,9 +230,9 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
     pthread_once(&resolved, resolve);
     int pin;
     struct sockaddr_in answerer;
-    if (proxy_port >= 0 && real_sendto != NULL && redirect_dns(fd, sa, len, &answerer))
+    if (proxy_port >= 0 && real_sendto != NULL && !in_service_net(sa, len) && redirect_dns(fd, sa, len, &answerer))
         return real_sendto(fd, buf, n, flags, (const struct sockaddr *)&answerer, sizeof answerer);
-    enum verdict v = proxy_port >= 0 && is_inet(sa, len) ? REFUSE : guard_verdict(sa, len, &pin);
+    enum verdict v = datagram_verdict(sa, len, &pin);
     if (v != ALLOW || real_sendto == NULL) {
         errno = real_sendto == NULL ? ENOSYS : refusal(v, EACCES);
         return -1;
@@ -203,9 +244,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     pthread_once(&resolved, resolve);
     int pin;
-    enum verdict v = msg == NULL ? ALLOW
-        : proxy_port >= 0 && is_inet((const struct sockaddr *)msg->msg_name, msg->msg_namelen) ? REFUSE
-        : guard_verdict((const struct sockaddr *)msg->msg_name, msg->msg_namelen, &pin);
+    enum verdict v = msg == NULL ? ALLOW : datagram_verdict((const struct sockaddr *)msg->msg_name, msg->msg_namelen, &pin);
     if (v != ALLOW || real_sendmsg == NULL) {
         errno = real_sendmsg == NULL ? ENOSYS : refusal(v, EACCES);
         return -1;
@@ -222,7 +261,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int count, int flags)
     for (unsigned int i = 0; msgs != NULL && i < count && v == ALLOW; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)msgs[i].msg_hdr.msg_name;
         socklen_t len = msgs[i].msg_hdr.msg_namelen;
-        v = proxy_port >= 0 && is_inet(sa, len) ? REFUSE : guard_verdict(sa, len, &pin);
+        v = datagram_verdict(sa, len, &pin);
     }
     if (v != ALLOW || real_sendmmsg == NULL) {
         errno = real_sendmmsg == NULL ? ENOSYS : refusal(v, EACCES);

@@ -2,6 +2,7 @@
 #define NETGUARD_H
 
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -27,6 +28,12 @@ enum link_class {
     LINK_INTERNAL, /* lives inside the host: bridges, veth, tap, dummy, loopback, ... */
 };
 
+/* verdict.c: a sockaddr as a dest (a v4-mapped address becomes IPv4); the IPv4 address an
+ * IPv6 one carries for a translator or tunnel (IPv4-compatible, NAT64, 6to4), if any. */
+enum parsed { NOT_IP, TOO_SHORT, PARSED };
+enum parsed parse_dest(const struct sockaddr *sa, socklen_t len, struct dest *d);
+bool embedded_v4(const uint8_t *addr, struct dest *v4);
+
 /* verdict.c: the whole decision for one sockaddr. *pin is the interface to bind a connecting
  * socket to (0: none). Families other than IPv4/IPv6 are allowed untouched. */
 enum verdict guard_verdict(const struct sockaddr *sa, socklen_t len, int *pin);
@@ -45,6 +52,13 @@ ssize_t netlink_ask(struct nlmsghdr *request, void *reply, size_t capacity);
 
 /* resolv.c: d is a nameserver of /etc/resolv.conf (re-read when the file changes). */
 bool is_nameserver(const struct dest *d);
+
+/* services.c: service links (MICROVM_NETGUARD_SERVICES), read once at load. A destination
+ * inside 198.18.0.0/24 is LINKED (*relay is where the engine relays it: 127.0.0.1:hostPort)
+ * or REFUSED; anything else is NOT_SERVICE and judged as usual. */
+enum service { NOT_SERVICE, SERVICE_LINKED, SERVICE_REFUSED };
+void services_read(void);
+enum service service_target(const struct sockaddr *sa, socklen_t len, struct sockaddr_in *relay);
 
 /* warn.c: one line on stderr, at most once every few seconds. */
 void guard_warn(const char *what, int err);

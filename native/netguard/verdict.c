@@ -31,7 +31,7 @@ static enum verdict static_v6(const struct in6_addr *a)
 
 /* The IPv4 address inside an IPv6 one, where a translator or tunnel on this host could take
  * it out again: ::a.b.c.d (IPv4-compatible), 64:ff9b::a.b.c.d (NAT64), 2002:AABB:CCDD::/48. */
-static bool embedded_v4(const uint8_t *a, struct dest *v4)
+bool embedded_v4(const uint8_t *a, struct dest *v4)
 {
     const uint8_t *from = NULL;
     if (memcmp(a, compat_prefix, 12) == 0 || memcmp(a, nat64_prefix, 12) == 0)
@@ -63,10 +63,8 @@ static enum verdict judge(const struct dest *d, int *pin)
     return route_verdict(d, pin);
 }
 
-enum parsed { NOT_IP, TOO_SHORT, PARSED };
-
 /* A short address is refused here; the kernel would refuse it too (EINVAL). */
-static enum parsed parse(const struct sockaddr *sa, socklen_t len, struct dest *d)
+enum parsed parse_dest(const struct sockaddr *sa, socklen_t len, struct dest *d)
 {
     memset(d, 0, sizeof *d);
     if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
@@ -98,7 +96,7 @@ enum verdict guard_verdict(const struct sockaddr *sa, socklen_t len, int *pin)
 {
     struct dest d;
     *pin = 0;
-    switch (parse(sa, len, &d)) {
+    switch (parse_dest(sa, len, &d)) {
     case NOT_IP:
         return ALLOW;
     case TOO_SHORT:

@@ -348,3 +348,98 @@ test('proxy mode: the guest\'s 10.0.2.2:3128 (slirp\'s 127.0.0.1:3128) reaches t
   }
   proxy.close();
 });
+
+/** A host listener standing in for a service link's relay: it counts the connections it got. */
+async function relayListener(): Promise<{ port: number; accepted: (count: number) => Promise<boolean>; close: () => void }> {
+  let accepted = 0;
+  const server = net.createServer((socket) => {
+    accepted++;
+    socket.on('error', () => undefined).end('relay\n');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  // The probe sees the handshake done; the server's callback may come a moment later.
+  const reached = async (count: number) => {
+    for (let i = 0; i < 100 && accepted < count; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    return accepted === count;
+  };
+  return { port: (server.address() as net.AddressInfo).port, accepted: reached, close: () => server.close() };
+}
+
+/** A linked destination connects (to the relay); `held` says whether the connection was made. */
+async function reachesRelay(probe: Probe, address: string, port: number): Promise<void> {
+  assert.equal(await probe.ask(`hold ${address} ${port}`), 'allowed -', `${address}:${port} is linked`);
+  assert.equal(await probe.ask('held 2000'), 'connected', `${address}:${port} reached its relay`);
+}
+
+/** Everything in the block but the links, and every datagram to it, in whatever mode. */
+async function assertBlockRefused(probe: Probe): Promise<void> {
+  assertAll(await probe.askAll(['tcp 198.18.0.2 5433', 'tcp 198.18.0.3 5432', 'tcp 198.18.0.1 80', 'tcp 198.18.0.255 5432',
+    'tcp ::ffff:198.18.0.2 5432', 'tcp 64:ff9b::c612:2 5432', 'tcp 2002:c612:2::1 5432']), /^refused ECONNREFUSED$/);
+  assertAll(await probe.askAll(['udp 198.18.0.2 5432', 'msg 198.18.0.2 5432', 'mmsg 198.18.0.2 5432', 'udp 198.18.0.3 53', 'udp ::ffff:198.18.0.2 53']), /^refused EACCES$/);
+}
+
+test('service links: a linked address:port reaches its relay on 127.0.0.1; the rest of 198.18.0.0/24 and every datagram to it are refused', async () => {
+  const relay = await relayListener();
+  const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${relay.port},198.18.0.3:80=${relay.port}`] });
+  try {
+    await reachesRelay(probe, '198.18.0.2', 5432);
+    await reachesRelay(probe, '198.18.0.3', 80);
+    await assertBlockRefused(probe);
+    assert.ok(await relay.accepted(2), 'both connections reached the relay');
+  } finally {
+    await probe.close();
+    relay.close();
+  }
+  assert.equal(probe.stderr, '');
+});
+
+test("service links in proxy mode: the links and the proxy's port, nothing else; with PROXY=none (network 'none' with links) only the links", async () => {
+  const relay = await relayListener();
+  const proxy = await relayListener();
+  const links = `MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${relay.port}`;
+  for (const mode of [String(proxy.port), 'none']) {
+    const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_PROXY=${mode}`, links] });
+    try {
+      await reachesRelay(probe, '198.18.0.2', 5432);
+      await assertBlockRefused(probe);
+      assert.equal(await probe.ask('tcp 127.0.0.1 3128'), mode === 'none' ? 'refused ECONNREFUSED' : 'allowed -');
+      assertAll(await probe.askAll([`tcp 127.0.0.1 ${relay.port}`, 'tcp 198.51.100.7 443', 'tcp 10.0.2.2 80']), /^refused ECONNREFUSED$/);
+      assertAll(await probe.askAll(['udp 127.0.0.53 53', 'udp 8.8.8.8 53']), /^refused EACCES$/);
+    } finally {
+      await probe.close();
+    }
+    assert.equal(probe.stderr, '', `MICROVM_NETGUARD_PROXY=${mode} is no mistake`);
+  }
+  assert.ok(await relay.accepted(2), 'the link reached the relay in both modes');
+  relay.close();
+  proxy.close();
+});
+
+test('service links: a malformed map refuses every link, with one stderr line; 256 links are fine', async () => {
+  const relay = await relayListener();
+  const p = relay.port;
+  const malformed = [
+    `198.18.0.2:5432=${p},`, `198.18.0.2:5432`, `198.18.0.2=${p}`, `10.0.0.2:5432=${p},198.18.0.2:5432=${p}`, `198.18.0.2:0=${p}`,
+    '198.18.0.2:5432=70000', `198.18.0.2:+5432=${p}`, ` 198.18.0.2:5432=${p}`, `198.18.0.255:5432=${p}`, `198.18.00.2:5432=${p}`,
+    `198.18.0.2:5432=${p},198.18.0.2:5432=${p}`, Array.from({ length: 257 }, (_, i) => `198.18.0.2:${i + 1}=${p}`).join(','),
+  ];
+  for (const value of malformed) {
+    const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=${value}`] });
+    try {
+      assertAll(await probe.askAll(['tcp 198.18.0.2 5432', 'tcp 198.18.0.2 1']), /^refused ECONNREFUSED$/);
+    } finally {
+      await probe.close();
+    }
+    assert.match(probe.stderr, /^microvm-netguard: MICROVM_NETGUARD_SERVICES is malformed [^\n]*\n$/, value.slice(0, 60));
+  }
+  const full = Array.from({ length: 256 }, (_, i) => `198.18.0.${(i % 250) + 2}:${i + 1}=${p}`).join(',');
+  const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=${full}`] });
+  try {
+    await reachesRelay(probe, '198.18.0.7', 256);
+  } finally {
+    await probe.close();
+  }
+  assert.equal(probe.stderr, '');
+  relay.close();
+});

@@ -4,7 +4,9 @@
  *
  *   netguard-probe                          one question per stdin line, one answer per line:
  *       tcp ADDR PORT   -> "allowed IFNAME|-" (connect() started; the interface the guard
- *       udp ADDR PORT      bound the socket to) or "refused ERRNO" (e.g. ECONNREFUSED)
+ *       udp ADDR PORT      bound the socket to) or "refused ERRNO" (e.g. ECONNREFUSED);
+ *       msg ADDR PORT      udp sends with sendto(), msg with sendmsg(), mmsg with sendmmsg()
+ *       mmsg ADDR PORT
  *       fill-fds        -> "filled": every free descriptor but one is taken, so the guard
  *                          cannot open its netlink socket on the next question
  *       listen PORT     -> "listening": a TCP listener on every address of the namespace
@@ -95,13 +97,27 @@ static void answer_allowed(int fd)
 
 static int held_fd = -1;
 
+/* One datagram to ss through the send call the question names. */
+static bool send_datagram(int fd, const char *proto, struct sockaddr_storage *ss, socklen_t len)
+{
+    char byte = '?';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct mmsghdr m = {.msg_hdr = {.msg_name = ss, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1}};
+    if (strcmp(proto, "msg") == 0)
+        return sendmsg(fd, &m.msg_hdr, 0) == 1;
+    if (strcmp(proto, "mmsg") == 0)
+        return sendmmsg(fd, &m, 1, 0) == 1;
+    return sendto(fd, &byte, 1, 0, (struct sockaddr *)ss, len) == 1;
+}
+
 /* A non-blocking connect() that started, or a datagram sent, counts as allowed. */
 static void ask(const char *proto, const char *addr, const char *port, bool hold)
 {
     struct sockaddr_storage ss;
     int len = parse_address(addr, port, &ss);
     bool tcp = strcmp(proto, "tcp") == 0 || hold;
-    if (len < 0 || (!tcp && strcmp(proto, "udp") != 0)) {
+    bool udp = strcmp(proto, "udp") == 0 || strcmp(proto, "msg") == 0 || strcmp(proto, "mmsg") == 0;
+    if (len < 0 || (!tcp && !udp)) {
         printf("bad question\n");
         return;
     }
@@ -109,7 +125,7 @@ static void ask(const char *proto, const char *addr, const char *port, bool hold
     if (fd < 0)
         die("socket");
     bool started = tcp ? connect(fd, (struct sockaddr *)&ss, (socklen_t)len) == 0 || errno == EINPROGRESS
-                       : sendto(fd, "?", 1, 0, (struct sockaddr *)&ss, (socklen_t)len) == 1;
+                       : send_datagram(fd, proto, &ss, (socklen_t)len);
     if (started)
         answer_allowed(fd);
     else
