@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_PIDS_MAX } from './agent/protocol';
 import { MicrovmError } from './errors';
 import { DEFAULT_PROTECT } from './mount/types';
+import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qemu/network';
 
 /**
  * User-facing options, validated at the boundary: unknown keys are rejected, and an error
@@ -50,6 +51,15 @@ export const tmpfsSchema = z.object({
   sizeMib: z.number().int().min(1).max(1024 * 1024).optional(),
 }).strict();
 
+const port = z.number().int().min(1).max(65535);
+
+/** Another VM's TCP port, reached by the guest at address:port and relayed on the host from 127.0.0.1:hostPort (engine/qemu/network.ts). */
+export const serviceLinkSchema = z.object({
+  address: z.string().refine(isServiceLinkAddress, `expected a host address inside ${SERVICE_LINK_NET}, such as serviceLinkAddress(0) = 198.18.0.2`),
+  port,
+  hostPort: port,
+}).strict();
+
 export const buildOptionsSchema = z.object({
   ref: z.string().min(1).optional(),
   name: z.string().min(1).optional(),
@@ -59,6 +69,11 @@ export const buildOptionsSchema = z.object({
   cmd: argv.optional(),
   bootTimeoutMs: z.number().int().positive().optional(),
   network: z.enum(['none', 'outbound', 'allowlist', 'learn']).default('outbound'),
+  /**
+   * Other VMs' TCP ports this VM reaches at 198.18.0.0/24, whatever its network. Given at all,
+   * even empty, the VM has a NIC also with network 'none': then the links are all it reaches.
+   */
+  serviceLinks: z.array(serviceLinkSchema).max(MAX_SERVICE_LINKS).optional(),
   /** network 'allowlist': the host names the VM may reach through the egress proxy (`registry.npmjs.org`, `*.github.com`). */
   allow: z.array(z.string().min(1).max(253)).max(256).default([]),
   pullPolicy: z.enum(['always', 'missing', 'never']).default('missing'),
@@ -91,7 +106,17 @@ export const buildOptionsSchema = z.object({
    */
   rootVolume: volumeSchema.omit({ mountPoint: true }).optional(),
 }).strict().refine((o) => !o.listenerRequired || o.guestPort !== undefined, { message: 'listenerRequired needs guestPort', path: ['listenerRequired'] })
-  .superRefine(uniqueMountPoints);
+  .superRefine(uniqueMountPoints).superRefine(uniqueServiceLinks);
+
+/** Two links of one address:port would leave the guard to pick one relay: it refuses them all. */
+function uniqueServiceLinks(o: { serviceLinks?: Array<{ address: string; port: number }> }, ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  for (const [i, link] of (o.serviceLinks ?? []).entries()) {
+    const key = `${link.address}:${link.port}`;
+    if (seen.has(key)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${key} is linked twice`, path: ['serviceLinks', i] });
+    seen.add(key);
+  }
+}
 
 /** Two mounts or volumes on one guest path (or two volumes of one name) would hide each other. */
 function uniqueMountPoints(o: { mounts: Array<{ guestPath: string }>; volumes: Array<{ name: string; mountPoint: string }>; tmpfs: Array<{ mountPoint: string }>; rootVolume?: { name: string } }, ctx: z.RefinementCtx): void {

@@ -22,7 +22,7 @@ import type { PullProgress } from './registry/pull';
 import { resolveSource } from './source';
 import { ImageConfig } from './types';
 import { ProcessRequest } from '../agent/process';
-import { proxyEnv, usesEgressProxy, type NetworkMode } from '../qemu/network';
+import { hasNic, proxyEnv, usesEgressProxy, type NetworkMode, type ServiceLink } from '../qemu/network';
 import { checkPatterns } from '../egress/policy';
 import type { MountSpec, RootVolumeSpec, TmpfsSpec, VolumeSpec } from '../mount';
 import { resolveMounts } from '../mount/resolve';
@@ -47,6 +47,8 @@ interface ImageSettings {
   network: NetworkMode;
   /** Proxy modes: what the egress proxy allows (not part of the bake key: the proxy decides at run time). */
   allow?: readonly string[];
+  /** Other VMs' ports (not part of the bake key: the guard decides at run time; only the NIC they add is). */
+  serviceLinks?: ServiceLink[];
   mounts: MountSpec[];
   volumes: VolumeSpec[];
   tmpfs: TmpfsSpec[];
@@ -113,9 +115,11 @@ export class Image {
     const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
     const settings: ImageSettings = {
       memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, allow, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
-      warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
+      serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
     };
-    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...settings, allow: undefined, env: config.env, user: config.user }, extraFiles });
+    // A snapshot or suspended state holds the NIC's device state: one taken with a NIC only fits a VM with one.
+    const keyed = { ...settings, allow: undefined, serviceLinks: undefined, linkNic: linkNic(settings) || undefined };
+    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...keyed, env: config.env, user: config.user }, extraFiles });
     const ref = opts.ref ?? 'default';
     const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
     // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
@@ -145,7 +149,8 @@ export class Image {
     const loaded = await loadSnapshot(path.resolve(dir), undefined);
     if (!loaded.ok) throw new MicrovmError('E_SNAPSHOT_INVALID', `${dir} is not a usable snapshot: ${loaded.reason}`);
     const record = loaded.meta.image;
-    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, mounts: [], volumes: [], tmpfs: [] };
+    // Taken with a NIC for service links: restored with one, whose links are none (their relays were that run's).
+    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, serviceLinks: record.linkNic ? [] : undefined, mounts: [], volumes: [], tmpfs: [] };
     const image = new Image(record.ref, record.name, record.manifestDigest, record.config, record.rootDisk, [], loaded.meta.files.state.sha256, settings);
     image.snapshot = { dir: path.resolve(dir), source: loaded.source };
     return image;
@@ -164,6 +169,7 @@ export class Image {
     return {
       ref: this.ref, name: this.name, manifestDigest: this.manifestDigest, rootDisk: this.rootDisk, config: this.config,
       memoryMib: this.settings.memoryMib, vcpus: this.settings.vcpus, network: this.settings.network,
+      ...(linkNic(this.settings) ? { linkNic: true as const } : {}),
     };
   }
 
@@ -227,6 +233,7 @@ export class Image {
       workload: this.workload(),
       user: this.config.user,
       network: this.settings.network,
+      serviceLinks: this.settings.serviceLinks,
       ...(usesEgressProxy(this.settings.network) ? { egress: { mode: this.settings.network as 'allowlist' | 'learn', allow: this.settings.allow ?? [] } } : {}),
       mounts: this.settings.mounts,
       volumes: this.settings.volumes,
@@ -259,4 +266,9 @@ export class Image {
     }
     return machine;
   }
+}
+
+/** The VM has a NIC only because of its service links (network 'none'). */
+function linkNic(settings: Pick<ImageSettings, 'network' | 'serviceLinks'>): boolean {
+  return hasNic(settings.network, settings.serviceLinks) && !hasNic(settings.network);
 }

@@ -25,7 +25,7 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
     '-device', `virtio-serial-${bus}`,
     '-chardev', `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=agent',
-    ...networkArgs(spec.network, bus),
+    ...networkArgs(spec.network, bus, spec.serviceLinks),
     '-qmp', `unix:${escapeOption(spec.qmpSocket)},server=on,wait=off`,
     ...(spec.incoming ? ['-incoming', `unix:${escapeOption(spec.incoming)}`] : []),
   ];

@@ -5,7 +5,8 @@ import { homePaths } from '../paths';
 /**
  * Guest networking. 'outbound': QEMU user-mode networking (slirp), NAT with a DNS forwarder,
  * IPv4 only; the agent configures eth0 as 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3.
- * 'none': no NIC at all. Port forwards never use the NIC: they run over the agent channel.
+ * 'none': no NIC at all, unless the VM has service links (below): then a NIC whose only
+ * destinations are the links. Port forwards never use the NIC: they run over the agent channel.
  *
  * slirp opens the guest's connections from the host itself and maps 10.0.2.2 to the host's
  * 127.0.0.1, and QEMU 7.2 has no option to turn that off (libslirp's disable_host_loopback
@@ -58,9 +59,67 @@ export const GUEST_NETWORK = {
   guest: '10.0.2.15',
 } as const;
 
+/** A TCP port of another VM, reached by the guest at `address:port` (198.18.0.0/24) and relayed on the host by a forward listening on 127.0.0.1:hostPort. */
+export interface ServiceLink { address: string; port: number; hostPort: number }
+
+/**
+ * Service links: the guest connects to `address:port` inside this block, and the network guard
+ * sends slirp's connection to 127.0.0.1:hostPort instead, where the other VM's forward (its
+ * vm.exposeTcp) listens. The rest of the block is refused in every mode. RFC 2544's benchmark
+ * range: no real service lives there.
+ */
+export const SERVICE_LINK_NET = '198.18.0.0/24';
+const SERVICE_LINK_PREFIX = '198.18.0.';
+/** The guard reads at most this many links. */
+export const MAX_SERVICE_LINKS = 256;
+
+/** The guest address of the n-th linked service (n from 0): 198.18.0.2, 198.18.0.3, ... */
+export function serviceLinkAddress(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 252) {
+    throw new MicrovmError('E_BAD_OPTION', `service link number ${n} is not an integer from 0 to 252: the block ${SERVICE_LINK_NET} has 253 addresses for services (198.18.0.2 to .254)`);
+  }
+  return `${SERVICE_LINK_PREFIX}${n + 2}`;
+}
+
+/** A host address of SERVICE_LINK_NET in plain dotted form (the guard refuses leading zeros, .0 and .255). */
+export function isServiceLinkAddress(address: string): boolean {
+  const last = /^198\.18\.0\.(\d{1,3})$/.exec(address)?.[1];
+  return last !== undefined && String(Number(last)) === last && Number(last) >= 1 && Number(last) <= 254;
+}
+
+/** Throws E_BAD_OPTION naming the first link the guard would not take. */
+export function checkServiceLinks(links: readonly ServiceLink[]): void {
+  if (links.length > MAX_SERVICE_LINKS) {
+    throw new MicrovmError('E_BAD_OPTION', `${links.length} service links are more than the ${MAX_SERVICE_LINKS} a VM may have`);
+  }
+  const seen = new Set<string>();
+  for (const [i, link] of links.entries()) {
+    const what = `service link ${i} (${JSON.stringify(link)})`;
+    if (!isServiceLinkAddress(link.address)) {
+      throw new MicrovmError('E_BAD_OPTION', `${what}: address must be a host address inside ${SERVICE_LINK_NET}, such as serviceLinkAddress(0) = 198.18.0.2`);
+    }
+    for (const field of ['port', 'hostPort'] as const) {
+      if (!Number.isInteger(link[field]) || link[field] < 1 || link[field] > 65535) {
+        throw new MicrovmError('E_BAD_OPTION', `${what}: ${field} must be an integer from 1 to 65535`);
+      }
+    }
+    const key = `${link.address}:${link.port}`;
+    if (seen.has(key)) throw new MicrovmError('E_BAD_OPTION', `${what}: ${key} is linked twice`);
+    seen.add(key);
+  }
+}
+
+/**
+ * The guest has a NIC when its network is not 'none', or when it has service links: given at
+ * all, even none, since a VM restored from a snapshot taken with a NIC needs one too.
+ */
+export function hasNic(mode: NetworkMode | undefined, links?: readonly ServiceLink[]): boolean {
+  return (mode !== undefined && mode !== 'none') || links !== undefined;
+}
+
 /** `transport`: 'device' = virtio-mmio (the microvm machine), 'pci' = virtio-pci (q35). */
-export function networkArgs(mode: NetworkMode | undefined, transport: 'device' | 'pci' = 'device'): string[] {
-  if (mode === undefined || mode === 'none') return [];
+export function networkArgs(mode: NetworkMode | undefined, transport: 'device' | 'pci' = 'device', links?: readonly ServiceLink[]): string[] {
+  if (!hasNic(mode, links)) return [];
   const { net, gateway, dns, guest } = GUEST_NETWORK;
   return [
     '-netdev', `user,id=net0,ipv4=on,ipv6=off,restrict=off,net=${net},host=${gateway},dns=${dns},dhcpstart=${guest}`,
@@ -68,25 +127,31 @@ export function networkArgs(mode: NetworkMode | undefined, transport: 'device' |
   ];
 }
 
-/** Environment for the QEMU process: the network guard when the guest has a NIC. */
-export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string, proxyPort?: number, dnsPort?: number): Record<string, string> {
-  if (mode === undefined || mode === 'none') return {};
+/**
+ * Environment for the QEMU process: the network guard when the guest has a NIC. Network 'none'
+ * with service links runs the guard's proxy mode without a proxy: the links and nothing else.
+ */
+export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string, proxyPort?: number, dnsPort?: number, links?: readonly ServiceLink[]): Record<string, string> {
+  if (!hasNic(mode, links)) return {};
   // ld.so splits LD_PRELOAD at spaces and colons.
   if (/[\s:]/.test(guardLibrary)) {
     throw new MicrovmError('E_SETUP_MISSING', `the network guard path ${JSON.stringify(guardLibrary)} contains a space or colon; set MICROVM_HOME to a plain path`);
   }
+  checkServiceLinks(links ?? []);
+  const services: Record<string, string> = links?.length ? { MICROVM_NETGUARD_SERVICES: links.map((l) => `${l.address}:${l.port}=${l.hostPort}`).join(',') } : {};
   // Proxy modes: the guard lets QEMU reach the proxy's port and nothing else (no port: nothing at all).
   if (usesEgressProxy(mode)) {
-    return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none'), ...(dnsPort ? { MICROVM_NETGUARD_DNS: String(dnsPort) } : {}) };
+    return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none'), ...(dnsPort ? { MICROVM_NETGUARD_DNS: String(dnsPort) } : {}), ...services };
   }
-  return { LD_PRELOAD: guardLibrary };
+  if (mode === 'outbound') return { LD_PRELOAD: guardLibrary, ...services };
+  return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: 'none', ...services };
 }
 
 /** networkEnv with the guard that scripts/setup installed; E_SETUP_MISSING when it is not there. */
-export function guestNetworkEnv(mode: NetworkMode | undefined, proxyPort?: number, dnsPort?: number): Record<string, string> {
+export function guestNetworkEnv(mode: NetworkMode | undefined, proxyPort?: number, dnsPort?: number, links?: readonly ServiceLink[]): Record<string, string> {
   const guard = homePaths.netguard();
-  if (mode !== undefined && mode !== 'none' && !fs.existsSync(guard)) {
-    throw new MicrovmError('E_SETUP_MISSING', `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none')`);
+  if (hasNic(mode, links) && !fs.existsSync(guard)) {
+    throw new MicrovmError('E_SETUP_MISSING', `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none' without service links)`);
   }
-  return networkEnv(mode, guard, proxyPort, dnsPort);
+  return networkEnv(mode, guard, proxyPort, dnsPort, links);
 }

@@ -1,4 +1,4 @@
-import type { NetworkMode } from './network';
+import type { NetworkMode, ServiceLink } from './network';
 
 export type Accel = 'kvm' | 'tcg' | 'hvf';
 export type GuestArch = 'x86_64' | 'aarch64';
@@ -43,8 +43,10 @@ export interface QemuSpec {
   incoming?: string;
   /** Under TCG, the host TSC rate given to the guest kernel so it skips PIT calibration (host-tsc.ts). */
   tscKhz?: number;
-  /** Guest NIC: 'outbound' = user-mode NAT (see network.ts); absent or 'none' = no NIC. */
+  /** Guest NIC: 'outbound' = user-mode NAT (see network.ts); absent or 'none' = no NIC, unless `serviceLinks` is given. */
   network?: NetworkMode;
+  /** Service links (the guard's business): given at all, the guest gets a NIC whatever `network` says. */
+  serviceLinks?: readonly ServiceLink[];
   /** virtio-fs shares: a vhost-user-fs device per virtiofsd socket (needs shared guest RAM). */
   virtiofs?: Array<{ socket: string; tag: string }>;
   /**

@@ -43,6 +43,8 @@ export const snapshotImageSchema = z.object({
   memoryMib: z.number().int().positive(),
   vcpus: z.number().int().positive(),
   network: z.enum(['none', 'outbound', 'allowlist', 'learn']),
+  /** Network 'none' with a NIC for service links: a VM restored from it needs that NIC too. */
+  linkNic: z.literal(true).optional(),
 });
 
 export type SnapshotImage = z.infer<typeof snapshotImageSchema>;

@@ -5,7 +5,7 @@ import { AccelChoice } from '../accel/decide';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
-import { guestNetworkEnv, NetworkMode, usesEgressProxy } from '../qemu/network';
+import { guestNetworkEnv, NetworkMode, ServiceLink, usesEgressProxy } from '../qemu/network';
 import { EgressEvent, EgressProxy, startEgressProxy } from '../egress/proxy';
 import type { EgressPolicy } from '../egress/policy';
 import type { EgressAsk } from '../egress/ask';
@@ -41,6 +41,12 @@ export interface BootSpec {
   bootTimeoutMs?: number;
   /** Guest NIC; absent = 'none'. Forwards work either way. */
   network?: NetworkMode;
+  /**
+   * Other VMs' TCP ports the guest reaches at 198.18.0.0/24, relayed by their forwards on the
+   * host (engine/qemu/network.ts). Given at all (even empty), the guest has a NIC, also with
+   * network 'none': then the links are all it reaches.
+   */
+  serviceLinks?: ServiceLink[];
   /** Proxy modes ('allowlist', 'learn'): what the VM's egress proxy allows; absent = nothing (fail closed). */
   egress?: EgressPolicy;
   restoreTimeoutMs?: number;
@@ -151,7 +157,7 @@ export class Machine {
       arch: 'x86_64', machine: spec.machine, hotplugSlots: storage.devices.virtiofs.length, accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
       kernel: assets.kernel, initrd: assets.initrd, cmdline: storage.cmdline, rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp, runAs: runAs?.name,
-      network: spec.network, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
+      network: spec.network, serviceLinks: spec.serviceLinks, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
       ...(disks ? { virtiofs: [], volumes: disks.volumes } : {}),
     });
     let proxy: EgressProxy | undefined;
@@ -165,7 +171,7 @@ export class Machine {
     }
     let qemu: SupervisedProcess;
     try {
-      qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort), disks?.fds);
+      qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort, spec.serviceLinks), disks?.fds);
     } finally {
       for (const fd of disks?.fds ?? []) fs.closeSync(fd);
     }
