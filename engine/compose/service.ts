@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { quote } from '../devcontainer/problems';
@@ -102,6 +103,17 @@ function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuil
     ctx.problems.add(ctx.file, 'error', 'compose-build-context', `${at}.context`, `the build context ${quote(contextText)} is outside the workspace folder (${context})`, 'the service cannot be built; the builder VM sees only the workspace folder');
     return undefined;
   }
+  if (!fs.statSync(context, { throwIfNoEntry: false })?.isDirectory()) {
+    ctx.problems.add(ctx.file, 'error', 'compose-build-context', `${at}.context`, `the build context ${quote(contextText)} does not exist (${context})`, 'the service cannot be built; fix the path');
+    return undefined;
+  }
+  const dockerfileText = typeof raw.dockerfile === 'string' && raw.dockerfile ? raw.dockerfile : 'Dockerfile';
+  const dockerfile = path.resolve(context, dockerfileText);
+  if (!isInside(ctx.folder, dockerfile) || !fs.statSync(dockerfile, { throwIfNoEntry: false })?.isFile()) {
+    ctx.problems.add(ctx.file, 'error', 'compose-build-dockerfile', `${at}.dockerfile`, `the Dockerfile ${quote(dockerfileText)} ${isInside(ctx.folder, dockerfile) ? 'does not exist' : 'is outside the workspace folder'} (${dockerfile})`,
+      'the service cannot be built; fix build.dockerfile (relative to the build context)');
+    return undefined;
+  }
   for (const key of Object.keys(raw)) {
     if (!['context', 'dockerfile', 'args', 'target'].includes(key) && !key.startsWith('x-')) {
       ctx.problems.add(ctx.file, 'warning', 'compose-build-option', `${at}.${key}`, `build.${key} is ${quote(raw[key])}`, 'not applied to the build');
@@ -114,7 +126,7 @@ function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuil
   }
   return {
     context,
-    dockerfile: typeof raw.dockerfile === 'string' && raw.dockerfile ? raw.dockerfile : 'Dockerfile',
+    dockerfile: dockerfileText,
     args,
     ...(typeof raw.target === 'string' && raw.target ? { target: raw.target } : {}),
   };

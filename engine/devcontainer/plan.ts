@@ -18,6 +18,10 @@ import { PortsConfig } from './ports';
 import { Problem, Problems, quote } from './problems';
 import { ResolvedConfig } from './resolve';
 import { readRunArgs } from './run-args';
+import { VOLUME_SIZE_MIB } from './volume-size';
+import { planPrimaryService } from './compose-plan';
+import type { ComposePlan } from './compose-plan';
+import type { LoadedCompose } from '../compose/load';
 
 /** What the user's settings decide when the configuration does not (VS Code settings, CLI flags). */
 export interface PlanSettings {
@@ -90,9 +94,11 @@ export interface WorkspacePlan {
   hosts: Array<{ name: string; address: string }>;
   /** The configuration's problems and the plan's own (mounts skipped, features not built, ...). */
   problems: Problem[];
+  /** A compose workspace: the other services, each its own VM (engine/workspace/services). */
+  compose?: ComposePlan;
 }
 
-export const VOLUME_SIZE_MIB = 8192;
+export { VOLUME_SIZE_MIB };
 
 /** What the folder holds, read by the caller (engine/devcontainer/language.ts). */
 export interface FolderFacts {
@@ -104,7 +110,7 @@ export interface FolderFacts {
  * The plan for a resolved configuration, the user's settings, what the folder holds and its
  * features (resolveFeatures; undefined when they were not resolved, as in read-configuration).
  */
-export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: FolderFacts, features?: ResolvedFeatures): WorkspacePlan {
+export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: FolderFacts, features?: ResolvedFeatures, compose?: LoadedCompose): WorkspacePlan {
   const problems = new Problems();
   problems.list.push(...resolved.problems);
   if (features) problems.list.push(...featureProblems(features));
@@ -117,15 +123,23 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     hostPath, guestPath, readOnly, symlinks: settings.symlinks, filter: true, protect: settings.protect, protectPaths: [], git: settings.git,
   });
   const mounts: MountSpec[] = [];
-  const workspaceMount = planWorkspaceMount(resolved, problems);
+  if (compose) problems.list.push(...compose.problems);
+  const primary = compose ? planPrimaryService({ resolved, loaded: compose, share, problems }) : undefined;
+  // A compose workspace's share is where its service mounts the folder; workspaceMount is not used.
+  const workspaceMount = primary ? { hostPath: primary.mounts[0].hostPath, guestPath: primary.mounts[0].guestPath } : planWorkspaceMount(resolved, problems);
   // The workspace folder relays host edits as guest file events (watchers, `node --watch`, HMR).
-  if (workspaceMount) mounts.push({ ...share(workspaceMount.hostPath, workspaceMount.guestPath, false), fileEvents: true });
+  if (primary) mounts.push(...primary.mounts);
+  else if (workspaceMount) mounts.push({ ...share(workspaceMount.hostPath, workspaceMount.guestPath, false), fileEvents: true });
   const volumes: WorkspacePlan['volumes'] = [];
   if (workspaceMount) {
     volumes.push({ name: 'node_modules', mountPoint: `${workspaceMount.guestPath}/node_modules`, sizeMib: VOLUME_SIZE_MIB });
     if (facts.languages.some((l) => l.language === 'python')) volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
   }
   const tmpfs: WorkspacePlan['tmpfs'] = [];
+  if (primary) {
+    volumes.push(...primary.volumes);
+    tmpfs.push(...primary.tmpfs);
+  }
   const mountEntries = [...metadataMounts(entries), ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })), ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' }))];
   for (const { value, at } of mountEntries) {
     const mount = parseMount(value);
@@ -135,19 +149,25 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     }
     placeMount(mount, at, folder, { share, mounts, volumes, tmpfs }, problems);
   }
-  problems.list.push(...sourceProblems(resolved, features !== undefined));
-  const ports: PortsConfig = { ...config.ports, publish: [...config.ports.publish, ...runArgs.publish] };
-  for (const { service, port } of config.ports.servicePorts) {
-    problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service`, 'not forwarded: compose services are not run yet');
+  problems.list.push(...sourceProblems(resolved, features !== undefined, compose !== undefined));
+  const ports: PortsConfig = {
+    ...config.ports,
+    forward: [...new Set([...config.ports.forward, ...(primary?.forward ?? [])])],
+    publish: [...config.ports.publish, ...runArgs.publish, ...(primary?.publish ?? [])],
+  };
+  if (!config.compose) {
+    for (const { service, port } of config.ports.servicePorts) {
+      problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service, and the configuration has no dockerComposeFile`, 'not forwarded');
+    }
   }
   return {
-    source: imageSource(resolved, settings, facts, problems),
+    source: primary?.source ?? imageSource(resolved, settings, facts, problems),
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
     ...planEgress({ network: settings.network, allowedHosts: settings.allowedHosts, presets: settings.allowedHostsPresets, trusted: settings.trusted },
       config.customizations, facts.languages, problems),
     trustCertificates: settings.trustCertificates ?? 'auto',
-    containerEnv: { ...runArgs.env, ...config.containerEnv },
+    containerEnv: { ...runArgs.env, ...(primary?.containerEnv ?? config.containerEnv) },
     remoteEnv: config.remoteEnv,
     workspaceFolder,
     mounts,
@@ -159,12 +179,13 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     customizations: mergedCustomizations(entries, config.customizations),
     waitFor: config.waitFor ?? 'updateContentCommand',
     ports,
-    ...(config.containerUser ?? runArgs.user ? { containerUser: config.containerUser ?? runArgs.user } : {}),
+    ...(primary?.containerUser ?? config.containerUser ?? runArgs.user ? { containerUser: primary?.containerUser ?? config.containerUser ?? runArgs.user } : {}),
     ...(config.remoteUser ? { remoteUser: config.remoteUser } : {}),
     updateRemoteUserUID: config.updateRemoteUserUID ?? true,
     userEnvProbe: config.userEnvProbe ?? 'loginInteractiveShell',
     hosts: runArgs.hosts,
     problems: problems.list,
+    ...(primary ? { compose: primary.compose } : {}),
   };
 }
 
@@ -302,7 +323,7 @@ function withBuildOptions(build: BuildConfig, problems: Problems): BuildConfig {
 }
 
 /** What the configuration asks for that this build cannot give yet, with what the user gets instead. */
-function sourceProblems(resolved: ResolvedConfig, featuresResolved: boolean): Problem[] {
+function sourceProblems(resolved: ResolvedConfig, featuresResolved: boolean, composeLoaded: boolean): Problem[] {
   const problems = new Problems();
   const { config } = resolved;
   const features = Object.keys(config.features);
@@ -310,9 +331,9 @@ function sourceProblems(resolved: ResolvedConfig, featuresResolved: boolean): Pr
     problems.add('info', 'features-not-resolved', '$.features', `features ${features.map((f) => quote(f)).join(', ')} are resolved when the workspace opens`,
       'their options, order and metadata are not checked here');
   }
-  if (config.compose) {
-    problems.add('warning', 'compose-not-run', '$.dockerComposeFile', `compose files ${config.compose.files.map((f) => quote(f)).join(', ')} (service ${quote(config.compose.service)}) are not run`,
-      'the folder opens on the default image, without the services');
+  if (config.compose && !composeLoaded) {
+    problems.add('info', 'compose-not-loaded', '$.dockerComposeFile', `compose files ${config.compose.files.map((f) => quote(f)).join(', ')} (service ${quote(config.compose.service)}) are read when the workspace opens`,
+      'their services, volumes and ports are not checked here');
   }
   return problems.list;
 }

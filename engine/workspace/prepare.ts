@@ -17,6 +17,7 @@ import { containerRootVolume, openWorkspace, saveWorkspace, withContainer, withI
 import { removeVolume } from '../mount/volumes';
 import { egressLogFile } from './egress-log';
 import { lockfilesDigest } from './lockfiles';
+import { loadCompose, type LoadedCompose } from '../compose/load';
 
 export interface PrepareOptions {
   folder: string;
@@ -54,7 +55,7 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const record = openWorkspace(options.folder);
   const resolved = await acceptedConfig(record, options);
   if (!resolved) return undefined;
-  const planned = planWorkspace(resolved, options.settings, { languages: detectLanguages(resolved.folder) }, await featuresOf(resolved, options));
+  const planned = planWorkspace(resolved, options.settings, { languages: detectLanguages(resolved.folder) }, await featuresOf(resolved, options), composeOf(resolved, options));
   const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
   const request = { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes };
   const limits = hostLimits(options.limits);
@@ -79,6 +80,16 @@ async function featuresOf(resolved: ResolvedConfig, options: PrepareOptions): Pr
   return resolveFeatures({
     features: config.features, overrideFeatureInstallOrder: config.overrideFeatureInstallOrder, folder, configDir: fs.realpathSync(path.dirname(configPath)),
     ...(options.registryMirrors ? { mirrors: options.registryMirrors } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+}
+
+/** The configuration's compose project read on the host (files inside the folder only; no VM). */
+export function composeOf(resolved: ResolvedConfig, options: { allowLocalEnv: readonly string[]; env?: NodeJS.ProcessEnv }): LoadedCompose | undefined {
+  const { config, configPath, folder } = resolved;
+  if (!config.compose || !configPath) return undefined;
+  return loadCompose({
+    folder, configDir: fs.realpathSync(path.dirname(configPath)), files: config.compose.files, service: config.compose.service,
+    ...(config.compose.runServices ? { runServices: config.compose.runServices } : {}), env: options.env ?? process.env, allowLocalEnv: options.allowLocalEnv,
   });
 }
 

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import type { LoadedCompose } from '../compose/load';
+import type { ComposeService } from '../compose/types';
+import type { MountSpec } from '../mount';
+import type { BuildConfig } from './config';
+import type { PortsConfig } from './ports';
+import { Problems, quote } from './problems';
+import type { ResolvedConfig } from './resolve';
+import { VOLUME_SIZE_MIB } from './volume-size';
+
+/**
+ * What a compose workspace runs besides its own VM: the other services, each its own microVM,
+ * in start order (dependencies first), and what devcontainer.json asks of them.
+ */
+export interface ComposePlan {
+  /** The compose project's name: named volumes are the project's (`<project>_<volume>`). */
+  project: string;
+  /** The workspace's own service (its VM is the workspace VM). */
+  primary: string;
+  /** Every other service to start, dependencies first. */
+  services: ComposeService[];
+  /** The primary's own dependencies, by name, with their conditions: the workspace VM starts after them. */
+  primaryDependsOn: ComposeService['dependsOn'];
+  /** The primary's declared ports: the other services reach them by its name. */
+  primaryPorts: number[];
+  /** `forwardPorts: ["db:5432"]`: host 127.0.0.1:port reaches the service's port. */
+  forwards: Array<{ service: string; port: number }>;
+  /** `shutdownAction`: 'stopCompose' (default) stops the services with the workspace; 'none' leaves them as long as the workspace's owner lives. */
+  shutdownAction: 'stopCompose' | 'none';
+  /** overrideCommand false: the primary's own command, run in the workspace VM once it is up. */
+  primaryCommand?: string[];
+}
+
+/** The fields of the workspace plan that the primary service decides. */
+export interface PrimaryServicePlan {
+  source: { kind: 'image'; ref: string | undefined } | { kind: 'dockerfile'; build: BuildConfig };
+  containerEnv: Record<string, string>;
+  containerUser?: string;
+  /** The workspace share (where the primary's binds put the folder) first, then binds inside it. */
+  mounts: MountSpec[];
+  volumes: Array<{ name: string; mountPoint: string; sizeMib: number }>;
+  tmpfs: Array<{ target: string; sizeMib?: number }>;
+  publish: PortsConfig['publish'];
+  forward: number[];
+  compose: ComposePlan;
+}
+
+export interface ComposePlanInputs {
+  resolved: ResolvedConfig;
+  loaded: LoadedCompose;
+  /** Makes a share of a host folder inside the workspace (the settings' symlink policy, protections). */
+  share(hostPath: string, guestPath: string, readOnly: boolean): MountSpec;
+  problems: Problems;
+}
+
+/**
+ * The workspace VM from the compose project's primary service: its image or build, its
+ * environment (devcontainer.json's containerEnv wins), its user, binds (inside the folder only,
+ * checked when the files were read), named volumes and published ports; every other service
+ * to start goes to `compose`. Undefined when the project cannot start (its problems say why).
+ */
+export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePlan | undefined {
+  const { resolved, loaded, problems } = inputs;
+  const { config, folder } = resolved;
+  const compose = config.compose;
+  const project = loaded.project;
+  const primary = project && compose ? project.services[compose.service] : undefined;
+  if (!compose || !project || !primary || loaded.problems.some((p) => p.severity === 'error')) return undefined;
+  const volumeName = (source: string | undefined, target: string) => `${project.name}_${source ?? `anon-${shortHash(`${primary.name}:${target}`)}`}`;
+  const mounts: MountSpec[] = [];
+  const volumes: PrimaryServicePlan['volumes'] = [];
+  for (const volume of primary.volumes) {
+    if (volume.type === 'bind') {
+      const mount = inputs.share(volume.source, volume.target, volume.readOnly);
+      // The folder itself is the workspace share (file events on); other binds follow it.
+      if (volume.source === folder) mounts.unshift({ ...mount, fileEvents: true });
+      else mounts.push(mount);
+    } else {
+      volumes.push({ name: safeVolumeName(volumeName(volume.source, volume.target)), mountPoint: volume.target, sizeMib: VOLUME_SIZE_MIB });
+    }
+  }
+  if (!mounts.some((m) => m.hostPath === folder)) {
+    mounts.unshift({ ...inputs.share(folder, resolved.containerWorkspaceFolder, false), fileEvents: true });
+    problems.add('info', 'compose-folder-shared', '$.dockerComposeFile', `service ${quote(primary.name)} mounts no volume holding the workspace folder`,
+      `the folder is shared at ${resolved.containerWorkspaceFolder} (workspaceFolder) all the same`);
+  }
+  const publish: PortsConfig['publish'] = [];
+  const forward: number[] = [];
+  for (const port of primary.ports) {
+    if (port.protocol !== 'tcp') continue;
+    if (port.published) publish.push({ hostPort: port.published, guestPort: port.target });
+    else forward.push(port.target);
+  }
+  const started = new Set(loaded.start);
+  const forwards: ComposePlan['forwards'] = [];
+  for (const { service, port } of config.ports.servicePorts) {
+    if (service === primary.name) forward.push(port);
+    else if (started.has(service)) forwards.push({ service, port });
+    else {
+      problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names ${project.services[service] ? 'a service that does not start (runServices, profiles)' : 'no service of the compose project'}`,
+        'not forwarded');
+    }
+  }
+  const overrideCommand = config.overrideCommand ?? true;
+  const primaryCommand = overrideCommand ? undefined : [...(primary.entrypoint ?? []), ...(primary.command ?? [])];
+  return {
+    source: primary.build
+      ? { kind: 'dockerfile', build: { dockerfile: path.resolve(primary.build.context, primary.build.dockerfile), context: primary.build.context, args: primary.build.args, cacheFrom: [], options: [], ...(primary.build.target ? { target: primary.build.target } : {}) } }
+      : { kind: 'image', ref: primary.image },
+    containerEnv: { ...primary.environment, ...config.containerEnv },
+    ...(config.containerUser ?? primary.user ? { containerUser: config.containerUser ?? primary.user } : {}),
+    mounts,
+    volumes,
+    tmpfs: primary.tmpfs,
+    publish,
+    forward,
+    compose: {
+      project: project.name,
+      primary: primary.name,
+      services: loaded.start.filter((name) => name !== primary.name).map((name) => project.services[name]),
+      primaryDependsOn: primary.dependsOn,
+      primaryPorts: declaredPorts(primary),
+      forwards,
+      shutdownAction: config.shutdownAction === 'none' ? 'none' : 'stopCompose',
+      ...(primaryCommand && primaryCommand.length > 0 ? { primaryCommand } : {}),
+    },
+  };
+}
+
+/** Volume names are at most 64 characters of letters, digits and `._-`; a longer project name is cut and keeps a hash. */
+export function safeVolumeName(name: string): string {
+  const clean = name.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  return clean.length <= 48 ? clean : `${clean.slice(0, 39)}-${shortHash(name)}`;
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+}
+
+/** The TCP ports other VMs may reach: `expose` and the service side of `ports`. */
+export function declaredPorts(service: ComposeService): number[] {
+  return [...new Set([...service.expose, ...service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target)])].sort((a, b) => a - b);
+}
