@@ -28,6 +28,9 @@ import { approveEgressName } from './record';
 import { type ProjectionRun, TypeProjector } from './type-projector';
 import type { WarmSnapshots } from './warm-snapshot';
 import { startWarm, suspendWarm, WarmStart } from './warm-start';
+import type { ComposePlan } from '../devcontainer/compose-plan';
+import { ComposeServices, type ServiceForward } from './services/compose-services';
+import { startServices } from './services/start';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -53,6 +56,10 @@ export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progr
   askEgress?(name: string, port: number): Promise<EgressAnswer>;
   /** QEMU paused the VM because the host disk holding a volume is full; resume() once space is freed. */
   hostDiskFull?(message: string): void;
+  /** A compose service's own output (one channel per service). */
+  serviceOutput?(service: string, chunk: Buffer): void;
+  /** A compose service stopped while the workspace runs; the message quotes its last lines, escaped. */
+  serviceCrashed?(service: string, message: string): void;
 }
 
 /**
@@ -91,6 +98,8 @@ export class Session {
   private warmStart: WarmStart | undefined;
   /** The disk keeping the container's root changes, once the image is known. */
   private rootVolume: string | undefined;
+  /** A compose workspace's other services, started before the workspace VM. */
+  private services: ComposeServices | undefined;
 
   /**
    * The image's own metadata (its devcontainer.metadata label) joins the plan once the image
@@ -134,6 +143,8 @@ export class Session {
   }
 
   private async boot(): Promise<Vm> {
+    if (this.plan.compose) this.services = await startServices(this.plan, this.plan.compose, this.events, (step) => this.onProgress(step), this.abort.signal);
+    this.checkStopped();
     const image = await this.buildImage();
     this.checkStopped();
     this.onProgress('Starting the VM');
@@ -163,6 +174,10 @@ export class Session {
     // A resumed VM is the same container, still running: its hosts are in place and its start hooks ran.
     const resumed = this.warmStart?.resumed ?? false;
     if (!resumed) await this.addHosts(vm);
+    if (this.services && this.plan.compose) {
+      await this.services.attachPrimary(vm);
+      this.startPrimaryCommand(vm, this.plan.compose);
+    }
     await this.runLifecycle(vm, !resumed);
     if (this.typeProjection) this.types = TypeProjector.start(vm, this.plan, this.hooksSettled(), (line) => this.events.log(line));
     return vm;
@@ -204,6 +219,7 @@ export class Session {
     return Image.build({
       ...options, mounts: this.ownedMounts(this.user), env: resolveContainerEnv(this.plan.containerEnv, envOf(base)), ...(containerUser ? { user: containerUser } : {}),
       ...(container ? { rootVolume: { name: container.rootVolume, sizeMib: CONTAINER_DISK_MIB } } : {}),
+      ...(this.services && this.plan.compose ? { serviceLinks: this.services.linksFor(this.plan.compose.primary) } : {}),
     });
   }
 
@@ -284,9 +300,11 @@ export class Session {
 
   /** `--add-host` entries, appended to the guest's /etc/hosts (on its writable root layer). */
   private async addHosts(vm: Vm): Promise<void> {
-    if (this.plan.hosts.length === 0) return;
+    const compose = this.plan.compose;
+    const hosts = [...this.plan.hosts, ...(this.services && compose ? this.services.hostsFor(compose.primary) : [])];
+    if (hosts.length === 0) return;
     const current = (await vm.readFile('/etc/hosts').catch(() => Buffer.alloc(0))).toString('utf8');
-    const lines = this.plan.hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
+    const lines = hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
     await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, { mode: 0o644 });
   }
 
@@ -463,6 +481,29 @@ export class Session {
     });
   }
 
+  /** The compose services' forwards that forwardPorts asked for (`db:5432`). */
+  get serviceForwards(): ServiceForward[] {
+    return this.services?.forwards ?? [];
+  }
+
+  /**
+   * overrideCommand false: the primary service's own command runs in the workspace VM, as
+   * the container's main process would, its output in the service's channel.
+   */
+  private startPrimaryCommand(vm: Vm, compose: ComposePlan): void {
+    if (!compose.primaryCommand) return;
+    this.events.log(`service ${compose.primary}: running its command ${JSON.stringify(compose.primaryCommand)} (overrideCommand is false)`);
+    const child = vm.spawn({ argv: compose.primaryCommand, timeoutMs: 0, env: this.plan.containerEnv });
+    const pump = async (read: () => Promise<Buffer | null>) => {
+      for (let chunk = await read(); chunk && chunk.length > 0; chunk = await read()) this.events.serviceOutput?.(compose.primary, chunk);
+    };
+    void pump(() => child.readStdout()).catch(() => undefined);
+    void pump(() => child.readStderr()).catch(() => undefined);
+    void child.wait().then((r) => {
+      if (!this.stopped) this.events.log(`service ${compose.primary}: its command exited with code ${r.exitCode}`);
+    }, () => undefined);
+  }
+
   /** Who terminals and hooks run as, once start() looked it up. */
   get remoteUserName(): string | undefined {
     return this.user?.name;
@@ -522,6 +563,7 @@ export class Session {
     this.abort.abort();
     this.ports?.stop();
     this.types?.stop();
+    await this.services?.stop();
     const vm = this.vm;
     this.vm = undefined;
     // The pool first: releasing first would let it boot a replacement for the released VM.

@@ -1,0 +1,172 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { planWorkspace, type PlanSettings } from '../../engine/devcontainer/plan';
+import { resolveConfig } from '../../engine/devcontainer/resolve';
+import { DEFAULT_PROTECT } from '../../engine/mount/types';
+import { composeOf } from '../../engine/workspace/prepare';
+import { waitHealthy } from '../../engine/workspace/services/health';
+import { ServiceRelay } from '../../engine/workspace/services/relay';
+import { TailLines } from '../../engine/workspace/services/tail-lines';
+
+const SETTINGS: PlanSettings = { image: '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+
+/** A folder as the Dev Containers templates lay out a compose workspace. */
+function folderWith(files: Record<string, string>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-plan-'));
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
+  return fs.realpathSync(dir);
+}
+
+function plan(folder: string) {
+  const resolved = resolveConfig({ folder, env: {} });
+  return planWorkspace(resolved, SETTINGS, { languages: [] }, undefined, composeOf(resolved, { allowLocalEnv: [], env: {} }));
+}
+
+const TEMPLATE = {
+  '.devcontainer/devcontainer.json': JSON.stringify({
+    name: 'app and db', dockerComposeFile: 'docker-compose.yml', service: 'app', workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
+    forwardPorts: ['db:5432', 3000, 'cache:6379'], containerEnv: { FROM_CONFIG: '1', SHARED: 'config' },
+  }),
+  '.devcontainer/Dockerfile': 'FROM debian:bookworm\n',
+  '.devcontainer/docker-compose.yml': [
+    'services:',
+    '  app:',
+    '    build: { context: .., dockerfile: .devcontainer/Dockerfile }',
+    '    volumes: ["../..:/workspaces:cached", "cargo:/usr/local/cargo"]',
+    '    environment: { PGHOST: db, SHARED: compose }',
+    '    command: sleep infinity',
+    '    user: vscode',
+    '    ports: ["8080:80"]',
+    '    depends_on: { db: { condition: service_healthy } }',
+    '  db:',
+    '    image: postgres:16',
+    '    volumes: ["pgdata:/var/lib/postgresql/data"]',
+    '    healthcheck: { test: ["CMD", "pg_isready"], interval: 2s, retries: 5 }',
+    '  cache:',
+    '    image: redis:7',
+    '    profiles: [extra]',
+    'volumes: { pgdata: {}, cargo: {} }',
+  ].join('\n'),
+};
+
+test('a compose workspace: the primary service becomes the workspace VM, the others its services, forwardPorts by service', () => {
+  const folder = folderWith(TEMPLATE);
+  const p = plan(folder);
+  assert.deepEqual(p.problems.filter((x) => x.severity === 'error'), []);
+  assert.equal(p.source.kind, 'dockerfile');
+  if (p.source.kind === 'dockerfile') {
+    assert.equal(p.source.build.context, folder);
+    assert.equal(p.source.build.dockerfile, path.join(folder, '.devcontainer/Dockerfile'));
+  }
+  // `../..:/workspaces` holds the folder: the folder alone is shared where it would appear.
+  assert.equal(p.mounts[0].hostPath, folder);
+  assert.equal(p.mounts[0].guestPath, `/workspaces/${path.basename(folder)}`);
+  assert.equal(p.mounts[0].fileEvents, true);
+  assert.deepEqual(p.containerEnv, { PGHOST: 'db', SHARED: 'config', FROM_CONFIG: '1' }, 'containerEnv wins over the service environment');
+  assert.equal(p.containerUser, 'vscode');
+  assert.ok(p.volumes.some((v) => v.mountPoint === '/usr/local/cargo' && v.name.endsWith('_cargo')), JSON.stringify(p.volumes));
+  assert.deepEqual(p.ports.publish, [{ hostPort: 8080, guestPort: 80 }]);
+  assert.ok(p.ports.forward.includes(3000));
+  const compose = p.compose;
+  assert.ok(compose);
+  assert.equal(compose.primary, 'app');
+  assert.deepEqual(compose.services.map((s) => s.name), ['db'], 'the profiled service does not start');
+  assert.deepEqual(compose.forwards, [{ service: 'db', port: 5432 }]);
+  assert.deepEqual(compose.primaryDependsOn, { db: { condition: 'service_healthy', required: true } });
+  assert.deepEqual(compose.primaryPorts, [80]);
+  assert.equal(compose.primaryCommand, undefined, 'overrideCommand defaults to true: the keep-alive replaces the command');
+  const cache = p.problems.find((x) => x.code === 'service-port');
+  assert.match(cache?.message ?? '', /cache:6379.*does not start/);
+});
+
+test('bad compose input fails the plan with every problem at once, each naming its file', () => {
+  const missingFile = folderWith({ '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'nope.yml', service: 'app' }) });
+  const p1 = plan(missingFile);
+  assert.ok(p1.problems.some((x) => x.severity === 'error' && x.code === 'compose-file' && x.file?.includes('nope.yml')), JSON.stringify(p1.problems));
+  assert.equal(p1.compose, undefined);
+
+  const unknown = folderWith({ ...TEMPLATE, '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'web' }) });
+  const p2 = plan(unknown);
+  assert.ok(p2.problems.some((x) => x.severity === 'error' && x.code === 'compose-no-service' && /"web"/.test(x.message)), JSON.stringify(p2.problems));
+
+  const noContext = folderWith({
+    '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'app' }),
+    '.devcontainer/docker-compose.yml': 'services:\n  app:\n    build: ./missing\n',
+  });
+  const p3 = plan(noContext);
+  assert.ok(p3.problems.some((x) => x.severity === 'error' && /missing/.test(x.message)), JSON.stringify(p3.problems));
+
+  const yaml = folderWith({
+    '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'app' }),
+    '.devcontainer/docker-compose.yml': 'services:\n  app:\n    image: x\n   bad: [\n',
+  });
+  const p4 = plan(yaml);
+  assert.ok(p4.problems.some((x) => x.severity === 'error' && /line \d+/.test(`${x.path} ${x.message}`)), JSON.stringify(p4.problems));
+});
+
+test('overrideCommand false runs the primary service\'s own command; no bind of the folder still shares it at workspaceFolder', () => {
+  const folder = folderWith({
+    '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'app', overrideCommand: false, workspaceFolder: '/srv/app' }),
+    '.devcontainer/docker-compose.yml': 'services:\n  app:\n    image: node:22\n    entrypoint: ["node"]\n    command: ["server.js"]\n    expose: ["9229"]\n',
+  });
+  const p = plan(folder);
+  assert.deepEqual(p.compose?.primaryCommand, ['node', 'server.js']);
+  assert.deepEqual(p.compose?.primaryPorts, [9229]);
+  assert.equal(p.mounts[0].hostPath, folder);
+  assert.equal(p.mounts[0].guestPath, '/srv/app');
+  assert.ok(p.problems.some((x) => x.code === 'compose-folder-shared'));
+  assert.deepEqual(p.source, { kind: 'image', ref: 'node:22' });
+});
+
+test('a service relay refuses connections until its service runs, then pipes them; stopping the service cuts them', async () => {
+  const upstream = net.createServer((c) => c.pipe(c));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const relay = await ServiceRelay.open('db', 5432);
+  const talk = (text: string) => new Promise<string>((resolve, reject) => {
+    const socket = net.connect(relay.hostPort, '127.0.0.1', () => socket.end(text));
+    let got = '';
+    socket.on('data', (d) => { got += String(d); });
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+  await assert.rejects(talk('early'), /ECONNRESET/);
+  relay.setTarget((upstream.address() as net.AddressInfo).port);
+  assert.equal(await talk('hello'), 'hello');
+  assert.equal(relay.carried, 1);
+  relay.setTarget(undefined);
+  await assert.rejects(talk('late'), /ECONNRESET/);
+  await relay.close();
+  upstream.close();
+});
+
+test('health: failures in the start period do not count, retries failures in a row make it unhealthy, one success healthy', async () => {
+  const check = { test: ['true'], intervalMs: 5, timeoutMs: 100, retries: 2, startPeriodMs: 40, startIntervalMs: 5 };
+  let n = 0;
+  const healthyAfter = (k: number) => async () => ({ ok: ++n > k, output: `try ${n}` });
+  const ok = await waitHealthy(check, healthyAfter(4), () => undefined);
+  assert.equal(ok.state, 'healthy');
+  n = 0;
+  const never = await waitHealthy({ ...check, startPeriodMs: 0 }, healthyAfter(1000), () => undefined);
+  assert.deepEqual([never.state, never.checks, never.lastOutput], ['unhealthy', 2, 'try 2']);
+  const gone = await waitHealthy(check, healthyAfter(1000), () => 'its main process exited with code 1');
+  assert.equal(gone.state, 'unhealthy');
+  assert.match(gone.lastOutput, /exited with code 1/);
+});
+
+test('a crashed service\'s last lines: escape sequences shown escaped, long lines cut, only the last ones kept', () => {
+  const tail = new TailLines(3);
+  tail.push(Buffer.from('one\ntwo\n\x1b[2J\x1b]8;;http://x\x07fake\r\nfour'));
+  tail.push(Buffer.from(`\n${'x'.repeat(1000)}`));
+  const lines = tail.lines();
+  assert.equal(lines.length, 3);
+  assert.equal(lines[0], '\\x1b[2J\\x1b]8;;http://x\\x07fake\\x0d');
+  assert.equal(lines[1], 'four');
+  assert.equal(lines[2].length, 400);
+});
