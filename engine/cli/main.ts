@@ -3,6 +3,7 @@ import { MicrovmError } from '../errors';
 import { buildCommand } from './build';
 import { imagesCommand, pruneCommand, pullCommand } from './images';
 import { readConfigurationCommand } from './read-configuration';
+import { logsCommand, portsCommand } from './workspace-services';
 import { netLogCommand, netPolicyCommand } from './net-policy';
 import { runCommand } from './run';
 import { shellCommand } from './shell';
@@ -56,6 +57,10 @@ commands:
                                folder, with remoteEnv; a pty when stdin is a terminal; signals
                                and resizes forwarded; the exit status is CMD's
   down --workspace-folder DIR  stop the workspace VM and its supervisor
+  logs --workspace-folder DIR SERVICE [--tail N]
+                               what a compose service printed (kept after it stops)
+  ports --workspace-folder DIR [--json]
+                               the running workspace's forwards: service, port, local address
   ls [--json]                  every workspace: folder, id, state (running/stopped),
                                supervisor pid, forwarded ports
   rm --workspace-folder DIR [--force]
@@ -152,6 +157,10 @@ async function main(args: string[]): Promise<number> {
       return downCommand(rest);
     case 'ls':
       return lsCommand(rest);
+    case 'logs':
+      return logsCommand(rest);
+    case 'ports':
+      return portsCommand(rest);
     case 'rm':
       return rmCommand(rest);
     case '__supervise':

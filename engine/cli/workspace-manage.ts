@@ -126,7 +126,9 @@ export async function rmCommand(args: string[]): Promise<number> {
   // A suspended VM's memory (on tmpfs) goes with the disks it belongs to.
   await new WarmSnapshots(flags.folder).discard();
   const files = supervisorFiles(record.id);
-  for (const leftover of [files.log, `${files.log}.1`, file]) fs.rmSync(leftover, { force: true });
+  // The compose services' logs (`<record>.service-<name>.log` and their rotated halves) go with the record.
+  const serviceLogs = fs.readdirSync(path.dirname(file)).filter((n) => n.startsWith(`${path.basename(file, '.json')}.service-`)).map((n) => path.join(path.dirname(file), n));
+  for (const leftover of [files.log, `${files.log}.1`, ...serviceLogs, file]) fs.rmSync(leftover, { force: true });
   process.stderr.write(`microvm: removed the workspace ${record.id} of ${flags.folder}${own.length > 0 ? ` and its disks ${own.join(', ')}` : ''}\n`);
   return 0;
 }

@@ -54,6 +54,10 @@ export interface UpResult {
   recommended: string[];
   /** The plan's network mode (after `learn`, the window offers the hosts it reached). */
   network: string;
+  /** A compose workspace: the other services that run, each its own VM. */
+  services?: string[];
+  /** Their forwards that forwardPorts asked for (`db:5432`). */
+  serviceForwards?: Array<{ service: string; port: number; localAddr: string }>;
 }
 
 export interface ProcessInfo {
@@ -84,6 +88,9 @@ export interface StatusResult {
   vmId?: string;
   folder: string;
   forwards: Array<{ guestPort: number; hostPort: number }>;
+  /** A compose workspace: the other services' forwards (forwardPorts `"db:5432"`), and the workspace's own service. */
+  serviceForwards: Array<{ service: string; port: number; localAddr: string }>;
+  primaryService?: string;
   processes: ProcessInfo[];
   clients: number;
   idleStopMinutes: number;
@@ -113,7 +120,9 @@ export type SupervisorEvent =
   | { type: 'hookFailed'; description: string; retryId: number }
   | { type: 'portForwarded'; port: ForwardedPort; action: 'notify' | 'openBrowser' }
   | { type: 'portsSummary'; ports: ForwardedPort[] }
-  | { type: 'hostDiskFull'; message: string };
+  | { type: 'hostDiskFull'; message: string }
+  | { type: 'serviceOutput'; service: string; data: string }
+  | { type: 'serviceCrashed'; service: string; message: string };
 
 export const Requests = {
   /** `asksHosts`: this client answers egress questions (a window with microvm.askForHosts). */

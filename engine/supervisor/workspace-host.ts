@@ -99,6 +99,7 @@ export class WorkspaceHost {
       containerId: vm.id, remoteUser: session.remoteUserName ?? 'root', remoteWorkspaceFolder: session.plan.workspaceFolder,
       accel: vm.accel.accel, emulated: vm.accel.isolation === 'emulated',
       problems: prepared.problems, recommended: recommendedExtensions(prepared.resolved.config, prepared.resolved.raw), network: session.plan.network,
+      ...(session.plan.compose ? { services: session.plan.compose.services.map((s) => s.name), serviceForwards: session.serviceForwards } : {}),
     };
     this.result = result;
     this.setState('running');
@@ -148,6 +149,8 @@ export class WorkspaceHost {
         return window ? window.connection.sendRequest(Questions.sameHostPort, { port }).catch(() => false) : false;
       },
       hostDiskFull: (message) => this.broadcast({ type: 'hostDiskFull', message }),
+      serviceOutput: (service, chunk) => this.broadcast({ type: 'serviceOutput', service, data: chunk.toString('base64') }),
+      serviceCrashed: (service, message) => this.broadcast({ type: 'serviceCrashed', service, message }),
     };
   }
 
@@ -182,8 +185,10 @@ export class WorkspaceHost {
 
   status(): StatusResult {
     const forwards = this.session && this.state === 'running' ? [...this.session.portState().forwards].map(([guestPort, hostPort]) => ({ guestPort, hostPort })) : [];
+    const serviceForwards = this.session && this.state === 'running' ? this.session.serviceForwards : [];
     return {
-      pid: process.pid, state: this.state, ...(this.vmId ? { vmId: this.vmId } : {}), folder: this.folder, forwards,
+      pid: process.pid, state: this.state, ...(this.vmId ? { vmId: this.vmId } : {}), folder: this.folder, forwards, serviceForwards,
+      ...(this.session?.plan.compose ? { primaryService: this.session.plan.compose.primary } : {}),
       processes: this.processes.list(), clients: [...this.clients].filter((c) => c.kind).length, idleStopMinutes: this.idleStopMinutes,
     };
   }

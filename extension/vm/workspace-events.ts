@@ -3,6 +3,7 @@ import type { Ctx } from '../context';
 import { portNotices } from '../ports/notices';
 import { notice } from '../ui/notice-text';
 import { showError, showWarning } from '../ui/notify';
+import { ServiceChannels } from '../ui/service-channels';
 import type { SupervisedWorkspace } from './supervised';
 
 /**
@@ -12,6 +13,7 @@ import type { SupervisedWorkspace } from './supervised';
  */
 export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers: { onProgress(step: string): void; onExited(error: Error): void }): void {
   const notices = portNotices();
+  const services = new ServiceChannels();
   workspace.client.sameHostPort = (port) => notices.confirmSameHostPort?.(port) ?? Promise.resolve(false);
   workspace.client.onEvent((event: SupervisorEvent) => {
     switch (event.type) {
@@ -58,6 +60,14 @@ export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers:
       case 'portsSummary':
         notices.portsSummary?.(event.ports);
         return;
+      case 'serviceOutput':
+        services.append(event.service, Buffer.from(event.data, 'base64').toString('utf8'));
+        return;
+      case 'serviceCrashed':
+        ctx.log.error(event.message);
+        void showWarning(notice`MicroVM: compose service ${event.service} stopped; its last lines are in the MicroVM log.`, 'Show Output')
+          .then((choice) => choice && services.show(event.service));
+        return;
       case 'hostDiskFull':
         ctx.log.warn(event.message);
         void showWarning(notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`, 'Resume')
@@ -67,6 +77,7 @@ export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers:
     }
   });
   workspace.client.onClose(() => {
+    services.dispose();
     if (ctx.session !== workspace) return;
     ctx.session = undefined;
     ctx.refreshPorts();

@@ -1,0 +1,74 @@
+import { MicrovmError } from '../errors';
+import { SupervisorClient } from '../supervisor/client';
+import { readServiceLog } from '../workspace/services/log-file';
+import { composeOf } from '../workspace/prepare';
+import { resolveConfig } from '../devcontainer/resolve';
+import { parseWorkspaceFlags } from './workspace-args';
+
+/**
+ * `microvm logs --workspace-folder DIR SERVICE [--tail N]`: what a compose service printed
+ * (kept beside the workspace record, also after the workspace stopped). The text is the
+ * guest's: it goes to stdout as bytes, never into a UI as markup.
+ */
+export async function logsCommand(args: string[]): Promise<number> {
+  const { rest, tail } = takeTail(args, 'logs');
+  const flags = parseWorkspaceFlags(rest, 'logs', { bareArgv: true, argv: true });
+  const [service, ...extra] = flags.argv;
+  const services = composeServices(flags.folder, flags.allowLocalEnv);
+  if (!service || extra.length > 0) {
+    throw new MicrovmError('E_BAD_OPTION', `microvm logs: name one service${services.length > 0 ? ` (${services.join(', ')})` : ''}, e.g. \`microvm logs --workspace-folder DIR db\``);
+  }
+  if (services.length > 0 && !services.includes(service)) {
+    throw new MicrovmError('E_BAD_OPTION', `microvm logs: the compose project of ${flags.folder} has no service ${JSON.stringify(service)} (it has ${services.join(', ')})`);
+  }
+  process.stdout.write(readServiceLog(flags.folder, service, tail));
+  return 0;
+}
+
+/**
+ * `microvm ports --workspace-folder DIR [--json]`: the running workspace's forwards: its own
+ * (`service` is the workspace's service, or "workspace") and its services' (forwardPorts `"db:5432"`).
+ */
+export async function portsCommand(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const flags = parseWorkspaceFlags(args.filter((a) => a !== '--json'), 'ports', {});
+  const client = await SupervisorClient.connect(flags.folder, { kind: 'cli', start: false });
+  if (!client) {
+    process.stderr.write(`microvm: the workspace VM of ${flags.folder} is not running; start it with microvm up --workspace-folder ${JSON.stringify(flags.folder)}\n`);
+    return 1;
+  }
+  let rows: Array<{ service: string; port: number; localAddr: string }>;
+  try {
+    const status = await client.status();
+    const own = status.primaryService ?? 'workspace';
+    rows = [
+      ...status.forwards.map((f) => ({ service: own, port: f.guestPort, localAddr: `127.0.0.1:${f.hostPort}` })),
+      ...status.serviceForwards,
+    ];
+  } finally {
+    client.close();
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return 0;
+  }
+  const table = [['SERVICE', 'PORT', 'LOCAL ADDRESS'], ...rows.map((r) => [r.service, String(r.port), r.localAddr])];
+  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  for (const row of table) process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`);
+  return 0;
+}
+
+/** The services of the folder's compose project, or none (not a compose workspace, or its files do not read). */
+function composeServices(folder: string, allowLocalEnv: string[]): string[] {
+  const loaded = composeOf(resolveConfig({ folder, allowLocalEnv }), { allowLocalEnv });
+  return loaded?.project ? Object.keys(loaded.project.services) : [];
+}
+
+function takeTail(args: string[], verb: string): { rest: string[]; tail?: number } {
+  const i = args.findIndex((a) => a === '--tail' || a.startsWith('--tail='));
+  if (i < 0) return { rest: args };
+  const text = args[i].includes('=') ? args[i].slice('--tail='.length) : args[i + 1];
+  const tail = Number(text);
+  if (!Number.isInteger(tail) || tail < 1) throw new MicrovmError('E_BAD_OPTION', `microvm ${verb}: --tail needs a whole number of lines, got ${JSON.stringify(text)}`);
+  return { rest: [...args.slice(0, i), ...args.slice(i + (args[i].includes('=') ? 1 : 2))], tail };
+}
