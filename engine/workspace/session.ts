@@ -126,6 +126,8 @@ export class Session {
     try {
       return await this.boot();
     } catch (err) {
+      // The services started for a workspace VM that did not come up go with it.
+      await this.services?.stop();
       throw this.stopped ? new CancelledError() : err;
     }
   }
