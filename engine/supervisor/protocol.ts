@@ -102,6 +102,9 @@ export interface PortStateResult {
   listeners: GuestListener[];
   forwards: Array<[number, number]>;
   notForwarded: Array<[number, string]>;
+  /** A compose workspace: its own service's name, and its other services' forwards (forwardPorts `"db:5432"`). */
+  primaryService?: string;
+  serviceForwards?: Array<{ service: string; port: number; localAddr: string }>;
 }
 
 /** What the Session reports, as every attached client receives it. */

@@ -151,7 +151,10 @@ function serve(link: ClientLink, host: WorkspaceHost, down: () => Promise<void>)
   c.onRequest(Requests.portState, guarded(() => {
     const session = host.running;
     const state = session.portState();
-    return { config: session.plan.ports, listeners: [...state.listeners], forwards: [...state.forwards], notForwarded: [...state.notForwarded] };
+    return {
+      config: session.plan.ports, listeners: [...state.listeners], forwards: [...state.forwards], notForwarded: [...state.notForwarded],
+      ...(session.plan.compose ? { primaryService: session.plan.compose.primary, serviceForwards: session.serviceForwards } : {}),
+    };
   }));
   c.onRequest(Requests.forward, guarded(({ guestPort }) => host.running.forward(guestPort)));
   c.onRequest(Requests.unforward, guarded(({ guestPort, byUser }) => host.running.unforward(guestPort, byUser)));

@@ -540,10 +540,11 @@ export class Session {
   }
 
   /** What the Ports view shows: guest listeners, forwards (guest -> host port), and why a port is not forwarded. */
-  portState(): { listeners: readonly GuestListener[]; forwards: Map<number, number>; notForwarded: Map<number, string> } {
+  portState(): { listeners: readonly GuestListener[]; forwards: Map<number, number>; notForwarded: Map<number, string>; primaryService?: string; serviceForwards?: ServiceForward[] } {
     const ports = this.ports;
     if (!ports || this.stopped) return { listeners: [], forwards: new Map(), notForwarded: new Map() };
-    return { listeners: ports.guestListeners, forwards: ports.hostPorts(), notForwarded: ports.notForwarded() };
+    const compose = this.plan.compose ? { primaryService: this.plan.compose.primary, serviceForwards: this.serviceForwards } : {};
+    return { listeners: ports.guestListeners, forwards: ports.hostPorts(), notForwarded: ports.notForwarded(), ...compose };
   }
 
   /** Resolves once every port change seen so far has been applied. */

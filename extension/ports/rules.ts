@@ -11,6 +11,10 @@ export interface PortRow {
   label: string;
   /** Why the port is not forwarded, '' when it is or when there is nothing to say. */
   note: string;
+  /** A compose workspace: the service the port belongs to (the view groups rows by it). */
+  service?: string;
+  /** Another service's forward (forwardPorts `"db:5432"`): opened and copied, not stopped from the view. */
+  serviceForward?: boolean;
 }
 
 export interface DetectedPort {
@@ -51,5 +55,11 @@ export function portRows(
 /** The Ports view's rows for a running session. */
 export function sessionRows(session: Pick<Session, 'portState'> & { plan: Pick<Session['plan'], 'ports'> }): PortRow[] {
   const state = session.portState();
-  return portRows([...state.listeners], session.plan.ports, state.forwards, state.notForwarded);
+  const own = portRows([...state.listeners], session.plan.ports, state.forwards, state.notForwarded);
+  if (!state.primaryService) return own;
+  const primary = plainLine(state.primaryService, MAX_LABEL_CHARS);
+  const services = (state.serviceForwards ?? []).map((f) => ({
+    guestPort: f.port, localAddress: f.localAddr, process: '', label: '', note: '', service: plainLine(f.service, MAX_LABEL_CHARS), serviceForward: true,
+  }));
+  return [...own.map((row) => ({ ...row, service: primary })), ...services];
 }

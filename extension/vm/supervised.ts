@@ -9,6 +9,9 @@ interface PortSnapshot {
   listeners: GuestListener[];
   forwards: Map<number, number>;
   notForwarded: Map<number, string>;
+  /** A compose workspace: its own service, and the other services' forwards. */
+  primaryService?: string;
+  serviceForwards?: Array<{ service: string; port: number; localAddr: string }>;
 }
 
 const NO_PORTS: PortSnapshot = { config: { forward: [], servicePorts: [], publish: [], attributes: {} }, listeners: [], forwards: new Map(), notForwarded: new Map() };
@@ -41,7 +44,10 @@ export class SupervisedWorkspace {
   /** Fetches the ports anew (after a portsChanged event). */
   async refreshPorts(): Promise<void> {
     const state = await this.client.call((c) => c.sendRequest(Requests.portState));
-    this.ports = { config: state.config, listeners: state.listeners, forwards: new Map(state.forwards), notForwarded: new Map(state.notForwarded) };
+    this.ports = {
+      config: state.config, listeners: state.listeners, forwards: new Map(state.forwards), notForwarded: new Map(state.notForwarded),
+      ...(state.primaryService ? { primaryService: state.primaryService } : {}), ...(state.serviceForwards ? { serviceForwards: state.serviceForwards } : {}),
+    };
   }
 
   forward(guestPort: number): Promise<OpenedForward> {

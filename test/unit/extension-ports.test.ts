@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { portRows } from '../../extension/ports/rules';
+import { portRows, sessionRows } from '../../extension/ports/rules';
 
 const declared = {
   forward: [5432, 3000],
@@ -28,4 +28,18 @@ test('process names from the guest and labels from the config become one short p
   assert.ok(rows[0].process.length <= 32);
   assert.doesNotMatch(rows[0].label, /[\r\n]/);
   assert.ok(rows[0].label.length <= 64);
+});
+
+test('a compose workspace: rows carry their service, the workspace\'s own first, other services\' forwards marked as such', () => {
+  const session = {
+    plan: { ports: { forward: [3000], servicePorts: [], publish: [], attributes: {} } },
+    portState: () => ({
+      listeners: [], forwards: new Map([[3000, 3000]]), notForwarded: new Map<number, string>(), primaryService: 'app',
+      serviceForwards: [{ service: 'db\u202e\n', port: 5432, localAddr: '127.0.0.1:5432' }],
+    }),
+  };
+  assert.deepEqual(sessionRows(session), [
+    { guestPort: 3000, localAddress: '127.0.0.1:3000', process: '', label: '', note: '', service: 'app' },
+    { guestPort: 5432, localAddress: '127.0.0.1:5432', process: '', label: '', note: '', service: 'db', serviceForward: true },
+  ]);
 });
