@@ -130,7 +130,7 @@ test('the corpus as the engine plans it: what each project gets', () => {
     assert.deepEqual(legacy.ports.publish, [{ hostPort: 3000, guestPort: 3000 }, { hostPort: 9229, guestPort: 9229 }]);
     assert.equal(legacy.problems.filter((p) => p.severity === 'info').length, 2, 'extensions and settings go to the log');
     assert.equal(plan('tmpfs-and-anonymous').tmpfs[0].sizeMib, 128);
-    assert.equal(plan('rails-compose').problems.some((p) => p.code === 'compose-not-run'), true);
+    assert.equal(plan('rails-compose').problems.some((p) => p.code === 'compose-not-loaded' && p.severity === 'info'), true, 'compose files are read when the workspace opens');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
