@@ -152,6 +152,27 @@ export const poolOptionsSchema = z.object({
   restoreTimeoutMs: z.number().int().positive().optional(),
 }).strict().refine((o) => o.min <= o.max, { message: 'min must not exceed max', path: ['min'] });
 
+const stagedFile = z.object({ path: guestPath, data: bytes, mode: z.number().int().min(0).max(0o7777).optional() }).strict();
+const stageFileList = z.array(stagedFile).max(1024);
+const stageFileRecord = z.record(guestPath, bytes).refine((r) => Object.keys(r).length <= 1024, 'at most 1024 files');
+type StagedFile = z.output<typeof stagedFile>;
+
+/**
+ * Both forms become the list. The form is chosen by the value's shape before validation, so
+ * a bad entry is reported at its own path (`stageFiles./app/x.js`, `stageFiles.0.path`)
+ * rather than as a failed union.
+ */
+const stageFiles = z.unknown().transform((value, ctx): StagedFile[] => {
+  const list = Array.isArray(value);
+  const result = (list ? stageFileList : stageFileRecord).safeParse(value);
+  if (!result.success) {
+    for (const issue of result.error.issues) ctx.addIssue(issue as z.IssueData);
+    return z.NEVER;
+  }
+  if (list) return result.data as StagedFile[];
+  return Object.entries(result.data as Record<string, Uint8Array | string>).map(([path, data]) => ({ path, data }));
+}) as unknown as z.ZodType<StagedFile[], z.ZodTypeDef, StagedFile[] | Record<string, Uint8Array | string>>;
+
 export const execOptionsSchema = z.object({
   argv,
   env: envMap.default({}),
@@ -159,7 +180,8 @@ export const execOptionsSchema = z.object({
   unsetEnv: z.array(z.string().min(1).max(256)).max(256).default([]),
   cwd: guestPath.optional(),
   timeoutMs: z.number().int().min(0).max(2 ** 31 - 1).default(60_000),
-  stageFiles: z.array(z.object({ path: guestPath, data: bytes, mode: z.number().int().min(0).max(0o7777).optional() }).strict()).default([]),
+  /** Files written before the command runs: a list with modes, or the seed's record `{ '/app/x.js': data }` (stageFilesMode). */
+  stageFiles: stageFiles.default([]),
   stageFilesMode: z.number().int().min(0).max(0o7777).default(0o644),
   chain: z.array(argv).max(16).default([]),
   tty: z.boolean().default(false),

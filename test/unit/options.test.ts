@@ -51,3 +51,16 @@ test('--publish HOST:GUEST and --network are parsed and checked', () => {
   assert.throws(() => parseVmCommand(['--publish', '70000:80', 'sh'], true), /HOST:GUEST/);
   assert.throws(() => parseVmCommand(['--network', 'bridge', 'sh'], true), /expected outbound, none, allowlist, learn/);
 });
+
+test('stageFiles takes the list with modes or the record form, and reports a bad entry at its path', () => {
+  const listed = parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: [{ path: '/a', data: 'x', mode: 0o755 }] }, 'exec');
+  assert.deepEqual(listed.stageFiles, [{ path: '/a', data: 'x', mode: 0o755 }]);
+  const data = Buffer.from('y');
+  const recorded = parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { '/app/x.js': data, '/app/y.txt': 'z' } }, 'exec');
+  assert.deepEqual(recorded.stageFiles, [{ path: '/app/x.js', data }, { path: '/app/y.txt', data: 'z' }]);
+  assert.deepEqual(parseOptions(execOptionsSchema, { argv: ['true'] }, 'exec').stageFiles, []);
+  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { 'app/x.js': 'x' } }, 'exec'), /stageFiles\.app\/x\.js/, /absolute/);
+  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { '/a': 3 } }, 'exec'), /stageFiles\.\/a/, /string or a Buffer/, /got 3/);
+  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: [{ path: 'rel', data: '' }] }, 'exec'), /stageFiles\.0\.path/, /"rel"/);
+  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: 'nope' }, 'exec'), /stageFiles/);
+});

@@ -66,6 +66,16 @@ test('staged files are written first, with their modes', async () => {
   assert.equal(mode.stdout, '755\n644\n');
 });
 
+test("staged files in the seed's record form take stageFilesMode", async () => {
+  const result = await vm.exec({
+    argv: ['sh', '/app/main.sh'],
+    stageFiles: { '/app/main.sh': 'cat /app/data.bin | wc -c\n', '/app/data.bin': Buffer.alloc(1000, 7) },
+    stageFilesMode: 0o600,
+  });
+  assert.equal(result.stdout.trim(), '1000');
+  assert.equal((await vm.exec({ argv: ['stat', '-c', '%a', '/app/main.sh', '/app/data.bin'] })).stdout, '600\n600\n');
+});
+
 test('a program that does not exist exits 127 with a message', async () => {
   const result = await vm.exec({ argv: ['no-such-command'] });
   assert.equal(result.exitCode, 127);
