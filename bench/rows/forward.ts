@@ -38,7 +38,7 @@ export async function measureForward(image: Image, sizes: Sizes, log: (line: str
       server = vm.spawn({ argv: ['httpd', '-f', '-p', String(GUEST_PORT), '-h', '/srv'], timeoutMs: 0 });
       await waitForGuestListener(vm, GUEST_PORT);
       const forwarder = await vm.exposeTcp(0, GUEST_PORT);
-      const guestPort = forwarder.localAddr.port;
+      const guestPort = forwarder.port;
       try {
         await download(guestPort, '/blob', sizes.forwardBytes);
         await download(host.port, '/blob', sizes.forwardBytes);

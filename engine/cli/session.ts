@@ -59,7 +59,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
   for (const { hostPort, guestPort } of flags.publish) {
     try {
       const forwarder = await vm.exposeTcp(hostPort, guestPort);
-      progress.note(`forwarding 127.0.0.1:${forwarder.localAddr.port} -> guest port ${guestPort}`);
+      progress.note(`forwarding 127.0.0.1:${forwarder.port} -> guest port ${guestPort}`);
       forwarder.onRefused((notice) => progress.note(`microvm: ${notice.message}`));
     } catch (err) {
       await vm.release();

@@ -19,7 +19,7 @@ export class TcpForwarder {
   private stopping: Promise<void> | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
-  private address: ForwardAddress | undefined;
+  private bound: ForwardAddress | undefined;
   private readonly closedListeners: Array<() => void> = [];
   private readonly refusals = new RefusalNotices((refused) => this.describeRefusals(refused));
   private refusedTotal = 0;
@@ -43,9 +43,19 @@ export class TcpForwarder {
     return forwarder;
   }
 
-  /** The host address to connect to: 127.0.0.1 and the bound port. */
-  get localAddr(): ForwardAddress {
-    return this.address as ForwardAddress;
+  /** The host address to connect to, as the seed API has it: `"127.0.0.1:PORT"`. */
+  get localAddr(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** The same address as fields (as `net.Server.address()` gives them). */
+  get address(): ForwardAddress {
+    return this.bound as ForwardAddress;
+  }
+
+  /** The bound host port (a free one when listen() was given 0). */
+  get port(): number {
+    return this.address.port;
   }
 
   get listening(): boolean {
@@ -105,7 +115,7 @@ export class TcpForwarder {
     });
     this.server.on('error', () => undefined);
     const bound = this.server.address() as net.AddressInfo;
-    this.address = { address: '127.0.0.1', port: bound.port, family: 'IPv4' };
+    this.bound = { address: '127.0.0.1', port: bound.port, family: 'IPv4' };
   }
 
   private onHandlerError(socket: net.Socket, err: unknown): void {
@@ -120,7 +130,7 @@ export class TcpForwarder {
   }
 
   private describeRefusals(refused: number): string {
-    return `refused ${refused} connection${refused === 1 ? '' : 's'} to 127.0.0.1:${this.address?.port} (guest port ${this.guestPort}): ` +
+    return `refused ${refused} connection${refused === 1 ? '' : 's'} to 127.0.0.1:${this.bound?.port} (guest port ${this.guestPort}): ` +
       `the VM already carries ${MAX_FORWARD_STREAMS} forwarded connections, the most it takes; the clients got a reset. ` +
       'Close idle connections (keep-alive pools, stale websockets) and retry';
   }

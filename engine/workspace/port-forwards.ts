@@ -85,7 +85,7 @@ export class PortForwards {
 
   /** Guest port -> host port of every forward in place. */
   hostPorts(): Map<number, number> {
-    return new Map([...this.forwards].map(([guest, f]) => [guest, f.forwarder.localAddr.port]));
+    return new Map([...this.forwards].map(([guest, f]) => [guest, f.forwarder.port]));
   }
 
   /** Why listed ports are not forwarded. */
@@ -110,7 +110,7 @@ export class PortForwards {
       const existing = this.forwards.get(guestPort);
       if (existing) {
         existing.origin = existing.origin === 'auto' ? 'user' : existing.origin;
-        return { guestPort, hostPort: existing.forwarder.localAddr.port, offerSame: false };
+        return { guestPort, hostPort: existing.forwarder.port, offerSame: false };
       }
       const opened = await this.open(guestPort, 'user');
       if (opened.offerSame) this.offer(opened);
@@ -135,13 +135,13 @@ export class PortForwards {
     return this.queue.run(async () => {
       const current = this.forwards.get(guestPort);
       if (!current) return false;
-      if (current.forwarder.localAddr.port === guestPort) return true;
+      if (current.forwarder.port === guestPort) return true;
       let moved: TcpForwarder;
       try {
         moved = await this.vm.exposeTcp(guestPort, guestPort);
       } catch (err) {
         if (!isBindError(err)) throw err;
-        this.events.log(`127.0.0.1:${guestPort} is not available on the host (${err.code}); guest port ${guestPort} stays at 127.0.0.1:${current.forwarder.localAddr.port}`);
+        this.events.log(`127.0.0.1:${guestPort} is not available on the host (${err.code}); guest port ${guestPort} stays at 127.0.0.1:${current.forwarder.port}`);
         return false;
       }
       this.sameConfirmed.add(guestPort);
@@ -232,7 +232,7 @@ export class PortForwards {
     });
     const forwarder = await this.bind(guestPort, choice.candidates);
     forwarder.onRefused((notice) => this.events.log(notice.message));
-    const hostPort = forwarder.localAddr.port;
+    const hostPort = forwarder.port;
     this.forwards.set(guestPort, { forwarder, origin });
     this.previousHostPort.set(guestPort, hostPort);
     this.failures.delete(guestPort);
@@ -258,7 +258,7 @@ export class PortForwards {
       if (!forward) continue;
       this.forwards.delete(port);
       await forward.forwarder.stop();
-      dropped.push(`${port} (127.0.0.1:${forward.forwarder.localAddr.port})`);
+      dropped.push(`${port} (127.0.0.1:${forward.forwarder.port})`);
     }
     if (dropped.length > 0) this.events.log(`stopped forwarding ${portList(dropped)}: ${why}`);
   }

@@ -70,7 +70,7 @@ test('a forwarded connection carries 8 MiB each way intact, with half-close both
   const port = await listenOn(server);
   const forwarder = await forwardTo(port);
   const data = randomBytes(8 * 1024 * 1024);
-  const client = await connect(forwarder.localAddr.port);
+  const client = await connect(forwarder.port);
   const reply = readAll(client);
   client.end(data);
   assert.equal((await reply).toString(), createHash('sha256').update(data).digest('hex'));
@@ -88,7 +88,7 @@ test('the guest side half-closes first: the host still sends and reads its answe
   });
   const port = await listenOn(server);
   const forwarder = await forwardTo(port);
-  const client = await connect(forwarder.localAddr.port);
+  const client = await connect(forwarder.port);
   const reply = await readAll(client);
   assert.equal(reply.toString(), 'hello ');
   client.end('late data');
@@ -103,7 +103,7 @@ test('no listener on the guest port: the host connection is closed promptly; the
   await new Promise((resolve) => probe.close(resolve));
   const forwarder = await forwardTo(deadPort);
   const started = Date.now();
-  const client = await connect(forwarder.localAddr.port);
+  const client = await connect(forwarder.port);
   await new Promise((resolve) => { client.on('close', resolve); client.on('error', () => undefined); });
   assert.ok(Date.now() - started < 1000);
   assert.equal(forwarder.listening, true);
@@ -120,12 +120,12 @@ test('a reset by the guest program reaches the host client, and a host reset rea
   });
   const port = await listenOn(server);
   const forwarder = await forwardTo(port);
-  const client = await connect(forwarder.localAddr.port);
+  const client = await connect(forwarder.port);
   const error = new Promise<NodeJS.ErrnoException>((resolve) => client.on('error', resolve));
   client.write('x');
   assert.equal((await error).code, 'ECONNRESET');
 
-  const second = await connect(forwarder.localAddr.port);
+  const second = await connect(forwarder.port);
   second.write('y');
   while (accepted < 2 || !guestSide) await new Promise((r) => setTimeout(r, 10));
   const reset = guestSide;

@@ -107,10 +107,10 @@ async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void
 async function flood(count: number): Promise<void> {
   const refusedBefore = forwarder.refusedConnections;
   const idle = await execLatencies(10);
-  const held = await holdCarried(forwarder.localAddr.port, MAX_FORWARD_STREAMS);
+  const held = await holdCarried(forwarder.port, MAX_FORWARD_STREAMS);
   const started = performance.now();
   const refused = count - MAX_FORWARD_STREAMS;
-  const extra = burst(forwarder.localAddr.port, refused);
+  const extra = burst(forwarder.port, refused);
   // The ones past the cap wait FORWARD_QUEUE.waitMs for a carried one to end, then are reset.
   await until(`${refused} of ${count} connections are refused`, () => forwarder.refusedConnections - refusedBefore >= refused,
     FORWARD_QUEUE.waitMs + 20_000);
@@ -147,7 +147,7 @@ test('200 held forwarded connections: the same; refusals make one notice, not on
 test('once the held connections close, new ones are carried again, up to the cap', async () => {
   const again = await vm.exposeTcp(0, GUEST_PORT);
   try {
-    const held = await holdCarried(again.localAddr.port, MAX_FORWARD_STREAMS);
+    const held = await holdCarried(again.port, MAX_FORWARD_STREAMS);
     const answers = await Promise.all(held.map((socket, i) => lastEcho(socket, `again ${i}`)));
     assert.deepEqual(answers, held.map((_, i) => `again ${i}\n`));
     assert.equal(again.refusedConnections, 0);

@@ -56,18 +56,19 @@ async function readStream(read: () => Promise<Buffer | null>): Promise<string> {
 test('an HTTP server in the guest is fetched from the host; 100 concurrent connections all succeed', async () => {
   await serve(['httpd', '-f', '-p', '8080', '-h', '/srv'], 8080);
   const forwarder = await vm.exposeTcp(0, 8080);
-  assert.equal(forwarder.localAddr.address, '127.0.0.1');
-  const first = await get(forwarder.localAddr.port);
+  assert.equal(forwarder.localAddr, `127.0.0.1:${forwarder.port}`);
+  assert.deepEqual(forwarder.address, { address: '127.0.0.1', port: forwarder.port, family: 'IPv4' });
+  const first = await get(forwarder.port);
   assert.equal(first.status, 200);
   assert.equal(first.body, 'hello from the guest\n');
   const started = performance.now();
-  const all = await Promise.all(Array.from({ length: 100 }, () => get(forwarder.localAddr.port)));
+  const all = await Promise.all(Array.from({ length: 100 }, () => get(forwarder.port)));
   const ms = performance.now() - started;
   assert.ok(all.every((r) => r.status === 200 && r.body === 'hello from the guest\n'));
   console.log(`# 100 concurrent HTTP GETs through the forward: ${ms.toFixed(0)} ms`);
   await forwarder.stop();
   await forwarder.stop();
-  await assert.rejects(get(forwarder.localAddr.port), /ECONNREFUSED/);
+  await assert.rejects(get(forwarder.port), /ECONNREFUSED/);
 });
 
 test('100 MB up and 100 MB down through a forward arrive with matching sha256', SLOW, async () => {
@@ -78,7 +79,7 @@ test('100 MB up and 100 MB down through a forward arrive with matching sha256', 
   while (!(await vm.listeningPorts()).some((l) => l.port === 9000)) await new Promise((r) => setTimeout(r, 100));
   const data = randomBytes(size);
   const started = performance.now();
-  const socket = net.connect(upForward.localAddr.port, '127.0.0.1');
+  const socket = net.connect(upForward.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   socket.end(data);
   const guestSum = (await readStream(() => up.readStdout())).split(' ')[0];
@@ -94,7 +95,7 @@ test('100 MB up and 100 MB down through a forward arrive with matching sha256', 
   const downStarted = performance.now();
   const hash = createHash('sha256');
   let received = 0;
-  const client = net.connect(downForward.localAddr.port, '127.0.0.1');
+  const client = net.connect(downForward.port, '127.0.0.1');
   client.on('data', (d: Buffer) => { hash.update(d); received += d.length; });
   await new Promise((resolve) => client.on('end', resolve));
   const downMs = performance.now() - downStarted;
@@ -136,7 +137,7 @@ test('a forward to a guest port with no listener closes the host connection prom
   const forwarder = await vm.exposeTcp(0, 1);
   for (let i = 0; i < 3; i++) {
     const started = Date.now();
-    const socket = net.connect(forwarder.localAddr.port, '127.0.0.1');
+    const socket = net.connect(forwarder.port, '127.0.0.1');
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.on('close', resolve));
     assert.ok(Date.now() - started < 2000);
@@ -175,7 +176,7 @@ test('outbound: the guest resolves names through 10.0.2.3', async () => {
 test('stop() lets a connection already accepted finish, refuses new ones, and is idempotent', async () => {
   await serve(['sh', '-c', 'sleep 1; echo late answer | nc -l -p 7171'], 7171);
   const forwarder = await vm.exposeTcp(0, 7171);
-  const socket = net.connect(forwarder.localAddr.port, '127.0.0.1');
+  const socket = net.connect(forwarder.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   const received = new Promise<string>((resolve) => {
     const chunks: Buffer[] = [];
@@ -184,7 +185,7 @@ test('stop() lets a connection already accepted finish, refuses new ones, and is
   });
   const stopping = forwarder.stop();
   await assert.rejects(new Promise((resolve, reject) => {
-    const late = net.connect(forwarder.localAddr.port, '127.0.0.1', () => { late.destroy(); resolve(undefined); });
+    const late = net.connect(forwarder.port, '127.0.0.1', () => { late.destroy(); resolve(undefined); });
     late.once('error', reject);
   }), /ECONNREFUSED/);
   assert.equal(await received, 'late answer\n');
@@ -196,7 +197,7 @@ test('backpressure: a host client that does not read holds the guest sender back
   const size = 64 * 1024 * 1024;
   await serve(['sh', '-c', `head -c ${size} /dev/zero | nc -l -p 7272`], 7272);
   const forwarder = await vm.exposeTcp(0, 7272);
-  const socket = net.connect(forwarder.localAddr.port, '127.0.0.1');
+  const socket = net.connect(forwarder.port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   socket.pause();
   await new Promise((resolve) => setTimeout(resolve, 500));

@@ -28,7 +28,7 @@ async function identity(vm: Vm, port: number): Promise<string> {
 async function fetchText(vm: Vm, guestPort: number, urlPath: string): Promise<string> {
   const forward = await vm.exposeTcp(0, guestPort);
   try {
-    const response = await fetch(`http://127.0.0.1:${forward.localAddr.port}${urlPath}`, { signal: AbortSignal.timeout(15_000) });
+    const response = await fetch(`http://127.0.0.1:${forward.port}${urlPath}`, { signal: AbortSignal.timeout(15_000) });
     assert.equal(response.status, 200);
     return (await response.text()).trim();
   } finally {
