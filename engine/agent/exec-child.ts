@@ -7,12 +7,17 @@ import { linuxSignalNumber, SignalSpec } from './signals';
 /** Output the host holds for a reader before it stops granting credit (the process then blocks). */
 const HOST_BUFFER_LIMIT = 1024 * 1024;
 
+/** What a read returns at the end of a stream: a zero-length Buffer, as the seed API has it. */
+const END = Buffer.alloc(0);
+
 class OutputQueue {
   private chunks: Buffer[] = [];
-  private readers: Array<(chunk: Buffer | null) => void> = [];
+  private readers: Array<(chunk: Buffer) => void> = [];
   private ended = false;
 
   push(chunk: Buffer): void {
+    // An empty chunk would read as the end.
+    if (chunk.length === 0) return;
     const reader = this.readers.shift();
     if (reader) reader(chunk);
     else this.chunks.push(chunk);
@@ -20,18 +25,18 @@ class OutputQueue {
 
   end(): void {
     this.ended = true;
-    for (const reader of this.readers.splice(0)) reader(null);
+    for (const reader of this.readers.splice(0)) reader(END);
   }
 
-  read(onTake: (bytes: number) => void): Promise<Buffer | null> {
+  read(onTake: (bytes: number) => void): Promise<Buffer> {
     const chunk = this.chunks.shift();
     if (chunk) {
       onTake(chunk.length);
       return Promise.resolve(chunk);
     }
-    if (this.ended) return Promise.resolve(null);
+    if (this.ended) return Promise.resolve(END);
     return new Promise((resolve) => this.readers.push((next) => {
-      if (next) onTake(next.length);
+      onTake(next.length);
       resolve(next);
     }));
   }
@@ -97,12 +102,16 @@ export class ExecChild {
     return this.dropped;
   }
 
-  /** The next stdout chunk (the merged pty output in tty mode), or null at the end. */
-  readStdout(): Promise<Buffer | null> {
+  /**
+   * The next stdout chunk (the merged pty output in tty mode); a zero-length Buffer at the
+   * end, and on every read after it. Chunks before the end are never empty.
+   */
+  readStdout(): Promise<Buffer> {
     return this.stdout.read((bytes) => this.consumed(bytes));
   }
 
-  readStderr(): Promise<Buffer | null> {
+  /** The next stderr chunk (nothing in tty mode); a zero-length Buffer at the end. */
+  readStderr(): Promise<Buffer> {
     return this.stderr.read((bytes) => this.consumed(bytes));
   }
 

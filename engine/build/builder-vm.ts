@@ -119,7 +119,7 @@ export class BuilderVm {
     const child: ExecChild = this.vm.spawn({ argv: ['cat', '--', path], timeoutMs: 0 });
     child.closeStdin();
     const stderr = collect(() => child.readStderr(), 4096);
-    for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) yield chunk;
+    for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) yield chunk;
     const { exitCode } = await child.wait();
     if (exitCode !== 0) throw new MicrovmError('E_BUILD_FAILED', `the builder could not read ${path}: ${(await stderr).trim()}`);
   }
@@ -151,10 +151,10 @@ export class BuilderVm {
 /** A line longer than this is handed on in pieces (a step printing megabytes without a newline). */
 const MAX_LINE_CHARS = 16 * 1024;
 
-async function readLines(read: () => Promise<Buffer | null>, onLine: (line: string) => void): Promise<void> {
+async function readLines(read: () => Promise<Buffer>, onLine: (line: string) => void): Promise<void> {
   const decoder = new StringDecoder('utf8');
   let pending = '';
-  for (let chunk = await read(); chunk; chunk = await read()) {
+  for (let chunk = await read(); chunk.length > 0; chunk = await read()) {
     pending += decoder.write(chunk);
     const lines = pending.split(/\r?\n/);
     pending = lines.pop() ?? '';
@@ -165,8 +165,8 @@ async function readLines(read: () => Promise<Buffer | null>, onLine: (line: stri
   if (pending) onLine(pending);
 }
 
-async function collect(read: () => Promise<Buffer | null>, max: number): Promise<string> {
+async function collect(read: () => Promise<Buffer>, max: number): Promise<string> {
   let text = '';
-  for (let chunk = await read(); chunk; chunk = await read()) text = (text + chunk.toString('utf8')).slice(-max);
+  for (let chunk = await read(); chunk.length > 0; chunk = await read()) text = (text + chunk.toString('utf8')).slice(-max);
   return text;
 }

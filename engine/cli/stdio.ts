@@ -8,8 +8,8 @@ export function exitCodeOf(result: WaitResult): number {
   return result.exitCode;
 }
 
-export async function pipeOut(read: () => Promise<Buffer | null>, out: NodeJS.WriteStream): Promise<void> {
-  for (let chunk = await read(); chunk; chunk = await read()) {
+export async function pipeOut(read: () => Promise<Buffer>, out: NodeJS.WriteStream): Promise<void> {
+  for (let chunk = await read(); chunk.length > 0; chunk = await read()) {
     if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
   }
 }

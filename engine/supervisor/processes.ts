@@ -81,8 +81,8 @@ export class ProcessTable {
   }
 
   private async pump(proc: SupervisedProcess): Promise<void> {
-    const stream = async (read: () => Promise<Buffer | null>, name: 'stdout' | 'stderr') => {
-      for (let chunk = await read(); chunk; chunk = await read()) {
+    const stream = async (read: () => Promise<Buffer>, name: 'stdout' | 'stderr') => {
+      for (let chunk = await read(); chunk.length > 0; chunk = await read()) {
         proc.ring?.push(chunk);
         for (const sink of proc.attached) sink.output(proc.id, name, chunk);
         if (!proc.params.persistent) await proc.owner.drained();

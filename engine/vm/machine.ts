@@ -297,8 +297,8 @@ export class Machine {
 
   private startWorkload(request: ProcessRequest): void {
     const child = this.agent.spawn({ ...request, workload: true, timeoutMs: 0, user: this.user });
-    const drain = async (read: () => Promise<Buffer | null>) => {
-      for (let chunk = await read(); chunk; chunk = await read()) this.workloadLog.write(chunk);
+    const drain = async (read: () => Promise<Buffer>) => {
+      for (let chunk = await read(); chunk.length > 0; chunk = await read()) this.workloadLog.write(chunk);
     };
     void drain(() => child.readStdout());
     void drain(() => child.readStderr());

@@ -76,8 +76,8 @@ async function runCommand(vm: Vm, run: HookRun, name: string | undefined, comman
     return outcome;
   }
   child.closeStdin();
-  const pump = async (read: () => Promise<Buffer | null>) => {
-    for (let chunk = await read(); chunk; chunk = await read()) out.output(label, chunk);
+  const pump = async (read: () => Promise<Buffer>) => {
+    for (let chunk = await read(); chunk.length > 0; chunk = await read()) out.output(label, chunk);
   };
   await Promise.all([pump(() => child.readStdout()), pump(() => child.readStderr())]);
   const result = await child.wait();

@@ -149,13 +149,13 @@ async function readBody(body: AsyncGenerator<Buffer>, size: number): Promise<Buf
 }
 
 async function* outputOf(child: ExecChild): AsyncGenerator<Buffer> {
-  for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) yield chunk;
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) yield chunk;
 }
 
 /** Reads a stream to its end, keeping at most `cap` bytes. */
-async function collectCapped(read: () => Promise<Buffer | null>, cap: number): Promise<string> {
+async function collectCapped(read: () => Promise<Buffer>, cap: number): Promise<string> {
   let kept = Buffer.alloc(0);
-  for (let chunk = await read(); chunk; chunk = await read()) {
+  for (let chunk = await read(); chunk.length > 0; chunk = await read()) {
     if (kept.length < cap) kept = Buffer.concat([kept, chunk.subarray(0, cap - kept.length)]);
   }
   return kept.toString('utf8');

@@ -1,7 +1,7 @@
 /** What a terminal needs of a guest process (an engine ExecChild in tty mode, or a fake in tests). */
 export interface GuestProcess {
   writeStdin(data: string): Promise<void>;
-  readStdout(): Promise<Buffer | null>;
+  readStdout(): Promise<Buffer>;
   resize(rows: number, cols: number): void;
   signal(signal: string): void;
   wait(): Promise<{ exitCode: number; signal: string | null }>;
@@ -75,7 +75,7 @@ export class GuestTerminal {
 
   private async pump(process: GuestProcess): Promise<void> {
     const decoder = new TextDecoder('utf-8');
-    for (let chunk = await process.readStdout(); chunk; chunk = await process.readStdout()) {
+    for (let chunk = await process.readStdout(); chunk.length > 0; chunk = await process.readStdout()) {
       const text = decoder.decode(chunk, { stream: true });
       if (text) this.sink.write(text);
     }

@@ -104,29 +104,39 @@ export class SupervisedWorkspace {
   }
 }
 
-/** A supervisor's pty as a terminal reads it: output as a queue of chunks, ended by the process's exit. */
+/**
+ * A supervisor's pty as a terminal reads it: output as a queue of chunks, ended by the
+ * process's exit, after which reads give a zero-length Buffer (the engine's ExecChild contract).
+ */
 function guestProcess(proc: ClientProcess, replay?: Buffer): GuestProcess {
-  const chunks: Array<Buffer | null> = replay && replay.length > 0 ? [replay] : [];
-  let waiting: ((chunk: Buffer | null) => void) | undefined;
-  const push = (chunk: Buffer | null) => {
-    if (waiting) {
-      const resolve = waiting;
-      waiting = undefined;
-      resolve(chunk);
-    } else {
-      chunks.push(chunk);
-    }
+  const chunks: Buffer[] = replay && replay.length > 0 ? [replay] : [];
+  let ended = false;
+  let waiting: ((chunk: Buffer) => void) | undefined;
+  const wake = () => {
+    const resolve = waiting;
+    const chunk = chunks.shift() ?? (ended ? Buffer.alloc(0) : undefined);
+    if (!resolve || !chunk) return;
+    waiting = undefined;
+    resolve(chunk);
   };
-  proc.onOutput((_stream, data) => push(data));
+  proc.onOutput((_stream, data) => {
+    if (data.length === 0) return;
+    chunks.push(data);
+    wake();
+  });
   const exited = proc.exited.then((result) => {
-    push(null);
+    ended = true;
+    wake();
     if (result.error) throw new Error(result.error);
     return { exitCode: result.exitCode, signal: result.signal ?? null };
   });
   exited.catch(() => undefined);
   return {
     writeStdin: (data) => proc.write(data),
-    readStdout: () => (chunks.length > 0 ? Promise.resolve(chunks.shift() as Buffer | null) : new Promise((resolve) => { waiting = resolve; })),
+    readStdout: () => new Promise<Buffer>((resolve) => {
+      waiting = resolve;
+      wake();
+    }),
     resize: (rows, cols) => void proc.resize(rows, cols).catch(() => undefined),
     signal: (signal) => void proc.signal(signal).catch(() => undefined),
     wait: () => exited,

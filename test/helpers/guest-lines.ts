@@ -45,7 +45,7 @@ export class GuestLines {
   private async pump(): Promise<void> {
     for (;;) {
       const chunk = await this.child.readStdout();
-      if (chunk === null) break;
+      if (chunk.length === 0) break;
       const at = performance.now();
       const parts = (this.partial + chunk.toString('utf8')).split('\n');
       this.partial = parts.pop() ?? '';

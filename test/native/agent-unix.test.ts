@@ -194,3 +194,17 @@ test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many eve
   assert.ok(!client.info.features.includes('file-events'), 'no file-events feature without the guest device');
   client.connection.close();
 });
+
+test('spawn: reads give the output, then a zero-length Buffer at the end, and again on every later read', async () => {
+  const client = await openClient();
+  const child = client.spawn(exec(['sh', '-c', 'printf out; printf err >&2']));
+  assert.equal((await child.readStdout()).toString(), 'out');
+  assert.equal((await child.readStderr()).toString(), 'err');
+  for (const read of [() => child.readStdout(), () => child.readStderr(), () => child.readStdout()]) {
+    const end = await read();
+    assert.ok(Buffer.isBuffer(end));
+    assert.equal(end.length, 0);
+  }
+  assert.equal((await child.wait()).exitCode, 0);
+  client.connection.close();
+});

@@ -16,9 +16,9 @@ class FakeProcess implements GuestProcess {
     this.ended = !open;
   }
   async writeStdin(data: string): Promise<void> { this.stdin.push(data); }
-  async readStdout(): Promise<Buffer | null> {
+  async readStdout(): Promise<Buffer> {
     while (this.chunks.length === 0 && !this.ended) await new Promise<void>((resolve) => { this.wake = resolve; });
-    return this.chunks.shift() ?? null;
+    return this.chunks.shift() ?? Buffer.alloc(0);
   }
   resize(rows: number, cols: number): void { this.sizes.push([rows, cols]); }
   signal(signal: string): void {

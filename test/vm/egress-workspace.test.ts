@@ -120,7 +120,7 @@ test('npm install through the proxy: an allowed registry name installs; a regist
   const install = async (session: Session) => {
     const child = session.spawn(['npm', 'install', '--no-audit', '--no-fund', '--loglevel=error']);
     let out = '';
-    const drain = async (read: () => Promise<Buffer | null>) => { for (let c = await read(); c; c = await read()) out += c.toString('utf8'); };
+    const drain = async (read: () => Promise<Buffer>) => { for (let c = await read(); c.length > 0; c = await read()) out += c.toString('utf8'); };
     await Promise.all([drain(() => child.readStdout()), drain(() => child.readStderr())]);
     return { out, code: (await child.wait()).exitCode };
   };
@@ -136,7 +136,7 @@ test('npm install through the proxy: an allowed registry name installs; a regist
       // node_modules is on the workspace's volume, in the VM.
       const child = allowed.session.spawn(['node', '-e', "console.log(require('tiny-dep'))"]);
       let printed = '';
-      for (let c = await child.readStdout(); c; c = await child.readStdout()) printed += c.toString('utf8');
+      for (let c = await child.readStdout(); c.length > 0; c = await child.readStdout()) printed += c.toString('utf8');
       await child.wait();
       assert.equal(printed, 'tiny\n');
       assert.ok(registry.requests.includes('GET /tiny-dep/-/tiny-dep-1.0.0.tgz'), registry.requests.join('\n'));

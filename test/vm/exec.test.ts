@@ -86,7 +86,7 @@ test('spawn: stdin and stdout interleave', async () => {
   const child = vm.spawn({ argv: ['sh', '-c', 'while read line; do echo "got $line"; done'] });
   for (const word of ['alpha', 'beta', 'gamma']) {
     await child.writeStdin(`${word}\n`);
-    assert.equal((await child.readStdout())?.toString(), `got ${word}\n`);
+    assert.equal((await child.readStdout()).toString(), `got ${word}\n`);
   }
   child.closeStdin();
   assert.equal((await child.wait()).exitCode, 0);
@@ -108,7 +108,7 @@ test('tty: stty size reports the winsize, and again after a resize', async () =>
   const readUntil = async (pattern: RegExp) => {
     while (!pattern.test(screen)) {
       const chunk = await child.readStdout();
-      if (!chunk) break;
+      if (chunk.length === 0) break;
       screen += chunk.toString();
     }
   };

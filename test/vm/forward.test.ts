@@ -47,9 +47,9 @@ function get(port: number, path = '/index.html'): Promise<{ status: number; body
   });
 }
 
-async function readStream(read: () => Promise<Buffer | null>): Promise<string> {
+async function readStream(read: () => Promise<Buffer>): Promise<string> {
   const chunks: Buffer[] = [];
-  for (let c = await read(); c; c = await read()) chunks.push(c);
+  for (let c = await read(); c.length > 0; c = await read()) chunks.push(c);
   return Buffer.concat(chunks).toString();
 }
 

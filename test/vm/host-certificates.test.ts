@@ -52,7 +52,7 @@ async function open(folder: string, logs: string[], settings: Partial<PlanSettin
 async function output(session: Session, argv: string[]): Promise<string> {
   const child = session.spawn(argv);
   let out = '';
-  for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) out += chunk.toString('utf8');
   await child.wait();
   return out;
 }

@@ -79,7 +79,7 @@ test('postCreateCommand runs once across three opens, postStartCommand and postA
 async function inWorkspace(session: Session, script: string): Promise<string> {
   const child = session.spawn(['sh', '-c', script]);
   let out = '';
-  for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) out += chunk.toString('utf8');
   await child.wait();
   return out;
 }

@@ -122,7 +122,7 @@ test('an address added while the VM runs is refused from the next connection on'
   const readAttempts = async (count: number) => {
     while (attempts.length < count) {
       const chunk = await child.readStdout();
-      assert.ok(chunk, `the guest loop ended after ${attempts.length} attempts`);
+      assert.ok(chunk.length > 0, `the guest loop ended after ${attempts.length} attempts`);
       pending += chunk.toString();
       const lines = pending.split('\n');
       pending = lines.pop()!;

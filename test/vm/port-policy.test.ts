@@ -188,7 +188,7 @@ test(`300 guest listeners: at most ${MAX_AUTO_FORWARDS} forwards, one notice per
     for (const round of [1, 2]) {
       const started = performance.now();
       const child = session.running.spawn({ argv: ['/tmp/listen-many', '20000', '300'], timeoutMs: 0 });
-      assert.match((await child.readStdout())?.toString() ?? '', /listening on 300 ports/);
+      assert.match((await child.readStdout()).toString(), /listening on 300 ports/);
       await until('32 forwards', () => forwardedRows(session).length === MAX_AUTO_FORWARDS, 60_000);
       const forwardedMs = performance.now() - started;
       // The agent reports at most 256 listeners; every one of them is listed, forwarded or with its reason.

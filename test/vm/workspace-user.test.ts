@@ -72,7 +72,7 @@ async function open(folder: string, logs: string[], settings: PlanSettings = SET
 async function ptyOutput(session: Session, argv: string[]): Promise<string> {
   const child = session.spawnPty(argv, { rows: 24, cols: 200 });
   let out = '';
-  for (let chunk = await child.readStdout(); chunk; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) out += chunk.toString('utf8');
   await child.wait();
   return out.replace(/\r/g, '');
 }
