@@ -1,9 +1,17 @@
 /** The engine's public API (dist/engine.js). */
-export { Image } from './image/image';
+import { Image } from './image/image';
+import { Pool as PoolOf } from './pool/pool';
+import { Vm as VmOf } from './vm/vm';
+
+export { Image };
 export type { BuildProgress } from './image/image';
-export { Pool } from './pool/pool';
+/** A pool of an image's VMs; what it lends snapshots to an Image. */
+export type Pool = PoolOf<Image>;
+export const Pool = PoolOf;
 export type { PoolEvent, PoolStats } from './pool/pool';
-export { Vm } from './vm/vm';
+/** A VM lent by an image's pool: vm.snapshot(dir) gives an Image. */
+export type Vm = VmOf<Image>;
+export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
 export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';

@@ -7,7 +7,7 @@ import { readDiskFile } from '../rootfs/read-file';
 import * as path from 'node:path';
 import { BootSpec, Machine, ResumeSource } from '../vm/machine';
 import { homePaths } from '../paths';
-import { Vm } from '../vm/vm';
+import { Vm, type SnapshotOrigin } from '../vm/vm';
 import { loadSnapshot } from '../snapshot/store';
 import { prepareSnapshot, PreparedSnapshot } from '../snapshot/prepare';
 import { SnapshotImage } from '../snapshot/meta';
@@ -159,6 +159,28 @@ export class Image {
   /** The snapshot pools restore from; absent when built with `snapshot: false`. */
   snapshot: PreparedSnapshot | undefined;
 
+  /** The image's manifest digest (`sha256:...`), as the seed API names it. */
+  get digest(): string {
+    return this.manifestDigest;
+  }
+
+  /** Guest memory of this image's VMs unless a pool asks for another size. */
+  get memoryMib(): number {
+    return this.settings.memoryMib;
+  }
+
+  get vcpus(): number {
+    return this.settings.vcpus;
+  }
+
+  /**
+   * The snapshot directory pools restore from (Image.fromSnapshot takes it), or undefined when
+   * the image boots fresh (`snapshot: false`, or mounts and volumes).
+   */
+  get snapshotPath(): string | undefined {
+    return this.snapshot?.dir;
+  }
+
   /** A small file of the image (its /etc/passwd, say), read from its root disk without booting; undefined when absent. */
   readFile(file: string): Promise<string | undefined> {
     return readDiskFile(this.rootDisk, file);
@@ -202,7 +224,7 @@ export class Image {
   }
 
   /** A pool of VMs of this image; it starts booting `min` VMs at once. */
-  pool(options: PoolOptions = {}): Pool {
+  pool(options: PoolOptions = {}): Pool<Image> {
     const opts = parseOptions(poolOptionsSchema, options, 'pool');
     const spec = { ...this.bootSpec(opts.memoryMib ?? this.settings.memoryMib, opts.vcpus ?? this.settings.vcpus), restoreTimeoutMs: opts.restoreTimeoutMs };
     const snapshot = this.snapshot;
@@ -211,9 +233,14 @@ export class Image {
     if (snapshot) snapshot.handoff = undefined;
     if (!fitsSnapshot) {
       void handoff?.stop();
-      return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.record());
+      return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.snapshotOrigin());
     }
-    return new Pool(() => Machine.boot(spec, snapshot.source), this.config, opts, handoff, this.record());
+    return new Pool(() => Machine.boot(spec, snapshot.source), this.config, opts, handoff, this.snapshotOrigin());
+  }
+
+  /** What vm.snapshot() of this image's VMs records, and how it loads the result as an Image. */
+  private snapshotOrigin(): SnapshotOrigin<Image> {
+    return { image: this.record(), load: (dir) => Image.fromSnapshot(dir) };
   }
 
   /**

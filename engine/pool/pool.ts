@@ -1,8 +1,7 @@
 import { MicrovmError } from '../errors';
 import { ImageConfig } from '../image/types';
 import { Machine } from '../vm/machine';
-import { Vm } from '../vm/vm';
-import type { SnapshotImage } from '../snapshot/meta';
+import { Vm, type SnapshotOrigin } from '../vm/vm';
 
 export interface PoolStats {
   alive: number;
@@ -46,7 +45,7 @@ interface IdleMachine {
  * is dropped and replaced; with restoreOnRelease a released VM is discarded so that the
  * next acquirer gets a clean one.
  */
-export class Pool {
+export class Pool<I = unknown> {
   private readonly idle: IdleMachine[] = [];
   private readonly inUse = new Set<Machine>();
   private readonly waiters: Waiter[] = [];
@@ -62,8 +61,8 @@ export class Pool {
     private readonly settings: PoolSettings,
     /** A VM that is already running (the bake's), handed to the first acquirer. */
     initial?: Machine,
-    /** The image, as vm.snapshot() records it. */
-    private readonly image?: SnapshotImage,
+    /** The image, as vm.snapshot() records it and loads it back. */
+    private readonly origin?: SnapshotOrigin<I>,
   ) {
     if (initial) this.adopt(initial);
     this.fill();
@@ -86,12 +85,12 @@ export class Pool {
     return () => this.eventListeners.delete(listener);
   }
 
-  async acquire(): Promise<Vm> {
+  async acquire(): Promise<Vm<I>> {
     if (this.closed) throw shutdownError();
     const machine = this.takeIdle() ?? (await this.waitForMachine());
     this.inUse.add(machine);
     this.fill();
-    return new Vm(machine, this.config, (m) => this.release(m), this.image);
+    return new Vm(machine, this.config, (m) => this.release(m), this.origin);
   }
 
   /** Stops every VM; waiting acquirers are rejected with E_POOL_SHUTDOWN. */

@@ -12,7 +12,6 @@ import { mergeEnv } from '../image/env';
 import { Machine } from './machine';
 import { userInfo, UserInfo } from './user';
 import * as nodePath from 'node:path';
-import { Image } from '../image/image';
 import { writeSnapshot } from '../snapshot/store';
 import type { SnapshotImage } from '../snapshot/meta';
 import { TcpForwarder } from '../forward/forwarder';
@@ -31,10 +30,20 @@ export interface ExecResult<T extends string | Buffer = string> extends WaitResu
 export type SpawnOptions = Omit<ExecOptions, 'maxBuffer' | 'encoding'>;
 
 /**
+ * What vm.snapshot() needs from the pool a VM came from: the image as a snapshot records it,
+ * and how a saved directory becomes an image again (Image.fromSnapshot, handed down by the
+ * image's pool so that vm/ never imports image/).
+ */
+export interface SnapshotOrigin<I> {
+  image: SnapshotImage;
+  load(dir: string): Promise<I>;
+}
+
+/**
  * A VM lent by a pool. Every call after release() fails with E_VM_RELEASED; calls on a VM
  * that died fail with E_VM_EXITED.
  */
-export class Vm {
+export class Vm<I = unknown> {
   private released = false;
   private readonly forwarders = new Set<TcpForwarder>();
   private portWatch: PortWatch | undefined;
@@ -43,7 +52,7 @@ export class Vm {
     private readonly machine: Machine,
     private readonly config: ImageConfig,
     private readonly onRelease: (machine: Machine) => Promise<void>,
-    private readonly image?: SnapshotImage,
+    private readonly origin?: SnapshotOrigin<I>,
   ) {}
 
   get id(): string {
@@ -128,18 +137,19 @@ export class Vm {
 
   /**
    * Saves this VM as it is now (files, processes, memory) to `dir` and returns an Image whose
-   * pools restore from it. The VM pauses while its state is written, then goes on.
+   * pools restore from it (Image.fromSnapshot(dir) loads it again later). The VM pauses while
+   * its state is written, then goes on.
    */
-  async snapshot(dir: string): Promise<Image> {
+  async snapshot(dir: string): Promise<I> {
     const machine = this.live();
-    if (!this.image) throw new MicrovmError('E_SNAPSHOT', 'this VM does not come from an image pool and cannot be snapshotted');
+    if (!this.origin) throw new MicrovmError('E_SNAPSHOT', 'this VM does not come from an image pool and cannot be snapshotted');
     const target = nodePath.resolve(dir);
     try {
-      await writeSnapshot(machine, target, { source: 'vm.snapshot', vm: machine.state.id }, this.image);
+      await writeSnapshot(machine, target, { source: 'vm.snapshot', vm: machine.state.id }, this.origin.image);
     } finally {
       if (machine.alive) await machine.resume();
     }
-    return Image.fromSnapshot(target);
+    return this.origin.load(target);
   }
 
   /**

@@ -137,6 +137,16 @@ test('vm.snapshot(dir) saves a VM mid-flight; Image.fromSnapshot restores it', a
   await pool.shutdown();
 
   const loaded = await Image.fromSnapshot(dir);
+  assert.ok(saved instanceof Image);
+  for (const candidate of [image, saved, loaded]) {
+    assert.match(candidate.digest, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(candidate.digest, image.manifestDigest);
+    assert.equal(candidate.memoryMib, 256);
+    assert.equal(candidate.vcpus, 1);
+  }
+  assert.equal(saved.snapshotPath, dir);
+  assert.equal(loaded.snapshotPath, dir);
+  assert.equal(path.dirname(image.snapshotPath ?? ''), snapshotsDir, 'a baked image restores from its snapshots dir');
   for (const candidate of [saved, loaded]) {
     const restored = candidate.pool({ min: 0, max: 1 });
     const clone = await restored.acquire();
