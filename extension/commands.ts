@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { Ctx } from './context';
+import type { CommandTable, Ctx } from './context';
 import { openFolder, stopVm } from './vm/open-folder';
 import { approveLearnedHosts } from './vm/egress-offer';
 import { resetContainer } from '../engine/index';
@@ -9,18 +9,10 @@ import { failureNotice } from './ui/failure-notice';
 import { notice } from './ui/notice-text';
 import { showError, showInfo, showWarning } from './ui/notify';
 
-type Command = (...args: never[]) => unknown;
-
-/** A command's implementation while a VM runs, and (optionally) while none does. */
-export interface CommandFactory {
-  running(ctx: Ctx): Command;
-  stopped?(ctx: Ctx): Command;
-}
-
 const notRunning = () => () =>
   showInfo(notice`No MicroVM is running. Run "MicroVM: Open Folder in MicroVM" first.`);
 
-export const COMMANDS: Record<string, CommandFactory> = {
+export const COMMANDS: CommandTable = {
   'microvm.openFolder': { running: (ctx) => () => openFolder(ctx) },
   'microvm.newTerminal': {
     running: (ctx) => () => openShellTerminal(ctx),

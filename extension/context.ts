@@ -1,12 +1,22 @@
 import * as vscode from 'vscode';
 import { readSettings, Settings } from './config/settings';
-import { COMMANDS } from './commands';
 import { PortsView } from './ports/ports-view';
 import { sessionRows } from './ports/rules';
 import { AccelSummary, statusView, VmStatus } from './ui/status';
 import { StatusBar } from './ui/status-bar';
 import { LifecycleTerminal } from './terminal/lifecycle-terminal';
 import type { SupervisedWorkspace } from './vm/supervised';
+
+type Command = (...args: never[]) => unknown;
+
+/** A command's implementation while a VM runs, and (optionally) while none does. */
+export interface CommandFactory {
+  running(ctx: Ctx): Command;
+  stopped?(ctx: Ctx): Command;
+}
+
+/** Command name -> its factories: `commands.ts`'s table, handed to Ctx by activate(). */
+export type CommandTable = Readonly<Record<string, CommandFactory>>;
 
 /**
  * The extension's one context object: it owns the output channel, the status bar, the Ports
@@ -28,7 +38,7 @@ export class Ctx implements vscode.Disposable {
   private commandDisposables: vscode.Disposable[] = [];
   private commandsRunning: boolean | undefined;
 
-  constructor(readonly extension: vscode.ExtensionContext) {
+  constructor(readonly extension: vscode.ExtensionContext, private readonly commands: CommandTable) {
     this.disposables.push(this.log, this.lifecycle, this.statusBar, this.portsView, vscode.window.registerTreeDataProvider('microvm.ports', this.portsView));
     this.setStatus('stopped');
   }
@@ -72,7 +82,7 @@ export class Ctx implements vscode.Disposable {
     if (this.commandsRunning === running) return;
     this.commandsRunning = running;
     for (const d of this.commandDisposables.splice(0)) d.dispose();
-    for (const [name, factory] of Object.entries(COMMANDS)) {
+    for (const [name, factory] of Object.entries(this.commands)) {
       const make = running || !factory.stopped ? factory.running : factory.stopped;
       this.commandDisposables.push(vscode.commands.registerCommand(name, make(this)));
     }

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { COMMANDS } from './commands';
 import { Ctx } from './context';
 import { openFolder } from './vm/open-folder';
 import { hangUpOnUserClose, shellTerminalOptions } from './terminal/terminals';
@@ -8,7 +9,7 @@ let ctx: Ctx | undefined;
 
 /** Builds the one context object; everything the extension owns hangs off it. */
 export function activate(extension: vscode.ExtensionContext): void {
-  ctx = new Ctx(extension);
+  ctx = new Ctx(extension, COMMANDS);
   const owner = ctx;
   owner.own(vscode.window.registerTerminalProfileProvider('microvm.terminal', {
     async provideTerminalProfile() {
