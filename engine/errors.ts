@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'E_SUSPEND'
   | 'E_POOL_SHUTDOWN'
   | 'E_ACQUIRE_TIMEOUT'
+  | 'E_ABORTED'
   | 'E_PORT_IN_USE'
   | 'E_FORWARD_FAILED'
   | 'E_FORWARD_LIMIT'
@@ -74,9 +75,15 @@ export class MicrovmError extends Error {
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'MicrovmError';
+    // Named as fetch's aborts are, so code that checks `err.name === 'AbortError'` treats ours alike.
+    this.name = code === 'E_ABORTED' ? 'AbortError' : 'MicrovmError';
     this.code = code;
   }
+}
+
+/** The error of a call whose AbortSignal fired: E_ABORTED, the signal's reason as its cause. */
+export function abortedError(what: string, signal: AbortSignal): MicrovmError {
+  return new MicrovmError('E_ABORTED', `${what} was aborted by its signal`, { cause: signal.reason });
 }
 
 export function isMicrovmError(err: unknown, code?: ErrorCode): err is MicrovmError {

@@ -15,7 +15,7 @@ export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
 export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';
-export type { BuildOptions, PoolOptions, ExecOptions } from './options';
+export type { AcquireOptions, BuildOptions, PoolOptions, ExecOptions } from './options';
 export { engineInfo } from './info';
 export type { EngineInfo } from './info';
 export { MicrovmError, isMicrovmError } from './errors';

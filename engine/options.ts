@@ -8,6 +8,7 @@ import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qem
  * User-facing options, validated at the boundary: unknown keys are rejected, and an error
  * names the field, the value it got and what it expected.
  */
+const abortSignal = z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal');
 const bytes = z.custom<Uint8Array | string>((v) => typeof v === 'string' || v instanceof Uint8Array, 'expected a string or a Buffer');
 const guestPath = z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'expected an absolute guest path');
 const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL')).min(1, 'expected at least one argument');
@@ -175,6 +176,8 @@ const stageFiles = z.unknown().transform((value, ctx): StagedFile[] => {
 
 export const execOptionsSchema = z.object({
   argv,
+  /** Aborting kills the process (SIGKILL to its group) and the call fails with E_ABORTED. */
+  signal: abortSignal.optional(),
   env: envMap.default({}),
   /** Names taken out of the environment, the image's included, before `env` applies (devcontainer.json's `"VAR": null`). */
   unsetEnv: z.array(z.string().min(1).max(256)).max(256).default([]),
@@ -199,7 +202,13 @@ export const execOptionsSchema = z.object({
   }).strict().optional(),
 }).strict();
 
+/** pool.acquire: aborting stops the wait (E_ABORTED); a VM started for it stays in the pool. */
+export const acquireOptionsSchema = z.object({
+  signal: abortSignal.optional(),
+}).strict();
+
 export type BuildOptions = z.input<typeof buildOptionsSchema>;
+export type AcquireOptions = z.input<typeof acquireOptionsSchema>;
 export type PoolOptions = z.input<typeof poolOptionsSchema>;
 export type ExecOptions = z.input<typeof execOptionsSchema>;
 

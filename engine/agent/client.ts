@@ -1,7 +1,7 @@
 import { MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
-import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
+import { abortable, decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
 import { FileEventKind, FrameType, MAX_FILE, MAX_FILE_EVENTS, MountKind, Op, Tag } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
 import { TlvFields, TlvWriter } from './tlv';
@@ -26,13 +26,24 @@ const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tm
 export class AgentClient {
   constructor(readonly connection: AgentConnection, readonly info: AgentInfo) {}
 
-  /** Runs a process to completion, collecting at most `maxBuffer` bytes of output. */
-  async exec(request: ProcessRequest, maxBuffer: number): Promise<CollectedResult> {
+  /**
+   * Runs a process to completion, collecting at most `maxBuffer` bytes of output. An abort of
+   * `signal` kills it (E_ABORTED).
+   */
+  async exec(request: ProcessRequest, maxBuffer: number, signal?: AbortSignal): Promise<CollectedResult> {
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let total = 0;
     let stream = 0;
     let overflowed = false;
+    let killed = false;
+    const kill = () => {
+      killed = true;
+      if (stream === 0 || !this.connection.isOpen(stream) || this.connection.closed) return;
+      const payload = Buffer.alloc(4);
+      payload.writeUInt32LE(9);
+      this.connection.send(FrameType.SIGNAL, stream, payload);
+    };
     // Past maxBuffer the process is killed and its remaining output is dropped, but still
     // granted: the agent sends what is left in the pipes before it reports the exit.
     const collect = (into: Buffer[]) => (data: Buffer) => {
@@ -41,9 +52,7 @@ export class AgentClient {
       total += data.length;
       if (total > maxBuffer) {
         overflowed = true;
-        const kill = Buffer.alloc(4);
-        kill.writeUInt32LE(9);
-        this.connection.send(FrameType.SIGNAL, stream, kill);
+        kill();
         return;
       }
       into.push(data);
@@ -51,10 +60,15 @@ export class AgentClient {
     const response = this.connection.request(encodeProcessRequest(request), {
       onStdout: collect(stdout),
       onStderr: collect(stderr),
-    }, (id) => { stream = id; }, 'exec');
+    }, (id) => {
+      stream = id;
+      // Aborted while it waited for a stream: it dies as soon as it starts.
+      if (killed) kill();
+    }, 'exec');
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
-    const fields = await this.connection.deadline(response, hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
+    const ended = this.connection.deadline(response, hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
+    const fields = await abortable(ended, signal, kill, `exec of '${request.argv[0]}'`);
     if (overflowed) {
       throw new MicrovmError('E_OUTPUT_LIMIT',
         `'${request.argv[0]}' wrote more than ${maxBuffer} bytes of output; it was killed. Raise maxBuffer or use vm.spawn() to stream the output`);
@@ -62,8 +76,8 @@ export class AgentClient {
     return { ...decodeWaitResult(fields), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
   }
 
-  spawn(request: ProcessRequest): ExecChild {
-    return new ExecChild(this.connection, request);
+  spawn(request: ProcessRequest, signal?: AbortSignal): ExecChild {
+    return new ExecChild(this.connection, request, signal);
   }
 
   async writeFile(path: string, data: Buffer, mode: number, timeoutMs: number = CALL_DEADLINE_MS.file): Promise<void> {

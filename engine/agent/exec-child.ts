@@ -1,6 +1,6 @@
 import { MicrovmError } from '../errors';
 import { AgentConnection } from './connection';
-import { decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
+import { abortable, decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
 import { FrameType, MAX_CHUNK, STDIN_WINDOW } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
 
@@ -63,7 +63,8 @@ export class ExecChild {
   private waiting = false;
   private dropped = 0;
 
-  constructor(private readonly connection: AgentConnection, request: ProcessRequest) {
+  /** An abort of `signal` kills the process; wait() then rejects with E_ABORTED and the reads end. */
+  constructor(private readonly connection: AgentConnection, request: ProcessRequest, signal?: AbortSignal) {
     let markOpen = (): void => undefined;
     this.opened = new Promise<void>((resolve) => { markOpen = resolve; });
     const response = connection.request(encodeProcessRequest(request), {
@@ -78,8 +79,9 @@ export class ExecChild {
       markOpen();
     }, 'exec');
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
-    this.result = connection.deadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
+    const ended = connection.deadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
       `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
+    this.result = abortable(ended, signal, () => this.signal('SIGKILL'), `spawn of '${request.argv[0]}'`);
     this.result.then(() => this.finish(), () => this.finish());
     response.catch(() => markOpen());
   }

@@ -1,4 +1,4 @@
-import { MicrovmError } from '../errors';
+import { abortedError, MicrovmError } from '../errors';
 import { linuxSignalName } from './signals';
 import { Op, Tag } from './protocol';
 import { TlvFields, TlvWriter } from './tlv';
@@ -69,6 +69,35 @@ export function decodeWaitResult(fields: TlvFields): WaitResult {
     timedOut: (fields.u32(Tag.TIMED_OUT) ?? 0) === 1,
     peakRssKib: Number(fields.u64(Tag.PEAK_RSS_KIB) ?? 0n),
   };
+}
+
+/** How long an aborted call waits for the agent to report the killed process's end before it rejects anyway. */
+export const ABORT_GRACE_MS = 5000;
+
+/**
+ * Ties a process call to an AbortSignal: an abort calls `kill` (SIGKILL to the process group)
+ * and the call rejects with E_ABORTED once the agent reported the end, or after
+ * ABORT_GRACE_MS if it does not (a stuck agent is the VM's health check's business).
+ */
+export function abortable<T>(call: Promise<T>, signal: AbortSignal | undefined, kill: () => void, what: string): Promise<T> {
+  if (!signal) return call;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      kill();
+      const error = abortedError(what, signal);
+      const timer = setTimeout(() => reject(error), ABORT_GRACE_MS);
+      timer.unref();
+      const done = () => { clearTimeout(timer); reject(error); };
+      call.then(done, done);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (end: () => void) => {
+      signal.removeEventListener('abort', onAbort);
+      if (!signal.aborted) end();
+    };
+    call.then((value) => settle(() => resolve(value)), (err) => settle(() => reject(err)));
+  });
 }
 
 /** Rejects after `ms` unless the promise settles first; the timer never keeps Node alive. */

@@ -1,4 +1,5 @@
-import { MicrovmError } from '../errors';
+import { abortedError, MicrovmError } from '../errors';
+import { acquireOptionsSchema, type AcquireOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
 import { Machine } from '../vm/machine';
 import { Vm, type SnapshotOrigin } from '../vm/vm';
@@ -85,9 +86,24 @@ export class Pool<I = unknown> {
     return () => this.eventListeners.delete(listener);
   }
 
-  async acquire(): Promise<Vm<I>> {
+  /**
+   * A VM, at once if one is idle, else the first to become ready (FIFO). Aborting `signal`
+   * stops the wait with E_ABORTED; a VM booted or restored meanwhile stays in the pool.
+   */
+  async acquire(options: AcquireOptions = {}): Promise<Vm<I>> {
+    const { signal } = parseOptions(acquireOptionsSchema, options, 'pool.acquire');
     if (this.closed) throw shutdownError();
-    const machine = this.takeIdle() ?? (await this.waitForMachine());
+    if (signal?.aborted) throw abortedError('pool.acquire', signal);
+    const machine = this.takeIdle() ?? (await this.waitForMachine(signal));
+    // The pool closed, or the signal fired, after the machine was handed over: it is not lent.
+    if (this.closed) {
+      void this.stopMachine(machine);
+      throw shutdownError();
+    }
+    if (signal?.aborted) {
+      this.offer(machine);
+      throw abortedError('pool.acquire', signal);
+    }
     this.inUse.add(machine);
     this.fill();
     return new Vm(machine, this.config, (m) => this.release(m), this.origin);
@@ -124,11 +140,24 @@ export class Pool<I = unknown> {
     return undefined;
   }
 
-  private waitForMachine(): Promise<Machine> {
+  private waitForMachine(signal: AbortSignal | undefined): Promise<Machine> {
     return new Promise<Machine>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
+      const onAbort = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index < 0) return;
+        this.waiters.splice(index, 1);
+        clearTimeout(waiter.timer);
+        reject(abortedError('pool.acquire', signal as AbortSignal));
+      };
+      const settled = () => signal?.removeEventListener('abort', onAbort);
+      const waiter: Waiter = {
+        resolve: (machine) => { settled(); resolve(machine); },
+        reject: (error) => { settled(); reject(error); },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       if (this.settings.acquireTimeoutMs > 0) {
         waiter.timer = setTimeout(() => {
+          settled();
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
           reject(new MicrovmError('E_ACQUIRE_TIMEOUT', this.booting > 0 && this.inUse.size < this.settings.max
             ? `no VM finished booting within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); raise acquireTimeoutMs (emulated boots are slow on a loaded host)`

@@ -5,7 +5,7 @@ import { ProcessRequest, WaitResult } from '../agent/process';
 import { SignalSpec } from '../agent/signals';
 import { AgentInfo } from '../agent/connection';
 import { AccelChoice } from '../accel/decide';
-import { MicrovmError } from '../errors';
+import { abortedError, MicrovmError } from '../errors';
 import { execOptionsSchema, ExecOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
 import { mergeEnv } from '../image/env';
@@ -72,15 +72,17 @@ export class Vm<I = unknown> {
   exec(options: ExecOptions): Promise<ExecResult<string>>;
   async exec(options: ExecOptions): Promise<ExecResult<string | Buffer>> {
     const parsed = parseOptions(execOptionsSchema, options, 'exec');
+    if (parsed.signal?.aborted) throw abortedError(`exec of '${parsed.argv[0]}'`, parsed.signal);
     const started = performance.now();
-    const result = await this.live().agent.exec(this.processRequest(parsed), parsed.maxBuffer);
+    const result = await this.live().agent.exec(this.processRequest(parsed), parsed.maxBuffer, parsed.signal);
     const decode = (data: Buffer) => (parsed.encoding === 'buffer' ? data : data.toString('utf8'));
     return { ...result, stdout: decode(result.stdout), stderr: decode(result.stderr), durationMs: performance.now() - started };
   }
 
   spawn(options: SpawnOptions): ExecChild {
     const parsed = parseOptions(execOptionsSchema, options, 'spawn');
-    return this.live().agent.spawn(this.processRequest(parsed));
+    if (parsed.signal?.aborted) throw abortedError(`spawn of '${parsed.argv[0]}'`, parsed.signal);
+    return this.live().agent.spawn(this.processRequest(parsed), parsed.signal);
   }
 
   /** `timeoutMs` (default 30000) bounds the call: past it, E_AGENT_TIMEOUT, and the VM's health is checked. */

@@ -208,3 +208,40 @@ test('spawn: reads give the output, then a zero-length Buffer at the end, and ag
   assert.equal((await child.wait()).exitCode, 0);
   client.connection.close();
 });
+
+test('abort: exec and spawn kill their process and fail with E_ABORTED; an abort after the end changes nothing', async () => {
+  const client = await openClient();
+  const alive = (pidFile: string) => {
+    try {
+      process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const started = (pidFile: string) => async () => { while (!fs.existsSync(pidFile) || fs.readFileSync(pidFile, 'utf8') === '') await new Promise((r) => setTimeout(r, 10)); };
+  const aborted = (err: unknown) => err instanceof MicrovmError && err.code === 'E_ABORTED' && err.name === 'AbortError';
+
+  const execPid = path.join(dir, 'exec.pid');
+  const controller = new AbortController();
+  const running = client.exec(exec(['sh', '-c', `echo $$ > ${execPid}; exec sleep 100`], { timeoutMs: 0 }), 1 << 20, controller.signal);
+  await started(execPid)();
+  controller.abort();
+  await assert.rejects(running, aborted);
+  assert.equal(alive(execPid), false, 'the exec process is gone when the call rejects');
+
+  const spawnPid = path.join(dir, 'spawn.pid');
+  const spawnAbort = new AbortController();
+  const child = client.spawn(exec(['sh', '-c', `echo $$ > ${spawnPid}; exec sleep 100`], { timeoutMs: 0 }), spawnAbort.signal);
+  await started(spawnPid)();
+  spawnAbort.abort();
+  await assert.rejects(child.wait(), aborted);
+  assert.equal((await child.readStdout()).length, 0, 'the reads end');
+  assert.equal(alive(spawnPid), false, 'the spawned process is gone');
+
+  const late = new AbortController();
+  const done = await client.exec(exec(['echo', 'ok']), 1 << 20, late.signal);
+  late.abort();
+  assert.equal(done.stdout.toString(), 'ok\n');
+  client.connection.close();
+});

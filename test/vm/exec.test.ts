@@ -143,3 +143,30 @@ test('100 sequential execs on one VM', async () => {
 test('workloadSignal without a workload is a clear error', async () => {
   await assert.rejects(vm.workloadSignal('SIGHUP'), (err) => isMicrovmError(err, 'E_NO_WORKLOAD'));
 });
+
+test('abort: exec and spawn kill the guest process and fail with E_ABORTED; the VM goes on', async () => {
+  const isAlive = async (pidFile: string) => (await vm.exec({ argv: ['sh', '-c', `kill -0 "$(cat ${pidFile})" 2>/dev/null`] })).exitCode === 0;
+  const waitForPid = async (pidFile: string) => {
+    while ((await vm.exec({ argv: ['test', '-s', pidFile] })).exitCode !== 0) await new Promise((r) => setTimeout(r, 50));
+  };
+  const aborted = (err: unknown) => isMicrovmError(err, 'E_ABORTED') && err.name === 'AbortError';
+
+  const controller = new AbortController();
+  const running = vm.exec({ argv: ['sh', '-c', 'echo $$ > /tmp/exec.pid; exec sleep 300'], timeoutMs: 0, signal: controller.signal });
+  await waitForPid('/tmp/exec.pid');
+  controller.abort();
+  await assert.rejects(running, aborted);
+  assert.equal(await isAlive('/tmp/exec.pid'), false, 'the exec process is gone');
+
+  const spawnAbort = new AbortController();
+  const child = vm.spawn({ argv: ['sh', '-c', 'echo $$ > /tmp/spawn.pid; echo started; exec sleep 300'], timeoutMs: 0, signal: spawnAbort.signal });
+  assert.equal((await child.readStdout()).toString(), 'started\n');
+  spawnAbort.abort();
+  await assert.rejects(child.wait(), aborted);
+  assert.equal((await child.readStdout()).length, 0);
+  assert.equal(await isAlive('/tmp/spawn.pid'), false, 'the spawned process is gone');
+
+  await assert.rejects(vm.exec({ argv: ['true'], signal: AbortSignal.abort() }), aborted);
+  assert.throws(() => vm.spawn({ argv: ['true'], signal: AbortSignal.abort() }), aborted);
+  assert.equal((await vm.exec({ argv: ['echo', 'still here'] })).stdout, 'still here\n');
+});
