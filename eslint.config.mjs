@@ -20,6 +20,13 @@ export default tseslint.config(
     },
   },
   {
+    // Invariant: the examples use only the engine's public entry, as a library user would.
+    files: ['examples/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../engine/*', '../extension/**', '../test/**'], message: 'examples import only the public entry: ../engine' }] }],
+    },
+  },
+  {
     // Invariant: guest and config text never becomes a link in a notification (see extension/ui/notify.ts).
     files: ['extension/**/*.ts'],
     ignores: ['extension/ui/notify.ts'],
