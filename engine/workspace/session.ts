@@ -496,8 +496,8 @@ export class Session {
     if (!compose.primaryCommand) return;
     this.events.log(`service ${compose.primary}: running its command ${JSON.stringify(compose.primaryCommand)} (overrideCommand is false)`);
     const child = vm.spawn({ argv: compose.primaryCommand, timeoutMs: 0, env: this.plan.containerEnv });
-    const pump = async (read: () => Promise<Buffer | null>) => {
-      for (let chunk = await read(); chunk && chunk.length > 0; chunk = await read()) this.events.serviceOutput?.(compose.primary, chunk);
+    const pump = async (read: () => Promise<Buffer>) => {
+      for (let chunk = await read(); chunk.length > 0; chunk = await read()) this.events.serviceOutput?.(compose.primary, chunk);
     };
     void pump(() => child.readStdout()).catch(() => undefined);
     void pump(() => child.readStderr()).catch(() => undefined);

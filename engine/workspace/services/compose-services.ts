@@ -101,7 +101,7 @@ export class ComposeServices {
   /** The workspace VM runs: the other services reach the primary's declared ports through it. */
   async attachPrimary(vm: Vm): Promise<void> {
     for (const relay of this.relays.filter((r) => r.service === this.options.primary.name)) {
-      relay.setTarget((await vm.exposeTcp(0, relay.port)).localAddr.port);
+      relay.setTarget((await vm.exposeTcp(0, relay.port)).port);
     }
   }
 
@@ -158,7 +158,7 @@ export class ComposeServices {
       throw serviceFailure(service.name, `could not start (${why})`, vm.lastLines());
     }
     for (const relay of this.relays.filter((r) => r.service === service.name)) {
-      relay.setTarget((await vm.expose(relay.port)).localAddr.port);
+      relay.setTarget((await vm.expose(relay.port)).port);
     }
     options.events.log(`service ${service.name} started${declaredPorts(service).length > 0 ? `; the other VMs reach it as ${service.name}:${declaredPorts(service).join(`, ${service.name}:`)}` : ''}`);
   }
@@ -209,10 +209,10 @@ export class ComposeServices {
       forwarder = await service.expose(port, port);
     } catch {
       forwarder = await service.expose(port, 0);
-      this.options.events.log(`${name}:${port}: port ${port} is taken on this machine, so it is forwarded to 127.0.0.1:${forwarder.localAddr.port}`);
+      this.options.events.log(`${name}:${port}: port ${port} is taken on this machine, so it is forwarded to 127.0.0.1:${forwarder.port}`);
     }
-    this.userForwards.push({ service: name, port, localAddr: `127.0.0.1:${forwarder.localAddr.port}` });
-    this.options.events.log(`forwarded ${name}:${port} to 127.0.0.1:${forwarder.localAddr.port}`);
+    this.userForwards.push({ service: name, port, localAddr: `127.0.0.1:${forwarder.port}` });
+    this.options.events.log(`forwarded ${name}:${port} to 127.0.0.1:${forwarder.port}`);
   }
 
   private checkStopped(): void {

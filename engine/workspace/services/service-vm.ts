@@ -186,13 +186,9 @@ export class ServiceVm {
     this.options.exited(code, this.tail.lines());
   }
 
-  private async pump(read: () => Promise<Buffer | null>): Promise<void> {
+  private async pump(read: () => Promise<Buffer>): Promise<void> {
     try {
-      for (;;) {
-        const chunk = await read();
-        if (!chunk || chunk.length === 0) return;
-        this.record(chunk);
-      }
+      for (let chunk = await read(); chunk.length > 0; chunk = await read()) this.record(chunk);
     } catch {
       // The VM went away: its exit is reported by wait().
     }
