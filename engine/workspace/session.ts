@@ -566,14 +566,18 @@ export class Session {
     this.abort.abort();
     this.ports?.stop();
     this.types?.stop();
-    await this.services?.stop();
     const vm = this.vm;
     this.vm = undefined;
-    // The pool first: releasing first would let it boot a replacement for the released VM.
-    await this.pool?.shutdown();
-    const warm = this.options.warm;
-    if (options.suspend && warm && vm && this.warmStart?.vm === vm && await suspendWarm(warm, this.warmStart, (line) => this.events.log(line))) return;
-    await vm?.release().catch(() => undefined);
+    try {
+      // The pool first: releasing first would let it boot a replacement for the released VM.
+      await this.pool?.shutdown();
+      const warm = this.options.warm;
+      if (options.suspend && warm && vm && this.warmStart?.vm === vm && await suspendWarm(warm, this.warmStart, (line) => this.events.log(line))) return;
+      await vm?.release().catch(() => undefined);
+    } finally {
+      // The services (and their relays) last: a relay's host port must not be free while a VM linked to it runs.
+      await this.services?.stop();
+    }
   }
 
   private buildOptions(): BuildOptions {
