@@ -67,7 +67,7 @@ const redis = (commands) => new Promise((resolve, reject) => {
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
-function composeFolder(name: string, db: string[]): string {
+function composeFolder(name: string, db: string[], condition = 'service_healthy'): string {
   const folder = path.join(tmp, name);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, 'app-test.js'), APP_TEST);
@@ -82,7 +82,7 @@ function composeFolder(name: string, db: string[]): string {
     '    volumes: ["../..:/workspaces:cached"]',
     '    environment: { REDIS_HOST: db }',
     '    command: sleep infinity',
-    '    depends_on: { db: { condition: service_healthy } }',
+    `    depends_on: { db: { condition: ${condition} } }`,
     '  db:',
     '    image: redis:7-bookworm',
     ...db,
@@ -181,4 +181,23 @@ test('compose: a db that never becomes healthy fails the open with its log and a
     return true;
   });
   assert.deepEqual(liveVms(), vmsBefore, 'no VM outlives the failed open');
+});
+
+test('compose: a service that stops while the workspace runs is reported with its last lines, escaped', async () => {
+  const folder = composeFolder('crash', ['    command: ["sh", "-c", "sleep 3; echo \\"\\u001b]8;;http://x\\u0007db is going away\\"; exit 3"]'], 'service_started');
+  const logs: string[] = [];
+  const crashed: Array<{ service: string; message: string }> = [];
+  const vmsBefore = liveVms();
+  const session = await open(folder, { ...loggingEvents(logs), serviceCrashed: (service, message) => crashed.push({ service, message }) });
+  try {
+    for (let i = 0; i < 300 && crashed.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(crashed.length, 1, logs.join('\n'));
+    assert.equal(crashed[0].service, 'db');
+    assert.match(crashed[0].message, /compose service "db" stopped: its main process exited with code 3/);
+    assert.match(crashed[0].message, /\\x1b\]8;;http:\/\/x\\x07db is going away/, 'the guest\'s escape sequence is shown as text');
+    assert.ok(logs.includes(crashed[0].message), 'and it is in the workspace log');
+  } finally {
+    await session.stop();
+  }
+  assert.deepEqual(liveVms(), vmsBefore);
 });
