@@ -30,6 +30,8 @@ export interface ComposePlan {
   shutdownAction: 'stopCompose' | 'none';
   /** overrideCommand false: the primary's own command, run in the workspace VM once it is up. */
   primaryCommand?: string[];
+  /** `network_mode: service:db` on the primary: db's declared ports are reachable on the workspace VM's localhost. */
+  primaryNetworkOf?: string;
 }
 
 /** The fields of the workspace plan that the primary service decides. */
@@ -124,6 +126,7 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
       forwards,
       shutdownAction: config.shutdownAction === 'none' ? 'none' : 'stopCompose',
       ...(primaryCommand && primaryCommand.length > 0 ? { primaryCommand } : {}),
+      ...(primary.network?.mode === 'service' ? { primaryNetworkOf: primary.network.service } : {}),
     },
   };
 }

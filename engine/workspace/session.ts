@@ -31,6 +31,7 @@ import { startWarm, suspendWarm, WarmStart } from './warm-start';
 import type { ComposePlan } from '../devcontainer/compose-plan';
 import { ComposeServices, type ServiceForward } from './services/compose-services';
 import { startServices } from './services/start';
+import { startLoopbackRelay } from './services/loopback-relay';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -178,6 +179,8 @@ export class Session {
     if (!resumed) await this.addHosts(vm);
     if (this.services && this.plan.compose) {
       await this.services.attachPrimary(vm);
+      const of = this.plan.compose.primaryNetworkOf;
+      if (of) startLoopbackRelay(vm, of, this.services.linksFor(this.plan.compose.primary), this.services.addressOf(of), (line) => this.events.log(line));
       this.startPrimaryCommand(vm, this.plan.compose);
     }
     await this.runLifecycle(vm, !resumed);

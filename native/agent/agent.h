@@ -81,6 +81,8 @@ void transport_set_fd(int fd);
 int transport_fd(void);
 bool transport_lost(void);
 void run_echo(const char *port_name);
+/* relay.c: `--relay LISTEN TARGET ...`, TCP relays inside the guest (compose network_mode service:X). */
+int run_relays(int count, char **pairs);
 
 /* request.c: EXEC requests decoded from TLV. */
 struct command {

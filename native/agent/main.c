@@ -2,6 +2,8 @@
  * microvm-agent: the guest's PID 1 and the RPC server of protocol.md.
  *
  *   microvm-agent --unix PATH   serve on a Unix socket (tests on the host, no PID-1 duties)
+ *   microvm-agent --relay A:P T:Q ...
+ *                               TCP relays in the guest (relay.c), started as /proc/1/exe
  *   (as PID 1)                  boot the guest as the kernel command line says, then serve
  *                               the virtio-serial port
  */
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
         struct server_config cfg = {.kind = TRANSPORT_UNIX, .unix_path = argv[2]};
         return serve(&cfg);
     }
+    if (argc >= 2 && strcmp(argv[1], "--relay") == 0 && getpid() != 1)
+        return run_relays(argc - 2, argv + 2);
     /* As PID 1, arguments are whatever the kernel passed through from its command line. */
     if (getpid() == 1)
         guest_main();

@@ -67,7 +67,7 @@ const redis = (commands) => new Promise((resolve, reject) => {
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
-function composeFolder(name: string, db: string[], condition = 'service_healthy'): string {
+function composeFolder(name: string, db: string[], condition = 'service_healthy', app: string[] = []): string {
   const folder = path.join(tmp, name);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, 'app-test.js'), APP_TEST);
@@ -83,6 +83,7 @@ function composeFolder(name: string, db: string[], condition = 'service_healthy'
     '    environment: { REDIS_HOST: db }',
     '    command: sleep infinity',
     `    depends_on: { db: { condition: ${condition} } }`,
+    ...app,
     '  db:',
     '    image: redis:7-bookworm',
     ...db,
@@ -196,6 +197,30 @@ test('compose: a service that stops while the workspace runs is reported with it
     assert.match(crashed[0].message, /compose service "db" stopped: its main process exited with code 3/);
     assert.match(crashed[0].message, /\\x1b\]8;;http:\/\/x\\x07db is going away/, 'the guest\'s escape sequence is shown as text');
     assert.ok(logs.includes(crashed[0].message), 'and it is in the workspace log');
+  } finally {
+    await session.stop();
+  }
+  assert.deepEqual(liveVms(), vmsBefore);
+});
+
+test('compose: network_mode service:db (the templates\' way) makes localhost:6379 in the app reach the db, and nothing else of it', async () => {
+  const folder = composeFolder('shared-net', REDIS, 'service_healthy', ['    network_mode: service:db']);
+  const guestPath = `/workspaces/${path.basename(folder)}`;
+  const logs: string[] = [];
+  const vmsBefore = liveVms();
+  const session = await open(folder, loggingEvents(logs));
+  try {
+    const script = "const s=require('net').connect(Number(process.argv[1]),'127.0.0.1');let o='';s.on('data',d=>{o+=d;s.end()});s.on('error',e=>o=e.code);s.on('close',()=>console.log(o.trim()));s.write('PING\\r\\n');";
+    let reply = '';
+    // The relay starts with the VM; give it a moment under TCG.
+    for (let i = 0; i < 20 && reply !== '+PONG'; i++) {
+      reply = String((await session.running.exec({ argv: ['node', '-e', script, '6379'], cwd: guestPath, timeoutMs: 30_000 })).stdout).trim();
+      if (reply !== '+PONG') await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(reply, '+PONG', logs.join('\n'));
+    const other = String((await session.running.exec({ argv: ['node', '-e', script, '6380'], timeoutMs: 30_000 })).stdout).trim();
+    assert.equal(other, 'ECONNREFUSED', 'only the db\'s declared ports are on localhost');
+    assert.ok(logs.some((l) => /network_mode service:db: localhost:6379 in this VM reach db/.test(l)), logs.join('\n'));
   } finally {
     await session.stop();
   }

@@ -83,6 +83,11 @@ export class ComposeServices {
       .map((r) => ({ address: this.addresses.get(r.service) as string, port: r.port, hostPort: r.hostPort }));
   }
 
+  /** A service's address in the service link block (undefined for a service that does not start). */
+  addressOf(service: string): string | undefined {
+    return this.addresses.get(service);
+  }
+
   /** /etc/hosts lines for a VM of the workspace: the other services by name. */
   hostsFor(self: string): Array<{ name: string; address: string }> {
     return [...this.addresses].filter(([name]) => name !== self).map(([name, address]) => ({ name, address }));
@@ -136,6 +141,7 @@ export class ComposeServices {
       volumeName: (source, target) => options.volumeName(service.name, source, target),
       share: options.share,
       links: this.linksFor(service.name),
+      ...(service.network?.mode === 'service' ? { networkOf: { service: service.network.service, address: this.addresses.get(service.network.service) } } : {}),
       hosts: this.hostsFor(service.name),
       network: options.network,
       allow: options.allow,

@@ -11,6 +11,7 @@ import type { NetworkMode, ServiceLink } from '../../qemu/network';
 import type { Vm } from '../../vm/vm';
 import { ServiceLogWriter } from './log-file';
 import { TailLines } from './tail-lines';
+import { startLoopbackRelay } from './loopback-relay';
 
 /** A service VM's memory when the compose file sets none (mem_limit, deploy.resources.limits.memory). */
 export const SERVICE_MEMORY_MIB = 512;
@@ -25,6 +26,8 @@ export interface ServiceVmOptions {
   /** The other services' ports this VM reaches by name, and the names as /etc/hosts lines. */
   links: ServiceLink[];
   hosts: Array<{ name: string; address: string }>;
+  /** `network_mode: service:X`: X's ports on this VM's localhost (X's address; undefined when X does not start). */
+  networkOf?: { service: string; address: string | undefined };
   network: NetworkMode;
   allow: string[];
   signal: AbortSignal;
@@ -88,6 +91,8 @@ export class ServiceVm {
     this.vm = await this.pool.acquire();
     this.options.log(`service ${service.name}: VM ${this.vm.id} is running under ${this.vm.accel.accel}`);
     await this.addHosts(this.vm);
+    const networkOf = this.options.networkOf;
+    if (networkOf) startLoopbackRelay(this.vm, networkOf.service, this.options.links, networkOf.address, this.options.log);
     this.startMain(this.vm, image);
   }
 
@@ -145,13 +150,14 @@ export class ServiceVm {
       memoryMib: service.memoryMib ?? SERVICE_MEMORY_MIB,
       vcpus: service.cpus ?? 1,
       env: service.environment,
-      network: this.options.network,
+      // network_mode none: no NIC, and no links to the other services.
+      network: service.network?.mode === 'none' ? 'none' : this.options.network,
       allow: this.options.allow,
       volumes,
       mounts,
       tmpfs: service.tmpfs.map((t) => ({ mountPoint: t.target, ...(t.sizeMib ? { sizeMib: t.sizeMib } : {}) })),
       ...(service.user ? { user: service.user } : {}),
-      ...(this.options.links.length > 0 ? { serviceLinks: this.options.links } : {}),
+      ...(this.options.links.length > 0 && service.network?.mode !== 'none' ? { serviceLinks: this.options.links } : {}),
     };
   }
 
