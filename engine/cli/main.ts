@@ -48,7 +48,8 @@ commands:
   up --workspace-folder DIR [--image REF] [--accept-config-changes] [--idle-stop-minutes N]
                                start the folder's VM under its supervisor (or attach to the
                                running one) and wait for its hooks; prints one JSON line
-                               {"outcome","containerId","remoteUser","remoteWorkspaceFolder"}
+                               {"outcome","containerId","remoteUser","remoteWorkspaceFolder"}, and for
+                               a compose workspace "services" and "serviceForwards" [{service,port,localAddr}]
                                (errors: {"outcome":"error","message","code"}, exit status 1);
                                the VM keeps running (windows and CLIs attach to it) until down,
                                or until N minutes pass with nothing attached (default 30, 0 = never)

@@ -1,6 +1,7 @@
 import { TCG_WARNING } from '../accel/decide';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { SupervisorClient } from '../supervisor/client';
+import type { UpResult } from '../supervisor/protocol';
 import { Progress } from './progress';
 import { showEvent } from './supervisor-events';
 import { parseWorkspaceFlags, WorkspaceFlags } from './workspace-args';
@@ -26,7 +27,9 @@ export async function upCommand(args: string[]): Promise<number> {
   }
 }
 
-async function up(flags: WorkspaceFlags): Promise<{ containerId: string; remoteUser: string; remoteWorkspaceFolder: string }> {
+type UpOutput = Pick<UpResult, 'containerId' | 'remoteUser' | 'remoteWorkspaceFolder' | 'services' | 'serviceForwards'>;
+
+async function up(flags: WorkspaceFlags): Promise<UpOutput> {
   const progress = new Progress();
   progress.step(`starting the workspace supervisor of ${flags.folder}`);
   const client = await SupervisorClient.connect(flags.folder, { kind: 'cli', ...(flags.idleStopMinutes !== undefined ? { idleStopMinutes: flags.idleStopMinutes } : {}) }) as SupervisorClient;
@@ -46,7 +49,11 @@ async function up(flags: WorkspaceFlags): Promise<{ containerId: string; remoteU
     });
     progress.finish();
     if (result.emulated) progress.note(`warning: ${TCG_WARNING}`);
-    return { containerId: result.containerId, remoteUser: result.remoteUser, remoteWorkspaceFolder: result.remoteWorkspaceFolder };
+    return {
+      containerId: result.containerId, remoteUser: result.remoteUser, remoteWorkspaceFolder: result.remoteWorkspaceFolder,
+      // A compose workspace: its other services, and the forwards forwardPorts asked of them.
+      ...(result.services ? { services: result.services, serviceForwards: result.serviceForwards ?? [] } : {}),
+    };
   } catch (err) {
     if (declined) {
       throw new MicrovmError('E_CONFIG', 'devcontainer.json changed since this folder was last opened, in ways that take more from this machine (listed above); '
