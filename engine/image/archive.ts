@@ -67,7 +67,7 @@ export async function importArchive(file: string, store: ContentStore, maxFileBy
 
 async function openArchive(file: string): Promise<AsyncIterable<Buffer>> {
   const handle = await fs.open(file, 'r').catch((err: Error) => {
-    throw new MicrovmError('E_IMAGE_NOT_FOUND', `Cannot open the image archive ${file}: ${err.message}.`, { cause: err });
+    throw new MicrovmError('E_IMAGE_NOT_FOUND', `cannot open the image archive ${file}: ${err.message}`, { cause: err });
   });
   const magic = Buffer.alloc(2);
   await handle.read(magic, 0, 2, 0).finally(() => handle.close());
@@ -109,5 +109,5 @@ function followLinks(target: string, links: Map<string, string>, files: Map<stri
 }
 
 export function invalid(file: string, problem: string): MicrovmError {
-  return new MicrovmError('E_IMAGE_INVALID', `${file} is not a usable image archive: ${problem}. Re-export it with \`docker save\` or \`skopeo copy ... oci-archive:FILE\`.`);
+  return new MicrovmError('E_IMAGE_INVALID', `${file} is not a usable image archive: ${problem}. Re-export it with \`docker save\` or \`skopeo copy ... oci-archive:FILE\``);
 }

@@ -20,7 +20,7 @@ export function parseDigest(value: unknown, where: string): ParsedDigest {
   if (!match) {
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
-      `Invalid digest ${shown(value)} in ${where}: expected sha256:<64 lowercase hex> or ` +
+      `invalid digest ${shown(value)} in ${where}: expected sha256:<64 lowercase hex> or ` +
         'sha512:<128 lowercase hex>. The image is malformed or was tampered with; re-export it.',
     );
   }
@@ -43,7 +43,7 @@ export function assertDigestMatches(expected: ParsedDigest, actualHex: string, f
   if (actualHex !== expected.hex) {
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
-      `Digest mismatch for ${file}: expected ${expected.algorithm}:${expected.hex}, got ` +
+      `digest mismatch for ${file}: expected ${expected.algorithm}:${expected.hex}, got ` +
         `${expected.algorithm}:${actualHex}. The blob is corrupt or was tampered with; re-export or re-pull the image.`,
     );
   }

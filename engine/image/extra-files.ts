@@ -16,11 +16,11 @@ export async function readExtraFiles(specs: Array<{ hostPath: string; guestPath:
   const files: ExtraFile[] = [];
   for (const spec of specs) {
     const stat = await fs.stat(spec.hostPath).catch((err: Error) => {
-      throw new MicrovmError('E_FILE_NOT_FOUND', `extraFiles: cannot read ${spec.hostPath}: ${err.message}. Fix the hostPath.`, { cause: err });
+      throw new MicrovmError('E_FILE_NOT_FOUND', `extraFiles: cannot read ${spec.hostPath}: ${err.message}. Fix the hostPath`, { cause: err });
     });
-    if (!stat.isFile()) throw new MicrovmError('E_BAD_OPTION', `extraFiles: ${spec.hostPath} is not a regular file; copy a file, not a directory.`);
+    if (!stat.isFile()) throw new MicrovmError('E_BAD_OPTION', `extraFiles: ${spec.hostPath} is not a regular file; copy a file, not a directory`);
     if (stat.size > MAX_EXTRA_FILE_BYTES) {
-      throw new MicrovmError('E_FILE_TOO_LARGE', `extraFiles: ${spec.hostPath} is ${stat.size} bytes, over the ${MAX_EXTRA_FILE_BYTES}-byte limit; use a mount or a volume for large data.`);
+      throw new MicrovmError('E_FILE_TOO_LARGE', `extraFiles: ${spec.hostPath} is ${stat.size} bytes, over the ${MAX_EXTRA_FILE_BYTES}-byte limit; use a mount or a volume for large data`);
     }
     const data = await fs.readFile(spec.hostPath);
     files.push({ guestPath: spec.guestPath, data, mode: spec.mode ?? stat.mode & 0o7777 });

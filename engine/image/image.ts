@@ -279,7 +279,7 @@ export class Image {
       for (const file of this.extraFiles) await machine.agent.writeFile(file.guestPath, file.data, file.mode);
     } catch (err) {
       await machine.stop().catch(() => undefined);
-      throw new MicrovmError('E_AGENT_REFUSED', `Cannot stage extra files in the VM: ${(err as Error).message}.`, { cause: err });
+      throw new MicrovmError('E_AGENT_REFUSED', `cannot stage extra files in the VM: ${(err as Error).message}`, { cause: err });
     }
     const warmup = this.settings.warmupEachBoot;
     if (!warmup) return machine;

@@ -106,7 +106,7 @@ async function selectManifest(
   if (depth + 1 > MAX_INDEX_DEPTH) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `Image indexes in ${layoutDir} nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}). Re-export the image for a single platform.`,
+      `image indexes in ${layoutDir} nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}). Re-export the image for a single platform`,
     );
   }
   const file = describeBlob(layoutDir, chosen.digest);
@@ -128,7 +128,7 @@ export function pickForHost(candidates: Descriptor[], where: string): Descriptor
   const offered = shown(candidates.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)')));
   throw new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
-    `${where} has no manifest for linux/${arch} (it offers: ${offered}). ` +
+    `${where} has no manifest for linux/${arch} (it offers: ${offered})` +
       `Pull or export the image for linux/${arch}.`,
   );
 }
@@ -153,7 +153,7 @@ async function readVerifiedBlob(layoutDir: string, descriptor: Descriptor, kind:
   if (descriptor.size > MAX_JSON_DOCUMENT_BYTES) {
     throw new MicrovmError(
       'E_IMAGE_TOO_LARGE',
-      `The ${kind} ${file} is ${descriptor.size} bytes, over the ${MAX_JSON_DOCUMENT_BYTES}-byte limit for JSON documents. ` +
+      `the ${kind} ${file} is ${descriptor.size} bytes, over the ${MAX_JSON_DOCUMENT_BYTES}-byte limit for JSON documents` +
         'The image is malformed or hostile; use another image.',
     );
   }
@@ -184,7 +184,7 @@ async function statBlob(file: string, digest: string): Promise<{ size: number }>
   } catch (err) {
     throw new MicrovmError(
       'E_IMAGE_NOT_FOUND',
-      `Blob ${digest} is missing from the layout (${file}). The layout is incomplete; re-export the image.`,
+      `blob ${digest} is missing from the layout (${file}). The layout is incomplete; re-export the image`,
       { cause: err },
     );
   }
@@ -194,7 +194,7 @@ export function checkDocumentMediaType(inDocument: string | undefined, inDescrip
   if (inDocument !== undefined && inDocument !== inDescriptor) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `${file} says mediaType ${shown(inDocument)} but its descriptor says ${shown(inDescriptor)}. Refusing a document whose type is ambiguous.`,
+      `${file} says mediaType ${shown(inDocument)} but its descriptor says ${shown(inDescriptor)}. Refusing a document whose type is ambiguous`,
     );
   }
 }
@@ -214,6 +214,6 @@ function sizeMismatch(file: string, expected: number, actual: number): MicrovmEr
 export function unsupported(what: string): MicrovmError {
   return new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
-    `Unsupported ${what}. Supported: OCI and Docker v2 manifests with tar, tar+gzip or tar+zstd layers.`,
+    `unsupported ${what}. Supported: OCI and Docker v2 manifests with tar, tar+gzip or tar+zstd layers`,
   );
 }

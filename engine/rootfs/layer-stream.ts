@@ -16,7 +16,7 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
   const digest = parseDigest(layer.digest, `layer ${layer.path}`);
   const compression = LAYER_MEDIA_TYPES[layer.mediaType];
   if (!compression) {
-    throw new MicrovmError('E_IMAGE_UNSUPPORTED', `Unsupported layer media type ${layer.mediaType} (${layer.digest}).`);
+    throw new MicrovmError('E_IMAGE_UNSUPPORTED', `unsupported layer media type ${layer.mediaType} (${layer.digest})`);
   }
   const hash = createDigestHash(digest);
   let compressedBytes = 0;
@@ -37,7 +37,7 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
       if (total > maxBytes) {
         throw new MicrovmError(
           'E_IMAGE_TOO_LARGE',
-          `Layer ${layer.digest} expands to more than ${maxBytes} bytes (the maxLayerBytes cap). ` +
+          `layer ${layer.digest} expands to more than ${maxBytes} bytes (the maxLayerBytes cap)` +
             'It may be a decompression bomb; if the image is genuine, raise maxLayerBytes.',
         );
       }
@@ -49,7 +49,7 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
     if (err instanceof MicrovmError) throw err;
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `Cannot decompress layer ${layer.digest} (${layer.mediaType}): ${(err as Error).message}. The blob is corrupt; re-export the image.`,
+      `cannot decompress layer ${layer.digest} (${layer.mediaType}): ${(err as Error).message}. The blob is corrupt; re-export the image`,
       { cause: err },
     );
   } finally {
@@ -59,7 +59,7 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
   if (compressedBytes !== layer.size) {
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
-      `Layer ${layer.path} is ${compressedBytes} bytes, not the ${layer.size} its descriptor declares. Re-export the image.`,
+      `layer ${layer.path} is ${compressedBytes} bytes, not the ${layer.size} its descriptor declares. Re-export the image`,
     );
   }
   assertDigestMatches(digest, hash.digest('hex'), layer.path);
@@ -76,7 +76,7 @@ function openDecoder(compression: 'none' | 'gzip' | 'zstd'): { decoder: Duplex; 
   });
   const finished = new Promise<void>((resolve, reject) => {
     child.on('error', (err) =>
-      reject(new MicrovmError('E_SETUP_MISSING', `Cannot run zstd for a zstd layer: ${err.message}. Run \`npm run setup\`.`)),
+      reject(new MicrovmError('E_SETUP_MISSING', `cannot run zstd for a zstd layer: ${err.message}. Run \`npm run setup\``)),
     );
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zstd exited with ${code}: ${stderr.trim()}`))));
   });

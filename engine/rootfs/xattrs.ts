@@ -78,7 +78,7 @@ export class XattrPass {
   }
 
   private error(problem: string, cause?: Error): MicrovmError {
-    return new MicrovmError('E_ROOTFS_BUILD', `Cannot set the extended attributes of ${this.image} on its root disk: ${problem}.`, { cause });
+    return new MicrovmError('E_ROOTFS_BUILD', `cannot set the extended attributes of ${this.image} on its root disk: ${problem}`, { cause });
   }
 }
 

@@ -16,14 +16,14 @@ export async function answerChallenge(challenge: Challenge, repository: string, 
     return basic(credentials.username, credentials.password);
   }
   if (challenge.scheme !== 'bearer' || !challenge.params.realm) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} asked for an unsupported authentication (${challenge.scheme}, realm ${JSON.stringify(challenge.params.realm)}). Only Basic and Bearer are supported.`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} asked for an unsupported authentication (${challenge.scheme}, realm ${JSON.stringify(challenge.params.realm)}). Only Basic and Bearer are supported`);
   }
   if (credentials?.kind === 'registry-token') return `Bearer ${credentials.token}`;
   let realm: URL;
   try {
     realm = new URL(challenge.params.realm);
   } catch {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} gave an invalid token realm ${JSON.stringify(challenge.params.realm)}.`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} gave an invalid token realm ${JSON.stringify(challenge.params.realm)}`);
   }
   const scope = challenge.params.scope ?? `repository:${repository}:pull`;
   const token = credentials?.kind === 'identity-token'
@@ -56,17 +56,17 @@ async function tokenFrom(res: Awaited<ReturnType<typeof sendRequest>>, realm: UR
       : `The token service ${realm.origin} refused an anonymous token for ${registry} (HTTP ${res.statusCode}). Log in with docker login ${registry}.`);
   }
   if (res.statusCode !== 200) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `The token service ${realm.origin} answered HTTP ${res.statusCode}. Try again later.`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `the token service ${realm.origin} answered HTTP ${res.statusCode}. Try again later`);
   }
   let parsed: { token?: unknown; access_token?: unknown };
   try {
     parsed = JSON.parse(body.toString('utf8')) as typeof parsed;
   } catch {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `The token service ${realm.origin} did not answer JSON.`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `the token service ${realm.origin} did not answer JSON`);
   }
   const token = typeof parsed.token === 'string' ? parsed.token : parsed.access_token;
   if (typeof token !== 'string' || token.length === 0 || /[\r\n]/.test(token)) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `The token service ${realm.origin} answered without a usable token.`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `the token service ${realm.origin} answered without a usable token`);
   }
   return token;
 }
@@ -78,7 +78,7 @@ function basic(username: string, password: string): string {
 export function noCredentials(registry: string, repository: string): MicrovmError {
   return new MicrovmError(
     'E_REGISTRY_AUTH',
-    `${registry} requires credentials for ${repository}, and none are stored for it. ` +
+    `${registry} requires credentials for ${repository}, and none are stored for it` +
       `Run \`docker login ${registry}\` (or add an "auths" entry for ${registry} to ~/.docker/config.json) and pull again.`,
   );
 }
