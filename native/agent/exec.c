@@ -300,13 +300,26 @@ void exec_reap(void)
     cgroup_sweep();
 }
 
+/*
+ * A signal for the process group the child makes with setsid() right after fork; a child that
+ * has not got there yet has no group, so it gets the signal itself (it has started nothing else).
+ */
+static void signal_group(pid_t pid, int signo)
+{
+    if (kill(-pid, signo) == 0)
+        return;
+    if (errno == ESRCH && kill(pid, signo) == 0)
+        return;
+    log_msg("kill(-%d, %d): %s", (int)pid, signo, strerror(errno));
+}
+
 /* SIGKILL for everything the stream started: its cgroup, else its process group. */
 static void kill_tree(struct process *p)
 {
     if (p->cgroup != 0 && cgroup_kill(p->cgroup) == 0)
         return;
-    if (p->pid > 0 && kill(-p->pid, SIGKILL) != 0)
-        log_msg("kill(-%d, SIGKILL): %s", (int)p->pid, strerror(errno));
+    if (p->pid > 0)
+        signal_group(p->pid, SIGKILL);
 }
 
 /* SIGKILL ends the whole tree; other signals go to the process group, as documented. */
@@ -314,8 +327,8 @@ static void signal_stream(struct process *p, int signo)
 {
     if (signo == SIGKILL)
         kill_tree(p);
-    else if (p->pid > 0 && kill(-p->pid, signo) != 0)
-        log_msg("kill(-%d, %d): %s", (int)p->pid, signo, strerror(errno));
+    else if (p->pid > 0)
+        signal_group(p->pid, signo);
 }
 
 void exec_signal(int slot, int signo)
