@@ -4,28 +4,13 @@ import * as path from 'node:path';
 import { engineInfo, Image, Pool } from '../../engine';
 import { guestAssets } from '../../engine/kernel/assets';
 import { idleQemuPids } from '../engine-hooks';
+import { MAPPING_KINDS, ProcessMemory, processMemory } from '../smaps';
 import { GroupResult, RowMeasurement } from '../types';
 import { waitIdle } from './pool';
 import { Sizes } from './sizes';
 
 /** Idle VMs get this long after their restore before their memory is read. */
 const SETTLE_MS = 2000;
-
-interface ProcessMemory {
-  /** Unique set size: Private_Clean + Private_Dirty (KiB). */
-  uss: number;
-  pss: number;
-  rss: number;
-  /** Private KiB by kind of mapping, from /proc/PID/smaps. */
-  privateBy: Record<MappingKind, number>;
-  /** Resident KiB of the guest RAM mapping that are the snapshot file's page cache (not copied). */
-  guestRamFilePages: number;
-  /** The largest other anonymous mapping (KiB private). */
-  largestAnonymous: number;
-}
-
-type MappingKind = 'guest RAM copied on write' | 'guest RAM file pages' | 'TCG translation cache' | 'QEMU heap and other anonymous' | 'QEMU binary and libraries';
-const KINDS: MappingKind[] = ['guest RAM copied on write', 'guest RAM file pages', 'TCG translation cache', 'QEMU heap and other anonymous', 'QEMU binary and libraries'];
 
 /**
  * Private (USS) and proportional (PSS) memory of each idle pooled VM's QEMU, for a pool of
@@ -72,7 +57,7 @@ async function measureMemoryIn(image: Image, sizes: Sizes, log: (line: string) =
     }
     const average = (pick: (r: ProcessMemory) => number) => Math.round(sum(readings.map(pick)) / readings.length);
     notes.push(`Idle memory split (${label}, mean per QEMU, private KiB from /proc/PID/smaps): `
-      + KINDS.map((k) => `${k} ${average((r) => r.privateBy[k])}`).join(', ')
+      + MAPPING_KINDS.map((k) => `${k} ${average((r) => r.privateBy[k])}`).join(', ')
       + `; guest RAM file pages resident in all ${average((r) => r.guestRamFilePages)} KiB; RSS ${average((r) => r.rss)} KiB; `
       + `largest single anonymous block ${average((r) => r.largestAnonymous)} KiB (the guest kernel file is ${kernelKib} KiB).`);
     if (count === sizes.memoryVms) {
@@ -103,75 +88,6 @@ async function idlePoolMemory(image: Image, count: number, memFile: string): Pro
   } finally {
     await pool.shutdown();
   }
-}
-
-function processMemory(pid: number, memFile: string): ProcessMemory {
-  const rollup = fields(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  const privateBy = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<MappingKind, number>;
-  let guestRamFilePages = 0;
-  let largestAnonymous = 0;
-  for (const mapping of smapsMappings(fs.readFileSync(`/proc/${pid}/smaps`, 'utf8'))) {
-    const priv = (mapping.fields.Private_Clean ?? 0) + (mapping.fields.Private_Dirty ?? 0);
-    const kind = classify(mapping.perms, mapping.path, memFile);
-    if (kind === 'guest RAM copied on write') {
-      // A private file mapping: pages the guest wrote are anonymous copies; the rest is the
-      // file's page cache, which smaps counts as private while only one process maps it.
-      const copied = mapping.fields.Anonymous ?? 0;
-      privateBy[kind] += copied;
-      privateBy['guest RAM file pages'] += priv - copied;
-      guestRamFilePages += (mapping.fields.Rss ?? 0) - copied;
-    } else {
-      privateBy[kind] += priv;
-      if (kind === 'QEMU heap and other anonymous') largestAnonymous = Math.max(largestAnonymous, priv);
-    }
-  }
-  return {
-    uss: (rollup.Private_Clean ?? 0) + (rollup.Private_Dirty ?? 0),
-    pss: rollup.Pss ?? 0,
-    rss: rollup.Rss ?? 0,
-    privateBy,
-    guestRamFilePages,
-    largestAnonymous,
-  };
-}
-
-/**
- * The TCG translation buffer is one large anonymous executable mapping (or, with split
- * W^X, a "tcg-jit" memfd mapped twice); the guest RAM is the snapshot's file.
- */
-function classify(perms: string, file: string, memFile: string): MappingKind {
-  if (file === memFile || file.startsWith(`${memFile} `)) return 'guest RAM copied on write';
-  if (file.includes('tcg-jit') || (perms.includes('x') && (file === '' || file.startsWith('[anon')))) return 'TCG translation cache';
-  if (file === '' || file.startsWith('[')) return 'QEMU heap and other anonymous';
-  return 'QEMU binary and libraries';
-}
-
-interface Mapping {
-  perms: string;
-  path: string;
-  fields: Record<string, number>;
-}
-
-function smapsMappings(text: string): Mapping[] {
-  const mappings: Mapping[] = [];
-  let current: Mapping | undefined;
-  for (const line of text.split('\n')) {
-    const header = /^[0-9a-f]+-[0-9a-f]+\s+(\S+)\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line);
-    if (header) {
-      current = { perms: header[1], path: header[2].trim(), fields: {} };
-      mappings.push(current);
-      continue;
-    }
-    const field = /^(\w+):\s+(\d+) kB/.exec(line);
-    if (field && current) current.fields[field[1]] = Number(field[2]);
-  }
-  return mappings;
-}
-
-function fields(text: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const match of text.matchAll(/^(\w+):\s+(\d+) kB/gm)) out[match[1]] = Number(match[2]);
-  return out;
 }
 
 function sum(values: number[]): number {
