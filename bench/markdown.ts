@@ -13,7 +13,7 @@ export function renderMarkdown(results: BenchResults, svgFile: string): string {
     '',
     '| row | p50 | p90 / p99 | baseline (p50) | ratio | unit |',
     '|---|---:|---:|---|---:|---|',
-    ...results.rows.map((r) => `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.unit === 'KiB' ? `${(r.ratio * 100).toFixed(1)}%` : `${r.ratio >= 0.01 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}x`} | ${r.unit} |`),
+    ...results.rows.map((r) => `| ${r.name}${marker(results, r.measured)} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.unit === 'KiB' ? `${(r.ratio * 100).toFixed(1)}%` : `${r.ratio >= 0.01 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}x`} | ${r.unit} |`),
     '',
     '| baseline | samples | p50 | p90 / p99 | unit |',
     '|---|---:|---:|---:|---|',
@@ -25,8 +25,25 @@ export function renderMarkdown(results: BenchResults, svgFile: string): string {
     `![latency distributions](${svgFile})`,
     '',
     ...(results.notes.length > 0 ? ['Notes:', '', ...results.notes.map((n) => `- ${n}`), ''] : []),
+    ...(results.carried ?? []).flatMap((run, i) => [
+      `${SUPERSCRIPTS[i] ?? `(${i + 1})`} Kept from the run of ${run.date}${run.quick ? ' (--quick)' : ''}, groups ${run.groups.join(', ')}`
+        + `${run.git ? `, commit ${run.git.commit.slice(0, 10)}${run.git.dirty ? ' (engine/native modified)' : ''}` : ''}, load average ${run.loadAverage.map((l) => l.toFixed(2)).join(' ')} at its start`
+        + ` (this run did not run those groups). Its notes:`,
+      '',
+      ...run.notes.map((n) => `- ${n}`),
+      '',
+    ]),
   ];
   return lines.join('\n');
+}
+
+const SUPERSCRIPTS = ['¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+
+/** A row kept from an earlier run is marked with the number of that run's footnote. */
+function marker(results: BenchResults, measured: string | undefined): string {
+  if (!measured) return '';
+  const i = (results.carried ?? []).findIndex((run) => run.date === measured);
+  return ` ${SUPERSCRIPTS[i] ?? `(${i + 1})`}`;
 }
 
 /** Three significant figures at most, no exponent: 0.215, 4.12, 2710. */

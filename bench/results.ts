@@ -15,7 +15,7 @@ export function tabulate(measurements: RowMeasurement[]): { rows: RowResult[]; b
     const known = merged.get(baseline.name);
     merged.set(baseline.name, known ? { ...known, values: [...known.values, ...baseline.values] } : baseline);
   }
-  const rows = measurements.map(({ ours, baseline }) => {
+  const rows = measurements.map(({ ours, baseline, group }) => {
     const summary = roundedSummary(ours.values);
     const baselineP50 = roundedSummary(baseline.values).p50;
     return {
@@ -27,6 +27,7 @@ export function tabulate(measurements: RowMeasurement[]): { rows: RowResult[]; b
       baselineP50,
       ratio: round(summary.p50 / baselineP50),
       values: ours.values.map(round),
+      ...(group ? { group } : {}),
     };
   });
   return { rows, baselines: [...merged.values()].map(baselineResult) };

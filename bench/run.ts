@@ -8,6 +8,7 @@ import { engineInfo, Image } from '../engine';
 import { BenchArgs, parseBenchArgs, RowGroup } from './args';
 import { gitState, hostMachine } from './machine-info';
 import { renderMarkdown } from './markdown';
+import { keepEarlierRows, readEarlier } from './merge';
 import { ourQemuProcesses } from './processes';
 import { RawContext, rawContext } from './raw-qemu';
 import { notesFor, tabulate } from './results';
@@ -71,8 +72,10 @@ async function main(args: BenchArgs): Promise<void> {
   try {
     for (const group of args.rows) {
       log(`running ${group}`);
+      const started = performance.now();
       const result = await GROUPS[group](image, raw, sizes);
-      measurements.push(...result.measurements);
+      log(`${group} took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+      measurements.push(...result.measurements.map((m) => ({ ...m, group })));
       groupNotes.push(...result.notes);
     }
   } finally {
@@ -83,7 +86,7 @@ async function main(args: BenchArgs): Promise<void> {
 
   const { rows, baselines } = tabulate(measurements);
   const accelerator = { accel: info.accel, isolation: info.isolation, reason: info.accelReason.replace(/\s+/g, ' '), ...(info.warning ? { warning: info.warning } : {}) };
-  const results: BenchResults = {
+  const fresh: BenchResults = {
     formatVersion: 1,
     date: new Date().toISOString(),
     quick: args.quick,
@@ -97,6 +100,8 @@ async function main(args: BenchArgs): Promise<void> {
     baselines,
     notes: notesFor({ rows, accelerator }, [`Image.build of the default image (root disk cached, ${baked ? 'snapshot baked anew' : 'snapshot cache hit'}) took ${buildMs.toFixed(0)} ms before the rows ran.`, ...groupNotes]),
   };
+  // Rows of the groups this run did not run stay, marked with when they were measured.
+  const results = keepEarlierRows(fresh, readEarlier(path.join(args.outDir, FILES.json)));
   fs.mkdirSync(args.outDir, { recursive: true });
   const markdown = renderMarkdown(results, FILES.svg);
   fs.writeFileSync(path.join(args.outDir, FILES.json), `${JSON.stringify(results, null, 1)}\n`);

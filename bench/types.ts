@@ -13,6 +13,8 @@ export interface Series {
 export interface RowMeasurement {
   ours: Series;
   baseline: Series;
+  /** The row group that measured it (set by the harness). */
+  group?: string;
 }
 
 /** What a row group hands back: its rows, and observations for the report's notes. */
@@ -30,6 +32,10 @@ export interface RowResult extends Summary {
   /** ours p50 / baseline p50. */
   ratio: number;
   values: number[];
+  /** Its row group (absent in reports written before rows carried their group). */
+  group?: string;
+  /** Set on a row kept from an earlier run that did not run its group again: when that was. */
+  measured?: string;
 }
 
 export interface BaselineResult extends Summary {
@@ -50,5 +56,18 @@ export interface BenchResults {
   git: { commit: string; dirty: boolean } | null;
   rows: RowResult[];
   baselines: BaselineResult[];
+  notes: string[];
+  /** Earlier runs whose rows this report keeps (a run of some groups keeps the others' rows), newest first. */
+  carried?: CarriedRun[];
+}
+
+export interface CarriedRun {
+  date: string;
+  quick: boolean;
+  groups: string[];
+  git: BenchResults['git'];
+  loadAverage: number[];
+  /** The rows of that run this report still shows, and that run's notes. */
+  rows: string[];
   notes: string[];
 }
