@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 
 /** Row groups the harness can run; `--rows` takes these ids. */
-export const ROW_GROUPS = ['bake', 'pool', 'boot', 'exec', 'throughput', 'memory', 'forward', 'files', 'pull', 'netguard', 'egress', 'build', 'warm', 'events', 'reattach'] as const;
+export const ROW_GROUPS = ['bake', 'pool', 'boot', 'exec', 'throughput', 'memory', 'forward', 'files', 'pull', 'netguard', 'egress', 'build', 'warm', 'events', 'reattach', 'compose'] as const;
 export type RowGroup = (typeof ROW_GROUPS)[number];
 
 export interface BenchArgs {
@@ -12,7 +12,8 @@ export interface BenchArgs {
 
 export const USAGE = `usage: npm run bench -- [--quick] [--rows ${ROW_GROUPS.join(',')}] [--out DIR]
   --quick   fewer samples (the whole run well under 5 minutes)
-  --rows    row groups to run, comma-separated (default: all)
+  --rows    row groups to run, comma-separated (default: all); the report keeps the
+            rows of the other groups from the one already in the output directory
   --out     directory for latest.json, latest.md, latest.svg (default: bench/results)`;
 
 /** Parses the harness's command line; throws with the usage text on anything unknown. */

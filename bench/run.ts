@@ -15,6 +15,7 @@ import { notesFor, tabulate } from './results';
 import { measureBake } from './rows/bake';
 import { measureBoot } from './rows/boot';
 import { measureBuild } from './rows/build';
+import { measureCompose } from './rows/compose';
 import { measureEvents } from './rows/events';
 import { measureExec } from './rows/exec';
 import { measureFiles } from './rows/files';
@@ -54,6 +55,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   warm: (_image, _raw, sizes) => measureWarm(sizes, log),
   events: (_image, _raw, sizes) => measureEvents(sizes, log),
   reattach: (_image, _raw, sizes) => measureReattach(sizes.reattach, log),
+  compose: (_image, _raw, sizes) => measureCompose(sizes, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

@@ -43,6 +43,12 @@ export interface Sizes {
   eventSamples: number;
   /** Reattaches to a running workspace supervisor, and cold `up`s of the same workspace beside them. */
   reattach: { attaches: number; coldOpens: number };
+  /**
+   * Compose workspace (app + db VMs): cold and warm opens of each kind; rounds of the traffic
+   * rows (each round runs every path once), PINGs and connects per round, SETs per round of
+   * setBytes each.
+   */
+  compose: { opens: number; rounds: number; roundTrips: number; connects: number; sets: number; setBytes: number };
 }
 
 /** The agent's per-call file limit: vm.writeFile / vm.readFile carry at most 4 MiB. */
@@ -61,6 +67,7 @@ export function sizesFor(quick: boolean): Sizes {
       egressConnects: 50, egressStreams: 3, egressMib: 64, egressGuestDownloads: 5,
       builds: { cold: 1, hits: 10, rebuilds: 1 }, eventSamples: 20,
       reattach: { attaches: 20, coldOpens: 2 },
+      compose: { opens: 2, rounds: 2, roundTrips: 200, connects: 50, sets: 2, setBytes: 16 * MIB },
     }
     : {
       boots: 15, roundTrips: 1000, warmupCalls: 20, throughputBytes: 64 * MIB, throughputRuns: 5,
@@ -71,5 +78,6 @@ export function sizesFor(quick: boolean): Sizes {
       egressConnects: 300, egressStreams: 5, egressMib: 256, egressGuestDownloads: 15,
       builds: { cold: 3, hits: 30, rebuilds: 3 }, eventSamples: 60,
       reattach: { attaches: 100, coldOpens: 5 },
+      compose: { opens: 3, rounds: 3, roundTrips: 200, connects: 50, sets: 3, setBytes: 32 * MIB },
     };
 }
