@@ -115,10 +115,14 @@ function quietEvents(): SessionEvents {
   };
 }
 
-/** The folder's workspace record and its volumes (`ws-<id>-*`, `wsroot-<id>`), as if it was never opened. */
+/** The folder's workspace record, its services' logs and its volumes (`ws-<id>-*`, `wsroot-<id>`), as if it was never opened. */
 async function forgetWorkspace(folder: string): Promise<void> {
   if (!fs.existsSync(folder) || !fs.existsSync(recordFile(folder))) return;
   const { id } = openWorkspace(folder);
+  const logs = path.basename(recordFile(folder)).replace(/\.json$/, '.service-');
+  for (const file of fs.readdirSync(homePaths.workspaces())) {
+    if (file.startsWith(logs)) fs.rmSync(path.join(homePaths.workspaces(), file), { force: true });
+  }
   const names = fs.existsSync(homePaths.volumes()) ? fs.readdirSync(homePaths.volumes()) : [];
   for (const file of names) {
     const name = file.replace(/\.ext4$/, '');
