@@ -4,8 +4,7 @@ import * as path from 'node:path';
 import { DEFAULT_PROTECT, Image, MIRRORS_ENV, type PlanSettings, prepareWorkspace, removeVolume, Session, type SessionEvents } from '../../engine';
 import { homePaths } from '../../engine/paths';
 import { openWorkspace, recordFile } from '../../engine/workspace/record';
-import { debianImage, debianMinbase } from '../../test/helpers/debian-images';
-import { pushImage } from '../../test/helpers/registry-push';
+import { pushComposeImages } from '../../test/helpers/compose-images';
 import { startRegistry, type TestRegistry } from '../../test/helpers/registry-server';
 import { CLIENT_JS } from './compose-client';
 
@@ -62,9 +61,7 @@ export async function composeBench(log: (line: string) => void): Promise<Compose
   };
   try {
     registry = await startRegistry(path.join(tmp, 'registry'));
-    const image = debianImage(debianMinbase(['nodejs', 'redis-server']));
-    await pushImage(registry.base, 'library/node', '22-bookworm', image);
-    await pushImage(registry.base, 'library/redis', '7-bookworm', image);
+    await pushComposeImages(registry.base);
     process.env[MIRRORS_ENV] = `docker.io=${registry.base}`;
     const started = performance.now();
     for (const ref of [APP_IMAGE, DB_IMAGE]) await Image.build({ ref, snapshot: false });

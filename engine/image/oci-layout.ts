@@ -69,7 +69,19 @@ export function imageConfigOf(config: z.infer<typeof configSchema>): ImageConfig
     cmd: settings.Cmd ?? [],
     workingDir: settings.WorkingDir ?? '',
     user: settings.User ?? '',
+    ...exposedPortsOf(settings.ExposedPorts),
   };
+}
+
+/** `{"5432/tcp": {}}` -> [5432]: TCP ports only (a bare number is TCP), at most 64, valid ones. */
+function exposedPortsOf(exposed: Record<string, unknown> | null | undefined): { exposedPorts?: number[] } {
+  if (!exposed) return {};
+  const ports = Object.keys(exposed).flatMap((key) => {
+    const match = /^(\d{1,5})(?:\/tcp)?$/i.exec(key);
+    const port = match ? Number(match[1]) : 0;
+    return port >= 1 && port <= 65535 ? [port] : [];
+  });
+  return ports.length > 0 ? { exposedPorts: [...new Set(ports)].sort((a, b) => a - b).slice(0, 64) } : {};
 }
 
 async function checkLayoutMarker(layoutDir: string): Promise<void> {

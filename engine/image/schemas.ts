@@ -48,6 +48,7 @@ export const configSchema = z.object({
       Cmd: stringList,
       WorkingDir: z.string().nullish(),
       User: z.string().nullish(),
+      ExposedPorts: z.record(z.unknown()).nullish(),
     })
     .nullish(),
   rootfs: z.object({ type: z.string(), diff_ids: z.array(z.string()) }).optional(),

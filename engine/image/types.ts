@@ -5,6 +5,8 @@ export interface ImageConfig {
   cmd: string[];
   workingDir: string;
   user: string;
+  /** The image's EXPOSE'd TCP ports (config.ExposedPorts), when it declares any. */
+  exposedPorts?: number[];
 }
 
 /** One layer of the chain, bottom first. `path` is the blob file; its bytes are not yet verified. */

@@ -38,7 +38,7 @@ export const snapshotImageSchema = z.object({
   rootDisk: z.string(),
   config: z.object({
     env: z.array(z.string()), entrypoint: z.array(z.string()), cmd: z.array(z.string()),
-    workingDir: z.string(), user: z.string(),
+    workingDir: z.string(), user: z.string(), exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
   }),
   memoryMib: z.number().int().positive(),
   vcpus: z.number().int().positive(),

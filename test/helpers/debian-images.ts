@@ -54,12 +54,15 @@ export function debianMinbase(include: string[] = []): DebianBase {
   return { layer: blobOf(fs.readFileSync(layerFile), 'application/vnd.oci.image.layer.v1.tar+gzip'), diffId: fs.readFileSync(diffIdFile, 'utf8') };
 }
 
-/** An image of one Debian layer with a config like Docker Hub's debian (PATH, bash, no working directory). */
-export function debianImage(base: DebianBase): TestImage {
+/** An image of one Debian layer with a config like Docker Hub's debian (PATH, bash, no working directory); `expose` as EXPOSE would. */
+export function debianImage(base: DebianBase, expose: string[] = []): TestImage {
   const config = blobOf(Buffer.from(JSON.stringify({
     architecture: 'amd64',
     os: 'linux',
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['bash'] },
+    config: {
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['bash'],
+      ...(expose.length > 0 ? { ExposedPorts: Object.fromEntries(expose.map((p) => [p, {}])) } : {}),
+    },
     rootfs: { type: 'layers', diff_ids: [base.diffId] },
     history: [{ created_by: `mmdebstrap ${SUITE} minbase (test image)` }],
   })), 'application/vnd.oci.image.config.v1+json');

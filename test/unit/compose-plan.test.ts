@@ -11,6 +11,7 @@ import { composeOf } from '../../engine/workspace/prepare';
 import { waitHealthy } from '../../engine/workspace/services/health';
 import { ServiceRelay } from '../../engine/workspace/services/relay';
 import { TailLines } from '../../engine/workspace/services/tail-lines';
+import { imageConfigOf } from '../../engine/image/oci-layout';
 
 const SETTINGS: PlanSettings = { image: '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
 
@@ -169,4 +170,10 @@ test('a crashed service\'s last lines: escape sequences shown escaped, long line
   assert.equal(lines[0], '\\x1b[2J\\x1b]8;;http://x\\x07fake\\x0d');
   assert.equal(lines[1], 'four');
   assert.equal(lines[2].length, 400);
+});
+
+test('an image\'s EXPOSE\'d TCP ports are read from its config (UDP and nonsense left out), for the ports other services reach', () => {
+  const config = imageConfigOf({ config: { ExposedPorts: { '5432/tcp': {}, '53/udp': {}, '80': {}, 'x/tcp': {}, '70000/tcp': {} } } });
+  assert.deepEqual(config.exposedPorts, [80, 5432]);
+  assert.equal(imageConfigOf({ config: {} }).exposedPorts, undefined);
 });

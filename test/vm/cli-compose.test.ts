@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { debianImage, debianMinbase } from '../helpers/debian-images';
-import { pushImage } from '../helpers/registry-push';
+import { pushComposeImages } from '../helpers/compose-images';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { buildBundles, Bundles, runCli } from './cli-helpers';
 
@@ -22,9 +21,7 @@ const folder = path.join(tmp, 'shop');
 before(async () => {
   bundles = await buildBundles();
   registry = await startRegistry(path.join(tmp, 'registry'));
-  const image = debianImage(debianMinbase(['nodejs', 'redis-server']));
-  await pushImage(registry.base, 'library/node', '22-bookworm', image);
-  await pushImage(registry.base, 'library/redis', '7-bookworm', image);
+  await pushComposeImages(registry.base);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({
     dockerComposeFile: ['docker-compose.yml'], service: 'app', workspaceFolder: '/workspaces/shop', forwardPorts: ['db:6379'],

@@ -118,31 +118,41 @@ export class ComposeServices {
     for (const relay of this.relays.splice(0)) await relay.close();
   }
 
+  /**
+   * Every image first (pulled or built; its EXPOSE'd ports join the declared ones), then a
+   * relay per port and an address per service, then the VMs in dependency order.
+   */
   private async startAll(): Promise<void> {
     const { plan, primary } = this.options;
-    const all = [...plan.services.map((s) => ({ name: s.name, ports: declaredPorts(s) })), primary].sort((a, b) => a.name.localeCompare(b.name));
-    all.forEach((service, i) => this.addresses.set(service.name, serviceLinkAddress(i)));
-    for (const service of all) {
-      for (const port of service.ports) this.relays.push(await ServiceRelay.open(service.name, port));
+    const reachable = new Map<string, number[]>([[primary.name, primary.ports]]);
+    for (const service of plan.services) {
+      this.checkStopped();
+      const vm = this.serviceVm(service);
+      this.running.set(service.name, vm);
+      const { exposedPorts } = await this.failing(vm, () => vm.prepare());
+      reachable.set(service.name, [...new Set([...declaredPorts(service), ...exposedPorts])].sort((a, b) => a - b));
+    }
+    const names = [...reachable.keys()].sort((a, b) => a.localeCompare(b));
+    names.forEach((name, i) => this.addresses.set(name, serviceLinkAddress(i)));
+    for (const name of names) {
+      for (const port of reachable.get(name) ?? []) this.relays.push(await ServiceRelay.open(name, port));
     }
     for (const service of plan.services) {
       this.checkStopped();
       await this.conditions(service.name, service.dependsOn);
-      await this.startService(service);
+      await this.startService(this.running.get(service.name) as ServiceVm);
     }
     await this.conditions(primary.name, plan.primaryDependsOn);
     for (const { service, port } of plan.forwards) await this.forward(service, port);
   }
 
-  private async startService(service: ComposeService): Promise<void> {
+  private serviceVm(service: ComposeService): ServiceVm {
     const { options } = this;
-    const vm = new ServiceVm({
+    return new ServiceVm({
       service,
       volumeName: (source, target) => options.volumeName(service.name, source, target),
       share: options.share,
-      links: this.linksFor(service.name),
       ...(service.network?.mode === 'service' ? { networkOf: { service: service.network.service, address: this.addresses.get(service.network.service) } } : {}),
-      hosts: this.hostsFor(service.name),
       network: options.network,
       allow: options.allow,
       signal: options.signal,
@@ -155,18 +165,25 @@ export class ComposeServices {
         options.events.crashed(service.name, serviceFailure(service.name, `stopped: its main process exited with code ${code}`, lines).message);
       },
     });
-    this.running.set(service.name, vm);
+  }
+
+  private async startService(vm: ServiceVm): Promise<void> {
+    const name = vm.name;
+    await this.failing(vm, () => vm.start(this.linksFor(name), this.hostsFor(name)));
+    const relays = this.relays.filter((r) => r.service === name);
+    for (const relay of relays) relay.setTarget((await vm.expose(relay.port)).port);
+    this.options.events.log(`service ${name} started${relays.length > 0 ? `; the other VMs reach it as ${relays.map((r) => `${name}:${r.port}`).join(', ')}` : ''}`);
+  }
+
+  /** A service that cannot be pulled, built or booted fails the open, with its last lines. */
+  private async failing<T>(vm: ServiceVm, step: () => Promise<T>): Promise<T> {
     try {
-      await vm.start();
+      return await step();
     } catch (err) {
       if (this.stopped) throw err;
       const why = isMicrovmError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
-      throw serviceFailure(service.name, `could not start (${why})`, vm.lastLines());
+      throw serviceFailure(vm.name, `could not start (${why})`, vm.lastLines());
     }
-    for (const relay of this.relays.filter((r) => r.service === service.name)) {
-      relay.setTarget((await vm.expose(relay.port)).port);
-    }
-    options.events.log(`service ${service.name} started${declaredPorts(service).length > 0 ? `; the other VMs reach it as ${service.name}:${declaredPorts(service).join(`, ${service.name}:`)}` : ''}`);
   }
 
   /** Waits for what `dependent` asked of its dependencies (a dependency that is not started was reported when the files were read). */

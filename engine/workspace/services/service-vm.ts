@@ -23,9 +23,9 @@ export interface ServiceVmOptions {
   volumeName(source: string | undefined, target: string): string;
   /** A share of a folder inside the workspace (binds), with the workspace's symlink policy. */
   share(hostPath: string, guestPath: string, readOnly: boolean): MountSpec;
-  /** The other services' ports this VM reaches by name, and the names as /etc/hosts lines. */
-  links: ServiceLink[];
-  hosts: Array<{ name: string; address: string }>;
+  /** The other services' ports this VM reaches by name, and the names as /etc/hosts lines (known at start()). */
+  links?: ServiceLink[];
+  hosts?: Array<{ name: string; address: string }>;
   /** `network_mode: service:X`: X's ports on this VM's localhost (X's address; undefined when X does not start). */
   networkOf?: { service: string; address: string | undefined };
   network: NetworkMode;
@@ -55,6 +55,7 @@ export class ServiceVm {
   private readonly tail = new TailLines(20);
   private readonly writer: ServiceLogWriter;
   private readonly forwards: TcpForwarder[] = [];
+  private ref: string | undefined;
 
   constructor(private readonly options: ServiceVmOptions) {
     this.writer = new ServiceLogWriter(options.logFile);
@@ -82,9 +83,22 @@ export class ServiceVm {
     return this.tail.lines();
   }
 
-  async start(): Promise<void> {
+  /**
+   * Pulls or builds the service's image and reads its config, before any VM: the ports it
+   * EXPOSEs join the ports the other VMs reach (postgres and redis images declare theirs so).
+   */
+  async prepare(): Promise<{ exposedPorts: number[] }> {
+    this.ref = await this.imageRef();
+    const base = await Image.build({ ref: this.ref, network: 'none', snapshot: false });
+    return { exposedPorts: base.config.exposedPorts ?? [] };
+  }
+
+  /** Boots the VM (after prepare()), with its links to the other services and their names. */
+  async start(links: ServiceLink[], hosts: Array<{ name: string; address: string }>): Promise<void> {
     const { service } = this.options;
-    const ref = await this.imageRef();
+    this.options.links = links;
+    this.options.hosts = hosts;
+    const ref = this.ref ?? await this.imageRef();
     this.options.progress(`Starting service ${service.name}`);
     const image = await Image.build(this.buildOptions(ref));
     this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
@@ -92,7 +106,7 @@ export class ServiceVm {
     this.options.log(`service ${service.name}: VM ${this.vm.id} is running under ${this.vm.accel.accel}`);
     await this.addHosts(this.vm);
     const networkOf = this.options.networkOf;
-    if (networkOf) startLoopbackRelay(this.vm, networkOf.service, this.options.links, networkOf.address, this.options.log);
+    if (networkOf) startLoopbackRelay(this.vm, networkOf.service, links, networkOf.address, this.options.log);
     this.startMain(this.vm, image);
   }
 
@@ -157,14 +171,14 @@ export class ServiceVm {
       mounts,
       tmpfs: service.tmpfs.map((t) => ({ mountPoint: t.target, ...(t.sizeMib ? { sizeMib: t.sizeMib } : {}) })),
       ...(service.user ? { user: service.user } : {}),
-      ...(this.options.links.length > 0 && service.network?.mode !== 'none' ? { serviceLinks: this.options.links } : {}),
+      ...(this.options.links?.length && service.network?.mode !== 'none' ? { serviceLinks: this.options.links } : {}),
     };
   }
 
   /** The other services by name, and the service's own name as itself, in the guest's /etc/hosts. */
   private async addHosts(vm: Vm): Promise<void> {
     const current = (await vm.readFile('/etc/hosts').catch(() => Buffer.alloc(0))).toString('utf8');
-    const lines = [{ name: this.name, address: '127.0.0.1' }, ...this.options.hosts].map((h) => `${h.address}\t${h.name}`).join('\n');
+    const lines = [{ name: this.name, address: '127.0.0.1' }, ...(this.options.hosts ?? [])].map((h) => `${h.address}\t${h.name}`).join('\n');
     await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, { mode: 0o644 });
   }
 
