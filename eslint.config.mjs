@@ -1,5 +1,28 @@
 import tseslint from 'typescript-eslint';
 
+/** Any module under engine/ except its public entry (`engine` or `engine/index`), from any depth. */
+export const ENGINE_INTERNALS = {
+  regex: '^(\\.\\./)+engine/(?!index(\\.ts)?$).+',
+  message: 'extension/ imports only the engine\'s public entry (../engine/index); export what it needs there (see ARCHITECTURE.md)',
+};
+
+/** The extension's files with logic that does not need VS Code; they never import `vscode`. */
+export const PURE_EXTENSION_FILES = [
+  'extension/config/settings.ts',
+  'extension/ports/rules.ts',
+  'extension/terminal/guest-terminal.ts',
+  'extension/ui/failure-notice.ts',
+  'extension/ui/notice-text.ts',
+  'extension/ui/plain-text.ts',
+  'extension/ui/status.ts',
+  'extension/vm/trust.ts',
+];
+
+const VSCODE_IN_PURE_FILE = {
+  name: 'vscode',
+  message: 'this extension file is pure (PURE_EXTENSION_FILES in eslint.config.mjs): take what it needs from VS Code as a parameter',
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'native/**'] },
   ...tseslint.configs.recommended,
@@ -25,6 +48,16 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['../engine/*', '../extension/**', '../test/**'], message: 'examples import only the public entry: ../engine' }] }],
     },
+  },
+  {
+    // Invariant: the extension is a client of the engine's public entry, never of its internals.
+    files: ['extension/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [ENGINE_INTERNALS] }] },
+  },
+  {
+    // Invariant: the extension's pure files hold logic that runs without VS Code (unit-tested in test/unit).
+    files: PURE_EXTENSION_FILES,
+    rules: { 'no-restricted-imports': ['error', { paths: [VSCODE_IN_PURE_FILE], patterns: [ENGINE_INTERNALS] }] },
   },
   {
     // Invariant: guest and config text never becomes a link in a notification (see extension/ui/notify.ts).
