@@ -70,6 +70,7 @@ export type ErrorCode =
   | 'E_NO_PROCESS'
   | 'E_WORKSPACE_RUNNING';
 
+/** The one error class of the engine: `code` says what failed (match on it, not on the message), and `cause` holds the error beneath. */
 export class MicrovmError extends Error {
   readonly code: ErrorCode;
 
@@ -86,6 +87,7 @@ export function abortedError(what: string, signal: AbortSignal): MicrovmError {
   return new MicrovmError('E_ABORTED', `${what} was aborted by its signal`, { cause: signal.reason });
 }
 
+/** Whether `err` is a MicrovmError, and when `code` is given, one with that code. */
 export function isMicrovmError(err: unknown, code?: ErrorCode): err is MicrovmError {
   return err instanceof MicrovmError && (code === undefined || err.code === code);
 }

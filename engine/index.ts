@@ -7,10 +7,12 @@ export { Image };
 export type { BuildProgress } from './image/image';
 /** A pool of an image's VMs; what it lends snapshots to an Image. */
 export type Pool = PoolOf<Image>;
+/** The Pool class: what `image.pool()` returns; `new Pool` is for the engine, not callers. */
 export const Pool = PoolOf;
 export type { PoolEvent, PoolStats } from './pool/pool';
 /** A VM lent by an image's pool: vm.snapshot(dir) gives an Image. */
 export type Vm = VmOf<Image>;
+/** The Vm class, for `instanceof`; VMs come from `pool.acquire()`. */
 export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
 export { ExecChild } from './agent/exec-child';
@@ -43,3 +45,33 @@ export type { RegistryMirrors } from './image/registry/mirrors';
 export { DEFAULT_LANGUAGE_IMAGES, detectLanguages, LANGUAGES, LANGUAGE_NAMES, languageImage } from './devcontainer/language';
 export type { DetectedLanguage, Language } from './devcontainer/language';
 export type { UserInfo } from './vm/user';
+
+// The types the signatures above name, so a caller can name them too (and the API reference links them).
+/** The generic classes behind {@link Pool} and {@link Vm}, over what `vm.snapshot()` returns. */
+export type { Pool as PoolOf } from './pool/pool';
+export type { Vm as VmOf } from './vm/vm';
+export type { PullProgress } from './image/registry/pull';
+export type { ImageConfig } from './image/types';
+export type { Descriptor } from './image/schemas';
+export type { ExtraFile } from './image/extra-files';
+export type { ResumeSource } from './vm/machine';
+export type { Accel } from './qemu/types';
+export type { AccelChoice } from './accel/decide';
+export type { AgentInfo } from './agent/connection';
+export type { FileEventStats } from './watch/relay';
+export type { SignalSpec } from './agent/signals';
+export type { ConnectionHandler } from './forward/forwarder';
+export type { LoadedCompose } from './compose/load';
+export type { ComposeBuild, ComposePort, ComposeProject, ComposeService, ComposeVolume, DependsOnCondition, HealthCheck } from './compose/types';
+export type { ComposeConfig } from './devcontainer/config';
+export type { ComposePlan } from './devcontainer/compose-plan';
+export type { MetadataHooks, OriginCommand } from './devcontainer/image-metadata';
+export type { FolderFacts } from './devcontainer/plan';
+export { WAIT_FOR } from './devcontainer/lifecycle';
+export type { ClientKind, HelloResult, PortStateResult, SpawnParams } from './supervisor/protocol';
+export type { SupervisorFiles } from './supervisor/paths';
+export type { TrustSetting } from './workspace/host-certificates';
+export type { PathVerdict } from './workspace/type-filter';
+export type { TargetState } from './workspace/type-tree';
+export type { TakeResult } from './workspace/warm-snapshot';
+export type { ServiceForward } from './workspace/services/compose-services';

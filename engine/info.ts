@@ -7,6 +7,7 @@ import { microvmHome } from './paths';
 import { qemuUser } from './qemu/run-as';
 import * as os from 'node:os';
 
+/** What `engineInfo()` reports about this host: the accelerator and isolation, QEMU, the kernel and agent the engine boots. */
 export interface EngineInfo {
   accel: Accel;
   isolation: 'hardware' | 'emulated';

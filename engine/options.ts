@@ -207,9 +207,17 @@ export const acquireOptionsSchema = z.object({
   signal: abortSignal.optional(),
 }).strict();
 
+/**
+ * Image.build's options: the image reference, pull policy and mirrors, memory and vCPUs, the workload's
+ * environment and command, network, mounts and volumes, extra files, the snapshot and its warm-up,
+ * progress and signal. Unknown keys are refused with E_BAD_OPTION.
+ */
 export type BuildOptions = z.input<typeof buildOptionsSchema>;
+/** `pool.acquire()`'s options: a signal whose abort takes the caller out of the queue (E_ABORTED). */
 export type AcquireOptions = z.input<typeof acquireOptionsSchema>;
+/** `image.pool()`'s options: how many VMs to keep ready (`min`) and allow at once (`max`), their size, waits, idle eviction and restore on release. */
 export type PoolOptions = z.input<typeof poolOptionsSchema>;
+/** `vm.exec()`'s and `vm.spawn()`'s options: argv, environment, working directory, files staged first, a chain of commands, pty, timeout, signal, and (exec only) the output limit and encoding. */
 export type ExecOptions = z.input<typeof execOptionsSchema>;
 
 /** Parses options with a schema, turning the first problem into an E_BAD_OPTION error. */

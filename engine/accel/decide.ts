@@ -5,6 +5,7 @@ export const TCG_WARNING =
   'running under TCG software emulation: QEMU does not treat TCG as a security boundary ' +
   '(its security policy calls it a non-virtualization use case), so guest code is NOT hardware-isolated';
 
+/** The accelerator chosen for this host, whether it isolates the guest, and why. */
 export interface AccelChoice {
   accel: Accel;
   isolation: 'hardware' | 'emulated';

@@ -7,6 +7,7 @@ import { parseTlv, TlvError, TlvFields, TlvWriter } from './tlv';
 import { withDeadline } from './process';
 import { FORWARD_QUEUE, StreamKind, StreamTable } from './stream-table';
 
+/** What the guest agent says about itself when it connects. */
 export interface AgentInfo {
   protoVersion: number;
   agentVersion: string;

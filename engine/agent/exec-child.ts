@@ -63,7 +63,11 @@ export class ExecChild {
   private waiting = false;
   private dropped = 0;
 
-  /** An abort of `signal` kills the process; wait() then rejects with E_ABORTED and the reads end. */
+  /**
+   * An abort of `signal` kills the process; wait() then rejects with E_ABORTED and the reads end.
+   * Made by `vm.spawn()`, not by callers.
+   * @internal
+   */
   constructor(private readonly connection: AgentConnection, request: ProcessRequest, signal?: AbortSignal) {
     let markOpen = (): void => undefined;
     this.opened = new Promise<void>((resolve) => { markOpen = resolve; });
@@ -117,6 +121,7 @@ export class ExecChild {
     return this.stderr.read((bytes) => this.consumed(bytes));
   }
 
+  /** Writes to the process's stdin, in call order; resolves once the agent has taken the bytes (within its stdin window). */
   writeStdin(data: Buffer | string): Promise<void> {
     const write = this.stdinQueue.then(() => this.sendStdin(data));
     this.stdinQueue = write.catch(() => undefined);
@@ -150,6 +155,7 @@ export class ExecChild {
     this.sendIfOpen(FrameType.SIGNAL, payload);
   }
 
+  /** Sets the size of the process's pty (`tty: true`); ignored once the process has ended. */
   resize(rows: number, cols: number): void {
     const payload = Buffer.allocUnsafe(4);
     payload.writeUInt16LE(clampDimension(rows), 0);

@@ -14,6 +14,7 @@ export interface GuestListener {
   command: string;
 }
 
+/** The guest's TCP listeners after a change, with what was added and removed since the last one. */
 export interface PortsChange {
   ports: GuestListener[];
   added: GuestListener[];

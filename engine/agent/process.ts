@@ -19,6 +19,7 @@ export interface ProcessRequest {
   pidsMax?: number;
 }
 
+/** How a guest process ended: what `ExecChild.wait()` resolves to and every ExecResult carries. */
 export interface WaitResult {
   /** The exit status, or -1 when a signal ended the process. */
   exitCode: number;

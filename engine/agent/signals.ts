@@ -12,6 +12,7 @@ const LINUX_SIGNALS: Record<string, number> = {
   SIGSYS: 31,
 };
 
+/** A signal by Linux number (`9`) or name (`'SIGKILL'`, `'KILL'`). */
 export type SignalSpec = number | string;
 
 export function linuxSignalNumber(signal: SignalSpec): number {

@@ -44,6 +44,7 @@ export const buildImageOptionsSchema = z.object({
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal').optional(),
 }).strict();
 
+/** buildImage's options: the Dockerfile, context, build args and target, mirrors, progress and signal. */
 export type BuildImageOptions = z.input<typeof buildImageOptionsSchema>;
 export type ParsedBuildOptions = z.output<typeof buildImageOptionsSchema>;
 
@@ -59,6 +60,7 @@ export interface BuiltImage {
   key: string;
 }
 
+/** What buildImage reports through `onProgress`, one phase at a time. */
 export type BuildImageProgress =
   /** The inputs were read; `cached` says whether a result exists for them. */
   | { phase: 'lookup'; key: string; cached: boolean; ms: number }
@@ -75,4 +77,5 @@ export type BuildImageProgress =
   | { phase: 'warning'; message: string }
   | { phase: 'done'; digest: string; cached: boolean; ms: number };
 
+/** A step of the builder VM's work, for progress. */
 export type BuilderStep = 'wait' | 'boot' | 'base' | 'context' | 'build' | 'export' | 'import' | 'stop';

@@ -25,6 +25,7 @@ export interface LoadComposeOptions {
   allowLocalEnv: readonly string[];
 }
 
+/** A devcontainer's compose files, loaded: the project, the services to start, and the problems found. */
 export interface LoadedCompose {
   project?: ComposeProject;
   /** Services to start, dependencies first; includes the primary service. */

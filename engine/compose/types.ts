@@ -13,6 +13,7 @@ export interface ComposeProject {
   volumes: string[];
 }
 
+/** A compose service as the workspace runs it, in a VM of its own. */
 export interface ComposeService {
   name: string;
   image?: string;
@@ -40,6 +41,7 @@ export interface ComposeService {
   cpus?: number;
 }
 
+/** A compose service's `build`: its context, Dockerfile, build args and target. */
 export interface ComposeBuild {
   /** Absolute, inside the workspace folder. */
   context: string;
@@ -49,6 +51,7 @@ export interface ComposeBuild {
   target?: string;
 }
 
+/** A port a compose service lists. */
 export interface ComposePort {
   /** The port inside the service. */
   target: number;
@@ -57,13 +60,16 @@ export interface ComposePort {
   protocol: 'tcp' | 'udp';
 }
 
+/** A compose service's volume: a named volume (a disk of the workspace) or a bind of a folder path. */
 export type ComposeVolume =
   | { type: 'volume'; source?: string; target: string; readOnly: boolean }
   /** A bind of a path inside the workspace folder (absolute on the host). */
   | { type: 'bind'; source: string; target: string; readOnly: boolean };
 
+/** What `depends_on` waits for before a service starts. */
 export type DependsOnCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
+/** A compose service's health check, in milliseconds. */
 export interface HealthCheck {
   /** argv run directly, or `['/bin/sh', '-c', text]` for CMD-SHELL and a plain string. */
   test: string[];

@@ -6,6 +6,7 @@
  */
 export type ChangeCategory = 'resources' | 'mounts' | 'ports' | 'network';
 
+/** One consequential difference between the accepted devcontainer.json and the current one. */
 export interface ConfigChange {
   /** `$.hostRequirements.memory` */
   path: string;

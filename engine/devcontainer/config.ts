@@ -22,12 +22,14 @@ export interface BuildConfig {
   network?: 'outbound' | 'none';
 }
 
+/** devcontainer.json's compose fields: the files, the service the workspace opens in, the services to start. */
 export interface ComposeConfig {
   files: string[];
   service: string;
   runServices?: string[];
 }
 
+/** devcontainer.json's `hostRequirements`, memory and storage in MiB. */
 export interface HostRequirements {
   cpus?: number;
   memoryMib?: number;
@@ -35,8 +37,10 @@ export interface HostRequirements {
   gpu?: boolean | 'optional' | Record<string, unknown>;
 }
 
+/** How the remote user's environment is read before hooks run (devcontainer.json's `userEnvProbe`). */
 export type UserEnvProbe = 'none' | 'interactiveShell' | 'loginShell' | 'loginInteractiveShell';
 
+/** devcontainer.json as the engine understands it, validated (unknown keys are problems, not errors). */
 export interface DevcontainerConfig {
   name?: string;
   image?: string;

@@ -17,6 +17,7 @@ export interface OriginCommand {
   command: LifecycleCommand;
 }
 
+/** Lifecycle commands from the image's `devcontainer.metadata` label, per hook, each with its origin. */
 export type MetadataHooks = Partial<Record<Hook, OriginCommand[]>>;
 
 /** Hooks of the entries, in entry order; a malformed one is skipped with a warning. */

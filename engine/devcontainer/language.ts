@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
  */
 export type Language = 'node' | 'python' | 'go' | 'rust' | 'ruby' | 'java' | 'dotnet';
 
+/** Every language a folder may be detected as, in the order settings list them. */
 export const LANGUAGES: readonly Language[] = ['node', 'python', 'go', 'rust', 'ruby', 'java', 'dotnet'];
 
 /**
@@ -23,6 +24,7 @@ export const DEFAULT_LANGUAGE_IMAGES: Readonly<Record<Language, string>> = {
   dotnet: 'mcr.microsoft.com/dotnet/sdk:8.0',
 };
 
+/** Each language's name as people write it, for messages. */
 export const LANGUAGE_NAMES: Readonly<Record<Language, string>> = {
   node: 'Node.js', python: 'Python', go: 'Go', rust: 'Rust', ruby: 'Ruby', java: 'Java', dotnet: '.NET',
 };
@@ -38,6 +40,7 @@ const MARKERS: ReadonlyArray<{ language: Language; names: readonly string[]; suf
   { language: 'node', names: ['package.json'] },
 ];
 
+/** A language found in a folder, and the file that told it. */
 export interface DetectedLanguage {
   language: Language;
   /** The file that told it. */

@@ -8,15 +8,19 @@
  */
 export type Command = { kind: 'shell'; script: string } | { kind: 'exec'; argv: string[] };
 
+/** A hook's command: one command, or named commands that run in parallel (the object form). */
 export type LifecycleCommand =
   | { kind: 'single'; command: Command }
   | { kind: 'parallel'; entries: Array<{ name: string; command: Command }> };
 
+/** The lifecycle hooks that run in the guest, in the order they run. */
 export const HOOKS = ['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand'] as const;
+/** A lifecycle hook's name. */
 export type Hook = (typeof HOOKS)[number];
 
 /** `waitFor` may also name initializeCommand, which never runs here (it would run on the host). */
 export const WAIT_FOR = ['initializeCommand', ...HOOKS.slice(0, 4)] as const;
+/** The hook `waitFor` names: the workspace counts as ready once it has run. */
 export type WaitFor = (typeof WAIT_FOR)[number];
 
 /**

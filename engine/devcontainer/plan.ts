@@ -46,6 +46,7 @@ export interface PlanSettings {
   trustCertificates?: TrustSetting;
 }
 
+/** Where the workspace's image comes from: a reference, a Dockerfile build, or compose. */
 export type ImageSource =
   /**
    * `language`: the image was chosen for what the folder holds (it has no configuration); if

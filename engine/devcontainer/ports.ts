@@ -5,8 +5,10 @@
  * `otherPortsAttributes` for every other port.
  */
 export const AUTO_FORWARD_ACTIONS = ['notify', 'openBrowser', 'openBrowserOnce', 'openPreview', 'silent', 'ignore'] as const;
+/** `onAutoForward`: what happens when a port starts listening. */
 export type AutoForwardAction = (typeof AUTO_FORWARD_ACTIONS)[number];
 
+/** `portsAttributes` of one port or range: its label, protocol and what happens when it listens. */
 export interface PortAttributes {
   label?: string;
   protocol?: 'http' | 'https';
@@ -16,6 +18,7 @@ export interface PortAttributes {
   elevateIfNeeded?: boolean;
 }
 
+/** A workspace's port configuration from devcontainer.json, resolved. */
 export interface PortsConfig {
   /** Guest ports to forward from the start (forwardPorts, localhost ones). */
   forward: number[];
@@ -89,6 +92,7 @@ export function attributesFor(port: number, ports: Pick<PortsConfig, 'attributes
   return ports.otherAttributes ?? {};
 }
 
+/** What happens when the guest starts listening on `port` (`onAutoForward`, `notify` by default). */
 export function autoForwardAction(port: number, ports: Pick<PortsConfig, 'attributes' | 'otherAttributes'>, process = ''): AutoForwardAction {
   return attributesFor(port, ports, process).onAutoForward ?? 'notify';
 }

@@ -10,6 +10,7 @@
  */
 export type Severity = 'error' | 'warning' | 'info';
 
+/** A problem of a configuration: its severity, a stable code, where it is and what to do. */
 export interface Problem {
   severity: Severity;
   /** A stable identifier of the kind of problem: `invalid-type`, `bind-outside-folder`, ... */

@@ -6,6 +6,7 @@ import { parseConfigText } from './parse';
 import { jsonPath, Problem, Problems } from './problems';
 import { devcontainerId, RefusedVariable, substitute, VariableContext } from './variables';
 
+/** What resolveConfig substitutes variables with. */
 export interface ResolveOptions {
   /** The host folder being opened. */
   folder: string;

@@ -7,6 +7,7 @@
  * `deny` after ASK_TIMEOUT_MS.
  */
 export type EgressAnswer = 'once' | 'always' | 'deny';
+/** Asks the user whether the guest may reach a host name outside the allowlist (network `allowlist`). */
 export type EgressAsk = (name: string, port: number) => Promise<EgressAnswer>;
 
 const MAX_QUESTIONS = 3;

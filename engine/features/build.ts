@@ -18,6 +18,7 @@ import { featureEntry, type MetadataEntry } from './metadata';
 import { optionsEnvFile } from './options';
 import type { ResolvedFeature } from './types';
 
+/** What buildFeaturesImage installs the features onto, and how. */
 export interface FeaturesImageOptions {
   /** The workspace's image as Image.build takes it (a registry reference, `oci:DIR` of a Dockerfile build, a path; undefined: the embedded default image). */
   base: string | undefined;
@@ -31,6 +32,7 @@ export interface FeaturesImageOptions {
   allow?: readonly string[];
   registryMirrors?: RegistryMirrors;
   signal?: AbortSignal;
+  /** Progress of the build, as buildImage reports it. */
   onProgress?: (event: BuildImageProgress) => void;
 }
 

@@ -7,6 +7,7 @@ import type { ResolvedFeature } from './types';
  */
 export type MetadataEntry = Record<string, unknown>;
 
+/** The image label that carries devcontainer metadata (the features' and the image's own). */
 export const METADATA_LABEL = 'devcontainer.metadata';
 
 /** The reference CLI's pickFeatureProperties: containerEnv is not among them (it is baked into the image as ENV). */

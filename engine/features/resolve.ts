@@ -8,12 +8,14 @@ import { installOrder, type OrderNode } from './order';
 import { ociRef, parseFeatureRef, softKey, type FeatureRef, type RefContext } from './reference';
 import { featureJsonSchema, type FeatureJson, type FeatureSource, type FeatureWarning, type ResolvedFeature } from './types';
 
+/** What resolveFeatures needs: the features as written, their order, and where to fetch them. */
 export interface ResolveFeaturesOptions extends RefContext {
   /** devcontainer.json's `features`: reference -> options (an object, a version string, or true). */
   features: Record<string, unknown>;
   overrideFeatureInstallOrder?: readonly string[];
   store?: ContentStore;
   mirrors?: RegistryMirrors;
+  /** A line for each feature fetched. */
   onProgress?: (message: string) => void;
 }
 

@@ -43,6 +43,7 @@ export const featureJsonSchema = z.object({
   deprecated: z.boolean().optional(),
 }).passthrough();
 
+/** A feature's `devcontainer-feature.json`, validated. */
 export type FeatureJson = z.infer<typeof featureJsonSchema>;
 export type FeatureOption = z.infer<typeof optionSchema>;
 

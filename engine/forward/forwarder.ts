@@ -58,6 +58,7 @@ export class TcpForwarder {
     return this.address.port;
   }
 
+  /** Whether the forwarder still accepts connections (false once stop or destroy began). */
   get listening(): boolean {
     return this.stopping === undefined;
   }

@@ -27,6 +27,7 @@ import { checkPatterns } from '../egress/policy';
 import type { MountSpec, RootVolumeSpec, TmpfsSpec, VolumeSpec } from '../mount';
 import { resolveMounts } from '../mount/resolve';
 
+/** What Image.build reports through `onProgress`, one phase at a time: resolve, pull, rootfs, bake, snapshot. */
 export type BuildProgress =
   | { phase: 'resolve'; ref: string }
   /** What a killed process left behind (VM state directories, partial downloads and disks), now removed. */
@@ -156,7 +157,10 @@ export class Image {
     return image;
   }
 
-  /** The snapshot pools restore from; absent when built with `snapshot: false`. */
+  /**
+   * The snapshot pools restore from; absent when built with `snapshot: false`.
+   * @internal
+   */
   snapshot: PreparedSnapshot | undefined;
 
   /** The image's manifest digest (`sha256:...`), as the seed API names it. */
@@ -169,6 +173,7 @@ export class Image {
     return this.settings.memoryMib;
   }
 
+  /** Guest vCPUs of this image's VMs unless a pool asks for another count. */
   get vcpus(): number {
     return this.settings.vcpus;
   }

@@ -19,6 +19,7 @@ export const descriptorSchema = z.object({
     .optional(),
   annotations: z.record(z.string()).optional(),
 });
+/** An OCI content descriptor: a blob's media type, digest and size. */
 export type Descriptor = z.infer<typeof descriptorSchema>;
 
 export const ociLayoutSchema = z.object({ imageLayoutVersion: z.string() });

@@ -28,6 +28,7 @@ export interface MountSpec {
   fileEvents?: boolean;
 }
 
+/** What a share lets the guest change in `.git`: `writable` (objects, refs, index, logs; config and hooks stay read-only) or `strict` (nothing). */
 export type GitPolicy = 'writable' | 'strict';
 
 /** The disk that keeps a VM's root changes (BuildOptions.rootVolume): a volume the agent uses as the root's upper layer. */

@@ -4,6 +4,7 @@ import { ImageConfig } from '../image/types';
 import { Machine } from '../vm/machine';
 import { Vm, type SnapshotOrigin } from '../vm/vm';
 
+/** A pool's counts at one moment, from `pool.stats()`. */
 export interface PoolStats {
   alive: number;
   inUse: number;
@@ -69,6 +70,7 @@ export class Pool<I = unknown> {
     this.fill();
   }
 
+  /** The pool's counts now: VMs alive, lent, idle, callers waiting, and its bounds. */
   stats(): PoolStats {
     return {
       alive: this.idle.length + this.inUse.size,

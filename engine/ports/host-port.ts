@@ -1,5 +1,6 @@
 import { isWellKnownServicePort } from './well-known';
 
+/** What chooseHostPort needs to know about a guest port to forward. */
 export interface HostPortRequest {
   guestPort: number;
   /** In forwardPorts or portsAttributes, or asked for by the user. */
@@ -10,6 +11,7 @@ export interface HostPortRequest {
   previousHostPort?: number;
 }
 
+/** The host ports to try for a forward, in order. */
 export interface HostPortChoice {
   /** Host ports to try in order; the last is always 0: any free port the OS picks. */
   candidates: number[];

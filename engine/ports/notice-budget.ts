@@ -1,7 +1,9 @@
 /** Ports that may get a notice of their own within one window; more at once get a summary. */
 export const NOTICES_PER_WINDOW = 3;
+/** The window of NOTICES_PER_WINDOW, in milliseconds. */
 export const NOTICE_WINDOW_MS = 30_000;
 
+/** How NoticeBudget tells about a batch of forwarded ports. */
 export interface NoticeDecision {
   /** Ports that get a notice of their own (a notification, the browser, or the same-port question). */
   each: number[];
@@ -23,6 +25,7 @@ export class NoticeBudget {
 
   constructor(private readonly perWindow = NOTICES_PER_WINDOW, private readonly windowMs = NOTICE_WINDOW_MS) {}
 
+  /** Which of these newly forwarded ports get a notice each, which a summary, and which none, at time `now` (ms). */
   admit(ports: readonly number[], now: number): NoticeDecision {
     const fresh = [...new Set(ports)].filter((port) => !this.noticed.has(port));
     const quiet = ports.filter((port) => !fresh.includes(port));

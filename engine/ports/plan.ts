@@ -6,6 +6,7 @@ export const MAX_AUTO_FORWARDS = 32;
 /** devcontainer.json forwardPorts honoured per VM: a hostile config cannot open thousands of host listeners. */
 export const MAX_CONFIGURED_FORWARDS = 32;
 
+/** What planForwards decides from: the guest's listeners, the forwards in place, the user's choices. */
 export interface ForwardState {
   /** Guest ports with a TCP listener now. */
   listening: Iterable<number>;
@@ -19,6 +20,7 @@ export interface ForwardState {
   declared(port: number): boolean;
 }
 
+/** What planForwards decides: forwards to add and remove, and ports left out. */
 export interface ForwardPlan {
   /** Auto-forwards to make now: declared ports first, then by port number. */
   add: number[];

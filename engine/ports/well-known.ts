@@ -29,6 +29,7 @@ export const WELL_KNOWN_SERVICE_PORTS: ReadonlySet<number> = new Set([
 /** Privileged ports (< 1024) are system services by convention: ssh, http, smtp, dns, ... */
 const FIRST_UNPRIVILEGED_PORT = 1024;
 
+/** Whether a port is a system service's by convention (below 1024, or a well-known database or broker port). */
 export function isWellKnownServicePort(port: number): boolean {
   return port < FIRST_UNPRIVILEGED_PORT || WELL_KNOWN_SERVICE_PORTS.has(port);
 }

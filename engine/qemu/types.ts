@@ -1,5 +1,6 @@
 import type { NetworkMode, ServiceLink } from './network';
 
+/** The hypervisor accelerator: KVM (Linux), HVF (macOS), or TCG software emulation (no hardware isolation). */
 export type Accel = 'kvm' | 'tcg' | 'hvf';
 export type GuestArch = 'x86_64' | 'aarch64';
 

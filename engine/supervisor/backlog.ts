@@ -8,6 +8,7 @@ export class Backlog<T> {
 
   constructor(private readonly maxItems: number, private readonly maxBytes: number, private readonly sizeOf: (item: T) => number) {}
 
+  /** Appends an item, dropping the oldest beyond the bounds (the newest is always kept). */
   push(item: T): void {
     const bytes = this.sizeOf(item);
     this.items.push({ item, bytes });
@@ -17,6 +18,7 @@ export class Backlog<T> {
     }
   }
 
+  /** The items kept, oldest first. */
   list(): T[] {
     return this.items.map((entry) => entry.item);
   }

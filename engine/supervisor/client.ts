@@ -20,6 +20,7 @@ const START_TIMEOUT_MS = 20_000;
 /** How long down() waits for the supervisor to close the connection after the VM stopped. */
 const DOWN_TIMEOUT_MS = 10_000;
 
+/** How SupervisorClient.connect attaches. */
 export interface ConnectOptions {
   kind: ClientKind;
   /** This client answers egress questions (a window with microvm.askForHosts). */
@@ -33,7 +34,9 @@ export interface ConnectOptions {
 
 /** The answers to questions only the user can give, asked while `up` prepares the workspace. */
 export interface UpQuestions {
+  /** devcontainer.json changed in ways that matter: apply the changes, open with the previous configuration, or cancel. */
   configChanged(file: string, changes: ConfigChange[]): Promise<'apply' | 'previous' | 'cancel'>;
+  /** The configuration asks for more than the host's limits allow without asking: true to go ahead (within the limits). */
   overLimits(over: OverLimit[]): Promise<boolean>;
 }
 
@@ -48,7 +51,9 @@ export class SupervisorClient {
   /** What the connection said about itself on attach (the backlog of events it missed). */
   hello!: HelloResult;
   questions: UpQuestions | undefined;
+  /** Asks whether a forward may move to the same host port as its guest port; the default says no. */
   sameHostPort: (port: ForwardedPort) => Promise<boolean> = async () => false;
+  /** Asks whether the guest may reach a host name outside the allowlist; the default denies. */
   askEgress: (name: string, port: number) => Promise<EgressAnswer> = async () => 'deny';
 
   /** Rejects when the connection closes: a request in flight then fails instead of hanging. */
@@ -79,6 +84,7 @@ export class SupervisorClient {
     connection.onError(() => undefined);
   }
 
+  /** Connects to the folder's supervisor, starting one when none runs (unless `start: false`, which resolves undefined then). */
   static async connect(folder: string, options: ConnectOptions): Promise<SupervisorClient | undefined> {
     const record = openWorkspace(folder);
     const files = supervisorFiles(record.id);
@@ -103,21 +109,25 @@ export class SupervisorClient {
     return client;
   }
 
+  /** Calls `listener` with each event of the supervisor; returns the function that stops it. */
   onEvent(listener: (event: SupervisorEvent) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
   }
 
+  /** Calls `listener` when the connection closes; returns the function that stops it. */
   onClose(listener: () => void): () => void {
     this.closeListeners.add(listener);
     return () => this.closeListeners.delete(listener);
   }
 
+  /** Starts the workspace VM, or attaches to the running one; `questions` are put to the user while it prepares. */
   up(params: UpParams & { waitForHooks?: boolean }, questions: UpQuestions): Promise<UpResult> {
     this.questions = questions;
     return this.request(() => this.connection.sendRequest(Requests.up, params));
   }
 
+  /** The supervisor's state, VM and forwards. */
   status(): Promise<StatusResult> {
     return this.request(() => this.connection.sendRequest(Requests.status));
   }
@@ -128,6 +138,7 @@ export class SupervisorClient {
     await Promise.race([this.lost.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, DOWN_TIMEOUT_MS).unref())]);
   }
 
+  /** The guest processes the supervisor holds. */
   list(): Promise<ProcessInfo[]> {
     return this.request(() => this.connection.sendRequest(Requests.list));
   }
@@ -150,6 +161,7 @@ export class SupervisorClient {
     return this.request(() => send(this.connection));
   }
 
+  /** Closes this connection; the VM keeps running. */
   close(): void {
     this.connection.end();
     this.connection.dispose();
@@ -190,27 +202,33 @@ export class ClientProcess {
     for (const [stream, data] of this.pending.splice(0)) listener(stream, data);
   }
 
+  /** Output from the supervisor, kept until a listener takes it. */
   deliver(stream: 'stdout' | 'stderr', data: Buffer): void {
     if (this.listeners.size === 0) this.pending.push([stream, data]);
     for (const listener of this.listeners) listener(stream, data);
   }
 
+  /** The process ended: wait() resolves. */
   end(exitCode: number, signal?: string, error?: string): void {
     this.resolveExit({ exitCode, ...(signal ? { signal } : {}), ...(error ? { error } : {}) });
   }
 
+  /** Writes to the process's stdin. */
   write(data: Buffer | string): Promise<void> {
     return this.request(() => this.connection.sendRequest(Requests.write, { id: this.id, data: Buffer.from(data).toString('base64') }));
   }
 
+  /** Closes the process's stdin (EOF). */
   closeStdin(): Promise<void> {
     return this.request(() => this.connection.sendRequest(Requests.closeStdin, { id: this.id }));
   }
 
+  /** Sets the size of the process's pty. */
   resize(rows: number, cols: number): Promise<void> {
     return this.request(() => this.connection.sendRequest(Requests.resize, { id: this.id, rows, cols }));
   }
 
+  /** Sends a signal (`'SIGINT'`, ...) to the process. */
   signal(signal: string): Promise<void> {
     return this.request(() => this.connection.sendRequest(Requests.signal, { id: this.id, signal }));
   }
@@ -220,6 +238,7 @@ export class ClientProcess {
     return this.request(() => this.connection.sendRequest(Requests.detach, { id: this.id }));
   }
 
+  /** Kills the process (SIGKILL). */
   kill(): Promise<void> {
     return this.request(() => this.connection.sendRequest(Requests.kill, { id: this.id }));
   }

@@ -15,6 +15,7 @@ export function supervisorsDir(): string {
 /** The longest path a Unix socket address takes on Linux (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;
 
+/** Where a workspace's supervisor keeps its socket, pid file and log. */
 export interface SupervisorFiles {
   socket: string;
   pid: string;
@@ -23,6 +24,7 @@ export interface SupervisorFiles {
   lockName: string;
 }
 
+/** The supervisor files of a workspace id; throws E_STATE_DIR when the socket path would be too long. */
 export function supervisorFiles(workspaceId: string): SupervisorFiles {
   if (!/^[0-9a-f]{16}$/.test(workspaceId)) throw new Error(`not a workspace id: ${JSON.stringify(workspaceId)}`);
   const dir = supervisorsDir();

@@ -16,8 +16,10 @@ import type { OpenedForward } from '../workspace/port-forwards';
  */
 
 export type ClientKind = 'cli' | 'extension';
+/** Where a supervisor's workspace VM is in its life. */
 export type SupervisorState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** What a supervisor tells a client that attaches: who it is, its state, and the events the client missed. */
 export interface HelloResult {
   pid: number;
   workspaceId: string;
@@ -30,6 +32,7 @@ export interface HelloResult {
   backlog: SupervisorEvent[];
 }
 
+/** What a client asks `up` with: its settings and choices. */
 export interface UpParams {
   settings: PlanSettings;
   /** network 'allowlist': put names outside the list to a window that asks (else they are refused). */
@@ -40,6 +43,7 @@ export interface UpParams {
   limits?: { maxMemoryMib?: number; maxCpus?: number };
 }
 
+/** The running workspace as `up` answers it. */
 export interface UpResult {
   /** The VM's id (the reference CLI's container id): the same for every client of one VM. */
   containerId: string;
@@ -60,6 +64,7 @@ export interface UpResult {
   serviceForwards?: Array<{ service: string; port: number; localAddr: string }>;
 }
 
+/** A guest process the supervisor holds. */
 export interface ProcessInfo {
   id: number;
   argv: string[];
@@ -72,6 +77,7 @@ export interface ProcessInfo {
   bufferedBytes: number;
 }
 
+/** A guest process a client asks the supervisor to start (a terminal or a command). */
 export interface SpawnParams {
   /** Empty: the remote user's shell. */
   argv: string[];
@@ -82,6 +88,7 @@ export interface SpawnParams {
   name?: string;
 }
 
+/** What `status` answers: the supervisor's state, its VM and its forwards. */
 export interface StatusResult {
   pid: number;
   state: SupervisorState;
@@ -96,6 +103,7 @@ export interface StatusResult {
   idleStopMinutes: number;
 }
 
+/** The workspace's ports as the Ports view shows them: configuration, guest listeners, forwards and why some are not forwarded. */
 export interface PortStateResult {
   /** The plan's ports (attributes, declared forwards): what the Ports view labels rows with. */
   config: PortsConfig;
@@ -127,6 +135,7 @@ export type SupervisorEvent =
   | { type: 'serviceOutput'; service: string; data: string }
   | { type: 'serviceCrashed'; service: string; message: string };
 
+/** The JSON-RPC requests a supervisor answers, typed. */
 export const Requests = {
   /** `asksHosts`: this client answers egress questions (a window with microvm.askForHosts). */
   hello: new RequestType<{ kind: ClientKind; asksHosts?: boolean }, HelloResult, void>('hello'),

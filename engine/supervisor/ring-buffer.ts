@@ -12,6 +12,7 @@ export class RingBuffer {
     if (!(capacity > 0)) throw new Error(`ring buffer capacity must be positive, got ${capacity}`);
   }
 
+  /** Appends bytes, dropping the oldest beyond the capacity. */
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     const kept = chunk.length > this.capacity ? chunk.subarray(chunk.length - this.capacity) : chunk;
@@ -33,10 +34,12 @@ export class RingBuffer {
     }
   }
 
+  /** How many bytes are kept. */
   get length(): number {
     return this.size;
   }
 
+  /** The bytes kept, oldest first. */
   contents(): Buffer {
     return Buffer.concat(this.chunks, this.size);
   }

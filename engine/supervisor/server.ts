@@ -15,6 +15,7 @@ export const DEFAULT_IDLE_STOP_MINUTES = 30;
 /** A supervisor nobody connects to (its starter died) exits after this. */
 const FIRST_CLIENT_GRACE_MS = 30_000;
 
+/** What runSupervisor needs: the folder, and when an unattached VM stops. */
 export interface SupervisorOptions {
   folder: string;
   /** 0 = never; fractions allowed (tests). */

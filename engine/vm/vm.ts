@@ -21,12 +21,14 @@ import { CALL_DEADLINE_MS } from '../agent/client';
 import type { ShareRefusal } from '../mount';
 import type { FileEventStats } from '../watch/relay';
 
+/** What `vm.exec()` resolves to: the same fields whether the process succeeded or failed; `stdout` and `stderr` as strings, or Buffers with `encoding: 'buffer'`. */
 export interface ExecResult<T extends string | Buffer = string> extends WaitResult {
   stdout: T;
   stderr: T;
   durationMs: number;
 }
 
+/** `vm.spawn()`'s options: exec's, without the ones about collecting output (a spawned process streams it). */
 export type SpawnOptions = Omit<ExecOptions, 'maxBuffer' | 'encoding'>;
 
 /**
@@ -55,10 +57,12 @@ export class Vm<I = unknown> {
     private readonly origin?: SnapshotOrigin<I>,
   ) {}
 
+  /** The VM's id, unique on this host (its state directory's name). */
   get id(): string {
     return this.machine.state.id;
   }
 
+  /** The accelerator the VM runs under, and whether it is hardware-isolated. */
   get accel(): AccelChoice {
     return this.machine.accel;
   }
@@ -68,7 +72,9 @@ export class Vm<I = unknown> {
     return this.held().agent.info;
   }
 
+  /** Runs a process to its end and collects its output, as Buffers (`encoding: 'buffer'`). */
   exec(options: ExecOptions & { encoding: 'buffer' }): Promise<ExecResult<Buffer>>;
+  /** Runs a process to its end and collects its output as UTF-8 strings. A non-zero exit is a result, not an error; timeouts, aborts and a lost VM throw MicrovmError. */
   exec(options: ExecOptions): Promise<ExecResult<string>>;
   async exec(options: ExecOptions): Promise<ExecResult<string | Buffer>> {
     const parsed = parseOptions(execOptionsSchema, options, 'exec');
@@ -79,6 +85,7 @@ export class Vm<I = unknown> {
     return { ...result, stdout: decode(result.stdout), stderr: decode(result.stderr), durationMs: performance.now() - started };
   }
 
+  /** Starts a process and returns at once; read its output, write its stdin and wait for it through the ExecChild. */
   spawn(options: SpawnOptions): ExecChild {
     const parsed = parseOptions(execOptionsSchema, options, 'spawn');
     if (parsed.signal?.aborted) throw abortedError(`spawn of '${parsed.argv[0]}'`, parsed.signal);
@@ -91,6 +98,7 @@ export class Vm<I = unknown> {
     await this.live().agent.writeFile(checkGuestPath(path), buffer, options.mode ?? 0o644, checkTimeout(options.timeoutMs));
   }
 
+  /** Reads a file of the guest, whole, as bytes. */
   readFile(path: string, options: { timeoutMs?: number } = {}): Promise<Buffer> {
     return this.live().agent.readFile(checkGuestPath(path), checkTimeout(options.timeoutMs));
   }
@@ -194,6 +202,7 @@ export class Vm<I = unknown> {
     this.held().askForEgress(ask);
   }
 
+  /** Calls `listener` for each access a share's filter refused the guest; returns the function that stops it. */
   onShareRefusal(listener: (refusal: ShareRefusal) => void): () => void {
     return this.held().onShareRefusal(listener);
   }
@@ -221,6 +230,7 @@ export class Vm<I = unknown> {
     if (this.held().diskFull) await this.machine.resume();
   }
 
+  /** Gives the VM back to its pool (restored from the snapshot, or stopped); its forwards close. Calling it again does nothing. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
@@ -251,6 +261,7 @@ export class Vm<I = unknown> {
     return { agent: this.machine.agentMs, ready: this.machine.bootMs };
   }
 
+  /** `await using vm = await pool.acquire()` releases the VM at the end of the block. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }

@@ -17,6 +17,7 @@ export const EVENTS_PER_REQUEST = 128;
 /** Requests in a row the guest did not take before the relay gives up (a gone agent, a missing module). */
 export const MAX_FAILURES_IN_A_ROW = 3;
 
+/** Counts of the host changes relayed into a VM (shares with `fileEvents`). */
 export interface FileEventStats {
   /** FILE_EVENTS requests sent (a batch goes in parts of EVENTS_PER_REQUEST). */
   batches: number;

@@ -11,6 +11,7 @@ export type PinDecision =
   | { kind: 'use'; reason: 'first' | 'unchanged' | 'harmless' }
   | { kind: 'ask'; changes: ConfigChange[] };
 
+/** Whether a workspace opens with its devcontainer.json as it is now, or the user must be asked about consequential changes first. */
 export function pinDecision(record: WorkspaceRecord, file: ConfigFile, parsed: Record<string, unknown>): PinDecision {
   const previous = record.config;
   if (!previous) return { kind: 'use', reason: 'first' };

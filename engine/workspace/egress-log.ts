@@ -14,10 +14,12 @@ export interface EgressLogLine extends EgressEvent {
 
 const MAX_BYTES = 1024 * 1024;
 
+/** The egress log of a workspace: the host names its guest reached or was refused, beside its record. */
 export function egressLogFile(folder: string): string {
   return recordFile(folder).replace(/\.json$/, '.egress.log');
 }
 
+/** Appends a line to a workspace's egress log, rotating it past 1 MiB; a failure to write is ignored. */
 export function appendEgressLog(file: string, line: EgressLogLine): void {
   try {
     if ((fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0) > MAX_BYTES) fs.renameSync(file, `${file}.1`);

@@ -20,6 +20,7 @@ export interface CommandOutcome {
   signal?: string;
 }
 
+/** Where and as whom the lifecycle commands run in the guest. */
 export interface HookEnvironment {
   cwd: string;
   env: Record<string, string>;
@@ -29,12 +30,14 @@ export interface HookEnvironment {
   user?: { uid: number; gid: number; groups?: number[] };
 }
 
+/** Where a lifecycle command's output and its start and end go. */
 export interface HookOutput {
   /** A labelled chunk of a command's output (stdout and stderr alike). */
   output(label: string, chunk: Buffer): void;
-  /** A command starts or ends: for a banner or a log line. */
-  started?(outcome: Omit<CommandOutcome, 'exitCode'>): void;
-  finished?(outcome: CommandOutcome): void;
+  /** A command starts: for a banner or a log line. */
+  started?: (outcome: Omit<CommandOutcome, 'exitCode'>) => void;
+  /** A command ended, with its exit code or signal: for a banner or a log line. */
+  finished?: (outcome: CommandOutcome) => void;
 }
 
 /** Which hooks run at this start, in order: the container's once (not done yet), the start's, the attach's. */
@@ -94,6 +97,7 @@ export function describeFailure(outcome: CommandOutcome): string {
   return `${what}${from} '${outcome.command.length > 60 ? `${outcome.command.slice(0, 57)}...` : outcome.command}' ${how}`;
 }
 
+/** The commands that exited non-zero or were killed by a signal. */
 export function failedOutcomes(outcomes: readonly CommandOutcome[]): CommandOutcome[] {
   return outcomes.filter((o) => o.exitCode !== 0 || o.signal);
 }

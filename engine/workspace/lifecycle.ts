@@ -8,6 +8,7 @@ export interface LifecycleState {
   done: readonly Hook[];
   /** Why hooks run again that ran before (a lockfile changed): said in the log when the hooks start. */
   notes?: readonly string[];
+  /** Records that a once-per-container hook succeeded. */
   markDone(hook: Hook): Promise<void>;
   /**
    * The container runs on the image `digest`: a new container when the image changed (its
@@ -17,10 +18,13 @@ export interface LifecycleState {
   useImage?(digest: string): Promise<{ rootVolume: string; fresh: boolean }>;
 }
 
+/** What the lifecycle tells its owner: log lines, progress, hook failures. */
 export interface LifecycleEvents extends HookOutput {
+  /** A line for the log. */
   log(line: string): void;
   /** A hook failed: later hooks of this start did not run. `retry` runs it and the rest again. */
   hookFailed(description: string, retry: () => Promise<void>): void;
+  /** The step now under way, for a progress indicator. */
   progress(step: string): void;
 }
 

@@ -12,9 +12,12 @@ export interface HostLimits {
   volumeMib: number;
 }
 
+/** The most volumes a workspace may have. */
 export const MAX_VOLUMES = 8;
+/** The largest volume a workspace may ask for, in MiB. */
 export const MAX_VOLUME_MIB = 64 * 1024;
 
+/** What a VM may take from this host without asking: half the RAM and every CPU, or less when the user set a maximum. */
 export function hostLimits(user: { maxMemoryMib?: number; maxCpus?: number } = {}): HostLimits {
   const halfRam = Math.floor(os.totalmem() / 2 / (1024 * 1024));
   const cpus = os.availableParallelism();
@@ -34,6 +37,7 @@ export interface OverLimit {
   message: string;
 }
 
+/** What a workspace asks of the host: memory, CPUs and its volumes. */
 export interface ResourceRequest {
   memoryMib: number;
   cpus: number;

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 /** The JavaScript package managers' lockfiles: a change means node_modules changed (the type projection refreshes). */
 export const NODE_LOCKFILES: readonly string[] = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lock', 'bun.lockb'];
 
+/** The package managers' lockfiles of every language: a change runs updateContentCommand again. */
 export const LOCKFILES: readonly string[] = [
   ...NODE_LOCKFILES,
   'requirements.txt', 'poetry.lock', 'Pipfile.lock', 'uv.lock', 'Cargo.lock', 'go.sum', 'Gemfile.lock', 'composer.lock', 'mix.lock',

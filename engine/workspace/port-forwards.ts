@@ -22,11 +22,13 @@ export interface PortNotices {
 }
 
 export interface PortForwardsEvents extends PortNotices {
+  /** A line for the log. */
   log(line: string): void;
   /** Forwards or guest listeners changed: the Ports view should refresh. */
   changed(): void;
 }
 
+/** A forward just made, and whether to offer moving it to the same host port. */
 export type OpenedForward = ForwardedPort & { offerSame: boolean };
 
 interface Forward {
@@ -79,6 +81,7 @@ export class PortForwards {
     await this.queue.run(() => this.reconcile());
   }
 
+  /** The guest's TCP listeners as last reported. */
   get guestListeners(): readonly GuestListener[] {
     return this.listeners;
   }
@@ -119,6 +122,7 @@ export class PortForwards {
     });
   }
 
+  /** Stops forwarding a guest port; `byUser` keeps auto-forwarding from bringing it back. */
   unforward(guestPort: number, byUser: boolean): Promise<void> {
     return this.queue.run(async () => {
       if (byUser) this.stoppedByUser.add(guestPort);

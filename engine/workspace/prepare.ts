@@ -19,6 +19,7 @@ import { egressLogFile } from './egress-log';
 import { lockfilesDigest } from './lockfiles';
 import { loadCompose, type LoadedCompose } from '../compose/load';
 
+/** What prepareWorkspace needs: the folder, the user's settings and limits. */
 export interface PrepareOptions {
   folder: string;
   settings: PlanSettings;
@@ -35,6 +36,7 @@ export interface PrepareOptions {
   registryMirrors?: RegistryMirrors;
 }
 
+/** A workspace ready to start: its record, resolved configuration, plan and problems. */
 export interface PreparedWorkspace {
   record: WorkspaceRecord;
   resolved: ResolvedConfig;

@@ -51,6 +51,7 @@ const recordSchema = z.object({
   recommended: z.array(z.string()).optional(),
 }).passthrough();
 
+/** What the engine keeps about a workspace between opens: its id, pinned configuration, volumes, container, approvals. */
 export type WorkspaceRecord = z.output<typeof recordSchema>;
 
 /** The record's file: by the folder's real path, so two names for one folder share it. */

@@ -6,6 +6,7 @@ export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
 
+  /** Runs `task` after every task queued before it; rejects once the queue is closed. */
   run<T>(task: () => Promise<T>): Promise<T> {
     const result = this.tail.then(() => {
       if (this.closed) throw new Error('the MicroVM is not running');
@@ -20,6 +21,7 @@ export class SerialQueue {
     await this.tail;
   }
 
+  /** Refuses tasks queued from now on. */
   close(): void {
     this.closed = true;
   }

@@ -36,6 +36,7 @@ import { startLoopbackRelay } from './services/loopback-relay';
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
 
+/** How a Session starts its VM. */
 export interface SessionOptions {
   /** Warm reopen: the workspace VM is suspended at stop({ suspend: true }) and resumed at the next start. */
   warm?: WarmSnapshots;
@@ -43,8 +44,11 @@ export interface SessionOptions {
 
 /** What a session tells the extension; the extension turns these into UI. */
 export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progress'> {
+  /** A line for the log. */
   log(line: string): void;
+  /** The image is being baked (its first boot and snapshot). */
   baking(): void;
+  /** The workspace VM is booting. */
   booting(): void;
   /** Forwards or guest listeners changed: the Ports view should refresh. */
   portsChanged(): void;
@@ -70,6 +74,7 @@ export interface SessionEvents extends PortNotices, Omit<LifecycleEvents, 'progr
 /** The container's disk for its root changes: a sparse file, so only what is written takes space. */
 const CONTAINER_DISK_MIB = 16384;
 
+/** One workspace VM from start to stop: its image, pool, lifecycle hooks, port forwards, type projection and compose services. The supervisor owns it. */
 export class Session {
   private pool: Pool | undefined;
   private vm: Vm | undefined;
@@ -110,11 +115,13 @@ export class Session {
   constructor(public plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState,
     private readonly options: SessionOptions = {}) {}
 
+  /** The workspace VM; throws when it is not running. */
   get running(): Vm {
     if (!this.vm) throw new Error('the MicroVM is not running');
     return this.vm;
   }
 
+  /** Whether the workspace VM runs and no stop has begun. */
   get isRunning(): boolean {
     return this.vm !== undefined && !this.stopped;
   }
@@ -533,6 +540,7 @@ export class Session {
     return this.forwarding.forwardByUser(guestPort);
   }
 
+  /** Stops forwarding a guest port; `byUser` keeps auto-forwarding from bringing it back. */
   unforward(guestPort: number, byUser = false): Promise<void> {
     return this.forwarding.unforward(guestPort, byUser);
   }
@@ -624,6 +632,7 @@ function setEnv(env: Record<string, string | null>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== null));
 }
 
+/** Thrown when the user cancelled a start (a question answered Cancel). */
 export class CancelledError extends Error {
   constructor() {
     super('cancelled');

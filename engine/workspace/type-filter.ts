@@ -19,6 +19,7 @@ export interface TypeLimits {
   maxDepth: number;
 }
 
+/** The bounds of a type projection unless the caller sets others. */
 export const DEFAULT_TYPE_LIMITS: TypeLimits = {
   maxFiles: 100_000,
   maxBytes: 512 * 1024 * 1024,
@@ -40,6 +41,7 @@ const RESERVED_TOP_LEVEL = /^\.(microvm-|tmp-)/i;
 /** The declaration file endings TypeScript reads (`.d.ts`, and the ESM/CJS forms). */
 const DECLARATION = /\.d\.(ts|mts|cts)$/;
 
+/** Whether a path from the guest's node_modules is projected onto the host, and as what, or why not. */
 export type PathVerdict =
   | { keep: 'declaration' | 'package-json'; path: string }
   | { skip: string };

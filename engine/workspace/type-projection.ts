@@ -25,6 +25,7 @@ export interface ProjectionTarget {
   folder: string;
 }
 
+/** What one type projection wrote on the host, and what it left out. */
 export interface ProjectionResult {
   hostDir: string;
   declarations: number;
@@ -35,6 +36,7 @@ export interface ProjectionResult {
   ms: number;
 }
 
+/** How projectTypes copies type declarations from the guest. */
 export interface ProjectionOptions {
   /** Names never written on the host (the share's protected names). */
   protect: readonly string[];

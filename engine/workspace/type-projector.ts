@@ -65,6 +65,7 @@ export class TypeProjector {
     return this.last;
   }
 
+  /** Stops watching and refreshing; a projection under way finishes. */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);

@@ -28,8 +28,10 @@ const MEMORY_FILE = 'memory';
 
 type Suspended = NonNullable<WorkspaceRecord['suspended']>;
 
+/** A warm snapshot that matches the workspace's inputs, or why there is none. */
 export type TakeResult = { source: ResumeSource; dir: string } | { reason: string };
 
+/** A workspace's warm snapshot: the VM suspended at stop, resumed at the next start when its inputs still match. */
 export class WarmSnapshots {
   constructor(private readonly folder: string) {}
 

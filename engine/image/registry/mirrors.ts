@@ -21,6 +21,7 @@ export interface RegistryEndpoint {
   mirror: boolean;
 }
 
+/** The environment variable that lists registry mirrors (`docker.io=http://127.0.0.1:5000,...`). */
 export const MIRRORS_ENV = 'MICROVM_REGISTRY_MIRRORS';
 const MAX_MIRRORS = 32;
 

@@ -10,6 +10,7 @@ import { credentialsFor } from './credentials';
 import { endpointsFor, mirrorsFromEnv, type RegistryEndpoint, type RegistryMirrors } from './mirrors';
 import type { RetryPolicy } from './retry';
 
+/** A layer's download progress while an image is pulled. */
 export interface PullProgress {
   phase: 'pull';
   digest: string;
