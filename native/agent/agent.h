@@ -153,8 +153,6 @@ void stream_add_credit(int slot, uint32_t amount);
 void stream_grant_stdin(uint32_t id, size_t amount);
 /* The highest id among streams the host can address; a new host numbers above it. */
 uint32_t streams_floor(void);
-/* The host went away, or was replaced by a restore: end every stream it opened. */
-void streams_end_session(void);
 
 /* exec.c: processes, one per EXEC stream, and their stdio (stdio.c). */
 struct pollfd;
@@ -224,6 +222,8 @@ struct server_config {
 int serve(const struct server_config *cfg);
 void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce);
 void server_shutdown_requested(void) __attribute__((noreturn));
+/* The host went away, or was replaced by a restore: end every stream it opened (exec, forward, ports). */
+void server_end_session(void);
 /* ops.c: one whole frame from the host (payload of h->length bytes). */
 void dispatch_frame(const struct frame_header *h, const uint8_t *payload);
 

@@ -75,7 +75,7 @@ void op_restored(uint32_t stream, const uint8_t *payload, size_t len)
         send_status(stream, ST_E_BAD_REQUEST, 0, "RESTORED needs RNG_SEED (1..%d bytes) and TIME_NS", MAX_SEED);
         return;
     }
-    streams_end_session();
+    server_end_session();
     if (getpid() != 1) {
         send_status(stream, ST_OK, 0, "%s", "");
         return;

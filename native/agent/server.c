@@ -38,9 +38,16 @@ void server_shutdown_requested(void)
     shutdown_agent();
 }
 
+void server_end_session(void)
+{
+    exec_disconnect();
+    forward_disconnect();
+    ports_disconnect();
+}
+
 static void connection_lost(void)
 {
-    streams_end_session();
+    server_end_session();
     inlen = 0;
     skip_left = 0;
     if (transport_fd() >= 0)

@@ -1,7 +1,8 @@
 /*
  * The one table of open streams: which id each slot carries, its kind, its output credit,
  * and the budget of each kind. exec.c, forward.c and ports.c keep their own state in arrays
- * indexed by the same slot number. A detached slot (a workload whose host went away) keeps
+ * indexed by the same slot number; they call in here, never the other way (server.c ends a
+ * host's session across all three). A detached slot (a workload whose host went away) keeps
  * running but no longer has an id the host can address, and counts toward no budget.
  */
 #define _GNU_SOURCE
@@ -128,11 +129,4 @@ uint32_t streams_floor(void)
         if (slots[i].kind != STREAM_FREE && !slots[i].detached && slots[i].id > floor)
             floor = slots[i].id;
     return floor;
-}
-
-void streams_end_session(void)
-{
-    exec_disconnect();
-    forward_disconnect();
-    ports_disconnect();
 }
