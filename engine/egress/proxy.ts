@@ -224,6 +224,9 @@ export class EgressProxy {
     }
     const headers = { ...req.headers };
     for (const hop of ['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive']) delete headers[hop];
+    // The allowed name is the one the server hears (RFC 9112 3.2.2: a proxy replaces Host with the absolute URL's):
+    // a guest's own Host would reach another site on a shared front end (a CDN) under the allowed name.
+    headers.host = url.host;
     // Requests on one client connection come one after another: its counters' deltas are this request's bytes.
     const socket = req.socket;
     const [readBefore, writtenBefore] = [socket.bytesRead, socket.bytesWritten];

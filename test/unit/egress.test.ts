@@ -124,6 +124,14 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
       }).on('error', reject);
     });
     assert.equal(answer, `200 hello allowed.test:${webPort} /x?y=1`);
+    const heard = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: proxy.port, path: `http://allowed.test:${webPort}/`, headers: { host: 'evil.test' } }, (res) => {
+        let body = '';
+        res.on('data', (c) => { body += c; });
+        res.on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+    assert.equal(heard, `hello allowed.test:${webPort} /`, 'the server hears the allowed name, not the guest\'s Host');
     const denied = await new Promise<number | undefined>((resolve) => http.get({ host: '127.0.0.1', port: proxy.port, path: `http://other.test:${webPort}/` }, (res) => { res.resume(); resolve(res.statusCode); }));
     assert.equal(denied, 403);
     await new Promise((r) => setTimeout(r, 50));
