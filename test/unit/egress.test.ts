@@ -140,6 +140,8 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
     assert.ok(lines.includes(`refused other.test:${echoPort} (not in the allowlist)`), lines.join('\n'));
     assert.ok(lines.some((l) => /refused allowed\.test:\d+ \(refused: the TLS hello names another server\)/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => l.startsWith(`allowed.test:${webPort} `)), lines.join('\n'));
+    const plain = events.filter((e) => e.name === 'allowed.test' && e.port === webPort);
+    assert.ok(plain.length === 2 && plain.every((e) => e.bytesUp > 40 && e.bytesDown > 100), `a request's line and headers count as up: ${JSON.stringify(plain)}`);
   } finally {
     await proxy.close();
     echo.close();
