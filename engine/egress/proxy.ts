@@ -44,6 +44,8 @@ const CONNECT_TIMEOUT_MS = 15_000;
  */
 export class EgressProxy {
   private readonly sockets = new Set<net.Socket>();
+  /** A plain-HTTP client connection's byte counters when its last request ended. */
+  private readonly counted = new WeakMap<net.Socket, readonly [number, number]>();
   private readonly listeners = new Set<(event: EgressEvent) => void>();
   private questions: EgressQuestions | undefined;
   private tunnels = 0;
@@ -205,6 +207,11 @@ export class EgressProxy {
 
   /** A plain-HTTP request through the proxy (`GET http://host/path`). */
   private async forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // Requests on one client connection come one after another: the counters' deltas since the previous
+    // answer ended are this request's bytes, its request line and headers included (read before this runs).
+    const socket = req.socket;
+    const [readBefore, writtenBefore] = this.counted.get(socket) ?? [0, 0];
+    res.once('finish', () => this.counted.set(socket, [socket.bytesRead, socket.bytesWritten]));
     let url: URL;
     try {
       url = new URL(req.url ?? '');
@@ -224,9 +231,9 @@ export class EgressProxy {
     }
     const headers = { ...req.headers };
     for (const hop of ['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive']) delete headers[hop];
-    // Requests on one client connection come one after another: its counters' deltas are this request's bytes.
-    const socket = req.socket;
-    const [readBefore, writtenBefore] = [socket.bytesRead, socket.bytesWritten];
+    // The allowed name is the one the server hears (RFC 9112 3.2.2: a proxy replaces Host with the absolute URL's):
+    // a guest's own Host would reach another site on a shared front end (a CDN) under the allowed name.
+    headers.host = url.host;
     const bytes = () => [socket.bytesRead - readBefore, socket.bytesWritten - writtenBefore] as const;
     const upstream = http.request({ host: decision.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, setHost: false, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);

@@ -124,6 +124,14 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
       }).on('error', reject);
     });
     assert.equal(answer, `200 hello allowed.test:${webPort} /x?y=1`);
+    const heard = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: proxy.port, path: `http://allowed.test:${webPort}/`, headers: { host: 'evil.test' } }, (res) => {
+        let body = '';
+        res.on('data', (c) => { body += c; });
+        res.on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+    assert.equal(heard, `hello allowed.test:${webPort} /`, 'the server hears the allowed name, not the guest\'s Host');
     const denied = await new Promise<number | undefined>((resolve) => http.get({ host: '127.0.0.1', port: proxy.port, path: `http://other.test:${webPort}/` }, (res) => { res.resume(); resolve(res.statusCode); }));
     assert.equal(denied, 403);
     await new Promise((r) => setTimeout(r, 50));
@@ -132,6 +140,8 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
     assert.ok(lines.includes(`refused other.test:${echoPort} (not in the allowlist)`), lines.join('\n'));
     assert.ok(lines.some((l) => /refused allowed\.test:\d+ \(refused: the TLS hello names another server\)/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => l.startsWith(`allowed.test:${webPort} `)), lines.join('\n'));
+    const plain = events.filter((e) => e.name === 'allowed.test' && e.port === webPort);
+    assert.ok(plain.length === 2 && plain.every((e) => e.bytesUp > 40 && e.bytesDown > 100), `a request's line and headers count as up: ${JSON.stringify(plain)}`);
   } finally {
     await proxy.close();
     echo.close();
