@@ -62,8 +62,9 @@ commands:
                                what a compose service printed (kept after it stops)
   ports --workspace-folder DIR [--json]
                                the running workspace's forwards: service, port, local address
-  ls [--json]                  every workspace: folder, id, state (running/stopped),
-                               supervisor pid, forwarded ports
+  ls [--json]                  every workspace: folder, id, state (running/suspended/stopped),
+                               supervisor pid, forwarded ports; --json adds the record's
+                               digests, hooks done, disks and last suspend
   rm --workspace-folder DIR [--force]
                                forget the workspace: its record, volumes and container disk
                                (a running one only with --force, which stops it first)

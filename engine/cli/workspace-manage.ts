@@ -27,14 +27,27 @@ export async function downCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-interface ListedWorkspace {
-  folder: string;
-  id: string;
+/** What `ls --json` prints of a workspace: its record (what outlives an open) and its VM's state. */
+interface ListedWorkspace extends RecordSummary {
   state: string;
   pid?: number;
   vmId?: string;
   forwards: Array<{ guestPort: number; hostPort: number }>;
   processes: number;
+  /** This workspace's disks under $MICROVM_HOME/volumes (its volumes, `wsroot-<id>` its container's). */
+  volumes: string[];
+}
+
+/** The parts of a workspace record `ls` shows, read leniently (a damaged record is skipped, not fatal). */
+interface RecordSummary {
+  folder: string;
+  id: string;
+  /** Digest of the configuration the user last accepted. */
+  configDigest?: string;
+  /** The container: a digest of what made it, the image's digest, its once-only hooks that ran, the lockfiles' digest at the last updateContentCommand. */
+  container?: { inputs: string; image?: string; createdAt: string; hooksDone: string[]; contentDigest?: string };
+  /** When the VM was last suspended for a warm reopen, while that state waits to be resumed. */
+  suspendedAt?: string;
 }
 
 /** `microvm ls [--json]`: every workspace record, with its VM's state from its supervisor. */
@@ -55,18 +68,14 @@ export async function lsCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The records under $MICROVM_HOME/workspaces (folder and id only; a damaged one is skipped with a note). */
-function records(): Array<{ folder: string; id: string; suspended: boolean }> {
+/** The records under $MICROVM_HOME/workspaces (a damaged one is skipped with a note). */
+function records(): RecordSummary[] {
   const dir = homePaths.workspaces();
   const names = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort() : [];
-  const found: Array<{ folder: string; id: string; suspended: boolean }> = [];
+  const found: RecordSummary[] = [];
   for (const name of names) {
     try {
-      const record = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { folder?: unknown; id?: unknown; suspended?: unknown };
-      if (typeof record.folder === 'string' && typeof record.id === 'string' && /^[0-9a-f]{16}$/.test(record.id)) {
-        found.push({ folder: record.folder, id: record.id, suspended: record.suspended !== undefined && record.suspended !== null });
-      }
-      else throw new Error('no folder or id');
+      found.push(summary(JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as RawRecord));
     } catch (err) {
       process.stderr.write(`microvm: skipping the damaged workspace record ${path.join(dir, name)}: ${(err as Error).message}\n`);
     }
@@ -74,12 +83,45 @@ function records(): Array<{ folder: string; id: string; suspended: boolean }> {
   return found;
 }
 
-async function listed1(record: { folder: string; id: string; suspended: boolean }): Promise<ListedWorkspace> {
+type RawRecord = { folder?: unknown; id?: unknown; config?: { digest?: unknown }; container?: Record<string, unknown>; suspended?: { savedAt?: unknown } | null };
+
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+function summary(record: RawRecord): RecordSummary {
+  if (typeof record.folder !== 'string' || typeof record.id !== 'string' || !/^[0-9a-f]{16}$/.test(record.id)) throw new Error('no folder or id');
+  const c = record.container;
+  const inputs = text(c?.inputs);
+  const configDigest = text(record.config?.digest);
+  const suspendedAt = record.suspended ? text(record.suspended.savedAt) ?? 'unknown' : undefined;
+  return {
+    folder: record.folder, id: record.id,
+    ...(configDigest ? { configDigest } : {}),
+    ...(c && inputs ? {
+      container: {
+        inputs, createdAt: text(c.createdAt) ?? 'unknown',
+        hooksDone: Array.isArray(c.hooksDone) ? c.hooksDone.filter((h): h is string => typeof h === 'string') : [],
+        ...(text(c.image) ? { image: text(c.image) } : {}), ...(text(c.contentDigest) ? { contentDigest: text(c.contentDigest) } : {}),
+      },
+    } : {}),
+    ...(suspendedAt ? { suspendedAt } : {}),
+  };
+}
+
+/** The workspace's disks by name (ws-<id>-NAME for its volumes, wsroot-<id> for its container's root). */
+function diskNames(id: string): string[] {
+  const volumes = fs.existsSync(homePaths.volumes()) ? fs.readdirSync(homePaths.volumes()) : [];
+  return volumes.filter((n) => n.endsWith('.ext4')).map((n) => n.slice(0, -'.ext4'.length))
+    .filter((name) => name.startsWith(`ws-${id}-`) || name === `wsroot-${id}`).sort();
+}
+
+async function listed1(record: RecordSummary): Promise<ListedWorkspace> {
   const status = await statusOf(record.id);
   return {
-    folder: record.folder, id: record.id, state: status?.state === 'running' ? 'running' : status ? status.state : record.suspended ? 'suspended' : 'stopped',
+    folder: record.folder, id: record.id, state: status?.state === 'running' ? 'running' : status ? status.state : record.suspendedAt ? 'suspended' : 'stopped',
     ...(status ? { pid: status.pid } : {}), ...(status?.vmId ? { vmId: status.vmId } : {}),
     forwards: status?.forwards ?? [], processes: status?.processes.length ?? 0,
+    ...(record.configDigest ? { configDigest: record.configDigest } : {}), ...(record.container ? { container: record.container } : {}),
+    volumes: diskNames(record.id), ...(record.suspendedAt ? { suspendedAt: record.suspendedAt } : {}),
   };
 }
 
@@ -119,9 +161,7 @@ export async function rmCommand(args: string[]): Promise<number> {
     }
     await waitGone(supervisorFiles(record.id).socket);
   }
-  const volumes = fs.existsSync(homePaths.volumes()) ? fs.readdirSync(homePaths.volumes()) : [];
-  const own = volumes.filter((n) => n.endsWith('.ext4')).map((n) => n.slice(0, -'.ext4'.length))
-    .filter((name) => name.startsWith(`ws-${record.id}-`) || name === `wsroot-${record.id}`);
+  const own = diskNames(record.id);
   for (const name of own) await removeVolume(name);
   // A suspended VM's memory (on tmpfs) goes with the disks it belongs to.
   await new WarmSnapshots(flags.folder).discard();
