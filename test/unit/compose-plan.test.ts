@@ -148,7 +148,9 @@ test('a service relay refuses connections until its service runs, then pipes the
 });
 
 test('health: failures in the start period do not count, retries failures in a row make it unhealthy, one success healthy', async () => {
-  const check = { test: ['true'], intervalMs: 5, timeoutMs: 100, retries: 2, startPeriodMs: 40, startIntervalMs: 5 };
+  // The start period is long beside the 5 ms interval, so that a loaded machine's slow timers
+  // cannot end it before the fourth failure (it failed so under load with 40 ms).
+  const check = { test: ['true'], intervalMs: 5, timeoutMs: 100, retries: 2, startPeriodMs: 10_000, startIntervalMs: 5 };
   let n = 0;
   const healthyAfter = (k: number) => async () => ({ ok: ++n > k, output: `try ${n}` });
   const ok = await waitHealthy(check, healthyAfter(4), () => undefined);
