@@ -4,7 +4,8 @@ import * as net from 'node:net';
 import type { NetworkMode } from '../qemu/network';
 import { allows, canonicalName, EgressPolicy } from './policy';
 import { isPublicAddress } from './public-address';
-import { MAX_HELLO_BYTES, readHelloName } from './sni';
+import { MAX_HELLO_BYTES } from './sni';
+import { checkTunnelStart } from './tunnel-start';
 import { EgressAsk, EgressQuestions } from './ask';
 import { DnsAnswerer } from './dns';
 
@@ -173,8 +174,8 @@ export class EgressProxy {
     upstream.once('connect', () => {
       upstream.setTimeout(0);
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      void this.checkHello(client, head, decision.name).then((first) => {
-        if (first === undefined) return end('refused: the TLS hello names another server');
+      void this.checkStart(client, head, decision.name).then((first) => {
+        if (typeof first === 'string') return end(first);
         if (first.length > 0) upstream.write(first);
         client.pipe(upstream);
         upstream.pipe(client);
@@ -182,15 +183,13 @@ export class EgressProxy {
     });
   }
 
-  /** The client's first bytes, once a TLS hello in them names `name` (or it is not TLS); undefined when it names another. */
-  private async checkHello(client: net.Socket, head: Buffer, name: string): Promise<Buffer | undefined> {
+  /** The client's first bytes once they may pass to the server behind `name` (see tunnel-start.ts), or why not. */
+  private async checkStart(client: net.Socket, head: Buffer, name: string): Promise<Buffer | string> {
     let data = head;
     for (;;) {
-      const hello = readHelloName(data);
-      if (hello === 'not-tls' || (typeof hello === 'object' && 'none' in hello)) return data;
-      if (hello === 'malformed') return undefined;
-      if (typeof hello === 'object') return canonicalName(hello.name) === name ? data : undefined;
-      if (data.length >= MAX_HELLO_BYTES) return undefined;
+      const start = checkTunnelStart(data, name);
+      if (start !== 'need-more') return start.pass ? data : start.refusal;
+      if (data.length >= MAX_HELLO_BYTES) return 'refused: a TLS hello too long to check';
       const chunk = await new Promise<Buffer | undefined>((resolve) => {
         const onData = (c: Buffer) => { cleanup(); client.pause(); resolve(c); };
         const onEnd = () => { cleanup(); resolve(undefined); };
@@ -200,7 +199,7 @@ export class EgressProxy {
         client.once('end', onEnd);
         client.resume();
       });
-      if (!chunk) return undefined;
+      if (!chunk) return 'the client closed before it sent anything';
       data = Buffer.concat([data, chunk]);
     }
   }

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { allows, checkPattern, checkPatterns } from '../../engine/egress/policy';
 import { isPublicAddress } from '../../engine/egress/public-address';
 import { readHelloName } from '../../engine/egress/sni';
+import { checkTunnelStart } from '../../engine/egress/tunnel-start';
 import { EgressEvent, EgressProxy } from '../../engine/egress/proxy';
 import { describeEgress } from '../../engine/egress/log';
 import { isMicrovmError } from '../../engine';
@@ -70,6 +71,20 @@ test('SNI: read from a real ClientHello, in pieces; not-TLS and malformed hellos
   }
 });
 
+test('the start of a tunnel: the TLS hello must name the allowed server; no name, plain HTTP and broken hellos are refused; other protocols pass', async () => {
+  const refusal = (start: ReturnType<typeof checkTunnelStart>) => (start === 'need-more' || start.pass ? start : start.refusal);
+  assert.deepEqual(checkTunnelStart(await captureHello('Registry.npmjs.org'), 'registry.npmjs.org'), { pass: true });
+  assert.match(String(refusal(checkTunnelStart(await captureHello('evil.test'), 'registry.npmjs.org'))), /names another server/);
+  assert.match(String(refusal(checkTunnelStart(await captureHello(undefined), 'registry.npmjs.org'))), /without a server name/);
+  for (const http of ['GET / HTTP/1.1\r\n', '\r\nPOST /x HTTP/1.1', 'PRI * HTTP/2.0\r\n']) {
+    assert.match(String(refusal(checkTunnelStart(Buffer.from(http), 'a.test'))), /plain HTTP/, http);
+  }
+  for (const partial of ['G', 'GE', 'GET', '\r\nPO', '']) assert.equal(checkTunnelStart(Buffer.from(partial), 'a.test'), 'need-more', partial);
+  for (const other of ['SSH-2.0-OpenSSH_9.2\r\n', 'ping', 'x', '\0\0\0\0', 'GETX / HTTP/1.1']) {
+    assert.deepEqual(checkTunnelStart(Buffer.from(other), 'a.test'), { pass: true }, other);
+  }
+});
+
 test('the proxy: allowed names tunnel and forward; refused names, addresses, private resolutions and SNI mismatches do not', async () => {
   const echo = net.createServer((s) => s.pipe(s));
   echo.listen(0, '127.0.0.1');
@@ -110,11 +125,16 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
       assert.match(refused.rest.toString(), why);
       refused.socket.destroy();
     }
-    // A TLS hello for another name than the one allowed is cut.
-    const fronted = await connect(`allowed.test:${echoPort}`);
-    const hello = await captureHello('evil.test');
-    fronted.socket.write(hello);
-    await once(fronted.socket, 'close');
+    // A TLS hello for another name than the one allowed is cut, and so are a hello without a name
+    // and a plain HTTP request (a front end would route both by what the proxy did not check).
+    for (const first of [await captureHello('evil.test'), await captureHello(undefined), Buffer.from(`\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n`)]) {
+      const fronted = await connect(`allowed.test:${echoPort}`);
+      fronted.socket.write(first.subarray(0, 2));
+      await new Promise((r) => setTimeout(r, 20));
+      fronted.socket.write(first.subarray(2));
+      fronted.socket.on('data', (d: Buffer) => assert.fail(`the tunnel carried ${JSON.stringify(d.toString('latin1'))}`));
+      await once(fronted.socket, 'close');
+    }
     // Plain HTTP through the proxy.
     const answer = await new Promise<string>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: proxy.port, path: `http://allowed.test:${webPort}/x?y=1`, headers: { host: `allowed.test:${webPort}` } }, (res) => {
