@@ -1,10 +1,10 @@
 /** The engine's public API (dist/engine.js). */
-import { Image } from './image/image';
+import { Image } from './api/image';
 import { Pool as PoolOf } from './pool/pool';
 import { Vm as VmOf } from './vm/vm';
 
 export { Image };
-export type { BuildProgress } from './image/image';
+export type { BuildProgress } from './api/image';
 /** A pool of an image's VMs; what it lends snapshots to an Image. */
 export type Pool = PoolOf<Image>;
 /** The Pool class: what `image.pool()` returns; `new Pool` is for the engine, not callers. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { pidExists } from './vm/state-dir';
+import { isProcessAlive } from './host/liveness';
 
 /**
  * Every cache file is written under a temporary name and renamed into place when complete.
@@ -36,7 +36,7 @@ export function reapDeadWriters(dir: string): string[] {
   const removed: string[] = [];
   for (const name of names) {
     const pid = Number(TEMP_NAME.exec(name)?.[1]);
-    if (!pid || pid === process.pid || pidExists(pid)) continue;
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
     fs.rmSync(path.join(dir, name), { recursive: true, force: true });
     removed.push(path.join(dir, name));
   }

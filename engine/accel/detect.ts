@@ -5,7 +5,7 @@ import { GuestAssets } from '../kernel/assets';
 import { homePaths } from '../paths';
 import { buildQemuArgv } from '../qemu/argv';
 import { QemuBinary } from '../qemu/binary';
-import { SupervisedProcess } from '../qemu/process';
+import { SupervisedProcess } from '../host/supervised-process';
 import { AccelChoice, decideAccel, HostFacts } from './decide';
 
 const PROBE_MARKER = 'MICROVM_PROBE_OK';

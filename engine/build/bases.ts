@@ -11,8 +11,8 @@ import type { PullProgress } from '../image/registry/pull';
 import type { Descriptor } from '../image/schemas';
 import { resolveSource, type PullPolicy } from '../image/source';
 import { MAX_JSON_DOCUMENT_BYTES, type ResolvedImage } from '../image/types';
-import { encodeHeader, endOfArchive, paddingFor } from '../rootfs/tar-writer';
-import { newHeader } from '../rootfs/tar-types';
+import { encodeHeader, endOfArchive, paddingFor } from '../tar/writer';
+import { newHeader } from '../tar/types';
 import type { DockerfilePlan, ImageUse } from './dockerfile';
 
 /**

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { ContentStore } from '../image/content-store';
-import { Image } from '../image/image';
+import { Image } from '../api/image';
 import { checkMirrors, type RegistryMirrors } from '../image/registry/mirrors';
 import { resolveSource } from '../image/source';
 import { parseOptions } from '../options';

@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ExecChild } from '../agent/exec-child';
 import { isMicrovmError, MicrovmError } from '../errors';
-import type { Image } from '../image/image';
+import type { Image } from '../api/image';
 import type { Pool } from '../pool/pool';
 import type { Vm } from '../vm/vm';
 

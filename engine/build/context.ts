@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
-import { encodeHeader, endOfArchive, paddingFor } from '../rootfs/tar-writer';
-import { newHeader, toBytePath } from '../rootfs/tar-types';
+import { encodeHeader, endOfArchive, paddingFor } from '../tar/writer';
+import { newHeader, toBytePath } from '../tar/types';
 import type { HashCache } from './hash-cache';
 
 /**

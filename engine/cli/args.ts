@@ -1,8 +1,8 @@
 import { MicrovmError } from '../errors';
-import { parsePublish } from '../forward/publish';
+import { parsePublish } from './publish-flag';
 import { PublishSpec } from '../forward/types';
 import { NetworkMode } from '../qemu/network';
-import { MountFlag, parseMountFlag, parseVolumeFlag, VolumeFlag } from '../mount/cli-flags';
+import { MountFlag, parseMountFlag, parseVolumeFlag, VolumeFlag } from './mount-flags';
 
 export interface VmFlags {
   image?: string;

@@ -1,5 +1,5 @@
 import { MicrovmError } from '../errors';
-import { Image } from '../image/image';
+import { Image } from '../api/image';
 import { listStoredImages, prune } from '../image/prune';
 import { buildNotice, Progress } from './progress';
 

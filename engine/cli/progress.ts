@@ -1,4 +1,4 @@
-import type { BuildProgress } from '../image/image';
+import type { BuildProgress } from '../api/image';
 
 /**
  * Progress lines on stderr for work that takes more than a second. Quick steps print

@@ -1,5 +1,5 @@
 import { TCG_WARNING } from '../accel/decide';
-import { Image } from '../image/image';
+import { Image } from '../api/image';
 import { Pool } from '../pool/pool';
 import { Vm } from '../vm/vm';
 import { VmFlags } from './args';

@@ -5,8 +5,8 @@ import { gunzipSync } from 'node:zlib';
 import { MicrovmError, shown } from '../errors';
 import type { ContentStore } from '../image/content-store';
 import { normalizeEntryPath } from '../rootfs/entry-path';
-import { readTar, TarFormatError } from '../rootfs/tar-reader';
-import { fromBytePath } from '../rootfs/tar-types';
+import { readTar, TarFormatError } from '../tar/reader';
+import { fromBytePath } from '../tar/types';
 import type { Descriptor } from '../image/schemas';
 
 /**

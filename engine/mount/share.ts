@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MicrovmError } from '../errors';
-import { SupervisedProcess } from '../qemu/process';
+import { SupervisedProcess } from '../host/supervised-process';
 import { hooksPathsOf } from './git-hooks';
 import { MountSpec, ShareRefusal, Virtiofsd } from './types';
 import { virtiofsdArgv } from './virtiofsd';

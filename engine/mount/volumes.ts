@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MicrovmError } from '../errors';
+import { isProcessAlive } from '../host/liveness';
 import { homePaths } from '../paths';
 import { VolumeSpec } from './types';
 
@@ -103,7 +104,7 @@ async function lock(file: string, name: string): Promise<() => void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number(fs.readFileSync(lockFile, 'utf8'));
-      if (owner !== process.pid && !alive(owner)) {
+      if (owner !== process.pid && !isProcessAlive(owner)) {
         fs.rmSync(lockFile, { force: true });
         continue;
       }
@@ -112,23 +113,4 @@ async function lock(file: string, name: string): Promise<() => void> {
     }
   }
   throw new MicrovmError('E_VOLUME_BUSY', `the volume ${name} is in use by another VM (${lockFile}); a volume can be attached to one VM at a time (pool max 1)`);
-}
-
-/**
- * Whether the lock's owner still runs. A zombie does not: a supervisor killed with SIGKILL
- * stays one until its new parent reaps it, and its VM's volumes are free the moment it died.
- */
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return process.platform !== 'linux';
-  }
 }

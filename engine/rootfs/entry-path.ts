@@ -1,4 +1,4 @@
-import type { BytePath } from './tar-types';
+import type { BytePath } from '../tar/types';
 
 /**
  * Normalises a tar entry path to slash-separated components relative to the image root

@@ -2,8 +2,8 @@ import { MicrovmError } from '../errors';
 import type { LayerBlob } from '../image/types';
 import { normalizeEntryPath, OPAQUE_MARKER, WHITEOUT_PREFIX } from './entry-path';
 import { layerTarStream } from './layer-stream';
-import { readTar, TarFormatError, type TarLimits } from './tar-reader';
-import { fromBytePath, type TarHeader } from './tar-types';
+import { readTar, TarFormatError, type TarLimits } from '../tar/reader';
+import { fromBytePath, type TarHeader } from '../tar/types';
 
 /** Where an entry came from: its layer and its position among that layer's entries. */
 export interface SourceRef {

@@ -1,8 +1,8 @@
 import { MicrovmError } from '../errors';
 import type { LayerBlob } from '../image/types';
 import { layerEntries, type MergePlan, type PlanOptions } from './merge-plan';
-import { encodeHeader, endOfArchive, paddingFor } from './tar-writer';
-import { newHeader, type BytePath } from './tar-types';
+import { encodeHeader, endOfArchive, paddingFor } from '../tar/writer';
+import { newHeader, type BytePath } from '../tar/types';
 
 /**
  * Second pass: one tar stream in the order mke2fs needs. mke2fs looks up each entry's parent

@@ -10,7 +10,7 @@ import { checkDisk, writeDiskRecord } from './disk-record';
 import { planMerge, type MergePlan, type PlanOptions } from './merge-plan';
 import { mergedTar } from './merged-tar';
 import { findMke2fs, runMke2fs } from './mkfs';
-import { DEFAULT_TAR_LIMITS } from './tar-reader';
+import { DEFAULT_TAR_LIMITS } from '../tar/reader';
 import { XattrPass } from './xattrs';
 
 export interface RootDiskProgress {

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { diskFullInOutput } from '../disk-full';
 import { MicrovmError } from '../errors';
-import { fromBytePath, type BytePath } from './tar-types';
+import { fromBytePath, type BytePath } from '../tar/types';
 
 /** The only xattr mke2fs's tar reader stores itself; the rest are set afterwards with debugfs. */
 const SET_BY_MKE2FS = new Set(['security.capability']);

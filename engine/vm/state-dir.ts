@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MicrovmError } from '../errors';
+import { isSameProcessAlive, thisProcess, type ProcessIdentity } from '../host/liveness';
 import { homePaths, runDirsOfThisUser, SUSPENDED_DIR } from '../paths';
 import type { QemuUser } from '../qemu/run-as';
 
@@ -29,11 +30,6 @@ export interface StateDir {
   remove(): void;
 }
 
-interface Owner {
-  pid: number;
-  startTime: string;
-}
-
 /**
  * Creates run/<id>/ (0700) and records its owner so a later start can reap it. When QEMU runs
  * as another user (`qemuUser`), that user's group may pass through the run dir and this one
@@ -55,8 +51,7 @@ export function createStateDir(qemuUser?: QemuUser): StateDir {
   }
   fs.mkdirSync(dir, { mode: 0o700 });
   if (qemuUser) letQemuPass(dir, qemuUser);
-  const owner: Owner = { pid: process.pid, startTime: liveProcessStartTime(process.pid) ?? '' };
-  fs.writeFileSync(path.join(dir, STATE_FILES.owner), JSON.stringify(owner), { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, STATE_FILES.owner), JSON.stringify(thisProcess()), { mode: 0o600 });
   return {
     id,
     dir,
@@ -114,36 +109,12 @@ export function notPrivate(dir: string): string | undefined {
 const OWNERLESS_GRACE_MS = 60_000;
 
 function ownerAlive(dir: string): boolean {
-  let owner: Owner;
+  let owner: ProcessIdentity;
   try {
-    owner = JSON.parse(fs.readFileSync(path.join(dir, STATE_FILES.owner), 'utf8')) as Owner;
+    owner = JSON.parse(fs.readFileSync(path.join(dir, STATE_FILES.owner), 'utf8')) as ProcessIdentity;
   } catch {
     const age = Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0);
     return age < OWNERLESS_GRACE_MS;
   }
-  if (!fs.existsSync('/proc/self/stat')) return pidExists(owner.pid);
-  const startTime = liveProcessStartTime(owner.pid);
-  return startTime !== undefined && startTime === owner.startTime;
-}
-
-/** Whether a process with this pid exists (EPERM: it does, but is someone else's). */
-export function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Field 22 of /proc/PID/stat: start time in clock ticks since boot. */
-/** When process `pid` started, or undefined when it does not run: gone, or a zombie (dead, not yet reaped by its parent). */
-function liveProcessStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const [state, ...fields] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return state === 'Z' || state === 'X' ? undefined : fields[18];
-  } catch {
-    return undefined;
-  }
+  return isSameProcessAlive(owner);
 }

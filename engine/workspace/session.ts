@@ -7,7 +7,7 @@ import { baseImage } from '../features/base-image';
 import { buildFeaturesImage } from '../features/build';
 import type { MetadataEntry } from '../features/metadata';
 import { ContentStore } from '../image/content-store';
-import { BuildProgress, Image } from '../image/image';
+import { BuildProgress, Image } from '../api/image';
 import { buildImage } from '../build/build';
 import type { BuildImageProgress } from '../build/types';
 import type { BuildOptions } from '../options';

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { ExecChild } from '../agent/exec-child';
 import { isMicrovmError, MicrovmError } from '../errors';
 import type { MountSpec, VolumeSpec } from '../mount';
-import { readTar } from '../rootfs/tar-reader';
+import { readTar } from '../tar/reader';
 import type { Vm } from '../vm/vm';
 import { DEFAULT_TYPE_LIMITS, judgePath, rewritePackageJson, TypeLimits } from './type-filter';
 import { checkTarget, PROJECTION_MARKER, StagingTree } from './type-tree';

@@ -1,4 +1,4 @@
-import type { Image } from '../image/image';
+import type { Image } from '../api/image';
 import { isMicrovmError } from '../errors';
 import { volumeFile } from '../mount';
 import type { Vm } from '../vm/vm';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { encodeHeader, endOfArchive, paddingFor } from '../../engine/rootfs/tar-writer';
-import { newHeader, toBytePath, type TarHeader } from '../../engine/rootfs/tar-types';
+import { encodeHeader, endOfArchive, paddingFor } from '../../engine/tar/writer';
+import { newHeader, toBytePath, type TarHeader } from '../../engine/tar/types';
 
 /** Test images built in memory: tar layers from entry lists, OCI manifests, configs. */
 export type Entry = Partial<Omit<TarHeader, 'path' | 'linkpath'>> & { path: string; linkpath?: string; type?: TarHeader['type']; data?: Buffer | string };

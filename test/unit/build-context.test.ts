@@ -5,8 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { contextTar, parseIgnoreFile, readIgnorePatterns, scanContext } from '../../engine/build/context';
 import { HashCache } from '../../engine/build/hash-cache';
-import { DEFAULT_TAR_LIMITS, readTar } from '../../engine/rootfs/tar-reader';
-import { fromBytePath } from '../../engine/rootfs/tar-types';
+import { DEFAULT_TAR_LIMITS, readTar } from '../../engine/tar/reader';
+import { fromBytePath } from '../../engine/tar/types';
 
 let tmp: string;
 let root: string;

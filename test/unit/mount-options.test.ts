@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as os from 'node:os';
 import { Image, isMicrovmError } from '../../engine';
 import { buildOptionsSchema, parseOptions } from '../../engine/options';
-import { parseMountFlag, parseVolumeFlag } from '../../engine/mount/cli-flags';
+import { parseMountFlag, parseVolumeFlag } from '../../engine/cli/mount-flags';
 import { idMapFor } from '../../engine/mount/id-map';
 import { virtiofsdArgv } from '../../engine/mount/virtiofsd';
 import { coveredPaths, parseRefusal, viewArgs } from '../../engine/mount/view';

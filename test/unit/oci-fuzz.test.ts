@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { MicrovmError } from '../../engine/errors';
 import { resolveManifest, type DocumentSource } from '../../engine/image/resolve';
 import type { Descriptor } from '../../engine/image/schemas';
-import { DEFAULT_TAR_LIMITS, readTar, TarFormatError, type TarLimits } from '../../engine/rootfs/tar-reader';
-import { BLOCK_SIZE } from '../../engine/rootfs/tar-types';
+import { DEFAULT_TAR_LIMITS, readTar, TarFormatError, type TarLimits } from '../../engine/tar/reader';
+import { BLOCK_SIZE } from '../../engine/tar/types';
 import { blobOf, describe, gzipLayer, imageOf, indexOf, tarOf, type Blob } from '../helpers/image-fixtures';
 
 /**

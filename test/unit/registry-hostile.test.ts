@@ -7,8 +7,8 @@ import { createGzip } from 'node:zlib';
 import { Image, isMicrovmError } from '../../engine';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/fake-registry';
 import { blobOf, gzipLayer, imageOf, indexOf, tarOf, type TestImage } from '../helpers/image-fixtures';
-import { encodeHeader } from '../../engine/rootfs/tar-writer';
-import { newHeader } from '../../engine/rootfs/tar-types';
+import { encodeHeader } from '../../engine/tar/writer';
+import { newHeader } from '../../engine/tar/types';
 
 /** T14, T15, T16, T17 against a registry that misbehaves on purpose. No VM is booted. */
 let tmp: string;

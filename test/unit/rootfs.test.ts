@@ -9,8 +9,8 @@ import { gzipSync } from 'node:zlib';
 import { isMicrovmError } from '../../engine/errors';
 import { readOciLayout } from '../../engine/image/oci-layout';
 import { ensureRootDisk } from '../../engine/rootfs';
-import { encodeHeader, endOfArchive, paddingFor } from '../../engine/rootfs/tar-writer';
-import { newHeader, toBytePath, type TarHeader } from '../../engine/rootfs/tar-types';
+import { encodeHeader, endOfArchive, paddingFor } from '../../engine/tar/writer';
+import { newHeader, toBytePath, type TarHeader } from '../../engine/tar/types';
 
 type Entry = Partial<TarHeader> & { path: string; type?: TarHeader['type']; data?: Buffer | string };
 

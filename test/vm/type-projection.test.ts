@@ -10,8 +10,8 @@ import {
   projectionTargets, projectTypes, recordFile, Session,
 } from '../../engine';
 import { removeVolume } from '../../engine/mount';
-import { encodeHeader, endOfArchive } from '../../engine/rootfs/tar-writer';
-import { newHeader, toBytePath } from '../../engine/rootfs/tar-types';
+import { encodeHeader, endOfArchive } from '../../engine/tar/writer';
+import { newHeader, toBytePath } from '../../engine/tar/types';
 import { loggingEvents } from '../helpers/session-events';
 import { buildBundles, runCli } from './cli-helpers';
 import { TsServer } from '../helpers/tsserver';

@@ -3,7 +3,7 @@ import type { BuildImageProgress } from '../../build/types';
 import type { ComposeService } from '../../compose/types';
 import { MicrovmError } from '../../errors';
 import type { TcpForwarder } from '../../forward';
-import { Image } from '../../image/image';
+import { Image } from '../../api/image';
 import type { MountSpec } from '../../mount';
 import type { BuildOptions } from '../../options';
 import type { Pool } from '../../pool/pool';

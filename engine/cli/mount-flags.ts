@@ -1,5 +1,5 @@
 import { MicrovmError } from '../errors';
-import { GitPolicy, SymlinkPolicy } from './types';
+import { GitPolicy, SymlinkPolicy } from '../mount/types';
 
 export interface MountFlag {
   hostPath: string;

@@ -1,5 +1,5 @@
 import { MicrovmError } from '../errors';
-import { PublishSpec } from './types';
+import { PublishSpec } from '../forward/types';
 
 /** Parses `HOST:GUEST` (or `GUEST`, meaning the same port on the host). */
 export function parsePublish(value: string): PublishSpec {

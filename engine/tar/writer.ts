@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, paddingFor, type TarHeader, type TarEntryType } from './tar-types';
+import { BLOCK_SIZE, paddingFor, type TarHeader, type TarEntryType } from './types';
 
 const TYPE_FLAGS: Record<TarEntryType, string> = {
   file: '0',

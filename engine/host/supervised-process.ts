@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { TailBuffer } from './console-log';
+import { TailBuffer } from './tail-buffer';
 
 export interface ExitStatus {
   code: number | null;

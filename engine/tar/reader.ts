@@ -1,5 +1,5 @@
 import { ByteSource, StreamEndedError } from './byte-source';
-import { BLOCK_SIZE, newHeader, paddingFor, type TarEntryType, type TarHeader } from './tar-types';
+import { BLOCK_SIZE, newHeader, paddingFor, type TarEntryType, type TarHeader } from './types';
 
 export interface TarLimits {
   maxPaxHeaderBytes: number;
