@@ -13,6 +13,15 @@ export type { PoolEvent, PoolStats } from './pool/pool';
 export type Vm = VmOf<Image>;
 export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
+export type {
+  BackendVm, BootSpec, Capabilities, GuestAgent, GuestPortWatch, RestoreSource, ResumeSource, VmBackend,
+} from './backend/types';
+export { qemuBackend } from './backend/qemu';
+export { qemuCapabilities } from './backend/capabilities';
+export type { HealthVerdict } from './vm/health';
+export type { CollectedResult } from './agent/client';
+export type { AgentInfo } from './agent/connection';
+export type { UserIds } from './vm/user';
 export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';
 export type { AcquireOptions, BuildOptions, PoolOptions, ExecOptions } from './options';
