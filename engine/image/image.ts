@@ -258,8 +258,12 @@ export class Image {
    * suspended (Vm.suspend): booted fresh, or resumed from a suspended state. Not pooled.
    */
   async workspaceVm(resume?: ResumeSource): Promise<Vm> {
+    const { backend } = this.settings;
+    if (!(await backend.capabilities()).hotPlug) {
+      throw new MicrovmError('E_BAD_OPTION', `the ${backend.name} backend cannot hot-plug devices, so its workspace VMs cannot be suspended; open the workspace without warm reopen`);
+    }
     const spec: BootSpec = { ...this.bootSpec(this.settings.memoryMib, this.settings.vcpus), machine: 'q35' };
-    const machine = resume ? await this.settings.backend.boot(spec, resume) : await this.bootWithExtraFiles(spec);
+    const machine = resume ? await backend.boot(spec, resume) : await this.bootWithExtraFiles(spec);
     return new Vm(machine, this.config, (m) => m.stop());
   }
 
