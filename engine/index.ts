@@ -17,7 +17,6 @@ export type {
   BackendVm, BootSpec, Capabilities, GuestAgent, GuestPortWatch, RestoreSource, ResumeSource, VmBackend,
 } from './backend/types';
 export { qemuBackend } from './backend/qemu';
-export { qemuCapabilities } from './backend/capabilities';
 export type { HealthVerdict } from './vm/health';
 export type { CollectedResult } from './agent/client';
 export type { AgentInfo } from './agent/connection';
