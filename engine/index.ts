@@ -15,6 +15,14 @@ export type Vm = VmOf<Image>;
 /** The Vm class, for `instanceof`; VMs come from `pool.acquire()`. */
 export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
+export type {
+  BackendVm, BootSpec, Capabilities, GuestAgent, GuestPortWatch, RestoreSource, ResumeSource, VmBackend,
+} from './backend/types';
+export { qemuBackend } from './backend/qemu';
+export type { HealthVerdict } from './vm/health';
+export type { CollectedResult } from './agent/client';
+export type { AgentInfo } from './agent/connection';
+export type { UserIds } from './vm/user';
 export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';
 export type { AcquireOptions, BuildOptions, PoolOptions, ExecOptions } from './options';
@@ -54,10 +62,8 @@ export type { PullProgress } from './image/registry/pull';
 export type { ImageConfig } from './image/types';
 export type { Descriptor } from './image/schemas';
 export type { ExtraFile } from './image/extra-files';
-export type { ResumeSource } from './vm/machine';
 export type { Accel } from './qemu/types';
 export type { AccelChoice } from './accel/decide';
-export type { AgentInfo } from './agent/connection';
 export type { FileEventStats } from './watch/relay';
 export type { SignalSpec } from './agent/signals';
 export type { ConnectionHandler } from './forward/forwarder';
@@ -75,3 +81,6 @@ export type { PathVerdict } from './workspace/type-filter';
 export type { TargetState } from './workspace/type-tree';
 export type { TakeResult } from './workspace/warm-snapshot';
 export type { ServiceForward } from './workspace/services/compose-services';
+export type { EgressPolicy } from './egress/policy';
+export type { RootVolumeSpec, TmpfsSpec } from './mount/types';
+export type { ProcessRequest } from './agent/process';

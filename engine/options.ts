@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_PIDS_MAX } from './agent/protocol';
+import type { VmBackend } from './backend/types';
 import { MicrovmError } from './errors';
 import { DEFAULT_PROTECT } from './mount/types';
 import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qemu/network';
@@ -9,6 +10,12 @@ import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qem
  * names the field, the value it got and what it expected.
  */
 const abortSignal = z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal');
+/** A hypervisor backend (engine/backend/types.ts): checked by shape, as any object can implement it. */
+function isVmBackend(value: unknown): value is VmBackend {
+  const backend = value as Partial<VmBackend> | null;
+  return typeof backend === 'object' && backend !== null && typeof backend.name === 'string'
+    && typeof backend.capabilities === 'function' && typeof backend.boot === 'function';
+}
 const bytes = z.custom<Uint8Array | string>((v) => typeof v === 'string' || v instanceof Uint8Array, 'expected a string or a Buffer');
 const guestPath = z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'expected an absolute guest path');
 const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL')).min(1, 'expected at least one argument');
@@ -90,6 +97,8 @@ export const buildOptionsSchema = z.object({
   onProgress: z.function().args(z.any()).returns(z.any()).optional(),
   /** The user every process of the VM runs as (devcontainer.json containerUser), instead of the image's USER. */
   user: z.string().min(1).max(256).optional(),
+  /** The hypervisor the image's VMs run on (default: QEMU, under KVM when the host offers it, else TCG). */
+  backend: z.custom<VmBackend>(isVmBackend, 'expected a VmBackend (name, capabilities(), boot())').optional(),
   /** Bake a snapshot so that pools restore VMs instead of booting them (default true). */
   snapshot: z.boolean().default(true),
   snapshotsDir: z.string().min(1).optional(),

@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { Session } from '../../engine';
+import type { Session, Vm } from '../../engine';
 import { SERVICE_MEMORY_MIB } from '../../engine/workspace/services/service-vm';
-import { composeInternals, vmQemu } from '../engine-hooks';
 import { ProcessMemory, processMemory } from '../smaps';
 import { percentile } from '../stats';
 import { GroupResult, RowMeasurement, Series } from '../types';
@@ -60,12 +59,10 @@ async function measureIn(bench: ComposeBench, sizing: Sizing, log: (line: string
     const session = await timed(composeFolder, open.composeWarm);
     try {
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-      const { vms } = composeInternals(session, 'app');
-      const db = vms.find((v) => v.service === 'db');
+      const db = session.serviceVms.find((v) => v.service === 'db');
       if (!db) throw new Error('bench: the compose session runs no db VM');
       for (const [name, vm] of [['app', session.running], ['db', db.vm]] as const) {
-        const { pid, memoryFile } = vmQemu(vm);
-        memory[name].push(processMemory(pid, memoryFile));
+        memory[name].push(processMemory(...qemuOf(vm)));
       }
       if (i === sizing.opens - 1) traffic = await measureTraffic(session, composeFolder, sizing, log);
     } finally {
@@ -112,9 +109,8 @@ const emptySamples = (): Samples => Object.fromEntries(PATHS.map((p) => [p, []])
 /** Every path once per round, in turn; the same client program on each (guest node in the app VM, host node). */
 async function measureTraffic(session: Session, folder: string, sizing: Sizing, log: (line: string) => void): Promise<Traffic> {
   const [forward] = session.serviceForwards;
-  const { links, vms } = composeInternals(session, 'app');
-  const relay = links.find((l) => l.port === 6379);
-  const db = vms.find((v) => v.service === 'db')?.vm;
+  const relay = session.serviceLinks.find((l) => l.port === 6379);
+  const db = session.serviceVms.find((v) => v.service === 'db')?.vm;
   if (!forward || !relay || !db) throw new Error('bench: the compose session has no db VM, db:6379 forward or relay');
   await db.writeFile(`/tmp/${CLIENT_FILE}`, CLIENT_JS);
   const pong = await startPongServer();
@@ -196,4 +192,13 @@ function median(values: number[]): number {
 
 function ms(value: number, digits = 0): string {
   return `${value.toFixed(digits)} ms`;
+}
+
+/** A VM's QEMU pid and the file of its guest RAM (vm.host); a VM restored from a snapshot has no RAM file of its own. */
+function qemuOf(vm: Pick<Vm, 'host' | 'id'>): [number, string] {
+  const { pid, memoryFile } = vm.host;
+  if (pid === undefined || memoryFile === undefined) {
+    throw new Error(`bench: VM ${vm.id} has no QEMU pid or RAM file of its own (it stopped, or it was restored from a snapshot)`);
+  }
+  return [pid, memoryFile];
 }

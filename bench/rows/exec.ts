@@ -1,5 +1,4 @@
 import { Image, Vm } from '../../engine';
-import { agentPing } from '../engine-hooks';
 import { RawContext, rawEchoRoundTrips } from '../raw-qemu';
 import { GroupResult, Series } from '../types';
 import { Sizes } from './sizes';
@@ -17,7 +16,7 @@ export async function measureExec(image: Image, raw: RawContext, sizes: Sizes, l
     try {
       const exec = await timeCalls(sizes, () => execTrue(vm));
       log(`exec true: ${exec.length} round trips`);
-      const ping = await timeCalls(sizes, () => agentPing(vm));
+      const ping = await timeCalls(sizes, () => vm.ping());
       log(`agent ping: ${ping.length} round trips`);
       const inGuest = await inGuestForkExecMs(vm);
       const baseline: Series = { name: 'raw virtio-serial echo', unit: 'ms', better: 'lower', values: echo };

@@ -3,7 +3,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { engineInfo, Image, Pool } from '../../engine';
 import { guestAssets } from '../../engine/kernel/assets';
-import { idleQemuPids } from '../engine-hooks';
 import { MAPPING_KINDS, ProcessMemory, processMemory } from '../smaps';
 import { GroupResult, RowMeasurement } from '../types';
 import { waitIdle } from './pool';
@@ -82,7 +81,7 @@ async function idlePoolMemory(image: Image, count: number, memFile: string): Pro
   try {
     await waitIdle(pool, count);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const pids = idleQemuPids(pool);
+    const pids = pool.stats().idlePids;
     if (pids.length !== count) throw new Error(`bench: expected ${count} idle VMs, found ${pids.length}`);
     return pids.map((pid) => processMemory(pid, memFile));
   } finally {

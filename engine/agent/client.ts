@@ -1,9 +1,12 @@
+import type * as net from 'node:net';
 import { MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
 import { abortable, decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
 import { FileEventKind, FrameType, MAX_FILE, MAX_FILE_EVENTS, MountKind, Op, Tag } from './protocol';
+import { PortWatch } from './port-watch';
 import { linuxSignalNumber, SignalSpec } from './signals';
+import { pipeSocketToGuest } from './tcp-stream';
 import { TlvFields, TlvWriter } from './tlv';
 
 export interface CollectedResult extends WaitResult {
@@ -25,6 +28,21 @@ const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tm
 
 export class AgentClient {
   constructor(readonly connection: AgentConnection, readonly info: AgentInfo) {}
+
+  /** Carries `socket` to `guestPort` on the guest's loopback (TCP_CONNECT); resolves when the connection ended. */
+  connectTcp(socket: net.Socket, guestPort: number): Promise<void> {
+    return pipeSocketToGuest(this.connection, socket, guestPort);
+  }
+
+  /** The guest's TCP listeners, pushed by the agent whenever they change (WATCH_PORTS). */
+  watchPorts(): PortWatch {
+    return new PortWatch(this.connection);
+  }
+
+  /** `call`, failed with `onTimeout()` past `ms`; a missed deadline also triggers the VM's health check. */
+  deadline<T>(call: Promise<T>, ms: number, onTimeout: () => MicrovmError): Promise<T> {
+    return this.connection.deadline(call, ms, onTimeout);
+  }
 
   /**
    * Runs a process to completion, collecting at most `maxBuffer` bytes of output. An abort of

@@ -5,7 +5,8 @@ import { Pool } from '../pool/pool';
 import { ensureRootDisk } from '../rootfs';
 import { readDiskFile } from '../rootfs/read-file';
 import * as path from 'node:path';
-import { BootSpec, Machine, ResumeSource } from '../vm/machine';
+import type { BackendVm, BootSpec, ResumeSource, VmBackend } from '../backend/types';
+import { qemuBackend } from '../backend/qemu';
 import { homePaths } from '../paths';
 import { Vm, type SnapshotOrigin } from '../vm/vm';
 import { loadSnapshot } from '../snapshot/store';
@@ -56,6 +57,8 @@ interface ImageSettings {
   rootVolume?: RootVolumeSpec;
   /** Images with mounts, volumes, tmpfs or a root volume boot fresh and run the warmup on every boot (see engine/mount/README.md). */
   warmupEachBoot?: (vm: Vm) => Promise<void>;
+  /** The hypervisor this image's VMs run on. */
+  backend: VmBackend;
 }
 
 /** How long the bake's still running VM waits for a pool before it is stopped. */
@@ -117,15 +120,18 @@ export class Image {
     const settings: ImageSettings = {
       memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, allow, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
       serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
+      backend: opts.backend ?? qemuBackend,
     };
     // A snapshot or suspended state holds the NIC's device state: one taken with a NIC only fits a VM with one.
-    const keyed = { ...settings, allow: undefined, serviceLinks: undefined, linkNic: linkNic(settings) || undefined };
+    // The default backend adds nothing, so that snapshots baked before backends existed stay valid.
+    const keyed = { ...settings, backend: settings.backend === qemuBackend ? undefined : settings.backend.name, allow: undefined, serviceLinks: undefined, linkNic: linkNic(settings) || undefined };
     const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...keyed, env: config.env, user: config.user }, extraFiles });
     const ref = opts.ref ?? 'default';
     const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
     // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
     // against a volume that changed since: such images boot fresh (engine/mount/README.md).
-    if (opts.snapshot && !storage) {
+    // A backend that cannot snapshot boots every VM fresh.
+    if (opts.snapshot && !storage && (await settings.backend.capabilities()).snapshot) {
       image.snapshot = await prepareSnapshot({
         image: image.record(),
         rootDiskSha256: disk.sha256,
@@ -151,7 +157,11 @@ export class Image {
     if (!loaded.ok) throw new MicrovmError('E_SNAPSHOT_INVALID', `${dir} is not a usable snapshot: ${loaded.reason}`);
     const record = loaded.meta.image;
     // Taken with a NIC for service links: restored with one, whose links are none (their relays were that run's).
-    const settings: ImageSettings = { memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, serviceLinks: record.linkNic ? [] : undefined, mounts: [], volumes: [], tmpfs: [] };
+    const settings: ImageSettings = {
+      memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, serviceLinks: record.linkNic ? [] : undefined, mounts: [], volumes: [], tmpfs: [],
+      // Snapshot directories hold QEMU's migration stream.
+      backend: qemuBackend,
+    };
     const image = new Image(record.ref, record.name, record.manifestDigest, record.config, record.rootDisk, [], loaded.meta.files.state.sha256, settings);
     image.snapshot = { dir: path.resolve(dir), source: loaded.source };
     return image;
@@ -240,7 +250,7 @@ export class Image {
       void handoff?.stop();
       return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.snapshotOrigin());
     }
-    return new Pool(() => Machine.boot(spec, snapshot.source), this.config, opts, handoff, this.snapshotOrigin());
+    return new Pool(() => this.settings.backend.boot(spec, snapshot.source), this.config, opts, handoff, this.snapshotOrigin());
   }
 
   /** What vm.snapshot() of this image's VMs records, and how it loads the result as an Image. */
@@ -253,8 +263,12 @@ export class Image {
    * suspended (Vm.suspend): booted fresh, or resumed from a suspended state. Not pooled.
    */
   async workspaceVm(resume?: ResumeSource): Promise<Vm> {
+    const { backend } = this.settings;
+    if (!(await backend.capabilities()).hotPlug) {
+      throw new MicrovmError('E_BAD_OPTION', `the ${backend.name} backend cannot hot-plug devices, so its workspace VMs cannot be suspended; open the workspace without warm reopen`);
+    }
     const spec: BootSpec = { ...this.bootSpec(this.settings.memoryMib, this.settings.vcpus), machine: 'q35' };
-    const machine = resume ? await Machine.boot(spec, resume) : await this.bootWithExtraFiles(spec);
+    const machine = resume ? await backend.boot(spec, resume) : await this.bootWithExtraFiles(spec);
     return new Vm(machine, this.config, (m) => m.stop());
   }
 
@@ -276,10 +290,10 @@ export class Image {
 
   /**
    * Extra files are written through the agent once the VM answers. The workload (cmd) is
-   * started by Machine.boot before that, so it must not rely on them being present at its start.
+   * started by the boot before that, so it must not rely on them being present at its start.
    */
-  private async bootWithExtraFiles(spec: BootSpec): Promise<Machine> {
-    const machine = await Machine.boot(spec);
+  private async bootWithExtraFiles(spec: BootSpec): Promise<BackendVm> {
+    const machine = await this.settings.backend.boot(spec);
     try {
       for (const file of this.extraFiles) await machine.agent.writeFile(file.guestPath, file.data, file.mode);
     } catch (err) {

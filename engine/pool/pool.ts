@@ -1,17 +1,26 @@
 import { abortedError, MicrovmError } from '../errors';
 import { acquireOptionsSchema, type AcquireOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
-import { Machine } from '../vm/machine';
+import type { BackendVm } from '../backend/types';
 import { Vm, type SnapshotOrigin } from '../vm/vm';
 
 /** A pool's counts at one moment, from `pool.stats()`. */
 export interface PoolStats {
+  /** VMs running: idle, lent, or being checked after a release. */
   alive: number;
   inUse: number;
   idle: number;
+  /** Boots and restores under way. */
+  booting: number;
+  /** acquire() calls waiting for a VM. */
   waiting: number;
   min: number;
   max: number;
+  /**
+   * The host process ids of the idle VMs (QEMU's, for the QEMU backend), oldest idle first:
+   * what their memory costs can be read from /proc. A VM whose process is gone is left out.
+   */
+  idlePids: number[];
 }
 
 /**
@@ -32,13 +41,13 @@ export interface PoolSettings {
 }
 
 interface Waiter {
-  resolve(machine: Machine): void;
+  resolve(machine: BackendVm): void;
   reject(error: Error): void;
   timer?: NodeJS.Timeout;
 }
 
 interface IdleMachine {
-  machine: Machine;
+  machine: BackendVm;
   since: number;
 }
 
@@ -49,7 +58,9 @@ interface IdleMachine {
  */
 export class Pool<I = unknown> {
   private readonly idle: IdleMachine[] = [];
-  private readonly inUse = new Set<Machine>();
+  private readonly inUse = new Set<BackendVm>();
+  /** Released VMs whose health is being checked: they still count towards `max`. */
+  private readonly checking = new Set<BackendVm>();
   private readonly waiters: Waiter[] = [];
   private booting = 0;
   private readonly stopping = new Set<Promise<void>>();
@@ -58,11 +69,11 @@ export class Pool<I = unknown> {
   private readonly eventListeners = new Set<(event: PoolEvent) => void>();
 
   constructor(
-    private readonly boot: () => Promise<Machine>,
+    private readonly boot: () => Promise<BackendVm>,
     private readonly config: ImageConfig,
     private readonly settings: PoolSettings,
     /** A VM that is already running (the bake's), handed to the first acquirer. */
-    initial?: Machine,
+    initial?: BackendVm,
     /** The image, as vm.snapshot() records it and loads it back. */
     private readonly origin?: SnapshotOrigin<I>,
   ) {
@@ -73,12 +84,14 @@ export class Pool<I = unknown> {
   /** The pool's counts now: VMs alive, lent, idle, callers waiting, and its bounds. */
   stats(): PoolStats {
     return {
-      alive: this.idle.length + this.inUse.size,
+      alive: this.idle.length + this.inUse.size + this.checking.size,
       inUse: this.inUse.size,
       idle: this.idle.length,
+      booting: this.booting,
       waiting: this.waiters.length,
       min: this.settings.min,
       max: this.settings.max,
+      idlePids: this.idle.flatMap((i) => (i.machine.pid === undefined ? [] : [i.machine.pid])),
     };
   }
 
@@ -96,17 +109,21 @@ export class Pool<I = unknown> {
     const { signal } = parseOptions(acquireOptionsSchema, options, 'pool.acquire');
     if (this.closed) throw shutdownError();
     if (signal?.aborted) throw abortedError('pool.acquire', signal);
-    const machine = this.takeIdle() ?? (await this.waitForMachine(signal));
+    const idle = this.takeIdle();
+    if (idle) this.inUse.add(idle);
+    // A machine handed over counts as in use from that moment (offer), so that no fill boots past max meanwhile.
+    const machine = idle ?? (await this.waitForMachine(signal));
     // The pool closed, or the signal fired, after the machine was handed over: it is not lent.
     if (this.closed) {
+      this.inUse.delete(machine);
       void this.stopMachine(machine);
       throw shutdownError();
     }
     if (signal?.aborted) {
+      this.inUse.delete(machine);
       this.offer(machine);
       throw abortedError('pool.acquire', signal);
     }
-    this.inUse.add(machine);
     this.fill();
     return new Vm(machine, this.config, (m) => this.release(m), this.origin);
   }
@@ -122,19 +139,20 @@ export class Pool<I = unknown> {
     const machines = [...this.idle.splice(0).map((i) => i.machine), ...this.inUse];
     this.inUse.clear();
     await Promise.all(machines.map((m) => this.stopMachine(m)));
-    while (this.booting > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    // A boot under way, or a released VM being checked, ends in a stop once it sees the close.
+    while (this.booting > 0 || this.checking.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
     // A boot that finished after the close, or an eviction, may still be stopping its VM.
     await Promise.all(this.stopping);
   }
 
   /** Stops a machine; shutdown() waits for every stop begun here, so no QEMU outlives it. */
-  private stopMachine(machine: Machine): Promise<void> {
+  private stopMachine(machine: BackendVm): Promise<void> {
     const stopped = machine.stop().finally(() => this.stopping.delete(stopped));
     this.stopping.add(stopped);
     return stopped;
   }
 
-  private takeIdle(): Machine | undefined {
+  private takeIdle(): BackendVm | undefined {
     while (this.idle.length > 0) {
       const { machine } = this.idle.shift() as IdleMachine;
       if (machine.alive) return machine;
@@ -142,8 +160,8 @@ export class Pool<I = unknown> {
     return undefined;
   }
 
-  private waitForMachine(signal: AbortSignal | undefined): Promise<Machine> {
-    return new Promise<Machine>((resolve, reject) => {
+  private waitForMachine(signal: AbortSignal | undefined): Promise<BackendVm> {
+    return new Promise<BackendVm>((resolve, reject) => {
       const onAbort = () => {
         const index = this.waiters.indexOf(waiter);
         if (index < 0) return;
@@ -172,21 +190,25 @@ export class Pool<I = unknown> {
   }
 
   /** A VM handed back is reused only if it still answers (a health check); else it is stopped and replaced. */
-  private async release(machine: Machine): Promise<void> {
+  private async release(machine: BackendVm): Promise<void> {
     this.inUse.delete(machine);
-    if (this.closed || this.settings.restoreOnRelease || !machine.alive || (await machine.checkHealth()) !== 'healthy') {
-      await this.stopMachine(machine);
-    } else {
+    this.checking.add(machine);
+    const reusable = !this.closed && !this.settings.restoreOnRelease && machine.alive && (await machine.checkHealth()) === 'healthy';
+    this.checking.delete(machine);
+    if (reusable && !this.closed && machine.alive) {
       this.offer(machine);
+    } else {
+      await this.stopMachine(machine);
     }
     this.fill();
   }
 
-  /** Hands a ready machine to the oldest waiter, or parks it idle. */
-  private offer(machine: Machine): void {
+  /** Hands a ready machine to the oldest waiter (it is in use from now on), or parks it idle. */
+  private offer(machine: BackendVm): void {
     const waiter = this.waiters.shift();
     if (waiter) {
       clearTimeout(waiter.timer);
+      this.inUse.add(machine);
       waiter.resolve(machine);
     } else {
       this.idle.push({ machine, since: Date.now() });
@@ -198,7 +220,7 @@ export class Pool<I = unknown> {
   private fill(): void {
     if (this.closed) return;
     for (;;) {
-      const total = this.idle.length + this.inUse.size + this.booting;
+      const total = this.idle.length + this.inUse.size + this.checking.size + this.booting;
       const ready = this.idle.length + this.booting;
       if (total >= this.settings.max || ready >= this.settings.min + this.waiters.length) return;
       this.startBoot();
@@ -225,18 +247,18 @@ export class Pool<I = unknown> {
     );
   }
 
-  private adopt(machine: Machine): void {
+  private adopt(machine: BackendVm): void {
     machine.onExit((error) => this.forget(machine, error));
     this.offer(machine);
   }
 
   /** A machine ended: drop it and boot a replacement if needed; one that failed is reported. */
-  private forget(machine: Machine, error: MicrovmError): void {
+  private forget(machine: BackendVm, error: MicrovmError): void {
     const inUse = this.inUse.delete(machine);
     const index = this.idle.findIndex((i) => i.machine === machine);
     if (index >= 0) this.idle.splice(index, 1);
     if ((inUse || index >= 0) && !this.closed && error.code !== 'E_VM_RELEASED') {
-      this.emit({ type: 'vm-failed', vmId: machine.state.id, inUse, error });
+      this.emit({ type: 'vm-failed', vmId: machine.id, inUse, error });
     }
     this.fill();
   }

@@ -1,6 +1,6 @@
 import { MicrovmError } from '../errors';
 import { ImageConfig } from '../image/types';
-import { Machine } from '../vm/machine';
+import type { BackendVm } from '../backend/types';
 import { Vm } from '../vm/vm';
 import { SnapshotImage, SnapshotInputs } from './meta';
 import { writeSnapshot } from './store';
@@ -8,7 +8,7 @@ import { waitForListener } from './listener';
 
 export interface BakeSpec {
   /** Boots the VM to bake, with the image's extra files staged. */
-  boot: () => Promise<Machine>;
+  boot: () => Promise<BackendVm>;
   config: ImageConfig;
   dir: string;
   inputs: SnapshotInputs;
@@ -23,7 +23,7 @@ export interface BakeSpec {
  * Boots, runs the warmup, optionally waits for the workload's listener, then saves the VM
  * to `dir` and resumes it. The living VM is returned so that the first acquire gets it.
  */
-export async function bake(spec: BakeSpec): Promise<Machine> {
+export async function bake(spec: BakeSpec): Promise<BackendVm> {
   const machine = await spec.boot();
   try {
     const vm = new Vm(machine, spec.config, async () => undefined);

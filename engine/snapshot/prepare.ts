@@ -6,7 +6,7 @@ import { guestAssets } from '../kernel/assets';
 import { findQemu } from '../qemu/binary';
 import { kernelCmdline } from '../qemu/argv';
 import { hostTscKhz } from '../qemu/host-tsc';
-import { Machine, RestoreSource } from '../vm/machine';
+import type { BackendVm, RestoreSource } from '../backend/types';
 import { Vm } from '../vm/vm';
 import { bake } from './bake';
 import { SNAPSHOT_FORMAT, SnapshotImage, SnapshotInputs, snapshotKey } from './meta';
@@ -24,7 +24,7 @@ export interface SnapshotRequest {
   guestPort?: number;
   listenerRequired: boolean;
   listenerTimeoutMs: number;
-  boot: () => Promise<Machine>;
+  boot: () => Promise<BackendVm>;
   /** Told why a bake happens (no snapshot yet, an input changed, a file is corrupt). */
   onBake: (reason: string) => void;
 }
@@ -33,7 +33,7 @@ export interface PreparedSnapshot {
   dir: string;
   source: RestoreSource;
   /** The bake's VM, still running, when this call baked. */
-  handoff?: Machine;
+  handoff?: BackendVm;
 }
 
 /** Reuses the snapshot baked from exactly these inputs, or bakes a new one. */

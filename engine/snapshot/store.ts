@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkFile, recordFile } from '../file-record';
 import { reapDeadWriters, tempPath } from '../temp-files';
-import { Machine, RestoreSource } from '../vm/machine';
+import type { BackendVm, RestoreSource } from '../backend/types';
 import { inputMismatch, SNAPSHOT_FORMAT, SnapshotImage, SnapshotInputs, SnapshotMeta, snapshotMetaSchema } from './meta';
 
 /** Every file of a snapshot directory, named once. */
@@ -45,7 +45,7 @@ export async function loadSnapshot(dir: string, inputs: SnapshotInputs | undefin
  * temporary sibling and renamed, so a killed save never leaves a snapshot that looks complete.
  */
 export async function writeSnapshot(
-  machine: Machine,
+  machine: BackendVm,
   dir: string,
   inputs: SnapshotInputs | Record<string, string | number>,
   image: SnapshotImage,

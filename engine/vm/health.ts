@@ -7,6 +7,7 @@ import { volumeDriveId } from '../qemu/argv';
 import { QmpClient, QmpEvent } from '../qemu/qmp';
 import { classifyRunState, fullDriveOf } from '../qemu/run-state';
 
+/** What a health check found: the VM answers, does not, is paused on a full disk or by the host, or has ended. */
 export type HealthVerdict = 'healthy' | 'unresponsive' | 'disk-full' | 'paused' | 'dead';
 
 /** The two questions a health check asks: QEMU's run state (QMP query-status) and an agent ping. */

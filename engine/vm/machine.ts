@@ -5,9 +5,8 @@ import { AccelChoice } from '../accel/decide';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
-import { guestNetworkEnv, NetworkMode, ServiceLink, usesEgressProxy } from '../qemu/network';
+import { guestNetworkEnv, usesEgressProxy } from '../qemu/network';
 import { EgressEvent, EgressProxy, startEgressProxy } from '../egress/proxy';
-import type { EgressPolicy } from '../egress/policy';
 import type { EgressAsk } from '../egress/ask';
 import { findQemu } from '../qemu/binary';
 import { hostTscKhz } from '../qemu/host-tsc';
@@ -23,62 +22,14 @@ import { randomBytes } from 'node:crypto';
 import { QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
-import { MountSpec, RootVolumeSpec, ShareRefusal, Storage, TmpfsSpec, VolumeSpec } from '../mount';
+import { ShareRefusal, Storage } from '../mount';
 import type { FileEventStats } from '../watch/relay';
 import { HealthVerdict, HealthWatch } from './health';
 import { plugShares, unplugShares } from './hotplug';
 import { openDiskFds } from './disk-fds';
 import * as fs from 'node:fs';
-
-export interface BootSpec {
-  rootDisk: string;
-  /** The image's workload (its cmd), started once the agent answers; vm.workloadSignal targets it. */
-  workload?: ProcessRequest;
-  /** The image's User (name, uid, name:group or uid:gid); processes run as it. Empty = root. */
-  user?: string;
-  memoryMib: number;
-  vcpus: number;
-  bootTimeoutMs?: number;
-  /** Guest NIC; absent = 'none'. Forwards work either way. */
-  network?: NetworkMode;
-  /**
-   * Other VMs' TCP ports the guest reaches at 198.18.0.0/24, relayed by their forwards on the
-   * host (engine/qemu/network.ts). Given at all (even empty), the guest has a NIC, also with
-   * network 'none': then the links are all it reaches.
-   */
-  serviceLinks?: ServiceLink[];
-  /** Proxy modes ('allowlist', 'learn'): what the VM's egress proxy allows; absent = nothing (fail closed). */
-  egress?: EgressPolicy;
-  restoreTimeoutMs?: number;
-  /** Host folders over virtio-fs and volumes over virtio-blk, mounted before the workload starts (fresh boots only). */
-  mounts?: MountSpec[];
-  volumes?: VolumeSpec[];
-  tmpfs?: TmpfsSpec[];
-  /** The disk that keeps the root's changes across boots (fresh boots only). */
-  rootVolume?: RootVolumeSpec;
-  /**
-   * 'q35' for workspace VMs: virtio-pci devices, the folder's virtio-fs hot-plugged after the
-   * agent answers, so the VM can be suspended (suspend.ts) and resumed. Absent = microvm.
-   */
-  machine?: 'q35';
-}
-
-/** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */
-export interface RestoreSource {
-  kind: 'template' | 'full';
-  stateFile: string;
-  memFile?: string;
-}
-
-/**
- * A suspended q35 VM (suspend.ts): its RAM file, mapped shared again (virtio-fs needs it),
- * and its device state. Used once: the RAM file moves into the new VM's state directory.
- */
-export interface ResumeSource {
-  kind: 'suspended';
-  stateFile: string;
-  memFile: string;
-}
+import type { BackendVm, BootSpec, Capabilities, RestoreSource, ResumeSource } from '../backend/types';
+import { qemuCapabilities } from '../backend/capabilities';
 
 const BOOT_TIMEOUT_MS = { kvm: 20_000, hvf: 20_000, tcg: 60_000 } as const;
 const QUIT_GRACE_MS = 2000;
@@ -90,12 +41,14 @@ const LOSS_EXPLAIN_WAIT_MS = 1000;
  * One running QEMU process with its agent connection and QMP socket. Owns its state
  * directory; everything is torn down exactly once, however the VM ends.
  */
-export class Machine {
+export class Machine implements BackendVm {
   private readonly exitListeners = new Set<(error: MicrovmError) => void>();
   private stopping: Promise<void> | undefined;
   /** Set when the health check found the agent unresponsive: the error every call and onExit get. */
   private failure: MicrovmError | undefined;
   private readonly health: HealthWatch;
+  /** What QEMU can do under this VM's accelerator (engine/backend/capabilities.ts). */
+  readonly capabilities: Capabilities;
 
   private constructor(
     readonly state: StateDir,
@@ -107,6 +60,7 @@ export class Machine {
     readonly bootMs: number,
     private readonly storage: Storage,
   ) {
+    this.capabilities = qemuCapabilities(accel);
     this.health = new HealthWatch(state.id, qmp, agent, storage.devices.volumes.map((v) => v.file), (error) => void this.fail(error));
     void qemu.exited.then(async () => {
       await storage.release();
@@ -306,6 +260,10 @@ export class Machine {
       (result) => this.workloadLog.write(Buffer.from(`\n[workload exited: ${result.signal ?? result.exitCode}]\n`)),
       () => undefined,
     );
+  }
+
+  get id(): string {
+    return this.state.id;
   }
 
   get alive(): boolean {

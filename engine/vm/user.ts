@@ -1,5 +1,6 @@
 import { MicrovmError } from '../errors';
 
+/** The numeric user and group a guest process runs as. */
 export interface UserIds {
   uid: number;
   gid: number;

@@ -9,14 +9,13 @@ import { abortedError, MicrovmError } from '../errors';
 import { execOptionsSchema, ExecOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
 import { mergeEnv } from '../image/env';
-import { Machine } from './machine';
+import type { BackendVm, Capabilities, GuestPortWatch } from '../backend/types';
 import { userInfo, UserInfo } from './user';
 import * as nodePath from 'node:path';
 import { writeSnapshot } from '../snapshot/store';
 import type { SnapshotImage } from '../snapshot/meta';
 import { TcpForwarder } from '../forward/forwarder';
-import { pipeSocketToGuest } from '../agent/tcp-stream';
-import { GuestListener, PortsChange, PortWatch } from '../agent/port-watch';
+import type { GuestListener, PortsChange } from '../agent/port-watch';
 import { CALL_DEADLINE_MS } from '../agent/client';
 import type { ShareRefusal } from '../mount';
 import type { FileEventStats } from '../watch/relay';
@@ -48,23 +47,45 @@ export interface SnapshotOrigin<I> {
 export class Vm<I = unknown> {
   private released = false;
   private readonly forwarders = new Set<TcpForwarder>();
-  private portWatch: PortWatch | undefined;
+  private portWatch: GuestPortWatch | undefined;
 
   constructor(
-    private readonly machine: Machine,
+    private readonly machine: BackendVm,
     private readonly config: ImageConfig,
-    private readonly onRelease: (machine: Machine) => Promise<void>,
+    private readonly onRelease: (machine: BackendVm) => Promise<void>,
     private readonly origin?: SnapshotOrigin<I>,
   ) {}
 
   /** The VM's id, unique on this host (its state directory's name). */
   get id(): string {
-    return this.machine.state.id;
+    return this.machine.id;
   }
 
   /** The accelerator the VM runs under, and whether it is hardware-isolated. */
   get accel(): AccelChoice {
     return this.machine.accel;
+  }
+
+  /** What the backend running this VM can do (snapshot, hot-plug, virtio-fs, vsock, accel). */
+  get capabilities(): Capabilities {
+    return this.machine.capabilities;
+  }
+
+  /**
+   * The process that runs this VM (QEMU's pid) and the shared file holding its RAM (a fresh
+   * boot's; undefined for a VM restored from a snapshot), for measuring what the VM costs.
+   */
+  get host(): { pid: number | undefined; memoryFile: string | undefined } {
+    const machine = this.held();
+    return { pid: machine.pid, memoryFile: machine.memoryFile };
+  }
+
+  /**
+   * Resolves once the guest agent answered a PING within `timeoutMs` (default 3000): the
+   * cheapest round trip to the guest, for liveness checks and latency measurements.
+   */
+  ping(options: { timeoutMs?: number } = {}): Promise<void> {
+    return this.live().agent.ping(options.timeoutMs);
   }
 
   /** The guest agent's own description (version, kernel, features). */
@@ -115,11 +136,11 @@ export class Vm<I = unknown> {
   async exposeTcp(hostPort: number, guestPort: number): Promise<TcpForwarder> {
     checkPort(hostPort, 'hostPort', 0);
     checkPort(guestPort, 'guestPort', 1);
-    const connection = this.live().agent.connection;
-    const forwarder = await TcpForwarder.listen(hostPort, guestPort, (socket) => pipeSocketToGuest(connection, socket, guestPort));
+    const agent = this.live().agent;
+    const forwarder = await TcpForwarder.listen(hostPort, guestPort, (socket) => agent.connectTcp(socket, guestPort));
     if (this.released) {
       await forwarder.destroy();
-      throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.state.id} was released while forwarding port ${guestPort}`);
+      throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.id} was released while forwarding port ${guestPort}`);
     }
     this.forwarders.add(forwarder);
     // A forward stopped while the VM runs (its guest listener went away) is forgotten once idle.
@@ -135,7 +156,7 @@ export class Vm<I = unknown> {
   /** The TCP listeners in the guest now (pid and process name included). */
   async listeningPorts(): Promise<GuestListener[]> {
     const watch = this.watch();
-    await this.live().agent.connection.deadline(watch.ready, CALL_DEADLINE_MS.control,
+    await this.live().agent.deadline(watch.ready, CALL_DEADLINE_MS.control,
       () => new MicrovmError('E_AGENT_TIMEOUT', `the guest agent did not list its TCP listeners within ${CALL_DEADLINE_MS.control} ms`));
     return watch.current;
   }
@@ -153,9 +174,12 @@ export class Vm<I = unknown> {
   async snapshot(dir: string): Promise<I> {
     const machine = this.live();
     if (!this.origin) throw new MicrovmError('E_SNAPSHOT', 'this VM does not come from an image pool and cannot be snapshotted');
+    if (!machine.capabilities.snapshot) {
+      throw new MicrovmError('E_SNAPSHOT', `the ${machine.capabilities.backend} backend cannot snapshot a running VM; boot VMs fresh instead`);
+    }
     const target = nodePath.resolve(dir);
     try {
-      await writeSnapshot(machine, target, { source: 'vm.snapshot', vm: machine.state.id }, this.origin.image);
+      await writeSnapshot(machine, target, { source: 'vm.snapshot', vm: machine.id }, this.origin.image);
     } finally {
       if (machine.alive) await machine.resume();
     }
@@ -266,21 +290,20 @@ export class Vm<I = unknown> {
     await this.release();
   }
 
-  private watch(): PortWatch {
-    const connection = this.live().agent.connection;
-    this.portWatch ??= new PortWatch(connection);
+  private watch(): GuestPortWatch {
+    this.portWatch ??= this.live().agent.watchPorts();
     return this.portWatch;
   }
 
   /** The machine, for a call that needs a running guest: not after release, not while paused on a full disk. */
-  private live(): Machine {
+  private live(): BackendVm {
     const paused = this.held().diskFull;
     if (paused) throw paused;
     return this.machine;
   }
 
-  private held(): Machine {
-    if (this.released) throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.state.id} was released; acquire another from the pool`);
+  private held(): BackendVm {
+    if (this.released) throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.id} was released; acquire another from the pool`);
     return this.machine;
   }
 

@@ -12,6 +12,8 @@ import { buildImage } from '../build/build';
 import type { BuildImageProgress } from '../build/types';
 import type { BuildOptions } from '../options';
 import type { Pool } from '../pool/pool';
+import type { VmBackend } from '../backend/types';
+import type { ServiceLink } from '../qemu/network';
 import { ErrorCode, isMicrovmError, MicrovmError } from '../errors';
 import { DetectedLanguage, LANGUAGE_NAMES } from '../devcontainer/language';
 import type { Vm } from '../vm/vm';
@@ -40,6 +42,11 @@ const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH',
 export interface SessionOptions {
   /** Warm reopen: the workspace VM is suspended at stop({ suspend: true }) and resumed at the next start. */
   warm?: WarmSnapshots;
+  /**
+   * The hypervisor the workspace VM runs on (default: QEMU). Tests hand a fake here
+   * (test/helpers/fake-backend.ts); a compose workspace's other services run on QEMU.
+   */
+  backend?: VmBackend;
 }
 
 /** What a session tells the extension; the extension turns these into UI. */
@@ -215,7 +222,7 @@ export class Session {
    * environment (a second Image.build of the same image is a cache lookup).
    */
   private async buildImage(): Promise<Image> {
-    const options = { ...this.buildOptions(), ref: await this.imageRef() };
+    const options = { ...this.buildOptions(), ref: await this.imageRef(), ...(this.options.backend ? { backend: this.options.backend } : {}) };
     // Only to read the image's users from its root disk: no snapshot, no VM.
     const base = await Image.build({ ...options, env: {}, mounts: [], volumes: [], tmpfs: [], snapshot: false });
     this.checkStopped();
@@ -496,6 +503,19 @@ export class Session {
   /** The compose services' forwards that forwardPorts asked for (`db:5432`). */
   get serviceForwards(): ServiceForward[] {
     return this.services?.forwards ?? [];
+  }
+
+  /** A compose workspace's other services and their VMs, in start order (none for a single-VM workspace). */
+  get serviceVms(): ReadonlyArray<{ service: string; vm: Vm }> {
+    return this.services?.vms ?? [];
+  }
+
+  /**
+   * The links the workspace VM reaches the other compose services through: each service
+   * port's address in the guest and the host port of its relay (none for a single-VM workspace).
+   */
+  get serviceLinks(): ServiceLink[] {
+    return this.services && this.plan.compose ? this.services.linksFor(this.plan.compose.primary) : [];
   }
 
   /**

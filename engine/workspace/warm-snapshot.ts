@@ -6,7 +6,7 @@ import { guestAssets } from '../kernel/assets';
 import { MicrovmError } from '../errors';
 import { homePaths } from '../paths';
 import { notPrivate } from '../vm/state-dir';
-import type { ResumeSource } from '../vm/machine';
+import type { ResumeSource } from '../backend/types';
 import type { Vm } from '../vm/vm';
 import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
 

@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isMicrovmError, MicrovmError } from '../../engine/errors';
 import { Pool } from '../../engine/pool/pool';
-import type { Machine } from '../../engine/vm/machine';
+import type { BackendVm } from '../../engine/backend/types';
 
 /** Just what the pool uses of a Machine: no QEMU, no agent. */
 class FakeMachine {
   alive = true;
   stopped = false;
-  readonly state = { id: `fake-${Math.random().toString(36).slice(2)}` };
+  readonly id = `fake-${Math.random().toString(36).slice(2)}`;
   onExit(): () => void {
     return () => undefined;
   }
@@ -25,7 +25,7 @@ class FakeMachine {
 function controlledPool(settings: Partial<ConstructorParameters<typeof Pool>[2]> = {}) {
   const boots: Array<(machine: FakeMachine) => void> = [];
   const pool = new Pool(
-    () => new Promise<Machine>((resolve) => boots.push((m) => resolve(m as unknown as Machine))),
+    () => new Promise<BackendVm>((resolve) => boots.push((m) => resolve(m as unknown as BackendVm))),
     { env: [], entrypoint: [], cmd: [], workingDir: '', user: '' } as never,
     { min: 0, max: 1, acquireTimeoutMs: 0, idleTimeoutMs: 0, restoreOnRelease: false, ...settings },
   );
@@ -47,9 +47,9 @@ test('an aborted acquire stops waiting with E_ABORTED; the VM booted for it stay
   const machine = new FakeMachine();
   boots[0](machine);
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, waiting: 0, min: 0, max: 1 });
+  assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, booting: 0, waiting: 0, min: 0, max: 1, idlePids: [] });
   const vm = await pool.acquire();
-  assert.equal(vm.id, machine.state.id, 'the next acquire takes it at once');
+  assert.equal(vm.id, machine.id, 'the next acquire takes it at once');
   assert.equal(boots.length, 1, 'nothing else booted');
   await vm.release();
   await pool.shutdown();
@@ -84,7 +84,7 @@ test('the signal fired as the VM was handed over: the VM goes back to the pool',
   };
   boots[0](machine);
   await assert.rejects(acquiring, aborted);
-  assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, waiting: 0, min: 0, max: 1 }, 'the VM is idle again, not lost');
+  assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, booting: 0, waiting: 0, min: 0, max: 1, idlePids: [] }, 'the VM is idle again, not lost');
   await pool.shutdown();
   assert.ok(machine.stopped);
 });

@@ -64,7 +64,7 @@ test('max 2 with three acquirers: the third waits for the first release; a 500 m
   const [a, b] = await Promise.all([pool.acquire(), pool.acquire()]);
   const third = pool.acquire();
   await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.deepEqual(pool.stats(), { alive: 2, inUse: 2, idle: 0, waiting: 1, min: 0, max: 2 });
+  assert.deepEqual(pool.stats(), { alive: 2, inUse: 2, idle: 0, booting: 0, waiting: 1, min: 0, max: 2, idlePids: [] });
   await a.release();
   const c = await third;
   assert.equal(c.id, a.id);

@@ -1,0 +1,18 @@
+import { chooseAccel } from '../accel/detect';
+import { guestAssets } from '../kernel/assets';
+import { findQemu } from '../qemu/binary';
+import { Machine } from '../vm/machine';
+import { qemuCapabilities } from './capabilities';
+import type { Capabilities, VmBackend } from './types';
+
+/**
+ * QEMU under KVM (or HVF) when the host offers it, else TCG: the engine's default backend.
+ * Its VMs are engine/vm/machine.ts; the accelerator is chosen once per host boot (accel/).
+ */
+export const qemuBackend: VmBackend = {
+  name: 'qemu',
+  async capabilities(): Promise<Capabilities> {
+    return qemuCapabilities(await chooseAccel(await guestAssets(), await findQemu('x86_64')));
+  },
+  boot: (spec, restore) => Machine.boot(spec, restore),
+};

@@ -1,0 +1,135 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_PROTECT, type PlanSettings, prepareWorkspace, Session } from '../../engine';
+import { CancelledError } from '../../engine/workspace/session';
+import { FakeBackend } from '../helpers/fake-backend';
+import { loggingEvents } from '../helpers/session-events';
+
+/**
+ * Session through the backend seam: the workspace's image is the embedded default one (its
+ * root disk built once in a private MICROVM_HOME, no VM), its VM a fake whose loopback is the
+ * host's. Start, stop and forwards run as the extension drives them, in seconds.
+ */
+const SETTINGS: PlanSettings = { image: '', memoryMib: 256, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-session-fake-'));
+const savedHome = process.env.MICROVM_HOME;
+
+/** A private home with the embedded default image that setup stored (its root disk is built here, once). */
+before(() => {
+  const home = path.join(root, 'home');
+  const defaultImage = path.join(savedHome || path.join(os.homedir(), '.cache', 'microvm'), 'images', 'default');
+  fs.mkdirSync(path.join(home, 'images'), { recursive: true });
+  fs.cpSync(defaultImage, path.join(home, 'images', 'default'), { recursive: true });
+  process.env.MICROVM_HOME = home;
+});
+
+after(() => {
+  if (savedHome === undefined) delete process.env.MICROVM_HOME;
+  else process.env.MICROVM_HOME = savedHome;
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+async function openSession(name: string, backend: FakeBackend, config: unknown = {}): Promise<{ session: Session; logs: string[] }> {
+  const folder = path.join(root, name);
+  fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config));
+  const prepared = await prepareWorkspace({
+    folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true,
+  });
+  assert.ok(prepared);
+  const logs: string[] = [];
+  const session = new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle, { backend });
+  session.typeProjection = false;
+  return { session, logs };
+}
+
+/** A TCP server on the host's loopback (the fake guest's) that answers each connection with `reply` and closes. */
+async function guestServer(reply: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer((socket) => socket.end(reply));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+function fetchOnce(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.on('error', reject);
+  });
+}
+
+test('a session starts its workspace VM through the backend and stops it', async () => {
+  const backend = new FakeBackend();
+  const { session, logs } = await openSession('plain', backend);
+  const vm = await session.start();
+  assert.equal(vm.capabilities.backend, 'fake');
+  assert.equal(backend.vms.length, 1);
+  assert.ok(backend.specs[0].mounts?.some((m) => m.guestPath.startsWith('/workspaces/')), 'the folder is shared');
+  assert.ok(logs.some((line) => line.includes(`VM ${vm.id} is running`)), logs.join('\n'));
+  await session.stop();
+  assert.equal(backend.running().length, 0);
+});
+
+test('stop() while the VM boots cancels start() and leaves no VM running', async () => {
+  const backend = new FakeBackend();
+  backend.holdBoots();
+  const { session } = await openSession('stop-during-start', backend);
+  const starting = session.start();
+  const deadline = Date.now() + 20_000;
+  while (backend.heldBoots === 0) {
+    assert.ok(Date.now() < deadline, 'the boot never began');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const stopping = session.stop();
+  backend.resumeBoots();
+  await assert.rejects(starting, (err) => err instanceof CancelledError);
+  await stopping;
+  assert.equal(backend.running().length, 0, 'the VM that finished booting after stop() was stopped');
+  assert.equal(session.isRunning, false);
+});
+
+test('a failed boot fails start() with the backend\'s error', async () => {
+  const backend = new FakeBackend();
+  backend.failBoots(1, Object.assign(new Error('the fake hypervisor refused'), { code: 'E_BOOT_FAILED' }));
+  const { session } = await openSession('boot-failure', backend);
+  await assert.rejects(session.start(), /the fake hypervisor refused/);
+  await session.stop();
+  assert.equal(backend.running().length, 0);
+});
+
+test('concurrent forwards of several ports each get their own host port and carry traffic', async () => {
+  const backend = new FakeBackend();
+  const { session } = await openSession('forwards', backend);
+  await session.start();
+  const servers = await Promise.all(['a', 'b', 'c', 'd'].map((reply) => guestServer(reply)));
+  try {
+    // Each guest port forwarded twice at once: the second call finds the first's forward.
+    const requests = [...servers, ...servers].map((s) => session.forward(s.port));
+    const opened = await Promise.all(requests);
+    const hostPorts = new Map<number, number>();
+    for (const [i, forward] of opened.entries()) {
+      const guestPort = servers[i % servers.length].port;
+      const known = hostPorts.get(guestPort);
+      if (known !== undefined) assert.equal(forward.hostPort, known, `guest port ${guestPort} forwarded twice to different host ports`);
+      hostPorts.set(guestPort, forward.hostPort);
+    }
+    assert.equal(new Set(hostPorts.values()).size, servers.length);
+    assert.deepEqual(session.portState().forwards, hostPorts);
+    const replies = await Promise.all(servers.map((s) => fetchOnce(hostPorts.get(s.port) as number)));
+    assert.deepEqual(replies, ['a', 'b', 'c', 'd']);
+    await Promise.all(servers.map((s) => session.unforward(s.port, true)));
+    assert.equal(session.portState().forwards.size, 0);
+  } finally {
+    await session.stop();
+    await Promise.all(servers.map((s) => s.close()));
+  }
+});
