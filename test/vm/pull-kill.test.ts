@@ -8,7 +8,7 @@ import { debianBaseLayer } from '../helpers/debian-base';
 import { stallBlob, startFakeRegistry, type FakeRegistry } from '../helpers/fake-registry';
 import { gzipLayer, imageOf, tarOf, type TestImage } from '../helpers/image-fixtures';
 import { buildBundles, type Bundles, privateHome, runCli, waitFor } from './cli-helpers';
-import { isGone } from './qemu-proc';
+import { descendants, isGone } from './qemu-proc';
 
 /**
  * T18 (a): `microvm pull` SIGKILLed in the middle of a blob, then in the middle of the root
@@ -49,31 +49,6 @@ function startPull(): { child: ChildProcess; stderr: () => string } {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   return { child, stderr: () => stderr };
-}
-
-/** Every process below `pid`, found through the parent pid in /proc/PID/stat. */
-function descendants(pid: number): Array<{ pid: number; comm: string }> {
-  const parents = new Map<number, { ppid: number; comm: string }>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parents.set(Number(entry), { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  const found: Array<{ pid: number; comm: string }> = [];
-  const below = (parent: number): void => {
-    for (const [child, info] of parents) {
-      if (info.ppid !== parent) continue;
-      found.push({ pid: child, comm: info.comm });
-      below(child);
-    }
-  };
-  below(pid);
-  return found;
 }
 
 /** SIGKILLs `child` and checks that every process it had started is gone within 5 s. */
