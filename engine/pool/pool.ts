@@ -1,3 +1,4 @@
+import { throwIfAborted } from '../abort';
 import { abortedError, MicrovmError } from '../errors';
 import { acquireOptionsSchema, type AcquireOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
@@ -93,7 +94,7 @@ export class Pool<I = unknown> {
   async acquire(options: AcquireOptions = {}): Promise<Vm<I>> {
     const { signal } = parseOptions(acquireOptionsSchema, options, 'pool.acquire');
     if (this.closed) throw shutdownError();
-    if (signal?.aborted) throw abortedError('pool.acquire', signal);
+    throwIfAborted(signal, 'pool.acquire');
     const machine = this.takeIdle() ?? (await this.waitForMachine(signal));
     // The pool closed, or the signal fired, after the machine was handed over: it is not lent.
     if (this.closed) {
