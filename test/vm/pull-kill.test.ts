@@ -11,6 +11,7 @@ import { buildBundles, type Bundles, privateHome, runCli, waitFor } from './cli-
 import { descendants, isGone } from './qemu-proc';
 
 /**
+ * `microvm pull` interrupted (Ctrl-C) mid-blob exits 130 and leaves nothing behind.
  * T18 (a): `microvm pull` SIGKILLed in the middle of a blob, then in the middle of the root
  * disk build, leaves no helper process and nothing under a final name; the next pull removes
  * what the dead writers left, says so, and stores blobs whose bytes match their digests.
@@ -66,6 +67,25 @@ async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid:
 const partialName = (pid: number) => new RegExp(`^\\.tmp-${pid}-[0-9a-f]+\\.partial$`);
 const [baseLayer, slowLayer] = [0, 1].map((i) => () => image.layers[i]);
 const requestsFor = (digest: string) => registry.log.filter((r) => r.path.endsWith(`/blobs/${digest}`)).length;
+
+test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no image record, no helper process', async () => {
+  registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);
+  const pull = startPull();
+  const pid = pull.child.pid as number;
+  const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
+  const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
+  assert.ok(await waitFor(stalled, 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
+  const helpers = descendants(pid);
+  const exited = new Promise<number | null>((resolve) => pull.child.once('exit', (code) => resolve(code)));
+  const interrupted = performance.now();
+  pull.child.kill('SIGINT');
+  assert.equal(await exited, 130, pull.stderr());
+  process.stderr.write(`# microvm pull: SIGINT to exit ${(performance.now() - interrupted).toFixed(0)} ms\n`);
+  assert.match(pull.stderr(), /microvm: interrupted/);
+  for (const helper of helpers) assert.ok(isGone(helper.pid), `${helper.comm} (${helper.pid}) outlived the interrupted pull`);
+  assert.deepEqual(partialOf(), [], 'the partial download was removed');
+  assert.deepEqual(list(storeDir('refs')), [], 'no image record');
+});
 
 test('SIGKILL mid-blob leaves only a partial file in store/tmp, no blob under its digest and no image record', async () => {
   registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);
