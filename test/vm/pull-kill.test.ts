@@ -74,7 +74,9 @@ test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no im
   const pid = pull.child.pid as number;
   const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
   const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
-  assert.ok(await waitFor(stalled, 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
+  // The base layer complete first, so that the kills below find it stored and fetch it no more.
+  const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
+  assert.ok(await waitFor(() => stalled() && baseStored(), 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
   const helpers = descendants(pid);
   const exited = new Promise<number | null>((resolve) => pull.child.once('exit', (code) => resolve(code)));
   const interrupted = performance.now();
