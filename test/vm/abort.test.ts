@@ -16,8 +16,8 @@ import { descendants, isGone } from './qemu-proc';
  * leaves no helper process (QEMU, mke2fs, debugfs) and no new temporary file under
  * MICROVM_HOME or in the run dir; the next build of the same image succeeds and boots.
  * Each test prints how long the abort took to take effect (signal to rejection); measured on
- * a loaded 2-core TCG host: 11-21 ms in the pull, 60-88 ms in mke2fs, 76-125 ms in the bake's boot.
- * The whole file runs in about a minute, most of it the last test's bake and restore.
+ * a shared 2-core TCG host (three runs): 11-21 ms in the pull, 44-88 ms in mke2fs, 34-125 ms in
+ * the bake's boot. The file takes 26-61 s (load average 10-19), most of it the last test's bake.
  */
 let home: string;
 let registry: FakeRegistry;
