@@ -60,7 +60,6 @@ export type ErrorCode =
   | 'E_DOCKERFILE'
   | 'E_BUILD_CONTEXT'
   | 'E_BUILD_FAILED'
-  | 'E_BUILD_CANCELLED'
   | 'E_FEATURE_REF'
   | 'E_FEATURE_NOT_FOUND'
   | 'E_FEATURE_INVALID'

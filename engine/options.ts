@@ -70,6 +70,12 @@ export const serviceLinkSchema = z.object({
 
 export const buildOptionsSchema = z.object({
   ref: z.string().min(1).optional(),
+  /**
+   * Aborting stops the build in whichever phase it is: the registry requests and layer
+   * downloads, mke2fs, the bake VM. It fails with E_ABORTED and leaves no process, no
+   * temporary file and no cache entry behind.
+   */
+  signal: abortSignal.optional(),
   name: z.string().min(1).optional(),
   memoryMib: mib(64, 1024 * 1024).default(256),
   vcpus: z.number().int().min(1).max(255).default(1),

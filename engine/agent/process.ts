@@ -1,3 +1,4 @@
+import { onAbort } from '../abort';
 import { abortedError, MicrovmError } from '../errors';
 import { linuxSignalName } from './signals';
 import { Op, Tag } from './protocol';
@@ -83,18 +84,16 @@ export const ABORT_GRACE_MS = 5000;
 export function abortable<T>(call: Promise<T>, signal: AbortSignal | undefined, kill: () => void, what: string): Promise<T> {
   if (!signal) return call;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
+    const unlink = onAbort(signal, () => {
       kill();
       const error = abortedError(what, signal);
       const timer = setTimeout(() => reject(error), ABORT_GRACE_MS);
       timer.unref();
       const done = () => { clearTimeout(timer); reject(error); };
       call.then(done, done);
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    });
     const settle = (end: () => void) => {
-      signal.removeEventListener('abort', onAbort);
+      unlink();
       if (!signal.aborted) end();
     };
     call.then((value) => settle(() => resolve(value)), (err) => settle(() => reject(err)));

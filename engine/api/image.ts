@@ -1,4 +1,5 @@
 import { onHostDisk } from '../disk-full';
+import { throwIfAborted } from '../abort';
 import { MicrovmError } from '../errors';
 import { BuildOptions, buildOptionsSchema, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
 import { Pool } from '../pool/pool';
@@ -61,6 +62,8 @@ interface ImageSettings {
   backend: VmBackend;
 }
 
+const BUILD_STEP = 'Image.build';
+
 /** How long the bake's still running VM waits for a pool before it is stopped. */
 const HANDOFF_IDLE_MS = 30_000;
 
@@ -86,10 +89,13 @@ export class Image {
    * Resolves `ref` (a registry reference, an OCI layout directory, an OCI archive, a docker
    * save tarball, or nothing for the embedded default image) and builds its root disk, or
    * reuses the cached one. With pullPolicy 'missing' (the default) a stored image is used
-   * without any network access.
+   * without any network access. Aborting `signal` stops whichever phase runs (pull, root
+   * disk, bake) with E_ABORTED; what it leaves is what a build never started would.
    */
   static async build(options: BuildOptions = {}): Promise<Image> {
     const opts = parseOptions(buildOptionsSchema, options, 'Image.build');
+    const { signal } = opts;
+    throwIfAborted(signal, BUILD_STEP);
     const started = Date.now();
     const progress = (event: BuildProgress) => opts.onProgress?.(event);
     const store = new ContentStore();
@@ -103,12 +109,16 @@ export class Image {
       store,
       onPull: progress,
       mirrors: opts.registryMirrors && checkMirrors(opts.registryMirrors, 'Image.build option registryMirrors'),
+      signal,
     }));
+    throwIfAborted(signal, BUILD_STEP);
     const disk = await onHostDisk(homePaths.rootfsCache(), `building the root disk of ${opts.ref ?? 'default'}`, () => ensureRootDisk(resolved, {
       maxLayerBytes: opts.maxLayerBytes,
       onProgress: (e) => progress({ phase: 'rootfs', step: e.phase, bytes: e.bytes }),
       onRebuild: (reason) => progress({ phase: 'rebuild', reason }),
+      signal,
     }));
+    throwIfAborted(signal, BUILD_STEP);
     const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
     const allow = checkPatterns(opts.allow, 'Image.build option allow');
@@ -142,7 +152,8 @@ export class Image {
         guestPort: opts.guestPort,
         listenerRequired: opts.listenerRequired,
         listenerTimeoutMs: opts.listenerTimeoutMs,
-        boot: () => image.bootWithExtraFiles(image.bootSpec(settings.memoryMib, settings.vcpus)),
+        boot: (bootSignal) => image.bootWithExtraFiles({ ...image.bootSpec(settings.memoryMib, settings.vcpus), signal: bootSignal }),
+        signal,
         onBake: (reason) => progress({ phase: 'bake', reason }),
       });
       progress({ phase: 'snapshot', dir: image.snapshot.dir, baked: image.snapshot.handoff !== undefined });

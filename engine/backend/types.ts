@@ -73,6 +73,8 @@ export interface BootSpec {
    * answers, so the VM can be suspended and resumed (capabilities.hotPlug). Absent = microvm.
    */
   machine?: 'q35';
+  /** Aborting kills the VM while it boots or restores; boot then fails with E_ABORTED and leaves nothing behind. */
+  signal?: AbortSignal;
 }
 
 /** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */

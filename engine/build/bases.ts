@@ -41,6 +41,8 @@ export interface BaseOptions {
   /** FROM names that stand for images of this host (see BuildImageOptions.localBases). */
   localBases?: Readonly<Record<string, string>>;
   onPull?: (ref: string, event: PullProgress) => void;
+  /** Aborts a base image's pull. */
+  signal?: AbortSignal;
 }
 
 const rootfsSchema = z.object({ rootfs: z.object({ diff_ids: z.array(z.string().regex(/^sha256:[a-f0-9]{64}$/)).max(1000) }) });
@@ -52,7 +54,7 @@ export async function resolveBases(plan: DockerfilePlan, opts: BaseOptions): Pro
     try {
       bases.push(await resolveBase(use, opts));
     } catch (err) {
-      if (!(err instanceof MicrovmError)) throw err;
+      if (!(err instanceof MicrovmError) || err.code === 'E_ABORTED') throw err;
       throw Object.assign(new MicrovmError(err.code, `${plan.file}:${use.line}: ${use.use} ${use.ref}: ${err.message}`, { cause: err }), { file: plan.file, line: use.line });
     }
   }
@@ -68,6 +70,7 @@ async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage>
     store: opts.store,
     mirrors: opts.mirrors,
     onPull: (event) => opts.onPull?.(use.ref, event),
+    signal: opts.signal,
   });
   if (local) await storeLocalBlobs(resolved, opts.store);
   const manifestBytes = await readStored(opts.store, resolved.manifestDigest);

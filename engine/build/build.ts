@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isMicrovmError, MicrovmError } from '../errors';
+import { abortedOr, throwIfAborted } from '../abort';
+import { MicrovmError } from '../errors';
 import { ContentStore } from '../image/content-store';
 import { Image } from '../api/image';
 import { checkMirrors, type RegistryMirrors } from '../image/registry/mirrors';
@@ -19,6 +20,7 @@ import { buildImageOptionsSchema, type BuildImageOptions, type BuildImageProgres
 
 export const BUILDER_IMAGE_ENV = 'MICROVM_BUILDER_IMAGE';
 const MAX_DOCKERFILE_BYTES = 1024 * 1024;
+const BUILD_STEP = 'buildImage';
 const LOG_TAIL_LINES = 30;
 
 /** Everything a build reads on the host before any VM runs; it decides the cache key. */
@@ -54,7 +56,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
 }
 
 async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImageProgress) => void): Promise<Prepared> {
-  checkAborted(opts.signal);
+  throwIfAborted(opts.signal, BUILD_STEP);
   const root = contextRoot(opts.context);
   const dockerfile = path.resolve(root, opts.dockerfile ?? 'Dockerfile');
   const dockerfileText = readRegularFile(dockerfile, MAX_DOCKERFILE_BYTES, 'E_DOCKERFILE');
@@ -70,15 +72,16 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
   const scan = await scanContext(root, readIgnorePatterns(root, dockerfile), hashes);
   await hashes.save(root);
   progress({ phase: 'context', files: scan.entries.length, bytes: scan.bytes, ignored: scan.ignored });
-  checkAborted(opts.signal);
+  throwIfAborted(opts.signal, BUILD_STEP);
   const store = new ContentStore();
   const mirrors = opts.registryMirrors && checkMirrors(opts.registryMirrors, 'buildImage option registryMirrors');
   const bases = await resolveBases(plan, {
     store, pullPolicy: opts.pullPolicy, maxLayerBytes: opts.maxLayerBytes, mirrors, localBases: opts.localBases,
     onPull: (ref, event) => progress({ phase: 'pull', ref, digest: event.digest, bytes: event.bytes, total: event.total }),
+    signal: opts.signal,
   });
   const builderRef = opts.builderImage ?? process.env[BUILDER_IMAGE_ENV] ?? embeddedBuilder();
-  const builder = await resolveSource(builderRef, { pullPolicy: 'missing', maxLayerBytes: opts.maxLayerBytes, store, mirrors });
+  const builder = await resolveSource(builderRef, { pullPolicy: 'missing', maxLayerBytes: opts.maxLayerBytes, store, mirrors, signal: opts.signal });
   const inputs: BuildInputs = {
     dockerfile: dockerfileText,
     contextDigest: scan.digest,
@@ -119,16 +122,17 @@ function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
 
 async function buildInVm(p: Prepared): Promise<BuiltImage> {
   const { opts, progress } = p;
-  checkAborted(opts.signal);
+  throwIfAborted(opts.signal, BUILD_STEP);
   const started = performance.now();
   progress({ phase: 'builder', step: 'boot' });
   const image = await Image.build({
     ref: p.builderRef, snapshot: false, memoryMib: opts.memoryMib, vcpus: opts.vcpus, network: opts.network, allow: opts.allow,
     volumes: [{ name: BUILDER_VOLUME, sizeMib: opts.cacheSizeMib, mountPoint: GUEST.volume }],
     registryMirrors: p.mirrors as Record<string, string[]> | undefined,
-  });
+    signal: opts.signal,
+  }).catch((err: unknown) => { throw abortedOr(err, opts.signal, BUILD_STEP); });
   const builder = await BuilderVm.start(image, opts.signal, () => progress({ phase: 'builder', step: 'wait', detail: 'another build is using the builder; waiting for it' }))
-    .catch((err: unknown) => { throw cancelledOr(err, opts.signal); });
+    .catch((err: unknown) => { throw abortedOr(err, opts.signal, BUILD_STEP); });
   const stopOnAbort = builder.stopOn(opts.signal);
   try {
     await loadBases(builder, p);
@@ -154,7 +158,7 @@ async function buildInVm(p: Prepared): Promise<BuiltImage> {
     return result;
   } catch (err) {
     await builder.kill();
-    throw cancelledOr(err, opts.signal);
+    throw abortedOr(err, opts.signal, BUILD_STEP);
   } finally {
     stopOnAbort();
   }
@@ -195,16 +199,6 @@ async function runBuild(builder: BuilderVm, p: Prepared, tag: string): Promise<v
       p.progress({ phase: 'step-cached', step: current.step, line: currentLine });
     }
   });
-  checkAborted(p.opts.signal);
+  throwIfAborted(p.opts.signal, BUILD_STEP);
   if (exitCode !== 0) throw stepFailure(p.plan, current, exitCode, tail);
-}
-
-function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new MicrovmError('E_BUILD_CANCELLED', 'the build was cancelled; the builder VM was stopped', { cause: signal.reason });
-}
-
-/** After an abort, whatever the stopped VM made the build fail with becomes E_BUILD_CANCELLED. */
-function cancelledOr(err: unknown, signal: AbortSignal | undefined): unknown {
-  if (!signal?.aborted || isMicrovmError(err, 'E_BUILD_CANCELLED')) return err;
-  return new MicrovmError('E_BUILD_CANCELLED', 'the build was cancelled; the builder VM was stopped', { cause: err });
 }

@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ExecChild } from '../agent/exec-child';
+import { onAbort } from '../abort';
 import { isMicrovmError, MicrovmError } from '../errors';
 import type { Image } from '../api/image';
 import type { Pool } from '../pool/pool';
@@ -69,10 +70,7 @@ export class BuilderVm {
 
   /** Stops the VM when `signal` aborts; returns the disposer. */
   stopOn(signal: AbortSignal | undefined): () => void {
-    const stop = () => void this.pool.shutdown();
-    if (signal?.aborted) stop();
-    signal?.addEventListener('abort', stop, { once: true });
-    return () => signal?.removeEventListener('abort', stop);
+    return onAbort(signal, () => void this.pool.shutdown());
   }
 
   /** Runs a shell script; a non-zero exit is E_BUILD_FAILED naming `what` with the script's stderr. */

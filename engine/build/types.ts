@@ -41,6 +41,7 @@ export const buildImageOptionsSchema = z.object({
   /** Cap on one layer blob, the base images' and the result's (default 16 GiB). */
   maxLayerBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024 * 1024),
   onProgress: z.function().args(z.any()).returns(z.any()).optional(),
+  /** Aborting stops the base pulls and the builder VM (E_ABORTED); nothing is cached. */
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal').optional(),
 }).strict();
 

@@ -3,8 +3,8 @@ import { Image } from '../api/image';
 import { listStoredImages, prune } from '../image/prune';
 import { buildNotice, Progress } from './progress';
 
-/** `microvm pull REF`: pulls the image and builds its root disk; prints the manifest digest. */
-export async function pullCommand(args: string[]): Promise<number> {
+/** `microvm pull REF`: pulls the image and builds its root disk; prints the manifest digest. `signal` stops it (Ctrl-C). */
+export async function pullCommand(args: string[], signal?: AbortSignal): Promise<number> {
   if (args.length !== 1 || args[0].startsWith('-')) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm pull REF (e.g. microvm pull localhost:5000/team/app:1)');
   const progress = new Progress();
   progress.step(`pulling ${args[0]}`);
@@ -15,6 +15,7 @@ export async function pullCommand(args: string[]): Promise<number> {
     pullPolicy: 'always',
     // Pulling stores the image and its root disk; the snapshot is baked on first use.
     snapshot: false,
+    signal,
     onProgress: (event) => {
       const notice = buildNotice(event);
       if (notice) progress.note(notice);

@@ -12,6 +12,7 @@ import { superviseCommand } from './supervise';
 import { execCommand } from './workspace-exec';
 import { downCommand, lsCommand, rmCommand } from './workspace-manage';
 import { upCommand } from './workspace-up';
+import { interruptible } from './interrupt';
 
 const USAGE = `usage: microvm <command> [options]
 
@@ -132,11 +133,11 @@ async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
     case 'run':
-      return runCommand(rest);
+      return interruptible((signal) => runCommand(rest, signal));
     case 'shell':
       return shellCommand(rest);
     case 'pull':
-      return pullCommand(rest);
+      return interruptible((signal) => pullCommand(rest, signal));
     case 'images':
       return imagesCommand(rest);
     case 'prune':
@@ -144,7 +145,7 @@ async function main(args: string[]): Promise<number> {
     case 'read-configuration':
       return readConfigurationCommand(rest);
     case 'build':
-      return buildCommand(rest);
+      return interruptible((signal) => buildCommand(rest, signal));
     case 'net-policy':
       return netPolicyCommand(rest);
     case 'net-log':

@@ -12,8 +12,8 @@ export interface Session {
   close(): Promise<void>;
 }
 
-/** Builds the image and boots one VM for a CLI command, with progress on stderr. */
-export async function openSession(flags: VmFlags, progress: Progress): Promise<Session> {
+/** Builds the image and boots one VM for a CLI command, with progress on stderr; `signal` stops either. */
+export async function openSession(flags: VmFlags, progress: Progress, signal?: AbortSignal): Promise<Session> {
   progress.step(`preparing image ${flags.image ?? '(default)'}`);
   let lastMib = -1;
   const image = await Image.build({
@@ -24,6 +24,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     allow: flags.allow,
     mounts: flags.mounts,
     volumes: flags.volumes,
+    signal,
     onProgress: (event) => {
       const notice = buildNotice(event);
       if (notice) progress.note(notice);
@@ -46,7 +47,7 @@ export async function openSession(flags: VmFlags, progress: Progress): Promise<S
     : `microvm: a VM failed to start: ${event.error.message}`));
   let vm: Vm;
   try {
-    vm = await pool.acquire();
+    vm = await pool.acquire({ signal });
   } catch (err) {
     await pool.shutdown();
     throw err;

@@ -16,13 +16,14 @@ import type { WorkspaceFlags } from './workspace-args';
  * more from this machine, is refused unless `--accept-config-changes` says yes: the folder
  * may have been written by a VM.
  */
-export async function workspaceSession(flags: WorkspaceFlags, progress: Progress): Promise<{ session: Session; prepared: PreparedWorkspace }> {
+export async function workspaceSession(flags: WorkspaceFlags, progress: Progress, signal?: AbortSignal): Promise<{ session: Session; prepared: PreparedWorkspace }> {
   progress.step(`reading the configuration of ${flags.folder}`);
   const prepared = await prepareWorkspace({
     folder: flags.folder,
     settings: cliPlanSettings(flags),
     allowLocalEnv: flags.allowLocalEnv,
     onProgress: (step) => progress.detail(step),
+    signal,
     onConfigChanged: async (file, changes) => {
       for (const change of changes) progress.note(`${file}: ${change.path} changed since it was last accepted (${change.category}): ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`);
       if (flags.acceptConfigChanges) return 'apply';

@@ -28,8 +28,10 @@ export interface BaseImage {
 
 const configLabelsSchema = z.object({ config: z.object({ Labels: z.record(z.string()).nullish() }).passthrough().nullish() }).passthrough();
 
-export async function baseImage(ref: string | undefined, opts: { store: ContentStore; mirrors?: RegistryMirrors; onPull?: (event: PullProgress) => void }): Promise<BaseImage> {
-  const resolved = await resolveSource(ref, { pullPolicy: 'missing', maxLayerBytes: 16 * 1024 * 1024 * 1024, store: opts.store, mirrors: opts.mirrors, onPull: opts.onPull });
+export async function baseImage(
+  ref: string | undefined, opts: { store: ContentStore; mirrors?: RegistryMirrors; onPull?: (event: PullProgress) => void; signal?: AbortSignal },
+): Promise<BaseImage> {
+  const resolved = await resolveSource(ref, { pullPolicy: 'missing', maxLayerBytes: 16 * 1024 * 1024 * 1024, store: opts.store, mirrors: opts.mirrors, onPull: opts.onPull, signal: opts.signal });
   const labels = parseJsonDocument(await configBytes(resolved, opts.store), `the config of ${resolved.source}`, configLabelsSchema).config?.Labels ?? undefined;
   const common = { user: resolved.config.user, metadata: labelEntries(labels) };
   if (ref !== undefined && !isLocalImageRef(ref)) return { from: parseReference(ref.replace(/^docker:\/\//, '')).canonical, localBases: {}, ...common };

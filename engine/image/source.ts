@@ -21,6 +21,8 @@ export interface SourceOptions {
   onPull?: (event: PullProgress) => void;
   /** Mirrors tried before a registry (default: MICROVM_REGISTRY_MIRRORS). */
   mirrors?: RegistryMirrors;
+  /** Aborts a pull (engine/image/registry/pull.ts). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
       throw new MicrovmError('E_IMAGE_NOT_CACHED', `image ${reference.canonical} is not in the local store and pullPolicy is 'never'. Run \`microvm pull ${ref}\` or use pullPolicy 'missing'`);
     }
   }
-  return pullImage(reference, opts.store, { maxBlobBytes: opts.maxLayerBytes, onProgress: opts.onPull, mirrors: opts.mirrors });
+  return pullImage(reference, opts.store, { maxBlobBytes: opts.maxLayerBytes, onProgress: opts.onPull, mirrors: opts.mirrors, signal: opts.signal });
 }
 
 /** The stored image for a reference, or null when any part of it is missing or unreadable. */

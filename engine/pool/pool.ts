@@ -1,3 +1,4 @@
+import { throwIfAborted } from '../abort';
 import { abortedError, MicrovmError } from '../errors';
 import { acquireOptionsSchema, type AcquireOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
@@ -108,7 +109,7 @@ export class Pool<I = unknown> {
   async acquire(options: AcquireOptions = {}): Promise<Vm<I>> {
     const { signal } = parseOptions(acquireOptionsSchema, options, 'pool.acquire');
     if (this.closed) throw shutdownError();
-    if (signal?.aborted) throw abortedError('pool.acquire', signal);
+    throwIfAborted(signal, 'pool.acquire');
     const idle = this.takeIdle();
     if (idle) this.inUse.add(idle);
     // A machine handed over counts as in use from that moment (offer), so that no fill boots past max meanwhile.

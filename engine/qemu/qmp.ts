@@ -26,7 +26,8 @@ export class QmpClient {
     socket.on('error', () => undefined);
   }
 
-  static async connect(socketPath: string, timeoutMs: number): Promise<QmpClient> {
+  /** Retries until `timeoutMs`, unless `abortIf` names a reason to stop sooner (QEMU exited). */
+  static async connect(socketPath: string, timeoutMs: number, abortIf?: () => Error | undefined): Promise<QmpClient> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
@@ -39,6 +40,8 @@ export class QmpClient {
         await client.execute('qmp_capabilities');
         return client;
       } catch (err) {
+        const stopped = abortIf?.();
+        if (stopped) throw stopped;
         if (Date.now() > deadline) {
           throw new MicrovmError('E_QMP', `cannot open QMP at ${socketPath}: ${(err as Error).message}`, { cause: err });
         }

@@ -1,3 +1,4 @@
+import { throwIfAborted } from '../abort';
 import { MicrovmError } from '../errors';
 import type { LayerBlob } from '../image/types';
 import { normalizeEntryPath, OPAQUE_MARKER, WHITEOUT_PREFIX } from './entry-path';
@@ -43,6 +44,8 @@ export interface PlanOptions {
   maxLayerBytes: number;
   tarLimits: TarLimits;
   onBytes?: (bytes: number) => void;
+  /** Checked at every entry of both passes: an abort stops reading layers (E_ABORTED). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -93,6 +96,7 @@ export async function* layerEntries(layer: LayerBlob, options: PlanOptions): Asy
   let ordinal = 0;
   try {
     for await (const entry of readTar(layerTarStream(layer, options.maxLayerBytes), options.tarLimits)) {
+      throwIfAborted(options.signal, 'building the root disk');
       yield { header: entry.header, ordinal: ordinal++, body: entry.body };
     }
   } catch (err) {

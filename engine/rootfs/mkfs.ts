@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { diskFullInOutput } from '../disk-full';
+import { killOnAbort } from '../abort';
 import { MicrovmError } from '../errors';
 
 const MIN_VERSION = [1, 47, 1];
@@ -41,6 +42,8 @@ export interface Mke2fsJob {
   inodes: number;
   tar: AsyncIterable<Buffer>;
   onBytes?: (bytes: number) => void;
+  /** Kills mke2fs (SIGKILL); the caller removes the partial image. */
+  signal?: AbortSignal;
 }
 
 /** Builds an ext4 image from a tar stream on stdin; nothing is extracted on the host. */
@@ -57,10 +60,11 @@ export async function runMke2fs(job: Mke2fsJob): Promise<void> {
   child.stderr.on('data', (chunk: Buffer) => {
     if (stderr.length < 16 * 1024) stderr += chunk.toString();
   });
+  const unlink = killOnAbort(child, job.signal);
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
-  });
+  }).finally(unlink);
   let written = 0;
   const counted = async function* (): AsyncGenerator<Buffer> {
     for await (const chunk of job.tar) {

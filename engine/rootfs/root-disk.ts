@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { abortedOr, throwIfAborted } from '../abort';
 import { MicrovmError } from '../errors';
 import { parseDigest } from '../image/digest';
 import type { ResolvedImage } from '../image/types';
@@ -24,11 +25,14 @@ export interface RootDiskOptions {
   onRebuild?: (reason: string) => void;
   /** Cap on each layer's decompressed size (default 16 GiB). */
   maxLayerBytes?: number;
+  /** Aborting stops reading layers and kills mke2fs; the partial disk is removed (E_ABORTED). */
+  signal?: AbortSignal;
 }
 
 /** Bumped whenever the disk layout changes, so old cache entries are not reused. */
 const ROOTFS_FORMAT = 'microvm-rootfs-ext4-v2';
 const MIB = 1024 * 1024;
+const ROOTFS_STEP = 'building the root disk';
 
 export interface RootDisk {
   path: string;
@@ -52,6 +56,7 @@ export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions
     return { path: finalPath, cached: true, sha256: hit.sha256 };
   }
   if (!hit.missing) opts.onRebuild?.(`the cached root disk ${finalPath} cannot be used: ${hit.reason}; building it again`);
+  throwIfAborted(opts.signal, ROOTFS_STEP);
   await findMke2fs();
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
     throw new MicrovmError('E_STATE_DIR', `cannot create ${cacheDir}: ${err.message}. Check MICROVM_HOME`, { cause: err });
@@ -60,6 +65,7 @@ export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions
     maxLayerBytes: opts.maxLayerBytes ?? 16 * 1024 * MIB,
     tarLimits: DEFAULT_TAR_LIMITS,
     onBytes: throttled((bytes) => opts.onProgress?.({ phase: 'merge', bytes })),
+    signal: opts.signal,
   };
   const plan = await planMerge(image.layers, planOptions);
   const temp = tempPath(cacheDir);
@@ -72,8 +78,10 @@ export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions
       inodes: plan.inodeCount + 1024,
       tar: mergedTar(image.layers, plan, { ...planOptions, onBytes: undefined }, (p, x) => xattrs.add(p, x)),
       onBytes: throttled((bytes) => opts.onProgress?.({ phase: 'mkfs', bytes })),
+      signal: opts.signal,
     });
-    await xattrs.apply(temp); // mke2fs keeps only security.capability.
+    throwIfAborted(opts.signal, ROOTFS_STEP);
+    await xattrs.apply(temp, opts.signal); // mke2fs keeps only security.capability.
     const handle = await fs.open(temp, 'r+');
     await handle.sync().finally(() => handle.close());
     // The record first: a kill before the rename leaves a record no disk matches, never the reverse.
@@ -81,7 +89,7 @@ export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions
     await fs.rename(temp, finalPath);
   } catch (err) {
     await fs.rm(temp, { force: true });
-    throw err;
+    throw abortedOr(err, opts.signal, ROOTFS_STEP);
   }
   opts.onProgress?.({ phase: 'done', bytes: (await fs.stat(finalPath)).size });
   return { path: finalPath, cached: false, sha256 };

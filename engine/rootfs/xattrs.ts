@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
+import { killOnAbort } from '../abort';
 import { diskFullInOutput } from '../disk-full';
 import { MicrovmError } from '../errors';
 import { fromBytePath, type BytePath } from '../tar/types';
@@ -42,7 +43,8 @@ export class XattrPass {
     }
   }
 
-  async apply(imagePath: string): Promise<void> {
+  /** `signal` kills debugfs; the caller removes the image. */
+  async apply(imagePath: string, signal?: AbortSignal): Promise<void> {
     if (this.pending.length === 0) return;
     const blockSize = await readBlockSize(imagePath);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'microvm-xattrs-'));
@@ -70,7 +72,7 @@ export class XattrPass {
       }
       const commands = path.join(dir, 'commands');
       await fs.writeFile(commands, Buffer.concat(lines), { flag: 'wx', mode: 0o600 });
-      const problems = await runDebugfs(['-w', '-f', commands, imagePath]);
+      const problems = await runDebugfs(['-w', '-f', commands, imagePath], signal);
       if (problems.length > 0) throw this.error(`debugfs reported: ${problems.join('; ')}`, diskFullInOutput(problems.join('\n')));
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
@@ -102,7 +104,7 @@ async function readBlockSize(imagePath: string): Promise<number> {
  * Runs debugfs and returns whatever looks like an error. It exits 0 even when commands fail, so
  * its output is checked: stdout should only echo the commands, stderr only print its banner.
  */
-async function runDebugfs(args: string[]): Promise<string[]> {
+async function runDebugfs(args: string[], signal: AbortSignal | undefined): Promise<string[]> {
   const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
   const child = spawn('debugfs', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const problems: string[] = [];
@@ -111,6 +113,8 @@ async function runDebugfs(args: string[]): Promise<string[]> {
     child.on('close', resolve);
   });
   exited.catch(() => undefined); // Awaited below; a spawn error must not go unhandled meanwhile.
+  const unlink = killOnAbort(child, signal);
+  void exited.finally(unlink).catch(() => undefined);
   const collect = async (stream: Readable, expected: RegExp): Promise<void> => {
     for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
       if (!expected.test(line) && problems.length < 10) problems.push(line.trim());

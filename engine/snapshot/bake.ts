@@ -1,3 +1,4 @@
+import { abortedOr, onAbort, throwIfAborted } from '../abort';
 import { MicrovmError } from '../errors';
 import { ImageConfig } from '../image/types';
 import type { BackendVm } from '../backend/types';
@@ -17,7 +18,11 @@ export interface BakeSpec {
   guestPort?: number;
   listenerRequired: boolean;
   listenerTimeoutMs: number;
+  /** Aborting stops the VM (its boot, the warmup, the save); nothing is saved (E_ABORTED). */
+  signal?: AbortSignal;
 }
+
+const BAKE_STEP = 'baking the snapshot';
 
 /**
  * Boots, runs the warmup, optionally waits for the workload's listener, then saves the VM
@@ -25,6 +30,7 @@ export interface BakeSpec {
  */
 export async function bake(spec: BakeSpec): Promise<BackendVm> {
   const machine = await spec.boot();
+  const unlinkAbort = onAbort(spec.signal, () => void machine.stop());
   try {
     const vm = new Vm(machine, spec.config, async () => undefined);
     if (spec.warmup) {
@@ -39,10 +45,13 @@ export async function bake(spec: BakeSpec): Promise<BackendVm> {
     }
     await vm.release();
     await writeSnapshot(machine, spec.dir, spec.inputs, spec.image);
+    throwIfAborted(spec.signal, BAKE_STEP);
     await machine.resume();
     return machine;
   } catch (err) {
     await machine.stop();
-    throw err;
+    throw abortedOr(err, spec.signal, BAKE_STEP);
+  } finally {
+    unlinkAbort();
   }
 }

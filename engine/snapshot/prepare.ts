@@ -24,7 +24,10 @@ export interface SnapshotRequest {
   guestPort?: number;
   listenerRequired: boolean;
   listenerTimeoutMs: number;
-  boot: () => Promise<BackendVm>;
+  /** Boots the VM to bake; `signal` is the request's own, for the backend's boot. */
+  boot: (signal: AbortSignal | undefined) => Promise<BackendVm>;
+  /** Aborting stops the bake: its VM is stopped and nothing is saved (E_ABORTED). */
+  signal?: AbortSignal;
   /** Told why a bake happens (no snapshot yet, an input changed, a file is corrupt). */
   onBake: (reason: string) => void;
 }
@@ -44,7 +47,7 @@ export async function prepareSnapshot(request: SnapshotRequest): Promise<Prepare
   if (loaded.ok) return { dir, source: loaded.source };
   request.onBake(`the snapshot in ${dir} cannot be used: ${loaded.reason}`);
   const handoff = await bake({
-    boot: request.boot, config: request.image.config, dir, inputs, image: request.image, warmup: request.warmup,
+    boot: () => request.boot(request.signal), signal: request.signal, config: request.image.config, dir, inputs, image: request.image, warmup: request.warmup,
     guestPort: request.guestPort, listenerRequired: request.listenerRequired, listenerTimeoutMs: request.listenerTimeoutMs,
   });
   const baked = await loadSnapshot(dir, inputs);

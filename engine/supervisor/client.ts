@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { createMessageConnection, MessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
+import { abortedOr, onAbort, throwIfAborted } from '../abort';
 import { MicrovmError, type ErrorCode } from '../errors';
 import { openWorkspace } from '../workspace/record';
 import type { ConfigChange } from '../devcontainer/changes';
@@ -19,6 +20,7 @@ import {
 const START_TIMEOUT_MS = 20_000;
 /** How long down() waits for the supervisor to close the connection after the VM stopped. */
 const DOWN_TIMEOUT_MS = 10_000;
+const UP_STEP = 'opening the workspace';
 
 /** How SupervisorClient.connect attaches. */
 export interface ConnectOptions {
@@ -121,10 +123,23 @@ export class SupervisorClient {
     return () => this.closeListeners.delete(listener);
   }
 
-  /** Starts the workspace VM, or attaches to the running one; `questions` are put to the user while it prepares. */
-  up(params: UpParams & { waitForHooks?: boolean }, questions: UpQuestions): Promise<UpResult> {
+  /**
+   * Starts the workspace VM (or joins the start under way). Aborting `options.signal` sends
+   * `down`: the supervisor stops the start at whatever step it is (a pull, a build, the bake,
+   * the boot) and ends, and this call rejects with E_ABORTED.
+   */
+  async up(params: UpParams & { waitForHooks?: boolean }, questions: UpQuestions, options: { signal?: AbortSignal } = {}): Promise<UpResult> {
+    const { signal } = options;
+    throwIfAborted(signal, UP_STEP);
     this.questions = questions;
-    return this.request(() => this.connection.sendRequest(Requests.up, params));
+    const unlink = onAbort(signal, () => void this.down().catch(() => undefined));
+    try {
+      return await this.request(() => this.connection.sendRequest(Requests.up, params));
+    } catch (err) {
+      throw abortedOr(err, signal, UP_STEP);
+    } finally {
+      unlink();
+    }
   }
 
   /** The supervisor's state, VM and forwards. */

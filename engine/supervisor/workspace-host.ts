@@ -1,4 +1,4 @@
-import { isMicrovmError, MicrovmError } from '../errors';
+import { abortedError, isMicrovmError, MicrovmError } from '../errors';
 import { formatProblem } from '../devcontainer/problems';
 import { recommendedExtensions } from '../devcontainer/config';
 import { prepareWorkspace } from '../workspace/prepare';
@@ -25,6 +25,8 @@ export class WorkspaceHost {
   readonly processes: ProcessTable;
   private session: Session | undefined;
   private starting: Promise<UpResult> | undefined;
+  /** Aborted by stop() (a `down`, the extension's Cancel): stops a start at any step, its preparation included. */
+  private readonly startAbort = new AbortController();
   private result: UpResult | undefined;
   private readonly backlog = new Backlog<SupervisorEvent>(BACKLOG_EVENTS, BACKLOG_BYTES, (e) => JSON.stringify(e).length);
   private readonly retries = new Map<number, () => Promise<void>>();
@@ -75,6 +77,7 @@ export class WorkspaceHost {
       onProgress: (step) => this.broadcast({ type: 'progress', step }),
       onConfigChanged: (file, changes) => asker.connection.sendRequest(Questions.configChanged, { file, changes }),
       onOverLimits: (over) => asker.connection.sendRequest(Questions.overLimits, { over }),
+      signal: this.startAbort.signal,
     });
     if (!prepared) throw new MicrovmError('E_CONFIG', `the workspace in ${this.folder} was not opened: the configuration change or the resources it asks for were declined`);
     const file = prepared.resolved.file?.file ?? 'devcontainer.json';
@@ -89,11 +92,11 @@ export class WorkspaceHost {
     this.session = session;
     let vm;
     try {
-      vm = await session.start();
+      vm = await session.start({ signal: this.startAbort.signal });
     } catch (err) {
       this.session = undefined;
       await session.stop();
-      throw err instanceof CancelledError ? new MicrovmError('E_SUPERVISOR', `the start of the workspace VM of ${this.folder} was cancelled`) : err;
+      throw err instanceof CancelledError ? abortedError(`the start of the workspace VM of ${this.folder}`, this.startAbort.signal) : err;
     }
     const result: UpResult = {
       containerId: vm.id, remoteUser: session.remoteUserName ?? 'root', remoteWorkspaceFolder: session.plan.workspaceFolder,
@@ -200,6 +203,7 @@ export class WorkspaceHost {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.setState('stopping');
+    this.startAbort.abort();
     const session = this.session;
     this.session = undefined;
     await session?.stop({ suspend: suspendEnabled() }).catch((err: unknown) => this.log(`stopping the VM: ${isMicrovmError(err) ? err.message : String(err)}`));

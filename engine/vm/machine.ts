@@ -2,6 +2,7 @@ import { AgentClient } from '../agent/client';
 import { AgentConnection } from '../agent/connection';
 import { chooseAccel } from '../accel/detect';
 import { AccelChoice } from '../accel/decide';
+import { onAbort, throwIfAborted } from '../abort';
 import { isMicrovmError, MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
@@ -33,6 +34,7 @@ import { qemuCapabilities } from '../backend/capabilities';
 
 const BOOT_TIMEOUT_MS = { kvm: 20_000, hvf: 20_000, tcg: 60_000 } as const;
 const QUIT_GRACE_MS = 2000;
+const BOOT_STEP = 'booting the VM';
 const GUEST_SHUTDOWN_MS = 5000;
 /** How long a lost agent connection waits for QEMU's exit status to explain it. */
 const LOSS_EXPLAIN_WAIT_MS = 1000;
@@ -88,6 +90,7 @@ export class Machine implements BackendVm {
     if (restore?.kind === 'suspended' && spec.machine !== 'q35') {
       throw new MicrovmError('E_BAD_OPTION', 'only a q35 workspace VM can be resumed from a suspended state; boot it fresh');
     }
+    throwIfAborted(spec.signal, BOOT_STEP);
     const runAs = qemuUser();
     const state = createStateDir(runAs);
     let memory: QemuSpec['memory'];
@@ -130,10 +133,11 @@ export class Machine implements BackendVm {
       for (const fd of disks?.fds ?? []) fs.closeSync(fd);
     }
     void qemu.exited.then(() => proxy?.close());
+    const unlinkAbort = onAbort(spec.signal, () => qemu.kill());
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
     const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);
     try {
-      const qmp = await QmpClient.connect(state.file('qmpSocket'), timeoutMs);
+      const qmp = await QmpClient.connect(state.file('qmpSocket'), timeoutMs, bootFailure);
       if (restore) await migrateIn(qmp, state.file('migrateIn'), restore.stateFile, restore.kind !== 'full');
       const plug = async () => {
         // QEMU connects to a hot-plugged share's socket after -runas dropped its privileges:
@@ -174,13 +178,16 @@ export class Machine implements BackendVm {
         if (isMicrovmError(err, 'E_RESTORE_FAILED')) void machine.fail(err);
       });
       if (spec.workload && !restore) machine.startWorkload(spec.workload);
+      unlinkAbort();
       return machine;
     } catch (err) {
-      const exitedOnItsOwn = bootFailure();
+      unlinkAbort();
+      const exitedOnItsOwn = !spec.signal?.aborted && bootFailure();
       qemu.kill();
       await qemu.exited;
       await storage.release();
       state.remove();
+      throwIfAborted(spec.signal, BOOT_STEP);
       if (exitedOnItsOwn) throw exitedOnItsOwn;
       if (err instanceof MicrovmError && err.code === 'E_BOOT_TIMEOUT') {
         throw new MicrovmError('E_BOOT_TIMEOUT',

@@ -5,7 +5,8 @@ import { ProcessRequest, WaitResult } from '../agent/process';
 import { SignalSpec } from '../agent/signals';
 import { AgentInfo } from '../agent/connection';
 import { AccelChoice } from '../accel/decide';
-import { abortedError, MicrovmError } from '../errors';
+import { throwIfAborted } from '../abort';
+import { MicrovmError } from '../errors';
 import { execOptionsSchema, ExecOptions, parseOptions } from '../options';
 import { ImageConfig } from '../image/types';
 import { mergeEnv } from '../image/env';
@@ -99,7 +100,7 @@ export class Vm<I = unknown> {
   exec(options: ExecOptions): Promise<ExecResult<string>>;
   async exec(options: ExecOptions): Promise<ExecResult<string | Buffer>> {
     const parsed = parseOptions(execOptionsSchema, options, 'exec');
-    if (parsed.signal?.aborted) throw abortedError(`exec of '${parsed.argv[0]}'`, parsed.signal);
+    throwIfAborted(parsed.signal, `exec of '${parsed.argv[0]}'`);
     const started = performance.now();
     const result = await this.live().agent.exec(this.processRequest(parsed), parsed.maxBuffer, parsed.signal);
     const decode = (data: Buffer) => (parsed.encoding === 'buffer' ? data : data.toString('utf8'));
@@ -109,7 +110,7 @@ export class Vm<I = unknown> {
   /** Starts a process and returns at once; read its output, write its stdin and wait for it through the ExecChild. */
   spawn(options: SpawnOptions): ExecChild {
     const parsed = parseOptions(execOptionsSchema, options, 'spawn');
-    if (parsed.signal?.aborted) throw abortedError(`spawn of '${parsed.argv[0]}'`, parsed.signal);
+    throwIfAborted(parsed.signal, `spawn of '${parsed.argv[0]}'`);
     return this.live().agent.spawn(this.processRequest(parsed), parsed.signal);
   }
 

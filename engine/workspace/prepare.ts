@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { throwIfAborted } from '../abort';
 import { ConfigChange } from '../devcontainer/changes';
 import { ConfigFile, readConfigFile } from '../devcontainer/locate';
 import { PlanSettings, planWorkspace, WorkspacePlan } from '../devcontainer/plan';
@@ -19,6 +20,8 @@ import { egressLogFile } from './egress-log';
 import { lockfilesDigest } from './lockfiles';
 import { loadCompose, type LoadedCompose } from '../compose/load';
 
+const PREPARE_STEP = 'preparing the workspace';
+
 /** What prepareWorkspace needs: the folder, the user's settings and limits. */
 export interface PrepareOptions {
   folder: string;
@@ -34,6 +37,8 @@ export interface PrepareOptions {
   onProgress?(step: string): void;
   /** Registry host -> mirror URLs for features (default: MICROVM_REGISTRY_MIRRORS). */
   registryMirrors?: RegistryMirrors;
+  /** Checked between the steps: an abort stops the preparation with E_ABORTED. */
+  signal?: AbortSignal;
 }
 
 /** A workspace ready to start: its record, resolved configuration, plan and problems. */
@@ -57,12 +62,16 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   const record = openWorkspace(options.folder);
   const resolved = await acceptedConfig(record, options);
   if (!resolved) return undefined;
-  const planned = planWorkspace(resolved, options.settings, { languages: detectLanguages(resolved.folder) }, await featuresOf(resolved, options), composeOf(resolved, options));
+  throwIfAborted(options.signal, PREPARE_STEP);
+  const features = await featuresOf(resolved, options);
+  throwIfAborted(options.signal, PREPARE_STEP);
+  const planned = planWorkspace(resolved, options.settings, { languages: detectLanguages(resolved.folder) }, features, composeOf(resolved, options));
   const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
   const request = { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes };
   const limits = hostLimits(options.limits);
   const over = overLimits(request, limits);
   if (over.length > 0 && !(await options.onOverLimits(over))) return undefined;
+  throwIfAborted(options.signal, PREPARE_STEP);
   const allowed = over.length > 0 ? clampToLimits(request, limits) : request;
   const approved = planned.network === 'allowlist' ? record.egress?.allow ?? [] : [];
   const plan = {

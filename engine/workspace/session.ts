@@ -14,6 +14,7 @@ import type { BuildOptions } from '../options';
 import type { Pool } from '../pool/pool';
 import type { VmBackend } from '../backend/types';
 import type { ServiceLink } from '../qemu/network';
+import { onAbort, throwIfAborted } from '../abort';
 import { ErrorCode, isMicrovmError, MicrovmError } from '../errors';
 import { DetectedLanguage, LANGUAGE_NAMES } from '../devcontainer/language';
 import type { Vm } from '../vm/vm';
@@ -34,6 +35,8 @@ import type { ComposePlan } from '../devcontainer/compose-plan';
 import { ComposeServices, type ServiceForward } from './services/compose-services';
 import { startServices } from './services/start';
 import { startLoopbackRelay } from './services/loopback-relay';
+
+const OPEN_STEP = 'opening the workspace';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
 const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
@@ -102,7 +105,7 @@ export class Session {
   private tlsHintSaid = false;
   /** Who terminals and hooks run as: remoteUser, else containerUser, else the image's user. */
   private user: UserInfo | undefined;
-  /** Cancels an image build in progress. */
+  /** Aborted by stop() (and by start()'s signal): cancels the pulls, builds, bake and boot in progress. */
   private readonly abort = new AbortController();
   /** Where progress steps go while start() runs (the progress notification). */
   onProgress: (step: string) => void = () => undefined;
@@ -134,16 +137,21 @@ export class Session {
   }
 
   /**
-   * Builds (or reuses) the image, then boots or restores a VM. After stop() it rejects with
-   * CancelledError: the engine cannot abort a build, so a cancelled one is discarded when it ends.
+   * Builds (or reuses) the image, then boots or restores a VM. stop() meanwhile aborts the
+   * pull, build, bake or boot in progress, and start() rejects with CancelledError; aborting
+   * `options.signal` does the same (a stop()) and start() rejects with E_ABORTED.
    */
-  async start(): Promise<Vm> {
+  async start(options: { signal?: AbortSignal } = {}): Promise<Vm> {
+    const unlink = onAbort(options.signal, () => void this.stop());
     try {
       return await this.boot();
     } catch (err) {
       // The services started for a workspace VM that did not come up go with it.
       await this.services?.stop();
+      throwIfAborted(options.signal, OPEN_STEP);
       throw this.stopped ? new CancelledError() : err;
+    } finally {
+      unlink();
     }
   }
 
@@ -208,7 +216,7 @@ export class Session {
     this.pool.onEvent((event) => this.events.log(event.type === 'vm-failed'
       ? `VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
       : `a VM failed to start: ${event.error.message}`));
-    return this.pool.acquire();
+    return this.pool.acquire({ signal: this.abort.signal });
   }
 
   private async warmVm(image: Image, warm: WarmSnapshots): Promise<Vm> {
@@ -336,7 +344,7 @@ export class Session {
     const base = await this.baseImageRef();
     const { features } = this.plan;
     if (features.length === 0) {
-      this.mergeImageMetadata((await baseImage(base, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }) })).metadata);
+      this.mergeImageMetadata((await baseImage(base, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }), signal: this.abort.signal })).metadata);
       return base;
     }
     this.events.baking();
@@ -387,7 +395,7 @@ export class Session {
     this.events.log(`no devcontainer.json: ${why}, so the workspace opens on ${ref} (the microvm.defaultImages setting names another)`);
     this.onProgress(`Pulling ${ref} (${why})`);
     try {
-      await baseImage(ref, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref }) });
+      await baseImage(ref, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref }), signal: this.abort.signal });
       return ref;
     } catch (err) {
       if (this.stopped || !PULL_FAILURES.some((code) => isMicrovmError(err, code))) throw err;
@@ -615,6 +623,7 @@ export class Session {
     const { plan } = this;
     let bakeAnnounced = false;
     return {
+      signal: this.abort.signal,
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
       network: plan.network,

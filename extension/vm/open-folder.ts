@@ -78,7 +78,9 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Supervise
     ctx.session = workspace;
     ctx.setStatus('baking', 'Preparing the image');
     const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true }, async (progress, token) => {
-      const cancel = token.onCancellationRequested(() => void workspace.stop().catch(() => undefined));
+      // Cancel aborts the open: the supervisor stops the pull, build, bake or boot under way and ends.
+      const abort = new AbortController();
+      const cancel = token.onCancellationRequested(() => abort.abort());
       // Steps may name an image or a feature from the configuration: plain text, bounded.
       onProgress = (message) => progress.report({ message: progressText(message) });
       try {
@@ -88,9 +90,9 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Supervise
         }, {
           configChanged: (file, changes) => askConfigChanged(ctx, file, changes),
           overLimits: (over) => askOverLimits(ctx, over),
-        });
+        }, { signal: abort.signal });
       } catch (err) {
-        throw token.isCancellationRequested ? new CancelledError() : err;
+        throw token.isCancellationRequested || isMicrovmError(err, 'E_ABORTED') ? new CancelledError() : err;
       } finally {
         onProgress = () => undefined;
         cancel.dispose();

@@ -221,7 +221,7 @@ test('a failing RUN names its step and line; a cancelled build stops the builder
     context: dir,
     signal: controller.signal,
     onProgress: (e) => { if (e.phase === 'log' && e.line === 'sleeping') controller.abort(); },
-  }), (err: Error & { code?: string }) => err.code === 'E_BUILD_CANCELLED');
+  }), (err: Error & { code?: string }) => err.code === 'E_ABORTED' && err.name === 'AbortError');
   assert.ok(performance.now() - started < 120_000);
   await assertNothingRunning();
   const leftovers = fs.readdirSync(homePaths.builds()).filter((n) => n.startsWith('.tmp-'));

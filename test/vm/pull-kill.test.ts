@@ -8,9 +8,10 @@ import { debianBaseLayer } from '../helpers/debian-base';
 import { stallBlob, startFakeRegistry, type FakeRegistry } from '../helpers/fake-registry';
 import { gzipLayer, imageOf, tarOf, type TestImage } from '../helpers/image-fixtures';
 import { buildBundles, type Bundles, privateHome, runCli, waitFor } from './cli-helpers';
-import { isGone } from './qemu-proc';
+import { descendants, isGone } from './qemu-proc';
 
 /**
+ * `microvm pull` interrupted (Ctrl-C) mid-blob exits 130 and leaves nothing behind.
  * T18 (a): `microvm pull` SIGKILLed in the middle of a blob, then in the middle of the root
  * disk build, leaves no helper process and nothing under a final name; the next pull removes
  * what the dead writers left, says so, and stores blobs whose bytes match their digests.
@@ -51,31 +52,6 @@ function startPull(): { child: ChildProcess; stderr: () => string } {
   return { child, stderr: () => stderr };
 }
 
-/** Every process below `pid`, found through the parent pid in /proc/PID/stat. */
-function descendants(pid: number): Array<{ pid: number; comm: string }> {
-  const parents = new Map<number, { ppid: number; comm: string }>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parents.set(Number(entry), { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  const found: Array<{ pid: number; comm: string }> = [];
-  const below = (parent: number): void => {
-    for (const [child, info] of parents) {
-      if (info.ppid !== parent) continue;
-      found.push({ pid: child, comm: info.comm });
-      below(child);
-    }
-  };
-  below(pid);
-  return found;
-}
-
 /** SIGKILLs `child` and checks that every process it had started is gone within 5 s. */
 async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid: number; comm: string }>> {
   const helpers = descendants(child.pid as number);
@@ -91,6 +67,27 @@ async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid:
 const partialName = (pid: number) => new RegExp(`^\\.tmp-${pid}-[0-9a-f]+\\.partial$`);
 const [baseLayer, slowLayer] = [0, 1].map((i) => () => image.layers[i]);
 const requestsFor = (digest: string) => registry.log.filter((r) => r.path.endsWith(`/blobs/${digest}`)).length;
+
+test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no image record, no helper process', async () => {
+  registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);
+  const pull = startPull();
+  const pid = pull.child.pid as number;
+  const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
+  const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
+  // The base layer complete first, so that the kills below find it stored and fetch it no more.
+  const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
+  assert.ok(await waitFor(() => stalled() && baseStored(), 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
+  const helpers = descendants(pid);
+  const exited = new Promise<number | null>((resolve) => pull.child.once('exit', (code) => resolve(code)));
+  const interrupted = performance.now();
+  pull.child.kill('SIGINT');
+  assert.equal(await exited, 130, pull.stderr());
+  process.stderr.write(`# microvm pull: SIGINT to exit ${(performance.now() - interrupted).toFixed(0)} ms\n`);
+  assert.match(pull.stderr(), /microvm: interrupted/);
+  for (const helper of helpers) assert.ok(isGone(helper.pid), `${helper.comm} (${helper.pid}) outlived the interrupted pull`);
+  assert.deepEqual(partialOf(), [], 'the partial download was removed');
+  assert.deepEqual(list(storeDir('refs')), [], 'no image record');
+});
 
 test('SIGKILL mid-blob leaves only a partial file in store/tmp, no blob under its digest and no image record', async () => {
   registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);

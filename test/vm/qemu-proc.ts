@@ -41,3 +41,28 @@ export function liveProcessesMentioning(text: string): Array<{ pid: number; prog
   }
   return found;
 }
+
+/** Every process below `pid`, found through the parent pid in /proc/PID/stat. */
+export function descendants(pid: number): Array<{ pid: number; comm: string }> {
+  const parents = new Map<number, { ppid: number; comm: string }>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parents.set(Number(entry), { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const found: Array<{ pid: number; comm: string }> = [];
+  const below = (parent: number): void => {
+    for (const [child, info] of parents) {
+      if (info.ppid !== parent) continue;
+      found.push({ pid: child, comm: info.comm });
+      below(child);
+    }
+  };
+  below(pid);
+  return found;
+}

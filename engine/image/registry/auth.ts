@@ -10,7 +10,9 @@ const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
  * credentials, or a Bearer token from the challenge's realm (anonymous when there are no
  * credentials). The realm may be another host; that is where Docker sends credentials too.
  */
-export async function answerChallenge(challenge: Challenge, repository: string, registry: string, credentials: Credentials | null): Promise<string> {
+export async function answerChallenge(
+  challenge: Challenge, repository: string, registry: string, credentials: Credentials | null, signal?: AbortSignal,
+): Promise<string> {
   if (challenge.scheme === 'basic') {
     if (credentials?.kind !== 'basic') throw noCredentials(registry, repository);
     return basic(credentials.username, credentials.password);
@@ -27,24 +29,24 @@ export async function answerChallenge(challenge: Challenge, repository: string, 
   }
   const scope = challenge.params.scope ?? `repository:${repository}:pull`;
   const token = credentials?.kind === 'identity-token'
-    ? await refreshToken(realm, challenge.params.service, scope, credentials.token, registry)
-    : await fetchToken(realm, challenge.params.service, scope, credentials, registry);
+    ? await refreshToken(realm, challenge.params.service, scope, credentials.token, registry, signal)
+    : await fetchToken(realm, challenge.params.service, scope, credentials, registry, signal);
   return `Bearer ${token}`;
 }
 
-async function fetchToken(realm: URL, service: string | undefined, scope: string, credentials: Credentials | null, registry: string): Promise<string> {
+async function fetchToken(realm: URL, service: string | undefined, scope: string, credentials: Credentials | null, registry: string, signal?: AbortSignal): Promise<string> {
   const url = new URL(realm);
   if (service) url.searchParams.set('service', service);
   url.searchParams.set('scope', scope);
   const headers: Record<string, string> = {};
   if (credentials?.kind === 'basic') headers.Authorization = basic(credentials.username, credentials.password);
-  return tokenFrom(await sendRequest(url, { headers }), realm, registry, credentials !== null);
+  return tokenFrom(await sendRequest(url, { headers, signal }), realm, registry, credentials !== null);
 }
 
 /** An identity token (from `docker login` with OAuth) is traded for an access token. */
-async function refreshToken(realm: URL, service: string | undefined, scope: string, refresh: string, registry: string): Promise<string> {
+async function refreshToken(realm: URL, service: string | undefined, scope: string, refresh: string, registry: string, signal?: AbortSignal): Promise<string> {
   const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, service: service ?? '', scope, client_id: 'microvm' });
-  const res = await sendRequest(realm, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()) });
+  const res = await sendRequest(realm, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), signal });
   return tokenFrom(res, realm, registry, true);
 }
 

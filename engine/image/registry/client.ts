@@ -22,6 +22,8 @@ export interface RegistryClientOptions {
   retry?: RetryPolicy;
   /** A mirror to pull from instead of the registry the reference names. */
   endpoint?: RegistryEndpoint;
+  /** Aborting destroys the request in flight (its partial blob is removed) and stops the retries. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -52,7 +54,7 @@ export class RegistryClient {
       const res = await this.get(`/v2/${this.repository}/manifests/${reference}`, { Accept: ACCEPT_MANIFESTS }, what);
       const body = await readBody(res, MAX_JSON_DOCUMENT_BYTES, what);
       return { content: body, contentType: mediaTypeOf(res), headerDigest: res.headers['docker-content-digest'] };
-    });
+    }, this.options.signal);
     const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
     if (reference.includes(':') && reference !== digest) throw digestMismatch(what, reference, digest);
     if (typeof headerDigest === 'string' && headerDigest.startsWith('sha256:') && headerDigest !== digest) {
@@ -69,12 +71,12 @@ export class RegistryClient {
     if (stored.size !== descriptor.size) throw sizeMismatch(descriptor, stored.size);
   }
 
-  /** Streams a blob into the store; a dropped connection is retried from the start. */
-  async blob(descriptor: Descriptor, store: ContentStore, maxBytes: number, onBytes?: (bytes: number) => void): Promise<void> {
+  /** Streams a blob into the store; a dropped connection is retried from the start. `signal` replaces the client's own. */
+  async blob(descriptor: Descriptor, store: ContentStore, maxBytes: number, onBytes?: (bytes: number) => void, signal = this.options.signal): Promise<void> {
     parseDigest(descriptor.digest, `blob of ${this.ref.canonical}`);
     const what = `blob ${descriptor.digest} of ${this.ref.canonical}`;
     await withRetries(what, this.retry, async () => {
-      const res = await this.get(`/v2/${this.repository}/blobs/${descriptor.digest}`, {}, what);
+      const res = await this.get(`/v2/${this.repository}/blobs/${descriptor.digest}`, {}, what, signal);
       try {
         await store.writeBlob(res, { digest: descriptor.digest, size: descriptor.size, maxBytes, onBytes, what });
       } catch (err) {
@@ -84,20 +86,20 @@ export class RegistryClient {
         }
         throw err;
       }
-    });
+    }, signal);
   }
 
   /** GET with authentication (answering one challenge) and redirects; any non-2xx becomes an error. */
-  private async get(pathname: string, headers: Record<string, string>, what: string): Promise<IncomingMessage> {
-    let res = await this.followRedirects(new URL(pathname, this.origin), headers);
+  private async get(pathname: string, headers: Record<string, string>, what: string, signal = this.options.signal): Promise<IncomingMessage> {
+    let res = await this.followRedirects(new URL(pathname, this.origin), headers, signal);
     if (res.statusCode === 401) {
       const challenge = parseChallenge(res.headers['www-authenticate']);
       res.resume();
       if (!challenge) throw noCredentials(this.host, this.repository);
       const hadAuthorization = this.authorization !== undefined;
-      this.authorization = await answerChallenge(challenge, this.repository, this.host, this.options.credentials);
+      this.authorization = await answerChallenge(challenge, this.repository, this.host, this.options.credentials, signal);
       if (hadAuthorization && challenge.scheme === 'basic') throw this.denied(401);
-      res = await this.followRedirects(new URL(pathname, this.origin), headers);
+      res = await this.followRedirects(new URL(pathname, this.origin), headers, signal);
     }
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return res;
@@ -110,12 +112,12 @@ export class RegistryClient {
     throw new MicrovmError('E_REGISTRY_PROTOCOL', `${what}: unexpected HTTP ${status} from ${this.host}`);
   }
 
-  private async followRedirects(start: URL, headers: Record<string, string>): Promise<IncomingMessage> {
+  private async followRedirects(start: URL, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<IncomingMessage> {
     let url = start;
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === this.origin.origin;
       const sent = { ...headers, ...(sameOrigin && this.authorization ? { Authorization: this.authorization } : {}) };
-      const res = await sendRequest(url, { headers: sent });
+      const res = await sendRequest(url, { headers: sent, signal });
       const location = res.headers.location;
       if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return res;
       res.resume();

@@ -1,3 +1,4 @@
+import { abortedOr, onAbort, throwIfAborted } from '../../abort';
 import { MicrovmError } from '../../errors';
 import type { ContentStore } from '../content-store';
 import { writeRecord } from '../image-records';
@@ -27,6 +28,8 @@ export interface PullOptions {
   concurrency?: number;
   /** Mirrors tried before the registry itself (default: MICROVM_REGISTRY_MIRRORS). */
   mirrors?: RegistryMirrors;
+  /** Aborting stops every request and layer download; their partial blobs are removed and no record is written (E_ABORTED). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -45,6 +48,7 @@ export async function pullImage(ref: ImageReference, store: ContentStore, opts: 
     try {
       return await pullFrom(endpoint, ref, store, opts);
     } catch (err) {
+      if (opts.signal?.aborted) throw abortedOr(err, opts.signal, `pulling ${ref.canonical}`);
       if (!endpoint.mirror || !isRegistryFailure(err)) throw withMirrorFailures(err, failures);
       failures.push(`${endpoint.origin.origin}: ${(err as Error).message}`);
     }
@@ -53,7 +57,7 @@ export async function pullImage(ref: ImageReference, store: ContentStore, opts: 
 }
 
 async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: ContentStore, opts: PullOptions): Promise<StoredImage> {
-  const client = new RegistryClient(ref, { credentials: credentialsFor(endpoint.host), retry: opts.retry, endpoint });
+  const client = new RegistryClient(ref, { credentials: credentialsFor(endpoint.host), retry: opts.retry, endpoint, signal: opts.signal });
   const top = await client.manifest(ref.digest ?? (ref.tag as string), store);
   const fromStore = storeSource(store);
   const source: DocumentSource = {
@@ -69,15 +73,17 @@ async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: 
   const resolved = await resolveManifest(source, top);
   const missing = [];
   for (const layer of resolved.layers) if (!(await store.has(layer.digest))) missing.push(layer);
-  await runLimited(missing, opts.concurrency ?? 3, (layer) => {
+  await runLimited(missing, opts.concurrency ?? 3, opts.signal, (layer, signal) => {
     if (layer.size > opts.maxBlobBytes) {
       return Promise.reject(new MicrovmError(
         'E_IMAGE_TOO_LARGE',
         `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap. Raise maxLayerBytes if the image is genuine`,
       ));
     }
-    return client.blob(layer, store, opts.maxBlobBytes, (bytes) => opts.onProgress?.({ phase: 'pull', digest: layer.digest, bytes, total: layer.size }));
+    const onBytes = (bytes: number) => opts.onProgress?.({ phase: 'pull', digest: layer.digest, bytes, total: layer.size });
+    return client.blob(layer, store, opts.maxBlobBytes, onBytes, signal);
   });
+  throwIfAborted(opts.signal, `pulling ${ref.canonical}`);
   const image = toResolvedImage(store, ref.canonical, resolved);
   await writeRecord(store, { ref: ref.canonical, manifest: image.manifest, source: 'registry', storedAt: new Date().toISOString() });
   return image;
@@ -94,11 +100,27 @@ export function withMirrorFailures(err: unknown, failures: string[]): unknown {
   return new MicrovmError(err.code, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`, { cause: err });
 }
 
-async function runLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `work` on at most `limit` items at a time. The first failure (or an abort of `signal`)
+ * aborts the downloads still running, and the call settles only once every one has ended, so
+ * that none is left writing a partial blob behind it.
+ */
+async function runLimited<T>(items: T[], limit: number, signal: AbortSignal | undefined, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stopAll = new AbortController();
+  const unlink = onAbort(signal, () => stopAll.abort(signal?.reason));
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (next < items.length) await work(items[next++]);
+    while (next < items.length && !stopAll.signal.aborted) {
+      try {
+        await work(items[next++], stopAll.signal);
+      } catch (error) {
+        failure ??= { error };
+        stopAll.abort(error);
+      }
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker)).finally(unlink);
+  if (failure) throw failure.error;
+  throwIfAborted(signal, 'pulling layers');
 }
-

@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { abortedOr, throwIfAborted } from '../../abort';
 import { isHostDiskFull } from '../../disk-full';
 import { MicrovmError } from '../../errors';
 import { DroppedConnection } from './transport';
@@ -28,11 +30,14 @@ export function isRetryable(err: unknown): boolean {
 }
 
 /** Runs `attempt` until it succeeds, fails for good, or the tries run out (then E_REGISTRY_UNREACHABLE). */
-export async function withRetries<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>): Promise<T> {
+export async function withRetries<T>(what: string, policy: RetryPolicy, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   for (let i = 1; ; i++) {
     try {
+      throwIfAborted(signal, `pulling ${what}`);
       return await attempt();
     } catch (err) {
+      // An aborted request looks like a dropped connection: it is not retried.
+      if (signal?.aborted) throw abortedOr(err, signal, `pulling ${what}`);
       if (!isRetryable(err)) throw systemErrorAsUnreachable(what, err);
       if (i >= policy.attempts) {
         throw new MicrovmError(
@@ -41,7 +46,7 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, attempt:
           { cause: err },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, policy.baseDelayMs * 2 ** (i - 1)));
+      await delay(policy.baseDelayMs * 2 ** (i - 1), undefined, { signal }).catch(() => undefined);
     }
   }
 }

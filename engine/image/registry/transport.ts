@@ -38,6 +38,8 @@ export interface RequestOptions {
   body?: Buffer;
   /** No bytes for this long (connect, headers or body) aborts the request. */
   idleTimeoutMs?: number;
+  /** Aborting destroys the request and its response. */
+  signal?: AbortSignal;
 }
 
 /** One HTTP request, no redirects followed; the caller owns the response stream. */
@@ -45,7 +47,7 @@ export function sendRequest(url: URL, opts: RequestOptions = {}): Promise<http.I
   assertTransportAllowed(url);
   const module = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const req = module.request(url, { method: opts.method ?? 'GET', headers: { 'User-Agent': 'microvm', ...opts.headers } }, (res) => {
+    const req = module.request(url, { method: opts.method ?? 'GET', headers: { 'User-Agent': 'microvm', ...opts.headers }, signal: opts.signal }, (res) => {
       res.setTimeout(opts.idleTimeoutMs ?? 30_000, () => res.destroy(new Error(`no data from ${url.host} for ${opts.idleTimeoutMs ?? 30_000} ms`)));
       resolve(res);
     });
