@@ -4,7 +4,7 @@ import { Pool as PoolOf } from './pool/pool';
 import { Vm as VmOf } from './vm/vm';
 
 export { Image };
-export type { BuildProgress } from './image/image';
+export type { BuildOptions, BuildProgress } from './image/image';
 /** A pool of an image's VMs; what it lends snapshots to an Image. */
 export type Pool = PoolOf<Image>;
 export const Pool = PoolOf;
@@ -15,7 +15,7 @@ export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
 export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';
-export type { AcquireOptions, BuildOptions, PoolOptions, ExecOptions } from './options';
+export type { AcquireOptions, PoolOptions, ExecOptions } from './options';
 export { engineInfo } from './info';
 export type { EngineInfo } from './info';
 export { MicrovmError, isMicrovmError } from './errors';

@@ -9,6 +9,11 @@ import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qem
  * names the field, the value it got and what it expected.
  */
 const abortSignal = z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal');
+/**
+ * A function option: zod checks that it is a function, `F` gives its exact type (no `any`
+ * reaches the option types). Unlike zod's function schema, it keeps the caller's own function, unwrapped.
+ */
+export const callback = <F extends (...args: never[]) => unknown>() => z.custom<F>((v) => typeof v === 'function', 'expected a function');
 const bytes = z.custom<Uint8Array | string>((v) => typeof v === 'string' || v instanceof Uint8Array, 'expected a string or a Buffer');
 const guestPath = z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'expected an absolute guest path');
 const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL')).min(1, 'expected at least one argument');
@@ -61,7 +66,12 @@ export const serviceLinkSchema = z.object({
   hostPort: port,
 }).strict();
 
-export const buildOptionsSchema = z.object({
+/**
+ * Image.build's options. The callbacks' types are the image's (its progress events, the VM a
+ * warmup gets), which this file cannot name: image/ and vm/ import it. engine/image/image.ts
+ * makes the schema with them.
+ */
+export const buildOptionsSchemaWith = <Progress, WarmupVm>() => z.object({
   ref: z.string().min(1).optional(),
   name: z.string().min(1).optional(),
   memoryMib: mib(64, 1024 * 1024).default(256),
@@ -87,14 +97,15 @@ export const buildOptionsSchema = z.object({
   }).strict()).max(256).default([]),
   /** Cap on one layer, compressed as stored and decompressed as unpacked (default 16 GiB). */
   maxLayerBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024 * 1024),
-  onProgress: z.function().args(z.any()).returns(z.any()).optional(),
+  onProgress: callback<(event: Progress) => void>().optional(),
   /** The user every process of the VM runs as (devcontainer.json containerUser), instead of the image's USER. */
   user: z.string().min(1).max(256).optional(),
   /** Bake a snapshot so that pools restore VMs instead of booting them (default true). */
   snapshot: z.boolean().default(true),
   snapshotsDir: z.string().min(1).optional(),
   warmupTag: z.string().default(''),
-  warmup: z.function().args(z.any()).returns(z.any()).optional(),
+  /** Runs in the VM before the snapshot is taken (or after every boot, for images that boot fresh). */
+  warmup: callback<(vm: WarmupVm) => Promise<void>>().optional(),
   guestPort: z.number().int().min(1).max(65535).optional(),
   listenerRequired: z.boolean().default(false),
   listenerTimeoutMs: z.number().int().positive().default(60_000),
@@ -207,7 +218,6 @@ export const acquireOptionsSchema = z.object({
   signal: abortSignal.optional(),
 }).strict();
 
-export type BuildOptions = z.input<typeof buildOptionsSchema>;
 export type AcquireOptions = z.input<typeof acquireOptionsSchema>;
 export type PoolOptions = z.input<typeof poolOptionsSchema>;
 export type ExecOptions = z.input<typeof execOptionsSchema>;

@@ -1,6 +1,7 @@
 import { onHostDisk } from '../disk-full';
 import { MicrovmError } from '../errors';
-import { BuildOptions, buildOptionsSchema, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
+import { buildOptionsSchemaWith, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
+import type { z } from 'zod';
 import { Pool } from '../pool/pool';
 import { ensureRootDisk } from '../rootfs';
 import { readDiskFile } from '../rootfs/read-file';
@@ -38,6 +39,10 @@ export type BuildProgress =
   | { phase: 'ready'; cached: boolean; ms: number }
   | { phase: 'bake'; reason: string }
   | { phase: 'snapshot'; dir: string; baked: boolean };
+
+/** Image.build's options, validated at the boundary (engine/options.ts): progress events are BuildProgress, the warmup gets the VM. */
+export const buildOptionsSchema = buildOptionsSchemaWith<BuildProgress, Vm>();
+export type BuildOptions = z.input<typeof buildOptionsSchema>;
 
 interface ImageSettings {
   memoryMib: number;
@@ -115,7 +120,7 @@ export class Image {
     const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
     const settings: ImageSettings = {
       memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, allow, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
-      serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
+      serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup : undefined,
     };
     // A snapshot or suspended state holds the NIC's device state: one taken with a NIC only fits a VM with one.
     const keyed = { ...settings, allow: undefined, serviceLinks: undefined, linkNic: linkNic(settings) || undefined };
@@ -131,7 +136,7 @@ export class Image {
         optionsDigest: key,
         snapshotsDir,
         warmupTag: opts.warmupTag,
-        warmup: opts.warmup as ((vm: Vm) => Promise<void>) | undefined,
+        warmup: opts.warmup,
         guestPort: opts.guestPort,
         listenerRequired: opts.listenerRequired,
         listenerTimeoutMs: opts.listenerTimeoutMs,
