@@ -18,8 +18,16 @@ export type { WaitResult } from './agent/process';
 export type { AcquireOptions, PoolOptions, ExecOptions } from './options';
 export { engineInfo } from './info';
 export type { EngineInfo } from './info';
+/**
+ * Errors: one class, `MicrovmError`, whose `code` names the failure and whose `details` are
+ * typed per code (`ErrorDetailsByCode`). `isMicrovmError(err, code)` narrows both;
+ * `isMicrovmError(err)` gives `AnyMicrovmError`, where checking `code` narrows `details`.
+ */
 export { MicrovmError, isMicrovmError } from './errors';
-export type { ErrorCode } from './errors';
+export type {
+  AgentRefusalDetails, AnyMicrovmError, BuildFailureDetails, DockerfileLocation, ErrorCode, ErrorDetailsByCode, HostDiskFullDetails,
+  ImageUseLocation, MicrovmErrorOptions, VolumeDetails,
+} from './errors';
 export { TcpForwarder } from './forward/forwarder';
 export type { ForwardAddress } from './forward/types';
 export type { ForwardRefusal } from './forward/refusals';

@@ -8,3 +8,4 @@ export type { ProcessInfo, StatusResult, SupervisorEvent, SupervisorState, Types
 export { Requests } from './protocol';
 export { RingBuffer } from './ring-buffer';
 export { Backlog } from './backlog';
+export { errorFromWire } from './wire-error';

@@ -109,10 +109,10 @@ export class HealthWatch {
   private diskFullError(drive: string): MicrovmError {
     const file = this.volumeFiles.find((_, i) => volumeDriveId(i) === drive) ?? `drive ${drive}`;
     const directory = path.dirname(file);
-    const error = new MicrovmError('E_HOST_DISK_FULL',
+    return new MicrovmError('E_HOST_DISK_FULL',
       `the host disk is full: QEMU paused VM ${this.vmId} because a write to ${file} failed with ENOSPC (${describeSpace(directory)})` +
-      `Nothing is lost: free space on the file system holding ${directory}, then call vm.resume(); or release the VM`);
-    return Object.assign(error, { file, directory });
+      `Nothing is lost: free space on the file system holding ${directory}, then call vm.resume(); or release the VM`,
+      { details: { file, directory } });
   }
 }
 

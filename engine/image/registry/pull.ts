@@ -1,4 +1,4 @@
-import { MicrovmError } from '../../errors';
+import { isMicrovmError, MicrovmError, restated } from '../../errors';
 import type { ContentStore } from '../content-store';
 import { writeRecord } from '../image-records';
 import type { ImageReference } from '../reference';
@@ -89,8 +89,8 @@ export function isRegistryFailure(err: unknown): boolean {
 
 /** The registry's own error, with what the mirrors answered before it. */
 export function withMirrorFailures(err: unknown, failures: string[]): unknown {
-  if (failures.length === 0 || !(err instanceof MicrovmError)) return err;
-  return new MicrovmError(err.code, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`, { cause: err });
+  if (failures.length === 0 || !isMicrovmError(err)) return err;
+  return restated(err, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`);
 }
 
 async function runLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
