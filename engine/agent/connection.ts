@@ -373,7 +373,7 @@ function forwardLimitError(why: 'wait' | 'queue'): MicrovmError {
     : `${FORWARD_QUEUE.max} more connections are waiting already`;
   return new MicrovmError('E_FORWARD_LIMIT',
     `this VM carries ${MAX_FORWARD_STREAMS} forwarded connections, the most its agent takes (MAX_FORWARD_STREAMS), and ${detail}; ` +
-    'the new connection was refused. Close idle connections (keep-alive pools, stale websockets) and connect again');
+    'the new connection was refused; close idle connections (keep-alive pools, stale websockets) and connect again');
 }
 
 function infoFrom(fields: TlvFields, protoVersion: number): AgentInfo {

@@ -72,7 +72,7 @@ async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: 
     if (layer.size > opts.maxBlobBytes) {
       return Promise.reject(new MicrovmError(
         'E_IMAGE_TOO_LARGE',
-        `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap. Raise maxLayerBytes if the image is genuine`,
+        `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap; raise maxLayerBytes if the image is genuine`,
       ));
     }
     return client.blob(layer, store, opts.maxBlobBytes, (bytes) => opts.onProgress?.({ phase: 'pull', digest: layer.digest, bytes, total: layer.size }));
