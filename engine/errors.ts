@@ -93,10 +93,12 @@ export interface HostDiskFullDetails {
   file?: string;
 }
 
-/** E_VOLUME: the volume's name (for removeVolume) and its file on the host. */
+/** E_VOLUME: the volume's name (for removeVolume), its file on the host, and what failed. */
 export interface VolumeDetails {
   volume: string;
   file: string;
+  /** Creating or growing the file on the host, or the guest's mount: only a failed mount may mean a damaged file system. */
+  failed: 'create' | 'grow' | 'mount';
 }
 
 /** A call the guest agent refused: its status (native/agent/protocol.h) and the guest errno when it sent one. */

@@ -110,7 +110,7 @@ export class Storage {
         if (request.volume) {
           const { spec, file } = request.volume;
           throw new MicrovmError('E_VOLUME', `the guest could not mount the volume ${spec.name} at ${request.path}: ${why}; if its file system is damaged, remove the volume (${file}) to start it afresh`,
-            { cause: err, details: { volume: spec.name, file } });
+            { cause: err, details: { volume: spec.name, file, failed: 'mount' } });
         }
         throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${why}`, { cause: err });
       }

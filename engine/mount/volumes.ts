@@ -56,7 +56,7 @@ async function create(file: string, spec: VolumeSpec): Promise<void> {
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw new MicrovmError('E_VOLUME', `cannot create the volume ${file} (${spec.sizeMib} MiB): ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file } });
+    throw new MicrovmError('E_VOLUME', `cannot create the volume ${file} (${spec.sizeMib} MiB): ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file, failed: 'create' } });
   }
 }
 
@@ -81,7 +81,7 @@ function grow(file: string, spec: VolumeSpec): void {
   try {
     fs.truncateSync(file, spec.sizeMib * MIB);
   } catch (err) {
-    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file } });
+    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file, failed: 'grow' } });
   }
 }
 

@@ -186,9 +186,9 @@ export function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open')
   return undefined;
 }
 
-/** The volume named by an E_VOLUME (a failed guest mount, or a volume that could not be made), if that is the error. */
+/** The volume whose guest mount failed (its file system may be damaged), if that is the error. */
 function damagedVolume(err: unknown): string | undefined {
-  return isMicrovmError(err, 'E_VOLUME') ? err.details.volume : undefined;
+  return isMicrovmError(err, 'E_VOLUME') && err.details.failed === 'mount' ? err.details.volume : undefined;
 }
 
 /** Deletes the volume (the guest's file system on it is never repaired on the host) and opens again. */

@@ -15,7 +15,7 @@ import { errorFromWire, errorToWire } from '../../engine/supervisor/wire-error';
  */
 
 test('isMicrovmError(err, code) narrows details to that code\'s', () => {
-  const err: unknown = new MicrovmError('E_VOLUME', 'the guest could not mount the volume data at /data: EIO', { details: { volume: 'data', file: '/h/volumes/data.ext4' } });
+  const err: unknown = new MicrovmError('E_VOLUME', 'the guest could not mount the volume data at /data: EIO', { details: { volume: 'data', file: '/h/volumes/data.ext4', failed: 'mount' } });
   assert.ok(isMicrovmError(err, 'E_VOLUME'));
   const volume: string = err.details.volume;
   assert.equal(volume, 'data');
@@ -76,11 +76,11 @@ test('codes whose details only some failures have: optional, and narrowed to T |
 });
 
 test('the supervisor carries code and details across its socket; other errors stay plain', () => {
-  const sent = new MicrovmError('E_VOLUME', 'cannot grow the volume data', { details: { volume: 'data', file: '/v/data.ext4' } });
+  const sent = new MicrovmError('E_VOLUME', 'cannot grow the volume data', { details: { volume: 'data', file: '/v/data.ext4', failed: 'grow' } });
   const wire = JSON.parse(JSON.stringify(errorToWire(sent))) as unknown as ReturnType<typeof errorToWire>;
   const received = errorFromWire(sent.message, wire);
   assert.ok(isMicrovmError(received, 'E_VOLUME'));
-  assert.deepEqual(received.details, { volume: 'data', file: '/v/data.ext4' });
+  assert.deepEqual(received.details, { volume: 'data', file: '/v/data.ext4', failed: 'grow' });
   assert.equal(received.message, sent.message);
   const plain = errorFromWire('boom', errorToWire(new TypeError('boom')));
   assert.equal(plain instanceof MicrovmError, false);
@@ -94,7 +94,7 @@ test('wrong details for a code do not compile (checked by tsc)', () => {
     // @ts-expect-error E_VOLUME's details are { volume, file }, not a Dockerfile location.
     () => new MicrovmError('E_VOLUME', 'wrong shape', { details: { file: '/ws/Dockerfile', line: 3 } }),
     // @ts-expect-error E_BAD_OPTION has no details.
-    () => new MicrovmError('E_BAD_OPTION', 'details where none belong', { details: { volume: 'data', file: '/v' } }),
+    () => new MicrovmError('E_BAD_OPTION', 'details where none belong', { details: { volume: 'data', file: '/v', failed: 'mount' } }),
     // @ts-expect-error the agent status is a number.
     () => new MicrovmError('E_NO_WORKLOAD', 'status as text', { details: { agentStatus: 'E_NO_WORKLOAD' } }),
     // @ts-expect-error codes are the published ones: a misspelt code fails.
