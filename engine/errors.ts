@@ -134,8 +134,8 @@ interface DetailsOfCodes extends Record<ImageErrorCode, ImageUseLocation | undef
   E_NO_WORKLOAD: AgentRefusalDetails;
 }
 
-/** Only codes may be keys of the details map: a misspelt one fails to compile here. */
-type OnlyCodes<D> = { [K in keyof D]: K extends ErrorCode ? D[K] : never };
+/** Only codes may be keys of the details map: a misspelt one fails the constraint and so compiles no more. */
+type OnlyCodes<D extends Record<Exclude<keyof D, ErrorCode>, never>> = D;
 
 /**
  * What `error.details` holds for each code: `undefined` for the codes without details.
