@@ -34,9 +34,9 @@ export async function onHostDisk<T>(dir: string, what: string, work: () => Promi
     if (!isHostDiskFull(err)) throw err;
     throw new MicrovmError(
       'E_HOST_DISK_FULL',
-      `the host disk holding ${dir}${diskSize(dir)} is full while ${what}; nothing partial was kept and cached images are intact` +
-        'Free space there (`microvm prune` removes unused images), or set MICROVM_HOME to a directory on a larger disk.',
-      { cause: err },
+      `the host disk holding ${dir}${diskSize(dir)} is full while ${what}; nothing partial was kept and cached images are intact; ` +
+        'free space there (`microvm prune` removes unused images), or set MICROVM_HOME to a directory on a larger disk',
+      { cause: err, details: { directory: dir } },
     );
   }
 }

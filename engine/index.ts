@@ -4,7 +4,7 @@ import { Pool as PoolOf } from './pool/pool';
 import { Vm as VmOf } from './vm/vm';
 
 export { Image };
-export type { BuildProgress } from './api/image';
+export type { BuildOptions, BuildProgress } from './api/image';
 /** A pool of an image's VMs; what it lends snapshots to an Image. */
 export type Pool = PoolOf<Image>;
 /** The Pool class: what `image.pool()` returns; `new Pool` is for the engine, not callers. */
@@ -25,11 +25,19 @@ export type { AgentInfo } from './agent/connection';
 export type { UserIds } from './vm/user';
 export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';
-export type { AcquireOptions, BuildOptions, PoolOptions, ExecOptions } from './options';
+export type { AcquireOptions, PoolOptions, ExecOptions } from './options';
 export { engineInfo } from './info';
 export type { EngineInfo } from './info';
+/**
+ * Errors: one class, `MicrovmError`, whose `code` names the failure and whose `details` are
+ * typed per code (`ErrorDetailsByCode`). `isMicrovmError(err, code)` narrows both;
+ * `isMicrovmError(err)` gives `AnyMicrovmError`, where checking `code` narrows `details`.
+ */
 export { MicrovmError, isMicrovmError } from './errors';
-export type { ErrorCode } from './errors';
+export type {
+  AgentRefusalDetails, AnyMicrovmError, BuildFailureDetails, DockerfileLocation, ErrorCode, ErrorDetailsByCode, HostDiskFullDetails,
+  ImageUseLocation, MicrovmErrorOptions, VolumeDetails,
+} from './errors';
 export { TcpForwarder } from './forward/forwarder';
 export type { ForwardAddress } from './forward/types';
 export type { ForwardRefusal } from './forward/refusals';

@@ -16,6 +16,11 @@ function isVmBackend(value: unknown): value is VmBackend {
   return typeof backend === 'object' && backend !== null && typeof backend.name === 'string'
     && typeof backend.capabilities === 'function' && typeof backend.boot === 'function';
 }
+/**
+ * A function option: zod checks that it is a function, `F` gives its exact type (no `any`
+ * reaches the option types). Unlike zod's function schema, it keeps the caller's own function, unwrapped.
+ */
+export const callback = <F extends (...args: never[]) => unknown>() => z.custom<F>((v) => typeof v === 'function', 'expected a function');
 const bytes = z.custom<Uint8Array | string>((v) => typeof v === 'string' || v instanceof Uint8Array, 'expected a string or a Buffer');
 const guestPath = z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'expected an absolute guest path');
 const argv = z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL')).min(1, 'expected at least one argument');
@@ -68,7 +73,12 @@ export const serviceLinkSchema = z.object({
   hostPort: port,
 }).strict();
 
-export const buildOptionsSchema = z.object({
+/**
+ * Image.build's options. The callbacks' types are the image's (its progress events, the VM a
+ * warmup gets), which this file cannot name: image/ and vm/ import it. engine/image/image.ts
+ * makes the schema with them.
+ */
+export const buildOptionsSchemaWith = <Progress, WarmupVm>() => z.object({
   ref: z.string().min(1).optional(),
   /**
    * Aborting stops the build in whichever phase it is: the registry requests and layer
@@ -100,7 +110,7 @@ export const buildOptionsSchema = z.object({
   }).strict()).max(256).default([]),
   /** Cap on one layer, compressed as stored and decompressed as unpacked (default 16 GiB). */
   maxLayerBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024 * 1024),
-  onProgress: z.function().args(z.any()).returns(z.any()).optional(),
+  onProgress: callback<(event: Progress) => void>().optional(),
   /** The user every process of the VM runs as (devcontainer.json containerUser), instead of the image's USER. */
   user: z.string().min(1).max(256).optional(),
   /** The hypervisor the image's VMs run on (default: QEMU, under KVM when the host offers it, else TCG). */
@@ -109,7 +119,8 @@ export const buildOptionsSchema = z.object({
   snapshot: z.boolean().default(true),
   snapshotsDir: z.string().min(1).optional(),
   warmupTag: z.string().default(''),
-  warmup: z.function().args(z.any()).returns(z.any()).optional(),
+  /** Runs in the VM before the snapshot is taken (or after every boot, for images that boot fresh). */
+  warmup: callback<(vm: WarmupVm) => Promise<void>>().optional(),
   guestPort: z.number().int().min(1).max(65535).optional(),
   listenerRequired: z.boolean().default(false),
   listenerTimeoutMs: z.number().int().positive().default(60_000),
@@ -222,12 +233,6 @@ export const acquireOptionsSchema = z.object({
   signal: abortSignal.optional(),
 }).strict();
 
-/**
- * Image.build's options: the image reference, pull policy and mirrors, memory and vCPUs, the workload's
- * environment and command, network, mounts and volumes, extra files, the snapshot and its warm-up,
- * progress and signal. Unknown keys are refused with E_BAD_OPTION.
- */
-export type BuildOptions = z.input<typeof buildOptionsSchema>;
 /** `pool.acquire()`'s options: a signal whose abort takes the caller out of the queue (E_ABORTED). */
 export type AcquireOptions = z.input<typeof acquireOptionsSchema>;
 /** `image.pool()`'s options: how many VMs to keep ready (`min`) and allow at once (`max`), their size, waits, idle eviction and restore on release. */

@@ -89,7 +89,7 @@ export class AgentClient {
     const fields = await abortable(ended, signal, kill, `exec of '${request.argv[0]}'`);
     if (overflowed) {
       throw new MicrovmError('E_OUTPUT_LIMIT',
-        `'${request.argv[0]}' wrote more than ${maxBuffer} bytes of output; it was killed. Raise maxBuffer or use vm.spawn() to stream the output`);
+        `'${request.argv[0]}' wrote more than ${maxBuffer} bytes of output; it was killed; raise maxBuffer or use vm.spawn() to stream the output`);
     }
     return { ...decodeWaitResult(fields), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
   }
@@ -193,6 +193,6 @@ export interface GuestFileEvent {
 function checkFileSize(path: string, size: number): void {
   if (size > MAX_FILE) {
     throw new MicrovmError('E_FILE_TOO_LARGE',
-      `${path} is ${size} bytes; readFile and writeFile carry at most ${MAX_FILE} bytes (4 MiB). Use vm.spawn() with stdin/stdout to stream larger files`);
+      `${path} is ${size} bytes; readFile and writeFile carry at most ${MAX_FILE} bytes (4 MiB); use vm.spawn() with stdin/stdout to stream larger files`);
   }
 }

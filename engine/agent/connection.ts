@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, MicrovmError } from '../errors';
+import { MicrovmError } from '../errors';
 import { encodeFrame, Frame, FrameDecoder, FrameError } from './frame';
 import { FrameType, MAX_FORWARD_STREAMS, OUTPUT_WINDOW, PROTO_VERSION, Status, statusName, Tag } from './protocol';
 import { parseTlv, TlvError, TlvFields, TlvWriter } from './tlv';
@@ -374,7 +374,7 @@ function forwardLimitError(why: 'wait' | 'queue'): MicrovmError {
     : `${FORWARD_QUEUE.max} more connections are waiting already`;
   return new MicrovmError('E_FORWARD_LIMIT',
     `this VM carries ${MAX_FORWARD_STREAMS} forwarded connections, the most its agent takes (MAX_FORWARD_STREAMS), and ${detail}; ` +
-    'the new connection was refused. Close idle connections (keep-alive pools, stale websockets) and connect again');
+    'the new connection was refused; close idle connections (keep-alive pools, stale websockets) and connect again');
 }
 
 function infoFrom(fields: TlvFields, protoVersion: number): AgentInfo {
@@ -387,7 +387,7 @@ function infoFrom(fields: TlvFields, protoVersion: number): AgentInfo {
 }
 
 /** Agent statuses that callers can act on get their own engine code; the rest are refusals. */
-const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
+const CODE_FOR_STATUS: Partial<Record<number, 'E_FILE_TOO_LARGE' | 'E_FILE_NOT_FOUND' | 'E_NO_WORKLOAD'>> = {
   [Status.E_TOO_LARGE]: 'E_FILE_TOO_LARGE',
   [Status.E_NOT_FOUND]: 'E_FILE_NOT_FOUND',
   [Status.E_NO_WORKLOAD]: 'E_NO_WORKLOAD',
@@ -396,8 +396,7 @@ const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
 function agentRefusal(status: number, fields: TlvFields): MicrovmError {
   const message = fields.str(Tag.ERROR) ?? statusName(status);
   const code = CODE_FOR_STATUS[status] ?? 'E_AGENT_REFUSED';
-  const err = new MicrovmError(code, `the guest agent refused the call: ${message} (${statusName(status)})`);
-  return Object.assign(err, { agentStatus: status, errno: fields.u32(Tag.ERRNO) });
+  return new MicrovmError(code, `the guest agent refused the call: ${message} (${statusName(status)})`, { details: { agentStatus: status, errno: fields.u32(Tag.ERRNO) } });
 }
 
 async function connectWithRetry(

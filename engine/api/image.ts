@@ -1,7 +1,8 @@
 import { onHostDisk } from '../disk-full';
 import { throwIfAborted } from '../abort';
 import { MicrovmError } from '../errors';
-import { BuildOptions, buildOptionsSchema, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
+import { buildOptionsSchemaWith, parseOptions, PoolOptions, poolOptionsSchema } from '../options';
+import type { z } from 'zod';
 import { Pool } from '../pool/pool';
 import { ensureRootDisk } from '../rootfs';
 import { readDiskFile } from '../rootfs/read-file';
@@ -41,6 +42,15 @@ export type BuildProgress =
   | { phase: 'ready'; cached: boolean; ms: number }
   | { phase: 'bake'; reason: string }
   | { phase: 'snapshot'; dir: string; baked: boolean };
+
+/** Image.build's options, validated at the boundary (engine/options.ts): progress events are BuildProgress, the warmup gets the VM. */
+export const buildOptionsSchema = buildOptionsSchemaWith<BuildProgress, Vm>();
+/**
+ * Image.build's options: the image reference, pull policy and mirrors, memory and vCPUs, the workload's
+ * environment and command, network, mounts and volumes, extra files, the snapshot and its warm-up,
+ * progress, the backend and signal. Unknown keys are refused with E_BAD_OPTION.
+ */
+export type BuildOptions = z.input<typeof buildOptionsSchema>;
 
 interface ImageSettings {
   memoryMib: number;
@@ -129,7 +139,7 @@ export class Image {
     const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
     const settings: ImageSettings = {
       memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, allow, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
-      serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup as ((vm: Vm) => Promise<void>) | undefined : undefined,
+      serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup : undefined,
       backend: opts.backend ?? qemuBackend,
     };
     // A snapshot or suspended state holds the NIC's device state: one taken with a NIC only fits a VM with one.
@@ -148,7 +158,7 @@ export class Image {
         optionsDigest: key,
         snapshotsDir,
         warmupTag: opts.warmupTag,
-        warmup: opts.warmup as ((vm: Vm) => Promise<void>) | undefined,
+        warmup: opts.warmup,
         guestPort: opts.guestPort,
         listenerRequired: opts.listenerRequired,
         listenerTimeoutMs: opts.listenerTimeoutMs,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { MicrovmError } from '../errors';
+import { isImageErrorCode, isMicrovmError, MicrovmError, restated } from '../errors';
 import type { ContentStore } from '../image/content-store';
 import { parseJsonDocument } from '../image/json-document';
 import { parseReference, type ImageReference } from '../image/reference';
@@ -54,8 +54,10 @@ export async function resolveBases(plan: DockerfilePlan, opts: BaseOptions): Pro
     try {
       bases.push(await resolveBase(use, opts));
     } catch (err) {
-      if (!(err instanceof MicrovmError) || err.code === 'E_ABORTED') throw err;
-      throw Object.assign(new MicrovmError(err.code, `${plan.file}:${use.line}: ${use.use} ${use.ref}: ${err.message}`, { cause: err }), { file: plan.file, line: use.line });
+      if (!isMicrovmError(err) || err.code === 'E_ABORTED') throw err;
+      const message = `${plan.file}:${use.line}: ${use.use} ${use.ref}: ${err.message}`;
+      if (!isImageErrorCode(err.code)) throw restated(err, message);
+      throw new MicrovmError(err.code, message, { cause: err, details: { file: plan.file, line: use.line } });
     }
   }
   return bases;

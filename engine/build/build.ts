@@ -61,7 +61,7 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
   const dockerfile = path.resolve(root, opts.dockerfile ?? 'Dockerfile');
   const dockerfileText = readRegularFile(dockerfile, MAX_DOCKERFILE_BYTES, 'E_DOCKERFILE');
   if (dockerfileText === undefined) {
-    throw new MicrovmError('E_DOCKERFILE', `the Dockerfile ${dockerfile} does not exist; check build.dockerfile (relative paths are taken from the context ${root})`);
+    throw new MicrovmError('E_DOCKERFILE', `the Dockerfile ${dockerfile} does not exist; check build.dockerfile (relative paths are taken from the context ${root})`, { details: { file: dockerfile } });
   }
   const plan = planDockerfile(dockerfileText, dockerfile, opts.args, opts.target);
   for (const message of plan.warnings) progress({ phase: 'warning', message });

@@ -59,12 +59,12 @@ export function isCacheHit(line: string): boolean {
 export function stepFailure(plan: DockerfilePlan, step: StepLine | undefined, exitCode: number, tail: string[]): MicrovmError {
   const reason = tail.filter((l) => /^(Error|error)\b/.test(l)).pop() ?? tail[tail.length - 1] ?? `buildah exited with ${exitCode}`;
   if (!step) {
-    return new MicrovmError('E_BUILD_FAILED', `building ${plan.file} failed before its first step: ${shown(reason)}; see the build log`);
+    return new MicrovmError('E_BUILD_FAILED', `building ${plan.file} failed before its first step: ${shown(reason)}; see the build log`, { details: { file: plan.file } });
   }
   const line = lineOfStep(plan, step);
   const where = line === undefined ? plan.file : `${plan.file}:${line}`;
   const stage = step.stage !== undefined ? ` of stage ${step.stage}/${step.stages}` : '';
   const message = `${where}: step ${step.step}/${step.steps}${stage} ${shown(step.text)} failed: ${shown(reason)}; ` +
     'fix the step (the build log has its output); the steps before it stay cached';
-  return Object.assign(new MicrovmError('E_BUILD_FAILED', message), { file: plan.file, line, step: step.text });
+  return new MicrovmError('E_BUILD_FAILED', message, { details: { file: plan.file, line, step: step.text } });
 }

@@ -176,16 +176,22 @@ export function readRegularFile(file: string, maxBytes: number, code: 'E_BUILD_C
     const errno = (err as NodeJS.ErrnoException).code;
     if (errno === 'ENOENT') return undefined;
     const why = errno === 'ELOOP' ? 'it is a symbolic link (the builder reads only regular files in the folder)' : (err as Error).message;
-    throw new MicrovmError(code, `cannot read ${file}: ${why}`, { cause: err });
+    throw unreadable(code, file, `cannot read ${file}: ${why}`, err);
   }
   try {
     const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw new MicrovmError(code, `${file} is not a regular file`);
-    if (stat.size > maxBytes) throw new MicrovmError(code, `${file} is ${stat.size} bytes, over the ${maxBytes}-byte limit`);
+    if (!stat.isFile()) throw unreadable(code, file, `${file} is not a regular file`);
+    if (stat.size > maxBytes) throw unreadable(code, file, `${file} is ${stat.size} bytes, over the ${maxBytes}-byte limit`);
     return fs.readFileSync(fd, 'utf8');
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** readRegularFile's failure: an E_DOCKERFILE names the Dockerfile in its details. */
+function unreadable(code: 'E_BUILD_CONTEXT' | 'E_DOCKERFILE', file: string, message: string, cause?: unknown): MicrovmError {
+  if (code === 'E_DOCKERFILE') return new MicrovmError(code, message, { cause, details: { file } });
+  return new MicrovmError(code, message, { cause });
 }
 
 function contextError(file: string, err: Error): MicrovmError {

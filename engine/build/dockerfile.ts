@@ -207,5 +207,5 @@ export function lineOfStep(plan: DockerfilePlan, step: { stage?: number; stages?
 
 export function dockerfileError(file: string, line: number | undefined, problem: string, fix: string): MicrovmError {
   const where = line === undefined ? file : `${file}:${line}`;
-  return Object.assign(new MicrovmError('E_DOCKERFILE', `${where}: ${problem}; ${fix}`), { file, line });
+  return new MicrovmError('E_DOCKERFILE', `${where}: ${problem}; ${fix}`, { details: { file, line } });
 }

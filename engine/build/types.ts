@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { registryMirrors } from '../options';
+import { callback, registryMirrors } from '../options';
 
 /** buildImage's options, validated at the boundary (unknown keys are refused). */
 export const buildImageOptionsSchema = z.object({
@@ -40,7 +40,7 @@ export const buildImageOptionsSchema = z.object({
   cacheSizeMib: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
   /** Cap on one layer blob, the base images' and the result's (default 16 GiB). */
   maxLayerBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 * 1024 * 1024),
-  onProgress: z.function().args(z.any()).returns(z.any()).optional(),
+  onProgress: callback<(event: BuildImageProgress) => void>().optional(),
   /** Aborting stops the base pulls and the builder VM (E_ABORTED); nothing is cached. */
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'expected an AbortSignal').optional(),
 }).strict();

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { MicrovmError, shown } from '../errors';
+import { isMicrovmError, MicrovmError, restated, shown } from '../errors';
 import type { ContentStore } from '../image/content-store';
 import { parseJsonDocument } from '../image/json-document';
 import type { ImageReference } from '../image/reference';
@@ -99,11 +99,11 @@ async function withEndpoints<T>(ref: ImageReference, mirrors: RegistryMirrors | 
 
 /** A 404 names the feature and says what to check; other registry errors keep their code and gain the feature's name. */
 function featureFetchError(userId: string, err: unknown): unknown {
-  if (!(err instanceof MicrovmError)) return err;
+  if (!isMicrovmError(err)) return err;
   if (err.code === 'E_IMAGE_NOT_FOUND') {
     return new MicrovmError('E_FEATURE_NOT_FOUND', `feature ${shown(userId)} was not found in its registry (${err.message}); check its name and version tag (features publish tags such as 1, 1.2, 1.2.3 and latest)`, { cause: err });
   }
-  return new MicrovmError(err.code, `feature ${shown(userId)}: ${err.message}`, { cause: err });
+  return restated(err, `feature ${shown(userId)}: ${err.message}`);
 }
 
 function recordFile(ref: string): string {

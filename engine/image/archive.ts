@@ -109,5 +109,5 @@ function followLinks(target: string, links: Map<string, string>, files: Map<stri
 }
 
 export function invalid(file: string, problem: string): MicrovmError {
-  return new MicrovmError('E_IMAGE_INVALID', `${file} is not a usable image archive: ${problem}. Re-export it with \`docker save\` or \`skopeo copy ... oci-archive:FILE\``);
+  return new MicrovmError('E_IMAGE_INVALID', `${file} is not a usable image archive: ${problem}; re-export it with \`docker save\` or \`skopeo copy ... oci-archive:FILE\``);
 }

@@ -56,7 +56,7 @@ export class ContentStore {
         opts.onBytes?.(bytes);
       }
       if (opts.size !== undefined && bytes !== opts.size) {
-        throw new MicrovmError('E_IMAGE_DIGEST', `${opts.what} ended after ${bytes} of the ${opts.size} bytes its descriptor declares. Pull again`);
+        throw new MicrovmError('E_IMAGE_DIGEST', `${opts.what} ended after ${bytes} of the ${opts.size} bytes its descriptor declares; pull again`);
       }
       const hex = hash.digest('hex');
       if (expected) assertDigestMatches(expected, hex, opts.what);
@@ -84,7 +84,7 @@ export class ContentStore {
     const parsed = parseDigest(digest, 'the content store');
     const file = this.blobPath(parsed);
     const handle = await fs.open(file, 'r').catch((err: Error) => {
-      throw new MicrovmError('E_IMAGE_NOT_CACHED', `blob ${digest} is not in the content store (${file}). Pull the image again`, { cause: err });
+      throw new MicrovmError('E_IMAGE_NOT_CACHED', `blob ${digest} is not in the content store (${file}); pull the image again`, { cause: err });
     });
     try {
       const buffer = Buffer.alloc(maxBytes + 1);
@@ -120,7 +120,7 @@ export class ContentStore {
 
   private async tempFile(): Promise<string> {
     await fs.mkdir(this.tempDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
-      throw new MicrovmError('E_STATE_DIR', `cannot create ${this.tempDir}: ${err.message}. Check MICROVM_HOME`, { cause: err });
+      throw new MicrovmError('E_STATE_DIR', `cannot create ${this.tempDir}: ${err.message}; check MICROVM_HOME`, { cause: err });
     });
     return tempPath(this.tempDir, '.partial');
   }
@@ -130,7 +130,7 @@ function tooLarge(what: string, limit: number, declared: boolean): MicrovmError 
   return new MicrovmError(
     declared ? 'E_IMAGE_DIGEST' : 'E_IMAGE_TOO_LARGE',
     declared
-      ? `${what} is larger than the ${limit} bytes its descriptor declares. The source is corrupt or hostile; nothing was stored.`
-      : `${what} exceeds the ${limit}-byte limit. The source is malformed or hostile; nothing was stored.`,
+      ? `${what} is larger than the ${limit} bytes its descriptor declares; the source is corrupt or hostile; nothing was stored`
+      : `${what} exceeds the ${limit}-byte limit; the source is malformed or hostile; nothing was stored`,
   );
 }

@@ -21,7 +21,7 @@ export function parseDigest(value: unknown, where: string): ParsedDigest {
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
       `invalid digest ${shown(value)} in ${where}: expected sha256:<64 lowercase hex> or ` +
-        'sha512:<128 lowercase hex>. The image is malformed or was tampered with; re-export it.',
+        'sha512:<128 lowercase hex>; the image is malformed or was tampered with; re-export it',
     );
   }
   return match[1]
@@ -44,7 +44,7 @@ export function assertDigestMatches(expected: ParsedDigest, actualHex: string, f
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
       `digest mismatch for ${file}: expected ${expected.algorithm}:${expected.hex}, got ` +
-        `${expected.algorithm}:${actualHex}. The blob is corrupt or was tampered with; re-export or re-pull the image.`,
+        `${expected.algorithm}:${actualHex}; the blob is corrupt or was tampered with; re-export or re-pull the image`,
     );
   }
 }

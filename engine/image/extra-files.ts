@@ -16,7 +16,7 @@ export async function readExtraFiles(specs: Array<{ hostPath: string; guestPath:
   const files: ExtraFile[] = [];
   for (const spec of specs) {
     const stat = await fs.stat(spec.hostPath).catch((err: Error) => {
-      throw new MicrovmError('E_FILE_NOT_FOUND', `extraFiles: cannot read ${spec.hostPath}: ${err.message}. Fix the hostPath`, { cause: err });
+      throw new MicrovmError('E_FILE_NOT_FOUND', `extraFiles: cannot read ${spec.hostPath}: ${err.message}; fix the hostPath`, { cause: err });
     });
     if (!stat.isFile()) throw new MicrovmError('E_BAD_OPTION', `extraFiles: ${spec.hostPath} is not a regular file; copy a file, not a directory`);
     if (stat.size > MAX_EXTRA_FILE_BYTES) {

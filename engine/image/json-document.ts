@@ -19,7 +19,7 @@ export async function readJsonDocument<T extends z.ZodTypeAny>(
       if (size > maxBytes) {
         throw new MicrovmError(
           'E_IMAGE_TOO_LARGE',
-          `${file} is ${size} bytes, over the ${maxBytes}-byte limit. The layout is malformed or hostile; use another image`,
+          `${file} is ${size} bytes, over the ${maxBytes}-byte limit; the layout is malformed or hostile; use another image`,
         );
       }
       content = await handle.readFile();
@@ -28,7 +28,7 @@ export async function readJsonDocument<T extends z.ZodTypeAny>(
     }
   } catch (err) {
     if (err instanceof MicrovmError) throw err;
-    throw new MicrovmError('E_IMAGE_NOT_FOUND', `cannot read ${file}: ${(err as Error).message}. Re-export the image`, {
+    throw new MicrovmError('E_IMAGE_NOT_FOUND', `cannot read ${file}: ${(err as Error).message}; re-export the image`, {
       cause: err,
     });
   }
@@ -56,7 +56,7 @@ function validate<T extends z.ZodTypeAny>(value: unknown, file: string, schema: 
     const jsonPath = ['$', ...issue.path].join('.');
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `${file} does not match the OCI schema at ${jsonPath}: ${issue.message}. The image is malformed; re-export it`,
+      `${file} does not match the OCI schema at ${jsonPath}: ${issue.message}; the image is malformed; re-export it`,
     );
   }
   return result.data;
@@ -67,7 +67,7 @@ function rejectAmbiguous(value: unknown, file: string): void {
   if (value && typeof value === 'object' && 'manifests' in value && 'layers' in value) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `${file} has both "manifests" and "layers", so it could be read as an index or a manifest. Refusing an ambiguous document`,
+      `${file} has both "manifests" and "layers", so it could be read as an index or a manifest; refusing an ambiguous document`,
     );
   }
 }

@@ -91,8 +91,8 @@ async function checkLayoutMarker(layoutDir: string): Promise<void> {
   } catch (err) {
     throw new MicrovmError(
       'E_IMAGE_NOT_FOUND',
-      `${layoutDir} is not an OCI image layout: ${marker} is missing. Point to a directory written by ` +
-        '`skopeo copy docker://IMAGE oci:DIR` or `docker buildx build --output type=oci,tar=false,dest=DIR`.',
+      `${layoutDir} is not an OCI image layout: ${marker} is missing; point to a directory written by ` +
+        '`skopeo copy docker://IMAGE oci:DIR` or `docker buildx build --output type=oci,tar=false,dest=DIR`',
       { cause: err },
     );
   }
@@ -118,7 +118,7 @@ async function selectManifest(
   if (depth + 1 > MAX_INDEX_DEPTH) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `image indexes in ${layoutDir} nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}). Re-export the image for a single platform`,
+      `image indexes in ${layoutDir} nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}); re-export the image for a single platform`,
     );
   }
   const file = describeBlob(layoutDir, chosen.digest);
@@ -140,8 +140,8 @@ export function pickForHost(candidates: Descriptor[], where: string): Descriptor
   const offered = shown(candidates.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)')));
   throw new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
-    `${where} has no manifest for linux/${arch} (it offers: ${offered})` +
-      `Pull or export the image for linux/${arch}.`,
+    `${where} has no manifest for linux/${arch} (it offers: ${offered}); ` +
+      `pull or export the image for linux/${arch}`,
   );
 }
 
@@ -165,8 +165,8 @@ async function readVerifiedBlob(layoutDir: string, descriptor: Descriptor, kind:
   if (descriptor.size > MAX_JSON_DOCUMENT_BYTES) {
     throw new MicrovmError(
       'E_IMAGE_TOO_LARGE',
-      `the ${kind} ${file} is ${descriptor.size} bytes, over the ${MAX_JSON_DOCUMENT_BYTES}-byte limit for JSON documents` +
-        'The image is malformed or hostile; use another image.',
+      `the ${kind} ${file} is ${descriptor.size} bytes, over the ${MAX_JSON_DOCUMENT_BYTES}-byte limit for JSON documents; ` +
+        'the image is malformed or hostile; use another image',
     );
   }
   await statBlob(file, descriptor.digest);
@@ -196,7 +196,7 @@ async function statBlob(file: string, digest: string): Promise<{ size: number }>
   } catch (err) {
     throw new MicrovmError(
       'E_IMAGE_NOT_FOUND',
-      `blob ${digest} is missing from the layout (${file}). The layout is incomplete; re-export the image`,
+      `blob ${digest} is missing from the layout (${file}); the layout is incomplete; re-export the image`,
       { cause: err },
     );
   }
@@ -206,7 +206,7 @@ export function checkDocumentMediaType(inDocument: string | undefined, inDescrip
   if (inDocument !== undefined && inDocument !== inDescriptor) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `${file} says mediaType ${shown(inDocument)} but its descriptor says ${shown(inDescriptor)}. Refusing a document whose type is ambiguous`,
+      `${file} says mediaType ${shown(inDocument)} but its descriptor says ${shown(inDescriptor)}; refusing a document whose type is ambiguous`,
     );
   }
 }
@@ -218,14 +218,14 @@ function describeBlob(layoutDir: string, digest: string): string {
 function sizeMismatch(file: string, expected: number, actual: number): MicrovmError {
   return new MicrovmError(
     'E_IMAGE_DIGEST',
-    `${file} is ${actual === expected + 1 ? 'larger than' : `${actual} bytes, not`} the ${expected} bytes its descriptor declares. ` +
-      'The blob is corrupt or was tampered with; re-export the image.',
+    `${file} is ${actual === expected + 1 ? 'larger than' : `${actual} bytes, not`} the ${expected} bytes its descriptor declares; ` +
+      'the blob is corrupt or was tampered with; re-export the image',
   );
 }
 
 export function unsupported(what: string): MicrovmError {
   return new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
-    `unsupported ${what}. Supported: OCI and Docker v2 manifests with tar, tar+gzip or tar+zstd layers`,
+    `unsupported ${what}; supported: OCI and Docker v2 manifests with tar, tar+gzip or tar+zstd layers`,
   );
 }

@@ -75,8 +75,8 @@ export function registryHostname(registry: string): string {
 function badRef(text: unknown, problem: string, cause?: unknown): MicrovmError {
   return new MicrovmError(
     'E_IMAGE_REF',
-    `invalid image reference ${JSON.stringify(text)}: ${problem}` +
-      'Use the form [registry[:port]/]name[:tag][@sha256:<hex>], e.g. debian:12 or localhost:5000/team/app:1.',
+    `invalid image reference ${JSON.stringify(text)}: ${problem}; ` +
+      'use the form [registry[:port]/]name[:tag][@sha256:<hex>], e.g. debian:12 or localhost:5000/team/app:1',
     { cause },
   );
 }

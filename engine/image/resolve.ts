@@ -33,7 +33,7 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
     const where = source.describe(descriptor);
     if (!INDEX_MEDIA_TYPES.includes(descriptor.mediaType)) throw unsupported(`manifest media type ${shown(descriptor.mediaType)} at ${where}`);
     if (depth >= MAX_INDEX_DEPTH) {
-      throw new MicrovmError('E_IMAGE_INVALID', `image indexes nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}). The image is malformed or hostile`);
+      throw new MicrovmError('E_IMAGE_INVALID', `image indexes nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}); the image is malformed or hostile`);
     }
     const index = parseJsonDocument(await source.document(descriptor, 'index'), where, indexSchema);
     checkDocumentMediaType(index.mediaType, descriptor.mediaType, where);

@@ -45,7 +45,7 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
     const cached = await fromStore(reference, opts.store);
     if (cached) return cached;
     if (opts.pullPolicy === 'never') {
-      throw new MicrovmError('E_IMAGE_NOT_CACHED', `image ${reference.canonical} is not in the local store and pullPolicy is 'never'. Run \`microvm pull ${ref}\` or use pullPolicy 'missing'`);
+      throw new MicrovmError('E_IMAGE_NOT_CACHED', `image ${reference.canonical} is not in the local store and pullPolicy is 'never'; run \`microvm pull ${ref}\` or use pullPolicy 'missing'`);
     }
   }
   return pullImage(reference, opts.store, { maxBlobBytes: opts.maxLayerBytes, onProgress: opts.onPull, mirrors: opts.mirrors, signal: opts.signal });

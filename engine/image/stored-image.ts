@@ -41,7 +41,7 @@ function checkedSize(content: Buffer, descriptor: Descriptor, store: ContentStor
   if (content.length !== descriptor.size) {
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `${store.blobPath(descriptor.digest)} is ${content.length} bytes but its descriptor declares ${descriptor.size}. The image is malformed`,
+      `${store.blobPath(descriptor.digest)} is ${content.length} bytes but its descriptor declares ${descriptor.size}; the image is malformed`,
     );
   }
   return content;

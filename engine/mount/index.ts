@@ -109,8 +109,8 @@ export class Storage {
         const why = (err as Error).message;
         if (request.volume) {
           const { spec, file } = request.volume;
-          const error = new MicrovmError('E_VOLUME', `the guest could not mount the volume ${spec.name} at ${request.path}: ${why}; if its file system is damaged, remove the volume (${file}) to start it afresh`, { cause: err });
-          throw Object.assign(error, { volume: spec.name, file });
+          throw new MicrovmError('E_VOLUME', `the guest could not mount the volume ${spec.name} at ${request.path}: ${why}; if its file system is damaged, remove the volume (${file}) to start it afresh`,
+            { cause: err, details: { volume: spec.name, file, failed: 'mount' } });
         }
         throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${why}`, { cause: err });
       }

@@ -39,7 +39,7 @@ export async function attachVolume(spec: VolumeSpec, index: number, serial = `mi
   const release = await lock(file, spec.name);
   try {
     const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
-    if (size === undefined) await create(file, spec.sizeMib);
+    if (size === undefined) await create(file, spec);
     else if (size < spec.sizeMib * MIB) grow(file, spec);
   } catch (err) {
     release();
@@ -48,16 +48,16 @@ export async function attachVolume(spec: VolumeSpec, index: number, serial = `mi
   return { spec, file, serial, release };
 }
 
-async function create(file: string, sizeMib: number): Promise<void> {
+async function create(file: string, spec: VolumeSpec): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     fs.writeFileSync(tmp, '', { mode: 0o600 });
-    fs.truncateSync(tmp, sizeMib * MIB);
+    fs.truncateSync(tmp, spec.sizeMib * MIB);
     await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', tmp]);
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw new MicrovmError('E_VOLUME', `cannot create the volume ${file} (${sizeMib} MiB): ${(err as Error).message}`, { cause: err });
+    throw new MicrovmError('E_VOLUME', `cannot create the volume ${file} (${spec.sizeMib} MiB): ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file, failed: 'create' } });
   }
 }
 
@@ -82,7 +82,7 @@ function grow(file: string, spec: VolumeSpec): void {
   try {
     fs.truncateSync(file, spec.sizeMib * MIB);
   } catch (err) {
-    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err });
+    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file, failed: 'grow' } });
   }
 }
 

@@ -182,7 +182,7 @@ export class Pool<I = unknown> {
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
           reject(new MicrovmError('E_ACQUIRE_TIMEOUT', this.booting > 0 && this.inUse.size < this.settings.max
             ? `no VM finished booting within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); raise acquireTimeoutMs (emulated boots are slow on a loaded host)`
-            : `no VM became free within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); all ${this.settings.max} are in use. Release VMs sooner or raise max`));
+            : `no VM became free within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); all ${this.settings.max} are in use; release VMs sooner or raise max`));
         }, this.settings.acquireTimeoutMs);
       }
       this.waiters.push(waiter);

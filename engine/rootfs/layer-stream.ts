@@ -37,8 +37,8 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
       if (total > maxBytes) {
         throw new MicrovmError(
           'E_IMAGE_TOO_LARGE',
-          `layer ${layer.digest} expands to more than ${maxBytes} bytes (the maxLayerBytes cap)` +
-            'It may be a decompression bomb; if the image is genuine, raise maxLayerBytes.',
+          `layer ${layer.digest} expands to more than ${maxBytes} bytes (the maxLayerBytes cap); ` +
+            'it may be a decompression bomb; if the image is genuine, raise maxLayerBytes',
         );
       }
       yield chunk;
@@ -49,7 +49,7 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
     if (err instanceof MicrovmError) throw err;
     throw new MicrovmError(
       'E_IMAGE_INVALID',
-      `cannot decompress layer ${layer.digest} (${layer.mediaType}): ${(err as Error).message}. The blob is corrupt; re-export the image`,
+      `cannot decompress layer ${layer.digest} (${layer.mediaType}): ${(err as Error).message}; the blob is corrupt; re-export the image`,
       { cause: err },
     );
   } finally {
@@ -59,7 +59,7 @@ export async function* layerTarStream(layer: LayerBlob, maxBytes: number): Async
   if (compressedBytes !== layer.size) {
     throw new MicrovmError(
       'E_IMAGE_DIGEST',
-      `layer ${layer.path} is ${compressedBytes} bytes, not the ${layer.size} its descriptor declares. Re-export the image`,
+      `layer ${layer.path} is ${compressedBytes} bytes, not the ${layer.size} its descriptor declares; re-export the image`,
     );
   }
   assertDigestMatches(digest, hash.digest('hex'), layer.path);
@@ -76,7 +76,7 @@ function openDecoder(compression: 'none' | 'gzip' | 'zstd'): { decoder: Duplex; 
   });
   const finished = new Promise<void>((resolve, reject) => {
     child.on('error', (err) =>
-      reject(new MicrovmError('E_SETUP_MISSING', `cannot run zstd for a zstd layer: ${err.message}. Run \`npm run setup\``)),
+      reject(new MicrovmError('E_SETUP_MISSING', `cannot run zstd for a zstd layer: ${err.message}; run \`npm run setup\``)),
     );
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zstd exited with ${code}: ${stderr.trim()}`))));
   });

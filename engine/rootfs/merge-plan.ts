@@ -103,7 +103,7 @@ export async function* layerEntries(layer: LayerBlob, options: PlanOptions): Asy
     if (err instanceof TarFormatError) {
       throw new MicrovmError(
         'E_IMAGE_INVALID',
-        `layer ${layer.digest} is not a valid tar archive: ${err.message}. The image is malformed or hostile; use another image`,
+        `layer ${layer.digest} is not a valid tar archive: ${err.message}; the image is malformed or hostile; use another image`,
         { cause: err },
       );
     }
@@ -205,6 +205,6 @@ function collectPlan(root: TreeNode, layerCount: number): MergePlan {
 function invalidEntry(layer: LayerBlob, rawPath: string, problem: string): MicrovmError {
   return new MicrovmError(
     'E_IMAGE_INVALID',
-    `layer ${layer.digest}: entry "${fromBytePath(rawPath)}" ${problem}. Refusing the image; nothing was written outside the disk image`,
+    `layer ${layer.digest}: entry "${fromBytePath(rawPath)}" ${problem}; refusing the image; nothing was written outside the disk image`,
   );
 }

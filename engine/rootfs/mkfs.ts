@@ -20,7 +20,7 @@ async function probe(): Promise<string> {
     execFile('mke2fs', ['-V'], { env }, (err, stdout, stderr) => (err ? reject(err) : resolve(`${stdout}${stderr}`))),
   ).catch((err: Error) => {
     checkedBinary = undefined;
-    throw new MicrovmError('E_SETUP_MISSING', `cannot run mke2fs (${err.message}). Run \`npm run setup\` to install e2fsprogs >= 1.47.1`);
+    throw new MicrovmError('E_SETUP_MISSING', `cannot run mke2fs (${err.message}); run \`npm run setup\` to install e2fsprogs >= 1.47.1`);
   });
   const match = /mke2fs (\d+)\.(\d+)(?:\.(\d+))?/.exec(output);
   const version = match ? [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)] : [0, 0, 0];
@@ -29,8 +29,8 @@ async function probe(): Promise<string> {
     checkedBinary = undefined;
     throw new MicrovmError(
       'E_ROOTFS_BUILD',
-      `mke2fs ${version.join('.')} cannot build a disk from a tar stream (needs e2fsprogs >= 1.47.1)` +
-        'Run `npm run setup`, which installs it from bookworm-backports on Debian 12.',
+      `mke2fs ${version.join('.')} cannot build a disk from a tar stream (needs e2fsprogs >= 1.47.1); ` +
+        'run `npm run setup`, which installs it from bookworm-backports on Debian 12',
     );
   }
   return 'mke2fs';
@@ -84,8 +84,8 @@ export async function runMke2fs(job: Mke2fsJob): Promise<void> {
   if (code !== 0) {
     throw new MicrovmError(
       'E_ROOTFS_BUILD',
-      `mke2fs failed (exit ${code}) building ${job.imagePath}: ${stderr.trim() || 'no message'}` +
-        'If it mentions libarchive, run `npm run setup`.',
+      `mke2fs failed (exit ${code}) building ${job.imagePath}: ${stderr.trim() || 'no message'}; ` +
+        'if it mentions libarchive, run `npm run setup`',
       { cause: diskFullInOutput(stderr) },
     );
   }

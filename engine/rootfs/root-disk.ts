@@ -59,7 +59,7 @@ export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions
   throwIfAborted(opts.signal, ROOTFS_STEP);
   await findMke2fs();
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
-    throw new MicrovmError('E_STATE_DIR', `cannot create ${cacheDir}: ${err.message}. Check MICROVM_HOME`, { cause: err });
+    throw new MicrovmError('E_STATE_DIR', `cannot create ${cacheDir}: ${err.message}; check MICROVM_HOME`, { cause: err });
   });
   const planOptions: PlanOptions = {
     maxLayerBytes: opts.maxLayerBytes ?? 16 * 1024 * MIB,

@@ -4,7 +4,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { createMessageConnection, MessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { abortedOr, onAbort, throwIfAborted } from '../abort';
-import { MicrovmError, type ErrorCode } from '../errors';
+import { MicrovmError } from '../errors';
+import { errorFromWire } from './wire-error';
 import { openWorkspace } from '../workspace/record';
 import type { ConfigChange } from '../devcontainer/changes';
 import type { EgressAnswer } from '../egress/ask';
@@ -320,14 +321,8 @@ function defaultCliPath(): string {
   return found;
 }
 
-const KNOWN_CODES = /^E_[A-Z_]+$/;
-
-/** An RPC failure as the engine error it was in the supervisor (same code), or E_SUPERVISOR when the link broke. */
+/** An RPC failure as the engine error it was in the supervisor (same code and details), or E_SUPERVISOR when the link broke. */
 function fromRpcError(err: unknown, socketPath: string): Error {
-  if (err instanceof ResponseError) {
-    const data = err.data as ErrorData | undefined;
-    const code = data?.code && KNOWN_CODES.test(data.code) && data.code !== 'E_INTERNAL' ? data.code as ErrorCode : undefined;
-    return code ? new MicrovmError(code, err.message) : new Error(err.message);
-  }
+  if (err instanceof ResponseError) return errorFromWire(err.message, err.data as ErrorData | undefined);
   return new MicrovmError('E_SUPERVISOR', `the connection to the workspace supervisor (${socketPath}) failed: ${(err as Error)?.message ?? String(err)}; its log is beside the socket`);
 }

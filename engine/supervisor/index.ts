@@ -8,3 +8,5 @@ export type { ProcessInfo, StatusResult, SupervisorEvent, SupervisorState, Types
 export { Requests } from './protocol';
 export { RingBuffer } from './ring-buffer';
 export { Backlog } from './backlog';
+export { errorFromWire } from './wire-error';
+export type { WireError } from './wire-error';

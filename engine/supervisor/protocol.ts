@@ -9,6 +9,7 @@ import type { ForwardedPort } from '../ports/types';
 import type { OverLimit } from '../workspace/limits';
 import type { ProjectionResult } from '../workspace/type-projection';
 import type { OpenedForward } from '../workspace/port-forwards';
+import type { WireError } from './wire-error';
 
 /**
  * The supervisor's RPC surface: JSON-RPC 2.0 (vscode-jsonrpc, as LSP uses) over the
@@ -124,7 +125,7 @@ export type SupervisorEvent =
   | { type: 'baking' }
   | { type: 'booting' }
   | { type: 'portsChanged' }
-  | { type: 'exited'; message: string; code?: string }
+  | { type: 'exited'; message: string; code?: string; details?: unknown }
   | { type: 'hookStarted'; description: string }
   | { type: 'hookFinished'; description: string }
   | { type: 'hooksSettled' }
@@ -183,7 +184,5 @@ export interface TypesRun {
   failures: Array<{ guestDir: string; error: { code?: string; message: string } }>;
 }
 
-/** A failure carried over JSON-RPC keeps the engine's error code in its data. */
-export interface ErrorData {
-  code: string;
-}
+/** A failure carried over JSON-RPC keeps the engine's error code and details in its data. */
+export type ErrorData = WireError;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { ResponseError } from 'vscode-jsonrpc/node';
-import { isMicrovmError } from '../errors';
+import { errorToWire } from './wire-error';
 import { openWorkspace } from '../workspace/record';
 import { ClientLink } from './client-link';
 import { acquireStartLock } from './lock';
@@ -166,6 +166,5 @@ function serve(link: ClientLink, host: WorkspaceHost, down: () => Promise<void>)
 }
 
 function asResponseError(err: unknown): ResponseError<ErrorData> {
-  const code = isMicrovmError(err) ? err.code : 'E_INTERNAL';
-  return new ResponseError<ErrorData>(1, (err as Error)?.message ?? String(err), { code });
+  return new ResponseError<ErrorData>(1, (err as Error)?.message ?? String(err), errorToWire(err));
 }

@@ -5,6 +5,7 @@ import { prepareWorkspace } from '../workspace/prepare';
 import { CancelledError, Session, SessionEvents } from '../workspace/session';
 import { WarmSnapshots } from '../workspace/warm-snapshot';
 import { Backlog } from './backlog';
+import { errorToWire } from './wire-error';
 import type { ClientLink } from './client-link';
 import { ProcessTable } from './processes';
 import { Questions, SpawnParams, TypesRun, StatusResult, SupervisorEvent, SupervisorState, UpParams, UpResult } from './protocol';
@@ -134,7 +135,7 @@ export class WorkspaceHost {
       booting: () => this.broadcast({ type: 'booting' }),
       portsChanged: () => this.broadcast({ type: 'portsChanged' }),
       exited: (error) => {
-        this.broadcast({ type: 'exited', message: error.message, ...(isMicrovmError(error) ? { code: error.code } : {}) });
+        this.broadcast({ type: 'exited', message: error.message, ...(isMicrovmError(error) ? errorToWire(error) : {}) });
         this.onVmEnded(`the VM ended: ${error.message}`);
       },
       output: (label, chunk) => this.broadcast({ type: 'output', label, data: chunk.toString('base64') }),

@@ -103,17 +103,17 @@ export class HealthWatch {
 
   private unresponsiveError(): MicrovmError {
     return new MicrovmError('E_AGENT_UNRESPONSIVE',
-      `the guest agent of VM ${this.vmId} stopped answering: a call missed its deadline and a ping got no reply within ${HEALTH_DEADLINE_MS.ping} ms while QEMU reports the guest running` +
-      'The VM is stopped (QMP quit, then SIGKILL) and its pool boots a replacement: acquire another VM');
+      `the guest agent of VM ${this.vmId} stopped answering: a call missed its deadline and a ping got no reply within ${HEALTH_DEADLINE_MS.ping} ms while QEMU reports the guest running; ` +
+      'the VM is stopped (QMP quit, then SIGKILL) and its pool boots a replacement: acquire another VM');
   }
 
   private diskFullError(drive: string): MicrovmError {
     const file = this.volumeFiles.find((_, i) => volumeDriveId(i) === drive) ?? `drive ${drive}`;
     const directory = path.dirname(file);
-    const error = new MicrovmError('E_HOST_DISK_FULL',
-      `the host disk is full: QEMU paused VM ${this.vmId} because a write to ${file} failed with ENOSPC (${describeSpace(directory)})` +
-      `Nothing is lost: free space on the file system holding ${directory}, then call vm.resume(); or release the VM`);
-    return Object.assign(error, { file, directory });
+    return new MicrovmError('E_HOST_DISK_FULL',
+      `the host disk is full: QEMU paused VM ${this.vmId} because a write to ${file} failed with ENOSPC (${describeSpace(directory)}); ` +
+      `nothing is lost: free space on the file system holding ${directory}, then call vm.resume(); or release the VM`,
+      { details: { file, directory } });
   }
 }
 

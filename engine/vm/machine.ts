@@ -385,8 +385,8 @@ async function shutdownGuest(agent: AgentClient, qemu: SupervisedProcess): Promi
 
 function restoreRefused(vmId: string, restore: RestoreSource | ResumeSource, refusal: MicrovmError): MicrovmError {
   return new MicrovmError('E_RESTORE_FAILED',
-    `the guest agent of VM ${vmId} refused RESTORED after its restore from ${path.dirname(restore.stateFile)}: ${refusal.message}` +
-    'The VM is stopped and its pool restores a replacement: acquire another VM. If every restore fails, delete that snapshot directory so that the next Image.build bakes it again',
+    `the guest agent of VM ${vmId} refused RESTORED after its restore from ${path.dirname(restore.stateFile)}: ${refusal.message}; ` +
+    'the VM is stopped and its pool restores a replacement: acquire another VM; if every restore fails, delete that snapshot directory so that the next Image.build bakes it again',
     { cause: refusal });
 }
 

@@ -188,10 +188,9 @@ export function failed(ctx: Ctx, err: unknown, context: FailureContext = 'open')
   return undefined;
 }
 
-/** The volume named by an E_VOLUME that a failed guest mount raised, if that is the error. */
+/** The volume whose guest mount failed (its file system may be damaged), if that is the error. */
 function damagedVolume(err: unknown): string | undefined {
-  const volume = (err as { volume?: unknown }).volume;
-  return isMicrovmError(err, 'E_VOLUME') && typeof volume === 'string' ? volume : undefined;
+  return isMicrovmError(err, 'E_VOLUME') && err.details.failed === 'mount' ? err.details.volume : undefined;
 }
 
 /** Deletes the volume (the guest's file system on it is never repaired on the host) and opens again. */

@@ -1,4 +1,4 @@
-import { MicrovmError, type ErrorCode, type SupervisorEvent } from '../../engine/index';
+import { errorFromWire, type SupervisorEvent } from '../../engine/index';
 import type { Ctx } from '../context';
 import { portNotices } from '../ports/notices';
 import { notice } from '../ui/notice-text';
@@ -34,7 +34,7 @@ export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers:
         void workspace.refreshPorts().then(() => ctx.refreshPorts(), () => undefined);
         return;
       case 'exited':
-        handlers.onExited(event.code ? new MicrovmError(event.code as ErrorCode, event.message) : new Error(event.message));
+        handlers.onExited(errorFromWire(event.message, event));
         return;
       case 'output':
         ctx.lifecycle.write(event.label, Buffer.from(event.data, 'base64').toString('utf8'));

@@ -177,20 +177,20 @@ test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many eve
 
   const client = await openClient();
   const refusal = async (events: Parameters<AgentClient['fileEvents']>[1]) => {
-    const err = await client.fileEvents('/workspace', events).then(() => undefined, (e: unknown) => e as MicrovmError & { agentStatus: number });
+    const err = await client.fileEvents('/workspace', events).then(() => undefined, (e: unknown) => e as MicrovmError<'E_AGENT_REFUSED'>);
     assert.ok(err, `refused: ${events.map((e) => `${e.kind} ${e.path}`).join(", ")}`);
     return err;
   };
   for (const bad of ['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', './a', 'a/.', 'a/', '']) {
     const err = await refusal([{ kind: 'MODIFY', path: bad }]);
-    assert.equal(err.agentStatus, Status.E_BAD_REQUEST, bad);
+    assert.equal(err.details?.agentStatus, Status.E_BAD_REQUEST, bad);
     assert.match(err.message, /EVENT_PATH/, bad);
   }
   // The mount itself only as a directory change; everything valid, but the agent is not PID 1 here.
   const offPid1 = await refusal([{ kind: 'DIR_CHANGED', path: '' }, { kind: 'MODIFY', path: 'src/a.ts', size: 3n, mtimeNs: 1n }, { kind: 'DELETE', path: '.hidden/x' }]);
-  assert.equal(offPid1.agentStatus, Status.E_IO);
+  assert.equal(offPid1.details?.agentStatus, Status.E_IO);
   assert.match(offPid1.message, /PID 1/);
-  assert.equal((await refusal([])).agentStatus, Status.E_IO, 'an empty request is valid (it arms the module)');
+  assert.equal((await refusal([])).details?.agentStatus, Status.E_IO, 'an empty request is valid (it arms the module)');
   assert.ok(!client.info.features.includes('file-events'), 'no file-events feature without the guest device');
   client.connection.close();
 });

@@ -1,16 +1,18 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { expandVariables } from '../../engine/build/args';
+import { isMicrovmError } from '../../engine/errors';
 import { lineOfStep, planDockerfile } from '../../engine/build/dockerfile';
 
 const FILE = '/ws/.devcontainer/Dockerfile';
 
 function rejects(text: string, pattern: RegExp, line?: number): void {
-  assert.throws(() => planDockerfile(text, FILE, {}), (err: Error & { code?: string; line?: number }) => {
-    assert.equal(err.code, 'E_DOCKERFILE');
+  assert.throws(() => planDockerfile(text, FILE, {}), (err: unknown) => {
+    assert.ok(isMicrovmError(err, 'E_DOCKERFILE'), String(err));
     assert.match(err.message, pattern);
+    assert.equal(err.details.file, FILE);
     if (line !== undefined) {
-      assert.equal(err.line, line);
+      assert.equal(err.details.line, line);
       assert.ok(err.message.startsWith(`${FILE}:${line}: `), err.message);
     }
     return true;

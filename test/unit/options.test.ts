@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseVmCommand } from '../../engine/cli/args';
 import { isMicrovmError } from '../../engine/errors';
-import { buildOptionsSchema, execOptionsSchema, parseOptions, poolOptionsSchema } from '../../engine/options';
+import { execOptionsSchema, parseOptions, poolOptionsSchema } from '../../engine/options';
+import { buildOptionsSchema } from '../../engine/api/image';
 
 function refused(fn: () => unknown, ...fragments: RegExp[]): void {
   assert.throws(fn, (err) => isMicrovmError(err, 'E_BAD_OPTION') && fragments.every((f) => f.test(err.message)));

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isMicrovmError } from '../../engine/errors';
-import { buildOptionsSchema, parseOptions } from '../../engine/options';
+import { parseOptions } from '../../engine/options';
+import { buildOptionsSchema } from '../../engine/api/image';
 import { networkArgs, networkEnv, serviceLinkAddress, SERVICE_LINK_NET } from '../../engine/qemu/network';
 
 const GUARD = '/opt/m/netguard.so';

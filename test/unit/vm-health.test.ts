@@ -58,7 +58,7 @@ test('health: QEMU is asked first, so a guest paused on a full disk (or by a sna
   assert.equal(await checkHealth(full), 'disk-full');
   assert.equal(full.pinged, 0, 'a paused guest is not pinged');
   assert.equal(await checkHealth(probe('postmigrate', timeout())), 'paused');
-  assert.equal(await checkHealth(probe('running', new MicrovmError('E_HOST_DISK_FULL', 'paused meanwhile'))), 'disk-full');
+  assert.equal(await checkHealth(probe('running', new MicrovmError('E_HOST_DISK_FULL', 'paused meanwhile', { details: { directory: '/tmp' } }))), 'disk-full');
 });
 
 test('health: a QEMU that does not answer QMP is unresponsive; a closed QMP socket means the VM is gone', async () => {

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { buildImage, Image, type BuildImageProgress, type BuiltImage } from '../../engine';
+import { buildImage, Image, isMicrovmError, type BuildImageProgress, type BuiltImage } from '../../engine';
 import { homePaths, microvmHome } from '../../engine/paths';
 import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { freePort } from '../helpers/free-port';
@@ -206,9 +206,9 @@ test('a failing RUN names its step and line; a cancelled build stops the builder
   const dir = path.join(tmp, 'failing');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM debian:bookworm\nRUN echo before\nRUN echo about to fail && exit 3\n');
-  await assert.rejects(buildImage({ context: dir }), (err: Error & { code?: string; line?: number }) => {
-    assert.equal(err.code, 'E_BUILD_FAILED');
-    assert.equal(err.line, 3);
+  await assert.rejects(buildImage({ context: dir }), (err: unknown) => {
+    assert.ok(isMicrovmError(err, 'E_BUILD_FAILED'), String(err));
+    assert.equal(err.details?.line, 3);
     assert.match(err.message, /Dockerfile:3: step 3\/3 "RUN echo about to fail && exit 3" failed: .*exit status 3/);
     return true;
   });

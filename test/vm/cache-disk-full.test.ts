@@ -53,7 +53,7 @@ const freeBytes = () => { const s = fs.statfsSync(home); return s.bavail * s.bsi
 const temps = () => fs.readdirSync(home, { recursive: true }).map(String).filter((p) => /(^|\/)\.tmp-/.test(p));
 const isDiskFull = (dir: string) => (err: unknown) => {
   process.stderr.write(`# ${(err as Error).message}\n`);
-  return isMicrovmError(err, 'E_HOST_DISK_FULL') && err.message.includes(dir) && /Free space there/.test(err.message) && /MICROVM_HOME/.test(err.message);
+  return isMicrovmError(err, 'E_HOST_DISK_FULL') && err.message.includes(dir) && /; free space there/.test(err.message) && /MICROVM_HOME/.test(err.message);
 };
 
 test('a small image is pulled and its root disk built in the small cache', async () => {

@@ -74,7 +74,8 @@ test('T21: a full host disk pauses the VM with E_HOST_DISK_FULL (not "unresponsi
   assert.match(full.error.message, /host disk is full/);
   assert.ok(full.error.message.includes(file) && full.error.message.includes(volumes), full.error.message);
   assert.match(full.error.message, /vm\.resume\(\)/);
-  assert.deepEqual({ file: (full.error as unknown as { file: string }).file, directory: (full.error as unknown as { directory: string }).directory }, { file, directory: volumes });
+  assert.ok(isMicrovmError(full.error, 'E_HOST_DISK_FULL'));
+  assert.deepEqual(full.error.details, { file, directory: volumes });
   await assert.rejects(vm.exec({ argv: ['true'] }), (err) => isMicrovmError(err, 'E_HOST_DISK_FULL'), 'calls fail at once while paused');
 
   // The exec's deadline passes while paused: the health check asks QEMU (io-error) and leaves the VM alone.

@@ -18,7 +18,7 @@ export async function answerChallenge(
     return basic(credentials.username, credentials.password);
   }
   if (challenge.scheme !== 'bearer' || !challenge.params.realm) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} asked for an unsupported authentication (${challenge.scheme}, realm ${JSON.stringify(challenge.params.realm)}). Only Basic and Bearer are supported`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} asked for an unsupported authentication (${challenge.scheme}, realm ${JSON.stringify(challenge.params.realm)}); only Basic and Bearer are supported`);
   }
   if (credentials?.kind === 'registry-token') return `Bearer ${credentials.token}`;
   let realm: URL;
@@ -54,11 +54,11 @@ async function tokenFrom(res: Awaited<ReturnType<typeof sendRequest>>, realm: UR
   const body = await readBody(res, MAX_TOKEN_RESPONSE_BYTES, `the token response from ${realm.origin}`);
   if (res.statusCode === 401 || res.statusCode === 403) {
     throw new MicrovmError('E_REGISTRY_AUTH', hadCredentials
-      ? `The token service ${realm.origin} rejected the credentials for ${registry} (HTTP ${res.statusCode}). Run docker login ${registry} again.`
-      : `The token service ${realm.origin} refused an anonymous token for ${registry} (HTTP ${res.statusCode}). Log in with docker login ${registry}.`);
+      ? `the token service ${realm.origin} rejected the credentials for ${registry} (HTTP ${res.statusCode}); run docker login ${registry} again`
+      : `the token service ${realm.origin} refused an anonymous token for ${registry} (HTTP ${res.statusCode}); log in with docker login ${registry}`);
   }
   if (res.statusCode !== 200) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `the token service ${realm.origin} answered HTTP ${res.statusCode}. Try again later`);
+    throw new MicrovmError('E_REGISTRY_PROTOCOL', `the token service ${realm.origin} answered HTTP ${res.statusCode}; try again later`);
   }
   let parsed: { token?: unknown; access_token?: unknown };
   try {
@@ -80,7 +80,7 @@ function basic(username: string, password: string): string {
 export function noCredentials(registry: string, repository: string): MicrovmError {
   return new MicrovmError(
     'E_REGISTRY_AUTH',
-    `${registry} requires credentials for ${repository}, and none are stored for it` +
-      `Run \`docker login ${registry}\` (or add an "auths" entry for ${registry} to ~/.docker/config.json) and pull again.`,
+    `${registry} requires credentials for ${repository}, and none are stored for it; ` +
+      `run \`docker login ${registry}\` (or add an "auths" entry for ${registry} to ~/.docker/config.json) and pull again`,
   );
 }

@@ -106,7 +106,7 @@ export class RegistryClient {
     res.resume();
     if (status === 401 || status === 403) throw this.denied(status);
     if (status === 404) {
-      throw new MicrovmError('E_IMAGE_NOT_FOUND', `${what}: not found (HTTP 404). Check the name and tag of ${this.ref.canonical}`);
+      throw new MicrovmError('E_IMAGE_NOT_FOUND', `${what}: not found (HTTP 404); check the name and tag of ${this.ref.canonical}`);
     }
     if (status >= 500 || status === 429) throw new RetryableStatus(status, `${what}: HTTP ${status}`);
     throw new MicrovmError('E_REGISTRY_PROTOCOL', `${what}: unexpected HTTP ${status} from ${this.host}`);
@@ -134,8 +134,8 @@ export class RegistryClient {
     const using = this.options.credentials ? 'with the stored credentials' : 'anonymously (no credentials are stored for it)';
     return new MicrovmError(
       'E_REGISTRY_AUTH',
-      `access to ${this.ref.canonical} on ${this.host} was denied ${using} (HTTP ${status}): the repository is private or does not exist` +
-        `Run \`docker login ${this.options.endpoint?.host ?? this.ref.registry}\` with an account that can pull it, then pull again.`,
+      `access to ${this.ref.canonical} on ${this.host} was denied ${using} (HTTP ${status}): the repository is private or does not exist; ` +
+        `run \`docker login ${this.options.endpoint?.host ?? this.ref.registry}\` with an account that can pull it, then pull again`,
     );
   }
 }
@@ -153,13 +153,13 @@ function declaredMediaType(content: Buffer, what: string): string {
   } catch {
     /* reported below */
   }
-  throw new MicrovmError('E_IMAGE_INVALID', `${what} has neither a manifest Content-Type nor a mediaType field. The registry answer is not an image manifest`);
+  throw new MicrovmError('E_IMAGE_INVALID', `${what} has neither a manifest Content-Type nor a mediaType field; the registry answer is not an image manifest`);
 }
 
 function digestMismatch(what: string, expected: string, actual: string): MicrovmError {
-  return new MicrovmError('E_IMAGE_DIGEST', `digest mismatch for ${what}: expected ${expected}, got ${actual}. The registry served other bytes than asked for; nothing was stored`);
+  return new MicrovmError('E_IMAGE_DIGEST', `digest mismatch for ${what}: expected ${expected}, got ${actual}; the registry served other bytes than asked for; nothing was stored`);
 }
 
 function sizeMismatch(descriptor: Descriptor, actual: number): MicrovmError {
-  return new MicrovmError('E_IMAGE_INVALID', `manifest ${descriptor.digest} is ${actual} bytes but its index declares ${descriptor.size}. The image is malformed`);
+  return new MicrovmError('E_IMAGE_INVALID', `manifest ${descriptor.digest} is ${actual} bytes but its index declares ${descriptor.size}; the image is malformed`);
 }

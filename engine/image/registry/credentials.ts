@@ -62,5 +62,5 @@ function normaliseKey(key: string): string {
 }
 
 function badConfig(file: string, problem: string): MicrovmError {
-  return new MicrovmError('E_REGISTRY_AUTH', `cannot read registry credentials from ${file}: ${problem}. Fix or remove the file (or run docker login again)`);
+  return new MicrovmError('E_REGISTRY_AUTH', `cannot read registry credentials from ${file}: ${problem}; fix or remove the file (or run docker login again)`);
 }

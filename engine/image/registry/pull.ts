@@ -1,5 +1,5 @@
 import { abortedOr, onAbort, throwIfAborted } from '../../abort';
-import { MicrovmError } from '../../errors';
+import { isMicrovmError, MicrovmError, restated } from '../../errors';
 import type { ContentStore } from '../content-store';
 import { writeRecord } from '../image-records';
 import type { ImageReference } from '../reference';
@@ -77,7 +77,7 @@ async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: 
     if (layer.size > opts.maxBlobBytes) {
       return Promise.reject(new MicrovmError(
         'E_IMAGE_TOO_LARGE',
-        `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap. Raise maxLayerBytes if the image is genuine`,
+        `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap; raise maxLayerBytes if the image is genuine`,
       ));
     }
     const onBytes = (bytes: number) => opts.onProgress?.({ phase: 'pull', digest: layer.digest, bytes, total: layer.size });
@@ -96,8 +96,8 @@ export function isRegistryFailure(err: unknown): boolean {
 
 /** The registry's own error, with what the mirrors answered before it. */
 export function withMirrorFailures(err: unknown, failures: string[]): unknown {
-  if (failures.length === 0 || !(err instanceof MicrovmError)) return err;
-  return new MicrovmError(err.code, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`, { cause: err });
+  if (failures.length === 0 || !isMicrovmError(err)) return err;
+  return restated(err, `${err.message} (before it, the mirrors failed: ${failures.join('; ')})`);
 }
 
 /**

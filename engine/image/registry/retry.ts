@@ -42,7 +42,7 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, attempt:
       if (i >= policy.attempts) {
         throw new MicrovmError(
           'E_REGISTRY_UNREACHABLE',
-          `${what} failed after ${policy.attempts} tries: ${(err as Error).message}. Check the network and the registry, then pull again; nothing partial was kept`,
+          `${what} failed after ${policy.attempts} tries: ${(err as Error).message}; check the network and the registry, then pull again; nothing partial was kept`,
           { cause: err },
         );
       }
@@ -61,5 +61,5 @@ function systemErrorAsUnreachable(what: string, err: unknown): unknown {
   if (err instanceof MicrovmError || typeof code !== 'string' || isHostDiskFull(err)) return err;
   const hint = code === 'ENOTFOUND' ? 'the registry host name does not resolve' : `the connection failed (${code})`;
   return new MicrovmError('E_REGISTRY_UNREACHABLE',
-    `${what} failed: ${hint}: ${(err as Error).message}. Check the image reference and the network; nothing partial was kept`, { cause: err });
+    `${what} failed: ${hint}: ${(err as Error).message}; check the image reference and the network; nothing partial was kept`, { cause: err });
 }

@@ -27,8 +27,8 @@ export function assertTransportAllowed(url: URL, env: NodeJS.ProcessEnv = proces
   if (url.protocol === 'http:' && registryScheme(url.host, env) === 'http') return;
   throw new MicrovmError(
     'E_REGISTRY_PROTOCOL',
-    `refusing to fetch ${url.origin} over ${url.protocol.replace(':', '')}: only HTTPS is allowed for non-loopback hosts` +
-      'If this registry really has no TLS, add its host:port to MICROVM_INSECURE_REGISTRIES.',
+    `refusing to fetch ${url.origin} over ${url.protocol.replace(':', '')}: only HTTPS is allowed for non-loopback hosts; ` +
+      'if this registry really has no TLS, add its host:port to MICROVM_INSECURE_REGISTRIES',
   );
 }
 
@@ -82,5 +82,5 @@ export async function readBody(res: http.IncomingMessage, maxBytes: number, what
 export class DroppedConnection extends Error {}
 
 function bodyTooLarge(what: string, maxBytes: number): MicrovmError {
-  return new MicrovmError('E_IMAGE_TOO_LARGE', `${what} is larger than the ${maxBytes}-byte limit. The registry is misbehaving or hostile; nothing was stored`);
+  return new MicrovmError('E_IMAGE_TOO_LARGE', `${what} is larger than the ${maxBytes}-byte limit; the registry is misbehaving or hostile; nothing was stored`);
 }

@@ -5,7 +5,7 @@ import { MicrovmError } from '../../errors';
 import type { TcpForwarder } from '../../forward';
 import { Image } from '../../api/image';
 import type { MountSpec } from '../../mount';
-import type { BuildOptions } from '../../options';
+import type { BuildOptions } from '../../api/image';
 import type { Pool } from '../../pool/pool';
 import type { NetworkMode, ServiceLink } from '../../qemu/network';
 import type { Vm } from '../../vm/vm';
