@@ -24,6 +24,13 @@ test('an image User resolves like Docker: names through the guest files, numbers
   await assert.rejects(resolveUser('node:nogroup', read), (err) => isMicrovmError(err, 'E_IMAGE_INVALID') && /"nogroup"/.test(err.message));
 });
 
+test('a passwd line without a numeric gid is skipped, never read as gid NaN', async () => {
+  const guest: Record<string, string> = { '/etc/passwd': 'short:x:1000\nodd:x:1001:staff:::\nodd:x:1002:1002:::\n' };
+  const readGuest = async (path: string) => guest[path] ?? '';
+  await assert.rejects(resolveUser('short', readGuest), (err) => isMicrovmError(err, 'E_IMAGE_INVALID') && /"short"/.test(err.message));
+  assert.deepEqual(await resolveUser('odd', readGuest), { uid: 1002, gid: 1002 });
+});
+
 test('a workspace user comes with its home, a usable login shell and the groups /etc/group lists it in', async () => {
   const guest: Record<string, string> = {
     '/etc/passwd': 'root:x:0:0:root:/root:/bin/bash\nvscode:x:1000:1000::/home/vscode:/usr/bin/zsh\nsvc:x:999:999::/:/usr/sbin/nologin\nbare:x:1002:1002:::\n',
