@@ -194,6 +194,6 @@ function median(values: number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
 }
 
-function ms(value: number, digits = 0): string {
-  return `${value.toFixed(digits)} ms`;
+function ms(value: number | undefined, digits = 0): string {
+  return `${value?.toFixed(digits) ?? '-'} ms`;
 }
