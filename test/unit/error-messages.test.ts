@@ -27,7 +27,7 @@ test('every MicrovmError message starts in lower case and has no trailing period
     const text = fs.readFileSync(file, 'utf8');
     for (const match of text.matchAll(RAISE)) {
       seen++;
-      const message = match[2].slice(1, -1);
+      const message = match[2]!.slice(1, -1);
       const line = text.slice(0, match.index).split('\n').length;
       if (/^[A-Z][a-z]/.test(message)) offenders.push(`${path.relative(process.cwd(), file)}:${line}: starts with a capital: ${message.slice(0, 60)}`);
       if (/\.\s*$/.test(message)) offenders.push(`${path.relative(process.cwd(), file)}:${line}: ends with a period: ...${message.slice(-40)}`);

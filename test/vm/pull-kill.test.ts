@@ -93,16 +93,16 @@ const [baseLayer, slowLayer] = [0, 1].map((i) => () => image.layers[i]);
 const requestsFor = (digest: string) => registry.log.filter((r) => r.path.endsWith(`/blobs/${digest}`)).length;
 
 test('SIGKILL mid-blob leaves only a partial file in store/tmp, no blob under its digest and no image record', async () => {
-  registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);
+  registry.intercept = stallBlob(registry, slowLayer!()!.digest, 1024 * 1024);
   const pull = startPull();
   const pid = pull.child.pid as number;
   const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
   const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
-  const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
+  const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer!()!.digest.slice(7)));
   assert.ok(await waitFor(() => stalled() && baseStored(), 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
   await killAndExpectNoHelpers(pull.child);
   assert.equal(partialOf().length, 1, 'the killed writer left its partial download');
-  assert.ok(!fs.existsSync(storeDir('blobs', 'sha256', slowLayer().digest.slice(7))), 'no blob under the stalled digest');
+  assert.ok(!fs.existsSync(storeDir('blobs', 'sha256', slowLayer!()!.digest.slice(7))), 'no blob under the stalled digest');
   assert.deepEqual(list(storeDir('refs')), [], 'no image record');
 });
 
@@ -114,8 +114,8 @@ test('SIGKILL mid-disk-build leaves no mke2fs; the next start removes the dead w
   // The disk build, not the `mke2fs -V` version probe before it.
   const isMkfs = () => halfDisks().length > 0 && descendants(building.child.pid as number).some((p) => p.comm === 'mke2fs');
   assert.ok(await waitFor(isMkfs, 60_000, 10), `mke2fs never ran: ${building.stderr()}`);
-  assert.match(building.stderr(), new RegExp(`removed what a killed process left: .*${stalledPartial.replaceAll('.', '\\.')}`));
-  assert.ok(!list(storeDir('tmp')).includes(stalledPartial), 'the stalled partial download was removed');
+  assert.match(building.stderr(), new RegExp(`removed what a killed process left: .*${stalledPartial!.replaceAll('.', '\\.')}`));
+  assert.ok(!list(storeDir('tmp')).includes(stalledPartial!), 'the stalled partial download was removed');
   const helpers = await killAndExpectNoHelpers(building.child);
   assert.ok(helpers.some((p) => p.comm === 'mke2fs'), 'mke2fs was running at the kill');
   const halfDisk = halfDisks();
@@ -134,5 +134,5 @@ test('SIGKILL mid-disk-build leaves no mke2fs; the next start removes the dead w
     assert.equal(hex, name, 'every stored blob matches its digest');
   }
   for (const blob of [image.config, ...image.layers]) assert.ok(fs.existsSync(storeDir('blobs', 'sha256', blob.digest.slice(7))), `${blob.digest} stored`);
-  assert.equal(requestsFor(baseLayer().digest), 1, 'the layer stored before the first kill was not downloaded again');
+  assert.equal(requestsFor(baseLayer!()!.digest), 1, 'the layer stored before the first kill was not downloaded again');
 });
