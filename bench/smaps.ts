@@ -72,20 +72,20 @@ function smapsMappings(text: string): Mapping[] {
   const mappings: Mapping[] = [];
   let current: Mapping | undefined;
   for (const line of text.split('\n')) {
-    const header = /^[0-9a-f]+-[0-9a-f]+\s+(\S+)\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line);
-    if (header) {
-      current = { perms: header[1], path: header[2].trim(), fields: {} };
+    const [, perms, mapped] = /^[0-9a-f]+-[0-9a-f]+\s+(\S+)\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line) ?? [];
+    if (perms !== undefined) {
+      current = { perms, path: (mapped ?? '').trim(), fields: {} };
       mappings.push(current);
       continue;
     }
-    const field = /^(\w+):\s+(\d+) kB/.exec(line);
-    if (field && current) current.fields[field[1]] = Number(field[2]);
+    const [, name, kb] = /^(\w+):\s+(\d+) kB/.exec(line) ?? [];
+    if (name && current) current.fields[name] = Number(kb);
   }
   return mappings;
 }
 
 function fields(text: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const match of text.matchAll(/^(\w+):\s+(\d+) kB/gm)) out[match[1]] = Number(match[2]);
+  for (const [, name = '', kb] of text.matchAll(/^(\w+):\s+(\d+) kB/gm)) out[name] = Number(kb);
   return out;
 }

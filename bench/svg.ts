@@ -79,11 +79,15 @@ export function cdfPoints(values: readonly number[]): Array<[number, number]> {
   const sorted = [...values].sort((a, b) => a - b);
   const n = sorted.length;
   const steps = Math.min(n, MAX_POINTS);
-  const points: Array<[number, number]> = [[sorted[0], 0]];
+  const [lowest] = sorted;
+  if (lowest === undefined) return [];
+  const points: Array<[number, number]> = [[lowest, 0]];
+  let fraction = 0;
   for (let k = 1; k <= steps; k++) {
     const index = Math.ceil((k / steps) * n) - 1;
-    const previous = points[points.length - 1];
-    points.push([sorted[index], previous[1]], [sorted[index], (index + 1) / n]);
+    const value = sorted[index]!; // index is in 0..n-1
+    points.push([value, fraction], [value, (index + 1) / n]);
+    fraction = (index + 1) / n;
   }
   return points;
 }
@@ -100,8 +104,9 @@ function logAxis(min: number, max: number): Axis {
   for (let e = Math.floor(Math.log10(Math.max(min, 1e-6))); e <= Math.ceil(Math.log10(Math.max(max, 1e-6))); e++) {
     for (const m of [1, 2, 5]) candidates.push(Number((m * 10 ** e).toPrecision(1)));
   }
-  const first = candidates.filter((t) => t <= min).pop() ?? candidates[0];
-  const last = candidates.find((t) => t >= max && t > first) ?? candidates[candidates.length - 1];
+  // The loop runs at least once, so there are candidates.
+  const first = candidates.filter((t) => t <= min).pop() ?? candidates[0]!;
+  const last = candidates.find((t) => t >= max && t > first) ?? candidates.at(-1)!;
   const ticks = candidates.filter((t) => t >= first && t <= last);
   const lo = Math.log10(first);
   const hi = Math.log10(last);

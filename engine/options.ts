@@ -244,11 +244,16 @@ export type ExecOptions = z.input<typeof execOptionsSchema>;
 export function parseOptions<S extends z.ZodTypeAny>(schema: S, value: unknown, what: string): z.output<S> {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
+  const issue = firstIssue(result.error);
   const field = issue.path.join('.') || '(options)';
   const got = valueAt(value, issue.path);
   const detail = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message;
   throw new MicrovmError('E_BAD_OPTION', `invalid ${what} option ${field}: ${detail} (got ${describe(got)})`);
+}
+
+/** A failed parse's first problem; zod reports at least one, the fallback only keeps the type honest. */
+export function firstIssue(error: z.ZodError): z.ZodIssue {
+  return error.issues[0] ?? { code: 'custom', path: [], message: error.message };
 }
 
 /** The value at a zod issue's path, to quote it in an error. */

@@ -25,7 +25,7 @@ export async function measureBake(raw: RawContext, sizes: Sizes, log: (line: str
       lastDir = path.join(root, `cold-${i}`);
       cold.push(await buildMs(lastDir, true));
       boots.push(await rawBootMs(raw));
-      log(`cold bake ${i + 1}/${sizes.coldBakes}: ${cold[i].toFixed(0)} ms, raw boot ${boots[i].toFixed(0)} ms`);
+      log(`cold bake ${i + 1}/${sizes.coldBakes}: ${cold[i]?.toFixed(0)} ms, raw boot ${boots[i]?.toFixed(0)} ms`);
     }
     const hits: number[] = [];
     const spawns: number[] = [];
@@ -38,7 +38,9 @@ export async function measureBake(raw: RawContext, sizes: Sizes, log: (line: str
       spawns.push(await spawnTrueMs());
     }
     log(`cache-hit bake: ${hits.length} builds`);
-    const stateBytes = fs.statSync(path.join(lastDir, fs.readdirSync(lastDir)[0], 'state')).size;
+    const [snapshotDir] = fs.readdirSync(lastDir);
+    if (snapshotDir === undefined) throw new Error(`bench: the bake left nothing in ${lastDir}`);
+    const stateBytes = fs.statSync(path.join(lastDir, snapshotDir, 'state')).size;
     return {
       measurements: [
         {

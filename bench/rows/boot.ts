@@ -18,7 +18,7 @@ export async function measureBoot(raw: RawContext, sizes: Sizes, log: (line: str
   for (let i = 0; i < sizes.boots; i++) {
     ours.push(await engineBootMs(image));
     baseline.push(await rawBootMs(raw));
-    log(`spawn from disk ${i + 1}/${sizes.boots}: engine ${ours[i].toFixed(0)} ms, raw ${baseline[i].toFixed(0)} ms`);
+    log(`spawn from disk ${i + 1}/${sizes.boots}: engine ${ours[i]?.toFixed(0)} ms, raw ${baseline[i]?.toFixed(0)} ms`);
   }
   return {
     measurements: [{

@@ -63,7 +63,7 @@ export async function measureBuild(samples: { cold: number; hits: number; rebuil
       fs.rmSync(homePaths.builds(), { recursive: true, force: true });
       cold.push((await ours()).ms);
       hostCold.push(host.cold(layout));
-      log(`cold build ${i + 1}/${samples.cold}: ${cold[i].toFixed(0)} ms, host buildah ${hostCold[i].toFixed(0)} ms`);
+      log(`cold build ${i + 1}/${samples.cold}: ${cold[i]?.toFixed(0)} ms, host buildah ${hostCold[i]?.toFixed(0)} ms`);
     }
     const hits: number[] = [];
     const hostHits: number[] = [];
@@ -81,7 +81,7 @@ export async function measureBuild(samples: { cold: number; hits: number; rebuil
       edit(i + 1);
       rebuilds.push((await ours()).ms);
       hostRebuilds.push(host.build(true));
-      log(`late-step rebuild ${i + 1}/${samples.rebuilds}: ${rebuilds[i].toFixed(0)} ms, host buildah ${hostRebuilds[i].toFixed(0)} ms`);
+      log(`late-step rebuild ${i + 1}/${samples.rebuilds}: ${rebuilds[i]?.toFixed(0)} ms, host buildah ${hostRebuilds[i]?.toFixed(0)} ms`);
     }
     return {
       measurements: [

@@ -190,8 +190,8 @@ function median(values: number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
 }
 
-function ms(value: number, digits = 0): string {
-  return `${value.toFixed(digits)} ms`;
+function ms(value: number | undefined, digits = 0): string {
+  return `${value?.toFixed(digits) ?? '-'} ms`;
 }
 
 /** A VM's QEMU pid and the file of its guest RAM (vm.host); a VM restored from a snapshot has no RAM file of its own. */

@@ -114,7 +114,7 @@ export async function measureFiles(sizes: Sizes, log: (line: string) => void): P
             if (sample > 0) record(hostShm, hostShmPhases, shmPhases);
             fs.rmSync(path.join(shmDir, 'bench-files'), { recursive: true, force: true });
           }
-          const last = (s: Series) => (sample > 0 ? s.values[s.values.length - 1].toFixed(0) : '-');
+          const last = (s: Series) => (sample > 0 ? s.values.at(-1)?.toFixed(0) : '-');
           log(`small files ${sample === 0 ? 'warm-up' : `${sample}/${sizes.smallFileRuns}`}: ${places.map((p) => `${p.label} ${last(p.series)}`).join(', ')}, host ${last(host)} ms`);
         }
       } finally {
@@ -132,8 +132,9 @@ export async function measureFiles(sizes: Sizes, log: (line: string) => void): P
   }
 
   const p50 = (values: number[]) => summarize(values).p50;
-  const phaseText = (phases: number[][]) => ['create', 'stat', 'read'].map((name, k) => `${name} ${p50(phases.map((ph) => ph[k])).toFixed(0)}`).join(' / ');
+  const phaseText = (phases: number[][]) => ['create', 'stat', 'read'].map((name, k) => `${name} ${p50(phases.map((ph) => ph[k] ?? NaN)).toFixed(0)}`).join(' / ');
   const [mount, unfiltered, follow, volumeRow] = places;
+  if (!mount || !unfiltered || !follow || !volumeRow) throw new Error(`bench: GUEST_PLACES lists ${places.length} places, the notes compare four`);
   const speedup = p50(mount.series.values) / p50(volumeRow.series.values);
   const filterCost = p50(mount.series.values) / p50(unfiltered.series.values);
   const filtered: Series = { ...mount.series, name: 'small-file workload, filter view on (mount)' };
@@ -158,7 +159,7 @@ export async function measureFiles(sizes: Sizes, log: (line: string) => void): P
 function record(series: Series, phasesOut: number[][], phasesNs: number[]): void {
   const ms = phasesNs.map((ns) => ns / 1e6);
   phasesOut.push(ms);
-  series.values.push(ms[0] + ms[1] + ms[2]);
+  series.values.push(ms.reduce((sum, phase) => sum + phase, 0));
 }
 
 function parsePhases(where: string, stdout: string): number[] {
@@ -189,8 +190,8 @@ function hostFsType(dir: string): string {
   try {
     const mounts = fs.readFileSync('/proc/mounts', 'utf8').trim().split('\n').map((line) => line.split(' '));
     const real = fs.realpathSync(path.dirname(dir));
-    const best = mounts.filter(([, at]) => real === at || real.startsWith(at === '/' ? '/' : `${at}/`)).sort((a, b) => b[1].length - a[1].length)[0];
-    return best ? best[2] : 'unknown fs';
+    const [best] = mounts.filter(([, at = '']) => real === at || real.startsWith(at === '/' ? '/' : `${at}/`)).sort((a, b) => (b[1] ?? '').length - (a[1] ?? '').length);
+    return best?.[2] ?? 'unknown fs';
   } catch {
     return 'unknown fs';
   }

@@ -45,7 +45,7 @@ export async function measureForward(image: Image, sizes: Sizes, log: (line: str
         for (let i = 0; i < sizes.forwardRuns; i++) {
           ours.push(mbPerSecond(sizes.forwardBytes, await download(guestPort, '/blob', sizes.forwardBytes)));
           direct.push(mbPerSecond(sizes.forwardBytes, await download(host.port, '/blob', sizes.forwardBytes)));
-          log(`forward ${i + 1}/${sizes.forwardRuns}: ${ours[i].toFixed(0)} MB/s, loopback ${direct[i].toFixed(0)} MB/s`);
+          log(`forward ${i + 1}/${sizes.forwardRuns}: ${ours[i]?.toFixed(0)} MB/s, loopback ${direct[i]?.toFixed(0)} MB/s`);
         }
         for (let i = 0; i < 3; i++) {
           await firstByteMs(guestPort);

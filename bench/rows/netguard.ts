@@ -54,18 +54,18 @@ async function probe(args: string[]): Promise<number[][]> {
 }
 
 function results(window: number[][], overhead: number[][], sizes: Sizes): GroupResult {
-  const blocked = window.map(([w]) => w);
-  const acked = window.map(([, , a]) => a).sort((a, b) => a - b);
+  const blocked = column(window, 0);
+  const acked = column(window, 2).sort((a, b) => a - b);
   const worst = Math.max(...blocked);
   return {
     measurements: [
       {
         ours: { name: 'netguard block window', unit: 'ms', better: 'lower', values: blocked },
-        baseline: { name: 'kernel RTM_NEWADDR event at a listener', unit: 'ms', better: 'lower', values: window.map(([, e]) => e) },
+        baseline: { name: 'kernel RTM_NEWADDR event at a listener', unit: 'ms', better: 'lower', values: column(window, 1) },
       },
       {
-        ours: { name: 'connect() through netguard', unit: 'ms', better: 'lower', values: overhead.map(([g]) => g) },
-        baseline: { name: 'raw connect() system call', unit: 'ms', better: 'lower', values: overhead.map(([, r]) => r) },
+        ours: { name: 'connect() through netguard', unit: 'ms', better: 'lower', values: column(overhead, 0) },
+        baseline: { name: 'raw connect() system call', unit: 'ms', better: 'lower', values: column(overhead, 1) },
       },
     ],
     notes: [
@@ -78,4 +78,13 @@ function results(window: number[][], overhead: number[][], sizes: Sizes): GroupR
       + 'the difference is the guard: one RTM_GETROUTE round trip, a cached interface class and binding the socket to its interface.',
     ],
   };
+}
+
+/** Value k of every probe line; a short line means the probe printed something else. */
+function column(rows: number[][], k: number): number[] {
+  return rows.map((row) => {
+    const value = row[k];
+    if (value === undefined) throw new Error(`bench: a netguard probe line has ${row.length} values, expected more than ${k}`);
+    return value;
+  });
 }

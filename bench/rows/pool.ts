@@ -45,7 +45,7 @@ export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, l
       const rawTiming = await rawRestore(raw, target);
       baseline.push(rawTiming.agentMs);
       running.push(rawTiming.runningMs);
-      log(`restore ${i + 1}/${sizes.restores}: acquire ${ours[i].toFixed(0)} ms, raw ${baseline[i].toFixed(0)} ms (running at ${running[i].toFixed(0)} ms)`);
+      log(`restore ${i + 1}/${sizes.restores}: acquire ${ours[i]?.toFixed(0)} ms, raw ${baseline[i]?.toFixed(0)} ms (running at ${running[i]?.toFixed(0)} ms)`);
     }
   } finally {
     await restorePool.shutdown();

@@ -39,7 +39,7 @@ export async function measurePull(samples: number, log: (line: string) => void):
       started = performance.now();
       execFileSync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${registry.directHost}/bench/app:1`, `oci:${target}:latest`], { stdio: 'ignore' });
       skopeo.push(performance.now() - started);
-      log(`cold pull ${i + 1}/${samples}: ${ours[i].toFixed(0)} ms, skopeo copy ${skopeo[i].toFixed(0)} ms`);
+      log(`cold pull ${i + 1}/${samples}: ${ours[i]?.toFixed(0)} ms, skopeo copy ${skopeo[i]?.toFixed(0)} ms`);
     }
     const hits: number[] = [];
     const noops: number[] = [];

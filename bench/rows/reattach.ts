@@ -29,7 +29,7 @@ export async function measureReattach(sizes: { attaches: number; coldOpens: numb
       const client = await connect(true) as SupervisorClient;
       await client.up({ ...up, waitForHooks: true }, NO_QUESTIONS);
       cold.push(performance.now() - started);
-      log(`cold up ${i + 1}/${sizes.coldOpens}: ${cold[i].toFixed(0)} ms`);
+      log(`cold up ${i + 1}/${sizes.coldOpens}: ${cold[i]?.toFixed(0)} ms`);
       if (i < sizes.coldOpens - 1) await client.down();
       else owner = client;
       if (i < sizes.coldOpens - 1) client.close();
@@ -40,6 +40,7 @@ export async function measureReattach(sizes: { attaches: number; coldOpens: numb
       const started = performance.now();
       const client = await connect(false) as SupervisorClient;
       const [pty] = await client.list();
+      if (!pty) throw new Error('bench: the supervisor lists no terminal to reattach to');
       const { replay } = await client.attach(pty.id);
       attaches.push(performance.now() - started);
       if (replay.length === 0) throw new Error('bench: the reattach replayed nothing');

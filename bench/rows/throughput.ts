@@ -26,7 +26,7 @@ export async function measureThroughput(image: Image, sizes: Sizes, log: (line: 
       for (let i = 0; i < sizes.throughputRuns; i++) {
         ours.push(megabytesPerSecond(sizes.throughputBytes, await guestSeconds(vm, argv, sizes.throughputBytes)));
         baseline.push(megabytesPerSecond(sizes.throughputBytes, await hostSeconds(argv, sizes.throughputBytes)));
-        log(`throughput ${i + 1}/${sizes.throughputRuns}: guest ${ours[i].toFixed(0)} MB/s, host ${baseline[i].toFixed(0)} MB/s`);
+        log(`throughput ${i + 1}/${sizes.throughputRuns}: guest ${ours[i]?.toFixed(0)} MB/s, host ${baseline[i]?.toFixed(0)} MB/s`);
       }
       files = await measureFileCalls(vm, sizes, log);
     } finally {
@@ -67,7 +67,7 @@ async function measureFileCalls(vm: Vm, sizes: Sizes, log: (line: string) => voi
   };
   try {
     for (let i = 0; i < FILE_WARMUPS + sizes.fileRuns; i++) {
-      const sample = [
+      const sample: [number, number, number, number] = [
         await timed(() => vm.writeFile(guestPath, data)),
         await timed(() => fs.promises.writeFile(hostPath, data)),
         await timed(async () => { if (!(await vm.readFile(guestPath)).equals(data)) throw new Error('vm.readFile returned other bytes than were written'); }),
@@ -109,7 +109,8 @@ async function guestSeconds(vm: Vm, argv: string[], bytes: number): Promise<numb
 function hostSeconds(argv: string[], bytes: number): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [command = 'false', ...args] = argv;
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (data: Buffer) => chunks.push(data));
     child.once('error', reject);

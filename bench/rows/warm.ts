@@ -37,7 +37,7 @@ export async function measureWarm(sizes: Sizes, log: (line: string) => void): Pr
       await (await pool.acquire()).release();
       microvm.push(performance.now() - started);
       await pool.shutdown();
-      log(`workspace cold boot ${i + 1}/${sizes.boots}: q35 ${q35[i].toFixed(0)} ms, microvm ${microvm[i].toFixed(0)} ms`);
+      log(`workspace cold boot ${i + 1}/${sizes.boots}: q35 ${q35[i]?.toFixed(0)} ms, microvm ${microvm[i]?.toFixed(0)} ms`);
     }
     vm = await image.workspaceVm();
     await vm.suspend(files.stateFile, files.memFile);
@@ -46,7 +46,7 @@ export async function measureWarm(sizes: Sizes, log: (line: string) => void): Pr
       vm = await image.workspaceVm({ kind: 'suspended', ...files });
       warm.push(performance.now() - started);
       raw.push(vm.startTimings.agent);
-      log(`warm reopen ${i + 1}/${sizes.boots}: ${warm[i].toFixed(0)} ms (raw restore ${raw[i].toFixed(0)} ms)`);
+      log(`warm reopen ${i + 1}/${sizes.boots}: ${warm[i]?.toFixed(0)} ms (raw restore ${raw[i]?.toFixed(0)} ms)`);
       await vm.suspend(files.stateFile, files.memFile);
       vm = undefined;
     }

@@ -91,17 +91,24 @@ export class FrameDecoder {
   }
 
   private peek(n: number): Buffer {
-    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0].subarray(0, n);
+    return this.front(n).subarray(0, n);
   }
 
   private take(n: number): Buffer {
-    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
-    const head = this.chunks[0];
+    const head = this.front(n);
     const out = head.subarray(0, n);
     if (head.length === n) this.chunks.shift();
     else this.chunks[0] = head.subarray(n);
     this.buffered -= n;
     return out;
+  }
+
+  /** The first chunk, merged with the rest when it holds fewer than n bytes (callers check `buffered` first). */
+  private front(n: number): Buffer {
+    const head = this.chunks[0];
+    if (head && head.length >= n) return head;
+    const merged = Buffer.concat(this.chunks);
+    this.chunks = [merged];
+    return merged;
   }
 }

@@ -87,8 +87,7 @@ class GuestTcpPipe {
   /** Sends what the agent's credit allows; the socket stays paused while data waits. */
   private flush(): void {
     if (this.stream === 0 || this.done) return;
-    while (this.pending.length > 0 && this.credit > 0) {
-      const head = this.pending[0];
+    for (let head = this.pending[0]; head && this.credit > 0; head = this.pending[0]) {
       const size = Math.min(head.length, MAX_CHUNK, this.credit);
       this.send(FrameType.STDIN, head.subarray(0, size));
       this.credit -= size;

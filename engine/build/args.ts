@@ -40,7 +40,7 @@ export function expandVariables(text: string, values: ReadonlyMap<string, string
 function braced(inner: string, values: ReadonlyMap<string, string>): string {
   const modifier = /^([A-Za-z_][A-Za-z0-9_]*):([-+])(.*)$/s.exec(inner);
   if (!modifier) return values.get(inner) ?? '';
-  const [, name, kind, word] = modifier;
+  const [, name = '', kind, word = ''] = modifier;
   const value = values.get(name);
   if (kind === '-') return value ? value : expandVariables(word, values);
   return value ? expandVariables(word, values) : '';

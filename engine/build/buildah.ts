@@ -47,7 +47,7 @@ const STEP_LINE = /^(?:\[(\d+)\/(\d+)\] )?STEP (\d+)\/(\d+): (.*)$/;
 export function parseStepLine(line: string): StepLine | null {
   const match = STEP_LINE.exec(line);
   if (!match) return null;
-  const [, stage, stages, step, steps, text] = match;
+  const [, stage, stages, step, steps, text = ''] = match;
   return { stage: stage ? Number(stage) : undefined, stages: stages ? Number(stages) : undefined, step: Number(step), steps: Number(steps), text };
 }
 

@@ -88,7 +88,7 @@ export function planDockerfile(text: string, file: string, buildArgs: Readonly<R
       if (keyword !== 'ARG') throw dockerfileError(file, line, `${keyword} comes before the first FROM`, 'only ARG may come before the first FROM');
       declareGlobals(instruction, globals, buildArgs, escape);
     } else {
-      const stage = stages[stages.length - 1];
+      const stage = stages[stages.length - 1]!;
       stage.steps.push({ keyword, line, text: stepText(instruction) });
       imagesOfStep(instruction, keyword, line, stages, globals, escape, images);
     }
@@ -124,14 +124,14 @@ function fromStage(
   const args = instruction.getArguments().map((a) => a.getValue());
   const imageText = args[0];
   if (!imageText) throw dockerfileError(file, line, 'FROM names no image', 'write FROM IMAGE[:TAG] [AS NAME]');
-  if (args.length > 1 && (args.length !== 3 || args[1].toLowerCase() !== 'as')) {
+  if (args.length > 1 && (args.length !== 3 || args[1]?.toLowerCase() !== 'as')) {
     throw dockerfileError(file, line, `FROM ${shown(args.join(' '))} is malformed`, 'write FROM IMAGE[:TAG] [AS NAME]');
   }
   const ref = expandVariables(imageText, globals, escape);
   if (!ref) throw dockerfileError(file, line, `FROM ${shown(imageText)} expands to nothing`, 'give the ARG a default or pass it as a build argument');
   const known = stages.some((s) => s.name === ref.toLowerCase());
   if (!known && ref.toLowerCase() !== 'scratch') addImage(images, { ref, line, use: 'FROM' });
-  const name = args.length === 3 ? args[2].toLowerCase() : undefined;
+  const name = args[2]?.toLowerCase();
   if (name !== undefined && stages.some((s) => s.name === name)) throw dockerfileError(file, line, `the stage name ${shown(name)} is used twice`, 'give each stage its own name');
   return { name, line, steps: [{ keyword: 'FROM', line, text: stepText(instruction) }] };
 }
@@ -142,7 +142,8 @@ function declareGlobals(instruction: Instruction, globals: Map<string, string>, 
     const text = arg.getValue();
     const eq = text.indexOf('=');
     const name = eq === -1 ? text : text.slice(0, eq);
-    if (Object.hasOwn(buildArgs, name)) globals.set(name, buildArgs[name]);
+    const given = Object.hasOwn(buildArgs, name) ? buildArgs[name] : undefined;
+    if (given !== undefined) globals.set(name, given);
     else if (eq !== -1) globals.set(name, expandVariables(unquote(text.slice(eq + 1)), globals, escape));
   }
 }

@@ -56,7 +56,8 @@ export async function importResult(builder: BuilderVm, bases: BaseImage[], store
   if (!top) throw new MicrovmError('E_BUILD_FAILED', `the builder's export (${where}) names no image "${EXPORT_NAME}"; the push did not complete`);
   const resolved = await resolveManifest(guestDocuments(builder, store), top);
   const fromBases = new Map<string, Descriptor>();
-  for (const base of bases) base.diffIds.forEach((diffId, i) => fromBases.set(diffId, base.layers[i]));
+  // bases.ts checks that a base lists one diff id per layer.
+  for (const base of bases) base.layers.forEach((layer, i) => fromBases.set(base.diffIds[i]!, layer));
   const layers: Descriptor[] = [];
   for (const [i, layer] of resolved.layers.entries()) {
     onLayer(i, resolved.layers.length);

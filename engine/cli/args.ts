@@ -37,8 +37,9 @@ const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', 
 export function namesWorkspaceFolder(args: string[]): boolean {
   const workspaceValueFlags = new Set(['--allow-local-env', '--image']);
   for (let i = 0; i < args.length; i++) {
-    const [name, inline] = splitInline(args[i]);
-    if (args[i] === '--' || !args[i].startsWith('--')) return false;
+    const arg = args[i]!;
+    const [name, inline] = splitInline(arg);
+    if (arg === '--' || !arg.startsWith('--')) return false;
     if (name === '--workspace-folder') return true;
     if (inline === undefined && (VALUE_FLAGS.has(name) || workspaceValueFlags.has(name))) i++;
   }
@@ -53,7 +54,7 @@ export function parseVmCommand(args: string[], allowArgv: boolean): ParsedComman
   const flags: VmFlags = { env: {}, publish: [], allow: [] };
   let i = 0;
   for (; i < args.length; i++) {
-    const arg = args[i];
+    const arg = args[i]!;
     if (arg === '--') {
       i++;
       break;

@@ -2,12 +2,14 @@ import { MicrovmError } from '../errors';
 import { Image } from '../api/image';
 import { listStoredImages, prune } from '../image/prune';
 import { buildNotice, Progress } from './progress';
+import { formatTable } from './table';
 
 /** `microvm pull REF`: pulls the image and builds its root disk; prints the manifest digest. `signal` stops it (Ctrl-C). */
 export async function pullCommand(args: string[], signal?: AbortSignal): Promise<number> {
-  if (args.length !== 1 || args[0].startsWith('-')) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm pull REF (e.g. microvm pull localhost:5000/team/app:1)');
+  const [ref] = args;
+  if (args.length !== 1 || ref === undefined || ref.startsWith('-')) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm pull REF (e.g. microvm pull localhost:5000/team/app:1)');
   const progress = new Progress();
-  progress.step(`pulling ${args[0]}`);
+  progress.step(`pulling ${ref}`);
   const layers = new Map<string, number>();
   let lastReport = 0;
   const image = await Image.build({
@@ -48,8 +50,7 @@ export async function imagesCommand(args: string[]): Promise<number> {
       info.record.storedAt.slice(0, 19).replace('T', ' '),
     ]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd() + '\n');
+  process.stdout.write(formatTable(rows));
   return 0;
 }
 

@@ -43,15 +43,17 @@ interface VerbShape {
 export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
   const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', typeProjection: true, argv: [], force: false };
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--' && shape.argv) {
+    const arg = args[i]!;
+    if (arg === '--' && shape.argv) {
       flags.argv = args.slice(i + 1);
       break;
     }
-    if (!args[i].startsWith('-') && shape.bareArgv) {
+    if (!arg.startsWith('-') && shape.bareArgv) {
       flags.argv = args.slice(i);
       break;
     }
-    const [name, inline] = args[i].includes('=') ? [args[i].slice(0, args[i].indexOf('=')), args[i].slice(args[i].indexOf('=') + 1)] : [args[i], undefined];
+    const eq = arg.indexOf('=');
+    const [name, inline] = eq < 0 ? [arg, undefined] : [arg.slice(0, eq), arg.slice(eq + 1)];
     const value = () => {
       const v = inline ?? args[++i];
       if (v === undefined) throw bad(`${name} needs a value`, verb);

@@ -8,6 +8,7 @@ import { SupervisorClient } from '../supervisor/client';
 import { supervisorFiles } from '../supervisor/paths';
 import type { StatusResult } from '../supervisor/protocol';
 import { openWorkspace, recordFile } from '../workspace/record';
+import { formatTable } from './table';
 import { parseWorkspaceFlags } from './workspace-args';
 
 /** `microvm down --workspace-folder DIR`: stops the workspace VM and its supervisor (nothing to do when none runs). */
@@ -63,8 +64,7 @@ export async function lsCommand(args: string[]): Promise<number> {
   const rows = [['FOLDER', 'ID', 'STATE', 'PID', 'FORWARDS'], ...listed.map((w) => [
     w.folder, w.id, w.state, w.pid ? String(w.pid) : '-', w.forwards.map((f) => `${f.hostPort}->${f.guestPort}`).join(',') || '-',
   ])];
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  for (const row of rows) process.stdout.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')}\n`);
+  process.stdout.write(formatTable(rows));
   return 0;
 }
 

@@ -3,6 +3,7 @@ import { SupervisorClient } from '../supervisor/client';
 import { readServiceLog } from '../workspace/services/log-file';
 import { composeOf } from '../workspace/prepare';
 import { resolveConfig } from '../devcontainer/resolve';
+import { formatTable } from './table';
 import { parseWorkspaceFlags } from './workspace-args';
 
 /**
@@ -53,8 +54,7 @@ export async function portsCommand(args: string[]): Promise<number> {
     return 0;
   }
   const table = [['SERVICE', 'PORT', 'LOCAL ADDRESS'], ...rows.map((r) => [r.service, String(r.port), r.localAddr])];
-  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  for (const row of table) process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`);
+  process.stdout.write(formatTable(table));
   return 0;
 }
 
@@ -67,8 +67,10 @@ function composeServices(folder: string, allowLocalEnv: string[]): string[] {
 function takeTail(args: string[], verb: string): { rest: string[]; tail?: number } {
   const i = args.findIndex((a) => a === '--tail' || a.startsWith('--tail='));
   if (i < 0) return { rest: args };
-  const text = args[i].includes('=') ? args[i].slice('--tail='.length) : args[i + 1];
+  const inline = args[i]?.includes('=') ?? false;
+  const text = inline ? args[i]?.slice('--tail='.length) : args[i + 1];
+  if (text === undefined) throw new MicrovmError('E_BAD_OPTION', `microvm ${verb}: --tail needs a number of lines, e.g. --tail 50`);
   const tail = Number(text);
   if (!Number.isInteger(tail) || tail < 1) throw new MicrovmError('E_BAD_OPTION', `microvm ${verb}: --tail needs a whole number of lines, got ${JSON.stringify(text)}`);
-  return { rest: [...args.slice(0, i), ...args.slice(i + (args[i].includes('=') ? 1 : 2))], tail };
+  return { rest: [...args.slice(0, i), ...args.slice(i + (inline ? 1 : 2))], tail };
 }

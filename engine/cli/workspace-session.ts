@@ -57,7 +57,7 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
   session.typeProjection = flags.typeProjection;
   let current = '';
   session.onProgress = (step) => {
-    const head = step.split(':')[0];
+    const head = step.split(':', 1)[0] ?? '';
     if (head !== current) progress.step(step);
     else progress.detail(step);
     current = head;

@@ -1,5 +1,5 @@
 /** Compose durations: `1m30s`, `10s`, `500ms`, `1h`; a bare number is refused, as docker compose does. */
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 export function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
@@ -10,7 +10,7 @@ export function parseDuration(value: unknown): number | undefined {
   while (rest) {
     const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
     if (!m) return undefined;
-    total += Number(m[1]) * UNITS[m[2]];
+    total += Number(m[1]) * UNITS[m[2] as keyof typeof UNITS];
     rest = rest.slice(m[0].length);
   }
   return Math.round(total);
@@ -22,6 +22,6 @@ export function parseSizeMib(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(value.trim());
   if (!m) return undefined;
-  const factor = { '': 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const factor = { '': 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Math.ceil(Number(m[1]) * factor);
 }

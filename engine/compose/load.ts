@@ -77,7 +77,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   }
   if (problems.hasErrors || data.length === 0) return { start: [], problems: problems.list };
   const merged = mergeComposeFiles(data);
-  const mainFile = shownPath(folder, files[0]);
+  const mainFile = shownPath(folder, files[0] ?? '');
   for (const key of Object.keys(merged)) {
     if (['services', 'volumes', 'name'].includes(key) || key.startsWith('x-')) continue;
     const known = UNHONOURED_TOP[key];

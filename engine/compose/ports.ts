@@ -17,28 +17,27 @@ export function parsePortEntry(value: unknown): PortResult {
 }
 
 function parseShort(text: string): PortResult {
-  const [spec, protocolText = 'tcp'] = text.trim().split('/');
+  const [spec = '', protocolText = 'tcp'] = text.trim().split('/');
   const protocol = protocolText.toLowerCase();
   if (protocol !== 'tcp' && protocol !== 'udp') return { error: `the protocol ${JSON.stringify(protocolText)} is not tcp or udp` };
   let rest = spec;
   let hostIp: string | undefined;
   const v6 = /^\[([^\]]+)\]:(.*)$/.exec(rest);
   if (v6) {
-    hostIp = v6[1];
-    rest = v6[2];
+    [, hostIp, rest = ''] = v6;
   }
   const parts = rest.split(':');
   if (!v6 && parts.length === 3) hostIp = parts.shift();
   if (parts.length > 2 || parts.length === 0) return { error: `${JSON.stringify(text)} is not [HOST_IP:][HOST_PORT:]PORT[/PROTOCOL]` };
-  const targets = range(parts[parts.length - 1]);
+  const targets = range(parts.at(-1) ?? '');
   if ('error' in targets) return targets;
-  const published = parts.length === 2 && parts[0] !== '' ? range(parts[0]) : undefined;
+  const published = parts.length === 2 && parts[0] ? range(parts[0]) : undefined;
   if (published && 'error' in published) return published;
   if (published && published.length !== targets.length && published.length !== 1) {
     return { error: `${JSON.stringify(text)} maps ${published.length} host ports to ${targets.length} ports; the ranges must be the same length` };
   }
   return {
-    ports: targets.map((target, i) => ({ target, protocol, ...(published ? { published: published.length === 1 ? published[0] + (targets.length > 1 ? i : 0) : published[i] } : {}) })),
+    ports: targets.map((target, i) => ({ target, protocol, ...(published ? { published: published.length === 1 ? published[0]! + (targets.length > 1 ? i : 0) : published[i]! } : {}) })),
     ...(hostIp ? { hostIp } : {}),
   };
 }

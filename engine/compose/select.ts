@@ -1,5 +1,5 @@
 import type { ComposeProblems } from './problems';
-import type { ComposeProject } from './types';
+import type { ComposeProject, ComposeService } from './types';
 
 /**
  * Which services a workspace starts, in start order (each after what it depends on), as
@@ -9,12 +9,10 @@ import type { ComposeProject } from './types';
  */
 export function servicesToStart(project: ComposeProject, primary: string, runServices: readonly string[] | undefined,
   activeProfiles: readonly string[], file: string, problems: ComposeProblems): string[] {
-  const enabled = (name: string) => {
-    const service = project.services[name];
-    return service.profiles.length === 0 || service.profiles.some((p) => activeProfiles.includes(p)) || activeProfiles.includes('*');
-  };
+  const enabled = ([, service]: [string, ComposeService]) =>
+    service.profiles.length === 0 || service.profiles.some((p) => activeProfiles.includes(p)) || activeProfiles.includes('*');
   const wanted = new Set<string>();
-  const targets = runServices ? [...runServices, primary] : [...Object.keys(project.services).filter(enabled), primary];
+  const targets = runServices ? [...runServices, primary] : [...Object.entries(project.services).filter(enabled).map(([name]) => name), primary];
   for (const name of targets) {
     if (project.services[name]) wanted.add(name);
     else if (name !== primary) problems.add(file, 'warning', 'compose-run-service', 'runServices', `runServices names ${JSON.stringify(name)}, which no compose file defines`, 'not started');
@@ -27,8 +25,9 @@ export function servicesToStart(project: ComposeProject, primary: string, runSer
       problems.add(file, 'error', 'compose-dependency-cycle', `services.${name}.depends_on`, `the services depend on each other in a cycle: ${[...chain, name].join(' -> ')}`, 'the project cannot start; remove one of the dependencies');
       return;
     }
-    state.set(name, 'visiting');
     const service = project.services[name];
+    if (!service) return;
+    state.set(name, 'visiting');
     // network_mode: service:X needs X running first, as docker compose orders it.
     const network = service.network?.mode === 'service' ? { [service.network.service]: { condition: 'service_started' as const, required: true } } : {};
     for (const [dep, spec] of Object.entries({ ...network, ...service.dependsOn })) {

@@ -196,7 +196,7 @@ function readPorts(raw: Record<string, unknown>, service: ComposeService, ctx: S
   });
   const expose = raw.expose === undefined ? [] : Array.isArray(raw.expose) ? raw.expose : [raw.expose];
   expose.forEach((entry, i) => {
-    const ports = typeof entry === 'number' ? (isPort(entry) ? [entry] : { error: `${entry} is not a port` }) : range(String(entry).split('/')[0]);
+    const ports = typeof entry === 'number' ? (isPort(entry) ? [entry] : { error: `${entry} is not a port` }) : range(String(entry).split('/', 1)[0] ?? '');
     if ('error' in ports) ctx.problems.add(ctx.file, 'warning', 'compose-expose', at('expose', i), ports.error, 'not reachable from the other services');
     else for (const p of ports) if (!service.expose.includes(p)) service.expose.push(p);
   });
@@ -243,7 +243,7 @@ function readTmpfs(value: unknown, service: ComposeService, ctx: ServiceContext,
       ctx.problems.add(ctx.file, 'warning', 'compose-tmpfs', Array.isArray(value) ? at('tmpfs', i) : at('tmpfs'), `tmpfs entry ${quote(entry)} is not an absolute path`, 'not mounted');
       return;
     }
-    const [target, options = ''] = entry.split(':');
+    const [target = '', options = ''] = entry.split(':');
     const size = /(?:^|,)size=([^,]+)/.exec(options)?.[1];
     const sizeMib = size === undefined ? undefined : parseSizeMib(size);
     service.tmpfs.push({ target, ...(sizeMib ? { sizeMib } : {}) });

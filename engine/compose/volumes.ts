@@ -21,9 +21,9 @@ export function parseVolumeEntry(value: unknown, projectDir: string): VolumeEntr
 
 function parseShort(text: string, projectDir: string): VolumeEntry | { error: string } {
   const parts = text.split(':');
-  if (parts.length === 1) return checkTarget({ type: 'volume', target: parts[0], readOnly: false });
+  if (parts.length === 1) return checkTarget({ type: 'volume', target: text, readOnly: false });
   if (parts.length > 3) return { error: `${JSON.stringify(text)} is not SOURCE:TARGET[:MODE]` };
-  const [source, target, mode = ''] = parts;
+  const [source = '', target = '', mode = ''] = parts;
   const modes = mode.split(',').filter(Boolean);
   const unknown = modes.filter((m) => !['ro', 'rw', 'z', 'Z', 'cached', 'delegated', 'consistent', 'nocopy'].includes(m));
   if (unknown.length > 0) return { error: `${JSON.stringify(text)} has the unknown mode ${unknown.join(',')}` };

@@ -20,7 +20,7 @@ export function readComposeYaml(text: string, file: string, lookup: Lookup, prob
   const doc = parseDocument(text, { merge: true, lineCounter, prettyErrors: true, uniqueKeys: true, strict: false, customTags: markerTags() });
   for (const error of doc.errors) {
     const pos = error.linePos?.[0];
-    problems.add(file, 'error', 'compose-syntax', pos ? `line ${pos.line}, column ${pos.col}` : '$', error.message.split('\n')[0], 'the compose project cannot be read');
+    problems.add(file, 'error', 'compose-syntax', pos ? `line ${pos.line}, column ${pos.col}` : '$', error.message.split('\n', 1)[0] ?? '', 'the compose project cannot be read');
   }
   if (doc.errors.length > 0) return undefined;
   visit(doc, {

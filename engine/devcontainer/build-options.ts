@@ -28,7 +28,7 @@ export function readBuildOptions(options: readonly string[], problems: Problems,
   const effect: BuildOptionsEffect = { args: {}, pull: false };
   for (let i = 0; i < options.length; i++) {
     const at = `$.build.options[${i}]`;
-    const [flag, inline] = splitFlag(options[i]);
+    const [flag, inline] = splitFlag(options[i]!);
     const value = inline ?? (WITH_VALUE.has(flag) ? options[++i] : undefined);
     if (WITH_VALUE.has(flag) && value === undefined) {
       problems.add('warning', 'build-option', at, `${flag} has no value`, 'ignored');

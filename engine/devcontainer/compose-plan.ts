@@ -120,7 +120,7 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
     compose: {
       project: project.name,
       primary: primary.name,
-      services: loaded.start.filter((name) => name !== primary.name).map((name) => project.services[name]),
+      services: loaded.start.flatMap((name) => (name === primary.name ? [] : project.services[name] ?? [])),
       primaryDependsOn: primary.dependsOn,
       primaryPorts: declaredPorts(primary),
       forwards,

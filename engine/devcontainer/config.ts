@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HOOKS, Hook, LifecycleCommand, toLifecycleCommand, WAIT_FOR, WaitFor } from './lifecycle';
 import { AUTO_FORWARD_ACTIONS, parseAppPort, parseForwardPort, PortAttributes, portKeyMatcher, PortsConfig } from './ports';
-import { valueAt } from '../options';
+import { firstIssue, valueAt } from '../options';
 import { jsonPath, Problems, quote } from './problems';
 
 /**
@@ -242,7 +242,7 @@ function readAttributes(value: unknown, p: Problems, at: string): PortAttributes
     const { label, protocol, onAutoForward, requireLocalPort, elevateIfNeeded } = result.data;
     return Object.fromEntries(Object.entries({ label, protocol, onAutoForward, requireLocalPort, elevateIfNeeded }).filter(([, v]) => v !== undefined));
   }
-  const issue = result.error.issues[0];
+  const issue = firstIssue(result.error);
   p.add('warning', 'invalid-port-attributes', jsonPath([...pathOf(at), ...issue.path]), `${issue.message.toLowerCase()}, got ${quote(valueAt(value, issue.path))}`, 'these attributes are ignored');
   return undefined;
 }
@@ -312,7 +312,7 @@ function pathOf(at: string): Array<string | number> {
   for (const m of at.slice(1).matchAll(/\.([A-Za-z_$][\w$]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
     if (m[1] !== undefined) parts.push(m[1]);
     else if (m[2] !== undefined) parts.push(Number(m[2]));
-    else parts.push(JSON.parse(m[3]) as string);
+    else if (m[3] !== undefined) parts.push(JSON.parse(m[3]) as string);
   }
   return parts;
 }

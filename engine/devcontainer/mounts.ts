@@ -85,6 +85,6 @@ function fromFields(fields: ReadonlyArray<readonly [string, string]>): ParsedMou
 function sizeInMib(value: string): number | undefined {
   const match = /^(\d+)([kmg]?)b?$/i.exec(value);
   if (!match) return undefined;
-  const factor = { '': 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024 }[match[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const factor = { '': 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024 }[(match[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
   return Math.max(1, Math.ceil(Number(match[1]) * factor));
 }

@@ -23,5 +23,5 @@ export function parseConfigText(text: string, problems: Problems): Record<string
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset).split('\n');
-  return { line: before.length, column: before[before.length - 1].length + 1 };
+  return { line: before.length, column: (before.at(-1) ?? '').length + 1 };
 }

@@ -127,7 +127,8 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
   if (compose) problems.list.push(...compose.problems);
   const primary = compose ? planPrimaryService({ resolved, loaded: compose, share, problems }) : undefined;
   // A compose workspace's share is where its service mounts the folder; workspaceMount is not used.
-  const workspaceMount = primary ? { hostPath: primary.mounts[0].hostPath, guestPath: primary.mounts[0].guestPath } : planWorkspaceMount(resolved, problems);
+  const primaryShare = primary?.mounts[0]; // planPrimaryService always puts the workspace share first
+  const workspaceMount = primaryShare ? { hostPath: primaryShare.hostPath, guestPath: primaryShare.guestPath } : planWorkspaceMount(resolved, problems);
   // The workspace folder relays host edits as guest file events (watchers, `node --watch`, HMR).
   if (primary) mounts.push(...primary.mounts);
   else if (workspaceMount) mounts.push({ ...share(workspaceMount.hostPath, workspaceMount.guestPath, false), fileEvents: true });
@@ -249,7 +250,7 @@ function placeMount(mount: ParsedMount, at: string, folder: string, into: Placem
 /** A later mount at the same place wins, as in the spec (a default node_modules volume too); the workspace share stays. */
 function removeTarget(into: Placement, target: string): void {
   const keep = <T>(list: T[], at: (item: T) => string, from = 0) => {
-    for (let i = list.length - 1; i >= from; i--) if (at(list[i]) === target) list.splice(i, 1);
+    for (let i = list.length - 1; i >= from; i--) if (at(list[i]!) === target) list.splice(i, 1);
   };
   keep(into.mounts, (m) => m.guestPath, 1);
   keep(into.volumes, (v) => v.mountPoint);

@@ -39,10 +39,10 @@ export function isPort(value: unknown): value is number {
 /** One forwardPorts entry: a port, `"localhost:N"`, or `"service:N"`. */
 export function parseForwardPort(value: unknown): { port: number } | { service: string; port: number } | undefined {
   if (isPort(value)) return { port: value };
-  const match = typeof value === 'string' ? /^([a-z0-9-]+|127\.0\.0\.1):(\d{1,5})$/i.exec(value) : null;
-  if (!match || !isPort(Number(match[2]))) return undefined;
-  const port = Number(match[2]);
-  return ['localhost', '127.0.0.1'].includes(match[1].toLowerCase()) ? { port } : { service: match[1], port };
+  const [, host, portText] = (typeof value === 'string' ? /^([a-z0-9-]+|127\.0\.0\.1):(\d{1,5})$/i.exec(value) : null) ?? [];
+  const port = Number(portText);
+  if (!host || !isPort(port)) return undefined;
+  return ['localhost', '127.0.0.1'].includes(host.toLowerCase()) ? { port } : { service: host, port };
 }
 
 /** appPort: `3000`, `"8000:8010"` (host:guest), `"127.0.0.1:8000:8010"`, or an array of those. */
@@ -84,11 +84,11 @@ export function portKeyMatcher(key: string): ((port: number, process: string) =>
 export function attributesFor(port: number, ports: Pick<PortsConfig, 'attributes' | 'otherAttributes'>, process = ''): PortAttributes {
   const exact = ports.attributes[String(port)];
   if (exact) return exact;
-  const keys = Object.keys(ports.attributes);
-  const ranged = keys.find((key) => /^\d+-\d+$/.test(key) && portKeyMatcher(key)?.(port, process));
-  if (ranged) return ports.attributes[ranged];
-  const pattern = keys.find((key) => !/^\d+(-\d+)?$/.test(key) && portKeyMatcher(key)?.(port, process));
-  if (pattern) return ports.attributes[pattern];
+  const entries = Object.entries(ports.attributes);
+  const ranged = entries.find(([key]) => /^\d+-\d+$/.test(key) && portKeyMatcher(key)?.(port, process));
+  if (ranged) return ranged[1];
+  const pattern = entries.find(([key]) => !/^\d+(-\d+)?$/.test(key) && portKeyMatcher(key)?.(port, process));
+  if (pattern) return pattern[1];
   return ports.otherAttributes ?? {};
 }
 

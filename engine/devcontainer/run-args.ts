@@ -27,7 +27,7 @@ export function readRunArgs(args: string[], folder: string, problems: Problems):
   const effect: RunArgsEffect = { env: {}, hosts: [], publish: [], mounts: [] };
   for (let i = 0; i < args.length; i++) {
     const at = `$.runArgs[${i}]`;
-    const [flag, inline] = splitFlag(args[i]);
+    const [flag, inline] = splitFlag(args[i]!);
     const takes = WITH_VALUE.has(flag) || ['-e', '--env', '--env-file', '--add-host', '-p', '--publish', '-m', '--memory', '--cpus', '-u', '--user', '-v', '--volume', '--mount'].includes(flag);
     const value = inline ?? (takes ? args[++i] : undefined);
     if (takes && value === undefined) {
@@ -56,8 +56,8 @@ function apply(flag: string, value: string, effect: RunArgsEffect, folder: strin
       readEnvFile(value, folder, effect, problems, at);
       return;
     case '--add-host': {
-      const match = /^([^:]+):(.+)$/.exec(value);
-      if (match) effect.hosts.push({ name: match[1], address: match[2] });
+      const [, name, address] = /^([^:]+):(.+)$/.exec(value) ?? [];
+      if (name && address) effect.hosts.push({ name, address });
       else problems.add('warning', 'run-arg', at, `--add-host ${quote(value)} is not HOST:ADDRESS`, 'ignored');
       return;
     }
@@ -124,7 +124,7 @@ function readEnvFile(file: string, folder: string, effect: RunArgsEffect, proble
 
 /** `-v SRC:DST[:ro]` as a --mount string. */
 function volumeToMount(value: string): string {
-  const [source, target, options] = value.split(':');
+  const [source = '', target, options] = value.split(':');
   const type = source.startsWith('/') || source.startsWith('.') || source.startsWith('~') ? 'bind' : 'volume';
   return target === undefined ? `type=volume,target=${source}` : `type=${type},source=${source},target=${target}${options?.split(',').includes('ro') ? ',readonly' : ''}`;
 }

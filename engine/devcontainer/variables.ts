@@ -44,7 +44,7 @@ export function substitute<T>(value: T, ctx: VariableContext, refused: RefusedVa
 
 function substituteString(text: string, ctx: VariableContext, refused: RefusedVariable[], at: Array<string | number>, only?: readonly string[]): string {
   return text.replace(VARIABLE, (match: string, inside: string) => {
-    const [name, ...args] = inside.split(':');
+    const [name = '', ...args] = inside.split(':');
     if (only && !only.includes(name)) return match;
     switch (name) {
       case 'localWorkspaceFolder':
@@ -87,7 +87,7 @@ function lookup(env: Readonly<Record<string, string | undefined>>, args: string[
 
 /** Whether a string still holds a variable of `names` (to find what could not be resolved yet). */
 export function hasVariable(text: string, names: readonly string[]): boolean {
-  return [...text.matchAll(VARIABLE)].some((m) => names.includes(m[1].split(':')[0]));
+  return [...text.matchAll(VARIABLE)].some((m) => names.includes(m[1]?.split(':', 1)[0] ?? ''));
 }
 
 /**

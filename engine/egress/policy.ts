@@ -35,7 +35,7 @@ export function isHostName(name: string): boolean {
   if (name.length === 0 || name.length > 253) return false;
   const labels = name.split('.');
   // An all-digit last label is an IPv4 address: the proxy takes names, never addresses.
-  return labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]);
+  return labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels.at(-1) ?? '');
 }
 
 /** Lower case, no trailing dot; undefined when it is not a host name (an address, garbage). */

@@ -130,8 +130,9 @@ export class EgressProxy {
     }
     const refused = addresses.find((a) => !isPublicAddress(a.address));
     if (refused) return { name, refusal: `the name resolves to ${refused.address}, which is not a public address` };
-    if (addresses.length === 0) return { name, refusal: 'the name has no address' };
-    return { name, address: addresses[0].address };
+    const [first] = addresses;
+    if (!first) return { name, refusal: 'the name has no address' };
+    return { name, address: first.address };
   }
 
   private event(name: string, port: number, allowed: boolean, reason: string | undefined, bytesUp = 0, bytesDown = 0): void {
@@ -250,10 +251,10 @@ export class EgressProxy {
 }
 
 function splitTarget(target: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(target);
-  if (!m) return { host: target.slice(0, 255), port: 0 };
-  const port = Number(m[2]);
-  return { host: m[1], port: port >= 1 && port <= 65535 ? port : 0 };
+  const [, host, portText] = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(target) ?? [];
+  if (host === undefined) return { host: target.slice(0, 255), port: 0 };
+  const port = Number(portText);
+  return { host, port: port >= 1 && port <= 65535 ? port : 0 };
 }
 
 /** A refusal on a CONNECT: the guest's tool prints the status line, so it says what happened. */
@@ -267,7 +268,11 @@ function refuse(socket: net.Socket, status: number, why: string): void {
 export function testResolveOverride(env: NodeJS.ProcessEnv = process.env): Map<string, string> | undefined {
   const text = env.MICROVM_TEST_EGRESS_HOSTS;
   if (!text) return undefined;
-  return new Map(text.split(',').map((pair) => pair.split('=')).filter((p) => p.length === 2 && canonicalName(p[0])).map(([n, a]) => [canonicalName(n) as string, a]));
+  return new Map(text.split(',').flatMap((pair): Array<[string, string]> => {
+    const [name = '', address, ...extra] = pair.split('=');
+    const canonical = canonicalName(name);
+    return canonical && address !== undefined && extra.length === 0 ? [[canonical, address]] : [];
+  }));
 }
 
 /** The proxy of one VM whose network is `allowlist` or `learn`; no policy given allows nothing. */

@@ -27,9 +27,9 @@ export function isPublicAddress(address: string): boolean {
 /** The IPv4 address an IPv6 form carries: v4-mapped, NAT64 (64:ff9b::/96), 6to4 (2002::/16). */
 function embeddedIPv4(v6: ipaddr.IPv6): ipaddr.IPv4 | undefined {
   const range = v6.range();
-  const parts = v6.parts;
+  const fromWords = (high = 0, low = 0) => ipaddr.IPv4.parse([high >> 8, high & 255, low >> 8, low & 255].join('.'));
   if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
-  if (range === 'rfc6052' || range === 'rfc6145') return ipaddr.IPv4.parse([parts[6] >> 8, parts[6] & 255, parts[7] >> 8, parts[7] & 255].join('.'));
-  if (range === '6to4') return ipaddr.IPv4.parse([parts[1] >> 8, parts[1] & 255, parts[2] >> 8, parts[2] & 255].join('.'));
+  if (range === 'rfc6052' || range === 'rfc6145') return fromWords(v6.parts[6], v6.parts[7]);
+  if (range === '6to4') return fromWords(v6.parts[1], v6.parts[2]);
   return undefined;
 }

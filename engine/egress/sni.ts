@@ -21,11 +21,11 @@ export function readHelloName(data: Buffer): HelloName {
   if (!need(4) || hello[0] !== 0x01) return 'malformed';
   at = 4 + 2 + 32; // handshake header, version, random
   if (!need(1)) return 'malformed';
-  at += 1 + hello[at]; // session id
+  at += 1 + hello.readUInt8(at); // session id
   if (!need(2)) return 'malformed';
   at += 2 + hello.readUInt16BE(at); // cipher suites
   if (!need(1)) return 'malformed';
-  at += 1 + hello[at]; // compression methods
+  at += 1 + hello.readUInt8(at); // compression methods
   if (at === hello.length) return { none: true };
   if (!need(2)) return 'malformed';
   const end = at + 2 + hello.readUInt16BE(at);

@@ -38,7 +38,7 @@ export const MAX_FEATURE_LAYER_BYTES = 64 * 1024 * 1024;
 const manifestSchema = z.object({
   schemaVersion: z.literal(2),
   config: z.object({ mediaType: z.string() }),
-  layers: z.array(descriptorSchema).min(1),
+  layers: z.array(descriptorSchema).nonempty(),
   annotations: z.record(z.string()).optional(),
 });
 

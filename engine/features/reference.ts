@@ -45,7 +45,7 @@ export function parseFeatureRef(userId: string, where: RefContext): { ref: Featu
 /** OCI: lower-cased as the reference CLI does; the registry needs a dot or localhost; only sha256 digests. */
 export function ociRef(userId: string): FeatureRef & { kind: 'oci' } {
   const text = userId.toLowerCase().replace(/^ghcr\.io\/devcontainers-contrib\//, 'ghcr.io/devcontainers-extra/');
-  const registry = text.split('/')[0];
+  const registry = text.split('/', 1)[0] ?? '';
   if (!registry.includes('.') && !registry.startsWith('localhost')) {
     throw refError(userId, `does not start with a registry host (${shown(registry)} has no dot)`, 'write the full reference, e.g. ghcr.io/devcontainers/features/node:1');
   }

@@ -1,4 +1,5 @@
 import { MicrovmError, shown } from '../errors';
+import { firstIssue } from '../options';
 import { ContentStore } from '../image/content-store';
 import type { RegistryMirrors } from '../image/registry/mirrors';
 import { featureJsonText, layerFiles, localFiles } from './files';
@@ -107,7 +108,7 @@ function parseFeatureJson(userId: string, text: string): FeatureJson {
   }
   const parsed = featureJsonSchema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
+  const issue = firstIssue(parsed.error);
   throw new MicrovmError('E_FEATURE_INVALID', `feature ${shown(userId)}: its devcontainer-feature.json has ${issue.path.join('.') || 'a problem'}: ${issue.message}; fix the file, or ask its publisher`);
 }
 

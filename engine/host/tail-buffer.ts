@@ -9,8 +9,8 @@ export class TailBuffer {
   write(data: Buffer): void {
     this.chunks.push(data);
     this.size += data.length;
-    while (this.size - this.chunks[0].length >= this.capacity) {
-      const first = this.chunks.shift() as Buffer;
+    for (let first = this.chunks[0]; first && this.size - first.length >= this.capacity; first = this.chunks[0]) {
+      this.chunks.shift();
       this.size -= first.length;
       this.dropped += first.length;
     }

@@ -13,7 +13,7 @@ const dockerManifestSchema = z.array(z.object({
   Config: z.string().max(4096),
   RepoTags: z.array(z.string()).nullish(),
   Layers: z.array(z.string().max(4096)).max(1000),
-})).min(1);
+})).nonempty();
 
 /**
  * An image from an OCI archive or a `docker save` tarball. The archive is streamed into the
@@ -58,7 +58,7 @@ async function dockerTop(file: string, contents: ArchiveContents, store: Content
   if (!manifestJson) throw invalid(file, 'it has neither index.json (OCI) nor manifest.json (docker save)');
   const entries = parseJsonDocument(manifestJson, `${file}: manifest.json`, dockerManifestSchema);
   if (entries.length > 1) throw invalid(file, `it holds ${entries.length} images; save one image per archive`);
-  const entry = entries[0];
+  const [entry] = entries;
   const digestOf = (name: string): string => {
     const digest = contents.files.get(name.replace(/^\.?\/+/, ''));
     if (!digest) throw invalid(file, `manifest.json names ${JSON.stringify(name)}, which is not in the archive`);

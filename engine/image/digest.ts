@@ -24,9 +24,8 @@ export function parseDigest(value: unknown, where: string): ParsedDigest {
         'sha512:<128 lowercase hex>; the image is malformed or was tampered with; re-export it',
     );
   }
-  return match[1]
-    ? { algorithm: 'sha256', hex: match[2] }
-    : { algorithm: 'sha512', hex: match[4] };
+  const [, , sha256Hex, , sha512Hex = ''] = match;
+  return sha256Hex ? { algorithm: 'sha256', hex: sha256Hex } : { algorithm: 'sha512', hex: sha512Hex };
 }
 
 /** The blob file of a validated digest inside an OCI layout directory. */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import type { z } from 'zod';
 import { MicrovmError } from '../errors';
+import { firstIssue } from '../options';
 
 /**
  * Reads a JSON file that has no digest to check it against (oci-layout, index.json), refusing
@@ -52,7 +53,7 @@ export function parseJsonDocument<T extends z.ZodTypeAny>(content: Buffer, file:
 function validate<T extends z.ZodTypeAny>(value: unknown, file: string, schema: T): z.infer<T> {
   const result = schema.safeParse(value);
   if (!result.success) {
-    const issue = result.error.issues[0];
+    const issue = firstIssue(result.error);
     const jsonPath = ['$', ...issue.path].join('.');
     throw new MicrovmError(
       'E_IMAGE_INVALID',

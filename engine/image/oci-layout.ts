@@ -133,7 +133,7 @@ export function hostArchitecture(): string {
 }
 
 export function pickForHost(candidates: Descriptor[], where: string): Descriptor {
-  if (candidates.length === 1) return candidates[0];
+  if (candidates.length === 1 && candidates[0]) return candidates[0];
   const arch = hostArchitecture();
   const match = candidates.find((d) => d.platform?.os === 'linux' && d.platform.architecture === arch);
   if (match) return match;

@@ -49,8 +49,10 @@ export function parseReference(text: string): ImageReference {
   }
   const parts = rest.split('/');
   let registry = DOCKER_HUB;
-  if (parts.length > 1 && (/[.:]/.test(parts[0]) || parts[0] === 'localhost')) {
-    registry = parts.shift() as string;
+  const [first = ''] = parts;
+  if (parts.length > 1 && (/[.:]/.test(first) || first === 'localhost')) {
+    registry = first;
+    parts.shift();
     if (!HOST.test(registry)) throw badRef(text, `the registry ${JSON.stringify(registry)} is not a valid host[:port]`);
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;

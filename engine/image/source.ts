@@ -70,7 +70,7 @@ export function isLocalImageRef(ref: string): boolean {
 
 function localPath(ref: string): string | null {
   const prefixed = /^(oci|oci-archive|docker-archive):(.+)$/.exec(ref);
-  const candidate = prefixed ? prefixed[2] : ref;
+  const candidate = prefixed?.[2] ?? ref;
   const looksLikePath = /^(\/|\.\/|\.\.\/|~\/)/.test(candidate) || candidate === '.' || candidate === '..';
   if (!prefixed && !looksLikePath) return null;
   return path.resolve(candidate.replace(/^~(?=\/)/, process.env.HOME ?? '~'));

@@ -32,8 +32,8 @@ function repositoryConfigs(folder: string): string[] {
   const stat = fs.lstatSync(dotGit, { throwIfNoEntry: false });
   if (stat?.isDirectory()) return [path.join(dotGit, 'config')];
   if (!stat?.isFile()) return [];
-  const pointer = /^gitdir:\s*(.+?)\s*$/m.exec(readSmall(dotGit) ?? '');
-  return pointer ? [path.join(path.resolve(folder, pointer[1]), 'config')] : [];
+  const [, gitDir] = /^gitdir:\s*(.+?)\s*$/m.exec(readSmall(dotGit) ?? '') ?? [];
+  return gitDir ? [path.join(path.resolve(folder, gitDir), 'config')] : [];
 }
 
 function readSmall(file: string): string | undefined {
@@ -52,13 +52,13 @@ export function coreHooksPath(text: string | undefined): string | undefined {
   let value: string | undefined;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.replace(/^\s+/, '');
-    const header = /^\[\s*([A-Za-z0-9.-]+)(?:\s+"[^"]*")?\s*\]/.exec(line);
+    const [, header] = /^\[\s*([A-Za-z0-9.-]+)(?:\s+"[^"]*")?\s*\]/.exec(line) ?? [];
     if (header) {
-      section = header[1].toLowerCase();
+      section = header.toLowerCase();
       continue;
     }
-    const entry = /^hookspath\s*=\s*(.*)$/i.exec(line);
-    if (section === 'core' && entry) value = unquote(entry[1]);
+    const [, hooksPath] = /^hookspath\s*=\s*(.*)$/i.exec(line) ?? [];
+    if (section === 'core' && hooksPath !== undefined) value = unquote(hooksPath);
   }
   return value;
 }

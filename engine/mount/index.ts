@@ -161,7 +161,7 @@ export class Storage {
     const killed: string[] = [];
     const requests = this.shareRequests();
     for (let i = requests.length - 1; i >= 0; i--) {
-      const request = requests[i];
+      const request = requests[i]!;
       try {
         killed.push(...await agent.unmount(request.path, request.kind === 'virtiofs' ? undefined : parkName(i)));
       } catch (err) {

@@ -47,13 +47,13 @@ const REFUSAL = /^microvm-fsview: refused (.+?) ("(?:[^"\\]|\\.)*") \((E[A-Z]+)\
 
 /** A refusal line of the view's stderr, or undefined for any other line. */
 export function parseRefusal(hostPath: string, line: string): ShareRefusal | undefined {
-  const match = REFUSAL.exec(line);
-  if (!match) return undefined;
+  const [, op, quoted, errno, reason, heldBack] = REFUSAL.exec(line) ?? [];
+  if (op === undefined || quoted === undefined || errno === undefined || reason === undefined) return undefined;
   let relative: string;
   try {
-    relative = JSON.parse(match[2]) as string;
+    relative = JSON.parse(quoted) as string;
   } catch {
     return undefined;
   }
-  return { hostPath, op: match[1], path: relative, errno: match[3], reason: match[4], heldBack: Number(match[5] ?? 0) };
+  return { hostPath, op, path: relative, errno, reason, heldBack: Number(heldBack ?? 0) };
 }

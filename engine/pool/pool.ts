@@ -276,8 +276,9 @@ export class Pool<I = unknown> {
 
   private evictIdle(): void {
     const now = Date.now();
-    while (this.idle.length > this.settings.min && now - this.idle[0].since >= this.settings.idleTimeoutMs) {
-      void this.stopMachine((this.idle.shift() as IdleMachine).machine);
+    for (let oldest = this.idle[0]; oldest && this.idle.length > this.settings.min && now - oldest.since >= this.settings.idleTimeoutMs; oldest = this.idle[0]) {
+      this.idle.shift();
+      void this.stopMachine(oldest.machine);
     }
     if (this.idle.length <= this.settings.min) {
       clearInterval(this.evictTimer);

@@ -35,7 +35,7 @@ interface TreeNode {
 export interface MergePlan {
   directories: Array<{ path: string; header: TarHeader | null }>;
   /** Per layer: the winning entries by ordinal, each with every final path sharing its inode. */
-  winners: Array<Map<number, { header: TarHeader; paths: string[] }>>;
+  winners: Array<Map<number, { header: TarHeader; paths: [string, ...string[]] }>>;
   contentBytes: number;
   inodeCount: number;
 }
@@ -78,7 +78,8 @@ export async function planMerge(layers: LayerBlob[], options: PlanOptions): Prom
       node.children = new Map();
     }
     for (const parts of whiteouts) {
-      ensureDirectory(root, parts.slice(0, -1), index, layer).children?.delete(parts[parts.length - 1]);
+      const name = parts.at(-1);
+      if (name !== undefined) ensureDirectory(root, parts.slice(0, -1), index, layer).children?.delete(name);
     }
     for (const { parts, header, ordinal } of entries) addEntry(root, parts, header, { layer: index, ordinal }, layer);
   }
@@ -140,14 +141,14 @@ function ensureDirectory(root: TreeNode, parts: string[], layerIndex: number, la
 }
 
 function addEntry(root: TreeNode, parts: string[], header: TarHeader, source: SourceRef, layer: LayerBlob): void {
-  if (parts.length === 0) {
+  const name = parts.at(-1);
+  if (name === undefined) {
     if (header.type !== 'dir') throw invalidEntry(layer, header.path, 'replaces the root directory with a non-directory');
     root.entry = { header, inode: { source, header } };
     return;
   }
   const parent = ensureDirectory(root, parts.slice(0, -1), source.layer, layer);
   const children = parent.children as Map<string, TreeNode>;
-  const name = parts[parts.length - 1];
   const existing = children.get(name);
   if (header.type === 'dir') {
     const entry = { header, inode: { source, header } };
@@ -188,7 +189,7 @@ function collectPlan(root: TreeNode, layerCount: number): MergePlan {
       return;
     }
     const { source, header } = (node.entry as StoredEntry).inode;
-    const layerWinners = plan.winners[source.layer];
+    const layerWinners = plan.winners[source.layer]!; // one map per layer, made above
     const existing = layerWinners.get(source.ordinal);
     if (existing) {
       existing.paths.push(path);

@@ -22,7 +22,7 @@ export async function* mergedTar(
   }
   for (const [index, layer] of layers.entries()) {
     const winners = plan.winners[index];
-    if (winners.size === 0) continue;
+    if (!winners || winners.size === 0) continue;
     for await (const { header, ordinal, body } of layerEntries(layer, options)) {
       const winner = winners.get(ordinal);
       if (!winner) continue;

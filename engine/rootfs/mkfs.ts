@@ -22,10 +22,9 @@ async function probe(): Promise<string> {
     checkedBinary = undefined;
     throw new MicrovmError('E_SETUP_MISSING', `cannot run mke2fs (${err.message}); run \`npm run setup\` to install e2fsprogs >= 1.47.1`);
   });
-  const match = /mke2fs (\d+)\.(\d+)(?:\.(\d+))?/.exec(output);
-  const version = match ? [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)] : [0, 0, 0];
-  const newer = version.findIndex((part, i) => part !== MIN_VERSION[i]);
-  if (newer !== -1 && version[newer] < MIN_VERSION[newer]) {
+  const [, major = '0', minor = '0', patch = '0'] = /mke2fs (\d+)\.(\d+)(?:\.(\d+))?/.exec(output) ?? [];
+  const version = [Number(major), Number(minor), Number(patch)];
+  if (isOlder(version, MIN_VERSION)) {
     checkedBinary = undefined;
     throw new MicrovmError(
       'E_ROOTFS_BUILD',
@@ -89,4 +88,12 @@ export async function runMke2fs(job: Mke2fsJob): Promise<void> {
       { cause: diskFullInOutput(stderr) },
     );
   }
+}
+
+function isOlder(version: readonly number[], minimum: readonly number[]): boolean {
+  for (const [i, part] of version.entries()) {
+    const wanted = minimum[i] ?? 0;
+    if (part !== wanted) return part < wanted;
+  }
+  return false;
 }

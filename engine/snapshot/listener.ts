@@ -8,9 +8,9 @@ const LISTEN = '0A';
 export function listeningPortsFromProc(text: string): Set<number> {
   const ports = new Set<number>();
   for (const line of text.split('\n')) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length < 4 || fields[3] !== LISTEN) continue;
-    const port = Number.parseInt(fields[1].split(':')[1] ?? '', 16);
+    const [, local = '', , state] = line.trim().split(/\s+/);
+    if (state !== LISTEN) continue;
+    const port = Number.parseInt(local.split(':')[1] ?? '', 16);
     if (Number.isInteger(port)) ports.add(port);
   }
   return ports;

@@ -19,8 +19,7 @@ export class RingBuffer {
     this.dropped += chunk.length - kept.length;
     this.chunks.push(Buffer.from(kept));
     this.size += kept.length;
-    while (this.size > this.capacity) {
-      const first = this.chunks[0];
+    for (let first = this.chunks[0]; first && this.size > this.capacity; first = this.chunks[0]) {
       const excess = this.size - this.capacity;
       if (first.length <= excess) {
         this.chunks.shift();

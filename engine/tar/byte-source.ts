@@ -24,7 +24,7 @@ export class ByteSource {
       parts.push(chunk);
       have += chunk.length;
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, n);
+    return parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, n);
   }
 
   /** Up to `max` bytes, whatever is available next; null at the end of the stream. */

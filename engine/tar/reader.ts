@@ -74,7 +74,7 @@ export async function* readTar(
         break;
       }
       verifyChecksum(block);
-      const flag = String.fromCharCode(block[156]);
+      const flag = String.fromCharCode(block.readUInt8(156));
       const size = readNumber(block, 124, 12, 'size');
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         const cap = flag === 'L' || flag === 'K' ? limits.maxPathBytes + 1 : limits.maxPaxHeaderBytes;
@@ -124,7 +124,7 @@ function buildHeader(block: Buffer, type: TarEntryType, o: Overrides, limits: Ta
     path = prefix ? `${prefix}/${name}` : name;
   }
   const linkpath = o.linkpath ?? cString(block.subarray(157, 257));
-  for (const [what, value] of [['path', path], ['link target', linkpath]]) {
+  for (const [what, value] of [['path', path], ['link target', linkpath]] as const) {
     if (Buffer.byteLength(value, 'latin1') > limits.maxPathBytes) {
       throw new TarFormatError(`a ${what} of ${value.length} bytes exceeds the ${limits.maxPathBytes}-byte cap`);
     }
@@ -187,7 +187,7 @@ function verifyChecksum(block: Buffer): void {
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK_SIZE; i++) {
-    const byte = i >= 148 && i < 156 ? 0x20 : block[i];
+    const byte = i >= 148 && i < 156 ? 0x20 : block.readUInt8(i);
     unsigned += byte;
     signed += byte > 127 ? byte - 256 : byte;
   }
@@ -198,11 +198,11 @@ function verifyChecksum(block: Buffer): void {
 function readNumber(block: Buffer, offset: number, width: number, field: string): number {
   if (block[offset] === 0x80) {
     let value = 0;
-    for (let i = offset + 1; i < offset + width; i++) value = value * 256 + block[i];
+    for (let i = offset + 1; i < offset + width; i++) value = value * 256 + block.readUInt8(i);
     if (!Number.isSafeInteger(value)) throw new TarFormatError(`tar ${field} field is too large`);
     return value;
   }
-  if (block[offset] & 0x80) throw new TarFormatError(`negative tar ${field} field`);
+  if (block.readUInt8(offset) & 0x80) throw new TarFormatError(`negative tar ${field} field`);
   const text = block.toString('latin1', offset, offset + width).replace(/[\0 ]+$/, '').replace(/^ +/, '');
   if (text === '') return 0;
   if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`tar ${field} field is not octal`);

@@ -13,22 +13,27 @@ export interface UserIds {
  */
 export async function resolveUser(spec: string, readGuestFile: (path: string) => Promise<string>, missing: MissingUser = imageUserMissing): Promise<UserIds | undefined> {
   if (spec === '' || spec === 'root' || spec === '0' || spec === '0:0') return undefined;
-  const [userPart, groupPart] = spec.split(':', 2);
+  const [userPart = '', groupPart] = spec.split(':', 2);
   const passwd = isNumeric(userPart) && (groupPart === undefined || isNumeric(groupPart)) ? '' : await readGuestFile('/etc/passwd').catch(() => '');
-  const entry = findEntry(passwd, userPart);
-  const uid = isNumeric(userPart) ? Number(userPart) : entry ? Number(entry[2]) : undefined;
+  const [entryUid, entryGid] = findIds(passwd, userPart, 2) ?? [];
+  const uid = isNumeric(userPart) ? Number(userPart) : entryUid;
   if (uid === undefined) throw missing(spec, `user ${JSON.stringify(userPart)} is not in the guest's /etc/passwd`);
-  if (groupPart === undefined) return { uid, gid: entry ? Number(entry[3]) : uid };
+  if (groupPart === undefined) return { uid, gid: entryGid ?? uid };
   if (isNumeric(groupPart)) return { uid, gid: Number(groupPart) };
-  const group = findEntry(await readGuestFile('/etc/group').catch(() => ''), groupPart);
-  if (!group) throw missing(spec, `group ${JSON.stringify(groupPart)} is not in the guest's /etc/group`);
-  return { uid, gid: Number(group[2]) };
+  const [gid] = findIds(await readGuestFile('/etc/group').catch(() => ''), groupPart, 1) ?? [];
+  if (gid === undefined) throw missing(spec, `group ${JSON.stringify(groupPart)} is not in the guest's /etc/group`);
+  return { uid, gid };
 }
 
-function findEntry(text: string, name: string): string[] | undefined {
+/**
+ * The ids of `name`'s line in a passwd (uid, gid) or group (gid) file: the `count` fields after
+ * the password. A line whose ids are not all numbers is skipped, so a malformed gid never becomes NaN.
+ */
+function findIds(text: string, name: string, count: number): number[] | undefined {
   for (const line of text.split('\n')) {
-    const fields = line.split(':');
-    if (fields[0] === name && fields.length >= 3 && isNumeric(fields[2])) return fields;
+    const [entryName, , ...rest] = line.split(':');
+    const ids = rest.slice(0, count);
+    if (entryName === name && ids.length === count && ids.every(isNumeric)) return ids.map(Number);
   }
   return undefined;
 }

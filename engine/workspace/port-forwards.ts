@@ -252,7 +252,7 @@ export class PortForwards {
         if (!isBindError(err)) throw err;
       }
     }
-    return this.vm.exposeTcp(candidates[candidates.length - 1], guestPort);
+    return this.vm.exposeTcp(candidates.at(-1) ?? 0, guestPort);
   }
 
   private async drop(ports: number[], why: string): Promise<void> {

@@ -62,10 +62,10 @@ export function judgePath(raw: string, protect: readonly string[], limits: TypeL
   if (Buffer.byteLength(text, 'utf8') > limits.maxPathBytes) return { skip: `longer than ${limits.maxPathBytes} bytes` };
   if (parts.length - 1 > limits.maxDepth) return { skip: `deeper than ${limits.maxDepth} directories` };
   if (parts.some((part) => Buffer.byteLength(part, 'utf8') > 255)) return { skip: 'a name longer than 255 bytes' };
-  if (RESERVED_TOP_LEVEL.test(parts[0])) return { skip: 'a top-level name the projection keeps for itself' };
+  if (RESERVED_TOP_LEVEL.test(parts[0] ?? '')) return { skip: 'a top-level name the projection keeps for itself' };
   const hit = parts.find((part) => isProtected(part, protect));
   if (hit !== undefined) return { skip: `the protected name ${JSON.stringify(hit)}` };
-  const name = parts[parts.length - 1];
+  const name = parts.at(-1) ?? '';
   const path = parts.join('/');
   if (name === 'package.json') return { keep: 'package-json', path };
   if (DECLARATION.test(name)) return { keep: 'declaration', path };

@@ -92,7 +92,7 @@ export class StagingTree {
       if (!stat) makeDir(dir, this.owner);
     }
     try {
-      writeFile(path.join(dir, parts[parts.length - 1]), data, this.owner);
+      writeFile(path.join(dir, parts.at(-1) ?? ''), data, this.owner);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw err;

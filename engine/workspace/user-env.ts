@@ -21,9 +21,9 @@ export async function probeUserEnv(vm: Vm, probe: UserEnvProbe, user: UserInfo, 
       cwd, timeoutMs: PROBE_TIMEOUT_MS, encoding: 'utf8', maxBuffer: 1024 * 1024, user: { uid: user.uid, gid: user.gid, groups: user.groups },
       env: { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: shell },
     });
-    const parts = result.stdout.split(MARK);
-    if (parts.length < 3) return { env: {}, problem: `${shell} ${flags} printed no environment (exit ${result.exitCode})` };
-    return { env: parseEnviron(parts[1]) };
+    const [, environ, after] = result.stdout.split(MARK);
+    if (environ === undefined || after === undefined) return { env: {}, problem: `${shell} ${flags} printed no environment (exit ${result.exitCode})` };
+    return { env: parseEnviron(environ) };
   } catch (err) {
     return { env: {}, problem: `${shell} ${flags} did not finish: ${(err as Error).message}` };
   }

@@ -88,7 +88,10 @@ export function accelEnv(settings: Settings): string | undefined {
 export function mirrorsEnv(settings: Settings, inherited: string | undefined): string | undefined {
   const own: RegistryMirrors = parseMirrorList(formatMirrorList(settings.registryMirrors), 'the microvm.registryMirrors setting');
   const merged: Record<string, string[]> = Object.fromEntries(Object.entries(own).map(([k, v]) => [k, [...v]]));
-  for (const [registry, urls] of Object.entries(inherited ? parseMirrorList(inherited) : {})) (merged[registry] ??= []).push(...urls.filter((u) => !merged[registry].includes(u)));
+  for (const [registry, urls] of Object.entries(inherited ? parseMirrorList(inherited) : {})) {
+    const list = (merged[registry] ??= []);
+    list.push(...urls.filter((u) => !list.includes(u)));
+  }
   const text = formatMirrorList(merged);
   return text || undefined;
 }

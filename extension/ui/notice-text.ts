@@ -33,7 +33,7 @@ export function notice(strings: TemplateStringsArray, ...values: unknown[]): Not
  */
 export function noticeValue(value: unknown): string {
   return plainLine(String(value), MAX_NOTICE_VALUE_CHARS)
-    .replace(/[[\]<>`$]/g, (c) => LOOKALIKES[c])
+    .replace(/[[\]<>`$]/g, (c) => LOOKALIKES[c] ?? ' ')
     .replace(/([A-Za-z][A-Za-z0-9+.-]*):/g, '$1\u2236');
 }
 

@@ -23,11 +23,12 @@ export interface Scratch {
 
 export function makeScratch(): Scratch {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-e2e-'));
-  const dirs = Object.fromEntries(['config', 'data', 'cache', 'state', 'runtime', 'tmp', 'user-data', 'extensions'].map((d) => {
+  const names = ['config', 'data', 'cache', 'state', 'runtime', 'tmp', 'user-data', 'extensions'] as const;
+  const dirs = Object.fromEntries(names.map((d) => {
     const dir = path.join(root, d);
     fs.mkdirSync(dir, { mode: 0o700 });
     return [d, dir];
-  }));
+  })) as Record<(typeof names)[number], string>;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // The engine keeps using the real cache (kernel, images, snapshots): only editor state is scratch.

@@ -47,7 +47,7 @@ export async function startFakeRegistry(address = '127.0.0.1'): Promise<FakeRegi
       return void res.writeHead(200, { 'Content-Type': blob.mediaType, 'Docker-Content-Digest': blob.digest, 'Content-Length': blob.size }).end(blob.data);
     }
     const blob = /^\/v2\/.+\/blobs\/([^/]+)$/.exec(req.url ?? '');
-    const data = blob ? registry.blobs.get(blob[1]) : undefined;
+    const data = blob ? registry.blobs.get(blob[1]!) : undefined;
     if (!data) return void res.writeHead(404).end();
     res.writeHead(200, { 'Content-Length': data.length, 'Content-Type': 'application/octet-stream' }).end(data);
   });

@@ -17,7 +17,7 @@ export function featureArtifact(files: FeatureFiles, opts: { gzip?: boolean; ann
   const tar = tarOf([{ path: './', type: 'dir' }, ...Object.entries(files).map(([name, data]) => ({ path: `./${name}`, data, mode: name.endsWith('.sh') ? 0o755 : 0o644 }))]);
   const layer = blobOf(opts.gzip ? gzipSync(tar) : tar, 'application/vnd.devcontainers.layer.v1+tar');
   const config = blobOf(Buffer.from('{}'), 'application/vnd.devcontainers');
-  const json = JSON.parse(files['devcontainer-feature.json']) as { id: string };
+  const json = JSON.parse(files['devcontainer-feature.json']!) as { id: string };
   const manifest = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',

@@ -108,7 +108,7 @@ async function startTokenServer(dir: string, auth: { username: string; password:
       res.writeHead(401).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return;
     }
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: mint(['pull'], auth.username, match[1]) }));
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: mint(['pull'], auth.username, match[1]!) }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const realm = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;

@@ -49,7 +49,8 @@ class Probe {
     const preload = guarded ? [`LD_PRELOAD=${GUARD}`] : [];
     const enter = hostNetns ? [] : ['ip', 'netns', 'exec', NETNS];
     const argv = [...enter, ...runAs, 'env', ...env, ...preload, PROBE];
-    this.child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [command = 'env', ...args] = argv;
+    this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     readline.createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const waiter = this.waiters.shift();
       if (waiter) waiter(line);
@@ -138,7 +139,7 @@ test('uplinks are allowed: default routes, a LAN on an uplink, ECMP over uplinks
     'tcp fd01::50 80': 'allowed mvng-up0',
     'tcp ::ffff:198.51.100.7 80': 'allowed mvng-up0',
   });
-  assert.match((await verdicts(['tcp 10.99.1.1 80']))['tcp 10.99.1.1 80'], /^allowed -$/, 'multipath: not bound to one leg');
+  assert.match((await verdicts(['tcp 10.99.1.1 80']))['tcp 10.99.1.1 80']!, /^allowed -$/, 'multipath: not bound to one leg');
   assert.equal((await verdicts(['udp 198.51.100.7 9']))['udp 198.51.100.7 9'], 'allowed -');
 });
 
@@ -206,7 +207,7 @@ function hostLan(): { dev: string; local: string; neighbour: string } | undefine
   const toInt = (a: string) => a.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
   const toText = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
   const [network, bits] = lan.dst.split('/');
-  const first = toInt(network) - (toInt(network) % 2 ** (32 - Number(bits))) + 1;
+  const first = toInt(network!) - (toInt(network!) % 2 ** (32 - Number(bits))) + 1;
   return { dev: lan.dev, local: lan.prefsrc, neighbour: toText(first === toInt(lan.prefsrc) ? first + 1 : first) };
 }
 
@@ -251,7 +252,7 @@ test('an interface index reused by another kind of link is judged by its new kin
   const probe = new Probe();
   try {
     ipBatch(['tuntap add dev mvng-reuse mode tun', 'link set mvng-reuse up', 'addr add 10.50.0.1/24 dev mvng-reuse'], NETNS);
-    const index = (JSON.parse(ip('-n', NETNS, '-j', 'link', 'show', 'mvng-reuse')) as Array<{ ifindex: number }>)[0].ifindex;
+    const index = (JSON.parse(ip('-n', NETNS, '-j', 'link', 'show', 'mvng-reuse')) as Array<{ ifindex: number }>)[0]!.ifindex;
     assert.equal(await probe.ask('tcp 10.50.0.9 80'), 'allowed mvng-reuse');
     ip('-n', NETNS, 'link', 'del', 'mvng-reuse');
     ip('-n', NETNS, 'link', 'add', 'mvng-reuse', 'index', String(index), 'type', 'bridge');

@@ -12,7 +12,7 @@ test('frames round-trip when split at every byte boundary', () => {
     const frames = [...decoder.push(wire.subarray(0, cut)), ...decoder.push(wire.subarray(cut))];
     assert.equal(frames.length, 2);
     assert.deepEqual(frames[0], { type: FrameType.STDOUT, stream: 7, payload });
-    assert.equal(frames[1].payload.length, 0);
+    assert.equal(frames[1]?.payload.length, 0);
   }
 });
 

@@ -158,7 +158,7 @@ test('forwards past MAX_FORWARD_STREAMS wait for one to end, at most FORWARD_QUE
 
     // One carried connection ends: the oldest waiting one takes its place.
     const ok = new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer();
-    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[0].stream, ok));
+    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[0]!.stream, ok));
     await carried[0];
     await connection.request(request(Op.PING));
     assert.equal(agent.requests.filter((r) => r.op === Op.TCP_CONNECT).length, MAX_FORWARD_STREAMS + 1);
@@ -186,9 +186,9 @@ test('exec streams past their share wait in order and start as streams end', asy
     await connection.request(request(Op.PING));
     assert.equal(agent.requests.filter((r) => r.op === Op.EXEC).length, MAX_EXEC_STREAMS, 'the two extra execs wait on the host');
     const done = new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer();
-    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[0].stream, done));
+    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[0]!.stream, done));
     await running[0];
-    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[1].stream, done));
+    agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[1]!.stream, done));
     await running[1];
     assert.deepEqual(order.map((o) => Math.floor(o / 1000)), [1, 2], 'first come, first served');
     connection.close();

@@ -28,8 +28,8 @@ test('every file ARCHITECTURE.md names exists', () => {
   const names = new Set(all.map((f) => path.basename(f)));
   const named = [...new Set([...text.matchAll(/`([A-Za-z0-9_./-]+\.(?:ts|c|h|mjs|sh))`/g)].map((m) => m[1]))];
   assert.ok(named.length > 100, `only ${named.length} file names found: the pattern no longer matches the document`);
-  const missing = named.filter((name) => !NOT_OURS.has(name) && (name.includes('/')
+  const missing = named.filter((name) => !NOT_OURS.has(name!) && (name!.includes('/')
     ? !all.some((f) => f === name || f.endsWith(`/${name}`))
-    : !names.has(name)));
+    : !names.has(name!)));
   assert.deepEqual(missing, []);
 });

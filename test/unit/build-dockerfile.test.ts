@@ -50,14 +50,14 @@ test('FROM images after ARG substitution; stage names and scratch are not images
     { ref: 'alpine:3', line: 12, use: 'RUN --mount' },
   ]);
   assert.deepEqual(plan.stages.map((s) => [s.name, s.line, s.steps.length]), [['tools', 4, 2], ['empty', 6, 1], ['again', 7, 1], [undefined, 8, 6]]);
-  assert.deepEqual(planDockerfile(text, FILE, { VARIANT: 'trixie' }).images[0].ref, 'debian:trixie');
-  assert.deepEqual(planDockerfile(text, FILE, { BASE: 'ubuntu:24.04' }).images[0].ref, 'ubuntu:24.04');
-  assert.deepEqual(planDockerfile('FROM debian:${TARGETARCH}', FILE, {}).images[0].ref, 'debian:amd64');
+  assert.deepEqual(planDockerfile(text, FILE, { VARIANT: 'trixie' }).images[0]!.ref, 'debian:trixie');
+  assert.deepEqual(planDockerfile(text, FILE, { BASE: 'ubuntu:24.04' }).images[0]!.ref, 'ubuntu:24.04');
+  assert.deepEqual(planDockerfile('FROM debian:${TARGETARCH}', FILE, {}).images[0]!.ref, 'debian:amd64');
 });
 
 test('a multi-line RUN is one step; lineOfStep maps buildah STEP lines back to Dockerfile lines', () => {
   const plan = planDockerfile('FROM debian AS a\nRUN apt-get update && \\\n    apt-get install -y jq\nFROM debian\nRUN false\nRUN false', FILE, {});
-  assert.equal(plan.stages[0].steps[1].text, 'RUN apt-get update && apt-get install -y jq');
+  assert.equal(plan.stages[0]?.steps[1]!.text, 'RUN apt-get update && apt-get install -y jq');
   assert.equal(lineOfStep(plan, { stage: 1, stages: 2, step: 2, text: 'RUN apt-get update &&     apt-get install -y jq' }), 2);
   assert.equal(lineOfStep(plan, { stage: 2, stages: 2, step: 3, text: 'RUN false' }), 6);
   assert.equal(lineOfStep(plan, { stage: 2, stages: 2, step: 1, text: 'FROM debian' }), 4);
@@ -82,5 +82,5 @@ test('what buildah 1.28 cannot build is refused before a VM starts, naming the l
 
 test('a syntax directive is a warning: buildah has no BuildKit frontends', () => {
   const plan = planDockerfile('# syntax=docker/dockerfile:1.4\nFROM debian', FILE, {});
-  assert.match(plan.warnings[0], /syntax=docker\/dockerfile:1\.4.*ignored/);
+  assert.match(plan.warnings[0]!, /syntax=docker\/dockerfile:1\.4.*ignored/);
 });

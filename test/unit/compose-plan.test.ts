@@ -67,9 +67,9 @@ test('a compose workspace: the primary service becomes the workspace VM, the oth
     assert.equal(p.source.build.dockerfile, path.join(folder, '.devcontainer/Dockerfile'));
   }
   // `../..:/workspaces` holds the folder: the folder alone is shared where it would appear.
-  assert.equal(p.mounts[0].hostPath, folder);
-  assert.equal(p.mounts[0].guestPath, `/workspaces/${path.basename(folder)}`);
-  assert.equal(p.mounts[0].fileEvents, true);
+  assert.equal(p.mounts[0]!.hostPath, folder);
+  assert.equal(p.mounts[0]!.guestPath, `/workspaces/${path.basename(folder)}`);
+  assert.equal(p.mounts[0]!.fileEvents, true);
   assert.deepEqual(p.containerEnv, { PGHOST: 'db', SHARED: 'config', FROM_CONFIG: '1' }, 'containerEnv wins over the service environment');
   assert.equal(p.containerUser, 'vscode');
   assert.ok(p.volumes.some((v) => v.mountPoint === '/usr/local/cargo' && v.name.endsWith('_cargo')), JSON.stringify(p.volumes));
@@ -120,8 +120,8 @@ test('overrideCommand false runs the primary service\'s own command; no bind of 
   const p = plan(folder);
   assert.deepEqual(p.compose?.primaryCommand, ['node', 'server.js']);
   assert.deepEqual(p.compose?.primaryPorts, [9229]);
-  assert.equal(p.mounts[0].hostPath, folder);
-  assert.equal(p.mounts[0].guestPath, '/srv/app');
+  assert.equal(p.mounts[0]!.hostPath, folder);
+  assert.equal(p.mounts[0]!.guestPath, '/srv/app');
   assert.ok(p.problems.some((x) => x.code === 'compose-folder-shared'));
   assert.deepEqual(p.source, { kind: 'image', ref: 'node:22' });
 });
@@ -171,7 +171,7 @@ test('a crashed service\'s last lines: escape sequences shown escaped, long line
   assert.equal(lines.length, 3);
   assert.equal(lines[0], '\\x1b[2J\\x1b]8;;http://x\\x07fake\\x0d');
   assert.equal(lines[1], 'four');
-  assert.equal(lines[2].length, 400);
+  assert.equal(lines[2]!.length, 400);
 });
 
 test('an image\'s EXPOSE\'d TCP ports are read from its config (UDP and nonsense left out), for the ports other services reach', () => {

@@ -41,7 +41,7 @@ test('interpolation: every form docker compose knows, nested defaults, $$ and er
   assert.equal(interpolate('${SET?}', lookup, errors), 'v');
   interpolate('${1BAD} ${SET/x} ${OPEN', lookup, errors);
   assert.deepEqual(errors.map((e) => e.name), ['EMPTY', '1BAD', 'SET', '${OPEN']);
-  assert.match(errors[0].message, /EMPTY is required: must be set/);
+  assert.match(errors[0]!.message, /EMPTY is required: must be set/);
 });
 
 test('ports, durations and command strings parse as docker compose reads them', () => {
@@ -117,11 +117,11 @@ volumes:
   assert.deepEqual(app.build?.args, { RUBY_VERSION: '3.2' });
   assert.deepEqual(app.command, ['sleep', 'infinity']);
   assert.equal(app.environment.DATABASE_URL, 'postgres://postgres:s3cret@db:5432/app', 'merge keys and .env interpolation');
-  assert.equal(app.dependsOn.db.condition, 'service_healthy');
+  assert.equal(app.dependsOn.db!.condition, 'service_healthy');
   const db = out.project?.services.db;
   assert.deepEqual(db?.healthcheck, { test: ['/bin/sh', '-c', 'pg_isready -U postgres'], intervalMs: 5000, timeoutMs: 3000, retries: 10, startPeriodMs: 0, startIntervalMs: 5000 });
   assert.deepEqual(db?.volumes, [{ type: 'volume', source: 'postgres-data', target: '/var/lib/postgresql/data', readOnly: false }]);
-  assert.deepEqual(out.project?.services.redis.expose, [6379]);
+  assert.deepEqual(out.project?.services.redis!.expose, [6379]);
   assert.equal(out.project?.services.redis.network, undefined);
   assert.deepEqual(out.project?.volumes, ['bundle', 'postgres-data']);
   // ../.. from .devcontainer is the folder's parent (the templates' pattern): the folder alone is mounted where it would be.
@@ -170,9 +170,9 @@ services:
   assert.deepEqual(app.ports.map((p) => p.target), [3000, 9229], 'ports append');
   assert.deepEqual(app.volumes.map((v) => v.target), ['/workspace', '/cache'], 'volumes merge by target');
   assert.equal((app.volumes[1] as { source?: string }).source, 'other');
-  assert.equal(app.volumes[0].type, 'bind');
+  assert.equal(app.volumes[0]!.type, 'bind');
   assert.ok(!out.problems.some((p) => p.path === 'services.app.labels'), 'a !reset key is gone');
-  assert.deepEqual(out.project?.services.db.ports, [{ target: 5432, protocol: 'tcp', published: 5433 }]);
+  assert.deepEqual(out.project?.services.db!.ports, [{ target: 5432, protocol: 'tcp', published: 5433 }]);
 });
 
 test('profiles and runServices decide what starts; dependencies come along', () => {
@@ -186,7 +186,7 @@ services:
 `,
   });
   assert.deepEqual(load(folder).start, ['queue', 'app', 'worker', 'docs'], 'profiled services start only as dependencies (network_mode service: is one)');
-  assert.deepEqual(load(folder).project?.services.app.network, { mode: 'service', service: 'queue' });
+  assert.deepEqual(load(folder).project?.services.app!.network, { mode: 'service', service: 'queue' });
   assert.deepEqual(load(folder, { runServices: [] }).start, ['queue', 'app'], 'an empty runServices starts the primary service only');
   assert.deepEqual(load(folder, { runServices: ['worker'] }).start, ['worker', 'queue', 'app'], 'a named service starts despite its profile');
   fs.writeFileSync(path.join(folder, '.devcontainer/.env'), 'COMPOSE_PROFILES=workers\n');
@@ -273,15 +273,15 @@ test('hostile input: syntax errors name the line, alias bombs stop, files outsid
     '.devcontainer/big.yml': `# ${'x'.repeat(1024 * 1024 + 10)}\n`,
   });
   const syntax = load(folder);
-  assert.equal(syntax.problems[0].code, 'compose-syntax');
-  assert.match(syntax.problems[0].path, /^line \d+, column \d+$/);
+  assert.equal(syntax.problems[0]!.code, 'compose-syntax');
+  assert.match(syntax.problems[0]!.path, /^line \d+, column \d+$/);
   const bombed = load(folder, { files: ['bomb.yml'] });
   assert.equal(bombed.project, undefined);
-  assert.equal(bombed.problems[0].code, 'compose-syntax');
-  assert.match(load(folder, { files: ['big.yml'] }).problems[0].message, /more than/);
+  assert.equal(bombed.problems[0]!.code, 'compose-syntax');
+  assert.match(load(folder, { files: ['big.yml'] }).problems[0]!.message, /more than/);
   const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'elsewhere-'));
   fs.writeFileSync(path.join(outside, 'c.yml'), 'services: {app: {image: x}}\n');
   fs.symlinkSync(path.join(outside, 'c.yml'), path.join(folder, '.devcontainer', 'link.yml'));
-  assert.match(load(folder, { files: ['link.yml'] }).problems[0].message, /outside the workspace folder/);
-  assert.match(load(folder, { files: [path.join(outside, 'c.yml')] }).problems[0].message, /outside the workspace folder/);
+  assert.match(load(folder, { files: ['link.yml'] }).problems[0]!.message, /outside the workspace folder/);
+  assert.match(load(folder, { files: [path.join(outside, 'c.yml')] }).problems[0]!.message, /outside the workspace folder/);
 });

@@ -118,8 +118,8 @@ test('the corpus as the engine plans it: what each project gets', () => {
     assert.equal(plan('rust-cache-volume').hooks.updateContentCommand, undefined, 'an empty command is a no-op');
     assert.deepEqual(plan('go-docker-in-docker').problems.filter((p) => p.code === 'bind-outside-folder').map((p) => p.path), ['$.mounts[0]', '$.mounts[1]']);
     const monorepo = plan('monorepo-workspace-mount');
-    assert.equal(monorepo.mounts[0].guestPath, '/src/monorepo-workspace-mount');
-    assert.equal(monorepo.mounts[1].readOnly, true);
+    assert.equal(monorepo.mounts[0]!.guestPath, '/src/monorepo-workspace-mount');
+    assert.equal(monorepo.mounts[1]!.readOnly, true);
     const env = plan('env-file-and-hosts');
     assert.deepEqual(env.containerEnv, { FROM_FILE: '1', TZ: 'UTC', TOKEN: 'unset' });
     assert.deepEqual(env.hosts, [{ name: 'api.local', address: '10.1.2.3' }]);
@@ -129,7 +129,7 @@ test('the corpus as the engine plans it: what each project gets', () => {
     assert.equal(legacy.source.kind, 'dockerfile');
     assert.deepEqual(legacy.ports.publish, [{ hostPort: 3000, guestPort: 3000 }, { hostPort: 9229, guestPort: 9229 }]);
     assert.equal(legacy.problems.filter((p) => p.severity === 'info').length, 2, 'extensions and settings go to the log');
-    assert.equal(plan('tmpfs-and-anonymous').tmpfs[0].sizeMib, 128);
+    assert.equal(plan('tmpfs-and-anonymous').tmpfs[0]!.sizeMib, 128);
     assert.equal(plan('rails-compose').problems.some((p) => p.code === 'compose-not-loaded' && p.severity === 'info'), true, 'compose files are read when the workspace opens');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

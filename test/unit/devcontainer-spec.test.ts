@@ -124,7 +124,7 @@ test('every problem at once, each with its path, its value and what happens inst
 test('syntax errors are every one with line and column; an empty lifecycle command is a no-op, not an error', () => {
   const broken = resolveConfig({ folder: folderWith('{\n  "image": "a",\n  "x": ,\n  "y": }\n'), env: {} });
   assert.ok(broken.problems.filter((p) => p.code === 'invalid-json').length >= 2, JSON.stringify(broken.problems));
-  assert.match(broken.problems[0].path, /^line 3, column \d+$/);
+  assert.match(broken.problems[0]!.path, /^line 3, column \d+$/);
   const empty = resolveConfig({ folder: folderWith({ image: 'a', postCreateCommand: '' }), env: {} });
   assert.deepEqual(empty.problems, []);
   assert.deepEqual(empty.config.hooks, {});
@@ -157,9 +157,9 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
   assert.deepEqual(plan.mounts.map((m) => [m.hostPath, m.guestPath, m.readOnly]), [[dir, `/workspaces/${name}`, false], [path.join(dir, 'data'), '/data', true]]);
   assert.deepEqual(plan.mounts.map((m) => m.fileEvents === true), [true, false], 'host edits raise guest file events in the workspace folder only');
   assert.deepEqual(plan.volumes.map((v) => [v.name, v.mountPoint]), [
-    [`${resolved.devcontainerId}-cache`, '/cache'], [plan.volumes[1].name, '/anon'], ['deps', `/workspaces/${name}/node_modules`],
+    [`${resolved.devcontainerId}-cache`, '/cache'], [plan.volumes[1]?.name, '/anon'], ['deps', `/workspaces/${name}/node_modules`],
   ]);
-  assert.match(plan.volumes[1].name, /^anon-[0-9a-f]{12}$/);
+  assert.match(plan.volumes[1]!.name, /^anon-[0-9a-f]{12}$/);
   assert.deepEqual(plan.tmpfs, [{ target: '/scratch' }]);
   assert.equal(plan.memoryMib, 6144);
   assert.equal(plan.vcpus, 4);

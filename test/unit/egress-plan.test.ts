@@ -9,7 +9,7 @@ test('a configuration may narrow the network; it widens it only in a trusted fol
   const p = new Problems();
   assert.equal(planEgress({ network: 'outbound' }, { microvm: { network: 'allowlist' } }, [], p).network, 'allowlist');
   assert.equal(planEgress({ network: 'allowlist' }, { microvm: { network: 'outbound' } }, [], p).network, 'allowlist');
-  assert.equal(p.list[0].code, 'network-not-widened');
+  assert.equal(p.list[0]!.code, 'network-not-widened');
   assert.equal(planEgress({ network: 'allowlist', trusted: true }, { microvm: { network: 'outbound' } }, [], new Problems()).network, 'outbound');
   assert.equal(planEgress({ network: 'learn' }, { microvm: { network: 'none' } }, [], new Problems()).network, 'none');
 });

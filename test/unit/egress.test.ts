@@ -62,11 +62,11 @@ test('SNI: read from a real ClientHello, in pieces; not-TLS and malformed hellos
   assert.deepEqual(readHelloName(await captureHello(undefined)), { none: true });
   assert.equal(readHelloName(Buffer.from('GET / HTTP/1.1\r\n')), 'not-tls');
   const broken = Buffer.from(hello);
-  broken.writeUInt16BE(0xffff, 5 + 4 + 2 + 32 + 1 + broken[5 + 4 + 2 + 32]);
+  broken.writeUInt16BE(0xffff, 5 + 4 + 2 + 32 + 1 + broken[5 + 4 + 2 + 32]!);
   assert.equal(readHelloName(broken), 'malformed');
   for (let i = 0; i < 200; i++) {
     const fuzzed = Buffer.from(hello);
-    fuzzed[5 + Math.floor(Math.random() * (hello.length - 5))] ^= 1 << Math.floor(Math.random() * 8);
+    fuzzed[5 + Math.floor(Math.random() * (hello.length - 5))]! ^= 1 << Math.floor(Math.random() * 8);
     readHelloName(fuzzed); // never throws
   }
 });
@@ -205,7 +205,7 @@ test('the proxy asks about a name outside the list when it is given a way to ask
     socket.write(`CONNECT ${target} HTTP/1.1\r\n\r\n`);
     const [chunk] = await once(socket, 'data') as [Buffer];
     socket.destroy();
-    return chunk.toString().split('\r\n')[0];
+    return chunk.toString().split('\r\n', 1)[0] ?? '';
   };
   try {
     const port = (echo.address() as net.AddressInfo).port;

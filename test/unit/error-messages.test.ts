@@ -29,7 +29,7 @@ test('every MicrovmError message starts in lower case and has no trailing period
     const text = fs.readFileSync(file, 'utf8');
     for (const match of text.matchAll(RAISE)) {
       seen++;
-      const parts = [...match[2].matchAll(new RegExp(LITERAL, 'g'))].map((m) => m[0].slice(1, -1));
+      const parts = [...match[2]!.matchAll(new RegExp(LITERAL, 'g'))].map((m) => m[0].slice(1, -1));
       const message = parts.join('');
       const where = `${path.relative(process.cwd(), file)}:${text.slice(0, match.index).split('\n').length}`;
       if (/^[A-Z][a-z]/.test(message)) offenders.push(`${where}: starts with a capital: ${message.slice(0, 60)}`);
@@ -38,7 +38,7 @@ test('every MicrovmError message starts in lower case and has no trailing period
       const sentences = parts.map((p) => p.replace(/\$\{[^}]*\}/g, 'X')).join('');
       if (/\. [A-Z][a-z]/.test(sentences)) offenders.push(`${where}: a second sentence (join it with ";"): ${message.slice(0, 60)}`);
       for (const [i, part] of parts.slice(1).entries()) {
-        if (/^[A-Z][a-z]/.test(part) && !/[\s;:(]$/.test(parts[i])) offenders.push(`${where}: "${parts[i].slice(-20)}" + "${part.slice(0, 20)}" joined without a separator`);
+        if (/^[A-Z][a-z]/.test(part) && !/[\s;:(]$/.test(parts[i] ?? '')) offenders.push(`${where}: "${(parts[i] ?? '').slice(-20)}" + "${part.slice(0, 20)}" joined without a separator`);
       }
     }
   }

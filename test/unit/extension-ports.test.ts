@@ -24,10 +24,10 @@ test('rows list detected and configured ports once each, sorted, with address, p
 test('process names from the guest and labels from the config become one short plain line', () => {
   const hostile = '[x](command:workbench.action.quit)\n\u202eevil\u0007';
   const rows = portRows([{ port: 80, command: hostile }], { forward: [], attributes: { '80': { label: `$(warning) ${'L'.repeat(500)}\r\nforged` } } }, new Map());
-  assert.doesNotMatch(rows[0].process, /[\n\u202e\u0007]/);
-  assert.ok(rows[0].process.length <= 32);
-  assert.doesNotMatch(rows[0].label, /[\r\n]/);
-  assert.ok(rows[0].label.length <= 64);
+  assert.doesNotMatch(rows[0]!.process, /[\n\u202e\u0007]/);
+  assert.ok(rows[0]!.process.length <= 32);
+  assert.doesNotMatch(rows[0]!.label, /[\r\n]/);
+  assert.ok(rows[0]!.label.length <= 64);
 });
 
 test('a compose workspace: rows carry their service, the workspace\'s own first, other services\' forwards marked as such', () => {

@@ -66,7 +66,7 @@ test('features resolve through the mirror: options over defaults, dependsOn adde
   const node = result.features.find((f) => f.json.id === 'node');
   assert.deepEqual(node?.options, { version: '20', nodeGypDependencies: true });
   assert.equal(node?.source.kind, 'oci');
-  assert.deepEqual(result.features[0].options, { installZsh: false, username: 'automatic' }, 'dependsOn brings its own options');
+  assert.deepEqual(result.features[0]!.options, { installZsh: false, username: 'automatic' }, 'dependsOn brings its own options');
   const blobReads = registry.log.filter((r) => r.path.includes('/blobs/')).map((r) => r.path.split('/')[4]);
   assert.deepEqual([...new Set(blobReads)], ['node'], 'only the feature without the annotation (node) was read from its layer');
 });
@@ -80,7 +80,7 @@ test('overrideFeatureInstallOrder puts a feature first when its dependencies all
 test('deprecated short ids map to ghcr.io/devcontainers/features/<id>:1', async () => {
   const result = await resolve({ node: 'lts' });
   assert.deepEqual(result.errors, []);
-  assert.equal(result.features[0].source.kind === 'oci' && result.features[0].source.ref, 'ghcr.io/devcontainers/features/node:1');
+  assert.equal(result.features[0]?.source.kind === 'oci' && result.features[0]?.source.ref, 'ghcr.io/devcontainers/features/node:1');
 });
 
 test('each error names the feature, the option and the value, and what to do', async () => {
@@ -103,6 +103,6 @@ test('each error names the feature, the option and the value, and what to do', a
 
 test('an undeclared option is a warning, and install.sh still gets it', async () => {
   const result = await resolve({ 'ghcr.io/devcontainers/features/python:1': { extra: 'x' } });
-  assert.equal(result.features[0].options.extra, 'x');
-  assert.match(result.warnings[0].message, /option "extra" is not one the feature declares/);
+  assert.equal(result.features[0]?.options.extra, 'x');
+  assert.match(result.warnings[0]!.message, /option "extra" is not one the feature declares/);
 });

@@ -38,7 +38,7 @@ test('a list of files: a private key or garbage in them sends nothing of it; exp
   assert.equal(certs.skipped.length, 3, certs.skipped.join('\n'));
   const later = hostCertificates([one.caFile], { now: new Date(Date.now() + 10 * 86_400_000) });
   assert.deepEqual(later.subjects, []);
-  assert.match(later.skipped[0], /expired/);
+  assert.match(later.skipped[0]!, /expired/);
   assert.deepEqual(hostCertificates('off', { dirs: [path.join(tmp, 'store')] }).subjects, []);
 });
 

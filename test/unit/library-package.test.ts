@@ -42,7 +42,7 @@ test('a consumer imports microvm-sandbox/engine: typed by dist/types, run from d
     const exported = execFileSync(process.execPath, ['-e', "const e = require('microvm-sandbox/engine'); console.log(typeof e.Image.build, typeof e.MicrovmError, require.resolve('microvm-sandbox/engine'))"],
       { cwd: consumer, encoding: 'utf8' }).trim().split(' ');
     assert.deepEqual(exported.slice(0, 2), ['function', 'function']);
-    assert.equal(fs.realpathSync(exported[2]), path.join(repo, 'dist/engine.js'));
+    assert.equal(fs.realpathSync(exported[2] ?? ''), path.join(repo, 'dist/engine.js'));
   } finally {
     fs.rmSync(consumer, { recursive: true, force: true });
   }

@@ -63,7 +63,7 @@ test('--mount and --volume flags', () => {
 test('guest root maps to the folder owner, never other guest ids to host root', () => {
   assert.deepEqual(idMapFor(1000), [{ inside: 0, outside: 1000, count: 1 }, { inside: 1, outside: 100_001, count: 65_535 }]);
   assert.deepEqual(idMapFor(0), [{ inside: 0, outside: 0, count: 65_536 }]);
-  assert.equal(idMapFor(100_500)[1].outside, 231_073);
+  assert.equal(idMapFor(100_500)[1]!.outside, 231_073);
 });
 
 const mountSpec = (over: Partial<MountSpec> = {}): MountSpec => ({

@@ -22,7 +22,7 @@ function generator(seed: number) {
   return {
     next,
     int: (max: number) => Math.floor(next() * max),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)],
+    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!,
   };
 }
 type Random = ReturnType<typeof generator>;

@@ -45,7 +45,7 @@ test('an aborted acquire stops waiting with E_ABORTED; the VM booted for it stay
   assert.equal(pool.stats().waiting, 0);
 
   const machine = new FakeMachine();
-  boots[0](machine);
+  boots[0]!(machine);
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, booting: 0, waiting: 0, min: 0, max: 1, idlePids: [] });
   const vm = await pool.acquire();
@@ -63,7 +63,7 @@ test('an already aborted signal fails at once and boots nothing; a later abort d
 
   const controller = new AbortController();
   const acquiring = pool.acquire({ signal: controller.signal });
-  boots[0](new FakeMachine());
+  boots[0]!(new FakeMachine());
   const vm = await acquiring;
   controller.abort();
   assert.equal(pool.stats().inUse, 1, 'an abort after the acquire resolved changes nothing');
@@ -82,7 +82,7 @@ test('the signal fired as the VM was handed over: the VM goes back to the pool',
     queueMicrotask(() => controller.abort());
     return () => undefined;
   };
-  boots[0](machine);
+  boots[0]!(machine);
   await assert.rejects(acquiring, aborted);
   assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, booting: 0, waiting: 0, min: 0, max: 1, idlePids: [] }, 'the VM is idle again, not lost');
   await pool.shutdown();
@@ -96,7 +96,7 @@ test('waiters behind an aborted one are still served in order, and a bad option 
   const b = pool.acquire();
   first.abort();
   await assert.rejects(a, aborted);
-  boots[0](new FakeMachine());
+  boots[0]!(new FakeMachine());
   const vm = await b;
   assert.equal(pool.stats().inUse, 1);
   await vm.release();

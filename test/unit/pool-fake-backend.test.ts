@@ -100,7 +100,7 @@ test('with restoreOnRelease a released VM is stopped and the next acquirer gets 
   const { pool, backend } = fakePool({ min: 1, max: 2, restoreOnRelease: true });
   const first = await pool.acquire();
   await first.release();
-  assert.equal(backend.vms[0].stops, 1, 'the released VM was stopped');
+  assert.equal(backend.vms[0]!.stops, 1, 'the released VM was stopped');
   const second = await pool.acquire();
   assert.notEqual(second.id, first.id);
   assert.equal(backend.running().length >= 1, true);
@@ -112,9 +112,9 @@ test('with restoreOnRelease a released VM is stopped and the next acquirer gets 
 test('a released VM that fails its health check is stopped and replaced', async () => {
   const { pool, backend } = fakePool({ min: 1, max: 1 });
   const first = await pool.acquire();
-  backend.vms[0].health = 'unresponsive';
+  backend.vms[0]!.health = 'unresponsive';
   await first.release();
-  assert.equal(backend.vms[0].alive, false);
+  assert.equal(backend.vms[0]!.alive, false);
   const second = await pool.acquire();
   assert.notEqual(second.id, first.id);
   await pool.shutdown();
@@ -126,17 +126,17 @@ test('a failed boot rejects the oldest waiter with its error and is reported; th
   await assert.rejects(pool.acquire(), (err) => isMicrovmError(err, 'E_BOOT_FAILED'));
   assert.deepEqual(events.map((e) => e.type), ['boot-failed']);
   const vm = await pool.acquire();
-  assert.equal(vm.id, backend.vms[0].id);
+  assert.equal(vm.id, backend.vms[0]!.id);
   await pool.shutdown();
 });
 
 test('an idle VM that crashes is reported and replaced up to min', async () => {
   const { pool, backend, events } = fakePool({ min: 1, max: 1 });
   await until(() => pool.stats().idle === 1, 'one VM is idle');
-  backend.vms[0].crash();
+  backend.vms[0]!.crash();
   await until(() => backend.running().length === 1 && pool.stats().idle === 1, 'a replacement is idle');
   assert.equal(events[0]?.type, 'vm-failed');
-  assert.equal(events[0]?.type === 'vm-failed' && events[0].vmId, backend.vms[0].id);
+  assert.equal(events[0]?.type === 'vm-failed' && events[0].vmId, backend.vms[0]!.id);
   await pool.shutdown();
 });
 
@@ -167,7 +167,7 @@ test('shutdown while a released VM is being checked waits for its stop', async (
   const { pool, backend } = fakePool({ min: 0, max: 1 });
   const vm = await pool.acquire();
   let answer: (verdict: 'healthy') => void = () => undefined;
-  backend.vms[0].checkHealth = () => new Promise((resolve) => { answer = resolve; });
+  backend.vms[0]!.checkHealth = () => new Promise((resolve) => { answer = resolve; });
   const released = vm.release();
   const shutdown = pool.shutdown();
   answer('healthy');

@@ -10,13 +10,13 @@ const base: QemuSpec = {
 };
 
 function valueOf(argv: string[], flag: string): string[] {
-  return argv.flatMap((arg, i) => (arg === flag ? [argv[i + 1]] : []));
+  return argv.flatMap((arg, i) => (arg === flag ? [argv[i + 1] ?? '(missing)'] : []));
 }
 
 test('every VM is hardened: no defaults, no user config, seccomp, raw read-only root, private QMP', () => {
   const argv = buildQemuArgv(base);
   for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) assert.ok(argv.includes(flag), flag);
-  assert.match(valueOf(argv, '-sandbox')[0], /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
+  assert.match(valueOf(argv, '-sandbox')[0]!, /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
   assert.deepEqual(valueOf(argv, '-drive'), ['id=root,file=/cache/root,,1.ext4,format=raw,if=none,readonly=on']);
   assert.deepEqual(valueOf(argv, '-qmp'), ['unix:/run/x/qmp.sock,server=on,wait=off']);
   assert.ok(!argv.some((arg) => /tcp:|telnet|-monitor|-vnc|-gdb/.test(arg)), 'no listening monitor or debug port');
@@ -25,39 +25,39 @@ test('every VM is hardened: no defaults, no user config, seccomp, raw read-only 
 
 test('x86_64 uses the microvm machine; TCG gets -cpu max, KVM -cpu host', () => {
   const tcg = buildQemuArgv(base);
-  assert.equal(valueOf(tcg, '-M')[0].split(',')[0], 'microvm');
+  assert.equal(valueOf(tcg, '-M')[0]!.split(',')[0], 'microvm');
   assert.deepEqual(valueOf(tcg, '-accel'), ['tcg,thread=multi']);
   assert.deepEqual(valueOf(tcg, '-cpu'), ['max']);
   const kvm = buildQemuArgv({ ...base, accel: 'kvm' });
   assert.deepEqual(valueOf(kvm, '-accel'), ['kvm']);
   assert.deepEqual(valueOf(kvm, '-cpu'), ['host']);
-  assert.match(valueOf(kvm, '-append')[0], /console=ttyS0 .*microvm\.root=\/dev\/vda/);
+  assert.match(valueOf(kvm, '-append')[0]!, /console=ttyS0 .*microvm\.root=\/dev\/vda/);
 });
 
 test('aarch64 under HVF uses the virt machine, -cpu host and the PL011 console', () => {
   const argv = buildQemuArgv({ ...base, arch: 'aarch64', accel: 'hvf' });
-  assert.equal(valueOf(argv, '-M')[0].split(',')[0], 'virt');
+  assert.equal(valueOf(argv, '-M')[0]!.split(',')[0], 'virt');
   assert.deepEqual(valueOf(argv, '-accel'), ['hvf']);
   assert.deepEqual(valueOf(argv, '-cpu'), ['host']);
-  assert.match(valueOf(argv, '-append')[0], /console=ttyAMA0/);
+  assert.match(valueOf(argv, '-append')[0]!, /console=ttyAMA0/);
   assert.ok(argv.includes('virtio-serial-device'));
 });
 
 test('no root disk means no -drive and no microvm.root', () => {
   const argv = buildQemuArgv({ ...base, rootDisk: undefined, cmdline: ['microvm.mode=probe'] });
   assert.equal(argv.includes('-drive'), false);
-  assert.doesNotMatch(valueOf(argv, '-append')[0], /microvm\.root/);
-  assert.match(valueOf(argv, '-append')[0], /microvm\.mode=probe$/);
+  assert.doesNotMatch(valueOf(argv, '-append')[0]!, /microvm\.root/);
+  assert.match(valueOf(argv, '-append')[0]!, /microvm\.mode=probe$/);
 });
 
 test('under TCG the host TSC rate is passed to the guest kernel; under KVM it is not', () => {
-  assert.match(valueOf(buildQemuArgv({ ...base, tscKhz: 2596096 }), '-append')[0], / tsc_early_khz=2596096 /);
-  assert.doesNotMatch(valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0], /tsc_early_khz/);
+  assert.match(valueOf(buildQemuArgv({ ...base, tscKhz: 2596096 }), '-append')[0]!, / tsc_early_khz=2596096 /);
+  assert.doesNotMatch(valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0]!, /tsc_early_khz/);
 });
 
 test('guest RAM in a file: shared for fresh boots, private (copy-on-write) for clones; restores wait for migration and load no kernel', () => {
   const fresh = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/dev/shm/vm/memory', shared: true } });
-  assert.match(valueOf(fresh, '-M')[0], /,memory-backend=mem$/);
+  assert.match(valueOf(fresh, '-M')[0]!, /,memory-backend=mem$/);
   assert.deepEqual(valueOf(fresh, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/vm/memory,share=on']);
   assert.equal(fresh.includes('-incoming'), false);
   const clone = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/snap/mem', shared: false }, incoming: '/run/x/in,1.sock' });
@@ -73,7 +73,7 @@ test('guest RAM in a file: shared for fresh boots, private (copy-on-write) for c
 test('a root engine drops QEMU to the microvm user; the seccomp filter then allows the drop itself', () => {
   const dropped = buildQemuArgv({ ...base, runAs: 'microvm' });
   assert.deepEqual(valueOf(dropped, '-runas'), ['microvm']);
-  assert.match(valueOf(dropped, '-sandbox')[0], /^on,obsolete=deny,spawn=deny,resourcecontrol=deny$/);
+  assert.match(valueOf(dropped, '-sandbox')[0]!, /^on,obsolete=deny,spawn=deny,resourcecontrol=deny$/);
   assert.equal(buildQemuArgv(base).includes('-runas'), false);
 });
 
@@ -103,10 +103,10 @@ test('a q35 workspace VM: qboot, virtio-pci devices, empty PCIe root ports for h
   assert.ok(devices.includes('virtio-serial-pci') && devices.includes('virtio-blk-pci,drive=root'), devices.join(' '));
   assert.ok(devices.every((d) => !d.includes('-device,') && !/virtio-\w+-device/.test(d)), 'no virtio-mmio device on q35');
   assert.deepEqual(valueOf(argv, '-add-fd'), ['fd=3,set=1', 'fd=4,set=1']);
-  assert.match(valueOf(argv, '-drive')[1], /^id=vol0,file=\/dev\/fdset\/1,format=raw,/);
+  assert.match(valueOf(argv, '-drive')[1]!, /^id=vol0,file=\/dev\/fdset\/1,format=raw,/);
   // The image-VM path is unchanged: microvm, virtio-mmio, no root ports.
   const microvm = buildQemuArgv({ ...base, hotplugSlots: 2 });
-  assert.equal(valueOf(microvm, '-M')[0].split(',')[0], 'microvm');
+  assert.equal(valueOf(microvm, '-M')[0]!.split(',')[0], 'microvm');
   assert.ok(!valueOf(microvm, '-device').some((d) => d.startsWith('pcie-root-port')));
   assert.ok(valueOf(microvm, '-device').includes('virtio-serial-device'));
 });

@@ -90,11 +90,11 @@ describe('T14: digests', () => {
     const image = small();
     registry.add('hostile/app', '1', image);
     const layer = image.layers[0];
-    const tampered = Buffer.from(layer.data);
-    tampered[tampered.length - 5] ^= 0xff;
-    registry.blobs.set(layer.digest, tampered);
+    const tampered = Buffer.from(layer!.data);
+    tampered[tampered.length - 5]! ^= 0xff;
+    registry.blobs.set(layer!.digest, tampered);
     await rejects(build(), 'E_IMAGE_DIGEST', /mismatch/i);
-    assert.ok(!storeFiles().some((f) => f.includes(layer.digest.slice(7))), 'the tampered layer must not be in the store');
+    assert.ok(!storeFiles().some((f) => f.includes(layer!.digest.slice(7))), 'the tampered layer must not be in the store');
     assert.ok(!storeFiles().some((f) => f.startsWith('refs') || f.startsWith('tmp')), `no record and no temp file: ${storeFiles()}`);
   });
 
@@ -188,7 +188,7 @@ describe('T15: documents', () => {
           return true;
         }
         const blob = /\/blobs\/(sha256:[a-f0-9]+)$/.exec(req.url ?? '');
-        if (blob && blob[1] === image.layers[0].digest) {
+        if (blob && blob[1] === image.layers[0]!.digest) {
           res.writeHead(307, { Location: `${storage.base}/${blob[1]}` }).end();
           return true;
         }
@@ -196,7 +196,7 @@ describe('T15: documents', () => {
       };
       await build();
       assert.equal(storage.log.length, 1);
-      assert.equal(storage.log[0].authorization, undefined, 'Authorization must not follow the redirect');
+      assert.equal(storage.log[0]!.authorization, undefined, 'Authorization must not follow the redirect');
       assert.ok(registry.log.some((r) => r.authorization === 'Bearer secret-token'));
     } finally {
       await storage.close();
@@ -210,7 +210,7 @@ describe('T15: documents', () => {
     doc.layers[0].urls = ['http://127.0.0.2:9/evil'];
     registry.manifests.set('hostile/app:1', blobOf(Buffer.from(JSON.stringify(doc)), image.manifest.mediaType));
     await build();
-    assert.ok(registry.log.some((r) => r.path.endsWith(image.layers[0].digest)));
+    assert.ok(registry.log.some((r) => r.path.endsWith(image.layers[0]!.digest)));
   });
 });
 
@@ -221,7 +221,7 @@ describe('dropped connections', () => {
     let drops = 1;
     registry.intercept = (req, res) => dropLayer(req, res, image, () => drops-- > 0);
     await build();
-    assert.equal(registry.log.filter((r) => r.path.endsWith(image.layers[0].digest)).length, 2);
+    assert.equal(registry.log.filter((r) => r.path.endsWith(image.layers[0]!.digest)).length, 2);
   });
 
   it('a connection dropped on every try fails clearly after the last one, leaving nothing partial', async () => {
@@ -229,8 +229,8 @@ describe('dropped connections', () => {
     registry.add('hostile/app', '1', image);
     registry.intercept = (req, res) => dropLayer(req, res, image, () => true);
     await rejects(build(), 'E_REGISTRY_UNREACHABLE', /after 4 tries/);
-    assert.equal(registry.log.filter((r) => r.path.endsWith(image.layers[0].digest)).length, 4);
-    assert.ok(!storeFiles().some((f) => f.startsWith('tmp') || f.startsWith('refs') || f.includes(image.layers[0].digest.slice(7))), `${storeFiles()}`);
+    assert.equal(registry.log.filter((r) => r.path.endsWith(image.layers[0]!.digest)).length, 4);
+    assert.ok(!storeFiles().some((f) => f.startsWith('tmp') || f.startsWith('refs') || f.includes(image.layers[0]!.digest.slice(7))), `${storeFiles()}`);
   });
 
   it('5xx answers are retried', async () => {
@@ -287,9 +287,9 @@ describe('T16 and T17: layer contents', () => {
 
 function dropLayer(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, image: TestImage, drop: () => boolean): boolean {
   const layer = image.layers[0];
-  if (!req.url?.endsWith(layer.digest) || !drop()) return false;
-  res.writeHead(200, { 'Content-Length': layer.size });
-  res.write(layer.data.subarray(0, Math.floor(layer.size / 2)), () => res.socket?.destroy());
+  if (!req.url?.endsWith(layer!.digest) || !drop()) return false;
+  res.writeHead(200, { 'Content-Length': layer!.size });
+  res.write(layer!.data.subarray(0, Math.floor(layer!.size / 2)), () => res.socket?.destroy());
   return true;
 }
 

@@ -168,8 +168,8 @@ describe('OCI layout -> ext4 root disk', () => {
     const resolved = await readOciLayout(dir);
     // A different but well-formed layer of the same size: only the digest check can notice.
     const forged = gzipSync(tar([{ path: 'f', data: 'b' }]));
-    assert.equal(forged.length, resolved.layers[0].size);
-    fs.writeFileSync(resolved.layers[0].path, forged);
+    assert.equal(forged.length, resolved.layers[0]!.size);
+    fs.writeFileSync(resolved.layers[0]!.path, forged);
     await assert.rejects(ensureRootDisk(resolved), (err) => isMicrovmError(err, 'E_IMAGE_DIGEST'));
     assert.deepEqual(fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')), []);
   });
@@ -188,7 +188,7 @@ describe('OCI layout -> ext4 root disk', () => {
   it('rejects bad digest syntax before building a path', async () => {
     for (const bad of ['sha256:../../etc/passwd', `sha256:${'A'.repeat(64)}`, `md5:${'a'.repeat(32)}`]) {
       const dir = makeLayout(`bad-${sha256(Buffer.from(bad)).slice(0, 8)}`, [tar([])], (m) => {
-        (m.layers as Array<{ digest: string }>)[0].digest = bad;
+        (m.layers as Array<{ digest: string }>)[0]!.digest = bad;
       });
       await assert.rejects(readOciLayout(dir), (err) => isMicrovmError(err, 'E_IMAGE_DIGEST') && err.message.includes(bad));
     }

@@ -73,7 +73,7 @@ test('a session starts its workspace VM through the backend and stops it', async
   const vm = await session.start();
   assert.equal(vm.capabilities.backend, 'fake');
   assert.equal(backend.vms.length, 1);
-  assert.ok(backend.specs[0].mounts?.some((m) => m.guestPath.startsWith('/workspaces/')), 'the folder is shared');
+  assert.ok(backend.specs[0]?.mounts?.some((m) => m.guestPath.startsWith('/workspaces/')), 'the folder is shared');
   assert.ok(logs.some((line) => line.includes(`VM ${vm.id} is running`)), logs.join('\n'));
   await session.stop();
   assert.equal(backend.running().length, 0);
@@ -117,7 +117,7 @@ test('concurrent forwards of several ports each get their own host port and carr
     const opened = await Promise.all(requests);
     const hostPorts = new Map<number, number>();
     for (const [i, forward] of opened.entries()) {
-      const guestPort = servers[i % servers.length].port;
+      const guestPort = servers[i % servers.length]!.port;
       const known = hostPorts.get(guestPort);
       if (known !== undefined) assert.equal(forward.hostPort, known, `guest port ${guestPort} forwarded twice to different host ports`);
       hostPorts.set(guestPort, forward.hostPort);

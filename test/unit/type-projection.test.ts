@@ -209,8 +209,8 @@ test('the guest listing script lists only regular type files, and GNU find and t
   const dir = fs.mkdtempSync(path.join(tmp, 'listing-'));
   const long = `pkg/${'deep-directory-name/'.repeat(8)}index.d.ts`;
   for (const [rel, text] of [[long, 'export {};'], ['pkg/package.json', '{"name":"pkg"}'], ['pkg/index.js', 'x'], ['pkg/x.d.mts', 'export {};']]) {
-    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    fs.writeFileSync(path.join(dir, rel), text);
+    fs.mkdirSync(path.dirname(path.join(dir, rel!)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel!), text!);
   }
   fs.symlinkSync('/etc/passwd', path.join(dir, 'pkg', 'passwd.d.ts'));
   fs.symlinkSync('/etc', path.join(dir, 'out'));

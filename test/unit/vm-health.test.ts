@@ -34,7 +34,7 @@ test('volume drives pause the guest on ENOSPC (werror=enospc); the read-only roo
     `id=${volumeDriveId(0)},file=/home/v/a.ext4,format=raw,if=none,discard=unmap,werror=enospc`,
     `id=${volumeDriveId(1)},file=/home/v/b,,c.ext4,format=raw,if=none,discard=unmap,werror=enospc`,
   ]);
-  assert.doesNotMatch(drives[0], /werror/);
+  assert.doesNotMatch(drives[0]!, /werror/);
 });
 
 const timeout = () => new MicrovmError('E_AGENT_TIMEOUT', 'no answer');

@@ -52,7 +52,7 @@ test('changes that take more from the host are listed by path; the rest is not',
     customizations: { microvm: { network: 'outbound' }, vscode: { extensions: ['a.b'] } } };
   const changes = consequentialChanges(before, after);
   assert.deepEqual(changes.map((c) => c.path), ['$.hostRequirements.memory', '$.mounts', '$.forwardPorts', '$.customizations.microvm.network']);
-  assert.equal(describeChange(changes[0]), '$.hostRequirements.memory: "4gb" -> "1tb"');
+  assert.equal(describeChange(changes[0]!), '$.hostRequirements.memory: "4gb" -> "1tb"');
   assert.deepEqual(consequentialChanges(before, { ...before, image: 'c', postStartCommand: 'x' }), []);
 });
 
@@ -102,11 +102,11 @@ test('resource requests beyond the host limits are listed and clamped', () => {
   const request = { memoryMib: 1024 * 1024, cpus: 64, volumes: Array.from({ length: 10 }, (_, i) => ({ name: `v${i}`, sizeMib: i === 0 ? 1 << 20 : 1024 })) };
   const over = overLimits(request, limits);
   assert.deepEqual(over.map((o) => o.what), ['memory', 'cpus', 'volumes', 'volume size']);
-  assert.match(over[0].message, /memory 1024 GiB asked, this host allows 8 GiB/);
+  assert.match(over[0]!.message, /memory 1024 GiB asked, this host allows 8 GiB/);
   const clamped = clampToLimits(request, limits);
   assert.equal(clamped.memoryMib, 8192);
   assert.equal(clamped.cpus, 2);
   assert.equal(clamped.volumes.length, 8);
-  assert.equal(clamped.volumes[0].sizeMib, 65536);
+  assert.equal(clamped.volumes[0]!.sizeMib, 65536);
   assert.deepEqual(overLimits({ memoryMib: 1024, cpus: 1, volumes: [] }, limits), []);
 });

@@ -87,18 +87,18 @@ async function abortWhen(phase: string, ready: (events: BuildProgress[]) => bool
 }
 
 const blobPartial = (events: BuildProgress[]) =>
-  events.some((e) => e.phase === 'pull' && e.digest === image.layers[1].digest && e.bytes >= 1024 * 1024);
+  events.some((e) => e.phase === 'pull' && e.digest === image.layers[1]!.digest && e.bytes >= 1024 * 1024);
 
 test('an abort before the build starts fails at once', async () => {
   await assert.rejects(Image.build({ ref, signal: AbortSignal.abort() }), { code: 'E_ABORTED', name: 'AbortError' });
 });
 
 test('an abort during the pull stops the stalled download; no record, no partial blob', async () => {
-  registry.intercept = stallBlob(registry, image.layers[1].digest, 1024 * 1024);
+  registry.intercept = stallBlob(registry, image.layers[1]!.digest, 1024 * 1024);
   await abortWhen('pull', blobPartial, { pullPolicy: 'always' });
   registry.intercept = undefined;
   assert.deepEqual(list(path.join(home, 'store', 'refs')), [], 'no image record');
-  assert.ok(!fs.existsSync(path.join(home, 'store', 'blobs', 'sha256', image.layers[1].digest.slice(7))), 'no blob under the stalled digest');
+  assert.ok(!fs.existsSync(path.join(home, 'store', 'blobs', 'sha256', image.layers[1]!.digest.slice(7))), 'no blob under the stalled digest');
 });
 
 test('an abort while mke2fs builds the root disk kills it; no disk is cached', async () => {

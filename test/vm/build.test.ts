@@ -141,7 +141,7 @@ test('a two-stage Dockerfile builds in the builder VM; the image boots as its US
   const lines = out.trim().split('\n');
   assert.equal(lines[0], 'dev');
   assert.equal(lines[1], '1000');
-  assert.match(lines[2], /^jq-1\.6/);
+  assert.match(lines[2]!, /^jq-1\.6/);
   assert.equal(lines[3], `built on ${release}`);
   assert.equal(lines[4], 'hello from a build arg');
   assert.ok(out.includes('.dockerignore') && out.includes('first') && out.includes('no-env'), out);

@@ -159,7 +159,7 @@ describe('bad input is a clear engine error (exit 125)', () => {
     for (const part of ['assets', 'stamps', 'build']) fs.cpSync(path.join(realHome, part), path.join(home, part), { recursive: true });
     const initrd = path.join(home, 'assets', 'initrd.cpio');
     const bytes = fs.readFileSync(initrd);
-    bytes[bytes.length >> 1] ^= 0x40;
+    bytes[bytes.length >> 1]! ^= 0x40;
     fs.writeFileSync(initrd, bytes);
     assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'corrupt', initrd);
 
@@ -181,7 +181,7 @@ describe('bad input is a clear engine error (exit 125)', () => {
     const manifestDigest = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')).manifests[0].digest as string;
     const blob = path.join(layout, 'blobs', 'sha256', manifestDigest.slice('sha256:'.length));
     const bytes = fs.readFileSync(blob);
-    bytes[bytes.length >> 1] ^= 0x01;
+    bytes[bytes.length >> 1]! ^= 0x01;
     fs.writeFileSync(blob, bytes);
     assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'default image', layout, '`npm run setup`');
     const stale = await runCommand(process.execPath, [path.join(REPO, 'scripts', 'setup-helper.mjs'), 'stale-steps', path.join(home, 'assets'), layout], process.env);

@@ -150,9 +150,9 @@ test('compose: the app reaches db:6379 by name and nothing else of the db VM nor
         assert.notEqual(seen.host, 'connected', 'the host is out of reach');
         assert.equal(seen.pghost, 'db', 'the service environment reaches the workspace');
         const [forward] = session.serviceForwards;
-        assert.equal(forward.service, 'db');
-        assert.equal(forward.port, 6379);
-        assert.equal(await hostRedis(forward.localAddr, 'PING'), '+PONG\r\n', 'forwardPorts db:6379 reaches the db from the host');
+        assert.equal(forward!.service, 'db');
+        assert.equal(forward!.port, 6379);
+        assert.equal(await hostRedis(forward!.localAddr, 'PING'), '+PONG\r\n', 'forwardPorts db:6379 reaches the db from the host');
         assert.ok(dbOutput.some((l) => l.startsWith('db: ') && /Ready to accept connections/.test(l)), dbOutput.join(''));
       } finally {
         await session.stop();
@@ -191,10 +191,10 @@ test('compose: a service that stops while the workspace runs is reported with it
   try {
     for (let i = 0; i < 300 && crashed.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(crashed.length, 1, logs.join('\n'));
-    assert.equal(crashed[0].service, 'db');
-    assert.match(crashed[0].message, /compose service "db" stopped: its main process exited with code 3/);
-    assert.match(crashed[0].message, /\\x1b\]8;;http:\/\/x\\x07db is going away/, 'the guest\'s escape sequence is shown as text');
-    assert.ok(logs.includes(crashed[0].message), 'and it is in the workspace log');
+    assert.equal(crashed[0]!.service, 'db');
+    assert.match(crashed[0]!.message, /compose service "db" stopped: its main process exited with code 3/);
+    assert.match(crashed[0]!.message, /\\x1b\]8;;http:\/\/x\\x07db is going away/, 'the guest\'s escape sequence is shown as text');
+    assert.ok(logs.includes(crashed[0]!.message), 'and it is in the workspace log');
   } finally {
     await session.stop();
   }

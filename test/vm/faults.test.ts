@@ -34,7 +34,7 @@ test('QEMU runs hardened: not as root, seccomp filter, no new privileges, no def
     if (expectedUser) assert.match(status, new RegExp(`^Groups:\\s+${expectedUser.gid}\\s*$`, 'm'), 'no supplementary groups but its own');
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     for (const flag of ['-nodefaults', '-no-user-config']) assert.ok(argv.includes(flag), flag);
-    for (const [i, arg] of argv.entries()) if (arg === '-drive') assert.match(argv[i + 1], /format=raw/);
+    for (const [i, arg] of argv.entries()) if (arg === '-drive') assert.match(argv[i + 1]!, /format=raw/);
     assert.ok(!argv.some((a) => /^(tcp|telnet):/.test(a) || a === '-monitor' || a === '-vnc'));
     const dir = path.join(homePaths.runDir(), vm.id);
     for (const d of [dir, homePaths.runDir()]) {

@@ -122,8 +122,8 @@ test('bad features are clear errors before any VM: unknown (404), an option of t
     const prepared = await prepare(workspace(`bad-${i}`, { image: 'debian:bookworm', features }));
     const errors = prepared?.problems.filter((p) => p.severity === 'error') ?? [];
     assert.equal(errors.length, 1, JSON.stringify(prepared?.problems));
-    assert.match(errors[0].message, pattern);
-    assert.match(errors[0].path, /^\$\.features/);
+    assert.match(errors[0]!.message, pattern);
+    assert.match(errors[0]!.path, /^\$\.features/);
   }
   await assertNothingRunning();
 });
@@ -139,7 +139,7 @@ test('features install on a Dockerfile\'s result, with its USER as the container
   for (const [dir, expected] of [[folder, 'root container=dev remote=dev home=/home/dev\n'], [plain, 'root container=root remote=root home=/root\n']]) {
     const logs: string[] = [];
     const output: string[] = [];
-    const prepared = await prepare(dir);
+    const prepared = await prepare(dir!);
     assert.ok(prepared);
     const session = new Session(prepared.plan, events(logs, output), prepared.lifecycle);
     try {

@@ -82,7 +82,7 @@ async function expectEvents(change: () => void, waits: Array<[GuestLines, RegExp
   const marks = waits.map(([lines]) => lines.mark);
   const started = performance.now();
   change();
-  const seen = await Promise.all(waits.map(([lines, match], i) => lines.waitFor(match, marks[i], 5000)));
+  const seen = await Promise.all(waits.map(([lines, match], i) => lines.waitFor(match, marks[i]!, 5000)));
   return seen.map((line) => Math.round(line.at - started));
 }
 
@@ -160,14 +160,14 @@ test('edit-to-event latency: p95 within 250 ms', async () => {
   const samples: number[] = [];
   for (let i = 0; i < 30; i++) {
     const [ms] = await expectEvents(() => fs.appendFileSync(f, `${i}\n`), [[inotify, /^MODIFY latency\.txt$/]]);
-    samples.push(ms);
+    samples.push(ms!);
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
   samples.sort((a, b) => a - b);
   const p50 = samples[Math.floor(samples.length * 0.5)];
   const p95 = samples[Math.ceil(samples.length * 0.95) - 1];
   console.log(`edit-to-event latency over ${samples.length} edits: p50 ${p50} ms, p95 ${p95} ms, max ${samples.at(-1)} ms`);
-  assert.ok(p95 <= EVENT_MS, `p95 ${p95} ms is over ${EVENT_MS} ms (samples ${samples.join(', ')})`);
+  assert.ok(p95! <= EVENT_MS, `p95 ${p95} ms is over ${EVENT_MS} ms (samples ${samples.join(', ')})`);
 });
 
 test('the guest\'s own changes come back from the host skipped: its create and writes are not doubled', async () => {
@@ -214,9 +214,9 @@ test('a burst just under the collapse limit travels as individual events; the ag
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const stats = vm.fileEventStats[0];
     const created = new Set(watch.lines.map((l) => l.text).filter((t) => /^b\d+\.txt$/.test(t)));
-    console.log(`500 host creates: ${stats.events - before.events} events in ${stats.batches - before.batches} batches, ${created.size} distinct IN_CREATE in the guest; slowest batch ${stats.slowestMs} ms`);
+    console.log(`500 host creates: ${stats!.events - before!.events} events in ${stats!.batches - before!.batches} batches, ${created.size} distinct IN_CREATE in the guest; slowest batch ${stats!.slowestMs} ms`);
     assert.equal(created.size, 500);
-    assert.ok(stats.slowestMs < 3000, `a batch held the agent ${stats.slowestMs} ms`);
+    assert.ok(stats!.slowestMs < 3000, `a batch held the agent ${stats?.slowestMs} ms`);
   } finally {
     watch.child.signal('SIGKILL');
   }
@@ -235,26 +235,26 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
   let last = -1;
   for (let waited = 0; waited < 60_000; waited += 2000) {
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const now = vm.fileEventStats[0].batches;
+    const now = vm.fileEventStats[0]!.batches;
     if (now === last) break;
     last = now;
   }
   const stats = vm.fileEventStats[0];
-  const sent = stats.events - before.events;
-  const batches = stats.batches - before.batches;
+  const sent = stats!.events - before!.events;
+  const batches = stats!.batches - before!.batches;
   const guestLines = inotify.lines.length - mark;
-  console.log(`10k files + 101 dirs on the host: ${sent} events in ${batches} batches (${stats.collapsed - before.collapsed} collapsed), ${guestLines} inotify lines on the folder's watch; slowest batch so far ${stats.slowestMs} ms`);
+  console.log(`10k files + 101 dirs on the host: ${sent} events in ${batches} batches (${stats!.collapsed - before!.collapsed} collapsed), ${guestLines} inotify lines on the folder's watch; slowest batch so far ${stats!.slowestMs} ms`);
   assert.ok(sent <= 2000, `at most 2000 events relayed for 10 101 changes, got ${sent}`);
   assert.ok(inotify.lines.slice(mark).some((l) => /mass$/.test(l.text)), 'the folder\'s watch heard about mass');
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  assert.equal(vm.fileEventStats[0].batches, stats.batches, 'no batch after the change settled: no loop');
-  assert.equal(vm.fileEventStats[0].failures, 0);
+  assert.equal(vm.fileEventStats[0]!.batches, stats!.batches, 'no batch after the change settled: no loop');
+  assert.equal(vm.fileEventStats[0]!.failures, 0);
   assert.deepEqual(problems, []);
   const listing = await vm.exec({ argv: ['sh', '-c', 'ls /workspace/mass/d99 | wc -l'] });
   assert.equal(listing.stdout.trim(), '100');
 
   // And removed again, as a checkout that drops a directory: the delete of its top.
-  const beforeRemove = vm.fileEventStats[0].events;
+  const beforeRemove = vm.fileEventStats[0]!.events;
   const removeMark = inotify.mark;
   const started = performance.now();
   fs.rmSync(mass, { recursive: true });
@@ -262,7 +262,7 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
   // module looks the name up afresh); the delete of the top is what a watcher needs either way.
   const gone = await inotify.waitFor(/^DELETE(,ISDIR)? mass$/, removeMark, 30_000);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  const removedEvents = vm.fileEventStats[0].events - beforeRemove;
+  const removedEvents = vm.fileEventStats[0]!.events - beforeRemove;
   console.log(`rm -rf of the 10k-file tree: ${removedEvents} events, the folder's watch heard the DELETE of mass after ${Math.round(gone.at - started)} ms`);
   assert.ok(removedEvents <= 2000, `at most 2000 events relayed for the removal, got ${removedEvents}`);
 });

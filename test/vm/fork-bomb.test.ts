@@ -130,7 +130,7 @@ test('a spawned fork bomb is capped by pidsMax and killed with SIGKILL, includin
     let refused = 0;
     for (const deadline = Date.now() + 30_000; refused === 0 && Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 500));
-      [running, refused] = (await vm.exec({ argv: ['sh', '-c', pidsState] })).stdout.trim().split(' ').map(Number);
+      [running = 0, refused = 0] = (await vm.exec({ argv: ['sh', '-c', pidsState] })).stdout.trim().split(' ').map(Number);
       mostRunning = Math.max(mostRunning, running);
     }
     assert.ok(refused > 0, `the bomb reached its pidsMax: the cgroup refused ${refused} forks (${running} tasks)`);

@@ -128,7 +128,7 @@ async function flood(count: number): Promise<void> {
   const answers = await Promise.all(held.map((socket, i) => lastEcho(socket, `still ${i}`)));
   assert.deepEqual(answers, held.map((_, i) => `still ${i}\n`), 'every held connection is still carried');
   console.log(`# ${count} held connections: ${MAX_FORWARD_STREAMS} carried, ${refused} refused after ${refusedMs.toFixed(0)} ms; ` +
-    `exec true p50 ${p50(idle).toFixed(1)} ms idle, ${p50(loaded).toFixed(1)} ms under the flood (max ${loaded[loaded.length - 1].toFixed(1)} ms)`);
+    `exec true p50 ${p50(idle)!.toFixed(1)} ms idle, ${p50(loaded)!.toFixed(1)} ms under the flood (max ${loaded[loaded.length - 1]!.toFixed(1)} ms)`);
 }
 
 test('70 held forwarded connections: 60 are carried, 10 refused after waiting; exec and the health check still answer', async () => {
@@ -141,7 +141,7 @@ test('200 held forwarded connections: the same; refusals make one notice, not on
   const refusedTotal = notices.reduce((sum, n) => sum + n.refused, 0);
   assert.equal(refusedTotal, forwarder.refusedConnections);
   assert.ok(notices.length <= 4, `${notices.length} notices for ${refusedTotal} refusals`);
-  assert.match(notices[0].message, new RegExp(`carries ${MAX_FORWARD_STREAMS} forwarded connections`));
+  assert.match(notices[0]!.message, new RegExp(`carries ${MAX_FORWARD_STREAMS} forwarded connections`));
 });
 
 test('once the held connections close, new ones are carried again, up to the cap', async () => {

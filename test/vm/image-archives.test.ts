@@ -48,7 +48,9 @@ describe('an OCI archive', () => {
 
   it('a blob whose bytes do not match its name is rejected', async () => {
     const image = imageOf([gzipLayer(tarOf([{ path: 'x', data: 'genuine' }]))]);
-    image.layers[0] = { ...image.layers[0], data: Buffer.from(image.layers[0].data).fill(1, 20, 30) };
+    const [layer] = image.layers;
+    assert.ok(layer);
+    image.layers[0] = { ...layer, data: Buffer.from(layer.data).fill(1, 20, 30) };
     const file = path.join(tmp, 'tampered.oci.tar');
     fs.writeFileSync(file, ociArchiveOf(image));
     await assert.rejects(Image.build({ ref: file, snapshot: false }), (err: unknown) => isMicrovmError(err, 'E_IMAGE_DIGEST'));

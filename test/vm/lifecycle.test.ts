@@ -132,7 +132,7 @@ test('PATH prepended with ${containerEnv:PATH} finds both the workspace\'s tool 
   await session.stop();
   const lines = read(folder, 'path.txt').split('\n');
   assert.equal(lines[0], 'mytool ran');
-  assert.match(lines[1], /^\/(usr\/)?(local\/)?s?bin\/ls$/);
+  assert.match(lines[1]!, /^\/(usr\/)?(local\/)?s?bin\/ls$/);
   assert.equal(lines[2], 'hello from path');
 });
 
@@ -149,7 +149,7 @@ test('the object form runs its entries in parallel; a failing one does not stop 
   assert.deepEqual(order.slice(0, 2).sort(), ['failing-start', 'slow-start'], 'both started before either ended');
   assert.equal(order[2], 'slow-end', 'the failing entry did not stop the other');
   assert.equal(events.failures.length, 1);
-  assert.match(events.failures[0].description, /^postStartCommand \(failing\) 'echo failing-start.*' exited 3$/);
+  assert.match(events.failures[0]!.description, /^postStartCommand \(failing\) 'echo failing-start.*' exited 3$/);
   assert.match(events.outputs.get('postStartCommand: failing') ?? '', /oops/);
 });
 
@@ -161,12 +161,12 @@ test('a failing onCreateCommand leaves a usable VM with its output; Retry runs i
   const { session, events } = await open(folder);
   try {
     assert.equal(events.failures.length, 1);
-    assert.match(events.failures[0].description, /onCreateCommand 'test -f fixed.*' exited 1/);
+    assert.match(events.failures[0]!.description, /onCreateCommand 'test -f fixed.*' exited 1/);
     assert.match(events.outputs.get('onCreateCommand') ?? '', /not fixed yet/);
     assert.equal(read(folder, 'after.txt'), '', 'the hooks after the failing one did not run');
     assert.equal((await session.running.exec({ argv: ['echo', 'still here'] })).stdout, 'still here\n', 'the VM is usable');
     fs.writeFileSync(path.join(folder, 'fixed'), '');
-    await events.failures[0].retry();
+    await events.failures[0]!.retry();
     assert.equal(read(folder, 'after.txt'), 'after\n');
   } finally {
     await session.stop();
@@ -185,8 +185,8 @@ test('a docker.sock bind and a ${devcontainerId} volume: the folder opens, with 
   await session.stop();
   const warnings = prepared.problems.filter((p) => p.severity === 'warning');
   assert.equal(warnings.length, 1, JSON.stringify(warnings));
-  assert.equal(warnings[0].path, '$.mounts[0]');
-  assert.match(warnings[0].consequence ?? '', /skipped/);
+  assert.equal(warnings[0]!.path, '$.mounts[0]');
+  assert.match(warnings[0]?.consequence ?? '', /skipped/);
   const cache = prepared.plan.volumes.find((v) => v.mountPoint === '/cache');
   assert.ok(cache?.name.startsWith(`ws-${prepared.record.id}-cache-`), JSON.stringify(prepared.plan.volumes));
   assert.notEqual(read(folder, 'sock.txt').trim(), '0', 'no host docker socket in the guest');

@@ -63,7 +63,7 @@ function qemuChildrenOf(ppid: number): QemuProcess[] {
       const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (parent !== ppid) continue;
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!/qemu-system/.test(argv[0])) continue;
+      if (!/qemu-system/.test(argv[0]!)) continue;
       const socket = argv.join(' ').match(/path=([^,\s]+\/agent\.sock)/)?.[1];
       assert.ok(socket, `no agent socket in QEMU's argv: ${argv.join(' ')}`);
       found.push({ pid: Number(entry), stateDir: path.dirname(socket) });
@@ -115,7 +115,7 @@ test('QEMU dies within 5 s when the engine\'s Node process is SIGKILLed', async 
   children.push(owner);
   const ready = await waitForLine(owner, /ready (\w+)\n/, 60_000);
   const qemus = await killOwnerAndExpectQemuGone(owner);
-  const id = ready.split(' ')[1].trim();
+  const id = ready.split(' ')[1]!.trim();
   assert.ok(qemus.some((q) => path.basename(q.stateDir) === id), 'the VM the script acquired was among the QEMUs found');
 });
 
@@ -219,9 +219,9 @@ test('no virtiofsd or filter view survives a SIGKILLed owner of a symlinks: foll
   // /dev/shm, guest RAM on tmpfs included.
   const left = stateDirsOf(home);
   assert.equal(left.length, 1, `the killed owner left its state directory: ${left}`);
-  assert.notEqual(homePaths.runDir(), path.dirname(left[0]));
-  assert.ok(reapStaleStateDirs().includes(left[0]), 'reaped by a start with another MICROVM_HOME');
-  assert.equal(fs.existsSync(left[0]), false);
+  assert.notEqual(homePaths.runDir(), path.dirname(left[0]!));
+  assert.ok(reapStaleStateDirs().includes(left[0]!), 'reaped by a start with another MICROVM_HOME');
+  assert.equal(fs.existsSync(left[0]!), false);
 });
 
 /** The VM state directories in the run dir of MICROVM_HOME `dir`. */

@@ -201,7 +201,7 @@ test(`300 guest listeners: at most ${MAX_AUTO_FORWARDS} forwards, one notice per
       assert.ok(unforwarded.every((r) => /automatic forwards is the limit/.test(r.note)), JSON.stringify(unforwarded.slice(0, 3)));
       const someForward = forwardedRows(session)[0];
       await new Promise<void>((resolve, reject) => {
-        const socket = net.connect(Number(someForward.localAddress?.split(':')[1]), '127.0.0.1', () => { socket.destroy(); resolve(); });
+        const socket = net.connect(Number(someForward!.localAddress?.split(':')[1]), '127.0.0.1', () => { socket.destroy(); resolve(); });
         socket.once('error', reject);
       });
 
@@ -240,6 +240,7 @@ async function freeWellKnownPorts(count: number): Promise<number[]> {
 
 test('a declared well-known port asks before it takes the same host port; a declared ordinary port takes it at once', async () => {
   const [askedYes, askedNo] = await freeWellKnownPorts(2);
+  assert.ok(askedYes !== undefined && askedNo !== undefined);
   const ordinary = await freePort();
   const events = new Recorder();
   const asked: Array<{ port: ForwardedPort; hostPortFree: boolean }> = [];
@@ -253,25 +254,25 @@ test('a declared well-known port asks before it takes the same host port; a decl
     forward: [askedNo],
     attributes: { [askedYes]: { label: 'db' }, [ordinary]: { label: 'web' } },
   }), events);
-  for (const port of [askedYes, askedNo, ordinary]) httpd(session, port);
+  for (const port of [askedYes, askedNo, ordinary]) httpd(session, port!);
 
   assert.equal(await until('the declared ordinary port', () => hostPortOf(session, ordinary)), ordinary);
-  const freeHostPort = await until('the well-known port on a free host port', () => hostPortOf(session, askedYes));
+  const freeHostPort = await until('the well-known port on a free host port', () => hostPortOf(session, askedYes!));
   assert.notEqual(freeHostPort, askedYes);
   await until('the question', () => asked.some((a) => a.port.guestPort === askedYes));
   assert.ok(asked.every((a) => a.hostPortFree), 'nothing bound the same host port before the answer');
-  assert.equal(hostPortOf(session, askedYes), freeHostPort);
+  assert.equal(hostPortOf(session, askedYes!), freeHostPort);
   assert.equal(await get(freeHostPort), 'from the guest\n');
 
   agree(true);
-  await until('the move to the same host port', () => hostPortOf(session, askedYes) === askedYes);
-  assert.equal(await get(askedYes), 'from the guest\n');
+  await until('the move to the same host port', () => hostPortOf(session, askedYes!) === askedYes);
+  assert.equal(await get(askedYes!), 'from the guest\n');
   assert.equal(await canBind(freeHostPort), true, 'the free port it had is closed');
 
   // forwardPorts asked too; the answer was no: it stays on a free port.
   await until('the no answer', () => asked.some((a) => a.port.guestPort === askedNo));
   await session.portsSettled();
-  assert.notEqual(hostPortOf(session, askedNo), askedNo);
-  assert.equal(await canBind(askedNo), true);
-  assert.deepEqual([events.notices.get(askedYes), events.notices.get(askedNo), events.notices.get(ordinary)], [['ask'], ['ask'], ['notify']]);
+  assert.notEqual(hostPortOf(session, askedNo!), askedNo);
+  assert.equal(await canBind(askedNo!), true);
+  assert.deepEqual([events.notices.get(askedYes!), events.notices.get(askedNo!), events.notices.get(ordinary)], [['ask'], ['ask'], ['notify']]);
 });

@@ -65,7 +65,12 @@ async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid:
 }
 
 const partialName = (pid: number) => new RegExp(`^\\.tmp-${pid}-[0-9a-f]+\\.partial$`);
-const [baseLayer, slowLayer] = [0, 1].map((i) => () => image.layers[i]);
+const layerAt = (i: number) => () => {
+  const layer = image.layers[i];
+  assert.ok(layer, `the test image has a layer ${i}`);
+  return layer;
+};
+const [baseLayer, slowLayer] = [layerAt(0), layerAt(1)];
 const requestsFor = (digest: string) => registry.log.filter((r) => r.path.endsWith(`/blobs/${digest}`)).length;
 
 test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no image record, no helper process', async () => {
@@ -111,8 +116,8 @@ test('SIGKILL mid-disk-build leaves no mke2fs; the next start removes the dead w
   // The disk build, not the `mke2fs -V` version probe before it.
   const isMkfs = () => halfDisks().length > 0 && descendants(building.child.pid as number).some((p) => p.comm === 'mke2fs');
   assert.ok(await waitFor(isMkfs, 60_000, 10), `mke2fs never ran: ${building.stderr()}`);
-  assert.match(building.stderr(), new RegExp(`removed what a killed process left: .*${stalledPartial.replaceAll('.', '\\.')}`));
-  assert.ok(!list(storeDir('tmp')).includes(stalledPartial), 'the stalled partial download was removed');
+  assert.match(building.stderr(), new RegExp(`removed what a killed process left: .*${stalledPartial!.replaceAll('.', '\\.')}`));
+  assert.ok(!list(storeDir('tmp')).includes(stalledPartial!), 'the stalled partial download was removed');
   const helpers = await killAndExpectNoHelpers(building.child);
   assert.ok(helpers.some((p) => p.comm === 'mke2fs'), 'mke2fs was running at the kill');
   const halfDisk = halfDisks();

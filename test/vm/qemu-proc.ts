@@ -34,7 +34,7 @@ export function liveProcessesMentioning(text: string): Array<{ pid: number; prog
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.some((arg) => arg.includes(text)) && !isGone(Number(entry))) found.push({ pid: Number(entry), program: path.basename(argv[0]) });
+      if (argv.some((arg) => arg.includes(text)) && !isGone(Number(entry))) found.push({ pid: Number(entry), program: path.basename(argv[0]!) });
     } catch {
       // the process exited while we looked
     }

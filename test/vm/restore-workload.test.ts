@@ -111,6 +111,7 @@ test('a refused RESTORED is reported by the pool with its reason; the VM is repl
     try {
       await failed;
       const event = events[0];
+      assert.ok(event);
       assert.equal(event.type, 'vm-failed');
       assert.equal(event.type === 'vm-failed' && event.error.code, 'E_RESTORE_FAILED');
       assert.match(event.type === 'vm-failed' ? event.error.message : '', /refused RESTORED .*RNG_SEED/);

@@ -57,7 +57,7 @@ test('a built disk has a record; a cache hit checks it without rebuilding', asyn
   const first = await build(true);
   await stopBakedVm(first.image);
   disk = first.image.rootDisk;
-  firstSnapshot = snapshotsOf(first.events)[0]?.dir;
+  firstSnapshot = snapshotsOf(first.events)[0]?.dir ?? '';
   assert.ok(firstSnapshot, 'the first build baked a snapshot');
   assert.ok(fs.existsSync(disk.replace(/\.ext4$/, '.json')), 'the disk\'s record');
   const hit = await build(true);
@@ -71,7 +71,7 @@ test('a flipped byte is detected, the disk rebuilt with the reason, the old snap
   const offset = 1024 + 512; // Inside the ext4 superblock, which every boot reads.
   const byte = Buffer.alloc(1);
   fs.readSync(handle, byte, 0, 1, offset);
-  fs.writeSync(handle, Buffer.from([byte[0] ^ 0x01]), 0, 1, offset);
+  fs.writeSync(handle, Buffer.from([byte[0]! ^ 0x01]), 0, 1, offset);
   fs.closeSync(handle);
   const flipped = await build(true);
   assert.equal(flipped.image.rootDisk, disk);

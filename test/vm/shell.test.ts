@@ -83,7 +83,7 @@ test('typed input runs: echo $((6*7)) shows 42', async () => {
   const lines = screenLines();
   const echoed = lines.findIndex((line) => line.endsWith('echo $((6*7))'));
   assert.ok(echoed >= 0, `the command is echoed:\n${screen()}`);
-  assert.equal(lines[echoed + 1].trim(), '42');
+  assert.equal(lines[echoed + 1]!.trim(), '42');
 });
 
 test('resizing the pty reaches the guest: stty size reports the new size', async () => {

@@ -29,7 +29,7 @@ after(() => fs.rmSync(snapshotsDir, { recursive: true, force: true }));
 
 test('the first build bakes (saying why), and the bake VM is handed to the first acquire', async () => {
   assert.equal(bakeReasons.length, 1);
-  assert.match(bakeReasons[0], /no snapshot yet/);
+  assert.match(bakeReasons[0]!, /no snapshot yet/);
   assert.ok(image.snapshot?.handoff, 'the baked VM waits for the first acquire');
   const pool = image.pool({ min: 0, max: 1 });
   const vm = await pool.acquire();
@@ -96,9 +96,9 @@ test('two VMs restored from one snapshot get different random bytes and the host
   const vms = await Promise.all([pool.acquire(), pool.acquire()]);
   const [one, two] = await Promise.all(vms.map((vm) => vm.exec({ argv: ['sh', '-c', 'head -c 32 /dev/urandom | od -An -tx1; date +%s.%N'] })));
   const lines = (r: { stdout: string }) => r.stdout.trim().split('\n');
-  assert.notEqual(lines(one).slice(0, -1).join(), lines(two).slice(0, -1).join());
+  assert.notEqual(lines(one!).slice(0, -1).join(), lines(two!).slice(0, -1).join());
   for (const result of [one, two]) {
-    const guestSeconds = Number(lines(result).at(-1));
+    const guestSeconds = Number(lines(result!).at(-1));
     assert.ok(Math.abs(guestSeconds - Date.now() / 1000) < 2, `guest clock ${guestSeconds} is off`);
   }
   await Promise.all(vms.map((vm) => vm.release()));
@@ -171,7 +171,7 @@ test('a changed warmupTag, a changed extra file, a flipped byte in the memory fi
   };
   assert.equal((await build('a')).reasons.length, 1);
   assert.equal((await build('a')).reasons.length, 0, 'same inputs: the snapshot is reused');
-  assert.match((await build('b')).reasons[0], /no snapshot yet/, 'a new warmupTag is a new snapshot');
+  assert.match((await build('b')).reasons[0]!, /no snapshot yet/, 'a new warmupTag is a new snapshot');
   fs.writeFileSync(extra, 'two');
   const edited = await build('b');
   assert.equal(edited.reasons.length, 1, 'editing an extra file re-bakes');
@@ -179,15 +179,15 @@ test('a changed warmupTag, a changed extra file, a flipped byte in the memory fi
   const fd = fs.openSync(memFile, 'r+');
   const byte = Buffer.alloc(1);
   fs.readSync(fd, byte, 0, 1, 4096);
-  byte[0] ^= 0x01;
+  byte[0]! ^= 0x01;
   fs.writeSync(fd, byte, 0, 1, 4096);
   fs.closeSync(fd);
   const flipped = await build('b');
-  assert.match(flipped.reasons[0], /mem file does not match its checksum/);
+  assert.match(flipped.reasons[0]!, /mem file does not match its checksum/);
   const stateFile = path.join(flipped.built.snapshot?.dir as string, 'state');
   fs.truncateSync(stateFile, 100);
   const truncated = await build('b');
-  assert.match(truncated.reasons[0], /state file has 100 bytes/);
+  assert.match(truncated.reasons[0]!, /state file has 100 bytes/);
   const pool = truncated.built.pool({ min: 0, max: 1 });
   const vm = await pool.acquire();
   assert.equal((await vm.readFile('/etc/extra.txt')).toString(), 'two');

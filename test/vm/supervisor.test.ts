@@ -64,7 +64,7 @@ function upOutput(result: CliResult): UpOutput {
   assert.equal(result.code, 0, `up exited ${result.code}; stderr: ${result.stderr}`);
   const lines = result.stdout.toString().trim().split('\n');
   assert.equal(lines.length, 1, `one JSON line: ${result.stdout.toString()}`);
-  const output = JSON.parse(lines[0]) as UpOutput;
+  const output = JSON.parse(lines[0]!) as UpOutput;
   assert.equal(output.outcome, 'success');
   assert.match(output.containerId, /^[0-9a-f]{12}$/);
   return output;
@@ -120,6 +120,7 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   assert.match(tty, /33 91/, `a pty: ${tty}`);
 
   const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
+  assert.ok(entry, 'ls lists the folder');
   assert.equal(entry.state, 'running');
   assert.equal(entry.vmId, up.containerId);
   assert.ok(entry.pid && !isGone(entry.pid), 'ls names the live supervisor');
@@ -139,11 +140,11 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   const second = await connect(folder);
   assert.ok(second);
   const [live] = await second.list();
-  const { replay } = await second.attach(live.id);
+  const { replay } = await second.attach(live!.id);
   const reattachMs = performance.now() - started;
   process.stderr.write(`reattach (connect, hello, list, attach with replay): ${reattachMs.toFixed(1)} ms\n`);
   assert.equal(second.hello.vmId, up.containerId, 'the same VM');
-  assert.equal(live.name, 'sleeper');
+  assert.equal(live!.name, 'sleeper');
   assert.match(replay.toString(), new RegExp(`started ${pid}`), 'the replay shows the output from before the reattach');
   const alive = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `kill -0 ${pid} && cat /proc/${pid}/cmdline | tr '\\0' ' '`]);
   assert.equal(alive.code, 0, `sleep 1000 is still alive: ${alive.stderr}`);
@@ -179,13 +180,13 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   const down = await cli(['down', '--workspace-folder', folder]);
   assert.equal(down.code, 0, down.stderr);
   assert.ok(await waitFor(() => isGone(qemu), 10_000), 'down stopped QEMU');
-  assert.ok(await waitFor(() => isGone(entry.pid as number), 10_000), 'the supervisor process ended with down');
+  assert.ok(await waitFor(() => isGone(entry?.pid as number), 10_000), 'the supervisor process ended with down');
   const [after] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
-  assert.equal(after.state, 'suspended');
-  const supervisorLog = fs.readFileSync(supervisorFiles(after.id).log, 'utf8');
+  assert.equal(after!.state, 'suspended');
+  const supervisorLog = fs.readFileSync(supervisorFiles(after!.id).log, 'utf8');
   assert.match(supervisorLog, /warm reopen: suspended VM/);
   assert.match(supervisorLog, /killed \d+ guest process\(es\) that held the shared folder/, 'the pty in the folder was ended, and said so');
-  assert.ok(!fs.existsSync(supervisorFiles(after.id).socket), 'the socket went with the supervisor');
+  assert.ok(!fs.existsSync(supervisorFiles(after!.id).socket), 'the socket went with the supervisor');
   const execStopped = await cli(['exec', '--workspace-folder', folder, 'true']);
   assert.equal(execStopped.code, 125);
   assert.match(execStopped.stderr, /E_SUPERVISOR.*not running.*microvm up/);
@@ -193,7 +194,7 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   // up again: resumed, not booted; the folder is live and current; what waited in memory is there.
   fs.writeFileSync(path.join(folder, 'made.txt'), 'edited while suspended\n');
   const resumed = upOutput(await cli(['up', '--workspace-folder', folder]));
-  assert.match(fs.readFileSync(supervisorFiles(after.id).log, 'utf8'), /warm reopen: resumed VM \S+ from its suspended state/);
+  assert.match(fs.readFileSync(supervisorFiles(after!.id).log, 'utf8'), /warm reopen: resumed VM \S+ from its suspended state/);
   const check = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `cat made.txt; cat /tmp/marker; kill -0 ${keptPid} && echo alive`]);
   assert.equal(check.stdout.toString(), 'edited while suspended\nin-memory\nalive\n', check.stderr);
   assert.ok(resumed.containerId);
@@ -212,7 +213,7 @@ test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor
   assert.ok(children.some((p) => /qemu-system/.test(p.program)), `QEMU runs: ${JSON.stringify(children)}`);
   assert.ok(children.some((p) => /virtiofsd|fsjail|fsview/.test(p.program)), `the share's server runs: ${JSON.stringify(children)}`);
 
-  process.kill(supervisors[0].pid, 'SIGKILL');
+  process.kill(supervisors[0]!.pid, 'SIGKILL');
   assert.ok(await waitFor(() => children.every((p) => isGone(p.pid)), 10_000), `no QEMU or virtiofsd outlives the supervisor: ${JSON.stringify(children.filter((p) => !isGone(p.pid)))}`);
   const { socket } = supervisorFiles(openWorkspace(folder).id);
   assert.ok(fs.existsSync(socket), 'SIGKILL left the socket file (the next start replaces it)');
@@ -225,7 +226,7 @@ test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor
   // 0.05 min = 3 s with nothing attached.
   assert.ok(await waitFor(() => isGone(qemu) && !fs.existsSync(socket), 30_000), 'the VM stopped after the idle time');
   const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
-  assert.equal(entry.state, 'suspended', 'idle stop suspends');
+  assert.equal(entry!.state, 'suspended', 'idle stop suspends');
 });
 
 test('rm refuses a running workspace without --force, then removes its record, volumes and container disk', async () => {

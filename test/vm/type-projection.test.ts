@@ -185,7 +185,7 @@ test('past the file cap the projection stops with a clear error and the previous
   assert.equal(made.exitCode, 0, made.stderr);
   const before = tree(hostDir);
   const [target] = projectionTargets(session.plan.mounts, session.plan.volumes);
-  await assert.rejects(projectTypes(vm, target, { protect: DEFAULT_PROTECT, limits: { ...DEFAULT_TYPE_LIMITS, maxFiles: 100 } }), (err: Error & { code?: string }) => {
+  await assert.rejects(projectTypes(vm, target!, { protect: DEFAULT_PROTECT, limits: { ...DEFAULT_TYPE_LIMITS, maxFiles: 100 } }), (err: Error & { code?: string }) => {
     console.log(err.message);
     return err.code === 'E_TYPE_PROJECTION_LIMIT' && /over 100 files/.test(err.message) && err.message.includes(hostDir) && /was left as it was/.test(err.message);
   });

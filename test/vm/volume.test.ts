@@ -46,7 +46,7 @@ test('a volume keeps its contents across two runs and a re-bake, and grows with 
   // A different image configuration (another cache key: a re-bake) and a larger volume.
   const after = await withVm({ sizeMib: 96, env: { REBAKE: '1' } }, (vm) => sh(vm, 'cat /data/kept.txt && sha256sum /data/blob && df -k /data | tail -1'));
   assert.equal(after.split('\n').slice(0, 2).join('\n'), sum.trim());
-  const totalKib = Number(after.trim().split('\n')[2].split(/\s+/)[1]);
+  const totalKib = Number(after.trim().split('\n')[2]!.split(/\s+/)[1]);
   assert.ok(totalKib > 80 * 1024, `the file system grew to ${totalKib} KiB`);
   assert.equal(fs.statSync(file).size, 96 * 1024 * 1024);
 });

@@ -56,7 +56,7 @@ test('a Dockerfile workspace builds in the builder VM, opens on the result, and 
     }
     const [built, version] = fs.readFileSync(path.join(folder, 'from-image.txt'), 'utf8').split('\n');
     assert.equal(built, 'built with args');
-    assert.match(version, /^12\./);
+    assert.match(version!, /^12\./);
     const line = logs.find((l) => l.startsWith('image built from'));
     assert.ok(line, logs.join('\n'));
     assert.equal(line.includes('(cached'), round === 2, line);

@@ -13,14 +13,15 @@ export function parseChallenge(header: string | string[] | undefined): Challenge
   if (!value || value.length > MAX_HEADER_LENGTH) return null;
   const match = /^\s*([A-Za-z]+)(?:\s+|$)/.exec(value);
   if (!match) return null;
-  const name = match[1].toLowerCase();
+  const name = (match[1] ?? '').toLowerCase();
   const scheme = name === 'bearer' ? 'bearer' : name === 'basic' ? 'basic' : 'other';
   const params: Record<string, string> = {};
   PARAM.lastIndex = match[0].length;
   while (PARAM.lastIndex < value.length) {
     const param = PARAM.exec(value);
     if (!param) break;
-    params[param[1].toLowerCase()] = param[2] !== undefined ? param[2].replace(/\\(.)/g, '$1') : param[3];
+    const [, key = '', quoted, bare = ''] = param;
+    params[key.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : bare;
   }
   return { scheme, params };
 }

@@ -141,7 +141,7 @@ export class RegistryClient {
 }
 
 function mediaTypeOf(res: IncomingMessage): string | undefined {
-  const type = (res.headers['content-type'] ?? '').split(';')[0].trim();
+  const type = (res.headers['content-type'] ?? '').split(';', 1)[0]?.trim();
   return type && type !== 'application/json' && type !== 'text/plain' && type !== 'application/octet-stream' ? type : undefined;
 }
 

@@ -113,7 +113,7 @@ async function runLimited<T>(items: T[], limit: number, signal: AbortSignal | un
   const worker = async (): Promise<void> => {
     while (next < items.length && !stopAll.signal.aborted) {
       try {
-        await work(items[next++], stopAll.signal);
+        await work(items[next++]!, stopAll.signal);
       } catch (error) {
         failure ??= { error };
         stopAll.abort(error);

@@ -1,5 +1,6 @@
 import { type ComposePlan, safeVolumeName } from '../../devcontainer/compose-plan';
 import type { WorkspacePlan } from '../../devcontainer/plan';
+import { MicrovmError } from '../../errors';
 import type { MountSpec } from '../../mount';
 import { openWorkspace, workspaceVolume } from '../record';
 import { ComposeServices } from './compose-services';
@@ -18,6 +19,7 @@ interface StartEvents {
 export function startServices(plan: WorkspacePlan, compose: ComposePlan, events: StartEvents, progress: (step: string) => void, signal: AbortSignal): Promise<ComposeServices> {
   const record = plan.hostFolder ? openWorkspace(plan.hostFolder) : undefined;
   const folderShare = plan.mounts[0];
+  if (!folderShare) throw new MicrovmError('E_CONFIG', 'a compose workspace plan has no workspace share to model the services\' binds on; plan it with planWorkspace');
   const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({ ...folderShare, hostPath, guestPath, readOnly, protectPaths: [], fileEvents: false });
   return ComposeServices.start({
     plan: compose,
