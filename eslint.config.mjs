@@ -3,7 +3,8 @@ import tseslint from 'typescript-eslint';
 /** Any module under engine/ except its public entry (`engine` or `engine/index`), from any depth. */
 export const ENGINE_INTERNALS = {
   regex: '^(\\.\\./)+engine/(?!index(\\.ts)?$).+',
-  message: 'extension/ imports only the engine\'s public entry (../engine/index); export what it needs there (see ARCHITECTURE.md)',
+  message:
+    "extension/ imports only the engine's public entry (../engine/index); export what it needs there (see ARCHITECTURE.md)",
 };
 
 /** The extension's files with logic that does not need VS Code; they never import `vscode`. */
@@ -20,7 +21,8 @@ export const PURE_EXTENSION_FILES = [
 
 const VSCODE_IN_PURE_FILE = {
   name: 'vscode',
-  message: 'this extension file is pure (PURE_EXTENSION_FILES in eslint.config.mjs): take what it needs from VS Code as a parameter',
+  message:
+    'this extension file is pure (PURE_EXTENSION_FILES in eslint.config.mjs): take what it needs from VS Code as a parameter',
 };
 
 export default tseslint.config(
@@ -35,18 +37,34 @@ export default tseslint.config(
     // Invariant: the engine is a plain Node library; only extension/ may talk to VS Code.
     files: ['engine/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'engine/ must not import vscode (see ARCHITECTURE.md)' }] }],
-      'no-restricted-syntax': ['error', {
-        selector: "CallExpression[callee.name='require'][arguments.0.value='vscode']",
-        message: 'engine/ must not require vscode (see ARCHITECTURE.md)',
-      }],
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'vscode', message: 'engine/ must not import vscode (see ARCHITECTURE.md)' }] },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.name='require'][arguments.0.value='vscode']",
+          message: 'engine/ must not require vscode (see ARCHITECTURE.md)',
+        },
+      ],
     },
   },
   {
     // Invariant: the examples use only the engine's public entry, as a library user would.
     files: ['examples/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../engine/*', '../extension/**', '../test/**'], message: 'examples import only the public entry: ../engine' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../engine/*', '../extension/**', '../test/**'],
+              message: 'examples import only the public entry: ../engine',
+            },
+          ],
+        },
+      ],
     },
   },
   {
@@ -64,10 +82,14 @@ export default tseslint.config(
     files: ['extension/**/*.ts'],
     ignores: ['extension/ui/notify.ts'],
     rules: {
-      'no-restricted-syntax': ['error', {
-        selector: 'MemberExpression[property.name=/^show(Error|Warning|Information)Message$/]',
-        message: 'show notifications through extension/ui/notify.ts (showError/showWarning/showInfo with notice`...`)',
-      }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'MemberExpression[property.name=/^show(Error|Warning|Information)Message$/]',
+          message:
+            'show notifications through extension/ui/notify.ts (showError/showWarning/showInfo with notice`...`)',
+        },
+      ],
     },
   },
 );

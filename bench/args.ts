@@ -1,7 +1,24 @@
 import * as path from 'node:path';
 
 /** Row groups the harness can run; `--rows` takes these ids. */
-export const ROW_GROUPS = ['bake', 'pool', 'boot', 'exec', 'throughput', 'memory', 'forward', 'files', 'pull', 'netguard', 'egress', 'build', 'warm', 'events', 'reattach', 'compose'] as const;
+export const ROW_GROUPS = [
+  'bake',
+  'pool',
+  'boot',
+  'exec',
+  'throughput',
+  'memory',
+  'forward',
+  'files',
+  'pull',
+  'netguard',
+  'egress',
+  'build',
+  'warm',
+  'events',
+  'reattach',
+  'compose',
+] as const;
 export type RowGroup = (typeof ROW_GROUPS)[number];
 
 export interface BenchArgs {
@@ -35,10 +52,15 @@ export function parseBenchArgs(argv: readonly string[], defaultOut: string): Ben
 }
 
 function parseRows(text: string): RowGroup[] {
-  const wanted = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = wanted.filter((w) => !(ROW_GROUPS as readonly string[]).includes(w));
   if (unknown.length > 0 || wanted.length === 0) {
-    throw new Error(`--rows: unknown row group(s) ${unknown.join(', ') || '(none given)'}; choose from ${ROW_GROUPS.join(', ')}\n${USAGE}`);
+    throw new Error(
+      `--rows: unknown row group(s) ${unknown.join(', ') || '(none given)'}; choose from ${ROW_GROUPS.join(', ')}\n${USAGE}`,
+    );
   }
   return ROW_GROUPS.filter((g) => wanted.includes(g));
 }

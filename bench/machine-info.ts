@@ -29,7 +29,10 @@ function osName(): string {
 export function gitState(repoDir: string): BenchResults['git'] {
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoDir, encoding: 'utf8' }).trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--', 'engine', 'native'], { cwd: repoDir, encoding: 'utf8' });
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'engine', 'native'], {
+      cwd: repoDir,
+      encoding: 'utf8',
+    });
     return { commit, dirty: status.trim() !== '' };
   } catch {
     return null;

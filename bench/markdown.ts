@@ -13,11 +13,16 @@ export function renderMarkdown(results: BenchResults, svgFile: string): string {
     '',
     '| row | p50 | p90 / p99 | baseline (p50) | ratio | unit |',
     '|---|---:|---:|---|---:|---|',
-    ...results.rows.map((r) => `| ${r.name}${marker(results, r.measured)} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.unit === 'KiB' ? `${(r.ratio * 100).toFixed(1)}%` : `${r.ratio >= 0.01 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}x`} | ${r.unit} |`),
+    ...results.rows.map(
+      (r) =>
+        `| ${r.name}${marker(results, r.measured)} | ${fmt(r.p50)} | ${fmt(r.p90)} / ${fmt(r.p99)} | ${r.baseline} (${fmt(r.baselineP50)}) | ${r.unit === 'KiB' ? `${(r.ratio * 100).toFixed(1)}%` : `${r.ratio >= 0.01 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}x`} | ${r.unit} |`,
+    ),
     '',
     '| baseline | samples | p50 | p90 / p99 | unit |',
     '|---|---:|---:|---:|---|',
-    ...results.baselines.map((b) => `| ${b.name} | ${b.samples} | ${fmt(b.p50)} | ${fmt(b.p90)} / ${fmt(b.p99)} | ${b.unit} |`),
+    ...results.baselines.map(
+      (b) => `| ${b.name} | ${b.samples} | ${fmt(b.p50)} | ${fmt(b.p90)} / ${fmt(b.p99)} | ${b.unit} |`,
+    ),
     '',
     'Ratio = our p50 / the p50 of the baseline samples taken beside that row (alternating with it) in the same run; the baseline table pools every sample of a baseline. Percentiles are nearest-rank over the sorted samples',
     `(counts per row in latest.json, with every raw sample). Warm-up calls are not counted.`,
@@ -26,9 +31,9 @@ export function renderMarkdown(results: BenchResults, svgFile: string): string {
     '',
     ...(results.notes.length > 0 ? ['Notes:', '', ...results.notes.map((n) => `- ${n}`), ''] : []),
     ...(results.carried ?? []).flatMap((run, i) => [
-      `${SUPERSCRIPTS[i] ?? `(${i + 1})`} Kept from the run of ${run.date}${run.quick ? ' (--quick)' : ''}, groups ${run.groups.join(', ')}`
-        + `${run.git ? `, commit ${run.git.commit.slice(0, 10)}${run.git.dirty ? ' (engine/native modified)' : ''}` : ''}, load average ${run.loadAverage.map((l) => l.toFixed(2)).join(' ')} at its start`
-        + ` (this run did not run those groups). Its notes:`,
+      `${SUPERSCRIPTS[i] ?? `(${i + 1})`} Kept from the run of ${run.date}${run.quick ? ' (--quick)' : ''}, groups ${run.groups.join(', ')}` +
+        `${run.git ? `, commit ${run.git.commit.slice(0, 10)}${run.git.dirty ? ' (engine/native modified)' : ''}` : ''}, load average ${run.loadAverage.map((l) => l.toFixed(2)).join(' ')} at its start` +
+        ` (this run did not run those groups). Its notes:`,
       '',
       ...run.notes.map((n) => `- ${n}`),
       '',

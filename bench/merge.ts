@@ -13,18 +13,25 @@ export function keepEarlierRows(current: BenchResults, earlier: BenchResults | u
   const ran = new Set(current.groups);
   const names = new Set(current.rows.map((r) => r.name));
   const earlierCovered = earlier.groups.every((g) => ran.has(g));
-  const kept = earlier.rows.filter((row) => (row.group ? !ran.has(row.group) : !earlierCovered && !names.has(row.name)));
+  const kept = earlier.rows.filter((row) =>
+    row.group ? !ran.has(row.group) : !earlierCovered && !names.has(row.name),
+  );
   if (kept.length === 0) return current;
 
   const runOf = (row: RowResult) => row.measured ?? earlier.date;
   const carried: CarriedRun[] = [];
-  for (const run of [{ ...runEntry(earlier), rows: [] as string[] }, ...(earlier.carried ?? []).map((c) => ({ ...c, rows: [] as string[] }))]) {
+  for (const run of [
+    { ...runEntry(earlier), rows: [] as string[] },
+    ...(earlier.carried ?? []).map((c) => ({ ...c, rows: [] as string[] })),
+  ]) {
     run.rows = kept.filter((row) => runOf(row) === run.date).map((row) => row.name);
     run.groups = run.groups.filter((g) => !ran.has(g));
     if (run.rows.length > 0 && !carried.some((c) => c.date === run.date)) carried.push(run);
   }
   const baselineNames = new Set(current.baselines.map((b) => b.name));
-  const keptBaselines = earlier.baselines.filter((b) => !baselineNames.has(b.name) && kept.some((row) => row.baseline === b.name));
+  const keptBaselines = earlier.baselines.filter(
+    (b) => !baselineNames.has(b.name) && kept.some((row) => row.baseline === b.name),
+  );
   return {
     ...current,
     rows: [...kept.map((row) => ({ ...row, measured: runOf(row) })), ...current.rows],
@@ -34,7 +41,15 @@ export function keepEarlierRows(current: BenchResults, earlier: BenchResults | u
 }
 
 function runEntry(results: BenchResults): CarriedRun {
-  return { date: results.date, quick: results.quick, groups: results.groups, git: results.git, loadAverage: results.machine.loadAverage, rows: [], notes: results.notes };
+  return {
+    date: results.date,
+    quick: results.quick,
+    groups: results.groups,
+    git: results.git,
+    loadAverage: results.machine.loadAverage,
+    rows: [],
+    notes: results.notes,
+  };
 }
 
 /** The report already in `file`, or undefined when there is none or it cannot be read as one. */

@@ -44,7 +44,12 @@ export async function rawBootMs(ctx: RawContext): Promise<number> {
  * Boots the agent in echo mode and times `count` round trips of `frameBytes` bytes over the
  * agent's virtio-serial port, after `warmup` untimed ones.
  */
-export async function rawEchoRoundTrips(ctx: RawContext, count: number, warmup: number, frameBytes = 32): Promise<number[]> {
+export async function rawEchoRoundTrips(
+  ctx: RawContext,
+  count: number,
+  warmup: number,
+  frameBytes = 32,
+): Promise<number[]> {
   return withRawQemu(ctx, ['microvm.mode=echo'], async (qemu) => {
     const echo = await EchoSocket.connect(qemu.agentSocket, BOOT_TIMEOUT_MS);
     try {
@@ -64,13 +69,24 @@ export async function rawEchoRoundTrips(ctx: RawContext, count: number, warmup: 
   });
 }
 
-async function withRawQemu<T>(ctx: RawContext, cmdline: string[], body: (qemu: RawQemu, started: number) => Promise<T>): Promise<T> {
+async function withRawQemu<T>(
+  ctx: RawContext,
+  cmdline: string[],
+  body: (qemu: RawQemu, started: number) => Promise<T>,
+): Promise<T> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-'));
   const agentSocket = path.join(dir, 'agent.sock');
   const argv = buildQemuArgv({
-    arch: 'x86_64', accel: ctx.accel, ...GUEST,
-    kernel: ctx.assets.kernel, initrd: ctx.assets.initrd, cmdline,
-    agentSocket, qmpSocket: path.join(dir, 'qmp.sock'), seccomp: ctx.qemu.seccomp, tscKhz: hostTscKhz(),
+    arch: 'x86_64',
+    accel: ctx.accel,
+    ...GUEST,
+    kernel: ctx.assets.kernel,
+    initrd: ctx.assets.initrd,
+    cmdline,
+    agentSocket,
+    qmpSocket: path.join(dir, 'qmp.sock'),
+    seccomp: ctx.qemu.seccomp,
+    tscKhz: hostTscKhz(),
     memory: { kind: 'anonymous' },
   });
   const started = performance.now();
@@ -95,17 +111,32 @@ export class RawQemu {
   private readonly exitedPromise: Promise<void>;
   private stderr = '';
 
-  constructor(ctx: RawContext, argv: string[], readonly agentSocket: string, env: Record<string, string> = {}) {
+  constructor(
+    ctx: RawContext,
+    argv: string[],
+    readonly agentSocket: string,
+    env: Record<string, string> = {},
+  ) {
     this.child = spawn(ctx.assets.launcher, ['--parent', String(process.pid), '--', ctx.qemu.path, ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
     liveRaw.add(this.child);
-    this.child.stdout?.on('data', (data: Buffer) => { this.console = (this.console + data.toString('latin1')).slice(-4096); });
-    this.child.stderr?.on('data', (data: Buffer) => { this.stderr = (this.stderr + data.toString()).slice(-2048); });
+    this.child.stdout?.on('data', (data: Buffer) => {
+      this.console = (this.console + data.toString('latin1')).slice(-4096);
+    });
+    this.child.stderr?.on('data', (data: Buffer) => {
+      this.stderr = (this.stderr + data.toString()).slice(-2048);
+    });
     this.exitedPromise = new Promise((resolve) => {
-      this.child.once('exit', () => { liveRaw.delete(this.child); resolve(); });
-      this.child.once('error', () => { liveRaw.delete(this.child); resolve(); });
+      this.child.once('exit', () => {
+        liveRaw.delete(this.child);
+        resolve();
+      });
+      this.child.once('error', () => {
+        liveRaw.delete(this.child);
+        resolve();
+      });
     });
   }
 
@@ -114,8 +145,18 @@ export class RawQemu {
     if (!stdout) throw new Error('QEMU has no stdout pipe');
     if (this.console.includes(marker)) return;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`no ${marker} on the console within ${timeoutMs} ms; console tail:\n${this.console.slice(-1500)}\nstderr: ${this.stderr.trim()}`)), timeoutMs);
-      const onData = () => { if (this.console.includes(marker)) finish(); };
+      const timer = setTimeout(
+        () =>
+          finish(
+            new Error(
+              `no ${marker} on the console within ${timeoutMs} ms; console tail:\n${this.console.slice(-1500)}\nstderr: ${this.stderr.trim()}`,
+            ),
+          ),
+        timeoutMs,
+      );
+      const onData = () => {
+        if (this.console.includes(marker)) finish();
+      };
       const onExit = () => finish(new Error(`QEMU exited before ${marker}: ${this.stderr.trim()}`));
       const finish = (error?: Error) => {
         clearTimeout(timer);
@@ -142,7 +183,10 @@ export class RawQemu {
   /** Waits a moment for a guest that powers itself off, then kills QEMU. */
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) {
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), this.console.includes(PROBE_MARKER) ? EXIT_GRACE_MS : 0);
+      const timer = setTimeout(
+        () => this.child.kill('SIGKILL'),
+        this.console.includes(PROBE_MARKER) ? EXIT_GRACE_MS : 0,
+      );
       await this.exitedPromise;
       clearTimeout(timer);
     }
@@ -182,8 +226,14 @@ class EchoSocket {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => this.settle(new Error(`no echo within ${timeoutMs} ms`)), timeoutMs);
       this.waiter = {
-        resolve: () => { clearTimeout(timer); resolve(); },
-        reject: (err) => { clearTimeout(timer); reject(err); },
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       };
       this.socket.write(data);
     });
@@ -206,7 +256,10 @@ class EchoSocket {
 export function connectOnce(socketPath: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath);
-    socket.once('connect', () => { socket.off('error', reject); resolve(socket); });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
     socket.once('error', reject);
   });
 }

@@ -44,11 +44,21 @@ export async function rawRestore(ctx: RawContext, target: RawRestoreTarget): Pro
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-restore-'));
   const file = (name: string) => path.join(dir, name);
   const argv = buildQemuArgv({
-    arch: 'x86_64', accel: ctx.accel, memoryMib: target.memoryMib, vcpus: target.vcpus,
-    kernel: ctx.assets.kernel, initrd: ctx.assets.initrd, cmdline: [], rootDisk: target.rootDisk,
-    agentSocket: file('agent.sock'), qmpSocket: file('qmp.sock'), seccomp: ctx.qemu.seccomp,
-    network: target.network, tscKhz: hostTscKhz(),
-    memory: { kind: 'file', path: target.memFile, shared: false }, incoming: file('migrate.sock'),
+    arch: 'x86_64',
+    accel: ctx.accel,
+    memoryMib: target.memoryMib,
+    vcpus: target.vcpus,
+    kernel: ctx.assets.kernel,
+    initrd: ctx.assets.initrd,
+    cmdline: [],
+    rootDisk: target.rootDisk,
+    agentSocket: file('agent.sock'),
+    qmpSocket: file('qmp.sock'),
+    seccomp: ctx.qemu.seccomp,
+    network: target.network,
+    tscKhz: hostTscKhz(),
+    memory: { kind: 'file', path: target.memFile, shared: false },
+    incoming: file('migrate.sock'),
   });
   const deadline = Date.now() + TIMEOUT_MS;
   const started = performance.now();
@@ -59,26 +69,42 @@ export async function rawRestore(ctx: RawContext, target: RawRestoreTarget): Pro
     sockets.push(qmp);
     const lines = new QmpLines(qmp);
     await lines.next((m) => 'QMP' in m, deadline);
-    qmp.write([
-      { execute: 'qmp_capabilities', id: 1 },
-      { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] }, id: 2 },
-    ].map((c) => JSON.stringify(c)).join('\n') + '\n');
+    qmp.write(
+      [
+        { execute: 'qmp_capabilities', id: 1 },
+        {
+          execute: 'migrate-set-capabilities',
+          arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] },
+          id: 2,
+        },
+      ]
+        .map((c) => JSON.stringify(c))
+        .join('\n') + '\n',
+    );
     const resumed = lines.next((m) => m.event === 'RESUME', deadline);
     resumed.catch(() => undefined);
     await lines.next((m) => m.id === 2, deadline);
     const migration = await connectRetry(file('migrate.sock'), deadline, qemu);
     sockets.push(migration);
-    fs.createReadStream(target.stateFile).pipe(migration).on('error', () => undefined);
+    fs.createReadStream(target.stateFile)
+      .pipe(migration)
+      .on('error', () => undefined);
     const agent = await connectRetry(file('agent.sock'), deadline, qemu);
     sockets.push(agent);
     const firstByte = new Promise<number>((resolve) => agent.once('data', () => resolve(performance.now() - started)));
     await resumed;
     const runningMs = performance.now() - started;
     let agentMs: number | undefined;
-    void firstByte.then((ms) => { agentMs = ms; });
+    void firstByte.then((ms) => {
+      agentMs = ms;
+    });
     while (agentMs === undefined) {
-      if (Date.now() > deadline || qemu.exited) throw new Error(`raw restore: no agent reply${qemu.stderrTail ? `; QEMU said: ${qemu.stderrTail}` : ''}`);
-      const hello = new TlvWriter().u64(Tag.NONCE, randomBytes(8).readBigUInt64LE()).u32(Tag.PROTO_VERSION, PROTO_VERSION).toBuffer();
+      if (Date.now() > deadline || qemu.exited)
+        throw new Error(`raw restore: no agent reply${qemu.stderrTail ? `; QEMU said: ${qemu.stderrTail}` : ''}`);
+      const hello = new TlvWriter()
+        .u64(Tag.NONCE, randomBytes(8).readBigUInt64LE())
+        .u32(Tag.PROTO_VERSION, PROTO_VERSION)
+        .toBuffer();
       agent.write(encodeFrame(FrameType.HELLO, 0, hello));
       await Promise.race([firstByte, delay(HELLO_RESEND_MS)]);
     }
@@ -96,7 +122,9 @@ async function connectRetry(socketPath: string, deadline: number, qemu: RawQemu)
       return await connectOnce(socketPath);
     } catch (err) {
       if (Date.now() > deadline || qemu.exited) {
-        throw new Error(`raw restore: cannot connect to ${socketPath}: ${(err as Error).message}${qemu.stderrTail ? `; QEMU said: ${qemu.stderrTail}` : ''}`);
+        throw new Error(
+          `raw restore: cannot connect to ${socketPath}: ${(err as Error).message}${qemu.stderrTail ? `; QEMU said: ${qemu.stderrTail}` : ''}`,
+        );
       }
       await delay(1);
     }
@@ -109,7 +137,11 @@ type QmpMessage = Record<string, unknown>;
 class QmpLines {
   private buffer = '';
   private readonly seen: QmpMessage[] = [];
-  private readonly waiters = new Set<{ match(m: QmpMessage): boolean; resolve(m: QmpMessage): void; reject(e: Error): void }>();
+  private readonly waiters = new Set<{
+    match(m: QmpMessage): boolean;
+    resolve(m: QmpMessage): void;
+    reject(e: Error): void;
+  }>();
   private failure: Error | undefined;
 
   constructor(socket: net.Socket) {
@@ -129,11 +161,23 @@ class QmpLines {
     const found = this.seen.find(match);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiters.delete(waiter); reject(new Error('raw restore: QMP did not answer in time')); }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          this.waiters.delete(waiter);
+          reject(new Error('raw restore: QMP did not answer in time'));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       const waiter = {
         match,
-        resolve: (m: QmpMessage) => { clearTimeout(timer); resolve(m); },
-        reject: (e: Error) => { clearTimeout(timer); reject(e); },
+        resolve: (m: QmpMessage) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
       this.waiters.add(waiter);
     });

@@ -65,27 +65,43 @@ export function notesFor(results: Pick<BenchResults, 'rows' | 'accelerator'>, ex
   const ping = byName('agent ping round trip');
   if (exec) {
     const verdict = exec.ratio <= EXEC_TARGET_RATIO ? 'meets' : 'misses';
-    notes.push(`exec true round trip is ${exec.ratio.toFixed(1)}x the raw virtio-serial echo at p50: it ${verdict} the ${EXEC_TARGET_RATIO}x target.`
-      + (ping ? ` The agent PING, which carries the same protocol without fork/exec, is ${ping.ratio.toFixed(1)}x: the rest is creating and reaping a process in the guest` : '')
-      + (results.accelerator.accel === 'tcg' ? ', which TCG emulates (page-table set-up, exec and exit run as translated code).' : '.'));
+    notes.push(
+      `exec true round trip is ${exec.ratio.toFixed(1)}x the raw virtio-serial echo at p50: it ${verdict} the ${EXEC_TARGET_RATIO}x target.` +
+        (ping
+          ? ` The agent PING, which carries the same protocol without fork/exec, is ${ping.ratio.toFixed(1)}x: the rest is creating and reaping a process in the guest`
+          : '') +
+        (results.accelerator.accel === 'tcg'
+          ? ', which TCG emulates (page-table set-up, exec and exit run as translated code).'
+          : '.'),
+    );
   }
   const idle = byName('acquire idle');
   if (idle) {
-    notes.push(`acquire idle: p50 ${idle.p50.toPrecision(3)} ms, p99 ${idle.p99.toPrecision(3)} ms: it ${idle.p50 <= ACQUIRE_IDLE_TARGET_MS ? 'meets' : 'misses'} the ≤ ${ACQUIRE_IDLE_TARGET_MS} ms target`
-      + ` (its baseline, a host spawn of \`true\`, only gives a scale).`);
+    notes.push(
+      `acquire idle: p50 ${idle.p50.toPrecision(3)} ms, p99 ${idle.p99.toPrecision(3)} ms: it ${idle.p50 <= ACQUIRE_IDLE_TARGET_MS ? 'meets' : 'misses'} the ≤ ${ACQUIRE_IDLE_TARGET_MS} ms target` +
+        ` (its baseline, a host spawn of \`true\`, only gives a scale).`,
+    );
   }
   const restore = byName('acquire with restore');
   if (restore) {
-    notes.push(`acquire with restore is ${restore.ratio.toFixed(2)}x the raw QEMU restore at p50 (${restore.p50.toFixed(0)} vs ${restore.baselineP50.toFixed(0)} ms): it ${restore.ratio <= RESTORE_TARGET_RATIO ? 'meets' : 'misses'} the ≤ ${RESTORE_TARGET_RATIO}x target.`);
+    notes.push(
+      `acquire with restore is ${restore.ratio.toFixed(2)}x the raw QEMU restore at p50 (${restore.p50.toFixed(0)} vs ${restore.baselineP50.toFixed(0)} ms): it ${restore.ratio <= RESTORE_TARGET_RATIO ? 'meets' : 'misses'} the ≤ ${RESTORE_TARGET_RATIO}x target.`,
+    );
   }
   const memoryRows = results.rows.filter((r) => r.unit === 'KiB' && r.name.startsWith('idle memory per VM'));
   if (memoryRows.length > 0) {
-    const verdicts = memoryRows.map((r) => `${r.name} ${(r.ratio * 100).toFixed(1)}% (${r.ratio <= MEMORY_TARGET_FRACTION ? 'meets' : 'misses'})`);
-    notes.push(`Memory rows: the ratio is the fraction of the guest RAM size; target ≤ ${MEMORY_TARGET_FRACTION * 100}% of guest RAM per idle VM: ${verdicts.join('; ')}.`);
+    const verdicts = memoryRows.map(
+      (r) => `${r.name} ${(r.ratio * 100).toFixed(1)}% (${r.ratio <= MEMORY_TARGET_FRACTION ? 'meets' : 'misses'})`,
+    );
+    notes.push(
+      `Memory rows: the ratio is the fraction of the guest RAM size; target ≤ ${MEMORY_TARGET_FRACTION * 100}% of guest RAM per idle VM: ${verdicts.join('; ')}.`,
+    );
   }
   notes.push(...extra);
   if (results.accelerator.accel === 'tcg') {
-    notes.push('Measured under TCG (no usable KVM here): guest CPU work runs 2-8x slower than native, so boot and exec rows overstate what a KVM host sees; baselines run under the same accelerator.');
+    notes.push(
+      'Measured under TCG (no usable KVM here): guest CPU work runs 2-8x slower than native, so boot and exec rows overstate what a KVM host sees; baselines run under the same accelerator.',
+    );
   }
   const throughput = byName('exec throughput');
   if (throughput) {

@@ -64,7 +64,11 @@ async function main(args: BenchArgs): Promise<void> {
   const raw = await rawContext();
   const buildStarted = performance.now();
   let baked = false;
-  const image = await Image.build({ onProgress: (e) => { if (e.phase === 'bake') baked = true; } });
+  const image = await Image.build({
+    onProgress: (e) => {
+      if (e.phase === 'bake') baked = true;
+    },
+  });
   const buildMs = performance.now() - buildStarted;
   log(`${info.accel} (${info.accelReason}), QEMU ${info.qemu.version}, Image.build ${buildMs.toFixed(0)} ms`);
 
@@ -87,7 +91,12 @@ async function main(args: BenchArgs): Promise<void> {
   }
 
   const { rows, baselines } = tabulate(measurements);
-  const accelerator = { accel: info.accel, isolation: info.isolation, reason: info.accelReason.replace(/\s+/g, ' '), ...(info.warning ? { warning: info.warning } : {}) };
+  const accelerator = {
+    accel: info.accel,
+    isolation: info.isolation,
+    reason: info.accelReason.replace(/\s+/g, ' '),
+    ...(info.warning ? { warning: info.warning } : {}),
+  };
   const fresh: BenchResults = {
     formatVersion: 1,
     date: new Date().toISOString(),
@@ -100,7 +109,10 @@ async function main(args: BenchArgs): Promise<void> {
     git: gitState(REPO_DIR),
     rows,
     baselines,
-    notes: notesFor({ rows, accelerator }, [`Image.build of the default image (root disk cached, ${baked ? 'snapshot baked anew' : 'snapshot cache hit'}) took ${buildMs.toFixed(0)} ms before the rows ran.`, ...groupNotes]),
+    notes: notesFor({ rows, accelerator }, [
+      `Image.build of the default image (root disk cached, ${baked ? 'snapshot baked anew' : 'snapshot cache hit'}) took ${buildMs.toFixed(0)} ms before the rows ran.`,
+      ...groupNotes,
+    ]),
   };
   // Rows of the groups this run did not run stay, marked with when they were measured.
   const results = keepEarlierRows(fresh, readEarlier(path.join(args.outDir, FILES.json)));
@@ -110,7 +122,11 @@ async function main(args: BenchArgs): Promise<void> {
   fs.writeFileSync(path.join(args.outDir, FILES.markdown), markdown);
   fs.writeFileSync(path.join(args.outDir, FILES.svg), renderSvg(results));
   process.stdout.write(markdown);
-  log(`wrote ${Object.values(FILES).map((f) => path.join(args.outDir, f)).join(', ')}`);
+  log(
+    `wrote ${Object.values(FILES)
+      .map((f) => path.join(args.outDir, f))
+      .join(', ')}`,
+  );
 }
 
 /** Every VM must be shut down by now; a QEMU still running is a bug worth failing on. */
@@ -118,7 +134,9 @@ function assertNoQemuLeft(): void {
   const left = ourQemuProcesses();
   if (left.length === 0) return;
   for (const { pid } of left) process.kill(pid, 'SIGKILL');
-  throw new Error(`QEMU processes were left running after the benchmark (killed now): ${left.map((p) => `${p.comm}[${p.pid}]`).join(', ')}`);
+  throw new Error(
+    `QEMU processes were left running after the benchmark (killed now): ${left.map((p) => `${p.comm}[${p.pid}]`).join(', ')}`,
+  );
 }
 
 let args: BenchArgs;

@@ -18,8 +18,19 @@ export interface ProcessMemory {
   largestAnonymous: number;
 }
 
-export type MappingKind = 'guest RAM copied on write' | 'guest RAM file pages' | 'TCG translation cache' | 'QEMU heap and other anonymous' | 'QEMU binary and libraries';
-export const MAPPING_KINDS: MappingKind[] = ['guest RAM copied on write', 'guest RAM file pages', 'TCG translation cache', 'QEMU heap and other anonymous', 'QEMU binary and libraries'];
+export type MappingKind =
+  | 'guest RAM copied on write'
+  | 'guest RAM file pages'
+  | 'TCG translation cache'
+  | 'QEMU heap and other anonymous'
+  | 'QEMU binary and libraries';
+export const MAPPING_KINDS: MappingKind[] = [
+  'guest RAM copied on write',
+  'guest RAM file pages',
+  'TCG translation cache',
+  'QEMU heap and other anonymous',
+  'QEMU binary and libraries',
+];
 
 export function processMemory(pid: number, memFile: string): ProcessMemory {
   const rollup = fields(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
@@ -57,7 +68,8 @@ export function processMemory(pid: number, memFile: string): ProcessMemory {
  */
 function classify(perms: string, file: string, memFile: string): MappingKind {
   if (file === memFile || file.startsWith(`${memFile} `)) return 'guest RAM copied on write';
-  if (file.includes('tcg-jit') || (perms.includes('x') && (file === '' || file.startsWith('[anon')))) return 'TCG translation cache';
+  if (file.includes('tcg-jit') || (perms.includes('x') && (file === '' || file.startsWith('[anon'))))
+    return 'TCG translation cache';
   if (file === '' || file.startsWith('[')) return 'QEMU heap and other anonymous';
   return 'QEMU binary and libraries';
 }

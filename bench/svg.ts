@@ -19,9 +19,10 @@ const MAX_POINTS = 200;
 export function renderSvg(results: BenchResults): string {
   const panels = latencyPanels(results);
   const height = Math.max(1, panels.length) * PANEL_HEIGHT;
-  const body = panels.length > 0
-    ? panels.map((panel, i) => renderPanel(panel, i * PANEL_HEIGHT)).join('\n')
-    : `<text x="${WIDTH / 2}" y="${height / 2}" text-anchor="middle">no latency rows in this run</text>`;
+  const body =
+    panels.length > 0
+      ? panels.map((panel, i) => renderPanel(panel, i * PANEL_HEIGHT)).join('\n')
+      : `<text x="${WIDTH / 2}" y="${height / 2}" text-anchor="middle">no latency rows in this run</text>`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${height}" fill="white"/>`,
@@ -37,10 +38,21 @@ function latencyPanels(results: BenchResults): Panel[] {
     return found ? [{ name: `${found.name} (p50 ${fmt(found.p50)} ms)`, values: found.values }] : [];
   };
   const panels: Panel[] = [
-    { title: 'Round trip latency, CDF (ms, log scale)', log: true,
-      series: [...find('exec true round trip'), ...find('agent ping round trip'), ...find('raw virtio-serial echo')] },
-    { title: 'Restore latency, CDF (ms)', log: false, series: [...find('acquire with restore'), ...find('raw QEMU restore')] },
-    { title: 'Boot latency, CDF (ms)', log: false, series: [...find('spawn from disk'), ...find('cold bake'), ...find('raw QEMU boot')] },
+    {
+      title: 'Round trip latency, CDF (ms, log scale)',
+      log: true,
+      series: [...find('exec true round trip'), ...find('agent ping round trip'), ...find('raw virtio-serial echo')],
+    },
+    {
+      title: 'Restore latency, CDF (ms)',
+      log: false,
+      series: [...find('acquire with restore'), ...find('raw QEMU restore')],
+    },
+    {
+      title: 'Boot latency, CDF (ms)',
+      log: false,
+      series: [...find('spawn from disk'), ...find('cold bake'), ...find('raw QEMU boot')],
+    },
   ];
   return panels.filter((p) => p.series.length > 0);
 }
@@ -48,28 +60,43 @@ function latencyPanels(results: BenchResults): Panel[] {
 function renderPanel(panel: Panel, top: number): string {
   const all = panel.series.flatMap((s) => s.values);
   const axis = panel.log ? logAxis(Math.min(...all), Math.max(...all)) : linearAxis(Math.min(...all), Math.max(...all));
-  const plot = { x: MARGIN.left, y: top + MARGIN.top, w: WIDTH - MARGIN.left - MARGIN.right, h: PANEL_HEIGHT - MARGIN.top - MARGIN.bottom };
+  const plot = {
+    x: MARGIN.left,
+    y: top + MARGIN.top,
+    w: WIDTH - MARGIN.left - MARGIN.right,
+    h: PANEL_HEIGHT - MARGIN.top - MARGIN.bottom,
+  };
   const px = (v: number) => round1(plot.x + axis.position(v) * plot.w);
   const py = (p: number) => round1(plot.y + (1 - p) * plot.h);
   const parts = [`<text x="${plot.x}" y="${top + 20}" font-weight="bold">${escapeXml(panel.title)}</text>`];
   for (const p of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
-    parts.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${py(p)}" y2="${py(p)}" stroke="#ddd"/>`,
-      `<text x="${plot.x - 6}" y="${py(p) + 4}" text-anchor="end">${p}</text>`);
+    parts.push(
+      `<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${py(p)}" y2="${py(p)}" stroke="#ddd"/>`,
+      `<text x="${plot.x - 6}" y="${py(p) + 4}" text-anchor="end">${p}</text>`,
+    );
   }
   for (const tick of axis.ticks) {
-    parts.push(`<line x1="${px(tick)}" x2="${px(tick)}" y1="${plot.y}" y2="${plot.y + plot.h}" stroke="#eee"/>`,
-      `<text x="${px(tick)}" y="${plot.y + plot.h + 16}" text-anchor="middle">${Number(tick.toPrecision(3))}</text>`);
+    parts.push(
+      `<line x1="${px(tick)}" x2="${px(tick)}" y1="${plot.y}" y2="${plot.y + plot.h}" stroke="#eee"/>`,
+      `<text x="${px(tick)}" y="${plot.y + plot.h + 16}" text-anchor="middle">${Number(tick.toPrecision(3))}</text>`,
+    );
   }
-  parts.push(`<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" fill="none" stroke="#444"/>`,
-    `<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h + 34}" text-anchor="middle">ms</text>`);
+  parts.push(
+    `<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" fill="none" stroke="#444"/>`,
+    `<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h + 34}" text-anchor="middle">ms</text>`,
+  );
   panel.series.forEach((series, i) => {
     const color = COLORS[i % COLORS.length];
-    const points = cdfPoints(series.values).map(([v, p]) => `${px(v)},${py(p)}`).join(' ');
+    const points = cdfPoints(series.values)
+      .map(([v, p]) => `${px(v)},${py(p)}`)
+      .join(' ');
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points}"/>`);
     const ly = plot.y + 10 + i * 20;
     const lx = plot.x + plot.w + 14;
-    parts.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
-      `<text x="${lx + 24}" y="${ly + 4}">${escapeXml(series.name)}</text>`);
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
+      `<text x="${lx + 24}" y="${ly + 4}">${escapeXml(series.name)}</text>`,
+    );
   });
   return parts.join('\n');
 }

@@ -49,7 +49,15 @@ export interface BenchResults {
   date: string;
   quick: boolean;
   groups: string[];
-  machine: { cpuModel: string; cores: number; memoryMib: number; kernel: string; os: string; node: string; loadAverage: number[] };
+  machine: {
+    cpuModel: string;
+    cores: number;
+    memoryMib: number;
+    kernel: string;
+    os: string;
+    node: string;
+    loadAverage: number[];
+  };
   accelerator: { accel: string; isolation: string; reason: string; warning?: string };
   qemu: { path: string; version: string };
   guestKernel: string;

@@ -23,7 +23,10 @@ export function onAbort(signal: AbortSignal | undefined, stop: () => void): () =
 }
 
 /** A child process (mke2fs, a helper) killed with SIGKILL when `signal` fires; returns the disposer. */
-export function killOnAbort(child: { kill(signal: NodeJS.Signals): boolean }, signal: AbortSignal | undefined): () => void {
+export function killOnAbort(
+  child: { kill(signal: NodeJS.Signals): boolean },
+  signal: AbortSignal | undefined,
+): () => void {
   return onAbort(signal, () => void child.kill('SIGKILL'));
 }
 

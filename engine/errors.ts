@@ -108,8 +108,16 @@ export interface AgentRefusalDetails {
 
 /** The codes an image or a registry fails with; a build's base image adds the Dockerfile line that asked for it. */
 const IMAGE_CODES = [
-  'E_IMAGE_NOT_FOUND', 'E_IMAGE_REF', 'E_IMAGE_INVALID', 'E_IMAGE_DIGEST', 'E_IMAGE_UNSUPPORTED', 'E_IMAGE_TOO_LARGE',
-  'E_IMAGE_NOT_CACHED', 'E_REGISTRY_AUTH', 'E_REGISTRY_UNREACHABLE', 'E_REGISTRY_PROTOCOL',
+  'E_IMAGE_NOT_FOUND',
+  'E_IMAGE_REF',
+  'E_IMAGE_INVALID',
+  'E_IMAGE_DIGEST',
+  'E_IMAGE_UNSUPPORTED',
+  'E_IMAGE_TOO_LARGE',
+  'E_IMAGE_NOT_CACHED',
+  'E_REGISTRY_AUTH',
+  'E_REGISTRY_UNREACHABLE',
+  'E_REGISTRY_PROTOCOL',
 ] as const satisfies readonly ErrorCode[];
 
 export type ImageErrorCode = (typeof IMAGE_CODES)[number];
@@ -148,11 +156,13 @@ export type ErrorDetailsByCode = {
  * The options of `new MicrovmError(code, message, options)`: the cause, and the code's
  * details: required where every failure of the code has them, refused where it has none.
  */
-export type MicrovmErrorOptions<C extends ErrorCode> = { cause?: unknown } & (
-  [ErrorDetailsByCode[C]] extends [undefined] ? { details?: undefined }
-    : undefined extends ErrorDetailsByCode[C] ? { details?: ErrorDetailsByCode[C] }
-      : { details: ErrorDetailsByCode[C] }
-);
+export type MicrovmErrorOptions<C extends ErrorCode> = { cause?: unknown } & ([ErrorDetailsByCode[C]] extends [
+  undefined,
+]
+  ? { details?: undefined }
+  : undefined extends ErrorDetailsByCode[C]
+    ? { details?: ErrorDetailsByCode[C] }
+    : { details: ErrorDetailsByCode[C] });
 
 /** The options argument may be left out only when the code's details may be. */
 type OptionsArgument<C extends ErrorCode> = undefined extends ErrorDetailsByCode[C]
@@ -175,7 +185,8 @@ export class MicrovmError<C extends ErrorCode = ErrorCode> extends Error {
     // Named as fetch's aborts are, so code that checks `err.name === 'AbortError'` treats ours alike.
     this.name = code === 'E_ABORTED' ? 'AbortError' : 'MicrovmError';
     this.code = code;
-    if (options?.details !== undefined) Object.defineProperty(this, 'details', { value: options.details, enumerable: true });
+    if (options?.details !== undefined)
+      Object.defineProperty(this, 'details', { value: options.details, enumerable: true });
   }
 
   /** `err instanceof MicrovmError` narrows as isMicrovmError(err) does (without this, details would be `any`). */

@@ -29,12 +29,19 @@ export async function recordFile(file: string, opts: { stat?: boolean } = {}): P
 export type FileCheck = { ok: true; hashed: boolean } | { ok: false; reason: string };
 
 /** Whether `file` still has the recorded bytes; the reason names the file and says what differs. */
-export async function checkFile(file: string, expected: FileRecord, label = `${path.basename(file)} file`): Promise<FileCheck> {
+export async function checkFile(
+  file: string,
+  expected: FileRecord,
+  label = `${path.basename(file)} file`,
+): Promise<FileCheck> {
   const stat = await fs.promises.stat(file).catch(() => undefined);
   if (!stat) return { ok: false, reason: `its ${label} is missing` };
-  if (stat.size !== expected.size) return { ok: false, reason: `its ${label} has ${stat.size} bytes, ${expected.size} were saved (truncated?)` };
-  if (expected.ino !== undefined && stat.ino === expected.ino && stat.mtimeMs === expected.mtimeMs) return { ok: true, hashed: false };
-  if ((await sha256File(file)) !== expected.sha256) return { ok: false, reason: `its ${label} does not match its checksum (corrupted)` };
+  if (stat.size !== expected.size)
+    return { ok: false, reason: `its ${label} has ${stat.size} bytes, ${expected.size} were saved (truncated?)` };
+  if (expected.ino !== undefined && stat.ino === expected.ino && stat.mtimeMs === expected.mtimeMs)
+    return { ok: true, hashed: false };
+  if ((await sha256File(file)) !== expected.sha256)
+    return { ok: false, reason: `its ${label} does not match its checksum (corrupted)` };
   return { ok: true, hashed: true };
 }
 

@@ -16,7 +16,14 @@ export type Vm = VmOf<Image>;
 export const Vm = VmOf;
 export type { ExecResult, SpawnOptions } from './vm/vm';
 export type {
-  BackendVm, BootSpec, Capabilities, GuestAgent, GuestPortWatch, RestoreSource, ResumeSource, VmBackend,
+  BackendVm,
+  BootSpec,
+  Capabilities,
+  GuestAgent,
+  GuestPortWatch,
+  RestoreSource,
+  ResumeSource,
+  VmBackend,
 } from './backend/types';
 export { qemuBackend } from './backend/qemu';
 export type { HealthVerdict } from './vm/health';
@@ -35,8 +42,16 @@ export type { EngineInfo } from './info';
  */
 export { MicrovmError, isMicrovmError } from './errors';
 export type {
-  AgentRefusalDetails, AnyMicrovmError, BuildFailureDetails, DockerfileLocation, ErrorCode, ErrorDetailsByCode, HostDiskFullDetails,
-  ImageUseLocation, MicrovmErrorOptions, VolumeDetails,
+  AgentRefusalDetails,
+  AnyMicrovmError,
+  BuildFailureDetails,
+  DockerfileLocation,
+  ErrorCode,
+  ErrorDetailsByCode,
+  HostDiskFullDetails,
+  ImageUseLocation,
+  MicrovmErrorOptions,
+  VolumeDetails,
 } from './errors';
 export { TcpForwarder } from './forward/forwarder';
 export type { ForwardAddress } from './forward/types';
@@ -58,7 +73,13 @@ export * from './build';
 export * from './features';
 export { formatMirrorList, MIRRORS_ENV, parseMirrorList } from './image/registry/mirrors';
 export type { RegistryMirrors } from './image/registry/mirrors';
-export { DEFAULT_LANGUAGE_IMAGES, detectLanguages, LANGUAGES, LANGUAGE_NAMES, languageImage } from './devcontainer/language';
+export {
+  DEFAULT_LANGUAGE_IMAGES,
+  detectLanguages,
+  LANGUAGES,
+  LANGUAGE_NAMES,
+  languageImage,
+} from './devcontainer/language';
 export type { DetectedLanguage, Language } from './devcontainer/language';
 export type { UserInfo } from './vm/user';
 
@@ -76,7 +97,15 @@ export type { FileEventStats } from './watch/relay';
 export type { SignalSpec } from './agent/signals';
 export type { ConnectionHandler } from './forward/forwarder';
 export type { LoadedCompose } from './compose/load';
-export type { ComposeBuild, ComposePort, ComposeProject, ComposeService, ComposeVolume, DependsOnCondition, HealthCheck } from './compose/types';
+export type {
+  ComposeBuild,
+  ComposePort,
+  ComposeProject,
+  ComposeService,
+  ComposeVolume,
+  DependsOnCondition,
+  HealthCheck,
+} from './compose/types';
 export type { ComposeConfig } from './devcontainer/config';
 export type { ComposePlan } from './devcontainer/compose-plan';
 export type { MetadataHooks, OriginCommand } from './devcontainer/image-metadata';

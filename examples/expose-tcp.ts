@@ -12,7 +12,8 @@ async function main(): Promise<void> {
   try {
     await vm.writeFile('/srv/index.html', 'hello through the forward\n');
     const server = vm.spawn({ argv: ['httpd', '-f', '-p', '8080', '-h', '/srv'], timeoutMs: 0 });
-    while (!(await vm.listeningPorts()).some((listener) => listener.port === 8080)) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (!(await vm.listeningPorts()).some((listener) => listener.port === 8080))
+      await new Promise((resolve) => setTimeout(resolve, 100));
 
     // 0 picks a free host port.
     const forwarder = await vm.exposeTcp(0, 8080);

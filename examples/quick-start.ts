@@ -11,7 +11,10 @@ async function main(): Promise<void> {
   try {
     const vm = await pool.acquire();
     try {
-      const result = await vm.exec({ argv: ['sh', '-c', 'echo "hello from $(uname -s) $(uname -r)"'], timeoutMs: 10_000 });
+      const result = await vm.exec({
+        argv: ['sh', '-c', 'echo "hello from $(uname -s) $(uname -r)"'],
+        timeoutMs: 10_000,
+      });
       process.stdout.write(result.stdout);
       console.log(`exit code ${result.exitCode} in ${result.durationMs.toFixed(0)} ms`);
       console.log(`pool: ${JSON.stringify(pool.stats())}`);

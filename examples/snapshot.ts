@@ -18,12 +18,17 @@ async function main(): Promise<void> {
     const saved = await vm.snapshot(path.join(dir, 'prepared'));
     await vm.release();
     await pool.shutdown();
-    console.log(`saved ${saved.snapshotPath} (${saved.memoryMib} MiB, ${saved.vcpus} vCPU, ${saved.digest.slice(0, 19)}...)`);
+    console.log(
+      `saved ${saved.snapshotPath} (${saved.memoryMib} MiB, ${saved.vcpus} vCPU, ${saved.digest.slice(0, 19)}...)`,
+    );
 
     const image = await Image.fromSnapshot(path.join(dir, 'prepared'));
     const clones = image.pool({ min: 0, max: 2 });
     const [a, b] = await Promise.all([clones.acquire(), clones.acquire()]);
-    for (const [name, clone] of [['a', a], ['b', b]] as const) {
+    for (const [name, clone] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       console.log(`clone ${name}: ${(await clone.readFile('/root/state.txt')).toString('utf8').trim()}`);
     }
     await Promise.all([a.release(), b.release()]);

@@ -17,7 +17,8 @@ async function main(): Promise<void> {
     });
     let screen = '';
     const reading = (async () => {
-      for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) screen += chunk.toString('utf8');
+      for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout())
+        screen += chunk.toString('utf8');
     })();
     while (!screen.includes('24 80')) await new Promise((resolve) => setTimeout(resolve, 20));
     child.resize(40, 120);

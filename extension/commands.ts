@@ -9,8 +9,7 @@ import { failureNotice } from './ui/failure-notice';
 import { notice } from './ui/notice-text';
 import { showError, showInfo, showWarning } from './ui/notify';
 
-const notRunning = () => () =>
-  showInfo(notice`No MicroVM is running. Run "MicroVM: Open Folder in MicroVM" first.`);
+const notRunning = () => () => showInfo(notice`No MicroVM is running. Run "MicroVM: Open Folder in MicroVM" first.`);
 
 export const COMMANDS: CommandTable = {
   'microvm.openFolder': { running: (ctx) => () => openFolder(ctx) },
@@ -31,7 +30,8 @@ export const COMMANDS: CommandTable = {
   'microvm.showLog': { running: (ctx) => () => ctx.log.show() },
   'microvm.approveLearnedHosts': { running: (ctx) => () => approveLearnedHosts(ctx) },
   'microvm.ports.openBrowser': {
-    running: () => (row: PortRow) => row.localAddress && vscode.env.openExternal(vscode.Uri.parse(`http://${row.localAddress}/`)),
+    running: () => (row: PortRow) =>
+      row.localAddress && vscode.env.openExternal(vscode.Uri.parse(`http://${row.localAddress}/`)),
   },
   'microvm.ports.copyAddress': {
     running: () => (row: PortRow) => row.localAddress && vscode.env.clipboard.writeText(row.localAddress),
@@ -45,19 +45,27 @@ export const COMMANDS: CommandTable = {
 async function forwardPort(ctx: Ctx, row?: PortRow): Promise<void> {
   const session = ctx.session;
   if (!session) return;
-  const answer = row ? String(row.guestPort) : await vscode.window.showInputBox({
-    title: 'Forward a port from the MicroVM',
-    prompt: 'Guest port number',
-    validateInput: (value) => (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 65535 ? undefined : 'Enter a port from 1 to 65535'),
-  });
+  const answer = row
+    ? String(row.guestPort)
+    : await vscode.window.showInputBox({
+        title: 'Forward a port from the MicroVM',
+        prompt: 'Guest port number',
+        validateInput: (value) =>
+          /^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 65535
+            ? undefined
+            : 'Enter a port from 1 to 65535',
+      });
   if (!answer) return;
   try {
     // A well-known service port is asked about instead (the same host port or not): one notification either way.
     const forwarded = await session.forward(Number(answer));
-    if (!forwarded.offerSame) void showInfo(notice`Guest port ${answer} is forwarded to 127.0.0.1:${forwarded.hostPort}.`);
+    if (!forwarded.offerSame)
+      void showInfo(notice`Guest port ${answer} is forwarded to 127.0.0.1:${forwarded.hostPort}.`);
   } catch (err) {
     ctx.log.warn(`cannot forward guest port ${answer}: ${(err as Error).message}`);
-    void showError(failureNotice(err, 'forward', Number(answer)), 'Show Log').then((choice) => choice && ctx.log.show());
+    void showError(failureNotice(err, 'forward', Number(answer)), 'Show Log').then(
+      (choice) => choice && ctx.log.show(),
+    );
   }
 }
 
@@ -71,13 +79,18 @@ async function refreshTypes(ctx: Ctx): Promise<void> {
     return;
   }
   if (!run) {
-    void showInfo(notice`MicroVM: no type projection for this workspace (the microvm.typeProjection setting is off, or no volume covers node_modules).`);
+    void showInfo(
+      notice`MicroVM: no type projection for this workspace (the microvm.typeProjection setting is off, or no volume covers node_modules).`,
+    );
     return;
   }
   const [failure] = run.failures;
   if (failure) {
     const code = (failure.error as { code?: string }).code ?? 'error';
-    void showWarning(notice`MicroVM: the type definitions were not refreshed (${code}); see the MicroVM log.`, 'Show Log').then((choice) => choice && ctx.log.show());
+    void showWarning(
+      notice`MicroVM: the type definitions were not refreshed (${code}); see the MicroVM log.`,
+      'Show Log',
+    ).then((choice) => choice && ctx.log.show());
     return;
   }
   const files = run.results.reduce((sum, r) => sum + r.declarations + r.packageJsons, 0);

@@ -38,8 +38,17 @@ export class Ctx implements vscode.Disposable {
   private commandDisposables: vscode.Disposable[] = [];
   private commandsRunning: boolean | undefined;
 
-  constructor(readonly extension: vscode.ExtensionContext, private readonly commands: CommandTable) {
-    this.disposables.push(this.log, this.lifecycle, this.statusBar, this.portsView, vscode.window.registerTreeDataProvider('microvm.ports', this.portsView));
+  constructor(
+    readonly extension: vscode.ExtensionContext,
+    private readonly commands: CommandTable,
+  ) {
+    this.disposables.push(
+      this.log,
+      this.lifecycle,
+      this.statusBar,
+      this.portsView,
+      vscode.window.registerTreeDataProvider('microvm.ports', this.portsView),
+    );
     this.setStatus('stopped');
   }
 

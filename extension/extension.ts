@@ -11,13 +11,15 @@ let ctx: Ctx | undefined;
 export function activate(extension: vscode.ExtensionContext): void {
   ctx = new Ctx(extension, COMMANDS);
   const owner = ctx;
-  owner.own(vscode.window.registerTerminalProfileProvider('microvm.terminal', {
-    async provideTerminalProfile() {
-      const session = await openFolder(owner, { terminal: false });
-      if (!session) throw new Error('the MicroVM did not start; see "MicroVM: Show Log"');
-      return new vscode.TerminalProfile(shellTerminalOptions(session));
-    },
-  }));
+  owner.own(
+    vscode.window.registerTerminalProfileProvider('microvm.terminal', {
+      async provideTerminalProfile() {
+        const session = await openFolder(owner, { terminal: false });
+        if (!session) throw new Error('the MicroVM did not start; see "MicroVM: Show Log"');
+        return new vscode.TerminalProfile(shellTerminalOptions(session));
+      },
+    }),
+  );
   owner.own(hangUpOnUserClose(owner));
   extension.subscriptions.push({ dispose: () => void owner.dispose() });
   // The folder's VM may outlive the previous window: attach to it (nothing starts otherwise).

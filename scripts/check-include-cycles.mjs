@@ -64,7 +64,9 @@ const files = sourcesUnder(root);
 const cycles = cyclesOf(includeGraph(files));
 if (cycles.length > 0) {
   for (const cycle of cycles) console.error(`include cycle: ${cycle.map((file) => relative(root, file)).join(' -> ')}`);
-  console.error(`${cycles.length} #include cycle(s) under ${root}; break each by moving the shared declarations into a header both include`);
+  console.error(
+    `${cycles.length} #include cycle(s) under ${root}; break each by moving the shared declarations into a header both include`,
+  );
   process.exit(1);
 }
 console.log(`no #include cycle among ${files.length} C files under ${relative(process.cwd(), root) || '.'}`);

@@ -11,7 +11,17 @@
 //       for a file whose sha256 differs from ASSETS/manifest.json (or is gone), 'image' for a
 //       blob of the default layout that is not what its name says. Nothing without a manifest.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, writeFileSync, readFileSync, renameSync, statSync, copyFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  writeFileSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  copyFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 const FIXED_CREATED = '1970-01-01T00:00:00Z';
@@ -55,7 +65,9 @@ async function ociLayout(out, tarPath, gzPath, pkgs, name = 'default') {
       WorkingDir: '/root',
     },
     rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
-    history: [{ created: FIXED_CREATED, created_by: `microvm setup: Debian packages ${pkgs.filter(Boolean).join(' ')}` }],
+    history: [
+      { created: FIXED_CREATED, created_by: `microvm setup: Debian packages ${pkgs.filter(Boolean).join(' ')}` },
+    ],
   };
   const cfg = putJson(config);
   const manifest = {

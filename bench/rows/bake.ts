@@ -52,7 +52,9 @@ export async function measureBake(raw: RawContext, sizes: Sizes, log: (line: str
           baseline: { name: 'host spawn of true', unit: 'ms', better: 'lower', values: spawns },
         },
       ],
-      notes: [`A cold bake boots the default image (root disk already cached), saves the device state (${(stateBytes / 1024).toFixed(0)} KiB with x-ignore-shared) and copies and hashes the guest RAM file; a cache-hit bake re-reads the snapshot metadata, hashes the state file and stats the RAM file.`],
+      notes: [
+        `A cold bake boots the default image (root disk already cached), saves the device state (${(stateBytes / 1024).toFixed(0)} KiB with x-ignore-shared) and copies and hashes the guest RAM file; a cache-hit bake re-reads the snapshot metadata, hashes the state file and stats the RAM file.`,
+      ],
     };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -63,9 +65,15 @@ export async function measureBake(raw: RawContext, sizes: Sizes, log: (line: str
 async function buildMs(snapshotsDir: string, expectBake: boolean): Promise<number> {
   let baked = false;
   const started = performance.now();
-  const image = await Image.build({ snapshotsDir, onProgress: (e) => { if (e.phase === 'bake') baked = true; } });
+  const image = await Image.build({
+    snapshotsDir,
+    onProgress: (e) => {
+      if (e.phase === 'bake') baked = true;
+    },
+  });
   const elapsed = performance.now() - started;
   await image.snapshot?.handoff?.stop();
-  if (baked !== expectBake) throw new Error(`Image.build ${expectBake ? 'did not bake' : 'baked again'} in ${snapshotsDir}`);
+  if (baked !== expectBake)
+    throw new Error(`Image.build ${expectBake ? 'did not bake' : 'baked again'} in ${snapshotsDir}`);
   return elapsed;
 }

@@ -21,10 +21,12 @@ export async function measureBoot(raw: RawContext, sizes: Sizes, log: (line: str
     log(`spawn from disk ${i + 1}/${sizes.boots}: engine ${ours[i]?.toFixed(0)} ms, raw ${baseline[i]?.toFixed(0)} ms`);
   }
   return {
-    measurements: [{
-      ours: { name: 'spawn from disk', unit: 'ms', better: 'lower', values: ours },
-      baseline: { name: 'raw QEMU boot', unit: 'ms', better: 'lower', values: baseline },
-    }],
+    measurements: [
+      {
+        ours: { name: 'spawn from disk', unit: 'ms', better: 'lower', values: ours },
+        baseline: { name: 'raw QEMU boot', unit: 'ms', better: 'lower', values: baseline },
+      },
+    ],
     notes: [],
   };
 }

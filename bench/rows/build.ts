@@ -33,7 +33,10 @@ const REGISTRIES_CONF = 'unqualified-search-registries = ["docker.io"]\nshort-na
  * content store). Cache hit: nothing changed (ours: the result lookup; the host: `buildah bud`
  * with every step cached). Late-step rebuild: one file the last COPY reads changed.
  */
-export async function measureBuild(samples: { cold: number; hits: number; rebuilds: number }, log: (line: string) => void): Promise<GroupResult> {
+export async function measureBuild(
+  samples: { cold: number; hits: number; rebuilds: number },
+  log: (line: string) => void,
+): Promise<GroupResult> {
   // Lower case: buildah names an image pulled from a layout after the layout's path.
   const root = path.join(os.tmpdir(), `microvm-bench-build-${process.pid}`);
   fs.mkdirSync(root);
@@ -81,16 +84,34 @@ export async function measureBuild(samples: { cold: number; hits: number; rebuil
       edit(i + 1);
       rebuilds.push((await ours()).ms);
       hostRebuilds.push(host.build(true));
-      log(`late-step rebuild ${i + 1}/${samples.rebuilds}: ${rebuilds[i]?.toFixed(0)} ms, host buildah ${hostRebuilds[i]?.toFixed(0)} ms`);
+      log(
+        `late-step rebuild ${i + 1}/${samples.rebuilds}: ${rebuilds[i]?.toFixed(0)} ms, host buildah ${hostRebuilds[i]?.toFixed(0)} ms`,
+      );
     }
     return {
       measurements: [
-        { ours: { name: 'cold Dockerfile build (builder VM)', unit: 'ms', better: 'lower', values: cold },
-          baseline: { name: 'host buildah: pull + bud + push, empty storage', unit: 'ms', better: 'lower', values: hostCold } },
-        { ours: { name: 'cache-hit Dockerfile build (lookup)', unit: 'ms', better: 'lower', values: hits },
-          baseline: { name: 'host buildah bud, every step cached', unit: 'ms', better: 'lower', values: hostHits } },
-        { ours: { name: 'rebuild after a late-step edit', unit: 'ms', better: 'lower', values: rebuilds },
-          baseline: { name: 'host buildah bud + push after the same edit', unit: 'ms', better: 'lower', values: hostRebuilds } },
+        {
+          ours: { name: 'cold Dockerfile build (builder VM)', unit: 'ms', better: 'lower', values: cold },
+          baseline: {
+            name: 'host buildah: pull + bud + push, empty storage',
+            unit: 'ms',
+            better: 'lower',
+            values: hostCold,
+          },
+        },
+        {
+          ours: { name: 'cache-hit Dockerfile build (lookup)', unit: 'ms', better: 'lower', values: hits },
+          baseline: { name: 'host buildah bud, every step cached', unit: 'ms', better: 'lower', values: hostHits },
+        },
+        {
+          ours: { name: 'rebuild after a late-step edit', unit: 'ms', better: 'lower', values: rebuilds },
+          baseline: {
+            name: 'host buildah bud + push after the same edit',
+            unit: 'ms',
+            better: 'lower',
+            values: hostRebuilds,
+          },
+        },
       ],
       notes: [builderSizes(), ...notesOn(image)],
     };
@@ -107,15 +128,31 @@ function hostBuildah(dir: string, ctx: string) {
   const conf = path.join(dir, 'registries.conf');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(conf, REGISTRIES_CONF);
-  const storage = ['--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'overlay'];
-  const env = { ...process.env, BUILDAH_ISOLATION: 'chroot', CONTAINERS_REGISTRIES_CONF: conf, TMPDIR: path.join(dir, 'tmp') };
-  const buildah = (args: string[]) => execFileSync('buildah', [...storage, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  const storage = [
+    '--root',
+    path.join(dir, 'storage'),
+    '--runroot',
+    path.join(dir, 'run'),
+    '--storage-driver',
+    'overlay',
+  ];
+  const env = {
+    ...process.env,
+    BUILDAH_ISOLATION: 'chroot',
+    CONTAINERS_REGISTRIES_CONF: conf,
+    TMPDIR: path.join(dir, 'tmp'),
+  };
+  const buildah = (args: string[]) =>
+    execFileSync('buildah', [...storage, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString()
+      .trim();
   const timed = (work: () => void) => {
     const started = performance.now();
     work();
     return performance.now() - started;
   };
-  const bud = () => buildah(['bud', '--isolation', 'chroot', '--pull=never', '--layers', '--format', 'oci', '-t', 'bench-out', ctx]);
+  const bud = () =>
+    buildah(['bud', '--isolation', 'chroot', '--pull=never', '--layers', '--format', 'oci', '-t', 'bench-out', ctx]);
   const push = () => {
     fs.rmSync(path.join(dir, 'out.tar'), { force: true });
     buildah(['push', '--quiet', 'bench-out', `oci-archive:${path.join(dir, 'out.tar')}`]);
@@ -142,9 +179,15 @@ function hostBuildah(dir: string, ctx: string) {
 
 function writeLayout(dir: string, image: TestImage): string {
   fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
-  for (const blob of [image.manifest, image.config, ...image.layers]) fs.writeFileSync(path.join(dir, 'blobs', 'sha256', blob.digest.slice(7)), blob.data);
+  for (const blob of [image.manifest, image.config, ...image.layers])
+    fs.writeFileSync(path.join(dir, 'blobs', 'sha256', blob.digest.slice(7)), blob.data);
   fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  const descriptor = { mediaType: image.manifest.mediaType, digest: image.manifest.digest, size: image.manifest.size, annotations: { 'org.opencontainers.image.ref.name': 'base' } };
+  const descriptor = {
+    mediaType: image.manifest.mediaType,
+    digest: image.manifest.digest,
+    size: image.manifest.size,
+    annotations: { 'org.opencontainers.image.ref.name': 'base' },
+  };
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [descriptor] }));
   return dir;
 }
@@ -152,7 +195,11 @@ function writeLayout(dir: string, image: TestImage): string {
 /** The builder image's size as setup made it (compressed layer and tar) and its root disk. */
 function builderSizes(): string {
   const blobs = path.join(homePaths.builderImage(), 'blobs', 'sha256');
-  const layer = fs.readdirSync(blobs).map((n) => fs.statSync(path.join(blobs, n)).size).sort((a, b) => b - a)[0] ?? 0;
+  const layer =
+    fs
+      .readdirSync(blobs)
+      .map((n) => fs.statSync(path.join(blobs, n)).size)
+      .sort((a, b) => b - a)[0] ?? 0;
   const volume = path.join(homePaths.volumes(), `${BUILDER_VOLUME}.ext4`);
   const used = fs.existsSync(volume) ? fs.statSync(volume).blocks * 512 : 0;
   return `Builder image (buildah 1.28 from Debian bookworm, made by setup with mmdebstrap): ${(layer / 1e6).toFixed(1)} MB gzip layer; the builder cache volume holds ${(used / 1e6).toFixed(0)} MB after these builds.`;

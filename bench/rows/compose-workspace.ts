@@ -1,7 +1,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, Image, MIRRORS_ENV, type PlanSettings, prepareWorkspace, removeVolume, Session, type SessionEvents } from '../../engine';
+import {
+  DEFAULT_PROTECT,
+  Image,
+  MIRRORS_ENV,
+  type PlanSettings,
+  prepareWorkspace,
+  removeVolume,
+  Session,
+  type SessionEvents,
+} from '../../engine';
 import { homePaths } from '../../engine/paths';
 import { openWorkspace, recordFile } from '../../engine/workspace/record';
 import { pushComposeImages } from '../../test/helpers/compose-images';
@@ -15,7 +24,15 @@ import { CLIENT_JS } from './compose-client';
  * redis-server served by a loopback registry as docker.io/library/node and .../redis; and the
  * baseline, a single-VM workspace of the same node image without compose.
  */
-export const SETTINGS: PlanSettings = { image: '', memoryMib: 512, cpus: 1, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+export const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 512,
+  cpus: 1,
+  network: 'outbound',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 export const APP_IMAGE = 'docker.io/library/node:22-bookworm';
 export const DB_IMAGE = 'docker.io/library/redis:7-bookworm';
 export const CLIENT_FILE = 'compose-client.js';
@@ -68,15 +85,18 @@ export async function composeBench(log: (line: string) => void): Promise<Compose
     const imagesMs = performance.now() - started;
     log(`compose: images pulled and root disks built in ${imagesMs.toFixed(0)} ms`);
     return {
-      tmp, imagesMs, close,
+      tmp,
+      imagesMs,
+      close,
       folder: (kind) => {
         const folder = path.join(tmp, `${kind}-${folders.length}`);
         fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
         fs.writeFileSync(path.join(folder, CLIENT_FILE), CLIENT_JS);
         const common = { workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}', userEnvProbe: 'none' };
-        const config = kind === 'compose'
-          ? { dockerComposeFile: 'docker-compose.yml', service: 'app', forwardPorts: ['db:6379'], ...common }
-          : { image: 'node:22-bookworm', ...common };
+        const config =
+          kind === 'compose'
+            ? { dockerComposeFile: 'docker-compose.yml', service: 'app', forwardPorts: ['db:6379'], ...common }
+            : { image: 'node:22-bookworm', ...common };
         fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config));
         if (kind === 'compose') fs.writeFileSync(path.join(folder, '.devcontainer', 'docker-compose.yml'), COMPOSE_YML);
         folders.push(folder);
@@ -91,7 +111,13 @@ export async function composeBench(log: (line: string) => void): Promise<Compose
 
 /** prepareWorkspace + Session.start, as the extension opens a folder; the result is timed by the caller. */
 export async function openSession(folder: string): Promise<Session> {
-  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  const prepared = await prepareWorkspace({
+    folder,
+    settings: SETTINGS,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
+  });
   if (!prepared) throw new Error(`bench: ${folder} did not prepare`);
   const errors = prepared.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) throw new Error(`bench: ${folder}: ${JSON.stringify(errors)}`);
@@ -107,8 +133,13 @@ export async function openSession(folder: string): Promise<Session> {
 
 function quietEvents(): SessionEvents {
   return {
-    log: () => undefined, baking: () => undefined, booting: () => undefined, portsChanged: () => undefined,
-    exited: (error) => process.stderr.write(`bench: compose: a VM exited: ${error.message}\n`), output: () => undefined, hookFailed: () => undefined,
+    log: () => undefined,
+    baking: () => undefined,
+    booting: () => undefined,
+    portsChanged: () => undefined,
+    exited: (error) => process.stderr.write(`bench: compose: a VM exited: ${error.message}\n`),
+    output: () => undefined,
+    hookFailed: () => undefined,
   };
 }
 

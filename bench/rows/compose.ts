@@ -18,7 +18,13 @@ export const COMPOSE_ROUND_TRIP_TARGET = 2;
 
 type Sizing = Sizes['compose'];
 type Path = 'app → db (relay)' | 'host → db (raw forward)' | 'host → db (relay)' | 'host loopback' | 'db VM loopback';
-const PATHS: Path[] = ['app → db (relay)', 'host → db (raw forward)', 'host → db (relay)', 'host loopback', 'db VM loopback'];
+const PATHS: Path[] = [
+  'app → db (relay)',
+  'host → db (raw forward)',
+  'host → db (relay)',
+  'host loopback',
+  'db VM loopback',
+];
 /** Paths that only take the PING rows: the baseline, and the diagnostic inside the db VM. */
 const PING_ONLY: Path[] = ['host loopback', 'db VM loopback'];
 
@@ -42,7 +48,12 @@ export async function measureCompose(sizes: Sizes, log: (line: string) => void):
 }
 
 async function measureIn(bench: ComposeBench, sizing: Sizing, log: (line: string) => void): Promise<GroupResult> {
-  const open = { composeCold: [] as number[], singleCold: [] as number[], composeWarm: [] as number[], singleWarm: [] as number[] };
+  const open = {
+    composeCold: [] as number[],
+    singleCold: [] as number[],
+    composeWarm: [] as number[],
+    singleWarm: [] as number[],
+  };
   const memory: Record<'app' | 'db', ProcessMemory[]> = { app: [], db: [] };
   const timed = async (folder: string, into: number[]): Promise<Session> => {
     const started = performance.now();
@@ -61,7 +72,10 @@ async function measureIn(bench: ComposeBench, sizing: Sizing, log: (line: string
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       const db = session.serviceVms.find((v) => v.service === 'db');
       if (!db) throw new Error('bench: the compose session runs no db VM');
-      for (const [name, vm] of [['app', session.running], ['db', db.vm]] as const) {
+      for (const [name, vm] of [
+        ['app', session.running],
+        ['db', db.vm],
+      ] as const) {
         memory[name].push(processMemory(...qemuOf(vm)));
       }
       if (i === sizing.opens - 1) traffic = await measureTraffic(session, composeFolder, sizing, log);
@@ -69,7 +83,9 @@ async function measureIn(bench: ComposeBench, sizing: Sizing, log: (line: string
       await session.stop();
     }
     await (await timed(singleFolder, open.singleWarm)).stop();
-    log(`compose open ${i + 1}/${sizing.opens}: cold ${ms(open.composeCold[i])} (single VM ${ms(open.singleCold[i])}), warm ${ms(open.composeWarm[i])} (single VM ${ms(open.singleWarm[i])})`);
+    log(
+      `compose open ${i + 1}/${sizing.opens}: cold ${ms(open.composeCold[i])} (single VM ${ms(open.singleCold[i])}), warm ${ms(open.composeWarm[i])} (single VM ${ms(open.singleWarm[i])})`,
+    );
   }
   if (!traffic) throw new Error('bench: compose traffic was not measured');
 
@@ -77,37 +93,80 @@ async function measureIn(bench: ComposeBench, sizing: Sizing, log: (line: string
   const higher = (name: string, values: number[]): Series => ({ name, unit: 'MB/s', better: 'higher', values });
   const kib = (name: string, values: number[]): Series => ({ name, unit: 'KiB', better: 'lower', values });
   const loopback = lower('host loopback round trip (node → node echo)', traffic.ping['host loopback']);
-  const connectForward = lower('compose connect + PING host → db (raw forward)', traffic.connect['host → db (raw forward)']);
+  const connectForward = lower(
+    'compose connect + PING host → db (raw forward)',
+    traffic.connect['host → db (raw forward)'],
+  );
   const setForward = higher('compose SET host → db (raw forward)', traffic.set['host → db (raw forward)']);
   const guestKib = SETTINGS.memoryMib * 1024;
-  if (SERVICE_MEMORY_MIB !== SETTINGS.memoryMib) throw new Error('bench: the app and db VMs should have the same guest RAM');
+  if (SERVICE_MEMORY_MIB !== SETTINGS.memoryMib)
+    throw new Error('bench: the app and db VMs should have the same guest RAM');
   const guestRam = kib(`guest RAM per compose VM (${SETTINGS.memoryMib} MiB)`, [guestKib]);
   const measurements: RowMeasurement[] = [
-    { ours: lower('compose open, cold (app + db VMs)', open.composeCold), baseline: lower('single-VM open, cold (same app image)', open.singleCold) },
-    { ours: lower('compose open, warm (app + db VMs)', open.composeWarm), baseline: lower('single-VM open, warm (same app image)', open.singleWarm) },
+    {
+      ours: lower('compose open, cold (app + db VMs)', open.composeCold),
+      baseline: lower('single-VM open, cold (same app image)', open.singleCold),
+    },
+    {
+      ours: lower('compose open, warm (app + db VMs)', open.composeWarm),
+      baseline: lower('single-VM open, warm (same app image)', open.singleWarm),
+    },
     { ours: lower('compose round trip app → db (relay)', traffic.ping['app → db (relay)']), baseline: loopback },
-    { ours: lower('compose round trip host → db (raw forward)', traffic.ping['host → db (raw forward)']), baseline: loopback },
+    {
+      ours: lower('compose round trip host → db (raw forward)', traffic.ping['host → db (raw forward)']),
+      baseline: loopback,
+    },
     { ours: lower('compose round trip host → db (relay)', traffic.ping['host → db (relay)']), baseline: loopback },
-    { ours: lower('compose round trip in the db VM (guest node → its redis)', traffic.ping['db VM loopback']), baseline: loopback },
-    { ours: lower('compose connect + PING app → db (relay)', traffic.connect['app → db (relay)']), baseline: connectForward },
-    { ours: lower('compose connect + PING host → db (relay)', traffic.connect['host → db (relay)']), baseline: connectForward },
+    {
+      ours: lower('compose round trip in the db VM (guest node → its redis)', traffic.ping['db VM loopback']),
+      baseline: loopback,
+    },
+    {
+      ours: lower('compose connect + PING app → db (relay)', traffic.connect['app → db (relay)']),
+      baseline: connectForward,
+    },
+    {
+      ours: lower('compose connect + PING host → db (relay)', traffic.connect['host → db (relay)']),
+      baseline: connectForward,
+    },
     { ours: higher('compose SET app → db (relay)', traffic.set['app → db (relay)']), baseline: setForward },
     { ours: higher('compose SET host → db (relay)', traffic.set['host → db (relay)']), baseline: setForward },
     ...(['app', 'db'] as const).flatMap((name) => [
-      { ours: kib(`compose idle memory, ${name} VM, USS`, memory[name].map((m) => m.uss)), baseline: guestRam },
-      { ours: kib(`compose idle memory, ${name} VM, PSS`, memory[name].map((m) => m.pss)), baseline: guestRam },
+      {
+        ours: kib(
+          `compose idle memory, ${name} VM, USS`,
+          memory[name].map((m) => m.uss),
+        ),
+        baseline: guestRam,
+      },
+      {
+        ours: kib(
+          `compose idle memory, ${name} VM, PSS`,
+          memory[name].map((m) => m.pss),
+        ),
+        baseline: guestRam,
+      },
     ]),
   ];
   return { measurements, notes: notes(bench, sizing, traffic, memory) };
 }
 
 type Samples = Record<Path, number[]>;
-interface Traffic { ping: Samples; connect: Samples; set: Samples }
+interface Traffic {
+  ping: Samples;
+  connect: Samples;
+  set: Samples;
+}
 
 const emptySamples = (): Samples => Object.fromEntries(PATHS.map((p) => [p, []])) as unknown as Samples;
 
 /** Every path once per round, in turn; the same client program on each (guest node in the app VM, host node). */
-async function measureTraffic(session: Session, folder: string, sizing: Sizing, log: (line: string) => void): Promise<Traffic> {
+async function measureTraffic(
+  session: Session,
+  folder: string,
+  sizing: Sizing,
+  log: (line: string) => void,
+): Promise<Traffic> {
   const [forward] = session.serviceForwards;
   const relay = session.serviceLinks.find((l) => l.port === 6379);
   const db = session.serviceVms.find((v) => v.service === 'db')?.vm;
@@ -122,18 +181,32 @@ async function measureTraffic(session: Session, folder: string, sizing: Sizing, 
     'db VM loopback': undefined,
   };
   const inGuest: Partial<Record<Path, { vm: typeof db; file: string; host: string }>> = {
-    'app → db (relay)': { vm: session.running, file: `/workspaces/${path.basename(folder)}/${CLIENT_FILE}`, host: 'db' },
+    'app → db (relay)': {
+      vm: session.running,
+      file: `/workspaces/${path.basename(folder)}/${CLIENT_FILE}`,
+      host: 'db',
+    },
     'db VM loopback': { vm: db, file: `/tmp/${CLIENT_FILE}`, host: '127.0.0.1' },
   };
   const client = async (where: Path, args: Array<string | number>): Promise<number[]> => {
     const target = targets[where];
     let stdout: string;
     if (target) {
-      stdout = (await run(process.execPath, [path.join(folder, CLIENT_FILE), String(args[0]), ...target.map(String), ...args.slice(1).map(String)], { maxBuffer: 1 << 20 })).stdout;
+      stdout = (
+        await run(
+          process.execPath,
+          [path.join(folder, CLIENT_FILE), String(args[0]), ...target.map(String), ...args.slice(1).map(String)],
+          { maxBuffer: 1 << 20 },
+        )
+      ).stdout;
     } else {
       const guest = inGuest[where] as NonNullable<(typeof inGuest)[Path]>;
-      const r = await guest.vm.exec({ argv: ['node', guest.file, String(args[0]), guest.host, '6379', ...args.slice(1).map(String)], timeoutMs: 600_000 });
-      if (r.exitCode !== 0) throw new Error(`bench: the client in the VM (${where}) failed (${r.exitCode}): ${String(r.stderr)}`);
+      const r = await guest.vm.exec({
+        argv: ['node', guest.file, String(args[0]), guest.host, '6379', ...args.slice(1).map(String)],
+        timeoutMs: 600_000,
+      });
+      if (r.exitCode !== 0)
+        throw new Error(`bench: the client in the VM (${where}) failed (${r.exitCode}): ${String(r.stderr)}`);
       stdout = String(r.stdout);
     }
     return (JSON.parse(stdout) as { values: number[] }).values;
@@ -142,12 +215,14 @@ async function measureTraffic(session: Session, folder: string, sizing: Sizing, 
   try {
     for (let round = 0; round < sizing.rounds; round++) {
       for (const where of PATHS) {
-        traffic.ping[where].push(...await client(where, ['ping', sizing.roundTrips]));
+        traffic.ping[where].push(...(await client(where, ['ping', sizing.roundTrips])));
         if (PING_ONLY.includes(where)) continue;
-        traffic.connect[where].push(...await client(where, ['connect', sizing.connects]));
-        traffic.set[where].push(...await client(where, ['set', sizing.sets, sizing.setBytes]));
+        traffic.connect[where].push(...(await client(where, ['connect', sizing.connects])));
+        traffic.set[where].push(...(await client(where, ['set', sizing.sets, sizing.setBytes])));
       }
-      log(`compose traffic round ${round + 1}/${sizing.rounds}: ${PATHS.map((p) => `${p} ${ms(median(traffic.ping[p]), 3)}`).join(', ')}`);
+      log(
+        `compose traffic round ${round + 1}/${sizing.rounds}: ${PATHS.map((p) => `${p} ${ms(median(traffic.ping[p]), 3)}`).join(', ')}`,
+      );
     }
   } finally {
     await pong.close();
@@ -155,7 +230,12 @@ async function measureTraffic(session: Session, folder: string, sizing: Sizing, 
   return traffic;
 }
 
-function notes(bench: ComposeBench, sizing: Sizing, traffic: Traffic, memory: Record<'app' | 'db', ProcessMemory[]>): string[] {
+function notes(
+  bench: ComposeBench,
+  sizing: Sizing,
+  traffic: Traffic,
+  memory: Record<'app' | 'db', ProcessMemory[]>,
+): string[] {
   const p50 = (path: Path, kind: keyof Traffic = 'ping') => median(traffic[kind][path]);
   const app = p50('app → db (relay)');
   const forward = p50('host → db (raw forward)');
@@ -167,27 +247,34 @@ function notes(bench: ComposeBench, sizing: Sizing, traffic: Traffic, memory: Re
   const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
   const split = (name: 'app' | 'db') => {
     const m = memory[name];
-    return `${name} USS ${mean(m.map((r) => r.uss))}, guest RAM touched (private) ${mean(m.map((r) => r.privateBy['guest RAM file pages'] + r.privateBy['guest RAM copied on write']))}, `
-      + `TCG translation cache ${mean(m.map((r) => r.privateBy['TCG translation cache']))}, QEMU heap and other anonymous ${mean(m.map((r) => r.privateBy['QEMU heap and other anonymous']))}, `
-      + `binary and libraries ${mean(m.map((r) => r.privateBy['QEMU binary and libraries']))} KiB`;
+    return (
+      `${name} USS ${mean(m.map((r) => r.uss))}, guest RAM touched (private) ${mean(m.map((r) => r.privateBy['guest RAM file pages'] + r.privateBy['guest RAM copied on write']))}, ` +
+      `TCG translation cache ${mean(m.map((r) => r.privateBy['TCG translation cache']))}, QEMU heap and other anonymous ${mean(m.map((r) => r.privateBy['QEMU heap and other anonymous']))}, ` +
+      `binary and libraries ${mean(m.map((r) => r.privateBy['QEMU binary and libraries']))} KiB`
+    );
   };
   return [
-    `compose round trip app → db (relay) is ${ratio.toFixed(1)}x a host loopback round trip at p50 (${ms(app, 3)} vs ${ms(loopback, 3)}): it ${verdict} issue 18's ≤ ${COMPOSE_ROUND_TRIP_TARGET}x target. `
-      + `It is ${(app / forward).toFixed(2)}x the same client on the host through the db's raw forward (${ms(forward, 3)}). Where the time goes (p50 differences): `
-      + `the db's forward (agent channel, the db guest's redis under TCG) ${ms(forward - loopback, 3)} over loopback; the relay hop ${ms(relay - forward, 3)}; `
-      + `the app VM (guest node, virtio-net, the app QEMU's slirp and network guard) ${ms(app - relay, 3)}. `
-      + `The same client inside the db VM against its own redis over the guest's loopback takes ${ms(dbLocal, 3)} (${(dbLocal / loopback).toFixed(1)}x host loopback): `
-      + (dbLocal / loopback > COMPOSE_ROUND_TRIP_TARGET ? 'a guest\'s node and redis alone, with no VM boundary crossed, are already past the target under this accelerator.' : 'the guests\' own work is within the target; the VM boundaries are not.'),
-    `Compose rows: one client program (bench/rows/compose-client.ts) run by node in the app VM against db:6379 and by the host's node against the db's forwardPorts forward, against the relay the app's link points at (127.0.0.1, so relay + forward without the app VM) and against a host echo server answering +PONG in the bench process; `
-      + `${sizing.rounds} rounds, each path in turn, each round ${sizing.roundTrips} PINGs on one connection (after 20 warm-up), ${sizing.connects} connect + PING + close, and ${sizing.sets} SETs of ${sizing.setBytes / 1024 / 1024} MiB timed to +OK (MB = 10^6 bytes).`,
-    `Compose open: prepareWorkspace + Session.start until the app VM runs (the db VM booted, its volume, its health check passed, the relays and the db:6379 forward up); cold = the first open of a new folder (new workspace record, volumes made), warm = its second open (volumes kept, no snapshot: both VMs boot afresh, having mounts or volumes). `
-      + `The images' pull and root disks are excluded: Image.build of both took ${ms(bench.imagesMs)} before the opens (a cache hit after the first run on this MICROVM_HOME). The baseline opens a folder whose devcontainer.json names the same node image without compose.`,
+    `compose round trip app → db (relay) is ${ratio.toFixed(1)}x a host loopback round trip at p50 (${ms(app, 3)} vs ${ms(loopback, 3)}): it ${verdict} issue 18's ≤ ${COMPOSE_ROUND_TRIP_TARGET}x target. ` +
+      `It is ${(app / forward).toFixed(2)}x the same client on the host through the db's raw forward (${ms(forward, 3)}). Where the time goes (p50 differences): ` +
+      `the db's forward (agent channel, the db guest's redis under TCG) ${ms(forward - loopback, 3)} over loopback; the relay hop ${ms(relay - forward, 3)}; ` +
+      `the app VM (guest node, virtio-net, the app QEMU's slirp and network guard) ${ms(app - relay, 3)}. ` +
+      `The same client inside the db VM against its own redis over the guest's loopback takes ${ms(dbLocal, 3)} (${(dbLocal / loopback).toFixed(1)}x host loopback): ` +
+      (dbLocal / loopback > COMPOSE_ROUND_TRIP_TARGET
+        ? "a guest's node and redis alone, with no VM boundary crossed, are already past the target under this accelerator."
+        : "the guests' own work is within the target; the VM boundaries are not."),
+    `Compose rows: one client program (bench/rows/compose-client.ts) run by node in the app VM against db:6379 and by the host's node against the db's forwardPorts forward, against the relay the app's link points at (127.0.0.1, so relay + forward without the app VM) and against a host echo server answering +PONG in the bench process; ` +
+      `${sizing.rounds} rounds, each path in turn, each round ${sizing.roundTrips} PINGs on one connection (after 20 warm-up), ${sizing.connects} connect + PING + close, and ${sizing.sets} SETs of ${sizing.setBytes / 1024 / 1024} MiB timed to +OK (MB = 10^6 bytes).`,
+    `Compose open: prepareWorkspace + Session.start until the app VM runs (the db VM booted, its volume, its health check passed, the relays and the db:6379 forward up); cold = the first open of a new folder (new workspace record, volumes made), warm = its second open (volumes kept, no snapshot: both VMs boot afresh, having mounts or volumes). ` +
+      `The images' pull and root disks are excluded: Image.build of both took ${ms(bench.imagesMs)} before the opens (a cache hit after the first run on this MICROVM_HOME). The baseline opens a folder whose devcontainer.json names the same node image without compose.`,
     `Compose memory (mean KiB, ${memory.app.length} warm open(s), read ${SETTLE_MS / 1000} s after each): ${split('app')}; ${split('db')}. Both VMs boot fresh with their RAM in a shared file, so every guest page touched since boot is resident and counted (the app VM's virtiofsd maps that file too but touches only its queues' buffers, so the pages stay private to QEMU).`,
   ];
 }
 
 function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 function ms(value: number | undefined, digits = 0): string {
@@ -198,7 +285,9 @@ function ms(value: number | undefined, digits = 0): string {
 function qemuOf(vm: Pick<Vm, 'host' | 'id'>): [number, string] {
   const { pid, memoryFile } = vm.host;
   if (pid === undefined || memoryFile === undefined) {
-    throw new Error(`bench: VM ${vm.id} has no QEMU pid or RAM file of its own (it stopped, or it was restored from a snapshot)`);
+    throw new Error(
+      `bench: VM ${vm.id} has no QEMU pid or RAM file of its own (it stopped, or it was restored from a snapshot)`,
+    );
   }
   return [pid, memoryFile];
 }

@@ -7,13 +7,21 @@ import type { EgressSamples } from './egress';
  * The egress rows' load, in a worker thread (see egress.ts): an echo server and a discarding
  * server on loopback, and the client that reaches them directly and through the proxy.
  */
-const { proxyPort, connects, streams, mib } = workerData as { proxyPort: number; connects: number; streams: number; mib: number };
+const { proxyPort, connects, streams, mib } = workerData as {
+  proxyPort: number;
+  connects: number;
+  streams: number;
+  mib: number;
+};
 
 async function main(): Promise<EgressSamples> {
   const echo = net.createServer((s) => s.on('error', () => undefined).pipe(s));
   echo.listen(0, '127.0.0.1');
   await once(echo, 'listening');
-  const sink = net.createServer((s) => { s.on('error', () => undefined).resume(); s.on('end', () => s.end()); });
+  const sink = net.createServer((s) => {
+    s.on('error', () => undefined).resume();
+    s.on('end', () => s.end());
+  });
   sink.listen(0, '127.0.0.1');
   await once(sink, 'listening');
   const echoPort = (echo.address() as net.AddressInfo).port;
@@ -72,4 +80,9 @@ async function throughput(socket: net.Socket): Promise<number> {
   return (mib * 1024 * 1024) / 1e6 / ((performance.now() - started) / 1000);
 }
 
-main().then((samples) => parentPort?.postMessage(samples), (err: Error) => { throw err; });
+main().then(
+  (samples) => parentPort?.postMessage(samples),
+  (err: Error) => {
+    throw err;
+  },
+);

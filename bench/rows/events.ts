@@ -25,13 +25,22 @@ export async function measureEvents(sizes: Sizes, log: (line: string) => void): 
   fs.writeFileSync(file, '');
   const ours: number[] = [];
   const host: number[] = [];
-  const image = await Image.build({ ref: watchToolsImageLayout(), network: 'none',
-    mounts: [{ hostPath: shared, guestPath: '/workspace', protect: [], fileEvents: true }] });
+  const image = await Image.build({
+    ref: watchToolsImageLayout(),
+    network: 'none',
+    mounts: [{ hostPath: shared, guestPath: '/workspace', protect: [], fileEvents: true }],
+  });
   const pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
   try {
     const vm = await pool.acquire();
     while (vm.fileEventStats.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    const inotify = new GuestLines(vm.spawn({ argv: ['inotifywait', '-m', '-q', '-e', 'modify', '--format', '%e %f', '/workspace'], tty: true, timeoutMs: 0 }));
+    const inotify = new GuestLines(
+      vm.spawn({
+        argv: ['inotifywait', '-m', '-q', '-e', 'modify', '--format', '%e %f', '/workspace'],
+        tty: true,
+        timeoutMs: 0,
+      }),
+    );
     try {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       for (let i = -3; i < sizes.eventSamples; i++) {
@@ -56,13 +65,22 @@ export async function measureEvents(sizes: Sizes, log: (line: string) => void): 
   const p50 = percentile(sorted, 50);
   const p95 = percentile(sorted, 95);
   return {
-    measurements: [{
-      ours: { name: 'edit-to-event latency (host write -> guest inotify)', unit: 'ms', better: 'lower', values: ours },
-      baseline: { name: 'host fs.watch of the same write', unit: 'ms', better: 'lower', values: host },
-    }],
-    notes: [`Events row: host appendFileSync to a file of a shared folder, ${GAP_MS} ms apart; ours is until the guest's inotifywait MODIFY line is back on `
-      + `the host (the host watcher's ~50 ms debounce, the relay's batching, the agent, the guest module and the way back). `
-      + `p50 ${p50} ms, p95 ${p95} ms: it ${p95 <= EVENT_P95_TARGET_MS ? 'meets' : 'misses'} the p95 <= ${EVENT_P95_TARGET_MS} ms target.`],
+    measurements: [
+      {
+        ours: {
+          name: 'edit-to-event latency (host write -> guest inotify)',
+          unit: 'ms',
+          better: 'lower',
+          values: ours,
+        },
+        baseline: { name: 'host fs.watch of the same write', unit: 'ms', better: 'lower', values: host },
+      },
+    ],
+    notes: [
+      `Events row: host appendFileSync to a file of a shared folder, ${GAP_MS} ms apart; ours is until the guest's inotifywait MODIFY line is back on ` +
+        `the host (the host watcher's ~50 ms debounce, the relay's batching, the agent, the guest module and the way back). ` +
+        `p50 ${p50} ms, p95 ${p95} ms: it ${p95 <= EVENT_P95_TARGET_MS ? 'meets' : 'misses'} the p95 <= ${EVENT_P95_TARGET_MS} ms target.`,
+    ],
   };
 }
 

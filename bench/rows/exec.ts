@@ -7,7 +7,12 @@ import { Sizes } from './sizes';
  * Round trips on one VM: `true` through vm.exec (protocol + fork/exec in the guest) and the
  * agent's PING (protocol only), against bare bytes echoed over the same virtio-serial port.
  */
-export async function measureExec(image: Image, raw: RawContext, sizes: Sizes, log: (line: string) => void): Promise<GroupResult> {
+export async function measureExec(
+  image: Image,
+  raw: RawContext,
+  sizes: Sizes,
+  log: (line: string) => void,
+): Promise<GroupResult> {
   const echo = await rawEchoRoundTrips(raw, sizes.roundTrips, sizes.warmupCalls);
   log(`raw echo: ${echo.length} round trips`);
   const pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
@@ -25,8 +30,10 @@ export async function measureExec(image: Image, raw: RawContext, sizes: Sizes, l
           { ours: { name: 'exec true round trip', unit: 'ms', better: 'lower', values: exec }, baseline },
           { ours: { name: 'agent ping round trip', unit: 'ms', better: 'lower', values: ping }, baseline },
         ],
-        notes: [`Inside the guest, a shell loop of ${IN_GUEST_RUNS} \`/bin/true\` runs takes ${inGuest.toFixed(1)} ms per fork+exec+wait, `
-          + 'without the agent or the host: that is the floor under the exec row on this accelerator.'],
+        notes: [
+          `Inside the guest, a shell loop of ${IN_GUEST_RUNS} \`/bin/true\` runs takes ${inGuest.toFixed(1)} ms per fork+exec+wait, ` +
+            'without the agent or the host: that is the floor under the exec row on this accelerator.',
+        ],
       };
     } finally {
       await vm.release();
@@ -43,7 +50,8 @@ async function inGuestForkExecMs(vm: Vm): Promise<number> {
   const script = `a=$(date +%s%N); i=0; while [ $i -lt ${IN_GUEST_RUNS} ]; do /bin/true; i=$((i+1)); done; b=$(date +%s%N); echo $((b-a))`;
   const result = await vm.exec({ argv: ['sh', '-c', script] });
   const nanoseconds = Number(result.stdout.trim());
-  if (result.exitCode !== 0 || !(nanoseconds > 0)) throw new Error(`in-guest fork+exec loop failed: exit ${result.exitCode}, ${result.stdout}${result.stderr}`);
+  if (result.exitCode !== 0 || !(nanoseconds > 0))
+    throw new Error(`in-guest fork+exec loop failed: exit ${result.exitCode}, ${result.stdout}${result.stderr}`);
   return nanoseconds / 1e6 / IN_GUEST_RUNS;
 }
 

@@ -115,7 +115,9 @@ export async function measureFiles(sizes: Sizes, log: (line: string) => void): P
             fs.rmSync(path.join(shmDir, 'bench-files'), { recursive: true, force: true });
           }
           const last = (s: Series) => (sample > 0 ? s.values.at(-1)?.toFixed(0) : '-');
-          log(`small files ${sample === 0 ? 'warm-up' : `${sample}/${sizes.smallFileRuns}`}: ${places.map((p) => `${p.label} ${last(p.series)}`).join(', ')}, host ${last(host)} ms`);
+          log(
+            `small files ${sample === 0 ? 'warm-up' : `${sample}/${sizes.smallFileRuns}`}: ${places.map((p) => `${p.label} ${last(p.series)}`).join(', ')}, host ${last(host)} ms`,
+          );
         }
       } finally {
         await vm.release();
@@ -132,9 +134,13 @@ export async function measureFiles(sizes: Sizes, log: (line: string) => void): P
   }
 
   const p50 = (values: number[]) => summarize(values).p50;
-  const phaseText = (phases: number[][]) => ['create', 'stat', 'read'].map((name, k) => `${name} ${p50(phases.map((ph) => ph[k] ?? NaN)).toFixed(0)}`).join(' / ');
+  const phaseText = (phases: number[][]) =>
+    ['create', 'stat', 'read']
+      .map((name, k) => `${name} ${p50(phases.map((ph) => ph[k] ?? NaN)).toFixed(0)}`)
+      .join(' / ');
   const [mount, unfiltered, follow, volumeRow] = places;
-  if (!mount || !unfiltered || !follow || !volumeRow) throw new Error(`bench: GUEST_PLACES lists ${places.length} places, the notes compare four`);
+  if (!mount || !unfiltered || !follow || !volumeRow)
+    throw new Error(`bench: GUEST_PLACES lists ${places.length} places, the notes compare four`);
   const speedup = p50(mount.series.values) / p50(volumeRow.series.values);
   const filterCost = p50(mount.series.values) / p50(unfiltered.series.values);
   const filtered: Series = { ...mount.series, name: 'small-file workload, filter view on (mount)' };
@@ -144,11 +150,13 @@ export async function measureFiles(sizes: Sizes, log: (line: string) => void): P
       { ours: filtered, baseline: { ...unfiltered.series, name: 'filter view off (same mount, filter: false)' } },
     ],
     notes: [
-      `Small-file workload: one busybox sh script creates ${n} files of ~10 bytes in 100 directories, \`[ -f ]\` (stat) each and \`read\`s each back, shell builtins only (no fork per file), timed by \`date +%s%N\` inside the script; `
-        + 'the row is create+stat+read in ms. The same script runs on the virtio-fs mount (C virtiofsd, cache=auto, FLUSH answered ENOSYS, behind the filter view as every share is by default: host changes reach the guest within 1.05 s, see engine/mount/README.md), on a second mount without the filter view (filter: false), on a third with symlinks: follow (the filter view resolving host links), on a volume (ext4 on virtio-blk), on guest tmpfs, and with the host\'s busybox sh in a host temp dir (the baseline). '
-        + `No sync: writes end in the guest page cache (volume, tmpfs) or the host page cache (mount, host). Between samples the tree is removed and the guest drops its caches (untimed); one warm-up run each is not counted. The VM (a mount and a volume: no snapshot) booted fresh in ${bootMs.toFixed(0)} ms.`,
-      `Small-file phases, p50 ms (create / stat / read): ${places.map((p) => `${p.label} ${phaseText(p.phases)}`).join('; ')}; host (${hostFsType(hostDir)} at ${os.tmpdir()}) ${phaseText(hostPhases)}`
-        + (shmDir && hostShm.values.length > 0 ? `; for scale, the same script on the host's tmpfs (/dev/shm) takes ${p50(hostShm.values).toFixed(0)} ms (${phaseText(hostShmPhases)}).` : '.'),
+      `Small-file workload: one busybox sh script creates ${n} files of ~10 bytes in 100 directories, \`[ -f ]\` (stat) each and \`read\`s each back, shell builtins only (no fork per file), timed by \`date +%s%N\` inside the script; ` +
+        "the row is create+stat+read in ms. The same script runs on the virtio-fs mount (C virtiofsd, cache=auto, FLUSH answered ENOSYS, behind the filter view as every share is by default: host changes reach the guest within 1.05 s, see engine/mount/README.md), on a second mount without the filter view (filter: false), on a third with symlinks: follow (the filter view resolving host links), on a volume (ext4 on virtio-blk), on guest tmpfs, and with the host's busybox sh in a host temp dir (the baseline). " +
+        `No sync: writes end in the guest page cache (volume, tmpfs) or the host page cache (mount, host). Between samples the tree is removed and the guest drops its caches (untimed); one warm-up run each is not counted. The VM (a mount and a volume: no snapshot) booted fresh in ${bootMs.toFixed(0)} ms.`,
+      `Small-file phases, p50 ms (create / stat / read): ${places.map((p) => `${p.label} ${phaseText(p.phases)}`).join('; ')}; host (${hostFsType(hostDir)} at ${os.tmpdir()}) ${phaseText(hostPhases)}` +
+        (shmDir && hostShm.values.length > 0
+          ? `; for scale, the same script on the host's tmpfs (/dev/shm) takes ${p50(hostShm.values).toFixed(0)} ms (${phaseText(hostShmPhases)}).`
+          : '.'),
       `The filter view (protected names, git's rules, covered paths: native/fsview) costs ${filterCost.toFixed(2)}x the same mount without it at p50: it ${filterCost <= FILTER_COST_TARGET ? 'meets' : 'misses'} issue 14's ≤ ${FILTER_COST_TARGET}x target. symlinks: follow costs ${(p50(follow.series.values) / p50(mount.series.values)).toFixed(2)}x the filtered mount.`,
       `The volume is ${speedup.toFixed(1)}x faster than the mount for the small-file workload at p50: it ${speedup >= VOLUME_VS_MOUNT_TARGET ? 'meets' : 'misses'} issue 5's ≥ ${VOLUME_VS_MOUNT_TARGET}x target.`,
       `The full run uses ${sizesFor(false).smallFiles.toLocaleString('en-US')} files (--quick: ${sizesFor(true).smallFiles.toLocaleString('en-US')}; this run: ${n.toLocaleString('en-US')}): issue 5 asks for 20k files, but on the mount the C virtiofsd holds an open fd per inode the guest caches, and this host's hard RLIMIT_NOFILE is 20000, so 20k files fail on the share here.`,
@@ -164,19 +172,24 @@ function record(series: Series, phasesOut: number[][], phasesNs: number[]): void
 
 function parsePhases(where: string, stdout: string): number[] {
   const phases = stdout.trim().split(/\s+/).map(Number);
-  if (phases.length !== 3 || !phases.every((p) => p > 0)) throw new Error(`small-file workload on ${where}: unexpected output ${JSON.stringify(stdout)}`);
+  if (phases.length !== 3 || !phases.every((p) => p > 0))
+    throw new Error(`small-file workload on ${where}: unexpected output ${JSON.stringify(stdout)}`);
   return phases;
 }
 
 async function guestWorkload(vm: Vm, n: number, dir: string): Promise<number[]> {
   const result = await vm.exec({ argv: ['busybox', 'sh', '-c', WORKLOAD, 'sh', String(n), dir], timeoutMs: 600_000 });
-  if (result.exitCode !== 0) throw new Error(`small-file workload in ${dir} exited ${result.exitCode}: ${result.stderr}`);
+  if (result.exitCode !== 0)
+    throw new Error(`small-file workload in ${dir} exited ${result.exitCode}: ${result.stderr}`);
   return parsePhases(dir, result.stdout);
 }
 
 /** Removes the tree and drops the guest's caches, so the next sample starts cold and virtiofsd closes its fds. */
 async function guestCleanup(vm: Vm, dir: string): Promise<void> {
-  const result = await vm.exec({ argv: ['sh', '-c', `rm -rf ${dir} && sync && echo 3 > /proc/sys/vm/drop_caches`], timeoutMs: 600_000 });
+  const result = await vm.exec({
+    argv: ['sh', '-c', `rm -rf ${dir} && sync && echo 3 > /proc/sys/vm/drop_caches`],
+    timeoutMs: 600_000,
+  });
   if (result.exitCode !== 0) throw new Error(`removing ${dir} in the guest failed: ${result.stderr}`);
 }
 
@@ -188,9 +201,15 @@ async function hostWorkload(n: number, dir: string): Promise<number[]> {
 /** The file system type under `dir` on the host (from /proc/mounts), for the notes. */
 function hostFsType(dir: string): string {
   try {
-    const mounts = fs.readFileSync('/proc/mounts', 'utf8').trim().split('\n').map((line) => line.split(' '));
+    const mounts = fs
+      .readFileSync('/proc/mounts', 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '));
     const real = fs.realpathSync(path.dirname(dir));
-    const [best] = mounts.filter(([, at = '']) => real === at || real.startsWith(at === '/' ? '/' : `${at}/`)).sort((a, b) => (b[1] ?? '').length - (a[1] ?? '').length);
+    const [best] = mounts
+      .filter(([, at = '']) => real === at || real.startsWith(at === '/' ? '/' : `${at}/`))
+      .sort((a, b) => (b[1] ?? '').length - (a[1] ?? '').length);
     return best?.[2] ?? 'unknown fs';
   } catch {
     return 'unknown fs';

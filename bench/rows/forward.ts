@@ -33,7 +33,13 @@ export async function measureForward(image: Image, sizes: Sizes, log: (line: str
     const vm = await pool.acquire();
     try {
       const mib = sizes.forwardBytes / 1024 / 1024;
-      const prepared = await vm.exec({ argv: ['sh', '-c', `mkdir -p /srv && dd if=/dev/zero of=/srv/blob bs=1M count=${mib} 2>/dev/null && echo hello > /srv/small`] });
+      const prepared = await vm.exec({
+        argv: [
+          'sh',
+          '-c',
+          `mkdir -p /srv && dd if=/dev/zero of=/srv/blob bs=1M count=${mib} 2>/dev/null && echo hello > /srv/small`,
+        ],
+      });
       if (prepared.exitCode !== 0) throw new Error(`bench: cannot write the guest file: ${prepared.stderr}`);
       server = vm.spawn({ argv: ['httpd', '-f', '-p', String(GUEST_PORT), '-h', '/srv'], timeoutMs: 0 });
       await waitForGuestListener(vm, GUEST_PORT);
@@ -45,7 +51,9 @@ export async function measureForward(image: Image, sizes: Sizes, log: (line: str
         for (let i = 0; i < sizes.forwardRuns; i++) {
           ours.push(mbPerSecond(sizes.forwardBytes, await download(guestPort, '/blob', sizes.forwardBytes)));
           direct.push(mbPerSecond(sizes.forwardBytes, await download(host.port, '/blob', sizes.forwardBytes)));
-          log(`forward ${i + 1}/${sizes.forwardRuns}: ${ours[i]?.toFixed(0)} MB/s, loopback ${direct[i]?.toFixed(0)} MB/s`);
+          log(
+            `forward ${i + 1}/${sizes.forwardRuns}: ${ours[i]?.toFixed(0)} MB/s, loopback ${direct[i]?.toFixed(0)} MB/s`,
+          );
         }
         for (let i = 0; i < 3; i++) {
           await firstByteMs(guestPort);
@@ -79,9 +87,11 @@ export async function measureForward(image: Image, sizes: Sizes, log: (line: str
         baseline: { name: 'direct loopback TCP connect', unit: 'ms', better: 'lower', values: connectDirect },
       },
     ],
-    notes: [`Forward rows: HTTP GETs of a ${sizes.forwardBytes / 1024 / 1024} MiB file (MB = 10^6 bytes) and of a 6-byte file from busybox httpd, `
-      + `in the guest through vm.exposeTcp and ${host.kind} on the host over 127.0.0.1; connect latency is connect() to the first response byte `
-      + 'and includes the server forking a child for the connection (under TCG the guest fork dominates it).'],
+    notes: [
+      `Forward rows: HTTP GETs of a ${sizes.forwardBytes / 1024 / 1024} MiB file (MB = 10^6 bytes) and of a 6-byte file from busybox httpd, ` +
+        `in the guest through vm.exposeTcp and ${host.kind} on the host over 127.0.0.1; connect latency is connect() to the first response byte ` +
+        'and includes the server forking a child for the connection (under TCG the guest fork dominates it).',
+    ],
   };
 }
 
@@ -97,7 +107,8 @@ function writeZeros(file: string, bytes: number): void {
   const fd = fs.openSync(file, 'w');
   try {
     const chunk = Buffer.alloc(1024 * 1024);
-    for (let written = 0; written < bytes; written += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written));
+    for (let written = 0; written < bytes; written += chunk.length)
+      fs.writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written));
   } finally {
     fs.closeSync(fd);
   }
@@ -113,11 +124,16 @@ async function startHostServer(dir: string): Promise<{ port: number; kind: strin
   }
   if (busybox) {
     const port = await freePort();
-    const child: ChildProcess = spawn(busybox, ['httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', dir], { stdio: 'ignore' });
+    const child: ChildProcess = spawn(busybox, ['httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', dir], {
+      stdio: 'ignore',
+    });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const ok = await new Promise<boolean>((resolve) => {
-        const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.destroy();
+          resolve(true);
+        });
         socket.once('error', () => resolve(false));
       });
       if (ok) break;
@@ -131,7 +147,9 @@ async function startHostServer(dir: string): Promise<{ port: number; kind: strin
   }
   const server = http.createServer((req, res) => {
     const file = path.join(dir, path.basename(req.url ?? ''));
-    fs.createReadStream(file).on('error', () => res.writeHead(404).end()).pipe(res);
+    fs.createReadStream(file)
+      .on('error', () => res.writeHead(404).end())
+      .pipe(res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as net.AddressInfo).port, kind: 'a Node http server', stop: () => server.close() };
@@ -141,16 +159,23 @@ async function startHostServer(dir: string): Promise<{ port: number; kind: strin
 function download(port: number, urlPath: string, bytes: number): Promise<number> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-      let received = 0;
-      res.on('data', (d: Buffer) => { received += d.length; });
-      res.on('end', () => {
-        const seconds = (performance.now() - started) / 1000;
-        if (res.statusCode !== 200 || received !== bytes) reject(new Error(`bench: GET ${urlPath} on ${port}: status ${res.statusCode}, ${received} of ${bytes} bytes`));
-        else resolve(seconds);
-      });
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+        let received = 0;
+        res.on('data', (d: Buffer) => {
+          received += d.length;
+        });
+        res.on('end', () => {
+          const seconds = (performance.now() - started) / 1000;
+          if (res.statusCode !== 200 || received !== bytes)
+            reject(
+              new Error(`bench: GET ${urlPath} on ${port}: status ${res.statusCode}, ${received} of ${bytes} bytes`),
+            );
+          else resolve(seconds);
+        });
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -160,9 +185,13 @@ function firstByteMs(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /small HTTP/1.0\r\nHost: x\r\n\r\n'));
     let elapsed: number | undefined;
-    socket.on('data', () => { elapsed ??= performance.now() - started; });
+    socket.on('data', () => {
+      elapsed ??= performance.now() - started;
+    });
     socket.once('error', reject);
-    socket.once('close', () => (elapsed === undefined ? reject(new Error(`bench: no response on port ${port}`)) : resolve(elapsed)));
+    socket.once('close', () =>
+      elapsed === undefined ? reject(new Error(`bench: no response on port ${port}`)) : resolve(elapsed),
+    );
   });
 }
 

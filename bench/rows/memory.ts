@@ -45,34 +45,63 @@ async function measureMemoryIn(image: Image, sizes: Sizes, log: (line: string) =
     const label = count === 1 ? '1 VM' : `${count} VMs`;
     log(`memory, ${label}: USS ${readings.map((r) => r.uss).join(', ')} KiB`);
     measurements.push(
-      { ours: { name: `idle memory per VM, USS (${label})`, unit: 'KiB', better: 'lower', values: readings.map((r) => r.uss) }, baseline: perVm },
-      { ours: { name: `idle memory per VM, PSS (${label})`, unit: 'KiB', better: 'lower', values: readings.map((r) => r.pss) }, baseline: perVm },
+      {
+        ours: {
+          name: `idle memory per VM, USS (${label})`,
+          unit: 'KiB',
+          better: 'lower',
+          values: readings.map((r) => r.uss),
+        },
+        baseline: perVm,
+      },
+      {
+        ours: {
+          name: `idle memory per VM, PSS (${label})`,
+          unit: 'KiB',
+          better: 'lower',
+          values: readings.map((r) => r.pss),
+        },
+        baseline: perVm,
+      },
     );
     if (count > 1) {
       measurements.push({
-        ours: { name: `pool of ${count} idle VMs total`, unit: 'KiB', better: 'lower', values: [sum(readings.map((r) => r.pss))] },
+        ours: {
+          name: `pool of ${count} idle VMs total`,
+          unit: 'KiB',
+          better: 'lower',
+          values: [sum(readings.map((r) => r.pss))],
+        },
         baseline: { name: `guest RAM of ${count} VMs`, unit: 'KiB', better: 'lower', values: [count * guestKib] },
       });
     }
     const average = (pick: (r: ProcessMemory) => number) => Math.round(sum(readings.map(pick)) / readings.length);
-    notes.push(`Idle memory split (${label}, mean per QEMU, private KiB from /proc/PID/smaps): `
-      + MAPPING_KINDS.map((k) => `${k} ${average((r) => r.privateBy[k])}`).join(', ')
-      + `; guest RAM file pages resident in all ${average((r) => r.guestRamFilePages)} KiB; RSS ${average((r) => r.rss)} KiB; `
-      + `largest single anonymous block ${average((r) => r.largestAnonymous)} KiB (the guest kernel file is ${kernelKib} KiB).`);
+    notes.push(
+      `Idle memory split (${label}, mean per QEMU, private KiB from /proc/PID/smaps): ` +
+        MAPPING_KINDS.map((k) => `${k} ${average((r) => r.privateBy[k])}`).join(', ') +
+        `; guest RAM file pages resident in all ${average((r) => r.guestRamFilePages)} KiB; RSS ${average((r) => r.rss)} KiB; ` +
+        `largest single anonymous block ${average((r) => r.largestAnonymous)} KiB (the guest kernel file is ${kernelKib} KiB).`,
+    );
     if (count === sizes.memoryVms) {
       const uss = average((r) => r.uss);
       const cow = average((r) => r.privateBy['guest RAM copied on write']);
-      notes.push(`Under ${accel.toUpperCase()} the private memory of an idle restored VM is mostly QEMU itself, not guest RAM: of ${uss} KiB USS (${label}), `
-        + `the guest RAM copied on write is ${cow} KiB (${((cow / uss) * 100).toFixed(1)}%), the TCG translation cache ${average((r) => r.privateBy['TCG translation cache'])} KiB, `
-        + `QEMU's binary and libraries ${average((r) => r.privateBy['QEMU binary and libraries'])} KiB and its heap and other anonymous memory ${average((r) => r.privateBy['QEMU heap and other anonymous'])} KiB. `
-        + `The largest anonymous block, ${average((r) => r.largestAnonymous)} KiB, is the size of the guest kernel file less its setup header: QEMU's copy of the -kernel image `
-        + '(x86 Linux boot through fw_cfg), which a restored guest never reads again. The snapshot\'s RAM file pages are page cache shared by every clone.');
+      notes.push(
+        `Under ${accel.toUpperCase()} the private memory of an idle restored VM is mostly QEMU itself, not guest RAM: of ${uss} KiB USS (${label}), ` +
+          `the guest RAM copied on write is ${cow} KiB (${((cow / uss) * 100).toFixed(1)}%), the TCG translation cache ${average((r) => r.privateBy['TCG translation cache'])} KiB, ` +
+          `QEMU's binary and libraries ${average((r) => r.privateBy['QEMU binary and libraries'])} KiB and its heap and other anonymous memory ${average((r) => r.privateBy['QEMU heap and other anonymous'])} KiB. ` +
+          `The largest anonymous block, ${average((r) => r.largestAnonymous)} KiB, is the size of the guest kernel file less its setup header: QEMU's copy of the -kernel image ` +
+          "(x86 Linux boot through fw_cfg), which a restored guest never reads again. The snapshot's RAM file pages are page cache shared by every clone.",
+      );
     }
   }
-  notes.push('With 1 VM, the snapshot RAM file pages it has touched count as private in smaps (no other process maps them), so its USS includes them; '
-    + 'they are page cache of the snapshot file, reclaimable, and become shared as soon as a second clone maps them.');
-  notes.push(`Memory is measured on VMs restored from a snapshot baked for this group in a private directory, read ${SETTLE_MS / 1000} s after the pool reports its VMs idle. USS = Private_Clean + Private_Dirty and PSS from /proc/PID/smaps_rollup of each QEMU process; `
-    + 'the pool total is the sum of PSS (shared pages counted once across the pool). Ratios are against the guest RAM size.');
+  notes.push(
+    'With 1 VM, the snapshot RAM file pages it has touched count as private in smaps (no other process maps them), so its USS includes them; ' +
+      'they are page cache of the snapshot file, reclaimable, and become shared as soon as a second clone maps them.',
+  );
+  notes.push(
+    `Memory is measured on VMs restored from a snapshot baked for this group in a private directory, read ${SETTLE_MS / 1000} s after the pool reports its VMs idle. USS = Private_Clean + Private_Dirty and PSS from /proc/PID/smaps_rollup of each QEMU process; ` +
+      'the pool total is the sum of PSS (shared pages counted once across the pool). Ratios are against the guest RAM size.',
+  );
   return { measurements, notes };
 }
 

@@ -27,19 +27,32 @@ const OLD_REFRESH_MS = 5000;
  * Connect cost: socket + connect + close through the guard against the raw system call.
  */
 export async function measureNetguard(sizes: Sizes, log: (line: string) => void): Promise<GroupResult> {
-  if (process.getuid?.() !== 0) throw new Error('bench: the netguard rows need root (they create a network namespace and addresses)');
+  if (process.getuid?.() !== 0)
+    throw new Error('bench: the netguard rows need root (they create a network namespace and addresses)');
   removeHostNet({ netns: [NETNS] });
   ip('netns', 'add', NETNS);
   try {
-    ipBatch([
-      'link set lo up',
-      'tuntap add dev mvng-up0 mode tun', 'link set mvng-up0 up', 'addr add 10.1.0.2/24 dev mvng-up0',
-      'route add default via 10.1.0.1 dev mvng-up0 onlink',
-      'link add mvng-br0 type bridge', 'link set mvng-br0 up', 'addr add 172.30.1.1/24 dev mvng-br0',
-    ], NETNS);
+    ipBatch(
+      [
+        'link set lo up',
+        'tuntap add dev mvng-up0 mode tun',
+        'link set mvng-up0 up',
+        'addr add 10.1.0.2/24 dev mvng-up0',
+        'route add default via 10.1.0.1 dev mvng-up0 onlink',
+        'link add mvng-br0 type bridge',
+        'link set mvng-br0 up',
+        'addr add 172.30.1.1/24 dev mvng-br0',
+      ],
+      NETNS,
+    );
     const window = await probe(['window', TARGET, 'mvng-br0', String(sizes.netguardWindows)]);
     log(`netguard window: ${window.length} samples`);
-    const overhead = await probe(['overhead', TARGET, String(sizes.netguardOverheadSamples), String(sizes.netguardOverheadBatch)]);
+    const overhead = await probe([
+      'overhead',
+      TARGET,
+      String(sizes.netguardOverheadSamples),
+      String(sizes.netguardOverheadBatch),
+    ]);
     log(`netguard connect: ${overhead.length} batches of ${sizes.netguardOverheadBatch}`);
     return results(window, overhead, sizes);
   } finally {
@@ -49,8 +62,15 @@ export async function measureNetguard(sizes: Sizes, log: (line: string) => void)
 
 /** The probe's output: one line of space-separated microsecond values per sample, as ms. */
 async function probe(args: string[]): Promise<number[][]> {
-  const { stdout } = await run('ip', ['netns', 'exec', NETNS, 'env', `LD_PRELOAD=${homePaths.netguard()}`, PROBE, ...args], { maxBuffer: 16 * 1024 * 1024 });
-  return stdout.trim().split('\n').map((line) => line.split(' ').map((us) => Number(us) / 1000));
+  const { stdout } = await run(
+    'ip',
+    ['netns', 'exec', NETNS, 'env', `LD_PRELOAD=${homePaths.netguard()}`, PROBE, ...args],
+    { maxBuffer: 16 * 1024 * 1024 },
+  );
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' ').map((us) => Number(us) / 1000));
 }
 
 function results(window: number[][], overhead: number[][], sizes: Sizes): GroupResult {
@@ -61,7 +81,12 @@ function results(window: number[][], overhead: number[][], sizes: Sizes): GroupR
     measurements: [
       {
         ours: { name: 'netguard block window', unit: 'ms', better: 'lower', values: blocked },
-        baseline: { name: 'kernel RTM_NEWADDR event at a listener', unit: 'ms', better: 'lower', values: column(window, 1) },
+        baseline: {
+          name: 'kernel RTM_NEWADDR event at a listener',
+          unit: 'ms',
+          better: 'lower',
+          values: column(window, 1),
+        },
       },
       {
         ours: { name: 'connect() through netguard', unit: 'ms', better: 'lower', values: column(overhead, 0) },
@@ -69,13 +94,13 @@ function results(window: number[][], overhead: number[][], sizes: Sizes): GroupR
       },
     ],
     notes: [
-      `netguard rows: in a network namespace, a new address on a bridge is refused by the next connect(): the window runs from sending RTM_NEWADDR `
-      + `to the first refused connect() of a thread that connects in a loop (socket + connect + close, ~one "connect() through netguard" per turn), `
-      + `so it includes the kernel adding the address (its ack came at p50 ${percentile(acked, 50).toPrecision(3)} ms) and one turn of the loop. `
-      + `The worst of ${blocked.length} samples was ${worst.toPrecision(3)} ms: it ${worst <= WINDOW_TARGET_MS ? 'meets' : 'misses'} the ≤ ${WINDOW_TARGET_MS} ms target. `
-      + `The previous guard re-read the addresses every ${OLD_REFRESH_MS / 1000} s (a window of up to ${OLD_REFRESH_MS} ms) and kept only the first 64.`,
-      `connect() through netguard: a fresh UDP socket's socket + connect + close (${sizes.netguardOverheadBatch} per sample) against the same with the raw system call; `
-      + 'the difference is the guard: one RTM_GETROUTE round trip, a cached interface class and binding the socket to its interface.',
+      `netguard rows: in a network namespace, a new address on a bridge is refused by the next connect(): the window runs from sending RTM_NEWADDR ` +
+        `to the first refused connect() of a thread that connects in a loop (socket + connect + close, ~one "connect() through netguard" per turn), ` +
+        `so it includes the kernel adding the address (its ack came at p50 ${percentile(acked, 50).toPrecision(3)} ms) and one turn of the loop. ` +
+        `The worst of ${blocked.length} samples was ${worst.toPrecision(3)} ms: it ${worst <= WINDOW_TARGET_MS ? 'meets' : 'misses'} the ≤ ${WINDOW_TARGET_MS} ms target. ` +
+        `The previous guard re-read the addresses every ${OLD_REFRESH_MS / 1000} s (a window of up to ${OLD_REFRESH_MS} ms) and kept only the first 64.`,
+      `connect() through netguard: a fresh UDP socket's socket + connect + close (${sizes.netguardOverheadBatch} per sample) against the same with the raw system call; ` +
+        'the difference is the guard: one RTM_GETROUTE round trip, a cached interface class and binding the socket to its interface.',
     ],
   };
 }
@@ -84,7 +109,8 @@ function results(window: number[][], overhead: number[][], sizes: Sizes): GroupR
 function column(rows: number[][], k: number): number[] {
   return rows.map((row) => {
     const value = row[k];
-    if (value === undefined) throw new Error(`bench: a netguard probe line has ${row.length} values, expected more than ${k}`);
+    if (value === undefined)
+      throw new Error(`bench: a netguard probe line has ${row.length} values, expected more than ${k}`);
     return value;
   });
 }

@@ -11,15 +11,24 @@ import { Sizes } from './sizes';
  * and acquire when nothing is idle (min 0: restore from the snapshot, handshake, RESTORED
  * call) against a raw QEMU restore of the same snapshot timed to the first agent byte.
  */
-export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, log: (line: string) => void): Promise<GroupResult> {
+export async function measurePool(
+  image: Image,
+  raw: RawContext,
+  sizes: Sizes,
+  log: (line: string) => void,
+): Promise<GroupResult> {
   const snapshot = image.snapshot;
   if (!snapshot || snapshot.source.kind !== 'template' || !snapshot.source.memFile) {
     throw new Error('bench: the pool rows need an image with a template snapshot (Image.build with snapshot: true)');
   }
   const record = image.record();
   const target: RawRestoreTarget = {
-    memFile: snapshot.source.memFile, stateFile: snapshot.source.stateFile, rootDisk: record.rootDisk,
-    memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network,
+    memFile: snapshot.source.memFile,
+    stateFile: snapshot.source.stateFile,
+    rootDisk: record.rootDisk,
+    memoryMib: record.memoryMib,
+    vcpus: record.vcpus,
+    network: record.network,
   };
 
   // The first pool of an image that was just baked gets the bake's VM: take it out of the way.
@@ -45,7 +54,9 @@ export async function measurePool(image: Image, raw: RawContext, sizes: Sizes, l
       const rawTiming = await rawRestore(raw, target);
       baseline.push(rawTiming.agentMs);
       running.push(rawTiming.runningMs);
-      log(`restore ${i + 1}/${sizes.restores}: acquire ${ours[i]?.toFixed(0)} ms, raw ${baseline[i]?.toFixed(0)} ms (running at ${running[i]?.toFixed(0)} ms)`);
+      log(
+        `restore ${i + 1}/${sizes.restores}: acquire ${ours[i]?.toFixed(0)} ms, raw ${baseline[i]?.toFixed(0)} ms (running at ${running[i]?.toFixed(0)} ms)`,
+      );
     }
   } finally {
     await restorePool.shutdown();
@@ -77,7 +88,8 @@ async function acquireIdleMs(image: Image, sizes: Sizes): Promise<{ values: numb
     const values: number[] = [];
     const spawns: number[] = [];
     for (let i = 0; i < sizes.idleAcquires; i++) {
-      if (pool.stats().idle !== 1) throw new Error(`bench: the pool has ${pool.stats().idle} idle VMs before acquire ${i}`);
+      if (pool.stats().idle !== 1)
+        throw new Error(`bench: the pool has ${pool.stats().idle} idle VMs before acquire ${i}`);
       const started = performance.now();
       const vm = await pool.acquire();
       values.push(performance.now() - started);
@@ -103,7 +115,8 @@ async function acquireRestoreMs(pool: Pool): Promise<number> {
 export async function waitIdle(pool: Pool, count: number, timeoutMs = 180_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (pool.stats().idle < count) {
-    if (Date.now() > deadline) throw new Error(`bench: only ${pool.stats().idle} of ${count} pooled VMs became idle within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`bench: only ${pool.stats().idle} of ${count} pooled VMs became idle within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -113,6 +126,8 @@ export function spawnTrueMs(): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn('true', { stdio: 'ignore' });
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`true exited ${code}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(performance.now() - started) : reject(new Error(`true exited ${code}`)),
+    );
   });
 }

@@ -37,7 +37,17 @@ export async function measurePull(samples: number, log: (line: string) => void):
       ours.push(performance.now() - started);
       const target = path.join(root, `skopeo-${i}`);
       started = performance.now();
-      execFileSync('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${registry.directHost}/bench/app:1`, `oci:${target}:latest`], { stdio: 'ignore' });
+      execFileSync(
+        'skopeo',
+        [
+          'copy',
+          '--quiet',
+          '--src-tls-verify=false',
+          `docker://${registry.directHost}/bench/app:1`,
+          `oci:${target}:latest`,
+        ],
+        { stdio: 'ignore' },
+      );
       skopeo.push(performance.now() - started);
       log(`cold pull ${i + 1}/${samples}: ${ours[i]?.toFixed(0)} ms, skopeo copy ${skopeo[i]?.toFixed(0)} ms`);
     }
@@ -53,10 +63,19 @@ export async function measurePull(samples: number, log: (line: string) => void):
     }
     return {
       measurements: [
-        { ours: { name: 'cold pull + disk build', unit: 'ms', better: 'lower', values: ours },
-          baseline: { name: 'skopeo copy (no disk build)', unit: 'ms', better: 'lower', values: skopeo } },
-        { ours: { name: 'cache-hit Image.build (registry image, no snapshot)', unit: 'ms', better: 'lower', values: hits },
-          baseline: { name: 'host stat of MICROVM_HOME', unit: 'ms', better: 'lower', values: noops } },
+        {
+          ours: { name: 'cold pull + disk build', unit: 'ms', better: 'lower', values: ours },
+          baseline: { name: 'skopeo copy (no disk build)', unit: 'ms', better: 'lower', values: skopeo },
+        },
+        {
+          ours: {
+            name: 'cache-hit Image.build (registry image, no snapshot)',
+            unit: 'ms',
+            better: 'lower',
+            values: hits,
+          },
+          baseline: { name: 'host stat of MICROVM_HOME', unit: 'ms', better: 'lower', values: noops },
+        },
       ],
       notes: [
         `Cold pull: a ${sizeMb.toFixed(0)} MB image (the Debian base layer and ${FILLER_MB} MB of incompressible data) from Debian's docker-registry on 127.0.0.1, into an empty MICROVM_HOME each time; ours includes building the ext4 root disk, skopeo only copies blobs. The cache-hit target is 20 ms.`,

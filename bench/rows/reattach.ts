@@ -13,20 +13,30 @@ const NO_QUESTIONS = { configChanged: async () => 'cancel' as const, overLimits:
  * the event backlog, list the ptys, attach one with its replay), against opening the same
  * workspace cold (`up`: supervisor start, image lookup, boot, hooks) in the same run.
  */
-export async function measureReattach(sizes: { attaches: number; coldOpens: number }, log: (line: string) => void): Promise<GroupResult> {
+export async function measureReattach(
+  sizes: { attaches: number; coldOpens: number },
+  log: (line: string) => void,
+): Promise<GroupResult> {
   const bundles = await buildBundles();
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-reattach-'));
   fs.mkdirSync(path.join(folder, '.devcontainer'));
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({ postStartCommand: 'true' }));
-  const connect = (start: boolean) => SupervisorClient.connect(folder, { kind: 'extension', start, cliPath: bundles.cli, idleStopMinutes: 5 });
-  const up = { settings: cliPlanSettings({ network: 'outbound', allow: [], trustCertificates: 'auto' }), allowLocalEnv: [] };
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify({ postStartCommand: 'true' }),
+  );
+  const connect = (start: boolean) =>
+    SupervisorClient.connect(folder, { kind: 'extension', start, cliPath: bundles.cli, idleStopMinutes: 5 });
+  const up = {
+    settings: cliPlanSettings({ network: 'outbound', allow: [], trustCertificates: 'auto' }),
+    allowLocalEnv: [],
+  };
   const attaches: number[] = [];
   const cold: number[] = [];
   let owner: SupervisorClient | undefined;
   try {
     for (let i = 0; i < sizes.coldOpens; i++) {
       const started = performance.now();
-      const client = await connect(true) as SupervisorClient;
+      const client = (await connect(true)) as SupervisorClient;
       await client.up({ ...up, waitForHooks: true }, NO_QUESTIONS);
       cold.push(performance.now() - started);
       log(`cold up ${i + 1}/${sizes.coldOpens}: ${cold[i]?.toFixed(0)} ms`);
@@ -34,11 +44,19 @@ export async function measureReattach(sizes: { attaches: number; coldOpens: numb
       else owner = client;
       if (i < sizes.coldOpens - 1) client.close();
     }
-    const terminal = await (owner as SupervisorClient).spawn({ argv: ['sh', '-c', 'seq 1 2000; exec sleep 1000'], tty: true, persistent: true });
-    await new Promise<void>((resolve) => terminal.onOutput((_s, data) => { if (data.includes('2000')) resolve(); }));
+    const terminal = await (owner as SupervisorClient).spawn({
+      argv: ['sh', '-c', 'seq 1 2000; exec sleep 1000'],
+      tty: true,
+      persistent: true,
+    });
+    await new Promise<void>((resolve) =>
+      terminal.onOutput((_s, data) => {
+        if (data.includes('2000')) resolve();
+      }),
+    );
     for (let i = 0; i < sizes.attaches; i++) {
       const started = performance.now();
-      const client = await connect(false) as SupervisorClient;
+      const client = (await connect(false)) as SupervisorClient;
       const [pty] = await client.list();
       if (!pty) throw new Error('bench: the supervisor lists no terminal to reattach to');
       const { replay } = await client.attach(pty.id);
@@ -54,10 +72,19 @@ export async function measureReattach(sizes: { attaches: number; coldOpens: numb
     fs.rmSync(bundles.dir, { recursive: true, force: true });
   }
   return {
-    measurements: [{
-      ours: { name: 'reattach after a window reload (connect, backlog, ptys, replay)', unit: 'ms', better: 'lower', values: attaches },
-      baseline: { name: 'cold up of the same workspace', unit: 'ms', better: 'lower', values: cold },
-    }],
-    notes: ['Reattach: a client of the workspace supervisor (engine/supervisor) connects, gets the event backlog, lists the ptys and attaches one, its ~9 KB of recent output replayed; the VM and the pty keep running throughout.'],
+    measurements: [
+      {
+        ours: {
+          name: 'reattach after a window reload (connect, backlog, ptys, replay)',
+          unit: 'ms',
+          better: 'lower',
+          values: attaches,
+        },
+        baseline: { name: 'cold up of the same workspace', unit: 'ms', better: 'lower', values: cold },
+      },
+    ],
+    notes: [
+      'Reattach: a client of the workspace supervisor (engine/supervisor) connects, gets the event backlog, lists the ptys and attaches one, its ~9 KB of recent output replayed; the VM and the pty keep running throughout.',
+    ],
   };
 }

@@ -26,7 +26,9 @@ export async function measureThroughput(image: Image, sizes: Sizes, log: (line: 
       for (let i = 0; i < sizes.throughputRuns; i++) {
         ours.push(megabytesPerSecond(sizes.throughputBytes, await guestSeconds(vm, argv, sizes.throughputBytes)));
         baseline.push(megabytesPerSecond(sizes.throughputBytes, await hostSeconds(argv, sizes.throughputBytes)));
-        log(`throughput ${i + 1}/${sizes.throughputRuns}: guest ${ours[i]?.toFixed(0)} MB/s, host ${baseline[i]?.toFixed(0)} MB/s`);
+        log(
+          `throughput ${i + 1}/${sizes.throughputRuns}: guest ${ours[i]?.toFixed(0)} MB/s, host ${baseline[i]?.toFixed(0)} MB/s`,
+        );
       }
       files = await measureFileCalls(vm, sizes, log);
     } finally {
@@ -36,14 +38,17 @@ export async function measureThroughput(image: Image, sizes: Sizes, log: (line: 
     await pool.shutdown();
   }
   return {
-    measurements: [{
-      ours: { name: 'exec throughput', unit: 'MB/s', better: 'higher', values: ours },
-      baseline: { name: 'host process spawn throughput', unit: 'MB/s', better: 'higher', values: baseline },
-    }, ...files],
+    measurements: [
+      {
+        ours: { name: 'exec throughput', unit: 'MB/s', better: 'higher', values: ours },
+        baseline: { name: 'host process spawn throughput', unit: 'MB/s', better: 'higher', values: baseline },
+      },
+      ...files,
+    ],
     notes: [
       `Throughput moves ${sizes.throughputBytes / 1024 / 1024} MiB of \`head -c\` output per run (MB = 10^6 bytes), collected into one Buffer on both sides.`,
-      `File write/read throughput: ${sizes.fileRuns} vm.writeFile then vm.readFile calls of a ${FILE_BYTES / 1024 / 1024} MiB random buffer (the agent's per-call limit) to /tmp in the guest (tmpfs), `
-        + 'each beside host fs.promises.writeFile / readFile of the same buffer in a host temp dir (page cache, no fsync); the guest side includes the agent protocol over virtio-serial. Two warm-up pairs are not counted.',
+      `File write/read throughput: ${sizes.fileRuns} vm.writeFile then vm.readFile calls of a ${FILE_BYTES / 1024 / 1024} MiB random buffer (the agent's per-call limit) to /tmp in the guest (tmpfs), ` +
+        'each beside host fs.promises.writeFile / readFile of the same buffer in a host temp dir (page cache, no fsync); the guest side includes the agent protocol over virtio-serial. Two warm-up pairs are not counted.',
     ],
   };
 }
@@ -70,8 +75,14 @@ async function measureFileCalls(vm: Vm, sizes: Sizes, log: (line: string) => voi
       const sample: [number, number, number, number] = [
         await timed(() => vm.writeFile(guestPath, data)),
         await timed(() => fs.promises.writeFile(hostPath, data)),
-        await timed(async () => { if (!(await vm.readFile(guestPath)).equals(data)) throw new Error('vm.readFile returned other bytes than were written'); }),
-        await timed(async () => { if (!(await fs.promises.readFile(hostPath)).equals(data)) throw new Error('host readFile returned other bytes'); }),
+        await timed(async () => {
+          if (!(await vm.readFile(guestPath)).equals(data))
+            throw new Error('vm.readFile returned other bytes than were written');
+        }),
+        await timed(async () => {
+          if (!(await fs.promises.readFile(hostPath)).equals(data))
+            throw new Error('host readFile returned other bytes');
+        }),
       ];
       if (i < FILE_WARMUPS) continue;
       write.push(sample[0]);
@@ -79,14 +90,22 @@ async function measureFileCalls(vm: Vm, sizes: Sizes, log: (line: string) => voi
       read.push(sample[2]);
       hostRead.push(sample[3]);
     }
-    log(`file write/read: ${sizes.fileRuns} x ${FILE_BYTES / 1024 / 1024} MiB, p50 write ${summarize(write).p50.toFixed(0)} MB/s (host ${summarize(hostWrite).p50.toFixed(0)}), read ${summarize(read).p50.toFixed(0)} MB/s (host ${summarize(hostRead).p50.toFixed(0)})`);
+    log(
+      `file write/read: ${sizes.fileRuns} x ${FILE_BYTES / 1024 / 1024} MiB, p50 write ${summarize(write).p50.toFixed(0)} MB/s (host ${summarize(hostWrite).p50.toFixed(0)}), read ${summarize(read).p50.toFixed(0)} MB/s (host ${summarize(hostRead).p50.toFixed(0)})`,
+    );
   } finally {
     fs.rmSync(hostDir, { recursive: true, force: true });
     await vm.exec({ argv: ['rm', '-f', guestPath] }).catch(() => undefined);
   }
   return [
-    { ours: { name: 'file write throughput', unit: 'MB/s', better: 'higher', values: write }, baseline: { name: 'host fs.writeFile', unit: 'MB/s', better: 'higher', values: hostWrite } },
-    { ours: { name: 'file read throughput', unit: 'MB/s', better: 'higher', values: read }, baseline: { name: 'host fs.readFile', unit: 'MB/s', better: 'higher', values: hostRead } },
+    {
+      ours: { name: 'file write throughput', unit: 'MB/s', better: 'higher', values: write },
+      baseline: { name: 'host fs.writeFile', unit: 'MB/s', better: 'higher', values: hostWrite },
+    },
+    {
+      ours: { name: 'file read throughput', unit: 'MB/s', better: 'higher', values: read },
+      baseline: { name: 'host fs.readFile', unit: 'MB/s', better: 'higher', values: hostRead },
+    },
   ];
 }
 
@@ -117,7 +136,8 @@ function hostSeconds(argv: string[], bytes: number): Promise<number> {
     child.once('close', (code) => {
       const seconds = (performance.now() - started) / 1000;
       const received = Buffer.concat(chunks).length;
-      if (code !== 0 || received !== bytes) reject(new Error(`host ${argv.join(' ')}: exit ${code}, ${received} of ${bytes} bytes`));
+      if (code !== 0 || received !== bytes)
+        reject(new Error(`host ${argv.join(' ')}: exit ${code}, ${received} of ${bytes} bytes`));
       else resolve(seconds);
     });
   });

@@ -20,7 +20,10 @@ export async function measureWarm(sizes: Sizes, log: (line: string) => void): Pr
   const suspended = path.join(homePaths.suspended(), `bench-${process.pid}`);
   fs.mkdirSync(suspended, { recursive: true, mode: 0o700 });
   const files = { stateFile: path.join(suspended, 'state'), memFile: path.join(suspended, 'memory') };
-  const image = await Image.build({ mounts: [{ hostPath: folder, guestPath: '/workspace' }], volumes: [{ name: volume, mountPoint: '/workspace/node_modules', sizeMib: 64 }] });
+  const image = await Image.build({
+    mounts: [{ hostPath: folder, guestPath: '/workspace' }],
+    volumes: [{ name: volume, mountPoint: '/workspace/node_modules', sizeMib: 64 }],
+  });
   const warm: number[] = [];
   const raw: number[] = [];
   const q35: number[] = [];
@@ -37,7 +40,9 @@ export async function measureWarm(sizes: Sizes, log: (line: string) => void): Pr
       await (await pool.acquire()).release();
       microvm.push(performance.now() - started);
       await pool.shutdown();
-      log(`workspace cold boot ${i + 1}/${sizes.boots}: q35 ${q35[i]?.toFixed(0)} ms, microvm ${microvm[i]?.toFixed(0)} ms`);
+      log(
+        `workspace cold boot ${i + 1}/${sizes.boots}: q35 ${q35[i]?.toFixed(0)} ms, microvm ${microvm[i]?.toFixed(0)} ms`,
+      );
     }
     vm = await image.workspaceVm();
     await vm.suspend(files.stateFile, files.memFile);
@@ -58,9 +63,17 @@ export async function measureWarm(sizes: Sizes, log: (line: string) => void): Pr
   }
   return {
     measurements: [
-      { ours: { name: 'warm reopen (resume, folder attached)', unit: 'ms', better: 'lower', values: warm }, baseline: { name: 'raw restore of the same VM', unit: 'ms', better: 'lower', values: raw } },
-      { ours: { name: 'workspace cold boot (q35)', unit: 'ms', better: 'lower', values: q35 }, baseline: { name: 'workspace cold boot (microvm)', unit: 'ms', better: 'lower', values: microvm } },
+      {
+        ours: { name: 'warm reopen (resume, folder attached)', unit: 'ms', better: 'lower', values: warm },
+        baseline: { name: 'raw restore of the same VM', unit: 'ms', better: 'lower', values: raw },
+      },
+      {
+        ours: { name: 'workspace cold boot (q35)', unit: 'ms', better: 'lower', values: q35 },
+        baseline: { name: 'workspace cold boot (microvm)', unit: 'ms', better: 'lower', values: microvm },
+      },
     ],
-    notes: ['warm: a 256 MiB default-image VM with a shared temp folder and a 64 MiB volume inside it; the raw restore is the part of each resume until the agent answers.'],
+    notes: [
+      'warm: a 256 MiB default-image VM with a shared temp folder and a 64 MiB volume inside it; the raw restore is the part of each resume until the agent answers.',
+    ],
   };
 }

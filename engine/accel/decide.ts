@@ -26,7 +26,10 @@ export interface HostFacts {
 export function parseForcedAccel(value: string | undefined): Accel | undefined {
   if (value === undefined || value === '') return undefined;
   if (value === 'kvm' || value === 'tcg' || value === 'hvf') return value;
-  throw new MicrovmError('E_BAD_OPTION', `MICROVM_ACCEL=${JSON.stringify(value)} is not an accelerator: use kvm, tcg or hvf (or unset it to choose automatically)`);
+  throw new MicrovmError(
+    'E_BAD_OPTION',
+    `MICROVM_ACCEL=${JSON.stringify(value)} is not an accelerator: use kvm, tcg or hvf (or unset it to choose automatically)`,
+  );
 }
 
 /** Returns a choice, or 'probe' when only a KVM boot probe can tell. */
@@ -35,16 +38,29 @@ export function decideAccel(facts: HostFacts): AccelChoice | 'probe' {
   const hardwareAccel = facts.platform === 'darwin' ? 'hvf' : 'kvm';
   if (forced === 'tcg') return tcg('forced by MICROVM_ACCEL=tcg');
   if (forced && forced !== hardwareAccel) {
-    throw new MicrovmError('E_ACCEL_UNAVAILABLE', `MICROVM_ACCEL=${forced} is not available on ${facts.platform}; use ${hardwareAccel} or tcg`);
+    throw new MicrovmError(
+      'E_ACCEL_UNAVAILABLE',
+      `MICROVM_ACCEL=${forced} is not available on ${facts.platform}; use ${hardwareAccel} or tcg`,
+    );
   }
-  if (hardwareAccel === 'hvf') return { accel: 'hvf', isolation: 'hardware', reason: forced ? 'forced by MICROVM_ACCEL=hvf' : 'macOS Hypervisor.framework' };
+  if (hardwareAccel === 'hvf')
+    return {
+      accel: 'hvf',
+      isolation: 'hardware',
+      reason: forced ? 'forced by MICROVM_ACCEL=hvf' : 'macOS Hypervisor.framework',
+    };
   if (!facts.kvmDevice) {
-    if (forced) throw new MicrovmError('E_ACCEL_UNAVAILABLE', 'MICROVM_ACCEL=kvm but /dev/kvm cannot be opened read-write; check that KVM is enabled and you are in the kvm group');
+    if (forced)
+      throw new MicrovmError(
+        'E_ACCEL_UNAVAILABLE',
+        'MICROVM_ACCEL=kvm but /dev/kvm cannot be opened read-write; check that KVM is enabled and you are in the kvm group',
+      );
     return tcg('/dev/kvm is missing or not accessible');
   }
   if (forced) return { accel: 'kvm', isolation: 'hardware', reason: 'forced by MICROVM_ACCEL=kvm' };
   if (!facts.kvmProbe) return 'probe';
-  if (facts.kvmProbe.ok) return { accel: 'kvm', isolation: 'hardware', reason: `KVM boot probe succeeded (${facts.kvmProbe.detail})` };
+  if (facts.kvmProbe.ok)
+    return { accel: 'kvm', isolation: 'hardware', reason: `KVM boot probe succeeded (${facts.kvmProbe.detail})` };
   return tcg(`/dev/kvm exists but a guest did not boot under it (${facts.kvmProbe.detail})`);
 }
 

@@ -25,7 +25,9 @@ let chosen: Promise<AccelChoice> | undefined;
  */
 export function chooseAccel(assets: GuestAssets, qemu: QemuBinary): Promise<AccelChoice> {
   chosen ??= detect(assets, qemu);
-  chosen.catch(() => { chosen = undefined; });
+  chosen.catch(() => {
+    chosen = undefined;
+  });
   return chosen;
 }
 
@@ -80,9 +82,16 @@ async function probeKvm(assets: GuestAssets, qemu: QemuBinary): Promise<{ ok: bo
   const started = Date.now();
   try {
     const argv = buildQemuArgv({
-      arch: 'x86_64', accel: 'kvm', memoryMib: 128, vcpus: 1,
-      kernel: assets.kernel, initrd: assets.initrd, cmdline: ['microvm.mode=probe'],
-      agentSocket: path.join(dir, 'agent.sock'), qmpSocket: path.join(dir, 'qmp.sock'), seccomp: false,
+      arch: 'x86_64',
+      accel: 'kvm',
+      memoryMib: 128,
+      vcpus: 1,
+      kernel: assets.kernel,
+      initrd: assets.initrd,
+      cmdline: ['microvm.mode=probe'],
+      agentSocket: path.join(dir, 'agent.sock'),
+      qmpSocket: path.join(dir, 'qmp.sock'),
+      seccomp: false,
       memory: { kind: 'anonymous' },
     });
     const probe = new SupervisedProcess(assets.launcher, qemu.path, argv);

@@ -2,7 +2,14 @@ import type * as net from 'node:net';
 import { MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
-import { abortable, decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
+import {
+  abortable,
+  decodeWaitResult,
+  encodeProcessRequest,
+  HOST_TIMEOUT_GRACE_MS,
+  ProcessRequest,
+  WaitResult,
+} from './process';
 import { FileEventKind, FrameType, MAX_FILE, MAX_FILE_EVENTS, MountKind, Op, Tag } from './protocol';
 import { PortWatch } from './port-watch';
 import { linuxSignalNumber, SignalSpec } from './signals';
@@ -24,10 +31,18 @@ export const CALL_DEADLINE_MS = { file: 30_000, mount: 30_000, control: 10_000, 
 const MAX_KILLED_TEXT = 4096;
 
 /** Calls the guest agent offers, over one AgentConnection. */
-const MOUNT_KINDS = { virtiofs: MountKind.VIRTIOFS, volume: MountKind.VOLUME, tmpfs: MountKind.TMPFS, parked: MountKind.PARKED } as const;
+const MOUNT_KINDS = {
+  virtiofs: MountKind.VIRTIOFS,
+  volume: MountKind.VOLUME,
+  tmpfs: MountKind.TMPFS,
+  parked: MountKind.PARKED,
+} as const;
 
 export class AgentClient {
-  constructor(readonly connection: AgentConnection, readonly info: AgentInfo) {}
+  constructor(
+    readonly connection: AgentConnection,
+    readonly info: AgentInfo,
+  ) {}
 
   /** Carries `socket` to `guestPort` on the guest's loopback (TCP_CONNECT); resolves when the connection ended. */
   connectTcp(socket: net.Socket, guestPort: number): Promise<void> {
@@ -75,21 +90,35 @@ export class AgentClient {
       }
       into.push(data);
     };
-    const response = this.connection.request(encodeProcessRequest(request), {
-      onStdout: collect(stdout),
-      onStderr: collect(stderr),
-    }, (id) => {
-      stream = id;
-      // Aborted while it waited for a stream: it dies as soon as it starts.
-      if (killed) kill();
-    }, 'exec');
+    const response = this.connection.request(
+      encodeProcessRequest(request),
+      {
+        onStdout: collect(stdout),
+        onStderr: collect(stderr),
+      },
+      (id) => {
+        stream = id;
+        // Aborted while it waited for a stream: it dies as soon as it starts.
+        if (killed) kill();
+      },
+      'exec',
+    );
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
-    const ended = this.connection.deadline(response, hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
-      `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
+    const ended = this.connection.deadline(
+      response,
+      hostDeadline,
+      () =>
+        new MicrovmError(
+          'E_AGENT_TIMEOUT',
+          `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`,
+        ),
+    );
     const fields = await abortable(ended, signal, kill, `exec of '${request.argv[0]}'`);
     if (overflowed) {
-      throw new MicrovmError('E_OUTPUT_LIMIT',
-        `'${request.argv[0]}' wrote more than ${maxBuffer} bytes of output; it was killed; raise maxBuffer or use vm.spawn() to stream the output`);
+      throw new MicrovmError(
+        'E_OUTPUT_LIMIT',
+        `'${request.argv[0]}' wrote more than ${maxBuffer} bytes of output; it was killed; raise maxBuffer or use vm.spawn() to stream the output`,
+      );
     }
     return { ...decodeWaitResult(fields), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
   }
@@ -100,18 +129,30 @@ export class AgentClient {
 
   async writeFile(path: string, data: Buffer, mode: number, timeoutMs: number = CALL_DEADLINE_MS.file): Promise<void> {
     checkFileSize(path, data.length);
-    await this.call(new TlvWriter().u32(Tag.OP, Op.WRITE_FILE).str(Tag.PATH, path).u32(Tag.MODE, mode).raw(Tag.DATA, data), timeoutMs, `writeFile ${path}`);
+    await this.call(
+      new TlvWriter().u32(Tag.OP, Op.WRITE_FILE).str(Tag.PATH, path).u32(Tag.MODE, mode).raw(Tag.DATA, data),
+      timeoutMs,
+      `writeFile ${path}`,
+    );
   }
 
   async readFile(path: string, timeoutMs: number = CALL_DEADLINE_MS.file): Promise<Buffer> {
-    const fields = await this.call(new TlvWriter().u32(Tag.OP, Op.READ_FILE).str(Tag.PATH, path), timeoutMs, `readFile ${path}`);
+    const fields = await this.call(
+      new TlvWriter().u32(Tag.OP, Op.READ_FILE).str(Tag.PATH, path),
+      timeoutMs,
+      `readFile ${path}`,
+    );
     const data = fields.bytes(Tag.DATA) ?? Buffer.alloc(0);
     checkFileSize(path, data.length);
     return Buffer.from(data);
   }
 
   async signalWorkload(signal: SignalSpec): Promise<void> {
-    await this.call(new TlvWriter().u32(Tag.OP, Op.SIGNAL_WORKLOAD).u32(Tag.SIGNO, linuxSignalNumber(signal)), CALL_DEADLINE_MS.control, 'workloadSignal');
+    await this.call(
+      new TlvWriter().u32(Tag.OP, Op.SIGNAL_WORKLOAD).u32(Tag.SIGNO, linuxSignalNumber(signal)),
+      CALL_DEADLINE_MS.control,
+      'workloadSignal',
+    );
   }
 
   /** A round trip through the agent's loop: it answers unless the agent is stuck. */
@@ -126,17 +167,34 @@ export class AgentClient {
    */
   async restored(seed: Buffer, timeNs: bigint, onRefusal: (refusal: MicrovmError) => MicrovmError): Promise<void> {
     const body = new TlvWriter().u32(Tag.OP, Op.RESTORED).raw(Tag.RNG_SEED, seed).u64(Tag.TIME_NS, timeNs);
-    await this.connection.deadline(this.connection.request(body, { fatalRefusal: onRefusal }), CALL_DEADLINE_MS.control,
-      () => new MicrovmError('E_AGENT_TIMEOUT', `the guest agent did not answer RESTORED within ${CALL_DEADLINE_MS.control} ms`));
+    await this.connection.deadline(
+      this.connection.request(body, { fatalRefusal: onRefusal }),
+      CALL_DEADLINE_MS.control,
+      () =>
+        new MicrovmError(
+          'E_AGENT_TIMEOUT',
+          `the guest agent did not answer RESTORED within ${CALL_DEADLINE_MS.control} ms`,
+        ),
+    );
   }
 
   /**
    * Mounts a virtio-fs share (by tag), a virtio-blk ext4 volume (by serial), a tmpfs (source
    * 'tmpfs', `sizeMib` optional) or a mount that unmount() parked (by its park name) at `path` in the guest.
    */
-  async mount(kind: 'virtiofs' | 'volume' | 'tmpfs' | 'parked', source: string, path: string, readOnly: boolean, sizeMib?: number): Promise<void> {
-    const body = new TlvWriter().u32(Tag.OP, Op.MOUNT).u32(Tag.MOUNT_KIND, MOUNT_KINDS[kind])
-      .str(Tag.MOUNT_SOURCE, source).str(Tag.PATH, path).u32(Tag.READ_ONLY, readOnly ? 1 : 0);
+  async mount(
+    kind: 'virtiofs' | 'volume' | 'tmpfs' | 'parked',
+    source: string,
+    path: string,
+    readOnly: boolean,
+    sizeMib?: number,
+  ): Promise<void> {
+    const body = new TlvWriter()
+      .u32(Tag.OP, Op.MOUNT)
+      .u32(Tag.MOUNT_KIND, MOUNT_KINDS[kind])
+      .str(Tag.MOUNT_SOURCE, source)
+      .str(Tag.PATH, path)
+      .u32(Tag.READ_ONLY, readOnly ? 1 : 0);
     if (sizeMib !== undefined) body.u32(Tag.SIZE_MIB, sizeMib);
     await this.call(body, CALL_DEADLINE_MS.mount, `mount ${path}`);
   }
@@ -150,8 +208,13 @@ export class AgentClient {
     const body = new TlvWriter().u32(Tag.OP, Op.UNMOUNT).str(Tag.PATH, path);
     if (park !== undefined) body.str(Tag.MOUNT_SOURCE, park);
     const fields = await this.call(body, CALL_DEADLINE_MS.mount, `unmount ${path}`);
-    const text = Buffer.from(fields.bytes(Tag.DATA) ?? Buffer.alloc(0)).subarray(0, MAX_KILLED_TEXT).toString('utf8');
-    return text.split('\n').filter((line) => line !== '').map((line) => line.replace(/[^\x20-\x7e]/g, '?'));
+    const text = Buffer.from(fields.bytes(Tag.DATA) ?? Buffer.alloc(0))
+      .subarray(0, MAX_KILLED_TEXT)
+      .toString('utf8');
+    return text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => line.replace(/[^\x20-\x7e]/g, '?'));
   }
 
   /**
@@ -159,11 +222,13 @@ export class AgentClient {
    * (FILE_EVENTS; the agent needs the 'file-events' feature). Paths are relative to the mount.
    */
   async fileEvents(mountPoint: string, events: readonly GuestFileEvent[]): Promise<void> {
-    if (events.length > MAX_FILE_EVENTS) throw new RangeError(`${events.length} file events in one call; at most ${MAX_FILE_EVENTS}`);
+    if (events.length > MAX_FILE_EVENTS)
+      throw new RangeError(`${events.length} file events in one call; at most ${MAX_FILE_EVENTS}`);
     const body = new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, mountPoint);
     for (const event of events) {
       const inner = new TlvWriter().u32(Tag.EVENT_KIND, FileEventKind[event.kind]).str(Tag.EVENT_PATH, event.path);
-      if (event.size !== undefined && event.mtimeNs !== undefined) inner.u64(Tag.SIZE, event.size).u64(Tag.MTIME_NS, event.mtimeNs);
+      if (event.size !== undefined && event.mtimeNs !== undefined)
+        inner.u64(Tag.SIZE, event.size).u64(Tag.MTIME_NS, event.mtimeNs);
       body.nested(Tag.FILE_EVENT, inner);
     }
     await this.call(body, CALL_DEADLINE_MS.control, `file events for ${mountPoint}`);
@@ -176,8 +241,15 @@ export class AgentClient {
 
   /** One request with a host deadline; a missed one fails with E_AGENT_TIMEOUT and starts the VM's health check. */
   private call(body: TlvWriter, timeoutMs: number, what: string): Promise<TlvFields> {
-    return this.connection.deadline(this.connection.request(body), timeoutMs, () => new MicrovmError('E_AGENT_TIMEOUT',
-      `the guest agent did not answer ${what} within ${timeoutMs} ms; a slow call may need a larger timeoutMs, and a VM whose agent stopped answering is stopped (E_AGENT_UNRESPONSIVE)`));
+    return this.connection.deadline(
+      this.connection.request(body),
+      timeoutMs,
+      () =>
+        new MicrovmError(
+          'E_AGENT_TIMEOUT',
+          `the guest agent did not answer ${what} within ${timeoutMs} ms; a slow call may need a larger timeoutMs, and a VM whose agent stopped answering is stopped (E_AGENT_UNRESPONSIVE)`,
+        ),
+    );
   }
 }
 
@@ -192,7 +264,9 @@ export interface GuestFileEvent {
 
 function checkFileSize(path: string, size: number): void {
   if (size > MAX_FILE) {
-    throw new MicrovmError('E_FILE_TOO_LARGE',
-      `${path} is ${size} bytes; readFile and writeFile carry at most ${MAX_FILE} bytes (4 MiB); use vm.spawn() with stdin/stdout to stream larger files`);
+    throw new MicrovmError(
+      'E_FILE_TOO_LARGE',
+      `${path} is ${size} bytes; readFile and writeFile carry at most ${MAX_FILE} bytes (4 MiB); use vm.spawn() with stdin/stdout to stream larger files`,
+    );
   }
 }

@@ -107,7 +107,12 @@ export class AgentConnection {
    * FORWARD_QUEUE.waitMs, behind at most FORWARD_QUEUE.max others, else fails with
    * E_FORWARD_LIMIT (a host connection must not hang forever behind held ones).
    */
-  request(body: TlvWriter, handlers: StreamHandlers = {}, onOpen?: (stream: number) => void, kind: StreamKind = 'control'): Promise<TlvFields> {
+  request(
+    body: TlvWriter,
+    handlers: StreamHandlers = {},
+    onOpen?: (stream: number) => void,
+    kind: StreamKind = 'control',
+  ): Promise<TlvFields> {
     return new Promise<TlvFields>((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
       const open = (stream: number) => {
@@ -175,7 +180,11 @@ export class AgentConnection {
       const sendHello = () => {
         const nonce = randomBytes(8).readBigUInt64LE();
         this.helloNonces.add(nonce);
-        this.send(FrameType.HELLO, 0, new TlvWriter().u64(Tag.NONCE, nonce).u32(Tag.PROTO_VERSION, PROTO_VERSION).toBuffer());
+        this.send(
+          FrameType.HELLO,
+          0,
+          new TlvWriter().u64(Tag.NONCE, nonce).u32(Tag.PROTO_VERSION, PROTO_VERSION).toBuffer(),
+        );
       };
       const finish = (err?: Error, info?: AgentInfo) => {
         clearInterval(timer);
@@ -247,7 +256,8 @@ export class AgentConnection {
       case FrameType.CREDIT:
         return this.onCredit(frame);
       case FrameType.CLOSE_STDOUT:
-        if (frame.payload.length !== 0) throw new ProtocolViolation(`CLOSE_STDOUT frame with ${frame.payload.length} bytes`);
+        if (frame.payload.length !== 0)
+          throw new ProtocolViolation(`CLOSE_STDOUT frame with ${frame.payload.length} bytes`);
         return this.streams.get(frame.stream)?.handlers.onOutputEnd?.();
       case FrameType.ERROR:
         return this.onErrorFrame(frame.stream, parseTlv(frame.payload));
@@ -261,8 +271,12 @@ export class AgentConnection {
     if (nonce === undefined || !this.helloNonces.has(nonce) || !this.helloWaiter) return;
     const protoVersion = fields.u32(Tag.PROTO_VERSION) ?? 0;
     if (protoVersion !== PROTO_VERSION) {
-      this.fail(new MicrovmError('E_AGENT_VERSION',
-        `the guest agent speaks protocol ${protoVersion}, this engine speaks ${PROTO_VERSION}; run \`npm run setup\` to rebuild the initramfs`));
+      this.fail(
+        new MicrovmError(
+          'E_AGENT_VERSION',
+          `the guest agent speaks protocol ${protoVersion}, this engine speaks ${PROTO_VERSION}; run \`npm run setup\` to rebuild the initramfs`,
+        ),
+      );
       return;
     }
     try {
@@ -295,7 +309,9 @@ export class AgentConnection {
     if (!open) return;
     open.unacked += frame.payload.length;
     if (open.unacked > OUTPUT_WINDOW) {
-      throw new ProtocolViolation(`the guest sent ${open.unacked} output bytes on stream ${frame.stream} beyond its ${OUTPUT_WINDOW}-byte credit`);
+      throw new ProtocolViolation(
+        `the guest sent ${open.unacked} output bytes on stream ${frame.stream} beyond its ${OUTPUT_WINDOW}-byte credit`,
+      );
     }
     if (frame.type === FrameType.STDOUT) open.handlers.onStdout?.(frame.payload);
     else open.handlers.onStderr?.(frame.payload);
@@ -318,8 +334,14 @@ export class AgentConnection {
   private queueForward(open: (stream: number) => void, reject: (err: Error) => void): void {
     const queue = this.queued.forward;
     const waiting: QueuedRequest = {
-      open: (stream) => { clearTimeout(timer); open(stream); },
-      reject: (err) => { clearTimeout(timer); reject(err); },
+      open: (stream) => {
+        clearTimeout(timer);
+        open(stream);
+      },
+      reject: (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
     };
     const timer = setTimeout(() => {
       queue.splice(queue.indexOf(waiting), 1);
@@ -350,8 +372,12 @@ export class AgentConnection {
   }
 
   private protocolError(detail: string): void {
-    this.fail(new MicrovmError('E_AGENT_PROTOCOL',
-      `the guest agent broke the wire protocol (${detail}); the VM is treated as broken: release it and acquire another`));
+    this.fail(
+      new MicrovmError(
+        'E_AGENT_PROTOCOL',
+        `the guest agent broke the wire protocol (${detail}); the VM is treated as broken: release it and acquire another`,
+      ),
+    );
     this.socket.destroy();
   }
 
@@ -369,12 +395,15 @@ class ProtocolViolation extends Error {}
 
 /** A host connection beyond the VM's share of forwarded connections, after waiting or with too many waiting. */
 function forwardLimitError(why: 'wait' | 'queue'): MicrovmError {
-  const detail = why === 'wait'
-    ? `none of them ended within ${FORWARD_QUEUE.waitMs} ms`
-    : `${FORWARD_QUEUE.max} more connections are waiting already`;
-  return new MicrovmError('E_FORWARD_LIMIT',
+  const detail =
+    why === 'wait'
+      ? `none of them ended within ${FORWARD_QUEUE.waitMs} ms`
+      : `${FORWARD_QUEUE.max} more connections are waiting already`;
+  return new MicrovmError(
+    'E_FORWARD_LIMIT',
     `this VM carries ${MAX_FORWARD_STREAMS} forwarded connections, the most its agent takes (MAX_FORWARD_STREAMS), and ${detail}; ` +
-    'the new connection was refused; close idle connections (keep-alive pools, stale websockets) and connect again');
+      'the new connection was refused; close idle connections (keep-alive pools, stale websockets) and connect again',
+  );
 }
 
 function infoFrom(fields: TlvFields, protoVersion: number): AgentInfo {
@@ -396,7 +425,9 @@ const CODE_FOR_STATUS: Partial<Record<number, 'E_FILE_TOO_LARGE' | 'E_FILE_NOT_F
 function agentRefusal(status: number, fields: TlvFields): MicrovmError {
   const message = fields.str(Tag.ERROR) ?? statusName(status);
   const code = CODE_FOR_STATUS[status] ?? 'E_AGENT_REFUSED';
-  return new MicrovmError(code, `the guest agent refused the call: ${message} (${statusName(status)})`, { details: { agentStatus: status, errno: fields.u32(Tag.ERRNO) } });
+  return new MicrovmError(code, `the guest agent refused the call: ${message} (${statusName(status)})`, {
+    details: { agentStatus: status, errno: fields.u32(Tag.ERRNO) },
+  });
 }
 
 async function connectWithRetry(
@@ -419,7 +450,11 @@ async function connectWithRetry(
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) {
-        throw new MicrovmError('E_BOOT_FAILED', `cannot connect to the agent socket ${socketPath}: ${(err as Error).message}`, { cause: err });
+        throw new MicrovmError(
+          'E_BOOT_FAILED',
+          `cannot connect to the agent socket ${socketPath}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

@@ -1,6 +1,13 @@
 import { MicrovmError } from '../errors';
 import { AgentConnection } from './connection';
-import { abortable, decodeWaitResult, encodeProcessRequest, HOST_TIMEOUT_GRACE_MS, ProcessRequest, WaitResult } from './process';
+import {
+  abortable,
+  decodeWaitResult,
+  encodeProcessRequest,
+  HOST_TIMEOUT_GRACE_MS,
+  ProcessRequest,
+  WaitResult,
+} from './process';
 import { FrameType, MAX_CHUNK, STDIN_WINDOW } from './protocol';
 import { linuxSignalNumber, SignalSpec } from './signals';
 
@@ -35,10 +42,12 @@ class OutputQueue {
       return Promise.resolve(chunk);
     }
     if (this.ended) return Promise.resolve(END);
-    return new Promise((resolve) => this.readers.push((next) => {
-      onTake(next.length);
-      resolve(next);
-    }));
+    return new Promise((resolve) =>
+      this.readers.push((next) => {
+        onTake(next.length);
+        resolve(next);
+      }),
+    );
   }
 }
 
@@ -68,25 +77,46 @@ export class ExecChild {
    * Made by `vm.spawn()`, not by callers.
    * @internal
    */
-  constructor(private readonly connection: AgentConnection, request: ProcessRequest, signal?: AbortSignal) {
+  constructor(
+    private readonly connection: AgentConnection,
+    request: ProcessRequest,
+    signal?: AbortSignal,
+  ) {
     let markOpen = (): void => undefined;
-    this.opened = new Promise<void>((resolve) => { markOpen = resolve; });
-    const response = connection.request(encodeProcessRequest(request), {
-      onStdout: (data) => this.onOutput(this.stdout, data),
-      onStderr: (data) => this.onOutput(this.stderr, data),
-      onStdinCredit: (bytes) => {
-        this.stdinCredit += bytes;
-        for (const wake of this.creditWaiters.splice(0)) wake();
+    this.opened = new Promise<void>((resolve) => {
+      markOpen = resolve;
+    });
+    const response = connection.request(
+      encodeProcessRequest(request),
+      {
+        onStdout: (data) => this.onOutput(this.stdout, data),
+        onStderr: (data) => this.onOutput(this.stderr, data),
+        onStdinCredit: (bytes) => {
+          this.stdinCredit += bytes;
+          for (const wake of this.creditWaiters.splice(0)) wake();
+        },
       },
-    }, (stream) => {
-      this.stream = stream;
-      markOpen();
-    }, 'exec');
+      (stream) => {
+        this.stream = stream;
+        markOpen();
+      },
+      'exec',
+    );
     const hostDeadline = request.timeoutMs > 0 ? request.timeoutMs + HOST_TIMEOUT_GRACE_MS : 0;
-    const ended = connection.deadline(response.then(decodeWaitResult), hostDeadline, () => new MicrovmError('E_AGENT_TIMEOUT',
-      `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`));
+    const ended = connection.deadline(
+      response.then(decodeWaitResult),
+      hostDeadline,
+      () =>
+        new MicrovmError(
+          'E_AGENT_TIMEOUT',
+          `the guest agent did not end '${request.argv[0]}' within ${hostDeadline} ms (its timeout plus ${HOST_TIMEOUT_GRACE_MS} ms)`,
+        ),
+    );
     this.result = abortable(ended, signal, () => this.signal('SIGKILL'), `spawn of '${request.argv[0]}'`);
-    this.result.then(() => this.finish(), () => this.finish());
+    this.result.then(
+      () => this.finish(),
+      () => this.finish(),
+    );
     response.catch(() => markOpen());
   }
 

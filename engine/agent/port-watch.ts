@@ -36,14 +36,23 @@ export class PortWatch {
 
   constructor(private readonly connection: AgentConnection) {
     let markReady = (): void => undefined;
-    this.ready = new Promise<void>((resolve) => { markReady = resolve; });
-    const response = connection.request(new TlvWriter().u32(Tag.OP, Op.WATCH_PORTS), {
-      onStdout: (data) => {
-        this.update(decodeListeners(data));
-        connection.grantOutput(this.stream, data.length);
-        markReady();
+    this.ready = new Promise<void>((resolve) => {
+      markReady = resolve;
+    });
+    const response = connection.request(
+      new TlvWriter().u32(Tag.OP, Op.WATCH_PORTS),
+      {
+        onStdout: (data) => {
+          this.update(decodeListeners(data));
+          connection.grantOutput(this.stream, data.length);
+          markReady();
+        },
       },
-    }, (stream) => { this.stream = stream; }, 'watch');
+      (stream) => {
+        this.stream = stream;
+      },
+      'watch',
+    );
     this.ended = response.then(() => undefined);
     this.ready = Promise.race([this.ready, response.then(() => undefined)]);
     this.ended.catch(() => undefined);
@@ -55,7 +64,9 @@ export class PortWatch {
 
   onChange(listener: (change: PortsChange) => void): () => void {
     this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+    return () => {
+      this.listeners.delete(listener);
+    };
   }
 
   stop(): void {

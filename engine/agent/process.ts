@@ -81,7 +81,12 @@ export const ABORT_GRACE_MS = 5000;
  * and the call rejects with E_ABORTED once the agent reported the end, or after
  * ABORT_GRACE_MS if it does not (a stuck agent is the VM's health check's business).
  */
-export function abortable<T>(call: Promise<T>, signal: AbortSignal | undefined, kill: () => void, what: string): Promise<T> {
+export function abortable<T>(
+  call: Promise<T>,
+  signal: AbortSignal | undefined,
+  kill: () => void,
+  what: string,
+): Promise<T> {
   if (!signal) return call;
   return new Promise<T>((resolve, reject) => {
     const unlink = onAbort(signal, () => {
@@ -89,14 +94,20 @@ export function abortable<T>(call: Promise<T>, signal: AbortSignal | undefined, 
       const error = abortedError(what, signal);
       const timer = setTimeout(() => reject(error), ABORT_GRACE_MS);
       timer.unref();
-      const done = () => { clearTimeout(timer); reject(error); };
+      const done = () => {
+        clearTimeout(timer);
+        reject(error);
+      };
       call.then(done, done);
     });
     const settle = (end: () => void) => {
       unlink();
       if (!signal.aborted) end();
     };
-    call.then((value) => settle(() => resolve(value)), (err) => settle(() => reject(err)));
+    call.then(
+      (value) => settle(() => resolve(value)),
+      (err) => settle(() => reject(err)),
+    );
   });
 }
 
@@ -107,8 +118,14 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () =
     const timer = setTimeout(() => reject(onTimeout()), ms);
     timer.unref();
     promise.then(
-      (value) => { clearTimeout(timer); resolve(value); },
-      (err) => { clearTimeout(timer); reject(err); },
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
     );
   });
 }

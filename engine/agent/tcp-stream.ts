@@ -40,7 +40,10 @@ class GuestTcpPipe {
   private owed = 0;
   private done = false;
 
-  constructor(private readonly connection: AgentConnection, private readonly socket: net.Socket) {}
+  constructor(
+    private readonly connection: AgentConnection,
+    private readonly socket: net.Socket,
+  ) {}
 
   async run(guestPort: number): Promise<void> {
     const { socket } = this;
@@ -55,18 +58,23 @@ class GuestTcpPipe {
     socket.on('close', () => this.reset());
     const request = new TlvWriter().u32(Tag.OP, Op.TCP_CONNECT).u32(Tag.PORT, guestPort);
     try {
-      await this.connection.request(request, {
-        onStdout: (data) => this.fromGuest(data),
-        onOutputEnd: () => socket.end(),
-        onStdinCredit: (bytes) => {
-          this.credit += bytes;
-          this.flush();
+      await this.connection.request(
+        request,
+        {
+          onStdout: (data) => this.fromGuest(data),
+          onOutputEnd: () => socket.end(),
+          onStdinCredit: (bytes) => {
+            this.credit += bytes;
+            this.flush();
+          },
         },
-      }, (stream) => {
-        this.stream = stream;
-        if (socket.destroyed) this.reset();
-        else this.flush();
-      }, 'forward');
+        (stream) => {
+          this.stream = stream;
+          if (socket.destroyed) this.reset();
+          else this.flush();
+        },
+        'forward',
+      );
       this.done = true;
       socket.end();
     } catch (err) {

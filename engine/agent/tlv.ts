@@ -3,9 +3,26 @@ import { Tag } from './protocol';
 /** TLV field codec (protocol.md "TLV payloads"): u16 tag, u32 length, value. */
 
 const U32_TAGS = new Set<number>([
-  Tag.OP, Tag.TIMEOUT_MS, Tag.TTY, Tag.ROWS, Tag.COLS, Tag.STAGE_MODE, Tag.WORKLOAD, Tag.MODE,
-  Tag.SIGNO, Tag.UID, Tag.GID, Tag.STATUS, Tag.ERRNO, Tag.SIGNAL, Tag.TIMED_OUT, Tag.PROTO_VERSION,
-  Tag.PORT, Tag.PID, Tag.FAMILY, Tag.EVENT_KIND,
+  Tag.OP,
+  Tag.TIMEOUT_MS,
+  Tag.TTY,
+  Tag.ROWS,
+  Tag.COLS,
+  Tag.STAGE_MODE,
+  Tag.WORKLOAD,
+  Tag.MODE,
+  Tag.SIGNO,
+  Tag.UID,
+  Tag.GID,
+  Tag.STATUS,
+  Tag.ERRNO,
+  Tag.SIGNAL,
+  Tag.TIMED_OUT,
+  Tag.PROTO_VERSION,
+  Tag.PORT,
+  Tag.PID,
+  Tag.FAMILY,
+  Tag.EVENT_KIND,
 ]);
 const I32_TAGS = new Set<number>([Tag.EXIT_CODE]);
 const U64_TAGS = new Set<number>([Tag.PEAK_RSS_KIB, Tag.NONCE, Tag.TIME_NS, Tag.SIZE, Tag.MTIME_NS]);

@@ -113,41 +113,80 @@ export class Image {
     const removed = [...reapStaleStateDirs(), ...reapAbandonedWrites(store), ...reapDeadWriters(snapshotsDir)];
     if (removed.length > 0) progress({ phase: 'cleanup', removed });
     progress({ phase: 'resolve', ref: opts.ref ?? 'default' });
-    const resolved = await onHostDisk(store.root, `storing image ${opts.ref ?? 'default'}`, () => resolveSource(opts.ref, {
-      pullPolicy: opts.pullPolicy,
-      maxLayerBytes: opts.maxLayerBytes,
-      store,
-      onPull: progress,
-      mirrors: opts.registryMirrors && checkMirrors(opts.registryMirrors, 'Image.build option registryMirrors'),
-      signal,
-    }));
+    const resolved = await onHostDisk(store.root, `storing image ${opts.ref ?? 'default'}`, () =>
+      resolveSource(opts.ref, {
+        pullPolicy: opts.pullPolicy,
+        maxLayerBytes: opts.maxLayerBytes,
+        store,
+        onPull: progress,
+        mirrors: opts.registryMirrors && checkMirrors(opts.registryMirrors, 'Image.build option registryMirrors'),
+        signal,
+      }),
+    );
     throwIfAborted(signal, BUILD_STEP);
-    const disk = await onHostDisk(homePaths.rootfsCache(), `building the root disk of ${opts.ref ?? 'default'}`, () => ensureRootDisk(resolved, {
-      maxLayerBytes: opts.maxLayerBytes,
-      onProgress: (e) => progress({ phase: 'rootfs', step: e.phase, bytes: e.bytes }),
-      onRebuild: (reason) => progress({ phase: 'rebuild', reason }),
-      signal,
-    }));
+    const disk = await onHostDisk(homePaths.rootfsCache(), `building the root disk of ${opts.ref ?? 'default'}`, () =>
+      ensureRootDisk(resolved, {
+        maxLayerBytes: opts.maxLayerBytes,
+        onProgress: (e) => progress({ phase: 'rootfs', step: e.phase, bytes: e.bytes }),
+        onRebuild: (reason) => progress({ phase: 'rebuild', reason }),
+        signal,
+      }),
+    );
     throwIfAborted(signal, BUILD_STEP);
     const extraFiles = await readExtraFiles(opts.extraFiles);
     progress({ phase: 'ready', cached: disk.cached, ms: Date.now() - started });
     const allow = checkPatterns(opts.allow, 'Image.build option allow');
     // Proxy modes: every process finds the proxy in its environment (the options' env may override).
     const env = usesEgressProxy(opts.network) ? { ...proxyEnv(), ...opts.env } : opts.env;
-    const config: ImageConfig = { ...resolved.config, env: mergeEnv(resolved.config.env, env), ...(opts.user ? { user: opts.user } : {}) };
+    const config: ImageConfig = {
+      ...resolved.config,
+      env: mergeEnv(resolved.config.env, env),
+      ...(opts.user ? { user: opts.user } : {}),
+    };
     const mounts = resolveMounts(opts.mounts);
-    const storage = mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
+    const storage =
+      mounts.length > 0 || opts.volumes.length > 0 || opts.tmpfs.length > 0 || opts.rootVolume !== undefined;
     const settings: ImageSettings = {
-      memoryMib: opts.memoryMib, vcpus: opts.vcpus, bootTimeoutMs: opts.bootTimeoutMs, cmd: opts.cmd, network: opts.network, allow, mounts, volumes: opts.volumes, tmpfs: opts.tmpfs, rootVolume: opts.rootVolume,
-      serviceLinks: opts.serviceLinks, warmupEachBoot: storage ? opts.warmup : undefined,
+      memoryMib: opts.memoryMib,
+      vcpus: opts.vcpus,
+      bootTimeoutMs: opts.bootTimeoutMs,
+      cmd: opts.cmd,
+      network: opts.network,
+      allow,
+      mounts,
+      volumes: opts.volumes,
+      tmpfs: opts.tmpfs,
+      rootVolume: opts.rootVolume,
+      serviceLinks: opts.serviceLinks,
+      warmupEachBoot: storage ? opts.warmup : undefined,
       backend: opts.backend ?? qemuBackend,
     };
     // A snapshot or suspended state holds the NIC's device state: one taken with a NIC only fits a VM with one.
     // The default backend adds nothing, so that snapshots baked before backends existed stay valid.
-    const keyed = { ...settings, backend: settings.backend === qemuBackend ? undefined : settings.backend.name, allow: undefined, serviceLinks: undefined, linkNic: linkNic(settings) || undefined };
-    const key = imageKey({ rootDisk: disk.path, configDigest: resolved.configDigest, settings: { ...keyed, env: config.env, user: config.user }, extraFiles });
+    const keyed = {
+      ...settings,
+      backend: settings.backend === qemuBackend ? undefined : settings.backend.name,
+      allow: undefined,
+      serviceLinks: undefined,
+      linkNic: linkNic(settings) || undefined,
+    };
+    const key = imageKey({
+      rootDisk: disk.path,
+      configDigest: resolved.configDigest,
+      settings: { ...keyed, env: config.env, user: config.user },
+      extraFiles,
+    });
     const ref = opts.ref ?? 'default';
-    const image = new Image(ref, opts.name ?? ref, resolved.manifestDigest, config, disk.path, extraFiles, key, settings);
+    const image = new Image(
+      ref,
+      opts.name ?? ref,
+      resolved.manifestDigest,
+      config,
+      disk.path,
+      extraFiles,
+      key,
+      settings,
+    );
     // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
     // against a volume that changed since: such images boot fresh (engine/mount/README.md).
     // A backend that cannot snapshot boots every VM fresh.
@@ -162,7 +201,8 @@ export class Image {
         guestPort: opts.guestPort,
         listenerRequired: opts.listenerRequired,
         listenerTimeoutMs: opts.listenerTimeoutMs,
-        boot: (bootSignal) => image.bootWithExtraFiles({ ...image.bootSpec(settings.memoryMib, settings.vcpus), signal: bootSignal }),
+        boot: (bootSignal) =>
+          image.bootWithExtraFiles({ ...image.bootSpec(settings.memoryMib, settings.vcpus), signal: bootSignal }),
         signal,
         onBake: (reason) => progress({ phase: 'bake', reason }),
       });
@@ -179,11 +219,26 @@ export class Image {
     const record = loaded.meta.image;
     // Taken with a NIC for service links: restored with one, whose links are none (their relays were that run's).
     const settings: ImageSettings = {
-      memoryMib: record.memoryMib, vcpus: record.vcpus, network: record.network, serviceLinks: record.linkNic ? [] : undefined, mounts: [], volumes: [], tmpfs: [],
+      memoryMib: record.memoryMib,
+      vcpus: record.vcpus,
+      network: record.network,
+      serviceLinks: record.linkNic ? [] : undefined,
+      mounts: [],
+      volumes: [],
+      tmpfs: [],
       // Snapshot directories hold QEMU's migration stream.
       backend: qemuBackend,
     };
-    const image = new Image(record.ref, record.name, record.manifestDigest, record.config, record.rootDisk, [], loaded.meta.files.state.sha256, settings);
+    const image = new Image(
+      record.ref,
+      record.name,
+      record.manifestDigest,
+      record.config,
+      record.rootDisk,
+      [],
+      loaded.meta.files.state.sha256,
+      settings,
+    );
     image.snapshot = { dir: path.resolve(dir), source: loaded.source };
     return image;
   }
@@ -225,8 +280,14 @@ export class Image {
   /** What a snapshot records about this image, so that Image.fromSnapshot can rebuild it. */
   record(): SnapshotImage {
     return {
-      ref: this.ref, name: this.name, manifestDigest: this.manifestDigest, rootDisk: this.rootDisk, config: this.config,
-      memoryMib: this.settings.memoryMib, vcpus: this.settings.vcpus, network: this.settings.network,
+      ref: this.ref,
+      name: this.name,
+      manifestDigest: this.manifestDigest,
+      rootDisk: this.rootDisk,
+      config: this.config,
+      memoryMib: this.settings.memoryMib,
+      vcpus: this.settings.vcpus,
+      network: this.settings.network,
       ...(linkNic(this.settings) ? { linkNic: true as const } : {}),
     };
   }
@@ -262,16 +323,26 @@ export class Image {
   /** A pool of VMs of this image; it starts booting `min` VMs at once. */
   pool(options: PoolOptions = {}): Pool<Image> {
     const opts = parseOptions(poolOptionsSchema, options, 'pool');
-    const spec = { ...this.bootSpec(opts.memoryMib ?? this.settings.memoryMib, opts.vcpus ?? this.settings.vcpus), restoreTimeoutMs: opts.restoreTimeoutMs };
+    const spec = {
+      ...this.bootSpec(opts.memoryMib ?? this.settings.memoryMib, opts.vcpus ?? this.settings.vcpus),
+      restoreTimeoutMs: opts.restoreTimeoutMs,
+    };
     const snapshot = this.snapshot;
-    const fitsSnapshot = snapshot !== undefined && spec.memoryMib === this.settings.memoryMib && spec.vcpus === this.settings.vcpus;
+    const fitsSnapshot =
+      snapshot !== undefined && spec.memoryMib === this.settings.memoryMib && spec.vcpus === this.settings.vcpus;
     const handoff = snapshot?.handoff;
     if (snapshot) snapshot.handoff = undefined;
     if (!fitsSnapshot) {
       void handoff?.stop();
       return new Pool(() => this.bootWithExtraFiles(spec), this.config, opts, undefined, this.snapshotOrigin());
     }
-    return new Pool(() => this.settings.backend.boot(spec, snapshot.source), this.config, opts, handoff, this.snapshotOrigin());
+    return new Pool(
+      () => this.settings.backend.boot(spec, snapshot.source),
+      this.config,
+      opts,
+      handoff,
+      this.snapshotOrigin(),
+    );
   }
 
   /** What vm.snapshot() of this image's VMs records, and how it loads the result as an Image. */
@@ -286,7 +357,10 @@ export class Image {
   async workspaceVm(resume?: ResumeSource): Promise<Vm> {
     const { backend } = this.settings;
     if (!(await backend.capabilities()).hotPlug) {
-      throw new MicrovmError('E_BAD_OPTION', `the ${backend.name} backend cannot hot-plug devices, so its workspace VMs cannot be suspended; open the workspace without warm reopen`);
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `the ${backend.name} backend cannot hot-plug devices, so its workspace VMs cannot be suspended; open the workspace without warm reopen`,
+      );
     }
     const spec: BootSpec = { ...this.bootSpec(this.settings.memoryMib, this.settings.vcpus), machine: 'q35' };
     const machine = resume ? await backend.boot(spec, resume) : await this.bootWithExtraFiles(spec);
@@ -295,13 +369,17 @@ export class Image {
 
   private bootSpec(memoryMib: number, vcpus: number): BootSpec {
     return {
-      rootDisk: this.rootDisk, memoryMib, vcpus,
+      rootDisk: this.rootDisk,
+      memoryMib,
+      vcpus,
       bootTimeoutMs: this.settings.bootTimeoutMs,
       workload: this.workload(),
       user: this.config.user,
       network: this.settings.network,
       serviceLinks: this.settings.serviceLinks,
-      ...(usesEgressProxy(this.settings.network) ? { egress: { mode: this.settings.network as 'allowlist' | 'learn', allow: this.settings.allow ?? [] } } : {}),
+      ...(usesEgressProxy(this.settings.network)
+        ? { egress: { mode: this.settings.network as 'allowlist' | 'learn', allow: this.settings.allow ?? [] } }
+        : {}),
       mounts: this.settings.mounts,
       volumes: this.settings.volumes,
       tmpfs: this.settings.tmpfs,
@@ -319,7 +397,9 @@ export class Image {
       for (const file of this.extraFiles) await machine.agent.writeFile(file.guestPath, file.data, file.mode);
     } catch (err) {
       await machine.stop().catch(() => undefined);
-      throw new MicrovmError('E_AGENT_REFUSED', `cannot stage extra files in the VM: ${(err as Error).message}`, { cause: err });
+      throw new MicrovmError('E_AGENT_REFUSED', `cannot stage extra files in the VM: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const warmup = this.settings.warmupEachBoot;
     if (!warmup) return machine;
@@ -329,7 +409,9 @@ export class Image {
       await vm.release();
     } catch (err) {
       await machine.stop().catch(() => undefined);
-      throw new MicrovmError('E_WARMUP_FAILED', `the warmup callback failed: ${(err as Error).message}`, { cause: err });
+      throw new MicrovmError('E_WARMUP_FAILED', `the warmup callback failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     return machine;
   }

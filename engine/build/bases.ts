@@ -45,7 +45,9 @@ export interface BaseOptions {
   signal?: AbortSignal;
 }
 
-const rootfsSchema = z.object({ rootfs: z.object({ diff_ids: z.array(z.string().regex(/^sha256:[a-f0-9]{64}$/)).max(1000) }) });
+const rootfsSchema = z.object({
+  rootfs: z.object({ diff_ids: z.array(z.string().regex(/^sha256:[a-f0-9]{64}$/)).max(1000) }),
+});
 
 /** Resolves every image the Dockerfile reads; a failure names the Dockerfile line that asked for it. */
 export async function resolveBases(plan: DockerfilePlan, opts: BaseOptions): Promise<BaseImage[]> {
@@ -76,17 +78,28 @@ async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage>
   });
   if (local) await storeLocalBlobs(resolved, opts.store);
   const manifestBytes = await readStored(opts.store, resolved.manifestDigest);
-  const manifest = parseJsonDocument(manifestBytes, resolved.manifestDigest, z.object({ mediaType: z.string().optional(), config: z.object({ mediaType: z.string(), size: z.number() }) }));
+  const manifest = parseJsonDocument(
+    manifestBytes,
+    resolved.manifestDigest,
+    z.object({ mediaType: z.string().optional(), config: z.object({ mediaType: z.string(), size: z.number() }) }),
+  );
   const configBytes = await readStored(opts.store, resolved.configDigest);
   const { diff_ids: diffIds } = parseJsonDocument(configBytes, resolved.configDigest, rootfsSchema).rootfs;
   if (diffIds.length !== resolved.layers.length) {
-    throw new MicrovmError('E_IMAGE_INVALID', `the config of ${reference.canonical} lists ${diffIds.length} layer digests for ${resolved.layers.length} layers; the image is malformed`);
+    throw new MicrovmError(
+      'E_IMAGE_INVALID',
+      `the config of ${reference.canonical} lists ${diffIds.length} layer digests for ${resolved.layers.length} layers; the image is malformed`,
+    );
   }
   return {
     use,
     reference,
     guestName: guestNameOf(reference),
-    manifest: { mediaType: manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest: resolved.manifestDigest, size: manifestBytes.length },
+    manifest: {
+      mediaType: manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
+      digest: resolved.manifestDigest,
+      size: manifestBytes.length,
+    },
     config: { mediaType: manifest.config.mediaType, digest: resolved.configDigest, size: configBytes.length },
     layers: resolved.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     diffIds,
@@ -100,17 +113,27 @@ async function resolveBase(use: ImageUse, opts: BaseOptions): Promise<BaseImage>
  */
 async function storeLocalBlobs(image: ResolvedImage, store: ContentStore): Promise<void> {
   const inLayout = (digest: string) => path.join(image.source, 'blobs', ...digest.split(':'));
-  const blobs = [{ digest: image.manifestDigest, file: inLayout(image.manifestDigest) }, { digest: image.configDigest, file: inLayout(image.configDigest) },
-    ...image.layers.map((l) => ({ digest: l.digest, file: l.path }))];
+  const blobs = [
+    { digest: image.manifestDigest, file: inLayout(image.manifestDigest) },
+    { digest: image.configDigest, file: inLayout(image.configDigest) },
+    ...image.layers.map((l) => ({ digest: l.digest, file: l.path })),
+  ];
   for (const { digest, file } of blobs) {
     if (await store.has(digest)) continue;
-    await store.writeBlob(createReadStream(file) as AsyncIterable<Buffer>, { digest, maxBytes: Number.MAX_SAFE_INTEGER, what: `${file} of the local image ${image.source}` });
+    await store.writeBlob(createReadStream(file) as AsyncIterable<Buffer>, {
+      digest,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      what: `${file} of the local image ${image.source}`,
+    });
   }
 }
 
 /** A stored document, read into a buffer of its own size (readDocument sizes its buffer by the cap). */
 async function readStored(store: ContentStore, digest: string): Promise<Buffer> {
-  const size = await fsp.stat(store.blobPath(digest)).then((s) => s.size, () => MAX_JSON_DOCUMENT_BYTES);
+  const size = await fsp.stat(store.blobPath(digest)).then(
+    (s) => s.size,
+    () => MAX_JSON_DOCUMENT_BYTES,
+  );
   return store.readDocument(digest, Math.min(size, MAX_JSON_DOCUMENT_BYTES));
 }
 
@@ -134,19 +157,31 @@ export function guestImageId(base: BaseImage): string {
  * index.json naming the manifest "base", and the manifest, config and layer blobs.
  */
 export async function* baseLayoutTar(base: BaseImage, store: ContentStore): AsyncGenerator<Buffer> {
-  const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...base.manifest, annotations: { 'org.opencontainers.image.ref.name': 'base' } }] };
+  const index = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ ...base.manifest, annotations: { 'org.opencontainers.image.ref.name': 'base' } }],
+  };
   yield* smallFile('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
   yield* smallFile('index.json', Buffer.from(JSON.stringify(index)));
   yield encodeHeader(newHeader({ path: 'blobs/sha256', type: 'dir' }));
   for (const blob of [base.manifest, base.config, ...base.layers]) {
-    yield encodeHeader(newHeader({ path: `blobs/sha256/${blob.digest.slice('sha256:'.length)}`, type: 'file', size: blob.size }));
+    yield encodeHeader(
+      newHeader({ path: `blobs/sha256/${blob.digest.slice('sha256:'.length)}`, type: 'file', size: blob.size }),
+    );
     let sent = 0;
-    for await (const chunk of createReadStream(store.blobPath(blob.digest), { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    for await (const chunk of createReadStream(store.blobPath(blob.digest), {
+      highWaterMark: 256 * 1024,
+    }) as AsyncIterable<Buffer>) {
       sent += chunk.length;
       if (sent > blob.size) break;
       yield chunk;
     }
-    if (sent !== blob.size) throw new MicrovmError('E_IMAGE_DIGEST', `the stored blob ${blob.digest} of ${base.reference.canonical} is not ${blob.size} bytes; pull the image again`);
+    if (sent !== blob.size)
+      throw new MicrovmError(
+        'E_IMAGE_DIGEST',
+        `the stored blob ${blob.digest} of ${base.reference.canonical} is not ${blob.size} bytes; pull the image again`,
+      );
     yield Buffer.alloc(paddingFor(blob.size));
   }
   yield endOfArchive();

@@ -16,7 +16,13 @@ import { contextTar, readIgnorePatterns, readRegularFile, scanContext, type Cont
 import { lineOfStep, planDockerfile, type DockerfilePlan } from './dockerfile';
 import { HashCache } from './hash-cache';
 import { exportLayoutScript, exportTarget, importResult } from './result';
-import { buildImageOptionsSchema, type BuildImageOptions, type BuildImageProgress, type BuiltImage, type ParsedBuildOptions } from './types';
+import {
+  buildImageOptionsSchema,
+  type BuildImageOptions,
+  type BuildImageProgress,
+  type BuiltImage,
+  type ParsedBuildOptions,
+} from './types';
 
 export const BUILDER_IMAGE_ENV = 'MICROVM_BUILDER_IMAGE';
 const MAX_DOCKERFILE_BYTES = 1024 * 1024;
@@ -50,7 +56,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
   const prepared = await prepare(opts, progress);
   const hit = opts.noCache ? null : await lookupResult(prepared.key);
   progress({ phase: 'lookup', key: prepared.key, cached: hit !== null, ms: performance.now() - started });
-  const result = hit ?? await oneAtATime(() => buildInVm(prepared));
+  const result = hit ?? (await oneAtATime(() => buildInVm(prepared)));
   progress({ phase: 'done', digest: result.digest, cached: result.cached, ms: performance.now() - started });
   return result;
 }
@@ -61,12 +67,19 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
   const dockerfile = path.resolve(root, opts.dockerfile ?? 'Dockerfile');
   const dockerfileText = readRegularFile(dockerfile, MAX_DOCKERFILE_BYTES, 'E_DOCKERFILE');
   if (dockerfileText === undefined) {
-    throw new MicrovmError('E_DOCKERFILE', `the Dockerfile ${dockerfile} does not exist; check build.dockerfile (relative paths are taken from the context ${root})`, { details: { file: dockerfile } });
+    throw new MicrovmError(
+      'E_DOCKERFILE',
+      `the Dockerfile ${dockerfile} does not exist; check build.dockerfile (relative paths are taken from the context ${root})`,
+      { details: { file: dockerfile } },
+    );
   }
   const plan = planDockerfile(dockerfileText, dockerfile, opts.args, opts.target);
   for (const message of plan.warnings) progress({ phase: 'warning', message });
   if (opts.cacheFrom !== undefined) {
-    progress({ phase: 'warning', message: 'cacheFrom is not used: the builder (buildah 1.28) reuses layers from its own cache volume only' });
+    progress({
+      phase: 'warning',
+      message: 'cacheFrom is not used: the builder (buildah 1.28) reuses layers from its own cache volume only',
+    });
   }
   const hashes = await HashCache.open(root);
   const scan = await scanContext(root, readIgnorePatterns(root, dockerfile), hashes);
@@ -76,12 +89,23 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
   const store = new ContentStore();
   const mirrors = opts.registryMirrors && checkMirrors(opts.registryMirrors, 'buildImage option registryMirrors');
   const bases = await resolveBases(plan, {
-    store, pullPolicy: opts.pullPolicy, maxLayerBytes: opts.maxLayerBytes, mirrors, localBases: opts.localBases,
-    onPull: (ref, event) => progress({ phase: 'pull', ref, digest: event.digest, bytes: event.bytes, total: event.total }),
+    store,
+    pullPolicy: opts.pullPolicy,
+    maxLayerBytes: opts.maxLayerBytes,
+    mirrors,
+    localBases: opts.localBases,
+    onPull: (ref, event) =>
+      progress({ phase: 'pull', ref, digest: event.digest, bytes: event.bytes, total: event.total }),
     signal: opts.signal,
   });
   const builderRef = opts.builderImage ?? process.env[BUILDER_IMAGE_ENV] ?? embeddedBuilder();
-  const builder = await resolveSource(builderRef, { pullPolicy: 'missing', maxLayerBytes: opts.maxLayerBytes, store, mirrors, signal: opts.signal });
+  const builder = await resolveSource(builderRef, {
+    pullPolicy: 'missing',
+    maxLayerBytes: opts.maxLayerBytes,
+    store,
+    mirrors,
+    signal: opts.signal,
+  });
   const inputs: BuildInputs = {
     dockerfile: dockerfileText,
     contextDigest: scan.digest,
@@ -98,16 +122,24 @@ function contextRoot(context: string): string {
   try {
     root = fs.realpathSync(path.resolve(context));
   } catch (err) {
-    throw new MicrovmError('E_BUILD_CONTEXT', `the build context ${path.resolve(context)} does not exist; check build.context`, { cause: err });
+    throw new MicrovmError(
+      'E_BUILD_CONTEXT',
+      `the build context ${path.resolve(context)} does not exist; check build.context`,
+      { cause: err },
+    );
   }
-  if (!fs.statSync(root).isDirectory()) throw new MicrovmError('E_BUILD_CONTEXT', `the build context ${root} is not a folder; check build.context`);
+  if (!fs.statSync(root).isDirectory())
+    throw new MicrovmError('E_BUILD_CONTEXT', `the build context ${root} is not a folder; check build.context`);
   return root;
 }
 
 function embeddedBuilder(): string {
   const dir = homePaths.builderImage();
   if (!fs.existsSync(path.join(dir, 'index.json'))) {
-    throw new MicrovmError('E_SETUP_MISSING', `the builder image is not built (${dir}); run \`npm run setup\`, or set ${BUILDER_IMAGE_ENV} to an image with buildah`);
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the builder image is not built (${dir}); run \`npm run setup\`, or set ${BUILDER_IMAGE_ENV} to an image with buildah`,
+    );
   }
   return dir;
 }
@@ -126,24 +158,43 @@ async function buildInVm(p: Prepared): Promise<BuiltImage> {
   const started = performance.now();
   progress({ phase: 'builder', step: 'boot' });
   const image = await Image.build({
-    ref: p.builderRef, snapshot: false, memoryMib: opts.memoryMib, vcpus: opts.vcpus, network: opts.network, allow: opts.allow,
+    ref: p.builderRef,
+    snapshot: false,
+    memoryMib: opts.memoryMib,
+    vcpus: opts.vcpus,
+    network: opts.network,
+    allow: opts.allow,
     volumes: [{ name: BUILDER_VOLUME, sizeMib: opts.cacheSizeMib, mountPoint: GUEST.volume }],
     registryMirrors: p.mirrors as Record<string, string[]> | undefined,
     signal: opts.signal,
-  }).catch((err: unknown) => { throw abortedOr(err, opts.signal, BUILD_STEP); });
-  const builder = await BuilderVm.start(image, opts.signal, () => progress({ phase: 'builder', step: 'wait', detail: 'another build is using the builder; waiting for it' }))
-    .catch((err: unknown) => { throw abortedOr(err, opts.signal, BUILD_STEP); });
+  }).catch((err: unknown) => {
+    throw abortedOr(err, opts.signal, BUILD_STEP);
+  });
+  const builder = await BuilderVm.start(image, opts.signal, () =>
+    progress({ phase: 'builder', step: 'wait', detail: 'another build is using the builder; waiting for it' }),
+  ).catch((err: unknown) => {
+    throw abortedOr(err, opts.signal, BUILD_STEP);
+  });
   const stopOnAbort = builder.stopOn(opts.signal);
   try {
     await loadBases(builder, p);
     progress({ phase: 'builder', step: 'context', detail: `${p.scan.entries.length} entries, ${p.scan.bytes} bytes` });
-    await builder.feed(['/bin/sh', '-c', `mkdir -p ${GUEST.job}/context && exec tar -x -p -C ${GUEST.job}/context`], contextTar(p.scan), 'unpack the build context');
+    await builder.feed(
+      ['/bin/sh', '-c', `mkdir -p ${GUEST.job}/context && exec tar -x -p -C ${GUEST.job}/context`],
+      contextTar(p.scan),
+      'unpack the build context',
+    );
     await builder.writeFile(`${GUEST.job}/Dockerfile`, p.dockerfileText);
     const tag = `localhost/microvm-build:${p.key.slice(0, 16)}`;
     await runBuild(builder, p, tag);
     progress({ phase: 'builder', step: 'export' });
-    await builder.sh(`${exportLayoutScript(p.bases)}\nbuildah push --quiet ${tag} ${exportTarget()}`, 'export the built image');
-    const imported = await importResult(builder, p.bases, p.store, opts.maxLayerBytes, (done, total) => progress({ phase: 'builder', step: 'import', detail: `layer ${done + 1} of ${total}` }));
+    await builder.sh(
+      `${exportLayoutScript(p.bases)}\nbuildah push --quiet ${tag} ${exportTarget()}`,
+      'export the built image',
+    );
+    const imported = await importResult(builder, p.bases, p.store, opts.maxLayerBytes, (done, total) =>
+      progress({ phase: 'builder', step: 'import', detail: `layer ${done + 1} of ${total}` }),
+    );
     const result = await storeResult(p.key, imported, p.store, {
       builtAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
@@ -168,15 +219,32 @@ async function buildInVm(p: Prepared): Promise<BuiltImage> {
 async function loadBases(builder: BuilderVm, p: Prepared): Promise<void> {
   if (p.bases.length === 0) return;
   const ids = p.bases.map(guestImageId);
-  const present = new Set((await builder.sh(ids.map((id) => `buildah inspect --type image ${id} >/dev/null 2>&1 && echo ${id} || true`).join('\n'), 'list its images')).split('\n'));
+  const present = new Set(
+    (
+      await builder.sh(
+        ids.map((id) => `buildah inspect --type image ${id} >/dev/null 2>&1 && echo ${id} || true`).join('\n'),
+        'list its images',
+      )
+    ).split('\n'),
+  );
   for (const [i, base] of p.bases.entries()) {
     if (present.has(guestImageId(base))) continue;
     p.progress({ phase: 'builder', step: 'base', detail: base.reference.canonical });
     const dir = `${GUEST.job}/base-${i}`;
-    await builder.feed(['/bin/sh', '-c', `mkdir -p ${dir} && exec tar -x -C ${dir}`], baseLayoutTar(base, p.store), `receive ${base.reference.canonical}`);
-    await builder.sh(`buildah pull --quiet oci:${dir}:base >/dev/null\nrm -rf ${dir}`, `load ${base.reference.canonical}`);
+    await builder.feed(
+      ['/bin/sh', '-c', `mkdir -p ${dir} && exec tar -x -C ${dir}`],
+      baseLayoutTar(base, p.store),
+      `receive ${base.reference.canonical}`,
+    );
+    await builder.sh(
+      `buildah pull --quiet oci:${dir}:base >/dev/null\nrm -rf ${dir}`,
+      `load ${base.reference.canonical}`,
+    );
   }
-  await builder.sh(p.bases.map((b) => `buildah tag ${guestImageId(b)} '${b.guestName}'`).join('\n'), 'name the base images');
+  await builder.sh(
+    p.bases.map((b) => `buildah tag ${guestImageId(b)} '${b.guestName}'`).join('\n'),
+    'name the base images',
+  );
 }
 
 /** `buildah bud`, its output streamed as progress: each line, and each step with its Dockerfile line. */
@@ -185,7 +253,14 @@ async function runBuild(builder: BuilderVm, p: Prepared, tag: string): Promise<v
   let current: StepLine | undefined;
   let currentLine: number | undefined;
   const tail: string[] = [];
-  const argv = budArgv({ dockerfile: `${GUEST.job}/Dockerfile`, context: `${GUEST.job}/context`, args: p.opts.args, target: p.opts.target, tag, noCache: p.opts.noCache });
+  const argv = budArgv({
+    dockerfile: `${GUEST.job}/Dockerfile`,
+    context: `${GUEST.job}/context`,
+    args: p.opts.args,
+    target: p.opts.target,
+    tag,
+    noCache: p.opts.noCache,
+  });
   const exitCode = await builder.run(argv, (stream, line) => {
     p.progress({ phase: 'log', stream, line });
     tail.push(line);
@@ -194,7 +269,15 @@ async function runBuild(builder: BuilderVm, p: Prepared, tag: string): Promise<v
     if (step) {
       current = step;
       currentLine = lineOfStep(p.plan, step);
-      p.progress({ phase: 'step', stage: step.stage, stages: step.stages, step: step.step, steps: step.steps, instruction: step.text, line: currentLine });
+      p.progress({
+        phase: 'step',
+        stage: step.stage,
+        stages: step.stages,
+        step: step.step,
+        steps: step.steps,
+        instruction: step.text,
+        line: currentLine,
+      });
     } else if (current && isCacheHit(line)) {
       p.progress({ phase: 'step-cached', step: current.step, line: currentLine });
     }

@@ -19,16 +19,21 @@ export interface BudRequest {
  */
 export function budArgv(request: BudRequest): string[] {
   return [
-    'buildah', 'bud',
-    '--isolation', 'chroot',
+    'buildah',
+    'bud',
+    '--isolation',
+    'chroot',
     '--pull=never',
     '--layers',
-    '--format', 'oci',
-    '--file', request.dockerfile,
+    '--format',
+    'oci',
+    '--file',
+    request.dockerfile,
     ...Object.entries(request.args).flatMap(([name, value]) => ['--build-arg', `${name}=${value}`]),
     ...(request.target ? ['--target', request.target] : []),
     ...(request.noCache ? ['--no-cache'] : []),
-    '--tag', request.tag,
+    '--tag',
+    request.tag,
     request.context,
   ];
 }
@@ -48,7 +53,13 @@ export function parseStepLine(line: string): StepLine | null {
   const match = STEP_LINE.exec(line);
   if (!match) return null;
   const [, stage, stages, step, steps, text = ''] = match;
-  return { stage: stage ? Number(stage) : undefined, stages: stages ? Number(stages) : undefined, step: Number(step), steps: Number(steps), text };
+  return {
+    stage: stage ? Number(stage) : undefined,
+    stages: stages ? Number(stages) : undefined,
+    step: Number(step),
+    steps: Number(steps),
+    text,
+  };
 }
 
 export function isCacheHit(line: string): boolean {
@@ -56,15 +67,26 @@ export function isCacheHit(line: string): boolean {
 }
 
 /** What a build step's failure becomes: E_BUILD_FAILED naming the Dockerfile line, the step and buildah's words. */
-export function stepFailure(plan: DockerfilePlan, step: StepLine | undefined, exitCode: number, tail: string[]): MicrovmError {
-  const reason = tail.filter((l) => /^(Error|error)\b/.test(l)).pop() ?? tail[tail.length - 1] ?? `buildah exited with ${exitCode}`;
+export function stepFailure(
+  plan: DockerfilePlan,
+  step: StepLine | undefined,
+  exitCode: number,
+  tail: string[],
+): MicrovmError {
+  const reason =
+    tail.filter((l) => /^(Error|error)\b/.test(l)).pop() ?? tail[tail.length - 1] ?? `buildah exited with ${exitCode}`;
   if (!step) {
-    return new MicrovmError('E_BUILD_FAILED', `building ${plan.file} failed before its first step: ${shown(reason)}; see the build log`, { details: { file: plan.file } });
+    return new MicrovmError(
+      'E_BUILD_FAILED',
+      `building ${plan.file} failed before its first step: ${shown(reason)}; see the build log`,
+      { details: { file: plan.file } },
+    );
   }
   const line = lineOfStep(plan, step);
   const where = line === undefined ? plan.file : `${plan.file}:${line}`;
   const stage = step.stage !== undefined ? ` of stage ${step.stage}/${step.stages}` : '';
-  const message = `${where}: step ${step.step}/${step.steps}${stage} ${shown(step.text)} failed: ${shown(reason)}; ` +
+  const message =
+    `${where}: step ${step.step}/${step.steps}${stage} ${shown(step.text)} failed: ${shown(reason)}; ` +
     'fix the step (the build log has its output); the steps before it stay cached';
   return new MicrovmError('E_BUILD_FAILED', message, { details: { file: plan.file, line, step: step.text } });
 }

@@ -38,7 +38,10 @@ export const REGISTRIES_CONF = 'unqualified-search-registries = ["docker.io"]\ns
 const VOLUME_WAIT_MS = 1000;
 
 export class BuilderVm {
-  private constructor(private readonly pool: Pool, private readonly vm: Vm) {}
+  private constructor(
+    private readonly pool: Pool,
+    private readonly vm: Vm,
+  ) {}
 
   /**
    * Boots the builder and prepares its directories. While another process's build holds the
@@ -53,7 +56,10 @@ export class BuilderVm {
       try {
         const vm = await pool.acquire();
         const builder = new BuilderVm(pool, vm);
-        await builder.sh(`rm -rf ${GUEST.job} && mkdir -p ${GUEST.tmp} ${GUEST.job} /run/microvm-build && find ${GUEST.tmp} -mindepth 1 -delete`, 'prepare the builder');
+        await builder.sh(
+          `rm -rf ${GUEST.job} && mkdir -p ${GUEST.tmp} ${GUEST.job} /run/microvm-build && find ${GUEST.tmp} -mindepth 1 -delete`,
+          'prepare the builder',
+        );
         await vm.writeFile(GUEST.registriesConf, REGISTRIES_CONF);
         return builder;
       } catch (err) {
@@ -75,9 +81,17 @@ export class BuilderVm {
 
   /** Runs a shell script; a non-zero exit is E_BUILD_FAILED naming `what` with the script's stderr. */
   async sh(script: string, what: string): Promise<string> {
-    const result = await this.vm.exec({ argv: ['/bin/sh', '-ec', script], env: BUILDAH_ENV, timeoutMs: 0, maxBuffer: 4 * 1024 * 1024 });
+    const result = await this.vm.exec({
+      argv: ['/bin/sh', '-ec', script],
+      env: BUILDAH_ENV,
+      timeoutMs: 0,
+      maxBuffer: 4 * 1024 * 1024,
+    });
     if (result.exitCode !== 0) {
-      throw new MicrovmError('E_BUILD_FAILED', `the builder could not ${what} (exit ${result.exitCode}): ${result.stderr.trim().split('\n').slice(-3).join(' / ').slice(0, 600)}`);
+      throw new MicrovmError(
+        'E_BUILD_FAILED',
+        `the builder could not ${what} (exit ${result.exitCode}): ${result.stderr.trim().split('\n').slice(-3).join(' / ').slice(0, 600)}`,
+      );
     }
     return result.stdout;
   }
@@ -87,8 +101,14 @@ export class BuilderVm {
     const child = this.vm.spawn({ argv, env: BUILDAH_ENV, timeoutMs: 0 });
     child.closeStdin();
     await Promise.all([
-      readLines(() => child.readStdout(), (line) => onLine('stdout', line)),
-      readLines(() => child.readStderr(), (line) => onLine('stderr', line)),
+      readLines(
+        () => child.readStdout(),
+        (line) => onLine('stdout', line),
+      ),
+      readLines(
+        () => child.readStderr(),
+        (line) => onLine('stderr', line),
+      ),
     ]);
     return (await child.wait()).exitCode;
   }
@@ -109,7 +129,11 @@ export class BuilderVm {
     }
     const [errText] = await Promise.all([stderr, stdout]);
     const { exitCode } = await child.wait();
-    if (exitCode !== 0) throw new MicrovmError('E_BUILD_FAILED', `the builder could not ${what} (exit ${exitCode}): ${errText.trim().slice(-600)}`);
+    if (exitCode !== 0)
+      throw new MicrovmError(
+        'E_BUILD_FAILED',
+        `the builder could not ${what} (exit ${exitCode}): ${errText.trim().slice(-600)}`,
+      );
   }
 
   /** A guest file's bytes as a stream (for blobs larger than readFile carries). */
@@ -119,7 +143,8 @@ export class BuilderVm {
     const stderr = collect(() => child.readStderr(), 4096);
     for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) yield chunk;
     const { exitCode } = await child.wait();
-    if (exitCode !== 0) throw new MicrovmError('E_BUILD_FAILED', `the builder could not read ${path}: ${(await stderr).trim()}`);
+    if (exitCode !== 0)
+      throw new MicrovmError('E_BUILD_FAILED', `the builder could not read ${path}: ${(await stderr).trim()}`);
   }
 
   readFile(path: string): Promise<Buffer> {
@@ -157,7 +182,8 @@ async function readLines(read: () => Promise<Buffer>, onLine: (line: string) => 
     const lines = pending.split(/\r?\n/);
     pending = lines.pop() ?? '';
     for (const line of lines) onLine(line);
-    for (; pending.length > MAX_LINE_CHARS; pending = pending.slice(MAX_LINE_CHARS)) onLine(pending.slice(0, MAX_LINE_CHARS));
+    for (; pending.length > MAX_LINE_CHARS; pending = pending.slice(MAX_LINE_CHARS))
+      onLine(pending.slice(0, MAX_LINE_CHARS));
   }
   pending += decoder.end();
   if (pending) onLine(pending);
@@ -165,6 +191,7 @@ async function readLines(read: () => Promise<Buffer>, onLine: (line: string) => 
 
 async function collect(read: () => Promise<Buffer>, max: number): Promise<string> {
   let text = '';
-  for (let chunk = await read(); chunk.length > 0; chunk = await read()) text = (text + chunk.toString('utf8')).slice(-max);
+  for (let chunk = await read(); chunk.length > 0; chunk = await read())
+    text = (text + chunk.toString('utf8')).slice(-max);
   return text;
 }

@@ -34,13 +34,15 @@ export function cacheKey(inputs: BuildInputs): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-const recordSchema = z.object({
-  version: z.literal(1),
-  key: z.string().regex(/^[a-f0-9]{64}$/),
-  digest: z.string(),
-  builtAt: z.string(),
-  durationMs: z.number(),
-}).passthrough();
+const recordSchema = z
+  .object({
+    version: z.literal(1),
+    key: z.string().regex(/^[a-f0-9]{64}$/),
+    digest: z.string(),
+    builtAt: z.string(),
+    durationMs: z.number(),
+  })
+  .passthrough();
 
 const RECORD = 'build.json';
 
@@ -58,7 +60,12 @@ export async function lookupResult(key: string): Promise<BuiltImage | null> {
 }
 
 /** Writes the result's layout (temp name, then rename) and returns it. */
-export async function storeResult(key: string, image: ImportedImage, store: ContentStore, record: Record<string, unknown>): Promise<BuiltImage> {
+export async function storeResult(
+  key: string,
+  image: ImportedImage,
+  store: ContentStore,
+  record: Record<string, unknown>,
+): Promise<BuiltImage> {
   const root = homePaths.builds();
   await fsp.mkdir(root, { recursive: true, mode: 0o755 });
   reapDeadWriters(root);
@@ -66,11 +73,19 @@ export async function storeResult(key: string, image: ImportedImage, store: Cont
   const final = path.join(root, key);
   try {
     await fsp.mkdir(path.join(temp, 'blobs', 'sha256'), { recursive: true });
-    for (const blob of [image.manifest, image.config, ...image.layers]) linkOrCopy(store.blobPath(blob.digest), path.join(temp, 'blobs', 'sha256', blob.digest.slice('sha256:'.length)));
+    for (const blob of [image.manifest, image.config, ...image.layers])
+      linkOrCopy(store.blobPath(blob.digest), path.join(temp, 'blobs', 'sha256', blob.digest.slice('sha256:'.length)));
     await fsp.writeFile(path.join(temp, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-    const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...image.manifest, platform: { architecture: 'amd64', os: 'linux' } }] };
+    const index = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ ...image.manifest, platform: { architecture: 'amd64', os: 'linux' } }],
+    };
     await fsp.writeFile(path.join(temp, 'index.json'), JSON.stringify(index));
-    await fsp.writeFile(path.join(temp, RECORD), `${JSON.stringify({ version: 1, key, digest: image.manifest.digest, ...record }, null, 1)}\n`);
+    await fsp.writeFile(
+      path.join(temp, RECORD),
+      `${JSON.stringify({ version: 1, key, digest: image.manifest.digest, ...record }, null, 1)}\n`,
+    );
     await fsp.rm(final, { recursive: true, force: true });
     await fsp.rename(temp, final);
   } catch (err) {

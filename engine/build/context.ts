@@ -52,7 +52,10 @@ export function readIgnorePatterns(root: string, dockerfile: string): string[] {
 
 /** Lines of a .dockerignore as Docker reads them: comments and blank lines dropped, leading "/" removed. */
 export function parseIgnoreFile(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
     .map((l) => (l.startsWith('!') ? `!${stripSlash(l.slice(1).trim())}` : stripSlash(l)))
     .filter((l) => l && l !== '!');
 }
@@ -69,11 +72,17 @@ export async function scanContext(root: string, patterns: string[], hashes: Hash
   let ignored = 0;
   let bytes = 0;
   const walk = async (dirRel: string): Promise<void> => {
-    const names = (await fsp.readdir(path.join(root, dirRel)).catch((err: Error) => { throw contextError(path.join(root, dirRel), err); })).sort();
+    const names = (
+      await fsp.readdir(path.join(root, dirRel)).catch((err: Error) => {
+        throw contextError(path.join(root, dirRel), err);
+      })
+    ).sort();
     for (const name of names) {
       const rel = dirRel ? `${dirRel}/${name}` : name;
       const abs = path.join(root, rel);
-      const stat = await fsp.lstat(abs, { bigint: true }).catch((err: Error) => { throw contextError(abs, err); });
+      const stat = await fsp.lstat(abs, { bigint: true }).catch((err: Error) => {
+        throw contextError(abs, err);
+      });
       const excluded = matcher.ignores(rel);
       if (stat.isDirectory()) {
         if (excluded && !hasExceptions) {
@@ -96,7 +105,11 @@ export async function scanContext(root: string, patterns: string[], hashes: Hash
       } else if (stat.isSymbolicLink()) {
         entries.push(entry(rel, 'symlink', stat, await fsp.readlink(abs)));
       }
-      if (entries.length > MAX_ENTRIES) throw new MicrovmError('E_BUILD_CONTEXT', `the build context ${root} has more than ${MAX_ENTRIES} entries; list what the image does not need in .dockerignore`);
+      if (entries.length > MAX_ENTRIES)
+        throw new MicrovmError(
+          'E_BUILD_CONTEXT',
+          `the build context ${root} has more than ${MAX_ENTRIES} entries; list what the image does not need in .dockerignore`,
+        );
     }
   };
   await walk('');
@@ -104,7 +117,14 @@ export async function scanContext(root: string, patterns: string[], hashes: Hash
 }
 
 function entry(rel: string, type: ContextEntry['type'], stat: fs.BigIntStats, content: string): ContextEntry {
-  return { rel, type, mode: Number(stat.mode) & 0o7777, size: type === 'file' ? Number(stat.size) : 0, mtimeSec: Number(stat.mtimeMs / 1000n), content };
+  return {
+    rel,
+    type,
+    mode: Number(stat.mode) & 0o7777,
+    size: type === 'file' ? Number(stat.size) : 0,
+    mtimeSec: Number(stat.mtimeMs / 1000n),
+    content,
+  };
 }
 
 function digestOf(entries: ContextEntry[]): string {
@@ -122,7 +142,14 @@ function digestOf(entries: ContextEntry[]): string {
  */
 export async function* contextTar(scan: ContextScan): AsyncGenerator<Buffer> {
   for (const e of scan.entries) {
-    const header = newHeader({ path: toBytePath(e.rel), type: e.type, mode: e.mode, mtime: e.mtimeSec, size: e.size, linkpath: e.type === 'symlink' ? toBytePath(e.content) : '' });
+    const header = newHeader({
+      path: toBytePath(e.rel),
+      type: e.type,
+      mode: e.mode,
+      mtime: e.mtimeSec,
+      size: e.size,
+      linkpath: e.type === 'symlink' ? toBytePath(e.content) : '',
+    });
     yield encodeHeader(header);
     if (e.type !== 'file') continue;
     const hash = createHash('sha256');
@@ -152,7 +179,9 @@ async function hashFile(rel: string, root: string): Promise<string> {
  */
 async function* readInside(root: string, rel: string): AsyncGenerator<Buffer> {
   const abs = path.join(root, rel);
-  const handle = await fsp.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW).catch((err: Error) => { throw contextError(abs, err); });
+  const handle = await fsp.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW).catch((err: Error) => {
+    throw contextError(abs, err);
+  });
   try {
     const real = await fsp.readlink(`/proc/self/fd/${handle.fd}`).catch(() => abs);
     if (real !== abs) throw changed(root, rel);
@@ -168,20 +197,28 @@ async function* readInside(root: string, rel: string): AsyncGenerator<Buffer> {
 }
 
 /** A small host file read without following a symlink; undefined when it does not exist. */
-export function readRegularFile(file: string, maxBytes: number, code: 'E_BUILD_CONTEXT' | 'E_DOCKERFILE'): string | undefined {
+export function readRegularFile(
+  file: string,
+  maxBytes: number,
+  code: 'E_BUILD_CONTEXT' | 'E_DOCKERFILE',
+): string | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
     const errno = (err as NodeJS.ErrnoException).code;
     if (errno === 'ENOENT') return undefined;
-    const why = errno === 'ELOOP' ? 'it is a symbolic link (the builder reads only regular files in the folder)' : (err as Error).message;
+    const why =
+      errno === 'ELOOP'
+        ? 'it is a symbolic link (the builder reads only regular files in the folder)'
+        : (err as Error).message;
     throw unreadable(code, file, `cannot read ${file}: ${why}`, err);
   }
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw unreadable(code, file, `${file} is not a regular file`);
-    if (stat.size > maxBytes) throw unreadable(code, file, `${file} is ${stat.size} bytes, over the ${maxBytes}-byte limit`);
+    if (stat.size > maxBytes)
+      throw unreadable(code, file, `${file} is ${stat.size} bytes, over the ${maxBytes}-byte limit`);
     return fs.readFileSync(fd, 'utf8');
   } finally {
     fs.closeSync(fd);
@@ -189,15 +226,27 @@ export function readRegularFile(file: string, maxBytes: number, code: 'E_BUILD_C
 }
 
 /** readRegularFile's failure: an E_DOCKERFILE names the Dockerfile in its details. */
-function unreadable(code: 'E_BUILD_CONTEXT' | 'E_DOCKERFILE', file: string, message: string, cause?: unknown): MicrovmError {
+function unreadable(
+  code: 'E_BUILD_CONTEXT' | 'E_DOCKERFILE',
+  file: string,
+  message: string,
+  cause?: unknown,
+): MicrovmError {
   if (code === 'E_DOCKERFILE') return new MicrovmError(code, message, { cause, details: { file } });
   return new MicrovmError(code, message, { cause });
 }
 
 function contextError(file: string, err: Error): MicrovmError {
-  return new MicrovmError('E_BUILD_CONTEXT', `cannot read ${file} of the build context: ${err.message}; make it readable or list it in .dockerignore`, { cause: err });
+  return new MicrovmError(
+    'E_BUILD_CONTEXT',
+    `cannot read ${file} of the build context: ${err.message}; make it readable or list it in .dockerignore`,
+    { cause: err },
+  );
 }
 
 function changed(root: string, rel: string): MicrovmError {
-  return new MicrovmError('E_BUILD_CONTEXT', `${path.join(root, rel)} changed while the build context was being sent (or a folder on its path was replaced); build again once the folder is still`);
+  return new MicrovmError(
+    'E_BUILD_CONTEXT',
+    `${path.join(root, rel)} changed while the build context was being sent (or a folder on its path was replaced); build again once the folder is still`,
+  );
 }

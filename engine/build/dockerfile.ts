@@ -45,8 +45,24 @@ export interface ImageUse {
 const MAX_DOCKERFILE_BYTES = 1024 * 1024;
 
 const KEYWORDS = new Set([
-  'ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER',
-  'ONBUILD', 'RUN', 'SHELL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR',
+  'ADD',
+  'ARG',
+  'CMD',
+  'COPY',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'FROM',
+  'HEALTHCHECK',
+  'LABEL',
+  'MAINTAINER',
+  'ONBUILD',
+  'RUN',
+  'SHELL',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
 ]);
 
 /** Flags buildah 1.28 takes, per instruction (others it refuses only when it reaches the step). */
@@ -65,14 +81,27 @@ const HEREDOC = /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?/;
  * builder's buildah supports; an unsupported construct is an E_DOCKERFILE naming the line.
  * `buildArgs` override the defaults of ARGs declared before the first FROM.
  */
-export function planDockerfile(text: string, file: string, buildArgs: Readonly<Record<string, string>>, target?: string): DockerfilePlan {
-  if (Buffer.byteLength(text) > MAX_DOCKERFILE_BYTES) throw dockerfileError(file, undefined, `it is larger than ${MAX_DOCKERFILE_BYTES} bytes`, 'a Dockerfile that large is not one buildah should read');
+export function planDockerfile(
+  text: string,
+  file: string,
+  buildArgs: Readonly<Record<string, string>>,
+  target?: string,
+): DockerfilePlan {
+  if (Buffer.byteLength(text) > MAX_DOCKERFILE_BYTES)
+    throw dockerfileError(
+      file,
+      undefined,
+      `it is larger than ${MAX_DOCKERFILE_BYTES} bytes`,
+      'a Dockerfile that large is not one buildah should read',
+    );
   const dockerfile = DockerfileParser.parse(text);
   const escape = dockerfile.getEscapeCharacter();
   const warnings: string[] = [];
   for (const directive of dockerfile.getDirectives()) {
     if (directive.getName().toLowerCase() === 'syntax') {
-      warnings.push(`${file}: the "# syntax=${directive.getValue()}" directive is ignored: buildah builds with its own Dockerfile parser, not a BuildKit frontend`);
+      warnings.push(
+        `${file}: the "# syntax=${directive.getValue()}" directive is ignored: buildah builds with its own Dockerfile parser, not a BuildKit frontend`,
+      );
     }
   }
   const globals = new Map(PLATFORM_ARGS);
@@ -85,7 +114,13 @@ export function planDockerfile(text: string, file: string, buildArgs: Readonly<R
     if (keyword === 'FROM') {
       stages.push(fromStage(instruction, line, globals, escape, stages, images, file));
     } else if (stages.length === 0) {
-      if (keyword !== 'ARG') throw dockerfileError(file, line, `${keyword} comes before the first FROM`, 'only ARG may come before the first FROM');
+      if (keyword !== 'ARG')
+        throw dockerfileError(
+          file,
+          line,
+          `${keyword} comes before the first FROM`,
+          'only ARG may come before the first FROM',
+        );
       declareGlobals(instruction, globals, buildArgs, escape);
     } else {
       const stage = stages[stages.length - 1]!;
@@ -93,33 +128,67 @@ export function planDockerfile(text: string, file: string, buildArgs: Readonly<R
       imagesOfStep(instruction, keyword, line, stages, globals, escape, images);
     }
   }
-  if (stages.length === 0) throw dockerfileError(file, undefined, 'it has no FROM instruction', 'a Dockerfile starts its first stage with FROM (after optional ARG lines)');
+  if (stages.length === 0)
+    throw dockerfileError(
+      file,
+      undefined,
+      'it has no FROM instruction',
+      'a Dockerfile starts its first stage with FROM (after optional ARG lines)',
+    );
   if (target !== undefined && !stages.some((s) => s.name === target.toLowerCase())) {
     const names = stages.map((s) => s.name).filter(Boolean);
-    throw dockerfileError(file, undefined, `the target ${shown(target)} is not a stage in it`, names.length > 0 ? `choose one of: ${names.join(', ')}` : 'name a stage with FROM ... AS NAME');
+    throw dockerfileError(
+      file,
+      undefined,
+      `the target ${shown(target)} is not a stage in it`,
+      names.length > 0 ? `choose one of: ${names.join(', ')}` : 'name a stage with FROM ... AS NAME',
+    );
   }
   return { file, stages, images, warnings };
 }
 
 function checkInstruction(instruction: Instruction, keyword: string, line: number, file: string): void {
   if (!KEYWORDS.has(keyword)) {
-    throw dockerfileError(file, line, `unknown instruction ${shown(instruction.getInstruction())}`, `use one of ${[...KEYWORDS].join(', ')}`);
+    throw dockerfileError(
+      file,
+      line,
+      `unknown instruction ${shown(instruction.getInstruction())}`,
+      `use one of ${[...KEYWORDS].join(', ')}`,
+    );
   }
   if (instruction.getArguments().some((arg) => HEREDOC.test(arg.getValue()))) {
-    throw dockerfileError(file, line, `${keyword} uses a heredoc (<<EOF)`,
-      'the builder runs buildah 1.28, which has no heredocs (they came with BuildKit and buildah 1.33): put the script in a file and COPY it, or join the commands with && and \\ line continuations');
+    throw dockerfileError(
+      file,
+      line,
+      `${keyword} uses a heredoc (<<EOF)`,
+      'the builder runs buildah 1.28, which has no heredocs (they came with BuildKit and buildah 1.33): put the script in a file and COPY it, or join the commands with && and \\ line continuations',
+    );
   }
   const supported = SUPPORTED_FLAGS[keyword] ?? [];
   for (const flag of flagsOf(instruction)) {
     if (!supported.includes(flag.toLowerCase())) {
-      const allowed = supported.length > 0 ? `buildah 1.28 takes ${supported.map((f) => `--${f}`).join(', ')} here` : `buildah 1.28 takes no flags on ${keyword}`;
-      throw dockerfileError(file, line, `${keyword} --${flag} is not supported by the builder`, `${allowed}; remove the flag`);
+      const allowed =
+        supported.length > 0
+          ? `buildah 1.28 takes ${supported.map((f) => `--${f}`).join(', ')} here`
+          : `buildah 1.28 takes no flags on ${keyword}`;
+      throw dockerfileError(
+        file,
+        line,
+        `${keyword} --${flag} is not supported by the builder`,
+        `${allowed}; remove the flag`,
+      );
     }
   }
 }
 
 function fromStage(
-  instruction: Instruction, line: number, globals: Map<string, string>, escape: string, stages: Stage[], images: ImageUse[], file: string,
+  instruction: Instruction,
+  line: number,
+  globals: Map<string, string>,
+  escape: string,
+  stages: Stage[],
+  images: ImageUse[],
+  file: string,
 ): Stage {
   const args = instruction.getArguments().map((a) => a.getValue());
   const imageText = args[0];
@@ -128,16 +197,28 @@ function fromStage(
     throw dockerfileError(file, line, `FROM ${shown(args.join(' '))} is malformed`, 'write FROM IMAGE[:TAG] [AS NAME]');
   }
   const ref = expandVariables(imageText, globals, escape);
-  if (!ref) throw dockerfileError(file, line, `FROM ${shown(imageText)} expands to nothing`, 'give the ARG a default or pass it as a build argument');
+  if (!ref)
+    throw dockerfileError(
+      file,
+      line,
+      `FROM ${shown(imageText)} expands to nothing`,
+      'give the ARG a default or pass it as a build argument',
+    );
   const known = stages.some((s) => s.name === ref.toLowerCase());
   if (!known && ref.toLowerCase() !== 'scratch') addImage(images, { ref, line, use: 'FROM' });
   const name = args[2]?.toLowerCase();
-  if (name !== undefined && stages.some((s) => s.name === name)) throw dockerfileError(file, line, `the stage name ${shown(name)} is used twice`, 'give each stage its own name');
+  if (name !== undefined && stages.some((s) => s.name === name))
+    throw dockerfileError(file, line, `the stage name ${shown(name)} is used twice`, 'give each stage its own name');
   return { name, line, steps: [{ keyword: 'FROM', line, text: stepText(instruction) }] };
 }
 
 /** ARG lines before the first FROM: their defaults (expanded), overridden by build arguments. */
-function declareGlobals(instruction: Instruction, globals: Map<string, string>, buildArgs: Readonly<Record<string, string>>, escape: string): void {
+function declareGlobals(
+  instruction: Instruction,
+  globals: Map<string, string>,
+  buildArgs: Readonly<Record<string, string>>,
+  escape: string,
+): void {
   for (const arg of instruction.getArguments()) {
     const text = arg.getValue();
     const eq = text.indexOf('=');
@@ -149,18 +230,30 @@ function declareGlobals(instruction: Instruction, globals: Map<string, string>, 
 }
 
 /** COPY --from=IMAGE and RUN --mount=...,from=IMAGE read images that are not stages. */
-function imagesOfStep(instruction: Instruction, keyword: string, line: number, stages: Stage[], globals: Map<string, string>, escape: string, images: ImageUse[]): void {
+function imagesOfStep(
+  instruction: Instruction,
+  keyword: string,
+  line: number,
+  stages: Stage[],
+  globals: Map<string, string>,
+  escape: string,
+  images: ImageUse[],
+): void {
   const sources: Array<[string, string]> = [];
   for (const flag of flagValues(instruction)) {
     if (keyword === 'COPY' && flag.name === 'from') sources.push([flag.value, 'COPY --from']);
     if (keyword === 'RUN' && flag.name === 'mount') {
-      const from = flag.value.split(',').map((kv) => kv.split('=')).find(([k]) => k === 'from');
+      const from = flag.value
+        .split(',')
+        .map((kv) => kv.split('='))
+        .find(([k]) => k === 'from');
       if (from?.[1]) sources.push([from[1], 'RUN --mount']);
     }
   }
   for (const [raw, use] of sources) {
     const ref = expandVariables(raw, globals, escape);
-    const isStage = stages.some((s) => s.name === ref.toLowerCase()) || (/^\d+$/.test(ref) && Number(ref) < stages.length);
+    const isStage =
+      stages.some((s) => s.name === ref.toLowerCase()) || (/^\d+$/.test(ref) && Number(ref) < stages.length);
     if (!isStage && ref.toLowerCase() !== 'scratch') addImage(images, { ref, line, use });
   }
 }
@@ -174,7 +267,9 @@ function flagsOf(instruction: Instruction): string[] {
 }
 
 function flagValues(instruction: Instruction): Array<{ name: string; value: string }> {
-  const withFlags = instruction as Instruction & { getFlags?: () => Array<{ getName(): string; getValue(): string | null }> };
+  const withFlags = instruction as Instruction & {
+    getFlags?: () => Array<{ getName(): string; getValue(): string | null }>;
+  };
   return (withFlags.getFlags?.() ?? []).map((f) => ({ name: f.getName(), value: f.getValue() ?? '' }));
 }
 
@@ -196,7 +291,10 @@ function unquote(text: string): string {
  * numbers the steps of each stage from its FROM, so while it builds every stage the position
  * decides (its text has ARGs expanded, ours does not); otherwise the text must match.
  */
-export function lineOfStep(plan: DockerfilePlan, step: { stage?: number; stages?: number; step: number; text: string }): number | undefined {
+export function lineOfStep(
+  plan: DockerfilePlan,
+  step: { stage?: number; stages?: number; step: number; text: string },
+): number | undefined {
   const stages = step.stages ?? 1;
   if (stages === plan.stages.length) {
     const byPosition = plan.stages[(step.stage ?? 1) - 1]?.steps[step.step - 1];

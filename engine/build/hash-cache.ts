@@ -16,7 +16,10 @@ export class HashCache {
   private readonly seen = new Map<string, Row>();
   private changed = false;
 
-  private constructor(private readonly file: string, private readonly known: Map<string, Row>) {}
+  private constructor(
+    private readonly file: string,
+    private readonly known: Map<string, Row>,
+  ) {}
 
   static async open(contextRoot: string): Promise<HashCache> {
     const file = cacheFile(contextRoot);
@@ -25,7 +28,8 @@ export class HashCache {
       const stat = await fsp.stat(file);
       if (stat.size <= MAX_CACHE_BYTES) {
         const parsed = cacheSchema.safeParse(JSON.parse(await fsp.readFile(file, 'utf8')));
-        if (parsed.success && parsed.data.root === contextRoot) for (const [rel, row] of Object.entries(parsed.data.files)) known.set(rel, row);
+        if (parsed.success && parsed.data.root === contextRoot)
+          for (const [rel, row] of Object.entries(parsed.data.files)) known.set(rel, row);
       }
     } catch {
       // No cache yet, or an unreadable one: every file is hashed.
@@ -56,12 +60,20 @@ export class HashCache {
   async save(contextRoot: string): Promise<void> {
     if (!this.changed && this.seen.size === this.known.size) return;
     await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.file, JSON.stringify({ version: 1, root: contextRoot, files: Object.fromEntries(this.seen) }), 0o600);
+    await writeFileAtomic(
+      this.file,
+      JSON.stringify({ version: 1, root: contextRoot, files: Object.fromEntries(this.seen) }),
+      0o600,
+    );
   }
 }
 
 function cacheFile(contextRoot: string): string {
-  return path.join(homePaths.builds(), 'contexts', `${createHash('sha256').update(contextRoot).digest('hex').slice(0, 32)}.json`);
+  return path.join(
+    homePaths.builds(),
+    'contexts',
+    `${createHash('sha256').update(contextRoot).digest('hex').slice(0, 32)}.json`,
+  );
 }
 
 /** [inode, size, mtimeNs, ctimeNs, sha256 hex], as decimal strings. */

@@ -29,7 +29,9 @@ const EXPORT_NAME = 'result';
 /** The shell commands that prepare the export layout with one placeholder per base layer. */
 export function exportLayoutScript(bases: BaseImage[]): string {
   const blobs = `${EXPORT_DIR}/blobs/sha256`;
-  const placeholders = [...new Set(bases.flatMap((b) => b.diffIds))].map((d) => `${blobs}/${parseDigest(d, 'a base layer').hex}`);
+  const placeholders = [...new Set(bases.flatMap((b) => b.diffIds))].map(
+    (d) => `${blobs}/${parseDigest(d, 'a base layer').hex}`,
+  );
   return [
     `rm -rf ${EXPORT_DIR}`,
     `mkdir -p ${blobs}`,
@@ -49,11 +51,21 @@ export interface ImportedImage {
 }
 
 /** Reads the pushed result into the content store and writes its host manifest there. */
-export async function importResult(builder: BuilderVm, bases: BaseImage[], store: ContentStore, maxLayerBytes: number, onLayer: (done: number, total: number) => void): Promise<ImportedImage> {
+export async function importResult(
+  builder: BuilderVm,
+  bases: BaseImage[],
+  store: ContentStore,
+  maxLayerBytes: number,
+  onLayer: (done: number, total: number) => void,
+): Promise<ImportedImage> {
   const where = `${EXPORT_DIR}/index.json in the builder`;
   const index = parseJsonDocument(await builder.readFile(`${EXPORT_DIR}/index.json`), where, indexSchema);
   const top = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === EXPORT_NAME);
-  if (!top) throw new MicrovmError('E_BUILD_FAILED', `the builder's export (${where}) names no image "${EXPORT_NAME}"; the push did not complete`);
+  if (!top)
+    throw new MicrovmError(
+      'E_BUILD_FAILED',
+      `the builder's export (${where}) names no image "${EXPORT_NAME}"; the push did not complete`,
+    );
   const resolved = await resolveManifest(guestDocuments(builder, store), top);
   const fromBases = new Map<string, Descriptor>();
   // bases.ts checks that a base lists one diff id per layer.
@@ -68,14 +80,32 @@ export async function importResult(builder: BuilderVm, bases: BaseImage[], store
     }
     if (!(await store.has(layer.digest))) {
       const hex = parseDigest(layer.digest, `layer ${i} of the built image`).hex;
-      await store.writeBlob(builder.stream(`${EXPORT_DIR}/blobs/sha256/${hex}`), { digest: layer.digest, size: layer.size, maxBytes: maxLayerBytes, what: `layer ${layer.digest} of the built image` });
+      await store.writeBlob(builder.stream(`${EXPORT_DIR}/blobs/sha256/${hex}`), {
+        digest: layer.digest,
+        size: layer.size,
+        maxBytes: maxLayerBytes,
+        what: `layer ${layer.digest} of the built image`,
+      });
     }
     layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
   }
-  const guestManifest = parseJsonDocument(await store.readDocument(resolved.manifest.digest, MAX_JSON_DOCUMENT_BYTES), resolved.manifest.digest, manifestSchema);
-  const config = { mediaType: guestManifest.config.mediaType, digest: resolved.configDigest, size: guestManifest.config.size };
-  const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config, layers }));
-  const digest = await store.writeBlob([manifestBytes], { maxBytes: MAX_JSON_DOCUMENT_BYTES, what: 'the manifest of the built image' });
+  const guestManifest = parseJsonDocument(
+    await store.readDocument(resolved.manifest.digest, MAX_JSON_DOCUMENT_BYTES),
+    resolved.manifest.digest,
+    manifestSchema,
+  );
+  const config = {
+    mediaType: guestManifest.config.mediaType,
+    digest: resolved.configDigest,
+    size: guestManifest.config.size,
+  };
+  const manifestBytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config, layers }),
+  );
+  const digest = await store.writeBlob([manifestBytes], {
+    maxBytes: MAX_JSON_DOCUMENT_BYTES,
+    what: 'the manifest of the built image',
+  });
   return { manifest: { mediaType: MEDIA_TYPES.ociManifest, digest, size: manifestBytes.length }, config, layers };
 }
 
@@ -84,11 +114,20 @@ function guestDocuments(builder: BuilderVm, store: ContentStore): DocumentSource
   return {
     describe: (descriptor) => `${descriptor.digest} in the builder's export`,
     document: async (descriptor) => {
-      const { hex } = parseDigest(descriptor.digest, 'the builder\'s export');
-      if (descriptor.size > MAX_JSON_DOCUMENT_BYTES) throw new MicrovmError('E_IMAGE_TOO_LARGE', `${descriptor.digest} in the builder's export is ${descriptor.size} bytes, over ${MAX_JSON_DOCUMENT_BYTES}`);
+      const { hex } = parseDigest(descriptor.digest, "the builder's export");
+      if (descriptor.size > MAX_JSON_DOCUMENT_BYTES)
+        throw new MicrovmError(
+          'E_IMAGE_TOO_LARGE',
+          `${descriptor.digest} in the builder's export is ${descriptor.size} bytes, over ${MAX_JSON_DOCUMENT_BYTES}`,
+        );
       if (!(await store.has(descriptor.digest))) {
         const bytes = await builder.readFile(`${EXPORT_DIR}/blobs/sha256/${hex}`);
-        await store.writeBlob([bytes], { digest: descriptor.digest, size: descriptor.size, maxBytes: MAX_JSON_DOCUMENT_BYTES, what: `${descriptor.digest} in the builder's export` });
+        await store.writeBlob([bytes], {
+          digest: descriptor.digest,
+          size: descriptor.size,
+          maxBytes: MAX_JSON_DOCUMENT_BYTES,
+          what: `${descriptor.digest} in the builder's export`,
+        });
       }
       return store.readDocument(descriptor.digest, MAX_JSON_DOCUMENT_BYTES);
     },

@@ -28,7 +28,18 @@ export interface ParsedCommand {
 
 const NETWORK_MODES: NetworkMode[] = ['outbound', 'none', 'allowlist', 'learn'];
 
-const VALUE_FLAGS = new Set(['--image', '--memory', '--cpus', '--env', '--cwd', '--publish', '--network', '--allow', '--mount', '--volume']);
+const VALUE_FLAGS = new Set([
+  '--image',
+  '--memory',
+  '--cpus',
+  '--env',
+  '--cwd',
+  '--publish',
+  '--network',
+  '--allow',
+  '--mount',
+  '--volume',
+]);
 
 /**
  * Whether `microvm run`'s flags (before the guest command) include --workspace-folder: the
@@ -100,7 +111,8 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
       flags.publish.push(parsePublish(value));
       return;
     case '--network':
-      if (!NETWORK_MODES.includes(value as NetworkMode)) throw badFlag(`invalid --network value ${JSON.stringify(value)}: expected ${NETWORK_MODES.join(', ')}`);
+      if (!NETWORK_MODES.includes(value as NetworkMode))
+        throw badFlag(`invalid --network value ${JSON.stringify(value)}: expected ${NETWORK_MODES.join(', ')}`);
       flags.network = value as NetworkMode;
       return;
     case '--allow':
@@ -119,7 +131,9 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
 function wholeNumber(name: string, value: string, min: number, max: number, what: string): number {
   const number = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!(number >= min && number <= max)) {
-    throw badFlag(`invalid ${name} value ${JSON.stringify(value)}: expected a whole number from ${min} to ${max} (${what})`);
+    throw badFlag(
+      `invalid ${name} value ${JSON.stringify(value)}: expected a whole number from ${min} to ${max} (${what})`,
+    );
   }
   return number;
 }

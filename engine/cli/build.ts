@@ -18,7 +18,9 @@ export async function buildCommand(args: string[], signal?: AbortSignal): Promis
   try {
     const image = await session.image();
     progress.finish();
-    process.stdout.write(`${JSON.stringify({ outcome: 'success', imageName: [image.ref], imageDigest: image.manifestDigest })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ outcome: 'success', imageName: [image.ref], imageDigest: image.manifestDigest })}\n`,
+    );
     return 0;
   } finally {
     unlink();

@@ -15,7 +15,9 @@ export function resumeWhenSpaceFreed(vm: Vm, progress: Progress): () => void {
   let timer: NodeJS.Timeout | undefined;
   const stop = vm.onHostDiskFull((error: MicrovmError) => {
     const directory = (error as MicrovmError & { directory?: string }).directory;
-    progress.note(`${error.message}\nmicrovm: the VM stays paused; it resumes by itself once ${directory ?? 'that file system'} has ${RESUME_FREE_BYTES / (1024 * 1024)} MiB free`);
+    progress.note(
+      `${error.message}\nmicrovm: the VM stays paused; it resumes by itself once ${directory ?? 'that file system'} has ${RESUME_FREE_BYTES / (1024 * 1024)} MiB free`,
+    );
     clearInterval(timer);
     timer = setInterval(() => {
       if (directory && (spaceOf(directory)?.freeBytes ?? 0) < RESUME_FREE_BYTES) return;

@@ -7,7 +7,8 @@ import { formatTable } from './table';
 /** `microvm pull REF`: pulls the image and builds its root disk; prints the manifest digest. `signal` stops it (Ctrl-C). */
 export async function pullCommand(args: string[], signal?: AbortSignal): Promise<number> {
   const [ref] = args;
-  if (args.length !== 1 || ref === undefined || ref.startsWith('-')) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm pull REF (e.g. microvm pull localhost:5000/team/app:1)');
+  if (args.length !== 1 || ref === undefined || ref.startsWith('-'))
+    throw new MicrovmError('E_BAD_OPTION', 'usage: microvm pull REF (e.g. microvm pull localhost:5000/team/app:1)');
   const progress = new Progress();
   progress.step(`pulling ${ref}`);
   const layers = new Map<string, number>();
@@ -58,7 +59,9 @@ export async function imagesCommand(args: string[]): Promise<number> {
 export async function pruneCommand(args: string[]): Promise<number> {
   if (args.length > 0) throw new MicrovmError('E_BAD_OPTION', 'usage: microvm prune');
   const result = await prune();
-  process.stderr.write(`microvm: removed ${result.blobs} blobs, ${result.disks} root disks and ${result.temp} files left by killed writers (${mib(result.bytes)} MiB)\n`);
+  process.stderr.write(
+    `microvm: removed ${result.blobs} blobs, ${result.disks} root disks and ${result.temp} files left by killed writers (${mib(result.bytes)} MiB)\n`,
+  );
   return 0;
 }
 

@@ -13,7 +13,9 @@ export async function interruptible(command: (signal: AbortSignal) => Promise<nu
   const onSignal = (signal: NodeJS.Signals): void => {
     stopListening();
     status = INTERRUPT_STATUS[signal] ?? 130;
-    process.stderr.write(`\nmicrovm: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'}; stopping what was started\n`);
+    process.stderr.write(
+      `\nmicrovm: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'}; stopping what was started\n`,
+    );
     controller.abort(new Error(`the command was ended by ${signal}`));
   };
   const stopListening = (): void => {
@@ -33,4 +35,3 @@ export async function interruptible(command: (signal: AbortSignal) => Promise<nu
     stopListening();
   }
 }
-

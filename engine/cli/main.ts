@@ -183,7 +183,9 @@ async function main(args: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: unknown) => {
     if (err instanceof MicrovmError) process.stderr.write(`microvm: error [${err.code}]: ${err.message}\n`);
     else process.stderr.write(`microvm: internal error: ${(err as Error)?.stack ?? String(err)}\n`);

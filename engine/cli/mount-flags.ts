@@ -30,7 +30,10 @@ export function parseMountFlag(value: string): MountFlag {
     else if (option === 'nofilter') flag.filter = false;
     else if (policy) flag.symlinks = policy[1] as SymlinkPolicy;
     else if (git) flag.git = git[1] as GitPolicy;
-    else throw bad(`invalid --mount option ${JSON.stringify(option)} in ${JSON.stringify(value)}: expected ${MOUNT_SYNTAX}`);
+    else
+      throw bad(
+        `invalid --mount option ${JSON.stringify(option)} in ${JSON.stringify(value)}: expected ${MOUNT_SYNTAX}`,
+      );
   }
   return flag;
 }
@@ -38,9 +41,13 @@ export function parseMountFlag(value: string): MountFlag {
 /** `--volume NAME:GUEST[:SIZE_MIB]`. */
 export function parseVolumeFlag(value: string): VolumeFlag {
   const [name, mountPoint, size, ...rest] = value.split(':');
-  if (!name || !mountPoint || rest.length > 0) throw bad(`invalid --volume value ${JSON.stringify(value)}: expected NAME:GUEST[:SIZE_MIB]`);
+  if (!name || !mountPoint || rest.length > 0)
+    throw bad(`invalid --volume value ${JSON.stringify(value)}: expected NAME:GUEST[:SIZE_MIB]`);
   if (size === undefined) return { name, mountPoint };
-  if (!/^\d+$/.test(size)) throw bad(`invalid --volume size ${JSON.stringify(size)} in ${JSON.stringify(value)}: expected a whole number of MiB`);
+  if (!/^\d+$/.test(size))
+    throw bad(
+      `invalid --volume size ${JSON.stringify(size)} in ${JSON.stringify(value)}: expected a whole number of MiB`,
+    );
   return { name, mountPoint, sizeMib: Number(size) };
 }
 

@@ -31,7 +31,8 @@ export class Progress {
 
   finish(): void {
     clearTimeout(this.timer);
-    if (this.shown) this.out.write(`microvm: ${this.label}: done in ${((Date.now() - this.started) / 1000).toFixed(1)} s\n`);
+    if (this.shown)
+      this.out.write(`microvm: ${this.label}: done in ${((Date.now() - this.started) / 1000).toFixed(1)} s\n`);
     this.shown = false;
     this.timer = undefined;
   }

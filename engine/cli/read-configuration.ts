@@ -21,7 +21,9 @@ export async function readConfigurationCommand(args: string[]): Promise<number> 
     configuration: { ...configuration, configFilePath: resolved.configPath ?? null },
     ...(flags.includeMerged ? { mergedConfiguration: mergeConfiguration(configuration) } : {}),
     workspace: { workspaceFolder: resolved.containerWorkspaceFolder, devcontainerId: resolved.devcontainerId },
-    ...(compose?.project ? { compose: { project: compose.project.name, files: compose.project.files, start: compose.start } } : {}),
+    ...(compose?.project
+      ? { compose: { project: compose.project.name, files: compose.project.files, start: compose.start } }
+      : {}),
     problems,
   };
   process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);

@@ -12,7 +12,8 @@ import { workspaceRunCommand } from './workspace-run';
 export async function runCommand(args: string[], signal?: AbortSignal): Promise<number> {
   if (namesWorkspaceFolder(args)) return workspaceRunCommand(args);
   const { flags, argv } = parseVmCommand(args, true);
-  if (argv.length === 0) throw new MicrovmError('E_BAD_OPTION', 'microvm run needs a command, e.g. `microvm run -- uname -a`');
+  if (argv.length === 0)
+    throw new MicrovmError('E_BAD_OPTION', 'microvm run needs a command, e.g. `microvm run -- uname -a`');
   const session = await openSession(flags, new Progress(), signal);
   try {
     const child = session.vm.spawn({ argv, env: flags.env, cwd: flags.cwd, timeoutMs: 0, signal });

@@ -29,7 +29,8 @@ export async function openSession(flags: VmFlags, progress: Progress, signal?: A
       const notice = buildNotice(event);
       if (notice) progress.note(notice);
       if (event.phase === 'pull') {
-        if (event.bytes === event.total) progress.detail(`layer ${event.digest.slice(7, 19)}: ${(event.total / (1024 * 1024)).toFixed(1)} MiB`);
+        if (event.bytes === event.total)
+          progress.detail(`layer ${event.digest.slice(7, 19)}: ${(event.total / (1024 * 1024)).toFixed(1)} MiB`);
         return;
       }
       if (event.phase !== 'rootfs') return;
@@ -42,9 +43,13 @@ export async function openSession(flags: VmFlags, progress: Progress, signal?: A
   });
   progress.step('booting the VM');
   const pool: Pool = image.pool({ min: 1, max: 1 });
-  pool.onEvent((event) => progress.note(event.type === 'vm-failed'
-    ? `microvm: VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
-    : `microvm: a VM failed to start: ${event.error.message}`));
+  pool.onEvent((event) =>
+    progress.note(
+      event.type === 'vm-failed'
+        ? `microvm: VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
+        : `microvm: a VM failed to start: ${event.error.message}`,
+    ),
+  );
   let vm: Vm;
   try {
     vm = await pool.acquire({ signal });
@@ -55,7 +60,11 @@ export async function openSession(flags: VmFlags, progress: Progress, signal?: A
   progress.finish();
   if (vm.accel.isolation === 'emulated') progress.note(`warning: ${TCG_WARNING}`);
   const stopDiskWatch = resumeWhenSpaceFreed(vm, progress);
-  const stopRefusals = vm.onShareRefusal((r) => progress.note(`microvm: the share refused ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
+  const stopRefusals = vm.onShareRefusal((r) =>
+    progress.note(
+      `microvm: the share refused ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`,
+    ),
+  );
   const stopEgress = vm.onEgress((e) => progress.note(`microvm: egress ${describeEgress(e)}`));
   for (const { hostPort, guestPort } of flags.publish) {
     try {

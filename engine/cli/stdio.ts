@@ -19,7 +19,10 @@ export function pumpStdin(child: ExecChild): { stop(): void } {
   const stdin = process.stdin;
   const onData = (chunk: Buffer) => {
     stdin.pause();
-    child.writeStdin(chunk).then(() => stdin.resume(), () => stdin.resume());
+    child.writeStdin(chunk).then(
+      () => stdin.resume(),
+      () => stdin.resume(),
+    );
   };
   const onEnd = () => child.closeStdin();
   stdin.on('data', onData);
@@ -38,7 +41,10 @@ export function pumpStdin(child: ExecChild): { stop(): void } {
 export async function runPiped(child: ExecChild): Promise<number> {
   const stdinDone = pumpStdin(child);
   try {
-    await Promise.all([pipeOut(() => child.readStdout(), process.stdout), pipeOut(() => child.readStderr(), process.stderr)]);
+    await Promise.all([
+      pipeOut(() => child.readStdout(), process.stdout),
+      pipeOut(() => child.readStderr(), process.stderr),
+    ]);
     return exitCodeOf(await child.wait());
   } finally {
     stdinDone.stop();

@@ -41,7 +41,18 @@ interface VerbShape {
 }
 
 export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
-  const flags: WorkspaceFlags = { folder: process.cwd(), allowLocalEnv: [], includeMerged: false, acceptConfigChanges: false, network: 'outbound', allow: [], trustCertificates: 'auto', typeProjection: true, argv: [], force: false };
+  const flags: WorkspaceFlags = {
+    folder: process.cwd(),
+    allowLocalEnv: [],
+    includeMerged: false,
+    acceptConfigChanges: false,
+    network: 'outbound',
+    allow: [],
+    trustCertificates: 'auto',
+    typeProjection: true,
+    argv: [],
+    force: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--' && shape.argv) {
@@ -66,11 +77,16 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     else if (name === '--accept-config-changes' && shape.vm) flags.acceptConfigChanges = true;
     else if (name === '--network' && shape.vm) flags.network = networkValue(value(), verb);
     else if (name === '--allow' && shape.vm) flags.allow.push(value());
-    else if (name === '--trust-host-certificates' && shape.vm) flags.trustCertificates = trustValue(flags.trustCertificates, value());
+    else if (name === '--trust-host-certificates' && shape.vm)
+      flags.trustCertificates = trustValue(flags.trustCertificates, value());
     else if (name === '--no-type-projection' && shape.vm) flags.typeProjection = false;
     else if (name === '--idle-stop-minutes' && shape.idle) flags.idleStopMinutes = idleMinutes(value(), verb);
     else if (name === '--force' && shape.force) flags.force = true;
-    else if (!name.startsWith('-') && shape.argv) throw bad(`put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``, verb);
+    else if (!name.startsWith('-') && shape.argv)
+      throw bad(
+        `put the command after --, e.g. \`microvm ${verb} --workspace-folder . -- ${args.slice(i).join(' ')}\``,
+        verb,
+      );
     else throw bad(`unknown option ${JSON.stringify(name)}`, verb);
   }
   if (!fs.statSync(flags.folder, { throwIfNoEntry: false })?.isDirectory()) {
@@ -82,7 +98,8 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
 const NETWORK_MODES: NetworkMode[] = ['outbound', 'none', 'allowlist', 'learn'];
 
 function networkValue(value: string, verb: string): NetworkMode {
-  if (!NETWORK_MODES.includes(value as NetworkMode)) throw bad(`--network ${JSON.stringify(value)} is not one of ${NETWORK_MODES.join(', ')}`, verb);
+  if (!NETWORK_MODES.includes(value as NetworkMode))
+    throw bad(`--network ${JSON.stringify(value)} is not one of ${NETWORK_MODES.join(', ')}`, verb);
   return value as NetworkMode;
 }
 
@@ -95,7 +112,11 @@ function trustValue(current: WorkspaceFlags['trustCertificates'], value: string)
 /** Minutes, fractions allowed (a test stops after seconds); 0 = never. */
 function idleMinutes(value: string, verb: string): number {
   const minutes = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  if (!(minutes >= 0 && minutes <= 7 * 24 * 60)) throw bad(`invalid --idle-stop-minutes value ${JSON.stringify(value)}: expected minutes from 0 (never) to ${7 * 24 * 60}`, verb);
+  if (!(minutes >= 0 && minutes <= 7 * 24 * 60))
+    throw bad(
+      `invalid --idle-stop-minutes value ${JSON.stringify(value)}: expected minutes from 0 (never) to ${7 * 24 * 60}`,
+      verb,
+    );
   return minutes;
 }
 

@@ -14,14 +14,20 @@ const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIG
  */
 export async function execCommand(args: string[]): Promise<number> {
   const flags = parseWorkspaceFlags(args, 'exec', { argv: true, bareArgv: true });
-  if (flags.argv.length === 0) throw new MicrovmError('E_BAD_OPTION', 'microvm exec needs a command, e.g. `microvm exec --workspace-folder . ls -la`');
+  if (flags.argv.length === 0)
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      'microvm exec needs a command, e.g. `microvm exec --workspace-folder . ls -la`',
+    );
   const client = await SupervisorClient.connect(flags.folder, { kind: 'cli', start: false });
   if (!client) throw notRunning(flags.folder);
   try {
     if (client.hello.state !== 'running') throw notRunning(flags.folder);
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     const proc = await client.spawn({
-      argv: flags.argv, tty, persistent: false,
+      argv: flags.argv,
+      tty,
+      persistent: false,
       ...(tty ? { size: terminalSize(), env: { TERM: process.env.TERM || 'xterm-256color' } } : {}),
     });
     return await streamProcess(proc, tty);
@@ -31,7 +37,10 @@ export async function execCommand(args: string[]): Promise<number> {
 }
 
 function notRunning(folder: string): MicrovmError {
-  return new MicrovmError('E_SUPERVISOR', `the workspace VM of ${folder} is not running, so there is nothing to exec in; start it with \`microvm up --workspace-folder ${JSON.stringify(folder)}\``);
+  return new MicrovmError(
+    'E_SUPERVISOR',
+    `the workspace VM of ${folder} is not running, so there is nothing to exec in; start it with \`microvm up --workspace-folder ${JSON.stringify(folder)}\``,
+  );
 }
 
 async function streamProcess(proc: ClientProcess, tty: boolean): Promise<number> {
@@ -44,7 +53,10 @@ async function streamProcess(proc: ClientProcess, tty: boolean): Promise<number>
   };
   const onData = (chunk: Buffer) => {
     stdin.pause();
-    proc.write(chunk).then(() => stdin.resume(), () => stdin.resume());
+    proc.write(chunk).then(
+      () => stdin.resume(),
+      () => stdin.resume(),
+    );
   };
   const onEnd = () => void proc.closeStdin().catch(() => undefined);
   for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);

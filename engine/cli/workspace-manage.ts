@@ -55,15 +55,26 @@ interface RecordSummary {
 export async function lsCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
   const unknown = args.find((a) => a !== '--json');
-  if (unknown) throw new MicrovmError('E_BAD_OPTION', `microvm ls: unknown option ${JSON.stringify(unknown)}; see \`microvm --help\``);
+  if (unknown)
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `microvm ls: unknown option ${JSON.stringify(unknown)}; see \`microvm --help\``,
+    );
   const listed = await Promise.all(records().map(listed1));
   if (json) {
     process.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
     return 0;
   }
-  const rows = [['FOLDER', 'ID', 'STATE', 'PID', 'FORWARDS'], ...listed.map((w) => [
-    w.folder, w.id, w.state, w.pid ? String(w.pid) : '-', w.forwards.map((f) => `${f.hostPort}->${f.guestPort}`).join(',') || '-',
-  ])];
+  const rows = [
+    ['FOLDER', 'ID', 'STATE', 'PID', 'FORWARDS'],
+    ...listed.map((w) => [
+      w.folder,
+      w.id,
+      w.state,
+      w.pid ? String(w.pid) : '-',
+      w.forwards.map((f) => `${f.hostPort}->${f.guestPort}`).join(',') || '-',
+    ]),
+  ];
   process.stdout.write(formatTable(rows));
   return 0;
 }
@@ -71,38 +82,57 @@ export async function lsCommand(args: string[]): Promise<number> {
 /** The records under $MICROVM_HOME/workspaces (a damaged one is skipped with a note). */
 function records(): RecordSummary[] {
   const dir = homePaths.workspaces();
-  const names = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort() : [];
+  const names = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((n) => n.endsWith('.json'))
+        .sort()
+    : [];
   const found: RecordSummary[] = [];
   for (const name of names) {
     try {
       found.push(summary(JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as RawRecord));
     } catch (err) {
-      process.stderr.write(`microvm: skipping the damaged workspace record ${path.join(dir, name)}: ${(err as Error).message}\n`);
+      process.stderr.write(
+        `microvm: skipping the damaged workspace record ${path.join(dir, name)}: ${(err as Error).message}\n`,
+      );
     }
   }
   return found;
 }
 
-type RawRecord = { folder?: unknown; id?: unknown; config?: { digest?: unknown }; container?: Record<string, unknown>; suspended?: { savedAt?: unknown } | null };
+type RawRecord = {
+  folder?: unknown;
+  id?: unknown;
+  config?: { digest?: unknown };
+  container?: Record<string, unknown>;
+  suspended?: { savedAt?: unknown } | null;
+};
 
 const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
 function summary(record: RawRecord): RecordSummary {
-  if (typeof record.folder !== 'string' || typeof record.id !== 'string' || !/^[0-9a-f]{16}$/.test(record.id)) throw new Error('no folder or id');
+  if (typeof record.folder !== 'string' || typeof record.id !== 'string' || !/^[0-9a-f]{16}$/.test(record.id))
+    throw new Error('no folder or id');
   const c = record.container;
   const inputs = text(c?.inputs);
   const configDigest = text(record.config?.digest);
-  const suspendedAt = record.suspended ? text(record.suspended.savedAt) ?? 'unknown' : undefined;
+  const suspendedAt = record.suspended ? (text(record.suspended.savedAt) ?? 'unknown') : undefined;
   return {
-    folder: record.folder, id: record.id,
+    folder: record.folder,
+    id: record.id,
     ...(configDigest ? { configDigest } : {}),
-    ...(c && inputs ? {
-      container: {
-        inputs, createdAt: text(c.createdAt) ?? 'unknown',
-        hooksDone: Array.isArray(c.hooksDone) ? c.hooksDone.filter((h): h is string => typeof h === 'string') : [],
-        ...(text(c.image) ? { image: text(c.image) } : {}), ...(text(c.contentDigest) ? { contentDigest: text(c.contentDigest) } : {}),
-      },
-    } : {}),
+    ...(c && inputs
+      ? {
+          container: {
+            inputs,
+            createdAt: text(c.createdAt) ?? 'unknown',
+            hooksDone: Array.isArray(c.hooksDone) ? c.hooksDone.filter((h): h is string => typeof h === 'string') : [],
+            ...(text(c.image) ? { image: text(c.image) } : {}),
+            ...(text(c.contentDigest) ? { contentDigest: text(c.contentDigest) } : {}),
+          },
+        }
+      : {}),
     ...(suspendedAt ? { suspendedAt } : {}),
   };
 }
@@ -110,18 +140,28 @@ function summary(record: RawRecord): RecordSummary {
 /** The workspace's disks by name (ws-<id>-NAME for its volumes, wsroot-<id> for its container's root). */
 function diskNames(id: string): string[] {
   const volumes = fs.existsSync(homePaths.volumes()) ? fs.readdirSync(homePaths.volumes()) : [];
-  return volumes.filter((n) => n.endsWith('.ext4')).map((n) => n.slice(0, -'.ext4'.length))
-    .filter((name) => name.startsWith(`ws-${id}-`) || name === `wsroot-${id}`).sort();
+  return volumes
+    .filter((n) => n.endsWith('.ext4'))
+    .map((n) => n.slice(0, -'.ext4'.length))
+    .filter((name) => name.startsWith(`ws-${id}-`) || name === `wsroot-${id}`)
+    .sort();
 }
 
 async function listed1(record: RecordSummary): Promise<ListedWorkspace> {
   const status = await statusOf(record.id);
   return {
-    folder: record.folder, id: record.id, state: status?.state === 'running' ? 'running' : status ? status.state : record.suspendedAt ? 'suspended' : 'stopped',
-    ...(status ? { pid: status.pid } : {}), ...(status?.vmId ? { vmId: status.vmId } : {}),
-    forwards: status?.forwards ?? [], processes: status?.processes.length ?? 0,
-    ...(record.configDigest ? { configDigest: record.configDigest } : {}), ...(record.container ? { container: record.container } : {}),
-    volumes: diskNames(record.id), ...(record.suspendedAt ? { suspendedAt: record.suspendedAt } : {}),
+    folder: record.folder,
+    id: record.id,
+    state:
+      status?.state === 'running' ? 'running' : status ? status.state : record.suspendedAt ? 'suspended' : 'stopped',
+    ...(status ? { pid: status.pid } : {}),
+    ...(status?.vmId ? { vmId: status.vmId } : {}),
+    forwards: status?.forwards ?? [],
+    processes: status?.processes.length ?? 0,
+    ...(record.configDigest ? { configDigest: record.configDigest } : {}),
+    ...(record.container ? { container: record.container } : {}),
+    volumes: diskNames(record.id),
+    ...(record.suspendedAt ? { suspendedAt: record.suspendedAt } : {}),
   };
 }
 
@@ -152,8 +192,11 @@ export async function rmCommand(args: string[]): Promise<number> {
   if (client) {
     try {
       if (!flags.force) {
-        throw new MicrovmError('E_WORKSPACE_RUNNING', `the workspace VM of ${flags.folder} is running (supervisor pid ${client.hello.pid}), and removing it would take its disks away; `
-          + 'stop it with `microvm down` first, or pass --force to stop and remove it');
+        throw new MicrovmError(
+          'E_WORKSPACE_RUNNING',
+          `the workspace VM of ${flags.folder} is running (supervisor pid ${client.hello.pid}), and removing it would take its disks away; ` +
+            'stop it with `microvm down` first, or pass --force to stop and remove it',
+        );
       }
       await client.down();
     } finally {
@@ -167,9 +210,14 @@ export async function rmCommand(args: string[]): Promise<number> {
   await new WarmSnapshots(flags.folder).discard();
   const files = supervisorFiles(record.id);
   // The compose services' logs (`<record>.service-<name>.log` and their rotated halves) go with the record.
-  const serviceLogs = fs.readdirSync(path.dirname(file)).filter((n) => n.startsWith(`${path.basename(file, '.json')}.service-`)).map((n) => path.join(path.dirname(file), n));
+  const serviceLogs = fs
+    .readdirSync(path.dirname(file))
+    .filter((n) => n.startsWith(`${path.basename(file, '.json')}.service-`))
+    .map((n) => path.join(path.dirname(file), n));
   for (const leftover of [files.log, `${files.log}.1`, ...serviceLogs, file]) fs.rmSync(leftover, { force: true });
-  process.stderr.write(`microvm: removed the workspace ${record.id} of ${flags.folder}${own.length > 0 ? ` and its disks ${own.join(', ')}` : ''}\n`);
+  process.stderr.write(
+    `microvm: removed the workspace ${record.id} of ${flags.folder}${own.length > 0 ? ` and its disks ${own.join(', ')}` : ''}\n`,
+  );
   return 0;
 }
 

@@ -16,7 +16,9 @@ export async function workspaceRunCommand(args: string[]): Promise<number> {
   try {
     await startWorkspace(session, progress);
     if (flags.argv.length > 0) return await runPiped(session.spawn(flags.argv));
-    return await runInteractive(session.spawnPty([session.shell, '-l'], terminalSize(), { TERM: process.env.TERM || 'xterm-256color' }));
+    return await runInteractive(
+      session.spawnPty([session.shell, '-l'], terminalSize(), { TERM: process.env.TERM || 'xterm-256color' }),
+    );
   } finally {
     await session.stop();
   }

@@ -17,10 +17,16 @@ export async function logsCommand(args: string[]): Promise<number> {
   const [service, ...extra] = flags.argv;
   const services = composeServices(flags.folder, flags.allowLocalEnv);
   if (!service || extra.length > 0) {
-    throw new MicrovmError('E_BAD_OPTION', `microvm logs: name one service${services.length > 0 ? ` (${services.join(', ')})` : ''}, e.g. \`microvm logs --workspace-folder DIR db\``);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `microvm logs: name one service${services.length > 0 ? ` (${services.join(', ')})` : ''}, e.g. \`microvm logs --workspace-folder DIR db\``,
+    );
   }
   if (services.length > 0 && !services.includes(service)) {
-    throw new MicrovmError('E_BAD_OPTION', `microvm logs: the compose project of ${flags.folder} has no service ${JSON.stringify(service)} (it has ${services.join(', ')})`);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `microvm logs: the compose project of ${flags.folder} has no service ${JSON.stringify(service)} (it has ${services.join(', ')})`,
+    );
   }
   process.stdout.write(readServiceLog(flags.folder, service, tail));
   return 0;
@@ -32,10 +38,16 @@ export async function logsCommand(args: string[]): Promise<number> {
  */
 export async function portsCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
-  const flags = parseWorkspaceFlags(args.filter((a) => a !== '--json'), 'ports', {});
+  const flags = parseWorkspaceFlags(
+    args.filter((a) => a !== '--json'),
+    'ports',
+    {},
+  );
   const client = await SupervisorClient.connect(flags.folder, { kind: 'cli', start: false });
   if (!client) {
-    process.stderr.write(`microvm: the workspace VM of ${flags.folder} is not running; start it with microvm up --workspace-folder ${JSON.stringify(flags.folder)}\n`);
+    process.stderr.write(
+      `microvm: the workspace VM of ${flags.folder} is not running; start it with microvm up --workspace-folder ${JSON.stringify(flags.folder)}\n`,
+    );
     return 1;
   }
   let rows: Array<{ service: string; port: number; localAddr: string }>;
@@ -69,8 +81,13 @@ function takeTail(args: string[], verb: string): { rest: string[]; tail?: number
   if (i < 0) return { rest: args };
   const inline = args[i]?.includes('=') ?? false;
   const text = inline ? args[i]?.slice('--tail='.length) : args[i + 1];
-  if (text === undefined) throw new MicrovmError('E_BAD_OPTION', `microvm ${verb}: --tail needs a number of lines, e.g. --tail 50`);
+  if (text === undefined)
+    throw new MicrovmError('E_BAD_OPTION', `microvm ${verb}: --tail needs a number of lines, e.g. --tail 50`);
   const tail = Number(text);
-  if (!Number.isInteger(tail) || tail < 1) throw new MicrovmError('E_BAD_OPTION', `microvm ${verb}: --tail needs a whole number of lines, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(tail) || tail < 1)
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `microvm ${verb}: --tail needs a whole number of lines, got ${JSON.stringify(text)}`,
+    );
   return { rest: [...args.slice(0, i), ...args.slice(i + (inline ? 1 : 2))], tail };
 }

@@ -16,7 +16,11 @@ import type { WorkspaceFlags } from './workspace-args';
  * more from this machine, is refused unless `--accept-config-changes` says yes: the folder
  * may have been written by a VM.
  */
-export async function workspaceSession(flags: WorkspaceFlags, progress: Progress, signal?: AbortSignal): Promise<{ session: Session; prepared: PreparedWorkspace }> {
+export async function workspaceSession(
+  flags: WorkspaceFlags,
+  progress: Progress,
+  signal?: AbortSignal,
+): Promise<{ session: Session; prepared: PreparedWorkspace }> {
   progress.step(`reading the configuration of ${flags.folder}`);
   const prepared = await prepareWorkspace({
     folder: flags.folder,
@@ -25,10 +29,16 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
     onProgress: (step) => progress.detail(step),
     signal,
     onConfigChanged: async (file, changes) => {
-      for (const change of changes) progress.note(`${file}: ${change.path} changed since it was last accepted (${change.category}): ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`);
+      for (const change of changes)
+        progress.note(
+          `${file}: ${change.path} changed since it was last accepted (${change.category}): ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`,
+        );
       if (flags.acceptConfigChanges) return 'apply';
-      throw new MicrovmError('E_CONFIG', `${file} changed since this folder was last opened, in ways that take more from this machine (listed above); `
-        + 'check them (a VM can write the folder), then run again with --accept-config-changes');
+      throw new MicrovmError(
+        'E_CONFIG',
+        `${file} changed since this folder was last opened, in ways that take more from this machine (listed above); ` +
+          'check them (a VM can write the folder), then run again with --accept-config-changes',
+      );
     },
     onOverLimits: async (over) => {
       for (const o of over) progress.note(`${o.message}; the workspace gets ${o.allowed}`);
@@ -41,19 +51,26 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
   for (const problem of prepared.problems) progress.note(`${problem.severity}: ${formatProblem(file, problem)}`);
   const errors = prepared.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) {
-    throw new MicrovmError('E_CONFIG', `${file} has ${errors.length} problem(s) that keep the folder from opening as described (listed above)`);
+    throw new MicrovmError(
+      'E_CONFIG',
+      `${file} has ${errors.length} problem(s) that keep the folder from opening as described (listed above)`,
+    );
   }
-  const session = new Session(prepared.plan, {
-    log: (line) => progress.note(line),
-    baking: () => undefined,
-    booting: () => undefined,
-    portsChanged: () => undefined,
-    exited: (error) => progress.note(`the VM ended: ${error.message}`),
-    output: (_label, chunk) => void process.stderr.write(chunk),
-    started: (o) => progress.note(`> ${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`),
-    hookFailed: (description) => progress.note(`warning: ${description}`),
-    portForwarded: (port) => progress.note(`forwarding guest port ${port.guestPort} to 127.0.0.1:${port.hostPort}`),
-  }, prepared.lifecycle);
+  const session = new Session(
+    prepared.plan,
+    {
+      log: (line) => progress.note(line),
+      baking: () => undefined,
+      booting: () => undefined,
+      portsChanged: () => undefined,
+      exited: (error) => progress.note(`the VM ended: ${error.message}`),
+      output: (_label, chunk) => void process.stderr.write(chunk),
+      started: (o) => progress.note(`> ${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`),
+      hookFailed: (description) => progress.note(`warning: ${description}`),
+      portForwarded: (port) => progress.note(`forwarding guest port ${port.guestPort} to 127.0.0.1:${port.hostPort}`),
+    },
+    prepared.lifecycle,
+  );
   session.typeProjection = flags.typeProjection;
   let current = '';
   session.onProgress = (step) => {
@@ -66,10 +83,20 @@ export async function workspaceSession(flags: WorkspaceFlags, progress: Progress
 }
 
 /** The settings the CLI's workspace verbs open a folder with (the extension reads its own). */
-export function cliPlanSettings(flags: Pick<WorkspaceFlags, 'image' | 'network' | 'allow' | 'trustCertificates'>): PlanSettings {
+export function cliPlanSettings(
+  flags: Pick<WorkspaceFlags, 'image' | 'network' | 'allow' | 'trustCertificates'>,
+): PlanSettings {
   return {
-    image: flags.image ?? '', memoryMib: 1024, cpus: 2, network: flags.network, allowedHosts: flags.allow, trusted: false, symlinks: 'opaque',
-    protect: [...DEFAULT_PROTECT], git: 'writable', trustCertificates: flags.trustCertificates,
+    image: flags.image ?? '',
+    memoryMib: 1024,
+    cpus: 2,
+    network: flags.network,
+    allowedHosts: flags.allow,
+    trusted: false,
+    symlinks: 'opaque',
+    protect: [...DEFAULT_PROTECT],
+    git: 'writable',
+    trustCertificates: flags.trustCertificates,
   };
 }
 

@@ -11,14 +11,28 @@ import { startWorkspace, workspaceSession } from './workspace-session';
  */
 export async function workspaceTypesCommand(args: string[]): Promise<number> {
   const flags = parseWorkspaceFlags(args, 'types', { vm: true });
-  if (!flags.typeProjection) throw new MicrovmError('E_BAD_OPTION', 'microvm types: --no-type-projection asks for no projection, which is all this command does; leave it out');
+  if (!flags.typeProjection)
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      'microvm types: --no-type-projection asks for no projection, which is all this command does; leave it out',
+    );
   const progress = new Progress();
   const { session } = await workspaceSession(flags, progress);
   try {
     await startWorkspace(session, progress);
     const run = await session.typesSettled();
-    const projections = (run?.results ?? []).map(({ hostDir, declarations, packageJsons, bytes, ms }) => ({ hostDir, declarations, packageJsons, bytes, ms }));
-    const failures = (run?.failures ?? []).map(({ guestDir, error }) => ({ guestDir, code: (error as { code?: string }).code ?? 'error', message: error.message }));
+    const projections = (run?.results ?? []).map(({ hostDir, declarations, packageJsons, bytes, ms }) => ({
+      hostDir,
+      declarations,
+      packageJsons,
+      bytes,
+      ms,
+    }));
+    const failures = (run?.failures ?? []).map(({ guestDir, error }) => ({
+      guestDir,
+      code: (error as { code?: string }).code ?? 'error',
+      message: error.message,
+    }));
     const outcome = run && failures.length === 0 ? 'success' : 'error';
     if (!run) progress.note('no volume covers a node_modules in the shared folder: nothing to project');
     process.stdout.write(`${JSON.stringify({ outcome, projections, failures })}\n`);

@@ -21,7 +21,9 @@ export async function upCommand(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const code = isMicrovmError(err) ? err.code : 'E_INTERNAL';
-    process.stdout.write(`${JSON.stringify({ outcome: 'error', message: (err as Error)?.message ?? String(err), code })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ outcome: 'error', message: (err as Error)?.message ?? String(err), code })}\n`,
+    );
     process.stderr.write(`microvm: error [${code}]: ${(err as Error)?.message ?? String(err)}\n`);
     return 1;
   }
@@ -32,32 +34,51 @@ type UpOutput = Pick<UpResult, 'containerId' | 'remoteUser' | 'remoteWorkspaceFo
 async function up(flags: WorkspaceFlags): Promise<UpOutput> {
   const progress = new Progress();
   progress.step(`starting the workspace supervisor of ${flags.folder}`);
-  const client = await SupervisorClient.connect(flags.folder, { kind: 'cli', ...(flags.idleStopMinutes !== undefined ? { idleStopMinutes: flags.idleStopMinutes } : {}) }) as SupervisorClient;
+  const client = (await SupervisorClient.connect(flags.folder, {
+    kind: 'cli',
+    ...(flags.idleStopMinutes !== undefined ? { idleStopMinutes: flags.idleStopMinutes } : {}),
+  })) as SupervisorClient;
   client.onEvent((event) => showEvent(event, progress));
   let declined = false;
   try {
-    const result = await client.up({ settings: cliPlanSettings(flags), allowLocalEnv: flags.allowLocalEnv, typeProjection: flags.typeProjection, waitForHooks: true }, {
-      configChanged: async (file, changes) => {
-        for (const change of changes) progress.note(`${file}: ${change.path} changed since it was last accepted (${change.category}): ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`);
-        declined = !flags.acceptConfigChanges;
-        return flags.acceptConfigChanges ? 'apply' : 'cancel';
+    const result = await client.up(
+      {
+        settings: cliPlanSettings(flags),
+        allowLocalEnv: flags.allowLocalEnv,
+        typeProjection: flags.typeProjection,
+        waitForHooks: true,
       },
-      overLimits: async (over) => {
-        for (const o of over) progress.note(`${o.message}; the workspace gets ${o.allowed}`);
-        return true;
+      {
+        configChanged: async (file, changes) => {
+          for (const change of changes)
+            progress.note(
+              `${file}: ${change.path} changed since it was last accepted (${change.category}): ${JSON.stringify(change.before)} -> ${JSON.stringify(change.after)}`,
+            );
+          declined = !flags.acceptConfigChanges;
+          return flags.acceptConfigChanges ? 'apply' : 'cancel';
+        },
+        overLimits: async (over) => {
+          for (const o of over) progress.note(`${o.message}; the workspace gets ${o.allowed}`);
+          return true;
+        },
       },
-    });
+    );
     progress.finish();
     if (result.emulated) progress.note(`warning: ${TCG_WARNING}`);
     return {
-      containerId: result.containerId, remoteUser: result.remoteUser, remoteWorkspaceFolder: result.remoteWorkspaceFolder,
+      containerId: result.containerId,
+      remoteUser: result.remoteUser,
+      remoteWorkspaceFolder: result.remoteWorkspaceFolder,
       // A compose workspace: its other services, and the forwards forwardPorts asked of them.
       ...(result.services ? { services: result.services, serviceForwards: result.serviceForwards ?? [] } : {}),
     };
   } catch (err) {
     if (declined) {
-      throw new MicrovmError('E_CONFIG', 'devcontainer.json changed since this folder was last opened, in ways that take more from this machine (listed above); '
-        + 'check them (a VM can write the folder), then run again with --accept-config-changes');
+      throw new MicrovmError(
+        'E_CONFIG',
+        'devcontainer.json changed since this folder was last opened, in ways that take more from this machine (listed above); ' +
+          'check them (a VM can write the folder), then run again with --accept-config-changes',
+      );
     }
     throw err;
   } finally {

@@ -22,6 +22,8 @@ export function parseSizeMib(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(value.trim());
   if (!m) return undefined;
-  const factor = { '': 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const factor = { '': 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 }[
+    (m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
   return Math.ceil(Number(m[1]) * factor);
 }

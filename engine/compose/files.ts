@@ -4,7 +4,9 @@ import * as path from 'node:path';
 /** Compose files, `.env` and env files are small text files; a larger one is refused, not read. */
 export const MAX_COMPOSE_FILE_BYTES = 1024 * 1024;
 
-export type FolderFile = { text: string; real: string } | { error: 'missing' | 'outside' | 'not-file' | 'too-big' | 'unreadable'; detail: string };
+export type FolderFile =
+  | { text: string; real: string }
+  | { error: 'missing' | 'outside' | 'not-file' | 'too-big' | 'unreadable'; detail: string };
 
 /**
  * Reads a file the project names, on the host, only when it lies inside the workspace folder
@@ -19,7 +21,9 @@ export function readFolderFile(folder: string, file: string): FolderFile {
     real = fs.realpathSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? { error: 'missing', detail: 'it does not exist' } : { error: 'unreadable', detail: (err as Error).message };
+    return code === 'ENOENT'
+      ? { error: 'missing', detail: 'it does not exist' }
+      : { error: 'unreadable', detail: (err as Error).message };
   }
   if (!isInside(root, real)) return { error: 'outside', detail: `it is outside the workspace folder (${real})` };
   let fd: number;
@@ -31,7 +35,8 @@ export function readFolderFile(folder: string, file: string): FolderFile {
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) return { error: 'not-file', detail: 'it is not a regular file' };
-    if (stat.size > MAX_COMPOSE_FILE_BYTES) return { error: 'too-big', detail: `it is ${stat.size} bytes, more than ${MAX_COMPOSE_FILE_BYTES}` };
+    if (stat.size > MAX_COMPOSE_FILE_BYTES)
+      return { error: 'too-big', detail: `it is ${stat.size} bytes, more than ${MAX_COMPOSE_FILE_BYTES}` };
     return { text: fs.readFileSync(fd, 'utf8'), real };
   } finally {
     fs.closeSync(fd);

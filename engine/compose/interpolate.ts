@@ -35,7 +35,10 @@ export function interpolate(text: string, lookup: Lookup, errors: InterpolationE
     } else if (next === '{') {
       const close = closingBrace(text, dollar + 2);
       if (close < 0) {
-        errors.push({ name: text.slice(dollar), message: `"${text.slice(dollar, dollar + 40)}" has no closing "}"; write $$ for a literal $` });
+        errors.push({
+          name: text.slice(dollar),
+          message: `"${text.slice(dollar, dollar + 40)}" has no closing "}"; write $$ for a literal $`,
+        });
         return out;
       }
       out += expand(text.slice(dollar + 2, close), lookup, errors);
@@ -70,7 +73,10 @@ function closingBrace(text: string, start: number): number {
 function expand(inside: string, lookup: Lookup, errors: InterpolationError[]): string {
   const name = NAME.exec(inside)?.[0];
   if (!name) {
-    errors.push({ name: inside, message: `"\${${inside}}" is not a variable: a name is letters, digits and _, not starting with a digit` });
+    errors.push({
+      name: inside,
+      message: `"\${${inside}}" is not a variable: a name is letters, digits and _, not starting with a digit`,
+    });
     return '';
   }
   const rest = inside.slice(name.length);
@@ -82,15 +88,21 @@ function expand(inside: string, lookup: Lookup, errors: InterpolationError[]): s
   const missing = value === undefined || (colon && value === '');
   switch (op) {
     case '-':
-      return missing ? interpolate(arg, lookup, errors) : value ?? '';
+      return missing ? interpolate(arg, lookup, errors) : (value ?? '');
     case '+':
       return missing ? '' : interpolate(arg, lookup, errors);
     case '?':
       if (!missing) return value ?? '';
-      errors.push({ name, message: `${name} is required${arg ? `: ${interpolate(arg, lookup, errors)}` : ''} (set it in the .env file next to the compose file)` });
+      errors.push({
+        name,
+        message: `${name} is required${arg ? `: ${interpolate(arg, lookup, errors)}` : ''} (set it in the .env file next to the compose file)`,
+      });
       return '';
     default:
-      errors.push({ name, message: `"\${${inside}}" has an unknown modifier after ${name}; use :-, -, :+, +, :? or ?` });
+      errors.push({
+        name,
+        message: `"\${${inside}}" has an unknown modifier after ${name}; use :-, -, :+, +, :? or ?`,
+      });
       return '';
   }
 }

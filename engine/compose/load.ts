@@ -63,7 +63,14 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     const shown = shownPath(folder, file);
     const read = readFolderFile(folder, file);
     if ('error' in read) {
-      problems.add(shown, 'error', 'compose-file', '$', `the compose file cannot be read: ${read.detail}`, 'the compose project cannot start; fix dockerComposeFile');
+      problems.add(
+        shown,
+        'error',
+        'compose-file',
+        '$',
+        `the compose file cannot be read: ${read.detail}`,
+        'the compose project cannot start; fix dockerComposeFile',
+      );
       continue;
     }
     const parsed = readComposeYaml(read.text, shown, lookup, problems);
@@ -72,8 +79,14 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     if (isMap(parsed.services)) for (const name of Object.keys(parsed.services)) definedIn.set(name, shown);
   }
   for (const name of refused) {
-    problems.add(shownPath(folder, files[0] ?? ''), 'warning', 'compose-env-not-passed', '$', `the compose files use the host variable ${name}, which is not passed into VMs unless allowed`,
-      `it is treated as unset; allow it with microvm.localEnvAllow (or --allow-local-env) or set it in ${shownPath(folder, path.join(projectDir, '.env'))}`);
+    problems.add(
+      shownPath(folder, files[0] ?? ''),
+      'warning',
+      'compose-env-not-passed',
+      '$',
+      `the compose files use the host variable ${name}, which is not passed into VMs unless allowed`,
+      `it is treated as unset; allow it with microvm.localEnvAllow (or --allow-local-env) or set it in ${shownPath(folder, path.join(projectDir, '.env'))}`,
+    );
   }
   if (problems.hasErrors || data.length === 0) return { start: [], problems: problems.list };
   const merged = mergeComposeFiles(data);
@@ -81,28 +94,60 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   for (const key of Object.keys(merged)) {
     if (['services', 'volumes', 'name'].includes(key) || key.startsWith('x-')) continue;
     const known = UNHONOURED_TOP[key];
-    problems.add(mainFile, known?.severity ?? 'warning', known ? 'compose-unsupported' : 'compose-unknown-key', key, `${key} is set to ${quote(merged[key])}`, known?.consequence ?? 'not a compose key; ignored');
+    problems.add(
+      mainFile,
+      known?.severity ?? 'warning',
+      known ? 'compose-unsupported' : 'compose-unknown-key',
+      key,
+      `${key} is set to ${quote(merged[key])}`,
+      known?.consequence ?? 'not a compose key; ignored',
+    );
   }
   if (!isMap(merged.services) || Object.keys(merged.services).length === 0) {
-    problems.add(mainFile, 'error', 'compose-no-services', 'services', 'the compose files define no services', 'there is nothing to start');
+    problems.add(
+      mainFile,
+      'error',
+      'compose-no-services',
+      'services',
+      'the compose files define no services',
+      'there is nothing to start',
+    );
     return { start: [], problems: problems.list };
   }
   const project: ComposeProject = {
-    name: typeof merged.name === 'string' && merged.name ? merged.name : dotenv.COMPOSE_PROJECT_NAME ?? `${path.basename(folder)}_devcontainer`,
+    name:
+      typeof merged.name === 'string' && merged.name
+        ? merged.name
+        : (dotenv.COMPOSE_PROJECT_NAME ?? `${path.basename(folder)}_devcontainer`),
     files,
     services: {},
     volumes: isMap(merged.volumes) ? Object.keys(merged.volumes) : [],
   };
   for (const [name, raw] of Object.entries(merged.services)) {
-    const service = readService(name, raw, { folder, projectDir, file: definedIn.get(name) ?? mainFile, hostEnv, problems });
+    const service = readService(name, raw, {
+      folder,
+      projectDir,
+      file: definedIn.get(name) ?? mainFile,
+      hostEnv,
+      problems,
+    });
     if (service) project.services[name] = service;
   }
   if (!project.services[options.service]) {
-    problems.add(mainFile, 'error', 'compose-no-service', 'services', `the devcontainer.json service ${JSON.stringify(options.service)} is not defined (the files define ${Object.keys(project.services).join(', ')})`,
-      'the workspace cannot start; set service to one of them');
+    problems.add(
+      mainFile,
+      'error',
+      'compose-no-service',
+      'services',
+      `the devcontainer.json service ${JSON.stringify(options.service)} is not defined (the files define ${Object.keys(project.services).join(', ')})`,
+      'the workspace cannot start; set service to one of them',
+    );
     return { project, start: [], problems: problems.list };
   }
-  const profiles = (hostEnv('COMPOSE_PROFILES') ?? dotenv.COMPOSE_PROFILES ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const profiles = (hostEnv('COMPOSE_PROFILES') ?? dotenv.COMPOSE_PROFILES ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const start = servicesToStart(project, options.service, options.runServices, profiles, mainFile, problems);
   return { project, start, problems: problems.list };
 }
@@ -112,6 +157,14 @@ function readDotenv(folder: string, projectDir: string, problems: ComposeProblem
   const file = path.join(projectDir, '.env');
   const read = readFolderFile(folder, file);
   if (!('error' in read)) return parseDotenv(read.text);
-  if (read.error !== 'missing') problems.add(shownPath(folder, file), 'warning', 'compose-env-file', '$', `the .env file cannot be read: ${read.detail}`, 'the compose files are read without its variables');
+  if (read.error !== 'missing')
+    problems.add(
+      shownPath(folder, file),
+      'warning',
+      'compose-env-file',
+      '$',
+      `the .env file cannot be read: ${read.detail}`,
+      'the compose files are read without its variables',
+    );
   return {};
 }

@@ -10,7 +10,21 @@ import { OVERRIDE, RESET } from './yaml-file';
 type Data = Record<string, unknown>;
 
 const BY_KEY = new Set(['environment', 'labels', 'args', 'depends_on', 'extra_hosts', 'sysctls', 'annotations']);
-const APPENDED = new Set(['ports', 'expose', 'env_file', 'tmpfs', 'profiles', 'dns', 'dns_search', 'cap_add', 'cap_drop', 'security_opt', 'external_links', 'links', 'group_add']);
+const APPENDED = new Set([
+  'ports',
+  'expose',
+  'env_file',
+  'tmpfs',
+  'profiles',
+  'dns',
+  'dns_search',
+  'cap_add',
+  'cap_drop',
+  'security_opt',
+  'external_links',
+  'links',
+  'group_add',
+]);
 const BY_TARGET = new Set(['volumes', 'devices']);
 const REPLACED = new Set(['command', 'entrypoint', 'test']);
 
@@ -40,8 +54,10 @@ function mergeValue(key: string, base: unknown, over: unknown, at: string[]): un
   const inService = at.length >= 3 && at[0] === 'services';
   if (inService && REPLACED.has(key)) return stripMarkers(over);
   if (inService && BY_KEY.has(key)) return mergeMaps(asMap(base), asMap(over), at);
-  if (inService && APPENDED.has(key) && Array.isArray(base) && Array.isArray(over)) return [...base, ...stripMarkers(over) as unknown[]];
-  if (inService && BY_TARGET.has(key) && Array.isArray(base) && Array.isArray(over)) return mergeByTarget(base, stripMarkers(over) as unknown[]);
+  if (inService && APPENDED.has(key) && Array.isArray(base) && Array.isArray(over))
+    return [...base, ...(stripMarkers(over) as unknown[])];
+  if (inService && BY_TARGET.has(key) && Array.isArray(base) && Array.isArray(over))
+    return mergeByTarget(base, stripMarkers(over) as unknown[]);
   if (inService && key === 'build' && (typeof base === 'string' || typeof over === 'string')) {
     return mergeMaps(buildMap(base), buildMap(over), at);
   }
@@ -98,7 +114,11 @@ function stripMarkers(value: unknown): unknown {
   if (!isMap(value)) return value;
   const overridden = unwrapOverride(value);
   if (overridden !== undefined) return overridden;
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== RESET).map(([k, v]) => [k, stripMarkers(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== RESET)
+      .map(([k, v]) => [k, stripMarkers(v)]),
+  );
 }
 
 export function isMap(value: unknown): value is Data {

@@ -26,8 +26,25 @@ export interface ServiceContext {
 }
 
 const HANDLED = new Set([
-  'image', 'build', 'environment', 'env_file', 'working_dir', 'user', 'command', 'entrypoint', 'ports', 'expose', 'volumes', 'tmpfs',
-  'depends_on', 'healthcheck', 'profiles', 'mem_limit', 'cpus', 'deploy', 'network_mode',
+  'image',
+  'build',
+  'environment',
+  'env_file',
+  'working_dir',
+  'user',
+  'command',
+  'entrypoint',
+  'ports',
+  'expose',
+  'volumes',
+  'tmpfs',
+  'depends_on',
+  'healthcheck',
+  'profiles',
+  'mem_limit',
+  'cpus',
+  'deploy',
+  'network_mode',
 ]);
 
 const HEALTH_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0, startIntervalMs: 5_000 };
@@ -35,42 +52,98 @@ const HEALTH_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, sta
 /** One service of the merged project, normalised; what it cannot honour is reported. */
 export function readService(name: string, raw: unknown, ctx: ServiceContext): ComposeService | undefined {
   const at = (...keys: Array<string | number>) => yamlPath(['services', name, ...keys]);
-  const problem = (severity: 'error' | 'warning' | 'info', code: string, where: string, message: string, consequence?: string) =>
-    ctx.problems.add(ctx.file, severity, code, where, message, consequence);
+  const problem = (
+    severity: 'error' | 'warning' | 'info',
+    code: string,
+    where: string,
+    message: string,
+    consequence?: string,
+  ) => ctx.problems.add(ctx.file, severity, code, where, message, consequence);
   if (!isMap(raw)) {
-    problem('error', 'compose-service', at(), `the service is ${quote(raw)}, not a mapping`, 'the service cannot start');
+    problem(
+      'error',
+      'compose-service',
+      at(),
+      `the service is ${quote(raw)}, not a mapping`,
+      'the service cannot start',
+    );
     return undefined;
   }
-  const service: ComposeService = { name, environment: {}, ports: [], expose: [], volumes: [], tmpfs: [], dependsOn: {}, profiles: [] };
+  const service: ComposeService = {
+    name,
+    environment: {},
+    ports: [],
+    expose: [],
+    volumes: [],
+    tmpfs: [],
+    dependsOn: {},
+    profiles: [],
+  };
   for (const key of Object.keys(raw)) {
     if (HANDLED.has(key) || key.startsWith('x-')) continue;
     const known = UNHONOURED[key];
-    if (known) problem(known.severity, 'compose-unsupported', at(key), `${key} is set to ${quote(raw[key])}`, known.consequence);
-    else problem('warning', 'compose-unknown-key', at(key), `${key} is not a compose service key`, 'ignored; check its spelling');
+    if (known)
+      problem(known.severity, 'compose-unsupported', at(key), `${key} is set to ${quote(raw[key])}`, known.consequence);
+    else
+      problem(
+        'warning',
+        'compose-unknown-key',
+        at(key),
+        `${key} is not a compose service key`,
+        'ignored; check its spelling',
+      );
   }
   if (raw.image !== undefined) {
     if (typeof raw.image === 'string' && raw.image.trim()) service.image = raw.image.trim();
-    else problem('error', 'compose-image', at('image'), `image is ${quote(raw.image)}, not an image reference`, 'the service has no image');
+    else
+      problem(
+        'error',
+        'compose-image',
+        at('image'),
+        `image is ${quote(raw.image)}, not an image reference`,
+        'the service has no image',
+      );
   }
   if (raw.build !== undefined) {
     const build = readBuild(raw.build, ctx, at('build'));
     if (build) service.build = build;
   }
-  if (!service.image && !service.build) problem('error', 'compose-no-image', at(), 'the service has neither image nor build', 'the service cannot start; give it an image or a build');
+  if (!service.image && !service.build)
+    problem(
+      'error',
+      'compose-no-image',
+      at(),
+      'the service has neither image nor build',
+      'the service cannot start; give it an image or a build',
+    );
   readEnvironment(raw, service, ctx, at);
   if (raw.working_dir !== undefined) {
     if (typeof raw.working_dir === 'string' && raw.working_dir.startsWith('/')) service.workingDir = raw.working_dir;
-    else problem('warning', 'compose-working-dir', at('working_dir'), `working_dir is ${quote(raw.working_dir)}, not an absolute path`, 'the image\'s working directory is used');
+    else
+      problem(
+        'warning',
+        'compose-working-dir',
+        at('working_dir'),
+        `working_dir is ${quote(raw.working_dir)}, not an absolute path`,
+        "the image's working directory is used",
+      );
   }
   if (raw.user !== undefined) {
     if ((typeof raw.user === 'string' && raw.user) || typeof raw.user === 'number') service.user = String(raw.user);
-    else problem('warning', 'compose-user', at('user'), `user is ${quote(raw.user)}`, 'the image\'s user is used');
+    else problem('warning', 'compose-user', at('user'), `user is ${quote(raw.user)}`, "the image's user is used");
   }
   for (const key of ['command', 'entrypoint'] as const) {
     if (raw[key] === undefined || raw[key] === null) continue;
     const argv = readArgv(raw[key]);
     if (argv) service[key] = argv;
-    else problem('warning', 'compose-command', at(key), `${key} is ${quote(raw[key])}, not a string or a list of strings`, `the image's ${key} is used`);
+    else
+      problem(
+        'warning',
+        'compose-command',
+        at(key),
+        `${key} is ${quote(raw[key])}, not a string or a list of strings`,
+        `the image's ${key} is used`,
+      );
   }
   readPorts(raw, service, ctx, at);
   readVolumes(raw, service, ctx, at);
@@ -79,8 +152,16 @@ export function readService(name: string, raw: unknown, ctx: ServiceContext): Co
   if (raw.healthcheck !== undefined) service.healthcheck = readHealthcheck(raw.healthcheck, ctx, at);
   if (raw.healthcheck !== undefined && service.healthcheck === undefined) delete service.healthcheck;
   if (raw.profiles !== undefined) {
-    if (Array.isArray(raw.profiles) && raw.profiles.every((p) => typeof p === 'string')) service.profiles = raw.profiles as string[];
-    else problem('warning', 'compose-profiles', at('profiles'), `profiles is ${quote(raw.profiles)}, not a list of names`, 'the service has no profile and starts with the others');
+    if (Array.isArray(raw.profiles) && raw.profiles.every((p) => typeof p === 'string'))
+      service.profiles = raw.profiles as string[];
+    else
+      problem(
+        'warning',
+        'compose-profiles',
+        at('profiles'),
+        `profiles is ${quote(raw.profiles)}, not a list of names`,
+        'the service has no profile and starts with the others',
+      );
   }
   readResources(raw, service, ctx, at);
   readNetworkMode(raw.network_mode, service, ctx, at);
@@ -90,33 +171,78 @@ export function readService(name: string, raw: unknown, ctx: ServiceContext): Co
 function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuild | undefined {
   const raw = typeof value === 'string' ? { context: value } : value;
   if (!isMap(raw)) {
-    ctx.problems.add(ctx.file, 'error', 'compose-build', at, `build is ${quote(value)}, not a path or a mapping`, 'the service cannot be built');
+    ctx.problems.add(
+      ctx.file,
+      'error',
+      'compose-build',
+      at,
+      `build is ${quote(value)}, not a path or a mapping`,
+      'the service cannot be built',
+    );
     return undefined;
   }
   const contextText = raw.context === undefined ? '.' : raw.context;
-  if (typeof contextText !== 'string' || /^[a-z][a-z0-9+.-]*:\/\//i.test(contextText) || contextText.startsWith('git@')) {
-    ctx.problems.add(ctx.file, 'error', 'compose-build-context', `${at}.context`, `the build context ${quote(contextText)} is not a folder path`, 'the service cannot be built; build contexts must be folders inside the workspace');
+  if (
+    typeof contextText !== 'string' ||
+    /^[a-z][a-z0-9+.-]*:\/\//i.test(contextText) ||
+    contextText.startsWith('git@')
+  ) {
+    ctx.problems.add(
+      ctx.file,
+      'error',
+      'compose-build-context',
+      `${at}.context`,
+      `the build context ${quote(contextText)} is not a folder path`,
+      'the service cannot be built; build contexts must be folders inside the workspace',
+    );
     return undefined;
   }
   const context = path.resolve(ctx.projectDir, contextText);
   if (!isInside(ctx.folder, context)) {
-    ctx.problems.add(ctx.file, 'error', 'compose-build-context', `${at}.context`, `the build context ${quote(contextText)} is outside the workspace folder (${context})`, 'the service cannot be built; the builder VM sees only the workspace folder');
+    ctx.problems.add(
+      ctx.file,
+      'error',
+      'compose-build-context',
+      `${at}.context`,
+      `the build context ${quote(contextText)} is outside the workspace folder (${context})`,
+      'the service cannot be built; the builder VM sees only the workspace folder',
+    );
     return undefined;
   }
   if (!fs.statSync(context, { throwIfNoEntry: false })?.isDirectory()) {
-    ctx.problems.add(ctx.file, 'error', 'compose-build-context', `${at}.context`, `the build context ${quote(contextText)} does not exist (${context})`, 'the service cannot be built; fix the path');
+    ctx.problems.add(
+      ctx.file,
+      'error',
+      'compose-build-context',
+      `${at}.context`,
+      `the build context ${quote(contextText)} does not exist (${context})`,
+      'the service cannot be built; fix the path',
+    );
     return undefined;
   }
   const dockerfileText = typeof raw.dockerfile === 'string' && raw.dockerfile ? raw.dockerfile : 'Dockerfile';
   const dockerfile = path.resolve(context, dockerfileText);
   if (!isInside(ctx.folder, dockerfile) || !fs.statSync(dockerfile, { throwIfNoEntry: false })?.isFile()) {
-    ctx.problems.add(ctx.file, 'error', 'compose-build-dockerfile', `${at}.dockerfile`, `the Dockerfile ${quote(dockerfileText)} ${isInside(ctx.folder, dockerfile) ? 'does not exist' : 'is outside the workspace folder'} (${dockerfile})`,
-      'the service cannot be built; fix build.dockerfile (relative to the build context)');
+    ctx.problems.add(
+      ctx.file,
+      'error',
+      'compose-build-dockerfile',
+      `${at}.dockerfile`,
+      `the Dockerfile ${quote(dockerfileText)} ${isInside(ctx.folder, dockerfile) ? 'does not exist' : 'is outside the workspace folder'} (${dockerfile})`,
+      'the service cannot be built; fix build.dockerfile (relative to the build context)',
+    );
     return undefined;
   }
   for (const key of Object.keys(raw)) {
     if (!['context', 'dockerfile', 'args', 'target'].includes(key) && !key.startsWith('x-')) {
-      ctx.problems.add(ctx.file, 'warning', 'compose-build-option', `${at}.${key}`, `build.${key} is ${quote(raw[key])}`, 'not applied to the build');
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-build-option',
+        `${at}.${key}`,
+        `build.${key} is ${quote(raw[key])}`,
+        'not applied to the build',
+      );
     }
   }
   const args: Record<string, string> = {};
@@ -133,23 +259,48 @@ function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuil
 }
 
 /** env_file first (in order), then environment on top, as docker compose layers them. */
-function readEnvironment(raw: Record<string, unknown>, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readEnvironment(
+  raw: Record<string, unknown>,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   const files = raw.env_file === undefined ? [] : Array.isArray(raw.env_file) ? raw.env_file : [raw.env_file];
   files.forEach((entry, i) => {
     const where = Array.isArray(raw.env_file) ? at('env_file', i) : at('env_file');
-    const spec = typeof entry === 'string' ? { path: entry, required: true } : isMap(entry) && typeof entry.path === 'string' ? { path: entry.path, required: entry.required !== false } : undefined;
+    const spec =
+      typeof entry === 'string'
+        ? { path: entry, required: true }
+        : isMap(entry) && typeof entry.path === 'string'
+          ? { path: entry.path, required: entry.required !== false }
+          : undefined;
     if (!spec) {
-      ctx.problems.add(ctx.file, 'warning', 'compose-env-file', where, `env_file entry ${quote(entry)} is not a path`, 'not read');
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-env-file',
+        where,
+        `env_file entry ${quote(entry)} is not a path`,
+        'not read',
+      );
       return;
     }
     const file = path.resolve(ctx.projectDir, spec.path);
     const read = readFolderFile(ctx.folder, file);
     if ('error' in read) {
       if (read.error === 'missing' && !spec.required) return;
-      const consequence = read.error === 'outside'
-        ? 'not read: host files outside the folder do not reach the VMs; copy the values the service needs into a file in the folder'
-        : `the service starts without its variables${read.error === 'missing' ? '; create the file or mark it required: false' : ''}`;
-      ctx.problems.add(ctx.file, read.error === 'missing' ? 'error' : 'warning', 'compose-env-file', where, `env_file ${quote(spec.path)}: ${read.detail}`, consequence);
+      const consequence =
+        read.error === 'outside'
+          ? 'not read: host files outside the folder do not reach the VMs; copy the values the service needs into a file in the folder'
+          : `the service starts without its variables${read.error === 'missing' ? '; create the file or mark it required: false' : ''}`;
+      ctx.problems.add(
+        ctx.file,
+        read.error === 'missing' ? 'error' : 'warning',
+        'compose-env-file',
+        where,
+        `env_file ${quote(spec.path)}: ${read.detail}`,
+        consequence,
+      );
       return;
     }
     Object.assign(service.environment, parseDotenv(read.text));
@@ -158,9 +309,24 @@ function readEnvironment(raw: Record<string, unknown>, service: ComposeService, 
     if (value === null || value === undefined) {
       const host = ctx.hostEnv(key);
       if (host !== undefined) service.environment[key] = host;
-      else ctx.problems.add(ctx.file, 'warning', 'compose-env-not-passed', at('environment', key), `${key} takes its value from the host environment, which is not passed into VMs unless allowed`, `${key} is unset in the service; allow it with microvm.localEnvAllow (or --allow-local-env) or give it a value`);
+      else
+        ctx.problems.add(
+          ctx.file,
+          'warning',
+          'compose-env-not-passed',
+          at('environment', key),
+          `${key} takes its value from the host environment, which is not passed into VMs unless allowed`,
+          `${key} is unset in the service; allow it with microvm.localEnvAllow (or --allow-local-env) or give it a value`,
+        );
     } else if (isMap(value) || Array.isArray(value)) {
-      ctx.problems.add(ctx.file, 'warning', 'compose-environment', at('environment', key), `${key} is ${quote(value)}, not a string`, `${key} is unset in the service`);
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-environment',
+        at('environment', key),
+        `${key} is ${quote(value)}, not a string`,
+        `${key} is unset in the service`,
+      );
     } else {
       service.environment[key] = String(value);
     }
@@ -169,13 +335,27 @@ function readEnvironment(raw: Record<string, unknown>, service: ComposeService, 
 
 function readArgv(value: unknown): string[] | undefined {
   if (typeof value === 'string') return splitWords(value);
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number')) return value.map(String);
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number'))
+    return value.map(String);
   return undefined;
 }
 
-function readPorts(raw: Record<string, unknown>, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readPorts(
+  raw: Record<string, unknown>,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   const list = raw.ports === undefined ? [] : Array.isArray(raw.ports) ? raw.ports : undefined;
-  if (!list) ctx.problems.add(ctx.file, 'warning', 'compose-ports', at('ports'), `ports is ${quote(raw.ports)}, not a list`, 'no port of the service is published');
+  if (!list)
+    ctx.problems.add(
+      ctx.file,
+      'warning',
+      'compose-ports',
+      at('ports'),
+      `ports is ${quote(raw.ports)}, not a list`,
+      'no port of the service is published',
+    );
   (list ?? []).forEach((entry, i) => {
     const parsed = parsePortEntry(entry);
     if ('error' in parsed) {
@@ -183,11 +363,25 @@ function readPorts(raw: Record<string, unknown>, service: ComposeService, ctx: S
       return;
     }
     if (parsed.hostIp && !isLoopback(parsed.hostIp)) {
-      ctx.problems.add(ctx.file, 'info', 'compose-port-address', at('ports', i), `the port is published on ${parsed.hostIp}`, 'published on 127.0.0.1 only: forwards never listen beyond this machine');
+      ctx.problems.add(
+        ctx.file,
+        'info',
+        'compose-port-address',
+        at('ports', i),
+        `the port is published on ${parsed.hostIp}`,
+        'published on 127.0.0.1 only: forwards never listen beyond this machine',
+      );
     }
     for (const port of parsed.ports) {
       if (port.protocol === 'udp') {
-        ctx.problems.add(ctx.file, 'warning', 'compose-port-udp', at('ports', i), `${port.target}/udp is a UDP port`, 'not forwarded: forwards are TCP only');
+        ctx.problems.add(
+          ctx.file,
+          'warning',
+          'compose-port-udp',
+          at('ports', i),
+          `${port.target}/udp is a UDP port`,
+          'not forwarded: forwards are TCP only',
+        );
         continue;
       }
       service.ports.push(port);
@@ -196,16 +390,41 @@ function readPorts(raw: Record<string, unknown>, service: ComposeService, ctx: S
   });
   const expose = raw.expose === undefined ? [] : Array.isArray(raw.expose) ? raw.expose : [raw.expose];
   expose.forEach((entry, i) => {
-    const ports = typeof entry === 'number' ? (isPort(entry) ? [entry] : { error: `${entry} is not a port` }) : range(String(entry).split('/', 1)[0] ?? '');
-    if ('error' in ports) ctx.problems.add(ctx.file, 'warning', 'compose-expose', at('expose', i), ports.error, 'not reachable from the other services');
+    const ports =
+      typeof entry === 'number'
+        ? isPort(entry)
+          ? [entry]
+          : { error: `${entry} is not a port` }
+        : range(String(entry).split('/', 1)[0] ?? '');
+    if ('error' in ports)
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-expose',
+        at('expose', i),
+        ports.error,
+        'not reachable from the other services',
+      );
     else for (const p of ports) if (!service.expose.includes(p)) service.expose.push(p);
   });
 }
 
-function readVolumes(raw: Record<string, unknown>, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readVolumes(
+  raw: Record<string, unknown>,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   if (raw.volumes === undefined) return;
   if (!Array.isArray(raw.volumes)) {
-    ctx.problems.add(ctx.file, 'warning', 'compose-volumes', at('volumes'), `volumes is ${quote(raw.volumes)}, not a list`, 'nothing is mounted');
+    ctx.problems.add(
+      ctx.file,
+      'warning',
+      'compose-volumes',
+      at('volumes'),
+      `volumes is ${quote(raw.volumes)}, not a list`,
+      'nothing is mounted',
+    );
     return;
   }
   raw.volumes.forEach((entry, i) => {
@@ -218,29 +437,55 @@ function readVolumes(raw: Record<string, unknown>, service: ComposeService, ctx:
       // `../..:/workspaces` in .devcontainer/ (the templates' pattern) names the folder's parent:
       // the folder alone is mounted where it would appear, and its siblings stay on the host.
       const target = path.posix.join(parsed.target, ...path.relative(parsed.source, ctx.folder).split(path.sep));
-      ctx.problems.add(ctx.file, 'info', 'compose-bind-parent', at('volumes', i), `${quote(parsed.source)} holds the workspace folder and other folders`,
-        `only the workspace folder is mounted, at ${target}; the rest stays on the host`);
+      ctx.problems.add(
+        ctx.file,
+        'info',
+        'compose-bind-parent',
+        at('volumes', i),
+        `${quote(parsed.source)} holds the workspace folder and other folders`,
+        `only the workspace folder is mounted, at ${target}; the rest stays on the host`,
+      );
       service.volumes.push({ type: 'bind', source: ctx.folder, target, readOnly: parsed.readOnly });
       return;
     }
     if (parsed.type === 'bind' && !isInside(ctx.folder, parsed.source)) {
       const socket = /docker\.sock$/.test(parsed.source);
-      ctx.problems.add(ctx.file, 'warning', 'compose-bind-outside-folder', at('volumes', i), `${quote(parsed.source)} is outside the workspace folder`,
-        socket ? 'not mounted: the host\'s Docker socket would hand the VM the host; there is no Docker engine inside the workspace'
-          : `not mounted: host paths outside the folder never reach a VM; ${parsed.target} is an empty directory in the service`);
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-bind-outside-folder',
+        at('volumes', i),
+        `${quote(parsed.source)} is outside the workspace folder`,
+        socket
+          ? "not mounted: the host's Docker socket would hand the VM the host; there is no Docker engine inside the workspace"
+          : `not mounted: host paths outside the folder never reach a VM; ${parsed.target} is an empty directory in the service`,
+      );
       return;
     }
-    if (parsed.type === 'tmpfs') service.tmpfs.push({ target: parsed.target, ...(parsed.sizeMib ? { sizeMib: parsed.sizeMib } : {}) });
+    if (parsed.type === 'tmpfs')
+      service.tmpfs.push({ target: parsed.target, ...(parsed.sizeMib ? { sizeMib: parsed.sizeMib } : {}) });
     else service.volumes.push(parsed);
   });
 }
 
-function readTmpfs(value: unknown, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readTmpfs(
+  value: unknown,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   if (value === undefined) return;
   const list = Array.isArray(value) ? value : [value];
   list.forEach((entry, i) => {
     if (typeof entry !== 'string' || !entry.startsWith('/')) {
-      ctx.problems.add(ctx.file, 'warning', 'compose-tmpfs', Array.isArray(value) ? at('tmpfs', i) : at('tmpfs'), `tmpfs entry ${quote(entry)} is not an absolute path`, 'not mounted');
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-tmpfs',
+        Array.isArray(value) ? at('tmpfs', i) : at('tmpfs'),
+        `tmpfs entry ${quote(entry)} is not an absolute path`,
+        'not mounted',
+      );
       return;
     }
     const [target = '', options = ''] = entry.split(':');
@@ -252,31 +497,64 @@ function readTmpfs(value: unknown, service: ComposeService, ctx: ServiceContext,
 
 const CONDITIONS: DependsOnCondition[] = ['service_started', 'service_healthy', 'service_completed_successfully'];
 
-function readDependsOn(value: unknown, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readDependsOn(
+  value: unknown,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   if (value === undefined) return;
   if (Array.isArray(value)) {
-    for (const dep of value) if (typeof dep === 'string') service.dependsOn[dep] = { condition: 'service_started', required: true };
+    for (const dep of value)
+      if (typeof dep === 'string') service.dependsOn[dep] = { condition: 'service_started', required: true };
     return;
   }
   if (!isMap(value)) {
-    ctx.problems.add(ctx.file, 'warning', 'compose-depends-on', at('depends_on'), `depends_on is ${quote(value)}, not a list or a mapping`, 'the service does not wait for any other');
+    ctx.problems.add(
+      ctx.file,
+      'warning',
+      'compose-depends-on',
+      at('depends_on'),
+      `depends_on is ${quote(value)}, not a list or a mapping`,
+      'the service does not wait for any other',
+    );
     return;
   }
   for (const [dep, spec] of Object.entries(value)) {
     const condition = isMap(spec) && spec.condition !== undefined ? spec.condition : 'service_started';
     if (!CONDITIONS.includes(condition as DependsOnCondition)) {
-      ctx.problems.add(ctx.file, 'warning', 'compose-depends-on', at('depends_on', dep, 'condition'), `condition ${quote(condition)} is not one of ${CONDITIONS.join(', ')}`, `the service waits for ${dep} to start only`);
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-depends-on',
+        at('depends_on', dep, 'condition'),
+        `condition ${quote(condition)} is not one of ${CONDITIONS.join(', ')}`,
+        `the service waits for ${dep} to start only`,
+      );
     }
     service.dependsOn[dep] = {
-      condition: CONDITIONS.includes(condition as DependsOnCondition) ? condition as DependsOnCondition : 'service_started',
+      condition: CONDITIONS.includes(condition as DependsOnCondition)
+        ? (condition as DependsOnCondition)
+        : 'service_started',
       required: !(isMap(spec) && spec.required === false),
     };
   }
 }
 
-function readHealthcheck(value: unknown, ctx: ServiceContext, at: (...k: Array<string | number>) => string): HealthCheck | undefined {
+function readHealthcheck(
+  value: unknown,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): HealthCheck | undefined {
   if (!isMap(value)) {
-    ctx.problems.add(ctx.file, 'warning', 'compose-healthcheck', at('healthcheck'), `healthcheck is ${quote(value)}, not a mapping`, 'the service has no health check');
+    ctx.problems.add(
+      ctx.file,
+      'warning',
+      'compose-healthcheck',
+      at('healthcheck'),
+      `healthcheck is ${quote(value)}, not a mapping`,
+      'the service has no health check',
+    );
     return undefined;
   }
   if (value.disable === true) return undefined;
@@ -290,50 +568,120 @@ function readHealthcheck(value: unknown, ctx: ServiceContext, at: (...k: Array<s
     else if (kind === 'CMD-SHELL' && rest.length > 0) argv = ['/bin/sh', '-c', rest.join(' ')];
   }
   if (!argv) {
-    ctx.problems.add(ctx.file, 'warning', 'compose-healthcheck', at('healthcheck', 'test'), `test is ${quote(test)}; write ["CMD", ...], ["CMD-SHELL", "..."] or a string`, 'the service has no health check, so services waiting for it to be healthy wait for it to start only');
+    ctx.problems.add(
+      ctx.file,
+      'warning',
+      'compose-healthcheck',
+      at('healthcheck', 'test'),
+      `test is ${quote(test)}; write ["CMD", ...], ["CMD-SHELL", "..."] or a string`,
+      'the service has no health check, so services waiting for it to be healthy wait for it to start only',
+    );
     return undefined;
   }
   const check: HealthCheck = { test: argv, ...HEALTH_DEFAULTS };
-  const durations = { interval: 'intervalMs', timeout: 'timeoutMs', start_period: 'startPeriodMs', start_interval: 'startIntervalMs' } as const;
+  const durations = {
+    interval: 'intervalMs',
+    timeout: 'timeoutMs',
+    start_period: 'startPeriodMs',
+    start_interval: 'startIntervalMs',
+  } as const;
   for (const [key, field] of Object.entries(durations)) {
     if (value[key] === undefined) continue;
     const ms = parseDuration(value[key]);
-    if (ms === undefined) ctx.problems.add(ctx.file, 'warning', 'compose-duration', at('healthcheck', key), `${key} is ${quote(value[key])}, not a duration such as "10s" or "1m30s"`, `the default ${HEALTH_DEFAULTS[field] / 1000}s is used`);
+    if (ms === undefined)
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-duration',
+        at('healthcheck', key),
+        `${key} is ${quote(value[key])}, not a duration such as "10s" or "1m30s"`,
+        `the default ${HEALTH_DEFAULTS[field] / 1000}s is used`,
+      );
     else check[field] = ms;
   }
   if (value.retries !== undefined) {
-    if (typeof value.retries === 'number' && Number.isInteger(value.retries) && value.retries >= 0) check.retries = value.retries;
-    else ctx.problems.add(ctx.file, 'warning', 'compose-healthcheck', at('healthcheck', 'retries'), `retries is ${quote(value.retries)}, not a whole number`, 'the default 3 is used');
+    if (typeof value.retries === 'number' && Number.isInteger(value.retries) && value.retries >= 0)
+      check.retries = value.retries;
+    else
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-healthcheck',
+        at('healthcheck', 'retries'),
+        `retries is ${quote(value.retries)}, not a whole number`,
+        'the default 3 is used',
+      );
   }
   return check;
 }
 
-function readResources(raw: Record<string, unknown>, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readResources(
+  raw: Record<string, unknown>,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   const deploy = isMap(raw.deploy) ? raw.deploy : {};
   const limits = isMap(deploy.resources) && isMap(deploy.resources.limits) ? deploy.resources.limits : {};
   for (const key of Object.keys(deploy)) {
-    if (key !== 'resources') ctx.problems.add(ctx.file, 'info', 'compose-unsupported', at('deploy', key), `deploy.${key} is set`, 'ignored: one VM per service');
+    if (key !== 'resources')
+      ctx.problems.add(
+        ctx.file,
+        'info',
+        'compose-unsupported',
+        at('deploy', key),
+        `deploy.${key} is set`,
+        'ignored: one VM per service',
+      );
   }
   const memory = raw.mem_limit ?? limits.memory;
   if (memory !== undefined) {
     const mib = parseSizeMib(memory);
     if (mib && mib >= 64) service.memoryMib = mib;
-    else ctx.problems.add(ctx.file, 'warning', 'compose-memory', raw.mem_limit !== undefined ? at('mem_limit') : at('deploy', 'resources', 'limits', 'memory'), `memory ${quote(memory)} is not a size of at least 64m`, 'the service VM gets the default memory');
+    else
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-memory',
+        raw.mem_limit !== undefined ? at('mem_limit') : at('deploy', 'resources', 'limits', 'memory'),
+        `memory ${quote(memory)} is not a size of at least 64m`,
+        'the service VM gets the default memory',
+      );
   }
   const cpus = raw.cpus ?? limits.cpus;
   if (cpus !== undefined) {
     const n = Number(cpus);
     if (Number.isFinite(n) && n > 0) service.cpus = Math.ceil(n);
-    else ctx.problems.add(ctx.file, 'warning', 'compose-cpus', raw.cpus !== undefined ? at('cpus') : at('deploy', 'resources', 'limits', 'cpus'), `cpus ${quote(cpus)} is not a positive number`, 'the service VM gets one vCPU');
+    else
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-cpus',
+        raw.cpus !== undefined ? at('cpus') : at('deploy', 'resources', 'limits', 'cpus'),
+        `cpus ${quote(cpus)} is not a positive number`,
+        'the service VM gets one vCPU',
+      );
   }
 }
 
-function readNetworkMode(value: unknown, service: ComposeService, ctx: ServiceContext, at: (...k: Array<string | number>) => string): void {
+function readNetworkMode(
+  value: unknown,
+  service: ComposeService,
+  ctx: ServiceContext,
+  at: (...k: Array<string | number>) => string,
+): void {
   if (value === undefined || value === 'bridge' || value === 'default') return;
   if (value === 'none') service.network = { mode: 'none' };
-  else if (typeof value === 'string' && /^service:[A-Za-z0-9][\w.-]*$/.test(value)) service.network = { mode: 'service', service: value.slice('service:'.length) };
+  else if (typeof value === 'string' && /^service:[A-Za-z0-9][\w.-]*$/.test(value))
+    service.network = { mode: 'service', service: value.slice('service:'.length) };
   else {
-    ctx.problems.add(ctx.file, 'warning', 'compose-unsupported', at('network_mode'), `network_mode is ${quote(value)}`,
-      'ignored: each service is its own VM and reaches the others by name on their declared ports only; it never shares the host\'s network');
+    ctx.problems.add(
+      ctx.file,
+      'warning',
+      'compose-unsupported',
+      at('network_mode'),
+      `network_mode is ${quote(value)}`,
+      "ignored: each service is its own VM and reaches the others by name on their declared ports only; it never shares the host's network",
+    );
   }
 }

@@ -25,7 +25,9 @@ function parseShort(text: string, projectDir: string): VolumeEntry | { error: st
   if (parts.length > 3) return { error: `${JSON.stringify(text)} is not SOURCE:TARGET[:MODE]` };
   const [source = '', target = '', mode = ''] = parts;
   const modes = mode.split(',').filter(Boolean);
-  const unknown = modes.filter((m) => !['ro', 'rw', 'z', 'Z', 'cached', 'delegated', 'consistent', 'nocopy'].includes(m));
+  const unknown = modes.filter(
+    (m) => !['ro', 'rw', 'z', 'Z', 'cached', 'delegated', 'consistent', 'nocopy'].includes(m),
+  );
   if (unknown.length > 0) return { error: `${JSON.stringify(text)} has the unknown mode ${unknown.join(',')}` };
   const readOnly = modes.includes('ro');
   if (isPath(source)) return checkTarget({ type: 'bind', source: hostPath(source, projectDir), target, readOnly });
@@ -41,7 +43,8 @@ function parseLong(entry: Record<string, unknown>, projectDir: string): VolumeEn
   switch (type) {
     case 'volume': {
       if (entry.source === undefined || entry.source === '') return checkTarget({ type: 'volume', target, readOnly });
-      if (typeof entry.source !== 'string' || !VOLUME_NAME.test(entry.source)) return { error: `source ${JSON.stringify(entry.source)} is not a volume name` };
+      if (typeof entry.source !== 'string' || !VOLUME_NAME.test(entry.source))
+        return { error: `source ${JSON.stringify(entry.source)} is not a volume name` };
       return checkTarget({ type: 'volume', source: entry.source, target, readOnly });
     }
     case 'bind':
@@ -58,8 +61,9 @@ function parseLong(entry: Record<string, unknown>, projectDir: string): VolumeEn
 }
 
 function checkTarget<T extends VolumeEntry>(volume: T): T | { error: string } {
-  if (!volume.target.startsWith('/')) return { error: `the target ${JSON.stringify(volume.target)} is not an absolute path in the service` };
-  if (path.posix.normalize(volume.target) === '/') return { error: 'the target is the service\'s root' };
+  if (!volume.target.startsWith('/'))
+    return { error: `the target ${JSON.stringify(volume.target)} is not an absolute path in the service` };
+  if (path.posix.normalize(volume.target) === '/') return { error: "the target is the service's root" };
   return volume;
 }
 

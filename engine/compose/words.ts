@@ -9,8 +9,8 @@ export function splitWords(text: string): string[] {
   let inWord = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
-    if (c === '\'') {
-      const end = text.indexOf('\'', i + 1);
+    if (c === "'") {
+      const end = text.indexOf("'", i + 1);
       word += text.slice(i + 1, end < 0 ? text.length : end);
       i = end < 0 ? text.length : end;
       inWord = true;

@@ -15,12 +15,31 @@ const MAX_ALIASES = 1000;
  * with `x-` fields), `!reset` and `!override` kept as markers for the merge, and every string
  * value interpolated (keys are not, as in docker compose). Problems name the line.
  */
-export function readComposeYaml(text: string, file: string, lookup: Lookup, problems: ComposeProblems): Record<string, unknown> | undefined {
+export function readComposeYaml(
+  text: string,
+  file: string,
+  lookup: Lookup,
+  problems: ComposeProblems,
+): Record<string, unknown> | undefined {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { merge: true, lineCounter, prettyErrors: true, uniqueKeys: true, strict: false, customTags: markerTags() });
+  const doc = parseDocument(text, {
+    merge: true,
+    lineCounter,
+    prettyErrors: true,
+    uniqueKeys: true,
+    strict: false,
+    customTags: markerTags(),
+  });
   for (const error of doc.errors) {
     const pos = error.linePos?.[0];
-    problems.add(file, 'error', 'compose-syntax', pos ? `line ${pos.line}, column ${pos.col}` : '$', error.message.split('\n', 1)[0] ?? '', 'the compose project cannot be read');
+    problems.add(
+      file,
+      'error',
+      'compose-syntax',
+      pos ? `line ${pos.line}, column ${pos.col}` : '$',
+      error.message.split('\n', 1)[0] ?? '',
+      'the compose project cannot be read',
+    );
   }
   if (doc.errors.length > 0) return undefined;
   visit(doc, {
@@ -28,7 +47,15 @@ export function readComposeYaml(text: string, file: string, lookup: Lookup, prob
       if (key !== 'key' && typeof node.value === 'string') {
         const errors: InterpolationError[] = [];
         node.value = interpolate(node.value, lookup, errors);
-        for (const e of errors) problems.add(file, 'error', 'compose-variable', where(node, lineCounter), e.message, 'the value is left empty');
+        for (const e of errors)
+          problems.add(
+            file,
+            'error',
+            'compose-variable',
+            where(node, lineCounter),
+            e.message,
+            'the value is left empty',
+          );
       }
     },
   });
@@ -41,7 +68,14 @@ export function readComposeYaml(text: string, file: string, lookup: Lookup, prob
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {
-    problems.add(file, 'error', 'compose-syntax', '$', 'the file is not a mapping of keys such as services:', 'the compose project cannot be read');
+    problems.add(
+      file,
+      'error',
+      'compose-syntax',
+      '$',
+      'the file is not a mapping of keys such as services:',
+      'the compose project cannot be read',
+    );
     return undefined;
   }
   return data as Record<string, unknown>;
@@ -62,7 +96,9 @@ function markerTags() {
     { tag: '!reset', collection: 'seq' as const, resolve: () => new Scalar(RESET) },
     { tag: '!override', resolve: (value: string) => value },
     {
-      tag: '!override', collection: 'map' as const, nodeClass: YAMLMap,
+      tag: '!override',
+      collection: 'map' as const,
+      nodeClass: YAMLMap,
       resolve: (map: unknown) => wrapOverride(map),
     },
     { tag: '!override', collection: 'seq' as const, resolve: (seq: unknown) => wrapOverride(seq) },
@@ -75,4 +111,3 @@ function wrapOverride(node: unknown): unknown {
   wrapper.set(OVERRIDE, node);
   return wrapper;
 }
-

@@ -10,11 +10,56 @@ export interface BuildOptionsEffect {
 }
 
 /** Flags about how docker shows or names the result: nothing to do here. */
-const MOOT = new Set(['--progress', '--label', '--tag', '-t', '--quiet', '-q', '--rm', '--force-rm', '--load', '--iidfile', '--metadata-file', '--compress', '--squash']);
+const MOOT = new Set([
+  '--progress',
+  '--label',
+  '--tag',
+  '-t',
+  '--quiet',
+  '-q',
+  '--rm',
+  '--force-rm',
+  '--load',
+  '--iidfile',
+  '--metadata-file',
+  '--compress',
+  '--squash',
+]);
 /** Flags that hand the build something of the host's: never passed, said so. */
 const HOST_SECRETS = new Set(['--ssh', '--secret']);
-const WITH_VALUE = new Set(['--build-arg', '--target', '--network', '--platform', '--progress', '--label', '--tag', '-t', '--ssh', '--secret', '--add-host',
-  '--iidfile', '--metadata-file', '--cache-to', '--cache-from', '--output', '-o', '--shm-size', '--ulimit', '--memory', '-m', '--cpu-shares', '--cgroup-parent', '--isolation', '--file', '-f', '--builder', '--allow', '--attest', '--sbom', '--provenance']);
+const WITH_VALUE = new Set([
+  '--build-arg',
+  '--target',
+  '--network',
+  '--platform',
+  '--progress',
+  '--label',
+  '--tag',
+  '-t',
+  '--ssh',
+  '--secret',
+  '--add-host',
+  '--iidfile',
+  '--metadata-file',
+  '--cache-to',
+  '--cache-from',
+  '--output',
+  '-o',
+  '--shm-size',
+  '--ulimit',
+  '--memory',
+  '-m',
+  '--cpu-shares',
+  '--cgroup-parent',
+  '--isolation',
+  '--file',
+  '-f',
+  '--builder',
+  '--allow',
+  '--attest',
+  '--sbom',
+  '--provenance',
+]);
 
 /**
  * Reads `build.options` as `docker build` would take them: `--build-arg`, `--target`,
@@ -44,7 +89,14 @@ function splitFlag(arg: string): [string, string | undefined] {
   return eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
 }
 
-function apply(flag: string, value: string, effect: BuildOptionsEffect, problems: Problems, at: string, arch: string): void {
+function apply(
+  flag: string,
+  value: string,
+  effect: BuildOptionsEffect,
+  problems: Problems,
+  at: string,
+  arch: string,
+): void {
   switch (flag) {
     case '--build-arg': {
       const eq = value.indexOf('=');
@@ -53,8 +105,13 @@ function apply(flag: string, value: string, effect: BuildOptionsEffect, problems
         problems.add('warning', 'build-option', at, `--build-arg ${quote(value)} is not NAME=VALUE`, 'ignored');
       } else if (eq < 0) {
         // docker takes the value from its own environment: the host's, which stays out of the build.
-        problems.add('warning', 'build-option', at, `--build-arg ${name} without a value would take it from the host environment`,
-          `ignored (host variables stay out of the build); give the value in build.args, or ${'${localEnv:' + name + '}'} with microvm.localEnv.allow`);
+        problems.add(
+          'warning',
+          'build-option',
+          at,
+          `--build-arg ${name} without a value would take it from the host environment`,
+          `ignored (host variables stay out of the build); give the value in build.args, or ${'${localEnv:' + name + '}'} with microvm.localEnv.allow`,
+        );
       } else {
         effect.args[name] = value.slice(eq + 1);
       }
@@ -64,8 +121,13 @@ function apply(flag: string, value: string, effect: BuildOptionsEffect, problems
       effect.target = value;
       return;
     case '--no-cache':
-      problems.add('info', 'build-option', at, '--no-cache would build every step again on every open',
-        'ignored: an unchanged reopen reuses the built image and a changed Dockerfile builds again from the first changed step');
+      problems.add(
+        'info',
+        'build-option',
+        at,
+        '--no-cache would build every step again on every open',
+        'ignored: an unchanged reopen reuses the built image and a changed Dockerfile builds again from the first changed step',
+      );
       return;
     case '--pull':
       effect.pull = true;
@@ -73,23 +135,46 @@ function apply(flag: string, value: string, effect: BuildOptionsEffect, problems
     case '--network':
       if (value === 'none') effect.network = 'none';
       else if (['host', 'default', 'bridge'].includes(value)) effect.network = 'outbound';
-      else problems.add('warning', 'build-option', at, `--network ${quote(value)} names a docker network`, 'RUN steps get the workspace\'s network (outbound NAT) instead');
+      else
+        problems.add(
+          'warning',
+          'build-option',
+          at,
+          `--network ${quote(value)} names a docker network`,
+          "RUN steps get the workspace's network (outbound NAT) instead",
+        );
       return;
     case '--platform': {
       const wanted = value.split(',').map((p) => p.trim());
       if (!wanted.every((p) => p === `linux/${arch}` || p.startsWith(`linux/${arch}/`))) {
-        problems.add('warning', 'build-option', at, `--platform ${quote(value)} is not this VM's architecture (linux/${arch})`,
-          `the image is built for linux/${arch}; a Dockerfile that needs another platform's binaries fails`);
+        problems.add(
+          'warning',
+          'build-option',
+          at,
+          `--platform ${quote(value)} is not this VM's architecture (linux/${arch})`,
+          `the image is built for linux/${arch}; a Dockerfile that needs another platform's binaries fails`,
+        );
       }
       return;
     }
     default:
   }
   if (HOST_SECRETS.has(flag)) {
-    problems.add('warning', 'build-option', at, `${flag} would give the build the host's ${flag === '--ssh' ? 'SSH agent or keys' : 'secret files'}`,
-      'not passed: the Dockerfile is the repository\'s and runs in a VM that does not get host secrets; steps that mount them fail');
+    problems.add(
+      'warning',
+      'build-option',
+      at,
+      `${flag} would give the build the host's ${flag === '--ssh' ? 'SSH agent or keys' : 'secret files'}`,
+      "not passed: the Dockerfile is the repository's and runs in a VM that does not get host secrets; steps that mount them fail",
+    );
   } else if (MOOT.has(flag)) {
-    problems.add('info', 'build-option', at, `${flag} only names or shows docker's result`, 'ignored: the engine names and stores the image itself');
+    problems.add(
+      'info',
+      'build-option',
+      at,
+      `${flag} only names or shows docker's result`,
+      'ignored: the engine names and stores the image itself',
+    );
   } else {
     problems.add('warning', 'build-option', at, `${quote(flag)} is not a build option this builder maps`, 'ignored');
   }

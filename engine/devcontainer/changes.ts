@@ -34,7 +34,8 @@ export function consequentialChanges(before: Record<string, unknown>, after: Rec
     if (key === 'customizations') {
       const was = microvmNetwork(before.customizations);
       const now = microvmNetwork(after.customizations);
-      if (!same(was, now)) changes.push({ path: '$.customizations.microvm.network', category, before: was, after: now });
+      if (!same(was, now))
+        changes.push({ path: '$.customizations.microvm.network', category, before: was, after: now });
       continue;
     }
     diff(`$.${key}`, before[key], after[key], category, changes);
@@ -50,7 +51,8 @@ function microvmNetwork(customizations: unknown): unknown {
 /** Down into objects, so that a change names the leaf (`$.hostRequirements.memory`); arrays compare whole. */
 function diff(at: string, before: unknown, after: unknown, category: ChangeCategory, out: ConfigChange[]): void {
   if (isObject(before) && isObject(after)) {
-    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) diff(`${at}.${key}`, before[key], after[key], category, out);
+    for (const key of new Set([...Object.keys(before), ...Object.keys(after)]))
+      diff(`${at}.${key}`, before[key], after[key], category, out);
     return;
   }
   if (!same(before, after)) out.push({ path: at, category, before, after });

@@ -69,7 +69,8 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
   const project = loaded.project;
   const primary = project && compose ? project.services[compose.service] : undefined;
   if (!compose || !project || !primary || loaded.problems.some((p) => p.severity === 'error')) return undefined;
-  const volumeName = (source: string | undefined, target: string) => `${project.name}_${source ?? `anon-${shortHash(`${primary.name}:${target}`)}`}`;
+  const volumeName = (source: string | undefined, target: string) =>
+    `${project.name}_${source ?? `anon-${shortHash(`${primary.name}:${target}`)}`}`;
   const mounts: MountSpec[] = [];
   const volumes: PrimaryServicePlan['volumes'] = [];
   for (const volume of primary.volumes) {
@@ -79,13 +80,22 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
       if (volume.source === folder) mounts.unshift({ ...mount, fileEvents: true });
       else mounts.push(mount);
     } else {
-      volumes.push({ name: safeVolumeName(volumeName(volume.source, volume.target)), mountPoint: volume.target, sizeMib: VOLUME_SIZE_MIB });
+      volumes.push({
+        name: safeVolumeName(volumeName(volume.source, volume.target)),
+        mountPoint: volume.target,
+        sizeMib: VOLUME_SIZE_MIB,
+      });
     }
   }
   if (!mounts.some((m) => m.hostPath === folder)) {
     mounts.unshift({ ...inputs.share(folder, resolved.containerWorkspaceFolder, false), fileEvents: true });
-    problems.add('info', 'compose-folder-shared', '$.dockerComposeFile', `service ${quote(primary.name)} mounts no volume holding the workspace folder`,
-      `the folder is shared at ${resolved.containerWorkspaceFolder} (workspaceFolder) all the same`);
+    problems.add(
+      'info',
+      'compose-folder-shared',
+      '$.dockerComposeFile',
+      `service ${quote(primary.name)} mounts no volume holding the workspace folder`,
+      `the folder is shared at ${resolved.containerWorkspaceFolder} (workspaceFolder) all the same`,
+    );
   }
   const publish: PortsConfig['publish'] = [];
   const forward: number[] = [];
@@ -100,18 +110,33 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
     if (service === primary.name) forward.push(port);
     else if (started.has(service)) forwards.push({ service, port });
     else {
-      problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names ${project.services[service] ? 'a service that does not start (runServices, profiles)' : 'no service of the compose project'}`,
-        'not forwarded');
+      problems.add(
+        'warning',
+        'service-port',
+        '$.forwardPorts',
+        `"${service}:${port}" names ${project.services[service] ? 'a service that does not start (runServices, profiles)' : 'no service of the compose project'}`,
+        'not forwarded',
+      );
     }
   }
   const overrideCommand = config.overrideCommand ?? true;
   const primaryCommand = overrideCommand ? undefined : [...(primary.entrypoint ?? []), ...(primary.command ?? [])];
   return {
     source: primary.build
-      ? { kind: 'dockerfile', build: { dockerfile: path.resolve(primary.build.context, primary.build.dockerfile), context: primary.build.context, args: primary.build.args, cacheFrom: [], options: [], ...(primary.build.target ? { target: primary.build.target } : {}) } }
+      ? {
+          kind: 'dockerfile',
+          build: {
+            dockerfile: path.resolve(primary.build.context, primary.build.dockerfile),
+            context: primary.build.context,
+            args: primary.build.args,
+            cacheFrom: [],
+            options: [],
+            ...(primary.build.target ? { target: primary.build.target } : {}),
+          },
+        }
       : { kind: 'image', ref: primary.image },
     containerEnv: { ...primary.environment, ...config.containerEnv },
-    ...(config.containerUser ?? primary.user ? { containerUser: config.containerUser ?? primary.user } : {}),
+    ...((config.containerUser ?? primary.user) ? { containerUser: config.containerUser ?? primary.user } : {}),
     mounts,
     volumes,
     tmpfs: primary.tmpfs,
@@ -120,7 +145,7 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
     compose: {
       project: project.name,
       primary: primary.name,
-      services: loaded.start.flatMap((name) => (name === primary.name ? [] : project.services[name] ?? [])),
+      services: loaded.start.flatMap((name) => (name === primary.name ? [] : (project.services[name] ?? []))),
       primaryDependsOn: primary.dependsOn,
       primaryPorts: declaredPorts(primary),
       forwards,
@@ -143,5 +168,7 @@ function shortHash(text: string): string {
 
 /** The TCP ports other VMs may reach: `expose` and the service side of `ports`. */
 export function declaredPorts(service: ComposeService): number[] {
-  return [...new Set([...service.expose, ...service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target)])].sort((a, b) => a - b);
+  return [
+    ...new Set([...service.expose, ...service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target)]),
+  ].sort((a, b) => a - b);
 }

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { HOOKS, Hook, LifecycleCommand, toLifecycleCommand, WAIT_FOR, WaitFor } from './lifecycle';
-import { AUTO_FORWARD_ACTIONS, parseAppPort, parseForwardPort, PortAttributes, portKeyMatcher, PortsConfig } from './ports';
+import {
+  AUTO_FORWARD_ACTIONS,
+  parseAppPort,
+  parseForwardPort,
+  PortAttributes,
+  portKeyMatcher,
+  PortsConfig,
+} from './ports';
 import { firstIssue, valueAt } from '../options';
 import { jsonPath, Problems, quote } from './problems';
 
@@ -78,16 +85,36 @@ export interface DevcontainerConfig {
 
 const stringMap = z.record(z.string());
 const stringArray = z.array(z.string());
-const size = z.string().regex(/^\d+(\.\d+)?\s*([tgmk]b?)?$/i).or(z.number().nonnegative());
+const size = z
+  .string()
+  .regex(/^\d+(\.\d+)?\s*([tgmk]b?)?$/i)
+  .or(z.number().nonnegative());
 
 /** Keys for editors and other tools: not for the VM; they go to the log. */
-const EDITOR_KEYS = new Set(['customizations', 'extensions', 'settings', 'devPort', '$schema', 'otherPortsAttributes_comment']);
+const EDITOR_KEYS = new Set([
+  'customizations',
+  'extensions',
+  'settings',
+  'devPort',
+  '$schema',
+  'otherPortsAttributes_comment',
+]);
 
 export function emptyConfig(): DevcontainerConfig {
   return {
-    features: {}, overrideFeatureInstallOrder: [], ports: { forward: [], servicePorts: [], publish: [], attributes: {} },
-    containerEnv: {}, remoteEnv: {}, mounts: [], runArgs: [], hostRequirements: {}, hooks: {}, hasInitializeCommand: false,
-    capAdd: [], securityOpt: [], customizations: {},
+    features: {},
+    overrideFeatureInstallOrder: [],
+    ports: { forward: [], servicePorts: [], publish: [], attributes: {} },
+    containerEnv: {},
+    remoteEnv: {},
+    mounts: [],
+    runArgs: [],
+    hostRequirements: {},
+    hooks: {},
+    hasInitializeCommand: false,
+    capAdd: [],
+    securityOpt: [],
+    customizations: {},
   };
 }
 
@@ -100,7 +127,8 @@ export function readConfig(raw: Record<string, unknown>, problems: Problems): De
     const at = jsonPath([key]);
     const reader = READERS[key];
     if (reader) reader(value, config, problems, at);
-    else if (EDITOR_KEYS.has(key)) problems.add('info', 'editor-only', at, `${key} is for editors and other tools`, 'nothing changes in the VM');
+    else if (EDITOR_KEYS.has(key))
+      problems.add('info', 'editor-only', at, `${key} is for editors and other tools`, 'nothing changes in the VM');
     else problems.add('warning', 'unknown-key', at, `unknown key ${JSON.stringify(key)}`, 'ignored (a typo?)');
   }
   checkSources(raw, config, problems);
@@ -109,27 +137,60 @@ export function readConfig(raw: Record<string, unknown>, problems: Problems): De
 
 /** Exactly one way to get the environment: an image, a Dockerfile or compose. */
 function checkSources(raw: Record<string, unknown>, config: DevcontainerConfig, problems: Problems): void {
-  const given = [config.image && 'image', config.build && 'build', config.compose && 'dockerComposeFile'].filter(Boolean);
+  const given = [config.image && 'image', config.build && 'build', config.compose && 'dockerComposeFile'].filter(
+    Boolean,
+  );
   if (given.length > 1) {
-    problems.add('error', 'conflicting-sources', '$', `the file names both ${given.join(' and ')}`, 'keep one of image, build.dockerfile and dockerComposeFile');
+    problems.add(
+      'error',
+      'conflicting-sources',
+      '$',
+      `the file names both ${given.join(' and ')}`,
+      'keep one of image, build.dockerfile and dockerComposeFile',
+    );
   }
-  if ('service' in raw && !config.compose) problems.add('warning', 'service-without-compose', '$.service', 'service is set but dockerComposeFile is not', 'ignored');
+  if ('service' in raw && !config.compose)
+    problems.add(
+      'warning',
+      'service-without-compose',
+      '$.service',
+      'service is set but dockerComposeFile is not',
+      'ignored',
+    );
 }
 
-function check<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, problems: Problems, at: string, expected: string, severity: 'error' | 'warning' = 'warning'): T | undefined {
+function check<T>(
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  value: unknown,
+  problems: Problems,
+  at: string,
+  expected: string,
+  severity: 'error' | 'warning' = 'warning',
+): T | undefined {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  problems.add(severity, 'invalid-type', at, `expected ${expected}, got ${quote(value)}`, severity === 'error' ? 'the folder cannot be opened as described' : 'ignored');
+  problems.add(
+    severity,
+    'invalid-type',
+    at,
+    `expected ${expected}, got ${quote(value)}`,
+    severity === 'error' ? 'the folder cannot be opened as described' : 'ignored',
+  );
   return undefined;
 }
 
 const READERS: Record<string, Reader> = {
-  name: (v, c, p, at) => { c.name = check(z.string(), v, p, at, 'a string'); },
-  image: (v, c, p, at) => { c.image = check(z.string().min(1), v, p, at, 'an image reference', 'error'); },
+  name: (v, c, p, at) => {
+    c.name = check(z.string(), v, p, at, 'a string');
+  },
+  image: (v, c, p, at) => {
+    c.image = check(z.string().min(1), v, p, at, 'an image reference', 'error');
+  },
   build: (v, c, p, at) => readBuild(v, c, p, at),
   dockerFile: (v, c, p, at) => {
     const dockerfile = check(z.string().min(1), v, p, at, 'a Dockerfile path', 'error');
-    if (dockerfile) c.build = { dockerfile, context: c.build?.context ?? '.', args: c.build?.args ?? {}, cacheFrom: [], options: [] };
+    if (dockerfile)
+      c.build = { dockerfile, context: c.build?.context ?? '.', args: c.build?.args ?? {}, cacheFrom: [], options: [] };
   },
   context: (v, c, p, at) => {
     const context = check(z.string(), v, p, at, 'a directory path');
@@ -137,72 +198,180 @@ const READERS: Record<string, Reader> = {
     else if (context !== undefined) c.build = { dockerfile: '', context, args: {}, cacheFrom: [], options: [] };
   },
   dockerComposeFile: (v, c, p, at) => {
-    const files = check(z.union([z.string().min(1).transform((s) => [s]), z.array(z.string().min(1))]), v, p, at, 'a compose file path or an array of them', 'error');
-    if (files) c.compose = { files, service: c.compose?.service ?? '', ...(c.compose?.runServices ? { runServices: c.compose.runServices } : {}) };
+    const files = check(
+      z.union([
+        z
+          .string()
+          .min(1)
+          .transform((s) => [s]),
+        z.array(z.string().min(1)),
+      ]),
+      v,
+      p,
+      at,
+      'a compose file path or an array of them',
+      'error',
+    );
+    if (files)
+      c.compose = {
+        files,
+        service: c.compose?.service ?? '',
+        ...(c.compose?.runServices ? { runServices: c.compose.runServices } : {}),
+      };
   },
   service: (v, c, p, at) => {
     const service = check(z.string().min(1), v, p, at, 'a service name', 'error');
-    if (service) c.compose = { files: c.compose?.files ?? [], service, ...(c.compose?.runServices ? { runServices: c.compose.runServices } : {}) };
+    if (service)
+      c.compose = {
+        files: c.compose?.files ?? [],
+        service,
+        ...(c.compose?.runServices ? { runServices: c.compose.runServices } : {}),
+      };
   },
   runServices: (v, c, p, at) => {
     const runServices = check(stringArray, v, p, at, 'an array of service names');
     if (runServices) c.compose = { files: c.compose?.files ?? [], service: c.compose?.service ?? '', runServices };
   },
-  features: (v, c, p, at) => { c.features = check(z.record(z.unknown()), v, p, at, 'an object of feature references', 'error') ?? {}; },
-  overrideFeatureInstallOrder: (v, c, p, at) => { c.overrideFeatureInstallOrder = check(stringArray, v, p, at, 'an array of feature ids') ?? []; },
+  features: (v, c, p, at) => {
+    c.features = check(z.record(z.unknown()), v, p, at, 'an object of feature references', 'error') ?? {};
+  },
+  overrideFeatureInstallOrder: (v, c, p, at) => {
+    c.overrideFeatureInstallOrder = check(stringArray, v, p, at, 'an array of feature ids') ?? [];
+  },
   forwardPorts: (v, c, p, at) => readForwardPorts(v, c, p, at),
   appPort: (v, c, p, at) => {
     const publish = parseAppPort(v);
     if (publish) c.ports.publish = publish;
-    else p.add('warning', 'invalid-port', at, `expected a port, "HOST:GUEST" or an array of them, got ${quote(v)}`, 'no port is published');
+    else
+      p.add(
+        'warning',
+        'invalid-port',
+        at,
+        `expected a port, "HOST:GUEST" or an array of them, got ${quote(v)}`,
+        'no port is published',
+      );
   },
-  portsAttributes: (v, c, p, at) => { c.ports.attributes = readPortsAttributes(v, p, at); },
-  otherPortsAttributes: (v, c, p, at) => { c.ports.otherAttributes = readAttributes(v, p, at); },
-  containerEnv: (v, c, p, at) => { c.containerEnv = readEnv(v, p, at, false) as Record<string, string>; },
-  remoteEnv: (v, c, p, at) => { c.remoteEnv = readEnv(v, p, at, true); },
-  containerUser: (v, c, p, at) => { c.containerUser = check(z.string().min(1), v, p, at, 'a user name or uid'); },
-  remoteUser: (v, c, p, at) => { c.remoteUser = check(z.string().min(1), v, p, at, 'a user name or uid'); },
-  updateRemoteUserUID: (v, c, p, at) => { c.updateRemoteUserUID = check(z.boolean(), v, p, at, 'true or false'); },
-  userEnvProbe: (v, c, p, at) => { c.userEnvProbe = check(z.enum(['none', 'interactiveShell', 'loginShell', 'loginInteractiveShell']), v, p, at, 'none, interactiveShell, loginShell or loginInteractiveShell'); },
-  workspaceFolder: (v, c, p, at) => { c.workspaceFolder = check(z.string().regex(/^\//), v, p, at, 'an absolute path in the VM such as "/workspaces/app"'); },
-  workspaceMount: (v, c, p, at) => { c.workspaceMount = check(z.string(), v, p, at, 'a mount string'); },
-  mounts: (v, c, p, at) => { c.mounts = check(z.array(z.unknown()), v, p, at, 'an array of mounts') ?? []; },
-  runArgs: (v, c, p, at) => { c.runArgs = check(stringArray, v, p, at, 'an array of strings (docker run arguments)') ?? []; },
-  hostRequirements: (v, c, p, at) => { c.hostRequirements = readHostRequirements(v, p, at); },
+  portsAttributes: (v, c, p, at) => {
+    c.ports.attributes = readPortsAttributes(v, p, at);
+  },
+  otherPortsAttributes: (v, c, p, at) => {
+    c.ports.otherAttributes = readAttributes(v, p, at);
+  },
+  containerEnv: (v, c, p, at) => {
+    c.containerEnv = readEnv(v, p, at, false) as Record<string, string>;
+  },
+  remoteEnv: (v, c, p, at) => {
+    c.remoteEnv = readEnv(v, p, at, true);
+  },
+  containerUser: (v, c, p, at) => {
+    c.containerUser = check(z.string().min(1), v, p, at, 'a user name or uid');
+  },
+  remoteUser: (v, c, p, at) => {
+    c.remoteUser = check(z.string().min(1), v, p, at, 'a user name or uid');
+  },
+  updateRemoteUserUID: (v, c, p, at) => {
+    c.updateRemoteUserUID = check(z.boolean(), v, p, at, 'true or false');
+  },
+  userEnvProbe: (v, c, p, at) => {
+    c.userEnvProbe = check(
+      z.enum(['none', 'interactiveShell', 'loginShell', 'loginInteractiveShell']),
+      v,
+      p,
+      at,
+      'none, interactiveShell, loginShell or loginInteractiveShell',
+    );
+  },
+  workspaceFolder: (v, c, p, at) => {
+    c.workspaceFolder = check(
+      z.string().regex(/^\//),
+      v,
+      p,
+      at,
+      'an absolute path in the VM such as "/workspaces/app"',
+    );
+  },
+  workspaceMount: (v, c, p, at) => {
+    c.workspaceMount = check(z.string(), v, p, at, 'a mount string');
+  },
+  mounts: (v, c, p, at) => {
+    c.mounts = check(z.array(z.unknown()), v, p, at, 'an array of mounts') ?? [];
+  },
+  runArgs: (v, c, p, at) => {
+    c.runArgs = check(stringArray, v, p, at, 'an array of strings (docker run arguments)') ?? [];
+  },
+  hostRequirements: (v, c, p, at) => {
+    c.hostRequirements = readHostRequirements(v, p, at);
+  },
   initializeCommand: (_v, c, p, at) => {
     c.hasInitializeCommand = true;
-    p.add('warning', 'initialize-command', at, 'initializeCommand runs on the host in other tools', 'it never runs here: nothing from the workspace runs on the host');
+    p.add(
+      'warning',
+      'initialize-command',
+      at,
+      'initializeCommand runs on the host in other tools',
+      'it never runs here: nothing from the workspace runs on the host',
+    );
   },
   ...Object.fromEntries(HOOKS.map((hook) => [hook, ((v, c, p, at) => readHook(hook, v, c, p, at)) as Reader])),
-  waitFor: (v, c, p, at) => { c.waitFor = check(z.enum(WAIT_FOR), v, p, at, WAIT_FOR.join(', ')); },
-  shutdownAction: (v, c, p, at) => { c.shutdownAction = check(z.enum(['none', 'stopContainer', 'stopCompose']), v, p, at, 'none, stopContainer or stopCompose'); },
-  overrideCommand: (v, c, p, at) => { c.overrideCommand = check(z.boolean(), v, p, at, 'true or false'); },
-  init: (v, c, p, at) => { c.init = check(z.boolean(), v, p, at, 'true or false'); },
-  privileged: (v, c, p, at) => { c.privileged = check(z.boolean(), v, p, at, 'true or false'); },
-  capAdd: (v, c, p, at) => { c.capAdd = check(stringArray, v, p, at, 'an array of capability names') ?? []; },
-  securityOpt: (v, c, p, at) => { c.securityOpt = check(stringArray, v, p, at, 'an array of strings') ?? []; },
+  waitFor: (v, c, p, at) => {
+    c.waitFor = check(z.enum(WAIT_FOR), v, p, at, WAIT_FOR.join(', '));
+  },
+  shutdownAction: (v, c, p, at) => {
+    c.shutdownAction = check(
+      z.enum(['none', 'stopContainer', 'stopCompose']),
+      v,
+      p,
+      at,
+      'none, stopContainer or stopCompose',
+    );
+  },
+  overrideCommand: (v, c, p, at) => {
+    c.overrideCommand = check(z.boolean(), v, p, at, 'true or false');
+  },
+  init: (v, c, p, at) => {
+    c.init = check(z.boolean(), v, p, at, 'true or false');
+  },
+  privileged: (v, c, p, at) => {
+    c.privileged = check(z.boolean(), v, p, at, 'true or false');
+  },
+  capAdd: (v, c, p, at) => {
+    c.capAdd = check(stringArray, v, p, at, 'an array of capability names') ?? [];
+  },
+  securityOpt: (v, c, p, at) => {
+    c.securityOpt = check(stringArray, v, p, at, 'an array of strings') ?? [];
+  },
   customizations: (v, c, p, at) => {
     c.customizations = check(z.record(z.unknown()), v, p, at, 'an object') ?? {};
     p.add('info', 'editor-only', at, 'customizations are for editors and other tools', 'nothing changes in the VM');
   },
 };
 
-const buildSchema = z.object({
-  dockerfile: z.string().min(1).optional(),
-  context: z.string().optional(),
-  args: stringMap.optional(),
-  target: z.string().min(1).optional(),
-  cacheFrom: z.union([z.string().transform((s) => [s]), stringArray]).optional(),
-  options: stringArray.optional(),
-}).passthrough();
+const buildSchema = z
+  .object({
+    dockerfile: z.string().min(1).optional(),
+    context: z.string().optional(),
+    args: stringMap.optional(),
+    target: z.string().min(1).optional(),
+    cacheFrom: z.union([z.string().transform((s) => [s]), stringArray]).optional(),
+    options: stringArray.optional(),
+  })
+  .passthrough();
 
 function readBuild(value: unknown, c: DevcontainerConfig, p: Problems, at: string): void {
   const build = check(buildSchema, value, p, at, 'an object {dockerfile, context, args, target}', 'error');
   if (!build) return;
   if (!build.dockerfile && !c.build?.dockerfile) {
-    p.add('error', 'missing-dockerfile', `${at}.dockerfile`, 'build has no dockerfile', 'the folder cannot be opened as described; name the Dockerfile, relative to this file');
+    p.add(
+      'error',
+      'missing-dockerfile',
+      `${at}.dockerfile`,
+      'build has no dockerfile',
+      'the folder cannot be opened as described; name the Dockerfile, relative to this file',
+    );
   }
-  for (const key of Object.keys(build).filter((k) => !['dockerfile', 'context', 'args', 'target', 'cacheFrom', 'options'].includes(k))) {
+  for (const key of Object.keys(build).filter(
+    (k) => !['dockerfile', 'context', 'args', 'target', 'cacheFrom', 'options'].includes(k),
+  )) {
     p.add('warning', 'unknown-key', `${at}.${key}`, `unknown build key ${JSON.stringify(key)}`, 'ignored');
   }
   c.build = {
@@ -217,33 +386,58 @@ function readBuild(value: unknown, c: DevcontainerConfig, p: Problems, at: strin
 
 function readForwardPorts(value: unknown, c: DevcontainerConfig, p: Problems, at: string): void {
   if (!Array.isArray(value)) {
-    p.add('warning', 'invalid-type', at, `expected an array of ports, got ${quote(value)}`, 'no port is forwarded from the start');
+    p.add(
+      'warning',
+      'invalid-type',
+      at,
+      `expected an array of ports, got ${quote(value)}`,
+      'no port is forwarded from the start',
+    );
     return;
   }
   value.forEach((item, i) => {
     const port = parseForwardPort(item);
-    if (!port) p.add('warning', 'invalid-port', `${at}[${i}]`, `expected a port from 1 to 65535 or "service:port", got ${quote(item)}`, 'this entry is ignored');
+    if (!port)
+      p.add(
+        'warning',
+        'invalid-port',
+        `${at}[${i}]`,
+        `expected a port from 1 to 65535 or "service:port", got ${quote(item)}`,
+        'this entry is ignored',
+      );
     else if ('service' in port) c.ports.servicePorts.push(port);
     else if (!c.ports.forward.includes(port.port)) c.ports.forward.push(port.port);
   });
 }
 
-const attributesSchema = z.object({
-  label: z.string().optional(),
-  protocol: z.enum(['http', 'https']).optional(),
-  onAutoForward: z.enum(AUTO_FORWARD_ACTIONS).optional(),
-  requireLocalPort: z.boolean().optional(),
-  elevateIfNeeded: z.boolean().optional(),
-}).passthrough();
+const attributesSchema = z
+  .object({
+    label: z.string().optional(),
+    protocol: z.enum(['http', 'https']).optional(),
+    onAutoForward: z.enum(AUTO_FORWARD_ACTIONS).optional(),
+    requireLocalPort: z.boolean().optional(),
+    elevateIfNeeded: z.boolean().optional(),
+  })
+  .passthrough();
 
 function readAttributes(value: unknown, p: Problems, at: string): PortAttributes | undefined {
   const result = attributesSchema.safeParse(value);
   if (result.success) {
     const { label, protocol, onAutoForward, requireLocalPort, elevateIfNeeded } = result.data;
-    return Object.fromEntries(Object.entries({ label, protocol, onAutoForward, requireLocalPort, elevateIfNeeded }).filter(([, v]) => v !== undefined));
+    return Object.fromEntries(
+      Object.entries({ label, protocol, onAutoForward, requireLocalPort, elevateIfNeeded }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
   }
   const issue = firstIssue(result.error);
-  p.add('warning', 'invalid-port-attributes', jsonPath([...pathOf(at), ...issue.path]), `${issue.message.toLowerCase()}, got ${quote(valueAt(value, issue.path))}`, 'these attributes are ignored');
+  p.add(
+    'warning',
+    'invalid-port-attributes',
+    jsonPath([...pathOf(at), ...issue.path]),
+    `${issue.message.toLowerCase()}, got ${quote(valueAt(value, issue.path))}`,
+    'these attributes are ignored',
+  );
   return undefined;
 }
 
@@ -253,7 +447,13 @@ function readPortsAttributes(value: unknown, p: Problems, at: string): Record<st
   for (const [key, entry] of Object.entries(record ?? {})) {
     const where = jsonPath([...pathOf(at), key]);
     if (!portKeyMatcher(key)) {
-      p.add('warning', 'invalid-port-key', where, `${JSON.stringify(key)} is not a port, a range or a regular expression`, 'ignored');
+      p.add(
+        'warning',
+        'invalid-port-key',
+        where,
+        `${JSON.stringify(key)} is not a port, a range or a regular expression`,
+        'ignored',
+      );
       continue;
     }
     const attributes = readAttributes(entry, p, where);
@@ -267,7 +467,8 @@ function readEnv(value: unknown, p: Problems, at: string, allowNull: boolean): R
   const out: Record<string, string | null> = {};
   for (const [name, entry] of Object.entries(record ?? {})) {
     const where = jsonPath([...pathOf(at), name]);
-    if (!/^[^=\0]+$/.test(name)) p.add('warning', 'invalid-env-name', where, `${JSON.stringify(name)} is not a variable name`, 'ignored');
+    if (!/^[^=\0]+$/.test(name))
+      p.add('warning', 'invalid-env-name', where, `${JSON.stringify(name)} is not a variable name`, 'ignored');
     else if (typeof entry === 'string' && !entry.includes('\0')) out[name] = entry;
     else if (entry === null && allowNull) out[name] = null;
     else if (typeof entry === 'number' || typeof entry === 'boolean') out[name] = String(entry);
@@ -279,9 +480,12 @@ function readEnv(value: unknown, p: Problems, at: string, allowNull: boolean): R
 function readHostRequirements(value: unknown, p: Problems, at: string): HostRequirements {
   const record = check(z.record(z.unknown()), value, p, at, 'an object {cpus, memory, storage, gpu}') ?? {};
   const out: HostRequirements = {};
-  if (record.cpus !== undefined) out.cpus = check(z.number().int().min(1).max(1024), record.cpus, p, `${at}.cpus`, 'a whole number of CPUs');
-  if (record.memory !== undefined) out.memoryMib = toMib(check(size, record.memory, p, `${at}.memory`, 'a size such as "8gb"'));
-  if (record.storage !== undefined) out.storageMib = toMib(check(size, record.storage, p, `${at}.storage`, 'a size such as "32gb"'));
+  if (record.cpus !== undefined)
+    out.cpus = check(z.number().int().min(1).max(1024), record.cpus, p, `${at}.cpus`, 'a whole number of CPUs');
+  if (record.memory !== undefined)
+    out.memoryMib = toMib(check(size, record.memory, p, `${at}.memory`, 'a size such as "8gb"'));
+  if (record.storage !== undefined)
+    out.storageMib = toMib(check(size, record.storage, p, `${at}.storage`, 'a size such as "32gb"'));
   if (record.gpu !== undefined && record.gpu !== false) {
     out.gpu = record.gpu as HostRequirements['gpu'];
     if (record.gpu !== 'optional') p.add('warning', 'gpu', `${at}.gpu`, 'a GPU is requested', 'the VM has no GPU');
@@ -294,7 +498,9 @@ export function toMib(value: string | number | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'number') return Math.ceil(value / (1024 * 1024));
   const match = /^(\d+(?:\.\d+)?)\s*([tgmk])?b?$/i.exec(value) as RegExpExecArray;
-  const factor = { t: 1024 * 1024, g: 1024, m: 1, k: 1 / 1024, '': 1 / (1024 * 1024) }[(match[2] ?? '').toLowerCase() as 't' | 'g' | 'm' | 'k' | ''];
+  const factor = { t: 1024 * 1024, g: 1024, m: 1, k: 1 / 1024, '': 1 / (1024 * 1024) }[
+    (match[2] ?? '').toLowerCase() as 't' | 'g' | 'm' | 'k' | ''
+  ];
   return Math.ceil(Number(match[1]) * factor);
 }
 
@@ -321,6 +527,8 @@ function pathOf(at: string): Array<string | number> {
 export function recommendedExtensions(config: DevcontainerConfig, raw: Record<string, unknown> = {}): string[] {
   const vscode = config.customizations.vscode as { extensions?: unknown } | undefined;
   const lists = [vscode?.extensions, raw.extensions].filter(Array.isArray) as unknown[][];
-  const ids = lists.flat().filter((id): id is string => typeof id === 'string' && /^[A-Za-z0-9][\w-]*\.[A-Za-z0-9][\w.-]*$/.test(id));
+  const ids = lists
+    .flat()
+    .filter((id): id is string => typeof id === 'string' && /^[A-Za-z0-9][\w-]*\.[A-Za-z0-9][\w.-]*$/.test(id));
   return [...new Set(ids)];
 }

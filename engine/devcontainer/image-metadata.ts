@@ -31,7 +31,13 @@ export function metadataHooks(entries: readonly MetadataEntry[], problems: Probl
         const command = toLifecycleCommand(entry[hook]);
         if (command) (hooks[hook] ??= []).push({ origin, command });
       } catch (err) {
-        problems.add('warning', 'invalid-command', entryPath(origin, hook), `${(err as Error).message}, got ${quote(entry[hook])}`, `this ${hook} of ${origin} does not run`);
+        problems.add(
+          'warning',
+          'invalid-command',
+          entryPath(origin, hook),
+          `${(err as Error).message}, got ${quote(entry[hook])}`,
+          `this ${hook} of ${origin} does not run`,
+        );
       }
     }
   }
@@ -45,12 +51,19 @@ export function featureEntries(features: ResolvedFeatures['features'], devcontai
 
 /** The entries' mounts, each with the JSON path a problem about it names. */
 export function metadataMounts(entries: readonly MetadataEntry[]): Array<{ value: unknown; at: string }> {
-  return entries.flatMap((entry) => (Array.isArray(entry.mounts) ? entry.mounts as unknown[] : [])
-    .map((value, i) => ({ value, at: `${entryPath(String(entry.id ?? 'the image'), 'mounts')}[${i}]` })));
+  return entries.flatMap((entry) =>
+    (Array.isArray(entry.mounts) ? (entry.mounts as unknown[]) : []).map((value, i) => ({
+      value,
+      at: `${entryPath(String(entry.id ?? 'the image'), 'mounts')}[${i}]`,
+    })),
+  );
 }
 
 /** Per tool, every entry's customizations in order, devcontainer.json's last (merge.ts's rule). */
-export function mergedCustomizations(entries: readonly MetadataEntry[], own: Record<string, unknown>): Record<string, unknown[]> {
+export function mergedCustomizations(
+  entries: readonly MetadataEntry[],
+  own: Record<string, unknown>,
+): Record<string, unknown[]> {
   return mergeConfiguration({ customizations: own }, [...entries]).customizations as Record<string, unknown[]>;
 }
 
@@ -58,8 +71,13 @@ export function mergedCustomizations(entries: readonly MetadataEntry[], own: Rec
 export function metadataProblems(entries: readonly MetadataEntry[], problems: Problems): void {
   for (const entry of entries) {
     if (typeof entry.entrypoint === 'string' && entry.entrypoint) {
-      problems.add('warning', 'feature-entrypoint', entryPath(String(entry.id ?? 'the image'), 'entrypoint'), `${quote(entry.entrypoint)} is an entrypoint`,
-        'it does not run: the VM starts no container entrypoint; start what it starts in a postStartCommand');
+      problems.add(
+        'warning',
+        'feature-entrypoint',
+        entryPath(String(entry.id ?? 'the image'), 'entrypoint'),
+        `${quote(entry.entrypoint)} is an entrypoint`,
+        'it does not run: the VM starts no container entrypoint; start what it starts in a postStartCommand',
+      );
     }
   }
 }
@@ -68,10 +86,16 @@ export function metadataProblems(entries: readonly MetadataEntry[], problems: Pr
 export function featureProblems(resolved: ResolvedFeatures): Problem[] {
   const problems = new Problems();
   for (const { feature, error } of resolved.errors) {
-    problems.add('error', error.code === 'E_FEATURE_ORDER' ? 'feature-order' : 'feature', feature ? jsonPath(['features', feature]) : '$.features', error.message,
-      'the features cannot be installed, so the folder does not open');
+    problems.add(
+      'error',
+      error.code === 'E_FEATURE_ORDER' ? 'feature-order' : 'feature',
+      feature ? jsonPath(['features', feature]) : '$.features',
+      error.message,
+      'the features cannot be installed, so the folder does not open',
+    );
   }
-  for (const w of resolved.warnings) problems.add('warning', 'feature', jsonPath(['features', w.feature]), w.message, w.consequence);
+  for (const w of resolved.warnings)
+    problems.add('warning', 'feature', jsonPath(['features', w.feature]), w.message, w.consequence);
   return problems.list;
 }
 
@@ -79,7 +103,13 @@ function entryPath(origin: string, key: string): string {
   return jsonPath(['features', origin, key]);
 }
 
-type PlanPart = { metadataHooks: MetadataHooks; remoteUser?: string; containerUser?: string; remoteEnv: Record<string, string | null>; customizations: Record<string, unknown[]> };
+type PlanPart = {
+  metadataHooks: MetadataHooks;
+  remoteUser?: string;
+  containerUser?: string;
+  remoteEnv: Record<string, string | null>;
+  customizations: Record<string, unknown[]>;
+};
 
 /**
  * The plan with the image's own `devcontainer.metadata` entries merged under it, known once
@@ -88,7 +118,11 @@ type PlanPart = { metadataHooks: MetadataHooks; remoteUser?: string; containerUs
  * containerEnv of the label are not applied: the image already has its environment, and a
  * mount the image asks for could name host paths.
  */
-export function withImageMetadata<P extends PlanPart>(plan: P, entries: readonly MetadataEntry[], problems: Problems): P {
+export function withImageMetadata<P extends PlanPart>(
+  plan: P,
+  entries: readonly MetadataEntry[],
+  problems: Problems,
+): P {
   if (entries.length === 0) return plan;
   const own = metadataHooks(entries, problems);
   const hooks: MetadataHooks = {};
@@ -96,16 +130,37 @@ export function withImageMetadata<P extends PlanPart>(plan: P, entries: readonly
     const list = [...(own[hook] ?? []), ...(plan.metadataHooks[hook] ?? [])];
     if (list.length > 0) hooks[hook] = list;
   }
-  const last = (key: string) => [...entries].reverse().map((e) => e[key]).find((v): v is string => typeof v === 'string' && v !== '');
+  const last = (key: string) =>
+    [...entries]
+      .reverse()
+      .map((e) => e[key])
+      .find((v): v is string => typeof v === 'string' && v !== '');
   const remoteUser = plan.remoteUser ?? last('remoteUser');
   const containerUser = plan.containerUser ?? last('containerUser');
-  const remoteEnv = Object.assign({}, ...entries.map((e) => (isStringMap(e.remoteEnv) ? e.remoteEnv : {})), plan.remoteEnv) as Record<string, string | null>;
+  const remoteEnv = Object.assign(
+    {},
+    ...entries.map((e) => (isStringMap(e.remoteEnv) ? e.remoteEnv : {})),
+    plan.remoteEnv,
+  ) as Record<string, string | null>;
   const customizations: Record<string, unknown[]> = {};
-  for (const [tool, values] of Object.entries(mergedCustomizations(entries, {}))) customizations[tool] = [...values, ...(plan.customizations[tool] ?? [])];
+  for (const [tool, values] of Object.entries(mergedCustomizations(entries, {})))
+    customizations[tool] = [...values, ...(plan.customizations[tool] ?? [])];
   for (const [tool, values] of Object.entries(plan.customizations)) customizations[tool] ??= values;
-  return { ...plan, metadataHooks: hooks, remoteEnv, customizations, ...(remoteUser ? { remoteUser } : {}), ...(containerUser ? { containerUser } : {}) };
+  return {
+    ...plan,
+    metadataHooks: hooks,
+    remoteEnv,
+    customizations,
+    ...(remoteUser ? { remoteUser } : {}),
+    ...(containerUser ? { containerUser } : {}),
+  };
 }
 
 function isStringMap(value: unknown): value is Record<string, string | null> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string' || v === null);
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === 'string' || v === null)
+  );
 }

@@ -26,17 +26,29 @@ export const DEFAULT_LANGUAGE_IMAGES: Readonly<Record<Language, string>> = {
 
 /** Each language's name as people write it, for messages. */
 export const LANGUAGE_NAMES: Readonly<Record<Language, string>> = {
-  node: 'Node.js', python: 'Python', go: 'Go', rust: 'Rust', ruby: 'Ruby', java: 'Java', dotnet: '.NET',
+  node: 'Node.js',
+  python: 'Python',
+  go: 'Go',
+  rust: 'Rust',
+  ruby: 'Ruby',
+  java: 'Java',
+  dotnet: '.NET',
 };
 
 /** Marker files per language, exact names or a suffix (`*.csproj`). */
 const MARKERS: ReadonlyArray<{ language: Language; names: readonly string[]; suffixes?: readonly string[] }> = [
   { language: 'go', names: ['go.mod'] },
   { language: 'rust', names: ['Cargo.toml'] },
-  { language: 'java', names: ['pom.xml', 'build.gradle', 'build.gradle.kts', 'settings.gradle', 'settings.gradle.kts'] },
+  {
+    language: 'java',
+    names: ['pom.xml', 'build.gradle', 'build.gradle.kts', 'settings.gradle', 'settings.gradle.kts'],
+  },
   { language: 'dotnet', names: ['global.json'], suffixes: ['.csproj', '.fsproj', '.sln'] },
   { language: 'ruby', names: ['Gemfile'] },
-  { language: 'python', names: ['pyproject.toml', 'requirements.txt', 'setup.py', 'setup.cfg', 'Pipfile', 'poetry.lock', 'uv.lock'] },
+  {
+    language: 'python',
+    names: ['pyproject.toml', 'requirements.txt', 'setup.py', 'setup.cfg', 'Pipfile', 'poetry.lock', 'uv.lock'],
+  },
   { language: 'node', names: ['package.json'] },
 ];
 
@@ -61,7 +73,9 @@ export function detectLanguages(folder: string): DetectedLanguage[] {
   }
   const found: DetectedLanguage[] = [];
   for (const { language, names: exact, suffixes = [] } of MARKERS) {
-    const marker = exact.find((n) => names.includes(n)) ?? names.find((n) => suffixes.some((s) => n.endsWith(s) && n.length > s.length));
+    const marker =
+      exact.find((n) => names.includes(n)) ??
+      names.find((n) => suffixes.some((s) => n.endsWith(s) && n.length > s.length));
     if (marker) found.push({ language, marker });
   }
   return found;

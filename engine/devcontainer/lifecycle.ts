@@ -10,11 +10,16 @@ export type Command = { kind: 'shell'; script: string } | { kind: 'exec'; argv: 
 
 /** A hook's command: one command, or named commands that run in parallel (the object form). */
 export type LifecycleCommand =
-  | { kind: 'single'; command: Command }
-  | { kind: 'parallel'; entries: Array<{ name: string; command: Command }> };
+  { kind: 'single'; command: Command } | { kind: 'parallel'; entries: Array<{ name: string; command: Command }> };
 
 /** The lifecycle hooks that run in the guest, in the order they run. */
-export const HOOKS = ['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand'] as const;
+export const HOOKS = [
+  'onCreateCommand',
+  'updateContentCommand',
+  'postCreateCommand',
+  'postStartCommand',
+  'postAttachCommand',
+] as const;
 /** A lifecycle hook's name. */
 export type Hook = (typeof HOOKS)[number];
 
@@ -50,7 +55,8 @@ export function toLifecycleCommand(value: unknown): LifecycleCommand | undefined
 
 function toCommand(value: unknown): Command | undefined {
   if (typeof value === 'string') return value.trim() === '' ? undefined : { kind: 'shell', script: value };
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.length === 0 ? undefined : { kind: 'exec', argv: value };
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+    return value.length === 0 ? undefined : { kind: 'exec', argv: value };
   throw new TypeError('expected a command string, an array of strings, or an object of named commands');
 }
 

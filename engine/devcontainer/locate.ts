@@ -34,7 +34,10 @@ export function readConfigFile(folder: string): ConfigFile | undefined {
       throw new MicrovmError('E_CONFIG', `cannot read ${file} in ${root}: ${(err as Error).message}`, { cause: err });
     }
     if (path.relative(root, real).startsWith('..') || path.isAbsolute(path.relative(root, real))) {
-      throw new MicrovmError('E_CONFIG', `${file} in ${root} is a link to ${shown(real)}, outside the folder: the configuration must live in the folder; replace the link with the file`);
+      throw new MicrovmError(
+        'E_CONFIG',
+        `${file} in ${root} is a link to ${shown(real)}, outside the folder: the configuration must live in the folder; replace the link with the file`,
+      );
     }
     return { file, ...readCapped(real, file) };
   }
@@ -46,7 +49,11 @@ function readCapped(real: string, file: string): { text: string; digest: string 
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw new MicrovmError('E_CONFIG', `${file} is not a regular file; it must be a JSON file`);
-    if (stat.size > MAX_CONFIG_BYTES) throw new MicrovmError('E_CONFIG', `${file} is ${stat.size} bytes, more than ${MAX_CONFIG_BYTES}; a devcontainer.json is a small JSON file`);
+    if (stat.size > MAX_CONFIG_BYTES)
+      throw new MicrovmError(
+        'E_CONFIG',
+        `${file} is ${stat.size} bytes, more than ${MAX_CONFIG_BYTES}; a devcontainer.json is a small JSON file`,
+      );
     const bytes = fs.readFileSync(fd);
     return { text: bytes.toString('utf8'), digest: createHash('sha256').update(bytes).digest('hex') };
   } finally {

@@ -5,8 +5,21 @@ import { parseMount } from './mounts';
  * then one per feature in install order) with devcontainer.json, last: the shape the
  * reference CLI prints as `mergedConfiguration`. Entries are plain JSON objects.
  */
-const HOOKS = ['onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand'] as const;
-const LAST_WINS = ['waitFor', 'remoteUser', 'containerUser', 'userEnvProbe', 'otherPortsAttributes', 'shutdownAction'] as const;
+const HOOKS = [
+  'onCreateCommand',
+  'updateContentCommand',
+  'postCreateCommand',
+  'postStartCommand',
+  'postAttachCommand',
+] as const;
+const LAST_WINS = [
+  'waitFor',
+  'remoteUser',
+  'containerUser',
+  'userEnvProbe',
+  'otherPortsAttributes',
+  'shutdownAction',
+] as const;
 const LAST_BOOLEAN_WINS = ['overrideCommand', 'updateRemoteUserUID'] as const;
 const UNIONS = ['capAdd', 'securityOpt'] as const;
 
@@ -20,13 +33,16 @@ export function mergeConfiguration(config: Entry, metadata: Entry[] = []): Entry
   merged.init = entries.some((e) => e.init === true);
   merged.privileged = entries.some((e) => e.privileged === true);
   for (const key of UNIONS) {
-    const all = [...new Set(entries.flatMap((e) => (Array.isArray(e[key]) ? e[key] as unknown[] : [])))];
+    const all = [...new Set(entries.flatMap((e) => (Array.isArray(e[key]) ? (e[key] as unknown[]) : [])))];
     if (all.length > 0) merged[key] = all;
     else delete merged[key];
   }
   const entrypoints = entries.map((e) => e.entrypoint).filter(Boolean);
   if (entrypoints.length > 0) merged.entrypoints = entrypoints;
-  for (const hook of HOOKS) merged[`${hook}s`] = entries.map((e) => e[hook]).filter((c) => c !== undefined && c !== '' && !(Array.isArray(c) && c.length === 0));
+  for (const hook of HOOKS)
+    merged[`${hook}s`] = entries
+      .map((e) => e[hook])
+      .filter((c) => c !== undefined && c !== '' && !(Array.isArray(c) && c.length === 0));
   for (const key of LAST_WINS) {
     const value = reversed.find((e) => e[key])?.[key];
     if (value !== undefined) merged[key] = value;
@@ -49,7 +65,7 @@ export function mergeConfiguration(config: Entry, metadata: Entry[] = []): Entry
 
 /** In order, one per target: a later mount at the same target replaces the earlier one. */
 function mergeMounts(entries: Entry[]): unknown[] {
-  const all = entries.flatMap((e) => (Array.isArray(e.mounts) ? e.mounts as unknown[] : []));
+  const all = entries.flatMap((e) => (Array.isArray(e.mounts) ? (e.mounts as unknown[]) : []));
   const targetOf = (m: unknown) => {
     const parsed = parseMount(m);
     return 'error' in parsed ? JSON.stringify(m) : parsed.target;
@@ -61,7 +77,7 @@ function mergeMounts(entries: Entry[]): unknown[] {
 function mergeForwardPorts(entries: Entry[]): unknown[] {
   const seen = new Set<string>();
   const out: unknown[] = [];
-  for (const port of entries.flatMap((e) => (Array.isArray(e.forwardPorts) ? e.forwardPorts as unknown[] : []))) {
+  for (const port of entries.flatMap((e) => (Array.isArray(e.forwardPorts) ? (e.forwardPorts as unknown[]) : []))) {
     const key = typeof port === 'number' ? `localhost:${port}` : String(port);
     if (seen.has(key)) continue;
     seen.add(key);

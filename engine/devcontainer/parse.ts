@@ -11,11 +11,23 @@ export function parseConfigText(text: string, problems: Problems): Record<string
   const raw: unknown = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
   for (const error of errors) {
     const { line, column } = lineColumn(text, error.offset);
-    problems.add('error', 'invalid-json', `line ${line}, column ${column}`, `invalid JSON: ${printParseErrorCode(error.error)}`, 'fix the file; nothing in it is used');
+    problems.add(
+      'error',
+      'invalid-json',
+      `line ${line}, column ${column}`,
+      `invalid JSON: ${printParseErrorCode(error.error)}`,
+      'fix the file; nothing in it is used',
+    );
   }
   if (errors.length > 0) return undefined;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    problems.add('error', 'not-an-object', '$', `expected an object, got ${quote(raw)}`, 'fix the file; nothing in it is used');
+    problems.add(
+      'error',
+      'not-an-object',
+      '$',
+      `expected an object, got ${quote(raw)}`,
+      'fix the file; nothing in it is used',
+    );
     return undefined;
   }
   return raw as Record<string, unknown>;

@@ -10,7 +10,15 @@ import type { BuildConfig, UserEnvProbe } from './config';
 import { readBuildOptions } from './build-options';
 import type { ResolvedFeatures } from '../features/resolve';
 import type { ResolvedFeature } from '../features/types';
-import { featureEntries, featureProblems, mergedCustomizations, MetadataHooks, metadataHooks, metadataMounts, metadataProblems } from './image-metadata';
+import {
+  featureEntries,
+  featureProblems,
+  mergedCustomizations,
+  MetadataHooks,
+  metadataHooks,
+  metadataMounts,
+  metadataProblems,
+} from './image-metadata';
 import { DetectedLanguage, LANGUAGE_NAMES, languageImage } from './language';
 import { Hook, LifecycleCommand, WaitFor } from './lifecycle';
 import { parseMount, ParsedMount } from './mounts';
@@ -111,7 +119,13 @@ export interface FolderFacts {
  * The plan for a resolved configuration, the user's settings, what the folder holds and its
  * features (resolveFeatures; undefined when they were not resolved, as in read-configuration).
  */
-export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, facts: FolderFacts, features?: ResolvedFeatures, compose?: LoadedCompose): WorkspacePlan {
+export function planWorkspace(
+  resolved: ResolvedConfig,
+  settings: PlanSettings,
+  facts: FolderFacts,
+  features?: ResolvedFeatures,
+  compose?: LoadedCompose,
+): WorkspacePlan {
   const problems = new Problems();
   problems.list.push(...resolved.problems);
   if (features) problems.list.push(...featureProblems(features));
@@ -121,28 +135,47 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
   const runArgs = readRunArgs(config.runArgs, folder, problems);
   const workspaceFolder = resolved.containerWorkspaceFolder;
   const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({
-    hostPath, guestPath, readOnly, symlinks: settings.symlinks, filter: true, protect: settings.protect, protectPaths: [], git: settings.git,
+    hostPath,
+    guestPath,
+    readOnly,
+    symlinks: settings.symlinks,
+    filter: true,
+    protect: settings.protect,
+    protectPaths: [],
+    git: settings.git,
   });
   const mounts: MountSpec[] = [];
   if (compose) problems.list.push(...compose.problems);
   const primary = compose ? planPrimaryService({ resolved, loaded: compose, share, problems }) : undefined;
   // A compose workspace's share is where its service mounts the folder; workspaceMount is not used.
   const primaryShare = primary?.mounts[0]; // planPrimaryService always puts the workspace share first
-  const workspaceMount = primaryShare ? { hostPath: primaryShare.hostPath, guestPath: primaryShare.guestPath } : planWorkspaceMount(resolved, problems);
+  const workspaceMount = primaryShare
+    ? { hostPath: primaryShare.hostPath, guestPath: primaryShare.guestPath }
+    : planWorkspaceMount(resolved, problems);
   // The workspace folder relays host edits as guest file events (watchers, `node --watch`, HMR).
   if (primary) mounts.push(...primary.mounts);
-  else if (workspaceMount) mounts.push({ ...share(workspaceMount.hostPath, workspaceMount.guestPath, false), fileEvents: true });
+  else if (workspaceMount)
+    mounts.push({ ...share(workspaceMount.hostPath, workspaceMount.guestPath, false), fileEvents: true });
   const volumes: WorkspacePlan['volumes'] = [];
   if (workspaceMount) {
-    volumes.push({ name: 'node_modules', mountPoint: `${workspaceMount.guestPath}/node_modules`, sizeMib: VOLUME_SIZE_MIB });
-    if (facts.languages.some((l) => l.language === 'python')) volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
+    volumes.push({
+      name: 'node_modules',
+      mountPoint: `${workspaceMount.guestPath}/node_modules`,
+      sizeMib: VOLUME_SIZE_MIB,
+    });
+    if (facts.languages.some((l) => l.language === 'python'))
+      volumes.push({ name: 'venv', mountPoint: `${workspaceMount.guestPath}/.venv`, sizeMib: VOLUME_SIZE_MIB });
   }
   const tmpfs: WorkspacePlan['tmpfs'] = [];
   if (primary) {
     volumes.push(...primary.volumes);
     tmpfs.push(...primary.tmpfs);
   }
-  const mountEntries = [...metadataMounts(entries), ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })), ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' }))];
+  const mountEntries = [
+    ...metadataMounts(entries),
+    ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })),
+    ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' })),
+  ];
   for (const { value, at } of mountEntries) {
     const mount = parseMount(value);
     if ('error' in mount) {
@@ -159,15 +192,30 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
   };
   if (!config.compose) {
     for (const { service, port } of config.ports.servicePorts) {
-      problems.add('warning', 'service-port', '$.forwardPorts', `"${service}:${port}" names a compose service, and the configuration has no dockerComposeFile`, 'not forwarded');
+      problems.add(
+        'warning',
+        'service-port',
+        '$.forwardPorts',
+        `"${service}:${port}" names a compose service, and the configuration has no dockerComposeFile`,
+        'not forwarded',
+      );
     }
   }
   return {
     source: primary?.source ?? imageSource(resolved, settings, facts, problems),
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
-    ...planEgress({ network: settings.network, allowedHosts: settings.allowedHosts, presets: settings.allowedHostsPresets, trusted: settings.trusted },
-      config.customizations, facts.languages, problems),
+    ...planEgress(
+      {
+        network: settings.network,
+        allowedHosts: settings.allowedHosts,
+        presets: settings.allowedHostsPresets,
+        trusted: settings.trusted,
+      },
+      config.customizations,
+      facts.languages,
+      problems,
+    ),
     trustCertificates: settings.trustCertificates ?? 'auto',
     containerEnv: { ...runArgs.env, ...(primary?.containerEnv ?? config.containerEnv) },
     remoteEnv: config.remoteEnv,
@@ -181,7 +229,9 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
     customizations: mergedCustomizations(entries, config.customizations),
     waitFor: config.waitFor ?? 'updateContentCommand',
     ports,
-    ...(primary?.containerUser ?? config.containerUser ?? runArgs.user ? { containerUser: primary?.containerUser ?? config.containerUser ?? runArgs.user } : {}),
+    ...((primary?.containerUser ?? config.containerUser ?? runArgs.user)
+      ? { containerUser: primary?.containerUser ?? config.containerUser ?? runArgs.user }
+      : {}),
     ...(config.remoteUser ? { remoteUser: config.remoteUser } : {}),
     updateRemoteUserUID: config.updateRemoteUserUID ?? true,
     userEnvProbe: config.userEnvProbe ?? 'loginInteractiveShell',
@@ -192,23 +242,43 @@ export function planWorkspace(resolved: ResolvedConfig, settings: PlanSettings, 
 }
 
 /** The workspace share: `workspaceMount` when it names this folder (or one inside it), else the folder at workspaceFolder. */
-function planWorkspaceMount(resolved: ResolvedConfig, problems: Problems): { hostPath: string; guestPath: string } | undefined {
+function planWorkspaceMount(
+  resolved: ResolvedConfig,
+  problems: Problems,
+): { hostPath: string; guestPath: string } | undefined {
   const written = resolved.config.workspaceMount;
   const fallback = { hostPath: resolved.folder, guestPath: resolved.containerWorkspaceFolder };
   if (written === undefined) return fallback;
   if (written.trim() === '') {
-    problems.add('warning', 'no-workspace-mount', '$.workspaceMount', 'workspaceMount is empty', 'the folder is not shared with the VM');
+    problems.add(
+      'warning',
+      'no-workspace-mount',
+      '$.workspaceMount',
+      'workspaceMount is empty',
+      'the folder is not shared with the VM',
+    );
     return undefined;
   }
   const mount = parseMount(written);
   if ('error' in mount || mount.type !== 'bind' || !mount.source) {
-    problems.add('warning', 'invalid-mount', '$.workspaceMount', `${'error' in mount ? mount.error : 'workspaceMount is not a bind mount'} (${quote(written)})`, `the folder is shared at ${resolved.containerWorkspaceFolder} instead`);
+    problems.add(
+      'warning',
+      'invalid-mount',
+      '$.workspaceMount',
+      `${'error' in mount ? mount.error : 'workspaceMount is not a bind mount'} (${quote(written)})`,
+      `the folder is shared at ${resolved.containerWorkspaceFolder} instead`,
+    );
     return fallback;
   }
   const inside = insideFolder(resolved.folder, mount.source);
   if (!inside) {
-    problems.add('warning', 'bind-outside-folder', '$.workspaceMount', `workspaceMount shares ${quote(mount.source)}, outside the opened folder`,
-      `only the folder itself is shared, at ${mount.target}: the host stays out of the VM's reach`);
+    problems.add(
+      'warning',
+      'bind-outside-folder',
+      '$.workspaceMount',
+      `workspaceMount shares ${quote(mount.source)}, outside the opened folder`,
+      `only the folder itself is shared, at ${mount.target}: the host stays out of the VM's reach`,
+    );
     return { hostPath: resolved.folder, guestPath: mount.target };
   }
   return { hostPath: inside, guestPath: mount.target };
@@ -223,7 +293,8 @@ interface Placement {
 
 /** What one mount becomes: a share (a folder inside the workspace), a volume, a tmpfs, or nothing (a host path). */
 function placeMount(mount: ParsedMount, at: string, folder: string, into: Placement, problems: Problems): void {
-  if (mount.ignored.length > 0) problems.add('info', 'mount-options', at, `${mount.ignored.join(', ')} mean nothing in a VM`, 'ignored');
+  if (mount.ignored.length > 0)
+    problems.add('info', 'mount-options', at, `${mount.ignored.join(', ')} mean nothing in a VM`, 'ignored');
   removeTarget(into, mount.target);
   if (mount.type === 'tmpfs') {
     into.tmpfs.push({ target: mount.target, ...(mount.sizeMib ? { sizeMib: mount.sizeMib } : {}) });
@@ -232,7 +303,13 @@ function placeMount(mount: ParsedMount, at: string, folder: string, into: Placem
   if (mount.type === 'volume') {
     const name = mount.source ?? `anon-${createHash('sha256').update(mount.target).digest('hex').slice(0, 12)}`;
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-      problems.add('warning', 'invalid-mount', at, `volume name ${quote(name)} has characters a volume name cannot have`, 'this mount is skipped');
+      problems.add(
+        'warning',
+        'invalid-mount',
+        at,
+        `volume name ${quote(name)} has characters a volume name cannot have`,
+        'this mount is skipped',
+      );
       return;
     }
     into.volumes.push({ name, mountPoint: mount.target, sizeMib: VOLUME_SIZE_MIB });
@@ -240,8 +317,13 @@ function placeMount(mount: ParsedMount, at: string, folder: string, into: Placem
   }
   const inside = insideFolder(folder, mount.source as string);
   if (!inside) {
-    problems.add('warning', 'bind-outside-folder', at, `a bind mount of ${quote(mount.source)}, outside the opened folder`,
-      'skipped: the VM gets nothing from the host beyond its folder (a Docker socket, SSH keys or host devices would hand it the host)');
+    problems.add(
+      'warning',
+      'bind-outside-folder',
+      at,
+      `a bind mount of ${quote(mount.source)}, outside the opened folder`,
+      'skipped: the VM gets nothing from the host beyond its folder (a Docker socket, SSH keys or host devices would hand it the host)',
+    );
     return;
   }
   into.mounts.push(into.share(inside, mount.target, mount.readOnly));
@@ -273,25 +355,42 @@ function insideFolder(folder: string, source: string): string | undefined {
  * The image, or the Dockerfile build. The Dockerfile and the context must lie inside the
  * opened folder: the builder VM gets them, and nothing from outside the folder.
  */
-function imageSource(resolved: ResolvedConfig, settings: PlanSettings, facts: FolderFacts, problems: Problems): ImageSource {
+function imageSource(
+  resolved: ResolvedConfig,
+  settings: PlanSettings,
+  facts: FolderFacts,
+  problems: Problems,
+): ImageSource {
   const { config, configPath, folder } = resolved;
   if (!configPath) return defaultSource(settings, facts, problems);
   if (config.build?.dockerfile && configPath) {
     const base = path.dirname(configPath);
     const context = insideFolder(folder, path.resolve(base, config.build.context));
     const dockerfile = insideFolder(folder, path.resolve(base, config.build.dockerfile));
-    if (context && dockerfile) return { kind: 'dockerfile', build: withBuildOptions({ ...config.build, dockerfile, context }, problems) };
+    if (context && dockerfile)
+      return { kind: 'dockerfile', build: withBuildOptions({ ...config.build, dockerfile, context }, problems) };
     const [key, value] = context ? ['dockerfile', config.build.dockerfile] : ['context', config.build.context];
     const exists = fs.existsSync(path.resolve(base, value));
-    problems.add('error', exists ? 'build-outside-folder' : `missing-${key}`, `$.build.${key}`,
+    problems.add(
+      'error',
+      exists ? 'build-outside-folder' : `missing-${key}`,
+      `$.build.${key}`,
       `build.${key} ${quote(value)} ${exists ? 'is outside the opened folder' : `does not exist (relative to ${quote(path.relative(folder, base) || '.')})`}`,
-      exists ? 'the image cannot be built: the builder VM gets files from inside the folder only' : 'the image cannot be built');
+      exists
+        ? 'the image cannot be built: the builder VM gets files from inside the folder only'
+        : 'the image cannot be built',
+    );
   }
   if (config.image !== undefined && isLocalImageRef(config.image)) {
     // The repository is not trusted: a host directory or archive as its image would put host files in the VM.
-    problems.add('error', 'image-host-path', '$.image', `image ${quote(config.image)} names a file or folder on this machine, not a registry image`,
-      'the folder cannot open: a repository\'s configuration may not put host files in the VM. Name a registry image or build a Dockerfile inside the folder; '
-      + 'an image of your own on this machine goes in the microvm.image setting');
+    problems.add(
+      'error',
+      'image-host-path',
+      '$.image',
+      `image ${quote(config.image)} names a file or folder on this machine, not a registry image`,
+      "the folder cannot open: a repository's configuration may not put host files in the VM. Name a registry image or build a Dockerfile inside the folder; " +
+        'an image of your own on this machine goes in the microvm.image setting',
+    );
     return { kind: 'image', ref: settings.image || undefined };
   }
   return { kind: 'image', ref: config.image ?? (settings.image || undefined) };
@@ -306,8 +405,13 @@ function defaultSource(settings: PlanSettings, facts: FolderFacts, problems: Pro
   for (const detected of facts.languages) {
     const ref = languageImage(detected.language, settings.defaultImages);
     if (!ref) continue;
-    problems.add('info', 'language-image', '$', `no devcontainer.json: ${detected.marker} makes this a ${LANGUAGE_NAMES[detected.language]} project, so it opens on ${ref}`,
-      `another image: add a devcontainer.json, or set microvm.defaultImages.${detected.language}`);
+    problems.add(
+      'info',
+      'language-image',
+      '$',
+      `no devcontainer.json: ${detected.marker} makes this a ${LANGUAGE_NAMES[detected.language]} project, so it opens on ${ref}`,
+      `another image: add a devcontainer.json, or set microvm.defaultImages.${detected.language}`,
+    );
     return { kind: 'image', ref, language: detected };
   }
   return { kind: 'image', ref: undefined };
@@ -319,8 +423,11 @@ function withBuildOptions(build: BuildConfig, problems: Problems): BuildConfig {
   const effect = readBuildOptions(build.options, problems);
   const target = effect.target ?? build.target;
   return {
-    ...build, args: { ...build.args, ...effect.args }, ...(target ? { target } : {}),
-    ...(effect.pull ? { pull: true } : {}), ...(effect.network ? { network: effect.network } : {}),
+    ...build,
+    args: { ...build.args, ...effect.args },
+    ...(target ? { target } : {}),
+    ...(effect.pull ? { pull: true } : {}),
+    ...(effect.network ? { network: effect.network } : {}),
   };
 }
 
@@ -330,12 +437,22 @@ function sourceProblems(resolved: ResolvedConfig, featuresResolved: boolean, com
   const { config } = resolved;
   const features = Object.keys(config.features);
   if (features.length > 0 && !featuresResolved) {
-    problems.add('info', 'features-not-resolved', '$.features', `features ${features.map((f) => quote(f)).join(', ')} are resolved when the workspace opens`,
-      'their options, order and metadata are not checked here');
+    problems.add(
+      'info',
+      'features-not-resolved',
+      '$.features',
+      `features ${features.map((f) => quote(f)).join(', ')} are resolved when the workspace opens`,
+      'their options, order and metadata are not checked here',
+    );
   }
   if (config.compose && !composeLoaded) {
-    problems.add('info', 'compose-not-loaded', '$.dockerComposeFile', `compose files ${config.compose.files.map((f) => quote(f)).join(', ')} (service ${quote(config.compose.service)}) are read when the workspace opens`,
-      'their services, volumes and ports are not checked here');
+    problems.add(
+      'info',
+      'compose-not-loaded',
+      '$.dockerComposeFile',
+      `compose files ${config.compose.files.map((f) => quote(f)).join(', ')} (service ${quote(config.compose.service)}) are read when the workspace opens`,
+      'their services, volumes and ports are not checked here',
+    );
   }
   return problems.list;
 }

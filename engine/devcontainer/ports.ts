@@ -4,7 +4,14 @@
  * `"3000-3010"` or a regular expression matched against the listening process) and
  * `otherPortsAttributes` for every other port.
  */
-export const AUTO_FORWARD_ACTIONS = ['notify', 'openBrowser', 'openBrowserOnce', 'openPreview', 'silent', 'ignore'] as const;
+export const AUTO_FORWARD_ACTIONS = [
+  'notify',
+  'openBrowser',
+  'openBrowserOnce',
+  'openPreview',
+  'silent',
+  'ignore',
+] as const;
 /** `onAutoForward`: what happens when a port starts listening. */
 export type AutoForwardAction = (typeof AUTO_FORWARD_ACTIONS)[number];
 
@@ -39,7 +46,8 @@ export function isPort(value: unknown): value is number {
 /** One forwardPorts entry: a port, `"localhost:N"`, or `"service:N"`. */
 export function parseForwardPort(value: unknown): { port: number } | { service: string; port: number } | undefined {
   if (isPort(value)) return { port: value };
-  const [, host, portText] = (typeof value === 'string' ? /^([a-z0-9-]+|127\.0\.0\.1):(\d{1,5})$/i.exec(value) : null) ?? [];
+  const [, host, portText] =
+    (typeof value === 'string' ? /^([a-z0-9-]+|127\.0\.0\.1):(\d{1,5})$/i.exec(value) : null) ?? [];
   const port = Number(portText);
   if (!host || !isPort(port)) return undefined;
   return ['localhost', '127.0.0.1'].includes(host.toLowerCase()) ? { port } : { service: host, port };
@@ -54,7 +62,8 @@ export function parseAppPort(value: unknown): Array<{ hostPort: number; guestPor
       out.push({ hostPort: item, guestPort: item });
       continue;
     }
-    const match = typeof item === 'string' ? /^(?:(?:127\.0\.0\.1|localhost):)?(\d{1,5})(?::(\d{1,5}))?$/.exec(item) : null;
+    const match =
+      typeof item === 'string' ? /^(?:(?:127\.0\.0\.1|localhost):)?(\d{1,5})(?::(\d{1,5}))?$/.exec(item) : null;
     if (!match) return undefined;
     const hostPort = Number(match[1]);
     const guestPort = Number(match[2] ?? match[1]);
@@ -81,7 +90,11 @@ export function portKeyMatcher(key: string): ((port: number, process: string) =>
  * The attributes for a port: an exact port key wins over a range, a range over a process
  * pattern, and otherPortsAttributes applies when nothing matches.
  */
-export function attributesFor(port: number, ports: Pick<PortsConfig, 'attributes' | 'otherAttributes'>, process = ''): PortAttributes {
+export function attributesFor(
+  port: number,
+  ports: Pick<PortsConfig, 'attributes' | 'otherAttributes'>,
+  process = '',
+): PortAttributes {
   const exact = ports.attributes[String(port)];
   if (exact) return exact;
   const entries = Object.entries(ports.attributes);
@@ -93,7 +106,11 @@ export function attributesFor(port: number, ports: Pick<PortsConfig, 'attributes
 }
 
 /** What happens when the guest starts listening on `port` (`onAutoForward`, `notify` by default). */
-export function autoForwardAction(port: number, ports: Pick<PortsConfig, 'attributes' | 'otherAttributes'>, process = ''): AutoForwardAction {
+export function autoForwardAction(
+  port: number,
+  ports: Pick<PortsConfig, 'attributes' | 'otherAttributes'>,
+  process = '',
+): AutoForwardAction {
   return attributesFor(port, ports, process).onAutoForward ?? 'notify';
 }
 

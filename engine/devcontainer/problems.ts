@@ -30,7 +30,9 @@ export class Problems {
   readonly list: Problem[] = [];
 
   add(severity: Severity, code: string, path: string, message: string, consequence?: string): void {
-    this.list.push(consequence === undefined ? { severity, code, path, message } : { severity, code, path, message, consequence });
+    this.list.push(
+      consequence === undefined ? { severity, code, path, message } : { severity, code, path, message, consequence },
+    );
   }
 
   get hasErrors(): boolean {

@@ -44,24 +44,50 @@ export interface ResolvedConfig {
 export function resolveConfig(options: ResolveOptions): ResolvedConfig {
   const folder = fs.realpathSync(options.folder);
   const problems = new Problems();
-  const file = options.file === undefined ? readConfigFile(folder) : options.file ?? undefined;
+  const file = options.file === undefined ? readConfigFile(folder) : (options.file ?? undefined);
   const configPath = file ? path.join(folder, file.file) : undefined;
   const id = devcontainerId(folder, configPath ?? path.join(folder, '.devcontainer', 'devcontainer.json'));
   const raw = file ? parseConfigText(file.text, problems) : undefined;
   const defaultFolder = `/workspaces/${guestBasename(folder)}`;
-  if (!raw) return { folder, file, configPath, config: emptyConfig(), containerWorkspaceFolder: defaultFolder, devcontainerId: id, problems: problems.list };
+  if (!raw)
+    return {
+      folder,
+      file,
+      configPath,
+      config: emptyConfig(),
+      containerWorkspaceFolder: defaultFolder,
+      devcontainerId: id,
+      problems: problems.list,
+    };
 
   const refused: RefusedVariable[] = [];
   const base: VariableContext = {
-    localWorkspaceFolder: folder, containerWorkspaceFolder: defaultFolder, devcontainerId: id,
-    localEnv: options.env ?? process.env, allowLocalEnv: new Set(options.allowLocalEnv ?? []),
+    localWorkspaceFolder: folder,
+    containerWorkspaceFolder: defaultFolder,
+    devcontainerId: id,
+    localEnv: options.env ?? process.env,
+    allowLocalEnv: new Set(options.allowLocalEnv ?? []),
   };
-  const written = typeof raw.workspaceFolder === 'string' ? substitute(raw.workspaceFolder, base, refused, ['workspaceFolder']) : undefined;
-  const containerWorkspaceFolder = written && written.startsWith('/') ? written.replace(/\/+$/, '') || '/' : defaultFolder;
+  const written =
+    typeof raw.workspaceFolder === 'string'
+      ? substitute(raw.workspaceFolder, base, refused, ['workspaceFolder'])
+      : undefined;
+  const containerWorkspaceFolder =
+    written && written.startsWith('/') ? written.replace(/\/+$/, '') || '/' : defaultFolder;
   const substituted = substitute(raw, { ...base, containerWorkspaceFolder }, refused);
   reportRefused(refused, problems);
   const config = readConfig(substituted, problems);
-  return { folder, file, configPath, raw, substituted, config, containerWorkspaceFolder, devcontainerId: id, problems: problems.list };
+  return {
+    folder,
+    file,
+    configPath,
+    raw,
+    substituted,
+    config,
+    containerWorkspaceFolder,
+    devcontainerId: id,
+    problems: problems.list,
+  };
 }
 
 /**
@@ -69,13 +95,24 @@ export function resolveConfig(options: ResolveOptions): ResolvedConfig {
  * containerEnv), over values whose other variables the first two passes already resolved.
  */
 export function resolveContainerEnv<T>(value: T, containerEnv: Readonly<Record<string, string>>): T {
-  return substitute(value, { localWorkspaceFolder: '', containerWorkspaceFolder: '', localEnv: {}, allowLocalEnv: new Set(), containerEnv }, [], [], ['containerEnv']);
+  return substitute(
+    value,
+    { localWorkspaceFolder: '', containerWorkspaceFolder: '', localEnv: {}, allowLocalEnv: new Set(), containerEnv },
+    [],
+    [],
+    ['containerEnv'],
+  );
 }
 
 function reportRefused(refused: RefusedVariable[], problems: Problems): void {
   for (const { name, path: at } of refused) {
-    problems.add('warning', 'local-env-not-allowed', jsonPath(at), `\${localEnv:${name}} names a host environment variable this workspace may not read`,
-      `it resolved to its default or to nothing; allow it with the microvm.localEnv.allow setting or --allow-local-env ${name}`);
+    problems.add(
+      'warning',
+      'local-env-not-allowed',
+      jsonPath(at),
+      `\${localEnv:${name}} names a host environment variable this workspace may not read`,
+      `it resolved to its default or to nothing; allow it with the microvm.localEnv.allow setting or --allow-local-env ${name}`,
+    );
   }
 }
 

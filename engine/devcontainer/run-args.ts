@@ -14,8 +14,54 @@ export interface RunArgsEffect {
 }
 
 /** Flags the VM's root already has, or that name the container itself: said once, in the log. */
-const MOOT = new Set(['--privileged', '--cap-add', '--cap-drop', '--security-opt', '--init', '--name', '--hostname', '-h', '--label', '-l', '--rm', '-it', '-i', '-t', '--interactive', '--tty', '--ipc', '--pid', '--shm-size', '--ulimit']);
-const WITH_VALUE = new Set(['--cap-add', '--cap-drop', '--security-opt', '--name', '--hostname', '-h', '--label', '-l', '--ipc', '--pid', '--shm-size', '--ulimit', '--network', '--net', '--device', '--gpus', '--device-cgroup-rule', '--platform', '--userns', '--runtime', '--dns', '--entrypoint', '-w', '--workdir']);
+const MOOT = new Set([
+  '--privileged',
+  '--cap-add',
+  '--cap-drop',
+  '--security-opt',
+  '--init',
+  '--name',
+  '--hostname',
+  '-h',
+  '--label',
+  '-l',
+  '--rm',
+  '-it',
+  '-i',
+  '-t',
+  '--interactive',
+  '--tty',
+  '--ipc',
+  '--pid',
+  '--shm-size',
+  '--ulimit',
+]);
+const WITH_VALUE = new Set([
+  '--cap-add',
+  '--cap-drop',
+  '--security-opt',
+  '--name',
+  '--hostname',
+  '-h',
+  '--label',
+  '-l',
+  '--ipc',
+  '--pid',
+  '--shm-size',
+  '--ulimit',
+  '--network',
+  '--net',
+  '--device',
+  '--gpus',
+  '--device-cgroup-rule',
+  '--platform',
+  '--userns',
+  '--runtime',
+  '--dns',
+  '--entrypoint',
+  '-w',
+  '--workdir',
+]);
 
 /**
  * Reads `runArgs`: `-e/--env` and `--env-file` (a file in the workspace) become container
@@ -28,7 +74,24 @@ export function readRunArgs(args: string[], folder: string, problems: Problems):
   for (let i = 0; i < args.length; i++) {
     const at = `$.runArgs[${i}]`;
     const [flag, inline] = splitFlag(args[i]!);
-    const takes = WITH_VALUE.has(flag) || ['-e', '--env', '--env-file', '--add-host', '-p', '--publish', '-m', '--memory', '--cpus', '-u', '--user', '-v', '--volume', '--mount'].includes(flag);
+    const takes =
+      WITH_VALUE.has(flag) ||
+      [
+        '-e',
+        '--env',
+        '--env-file',
+        '--add-host',
+        '-p',
+        '--publish',
+        '-m',
+        '--memory',
+        '--cpus',
+        '-u',
+        '--user',
+        '-v',
+        '--volume',
+        '--mount',
+      ].includes(flag);
     const value = inline ?? (takes ? args[++i] : undefined);
     if (takes && value === undefined) {
       problems.add('warning', 'run-arg', at, `${flag} has no value`, 'ignored');
@@ -46,7 +109,14 @@ function splitFlag(arg: string): [string, string | undefined] {
   return [arg, undefined];
 }
 
-function apply(flag: string, value: string, effect: RunArgsEffect, folder: string, problems: Problems, at: string): void {
+function apply(
+  flag: string,
+  value: string,
+  effect: RunArgsEffect,
+  folder: string,
+  problems: Problems,
+  at: string,
+): void {
   switch (flag) {
     case '-e':
     case '--env':
@@ -90,14 +160,29 @@ function apply(flag: string, value: string, effect: RunArgsEffect, folder: strin
       effect.mounts.push(flag === '--mount' ? value : volumeToMount(value));
       return;
   }
-  if (MOOT.has(flag)) problems.add('info', 'run-arg-moot', at, `${flag} changes a container's privileges or identity`, 'moot in a VM: its root already has every capability, inside the VM only');
-  else problems.add('warning', 'run-arg', at, `${flag}${value ? ` ${quote(value)}` : ''} has no meaning here`, 'ignored');
+  if (MOOT.has(flag))
+    problems.add(
+      'info',
+      'run-arg-moot',
+      at,
+      `${flag} changes a container's privileges or identity`,
+      'moot in a VM: its root already has every capability, inside the VM only',
+    );
+  else
+    problems.add('warning', 'run-arg', at, `${flag}${value ? ` ${quote(value)}` : ''} has no meaning here`, 'ignored');
 }
 
 function setEnv(value: string, effect: RunArgsEffect, problems: Problems, at: string): void {
   const eq = value.indexOf('=');
   if (eq > 0) effect.env[value.slice(0, eq)] = value.slice(eq + 1);
-  else problems.add('warning', 'run-arg', at, `-e ${quote(value)} takes its value from the host environment`, 'not passed: host variables reach the VM only through ${localEnv:...} when allowed');
+  else
+    problems.add(
+      'warning',
+      'run-arg',
+      at,
+      `-e ${quote(value)} takes its value from the host environment`,
+      'not passed: host variables reach the VM only through ${localEnv:...} when allowed',
+    );
 }
 
 /** `--env-file F`: a file in the workspace (never outside it), KEY=VALUE per line. */
@@ -112,7 +197,13 @@ function readEnvFile(file: string, folder: string, effect: RunArgsEffect, proble
   }
   const relative = path.relative(folder, real);
   if (relative.startsWith('..') || path.isAbsolute(relative)) {
-    problems.add('warning', 'run-arg', at, `--env-file ${quote(file)} is outside the workspace folder`, 'not read: the VM gets nothing from outside its folder');
+    problems.add(
+      'warning',
+      'run-arg',
+      at,
+      `--env-file ${quote(file)} is outside the workspace folder`,
+      'not read: the VM gets nothing from outside its folder',
+    );
     return;
   }
   for (const line of fs.readFileSync(real, 'utf8').split(/\r?\n/)) {
@@ -126,12 +217,16 @@ function readEnvFile(file: string, folder: string, effect: RunArgsEffect, proble
 function volumeToMount(value: string): string {
   const [source = '', target, options] = value.split(':');
   const type = source.startsWith('/') || source.startsWith('.') || source.startsWith('~') ? 'bind' : 'volume';
-  return target === undefined ? `type=volume,target=${source}` : `type=${type},source=${source},target=${target}${options?.split(',').includes('ro') ? ',readonly' : ''}`;
+  return target === undefined
+    ? `type=volume,target=${source}`
+    : `type=${type},source=${source},target=${target}${options?.split(',').includes('ro') ? ',readonly' : ''}`;
 }
 
 function memoryMib(value: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)([bkmg])?$/i.exec(value);
   if (!match) return undefined;
-  const factor = { b: 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024 }[(match[2] ?? 'b').toLowerCase() as 'b' | 'k' | 'm' | 'g'];
+  const factor = { b: 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024 }[
+    (match[2] ?? 'b').toLowerCase() as 'b' | 'k' | 'm' | 'g'
+  ];
   return Math.ceil(Number(match[1]) * factor);
 }

@@ -33,16 +33,30 @@ const VARIABLE = /\$\{(.*?)\}/g;
  * Substitutes every string value of `value` (recursively); the rest is returned as it is.
  * `only` limits the pass to those variable names (the others stay as written).
  */
-export function substitute<T>(value: T, ctx: VariableContext, refused: RefusedVariable[] = [], at: Array<string | number> = [], only?: readonly string[]): T {
+export function substitute<T>(
+  value: T,
+  ctx: VariableContext,
+  refused: RefusedVariable[] = [],
+  at: Array<string | number> = [],
+  only?: readonly string[],
+): T {
   if (typeof value === 'string') return substituteString(value, ctx, refused, at, only) as T;
   if (Array.isArray(value)) return value.map((item, i) => substitute(item, ctx, refused, [...at, i], only)) as T;
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, ctx, refused, [...at, k], only)])) as T;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substitute(v, ctx, refused, [...at, k], only)]),
+    ) as T;
   }
   return value;
 }
 
-function substituteString(text: string, ctx: VariableContext, refused: RefusedVariable[], at: Array<string | number>, only?: readonly string[]): string {
+function substituteString(
+  text: string,
+  ctx: VariableContext,
+  refused: RefusedVariable[],
+  at: Array<string | number>,
+  only?: readonly string[],
+): string {
   return text.replace(VARIABLE, (match: string, inside: string) => {
     const [name = '', ...args] = inside.split(':');
     if (only && !only.includes(name)) return match;
@@ -61,14 +75,19 @@ function substituteString(text: string, ctx: VariableContext, refused: RefusedVa
       case 'env':
         return localEnv(args, ctx, refused, at) ?? match;
       case 'containerEnv':
-        return ctx.containerEnv ? lookup(ctx.containerEnv, args) ?? match : match;
+        return ctx.containerEnv ? (lookup(ctx.containerEnv, args) ?? match) : match;
       default:
         return match;
     }
   });
 }
 
-function localEnv(args: string[], ctx: VariableContext, refused: RefusedVariable[], at: Array<string | number>): string | undefined {
+function localEnv(
+  args: string[],
+  ctx: VariableContext,
+  refused: RefusedVariable[],
+  at: Array<string | number>,
+): string | undefined {
   const name = args[0];
   if (!name) return undefined;
   if (!ctx.allowLocalEnv.has(name)) {
@@ -82,7 +101,7 @@ function localEnv(args: string[], ctx: VariableContext, refused: RefusedVariable
 function lookup(env: Readonly<Record<string, string | undefined>>, args: string[]): string | undefined {
   if (!args[0]) return undefined;
   const value = env[args[0]];
-  return typeof value === 'string' ? value : args[1] ?? '';
+  return typeof value === 'string' ? value : (args[1] ?? '');
 }
 
 /** Whether a string still holds a variable of `names` (to find what could not be resolved yet). */
@@ -96,7 +115,10 @@ export function hasVariable(text: string, names: readonly string[]): boolean {
  * so that tools that compute it agree.
  */
 export function devcontainerId(localFolder: string, configFile: string): string {
-  const labels: Record<string, string> = { 'devcontainer.config_file': configFile, 'devcontainer.local_folder': localFolder };
+  const labels: Record<string, string> = {
+    'devcontainer.config_file': configFile,
+    'devcontainer.local_folder': localFolder,
+  };
   const json = JSON.stringify(labels, Object.keys(labels).sort());
   const digest = createHash('sha256').update(json, 'utf8').digest('hex');
   return BigInt(`0x${digest}`).toString(32).padStart(52, '0');

@@ -18,7 +18,10 @@ export class EgressQuestions {
   private readonly pending = new Map<string, Promise<boolean>>();
   private asked: number[] = [];
 
-  constructor(private readonly ask: EgressAsk, private readonly now = () => Date.now()) {}
+  constructor(
+    private readonly ask: EgressAsk,
+    private readonly now = () => Date.now(),
+  ) {}
 
   /** True when the user allowed `name` (now or earlier in this VM's life). */
   async allowed(name: string, port: number): Promise<boolean> {
@@ -40,7 +43,9 @@ export class EgressQuestions {
 
   private async question(name: string, port: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<EgressAnswer>((resolve) => { timer = setTimeout(() => resolve('deny'), ASK_TIMEOUT_MS); });
+    const timeout = new Promise<EgressAnswer>((resolve) => {
+      timer = setTimeout(() => resolve('deny'), ASK_TIMEOUT_MS);
+    });
     try {
       const answer = await Promise.race([this.ask(name, port).catch((): EgressAnswer => 'deny'), timeout]);
       this.answers.set(name, answer !== 'deny');

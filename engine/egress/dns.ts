@@ -38,7 +38,12 @@ export class DnsAnswerer {
   }
 }
 
-async function answer(socket: dgram.Socket, message: Buffer, peer: dgram.RemoteInfo, resolve: ResolveAllowed): Promise<void> {
+async function answer(
+  socket: dgram.Socket,
+  message: Buffer,
+  peer: dgram.RemoteInfo,
+  resolve: ResolveAllowed,
+): Promise<void> {
   if (message.length > MAX_QUERY_BYTES) return;
   let query: dnsPacket.DecodedPacket;
   try {
@@ -54,13 +59,18 @@ async function answer(socket: dgram.Socket, message: Buffer, peer: dgram.RemoteI
     const addresses = await resolve(question.name);
     if (!addresses) rcode = NXDOMAIN;
     else if (question.type === 'A') {
-      for (const address of addresses) answers.push({ type: 'A', name: question.name, ttl: TTL_SECONDS, class: 'IN', data: address });
+      for (const address of addresses)
+        answers.push({ type: 'A', name: question.name, ttl: TTL_SECONDS, class: 'IN', data: address });
     }
   } catch {
     rcode = SERVFAIL;
   }
   const reply = dnsPacket.encode({
-    type: 'response', id: query.id, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode, questions: [question], answers,
+    type: 'response',
+    id: query.id,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode,
+    questions: [question],
+    answers,
   });
   socket.send(reply, peer.port, peer.address);
 }

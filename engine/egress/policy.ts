@@ -19,7 +19,10 @@ export function checkPattern(pattern: string): { pattern: string } | { error: st
   const wildcard = text.startsWith('*.');
   const name = wildcard ? text.slice(2) : text;
   if (!isHostName(name)) return { error: `${JSON.stringify(pattern)} is not a host name or *.domain pattern` };
-  if (wildcard && !name.includes('.')) return { error: `${JSON.stringify(pattern)} would allow a whole top-level domain; name the domain (*.example.com)` };
+  if (wildcard && !name.includes('.'))
+    return {
+      error: `${JSON.stringify(pattern)} would allow a whole top-level domain; name the domain (*.example.com)`,
+    };
   return { pattern: wildcard ? `*.${name}` : name };
 }
 
@@ -27,7 +30,11 @@ export function checkPattern(pattern: string): { pattern: string } | { error: st
 export function checkPatterns(patterns: readonly string[], where: string): string[] {
   const results = patterns.map(checkPattern);
   const errors = results.flatMap((r) => ('error' in r ? [r.error] : []));
-  if (errors.length > 0) throw new MicrovmError('E_BAD_OPTION', `${where}: ${errors.join('; ')}; write names such as registry.npmjs.org or *.github.com`);
+  if (errors.length > 0)
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `${where}: ${errors.join('; ')}; write names such as registry.npmjs.org or *.github.com`,
+    );
   return [...new Set(results.map((r) => (r as { pattern: string }).pattern))];
 }
 
@@ -46,7 +53,9 @@ export function canonicalName(name: string): string | undefined {
 
 export function allows(policy: EgressPolicy, name: string): boolean {
   if (policy.mode === 'learn') return true;
-  return policy.allow.some((pattern) => (pattern.startsWith('*.') ? name.endsWith(pattern.slice(1)) : name === pattern));
+  return policy.allow.some((pattern) =>
+    pattern.startsWith('*.') ? name.endsWith(pattern.slice(1)) : name === pattern,
+  );
 }
 
 /** The names package managers of each language reach, for a first allowlist. */
@@ -57,7 +66,13 @@ export const PRESETS: Record<string, readonly string[]> = {
   go: ['proxy.golang.org', 'sum.golang.org', 'storage.googleapis.com'],
   java: ['repo.maven.apache.org', 'repo1.maven.org', 'plugins.gradle.org', 'services.gradle.org'],
   ruby: ['rubygems.org', 'index.rubygems.org'],
-  github: ['github.com', 'api.github.com', 'codeload.github.com', 'objects.githubusercontent.com', 'raw.githubusercontent.com'],
+  github: [
+    'github.com',
+    'api.github.com',
+    'codeload.github.com',
+    'objects.githubusercontent.com',
+    'raw.githubusercontent.com',
+  ],
   dotnet: ['api.nuget.org', 'dotnetcli.azureedge.net', 'builds.dotnet.microsoft.com'],
   debian: ['deb.debian.org', 'security.debian.org'],
 };

@@ -53,13 +53,19 @@ export class EgressProxy {
 
   private dns: DnsAnswerer | undefined;
 
-  private constructor(private readonly server: http.Server, private readonly options: EgressProxyOptions) {}
+  private constructor(
+    private readonly server: http.Server,
+    private readonly options: EgressProxyOptions,
+  ) {}
 
   static async start(options: EgressProxyOptions): Promise<EgressProxy> {
     const server = http.createServer();
     const proxy = new EgressProxy(server, options);
     proxy.dns = await DnsAnswerer.start((name) => proxy.resolveAllowed(name));
-    server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void proxy.tunnel(req, socket, head));
+    server.on(
+      'connect',
+      (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void proxy.tunnel(req, socket, head),
+    );
     server.on('request', (req, res) => void proxy.forward(req, res));
     server.on('connection', (socket: net.Socket) => proxy.track(socket));
     server.on('clientError', (_err, socket) => socket.destroy());
@@ -113,11 +119,17 @@ export class EgressProxy {
   }
 
   /** The name and port a request targets, or a refusal. */
-  private async decide(target: string, port: number): Promise<{ name: string; address: string } | { name: string; refusal: string }> {
+  private async decide(
+    target: string,
+    port: number,
+  ): Promise<{ name: string; address: string } | { name: string; refusal: string }> {
     const name = canonicalName(target);
     if (!name) return { name: target, refusal: 'the target is not a host name (addresses are not allowed)' };
     if (!allows(this.options.policy, name) && !(await this.questions?.allowed(name, port))) {
-      return { name, refusal: this.questions ? 'not in the allowlist, and not allowed when asked' : 'not in the allowlist' };
+      return {
+        name,
+        refusal: this.questions ? 'not in the allowlist, and not allowed when asked' : 'not in the allowlist',
+      };
     }
     void port;
     const override = this.options.resolveOverride?.get(name);
@@ -135,8 +147,23 @@ export class EgressProxy {
     return { name, address: first.address };
   }
 
-  private event(name: string, port: number, allowed: boolean, reason: string | undefined, bytesUp = 0, bytesDown = 0): void {
-    const event: EgressEvent = { at: new Date().toISOString(), name, port, allowed, ...(reason ? { reason } : {}), bytesUp, bytesDown };
+  private event(
+    name: string,
+    port: number,
+    allowed: boolean,
+    reason: string | undefined,
+    bytesUp = 0,
+    bytesDown = 0,
+  ): void {
+    const event: EgressEvent = {
+      at: new Date().toISOString(),
+      name,
+      port,
+      allowed,
+      ...(reason ? { reason } : {}),
+      bytesUp,
+      bytesDown,
+    };
     for (const listener of this.listeners) listener(event);
   }
 
@@ -162,11 +189,19 @@ export class EgressProxy {
       this.tunnels--;
       client.destroy();
       upstream.destroy();
-      this.event(decision.name, port, reason === undefined || !reason.startsWith('refused'), reason, upstream.bytesWritten, upstream.bytesRead);
+      this.event(
+        decision.name,
+        port,
+        reason === undefined || !reason.startsWith('refused'),
+        reason,
+        upstream.bytesWritten,
+        upstream.bytesRead,
+      );
     };
     upstream.once('timeout', () => end('the server did not answer in time'));
     upstream.once('error', (err: NodeJS.ErrnoException) => {
-      if (upstream.bytesRead === 0 && upstream.bytesWritten === 0 && !client.destroyed) refuse(client, 502, `${decision.name}:${port} cannot be reached (${err.code ?? 'error'})`);
+      if (upstream.bytesRead === 0 && upstream.bytesWritten === 0 && !client.destroyed)
+        refuse(client, 502, `${decision.name}:${port} cannot be reached (${err.code ?? 'error'})`);
       end(`error ${err.code ?? err.message}`);
     });
     client.once('error', () => end());
@@ -192,9 +227,20 @@ export class EgressProxy {
       if (start !== 'need-more') return start.pass ? data : start.refusal;
       if (data.length >= MAX_HELLO_BYTES) return 'refused: a TLS hello too long to check';
       const chunk = await new Promise<Buffer | undefined>((resolve) => {
-        const onData = (c: Buffer) => { cleanup(); client.pause(); resolve(c); };
-        const onEnd = () => { cleanup(); resolve(undefined); };
-        const cleanup = () => { client.off('data', onData); client.off('close', onEnd); client.off('end', onEnd); };
+        const onData = (c: Buffer) => {
+          cleanup();
+          client.pause();
+          resolve(c);
+        };
+        const onEnd = () => {
+          cleanup();
+          resolve(undefined);
+        };
+        const cleanup = () => {
+          client.off('data', onData);
+          client.off('close', onEnd);
+          client.off('end', onEnd);
+        };
         client.on('data', onData);
         client.once('close', onEnd);
         client.once('end', onEnd);
@@ -216,17 +262,23 @@ export class EgressProxy {
     try {
       url = new URL(req.url ?? '');
     } catch {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('microvm egress proxy: send requests with an absolute http:// URL\n');
+      res
+        .writeHead(400, { 'content-type': 'text/plain' })
+        .end('microvm egress proxy: send requests with an absolute http:// URL\n');
       return;
     }
     const port = Number(url.port || 80);
     if (url.protocol !== 'http:') {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${url.protocol} is not proxied in plain form; use CONNECT\n`);
+      res
+        .writeHead(400, { 'content-type': 'text/plain' })
+        .end(`microvm egress proxy: ${url.protocol} is not proxied in plain form; use CONNECT\n`);
       return this.event(url.hostname, port, false, `protocol ${url.protocol}`);
     }
     const decision = await this.decide(url.hostname, port);
     if ('refusal' in decision) {
-      res.writeHead(403, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${decision.name}:${port} ${decision.refusal}\n`);
+      res
+        .writeHead(403, { 'content-type': 'text/plain' })
+        .end(`microvm egress proxy: ${decision.name}:${port} ${decision.refusal}\n`);
       return this.event(decision.name, port, false, decision.refusal);
     }
     const headers = { ...req.headers };
@@ -235,14 +287,28 @@ export class EgressProxy {
     // a guest's own Host would reach another site on a shared front end (a CDN) under the allowed name.
     headers.host = url.host;
     const bytes = () => [socket.bytesRead - readBefore, socket.bytesWritten - writtenBefore] as const;
-    const upstream = http.request({ host: decision.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, setHost: false, timeout: CONNECT_TIMEOUT_MS }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-      res.once('finish', () => this.event(decision.name, port, true, undefined, ...bytes()));
-    });
+    const upstream = http.request(
+      {
+        host: decision.address,
+        port,
+        method: req.method,
+        path: `${url.pathname}${url.search}`,
+        headers,
+        setHost: false,
+        timeout: CONNECT_TIMEOUT_MS,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        res.once('finish', () => this.event(decision.name, port, true, undefined, ...bytes()));
+      },
+    );
     upstream.once('timeout', () => upstream.destroy(new Error('timeout')));
     upstream.once('error', (err: NodeJS.ErrnoException) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`microvm egress proxy: ${decision.name}:${port} cannot be reached (${err.code ?? err.message})\n`);
+      if (!res.headersSent)
+        res
+          .writeHead(502, { 'content-type': 'text/plain' })
+          .end(`microvm egress proxy: ${decision.name}:${port} cannot be reached (${err.code ?? err.message})\n`);
       else res.destroy();
       this.event(decision.name, port, true, `error ${err.code ?? err.message}`, ...bytes());
     });
@@ -261,23 +327,30 @@ function splitTarget(target: string): { host: string; port: number } {
 function refuse(socket: net.Socket, status: number, why: string): void {
   const reason = { 403: 'Forbidden', 502: 'Bad Gateway', 503: 'Service Unavailable' }[status] ?? 'Refused';
   const body = `microvm egress proxy: ${why}\n`;
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** MICROVM_TEST_EGRESS_HOSTS=`name=127.0.0.1,other=127.0.0.1`: the tests' stand-ins for the internet. */
 export function testResolveOverride(env: NodeJS.ProcessEnv = process.env): Map<string, string> | undefined {
   const text = env.MICROVM_TEST_EGRESS_HOSTS;
   if (!text) return undefined;
-  return new Map(text.split(',').flatMap((pair): Array<[string, string]> => {
-    const [name = '', address, ...extra] = pair.split('=');
-    const canonical = canonicalName(name);
-    return canonical && address !== undefined && extra.length === 0 ? [[canonical, address]] : [];
-  }));
+  return new Map(
+    text.split(',').flatMap((pair): Array<[string, string]> => {
+      const [name = '', address, ...extra] = pair.split('=');
+      const canonical = canonicalName(name);
+      return canonical && address !== undefined && extra.length === 0 ? [[canonical, address]] : [];
+    }),
+  );
 }
 
 /** The proxy of one VM whose network is `allowlist` or `learn`; no policy given allows nothing. */
 export function startEgressProxy(spec: { network?: NetworkMode; egress?: EgressPolicy }): Promise<EgressProxy> {
-  const policy = spec.egress ?? { mode: spec.network === 'learn' ? 'learn' as const : 'allowlist' as const, allow: [] };
+  const policy = spec.egress ?? {
+    mode: spec.network === 'learn' ? ('learn' as const) : ('allowlist' as const),
+    allow: [],
+  };
   const resolveOverride = testResolveOverride();
   return EgressProxy.start({ policy, ...(resolveOverride ? { resolveOverride } : {}) });
 }

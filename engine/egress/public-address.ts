@@ -11,7 +11,15 @@ import ipaddr from 'ipaddr.js';
  * host. A name that resolves to any refused address is refused as a whole: DNS rebinding
  * cannot pick the private one later.
  */
-const REFUSED_V4 = new Set(['unspecified', 'broadcast', 'multicast', 'linkLocal', 'loopback', 'carrierGradeNat', 'private']);
+const REFUSED_V4 = new Set([
+  'unspecified',
+  'broadcast',
+  'multicast',
+  'linkLocal',
+  'loopback',
+  'carrierGradeNat',
+  'private',
+]);
 const REFUSED_V6 = new Set(['unspecified', 'linkLocal', 'multicast', 'loopback', 'uniqueLocal', 'teredo']);
 
 export function isPublicAddress(address: string): boolean {

@@ -20,18 +20,26 @@ export function checkTunnelStart(data: Buffer, name: string): TunnelStart {
   if (hello === 'malformed') return { pass: false, refusal: 'refused: a malformed TLS hello' };
   if (typeof hello === 'object') {
     if ('none' in hello) return { pass: false, refusal: 'refused: a TLS hello without a server name' };
-    return canonicalName(hello.name) === name ? { pass: true } : { pass: false, refusal: 'refused: the TLS hello names another server' };
+    return canonicalName(hello.name) === name
+      ? { pass: true }
+      : { pass: false, refusal: 'refused: the TLS hello names another server' };
   }
   return plainStart(data);
 }
 
 /** A non-TLS start: refused when it is an HTTP request line, after the empty lines servers skip. */
 function plainStart(data: Buffer): TunnelStart {
-  const text = data.subarray(0, 16).toString('latin1').replace(/^[\r\n]+/, '');
+  const text = data
+    .subarray(0, 16)
+    .toString('latin1')
+    .replace(/^[\r\n]+/, '');
   for (const method of HTTP_METHODS) {
     const line = `${method} `;
     if (text.startsWith(line)) {
-      return { pass: false, refusal: 'refused: plain HTTP in a CONNECT tunnel (send http:// requests to the proxy, which checks each one)' };
+      return {
+        pass: false,
+        refusal: 'refused: plain HTTP in a CONNECT tunnel (send http:// requests to the proxy, which checks each one)',
+      };
     }
     if (line.startsWith(text)) return 'need-more';
   }

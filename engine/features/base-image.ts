@@ -26,15 +26,38 @@ export interface BaseImage {
   metadata: MetadataEntry[];
 }
 
-const configLabelsSchema = z.object({ config: z.object({ Labels: z.record(z.string()).nullish() }).passthrough().nullish() }).passthrough();
+const configLabelsSchema = z
+  .object({
+    config: z
+      .object({ Labels: z.record(z.string()).nullish() })
+      .passthrough()
+      .nullish(),
+  })
+  .passthrough();
 
 export async function baseImage(
-  ref: string | undefined, opts: { store: ContentStore; mirrors?: RegistryMirrors; onPull?: (event: PullProgress) => void; signal?: AbortSignal },
+  ref: string | undefined,
+  opts: {
+    store: ContentStore;
+    mirrors?: RegistryMirrors;
+    onPull?: (event: PullProgress) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<BaseImage> {
-  const resolved = await resolveSource(ref, { pullPolicy: 'missing', maxLayerBytes: 16 * 1024 * 1024 * 1024, store: opts.store, mirrors: opts.mirrors, onPull: opts.onPull, signal: opts.signal });
-  const labels = parseJsonDocument(await configBytes(resolved, opts.store), `the config of ${resolved.source}`, configLabelsSchema).config?.Labels ?? undefined;
+  const resolved = await resolveSource(ref, {
+    pullPolicy: 'missing',
+    maxLayerBytes: 16 * 1024 * 1024 * 1024,
+    store: opts.store,
+    mirrors: opts.mirrors,
+    onPull: opts.onPull,
+    signal: opts.signal,
+  });
+  const labels =
+    parseJsonDocument(await configBytes(resolved, opts.store), `the config of ${resolved.source}`, configLabelsSchema)
+      .config?.Labels ?? undefined;
   const common = { user: resolved.config.user, metadata: labelEntries(labels) };
-  if (ref !== undefined && !isLocalImageRef(ref)) return { from: parseReference(ref.replace(/^docker:\/\//, '')).canonical, localBases: {}, ...common };
+  if (ref !== undefined && !isLocalImageRef(ref))
+    return { from: parseReference(ref.replace(/^docker:\/\//, '')).canonical, localBases: {}, ...common };
   const from = `localhost/microvm-base:${resolved.manifestDigest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
   return { from, localBases: { [from]: ref ?? homePaths.defaultImage() }, ...common };
 }
@@ -44,8 +67,14 @@ async function configBytes(image: ResolvedImage, store: ContentStore): Promise<B
   if (await store.has(image.configDigest)) return store.readDocument(image.configDigest, MAX_JSON_DOCUMENT_BYTES);
   const file = path.join(image.source, 'blobs', ...image.configDigest.split(':'));
   const bytes = await fsp.readFile(file);
-  if (bytes.length > MAX_JSON_DOCUMENT_BYTES || `sha256:${createHash('sha256').update(bytes).digest('hex')}` !== image.configDigest) {
-    throw new MicrovmError('E_IMAGE_DIGEST', `${file} is not the config ${image.configDigest} of ${image.source}; rebuild or re-export the image`);
+  if (
+    bytes.length > MAX_JSON_DOCUMENT_BYTES ||
+    `sha256:${createHash('sha256').update(bytes).digest('hex')}` !== image.configDigest
+  ) {
+    throw new MicrovmError(
+      'E_IMAGE_DIGEST',
+      `${file} is not the config ${image.configDigest} of ${image.source}; rebuild or re-export the image`,
+    );
   }
   return bytes;
 }

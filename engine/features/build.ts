@@ -11,7 +11,15 @@ import type { RegistryMirrors } from '../image/registry/mirrors';
 import { homePaths } from '../paths';
 import { reapDeadWriters, tempPath } from '../temp-files';
 import { baseImage } from './base-image';
-import { BUILTIN_ENV, builtinEnvFile, featuresDockerfile, OPTIONS_ENV, WRAPPER, wrapperScript, type FeatureStep } from './dockerfile';
+import {
+  BUILTIN_ENV,
+  builtinEnvFile,
+  featuresDockerfile,
+  OPTIONS_ENV,
+  WRAPPER,
+  wrapperScript,
+  type FeatureStep,
+} from './dockerfile';
 import { layerFiles, localFiles, writeFiles, type FeatureFile } from './files';
 import { fetchLayer } from './fetch';
 import { featureEntry, type MetadataEntry } from './metadata';
@@ -53,8 +61,16 @@ export interface FeaturesImage extends BuiltImage {
 export async function buildFeaturesImage(opts: FeaturesImageOptions): Promise<FeaturesImage> {
   const store = new ContentStore();
   const base = await baseImage(opts.base, {
-    store, mirrors: opts.registryMirrors,
-    onPull: (event) => opts.onProgress?.({ phase: 'pull', ref: opts.base ?? 'default', digest: event.digest, bytes: event.bytes, total: event.total }),
+    store,
+    mirrors: opts.registryMirrors,
+    onPull: (event) =>
+      opts.onProgress?.({
+        phase: 'pull',
+        ref: opts.base ?? 'default',
+        digest: event.digest,
+        bytes: event.bytes,
+        total: event.total,
+      }),
   });
   const containerUser = opts.containerUser ?? lastOf(base.metadata, 'containerUser') ?? (base.user || 'root');
   const users = { containerUser, remoteUser: opts.remoteUser ?? lastOf(base.metadata, 'remoteUser') ?? containerUser };
@@ -67,13 +83,22 @@ export async function buildFeaturesImage(opts: FeaturesImageOptions): Promise<Fe
     const builtin = builtinEnvFile(users);
     await fsp.writeFile(path.join(context, BUILTIN_ENV), builtin, { mode: 0o755 });
     const steps: FeatureStep[] = [];
-    for (const [i, feature] of opts.features.entries()) steps.push(await stageFeature(context, `${feature.json.id}_${i}`, feature, builtin, store, opts.registryMirrors));
+    for (const [i, feature] of opts.features.entries())
+      steps.push(await stageFeature(context, `${feature.json.id}_${i}`, feature, builtin, store, opts.registryMirrors));
     const metadata = [...base.metadata, ...opts.features.map(featureEntry)];
-    await fsp.writeFile(path.join(context, 'Dockerfile'), featuresDockerfile({ from: base.from, steps, imageUser: base.user, metadata }));
+    await fsp.writeFile(
+      path.join(context, 'Dockerfile'),
+      featuresDockerfile({ from: base.from, steps, imageUser: base.user, metadata }),
+    );
     const built = await buildImage({
-      context, dockerfile: 'Dockerfile', localBases: base.localBases, network: opts.network ?? 'outbound', allow: [...(opts.allow ?? [])],
+      context,
+      dockerfile: 'Dockerfile',
+      localBases: base.localBases,
+      network: opts.network ?? 'outbound',
+      allow: [...(opts.allow ?? [])],
       ...(opts.registryMirrors ? { registryMirrors: opts.registryMirrors as Record<string, string[]> } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
     return { ...built, baseMetadata: base.metadata, users };
   } finally {
@@ -83,7 +108,14 @@ export async function buildFeaturesImage(opts: FeaturesImageOptions): Promise<Fe
 }
 
 /** One feature's folder in the context, and its step: the digest covers its files, options, wrapper and the users. */
-async function stageFeature(context: string, folder: string, feature: ResolvedFeature, builtin: string, store: ContentStore, mirrors?: RegistryMirrors): Promise<FeatureStep> {
+async function stageFeature(
+  context: string,
+  folder: string,
+  feature: ResolvedFeature,
+  builtin: string,
+  store: ContentStore,
+  mirrors?: RegistryMirrors,
+): Promise<FeatureStep> {
   const { source, userId } = feature;
   let files: FeatureFile[];
   if (source.kind === 'local') {
@@ -100,7 +132,11 @@ async function stageFeature(context: string, folder: string, feature: ResolvedFe
   const all = [...files.filter((f) => f.rel !== OPTIONS_ENV && f.rel !== WRAPPER), ...generated];
   await writeFiles(path.join(context, folder), all);
   const hash = createHash('sha256').update(builtin);
-  for (const f of all) hash.update(`${f.type}\0${f.rel}\0${f.linkpath ?? ''}\0`).update(f.data ?? Buffer.alloc(0)).update('\n');
+  for (const f of all)
+    hash
+      .update(`${f.type}\0${f.rel}\0${f.linkpath ?? ''}\0`)
+      .update(f.data ?? Buffer.alloc(0))
+      .update('\n');
   return { folder, containerEnv: feature.json.containerEnv ?? {}, digest: `sha256:${hash.digest('hex')}`, userId };
 }
 

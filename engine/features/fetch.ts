@@ -42,36 +42,69 @@ const manifestSchema = z.object({
   annotations: z.record(z.string()).optional(),
 });
 
-export async function fetchFeature(userId: string, ref: ImageReference, store: ContentStore, mirrors?: RegistryMirrors): Promise<FetchedFeature> {
+export async function fetchFeature(
+  userId: string,
+  ref: ImageReference,
+  store: ContentStore,
+  mirrors?: RegistryMirrors,
+): Promise<FetchedFeature> {
   let digest: string;
   let offline: string | undefined;
   try {
-    digest = await withEndpoints(ref, mirrors, (client) => client.manifest(ref.digest ?? (ref.tag as string), store)).then((d) => d.digest);
+    digest = await withEndpoints(ref, mirrors, (client) =>
+      client.manifest(ref.digest ?? (ref.tag as string), store),
+    ).then((d) => d.digest);
     if (!ref.digest) await recordDigest(ref.canonical, digest);
   } catch (err) {
-    const recorded = err instanceof MicrovmError && err.code === 'E_REGISTRY_UNREACHABLE' ? await recordedDigest(ref.canonical, store) : undefined;
+    const recorded =
+      err instanceof MicrovmError && err.code === 'E_REGISTRY_UNREACHABLE'
+        ? await recordedDigest(ref.canonical, store)
+        : undefined;
     if (!recorded) throw featureFetchError(userId, err);
     digest = recorded;
     offline = (err as Error).message;
   }
-  const manifest = parseJsonDocument(await store.readDocument(digest, MAX_JSON_DOCUMENT_BYTES), `the manifest of ${ref.canonical}`, manifestSchema);
+  const manifest = parseJsonDocument(
+    await store.readDocument(digest, MAX_JSON_DOCUMENT_BYTES),
+    `the manifest of ${ref.canonical}`,
+    manifestSchema,
+  );
   if (manifest.config.mediaType !== FEATURE_MEDIA_TYPES.config) {
-    throw new MicrovmError('E_FEATURE_INVALID', `feature ${shown(userId)}: ${ref.canonical} is not a dev container feature (its config media type is ${shown(manifest.config.mediaType)}, not ${FEATURE_MEDIA_TYPES.config}); check the reference: is it an image?`);
+    throw new MicrovmError(
+      'E_FEATURE_INVALID',
+      `feature ${shown(userId)}: ${ref.canonical} is not a dev container feature (its config media type is ${shown(manifest.config.mediaType)}, not ${FEATURE_MEDIA_TYPES.config}); check the reference: is it an image?`,
+    );
   }
   const layer = manifest.layers[0];
   if (layer.size > MAX_FEATURE_LAYER_BYTES) {
-    throw new MicrovmError('E_FEATURE_INVALID', `feature ${shown(userId)}: its layer is ${layer.size} bytes, over the ${MAX_FEATURE_LAYER_BYTES}-byte cap for a feature; is the reference right?`);
+    throw new MicrovmError(
+      'E_FEATURE_INVALID',
+      `feature ${shown(userId)}: its layer is ${layer.size} bytes, over the ${MAX_FEATURE_LAYER_BYTES}-byte cap for a feature; is the reference right?`,
+    );
   }
   const metadata = manifest.annotations?.[FEATURE_MEDIA_TYPES.metadataAnnotation];
-  return { manifestDigest: digest, layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, ...(metadata ? { metadata } : {}), ...(offline ? { offline } : {}) };
+  return {
+    manifestDigest: digest,
+    layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
+    ...(metadata ? { metadata } : {}),
+    ...(offline ? { offline } : {}),
+  };
 }
 
 /** The feature's layer in the content store (fetched when it is not there yet). */
-export async function fetchLayer(userId: string, ref: ImageReference, layer: Descriptor, store: ContentStore, mirrors?: RegistryMirrors): Promise<void> {
+export async function fetchLayer(
+  userId: string,
+  ref: ImageReference,
+  layer: Descriptor,
+  store: ContentStore,
+  mirrors?: RegistryMirrors,
+): Promise<void> {
   if (await store.has(layer.digest)) return;
-  await withEndpoints(ref, mirrors, (client) => client.blob(layer, store, MAX_FEATURE_LAYER_BYTES)).catch((err: unknown) => {
-    throw featureFetchError(userId, err);
-  });
+  await withEndpoints(ref, mirrors, (client) => client.blob(layer, store, MAX_FEATURE_LAYER_BYTES)).catch(
+    (err: unknown) => {
+      throw featureFetchError(userId, err);
+    },
+  );
 }
 
 /**
@@ -79,7 +112,11 @@ export async function fetchLayer(userId: string, ref: ImageReference, layer: Des
  * the answer when the registry itself cannot be reached: the feature is missing where it was
  * looked for, which is what the user can act on.
  */
-async function withEndpoints<T>(ref: ImageReference, mirrors: RegistryMirrors | undefined, work: (client: RegistryClient) => Promise<T>): Promise<T> {
+async function withEndpoints<T>(
+  ref: ImageReference,
+  mirrors: RegistryMirrors | undefined,
+  work: (client: RegistryClient) => Promise<T>,
+): Promise<T> {
   const failures: string[] = [];
   let notFound: MicrovmError | undefined;
   for (const endpoint of endpointsFor(ref, mirrors ?? mirrorsFromEnv())) {
@@ -88,7 +125,11 @@ async function withEndpoints<T>(ref: ImageReference, mirrors: RegistryMirrors | 
     } catch (err) {
       if (endpoint.mirror && err instanceof MicrovmError && err.code === 'E_IMAGE_NOT_FOUND') notFound ??= err;
       if (!endpoint.mirror && notFound && err instanceof MicrovmError && err.code === 'E_REGISTRY_UNREACHABLE') {
-        throw new MicrovmError('E_IMAGE_NOT_FOUND', `${notFound.message} (${endpoint.host} itself could not be reached: ${err.message})`, { cause: err });
+        throw new MicrovmError(
+          'E_IMAGE_NOT_FOUND',
+          `${notFound.message} (${endpoint.host} itself could not be reached: ${err.message})`,
+          { cause: err },
+        );
       }
       if (!endpoint.mirror || !isRegistryFailure(err)) throw withMirrorFailures(err, failures);
       failures.push(`${endpoint.origin.origin}: ${(err as Error).message}`);
@@ -101,7 +142,11 @@ async function withEndpoints<T>(ref: ImageReference, mirrors: RegistryMirrors | 
 function featureFetchError(userId: string, err: unknown): unknown {
   if (!isMicrovmError(err)) return err;
   if (err.code === 'E_IMAGE_NOT_FOUND') {
-    return new MicrovmError('E_FEATURE_NOT_FOUND', `feature ${shown(userId)} was not found in its registry (${err.message}); check its name and version tag (features publish tags such as 1, 1.2, 1.2.3 and latest)`, { cause: err });
+    return new MicrovmError(
+      'E_FEATURE_NOT_FOUND',
+      `feature ${shown(userId)} was not found in its registry (${err.message}); check its name and version tag (features publish tags such as 1, 1.2, 1.2.3 and latest)`,
+      { cause: err },
+    );
   }
   return restated(err, `feature ${shown(userId)}: ${err.message}`);
 }
@@ -118,7 +163,9 @@ async function recordDigest(ref: string, digest: string): Promise<void> {
 
 async function recordedDigest(ref: string, store: ContentStore): Promise<string | undefined> {
   try {
-    const record = z.object({ ref: z.literal(ref), digest: z.string().regex(/^sha256:[a-f0-9]{64}$/) }).parse(JSON.parse(await fsp.readFile(recordFile(ref), 'utf8')));
+    const record = z
+      .object({ ref: z.literal(ref), digest: z.string().regex(/^sha256:[a-f0-9]{64}$/) })
+      .parse(JSON.parse(await fsp.readFile(recordFile(ref), 'utf8')));
     return (await store.has(record.digest)) ? record.digest : undefined;
   } catch {
     return undefined;

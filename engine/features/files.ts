@@ -35,20 +35,35 @@ export async function layerFiles(userId: string, store: ContentStore, layer: Des
   try {
     tar = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes, { maxOutputLength: MAX_FEATURE_BYTES }) : bytes;
   } catch (err) {
-    throw invalid(userId, `its layer ${layer.digest} is neither a tar nor a gzip tar within ${MAX_FEATURE_BYTES} bytes (${(err as Error).message})`);
+    throw invalid(
+      userId,
+      `its layer ${layer.digest} is neither a tar nor a gzip tar within ${MAX_FEATURE_BYTES} bytes (${(err as Error).message})`,
+    );
   }
   const files: FeatureFile[] = [];
   try {
-    for await (const entry of readTar(once(tar), { maxPaxHeaderBytes: 1024 * 1024, maxPathBytes: 4096, maxEntries: MAX_FEATURE_ENTRIES })) {
+    for await (const entry of readTar(once(tar), {
+      maxPaxHeaderBytes: 1024 * 1024,
+      maxPathBytes: 4096,
+      maxEntries: MAX_FEATURE_ENTRIES,
+    })) {
       const parts = normalizeEntryPath(entry.header.path);
-      if (parts === null) throw invalid(userId, `its layer has the entry ${shown(fromBytePath(entry.header.path))}, which climbs out of the feature folder`);
+      if (parts === null)
+        throw invalid(
+          userId,
+          `its layer has the entry ${shown(fromBytePath(entry.header.path))}, which climbs out of the feature folder`,
+        );
       if (parts.length === 0) continue;
       const rel = fromBytePath(parts.join('/'));
       const { type } = entry.header;
       if (type === 'dir') files.push({ rel, type });
       else if (type === 'symlink') files.push({ rel, type, linkpath: fromBytePath(entry.header.linkpath) });
       else if (type === 'file') files.push({ rel, type, data: await collect(entry.body()) });
-      else throw invalid(userId, `its layer has ${shown(rel)}, a ${type} entry; a feature holds files, folders and symbolic links only`);
+      else
+        throw invalid(
+          userId,
+          `its layer has ${shown(rel)}, a ${type} entry; a feature holds files, folders and symbolic links only`,
+        );
     }
   } catch (err) {
     if (err instanceof TarFormatError) throw invalid(userId, `its layer is not a valid tar: ${err.message}`);
@@ -66,7 +81,8 @@ export async function localFiles(userId: string, dir: string): Promise<FeatureFi
       const child = rel ? `${rel}/${name}` : name;
       const abs = path.join(dir, child);
       const stat = await fsp.lstat(abs);
-      if (files.length >= MAX_FEATURE_ENTRIES) throw invalid(userId, `its folder has more than ${MAX_FEATURE_ENTRIES} entries`);
+      if (files.length >= MAX_FEATURE_ENTRIES)
+        throw invalid(userId, `its folder has more than ${MAX_FEATURE_ENTRIES} entries`);
       if (stat.isDirectory()) {
         files.push({ rel: child, type: 'dir' });
         await walk(child);
@@ -100,7 +116,10 @@ export async function writeFiles(dir: string, files: readonly FeatureFile[]): Pr
       continue;
     }
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-    await fsp.writeFile(target, file.data ?? Buffer.alloc(0), { mode: 0o755, flag: fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW });
+    await fsp.writeFile(target, file.data ?? Buffer.alloc(0), {
+      mode: 0o755,
+      flag: fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW,
+    });
     await fsp.chmod(target, 0o755);
   }
   for (const file of files.filter((f) => f.type === 'symlink')) {
@@ -130,5 +149,8 @@ async function readNoFollow(file: string): Promise<Buffer> {
 }
 
 function invalid(userId: string, problem: string): MicrovmError {
-  return new MicrovmError('E_FEATURE_INVALID', `feature ${shown(userId)}: ${problem}; the feature is malformed: check the reference, or ask its publisher`);
+  return new MicrovmError(
+    'E_FEATURE_INVALID',
+    `feature ${shown(userId)}: ${problem}; the feature is malformed: check the reference, or ask its publisher`,
+  );
 }

@@ -12,8 +12,18 @@ export const METADATA_LABEL = 'devcontainer.metadata';
 
 /** The reference CLI's pickFeatureProperties: containerEnv is not among them (it is baked into the image as ENV). */
 const FEATURE_PROPERTIES = [
-  'onCreateCommand', 'updateContentCommand', 'postCreateCommand', 'postStartCommand', 'postAttachCommand',
-  'init', 'privileged', 'capAdd', 'securityOpt', 'entrypoint', 'mounts', 'customizations',
+  'onCreateCommand',
+  'updateContentCommand',
+  'postCreateCommand',
+  'postStartCommand',
+  'postAttachCommand',
+  'init',
+  'privileged',
+  'capAdd',
+  'securityOpt',
+  'entrypoint',
+  'mounts',
+  'customizations',
 ] as const;
 
 /** A feature's entry: its reference as `id`, then the properties it sets. */

@@ -26,7 +26,9 @@ export interface OrderNode {
 export function installOrder<T extends OrderNode>(nodes: readonly T[], override: readonly string[]): T[] {
   const priority = new Map(nodes.map((n) => [n.key, 0]));
   override.forEach((key, i) => {
-    for (const node of nodes) if (node.softKeys.includes(key)) priority.set(node.key, Math.max(priority.get(node.key) ?? 0, override.length - i));
+    for (const node of nodes)
+      if (node.softKeys.includes(key))
+        priority.set(node.key, Math.max(priority.get(node.key) ?? 0, override.length - i));
   });
   const present = new Set(nodes.flatMap((n) => n.softKeys));
   const installed: T[] = [];
@@ -34,11 +36,16 @@ export function installOrder<T extends OrderNode>(nodes: readonly T[], override:
   const installedSoft = new Set<string>();
   let left = [...nodes];
   while (left.length > 0) {
-    const ready = left.filter((n) => n.dependsOn.every((d) => installedKeys.has(d))
-      && n.installsAfter.every((s) => !present.has(s) || installedSoft.has(s) || n.softKeys.includes(s)));
+    const ready = left.filter(
+      (n) =>
+        n.dependsOn.every((d) => installedKeys.has(d)) &&
+        n.installsAfter.every((s) => !present.has(s) || installedSoft.has(s) || n.softKeys.includes(s)),
+    );
     if (ready.length === 0) throw cycleError(left);
     const top = Math.max(...ready.map((n) => priority.get(n.key) ?? 0));
-    const round = ready.filter((n) => (priority.get(n.key) ?? 0) === top).sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    const round = ready
+      .filter((n) => (priority.get(n.key) ?? 0) === top)
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
     for (const node of round) {
       installed.push(node);
       installedKeys.add(node.key);
@@ -52,9 +59,14 @@ export function installOrder<T extends OrderNode>(nodes: readonly T[], override:
 function cycleError(left: readonly OrderNode[]): MicrovmError {
   const byKey = new Map(left.map((n) => [n.key, n]));
   const waits = left.map((n) => {
-    const on = [...n.dependsOn.filter((d) => byKey.has(d)).map((d) => byKey.get(d)?.userId as string),
-      ...n.installsAfter.filter((s) => left.some((o) => o !== n && o.softKeys.includes(s)))];
+    const on = [
+      ...n.dependsOn.filter((d) => byKey.has(d)).map((d) => byKey.get(d)?.userId as string),
+      ...n.installsAfter.filter((s) => left.some((o) => o !== n && o.softKeys.includes(s))),
+    ];
     return `${shown(n.userId)} waits for ${on.map((o) => shown(o)).join(' and ')}`;
   });
-  return new MicrovmError('E_FEATURE_ORDER', `the features' install order has a cycle: ${waits.join('; ')}; remove one of these dependsOn/installsAfter links (or the feature) to break it`);
+  return new MicrovmError(
+    'E_FEATURE_ORDER',
+    `the features' install order has a cycle: ${waits.join('; ')}; remove one of these dependsOn/installsAfter links (or the feature) to break it`,
+  );
 }

@@ -21,8 +21,24 @@ export interface RefContext {
 }
 
 const SHORT_IDS = new Set([
-  'aws-cli', 'azure-cli', 'desktop-lite', 'docker-in-docker', 'docker-from-docker', 'dotnet', 'git', 'git-lfs', 'github-cli', 'java',
-  'kubectl-helm-minikube', 'node', 'powershell', 'python', 'ruby', 'rust', 'sshd', 'terraform',
+  'aws-cli',
+  'azure-cli',
+  'desktop-lite',
+  'docker-in-docker',
+  'docker-from-docker',
+  'dotnet',
+  'git',
+  'git-lfs',
+  'github-cli',
+  'java',
+  'kubectl-helm-minikube',
+  'node',
+  'powershell',
+  'python',
+  'ruby',
+  'rust',
+  'sshd',
+  'terraform',
 ]);
 const RENAMED: Readonly<Record<string, { id: string; options?: Record<string, boolean> }>> = {
   golang: { id: 'go' },
@@ -33,11 +49,19 @@ const RENAMED: Readonly<Record<string, { id: string; options?: Record<string, bo
 };
 
 /** The reference, and the options a deprecated short id implies (`maven` is java with installMaven). */
-export function parseFeatureRef(userId: string, where: RefContext): { ref: FeatureRef; implied: Record<string, boolean> } {
+export function parseFeatureRef(
+  userId: string,
+  where: RefContext,
+): { ref: FeatureRef; implied: Record<string, boolean> } {
   if (/^https?:\/\//i.test(userId)) {
-    throw refError(userId, 'is a tarball URL, which this engine does not fetch', 'publish the feature to an OCI registry, or copy its folder under .devcontainer/ and write "./<folder>"');
+    throw refError(
+      userId,
+      'is a tarball URL, which this engine does not fetch',
+      'publish the feature to an OCI registry, or copy its folder under .devcontainer/ and write "./<folder>"',
+    );
   }
-  if (userId.startsWith('./') || userId.startsWith('../') || path.isAbsolute(userId)) return { ref: localRef(userId, where), implied: {} };
+  if (userId.startsWith('./') || userId.startsWith('../') || path.isAbsolute(userId))
+    return { ref: localRef(userId, where), implied: {} };
   if (!userId.includes('/')) return shortId(userId);
   return { ref: ociRef(userId), implied: {} };
 }
@@ -47,14 +71,23 @@ export function ociRef(userId: string): FeatureRef & { kind: 'oci' } {
   const text = userId.toLowerCase().replace(/^ghcr\.io\/devcontainers-contrib\//, 'ghcr.io/devcontainers-extra/');
   const registry = text.split('/', 1)[0] ?? '';
   if (!registry.includes('.') && !registry.startsWith('localhost')) {
-    throw refError(userId, `does not start with a registry host (${shown(registry)} has no dot)`, 'write the full reference, e.g. ghcr.io/devcontainers/features/node:1');
+    throw refError(
+      userId,
+      `does not start with a registry host (${shown(registry)} has no dot)`,
+      'write the full reference, e.g. ghcr.io/devcontainers/features/node:1',
+    );
   }
-  if (text.includes('@') && !/@sha256:[a-f0-9]{64}$/.test(text)) throw refError(userId, 'has a digest that is not sha256:<64 hex>', 'pin it as REF@sha256:<digest>, or use a tag');
+  if (text.includes('@') && !/@sha256:[a-f0-9]{64}$/.test(text))
+    throw refError(userId, 'has a digest that is not sha256:<64 hex>', 'pin it as REF@sha256:<digest>, or use a tag');
   let ref: ImageReference;
   try {
     ref = parseReference(text);
   } catch (err) {
-    throw refError(userId, `is not an OCI reference: ${(err as Error).message}`, 'write it as registry/namespace/id[:tag]');
+    throw refError(
+      userId,
+      `is not an OCI reference: ${(err as Error).message}`,
+      'write it as registry/namespace/id[:tag]',
+    );
   }
   return { kind: 'oci', userId, ref, resource: `${ref.registry}/${ref.repository}` };
 }
@@ -63,7 +96,11 @@ function shortId(userId: string): { ref: FeatureRef; implied: Record<string, boo
   const renamed = RENAMED[userId];
   const id = renamed?.id ?? (SHORT_IDS.has(userId) ? userId : undefined);
   if (!id) {
-    throw refError(userId, 'is a short feature id this engine does not know (a legacy v1 feature)', 'write a full reference such as ghcr.io/devcontainers/features/<id>:1, or "./<folder>" for a local feature');
+    throw refError(
+      userId,
+      'is a short feature id this engine does not know (a legacy v1 feature)',
+      'write a full reference such as ghcr.io/devcontainers/features/<id>:1, or "./<folder>" for a local feature',
+    );
   }
   const ref = ociRef(`ghcr.io/devcontainers/features/${id}:1`);
   return { ref: { ...ref, userId }, implied: renamed?.options ?? {} };
@@ -75,19 +112,29 @@ function shortId(userId: string): { ref: FeatureRef; implied: Record<string, boo
  * the opened folder). Links are resolved before the check, so one cannot point elsewhere.
  */
 function localRef(userId: string, where: RefContext): FeatureRef {
-  if (path.isAbsolute(userId)) throw refError(userId, 'is an absolute path', 'write a path relative to devcontainer.json, such as "./features/x"');
+  if (path.isAbsolute(userId))
+    throw refError(userId, 'is an absolute path', 'write a path relative to devcontainer.json, such as "./features/x"');
   const allowed = path.join(where.folder, '.devcontainer');
   let dir: string;
   try {
     dir = fs.realpathSync(path.resolve(where.configDir, userId));
   } catch {
-    throw refError(userId, `does not exist (looked for ${path.resolve(where.configDir, userId)})`, 'create the folder with a devcontainer-feature.json and an install.sh, or fix the path');
+    throw refError(
+      userId,
+      `does not exist (looked for ${path.resolve(where.configDir, userId)})`,
+      'create the folder with a devcontainer-feature.json and an install.sh, or fix the path',
+    );
   }
   const relative = path.relative(allowed, dir);
   if (relative.startsWith('..') || path.isAbsolute(relative)) {
-    throw refError(userId, `resolves to ${dir}, outside ${allowed}`, 'local features must live under the workspace\'s .devcontainer/ folder: move it there');
+    throw refError(
+      userId,
+      `resolves to ${dir}, outside ${allowed}`,
+      "local features must live under the workspace's .devcontainer/ folder: move it there",
+    );
   }
-  if (!fs.statSync(dir).isDirectory()) throw refError(userId, `is not a folder (${dir})`, 'point it at the feature\'s folder');
+  if (!fs.statSync(dir).isDirectory())
+    throw refError(userId, `is not a folder (${dir})`, "point it at the feature's folder");
   return { kind: 'local', userId, dir };
 }
 

@@ -7,7 +7,13 @@ import { fetchFeature, fetchLayer } from './fetch';
 import { optionValues } from './options';
 import { installOrder, type OrderNode } from './order';
 import { ociRef, parseFeatureRef, softKey, type FeatureRef, type RefContext } from './reference';
-import { featureJsonSchema, type FeatureJson, type FeatureSource, type FeatureWarning, type ResolvedFeature } from './types';
+import {
+  featureJsonSchema,
+  type FeatureJson,
+  type FeatureSource,
+  type FeatureWarning,
+  type ResolvedFeature,
+} from './types';
 
 /** What resolveFeatures needs: the features as written, their order, and where to fetch them. */
 export interface ResolveFeaturesOptions extends RefContext {
@@ -53,12 +59,17 @@ export async function resolveFeatures(opts: ResolveFeaturesOptions): Promise<Res
     const key = `${source.kind === 'oci' ? source.manifestDigest : source.dir}\0${JSON.stringify(sorted(options))}`;
     if (nodes.has(key)) return key;
     const node: Node = {
-      key, userId, feature: { userId, source, json, options },
-      softKeys: softKeysOf(ref, json), dependsOn: [], installsAfter: installsAfterKeys(json),
-      sortKey: `${softKey(ref)}\0${ref.kind === 'oci' ? ref.ref.tag ?? '' : ''}\0${JSON.stringify(sorted(options))}\0${key}`,
+      key,
+      userId,
+      feature: { userId, source, json, options },
+      softKeys: softKeysOf(ref, json),
+      dependsOn: [],
+      installsAfter: installsAfterKeys(json),
+      sortKey: `${softKey(ref)}\0${ref.kind === 'oci' ? (ref.ref.tag ?? '') : ''}\0${JSON.stringify(sorted(options))}\0${key}`,
     };
     nodes.set(key, node);
-    for (const [depId, depValue] of Object.entries(json.dependsOn ?? {})) node.dependsOn.push(await visit(depId, depValue));
+    for (const [depId, depValue] of Object.entries(json.dependsOn ?? {}))
+      node.dependsOn.push(await visit(depId, depValue));
     return key;
   };
   for (const [userId, value] of Object.entries(opts.features)) {
@@ -84,19 +95,41 @@ interface Loaded {
   json: FeatureJson;
 }
 
-async function load(ref: FeatureRef, store: ContentStore, opts: ResolveFeaturesOptions, warnings: FeatureWarning[]): Promise<Loaded> {
+async function load(
+  ref: FeatureRef,
+  store: ContentStore,
+  opts: ResolveFeaturesOptions,
+  warnings: FeatureWarning[],
+): Promise<Loaded> {
   opts.onProgress?.(`Resolving feature ${ref.userId}`);
-  if (ref.kind === 'local') return { source: { kind: 'local', dir: ref.dir }, json: parseFeatureJson(ref.userId, featureJsonText(ref.userId, await localFiles(ref.userId, ref.dir))) };
+  if (ref.kind === 'local')
+    return {
+      source: { kind: 'local', dir: ref.dir },
+      json: parseFeatureJson(ref.userId, featureJsonText(ref.userId, await localFiles(ref.userId, ref.dir))),
+    };
   const fetched = await fetchFeature(ref.userId, ref.ref, store, opts.mirrors);
-  if (fetched.offline) warnings.push({ feature: ref.userId, message: `its registry could not be reached (${fetched.offline})`, consequence: `the version stored before (${fetched.manifestDigest}) is used` });
+  if (fetched.offline)
+    warnings.push({
+      feature: ref.userId,
+      message: `its registry could not be reached (${fetched.offline})`,
+      consequence: `the version stored before (${fetched.manifestDigest}) is used`,
+    });
   let text = fetched.metadata;
   if (text === undefined) {
     await fetchLayer(ref.userId, ref.ref, fetched.layer, store, opts.mirrors);
     text = featureJsonText(ref.userId, await layerFiles(ref.userId, store, fetched.layer));
   }
   const json = parseFeatureJson(ref.userId, text);
-  if (json.deprecated) warnings.push({ feature: ref.userId, message: 'the feature is deprecated by its publisher', consequence: 'it is installed all the same; look for its successor' });
-  return { source: { kind: 'oci', ref: ref.ref.canonical, manifestDigest: fetched.manifestDigest, layer: fetched.layer }, json };
+  if (json.deprecated)
+    warnings.push({
+      feature: ref.userId,
+      message: 'the feature is deprecated by its publisher',
+      consequence: 'it is installed all the same; look for its successor',
+    });
+  return {
+    source: { kind: 'oci', ref: ref.ref.canonical, manifestDigest: fetched.manifestDigest, layer: fetched.layer },
+    json,
+  };
 }
 
 function parseFeatureJson(userId: string, text: string): FeatureJson {
@@ -104,12 +137,18 @@ function parseFeatureJson(userId: string, text: string): FeatureJson {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new MicrovmError('E_FEATURE_INVALID', `feature ${shown(userId)}: its devcontainer-feature.json is not JSON (${(err as Error).message}); fix the file, or ask its publisher`);
+    throw new MicrovmError(
+      'E_FEATURE_INVALID',
+      `feature ${shown(userId)}: its devcontainer-feature.json is not JSON (${(err as Error).message}); fix the file, or ask its publisher`,
+    );
   }
   const parsed = featureJsonSchema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = firstIssue(parsed.error);
-  throw new MicrovmError('E_FEATURE_INVALID', `feature ${shown(userId)}: its devcontainer-feature.json has ${issue.path.join('.') || 'a problem'}: ${issue.message}; fix the file, or ask its publisher`);
+  throw new MicrovmError(
+    'E_FEATURE_INVALID',
+    `feature ${shown(userId)}: its devcontainer-feature.json has ${issue.path.join('.') || 'a problem'}: ${issue.message}; fix the file, or ask its publisher`,
+  );
 }
 
 /** The resource and its legacy ids under the same registry and namespace. */
@@ -133,7 +172,12 @@ function installsAfterKeys(json: FeatureJson): string[] {
 function overrideKeys(opts: ResolveFeaturesOptions, nodes: readonly Node[], warnings: FeatureWarning[]): string[] {
   return (opts.overrideFeatureInstallOrder ?? []).map((id) => {
     const key = softKey(parseFeatureRef(id, opts).ref);
-    if (!nodes.some((n) => n.softKeys.includes(key))) warnings.push({ feature: id, message: 'overrideFeatureInstallOrder names a feature that is not installed', consequence: 'the entry changes nothing' });
+    if (!nodes.some((n) => n.softKeys.includes(key)))
+      warnings.push({
+        feature: id,
+        message: 'overrideFeatureInstallOrder names a feature that is not installed',
+        consequence: 'the entry changes nothing',
+      });
     return key;
   });
 }

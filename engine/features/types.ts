@@ -7,14 +7,18 @@ import type { Descriptor } from '../image/schemas';
  * E_FEATURE_INVALID naming the feature and the key rather than a surprise at install time.
  */
 const optionSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('boolean'), default: z.boolean().optional(), description: z.string().optional() }).passthrough(),
-  z.object({
-    type: z.literal('string'),
-    default: z.string().optional(),
-    enum: z.array(z.string()).optional(),
-    proposals: z.array(z.string()).optional(),
-    description: z.string().optional(),
-  }).passthrough(),
+  z
+    .object({ type: z.literal('boolean'), default: z.boolean().optional(), description: z.string().optional() })
+    .passthrough(),
+  z
+    .object({
+      type: z.literal('string'),
+      default: z.string().optional(),
+      enum: z.array(z.string()).optional(),
+      proposals: z.array(z.string()).optional(),
+      description: z.string().optional(),
+    })
+    .passthrough(),
 ]);
 
 const mountSchema = z.union([
@@ -22,26 +26,28 @@ const mountSchema = z.union([
   z.object({ type: z.enum(['bind', 'volume']), source: z.string().optional(), target: z.string() }).passthrough(),
 ]);
 
-export const featureJsonSchema = z.object({
-  id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-"'),
-  version: z.string().min(1),
-  name: z.string().optional(),
-  description: z.string().optional(),
-  documentationURL: z.string().optional(),
-  options: z.record(optionSchema).optional(),
-  containerEnv: z.record(z.string()).optional(),
-  mounts: z.array(mountSchema).optional(),
-  init: z.boolean().optional(),
-  privileged: z.boolean().optional(),
-  capAdd: z.array(z.string()).optional(),
-  securityOpt: z.array(z.string()).optional(),
-  entrypoint: z.string().optional(),
-  customizations: z.record(z.unknown()).optional(),
-  dependsOn: z.record(z.unknown()).optional(),
-  installsAfter: z.array(z.string()).optional(),
-  legacyIds: z.array(z.string()).optional(),
-  deprecated: z.boolean().optional(),
-}).passthrough();
+export const featureJsonSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-"'),
+    version: z.string().min(1),
+    name: z.string().optional(),
+    description: z.string().optional(),
+    documentationURL: z.string().optional(),
+    options: z.record(optionSchema).optional(),
+    containerEnv: z.record(z.string()).optional(),
+    mounts: z.array(mountSchema).optional(),
+    init: z.boolean().optional(),
+    privileged: z.boolean().optional(),
+    capAdd: z.array(z.string()).optional(),
+    securityOpt: z.array(z.string()).optional(),
+    entrypoint: z.string().optional(),
+    customizations: z.record(z.unknown()).optional(),
+    dependsOn: z.record(z.unknown()).optional(),
+    installsAfter: z.array(z.string()).optional(),
+    legacyIds: z.array(z.string()).optional(),
+    deprecated: z.boolean().optional(),
+  })
+  .passthrough();
 
 /** A feature's `devcontainer-feature.json`, validated. */
 export type FeatureJson = z.infer<typeof featureJsonSchema>;

@@ -24,7 +24,10 @@ export class TcpForwarder {
   private readonly refusals = new RefusalNotices((refused) => this.describeRefusals(refused));
   private refusedTotal = 0;
 
-  private constructor(readonly guestPort: number, handle: ConnectionHandler) {
+  private constructor(
+    readonly guestPort: number,
+    handle: ConnectionHandler,
+  ) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       this.sockets.add(socket);
       socket.setNoDelay(true);
@@ -131,16 +134,21 @@ export class TcpForwarder {
   }
 
   private describeRefusals(refused: number): string {
-    return `refused ${refused} connection${refused === 1 ? '' : 's'} to 127.0.0.1:${this.bound?.port} (guest port ${this.guestPort}): ` +
+    return (
+      `refused ${refused} connection${refused === 1 ? '' : 's'} to 127.0.0.1:${this.bound?.port} (guest port ${this.guestPort}): ` +
       `the VM already carries ${MAX_FORWARD_STREAMS} forwarded connections, the most it takes; the clients got a reset. ` +
-      'Close idle connections (keep-alive pools, stale websockets) and retry';
+      'Close idle connections (keep-alive pools, stale websockets) and retry'
+    );
   }
 }
 
 function bindError(err: NodeJS.ErrnoException, hostPort: number): MicrovmError {
   if (err.code === 'EADDRINUSE') {
-    return new MicrovmError('E_PORT_IN_USE',
-      `host port ${hostPort} (127.0.0.1:${hostPort}) is already in use; stop what listens there, or pick another host port (0 picks a free one)`, { cause: err });
+    return new MicrovmError(
+      'E_PORT_IN_USE',
+      `host port ${hostPort} (127.0.0.1:${hostPort}) is already in use; stop what listens there, or pick another host port (0 picks a free one)`,
+      { cause: err },
+    );
   }
   return new MicrovmError('E_FORWARD_FAILED', `cannot listen on 127.0.0.1:${hostPort}: ${err.message}`, { cause: err });
 }

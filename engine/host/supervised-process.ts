@@ -47,7 +47,13 @@ export class SupervisedProcess {
   private partialLine = '';
 
   /** `inheritFds`: open files the program gets as fd 3, 4, ... (the launcher passes them on). */
-  constructor(launcher: string, program: string, args: string[], env: Record<string, string> = {}, inheritFds: number[] = []) {
+  constructor(
+    launcher: string,
+    program: string,
+    args: string[],
+    env: Record<string, string> = {},
+    inheritFds: number[] = [],
+  ) {
     installExitHook();
     this.child = spawn(launcher, ['--parent', String(process.pid), '--', program, ...args], {
       detached: true,

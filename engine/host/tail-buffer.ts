@@ -23,6 +23,10 @@ export class TailBuffer {
 
   /** The last `n` non-empty lines, for error messages. */
   lastLines(n: number): string {
-    return this.text().split(/\r?\n/).filter((line) => line.trim() !== '').slice(-n).join('\n');
+    return this.text()
+      .split(/\r?\n/)
+      .filter((line) => line.trim() !== '')
+      .slice(-n)
+      .join('\n');
   }
 }

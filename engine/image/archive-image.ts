@@ -9,18 +9,27 @@ import { indexSchema, ociLayoutSchema, type Descriptor } from './schemas';
 import { resolvedFromStore } from './stored-image';
 import { MAX_JSON_DOCUMENT_BYTES, MEDIA_TYPES, type ResolvedImage } from './types';
 
-const dockerManifestSchema = z.array(z.object({
-  Config: z.string().max(4096),
-  RepoTags: z.array(z.string()).nullish(),
-  Layers: z.array(z.string().max(4096)).max(1000),
-})).nonempty();
+const dockerManifestSchema = z
+  .array(
+    z.object({
+      Config: z.string().max(4096),
+      RepoTags: z.array(z.string()).nullish(),
+      Layers: z.array(z.string().max(4096)).max(1000),
+    }),
+  )
+  .nonempty();
 
 /**
  * An image from an OCI archive or a `docker save` tarball. The archive is streamed into the
  * content store once; later builds of the unchanged file (same path, size and mtime) read the
  * store only.
  */
-export async function archiveImage(file: string, store: ContentStore, maxFileBytes: number, useCache: boolean): Promise<ResolvedImage> {
+export async function archiveImage(
+  file: string,
+  store: ContentStore,
+  maxFileBytes: number,
+  useCache: boolean,
+): Promise<ResolvedImage> {
   const stat = await fs.stat(file);
   const key = `archive:${file}@${stat.size}:${Math.floor(stat.mtimeMs)}`;
   const record = useCache ? await readRecord(store, key) : null;
@@ -47,7 +56,8 @@ function ociTop(file: string, contents: ArchiveContents): Descriptor {
   const marker = contents.documents.get('oci-layout');
   if (!marker) throw invalid(file, 'it has index.json but no oci-layout');
   const layout = parseJsonDocument(marker, `${file}: oci-layout`, ociLayoutSchema);
-  if (!layout.imageLayoutVersion.startsWith('1.')) throw invalid(file, `imageLayoutVersion ${layout.imageLayoutVersion} is not 1.x`);
+  if (!layout.imageLayoutVersion.startsWith('1.'))
+    throw invalid(file, `imageLayoutVersion ${layout.imageLayoutVersion} is not 1.x`);
   const index = parseJsonDocument(contents.documents.get('index.json') as Buffer, `${file}: index.json`, indexSchema);
   return pickForHost(index.manifests, `${file}: index.json`);
 }
@@ -70,12 +80,14 @@ async function dockerTop(file: string, contents: ArchiveContents, store: Content
   };
   const layers: Descriptor[] = [];
   for (const name of entry.Layers) layers.push(await describe(name, await layerMediaType(store, digestOf(name))));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociManifest,
-    config: await describe(entry.Config, MEDIA_TYPES.dockerConfig),
-    layers,
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      config: await describe(entry.Config, MEDIA_TYPES.dockerConfig),
+      layers,
+    }),
+  );
   const digest = await store.writeBlob([manifest], { maxBytes: MAX_JSON_DOCUMENT_BYTES, what: `manifest for ${file}` });
   return { mediaType: MEDIA_TYPES.ociManifest, digest, size: manifest.length };
 }

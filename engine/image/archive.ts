@@ -41,7 +41,8 @@ export async function importArchive(file: string, store: ContentStore, maxFileBy
       else if (header.type === 'file') {
         const blob = BLOB_PATH.exec(name);
         if (blob) parseDigest(`${blob[1]}:${blob[2]}`, `${file}: ${name}`);
-        const isDocument = DOCUMENT_NAMES.has(name) || (name.endsWith('.json') && header.size <= MAX_JSON_DOCUMENT_BYTES);
+        const isDocument =
+          DOCUMENT_NAMES.has(name) || (name.endsWith('.json') && header.size <= MAX_JSON_DOCUMENT_BYTES);
         const chunks: Buffer[] = [];
         const source = isDocument ? keep(body(), chunks) : body();
         const digest = await store.writeBlob(source, {
@@ -67,7 +68,9 @@ export async function importArchive(file: string, store: ContentStore, maxFileBy
 
 async function openArchive(file: string): Promise<AsyncIterable<Buffer>> {
   const handle = await fs.open(file, 'r').catch((err: Error) => {
-    throw new MicrovmError('E_IMAGE_NOT_FOUND', `cannot open the image archive ${file}: ${err.message}`, { cause: err });
+    throw new MicrovmError('E_IMAGE_NOT_FOUND', `cannot open the image archive ${file}: ${err.message}`, {
+      cause: err,
+    });
   });
   const magic = Buffer.alloc(2);
   await handle.read(magic, 0, 2, 0).finally(() => handle.close());
@@ -109,5 +112,8 @@ function followLinks(target: string, links: Map<string, string>, files: Map<stri
 }
 
 export function invalid(file: string, problem: string): MicrovmError {
-  return new MicrovmError('E_IMAGE_INVALID', `${file} is not a usable image archive: ${problem}; re-export it with \`docker save\` or \`skopeo copy ... oci-archive:FILE\``);
+  return new MicrovmError(
+    'E_IMAGE_INVALID',
+    `${file} is not a usable image archive: ${problem}; re-export it with \`docker save\` or \`skopeo copy ... oci-archive:FILE\``,
+  );
 }

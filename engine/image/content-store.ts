@@ -39,7 +39,10 @@ export class ContentStore {
   }
 
   /** Streams bytes into the store; returns the digest they were stored under. */
-  async writeBlob(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer>, opts: WriteBlobOptions): Promise<string> {
+  async writeBlob(
+    source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer>,
+    opts: WriteBlobOptions,
+  ): Promise<string> {
     const expected = opts.digest ? parseDigest(opts.digest, opts.what) : undefined;
     const hash = createDigestHash(expected ?? { algorithm: 'sha256', hex: '' });
     const temp = await this.tempFile();
@@ -56,7 +59,10 @@ export class ContentStore {
         opts.onBytes?.(bytes);
       }
       if (opts.size !== undefined && bytes !== opts.size) {
-        throw new MicrovmError('E_IMAGE_DIGEST', `${opts.what} ended after ${bytes} of the ${opts.size} bytes its descriptor declares; pull again`);
+        throw new MicrovmError(
+          'E_IMAGE_DIGEST',
+          `${opts.what} ended after ${bytes} of the ${opts.size} bytes its descriptor declares; pull again`,
+        );
       }
       const hex = hash.digest('hex');
       if (expected) assertDigestMatches(expected, hex, opts.what);
@@ -84,7 +90,11 @@ export class ContentStore {
     const parsed = parseDigest(digest, 'the content store');
     const file = this.blobPath(parsed);
     const handle = await fs.open(file, 'r').catch((err: Error) => {
-      throw new MicrovmError('E_IMAGE_NOT_CACHED', `blob ${digest} is not in the content store (${file}); pull the image again`, { cause: err });
+      throw new MicrovmError(
+        'E_IMAGE_NOT_CACHED',
+        `blob ${digest} is not in the content store (${file}); pull the image again`,
+        { cause: err },
+      );
     });
     try {
       const buffer = Buffer.alloc(maxBytes + 1);
@@ -120,7 +130,9 @@ export class ContentStore {
 
   private async tempFile(): Promise<string> {
     await fs.mkdir(this.tempDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
-      throw new MicrovmError('E_STATE_DIR', `cannot create ${this.tempDir}: ${err.message}; check MICROVM_HOME`, { cause: err });
+      throw new MicrovmError('E_STATE_DIR', `cannot create ${this.tempDir}: ${err.message}; check MICROVM_HOME`, {
+        cause: err,
+      });
     });
     return tempPath(this.tempDir, '.partial');
   }

@@ -15,12 +15,24 @@ export interface ImageRecord {
   storedAt: string;
 }
 
-const recordSchema = z.object({
-  ref: z.string().max(4096),
-  manifest: z.object({ mediaType: z.string().max(256), digest: z.string(), size: z.number().int().min(0).max(64 * 1024 * 1024) }).strict(),
-  source: z.enum(['registry', 'oci-archive', 'docker-archive']),
-  storedAt: z.string().max(64),
-}).strict();
+const recordSchema = z
+  .object({
+    ref: z.string().max(4096),
+    manifest: z
+      .object({
+        mediaType: z.string().max(256),
+        digest: z.string(),
+        size: z
+          .number()
+          .int()
+          .min(0)
+          .max(64 * 1024 * 1024),
+      })
+      .strict(),
+    source: z.enum(['registry', 'oci-archive', 'docker-archive']),
+    storedAt: z.string().max(64),
+  })
+  .strict();
 
 const MAX_RECORD_BYTES = 64 * 1024;
 
@@ -45,7 +57,9 @@ export async function readRecord(store: ContentStore, ref: string): Promise<Imag
 
 export async function listRecords(store: ContentStore): Promise<ImageRecord[]> {
   const names = await fs.readdir(recordsDir(store)).catch(() => [] as string[]);
-  const records = await Promise.all(names.filter((n) => /^[a-f0-9]{64}\.json$/.test(n)).map((n) => parseRecordFile(path.join(recordsDir(store), n))));
+  const records = await Promise.all(
+    names.filter((n) => /^[a-f0-9]{64}\.json$/.test(n)).map((n) => parseRecordFile(path.join(recordsDir(store), n))),
+  );
   return records.filter((r): r is ImageRecord => r !== null).sort((a, b) => a.ref.localeCompare(b.ref));
 }
 

@@ -72,4 +72,3 @@ function rejectAmbiguous(value: unknown, file: string): void {
     );
   }
 }
-

@@ -137,7 +137,9 @@ export function pickForHost(candidates: Descriptor[], where: string): Descriptor
   const arch = hostArchitecture();
   const match = candidates.find((d) => d.platform?.os === 'linux' && d.platform.architecture === arch);
   if (match) return match;
-  const offered = shown(candidates.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)')));
+  const offered = shown(
+    candidates.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)')),
+  );
   throw new MicrovmError(
     'E_IMAGE_UNSUPPORTED',
     `${where} has no manifest for linux/${arch} (it offers: ${offered}); ` +

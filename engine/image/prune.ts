@@ -23,7 +23,12 @@ export async function listStoredImages(store = new ContentStore()): Promise<Stor
     const image = await resolvedFromStore(store, record.ref, record.manifest).catch(() => null);
     const disk = image ? path.join(homePaths.rootfsCache(), `${chainKey(image)}.ext4`) : null;
     const diskStat = disk ? await fs.stat(disk).catch(() => null) : null;
-    infos.push({ record, image, rootDisk: diskStat ? disk : null, bytes: image ? image.layers.reduce((n, l) => n + l.size, 0) : 0 });
+    infos.push({
+      record,
+      image,
+      rootDisk: diskStat ? disk : null,
+      bytes: image ? image.layers.reduce((n, l) => n + l.size, 0) : 0,
+    });
   }
   return infos;
 }

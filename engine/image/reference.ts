@@ -16,7 +16,8 @@ export interface ImageReference {
 const DOCKER_HUB = 'docker.io';
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
+const HOST =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
 const MAX_NAME_LENGTH = 255;
 
 /**
@@ -26,7 +27,8 @@ const MAX_NAME_LENGTH = 255;
  * The digest's syntax is checked here, before it can become part of a URL or path.
  */
 export function parseReference(text: string): ImageReference {
-  if (typeof text !== 'string' || text.length === 0 || text.length > 512) throw badRef(text, 'expected 1 to 512 characters');
+  if (typeof text !== 'string' || text.length === 0 || text.length > 512)
+    throw badRef(text, 'expected 1 to 512 characters');
   let rest = text;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -36,7 +38,11 @@ export function parseReference(text: string): ImageReference {
     try {
       parseDigest(digest, `image reference ${JSON.stringify(text)}`);
     } catch (err) {
-      throw badRef(text, `the digest ${JSON.stringify(digest)} is not sha256:<64 lowercase hex> or sha512:<128 lowercase hex>`, err);
+      throw badRef(
+        text,
+        `the digest ${JSON.stringify(digest)} is not sha256:<64 lowercase hex> or sha512:<128 lowercase hex>`,
+        err,
+      );
     }
   }
   let tag: string | undefined;
@@ -45,7 +51,8 @@ export function parseReference(text: string): ImageReference {
   if (colon !== -1) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw badRef(text, `the tag ${JSON.stringify(tag)} must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
+    if (!TAG.test(tag))
+      throw badRef(text, `the tag ${JSON.stringify(tag)} must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
   }
   const parts = rest.split('/');
   let registry = DOCKER_HUB;
@@ -61,7 +68,8 @@ export function parseReference(text: string): ImageReference {
   }
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
   const repository = parts.join('/');
-  if (repository.length > MAX_NAME_LENGTH) throw badRef(text, `the repository name is longer than ${MAX_NAME_LENGTH} characters`);
+  if (repository.length > MAX_NAME_LENGTH)
+    throw badRef(text, `the repository name is longer than ${MAX_NAME_LENGTH} characters`);
   if (!tag && !digest) tag = 'latest';
   const canonical = `${registry}/${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`;
   return { registry, repository, tag, digest, canonical };

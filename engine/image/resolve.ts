@@ -3,7 +3,13 @@ import { parseDigest } from './digest';
 import { parseJsonDocument } from './json-document';
 import { checkDocumentMediaType, imageConfigOf, pickForHost, unsupported } from './oci-layout';
 import { configSchema, indexSchema, manifestSchema, type Descriptor } from './schemas';
-import { CONFIG_MEDIA_TYPES, INDEX_MEDIA_TYPES, LAYER_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, type ImageConfig } from './types';
+import {
+  CONFIG_MEDIA_TYPES,
+  INDEX_MEDIA_TYPES,
+  LAYER_MEDIA_TYPES,
+  MANIFEST_MEDIA_TYPES,
+  type ImageConfig,
+} from './types';
 
 /** Where verified JSON documents come from: the content store, a registry, an archive. */
 export interface DocumentSource {
@@ -31,9 +37,13 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
   let descriptor = top;
   for (let depth = 0; !MANIFEST_MEDIA_TYPES.includes(descriptor.mediaType); depth++) {
     const where = source.describe(descriptor);
-    if (!INDEX_MEDIA_TYPES.includes(descriptor.mediaType)) throw unsupported(`manifest media type ${shown(descriptor.mediaType)} at ${where}`);
+    if (!INDEX_MEDIA_TYPES.includes(descriptor.mediaType))
+      throw unsupported(`manifest media type ${shown(descriptor.mediaType)} at ${where}`);
     if (depth >= MAX_INDEX_DEPTH) {
-      throw new MicrovmError('E_IMAGE_INVALID', `image indexes nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}); the image is malformed or hostile`);
+      throw new MicrovmError(
+        'E_IMAGE_INVALID',
+        `image indexes nest deeper than ${MAX_INDEX_DEPTH} levels (at ${where}); the image is malformed or hostile`,
+      );
     }
     const index = parseJsonDocument(await source.document(descriptor, 'index'), where, indexSchema);
     checkDocumentMediaType(index.mediaType, descriptor.mediaType, where);
@@ -43,13 +53,20 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
   const where = source.describe(descriptor);
   const manifest = parseJsonDocument(await source.document(descriptor, 'manifest'), where, manifestSchema);
   checkDocumentMediaType(manifest.mediaType, descriptor.mediaType, where);
-  if (!CONFIG_MEDIA_TYPES.includes(manifest.config.mediaType)) throw unsupported(`config media type ${shown(manifest.config.mediaType)} in ${where}`);
+  if (!CONFIG_MEDIA_TYPES.includes(manifest.config.mediaType))
+    throw unsupported(`config media type ${shown(manifest.config.mediaType)} in ${where}`);
   parseDigest(manifest.config.digest, `${where} config`);
   for (const [i, layer] of manifest.layers.entries()) {
     parseDigest(layer.digest, `${where} layers[${i}]`);
-    if (!(layer.mediaType in LAYER_MEDIA_TYPES)) throw unsupported(`layer media type ${shown(layer.mediaType)} in ${where} layers[${i}]`);
+    if (!(layer.mediaType in LAYER_MEDIA_TYPES))
+      throw unsupported(`layer media type ${shown(layer.mediaType)} in ${where} layers[${i}]`);
   }
   const configWhere = source.describe(manifest.config);
   const config = parseJsonDocument(await source.document(manifest.config, 'config'), configWhere, configSchema);
-  return { manifest: descriptor, configDigest: manifest.config.digest, config: imageConfigOf(config), layers: manifest.layers };
+  return {
+    manifest: descriptor,
+    configDigest: manifest.config.digest,
+    config: imageConfigOf(config),
+    layers: manifest.layers,
+  };
 }

@@ -38,17 +38,28 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
     const stat = fs.statSync(local, { throwIfNoEntry: false });
     if (stat?.isDirectory()) return readOciLayout(local);
     if (stat?.isFile()) return archiveImage(local, opts.store, opts.maxLayerBytes, opts.pullPolicy !== 'always');
-    throw new MicrovmError('E_IMAGE_NOT_FOUND', `image ${JSON.stringify(ref)}: ${local} does not exist; give an OCI layout directory, an OCI archive or a docker save tarball`);
+    throw new MicrovmError(
+      'E_IMAGE_NOT_FOUND',
+      `image ${JSON.stringify(ref)}: ${local} does not exist; give an OCI layout directory, an OCI archive or a docker save tarball`,
+    );
   }
   const reference = parseReference(ref.replace(/^docker:\/\//, ''));
   if (opts.pullPolicy !== 'always') {
     const cached = await fromStore(reference, opts.store);
     if (cached) return cached;
     if (opts.pullPolicy === 'never') {
-      throw new MicrovmError('E_IMAGE_NOT_CACHED', `image ${reference.canonical} is not in the local store and pullPolicy is 'never'; run \`microvm pull ${ref}\` or use pullPolicy 'missing'`);
+      throw new MicrovmError(
+        'E_IMAGE_NOT_CACHED',
+        `image ${reference.canonical} is not in the local store and pullPolicy is 'never'; run \`microvm pull ${ref}\` or use pullPolicy 'missing'`,
+      );
     }
   }
-  return pullImage(reference, opts.store, { maxBlobBytes: opts.maxLayerBytes, onProgress: opts.onPull, mirrors: opts.mirrors, signal: opts.signal });
+  return pullImage(reference, opts.store, {
+    maxBlobBytes: opts.maxLayerBytes,
+    onProgress: opts.onPull,
+    mirrors: opts.mirrors,
+    signal: opts.signal,
+  });
 }
 
 /** The stored image for a reference, or null when any part of it is missing or unreadable. */
@@ -58,7 +69,8 @@ export async function fromStore(reference: ImageReference, store: ContentStore):
   try {
     return await resolvedFromStore(store, reference.canonical, record.manifest);
   } catch (err) {
-    if (err instanceof MicrovmError && (err.code === 'E_IMAGE_NOT_CACHED' || err.code === 'E_IMAGE_DIGEST')) return null;
+    if (err instanceof MicrovmError && (err.code === 'E_IMAGE_NOT_CACHED' || err.code === 'E_IMAGE_DIGEST'))
+      return null;
     throw err;
   }
 }
@@ -83,14 +95,21 @@ async function readDefaultImage(): Promise<ResolvedImage> {
     return await readOciLayout(dir);
   } catch (err) {
     if (!(err instanceof MicrovmError) || !err.code.startsWith('E_IMAGE_')) throw err;
-    throw new MicrovmError('E_SETUP_MISSING', `the embedded default image in ${dir} is damaged (${err.message}); run \`npm run setup\` to rebuild it`, { cause: err });
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the embedded default image in ${dir} is damaged (${err.message}); run \`npm run setup\` to rebuild it`,
+      { cause: err },
+    );
   }
 }
 
 function defaultLayoutDir(): string {
   const dir = homePaths.defaultImage();
   if (!fs.existsSync(path.join(dir, 'index.json'))) {
-    throw new MicrovmError('E_SETUP_MISSING', `the embedded default image is not built (${dir}); run \`npm run setup\``);
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the embedded default image is not built (${dir}); run \`npm run setup\``,
+    );
   }
   return dir;
 }

@@ -7,7 +7,8 @@ import { MAX_JSON_DOCUMENT_BYTES, type ResolvedImage } from './types';
 /** Documents read from the content store, each verified against its digest as it is read. */
 export function storeSource(store: ContentStore): DocumentSource {
   return {
-    document: async (descriptor) => checkedSize(await store.readDocument(descriptor.digest, MAX_JSON_DOCUMENT_BYTES), descriptor, store),
+    document: async (descriptor) =>
+      checkedSize(await store.readDocument(descriptor.digest, MAX_JSON_DOCUMENT_BYTES), descriptor, store),
     describe: (descriptor) => store.blobPath(descriptor.digest),
   };
 }
@@ -33,7 +34,12 @@ export function toResolvedImage(
     manifestDigest: resolved.manifest.digest,
     configDigest: resolved.configDigest,
     config: resolved.config,
-    layers: resolved.layers.map((layer) => ({ digest: layer.digest, mediaType: layer.mediaType, size: layer.size, path: store.blobPath(layer.digest) })),
+    layers: resolved.layers.map((layer) => ({
+      digest: layer.digest,
+      mediaType: layer.mediaType,
+      size: layer.size,
+      path: store.blobPath(layer.digest),
+    })),
   };
 }
 

@@ -27,7 +27,9 @@ let loaded: Promise<GuestAssets> | undefined;
 /** Loads and verifies the assets once per process; a corrupt or missing file is an error. */
 export function guestAssets(): Promise<GuestAssets> {
   loaded ??= load();
-  loaded.catch(() => { loaded = undefined; });
+  loaded.catch(() => {
+    loaded = undefined;
+  });
   return loaded;
 }
 
@@ -37,8 +39,11 @@ async function load(): Promise<GuestAssets> {
   try {
     manifest = JSON.parse(await fs.promises.readFile(manifestPath, 'utf8')) as Manifest;
   } catch (err) {
-    throw new MicrovmError('E_SETUP_MISSING',
-      `the guest kernel and agent are not installed (${manifestPath} is missing or unreadable); run \`npm run setup\``, { cause: err });
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the guest kernel and agent are not installed (${manifestPath} is missing or unreadable); run \`npm run setup\``,
+      { cause: err },
+    );
   }
   const assetsDir = homePaths.assetsDir();
   const files = { kernel: 'vmlinuz', initrd: 'initrd.cpio', launcher: 'bin/microvm-launch' } as const;
@@ -48,8 +53,10 @@ async function load(): Promise<GuestAssets> {
     const file = path.join(assetsDir, name);
     const actual = await sha256File(file).catch(() => undefined);
     if (!expected || actual !== expected.sha256) {
-      throw new MicrovmError('E_SETUP_MISSING',
-        `${file} is ${actual ? 'corrupt (its sha256 does not match the setup manifest)' : 'missing'}; run \`npm run setup\` to rebuild it`);
+      throw new MicrovmError(
+        'E_SETUP_MISSING',
+        `${file} is ${actual ? 'corrupt (its sha256 does not match the setup manifest)' : 'missing'}; run \`npm run setup\` to rebuild it`,
+      );
     }
     hashes.push(actual);
   }

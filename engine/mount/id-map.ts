@@ -17,7 +17,9 @@ export function idMapFor(ownerId: number, guestId = 0): IdMapping[] {
   return [
     ...(guestId > 0 ? [{ inside: 0, outside: base, count: guestId }] : []),
     { inside: guestId, outside: ownerId, count: 1 },
-    ...(guestId < GUEST_IDS - 1 ? [{ inside: guestId + 1, outside: base + guestId + 1, count: GUEST_IDS - guestId - 1 }] : []),
+    ...(guestId < GUEST_IDS - 1
+      ? [{ inside: guestId + 1, outside: base + guestId + 1, count: GUEST_IDS - guestId - 1 }]
+      : []),
   ];
 }
 

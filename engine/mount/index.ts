@@ -31,21 +31,35 @@ export class Storage {
   /** The disk that keeps the root's changes, when the VM has one; the agent mounts it at boot, not here. */
   private rootVolume: AttachedVolume | undefined;
 
-  private constructor(private readonly shares: Share[], private readonly volumes: AttachedVolume[], private readonly tmpfs: TmpfsSpec[]) {}
+  private constructor(
+    private readonly shares: Share[],
+    private readonly volumes: AttachedVolume[],
+    private readonly tmpfs: TmpfsSpec[],
+  ) {}
 
-  static async attach(mounts: MountSpec[], volumes: VolumeSpec[], tmpfs: TmpfsSpec[], rootVolume: RootVolumeSpec | undefined,
-    socketFor: (index: number) => string, launcher: string): Promise<Storage> {
+  static async attach(
+    mounts: MountSpec[],
+    volumes: VolumeSpec[],
+    tmpfs: TmpfsSpec[],
+    rootVolume: RootVolumeSpec | undefined,
+    socketFor: (index: number) => string,
+    launcher: string,
+  ): Promise<Storage> {
     const storage = new Storage([], [], tmpfs);
     try {
       const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
       const mountPoints = volumes.map((v) => v.mountPoint);
       for (const [i, mount] of mounts.entries()) {
         const covers = coveredPaths(mount, mountPoints);
-        storage.shares.push(await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher, covers,
-          (refusal) => { for (const listener of storage.refusalListeners) listener(refusal); }));
+        storage.shares.push(
+          await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher, covers, (refusal) => {
+            for (const listener of storage.refusalListeners) listener(refusal);
+          }),
+        );
       }
       for (const [i, volume] of volumes.entries()) storage.volumes.push(await attachVolume(volume, i));
-      if (rootVolume) storage.rootVolume = await attachVolume({ ...rootVolume, mountPoint: '/' }, -1, ROOT_VOLUME_SERIAL);
+      if (rootVolume)
+        storage.rootVolume = await attachVolume({ ...rootVolume, mountPoint: '/' }, -1, ROOT_VOLUME_SERIAL);
       return storage;
     } catch (err) {
       await storage.release();
@@ -104,21 +118,38 @@ export class Storage {
       const parked = which === 'shares' && request.kind !== 'virtiofs';
       try {
         if (parked) await agent.mount('parked', parkName(i), request.path, false);
-        else await agent.mount(request.kind, request.source, request.path, request.readOnly, 'sizeMib' in request ? request.sizeMib : undefined);
+        else
+          await agent.mount(
+            request.kind,
+            request.source,
+            request.path,
+            request.readOnly,
+            'sizeMib' in request ? request.sizeMib : undefined,
+          );
       } catch (err) {
         const why = (err as Error).message;
         if (request.volume) {
           const { spec, file } = request.volume;
-          throw new MicrovmError('E_VOLUME', `the guest could not mount the volume ${spec.name} at ${request.path}: ${why}; if its file system is damaged, remove the volume (${file}) to start it afresh`,
-            { cause: err, details: { volume: spec.name, file, failed: 'mount' } });
+          throw new MicrovmError(
+            'E_VOLUME',
+            `the guest could not mount the volume ${spec.name} at ${request.path}: ${why}; if its file system is damaged, remove the volume (${file}) to start it afresh`,
+            { cause: err, details: { volume: spec.name, file, failed: 'mount' } },
+          );
         }
-        throw new MicrovmError('E_MOUNT_FAILED', `the guest could not mount ${request.source} at ${request.path}: ${why}`, { cause: err });
+        throw new MicrovmError(
+          'E_MOUNT_FAILED',
+          `the guest could not mount ${request.source} at ${request.path}: ${why}`,
+          { cause: err },
+        );
       }
     }
     // Not awaited: watching a large tree takes a while (~0.25 s for 20k files here), and edits
     // before the guest's own watchers start need no event.
     this.relaysStarting = this.startRelays(agent).catch((err: Error) =>
-      this.reportFileEventProblem(new MicrovmError('E_FILE_EVENTS', `host edits are not relayed into the guest: ${err.message}`, { cause: err })));
+      this.reportFileEventProblem(
+        new MicrovmError('E_FILE_EVENTS', `host edits are not relayed into the guest: ${err.message}`, { cause: err }),
+      ),
+    );
   }
 
   private relaysStarting: Promise<void> | undefined;
@@ -140,11 +171,26 @@ export class Storage {
     const inside = [...this.volumes.map((v) => v.spec.mountPoint), ...this.tmpfs.map((t) => t.mountPoint)];
     for (const share of this.shares.filter((s) => s.mount.fileEvents)) {
       if (!agent.info.features.includes('file-events')) {
-        report(new MicrovmError('E_FILE_EVENTS', `the guest has no file-events support (the microvm_fsnotify module is not in its initramfs): host edits in ${share.mount.hostPath} raise no events in the guest at ${share.mount.guestPath}; run 'npm run setup' to rebuild the initramfs`));
+        report(
+          new MicrovmError(
+            'E_FILE_EVENTS',
+            `the guest has no file-events support (the microvm_fsnotify module is not in its initramfs): host edits in ${share.mount.hostPath} raise no events in the guest at ${share.mount.guestPath}; run 'npm run setup' to rebuild the initramfs`,
+          ),
+        );
         return;
       }
       try {
-        this.relays.push(await FileEventRelay.start({ hostPath: share.mount.hostPath, guestPath: share.mount.guestPath, covers: coveredPaths(share.mount, inside) }, agent, report));
+        this.relays.push(
+          await FileEventRelay.start(
+            {
+              hostPath: share.mount.hostPath,
+              guestPath: share.mount.guestPath,
+              covers: coveredPaths(share.mount, inside),
+            },
+            agent,
+            report,
+          ),
+        );
       } catch (err) {
         report(err as MicrovmError);
       }
@@ -163,9 +209,13 @@ export class Storage {
     for (let i = requests.length - 1; i >= 0; i--) {
       const request = requests[i]!;
       try {
-        killed.push(...await agent.unmount(request.path, request.kind === 'virtiofs' ? undefined : parkName(i)));
+        killed.push(...(await agent.unmount(request.path, request.kind === 'virtiofs' ? undefined : parkName(i))));
       } catch (err) {
-        throw new MicrovmError('E_SUSPEND', `the guest could not unmount ${request.path}: ${(err as Error).message}; the VM is stopped instead of suspended, and the workspace boots afresh next time`, { cause: err });
+        throw new MicrovmError(
+          'E_SUSPEND',
+          `the guest could not unmount ${request.path}: ${(err as Error).message}; the VM is stopped instead of suspended, and the workspace boots afresh next time`,
+          { cause: err },
+        );
       }
     }
     return killed;
@@ -173,16 +223,37 @@ export class Storage {
 
   private mountRequests(): MountRequest[] {
     return [
-      ...this.shares.map((s) => ({ kind: 'virtiofs' as const, source: s.tag, path: s.mount.guestPath, readOnly: s.mount.readOnly, volume: undefined })),
-      ...this.volumes.map((v) => ({ kind: 'volume' as const, source: v.serial, path: v.spec.mountPoint, readOnly: false, volume: v })),
-      ...this.tmpfs.map((t) => ({ kind: 'tmpfs' as const, source: 'tmpfs', path: t.mountPoint, readOnly: false, volume: undefined, sizeMib: t.sizeMib })),
+      ...this.shares.map((s) => ({
+        kind: 'virtiofs' as const,
+        source: s.tag,
+        path: s.mount.guestPath,
+        readOnly: s.mount.readOnly,
+        volume: undefined,
+      })),
+      ...this.volumes.map((v) => ({
+        kind: 'volume' as const,
+        source: v.serial,
+        path: v.spec.mountPoint,
+        readOnly: false,
+        volume: v,
+      })),
+      ...this.tmpfs.map((t) => ({
+        kind: 'tmpfs' as const,
+        source: 'tmpfs',
+        path: t.mountPoint,
+        readOnly: false,
+        volume: undefined,
+        sizeMib: t.sizeMib,
+      })),
     ].sort((a, b) => depth(a.path) - depth(b.path));
   }
 
   /** The shares and every mount at or under a share's path, outermost first. */
   private shareRequests(): MountRequest[] {
     const roots = this.shares.map((s) => s.mount.guestPath);
-    return this.mountRequests().filter((r) => roots.some((root) => r.path === root || r.path.startsWith(`${root.replace(/\/$/, '')}/`)));
+    return this.mountRequests().filter((r) =>
+      roots.some((root) => r.path === root || r.path.startsWith(`${root.replace(/\/$/, '')}/`)),
+    );
   }
 
   /** Stops virtiofsd (after QEMU exited) and unlocks the volumes. Idempotent. */

@@ -13,10 +13,16 @@ export function resolveMounts(mounts: MountSpec[]): MountSpec[] {
     try {
       real = fs.realpathSync(path.resolve(mount.hostPath));
     } catch {
-      throw new MicrovmError('E_BAD_OPTION', `invalid Image.build option mounts.${i}.hostPath: ${JSON.stringify(mount.hostPath)} does not exist`);
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `invalid Image.build option mounts.${i}.hostPath: ${JSON.stringify(mount.hostPath)} does not exist`,
+      );
     }
     if (!fs.statSync(real).isDirectory()) {
-      throw new MicrovmError('E_BAD_OPTION', `invalid Image.build option mounts.${i}.hostPath: ${JSON.stringify(mount.hostPath)} is not a directory`);
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `invalid Image.build option mounts.${i}.hostPath: ${JSON.stringify(mount.hostPath)} is not a directory`,
+      );
     }
     return { ...mount, hostPath: real, guestPath: path.posix.normalize(mount.guestPath).replace(/\/$/, '') };
   });

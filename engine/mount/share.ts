@@ -12,7 +12,12 @@ const EXIT_WAIT_MS = 1000;
 
 /** One running virtiofsd (inside microvm-fsjail, behind the filter view) serving one share to one VM. */
 export class Share {
-  private constructor(readonly mount: MountSpec, readonly tag: string, readonly socket: string, private readonly process: SupervisedProcess) {}
+  private constructor(
+    readonly mount: MountSpec,
+    readonly tag: string,
+    readonly socket: string,
+    private readonly process: SupervisedProcess,
+  ) {}
 
   /**
    * Starts virtiofsd for `mount` and waits until its vhost-user socket accepts QEMU. `covers`
@@ -20,10 +25,19 @@ export class Share {
    * `onRefusal`. Nothing is created in the folder: names the guest may not make simply
    * cannot be made.
    */
-  static async start(daemon: Virtiofsd, mount: MountSpec, tag: string, socket: string, launcher: string,
-    covers: string[], onRefusal: (refusal: ShareRefusal) => void): Promise<Share> {
+  static async start(
+    daemon: Virtiofsd,
+    mount: MountSpec,
+    tag: string,
+    socket: string,
+    launcher: string,
+    covers: string[],
+    onRefusal: (refusal: ShareRefusal) => void,
+  ): Promise<Share> {
     const stat = fs.statSync(mount.hostPath);
-    const view = mount.filter ? { program: fsviewPath(), args: viewArgs(mount, covers, hooksPathsOf(mount.hostPath)) } : undefined;
+    const view = mount.filter
+      ? { program: fsviewPath(), args: viewArgs(mount, covers, hooksPathsOf(mount.hostPath)) }
+      : undefined;
     const argv = virtiofsdArgv(daemon, mount, { socket, owner: { uid: stat.uid, gid: stat.gid }, view });
     const child = new SupervisedProcess(launcher, fsjailPath(), argv);
     child.onStderrLine((line) => {
@@ -36,7 +50,10 @@ export class Share {
         child.kill();
         await child.exited;
         const via = view ? ` behind the filter view (${view.program})` : '';
-        throw new MicrovmError('E_MOUNT_FAILED', `virtiofsd (${daemon.kind === 'c' ? 'Debian\'s C virtiofsd, as root' : 'Rust virtiofsd'}, ${daemon.path})${via} did not start for ${mount.hostPath}${describe(child)}`);
+        throw new MicrovmError(
+          'E_MOUNT_FAILED',
+          `virtiofsd (${daemon.kind === 'c' ? "Debian's C virtiofsd, as root" : 'Rust virtiofsd'}, ${daemon.path})${via} did not start for ${mount.hostPath}${describe(child)}`,
+        );
       }
       await delay(20);
     }
@@ -55,7 +72,9 @@ export class Share {
 
 function describe(child: SupervisedProcess): string {
   const status = child.exitStatus;
-  const parts = status ? [status.signal ? ` (killed by ${status.signal})` : ` (exit code ${status.code})`] : [' (no socket within 5 s)'];
+  const parts = status
+    ? [status.signal ? ` (killed by ${status.signal})` : ` (exit code ${status.code})`]
+    : [' (no socket within 5 s)'];
   const stderr = child.stderr.lastLines(5);
   if (stderr) parts.push(`:\n${stderr}`);
   return parts.join('');

@@ -76,7 +76,16 @@ export interface VolumeSpec {
  * `pyvenv.cfg`, which makes a directory a Python environment whose interpreter editors run
  * to inspect it (guest environments belong on a volume, such as a workspace's `.venv`).
  */
-export const DEFAULT_PROTECT = ['.git', '.gitmodules', '.vscode', '.devcontainer', '.devcontainer.json', '*.code-workspace', '.husky', 'pyvenv.cfg'] as const;
+export const DEFAULT_PROTECT = [
+  '.git',
+  '.gitmodules',
+  '.vscode',
+  '.devcontainer',
+  '.devcontainer.json',
+  '*.code-workspace',
+  '.husky',
+  'pyvenv.cfg',
+] as const;
 export const MIN_VOLUME_MIB = 32;
 
 /** Which virtiofsd runs: Debian's C one (QEMU <= 7.2, root only) or the Rust one. */

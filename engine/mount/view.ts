@@ -40,10 +40,14 @@ export function viewArgs(mount: MountSpec, covers: string[], hooksPaths: string[
 /** Volume mount points inside this share's guest path, relative to it. */
 export function coveredPaths(mount: MountSpec, mountPoints: string[]): string[] {
   const prefix = `${mount.guestPath}/`;
-  return mountPoints.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length).replace(/\/+$/, '')).filter(Boolean);
+  return mountPoints
+    .filter((p) => p.startsWith(prefix))
+    .map((p) => p.slice(prefix.length).replace(/\/+$/, ''))
+    .filter(Boolean);
 }
 
-const REFUSAL = /^microvm-fsview: refused (.+?) ("(?:[^"\\]|\\.)*") \((E[A-Z]+)\): (.*?)(?: \(and (\d+) more refusals not shown\))?$/;
+const REFUSAL =
+  /^microvm-fsview: refused (.+?) ("(?:[^"\\]|\\.)*") \((E[A-Z]+)\): (.*?)(?: \(and (\d+) more refusals not shown\))?$/;
 
 /** A refusal line of the view's stderr, or undefined for any other line. */
 export function parseRefusal(hostPath: string, line: string): ShareRefusal | undefined {

@@ -6,7 +6,12 @@ import { MountSpec, Virtiofsd } from './types';
 
 /** Where distributions put virtiofsd: Debian 12's C one, then the Rust one (Fedora, Debian 13, cargo). */
 const C_VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
-const RUST_CANDIDATES = ['/usr/libexec/virtiofsd', '/usr/lib/virtiofsd', '/usr/bin/virtiofsd', '/usr/local/bin/virtiofsd'];
+const RUST_CANDIDATES = [
+  '/usr/libexec/virtiofsd',
+  '/usr/lib/virtiofsd',
+  '/usr/bin/virtiofsd',
+  '/usr/local/bin/virtiofsd',
+];
 
 /** The vhost-user socket is fd 3 in virtiofsd: microvm-fsjail binds it as real root. */
 export const SOCKET_FD = 3;
@@ -24,18 +29,25 @@ export function findVirtiofsd(env: NodeJS.ProcessEnv = process.env, isRoot = pro
   }
   const usable = found.find((v) => v.kind === 'rust' || isRoot);
   if (usable) return usable;
-  const seen = found.map((v) => `${v.path} (${v.kind === 'c' ? 'the C virtiofsd, which must run as root' : 'Rust'})`).join(', ');
-  throw new MicrovmError('E_MOUNT_UNAVAILABLE', found.length === 0
-    ? `no virtiofsd found (looked at ${forced ?? [...RUST_CANDIDATES, C_VIRTIOFSD].join(', ')}); install the Rust virtiofsd (package virtiofsd) or qemu-system-common, or set MICROVM_VIRTIOFSD`
-    : `found only ${seen} and this engine is not root; install the Rust virtiofsd (package virtiofsd), which runs unprivileged, or run as root`);
+  const seen = found
+    .map((v) => `${v.path} (${v.kind === 'c' ? 'the C virtiofsd, which must run as root' : 'Rust'})`)
+    .join(', ');
+  throw new MicrovmError(
+    'E_MOUNT_UNAVAILABLE',
+    found.length === 0
+      ? `no virtiofsd found (looked at ${forced ?? [...RUST_CANDIDATES, C_VIRTIOFSD].join(', ')}); install the Rust virtiofsd (package virtiofsd) or qemu-system-common, or set MICROVM_VIRTIOFSD`
+      : `found only ${seen} and this engine is not root; install the Rust virtiofsd (package virtiofsd), which runs unprivileged, or run as root`,
+  );
 }
-
-
 
 /** The Rust virtiofsd prints "virtiofsd 1.x.y"; QEMU's C one "virtiofsd version 7.2.x". */
 function isRust(path: string): boolean {
   try {
-    const out = execFileSync(path, ['--version'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(path, ['--version'], {
+      encoding: 'utf8',
+      timeout: 2000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return !/version/i.test(out.split('\n')[0] ?? '');
   } catch {
     return false;
@@ -79,13 +91,35 @@ export function virtiofsdArgv(daemon: Virtiofsd, mount: MountSpec, jail: JailSpe
 function daemonArgs(daemon: Virtiofsd, mount: MountSpec): string[] {
   if (daemon.kind === 'rust') {
     return [
-      `--fd=${SOCKET_FD}`, '--shared-dir', mount.hostPath, '--sandbox', 'namespace', '--cache', 'auto',
-      '--seccomp', 'kill', '--modcaps=-mknod:-setfcap', '--rlimit-nofile', '0',
+      `--fd=${SOCKET_FD}`,
+      '--shared-dir',
+      mount.hostPath,
+      '--sandbox',
+      'namespace',
+      '--cache',
+      'auto',
+      '--seccomp',
+      'kill',
+      '--modcaps=-mknod:-setfcap',
+      '--rlimit-nofile',
+      '0',
       ...(mount.readOnly ? ['--readonly'] : []),
     ];
   }
   return [
-    `--fd=${SOCKET_FD}`, '-o', `source=${mount.hostPath}`, '-o', 'sandbox=namespace', '-o', 'cache=auto',
-    '-o', 'no_xattr', '-o', 'modcaps=-mknod:-setfcap', '--rlimit-nofile=0', '-o', 'log_level=warn',
+    `--fd=${SOCKET_FD}`,
+    '-o',
+    `source=${mount.hostPath}`,
+    '-o',
+    'sandbox=namespace',
+    '-o',
+    'cache=auto',
+    '-o',
+    'no_xattr',
+    '-o',
+    'modcaps=-mknod:-setfcap',
+    '--rlimit-nofile=0',
+    '-o',
+    'log_level=warn',
   ];
 }

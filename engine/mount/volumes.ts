@@ -33,7 +33,11 @@ export function volumeFile(name: string): string {
  * it mounts the volume after an unclean stop, and grows the file system online to fill the
  * file, which a larger `sizeMib` only makes longer here. Volumes never shrink.
  */
-export async function attachVolume(spec: VolumeSpec, index: number, serial = `microvm-vol${index}`): Promise<AttachedVolume> {
+export async function attachVolume(
+  spec: VolumeSpec,
+  index: number,
+  serial = `microvm-vol${index}`,
+): Promise<AttachedVolume> {
   fs.mkdirSync(homePaths.volumes(), { recursive: true, mode: 0o700 });
   const file = volumeFile(spec.name);
   const release = await lock(file, spec.name);
@@ -57,7 +61,11 @@ async function create(file: string, spec: VolumeSpec): Promise<void> {
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw new MicrovmError('E_VOLUME', `cannot create the volume ${file} (${spec.sizeMib} MiB): ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file, failed: 'create' } });
+    throw new MicrovmError(
+      'E_VOLUME',
+      `cannot create the volume ${file} (${spec.sizeMib} MiB): ${(err as Error).message}`,
+      { cause: err, details: { volume: spec.name, file, failed: 'create' } },
+    );
   }
 }
 
@@ -82,7 +90,11 @@ function grow(file: string, spec: VolumeSpec): void {
   try {
     fs.truncateSync(file, spec.sizeMib * MIB);
   } catch (err) {
-    throw new MicrovmError('E_VOLUME', `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`, { cause: err, details: { volume: spec.name, file, failed: 'grow' } });
+    throw new MicrovmError(
+      'E_VOLUME',
+      `cannot grow the volume ${spec.name} (${file}) to ${spec.sizeMib} MiB: ${(err as Error).message}`,
+      { cause: err, details: { volume: spec.name, file, failed: 'grow' } },
+    );
   }
 }
 
@@ -112,5 +124,8 @@ async function lock(file: string, name: string): Promise<() => void> {
       await delay(50);
     }
   }
-  throw new MicrovmError('E_VOLUME_BUSY', `the volume ${name} is in use by another VM (${lockFile}); a volume can be attached to one VM at a time (pool max 1)`);
+  throw new MicrovmError(
+    'E_VOLUME_BUSY',
+    `the volume ${name} is in use by another VM (${lockFile}); a volume can be attached to one VM at a time (pool max 1)`,
+  );
 }

@@ -30,8 +30,7 @@ export interface PoolStats {
  * failed. The pool boots a replacement when it needs one.
  */
 export type PoolEvent =
-  | { type: 'vm-failed'; vmId: string; inUse: boolean; error: MicrovmError }
-  | { type: 'boot-failed'; error: Error };
+  { type: 'vm-failed'; vmId: string; inUse: boolean; error: MicrovmError } | { type: 'boot-failed'; error: Error };
 
 export interface PoolSettings {
   min: number;
@@ -172,17 +171,28 @@ export class Pool<I = unknown> {
       };
       const settled = () => signal?.removeEventListener('abort', onAbort);
       const waiter: Waiter = {
-        resolve: (machine) => { settled(); resolve(machine); },
-        reject: (error) => { settled(); reject(error); },
+        resolve: (machine) => {
+          settled();
+          resolve(machine);
+        },
+        reject: (error) => {
+          settled();
+          reject(error);
+        },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       if (this.settings.acquireTimeoutMs > 0) {
         waiter.timer = setTimeout(() => {
           settled();
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
-          reject(new MicrovmError('E_ACQUIRE_TIMEOUT', this.booting > 0 && this.inUse.size < this.settings.max
-            ? `no VM finished booting within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); raise acquireTimeoutMs (emulated boots are slow on a loaded host)`
-            : `no VM became free within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); all ${this.settings.max} are in use; release VMs sooner or raise max`));
+          reject(
+            new MicrovmError(
+              'E_ACQUIRE_TIMEOUT',
+              this.booting > 0 && this.inUse.size < this.settings.max
+                ? `no VM finished booting within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); raise acquireTimeoutMs (emulated boots are slow on a loaded host)`
+                : `no VM became free within acquireTimeoutMs (${this.settings.acquireTimeoutMs} ms); all ${this.settings.max} are in use; release VMs sooner or raise max`,
+            ),
+          );
         }, this.settings.acquireTimeoutMs);
       }
       this.waiters.push(waiter);
@@ -194,7 +204,8 @@ export class Pool<I = unknown> {
   private async release(machine: BackendVm): Promise<void> {
     this.inUse.delete(machine);
     this.checking.add(machine);
-    const reusable = !this.closed && !this.settings.restoreOnRelease && machine.alive && (await machine.checkHealth()) === 'healthy';
+    const reusable =
+      !this.closed && !this.settings.restoreOnRelease && machine.alive && (await machine.checkHealth()) === 'healthy';
     this.checking.delete(machine);
     if (reusable && !this.closed && machine.alive) {
       this.offer(machine);
@@ -276,7 +287,11 @@ export class Pool<I = unknown> {
 
   private evictIdle(): void {
     const now = Date.now();
-    for (let oldest = this.idle[0]; oldest && this.idle.length > this.settings.min && now - oldest.since >= this.settings.idleTimeoutMs; oldest = this.idle[0]) {
+    for (
+      let oldest = this.idle[0];
+      oldest && this.idle.length > this.settings.min && now - oldest.since >= this.settings.idleTimeoutMs;
+      oldest = this.idle[0]
+    ) {
       this.idle.shift();
       void this.stopMachine(oldest.machine);
     }
@@ -290,4 +305,3 @@ export class Pool<I = unknown> {
 function shutdownError(): MicrovmError {
   return new MicrovmError('E_POOL_SHUTDOWN', 'the pool was shut down; build a new pool to acquire VMs');
 }
-

@@ -23,7 +23,10 @@ export class NoticeBudget {
   private eachAt: number[] = [];
   private lastSummaryAt = -Infinity;
 
-  constructor(private readonly perWindow = NOTICES_PER_WINDOW, private readonly windowMs = NOTICE_WINDOW_MS) {}
+  constructor(
+    private readonly perWindow = NOTICES_PER_WINDOW,
+    private readonly windowMs = NOTICE_WINDOW_MS,
+  ) {}
 
   /** Which of these newly forwarded ports get a notice each, which a summary, and which none, at time `now` (ms). */
   admit(ports: readonly number[], now: number): NoticeDecision {

@@ -43,7 +43,10 @@ export function planForwards(state: ForwardState, limit = MAX_AUTO_FORWARDS): Fo
 }
 
 /** The configured ports to forward at start, once each, and those over the limit. */
-export function planConfigured(forwardPorts: readonly number[], limit = MAX_CONFIGURED_FORWARDS): { add: number[]; overLimit: number[] } {
+export function planConfigured(
+  forwardPorts: readonly number[],
+  limit = MAX_CONFIGURED_FORWARDS,
+): { add: number[]; overLimit: number[] } {
   const unique = [...new Set(forwardPorts)];
   return { add: unique.slice(0, limit), overLimit: unique.slice(limit) };
 }

@@ -7,7 +7,8 @@
 export const WELL_KNOWN_SERVICE_PORTS: ReadonlySet<number> = new Set([
   1433, // SQL Server
   1521, // Oracle
-  2375, 2376, // Docker daemon
+  2375,
+  2376, // Docker daemon
   3306, // MySQL, MariaDB
   5432, // PostgreSQL
   5672, // RabbitMQ (AMQP)
@@ -19,7 +20,8 @@ export const WELL_KNOWN_SERVICE_PORTS: ReadonlySet<number> = new Set([
   8500, // Consul
   9042, // Cassandra
   9092, // Kafka
-  9200, 9300, // Elasticsearch, OpenSearch
+  9200,
+  9300, // Elasticsearch, OpenSearch
   11211, // memcached
   11434, // Ollama
   15672, // RabbitMQ management

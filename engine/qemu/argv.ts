@@ -9,24 +9,35 @@ export function buildQemuArgv(spec: QemuSpec): string[] {
   const bus = transport(spec);
   return [
     ...machineArgs(spec),
-    '-m', String(spec.memoryMib),
+    '-m',
+    String(spec.memoryMib),
     ...memoryArgs(spec),
-    '-smp', String(spec.vcpus),
-    '-nodefaults', '-no-user-config', '-no-reboot',
-    '-display', 'none',
+    '-smp',
+    String(spec.vcpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-no-reboot',
+    '-display',
+    'none',
     ...sandboxArgs(spec),
     ...(spec.runAs ? ['-runas', spec.runAs] : []),
-    '-chardev', 'stdio,id=console,signal=off',
-    '-serial', 'chardev:console',
+    '-chardev',
+    'stdio,id=console,signal=off',
+    '-serial',
+    'chardev:console',
     ...bootArgs(spec),
     ...rootDiskArgs(spec),
     ...storageArgs(spec),
     ...hotplugPortArgs(spec),
-    '-device', `virtio-serial-${bus}`,
-    '-chardev', `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=agent,name=agent',
+    '-device',
+    `virtio-serial-${bus}`,
+    '-chardev',
+    `socket,id=agent,path=${escapeOption(spec.agentSocket)},server=on,wait=off`,
+    '-device',
+    'virtserialport,chardev=agent,name=agent',
     ...networkArgs(spec.network, bus, spec.serviceLinks),
-    '-qmp', `unix:${escapeOption(spec.qmpSocket)},server=on,wait=off`,
+    '-qmp',
+    `unix:${escapeOption(spec.qmpSocket)},server=on,wait=off`,
     ...(spec.incoming ? ['-incoming', `unix:${escapeOption(spec.incoming)}`] : []),
   ];
 }
@@ -56,28 +67,48 @@ function memoryArgs(spec: QemuSpec): string[] {
   if (spec.memory.kind === 'anonymous') return [];
   if (spec.memory.kind === 'ram') return ['-object', `memory-backend-ram,id=mem,size=${spec.memoryMib}M`];
   const share = spec.memory.shared ? 'on' : 'off';
-  return ['-object', `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${escapeOption(spec.memory.path)},share=${share}`];
+  return [
+    '-object',
+    `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${escapeOption(spec.memory.path)},share=${share}`,
+  ];
 }
 
 function machineArgs(spec: QemuSpec): string[] {
   const accel = spec.accel === 'tcg' ? 'tcg,thread=multi' : spec.accel;
   if (spec.arch === 'x86_64' && spec.machine === 'q35') {
     // qboot: a minimal firmware that loads -kernel directly, much faster than SeaBIOS under TCG.
-    return ['-M', `q35${memoryBackend(spec)}`, '-bios', 'qboot.rom', '-accel', accel, '-cpu', spec.accel === 'tcg' ? 'max' : 'host'];
+    return [
+      '-M',
+      `q35${memoryBackend(spec)}`,
+      '-bios',
+      'qboot.rom',
+      '-accel',
+      accel,
+      '-cpu',
+      spec.accel === 'tcg' ? 'max' : 'host',
+    ];
   }
   if (spec.arch === 'x86_64') {
     return [
-      '-M', `microvm,rtc=on${memoryBackend(spec)}`,
-      '-accel', accel,
-      '-cpu', spec.accel === 'tcg' ? 'max' : 'host',
-      '-global', 'virtio-mmio.force-legacy=false',
+      '-M',
+      `microvm,rtc=on${memoryBackend(spec)}`,
+      '-accel',
+      accel,
+      '-cpu',
+      spec.accel === 'tcg' ? 'max' : 'host',
+      '-global',
+      'virtio-mmio.force-legacy=false',
     ];
   }
   return [
-    '-M', `virt,highmem=on,gic-version=max${memoryBackend(spec)}`,
-    '-accel', accel,
-    '-cpu', spec.accel === 'tcg' ? 'max' : 'host',
-    '-global', 'virtio-mmio.force-legacy=false',
+    '-M',
+    `virt,highmem=on,gic-version=max${memoryBackend(spec)}`,
+    '-accel',
+    accel,
+    '-cpu',
+    spec.accel === 'tcg' ? 'max' : 'host',
+    '-global',
+    'virtio-mmio.force-legacy=false',
   ];
 }
 
@@ -89,7 +120,11 @@ function memoryBackend(spec: QemuSpec): string {
 export function kernelCmdline(spec: Pick<QemuSpec, 'arch' | 'accel' | 'tscKhz' | 'rootDisk' | 'cmdline'>): string[] {
   const console = spec.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
   return [
-    `console=${console}`, 'panic=-1', ...(spec.arch === 'x86_64' ? ['reboot=t'] : []), 'quiet', 'rdinit=/init',
+    `console=${console}`,
+    'panic=-1',
+    ...(spec.arch === 'x86_64' ? ['reboot=t'] : []),
+    'quiet',
+    'rdinit=/init',
     ...(spec.accel === 'tcg' && spec.tscKhz ? [`tsc_early_khz=${spec.tscKhz}`] : []),
     ...(spec.rootDisk ? ['microvm.root=/dev/vda', 'microvm.rootfstype=ext4'] : []),
     ...spec.cmdline,
@@ -99,8 +134,10 @@ export function kernelCmdline(spec: Pick<QemuSpec, 'arch' | 'accel' | 'tscKhz' |
 function rootDiskArgs(spec: QemuSpec): string[] {
   if (!spec.rootDisk) return [];
   return [
-    '-drive', `id=root,file=${escapeOption(spec.rootDisk)},format=raw,if=none,readonly=on`,
-    '-device', `virtio-blk-${transport(spec)},drive=root`,
+    '-drive',
+    `id=root,file=${escapeOption(spec.rootDisk)},format=raw,if=none,readonly=on`,
+    '-device',
+    `virtio-blk-${transport(spec)},drive=root`,
   ];
 }
 
@@ -109,8 +146,12 @@ function storageArgs(spec: QemuSpec): string[] {
   const args: string[] = [];
   const bus = transport(spec);
   for (const [i, fs] of (spec.virtiofs ?? []).entries()) {
-    args.push('-chardev', `socket,id=vfs${i},path=${escapeOption(fs.socket)}`,
-      '-device', `vhost-user-fs-${bus},chardev=vfs${i},tag=${escapeOption(fs.tag)}`);
+    args.push(
+      '-chardev',
+      `socket,id=vfs${i},path=${escapeOption(fs.socket)}`,
+      '-device',
+      `vhost-user-fs-${bus},chardev=vfs${i},tag=${escapeOption(fs.tag)}`,
+    );
   }
   for (const [i, volume] of (spec.volumes ?? []).entries()) {
     let file = escapeOption(volume.file);
@@ -120,8 +161,12 @@ function storageArgs(spec: QemuSpec): string[] {
       file = `/dev/fdset/${set}`;
     }
     // werror=enospc: on a full host disk QEMU pauses the guest (BLOCK_IO_ERROR) instead of failing its writes.
-    args.push('-drive', `id=${volumeDriveId(i)},file=${file},format=raw,if=none,discard=unmap,werror=enospc`,
-      '-device', `virtio-blk-${bus},drive=${volumeDriveId(i)},serial=${escapeOption(volume.serial)}`);
+    args.push(
+      '-drive',
+      `id=${volumeDriveId(i)},file=${file},format=raw,if=none,discard=unmap,werror=enospc`,
+      '-device',
+      `virtio-blk-${bus},drive=${volumeDriveId(i)},serial=${escapeOption(volume.serial)}`,
+    );
   }
   return args;
 }

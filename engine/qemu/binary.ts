@@ -31,12 +31,16 @@ export function findQemu(arch: GuestArch): Promise<QemuBinary> {
 async function probe(name: string): Promise<QemuBinary> {
   const binary = name.includes('/') ? name : lookPath(name);
   if (!binary) {
-    throw new MicrovmError('E_QEMU_MISSING',
-      `QEMU (${name}) was not found on PATH; run \`npm run setup\` (it installs Debian's qemu-system-x86), or set MICROVM_QEMU to the binary`);
+    throw new MicrovmError(
+      'E_QEMU_MISSING',
+      `QEMU (${name}) was not found on PATH; run \`npm run setup\` (it installs Debian's qemu-system-x86), or set MICROVM_QEMU to the binary`,
+    );
   }
   if (!fs.existsSync(binary)) {
-    throw new MicrovmError('E_QEMU_MISSING',
-      `QEMU binary ${binary} does not exist${process.env.MICROVM_QEMU ? ' (set by MICROVM_QEMU)' : ''}; point MICROVM_QEMU at a QEMU system emulator, or unset it to use the one on PATH`);
+    throw new MicrovmError(
+      'E_QEMU_MISSING',
+      `QEMU binary ${binary} does not exist${process.env.MICROVM_QEMU ? ' (set by MICROVM_QEMU)' : ''}; point MICROVM_QEMU at a QEMU system emulator, or unset it to use the one on PATH`,
+    );
   }
   try {
     const [{ stdout: versionText }, { stdout: helpText }] = await Promise.all([

@@ -47,8 +47,15 @@ export function proxyEnv(): Record<string, string> {
   const url = `http://${GUEST_PROXY.host}:${GUEST_PROXY.port}`;
   const noProxy = 'localhost,127.0.0.1,::1';
   return {
-    HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url, NO_PROXY: noProxy, no_proxy: noProxy,
-    YARN_HTTP_PROXY: url, YARN_HTTPS_PROXY: url, NODE_USE_ENV_PROXY: '1',
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    http_proxy: url,
+    https_proxy: url,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    YARN_HTTP_PROXY: url,
+    YARN_HTTPS_PROXY: url,
+    NODE_USE_ENV_PROXY: '1',
   };
 }
 
@@ -60,7 +67,11 @@ export const GUEST_NETWORK = {
 } as const;
 
 /** A TCP port of another VM, reached by the guest at `address:port` (198.18.0.0/24) and relayed on the host by a forward listening on 127.0.0.1:hostPort. */
-export interface ServiceLink { address: string; port: number; hostPort: number }
+export interface ServiceLink {
+  address: string;
+  port: number;
+  hostPort: number;
+}
 
 /**
  * Service links: the guest connects to `address:port` inside this block, and the network guard
@@ -76,7 +87,10 @@ export const MAX_SERVICE_LINKS = 256;
 /** The guest address of the n-th linked service (n from 0): 198.18.0.2, 198.18.0.3, ... */
 export function serviceLinkAddress(n: number): string {
   if (!Number.isInteger(n) || n < 0 || n > 252) {
-    throw new MicrovmError('E_BAD_OPTION', `service link number ${n} is not an integer from 0 to 252: the block ${SERVICE_LINK_NET} has 253 addresses for services (198.18.0.2 to .254)`);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `service link number ${n} is not an integer from 0 to 252: the block ${SERVICE_LINK_NET} has 253 addresses for services (198.18.0.2 to .254)`,
+    );
   }
   return `${SERVICE_LINK_PREFIX}${n + 2}`;
 }
@@ -90,13 +104,19 @@ export function isServiceLinkAddress(address: string): boolean {
 /** Throws E_BAD_OPTION naming the first link the guard would not take. */
 export function checkServiceLinks(links: readonly ServiceLink[]): void {
   if (links.length > MAX_SERVICE_LINKS) {
-    throw new MicrovmError('E_BAD_OPTION', `${links.length} service links are more than the ${MAX_SERVICE_LINKS} a VM may have`);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `${links.length} service links are more than the ${MAX_SERVICE_LINKS} a VM may have`,
+    );
   }
   const seen = new Set<string>();
   for (const [i, link] of links.entries()) {
     const what = `service link ${i} (${JSON.stringify(link)})`;
     if (!isServiceLinkAddress(link.address)) {
-      throw new MicrovmError('E_BAD_OPTION', `${what}: address must be a host address inside ${SERVICE_LINK_NET}, such as serviceLinkAddress(0) = 198.18.0.2`);
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `${what}: address must be a host address inside ${SERVICE_LINK_NET}, such as serviceLinkAddress(0) = 198.18.0.2`,
+      );
     }
     for (const field of ['port', 'hostPort'] as const) {
       if (!Number.isInteger(link[field]) || link[field] < 1 || link[field] > 65535) {
@@ -118,12 +138,18 @@ export function hasNic(mode: NetworkMode | undefined, links?: readonly ServiceLi
 }
 
 /** `transport`: 'device' = virtio-mmio (the microvm machine), 'pci' = virtio-pci (q35). */
-export function networkArgs(mode: NetworkMode | undefined, transport: 'device' | 'pci' = 'device', links?: readonly ServiceLink[]): string[] {
+export function networkArgs(
+  mode: NetworkMode | undefined,
+  transport: 'device' | 'pci' = 'device',
+  links?: readonly ServiceLink[],
+): string[] {
   if (!hasNic(mode, links)) return [];
   const { net, gateway, dns, guest } = GUEST_NETWORK;
   return [
-    '-netdev', `user,id=net0,ipv4=on,ipv6=off,restrict=off,net=${net},host=${gateway},dns=${dns},dhcpstart=${guest}`,
-    '-device', `virtio-net-${transport},netdev=net0`,
+    '-netdev',
+    `user,id=net0,ipv4=on,ipv6=off,restrict=off,net=${net},host=${gateway},dns=${dns},dhcpstart=${guest}`,
+    '-device',
+    `virtio-net-${transport},netdev=net0`,
   ];
 }
 
@@ -131,27 +157,51 @@ export function networkArgs(mode: NetworkMode | undefined, transport: 'device' |
  * Environment for the QEMU process: the network guard when the guest has a NIC. Network 'none'
  * with service links runs the guard's proxy mode without a proxy: the links and nothing else.
  */
-export function networkEnv(mode: NetworkMode | undefined, guardLibrary: string, proxyPort?: number, dnsPort?: number, links?: readonly ServiceLink[]): Record<string, string> {
+export function networkEnv(
+  mode: NetworkMode | undefined,
+  guardLibrary: string,
+  proxyPort?: number,
+  dnsPort?: number,
+  links?: readonly ServiceLink[],
+): Record<string, string> {
   if (!hasNic(mode, links)) return {};
   // ld.so splits LD_PRELOAD at spaces and colons.
   if (/[\s:]/.test(guardLibrary)) {
-    throw new MicrovmError('E_SETUP_MISSING', `the network guard path ${JSON.stringify(guardLibrary)} contains a space or colon; set MICROVM_HOME to a plain path`);
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the network guard path ${JSON.stringify(guardLibrary)} contains a space or colon; set MICROVM_HOME to a plain path`,
+    );
   }
   checkServiceLinks(links ?? []);
-  const services: Record<string, string> = links?.length ? { MICROVM_NETGUARD_SERVICES: links.map((l) => `${l.address}:${l.port}=${l.hostPort}`).join(',') } : {};
+  const services: Record<string, string> = links?.length
+    ? { MICROVM_NETGUARD_SERVICES: links.map((l) => `${l.address}:${l.port}=${l.hostPort}`).join(',') }
+    : {};
   // Proxy modes: the guard lets QEMU reach the proxy's port and nothing else (no port: nothing at all).
   if (usesEgressProxy(mode)) {
-    return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none'), ...(dnsPort ? { MICROVM_NETGUARD_DNS: String(dnsPort) } : {}), ...services };
+    return {
+      LD_PRELOAD: guardLibrary,
+      MICROVM_NETGUARD_PROXY: String(proxyPort ?? 'none'),
+      ...(dnsPort ? { MICROVM_NETGUARD_DNS: String(dnsPort) } : {}),
+      ...services,
+    };
   }
   if (mode === 'outbound') return { LD_PRELOAD: guardLibrary, ...services };
   return { LD_PRELOAD: guardLibrary, MICROVM_NETGUARD_PROXY: 'none', ...services };
 }
 
 /** networkEnv with the guard that scripts/setup installed; E_SETUP_MISSING when it is not there. */
-export function guestNetworkEnv(mode: NetworkMode | undefined, proxyPort?: number, dnsPort?: number, links?: readonly ServiceLink[]): Record<string, string> {
+export function guestNetworkEnv(
+  mode: NetworkMode | undefined,
+  proxyPort?: number,
+  dnsPort?: number,
+  links?: readonly ServiceLink[],
+): Record<string, string> {
   const guard = homePaths.netguard();
   if (hasNic(mode, links) && !fs.existsSync(guard)) {
-    throw new MicrovmError('E_SETUP_MISSING', `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none' without service links)`);
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the network guard ${guard} is missing; run \`npm run setup\` (or use network: 'none' without service links)`,
+    );
   }
   return networkEnv(mode, guard, proxyPort, dnsPort, links);
 }

@@ -36,14 +36,18 @@ export class QmpClient {
           s.once('error', reject);
         });
         const client = new QmpClient(socket);
-        await new Promise((resolve, reject) => { client.greeted = { resolve, reject }; });
+        await new Promise((resolve, reject) => {
+          client.greeted = { resolve, reject };
+        });
         await client.execute('qmp_capabilities');
         return client;
       } catch (err) {
         const stopped = abortIf?.();
         if (stopped) throw stopped;
         if (Date.now() > deadline) {
-          throw new MicrovmError('E_QMP', `cannot open QMP at ${socketPath}: ${(err as Error).message}`, { cause: err });
+          throw new MicrovmError('E_QMP', `cannot open QMP at ${socketPath}: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         await new Promise((resolve) => setTimeout(resolve, 10));
       }

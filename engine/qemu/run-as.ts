@@ -29,7 +29,14 @@ export function findPasswdEntry(passwd: string, name: string): QemuUser | undefi
     const fields = line.split(':');
     if (fields.length < 7 || fields[0] !== name) continue;
     const [uid, gid] = [Number(fields[2]), Number(fields[3])];
-    if (Number.isSafeInteger(uid) && Number.isSafeInteger(gid) && uid >= 0 && gid >= 0 && fields[2] !== '' && fields[3] !== '') {
+    if (
+      Number.isSafeInteger(uid) &&
+      Number.isSafeInteger(gid) &&
+      uid >= 0 &&
+      gid >= 0 &&
+      fields[2] !== '' &&
+      fields[3] !== ''
+    ) {
       return { name, uid, gid };
     }
   }

@@ -9,7 +9,19 @@ import type { QmpEvent } from './qmp';
  */
 export type RunState = 'running' | 'disk-full' | 'paused' | 'dead';
 
-const PAUSED = new Set(['paused', 'prelaunch', 'inmigrate', 'postmigrate', 'finish-migrate', 'save-vm', 'restore-vm', 'suspended', 'debug', 'colo', 'watchdog']);
+const PAUSED = new Set([
+  'paused',
+  'prelaunch',
+  'inmigrate',
+  'postmigrate',
+  'finish-migrate',
+  'save-vm',
+  'restore-vm',
+  'suspended',
+  'debug',
+  'colo',
+  'watchdog',
+]);
 
 export function classifyRunState(status: string): RunState {
   if (status === 'running') return 'running';

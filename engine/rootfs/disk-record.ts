@@ -17,7 +17,8 @@ export type DiskCheck = { ok: true; sha256: string } | { ok: false; reason: stri
 /** Whether the cached disk can be used; the reason says why not (missing, truncated, corrupted). */
 export async function checkDisk(disk: string): Promise<DiskCheck> {
   const record = await readDiskRecord(disk);
-  if (!(await fs.stat(disk).catch(() => null))?.isFile()) return { ok: false, reason: 'there is no disk yet', missing: true };
+  if (!(await fs.stat(disk).catch(() => null))?.isFile())
+    return { ok: false, reason: 'there is no disk yet', missing: true };
   // A disk built before records were kept is hashed once and adopted as it is.
   if (record === 'missing') return { ok: true, sha256: (await writeDiskRecord(disk, disk)).sha256 };
   if (record === 'unreadable') return { ok: false, reason: `its record ${diskRecordPath(disk)} is unreadable` };

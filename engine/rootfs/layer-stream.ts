@@ -76,9 +76,13 @@ function openDecoder(compression: 'none' | 'gzip' | 'zstd'): { decoder: Duplex; 
   });
   const finished = new Promise<void>((resolve, reject) => {
     child.on('error', (err) =>
-      reject(new MicrovmError('E_SETUP_MISSING', `cannot run zstd for a zstd layer: ${err.message}; run \`npm run setup\``)),
+      reject(
+        new MicrovmError('E_SETUP_MISSING', `cannot run zstd for a zstd layer: ${err.message}; run \`npm run setup\``),
+      ),
     );
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zstd exited with ${code}: ${stderr.trim()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`zstd exited with ${code}: ${stderr.trim()}`)),
+    );
   });
   finished.catch(() => undefined);
   const decoder = Duplex.from({ writable: child.stdin, readable: child.stdout });

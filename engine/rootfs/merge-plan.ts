@@ -65,10 +65,12 @@ export async function planMerge(layers: LayerBlob[], options: PlanOptions): Prom
       const parts = checkedPath(header.path, layer);
       const name = parts[parts.length - 1] ?? '';
       if (name === OPAQUE_MARKER) opaques.push(parts.slice(0, -1));
-      else if (name.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) continue; // Other aufs metadata.
+      else if (name.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX))
+        continue; // Other aufs metadata.
       else if (name.startsWith(WHITEOUT_PREFIX)) {
         const target = name.slice(WHITEOUT_PREFIX.length);
-        if (target === '' || target === '.' || target === '..') throw invalidEntry(layer, header.path, 'names no file to white out');
+        if (target === '' || target === '.' || target === '..')
+          throw invalidEntry(layer, header.path, 'names no file to white out');
         whiteouts.push([...parts.slice(0, -1), target]);
       } else entries.push({ parts, header, ordinal });
     }
@@ -127,7 +129,11 @@ function ensureDirectory(root: TreeNode, parts: string[], layerIndex: number, la
       // A lower layer's file or symlink is replaced by a directory; one from this very layer
       // would mean writing through it (for example `a -> /` then `a/etc/x`), which we refuse.
       if (child.layer === layerIndex) {
-        throw invalidEntry(layer, parts.join('/'), `lies below "${parts.slice(0, i + 1).join('/')}", which this layer made a non-directory`);
+        throw invalidEntry(
+          layer,
+          parts.join('/'),
+          `lies below "${parts.slice(0, i + 1).join('/')}", which this layer made a non-directory`,
+        );
       }
       child = undefined;
     }
@@ -143,7 +149,8 @@ function ensureDirectory(root: TreeNode, parts: string[], layerIndex: number, la
 function addEntry(root: TreeNode, parts: string[], header: TarHeader, source: SourceRef, layer: LayerBlob): void {
   const name = parts.at(-1);
   if (name === undefined) {
-    if (header.type !== 'dir') throw invalidEntry(layer, header.path, 'replaces the root directory with a non-directory');
+    if (header.type !== 'dir')
+      throw invalidEntry(layer, header.path, 'replaces the root directory with a non-directory');
     root.entry = { header, inode: { source, header } };
     return;
   }
@@ -161,7 +168,11 @@ function addEntry(root: TreeNode, parts: string[], header: TarHeader, source: So
     const targetParts = checkedPath(header.linkpath, layer);
     const target = lookup(root, targetParts);
     if (!target?.entry || target.children) {
-      throw invalidEntry(layer, header.path, `is a hardlink to "${fromBytePath(header.linkpath)}", which is not an earlier non-directory entry`);
+      throw invalidEntry(
+        layer,
+        header.path,
+        `is a hardlink to "${fromBytePath(header.linkpath)}", which is not an earlier non-directory entry`,
+      );
     }
     inode = target.entry.inode;
   }

@@ -28,7 +28,10 @@ export async function* mergedTar(
       if (!winner) continue;
       // The blob is re-read, so make sure it is still the archive the plan was made from.
       if (header.path !== winner.header.path || header.size !== winner.header.size) {
-        throw new MicrovmError('E_IMAGE_DIGEST', `layer ${layer.digest} changed between reads (entry ${ordinal}); re-export the image`);
+        throw new MicrovmError(
+          'E_IMAGE_DIGEST',
+          `layer ${layer.digest} changed between reads (entry ${ordinal}); re-export the image`,
+        );
       }
       const [first, ...others] = winner.paths;
       onXattrs?.(first, winner.header.xattrs);

@@ -20,7 +20,10 @@ async function probe(): Promise<string> {
     execFile('mke2fs', ['-V'], { env }, (err, stdout, stderr) => (err ? reject(err) : resolve(`${stdout}${stderr}`))),
   ).catch((err: Error) => {
     checkedBinary = undefined;
-    throw new MicrovmError('E_SETUP_MISSING', `cannot run mke2fs (${err.message}); run \`npm run setup\` to install e2fsprogs >= 1.47.1`);
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `cannot run mke2fs (${err.message}); run \`npm run setup\` to install e2fsprogs >= 1.47.1`,
+    );
   });
   const [, major = '0', minor = '0', patch = '0'] = /mke2fs (\d+)\.(\d+)(?:\.(\d+))?/.exec(output) ?? [];
   const version = [Number(major), Number(minor), Number(patch)];

@@ -12,11 +12,22 @@ const MAX_BYTES = 1024 * 1024;
  * when the file does not exist.
  */
 export async function readDiskFile(disk: string, file: string): Promise<string | undefined> {
-  if (!/^\/[\w./-]+$/.test(file) || file.includes('..')) throw new MicrovmError('E_BAD_OPTION', `cannot read ${JSON.stringify(file)} from a root disk: a plain absolute path is needed`);
+  if (!/^\/[\w./-]+$/.test(file) || file.includes('..'))
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `cannot read ${JSON.stringify(file)} from a root disk: a plain absolute path is needed`,
+    );
   try {
-    const { stdout, stderr } = await run('debugfs', ['-R', `cat ${file}`, disk], { maxBuffer: MAX_BYTES, encoding: 'utf8' });
+    const { stdout, stderr } = await run('debugfs', ['-R', `cat ${file}`, disk], {
+      maxBuffer: MAX_BYTES,
+      encoding: 'utf8',
+    });
     return /File not found|not found by ext2_lookup/.test(stderr) ? undefined : stdout;
   } catch (err) {
-    throw new MicrovmError('E_ROOTFS_BUILD', `cannot read ${file} from the root disk ${disk}: ${(err as Error).message}`, { cause: err });
+    throw new MicrovmError(
+      'E_ROOTFS_BUILD',
+      `cannot read ${file} from the root disk ${disk}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

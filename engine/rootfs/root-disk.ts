@@ -55,11 +55,14 @@ export async function ensureRootDisk(image: ResolvedImage, opts: RootDiskOptions
     opts.onProgress?.({ phase: 'done', bytes: (await fs.stat(finalPath)).size });
     return { path: finalPath, cached: true, sha256: hit.sha256 };
   }
-  if (!hit.missing) opts.onRebuild?.(`the cached root disk ${finalPath} cannot be used: ${hit.reason}; building it again`);
+  if (!hit.missing)
+    opts.onRebuild?.(`the cached root disk ${finalPath} cannot be used: ${hit.reason}; building it again`);
   throwIfAborted(opts.signal, ROOTFS_STEP);
   await findMke2fs();
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 }).catch((err: Error) => {
-    throw new MicrovmError('E_STATE_DIR', `cannot create ${cacheDir}: ${err.message}; check MICROVM_HOME`, { cause: err });
+    throw new MicrovmError('E_STATE_DIR', `cannot create ${cacheDir}: ${err.message}; check MICROVM_HOME`, {
+      cause: err,
+    });
   });
   const planOptions: PlanOptions = {
     maxLayerBytes: opts.maxLayerBytes ?? 16 * 1024 * MIB,

@@ -54,7 +54,8 @@ export class XattrPass {
       for (const { path: entryPath, name, value } of this.pending) {
         const where = (): string => `"${name}" on ${fromBytePath(entryPath)}`;
         // debugfs reads at most one block of the value file; ext4 cannot hold a bigger value anyway.
-        if (value.length > blockSize) throw this.error(`${where()} has ${value.length} bytes, over the ${blockSize}-byte block size`);
+        if (value.length > blockSize)
+          throw this.error(`${where()} has ${value.length} bytes, over the ${blockSize}-byte block size`);
         let file = valueFiles.get(value.toString('latin1'));
         if (!file) {
           file = path.join(dir, `value-${valueFiles.size}`);
@@ -73,14 +74,19 @@ export class XattrPass {
       const commands = path.join(dir, 'commands');
       await fs.writeFile(commands, Buffer.concat(lines), { flag: 'wx', mode: 0o600 });
       const problems = await runDebugfs(['-w', '-f', commands, imagePath], signal);
-      if (problems.length > 0) throw this.error(`debugfs reported: ${problems.join('; ')}`, diskFullInOutput(problems.join('\n')));
+      if (problems.length > 0)
+        throw this.error(`debugfs reported: ${problems.join('; ')}`, diskFullInOutput(problems.join('\n')));
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
   }
 
   private error(problem: string, cause?: Error): MicrovmError {
-    return new MicrovmError('E_ROOTFS_BUILD', `cannot set the extended attributes of ${this.image} on its root disk: ${problem}`, { cause });
+    return new MicrovmError(
+      'E_ROOTFS_BUILD',
+      `cannot set the extended attributes of ${this.image} on its root disk: ${problem}`,
+      { cause },
+    );
   }
 }
 

@@ -37,7 +37,11 @@ export async function bake(spec: BakeSpec): Promise<BackendVm> {
       try {
         await spec.warmup(vm);
       } catch (err) {
-        throw new MicrovmError('E_WARMUP_FAILED', `the warmup callback failed: ${(err as Error).message}; nothing was saved`, { cause: err });
+        throw new MicrovmError(
+          'E_WARMUP_FAILED',
+          `the warmup callback failed: ${(err as Error).message}; nothing was saved`,
+          { cause: err },
+        );
       }
     }
     if (spec.listenerRequired && spec.guestPort !== undefined) {

@@ -23,8 +23,10 @@ export async function waitForListener(vm: Vm, port: number, timeoutMs: number): 
     const { stdout } = await vm.exec({ argv: ['cat', '/proc/net/tcp', '/proc/net/tcp6'], timeoutMs: 10_000 });
     if (listeningPortsFromProc(stdout).has(port)) return;
     if (Date.now() > deadline) {
-      throw new MicrovmError('E_LISTENER_TIMEOUT',
-        `nothing listened on guest port ${port} within ${timeoutMs} ms (listenerRequired); check the image's cmd or the warmup`);
+      throw new MicrovmError(
+        'E_LISTENER_TIMEOUT',
+        `nothing listened on guest port ${port} within ${timeoutMs} ms (listenerRequired); check the image's cmd or the warmup`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -47,8 +47,16 @@ export async function prepareSnapshot(request: SnapshotRequest): Promise<Prepare
   if (loaded.ok) return { dir, source: loaded.source };
   request.onBake(`the snapshot in ${dir} cannot be used: ${loaded.reason}`);
   const handoff = await bake({
-    boot: () => request.boot(request.signal), signal: request.signal, config: request.image.config, dir, inputs, image: request.image, warmup: request.warmup,
-    guestPort: request.guestPort, listenerRequired: request.listenerRequired, listenerTimeoutMs: request.listenerTimeoutMs,
+    boot: () => request.boot(request.signal),
+    signal: request.signal,
+    config: request.image.config,
+    dir,
+    inputs,
+    image: request.image,
+    warmup: request.warmup,
+    guestPort: request.guestPort,
+    listenerRequired: request.listenerRequired,
+    listenerTimeoutMs: request.listenerTimeoutMs,
   });
   const baked = await loadSnapshot(dir, inputs);
   if (!baked.ok) {
@@ -68,7 +76,13 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     rootDisk: path.basename(request.image.rootDisk),
     rootDiskSha256: request.rootDiskSha256,
     boot: assets.bootSha256,
-    cmdline: kernelCmdline({ arch: 'x86_64', accel: accel.accel, tscKhz: hostTscKhz(), rootDisk: request.image.rootDisk, cmdline: [] }).join(' '),
+    cmdline: kernelCmdline({
+      arch: 'x86_64',
+      accel: accel.accel,
+      tscKhz: hostTscKhz(),
+      rootDisk: request.image.rootDisk,
+      cmdline: [],
+    }).join(' '),
     agent: assets.agentSha256,
     qemu: `${qemu.path}@${qemu.version}`,
     machine: 'microvm',
@@ -76,6 +90,15 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     memoryMib: request.image.memoryMib,
     vcpus: request.image.vcpus,
     warmupTag: request.warmupTag,
-    options: createHash('sha256').update(JSON.stringify([request.optionsDigest, request.image.network, request.guestPort ?? null, request.listenerRequired])).digest('hex'),
+    options: createHash('sha256')
+      .update(
+        JSON.stringify([
+          request.optionsDigest,
+          request.image.network,
+          request.guestPort ?? null,
+          request.listenerRequired,
+        ]),
+      )
+      .digest('hex'),
   };
 }

@@ -3,7 +3,14 @@ import * as path from 'node:path';
 import { checkFile, recordFile } from '../file-record';
 import { reapDeadWriters, tempPath } from '../temp-files';
 import type { BackendVm, RestoreSource } from '../backend/types';
-import { inputMismatch, SNAPSHOT_FORMAT, SnapshotImage, SnapshotInputs, SnapshotMeta, snapshotMetaSchema } from './meta';
+import {
+  inputMismatch,
+  SNAPSHOT_FORMAT,
+  SnapshotImage,
+  SnapshotInputs,
+  SnapshotMeta,
+  snapshotMetaSchema,
+} from './meta';
 
 /** Every file of a snapshot directory, named once. */
 export const SNAPSHOT_FILES = { meta: 'meta.json', state: 'state', mem: 'mem' } as const;
@@ -18,12 +25,23 @@ export type LoadResult = { ok: true; source: RestoreSource; meta: SnapshotMeta }
 export async function loadSnapshot(dir: string, inputs: SnapshotInputs | undefined): Promise<LoadResult> {
   let meta: SnapshotMeta;
   try {
-    const parsed = snapshotMetaSchema.safeParse(JSON.parse(await fs.promises.readFile(path.join(dir, SNAPSHOT_FILES.meta), 'utf8')));
-    if (!parsed.success) return { ok: false, reason: `its ${SNAPSHOT_FILES.meta} is not a format-${SNAPSHOT_FORMAT} snapshot description` };
+    const parsed = snapshotMetaSchema.safeParse(
+      JSON.parse(await fs.promises.readFile(path.join(dir, SNAPSHOT_FILES.meta), 'utf8')),
+    );
+    if (!parsed.success)
+      return {
+        ok: false,
+        reason: `its ${SNAPSHOT_FILES.meta} is not a format-${SNAPSHOT_FORMAT} snapshot description`,
+      };
     meta = parsed.data;
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    return { ok: false, reason: missing ? 'there is no snapshot yet' : `its ${SNAPSHOT_FILES.meta} is unreadable (${(err as Error).message})` };
+    return {
+      ok: false,
+      reason: missing
+        ? 'there is no snapshot yet'
+        : `its ${SNAPSHOT_FILES.meta} is unreadable (${(err as Error).message})`,
+    };
   }
   const mismatch = inputs && inputMismatch(meta.inputs, inputs);
   if (mismatch) return { ok: false, reason: mismatch };
@@ -64,7 +82,14 @@ export async function writeSnapshot(
       await fs.promises.chmod(memFile, 0o600);
       files.mem = await recordFile(memFile, { stat: true });
     }
-    const meta: SnapshotMeta = { format: SNAPSHOT_FORMAT, kind, createdAt: new Date().toISOString(), inputs: { ...inputs }, image, files };
+    const meta: SnapshotMeta = {
+      format: SNAPSHOT_FORMAT,
+      kind,
+      createdAt: new Date().toISOString(),
+      inputs: { ...inputs },
+      image,
+      files,
+    };
     await fs.promises.writeFile(path.join(temp, SNAPSHOT_FILES.meta), JSON.stringify(meta, null, 2), { mode: 0o600 });
     await fs.promises.rm(dir, { recursive: true, force: true });
     await fs.promises.rename(temp, dir);

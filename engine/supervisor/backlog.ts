@@ -6,7 +6,11 @@ export class Backlog<T> {
   private items: Array<{ item: T; bytes: number }> = [];
   private bytes = 0;
 
-  constructor(private readonly maxItems: number, private readonly maxBytes: number, private readonly sizeOf: (item: T) => number) {}
+  constructor(
+    private readonly maxItems: number,
+    private readonly maxBytes: number,
+    private readonly sizeOf: (item: T) => number,
+  ) {}
 
   /** Appends an item, dropping the oldest beyond the bounds (the newest is always kept). */
   push(item: T): void {

@@ -1,6 +1,11 @@
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { createMessageConnection, MessageConnection, SocketMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import {
+  createMessageConnection,
+  MessageConnection,
+  SocketMessageReader,
+  StreamMessageWriter,
+} from 'vscode-jsonrpc/node';
 import { ClientKind, Notifications, SupervisorEvent } from './protocol';
 import type { ProcessSink } from './processes';
 
@@ -23,7 +28,10 @@ export class ClientLink implements ProcessSink {
   private closed = false;
   private readonly closeListeners = new Set<() => void>();
 
-  constructor(private readonly socket: Socket, private readonly log: (line: string) => void) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly log: (line: string) => void,
+  ) {
     const immediate = new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
         if (!socket.destroyed) socket.write(chunk);
@@ -51,11 +59,15 @@ export class ClientLink implements ProcessSink {
   }
 
   output(id: number, stream: 'stdout' | 'stderr', data: Buffer): void {
-    this.notify(() => this.connection.sendNotification(Notifications.output, { id, stream, data: data.toString('base64') }));
+    this.notify(() =>
+      this.connection.sendNotification(Notifications.output, { id, stream, data: data.toString('base64') }),
+    );
   }
 
   exit(id: number, exitCode: number, signal?: string): void {
-    this.notify(() => this.connection.sendNotification(Notifications.exit, { id, exitCode, ...(signal ? { signal } : {}) }));
+    this.notify(() =>
+      this.connection.sendNotification(Notifications.exit, { id, exitCode, ...(signal ? { signal } : {}) }),
+    );
   }
 
   drained(): Promise<void> {
@@ -79,7 +91,9 @@ export class ClientLink implements ProcessSink {
   private notify(send: () => Promise<void>): void {
     if (this.closed) return;
     if (this.socket.writableLength > MAX_CLIENT_QUEUE_BYTES) {
-      this.log(`a ${this.kind ?? 'new'} client fell ${this.socket.writableLength} bytes behind (limit ${MAX_CLIENT_QUEUE_BYTES}): dropped, so it cannot hold back the VM or other clients`);
+      this.log(
+        `a ${this.kind ?? 'new'} client fell ${this.socket.writableLength} bytes behind (limit ${MAX_CLIENT_QUEUE_BYTES}): dropped, so it cannot hold back the VM or other clients`,
+      );
       this.socket.destroy();
       this.finish();
       return;

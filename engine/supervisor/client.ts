@@ -2,7 +2,13 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { createMessageConnection, MessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
+import {
+  createMessageConnection,
+  MessageConnection,
+  ResponseError,
+  SocketMessageReader,
+  SocketMessageWriter,
+} from 'vscode-jsonrpc/node';
 import { abortedOr, onAbort, throwIfAborted } from '../abort';
 import { MicrovmError } from '../errors';
 import { errorFromWire } from './wire-error';
@@ -14,7 +20,18 @@ import type { OverLimit } from '../workspace/limits';
 import { logTail } from './log-file';
 import { supervisorFiles, SupervisorFiles } from './paths';
 import {
-  ClientKind, ErrorData, HelloResult, Notifications, ProcessInfo, Questions, Requests, SpawnParams, StatusResult, SupervisorEvent, UpParams, UpResult,
+  ClientKind,
+  ErrorData,
+  HelloResult,
+  Notifications,
+  ProcessInfo,
+  Questions,
+  Requests,
+  SpawnParams,
+  StatusResult,
+  SupervisorEvent,
+  UpParams,
+  UpResult,
 } from './protocol';
 
 /** How long a new supervisor may take to listen (it reads the workspace record, nothing more). */
@@ -62,14 +79,21 @@ export class SupervisorClient {
   /** Rejects when the connection closes: a request in flight then fails instead of hanging. */
   private readonly lost: Promise<never>;
 
-  private constructor(private readonly connection: MessageConnection, readonly files: SupervisorFiles) {
+  private constructor(
+    private readonly connection: MessageConnection,
+    readonly files: SupervisorFiles,
+  ) {
     let lose: (err: Error) => void = () => undefined;
-    this.lost = new Promise<never>((_, reject) => { lose = reject; });
+    this.lost = new Promise<never>((_, reject) => {
+      lose = reject;
+    });
     this.lost.catch(() => undefined);
     connection.onNotification(Notifications.event, (event) => {
       for (const listener of this.eventListeners) listener(event);
     });
-    connection.onNotification(Notifications.output, ({ id, stream, data }) => this.processes.get(id)?.deliver(stream, Buffer.from(data, 'base64')));
+    connection.onNotification(Notifications.output, ({ id, stream, data }) =>
+      this.processes.get(id)?.deliver(stream, Buffer.from(data, 'base64')),
+    );
     connection.onNotification(Notifications.exit, ({ id, exitCode, signal }) => {
       this.processes.get(id)?.end(exitCode, signal);
       this.processes.delete(id);
@@ -80,7 +104,8 @@ export class SupervisorClient {
     connection.onRequest(Questions.egress, ({ name, port }) => this.askEgress(name, port));
     connection.onClose(() => {
       lose(new Error('the supervisor closed the connection'));
-      for (const proc of this.processes.values()) proc.end(-1, undefined, 'the connection to the workspace supervisor closed');
+      for (const proc of this.processes.values())
+        proc.end(-1, undefined, 'the connection to the workspace supervisor closed');
       this.processes.clear();
       for (const listener of this.closeListeners) listener();
     });
@@ -94,7 +119,12 @@ export class SupervisorClient {
     const socket = await tryConnect(files.socket);
     if (socket) return SupervisorClient.over(socket, files, options.kind, options.asksHosts);
     if (options.start === false) return undefined;
-    return SupervisorClient.over(await startSupervisor(record.folder, files, options), files, options.kind, options.asksHosts);
+    return SupervisorClient.over(
+      await startSupervisor(record.folder, files, options),
+      files,
+      options.kind,
+      options.asksHosts,
+    );
   }
 
   /** The running supervisor of a workspace id (`microvm ls` of a folder that may be gone), or undefined. */
@@ -104,7 +134,12 @@ export class SupervisorClient {
     return socket ? SupervisorClient.over(socket, files, kind) : undefined;
   }
 
-  private static async over(socket: net.Socket, files: SupervisorFiles, kind: ClientKind, asksHosts = false): Promise<SupervisorClient> {
+  private static async over(
+    socket: net.Socket,
+    files: SupervisorFiles,
+    kind: ClientKind,
+    asksHosts = false,
+  ): Promise<SupervisorClient> {
     const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
     const client = new SupervisorClient(connection, files);
     connection.listen();
@@ -129,7 +164,11 @@ export class SupervisorClient {
    * `down`: the supervisor stops the start at whatever step it is (a pull, a build, the bake,
    * the boot) and ends, and this call rejects with E_ABORTED.
    */
-  async up(params: UpParams & { waitForHooks?: boolean }, questions: UpQuestions, options: { signal?: AbortSignal } = {}): Promise<UpResult> {
+  async up(
+    params: UpParams & { waitForHooks?: boolean },
+    questions: UpQuestions,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<UpResult> {
     const { signal } = options;
     throwIfAborted(signal, UP_STEP);
     this.questions = questions;
@@ -151,7 +190,10 @@ export class SupervisorClient {
   /** Stops the VM; resolves once the supervisor has let go of the workspace (the next start gets a new one). */
   async down(): Promise<void> {
     await this.request(() => this.connection.sendRequest(Requests.down));
-    await Promise.race([this.lost.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, DOWN_TIMEOUT_MS).unref())]);
+    await Promise.race([
+      this.lost.catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, DOWN_TIMEOUT_MS).unref()),
+    ]);
   }
 
   /** The guest processes the supervisor holds. */
@@ -208,9 +250,15 @@ export class ClientProcess {
   private readonly listeners = new Set<(stream: 'stdout' | 'stderr', data: Buffer) => void>();
   private pending: Array<['stdout' | 'stderr', Buffer]> = [];
   private resolveExit!: (result: { exitCode: number; signal?: string; error?: string }) => void;
-  readonly exited = new Promise<{ exitCode: number; signal?: string; error?: string }>((resolve) => { this.resolveExit = resolve; });
+  readonly exited = new Promise<{ exitCode: number; signal?: string; error?: string }>((resolve) => {
+    this.resolveExit = resolve;
+  });
 
-  constructor(readonly id: number, private readonly connection: MessageConnection, private readonly request: <R>(send: () => Promise<R>) => Promise<R>) {}
+  constructor(
+    readonly id: number,
+    private readonly connection: MessageConnection,
+    private readonly request: <R>(send: () => Promise<R>) => Promise<R>,
+  ) {}
 
   /** Output arriving before the first listener is kept for it. */
   onOutput(listener: (stream: 'stdout' | 'stderr', data: Buffer) => void): void {
@@ -231,7 +279,9 @@ export class ClientProcess {
 
   /** Writes to the process's stdin. */
   write(data: Buffer | string): Promise<void> {
-    return this.request(() => this.connection.sendRequest(Requests.write, { id: this.id, data: Buffer.from(data).toString('base64') }));
+    return this.request(() =>
+      this.connection.sendRequest(Requests.write, { id: this.id, data: Buffer.from(data).toString('base64') }),
+    );
   }
 
   /** Closes the process's stdin (EOF). */
@@ -269,7 +319,13 @@ function tryConnect(socketPath: string): Promise<net.Socket | undefined> {
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve(undefined);
-      else reject(new MicrovmError('E_SUPERVISOR', `cannot connect to the workspace supervisor at ${socketPath} (${err.code}): ${err.message}; check the permissions of ${path.dirname(socketPath)}`));
+      else
+        reject(
+          new MicrovmError(
+            'E_SUPERVISOR',
+            `cannot connect to the workspace supervisor at ${socketPath} (${err.code}): ${err.message}; check the permissions of ${path.dirname(socketPath)}`,
+          ),
+        );
     });
   });
 }
@@ -281,7 +337,13 @@ function tryConnect(socketPath: string): Promise<net.Socket | undefined> {
  */
 async function startSupervisor(folder: string, files: SupervisorFiles, options: ConnectOptions): Promise<net.Socket> {
   const cli = options.cliPath ?? defaultCliPath();
-  const args = [cli, '__supervise', '--workspace-folder', folder, ...(options.idleStopMinutes !== undefined ? ['--idle-stop-minutes', String(options.idleStopMinutes)] : [])];
+  const args = [
+    cli,
+    '__supervise',
+    '--workspace-folder',
+    folder,
+    ...(options.idleStopMinutes !== undefined ? ['--idle-stop-minutes', String(options.idleStopMinutes)] : []),
+  ];
   const deadline = Date.now() + START_TIMEOUT_MS;
   let child = launch(process.execPath, args);
   for (;;) {
@@ -289,11 +351,15 @@ async function startSupervisor(folder: string, files: SupervisorFiles, options: 
     if (socket) return socket;
     if (child.failed || Date.now() > deadline) {
       const tail = logTail(files.log);
-      throw new MicrovmError('E_SUPERVISOR', `the workspace supervisor for ${folder} did not start (${child.failed ?? `no socket after ${START_TIMEOUT_MS / 1000} s`}), so the workspace VM cannot run; `
-        + `its log ${files.log} ends: ${tail || '(empty)'}`);
+      throw new MicrovmError(
+        'E_SUPERVISOR',
+        `the workspace supervisor for ${folder} did not start (${child.failed ?? `no socket after ${START_TIMEOUT_MS / 1000} s`}), so the workspace VM cannot run; ` +
+          `its log ${files.log} ends: ${tail || '(empty)'}`,
+      );
     }
     // It lost the start lock: to a supervisor starting (its socket comes), or to one stopping (then try again).
-    if (child.exitedAt !== undefined && Date.now() - child.exitedAt > RELAUNCH_AFTER_MS) child = launch(process.execPath, args);
+    if (child.exitedAt !== undefined && Date.now() - child.exitedAt > RELAUNCH_AFTER_MS)
+      child = launch(process.execPath, args);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -303,12 +369,18 @@ const RELAUNCH_AFTER_MS = 250;
 
 function launch(node: string, args: string[]): { failed?: string; exitedAt?: number } {
   const state: { failed?: string; exitedAt?: number } = {};
-  const child = spawn(node, args, { detached: true, stdio: 'ignore', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+  const child = spawn(node, args, {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+  });
   child.once('exit', (code, signal) => {
     if (code === 0) state.exitedAt = Date.now();
     else state.failed = signal ? `killed by ${signal}` : `exit status ${code}`;
   });
-  child.once('error', (err) => { state.failed = err.message; });
+  child.once('error', (err) => {
+    state.failed = err.message;
+  });
   child.unref();
   return state;
 }
@@ -317,12 +389,19 @@ function launch(node: string, args: string[]): { failed?: string; exitedAt?: num
 function defaultCliPath(): string {
   const candidates = [path.join(__dirname, 'cli.js'), path.join(__dirname, '..', '..', 'dist', 'cli.js')];
   const found = candidates.find((file) => fs.existsSync(file));
-  if (!found) throw new MicrovmError('E_SETUP_MISSING', `the microvm CLI (cli.js) is not at ${candidates.join(' or ')}, so no workspace supervisor can start; run node esbuild.mjs`);
+  if (!found)
+    throw new MicrovmError(
+      'E_SETUP_MISSING',
+      `the microvm CLI (cli.js) is not at ${candidates.join(' or ')}, so no workspace supervisor can start; run node esbuild.mjs`,
+    );
   return found;
 }
 
 /** An RPC failure as the engine error it was in the supervisor (same code and details), or E_SUPERVISOR when the link broke. */
 function fromRpcError(err: unknown, socketPath: string): Error {
   if (err instanceof ResponseError) return errorFromWire(err.message, err.data as ErrorData | undefined);
-  return new MicrovmError('E_SUPERVISOR', `the connection to the workspace supervisor (${socketPath}) failed: ${(err as Error)?.message ?? String(err)}; its log is beside the socket`);
+  return new MicrovmError(
+    'E_SUPERVISOR',
+    `the connection to the workspace supervisor (${socketPath}) failed: ${(err as Error)?.message ?? String(err)}; its log is beside the socket`,
+  );
 }

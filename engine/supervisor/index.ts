@@ -4,7 +4,15 @@ export type { ConnectOptions, UpQuestions } from './client';
 export { runSupervisor, DEFAULT_IDLE_STOP_MINUTES } from './server';
 export type { SupervisorOptions } from './server';
 export { supervisorFiles, supervisorsDir } from './paths';
-export type { ProcessInfo, StatusResult, SupervisorEvent, SupervisorState, TypesRun, UpParams, UpResult } from './protocol';
+export type {
+  ProcessInfo,
+  StatusResult,
+  SupervisorEvent,
+  SupervisorState,
+  TypesRun,
+  UpParams,
+  UpResult,
+} from './protocol';
 export { Requests } from './protocol';
 export { RingBuffer } from './ring-buffer';
 export { Backlog } from './backlog';

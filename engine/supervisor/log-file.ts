@@ -4,7 +4,10 @@ import * as fs from 'node:fs';
 export class LogFile {
   private size: number;
 
-  constructor(private readonly file: string, private readonly maxBytes = 1024 * 1024) {
+  constructor(
+    private readonly file: string,
+    private readonly maxBytes = 1024 * 1024,
+  ) {
     this.size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
   }
 

@@ -30,7 +30,10 @@ export function supervisorFiles(workspaceId: string): SupervisorFiles {
   const dir = supervisorsDir();
   const socket = path.join(dir, `${workspaceId}.sock`);
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
-    throw new MicrovmError('E_STATE_DIR', `the supervisor socket path ${socket} is ${Buffer.byteLength(socket)} bytes, over the ${MAX_SOCKET_PATH} a Unix socket allows, so the workspace VM cannot be supervised; set MICROVM_HOME to a shorter path`);
+    throw new MicrovmError(
+      'E_STATE_DIR',
+      `the supervisor socket path ${socket} is ${Buffer.byteLength(socket)} bytes, over the ${MAX_SOCKET_PATH} a Unix socket allows, so the workspace VM cannot be supervised; set MICROVM_HOME to a shorter path`,
+    );
   }
   const home = createHash('sha256').update(microvmHome()).digest('hex').slice(0, 12);
   return {

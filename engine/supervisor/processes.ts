@@ -38,7 +38,14 @@ export class ProcessTable {
 
   add(child: ExecChild, params: SpawnParams, owner: ProcessSink): number {
     const id = this.nextId++;
-    const proc: SupervisedProcess = { id, child, params, ring: params.tty ? new RingBuffer(PTY_REPLAY_BYTES) : undefined, attached: new Set([owner]), owner };
+    const proc: SupervisedProcess = {
+      id,
+      child,
+      params,
+      ring: params.tty ? new RingBuffer(PTY_REPLAY_BYTES) : undefined,
+      attached: new Set([owner]),
+      owner,
+    };
     this.processes.set(id, proc);
     void this.pump(proc);
     return id;
@@ -46,8 +53,13 @@ export class ProcessTable {
 
   list(): ProcessInfo[] {
     return [...this.processes.values()].map((p) => ({
-      id: p.id, argv: p.params.argv, tty: p.params.tty, persistent: p.params.persistent, name: p.params.name ?? p.params.argv[0] ?? 'shell',
-      attached: p.attached.size, bufferedBytes: p.ring?.length ?? 0,
+      id: p.id,
+      argv: p.params.argv,
+      tty: p.params.tty,
+      persistent: p.params.persistent,
+      name: p.params.name ?? p.params.argv[0] ?? 'shell',
+      attached: p.attached.size,
+      bufferedBytes: p.ring?.length ?? 0,
     }));
   }
 
@@ -64,7 +76,11 @@ export class ProcessTable {
 
   get(id: number): SupervisedProcess {
     const proc = this.processes.get(id);
-    if (!proc) throw new MicrovmError('E_NO_PROCESS', `the workspace VM has no process ${id} (it ended, or was never started); list them with proc/list`);
+    if (!proc)
+      throw new MicrovmError(
+        'E_NO_PROCESS',
+        `the workspace VM has no process ${id} (it ended, or was never started); list them with proc/list`,
+      );
     return proc;
   }
 
@@ -89,11 +105,16 @@ export class ProcessTable {
       }
     };
     try {
-      await Promise.all([stream(() => proc.child.readStdout(), 'stdout'), proc.params.tty ? undefined : stream(() => proc.child.readStderr(), 'stderr')]);
+      await Promise.all([
+        stream(() => proc.child.readStdout(), 'stdout'),
+        proc.params.tty ? undefined : stream(() => proc.child.readStderr(), 'stderr'),
+      ]);
       const result = await proc.child.wait();
       for (const sink of proc.attached) sink.exit(proc.id, result.exitCode, result.signal ?? undefined);
     } catch (err) {
-      this.log(`process ${proc.id} (${proc.params.argv.join(' ') || 'shell'}) ended with an error: ${(err as Error).message}`);
+      this.log(
+        `process ${proc.id} (${proc.params.argv.join(' ') || 'shell'}) ended with an error: ${(err as Error).message}`,
+      );
       for (const sink of proc.attached) sink.exit(proc.id, -1);
     } finally {
       this.processes.delete(proc.id);

@@ -165,7 +165,9 @@ export const Requests = {
 
 /** Questions for the user, asked of the client whose `up` needs the answer (never answered by the supervisor itself). */
 export const Questions = {
-  configChanged: new RequestType<{ file: string; changes: ConfigChange[] }, 'apply' | 'previous' | 'cancel', void>('ask/configChanged'),
+  configChanged: new RequestType<{ file: string; changes: ConfigChange[] }, 'apply' | 'previous' | 'cancel', void>(
+    'ask/configChanged',
+  ),
   overLimits: new RequestType<{ over: OverLimit[] }, boolean, void>('ask/overLimits'),
   sameHostPort: new RequestType<{ port: ForwardedPort }, boolean, void>('ask/sameHostPort'),
   egress: new RequestType<{ name: string; port: number }, EgressAnswer, void>('ask/egress'),

@@ -53,10 +53,14 @@ export async function runSupervisor(options: SupervisorOptions): Promise<boolean
   }
   fs.chmodSync(files.socket, 0o600);
   fs.writeFileSync(files.pid, `${process.pid}\n`, { mode: 0o600 });
-  log(`supervising ${record.folder} (workspace ${record.id}) on ${files.socket}, idle stop ${options.idleStopMinutes} min`);
+  log(
+    `supervising ${record.folder} (workspace ${record.id}) on ${files.socket}, idle stop ${options.idleStopMinutes} min`,
+  );
 
   let finished: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => { finished = resolve; });
+  const done = new Promise<void>((resolve) => {
+    finished = resolve;
+  });
   let idleTimer: NodeJS.Timeout | undefined;
   let exiting = false;
   const exit = async (why: string) => {
@@ -88,7 +92,10 @@ export async function runSupervisor(options: SupervisorOptions): Promise<boolean
     }
     if (options.idleStopMinutes <= 0) return;
     log(`no client attached: the VM stops in ${options.idleStopMinutes} min unless one attaches`);
-    idleTimer = setTimeout(() => void exit(`idle for ${options.idleStopMinutes} min with no client attached`), options.idleStopMinutes * 60_000);
+    idleTimer = setTimeout(
+      () => void exit(`idle for ${options.idleStopMinutes} min with no client attached`),
+      options.idleStopMinutes * 60_000,
+    );
   };
   idleTimer = setTimeout(() => void exit('no client connected after the start'), FIRST_CLIENT_GRACE_MS);
   server.on('connection', (socket) => {
@@ -118,51 +125,130 @@ export async function runSupervisor(options: SupervisorOptions): Promise<boolean
 function serve(link: ClientLink, host: WorkspaceHost, down: () => Promise<void>): void {
   const c = link.connection;
   // Thrown ResponseErrors become error replies; a synchronous handler replies before any later notification.
-  const guarded = <P, R>(handler: (params: P) => R | Promise<R>) => (params: P): R | Promise<R> => {
-    try {
-      const result = handler(params);
-      return result instanceof Promise ? result.catch((err: unknown) => { throw asResponseError(err); }) : result;
-    } catch (err) {
-      throw asResponseError(err);
-    }
-  };
-  c.onRequest(Requests.hello, guarded(({ kind, asksHosts }) => {
-    link.kind = kind;
-    link.asksHosts = asksHosts === true;
-    return { pid: process.pid, workspaceId: host.workspaceId, folder: host.folder, state: host.state, ...(host.vmId ? { vmId: host.vmId } : {}), ...(host.upResult ? { up: host.upResult } : {}), backlog: host.backlogEvents() };
-  }));
-  c.onRequest(Requests.up, guarded((params) => {
-    if (params.askForHosts) link.asksHosts = true;
-    return host.up(params, link);
-  }));
-  c.onRequest(Requests.status, guarded(() => host.status()));
-  c.onRequest(Requests.down, guarded(() => down()));
-  c.onRequest(Requests.spawn, guarded((params) => ({ id: host.spawn(params, link) })));
-  c.onRequest(Requests.list, guarded(() => host.processes.list()));
-  c.onRequest(Requests.attach, guarded(({ id }) => {
-    const { replay, dropped } = host.processes.attach(id, link);
-    return { replay: replay.toString('base64'), dropped };
-  }));
-  c.onRequest(Requests.detach, guarded(({ id }) => host.processes.detach(id, link)));
-  c.onRequest(Requests.write, guarded(({ id, data }) => host.processes.get(id).child.writeStdin(Buffer.from(data, 'base64'))));
-  c.onRequest(Requests.closeStdin, guarded(({ id }) => host.processes.get(id).child.closeStdin()));
-  c.onRequest(Requests.resize, guarded(({ id, rows, cols }) => host.processes.get(id).child.resize(rows, cols)));
-  c.onRequest(Requests.signal, guarded(({ id, signal }) => host.processes.get(id).child.signal(signal)));
-  c.onRequest(Requests.kill, guarded(({ id }) => host.processes.get(id).child.signal('SIGKILL')));
-  c.onRequest(Requests.portState, guarded(() => {
-    const session = host.running;
-    const state = session.portState();
-    return {
-      config: session.plan.ports, listeners: [...state.listeners], forwards: [...state.forwards], notForwarded: [...state.notForwarded],
-      ...(session.plan.compose ? { primaryService: session.plan.compose.primary, serviceForwards: session.serviceForwards } : {}),
+  const guarded =
+    <P, R>(handler: (params: P) => R | Promise<R>) =>
+    (params: P): R | Promise<R> => {
+      try {
+        const result = handler(params);
+        return result instanceof Promise
+          ? result.catch((err: unknown) => {
+              throw asResponseError(err);
+            })
+          : result;
+      } catch (err) {
+        throw asResponseError(err);
+      }
     };
-  }));
-  c.onRequest(Requests.forward, guarded(({ guestPort }) => host.running.forward(guestPort)));
-  c.onRequest(Requests.unforward, guarded(({ guestPort, byUser }) => host.running.unforward(guestPort, byUser)));
-  c.onRequest(Requests.useSameHostPort, guarded(({ guestPort }) => host.running.useSameHostPort(guestPort)));
-  c.onRequest(Requests.retryHook, guarded(({ retryId }) => host.retryHook(retryId)));
-  c.onRequest(Requests.resume, guarded(() => host.running.resume()));
-  c.onRequest(Requests.refreshTypes, guarded(() => host.refreshTypes()));
+  c.onRequest(
+    Requests.hello,
+    guarded(({ kind, asksHosts }) => {
+      link.kind = kind;
+      link.asksHosts = asksHosts === true;
+      return {
+        pid: process.pid,
+        workspaceId: host.workspaceId,
+        folder: host.folder,
+        state: host.state,
+        ...(host.vmId ? { vmId: host.vmId } : {}),
+        ...(host.upResult ? { up: host.upResult } : {}),
+        backlog: host.backlogEvents(),
+      };
+    }),
+  );
+  c.onRequest(
+    Requests.up,
+    guarded((params) => {
+      if (params.askForHosts) link.asksHosts = true;
+      return host.up(params, link);
+    }),
+  );
+  c.onRequest(
+    Requests.status,
+    guarded(() => host.status()),
+  );
+  c.onRequest(
+    Requests.down,
+    guarded(() => down()),
+  );
+  c.onRequest(
+    Requests.spawn,
+    guarded((params) => ({ id: host.spawn(params, link) })),
+  );
+  c.onRequest(
+    Requests.list,
+    guarded(() => host.processes.list()),
+  );
+  c.onRequest(
+    Requests.attach,
+    guarded(({ id }) => {
+      const { replay, dropped } = host.processes.attach(id, link);
+      return { replay: replay.toString('base64'), dropped };
+    }),
+  );
+  c.onRequest(
+    Requests.detach,
+    guarded(({ id }) => host.processes.detach(id, link)),
+  );
+  c.onRequest(
+    Requests.write,
+    guarded(({ id, data }) => host.processes.get(id).child.writeStdin(Buffer.from(data, 'base64'))),
+  );
+  c.onRequest(
+    Requests.closeStdin,
+    guarded(({ id }) => host.processes.get(id).child.closeStdin()),
+  );
+  c.onRequest(
+    Requests.resize,
+    guarded(({ id, rows, cols }) => host.processes.get(id).child.resize(rows, cols)),
+  );
+  c.onRequest(
+    Requests.signal,
+    guarded(({ id, signal }) => host.processes.get(id).child.signal(signal)),
+  );
+  c.onRequest(
+    Requests.kill,
+    guarded(({ id }) => host.processes.get(id).child.signal('SIGKILL')),
+  );
+  c.onRequest(
+    Requests.portState,
+    guarded(() => {
+      const session = host.running;
+      const state = session.portState();
+      return {
+        config: session.plan.ports,
+        listeners: [...state.listeners],
+        forwards: [...state.forwards],
+        notForwarded: [...state.notForwarded],
+        ...(session.plan.compose
+          ? { primaryService: session.plan.compose.primary, serviceForwards: session.serviceForwards }
+          : {}),
+      };
+    }),
+  );
+  c.onRequest(
+    Requests.forward,
+    guarded(({ guestPort }) => host.running.forward(guestPort)),
+  );
+  c.onRequest(
+    Requests.unforward,
+    guarded(({ guestPort, byUser }) => host.running.unforward(guestPort, byUser)),
+  );
+  c.onRequest(
+    Requests.useSameHostPort,
+    guarded(({ guestPort }) => host.running.useSameHostPort(guestPort)),
+  );
+  c.onRequest(
+    Requests.retryHook,
+    guarded(({ retryId }) => host.retryHook(retryId)),
+  );
+  c.onRequest(
+    Requests.resume,
+    guarded(() => host.running.resume()),
+  );
+  c.onRequest(
+    Requests.refreshTypes,
+    guarded(() => host.refreshTypes()),
+  );
 }
 
 function asResponseError(err: unknown): ResponseError<ErrorData> {

@@ -23,6 +23,9 @@ export function errorToWire(err: unknown): WireError {
 export function errorFromWire(message: string, wire: Partial<WireError> | undefined): Error {
   const code = wire?.code;
   if (!code || !ENGINE_CODE.test(code) || code === INTERNAL) return new Error(message);
-  const details = typeof wire.details === 'object' && wire.details !== null ? wire.details as ErrorDetailsByCode[ErrorCode] : undefined;
+  const details =
+    typeof wire.details === 'object' && wire.details !== null
+      ? (wire.details as ErrorDetailsByCode[ErrorCode])
+      : undefined;
   return new MicrovmError(code as ErrorCode, message, { details });
 }

@@ -8,7 +8,16 @@ import { Backlog } from './backlog';
 import { errorToWire } from './wire-error';
 import type { ClientLink } from './client-link';
 import { ProcessTable } from './processes';
-import { Questions, SpawnParams, TypesRun, StatusResult, SupervisorEvent, SupervisorState, UpParams, UpResult } from './protocol';
+import {
+  Questions,
+  SpawnParams,
+  TypesRun,
+  StatusResult,
+  SupervisorEvent,
+  SupervisorState,
+  UpParams,
+  UpResult,
+} from './protocol';
 
 /** Events kept for clients that attach later. */
 const BACKLOG_EVENTS = 1000;
@@ -29,12 +38,21 @@ export class WorkspaceHost {
   /** Aborted by stop() (a `down`, the extension's Cancel): stops a start at any step, its preparation included. */
   private readonly startAbort = new AbortController();
   private result: UpResult | undefined;
-  private readonly backlog = new Backlog<SupervisorEvent>(BACKLOG_EVENTS, BACKLOG_BYTES, (e) => JSON.stringify(e).length);
+  private readonly backlog = new Backlog<SupervisorEvent>(
+    BACKLOG_EVENTS,
+    BACKLOG_BYTES,
+    (e) => JSON.stringify(e).length,
+  );
   private readonly retries = new Map<number, () => Promise<void>>();
   private nextRetry = 1;
 
-  constructor(readonly folder: string, readonly workspaceId: string, private readonly idleStopMinutes: number,
-    private readonly log: (line: string) => void, private readonly onVmEnded: (why: string) => void) {
+  constructor(
+    readonly folder: string,
+    readonly workspaceId: string,
+    private readonly idleStopMinutes: number,
+    private readonly log: (line: string) => void,
+    private readonly onVmEnded: (why: string) => void,
+  ) {
     this.processes = new ProcessTable(log);
   }
 
@@ -58,7 +76,12 @@ export class WorkspaceHost {
   /** Starts the VM once; later callers (other windows, `microvm up` again) share that start. */
   up(params: UpParams & { waitForHooks?: boolean }, asker: ClientLink): Promise<UpResult> {
     if (this.state === 'stopping' || this.state === 'stopped') {
-      return Promise.reject(new MicrovmError('E_SUPERVISOR', `the workspace VM of ${this.folder} is stopping; run microvm up again once it has stopped`));
+      return Promise.reject(
+        new MicrovmError(
+          'E_SUPERVISOR',
+          `the workspace VM of ${this.folder} is stopping; run microvm up again once it has stopped`,
+        ),
+      );
     }
     this.starting ??= this.start(params, asker).catch((err: unknown) => {
       this.starting = undefined;
@@ -74,20 +97,37 @@ export class WorkspaceHost {
   private async start(params: UpParams, asker: ClientLink): Promise<UpResult> {
     this.setState('starting');
     const prepared = await prepareWorkspace({
-      folder: this.folder, settings: params.settings, allowLocalEnv: params.allowLocalEnv, ...(params.limits ? { limits: params.limits } : {}),
+      folder: this.folder,
+      settings: params.settings,
+      allowLocalEnv: params.allowLocalEnv,
+      ...(params.limits ? { limits: params.limits } : {}),
       onProgress: (step) => this.broadcast({ type: 'progress', step }),
       onConfigChanged: (file, changes) => asker.connection.sendRequest(Questions.configChanged, { file, changes }),
       onOverLimits: (over) => asker.connection.sendRequest(Questions.overLimits, { over }),
       signal: this.startAbort.signal,
     });
-    if (!prepared) throw new MicrovmError('E_CONFIG', `the workspace in ${this.folder} was not opened: the configuration change or the resources it asks for were declined`);
+    if (!prepared)
+      throw new MicrovmError(
+        'E_CONFIG',
+        `the workspace in ${this.folder} was not opened: the configuration change or the resources it asks for were declined`,
+      );
     const file = prepared.resolved.file?.file ?? 'devcontainer.json';
-    for (const problem of prepared.problems) this.broadcast({ type: 'log', line: `${problem.severity}: ${formatProblem(file, problem)}` });
+    for (const problem of prepared.problems)
+      this.broadcast({ type: 'log', line: `${problem.severity}: ${formatProblem(file, problem)}` });
     const errors = prepared.problems.filter((p) => p.severity === 'error');
-    if (errors.length > 0) throw new MicrovmError('E_CONFIG', `${file} has ${errors.length} problem(s) that keep the folder from opening as described: ${errors.map((p) => formatProblem(file, p)).join('; ')}`);
+    if (errors.length > 0)
+      throw new MicrovmError(
+        'E_CONFIG',
+        `${file} has ${errors.length} problem(s) that keep the folder from opening as described: ${errors.map((p) => formatProblem(file, p)).join('; ')}`,
+      );
     // Warm reopen: a stop suspends the VM (engine/workspace/warm-snapshot.ts) and this start resumes one that still fits.
     const warm = suspendEnabled() ? { warm: new WarmSnapshots(this.folder) } : {};
-    const session = new Session(prepared.plan, this.sessionEvents(params.askForHosts === true), prepared.lifecycle, warm);
+    const session = new Session(
+      prepared.plan,
+      this.sessionEvents(params.askForHosts === true),
+      prepared.lifecycle,
+      warm,
+    );
     session.onProgress = (step) => this.broadcast({ type: 'progress', step });
     session.typeProjection = params.typeProjection ?? true;
     this.session = session;
@@ -97,13 +137,22 @@ export class WorkspaceHost {
     } catch (err) {
       this.session = undefined;
       await session.stop();
-      throw err instanceof CancelledError ? abortedError(`the start of the workspace VM of ${this.folder}`, this.startAbort.signal) : err;
+      throw err instanceof CancelledError
+        ? abortedError(`the start of the workspace VM of ${this.folder}`, this.startAbort.signal)
+        : err;
     }
     const result: UpResult = {
-      containerId: vm.id, remoteUser: session.remoteUserName ?? 'root', remoteWorkspaceFolder: session.plan.workspaceFolder,
-      accel: vm.accel.accel, emulated: vm.accel.isolation === 'emulated',
-      problems: prepared.problems, recommended: recommendedExtensions(prepared.resolved.config, prepared.resolved.raw), network: session.plan.network,
-      ...(session.plan.compose ? { services: session.plan.compose.services.map((s) => s.name), serviceForwards: session.serviceForwards } : {}),
+      containerId: vm.id,
+      remoteUser: session.remoteUserName ?? 'root',
+      remoteWorkspaceFolder: session.plan.workspaceFolder,
+      accel: vm.accel.accel,
+      emulated: vm.accel.isolation === 'emulated',
+      problems: prepared.problems,
+      recommended: recommendedExtensions(prepared.resolved.config, prepared.resolved.raw),
+      network: session.plan.network,
+      ...(session.plan.compose
+        ? { services: session.plan.compose.services.map((s) => s.name), serviceForwards: session.serviceForwards }
+        : {}),
     };
     this.result = result;
     this.setState('running');
@@ -120,12 +169,16 @@ export class WorkspaceHost {
   private sessionEvents(askForHosts: boolean): SessionEvents {
     return {
       // Asked of a window that answers such questions; with none attached, the name is refused.
-      ...(askForHosts ? {
-        askEgress: async (name: string, port: number) => {
-          const window = [...this.clients].find((c) => c.asksHosts && !c.isClosed);
-          return window ? window.connection.sendRequest(Questions.egress, { name, port }).catch(() => 'deny' as const) : 'deny';
-        },
-      } : {}),
+      ...(askForHosts
+        ? {
+            askEgress: async (name: string, port: number) => {
+              const window = [...this.clients].find((c) => c.asksHosts && !c.isClosed);
+              return window
+                ? window.connection.sendRequest(Questions.egress, { name, port }).catch(() => 'deny' as const)
+                : 'deny';
+            },
+          }
+        : {}),
       // The workspace log also goes to the supervisor's own (bounded) log file, for after the windows are gone.
       log: (line) => {
         this.log(line);
@@ -135,12 +188,24 @@ export class WorkspaceHost {
       booting: () => this.broadcast({ type: 'booting' }),
       portsChanged: () => this.broadcast({ type: 'portsChanged' }),
       exited: (error) => {
-        this.broadcast({ type: 'exited', message: error.message, ...(isMicrovmError(error) ? errorToWire(error) : {}) });
+        this.broadcast({
+          type: 'exited',
+          message: error.message,
+          ...(isMicrovmError(error) ? errorToWire(error) : {}),
+        });
         this.onVmEnded(`the VM ended: ${error.message}`);
       },
       output: (label, chunk) => this.broadcast({ type: 'output', label, data: chunk.toString('base64') }),
-      started: (o) => this.broadcast({ type: 'hookStarted', description: `${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}` }),
-      finished: (o) => this.broadcast({ type: 'hookFinished', description: `${o.name ? `${o.hook} (${o.name})` : o.hook} exited ${o.exitCode}` }),
+      started: (o) =>
+        this.broadcast({
+          type: 'hookStarted',
+          description: `${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`,
+        }),
+      finished: (o) =>
+        this.broadcast({
+          type: 'hookFinished',
+          description: `${o.name ? `${o.hook} (${o.name})` : o.hook} exited ${o.exitCode}`,
+        }),
       hookFailed: (description, retry) => {
         const retryId = this.nextRetry++;
         this.retries.set(retryId, retry);
@@ -153,14 +218,18 @@ export class WorkspaceHost {
         return window ? window.connection.sendRequest(Questions.sameHostPort, { port }).catch(() => false) : false;
       },
       hostDiskFull: (message) => this.broadcast({ type: 'hostDiskFull', message }),
-      serviceOutput: (service, chunk) => this.broadcast({ type: 'serviceOutput', service, data: chunk.toString('base64') }),
+      serviceOutput: (service, chunk) =>
+        this.broadcast({ type: 'serviceOutput', service, data: chunk.toString('base64') }),
       serviceCrashed: (service, message) => this.broadcast({ type: 'serviceCrashed', service, message }),
     };
   }
 
   get running(): Session {
     if (this.state !== 'running' || !this.session) {
-      throw new MicrovmError('E_SUPERVISOR', `the workspace VM of ${this.folder} is not running (${this.state}); start it with microvm up --workspace-folder ${JSON.stringify(this.folder)}`);
+      throw new MicrovmError(
+        'E_SUPERVISOR',
+        `the workspace VM of ${this.folder} is not running (${this.state}); start it with microvm up --workspace-folder ${JSON.stringify(this.folder)}`,
+      );
     }
     return this.session;
   }
@@ -177,7 +246,15 @@ export class WorkspaceHost {
 
   async refreshTypes(): Promise<TypesRun | undefined> {
     const run = await this.running.refreshTypes();
-    return run && { ...run, failures: run.failures.map((f) => ({ guestDir: f.guestDir, error: { ...(isMicrovmError(f.error) ? { code: f.error.code } : {}), message: f.error.message } })) };
+    return (
+      run && {
+        ...run,
+        failures: run.failures.map((f) => ({
+          guestDir: f.guestDir,
+          error: { ...(isMicrovmError(f.error) ? { code: f.error.code } : {}), message: f.error.message },
+        })),
+      }
+    );
   }
 
   retryHook(retryId: number): Promise<void> {
@@ -188,12 +265,22 @@ export class WorkspaceHost {
   }
 
   status(): StatusResult {
-    const forwards = this.session && this.state === 'running' ? [...this.session.portState().forwards].map(([guestPort, hostPort]) => ({ guestPort, hostPort })) : [];
+    const forwards =
+      this.session && this.state === 'running'
+        ? [...this.session.portState().forwards].map(([guestPort, hostPort]) => ({ guestPort, hostPort }))
+        : [];
     const serviceForwards = this.session && this.state === 'running' ? this.session.serviceForwards : [];
     return {
-      pid: process.pid, state: this.state, ...(this.vmId ? { vmId: this.vmId } : {}), folder: this.folder, forwards, serviceForwards,
+      pid: process.pid,
+      state: this.state,
+      ...(this.vmId ? { vmId: this.vmId } : {}),
+      folder: this.folder,
+      forwards,
+      serviceForwards,
       ...(this.session?.plan.compose ? { primaryService: this.session.plan.compose.primary } : {}),
-      processes: this.processes.list(), clients: [...this.clients].filter((c) => c.kind).length, idleStopMinutes: this.idleStopMinutes,
+      processes: this.processes.list(),
+      clients: [...this.clients].filter((c) => c.kind).length,
+      idleStopMinutes: this.idleStopMinutes,
     };
   }
 
@@ -207,7 +294,9 @@ export class WorkspaceHost {
     this.startAbort.abort();
     const session = this.session;
     this.session = undefined;
-    await session?.stop({ suspend: suspendEnabled() }).catch((err: unknown) => this.log(`stopping the VM: ${isMicrovmError(err) ? err.message : String(err)}`));
+    await session
+      ?.stop({ suspend: suspendEnabled() })
+      .catch((err: unknown) => this.log(`stopping the VM: ${isMicrovmError(err) ? err.message : String(err)}`));
     this.setState('stopped');
   }
 }

@@ -78,7 +78,8 @@ export async function* readTar(
       const size = readNumber(block, 124, 12, 'size');
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         const cap = flag === 'L' || flag === 'K' ? limits.maxPathBytes + 1 : limits.maxPaxHeaderBytes;
-        if (size > cap) throw new TarFormatError(`a '${flag}' extension header of ${size} bytes exceeds the ${cap}-byte cap`);
+        if (size > cap)
+          throw new TarFormatError(`a '${flag}' extension header of ${size} bytes exceeds the ${cap}-byte cap`);
         const payload = (await input.readExact(size)) ?? Buffer.alloc(0);
         if (payload.length !== size) throw new TarFormatError('archive ends inside an extension header');
         await input.skip(paddingFor(size));
@@ -88,7 +89,8 @@ export async function* readTar(
         continue; // Global ('g') headers only set defaults such as a comment; they are ignored.
       }
       const type = ENTRY_TYPES[flag];
-      if (!type) throw new TarFormatError(`unsupported tar entry type '${printable(flag)}' (GNU sparse files and others)`);
+      if (!type)
+        throw new TarFormatError(`unsupported tar entry type '${printable(flag)}' (GNU sparse files and others)`);
       if (++entries > limits.maxEntries) throw new TarFormatError(`more than ${limits.maxEntries} entries`);
       const header = buildHeader(block, type, overrides, limits);
       overrides = { xattrs: new Map() };
@@ -124,7 +126,10 @@ function buildHeader(block: Buffer, type: TarEntryType, o: Overrides, limits: Ta
     path = prefix ? `${prefix}/${name}` : name;
   }
   const linkpath = o.linkpath ?? cString(block.subarray(157, 257));
-  for (const [what, value] of [['path', path], ['link target', linkpath]] as const) {
+  for (const [what, value] of [
+    ['path', path],
+    ['link target', linkpath],
+  ] as const) {
     if (Buffer.byteLength(value, 'latin1') > limits.maxPathBytes) {
       throw new TarFormatError(`a ${what} of ${value.length} bytes exceeds the ${limits.maxPathBytes}-byte cap`);
     }
@@ -191,7 +196,8 @@ function verifyChecksum(block: Buffer): void {
     unsigned += byte;
     signed += byte > 127 ? byte - 256 : byte;
   }
-  if (stored !== unsigned && stored !== signed) throw new TarFormatError('tar header checksum mismatch (not a tar archive, or corrupt)');
+  if (stored !== unsigned && stored !== signed)
+    throw new TarFormatError('tar header checksum mismatch (not a tar archive, or corrupt)');
 }
 
 /** Octal, or GNU base-256 (first byte 0x80) for values too large for octal. */
@@ -203,7 +209,10 @@ function readNumber(block: Buffer, offset: number, width: number, field: string)
     return value;
   }
   if (block.readUInt8(offset) & 0x80) throw new TarFormatError(`negative tar ${field} field`);
-  const text = block.toString('latin1', offset, offset + width).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const text = block
+    .toString('latin1', offset, offset + width)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (text === '') return 0;
   if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`tar ${field} field is not octal`);
   return parseInt(text, 8);

@@ -6,7 +6,10 @@ import type { QemuSpec } from '../qemu/types';
  * Each writable disk opened twice (read-write, read-only) for QEMU to inherit as fds 3, 4, ...:
  * the fd set lets it reopen the disk read-only when a save deactivates it (see QemuSpec.volumes).
  */
-export function openDiskFds(volumes: StorageDevices['volumes']): { volumes: NonNullable<QemuSpec['volumes']>; fds: number[] } {
+export function openDiskFds(volumes: StorageDevices['volumes']): {
+  volumes: NonNullable<QemuSpec['volumes']>;
+  fds: number[];
+} {
   const fds: number[] = [];
   try {
     const withFds = volumes.map((v) => {

@@ -80,16 +80,23 @@ export class HealthWatch {
     this.checking ??= checkHealth({
       runStatus: () => this.runStatus(),
       ping: () => this.agent.ping(HEALTH_DEADLINE_MS.ping),
-    }).then((verdict) => {
-      if (verdict === 'unresponsive') this.onUnresponsive(this.unresponsiveError());
-      return verdict;
-    }).finally(() => { this.checking = undefined; });
+    })
+      .then((verdict) => {
+        if (verdict === 'unresponsive') this.onUnresponsive(this.unresponsiveError());
+        return verdict;
+      })
+      .finally(() => {
+        this.checking = undefined;
+      });
     return this.checking;
   }
 
   private async runStatus(): Promise<string> {
-    const reply = await withDeadline(this.qmp.execute('query-status'), HEALTH_DEADLINE_MS.qmp,
-      () => new MicrovmError('E_AGENT_TIMEOUT', `QEMU did not answer query-status within ${HEALTH_DEADLINE_MS.qmp} ms`));
+    const reply = await withDeadline(
+      this.qmp.execute('query-status'),
+      HEALTH_DEADLINE_MS.qmp,
+      () => new MicrovmError('E_AGENT_TIMEOUT', `QEMU did not answer query-status within ${HEALTH_DEADLINE_MS.qmp} ms`),
+    );
     return String((reply as { status?: unknown }).status);
   }
 
@@ -102,22 +109,28 @@ export class HealthWatch {
   }
 
   private unresponsiveError(): MicrovmError {
-    return new MicrovmError('E_AGENT_UNRESPONSIVE',
+    return new MicrovmError(
+      'E_AGENT_UNRESPONSIVE',
       `the guest agent of VM ${this.vmId} stopped answering: a call missed its deadline and a ping got no reply within ${HEALTH_DEADLINE_MS.ping} ms while QEMU reports the guest running; ` +
-      'the VM is stopped (QMP quit, then SIGKILL) and its pool boots a replacement: acquire another VM');
+        'the VM is stopped (QMP quit, then SIGKILL) and its pool boots a replacement: acquire another VM',
+    );
   }
 
   private diskFullError(drive: string): MicrovmError {
     const file = this.volumeFiles.find((_, i) => volumeDriveId(i) === drive) ?? `drive ${drive}`;
     const directory = path.dirname(file);
-    return new MicrovmError('E_HOST_DISK_FULL',
+    return new MicrovmError(
+      'E_HOST_DISK_FULL',
       `the host disk is full: QEMU paused VM ${this.vmId} because a write to ${file} failed with ENOSPC (${describeSpace(directory)}); ` +
-      `nothing is lost: free space on the file system holding ${directory}, then call vm.resume(); or release the VM`,
-      { details: { file, directory } });
+        `nothing is lost: free space on the file system holding ${directory}, then call vm.resume(); or release the VM`,
+      { details: { file, directory } },
+    );
   }
 }
 
 function describeSpace(directory: string): string {
   const space = spaceOf(directory);
-  return space ? `${mib(space.freeBytes)} free of ${mib(space.totalBytes)} in ${directory}` : `${directory} cannot be inspected`;
+  return space
+    ? `${mib(space.freeBytes)} free of ${mib(space.totalBytes)} in ${directory}`
+    : `${directory} cannot be inspected`;
 }

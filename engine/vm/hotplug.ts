@@ -32,7 +32,11 @@ export async function plugShares(qmp: QmpClient, shares: HotplugShare[]): Promis
       backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: share.socket } }, server: false } },
     });
     await qmp.execute('device_add', {
-      driver: 'vhost-user-fs-pci', id: deviceId(i), chardev: chardevId(i), tag: share.tag, bus: `${HOTPLUG_PORT_PREFIX}${i}`,
+      driver: 'vhost-user-fs-pci',
+      id: deviceId(i),
+      chardev: chardevId(i),
+      tag: share.tag,
+      bus: `${HOTPLUG_PORT_PREFIX}${i}`,
     });
   }
 }
@@ -41,16 +45,28 @@ export async function plugShares(qmp: QmpClient, shares: HotplugShare[]): Promis
 export async function unplugShares(qmp: QmpClient, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const id = deviceId(i);
-    const deleted = waitForEvent(qmp, (e) => e.event === 'DEVICE_DELETED' && (e.data as { device?: string } | undefined)?.device === id,
-      UNPLUG_TIMEOUT_MS, () => new MicrovmError('E_HOTPLUG',
-        `the guest did not release the shared folder's device ${id} within ${UNPLUG_TIMEOUT_MS} ms, so the VM cannot be suspended; it is stopped instead and the workspace boots afresh next time`));
+    const deleted = waitForEvent(
+      qmp,
+      (e) => e.event === 'DEVICE_DELETED' && (e.data as { device?: string } | undefined)?.device === id,
+      UNPLUG_TIMEOUT_MS,
+      () =>
+        new MicrovmError(
+          'E_HOTPLUG',
+          `the guest did not release the shared folder's device ${id} within ${UNPLUG_TIMEOUT_MS} ms, so the VM cannot be suspended; it is stopped instead and the workspace boots afresh next time`,
+        ),
+    );
     await qmp.execute('device_del', { id });
     await deleted;
     await qmp.execute('chardev-remove', { id: chardevId(i) });
   }
 }
 
-function waitForEvent(qmp: QmpClient, match: (event: QmpEvent) => boolean, timeoutMs: number, onTimeout: () => Error): Promise<void> {
+function waitForEvent(
+  qmp: QmpClient,
+  match: (event: QmpEvent) => boolean,
+  timeoutMs: number,
+  onTimeout: () => Error,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       stop();

@@ -63,7 +63,13 @@ export class Machine implements BackendVm {
     private readonly storage: Storage,
   ) {
     this.capabilities = qemuCapabilities(accel);
-    this.health = new HealthWatch(state.id, qmp, agent, storage.devices.volumes.map((v) => v.file), (error) => void this.fail(error));
+    this.health = new HealthWatch(
+      state.id,
+      qmp,
+      agent,
+      storage.devices.volumes.map((v) => v.file),
+      (error) => void this.fail(error),
+    );
     void qemu.exited.then(async () => {
       await storage.release();
       const error = this.exitError();
@@ -85,10 +91,16 @@ export class Machine implements BackendVm {
     const accel = await chooseAccel(assets, qemuBinary);
     const hasStorage = Boolean(spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length || spec.rootVolume);
     if (restore && restore.kind !== 'suspended' && hasStorage) {
-      throw new MicrovmError('E_BAD_OPTION', 'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh');
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh',
+      );
     }
     if (restore?.kind === 'suspended' && spec.machine !== 'q35') {
-      throw new MicrovmError('E_BAD_OPTION', 'only a q35 workspace VM can be resumed from a suspended state; boot it fresh');
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        'only a q35 workspace VM can be resumed from a suspended state; boot it fresh',
+      );
     }
     throwIfAborted(spec.signal, BOOT_STEP);
     const runAs = qemuUser();
@@ -102,8 +114,14 @@ export class Machine implements BackendVm {
     }
     let storage: Storage;
     try {
-      storage = await Storage.attach(spec.mounts ?? [], spec.volumes ?? [], spec.tmpfs ?? [], spec.rootVolume,
-        (i) => state.file('virtiofsSocket').replace('{n}', String(i)), assets.launcher);
+      storage = await Storage.attach(
+        spec.mounts ?? [],
+        spec.volumes ?? [],
+        spec.tmpfs ?? [],
+        spec.rootVolume,
+        (i) => state.file('virtiofsSocket').replace('{n}', String(i)),
+        assets.launcher,
+      );
     } catch (err) {
       state.remove();
       throw err;
@@ -111,10 +129,26 @@ export class Machine implements BackendVm {
     const hotplug = spec.machine === 'q35';
     const disks = hotplug ? openDiskFds(storage.devices.volumes) : undefined;
     const argv = buildQemuArgv({
-      arch: 'x86_64', machine: spec.machine, hotplugSlots: storage.devices.virtiofs.length, accel: accel.accel, memoryMib: spec.memoryMib, vcpus: spec.vcpus,
-      kernel: assets.kernel, initrd: assets.initrd, cmdline: storage.cmdline, rootDisk: spec.rootDisk,
-      agentSocket: state.file('agentSocket'), qmpSocket: state.file('qmpSocket'), seccomp: qemuBinary.seccomp, runAs: runAs?.name,
-      network: spec.network, serviceLinks: spec.serviceLinks, tscKhz: hostTscKhz(), memory, incoming: restore && state.file('migrateIn'), ...storage.devices,
+      arch: 'x86_64',
+      machine: spec.machine,
+      hotplugSlots: storage.devices.virtiofs.length,
+      accel: accel.accel,
+      memoryMib: spec.memoryMib,
+      vcpus: spec.vcpus,
+      kernel: assets.kernel,
+      initrd: assets.initrd,
+      cmdline: storage.cmdline,
+      rootDisk: spec.rootDisk,
+      agentSocket: state.file('agentSocket'),
+      qmpSocket: state.file('qmpSocket'),
+      seccomp: qemuBinary.seccomp,
+      runAs: runAs?.name,
+      network: spec.network,
+      serviceLinks: spec.serviceLinks,
+      tscKhz: hostTscKhz(),
+      memory,
+      incoming: restore && state.file('migrateIn'),
+      ...storage.devices,
       ...(disks ? { virtiofs: [], volumes: disks.volumes } : {}),
     });
     let proxy: EgressProxy | undefined;
@@ -128,14 +162,22 @@ export class Machine implements BackendVm {
     }
     let qemu: SupervisedProcess;
     try {
-      qemu = new SupervisedProcess(assets.launcher, qemuBinary.path, argv, guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort, spec.serviceLinks), disks?.fds);
+      qemu = new SupervisedProcess(
+        assets.launcher,
+        qemuBinary.path,
+        argv,
+        guestNetworkEnv(spec.network, proxy?.port, proxy?.dnsPort, spec.serviceLinks),
+        disks?.fds,
+      );
     } finally {
       for (const fd of disks?.fds ?? []) fs.closeSync(fd);
     }
     void qemu.exited.then(() => proxy?.close());
     const unlinkAbort = onAbort(spec.signal, () => qemu.kill());
     const timeoutMs = (restore ? spec.restoreTimeoutMs : spec.bootTimeoutMs) ?? BOOT_TIMEOUT_MS[accel.accel];
-    const bootFailure = () => qemu.exitStatus && new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);
+    const bootFailure = () =>
+      qemu.exitStatus &&
+      new MicrovmError('E_BOOT_FAILED', `QEMU exited during ${restore ? 'restore' : 'boot'}${describeExit(qemu)}`);
     try {
       const qmp = await QmpClient.connect(state.file('qmpSocket'), timeoutMs, bootFailure);
       if (restore) await migrateIn(qmp, state.file('migrateIn'), restore.stateFile, restore.kind !== 'full');
@@ -163,8 +205,11 @@ export class Machine implements BackendVm {
       // handles frames in order, so RESTORED (the old host's streams ended, fresh entropy, the
       // wall clock) takes effect before any request the caller sends next, and a refusal
       // fails those requests with E_RESTORE_FAILED before any of their answers is read.
-      const restored = restore && agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n,
-        (refusal) => restoreRefused(state.id, restore, refusal));
+      const restored =
+        restore &&
+        agent.restored(randomBytes(64), BigInt(Date.now()) * 1_000_000n, (refusal) =>
+          restoreRefused(state.id, restore, refusal),
+        );
       restored?.catch(() => undefined); // handled once the machine exists, below
       if (hotplug) await (plugging ?? plug());
       await storage.mountInGuest(agent, restore?.kind === 'suspended' ? 'shares' : 'all');
@@ -190,8 +235,11 @@ export class Machine implements BackendVm {
       throwIfAborted(spec.signal, BOOT_STEP);
       if (exitedOnItsOwn) throw exitedOnItsOwn;
       if (err instanceof MicrovmError && err.code === 'E_BOOT_TIMEOUT') {
-        throw new MicrovmError('E_BOOT_TIMEOUT',
-          `the VM did not become ready within ${timeoutMs} ms under ${accel.accel}${describeExit(qemu)}`, { cause: err });
+        throw new MicrovmError(
+          'E_BOOT_TIMEOUT',
+          `the VM did not become ready within ${timeoutMs} ms under ${accel.accel}${describeExit(qemu)}`,
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -222,7 +270,10 @@ export class Machine implements BackendVm {
    */
   async suspend(stateFile: string, memFile: string): Promise<string[]> {
     if (!this.hotplug || !this.memoryFile) {
-      throw new MicrovmError('E_SUSPEND', `VM ${this.state.id} is not a q35 workspace VM with its RAM in a shared file, so it cannot be suspended; stop it instead`);
+      throw new MicrovmError(
+        'E_SUSPEND',
+        `VM ${this.state.id} is not a q35 workspace VM with its RAM in a shared file, so it cannot be suspended; stop it instead`,
+      );
     }
     const killed = await this.storage.unmountInGuest(this.agent);
     await unplugShares(this.qmp, this.storage.devices.virtiofs.length);
@@ -351,9 +402,7 @@ export class Machine implements BackendVm {
 
   private exitError(): MicrovmError {
     if (this.failure) return this.failure;
-    return this.stopping
-      ? new MicrovmError('E_VM_RELEASED', 'the VM was stopped')
-      : lossError(this.qemu);
+    return this.stopping ? new MicrovmError('E_VM_RELEASED', 'the VM was stopped') : lossError(this.qemu);
   }
 }
 
@@ -369,7 +418,11 @@ function memoryFor(state: StateDir, restore: RestoreSource | ResumeSource | unde
       fs.renameSync(restore.memFile, state.file('memory'));
     } catch (err) {
       // Another open of the same workspace took it first, or it was removed meanwhile.
-      throw new MicrovmError('E_RESTORE_FAILED', `the suspended VM's memory ${restore.memFile} cannot be taken (${(err as Error).message}); boot the VM afresh`, { cause: err });
+      throw new MicrovmError(
+        'E_RESTORE_FAILED',
+        `the suspended VM's memory ${restore.memFile} cannot be taken (${(err as Error).message}); boot the VM afresh`,
+        { cause: err },
+      );
     }
     return { kind: 'file', path: state.file('memory'), shared: true };
   }
@@ -379,20 +432,28 @@ function memoryFor(state: StateDir, restore: RestoreSource | ResumeSource | unde
 
 /** Asks the agent to power off (sync, unmount), waiting a few seconds for QEMU to exit; not at all if the agent does not answer. */
 async function shutdownGuest(agent: AgentClient, qemu: SupervisedProcess): Promise<void> {
-  const answered = await agent.shutdown(GUEST_SHUTDOWN_MS).then(() => true, (err) => !isMicrovmError(err, 'E_AGENT_TIMEOUT'));
+  const answered = await agent.shutdown(GUEST_SHUTDOWN_MS).then(
+    () => true,
+    (err) => !isMicrovmError(err, 'E_AGENT_TIMEOUT'),
+  );
   if (answered) await Promise.race([qemu.exited, delay(GUEST_SHUTDOWN_MS)]);
 }
 
 function restoreRefused(vmId: string, restore: RestoreSource | ResumeSource, refusal: MicrovmError): MicrovmError {
-  return new MicrovmError('E_RESTORE_FAILED',
+  return new MicrovmError(
+    'E_RESTORE_FAILED',
     `the guest agent of VM ${vmId} refused RESTORED after its restore from ${path.dirname(restore.stateFile)}: ${refusal.message}; ` +
-    'the VM is stopped and its pool restores a replacement: acquire another VM; if every restore fails, delete that snapshot directory so that the next Image.build bakes it again',
-    { cause: refusal });
+      'the VM is stopped and its pool restores a replacement: acquire another VM; if every restore fails, delete that snapshot directory so that the next Image.build bakes it again',
+    { cause: refusal },
+  );
 }
 
 function lossError(qemu: SupervisedProcess): MicrovmError {
   if (qemu.running) {
-    return new MicrovmError('E_AGENT_PROTOCOL', 'the connection to the guest agent was lost while QEMU still runs; release this VM');
+    return new MicrovmError(
+      'E_AGENT_PROTOCOL',
+      'the connection to the guest agent was lost while QEMU still runs; release this VM',
+    );
   }
   return new MicrovmError('E_VM_EXITED', `the VM exited unexpectedly${describeExit(qemu)}`);
 }

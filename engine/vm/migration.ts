@@ -14,7 +14,13 @@ import type { QemuUser } from '../qemu/run-as';
  * Saving: this process serves the socket and QEMU connects; when QEMU runs as another user
  * (`qemuUser`), the socket is handed to that user, the only one allowed to connect.
  */
-export async function migrateOut(qmp: QmpClient, socketPath: string, stateFile: string, ignoreShared: boolean, qemuUser?: QemuUser): Promise<void> {
+export async function migrateOut(
+  qmp: QmpClient,
+  socketPath: string,
+  stateFile: string,
+  ignoreShared: boolean,
+  qemuUser?: QemuUser,
+): Promise<void> {
   const server = net.createServer();
   const received = new Promise<void>((resolve, reject) => {
     server.once('connection', (socket) => {
@@ -40,7 +46,12 @@ export async function migrateOut(qmp: QmpClient, socketPath: string, stateFile: 
  * before dropping privileges). Capabilities are set before connecting: QEMU reads the stream
  * as soon as the connection arrives.
  */
-export async function migrateIn(qmp: QmpClient, socketPath: string, stateFile: string, ignoreShared: boolean): Promise<void> {
+export async function migrateIn(
+  qmp: QmpClient,
+  socketPath: string,
+  stateFile: string,
+  ignoreShared: boolean,
+): Promise<void> {
   await setIgnoreShared(qmp, ignoreShared);
   // QEMU may close its end as soon as it has read the last section, before our end sees the
   // stream finish; the migration status, not the pipe, says whether the restore worked.

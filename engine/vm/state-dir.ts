@@ -40,14 +40,19 @@ export function createStateDir(qemuUser?: QemuUser): StateDir {
   fs.mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const problem = notPrivate(runDir);
   if (problem) {
-    throw new MicrovmError('E_STATE_DIR', `the run directory ${runDir} ${problem}, so another user could replace the VM's sockets; remove it (the engine creates it again) or set MICROVM_RUN_DIR to a private directory`);
+    throw new MicrovmError(
+      'E_STATE_DIR',
+      `the run directory ${runDir} ${problem}, so another user could replace the VM's sockets; remove it (the engine creates it again) or set MICROVM_RUN_DIR to a private directory`,
+    );
   }
   if (qemuUser) letQemuPass(runDir, qemuUser);
   const id = randomBytes(6).toString('hex');
   const dir = path.join(runDir, id);
   if (path.join(dir, STATE_FILES.agentSocket).length > MAX_SOCKET_PATH) {
-    throw new MicrovmError('E_STATE_DIR',
-      `the VM state directory ${dir} makes socket paths longer than ${MAX_SOCKET_PATH} bytes; set MICROVM_HOME to a shorter path`);
+    throw new MicrovmError(
+      'E_STATE_DIR',
+      `the VM state directory ${dir} makes socket paths longer than ${MAX_SOCKET_PATH} bytes; set MICROVM_HOME to a shorter path`,
+    );
   }
   fs.mkdirSync(dir, { mode: 0o700 });
   if (qemuUser) letQemuPass(dir, qemuUser);

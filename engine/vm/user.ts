@@ -11,10 +11,17 @@ export interface UserIds {
  * looking names up in the guest's own /etc/passwd and /etc/group as Docker does.
  * Returns undefined for root, so requests stay as they were.
  */
-export async function resolveUser(spec: string, readGuestFile: (path: string) => Promise<string>, missing: MissingUser = imageUserMissing): Promise<UserIds | undefined> {
+export async function resolveUser(
+  spec: string,
+  readGuestFile: (path: string) => Promise<string>,
+  missing: MissingUser = imageUserMissing,
+): Promise<UserIds | undefined> {
   if (spec === '' || spec === 'root' || spec === '0' || spec === '0:0') return undefined;
   const [userPart = '', groupPart] = spec.split(':', 2);
-  const passwd = isNumeric(userPart) && (groupPart === undefined || isNumeric(groupPart)) ? '' : await readGuestFile('/etc/passwd').catch(() => '');
+  const passwd =
+    isNumeric(userPart) && (groupPart === undefined || isNumeric(groupPart))
+      ? ''
+      : await readGuestFile('/etc/passwd').catch(() => '');
   const [entryUid, entryGid] = findIds(passwd, userPart, 2) ?? [];
   const uid = isNumeric(userPart) ? Number(userPart) : entryUid;
   if (uid === undefined) throw missing(spec, `user ${JSON.stringify(userPart)} is not in the guest's /etc/passwd`);
@@ -46,7 +53,10 @@ function isNumeric(value: string | undefined): value is string {
 export type MissingUser = (spec: string, why: string) => Error;
 
 function imageUserMissing(spec: string, why: string): MicrovmError {
-  return new MicrovmError('E_IMAGE_INVALID', `the image's User ${JSON.stringify(spec)} cannot be used: ${why}; fix the image's USER`);
+  return new MicrovmError(
+    'E_IMAGE_INVALID',
+    `the image's User ${JSON.stringify(spec)} cannot be used: ${why}; fix the image's USER`,
+  );
 }
 
 /** A guest user as processes run as it: ids, supplementary groups, home directory and login shell. */
@@ -62,10 +72,17 @@ export interface UserInfo extends UserIds {
  * A user spec (`name`, `uid`, `name:group`, `uid:gid`) with its home and shell from the guest's
  * /etc/passwd (root's defaults, /root and /bin/sh, when the entry says nothing).
  */
-export async function userInfo(spec: string, readGuestFile: (path: string) => Promise<string>, missing?: MissingUser): Promise<UserInfo> {
-  const ids = await resolveUser(spec, readGuestFile, missing) ?? { uid: 0, gid: 0 };
+export async function userInfo(
+  spec: string,
+  readGuestFile: (path: string) => Promise<string>,
+  missing?: MissingUser,
+): Promise<UserInfo> {
+  const ids = (await resolveUser(spec, readGuestFile, missing)) ?? { uid: 0, gid: 0 };
   const passwd = await readGuestFile('/etc/passwd').catch(() => '');
-  const entry = passwd.split('\n').map((line) => line.split(':')).find((f) => f.length >= 7 && Number(f[2]) === ids.uid);
+  const entry = passwd
+    .split('\n')
+    .map((line) => line.split(':'))
+    .find((f) => f.length >= 7 && Number(f[2]) === ids.uid);
   const name = entry?.[0] ?? (ids.uid === 0 ? 'root' : String(ids.uid));
   return {
     ...ids,

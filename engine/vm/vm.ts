@@ -104,7 +104,12 @@ export class Vm<I = unknown> {
     const started = performance.now();
     const result = await this.live().agent.exec(this.processRequest(parsed), parsed.maxBuffer, parsed.signal);
     const decode = (data: Buffer) => (parsed.encoding === 'buffer' ? data : data.toString('utf8'));
-    return { ...result, stdout: decode(result.stdout), stderr: decode(result.stderr), durationMs: performance.now() - started };
+    return {
+      ...result,
+      stdout: decode(result.stdout),
+      stderr: decode(result.stderr),
+      durationMs: performance.now() - started,
+    };
   }
 
   /** Starts a process and returns at once; read its output, write its stdin and wait for it through the ExecChild. */
@@ -115,9 +120,18 @@ export class Vm<I = unknown> {
   }
 
   /** `timeoutMs` (default 30000) bounds the call: past it, E_AGENT_TIMEOUT, and the VM's health is checked. */
-  async writeFile(path: string, data: string | Uint8Array, options: { mode?: number; timeoutMs?: number } = {}): Promise<void> {
+  async writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options: { mode?: number; timeoutMs?: number } = {},
+  ): Promise<void> {
     const buffer = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-    await this.live().agent.writeFile(checkGuestPath(path), buffer, options.mode ?? 0o644, checkTimeout(options.timeoutMs));
+    await this.live().agent.writeFile(
+      checkGuestPath(path),
+      buffer,
+      options.mode ?? 0o644,
+      checkTimeout(options.timeoutMs),
+    );
   }
 
   /** Reads a file of the guest, whole, as bytes. */
@@ -157,8 +171,15 @@ export class Vm<I = unknown> {
   /** The TCP listeners in the guest now (pid and process name included). */
   async listeningPorts(): Promise<GuestListener[]> {
     const watch = this.watch();
-    await this.live().agent.deadline(watch.ready, CALL_DEADLINE_MS.control,
-      () => new MicrovmError('E_AGENT_TIMEOUT', `the guest agent did not list its TCP listeners within ${CALL_DEADLINE_MS.control} ms`));
+    await this.live().agent.deadline(
+      watch.ready,
+      CALL_DEADLINE_MS.control,
+      () =>
+        new MicrovmError(
+          'E_AGENT_TIMEOUT',
+          `the guest agent did not list its TCP listeners within ${CALL_DEADLINE_MS.control} ms`,
+        ),
+    );
     return watch.current;
   }
 
@@ -174,9 +195,13 @@ export class Vm<I = unknown> {
    */
   async snapshot(dir: string): Promise<I> {
     const machine = this.live();
-    if (!this.origin) throw new MicrovmError('E_SNAPSHOT', 'this VM does not come from an image pool and cannot be snapshotted');
+    if (!this.origin)
+      throw new MicrovmError('E_SNAPSHOT', 'this VM does not come from an image pool and cannot be snapshotted');
     if (!machine.capabilities.snapshot) {
-      throw new MicrovmError('E_SNAPSHOT', `the ${machine.capabilities.backend} backend cannot snapshot a running VM; boot VMs fresh instead`);
+      throw new MicrovmError(
+        'E_SNAPSHOT',
+        `the ${machine.capabilities.backend} backend cannot snapshot a running VM; boot VMs fresh instead`,
+      );
     }
     const target = nodePath.resolve(dir);
     try {
@@ -304,7 +329,8 @@ export class Vm<I = unknown> {
   }
 
   private held(): BackendVm {
-    if (this.released) throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.id} was released; acquire another from the pool`);
+    if (this.released)
+      throw new MicrovmError('E_VM_RELEASED', `VM ${this.machine.id} was released; acquire another from the pool`);
     return this.machine;
   }
 
@@ -314,7 +340,7 @@ export class Vm<I = unknown> {
       env: mergeEnv(withoutNames(this.config.env, parsed.unsetEnv), parsed.env),
       cwd: parsed.cwd ?? (this.config.workingDir || '/'),
       timeoutMs: parsed.timeoutMs,
-      tty: parsed.tty ? parsed.winsize ?? { rows: 24, cols: 80 } : undefined,
+      tty: parsed.tty ? (parsed.winsize ?? { rows: 24, cols: 80 }) : undefined,
       stageFiles: parsed.stageFiles.map((file) => ({
         path: file.path,
         mode: file.mode ?? parsed.stageFilesMode,
@@ -329,21 +355,30 @@ export class Vm<I = unknown> {
 
 function checkPort(port: number, name: string, min: number): void {
   if (!Number.isInteger(port) || port < min || port > 65535) {
-    throw new MicrovmError('E_BAD_OPTION', `${name} ${JSON.stringify(port)} must be a whole number from ${min} to 65535`);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `${name} ${JSON.stringify(port)} must be a whole number from ${min} to 65535`,
+    );
   }
 }
 
 function checkTimeout(timeoutMs: number | undefined): number {
   if (timeoutMs === undefined) return CALL_DEADLINE_MS.file;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) {
-    throw new MicrovmError('E_BAD_OPTION', `timeoutMs ${JSON.stringify(timeoutMs)} must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `timeoutMs ${JSON.stringify(timeoutMs)} must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`,
+    );
   }
   return timeoutMs;
 }
 
 function checkGuestPath(path: string): string {
   if (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0')) {
-    throw new MicrovmError('E_BAD_OPTION', `guest path ${JSON.stringify(path)} must be an absolute path without NUL bytes`);
+    throw new MicrovmError(
+      'E_BAD_OPTION',
+      `guest path ${JSON.stringify(path)} must be an absolute path without NUL bytes`,
+    );
   }
   return path;
 }

@@ -37,7 +37,11 @@ export function mergeChange(pending: Map<string, PendingKind>, rel: string, chan
  * a time until the set fits; a directory that no longer exists (`exists` says) becomes the
  * DELETE of the top of its removed subtree. '' is the share itself.
  */
-export function collapse(pending: Map<string, PendingKind>, limit: number, exists: (rel: string) => boolean): Map<string, PendingKind> {
+export function collapse(
+  pending: Map<string, PendingKind>,
+  limit: number,
+  exists: (rel: string) => boolean,
+): Map<string, PendingKind> {
   if (pending.size <= limit) return pending;
   let dirs = new Set<string>();
   for (const [rel, kind] of pending) dirs.add(kind === 'DIR_CHANGED' ? rel : parentOf(rel));

@@ -58,10 +58,17 @@ export class FileEventRelay {
     return this.target.guestPath;
   }
 
-  private constructor(private readonly target: RelayTarget, private readonly agent: AgentClient,
-    private readonly onProblem: (problem: MicrovmError) => void) {}
+  private constructor(
+    private readonly target: RelayTarget,
+    private readonly agent: AgentClient,
+    private readonly onProblem: (problem: MicrovmError) => void,
+  ) {}
 
-  static async start(target: RelayTarget, agent: AgentClient, onProblem: (problem: MicrovmError) => void): Promise<FileEventRelay> {
+  static async start(
+    target: RelayTarget,
+    agent: AgentClient,
+    onProblem: (problem: MicrovmError) => void,
+  ): Promise<FileEventRelay> {
     const relay = new FileEventRelay(target, agent, onProblem);
     try {
       // Loaded on first use: its native binary is a package per platform (esbuild.mjs copies it into dist/).
@@ -75,8 +82,12 @@ export class FileEventRelay {
       await agent.fileEvents(target.guestPath, []);
     } catch (err) {
       await relay.subscription?.unsubscribe().catch(() => undefined);
-      throw new MicrovmError('E_FILE_EVENTS', `cannot relay changes of ${target.hostPath} into the guest at ${target.guestPath}: ${(err as Error).message}; ` +
-        'the guest still sees the files, but its watchers get no events for host edits (a host watch limit: raise fs.inotify.max_user_watches for large trees)', { cause: err });
+      throw new MicrovmError(
+        'E_FILE_EVENTS',
+        `cannot relay changes of ${target.hostPath} into the guest at ${target.guestPath}: ${(err as Error).message}; ` +
+          'the guest still sees the files, but its watchers get no events for host edits (a host watch limit: raise fs.inotify.max_user_watches for large trees)',
+        { cause: err },
+      );
     }
     return relay;
   }
@@ -94,14 +105,20 @@ export class FileEventRelay {
   private onWatcher(err: Error | null, events: watcher.Event[]): void {
     if (this.stopped) return;
     if (err) {
-      this.onProblem(new MicrovmError('E_FILE_EVENTS', `the host watcher of ${this.target.hostPath} failed: ${err.message}; some host edits may not raise events in the guest`));
+      this.onProblem(
+        new MicrovmError(
+          'E_FILE_EVENTS',
+          `the host watcher of ${this.target.hostPath} failed: ${err.message}; some host edits may not raise events in the guest`,
+        ),
+      );
       return;
     }
     for (const event of events) {
       const rel = relativeToShare(this.target.hostPath, event.path, this.target.covers);
       if (rel !== undefined) mergeChange(this.pending, rel, event.type);
     }
-    if (this.pending.size > MAX_PENDING) this.pending = collapse(this.pending, MAX_BATCH_EVENTS, (rel) => this.isDirectory(rel));
+    if (this.pending.size > MAX_PENDING)
+      this.pending = collapse(this.pending, MAX_BATCH_EVENTS, (rel) => this.isDirectory(rel));
     this.schedule();
   }
 
@@ -134,8 +151,16 @@ export class FileEventRelay {
       } catch (err) {
         this.stats.failures++;
         const givingUp = ++this.failuresInARow >= MAX_FAILURES_IN_A_ROW;
-        this.onProblem(new MicrovmError('E_FILE_EVENTS', `the guest did not take ${part.length} file events for ${this.target.guestPath}: ${(err as Error).message}; ` +
-          (givingUp ? `after ${MAX_FAILURES_IN_A_ROW} failures in a row host edits are no longer relayed to this VM (reopen it to start again)` : 'its watchers may have missed host edits'), { cause: err }));
+        this.onProblem(
+          new MicrovmError(
+            'E_FILE_EVENTS',
+            `the guest did not take ${part.length} file events for ${this.target.guestPath}: ${(err as Error).message}; ` +
+              (givingUp
+                ? `after ${MAX_FAILURES_IN_A_ROW} failures in a row host edits are no longer relayed to this VM (reopen it to start again)`
+                : 'its watchers may have missed host edits'),
+            { cause: err },
+          ),
+        );
         if (givingUp) {
           void this.stop();
           return;

@@ -8,8 +8,7 @@ import { WorkspaceRecord } from './record';
  * inside the VM), or ask first because it now takes more from the host.
  */
 export type PinDecision =
-  | { kind: 'use'; reason: 'first' | 'unchanged' | 'harmless' }
-  | { kind: 'ask'; changes: ConfigChange[] };
+  { kind: 'use'; reason: 'first' | 'unchanged' | 'harmless' } | { kind: 'ask'; changes: ConfigChange[] };
 
 /** Whether a workspace opens with its devcontainer.json as it is now, or the user must be asked about consequential changes first. */
 export function pinDecision(record: WorkspaceRecord, file: ConfigFile, parsed: Record<string, unknown>): PinDecision {

@@ -43,7 +43,8 @@ export function readEgressLog(file: string): EgressLogLine[] {
       if (!line) continue;
       try {
         const parsed = JSON.parse(line) as EgressLogLine;
-        if (typeof parsed.name === 'string' && typeof parsed.port === 'number' && typeof parsed.allowed === 'boolean') lines.push(parsed);
+        if (typeof parsed.name === 'string' && typeof parsed.port === 'number' && typeof parsed.allowed === 'boolean')
+          lines.push(parsed);
       } catch {
         // a torn last line after a crash
       }

@@ -29,7 +29,11 @@ export interface HostCertificates {
   publicRoots: number;
 }
 
-const AUTO_DIRS = ['/usr/local/share/ca-certificates', '/etc/pki/ca-trust/source/anchors', '/etc/ca-certificates/trust-source/anchors'];
+const AUTO_DIRS = [
+  '/usr/local/share/ca-certificates',
+  '/etc/pki/ca-trust/source/anchors',
+  '/etc/ca-certificates/trust-source/anchors',
+];
 const MAX_FILE_BYTES = 1024 * 1024;
 const MAX_CERTIFICATES = 64;
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -106,13 +110,15 @@ function publicRootFingerprints(): Set<string> {
       // unreadable: not counted
     }
   }
-  publicRoots = new Set(pems.flatMap((pem) => {
-    try {
-      return [new X509Certificate(pem).fingerprint256];
-    } catch {
-      return [];
-    }
-  }));
+  publicRoots = new Set(
+    pems.flatMap((pem) => {
+      try {
+        return [new X509Certificate(pem).fingerprint256];
+      } catch {
+        return [];
+      }
+    }),
+  );
   return publicRoots;
 }
 
@@ -164,7 +170,12 @@ function readCapped(file: string, skipped: string[]): string | undefined {
 export const GUEST_HOST_CAS = '/usr/local/share/ca-certificates/microvm-host-cas.crt';
 export const GUEST_CA_BUNDLE = '/etc/ssl/certs/microvm-ca-bundle.pem';
 /** The guest image's own bundle, by distribution; the first that exists is extended. */
-const GUEST_SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'];
+const GUEST_SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/ssl/ca-bundle.pem',
+  '/etc/ssl/cert.pem',
+];
 /** A guest's bundle is guest-written: it is only copied back into the guest, and only this much of it. */
 const MAX_GUEST_BUNDLE = 4 * 1024 * 1024;
 
@@ -175,7 +186,11 @@ const MAX_GUEST_BUNDLE = 4 * 1024 * 1024;
  * The image's `update-ca-certificates` runs when it has one, so tools that read the system
  * store directly (apt, wget) trust them too.
  */
-export async function installHostCertificates(vm: Vm, certs: HostCertificates, log: (line: string) => void): Promise<Record<string, string>> {
+export async function installHostCertificates(
+  vm: Vm,
+  certs: HostCertificates,
+  log: (line: string) => void,
+): Promise<Record<string, string>> {
   // The container keeps them across opens: write and update the store only when they changed.
   const current = await vm.readFile(GUEST_HOST_CAS).catch(() => undefined);
   const bundled = await vm.readFile(GUEST_CA_BUNDLE).catch(() => undefined);
@@ -203,21 +218,37 @@ async function writeToGuest(vm: Vm, certs: HostCertificates, log: (line: string)
     system = data.toString('utf8');
     break;
   }
-  await vm.writeFile(GUEST_CA_BUNDLE, `${system}${system && !system.endsWith('\n') ? '\n' : ''}${certs.pem}`, { mode: 0o644 });
-  const update = await vm.exec({ argv: ['/bin/sh', '-c', 'command -v update-ca-certificates >/dev/null || exit 0; update-ca-certificates >/dev/null 2>&1 || exit 3'], timeoutMs: 60_000 })
+  await vm.writeFile(GUEST_CA_BUNDLE, `${system}${system && !system.endsWith('\n') ? '\n' : ''}${certs.pem}`, {
+    mode: 0o644,
+  });
+  const update = await vm
+    .exec({
+      argv: [
+        '/bin/sh',
+        '-c',
+        'command -v update-ca-certificates >/dev/null || exit 0; update-ca-certificates >/dev/null 2>&1 || exit 3',
+      ],
+      timeoutMs: 60_000,
+    })
     .catch((err: Error) => ({ exitCode: -1, stderr: Buffer.from(err.message) }));
-  if (update.exitCode !== 0) log(`update-ca-certificates failed in the VM (exit ${update.exitCode}); tools that read only the system store may not trust the host's CAs`);
+  if (update.exitCode !== 0)
+    log(
+      `update-ca-certificates failed in the VM (exit ${update.exitCode}); tools that read only the system store may not trust the host's CAs`,
+    );
 }
 
 /** Phrases of a TLS failure over an issuer the guest does not trust, as npm, node, curl, git, pip, python and openssl print them. */
-const UNTRUSTED_ISSUER = /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to get local issuer certificate|self[- ]signed certificate in certificate chain|CERTIFICATE_VERIFY_FAILED|server certificate verification failed|certificate signed by unknown authority|x509: certificate is not trusted/i;
+const UNTRUSTED_ISSUER =
+  /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to get local issuer certificate|self[- ]signed certificate in certificate chain|CERTIFICATE_VERIFY_FAILED|server certificate verification failed|certificate signed by unknown authority|x509: certificate is not trusted/i;
 
 /** A log line when guest output shows an untrusted issuer, with the fix for this setting; undefined otherwise. */
 export function tlsFailureHint(text: string, setting: TrustSetting, installed: number): string | undefined {
   const match = UNTRUSTED_ISSUER.exec(text);
   if (!match) return undefined;
   const said = `a TLS connection in the VM failed because it does not trust the server's certificate issuer (${match[0]})`;
-  if (setting === 'off') return `${said}; if this machine uses a TLS-inspecting proxy or a private CA, set microvm.trustHostCertificates to "auto" (it is "off") and reopen`;
-  if (installed === 0) return `${said}; no host CA was found to install: add the CA's PEM file to microvm.trustHostCertificates and reopen`;
+  if (setting === 'off')
+    return `${said}; if this machine uses a TLS-inspecting proxy or a private CA, set microvm.trustHostCertificates to "auto" (it is "off") and reopen`;
+  if (installed === 0)
+    return `${said}; no host CA was found to install: add the CA's PEM file to microvm.trustHostCertificates and reopen`;
   return `${said}; the ${installed} host CA(s) installed do not include it: add the issuer's PEM file to microvm.trustHostCertificates and reopen`;
 }

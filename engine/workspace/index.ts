@@ -1,5 +1,14 @@
 /** Workspaces: a host folder opened in a VM, its record, its pinned configuration, its limits. */
-export { openWorkspace, saveWorkspace, workspaceVolume, recordFile, withContainer, withImage, resetContainer, containerRootVolume } from './record';
+export {
+  openWorkspace,
+  saveWorkspace,
+  workspaceVolume,
+  recordFile,
+  withContainer,
+  withImage,
+  resetContainer,
+  containerRootVolume,
+} from './record';
 export type { WorkspaceRecord } from './record';
 export { pinDecision, pinned } from './config-pin';
 export type { PinDecision } from './config-pin';

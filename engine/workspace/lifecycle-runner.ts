@@ -1,6 +1,15 @@
 import type { ExecChild } from '../agent/exec-child';
 import type { Vm } from '../vm/vm';
-import { Command, commandArgv, describeCommand, Hook, HOOK_SCOPE, HOOKS, LifecycleCommand, WaitFor } from '../devcontainer/lifecycle';
+import {
+  Command,
+  commandArgv,
+  describeCommand,
+  Hook,
+  HOOK_SCOPE,
+  HOOKS,
+  LifecycleCommand,
+  WaitFor,
+} from '../devcontainer/lifecycle';
 
 /** One hook to run: its command, and where it came from (devcontainer.json, or a feature or the image). */
 export interface HookRun {
@@ -60,18 +69,38 @@ export function splitAtWaitFor(hooks: readonly Hook[], waitFor: WaitFor): { befo
  * its own labelled output and exit status; one failing does not stop the others. Resolves
  * when all have ended (never rejects for a failing command: see the outcomes).
  */
-export async function runHook(vm: Vm, run: HookRun, where: HookEnvironment, out: HookOutput): Promise<CommandOutcome[]> {
-  const entries = run.command.kind === 'single' ? [{ name: undefined, command: run.command.command }] : run.command.entries;
+export async function runHook(
+  vm: Vm,
+  run: HookRun,
+  where: HookEnvironment,
+  out: HookOutput,
+): Promise<CommandOutcome[]> {
+  const entries =
+    run.command.kind === 'single' ? [{ name: undefined, command: run.command.command }] : run.command.entries;
   return Promise.all(entries.map((entry) => runCommand(vm, run, entry.name, entry.command, where, out)));
 }
 
-async function runCommand(vm: Vm, run: HookRun, name: string | undefined, command: Command, where: HookEnvironment, out: HookOutput): Promise<CommandOutcome> {
+async function runCommand(
+  vm: Vm,
+  run: HookRun,
+  name: string | undefined,
+  command: Command,
+  where: HookEnvironment,
+  out: HookOutput,
+): Promise<CommandOutcome> {
   const base = { hook: run.hook, origin: run.origin, ...(name ? { name } : {}), command: describeCommand(command) };
   const label = name ? `${run.hook}: ${name}` : run.hook;
   out.started?.(base);
   let child: ExecChild;
   try {
-    child = vm.spawn({ argv: commandArgv(command), cwd: where.cwd, env: where.env, unsetEnv: where.unsetEnv ?? [], timeoutMs: 0, ...(where.user ? { user: where.user } : {}) });
+    child = vm.spawn({
+      argv: commandArgv(command),
+      cwd: where.cwd,
+      env: where.env,
+      unsetEnv: where.unsetEnv ?? [],
+      timeoutMs: 0,
+      ...(where.user ? { user: where.user } : {}),
+    });
   } catch (err) {
     out.output(label, Buffer.from(`${(err as Error).message}\n`));
     const outcome = { ...base, exitCode: 127 };
@@ -84,7 +113,11 @@ async function runCommand(vm: Vm, run: HookRun, name: string | undefined, comman
   };
   await Promise.all([pump(() => child.readStdout()), pump(() => child.readStderr())]);
   const result = await child.wait();
-  const outcome: CommandOutcome = { ...base, exitCode: result.exitCode, ...(result.signal ? { signal: String(result.signal) } : {}) };
+  const outcome: CommandOutcome = {
+    ...base,
+    exitCode: result.exitCode,
+    ...(result.signal ? { signal: String(result.signal) } : {}),
+  };
   out.finished?.(outcome);
   return outcome;
 }

@@ -1,7 +1,17 @@
 import type { Vm } from '../vm/vm';
 import type { Hook } from '../devcontainer/lifecycle';
 import type { WorkspacePlan } from '../devcontainer/plan';
-import { CommandOutcome, describeFailure, failedOutcomes, HookEnvironment, HookOutput, HookRun, hooksToRun, runHook, splitAtWaitFor } from './lifecycle-runner';
+import {
+  CommandOutcome,
+  describeFailure,
+  failedOutcomes,
+  HookEnvironment,
+  HookOutput,
+  HookRun,
+  hooksToRun,
+  runHook,
+  splitAtWaitFor,
+} from './lifecycle-runner';
 
 /** What the workspace remembers between opens: the container's hooks that already ran. */
 export interface LifecycleState {
@@ -38,8 +48,13 @@ export interface LifecycleEvents extends HookOutput {
 export class Lifecycle {
   background: Promise<void> = Promise.resolve();
 
-  constructor(private readonly vm: Vm, private readonly plan: WorkspacePlan, private readonly where: HookEnvironment,
-    private readonly state: LifecycleState, private readonly events: LifecycleEvents) {}
+  constructor(
+    private readonly vm: Vm,
+    private readonly plan: WorkspacePlan,
+    private readonly where: HookEnvironment,
+    private readonly state: LifecycleState,
+    private readonly events: LifecycleEvents,
+  ) {}
 
   /** Runs the hooks up to waitFor; resolves when they are done (or one failed). */
   async start(phase: { start: boolean; attach: boolean }): Promise<void> {
@@ -48,7 +63,10 @@ export class Lifecycle {
     const { before, after } = splitAtWaitFor(hooks, this.plan.waitFor);
     if (await this.runAll(before, after)) {
       // The rest runs while the user works; a VM stopped meanwhile ends it (said in the log, not thrown).
-      this.background = this.runAll(after).then(() => undefined, (err: Error) => this.events.log(`the lifecycle hooks stopped: ${err.message}`));
+      this.background = this.runAll(after).then(
+        () => undefined,
+        (err: Error) => this.events.log(`the lifecycle hooks stopped: ${err.message}`),
+      );
     }
   }
 
@@ -73,7 +91,8 @@ export class Lifecycle {
         });
         return false;
       }
-      if (['onCreateCommand', 'updateContentCommand', 'postCreateCommand'].includes(hook)) await this.state.markDone(hook);
+      if (['onCreateCommand', 'updateContentCommand', 'postCreateCommand'].includes(hook))
+        await this.state.markDone(hook);
     }
     return true;
   }
@@ -82,14 +101,20 @@ export class Lifecycle {
     const failures = failedOutcomes(outcomes);
     for (const outcome of outcomes) {
       const from = outcome.origin === 'devcontainer.json' ? '' : ` from ${outcome.origin}`;
-      this.events.log(`${outcome.name ? `${hook} (${outcome.name})` : hook}${from} exited ${outcome.exitCode}${outcome.signal ? ` (${outcome.signal})` : ''}`);
+      this.events.log(
+        `${outcome.name ? `${hook} (${outcome.name})` : hook}${from} exited ${outcome.exitCode}${outcome.signal ? ` (${outcome.signal})` : ''}`,
+      );
     }
     return failures.length === 0;
   }
 }
 
 /** The hooks a start with `phase` runs: those not done yet (or not once-only) that have commands. */
-export function pendingHooks(plan: Pick<WorkspacePlan, 'hooks' | 'metadataHooks'>, done: readonly Hook[], phase: { start: boolean; attach: boolean }): Hook[] {
+export function pendingHooks(
+  plan: Pick<WorkspacePlan, 'hooks' | 'metadataHooks'>,
+  done: readonly Hook[],
+  phase: { start: boolean; attach: boolean },
+): Hook[] {
   return hooksToRun(done, phase).filter((hook) => hookRuns(plan, hook).length > 0);
 }
 

@@ -48,17 +48,37 @@ export interface ResourceRequest {
 export function overLimits(request: ResourceRequest, limits: HostLimits): OverLimit[] {
   const over: OverLimit[] = [];
   if (request.memoryMib > limits.memoryMib) {
-    over.push({ what: 'memory', asked: request.memoryMib, allowed: limits.memoryMib, message: `memory ${mib(request.memoryMib)} asked, this host allows ${mib(limits.memoryMib)} (half its RAM, or microvm.maxMemoryMib)` });
+    over.push({
+      what: 'memory',
+      asked: request.memoryMib,
+      allowed: limits.memoryMib,
+      message: `memory ${mib(request.memoryMib)} asked, this host allows ${mib(limits.memoryMib)} (half its RAM, or microvm.maxMemoryMib)`,
+    });
   }
   if (request.cpus > limits.cpus) {
-    over.push({ what: 'cpus', asked: request.cpus, allowed: limits.cpus, message: `${request.cpus} CPUs asked, this host allows ${limits.cpus}` });
+    over.push({
+      what: 'cpus',
+      asked: request.cpus,
+      allowed: limits.cpus,
+      message: `${request.cpus} CPUs asked, this host allows ${limits.cpus}`,
+    });
   }
   if (request.volumes.length > limits.volumes) {
-    over.push({ what: 'volumes', asked: request.volumes.length, allowed: limits.volumes, message: `${request.volumes.length} volumes asked, at most ${limits.volumes} are attached` });
+    over.push({
+      what: 'volumes',
+      asked: request.volumes.length,
+      allowed: limits.volumes,
+      message: `${request.volumes.length} volumes asked, at most ${limits.volumes} are attached`,
+    });
   }
   for (const volume of request.volumes) {
     if (volume.sizeMib > limits.volumeMib) {
-      over.push({ what: 'volume size', asked: volume.sizeMib, allowed: limits.volumeMib, message: `volume ${JSON.stringify(volume.name)} of ${mib(volume.sizeMib)} asked, at most ${mib(limits.volumeMib)} each` });
+      over.push({
+        what: 'volume size',
+        asked: volume.sizeMib,
+        allowed: limits.volumeMib,
+        message: `volume ${JSON.stringify(volume.name)} of ${mib(volume.sizeMib)} asked, at most ${mib(limits.volumeMib)} each`,
+      });
     }
   }
   return over;
@@ -70,7 +90,9 @@ export function clampToLimits<T extends ResourceRequest>(request: T, limits: Hos
     ...request,
     memoryMib: Math.min(request.memoryMib, limits.memoryMib),
     cpus: Math.min(request.cpus, limits.cpus),
-    volumes: request.volumes.slice(0, limits.volumes).map((v) => ({ ...v, sizeMib: Math.min(v.sizeMib, limits.volumeMib) })),
+    volumes: request.volumes
+      .slice(0, limits.volumes)
+      .map((v) => ({ ...v, sizeMib: Math.min(v.sizeMib, limits.volumeMib) })),
   };
 }
 

@@ -8,12 +8,27 @@ import * as path from 'node:path';
  * changed since it last succeeded, and a suspended VM is not resumed over a changed one.
  */
 /** The JavaScript package managers' lockfiles: a change means node_modules changed (the type projection refreshes). */
-export const NODE_LOCKFILES: readonly string[] = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lock', 'bun.lockb'];
+export const NODE_LOCKFILES: readonly string[] = [
+  'package-lock.json',
+  'npm-shrinkwrap.json',
+  'yarn.lock',
+  'pnpm-lock.yaml',
+  'bun.lock',
+  'bun.lockb',
+];
 
 /** The package managers' lockfiles of every language: a change runs updateContentCommand again. */
 export const LOCKFILES: readonly string[] = [
   ...NODE_LOCKFILES,
-  'requirements.txt', 'poetry.lock', 'Pipfile.lock', 'uv.lock', 'Cargo.lock', 'go.sum', 'Gemfile.lock', 'composer.lock', 'mix.lock',
+  'requirements.txt',
+  'poetry.lock',
+  'Pipfile.lock',
+  'uv.lock',
+  'Cargo.lock',
+  'go.sum',
+  'Gemfile.lock',
+  'composer.lock',
+  'mix.lock',
 ];
 
 /** A lockfile may be large; one bigger than this counts by its size and mtime instead of its bytes. */

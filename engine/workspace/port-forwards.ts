@@ -3,7 +3,15 @@ import { autoForwardAction, isDeclared, PortsConfig } from '../devcontainer/port
 import { isMicrovmError } from '../errors';
 import type { TcpForwarder } from '../forward/forwarder';
 import {
-  chooseHostPort, ForwardedPort, ForwardOrigin, ForwardPlan, MAX_AUTO_FORWARDS, MAX_CONFIGURED_FORWARDS, NoticeBudget, planConfigured, planForwards,
+  chooseHostPort,
+  ForwardedPort,
+  ForwardOrigin,
+  ForwardPlan,
+  MAX_AUTO_FORWARDS,
+  MAX_CONFIGURED_FORWARDS,
+  NoticeBudget,
+  planConfigured,
+  planForwards,
 } from '../ports';
 import type { Vm } from '../vm/vm';
 import { coalesced, SerialQueue } from './serial-queue';
@@ -57,9 +65,13 @@ export class PortForwards {
   private overLimit: number[] = [];
   private listeners: GuestListener[] = [];
   private readonly queue = new SerialQueue();
-  private readonly requestReconcile = coalesced(this.queue, () => this.reconcile(), (err) => {
-    if (!this.stopped) this.events.log(`cannot follow the guest's ports: ${err.message}`);
-  });
+  private readonly requestReconcile = coalesced(
+    this.queue,
+    () => this.reconcile(),
+    (err) => {
+      if (!this.stopped) this.events.log(`cannot follow the guest's ports: ${err.message}`);
+    },
+  );
   private stopped = false;
   private stopWatch: (() => void) | undefined;
 
@@ -94,8 +106,10 @@ export class PortForwards {
   /** Why listed ports are not forwarded. */
   notForwarded(): Map<number, string> {
     const notes = new Map<number, string>();
-    for (const port of this.configuredOverLimit) notes.set(port, `not forwarded: forwardPorts has more than ${MAX_CONFIGURED_FORWARDS} ports`);
-    for (const port of this.overLimit) notes.set(port, `not forwarded: ${MAX_AUTO_FORWARDS} automatic forwards is the limit; forward it by hand`);
+    for (const port of this.configuredOverLimit)
+      notes.set(port, `not forwarded: forwardPorts has more than ${MAX_CONFIGURED_FORWARDS} ports`);
+    for (const port of this.overLimit)
+      notes.set(port, `not forwarded: ${MAX_AUTO_FORWARDS} automatic forwards is the limit; forward it by hand`);
     for (const [port, code] of this.failures) notes.set(port, `not forwarded: ${code}`);
     for (const port of this.stoppedByUser) notes.set(port, 'stopped by you');
     return notes;
@@ -145,7 +159,9 @@ export class PortForwards {
         moved = await this.vm.exposeTcp(guestPort, guestPort);
       } catch (err) {
         if (!isBindError(err)) throw err;
-        this.events.log(`127.0.0.1:${guestPort} is not available on the host (${err.code}); guest port ${guestPort} stays at 127.0.0.1:${current.forwarder.port}`);
+        this.events.log(
+          `127.0.0.1:${guestPort} is not available on the host (${err.code}); guest port ${guestPort} stays at 127.0.0.1:${current.forwarder.port}`,
+        );
         return false;
       }
       this.sameConfirmed.add(guestPort);
@@ -179,7 +195,9 @@ export class PortForwards {
     const { add, overLimit } = planConfigured(this.declarations.forward);
     this.configuredOverLimit = overLimit;
     if (overLimit.length > 0) {
-      this.events.log(`forwardPorts lists ${add.length + overLimit.length} ports; only the first ${MAX_CONFIGURED_FORWARDS} are forwarded, not ${portList(overLimit)}`);
+      this.events.log(
+        `forwardPorts lists ${add.length + overLimit.length} ports; only the first ${MAX_CONFIGURED_FORWARDS} are forwarded, not ${portList(overLimit)}`,
+      );
     }
     // A port change may have auto-forwarded one of them already: it becomes a configured forward.
     const fresh = add.filter((port) => {
@@ -222,7 +240,9 @@ export class PortForwards {
       }
     }
     if (opened.length > 0) {
-      this.events.log(`forwarding (${origin}) ${portList(opened.map((f) => `${f.guestPort} -> 127.0.0.1:${f.hostPort}`))}`);
+      this.events.log(
+        `forwarding (${origin}) ${portList(opened.map((f) => `${f.guestPort} -> 127.0.0.1:${f.hostPort}`))}`,
+      );
     }
     return opened;
   }
@@ -270,7 +290,9 @@ export class PortForwards {
   /** Over-limit ports are listed with a reason; the log hears of it once each time the limit is reached. */
   private noteOverLimit(plan: ForwardPlan): void {
     if (plan.overLimit.length > 0 && this.overLimit.length === 0) {
-      this.events.log(`${MAX_AUTO_FORWARDS} guest ports are auto-forwarded, the limit: ${plan.overLimit.length} more are listed in the Ports view as not forwarded (${portList(plan.overLimit)})`);
+      this.events.log(
+        `${MAX_AUTO_FORWARDS} guest ports are auto-forwarded, the limit: ${plan.overLimit.length} more are listed in the Ports view as not forwarded (${portList(plan.overLimit)})`,
+      );
     }
     this.overLimit = plan.overLimit;
   }
@@ -278,10 +300,19 @@ export class PortForwards {
   /** Tells the extension about new forwards, within the notice budget: each on its own, or one summary. */
   private notify(opened: OpenedForward[]): void {
     const told = opened.filter((f) => this.action(f.guestPort) !== 'silent');
-    const decision = this.budget.admit(told.map((f) => f.guestPort), this.now());
+    const decision = this.budget.admit(
+      told.map((f) => f.guestPort),
+      this.now(),
+    );
     for (const forward of told.filter((f) => decision.each.includes(f.guestPort))) {
       if (forward.offerSame) this.offer(forward);
-      else this.events.portForwarded?.(plain(forward), ['openBrowser', 'openBrowserOnce', 'openPreview'].includes(this.action(forward.guestPort)) ? 'openBrowser' : 'notify');
+      else
+        this.events.portForwarded?.(
+          plain(forward),
+          ['openBrowser', 'openBrowserOnce', 'openPreview'].includes(this.action(forward.guestPort))
+            ? 'openBrowser'
+            : 'notify',
+        );
     }
     const summary = told.filter((f) => decision.summary.includes(f.guestPort));
     if (summary.length > 0) this.events.portsSummary?.(summary.map(plain));
@@ -291,7 +322,8 @@ export class PortForwards {
   private offer(forward: ForwardedPort): void {
     const ask = this.events.confirmSameHostPort;
     if (!ask) return;
-    ask.call(this.events, plain(forward))
+    ask
+      .call(this.events, plain(forward))
       .then((yes) => (yes && !this.stopped ? this.useSameHostPort(forward.guestPort) : false))
       .catch((err: Error) => this.events.log(`guest port ${forward.guestPort} stays where it is: ${err.message}`));
   }

@@ -14,7 +14,15 @@ import { containerInputs } from './container';
 import type { Hook } from '../devcontainer/lifecycle';
 import type { LifecycleState } from './lifecycle';
 import { clampToLimits, hostLimits, OverLimit, overLimits } from './limits';
-import { containerRootVolume, openWorkspace, saveWorkspace, withContainer, withImage, WorkspaceRecord, workspaceVolume } from './record';
+import {
+  containerRootVolume,
+  openWorkspace,
+  saveWorkspace,
+  withContainer,
+  withImage,
+  WorkspaceRecord,
+  workspaceVolume,
+} from './record';
 import { removeVolume } from '../mount/volumes';
 import { egressLogFile } from './egress-log';
 import { lockfilesDigest } from './lockfiles';
@@ -65,7 +73,13 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   throwIfAborted(options.signal, PREPARE_STEP);
   const features = await featuresOf(resolved, options);
   throwIfAborted(options.signal, PREPARE_STEP);
-  const planned = planWorkspace(resolved, options.settings, { languages: detectLanguages(resolved.folder) }, features, composeOf(resolved, options));
+  const planned = planWorkspace(
+    resolved,
+    options.settings,
+    { languages: detectLanguages(resolved.folder) },
+    features,
+    composeOf(resolved, options),
+  );
   const volumes = planned.volumes.map((v) => ({ ...v, name: workspaceVolume(record, v.name) }));
   const request = { memoryMib: planned.memoryMib, cpus: planned.vcpus, volumes };
   const limits = hostLimits(options.limits);
@@ -73,10 +87,15 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
   if (over.length > 0 && !(await options.onOverLimits(over))) return undefined;
   throwIfAborted(options.signal, PREPARE_STEP);
   const allowed = over.length > 0 ? clampToLimits(request, limits) : request;
-  const approved = planned.network === 'allowlist' ? record.egress?.allow ?? [] : [];
+  const approved = planned.network === 'allowlist' ? (record.egress?.allow ?? []) : [];
   const plan = {
-    ...planned, memoryMib: allowed.memoryMib, vcpus: allowed.cpus, volumes: allowed.volumes,
-    allow: [...new Set([...planned.allow, ...approved])].sort(), egressLog: egressLogFile(options.folder), hostFolder: options.folder,
+    ...planned,
+    memoryMib: allowed.memoryMib,
+    vcpus: allowed.cpus,
+    volumes: allowed.volumes,
+    allow: [...new Set([...planned.allow, ...approved])].sort(),
+    egressLog: egressLogFile(options.folder),
+    hostFolder: options.folder,
   };
   return { record, resolved, plan, problems: plan.problems, lifecycle: await lifecycleState(record, plan) };
 }
@@ -89,24 +108,37 @@ async function featuresOf(resolved: ResolvedConfig, options: PrepareOptions): Pr
   const { config, configPath, folder } = resolved;
   if (Object.keys(config.features).length === 0 || !configPath) return undefined;
   return resolveFeatures({
-    features: config.features, overrideFeatureInstallOrder: config.overrideFeatureInstallOrder, folder, configDir: fs.realpathSync(path.dirname(configPath)),
-    ...(options.registryMirrors ? { mirrors: options.registryMirrors } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    features: config.features,
+    overrideFeatureInstallOrder: config.overrideFeatureInstallOrder,
+    folder,
+    configDir: fs.realpathSync(path.dirname(configPath)),
+    ...(options.registryMirrors ? { mirrors: options.registryMirrors } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 }
 
 /** The configuration's compose project read on the host (files inside the folder only; no VM). */
-export function composeOf(resolved: ResolvedConfig, options: { allowLocalEnv: readonly string[]; env?: NodeJS.ProcessEnv }): LoadedCompose | undefined {
+export function composeOf(
+  resolved: ResolvedConfig,
+  options: { allowLocalEnv: readonly string[]; env?: NodeJS.ProcessEnv },
+): LoadedCompose | undefined {
   const { config, configPath, folder } = resolved;
   if (!config.compose || !configPath) return undefined;
   return loadCompose({
-    folder, configDir: fs.realpathSync(path.dirname(configPath)), files: config.compose.files, service: config.compose.service,
-    ...(config.compose.runServices ? { runServices: config.compose.runServices } : {}), env: options.env ?? process.env, allowLocalEnv: options.allowLocalEnv,
+    folder,
+    configDir: fs.realpathSync(path.dirname(configPath)),
+    files: config.compose.files,
+    service: config.compose.service,
+    ...(config.compose.runServices ? { runServices: config.compose.runServices } : {}),
+    env: options.env ?? process.env,
+    allowLocalEnv: options.allowLocalEnv,
   });
 }
 
 async function acceptedConfig(record: WorkspaceRecord, options: PrepareOptions): Promise<ResolvedConfig | undefined> {
   const file = readConfigFile(options.folder);
-  const resolve = (f: ConfigFile | undefined) => resolveConfig({ folder: options.folder, file: f ?? null, allowLocalEnv: options.allowLocalEnv });
+  const resolve = (f: ConfigFile | undefined) =>
+    resolveConfig({ folder: options.folder, file: f ?? null, allowLocalEnv: options.allowLocalEnv });
   const resolved = resolve(file);
   if (!file || !resolved.raw) return resolved;
   const decision = pinDecision(record, file, resolved.raw);
@@ -138,17 +170,24 @@ async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Pro
   const content = lockfilesDigest(record.folder);
   const newContent = (c: WorkspaceRecord['container']) =>
     c?.contentDigest !== undefined && c.contentDigest !== content && c.hooksDone.includes('updateContentCommand');
-  const doneOf = (c: WorkspaceRecord['container']) => (c?.hooksDone ?? []).filter((h) => h !== 'updateContentCommand' || !newContent(c)) as Hook[];
+  const doneOf = (c: WorkspaceRecord['container']) =>
+    (c?.hooksDone ?? []).filter((h) => h !== 'updateContentCommand' || !newContent(c)) as Hook[];
   const state: LifecycleState = {
     done: doneOf(current.container),
-    ...(newContent(current.container) ? { notes: ['a lockfile changed since updateContentCommand last ran: it runs again'] } : {}),
+    ...(newContent(current.container)
+      ? { notes: ['a lockfile changed since updateContentCommand last ran: it runs again'] }
+      : {}),
     markDone: async (hook) => {
       // The record as it is now (other writers: approvals, a suspended state), with this hook done.
       const fresh = openWorkspace(record.folder);
       const container = (fresh.container ?? current.container) as NonNullable<WorkspaceRecord['container']>;
       current = {
         ...fresh,
-        container: { ...container, hooksDone: [...new Set([...container.hooksDone, hook])], ...(hook === 'updateContentCommand' ? { contentDigest: content } : {}) },
+        container: {
+          ...container,
+          hooksDone: [...new Set([...container.hooksDone, hook])],
+          ...(hook === 'updateContentCommand' ? { contentDigest: content } : {}),
+        },
       };
       await saveWorkspace(current);
     },

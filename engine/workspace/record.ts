@@ -12,44 +12,52 @@ import { tempPath, writeFileAtomic } from '../temp-files';
  * its volumes, so that no configuration can name another workspace's disk) and the
  * configuration the user accepted last (to tell them what changed before it takes effect).
  */
-const recordSchema = z.object({
-  version: z.literal(1),
-  folder: z.string(),
-  id: z.string().regex(/^[0-9a-f]{16}$/),
-  createdAt: z.string(),
-  config: z.object({
-    file: z.string(),
-    digest: z.string(),
-    /** The parsed configuration (JSON) as the user last accepted it. */
-    accepted: z.record(z.unknown()),
-  }).optional(),
-  /**
-   * The workspace's container: what it was made from (a digest of the image and the settings
-   * that shape it) and which of its once-only hooks (onCreate, updateContent, postCreate) ran.
-   */
-  container: z.object({
-    inputs: z.string(),
+const recordSchema = z
+  .object({
+    version: z.literal(1),
+    folder: z.string(),
+    id: z.string().regex(/^[0-9a-f]{16}$/),
     createdAt: z.string(),
-    hooksDone: z.array(z.string()),
-    /** The digest of the image it was made from, once a VM of it booted (a rebuilt image makes a new container). */
-    image: z.string().optional(),
-    /** The folder's lockfiles (lockfiles.ts) when updateContentCommand last succeeded: it runs again when they change. */
-    contentDigest: z.string().optional(),
-  }).optional(),
-  /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */
-  egress: z.object({ allow: z.array(z.string()), approvedAt: z.string() }).optional(),
-  /**
-   * The workspace VM suspended when it last stopped (warm-snapshot.ts): the key of the inputs
-   * it was made from and the writable disks as it left them; resumed once, only if all match.
-   */
-  suspended: z.object({
-    key: z.string(),
-    savedAt: z.string(),
-    disks: z.array(z.object({ file: z.string(), size: z.number(), mtimeMs: z.number() })),
-  }).optional(),
-  /** The editor extensions the configuration recommended when the user was last told (shown once per list). */
-  recommended: z.array(z.string()).optional(),
-}).passthrough();
+    config: z
+      .object({
+        file: z.string(),
+        digest: z.string(),
+        /** The parsed configuration (JSON) as the user last accepted it. */
+        accepted: z.record(z.unknown()),
+      })
+      .optional(),
+    /**
+     * The workspace's container: what it was made from (a digest of the image and the settings
+     * that shape it) and which of its once-only hooks (onCreate, updateContent, postCreate) ran.
+     */
+    container: z
+      .object({
+        inputs: z.string(),
+        createdAt: z.string(),
+        hooksDone: z.array(z.string()),
+        /** The digest of the image it was made from, once a VM of it booted (a rebuilt image makes a new container). */
+        image: z.string().optional(),
+        /** The folder's lockfiles (lockfiles.ts) when updateContentCommand last succeeded: it runs again when they change. */
+        contentDigest: z.string().optional(),
+      })
+      .optional(),
+    /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */
+    egress: z.object({ allow: z.array(z.string()), approvedAt: z.string() }).optional(),
+    /**
+     * The workspace VM suspended when it last stopped (warm-snapshot.ts): the key of the inputs
+     * it was made from and the writable disks as it left them; resumed once, only if all match.
+     */
+    suspended: z
+      .object({
+        key: z.string(),
+        savedAt: z.string(),
+        disks: z.array(z.object({ file: z.string(), size: z.number(), mtimeMs: z.number() })),
+      })
+      .optional(),
+    /** The editor extensions the configuration recommended when the user was last told (shown once per list). */
+    recommended: z.array(z.string()).optional(),
+  })
+  .passthrough();
 
 /** What the engine keeps about a workspace between opens: its id, pinned configuration, volumes, container, approvals. */
 export type WorkspaceRecord = z.output<typeof recordSchema>;
@@ -69,7 +77,12 @@ export function openWorkspace(folder: string): WorkspaceRecord {
   const existing = readRecord(file);
   if (existing) return existing;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const record: WorkspaceRecord = { version: 1, folder: fs.realpathSync(folder), id: randomBytes(8).toString('hex'), createdAt: new Date().toISOString() };
+  const record: WorkspaceRecord = {
+    version: 1,
+    folder: fs.realpathSync(folder),
+    id: randomBytes(8).toString('hex'),
+    createdAt: new Date().toISOString(),
+  };
   const temp = tempPath(path.dirname(file), '.json');
   fs.writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
   try {
@@ -104,7 +117,10 @@ function readRecord(file: string): WorkspaceRecord | undefined {
   }
   const result = recordSchema.safeParse(parsed);
   if (!result.success) {
-    throw new MicrovmError('E_WORKSPACE_RECORD', `the workspace record ${file} is damaged (${result.error.issues[0]?.message ?? 'not JSON'}); delete it to start the workspace afresh (its volumes will not be reused)`);
+    throw new MicrovmError(
+      'E_WORKSPACE_RECORD',
+      `the workspace record ${file} is damaged (${result.error.issues[0]?.message ?? 'not JSON'}); delete it to start the workspace afresh (its volumes will not be reused)`,
+    );
   }
   return result.data;
 }
@@ -137,9 +153,10 @@ export function withContainer(record: WorkspaceRecord, inputs: string): Workspac
 export function withImage(record: WorkspaceRecord, digest: string): { record: WorkspaceRecord; fresh: boolean } {
   const container = record.container ?? { inputs: '', createdAt: new Date().toISOString(), hooksDone: [] };
   if (container.image === digest) return { record, fresh: false };
-  const fresh = container.image === undefined && container.hooksDone.length === 0
-    ? { ...container, image: digest }
-    : { inputs: container.inputs, createdAt: new Date().toISOString(), hooksDone: [], image: digest };
+  const fresh =
+    container.image === undefined && container.hooksDone.length === 0
+      ? { ...container, image: digest }
+      : { inputs: container.inputs, createdAt: new Date().toISOString(), hooksDone: [], image: digest };
   return { record: { ...record, container: fresh }, fresh: true };
 }
 
@@ -169,7 +186,10 @@ export async function approveEgressName(folder: string, name: string): Promise<W
 
 /** Approves these host names for the folder's network 'allowlist' (they join the settings' and the presets'). */
 export async function approveEgress(folder: string, names: readonly string[]): Promise<WorkspaceRecord> {
-  const record = { ...openWorkspace(folder), egress: { allow: [...new Set(names)].sort(), approvedAt: new Date().toISOString() } };
+  const record = {
+    ...openWorkspace(folder),
+    egress: { allow: [...new Set(names)].sort(), approvedAt: new Date().toISOString() },
+  };
   await saveWorkspace(record);
   return record;
 }

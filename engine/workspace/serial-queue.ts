@@ -37,9 +37,11 @@ export function coalesced(queue: SerialQueue, task: () => Promise<void>, onError
   return () => {
     if (waiting) return;
     waiting = true;
-    queue.run(async () => {
-      waiting = false;
-      await task();
-    }).catch(onError);
+    queue
+      .run(async () => {
+        waiting = false;
+        await task();
+      })
+      .catch(onError);
   };
 }

@@ -38,7 +38,12 @@ import { startLoopbackRelay } from './services/loopback-relay';
 const OPEN_STEP = 'opening the workspace';
 
 /** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
-const PULL_FAILURES: ErrorCode[] = ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_AUTH', 'E_REGISTRY_PROTOCOL', 'E_IMAGE_NOT_FOUND'];
+const PULL_FAILURES: ErrorCode[] = [
+  'E_REGISTRY_UNREACHABLE',
+  'E_REGISTRY_AUTH',
+  'E_REGISTRY_PROTOCOL',
+  'E_IMAGE_NOT_FOUND',
+];
 
 /** How a Session starts its VM. */
 export interface SessionOptions {
@@ -121,8 +126,12 @@ export class Session {
    * is known. With `options.warm`, the VM is a suspendable q35 workspace VM: start() resumes
    * a suspended one when it fits, and stop({ suspend: true }) suspends it.
    */
-  constructor(public plan: WorkspacePlan, private readonly events: SessionEvents, private readonly state: LifecycleState,
-    private readonly options: SessionOptions = {}) {}
+  constructor(
+    public plan: WorkspacePlan,
+    private readonly events: SessionEvents,
+    private readonly state: LifecycleState,
+    private readonly options: SessionOptions = {},
+  ) {}
 
   /** The workspace VM; throws when it is not running. */
   get running(): Vm {
@@ -167,7 +176,14 @@ export class Session {
   }
 
   private async boot(): Promise<Vm> {
-    if (this.plan.compose) this.services = await startServices(this.plan, this.plan.compose, this.events, (step) => this.onProgress(step), this.abort.signal);
+    if (this.plan.compose)
+      this.services = await startServices(
+        this.plan,
+        this.plan.compose,
+        this.events,
+        (step) => this.onProgress(step),
+        this.abort.signal,
+      );
     this.checkStopped();
     const image = await this.buildImage();
     this.checkStopped();
@@ -184,7 +200,11 @@ export class Session {
     vm.onHostDiskFull((error) => this.events.hostDiskFull?.(error.message));
     this.watchEgress(vm);
     vm.onFileEventProblem((p) => this.events.log(`file events: ${p.message}`));
-    vm.onShareRefusal((r) => this.events.log(`the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`));
+    vm.onShareRefusal((r) =>
+      this.events.log(
+        `the shared folder refused the VM: ${r.op} ${JSON.stringify(r.path)} (${r.errno}): ${r.reason}${r.heldBack ? ` (and ${r.heldBack} more)` : ''}`,
+      ),
+    );
     this.events.log(`VM ${vm.id} is running under ${vm.accel.accel} (${vm.accel.reason})`);
     this.onProgress('Forwarding ports');
     this.ports = new PortForwards(vm, this.plan.ports, this.portEvents());
@@ -194,33 +214,53 @@ export class Session {
     this.remoteEnv = setEnv(remoteEnv);
     this.unsetEnv = Object.keys(remoteEnv).filter((name) => remoteEnv[name] === null);
     const user = this.user as UserInfo;
-    this.events.log(`terminals and hooks run as ${user.name} (${user.uid}:${user.gid}${user.groups.length > 0 ? `, groups ${user.groups.join(',')}` : ''})`);
+    this.events.log(
+      `terminals and hooks run as ${user.name} (${user.uid}:${user.gid}${user.groups.length > 0 ? `, groups ${user.groups.join(',')}` : ''})`,
+    );
     // A resumed VM is the same container, still running: its hosts are in place and its start hooks ran.
     const resumed = this.warmStart?.resumed ?? false;
     if (!resumed) await this.addHosts(vm);
     if (this.services && this.plan.compose) {
       await this.services.attachPrimary(vm);
       const of = this.plan.compose.primaryNetworkOf;
-      if (of) startLoopbackRelay(vm, of, this.services.linksFor(this.plan.compose.primary), this.services.addressOf(of), (line) => this.events.log(line));
+      if (of)
+        startLoopbackRelay(
+          vm,
+          of,
+          this.services.linksFor(this.plan.compose.primary),
+          this.services.addressOf(of),
+          (line) => this.events.log(line),
+        );
       this.startPrimaryCommand(vm, this.plan.compose);
     }
     await this.runLifecycle(vm, !resumed);
-    if (this.typeProjection) this.types = TypeProjector.start(vm, this.plan, this.hooksSettled(), (line) => this.events.log(line));
+    if (this.typeProjection)
+      this.types = TypeProjector.start(vm, this.plan, this.hooksSettled(), (line) => this.events.log(line));
     return vm;
   }
 
   private async pooledVm(image: Image): Promise<Vm> {
     this.events.booting();
     this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
-    this.pool.onEvent((event) => this.events.log(event.type === 'vm-failed'
-      ? `VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
-      : `a VM failed to start: ${event.error.message}`));
+    this.pool.onEvent((event) =>
+      this.events.log(
+        event.type === 'vm-failed'
+          ? `VM ${event.vmId} failed (${event.error.code}): ${event.error.message}`
+          : `a VM failed to start: ${event.error.message}`,
+      ),
+    );
     return this.pool.acquire({ signal: this.abort.signal });
   }
 
   private async warmVm(image: Image, warm: WarmSnapshots): Promise<Vm> {
     const volumes = [...this.plan.volumes.map((v) => v.name), ...(this.rootVolume ? [this.rootVolume] : [])];
-    this.warmStart = await startWarm(image, warm, volumes, (line) => this.events.log(line), () => this.events.booting());
+    this.warmStart = await startWarm(
+      image,
+      warm,
+      volumes,
+      (line) => this.events.log(line),
+      () => this.events.booting(),
+    );
     return this.warmStart.vm;
   }
 
@@ -229,7 +269,11 @@ export class Session {
    * environment (a second Image.build of the same image is a cache lookup).
    */
   private async buildImage(): Promise<Image> {
-    const options = { ...this.buildOptions(), ref: await this.imageRef(), ...(this.options.backend ? { backend: this.options.backend } : {}) };
+    const options = {
+      ...this.buildOptions(),
+      ref: await this.imageRef(),
+      ...(this.options.backend ? { backend: this.options.backend } : {}),
+    };
     // Only to read the image's users from its root disk: no snapshot, no VM.
     const base = await Image.build({ ...options, env: {}, mounts: [], volumes: [], tmpfs: [], snapshot: false });
     this.checkStopped();
@@ -238,14 +282,21 @@ export class Session {
     const container = await this.state.useImage?.(base.manifestDigest);
     this.rootVolume = container?.rootVolume;
     if (container) {
-      this.events.log(container.fresh
-        ? `a new container from ${base.manifestDigest}: its once-only hooks run, and what it changes outside the folder and the volumes is kept on ${container.rootVolume}`
-        : `the container of ${base.manifestDigest} goes on: its changes are kept on ${container.rootVolume}`);
+      this.events.log(
+        container.fresh
+          ? `a new container from ${base.manifestDigest}: its once-only hooks run, and what it changes outside the folder and the volumes is kept on ${container.rootVolume}`
+          : `the container of ${base.manifestDigest} goes on: its changes are kept on ${container.rootVolume}`,
+      );
     }
     return Image.build({
-      ...options, mounts: this.ownedMounts(this.user), env: resolveContainerEnv(this.plan.containerEnv, envOf(base)), ...(containerUser ? { user: containerUser } : {}),
+      ...options,
+      mounts: this.ownedMounts(this.user),
+      env: resolveContainerEnv(this.plan.containerEnv, envOf(base)),
+      ...(containerUser ? { user: containerUser } : {}),
       ...(container ? { rootVolume: { name: container.rootVolume, sizeMib: CONTAINER_DISK_MIB } } : {}),
-      ...(this.services && this.plan.compose ? { serviceLinks: this.services.linksFor(this.plan.compose.primary) } : {}),
+      ...(this.services && this.plan.compose
+        ? { serviceLinks: this.services.linksFor(this.plan.compose.primary) }
+        : {}),
     });
   }
 
@@ -257,9 +308,17 @@ export class Session {
   private async remoteUser(image: Image): Promise<UserInfo> {
     const read = async (file: string): Promise<string> => (await image.readFile(file)) ?? '';
     const { containerUser, remoteUser } = this.plan;
-    const lookUp = (field: string, spec: string): Promise<UserInfo> => userInfo(spec, read, (_, why) => new MicrovmError('E_CONFIG',
-      `devcontainer.json's ${field} ${JSON.stringify(spec)} is not a user of the image (${why}), so the workspace cannot run as it: `
-      + `create the user in the Dockerfile (useradd) or with a feature such as common-utils, or remove ${field}`));
+    const lookUp = (field: string, spec: string): Promise<UserInfo> =>
+      userInfo(
+        spec,
+        read,
+        (_, why) =>
+          new MicrovmError(
+            'E_CONFIG',
+            `devcontainer.json's ${field} ${JSON.stringify(spec)} is not a user of the image (${why}), so the workspace cannot run as it: ` +
+              `create the user in the Dockerfile (useradd) or with a feature such as common-utils, or remove ${field}`,
+          ),
+      );
     if (containerUser) await lookUp('containerUser', containerUser);
     if (remoteUser) return lookUp('remoteUser', remoteUser);
     return containerUser ? lookUp('containerUser', containerUser) : userInfo(image.config.user ?? '', read);
@@ -270,8 +329,11 @@ export class Session {
    * (updateRemoteUserUID, the default): what it creates lands owned by the folder's owner on the host.
    */
   private ownedMounts(user: UserInfo): WorkspacePlan['mounts'] {
-    if (!this.plan.updateRemoteUserUID || user.uid === 0 || user.uid > 65535 || user.gid > 65535) return this.plan.mounts;
-    this.events.log(`the shared folder belongs to ${user.name} (${user.uid}:${user.gid}) in the VM: what it creates is the folder owner's on the host`);
+    if (!this.plan.updateRemoteUserUID || user.uid === 0 || user.uid > 65535 || user.gid > 65535)
+      return this.plan.mounts;
+    this.events.log(
+      `the shared folder belongs to ${user.name} (${user.uid}:${user.gid}) in the VM: what it creates is the folder owner's on the host`,
+    );
     return this.plan.mounts.map((m) => ({ ...m, guestOwner: { uid: user.uid, gid: user.gid } }));
   }
 
@@ -285,7 +347,7 @@ export class Session {
     if (certs.skipped.length > 5) this.events.log(`host certificates: ${certs.skipped.length - 5} more left out`);
     this.trustedCas = certs.subjects.length;
     if (certs.subjects.length === 0) return {};
-    this.onProgress('Trusting the host\'s certificate authorities');
+    this.onProgress("Trusting the host's certificate authorities");
     const env = await installHostCertificates(vm, certs, (line) => this.events.log(line));
     this.events.log(`the VM trusts the ${certs.subjects.length} CA(s) this host added: ${certs.subjects.join('; ')}`);
     const own = new Set([...Object.keys(imageEnv), ...Object.keys(this.plan.remoteEnv)]);
@@ -296,9 +358,11 @@ export class Session {
   private watchEgress(vm: Vm): void {
     const { network, egressLog } = this.plan;
     if (network !== 'allowlist' && network !== 'learn') return;
-    this.events.log(network === 'learn'
-      ? 'network learn: the VM reaches any public host name through the egress proxy, and each one is recorded (microvm net-policy)'
-      : `network allowlist: the VM reaches only ${this.plan.allow.length > 0 ? this.plan.allow.join(', ') : 'nothing'} through the egress proxy`);
+    this.events.log(
+      network === 'learn'
+        ? 'network learn: the VM reaches any public host name through the egress proxy, and each one is recorded (microvm net-policy)'
+        : `network allowlist: the VM reaches only ${this.plan.allow.length > 0 ? this.plan.allow.join(', ') : 'nothing'} through the egress proxy`,
+    );
     vm.onEgress((event) => {
       this.events.log(`egress ${describeEgress(event)}`);
       if (egressLog) appendEgressLog(egressLog, { ...event, mode: network });
@@ -331,7 +395,9 @@ export class Session {
     if (hosts.length === 0) return;
     const current = (await vm.readFile('/etc/hosts').catch(() => Buffer.alloc(0))).toString('utf8');
     const lines = hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
-    await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, { mode: 0o644 });
+    await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, {
+      mode: 0o644,
+    });
   }
 
   /**
@@ -343,16 +409,32 @@ export class Session {
     const base = await this.baseImageRef();
     const { features } = this.plan;
     if (features.length === 0) {
-      this.mergeImageMetadata((await baseImage(base, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }), signal: this.abort.signal })).metadata);
+      this.mergeImageMetadata(
+        (
+          await baseImage(base, {
+            store: new ContentStore(),
+            onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }),
+            signal: this.abort.signal,
+          })
+        ).metadata,
+      );
       return base;
     }
     this.events.baking();
     this.onProgress(`Installing features: ${features.map((f) => f.userId).join(', ')}`);
     const built = await buildFeaturesImage({
-      base, features, network: this.plan.network, allow: this.plan.allow, signal: this.abort.signal, onProgress: (event: BuildImageProgress) => this.buildProgress(event),
-      ...(this.plan.containerUser ? { containerUser: this.plan.containerUser } : {}), ...(this.plan.remoteUser ? { remoteUser: this.plan.remoteUser } : {}),
+      base,
+      features,
+      network: this.plan.network,
+      allow: this.plan.allow,
+      signal: this.abort.signal,
+      onProgress: (event: BuildImageProgress) => this.buildProgress(event),
+      ...(this.plan.containerUser ? { containerUser: this.plan.containerUser } : {}),
+      ...(this.plan.remoteUser ? { remoteUser: this.plan.remoteUser } : {}),
     });
-    this.events.log(`features ${features.map((f) => f.userId).join(', ')} installed as ${built.users.containerUser}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
+    this.events.log(
+      `features ${features.map((f) => f.userId).join(', ')} installed as ${built.users.containerUser}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`,
+    );
     this.mergeImageMetadata(built.baseMetadata);
     return built.ref;
   }
@@ -360,7 +442,7 @@ export class Session {
   private mergeImageMetadata(entries: MetadataEntry[]): void {
     const problems = new Problems();
     this.plan = withImageMetadata(this.plan, entries, problems);
-    for (const problem of problems.list) this.events.log(formatProblem('the image\'s devcontainer.metadata', problem));
+    for (const problem of problems.list) this.events.log(formatProblem("the image's devcontainer.metadata", problem));
   }
 
   /** The configuration's image (or the default), or the result of building its Dockerfile, each step and log line reported as it happens. */
@@ -368,19 +450,30 @@ export class Session {
     const { source } = this.plan;
     if (source.kind === 'image') {
       if (source.language && source.ref) return this.languageImageRef(source.ref, source.language);
-      if (!source.ref) this.events.log('the workspace opens on the embedded default image (a small busybox system, always available offline)');
+      if (!source.ref)
+        this.events.log(
+          'the workspace opens on the embedded default image (a small busybox system, always available offline)',
+        );
       return source.ref;
     }
     const { build } = source;
     this.events.baking();
     this.onProgress('Building the image from its Dockerfile');
     const built = await buildImage({
-      context: build.context, dockerfile: build.dockerfile, args: build.args, ...(build.target ? { target: build.target } : {}),
-      ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}), ...(build.pull ? { pullPolicy: 'always' as const } : {}),
-      network: build.network === 'none' ? 'none' : this.plan.network, allow: this.plan.allow, signal: this.abort.signal,
+      context: build.context,
+      dockerfile: build.dockerfile,
+      args: build.args,
+      ...(build.target ? { target: build.target } : {}),
+      ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}),
+      ...(build.pull ? { pullPolicy: 'always' as const } : {}),
+      network: build.network === 'none' ? 'none' : this.plan.network,
+      allow: this.plan.allow,
+      signal: this.abort.signal,
       onProgress: (event: BuildImageProgress) => this.buildProgress(event),
     });
-    this.events.log(`image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`);
+    this.events.log(
+      `image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`,
+    );
     return built.ref;
   }
 
@@ -391,15 +484,23 @@ export class Session {
    */
   private async languageImageRef(ref: string, detected: DetectedLanguage): Promise<string | undefined> {
     const why = `${detected.marker} makes this a ${LANGUAGE_NAMES[detected.language]} project`;
-    this.events.log(`no devcontainer.json: ${why}, so the workspace opens on ${ref} (the microvm.defaultImages setting names another)`);
+    this.events.log(
+      `no devcontainer.json: ${why}, so the workspace opens on ${ref} (the microvm.defaultImages setting names another)`,
+    );
     this.onProgress(`Pulling ${ref} (${why})`);
     try {
-      await baseImage(ref, { store: new ContentStore(), onPull: (e) => this.buildProgress({ ...e, ref }), signal: this.abort.signal });
+      await baseImage(ref, {
+        store: new ContentStore(),
+        onPull: (e) => this.buildProgress({ ...e, ref }),
+        signal: this.abort.signal,
+      });
       return ref;
     } catch (err) {
       if (this.stopped || !PULL_FAILURES.some((code) => isMicrovmError(err, code))) throw err;
-      this.events.log(`warning: ${ref} could not be pulled (${(err as MicrovmError).code}: ${(err as Error).message}); `
-        + 'the workspace opens on the embedded default image instead (a small busybox system without the language\'s tools)');
+      this.events.log(
+        `warning: ${ref} could not be pulled (${(err as MicrovmError).code}: ${(err as Error).message}); ` +
+          "the workspace opens on the embedded default image instead (a small busybox system without the language's tools)",
+      );
       return undefined;
     }
   }
@@ -420,7 +521,9 @@ export class Session {
         this.events.log(`build: ${event.message}`);
         return;
       case 'pull':
-        this.onProgress(`Pulling ${event.ref}: ${(event.bytes / 1048576).toFixed(1)} of ${(event.total / 1048576).toFixed(1)} MiB`);
+        this.onProgress(
+          `Pulling ${event.ref}: ${(event.bytes / 1048576).toFixed(1)} of ${(event.total / 1048576).toFixed(1)} MiB`,
+        );
         return;
       default:
     }
@@ -431,9 +534,12 @@ export class Session {
     const user = this.user as UserInfo;
     const phase = { start: started, attach: true };
     // The probe's environment is for hooks only: a start with none to run (a resumed VM, often) skips its shell.
-    const probed = pendingHooks(this.plan, this.state.done, phase).length > 0
-      ? await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder) : { env: {} };
-    if (probed.problem) this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
+    const probed =
+      pendingHooks(this.plan, this.state.done, phase).length > 0
+        ? await probeUserEnv(vm, this.plan.userEnvProbe, user, this.plan.workspaceFolder)
+        : { env: {} };
+    if (probed.problem)
+      this.events.log(`userEnvProbe (${this.plan.userEnvProbe}): ${probed.problem}; hooks get remoteEnv only`);
     const env = withoutKeys({ ...this.userEnv(), ...probed.env, ...this.remoteEnv }, this.unsetEnv);
     const where = { cwd: this.plan.workspaceFolder, env, unsetEnv: this.unsetEnv, user: runAs(user) };
     const events = this.events;
@@ -470,7 +576,10 @@ export class Session {
 
   /** Projects the VM's node_modules types onto the host now ("MicroVM: Refresh Type Definitions"); undefined when the projection is off. */
   async refreshTypes(): Promise<ProjectionRun | undefined> {
-    if (!this.types) this.events.log('type projection: off (microvm.typeProjection), or no volume covers a node_modules in the shared folder');
+    if (!this.types)
+      this.events.log(
+        'type projection: off (microvm.typeProjection), or no volume covers a node_modules in the shared folder',
+      );
     return this.types?.refresh('asked');
   }
 
@@ -486,7 +595,11 @@ export class Session {
 
   /** Starts a guest process with a pty in the workspace folder, as the remote user with remoteEnv. */
   spawnPty(argv: string[], size: { rows: number; cols: number }, env: Record<string, string> = {}): ExecChild {
-    return this.spawnAsUser(argv, { tty: true, winsize: size, env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...env } });
+    return this.spawnAsUser(argv, {
+      tty: true,
+      winsize: size,
+      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor', ...env },
+    });
   }
 
   /** Starts a guest process with pipes in the workspace folder, as the remote user with remoteEnv (`microvm run --workspace-folder`). */
@@ -494,7 +607,10 @@ export class Session {
     return this.spawnAsUser(argv, { env });
   }
 
-  private spawnAsUser(argv: string[], options: { tty?: boolean; winsize?: { rows: number; cols: number }; env: Record<string, string> }): ExecChild {
+  private spawnAsUser(
+    argv: string[],
+    options: { tty?: boolean; winsize?: { rows: number; cols: number }; env: Record<string, string> },
+  ): ExecChild {
     const user = this.user;
     return this.running.spawn({
       argv,
@@ -531,16 +647,22 @@ export class Session {
    */
   private startPrimaryCommand(vm: Vm, compose: ComposePlan): void {
     if (!compose.primaryCommand) return;
-    this.events.log(`service ${compose.primary}: running its command ${JSON.stringify(compose.primaryCommand)} (overrideCommand is false)`);
+    this.events.log(
+      `service ${compose.primary}: running its command ${JSON.stringify(compose.primaryCommand)} (overrideCommand is false)`,
+    );
     const child = vm.spawn({ argv: compose.primaryCommand, timeoutMs: 0, env: this.plan.containerEnv });
     const pump = async (read: () => Promise<Buffer>) => {
-      for (let chunk = await read(); chunk.length > 0; chunk = await read()) this.events.serviceOutput?.(compose.primary, chunk);
+      for (let chunk = await read(); chunk.length > 0; chunk = await read())
+        this.events.serviceOutput?.(compose.primary, chunk);
     };
     void pump(() => child.readStdout()).catch(() => undefined);
     void pump(() => child.readStderr()).catch(() => undefined);
-    void child.wait().then((r) => {
-      if (!this.stopped) this.events.log(`service ${compose.primary}: its command exited with code ${r.exitCode}`);
-    }, () => undefined);
+    void child.wait().then(
+      (r) => {
+        if (!this.stopped) this.events.log(`service ${compose.primary}: its command exited with code ${r.exitCode}`);
+      },
+      () => undefined,
+    );
   }
 
   /** Who terminals and hooks run as, once start() looked it up. */
@@ -556,7 +678,10 @@ export class Session {
   /** HOME, USER and SHELL of the remote user, as a login would set them, and the host CAs' variables. */
   private userEnv(): Record<string, string> {
     const user = this.user;
-    return { ...this.certificateEnv, ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: user.shell } : {}) };
+    return {
+      ...this.certificateEnv,
+      ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: user.shell } : {}),
+    };
   }
 
   /**
@@ -578,11 +703,24 @@ export class Session {
   }
 
   /** What the Ports view shows: guest listeners, forwards (guest -> host port), and why a port is not forwarded. */
-  portState(): { listeners: readonly GuestListener[]; forwards: Map<number, number>; notForwarded: Map<number, string>; primaryService?: string; serviceForwards?: ServiceForward[] } {
+  portState(): {
+    listeners: readonly GuestListener[];
+    forwards: Map<number, number>;
+    notForwarded: Map<number, string>;
+    primaryService?: string;
+    serviceForwards?: ServiceForward[];
+  } {
     const ports = this.ports;
     if (!ports || this.stopped) return { listeners: [], forwards: new Map(), notForwarded: new Map() };
-    const compose = this.plan.compose ? { primaryService: this.plan.compose.primary, serviceForwards: this.serviceForwards } : {};
-    return { listeners: ports.guestListeners, forwards: ports.hostPorts(), notForwarded: ports.notForwarded(), ...compose };
+    const compose = this.plan.compose
+      ? { primaryService: this.plan.compose.primary, serviceForwards: this.serviceForwards }
+      : {};
+    return {
+      listeners: ports.guestListeners,
+      forwards: ports.hostPorts(),
+      notForwarded: ports.notForwarded(),
+      ...compose,
+    };
   }
 
   /** Resolves once every port change seen so far has been applied. */
@@ -610,7 +748,14 @@ export class Session {
       // The pool first: releasing first would let it boot a replacement for the released VM.
       await this.pool?.shutdown();
       const warm = this.options.warm;
-      if (options.suspend && warm && vm && this.warmStart?.vm === vm && await suspendWarm(warm, this.warmStart, (line) => this.events.log(line))) return;
+      if (
+        options.suspend &&
+        warm &&
+        vm &&
+        this.warmStart?.vm === vm &&
+        (await suspendWarm(warm, this.warmStart, (line) => this.events.log(line)))
+      )
+        return;
       await vm?.release().catch(() => undefined);
     } finally {
       // The services (and their relays) last: a relay's host port must not be free while a VM linked to it runs.
@@ -652,7 +797,9 @@ export class Session {
 
 /** The image's environment (KEY=VALUE strings) as a record. */
 function envOf(image: Image): Record<string, string> {
-  return Object.fromEntries(image.config.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    image.config.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+  );
 }
 
 /** remoteEnv without its unset (null) entries. */

@@ -33,7 +33,18 @@ export const DEFAULT_TYPE_LIMITS: TypeLimits = {
  * The package.json fields module resolution reads. Everything else (scripts, bin, gypfile,
  * install hooks, config, workspaces, engines, ...) is dropped: no host tool can act on it.
  */
-export const PACKAGE_JSON_FIELDS = ['name', 'version', 'types', 'typings', 'main', 'module', 'exports', 'imports', 'typesVersions', 'type'] as const;
+export const PACKAGE_JSON_FIELDS = [
+  'name',
+  'version',
+  'types',
+  'typings',
+  'main',
+  'module',
+  'exports',
+  'imports',
+  'typesVersions',
+  'type',
+] as const;
 
 /** Top-level names the projection keeps for itself: its marker (`.microvm-types.json`) and staging trees (`.tmp-<pid>-...`). */
 const RESERVED_TOP_LEVEL = /^\.(microvm-|tmp-)/i;
@@ -42,9 +53,7 @@ const RESERVED_TOP_LEVEL = /^\.(microvm-|tmp-)/i;
 const DECLARATION = /\.d\.(ts|mts|cts)$/;
 
 /** Whether a path from the guest's node_modules is projected onto the host, and as what, or why not. */
-export type PathVerdict =
-  | { keep: 'declaration' | 'package-json'; path: string }
-  | { skip: string };
+export type PathVerdict = { keep: 'declaration' | 'package-json'; path: string } | { skip: string };
 
 /**
  * Whether a path from the guest (relative to its node_modules, as tar stored it) becomes a
@@ -52,14 +61,19 @@ export type PathVerdict =
  * unusual (absolute, `..`, `.`, empty parts, NUL or control characters, backslashes,
  * invalid UTF-8, too long or too deep, a protected name anywhere) is skipped with the reason.
  */
-export function judgePath(raw: string, protect: readonly string[], limits: TypeLimits = DEFAULT_TYPE_LIMITS): PathVerdict {
+export function judgePath(
+  raw: string,
+  protect: readonly string[],
+  limits: TypeLimits = DEFAULT_TYPE_LIMITS,
+): PathVerdict {
   const text = Buffer.from(raw, 'latin1').toString('utf8');
   if (Buffer.from(text, 'utf8').toString('latin1') !== raw) return { skip: 'not valid UTF-8' };
   if (/[\0-\x1f\x7f\\]/.test(text)) return { skip: 'a control character or backslash in the name' };
   if (text.startsWith('/')) return { skip: 'an absolute path' };
   const parts = text.replace(/^(\.\/)+/, '').split('/');
   if (parts.some((part) => part === '' || part === '.' || part === '..')) return { skip: 'an empty, "." or ".." part' };
-  if (Buffer.byteLength(text, 'utf8') > limits.maxPathBytes) return { skip: `longer than ${limits.maxPathBytes} bytes` };
+  if (Buffer.byteLength(text, 'utf8') > limits.maxPathBytes)
+    return { skip: `longer than ${limits.maxPathBytes} bytes` };
   if (parts.length - 1 > limits.maxDepth) return { skip: `deeper than ${limits.maxDepth} directories` };
   if (parts.some((part) => Buffer.byteLength(part, 'utf8') > 255)) return { skip: 'a name longer than 255 bytes' };
   if (RESERVED_TOP_LEVEL.test(parts[0] ?? '')) return { skip: 'a top-level name the projection keeps for itself' };
@@ -82,7 +96,10 @@ export function isProtected(name: string, protect: readonly string[]): boolean {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's');
 }
 
@@ -91,7 +108,10 @@ function globToRegExp(glob: string): RegExp {
  * (too big, not JSON, not an object). Field values are kept as they are: they are paths and
  * conditions tsserver reads, never commands.
  */
-export function rewritePackageJson(data: Buffer, limits: TypeLimits = DEFAULT_TYPE_LIMITS): { text: string } | { skip: string } {
+export function rewritePackageJson(
+  data: Buffer,
+  limits: TypeLimits = DEFAULT_TYPE_LIMITS,
+): { text: string } | { skip: string } {
   if (data.length > limits.maxPackageJsonBytes) return { skip: `larger than ${limits.maxPackageJsonBytes} bytes` };
   let parsed: unknown;
   try {

@@ -32,25 +32,43 @@ export class TypeProjector {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private last: ProjectionRun | undefined;
-  private readonly onLockfile = coalesced(this.queue, async () => { await this.projectAll('a lockfile changed'); }, () => undefined);
+  private readonly onLockfile = coalesced(
+    this.queue,
+    async () => {
+      await this.projectAll('a lockfile changed');
+    },
+    () => undefined,
+  );
 
-  private constructor(private readonly vm: Vm, readonly targets: ProjectionTarget[], private readonly protect: readonly string[], private readonly log: (line: string) => void) {}
+  private constructor(
+    private readonly vm: Vm,
+    readonly targets: ProjectionTarget[],
+    private readonly protect: readonly string[],
+    private readonly log: (line: string) => void,
+  ) {}
 
   /**
    * The projector of a workspace VM, or undefined when no volume covers a node_modules in a
    * filtered share. It projects after `settled` and then follows the lockfiles.
    */
-  static start(vm: Vm, plan: Pick<WorkspacePlan, 'mounts' | 'volumes'>, settled: Promise<unknown>, log: (line: string) => void): TypeProjector | undefined {
+  static start(
+    vm: Vm,
+    plan: Pick<WorkspacePlan, 'mounts' | 'volumes'>,
+    settled: Promise<unknown>,
+    log: (line: string) => void,
+  ): TypeProjector | undefined {
     const targets = projectionTargets(plan.mounts, plan.volumes);
     if (targets.length === 0) return undefined;
     const protect = [...new Set(plan.mounts.flatMap((m) => m.protect))];
     const projector = new TypeProjector(vm, targets, protect, log);
-    void projector.queue.run(async () => {
-      await settled.catch(() => undefined);
-      if (projector.stopped) return;
-      await projector.projectAll('the hooks settled');
-      projector.watchLockfiles();
-    }).catch(() => undefined);
+    void projector.queue
+      .run(async () => {
+        await settled.catch(() => undefined);
+        if (projector.stopped) return;
+        await projector.projectAll('the hooks settled');
+        projector.watchLockfiles();
+      })
+      .catch(() => undefined);
     return projector;
   }
 
@@ -84,7 +102,9 @@ export class TypeProjector {
       } catch (err) {
         if (this.stopped) break;
         run.failures.push({ guestDir: target.guestDir, error: err as Error });
-        this.log(`type projection of ${target.guestDir} (${reason}) failed (${(err as { code?: string }).code ?? 'error'}): ${(err as Error).message}`);
+        this.log(
+          `type projection of ${target.guestDir} (${reason}) failed (${(err as { code?: string }).code ?? 'error'}): ${(err as Error).message}`,
+        );
       }
     }
     this.last = run;
@@ -101,22 +121,30 @@ export class TypeProjector {
         watcher.on('error', () => watcher.close());
         this.watchers.push(watcher);
       } catch (err) {
-        this.log(`type projection: cannot watch ${dir} for lockfile changes (${(err as Error).message}); run "MicroVM: Refresh Type Definitions" after an install`);
+        this.log(
+          `type projection: cannot watch ${dir} for lockfile changes (${(err as Error).message}); run "MicroVM: Refresh Type Definitions" after an install`,
+        );
       }
     }
   }
 
   private lockfileChanged(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => { if (!this.stopped) this.onLockfile(); }, LOCKFILE_QUIET_MS);
+    this.timer = setTimeout(() => {
+      if (!this.stopped) this.onLockfile();
+    }, LOCKFILE_QUIET_MS);
     this.timer.unref();
   }
 }
 
 function describe(target: ProjectionTarget, result: ProjectionResult, reason: string): string {
-  const skipped = Object.entries(result.skipped).map(([why, n]) => `${n} ${why}`).join('; ');
-  return `type projection (${reason}): ${result.declarations} declaration files and ${result.packageJsons} package.json files `
-    + `(${size(result.bytes)}) from ${target.guestDir} to ${result.hostDir} in ${result.ms} ms${skipped ? `; left out: ${skipped}` : ''}`;
+  const skipped = Object.entries(result.skipped)
+    .map(([why, n]) => `${n} ${why}`)
+    .join('; ');
+  return (
+    `type projection (${reason}): ${result.declarations} declaration files and ${result.packageJsons} package.json files ` +
+    `(${size(result.bytes)}) from ${target.guestDir} to ${result.hostDir} in ${result.ms} ms${skipped ? `; left out: ${skipped}` : ''}`
+  );
 }
 
 function size(bytes: number): string {

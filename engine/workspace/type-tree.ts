@@ -27,21 +27,36 @@ export function checkTarget(folder: string, hostDir: string): TargetState {
   try {
     realParent = fs.realpathSync(parent);
   } catch (err) {
-    throw refusal(hostDir, `its folder ${parent} cannot be resolved (${(err as NodeJS.ErrnoException).code})`, 'create the folder on the host, or turn the projection off');
+    throw refusal(
+      hostDir,
+      `its folder ${parent} cannot be resolved (${(err as NodeJS.ErrnoException).code})`,
+      'create the folder on the host, or turn the projection off',
+    );
   }
   if (realParent !== parent || !(`${parent}/`.startsWith(`${folder}/`) || parent === folder)) {
-    throw refusal(hostDir, `${parent} is reached through a symbolic link (it resolves to ${realParent})`, 'replace the link with a directory, or turn the projection off');
+    throw refusal(
+      hostDir,
+      `${parent} is reached through a symbolic link (it resolves to ${realParent})`,
+      'replace the link with a directory, or turn the projection off',
+    );
   }
   const stat = fs.lstatSync(hostDir, { throwIfNoEntry: false });
   if (!stat) return 'absent';
   if (!stat.isDirectory()) throw refusal(hostDir, 'it is not a directory (a link or a file)', 'move it away');
   if (fs.lstatSync(path.join(hostDir, PROJECTION_MARKER), { throwIfNoEntry: false })?.isFile()) return 'ours';
   if (fs.readdirSync(hostDir).length === 0) return 'empty';
-  throw refusal(hostDir, `it is a node_modules made on the host (no ${PROJECTION_MARKER} in it)`, 'move or delete it if the VM\'s packages should be projected there');
+  throw refusal(
+    hostDir,
+    `it is a node_modules made on the host (no ${PROJECTION_MARKER} in it)`,
+    "move or delete it if the VM's packages should be projected there",
+  );
 }
 
 function refusal(hostDir: string, why: string, fix: string): MicrovmError {
-  return new MicrovmError('E_TYPE_PROJECTION', `the type projection does not replace ${hostDir}: ${why}, so host TypeScript does not see the VM's packages there; ${fix} (or set microvm.typeProjection to false)`);
+  return new MicrovmError(
+    'E_TYPE_PROJECTION',
+    `the type projection does not replace ${hostDir}: ${why}, so host TypeScript does not see the VM's packages there; ${fix} (or set microvm.typeProjection to false)`,
+  );
 }
 
 /** Where staging trees are built: `$MICROVM_HOME/type-projections`, private to this user. */
@@ -59,7 +74,11 @@ function stagingDir(): string {
 export class StagingTree {
   files = 0;
   bytes = 0;
-  private constructor(readonly root: string, readonly inPlace: boolean, private readonly owner: { uid: number; gid: number } | undefined) {}
+  private constructor(
+    readonly root: string,
+    readonly inPlace: boolean,
+    private readonly owner: { uid: number; gid: number } | undefined,
+  ) {}
 
   /**
    * A new staging tree for `hostDir`: under $MICROVM_HOME when it shares a file system with
@@ -131,7 +150,9 @@ export class StagingTree {
     for (const name of fs.readdirSync(hostDir)) {
       if (!keep.has(name)) fs.renameSync(path.join(hostDir, name), path.join(old, name));
     }
-    const names = fs.readdirSync(this.root).sort((a, b) => Number(a === PROJECTION_MARKER) - Number(b === PROJECTION_MARKER));
+    const names = fs
+      .readdirSync(this.root)
+      .sort((a, b) => Number(a === PROJECTION_MARKER) - Number(b === PROJECTION_MARKER));
     for (const name of names) fs.renameSync(path.join(this.root, name), path.join(hostDir, name));
     fs.rmSync(this.root, { recursive: true, force: true });
     fs.rmSync(old, { recursive: true, force: true });

@@ -45,9 +45,13 @@ export class WarmSnapshots {
     const files = lockfilesDigest(this.folder);
     const parts = {
       // The container's identity, not its hooks' progress (a suspended VM may have run more of them).
-      image: imageKey, container: record.container ? [record.container.inputs, record.container.createdAt, record.container.image ?? null] : null,
+      image: imageKey,
+      container: record.container
+        ? [record.container.inputs, record.container.createdAt, record.container.image ?? null]
+        : null,
       config: record.config?.digest ?? null,
-      boot: assets.bootSha256, files,
+      boot: assets.bootSha256,
+      files,
     };
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
@@ -70,7 +74,10 @@ export class WarmSnapshots {
       fs.rmSync(dir, { recursive: true, force: true });
       return { reason: why };
     }
-    return { dir, source: { kind: 'suspended', stateFile: path.join(dir, STATE_FILE), memFile: path.join(dir, MEMORY_FILE) } };
+    return {
+      dir,
+      source: { kind: 'suspended', stateFile: path.join(dir, STATE_FILE), memFile: path.join(dir, MEMORY_FILE) },
+    };
   }
 
   /**
@@ -106,14 +113,16 @@ export class WarmSnapshots {
 export function mismatch(suspended: Suspended, key: string, disks: string[], dir: string): string | undefined {
   if (suspended.key !== key) return 'its inputs changed (image, settings, configuration, kernel or a lockfile)';
   for (const name of [STATE_FILE, MEMORY_FILE]) {
-    if (!fs.existsSync(path.join(dir, name))) return `its ${name} file is gone (${path.join(dir, name)}; a host reboot clears it)`;
+    if (!fs.existsSync(path.join(dir, name)))
+      return `its ${name} file is gone (${path.join(dir, name)}; a host reboot clears it)`;
   }
   const saved = new Map(suspended.disks.map((d) => [d.file, d]));
   if (saved.size !== disks.length) return 'its set of disks changed';
   for (const file of disks) {
     const then = saved.get(file);
     const now = diskStamp(file);
-    if (!then || then.size !== now.size || then.mtimeMs !== now.mtimeMs) return `the disk ${file} changed since it was suspended`;
+    if (!then || then.size !== now.size || then.mtimeMs !== now.mtimeMs)
+      return `the disk ${file} changed since it was suspended`;
   }
   return undefined;
 }
@@ -133,7 +142,10 @@ function privateParent(): void {
   if (!fs.existsSync(parent)) fs.mkdirSync(parent, { mode: 0o700 });
   const problem = notPrivate(parent);
   if (problem) {
-    throw new MicrovmError('E_STATE_DIR', `the directory for suspended workspace VMs ${parent} ${problem}, so another user could read or replace their memory; remove it (the engine creates it again)`);
+    throw new MicrovmError(
+      'E_STATE_DIR',
+      `the directory for suspended workspace VMs ${parent} ${problem}, so another user could read or replace their memory; remove it (the engine creates it again)`,
+    );
   }
 }
 

@@ -17,7 +17,13 @@ export interface WarmStart {
  * Resumes the workspace's suspended VM when it fits (then attaches the folder), else boots a
  * q35 workspace VM that can be suspended later; the log says which, and why.
  */
-export async function startWarm(image: Image, warm: WarmSnapshots, volumes: string[], log: (line: string) => void, booting: () => void): Promise<WarmStart> {
+export async function startWarm(
+  image: Image,
+  warm: WarmSnapshots,
+  volumes: string[],
+  log: (line: string) => void,
+  booting: () => void,
+): Promise<WarmStart> {
   const disks = volumes.map(volumeFile);
   const key = await warm.key(image.cacheKey);
   const taken = await warm.take(key, disks);
@@ -26,7 +32,9 @@ export async function startWarm(image: Image, warm: WarmSnapshots, volumes: stri
     try {
       const vm = await image.workspaceVm(taken.source);
       const { agent, ready } = vm.startTimings;
-      log(`warm reopen: resumed VM ${vm.id} from its suspended state in ${Date.now() - started} ms (no boot; the guest answered after ${agent} ms, the folder was attached again after ${ready} ms)`);
+      log(
+        `warm reopen: resumed VM ${vm.id} from its suspended state in ${Date.now() - started} ms (no boot; the guest answered after ${agent} ms, the folder was attached again after ${ready} ms)`,
+      );
       return { vm, resumed: true, key, disks };
     } catch (err) {
       if (!isMicrovmError(err)) throw err;
@@ -46,15 +54,24 @@ export async function startWarm(image: Image, warm: WarmSnapshots, volumes: stri
  * Suspends the workspace VM for the next open; false (and the VM stopped) when it could not
  * be, so the next open boots afresh. The log names the processes killed for holding the folder.
  */
-export async function suspendWarm(warm: WarmSnapshots, start: WarmStart, log: (line: string) => void): Promise<boolean> {
+export async function suspendWarm(
+  warm: WarmSnapshots,
+  start: WarmStart,
+  log: (line: string) => void,
+): Promise<boolean> {
   const started = Date.now();
   try {
     const killed = await warm.suspend(start.vm, start.key, start.disks);
-    if (killed.length > 0) log(`warm reopen: killed ${killed.length} guest process(es) that held the shared folder, which must be unmounted to suspend: ${killed.join(', ')}`);
+    if (killed.length > 0)
+      log(
+        `warm reopen: killed ${killed.length} guest process(es) that held the shared folder, which must be unmounted to suspend: ${killed.join(', ')}`,
+      );
     log(`warm reopen: suspended VM ${start.vm.id} in ${Date.now() - started} ms`);
     return true;
   } catch (err) {
-    log(`warm reopen: the VM could not be suspended (${(err as Error).message}); it is stopped and the next open boots afresh`);
+    log(
+      `warm reopen: the VM could not be suspended (${(err as Error).message}); it is stopped and the next open boots afresh`,
+    );
     await warm.discard();
     return false;
   }

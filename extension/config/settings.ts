@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { BUILDER_IMAGE_ENV, formatMirrorList, Language, LANGUAGES, MIRRORS_ENV, parseMirrorList, RegistryMirrors } from '../../engine/index';
+import {
+  BUILDER_IMAGE_ENV,
+  formatMirrorList,
+  Language,
+  LANGUAGES,
+  MIRRORS_ENV,
+  parseMirrorList,
+  RegistryMirrors,
+} from '../../engine/index';
 
 /** The `microvm.*` settings, read through a getter so that tests need no VS Code. */
 export interface Settings {
@@ -42,7 +50,12 @@ export interface Settings {
 
 const settingsSchema = z.object({
   image: z.string().catch(''),
-  memoryMib: z.number().int().min(64).max(1024 * 1024).catch(1024),
+  memoryMib: z
+    .number()
+    .int()
+    .min(64)
+    .max(1024 * 1024)
+    .catch(1024),
   cpus: z.number().int().min(1).max(255).catch(2),
   network: z.enum(['outbound', 'none', 'allowlist', 'learn']).catch('outbound'),
   allowedHosts: z.array(z.string().min(1).max(253)).max(256).catch([]),
@@ -53,15 +66,31 @@ const settingsSchema = z.object({
   allowEmulation: z.boolean().catch(false),
   maxMemoryMib: z.number().int().min(0).catch(0),
   maxCpus: z.number().int().min(0).catch(0),
-  protectedNames: z.array(z.string().min(1).max(255).refine((n) => !n.includes('/') && n !== '.' && n !== '..')).max(32).catch([]),
+  protectedNames: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(255)
+        .refine((n) => !n.includes('/') && n !== '.' && n !== '..'),
+    )
+    .max(32)
+    .catch([]),
   gitAccess: z.enum(['writable', 'strict']).catch('writable'),
-  localEnvAllow: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).max(64).catch([]),
+  localEnvAllow: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
+    .max(64)
+    .catch([]),
   defaultImages: z.record(z.enum(LANGUAGES as [Language, ...Language[]]), z.string().max(1024)).catch({}),
   registryMirrors: z.record(z.string().min(1).max(255), z.array(z.string().min(1).max(2048)).max(8)).catch({}),
   builderImage: z.string().max(1024).catch(''),
   trustHostCertificates: z.union([z.enum(['auto', 'off']), z.array(z.string().min(1).max(4096)).max(32)]).catch('auto'),
   typeProjection: z.boolean().catch(true),
-  idleStopMinutes: z.number().min(0).max(7 * 24 * 60).catch(30),
+  idleStopMinutes: z
+    .number()
+    .min(0)
+    .max(7 * 24 * 60)
+    .catch(30),
 });
 
 export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Settings>;
@@ -86,7 +115,10 @@ export function accelEnv(settings: Settings): string | undefined {
  * bad entry of the setting.
  */
 export function mirrorsEnv(settings: Settings, inherited: string | undefined): string | undefined {
-  const own: RegistryMirrors = parseMirrorList(formatMirrorList(settings.registryMirrors), 'the microvm.registryMirrors setting');
+  const own: RegistryMirrors = parseMirrorList(
+    formatMirrorList(settings.registryMirrors),
+    'the microvm.registryMirrors setting',
+  );
   const merged: Record<string, string[]> = Object.fromEntries(Object.entries(own).map(([k, v]) => [k, [...v]]));
   for (const [registry, urls] of Object.entries(inherited ? parseMirrorList(inherited) : {})) {
     const list = (merged[registry] ??= []);

@@ -15,13 +15,17 @@ export function portNotices(): PortNotices {
         void vscode.env.openExternal(localUrl(port));
         return;
       }
-      void showInfo(notice`Port ${port.guestPort} in the MicroVM is available at 127.0.0.1:${port.hostPort}.`, 'Open in Browser')
-        .then((choice) => choice && vscode.env.openExternal(localUrl(port)));
+      void showInfo(
+        notice`Port ${port.guestPort} in the MicroVM is available at 127.0.0.1:${port.hostPort}.`,
+        'Open in Browser',
+      ).then((choice) => choice && vscode.env.openExternal(localUrl(port)));
     },
     confirmSameHostPort: askSameHostPort,
     portsSummary: (ports) => {
-      void showInfo(notice`MicroVM: ${ports.length} new guest ports were forwarded to 127.0.0.1; see the Ports view for their addresses.`, 'Show Ports')
-        .then((choice) => choice && vscode.commands.executeCommand('microvm.ports.focus'));
+      void showInfo(
+        notice`MicroVM: ${ports.length} new guest ports were forwarded to 127.0.0.1; see the Ports view for their addresses.`,
+        'Show Ports',
+      ).then((choice) => choice && vscode.commands.executeCommand('microvm.ports.focus'));
     },
   };
 }
@@ -34,7 +38,8 @@ export async function askSameHostPort(port: ForwardedPort): Promise<boolean> {
   const same = `Use 127.0.0.1:${port.guestPort}`;
   const choice = await showWarning(
     notice`MicroVM: guest port ${port.guestPort} is a well-known service port, forwarded to 127.0.0.1:${port.hostPort}. Use 127.0.0.1:${port.guestPort} instead? Only if no service on this machine needs it.`,
-    same, 'Keep',
+    same,
+    'Keep',
   );
   return choice === same;
 }

@@ -61,7 +61,11 @@ function portItem(row: PortRow): vscode.TreeItem {
   item.accessibilityInformation = { label: tooltip };
   // Another service's forward is the configuration's (forwardPorts): it can be opened and copied, not stopped here.
   const other = row.serviceForward === true;
-  item.contextValue = row.localAddress ? (other ? 'microvm.servicePort.forwarded' : 'microvm.port.forwarded') : 'microvm.port.unforwarded';
+  item.contextValue = row.localAddress
+    ? other
+      ? 'microvm.servicePort.forwarded'
+      : 'microvm.port.forwarded'
+    : 'microvm.port.unforwarded';
   item.iconPath = new vscode.ThemeIcon(row.localAddress ? 'radio-tower' : 'circle-outline');
   return item;
 }

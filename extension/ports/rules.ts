@@ -40,16 +40,18 @@ export function portRows(
   const processes = new Map<number, string>();
   for (const d of detected) if (!processes.get(d.port)) processes.set(d.port, d.command);
   const ports = new Set([...processes.keys(), ...declared.forward, ...forwards.keys()]);
-  return [...ports].sort((a, b) => a - b).map((port) => {
-    const hostPort = forwards.get(port);
-    return {
-      guestPort: port,
-      localAddress: hostPort === undefined ? undefined : `127.0.0.1:${hostPort}`,
-      process: plainLine(processes.get(port) ?? '', MAX_PROCESS_CHARS),
-      label: plainLine(attributesFor(port, declared, processes.get(port) ?? '').label ?? '', MAX_LABEL_CHARS),
-      note: hostPort === undefined ? notes.get(port) ?? '' : '',
-    };
-  });
+  return [...ports]
+    .sort((a, b) => a - b)
+    .map((port) => {
+      const hostPort = forwards.get(port);
+      return {
+        guestPort: port,
+        localAddress: hostPort === undefined ? undefined : `127.0.0.1:${hostPort}`,
+        process: plainLine(processes.get(port) ?? '', MAX_PROCESS_CHARS),
+        label: plainLine(attributesFor(port, declared, processes.get(port) ?? '').label ?? '', MAX_LABEL_CHARS),
+        note: hostPort === undefined ? (notes.get(port) ?? '') : '',
+      };
+    });
 }
 
 /** The Ports view's rows for a running session. */
@@ -59,7 +61,13 @@ export function sessionRows(session: Pick<Session, 'portState'> & { plan: Pick<S
   if (!state.primaryService) return own;
   const primary = plainLine(state.primaryService, MAX_LABEL_CHARS);
   const services = (state.serviceForwards ?? []).map((f) => ({
-    guestPort: f.port, localAddress: f.localAddr, process: '', label: '', note: '', service: plainLine(f.service, MAX_LABEL_CHARS), serviceForward: true,
+    guestPort: f.port,
+    localAddress: f.localAddr,
+    process: '',
+    label: '',
+    note: '',
+    service: plainLine(f.service, MAX_LABEL_CHARS),
+    serviceForward: true,
   }));
   return [...own.map((row) => ({ ...row, service: primary })), ...services];
 }

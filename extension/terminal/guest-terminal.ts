@@ -35,11 +35,17 @@ export class GuestTerminal {
   private exited = false;
   private closed = false;
 
-  constructor(private readonly start: StartProcess, private readonly sink: TerminalSink) {}
+  constructor(
+    private readonly start: StartProcess,
+    private readonly sink: TerminalSink,
+  ) {}
 
   open(size: TerminalSize | undefined): void {
     if (size) this.size = size;
-    this.start(this.size).then((process) => this.attach(process), (err: Error) => this.fail(err));
+    this.start(this.size).then(
+      (process) => this.attach(process),
+      (err: Error) => this.fail(err),
+    );
   }
 
   input(data: string): void {
@@ -106,4 +112,3 @@ export function exitMessage(result: { exitCode: number; signal: string | null })
   if (result.signal) return `process ended by ${result.signal}`;
   return `process exited with code ${result.exitCode}`;
 }
-

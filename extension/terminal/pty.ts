@@ -6,7 +6,10 @@ import { GuestTerminal, StartProcess } from './guest-terminal';
  * `hangUpOnClose` false: closing the pseudoterminal leaves the guest process running (a
  * supervised terminal, which the user's own close hangs up through `hangUp`).
  */
-export function guestPseudoterminal(start: StartProcess, hangUpOnClose = true): vscode.Pseudoterminal & { hangUp(): void } {
+export function guestPseudoterminal(
+  start: StartProcess,
+  hangUpOnClose = true,
+): vscode.Pseudoterminal & { hangUp(): void } {
   const write = new vscode.EventEmitter<string>();
   const close = new vscode.EventEmitter<number | void>();
   const terminal = new GuestTerminal(start, {

@@ -12,7 +12,10 @@ const ICON = new vscode.ThemeIcon('vm');
  * or reloading leaves it running.
  */
 export function shellTerminalOptions(workspace: SupervisedWorkspace, ptyId?: number): vscode.ExtensionTerminalOptions {
-  const pty = guestPseudoterminal((size) => (ptyId === undefined ? workspace.spawnTerminal(size) : workspace.attachTerminal(ptyId)), false);
+  const pty = guestPseudoterminal(
+    (size) => (ptyId === undefined ? workspace.spawnTerminal(size) : workspace.attachTerminal(ptyId)),
+    false,
+  );
   return { name: 'MicroVM', color: new vscode.ThemeColor('terminal.ansiGreen'), iconPath: ICON, pty };
 }
 

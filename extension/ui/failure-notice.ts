@@ -17,10 +17,13 @@ const HINTS = new Map([
 /** The notification for a failure: a fixed sentence, the error's code, and a pointer to the log. */
 export function failureNotice(err: unknown, context: FailureContext, guestPort?: number): NoticeText {
   const code = errorCode(err);
-  if (context === 'forward') return notice`MicroVM: cannot forward guest port ${guestPort ?? '?'} (${code}); see the MicroVM log.`;
+  if (context === 'forward')
+    return notice`MicroVM: cannot forward guest port ${guestPort ?? '?'} (${code}); see the MicroVM log.`;
   if (context === 'exited') return notice`MicroVM: the VM stopped unexpectedly (${code}); see the MicroVM log.`;
-  if (code === 'DevcontainerError') return notice`MicroVM: the folder's devcontainer.json cannot be used; see the MicroVM log.`;
-  if (code === 'E_VOLUME') return notice`MicroVM: a volume of this workspace could not be mounted; it may be damaged (${code}). Recreate it (its contents are lost) or see the MicroVM log.`;
+  if (code === 'DevcontainerError')
+    return notice`MicroVM: the folder's devcontainer.json cannot be used; see the MicroVM log.`;
+  if (code === 'E_VOLUME')
+    return notice`MicroVM: a volume of this workspace could not be mounted; it may be damaged (${code}). Recreate it (its contents are lost) or see the MicroVM log.`;
   const hint = HINTS.get(code);
   if (hint) return notice`MicroVM: ${hint} (${code}). Details are in the MicroVM log.`;
   return notice`MicroVM: the VM could not start (${code}); see the MicroVM log.`;

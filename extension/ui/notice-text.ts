@@ -14,7 +14,14 @@ export const MAX_NOTICE_CHARS = 400;
 const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
 
 /** Characters that start a link, markup or an icon, and the look-alikes shown instead. */
-const LOOKALIKES: Record<string, string> = { '[': '\uff3b', ']': '\uff3d', '<': '\u2039', '>': '\u203a', '`': "'", '$': '\uff04' };
+const LOOKALIKES: Record<string, string> = {
+  '[': '\uff3b',
+  ']': '\uff3d',
+  '<': '\u2039',
+  '>': '\u203a',
+  '`': "'",
+  $: '\uff04',
+};
 
 /**
  * A notification message: the literal parts as written, each value through noticeValue().

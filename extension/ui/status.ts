@@ -23,11 +23,26 @@ export function statusView(status: VmStatus, accel: AccelSummary | undefined, de
   const lines = (first: string) => [first, detail, emulated ? TCG_TOOLTIP : ''].filter(Boolean).join('\n\n');
   switch (status) {
     case 'stopped':
-      return { text: `$(vm-outline) MicroVM${suffix}`, tooltip: lines('No VM is running. Click to open this folder in a MicroVM.'), warning: false, command: 'microvm.openFolder' };
+      return {
+        text: `$(vm-outline) MicroVM${suffix}`,
+        tooltip: lines('No VM is running. Click to open this folder in a MicroVM.'),
+        warning: false,
+        command: 'microvm.openFolder',
+      };
     case 'baking':
-      return { text: `$(sync~spin) MicroVM: baking${suffix}`, tooltip: lines('Preparing the image: root disk, warmup, snapshot.'), warning: false, command: 'microvm.showLog' };
+      return {
+        text: `$(sync~spin) MicroVM: baking${suffix}`,
+        tooltip: lines('Preparing the image: root disk, warmup, snapshot.'),
+        warning: false,
+        command: 'microvm.showLog',
+      };
     case 'booting':
-      return { text: `$(sync~spin) MicroVM: booting${suffix}`, tooltip: lines('Starting the VM.'), warning: false, command: 'microvm.showLog' };
+      return {
+        text: `$(sync~spin) MicroVM: booting${suffix}`,
+        tooltip: lines('Starting the VM.'),
+        warning: false,
+        command: 'microvm.showLog',
+      };
     case 'ready':
       return {
         text: `${emulated ? '$(warning)' : '$(vm-running)'} MicroVM: ready${suffix}`,
@@ -36,6 +51,11 @@ export function statusView(status: VmStatus, accel: AccelSummary | undefined, de
         command: 'microvm.newTerminal',
       };
     case 'error':
-      return { text: `$(error) MicroVM: error${suffix}`, tooltip: lines('The VM failed. Click to show the log.'), warning: false, command: 'microvm.showLog' };
+      return {
+        text: `$(error) MicroVM: error${suffix}`,
+        tooltip: lines('The VM failed. Click to show the log.'),
+        warning: false,
+        command: 'microvm.showLog',
+      };
   }
 }

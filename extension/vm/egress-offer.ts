@@ -1,4 +1,11 @@
-import { approveEgress, egressLogFile, EgressAnswer, learnedNames, openWorkspace, readEgressLog } from '../../engine/index';
+import {
+  approveEgress,
+  egressLogFile,
+  EgressAnswer,
+  learnedNames,
+  openWorkspace,
+  readEgressLog,
+} from '../../engine/index';
 import type { Ctx } from '../context';
 import { notice } from '../ui/notice-text';
 import { showInfo, showWarning } from '../ui/notify';
@@ -12,8 +19,14 @@ import { showInfo, showWarning } from '../ui/notify';
 export async function offerLearnedHosts(ctx: Ctx, folder: string): Promise<void> {
   const pending = unapproved(folder);
   if (pending.length === 0) return;
-  ctx.log.info(`network learn: the workspace reached ${pending.length} host name(s) not yet approved: ${pending.join(', ')}`);
-  const choice = await showInfo(notice`MicroVM: the workspace reached ${pending.length} host name(s) (listed in the MicroVM log). Approve them for network "allowlist" from now on?`, 'Approve', 'Show Log');
+  ctx.log.info(
+    `network learn: the workspace reached ${pending.length} host name(s) not yet approved: ${pending.join(', ')}`,
+  );
+  const choice = await showInfo(
+    notice`MicroVM: the workspace reached ${pending.length} host name(s) (listed in the MicroVM log). Approve them for network "allowlist" from now on?`,
+    'Approve',
+    'Show Log',
+  );
   if (choice === 'Show Log') ctx.log.show();
   if (choice === 'Approve') await approve(ctx, folder);
 }
@@ -24,7 +37,9 @@ export async function approveLearnedHosts(ctx: Ctx): Promise<void> {
   if (!folder) return;
   const learned = learnedNames(readEgressLog(egressLogFile(folder)));
   if (learned.length === 0) {
-    void showInfo(notice`MicroVM: no host names were learned for this folder yet. Set microvm.network to "learn", open the folder in a MicroVM and use it, then run this again.`);
+    void showInfo(
+      notice`MicroVM: no host names were learned for this folder yet. Set microvm.network to "learn", open the folder in a MicroVM and use it, then run this again.`,
+    );
     return;
   }
   await approve(ctx, folder);
@@ -34,12 +49,16 @@ async function approve(ctx: Ctx, folder: string): Promise<void> {
   const names = learnedNames(readEgressLog(egressLogFile(folder))).map((l) => l.name);
   const record = await approveEgress(folder, names);
   ctx.log.info(`approved for network allowlist: ${record.egress?.allow.join(', ')}`);
-  void showInfo(notice`MicroVM: ${names.length} host name(s) approved for this folder. With microvm.network set to "allowlist", its VMs reach them and nothing new.`);
+  void showInfo(
+    notice`MicroVM: ${names.length} host name(s) approved for this folder. With microvm.network set to "allowlist", its VMs reach them and nothing new.`,
+  );
 }
 
 function unapproved(folder: string): string[] {
   const approved = new Set(openWorkspace(folder).egress?.allow ?? []);
-  return learnedNames(readEgressLog(egressLogFile(folder))).map((l) => l.name).filter((n) => !approved.has(n));
+  return learnedNames(readEgressLog(egressLogFile(folder)))
+    .map((l) => l.name)
+    .filter((n) => !approved.has(n));
 }
 
 /**
@@ -48,6 +67,11 @@ function unapproved(folder: string): string[] {
  * which escapes it; no answer within a minute (the engine's limit) is a Deny.
  */
 export async function askEgress(name: string, port: number): Promise<EgressAnswer> {
-  const choice = await showWarning(notice`MicroVM: the workspace wants to reach ${name} (port ${port}), which is not in its allowlist.`, 'Allow Once', 'Always', 'Deny');
+  const choice = await showWarning(
+    notice`MicroVM: the workspace wants to reach ${name} (port ${port}), which is not in its allowlist.`,
+    'Allow Once',
+    'Always',
+    'Deny',
+  );
   return choice === 'Allow Once' ? 'once' : choice === 'Always' ? 'always' : 'deny';
 }

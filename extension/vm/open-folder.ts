@@ -1,7 +1,17 @@
 import * as vscode from 'vscode';
 import {
-  CancelledError, DEFAULT_PROTECT, engineInfo, formatProblem, isMicrovmError, openWorkspace, PlanSettings, Problem,
-  removeVolume, saveWorkspace, SupervisorClient, WorkspaceRecord,
+  CancelledError,
+  DEFAULT_PROTECT,
+  engineInfo,
+  formatProblem,
+  isMicrovmError,
+  openWorkspace,
+  PlanSettings,
+  Problem,
+  removeVolume,
+  saveWorkspace,
+  SupervisorClient,
+  WorkspaceRecord,
 } from '../../engine/index';
 import type { Ctx } from '../context';
 import { askConfigChanged, askOverLimits } from './provenance';
@@ -15,7 +25,6 @@ import { SupervisedWorkspace } from './supervised';
 import { decideOpen } from './trust';
 import { askEgress, offerLearnedHosts } from './egress-offer';
 import { renderEvents } from './workspace-events';
-
 
 let opening: Promise<SupervisedWorkspace | undefined> | undefined;
 
@@ -35,20 +44,27 @@ function setEnv(name: string, value: string | undefined): void {
  * bakes and boots with a cancellable progress notification, then forwards ports, runs the
  * post-start hooks and opens a terminal in the workspace folder. Concurrent calls share one run.
  */
-export async function openFolder(ctx: Ctx, options: { terminal: boolean } = { terminal: true }): Promise<SupervisedWorkspace | undefined> {
+export async function openFolder(
+  ctx: Ctx,
+  options: { terminal: boolean } = { terminal: true },
+): Promise<SupervisedWorkspace | undefined> {
   await ctx.reattaching;
   if (ctx.session?.isRunning) {
     if (options.terminal) openShellTerminal(ctx);
     return ctx.session;
   }
-  opening ??= open(ctx, options).finally(() => { opening = undefined; });
+  opening ??= open(ctx, options).finally(() => {
+    opening = undefined;
+  });
   return opening;
 }
 
 async function open(ctx: Ctx, options: { terminal: boolean }): Promise<SupervisedWorkspace | undefined> {
   const folder = ctx.folder();
   if (!folder) {
-    void showError(notice`MicroVM: open a folder first (File > Open Folder), then run "MicroVM: Open Folder in MicroVM".`);
+    void showError(
+      notice`MicroVM: open a folder first (File > Open Folder), then run "MicroVM: Open Folder in MicroVM".`,
+    );
     return undefined;
   }
   const settings = ctx.settings();
@@ -58,46 +74,75 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Supervise
     setEnv(MIRRORS_ENV, mirrorsEnv(settings, LAUNCH_MIRRORS));
     setEnv(BUILDER_IMAGE_ENV, builderImageEnv(settings, LAUNCH_BUILDER_IMAGE));
     // The first call may run a KVM boot probe (cached afterwards).
-    const info = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' }, () => engineInfo());
+    const info = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: 'MicroVM: checking the accelerator' },
+      () => engineInfo(),
+    );
     ctx.setAccel({ accel: info.accel, isolation: info.isolation });
     ctx.log.info(`accelerator ${info.accel} (${info.accelReason})${info.warning ? `; warning: ${info.warning}` : ''}`);
-    const decision = decideOpen({ trusted: vscode.workspace.isTrusted, isolation: info.isolation, allowEmulation: settings.allowEmulation });
+    const decision = decideOpen({
+      trusted: vscode.workspace.isTrusted,
+      isolation: info.isolation,
+      allowEmulation: settings.allowEmulation,
+    });
     if (!decision.allowed) {
       ctx.log.warn(decision.message);
-      void showError(decision.message, 'Open Settings')
-        .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'));
+      void showError(decision.message, 'Open Settings').then(
+        (choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'microvm.allowEmulation'),
+      );
       return undefined;
     }
     const folderPath = folder.uri.fsPath;
-    const client = await SupervisorClient.connect(folderPath, { kind: 'extension', idleStopMinutes: settings.idleStopMinutes, asksHosts: settings.askForHosts }) as SupervisorClient;
+    const client = (await SupervisorClient.connect(folderPath, {
+      kind: 'extension',
+      idleStopMinutes: settings.idleStopMinutes,
+      asksHosts: settings.askForHosts,
+    })) as SupervisorClient;
     if (settings.askForHosts) client.askEgress = askEgress;
     const workspace = new SupervisedWorkspace(client, '');
     let onProgress: (step: string) => void = () => undefined;
-    renderEvents(ctx, workspace, { onProgress: (step) => onProgress(step), onExited: (error) => void failed(ctx, error, 'exited') });
-    const hooksSettled = new Promise<void>((resolve) => client.onEvent((event) => { if (event.type === 'hooksSettled') resolve(); }));
+    renderEvents(ctx, workspace, {
+      onProgress: (step) => onProgress(step),
+      onExited: (error) => void failed(ctx, error, 'exited'),
+    });
+    const hooksSettled = new Promise<void>((resolve) =>
+      client.onEvent((event) => {
+        if (event.type === 'hooksSettled') resolve();
+      }),
+    );
     ctx.session = workspace;
     ctx.setStatus('baking', 'Preparing the image');
-    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true }, async (progress, token) => {
-      // Cancel aborts the open: the supervisor stops the pull, build, bake or boot under way and ends.
-      const abort = new AbortController();
-      const cancel = token.onCancellationRequested(() => abort.abort());
-      // Steps may name an image or a feature from the configuration: plain text, bounded.
-      onProgress = (message) => progress.report({ message: progressText(message) });
-      try {
-        return await client.up({
-          settings: planSettings(settings), allowLocalEnv: settings.localEnvAllow, limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus }, askForHosts: settings.askForHosts,
-          typeProjection: settings.typeProjection,
-        }, {
-          configChanged: (file, changes) => askConfigChanged(ctx, file, changes),
-          overLimits: (over) => askOverLimits(ctx, over),
-        }, { signal: abort.signal });
-      } catch (err) {
-        throw token.isCancellationRequested || isMicrovmError(err, 'E_ABORTED') ? new CancelledError() : err;
-      } finally {
-        onProgress = () => undefined;
-        cancel.dispose();
-      }
-    });
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'MicroVM', cancellable: true },
+      async (progress, token) => {
+        // Cancel aborts the open: the supervisor stops the pull, build, bake or boot under way and ends.
+        const abort = new AbortController();
+        const cancel = token.onCancellationRequested(() => abort.abort());
+        // Steps may name an image or a feature from the configuration: plain text, bounded.
+        onProgress = (message) => progress.report({ message: progressText(message) });
+        try {
+          return await client.up(
+            {
+              settings: planSettings(settings),
+              allowLocalEnv: settings.localEnvAllow,
+              limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus },
+              askForHosts: settings.askForHosts,
+              typeProjection: settings.typeProjection,
+            },
+            {
+              configChanged: (file, changes) => askConfigChanged(ctx, file, changes),
+              overLimits: (over) => askOverLimits(ctx, over),
+            },
+            { signal: abort.signal },
+          );
+        } catch (err) {
+          throw token.isCancellationRequested || isMicrovmError(err, 'E_ABORTED') ? new CancelledError() : err;
+        } finally {
+          onProgress = () => undefined;
+          cancel.dispose();
+        }
+      },
+    );
     workspace.workspaceFolder = result.remoteWorkspaceFolder;
     reportProblems(ctx, 'devcontainer.json', result.problems);
     void recommendExtensions(ctx, openWorkspace(folderPath), result.recommended);
@@ -126,13 +171,17 @@ function reportProblems(ctx: Ctx, file: string, problems: Problem[]): boolean {
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.filter((p) => p.severity === 'warning').length;
   if (errors > 0) {
-    void showError(notice`MicroVM: ${file} has ${errors} problem(s) that keep the folder from opening as described; see the MicroVM log.`, 'Show Log')
-      .then((choice) => choice && ctx.log.show());
+    void showError(
+      notice`MicroVM: ${file} has ${errors} problem(s) that keep the folder from opening as described; see the MicroVM log.`,
+      'Show Log',
+    ).then((choice) => choice && ctx.log.show());
     return false;
   }
   if (warnings > 0) {
-    void showWarning(notice`MicroVM: ${warnings} setting(s) of ${file} are not used as written; see the MicroVM log.`, 'Show Log')
-      .then((choice) => choice && ctx.log.show());
+    void showWarning(
+      notice`MicroVM: ${warnings} setting(s) of ${file} are not used as written; see the MicroVM log.`,
+      'Show Log',
+    ).then((choice) => choice && ctx.log.show());
   }
   return true;
 }
@@ -145,17 +194,28 @@ async function recommendExtensions(ctx: Ctx, record: WorkspaceRecord, ids: strin
   if (ids.length === 0 || JSON.stringify(record.recommended ?? []) === JSON.stringify(ids)) return;
   await saveWorkspace({ ...openWorkspace(record.folder), recommended: ids });
   ctx.log.info(`the workspace recommends these editor extensions: ${ids.join(', ')}`);
-  const choice = await showInfo(notice`MicroVM: this workspace recommends ${ids.length} editor extension(s).`, 'Show Extensions');
+  const choice = await showInfo(
+    notice`MicroVM: this workspace recommends ${ids.length} editor extension(s).`,
+    'Show Extensions',
+  );
   if (choice) await vscode.commands.executeCommand('workbench.extensions.action.showExtensionsWithIds', ids);
 }
 
 /** The user's settings as the engine's planner takes them. */
 function planSettings(settings: Settings): PlanSettings {
   return {
-    image: settings.image, defaultImages: settings.defaultImages, memoryMib: settings.memoryMib, cpus: settings.cpus, network: settings.network, symlinks: settings.symlinks,
-    protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])], git: settings.gitAccess,
+    image: settings.image,
+    defaultImages: settings.defaultImages,
+    memoryMib: settings.memoryMib,
+    cpus: settings.cpus,
+    network: settings.network,
+    symlinks: settings.symlinks,
+    protect: [...new Set([...DEFAULT_PROTECT, ...settings.protectedNames])],
+    git: settings.gitAccess,
     trustCertificates: settings.trustHostCertificates,
-    allowedHosts: settings.allowedHosts, allowedHostsPresets: settings.allowedHostsPresets, trusted: vscode.workspace.isTrusted,
+    allowedHosts: settings.allowedHosts,
+    allowedHostsPresets: settings.allowedHostsPresets,
+    trusted: vscode.workspace.isTrusted,
   };
 }
 

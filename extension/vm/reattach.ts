@@ -18,7 +18,11 @@ export async function reattach(ctx: Ctx): Promise<number | undefined> {
   if (!folder || ctx.session) return undefined;
   const started = performance.now();
   const { askForHosts } = ctx.settings();
-  const client = await SupervisorClient.connect(folder.uri.fsPath, { kind: 'extension', start: false, asksHosts: askForHosts }).catch((err: Error) => {
+  const client = await SupervisorClient.connect(folder.uri.fsPath, {
+    kind: 'extension',
+    start: false,
+    asksHosts: askForHosts,
+  }).catch((err: Error) => {
     ctx.log.warn(`cannot reach the workspace supervisor: ${err.message}`);
     return undefined;
   });

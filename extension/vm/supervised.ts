@@ -1,5 +1,11 @@
 import {
-  ClientProcess, GuestListener, OpenedForward, PortsConfig, Requests, SupervisorClient, TypesRun,
+  ClientProcess,
+  GuestListener,
+  OpenedForward,
+  PortsConfig,
+  Requests,
+  SupervisorClient,
+  TypesRun,
 } from '../../engine/index';
 import type { GuestProcess, TerminalSize } from '../terminal/guest-terminal';
 
@@ -14,7 +20,12 @@ interface PortSnapshot {
   serviceForwards?: Array<{ service: string; port: number; localAddr: string }>;
 }
 
-const NO_PORTS: PortSnapshot = { config: { forward: [], servicePorts: [], publish: [], attributes: {} }, listeners: [], forwards: new Map(), notForwarded: new Map() };
+const NO_PORTS: PortSnapshot = {
+  config: { forward: [], servicePorts: [], publish: [], attributes: {} },
+  listeners: [],
+  forwards: new Map(),
+  notForwarded: new Map(),
+};
 
 /**
  * The window's handle on its workspace VM, which the workspace's supervisor owns: the calls
@@ -25,8 +36,13 @@ export class SupervisedWorkspace {
   private ports: PortSnapshot = NO_PORTS;
   private running = true;
 
-  constructor(readonly client: SupervisorClient, public workspaceFolder: string) {
-    client.onClose(() => { this.running = false; });
+  constructor(
+    readonly client: SupervisorClient,
+    public workspaceFolder: string,
+  ) {
+    client.onClose(() => {
+      this.running = false;
+    });
   }
 
   get isRunning(): boolean {
@@ -45,8 +61,12 @@ export class SupervisedWorkspace {
   async refreshPorts(): Promise<void> {
     const state = await this.client.call((c) => c.sendRequest(Requests.portState));
     this.ports = {
-      config: state.config, listeners: state.listeners, forwards: new Map(state.forwards), notForwarded: new Map(state.notForwarded),
-      ...(state.primaryService ? { primaryService: state.primaryService } : {}), ...(state.serviceForwards ? { serviceForwards: state.serviceForwards } : {}),
+      config: state.config,
+      listeners: state.listeners,
+      forwards: new Map(state.forwards),
+      notForwarded: new Map(state.notForwarded),
+      ...(state.primaryService ? { primaryService: state.primaryService } : {}),
+      ...(state.serviceForwards ? { serviceForwards: state.serviceForwards } : {}),
     };
   }
 
@@ -77,7 +97,14 @@ export class SupervisedWorkspace {
 
   /** A new terminal: the remote user's shell in a pty that outlives this window. */
   async spawnTerminal(size: TerminalSize): Promise<GuestProcess> {
-    const proc = await this.client.spawn({ argv: [], tty: true, size, env: { TERM: 'xterm-256color', COLORTERM: 'truecolor' }, persistent: true, name: 'MicroVM' });
+    const proc = await this.client.spawn({
+      argv: [],
+      tty: true,
+      size,
+      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor' },
+      persistent: true,
+      name: 'MicroVM',
+    });
     return guestProcess(proc);
   }
 
@@ -133,10 +160,11 @@ function guestProcess(proc: ClientProcess, replay?: Buffer): GuestProcess {
   exited.catch(() => undefined);
   return {
     writeStdin: (data) => proc.write(data),
-    readStdout: () => new Promise<Buffer>((resolve) => {
-      waiting = resolve;
-      wake();
-    }),
+    readStdout: () =>
+      new Promise<Buffer>((resolve) => {
+        waiting = resolve;
+        wake();
+      }),
     resize: (rows, cols) => void proc.resize(rows, cols).catch(() => undefined),
     signal: (signal) => void proc.signal(signal).catch(() => undefined),
     wait: () => exited,

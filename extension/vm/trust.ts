@@ -3,7 +3,11 @@ import { notice, NoticeText } from '../ui/notice-text';
 /** Whether a folder may be opened in a VM, decided from trust, isolation and the opt-in. */
 export type OpenDecision = { allowed: true } | { allowed: false; message: NoticeText };
 
-export function decideOpen(input: { trusted: boolean; isolation: 'hardware' | 'emulated'; allowEmulation: boolean }): OpenDecision {
+export function decideOpen(input: {
+  trusted: boolean;
+  isolation: 'hardware' | 'emulated';
+  allowEmulation: boolean;
+}): OpenDecision {
   if (input.trusted || input.isolation === 'hardware' || input.allowEmulation) return { allowed: true };
   return {
     allowed: false,

@@ -11,7 +11,11 @@ import type { SupervisedWorkspace } from './supervised';
  * status bar, the Ports view and notifications. `onProgress` receives start steps while a
  * progress notification is up; `onExited` handles the VM ending on its own.
  */
-export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers: { onProgress(step: string): void; onExited(error: Error): void }): void {
+export function renderEvents(
+  ctx: Ctx,
+  workspace: SupervisedWorkspace,
+  handlers: { onProgress(step: string): void; onExited(error: Error): void },
+): void {
   const notices = portNotices();
   const services = new ServiceChannels();
   workspace.client.sameHostPort = (port) => notices.confirmSameHostPort?.(port) ?? Promise.resolve(false);
@@ -31,7 +35,10 @@ export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers:
         ctx.setStatus('booting');
         return;
       case 'portsChanged':
-        void workspace.refreshPorts().then(() => ctx.refreshPorts(), () => undefined);
+        void workspace.refreshPorts().then(
+          () => ctx.refreshPorts(),
+          () => undefined,
+        );
         return;
       case 'exited':
         handlers.onExited(errorFromWire(event.message, event));
@@ -48,11 +55,15 @@ export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers:
       case 'hookFailed':
         ctx.log.error(event.description);
         ctx.lifecycle.show();
-        void showError(notice`MicroVM: a lifecycle command failed; the VM keeps running (its output is in the "MicroVM: lifecycle" terminal).`, 'Retry', 'Show Log')
-          .then((choice) => {
-            if (choice === 'Show Log') ctx.log.show();
-            if (choice === 'Retry') void workspace.retryHook(event.retryId).catch((err: Error) => ctx.log.error(`retry: ${err.message}`));
-          });
+        void showError(
+          notice`MicroVM: a lifecycle command failed; the VM keeps running (its output is in the "MicroVM: lifecycle" terminal).`,
+          'Retry',
+          'Show Log',
+        ).then((choice) => {
+          if (choice === 'Show Log') ctx.log.show();
+          if (choice === 'Retry')
+            void workspace.retryHook(event.retryId).catch((err: Error) => ctx.log.error(`retry: ${err.message}`));
+        });
         return;
       case 'portForwarded':
         notices.portForwarded?.(event.port, event.action);
@@ -65,13 +76,17 @@ export function renderEvents(ctx: Ctx, workspace: SupervisedWorkspace, handlers:
         return;
       case 'serviceCrashed':
         ctx.log.error(event.message);
-        void showWarning(notice`MicroVM: compose service ${event.service} stopped; its last lines are in the MicroVM log.`, 'Show Output')
-          .then((choice) => choice && services.show(event.service));
+        void showWarning(
+          notice`MicroVM: compose service ${event.service} stopped; its last lines are in the MicroVM log.`,
+          'Show Output',
+        ).then((choice) => choice && services.show(event.service));
         return;
       case 'hostDiskFull':
         ctx.log.warn(event.message);
-        void showWarning(notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`, 'Resume')
-          .then((choice) => choice && workspace.resume().catch((err: Error) => ctx.log.error(`resume: ${err.message}`)));
+        void showWarning(
+          notice`MicroVM: the host disk holding a VM volume is full and the VM is paused; free some space, then Resume (details in the MicroVM log).`,
+          'Resume',
+        ).then((choice) => choice && workspace.resume().catch((err: Error) => ctx.log.error(`resume: ${err.message}`)));
         return;
       default:
     }

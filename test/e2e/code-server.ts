@@ -24,11 +24,13 @@ export interface Scratch {
 export function makeScratch(): Scratch {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-e2e-'));
   const names = ['config', 'data', 'cache', 'state', 'runtime', 'tmp', 'user-data', 'extensions'] as const;
-  const dirs = Object.fromEntries(names.map((d) => {
-    const dir = path.join(root, d);
-    fs.mkdirSync(dir, { mode: 0o700 });
-    return [d, dir];
-  })) as Record<(typeof names)[number], string>;
+  const dirs = Object.fromEntries(
+    names.map((d) => {
+      const dir = path.join(root, d);
+      fs.mkdirSync(dir, { mode: 0o700 });
+      return [d, dir];
+    }),
+  ) as Record<(typeof names)[number], string>;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // The engine keeps using the real cache (kernel, images, snapshots): only editor state is scratch.
@@ -61,7 +63,10 @@ export function ensureCodeServer(log: (line: string) => void): string {
     fs.rmSync(installDir, { recursive: true, force: true });
     fs.mkdirSync(installDir, { recursive: true });
     // npm 11 runs dependency install scripts only when allowed; code-server's postinstall builds its VS Code.
-    fs.writeFileSync(path.join(installDir, 'package.json'), JSON.stringify({ private: true, name: 'microvm-e2e-code-server', allowScripts: { 'code-server': true } }));
+    fs.writeFileSync(
+      path.join(installDir, 'package.json'),
+      JSON.stringify({ private: true, name: 'microvm-e2e-code-server', allowScripts: { 'code-server': true } }),
+    );
     execFileSync('npm', ['install', '--no-audit', '--no-fund', `code-server@${CODE_SERVER_VERSION}`], {
       cwd: installDir,
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -75,10 +80,23 @@ export function ensureCodeServer(log: (line: string) => void): string {
 }
 
 export function installExtension(scratch: Scratch, vsix: string): void {
-  execFileSync(process.execPath, [entry, '--user-data-dir', scratch.userDataDir, '--extensions-dir', scratch.extensionsDir, '--install-extension', vsix, '--force'], {
-    env: scratch.env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  execFileSync(
+    process.execPath,
+    [
+      entry,
+      '--user-data-dir',
+      scratch.userDataDir,
+      '--extensions-dir',
+      scratch.extensionsDir,
+      '--install-extension',
+      vsix,
+      '--force',
+    ],
+    {
+      env: scratch.env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
 }
 
 export function writeUserSettings(scratch: Scratch, settings: Record<string, unknown>): void {
@@ -96,15 +114,41 @@ export interface RunningServer {
 
 export async function startCodeServer(scratch: Scratch): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, [
-    entry, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check',
-    '--disable-getting-started-override', '--user-data-dir', scratch.userDataDir, '--extensions-dir', scratch.extensionsDir,
-  ], { env: scratch.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      entry,
+      '--auth',
+      'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-getting-started-override',
+      '--user-data-dir',
+      scratch.userDataDir,
+      '--extensions-dir',
+      scratch.extensionsDir,
+    ],
+    { env: scratch.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
-  child.stdout?.on('data', (d) => { output += d; });
-  child.stderr?.on('data', (d) => { output += d; });
+  child.stdout?.on('data', (d) => {
+    output += d;
+  });
+  child.stderr?.on('data', (d) => {
+    output += d;
+  });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(url).then((r) => r.status < 500, () => false)), 60_000, () => `code-server did not answer on ${url}:\n${output}`);
+  await waitFor(
+    async () =>
+      await fetch(url).then(
+        (r) => r.status < 500,
+        () => false,
+      ),
+    60_000,
+    () => `code-server did not answer on ${url}:\n${output}`,
+  );
   return {
     url,
     process: child,
@@ -114,7 +158,13 @@ export async function startCodeServer(scratch: Scratch): Promise<RunningServer> 
       const exited = new Promise((resolve) => child.once('exit', resolve));
       // The whole process group: code-server, its extension host, and the VM launcher under it.
       process.kill(-(child.pid as number), 'SIGTERM');
-      const timer = setTimeout(() => { try { process.kill(-(child.pid as number), 'SIGKILL'); } catch { /* already gone */ } }, 5000);
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-(child.pid as number), 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, 5000);
       await exited;
       clearTimeout(timer);
     },

@@ -5,7 +5,15 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { ensureCodeServer, installExtension, makeScratch, RunningServer, Scratch, startCodeServer, writeUserSettings } from './code-server';
+import {
+  ensureCodeServer,
+  installExtension,
+  makeScratch,
+  RunningServer,
+  Scratch,
+  startCodeServer,
+  writeUserSettings,
+} from './code-server';
 import { engineInfo } from '../../engine/index';
 import { ARTIFACTS, launchChromium, runCommand, screenshot, terminalText, typeLine, waitForText } from './workbench';
 import { reapStaleStateDirs } from '../../engine/vm/state-dir';
@@ -71,8 +79,12 @@ after(async () => {
   fs.cpSync(path.join(scratch.userDataDir, 'logs'), path.join(ARTIFACTS, 'logs'), { recursive: true });
   if (server) fs.writeFileSync(path.join(ARTIFACTS, 'logs', 'code-server.log'), server.output());
   // The per-workspace node_modules volume is named after the folder path, which is scratch.
-  const id = createHash('sha256').update(path.join(scratch.root, 'workspace', 'fixture')).digest('hex').slice(0, 12);
-  for (const suffix of ['.ext4', '.ext4.lock']) fs.rmSync(path.join(scratch.env.MICROVM_HOME as string, 'volumes', `node_modules-${id}${suffix}`), { force: true });
+  const id = createHash('sha256')
+    .update(path.join(scratch.root, 'workspace', 'fixture'))
+    .digest('hex')
+    .slice(0, 12);
+  for (const suffix of ['.ext4', '.ext4.lock'])
+    fs.rmSync(path.join(scratch.env.MICROVM_HOME as string, 'volumes', `node_modules-${id}${suffix}`), { force: true });
   fs.rmSync(scratch.root, { recursive: true, force: true });
 });
 
@@ -80,7 +92,13 @@ test('under TCG an untrusted folder is refused until microvm.allowEmulation is s
   const { isolation } = await engineInfo();
   if (isolation === 'emulated') {
     await runCommand(page, 'MicroVM: Open Folder in MicroVM');
-    await waitForText(page, notificationsText, /QEMU does not treat TCG as a security boundary.*microvm\.allowEmulation/, 60_000, 'the refusal');
+    await waitForText(
+      page,
+      notificationsText,
+      /QEMU does not treat TCG as a security boundary.*microvm\.allowEmulation/,
+      60_000,
+      'the refusal',
+    );
     await screenshot(page, '00-untrusted-tcg-refused');
     assert.doesNotMatch(await statusText(page), /booting|ready/);
   }
@@ -94,15 +112,35 @@ test('under TCG an untrusted folder is refused until microvm.allowEmulation is s
 test('Open Folder in MicroVM gives a terminal in the guest, in the workspace folder', async () => {
   await runCommand(page, 'MicroVM: Open Folder in MicroVM');
   await waitForText(page, statusText, /MicroVM: (baking|booting|ready)/, 60_000, 'the status bar to leave "stopped"');
-  await waitForText(page, terminalText, /@microvm:\/workspaces\/fixture[#$]/, VM_READY_MS, 'a shell prompt in the workspace folder');
+  await waitForText(
+    page,
+    terminalText,
+    /@microvm:\/workspaces\/fixture[#$]/,
+    VM_READY_MS,
+    'a shell prompt in the workspace folder',
+  );
   await screenshot(page, '01-opened');
   // The hook ran in its own terminal (now behind the shell's); its output is also in a file.
   await typeLine(page, 'cat /tmp/post-start.txt');
-  await waitForText(page, terminalText, /post-start ran in \/workspaces\/fixture as e2e/, 60_000, 'the post-start hook (with containerEnv)');
+  await waitForText(
+    page,
+    terminalText,
+    /post-start ran in \/workspaces\/fixture as e2e/,
+    60_000,
+    'the post-start hook (with containerEnv)',
+  );
 
-  const kernel = fs.readFileSync(path.join(scratch.env.MICROVM_HOME as string, 'assets', 'kernel-release'), 'utf8').trim();
+  const kernel = fs
+    .readFileSync(path.join(scratch.env.MICROVM_HOME as string, 'assets', 'kernel-release'), 'utf8')
+    .trim();
   await typeLine(page, 'uname -r');
-  await waitForText(page, terminalText, new RegExp(kernel.replace(/[.]/g, '\\.')), 30_000, `uname -r to print ${kernel}`);
+  await waitForText(
+    page,
+    terminalText,
+    new RegExp(kernel.replace(/[.]/g, '\\.')),
+    30_000,
+    `uname -r to print ${kernel}`,
+  );
   await typeLine(page, 'ls');
   await waitForText(page, terminalText, /hello\.txt/, 30_000, 'ls to list the fixture');
   const text = await terminalText(page);
@@ -116,11 +154,29 @@ test('a window reload reattaches to the running VM: the terminal comes back with
   await page.reload();
   await page.locator('.monaco-workbench .statusbar').waitFor({ state: 'visible', timeout: 60_000 });
   await waitForText(page, statusText, /MicroVM: ready/, 60_000, 'the status bar to say ready again without an open');
-  await waitForText(page, terminalText, new RegExp(`bg-pid=${pid}`), 30_000, 'the reopened terminal to replay its earlier output');
+  await waitForText(
+    page,
+    terminalText,
+    new RegExp(`bg-pid=${pid}`),
+    30_000,
+    'the reopened terminal to replay its earlier output',
+  );
   await screenshot(page, '02b-reattached');
   await typeLine(page, `kill -0 ${pid} && echo "still-alive-${pid}"`);
-  await waitForText(page, terminalText, new RegExp(`still-alive-${pid}`), 30_000, 'sleep 1000 to have survived the reload');
-  const reattached = await waitForText(page, microvmLog, /reattached to VM \w+ in (\d+) ms/, 10_000, 'the reattach in the MicroVM log');
+  await waitForText(
+    page,
+    terminalText,
+    new RegExp(`still-alive-${pid}`),
+    30_000,
+    'sleep 1000 to have survived the reload',
+  );
+  const reattached = await waitForText(
+    page,
+    microvmLog,
+    /reattached to VM \w+ in (\d+) ms/,
+    10_000,
+    'the reattach in the MicroVM log',
+  );
   log(`reattach after a window reload: ${reattached[1]} ms`);
 });
 
@@ -147,7 +203,13 @@ test('a server in the guest shows in the Ports view and answers on the host', as
   await typeLine(page, `busybox httpd -p 0.0.0.0:${GUEST_PORT} -h /workspaces/fixture && echo httpd started`);
   await waitForText(page, terminalText, /httpd started/, 30_000, 'httpd to start');
   await runCommand(page, 'MicroVM: Focus on Ports View');
-  const match = await waitForText(page, portsText, new RegExp(`Guest port ${GUEST_PORT}[^\\n]*forwarded to 127\\.0\\.0\\.1:(\\d+)`), 60_000, 'the port in the Ports view');
+  const match = await waitForText(
+    page,
+    portsText,
+    new RegExp(`Guest port ${GUEST_PORT}[^\\n]*forwarded to 127\\.0\\.0\\.1:(\\d+)`),
+    60_000,
+    'the port in the Ports view',
+  );
   await screenshot(page, '04-ports-view');
   const response = await fetch(`http://127.0.0.1:${match[1]}/hello.txt`);
   assert.equal(response.status, 200);
@@ -171,31 +233,64 @@ test('guest text stays plain: a hostile process name in the Ports view, a hostil
   // /proc/PID/comm is the file's name (15 bytes at most); busybox picks its applet from argv[0].
   const hostile = '[x](command:workbench.action.quit)';
   // The leading spaces absorb a keystroke lost right after the terminal takes focus on a loaded host.
-  await typeLine(page, `cp /bin/busybox '/tmp/[x](command:a)' && bash -c 'exec -a nc "/tmp/[x](command:a)" -l -p ${GUEST_PORT + 1}' &`);
+  await typeLine(
+    page,
+    `cp /bin/busybox '/tmp/[x](command:a)' && bash -c 'exec -a nc "/tmp/[x](command:a)" -l -p ${GUEST_PORT + 1}' &`,
+  );
   await runCommand(page, 'MicroVM: Focus on Ports View');
-  await waitForText(page, portsText, new RegExp(`Guest port ${GUEST_PORT + 1}, \\[x\\]\\(command:a\\)`), 60_000, 'the hostile process name, verbatim, in the Ports view');
+  await waitForText(
+    page,
+    portsText,
+    new RegExp(`Guest port ${GUEST_PORT + 1}, \\[x\\]\\(command:a\\)`),
+    60_000,
+    'the hostile process name, verbatim, in the Ports view',
+  );
   const row = page.locator(`.monaco-list-row[aria-label*="Guest port ${GUEST_PORT + 1}"]`);
   assert.match(await row.innerText(), /\[x\]\(command:a\)/, 'the process name is shown verbatim');
   // A link would be an anchor with a target; the label's own anchor (a.label-name) has none.
   const label = row.locator('.monaco-icon-label-container');
-  assert.equal(await label.locator('a[href], a[data-href]').count(), 0, `no link in the Ports view row: ${await label.innerHTML()}`);
+  assert.equal(
+    await label.locator('a[href], a[data-href]').count(),
+    0,
+    `no link in the Ports view row: ${await label.innerHTML()}`,
+  );
 
   await typeLine(page, `echo '${hostile}' > /dev/console; poweroff -f`);
-  await waitForText(page, notificationsText, /the VM stopped unexpectedly \(E_VM_EXITED\); see the MicroVM log/, 60_000, 'the notification that the VM stopped');
+  await waitForText(
+    page,
+    notificationsText,
+    /the VM stopped unexpectedly \(E_VM_EXITED\); see the MicroVM log/,
+    60_000,
+    'the notification that the VM stopped',
+  );
   await screenshot(page, '06-vm-exited-notification');
   // Ours only: code-server's own port forwarding shows a toast with a link of its own ("See all forwarded ports").
-  const ours = page.locator('.notifications-toasts .notification-list-item', { hasText: 'Source: MicroVM Dev Sandboxes' });
-  assert.ok(await ours.count() >= 1);
-  assert.equal(await ours.locator('.notification-list-item-message a').count(), 0, 'no link in our notification messages');
+  const ours = page.locator('.notifications-toasts .notification-list-item', {
+    hasText: 'Source: MicroVM Dev Sandboxes',
+  });
+  assert.ok((await ours.count()) >= 1);
+  assert.equal(
+    await ours.locator('.notification-list-item-message a').count(),
+    0,
+    'no link in our notification messages',
+  );
   assert.doesNotMatch(await notificationsText(page), /command:|\[x\]/);
   // The detail, console tail included, is in the MicroVM log.
-  await waitForText(page, microvmLog, new RegExp(hostile.replace(/[[\]().]/g, '\\$&')), 10_000, 'the console line in the MicroVM log');
+  await waitForText(
+    page,
+    microvmLog,
+    new RegExp(hostile.replace(/[[\]().]/g, '\\$&')),
+    10_000,
+    'the console line in the MicroVM log',
+  );
 });
 
 /** Every MicroVM output channel log of this code-server's extension hosts. */
 async function microvmLog(): Promise<string> {
   const logs = path.join(scratch.userDataDir, 'logs');
-  const files = fs.readdirSync(logs, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(path.join('microvm.microvm-sandbox', 'MicroVM.log')));
+  const files = fs
+    .readdirSync(logs, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith(path.join('microvm.microvm-sandbox', 'MicroVM.log')));
   return files.map((f) => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
 }
 
@@ -212,6 +307,8 @@ async function hoverText(p: Page): Promise<string> {
 }
 
 async function portsText(p: Page): Promise<string> {
-  const labels = await p.locator('.monaco-list-row[aria-label*="Guest port"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
+  const labels = await p
+    .locator('.monaco-list-row[aria-label*="Guest port"]')
+    .evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? ''));
   return labels.join('\n');
 }

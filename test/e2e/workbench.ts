@@ -45,7 +45,13 @@ export async function terminalText(page: Page): Promise<string> {
   return rows.join('\n').replace(/\u00a0/g, ' ');
 }
 
-export async function waitForText(page: Page, read: (page: Page) => Promise<string>, pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray> {
+export async function waitForText(
+  page: Page,
+  read: (page: Page) => Promise<string>,
+  pattern: RegExp,
+  timeoutMs: number,
+  what: string,
+): Promise<RegExpMatchArray> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -54,7 +60,9 @@ export async function waitForText(page: Page, read: (page: Page) => Promise<stri
     if (match) return match;
     if (Date.now() > deadline) {
       await screenshot(page, `failed-${what.replace(/\W+/g, '-')}`);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${pattern}); last text:\n${last.slice(-2000)}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (${pattern}); last text:\n${last.slice(-2000)}`,
+      );
     }
     await page.waitForTimeout(300);
   }

@@ -22,16 +22,25 @@ export interface DebianBase {
 const SUITE = 'bookworm';
 const RECIPE = [
   '--variant=minbase',
-  '--dpkgopt=path-exclude=/usr/share/man/*', '--dpkgopt=path-exclude=/usr/share/info/*',
-  '--dpkgopt=path-exclude=/usr/share/locale/*', '--dpkgopt=path-exclude=/usr/share/doc/*',
+  '--dpkgopt=path-exclude=/usr/share/man/*',
+  '--dpkgopt=path-exclude=/usr/share/info/*',
+  '--dpkgopt=path-exclude=/usr/share/locale/*',
+  '--dpkgopt=path-exclude=/usr/share/doc/*',
   '--dpkgopt=path-include=/usr/share/doc/*/copyright',
   '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*',
 ];
 
 /** Debian minbase, plus `include` packages (e.g. `nodejs` for a stand-in of Docker Hub's node image). */
 export function debianMinbase(include: string[] = []): DebianBase {
-  const recipe = createHash('sha256').update(JSON.stringify([SUITE, RECIPE, ...(include.length > 0 ? [include] : [])])).digest('hex').slice(0, 16);
-  const dir = path.join(microvmHome(), 'test-images', `debian-${SUITE}-minbase${include.length > 0 ? '-plus' : ''}-${recipe}`);
+  const recipe = createHash('sha256')
+    .update(JSON.stringify([SUITE, RECIPE, ...(include.length > 0 ? [include] : [])]))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = path.join(
+    microvmHome(),
+    'test-images',
+    `debian-${SUITE}-minbase${include.length > 0 ? '-plus' : ''}-${recipe}`,
+  );
   const layerFile = path.join(dir, 'layer.tar.gz');
   const diffIdFile = path.join(dir, 'diff-id');
   if (!fs.existsSync(diffIdFile)) {
@@ -40,7 +49,17 @@ export function debianMinbase(include: string[] = []): DebianBase {
     fs.mkdirSync(work, { recursive: true });
     try {
       const tar = path.join(work, 'layer.tar');
-      execFileSync('mmdebstrap', [...RECIPE, ...(include.length > 0 ? [`--include=${include.join(',')}`] : []), SUITE, tar, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOURCE_DATE_EPOCH: '0' } });
+      execFileSync(
+        'mmdebstrap',
+        [
+          ...RECIPE,
+          ...(include.length > 0 ? [`--include=${include.join(',')}`] : []),
+          SUITE,
+          tar,
+          'http://deb.debian.org/debian',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOURCE_DATE_EPOCH: '0' } },
+      );
       const bytes = fs.readFileSync(tar);
       fs.writeFileSync(path.join(work, 'layer.tar.gz'), gzipSync(bytes, { level: 6 }));
       fs.writeFileSync(path.join(work, 'diff-id'), `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
@@ -51,22 +70,36 @@ export function debianMinbase(include: string[] = []): DebianBase {
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
-  return { layer: blobOf(fs.readFileSync(layerFile), 'application/vnd.oci.image.layer.v1.tar+gzip'), diffId: fs.readFileSync(diffIdFile, 'utf8') };
+  return {
+    layer: blobOf(fs.readFileSync(layerFile), 'application/vnd.oci.image.layer.v1.tar+gzip'),
+    diffId: fs.readFileSync(diffIdFile, 'utf8'),
+  };
 }
 
 /** An image of one Debian layer with a config like Docker Hub's debian (PATH, bash, no working directory); `expose` as EXPOSE would. */
 export function debianImage(base: DebianBase, expose: string[] = []): TestImage {
-  const config = blobOf(Buffer.from(JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    config: {
-      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['bash'],
-      ...(expose.length > 0 ? { ExposedPorts: Object.fromEntries(expose.map((p) => [p, {}])) } : {}),
-    },
-    rootfs: { type: 'layers', diff_ids: [base.diffId] },
-    history: [{ created_by: `mmdebstrap ${SUITE} minbase (test image)` }],
-  })), 'application/vnd.oci.image.config.v1+json');
+  const config = blobOf(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {
+          Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+          Cmd: ['bash'],
+          ...(expose.length > 0 ? { ExposedPorts: Object.fromEntries(expose.map((p) => [p, {}])) } : {}),
+        },
+        rootfs: { type: 'layers', diff_ids: [base.diffId] },
+        history: [{ created_by: `mmdebstrap ${SUITE} minbase (test image)` }],
+      }),
+    ),
+    'application/vnd.oci.image.config.v1+json',
+  );
   const describe = (b: Blob) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size });
-  const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: describe(config), layers: [describe(base.layer)] };
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: describe(config),
+    layers: [describe(base.layer)],
+  };
   return { manifest: blobOf(Buffer.from(JSON.stringify(manifest)), manifest.mediaType), config, layers: [base.layer] };
 }

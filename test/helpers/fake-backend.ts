@@ -1,7 +1,16 @@
 import * as net from 'node:net';
 import {
-  type BackendVm, type BootSpec, type Capabilities, type CollectedResult, type GuestAgent, type GuestListener,
-  type GuestPortWatch, type HealthVerdict, MicrovmError, type PortsChange, type VmBackend,
+  type BackendVm,
+  type BootSpec,
+  type Capabilities,
+  type CollectedResult,
+  type GuestAgent,
+  type GuestListener,
+  type GuestPortWatch,
+  type HealthVerdict,
+  MicrovmError,
+  type PortsChange,
+  type VmBackend,
 } from '../../engine';
 
 /**
@@ -69,8 +78,15 @@ export class FakeBackend implements VmBackend {
 
 export function fakeCapabilities(overrides: Partial<Capabilities> = {}): Capabilities {
   return {
-    backend: 'fake', accel: 'tcg', isolation: 'emulated', snapshot: false, snapshotWithShares: false,
-    hotPlug: false, virtioFs: false, vsock: false, ...overrides,
+    backend: 'fake',
+    accel: 'tcg',
+    isolation: 'emulated',
+    snapshot: false,
+    snapshotWithShares: false,
+    hotPlug: false,
+    virtioFs: false,
+    vsock: false,
+    ...overrides,
   };
 }
 
@@ -92,7 +108,10 @@ export class FakeVm implements BackendVm {
   private readonly exitListeners = new Set<(error: MicrovmError) => void>();
   private static nextPid = 900_000;
 
-  constructor(readonly id: string, readonly capabilities: Capabilities) {
+  constructor(
+    readonly id: string,
+    readonly capabilities: Capabilities,
+  ) {
     this.pid = FakeVm.nextPid++;
     this.agent = new FakeAgent(() => this.running);
   }
@@ -173,7 +192,15 @@ export class FakeAgent implements GuestAgent {
   exec(request: { argv: string[] }): Promise<CollectedResult> {
     this.check();
     const result = this.onExec(request.argv);
-    return Promise.resolve({ exitCode: 0, signal: null, timedOut: false, peakRssKib: 0, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), ...result });
+    return Promise.resolve({
+      exitCode: 0,
+      signal: null,
+      timedOut: false,
+      peakRssKib: 0,
+      stdout: Buffer.alloc(0),
+      stderr: Buffer.alloc(0),
+      ...result,
+    });
   }
 
   spawn(): never {
@@ -189,7 +216,9 @@ export class FakeAgent implements GuestAgent {
   readFile(path: string): Promise<Buffer> {
     this.check();
     const data = this.files.get(path);
-    return data ? Promise.resolve(data) : Promise.reject(new MicrovmError('E_AGENT_REFUSED', `${path}: no such file in the fake guest`));
+    return data
+      ? Promise.resolve(data)
+      : Promise.reject(new MicrovmError('E_AGENT_REFUSED', `${path}: no such file in the fake guest`));
   }
 
   signalWorkload(): Promise<void> {

@@ -44,7 +44,13 @@ export async function startFakeRegistry(address = '127.0.0.1'): Promise<FakeRegi
     if (manifest) {
       const blob = registry.manifests.get(`${manifest[1]}:${manifest[2]}`);
       if (!blob) return void res.writeHead(404).end();
-      return void res.writeHead(200, { 'Content-Type': blob.mediaType, 'Docker-Content-Digest': blob.digest, 'Content-Length': blob.size }).end(blob.data);
+      return void res
+        .writeHead(200, {
+          'Content-Type': blob.mediaType,
+          'Docker-Content-Digest': blob.digest,
+          'Content-Length': blob.size,
+        })
+        .end(blob.data);
     }
     const blob = /^\/v2\/.+\/blobs\/([^/]+)$/.exec(req.url ?? '');
     const data = blob ? registry.blobs.get(blob[1]!) : undefined;
@@ -65,7 +71,11 @@ export async function startFakeRegistry(address = '127.0.0.1'): Promise<FakeRegi
  * An intercept that sends the headers and the first `bytes` of blob `digest`, then holds the
  * connection open without sending more: a transfer stalled mid-blob, for kill tests.
  */
-export function stallBlob(registry: FakeRegistry, digest: string, bytes: number): NonNullable<FakeRegistry['intercept']> {
+export function stallBlob(
+  registry: FakeRegistry,
+  digest: string,
+  bytes: number,
+): NonNullable<FakeRegistry['intercept']> {
   return (req, res) => {
     const data = registry.blobs.get(digest);
     if (!data || !req.url?.endsWith(`/blobs/${digest}`)) return false;

@@ -34,10 +34,16 @@ export class GuestLines {
       const found = this.lines.slice(from).find((l) => test(l.text));
       if (found) return found;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no guest line matching ${String(match)} within ${timeoutMs} ms; got: ${JSON.stringify(this.lines.slice(from).map((l) => l.text))}`);
+      if (left <= 0)
+        throw new Error(
+          `no guest line matching ${String(match)} within ${timeoutMs} ms; got: ${JSON.stringify(this.lines.slice(from).map((l) => l.text))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
-        this.waiters.push(() => { clearTimeout(timer); resolve(); });
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     }
   }

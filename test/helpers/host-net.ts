@@ -8,7 +8,10 @@ import { execFileSync } from 'node:child_process';
 
 /** Runs `ip [-n NETNS] -batch -` with one command per line; throws with ip's message. */
 export function ipBatch(lines: string[], netns?: string): void {
-  execFileSync('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], { input: `${lines.join('\n')}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+  execFileSync('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], {
+    input: `${lines.join('\n')}\n`,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
 }
 
 /** `ip ARGS...`, its stdout. */
@@ -23,8 +26,11 @@ export function ip(...args: string[]): string {
  */
 export function removeHostNet({ netns = [], links = [] }: { netns?: string[]; links?: string[] }): void {
   for (const name of links) deleteIfPresent(['link', 'delete', name], /Cannot find device/);
-  const existingNetns = ip('netns', 'list').split('\n').map((l) => l.split(' ')[0]);
-  for (const name of netns.filter((n) => existingNetns.includes(n))) deleteIfPresent(['netns', 'delete', name], /No such file/);
+  const existingNetns = ip('netns', 'list')
+    .split('\n')
+    .map((l) => l.split(' ')[0]);
+  for (const name of netns.filter((n) => existingNetns.includes(n)))
+    deleteIfPresent(['netns', 'delete', name], /No such file/);
 }
 
 function deleteIfPresent(args: string[], absent: RegExp): void {
@@ -36,4 +42,5 @@ function deleteIfPresent(args: string[], absent: RegExp): void {
 }
 
 /** Network namespaces and links need root (CAP_NET_ADMIN); tests skip with this reason otherwise. */
-export const NEEDS_ROOT = process.getuid?.() === 0 ? false : 'needs root: creates network namespaces, bridges and addresses';
+export const NEEDS_ROOT =
+  process.getuid?.() === 0 ? false : 'needs root: creates network namespaces, bridges and addresses';

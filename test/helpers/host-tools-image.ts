@@ -19,19 +19,31 @@ export function nodeImageLayout(): string {
 
 /** The default base plus the host's git (bookworm's, with its helpers and templates). */
 export function gitImageLayout(): string {
-  return hostToolsLayout('git', ['/usr/bin/git', '/usr/lib/git-core', '/usr/share/git-core', ...sharedLibraries('/usr/bin/git')]);
+  return hostToolsLayout('git', [
+    '/usr/bin/git',
+    '/usr/lib/git-core',
+    '/usr/share/git-core',
+    ...sharedLibraries('/usr/bin/git'),
+  ]);
 }
 
 /** The default base plus the host's Node and inotifywait (apt inotify-tools): file watchers in the guest. */
 export function watchToolsImageLayout(): string {
   const libs = ['/usr/lib/x86_64-linux-gnu/libstdc++.so.6', '/usr/lib/x86_64-linux-gnu/libgcc_s.so.1'];
-  return hostToolsLayout('watch-tools', [process.execPath, ...libs, '/usr/bin/inotifywait', ...sharedLibraries('/usr/bin/inotifywait')]);
+  return hostToolsLayout('watch-tools', [
+    process.execPath,
+    ...libs,
+    '/usr/bin/inotifywait',
+    ...sharedLibraries('/usr/bin/inotifywait'),
+  ]);
 }
 
 /** The shared libraries an executable needs, as `ldd` lists them on this host. */
 function sharedLibraries(executable: string): string[] {
-  return execFileSync('ldd', [executable], { encoding: 'utf8' }).split('\n')
-    .map((line) => /=>\s*(\/\S+)/.exec(line)?.[1]).filter((lib): lib is string => lib !== undefined);
+  return execFileSync('ldd', [executable], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => /=>\s*(\/\S+)/.exec(line)?.[1])
+    .filter((lib): lib is string => lib !== undefined);
 }
 
 /**
@@ -42,8 +54,12 @@ function hostToolsLayout(name: string, paths: string[]): string {
   const dir = path.join(homePaths.store(), '..', 'test-images', name);
   if (fs.existsSync(path.join(dir, 'index.json'))) return dir;
   // Each path under its real directory (/lib is a link to /usr/lib), and a link's target beside it.
-  const files = paths.flatMap((p) => [path.join(fs.realpathSync(path.dirname(p)), path.basename(p)), fs.realpathSync(p)]).map((f) => f.slice(1));
-  const tar = execFileSync('tar', ['-c', '-C', '/', '--owner=0', '--group=0', '--numeric-owner', ...new Set(files)], { maxBuffer: 512 * 1024 * 1024 });
+  const files = paths
+    .flatMap((p) => [path.join(fs.realpathSync(path.dirname(p)), path.basename(p)), fs.realpathSync(p)])
+    .map((f) => f.slice(1));
+  const tar = execFileSync('tar', ['-c', '-C', '/', '--owner=0', '--group=0', '--numeric-owner', ...new Set(files)], {
+    maxBuffer: 512 * 1024 * 1024,
+  });
   const layer = blobOf(tar, 'application/vnd.oci.image.layer.v1.tar');
   const image = imageOf([debianBaseLayer(), layer], { Env: ENV });
   const index = indexOf([{ manifest: image.manifest, platform: { os: 'linux', architecture: 'amd64' } }]);

@@ -4,13 +4,24 @@ import { encodeHeader, endOfArchive, paddingFor } from '../../engine/tar/writer'
 import { newHeader, toBytePath, type TarHeader } from '../../engine/tar/types';
 
 /** Test images built in memory: tar layers from entry lists, OCI manifests, configs. */
-export type Entry = Partial<Omit<TarHeader, 'path' | 'linkpath'>> & { path: string; linkpath?: string; type?: TarHeader['type']; data?: Buffer | string };
+export type Entry = Partial<Omit<TarHeader, 'path' | 'linkpath'>> & {
+  path: string;
+  linkpath?: string;
+  type?: TarHeader['type'];
+  data?: Buffer | string;
+};
 
 export function tarOf(entries: Entry[]): Buffer {
   const parts: Buffer[] = [];
   for (const e of entries) {
     const data = e.data === undefined ? Buffer.alloc(0) : Buffer.from(e.data);
-    const header = newHeader({ ...e, type: e.type ?? 'file', path: toBytePath(e.path), size: data.length, linkpath: toBytePath(e.linkpath ?? '') });
+    const header = newHeader({
+      ...e,
+      type: e.type ?? 'file',
+      path: toBytePath(e.path),
+      size: data.length,
+      linkpath: toBytePath(e.linkpath ?? ''),
+    });
     delete (header as Partial<Entry>).data;
     parts.push(encodeHeader(header), data, Buffer.alloc(paddingFor(data.length)));
   }
@@ -40,7 +51,12 @@ export interface TestImage {
 }
 
 export function imageOf(layers: Blob[], config: Record<string, unknown> = {}): TestImage {
-  const configBlob = blobOf(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config, rootfs: { type: 'layers', diff_ids: [] } })), 'application/vnd.oci.image.config.v1+json');
+  const configBlob = blobOf(
+    Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', config, rootfs: { type: 'layers', diff_ids: [] } }),
+    ),
+    'application/vnd.oci.image.config.v1+json',
+  );
   const manifest = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',

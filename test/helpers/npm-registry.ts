@@ -34,12 +34,24 @@ export async function startNpmRegistry(name: string, version: string, index: str
     if (req.url === `/${name}`) {
       const tarball = `http://${host}/${name}/-/${name}-${version}.tgz`;
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({
-        name, 'dist-tags': { latest: version },
-        versions: { [version]: { name, version, main: 'index.js', dist: {
-          tarball, shasum: createHash('sha1').update(tgz).digest('hex'), integrity: `sha512-${createHash('sha512').update(tgz).digest('base64')}`,
-        } } },
-      }));
+      res.end(
+        JSON.stringify({
+          name,
+          'dist-tags': { latest: version },
+          versions: {
+            [version]: {
+              name,
+              version,
+              main: 'index.js',
+              dist: {
+                tarball,
+                shasum: createHash('sha1').update(tgz).digest('hex'),
+                integrity: `sha512-${createHash('sha512').update(tgz).digest('base64')}`,
+              },
+            },
+          },
+        }),
+      );
     } else if (req.url === `/${name}/-/${name}-${version}.tgz`) {
       res.setHeader('content-type', 'application/octet-stream');
       res.end(tgz);

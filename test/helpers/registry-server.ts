@@ -20,7 +20,10 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-export type RegistryAuth = { kind: 'none' } | { kind: 'basic'; username: string; password: string } | { kind: 'token'; username: string; password: string };
+export type RegistryAuth =
+  | { kind: 'none' }
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'token'; username: string; password: string };
 
 export async function startRegistry(dir: string, auth: RegistryAuth = { kind: 'none' }): Promise<TestRegistry> {
   fs.mkdirSync(path.join(dir, 'storage'), { recursive: true });
@@ -41,14 +44,18 @@ export async function startRegistry(dir: string, auth: RegistryAuth = { kind: 'n
   } else if (auth.kind === 'token') {
     const issuer = await startTokenServer(dir, auth);
     tokenServer = issuer.server;
-    lines.push(`auth: {token: {realm: "${issuer.realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${issuer.certFile}}}`);
+    lines.push(
+      `auth: {token: {realm: "${issuer.realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${issuer.certFile}}}`,
+    );
     pushAuthorization = (repository) => `Bearer ${issuer.mint(['pull', 'push'], 'pusher', repository)}`;
   }
   const configFile = path.join(dir, 'config.yml');
   fs.writeFileSync(configFile, lines.join('\n') + '\n');
   const child = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => { if (stderr.length < 8192) stderr += c.toString(); });
+  child.stderr?.on('data', (c: Buffer) => {
+    if (stderr.length < 8192) stderr += c.toString();
+  });
   const upstream = `http://127.0.0.1:${port}`;
   await waitForHttp(`${upstream}/v2/`, child, () => stderr);
   let connections = 0;
@@ -71,7 +78,10 @@ export async function startRegistry(dir: string, auth: RegistryAuth = { kind: 'n
 }
 
 /** A pass-through proxy, so tests can assert that a cache hit sent no request at all. */
-async function countingProxy(upstreamPort: number, onConnection: () => void): Promise<{ server: net.Server; port: number }> {
+async function countingProxy(
+  upstreamPort: number,
+  onConnection: () => void,
+): Promise<{ server: net.Server; port: number }> {
   const server = net.createServer((socket) => {
     onConnection();
     const upstream = net.connect(upstreamPort, '127.0.0.1');
@@ -87,13 +97,42 @@ async function countingProxy(upstreamPort: number, onConnection: () => void): Pr
 async function startTokenServer(dir: string, auth: { username: string; password: string }) {
   const keyFile = path.join(dir, 'token.key');
   const certFile = path.join(dir, 'token.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=test-issuer'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=test-issuer',
+    ],
+    { stdio: 'ignore' },
+  );
   const key = fs.readFileSync(keyFile, 'utf8');
   const certDer = fs.readFileSync(certFile, 'utf8').replace(/-----[A-Z ]+-----|\s/g, '');
   const mint = (actions: string[], subject: string, repository: string): string => {
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'ES256', x5c: [certDer] };
-    const claims = { iss: 'test-issuer', sub: subject, aud: 'test-registry', exp: now + 600, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access: [{ type: 'repository', name: repository, actions }] };
+    const claims = {
+      iss: 'test-issuer',
+      sub: subject,
+      aud: 'test-registry',
+      exp: now + 600,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access: [{ type: 'repository', name: repository, actions }],
+    };
     const encode = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
     const input = `${encode(header)}.${encode(claims)}`;
     const signature = createSign('SHA256').update(input).sign({ key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
@@ -108,7 +147,9 @@ async function startTokenServer(dir: string, auth: { username: string; password:
       res.writeHead(401).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return;
     }
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: mint(['pull'], auth.username, match[1]!) }));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json' })
+      .end(JSON.stringify({ token: mint(['pull'], auth.username, match[1]!) }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const realm = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;

@@ -11,9 +11,13 @@ export class TsServer {
   private readonly pending = new Map<number, (response: TsResponse) => void>();
 
   constructor() {
-    this.child = spawn(process.execPath, [require.resolve('typescript/lib/tsserver.js'), '--disableAutomaticTypingAcquisition', '--useNodeIpc=false'], {
-      stdio: ['pipe', 'pipe', 'ignore'],
-    });
+    this.child = spawn(
+      process.execPath,
+      [require.resolve('typescript/lib/tsserver.js'), '--disableAutomaticTypingAcquisition', '--useNodeIpc=false'],
+      {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      },
+    );
     this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
   }
 

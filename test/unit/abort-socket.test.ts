@@ -29,12 +29,22 @@ server.listen(0, '127.0.0.1', () => {
 
 function runScenario(): Promise<{ exited: boolean; stdout: string }> {
   const helper = path.resolve(__dirname, '..', '..', 'engine', 'agent', 'tcp-stream.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', SCENARIO, helper], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', SCENARIO, helper], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
   return new Promise((resolve) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve({ exited: false, stdout }); }, 10_000);
-    child.on('exit', () => { clearTimeout(timer); resolve({ exited: true, stdout }); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve({ exited: false, stdout });
+    }, 10_000);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve({ exited: true, stdout });
+    });
   });
 }
 

@@ -7,8 +7,11 @@ const linux = { platform: 'linux' as const, forced: undefined, kvmDevice: true }
 
 test('KVM is used only when a boot probe succeeded; otherwise TCG, marked emulated', () => {
   assert.equal(decideAccel(linux), 'probe');
-  assert.deepEqual(decideAccel({ ...linux, kvmProbe: { ok: true, detail: 'booted in 300 ms' } }),
-    { accel: 'kvm', isolation: 'hardware', reason: 'KVM boot probe succeeded (booted in 300 ms)' });
+  assert.deepEqual(decideAccel({ ...linux, kvmProbe: { ok: true, detail: 'booted in 300 ms' } }), {
+    accel: 'kvm',
+    isolation: 'hardware',
+    reason: 'KVM boot probe succeeded (booted in 300 ms)',
+  });
   const fallback = decideAccel({ ...linux, kvmProbe: { ok: false, detail: 'no boot within 8000 ms' } });
   assert.ok(fallback !== 'probe' && fallback.accel === 'tcg' && fallback.isolation === 'emulated');
   const noDevice = decideAccel({ ...linux, kvmDevice: false });
@@ -20,9 +23,18 @@ test('MICROVM_ACCEL forces a choice, and refuses one the host cannot give', () =
   assert.ok(tcg !== 'probe' && tcg.accel === 'tcg');
   const kvm = decideAccel({ ...linux, forced: 'kvm' });
   assert.ok(kvm !== 'probe' && kvm.accel === 'kvm');
-  assert.throws(() => decideAccel({ ...linux, forced: 'kvm', kvmDevice: false }), (e) => isMicrovmError(e, 'E_ACCEL_UNAVAILABLE'));
-  assert.throws(() => decideAccel({ ...linux, forced: 'hvf' }), (e) => isMicrovmError(e, 'E_ACCEL_UNAVAILABLE'));
-  assert.throws(() => parseForcedAccel('xen'), (e) => isMicrovmError(e, 'E_BAD_OPTION') && /"xen"/.test(e.message));
+  assert.throws(
+    () => decideAccel({ ...linux, forced: 'kvm', kvmDevice: false }),
+    (e) => isMicrovmError(e, 'E_ACCEL_UNAVAILABLE'),
+  );
+  assert.throws(
+    () => decideAccel({ ...linux, forced: 'hvf' }),
+    (e) => isMicrovmError(e, 'E_ACCEL_UNAVAILABLE'),
+  );
+  assert.throws(
+    () => parseForcedAccel('xen'),
+    (e) => isMicrovmError(e, 'E_BAD_OPTION') && /"xen"/.test(e.message),
+  );
 });
 
 test('macOS uses HVF', () => {

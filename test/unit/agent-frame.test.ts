@@ -24,8 +24,15 @@ test('a bad magic, non-zero flags or an oversized length is refused before any p
   badFlags.writeUInt8(1, 3);
   const huge = Buffer.from(good.subarray(0, HEADER_SIZE));
   huge.writeUInt32LE(MAX_PAYLOAD + 1, 8);
-  for (const [wire, message] of [[badMagic, /magic/], [badFlags, /flags/], [huge, /exceeds MAX_PAYLOAD/]] as const) {
-    assert.throws(() => new FrameDecoder().push(wire), (err: Error) => err instanceof FrameError && message.test(err.message));
+  for (const [wire, message] of [
+    [badMagic, /magic/],
+    [badFlags, /flags/],
+    [huge, /exceeds MAX_PAYLOAD/],
+  ] as const) {
+    assert.throws(
+      () => new FrameDecoder().push(wire),
+      (err: Error) => err instanceof FrameError && message.test(err.message),
+    );
   }
 });
 
@@ -37,7 +44,14 @@ test('resync (the start of a restored connection): the tail of a frame in flight
   for (const cut of [0, 1, 1500, 2001, wire.length - 5]) {
     const decoder = new FrameDecoder();
     const frames = [...decoder.push(wire.subarray(0, cut), true), ...decoder.push(wire.subarray(cut), true)];
-    assert.deepEqual(frames.map((f) => [f.type, f.stream, f.payload.length]), [[FrameType.STDOUT, 1, 3000], [FrameType.HELLO, 0, hello.length - HEADER_SIZE]], `cut at ${cut}`);
+    assert.deepEqual(
+      frames.map((f) => [f.type, f.stream, f.payload.length]),
+      [
+        [FrameType.STDOUT, 1, 3000],
+        [FrameType.HELLO, 0, hello.length - HEADER_SIZE],
+      ],
+      `cut at ${cut}`,
+    );
   }
   assert.throws(() => new FrameDecoder().push(wire), /magic/, 'without resync the same bytes are a protocol error');
 });
@@ -59,7 +73,13 @@ test('10,000 random and mutated inputs never crash the decoder or the TLV parser
 
 test('TLV fields round-trip, and malformed fields are refused', () => {
   const inner = new TlvWriter().str(2, 'echo');
-  const body = new TlvWriter().u32(1, 1).str(2, 'sh').str(2, 'ünïcode').u64(30, 2n ** 63n).nested(12, inner).toBuffer();
+  const body = new TlvWriter()
+    .u32(1, 1)
+    .str(2, 'sh')
+    .str(2, 'ünïcode')
+    .u64(30, 2n ** 63n)
+    .nested(12, inner)
+    .toBuffer();
   const fields = parseTlv(body);
   assert.equal(fields.u32(1), 1);
   assert.deepEqual(fields.strs(2), ['sh', 'ünïcode']);

@@ -6,7 +6,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AgentConnection } from '../../engine/agent/connection';
 import { encodeFrame, FrameDecoder } from '../../engine/agent/frame';
-import { FrameType, MAX_EXEC_STREAMS, MAX_FORWARD_STREAMS, Op, PROTO_VERSION, Status, Tag } from '../../engine/agent/protocol';
+import {
+  FrameType,
+  MAX_EXEC_STREAMS,
+  MAX_FORWARD_STREAMS,
+  Op,
+  PROTO_VERSION,
+  Status,
+  Tag,
+} from '../../engine/agent/protocol';
 import { FORWARD_QUEUE, MAX_STREAM_ID, StreamTable } from '../../engine/agent/stream-table';
 import { parseTlv, TlvWriter } from '../../engine/agent/tlv';
 import { MicrovmError } from '../../engine/errors';
@@ -85,8 +93,17 @@ async function restoredAgent(name: string, floor: number, inFlight?: Buffer): Pr
       for (const frame of decoder.push(data)) {
         if (frame.type === FrameType.HELLO) {
           const nonce = parseTlv(frame.payload).u64(Tag.NONCE) ?? 0n;
-          socket.write(encodeFrame(FrameType.HELLO, 0, new TlvWriter().u64(Tag.NONCE, nonce).u32(Tag.PROTO_VERSION, PROTO_VERSION)
-            .u32(Tag.STREAM_FLOOR, floor).toBuffer()));
+          socket.write(
+            encodeFrame(
+              FrameType.HELLO,
+              0,
+              new TlvWriter()
+                .u64(Tag.NONCE, nonce)
+                .u32(Tag.PROTO_VERSION, PROTO_VERSION)
+                .u32(Tag.STREAM_FLOOR, floor)
+                .toBuffer(),
+            ),
+          );
           socket.write(encodeFrame(FrameType.RESPONSE, 1, ok));
           socket.write(encodeFrame(FrameType.STDOUT, 3, Buffer.from('old output')));
         } else if (frame.type === FrameType.REQUEST) {
@@ -98,7 +115,15 @@ async function restoredAgent(name: string, floor: number, inFlight?: Buffer): Pr
     });
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  return { socketPath, requests, send: (frame) => client?.write(frame), close: () => { client?.destroy(); server.close(); } };
+  return {
+    socketPath,
+    requests,
+    send: (frame) => client?.write(frame),
+    close: () => {
+      client?.destroy();
+      server.close();
+    },
+  };
 }
 
 async function connect(agent: FakeAgent): Promise<AgentConnection> {
@@ -111,14 +136,17 @@ async function connect(agent: FakeAgent): Promise<AgentConnection> {
 
 const request = (op: number) => new TlvWriter().u32(Tag.OP, op);
 
-test('simulated restore: the host numbers above the floor, and the old host\'s late frames are not taken for its calls', async () => {
+test("simulated restore: the host numbers above the floor, and the old host's late frames are not taken for its calls", async () => {
   const agent = await restoredAgent('restore', 5);
   const connection = await connect(agent);
   try {
     const output: Buffer[] = [];
     const held = connection.request(request(Op.RESTORED), { onStdout: (d) => output.push(d) });
     await connection.request(request(Op.PING));
-    assert.deepEqual(agent.requests.map((r) => r.stream), [6, 7]);
+    assert.deepEqual(
+      agent.requests.map((r) => r.stream),
+      [6, 7],
+    );
     assert.equal(connection.isOpen(6), true, 'the stale RESPONSE on stream 1 did not end our first call');
     assert.deepEqual(output, [], 'the stale output on stream 3 reached nobody');
     agent.send(encodeFrame(FrameType.RESPONSE, 6, new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer()));
@@ -137,7 +165,10 @@ test('simulated restore: the tail of a frame in flight at the snapshot, even one
   const connection = await connect(agent);
   try {
     await connection.request(request(Op.PING));
-    assert.deepEqual(agent.requests.map((r) => r.stream), [3]);
+    assert.deepEqual(
+      agent.requests.map((r) => r.stream),
+      [3],
+    );
   } finally {
     connection.close();
     agent.close();
@@ -152,7 +183,10 @@ test('forwards past MAX_FORWARD_STREAMS wait for one to end, at most FORWARD_QUE
     const tcp = () => connection.request(request(Op.TCP_CONNECT), {}, undefined, 'forward');
     const carried = Array.from({ length: MAX_FORWARD_STREAMS }, () => tcp().catch(() => undefined));
     const waiting = Array.from({ length: FORWARD_QUEUE.max }, () => tcp());
-    await assert.rejects(tcp(), (err: MicrovmError) => err.code === 'E_FORWARD_LIMIT' && /waiting already/.test(err.message));
+    await assert.rejects(
+      tcp(),
+      (err: MicrovmError) => err.code === 'E_FORWARD_LIMIT' && /waiting already/.test(err.message),
+    );
     await connection.request(request(Op.PING));
     assert.equal(agent.requests.filter((r) => r.op === Op.TCP_CONNECT).length, MAX_FORWARD_STREAMS);
 
@@ -165,9 +199,14 @@ test('forwards past MAX_FORWARD_STREAMS wait for one to end, at most FORWARD_QUE
 
     t.mock.timers.tick(FORWARD_QUEUE.waitMs);
     const outcomes = await Promise.allSettled(waiting.slice(1));
-    assert.ok(outcomes.every((o) => o.status === 'rejected' && (o.reason as MicrovmError).code === 'E_FORWARD_LIMIT'),
-      'the rest are refused once they waited FORWARD_QUEUE.waitMs');
-    assert.match(((outcomes[0] as PromiseRejectedResult).reason as Error).message, new RegExp(`carries ${MAX_FORWARD_STREAMS} forwarded connections`));
+    assert.ok(
+      outcomes.every((o) => o.status === 'rejected' && (o.reason as MicrovmError).code === 'E_FORWARD_LIMIT'),
+      'the rest are refused once they waited FORWARD_QUEUE.waitMs',
+    );
+    assert.match(
+      ((outcomes[0] as PromiseRejectedResult).reason as Error).message,
+      new RegExp(`carries ${MAX_FORWARD_STREAMS} forwarded connections`),
+    );
     connection.close();
     await Promise.allSettled([...carried, waiting[0]]);
   } finally {
@@ -180,17 +219,29 @@ test('exec streams past their share wait in order and start as streams end', asy
   const agent = await restoredAgent('queue', 0);
   const connection = await connect(agent);
   try {
-    const running = Array.from({ length: MAX_EXEC_STREAMS }, () => connection.request(request(Op.EXEC), {}, undefined, 'exec'));
+    const running = Array.from({ length: MAX_EXEC_STREAMS }, () =>
+      connection.request(request(Op.EXEC), {}, undefined, 'exec'),
+    );
     const order: number[] = [];
-    const waiting = [1, 2].map((n) => connection.request(request(Op.EXEC), {}, (id) => order.push(n * 1000 + id), 'exec'));
+    const waiting = [1, 2].map((n) =>
+      connection.request(request(Op.EXEC), {}, (id) => order.push(n * 1000 + id), 'exec'),
+    );
     await connection.request(request(Op.PING));
-    assert.equal(agent.requests.filter((r) => r.op === Op.EXEC).length, MAX_EXEC_STREAMS, 'the two extra execs wait on the host');
+    assert.equal(
+      agent.requests.filter((r) => r.op === Op.EXEC).length,
+      MAX_EXEC_STREAMS,
+      'the two extra execs wait on the host',
+    );
     const done = new TlvWriter().u32(Tag.STATUS, Status.OK).toBuffer();
     agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[0]!.stream, done));
     await running[0];
     agent.send(encodeFrame(FrameType.RESPONSE, agent.requests[1]!.stream, done));
     await running[1];
-    assert.deepEqual(order.map((o) => Math.floor(o / 1000)), [1, 2], 'first come, first served');
+    assert.deepEqual(
+      order.map((o) => Math.floor(o / 1000)),
+      [1, 2],
+      'first come, first served',
+    );
     connection.close();
     await Promise.allSettled([...running, ...waiting]);
   } finally {

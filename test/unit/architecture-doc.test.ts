@@ -24,12 +24,17 @@ function files(dir: string): string[] {
 
 test('every file ARCHITECTURE.md names exists', () => {
   const text = fs.readFileSync(path.join(REPO, 'ARCHITECTURE.md'), 'utf8');
-  const all = [...fs.readdirSync(REPO).filter((n) => fs.statSync(path.join(REPO, n)).isFile()), ...FOLDERS.flatMap((d) => files(path.join(REPO, d)))];
+  const all = [
+    ...fs.readdirSync(REPO).filter((n) => fs.statSync(path.join(REPO, n)).isFile()),
+    ...FOLDERS.flatMap((d) => files(path.join(REPO, d))),
+  ];
   const names = new Set(all.map((f) => path.basename(f)));
   const named = [...new Set([...text.matchAll(/`([A-Za-z0-9_./-]+\.(?:ts|c|h|mjs|sh))`/g)].map((m) => m[1]))];
   assert.ok(named.length > 100, `only ${named.length} file names found: the pattern no longer matches the document`);
-  const missing = named.filter((name) => !NOT_OURS.has(name!) && (name!.includes('/')
-    ? !all.some((f) => f === name || f.endsWith(`/${name}`))
-    : !names.has(name!)));
+  const missing = named.filter(
+    (name) =>
+      !NOT_OURS.has(name!) &&
+      (name!.includes('/') ? !all.some((f) => f === name || f.endsWith(`/${name}`)) : !names.has(name!)),
+  );
   assert.deepEqual(missing, []);
 });

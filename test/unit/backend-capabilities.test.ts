@@ -8,7 +8,14 @@ test('QEMU under KVM and under TCG: the same features, different isolation', () 
   const kvm = decideAccel({ platform: 'linux', forced: 'kvm', kvmDevice: true });
   const tcg = decideAccel({ platform: 'linux', forced: undefined, kvmDevice: false });
   assert.ok(kvm !== 'probe' && tcg !== 'probe');
-  const common = { backend: 'qemu', snapshot: true, snapshotWithShares: false, hotPlug: true, virtioFs: true, vsock: false };
+  const common = {
+    backend: 'qemu',
+    snapshot: true,
+    snapshotWithShares: false,
+    hotPlug: true,
+    virtioFs: true,
+    vsock: false,
+  };
   assert.deepEqual(qemuCapabilities(kvm), { ...common, accel: 'kvm', isolation: 'hardware' });
   assert.deepEqual(qemuCapabilities(tcg), { ...common, accel: 'tcg', isolation: 'emulated' });
 });

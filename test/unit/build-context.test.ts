@@ -17,7 +17,7 @@ before(() => {
   process.env.MICROVM_HOME = path.join(tmp, 'home');
   root = path.join(tmp, 'ws');
   const files: Record<string, string> = {
-    'Dockerfile': 'FROM debian\n',
+    Dockerfile: 'FROM debian\n',
     '.dockerignore': '# secrets stay home\n.env\n/node_modules\n*.log\n!keep.log\nbuild/\n!build/keep\n',
     '.env': 'TOKEN=secret',
     'app/main.sh': '#!/bin/sh\necho hi\n',
@@ -56,7 +56,13 @@ async function tarEntries(result: Awaited<ReturnType<typeof scan>>) {
   for await (const { header, body } of readTar(contextTar(result), DEFAULT_TAR_LIMITS)) {
     const chunks: Buffer[] = [];
     for await (const chunk of body()) chunks.push(Buffer.from(chunk));
-    entries.push({ path: fromBytePath(header.path), type: header.type, mode: header.mode, data: Buffer.concat(chunks).toString(), link: fromBytePath(header.linkpath) });
+    entries.push({
+      path: fromBytePath(header.path),
+      type: header.type,
+      mode: header.mode,
+      data: Buffer.concat(chunks).toString(),
+      link: fromBytePath(header.linkpath),
+    });
   }
   return entries;
 }
@@ -69,7 +75,20 @@ test('ignored files never enter the tar; symlinks go as links, never followed; m
   const result = await scan();
   const entries = await tarEntries(result);
   const names = entries.map((e) => e.path);
-  assert.deepEqual(names.sort(), ['.dockerignore', 'Dockerfile', 'app/', 'app/.env', 'app/main.sh', 'app/passwd-link', 'build/', 'build/keep', 'keep.log'].sort());
+  assert.deepEqual(
+    names.sort(),
+    [
+      '.dockerignore',
+      'Dockerfile',
+      'app/',
+      'app/.env',
+      'app/main.sh',
+      'app/passwd-link',
+      'build/',
+      'build/keep',
+      'keep.log',
+    ].sort(),
+  );
   assert.ok(!entries.some((e) => e.data.includes('TOKEN=secret')), 'the root .env is not sent');
   const link = entries.find((e) => e.path === 'app/passwd-link');
   assert.equal(link?.type, 'symlink');
@@ -98,7 +117,10 @@ test('a directory swapped for a symlink after the scan is refused, not followed 
   fs.rmSync(dir, { recursive: true });
   fs.symlinkSync(path.join(tmp, 'outside'), dir);
   try {
-    await assert.rejects(tarEntries(result), (err: Error & { code?: string }) => err.code === 'E_BUILD_CONTEXT' && /swap\/secret changed/.test(err.message));
+    await assert.rejects(
+      tarEntries(result),
+      (err: Error & { code?: string }) => err.code === 'E_BUILD_CONTEXT' && /swap\/secret changed/.test(err.message),
+    );
   } finally {
     fs.rmSync(dir);
   }

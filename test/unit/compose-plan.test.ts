@@ -13,7 +13,15 @@ import { ServiceRelay } from '../../engine/workspace/services/relay';
 import { TailLines } from '../../engine/workspace/services/tail-lines';
 import { imageConfigOf } from '../../engine/image/oci-layout';
 
-const SETTINGS: PlanSettings = { image: '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 1024,
+  cpus: 2,
+  network: 'outbound',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 
 /** A folder as the Dev Containers templates lay out a compose workspace. */
 function folderWith(files: Record<string, string>): string {
@@ -27,13 +35,23 @@ function folderWith(files: Record<string, string>): string {
 
 function plan(folder: string) {
   const resolved = resolveConfig({ folder, env: {} });
-  return planWorkspace(resolved, SETTINGS, { languages: [] }, undefined, composeOf(resolved, { allowLocalEnv: [], env: {} }));
+  return planWorkspace(
+    resolved,
+    SETTINGS,
+    { languages: [] },
+    undefined,
+    composeOf(resolved, { allowLocalEnv: [], env: {} }),
+  );
 }
 
 const TEMPLATE = {
   '.devcontainer/devcontainer.json': JSON.stringify({
-    name: 'app and db', dockerComposeFile: 'docker-compose.yml', service: 'app', workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
-    forwardPorts: ['db:5432', 3000, 'cache:6379'], containerEnv: { FROM_CONFIG: '1', SHARED: 'config' },
+    name: 'app and db',
+    dockerComposeFile: 'docker-compose.yml',
+    service: 'app',
+    workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
+    forwardPorts: ['db:5432', 3000, 'cache:6379'],
+    containerEnv: { FROM_CONFIG: '1', SHARED: 'config' },
   }),
   '.devcontainer/Dockerfile': 'FROM debian:bookworm\n',
   '.devcontainer/docker-compose.yml': [
@@ -60,7 +78,10 @@ const TEMPLATE = {
 test('a compose workspace: the primary service becomes the workspace VM, the others its services, forwardPorts by service', () => {
   const folder = folderWith(TEMPLATE);
   const p = plan(folder);
-  assert.deepEqual(p.problems.filter((x) => x.severity === 'error'), []);
+  assert.deepEqual(
+    p.problems.filter((x) => x.severity === 'error'),
+    [],
+  );
   assert.equal(p.source.kind, 'dockerfile');
   if (p.source.kind === 'dockerfile') {
     assert.equal(p.source.build.context, folder);
@@ -70,52 +91,90 @@ test('a compose workspace: the primary service becomes the workspace VM, the oth
   assert.equal(p.mounts[0]!.hostPath, folder);
   assert.equal(p.mounts[0]!.guestPath, `/workspaces/${path.basename(folder)}`);
   assert.equal(p.mounts[0]!.fileEvents, true);
-  assert.deepEqual(p.containerEnv, { PGHOST: 'db', SHARED: 'config', FROM_CONFIG: '1' }, 'containerEnv wins over the service environment');
+  assert.deepEqual(
+    p.containerEnv,
+    { PGHOST: 'db', SHARED: 'config', FROM_CONFIG: '1' },
+    'containerEnv wins over the service environment',
+  );
   assert.equal(p.containerUser, 'vscode');
-  assert.ok(p.volumes.some((v) => v.mountPoint === '/usr/local/cargo' && v.name.endsWith('_cargo')), JSON.stringify(p.volumes));
+  assert.ok(
+    p.volumes.some((v) => v.mountPoint === '/usr/local/cargo' && v.name.endsWith('_cargo')),
+    JSON.stringify(p.volumes),
+  );
   assert.deepEqual(p.ports.publish, [{ hostPort: 8080, guestPort: 80 }]);
   assert.ok(p.ports.forward.includes(3000));
   const compose = p.compose;
   assert.ok(compose);
   assert.equal(compose.primary, 'app');
-  assert.deepEqual(compose.services.map((s) => s.name), ['db'], 'the profiled service does not start');
+  assert.deepEqual(
+    compose.services.map((s) => s.name),
+    ['db'],
+    'the profiled service does not start',
+  );
   assert.deepEqual(compose.forwards, [{ service: 'db', port: 5432 }]);
   assert.deepEqual(compose.primaryDependsOn, { db: { condition: 'service_healthy', required: true } });
   assert.deepEqual(compose.primaryPorts, [80]);
-  assert.equal(compose.primaryCommand, undefined, 'overrideCommand defaults to true: the keep-alive replaces the command');
+  assert.equal(
+    compose.primaryCommand,
+    undefined,
+    'overrideCommand defaults to true: the keep-alive replaces the command',
+  );
   const cache = p.problems.find((x) => x.code === 'service-port');
   assert.match(cache?.message ?? '', /cache:6379.*does not start/);
 });
 
 test('bad compose input fails the plan with every problem at once, each naming its file', () => {
-  const missingFile = folderWith({ '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'nope.yml', service: 'app' }) });
+  const missingFile = folderWith({
+    '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'nope.yml', service: 'app' }),
+  });
   const p1 = plan(missingFile);
-  assert.ok(p1.problems.some((x) => x.severity === 'error' && x.code === 'compose-file' && x.file?.includes('nope.yml')), JSON.stringify(p1.problems));
+  assert.ok(
+    p1.problems.some((x) => x.severity === 'error' && x.code === 'compose-file' && x.file?.includes('nope.yml')),
+    JSON.stringify(p1.problems),
+  );
   assert.equal(p1.compose, undefined);
 
-  const unknown = folderWith({ ...TEMPLATE, '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'web' }) });
+  const unknown = folderWith({
+    ...TEMPLATE,
+    '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'web' }),
+  });
   const p2 = plan(unknown);
-  assert.ok(p2.problems.some((x) => x.severity === 'error' && x.code === 'compose-no-service' && /"web"/.test(x.message)), JSON.stringify(p2.problems));
+  assert.ok(
+    p2.problems.some((x) => x.severity === 'error' && x.code === 'compose-no-service' && /"web"/.test(x.message)),
+    JSON.stringify(p2.problems),
+  );
 
   const noContext = folderWith({
     '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'app' }),
     '.devcontainer/docker-compose.yml': 'services:\n  app:\n    build: ./missing\n',
   });
   const p3 = plan(noContext);
-  assert.ok(p3.problems.some((x) => x.severity === 'error' && /missing/.test(x.message)), JSON.stringify(p3.problems));
+  assert.ok(
+    p3.problems.some((x) => x.severity === 'error' && /missing/.test(x.message)),
+    JSON.stringify(p3.problems),
+  );
 
   const yaml = folderWith({
     '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'app' }),
     '.devcontainer/docker-compose.yml': 'services:\n  app:\n    image: x\n   bad: [\n',
   });
   const p4 = plan(yaml);
-  assert.ok(p4.problems.some((x) => x.severity === 'error' && /line \d+/.test(`${x.path} ${x.message}`)), JSON.stringify(p4.problems));
+  assert.ok(
+    p4.problems.some((x) => x.severity === 'error' && /line \d+/.test(`${x.path} ${x.message}`)),
+    JSON.stringify(p4.problems),
+  );
 });
 
-test('overrideCommand false runs the primary service\'s own command; no bind of the folder still shares it at workspaceFolder', () => {
+test("overrideCommand false runs the primary service's own command; no bind of the folder still shares it at workspaceFolder", () => {
   const folder = folderWith({
-    '.devcontainer/devcontainer.json': JSON.stringify({ dockerComposeFile: 'docker-compose.yml', service: 'app', overrideCommand: false, workspaceFolder: '/srv/app' }),
-    '.devcontainer/docker-compose.yml': 'services:\n  app:\n    image: node:22\n    entrypoint: ["node"]\n    command: ["server.js"]\n    expose: ["9229"]\n',
+    '.devcontainer/devcontainer.json': JSON.stringify({
+      dockerComposeFile: 'docker-compose.yml',
+      service: 'app',
+      overrideCommand: false,
+      workspaceFolder: '/srv/app',
+    }),
+    '.devcontainer/docker-compose.yml':
+      'services:\n  app:\n    image: node:22\n    entrypoint: ["node"]\n    command: ["server.js"]\n    expose: ["9229"]\n',
   });
   const p = plan(folder);
   assert.deepEqual(p.compose?.primaryCommand, ['node', 'server.js']);
@@ -130,13 +189,16 @@ test('a service relay refuses connections until its service runs, then pipes the
   const upstream = net.createServer((c) => c.pipe(c));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const relay = await ServiceRelay.open('db', 5432);
-  const talk = (text: string) => new Promise<string>((resolve, reject) => {
-    const socket = net.connect(relay.hostPort, '127.0.0.1', () => socket.end(text));
-    let got = '';
-    socket.on('data', (d) => { got += String(d); });
-    socket.on('close', () => resolve(got));
-    socket.on('error', reject);
-  });
+  const talk = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(relay.hostPort, '127.0.0.1', () => socket.end(text));
+      let got = '';
+      socket.on('data', (d) => {
+        got += String(d);
+      });
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
   await assert.rejects(talk('early'), /ECONNRESET/);
   relay.setTarget((upstream.address() as net.AddressInfo).port);
   assert.equal(await talk('hello'), 'hello');
@@ -150,7 +212,14 @@ test('a service relay refuses connections until its service runs, then pipes the
 test('health: failures in the start period do not count, retries failures in a row make it unhealthy, one success healthy', async () => {
   // The start period is long beside the 5 ms interval, so that a loaded machine's slow timers
   // cannot end it before the fourth failure (it failed so under load with 40 ms).
-  const check = { test: ['true'], intervalMs: 5, timeoutMs: 100, retries: 2, startPeriodMs: 10_000, startIntervalMs: 5 };
+  const check = {
+    test: ['true'],
+    intervalMs: 5,
+    timeoutMs: 100,
+    retries: 2,
+    startPeriodMs: 10_000,
+    startIntervalMs: 5,
+  };
   let n = 0;
   const healthyAfter = (k: number) => async () => ({ ok: ++n > k, output: `try ${n}` });
   const ok = await waitHealthy(check, healthyAfter(4), () => undefined);
@@ -163,7 +232,7 @@ test('health: failures in the start period do not count, retries failures in a r
   assert.match(gone.lastOutput, /exited with code 1/);
 });
 
-test('a crashed service\'s last lines: escape sequences shown escaped, long lines cut, only the last ones kept', () => {
+test("a crashed service's last lines: escape sequences shown escaped, long lines cut, only the last ones kept", () => {
   const tail = new TailLines(3);
   tail.push(Buffer.from('one\ntwo\n\x1b[2J\x1b]8;;http://x\x07fake\r\nfour'));
   tail.push(Buffer.from(`\n${'x'.repeat(1000)}`));
@@ -174,8 +243,10 @@ test('a crashed service\'s last lines: escape sequences shown escaped, long line
   assert.equal(lines[2]!.length, 400);
 });
 
-test('an image\'s EXPOSE\'d TCP ports are read from its config (UDP and nonsense left out), for the ports other services reach', () => {
-  const config = imageConfigOf({ config: { ExposedPorts: { '5432/tcp': {}, '53/udp': {}, '80': {}, 'x/tcp': {}, '70000/tcp': {} } } });
+test("an image's EXPOSE'd TCP ports are read from its config (UDP and nonsense left out), for the ports other services reach", () => {
+  const config = imageConfigOf({
+    config: { ExposedPorts: { '5432/tcp': {}, '53/udp': {}, '80': {}, 'x/tcp': {}, '70000/tcp': {} } },
+  });
   assert.deepEqual(config.exposedPorts, [80, 5432]);
   assert.equal(imageConfigOf({ config: {} }).exposedPorts, undefined);
 });

@@ -22,7 +22,13 @@ function project(files: Record<string, string>): string {
 
 function load(folder: string, over: Partial<LoadComposeOptions> = {}) {
   return loadCompose({
-    folder, configDir: path.join(folder, '.devcontainer'), files: ['docker-compose.yml'], service: 'app', env: {}, allowLocalEnv: [], ...over,
+    folder,
+    configDir: path.join(folder, '.devcontainer'),
+    files: ['docker-compose.yml'],
+    service: 'app',
+    env: {},
+    allowLocalEnv: [],
+    ...over,
   });
 }
 
@@ -40,23 +46,45 @@ test('interpolation: every form docker compose knows, nested defaults, $$ and er
   assert.equal(interpolate('${EMPTY:?must be set}', lookup, errors), '');
   assert.equal(interpolate('${SET?}', lookup, errors), 'v');
   interpolate('${1BAD} ${SET/x} ${OPEN', lookup, errors);
-  assert.deepEqual(errors.map((e) => e.name), ['EMPTY', '1BAD', 'SET', '${OPEN']);
+  assert.deepEqual(
+    errors.map((e) => e.name),
+    ['EMPTY', '1BAD', 'SET', '${OPEN'],
+  );
   assert.match(errors[0]!.message, /EMPTY is required: must be set/);
 });
 
 test('ports, durations and command strings parse as docker compose reads them', () => {
   assert.deepEqual(parsePortEntry('3000'), { ports: [{ target: 3000, protocol: 'tcp' }] });
-  assert.deepEqual(parsePortEntry('127.0.0.1:5433:5432'), { ports: [{ target: 5432, protocol: 'tcp', published: 5433 }], hostIp: '127.0.0.1' });
-  assert.deepEqual(parsePortEntry('[::1]:80:8080/tcp'), { ports: [{ target: 8080, protocol: 'tcp', published: 80 }], hostIp: '::1' });
-  assert.deepEqual(parsePortEntry('9000-9001:8000-8001'), { ports: [{ target: 8000, protocol: 'tcp', published: 9000 }, { target: 8001, protocol: 'tcp', published: 9001 }] });
-  assert.deepEqual(parsePortEntry({ target: 6379, published: '6380' }), { ports: [{ target: 6379, protocol: 'tcp', published: 6380 }] });
+  assert.deepEqual(parsePortEntry('127.0.0.1:5433:5432'), {
+    ports: [{ target: 5432, protocol: 'tcp', published: 5433 }],
+    hostIp: '127.0.0.1',
+  });
+  assert.deepEqual(parsePortEntry('[::1]:80:8080/tcp'), {
+    ports: [{ target: 8080, protocol: 'tcp', published: 80 }],
+    hostIp: '::1',
+  });
+  assert.deepEqual(parsePortEntry('9000-9001:8000-8001'), {
+    ports: [
+      { target: 8000, protocol: 'tcp', published: 9000 },
+      { target: 8001, protocol: 'tcp', published: 9001 },
+    ],
+  });
+  assert.deepEqual(parsePortEntry({ target: 6379, published: '6380' }), {
+    ports: [{ target: 6379, protocol: 'tcp', published: 6380 }],
+  });
   assert.ok('error' in parsePortEntry('1-65535'), 'a huge range is refused');
   assert.ok('error' in parsePortEntry('70000'));
   assert.ok('error' in parsePortEntry('80:90:100:110'));
   assert.equal(parseDuration('1m30s'), 90_000);
   assert.equal(parseDuration('500ms'), 500);
   assert.equal(parseDuration('10'), undefined, 'a duration needs a unit');
-  assert.deepEqual(splitWords(`sh -c 'echo "a b"; exit 0' "x\\"y" a\\ b`), ['sh', '-c', 'echo "a b"; exit 0', 'x"y', 'a b']);
+  assert.deepEqual(splitWords(`sh -c 'echo "a b"; exit 0' "x\\"y" a\\ b`), [
+    'sh',
+    '-c',
+    'echo "a b"; exit 0',
+    'x"y',
+    'a b',
+  ]);
   assert.deepEqual(splitWords('  rails   server -b 0.0.0.0 '), ['rails', 'server', '-b', '0.0.0.0']);
 });
 
@@ -116,16 +144,34 @@ volumes:
   assert.equal(app.build?.dockerfile, '.devcontainer/Dockerfile');
   assert.deepEqual(app.build?.args, { RUBY_VERSION: '3.2' });
   assert.deepEqual(app.command, ['sleep', 'infinity']);
-  assert.equal(app.environment.DATABASE_URL, 'postgres://postgres:s3cret@db:5432/app', 'merge keys and .env interpolation');
+  assert.equal(
+    app.environment.DATABASE_URL,
+    'postgres://postgres:s3cret@db:5432/app',
+    'merge keys and .env interpolation',
+  );
   assert.equal(app.dependsOn.db!.condition, 'service_healthy');
   const db = out.project?.services.db;
-  assert.deepEqual(db?.healthcheck, { test: ['/bin/sh', '-c', 'pg_isready -U postgres'], intervalMs: 5000, timeoutMs: 3000, retries: 10, startPeriodMs: 0, startIntervalMs: 5000 });
-  assert.deepEqual(db?.volumes, [{ type: 'volume', source: 'postgres-data', target: '/var/lib/postgresql/data', readOnly: false }]);
+  assert.deepEqual(db?.healthcheck, {
+    test: ['/bin/sh', '-c', 'pg_isready -U postgres'],
+    intervalMs: 5000,
+    timeoutMs: 3000,
+    retries: 10,
+    startPeriodMs: 0,
+    startIntervalMs: 5000,
+  });
+  assert.deepEqual(db?.volumes, [
+    { type: 'volume', source: 'postgres-data', target: '/var/lib/postgresql/data', readOnly: false },
+  ]);
   assert.deepEqual(out.project?.services.redis!.expose, [6379]);
   assert.equal(out.project?.services.redis.network, undefined);
   assert.deepEqual(out.project?.volumes, ['bundle', 'postgres-data']);
   // ../.. from .devcontainer is the folder's parent (the templates' pattern): the folder alone is mounted where it would be.
-  assert.deepEqual(app.volumes[0], { type: 'bind', source: folder, target: `/workspaces/${path.basename(folder)}`, readOnly: false });
+  assert.deepEqual(app.volumes[0], {
+    type: 'bind',
+    source: folder,
+    target: `/workspaces/${path.basename(folder)}`,
+    readOnly: false,
+  });
   const parent = out.problems.find((p) => p.code === 'compose-bind-parent');
   assert.equal(parent?.file, path.join('.devcontainer', 'docker-compose.yml'));
   assert.equal(parent?.path, 'services.app.volumes[0]');
@@ -167,8 +213,16 @@ services:
   assert.ok(app, JSON.stringify(out.problems));
   assert.deepEqual(app.command, ['sleep', 'infinity'], 'command is replaced');
   assert.deepEqual(app.environment, { A: '1', B: '20', C: '3' }, 'environment merges by key across list and map forms');
-  assert.deepEqual(app.ports.map((p) => p.target), [3000, 9229], 'ports append');
-  assert.deepEqual(app.volumes.map((v) => v.target), ['/workspace', '/cache'], 'volumes merge by target');
+  assert.deepEqual(
+    app.ports.map((p) => p.target),
+    [3000, 9229],
+    'ports append',
+  );
+  assert.deepEqual(
+    app.volumes.map((v) => v.target),
+    ['/workspace', '/cache'],
+    'volumes merge by target',
+  );
   assert.equal((app.volumes[1] as { source?: string }).source, 'other');
   assert.equal(app.volumes[0]!.type, 'bind');
   assert.ok(!out.problems.some((p) => p.path === 'services.app.labels'), 'a !reset key is gone');
@@ -185,10 +239,22 @@ services:
   docs: { image: d, network_mode: "service:worker" }
 `,
   });
-  assert.deepEqual(load(folder).start, ['queue', 'app', 'worker', 'docs'], 'profiled services start only as dependencies (network_mode service: is one)');
+  assert.deepEqual(
+    load(folder).start,
+    ['queue', 'app', 'worker', 'docs'],
+    'profiled services start only as dependencies (network_mode service: is one)',
+  );
   assert.deepEqual(load(folder).project?.services.app!.network, { mode: 'service', service: 'queue' });
-  assert.deepEqual(load(folder, { runServices: [] }).start, ['queue', 'app'], 'an empty runServices starts the primary service only');
-  assert.deepEqual(load(folder, { runServices: ['worker'] }).start, ['worker', 'queue', 'app'], 'a named service starts despite its profile');
+  assert.deepEqual(
+    load(folder, { runServices: [] }).start,
+    ['queue', 'app'],
+    'an empty runServices starts the primary service only',
+  );
+  assert.deepEqual(
+    load(folder, { runServices: ['worker'] }).start,
+    ['worker', 'queue', 'app'],
+    'a named service starts despite its profile',
+  );
   fs.writeFileSync(path.join(folder, '.devcontainer/.env'), 'COMPOSE_PROFILES=workers\n');
   assert.deepEqual(load(folder).start, ['queue', 'app', 'worker', 'docs'], 'COMPOSE_PROFILES in .env enables them');
   assert.deepEqual(load(folder, { runServices: ['docs'] }).start, ['worker', 'docs', 'queue', 'app']);
@@ -216,12 +282,18 @@ services:
   assert.ok(app, JSON.stringify(out.problems));
   assert.equal(app.image, 'node:22');
   assert.deepEqual(app.environment, { FROM_FILE: '1', QUOTED: 'a b', TOKEN: '', ALLOWED: 'yes' });
-  assert.ok(!JSON.stringify(out.project).includes('ghp_secret') && !JSON.stringify(out.project).includes('leak'), 'no host secret in the project');
+  assert.ok(
+    !JSON.stringify(out.project).includes('ghp_secret') && !JSON.stringify(out.project).includes('leak'),
+    'no host secret in the project',
+  );
   const byCode = codes(out.problems);
   assert.ok(byCode.includes('compose-env-not-passed'), 'the refused variables are reported');
   const envFile = out.problems.find((p) => p.code === 'compose-env-file');
   assert.match(envFile?.consequence ?? '', /outside the folder/);
-  assert.ok(out.problems.every((p) => !/ghp_secret/.test(formatProblem('devcontainer.json', p))), 'no problem quotes a secret');
+  assert.ok(
+    out.problems.every((p) => !/ghp_secret/.test(formatProblem('devcontainer.json', p))),
+    'no problem quotes a secret',
+  );
 });
 
 test('every problem at once, each naming file, path and consequence; the service key refused when undefined', () => {
@@ -251,8 +323,18 @@ secrets:
   });
   const out = load(folder);
   const byCode = codes(out.problems);
-  for (const code of ['compose-build-context', 'compose-unsupported', 'compose-bind-outside-folder', 'compose-volume', 'compose-port-udp', 'compose-port',
-    'compose-duration', 'compose-unknown-key', 'compose-dependency', 'compose-dependency-cycle']) {
+  for (const code of [
+    'compose-build-context',
+    'compose-unsupported',
+    'compose-bind-outside-folder',
+    'compose-volume',
+    'compose-port-udp',
+    'compose-port',
+    'compose-duration',
+    'compose-unknown-key',
+    'compose-dependency',
+    'compose-dependency-cycle',
+  ]) {
     assert.ok(byCode.includes(code), `${code} in ${byCode.join(', ')}`);
   }
   for (const p of out.problems) {
@@ -261,12 +343,20 @@ secrets:
   }
   const docker = out.problems.find((p) => p.code === 'compose-bind-outside-folder');
   assert.match(docker?.consequence ?? '', /Docker socket/);
-  assert.equal(load(folder, { service: 'nope' }).problems.find((p) => p.code === 'compose-no-service')?.severity, 'error');
+  assert.equal(
+    load(folder, { service: 'nope' }).problems.find((p) => p.code === 'compose-no-service')?.severity,
+    'error',
+  );
 });
 
 test('hostile input: syntax errors name the line, alias bombs stop, files outside the folder and huge files are refused', () => {
   const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
-  for (let i = 1; i < 8; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+  for (let i = 1; i < 8; i++)
+    bomb.push(
+      `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+        .fill(`*${String.fromCharCode(96 + i)}`)
+        .join(',')}]`,
+    );
   const folder = project({
     '.devcontainer/docker-compose.yml': 'services:\n  app:\n    image: [unclosed\n',
     '.devcontainer/bomb.yml': `${bomb.join('\n')}\nservices: {app: {image: x}}\n`,
@@ -283,5 +373,8 @@ test('hostile input: syntax errors name the line, alias bombs stop, files outsid
   fs.writeFileSync(path.join(outside, 'c.yml'), 'services: {app: {image: x}}\n');
   fs.symlinkSync(path.join(outside, 'c.yml'), path.join(folder, '.devcontainer', 'link.yml'));
   assert.match(load(folder, { files: ['link.yml'] }).problems[0]!.message, /outside the workspace folder/);
-  assert.match(load(folder, { files: [path.join(outside, 'c.yml')] }).problems[0]!.message, /outside the workspace folder/);
+  assert.match(
+    load(folder, { files: [path.join(outside, 'c.yml')] }).problems[0]!.message,
+    /outside the workspace folder/,
+  );
 });

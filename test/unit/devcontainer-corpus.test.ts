@@ -13,65 +13,123 @@ import { DEFAULT_PROTECT } from '../../engine/mount/types';
  */
 const CORPUS: Record<string, unknown> = {
   'node-dockerfile': {
-    name: 'Node.js', build: { dockerfile: 'Dockerfile', args: { VARIANT: '20-bookworm' } },
+    name: 'Node.js',
+    build: { dockerfile: 'Dockerfile', args: { VARIANT: '20-bookworm' } },
     customizations: { vscode: { extensions: ['dbaeumer.vscode-eslint'] } },
-    forwardPorts: [3000], postCreateCommand: 'npm ci', remoteUser: 'node',
+    forwardPorts: [3000],
+    postCreateCommand: 'npm ci',
+    remoteUser: 'node',
   },
   'python-features': {
     image: 'mcr.microsoft.com/devcontainers/python:1-3.12-bookworm',
-    features: { 'ghcr.io/devcontainers/features/node:1': { version: 'lts' }, 'ghcr.io/devcontainers/features/github-cli:1': {} },
-    postCreateCommand: 'pip3 install --user -r requirements.txt', portsAttributes: { 8000: { label: 'Django', onAutoForward: 'openBrowser' } },
+    features: {
+      'ghcr.io/devcontainers/features/node:1': { version: 'lts' },
+      'ghcr.io/devcontainers/features/github-cli:1': {},
+    },
+    postCreateCommand: 'pip3 install --user -r requirements.txt',
+    portsAttributes: { 8000: { label: 'Django', onAutoForward: 'openBrowser' } },
   },
   'rails-compose': {
-    name: 'Rails', dockerComposeFile: ['../docker-compose.yml', 'docker-compose.extend.yml'], service: 'app', runServices: ['app', 'db', 'redis'],
-    workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}', forwardPorts: [3000, 'db:5432'], postCreateCommand: 'bin/setup',
+    name: 'Rails',
+    dockerComposeFile: ['../docker-compose.yml', 'docker-compose.extend.yml'],
+    service: 'app',
+    runServices: ['app', 'db', 'redis'],
+    workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
+    forwardPorts: [3000, 'db:5432'],
+    postCreateCommand: 'bin/setup',
   },
   'dotnet-path': {
     image: 'mcr.microsoft.com/devcontainers/dotnet:8.0',
-    remoteEnv: { PATH: '${containerWorkspaceFolder}/.dotnet:${containerEnv:PATH}', DOTNET_ROOT: '${containerWorkspaceFolder}/.dotnet' },
-    onCreateCommand: ['bash', '-c', './eng/common/tools.sh'], hostRequirements: { cpus: 4, memory: '8gb', storage: '32gb' },
+    remoteEnv: {
+      PATH: '${containerWorkspaceFolder}/.dotnet:${containerEnv:PATH}',
+      DOTNET_ROOT: '${containerWorkspaceFolder}/.dotnet',
+    },
+    onCreateCommand: ['bash', '-c', './eng/common/tools.sh'],
+    hostRequirements: { cpus: 4, memory: '8gb', storage: '32gb' },
   },
   'rust-cache-volume': {
     image: 'mcr.microsoft.com/devcontainers/rust:1',
-    mounts: ['source=${localWorkspaceFolderBasename}-cargo-${devcontainerId},target=/usr/local/cargo/registry,type=volume'],
-    postCreateCommand: { build: 'cargo build', fetch: ['cargo', 'fetch'] }, updateContentCommand: '',
+    mounts: [
+      'source=${localWorkspaceFolderBasename}-cargo-${devcontainerId},target=/usr/local/cargo/registry,type=volume',
+    ],
+    postCreateCommand: { build: 'cargo build', fetch: ['cargo', 'fetch'] },
+    updateContentCommand: '',
   },
   'go-docker-in-docker': {
     image: 'mcr.microsoft.com/devcontainers/go:1.22',
-    mounts: ['source=/var/run/docker.sock,target=/var/run/docker-host.sock,type=bind', 'source=${localEnv:HOME}/.ssh,target=/home/vscode/.ssh,type=bind,consistency=cached'],
-    runArgs: ['--cap-add=SYS_PTRACE', '--security-opt', 'seccomp=unconfined', '--init'], remoteUser: 'vscode',
+    mounts: [
+      'source=/var/run/docker.sock,target=/var/run/docker-host.sock,type=bind',
+      'source=${localEnv:HOME}/.ssh,target=/home/vscode/.ssh,type=bind,consistency=cached',
+    ],
+    runArgs: ['--cap-add=SYS_PTRACE', '--security-opt', 'seccomp=unconfined', '--init'],
+    remoteUser: 'vscode',
   },
   'java-gradle': {
     build: { dockerfile: '../Dockerfile.dev', context: '..', target: 'dev', cacheFrom: 'ghcr.io/acme/app:cache' },
     containerEnv: { JAVA_TOOL_OPTIONS: '-Xmx2g', GRADLE_USER_HOME: '${containerWorkspaceFolder}/.gradle' },
-    postStartCommand: './gradlew --version', waitFor: 'postCreateCommand',
+    postStartCommand: './gradlew --version',
+    waitFor: 'postCreateCommand',
   },
   'monorepo-workspace-mount': {
-    image: 'node:20', workspaceMount: 'source=${localWorkspaceFolder},target=/src/${localWorkspaceFolderBasename},type=bind',
-    workspaceFolder: '/src/${localWorkspaceFolderBasename}', mounts: ['type=bind,source=${localWorkspaceFolder}/packages,target=/packages,readonly'],
+    image: 'node:20',
+    workspaceMount: 'source=${localWorkspaceFolder},target=/src/${localWorkspaceFolderBasename},type=bind',
+    workspaceFolder: '/src/${localWorkspaceFolderBasename}',
+    mounts: ['type=bind,source=${localWorkspaceFolder}/packages,target=/packages,readonly'],
   },
   'env-file-and-hosts': {
-    image: 'ubuntu:24.04', runArgs: ['--env-file', '.devcontainer/devcontainer.env', '--add-host', 'api.local:10.1.2.3', '-p', '8080:80', '--memory=4g'],
+    image: 'ubuntu:24.04',
+    runArgs: [
+      '--env-file',
+      '.devcontainer/devcontainer.env',
+      '--add-host',
+      'api.local:10.1.2.3',
+      '-p',
+      '8080:80',
+      '--memory=4g',
+    ],
     containerEnv: { TZ: 'UTC', TOKEN: '${localEnv:MY_TOKEN:unset}' },
   },
   'legacy-dockerfile-keys': {
-    dockerFile: 'Dockerfile', context: '..', extensions: ['ms-python.python'], settings: { 'editor.tabSize': 2 },
-    appPort: [3000, '9229:9229'], postAttachCommand: 'echo attached', shutdownAction: 'stopContainer', overrideCommand: true,
+    dockerFile: 'Dockerfile',
+    context: '..',
+    extensions: ['ms-python.python'],
+    settings: { 'editor.tabSize': 2 },
+    appPort: [3000, '9229:9229'],
+    postAttachCommand: 'echo attached',
+    shutdownAction: 'stopContainer',
+    overrideCommand: true,
   },
   'tmpfs-and-anonymous': {
-    image: 'node:20', mounts: [{ type: 'volume', target: '/home/node/.cache' }, 'type=tmpfs,target=/run/scratch,tmpfs-size=128m'],
-    userEnvProbe: 'loginShell', updateRemoteUserUID: false, containerUser: 'node',
+    image: 'node:20',
+    mounts: [{ type: 'volume', target: '/home/node/.cache' }, 'type=tmpfs,target=/run/scratch,tmpfs-size=128m'],
+    userEnvProbe: 'loginShell',
+    updateRemoteUserUID: false,
+    containerUser: 'node',
   },
   'variables-everywhere': {
-    name: '${localWorkspaceFolderBasename} (${devcontainerId})', image: 'debian:bookworm',
-    containerEnv: { PROJECT: '${localWorkspaceFolderBasename}', WS: '${containerWorkspaceFolder}', ID: '${devcontainerId}' },
+    name: '${localWorkspaceFolderBasename} (${devcontainerId})',
+    image: 'debian:bookworm',
+    containerEnv: {
+      PROJECT: '${localWorkspaceFolderBasename}',
+      WS: '${containerWorkspaceFolder}',
+      ID: '${devcontainerId}',
+    },
     remoteEnv: { LD_LIBRARY_PATH: '${containerEnv:LD_LIBRARY_PATH:}:/opt/lib', HOME_COPY: '${containerEnv:HOME}' },
-    postCreateCommand: 'echo ${containerWorkspaceFolderBasename} > /tmp/name', portsAttributes: { '3000-3010': { label: 'dev servers' }, '.+/vite': { onAutoForward: 'silent' } },
+    postCreateCommand: 'echo ${containerWorkspaceFolderBasename} > /tmp/name',
+    portsAttributes: { '3000-3010': { label: 'dev servers' }, '.+/vite': { onAutoForward: 'silent' } },
     otherPortsAttributes: { onAutoForward: 'ignore' },
   },
 };
 
-const SETTINGS: PlanSettings = { image: '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 1024,
+  cpus: 2,
+  network: 'outbound',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 const IMAGE_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root' };
 
 test('a dozen real-world-shaped configurations: no error, no variable left in what the engine uses', () => {
@@ -83,16 +141,30 @@ test('a dozen real-world-shaped configurations: no error, no variable left in wh
       fs.mkdirSync(path.join(folder, 'packages'));
       fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config, null, 2));
       fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.env'), 'FROM_FILE=1\n# comment\n');
-      for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev']) fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
+      for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev'])
+        fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
       const resolved = resolveConfig({ folder, env: { HOME: '/home/u', MY_TOKEN: 't' } });
       const plan = planWorkspace(resolved, SETTINGS, { languages: [] });
       const errors = plan.problems.filter((p) => p.severity === 'error');
       assert.deepEqual(errors, [], `${name}: ${JSON.stringify(errors)}`);
-      const used = resolveContainerEnv({
-        containerEnv: plan.containerEnv, remoteEnv: plan.remoteEnv, workspaceFolder: plan.workspaceFolder, hooks: plan.hooks,
-        mounts: plan.mounts, volumes: plan.volumes, tmpfs: plan.tmpfs, source: plan.source,
-      }, { ...IMAGE_ENV, ...plan.containerEnv });
-      assert.doesNotMatch(JSON.stringify(used), /\$\{(localEnv|env|localWorkspaceFolder|containerWorkspaceFolder|devcontainerId|containerEnv)/, name);
+      const used = resolveContainerEnv(
+        {
+          containerEnv: plan.containerEnv,
+          remoteEnv: plan.remoteEnv,
+          workspaceFolder: plan.workspaceFolder,
+          hooks: plan.hooks,
+          mounts: plan.mounts,
+          volumes: plan.volumes,
+          tmpfs: plan.tmpfs,
+          source: plan.source,
+        },
+        { ...IMAGE_ENV, ...plan.containerEnv },
+      );
+      assert.doesNotMatch(
+        JSON.stringify(used),
+        /\$\{(localEnv|env|localWorkspaceFolder|containerWorkspaceFolder|devcontainerId|containerEnv)/,
+        name,
+      );
     }
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -107,16 +179,26 @@ test('the corpus as the engine plans it: what each project gets', () => {
     fs.mkdirSync(path.join(folder, 'packages'), { recursive: true });
     fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(CORPUS[name]));
     fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.env'), 'FROM_FILE=1\n');
-    for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev']) fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
+    for (const dockerfile of ['.devcontainer/Dockerfile', 'Dockerfile.dev'])
+      fs.writeFileSync(path.join(folder, dockerfile), 'FROM debian\n');
     return planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, { languages: [] });
   };
   try {
     assert.equal(plan('node-dockerfile').source.kind, 'dockerfile');
     const java = plan('java-gradle').source;
-    assert.ok(java.kind === 'dockerfile' && java.build.dockerfile === path.join(root, 'java-gradle', 'Dockerfile.dev') && java.build.target === 'dev');
+    assert.ok(
+      java.kind === 'dockerfile' &&
+        java.build.dockerfile === path.join(root, 'java-gradle', 'Dockerfile.dev') &&
+        java.build.target === 'dev',
+    );
     assert.deepEqual(plan('rust-cache-volume').hooks.postCreateCommand?.kind, 'parallel');
     assert.equal(plan('rust-cache-volume').hooks.updateContentCommand, undefined, 'an empty command is a no-op');
-    assert.deepEqual(plan('go-docker-in-docker').problems.filter((p) => p.code === 'bind-outside-folder').map((p) => p.path), ['$.mounts[0]', '$.mounts[1]']);
+    assert.deepEqual(
+      plan('go-docker-in-docker')
+        .problems.filter((p) => p.code === 'bind-outside-folder')
+        .map((p) => p.path),
+      ['$.mounts[0]', '$.mounts[1]'],
+    );
     const monorepo = plan('monorepo-workspace-mount');
     assert.equal(monorepo.mounts[0]!.guestPath, '/src/monorepo-workspace-mount');
     assert.equal(monorepo.mounts[1]!.readOnly, true);
@@ -127,10 +209,21 @@ test('the corpus as the engine plans it: what each project gets', () => {
     assert.equal(env.memoryMib, 4096);
     const legacy = plan('legacy-dockerfile-keys');
     assert.equal(legacy.source.kind, 'dockerfile');
-    assert.deepEqual(legacy.ports.publish, [{ hostPort: 3000, guestPort: 3000 }, { hostPort: 9229, guestPort: 9229 }]);
-    assert.equal(legacy.problems.filter((p) => p.severity === 'info').length, 2, 'extensions and settings go to the log');
+    assert.deepEqual(legacy.ports.publish, [
+      { hostPort: 3000, guestPort: 3000 },
+      { hostPort: 9229, guestPort: 9229 },
+    ]);
+    assert.equal(
+      legacy.problems.filter((p) => p.severity === 'info').length,
+      2,
+      'extensions and settings go to the log',
+    );
     assert.equal(plan('tmpfs-and-anonymous').tmpfs[0]!.sizeMib, 128);
-    assert.equal(plan('rails-compose').problems.some((p) => p.code === 'compose-not-loaded' && p.severity === 'info'), true, 'compose files are read when the workspace opens');
+    assert.equal(
+      plan('rails-compose').problems.some((p) => p.code === 'compose-not-loaded' && p.severity === 'info'),
+      true,
+      'compose files are read when the workspace opens',
+    );
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -6,20 +6,42 @@ import * as path from 'node:path';
 import { devcontainerId, substitute, VariableContext } from '../../engine/devcontainer/variables';
 import { parseMount, splitFields } from '../../engine/devcontainer/mounts';
 import { toLifecycleCommand } from '../../engine/devcontainer/lifecycle';
-import { attributesFor, autoForwardAction, isDeclared, parseAppPort, parseForwardPort } from '../../engine/devcontainer/ports';
-import { PlanSettings, planWorkspace, recommendedExtensions, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
+import {
+  attributesFor,
+  autoForwardAction,
+  isDeclared,
+  parseAppPort,
+  parseForwardPort,
+} from '../../engine/devcontainer/ports';
+import {
+  PlanSettings,
+  planWorkspace,
+  recommendedExtensions,
+  resolveConfig,
+  resolveContainerEnv,
+} from '../../engine/devcontainer';
 import { DEFAULT_PROTECT } from '../../engine/mount/types';
 import { detectLanguages } from '../../engine/devcontainer/language';
 
 const ctx = (over: Partial<VariableContext> = {}): VariableContext => ({
-  localWorkspaceFolder: '/home/u/my-app', containerWorkspaceFolder: '/workspaces/my-app', devcontainerId: 'ID',
-  localEnv: { HOME: '/home/u', GITHUB_TOKEN: 'secret', EMPTY: '' }, allowLocalEnv: new Set(['HOME', 'EMPTY']), ...over,
+  localWorkspaceFolder: '/home/u/my-app',
+  containerWorkspaceFolder: '/workspaces/my-app',
+  devcontainerId: 'ID',
+  localEnv: { HOME: '/home/u', GITHUB_TOKEN: 'secret', EMPTY: '' },
+  allowLocalEnv: new Set(['HOME', 'EMPTY']),
+  ...over,
 });
 
 test('variables: every name of the spec, defaults, unknown names kept, keys untouched', () => {
   const input = {
     a: '${localWorkspaceFolder}|${localWorkspaceFolderBasename}|${containerWorkspaceFolder}|${containerWorkspaceFolderBasename}|${devcontainerId}',
-    b: ['${localEnv:HOME}', '${env:HOME}', '${localEnv:MISSING:fallback}', '${localEnv:MISSING}', '${localEnv:EMPTY:x}'],
+    b: [
+      '${localEnv:HOME}',
+      '${env:HOME}',
+      '${localEnv:MISSING:fallback}',
+      '${localEnv:MISSING}',
+      '${localEnv:EMPTY:x}',
+    ],
     c: '${workspaceFolder} ${unknown:x} ${containerEnv:PATH}',
     '${localEnv:HOME}': 1,
     n: 5,
@@ -27,22 +49,43 @@ test('variables: every name of the spec, defaults, unknown names kept, keys unto
   const out = substitute(input, ctx());
   assert.equal(out.a, '/home/u/my-app|my-app|/workspaces/my-app|my-app|ID');
   assert.deepEqual(out.b, ['/home/u', '/home/u', 'fallback', '', '']);
-  assert.equal(out.c, '${workspaceFolder} ${unknown:x} ${containerEnv:PATH}', 'names of later passes and unknown names stay as written');
+  assert.equal(
+    out.c,
+    '${workspaceFolder} ${unknown:x} ${containerEnv:PATH}',
+    'names of later passes and unknown names stay as written',
+  );
   assert.ok('${localEnv:HOME}' in out, 'object keys are not substituted');
   assert.equal(out.n, 5);
-  assert.equal(substitute('${localEnv:URL:http://x}', ctx()), 'http', 'a default cannot hold a colon, as in the reference CLI');
+  assert.equal(
+    substitute('${localEnv:URL:http://x}', ctx()),
+    'http',
+    'a default cannot hold a colon, as in the reference CLI',
+  );
 });
 
 test('variables: a host variable the user did not allow resolves to its default or nothing, and is reported', () => {
   const refused: Array<{ name: string; path: Array<string | number> }> = [];
-  const out = substitute({ containerEnv: { TOKEN: '${localEnv:GITHUB_TOKEN}', T2: '${localEnv:GITHUB_TOKEN:none}' } }, ctx(), refused);
+  const out = substitute(
+    { containerEnv: { TOKEN: '${localEnv:GITHUB_TOKEN}', T2: '${localEnv:GITHUB_TOKEN:none}' } },
+    ctx(),
+    refused,
+  );
   assert.deepEqual(out, { containerEnv: { TOKEN: '', T2: 'none' } });
-  assert.deepEqual(refused.map((r) => r.path), [['containerEnv', 'TOKEN'], ['containerEnv', 'T2']]);
+  assert.deepEqual(
+    refused.map((r) => r.path),
+    [
+      ['containerEnv', 'TOKEN'],
+      ['containerEnv', 'T2'],
+    ],
+  );
   assert.equal(substitute('${localEnv:GITHUB_TOKEN}', ctx({ allowLocalEnv: new Set(['GITHUB_TOKEN']) })), 'secret');
 });
 
-test('variables: ${containerEnv} in the third pass; ${devcontainerId} is the reference CLI\'s', () => {
-  assert.equal(substitute('${containerEnv:PATH}:/x', ctx({ containerEnv: { PATH: '/usr/bin:/bin' } })), '/usr/bin:/bin:/x');
+test("variables: ${containerEnv} in the third pass; ${devcontainerId} is the reference CLI's", () => {
+  assert.equal(
+    substitute('${containerEnv:PATH}:/x', ctx({ containerEnv: { PATH: '/usr/bin:/bin' } })),
+    '/usr/bin:/bin:/x',
+  );
   assert.equal(substitute('${containerEnv:NOPE:/d}', ctx({ containerEnv: {} })), '/d');
   const id = devcontainerId('/p', '/p/.devcontainer/devcontainer.json');
   assert.match(id, /^[0-9a-v]{52}$/);
@@ -50,14 +93,42 @@ test('variables: ${containerEnv} in the third pass; ${devcontainerId} is the ref
   assert.notEqual(id, devcontainerId('/q', '/q/.devcontainer/devcontainer.json'));
 });
 
-test('mount strings in Docker\'s --mount syntax and the object form', () => {
+test("mount strings in Docker's --mount syntax and the object form", () => {
   assert.deepEqual(splitFields('type=bind,"source=/a,b",target=/t'), ['type=bind', 'source=/a,b', 'target=/t']);
-  assert.deepEqual(parseMount('source=cache,target=/cache'), { type: 'volume', source: 'cache', target: '/cache', readOnly: false, ignored: [] });
-  assert.deepEqual(parseMount('type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock,consistency=cached'),
-    { type: 'bind', source: '/var/run/docker.sock', target: '/var/run/docker.sock', readOnly: false, ignored: ['consistency'] });
-  assert.deepEqual(parseMount('type=tmpfs,destination=/scratch,tmpfs-size=64m'), { type: 'tmpfs', target: '/scratch', readOnly: false, sizeMib: 64, ignored: [] });
-  assert.deepEqual(parseMount('type=volume,target=/anon,readonly'), { type: 'volume', target: '/anon', readOnly: true, ignored: [] });
-  assert.deepEqual(parseMount({ type: 'bind', source: './data', target: '/data', readonly: true }), { type: 'bind', source: './data', target: '/data', readOnly: true, ignored: [] });
+  assert.deepEqual(parseMount('source=cache,target=/cache'), {
+    type: 'volume',
+    source: 'cache',
+    target: '/cache',
+    readOnly: false,
+    ignored: [],
+  });
+  assert.deepEqual(parseMount('type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock,consistency=cached'), {
+    type: 'bind',
+    source: '/var/run/docker.sock',
+    target: '/var/run/docker.sock',
+    readOnly: false,
+    ignored: ['consistency'],
+  });
+  assert.deepEqual(parseMount('type=tmpfs,destination=/scratch,tmpfs-size=64m'), {
+    type: 'tmpfs',
+    target: '/scratch',
+    readOnly: false,
+    sizeMib: 64,
+    ignored: [],
+  });
+  assert.deepEqual(parseMount('type=volume,target=/anon,readonly'), {
+    type: 'volume',
+    target: '/anon',
+    readOnly: true,
+    ignored: [],
+  });
+  assert.deepEqual(parseMount({ type: 'bind', source: './data', target: '/data', readonly: true }), {
+    type: 'bind',
+    source: './data',
+    target: '/data',
+    readOnly: true,
+    ignored: [],
+  });
   assert.match((parseMount('source=x') as { error: string }).error, /no target/);
   assert.match((parseMount('type=npipe,source=x,target=/x') as { error: string }).error, /not bind, volume or tmpfs/);
   assert.match((parseMount('source=x,target=/x,bogus=1') as { error: string }).error, /unknown mount option "bogus"/);
@@ -65,9 +136,17 @@ test('mount strings in Docker\'s --mount syntax and the object form', () => {
 
 test('lifecycle forms: shell string, exec array, parallel object; empty ones are no-ops', () => {
   assert.deepEqual(toLifecycleCommand('npm ci'), { kind: 'single', command: { kind: 'shell', script: 'npm ci' } });
-  assert.deepEqual(toLifecycleCommand(['npm', 'ci']), { kind: 'single', command: { kind: 'exec', argv: ['npm', 'ci'] } });
-  assert.deepEqual(toLifecycleCommand({ server: 'npm start', db: ['make', 'db'], nothing: '' }),
-    { kind: 'parallel', entries: [{ name: 'server', command: { kind: 'shell', script: 'npm start' } }, { name: 'db', command: { kind: 'exec', argv: ['make', 'db'] } }] });
+  assert.deepEqual(toLifecycleCommand(['npm', 'ci']), {
+    kind: 'single',
+    command: { kind: 'exec', argv: ['npm', 'ci'] },
+  });
+  assert.deepEqual(toLifecycleCommand({ server: 'npm start', db: ['make', 'db'], nothing: '' }), {
+    kind: 'parallel',
+    entries: [
+      { name: 'server', command: { kind: 'shell', script: 'npm start' } },
+      { name: 'db', command: { kind: 'exec', argv: ['make', 'db'] } },
+    ],
+  });
   for (const empty of ['', '  ', [], {}]) assert.equal(toLifecycleCommand(empty), undefined);
   assert.throws(() => toLifecycleCommand(5), /expected a command string/);
 });
@@ -77,8 +156,15 @@ test('ports: forwardPorts forms, appPort, attributes by port, range, process pat
   assert.deepEqual(parseForwardPort('localhost:8080'), { port: 8080 });
   assert.deepEqual(parseForwardPort('db:5432'), { service: 'db', port: 5432 });
   assert.equal(parseForwardPort(70000), undefined);
-  assert.deepEqual(parseAppPort([3000, '8000:8010']), [{ hostPort: 3000, guestPort: 3000 }, { hostPort: 8000, guestPort: 8010 }]);
-  const ports = { forward: [9229], attributes: { 3000: { label: 'web' }, '4000-4010': { label: 'range' }, '.+\\/server\\.js': { label: 'node' } }, otherAttributes: { onAutoForward: 'silent' as const } };
+  assert.deepEqual(parseAppPort([3000, '8000:8010']), [
+    { hostPort: 3000, guestPort: 3000 },
+    { hostPort: 8000, guestPort: 8010 },
+  ]);
+  const ports = {
+    forward: [9229],
+    attributes: { 3000: { label: 'web' }, '4000-4010': { label: 'range' }, '.+\\/server\\.js': { label: 'node' } },
+    otherAttributes: { onAutoForward: 'silent' as const },
+  };
   assert.equal(attributesFor(3000, ports).label, 'web');
   assert.equal(attributesFor(4005, ports).label, 'range');
   assert.equal(attributesFor(5000, ports, 'node /app/server.js').label, 'node');
@@ -90,12 +176,23 @@ test('ports: forwardPorts forms, appPort, attributes by port, range, process pat
   assert.equal(autoForwardAction(9005, overlap), 'notify', 'notify is the default');
 });
 
-const SETTINGS: PlanSettings = { image: '', memoryMib: 1024, cpus: 2, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 1024,
+  cpus: 2,
+  network: 'outbound',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 
 function folderWith(config: unknown, files: Record<string, string> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-spec-'));
   fs.mkdirSync(path.join(dir, '.devcontainer'));
-  fs.writeFileSync(path.join(dir, '.devcontainer', 'devcontainer.json'), typeof config === 'string' ? config : JSON.stringify(config));
+  fs.writeFileSync(
+    path.join(dir, '.devcontainer', 'devcontainer.json'),
+    typeof config === 'string' ? config : JSON.stringify(config),
+  );
   for (const [name, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), text);
@@ -105,13 +202,32 @@ function folderWith(config: unknown, files: Record<string, string> = {}): string
 
 test('every problem at once, each with its path, its value and what happens instead; the rest of the file is used', () => {
   const dir = folderWith({
-    image: 'node:20', forwardPorts: [3000, 'nope', 70000], containerEnv: { A: 1, B: { x: 1 } }, remoteUser: 5,
-    postCreateCommand: 42, hostRequirements: { memory: 'lots' }, typo: true, customizations: { vscode: { extensions: ['a.b'] } }, initializeCommand: 'rm -rf ~',
+    image: 'node:20',
+    forwardPorts: [3000, 'nope', 70000],
+    containerEnv: { A: 1, B: { x: 1 } },
+    remoteUser: 5,
+    postCreateCommand: 42,
+    hostRequirements: { memory: 'lots' },
+    typo: true,
+    customizations: { vscode: { extensions: ['a.b'] } },
+    initializeCommand: 'rm -rf ~',
   });
   const resolved = resolveConfig({ folder: dir, env: {} });
   const bySeverity = (s: string) => resolved.problems.filter((p) => p.severity === s).map((p) => p.path);
   assert.deepEqual(bySeverity('error'), []);
-  assert.deepEqual(bySeverity('warning').sort(), ['$.containerEnv.B', '$.forwardPorts[1]', '$.forwardPorts[2]', '$.hostRequirements.memory', '$.initializeCommand', '$.postCreateCommand', '$.remoteUser', '$.typo'].sort());
+  assert.deepEqual(
+    bySeverity('warning').sort(),
+    [
+      '$.containerEnv.B',
+      '$.forwardPorts[1]',
+      '$.forwardPorts[2]',
+      '$.hostRequirements.memory',
+      '$.initializeCommand',
+      '$.postCreateCommand',
+      '$.remoteUser',
+      '$.typo',
+    ].sort(),
+  );
   assert.deepEqual(bySeverity('info'), ['$.customizations']);
   const ports = resolved.problems.find((p) => p.path === '$.forwardPorts[1]');
   assert.match(ports?.message ?? '', /got "nope"/);
@@ -131,34 +247,58 @@ test('syntax errors are every one with line and column; an empty lifecycle comma
 });
 
 test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder from a variable, mounts as VM parts, host paths skipped', () => {
-  const dir = folderWith({
-    image: 'mcr.microsoft.com/devcontainers/base',
-    workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
-    remoteEnv: { PATH: '${containerWorkspaceFolder}/.dotnet:${containerEnv:PATH}', TOKEN: '${localEnv:GITHUB_TOKEN}' },
-    mounts: [
-      'source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind',
-      'source=${devcontainerId}-cache,target=/cache,type=volume',
-      'type=bind,source=${localWorkspaceFolder}/data,target=/data,readonly',
-      { type: 'bind', source: `${os.homedir()}/.ssh`, target: '/root/.ssh' },
-      'type=tmpfs,target=/scratch',
-      'target=/anon',
-      'source=deps,target=/workspaces/${localWorkspaceFolderBasename}/node_modules',
-    ],
-    hostRequirements: { cpus: 4, memory: '4gb' },
-    runArgs: ['--cap-add=SYS_PTRACE', '-e', 'FOO=bar', '--add-host', 'db:10.0.0.5', '--memory=6g', '--network=host'],
-  }, { 'data/x': '1' });
+  const dir = folderWith(
+    {
+      image: 'mcr.microsoft.com/devcontainers/base',
+      workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
+      remoteEnv: {
+        PATH: '${containerWorkspaceFolder}/.dotnet:${containerEnv:PATH}',
+        TOKEN: '${localEnv:GITHUB_TOKEN}',
+      },
+      mounts: [
+        'source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind',
+        'source=${devcontainerId}-cache,target=/cache,type=volume',
+        'type=bind,source=${localWorkspaceFolder}/data,target=/data,readonly',
+        { type: 'bind', source: `${os.homedir()}/.ssh`, target: '/root/.ssh' },
+        'type=tmpfs,target=/scratch',
+        'target=/anon',
+        'source=deps,target=/workspaces/${localWorkspaceFolderBasename}/node_modules',
+      ],
+      hostRequirements: { cpus: 4, memory: '4gb' },
+      runArgs: ['--cap-add=SYS_PTRACE', '-e', 'FOO=bar', '--add-host', 'db:10.0.0.5', '--memory=6g', '--network=host'],
+    },
+    { 'data/x': '1' },
+  );
   const resolved = resolveConfig({ folder: dir, env: { GITHUB_TOKEN: 't' } });
   const plan = planWorkspace(resolved, SETTINGS, { languages: [] });
   const name = path.basename(dir);
   assert.equal(plan.workspaceFolder, `/workspaces/${name}`);
   assert.equal(plan.remoteEnv.PATH, `/workspaces/${name}/.dotnet:\${containerEnv:PATH}`);
-  assert.equal(resolveContainerEnv(plan.remoteEnv, { PATH: '/usr/bin:/bin' }).PATH, `/workspaces/${name}/.dotnet:/usr/bin:/bin`);
+  assert.equal(
+    resolveContainerEnv(plan.remoteEnv, { PATH: '/usr/bin:/bin' }).PATH,
+    `/workspaces/${name}/.dotnet:/usr/bin:/bin`,
+  );
   assert.equal(plan.remoteEnv.TOKEN, '', 'a host variable not allowed');
-  assert.deepEqual(plan.mounts.map((m) => [m.hostPath, m.guestPath, m.readOnly]), [[dir, `/workspaces/${name}`, false], [path.join(dir, 'data'), '/data', true]]);
-  assert.deepEqual(plan.mounts.map((m) => m.fileEvents === true), [true, false], 'host edits raise guest file events in the workspace folder only');
-  assert.deepEqual(plan.volumes.map((v) => [v.name, v.mountPoint]), [
-    [`${resolved.devcontainerId}-cache`, '/cache'], [plan.volumes[1]?.name, '/anon'], ['deps', `/workspaces/${name}/node_modules`],
-  ]);
+  assert.deepEqual(
+    plan.mounts.map((m) => [m.hostPath, m.guestPath, m.readOnly]),
+    [
+      [dir, `/workspaces/${name}`, false],
+      [path.join(dir, 'data'), '/data', true],
+    ],
+  );
+  assert.deepEqual(
+    plan.mounts.map((m) => m.fileEvents === true),
+    [true, false],
+    'host edits raise guest file events in the workspace folder only',
+  );
+  assert.deepEqual(
+    plan.volumes.map((v) => [v.name, v.mountPoint]),
+    [
+      [`${resolved.devcontainerId}-cache`, '/cache'],
+      [plan.volumes[1]?.name, '/anon'],
+      ['deps', `/workspaces/${name}/node_modules`],
+    ],
+  );
   assert.match(plan.volumes[1]!.name, /^anon-[0-9a-f]{12}$/);
   assert.deepEqual(plan.tmpfs, [{ target: '/scratch' }]);
   assert.equal(plan.memoryMib, 6144);
@@ -166,37 +306,87 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
   assert.deepEqual(plan.containerEnv, { FOO: 'bar' });
   assert.deepEqual(plan.hosts, [{ name: 'db', address: '10.0.0.5' }]);
   const warnings = plan.problems.filter((p) => p.severity === 'warning');
-  assert.deepEqual(warnings.map((p) => p.code).sort(), ['bind-outside-folder', 'bind-outside-folder', 'local-env-not-allowed', 'run-arg']);
-  assert.match(warnings.find((p) => p.path === '$.mounts[0]')?.consequence ?? '', /skipped: the VM gets nothing from the host beyond its folder/);
-  assert.equal(plan.problems.filter((p) => p.severity === 'error').length, 0, 'one unsupported mount never refuses the file');
+  assert.deepEqual(warnings.map((p) => p.code).sort(), [
+    'bind-outside-folder',
+    'bind-outside-folder',
+    'local-env-not-allowed',
+    'run-arg',
+  ]);
+  assert.match(
+    warnings.find((p) => p.path === '$.mounts[0]')?.consequence ?? '',
+    /skipped: the VM gets nothing from the host beyond its folder/,
+  );
+  assert.equal(
+    plan.problems.filter((p) => p.severity === 'error').length,
+    0,
+    'one unsupported mount never refuses the file',
+  );
 });
 
 test('editor extensions recommended by the configuration: well-formed ids, the legacy key too, once each', () => {
-  const dir = folderWith({ image: 'a', extensions: ['ms-python.python'], customizations: { vscode: { extensions: ['dbaeumer.vscode-eslint', 'ms-python.python', '[x](command:a)', 5] } } });
+  const dir = folderWith({
+    image: 'a',
+    extensions: ['ms-python.python'],
+    customizations: { vscode: { extensions: ['dbaeumer.vscode-eslint', 'ms-python.python', '[x](command:a)', 5] } },
+  });
   const resolved = resolveConfig({ folder: dir, env: {} });
-  assert.deepEqual(recommendedExtensions(resolved.config, resolved.raw), ['dbaeumer.vscode-eslint', 'ms-python.python']);
+  assert.deepEqual(recommendedExtensions(resolved.config, resolved.raw), [
+    'dbaeumer.vscode-eslint',
+    'ms-python.python',
+  ]);
 });
 
 test('a Dockerfile or context outside the opened folder, or missing, is an error naming the key', () => {
-  const outside = folderWith({ build: { dockerfile: 'Dockerfile', context: '../..' } }, { '.devcontainer/Dockerfile': 'FROM x\n' });
+  const outside = folderWith(
+    { build: { dockerfile: 'Dockerfile', context: '../..' } },
+    { '.devcontainer/Dockerfile': 'FROM x\n' },
+  );
   const p1 = planWorkspace(resolveConfig({ folder: outside, env: {} }), SETTINGS, { languages: [] });
-  assert.deepEqual(p1.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['build-outside-folder', '$.build.context']]);
+  assert.deepEqual(
+    p1.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]),
+    [['build-outside-folder', '$.build.context']],
+  );
   const missing = folderWith({ build: { dockerfile: 'Nope' } });
   const p2 = planWorkspace(resolveConfig({ folder: missing, env: {} }), SETTINGS, { languages: [] });
-  assert.deepEqual(p2.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['missing-dockerfile', '$.build.dockerfile']]);
+  assert.deepEqual(
+    p2.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]),
+    [['missing-dockerfile', '$.build.dockerfile']],
+  );
   const inside = folderWith({ build: { dockerfile: '../Dockerfile', context: '..' } }, { Dockerfile: 'FROM x\n' });
   const p3 = planWorkspace(resolveConfig({ folder: inside, env: {} }), SETTINGS, { languages: [] });
   assert.equal(p3.source.kind, 'dockerfile');
 });
 
 test('build.options as docker build takes them: build args and target win, --pull and --network shape the build, host secrets never pass', () => {
-  const dir = folderWith({
-    build: {
-      dockerfile: 'Dockerfile', args: { A: '1', B: '2' }, target: 'dev',
-      options: ['--build-arg', 'B=3', '--build-arg=C=x=y', '--target=test', '--pull', '--network=none', '--no-cache', '--progress=plain',
-        '--ssh', 'default', '--secret', 'id=npm,src=/home/me/.npmrc', '--build-arg', 'HOST_TOKEN', '--platform', 'linux/arm64', '--bogus'],
+  const dir = folderWith(
+    {
+      build: {
+        dockerfile: 'Dockerfile',
+        args: { A: '1', B: '2' },
+        target: 'dev',
+        options: [
+          '--build-arg',
+          'B=3',
+          '--build-arg=C=x=y',
+          '--target=test',
+          '--pull',
+          '--network=none',
+          '--no-cache',
+          '--progress=plain',
+          '--ssh',
+          'default',
+          '--secret',
+          'id=npm,src=/home/me/.npmrc',
+          '--build-arg',
+          'HOST_TOKEN',
+          '--platform',
+          'linux/arm64',
+          '--bogus',
+        ],
+      },
     },
-  }, { '.devcontainer/Dockerfile': 'FROM x\n' });
+    { '.devcontainer/Dockerfile': 'FROM x\n' },
+  );
   const plan = planWorkspace(resolveConfig({ folder: dir, env: {} }), SETTINGS, { languages: [] });
   assert.equal(plan.source.kind, 'dockerfile');
   const { build } = plan.source as Extract<typeof plan.source, { kind: 'dockerfile' }>;
@@ -216,14 +406,34 @@ test('build.options as docker build takes them: build args and target win, --pul
 });
 
 test('an image naming a host folder or archive is refused: the repository may not put host files in the VM', () => {
-  for (const image of ['/home/me/backups', 'oci:/srv/layout', 'docker-archive:/tmp/x.tar', 'oci-archive:secret.tar', './img', '../img', '~/img']) {
-    const plan = planWorkspace(resolveConfig({ folder: folderWith({ image }), env: {} }), { ...SETTINGS, image: '' }, { languages: [] });
-    assert.deepEqual(plan.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]), [['image-host-path', '$.image']], image);
+  for (const image of [
+    '/home/me/backups',
+    'oci:/srv/layout',
+    'docker-archive:/tmp/x.tar',
+    'oci-archive:secret.tar',
+    './img',
+    '../img',
+    '~/img',
+  ]) {
+    const plan = planWorkspace(
+      resolveConfig({ folder: folderWith({ image }), env: {} }),
+      { ...SETTINGS, image: '' },
+      { languages: [] },
+    );
+    assert.deepEqual(
+      plan.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]),
+      [['image-host-path', '$.image']],
+      image,
+    );
     assert.deepEqual(plan.source, { kind: 'image', ref: undefined }, `${image} never reaches the image resolver`);
   }
   for (const image of ['debian:bookworm', 'ghcr.io/a/b:1', 'localhost:5000/x', 'docker://node:20']) {
     const plan = planWorkspace(resolveConfig({ folder: folderWith({ image }), env: {} }), SETTINGS, { languages: [] });
-    assert.deepEqual(plan.problems.filter((p) => p.code === 'image-host-path'), [], image);
+    assert.deepEqual(
+      plan.problems.filter((p) => p.code === 'image-host-path'),
+      [],
+      image,
+    );
   }
 });
 
@@ -233,29 +443,70 @@ function plainFolder(files: string[]): string {
   return dir;
 }
 
-test('languages: the top level\'s marker files, most specific first; nothing for an empty or missing folder', () => {
-  assert.deepEqual(detectLanguages(plainFolder(['package.json', 'README.md'])), [{ language: 'node', marker: 'package.json' }]);
-  assert.deepEqual(detectLanguages(plainFolder(['package.json', 'go.mod'])).map((l) => l.language), ['go', 'node']);
-  assert.deepEqual(detectLanguages(plainFolder(['requirements.txt', 'package.json'])).map((l) => l.language), ['python', 'node']);
+test("languages: the top level's marker files, most specific first; nothing for an empty or missing folder", () => {
+  assert.deepEqual(detectLanguages(plainFolder(['package.json', 'README.md'])), [
+    { language: 'node', marker: 'package.json' },
+  ]);
+  assert.deepEqual(
+    detectLanguages(plainFolder(['package.json', 'go.mod'])).map((l) => l.language),
+    ['go', 'node'],
+  );
+  assert.deepEqual(
+    detectLanguages(plainFolder(['requirements.txt', 'package.json'])).map((l) => l.language),
+    ['python', 'node'],
+  );
   assert.deepEqual(detectLanguages(plainFolder(['App.csproj'])), [{ language: 'dotnet', marker: 'App.csproj' }]);
   assert.deepEqual(detectLanguages(plainFolder(['.csproj'])), [], 'a suffix alone is no project file');
-  assert.deepEqual(detectLanguages(plainFolder(['build.gradle.kts'])), [{ language: 'java', marker: 'build.gradle.kts' }]);
+  assert.deepEqual(detectLanguages(plainFolder(['build.gradle.kts'])), [
+    { language: 'java', marker: 'build.gradle.kts' },
+  ]);
   assert.deepEqual(detectLanguages(plainFolder([])), []);
   assert.deepEqual(detectLanguages('/nonexistent/microvm-lang'), []);
 });
 
-test('a folder without devcontainer.json opens on its language\'s image, said why; microvm.image and a devcontainer.json come first', () => {
+test("a folder without devcontainer.json opens on its language's image, said why; microvm.image and a devcontainer.json come first", () => {
   const folder = plainFolder(['package.json', 'requirements.txt']);
   const facts = { languages: detectLanguages(folder) };
   const plan = planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, facts);
-  assert.deepEqual(plan.source, { kind: 'image', ref: 'python:3.12-bookworm', language: { language: 'python', marker: 'requirements.txt' } });
+  assert.deepEqual(plan.source, {
+    kind: 'image',
+    ref: 'python:3.12-bookworm',
+    language: { language: 'python', marker: 'requirements.txt' },
+  });
   const info = plan.problems.find((p) => p.code === 'language-image');
-  assert.ok(info && info.severity === 'info' && info.message.includes('requirements.txt') && info.message.includes('python:3.12-bookworm'), JSON.stringify(plan.problems));
-  assert.ok(plan.volumes.some((v) => v.name === 'venv'), 'a Python folder gets its .venv volume');
-  const own = planWorkspace(resolveConfig({ folder, env: {} }), { ...SETTINGS, defaultImages: { python: '', node: 'registry.example/node:20' } }, facts);
-  assert.deepEqual(own.source, { kind: 'image', ref: 'registry.example/node:20', language: { language: 'node', marker: 'package.json' } }, 'an empty entry skips that language');
-  assert.deepEqual(planWorkspace(resolveConfig({ folder, env: {} }), { ...SETTINGS, image: 'alpine:3' }, facts).source, { kind: 'image', ref: 'alpine:3' });
-  assert.deepEqual(planWorkspace(resolveConfig({ folder: plainFolder(['README.md']), env: {} }), SETTINGS, { languages: [] }).source, { kind: 'image', ref: undefined });
+  assert.ok(
+    info &&
+      info.severity === 'info' &&
+      info.message.includes('requirements.txt') &&
+      info.message.includes('python:3.12-bookworm'),
+    JSON.stringify(plan.problems),
+  );
+  assert.ok(
+    plan.volumes.some((v) => v.name === 'venv'),
+    'a Python folder gets its .venv volume',
+  );
+  const own = planWorkspace(
+    resolveConfig({ folder, env: {} }),
+    { ...SETTINGS, defaultImages: { python: '', node: 'registry.example/node:20' } },
+    facts,
+  );
+  assert.deepEqual(
+    own.source,
+    { kind: 'image', ref: 'registry.example/node:20', language: { language: 'node', marker: 'package.json' } },
+    'an empty entry skips that language',
+  );
+  assert.deepEqual(
+    planWorkspace(resolveConfig({ folder, env: {} }), { ...SETTINGS, image: 'alpine:3' }, facts).source,
+    { kind: 'image', ref: 'alpine:3' },
+  );
+  assert.deepEqual(
+    planWorkspace(resolveConfig({ folder: plainFolder(['README.md']), env: {} }), SETTINGS, { languages: [] }).source,
+    { kind: 'image', ref: undefined },
+  );
   const configured = folderWith({ image: 'debian:12' }, { 'package.json': '{}' });
-  assert.deepEqual(planWorkspace(resolveConfig({ folder: configured, env: {} }), SETTINGS, { languages: detectLanguages(configured) }).source, { kind: 'image', ref: 'debian:12' });
+  assert.deepEqual(
+    planWorkspace(resolveConfig({ folder: configured, env: {} }), SETTINGS, { languages: detectLanguages(configured) })
+      .source,
+    { kind: 'image', ref: 'debian:12' },
+  );
 });

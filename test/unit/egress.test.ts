@@ -15,8 +15,12 @@ import { isMicrovmError } from '../../engine';
 test('patterns: names and *.domain, canonical; addresses, whole TLDs and garbage refused', () => {
   assert.deepEqual(checkPattern('Registry.NPMJS.org.'), { pattern: 'registry.npmjs.org' });
   assert.deepEqual(checkPattern('*.GitHub.com'), { pattern: '*.github.com' });
-  for (const bad of ['*', '*.com', '1.2.3.4', 'a..b', 'exa mple.com', '-x.com', 'http://x.com', '[::1]']) assert.ok('error' in checkPattern(bad), bad);
-  assert.throws(() => checkPatterns(['ok.com', '*', '1.2.3.4'], 'allow'), (e) => isMicrovmError(e, 'E_BAD_OPTION') && e.message.includes('"*"') && e.message.includes('"1.2.3.4"'));
+  for (const bad of ['*', '*.com', '1.2.3.4', 'a..b', 'exa mple.com', '-x.com', 'http://x.com', '[::1]'])
+    assert.ok('error' in checkPattern(bad), bad);
+  assert.throws(
+    () => checkPatterns(['ok.com', '*', '1.2.3.4'], 'allow'),
+    (e) => isMicrovmError(e, 'E_BAD_OPTION') && e.message.includes('"*"') && e.message.includes('"1.2.3.4"'),
+  );
   const policy = { mode: 'allowlist' as const, allow: ['registry.npmjs.org', '*.github.com'] };
   assert.ok(allows(policy, 'registry.npmjs.org'));
   assert.ok(allows(policy, 'api.github.com'));
@@ -28,9 +32,29 @@ test('patterns: names and *.domain, canonical; addresses, whole TLDs and garbage
 
 test('addresses beyond the host only: private, loopback, link-local, CGNAT, ULA, mapped, NAT64 and 6to4 forms refused', () => {
   // Fake-IP resolvers answer with reserved ranges (this machine's: 203.0.113.80, proxy tools': 198.18/15).
-  for (const ok of ['8.8.8.8', '104.16.1.1', '2606:4700::1111', '203.0.113.80', '198.18.0.5', '::ffff:8.8.8.8']) assert.ok(isPublicAddress(ok), ok);
-  for (const no of ['127.0.0.1', '10.0.0.1', '172.16.5.4', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255',
-    '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', '64:ff9b::a00:1', '2002:7f00:1::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', 'not-an-ip']) {
+  for (const ok of ['8.8.8.8', '104.16.1.1', '2606:4700::1111', '203.0.113.80', '198.18.0.5', '::ffff:8.8.8.8'])
+    assert.ok(isPublicAddress(ok), ok);
+  for (const no of [
+    '127.0.0.1',
+    '10.0.0.1',
+    '172.16.5.4',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '224.0.0.1',
+    '255.255.255.255',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:10.0.0.1',
+    '64:ff9b::a00:1',
+    '2002:7f00:1::1',
+    '2001:0:4136:e378:8000:63bf:3fff:fdd2',
+    'not-an-ip',
+  ]) {
     assert.ok(!isPublicAddress(no), no);
   }
 });
@@ -46,7 +70,12 @@ async function captureHello(servername: string | undefined): Promise<Buffer> {
     socket.destroy();
     return chunk as Buffer;
   });
-  const client = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ...(servername ? { servername } : {}), rejectUnauthorized: false });
+  const client = tls.connect({
+    host: '127.0.0.1',
+    port: (server.address() as net.AddressInfo).port,
+    ...(servername ? { servername } : {}),
+    rejectUnauthorized: false,
+  });
   client.on('error', () => undefined);
   const hello = await got;
   client.destroy();
@@ -72,14 +101,22 @@ test('SNI: read from a real ClientHello, in pieces; not-TLS and malformed hellos
 });
 
 test('the start of a tunnel: the TLS hello must name the allowed server; no name, plain HTTP and broken hellos are refused; other protocols pass', async () => {
-  const refusal = (start: ReturnType<typeof checkTunnelStart>) => (start === 'need-more' || start.pass ? start : start.refusal);
+  const refusal = (start: ReturnType<typeof checkTunnelStart>) =>
+    start === 'need-more' || start.pass ? start : start.refusal;
   assert.deepEqual(checkTunnelStart(await captureHello('Registry.npmjs.org'), 'registry.npmjs.org'), { pass: true });
-  assert.match(String(refusal(checkTunnelStart(await captureHello('evil.test'), 'registry.npmjs.org'))), /names another server/);
-  assert.match(String(refusal(checkTunnelStart(await captureHello(undefined), 'registry.npmjs.org'))), /without a server name/);
+  assert.match(
+    String(refusal(checkTunnelStart(await captureHello('evil.test'), 'registry.npmjs.org'))),
+    /names another server/,
+  );
+  assert.match(
+    String(refusal(checkTunnelStart(await captureHello(undefined), 'registry.npmjs.org'))),
+    /without a server name/,
+  );
   for (const http of ['GET / HTTP/1.1\r\n', '\r\nPOST /x HTTP/1.1', 'PRI * HTTP/2.0\r\n']) {
     assert.match(String(refusal(checkTunnelStart(Buffer.from(http), 'a.test'))), /plain HTTP/, http);
   }
-  for (const partial of ['G', 'GE', 'GET', '\r\nPO', '']) assert.equal(checkTunnelStart(Buffer.from(partial), 'a.test'), 'need-more', partial);
+  for (const partial of ['G', 'GE', 'GET', '\r\nPO', ''])
+    assert.equal(checkTunnelStart(Buffer.from(partial), 'a.test'), 'need-more', partial);
   for (const other of ['SSH-2.0-OpenSSH_9.2\r\n', 'ping', 'x', '\0\0\0\0', 'GETX / HTTP/1.1']) {
     assert.deepEqual(checkTunnelStart(Buffer.from(other), 'a.test'), { pass: true }, other);
   }
@@ -97,16 +134,22 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
   const events: EgressEvent[] = [];
   const proxy = await EgressProxy.start({
     policy: { mode: 'allowlist', allow: ['allowed.test', 'localhost'] },
-    resolveOverride: new Map([['allowed.test', '127.0.0.1'], ['other.test', '127.0.0.1']]),
+    resolveOverride: new Map([
+      ['allowed.test', '127.0.0.1'],
+      ['other.test', '127.0.0.1'],
+    ]),
   });
   proxy.onEvent((e) => events.push(e));
-  const connect = async (target: string, first?: Buffer): Promise<{ status: string; socket: net.Socket; rest: Buffer }> => {
+  const connect = async (
+    target: string,
+    first?: Buffer,
+  ): Promise<{ status: string; socket: net.Socket; rest: Buffer }> => {
     const socket = net.connect(proxy.port, '127.0.0.1');
     await once(socket, 'connect');
     socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n${first ? '' : ''}`);
     let data = Buffer.alloc(0);
     while (!data.includes('\r\n\r\n')) {
-      const [chunk] = await once(socket, 'data') as [Buffer];
+      const [chunk] = (await once(socket, 'data')) as [Buffer];
       data = Buffer.concat([data, chunk]);
     }
     const end = data.indexOf('\r\n\r\n') + 4;
@@ -116,10 +159,14 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
     const ok = await connect(`allowed.test:${echoPort}`);
     assert.equal(ok.status, 'HTTP/1.1 200 Connection Established');
     ok.socket.write('ping');
-    const [pong] = await once(ok.socket, 'data') as [Buffer];
+    const [pong] = (await once(ok.socket, 'data')) as [Buffer];
     assert.equal(pong.toString(), 'ping', 'a non-TLS stream to an allowed name passes');
     ok.socket.destroy();
-    for (const [target, why] of [[`other.test:${echoPort}`, /not in the allowlist/], [`127.0.0.1:${echoPort}`, /not a host name/], [`localhost:${echoPort}`, /not a public address/]] as const) {
+    for (const [target, why] of [
+      [`other.test:${echoPort}`, /not in the allowlist/],
+      [`127.0.0.1:${echoPort}`, /not a host name/],
+      [`localhost:${echoPort}`, /not a public address/],
+    ] as const) {
       const refused = await connect(target);
       assert.match(refused.status, /^HTTP\/1.1 403 /, target);
       assert.match(refused.rest.toString(), why);
@@ -127,41 +174,88 @@ test('the proxy: allowed names tunnel and forward; refused names, addresses, pri
     }
     // A TLS hello for another name than the one allowed is cut, and so are a hello without a name
     // and a plain HTTP request (a front end would route both by what the proxy did not check).
-    for (const first of [await captureHello('evil.test'), await captureHello(undefined), Buffer.from(`\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n`)]) {
+    for (const first of [
+      await captureHello('evil.test'),
+      await captureHello(undefined),
+      Buffer.from(`\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n`),
+    ]) {
       const fronted = await connect(`allowed.test:${echoPort}`);
       fronted.socket.write(first.subarray(0, 2));
       await new Promise((r) => setTimeout(r, 20));
       fronted.socket.write(first.subarray(2));
-      fronted.socket.on('data', (d: Buffer) => assert.fail(`the tunnel carried ${JSON.stringify(d.toString('latin1'))}`));
+      fronted.socket.on('data', (d: Buffer) =>
+        assert.fail(`the tunnel carried ${JSON.stringify(d.toString('latin1'))}`),
+      );
       await once(fronted.socket, 'close');
     }
     // Plain HTTP through the proxy.
     const answer = await new Promise<string>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: proxy.port, path: `http://allowed.test:${webPort}/x?y=1`, headers: { host: `allowed.test:${webPort}` } }, (res) => {
-        let body = '';
-        res.on('data', (c) => { body += c; });
-        res.on('end', () => resolve(`${res.statusCode} ${body}`));
-      }).on('error', reject);
+      http
+        .get(
+          {
+            host: '127.0.0.1',
+            port: proxy.port,
+            path: `http://allowed.test:${webPort}/x?y=1`,
+            headers: { host: `allowed.test:${webPort}` },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c) => {
+              body += c;
+            });
+            res.on('end', () => resolve(`${res.statusCode} ${body}`));
+          },
+        )
+        .on('error', reject);
     });
     assert.equal(answer, `200 hello allowed.test:${webPort} /x?y=1`);
     const heard = await new Promise<string>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: proxy.port, path: `http://allowed.test:${webPort}/`, headers: { host: 'evil.test' } }, (res) => {
-        let body = '';
-        res.on('data', (c) => { body += c; });
-        res.on('end', () => resolve(body));
-      }).on('error', reject);
+      http
+        .get(
+          {
+            host: '127.0.0.1',
+            port: proxy.port,
+            path: `http://allowed.test:${webPort}/`,
+            headers: { host: 'evil.test' },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c) => {
+              body += c;
+            });
+            res.on('end', () => resolve(body));
+          },
+        )
+        .on('error', reject);
     });
-    assert.equal(heard, `hello allowed.test:${webPort} /`, 'the server hears the allowed name, not the guest\'s Host');
-    const denied = await new Promise<number | undefined>((resolve) => http.get({ host: '127.0.0.1', port: proxy.port, path: `http://other.test:${webPort}/` }, (res) => { res.resume(); resolve(res.statusCode); }));
+    assert.equal(heard, `hello allowed.test:${webPort} /`, "the server hears the allowed name, not the guest's Host");
+    const denied = await new Promise<number | undefined>((resolve) =>
+      http.get({ host: '127.0.0.1', port: proxy.port, path: `http://other.test:${webPort}/` }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }),
+    );
     assert.equal(denied, 403);
     await new Promise((r) => setTimeout(r, 50));
     const lines = events.map(describeEgress);
-    assert.ok(lines.some((l) => l.startsWith(`allowed.test:${echoPort} 4 B up, 4 B down`)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.startsWith(`allowed.test:${echoPort} 4 B up, 4 B down`)),
+      lines.join('\n'),
+    );
     assert.ok(lines.includes(`refused other.test:${echoPort} (not in the allowlist)`), lines.join('\n'));
-    assert.ok(lines.some((l) => /refused allowed\.test:\d+ \(refused: the TLS hello names another server\)/.test(l)), lines.join('\n'));
-    assert.ok(lines.some((l) => l.startsWith(`allowed.test:${webPort} `)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /refused allowed\.test:\d+ \(refused: the TLS hello names another server\)/.test(l)),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith(`allowed.test:${webPort} `)),
+      lines.join('\n'),
+    );
     const plain = events.filter((e) => e.name === 'allowed.test' && e.port === webPort);
-    assert.ok(plain.length === 2 && plain.every((e) => e.bytesUp > 40 && e.bytesDown > 100), `a request's line and headers count as up: ${JSON.stringify(plain)}`);
+    assert.ok(
+      plain.length === 2 && plain.every((e) => e.bytesUp > 40 && e.bytesDown > 100),
+      `a request's line and headers count as up: ${JSON.stringify(plain)}`,
+    );
   } finally {
     await proxy.close();
     echo.close();
@@ -175,11 +269,17 @@ test('asking: one question per name for concurrent connections, answers kept, a 
   let release: (answer: 'once' | 'always' | 'deny') => void = () => undefined;
   const questions = new EgressQuestions((name) => {
     asked.push(name);
-    return new Promise((resolve) => { release = resolve; });
+    return new Promise((resolve) => {
+      release = resolve;
+    });
   });
   const first = questions.allowed('a.test', 443);
   const second = questions.allowed('a.test', 443);
-  assert.equal(await questions.allowed('b.test', 443), false, 'while one question is open, others are refused without asking');
+  assert.equal(
+    await questions.allowed('b.test', 443),
+    false,
+    'while one question is open, others are refused without asking',
+  );
   release('once');
   assert.deepEqual([await first, await second], [true, true]);
   assert.equal(await questions.allowed('a.test', 80), true, 'the answer is kept');
@@ -198,12 +298,18 @@ test('the proxy asks about a name outside the list when it is given a way to ask
   const echo = net.createServer((s) => s.pipe(s));
   echo.listen(0, '127.0.0.1');
   await once(echo, 'listening');
-  const proxy = await EgressProxy.start({ policy: { mode: 'allowlist', allow: [] }, resolveOverride: new Map([['asked.test', '127.0.0.1'], ['no.test', '127.0.0.1']]) });
+  const proxy = await EgressProxy.start({
+    policy: { mode: 'allowlist', allow: [] },
+    resolveOverride: new Map([
+      ['asked.test', '127.0.0.1'],
+      ['no.test', '127.0.0.1'],
+    ]),
+  });
   proxy.askWith(async (name) => (name === 'asked.test' ? 'once' : 'deny'));
   const status = async (target: string) => {
     const socket = net.connect(proxy.port, '127.0.0.1');
     socket.write(`CONNECT ${target} HTTP/1.1\r\n\r\n`);
-    const [chunk] = await once(socket, 'data') as [Buffer];
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
     socket.destroy();
     return chunk.toString().split('\r\n', 1)[0] ?? '';
   };

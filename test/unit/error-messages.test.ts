@@ -12,7 +12,10 @@ import * as path from 'node:path';
  */
 const ROOTS = ['engine', 'extension'].map((d) => path.resolve(__dirname, '../..', d));
 const LITERAL = String.raw`\`(?:[^\`\\]|\\.)*\`|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"`;
-const RAISE = new RegExp(String.raw`new MicrovmError\(\s*'(E_[A-Z_]+)',\s*((?:${LITERAL})(?:\s*\+\s*(?:${LITERAL}))*)`, 'g');
+const RAISE = new RegExp(
+  String.raw`new MicrovmError\(\s*'(E_[A-Z_]+)',\s*((?:${LITERAL})(?:\s*\+\s*(?:${LITERAL}))*)`,
+  'g',
+);
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -36,9 +39,13 @@ test('every MicrovmError message starts in lower case and has no trailing period
       if (/\.\s*$/.test(message)) offenders.push(`${where}: ends with a period: ...${message.slice(-40)}`);
       // Only the text around interpolations: a ${...} may hold anything.
       const sentences = parts.map((p) => p.replace(/\$\{[^}]*\}/g, 'X')).join('');
-      if (/\. [A-Z][a-z]/.test(sentences)) offenders.push(`${where}: a second sentence (join it with ";"): ${message.slice(0, 60)}`);
+      if (/\. [A-Z][a-z]/.test(sentences))
+        offenders.push(`${where}: a second sentence (join it with ";"): ${message.slice(0, 60)}`);
       for (const [i, part] of parts.slice(1).entries()) {
-        if (/^[A-Z][a-z]/.test(part) && !/[\s;:(]$/.test(parts[i] ?? '')) offenders.push(`${where}: "${(parts[i] ?? '').slice(-20)}" + "${part.slice(0, 20)}" joined without a separator`);
+        if (/^[A-Z][a-z]/.test(part) && !/[\s;:(]$/.test(parts[i] ?? ''))
+          offenders.push(
+            `${where}: "${(parts[i] ?? '').slice(-20)}" + "${part.slice(0, 20)}" joined without a separator`,
+          );
       }
     }
   }

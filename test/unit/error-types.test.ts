@@ -3,7 +3,13 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  isMicrovmError, MicrovmError, type AnyMicrovmError, type BuildImageOptions, type BuildOptions, type ErrorDetailsByCode, type ExecOptions,
+  isMicrovmError,
+  MicrovmError,
+  type AnyMicrovmError,
+  type BuildImageOptions,
+  type BuildOptions,
+  type ErrorDetailsByCode,
+  type ExecOptions,
 } from '../../engine';
 import { dockerfileError } from '../../engine/build/dockerfile';
 import { errorFromWire, errorToWire } from '../../engine/supervisor/wire-error';
@@ -14,8 +20,10 @@ import { errorFromWire, errorToWire } from '../../engine/supervisor/wire-error';
  * to compile, or tsc reports the directive as unused.
  */
 
-test('isMicrovmError(err, code) narrows details to that code\'s', () => {
-  const err: unknown = new MicrovmError('E_VOLUME', 'the guest could not mount the volume data at /data: EIO', { details: { volume: 'data', file: '/h/volumes/data.ext4', failed: 'mount' } });
+test("isMicrovmError(err, code) narrows details to that code's", () => {
+  const err: unknown = new MicrovmError('E_VOLUME', 'the guest could not mount the volume data at /data: EIO', {
+    details: { volume: 'data', file: '/h/volumes/data.ext4', failed: 'mount' },
+  });
   assert.ok(isMicrovmError(err, 'E_VOLUME'));
   const volume: string = err.details.volume;
   assert.equal(volume, 'data');
@@ -27,7 +35,9 @@ test('isMicrovmError(err, code) narrows details to that code\'s', () => {
 test('checking code on any engine error narrows details (a discriminated union)', () => {
   const errors: unknown[] = [
     dockerfileError('/ws/Dockerfile', 3, 'unknown instruction "FORM"', 'use FROM'),
-    new MicrovmError('E_NO_WORKLOAD', 'the guest agent refused the call: no workload', { details: { agentStatus: 9, errno: 2 } }),
+    new MicrovmError('E_NO_WORKLOAD', 'the guest agent refused the call: no workload', {
+      details: { agentStatus: 9, errno: 2 },
+    }),
     new MicrovmError('E_BAD_OPTION', 'invalid Image.build option memoryMib'),
   ];
   const seen: string[] = [];
@@ -48,7 +58,9 @@ test('checking code on any engine error narrows details (a discriminated union)'
 });
 
 test('instanceof narrows as isMicrovmError does: details are never `any`', () => {
-  const err: unknown = new MicrovmError('E_HOST_DISK_FULL', 'the host disk is full', { details: { directory: '/home', file: '/home/v.ext4' } });
+  const err: unknown = new MicrovmError('E_HOST_DISK_FULL', 'the host disk is full', {
+    details: { directory: '/home', file: '/home/v.ext4' },
+  });
   assert.ok(err instanceof MicrovmError);
   assert.equal(new Error('x') instanceof MicrovmError, false);
   // @ts-expect-error without checking the code, details are the union of every code's, not `any`.
@@ -70,13 +82,17 @@ test('a code without details has none: the property is absent, not undefined', (
 
 test('codes whose details only some failures have: optional, and narrowed to T | undefined', () => {
   const fromHost = new MicrovmError('E_FILE_NOT_FOUND', 'extraFiles: cannot read /nope: ENOENT');
-  const fromAgent = new MicrovmError('E_FILE_NOT_FOUND', 'the guest agent refused the call: no such file', { details: { agentStatus: 4 } });
+  const fromAgent = new MicrovmError('E_FILE_NOT_FOUND', 'the guest agent refused the call: no such file', {
+    details: { agentStatus: 4 },
+  });
   assert.equal(fromHost.details?.agentStatus, undefined);
   assert.equal(fromAgent.details?.agentStatus, 4);
 });
 
 test('the supervisor carries code and details across its socket; other errors stay plain', () => {
-  const sent = new MicrovmError('E_VOLUME', 'cannot grow the volume data', { details: { volume: 'data', file: '/v/data.ext4', failed: 'grow' } });
+  const sent = new MicrovmError('E_VOLUME', 'cannot grow the volume data', {
+    details: { volume: 'data', file: '/v/data.ext4', failed: 'grow' },
+  });
   const wire = JSON.parse(JSON.stringify(errorToWire(sent))) as unknown as ReturnType<typeof errorToWire>;
   const received = errorFromWire(sent.message, wire);
   assert.ok(isMicrovmError(received, 'E_VOLUME'));
@@ -93,8 +109,11 @@ test('wrong details for a code do not compile (checked by tsc)', () => {
     () => new MicrovmError('E_VOLUME', 'no details'),
     // @ts-expect-error E_VOLUME's details are { volume, file }, not a Dockerfile location.
     () => new MicrovmError('E_VOLUME', 'wrong shape', { details: { file: '/ws/Dockerfile', line: 3 } }),
-    // @ts-expect-error E_BAD_OPTION has no details.
-    () => new MicrovmError('E_BAD_OPTION', 'details where none belong', { details: { volume: 'data', file: '/v', failed: 'mount' } }),
+    () =>
+      new MicrovmError('E_BAD_OPTION', 'details where none belong', {
+        // @ts-expect-error E_BAD_OPTION has no details.
+        details: { volume: 'data', file: '/v', failed: 'mount' },
+      }),
     // @ts-expect-error the agent status is a number.
     () => new MicrovmError('E_NO_WORKLOAD', 'status as text', { details: { agentStatus: 'E_NO_WORKLOAD' } }),
     // @ts-expect-error codes are the published ones: a misspelt code fails.
@@ -115,25 +134,39 @@ test('wrong details for a code do not compile (checked by tsc)', () => {
 
 test('callback options are typed: their parameters are inferred, wrong ones do not compile', () => {
   const build: BuildOptions = {
-    onProgress: (event) => { void event.phase; },
-    warmup: async (vm) => { await vm.exec({ argv: ['true'] }); },
+    onProgress: (event) => {
+      void event.phase;
+    },
+    warmup: async (vm) => {
+      await vm.exec({ argv: ['true'] });
+    },
   };
-  const image: BuildImageOptions = { context: '/ws', onProgress: (event) => { void event.phase; } };
+  const image: BuildImageOptions = {
+    context: '/ws',
+    onProgress: (event) => {
+      void event.phase;
+    },
+  };
   const exec: ExecOptions = { argv: ['true'] };
-  // @ts-expect-error a progress event has no field `percent`.
-  const wrongField: BuildOptions = { onProgress: (event) => { void event.percent; } };
+  const wrongField: BuildOptions = {
+    onProgress: (event) => {
+      // @ts-expect-error a progress event has no field `percent`.
+      void event.percent;
+    },
+  };
   // @ts-expect-error a callback option takes a function, not a string.
   const notAFunction: BuildImageOptions = { context: '/ws', onProgress: 'log' };
   assert.ok(build && image && exec && wrongField && notAFunction);
 });
 
-test('no z.any() or z.function() is left in the engine\'s schemas', () => {
+test("no z.any() or z.function() is left in the engine's schemas", () => {
   const offenders: string[] = [];
   const visit = (dir: string): void => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) visit(full);
-      else if (entry.name.endsWith('.ts') && /z\.(any|function)\(\)/.test(fs.readFileSync(full, 'utf8'))) offenders.push(full);
+      else if (entry.name.endsWith('.ts') && /z\.(any|function)\(\)/.test(fs.readFileSync(full, 'utf8')))
+        offenders.push(full);
     }
   };
   visit(path.resolve(__dirname, '../../engine'));

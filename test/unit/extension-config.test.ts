@@ -5,36 +5,107 @@ import { isMicrovmError } from '../../engine/errors';
 
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
   const values: Record<string, unknown> = {
-    image: 'alpine', memoryMib: 'lots', cpus: 0, network: 'none', symlinks: 'sometimes', accelerator: 'kvm', allowEmulation: 'yes',
-    'localEnv.allow': ['GITHUB_TOKEN', 'not a name'], trustHostCertificates: 'sometimes', typeProjection: 'off',
+    image: 'alpine',
+    memoryMib: 'lots',
+    cpus: 0,
+    network: 'none',
+    symlinks: 'sometimes',
+    accelerator: 'kvm',
+    allowEmulation: 'yes',
+    'localEnv.allow': ['GITHUB_TOKEN', 'not a name'],
+    trustHostCertificates: 'sometimes',
+    typeProjection: 'off',
   };
-  assert.deepEqual(readSettings((key) => values[key]), {
-    image: 'alpine', memoryMib: 1024, cpus: 2, network: 'none', symlinks: 'opaque', accelerator: 'kvm', allowEmulation: false,
-    maxMemoryMib: 0, maxCpus: 0, protectedNames: [], gitAccess: 'writable', localEnvAllow: [], defaultImages: {}, registryMirrors: {}, builderImage: '',
-    trustHostCertificates: 'auto', allowedHosts: [], allowedHostsPresets: true, askForHosts: true, typeProjection: true, idleStopMinutes: 30,
-  });
-  assert.deepEqual(readSettings((key) => (key === 'trustHostCertificates' ? ['/etc/corp/ca.pem'] : undefined)).trustHostCertificates, ['/etc/corp/ca.pem']);
-  assert.deepEqual(readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow, ['GITHUB_TOKEN', 'NPM_TOKEN']);
+  assert.deepEqual(
+    readSettings((key) => values[key]),
+    {
+      image: 'alpine',
+      memoryMib: 1024,
+      cpus: 2,
+      network: 'none',
+      symlinks: 'opaque',
+      accelerator: 'kvm',
+      allowEmulation: false,
+      maxMemoryMib: 0,
+      maxCpus: 0,
+      protectedNames: [],
+      gitAccess: 'writable',
+      localEnvAllow: [],
+      defaultImages: {},
+      registryMirrors: {},
+      builderImage: '',
+      trustHostCertificates: 'auto',
+      allowedHosts: [],
+      allowedHostsPresets: true,
+      askForHosts: true,
+      typeProjection: true,
+      idleStopMinutes: 30,
+    },
+  );
+  assert.deepEqual(
+    readSettings((key) => (key === 'trustHostCertificates' ? ['/etc/corp/ca.pem'] : undefined)).trustHostCertificates,
+    ['/etc/corp/ca.pem'],
+  );
+  assert.deepEqual(
+    readSettings((key) => (key === 'localEnv.allow' ? ['GITHUB_TOKEN', 'NPM_TOKEN'] : undefined)).localEnvAllow,
+    ['GITHUB_TOKEN', 'NPM_TOKEN'],
+  );
 });
 
 test('microvm.defaultImages takes known languages only; a bad value is ignored as a whole', () => {
-  assert.deepEqual(readSettings((key) => (key === 'defaultImages' ? { node: 'node:20', python: '' } : undefined)).defaultImages, { node: 'node:20', python: '' });
+  assert.deepEqual(
+    readSettings((key) => (key === 'defaultImages' ? { node: 'node:20', python: '' } : undefined)).defaultImages,
+    { node: 'node:20', python: '' },
+  );
   assert.deepEqual(readSettings((key) => (key === 'defaultImages' ? { cobol: 'x' } : undefined)).defaultImages, {});
 });
 
-test('microvm.registryMirrors come before the environment\'s, each mirror once; a bad one is an error naming the setting', () => {
-  const settings = readSettings((key) => (key === 'registryMirrors' ? { 'docker.io': ['https://mirror.example'], 'ghcr.io': ['http://127.0.0.1:5000'] } : undefined));
-  assert.equal(mirrorsEnv(settings, 'docker.io=http://127.0.0.1:6000,docker.io=https://mirror.example'),
-    'docker.io=https://mirror.example,docker.io=http://127.0.0.1:6000,ghcr.io=http://127.0.0.1:5000');
-  assert.equal(mirrorsEnv(readSettings(() => undefined), undefined), undefined);
-  assert.equal(mirrorsEnv(readSettings(() => undefined), 'quay.io=http://127.0.0.1:7000'), 'quay.io=http://127.0.0.1:7000');
+test("microvm.registryMirrors come before the environment's, each mirror once; a bad one is an error naming the setting", () => {
+  const settings = readSettings((key) =>
+    key === 'registryMirrors'
+      ? { 'docker.io': ['https://mirror.example'], 'ghcr.io': ['http://127.0.0.1:5000'] }
+      : undefined,
+  );
+  assert.equal(
+    mirrorsEnv(settings, 'docker.io=http://127.0.0.1:6000,docker.io=https://mirror.example'),
+    'docker.io=https://mirror.example,docker.io=http://127.0.0.1:6000,ghcr.io=http://127.0.0.1:5000',
+  );
+  assert.equal(
+    mirrorsEnv(
+      readSettings(() => undefined),
+      undefined,
+    ),
+    undefined,
+  );
+  assert.equal(
+    mirrorsEnv(
+      readSettings(() => undefined),
+      'quay.io=http://127.0.0.1:7000',
+    ),
+    'quay.io=http://127.0.0.1:7000',
+  );
   const bad = readSettings((key) => (key === 'registryMirrors' ? { 'docker.io': ['ftp://nope'] } : undefined));
-  assert.throws(() => mirrorsEnv(bad, undefined), (err) => isMicrovmError(err, 'E_BAD_OPTION') && err.message.includes('microvm.registryMirrors'));
+  assert.throws(
+    () => mirrorsEnv(bad, undefined),
+    (err) => isMicrovmError(err, 'E_BAD_OPTION') && err.message.includes('microvm.registryMirrors'),
+  );
 });
 
 test('microvm.builderImage comes before the MICROVM_BUILDER_IMAGE VS Code started with; empty leaves the default', () => {
   const own = readSettings((key) => (key === 'builderImage' ? ' registry.example/buildah:1 ' : undefined));
   assert.equal(builderImageEnv(own, 'other:1'), 'registry.example/buildah:1');
-  assert.equal(builderImageEnv(readSettings(() => undefined), 'other:1'), 'other:1');
-  assert.equal(builderImageEnv(readSettings(() => undefined), undefined), undefined);
+  assert.equal(
+    builderImageEnv(
+      readSettings(() => undefined),
+      'other:1',
+    ),
+    'other:1',
+  );
+  assert.equal(
+    builderImageEnv(
+      readSettings(() => undefined),
+      undefined,
+    ),
+    undefined,
+  );
 });

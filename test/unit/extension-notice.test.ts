@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_NOTICE_CHARS, MAX_NOTICE_VALUE_CHARS, notice, noticeValue, plainLine } from '../../extension/ui/notice-text';
+import {
+  MAX_NOTICE_CHARS,
+  MAX_NOTICE_VALUE_CHARS,
+  notice,
+  noticeValue,
+  plainLine,
+} from '../../extension/ui/notice-text';
 import { failureNotice } from '../../extension/ui/failure-notice';
 import { progressText } from '../../extension/ui/plain-text';
 
@@ -48,14 +54,33 @@ test('a value keeps its words (brackets become look-alikes) and long ones are cu
 });
 
 test('failure notices are fixed sentences with the code: the message never reaches the notification', () => {
-  const exited = Object.assign(new Error('the VM exited unexpectedly\nlast guest console lines:\n[x](command:workbench.action.quit)'), { code: 'E_VM_EXITED' });
-  assert.equal(failureNotice(exited, 'exited'), 'MicroVM: the VM stopped unexpectedly (E_VM_EXITED); see the MicroVM log.');
-  const config = Object.assign(new Error('.devcontainer.json: $["[x](command:a)"]: expected ...'), { name: 'DevcontainerError' });
-  assert.equal(failureNotice(config, 'open'), 'MicroVM: the folder\'s devcontainer.json cannot be used; see the MicroVM log.');
-  assert.match(failureNotice(Object.assign(new Error('x'), { code: 'E_SETUP_MISSING' }), 'open'), /run "npm run setup" \(E_SETUP_MISSING\)/);
-  assert.equal(failureNotice(new TypeError('[x](command:a)'), 'open'), 'MicroVM: the VM could not start (TypeError); see the MicroVM log.');
-  assert.equal(failureNotice(Object.assign(new Error('x'), { code: '[x](command:a)' }), 'forward', 80),
-    'MicroVM: cannot forward guest port 80 (\uff3bx\uff3d(command\u2236a)); see the MicroVM log.');
+  const exited = Object.assign(
+    new Error('the VM exited unexpectedly\nlast guest console lines:\n[x](command:workbench.action.quit)'),
+    { code: 'E_VM_EXITED' },
+  );
+  assert.equal(
+    failureNotice(exited, 'exited'),
+    'MicroVM: the VM stopped unexpectedly (E_VM_EXITED); see the MicroVM log.',
+  );
+  const config = Object.assign(new Error('.devcontainer.json: $["[x](command:a)"]: expected ...'), {
+    name: 'DevcontainerError',
+  });
+  assert.equal(
+    failureNotice(config, 'open'),
+    "MicroVM: the folder's devcontainer.json cannot be used; see the MicroVM log.",
+  );
+  assert.match(
+    failureNotice(Object.assign(new Error('x'), { code: 'E_SETUP_MISSING' }), 'open'),
+    /run "npm run setup" \(E_SETUP_MISSING\)/,
+  );
+  assert.equal(
+    failureNotice(new TypeError('[x](command:a)'), 'open'),
+    'MicroVM: the VM could not start (TypeError); see the MicroVM log.',
+  );
+  assert.equal(
+    failureNotice(Object.assign(new Error('x'), { code: '[x](command:a)' }), 'forward', 80),
+    'MicroVM: cannot forward guest port 80 (\uff3bx\uff3d(command\u2236a)); see the MicroVM log.',
+  );
   for (const context of ['open', 'exited', 'forward'] as const) assertInert(failureNotice(exited, context), context);
 });
 
@@ -65,6 +90,9 @@ test('progress steps naming configuration text never form a link and keep ordina
     assert.doesNotMatch(text, VSCODE_LINK, text);
     assert.doesNotMatch(text, /[\u0000-\u001f]/);
   }
-  assert.equal(progressText('Pulling node:22-bookworm (package.json makes this a Node.js project)'), 'Pulling node:22-bookworm (package.json makes this a Node.js project)');
+  assert.equal(
+    progressText('Pulling node:22-bookworm (package.json makes this a Node.js project)'),
+    'Pulling node:22-bookworm (package.json makes this a Node.js project)',
+  );
   assert.equal(progressText('x'.repeat(500)).length, 200);
 });

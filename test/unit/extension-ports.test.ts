@@ -12,8 +12,20 @@ const declared = {
 };
 
 test('rows list detected and configured ports once each, sorted, with address, process and label', () => {
-  const detected = [{ port: 3000, command: 'node' }, { port: 3000, command: 'node' }, { port: 22, command: 'sshd' }];
-  const rows = portRows(detected, declared, new Map([[3000, 3001]]), new Map([[22, 'not forwarded: the limit'], [3000, 'ignored when forwarded']]));
+  const detected = [
+    { port: 3000, command: 'node' },
+    { port: 3000, command: 'node' },
+    { port: 22, command: 'sshd' },
+  ];
+  const rows = portRows(
+    detected,
+    declared,
+    new Map([[3000, 3001]]),
+    new Map([
+      [22, 'not forwarded: the limit'],
+      [3000, 'ignored when forwarded'],
+    ]),
+  );
   assert.deepEqual(rows, [
     { guestPort: 22, localAddress: undefined, process: 'sshd', label: '', note: 'not forwarded: the limit' },
     { guestPort: 3000, localAddress: '127.0.0.1:3001', process: 'node', label: 'web', note: '' },
@@ -23,23 +35,38 @@ test('rows list detected and configured ports once each, sorted, with address, p
 
 test('process names from the guest and labels from the config become one short plain line', () => {
   const hostile = '[x](command:workbench.action.quit)\n\u202eevil\u0007';
-  const rows = portRows([{ port: 80, command: hostile }], { forward: [], attributes: { '80': { label: `$(warning) ${'L'.repeat(500)}\r\nforged` } } }, new Map());
+  const rows = portRows(
+    [{ port: 80, command: hostile }],
+    { forward: [], attributes: { '80': { label: `$(warning) ${'L'.repeat(500)}\r\nforged` } } },
+    new Map(),
+  );
   assert.doesNotMatch(rows[0]!.process, /[\n\u202e\u0007]/);
   assert.ok(rows[0]!.process.length <= 32);
   assert.doesNotMatch(rows[0]!.label, /[\r\n]/);
   assert.ok(rows[0]!.label.length <= 64);
 });
 
-test('a compose workspace: rows carry their service, the workspace\'s own first, other services\' forwards marked as such', () => {
+test("a compose workspace: rows carry their service, the workspace's own first, other services' forwards marked as such", () => {
   const session = {
     plan: { ports: { forward: [3000], servicePorts: [], publish: [], attributes: {} } },
     portState: () => ({
-      listeners: [], forwards: new Map([[3000, 3000]]), notForwarded: new Map<number, string>(), primaryService: 'app',
+      listeners: [],
+      forwards: new Map([[3000, 3000]]),
+      notForwarded: new Map<number, string>(),
+      primaryService: 'app',
       serviceForwards: [{ service: 'db\u202e\n', port: 5432, localAddr: '127.0.0.1:5432' }],
     }),
   };
   assert.deepEqual(sessionRows(session), [
     { guestPort: 3000, localAddress: '127.0.0.1:3000', process: '', label: '', note: '', service: 'app' },
-    { guestPort: 5432, localAddress: '127.0.0.1:5432', process: '', label: '', note: '', service: 'db', serviceForward: true },
+    {
+      guestPort: 5432,
+      localAddress: '127.0.0.1:5432',
+      process: '',
+      label: '',
+      note: '',
+      service: 'db',
+      serviceForward: true,
+    },
   ]);
 });

@@ -5,7 +5,13 @@ import { decideOpen } from '../../extension/vm/trust';
 
 test('every status maps to one status bar view, with the accelerator', () => {
   const kvm = { accel: 'kvm', isolation: 'hardware' as const };
-  const expected: Record<VmStatus, RegExp> = { stopped: /^\$\(vm-outline\) MicroVM \(kvm\)$/, baking: /baking \(kvm\)/, booting: /booting \(kvm\)/, ready: /^\$\(vm-running\) MicroVM: ready \(kvm\)$/, error: /^\$\(error\) MicroVM: error/ };
+  const expected: Record<VmStatus, RegExp> = {
+    stopped: /^\$\(vm-outline\) MicroVM \(kvm\)$/,
+    baking: /baking \(kvm\)/,
+    booting: /booting \(kvm\)/,
+    ready: /^\$\(vm-running\) MicroVM: ready \(kvm\)$/,
+    error: /^\$\(error\) MicroVM: error/,
+  };
   for (const [status, text] of Object.entries(expected)) {
     const view = statusView(status as VmStatus, kvm);
     assert.match(view.text, text);

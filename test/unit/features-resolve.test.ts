@@ -26,19 +26,41 @@ before(async () => {
   store = new ContentStore(path.join(tmp, 'store'));
   registry = await startFakeRegistry();
   const publish = (id: string, json: Record<string, unknown>, opts: { gzip?: boolean; annotate?: boolean } = {}) =>
-    registry.add(`devcontainers/features/${id}`, '1', featureArtifact(feature({ id, version: '1.0.0', ...json }, 'true'), opts));
-  publish('common-utils', { options: { installZsh: { type: 'boolean', default: true }, username: { type: 'string', default: 'automatic', proposals: ['vscode'] } } });
-  publish('node', {
-    options: { version: { type: 'string', default: 'lts', proposals: ['lts', '20'] }, nodeGypDependencies: { type: 'boolean', default: true } },
-    installsAfter: ['ghcr.io/devcontainers/features/common-utils'],
-    containerEnv: { NVM_DIR: '/usr/local/share/nvm' },
-  }, { gzip: true, annotate: false });
-  publish('github-cli', { options: { installDirectlyFromGitHubRelease: { type: 'boolean', default: true } }, dependsOn: { 'ghcr.io/devcontainers/features/common-utils:1': { installZsh: false } } });
+    registry.add(
+      `devcontainers/features/${id}`,
+      '1',
+      featureArtifact(feature({ id, version: '1.0.0', ...json }, 'true'), opts),
+    );
+  publish('common-utils', {
+    options: {
+      installZsh: { type: 'boolean', default: true },
+      username: { type: 'string', default: 'automatic', proposals: ['vscode'] },
+    },
+  });
+  publish(
+    'node',
+    {
+      options: {
+        version: { type: 'string', default: 'lts', proposals: ['lts', '20'] },
+        nodeGypDependencies: { type: 'boolean', default: true },
+      },
+      installsAfter: ['ghcr.io/devcontainers/features/common-utils'],
+      containerEnv: { NVM_DIR: '/usr/local/share/nvm' },
+    },
+    { gzip: true, annotate: false },
+  );
+  publish('github-cli', {
+    options: { installDirectlyFromGitHubRelease: { type: 'boolean', default: true } },
+    dependsOn: { 'ghcr.io/devcontainers/features/common-utils:1': { installZsh: false } },
+  });
   publish('python', { options: { version: { type: 'string', enum: ['3.11', '3.12'], default: '3.12' } } });
   publish('loop-a', { dependsOn: { 'ghcr.io/devcontainers/features/loop-b:1': {} } });
   publish('loop-b', { dependsOn: { 'ghcr.io/devcontainers/features/loop-a:1': {} } });
   ws = path.join(tmp, 'ws');
-  writeFeature(path.join(ws, '.devcontainer', 'features', 'local-tool'), feature({ id: 'local-tool', version: '0.1.0', installsAfter: ['ghcr.io/devcontainers/features/node'] }, 'true'));
+  writeFeature(
+    path.join(ws, '.devcontainer', 'features', 'local-tool'),
+    feature({ id: 'local-tool', version: '0.1.0', installsAfter: ['ghcr.io/devcontainers/features/node'] }, 'true'),
+  );
   writeFeature(path.join(ws, 'elsewhere'), feature({ id: 'elsewhere', version: '0.1.0' }, 'true'));
 });
 
@@ -50,7 +72,14 @@ after(async () => {
 });
 
 function resolve(features: Record<string, unknown>, extra: Partial<ResolveFeaturesOptions> = {}) {
-  return resolveFeatures({ features, folder: ws, configDir: path.join(ws, '.devcontainer'), store, mirrors: parseMirrorList(`ghcr.io=${registry.base}`), ...extra });
+  return resolveFeatures({
+    features,
+    folder: ws,
+    configDir: path.join(ws, '.devcontainer'),
+    store,
+    mirrors: parseMirrorList(`ghcr.io=${registry.base}`),
+    ...extra,
+  });
 }
 
 test('features resolve through the mirror: options over defaults, dependsOn added, installsAfter and local features ordered', async () => {
@@ -60,35 +89,73 @@ test('features resolve through the mirror: options over defaults, dependsOn adde
     'ghcr.io/devcontainers/features/github-cli:1': true,
   });
   assert.deepEqual(result.errors, []);
-  assert.deepEqual(result.features.map((f) => f.userId), [
-    'ghcr.io/devcontainers/features/common-utils:1', 'ghcr.io/devcontainers/features/github-cli:1', 'ghcr.io/devcontainers/features/node:1', './features/local-tool',
-  ]);
+  assert.deepEqual(
+    result.features.map((f) => f.userId),
+    [
+      'ghcr.io/devcontainers/features/common-utils:1',
+      'ghcr.io/devcontainers/features/github-cli:1',
+      'ghcr.io/devcontainers/features/node:1',
+      './features/local-tool',
+    ],
+  );
   const node = result.features.find((f) => f.json.id === 'node');
   assert.deepEqual(node?.options, { version: '20', nodeGypDependencies: true });
   assert.equal(node?.source.kind, 'oci');
-  assert.deepEqual(result.features[0]!.options, { installZsh: false, username: 'automatic' }, 'dependsOn brings its own options');
+  assert.deepEqual(
+    result.features[0]!.options,
+    { installZsh: false, username: 'automatic' },
+    'dependsOn brings its own options',
+  );
   const blobReads = registry.log.filter((r) => r.path.includes('/blobs/')).map((r) => r.path.split('/')[4]);
-  assert.deepEqual([...new Set(blobReads)], ['node'], 'only the feature without the annotation (node) was read from its layer');
+  assert.deepEqual(
+    [...new Set(blobReads)],
+    ['node'],
+    'only the feature without the annotation (node) was read from its layer',
+  );
 });
 
 test('overrideFeatureInstallOrder puts a feature first when its dependencies allow', async () => {
-  const result = await resolve({ 'ghcr.io/devcontainers/features/python:1': {}, 'ghcr.io/devcontainers/features/node:1': {} },
-    { overrideFeatureInstallOrder: ['ghcr.io/devcontainers/features/python'] });
-  assert.deepEqual(result.features.map((f) => f.json.id), ['python', 'node']);
+  const result = await resolve(
+    { 'ghcr.io/devcontainers/features/python:1': {}, 'ghcr.io/devcontainers/features/node:1': {} },
+    { overrideFeatureInstallOrder: ['ghcr.io/devcontainers/features/python'] },
+  );
+  assert.deepEqual(
+    result.features.map((f) => f.json.id),
+    ['python', 'node'],
+  );
 });
 
 test('deprecated short ids map to ghcr.io/devcontainers/features/<id>:1', async () => {
   const result = await resolve({ node: 'lts' });
   assert.deepEqual(result.errors, []);
-  assert.equal(result.features[0]?.source.kind === 'oci' && result.features[0]?.source.ref, 'ghcr.io/devcontainers/features/node:1');
+  assert.equal(
+    result.features[0]?.source.kind === 'oci' && result.features[0]?.source.ref,
+    'ghcr.io/devcontainers/features/node:1',
+  );
 });
 
 test('each error names the feature, the option and the value, and what to do', async () => {
   const cases: Array<[Record<string, unknown>, string, RegExp]> = [
-    [{ 'ghcr.io/devcontainers/features/missing:1': {} }, 'E_FEATURE_NOT_FOUND', /feature "ghcr.io\/devcontainers\/features\/missing:1" was not found.*check its name and version tag/],
-    [{ 'ghcr.io/devcontainers/features/node:1': { nodeGypDependencies: 'maybe' } }, 'E_FEATURE_OPTION', /option "nodeGypDependencies" is a boolean option, and "maybe" is not a valid value; write true or false/],
-    [{ 'ghcr.io/devcontainers/features/python:1': { version: '2.7' } }, 'E_FEATURE_OPTION', /"2.7" is not a valid value; use one of "3.11", "3.12"/],
-    [{ 'ghcr.io/devcontainers/features/loop-a:1': {} }, 'E_FEATURE_ORDER', /cycle: .*loop-a.* waits for .*loop-b.*; .*loop-b.* waits for .*loop-a/],
+    [
+      { 'ghcr.io/devcontainers/features/missing:1': {} },
+      'E_FEATURE_NOT_FOUND',
+      /feature "ghcr.io\/devcontainers\/features\/missing:1" was not found.*check its name and version tag/,
+    ],
+    [
+      { 'ghcr.io/devcontainers/features/node:1': { nodeGypDependencies: 'maybe' } },
+      'E_FEATURE_OPTION',
+      /option "nodeGypDependencies" is a boolean option, and "maybe" is not a valid value; write true or false/,
+    ],
+    [
+      { 'ghcr.io/devcontainers/features/python:1': { version: '2.7' } },
+      'E_FEATURE_OPTION',
+      /"2.7" is not a valid value; use one of "3.11", "3.12"/,
+    ],
+    [
+      { 'ghcr.io/devcontainers/features/loop-a:1': {} },
+      'E_FEATURE_ORDER',
+      /cycle: .*loop-a.* waits for .*loop-b.*; .*loop-b.* waits for .*loop-a/,
+    ],
     [{ '../elsewhere': {} }, 'E_FEATURE_REF', /outside .*\.devcontainer.*move it there/],
     [{ 'https://example.com/devcontainer-feature-go.tgz': {} }, 'E_FEATURE_REF', /tarball URL/],
     [{ frobnicate: {} }, 'E_FEATURE_REF', /short feature id/],

@@ -11,7 +11,10 @@ import * as prettier from 'prettier';
 const root = path.resolve(__dirname, '../..');
 
 test('npm run lint checks formatting, and a deliberately misformatted file fails the check', async () => {
-  const scripts = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts as Record<string, string>;
+  const scripts = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts as Record<
+    string,
+    string
+  >;
   assert.match(scripts.lint ?? '', /prettier --check \./);
   assert.match(fs.readFileSync(path.join(root, 'scripts/test'), 'utf8'), /^npm run --silent lint$/m);
 
@@ -33,7 +36,13 @@ test('npm run lint checks formatting, and a deliberately misformatted file fails
 
 test('the formatter leaves guest C code, docs and bench results alone', async () => {
   const ignorePath = path.join(root, '.prettierignore');
-  for (const file of ['native/agent/main.c', 'README.md', 'bench/results/latest.json', 'dist/extension.js', 'package.json']) {
+  for (const file of [
+    'native/agent/main.c',
+    'README.md',
+    'bench/results/latest.json',
+    'dist/extension.js',
+    'package.json',
+  ]) {
     assert.equal((await prettier.getFileInfo(path.join(root, file), { ignorePath })).ignored, true, file);
   }
   for (const file of ['engine/index.ts', 'extension/extension.ts', 'test/unit/format.test.ts', 'esbuild.mjs']) {

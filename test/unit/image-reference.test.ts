@@ -29,13 +29,32 @@ describe('image references (Docker normalisation)', () => {
 
   it('splits registry, repository, tag and digest', () => {
     assert.deepEqual(parseReference(`localhost:5000/team/app:1@sha256:${HEX}`), {
-      registry: 'localhost:5000', repository: 'team/app', tag: '1', digest: `sha256:${HEX}`, canonical: `localhost:5000/team/app:1@sha256:${HEX}`,
+      registry: 'localhost:5000',
+      repository: 'team/app',
+      tag: '1',
+      digest: `sha256:${HEX}`,
+      canonical: `localhost:5000/team/app:1@sha256:${HEX}`,
     });
   });
 
-  for (const bad of ['', 'UPPER/case', 'a//b', 'app:', 'app:-tag', `app@sha256:${'A'.repeat(64)}`, 'app@sha256:../../etc/x', `app@md5:${'a'.repeat(32)}`, 'app@sha256:abc', 'a b', `x/${'a'.repeat(300)}`]) {
+  for (const bad of [
+    '',
+    'UPPER/case',
+    'a//b',
+    'app:',
+    'app:-tag',
+    `app@sha256:${'A'.repeat(64)}`,
+    'app@sha256:../../etc/x',
+    `app@md5:${'a'.repeat(32)}`,
+    'app@sha256:abc',
+    'a b',
+    `x/${'a'.repeat(300)}`,
+  ]) {
     it(`rejects ${JSON.stringify(bad.slice(0, 40))} with E_IMAGE_REF`, () => {
-      assert.throws(() => parseReference(bad), (err) => isMicrovmError(err, 'E_IMAGE_REF'));
+      assert.throws(
+        () => parseReference(bad),
+        (err) => isMicrovmError(err, 'E_IMAGE_REF'),
+      );
     });
   }
 });
@@ -51,9 +70,19 @@ describe('registry transport and auth parsing', () => {
   });
 
   it('parses WWW-Authenticate challenges', () => {
-    assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/node:pull"'), {
-      scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/node:pull' },
-    });
+    assert.deepEqual(
+      parseChallenge(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/node:pull"',
+      ),
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:library/node:pull',
+        },
+      },
+    );
     assert.deepEqual(parseChallenge('Basic realm="x \\"q\\""'), { scheme: 'basic', params: { realm: 'x "q"' } });
     assert.equal(parseChallenge(undefined), null);
     assert.equal(parseChallenge('x'.repeat(10_000)), null);
@@ -62,18 +91,30 @@ describe('registry transport and auth parsing', () => {
   it('reads auths from a docker config.json', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-dockercfg-'));
     const file = path.join(dir, 'config.json');
-    fs.writeFileSync(file, JSON.stringify({ auths: {
-      'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') },
-      'localhost:5000': { username: 'u', password: 'p:w' },
-      'ghcr.io': { identitytoken: 'refresh' },
-    } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        auths: {
+          'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') },
+          'localhost:5000': { username: 'u', password: 'p:w' },
+          'ghcr.io': { identitytoken: 'refresh' },
+        },
+      }),
+    );
     assert.deepEqual(credentialsFor('docker.io', file), { kind: 'basic', username: 'hub', password: 'pw' });
     assert.deepEqual(credentialsFor('localhost:5000', file), { kind: 'basic', username: 'u', password: 'p:w' });
-    assert.deepEqual(credentialsFor('ghcr.io', file), { kind: 'identity-token', username: '<token>', token: 'refresh' });
+    assert.deepEqual(credentialsFor('ghcr.io', file), {
+      kind: 'identity-token',
+      username: '<token>',
+      token: 'refresh',
+    });
     assert.equal(credentialsFor('quay.io', file), null);
     assert.equal(credentialsFor('quay.io', path.join(dir, 'missing.json')), null);
     fs.writeFileSync(file, '{not json');
-    assert.throws(() => credentialsFor('quay.io', file), (err) => isMicrovmError(err, 'E_REGISTRY_AUTH'));
+    assert.throws(
+      () => credentialsFor('quay.io', file),
+      (err) => isMicrovmError(err, 'E_REGISTRY_AUTH'),
+    );
     fs.rmSync(dir, { recursive: true });
   });
 });

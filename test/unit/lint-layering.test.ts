@@ -23,7 +23,10 @@ async function restrictedImports(file: string, code: string): Promise<string[]> 
 test('extension/ importing an engine internal fails, at any depth and in any import form', async () => {
   const bad: Array<[string, string]> = [
     ['extension/commands.ts', "import { Image } from '../engine/image/image';\nvoid Image;\n"],
-    ['extension/vm/open-folder.ts', "import type { AgentClient } from '../../engine/agent/client';\nexport type A = AgentClient;\n"],
+    [
+      'extension/vm/open-folder.ts',
+      "import type { AgentClient } from '../../engine/agent/client';\nexport type A = AgentClient;\n",
+    ],
     ['extension/vm/open-folder.ts', "export { Session } from '../../engine/workspace/session';\n"],
     ['extension/vm/open-folder.ts', "import { openWorkspace } from '../../engine/workspace';\nvoid openWorkspace;\n"],
     ['extension/a/b/deep.ts', "import * as qemu from '../../../engine/qemu/argv';\nvoid qemu;\n"],
@@ -35,35 +38,63 @@ test('extension/ importing an engine internal fails, at any depth and in any imp
   }
 });
 
-test('extension/ importing the engine\'s public entry passes', async () => {
+test("extension/ importing the engine's public entry passes", async () => {
   const good: Array<[string, string]> = [
     ['extension/commands.ts', "import { resetContainer } from '../engine/index';\nvoid resetContainer;\n"],
-    ['extension/vm/open-folder.ts', "import { MicrovmError, type ErrorCode } from '../../engine';\nexport type E = ErrorCode;\nvoid MicrovmError;\n"],
-    ['extension/ports/notices.ts', "import type { ForwardedPort } from '../../engine/index.ts';\nexport type F = ForwardedPort;\n"],
+    [
+      'extension/vm/open-folder.ts',
+      "import { MicrovmError, type ErrorCode } from '../../engine';\nexport type E = ErrorCode;\nvoid MicrovmError;\n",
+    ],
+    [
+      'extension/ports/notices.ts',
+      "import type { ForwardedPort } from '../../engine/index.ts';\nexport type F = ForwardedPort;\n",
+    ],
   ];
   for (const [file, code] of good) assert.deepEqual(await restrictedImports(file, code), [], `${file}: ${code}`);
 });
 
 test('a pure extension file importing vscode fails; a thin one may', async () => {
-  for (const code of ["import * as vscode from 'vscode';\nvoid vscode;\n", "import type { Uri } from 'vscode';\nexport type U = Uri;\n"]) {
+  for (const code of [
+    "import * as vscode from 'vscode';\nvoid vscode;\n",
+    "import type { Uri } from 'vscode';\nexport type U = Uri;\n",
+  ]) {
     const messages = await restrictedImports('extension/ui/status.ts', code);
     assert.equal(messages.length, 1, code);
     assert.match(messages[0]!, /this extension file is pure/);
   }
-  assert.deepEqual(await restrictedImports('extension/ui/status-bar.ts', "import * as vscode from 'vscode';\nvoid vscode;\n"), []);
+  assert.deepEqual(
+    await restrictedImports('extension/ui/status-bar.ts', "import * as vscode from 'vscode';\nvoid vscode;\n"),
+    [],
+  );
 });
 
 test('a pure extension file still may not reach engine internals, and may import the public entry', async () => {
-  const internal = await restrictedImports('extension/ports/rules.ts', "import { planForwards } from '../../engine/ports/plan';\nvoid planForwards;\n");
+  const internal = await restrictedImports(
+    'extension/ports/rules.ts',
+    "import { planForwards } from '../../engine/ports/plan';\nvoid planForwards;\n",
+  );
   assert.equal(internal.length, 1);
   assert.match(internal[0]!, /imports only the engine's public entry/);
-  assert.deepEqual(await restrictedImports('extension/ports/rules.ts', "import { planForwards } from '../../engine/index';\nvoid planForwards;\n"), []);
+  assert.deepEqual(
+    await restrictedImports(
+      'extension/ports/rules.ts',
+      "import { planForwards } from '../../engine/index';\nvoid planForwards;\n",
+    ),
+    [],
+  );
 });
 
 test('every extension file the unit tests import is one of the pure files', async () => {
   const unit = path.join(REPO, 'test/unit');
-  const imported = new Set(fs.readdirSync(unit).flatMap((name) =>
-    [...fs.readFileSync(path.join(unit, name), 'utf8').matchAll(/from '\.\.\/\.\.\/(extension\/[^']+)'/g)].map((m) => `${m[1]}.ts`)));
+  const imported = new Set(
+    fs
+      .readdirSync(unit)
+      .flatMap((name) =>
+        [...fs.readFileSync(path.join(unit, name), 'utf8').matchAll(/from '\.\.\/\.\.\/(extension\/[^']+)'/g)].map(
+          (m) => `${m[1]}.ts`,
+        ),
+      ),
+  );
   assert.ok(imported.size >= 5, `only ${imported.size} extension files found in the unit tests`);
   for (const file of imported) {
     const config = (await eslint.calculateConfigForFile(path.join(REPO, file))) as Linter.Config;

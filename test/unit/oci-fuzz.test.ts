@@ -36,28 +36,52 @@ const index = indexOf([{ manifest: image.manifest, platform: { os: 'linux', arch
 
 /** Values a hostile document might put anywhere. */
 const ODD_VALUES: readonly unknown[] = [
-  null, true, 0, -1, 1.5, 2 ** 53, 'x'.repeat(10_000), '', 'sha256:../../etc/x', 'SHA256:' + 'A'.repeat(64),
-  [], [null], {}, { manifests: [], layers: [] }, JSON.parse('{"__proto__": {"polluted": true}}'), '\u0000', '\ud800',
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  2 ** 53,
+  'x'.repeat(10_000),
+  '',
+  'sha256:../../etc/x',
+  'SHA256:' + 'A'.repeat(64),
+  [],
+  [null],
+  {},
+  { manifests: [], layers: [] },
+  JSON.parse('{"__proto__": {"polluted": true}}'),
+  '\u0000',
+  '\ud800',
 ];
 
 /** One structural change somewhere in a parsed JSON value: a replaced, removed or duplicated member. */
 function mutateValue(value: unknown, random: Random, depth = 0): unknown {
-  if (depth > 6 || value === null || typeof value !== 'object') return random.next() < 0.5 ? random.pick(ODD_VALUES) : value;
+  if (depth > 6 || value === null || typeof value !== 'object')
+    return random.next() < 0.5 ? random.pick(ODD_VALUES) : value;
   if (Array.isArray(value)) {
     const copy = [...value];
     const choice = random.int(4);
     if (choice === 0 || copy.length === 0) copy.push(random.pick(ODD_VALUES));
     else if (choice === 1) copy.splice(random.int(copy.length), 1);
     else if (choice === 2) copy.push(...Array.from({ length: 50 }, () => copy[0]));
-    else { const i = random.int(copy.length); copy[i] = mutateValue(copy[i], random, depth + 1); }
+    else {
+      const i = random.int(copy.length);
+      copy[i] = mutateValue(copy[i], random, depth + 1);
+    }
     return copy;
   }
   const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
   const keys = Object.keys(copy);
   const choice = random.int(4);
-  if (choice === 0 || keys.length === 0) copy[random.pick(['manifests', 'layers', 'mediaType', 'config', 'schemaVersion', 'extra'])] = random.pick(ODD_VALUES);
+  if (choice === 0 || keys.length === 0)
+    copy[random.pick(['manifests', 'layers', 'mediaType', 'config', 'schemaVersion', 'extra'])] =
+      random.pick(ODD_VALUES);
   else if (choice === 1) delete copy[random.pick(keys)];
-  else { const key = random.pick(keys); copy[key] = mutateValue(copy[key], random, depth + 1); }
+  else {
+    const key = random.pick(keys);
+    copy[key] = mutateValue(copy[key], random, depth + 1);
+  }
   return copy;
 }
 
@@ -71,7 +95,11 @@ function mutateBytes(bytes: Buffer, random: Random): Buffer {
   }
   if (choice === 1) return copy.subarray(0, random.int(copy.length));
   const at = random.int(copy.length);
-  return Buffer.concat([copy.subarray(0, at), Buffer.from(random.pick(['{', '}', '[', '"', ',', ':', '\\', '\u00ff', '1e999'])), copy.subarray(at)]);
+  return Buffer.concat([
+    copy.subarray(0, at),
+    Buffer.from(random.pick(['{', '}', '[', '"', ',', ':', '\\', '\u00ff', '1e999'])),
+    copy.subarray(at),
+  ]);
 }
 
 function mutateDocument(blob: Blob, random: Random): Buffer {
@@ -92,10 +120,17 @@ function sourceOf(documents: Map<string, Buffer>): DocumentSource {
 }
 
 test('the valid index -> manifest -> config walk resolves (the fuzz baseline)', async () => {
-  const documents = new Map([[index.digest, index.data], [image.manifest.digest, image.manifest.data], [image.config.digest, image.config.data]]);
+  const documents = new Map([
+    [index.digest, index.data],
+    [image.manifest.digest, image.manifest.data],
+    [image.config.digest, image.config.data],
+  ]);
   const resolved = await resolveManifest(sourceOf(documents), describe(index));
   assert.equal(resolved.manifest.digest, image.manifest.digest);
-  assert.deepEqual(resolved.layers.map((l) => l.digest), [layer.digest]);
+  assert.deepEqual(
+    resolved.layers.map((l) => l.digest),
+    [layer.digest],
+  );
 });
 
 test('10,000 random and mutated index, manifest and config documents: resolved or refused with a MicrovmError, never a crash', async () => {
@@ -103,22 +138,40 @@ test('10,000 random and mutated index, manifest and config documents: resolved o
   const outcomes = new Map<string, number>();
   const started = Date.now();
   for (let i = 0; i < ITERATIONS; i++) {
-    const documents = new Map([[index.digest, index.data], [image.manifest.digest, image.manifest.data], [image.config.digest, image.config.data]]);
+    const documents = new Map([
+      [index.digest, index.data],
+      [image.manifest.digest, image.manifest.data],
+      [image.config.digest, image.config.data],
+    ]);
     const target = random.pick([index, image.manifest, image.config]);
-    documents.set(target.digest, random.next() < 0.05 ? Buffer.from(Array.from({ length: random.int(256) }, () => random.int(256))) : mutateDocument(target, random));
-    const top = random.next() < 0.2 ? describe(blobOf(Buffer.alloc(0), random.pick(['application/json', image.manifest.mediaType]))) : describe(index);
+    documents.set(
+      target.digest,
+      random.next() < 0.05
+        ? Buffer.from(Array.from({ length: random.int(256) }, () => random.int(256)))
+        : mutateDocument(target, random),
+    );
+    const top =
+      random.next() < 0.2
+        ? describe(blobOf(Buffer.alloc(0), random.pick(['application/json', image.manifest.mediaType])))
+        : describe(index);
     if (top.mediaType === image.manifest.mediaType) top.digest = image.manifest.digest;
     try {
       await resolveManifest(sourceOf(documents), top);
       outcomes.set('resolved', (outcomes.get('resolved') ?? 0) + 1);
     } catch (err) {
       assert.ok(err instanceof MicrovmError, `input ${i} threw a non-engine error: ${(err as Error).stack}`);
-      assert.ok(err.message.length < 2000, `input ${i}: the message stays short (${err.message.length} chars): ${err.message.slice(0, 300)}`);
+      assert.ok(
+        err.message.length < 2000,
+        `input ${i}: the message stays short (${err.message.length} chars): ${err.message.slice(0, 300)}`,
+      );
       outcomes.set(err.code, (outcomes.get(err.code) ?? 0) + 1);
     }
   }
   console.log(`${ITERATIONS} documents in ${Date.now() - started} ms: ${JSON.stringify(Object.fromEntries(outcomes))}`);
-  assert.ok((outcomes.get('resolved') ?? 0) > 0 && (outcomes.get('E_IMAGE_INVALID') ?? 0) > 0, 'the mutations reach both outcomes');
+  assert.ok(
+    (outcomes.get('resolved') ?? 0) > 0 && (outcomes.get('E_IMAGE_INVALID') ?? 0) > 0,
+    'the mutations reach both outcomes',
+  );
 });
 
 // ---------------------------------------------------------------------------------------
@@ -179,7 +232,10 @@ test('10,000 random and mutated tar streams: read or refused with a TarFormatErr
   const outcomes = { read: 0, refused: 0 };
   const started = Date.now();
   for (let i = 0; i < ITERATIONS; i++) {
-    const input = random.next() < 0.05 ? Buffer.from(Array.from({ length: random.int(3 * BLOCK_SIZE) }, () => random.int(256))) : mutateTar(random);
+    const input =
+      random.next() < 0.05
+        ? Buffer.from(Array.from({ length: random.int(3 * BLOCK_SIZE) }, () => random.int(256)))
+        : mutateTar(random);
     try {
       await consume(input, random);
       outcomes.read++;
@@ -196,18 +252,31 @@ test('T17: the entry-count, PAX header and path caps stop a hostile tar early', 
   const random = generator(7);
   const limits: TarLimits = { maxEntries: 100, maxPaxHeaderBytes: 4096, maxPathBytes: 256 };
   const many = tarOf(Array.from({ length: 101 }, (_, i) => ({ path: `f${i}` })));
-  await assert.rejects(consume(many, random, limits), (err: Error) => err instanceof TarFormatError && /more than 100 entries/.test(err.message));
+  await assert.rejects(
+    consume(many, random, limits),
+    (err: Error) => err instanceof TarFormatError && /more than 100 entries/.test(err.message),
+  );
   assert.equal(await consume(tarOf(Array.from({ length: 100 }, (_, i) => ({ path: `f${i}` }))), random, limits), 100);
 
   const bigPax = tarOf([{ path: 'x', xattrs: new Map([['user.big', Buffer.alloc(5000, 1)]]) }]);
-  await assert.rejects(consume(bigPax, random, limits), (err: Error) => err instanceof TarFormatError && /extension header of \d+ bytes exceeds the 4096-byte cap/.test(err.message));
+  await assert.rejects(
+    consume(bigPax, random, limits),
+    (err: Error) =>
+      err instanceof TarFormatError && /extension header of \d+ bytes exceeds the 4096-byte cap/.test(err.message),
+  );
 
   const longPath = tarOf([{ path: `${'a/'.repeat(200)}x` }]);
-  await assert.rejects(consume(longPath, random, limits), (err: Error) => err instanceof TarFormatError && /exceeds the 256-byte cap/.test(err.message));
+  await assert.rejects(
+    consume(longPath, random, limits),
+    (err: Error) => err instanceof TarFormatError && /exceeds the 256-byte cap/.test(err.message),
+  );
 
   // A size field claiming far more than the stream holds ends at the stream's end, not in a huge allocation.
   const lying = Buffer.from(tarOf([{ path: 'x', data: 'abc' }]));
   lying.write('777777777777', 124, 'latin1');
   fixChecksum(lying, 0);
-  await assert.rejects(consume(lying, random), (err: Error) => err instanceof TarFormatError && /ends inside the content/.test(err.message));
+  await assert.rejects(
+    consume(lying, random),
+    (err: Error) => err instanceof TarFormatError && /ends inside the content/.test(err.message),
+  );
 });

@@ -27,7 +27,10 @@ test('defaults follow the design: 256 MiB, 1 vCPU, 60 s exec timeout, pool of 1'
   assert.equal(build.pullPolicy, 'missing');
   assert.equal(build.snapshot, true);
   assert.equal(build.warmupTag, '');
-  refused(() => parseOptions(buildOptionsSchema, { listenerRequired: true }, 'Image.build'), /listenerRequired needs guestPort/);
+  refused(
+    () => parseOptions(buildOptionsSchema, { listenerRequired: true }, 'Image.build'),
+    /listenerRequired needs guestPort/,
+  );
   const pool = parseOptions(poolOptionsSchema, {}, 'pool');
   assert.equal(pool.min, 1);
   assert.equal(pool.max, 1);
@@ -36,7 +39,10 @@ test('defaults follow the design: 256 MiB, 1 vCPU, 60 s exec timeout, pool of 1'
 });
 
 test('the CLI passes everything after the first non-flag word to the guest', () => {
-  assert.deepEqual(parseVmCommand(['--memory', '512', 'ls', '-la'], true), { flags: { env: {}, publish: [], allow: [], memoryMib: 512 }, argv: ['ls', '-la'] });
+  assert.deepEqual(parseVmCommand(['--memory', '512', 'ls', '-la'], true), {
+    flags: { env: {}, publish: [], allow: [], memoryMib: 512 },
+    argv: ['ls', '-la'],
+  });
   assert.deepEqual(parseVmCommand(['--env=A=1', '--', '--weird'], true).argv, ['--weird']);
   refused(() => parseVmCommand(['--memory', 'big'], true), /--memory/, /"big"/);
   refused(() => parseVmCommand(['--bogus'], true), /unknown option --bogus/);
@@ -46,7 +52,10 @@ test('the CLI passes everything after the first non-flag word to the guest', () 
 
 test('--publish HOST:GUEST and --network are parsed and checked', () => {
   const { flags } = parseVmCommand(['--publish', '8080:3000', '--publish=5173', '--network', 'none', 'sh'], true);
-  assert.deepEqual(flags.publish, [{ hostPort: 8080, guestPort: 3000 }, { hostPort: 5173, guestPort: 5173 }]);
+  assert.deepEqual(flags.publish, [
+    { hostPort: 8080, guestPort: 3000 },
+    { hostPort: 5173, guestPort: 5173 },
+  ]);
   assert.equal(flags.network, 'none');
   assert.throws(() => parseVmCommand(['--publish', '8080:0', 'sh'], true), /invalid --publish value "8080:0"/);
   assert.throws(() => parseVmCommand(['--publish', '70000:80', 'sh'], true), /HOST:GUEST/);
@@ -54,14 +63,38 @@ test('--publish HOST:GUEST and --network are parsed and checked', () => {
 });
 
 test('stageFiles takes the list with modes or the record form, and reports a bad entry at its path', () => {
-  const listed = parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: [{ path: '/a', data: 'x', mode: 0o755 }] }, 'exec');
+  const listed = parseOptions(
+    execOptionsSchema,
+    { argv: ['true'], stageFiles: [{ path: '/a', data: 'x', mode: 0o755 }] },
+    'exec',
+  );
   assert.deepEqual(listed.stageFiles, [{ path: '/a', data: 'x', mode: 0o755 }]);
   const data = Buffer.from('y');
-  const recorded = parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { '/app/x.js': data, '/app/y.txt': 'z' } }, 'exec');
-  assert.deepEqual(recorded.stageFiles, [{ path: '/app/x.js', data }, { path: '/app/y.txt', data: 'z' }]);
+  const recorded = parseOptions(
+    execOptionsSchema,
+    { argv: ['true'], stageFiles: { '/app/x.js': data, '/app/y.txt': 'z' } },
+    'exec',
+  );
+  assert.deepEqual(recorded.stageFiles, [
+    { path: '/app/x.js', data },
+    { path: '/app/y.txt', data: 'z' },
+  ]);
   assert.deepEqual(parseOptions(execOptionsSchema, { argv: ['true'] }, 'exec').stageFiles, []);
-  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { 'app/x.js': 'x' } }, 'exec'), /stageFiles\.app\/x\.js/, /absolute/);
-  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { '/a': 3 } }, 'exec'), /stageFiles\.\/a/, /string or a Buffer/, /got 3/);
-  refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: [{ path: 'rel', data: '' }] }, 'exec'), /stageFiles\.0\.path/, /"rel"/);
+  refused(
+    () => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { 'app/x.js': 'x' } }, 'exec'),
+    /stageFiles\.app\/x\.js/,
+    /absolute/,
+  );
+  refused(
+    () => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: { '/a': 3 } }, 'exec'),
+    /stageFiles\.\/a/,
+    /string or a Buffer/,
+    /got 3/,
+  );
+  refused(
+    () => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: [{ path: 'rel', data: '' }] }, 'exec'),
+    /stageFiles\.0\.path/,
+    /"rel"/,
+  );
   refused(() => parseOptions(execOptionsSchema, { argv: ['true'], stageFiles: 'nope' }, 'exec'), /stageFiles/);
 });

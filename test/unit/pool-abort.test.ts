@@ -32,7 +32,8 @@ function controlledPool(settings: Partial<ConstructorParameters<typeof Pool>[2]>
   return { pool, boots };
 }
 
-const aborted = (err: unknown) => isMicrovmError(err, 'E_ABORTED') && err.name === 'AbortError' && /pool\.acquire/.test(err.message);
+const aborted = (err: unknown) =>
+  isMicrovmError(err, 'E_ABORTED') && err.name === 'AbortError' && /pool\.acquire/.test(err.message);
 
 test('an aborted acquire stops waiting with E_ABORTED; the VM booted for it stays in the pool for the next', async () => {
   const { pool, boots } = controlledPool();
@@ -84,7 +85,11 @@ test('the signal fired as the VM was handed over: the VM goes back to the pool',
   };
   boots[0]!(machine);
   await assert.rejects(acquiring, aborted);
-  assert.deepEqual(pool.stats(), { alive: 1, inUse: 0, idle: 1, booting: 0, waiting: 0, min: 0, max: 1, idlePids: [] }, 'the VM is idle again, not lost');
+  assert.deepEqual(
+    pool.stats(),
+    { alive: 1, inUse: 0, idle: 1, booting: 0, waiting: 0, min: 0, max: 1, idlePids: [] },
+    'the VM is idle again, not lost',
+  );
   await pool.shutdown();
   assert.ok(machine.stopped);
 });
@@ -100,6 +105,9 @@ test('waiters behind an aborted one are still served in order, and a bad option 
   const vm = await b;
   assert.equal(pool.stats().inUse, 1);
   await vm.release();
-  await assert.rejects(pool.acquire({ signal: 'stop' as never }), (err) => isMicrovmError(err, 'E_BAD_OPTION') && /signal/.test(err.message));
+  await assert.rejects(
+    pool.acquire({ signal: 'stop' as never }),
+    (err) => isMicrovmError(err, 'E_BAD_OPTION') && /signal/.test(err.message),
+  );
   await pool.shutdown();
 });

@@ -9,9 +9,18 @@ import { FakeBackend } from '../helpers/fake-backend';
 const CONFIG = { env: [], entrypoint: [], cmd: [], workingDir: '', user: '' };
 const SPEC = { rootDisk: '/nonexistent', memoryMib: 64, vcpus: 1 };
 
-function fakePool(settings: Partial<PoolSettings> = {}, backend = new FakeBackend()): { pool: Pool; backend: FakeBackend; events: PoolEvent[] } {
-  const pool: Pool = new Pool(() => backend.boot(SPEC), CONFIG,
-    { min: 0, max: 1, acquireTimeoutMs: 0, idleTimeoutMs: 0, restoreOnRelease: false, ...settings });
+function fakePool(
+  settings: Partial<PoolSettings> = {},
+  backend = new FakeBackend(),
+): { pool: Pool; backend: FakeBackend; events: PoolEvent[] } {
+  const pool: Pool = new Pool(() => backend.boot(SPEC), CONFIG, {
+    min: 0,
+    max: 1,
+    acquireTimeoutMs: 0,
+    idleTimeoutMs: 0,
+    restoreOnRelease: false,
+    ...settings,
+  });
   const events: PoolEvent[] = [];
   pool.onEvent((event) => events.push(event));
   return { pool, backend, events };
@@ -29,10 +38,12 @@ test('waiting acquirers get VMs in the order they asked (FIFO), each as one is r
   const { pool, backend } = fakePool({ max: 1 });
   const first = await pool.acquire();
   const order: string[] = [];
-  const waiting = ['b', 'c', 'd'].map((name) => pool.acquire().then((vm) => {
-    order.push(name);
-    return vm;
-  }));
+  const waiting = ['b', 'c', 'd'].map((name) =>
+    pool.acquire().then((vm) => {
+      order.push(name);
+      return vm;
+    }),
+  );
   await until(() => pool.stats().waiting === 3, 'three acquirers wait');
   let vm: Vm = first;
   for (const next of waiting) {
@@ -55,7 +66,11 @@ test('a pool of max 1 hands a released VM to an acquire that was waiting for it'
     await until(() => pool.stats().waiting === 1, 'the second acquire waits');
     await first.release();
     const vm = await second;
-    assert.equal(vm.id === first.id, !restoreOnRelease, `restoreOnRelease ${restoreOnRelease}: the waiter got ${vm.id}, the first was ${first.id}`);
+    assert.equal(
+      vm.id === first.id,
+      !restoreOnRelease,
+      `restoreOnRelease ${restoreOnRelease}: the waiter got ${vm.id}, the first was ${first.id}`,
+    );
     assert.equal(backend.peakRunning, 1, 'never more than max VMs');
     await vm.release();
     await pool.shutdown();
@@ -73,12 +88,22 @@ test('the pool boots min VMs at once, grows to max under demand and never past i
   const fourth = pool.acquire();
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.equal(backend.vms.length, 3, 'a fourth acquirer waits rather than boot past max');
-  assert.deepEqual({ ...pool.stats(), idlePids: [] }, { alive: 3, inUse: 3, idle: 0, booting: 0, waiting: 1, min: 2, max: 3, idlePids: [] });
+  assert.deepEqual(
+    { ...pool.stats(), idlePids: [] },
+    { alive: 3, inUse: 3, idle: 0, booting: 0, waiting: 1, min: 2, max: 3, idlePids: [] },
+  );
   await lent[0].release();
   const vm = await fourth;
   for (const other of [...lent.slice(1), vm]) await other.release();
   await until(() => pool.stats().idle === 3, 'released VMs are idle');
-  assert.deepEqual([...pool.stats().idlePids].sort(), backend.running().map((v) => v.pid).sort(), 'stats() names the idle VMs\' pids');
+  assert.deepEqual(
+    [...pool.stats().idlePids].sort(),
+    backend
+      .running()
+      .map((v) => v.pid)
+      .sort(),
+    "stats() names the idle VMs' pids",
+  );
   assert.equal(backend.peakRunning, 3);
   await pool.shutdown();
   assert.equal(backend.running().length, 0);
@@ -124,7 +149,10 @@ test('a failed boot rejects the oldest waiter with its error and is reported; th
   const { pool, backend, events } = fakePool({ min: 0, max: 1 });
   backend.failBoots(1, new MicrovmError('E_BOOT_FAILED', 'the fake boot failed'));
   await assert.rejects(pool.acquire(), (err) => isMicrovmError(err, 'E_BOOT_FAILED'));
-  assert.deepEqual(events.map((e) => e.type), ['boot-failed']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['boot-failed'],
+  );
   const vm = await pool.acquire();
   assert.equal(vm.id, backend.vms[0]!.id);
   await pool.shutdown();
@@ -167,7 +195,10 @@ test('shutdown while a released VM is being checked waits for its stop', async (
   const { pool, backend } = fakePool({ min: 0, max: 1 });
   const vm = await pool.acquire();
   let answer: (verdict: 'healthy') => void = () => undefined;
-  backend.vms[0]!.checkHealth = () => new Promise((resolve) => { answer = resolve; });
+  backend.vms[0]!.checkHealth = () =>
+    new Promise((resolve) => {
+      answer = resolve;
+    });
   const released = vm.release();
   const shutdown = pool.shutdown();
   answer('healthy');

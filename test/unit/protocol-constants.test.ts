@@ -17,16 +17,36 @@ function cValue(name: string): number {
 }
 
 test('scalar limits match protocol.h', () => {
-  for (const name of ['PROTO_VERSION', 'FRAME_MAGIC', 'HEADER_SIZE', 'MAX_PAYLOAD', 'MAX_CHUNK', 'MAX_FILE',
-    'OUTPUT_WINDOW', 'STDIN_WINDOW', 'MAX_STREAMS', 'MAX_EXEC_STREAMS', 'MAX_FORWARD_STREAMS', 'MAX_WATCH_STREAMS',
-    'MAX_ARGS', 'MAX_CHAIN', 'MAX_LISTENERS', 'DEFAULT_PIDS_MAX', 'MAX_PIDS_MAX', 'MAX_FILE_EVENTS'] as const) {
+  for (const name of [
+    'PROTO_VERSION',
+    'FRAME_MAGIC',
+    'HEADER_SIZE',
+    'MAX_PAYLOAD',
+    'MAX_CHUNK',
+    'MAX_FILE',
+    'OUTPUT_WINDOW',
+    'STDIN_WINDOW',
+    'MAX_STREAMS',
+    'MAX_EXEC_STREAMS',
+    'MAX_FORWARD_STREAMS',
+    'MAX_WATCH_STREAMS',
+    'MAX_ARGS',
+    'MAX_CHAIN',
+    'MAX_LISTENERS',
+    'DEFAULT_PIDS_MAX',
+    'MAX_PIDS_MAX',
+    'MAX_FILE_EVENTS',
+  ] as const) {
     assert.equal(protocol[name], cValue(name), name);
   }
 });
 
 test('frame types, tags, ops and statuses match protocol.h', () => {
   const groups: Array<[Record<string, number>, string]> = [
-    [protocol.FrameType, 'FT_'], [protocol.Tag, 'TAG_'], [protocol.Op, 'OP_'], [protocol.Status, 'ST_'],
+    [protocol.FrameType, 'FT_'],
+    [protocol.Tag, 'TAG_'],
+    [protocol.Op, 'OP_'],
+    [protocol.Status, 'ST_'],
     [protocol.FileEventKind, 'FILE_EVENT_'],
   ];
   for (const [table, prefix] of groups) {

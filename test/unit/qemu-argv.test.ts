@@ -5,8 +5,18 @@ import { QemuSpec } from '../../engine/qemu/types';
 import { decideQemuUser, findPasswdEntry } from '../../engine/qemu/run-as';
 
 const base: QemuSpec = {
-  arch: 'x86_64', accel: 'tcg', memoryMib: 256, vcpus: 1, kernel: '/a/vmlinuz', initrd: '/a/initrd.cpio',
-  cmdline: [], rootDisk: '/cache/root,1.ext4', memory: { kind: 'anonymous' }, agentSocket: '/run/x/agent.sock', qmpSocket: '/run/x/qmp.sock', seccomp: true,
+  arch: 'x86_64',
+  accel: 'tcg',
+  memoryMib: 256,
+  vcpus: 1,
+  kernel: '/a/vmlinuz',
+  initrd: '/a/initrd.cpio',
+  cmdline: [],
+  rootDisk: '/cache/root,1.ext4',
+  memory: { kind: 'anonymous' },
+  agentSocket: '/run/x/agent.sock',
+  qmpSocket: '/run/x/qmp.sock',
+  seccomp: true,
 };
 
 function valueOf(argv: string[], flag: string): string[] {
@@ -16,7 +26,10 @@ function valueOf(argv: string[], flag: string): string[] {
 test('every VM is hardened: no defaults, no user config, seccomp, raw read-only root, private QMP', () => {
   const argv = buildQemuArgv(base);
   for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) assert.ok(argv.includes(flag), flag);
-  assert.match(valueOf(argv, '-sandbox')[0]!, /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
+  assert.match(
+    valueOf(argv, '-sandbox')[0]!,
+    /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/,
+  );
   assert.deepEqual(valueOf(argv, '-drive'), ['id=root,file=/cache/root,,1.ext4,format=raw,if=none,readonly=on']);
   assert.deepEqual(valueOf(argv, '-qmp'), ['unix:/run/x/qmp.sock,server=on,wait=off']);
   assert.ok(!argv.some((arg) => /tcp:|telnet|-monitor|-vnc|-gdb/.test(arg)), 'no listening monitor or debug port');
@@ -52,15 +65,24 @@ test('no root disk means no -drive and no microvm.root', () => {
 
 test('under TCG the host TSC rate is passed to the guest kernel; under KVM it is not', () => {
   assert.match(valueOf(buildQemuArgv({ ...base, tscKhz: 2596096 }), '-append')[0]!, / tsc_early_khz=2596096 /);
-  assert.doesNotMatch(valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0]!, /tsc_early_khz/);
+  assert.doesNotMatch(
+    valueOf(buildQemuArgv({ ...base, accel: 'kvm', tscKhz: 2596096 }), '-append')[0]!,
+    /tsc_early_khz/,
+  );
 });
 
 test('guest RAM in a file: shared for fresh boots, private (copy-on-write) for clones; restores wait for migration and load no kernel', () => {
   const fresh = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/dev/shm/vm/memory', shared: true } });
   assert.match(valueOf(fresh, '-M')[0]!, /,memory-backend=mem$/);
-  assert.deepEqual(valueOf(fresh, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/vm/memory,share=on']);
+  assert.deepEqual(valueOf(fresh, '-object'), [
+    'memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/vm/memory,share=on',
+  ]);
   assert.equal(fresh.includes('-incoming'), false);
-  const clone = buildQemuArgv({ ...base, memory: { kind: 'file', path: '/snap/mem', shared: false }, incoming: '/run/x/in,1.sock' });
+  const clone = buildQemuArgv({
+    ...base,
+    memory: { kind: 'file', path: '/snap/mem', shared: false },
+    incoming: '/run/x/in,1.sock',
+  });
   assert.deepEqual(valueOf(clone, '-object'), ['memory-backend-file,id=mem,size=256M,mem-path=/snap/mem,share=off']);
   assert.deepEqual(valueOf(clone, '-incoming'), ['unix:/run/x/in,,1.sock']);
   for (const flag of ['-kernel', '-initrd', '-append']) {
@@ -84,14 +106,23 @@ test('QEMU runs as the microvm user only when the engine is root and the user ex
   assert.equal(decideQemuUser(0, 'root:x:0:0:root:/root:/bin/bash\n'), undefined, 'no microvm user: stays root');
   assert.equal(decideQemuUser(0, 'microvm:x:0:0::/:/bin/sh\n'), undefined, 'a microvm user with uid 0 is no drop');
   assert.equal(decideQemuUser(0, undefined), undefined);
-  for (const bad of ['microvm:x::997::/:/bin/sh', 'microvm:x:abc:1::/:/bin/sh', 'microvm:x:-1:1::/:/bin/sh', 'microvm:x:5', '']) {
+  for (const bad of [
+    'microvm:x::997::/:/bin/sh',
+    'microvm:x:abc:1::/:/bin/sh',
+    'microvm:x:-1:1::/:/bin/sh',
+    'microvm:x:5',
+    '',
+  ]) {
     assert.equal(findPasswdEntry(bad, 'microvm'), undefined, bad);
   }
 });
 
 test('a q35 workspace VM: qboot, virtio-pci devices, empty PCIe root ports for hot-plug, writable disks from inherited fds', () => {
   const argv = buildQemuArgv({
-    ...base, machine: 'q35', hotplugSlots: 2, memory: { kind: 'file', path: '/run/x/memory', shared: true },
+    ...base,
+    machine: 'q35',
+    hotplugSlots: 2,
+    memory: { kind: 'file', path: '/run/x/memory', shared: true },
     volumes: [{ file: '/v/a.ext4', serial: 'microvm-vol0', fds: { readWrite: 3, readOnly: 4 } }],
   });
   assert.deepEqual(valueOf(argv, '-M'), ['q35,memory-backend=mem']);
@@ -101,7 +132,10 @@ test('a q35 workspace VM: qboot, virtio-pci devices, empty PCIe root ports for h
   assert.ok(devices.includes('pcie-root-port,id=hotplug0,bus=pcie.0,chassis=1,slot=1'));
   assert.ok(devices.includes('pcie-root-port,id=hotplug1,bus=pcie.0,chassis=2,slot=2'));
   assert.ok(devices.includes('virtio-serial-pci') && devices.includes('virtio-blk-pci,drive=root'), devices.join(' '));
-  assert.ok(devices.every((d) => !d.includes('-device,') && !/virtio-\w+-device/.test(d)), 'no virtio-mmio device on q35');
+  assert.ok(
+    devices.every((d) => !d.includes('-device,') && !/virtio-\w+-device/.test(d)),
+    'no virtio-mmio device on q35',
+  );
   assert.deepEqual(valueOf(argv, '-add-fd'), ['fd=3,set=1', 'fd=4,set=1']);
   assert.match(valueOf(argv, '-drive')[1]!, /^id=vol0,file=\/dev\/fdset\/1,format=raw,/);
   // The image-VM path is unchanged: microvm, virtio-mmio, no root ports.

@@ -6,7 +6,8 @@ test("network 'outbound': slirp NAT on 10.0.2.0/24, IPv4 only, a virtio-mmio NIC
   const args = networkArgs('outbound');
   assert.deepEqual(args.slice(2), ['-device', 'virtio-net-device,netdev=net0']);
   assert.match(args[1]!, /^user,id=net0,/);
-  for (const part of ['restrict=off', 'ipv6=off', 'net=10.0.2.0/24', 'host=10.0.2.2', 'dns=10.0.2.3']) assert.ok(args[1]!.split(',').includes(part), part);
+  for (const part of ['restrict=off', 'ipv6=off', 'net=10.0.2.0/24', 'host=10.0.2.2', 'dns=10.0.2.3'])
+    assert.ok(args[1]!.split(',').includes(part), part);
   assert.deepEqual(networkEnv('outbound', '/opt/m/netguard.so'), { LD_PRELOAD: '/opt/m/netguard.so' });
   assert.throws(() => networkEnv('outbound', '/opt/my dir/netguard.so'), /space or colon/);
 });

@@ -30,14 +30,25 @@ beforeEach(async () => {
 });
 afterEach(() => registry.close());
 
-const small = (): TestImage => imageOf([gzipLayer(tarOf([{ path: 'etc/', type: 'dir' }, { path: 'etc/motd', data: 'hello\n' }]))]);
+const small = (): TestImage =>
+  imageOf([
+    gzipLayer(
+      tarOf([
+        { path: 'etc/', type: 'dir' },
+        { path: 'etc/motd', data: 'hello\n' },
+      ]),
+    ),
+  ]);
 const storeFiles = (): string[] => listFiles(path.join(process.env.MICROVM_HOME as string, 'store'));
 const build = (repo = 'hostile/app', extra: Record<string, unknown> = {}) =>
   Image.build({ ref: `${registry.host}/${repo}:1`, pullPolicy: 'always', snapshot: false, ...extra });
 
 function listFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => path.relative(dir, path.join(d.parentPath, d.name)));
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)));
 }
 
 async function rejects(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
@@ -80,7 +91,11 @@ describe('a well-behaved fake registry', () => {
 
   it("pullPolicy 'never' with nothing stored fails clearly and sends no request", async () => {
     registry.add('hostile/app', '1', small());
-    await rejects(Image.build({ ref: `${registry.host}/hostile/app:1`, pullPolicy: 'never', snapshot: false }), 'E_IMAGE_NOT_CACHED', /microvm pull/);
+    await rejects(
+      Image.build({ ref: `${registry.host}/hostile/app:1`, pullPolicy: 'never', snapshot: false }),
+      'E_IMAGE_NOT_CACHED',
+      /microvm pull/,
+    );
     assert.equal(registry.log.length, 0);
   });
 });
@@ -94,8 +109,14 @@ describe('T14: digests', () => {
     tampered[tampered.length - 5]! ^= 0xff;
     registry.blobs.set(layer!.digest, tampered);
     await rejects(build(), 'E_IMAGE_DIGEST', /mismatch/i);
-    assert.ok(!storeFiles().some((f) => f.includes(layer!.digest.slice(7))), 'the tampered layer must not be in the store');
-    assert.ok(!storeFiles().some((f) => f.startsWith('refs') || f.startsWith('tmp')), `no record and no temp file: ${storeFiles()}`);
+    assert.ok(
+      !storeFiles().some((f) => f.includes(layer!.digest.slice(7))),
+      'the tampered layer must not be in the store',
+    );
+    assert.ok(
+      !storeFiles().some((f) => f.startsWith('refs') || f.startsWith('tmp')),
+      `no record and no temp file: ${storeFiles()}`,
+    );
   });
 
   it('a Docker-Content-Digest header that does not match the manifest is rejected', async () => {
@@ -103,7 +124,12 @@ describe('T14: digests', () => {
     registry.add('hostile/app', '1', image);
     registry.intercept = (req, res) => {
       if (!req.url?.includes('/manifests/')) return false;
-      res.writeHead(200, { 'Content-Type': image.manifest.mediaType, 'Docker-Content-Digest': `sha256:${'0'.repeat(64)}` }).end(image.manifest.data);
+      res
+        .writeHead(200, {
+          'Content-Type': image.manifest.mediaType,
+          'Docker-Content-Digest': `sha256:${'0'.repeat(64)}`,
+        })
+        .end(image.manifest.data);
       return true;
     };
     await rejects(build(), 'E_IMAGE_DIGEST', /Docker-Content-Digest/);
@@ -113,12 +139,26 @@ describe('T14: digests', () => {
     const image = small();
     const other = imageOf([gzipLayer(tarOf([{ path: 'other', data: 'other' }]))]);
     registry.add('hostile/app', '1', image);
-    registry.manifests.set(`hostile/app:${image.manifest.digest}`, { ...other.manifest, digest: image.manifest.digest });
-    await rejects(Image.build({ ref: `${registry.host}/hostile/app@${image.manifest.digest}`, pullPolicy: 'always', snapshot: false }), 'E_IMAGE_DIGEST');
+    registry.manifests.set(`hostile/app:${image.manifest.digest}`, {
+      ...other.manifest,
+      digest: image.manifest.digest,
+    });
+    await rejects(
+      Image.build({
+        ref: `${registry.host}/hostile/app@${image.manifest.digest}`,
+        pullPolicy: 'always',
+        snapshot: false,
+      }),
+      'E_IMAGE_DIGEST',
+    );
   });
 
   it('bad digest syntax is refused before any request', async () => {
-    for (const ref of [`${registry.host}/a/b@sha256:../../etc/x`, `${registry.host}/a/b@sha256:${'A'.repeat(64)}`, `${registry.host}/a/b@md5:${'a'.repeat(32)}`]) {
+    for (const ref of [
+      `${registry.host}/a/b@sha256:../../etc/x`,
+      `${registry.host}/a/b@sha256:${'A'.repeat(64)}`,
+      `${registry.host}/a/b@md5:${'a'.repeat(32)}`,
+    ]) {
       await rejects(Image.build({ ref, snapshot: false }), 'E_IMAGE_REF');
     }
     const bad = small();
@@ -133,7 +173,10 @@ describe('T14: digests', () => {
 describe('T15: documents', () => {
   it('a 10 MiB manifest is refused at the 4 MiB cap', async () => {
     registry.intercept = (_req, res) => {
-      res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': 10 * 1024 * 1024 });
+      res.writeHead(200, {
+        'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+        'Content-Length': 10 * 1024 * 1024,
+      });
       res.end(Buffer.alloc(10 * 1024 * 1024, 0x20));
       return true;
     };
@@ -144,7 +187,9 @@ describe('T15: documents', () => {
     registry.intercept = (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' });
       const chunk = Buffer.alloc(64 * 1024, 0x20);
-      const pump = () => { while (res.write(chunk)); };
+      const pump = () => {
+        while (res.write(chunk));
+      };
       res.on('drain', pump);
       res.on('error', () => undefined);
       pump();
@@ -156,7 +201,10 @@ describe('T15: documents', () => {
   it('a Content-Type that differs from the document mediaType is refused', async () => {
     const image = small();
     registry.add('hostile/app', '1', image);
-    registry.manifests.set('hostile/app:1', { ...image.manifest, mediaType: 'application/vnd.docker.distribution.manifest.v2+json' });
+    registry.manifests.set('hostile/app:1', {
+      ...image.manifest,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+    });
     await rejects(build(), 'E_IMAGE_INVALID', /mediaType/);
   });
 
@@ -230,7 +278,12 @@ describe('dropped connections', () => {
     registry.intercept = (req, res) => dropLayer(req, res, image, () => true);
     await rejects(build(), 'E_REGISTRY_UNREACHABLE', /after 4 tries/);
     assert.equal(registry.log.filter((r) => r.path.endsWith(image.layers[0]!.digest)).length, 4);
-    assert.ok(!storeFiles().some((f) => f.startsWith('tmp') || f.startsWith('refs') || f.includes(image.layers[0]!.digest.slice(7))), `${storeFiles()}`);
+    assert.ok(
+      !storeFiles().some(
+        (f) => f.startsWith('tmp') || f.startsWith('refs') || f.includes(image.layers[0]!.digest.slice(7)),
+      ),
+      `${storeFiles()}`,
+    );
   });
 
   it('5xx answers are retried', async () => {
@@ -268,10 +321,14 @@ describe('T16 and T17: layer contents', () => {
     const escape = imageOf([gzipLayer(tarOf([{ path: `${depth}${sentinel.slice(1)}`, data: 'pwned' }]))]);
     registry.add('hostile/escape', '1', escape);
     await rejects(build('hostile/escape'), 'E_IMAGE_INVALID', /\.\./);
-    const through = imageOf([gzipLayer(tarOf([
-      { path: 'link', type: 'symlink', linkpath: sentinelDir },
-      { path: 'link/canary', data: 'pwned' },
-    ]))]);
+    const through = imageOf([
+      gzipLayer(
+        tarOf([
+          { path: 'link', type: 'symlink', linkpath: sentinelDir },
+          { path: 'link/canary', data: 'pwned' },
+        ]),
+      ),
+    ]);
     registry.add('hostile/through', '1', through);
     await rejects(build('hostile/through'), 'E_IMAGE_INVALID', /non-directory/);
     const plain = imageOf([gzipLayer(tarOf([{ path: 'abs', type: 'symlink', linkpath: sentinel }]))]);
@@ -285,7 +342,12 @@ describe('T16 and T17: layer contents', () => {
   });
 });
 
-function dropLayer(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, image: TestImage, drop: () => boolean): boolean {
+function dropLayer(
+  req: import('node:http').IncomingMessage,
+  res: import('node:http').ServerResponse,
+  image: TestImage,
+  drop: () => boolean,
+): boolean {
   const layer = image.layers[0];
   if (!req.url?.endsWith(layer!.digest) || !drop()) return false;
   res.writeHead(200, { 'Content-Length': layer!.size });
@@ -312,7 +374,12 @@ it('an unknown registry host is E_REGISTRY_UNREACHABLE naming the host, not an i
   const { resolveSource } = await import('../../engine/image/source');
   const { ContentStore } = await import('../../engine/image/content-store');
   await assert.rejects(
-    resolveSource('no-such-host.invalid/team/app:1', { pullPolicy: 'always', maxLayerBytes: 1 << 20, store: new ContentStore(), onPull: () => undefined }),
+    resolveSource('no-such-host.invalid/team/app:1', {
+      pullPolicy: 'always',
+      maxLayerBytes: 1 << 20,
+      store: new ContentStore(),
+      onPull: () => undefined,
+    }),
     (err) => isMicrovmError(err, 'E_REGISTRY_UNREACHABLE') && /no-such-host\.invalid/.test(err.message),
   );
 });

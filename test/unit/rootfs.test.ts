@@ -42,8 +42,14 @@ function makeLayout(name: string, layers: Buffer[], tweak?: (manifest: Record<st
   const layout = path.join(tmp, name);
   fs.mkdirSync(layout, { recursive: true });
   fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const layerDescs = layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...writeBlob(layout, gzipSync(l)) }));
-  const config = writeBlob(layout, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['A=1'], Cmd: ['sh'] } })));
+  const layerDescs = layers.map((l) => ({
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    ...writeBlob(layout, gzipSync(l)),
+  }));
+  const config = writeBlob(
+    layout,
+    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['A=1'], Cmd: ['sh'] } })),
+  );
   const manifestDoc: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -54,7 +60,10 @@ function makeLayout(name: string, layers: Buffer[], tweak?: (manifest: Record<st
   const manifest = writeBlob(layout, Buffer.from(JSON.stringify(manifestDoc)));
   fs.writeFileSync(
     path.join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }],
+    }),
   );
   return layout;
 }
@@ -86,7 +95,10 @@ const upper = tar([
 ]);
 
 function userTrusted(): Map<string, Buffer> {
-  return new Map([['user.test', Buffer.from('value')], ['trusted.x', Buffer.from('y')]]);
+  return new Map([
+    ['user.test', Buffer.from('value')],
+    ['trusted.x', Buffer.from('y')],
+  ]);
 }
 
 describe('OCI layout -> ext4 root disk', () => {
@@ -125,7 +137,9 @@ describe('OCI layout -> ext4 root disk', () => {
     assert.match(debugfs(image, 'stat /bin/su'), /Mode: {2}04755/);
     assert.match(debugfs(image, 'stat /home/user/file'), /User: {2}1000 {3}Group: {2}1000/);
     assert.match(debugfs(image, 'ea_list /cap'), /security.capability/);
-    const escaped = [...Buffer.from('naïve-日本.txt')].map((b) => (b < 0x80 ? String.fromCharCode(b) : `\\x${b.toString(16)}`)).join('');
+    const escaped = [...Buffer.from('naïve-日本.txt')]
+      .map((b) => (b < 0x80 ? String.fromCharCode(b) : `\\x${b.toString(16)}`))
+      .join('');
     assert.ok(debugfs(image, 'ls /').includes(escaped));
     assert.equal(debugfs(image, 'cat /link'), 'shared content');
   });
@@ -139,13 +153,22 @@ describe('OCI layout -> ext4 root disk', () => {
   });
 
   it('refuses xattrs it cannot set (a name with a newline, a value no block holds), naming the image', async () => {
-    const cases: Array<[string, string, Buffer]> = [['xattr-newline', 'a\nb', Buffer.from('1')], ['xattr-big', 'big', Buffer.alloc(4096, 1)]];
+    const cases: Array<[string, string, Buffer]> = [
+      ['xattr-newline', 'a\nb', Buffer.from('1')],
+      ['xattr-big', 'big', Buffer.alloc(4096, 1)],
+    ];
     for (const [name, file, value] of cases) {
       const dir = makeLayout(name, [tar([{ path: file, data: 'x', xattrs: new Map([['user.a', value]]) }])]);
       const resolved = await readOciLayout(dir);
-      await assert.rejects(ensureRootDisk(resolved), (err) => isMicrovmError(err, 'E_ROOTFS_BUILD') && err.message.includes(dir));
+      await assert.rejects(
+        ensureRootDisk(resolved),
+        (err) => isMicrovmError(err, 'E_ROOTFS_BUILD') && err.message.includes(dir),
+      );
     }
-    assert.deepEqual(fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')), []);
+    assert.deepEqual(
+      fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')),
+      [],
+    );
   });
 
   it('returns the cached disk on the second call without reading layers', async () => {
@@ -158,9 +181,15 @@ describe('OCI layout -> ext4 root disk', () => {
   it('rejects a ../ entry and creates nothing outside', async () => {
     const canary = path.join(tmp, 'escape');
     const resolved = await readOciLayout(makeLayout('traversal', [tar([{ path: '../escape', data: 'x' }])]));
-    await assert.rejects(ensureRootDisk(resolved), (err) => isMicrovmError(err, 'E_IMAGE_INVALID') && /\.\.\/escape/.test(err.message));
+    await assert.rejects(
+      ensureRootDisk(resolved),
+      (err) => isMicrovmError(err, 'E_IMAGE_INVALID') && /\.\.\/escape/.test(err.message),
+    );
     assert.equal(fs.existsSync(canary), false);
-    assert.deepEqual(fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')), []);
+    assert.deepEqual(
+      fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')),
+      [],
+    );
   });
 
   it('rejects a tampered layer blob with E_IMAGE_DIGEST', async () => {
@@ -171,7 +200,10 @@ describe('OCI layout -> ext4 root disk', () => {
     assert.equal(forged.length, resolved.layers[0]!.size);
     fs.writeFileSync(resolved.layers[0]!.path, forged);
     await assert.rejects(ensureRootDisk(resolved), (err) => isMicrovmError(err, 'E_IMAGE_DIGEST'));
-    assert.deepEqual(fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')), []);
+    assert.deepEqual(
+      fs.readdirSync(path.join(tmp, 'home', 'rootfs')).filter((f) => f.startsWith('.tmp-')),
+      [],
+    );
   });
 
   it('rejects a tampered manifest with E_IMAGE_DIGEST', async () => {
@@ -190,7 +222,10 @@ describe('OCI layout -> ext4 root disk', () => {
       const dir = makeLayout(`bad-${sha256(Buffer.from(bad)).slice(0, 8)}`, [tar([])], (m) => {
         (m.layers as Array<{ digest: string }>)[0]!.digest = bad;
       });
-      await assert.rejects(readOciLayout(dir), (err) => isMicrovmError(err, 'E_IMAGE_DIGEST') && err.message.includes(bad));
+      await assert.rejects(
+        readOciLayout(dir),
+        (err) => isMicrovmError(err, 'E_IMAGE_DIGEST') && err.message.includes(bad),
+      );
     }
   });
 
@@ -202,13 +237,21 @@ describe('OCI layout -> ext4 root disk', () => {
     const both = makeLayout('both', [tar([])], (m) => {
       m.manifests = [];
     });
-    await assert.rejects(readOciLayout(both), (err) => isMicrovmError(err, 'E_IMAGE_INVALID') && /manifests.*layers/.test(err.message));
+    await assert.rejects(
+      readOciLayout(both),
+      (err) => isMicrovmError(err, 'E_IMAGE_INVALID') && /manifests.*layers/.test(err.message),
+    );
   });
 
   it('stops a gzip bomb at maxLayerBytes', async () => {
-    const bomb = Buffer.concat([encodeHeader(newHeader({ path: 'zeros', type: 'file', size: 64 * 1024 * 1024 })), Buffer.alloc(64 * 1024 * 1024)]);
+    const bomb = Buffer.concat([
+      encodeHeader(newHeader({ path: 'zeros', type: 'file', size: 64 * 1024 * 1024 })),
+      Buffer.alloc(64 * 1024 * 1024),
+    ]);
     const resolved = await readOciLayout(makeLayout('bomb', [bomb]));
-    await assert.rejects(ensureRootDisk(resolved, { maxLayerBytes: 8 * 1024 * 1024 }), (err) => isMicrovmError(err, 'E_IMAGE_TOO_LARGE'));
+    await assert.rejects(ensureRootDisk(resolved, { maxLayerBytes: 8 * 1024 * 1024 }), (err) =>
+      isMicrovmError(err, 'E_IMAGE_TOO_LARGE'),
+    );
   });
 
   it('reports a missing layout as E_IMAGE_NOT_FOUND', async () => {

@@ -14,7 +14,15 @@ import { loggingEvents } from '../helpers/session-events';
  * root disk built once in a private MICROVM_HOME, no VM), its VM a fake whose loopback is the
  * host's. Start, stop and forwards run as the extension drives them, in seconds.
  */
-const SETTINGS: PlanSettings = { image: '', memoryMib: 256, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 256,
+  cpus: 1,
+  network: 'none',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-session-fake-'));
 const savedHome = process.env.MICROVM_HOME;
 
@@ -33,12 +41,20 @@ after(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-async function openSession(name: string, backend: FakeBackend, config: unknown = {}): Promise<{ session: Session; logs: string[] }> {
+async function openSession(
+  name: string,
+  backend: FakeBackend,
+  config: unknown = {},
+): Promise<{ session: Session; logs: string[] }> {
   const folder = path.join(root, name);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config));
   const prepared = await prepareWorkspace({
-    folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true,
+    folder,
+    settings: SETTINGS,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
   });
   assert.ok(prepared);
   const logs: string[] = [];
@@ -73,8 +89,14 @@ test('a session starts its workspace VM through the backend and stops it', async
   const vm = await session.start();
   assert.equal(vm.capabilities.backend, 'fake');
   assert.equal(backend.vms.length, 1);
-  assert.ok(backend.specs[0]?.mounts?.some((m) => m.guestPath.startsWith('/workspaces/')), 'the folder is shared');
-  assert.ok(logs.some((line) => line.includes(`VM ${vm.id} is running`)), logs.join('\n'));
+  assert.ok(
+    backend.specs[0]?.mounts?.some((m) => m.guestPath.startsWith('/workspaces/')),
+    'the folder is shared',
+  );
+  assert.ok(
+    logs.some((line) => line.includes(`VM ${vm.id} is running`)),
+    logs.join('\n'),
+  );
   await session.stop();
   assert.equal(backend.running().length, 0);
 });
@@ -97,7 +119,7 @@ test('stop() while the VM boots cancels start() and leaves no VM running', async
   assert.equal(session.isRunning, false);
 });
 
-test('a failed boot fails start() with the backend\'s error', async () => {
+test("a failed boot fails start() with the backend's error", async () => {
   const backend = new FakeBackend();
   backend.failBoots(1, Object.assign(new Error('the fake hypervisor refused'), { code: 'E_BOOT_FAILED' }));
   const { session } = await openSession('boot-failure', backend);
@@ -119,7 +141,8 @@ test('concurrent forwards of several ports each get their own host port and carr
     for (const [i, forward] of opened.entries()) {
       const guestPort = servers[i % servers.length]!.port;
       const known = hostPorts.get(guestPort);
-      if (known !== undefined) assert.equal(forward.hostPort, known, `guest port ${guestPort} forwarded twice to different host ports`);
+      if (known !== undefined)
+        assert.equal(forward.hostPort, known, `guest port ${guestPort} forwarded twice to different host ports`);
       hostPorts.set(guestPort, forward.hostPort);
     }
     assert.equal(new Set(hostPorts.values()).size, servers.length);

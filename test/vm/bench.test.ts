@@ -16,7 +16,8 @@ test('bench --quick --rows exec writes a complete report', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-test-'));
   try {
     await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'exec', '--out', out], {
-      cwd: REPO, maxBuffer: 16 * 1024 * 1024,
+      cwd: REPO,
+      maxBuffer: 16 * 1024 * 1024,
     });
     const results = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
     assert.ok(results.machine.cpuModel && results.machine.cores > 0 && results.machine.memoryMib > 0);
@@ -26,7 +27,10 @@ test('bench --quick --rows exec writes a complete report', async () => {
     assert.ok(results.guestKernel);
     assert.ok(!Number.isNaN(Date.parse(results.date)));
 
-    assert.deepEqual(results.rows.map((r: { name: string }) => r.name), ['exec true round trip', 'agent ping round trip']);
+    assert.deepEqual(
+      results.rows.map((r: { name: string }) => r.name),
+      ['exec true round trip', 'agent ping round trip'],
+    );
     for (const row of results.rows) {
       for (const field of SUMMARY_FIELDS) assert.ok(row[field] > 0, `${row.name}.${field} = ${row[field]}`);
       assert.ok(row.min <= row.p50 && row.p50 <= row.p90 && row.p90 <= row.p99 && row.p99 <= row.max, row.name);
@@ -47,20 +51,30 @@ test('bench --quick --rows exec writes a complete report', async () => {
   }
 });
 
-test('bench --quick --rows netguard reports the block window and the connect cost against their baselines', { skip: NEEDS_ROOT }, async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-test-'));
-  try {
-    await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'netguard', '--out', out], { cwd: REPO, maxBuffer: 16 * 1024 * 1024 });
-    const results = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
-    assert.deepEqual(results.rows.map((r: { name: string; baseline: string }) => [r.name, r.baseline]), [
-      ['netguard block window', 'kernel RTM_NEWADDR event at a listener'],
-      ['connect() through netguard', 'raw connect() system call'],
-    ]);
-    const [window] = results.rows;
-    assert.equal(window.samples, 30);
-    assert.ok(window.max > 0 && window.max <= 100, `block window max ${window.max} ms`);
-    assert.match(results.notes.join('\n'), /meets the ≤ 100 ms target/);
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
-});
+test(
+  'bench --quick --rows netguard reports the block window and the connect cost against their baselines',
+  { skip: NEEDS_ROOT },
+  async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-test-'));
+    try {
+      await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'netguard', '--out', out], {
+        cwd: REPO,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      const results = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+      assert.deepEqual(
+        results.rows.map((r: { name: string; baseline: string }) => [r.name, r.baseline]),
+        [
+          ['netguard block window', 'kernel RTM_NEWADDR event at a listener'],
+          ['connect() through netguard', 'raw connect() system call'],
+        ],
+      );
+      const [window] = results.rows;
+      assert.equal(window.samples, 30);
+      assert.ok(window.max > 0 && window.max <= 100, `block window max ${window.max} ms`);
+      assert.match(results.notes.join('\n'), /meets the ≤ 100 ms target/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  },
+);

@@ -69,8 +69,17 @@ function snapshotOf(dir: string): Record<string, string> {
   return out;
 }
 
-async function build(events: BuildImageProgress[], extra: Partial<Parameters<typeof buildImage>[0]> = {}): Promise<BuiltImage> {
-  return buildImage({ context: ws, dockerfile: '.devcontainer/Dockerfile', args: { GREETING: 'hello from a build arg' }, onProgress: (e) => events.push(e), ...extra });
+async function build(
+  events: BuildImageProgress[],
+  extra: Partial<Parameters<typeof buildImage>[0]> = {},
+): Promise<BuiltImage> {
+  return buildImage({
+    context: ws,
+    dockerfile: '.devcontainer/Dockerfile',
+    args: { GREETING: 'hello from a build arg' },
+    onProgress: (e) => events.push(e),
+    ...extra,
+  });
 }
 
 async function inImage(ref: string, script: string): Promise<string> {
@@ -125,19 +134,35 @@ test('a two-stage Dockerfile builds in the builder VM; the image boots as its US
   assert.match(first.ref, /^oci:\//);
   const log = logText(events);
   const release = fs.readFileSync(path.join(homePaths.assetsDir(), 'kernel-release'), 'utf8').trim();
-  assert.match(log, new RegExp(`Linux \\S+ ${release.replace(/[.+]/g, '\\$&')} `), 'RUN uname -a shows the guest kernel');
+  assert.match(
+    log,
+    new RegExp(`Linux \\S+ ${release.replace(/[.+]/g, '\\$&')} `),
+    'RUN uname -a shows the guest kernel',
+  );
   if (release !== os.release()) assert.ok(!log.includes(os.release()), 'the host kernel never shows');
   const hostModel = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
   const guestModel = /model name\s*:\s*(.*)/.exec(log)?.[1];
   assert.ok(guestModel, 'RUN read /proc/cpuinfo');
-  if (process.env.MICROVM_ACCEL !== 'kvm') assert.notEqual(guestModel, hostModel, `the guest's CPU (${guestModel}) is not the host's (emulated)`);
+  if (process.env.MICROVM_ACCEL !== 'kvm')
+    assert.notEqual(guestModel, hostModel, `the guest's CPU (${guestModel}) is not the host's (emulated)`);
   const steps = events.filter((e): e is Extract<BuildImageProgress, { phase: 'step' }> => e.phase === 'step');
-  assert.deepEqual(steps.filter((s) => s.stage === 2).map((s) => s.line), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], 'each STEP names its Dockerfile line');
+  assert.deepEqual(
+    steps.filter((s) => s.stage === 2).map((s) => s.line),
+    [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    'each STEP names its Dockerfile line',
+  );
   assert.match(steps.find((s) => s.line === 8)?.instruction ?? '', /^RUN --mount=type=cache.*apt-get install/);
-  assert.match(log, /^escaped-write$/m, 'the RUN wrote to the host folder\'s path: in the VM');
-  assert.deepEqual(snapshotOf(ws), before, 'the build changed nothing in the folder (RUN writes to its path and through a rw bind mount stay in the VM)');
+  assert.match(log, /^escaped-write$/m, "the RUN wrote to the host folder's path: in the VM");
+  assert.deepEqual(
+    snapshotOf(ws),
+    before,
+    'the build changed nothing in the folder (RUN writes to its path and through a rw bind mount stay in the VM)',
+  );
   assert.ok(!fs.existsSync(hostMarker), `a RUN writing ${hostMarker} did not reach the host`);
-  const out = await inImage(first.ref, 'id -un; id -u; jq --version; cat /opt/tool.txt; echo "$GREETING"; ls -a /home/dev/ws; cat /home/dev/ws/app/data.txt; test -e /home/dev/ws/.env && echo LEAKED || echo no-env');
+  const out = await inImage(
+    first.ref,
+    'id -un; id -u; jq --version; cat /opt/tool.txt; echo "$GREETING"; ls -a /home/dev/ws; cat /home/dev/ws/app/data.txt; test -e /home/dev/ws/.env && echo LEAKED || echo no-env',
+  );
   const lines = out.trim().split('\n');
   assert.equal(lines[0], 'dev');
   assert.equal(lines[1], '1000');
@@ -165,7 +190,11 @@ test('reopening unchanged is a lookup; editing a file the last COPY uses rebuild
   assert.equal(rebuilt.cached, false);
   assert.notEqual(rebuilt.digest, first.digest);
   const cachedLines = events.flatMap((e) => (e.phase === 'step-cached' && e.line !== undefined ? [e.line] : []));
-  assert.deepEqual(cachedLines, [4, 6, 7, 8, 9, 10, 11, 12, 13, 14], 'buildah reused every step before the last COPY (apt-get install included)');
+  assert.deepEqual(
+    cachedLines,
+    [4, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+    'buildah reused every step before the last COPY (apt-get install included)',
+  );
   assert.match(logText(events), /STEP 11\/11: COPY --chown=dev:dev \. \/home\/dev\/ws\/\n(?!--> Using cache)/);
   assert.equal((await inImage(rebuilt.ref, 'cat /home/dev/ws/app/data.txt')).trim(), 'second');
   await assertNothingRunning();
@@ -181,22 +210,39 @@ test('Dockerfile mistakes are refused before any VM, naming the file, the line a
   for (const [text, pattern] of cases) {
     fs.writeFileSync(path.join(dir, 'Dockerfile'), text);
     const events: BuildImageProgress[] = [];
-    await assert.rejects(buildImage({ context: dir, onProgress: (e) => events.push(e) }), (err: Error & { code?: string }) => err.code === 'E_DOCKERFILE' && pattern.test(err.message));
+    await assert.rejects(
+      buildImage({ context: dir, onProgress: (e) => events.push(e) }),
+      (err: Error & { code?: string }) => err.code === 'E_DOCKERFILE' && pattern.test(err.message),
+    );
     assert.ok(!events.some((e) => e.phase === 'builder'));
   }
-  await assert.rejects(buildImage({ context: dir, dockerfile: 'missing/Dockerfile' }),
-    (err: Error & { code?: string }) => err.code === 'E_DOCKERFILE' && err.message.includes(path.join(dir, 'missing/Dockerfile')) && /does not exist/.test(err.message));
-  await assert.rejects(buildImage({ context: path.join(dir, 'nope') }), (err: Error & { code?: string }) => err.code === 'E_BUILD_CONTEXT');
+  await assert.rejects(
+    buildImage({ context: dir, dockerfile: 'missing/Dockerfile' }),
+    (err: Error & { code?: string }) =>
+      err.code === 'E_DOCKERFILE' &&
+      err.message.includes(path.join(dir, 'missing/Dockerfile')) &&
+      /does not exist/.test(err.message),
+  );
+  await assert.rejects(
+    buildImage({ context: path.join(dir, 'nope') }),
+    (err: Error & { code?: string }) => err.code === 'E_BUILD_CONTEXT',
+  );
 });
 
 test('an unreachable registry names the FROM line; nothing is left running', async () => {
   const dir = path.join(tmp, 'unreachable');
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  fs.writeFileSync(path.join(dir, 'Dockerfile'), `FROM debian:bookworm AS ok\nFROM 127.0.0.1:${port}/team/nothing:1\nRUN true\n`);
+  fs.writeFileSync(
+    path.join(dir, 'Dockerfile'),
+    `FROM debian:bookworm AS ok\nFROM 127.0.0.1:${port}/team/nothing:1\nRUN true\n`,
+  );
   await assert.rejects(buildImage({ context: dir }), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'E_REGISTRY_UNREACHABLE');
-    assert.ok(err.message.startsWith(`${path.join(dir, 'Dockerfile')}:2: FROM 127.0.0.1:${port}/team/nothing:1: `), err.message);
+    assert.ok(
+      err.message.startsWith(`${path.join(dir, 'Dockerfile')}:2: FROM 127.0.0.1:${port}/team/nothing:1: `),
+      err.message,
+    );
     return true;
   });
   await assertNothingRunning();
@@ -205,7 +251,10 @@ test('an unreachable registry names the FROM line; nothing is left running', asy
 test('a failing RUN names its step and line; a cancelled build stops the builder; nothing is left behind', async () => {
   const dir = path.join(tmp, 'failing');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM debian:bookworm\nRUN echo before\nRUN echo about to fail && exit 3\n');
+  fs.writeFileSync(
+    path.join(dir, 'Dockerfile'),
+    'FROM debian:bookworm\nRUN echo before\nRUN echo about to fail && exit 3\n',
+  );
   await assert.rejects(buildImage({ context: dir }), (err: unknown) => {
     assert.ok(isMicrovmError(err, 'E_BUILD_FAILED'), String(err));
     assert.equal(err.details?.line, 3);
@@ -217,14 +266,23 @@ test('a failing RUN names its step and line; a cancelled build stops the builder
   fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM debian:bookworm\nRUN echo sleeping && sleep 600\n');
   const controller = new AbortController();
   const started = performance.now();
-  await assert.rejects(buildImage({
-    context: dir,
-    signal: controller.signal,
-    onProgress: (e) => { if (e.phase === 'log' && e.line === 'sleeping') controller.abort(); },
-  }), (err: Error & { code?: string }) => err.code === 'E_ABORTED' && err.name === 'AbortError');
+  await assert.rejects(
+    buildImage({
+      context: dir,
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.phase === 'log' && e.line === 'sleeping') controller.abort();
+      },
+    }),
+    (err: Error & { code?: string }) => err.code === 'E_ABORTED' && err.name === 'AbortError',
+  );
   assert.ok(performance.now() - started < 120_000);
   await assertNothingRunning();
   const leftovers = fs.readdirSync(homePaths.builds()).filter((n) => n.startsWith('.tmp-'));
   assert.deepEqual(leftovers, [], 'no temporary build files');
-  assert.deepEqual(fs.readdirSync(path.join(homePaths.store(), 'tmp')).filter((n) => n.includes(`-${process.pid}-`)), [], 'no partial blobs');
+  assert.deepEqual(
+    fs.readdirSync(path.join(homePaths.store(), 'tmp')).filter((n) => n.includes(`-${process.pid}-`)),
+    [],
+    'no partial blobs',
+  );
 });

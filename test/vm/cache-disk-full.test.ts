@@ -32,7 +32,8 @@ before(async () => {
   mounted = true;
   for (const part of ['assets', 'images']) fs.symlinkSync(path.join(realHome, part), path.join(home, part));
   // The KVM probe's verdict, when this host has one (a host without /dev/kvm never probes).
-  if (fs.existsSync(path.join(realHome, 'accel.json'))) fs.copyFileSync(path.join(realHome, 'accel.json'), path.join(home, 'accel.json'));
+  if (fs.existsSync(path.join(realHome, 'accel.json')))
+    fs.copyFileSync(path.join(realHome, 'accel.json'), path.join(home, 'accel.json'));
   process.env.MICROVM_HOME = home;
   process.env.DOCKER_CONFIG = path.join(tmp, 'no-docker-config');
   registry = await startRegistry(path.join(tmp, 'registry'));
@@ -48,12 +49,24 @@ after(async () => {
   delete process.env.DOCKER_CONFIG;
 });
 
-const freeBytes = () => { const s = fs.statfsSync(home); return s.bavail * s.bsize; };
+const freeBytes = () => {
+  const s = fs.statfsSync(home);
+  return s.bavail * s.bsize;
+};
 /** Temporary files anywhere in the cache (store/tmp, rootfs/, refs/). */
-const temps = () => fs.readdirSync(home, { recursive: true }).map(String).filter((p) => /(^|\/)\.tmp-/.test(p));
+const temps = () =>
+  fs
+    .readdirSync(home, { recursive: true })
+    .map(String)
+    .filter((p) => /(^|\/)\.tmp-/.test(p));
 const isDiskFull = (dir: string) => (err: unknown) => {
   process.stderr.write(`# ${(err as Error).message}\n`);
-  return isMicrovmError(err, 'E_HOST_DISK_FULL') && err.message.includes(dir) && /; free space there/.test(err.message) && /MICROVM_HOME/.test(err.message);
+  return (
+    isMicrovmError(err, 'E_HOST_DISK_FULL') &&
+    err.message.includes(dir) &&
+    /; free space there/.test(err.message) &&
+    /MICROVM_HOME/.test(err.message)
+  );
 };
 
 test('a small image is pulled and its root disk built in the small cache', async () => {
@@ -78,14 +91,21 @@ test('a root disk that does not fit fails with E_HOST_DISK_FULL naming rootfs/; 
   await pushImage(registry.base, 'full/big-disk', '1', imageOf([debianBaseLayer(), big]));
   await assert.rejects(Image.build({ ref: refs.bigDisk, snapshot: false }), isDiskFull(path.join(home, 'rootfs')));
   assert.deepEqual(temps(), []);
-  assert.equal(fs.readdirSync(path.join(home, 'rootfs')).filter((name) => name.endsWith('.ext4')).length, 1, 'only the small image\'s disk');
+  assert.equal(
+    fs.readdirSync(path.join(home, 'rootfs')).filter((name) => name.endsWith('.ext4')).length,
+    1,
+    "only the small image's disk",
+  );
 });
 
 test('the small image still builds from cache with the registry stopped, and its VM runs', async () => {
   await registry.stop();
   const events: BuildProgress[] = [];
   const image = await Image.build({ ref: refs.small, snapshot: false, onProgress: (e) => events.push(e) });
-  assert.deepEqual(events.filter((e) => e.phase === 'ready').map((e) => e.phase === 'ready' && e.cached), [true]);
+  assert.deepEqual(
+    events.filter((e) => e.phase === 'ready').map((e) => e.phase === 'ready' && e.cached),
+    [true],
+  );
   assert.ok(!events.some((e) => e.phase === 'pull' || e.phase === 'rebuild'));
   const pool = image.pool({ min: 0, max: 1 });
   try {

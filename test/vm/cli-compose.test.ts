@@ -23,19 +23,28 @@ before(async () => {
   registry = await startRegistry(path.join(tmp, 'registry'));
   await pushComposeImages(registry.base);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({
-    dockerComposeFile: ['docker-compose.yml'], service: 'app', workspaceFolder: '/workspaces/shop', forwardPorts: ['db:6379'],
-  }));
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'docker-compose.yml'), [
-    'services:',
-    '  app:',
-    '    image: node:22-bookworm',
-    '    volumes: ["..:/workspaces/shop"]',
-    '  db:',
-    '    image: redis:7-bookworm',
-    '    command: ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no"]',
-    '    expose: ["6379"]',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify({
+      dockerComposeFile: ['docker-compose.yml'],
+      service: 'app',
+      workspaceFolder: '/workspaces/shop',
+      forwardPorts: ['db:6379'],
+    }),
+  );
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'docker-compose.yml'),
+    [
+      'services:',
+      '  app:',
+      '    image: node:22-bookworm',
+      '    volumes: ["..:/workspaces/shop"]',
+      '  db:',
+      '    image: redis:7-bookworm',
+      '    command: ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no"]',
+      '    expose: ["6379"]',
+    ].join('\n'),
+  );
 });
 
 after(async () => {
@@ -45,7 +54,8 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const cli = (args: string[]) => runCli(bundles.cli, args, { env: { MICROVM_REGISTRY_MIRRORS: `docker.io=${registry.base}` } });
+const cli = (args: string[]) =>
+  runCli(bundles.cli, args, { env: { MICROVM_REGISTRY_MIRRORS: `docker.io=${registry.base}` } });
 
 test('up lists the services and their forwards; ports and logs show them; down stops them', async () => {
   const up = await cli(['up', '--workspace-folder', folder]);
@@ -59,7 +69,10 @@ test('up lists the services and their forwards; ports and logs show them; down s
 
   const ports = await cli(['ports', '--workspace-folder', folder, '--json']);
   assert.equal(ports.code, 0, ports.stderr);
-  assert.deepEqual(JSON.parse(ports.stdout.toString()).filter((r: { service: string }) => r.service === 'db'), result.serviceForwards);
+  assert.deepEqual(
+    JSON.parse(ports.stdout.toString()).filter((r: { service: string }) => r.service === 'db'),
+    result.serviceForwards,
+  );
   const table = await cli(['ports', '--workspace-folder', folder]);
   assert.match(table.stdout.toString(), /^SERVICE\s+PORT\s+LOCAL ADDRESS\ndb\s+6379\s+127\.0\.0\.1:\d+/m);
 
@@ -78,5 +91,9 @@ test('up lists the services and their forwards; ports and logs show them; down s
   const stopped = await cli(['ports', '--workspace-folder', folder]);
   assert.equal(stopped.code, 1);
   assert.match(stopped.stderr, /is not running/);
-  assert.match((await cli(['logs', '--workspace-folder', folder, 'db'])).stdout.toString(), /Ready to accept connections/, 'the log outlives the service');
+  assert.match(
+    (await cli(['logs', '--workspace-folder', folder, 'db'])).stdout.toString(),
+    /Ready to accept connections/,
+    'the log outlives the service',
+  );
 });

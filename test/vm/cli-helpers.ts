@@ -25,7 +25,15 @@ export async function buildBundles(): Promise<Bundles> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bundle-'));
   const root = path.join(__dirname, '..', '..');
   // mainFields as in esbuild.mjs: jsonc-parser's "main" is a UMD build that requires its files at run time.
-  const common: esbuild.BuildOptions = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning', absWorkingDir: root, mainFields: ['module', 'main'] };
+  const common: esbuild.BuildOptions = {
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    logLevel: 'warning',
+    absWorkingDir: root,
+    mainFields: ['module', 'main'],
+  };
   const bundles = { cli: path.join(dir, 'cli.js'), engine: path.join(dir, 'engine.js'), dir };
   await Promise.all([
     esbuild.build({ ...common, entryPoints: ['engine/cli/main.ts'], outfile: bundles.cli }),
@@ -58,7 +66,11 @@ export interface CliResult {
 }
 
 /** Runs `node CLI ARGS...` to the end, feeding `input` (or nothing) to its stdin. */
-export function runCli(cli: string, args: string[], options: { env?: Record<string, string>; input?: Buffer | string } = {}): Promise<CliResult> {
+export function runCli(
+  cli: string,
+  args: string[],
+  options: { env?: Record<string, string>; input?: Buffer | string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
       env: { ...process.env, ...options.env },
@@ -71,9 +83,14 @@ export function runCli(cli: string, args: string[], options: { env?: Record<stri
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
     child.once('error', reject);
-    child.once('close', (code, signal) => resolve({
-      code, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString('utf8'),
-    }));
+    child.once('close', (code, signal) =>
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(stdout),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+      }),
+    );
   });
 }
 

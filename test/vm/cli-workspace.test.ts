@@ -40,7 +40,10 @@ function engineError(result: CliResult, code: string): string {
 }
 
 test('build prints the image as JSON; run runs the hooks once, then the command as the workspace sees it, with stdin, stdout and its exit code', async () => {
-  const config = { postCreateCommand: 'echo made >> made.txt', remoteEnv: { GREETING: 'hi from ${localWorkspaceFolderBasename}' } };
+  const config = {
+    postCreateCommand: 'echo made >> made.txt',
+    remoteEnv: { GREETING: 'hi from ${localWorkspaceFolderBasename}' },
+  };
   const folder = workspace('app', config);
   const built = await cli(['build', '--workspace-folder', folder]);
   assert.equal(built.code, 0, built.stderr);
@@ -49,7 +52,15 @@ test('build prints the image as JSON; run runs the hooks once, then the command 
   assert.match(output.imageDigest, /^sha256:[0-9a-f]{64}$/);
   assert.ok(!fs.existsSync(path.join(folder, 'made.txt')), 'build runs no hook');
 
-  const ran = await cli(['run', '--workspace-folder', folder, '--', 'sh', '-c', 'cat made.txt; echo "$GREETING"; pwd; exit 3']);
+  const ran = await cli([
+    'run',
+    '--workspace-folder',
+    folder,
+    '--',
+    'sh',
+    '-c',
+    'cat made.txt; echo "$GREETING"; pwd; exit 3',
+  ]);
   assert.equal(ran.code, 3, ran.stderr);
   assert.equal(ran.stdout.toString(), 'made\nhi from app\n/workspaces/app\n');
   assert.match(ran.stderr, /postCreateCommand/, 'hook progress goes to stderr');
@@ -62,11 +73,23 @@ test('build prints the image as JSON; run runs the hooks once, then the command 
 test('a configuration that changed to take more from this machine is refused until --accept-config-changes says yes', async () => {
   const folder = workspace('grows', { postStartCommand: 'true' });
   assert.equal((await cli(['run', '--workspace-folder', folder, '--', 'true'])).code, 0);
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({ postStartCommand: 'true', hostRequirements: { memory: '768mb' } }));
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify({ postStartCommand: 'true', hostRequirements: { memory: '768mb' } }),
+  );
   const refused = await cli(['run', '--workspace-folder', folder, '--', 'true']);
   assert.match(engineError(refused, 'E_CONFIG'), /changed since this folder was last opened.*--accept-config-changes/);
   assert.match(refused.stderr, /hostRequirements/, 'the change is named');
-  const accepted = await cli(['run', '--workspace-folder', folder, '--accept-config-changes', '--', 'sh', '-c', 'grep MemTotal /proc/meminfo']);
+  const accepted = await cli([
+    'run',
+    '--workspace-folder',
+    folder,
+    '--accept-config-changes',
+    '--',
+    'sh',
+    '-c',
+    'grep MemTotal /proc/meminfo',
+  ]);
   assert.equal(accepted.code, 0, accepted.stderr);
   assert.ok(Number(/MemTotal:\s+(\d+)/.exec(accepted.stdout.toString())?.[1]) > 600 * 1024, accepted.stdout.toString());
 });
@@ -75,8 +98,15 @@ test('bad input: every configuration problem listed with its field before any VM
   const folder = workspace('bad', { image: '/etc', forwardPorts: ['nope'] });
   const result = await cli(['run', '--workspace-folder', folder, '--', 'true']);
   engineError(result, 'E_CONFIG');
-  assert.match(result.stderr, /error: \.devcontainer\/devcontainer\.json: \$\.image: image "\/etc" names a file or folder on this machine/);
-  assert.match(result.stderr, /warning: \.devcontainer\/devcontainer\.json: \$\.forwardPorts\[0\]: .*"nope"/, 'every problem at once');
+  assert.match(
+    result.stderr,
+    /error: \.devcontainer\/devcontainer\.json: \$\.image: image "\/etc" names a file or folder on this machine/,
+  );
+  assert.match(
+    result.stderr,
+    /warning: \.devcontainer\/devcontainer\.json: \$\.forwardPorts\[0\]: .*"nope"/,
+    'every problem at once',
+  );
   assert.doesNotMatch(result.stderr, /is running under/, 'no VM started');
   const usage = await cli(['run', '--workspace-folder', folder, 'ls']);
   assert.match(engineError(usage, 'E_BAD_OPTION'), /put the command after --/);

@@ -24,13 +24,21 @@ const cli = (args: string[], options?: Parameters<typeof runCli>[2]) => runCli(b
 const REPO = path.resolve(__dirname, '..', '..');
 
 /** Runs a program to its end; its exit code and output. */
-function runCommand(program: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCommand(
+  program: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
@@ -62,7 +70,7 @@ describe('microvm run', () => {
     assert.match(result.stderr, /warning: .*TCG|^$/s, 'the only stderr is progress and the TCG warning');
   });
 
-  test('the exit code is the guest command\'s', async () => {
+  test("the exit code is the guest command's", async () => {
     const result = await cli(['run', '--', 'sh', '-c', 'exit 7']);
     assert.equal(result.code, 7, result.stderr);
   });
@@ -136,13 +144,22 @@ describe('bad input is a clear engine error (exit 125)', () => {
   });
 
   test('an image path that does not exist', async () => {
-    assertEngineError(await cli(['run', '--image', '/nonexistent/dir', '--', 'true']), 'E_IMAGE_NOT_FOUND', '/nonexistent/dir');
+    assertEngineError(
+      await cli(['run', '--image', '/nonexistent/dir', '--', 'true']),
+      'E_IMAGE_NOT_FOUND',
+      '/nonexistent/dir',
+    );
   });
 
   test('an empty MICROVM_HOME asks for setup', async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mvh-empty-'));
     tempDirs.push(home);
-    assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', '`npm run setup`', home);
+    assertEngineError(
+      await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }),
+      'E_SETUP_MISSING',
+      '`npm run setup`',
+      home,
+    );
   });
 
   test('a missing guest kernel (the image is there) asks for setup and names the file', async () => {
@@ -156,19 +173,32 @@ describe('bad input is a clear engine error (exit 125)', () => {
   test('a corrupted initramfs (one flipped byte) is detected before any boot and names the file; setup rebuilds it', async () => {
     const home = privateHome(['images', 'rootfs', 'downloads']);
     tempDirs.push(home);
-    for (const part of ['assets', 'stamps', 'build']) fs.cpSync(path.join(realHome, part), path.join(home, part), { recursive: true });
+    for (const part of ['assets', 'stamps', 'build'])
+      fs.cpSync(path.join(realHome, part), path.join(home, part), { recursive: true });
     const initrd = path.join(home, 'assets', 'initrd.cpio');
     const bytes = fs.readFileSync(initrd);
     bytes[bytes.length >> 1]! ^= 0x40;
     fs.writeFileSync(initrd, bytes);
-    assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'corrupt', initrd);
+    assertEngineError(
+      await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }),
+      'E_SETUP_MISSING',
+      'corrupt',
+      initrd,
+    );
 
     // What the error says to do works: the stamps (hashes of inputs) still match, the output does not.
-    const setup = await runCommand('bash', [path.join(REPO, 'scripts', 'setup')], { ...process.env, MICROVM_HOME: home });
+    const setup = await runCommand('bash', [path.join(REPO, 'scripts', 'setup')], {
+      ...process.env,
+      MICROVM_HOME: home,
+    });
     assert.equal(setup.code, 0, setup.stderr);
     assert.match(setup.stderr, /rebuilding: the output of step 'initrd' is corrupt or missing/);
     assert.doesNotMatch(setup.stderr, /guest kernel|default image/, 'only the initramfs is rebuilt');
-    assert.equal(sha256Of(initrd), sha256Of(path.join(realHome, 'assets', 'initrd.cpio')), 'the same bytes as before the flip');
+    assert.equal(
+      sha256Of(initrd),
+      sha256Of(path.join(realHome, 'assets', 'initrd.cpio')),
+      'the same bytes as before the flip',
+    );
     const run = await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } });
     assert.equal(run.code, 0, run.stderr);
   });
@@ -178,13 +208,24 @@ describe('bad input is a clear engine error (exit 125)', () => {
     tempDirs.push(home);
     fs.cpSync(path.join(realHome, 'images'), path.join(home, 'images'), { recursive: true });
     const layout = path.join(home, 'images', 'default');
-    const manifestDigest = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')).manifests[0].digest as string;
+    const manifestDigest = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')).manifests[0]
+      .digest as string;
     const blob = path.join(layout, 'blobs', 'sha256', manifestDigest.slice('sha256:'.length));
     const bytes = fs.readFileSync(blob);
     bytes[bytes.length >> 1]! ^= 0x01;
     fs.writeFileSync(blob, bytes);
-    assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }), 'E_SETUP_MISSING', 'default image', layout, '`npm run setup`');
-    const stale = await runCommand(process.execPath, [path.join(REPO, 'scripts', 'setup-helper.mjs'), 'stale-steps', path.join(home, 'assets'), layout], process.env);
+    assertEngineError(
+      await cli(['run', '--', 'true'], { env: { MICROVM_HOME: home } }),
+      'E_SETUP_MISSING',
+      'default image',
+      layout,
+      '`npm run setup`',
+    );
+    const stale = await runCommand(
+      process.execPath,
+      [path.join(REPO, 'scripts', 'setup-helper.mjs'), 'stale-steps', path.join(home, 'assets'), layout],
+      process.env,
+    );
     assert.equal(stale.code, 0, stale.stderr);
     assert.deepEqual(stale.stdout.trim().split('\n'), ['image']);
   });
@@ -199,7 +240,11 @@ describe('bad input is a clear engine error (exit 125)', () => {
   });
 
   test('a missing QEMU names the binary', async () => {
-    assertEngineError(await cli(['run', '--', 'true'], { env: { MICROVM_QEMU: '/nonexistent/qemu' } }), 'E_QEMU_MISSING', '/nonexistent/qemu');
+    assertEngineError(
+      await cli(['run', '--', 'true'], { env: { MICROVM_QEMU: '/nonexistent/qemu' } }),
+      'E_QEMU_MISSING',
+      '/nonexistent/qemu',
+    );
   });
 
   test('invalid --memory and --cpus values name the flag and the value', async () => {

@@ -4,7 +4,14 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, isMicrovmError, PlanSettings, prepareWorkspace, Session, type SessionEvents } from '../../engine';
+import {
+  DEFAULT_PROTECT,
+  isMicrovmError,
+  PlanSettings,
+  prepareWorkspace,
+  Session,
+  type SessionEvents,
+} from '../../engine';
 import { readServiceLog } from '../../engine/workspace/services/log-file';
 import { pushComposeImages } from '../helpers/compose-images';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
@@ -18,7 +25,15 @@ import { liveProcessesMentioning } from './qemu-proc';
  * node and redis: one Debian layer with nodejs and redis-server (one mmdebstrap run), served
  * by a loopback registry as docker.io/library/node and docker.io/library/redis.
  */
-const SETTINGS: PlanSettings = { image: '', memoryMib: 512, cpus: 1, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 512,
+  cpus: 1,
+  network: 'outbound',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 let tmp: string;
 let registry: TestRegistry;
 const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;
@@ -69,24 +84,33 @@ function composeFolder(name: string, db: string[], condition = 'service_healthy'
   const folder = path.join(tmp, name);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, 'app-test.js'), APP_TEST);
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({
-    dockerComposeFile: 'docker-compose.yml', service: 'app', workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
-    forwardPorts: ['db:6379'], userEnvProbe: 'none',
-  }));
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'docker-compose.yml'), [
-    'services:',
-    '  app:',
-    '    image: node:22-bookworm',
-    '    volumes: ["../..:/workspaces:cached"]',
-    '    environment: { REDIS_HOST: db }',
-    '    command: sleep infinity',
-    `    depends_on: { db: { condition: ${condition} } }`,
-    ...app,
-    '  db:',
-    '    image: redis:7-bookworm',
-    ...db,
-    'volumes: { redisdata: {} }',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify({
+      dockerComposeFile: 'docker-compose.yml',
+      service: 'app',
+      workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
+      forwardPorts: ['db:6379'],
+      userEnvProbe: 'none',
+    }),
+  );
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'docker-compose.yml'),
+    [
+      'services:',
+      '  app:',
+      '    image: node:22-bookworm',
+      '    volumes: ["../..:/workspaces:cached"]',
+      '    environment: { REDIS_HOST: db }',
+      '    command: sleep infinity',
+      `    depends_on: { db: { condition: ${condition} } }`,
+      ...app,
+      '  db:',
+      '    image: redis:7-bookworm',
+      ...db,
+      'volumes: { redisdata: {} }',
+    ].join('\n'),
+  );
   return folder;
 }
 
@@ -98,13 +122,25 @@ const REDIS = [
 
 /** QEMU processes of this machine (the tests of a file run one at a time). */
 function liveVms(): number[] {
-  return liveProcessesMentioning('qemu-system').filter((p) => p.program.startsWith('qemu-system')).map((p) => p.pid).sort();
+  return liveProcessesMentioning('qemu-system')
+    .filter((p) => p.program.startsWith('qemu-system'))
+    .map((p) => p.pid)
+    .sort();
 }
 
 async function open(folder: string, events: SessionEvents): Promise<Session> {
-  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  const prepared = await prepareWorkspace({
+    folder,
+    settings: SETTINGS,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
+  });
   assert.ok(prepared);
-  assert.deepEqual(prepared.problems.filter((p) => p.severity === 'error'), []);
+  assert.deepEqual(
+    prepared.problems.filter((p) => p.severity === 'error'),
+    [],
+  );
   const session = new Session(prepared.plan, events, prepared.lifecycle);
   await session.start();
   return session;
@@ -137,14 +173,30 @@ test('compose: the app reaches db:6379 by name and nothing else of the db VM nor
     for (const round of ['write', 'read'] as const) {
       const logs: string[] = [];
       const dbOutput: string[] = [];
-      const session = await open(folder, { ...loggingEvents(logs), serviceOutput: (service, chunk) => dbOutput.push(`${service}: ${String(chunk)}`) });
+      const session = await open(folder, {
+        ...loggingEvents(logs),
+        serviceOutput: (service, chunk) => dbOutput.push(`${service}: ${String(chunk)}`),
+      });
       try {
-        assert.ok(logs.some((l) => l === 'service db is healthy'), logs.join('\n'));
-        assert.ok(logs.some((l) => /service db started; the other VMs reach it as db:6379$/.test(l)), 'the image\'s EXPOSE makes 6379 reachable');
-        const r = await session.running.exec({ argv: ['node', `${guestPath}/app-test.js`, round, String(hostPort)], timeoutMs: 60_000 });
+        assert.ok(
+          logs.some((l) => l === 'service db is healthy'),
+          logs.join('\n'),
+        );
+        assert.ok(
+          logs.some((l) => /service db started; the other VMs reach it as db:6379$/.test(l)),
+          "the image's EXPOSE makes 6379 reachable",
+        );
+        const r = await session.running.exec({
+          argv: ['node', `${guestPath}/app-test.js`, round, String(hostPort)],
+          timeoutMs: 60_000,
+        });
         assert.equal(r.exitCode, 0, `${r.stdout}${r.stderr}`);
         const seen = JSON.parse(String(r.stdout)) as Record<string, string>;
-        assert.equal(seen.reply, round === 'write' ? '+OK\r\n+OK\r\n' : '$14\r\nhello-from-app\r\n', 'the app talks to db:6379 by name');
+        assert.equal(
+          seen.reply,
+          round === 'write' ? '+OK\r\n+OK\r\n' : '$14\r\nhello-from-app\r\n',
+          'the app talks to db:6379 by name',
+        );
         assert.equal(seen.other, 'ECONNREFUSED', 'another port of the db VM is out of reach');
         assert.equal(seen.block, 'ECONNREFUSED', 'another address of the service block is out of reach');
         assert.notEqual(seen.host, 'connected', 'the host is out of reach');
@@ -152,13 +204,20 @@ test('compose: the app reaches db:6379 by name and nothing else of the db VM nor
         const [forward] = session.serviceForwards;
         assert.equal(forward!.service, 'db');
         assert.equal(forward!.port, 6379);
-        assert.equal(await hostRedis(forward!.localAddr, 'PING'), '+PONG\r\n', 'forwardPorts db:6379 reaches the db from the host');
-        assert.ok(dbOutput.some((l) => l.startsWith('db: ') && /Ready to accept connections/.test(l)), dbOutput.join(''));
+        assert.equal(
+          await hostRedis(forward!.localAddr, 'PING'),
+          '+PONG\r\n',
+          'forwardPorts db:6379 reaches the db from the host',
+        );
+        assert.ok(
+          dbOutput.some((l) => l.startsWith('db: ') && /Ready to accept connections/.test(l)),
+          dbOutput.join(''),
+        );
       } finally {
         await session.stop();
       }
     }
-    assert.match(readServiceLog(folder, 'db'), /Ready to accept connections/, 'microvm logs reads the db\'s output');
+    assert.match(readServiceLog(folder, 'db'), /Ready to accept connections/, "microvm logs reads the db's output");
     assert.deepEqual(liveVms(), vmsBefore, 'no VM outlives the workspace');
   } finally {
     hostListener.close();
@@ -175,7 +234,7 @@ test('compose: a db that never becomes healthy fails the open with its log and a
   await assert.rejects(open(folder, loggingEvents(logs)), (err: unknown) => {
     assert.ok(isMicrovmError(err, 'E_SERVICE_FAILED'), String(err));
     assert.match(err.message, /compose service "db" did not become healthy after 2 check\(s\).*so app cannot start/s);
-    assert.match(err.message, /starting the sick db/, 'the message quotes the service\'s last lines');
+    assert.match(err.message, /starting the sick db/, "the message quotes the service's last lines");
     assert.ok(!err.message.includes('\x1b'), 'escape sequences from the guest are shown escaped');
     return true;
   });
@@ -183,17 +242,28 @@ test('compose: a db that never becomes healthy fails the open with its log and a
 });
 
 test('compose: a service that stops while the workspace runs is reported with its last lines, escaped', async () => {
-  const folder = composeFolder('crash', ['    command: ["sh", "-c", "sleep 3; echo \\"\\u001b]8;;http://x\\u0007db is going away\\"; exit 3"]'], 'service_started');
+  const folder = composeFolder(
+    'crash',
+    ['    command: ["sh", "-c", "sleep 3; echo \\"\\u001b]8;;http://x\\u0007db is going away\\"; exit 3"]'],
+    'service_started',
+  );
   const logs: string[] = [];
   const crashed: Array<{ service: string; message: string }> = [];
   const vmsBefore = liveVms();
-  const session = await open(folder, { ...loggingEvents(logs), serviceCrashed: (service, message) => crashed.push({ service, message }) });
+  const session = await open(folder, {
+    ...loggingEvents(logs),
+    serviceCrashed: (service, message) => crashed.push({ service, message }),
+  });
   try {
     for (let i = 0; i < 300 && crashed.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(crashed.length, 1, logs.join('\n'));
     assert.equal(crashed[0]!.service, 'db');
     assert.match(crashed[0]!.message, /compose service "db" stopped: its main process exited with code 3/);
-    assert.match(crashed[0]!.message, /\\x1b\]8;;http:\/\/x\\x07db is going away/, 'the guest\'s escape sequence is shown as text');
+    assert.match(
+      crashed[0]!.message,
+      /\\x1b\]8;;http:\/\/x\\x07db is going away/,
+      "the guest's escape sequence is shown as text",
+    );
     assert.ok(logs.includes(crashed[0]!.message), 'and it is in the workspace log');
   } finally {
     await session.stop();
@@ -201,24 +271,33 @@ test('compose: a service that stops while the workspace runs is reported with it
   assert.deepEqual(liveVms(), vmsBefore);
 });
 
-test('compose: network_mode service:db (the templates\' way) makes localhost:6379 in the app reach the db, and nothing else of it', async () => {
+test("compose: network_mode service:db (the templates' way) makes localhost:6379 in the app reach the db, and nothing else of it", async () => {
   const folder = composeFolder('shared-net', REDIS, 'service_healthy', ['    network_mode: service:db']);
   const guestPath = `/workspaces/${path.basename(folder)}`;
   const logs: string[] = [];
   const vmsBefore = liveVms();
   const session = await open(folder, loggingEvents(logs));
   try {
-    const script = "const s=require('net').connect(Number(process.argv[1]),'127.0.0.1');let o='';s.on('data',d=>{o+=d;s.end()});s.on('error',e=>o=e.code);s.on('close',()=>console.log(o.trim()));s.write('PING\\r\\n');";
+    const script =
+      "const s=require('net').connect(Number(process.argv[1]),'127.0.0.1');let o='';s.on('data',d=>{o+=d;s.end()});s.on('error',e=>o=e.code);s.on('close',()=>console.log(o.trim()));s.write('PING\\r\\n');";
     let reply = '';
     // The relay starts with the VM; give it a moment under TCG.
     for (let i = 0; i < 20 && reply !== '+PONG'; i++) {
-      reply = String((await session.running.exec({ argv: ['node', '-e', script, '6379'], cwd: guestPath, timeoutMs: 30_000 })).stdout).trim();
+      reply = String(
+        (await session.running.exec({ argv: ['node', '-e', script, '6379'], cwd: guestPath, timeoutMs: 30_000 }))
+          .stdout,
+      ).trim();
       if (reply !== '+PONG') await new Promise((r) => setTimeout(r, 250));
     }
     assert.equal(reply, '+PONG', logs.join('\n'));
-    const other = String((await session.running.exec({ argv: ['node', '-e', script, '6380'], timeoutMs: 30_000 })).stdout).trim();
-    assert.equal(other, 'ECONNREFUSED', 'only the db\'s declared ports are on localhost');
-    assert.ok(logs.some((l) => /network_mode service:db: localhost:6379 in this VM reach db/.test(l)), logs.join('\n'));
+    const other = String(
+      (await session.running.exec({ argv: ['node', '-e', script, '6380'], timeoutMs: 30_000 })).stdout,
+    ).trim();
+    assert.equal(other, 'ECONNREFUSED', "only the db's declared ports are on localhost");
+    assert.ok(
+      logs.some((l) => /network_mode service:db: localhost:6379 in this VM reach db/.test(l)),
+      logs.join('\n'),
+    );
   } finally {
     await session.stop();
   }

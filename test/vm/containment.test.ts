@@ -26,14 +26,42 @@ let vm: Vm;
 const refusals: ShareRefusal[] = [];
 
 function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', ['-c', 'safe.directory=*', '-c', 'user.name=host', '-c', 'user.email=host@example.com', '-c', 'protocol.file.allow=always', ...args],
-    { cwd, encoding: 'utf8', env: { ...process.env, HOME: root, GIT_CONFIG_NOSYSTEM: '1' }, timeout: 30_000 });
+  return execFileSync(
+    'git',
+    [
+      '-c',
+      'safe.directory=*',
+      '-c',
+      'user.name=host',
+      '-c',
+      'user.email=host@example.com',
+      '-c',
+      'protocol.file.allow=always',
+      ...args,
+    ],
+    { cwd, encoding: 'utf8', env: { ...process.env, HOME: root, GIT_CONFIG_NOSYSTEM: '1' }, timeout: 30_000 },
+  );
 }
 
 /** Host git as the folder's owner runs it; the result does not matter, only what it ran. */
 function hostGit(cwd: string, ...args: string[]): void {
-  spawnSync('setpriv', [`--reuid=${OWNER}`, `--regid=${OWNER}`, '--clear-groups', 'git', '-c', 'safe.directory=*', '-c', 'user.name=host', '-c', 'user.email=host@example.com', ...args],
-    { cwd, env: { ...process.env, HOME: root, GIT_CONFIG_NOSYSTEM: '1' }, timeout: 30_000, stdio: 'ignore' });
+  spawnSync(
+    'setpriv',
+    [
+      `--reuid=${OWNER}`,
+      `--regid=${OWNER}`,
+      '--clear-groups',
+      'git',
+      '-c',
+      'safe.directory=*',
+      '-c',
+      'user.name=host',
+      '-c',
+      'user.email=host@example.com',
+      ...args,
+    ],
+    { cwd, env: { ...process.env, HOME: root, GIT_CONFIG_NOSYSTEM: '1' }, timeout: 30_000, stdio: 'ignore' },
+  );
 }
 
 /** A project as users have them: a repository with a submodule, a hooks directory, dependencies, an editor link. */
@@ -116,21 +144,26 @@ after(async () => {
 const fsmonitor = (tag: string, what: string) => `[core]\n\tfsmonitor = touch ${sentinel(`${tag}-${what}`)}\n`;
 
 test('a nested .git/config with core.fsmonitor: host git status in that folder does not run it', async () => {
-  const out = await both((base, tag) => `mkdir -p ${base}/nested/.git/objects ${base}/nested/.git/refs && echo 'ref: refs/heads/main' > ${base}/nested/.git/HEAD; printf '${fsmonitor(tag, 'nested')}' > ${base}/nested/.git/config; echo done`);
+  const out = await both(
+    (base, tag) =>
+      `mkdir -p ${base}/nested/.git/objects ${base}/nested/.git/refs && echo 'ref: refs/heads/main' > ${base}/nested/.git/HEAD; printf '${fsmonitor(tag, 'nested')}' > ${base}/nested/.git/config; echo done`,
+  );
   assert.match(out.repo, /nested\/\.git.*Permission denied/);
   for (const tag of ['repo', 'control']) hostGit(path.join(folder(tag), 'nested'), 'status');
   assert.ok(touched('control-nested'), 'the control share shows the attack works when unfiltered');
-  assert.ok(!touched('repo-nested'), 'host git ran the guest\'s fsmonitor');
+  assert.ok(!touched('repo-nested'), "host git ran the guest's fsmonitor");
   assert.equal(fs.existsSync(path.join(folder('repo'), 'nested', '.git')), false);
 });
 
-test('a submodule\'s gitfile redirected, and the submodule\'s git dir config: host git runs neither', async () => {
-  const out = await both((base, tag) => [
-    `printf 'gitdir: ../.evil\\n' > ${base}/sub/.git`,
-    `printf '${fsmonitor(tag, 'modconfig')}' >> ${base}/.git/modules/sub/config`,
-    `mkdir -p ${base}/.evil/objects ${base}/.evil/refs && echo 'ref: refs/heads/main' > ${base}/.evil/HEAD && printf '${fsmonitor(tag, 'gitfile')}' > ${base}/.evil/config`,
-    'echo done',
-  ].join('; '));
+test("a submodule's gitfile redirected, and the submodule's git dir config: host git runs neither", async () => {
+  const out = await both((base, tag) =>
+    [
+      `printf 'gitdir: ../.evil\\n' > ${base}/sub/.git`,
+      `printf '${fsmonitor(tag, 'modconfig')}' >> ${base}/.git/modules/sub/config`,
+      `mkdir -p ${base}/.evil/objects ${base}/.evil/refs && echo 'ref: refs/heads/main' > ${base}/.evil/HEAD && printf '${fsmonitor(tag, 'gitfile')}' > ${base}/.evil/config`,
+      'echo done',
+    ].join('; '),
+  );
   assert.match(out.repo, /sub\/\.git: Permission denied/);
   assert.match(out.repo, /modules\/sub\/config: Permission denied/);
   assert.match(out.repo, /\.evil\/HEAD: Permission denied/);
@@ -138,26 +171,38 @@ test('a submodule\'s gitfile redirected, and the submodule\'s git dir config: ho
     hostGit(path.join(folder(tag), 'sub'), 'status');
     hostGit(folder(tag), 'status');
   }
-  assert.ok(touched('control-modconfig') || touched('control-gitfile'), 'the control share shows the attack works when unfiltered');
+  assert.ok(
+    touched('control-modconfig') || touched('control-gitfile'),
+    'the control share shows the attack works when unfiltered',
+  );
   assert.ok(!touched('repo-modconfig') && !touched('repo-gitfile'));
   assert.match(fs.readFileSync(path.join(folder('repo'), 'sub', '.git'), 'utf8'), /modules\/sub/);
 });
 
 test('an embedded bare repository cannot be planted (HEAD is refused outside git dirs)', async () => {
-  const out = await both((base, tag) => `mkdir -p ${base}/bare/objects ${base}/bare/refs; echo 'ref: refs/heads/main' > ${base}/bare/HEAD; printf '${fsmonitor(tag, 'bare')}' > ${base}/bare/config; echo done`);
+  const out = await both(
+    (base, tag) =>
+      `mkdir -p ${base}/bare/objects ${base}/bare/refs; echo 'ref: refs/heads/main' > ${base}/bare/HEAD; printf '${fsmonitor(tag, 'bare')}' > ${base}/bare/config; echo done`,
+  );
   assert.match(out.repo, /bare\/HEAD: Permission denied/);
   // Host git takes a directory with HEAD, objects/ and refs/ for a repository of its own, and trusts its config.
   const gitDir = (tag: string) => git(path.join(folder(tag), 'bare'), 'rev-parse', '--absolute-git-dir').trim();
-  assert.equal(gitDir('control'), path.join(folder('control'), 'bare'), 'the control share shows the attack works when unfiltered');
+  assert.equal(
+    gitDir('control'),
+    path.join(folder('control'), 'bare'),
+    'the control share shows the attack works when unfiltered',
+  );
   assert.equal(gitDir('repo'), path.join(folder('repo'), '.git'));
 });
 
 test('hooks: the core.hooksPath directory and .husky are read-only; host git commit runs no guest hook', async () => {
-  const out = await both((base, tag) => [
-    `printf '#!/bin/sh\\ntouch ${sentinel(`${tag}-hook`)}\\n' > ${base}/.githooks/pre-commit && chmod +x ${base}/.githooks/pre-commit`,
-    `mkdir -p ${base}/.husky && printf '#!/bin/sh\\ntouch ${sentinel(`${tag}-husky`)}\\n' > ${base}/.husky/pre-commit`,
-    'echo done',
-  ].join('; '));
+  const out = await both((base, tag) =>
+    [
+      `printf '#!/bin/sh\\ntouch ${sentinel(`${tag}-hook`)}\\n' > ${base}/.githooks/pre-commit && chmod +x ${base}/.githooks/pre-commit`,
+      `mkdir -p ${base}/.husky && printf '#!/bin/sh\\ntouch ${sentinel(`${tag}-husky`)}\\n' > ${base}/.husky/pre-commit`,
+      'echo done',
+    ].join('; '),
+  );
   assert.match(out.repo, /\.githooks\/pre-commit: Permission denied/);
   assert.match(out.repo, /\.husky.*Permission denied/);
   for (const tag of ['repo', 'control']) hostGit(folder(tag), 'commit', '--allow-empty', '-qm', 'host commit');
@@ -167,28 +212,54 @@ test('hooks: the core.hooksPath directory and .husky are read-only; host git com
 });
 
 test('workspace files, nested editor tasks and a root .devcontainer.json cannot be created at any depth', async () => {
-  const out = (await guest([
-    'echo "{}" > /repo/evil.code-workspace', 'mkdir -p /repo/a/b && mkdir /repo/a/b/.vscode',
-    'echo "{}" > /repo/.devcontainer.json', 'mkdir /repo/.devcontainer', 'touch /repo/a/b/.gitmodules',
-    'touch /repo/tmp.txt && mv /repo/tmp.txt /repo/a/x.code-workspace', 'ln /repo/app.txt /repo/a/.devcontainer.json', 'echo done',
-  ].join('; '))).stderr;
+  const out = (
+    await guest(
+      [
+        'echo "{}" > /repo/evil.code-workspace',
+        'mkdir -p /repo/a/b && mkdir /repo/a/b/.vscode',
+        'echo "{}" > /repo/.devcontainer.json',
+        'mkdir /repo/.devcontainer',
+        'touch /repo/a/b/.gitmodules',
+        'touch /repo/tmp.txt && mv /repo/tmp.txt /repo/a/x.code-workspace',
+        'ln /repo/app.txt /repo/a/.devcontainer.json',
+        'echo done',
+      ].join('; '),
+    )
+  ).stderr;
   assert.equal((out.match(/Permission denied/g) ?? []).length, 7, out);
-  for (const rel of ['evil.code-workspace', 'a/b/.vscode', '.devcontainer.json', '.devcontainer', 'a/b/.gitmodules', 'a/x.code-workspace', 'a/.devcontainer.json']) {
+  for (const rel of [
+    'evil.code-workspace',
+    'a/b/.vscode',
+    '.devcontainer.json',
+    '.devcontainer',
+    'a/b/.gitmodules',
+    'a/x.code-workspace',
+    'a/.devcontainer.json',
+  ]) {
     assert.equal(fs.existsSync(path.join(folder('repo'), rel)), false, rel);
   }
 });
 
 test('a second guest mount of the share sees the same filter: the host node_modules stays out of reach', async () => {
-  const out = await both((_base, tag) => `mkdir -p /mnt/${tag} && mount -t virtiofs microvm-fs${tag === 'repo' ? 0 : 1} /mnt/${tag} && ls -A /mnt/${tag}/node_modules; echo evil > /mnt/${tag}/node_modules/.bin/eslint; echo done`);
+  const out = await both(
+    (_base, tag) =>
+      `mkdir -p /mnt/${tag} && mount -t virtiofs microvm-fs${tag === 'repo' ? 0 : 1} /mnt/${tag} && ls -A /mnt/${tag}/node_modules; echo evil > /mnt/${tag}/node_modules/.bin/eslint; echo done`,
+  );
   assert.match(out.repo, /node_modules\/\.bin\/eslint: (Permission denied|No such file or directory)/);
-  assert.match(fs.readFileSync(path.join(folder('control'), 'node_modules', '.bin', 'eslint'), 'utf8'), /evil/, 'the control share shows the attack works when unfiltered');
+  assert.match(
+    fs.readFileSync(path.join(folder('control'), 'node_modules', '.bin', 'eslint'), 'utf8'),
+    /evil/,
+    'the control share shows the attack works when unfiltered',
+  );
   assert.match(fs.readFileSync(path.join(folder('repo'), 'node_modules', '.bin', 'eslint'), 'utf8'), /host eslint/);
   const inGuest = await guest('ls -A /repo/node_modules; mount | grep -c " /repo/node_modules "');
-  assert.match(inGuest.stdout, /lost\+found\n1\n/, 'the guest\'s own node_modules is the volume');
+  assert.match(inGuest.stdout, /lost\+found\n1\n/, "the guest's own node_modules is the volume");
 });
 
 test('a protected name that is a link: its target inside the share is read-only too', async () => {
-  const out = await guest('echo "{\\"tasks\\":[]}" > /repo/shared-config/tasks.json; echo x > /repo/shared-config/new.json; echo done');
+  const out = await guest(
+    'echo "{\\"tasks\\":[]}" > /repo/shared-config/tasks.json; echo x > /repo/shared-config/new.json; echo done',
+  );
   assert.match(out.stderr, /shared-config\/tasks.json: Permission denied/);
   assert.equal(fs.readFileSync(path.join(folder('repo'), 'shared-config', 'tasks.json'), 'utf8'), '{}\n');
   assert.equal(fs.existsSync(path.join(folder('repo'), 'shared-config', 'new.json')), false);
@@ -202,16 +273,27 @@ test('symlinks: deny also refuses a hard link of an existing symlink', async () 
 });
 
 test('git in the guest still works: status, commit, a new branch, log', async () => {
-  const result = await guest([
-    'set -e', 'cd /repo', 'git status --short', 'echo change >> app.txt',
-    'git -c user.name=guest -c user.email=guest@example.com commit -qam "guest commit"',
-    'git checkout -qb feature', 'git log --oneline | head -3', 'git branch --show-current',
-  ].join('\n'));
+  const result = await guest(
+    [
+      'set -e',
+      'cd /repo',
+      'git status --short',
+      'echo change >> app.txt',
+      'git -c user.name=guest -c user.email=guest@example.com commit -qam "guest commit"',
+      'git checkout -qb feature',
+      'git log --oneline | head -3',
+      'git branch --show-current',
+    ].join('\n'),
+  );
   assert.equal(result.exitCode, 0, result.stderr);
   assert.match(result.stdout, /guest commit/);
   assert.match(result.stdout, /feature\n$/);
   assert.match(git(folder('repo'), 'log', '--oneline', '-1', 'feature'), /guest commit/);
-  assert.equal(git(folder('repo'), 'config', 'core.hooksPath').trim(), '.githooks', 'the repository config is unchanged');
+  assert.equal(
+    git(folder('repo'), 'config', 'core.hooksPath').trim(),
+    '.githooks',
+    'the repository config is unchanged',
+  );
 });
 
 test('refusals reach the engine as events with the path and the reason, and host files belong to the folder owner', async () => {

@@ -51,7 +51,10 @@ async function sh(vm: Vm, script: string): Promise<{ out: string; code: number }
 
 test('allowlist: an allowed name answers through the proxy; a name not allowed, direct connections, DNS and ICMP go nowhere', async () => {
   const { vm, events } = await start('allowlist', ['allowed.test']);
-  assert.match((await sh(vm, 'echo $HTTP_PROXY $https_proxy')).out, /^http:\/\/10\.0\.2\.2:3128 http:\/\/10\.0\.2\.2:3128\n$/);
+  assert.match(
+    (await sh(vm, 'echo $HTTP_PROXY $https_proxy')).out,
+    /^http:\/\/10\.0\.2\.2:3128 http:\/\/10\.0\.2\.2:3128\n$/,
+  );
   const ok = await sh(vm, `wget -q -O- http://allowed.test:${port}/`);
   assert.deepEqual(ok, { out: 'hello from allowed.test\n', code: 0 });
   const denied = await sh(vm, `wget -q -O- http://second.test:${port}/`);
@@ -66,8 +69,14 @@ test('allowlist: an allowed name answers through the proxy; a name not allowed, 
   assert.match(unknown.out, /NXDOMAIN|can't find|can't resolve/i);
   // Without the proxy: the host's loopback (where the stand-in server is), a public address, DNS, ping.
   const started = Date.now();
-  for (const attempt of [`wget -Y off -T 5 -q -O- http://10.0.2.2:${port}/`, 'wget -Y off -T 5 -q -O- http://1.1.1.1/', 'wget -Y off -T 5 -q -O- http://[2606:4700::1111]/',
-    'nslookup example.com 8.8.8.8', 'nslookup example.com', 'ping -c 1 -W 3 1.1.1.1']) {
+  for (const attempt of [
+    `wget -Y off -T 5 -q -O- http://10.0.2.2:${port}/`,
+    'wget -Y off -T 5 -q -O- http://1.1.1.1/',
+    'wget -Y off -T 5 -q -O- http://[2606:4700::1111]/',
+    'nslookup example.com 8.8.8.8',
+    'nslookup example.com',
+    'ping -c 1 -W 3 1.1.1.1',
+  ]) {
     const r = await sh(vm, `timeout 15 ${attempt}`);
     assert.notEqual(r.code, 0, `${attempt} must fail: ${r.out}`);
     assert.doesNotMatch(r.out, /hello from/);
@@ -75,9 +84,15 @@ test('allowlist: an allowed name answers through the proxy; a name not allowed, 
   console.log(`six refused attempts took ${Date.now() - started} ms`);
   await new Promise((r) => setTimeout(r, 200));
   const lines = events.map(describeEgress);
-  assert.ok(lines.some((l) => l.startsWith(`allowed.test:${port} `)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.startsWith(`allowed.test:${port} `)),
+    lines.join('\n'),
+  );
   assert.ok(lines.includes(`refused second.test:${port} (not in the allowlist)`), lines.join('\n'));
-  assert.ok(lines.every((l) => !l.includes('1.1.1.1') && !l.includes('10.0.2.2')), 'direct connections never reach the proxy');
+  assert.ok(
+    lines.every((l) => !l.includes('1.1.1.1') && !l.includes('10.0.2.2')),
+    'direct connections never reach the proxy',
+  );
 });
 
 test('learn: every name is recorded; the list written from it allows those and refuses a new one', async () => {
@@ -89,7 +104,8 @@ test('learn: every name is recorded; the list written from it allows those and r
   const learned = [...new Set(learner.events.filter((e) => e.allowed).map((e) => e.name))].sort();
   assert.deepEqual(learned, ['allowed.test', 'second.test']);
   const enforced = await start('allowlist', learned);
-  for (const name of learned) assert.equal((await sh(enforced.vm, `wget -q -O- http://${name}:${port}/`)).out, `hello from ${name}\n`);
+  for (const name of learned)
+    assert.equal((await sh(enforced.vm, `wget -q -O- http://${name}:${port}/`)).out, `hello from ${name}\n`);
   const fresh = await sh(enforced.vm, `wget -q -O- http://third.test:${port}/`);
   assert.notEqual(fresh.code, 0);
   assert.match(fresh.out, /403/);

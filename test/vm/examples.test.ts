@@ -11,10 +11,15 @@ const root = path.join(__dirname, '../..');
 
 function runExample(name: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', path.join('examples', name)], { cwd: root, timeout: 300_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${name} failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join('examples', name)],
+      { cwd: root, timeout: 300_000, maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${name} failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -32,7 +37,12 @@ test('streaming spawn with a pty: stdin, output as it comes, a resize, the end',
 
 test('files: writeFile, readFile and stageFiles in the record form', async () => {
   const out = await runExample('files.ts');
-  assert.deepEqual(out.trim().split('\n'), ['readFile: written by the host', 'config says: staged', '4096', 'from the guest: made in the guest']);
+  assert.deepEqual(out.trim().split('\n'), [
+    'readFile: written by the host',
+    'config says: staged',
+    '4096',
+    'from the guest: made in the guest',
+  ]);
 });
 
 test('exposeTcp: a guest web server fetched from the host at localAddr', async () => {

@@ -19,7 +19,11 @@ after(async () => {
 });
 
 test('exit codes, env and cwd reach the guest process', async () => {
-  const result = await vm.exec({ argv: ['sh', '-c', 'echo "$GREETING from $(pwd)"; exit 5'], env: { GREETING: 'hi' }, cwd: '/tmp' });
+  const result = await vm.exec({
+    argv: ['sh', '-c', 'echo "$GREETING from $(pwd)"; exit 5'],
+    env: { GREETING: 'hi' },
+    cwd: '/tmp',
+  });
   assert.equal(result.stdout, 'hi from /tmp\n');
   assert.equal(result.exitCode, 5);
   assert.equal(result.signal, null);
@@ -34,7 +38,10 @@ test('the guest runs its own kernel, not the host one', async () => {
 });
 
 test('1 MiB of stdout arrives intact', async () => {
-  const result = await vm.exec({ argv: ['sh', '-c', 'head -c 1048576 /dev/urandom > /tmp/big; sha256sum /tmp/big >&2; cat /tmp/big'], encoding: 'buffer' });
+  const result = await vm.exec({
+    argv: ['sh', '-c', 'head -c 1048576 /dev/urandom > /tmp/big; sha256sum /tmp/big >&2; cat /tmp/big'],
+    encoding: 'buffer',
+  });
   assert.equal(result.stdout.length, 1024 * 1024);
   const guestSum = result.stderr.toString().split(' ')[0];
   assert.equal(createHash('sha256').update(result.stdout).digest('hex'), guestSum);
@@ -50,7 +57,14 @@ test('a timeout kills the process: exit code -1, SIGKILL, timedOut', async () =>
 });
 
 test('chain runs the next command only after a success', async () => {
-  const ok = await vm.exec({ argv: ['echo', 'one'], chain: [['echo', 'two'], ['sh', '-c', 'echo three; exit 4'], ['echo', 'never']] });
+  const ok = await vm.exec({
+    argv: ['echo', 'one'],
+    chain: [
+      ['echo', 'two'],
+      ['sh', '-c', 'echo three; exit 4'],
+      ['echo', 'never'],
+    ],
+  });
   assert.equal(ok.stdout, 'one\ntwo\nthree\n');
   assert.equal(ok.exitCode, 4);
 });
@@ -58,7 +72,10 @@ test('chain runs the next command only after a success', async () => {
 test('staged files are written first, with their modes', async () => {
   const result = await vm.exec({
     argv: ['/opt/t/run.sh'],
-    stageFiles: [{ path: '/opt/t/run.sh', data: '#!/bin/sh\ncat /opt/t/data.txt\n', mode: 0o755 }, { path: '/opt/t/data.txt', data: 'staged' }],
+    stageFiles: [
+      { path: '/opt/t/run.sh', data: '#!/bin/sh\ncat /opt/t/data.txt\n', mode: 0o755 },
+      { path: '/opt/t/data.txt', data: 'staged' },
+    ],
   });
   assert.equal(result.stdout, 'staged');
   assert.equal(result.exitCode, 0);
@@ -103,7 +120,11 @@ test('spawn: signal 15 ends sleep 100', async () => {
 });
 
 test('tty: stty size reports the winsize, and again after a resize', async () => {
-  const child = vm.spawn({ argv: ['sh', '-c', 'stty size; read go; stty size'], tty: true, winsize: { rows: 33, cols: 101 } });
+  const child = vm.spawn({
+    argv: ['sh', '-c', 'stty size; read go; stty size'],
+    tty: true,
+    winsize: { rows: 33, cols: 101 },
+  });
   let screen = '';
   const readUntil = async (pattern: RegExp) => {
     while (!pattern.test(screen)) {
@@ -126,10 +147,15 @@ test('files: a binary round trip, and more than 4 MiB is refused with a clear er
   await vm.writeFile('/tmp/blob.bin', data, { mode: 0o600 });
   assert.ok((await vm.readFile('/tmp/blob.bin')).equals(data));
   assert.equal((await vm.exec({ argv: ['stat', '-c', '%a', '/tmp/blob.bin'] })).stdout, '600\n');
-  await assert.rejects(vm.writeFile('/tmp/huge', Buffer.alloc(4 * 1024 * 1024 + 1)),
-    (err) => isMicrovmError(err, 'E_FILE_TOO_LARGE') && /\/tmp\/huge/.test(err.message));
+  await assert.rejects(
+    vm.writeFile('/tmp/huge', Buffer.alloc(4 * 1024 * 1024 + 1)),
+    (err) => isMicrovmError(err, 'E_FILE_TOO_LARGE') && /\/tmp\/huge/.test(err.message),
+  );
   await vm.exec({ argv: ['sh', '-c', 'head -c 5000000 /dev/zero > /tmp/big5'] });
-  await assert.rejects(vm.readFile('/tmp/big5'), (err) => isMicrovmError(err, 'E_FILE_TOO_LARGE') && /big5/.test(err.message));
+  await assert.rejects(
+    vm.readFile('/tmp/big5'),
+    (err) => isMicrovmError(err, 'E_FILE_TOO_LARGE') && /big5/.test(err.message),
+  );
   await assert.rejects(vm.readFile('/tmp/does-not-exist'), (err) => isMicrovmError(err, 'E_FILE_NOT_FOUND'));
 });
 
@@ -145,21 +171,31 @@ test('workloadSignal without a workload is a clear error', async () => {
 });
 
 test('abort: exec and spawn kill the guest process and fail with E_ABORTED; the VM goes on', async () => {
-  const isAlive = async (pidFile: string) => (await vm.exec({ argv: ['sh', '-c', `kill -0 "$(cat ${pidFile})" 2>/dev/null`] })).exitCode === 0;
+  const isAlive = async (pidFile: string) =>
+    (await vm.exec({ argv: ['sh', '-c', `kill -0 "$(cat ${pidFile})" 2>/dev/null`] })).exitCode === 0;
   const waitForPid = async (pidFile: string) => {
-    while ((await vm.exec({ argv: ['test', '-s', pidFile] })).exitCode !== 0) await new Promise((r) => setTimeout(r, 50));
+    while ((await vm.exec({ argv: ['test', '-s', pidFile] })).exitCode !== 0)
+      await new Promise((r) => setTimeout(r, 50));
   };
   const aborted = (err: unknown) => isMicrovmError(err, 'E_ABORTED') && err.name === 'AbortError';
 
   const controller = new AbortController();
-  const running = vm.exec({ argv: ['sh', '-c', 'echo $$ > /tmp/exec.pid; exec sleep 300'], timeoutMs: 0, signal: controller.signal });
+  const running = vm.exec({
+    argv: ['sh', '-c', 'echo $$ > /tmp/exec.pid; exec sleep 300'],
+    timeoutMs: 0,
+    signal: controller.signal,
+  });
   await waitForPid('/tmp/exec.pid');
   controller.abort();
   await assert.rejects(running, aborted);
   assert.equal(await isAlive('/tmp/exec.pid'), false, 'the exec process is gone');
 
   const spawnAbort = new AbortController();
-  const child = vm.spawn({ argv: ['sh', '-c', 'echo $$ > /tmp/spawn.pid; echo started; exec sleep 300'], timeoutMs: 0, signal: spawnAbort.signal });
+  const child = vm.spawn({
+    argv: ['sh', '-c', 'echo $$ > /tmp/spawn.pid; echo started; exec sleep 300'],
+    timeoutMs: 0,
+    signal: spawnAbort.signal,
+  });
   assert.equal((await child.readStdout()).toString(), 'started\n');
   spawnAbort.abort();
   await assert.rejects(child.wait(), aborted);

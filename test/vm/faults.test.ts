@@ -30,8 +30,17 @@ test('QEMU runs hardened: not as root, seccomp filter, no new privileges, no def
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)?.slice(1).map(Number);
     const expectedUser = qemuUser();
     if (process.geteuid?.() === 0) assert.ok(expectedUser, 'setup creates the microvm user for a root engine');
-    assert.deepEqual(uids, Array(4).fill(expectedUser?.uid ?? process.geteuid?.()), 'real, effective, saved and fs uid all dropped');
-    if (expectedUser) assert.match(status, new RegExp(`^Groups:\\s+${expectedUser.gid}\\s*$`, 'm'), 'no supplementary groups but its own');
+    assert.deepEqual(
+      uids,
+      Array(4).fill(expectedUser?.uid ?? process.geteuid?.()),
+      'real, effective, saved and fs uid all dropped',
+    );
+    if (expectedUser)
+      assert.match(
+        status,
+        new RegExp(`^Groups:\\s+${expectedUser.gid}\\s*$`, 'm'),
+        'no supplementary groups but its own',
+      );
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     for (const flag of ['-nodefaults', '-no-user-config']) assert.ok(argv.includes(flag), flag);
     for (const [i, arg] of argv.entries()) if (arg === '-drive') assert.match(argv[i + 1]!, /format=raw/);
@@ -55,8 +64,12 @@ test('QEMU runs hardened: not as root, seccomp filter, no new privileges, no def
 test('a guest kernel panic ends the call with E_VM_EXITED and the console tail; the pool replaces the VM', async () => {
   const vm = await pool.acquire();
   const started = Date.now();
-  await assert.rejects(vm.exec({ argv: ['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 10'] }),
-    (err) => isMicrovmError(err, 'E_VM_EXITED') && /guest kernel panicked \(Kernel panic - not syncing: sysrq triggered crash\)/.test(err.message));
+  await assert.rejects(
+    vm.exec({ argv: ['sh', '-c', 'echo c > /proc/sysrq-trigger; sleep 10'] }),
+    (err) =>
+      isMicrovmError(err, 'E_VM_EXITED') &&
+      /guest kernel panicked \(Kernel panic - not syncing: sysrq triggered crash\)/.test(err.message),
+  );
   assert.ok(Date.now() - started < 5000, 'the caller learns within seconds');
   await vm.release();
   const next = await pool.acquire();
@@ -67,7 +80,9 @@ test('a guest kernel panic ends the call with E_VM_EXITED and the console tail; 
 test('output floods are bounded: exec stops at maxBuffer, an unread spawn holds host memory flat', async () => {
   const vm = await pool.acquire();
   try {
-    await assert.rejects(vm.exec({ argv: ['yes'], maxBuffer: 1024 * 1024 }), (err) => isMicrovmError(err, 'E_OUTPUT_LIMIT'));
+    await assert.rejects(vm.exec({ argv: ['yes'], maxBuffer: 1024 * 1024 }), (err) =>
+      isMicrovmError(err, 'E_OUTPUT_LIMIT'),
+    );
     assert.equal((await vm.exec({ argv: ['echo', 'after the flood'] })).stdout, 'after the flood\n');
 
     const flood = vm.spawn({ argv: ['yes'], timeoutMs: 0 });
@@ -82,7 +97,10 @@ test('output floods are bounded: exec stops at maxBuffer, an unread spawn holds 
 
     const deaf = vm.spawn({ argv: ['sleep', '30'], timeoutMs: 0 });
     const writing = deaf.writeStdin(Buffer.alloc(8 * 1024 * 1024));
-    const state = await Promise.race([writing.then(() => 'done'), new Promise((resolve) => setTimeout(() => resolve('blocked'), 1500))]);
+    const state = await Promise.race([
+      writing.then(() => 'done'),
+      new Promise((resolve) => setTimeout(() => resolve('blocked'), 1500)),
+    ]);
     assert.equal(state, 'blocked', 'a process that does not read stdin holds the writer back');
     deaf.signal('SIGKILL');
     await deaf.wait();

@@ -52,8 +52,11 @@ before(async () => {
   fs.chmodSync(dir, 0o755);
   fs.writeFileSync(path.join(dir, 'watched.txt'), 'one\n');
   fs.writeFileSync(path.join(dir, 'saved.txt'), 'old\n');
-  const image = await Image.build({ ref: watchToolsImageLayout(), network: 'none',
-    mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [], fileEvents: true }] });
+  const image = await Image.build({
+    ref: watchToolsImageLayout(),
+    network: 'none',
+    mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [], fileEvents: true }],
+  });
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
   vm.onFileEventProblem((p) => problems.push(p.message));
@@ -65,7 +68,9 @@ before(async () => {
   nodeWatch = new GuestLines(vm.spawn({ argv: ['node', '-e', WATCHER], timeoutMs: 0 }));
   await nodeWatch.waitFor(/"ready"/, 0, 30_000);
   // A pty: inotifywait's stdout is then line-buffered.
-  inotify = new GuestLines(vm.spawn({ argv: ['inotifywait', '-m', '-q', '--format', '%e %f', '/workspace'], tty: true, timeoutMs: 0 }));
+  inotify = new GuestLines(
+    vm.spawn({ argv: ['inotifywait', '-m', '-q', '--format', '%e %f', '/workspace'], tty: true, timeoutMs: 0 }),
+  );
   await new Promise((resolve) => setTimeout(resolve, 1000)); // inotifywait has no ready line
 });
 
@@ -78,7 +83,10 @@ after(async () => {
 });
 
 /** Runs a host change and returns how long until each of the guest lines matched. */
-async function expectEvents(change: () => void, waits: Array<[GuestLines, RegExp | ((text: string) => boolean)]>): Promise<number[]> {
+async function expectEvents(
+  change: () => void,
+  waits: Array<[GuestLines, RegExp | ((text: string) => boolean)]>,
+): Promise<number[]> {
   const marks = waits.map(([lines]) => lines.mark);
   const started = performance.now();
   change();
@@ -90,19 +98,28 @@ test('host modify, create, delete, editor save, mkdir, rmdir and rename raise in
   const f = path.join(dir, 'watched.txt');
   const timings: Record<string, number[]> = {};
 
-  timings.append = await expectEvents(() => fs.appendFileSync(f, 'two\n'), [
-    [inotify, /^MODIFY watched\.txt$/],
-    [nodeWatch, (t) => json(t).w === 'dir' && json(t).name === 'watched.txt' && json(t).content === 'one\ntwo\n'],
-    [nodeWatch, (t) => json(t).w === 'file' && json(t).type === 'change' && json(t).content === 'one\ntwo\n'],
-  ]);
-  timings.create = await expectEvents(() => fs.writeFileSync(path.join(dir, 'new.txt'), 'fresh\n'), [
-    [inotify, /^CREATE new\.txt$/],
-    [nodeWatch, (t) => json(t).type === 'rename' && json(t).name === 'new.txt' && json(t).content === 'fresh\n'],
-  ]);
-  timings.delete = await expectEvents(() => fs.rmSync(path.join(dir, 'new.txt')), [
-    [inotify, /^DELETE new\.txt$/],
-    [nodeWatch, (t) => json(t).type === 'rename' && json(t).name === 'new.txt' && json(t).content === null],
-  ]);
+  timings.append = await expectEvents(
+    () => fs.appendFileSync(f, 'two\n'),
+    [
+      [inotify, /^MODIFY watched\.txt$/],
+      [nodeWatch, (t) => json(t).w === 'dir' && json(t).name === 'watched.txt' && json(t).content === 'one\ntwo\n'],
+      [nodeWatch, (t) => json(t).w === 'file' && json(t).type === 'change' && json(t).content === 'one\ntwo\n'],
+    ],
+  );
+  timings.create = await expectEvents(
+    () => fs.writeFileSync(path.join(dir, 'new.txt'), 'fresh\n'),
+    [
+      [inotify, /^CREATE new\.txt$/],
+      [nodeWatch, (t) => json(t).type === 'rename' && json(t).name === 'new.txt' && json(t).content === 'fresh\n'],
+    ],
+  );
+  timings.delete = await expectEvents(
+    () => fs.rmSync(path.join(dir, 'new.txt')),
+    [
+      [inotify, /^DELETE new\.txt$/],
+      [nodeWatch, (t) => json(t).type === 'rename' && json(t).name === 'new.txt' && json(t).content === null],
+    ],
+  );
   // An editor's save: write a temporary file, rename it over the original.
   timings.save = await expectEvents(() => {
     fs.writeFileSync(path.join(dir, '.saved.txt.tmp'), 'new content, longer than before\n');
@@ -119,10 +136,13 @@ test('host modify, create, delete, editor save, mkdir, rmdir and rename raise in
   await inotify.waitFor(/^CREATE a\.txt$/, 0, 5000);
   await vm.exec({ argv: ['stat', '/workspace/a.txt'] });
   const movesBefore = await guestCounter('moves');
-  timings.rename = await expectEvents(() => fs.renameSync(path.join(dir, 'a.txt'), path.join(dir, 'b.txt')), [
-    [inotify, /^MOVED_FROM a\.txt$/],
-    [inotify, /^MOVED_TO b\.txt$/],
-  ]);
+  timings.rename = await expectEvents(
+    () => fs.renameSync(path.join(dir, 'a.txt'), path.join(dir, 'b.txt')),
+    [
+      [inotify, /^MOVED_FROM a\.txt$/],
+      [inotify, /^MOVED_TO b\.txt$/],
+    ],
+  );
   assert.equal(await guestCounter('moves'), movesBefore + 1);
 
   // An editor's save of the file a guest watch holds: the old inode is gone, as after a local rename-over.
@@ -166,21 +186,28 @@ test('edit-to-event latency: p95 within 250 ms', async () => {
   samples.sort((a, b) => a - b);
   const p50 = samples[Math.floor(samples.length * 0.5)];
   const p95 = samples[Math.ceil(samples.length * 0.95) - 1];
-  console.log(`edit-to-event latency over ${samples.length} edits: p50 ${p50} ms, p95 ${p95} ms, max ${samples.at(-1)} ms`);
+  console.log(
+    `edit-to-event latency over ${samples.length} edits: p50 ${p50} ms, p95 ${p95} ms, max ${samples.at(-1)} ms`,
+  );
   assert.ok(p95! <= EVENT_MS, `p95 ${p95} ms is over ${EVENT_MS} ms (samples ${samples.join(', ')})`);
 });
 
-test('the guest\'s own changes come back from the host skipped: its create and writes are not doubled', async () => {
+test("the guest's own changes come back from the host skipped: its create and writes are not doubled", async () => {
   const mark = inotify.mark;
   const skippedBefore = await guestCounter('skipped_known');
   await vm.exec({ argv: ['sh', '-c', 'echo guest > /workspace/own.txt && echo again >> /workspace/own.txt'] });
   await new Promise((resolve) => setTimeout(resolve, 1500));
-  const own = inotify.lines.slice(mark).map((l) => l.text).filter((t) => t.endsWith(' own.txt'));
-  const skipped = await guestCounter('skipped_known') - skippedBefore;
-  console.log(`guest writes: inotify lines ${JSON.stringify(own)}, relay events skipped as the guest's own: ${skipped}`);
-  assert.equal(own.filter((t) => t.startsWith('CREATE')).length, 1, 'one CREATE: the guest\'s own');
-  assert.equal(own.filter((t) => t.startsWith('MODIFY')).length, 2, 'two MODIFY: the guest\'s own two writes, no echo');
-  assert.ok(skipped >= 1, 'the relay\'s echo of the guest\'s changes was skipped');
+  const own = inotify.lines
+    .slice(mark)
+    .map((l) => l.text)
+    .filter((t) => t.endsWith(' own.txt'));
+  const skipped = (await guestCounter('skipped_known')) - skippedBefore;
+  console.log(
+    `guest writes: inotify lines ${JSON.stringify(own)}, relay events skipped as the guest's own: ${skipped}`,
+  );
+  assert.equal(own.filter((t) => t.startsWith('CREATE')).length, 1, "one CREATE: the guest's own");
+  assert.equal(own.filter((t) => t.startsWith('MODIFY')).length, 2, "two MODIFY: the guest's own two writes, no echo");
+  assert.ok(skipped >= 1, "the relay's echo of the guest's changes was skipped");
 });
 
 test('node --watch restarts after a host edit', async () => {
@@ -195,7 +222,9 @@ test('node --watch restarts after a host edit', async () => {
     const eventMark = inotify.mark;
     const line = await server.waitFor(/server v2/, mark, 10_000);
     const event = await inotify.waitFor(/^MODIFY server\.js$/, eventMark, 1000);
-    console.log(`node --watch: the guest's MODIFY after ${Math.round(event.at - started)} ms, the restarted server's first line after ${Math.round(line.at - started)} ms`);
+    console.log(
+      `node --watch: the guest's MODIFY after ${Math.round(event.at - started)} ms, the restarted server's first line after ${Math.round(line.at - started)} ms`,
+    );
   } finally {
     server.child.signal('SIGKILL');
   }
@@ -206,7 +235,13 @@ test('a burst just under the collapse limit travels as individual events; the ag
   fs.mkdirSync(burst);
   await inotify.waitFor(/^CREATE,ISDIR burst$/, 0, 5000);
   const before = vm.fileEventStats[0];
-  const watch = new GuestLines(vm.spawn({ argv: ['inotifywait', '-m', '-q', '-e', 'create', '--format', '%f', '/workspace/burst'], tty: true, timeoutMs: 0 }));
+  const watch = new GuestLines(
+    vm.spawn({
+      argv: ['inotifywait', '-m', '-q', '-e', 'create', '--format', '%f', '/workspace/burst'],
+      tty: true,
+      timeoutMs: 0,
+    }),
+  );
   try {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     for (let i = 0; i < 500; i++) fs.writeFileSync(path.join(burst, `b${i}.txt`), `${i}\n`);
@@ -214,7 +249,9 @@ test('a burst just under the collapse limit travels as individual events; the ag
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const stats = vm.fileEventStats[0];
     const created = new Set(watch.lines.map((l) => l.text).filter((t) => /^b\d+\.txt$/.test(t)));
-    console.log(`500 host creates: ${stats!.events - before!.events} events in ${stats!.batches - before!.batches} batches, ${created.size} distinct IN_CREATE in the guest; slowest batch ${stats!.slowestMs} ms`);
+    console.log(
+      `500 host creates: ${stats!.events - before!.events} events in ${stats!.batches - before!.batches} batches, ${created.size} distinct IN_CREATE in the guest; slowest batch ${stats!.slowestMs} ms`,
+    );
     assert.equal(created.size, 500);
     assert.ok(stats!.slowestMs < 3000, `a batch held the agent ${stats?.slowestMs} ms`);
   } finally {
@@ -243,9 +280,14 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
   const sent = stats!.events - before!.events;
   const batches = stats!.batches - before!.batches;
   const guestLines = inotify.lines.length - mark;
-  console.log(`10k files + 101 dirs on the host: ${sent} events in ${batches} batches (${stats!.collapsed - before!.collapsed} collapsed), ${guestLines} inotify lines on the folder's watch; slowest batch so far ${stats!.slowestMs} ms`);
+  console.log(
+    `10k files + 101 dirs on the host: ${sent} events in ${batches} batches (${stats!.collapsed - before!.collapsed} collapsed), ${guestLines} inotify lines on the folder's watch; slowest batch so far ${stats!.slowestMs} ms`,
+  );
   assert.ok(sent <= 2000, `at most 2000 events relayed for 10 101 changes, got ${sent}`);
-  assert.ok(inotify.lines.slice(mark).some((l) => /mass$/.test(l.text)), 'the folder\'s watch heard about mass');
+  assert.ok(
+    inotify.lines.slice(mark).some((l) => /mass$/.test(l.text)),
+    "the folder's watch heard about mass",
+  );
   await new Promise((resolve) => setTimeout(resolve, 2000));
   assert.equal(vm.fileEventStats[0]!.batches, stats!.batches, 'no batch after the change settled: no loop');
   assert.equal(vm.fileEventStats[0]!.failures, 0);
@@ -263,7 +305,9 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
   const gone = await inotify.waitFor(/^DELETE(,ISDIR)? mass$/, removeMark, 30_000);
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const removedEvents = vm.fileEventStats[0]!.events - beforeRemove;
-  console.log(`rm -rf of the 10k-file tree: ${removedEvents} events, the folder's watch heard the DELETE of mass after ${Math.round(gone.at - started)} ms`);
+  console.log(
+    `rm -rf of the 10k-file tree: ${removedEvents} events, the folder's watch heard the DELETE of mass after ${Math.round(gone.at - started)} ms`,
+  );
   assert.ok(removedEvents <= 2000, `at most 2000 events relayed for the removal, got ${removedEvents}`);
 });
 
@@ -294,14 +338,39 @@ test('the guest module keeps events beneath the mount: no "..", absolute paths, 
   fs.symlinkSync('/etc', path.join(dir, 'etc-link'));
   const missingBefore = await guestCounter('missing');
   // inotifywait on the guest's /etc/passwd exits 0 on an event, 2 when none came within 4 s.
-  const result = await vm.exec({ argv: ['sh', '-c', `inotifywait -q -t 4 -e modify /etc/passwd >/dev/null & sleep 1; node -e '${CRAFTED.replace(/'/g, "'\\''")}'; wait $!; echo "etc rc=$?"`], timeoutMs: 60_000 });
+  const result = await vm.exec({
+    argv: [
+      'sh',
+      '-c',
+      `inotifywait -q -t 4 -e modify /etc/passwd >/dev/null & sleep 1; node -e '${CRAFTED.replace(/'/g, "'\\''")}'; wait $!; echo "etc rc=$?"`,
+    ],
+    timeoutMs: 60_000,
+  });
   assert.equal(result.exitCode, 0, result.stderr);
-  const lines = Object.fromEntries(result.stdout.trim().split('\n').map((l) => l.split(' ')));
-  assert.deepEqual(lines, { dotdot: 'EINVAL', absolute: 'EINVAL', 'not-a-mount': 'EINVAL', 'bad-kind': 'EINVAL', truncated: 'EINVAL', 'count-over': 'EINVAL', 'through-symlink': 'ok', valid: 'ok', etc: 'rc=2' });
+  const lines = Object.fromEntries(
+    result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')),
+  );
+  assert.deepEqual(lines, {
+    dotdot: 'EINVAL',
+    absolute: 'EINVAL',
+    'not-a-mount': 'EINVAL',
+    'bad-kind': 'EINVAL',
+    truncated: 'EINVAL',
+    'count-over': 'EINVAL',
+    'through-symlink': 'ok',
+    valid: 'ok',
+    etc: 'rc=2',
+  });
   assert.equal(await guestCounter('missing'), missingBefore + 1, 'the symlinked path did not resolve');
   const device = await vm.exec({ argv: ['stat', '-c', '%a %u', '/dev/microvm-fsnotify'] });
   assert.equal(device.stdout.trim(), '600 0');
-  const asNobody = await vm.exec({ argv: ['sh', '-c', 'echo x > /dev/microvm-fsnotify'], user: { uid: 65534, gid: 65534 } });
+  const asNobody = await vm.exec({
+    argv: ['sh', '-c', 'echo x > /dev/microvm-fsnotify'],
+    user: { uid: 65534, gid: 65534 },
+  });
   assert.notEqual(asNobody.exitCode, 0);
   assert.match(asNobody.stderr, /Permission denied/);
   const kernelLog = await vm.exec({ argv: ['sh', '-c', 'dmesg 2>/dev/null || busybox dmesg'] });

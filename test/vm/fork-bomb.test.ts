@@ -32,7 +32,8 @@ after(async () => {
 });
 
 /** Guest user processes (not kernel threads), counted by shell builtins only, so the count itself forks nothing. */
-const COUNT_PROCESSES = 'n=0; for p in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < "$p" 2>/dev/null || continue; ' +
+const COUNT_PROCESSES =
+  'n=0; for p in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < "$p" 2>/dev/null || continue; ' +
   '[ "$pid" = 2 ] || [ "$ppid" = 2 ] || n=$((n+1)); done; echo $n';
 
 async function userProcesses(vm: Vm): Promise<number> {
@@ -46,7 +47,10 @@ async function waitForBaseline(vm: Vm, baseline: number, withinMs: number): Prom
   for (;;) {
     const count = await userProcesses(vm);
     if (count === baseline) return Date.now() - started;
-    assert.ok(Date.now() - started < withinMs, `${count - baseline} bomb processes still run ${withinMs} ms after the kill`);
+    assert.ok(
+      Date.now() - started < withinMs,
+      `${count - baseline} bomb processes still run ${withinMs} ms after the kill`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
@@ -79,11 +83,17 @@ const describeMemory = (m: ReturnType<typeof qemuMemoryMib>) =>
   `${m.total} MiB (guest RAM ${m.guestRam}, TCG code ${m.tcgCode}, QEMU itself ${m.own})`;
 
 async function cgroupCount(vm: Vm): Promise<number> {
-  const { stdout } = await vm.exec({ argv: ['sh', '-c', 'ls /sys/fs/cgroup/microvm.exec | grep -c "^[0-9]"'], timeoutMs: 30_000 });
+  const { stdout } = await vm.exec({
+    argv: ['sh', '-c', 'ls /sys/fs/cgroup/microvm.exec | grep -c "^[0-9]"'],
+    timeoutMs: 30_000,
+  });
   return Number(stdout.trim());
 }
 
-for (const [name, argv] of [['the function bomb :(){ :|:& };:', FUNCTION_BOMB], ['a bomb whose children call setsid', SETSID_BOMB]] as const) {
+for (const [name, argv] of [
+  ['the function bomb :(){ :|:& };:', FUNCTION_BOMB],
+  ['a bomb whose children call setsid', SETSID_BOMB],
+] as const) {
   test(`${name} ends at timeoutMs with every process gone; the agent answers during and after; QEMU RSS stays bounded`, async () => {
     const vm = await pool.acquire();
     try {
@@ -107,10 +117,15 @@ for (const [name, argv] of [['the function bomb :(){ :|:& };:', FUNCTION_BOMB], 
       assert.equal((await vm.exec({ argv: ['true'] })).exitCode, 0);
       const trueMs = Date.now() - trueStarted;
       const memoryAfter = qemuMemoryMib(vm);
-      console.log(`# ${name}: READ_FILE during the bomb ${readMs} ms, call ${tookMs} ms, bomb gone ${goneMs} ms later, exec true ${trueMs} ms; ` +
-        `QEMU RSS ${describeMemory(memoryBefore)} before, ${describeMemory(memoryAfter)} after`);
+      console.log(
+        `# ${name}: READ_FILE during the bomb ${readMs} ms, call ${tookMs} ms, bomb gone ${goneMs} ms later, exec true ${trueMs} ms; ` +
+          `QEMU RSS ${describeMemory(memoryBefore)} before, ${describeMemory(memoryAfter)} after`,
+      );
       assert.ok(memoryAfter.guestRam <= GUEST_RAM_MIB);
-      assert.ok(memoryAfter.own - memoryBefore.own < 64, 'QEMU\'s own memory does not grow with the guest\'s process count');
+      assert.ok(
+        memoryAfter.own - memoryBefore.own < 64,
+        "QEMU's own memory does not grow with the guest's process count",
+      );
       assert.equal(await cgroupCount(vm), 1, 'only the cgroup of the counting exec itself is left');
     } finally {
       await vm.release();
@@ -124,24 +139,33 @@ test('a spawned fork bomb is capped by pidsMax and killed with SIGKILL, includin
     const baseline = await userProcesses(vm);
     const child = vm.spawn({ argv: SETSID_BOMB, env: { S: SETSID_SCRIPT }, timeoutMs: 0, pidsMax: 64 });
     // The bomb's cgroup: its tasks now, and how many forks the limit refused (pids.events "max").
-    const pidsState = 'd=$(dirname $(grep -lx 64 /sys/fs/cgroup/microvm.exec/*/pids.max)); echo $(cat $d/pids.current) $(sed -n "s/^max //p" $d/pids.events)';
+    const pidsState =
+      'd=$(dirname $(grep -lx 64 /sys/fs/cgroup/microvm.exec/*/pids.max)); echo $(cat $d/pids.current) $(sed -n "s/^max //p" $d/pids.events)';
     let running = 0;
     let mostRunning = 0;
     let refused = 0;
     for (const deadline = Date.now() + 30_000; refused === 0 && Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 500));
-      [running = 0, refused = 0] = (await vm.exec({ argv: ['sh', '-c', pidsState] })).stdout.trim().split(' ').map(Number);
+      [running = 0, refused = 0] = (await vm.exec({ argv: ['sh', '-c', pidsState] })).stdout
+        .trim()
+        .split(' ')
+        .map(Number);
       mostRunning = Math.max(mostRunning, running);
     }
     assert.ok(refused > 0, `the bomb reached its pidsMax: the cgroup refused ${refused} forks (${running} tasks)`);
-    assert.ok(mostRunning <= 64 && mostRunning >= 32, `the bomb ran up to ${mostRunning} tasks, never over its pidsMax of 64`);
+    assert.ok(
+      mostRunning <= 64 && mostRunning >= 32,
+      `the bomb ran up to ${mostRunning} tasks, never over its pidsMax of 64`,
+    );
     const started = Date.now();
     child.signal('SIGKILL');
     const result = await child.wait();
     assert.equal(result.signal, 'SIGKILL');
     assert.equal(result.timedOut, false);
     const goneMs = await waitForBaseline(vm, baseline, 5000);
-    console.log(`# spawned bomb: up to ${mostRunning} tasks at pidsMax 64, ${refused} forks refused; SIGKILL answered in ${Date.now() - started - goneMs} ms, all gone ${goneMs} ms later`);
+    console.log(
+      `# spawned bomb: up to ${mostRunning} tasks at pidsMax 64, ${refused} forks refused; SIGKILL answered in ${Date.now() - started - goneMs} ms, all gone ${goneMs} ms later`,
+    );
     assert.equal((await vm.exec({ argv: ['echo', 'alive'] })).stdout, 'alive\n');
   } finally {
     await vm.release();
@@ -153,10 +177,12 @@ test('processes left behind by an exec stay in its cgroup until they end; then t
   try {
     const result = await vm.exec({ argv: ['sh', '-c', 'setsid sleep 2 & echo started'] });
     assert.equal(result.stdout, 'started\n', 'a background process does not hold the call');
-    const { stdout } = await vm.exec({ argv: ['sh', '-c', 'cat /sys/fs/cgroup/microvm.exec/*/pids.max | sort | uniq -c'] });
+    const { stdout } = await vm.exec({
+      argv: ['sh', '-c', 'cat /sys/fs/cgroup/microvm.exec/*/pids.max | sort | uniq -c'],
+    });
     assert.match(stdout, /4096/, 'the default pids.max is 4096');
-    assert.ok(await cgroupCount(vm) >= 2, 'the sleeping process keeps its cgroup');
-    for (const deadline = Date.now() + 10_000; await cgroupCount(vm) > 1;) {
+    assert.ok((await cgroupCount(vm)) >= 2, 'the sleeping process keeps its cgroup');
+    for (const deadline = Date.now() + 10_000; (await cgroupCount(vm)) > 1;) {
       assert.ok(Date.now() < deadline, 'the cgroup is removed after its last process ends');
       await new Promise((resolve) => setTimeout(resolve, 250));
     }

@@ -42,7 +42,9 @@ function carried(port: number, line: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.once('error', reject);
-    socket.once('data', (d: Buffer) => (d.toString() === `${line}\n` ? resolve(socket) : reject(new Error(`echo of ${line}: ${d}`))));
+    socket.once('data', (d: Buffer) =>
+      d.toString() === `${line}\n` ? resolve(socket) : reject(new Error(`echo of ${line}: ${d}`)),
+    );
     socket.write(`${line}\n`);
   });
 }
@@ -112,23 +114,39 @@ async function flood(count: number): Promise<void> {
   const refused = count - MAX_FORWARD_STREAMS;
   const extra = burst(forwarder.port, refused);
   // The ones past the cap wait FORWARD_QUEUE.waitMs for a carried one to end, then are reset.
-  await until(`${refused} of ${count} connections are refused`, () => forwarder.refusedConnections - refusedBefore >= refused,
-    FORWARD_QUEUE.waitMs + 20_000);
+  await until(
+    `${refused} of ${count} connections are refused`,
+    () => forwarder.refusedConnections - refusedBefore >= refused,
+    FORWARD_QUEUE.waitMs + 20_000,
+  );
   await until('the refused connections are closed on the host', () => extra.closed() >= refused);
   const refusedMs = performance.now() - started;
-  assert.equal(forwarder.refusedConnections - refusedBefore, refused, 'exactly the connections past the cap are refused');
+  assert.equal(
+    forwarder.refusedConnections - refusedBefore,
+    refused,
+    'exactly the connections past the cap are refused',
+  );
 
   const loaded = await execLatencies(10);
   // A call that misses its deadline starts a health check: its ping must get through the flood.
-  await assert.rejects(vm.readFile('/tmp/big', { timeoutMs: 1 }), (err: MicrovmError) => err.code === 'E_AGENT_TIMEOUT');
+  await assert.rejects(
+    vm.readFile('/tmp/big', { timeoutMs: 1 }),
+    (err: MicrovmError) => err.code === 'E_AGENT_TIMEOUT',
+  );
   await new Promise((r) => setTimeout(r, 4000));
   assert.ok((await vm.listeningPorts()).some((l) => l.port === GUEST_PORT));
   assert.deepEqual(exits, [], 'the VM is alive: no E_AGENT_UNRESPONSIVE');
 
   const answers = await Promise.all(held.map((socket, i) => lastEcho(socket, `still ${i}`)));
-  assert.deepEqual(answers, held.map((_, i) => `still ${i}\n`), 'every held connection is still carried');
-  console.log(`# ${count} held connections: ${MAX_FORWARD_STREAMS} carried, ${refused} refused after ${refusedMs.toFixed(0)} ms; ` +
-    `exec true p50 ${p50(idle)!.toFixed(1)} ms idle, ${p50(loaded)!.toFixed(1)} ms under the flood (max ${loaded[loaded.length - 1]!.toFixed(1)} ms)`);
+  assert.deepEqual(
+    answers,
+    held.map((_, i) => `still ${i}\n`),
+    'every held connection is still carried',
+  );
+  console.log(
+    `# ${count} held connections: ${MAX_FORWARD_STREAMS} carried, ${refused} refused after ${refusedMs.toFixed(0)} ms; ` +
+      `exec true p50 ${p50(idle)!.toFixed(1)} ms idle, ${p50(loaded)!.toFixed(1)} ms under the flood (max ${loaded[loaded.length - 1]!.toFixed(1)} ms)`,
+  );
 }
 
 test('70 held forwarded connections: 60 are carried, 10 refused after waiting; exec and the health check still answer', async () => {
@@ -149,7 +167,10 @@ test('once the held connections close, new ones are carried again, up to the cap
   try {
     const held = await holdCarried(again.port, MAX_FORWARD_STREAMS);
     const answers = await Promise.all(held.map((socket, i) => lastEcho(socket, `again ${i}`)));
-    assert.deepEqual(answers, held.map((_, i) => `again ${i}\n`));
+    assert.deepEqual(
+      answers,
+      held.map((_, i) => `again ${i}\n`),
+    );
     assert.equal(again.refusedConnections, 0);
     assert.deepEqual(exits, []);
   } finally {

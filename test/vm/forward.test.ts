@@ -38,12 +38,14 @@ async function serve(argv: string[], port: number): Promise<ExecChild> {
 
 function get(port: number, path = '/index.html'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -87,7 +89,10 @@ test('100 MB up and 100 MB down through a forward arrive with matching sha256', 
   assert.equal(guestSum, createHash('sha256').update(data).digest('hex'));
   console.log(`# upload 100 MB: ${(size / 1048576 / (upMs / 1000)).toFixed(1)} MB/s`);
 
-  const down = vm.spawn({ argv: ['bash', '-c', `head -c ${size} /dev/urandom | tee >(sha256sum >&2) | nc -l -p 9001; wait $!`], timeoutMs: 300_000 });
+  const down = vm.spawn({
+    argv: ['bash', '-c', `head -c ${size} /dev/urandom | tee >(sha256sum >&2) | nc -l -p 9001; wait $!`],
+    timeoutMs: 300_000,
+  });
   background.push(down);
   const downSum = readStream(() => down.readStderr());
   const downForward = await vm.exposeTcp(0, 9001);
@@ -96,7 +101,10 @@ test('100 MB up and 100 MB down through a forward arrive with matching sha256', 
   const hash = createHash('sha256');
   let received = 0;
   const client = net.connect(downForward.port, '127.0.0.1');
-  client.on('data', (d: Buffer) => { hash.update(d); received += d.length; });
+  client.on('data', (d: Buffer) => {
+    hash.update(d);
+    received += d.length;
+  });
   await new Promise((resolve) => client.on('end', resolve));
   const downMs = performance.now() - downStarted;
   client.end();
@@ -107,11 +115,13 @@ test('100 MB up and 100 MB down through a forward arrive with matching sha256', 
 
 test('a listener started in the guest is reported within 2 s with its process name; its exit too', async () => {
   const changes: Array<{ at: number; added: string[]; removed: string[] }> = [];
-  const dispose = vm.onPortsChanged((c) => changes.push({
-    at: Date.now(),
-    added: c.added.map((l) => `${l.port}/${l.command}`),
-    removed: c.removed.map((l) => `${l.port}/${l.command}`),
-  }));
+  const dispose = vm.onPortsChanged((c) =>
+    changes.push({
+      at: Date.now(),
+      added: c.added.map((l) => `${l.port}/${l.command}`),
+      removed: c.removed.map((l) => `${l.port}/${l.command}`),
+    }),
+  );
   await vm.listeningPorts();
   const started = Date.now();
   const child = vm.spawn({ argv: ['nc', '-l', '-p', '7777'], timeoutMs: 0 });
@@ -150,7 +160,10 @@ test('a host port already in use is a clear error naming the port', async () => 
   const taken = net.createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   const port = (taken.address() as net.AddressInfo).port;
-  await assert.rejects(vm.exposeTcp(port, 8080), (err) => isMicrovmError(err, 'E_PORT_IN_USE') && err.message.includes(`${port}`));
+  await assert.rejects(
+    vm.exposeTcp(port, 8080),
+    (err) => isMicrovmError(err, 'E_PORT_IN_USE') && err.message.includes(`${port}`),
+  );
   taken.close();
 });
 
@@ -158,10 +171,15 @@ test('the guest cannot reach a server on the host loopback or on the host own ad
   const server = net.createServer((s) => s.end('host secret\n'));
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
   const port = (server.address() as net.AddressInfo).port;
-  const hostAddrs = Object.values((await import('node:os')).networkInterfaces()).flat()
-    .filter((a) => a && a.family === 'IPv4' && !a.internal).map((a) => a!.address);
+  const hostAddrs = Object.values((await import('node:os')).networkInterfaces())
+    .flat()
+    .filter((a) => a && a.family === 'IPv4' && !a.internal)
+    .map((a) => a!.address);
   for (const target of ['10.0.2.2', ...hostAddrs]) {
-    const r = await vm.exec({ argv: ['sh', '-c', `nc -w 3 ${target} ${port} </dev/null; echo "exit $?"`], timeoutMs: 20_000 });
+    const r = await vm.exec({
+      argv: ['sh', '-c', `nc -w 3 ${target} ${port} </dev/null; echo "exit $?"`],
+      timeoutMs: 20_000,
+    });
     assert.doesNotMatch(r.stdout, /host secret/, `reached the host through ${target}`);
   }
   server.close();
@@ -184,10 +202,16 @@ test('stop() lets a connection already accepted finish, refuses new ones, and is
     socket.once('close', () => resolve(Buffer.concat(chunks).toString()));
   });
   const stopping = forwarder.stop();
-  await assert.rejects(new Promise((resolve, reject) => {
-    const late = net.connect(forwarder.port, '127.0.0.1', () => { late.destroy(); resolve(undefined); });
-    late.once('error', reject);
-  }), /ECONNREFUSED/);
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const late = net.connect(forwarder.port, '127.0.0.1', () => {
+        late.destroy();
+        resolve(undefined);
+      });
+      late.once('error', reject);
+    }),
+    /ECONNREFUSED/,
+  );
   assert.equal(await received, 'late answer\n');
   await stopping;
   await forwarder.stop();
@@ -206,7 +230,9 @@ test('backpressure: a host client that does not read holds the guest sender back
   const growth = process.memoryUsage().rss - before;
   assert.ok(growth < 16 * 1024 * 1024, `host RSS grew ${growth} bytes with a paused reader`);
   let total = 0;
-  socket.on('data', (d: Buffer) => { total += d.length; });
+  socket.on('data', (d: Buffer) => {
+    total += d.length;
+  });
   socket.resume();
   await new Promise((resolve) => socket.once('close', resolve));
   assert.equal(total, size);

@@ -42,8 +42,20 @@ function workspace(name: string, config: Record<string, unknown>): string {
 
 async function open(folder: string, logs: string[], settings: Partial<PlanSettings>): Promise<Session> {
   const prepared = await prepareWorkspace({
-    folder, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true,
-    settings: { image: nodeImageLayout(), memoryMib: 512, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable', ...settings },
+    folder,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
+    settings: {
+      image: nodeImageLayout(),
+      memoryMib: 512,
+      cpus: 1,
+      network: 'none',
+      symlinks: 'opaque',
+      protect: [...DEFAULT_PROTECT],
+      git: 'writable',
+      ...settings,
+    },
   });
   assert.ok(prepared);
   return new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
@@ -52,12 +64,13 @@ async function open(folder: string, logs: string[], settings: Partial<PlanSettin
 async function output(session: Session, argv: string[]): Promise<string> {
   const child = session.spawn(argv);
   let out = '';
-  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout())
+    out += chunk.toString('utf8');
   await child.wait();
   return out;
 }
 
-test('a CA file in trustHostCertificates: the guest store, the toolchains\' variables and Node trust it; it is installed once per container', async () => {
+test("a CA file in trustHostCertificates: the guest store, the toolchains' variables and Node trust it; it is installed once per container", async () => {
   const folder = workspace('trusted', { postCreateCommand: 'node check.js > hook.txt' });
   const logs: string[] = [];
   const session = await open(folder, logs, { trustCertificates: [ca.caFile] });
@@ -66,11 +79,18 @@ test('a CA file in trustHostCertificates: the guest store, the toolchains\' vari
     await session.hooksSettled();
     assert.equal(fs.readFileSync(path.join(folder, 'hook.txt'), 'utf8'), 'tls ok\n', logs.join('\n'));
     assert.equal(await output(session, ['node', 'check.js']), 'tls ok\n', 'terminals trust it too');
-    const env = await output(session, ['/bin/sh', '-c', 'echo $NODE_EXTRA_CA_CERTS $SSL_CERT_FILE $GIT_SSL_CAINFO $CURL_CA_BUNDLE $REQUESTS_CA_BUNDLE $PIP_CERT']);
+    const env = await output(session, [
+      '/bin/sh',
+      '-c',
+      'echo $NODE_EXTRA_CA_CERTS $SSL_CERT_FILE $GIT_SSL_CAINFO $CURL_CA_BUNDLE $REQUESTS_CA_BUNDLE $PIP_CERT',
+    ]);
     assert.equal(env, `${GUEST_HOST_CAS} ${[1, 2, 3, 4, 5].map(() => GUEST_CA_BUNDLE).join(' ')}\n`);
     const bundle = await output(session, ['cat', GUEST_CA_BUNDLE]);
     assert.ok(bundle.includes(fs.readFileSync(ca.caFile, 'utf8').trim().split('\n')[1]!), 'the bundle holds the CA');
-    assert.ok(logs.some((l) => l.includes('the VM trusts the 1 CA(s) this host added: CN=microvm-test-proxy-ca')), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes('the VM trusts the 1 CA(s) this host added: CN=microvm-test-proxy-ca')),
+      logs.join('\n'),
+    );
   } finally {
     await session.stop();
   }
@@ -83,7 +103,14 @@ test('without the CA the TLS failure is named in the log with the fix', async ()
   try {
     await session.start();
     await session.hooksSettled();
-    assert.ok(logs.some((l) => /does not trust the server's certificate issuer \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\).*trustHostCertificates to "auto"/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) =>
+        /does not trust the server's certificate issuer \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\).*trustHostCertificates to "auto"/.test(
+          l,
+        ),
+      ),
+      logs.join('\n'),
+    );
   } finally {
     await session.stop();
   }
@@ -91,15 +118,21 @@ test('without the CA the TLS failure is named in the log with the fix', async ()
 
 test('auto on this machine: the npm registry answers over TLS in the guest when the host trusts an added CA', async (t) => {
   if (hostCertificates('auto').subjects.length === 0) return t.skip('this host added no CA to its store');
-  const reachable = await fetch('https://registry.npmjs.org/left-pad', { signal: AbortSignal.timeout(10_000) }).then((r) => r.ok, () => false);
+  const reachable = await fetch('https://registry.npmjs.org/left-pad', { signal: AbortSignal.timeout(10_000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
   if (!reachable) return t.skip('the npm registry is not reachable from this host');
   const folder = workspace('registry', {});
   const logs: string[] = [];
   const session = await open(folder, logs, { network: 'outbound', trustCertificates: 'auto' });
   try {
     await session.start();
-    const got = await output(session, ['node', '-e',
-      "require('https').get('https://registry.npmjs.org/left-pad', (r) => { r.resume(); console.log('status ' + r.statusCode); }).on('error', (e) => console.log('failed ' + e.code))"]);
+    const got = await output(session, [
+      'node',
+      '-e',
+      "require('https').get('https://registry.npmjs.org/left-pad', (r) => { r.resume(); console.log('status ' + r.statusCode); }).on('error', (e) => console.log('failed ' + e.code))",
+    ]);
     assert.equal(got, 'status 200\n', logs.join('\n'));
   } finally {
     await session.stop();

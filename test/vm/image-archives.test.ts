@@ -53,13 +53,17 @@ describe('an OCI archive', () => {
     image.layers[0] = { ...layer, data: Buffer.from(layer.data).fill(1, 20, 30) };
     const file = path.join(tmp, 'tampered.oci.tar');
     fs.writeFileSync(file, ociArchiveOf(image));
-    await assert.rejects(Image.build({ ref: file, snapshot: false }), (err: unknown) => isMicrovmError(err, 'E_IMAGE_DIGEST'));
+    await assert.rejects(Image.build({ ref: file, snapshot: false }), (err: unknown) =>
+      isMicrovmError(err, 'E_IMAGE_DIGEST'),
+    );
   });
 
   it('an entry with ../ in the archive is rejected without writing outside the store', async () => {
     const file = path.join(tmp, 'escape.tar');
     fs.writeFileSync(file, tarOf([{ path: '../../escape-sentinel', data: 'x' }]));
-    await assert.rejects(Image.build({ ref: file, snapshot: false }), (err: unknown) => isMicrovmError(err, 'E_IMAGE_INVALID'));
+    await assert.rejects(Image.build({ ref: file, snapshot: false }), (err: unknown) =>
+      isMicrovmError(err, 'E_IMAGE_INVALID'),
+    );
     assert.ok(!fs.existsSync(path.resolve(tmp, '../../escape-sentinel')));
   });
 });
@@ -68,7 +72,14 @@ describe('a docker save tarball', () => {
   it('boots, with plain tar layers and a layer stored as a symlink', async () => {
     const base = gunzipSync(debianBaseLayer().data);
     const upper = tarOf([{ path: 'etc/from-docker-save', data: 'docker-save' }]);
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['A=1'] }, rootfs: { type: 'layers', diff_ids: [] } }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: ['A=1'] },
+        rootfs: { type: 'layers', diff_ids: [] },
+      }),
+    );
     const hex = createHash('sha256').update(config).digest('hex');
     const file = path.join(tmp, 'image.docker.tar');
     fs.writeFileSync(file, dockerSaveOf(config, [base, upper], hex, true));

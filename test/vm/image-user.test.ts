@@ -29,7 +29,9 @@ function layoutWithUser(user: string): string {
 }
 
 const dirs: string[] = [];
-after(() => { for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test('processes run as the image config User', async () => {
   const dir = layoutWithUser('1000:1000');
@@ -39,7 +41,10 @@ test('processes run as the image config User', async () => {
   const vm = await pool.acquire();
   try {
     // The default image's WorkingDir is /root, which uid 1000 cannot enter.
-    const ids = await vm.exec({ argv: ['sh', '-c', 'id -u; id -g; touch /tmp/mine; stat -c %u /tmp/mine'], cwd: '/tmp' });
+    const ids = await vm.exec({
+      argv: ['sh', '-c', 'id -u; id -g; touch /tmp/mine; stat -c %u /tmp/mine'],
+      cwd: '/tmp',
+    });
     assert.equal(ids.stdout, '1000\n1000\n1000\n');
     const denied = await vm.exec({ argv: ['sh', '-c', 'echo x > /root/nope'], cwd: '/tmp' });
     assert.notEqual(denied.exitCode, 0, 'the user is not root');

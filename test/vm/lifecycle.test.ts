@@ -3,14 +3,29 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, PreparedWorkspace, Session, SessionEvents } from '../../engine';
+import {
+  DEFAULT_PROTECT,
+  PlanSettings,
+  prepareWorkspace,
+  PreparedWorkspace,
+  Session,
+  SessionEvents,
+} from '../../engine';
 
 /**
  * Issue 16: devcontainer.json's lifecycle and variables as the spec means them, with real VMs
  * (the embedded default image), driven the way the extension drives them but without VS Code:
  * prepareWorkspace, then a Session per open.
  */
-const SETTINGS: PlanSettings = { image: '', memoryMib: 256, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 256,
+  cpus: 1,
+  network: 'none',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-lifecycle-'));
 const sessions: Session[] = [];
 
@@ -36,19 +51,33 @@ class Events implements SessionEvents {
   readonly outputs = new Map<string, string>();
   readonly failures: Array<{ description: string; retry: () => Promise<void> }> = [];
   readonly logs: string[] = [];
-  log(line: string): void { this.logs.push(line); }
+  log(line: string): void {
+    this.logs.push(line);
+  }
   baking(): void {}
   booting(): void {}
   portsChanged(): void {}
-  exited(error: Error): void { this.logs.push(`exited: ${error.message}`); }
-  hookFailed(description: string, retry: () => Promise<void>): void { this.failures.push({ description, retry }); }
-  output(label: string, chunk: Buffer): void { this.outputs.set(label, (this.outputs.get(label) ?? '') + chunk.toString()); }
+  exited(error: Error): void {
+    this.logs.push(`exited: ${error.message}`);
+  }
+  hookFailed(description: string, retry: () => Promise<void>): void {
+    this.failures.push({ description, retry });
+  }
+  output(label: string, chunk: Buffer): void {
+    this.outputs.set(label, (this.outputs.get(label) ?? '') + chunk.toString());
+  }
 }
 
-async function open(folder: string, events = new Events()): Promise<{ session: Session; events: Events; prepared: PreparedWorkspace }> {
+async function open(
+  folder: string,
+  events = new Events(),
+): Promise<{ session: Session; events: Events; prepared: PreparedWorkspace }> {
   const prepared = await prepareWorkspace({
-    folder, settings: SETTINGS, allowLocalEnv: [],
-    onConfigChanged: async () => 'apply', onOverLimits: async () => true,
+    folder,
+    settings: SETTINGS,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
   });
   assert.ok(prepared);
   const session = new Session(prepared.plan, events, prepared.lifecycle);
@@ -58,13 +87,16 @@ async function open(folder: string, events = new Events()): Promise<{ session: S
   return { session, events, prepared };
 }
 
-
-const read = (folder: string, file: string) => (fs.existsSync(path.join(folder, file)) ? fs.readFileSync(path.join(folder, file), 'utf8') : '');
+const read = (folder: string, file: string) =>
+  fs.existsSync(path.join(folder, file)) ? fs.readFileSync(path.join(folder, file), 'utf8') : '';
 
 test('postCreateCommand runs once across three opens, postStartCommand and postAttachCommand each time', async () => {
   const folder = project('counters', {
-    postCreateCommand: 'echo created >> created.txt', postStartCommand: ['sh', '-c', 'echo started >> started.txt'], postAttachCommand: 'echo attached >> attached.txt',
-    onCreateCommand: '', updateContentCommand: [],
+    postCreateCommand: 'echo created >> created.txt',
+    postStartCommand: ['sh', '-c', 'echo started >> started.txt'],
+    postAttachCommand: 'echo attached >> attached.txt',
+    onCreateCommand: '',
+    updateContentCommand: [],
   });
   for (let i = 0; i < 3; i++) {
     const { session } = await open(folder);
@@ -79,15 +111,22 @@ test('postCreateCommand runs once across three opens, postStartCommand and postA
 async function inWorkspace(session: Session, script: string): Promise<string> {
   const child = session.spawn(['sh', '-c', script]);
   let out = '';
-  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout())
+    out += chunk.toString('utf8');
   await child.wait();
   return out;
 }
 
 test('updateContentCommand runs again after a lockfile change only; onCreate and postCreate do not', async () => {
-  const folder = project('content', {
-    onCreateCommand: 'echo created >> oncreate.txt', updateContentCommand: 'echo updated >> update.txt', postCreateCommand: 'echo post >> post.txt',
-  }, { 'package-lock.json': '{"lockfileVersion": 3}\n' });
+  const folder = project(
+    'content',
+    {
+      onCreateCommand: 'echo created >> oncreate.txt',
+      updateContentCommand: 'echo updated >> update.txt',
+      postCreateCommand: 'echo post >> post.txt',
+    },
+    { 'package-lock.json': '{"lockfileVersion": 3}\n' },
+  );
   await (await open(folder)).session.stop();
   await (await open(folder)).session.stop();
   assert.equal(read(folder, 'update.txt'), 'updated\n', 'nothing changed: no rerun');
@@ -95,7 +134,10 @@ test('updateContentCommand runs again after a lockfile change only; onCreate and
   const { session, events } = await open(folder);
   await session.stop();
   assert.equal(read(folder, 'update.txt'), 'updated\nupdated\n');
-  assert.ok(events.logs.includes('a lockfile changed since updateContentCommand last ran: it runs again'), events.logs.join('\n'));
+  assert.ok(
+    events.logs.includes('a lockfile changed since updateContentCommand last ran: it runs again'),
+    events.logs.join('\n'),
+  );
   await (await open(folder)).session.stop();
   assert.equal(read(folder, 'update.txt'), 'updated\nupdated\n', 'once per change');
   assert.equal(read(folder, 'oncreate.txt'), 'created\n');
@@ -103,31 +145,57 @@ test('updateContentCommand runs again after a lockfile change only; onCreate and
 });
 
 test('the container outlives its VM: what postCreateCommand installed outside the folder is there at the next open; a new container starts from the image', async () => {
-  const config = { containerEnv: { FLAVOUR: 'a' }, postCreateCommand: 'mkdir -p /opt/tool && echo v1 > /opt/tool/version && echo ran >> /opt/created' };
+  const config = {
+    containerEnv: { FLAVOUR: 'a' },
+    postCreateCommand: 'mkdir -p /opt/tool && echo v1 > /opt/tool/version && echo ran >> /opt/created',
+  };
   const folder = project('container', config);
   const probe = 'cat /opt/tool/version /opt/created /opt/extra 2>/dev/null; ls -A /tmp | wc -l';
   const first = await open(folder);
-  assert.equal(await inWorkspace(first.session, 'echo kept > /opt/extra; touch /tmp/scratch; ' + probe), 'v1\nran\nkept\n1\n');
-  assert.ok(first.events.logs.some((l) => l.startsWith('a new container from sha256:')), first.events.logs.join('\n'));
+  assert.equal(
+    await inWorkspace(first.session, 'echo kept > /opt/extra; touch /tmp/scratch; ' + probe),
+    'v1\nran\nkept\n1\n',
+  );
+  assert.ok(
+    first.events.logs.some((l) => l.startsWith('a new container from sha256:')),
+    first.events.logs.join('\n'),
+  );
   await first.session.stop();
 
   const second = await open(folder);
-  assert.equal(await inWorkspace(second.session, probe), 'v1\nran\nkept\n0\n', 'the root\'s changes stayed, /tmp did not, postCreateCommand did not run again');
-  assert.ok(second.events.logs.some((l) => l.startsWith('the container of sha256:')), second.events.logs.join('\n'));
+  assert.equal(
+    await inWorkspace(second.session, probe),
+    'v1\nran\nkept\n0\n',
+    "the root's changes stayed, /tmp did not, postCreateCommand did not run again",
+  );
+  assert.ok(
+    second.events.logs.some((l) => l.startsWith('the container of sha256:')),
+    second.events.logs.join('\n'),
+  );
   await second.session.stop();
 
   // What makes the container changed: a new one, from the image alone, and its hooks run once more.
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({ ...config, containerEnv: { FLAVOUR: 'b' } }));
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify({ ...config, containerEnv: { FLAVOUR: 'b' } }),
+  );
   const third = await open(folder);
   assert.equal(await inWorkspace(third.session, probe), 'v1\nran\n0\n');
   await third.session.stop();
 });
 
-test('PATH prepended with ${containerEnv:PATH} finds both the workspace\'s tool and the image\'s tools', async () => {
-  const folder = project('path', {
-    remoteEnv: { PATH: '${containerWorkspaceFolder}/bin:${containerEnv:PATH}', GREETING: 'hello from ${localWorkspaceFolderBasename}' },
-    postStartCommand: 'mytool > path.txt && command -v ls >> path.txt && echo "$GREETING" >> path.txt',
-  }, { 'bin/mytool': '#!/bin/sh\necho mytool ran\n' });
+test("PATH prepended with ${containerEnv:PATH} finds both the workspace's tool and the image's tools", async () => {
+  const folder = project(
+    'path',
+    {
+      remoteEnv: {
+        PATH: '${containerWorkspaceFolder}/bin:${containerEnv:PATH}',
+        GREETING: 'hello from ${localWorkspaceFolderBasename}',
+      },
+      postStartCommand: 'mytool > path.txt && command -v ls >> path.txt && echo "$GREETING" >> path.txt',
+    },
+    { 'bin/mytool': '#!/bin/sh\necho mytool ran\n' },
+  );
   const { session } = await open(folder);
   await session.stop();
   const lines = read(folder, 'path.txt').split('\n');
@@ -164,7 +232,11 @@ test('a failing onCreateCommand leaves a usable VM with its output; Retry runs i
     assert.match(events.failures[0]!.description, /onCreateCommand 'test -f fixed.*' exited 1/);
     assert.match(events.outputs.get('onCreateCommand') ?? '', /not fixed yet/);
     assert.equal(read(folder, 'after.txt'), '', 'the hooks after the failing one did not run');
-    assert.equal((await session.running.exec({ argv: ['echo', 'still here'] })).stdout, 'still here\n', 'the VM is usable');
+    assert.equal(
+      (await session.running.exec({ argv: ['echo', 'still here'] })).stdout,
+      'still here\n',
+      'the VM is usable',
+    );
     fs.writeFileSync(path.join(folder, 'fixed'), '');
     await events.failures[0]!.retry();
     assert.equal(read(folder, 'after.txt'), 'after\n');
@@ -178,7 +250,10 @@ test('a failing onCreateCommand leaves a usable VM with its output; Retry runs i
 
 test('a docker.sock bind and a ${devcontainerId} volume: the folder opens, with one clear warning', async () => {
   const folder = project('dind', {
-    mounts: ['source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind', 'source=cache-${devcontainerId},target=/cache,type=volume'],
+    mounts: [
+      'source=/var/run/docker.sock,target=/var/run/docker.sock,type=bind',
+      'source=cache-${devcontainerId},target=/cache,type=volume',
+    ],
     postStartCommand: 'touch /cache/ok && ls /var/run/docker.sock >/dev/null 2>&1; echo $? > sock.txt',
   });
   const { session, prepared } = await open(folder);

@@ -11,15 +11,19 @@ const WARM_UP = 48;
 
 /** QEMU processes this process started (tsx's esbuild service is a child too, and stays). */
 function childPids(): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((entry) => {
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const isChild = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
-      return isChild && fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('qemu-system');
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((entry) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const isChild = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+        return isChild && fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('qemu-system');
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 const openFds = () => fs.readdirSync('/proc/self/fd').length;
@@ -41,12 +45,14 @@ test(`pool max 8: ${CYCLES} acquire/exec/release cycles from ${CALLERS} callers 
   };
   const run = async (count: number) => {
     const limit = started + count;
-    await Promise.all(Array.from({ length: CALLERS }, async () => {
-      while (started < limit) {
-        started++;
-        await cycle();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: CALLERS }, async () => {
+        while (started < limit) {
+          started++;
+          await cycle();
+        }
+      }),
+    );
   };
   await run(WARM_UP);
   await waitForIdle(pool);
@@ -67,7 +73,10 @@ test(`pool max 8: ${CYCLES} acquire/exec/release cycles from ${CALLERS} callers 
 });
 
 async function waitForIdle(pool: { stats(): { idle: number; inUse: number; min: number } }): Promise<void> {
-  assert.ok(await waitUntil(() => pool.stats().inUse === 0 && pool.stats().idle === pool.stats().min, 60_000), 'the pool refills to min');
+  assert.ok(
+    await waitUntil(() => pool.stats().inUse === 0 && pool.stats().idle === pool.stats().min, 60_000),
+    'the pool refills to min',
+  );
 }
 
 async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {

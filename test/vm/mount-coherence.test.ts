@@ -20,7 +20,10 @@ let vm: Vm;
 
 before(async () => {
   fs.chmodSync(dir, 0o755);
-  const image = await Image.build({ network: 'none', mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [] }] });
+  const image = await Image.build({
+    network: 'none',
+    mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [] }],
+  });
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
 });
@@ -53,22 +56,34 @@ async function seenWithinBound(what: string, probe: string, want: string, change
     lastStart = performance.now();
     const seen = await guest(probe);
     if (seen === want) break;
-    assert.ok(performance.now() - changed < STALENESS_BOUND_MS + 10 * roundTrip + 1000, `${what}: the guest still sees ${JSON.stringify(seen)}`);
+    assert.ok(
+      performance.now() - changed < STALENESS_BOUND_MS + 10 * roundTrip + 1000,
+      `${what}: the guest still sees ${JSON.stringify(seen)}`,
+    );
   }
   const lag = lastStart - changed;
   console.log(`${what}: seen by the guest after ${lag.toFixed(0)} ms (exec round trip ${roundTrip.toFixed(0)} ms)`);
-  assert.ok(lag <= STALENESS_BOUND_MS + 2 * roundTrip, `${what}: seen only after ${lag.toFixed(0)} ms, over the ${STALENESS_BOUND_MS} ms bound`);
+  assert.ok(
+    lag <= STALENESS_BOUND_MS + 2 * roundTrip,
+    `${what}: seen only after ${lag.toFixed(0)} ms, over the ${STALENESS_BOUND_MS} ms bound`,
+  );
 }
 
 test('a guest write is on the host when write(2) returns, with the file still open', async () => {
-  const held = guest('exec 3> /workspace/held.txt; printf guest-data >&3; : > /workspace/written; '
-    + 'i=0; while [ ! -e /workspace/host-saw ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; [ -e /workspace/host-saw ]');
+  const held = guest(
+    'exec 3> /workspace/held.txt; printf guest-data >&3; : > /workspace/written; ' +
+      'i=0; while [ ! -e /workspace/host-saw ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; [ -e /workspace/host-saw ]',
+  );
   const started = Date.now();
   while (!fs.existsSync(path.join(dir, 'written'))) {
     assert.ok(Date.now() - started < 30_000, 'the guest never wrote');
     await new Promise((r) => setTimeout(r, 5));
   }
-  assert.equal(fs.readFileSync(path.join(dir, 'held.txt'), 'utf8'), 'guest-data', 'the write was not on the host while the guest held the file open');
+  assert.equal(
+    fs.readFileSync(path.join(dir, 'held.txt'), 'utf8'),
+    'guest-data',
+    'the write was not on the host while the guest held the file open',
+  );
   fs.writeFileSync(path.join(dir, 'host-saw'), '');
   await held;
   await guest('printf more >> /workspace/held.txt');
@@ -79,23 +94,36 @@ test('host changes to files the guest has cached arrive within the bound', async
   const file = path.join(dir, 'cached.txt');
   fs.writeFileSync(file, 'one\n');
   await guest('cat /workspace/cached.txt; cat /workspace/cached.txt; stat /workspace/cached.txt >/dev/null');
-  await seenWithinBound('a host append (size grows)', 'cat /workspace/cached.txt', 'one\ntwo\n', () => fs.appendFileSync(file, 'two\n'));
+  await seenWithinBound('a host append (size grows)', 'cat /workspace/cached.txt', 'one\ntwo\n', () =>
+    fs.appendFileSync(file, 'two\n'),
+  );
   await seenWithinBound('a same-size host rewrite in place', 'cat /workspace/cached.txt', 'ONE\nTWO\n', () => {
     const fd = fs.openSync(file, 'r+');
     fs.writeSync(fd, 'ONE\nTWO\n', 0);
     fs.closeSync(fd);
   });
   await seenWithinBound('a host truncate', 'cat /workspace/cached.txt; echo .', '.\n', () => fs.truncateSync(file, 0));
-  await seenWithinBound('an editor-style save (write a temp file, rename over)', 'cat /workspace/cached.txt', 'saved\n', () => {
-    fs.writeFileSync(path.join(dir, '.cached.txt.tmp'), 'saved\n');
-    fs.renameSync(path.join(dir, '.cached.txt.tmp'), file);
-  });
+  await seenWithinBound(
+    'an editor-style save (write a temp file, rename over)',
+    'cat /workspace/cached.txt',
+    'saved\n',
+    () => {
+      fs.writeFileSync(path.join(dir, '.cached.txt.tmp'), 'saved\n');
+      fs.renameSync(path.join(dir, '.cached.txt.tmp'), file);
+    },
+  );
 });
 
 test('host creates and deletes reach a guest that looked the names up', async () => {
   fs.writeFileSync(path.join(dir, 'doomed.txt'), 'x');
   await guest('[ -e /workspace/doomed.txt ] && [ ! -e /workspace/newborn.txt ]; ls /workspace >/dev/null');
-  await seenWithinBound('a host delete', '[ -e /workspace/doomed.txt ] && echo present || echo gone', 'gone\n', () => fs.rmSync(path.join(dir, 'doomed.txt')));
-  await seenWithinBound('a host create', 'cat /workspace/newborn.txt 2>/dev/null || echo missing', 'new\n', () => fs.writeFileSync(path.join(dir, 'newborn.txt'), 'new\n'));
-  await seenWithinBound('a host mkdir, listed', 'ls /workspace | grep -c "^newdir$" || true', '1\n', () => fs.mkdirSync(path.join(dir, 'newdir')));
+  await seenWithinBound('a host delete', '[ -e /workspace/doomed.txt ] && echo present || echo gone', 'gone\n', () =>
+    fs.rmSync(path.join(dir, 'doomed.txt')),
+  );
+  await seenWithinBound('a host create', 'cat /workspace/newborn.txt 2>/dev/null || echo missing', 'new\n', () =>
+    fs.writeFileSync(path.join(dir, 'newborn.txt'), 'new\n'),
+  );
+  await seenWithinBound('a host mkdir, listed', 'ls /workspace | grep -c "^newdir$" || true', '1\n', () =>
+    fs.mkdirSync(path.join(dir, 'newdir')),
+  );
 });

@@ -35,7 +35,9 @@ function makeShare(name: string): string {
 /** A static setxattr(2) / llistxattr(2) tool: for the guest (no attr or libcap tools there) and the host check. */
 function xattrTool(): Buffer {
   const src = path.join(root, 'setx.c');
-  fs.writeFileSync(src, `#include <sys/xattr.h>
+  fs.writeFileSync(
+    src,
+    `#include <sys/xattr.h>
 #include <stdio.h>
 #include <string.h>
 int main(int c, char **v) {
@@ -44,7 +46,8 @@ int main(int c, char **v) {
   if (setxattr(v[1], v[2], v[3], strlen(v[3]), 0)) { perror("setxattr"); return 1; }
   return 0;
 }
-`);
+`,
+  );
   execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'setx'), src]);
   return fs.readFileSync(path.join(root, 'setx'));
 }
@@ -90,7 +93,11 @@ test('opaque: a guest symlink to /etc/passwd is stored verbatim and resolves in 
   const result = await sh('ln -s /etc/passwd /ws/x && cat /ws/x');
   assert.equal(result.exitCode, 0, result.stderr);
   assert.equal(fs.readlinkSync(path.join(share('ws'), 'x')), '/etc/passwd');
-  assert.notEqual(result.stdout, fs.readFileSync('/etc/passwd', 'utf8'), 'the guest read its own /etc/passwd, not the host one');
+  assert.notEqual(
+    result.stdout,
+    fs.readFileSync('/etc/passwd', 'utf8'),
+    'the guest read its own /etc/passwd, not the host one',
+  );
   assert.equal(fs.lstatSync(path.join(share('ws'), 'x')).uid, OWNER);
 });
 
@@ -109,13 +116,17 @@ for (const name of ['ws', 'deny']) {
 }
 
 test('follow: host symlinks out of the share (to a directory, relative, to a file) are followed', async () => {
-  const result = await sh('cat /follow/out/secret.txt /follow/rel/secret.txt /follow/secret-link; ls -ld /follow/out | cut -c1');
+  const result = await sh(
+    'cat /follow/out/secret.txt /follow/rel/secret.txt /follow/secret-link; ls -ld /follow/out | cut -c1',
+  );
   assert.equal(result.exitCode, 0, result.stderr);
   assert.equal(result.stdout, `${SECRET}\n${SECRET}\n${SECRET}\nd\n`, 'the guest sees the targets, not links');
 });
 
 test('follow: guest writes land on the host as the owner; through a followed link they land at its target', async () => {
-  const result = await sh('echo changed > /follow/file.txt && mkdir /follow/src && echo ok > /follow/src/ok.txt && echo new > /follow/out/new.txt');
+  const result = await sh(
+    'echo changed > /follow/file.txt && mkdir /follow/src && echo ok > /follow/src/ok.txt && echo new > /follow/out/new.txt',
+  );
   assert.equal(result.exitCode, 0, result.stderr);
   assert.equal(fs.readFileSync(path.join(share('follow'), 'file.txt'), 'utf8'), 'changed\n');
   assert.equal(fs.readFileSync(path.join(share('follow'), 'src', 'ok.txt'), 'utf8'), 'ok\n');
@@ -132,10 +143,15 @@ test('follow: guest ln -s fails with EPERM (the view creates no links under foll
 });
 
 test('follow: protected paths stay read-only through the view, also when one is a link to an outside directory', async () => {
-  const result = await sh([
-    'echo evil > /follow/.git/hooks/pre-commit', 'echo "[core] fsmonitor = evil" >> /follow/.git/config',
-    'echo {} > /follow/.vscode/tasks.json', 'mv /follow/.git /follow/git2', 'echo done',
-  ].join('; '));
+  const result = await sh(
+    [
+      'echo evil > /follow/.git/hooks/pre-commit',
+      'echo "[core] fsmonitor = evil" >> /follow/.git/config',
+      'echo {} > /follow/.vscode/tasks.json',
+      'mv /follow/.git /follow/git2',
+      'echo done',
+    ].join('; '),
+  );
   assert.match(result.stderr, /config: Permission denied/);
   assert.equal(fs.existsSync(path.join(share('follow'), '.git', 'hooks', 'pre-commit')), false);
   assert.equal(fs.readFileSync(path.join(share('follow'), '.git', 'config'), 'utf8'), '[core]\n');
@@ -144,7 +160,9 @@ test('follow: protected paths stay read-only through the view, also when one is 
 });
 
 test('follow + readOnly: reads follow links, no write lands anywhere, through links neither', async () => {
-  const result = await sh('cat /followro/out/secret.txt; echo pwned > /followro/file.txt; echo pwned > /followro/out/pwn; mkdir /followro/d; echo done');
+  const result = await sh(
+    'cat /followro/out/secret.txt; echo pwned > /followro/file.txt; echo pwned > /followro/out/pwn; mkdir /followro/d; echo done',
+  );
   assert.ok(result.stdout.startsWith(`${SECRET}\n`), result.stdout);
   assert.match(result.stderr, /Read-only file system/);
   assert.equal(fs.readFileSync(path.join(share('followro'), 'file.txt'), 'utf8'), 'original\n');
@@ -185,7 +203,9 @@ test('a setuid binary made by guest root is not setuid-root on the host', async 
 });
 
 test('security.* xattrs and file capabilities set by guest root do not reach the host', async () => {
-  const result = await sh('echo x > /ws/cap; setx /ws/cap security.foo bar; setx /ws/cap security.capability 0123456789; setx /ws/cap trusted.x y; setx /ws/cap user.x y; true');
+  const result = await sh(
+    'echo x > /ws/cap; setx /ws/cap security.foo bar; setx /ws/cap security.capability 0123456789; setx /ws/cap trusted.x y; setx /ws/cap user.x y; true',
+  );
   assert.match(result.stderr, /setxattr/);
   const attrs = execFileSync(path.join(root, 'setx'), [path.join(share('ws'), 'cap')], { encoding: 'utf8' }).trim();
   assert.ok(!/security\.|trusted\./.test(attrs), attrs);
@@ -199,11 +219,17 @@ test('writes to a readOnly mount fail and the host files stay as they were', asy
 });
 
 test('.git/hooks/pre-commit, .git/config and .vscode/tasks.json are read-only; the rest stays writable', async () => {
-  const result = await sh([
-    'echo evil > /ws/.git/hooks/pre-commit', 'echo "[core] fsmonitor = evil" >> /ws/.git/config',
-    'echo {} > /ws/.vscode/tasks.json', 'mv /ws/.git /ws/git2', 'rm -rf /ws/.vscode',
-    'mkdir -p /ws/src && echo ok > /ws/src/ok.txt && echo changed > /ws/file.txt', 'echo done',
-  ].join('; '));
+  const result = await sh(
+    [
+      'echo evil > /ws/.git/hooks/pre-commit',
+      'echo "[core] fsmonitor = evil" >> /ws/.git/config',
+      'echo {} > /ws/.vscode/tasks.json',
+      'mv /ws/.git /ws/git2',
+      'rm -rf /ws/.vscode',
+      'mkdir -p /ws/src && echo ok > /ws/src/ok.txt && echo changed > /ws/file.txt',
+      'echo done',
+    ].join('; '),
+  );
   assert.equal(fs.existsSync(path.join(share('ws'), '.git', 'hooks', 'pre-commit')), false);
   assert.equal(fs.readFileSync(path.join(share('ws'), '.git', 'config'), 'utf8'), '[core]\n');
   assert.equal(fs.existsSync(path.join(share('ws'), '.vscode', 'tasks.json')), false);

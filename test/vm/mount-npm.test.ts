@@ -23,20 +23,40 @@ after(() => {
 
 test('npm install in the guest puts node_modules on the volume over the mount', async () => {
   fs.chmodSync(project, 0o755);
-  fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0', private: true, dependencies: { 'is-number': '7.0.0', 'left-pad': '1.3.0' } }));
-  fs.writeFileSync(path.join(project, 'index.js'), "console.log(require('is-number')(5), require('left-pad')('x', 3));\n");
+  fs.writeFileSync(
+    path.join(project, 'package.json'),
+    JSON.stringify({
+      name: 'p',
+      version: '1.0.0',
+      private: true,
+      dependencies: { 'is-number': '7.0.0', 'left-pad': '1.3.0' },
+    }),
+  );
+  fs.writeFileSync(
+    path.join(project, 'index.js'),
+    "console.log(require('is-number')(5), require('left-pad')('x', 3));\n",
+  );
   let installMs = 0;
   const image = await Image.build({
     ref: nodeImageLayout(),
     network: 'outbound',
     memoryMib: 512,
     // Where the host reaches the registry through a TLS-intercepting proxy, the guest needs its CA too.
-    ...(hostCa ? { extraFiles: [{ hostPath: hostCa, guestPath: '/etc/ssl/certs/host-ca.pem' }], env: { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/host-ca.pem' } } : {}),
+    ...(hostCa
+      ? {
+          extraFiles: [{ hostPath: hostCa, guestPath: '/etc/ssl/certs/host-ca.pem' }],
+          env: { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/host-ca.pem' },
+        }
+      : {}),
     mounts: [{ hostPath: project, guestPath: '/workspace' }],
     volumes: [{ name: volume, sizeMib: 256, mountPoint: '/workspace/node_modules' }],
     warmup: async (vm) => {
       const started = Date.now();
-      const result = await vm.exec({ argv: ['npm', 'install', '--no-audit', '--no-fund'], cwd: '/workspace', timeoutMs: 240_000 });
+      const result = await vm.exec({
+        argv: ['npm', 'install', '--no-audit', '--no-fund'],
+        cwd: '/workspace',
+        timeoutMs: 240_000,
+      });
       installMs = Date.now() - started;
       assert.equal(result.exitCode, 0, result.stderr);
     },

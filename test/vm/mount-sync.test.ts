@@ -14,7 +14,10 @@ let vm: Vm;
 
 before(async () => {
   fs.chmodSync(dir, 0o755);
-  const image = await Image.build({ network: 'none', mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [] }] });
+  const image = await Image.build({
+    network: 'none',
+    mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [] }],
+  });
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
 });
@@ -39,15 +42,19 @@ test('a host edit is visible to a guest cat within 1 s', async () => {
 });
 
 test('a 10k-file tree created in the guest appears on the host intact', SLOW, async () => {
-  const script = 'cd /workspace && mkdir tree && for d in $(seq 0 99); do mkdir tree/d$d; done && ' +
+  const script =
+    'cd /workspace && mkdir tree && for d in $(seq 0 99); do mkdir tree/d$d; done && ' +
     'for i in $(seq 0 9999); do echo "file $i" > tree/d$((i % 100))/f$i; done && sync';
   const started = Date.now();
   const result = await vm.exec({ argv: ['bash', '-c', script], timeoutMs: 300_000 });
   assert.equal(result.exitCode, 0, result.stderr);
   console.log(`10k files created through virtio-fs in ${Date.now() - started} ms`);
-  const guestSum = (await vm.exec({ argv: ['bash', '-c', 'cd /workspace/tree && find . -type f | sort | xargs cat | sha256sum'] })).stdout.split(' ')[0];
+  const guestSum = (
+    await vm.exec({ argv: ['bash', '-c', 'cd /workspace/tree && find . -type f | sort | xargs cat | sha256sum'] })
+  ).stdout.split(' ')[0];
   const files: string[] = [];
-  for (const d of fs.readdirSync(path.join(dir, 'tree'))) for (const f of fs.readdirSync(path.join(dir, 'tree', d))) files.push(`./${d}/${f}`);
+  for (const d of fs.readdirSync(path.join(dir, 'tree')))
+    for (const f of fs.readdirSync(path.join(dir, 'tree', d))) files.push(`./${d}/${f}`);
   assert.equal(files.length, 10_000);
   files.sort();
   const hash = createHash('sha256');

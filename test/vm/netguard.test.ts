@@ -36,17 +36,26 @@ function cleanUp(): void {
 function createHostNet(): void {
   ip('netns', 'add', PEER_NETNS);
   ipBatch([
-    `link add ${BRIDGE} type bridge`, `link set ${BRIDGE} up`, `addr add ${BRIDGE_ADDR}/24 dev ${BRIDGE}`,
-    `link add mvng-v0 type veth peer name mvng-v1 netns ${PEER_NETNS}`, `link set mvng-v0 master ${BRIDGE}`, 'link set mvng-v0 up',
-    `link add ${MANY} type bridge`, `link set ${MANY} up`, ...MANY_ADDRS.map((a) => `addr add ${a}/32 dev ${MANY}`),
+    `link add ${BRIDGE} type bridge`,
+    `link set ${BRIDGE} up`,
+    `addr add ${BRIDGE_ADDR}/24 dev ${BRIDGE}`,
+    `link add mvng-v0 type veth peer name mvng-v1 netns ${PEER_NETNS}`,
+    `link set mvng-v0 master ${BRIDGE}`,
+    'link set mvng-v0 up',
+    `link add ${MANY} type bridge`,
+    `link set ${MANY} up`,
+    ...MANY_ADDRS.map((a) => `addr add ${a}/32 dev ${MANY}`),
   ]);
   ipBatch(['link set lo up', 'link set mvng-v1 up', `addr add ${PEER_ADDR}/24 dev mvng-v1`], PEER_NETNS);
 }
 
 /** A TCP server in the "container" namespace: it answers "peer secret" and prints its port. */
 async function startPeerServer(): Promise<number> {
-  const script = "const s = require('net').createServer((c) => c.end('peer secret\\n')); s.listen(0, () => console.log(s.address().port));";
-  peerServer = spawn('ip', ['netns', 'exec', PEER_NETNS, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script =
+    "const s = require('net').createServer((c) => c.end('peer secret\\n')); s.listen(0, () => console.log(s.address().port));";
+  peerServer = spawn('ip', ['netns', 'exec', PEER_NETNS, process.execPath, '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line = await new Promise<string>((resolve, reject) => {
     readline.createInterface({ input: peerServer!.stdout! }).once('line', resolve);
     peerServer!.once('exit', (code) => reject(new Error(`the peer server exited (${code})`)));
@@ -59,7 +68,9 @@ function hostRead(address: string, port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: address, port, timeout: 5000 });
     let text = '';
-    socket.on('data', (d: Buffer) => { text += d.toString(); });
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
     socket.once('end', () => resolve(text));
     socket.once('timeout', () => socket.destroy(new Error(`no answer from ${address}:${port}`)));
     socket.once('error', reject);
@@ -93,19 +104,29 @@ after(async () => {
   }
 });
 
-test("a container on a host bridge, and the bridge's own address, are out of the guest's reach", { skip: NEEDS_ROOT }, async () => {
-  assert.equal(await hostRead(PEER_ADDR, peerPort), 'peer secret\n');
-  assert.equal(await hostRead(BRIDGE_ADDR, hostPort), 'host secret\n');
-  for (const [address, port] of [[PEER_ADDR, peerPort], [BRIDGE_ADDR, hostPort]] as const) {
-    const r = await guestNc(address, port);
-    assert.doesNotMatch(r.stdout, /secret/, `the guest reached ${address}:${port}`);
-    assert.match(r.stderr, /refused/i, `${address}:${port}: the guard refuses at once`);
-  }
-});
+test(
+  "a container on a host bridge, and the bridge's own address, are out of the guest's reach",
+  { skip: NEEDS_ROOT },
+  async () => {
+    assert.equal(await hostRead(PEER_ADDR, peerPort), 'peer secret\n');
+    assert.equal(await hostRead(BRIDGE_ADDR, hostPort), 'host secret\n');
+    for (const [address, port] of [
+      [PEER_ADDR, peerPort],
+      [BRIDGE_ADDR, hostPort],
+    ] as const) {
+      const r = await guestNc(address, port);
+      assert.doesNotMatch(r.stdout, /secret/, `the guest reached ${address}:${port}`);
+      assert.match(r.stderr, /refused/i, `${address}:${port}: the guard refuses at once`);
+    }
+  },
+);
 
 test('more than 64 host addresses: all 100 addresses of a bridge are refused', { skip: NEEDS_ROOT }, async () => {
   const answers = await Promise.all(MANY_ADDRS.map((a) => hostRead(a, hostPort)));
-  assert.ok(answers.every((a) => a === 'host secret\n'), 'the host reaches its listener on every address');
+  assert.ok(
+    answers.every((a) => a === 'host secret\n'),
+    'the host reaches its listener on every address',
+  );
   const loop = `for a in ${MANY_ADDRS.join(' ')}; do echo "$a $(nc -w 2 $a ${hostPort} </dev/null 2>&1 | tr '\\n' ' ')"; done`;
   const r = await vm.exec({ argv: ['sh', '-c', loop], timeoutMs: 300_000 });
   const lines = r.stdout.trim().split('\n');
@@ -137,7 +158,10 @@ test('an address added while the VM runs is refused from the next connection on'
     // The attempt under way when the address appeared started before it; judge the ones after.
     await readAttempts(addedAfter + 6);
     const judged = attempts.slice(addedAfter + 1);
-    assert.ok(attempts.every((a) => !a.includes('secret')), attempts.join('\n'));
+    assert.ok(
+      attempts.every((a) => !a.includes('secret')),
+      attempts.join('\n'),
+    );
     for (const a of judged) assert.match(a, /Connection refused/, attempts.join('\n'));
   } finally {
     child.signal('SIGKILL');
@@ -148,7 +172,10 @@ test('an address added while the VM runs is refused from the next connection on'
 test('ordinary outbound still works: DNS through slirp, and HTTP to a public name', { skip: NEEDS_ROOT }, async () => {
   const resolve = await vm.exec({ argv: ['nslookup', 'deb.debian.org'], timeoutMs: 30_000 });
   assert.equal(resolve.exitCode, 0, resolve.stdout + resolve.stderr);
-  const http = await vm.exec({ argv: ['wget', '-S', '-O', '/dev/null', 'http://deb.debian.org/debian/'], timeoutMs: 60_000 });
+  const http = await vm.exec({
+    argv: ['wget', '-S', '-O', '/dev/null', 'http://deb.debian.org/debian/'],
+    timeoutMs: 60_000,
+  });
   assert.equal(http.exitCode, 0, http.stdout + http.stderr);
   assert.match(http.stderr, /HTTP\/1\.1 200/);
 });

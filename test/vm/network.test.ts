@@ -38,11 +38,15 @@ test("network 'none': a forward to a guest HTTP server still works", async () =>
   while (!(await vm.listeningPorts()).some((l) => l.port === 3000)) await new Promise((r) => setTimeout(r, 100));
   const forwarder = await vm.exposeTcp(0, 3000);
   const body = await new Promise<string>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: forwarder.port, path: '/index.html', agent: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => { text += d.toString(); });
-      res.on('end', () => resolve(text));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port: forwarder.port, path: '/index.html', agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        res.on('end', () => resolve(text));
+      })
+      .on('error', reject);
   });
   assert.equal(body, 'offline but forwarded\n');
   await forwarder.stop();

@@ -68,7 +68,8 @@ function qemuChildrenOf(ppid: number): QemuProcess[] {
       assert.ok(socket, `no agent socket in QEMU's argv: ${argv.join(' ')}`);
       found.push({ pid: Number(entry), stateDir: path.dirname(socket) });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ESRCH')
+        throw err;
     }
   }
   return found;
@@ -82,7 +83,10 @@ async function killOwnerAndExpectQemuGone(owner: ChildProcess): Promise<QemuProc
   const started = Date.now();
   owner.kill('SIGKILL');
   for (const qemu of qemus) {
-    assert.ok(await waitFor(() => isGone(qemu.pid), 5000 - (Date.now() - started)), `QEMU ${qemu.pid} still runs 5 s after its owner was SIGKILLed`);
+    assert.ok(
+      await waitFor(() => isGone(qemu.pid), 5000 - (Date.now() - started)),
+      `QEMU ${qemu.pid} still runs 5 s after its owner was SIGKILLed`,
+    );
     assert.ok(fs.existsSync(qemu.stateDir), 'a SIGKILLed owner leaves its state directory behind');
     staleStateDirs.push(qemu.stateDir);
   }
@@ -93,8 +97,13 @@ function waitForLine(child: ChildProcess, pattern: RegExp, ms: number): Promise<
   return new Promise((resolve, reject) => {
     let text = '';
     let errors = '';
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${ms} ms; stdout: ${text}; stderr: ${errors}`)), ms);
-    child.stderr?.on('data', (chunk: Buffer) => { errors += chunk.toString(); });
+    const timer = setTimeout(
+      () => reject(new Error(`no ${pattern} within ${ms} ms; stdout: ${text}; stderr: ${errors}`)),
+      ms,
+    );
+    child.stderr?.on('data', (chunk: Buffer) => {
+      errors += chunk.toString();
+    });
     child.stdout?.on('data', (chunk: Buffer) => {
       text += chunk.toString();
       const match = pattern.exec(text);
@@ -110,18 +119,25 @@ function waitForLine(child: ChildProcess, pattern: RegExp, ms: number): Promise<
   });
 }
 
-test('QEMU dies within 5 s when the engine\'s Node process is SIGKILLed', async () => {
-  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+test("QEMU dies within 5 s when the engine's Node process is SIGKILLed", async () => {
+  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(owner);
   const ready = await waitForLine(owner, /ready (\w+)\n/, 60_000);
   const qemus = await killOwnerAndExpectQemuGone(owner);
   const id = ready.split(' ')[1]!.trim();
-  assert.ok(qemus.some((q) => path.basename(q.stateDir) === id), 'the VM the script acquired was among the QEMUs found');
+  assert.ok(
+    qemus.some((q) => path.basename(q.stateDir) === id),
+    'the VM the script acquired was among the QEMUs found',
+  );
 });
 
 test('QEMU dies within 5 s when `microvm run -- sleep 100` is SIGKILLed', async () => {
   const cli = spawn(process.execPath, [bundles.cli, 'run', '--', 'sh', '-c', 'echo started; sleep 100'], {
-    env: env(), stdio: ['pipe', 'pipe', 'pipe'],
+    env: env(),
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   children.push(cli);
   await waitForLine(cli, /started\n/, 60_000);
@@ -131,20 +147,31 @@ test('QEMU dies within 5 s when `microvm run -- sleep 100` is SIGKILLed', async 
 test('the next Image.build() in a fresh process reaps the stale state directories', async () => {
   // The CLI in the test above already reaped the first owner's directories when it built its image.
   assert.ok(staleStateDirs.length >= 2, 'the tests above left state directories');
-  assert.ok(staleStateDirs.some((dir) => fs.existsSync(dir)), 'the killed CLI left its state directory behind');
+  assert.ok(
+    staleStateDirs.some((dir) => fs.existsSync(dir)),
+    'the killed CLI left its state directory behind',
+  );
   const build = `require(process.argv[1]).Image.build({}).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });`;
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['-e', build, bundles.engine], { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', build, bundles.engine], {
+      env: env(),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.once('exit', (code) => resolve({ code, stderr }));
   });
   assert.equal(result.code, 0, result.stderr);
   for (const dir of staleStateDirs) assert.ok(!fs.existsSync(dir), `${dir} was not reaped`);
 });
 
-test('a live owner\'s state directory is not reaped', async () => {
-  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+test("a live owner's state directory is not reaped", async () => {
+  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(owner);
   await waitForLine(owner, /ready (\w+)\n/, 60_000);
   const qemu = qemuChildrenOf(owner.pid as number)[0];
@@ -162,11 +189,25 @@ test('an owner that died but was not reaped by its parent (a zombie) counts as d
   const stateDirModule = path.resolve(__dirname, '..', '..', 'engine', 'vm', 'state-dir.ts');
   try {
     // sh starts the owner in the background, then becomes `sleep`, which never waits for it.
-    const parent = spawn('sh', ['-c', '"$0" --import tsx -e "require(process.argv[1]).createStateDir()" "$1" & exec sleep 30', process.execPath, stateDirModule], {
-      env: { ...process.env, MICROVM_RUN_DIR: runDir }, stdio: 'ignore',
-    });
+    const parent = spawn(
+      'sh',
+      [
+        '-c',
+        '"$0" --import tsx -e "require(process.argv[1]).createStateDir()" "$1" & exec sleep 30',
+        process.execPath,
+        stateDirModule,
+      ],
+      {
+        env: { ...process.env, MICROVM_RUN_DIR: runDir },
+        stdio: 'ignore',
+      },
+    );
     children.push(parent);
-    const ownerFile = () => fs.readdirSync(runDir).map((name) => path.join(runDir, name, 'owner.json')).find((file) => fs.existsSync(file));
+    const ownerFile = () =>
+      fs
+        .readdirSync(runDir)
+        .map((name) => path.join(runDir, name, 'owner.json'))
+        .find((file) => fs.existsSync(file));
     assert.ok(await waitFor(() => ownerFile() !== undefined, 30_000), 'the owner made its state directory');
     const stateDir = path.dirname(ownerFile() as string);
     const { pid } = JSON.parse(fs.readFileSync(ownerFile() as string, 'utf8')) as { pid: number };
@@ -205,14 +246,23 @@ const { Image } = require(process.argv[1]);
 test('no virtiofsd or filter view survives a SIGKILLed owner of a symlinks: follow share', async () => {
   const folder = fs.mkdtempSync(path.join(home, 'follow-'));
   fs.writeFileSync(path.join(folder, 'marker-file'), 'x');
-  const owner = spawn(process.execPath, ['-e', FOLLOW_OWNER_SCRIPT, bundles.engine, folder], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const owner = spawn(process.execPath, ['-e', FOLLOW_OWNER_SCRIPT, bundles.engine, folder], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(owner);
   await waitForLine(owner, /ready .*marker-file/, 90_000);
   const helpers = liveProcessesMentioning(folder);
   const programs = new Set(helpers.map((p) => p.program));
-  assert.ok(programs.has('microvm-fsview') && programs.has('virtiofsd'), `the filter view and virtiofsd run for the share: ${JSON.stringify(helpers)}`);
+  assert.ok(
+    programs.has('microvm-fsview') && programs.has('virtiofsd'),
+    `the filter view and virtiofsd run for the share: ${JSON.stringify(helpers)}`,
+  );
   await killOwnerAndExpectQemuGone(owner);
-  assert.ok(await waitFor(() => liveProcessesMentioning(folder).length === 0, 5000), `still running 5 s after the owner was SIGKILLed: ${JSON.stringify(liveProcessesMentioning(folder))}`);
+  assert.ok(
+    await waitFor(() => liveProcessesMentioning(folder).length === 0, 5000),
+    `still running 5 s after the owner was SIGKILLed: ${JSON.stringify(liveProcessesMentioning(folder))}`,
+  );
 
   // The owner's MICROVM_HOME may never be used again (a deleted temp home): a start of this
   // user with any other home (this process has the real one) reaps the state it left on
@@ -251,7 +301,10 @@ Image.build({
 
 test('SIGKILL in the middle of a bake leaves no QEMU; a half-written snapshot of a dead writer is reaped at the next bake', async () => {
   const snapshotsDir = fs.mkdtempSync(path.join(home, 'snapshots-'));
-  const baker = spawn(process.execPath, ['-e', BAKER_SCRIPT, bundles.engine, snapshotsDir], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const baker = spawn(process.execPath, ['-e', BAKER_SCRIPT, bundles.engine, snapshotsDir], {
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(baker);
   await waitForLine(baker, /baking\n/, 60_000);
   await killOwnerAndExpectQemuGone(baker);
@@ -265,15 +318,25 @@ test('SIGKILL in the middle of a bake leaves no QEMU; a half-written snapshot of
   fs.writeFileSync(path.join(abandoned, 'state'), 'half written');
   const bake = `require(process.argv[1]).Image.build({ snapshotsDir: process.argv[2] }).then((i) => { process.stdout.write(i.snapshot.dir + '\\n'); process.exit(0); }, (err) => { console.error(err); process.exit(1); });`;
   const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['-e', bake, bundles.engine, snapshotsDir], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', bake, bundles.engine, snapshotsDir], {
+      env: env(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
   assert.equal(result.code, 0, result.stderr);
   assert.ok(fs.existsSync(path.join(result.stdout.trim(), 'meta.json')), 'the next build baked a complete snapshot');
-  assert.ok(!fs.existsSync(abandoned), 'the dead writer\'s temp snapshot was removed');
-  assert.deepEqual(fs.readdirSync(snapshotsDir).filter((name) => name.startsWith('.tmp-')), []);
+  assert.ok(!fs.existsSync(abandoned), "the dead writer's temp snapshot was removed");
+  assert.deepEqual(
+    fs.readdirSync(snapshotsDir).filter((name) => name.startsWith('.tmp-')),
+    [],
+  );
 });

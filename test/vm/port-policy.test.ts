@@ -6,7 +6,14 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ExecChild, ForwardedPort, MAX_AUTO_FORWARDS, NOTICE_WINDOW_MS, NOTICES_PER_WINDOW, WELL_KNOWN_SERVICE_PORTS } from '../../engine';
+import {
+  ExecChild,
+  ForwardedPort,
+  MAX_AUTO_FORWARDS,
+  NOTICE_WINDOW_MS,
+  NOTICES_PER_WINDOW,
+  WELL_KNOWN_SERVICE_PORTS,
+} from '../../engine';
 import type { PortsConfig, WorkspacePlan } from '../../engine';
 import { Session, SessionEvents } from '../../engine';
 import { sessionRows } from '../../extension/ports/rules';
@@ -27,8 +34,27 @@ after(async () => {
 
 function plan(ports: Partial<PortsConfig> = {}): WorkspacePlan {
   return {
-    source: { kind: 'image', ref: undefined }, memoryMib: 256, vcpus: 1, network: 'none', allow: [], trustCertificates: 'off', containerEnv: {}, remoteEnv: {}, workspaceFolder: '/root',
-    mounts: [], volumes: [], tmpfs: [], hooks: {}, metadataHooks: {}, features: [], customizations: {}, waitFor: 'updateContentCommand', updateRemoteUserUID: false, userEnvProbe: 'none', hosts: [], problems: [],
+    source: { kind: 'image', ref: undefined },
+    memoryMib: 256,
+    vcpus: 1,
+    network: 'none',
+    allow: [],
+    trustCertificates: 'off',
+    containerEnv: {},
+    remoteEnv: {},
+    workspaceFolder: '/root',
+    mounts: [],
+    volumes: [],
+    tmpfs: [],
+    hooks: {},
+    metadataHooks: {},
+    features: [],
+    customizations: {},
+    waitFor: 'updateContentCommand',
+    updateRemoteUserUID: false,
+    userEnvProbe: 'none',
+    hosts: [],
+    problems: [],
     ports: { forward: [], servicePorts: [], publish: [], attributes: {}, ...ports },
   };
 }
@@ -39,14 +65,22 @@ class Recorder implements SessionEvents {
   readonly logs: string[] = [];
   summaries = 0;
   answer: (port: ForwardedPort) => Promise<boolean> = async () => false;
-  log(line: string): void { this.logs.push(line); }
+  log(line: string): void {
+    this.logs.push(line);
+  }
   baking(): void {}
   booting(): void {}
   portsChanged(): void {}
-  exited(error: Error): void { this.logs.push(`exited: ${error.message}`); }
+  exited(error: Error): void {
+    this.logs.push(`exited: ${error.message}`);
+  }
   output(): void {}
-  hookFailed(description: string): void { this.logs.push(`hook failed: ${description}`); }
-  portForwarded(port: ForwardedPort, action: string): void { this.note(port.guestPort, action); }
+  hookFailed(description: string): void {
+    this.logs.push(`hook failed: ${description}`);
+  }
+  portForwarded(port: ForwardedPort, action: string): void {
+    this.note(port.guestPort, action);
+  }
   confirmSameHostPort(port: ForwardedPort): Promise<boolean> {
     this.note(port.guestPort, 'ask');
     return this.answer(port);
@@ -99,11 +133,15 @@ function httpd(session: Session, port: number): ExecChild {
 
 function get(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/index.html', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d; });
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/index.html', agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d;
+        });
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
   });
 }
 
@@ -143,7 +181,9 @@ test('a guest listener gets a free host port; a host service then binds the same
 /** A static program that listens on COUNT loopback ports from BASE until its stdin closes. */
 function manyListeners(): Buffer {
   const src = path.join(scratch, 'listen-many.c');
-  fs.writeFileSync(src, `#include <arpa/inet.h>
+  fs.writeFileSync(
+    src,
+    `#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,7 +206,8 @@ int main(int argc, char **argv) {
   while (read(0, &c, 1) > 0) {}
   return 0;
 }
-`);
+`,
+  );
   const binary = path.join(scratch, 'listen-many');
   execFileSync('gcc', ['-static', '-O2', '-o', binary, src]);
   return fs.readFileSync(binary);
@@ -192,16 +233,26 @@ test(`300 guest listeners: at most ${MAX_AUTO_FORWARDS} forwards, one notice per
       await until('32 forwards', () => forwardedRows(session).length === MAX_AUTO_FORWARDS, 60_000);
       const forwardedMs = performance.now() - started;
       // The agent reports at most 256 listeners; every one of them is listed, forwarded or with its reason.
-      const listed = await until('the listeners to be listed', () => {
-        const rows = sessionRows(session).filter((r) => r.guestPort >= 20000 && r.guestPort < 20300);
-        return rows.length >= 256 && rows;
-      }, 60_000);
+      const listed = await until(
+        'the listeners to be listed',
+        () => {
+          const rows = sessionRows(session).filter((r) => r.guestPort >= 20000 && r.guestPort < 20300);
+          return rows.length >= 256 && rows;
+        },
+        60_000,
+      );
       await session.portsSettled();
       const unforwarded = listed.filter((r) => r.localAddress === undefined);
-      assert.ok(unforwarded.every((r) => /automatic forwards is the limit/.test(r.note)), JSON.stringify(unforwarded.slice(0, 3)));
+      assert.ok(
+        unforwarded.every((r) => /automatic forwards is the limit/.test(r.note)),
+        JSON.stringify(unforwarded.slice(0, 3)),
+      );
       const someForward = forwardedRows(session)[0];
       await new Promise<void>((resolve, reject) => {
-        const socket = net.connect(Number(someForward!.localAddress?.split(':')[1]), '127.0.0.1', () => { socket.destroy(); resolve(); });
+        const socket = net.connect(Number(someForward!.localAddress?.split(':')[1]), '127.0.0.1', () => {
+          socket.destroy();
+          resolve();
+        });
         socket.once('error', reject);
       });
 
@@ -211,9 +262,11 @@ test(`300 guest listeners: at most ${MAX_AUTO_FORWARDS} forwards, one notice per
       await until('every auto-forward to go', () => forwardedRows(session).length === 0, 60_000);
       const removedMs = performance.now() - closed;
       await until('the host listeners to close', () => hostListeners() === baseline, 10_000);
-      console.log(`# round ${round}: ${listed.length} listed, ${MAX_AUTO_FORWARDS} forwarded in ${forwardedMs.toFixed(0)} ms, ` +
-        `all removed ${removedMs.toFixed(0)} ms after the listeners closed; notices so far: ${events.total} (${events.summaries} summaries), ` +
-        `max forwards ${maxForwards}, max host listeners ${maxListeners}`);
+      console.log(
+        `# round ${round}: ${listed.length} listed, ${MAX_AUTO_FORWARDS} forwarded in ${forwardedMs.toFixed(0)} ms, ` +
+          `all removed ${removedMs.toFixed(0)} ms after the listeners closed; notices so far: ${events.total} (${events.summaries} summaries), ` +
+          `max forwards ${maxForwards}, max host listeners ${maxListeners}`,
+      );
     }
   } finally {
     clearInterval(sampler);
@@ -228,12 +281,14 @@ test(`300 guest listeners: at most ${MAX_AUTO_FORWARDS} forwards, one notice per
   assert.ok(events.summaries <= windows, `${events.summaries} summaries in ${windows} windows`);
   const limitLines = events.logs.filter((l) => /auto-forwarded, the limit/.test(l)).length;
   assert.ok(limitLines >= 2 && limitLines <= 4, `${limitLines} log lines about the limit`);
-  console.log(`# notices: ${events.total} ports told in ${events.summaries} summaries and ${own} of their own; ${limitLines} log lines about the limit; ${events.logs.length} log lines in all`);
+  console.log(
+    `# notices: ${events.total} ports told in ${events.summaries} summaries and ${own} of their own; ${limitLines} log lines about the limit; ${events.logs.length} log lines in all`,
+  );
 });
 
 async function freeWellKnownPorts(count: number): Promise<number[]> {
   const free: number[] = [];
-  for (const port of WELL_KNOWN_SERVICE_PORTS) if (free.length < count && await canBind(port)) free.push(port);
+  for (const port of WELL_KNOWN_SERVICE_PORTS) if (free.length < count && (await canBind(port))) free.push(port);
   assert.equal(free.length, count, 'not enough well-known service ports are free on this host');
   return free;
 }
@@ -248,19 +303,27 @@ test('a declared well-known port asks before it takes the same host port; a decl
   events.answer = async (port) => {
     asked.push({ port, hostPortFree: await canBind(port.guestPort) });
     if (port.guestPort === askedNo) return false;
-    return new Promise<boolean>((resolve) => { agree = resolve; });
+    return new Promise<boolean>((resolve) => {
+      agree = resolve;
+    });
   };
-  const session = await startSession(plan({
-    forward: [askedNo],
-    attributes: { [askedYes]: { label: 'db' }, [ordinary]: { label: 'web' } },
-  }), events);
+  const session = await startSession(
+    plan({
+      forward: [askedNo],
+      attributes: { [askedYes]: { label: 'db' }, [ordinary]: { label: 'web' } },
+    }),
+    events,
+  );
   for (const port of [askedYes, askedNo, ordinary]) httpd(session, port!);
 
   assert.equal(await until('the declared ordinary port', () => hostPortOf(session, ordinary)), ordinary);
   const freeHostPort = await until('the well-known port on a free host port', () => hostPortOf(session, askedYes!));
   assert.notEqual(freeHostPort, askedYes);
   await until('the question', () => asked.some((a) => a.port.guestPort === askedYes));
-  assert.ok(asked.every((a) => a.hostPortFree), 'nothing bound the same host port before the answer');
+  assert.ok(
+    asked.every((a) => a.hostPortFree),
+    'nothing bound the same host port before the answer',
+  );
   assert.equal(hostPortOf(session, askedYes!), freeHostPort);
   assert.equal(await get(freeHostPort), 'from the guest\n');
 
@@ -274,5 +337,8 @@ test('a declared well-known port asks before it takes the same host port; a decl
   await session.portsSettled();
   assert.notEqual(hostPortOf(session, askedNo!), askedNo);
   assert.equal(await canBind(askedNo!), true);
-  assert.deepEqual([events.notices.get(askedYes!), events.notices.get(askedNo!), events.notices.get(ordinary)], [['ask'], ['ask'], ['notify']]);
+  assert.deepEqual(
+    [events.notices.get(askedYes!), events.notices.get(askedNo!), events.notices.get(ordinary)],
+    [['ask'], ['ask'], ['notify']],
+  );
 });

@@ -28,7 +28,10 @@ before(async () => {
   home = privateHome(['assets', 'images']);
   registry = await startFakeRegistry();
   // 16 MiB of incompressible data: a blob to stall in, and a root disk that takes a moment to build.
-  image = imageOf([debianBaseLayer(), gzipLayer(tarOf([{ path: 'opt/filler.bin', data: randomBytes(16 * 1024 * 1024) }]))]);
+  image = imageOf([
+    debianBaseLayer(),
+    gzipLayer(tarOf([{ path: 'opt/filler.bin', data: randomBytes(16 * 1024 * 1024) }])),
+  ]);
   registry.add('test/slow', '1', image);
   ref = `${registry.host}/test/slow:1`;
 });
@@ -48,7 +51,9 @@ function startPull(): { child: ChildProcess; stderr: () => string } {
   const child = spawn(process.execPath, [bundles.cli, 'pull', ref], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   return { child, stderr: () => stderr };
 }
 
@@ -59,7 +64,10 @@ async function killAndExpectNoHelpers(child: ChildProcess): Promise<Array<{ pid:
   child.kill('SIGKILL');
   await exited;
   for (const helper of helpers) {
-    assert.ok(await waitFor(() => isGone(helper.pid), 5000), `${helper.comm} (${helper.pid}) outlived the killed pull by 5 s`);
+    assert.ok(
+      await waitFor(() => isGone(helper.pid), 5000),
+      `${helper.comm} (${helper.pid}) outlived the killed pull by 5 s`,
+    );
   }
   return helpers;
 }
@@ -81,7 +89,10 @@ test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no im
   const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
   // The base layer complete first, so that the kills below find it stored and fetch it no more.
   const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
-  assert.ok(await waitFor(() => stalled() && baseStored(), 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
+  assert.ok(
+    await waitFor(() => stalled() && baseStored(), 30_000),
+    `the pull did not stall mid-blob: ${pull.stderr()}`,
+  );
   const helpers = descendants(pid);
   const exited = new Promise<number | null>((resolve) => pull.child.once('exit', (code) => resolve(code)));
   const interrupted = performance.now();
@@ -89,7 +100,8 @@ test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no im
   assert.equal(await exited, 130, pull.stderr());
   process.stderr.write(`# microvm pull: SIGINT to exit ${(performance.now() - interrupted).toFixed(0)} ms\n`);
   assert.match(pull.stderr(), /microvm: interrupted/);
-  for (const helper of helpers) assert.ok(isGone(helper.pid), `${helper.comm} (${helper.pid}) outlived the interrupted pull`);
+  for (const helper of helpers)
+    assert.ok(isGone(helper.pid), `${helper.comm} (${helper.pid}) outlived the interrupted pull`);
   assert.deepEqual(partialOf(), [], 'the partial download was removed');
   assert.deepEqual(list(storeDir('refs')), [], 'no image record');
 });
@@ -101,25 +113,39 @@ test('SIGKILL mid-blob leaves only a partial file in store/tmp, no blob under it
   const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
   const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
   const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
-  assert.ok(await waitFor(() => stalled() && baseStored(), 30_000), `the pull did not stall mid-blob: ${pull.stderr()}`);
+  assert.ok(
+    await waitFor(() => stalled() && baseStored(), 30_000),
+    `the pull did not stall mid-blob: ${pull.stderr()}`,
+  );
   await killAndExpectNoHelpers(pull.child);
   assert.equal(partialOf().length, 1, 'the killed writer left its partial download');
-  assert.ok(!fs.existsSync(storeDir('blobs', 'sha256', slowLayer().digest.slice(7))), 'no blob under the stalled digest');
+  assert.ok(
+    !fs.existsSync(storeDir('blobs', 'sha256', slowLayer().digest.slice(7))),
+    'no blob under the stalled digest',
+  );
   assert.deepEqual(list(storeDir('refs')), [], 'no image record');
 });
 
-test('SIGKILL mid-disk-build leaves no mke2fs; the next start removes the dead writers\' partial blob and disk and says so', async () => {
+test("SIGKILL mid-disk-build leaves no mke2fs; the next start removes the dead writers' partial blob and disk and says so", async () => {
   registry.intercept = undefined;
   const [stalledPartial] = list(storeDir('tmp'));
   const building = startPull();
-  const halfDisks = () => list(path.join(home, 'rootfs')).filter((name) => name.startsWith(`.tmp-${building.child.pid}-`));
+  const halfDisks = () =>
+    list(path.join(home, 'rootfs')).filter((name) => name.startsWith(`.tmp-${building.child.pid}-`));
   // The disk build, not the `mke2fs -V` version probe before it.
-  const isMkfs = () => halfDisks().length > 0 && descendants(building.child.pid as number).some((p) => p.comm === 'mke2fs');
+  const isMkfs = () =>
+    halfDisks().length > 0 && descendants(building.child.pid as number).some((p) => p.comm === 'mke2fs');
   assert.ok(await waitFor(isMkfs, 60_000, 10), `mke2fs never ran: ${building.stderr()}`);
-  assert.match(building.stderr(), new RegExp(`removed what a killed process left: .*${stalledPartial!.replaceAll('.', '\\.')}`));
+  assert.match(
+    building.stderr(),
+    new RegExp(`removed what a killed process left: .*${stalledPartial!.replaceAll('.', '\\.')}`),
+  );
   assert.ok(!list(storeDir('tmp')).includes(stalledPartial!), 'the stalled partial download was removed');
   const helpers = await killAndExpectNoHelpers(building.child);
-  assert.ok(helpers.some((p) => p.comm === 'mke2fs'), 'mke2fs was running at the kill');
+  assert.ok(
+    helpers.some((p) => p.comm === 'mke2fs'),
+    'mke2fs was running at the kill',
+  );
   const halfDisk = halfDisks();
   assert.equal(halfDisk.length, 1, `the killed build left its half-written disk: ${list(path.join(home, 'rootfs'))}`);
 
@@ -132,9 +158,12 @@ test('SIGKILL mid-disk-build leaves no mke2fs; the next start removes the dead w
   assert.match(rootfs.join(' '), /^[0-9a-f]{64}\.ext4 [0-9a-f]{64}\.json$/);
   assert.deepEqual(list(storeDir('tmp')), []);
   for (const name of list(storeDir('blobs', 'sha256'))) {
-    const hex = createHash('sha256').update(fs.readFileSync(storeDir('blobs', 'sha256', name))).digest('hex');
+    const hex = createHash('sha256')
+      .update(fs.readFileSync(storeDir('blobs', 'sha256', name)))
+      .digest('hex');
     assert.equal(hex, name, 'every stored blob matches its digest');
   }
-  for (const blob of [image.config, ...image.layers]) assert.ok(fs.existsSync(storeDir('blobs', 'sha256', blob.digest.slice(7))), `${blob.digest} stored`);
+  for (const blob of [image.config, ...image.layers])
+    assert.ok(fs.existsSync(storeDir('blobs', 'sha256', blob.digest.slice(7))), `${blob.digest} stored`);
   assert.equal(requestsFor(baseLayer().digest), 1, 'the layer stored before the first kill was not downloaded again');
 });

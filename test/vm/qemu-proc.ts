@@ -9,7 +9,8 @@ export function qemuPidOf(vmId: string): number {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.startsWith('/') && cmdline.includes('qemu-system') && cmdline.includes(`/${vmId}/`)) return Number(entry);
+      if (cmdline.startsWith('/') && cmdline.includes('qemu-system') && cmdline.includes(`/${vmId}/`))
+        return Number(entry);
     } catch {
       // the process ended while we looked
     }
@@ -34,7 +35,8 @@ export function liveProcessesMentioning(text: string): Array<{ pid: number; prog
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.some((arg) => arg.includes(text)) && !isGone(Number(entry))) found.push({ pid: Number(entry), program: path.basename(argv[0]!) });
+      if (argv.some((arg) => arg.includes(text)) && !isGone(Number(entry)))
+        found.push({ pid: Number(entry), program: path.basename(argv[0]!) });
     } catch {
       // the process exited while we looked
     }
@@ -50,7 +52,10 @@ export function descendants(pid: number): Array<{ pid: number; comm: string }> {
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parents.set(Number(entry), { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
+      parents.set(Number(entry), {
+        ppid: Number(fields[1]),
+        comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      });
     } catch {
       // the process ended while we looked
     }

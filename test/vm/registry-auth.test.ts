@@ -33,7 +33,14 @@ for (const kind of ['basic', 'token'] as const) {
   describe(`a registry with ${kind} auth`, () => {
     let registry: TestRegistry;
     const auth: RegistryAuth = { kind, username: 'alice', password: 'correct horse' };
-    const image = imageOf([gzipLayer(tarOf([{ path: 'etc/', type: 'dir' }, { path: `etc/${kind}`, data: kind }]))]);
+    const image = imageOf([
+      gzipLayer(
+        tarOf([
+          { path: 'etc/', type: 'dir' },
+          { path: `etc/${kind}`, data: kind },
+        ]),
+      ),
+    ]);
 
     before(async () => {
       registry = await startRegistry(path.join(tmp, kind), auth);
@@ -53,11 +60,15 @@ for (const kind of ['basic', 'token'] as const) {
 
     it('with wrong credentials: E_REGISTRY_AUTH', async () => {
       useDockerConfig(`${kind}-wrong`, { [registry.host]: { auth: Buffer.from('alice:wrong').toString('base64') } });
-      await assert.rejects(Image.build({ ref: `${registry.host}/private/app:1`, snapshot: false }), (err: unknown) => isMicrovmError(err, 'E_REGISTRY_AUTH'));
+      await assert.rejects(Image.build({ ref: `${registry.host}/private/app:1`, snapshot: false }), (err: unknown) =>
+        isMicrovmError(err, 'E_REGISTRY_AUTH'),
+      );
     });
 
     it('with credentials from config.json auths: pulls the image', async () => {
-      useDockerConfig(`${kind}-ok`, { [`http://${registry.host}`]: { auth: Buffer.from('alice:correct horse').toString('base64') } });
+      useDockerConfig(`${kind}-ok`, {
+        [`http://${registry.host}`]: { auth: Buffer.from('alice:correct horse').toString('base64') },
+      });
       const built = await Image.build({ ref: `${registry.host}/private/app:1`, snapshot: false });
       assert.equal(built.manifestDigest, image.manifest.digest);
     });
@@ -71,8 +82,13 @@ describe('an open registry', () => {
       delete process.env.DOCKER_CONFIG;
       const image = imageOf([gzipLayer(tarOf([{ path: 'open', data: 'x' }]))]);
       await pushImage(registry.base, 'team/app', '1', image);
-      assert.equal((await Image.build({ ref: `${registry.host}/team/app:1`, snapshot: false })).manifestDigest, image.manifest.digest);
-      await assert.rejects(Image.build({ ref: `${registry.host}/team/app:nope`, snapshot: false }), (err: unknown) => isMicrovmError(err, 'E_IMAGE_NOT_FOUND'));
+      assert.equal(
+        (await Image.build({ ref: `${registry.host}/team/app:1`, snapshot: false })).manifestDigest,
+        image.manifest.digest,
+      );
+      await assert.rejects(Image.build({ ref: `${registry.host}/team/app:nope`, snapshot: false }), (err: unknown) =>
+        isMicrovmError(err, 'E_IMAGE_NOT_FOUND'),
+      );
     } finally {
       await registry.stop();
     }

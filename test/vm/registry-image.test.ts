@@ -47,7 +47,11 @@ function contentImage() {
   assert.equal(zstd.status, 0, 'zstd is installed by scripts/setup');
   return imageOf(
     [debianBaseLayer(), gzipLayer(upper), blobOf(zstd.stdout, 'application/vnd.oci.image.layer.v1.tar+zstd')],
-    { Env: ['PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', 'GREETING=from-config'], WorkingDir: '/opt/t', User: '1000' },
+    {
+      Env: ['PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', 'GREETING=from-config'],
+      WorkingDir: '/opt/t',
+      User: '1000',
+    },
   );
 }
 
@@ -95,7 +99,10 @@ test('an absolute symlink resolves inside the guest', async () => {
 });
 
 test('setuid bits, uid/gid 1000 and modes survive', async () => {
-  assert.equal(await sh('stat -c "%a %u:%g" /opt/t/suid /home/user /home/user/file'), '4755 0:0\n750 1000:1000\n600 1000:1000\n');
+  assert.equal(
+    await sh('stat -c "%a %u:%g" /opt/t/suid /home/user /home/user/file'),
+    '4755 0:0\n750 1000:1000\n600 1000:1000\n',
+  );
 });
 
 test('a non-ASCII file name survives', async () => {
@@ -118,6 +125,8 @@ test("a cache hit with pullPolicy 'missing' contacts no registry and builds no d
   assert.ok(ms < 100, `cache hit took ${ms} ms`);
   const withSnapshot = performance.now();
   await Image.build({ ref });
-  process.stderr.write(`# cache-hit Image.build with its baked snapshot: ${(performance.now() - withSnapshot).toFixed(1)} ms\n`);
+  process.stderr.write(
+    `# cache-hit Image.build with its baked snapshot: ${(performance.now() - withSnapshot).toFixed(1)} ms\n`,
+  );
   assert.equal(registry.requests, connections);
 });

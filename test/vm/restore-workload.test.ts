@@ -59,12 +59,17 @@ async function cycles(image: Image, check: (vm: Vm, i: number) => Promise<string
   }
   assert.deepEqual(failures, []);
   assert.equal(seen.size, 1, `the workload is the same process in every VM: ${[...seen].join(', ')}`);
-  console.log(`# ${CYCLES + 1} acquire/check/release cycles in ${(performance.now() - started).toFixed(0)} ms; workload ${[...seen][0]}`);
+  console.log(
+    `# ${CYCLES + 1} acquire/check/release cycles in ${(performance.now() - started).toFixed(0)} ms; workload ${[...seen][0]}`,
+  );
 }
 
 test('the issue 22 snippet: httpd baked with cmd + listenerRequired answers after the first and 20 more restores, with its PID', async () => {
   const image = await Image.build({
-    cmd: ['busybox', 'httpd', '-f', '-p', '80', '-h', '/etc'], listenerRequired: true, guestPort: 80, snapshotsDir,
+    cmd: ['busybox', 'httpd', '-f', '-p', '80', '-h', '/etc'],
+    listenerRequired: true,
+    guestPort: 80,
+    snapshotsDir,
   });
   await cycles(image, async (vm) => {
     assert.equal(await fetchText(vm, 80, '/hostname'), (await vm.readFile('/etc/hostname')).toString().trim());
@@ -72,24 +77,32 @@ test('the issue 22 snippet: httpd baked with cmd + listenerRequired answers afte
   });
 });
 
-test('a chatty service (its logs on stdout, nobody reading them after a restore) keeps serving and writing', SLOW, async () => {
-  // httpd logs each request to stderr, joined to stdout; a loop beside it writes 64 KiB every
-  // 0.2 s. Were the output of the baked process not drained after a restore, the pipe would
-  // fill within a second and httpd would block on its next log line.
-  const script = 'exec 2>&1; (i=0; while :; do i=$((i+1)); echo $i > /tmp/ticks; head -c 65536 /dev/zero; sleep 0.2; done) & ' +
-    'exec httpd -f -vv -p 81 -h /etc';
-  const image = await Image.build({ cmd: ['sh', '-c', script], listenerRequired: true, guestPort: 81, snapshotsDir });
-  const ticks = async (vm: Vm) => Number((await vm.readFile('/tmp/ticks')).toString().trim());
-  await cycles(image, async (vm) => {
-    const before = await ticks(vm);
-    for (const deadline = Date.now() + 10_000; await ticks(vm) < before + 8;) {
-      assert.ok(Date.now() < deadline, `the workload goes on writing to its stdout (${before} -> ${await ticks(vm)} ticks)`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    for (let i = 0; i < 3; i++) assert.ok((await fetchText(vm, 81, '/hostname')).length > 0);
-    return identity(vm, 81);
-  });
-});
+test(
+  'a chatty service (its logs on stdout, nobody reading them after a restore) keeps serving and writing',
+  SLOW,
+  async () => {
+    // httpd logs each request to stderr, joined to stdout; a loop beside it writes 64 KiB every
+    // 0.2 s. Were the output of the baked process not drained after a restore, the pipe would
+    // fill within a second and httpd would block on its next log line.
+    const script =
+      'exec 2>&1; (i=0; while :; do i=$((i+1)); echo $i > /tmp/ticks; head -c 65536 /dev/zero; sleep 0.2; done) & ' +
+      'exec httpd -f -vv -p 81 -h /etc';
+    const image = await Image.build({ cmd: ['sh', '-c', script], listenerRequired: true, guestPort: 81, snapshotsDir });
+    const ticks = async (vm: Vm) => Number((await vm.readFile('/tmp/ticks')).toString().trim());
+    await cycles(image, async (vm) => {
+      const before = await ticks(vm);
+      for (const deadline = Date.now() + 10_000; (await ticks(vm)) < before + 8;) {
+        assert.ok(
+          Date.now() < deadline,
+          `the workload goes on writing to its stdout (${before} -> ${await ticks(vm)} ticks)`,
+        );
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      for (let i = 0; i < 3; i++) assert.ok((await fetchText(vm, 81, '/hostname')).length > 0);
+      return identity(vm, 81);
+    });
+  },
+);
 
 test('a refused RESTORED is reported by the pool with its reason; the VM is replaced; an acquire gets a working VM or E_RESTORE_FAILED', async () => {
   const image = await Image.build({ snapshotsDir });
@@ -107,7 +120,12 @@ test('a refused RESTORED is reported by the pool with its reason; the VM is repl
     sabotage = 1;
     const pool = image.pool({ min: 1, max: 1 });
     const events: PoolEvent[] = [];
-    const failed = new Promise<void>((resolve) => pool.onEvent((event) => { events.push(event); resolve(); }));
+    const failed = new Promise<void>((resolve) =>
+      pool.onEvent((event) => {
+        events.push(event);
+        resolve();
+      }),
+    );
     try {
       await failed;
       const event = events[0];
@@ -126,8 +144,11 @@ test('a refused RESTORED is reported by the pool with its reason; the VM is repl
     const onDemand = image.pool({ min: 0, max: 1 });
     try {
       const hit = await onDemand.acquire();
-      await assert.rejects(hit.exec({ argv: ['true'] }), (err: MicrovmError) =>
-        err.code === 'E_RESTORE_FAILED' && /RNG_SEED/.test(err.message) && /acquire another VM/.test(err.message));
+      await assert.rejects(
+        hit.exec({ argv: ['true'] }),
+        (err: MicrovmError) =>
+          err.code === 'E_RESTORE_FAILED' && /RNG_SEED/.test(err.message) && /acquire another VM/.test(err.message),
+      );
       await hit.release();
       const next = await onDemand.acquire();
       assert.equal((await next.exec({ argv: ['echo', 'fine'] })).stdout, 'fine\n');

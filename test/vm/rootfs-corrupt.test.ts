@@ -59,7 +59,7 @@ test('a built disk has a record; a cache hit checks it without rebuilding', asyn
   disk = first.image.rootDisk;
   firstSnapshot = snapshotsOf(first.events)[0]?.dir ?? '';
   assert.ok(firstSnapshot, 'the first build baked a snapshot');
-  assert.ok(fs.existsSync(disk.replace(/\.ext4$/, '.json')), 'the disk\'s record');
+  assert.ok(fs.existsSync(disk.replace(/\.ext4$/, '.json')), "the disk's record");
   const hit = await build(true);
   process.stderr.write(`# cache-hit Image.build with the disk check: ${hit.ms.toFixed(1)} ms\n`);
   assert.deepEqual(reasons(hit.events, 'rebuild'), []);
@@ -87,7 +87,10 @@ test('a flipped byte is detected, the disk rebuilt with the reason, the old snap
 test('a truncated disk is detected, rebuilt with the reason, and the VM works', async () => {
   fs.truncateSync(disk, 4096);
   const truncated = await build(false);
-  assert.match(reasons(truncated.events, 'rebuild')[0] ?? '', /root disk has 4096 bytes, \d+ were saved \(truncated\?\)/);
+  assert.match(
+    reasons(truncated.events, 'rebuild')[0] ?? '',
+    /root disk has 4096 bytes, \d+ were saved \(truncated\?\)/,
+  );
   await expectBootsAndWorks(truncated.image);
   assert.deepEqual(reasons((await build(false)).events, 'rebuild'), [], 'the rebuilt disk is a cache hit');
 });

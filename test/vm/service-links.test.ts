@@ -31,7 +31,8 @@ before(async () => {
   db = await dbPool.acquire();
   await db.writeFile('/srv/answer.sh', `#!/bin/sh\necho '${DB_ANSWER}'\n`, { mode: 0o755 });
   dbServer = db.spawn({ argv: ['nc', '-ll', '-p', '5432', '-e', '/srv/answer.sh'], timeoutMs: 0 });
-  while (!(await db.listeningPorts()).some((l) => l.port === 5432)) await new Promise((resolve) => setTimeout(resolve, 100));
+  while (!(await db.listeningPorts()).some((l) => l.port === 5432))
+    await new Promise((resolve) => setTimeout(resolve, 100));
   relay = await db.exposeTcp(0, 5432);
 });
 
@@ -46,7 +47,11 @@ function dbLink(): ServiceLink {
   return { address: serviceLinkAddress(0), port: 5432, hostPort: relay.port };
 }
 
-interface App { vm: Vm; pool: Pool; qemuPid: number }
+interface App {
+  vm: Vm;
+  pool: Pool;
+  qemuPid: number;
+}
 
 async function startApp(network: NetworkMode, serviceLinks: ServiceLink[]): Promise<App> {
   const pool = (await Image.build({ network, serviceLinks })).pool({ min: 0, max: 1 });
@@ -58,7 +63,8 @@ async function startApp(network: NetworkMode, serviceLinks: ServiceLink[]): Prom
 async function stopApp(app: App): Promise<void> {
   await app.vm.release();
   await app.pool.shutdown();
-  for (let i = 0; i < 100 && (!isGone(app.qemuPid) || relay.activeConnections > 0); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let i = 0; i < 100 && (!isGone(app.qemuPid) || relay.activeConnections > 0); i++)
+    await new Promise((resolve) => setTimeout(resolve, 100));
   assert.ok(isGone(app.qemuPid), `QEMU ${app.qemuPid} of VM ${app.vm.id} still runs after release`);
   assert.equal(relay.activeConnections, 0, 'the relay still carries connections of the released VM');
 }
@@ -85,11 +91,20 @@ test("network 'none' with a link: app reads db at 198.18.0.2:5432, and reaches n
     assert.deepEqual(nics.stdout.trim().split(/\s+/).sort(), ['eth0', 'lo'], 'a NIC for the links');
     assert.deepEqual(await guestNc(app.vm, '198.18.0.2', 5432), { out: `${DB_ANSWER}\n`, code: 0 });
     await assertUnreachable(app.vm, [
-      ['198.18.0.2', 5433], ['198.18.0.3', 5432], ['10.0.2.2', hostPort], ['10.0.2.2', relay.port], ['10.0.2.2', 5432], ['1.1.1.1', 80],
+      ['198.18.0.2', 5433],
+      ['198.18.0.3', 5432],
+      ['10.0.2.2', hostPort],
+      ['10.0.2.2', relay.port],
+      ['10.0.2.2', 5432],
+      ['1.1.1.1', 80],
     ]);
     const resolve = await app.vm.exec({ argv: ['nslookup', 'deb.debian.org'], timeoutMs: 30_000 });
     assert.notEqual(resolve.exitCode, 0, 'DNS answered');
-    assert.deepEqual(await guestNc(app.vm, '198.18.0.2', 5432), { out: `${DB_ANSWER}\n`, code: 0 }, 'the link still works');
+    assert.deepEqual(
+      await guestNc(app.vm, '198.18.0.2', 5432),
+      { out: `${DB_ANSWER}\n`, code: 0 },
+      'the link still works',
+    );
   } finally {
     await stopApp(app);
   }
@@ -99,14 +114,20 @@ test("network 'outbound' with a link: the link works, the rest of the block and 
   const app = await startApp('outbound', [dbLink()]);
   try {
     assert.deepEqual(await guestNc(app.vm, '198.18.0.2', 5432), { out: `${DB_ANSWER}\n`, code: 0 });
-    await assertUnreachable(app.vm, [['198.18.0.2', 5433], ['198.18.0.9', 80], ['10.0.2.2', hostPort], ['10.0.2.2', relay.port]]);
+    await assertUnreachable(app.vm, [
+      ['198.18.0.2', 5433],
+      ['198.18.0.9', 80],
+      ['10.0.2.2', hostPort],
+      ['10.0.2.2', relay.port],
+    ]);
   } finally {
     await stopApp(app);
   }
 });
 
-test("the image key holds the NIC the links add, not the links; a snapshot of a linked VM is restored with its NIC and no links", async () => {
-  const key = async (network: NetworkMode, serviceLinks?: ServiceLink[]) => (await Image.build({ network, serviceLinks, snapshot: false })).cacheKey;
+test('the image key holds the NIC the links add, not the links; a snapshot of a linked VM is restored with its NIC and no links', async () => {
+  const key = async (network: NetworkMode, serviceLinks?: ServiceLink[]) =>
+    (await Image.build({ network, serviceLinks, snapshot: false })).cacheKey;
   const other = { ...dbLink(), hostPort: 1 };
   assert.equal(await key('none', [dbLink()]), await key('none', [other]));
   assert.equal(await key('none', [dbLink()]), await key('none', []));
@@ -123,7 +144,11 @@ test("the image key holds the NIC the links add, not the links; a snapshot of a 
     restored = { vm, pool, qemuPid: qemuPidOf(vm.id) };
     const nics = await vm.exec({ argv: ['ls', '/sys/class/net'] });
     assert.deepEqual(nics.stdout.trim().split(/\s+/).sort(), ['eth0', 'lo']);
-    await assertUnreachable(vm, [['198.18.0.2', 5432], ['10.0.2.2', relay.port], ['1.1.1.1', 80]]);
+    await assertUnreachable(vm, [
+      ['198.18.0.2', 5432],
+      ['10.0.2.2', relay.port],
+      ['1.1.1.1', 80],
+    ]);
   } finally {
     if (restored) await stopApp(restored);
     await stopApp(app);

@@ -59,7 +59,11 @@ before(async () => {
   bundles = await buildBundles();
   term = new Terminal({ cols: 100, rows: 30, allowProposedApi: true, scrollback: 1000 });
   shell = pty.spawn(process.execPath, [bundles.cli, 'shell'], {
-    name: 'xterm-256color', cols: 100, rows: 30, cwd: process.cwd(), env: process.env as Record<string, string>,
+    name: 'xterm-256color',
+    cols: 100,
+    rows: 30,
+    cwd: process.cwd(),
+    env: process.env as Record<string, string>,
   });
   shell.onData((data) => term.write(data));
   exit = new Promise((resolve) => shell.onExit(resolve));
@@ -88,13 +92,19 @@ test('typed input runs: echo $((6*7)) shows 42', async () => {
 
 test('resizing the pty reaches the guest: stty size reports the new size', async () => {
   await typeCommand('stty size');
-  assert.ok(screenLines().some((line) => line.trim() === '30 100'), `initial size:\n${screen()}`);
+  assert.ok(
+    screenLines().some((line) => line.trim() === '30 100'),
+    `initial size:\n${screen()}`,
+  );
   shell.resize(120, 40);
   term.resize(120, 40);
   // The CLI learns of the resize from SIGWINCH; give it a moment to forward RESIZE to the agent.
   await delay(300);
   await typeCommand('stty size');
-  assert.ok(screenLines().some((line) => line.trim() === '40 120'), `size after resize:\n${screen()}`);
+  assert.ok(
+    screenLines().some((line) => line.trim() === '40 120'),
+    `size after resize:\n${screen()}`,
+  );
 });
 
 test('Ctrl-C interrupts sleep 100 and the prompt comes back', async () => {
@@ -107,7 +117,10 @@ test('Ctrl-C interrupts sleep 100 and the prompt comes back', async () => {
   await waitForScreen((lines) => promptCount(lines) > before, 'the prompt after Ctrl-C', 5_000);
   assert.ok(Date.now() - started < 5_000);
   await typeCommand('echo "status $?"');
-  assert.ok(screenLines().some((line) => line.trim() === 'status 130'), `sleep ended by SIGINT:\n${screen()}`);
+  assert.ok(
+    screenLines().some((line) => line.trim() === 'status 130'),
+    `sleep ended by SIGINT:\n${screen()}`,
+  );
 });
 
 test('exit ends the CLI with exit code 0', async () => {

@@ -21,7 +21,9 @@ before(async () => {
     warmup: async (vm) => {
       await vm.exec({ argv: ['sh', '-c', 'echo warmed > /root/warm.txt'] });
     },
-    onProgress: (event) => { if (event.phase === 'bake') bakeReasons.push(event.reason); },
+    onProgress: (event) => {
+      if (event.phase === 'bake') bakeReasons.push(event.reason);
+    },
   });
 });
 
@@ -42,7 +44,9 @@ test('20 acquire/release cycles: restoreOnRelease gives a clean VM each time; fa
   const clean = image.pool({ min: 1, max: 1 });
   for (let i = 0; i < 20; i++) {
     const vm = await clean.acquire();
-    const seen = await vm.exec({ argv: ['sh', '-c', 'cat /tmp/mark 2>/dev/null; echo $0 > /tmp/mark; cat /root/warm.txt', String(i)] });
+    const seen = await vm.exec({
+      argv: ['sh', '-c', 'cat /tmp/mark 2>/dev/null; echo $0 > /tmp/mark; cat /root/warm.txt', String(i)],
+    });
     assert.equal(seen.stdout, 'warmed\n', `cycle ${i} saw a previous cycle's file`);
     await vm.release();
   }
@@ -74,7 +78,10 @@ test('max 2 with three acquirers: the third waits for the first release; a 500 m
   const tight = image.pool({ min: 0, max: 1, acquireTimeoutMs: 500 });
   const held = await tight.acquire();
   const started = Date.now();
-  await assert.rejects(tight.acquire(), (err) => isMicrovmError(err, 'E_ACQUIRE_TIMEOUT') && /acquireTimeoutMs/.test(err.message));
+  await assert.rejects(
+    tight.acquire(),
+    (err) => isMicrovmError(err, 'E_ACQUIRE_TIMEOUT') && /acquireTimeoutMs/.test(err.message),
+  );
   assert.ok(Date.now() - started < 2000);
   await held.release();
   await tight.shutdown();
@@ -94,7 +101,9 @@ test('idle VMs above min are evicted after idleTimeoutMs', async () => {
 test('two VMs restored from one snapshot get different random bytes and the host wall clock', async () => {
   const pool = image.pool({ min: 2, max: 2 });
   const vms = await Promise.all([pool.acquire(), pool.acquire()]);
-  const [one, two] = await Promise.all(vms.map((vm) => vm.exec({ argv: ['sh', '-c', 'head -c 32 /dev/urandom | od -An -tx1; date +%s.%N'] })));
+  const [one, two] = await Promise.all(
+    vms.map((vm) => vm.exec({ argv: ['sh', '-c', 'head -c 32 /dev/urandom | od -An -tx1; date +%s.%N'] })),
+  );
   const lines = (r: { stdout: string }) => r.stdout.trim().split('\n');
   assert.notEqual(lines(one!).slice(0, -1).join(), lines(two!).slice(0, -1).join());
   for (const result of [one, two]) {
@@ -132,7 +141,11 @@ test('vm.snapshot(dir) saves a VM mid-flight; Image.fromSnapshot restores it', a
   await vm.writeFile('/root/mid-flight.txt', 'saved state');
   const dir = path.join(snapshotsDir, 'mine');
   const saved = await vm.snapshot(dir);
-  assert.equal((await vm.exec({ argv: ['cat', '/root/mid-flight.txt'] })).stdout, 'saved state', 'the VM goes on after the snapshot');
+  assert.equal(
+    (await vm.exec({ argv: ['cat', '/root/mid-flight.txt'] })).stdout,
+    'saved state',
+    'the VM goes on after the snapshot',
+  );
   await vm.release();
   await pool.shutdown();
 
@@ -154,7 +167,9 @@ test('vm.snapshot(dir) saves a VM mid-flight; Image.fromSnapshot restores it', a
     await clone.release();
     await restored.shutdown();
   }
-  await assert.rejects(Image.fromSnapshot(path.join(snapshotsDir, 'nothing-here')), (err) => isMicrovmError(err, 'E_SNAPSHOT_INVALID'));
+  await assert.rejects(Image.fromSnapshot(path.join(snapshotsDir, 'nothing-here')), (err) =>
+    isMicrovmError(err, 'E_SNAPSHOT_INVALID'),
+  );
 });
 
 test('a changed warmupTag, a changed extra file, a flipped byte in the memory file and a truncated state file each re-bake with a reason', async () => {
@@ -163,8 +178,12 @@ test('a changed warmupTag, a changed extra file, a flipped byte in the memory fi
   const build = async (warmupTag: string) => {
     const reasons: string[] = [];
     const built = await Image.build({
-      snapshotsDir, warmupTag, extraFiles: [{ hostPath: extra, guestPath: '/etc/extra.txt' }],
-      onProgress: (event) => { if (event.phase === 'bake') reasons.push(event.reason); },
+      snapshotsDir,
+      warmupTag,
+      extraFiles: [{ hostPath: extra, guestPath: '/etc/extra.txt' }],
+      onProgress: (event) => {
+        if (event.phase === 'bake') reasons.push(event.reason);
+      },
     });
     await built.snapshot?.handoff?.stop();
     return { built, reasons };

@@ -36,7 +36,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const folder of fs.readdirSync(tmp)) await cli(['down', '--workspace-folder', path.join(tmp, folder)]).catch(() => undefined);
+  for (const folder of fs.readdirSync(tmp))
+    await cli(['down', '--workspace-folder', path.join(tmp, folder)]).catch(() => undefined);
   if (previousHome === undefined) delete process.env.MICROVM_HOME;
   else process.env.MICROVM_HOME = previousHome;
   fs.rmSync(bundles.dir, { recursive: true, force: true });
@@ -44,7 +45,8 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const cli = (args: string[], input?: string) => runCli(bundles.cli, args, { env: { MICROVM_HOME: home }, ...(input === undefined ? {} : { input }) });
+const cli = (args: string[], input?: string) =>
+  runCli(bundles.cli, args, { env: { MICROVM_HOME: home }, ...(input === undefined ? {} : { input }) });
 
 function workspace(name: string, config: Record<string, unknown>): string {
   const folder = path.join(tmp, name);
@@ -79,15 +81,21 @@ async function listed(): Promise<Array<{ folder: string; id: string; state: stri
 /** More than a client may fall behind (MAX_CLIENT_QUEUE_BYTES, 8 MiB, base64 makes it 4/3 larger). */
 const FLOOD_BYTES = 12 * 1024 * 1024;
 
-const connect = async (folder: string) => SupervisorClient.connect(folder, { kind: 'extension', start: false, cliPath: bundles.cli });
+const connect = async (folder: string) =>
+  SupervisorClient.connect(folder, { kind: 'extension', start: false, cliPath: bundles.cli });
 
 /** Runs a command line under script(1), so its stdin and stdout are a terminal (stty sets the size); its output. */
 function runScript(command: string, env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('script', ['-qec', `stty rows ${env.LINES} cols ${env.COLUMNS}; ${command}`, '/dev/null'], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout) => {
-      if (err) reject(new Error(`${command}: ${err.message}; output: ${stdout}`));
-      else resolve(stdout);
-    });
+    execFile(
+      'script',
+      ['-qec', `stty rows ${env.LINES} cols ${env.COLUMNS}; ${command}`, '/dev/null'],
+      { env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout) => {
+        if (err) reject(new Error(`${command}: ${err.message}; output: ${stdout}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -95,12 +103,22 @@ function runScript(command: string, env: Record<string, string>): Promise<string
 const vmProcesses = (vmId: string) => liveProcessesMentioning(`/${vmId}/`);
 
 test('up, exec, ls; a pty running sleep 1000 survives its client and is reattached with its output replayed; down stops it all', async () => {
-  const folder = workspace('app', { postCreateCommand: 'echo made >> made.txt', remoteEnv: { GREETING: 'hi from ${localWorkspaceFolderBasename}' } });
+  const folder = workspace('app', {
+    postCreateCommand: 'echo made >> made.txt',
+    remoteEnv: { GREETING: 'hi from ${localWorkspaceFolderBasename}' },
+  });
   const up = upOutput(await cli(['up', '--workspace-folder', folder]));
   assert.equal(up.remoteWorkspaceFolder, '/workspaces/app');
   assert.equal(up.remoteUser, 'root');
 
-  const ran = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', 'cat made.txt; echo "$GREETING"; pwd; echo oops >&2; exit 3']);
+  const ran = await cli([
+    'exec',
+    '--workspace-folder',
+    folder,
+    'sh',
+    '-c',
+    'cat made.txt; echo "$GREETING"; pwd; echo oops >&2; exit 3',
+  ]);
   assert.equal(ran.code, 3, ran.stderr);
   assert.equal(ran.stdout.toString(), 'made\nhi from app\n/workspaces/app\n');
   assert.match(ran.stderr, /oops/);
@@ -108,15 +126,24 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   assert.equal(piped.stdout.toString(), 'through stdin\n', piped.stderr);
 
   // A signal to the CLI reaches the guest command, whose end is the CLI's exit status.
-  const sleeper = spawn(process.execPath, [bundles.cli, 'exec', '--workspace-folder', folder, 'sh', '-c', 'echo ready; exec sleep 100'], { env: { ...process.env, MICROVM_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const sleeper = spawn(
+    process.execPath,
+    [bundles.cli, 'exec', '--workspace-folder', folder, 'sh', '-c', 'echo ready; exec sleep 100'],
+    { env: { ...process.env, MICROVM_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let sleeperOut = '';
-  sleeper.stdout.on('data', (chunk: Buffer) => { sleeperOut += chunk.toString(); });
+  sleeper.stdout.on('data', (chunk: Buffer) => {
+    sleeperOut += chunk.toString();
+  });
   assert.ok(await waitFor(() => sleeperOut.includes('ready'), 30_000), 'the exec started');
   sleeper.kill('SIGTERM');
   const [code] = await once(sleeper, 'exit');
   assert.equal(code, 128 + 15, 'SIGTERM ended the guest command: 143');
   // With a terminal on stdin and stdout, exec gets a pty of the terminal's size.
-  const tty = await runScript(`${process.execPath} ${bundles.cli} exec --workspace-folder ${folder} sh -c 'test -t 0 && stty size'`, { MICROVM_HOME: home, COLUMNS: '91', LINES: '33' });
+  const tty = await runScript(
+    `${process.execPath} ${bundles.cli} exec --workspace-folder ${folder} sh -c 'test -t 0 && stty size'`,
+    { MICROVM_HOME: home, COLUMNS: '91', LINES: '33' },
+  );
   assert.match(tty, /33 91/, `a pty: ${tty}`);
 
   const [entry] = (await listed()).filter((w) => w.folder === fs.realpathSync(folder));
@@ -128,9 +155,17 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   const first = await connect(folder);
   assert.ok(first, 'the supervisor is running');
   assert.equal(first.hello.vmId, up.containerId);
-  const terminal = await first.spawn({ argv: ['sh', '-c', 'echo "started $$"; exec sleep 1000'], tty: true, size: { rows: 24, cols: 80 }, persistent: true, name: 'sleeper' });
+  const terminal = await first.spawn({
+    argv: ['sh', '-c', 'echo "started $$"; exec sleep 1000'],
+    tty: true,
+    size: { rows: 24, cols: 80 },
+    persistent: true,
+    name: 'sleeper',
+  });
   let seen = '';
-  terminal.onOutput((_stream, data) => { seen += data.toString(); });
+  terminal.onOutput((_stream, data) => {
+    seen += data.toString();
+  });
   assert.ok(await waitFor(() => /started \d+/.test(seen), 30_000), `the pty printed its pid: ${JSON.stringify(seen)}`);
   const pid = Number(/started (\d+)/.exec(seen)?.[1]);
   first.close();
@@ -146,35 +181,67 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   assert.equal(second.hello.vmId, up.containerId, 'the same VM');
   assert.equal(live!.name, 'sleeper');
   assert.match(replay.toString(), new RegExp(`started ${pid}`), 'the replay shows the output from before the reattach');
-  const alive = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `kill -0 ${pid} && cat /proc/${pid}/cmdline | tr '\\0' ' '`]);
+  const alive = await cli([
+    'exec',
+    '--workspace-folder',
+    folder,
+    'sh',
+    '-c',
+    `kill -0 ${pid} && cat /proc/${pid}/cmdline | tr '\\0' ' '`,
+  ]);
   assert.equal(alive.code, 0, `sleep 1000 is still alive: ${alive.stderr}`);
   assert.match(alive.stdout.toString(), /sleep 1000/);
-  assert.ok(second.hello.backlog.some((e) => e.type === 'log' && /postCreateCommand exited 0/.test(e.line)), 'a late client gets the log it missed');
+  assert.ok(
+    second.hello.backlog.some((e) => e.type === 'log' && /postCreateCommand exited 0/.test(e.line)),
+    'a late client gets the log it missed',
+  );
 
   // A client that stops reading is dropped, and neither the pty nor the other client waits for it.
   const slowSocket = net.connect(supervisorFiles(second.hello.workspaceId).socket);
   const slow = createMessageConnection(new SocketMessageReader(slowSocket), new SocketMessageWriter(slowSocket));
   slow.listen();
   await slow.sendRequest(Requests.hello, { kind: 'extension' });
-  const flood = await second.spawn({ argv: ['sh', '-c', `yes ${'x'.repeat(99)} | head -c ${FLOOD_BYTES}; echo; echo flood-done`], tty: true, persistent: true });
+  const flood = await second.spawn({
+    argv: ['sh', '-c', `yes ${'x'.repeat(99)} | head -c ${FLOOD_BYTES}; echo; echo flood-done`],
+    tty: true,
+    persistent: true,
+  });
   let received = 0;
   let tail = '';
-  flood.onOutput((_stream, data) => { received += data.length; tail = (tail + data.toString()).slice(-64); });
+  flood.onOutput((_stream, data) => {
+    received += data.length;
+    tail = (tail + data.toString()).slice(-64);
+  });
   await slow.sendRequest(Requests.attach, { id: flood.id });
   slowSocket.pause();
   const slowClosed = new Promise<void>((resolve) => slowSocket.once('close', () => resolve()));
   const floodStarted = performance.now();
-  assert.ok(await waitFor(() => tail.includes('flood-done'), 300_000), `the reading client got all of the output (${received} bytes)`);
-  process.stderr.write(`pty flood of ${FLOOD_BYTES} bytes through the supervisor: ${((performance.now() - floodStarted) / 1000).toFixed(1)} s\n`);
+  assert.ok(
+    await waitFor(() => tail.includes('flood-done'), 300_000),
+    `the reading client got all of the output (${received} bytes)`,
+  );
+  process.stderr.write(
+    `pty flood of ${FLOOD_BYTES} bytes through the supervisor: ${((performance.now() - floodStarted) / 1000).toFixed(1)} s\n`,
+  );
   assert.ok(received >= FLOOD_BYTES, `${received} bytes`);
   slowSocket.resume();
   await slowClosed;
-  assert.match(fs.readFileSync(supervisorFiles(second.hello.workspaceId).log, 'utf8'), /fell \d+ bytes behind .*dropped/);
+  assert.match(
+    fs.readFileSync(supervisorFiles(second.hello.workspaceId).log, 'utf8'),
+    /fell \d+ bytes behind .*dropped/,
+  );
   slow.dispose();
   second.close();
 
   // What lives outside the folder (a process started in /, a file in the guest's /tmp) waits in the suspended VM.
-  const kept = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', 'cd / && sleep 1000 >/dev/null 2>&1 & echo $!; echo in-memory > /tmp/marker']);
+  const kept = await cli([
+    'exec',
+    '--workspace-folder',
+    folder,
+    'sh',
+    '-c',
+    'cd / && sleep 1000 >/dev/null 2>&1 & echo $!; echo in-memory > /tmp/marker',
+  ]);
   const keptPid = kept.stdout.toString().trim();
   const qemu = qemuPidOf(up.containerId);
   const down = await cli(['down', '--workspace-folder', folder]);
@@ -185,7 +252,11 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   assert.equal(after!.state, 'suspended');
   const supervisorLog = fs.readFileSync(supervisorFiles(after!.id).log, 'utf8');
   assert.match(supervisorLog, /warm reopen: suspended VM/);
-  assert.match(supervisorLog, /killed \d+ guest process\(es\) that held the shared folder/, 'the pty in the folder was ended, and said so');
+  assert.match(
+    supervisorLog,
+    /killed \d+ guest process\(es\) that held the shared folder/,
+    'the pty in the folder was ended, and said so',
+  );
   assert.ok(!fs.existsSync(supervisorFiles(after!.id).socket), 'the socket went with the supervisor');
   const execStopped = await cli(['exec', '--workspace-folder', folder, 'true']);
   assert.equal(execStopped.code, 125);
@@ -194,8 +265,18 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
   // up again: resumed, not booted; the folder is live and current; what waited in memory is there.
   fs.writeFileSync(path.join(folder, 'made.txt'), 'edited while suspended\n');
   const resumed = upOutput(await cli(['up', '--workspace-folder', folder]));
-  assert.match(fs.readFileSync(supervisorFiles(after!.id).log, 'utf8'), /warm reopen: resumed VM \S+ from its suspended state/);
-  const check = await cli(['exec', '--workspace-folder', folder, 'sh', '-c', `cat made.txt; cat /tmp/marker; kill -0 ${keptPid} && echo alive`]);
+  assert.match(
+    fs.readFileSync(supervisorFiles(after!.id).log, 'utf8'),
+    /warm reopen: resumed VM \S+ from its suspended state/,
+  );
+  const check = await cli([
+    'exec',
+    '--workspace-folder',
+    folder,
+    'sh',
+    '-c',
+    `cat made.txt; cat /tmp/marker; kill -0 ${keptPid} && echo alive`,
+  ]);
   assert.equal(check.stdout.toString(), 'edited while suspended\nin-memory\nalive\n', check.stderr);
   assert.ok(resumed.containerId);
   const downAgain = await cli(['down', '--workspace-folder', folder]);
@@ -204,17 +285,31 @@ test('up, exec, ls; a pty running sleep 1000 survives its client and is reattach
 
 test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor leaves no QEMU, virtiofsd or socket in use, and the next up works and idles out', async () => {
   const folder = workspace('twice', { postStartCommand: 'true' });
-  const [a, b] = await Promise.all([cli(['up', '--workspace-folder', folder]), cli(['up', '--workspace-folder', folder])]);
+  const [a, b] = await Promise.all([
+    cli(['up', '--workspace-folder', folder]),
+    cli(['up', '--workspace-folder', folder]),
+  ]);
   const upA = upOutput(a);
   assert.equal(upOutput(b).containerId, upA.containerId, 'both ups got the same VM');
-  const supervisors = liveProcessesMentioning('__supervise').filter((p) => fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(folder));
+  const supervisors = liveProcessesMentioning('__supervise').filter((p) =>
+    fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(folder),
+  );
   assert.equal(supervisors.length, 1, `one supervisor: ${JSON.stringify(supervisors)}`);
   const children = vmProcesses(upA.containerId);
-  assert.ok(children.some((p) => /qemu-system/.test(p.program)), `QEMU runs: ${JSON.stringify(children)}`);
-  assert.ok(children.some((p) => /virtiofsd|fsjail|fsview/.test(p.program)), `the share's server runs: ${JSON.stringify(children)}`);
+  assert.ok(
+    children.some((p) => /qemu-system/.test(p.program)),
+    `QEMU runs: ${JSON.stringify(children)}`,
+  );
+  assert.ok(
+    children.some((p) => /virtiofsd|fsjail|fsview/.test(p.program)),
+    `the share's server runs: ${JSON.stringify(children)}`,
+  );
 
   process.kill(supervisors[0]!.pid, 'SIGKILL');
-  assert.ok(await waitFor(() => children.every((p) => isGone(p.pid)), 10_000), `no QEMU or virtiofsd outlives the supervisor: ${JSON.stringify(children.filter((p) => !isGone(p.pid)))}`);
+  assert.ok(
+    await waitFor(() => children.every((p) => isGone(p.pid)), 10_000),
+    `no QEMU or virtiofsd outlives the supervisor: ${JSON.stringify(children.filter((p) => !isGone(p.pid)))}`,
+  );
   const { socket } = supervisorFiles(openWorkspace(folder).id);
   assert.ok(fs.existsSync(socket), 'SIGKILL left the socket file (the next start replaces it)');
 
@@ -230,12 +325,22 @@ test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor
 });
 
 test('rm refuses a running workspace without --force, then removes its record, volumes and container disk', async () => {
-  const folder = workspace('gone', { mounts: ['source=data,target=/data,type=volume'], postCreateCommand: 'echo kept > /data/f' });
+  const folder = workspace('gone', {
+    mounts: ['source=data,target=/data,type=volume'],
+    postCreateCommand: 'echo kept > /data/f',
+  });
   upOutput(await cli(['up', '--workspace-folder', folder]));
   const { id } = openWorkspace(folder);
-  const disks = () => fs.readdirSync(homePaths.volumes()).filter((n) => n.includes(id) && n.endsWith('.ext4')).sort();
+  const disks = () =>
+    fs
+      .readdirSync(homePaths.volumes())
+      .filter((n) => n.includes(id) && n.endsWith('.ext4'))
+      .sort();
   const made = disks();
-  assert.ok(made.includes(`ws-${id}-data.ext4`) && made.includes(`wsroot-${id}.ext4`), `the volume and the container disk exist: ${made.join(', ')}`);
+  assert.ok(
+    made.includes(`ws-${id}-data.ext4`) && made.includes(`wsroot-${id}.ext4`),
+    `the volume and the container disk exist: ${made.join(', ')}`,
+  );
 
   const refused = await cli(['rm', '--workspace-folder', folder]);
   assert.equal(refused.code, 125);

@@ -16,8 +16,15 @@ after(() => {
   fs.rmSync(`${volumeFile(name)}.lock`, { force: true });
 });
 
-async function withVm<T>(options: { sizeMib: number; env?: Record<string, string> }, body: (vm: Vm) => Promise<T>): Promise<T> {
-  const image = await Image.build({ network: 'none', env: options.env ?? {}, volumes: [{ name, sizeMib: options.sizeMib, mountPoint: '/data' }] });
+async function withVm<T>(
+  options: { sizeMib: number; env?: Record<string, string> },
+  body: (vm: Vm) => Promise<T>,
+): Promise<T> {
+  const image = await Image.build({
+    network: 'none',
+    env: options.env ?? {},
+    volumes: [{ name, sizeMib: options.sizeMib, mountPoint: '/data' }],
+  });
   // min 0: no replacement VM boots (and takes the volume) after the release.
   const pool = image.pool({ min: 0, max: 1 });
   const vm = await pool.acquire();
@@ -36,7 +43,9 @@ const sh = async (vm: Vm, script: string) => {
 };
 
 test('a volume keeps its contents across two runs and a re-bake, and grows with sizeMib', async () => {
-  await withVm({ sizeMib: 64 }, (vm) => sh(vm, 'echo kept > /data/kept.txt && head -c 1048576 /dev/urandom > /data/blob'));
+  await withVm({ sizeMib: 64 }, (vm) =>
+    sh(vm, 'echo kept > /data/kept.txt && head -c 1048576 /dev/urandom > /data/blob'),
+  );
   const file = volumeFile(name);
   const stat = fs.statSync(file);
   assert.equal(stat.size, 64 * 1024 * 1024);
@@ -44,7 +53,9 @@ test('a volume keeps its contents across two runs and a re-bake, and grows with 
   const sum = await withVm({ sizeMib: 64 }, (vm) => sh(vm, 'cat /data/kept.txt && sha256sum /data/blob'));
   assert.match(sum, /^kept\n/);
   // A different image configuration (another cache key: a re-bake) and a larger volume.
-  const after = await withVm({ sizeMib: 96, env: { REBAKE: '1' } }, (vm) => sh(vm, 'cat /data/kept.txt && sha256sum /data/blob && df -k /data | tail -1'));
+  const after = await withVm({ sizeMib: 96, env: { REBAKE: '1' } }, (vm) =>
+    sh(vm, 'cat /data/kept.txt && sha256sum /data/blob && df -k /data | tail -1'),
+  );
   assert.equal(after.split('\n').slice(0, 2).join('\n'), sum.trim());
   const totalKib = Number(after.trim().split('\n')[2]!.split(/\s+/)[1]);
   assert.ok(totalKib > 80 * 1024, `the file system grew to ${totalKib} KiB`);
@@ -54,9 +65,15 @@ test('a volume keeps its contents across two runs and a re-bake, and grows with 
 test('after an unclean stop (QEMU killed mid-write) the guest replays the journal and the volume mounts again', async () => {
   await withVm({ sizeMib: 96 }, async (vm) => {
     await sh(vm, 'echo durable > /data/durable.txt && sync');
-    void vm.exec({ argv: ['sh', '-c', 'while true; do echo x >> /data/churn; done'], timeoutMs: 0 }).catch(() => undefined);
+    void vm
+      .exec({ argv: ['sh', '-c', 'while true; do echo x >> /data/churn; done'], timeoutMs: 0 })
+      .catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const pid = execFileSync('pgrep', ['-f', `${volumeFile(name)}`], { encoding: 'utf8' }).trim().split('\n').map(Number).find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('qemu'));
+    const pid = execFileSync('pgrep', ['-f', `${volumeFile(name)}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number)
+      .find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('qemu'));
     assert.ok(pid, 'found QEMU');
     process.kill(pid, 'SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -88,12 +105,29 @@ test('a volume whose metadata the guest wrecked: host root never runs e2fsck or 
   process.env.PATH = `${spy}:${savedPath}`;
   try {
     // As guest root: raw writes over the superblock and group descriptors of its own disk.
-    await withVm({ sizeMib: 96 }, (vm) => sh(vm, 'sync; dev=$(awk \'$2 == "/data" { print $1 }\' /proc/mounts); dd if=/dev/urandom of=$dev bs=4096 count=16 conv=notrunc 2>/dev/null; sync; echo ok'));
-    await assert.rejects(withVm({ sizeMib: 128 }, () => Promise.resolve()), (err: unknown) =>
-      isMicrovmError(err, 'E_VOLUME') && (err as Error).message.includes(volumeFile(name)) && /remove the volume/.test((err as Error).message));
-    assert.equal(fs.existsSync(sentinel), false, `the host ran: ${fs.existsSync(sentinel) ? fs.readFileSync(sentinel, 'utf8') : ''}`);
+    await withVm({ sizeMib: 96 }, (vm) =>
+      sh(
+        vm,
+        'sync; dev=$(awk \'$2 == "/data" { print $1 }\' /proc/mounts); dd if=/dev/urandom of=$dev bs=4096 count=16 conv=notrunc 2>/dev/null; sync; echo ok',
+      ),
+    );
+    await assert.rejects(
+      withVm({ sizeMib: 128 }, () => Promise.resolve()),
+      (err: unknown) =>
+        isMicrovmError(err, 'E_VOLUME') &&
+        (err as Error).message.includes(volumeFile(name)) &&
+        /remove the volume/.test((err as Error).message),
+    );
+    assert.equal(
+      fs.existsSync(sentinel),
+      false,
+      `the host ran: ${fs.existsSync(sentinel) ? fs.readFileSync(sentinel, 'utf8') : ''}`,
+    );
     await removeVolume(name);
-    assert.equal(await withVm({ sizeMib: 64 }, (vm) => sh(vm, 'ls -A /data; echo fresh > /data/f && cat /data/f')), 'lost+found\nfresh\n');
+    assert.equal(
+      await withVm({ sizeMib: 64 }, (vm) => sh(vm, 'ls -A /data; echo fresh > /data/f && cat /data/f')),
+      'lost+found\nfresh\n',
+    );
   } finally {
     process.env.PATH = savedPath;
     fs.rmSync(spy, { recursive: true, force: true });

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { containerRootVolume, DEFAULT_PROTECT, openWorkspace, PlanSettings, prepareWorkspace, Session, WarmSnapshots } from '../../engine';
+import {
+  containerRootVolume,
+  DEFAULT_PROTECT,
+  openWorkspace,
+  PlanSettings,
+  prepareWorkspace,
+  Session,
+  WarmSnapshots,
+} from '../../engine';
 import { volumeFile } from '../../engine/mount';
 import { homePaths } from '../../engine/paths';
 import { loggingEvents } from '../helpers/session-events';
@@ -17,7 +25,15 @@ import { liveProcessesMentioning } from './qemu-proc';
  * attached again and current, the once-only hooks do not run again, and an input change
  * boots afresh. Prints the times of a cold boot and a warm reopen.
  */
-const SETTINGS: PlanSettings = { image: '', memoryMib: 256, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 256,
+  cpus: 1,
+  network: 'none',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-warm-'));
 const live: Session[] = [];
 const folders: string[] = [];
@@ -31,7 +47,8 @@ after(async () => {
 /** postCreateCommand counts its runs on the container's disk (/var/lib/created) and in the folder. */
 function config(extra: Record<string, unknown> = {}): unknown {
   return {
-    postCreateCommand: 'mkdir -p /var/lib && n=$(cat /var/lib/created 2>/dev/null || echo 0); echo $((n + 1)) > /var/lib/created && echo created >> created.txt',
+    postCreateCommand:
+      'mkdir -p /var/lib && n=$(cat /var/lib/created 2>/dev/null || echo 0); echo $((n + 1)) > /var/lib/created && echo created >> created.txt',
     mounts: ['source=deps,target=${containerWorkspaceFolder}/node_modules,type=volume'],
     ...extra,
   };
@@ -55,11 +72,27 @@ interface Opened {
 }
 
 async function open(folder: string): Promise<Opened> {
-  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  const prepared = await prepareWorkspace({
+    folder,
+    settings: SETTINGS,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
+  });
   assert.ok(prepared);
   const logs: string[] = [];
   let booted = false;
-  const session = new Session(prepared.plan, { ...loggingEvents(logs), booting: () => { booted = true; } }, prepared.lifecycle, { warm: new WarmSnapshots(folder) });
+  const session = new Session(
+    prepared.plan,
+    {
+      ...loggingEvents(logs),
+      booting: () => {
+        booted = true;
+      },
+    },
+    prepared.lifecycle,
+    { warm: new WarmSnapshots(folder) },
+  );
   live.push(session);
   const started = Date.now();
   await session.start();
@@ -78,7 +111,10 @@ test('a workspace reopens by resuming its suspended VM: no boot, folder current,
   const folder = project('warm');
   const first = await open(folder);
   assert.ok(first.booted, first.logs.join('\n'));
-  assert.ok(first.logs.some((l) => l.includes('warm reopen: booting afresh')), first.logs.join('\n'));
+  assert.ok(
+    first.logs.some((l) => l.includes('warm reopen: booting afresh')),
+    first.logs.join('\n'),
+  );
   assert.equal((await inGuest(first.session, 'cat /var/lib/created', first.logs)).trim(), '1');
   await inGuest(first.session, 'echo kept > node_modules/dep.txt');
   // A terminal whose cwd is the folder holds it: suspending kills it, and says so.
@@ -86,10 +122,20 @@ test('a workspace reopens by resuming its suspended VM: no boot, folder current,
   await new Promise((resolve) => setTimeout(resolve, 300));
   const vmId = first.session.running.id;
   await first.session.stop({ suspend: true });
-  assert.ok(first.logs.some((l) => /killed 1 guest process\(es\).*sleep/.test(l)), first.logs.join('\n'));
-  assert.ok(first.logs.some((l) => l.includes('warm reopen: suspended VM')), first.logs.join('\n'));
+  assert.ok(
+    first.logs.some((l) => /killed 1 guest process\(es\).*sleep/.test(l)),
+    first.logs.join('\n'),
+  );
+  assert.ok(
+    first.logs.some((l) => l.includes('warm reopen: suspended VM')),
+    first.logs.join('\n'),
+  );
   assert.equal((await terminal.wait()).signal, 'SIGKILL');
-  assert.deepEqual([...liveProcessesMentioning(vmId), ...liveProcessesMentioning(folder)], [], 'a suspended workspace leaves no QEMU or virtiofsd running');
+  assert.deepEqual(
+    [...liveProcessesMentioning(vmId), ...liveProcessesMentioning(folder)],
+    [],
+    'a suspended workspace leaves no QEMU or virtiofsd running',
+  );
 
   fs.writeFileSync(path.join(folder, 'hello.txt'), 'v2 edited while closed\n');
   const times: number[] = [];
@@ -98,7 +144,10 @@ test('a workspace reopens by resuming its suspended VM: no boot, folder current,
     times.push(again.ms);
     console.log(`${again.logs.find((l) => l.includes('warm reopen: resumed VM'))} (Session.start ${again.ms} ms)`);
     assert.equal(again.booted, false, again.logs.join('\n'));
-    assert.ok(again.logs.some((l) => l.includes('warm reopen: resumed VM')), again.logs.join('\n'));
+    assert.ok(
+      again.logs.some((l) => l.includes('warm reopen: resumed VM')),
+      again.logs.join('\n'),
+    );
     assert.equal(await inGuest(again.session, 'cat hello.txt'), 'v2 edited while closed\n');
     assert.equal((await inGuest(again.session, 'cat /var/lib/created')).trim(), '1');
     assert.equal(await inGuest(again.session, 'cat node_modules/dep.txt'), 'kept\n');
@@ -110,33 +159,52 @@ test('a workspace reopens by resuming its suspended VM: no boot, folder current,
   assert.deepEqual(liveProcessesMentioning(folder), [], 'no virtiofsd outlives a suspend');
 
   // A configuration change (a new container environment) is a new container: boot afresh, hooks again.
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config({ containerEnv: { WARM: '1' } })));
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify(config({ containerEnv: { WARM: '1' } })),
+  );
   const changed = await open(folder);
   assert.ok(changed.booted, changed.logs.join('\n'));
-  assert.ok(changed.logs.some((l) => l.includes('warm reopen: booting afresh, since its inputs changed')), changed.logs.join('\n'));
+  assert.ok(
+    changed.logs.some((l) => l.includes('warm reopen: booting afresh, since its inputs changed')),
+    changed.logs.join('\n'),
+  );
   assert.equal(fs.readFileSync(path.join(folder, 'created.txt'), 'utf8'), 'created\ncreated\n');
   await changed.session.stop();
-  console.log(`warm reopen: cold open ${first.ms} ms (${changed.ms} ms after the change), warm opens ${times.join(', ')} ms`);
+  console.log(
+    `warm reopen: cold open ${first.ms} ms (${changed.ms} ms after the change), warm opens ${times.join(', ')} ms`,
+  );
 });
 
 test('a disk changed while the workspace was suspended discards the suspended VM: it boots afresh and says why', async () => {
   const folder = project('changed-disk');
   const first = await open(folder);
   await first.session.stop({ suspend: true });
-  assert.ok(first.logs.some((l) => l.includes('warm reopen: suspended VM')), first.logs.join('\n'));
+  assert.ok(
+    first.logs.some((l) => l.includes('warm reopen: suspended VM')),
+    first.logs.join('\n'),
+  );
   // Another writer (a VM of the same workspace without warm reopen, say) touched the container's disk.
   const disk = volumeFile(containerRootVolume(openWorkspace(folder)));
   const later = new Date(Date.now() + 5000);
   fs.utimesSync(disk, later, later);
   const second = await open(folder);
   assert.ok(second.booted, second.logs.join('\n'));
-  assert.ok(second.logs.some((l) => l.includes(`warm reopen: booting afresh, since the disk ${disk} changed since it was suspended`)), second.logs.join('\n'));
+  assert.ok(
+    second.logs.some((l) =>
+      l.includes(`warm reopen: booting afresh, since the disk ${disk} changed since it was suspended`),
+    ),
+    second.logs.join('\n'),
+  );
   assert.equal((await inGuest(second.session, 'cat /var/lib/created')).trim(), '1', 'the container and its disk go on');
   await second.session.stop({ suspend: true });
   // A lockfile that changed while suspended is an input: boot afresh.
   fs.writeFileSync(path.join(folder, 'package-lock.json'), '{"lockfileVersion": 3}\n');
   const third = await open(folder);
-  assert.ok(third.booted && third.logs.some((l) => l.includes('warm reopen: booting afresh, since its inputs changed')), third.logs.join('\n'));
+  assert.ok(
+    third.booted && third.logs.some((l) => l.includes('warm reopen: booting afresh, since its inputs changed')),
+    third.logs.join('\n'),
+  );
   await third.session.stop();
   assert.equal(openWorkspace(folder).suspended, undefined, 'a plain stop leaves nothing suspended');
 });
@@ -162,19 +230,36 @@ test('a resumed workspace VM leaves no QEMU or virtiofsd when its owner is SIGKI
   // The RAM file moves by rename: the suspended state must sit on the run dir's file system.
   fs.mkdirSync(homePaths.suspended(), { recursive: true, mode: 0o700 });
   const dir = fs.mkdtempSync(path.join(homePaths.suspended(), 'test-'));
-  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine, folder, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const owner = spawn(process.execPath, ['-e', OWNER_SCRIPT, bundles.engine, folder, dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
     let out = '';
     let err = '';
-    owner.stderr.on('data', (chunk: Buffer) => { err += chunk.toString(); });
-    owner.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
-    assert.ok(await waitFor(() => /ready \w+\n/.test(out) || owner.exitCode !== null, 120_000), 'the owner resumed its VM');
+    owner.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    owner.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    assert.ok(
+      await waitFor(() => /ready \w+\n/.test(out) || owner.exitCode !== null, 120_000),
+      'the owner resumed its VM',
+    );
     const id = /ready (\w+)\n/.exec(out)?.[1];
     assert.ok(id, `no VM: ${err}`);
-    assert.ok(liveProcessesMentioning(id).length > 0 && liveProcessesMentioning(folder).length > 0, 'QEMU and virtiofsd run');
+    assert.ok(
+      liveProcessesMentioning(id).length > 0 && liveProcessesMentioning(folder).length > 0,
+      'QEMU and virtiofsd run',
+    );
     owner.kill('SIGKILL');
-    assert.ok(await waitFor(() => liveProcessesMentioning(id).length === 0 && liveProcessesMentioning(folder).length === 0, 5000),
-      `still running 5 s after the owner was SIGKILLed: ${JSON.stringify([...liveProcessesMentioning(id), ...liveProcessesMentioning(folder)])}`);
+    assert.ok(
+      await waitFor(
+        () => liveProcessesMentioning(id).length === 0 && liveProcessesMentioning(folder).length === 0,
+        5000,
+      ),
+      `still running 5 s after the owner was SIGKILLed: ${JSON.stringify([...liveProcessesMentioning(id), ...liveProcessesMentioning(folder)])}`,
+    );
   } finally {
     if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
     fs.rmSync(bundles.dir, { recursive: true, force: true });

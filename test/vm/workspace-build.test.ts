@@ -15,7 +15,15 @@ import { loggingEvents } from '../helpers/session-events';
  * through MICROVM_REGISTRY_MIRRORS), the workspace's hooks run on the result, and the second
  * open finds the build cached.
  */
-const SETTINGS: PlanSettings = { image: '', memoryMib: 512, cpus: 1, network: 'outbound', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 512,
+  cpus: 1,
+  network: 'outbound',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 let tmp: string;
 let registry: TestRegistry;
 const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;
@@ -38,14 +46,26 @@ after(async () => {
 test('a Dockerfile workspace builds in the builder VM, opens on the result, and is a cache lookup the second time', async () => {
   const folder = path.join(tmp, 'app');
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'Dockerfile'), `FROM debian:bookworm\nARG FLAVOUR=plain\n# run ${process.pid}-${Date.now()}: the build cache outlives this test, so the first open must find nothing\nRUN echo "built with $FLAVOUR" > /built.txt\n`);
-  fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify({
-    build: { dockerfile: 'Dockerfile', args: { FLAVOUR: 'args' } },
-    postStartCommand: 'cat /built.txt /etc/debian_version > from-image.txt',
-  }));
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'Dockerfile'),
+    `FROM debian:bookworm\nARG FLAVOUR=plain\n# run ${process.pid}-${Date.now()}: the build cache outlives this test, so the first open must find nothing\nRUN echo "built with $FLAVOUR" > /built.txt\n`,
+  );
+  fs.writeFileSync(
+    path.join(folder, '.devcontainer', 'devcontainer.json'),
+    JSON.stringify({
+      build: { dockerfile: 'Dockerfile', args: { FLAVOUR: 'args' } },
+      postStartCommand: 'cat /built.txt /etc/debian_version > from-image.txt',
+    }),
+  );
   for (const round of [1, 2]) {
     const logs: string[] = [];
-    const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+    const prepared = await prepareWorkspace({
+      folder,
+      settings: SETTINGS,
+      allowLocalEnv: [],
+      onConfigChanged: async () => 'apply',
+      onOverLimits: async () => true,
+    });
     assert.ok(prepared);
     const session = new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
     try {

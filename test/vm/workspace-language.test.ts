@@ -16,7 +16,15 @@ import { SLOW } from '../helpers/slow';
  * MICROVM_REGISTRY_MIRRORS; here Debian's nodejs stands in for it). An image that cannot be
  * pulled falls back to the embedded default image, and the log says so.
  */
-const SETTINGS: PlanSettings = { image: '', memoryMib: 512, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 512,
+  cpus: 1,
+  network: 'none',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 let tmp: string;
 let registry: TestRegistry;
 const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;
@@ -44,7 +52,13 @@ function folderWith(name: string, files: Record<string, string>): string {
 }
 
 async function withSession(folder: string, logs: string[], body: (session: Session) => Promise<void>): Promise<void> {
-  const prepared = await prepareWorkspace({ folder, settings: SETTINGS, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  const prepared = await prepareWorkspace({
+    folder,
+    settings: SETTINGS,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
+  });
   assert.ok(prepared);
   const session = new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
   const steps: string[] = [];
@@ -58,17 +72,35 @@ async function withSession(folder: string, logs: string[], body: (session: Sessi
   logs.push(...steps.map((s) => `progress: ${s}`));
 }
 
-test('a folder with only package.json opens on the configured node image, and the progress says which and why', SLOW, async () => {
-  const folder = folderWith('web', { 'package.json': '{"name":"web","scripts":{"start":"node index.js"}}', 'index.js': 'console.log("hi")\n' });
-  const logs: string[] = [];
-  await withSession(folder, logs, async (session) => {
-    const result = await session.running.exec({ argv: ['node', '-e', 'console.log(process.version, require("fs").existsSync("/workspaces/web/package.json"))'], cwd: '/workspaces/web' });
-    assert.equal(result.exitCode, 0, result.stderr);
-    assert.match(result.stdout, /^v\d+\.\d+\.\d+ true\n$/);
-  });
-  assert.ok(logs.some((l) => l.includes('package.json makes this a Node.js project, so the workspace opens on node:22-bookworm')), logs.join('\n'));
-  assert.ok(logs.some((l) => l.startsWith('progress: Pulling node:22-bookworm (package.json makes this a Node.js project)')), logs.join('\n'));
-});
+test(
+  'a folder with only package.json opens on the configured node image, and the progress says which and why',
+  SLOW,
+  async () => {
+    const folder = folderWith('web', {
+      'package.json': '{"name":"web","scripts":{"start":"node index.js"}}',
+      'index.js': 'console.log("hi")\n',
+    });
+    const logs: string[] = [];
+    await withSession(folder, logs, async (session) => {
+      const result = await session.running.exec({
+        argv: ['node', '-e', 'console.log(process.version, require("fs").existsSync("/workspaces/web/package.json"))'],
+        cwd: '/workspaces/web',
+      });
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.match(result.stdout, /^v\d+\.\d+\.\d+ true\n$/);
+    });
+    assert.ok(
+      logs.some((l) =>
+        l.includes('package.json makes this a Node.js project, so the workspace opens on node:22-bookworm'),
+      ),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some((l) => l.startsWith('progress: Pulling node:22-bookworm (package.json makes this a Node.js project)')),
+      logs.join('\n'),
+    );
+  },
+);
 
 test('a language image that cannot be pulled falls back to the embedded default image, named as such in the log', async () => {
   const folder = folderWith('tool', { 'go.mod': 'module example.com/tool\n\ngo 1.22\n' });

@@ -52,7 +52,15 @@ function imageWithDevUser(name: string, labels: Record<string, string> = {}): st
   return dir;
 }
 
-const SETTINGS: PlanSettings = { image: imageWithDevUser('image'), memoryMib: 512, cpus: 1, network: 'none', symlinks: 'opaque', protect: [...DEFAULT_PROTECT], git: 'writable' };
+const SETTINGS: PlanSettings = {
+  image: imageWithDevUser('image'),
+  memoryMib: 512,
+  cpus: 1,
+  network: 'none',
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+};
 
 function workspace(name: string, config: Record<string, unknown>): string {
   const folder = path.join(tmp, name);
@@ -63,7 +71,13 @@ function workspace(name: string, config: Record<string, unknown>): string {
 }
 
 async function open(folder: string, logs: string[], settings: PlanSettings = SETTINGS): Promise<Session> {
-  const prepared = await prepareWorkspace({ folder, settings, allowLocalEnv: [], onConfigChanged: async () => 'apply', onOverLimits: async () => true });
+  const prepared = await prepareWorkspace({
+    folder,
+    settings,
+    allowLocalEnv: [],
+    onConfigChanged: async () => 'apply',
+    onOverLimits: async () => true,
+  });
   assert.ok(prepared);
   return new Session(prepared.plan, loggingEvents(logs), prepared.lifecycle);
 }
@@ -72,12 +86,13 @@ async function open(folder: string, logs: string[], settings: PlanSettings = SET
 async function ptyOutput(session: Session, argv: string[]): Promise<string> {
   const child = session.spawnPty(argv, { rows: 24, cols: 200 });
   let out = '';
-  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout()) out += chunk.toString('utf8');
+  for (let chunk = await child.readStdout(); chunk.length > 0; chunk = await child.readStdout())
+    out += chunk.toString('utf8');
   await child.wait();
   return out.replace(/\r/g, '');
 }
 
-test('remoteUser: hooks and terminals run as the image\'s user with its home, shell and groups; what it creates is the folder owner\'s on the host', async () => {
+test("remoteUser: hooks and terminals run as the image's user with its home, shell and groups; what it creates is the folder owner's on the host", async () => {
   const folder = workspace('app', {
     remoteUser: 'dev',
     postCreateCommand: 'echo "$(id -u) $(id -g) $(id -G) $HOME $USER" > hook.txt && mkdir made-by-hook',
@@ -87,18 +102,36 @@ test('remoteUser: hooks and terminals run as the image\'s user with its home, sh
   try {
     await session.start();
     await session.hooksSettled();
-    assert.equal(fs.readFileSync(path.join(folder, 'hook.txt'), 'utf8'), '1000 1000 1000 1500 /home/dev dev\n', logs.join('\n'));
+    assert.equal(
+      fs.readFileSync(path.join(folder, 'hook.txt'), 'utf8'),
+      '1000 1000 1000 1500 /home/dev dev\n',
+      logs.join('\n'),
+    );
     assert.equal(session.shell, '/bin/sh');
-    const terminal = await ptyOutput(session, [session.shell, '-c', 'id -un; pwd; touch from-terminal; ls -ln hook.txt | cut -c1-30']);
+    const terminal = await ptyOutput(session, [
+      session.shell,
+      '-c',
+      'id -un; pwd; touch from-terminal; ls -ln hook.txt | cut -c1-30',
+    ]);
     assert.match(terminal, /^dev\n/);
     assert.match(terminal, /\n\/workspaces\/app\n/, 'the terminal opens in the workspace folder');
-    assert.match(terminal, /1000 +1000/, 'in the VM the folder\'s files are the remote user\'s');
+    assert.match(terminal, /1000 +1000/, "in the VM the folder's files are the remote user's");
     for (const made of ['hook.txt', 'made-by-hook', 'from-terminal']) {
       const stat = fs.statSync(path.join(folder, made));
-      assert.deepEqual([stat.uid, stat.gid], [HOST_OWNER, HOST_OWNER], `${made} belongs to the folder's owner on the host`);
+      assert.deepEqual(
+        [stat.uid, stat.gid],
+        [HOST_OWNER, HOST_OWNER],
+        `${made} belongs to the folder's owner on the host`,
+      );
     }
-    assert.ok(logs.some((l) => l.startsWith('terminals and hooks run as dev (1000:1000, groups 1500)')), logs.join('\n'));
-    assert.ok(!logs.some((l) => l.startsWith('file events:')), `the workspace folder's host edits reach the guest's watchers: ${logs.join('\n')}`);
+    assert.ok(
+      logs.some((l) => l.startsWith('terminals and hooks run as dev (1000:1000, groups 1500)')),
+      logs.join('\n'),
+    );
+    assert.ok(
+      !logs.some((l) => l.startsWith('file events:')),
+      `the workspace folder's host edits reach the guest's watchers: ${logs.join('\n')}`,
+    );
   } finally {
     await session.stop();
   }
@@ -110,8 +143,13 @@ test('a remoteUser or containerUser the image does not have is a configuration e
     const logs: string[] = [];
     const session = await open(folder, logs);
     try {
-      await assert.rejects(session.start(), (err) => isMicrovmError(err, 'E_CONFIG')
-        && err.message.includes(`devcontainer.json's ${field} "ghost" is not a user of the image`) && /useradd|common-utils/.test(err.message));
+      await assert.rejects(
+        session.start(),
+        (err) =>
+          isMicrovmError(err, 'E_CONFIG') &&
+          err.message.includes(`devcontainer.json's ${field} "ghost" is not a user of the image`) &&
+          /useradd|common-utils/.test(err.message),
+      );
       assert.ok(!logs.some((l) => l.startsWith('VM ')), `no VM started: ${logs.join('\n')}`);
     } finally {
       await session.stop();
@@ -119,7 +157,7 @@ test('a remoteUser or containerUser the image does not have is a configuration e
   }
 });
 
-test('remoteEnv null unsets a variable, the image\'s too, in hooks and terminals; a tmpfs mount is a memory file system of the asked size the user can write', async () => {
+test("remoteEnv null unsets a variable, the image's too, in hooks and terminals; a tmpfs mount is a memory file system of the asked size the user can write", async () => {
   const folder = workspace('env-tmpfs', {
     remoteUser: 'dev',
     containerEnv: { DROP_ME: 'from-the-container', KEEP: 'kept' },
@@ -132,9 +170,16 @@ test('remoteEnv null unsets a variable, the image\'s too, in hooks and terminals
   try {
     await session.start();
     await session.hooksSettled();
-    assert.equal(fs.readFileSync(path.join(folder, 'hook-env.txt'), 'utf8'), 'drop=unset keep=kept added=kept-and-added\n', logs.join('\n'));
-    const terminal = await ptyOutput(session, [session.shell, '-c',
-      'echo "drop=${DROP_ME-unset} added=$ADDED"; grep " /scratch " /proc/mounts; stat -c %a /scratch; echo hi > /scratch/f && cat /scratch/f']);
+    assert.equal(
+      fs.readFileSync(path.join(folder, 'hook-env.txt'), 'utf8'),
+      'drop=unset keep=kept added=kept-and-added\n',
+      logs.join('\n'),
+    );
+    const terminal = await ptyOutput(session, [
+      session.shell,
+      '-c',
+      'echo "drop=${DROP_ME-unset} added=$ADDED"; grep " /scratch " /proc/mounts; stat -c %a /scratch; echo hi > /scratch/f && cat /scratch/f',
+    ]);
     assert.match(terminal, /^drop=unset added=kept-and-added\n/);
     assert.match(terminal, /^tmpfs \/scratch tmpfs rw,nosuid,nodev\S*size=16384k/m);
     assert.match(terminal, /^1777$/m, 'world-writable with the sticky bit, as Docker makes a tmpfs');
@@ -144,7 +189,7 @@ test('remoteEnv null unsets a variable, the image\'s too, in hooks and terminals
   }
 });
 
-test('remoteUser from the image\'s devcontainer.metadata label: terminals and hooks run as it, the label\'s hook first', async () => {
+test("remoteUser from the image's devcontainer.metadata label: terminals and hooks run as it, the label's hook first", async () => {
   const labelled = imageWithDevUser('labelled-image', {
     'devcontainer.metadata': JSON.stringify([{ remoteUser: 'dev', postCreateCommand: 'id -un > label-hook.txt' }]),
   });

@@ -11,30 +11,48 @@ const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
  * credentials). The realm may be another host; that is where Docker sends credentials too.
  */
 export async function answerChallenge(
-  challenge: Challenge, repository: string, registry: string, credentials: Credentials | null, signal?: AbortSignal,
+  challenge: Challenge,
+  repository: string,
+  registry: string,
+  credentials: Credentials | null,
+  signal?: AbortSignal,
 ): Promise<string> {
   if (challenge.scheme === 'basic') {
     if (credentials?.kind !== 'basic') throw noCredentials(registry, repository);
     return basic(credentials.username, credentials.password);
   }
   if (challenge.scheme !== 'bearer' || !challenge.params.realm) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} asked for an unsupported authentication (${challenge.scheme}, realm ${JSON.stringify(challenge.params.realm)}); only Basic and Bearer are supported`);
+    throw new MicrovmError(
+      'E_REGISTRY_PROTOCOL',
+      `${registry} asked for an unsupported authentication (${challenge.scheme}, realm ${JSON.stringify(challenge.params.realm)}); only Basic and Bearer are supported`,
+    );
   }
   if (credentials?.kind === 'registry-token') return `Bearer ${credentials.token}`;
   let realm: URL;
   try {
     realm = new URL(challenge.params.realm);
   } catch {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `${registry} gave an invalid token realm ${JSON.stringify(challenge.params.realm)}`);
+    throw new MicrovmError(
+      'E_REGISTRY_PROTOCOL',
+      `${registry} gave an invalid token realm ${JSON.stringify(challenge.params.realm)}`,
+    );
   }
   const scope = challenge.params.scope ?? `repository:${repository}:pull`;
-  const token = credentials?.kind === 'identity-token'
-    ? await refreshToken(realm, challenge.params.service, scope, credentials.token, registry, signal)
-    : await fetchToken(realm, challenge.params.service, scope, credentials, registry, signal);
+  const token =
+    credentials?.kind === 'identity-token'
+      ? await refreshToken(realm, challenge.params.service, scope, credentials.token, registry, signal)
+      : await fetchToken(realm, challenge.params.service, scope, credentials, registry, signal);
   return `Bearer ${token}`;
 }
 
-async function fetchToken(realm: URL, service: string | undefined, scope: string, credentials: Credentials | null, registry: string, signal?: AbortSignal): Promise<string> {
+async function fetchToken(
+  realm: URL,
+  service: string | undefined,
+  scope: string,
+  credentials: Credentials | null,
+  registry: string,
+  signal?: AbortSignal,
+): Promise<string> {
   const url = new URL(realm);
   if (service) url.searchParams.set('service', service);
   url.searchParams.set('scope', scope);
@@ -44,21 +62,50 @@ async function fetchToken(realm: URL, service: string | undefined, scope: string
 }
 
 /** An identity token (from `docker login` with OAuth) is traded for an access token. */
-async function refreshToken(realm: URL, service: string | undefined, scope: string, refresh: string, registry: string, signal?: AbortSignal): Promise<string> {
-  const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, service: service ?? '', scope, client_id: 'microvm' });
-  const res = await sendRequest(realm, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), signal });
+async function refreshToken(
+  realm: URL,
+  service: string | undefined,
+  scope: string,
+  refresh: string,
+  registry: string,
+  signal?: AbortSignal,
+): Promise<string> {
+  const form = new URLSearchParams({
+    grant_type: 'refresh_token',
+    refresh_token: refresh,
+    service: service ?? '',
+    scope,
+    client_id: 'microvm',
+  });
+  const res = await sendRequest(realm, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: Buffer.from(form.toString()),
+    signal,
+  });
   return tokenFrom(res, realm, registry, true);
 }
 
-async function tokenFrom(res: Awaited<ReturnType<typeof sendRequest>>, realm: URL, registry: string, hadCredentials: boolean): Promise<string> {
+async function tokenFrom(
+  res: Awaited<ReturnType<typeof sendRequest>>,
+  realm: URL,
+  registry: string,
+  hadCredentials: boolean,
+): Promise<string> {
   const body = await readBody(res, MAX_TOKEN_RESPONSE_BYTES, `the token response from ${realm.origin}`);
   if (res.statusCode === 401 || res.statusCode === 403) {
-    throw new MicrovmError('E_REGISTRY_AUTH', hadCredentials
-      ? `the token service ${realm.origin} rejected the credentials for ${registry} (HTTP ${res.statusCode}); run docker login ${registry} again`
-      : `the token service ${realm.origin} refused an anonymous token for ${registry} (HTTP ${res.statusCode}); log in with docker login ${registry}`);
+    throw new MicrovmError(
+      'E_REGISTRY_AUTH',
+      hadCredentials
+        ? `the token service ${realm.origin} rejected the credentials for ${registry} (HTTP ${res.statusCode}); run docker login ${registry} again`
+        : `the token service ${realm.origin} refused an anonymous token for ${registry} (HTTP ${res.statusCode}); log in with docker login ${registry}`,
+    );
   }
   if (res.statusCode !== 200) {
-    throw new MicrovmError('E_REGISTRY_PROTOCOL', `the token service ${realm.origin} answered HTTP ${res.statusCode}; try again later`);
+    throw new MicrovmError(
+      'E_REGISTRY_PROTOCOL',
+      `the token service ${realm.origin} answered HTTP ${res.statusCode}; try again later`,
+    );
   }
   let parsed: { token?: unknown; access_token?: unknown };
   try {

@@ -10,14 +10,22 @@ export type Credentials =
   | { kind: 'registry-token'; token: string };
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
-const authEntry = z.object({
-  auth: z.string().max(16384).optional(),
-  username: z.string().max(4096).optional(),
-  password: z.string().max(16384).optional(),
-  identitytoken: z.string().max(16384).optional(),
-  registrytoken: z.string().max(16384).optional(),
-}).passthrough();
-const dockerConfig = z.object({ auths: z.record(authEntry).optional(), credsStore: z.string().optional(), credHelpers: z.record(z.string()).optional() }).passthrough();
+const authEntry = z
+  .object({
+    auth: z.string().max(16384).optional(),
+    username: z.string().max(4096).optional(),
+    password: z.string().max(16384).optional(),
+    identitytoken: z.string().max(16384).optional(),
+    registrytoken: z.string().max(16384).optional(),
+  })
+  .passthrough();
+const dockerConfig = z
+  .object({
+    auths: z.record(authEntry).optional(),
+    credsStore: z.string().optional(),
+    credHelpers: z.record(z.string()).optional(),
+  })
+  .passthrough();
 
 /** $DOCKER_CONFIG/config.json, else ~/.docker/config.json. */
 export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -32,7 +40,8 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
 export function credentialsFor(registry: string, file = dockerConfigPath()): Credentials | null {
   const stat = fs.statSync(file, { throwIfNoEntry: false });
   if (!stat?.isFile()) return null;
-  if (stat.size > MAX_CONFIG_BYTES) throw badConfig(file, `it is ${stat.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
+  if (stat.size > MAX_CONFIG_BYTES)
+    throw badConfig(file, `it is ${stat.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
   let parsed: z.infer<typeof dockerConfig>;
   try {
     parsed = dockerConfig.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
@@ -51,7 +60,8 @@ export function credentialsFor(registry: string, file = dockerConfigPath()): Cre
       username = decoded.slice(0, colon);
       password = decoded.slice(colon + 1);
     }
-    if (entry.identitytoken) return { kind: 'identity-token', username: username ?? '<token>', token: entry.identitytoken };
+    if (entry.identitytoken)
+      return { kind: 'identity-token', username: username ?? '<token>', token: entry.identitytoken };
     if (username !== undefined && password !== undefined) return { kind: 'basic', username, password };
   }
   return null;
@@ -62,5 +72,8 @@ function normaliseKey(key: string): string {
 }
 
 function badConfig(file: string, problem: string): MicrovmError {
-  return new MicrovmError('E_REGISTRY_AUTH', `cannot read registry credentials from ${file}: ${problem}; fix or remove the file (or run docker login again)`);
+  return new MicrovmError(
+    'E_REGISTRY_AUTH',
+    `cannot read registry credentials from ${file}: ${problem}; fix or remove the file (or run docker login again)`,
+  );
 }

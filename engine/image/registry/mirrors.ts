@@ -31,7 +31,10 @@ const MAX_MIRRORS = 32;
  */
 export function parseMirrorList(text: string, from: string = MIRRORS_ENV): RegistryMirrors {
   const mirrors: Record<string, string[]> = {};
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length > MAX_MIRRORS) throw badMirror(from, text, `at most ${MAX_MIRRORS} mirrors`);
   for (const item of items) {
     const eq = item.indexOf('=');
@@ -44,7 +47,9 @@ export function parseMirrorList(text: string, from: string = MIRRORS_ENV): Regis
 
 /** The MICROVM_REGISTRY_MIRRORS text of a mirror table (parseMirrorList reads it back). */
 export function formatMirrorList(mirrors: Readonly<Record<string, readonly string[]>>): string {
-  return Object.entries(mirrors).flatMap(([registry, urls]) => urls.map((url) => `${registry}=${url}`)).join(',');
+  return Object.entries(mirrors)
+    .flatMap(([registry, urls]) => urls.map((url) => `${registry}=${url}`))
+    .join(',');
 }
 
 /** Checks registry names and mirror URLs of an option or the environment; returns them normalised. */
@@ -68,10 +73,20 @@ export function endpointsFor(ref: ImageReference, mirrors: RegistryMirrors): Reg
   const endpoints: RegistryEndpoint[] = (mirrors[ref.registry] ?? []).map((location) => {
     const url = new URL(location);
     const prefix = url.pathname.replace(/^\/+|\/+$/g, '');
-    return { origin: new URL(url.origin), repository: prefix ? `${prefix}/${ref.repository}` : ref.repository, host: url.host, mirror: true };
+    return {
+      origin: new URL(url.origin),
+      repository: prefix ? `${prefix}/${ref.repository}` : ref.repository,
+      host: url.host,
+      mirror: true,
+    };
   });
   const host = ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
-  endpoints.push({ origin: new URL(`${registryScheme(ref.registry)}://${host}`), repository: ref.repository, host: ref.registry, mirror: false });
+  endpoints.push({
+    origin: new URL(`${registryScheme(ref.registry)}://${host}`),
+    repository: ref.repository,
+    host: ref.registry,
+    mirror: false,
+  });
   return endpoints;
 }
 
@@ -96,13 +111,20 @@ function mirrorUrl(location: string, from: string): URL {
   } catch (err) {
     throw badMirror(from, location, 'not a URL', err);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badMirror(from, location, 'the scheme must be http or https');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw badMirror(from, location, 'the scheme must be http or https');
   if (url.username || url.password || url.search || url.hash) {
-    throw badMirror(from, location, 'no credentials, query or fragment in a mirror URL (credentials come from ~/.docker/config.json for the mirror host)');
+    throw badMirror(
+      from,
+      location,
+      'no credentials, query or fragment in a mirror URL (credentials come from ~/.docker/config.json for the mirror host)',
+    );
   }
   return url;
 }
 
 function badMirror(from: string, value: string, problem: string, cause?: unknown): MicrovmError {
-  return new MicrovmError('E_BAD_OPTION', `invalid registry mirror in ${from}: ${JSON.stringify(value)}: ${problem}`, { cause });
+  return new MicrovmError('E_BAD_OPTION', `invalid registry mirror in ${from}: ${JSON.stringify(value)}: ${problem}`, {
+    cause,
+  });
 }

@@ -56,8 +56,18 @@ export async function pullImage(ref: ImageReference, store: ContentStore, opts: 
   throw new Error('unreachable: the registry itself is always the last endpoint');
 }
 
-async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: ContentStore, opts: PullOptions): Promise<StoredImage> {
-  const client = new RegistryClient(ref, { credentials: credentialsFor(endpoint.host), retry: opts.retry, endpoint, signal: opts.signal });
+async function pullFrom(
+  endpoint: RegistryEndpoint,
+  ref: ImageReference,
+  store: ContentStore,
+  opts: PullOptions,
+): Promise<StoredImage> {
+  const client = new RegistryClient(ref, {
+    credentials: credentialsFor(endpoint.host),
+    retry: opts.retry,
+    endpoint,
+    signal: opts.signal,
+  });
   const top = await client.manifest(ref.digest ?? (ref.tag as string), store);
   const fromStore = storeSource(store);
   const source: DocumentSource = {
@@ -75,23 +85,34 @@ async function pullFrom(endpoint: RegistryEndpoint, ref: ImageReference, store: 
   for (const layer of resolved.layers) if (!(await store.has(layer.digest))) missing.push(layer);
   await runLimited(missing, opts.concurrency ?? 3, opts.signal, (layer, signal) => {
     if (layer.size > opts.maxBlobBytes) {
-      return Promise.reject(new MicrovmError(
-        'E_IMAGE_TOO_LARGE',
-        `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap; raise maxLayerBytes if the image is genuine`,
-      ));
+      return Promise.reject(
+        new MicrovmError(
+          'E_IMAGE_TOO_LARGE',
+          `layer ${layer.digest} of ${ref.canonical} is ${layer.size} bytes, over the ${opts.maxBlobBytes}-byte cap; raise maxLayerBytes if the image is genuine`,
+        ),
+      );
     }
-    const onBytes = (bytes: number) => opts.onProgress?.({ phase: 'pull', digest: layer.digest, bytes, total: layer.size });
+    const onBytes = (bytes: number) =>
+      opts.onProgress?.({ phase: 'pull', digest: layer.digest, bytes, total: layer.size });
     return client.blob(layer, store, opts.maxBlobBytes, onBytes, signal);
   });
   throwIfAborted(opts.signal, `pulling ${ref.canonical}`);
   const image = toResolvedImage(store, ref.canonical, resolved);
-  await writeRecord(store, { ref: ref.canonical, manifest: image.manifest, source: 'registry', storedAt: new Date().toISOString() });
+  await writeRecord(store, {
+    ref: ref.canonical,
+    manifest: image.manifest,
+    source: 'registry',
+    storedAt: new Date().toISOString(),
+  });
   return image;
 }
 
 /** What makes the next endpoint worth a try; a full host disk or a hostile answer does not. */
 export function isRegistryFailure(err: unknown): boolean {
-  return err instanceof MicrovmError && ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_PROTOCOL', 'E_REGISTRY_AUTH', 'E_IMAGE_NOT_FOUND'].includes(err.code);
+  return (
+    err instanceof MicrovmError &&
+    ['E_REGISTRY_UNREACHABLE', 'E_REGISTRY_PROTOCOL', 'E_REGISTRY_AUTH', 'E_IMAGE_NOT_FOUND'].includes(err.code)
+  );
 }
 
 /** The registry's own error, with what the mirrors answered before it. */
@@ -105,7 +126,12 @@ export function withMirrorFailures(err: unknown, failures: string[]): unknown {
  * aborts the downloads still running, and the call settles only once every one has ended, so
  * that none is left writing a partial blob behind it.
  */
-async function runLimited<T>(items: T[], limit: number, signal: AbortSignal | undefined, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+async function runLimited<T>(
+  items: T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  work: (item: T, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
   const stopAll = new AbortController();
   const unlink = onAbort(signal, () => stopAll.abort(signal?.reason));
   let next = 0;

@@ -10,7 +10,10 @@ import { registryHostname } from '../reference';
  */
 export function registryScheme(registry: string, env: NodeJS.ProcessEnv = process.env): 'http' | 'https' {
   if (isLoopback(registryHostname(registry))) return 'http';
-  const insecure = (env.MICROVM_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const insecure = (env.MICROVM_INSECURE_REGISTRIES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return insecure.includes(registry) || insecure.includes(registryHostname(registry)) ? 'http' : 'https';
 }
 
@@ -47,11 +50,19 @@ export function sendRequest(url: URL, opts: RequestOptions = {}): Promise<http.I
   assertTransportAllowed(url);
   const module = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const req = module.request(url, { method: opts.method ?? 'GET', headers: { 'User-Agent': 'microvm', ...opts.headers }, signal: opts.signal }, (res) => {
-      res.setTimeout(opts.idleTimeoutMs ?? 30_000, () => res.destroy(new Error(`no data from ${url.host} for ${opts.idleTimeoutMs ?? 30_000} ms`)));
-      resolve(res);
-    });
-    req.setTimeout(opts.idleTimeoutMs ?? 30_000, () => req.destroy(new Error(`no response from ${url.host} for ${opts.idleTimeoutMs ?? 30_000} ms`)));
+    const req = module.request(
+      url,
+      { method: opts.method ?? 'GET', headers: { 'User-Agent': 'microvm', ...opts.headers }, signal: opts.signal },
+      (res) => {
+        res.setTimeout(opts.idleTimeoutMs ?? 30_000, () =>
+          res.destroy(new Error(`no data from ${url.host} for ${opts.idleTimeoutMs ?? 30_000} ms`)),
+        );
+        resolve(res);
+      },
+    );
+    req.setTimeout(opts.idleTimeoutMs ?? 30_000, () =>
+      req.destroy(new Error(`no response from ${url.host} for ${opts.idleTimeoutMs ?? 30_000} ms`)),
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -82,5 +93,8 @@ export async function readBody(res: http.IncomingMessage, maxBytes: number, what
 export class DroppedConnection extends Error {}
 
 function bodyTooLarge(what: string, maxBytes: number): MicrovmError {
-  return new MicrovmError('E_IMAGE_TOO_LARGE', `${what} is larger than the ${maxBytes}-byte limit; the registry is misbehaving or hostile; nothing was stored`);
+  return new MicrovmError(
+    'E_IMAGE_TOO_LARGE',
+    `${what} is larger than the ${maxBytes}-byte limit; the registry is misbehaving or hostile; nothing was stored`,
+  );
 }

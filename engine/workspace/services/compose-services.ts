@@ -79,7 +79,8 @@ export class ComposeServices {
 
   /** Links for a VM of the workspace (not `self`): every declared port of the other services. */
   linksFor(self: string): ServiceLink[] {
-    return this.relays.filter((r) => r.service !== self)
+    return this.relays
+      .filter((r) => r.service !== self)
       .map((r) => ({ address: this.addresses.get(r.service) as string, port: r.port, hostPort: r.hostPort }));
   }
 
@@ -130,7 +131,10 @@ export class ComposeServices {
       const vm = this.serviceVm(service);
       this.running.set(service.name, vm);
       const { exposedPorts } = await this.failing(vm, () => vm.prepare());
-      reachable.set(service.name, [...new Set([...declaredPorts(service), ...exposedPorts])].sort((a, b) => a - b));
+      reachable.set(
+        service.name,
+        [...new Set([...declaredPorts(service), ...exposedPorts])].sort((a, b) => a - b),
+      );
     }
     const names = [...reachable.keys()].sort((a, b) => a.localeCompare(b));
     names.forEach((name, i) => this.addresses.set(name, serviceLinkAddress(i)));
@@ -152,7 +156,9 @@ export class ComposeServices {
       service,
       volumeName: (source, target) => options.volumeName(service.name, source, target),
       share: options.share,
-      ...(service.network?.mode === 'service' ? { networkOf: { service: service.network.service, address: this.addresses.get(service.network.service) } } : {}),
+      ...(service.network?.mode === 'service'
+        ? { networkOf: { service: service.network.service, address: this.addresses.get(service.network.service) } }
+        : {}),
       network: options.network,
       allow: options.allow,
       signal: options.signal,
@@ -162,7 +168,10 @@ export class ComposeServices {
       progress: (step) => options.events.progress(step),
       exited: (code, lines) => {
         if (this.stopped) return;
-        options.events.crashed(service.name, serviceFailure(service.name, `stopped: its main process exited with code ${code}`, lines).message);
+        options.events.crashed(
+          service.name,
+          serviceFailure(service.name, `stopped: its main process exited with code ${code}`, lines).message,
+        );
       },
     });
   }
@@ -172,7 +181,9 @@ export class ComposeServices {
     await this.failing(vm, () => vm.start(this.linksFor(name), this.hostsFor(name)));
     const relays = this.relays.filter((r) => r.service === name);
     for (const relay of relays) relay.setTarget((await vm.expose(relay.port)).port);
-    this.options.events.log(`service ${name} started${relays.length > 0 ? `; the other VMs reach it as ${relays.map((r) => `${name}:${r.port}`).join(', ')}` : ''}`);
+    this.options.events.log(
+      `service ${name} started${relays.length > 0 ? `; the other VMs reach it as ${relays.map((r) => `${name}:${r.port}`).join(', ')}` : ''}`,
+    );
   }
 
   /** A service that cannot be pulled, built or booted fails the open, with its last lines. */
@@ -202,12 +213,24 @@ export class ComposeServices {
     const check = this.options.plan.services.find((s) => s.name === service.name)?.healthcheck;
     const waiting = (async () => {
       if (!check) {
-        throw serviceFailure(service.name, `has no healthcheck, and ${dependent} waits for it to be healthy (depends_on condition service_healthy); add a healthcheck or use service_started`, []);
+        throw serviceFailure(
+          service.name,
+          `has no healthcheck, and ${dependent} waits for it to be healthy (depends_on condition service_healthy); add a healthcheck or use service_started`,
+          [],
+        );
       }
       this.options.events.progress(`Waiting for ${service.name} to be healthy`);
-      const result = await waitHealthy(check, (test, timeoutMs) => service.probe(test, timeoutMs), () => service.ended);
+      const result = await waitHealthy(
+        check,
+        (test, timeoutMs) => service.probe(test, timeoutMs),
+        () => service.ended,
+      );
       if (result.state === 'unhealthy') {
-        throw serviceFailure(service.name, `did not become healthy after ${result.checks} check(s) (${result.lastOutput || 'the check failed without output'}), so ${dependent} cannot start`, service.lastLines());
+        throw serviceFailure(
+          service.name,
+          `did not become healthy after ${result.checks} check(s) (${result.lastOutput || 'the check failed without output'}), so ${dependent} cannot start`,
+          service.lastLines(),
+        );
       }
       this.options.events.log(`service ${service.name} is healthy`);
     })();
@@ -219,7 +242,11 @@ export class ComposeServices {
     this.options.events.progress(`Waiting for ${service.name} to complete`);
     while (service.exitStatus === undefined && !this.stopped) await new Promise((r) => setTimeout(r, 200));
     if (service.exitStatus !== 0 && required) {
-      throw serviceFailure(service.name, `exited with code ${service.exitStatus}, and ${dependent} waits for it to complete successfully`, service.lastLines());
+      throw serviceFailure(
+        service.name,
+        `exited with code ${service.exitStatus}, and ${dependent} waits for it to complete successfully`,
+        service.lastLines(),
+      );
     }
   }
 
@@ -232,13 +259,16 @@ export class ComposeServices {
       forwarder = await service.expose(port, port);
     } catch {
       forwarder = await service.expose(port, 0);
-      this.options.events.log(`${name}:${port}: port ${port} is taken on this machine, so it is forwarded to 127.0.0.1:${forwarder.port}`);
+      this.options.events.log(
+        `${name}:${port}: port ${port} is taken on this machine, so it is forwarded to 127.0.0.1:${forwarder.port}`,
+      );
     }
     this.userForwards.push({ service: name, port, localAddr: `127.0.0.1:${forwarder.port}` });
     this.options.events.log(`forwarded ${name}:${port} to 127.0.0.1:${forwarder.port}`);
   }
 
   private checkStopped(): void {
-    if (this.stopped || this.options.signal.aborted) throw new Error('the workspace was stopped while its services started');
+    if (this.stopped || this.options.signal.aborted)
+      throw new Error('the workspace was stopped while its services started');
   }
 }

@@ -19,7 +19,12 @@ export interface HealthResult {
  * the service unhealthy. One success makes it healthy. Stops early (unhealthy) when `stopped`
  * says the service is gone.
  */
-export async function waitHealthy(check: HealthCheck, probe: HealthProbe, stopped: () => string | undefined, started = Date.now()): Promise<HealthResult> {
+export async function waitHealthy(
+  check: HealthCheck,
+  probe: HealthProbe,
+  stopped: () => string | undefined,
+  started = Date.now(),
+): Promise<HealthResult> {
   let failures = 0;
   let checks = 0;
   let lastOutput = '';

@@ -47,5 +47,8 @@ export function readServiceLog(folder: string, service: string, lines?: number):
   if (lines === undefined) return text;
   const all = text.split('\n');
   if (all[all.length - 1] === '') all.pop();
-  return all.slice(-lines).map((l) => `${l}\n`).join('');
+  return all
+    .slice(-lines)
+    .map((l) => `${l}\n`)
+    .join('');
 }

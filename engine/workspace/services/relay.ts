@@ -13,7 +13,11 @@ export class ServiceRelay {
   private readonly sockets = new Set<net.Socket>();
   private connections = 0;
 
-  private constructor(readonly service: string, readonly port: number, private readonly server: net.Server) {}
+  private constructor(
+    readonly service: string,
+    readonly port: number,
+    private readonly server: net.Server,
+  ) {}
 
   static async open(service: string, port: number): Promise<ServiceRelay> {
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });

@@ -98,7 +98,7 @@ export class ServiceVm {
     const { service } = this.options;
     this.options.links = links;
     this.options.hosts = hosts;
-    const ref = this.ref ?? await this.imageRef();
+    const ref = this.ref ?? (await this.imageRef());
     this.options.progress(`Starting service ${service.name}`);
     const image = await Image.build(this.buildOptions(ref));
     this.pool = image.pool({ min: 1, max: 1, acquireTimeoutMs: 0 });
@@ -141,23 +141,35 @@ export class ServiceVm {
     if (!service.build) return service.image as string;
     this.options.progress(`Building service ${service.name}`);
     const built = await buildImage({
-      context: service.build.context, dockerfile: service.build.dockerfile, args: service.build.args,
+      context: service.build.context,
+      dockerfile: service.build.dockerfile,
+      args: service.build.args,
       ...(service.build.target ? { target: service.build.target } : {}),
-      network: this.options.network === 'none' ? 'none' : this.options.network, allow: this.options.allow, signal: this.options.signal,
+      network: this.options.network === 'none' ? 'none' : this.options.network,
+      allow: this.options.allow,
+      signal: this.options.signal,
       onProgress: (event: BuildImageProgress) => {
-        if (event.phase === 'step') this.options.progress(`Building service ${service.name}: step ${event.step}/${event.steps}`);
+        if (event.phase === 'step')
+          this.options.progress(`Building service ${service.name}: step ${event.step}/${event.steps}`);
         if (event.phase === 'log') this.record(Buffer.from(`${event.line}\n`));
       },
     });
-    this.options.log(`service ${service.name}: image built from ${service.build.dockerfile}${built.cached ? ' (cached)' : ''}: ${built.digest}`);
+    this.options.log(
+      `service ${service.name}: image built from ${service.build.dockerfile}${built.cached ? ' (cached)' : ''}: ${built.digest}`,
+    );
     return built.ref;
   }
 
   private buildOptions(ref: string): BuildOptions {
     const { service } = this.options;
-    const volumes = service.volumes.flatMap((v) => (v.type === 'volume'
-      ? [{ name: this.options.volumeName(v.source, v.target), mountPoint: v.target, sizeMib: SERVICE_VOLUME_MIB }] : []));
-    const mounts = service.volumes.flatMap((v) => (v.type === 'bind' ? [this.options.share(v.source, v.target, v.readOnly)] : []));
+    const volumes = service.volumes.flatMap((v) =>
+      v.type === 'volume'
+        ? [{ name: this.options.volumeName(v.source, v.target), mountPoint: v.target, sizeMib: SERVICE_VOLUME_MIB }]
+        : [],
+    );
+    const mounts = service.volumes.flatMap((v) =>
+      v.type === 'bind' ? [this.options.share(v.source, v.target, v.readOnly)] : [],
+    );
     return {
       ref,
       name: `${service.name} (${ref})`,
@@ -178,8 +190,12 @@ export class ServiceVm {
   /** The other services by name, and the service's own name as itself, in the guest's /etc/hosts. */
   private async addHosts(vm: Vm): Promise<void> {
     const current = (await vm.readFile('/etc/hosts').catch(() => Buffer.alloc(0))).toString('utf8');
-    const lines = [{ name: this.name, address: '127.0.0.1' }, ...(this.options.hosts ?? [])].map((h) => `${h.address}\t${h.name}`).join('\n');
-    await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, { mode: 0o644 });
+    const lines = [{ name: this.name, address: '127.0.0.1' }, ...(this.options.hosts ?? [])]
+      .map((h) => `${h.address}\t${h.name}`)
+      .join('\n');
+    await vm.writeFile('/etc/hosts', `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${lines}\n`, {
+      mode: 0o644,
+    });
   }
 
   /** entrypoint + command as docker combines them: an entrypoint given by the service drops the image's command. */
@@ -189,14 +205,23 @@ export class ServiceVm {
     const command = service.command ?? (service.entrypoint ? [] : image.config.cmd);
     const argv = [...entrypoint, ...command];
     if (argv.length === 0) {
-      this.options.log(`service ${service.name}: neither the image nor the compose file gives a command, so the VM runs without one`);
+      this.options.log(
+        `service ${service.name}: neither the image nor the compose file gives a command, so the VM runs without one`,
+      );
       return;
     }
     this.options.log(`service ${service.name}: running ${JSON.stringify(argv)}`);
-    const child = vm.spawn({ argv, timeoutMs: 0, ...(service.workingDir || image.config.workingDir ? { cwd: service.workingDir || image.config.workingDir } : {}) });
+    const child = vm.spawn({
+      argv,
+      timeoutMs: 0,
+      ...(service.workingDir || image.config.workingDir ? { cwd: service.workingDir || image.config.workingDir } : {}),
+    });
     void this.pump(() => child.readStdout());
     void this.pump(() => child.readStderr());
-    void child.wait().then((result) => this.onExit(result.exitCode), (err: Error) => this.onExit(-1, err.message));
+    void child.wait().then(
+      (result) => this.onExit(result.exitCode),
+      (err: Error) => this.onExit(-1, err.message),
+    );
   }
 
   private onExit(code: number, why?: string): void {

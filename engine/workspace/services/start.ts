@@ -16,11 +16,28 @@ interface StartEvents {
  * workspace (`<project>_<volume>` in the workspace's namespace, as the primary's are), binds
  * shared with the workspace folder's policy, the workspace's network mode.
  */
-export function startServices(plan: WorkspacePlan, compose: ComposePlan, events: StartEvents, progress: (step: string) => void, signal: AbortSignal): Promise<ComposeServices> {
+export function startServices(
+  plan: WorkspacePlan,
+  compose: ComposePlan,
+  events: StartEvents,
+  progress: (step: string) => void,
+  signal: AbortSignal,
+): Promise<ComposeServices> {
   const record = plan.hostFolder ? openWorkspace(plan.hostFolder) : undefined;
   const folderShare = plan.mounts[0];
-  if (!folderShare) throw new MicrovmError('E_CONFIG', 'a compose workspace plan has no workspace share to model the services\' binds on; plan it with planWorkspace');
-  const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({ ...folderShare, hostPath, guestPath, readOnly, protectPaths: [], fileEvents: false });
+  if (!folderShare)
+    throw new MicrovmError(
+      'E_CONFIG',
+      "a compose workspace plan has no workspace share to model the services' binds on; plan it with planWorkspace",
+    );
+  const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({
+    ...folderShare,
+    hostPath,
+    guestPath,
+    readOnly,
+    protectPaths: [],
+    fileEvents: false,
+  });
   return ComposeServices.start({
     plan: compose,
     primary: { name: compose.primary, ports: compose.primaryPorts },
