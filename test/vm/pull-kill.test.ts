@@ -81,18 +81,26 @@ const layerAt = (i: number) => () => {
 const [baseLayer, slowLayer] = [layerAt(0), layerAt(1)];
 const requestsFor = (digest: string) => registry.log.filter((r) => r.path.endsWith(`/blobs/${digest}`)).length;
 
-test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no image record, no helper process', async () => {
+/**
+ * A pull stalled 1 MiB into its second layer, the first one stored (so that the kills in the
+ * tests find it stored and fetch it no more), and its partial downloads.
+ */
+async function startStalledPull() {
   registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);
   const pull = startPull();
   const pid = pull.child.pid as number;
   const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
   const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
-  // The base layer complete first, so that the kills below find it stored and fetch it no more.
   const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
   assert.ok(
     await waitFor(() => stalled() && baseStored(), 30_000),
     `the pull did not stall mid-blob: ${pull.stderr()}`,
   );
+  return { pull, pid, partialOf };
+}
+
+test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no image record, no helper process', async () => {
+  const { pull, pid, partialOf } = await startStalledPull();
   const helpers = descendants(pid);
   const exited = new Promise<number | null>((resolve) => pull.child.once('exit', (code) => resolve(code)));
   const interrupted = performance.now();
@@ -107,16 +115,7 @@ test('Ctrl-C (SIGINT) mid-blob aborts the pull: exit 130, no partial file, no im
 });
 
 test('SIGKILL mid-blob leaves only a partial file in store/tmp, no blob under its digest and no image record', async () => {
-  registry.intercept = stallBlob(registry, slowLayer().digest, 1024 * 1024);
-  const pull = startPull();
-  const pid = pull.child.pid as number;
-  const partialOf = () => list(storeDir('tmp')).filter((name) => partialName(pid).test(name));
-  const stalled = () => partialOf().some((name) => fs.statSync(storeDir('tmp', name)).size >= 1024 * 1024);
-  const baseStored = () => fs.existsSync(storeDir('blobs', 'sha256', baseLayer().digest.slice(7)));
-  assert.ok(
-    await waitFor(() => stalled() && baseStored(), 30_000),
-    `the pull did not stall mid-blob: ${pull.stderr()}`,
-  );
+  const { pull, partialOf } = await startStalledPull();
   await killAndExpectNoHelpers(pull.child);
   assert.equal(partialOf().length, 1, 'the killed writer left its partial download');
   assert.ok(
