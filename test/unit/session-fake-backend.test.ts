@@ -8,6 +8,7 @@ import { DEFAULT_PROTECT, type PlanSettings, prepareWorkspace, Session } from '.
 import { CancelledError } from '../../engine/workspace/session';
 import { FakeBackend } from '../helpers/fake-backend';
 import { loggingEvents } from '../helpers/session-events';
+import { homePaths } from '../../engine/paths';
 
 /**
  * Session through the backend seam: the workspace's image is the embedded default one (its
@@ -29,7 +30,7 @@ const savedHome = process.env.MICROVM_HOME;
 /** A private home with the embedded default image that setup stored (its root disk is built here, once). */
 before(() => {
   const home = path.join(root, 'home');
-  const defaultImage = path.join(savedHome || path.join(os.homedir(), '.cache', 'microvm'), 'images', 'default');
+  const defaultImage = homePaths.defaultImage(); // the real home's, read before MICROVM_HOME points elsewhere
   fs.mkdirSync(path.join(home, 'images'), { recursive: true });
   fs.cpSync(defaultImage, path.join(home, 'images', 'default'), { recursive: true });
   process.env.MICROVM_HOME = home;
