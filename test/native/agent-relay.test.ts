@@ -55,7 +55,8 @@ test('relays each listening address to its target, both ways with half-closes, m
   const bad = spawn(agentBinary, ['--relay', '127.0.0.1:1', 'nowhere'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   bad.stderr!.on('data', (d) => { err += String(d); });
-  const code = await new Promise<number | null>((r) => bad.on('exit', r));
+  // 'close', not 'exit': exit can come before the last of stderr has been read
+  const code = await new Promise<number | null>((r) => bad.on('close', r));
   assert.equal(code, 2);
   assert.match(err, /not ADDR:PORT/);
 });

@@ -161,7 +161,7 @@ test('the next Image.build() in a fresh process reaps the stale state directorie
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    child.once('exit', (code) => resolve({ code, stderr }));
+    child.once('close', (code) => resolve({ code, stderr }));
   });
   assert.equal(result.code, 0, result.stderr);
   for (const dir of staleStateDirs) assert.ok(!fs.existsSync(dir), `${dir} was not reaped`);
@@ -330,7 +330,7 @@ test('SIGKILL in the middle of a bake leaves no QEMU; a half-written snapshot of
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
   assert.equal(result.code, 0, result.stderr);
   assert.ok(fs.existsSync(path.join(result.stdout.trim(), 'meta.json')), 'the next build baked a complete snapshot');
