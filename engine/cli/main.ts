@@ -153,7 +153,7 @@ async function main(args: string[]): Promise<number> {
     case 'types':
       return workspaceTypesCommand(rest);
     case 'up':
-      return upCommand(rest);
+      return interruptible((signal) => upCommand(rest, signal));
     case 'exec':
       return execCommand(rest);
     case 'down':

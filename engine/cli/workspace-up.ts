@@ -13,10 +13,10 @@ import { cliPlanSettings } from './workspace-session';
  * its hooks have settled, printing one JSON line as the reference devcontainer CLI does. The
  * VM keeps running after this returns, until `microvm down` or the idle stop.
  */
-export async function upCommand(args: string[]): Promise<number> {
+export async function upCommand(args: string[], signal?: AbortSignal): Promise<number> {
   try {
     const flags = parseWorkspaceFlags(args, 'up', { vm: true, idle: true });
-    const result = await up(flags);
+    const result = await up(flags, signal);
     process.stdout.write(`${JSON.stringify({ outcome: 'success', ...result })}\n`);
     return 0;
   } catch (err) {
@@ -31,7 +31,12 @@ export async function upCommand(args: string[]): Promise<number> {
 
 type UpOutput = Pick<UpResult, 'containerId' | 'remoteUser' | 'remoteWorkspaceFolder' | 'services' | 'serviceForwards'>;
 
-async function up(flags: WorkspaceFlags): Promise<UpOutput> {
+/**
+ * Ctrl-C stops the start only when this command began it (the supervisor was idle or stopped
+ * when it attached): a start another client asked for, or a VM already running, is theirs, and
+ * Ctrl-C then only detaches.
+ */
+async function up(flags: WorkspaceFlags, signal?: AbortSignal): Promise<UpOutput> {
   const progress = new Progress();
   progress.step(`starting the workspace supervisor of ${flags.folder}`);
   const client = (await SupervisorClient.connect(flags.folder, {
@@ -39,6 +44,9 @@ async function up(flags: WorkspaceFlags): Promise<UpOutput> {
     ...(flags.idleStopMinutes !== undefined ? { idleStopMinutes: flags.idleStopMinutes } : {}),
   })) as SupervisorClient;
   client.onEvent((event) => showEvent(event, progress));
+  const ours = client.hello.state === 'idle' || client.hello.state === 'stopped';
+  const detach = () => client.close();
+  if (!ours) signal?.addEventListener('abort', detach, { once: true });
   let declined = false;
   try {
     const result = await client.up(
@@ -62,6 +70,7 @@ async function up(flags: WorkspaceFlags): Promise<UpOutput> {
           return true;
         },
       },
+      ours && signal ? { signal } : {},
     );
     progress.finish();
     if (result.emulated) progress.note(`warning: ${TCG_WARNING}`);
@@ -82,6 +91,7 @@ async function up(flags: WorkspaceFlags): Promise<UpOutput> {
     }
     throw err;
   } finally {
+    signal?.removeEventListener('abort', detach);
     progress.finish();
     client.close();
   }

@@ -324,6 +324,65 @@ test('two ups at once end with one supervisor and one VM; a SIGKILLed supervisor
   assert.equal(entry!.state, 'suspended', 'idle stop suspends');
 });
 
+/** The live processes below `pid` (children, their children, ...). */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The field after the parenthesised command name, which may itself hold spaces or ')'.
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const [child, ppid] of parents)
+      if (ppid === parent) {
+        found.push(child);
+        walk(child);
+      }
+  };
+  walk(pid);
+  return found;
+}
+
+test('Ctrl-C on the up that started a workspace stops it at the step under way: exit 130, no supervisor, no QEMU', async () => {
+  const folder = workspace('interrupted', { onCreateCommand: 'touch hook-started && sleep 600' });
+  const child = spawn(process.execPath, [bundles.cli, 'up', '--workspace-folder', folder], {
+    env: { ...process.env, MICROVM_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.resume();
+  const closed = once(child, 'close') as Promise<[number | null]>;
+  try {
+    assert.ok(
+      await waitFor(() => fs.existsSync(path.join(folder, 'hook-started')), 120_000),
+      `the onCreateCommand started; stderr: ${stderr}`,
+    );
+    const supervisors = liveProcessesMentioning('__supervise').filter((p) =>
+      fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(folder),
+    );
+    assert.equal(supervisors.length, 1, `one supervisor: ${JSON.stringify(supervisors)}`);
+    const started = [supervisors[0]!.pid, ...descendants(supervisors[0]!.pid)];
+    assert.ok(started.length > 1, 'the supervisor runs the VM');
+    child.kill('SIGINT');
+    const [code] = await closed;
+    assert.equal(code, 130, `exit status 130 for Ctrl-C; stderr: ${stderr}`);
+    assert.match(stderr, /interrupted; stopping what was started/);
+    assert.ok(
+      await waitFor(() => started.every((pid) => isGone(pid)), 15_000),
+      `the supervisor, QEMU and the share's server are gone: ${JSON.stringify(started.filter((pid) => !isGone(pid)))}`,
+    );
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test('rm refuses a running workspace without --force, then removes its record, volumes and container disk', async () => {
   const folder = workspace('gone', {
     mounts: ['source=data,target=/data,type=volume'],
