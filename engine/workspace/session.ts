@@ -50,8 +50,8 @@ export interface SessionOptions {
   /** Warm reopen: the workspace VM is suspended at stop({ suspend: true }) and resumed at the next start. */
   warm?: WarmSnapshots;
   /**
-   * The hypervisor the workspace VM runs on (default: QEMU). Tests hand a fake here
-   * (test/helpers/fake-backend.ts); a compose workspace's other services run on QEMU.
+   * The hypervisor the workspace VM and a compose workspace's other services run on (default:
+   * QEMU). Tests hand a fake here (test/helpers/fake-backend.ts).
    */
   backend?: VmBackend;
 }
@@ -183,6 +183,7 @@ export class Session {
         this.events,
         (step) => this.onProgress(step),
         this.abort.signal,
+        this.options.backend,
       );
     this.checkStopped();
     const image = await this.buildImage();

@@ -9,6 +9,9 @@ import { CancelledError } from '../../engine/workspace/session';
 import { FakeBackend } from '../helpers/fake-backend';
 import { loggingEvents } from '../helpers/session-events';
 import { homePaths } from '../../engine/paths';
+import { gzipLayer, imageOf, tarOf } from '../helpers/image-fixtures';
+import { pushImage } from '../helpers/registry-push';
+import { startRegistry } from '../helpers/registry-server';
 
 /**
  * Session through the backend seam: the workspace's image is the embedded default one (its
@@ -155,5 +158,48 @@ test('concurrent forwards of several ports each get their own host port and carr
   } finally {
     await session.stop();
     await Promise.all(servers.map((s) => s.close()));
+  }
+});
+
+test("a compose workspace's other services run on the session's backend too", async () => {
+  const registryDir = path.join(root, 'registry');
+  const registry = await startRegistry(registryDir);
+  try {
+    const layer = gzipLayer(
+      tarOf([
+        { path: 'etc/', type: 'dir' },
+        { path: 'etc/passwd', data: 'root:x:0:0:root:/root:/bin/sh\n' },
+        { path: 'etc/group', data: 'root:x:0:\n' },
+        { path: 'root/', type: 'dir', mode: 0o700 },
+      ]),
+    );
+    // No command: the fake agent cannot spawn a service's main process.
+    await pushImage(registry.base, 'test/svc', '1', imageOf([layer], { ExposedPorts: { '6379/tcp': {} } }));
+    const ref = `${registry.host}/test/svc:1`;
+    const folder = path.join(root, 'compose');
+    fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
+    fs.writeFileSync(
+      path.join(folder, '.devcontainer', 'docker-compose.yml'),
+      `services:\n  app:\n    image: ${ref}\n    volumes: ['..:/workspace']\n  db:\n    image: ${ref}\n`,
+    );
+    const backend = new FakeBackend();
+    const { session } = await openSession('compose', backend, {
+      dockerComposeFile: 'docker-compose.yml',
+      service: 'app',
+      workspaceFolder: '/workspace',
+    });
+    try {
+      await session.start();
+      assert.equal(backend.running().length, 2, 'the db service and the workspace VM, both fake');
+      assert.ok(
+        backend.specs.some((spec) => spec.serviceLinks?.some((link) => link.port === 6379)),
+        'the workspace VM reaches the db port by name',
+      );
+    } finally {
+      await session.stop();
+    }
+    assert.equal(backend.running().length, 0);
+  } finally {
+    await registry.stop();
   }
 });

@@ -1,3 +1,4 @@
+import type { VmBackend } from '../../backend/types';
 import { type ComposePlan, declaredPorts } from '../../devcontainer/compose-plan';
 import type { ComposeService } from '../../compose/types';
 import { isMicrovmError } from '../../errors';
@@ -30,6 +31,8 @@ export interface ComposeServicesOptions {
   volumeName(service: string, source: string | undefined, target: string): string;
   share(hostPath: string, guestPath: string, readOnly: boolean): MountSpec;
   signal: AbortSignal;
+  /** The hypervisor backend the service VMs run on (the workspace's); absent = QEMU. */
+  backend?: VmBackend;
   events: ServicesEvents;
 }
 
@@ -162,6 +165,7 @@ export class ComposeServices {
       network: options.network,
       allow: options.allow,
       signal: options.signal,
+      ...(options.backend ? { backend: options.backend } : {}),
       logFile: serviceLogFile(options.folder, service.name),
       log: (line) => options.events.log(line),
       output: (chunk) => options.events.output(service.name, chunk),

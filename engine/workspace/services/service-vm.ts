@@ -1,3 +1,4 @@
+import type { VmBackend } from '../../backend/types';
 import { buildImage } from '../../build/build';
 import type { BuildImageProgress } from '../../build/types';
 import type { ComposeService } from '../../compose/types';
@@ -31,6 +32,8 @@ export interface ServiceVmOptions {
   network: NetworkMode;
   allow: string[];
   signal: AbortSignal;
+  /** The hypervisor backend the service VM runs on (the workspace's); absent = QEMU. */
+  backend?: VmBackend;
   logFile: string;
   log(line: string): void;
   /** The service's own output (its main process), as it comes. */
@@ -89,7 +92,7 @@ export class ServiceVm {
    */
   async prepare(): Promise<{ exposedPorts: number[] }> {
     this.ref = await this.imageRef();
-    const base = await Image.build({ ref: this.ref, network: 'none', snapshot: false });
+    const base = await Image.build({ ref: this.ref, network: 'none', snapshot: false, ...this.backendOption() });
     return { exposedPorts: base.config.exposedPorts ?? [] };
   }
 
@@ -184,7 +187,12 @@ export class ServiceVm {
       tmpfs: service.tmpfs.map((t) => ({ mountPoint: t.target, ...(t.sizeMib ? { sizeMib: t.sizeMib } : {}) })),
       ...(service.user ? { user: service.user } : {}),
       ...(this.options.links?.length && service.network?.mode !== 'none' ? { serviceLinks: this.options.links } : {}),
+      ...this.backendOption(),
     };
+  }
+
+  private backendOption(): { backend?: VmBackend } {
+    return this.options.backend ? { backend: this.options.backend } : {};
   }
 
   /** The other services by name, and the service's own name as itself, in the guest's /etc/hosts. */

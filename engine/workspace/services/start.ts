@@ -1,3 +1,4 @@
+import type { VmBackend } from '../../backend/types';
 import { type ComposePlan, safeVolumeName } from '../../devcontainer/compose-plan';
 import type { WorkspacePlan } from '../../devcontainer/plan';
 import { MicrovmError } from '../../errors';
@@ -22,6 +23,7 @@ export function startServices(
   events: StartEvents,
   progress: (step: string) => void,
   signal: AbortSignal,
+  backend?: VmBackend,
 ): Promise<ComposeServices> {
   const record = plan.hostFolder ? openWorkspace(plan.hostFolder) : undefined;
   const folderShare = plan.mounts[0];
@@ -50,6 +52,7 @@ export function startServices(
     },
     share,
     signal,
+    ...(backend ? { backend } : {}),
     events: {
       log: (line) => events.log(line),
       output: (service, chunk) => events.serviceOutput?.(service, chunk),
