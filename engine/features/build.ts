@@ -63,6 +63,7 @@ export async function buildFeaturesImage(opts: FeaturesImageOptions): Promise<Fe
   const base = await baseImage(opts.base, {
     store,
     mirrors: opts.registryMirrors,
+    ...(opts.signal ? { signal: opts.signal } : {}),
     onPull: (event) =>
       opts.onProgress?.({
         phase: 'pull',
@@ -84,7 +85,17 @@ export async function buildFeaturesImage(opts: FeaturesImageOptions): Promise<Fe
     await fsp.writeFile(path.join(context, BUILTIN_ENV), builtin, { mode: 0o755 });
     const steps: FeatureStep[] = [];
     for (const [i, feature] of opts.features.entries())
-      steps.push(await stageFeature(context, `${feature.json.id}_${i}`, feature, builtin, store, opts.registryMirrors));
+      steps.push(
+        await stageFeature(
+          context,
+          `${feature.json.id}_${i}`,
+          feature,
+          builtin,
+          store,
+          opts.registryMirrors,
+          opts.signal,
+        ),
+      );
     const metadata = [...base.metadata, ...opts.features.map(featureEntry)];
     await fsp.writeFile(
       path.join(context, 'Dockerfile'),
@@ -115,6 +126,7 @@ async function stageFeature(
   builtin: string,
   store: ContentStore,
   mirrors?: RegistryMirrors,
+  signal?: AbortSignal,
 ): Promise<FeatureStep> {
   const { source, userId } = feature;
   let files: FeatureFile[];
@@ -122,7 +134,7 @@ async function stageFeature(
     files = await localFiles(userId, source.dir);
   } else {
     // The layer is stored when resolving read it; a prune since then means fetching it again.
-    await fetchLayer(userId, parseReference(source.ref), source.layer, store, mirrors);
+    await fetchLayer(userId, parseReference(source.ref), source.layer, store, mirrors, signal);
     files = await layerFiles(userId, store, source.layer);
   }
   const generated: FeatureFile[] = [

@@ -47,11 +47,12 @@ export async function fetchFeature(
   ref: ImageReference,
   store: ContentStore,
   mirrors?: RegistryMirrors,
+  signal?: AbortSignal,
 ): Promise<FetchedFeature> {
   let digest: string;
   let offline: string | undefined;
   try {
-    digest = await withEndpoints(ref, mirrors, (client) =>
+    digest = await withEndpoints(ref, mirrors, signal, (client) =>
       client.manifest(ref.digest ?? (ref.tag as string), store),
     ).then((d) => d.digest);
     if (!ref.digest) await recordDigest(ref.canonical, digest);
@@ -98,9 +99,10 @@ export async function fetchLayer(
   layer: Descriptor,
   store: ContentStore,
   mirrors?: RegistryMirrors,
+  signal?: AbortSignal,
 ): Promise<void> {
   if (await store.has(layer.digest)) return;
-  await withEndpoints(ref, mirrors, (client) => client.blob(layer, store, MAX_FEATURE_LAYER_BYTES)).catch(
+  await withEndpoints(ref, mirrors, signal, (client) => client.blob(layer, store, MAX_FEATURE_LAYER_BYTES)).catch(
     (err: unknown) => {
       throw featureFetchError(userId, err);
     },
@@ -115,13 +117,20 @@ export async function fetchLayer(
 async function withEndpoints<T>(
   ref: ImageReference,
   mirrors: RegistryMirrors | undefined,
+  signal: AbortSignal | undefined,
   work: (client: RegistryClient) => Promise<T>,
 ): Promise<T> {
   const failures: string[] = [];
   let notFound: MicrovmError | undefined;
   for (const endpoint of endpointsFor(ref, mirrors ?? mirrorsFromEnv())) {
     try {
-      return await work(new RegistryClient(ref, { credentials: credentialsFor(endpoint.host), endpoint }));
+      return await work(
+        new RegistryClient(ref, {
+          credentials: credentialsFor(endpoint.host),
+          endpoint,
+          ...(signal ? { signal } : {}),
+        }),
+      );
     } catch (err) {
       if (endpoint.mirror && err instanceof MicrovmError && err.code === 'E_IMAGE_NOT_FOUND') notFound ??= err;
       if (!endpoint.mirror && notFound && err instanceof MicrovmError && err.code === 'E_REGISTRY_UNREACHABLE') {

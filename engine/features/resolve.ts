@@ -24,6 +24,8 @@ export interface ResolveFeaturesOptions extends RefContext {
   mirrors?: RegistryMirrors;
   /** A line for each feature fetched. */
   onProgress?: (message: string) => void;
+  /** Aborting stops the registry request under way (E_ABORTED). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -107,7 +109,7 @@ async function load(
       source: { kind: 'local', dir: ref.dir },
       json: parseFeatureJson(ref.userId, featureJsonText(ref.userId, await localFiles(ref.userId, ref.dir))),
     };
-  const fetched = await fetchFeature(ref.userId, ref.ref, store, opts.mirrors);
+  const fetched = await fetchFeature(ref.userId, ref.ref, store, opts.mirrors, opts.signal);
   if (fetched.offline)
     warnings.push({
       feature: ref.userId,
@@ -116,7 +118,7 @@ async function load(
     });
   let text = fetched.metadata;
   if (text === undefined) {
-    await fetchLayer(ref.userId, ref.ref, fetched.layer, store, opts.mirrors);
+    await fetchLayer(ref.userId, ref.ref, fetched.layer, store, opts.mirrors, opts.signal);
     text = featureJsonText(ref.userId, await layerFiles(ref.userId, store, fetched.layer));
   }
   const json = parseFeatureJson(ref.userId, text);

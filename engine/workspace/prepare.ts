@@ -114,6 +114,7 @@ async function featuresOf(resolved: ResolvedConfig, options: PrepareOptions): Pr
     configDir: fs.realpathSync(path.dirname(configPath)),
     ...(options.registryMirrors ? { mirrors: options.registryMirrors } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
 }
 

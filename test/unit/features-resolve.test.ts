@@ -173,3 +173,28 @@ test('an undeclared option is a warning, and install.sh still gets it', async ()
   assert.equal(result.features[0]?.options.extra, 'x');
   assert.match(result.warnings[0]!.message, /option "extra" is not one the feature declares/);
 });
+
+test('aborting stops a stalled feature manifest request at once with E_ABORTED, not a feature error', async () => {
+  let stalled!: () => void;
+  const reached = new Promise<void>((resolve) => (stalled = resolve));
+  // The registry takes the request and never answers.
+  registry.intercept = (req) => {
+    if (!/manifests/.test(req.url ?? '')) return false;
+    stalled();
+    return true;
+  };
+  try {
+    const controller = new AbortController();
+    const resolving = resolve({ 'ghcr.io/devcontainers/features/python:1': {} }, { signal: controller.signal });
+    await reached;
+    const aborted = performance.now();
+    controller.abort();
+    const result = await resolving;
+    const elapsed = performance.now() - aborted;
+    assert.ok(elapsed < 2000, `the request stopped ${elapsed.toFixed(0)} ms after the abort`);
+    assert.equal(result.errors.length, 1);
+    assert.equal(result.errors[0]!.error.code, 'E_ABORTED', result.errors[0]!.error.message);
+  } finally {
+    delete registry.intercept;
+  }
+});
