@@ -6,10 +6,14 @@
 //   node setup-helper.mjs manifest-digest LAYOUTDIR [NAME]
 //   node setup-helper.mjs manifest ASSETS LAYOUTDIR RELEASE KPKG AGENT COMPRESSION MODULES
 //       write ASSETS/manifest.json (temp file + rename).
+//   node setup-helper.mjs arch-manifest ASSETS ARCH RELEASE KPKG AGENT COMPRESSION MODULES
+//       write ASSETS/ARCH/manifest.json: the guest assets of another architecture (aarch64),
+//       its files named relative to ASSETS (ARCH/vmlinuz, ARCH/initrd.cpio, bin/microvm-launch).
 //   node setup-helper.mjs stale-steps ASSETS LAYOUTDIR
 //       print the setup steps whose outputs no longer match: 'kernel', 'initrd' or 'native'
-//       for a file whose sha256 differs from ASSETS/manifest.json (or is gone), 'image' for a
-//       blob of the default layout that is not what its name says. Nothing without a manifest.
+//       for a file whose sha256 differs from ASSETS/manifest.json (or is gone), 'kernel-aarch64'
+//       or 'initrd-aarch64' for ASSETS/aarch64/manifest.json, 'image' for a blob of the default
+//       layout that is not what its name says. Nothing for a manifest that is not there.
 import { createHash } from 'node:crypto';
 import {
   createReadStream,
@@ -128,18 +132,46 @@ async function assetsManifest(assets, layout, release, kpkg, agent, compression,
   writeAtomic(join(assets, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
 }
 
-/** The setup step that writes each file the manifest records. */
-const STEP_OF = { vmlinuz: 'kernel', 'initrd.cpio': 'initrd', 'bin/microvm-launch': 'native' };
+async function archManifest(assets, arch, release, kpkg, agent, compression, modules) {
+  const files = {};
+  for (const name of [`${arch}/vmlinuz`, `${arch}/initrd.cpio`, 'bin/microvm-launch']) {
+    const p = join(assets, name);
+    files[name] = { sha256: await sha256File(p), size: statSync(p).size };
+  }
+  const [name, version] = kpkg.split('=');
+  const manifest = {
+    schemaVersion: 1,
+    architecture: arch,
+    kernelRelease: release,
+    kernelPackage: name,
+    kernelPackageVersion: version,
+    files,
+    agentSha256: await sha256File(agent),
+    modules: modules.split(',').filter(Boolean),
+    moduleCompression: compression,
+    createdBy: 'scripts/setup',
+  };
+  writeAtomic(join(assets, arch, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+}
+
+/** The setup step that writes each file a manifest records, by manifest. */
+const STEP_OF = {
+  'manifest.json': { vmlinuz: 'kernel', 'initrd.cpio': 'initrd', 'bin/microvm-launch': 'native' },
+  'aarch64/manifest.json': { 'aarch64/vmlinuz': 'kernel-aarch64', 'aarch64/initrd.cpio': 'initrd-aarch64' },
+};
 
 async function staleSteps(assets, layout) {
-  const manifestPath = join(assets, 'manifest.json');
-  if (!existsSync(manifestPath)) return [];
   const stale = new Set();
-  const { files = {} } = JSON.parse(readFileSync(manifestPath, 'utf8'));
-  for (const [name, step] of Object.entries(STEP_OF)) {
-    const path = join(assets, name);
-    if (!existsSync(path) || (await sha256File(path)) !== files[name]?.sha256) stale.add(step);
+  for (const [manifestName, steps] of Object.entries(STEP_OF)) {
+    const manifestPath = join(assets, manifestName);
+    if (!existsSync(manifestPath)) continue;
+    const { files = {} } = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    for (const [name, step] of Object.entries(steps)) {
+      const path = join(assets, name);
+      if (!existsSync(path) || (await sha256File(path)) !== files[name]?.sha256) stale.add(step);
+    }
   }
+  if (!existsSync(join(assets, 'manifest.json'))) return [...stale];
   const blobs = join(layout, 'blobs', 'sha256');
   for (const name of existsSync(blobs) ? readdirSync(blobs) : []) {
     if ((await sha256File(join(blobs, name))) !== name) stale.add('image');
@@ -152,6 +184,7 @@ try {
   if (cmd === 'oci-layout') await ociLayout(args[0], args[1], args[2], (args[3] ?? '').split(','), args[4]);
   else if (cmd === 'manifest-digest') console.log(manifestDigest(args[0], args[1]));
   else if (cmd === 'manifest') await assetsManifest(...args);
+  else if (cmd === 'arch-manifest') await archManifest(...args);
   else if (cmd === 'stale-steps') for (const step of await staleSteps(args[0], args[1])) console.log(step);
   else throw new Error(`unknown command ${cmd}`);
 } catch (e) {
