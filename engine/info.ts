@@ -1,14 +1,28 @@
 import { chooseAccel } from './accel/detect';
 import { TCG_WARNING } from './accel/decide';
-import { Accel } from './qemu/types';
+import { Accel, GuestArch } from './qemu/types';
 import { guestAssets } from './kernel/assets';
 import { findQemu } from './qemu/binary';
+import { GUEST_ARCHS, hostGuestArch } from './qemu/arch';
 import { microvmHome } from './paths';
 import { qemuUser } from './qemu/run-as';
+import { isMicrovmError } from './errors';
 import * as os from 'node:os';
+
+/** A guest architecture as this host runs it: its accelerator, QEMU and kernel. */
+export interface GuestArchInfo {
+  arch: GuestArch;
+  accel: Accel;
+  isolation: 'hardware' | 'emulated';
+  accelReason: string;
+  qemu: { path: string; version: string };
+  kernel: string;
+}
 
 /** What `engineInfo()` reports about this host: the accelerator and isolation, QEMU, the kernel and agent the engine boots. */
 export interface EngineInfo {
+  /** The top-level fields describe guests of the host CPU's own architecture (x86_64 elsewhere). */
+  arch: GuestArch;
   accel: Accel;
   isolation: 'hardware' | 'emulated';
   /** Why this accelerator was chosen. */
@@ -20,14 +34,30 @@ export interface EngineInfo {
   kernel: string;
   agent: { sha256: string };
   home: string;
+  /** Every guest architecture the engine can run here (an image's config `architecture` picks one). */
+  architectures: GuestArchInfo[];
+  /** The architectures it cannot run here, and why (their kernel or QEMU is not installed). */
+  unavailable?: Array<{ arch: GuestArch; reason: string }>;
 }
 
 /** What VMs started now would run on, and how isolated they would be. */
 export async function engineInfo(): Promise<EngineInfo> {
-  const assets = await guestAssets();
-  const qemu = await findQemu('x86_64');
+  const main = hostGuestArch() ?? 'x86_64';
+  const assets = await guestAssets(main);
+  const qemu = await findQemu(main);
   const choice = await chooseAccel(assets, qemu);
+  const architectures: GuestArchInfo[] = [];
+  const unavailable: Array<{ arch: GuestArch; reason: string }> = [];
+  for (const arch of GUEST_ARCHS) {
+    try {
+      architectures.push(await archInfo(arch));
+    } catch (err) {
+      if (!isMicrovmError(err, 'E_SETUP_MISSING') && !isMicrovmError(err, 'E_QEMU_MISSING')) throw err;
+      unavailable.push({ arch, reason: err.message });
+    }
+  }
   return {
+    arch: main,
     accel: choice.accel,
     isolation: choice.isolation,
     accelReason: choice.reason,
@@ -36,5 +66,21 @@ export async function engineInfo(): Promise<EngineInfo> {
     kernel: assets.kernelRelease,
     agent: { sha256: assets.agentSha256 },
     home: microvmHome(),
+    architectures,
+    ...(unavailable.length > 0 ? { unavailable } : {}),
+  };
+}
+
+async function archInfo(arch: GuestArch): Promise<GuestArchInfo> {
+  const assets = await guestAssets(arch);
+  const qemu = await findQemu(arch);
+  const choice = await chooseAccel(assets, qemu);
+  return {
+    arch,
+    accel: choice.accel,
+    isolation: choice.isolation,
+    accelReason: choice.reason,
+    qemu: { path: qemu.path, version: qemu.version },
+    kernel: assets.kernelRelease,
   };
 }

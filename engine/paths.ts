@@ -15,7 +15,9 @@ export const homePaths = {
   assetsDir: () => path.join(microvmHome(), 'assets'),
   kernel: () => path.join(microvmHome(), 'assets', 'vmlinuz'),
   initrd: () => path.join(microvmHome(), 'assets', 'initrd.cpio'),
-  assetsManifest: () => path.join(microvmHome(), 'assets', 'manifest.json'),
+  /** One manifest per guest architecture: x86_64's at the top, the others' in assets/ARCH/. */
+  assetsManifest: (arch: 'x86_64' | 'aarch64' = 'x86_64') =>
+    path.join(microvmHome(), 'assets', ...(arch === 'x86_64' ? [] : [arch]), 'manifest.json'),
   launcher: () => path.join(microvmHome(), 'assets', 'bin', 'microvm-launch'),
   netguard: () => path.join(microvmHome(), 'assets', 'bin', 'microvm-netguard.so'),
   defaultImage: () => path.join(microvmHome(), 'images', 'default'),

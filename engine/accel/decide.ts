@@ -1,5 +1,5 @@
 import { MicrovmError } from '../errors';
-import { Accel } from '../qemu/types';
+import { Accel, GuestArch } from '../qemu/types';
 
 export const TCG_WARNING =
   'running under TCG software emulation: QEMU does not treat TCG as a security boundary ' +
@@ -21,6 +21,9 @@ export interface HostFacts {
   kvmDevice: boolean;
   /** The result of a KVM boot probe, when one was run or cached. */
   kvmProbe?: { ok: boolean; detail: string };
+  /** The guest's architecture and the one the host CPU runs natively (absent: the same). */
+  guestArch?: GuestArch;
+  hostArch?: GuestArch;
 }
 
 export function parseForcedAccel(value: string | undefined): Accel | undefined {
@@ -37,6 +40,17 @@ export function decideAccel(facts: HostFacts): AccelChoice | 'probe' {
   const forced = parseForcedAccel(facts.forced);
   const hardwareAccel = facts.platform === 'darwin' ? 'hvf' : 'kvm';
   if (forced === 'tcg') return tcg('forced by MICROVM_ACCEL=tcg');
+  // Hardware acceleration runs the host CPU's own instruction set only.
+  if (facts.guestArch && facts.guestArch !== facts.hostArch) {
+    const host = facts.hostArch ?? 'this';
+    if (forced) {
+      throw new MicrovmError(
+        'E_ACCEL_UNAVAILABLE',
+        `MICROVM_ACCEL=${forced} cannot run an ${facts.guestArch} guest on an ${host} host; use tcg (or unset MICROVM_ACCEL)`,
+      );
+    }
+    return tcg(`an ${facts.guestArch} guest on an ${host} host is emulated`);
+  }
   if (forced && forced !== hardwareAccel) {
     throw new MicrovmError(
       'E_ACCEL_UNAVAILABLE',

@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { GuestAssets } from '../kernel/assets';
 import { homePaths } from '../paths';
 import { buildQemuArgv } from '../qemu/argv';
+import { hostGuestArch } from '../qemu/arch';
+import type { GuestArch } from '../qemu/types';
 import { QemuBinary } from '../qemu/binary';
 import { SupervisedProcess } from '../host/supervised-process';
 import { AccelChoice, decideAccel, HostFacts } from './decide';
@@ -17,22 +19,32 @@ interface ProbeCache {
   detail: string;
 }
 
-let chosen: Promise<AccelChoice> | undefined;
+const chosen = new Map<GuestArch, Promise<AccelChoice>>();
 
 /**
- * Chooses the accelerator once per process. A KVM verdict costs a boot (or a boot timeout
- * where KVM is unusable, as under nested PVM), so it is cached per host boot, kernel and QEMU.
+ * Chooses the accelerator once per process and guest architecture (`assets.arch`): a guest
+ * of another architecture than the host CPU's runs under TCG. A KVM verdict costs a boot (or
+ * a boot timeout where KVM is unusable, as under nested PVM), so it is cached per host boot,
+ * kernel and QEMU.
  */
 export function chooseAccel(assets: GuestAssets, qemu: QemuBinary): Promise<AccelChoice> {
-  chosen ??= detect(assets, qemu);
-  chosen.catch(() => {
-    chosen = undefined;
-  });
-  return chosen;
+  let pending = chosen.get(assets.arch);
+  if (!pending) {
+    pending = detect(assets, qemu);
+    chosen.set(assets.arch, pending);
+    pending.catch(() => chosen.delete(assets.arch));
+  }
+  return pending;
 }
 
 async function detect(assets: GuestAssets, qemu: QemuBinary): Promise<AccelChoice> {
-  const facts: HostFacts = { platform: process.platform, forced: process.env.MICROVM_ACCEL, kvmDevice: canOpenKvm() };
+  const facts: HostFacts = {
+    platform: process.platform,
+    forced: process.env.MICROVM_ACCEL,
+    kvmDevice: canOpenKvm(),
+    guestArch: assets.arch,
+    hostArch: hostGuestArch(),
+  };
   const first = decideAccel(facts);
   if (first !== 'probe') return first;
   const key = [bootId(), assets.bootSha256, qemu.path, qemu.version].join('|');
@@ -82,7 +94,7 @@ async function probeKvm(assets: GuestAssets, qemu: QemuBinary): Promise<{ ok: bo
   const started = Date.now();
   try {
     const argv = buildQemuArgv({
-      arch: 'x86_64',
+      arch: assets.arch,
       accel: 'kvm',
       memoryMib: 128,
       vcpus: 1,

@@ -29,6 +29,8 @@ import { hasNic, proxyEnv, usesEgressProxy, type NetworkMode, type ServiceLink }
 import { checkPatterns } from '../egress/policy';
 import type { MountSpec, RootVolumeSpec, TmpfsSpec, VolumeSpec } from '../mount';
 import { resolveMounts } from '../mount/resolve';
+import { guestArchOf } from '../qemu/arch';
+import type { GuestArch } from '../qemu/types';
 
 /** What Image.build reports through `onProgress`, one phase at a time: resolve, pull, rootfs, bake, snapshot. */
 export type BuildProgress =
@@ -124,6 +126,7 @@ export class Image {
       }),
     );
     throwIfAborted(signal, BUILD_STEP);
+    const arch = guestArchOf(resolved.config.architecture, `image ${opts.ref ?? 'default'}`);
     const disk = await onHostDisk(homePaths.rootfsCache(), `building the root disk of ${opts.ref ?? 'default'}`, () =>
       ensureRootDisk(resolved, {
         maxLayerBytes: opts.maxLayerBytes,
@@ -190,7 +193,7 @@ export class Image {
     // QEMU 7.2 cannot migrate vhost-user-fs, and a snapshot's page cache would go stale
     // against a volume that changed since: such images boot fresh (engine/mount/README.md).
     // A backend that cannot snapshot boots every VM fresh.
-    if (opts.snapshot && !storage && (await settings.backend.capabilities()).snapshot) {
+    if (opts.snapshot && !storage && (await settings.backend.capabilities(arch)).snapshot) {
       image.snapshot = await prepareSnapshot({
         image: image.record(),
         rootDiskSha256: disk.sha256,
@@ -356,10 +359,10 @@ export class Image {
    */
   async workspaceVm(resume?: ResumeSource): Promise<Vm> {
     const { backend } = this.settings;
-    if (!(await backend.capabilities()).hotPlug) {
+    if (!(await backend.capabilities(this.arch)).hotPlug) {
       throw new MicrovmError(
         'E_BAD_OPTION',
-        `the ${backend.name} backend cannot hot-plug devices, so its workspace VMs cannot be suspended; open the workspace without warm reopen`,
+        `the ${backend.name} backend cannot hot-plug devices into ${this.arch} guests, so their workspace VMs cannot be suspended; open the workspace without warm reopen`,
       );
     }
     const spec: BootSpec = { ...this.bootSpec(this.settings.memoryMib, this.settings.vcpus), machine: 'q35' };
@@ -367,9 +370,15 @@ export class Image {
     return new Vm(machine, this.config, (m) => m.stop());
   }
 
+  /** The guest architecture this image's VMs run as (its config's `architecture`). */
+  get arch(): GuestArch {
+    return guestArchOf(this.config.architecture, `image ${this.ref}`);
+  }
+
   private bootSpec(memoryMib: number, vcpus: number): BootSpec {
     return {
       rootDisk: this.rootDisk,
+      ...(this.arch === 'x86_64' ? {} : { arch: this.arch }),
       memoryMib,
       vcpus,
       bootTimeoutMs: this.settings.bootTimeoutMs,

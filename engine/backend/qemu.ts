@@ -11,8 +11,8 @@ import type { Capabilities, VmBackend } from './types';
  */
 export const qemuBackend: VmBackend = {
   name: 'qemu',
-  async capabilities(): Promise<Capabilities> {
-    return qemuCapabilities(await chooseAccel(await guestAssets(), await findQemu('x86_64')));
+  async capabilities(arch = 'x86_64'): Promise<Capabilities> {
+    return qemuCapabilities(await chooseAccel(await guestAssets(arch), await findQemu(arch)), arch);
   },
   boot: (spec, restore) => Machine.boot(spec, restore),
 };

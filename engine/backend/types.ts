@@ -12,6 +12,7 @@ import type { EgressEvent } from '../egress/proxy';
 import type { MicrovmError } from '../errors';
 import type { MountSpec, RootVolumeSpec, ShareRefusal, TmpfsSpec, VolumeSpec } from '../mount';
 import type { NetworkMode, ServiceLink } from '../qemu/network';
+import type { GuestArch } from '../qemu/types';
 import type { HealthVerdict } from '../vm/health';
 import type { UserIds } from '../vm/user';
 import type { FileEventStats } from '../watch/relay';
@@ -44,6 +45,8 @@ export interface Capabilities {
 /** What a VM boots: its root disk, resources, network and storage. */
 export interface BootSpec {
   rootDisk: string;
+  /** The guest's architecture, from the image config (engine/qemu/arch.ts); absent = x86_64. */
+  arch?: GuestArch;
   /** The image's workload (its cmd), started once the agent answers; vm.workloadSignal targets it. */
   workload?: ProcessRequest;
   /** The image's User (name, uid, name:group or uid:gid); processes run as it. Empty = root. */
@@ -180,8 +183,8 @@ export interface BackendVm {
  */
 export interface VmBackend {
   readonly name: string;
-  /** What this backend can do on this host (decided once). */
-  capabilities(): Promise<Capabilities>;
+  /** What this backend can do on this host for guests of `arch` (default x86_64), decided once. */
+  capabilities(arch?: GuestArch): Promise<Capabilities>;
   /** Boots a VM from `spec`, or restores one from a snapshot or a suspended state. */
   boot(spec: BootSpec, restore?: RestoreSource | ResumeSource): Promise<BackendVm>;
 }

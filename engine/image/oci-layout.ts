@@ -70,6 +70,7 @@ export function imageConfigOf(config: z.infer<typeof configSchema>): ImageConfig
     workingDir: settings.WorkingDir ?? '',
     user: settings.User ?? '',
     ...exposedPortsOf(settings.ExposedPorts),
+    ...(config.architecture ? { architecture: config.architecture } : {}),
   };
 }
 

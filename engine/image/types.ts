@@ -7,6 +7,8 @@ export interface ImageConfig {
   user: string;
   /** The image's EXPOSE'd TCP ports (config.ExposedPorts), when it declares any. */
   exposedPorts?: number[];
+  /** The config's `architecture` (OCI names: amd64, arm64), when it names one: the guest runs as it. */
+  architecture?: string;
 }
 
 /** One layer of the chain, bottom first. `path` is the blob file; its bytes are not yet verified. */

@@ -3,9 +3,11 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { MicrovmError } from '../errors';
 import { homePaths } from '../paths';
+import type { GuestArch } from '../qemu/types';
 
-/** The guest kernel, initramfs and host launcher that scripts/setup installed. */
+/** The guest kernel, initramfs and host launcher that scripts/setup installed for one guest architecture. */
 export interface GuestAssets {
+  arch: GuestArch;
   kernel: string;
   initrd: string;
   launcher: string;
@@ -22,31 +24,38 @@ interface Manifest {
   files: Record<string, { sha256: string; size: number }>;
 }
 
-let loaded: Promise<GuestAssets> | undefined;
+const loaded = new Map<GuestArch, Promise<GuestAssets>>();
 
-/** Loads and verifies the assets once per process; a corrupt or missing file is an error. */
-export function guestAssets(): Promise<GuestAssets> {
-  loaded ??= load();
-  loaded.catch(() => {
-    loaded = undefined;
-  });
-  return loaded;
+/**
+ * Loads and verifies one architecture's assets once per process; a corrupt or missing file is
+ * an error. Each architecture has its own manifest (assets/manifest.json for x86_64,
+ * assets/aarch64/manifest.json for aarch64), its files named relative to assets/.
+ */
+export function guestAssets(arch: GuestArch = 'x86_64'): Promise<GuestAssets> {
+  let pending = loaded.get(arch);
+  if (!pending) {
+    pending = load(arch);
+    loaded.set(arch, pending);
+    pending.catch(() => loaded.delete(arch));
+  }
+  return pending;
 }
 
-async function load(): Promise<GuestAssets> {
-  const manifestPath = homePaths.assetsManifest();
+async function load(arch: GuestArch): Promise<GuestAssets> {
+  const manifestPath = homePaths.assetsManifest(arch);
   let manifest: Manifest;
   try {
     manifest = JSON.parse(await fs.promises.readFile(manifestPath, 'utf8')) as Manifest;
   } catch (err) {
     throw new MicrovmError(
       'E_SETUP_MISSING',
-      `the guest kernel and agent are not installed (${manifestPath} is missing or unreadable); run \`npm run setup\``,
+      `the ${arch} guest kernel and agent are not installed (${manifestPath} is missing or unreadable); run \`npm run setup\``,
       { cause: err },
     );
   }
   const assetsDir = homePaths.assetsDir();
-  const files = { kernel: 'vmlinuz', initrd: 'initrd.cpio', launcher: 'bin/microvm-launch' } as const;
+  const prefix = arch === 'x86_64' ? '' : `${arch}/`;
+  const files = { kernel: `${prefix}vmlinuz`, initrd: `${prefix}initrd.cpio`, launcher: 'bin/microvm-launch' } as const;
   const hashes: string[] = [];
   for (const name of Object.values(files)) {
     const expected = manifest.files?.[name];
@@ -61,6 +70,7 @@ async function load(): Promise<GuestAssets> {
     hashes.push(actual);
   }
   return {
+    arch,
     kernel: path.join(assetsDir, files.kernel),
     initrd: path.join(assetsDir, files.initrd),
     launcher: path.join(assetsDir, files.launcher),

@@ -16,30 +16,41 @@ export interface QemuBinary {
 
 const found = new Map<string, Promise<QemuBinary>>();
 
-/** The QEMU binary for a guest architecture: $MICROVM_QEMU, or qemu-system-ARCH on PATH. */
+/**
+ * The QEMU binary for a guest architecture: $MICROVM_QEMU (x86_64) or $MICROVM_QEMU_AARCH64,
+ * else qemu-system-ARCH on PATH.
+ */
 export function findQemu(arch: GuestArch): Promise<QemuBinary> {
-  const name = process.env.MICROVM_QEMU || `qemu-system-${arch}`;
+  const name = process.env[qemuVariable(arch)] || `qemu-system-${arch}`;
   let pending = found.get(name);
   if (!pending) {
-    pending = probe(name);
+    pending = probe(name, arch);
     found.set(name, pending);
     pending.catch(() => found.delete(name));
   }
   return pending;
 }
 
-async function probe(name: string): Promise<QemuBinary> {
+function qemuVariable(arch: GuestArch): string {
+  return arch === 'x86_64' ? 'MICROVM_QEMU' : `MICROVM_QEMU_${arch.toUpperCase()}`;
+}
+
+/** The Debian package with each architecture's QEMU system emulator. */
+const QEMU_PACKAGE: Record<GuestArch, string> = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' };
+
+async function probe(name: string, arch: GuestArch): Promise<QemuBinary> {
+  const variable = qemuVariable(arch);
   const binary = name.includes('/') ? name : lookPath(name);
   if (!binary) {
     throw new MicrovmError(
       'E_QEMU_MISSING',
-      `QEMU (${name}) was not found on PATH; run \`npm run setup\` (it installs Debian's qemu-system-x86), or set MICROVM_QEMU to the binary`,
+      `QEMU (${name}) was not found on PATH; run \`npm run setup\` (it installs Debian's ${QEMU_PACKAGE[arch]}), or set ${variable} to the binary`,
     );
   }
   if (!fs.existsSync(binary)) {
     throw new MicrovmError(
       'E_QEMU_MISSING',
-      `QEMU binary ${binary} does not exist${process.env.MICROVM_QEMU ? ' (set by MICROVM_QEMU)' : ''}; point MICROVM_QEMU at a QEMU system emulator, or unset it to use the one on PATH`,
+      `QEMU binary ${binary} does not exist${process.env[variable] ? ` (set by ${variable})` : ''}; point ${variable} at a QEMU system emulator, or unset it to use the one on PATH`,
     );
   }
   try {

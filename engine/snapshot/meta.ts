@@ -43,6 +43,7 @@ export const snapshotImageSchema = z.object({
     workingDir: z.string(),
     user: z.string(),
     exposedPorts: z.array(z.number().int().min(1).max(65535)).max(64).optional(),
+    architecture: z.string().optional(),
   }),
   memoryMib: z.number().int().positive(),
   vcpus: z.number().int().positive(),

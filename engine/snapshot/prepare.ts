@@ -4,6 +4,7 @@ import { chooseAccel } from '../accel/detect';
 import { MicrovmError } from '../errors';
 import { guestAssets } from '../kernel/assets';
 import { findQemu } from '../qemu/binary';
+import { guestArchOf } from '../qemu/arch';
 import { kernelCmdline } from '../qemu/argv';
 import { hostTscKhz } from '../qemu/host-tsc';
 import type { BackendVm, RestoreSource } from '../backend/types';
@@ -67,8 +68,9 @@ export async function prepareSnapshot(request: SnapshotRequest): Promise<Prepare
 }
 
 async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs> {
-  const assets = await guestAssets();
-  const qemu = await findQemu('x86_64');
+  const arch = guestArchOf(request.image.config.architecture, `image ${request.image.ref}`);
+  const assets = await guestAssets(arch);
+  const qemu = await findQemu(arch);
   const accel = await chooseAccel(assets, qemu);
   return {
     format: SNAPSHOT_FORMAT,
@@ -77,7 +79,7 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     rootDiskSha256: request.rootDiskSha256,
     boot: assets.bootSha256,
     cmdline: kernelCmdline({
-      arch: 'x86_64',
+      arch,
       accel: accel.accel,
       tscKhz: hostTscKhz(),
       rootDisk: request.image.rootDisk,
@@ -85,7 +87,7 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     }).join(' '),
     agent: assets.agentSha256,
     qemu: `${qemu.path}@${qemu.version}`,
-    machine: 'microvm',
+    machine: arch === 'x86_64' ? 'microvm' : 'virt',
     accel: accel.accel,
     memoryMib: request.image.memoryMib,
     vcpus: request.image.vcpus,

@@ -20,7 +20,7 @@ import { createStateDir, StateDir } from './state-dir';
 import { setTimeout as delay } from 'node:timers/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { QemuSpec } from '../qemu/types';
+import { GuestArch, QemuSpec } from '../qemu/types';
 import { migrateIn, migrateOut } from './migration';
 import { resolveUser, UserIds } from './user';
 import { ShareRefusal, Storage } from '../mount';
@@ -61,8 +61,9 @@ export class Machine implements BackendVm {
     private readonly memory: QemuSpec['memory'],
     readonly bootMs: number,
     private readonly storage: Storage,
+    readonly arch: GuestArch,
   ) {
-    this.capabilities = qemuCapabilities(accel);
+    this.capabilities = qemuCapabilities(accel, arch);
     this.health = new HealthWatch(
       state.id,
       qmp,
@@ -86,14 +87,21 @@ export class Machine implements BackendVm {
    */
   static async boot(spec: BootSpec, restore?: RestoreSource | ResumeSource): Promise<Machine> {
     const started = Date.now();
-    const assets = await guestAssets();
-    const qemuBinary = await findQemu('x86_64');
+    const arch = spec.arch ?? 'x86_64';
+    const assets = await guestAssets(arch);
+    const qemuBinary = await findQemu(arch);
     const accel = await chooseAccel(assets, qemuBinary);
     const hasStorage = Boolean(spec.mounts?.length || spec.volumes?.length || spec.tmpfs?.length || spec.rootVolume);
     if (restore && restore.kind !== 'suspended' && hasStorage) {
       throw new MicrovmError(
         'E_BAD_OPTION',
         'a VM with mounts or volumes cannot be restored from a snapshot (QEMU 7.2 cannot migrate vhost-user-fs); boot it fresh',
+      );
+    }
+    if (spec.machine === 'q35' && arch !== 'x86_64') {
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `a workspace VM on the q35 machine needs an x86_64 guest, and this image is ${arch}; open it without warm reopen`,
       );
     }
     if (restore?.kind === 'suspended' && spec.machine !== 'q35') {
@@ -129,7 +137,7 @@ export class Machine implements BackendVm {
     const hotplug = spec.machine === 'q35';
     const disks = hotplug ? openDiskFds(storage.devices.volumes) : undefined;
     const argv = buildQemuArgv({
-      arch: 'x86_64',
+      arch,
       machine: spec.machine,
       hotplugSlots: storage.devices.virtiofs.length,
       accel: accel.accel,
@@ -214,7 +222,7 @@ export class Machine implements BackendVm {
       if (hotplug) await (plugging ?? plug());
       await storage.mountInGuest(agent, restore?.kind === 'suspended' ? 'shares' : 'all');
       const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
-      const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage);
+      const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage, arch);
       machine.egress = proxy;
       machine.hotplug = hotplug;
       machine.agentMs = agentMs;
