@@ -174,9 +174,13 @@ function storageArgs(spec: QemuSpec): string[] {
   return args;
 }
 
-/** virtio devices sit on virtio-mmio on the microvm machine and on PCI on q35. */
+/**
+ * virtio devices sit on virtio-mmio on the microvm machine and on PCI on q35 and on aarch64's
+ * virt machine: virt's virtio-mmio transports are probed in the reverse order of the command
+ * line, so the root disk would not be /dev/vda; PCI slots keep the command line's order.
+ */
 function transport(spec: QemuSpec): 'device' | 'pci' {
-  return spec.machine === 'q35' ? 'pci' : 'device';
+  return spec.machine === 'q35' || spec.arch === 'aarch64' ? 'pci' : 'device';
 }
 
 /** The id of the i-th empty PCIe root port (q35), where hotplug.ts adds devices. */

@@ -87,7 +87,7 @@ async function snapshotInputs(request: SnapshotRequest): Promise<SnapshotInputs>
     }).join(' '),
     agent: assets.agentSha256,
     qemu: `${qemu.path}@${qemu.version}`,
-    machine: arch === 'x86_64' ? 'microvm' : 'virt',
+    machine: arch === 'x86_64' ? 'microvm' : 'virt-pci',
     accel: accel.accel,
     memoryMib: request.image.memoryMib,
     vcpus: request.image.vcpus,

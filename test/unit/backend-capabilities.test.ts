@@ -19,3 +19,12 @@ test('QEMU under KVM and under TCG: the same features, different isolation', () 
   assert.deepEqual(qemuCapabilities(kvm), { ...common, accel: 'kvm', isolation: 'hardware' });
   assert.deepEqual(qemuCapabilities(tcg), { ...common, accel: 'tcg', isolation: 'emulated' });
 });
+
+test('aarch64 guests: snapshots as for x86_64, but no hot-plug (virt has no q35 workspace machine)', () => {
+  const tcg = decideAccel({ platform: 'linux', forced: undefined, kvmDevice: false });
+  assert.ok(tcg !== 'probe');
+  const caps = qemuCapabilities(tcg, 'aarch64');
+  assert.equal(caps.snapshot, true);
+  assert.equal(caps.hotPlug, false);
+  assert.equal(qemuCapabilities(tcg, 'x86_64').hotPlug, true);
+});

@@ -53,7 +53,28 @@ test('aarch64 under HVF uses the virt machine, -cpu host and the PL011 console',
   assert.deepEqual(valueOf(argv, '-accel'), ['hvf']);
   assert.deepEqual(valueOf(argv, '-cpu'), ['host']);
   assert.match(valueOf(argv, '-append')[0]!, /console=ttyAMA0/);
-  assert.ok(argv.includes('virtio-serial-device'));
+  assert.ok(argv.includes('virtio-serial-pci'));
+});
+
+test('aarch64 under TCG: virt with cheap pointer authentication, devices on PCI in command-line order, no x86 parameters', () => {
+  const argv = buildQemuArgv({
+    ...base,
+    arch: 'aarch64',
+    tscKhz: 2596096,
+    volumes: [{ file: '/v/data.ext4', serial: 'vol-data' }],
+    virtiofs: [{ socket: '/run/x/fs0.sock', tag: 'fs0' }],
+  });
+  assert.match(valueOf(argv, '-M')[0]!, /^virt,highmem=on,gic-version=max$/);
+  assert.deepEqual(valueOf(argv, '-cpu'), ['max,pauth-impdef=on']);
+  // virt probes virtio-mmio transports last-first: on PCI the root disk stays /dev/vda.
+  assert.deepEqual(
+    valueOf(argv, '-device').filter((d) => d.startsWith('virtio-blk')),
+    ['virtio-blk-pci,drive=root', 'virtio-blk-pci,drive=vol0,serial=vol-data'],
+  );
+  assert.ok(valueOf(argv, '-device').includes('vhost-user-fs-pci,chardev=vfs0,tag=fs0'));
+  const cmdline = valueOf(argv, '-append')[0]!;
+  assert.match(cmdline, /^console=ttyAMA0 panic=-1 quiet rdinit=\/init microvm\.root=\/dev\/vda/);
+  assert.doesNotMatch(cmdline, /reboot=t|tsc_early_khz/);
 });
 
 test('no root disk means no -drive and no microvm.root', () => {
