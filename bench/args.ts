@@ -18,6 +18,7 @@ export const ROW_GROUPS = [
   'events',
   'reattach',
   'compose',
+  'arm64',
 ] as const;
 export type RowGroup = (typeof ROW_GROUPS)[number];
 

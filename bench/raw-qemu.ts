@@ -4,12 +4,12 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { engineInfo } from '../engine';
+import { chooseAccel } from '../engine/accel/detect';
 import { guestAssets, GuestAssets } from '../engine/kernel/assets';
 import { buildQemuArgv } from '../engine/qemu/argv';
 import { hostTscKhz } from '../engine/qemu/host-tsc';
 import { findQemu, QemuBinary } from '../engine/qemu/binary';
-import { Accel } from '../engine/qemu/types';
+import { Accel, GuestArch } from '../engine/qemu/types';
 
 /**
  * Baselines without the engine: the same kernel, initramfs, QEMU binary, accelerator and
@@ -27,9 +27,10 @@ const PROBE_MARKER = 'MICROVM_PROBE_OK';
 const BOOT_TIMEOUT_MS = 60_000;
 const EXIT_GRACE_MS = 5000;
 
-export async function rawContext(): Promise<RawContext> {
-  const [assets, qemu, info] = await Promise.all([guestAssets(), findQemu('x86_64'), engineInfo()]);
-  return { assets, qemu, accel: info.accel };
+/** The baselines of one guest architecture: its kernel, initramfs, QEMU and accelerator. */
+export async function rawContext(arch: GuestArch = 'x86_64'): Promise<RawContext> {
+  const [assets, qemu] = await Promise.all([guestAssets(arch), findQemu(arch)]);
+  return { assets, qemu, accel: (await chooseAccel(assets, qemu)).accel };
 }
 
 /** Spawn of QEMU (through the engine's launcher) to the probe marker on its serial console. */
@@ -77,7 +78,7 @@ async function withRawQemu<T>(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-'));
   const agentSocket = path.join(dir, 'agent.sock');
   const argv = buildQemuArgv({
-    arch: 'x86_64',
+    arch: ctx.assets.arch,
     accel: ctx.accel,
     ...GUEST,
     kernel: ctx.assets.kernel,

@@ -44,7 +44,7 @@ export async function rawRestore(ctx: RawContext, target: RawRestoreTarget): Pro
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-restore-'));
   const file = (name: string) => path.join(dir, name);
   const argv = buildQemuArgv({
-    arch: 'x86_64',
+    arch: ctx.assets.arch,
     accel: ctx.accel,
     memoryMib: target.memoryMib,
     vcpus: target.vcpus,

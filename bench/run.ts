@@ -12,6 +12,7 @@ import { keepEarlierRows, readEarlier } from './merge';
 import { ourQemuProcesses } from './processes';
 import { RawContext, rawContext } from './raw-qemu';
 import { notesFor, tabulate } from './results';
+import { measureArm64 } from './rows/arm64';
 import { measureBake } from './rows/bake';
 import { measureBoot } from './rows/boot';
 import { measureBuild } from './rows/build';
@@ -56,6 +57,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   events: (_image, _raw, sizes) => measureEvents(sizes, log),
   reattach: (_image, _raw, sizes) => measureReattach(sizes.reattach, log),
   compose: (_image, _raw, sizes) => measureCompose(sizes, log),
+  arm64: (_image, _raw, sizes) => measureArm64(sizes, log),
 };
 
 async function main(args: BenchArgs): Promise<void> {

@@ -34,7 +34,8 @@ export { ExecChild } from './agent/exec-child';
 export type { WaitResult } from './agent/process';
 export type { AcquireOptions, PoolOptions, ExecOptions } from './options';
 export { engineInfo } from './info';
-export type { EngineInfo } from './info';
+export type { EngineInfo, GuestArchInfo } from './info';
+export type { GuestArch } from './qemu/types';
 /**
  * Errors: one class, `MicrovmError`, whose `code` names the failure and whose `details` are
  * typed per code (`ErrorDetailsByCode`). `isMicrovmError(err, code)` narrows both;

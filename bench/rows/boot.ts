@@ -31,7 +31,7 @@ export async function measureBoot(raw: RawContext, sizes: Sizes, log: (line: str
   };
 }
 
-async function engineBootMs(image: Image): Promise<number> {
+export async function engineBootMs(image: Image): Promise<number> {
   const started = performance.now();
   const pool = image.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });
   try {

@@ -55,12 +55,12 @@ async function inGuestForkExecMs(vm: Vm): Promise<number> {
   return nanoseconds / 1e6 / IN_GUEST_RUNS;
 }
 
-async function execTrue(vm: Vm): Promise<void> {
+export async function execTrue(vm: Vm): Promise<void> {
   const result = await vm.exec({ argv: ['true'] });
   if (result.exitCode !== 0) throw new Error(`'true' exited ${result.exitCode} in the guest: ${result.stderr}`);
 }
 
-async function timeCalls(sizes: Sizes, call: () => Promise<void>): Promise<number[]> {
+export async function timeCalls(sizes: Sizes, call: () => Promise<void>): Promise<number[]> {
   for (let i = 0; i < sizes.warmupCalls; i++) await call();
   const samples: number[] = [];
   for (let i = 0; i < sizes.roundTrips; i++) {

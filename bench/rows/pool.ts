@@ -102,7 +102,7 @@ async function acquireIdleMs(image: Image, sizes: Sizes): Promise<{ values: numb
   }
 }
 
-async function acquireRestoreMs(pool: Pool): Promise<number> {
+export async function acquireRestoreMs(pool: Pool): Promise<number> {
   if (pool.stats().alive !== 0) throw new Error('bench: the restore pool should be empty before each acquire');
   const started = performance.now();
   const vm = await pool.acquire();

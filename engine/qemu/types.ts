@@ -2,6 +2,7 @@ import type { NetworkMode, ServiceLink } from './network';
 
 /** The hypervisor accelerator: KVM (Linux), HVF (macOS), or TCG software emulation (no hardware isolation). */
 export type Accel = 'kvm' | 'tcg' | 'hvf';
+/** A guest CPU architecture the engine can run (an image's config `architecture` amd64 or arm64). */
 export type GuestArch = 'x86_64' | 'aarch64';
 
 /** Everything the QEMU command line depends on; buildQemuArgv turns it into argv, purely. */
