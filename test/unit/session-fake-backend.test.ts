@@ -6,7 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_PROTECT, type PlanSettings, prepareWorkspace, Session } from '../../engine';
 import { CancelledError } from '../../engine/workspace/session';
-import { FakeBackend } from '../helpers/fake-backend';
+import { fakeCapabilities, FakeBackend } from '../helpers/fake-backend';
+import { isMicrovmError } from '../../engine/errors';
+import type { Capabilities } from '../../engine/backend/types';
+import type { GuestArch } from '../../engine/qemu/types';
+import { createHash } from 'node:crypto';
 import { loggingEvents } from '../helpers/session-events';
 import { homePaths } from '../../engine/paths';
 import { gzipLayer, imageOf, tarOf } from '../helpers/image-fixtures';
@@ -49,13 +53,14 @@ async function openSession(
   name: string,
   backend: FakeBackend,
   config: unknown = {},
+  settings: Partial<PlanSettings> = {},
 ): Promise<{ session: Session; logs: string[] }> {
   const folder = path.join(root, name);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config));
   const prepared = await prepareWorkspace({
     folder,
-    settings: SETTINGS,
+    settings: { ...SETTINGS, ...settings },
     allowLocalEnv: [],
     onConfigChanged: async () => 'apply',
     onOverLimits: async () => true,
@@ -203,3 +208,54 @@ test("a compose workspace's other services run on the session's backend too", as
     await registry.stop();
   }
 });
+
+/** The embedded default image as an OCI layout whose config says `architecture: arm64`. */
+function arm64Layout(): string {
+  const source = path.join(process.env.MICROVM_HOME as string, 'images', 'default');
+  const dir = path.join(root, 'arm64-layout');
+  fs.cpSync(source, dir, { recursive: true });
+  const blob = (digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  const put = (data: Buffer) => {
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    fs.writeFileSync(blob(digest), data);
+    return { digest, size: data.length };
+  };
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(fs.readFileSync(blob(index.manifests[0].digest), 'utf8'));
+  const config = JSON.parse(fs.readFileSync(blob(manifest.config.digest), 'utf8'));
+  manifest.config = { ...manifest.config, ...put(Buffer.from(JSON.stringify({ ...config, architecture: 'arm64' }))) };
+  index.manifests = [{ ...index.manifests[0], ...put(Buffer.from(JSON.stringify(manifest))) }];
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify(index));
+  return dir;
+}
+
+test(
+  'where the host hardware-isolates its own guests, a workspace refuses an image the host only emulates',
+  {
+    skip: process.arch === 'x64' ? undefined : 'the fake backend plays an x86_64 host',
+  },
+  async () => {
+    /** KVM for x86_64 guests, TCG for aarch64 ones: an x86_64 host with KVM. */
+    class KvmX86Backend extends FakeBackend {
+      override capabilities(arch: GuestArch = 'x86_64'): Promise<Capabilities> {
+        return Promise.resolve({
+          ...fakeCapabilities({}),
+          ...(arch === 'x86_64'
+            ? { accel: 'kvm' as const, isolation: 'hardware' as const }
+            : { accel: 'tcg' as const, isolation: 'emulated' as const }),
+        });
+      }
+    }
+    const backend = new KvmX86Backend();
+    // The microvm.image setting: a repository's own configuration may not name a host folder.
+    const { session } = await openSession('arm64-image', backend, {}, { image: arm64Layout() });
+    await assert.rejects(
+      session.start(),
+      (err) =>
+        isMicrovmError(err, 'E_CONFIG') &&
+        /is for aarch64, which this x86_64 host only emulates \(tcg, not a security boundary\)/.test(err.message),
+    );
+    assert.equal(backend.vms.length, 0, 'no VM booted');
+    await session.stop();
+  },
+);
