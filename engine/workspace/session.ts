@@ -12,8 +12,7 @@ import { buildImage } from '../build/build';
 import type { BuildImageProgress } from '../build/types';
 import type { Pool } from '../pool/pool';
 import type { VmBackend } from '../backend/types';
-import { qemuBackend } from '../backend/qemu';
-import { hostGuestArch } from '../qemu/arch';
+import { refuseLessIsolated } from './isolation';
 import type { ServiceLink } from '../qemu/network';
 import { onAbort, throwIfAborted } from '../abort';
 import { ErrorCode, isMicrovmError, MicrovmError } from '../errors';
@@ -280,7 +279,7 @@ export class Session {
     // Only to read the image's users from its root disk: no snapshot, no VM.
     const base = await Image.build({ ...options, env: {}, mounts: [], volumes: [], tmpfs: [], snapshot: false });
     this.checkStopped();
-    await this.checkIsolation(base);
+    await refuseLessIsolated(base, this.options.backend, 'the image');
     this.user = await this.remoteUser(base);
     const { containerUser } = this.plan;
     const container = await this.state.useImage?.(base.manifestDigest);
@@ -302,24 +301,6 @@ export class Session {
         ? { serviceLinks: this.services.linksFor(this.plan.compose.primary) }
         : {}),
     });
-  }
-
-  /**
-   * The extension decides on trust from the isolation of the host CPU's own guests
-   * (engineInfo); an image of another architecture runs emulated (TCG), so where the host's
-   * own guests are hardware-isolated a workspace refuses it rather than run the folder with
-   * less isolation than was checked.
-   */
-  private async checkIsolation(image: Image): Promise<void> {
-    const hostArch = hostGuestArch() ?? 'x86_64';
-    if (image.arch === hostArch) return;
-    const backend = this.options.backend ?? qemuBackend;
-    const [own, theirs] = await Promise.all([backend.capabilities(hostArch), backend.capabilities(image.arch)]);
-    if (own.isolation !== 'hardware' || theirs.isolation === 'hardware') return;
-    throw new MicrovmError(
-      'E_CONFIG',
-      `the image ${image.ref} is for ${image.arch}, which this ${hostArch} host only emulates (${theirs.accel}, not a security boundary), while the workspace was checked for hardware isolation: use an image for this host's architecture`,
-    );
   }
 
   /**

@@ -13,6 +13,7 @@ import type { Vm } from '../../vm/vm';
 import { ServiceLogWriter } from './log-file';
 import { TailLines } from './tail-lines';
 import { startLoopbackRelay } from './loopback-relay';
+import { refuseLessIsolated } from '../isolation';
 
 /** A service VM's memory when the compose file sets none (mem_limit, deploy.resources.limits.memory). */
 export const SERVICE_MEMORY_MIB = 512;
@@ -93,6 +94,7 @@ export class ServiceVm {
   async prepare(): Promise<{ exposedPorts: number[] }> {
     this.ref = await this.imageRef();
     const base = await Image.build({ ref: this.ref, network: 'none', snapshot: false, ...this.backendOption() });
+    await refuseLessIsolated(base, this.options.backend, `service ${this.options.service.name}'s image`);
     return { exposedPorts: base.config.exposedPorts ?? [] };
   }
 
