@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'E_IMAGE_UNSUPPORTED'
   | 'E_IMAGE_TOO_LARGE'
   | 'E_IMAGE_NOT_CACHED'
+  | 'E_PLATFORM_MISSING'
   | 'E_REGISTRY_AUTH'
   | 'E_REGISTRY_UNREACHABLE'
   | 'E_REGISTRY_PROTOCOL'
@@ -106,6 +107,12 @@ export interface AgentRefusalDetails {
   errno?: number;
 }
 
+/** E_PLATFORM_MISSING: the platform asked for and those the image has (`linux/arm64`, ...; empty when it names none). */
+export interface PlatformMissingDetails {
+  wanted: string;
+  available: string[];
+}
+
 /** The codes an image or a registry fails with; a build's base image adds the Dockerfile line that asked for it. */
 const IMAGE_CODES = [
   'E_IMAGE_NOT_FOUND',
@@ -139,6 +146,7 @@ interface DetailsOfCodes extends Record<ImageErrorCode, ImageUseLocation | undef
   E_FILE_TOO_LARGE: AgentRefusalDetails | undefined;
   E_FILE_NOT_FOUND: AgentRefusalDetails | undefined;
   E_NO_WORKLOAD: AgentRefusalDetails;
+  E_PLATFORM_MISSING: PlatformMissingDetails;
 }
 
 /** Only codes may be keys of the details map: a misspelt one fails the constraint and so compiles no more. */

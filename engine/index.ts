@@ -52,6 +52,7 @@ export type {
   HostDiskFullDetails,
   ImageUseLocation,
   MicrovmErrorOptions,
+  PlatformMissingDetails,
   VolumeDetails,
 } from './errors';
 export { TcpForwarder } from './forward/forwarder';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_PIDS_MAX } from './agent/protocol';
 import type { VmBackend } from './backend/types';
 import { MicrovmError } from './errors';
+import { isPlatformText } from './image/platform';
 import { DEFAULT_PROTECT } from './mount/types';
 import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qemu/network';
 
@@ -179,6 +180,8 @@ export const buildOptionsSchemaWith = <Progress, WarmupVm>() =>
       /** network 'allowlist': the host names the VM may reach through the egress proxy (`registry.npmjs.org`, `*.github.com`). */
       allow: z.array(z.string().min(1).max(253)).max(256).default([]),
       pullPolicy: z.enum(['always', 'missing', 'never']).default('missing'),
+      /** The platform an image index resolves to: `linux/amd64`, `linux/arm64`, `linux/arm/v7` (default: this host's). */
+      platform: z.string().max(64).refine(isPlatformText, 'expected OS/ARCH[/VARIANT], e.g. linux/arm64').optional(),
       /** Registry host -> mirror URLs tried first, in order (default: MICROVM_REGISTRY_MIRRORS). */
       registryMirrors: registryMirrors.optional(),
       extraFiles: z

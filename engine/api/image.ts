@@ -22,6 +22,7 @@ import { imageKey, readExtraFiles, type ExtraFile } from '../image/extra-files';
 import { reapAbandonedWrites } from '../image/prune';
 import { checkMirrors } from '../image/registry/mirrors';
 import type { PullProgress } from '../image/registry/pull';
+import { parsePlatform } from '../image/platform';
 import { resolveSource } from '../image/source';
 import { ImageConfig } from '../image/types';
 import { ProcessRequest } from '../agent/process';
@@ -123,6 +124,7 @@ export class Image {
         onPull: progress,
         mirrors: opts.registryMirrors && checkMirrors(opts.registryMirrors, 'Image.build option registryMirrors'),
         signal,
+        platform: opts.platform === undefined ? undefined : parsePlatform(opts.platform, 'Image.build option platform'),
       }),
     );
     throwIfAborted(signal, BUILD_STEP);

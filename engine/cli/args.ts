@@ -1,4 +1,5 @@
 import { MicrovmError } from '../errors';
+import { formatPlatform, parsePlatform } from '../image/platform';
 import { parsePublish } from './publish-flag';
 import { PublishSpec } from '../forward/types';
 import { NetworkMode } from '../qemu/network';
@@ -6,6 +7,8 @@ import { MountFlag, parseMountFlag, parseVolumeFlag, VolumeFlag } from './mount-
 
 export interface VmFlags {
   image?: string;
+  /** `--platform OS/ARCH[/VARIANT]`: which manifest of a multi-platform image to run (default: this host's). */
+  platform?: string;
   memoryMib?: number;
   vcpus?: number;
   env: Record<string, string>;
@@ -30,6 +33,7 @@ const NETWORK_MODES: NetworkMode[] = ['outbound', 'none', 'allowlist', 'learn'];
 
 const VALUE_FLAGS = new Set([
   '--image',
+  '--platform',
   '--memory',
   '--cpus',
   '--env',
@@ -91,6 +95,9 @@ function applyFlag(flags: VmFlags, name: string, value: string): void {
   switch (name) {
     case '--image':
       flags.image = value;
+      return;
+    case '--platform':
+      flags.platform = formatPlatform(parsePlatform(value, '--platform'));
       return;
     case '--memory':
       flags.memoryMib = wholeNumber(name, value, 64, 1024 * 1024, 'MiB of guest memory');

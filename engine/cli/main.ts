@@ -20,8 +20,10 @@ commands:
   run [options] [--] ARGV...   run a command in a fresh microVM; stdio is streamed and
                                the exit code is the guest command's
   shell [options]              an interactive shell in a fresh microVM
-  pull REF                     pull an image (registry ref, OCI layout, OCI archive or
-                               docker save tarball) and build its root disk; progress on stderr
+  pull [--platform P] REF      pull an image (registry ref, OCI layout, OCI archive or
+                               docker save tarball) and build its root disk; progress on stderr;
+                               P (linux/amd64, linux/arm64, ...) picks the manifest of a
+                               multi-platform image (default: this host's platform)
   images                       list the stored images
   prune                        remove blobs and root disks that no stored image uses
   info                         the accelerator, isolation, QEMU, kernel and agent, as JSON
@@ -91,6 +93,9 @@ options (run, shell):
   --image REF      a registry reference (debian:12, localhost:5000/team/app:1), an OCI
                    layout directory, an OCI archive or a docker save tarball (default:
                    the embedded default image)
+  --platform P     the platform of a multi-platform image to run: linux/amd64, linux/arm64,
+                   linux/arm/v7 (default: this host's); an image without it is refused
+                   with the list of the platforms it has
   --memory MIB     guest memory in MiB (default 256)
   --cpus N         virtual CPUs (default 1)
   --env NAME=VALUE set a variable in the guest (repeatable)

@@ -18,6 +18,7 @@ export async function openSession(flags: VmFlags, progress: Progress, signal?: A
   let lastMib = -1;
   const image = await Image.build({
     ref: flags.image,
+    platform: flags.platform,
     memoryMib: flags.memoryMib,
     vcpus: flags.vcpus,
     network: flags.network,

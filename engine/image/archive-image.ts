@@ -4,7 +4,7 @@ import { importArchive, invalid, type ArchiveContents } from './archive';
 import type { ContentStore } from './content-store';
 import { readRecord, writeRecord } from './image-records';
 import { parseJsonDocument } from './json-document';
-import { pickForHost } from './oci-layout';
+import { formatPlatform, hostPlatform, selectPlatformManifest, type Platform } from './platform';
 import { indexSchema, ociLayoutSchema, type Descriptor } from './schemas';
 import { resolvedFromStore } from './stored-image';
 import { MAX_JSON_DOCUMENT_BYTES, MEDIA_TYPES, type ResolvedImage } from './types';
@@ -29,37 +29,41 @@ export async function archiveImage(
   store: ContentStore,
   maxFileBytes: number,
   useCache: boolean,
+  platform: Platform = hostPlatform(),
 ): Promise<ResolvedImage> {
   const stat = await fs.stat(file);
   const key = `archive:${file}@${stat.size}:${Math.floor(stat.mtimeMs)}`;
-  const record = useCache ? await readRecord(store, key) : null;
+  const record = useCache ? await readRecord(store, key, platform) : null;
   if (record) {
     try {
-      return await resolvedFromStore(store, file, record.manifest);
+      return await resolvedFromStore(store, file, record.manifest, platform);
     } catch {
       // The store lost a blob (pruned): import again.
     }
   }
   const contents = await importArchive(file, store, maxFileBytes);
-  const top = contents.documents.has('index.json') ? ociTop(file, contents) : await dockerTop(file, contents, store);
-  const image = await resolvedFromStore(store, file, top);
+  const top = contents.documents.has('index.json')
+    ? ociTop(file, contents, platform)
+    : await dockerTop(file, contents, store);
+  const image = await resolvedFromStore(store, file, top, platform);
   await writeRecord(store, {
     ref: key,
     manifest: image.manifest,
     source: contents.documents.has('index.json') ? 'oci-archive' : 'docker-archive',
     storedAt: new Date().toISOString(),
+    platform: formatPlatform(platform),
   });
   return image;
 }
 
-function ociTop(file: string, contents: ArchiveContents): Descriptor {
+function ociTop(file: string, contents: ArchiveContents, platform: Platform): Descriptor {
   const marker = contents.documents.get('oci-layout');
   if (!marker) throw invalid(file, 'it has index.json but no oci-layout');
   const layout = parseJsonDocument(marker, `${file}: oci-layout`, ociLayoutSchema);
   if (!layout.imageLayoutVersion.startsWith('1.'))
     throw invalid(file, `imageLayoutVersion ${layout.imageLayoutVersion} is not 1.x`);
   const index = parseJsonDocument(contents.documents.get('index.json') as Buffer, `${file}: index.json`, indexSchema);
-  return pickForHost(index.manifests, `${file}: index.json`);
+  return selectPlatformManifest(index.manifests, platform, `${file}: index.json`);
 }
 
 /** A classic `docker save` archive: manifest.json names the config and layer files; we write an OCI manifest for them. */

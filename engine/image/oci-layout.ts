@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { MicrovmError, shown } from '../errors';
 import { assertDigestMatches, blobPath, createDigestHash, parseDigest } from './digest';
 import { parseJsonDocument, readJsonDocument } from './json-document';
+import { checkConfigPlatform, hostPlatform, selectPlatformManifest, type Platform } from './platform';
 import { configSchema, indexSchema, manifestSchema, ociLayoutSchema, type Descriptor } from './schemas';
 import {
   CONFIG_MEDIA_TYPES,
@@ -21,15 +22,16 @@ const MAX_INDEX_DEPTH = 2;
 
 /**
  * Resolves a local OCI image layout directory (as written by `skopeo copy ... oci:DIR` or
- * `docker buildx --output type=oci,tar=false`) to its `linux/<host arch>` manifest, config and
- * layer blobs. Every JSON blob is size-checked and digest-verified before it is parsed.
+ * `docker buildx --output type=oci,tar=false`) to its manifest for `platform` (default: this
+ * host's), config and layer blobs. Every JSON blob is size-checked and digest-verified before
+ * it is parsed; a config for another platform is refused (E_PLATFORM_MISSING).
  */
-export async function readOciLayout(dir: string): Promise<ResolvedImage> {
+export async function readOciLayout(dir: string, platform: Platform = hostPlatform()): Promise<ResolvedImage> {
   const layoutDir = path.resolve(dir);
   await checkLayoutMarker(layoutDir);
   const indexFile = path.join(layoutDir, 'index.json');
   const index = await readJsonDocument(indexFile, MAX_JSON_DOCUMENT_BYTES, indexSchema);
-  const manifestDescriptor = await selectManifest(layoutDir, index.manifests, indexFile, 0);
+  const manifestDescriptor = await selectManifest(layoutDir, index.manifests, indexFile, 0, platform);
   const manifestFile = describeBlob(layoutDir, manifestDescriptor.digest);
   const manifest = parseJsonDocument(
     await readVerifiedBlob(layoutDir, manifestDescriptor, 'manifest'),
@@ -46,6 +48,7 @@ export async function readOciLayout(dir: string): Promise<ResolvedImage> {
     configFile,
     configSchema,
   );
+  checkConfigPlatform(config, platform, `${layoutDir} (config ${configFile})`);
   const layers: LayerBlob[] = [];
   for (const [i, layer] of manifest.layers.entries()) {
     layers.push(await checkLayer(layoutDir, layer, `${manifestFile} layers[${i}]`));
@@ -103,14 +106,15 @@ async function checkLayoutMarker(layoutDir: string): Promise<void> {
   }
 }
 
-/** Follows indexes down to one manifest, choosing `linux/<host arch>` where there is a choice. */
+/** Follows indexes down to one manifest, choosing `platform`'s where there is a choice. */
 async function selectManifest(
   layoutDir: string,
   candidates: Descriptor[],
   where: string,
   depth: number,
+  platform: Platform,
 ): Promise<Descriptor> {
-  const chosen = pickForHost(candidates, where);
+  const chosen = selectPlatformManifest(candidates, platform, where);
   parseDigest(chosen.digest, where);
   if (MANIFEST_MEDIA_TYPES.includes(chosen.mediaType)) return chosen;
   if (!INDEX_MEDIA_TYPES.includes(chosen.mediaType)) {
@@ -125,28 +129,11 @@ async function selectManifest(
   const file = describeBlob(layoutDir, chosen.digest);
   const nested = parseJsonDocument(await readVerifiedBlob(layoutDir, chosen, 'index'), file, indexSchema);
   checkDocumentMediaType(nested.mediaType, chosen.mediaType, file);
-  return selectManifest(layoutDir, nested.manifests, file, depth + 1);
+  return selectManifest(layoutDir, nested.manifests, file, depth + 1, platform);
 }
 
-export function hostArchitecture(): string {
-  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le' };
-  return map[process.arch] ?? process.arch;
-}
-
-export function pickForHost(candidates: Descriptor[], where: string): Descriptor {
-  if (candidates.length === 1 && candidates[0]) return candidates[0];
-  const arch = hostArchitecture();
-  const match = candidates.find((d) => d.platform?.os === 'linux' && d.platform.architecture === arch);
-  if (match) return match;
-  const offered = shown(
-    candidates.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}` : '(no platform)')),
-  );
-  throw new MicrovmError(
-    'E_IMAGE_UNSUPPORTED',
-    `${where} has no manifest for linux/${arch} (it offers: ${offered}); ` +
-      `pull or export the image for linux/${arch}`,
-  );
-}
+/** Kept here for the callers that import it from the layout reader; engine/image/platform.ts owns it. */
+export { hostArchitecture } from './platform';
 
 async function checkLayer(layoutDir: string, layer: Descriptor, where: string): Promise<LayerBlob> {
   if (!(layer.mediaType in LAYER_MEDIA_TYPES)) {

@@ -1,7 +1,8 @@
 import { MicrovmError, shown } from '../errors';
 import { parseDigest } from './digest';
 import { parseJsonDocument } from './json-document';
-import { checkDocumentMediaType, imageConfigOf, pickForHost, unsupported } from './oci-layout';
+import { checkDocumentMediaType, imageConfigOf, unsupported } from './oci-layout';
+import { checkConfigPlatform, hostPlatform, selectPlatformManifest, type Platform } from './platform';
 import { configSchema, indexSchema, manifestSchema, type Descriptor } from './schemas';
 import {
   CONFIG_MEDIA_TYPES,
@@ -29,11 +30,16 @@ export interface ResolvedManifest {
 const MAX_INDEX_DEPTH = 2;
 
 /**
- * Follows `top` (an index or a manifest) down to the `linux/<host arch>` manifest, then reads
- * its config. Documents are parsed only from verified bytes, and a document whose mediaType
- * differs from its descriptor's is refused.
+ * Follows `top` (an index or a manifest) down to the manifest for `platform` (default: this
+ * host's), then reads its config, which must be for that platform too (E_PLATFORM_MISSING).
+ * Documents are parsed only from verified bytes, and a document whose mediaType differs from
+ * its descriptor's is refused.
  */
-export async function resolveManifest(source: DocumentSource, top: Descriptor): Promise<ResolvedManifest> {
+export async function resolveManifest(
+  source: DocumentSource,
+  top: Descriptor,
+  platform: Platform = hostPlatform(),
+): Promise<ResolvedManifest> {
   let descriptor = top;
   for (let depth = 0; !MANIFEST_MEDIA_TYPES.includes(descriptor.mediaType); depth++) {
     const where = source.describe(descriptor);
@@ -47,7 +53,7 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
     }
     const index = parseJsonDocument(await source.document(descriptor, 'index'), where, indexSchema);
     checkDocumentMediaType(index.mediaType, descriptor.mediaType, where);
-    descriptor = pickForHost(index.manifests, where);
+    descriptor = selectPlatformManifest(index.manifests, platform, where);
     parseDigest(descriptor.digest, where);
   }
   const where = source.describe(descriptor);
@@ -63,6 +69,7 @@ export async function resolveManifest(source: DocumentSource, top: Descriptor): 
   }
   const configWhere = source.describe(manifest.config);
   const config = parseJsonDocument(await source.document(manifest.config, 'config'), configWhere, configSchema);
+  checkConfigPlatform(config, platform, where);
   return {
     manifest: descriptor,
     configDigest: manifest.config.digest,

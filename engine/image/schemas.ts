@@ -42,6 +42,7 @@ const stringList = z.array(z.string()).nullish();
 export const configSchema = z.object({
   architecture: z.string().optional(),
   os: z.string().optional(),
+  variant: z.string().optional(),
   config: z
     .object({
       Env: stringList,

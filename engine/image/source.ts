@@ -6,6 +6,7 @@ import { archiveImage } from './archive-image';
 import type { ContentStore } from './content-store';
 import { readRecord } from './image-records';
 import { readOciLayout } from './oci-layout';
+import { hostPlatform, type Platform } from './platform';
 import { parseReference, type ImageReference } from './reference';
 import type { RegistryMirrors } from './registry/mirrors';
 import { pullImage, type PullProgress } from './registry/pull';
@@ -23,6 +24,8 @@ export interface SourceOptions {
   mirrors?: RegistryMirrors;
   /** Aborts a pull (engine/image/registry/pull.ts). */
   signal?: AbortSignal;
+  /** Which platform's manifest an image index resolves to (default: this host's). */
+  platform?: Platform;
 }
 
 /**
@@ -32,12 +35,14 @@ export interface SourceOptions {
  * allows and pulled otherwise.
  */
 export async function resolveSource(ref: string | undefined, opts: SourceOptions): Promise<ResolvedImage> {
-  if (ref === undefined) return readDefaultImage();
+  const platform = opts.platform ?? hostPlatform();
+  if (ref === undefined) return readDefaultImage(platform);
   const local = localPath(ref);
   if (local) {
     const stat = fs.statSync(local, { throwIfNoEntry: false });
-    if (stat?.isDirectory()) return readOciLayout(local);
-    if (stat?.isFile()) return archiveImage(local, opts.store, opts.maxLayerBytes, opts.pullPolicy !== 'always');
+    if (stat?.isDirectory()) return readOciLayout(local, platform);
+    if (stat?.isFile())
+      return archiveImage(local, opts.store, opts.maxLayerBytes, opts.pullPolicy !== 'always', platform);
     throw new MicrovmError(
       'E_IMAGE_NOT_FOUND',
       `image ${JSON.stringify(ref)}: ${local} does not exist; give an OCI layout directory, an OCI archive or a docker save tarball`,
@@ -45,7 +50,7 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
   }
   const reference = parseReference(ref.replace(/^docker:\/\//, ''));
   if (opts.pullPolicy !== 'always') {
-    const cached = await fromStore(reference, opts.store);
+    const cached = await fromStore(reference, opts.store, platform);
     if (cached) return cached;
     if (opts.pullPolicy === 'never') {
       throw new MicrovmError(
@@ -59,15 +64,20 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
     onProgress: opts.onPull,
     mirrors: opts.mirrors,
     signal: opts.signal,
+    platform,
   });
 }
 
-/** The stored image for a reference, or null when any part of it is missing or unreadable. */
-export async function fromStore(reference: ImageReference, store: ContentStore): Promise<ResolvedImage | null> {
-  const record = await readRecord(store, reference.canonical);
+/** The stored image for a reference on `platform`, or null when any part of it is missing or unreadable. */
+export async function fromStore(
+  reference: ImageReference,
+  store: ContentStore,
+  platform: Platform = hostPlatform(),
+): Promise<ResolvedImage | null> {
+  const record = await readRecord(store, reference.canonical, platform);
   if (!record) return null;
   try {
-    return await resolvedFromStore(store, reference.canonical, record.manifest);
+    return await resolvedFromStore(store, reference.canonical, record.manifest, platform);
   } catch (err) {
     if (err instanceof MicrovmError && (err.code === 'E_IMAGE_NOT_CACHED' || err.code === 'E_IMAGE_DIGEST'))
       return null;
@@ -89,10 +99,10 @@ function localPath(ref: string): string | null {
 }
 
 /** The embedded default image; setup wrote it, so setup is what repairs it. */
-async function readDefaultImage(): Promise<ResolvedImage> {
+async function readDefaultImage(platform: Platform): Promise<ResolvedImage> {
   const dir = defaultLayoutDir();
   try {
-    return await readOciLayout(dir);
+    return await readOciLayout(dir, platform);
   } catch (err) {
     if (!(err instanceof MicrovmError) || !err.code.startsWith('E_IMAGE_')) throw err;
     throw new MicrovmError(

@@ -1,6 +1,7 @@
 import { MicrovmError } from '../errors';
 import type { ContentStore } from './content-store';
 import { resolveManifest, type DocumentSource } from './resolve';
+import type { Platform } from './platform';
 import type { Descriptor } from './schemas';
 import { MAX_JSON_DOCUMENT_BYTES, type ResolvedImage } from './types';
 
@@ -17,8 +18,13 @@ export function storeSource(store: ContentStore): DocumentSource {
 export type StoredImage = ResolvedImage & { manifest: { mediaType: string; digest: string; size: number } };
 
 /** An image whose manifest, config and layers are all in the store; layers are verified when read. */
-export async function resolvedFromStore(store: ContentStore, source: string, top: Descriptor): Promise<StoredImage> {
-  const resolved = await resolveManifest(storeSource(store), top);
+export async function resolvedFromStore(
+  store: ContentStore,
+  source: string,
+  top: Descriptor,
+  platform?: Platform,
+): Promise<StoredImage> {
+  const resolved = await resolveManifest(storeSource(store), top, platform);
   return toResolvedImage(store, source, resolved);
 }
 

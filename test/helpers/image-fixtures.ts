@@ -50,11 +50,20 @@ export interface TestImage {
   layers: Blob[];
 }
 
-export function imageOf(layers: Blob[], config: Record<string, unknown> = {}): TestImage {
+/** The platform fields of an image config (and of an index entry). */
+export interface FixturePlatform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export function imageOf(
+  layers: Blob[],
+  config: Record<string, unknown> = {},
+  platform: FixturePlatform = { architecture: 'amd64', os: 'linux' },
+): TestImage {
   const configBlob = blobOf(
-    Buffer.from(
-      JSON.stringify({ architecture: 'amd64', os: 'linux', config, rootfs: { type: 'layers', diff_ids: [] } }),
-    ),
+    Buffer.from(JSON.stringify({ ...platform, config, rootfs: { type: 'layers', diff_ids: [] } })),
     'application/vnd.oci.image.config.v1+json',
   );
   const manifest = {
@@ -66,7 +75,7 @@ export function imageOf(layers: Blob[], config: Record<string, unknown> = {}): T
   return { manifest: blobOf(Buffer.from(JSON.stringify(manifest)), manifest.mediaType), config: configBlob, layers };
 }
 
-export function indexOf(entries: Array<{ manifest: Blob; platform: { os: string; architecture: string } }>): Blob {
+export function indexOf(entries: Array<{ manifest: Blob; platform?: FixturePlatform }>): Blob {
   const doc = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',

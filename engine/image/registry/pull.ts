@@ -2,6 +2,7 @@ import { abortedOr, onAbort, throwIfAborted } from '../../abort';
 import { isMicrovmError, MicrovmError, restated } from '../../errors';
 import type { ContentStore } from '../content-store';
 import { writeRecord } from '../image-records';
+import { formatPlatform, hostPlatform, type Platform } from '../platform';
 import type { ImageReference } from '../reference';
 import { resolveManifest, type DocumentSource } from '../resolve';
 import { storeSource, toResolvedImage, type StoredImage } from '../stored-image';
@@ -28,13 +29,15 @@ export interface PullOptions {
   concurrency?: number;
   /** Mirrors tried before the registry itself (default: MICROVM_REGISTRY_MIRRORS). */
   mirrors?: RegistryMirrors;
+  /** The platform whose manifest is taken from an image index (default: this host's). */
+  platform?: Platform;
   /** Aborting stops every request and layer download; their partial blobs are removed and no record is written (E_ABORTED). */
   signal?: AbortSignal;
 }
 
 /**
- * Pulls an image into the content store: the manifest (through an index to this host's
- * platform), the config, and every layer not already stored. Each blob is verified before it
+ * Pulls an image into the content store: the manifest (through an index to the requested
+ * platform, default this host's; E_PLATFORM_MISSING lists the index's platforms), the config, and every layer not already stored. Each blob is verified before it
  * is renamed into the store; the image record is written last, so a killed pull leaves no
  * record and the next build pulls again. Mirrors of the reference's registry are tried first,
  * in order; a mirror that fails (unreachable, missing the image, refusing) hands over to the
@@ -80,7 +83,8 @@ async function pullFrom(
       return fromStore.document(descriptor, kind);
     },
   };
-  const resolved = await resolveManifest(source, top);
+  const platform = opts.platform ?? hostPlatform();
+  const resolved = await resolveManifest(source, top, platform);
   const missing = [];
   for (const layer of resolved.layers) if (!(await store.has(layer.digest))) missing.push(layer);
   await runLimited(missing, opts.concurrency ?? 3, opts.signal, (layer, signal) => {
@@ -103,6 +107,7 @@ async function pullFrom(
     manifest: image.manifest,
     source: 'registry',
     storedAt: new Date().toISOString(),
+    platform: formatPlatform(platform),
   });
   return image;
 }
