@@ -101,6 +101,8 @@ export interface WorkspacePlan {
   userEnvProbe: UserEnvProbe;
   /** Guest /etc/hosts entries (`--add-host`). */
   hosts: Array<{ name: string; address: string }>;
+  /** runArgs' `--platform` for an image pulled as it is (`linux/arm64`); absent = this host's platform. */
+  platform?: string;
   /** The configuration's problems and the plan's own (mounts skipped, features not built, ...). */
   problems: Problem[];
   /** A compose workspace: the other services, each its own VM (engine/workspace/services). */
@@ -201,8 +203,10 @@ export function planWorkspace(
       );
     }
   }
+  const source = primary?.source ?? imageSource(resolved, settings, facts, problems);
+  const platform = imagePlatform(runArgs.platform, source, features?.features.length ?? 0, problems);
   return {
-    source: primary?.source ?? imageSource(resolved, settings, facts, problems),
+    source,
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
     vcpus: Math.max(settings.cpus, config.hostRequirements.cpus ?? 0, runArgs.cpus ?? 0),
     ...planEgress(
@@ -236,9 +240,34 @@ export function planWorkspace(
     updateRemoteUserUID: config.updateRemoteUserUID ?? true,
     userEnvProbe: config.userEnvProbe ?? 'loginInteractiveShell',
     hosts: runArgs.hosts,
+    ...(platform ? { platform } : {}),
     problems: problems.list,
     ...(primary ? { compose: primary.compose } : {}),
   };
+}
+
+/**
+ * runArgs' `--platform` applies to an image taken as it is; a Dockerfile or features are built
+ * in a VM of this host's platform, so there it is reported and not used.
+ */
+function imagePlatform(
+  platform: string | undefined,
+  source: ImageSource,
+  featureCount: number,
+  problems: Problems,
+): string | undefined {
+  if (platform === undefined) return undefined;
+  if (source.kind === 'image' && featureCount === 0) return platform;
+  problems.add(
+    'warning',
+    'run-arg',
+    '$.runArgs',
+    `--platform ${quote(platform)} applies to an image used as it is`,
+    source.kind === 'image'
+      ? "ignored: features are installed in a VM of this machine's platform"
+      : "ignored: the Dockerfile is built in a VM of this machine's platform",
+  );
+  return undefined;
 }
 
 /** The workspace share: `workspaceMount` when it names this folder (or one inside it), else the folder at workspaceFolder. */

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { formatPlatform, isPlatformText, parsePlatform } from '../image/platform';
 import { Problems, quote } from './problems';
 
 /** What `runArgs` (docker run flags) mean for a VM, where they mean anything. */
@@ -11,6 +12,8 @@ export interface RunArgsEffect {
   cpus?: number;
   user?: string;
   mounts: string[];
+  /** `--platform`: which platform's manifest of the image to pull (normalized: `linux/arm64`). */
+  platform?: string;
 }
 
 /** Flags the VM's root already has, or that name the container itself: said once, in the log. */
@@ -54,7 +57,6 @@ const WITH_VALUE = new Set([
   '--device',
   '--gpus',
   '--device-cgroup-rule',
-  '--platform',
   '--userns',
   '--runtime',
   '--dns',
@@ -67,7 +69,7 @@ const WITH_VALUE = new Set([
  * Reads `runArgs`: `-e/--env` and `--env-file` (a file in the workspace) become container
  * environment, `--add-host` guest /etc/hosts entries, `-p/--publish` forwards, `--memory` and
  * `--cpus` resource requests (clamped later), `-u/--user` the container user, `-v/--mount`
- * mounts; privileges and names are moot in a VM (info); the rest is reported and ignored.
+ * mounts, `--platform` the image's platform; privileges and names are moot in a VM (info); the rest is reported and ignored.
  */
 export function readRunArgs(args: string[], folder: string, problems: Problems): RunArgsEffect {
   const effect: RunArgsEffect = { env: {}, hosts: [], publish: [], mounts: [] };
@@ -91,6 +93,7 @@ export function readRunArgs(args: string[], folder: string, problems: Problems):
         '-v',
         '--volume',
         '--mount',
+        '--platform',
       ].includes(flag);
     const value = inline ?? (takes ? args[++i] : undefined);
     if (takes && value === undefined) {
@@ -158,6 +161,10 @@ function apply(
     case '--volume':
     case '--mount':
       effect.mounts.push(flag === '--mount' ? value : volumeToMount(value));
+      return;
+    case '--platform':
+      if (isPlatformText(value)) effect.platform = formatPlatform(parsePlatform(value));
+      else problems.add('warning', 'run-arg', at, `--platform ${quote(value)} is not OS/ARCH[/VARIANT]`, 'ignored');
       return;
   }
   if (MOOT.has(flag))

@@ -8,6 +8,7 @@ import { parseJsonDocument } from '../image/json-document';
 import { parseReference } from '../image/reference';
 import type { RegistryMirrors } from '../image/registry/mirrors';
 import type { PullProgress } from '../image/registry/pull';
+import { parsePlatform } from '../image/platform';
 import { isLocalImageRef, resolveSource } from '../image/source';
 import { MAX_JSON_DOCUMENT_BYTES, type ResolvedImage } from '../image/types';
 import { homePaths } from '../paths';
@@ -42,9 +43,12 @@ export async function baseImage(
     mirrors?: RegistryMirrors;
     onPull?: (event: PullProgress) => void;
     signal?: AbortSignal;
+    /** The image's platform (`linux/arm64`; default: this host's). */
+    platform?: string;
   },
 ): Promise<BaseImage> {
   const resolved = await resolveSource(ref, {
+    platform: opts.platform === undefined ? undefined : parsePlatform(opts.platform),
     pullPolicy: 'missing',
     maxLayerBytes: 16 * 1024 * 1024 * 1024,
     store: opts.store,

@@ -416,6 +416,7 @@ export class Session {
         (
           await baseImage(base, {
             store: new ContentStore(),
+            platform: this.plan.platform,
             onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }),
             signal: this.abort.signal,
           })
@@ -773,6 +774,7 @@ export class Session {
       signal: this.abort.signal,
       memoryMib: plan.memoryMib,
       vcpus: plan.vcpus,
+      ...(plan.platform ? { platform: plan.platform } : {}),
       network: plan.network,
       allow: plan.allow,
       env: plan.containerEnv,

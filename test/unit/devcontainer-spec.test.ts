@@ -405,6 +405,38 @@ test('build.options as docker build takes them: build args and target win, --pul
   assert.equal(plan.problems.filter((p) => p.severity === 'error').length, 0, 'build options never refuse the file');
 });
 
+test("runArgs' --platform picks the image's platform; a Dockerfile is built for this machine's", () => {
+  const image = planWorkspace(
+    resolveConfig({ folder: folderWith({ image: 'debian:12', runArgs: ['--platform=linux/aarch64'] }), env: {} }),
+    SETTINGS,
+    { languages: [] },
+  );
+  assert.equal(image.platform, 'linux/arm64', 'normalized as docker does');
+  const bad = planWorkspace(
+    resolveConfig({ folder: folderWith({ image: 'debian:12', runArgs: ['--platform', 'linux/'] }), env: {} }),
+    SETTINGS,
+    { languages: [] },
+  );
+  assert.equal(bad.platform, undefined);
+  assert.match(bad.problems.find((p) => p.path === '$.runArgs[0]')?.message ?? '', /--platform "linux\/" is not OS/);
+  const built = planWorkspace(
+    resolveConfig({
+      folder: folderWith(
+        { build: { dockerfile: 'Dockerfile' }, runArgs: ['--platform', 'linux/arm64'] },
+        { '.devcontainer/Dockerfile': 'FROM x\n' },
+      ),
+      env: {},
+    }),
+    SETTINGS,
+    { languages: [] },
+  );
+  assert.equal(built.platform, undefined);
+  assert.match(
+    built.problems.find((p) => p.path === '$.runArgs')?.consequence ?? '',
+    /Dockerfile is built in a VM of this machine's platform/,
+  );
+});
+
 test('an image naming a host folder or archive is refused: the repository may not put host files in the VM', () => {
   for (const image of [
     '/home/me/backups',
