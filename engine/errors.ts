@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'E_SETUP_MISSING'
   | 'E_QEMU_MISSING'
   | 'E_ACCEL_UNAVAILABLE'
+  | 'E_BACKEND_UNAVAILABLE'
   | 'E_BOOT_TIMEOUT'
   | 'E_BOOT_FAILED'
   | 'E_VM_EXITED'

@@ -26,6 +26,10 @@ export type {
   VmBackend,
 } from './backend/types';
 export { qemuBackend } from './backend/qemu';
+export { vfkitBackend } from './backend/vfkit/backend';
+export type { VfkitBackend } from './backend/vfkit/backend';
+export type { VfkitHost } from './backend/vfkit/host';
+export type { VfkitProbeReport } from './backend/vfkit/probe';
 export type { HealthVerdict } from './vm/health';
 export type { CollectedResult } from './agent/client';
 export type { AgentInfo } from './agent/connection';

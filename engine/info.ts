@@ -8,6 +8,8 @@ import { microvmHome } from './paths';
 import { qemuUser } from './qemu/run-as';
 import { isMicrovmError } from './errors';
 import * as os from 'node:os';
+import { defaultBackend } from './backend/select';
+import { vfkitBackend } from './backend/vfkit/backend';
 
 /** A guest architecture as this host runs it: its accelerator, QEMU and kernel. */
 export interface GuestArchInfo {
@@ -38,10 +40,16 @@ export interface EngineInfo {
   architectures: GuestArchInfo[];
   /** The architectures it cannot run here, and why (their kernel or QEMU is not installed). */
   unavailable?: Array<{ arch: GuestArch; reason: string }>;
+  /**
+   * The backend VMs boot on (MICROVM_BACKEND, else this host's default): `experimental` is set
+   * for vfkit (macOS), with why it is and what is off on it.
+   */
+  backend: { name: string; experimental: boolean; notes?: string[] };
 }
 
 /** What VMs started now would run on, and how isolated they would be. */
 export async function engineInfo(): Promise<EngineInfo> {
+  const backend = await backendInfo();
   const main = hostGuestArch() ?? 'x86_64';
   const assets = await guestAssets(main);
   const qemu = await findQemu(main);
@@ -68,7 +76,15 @@ export async function engineInfo(): Promise<EngineInfo> {
     home: microvmHome(),
     architectures,
     ...(unavailable.length > 0 ? { unavailable } : {}),
+    backend,
   };
+}
+
+async function backendInfo(): Promise<EngineInfo['backend']> {
+  const backend = defaultBackend();
+  if (backend !== vfkitBackend) return { name: backend.name, experimental: false };
+  const host = await vfkitBackend.host();
+  return { name: 'vfkit', experimental: true, notes: host.ok ? host.notes : [`unavailable: ${host.reason}`] };
 }
 
 async function archInfo(arch: GuestArch): Promise<GuestArchInfo> {

@@ -28,6 +28,8 @@ export const homePaths = {
   /** Dev container features: recorded tag digests (refs/) and the build contexts being assembled (engine/features). */
   features: () => path.join(microvmHome(), 'features'),
   rootfsCache: () => path.join(microvmHome(), 'rootfs'),
+  /** The vfkit backend's uncompressed kernels, by the compressed kernel's sha256 (engine/backend/vfkit). */
+  vfkitKernels: () => path.join(microvmHome(), 'vfkit', 'kernels'),
   /** Content-addressed blobs (blobs/sha256/HEX), partial downloads (tmp/) and pulled refs (refs/). */
   store: () => path.join(microvmHome(), 'store'),
   runDir,

@@ -9,6 +9,7 @@ import { readDiskFile } from '../rootfs/read-file';
 import * as path from 'node:path';
 import type { BackendVm, BootSpec, ResumeSource, VmBackend } from '../backend/types';
 import { qemuBackend } from '../backend/qemu';
+import { defaultBackend } from '../backend/select';
 import { homePaths } from '../paths';
 import { Vm, type SnapshotOrigin } from '../vm/vm';
 import { loadSnapshot } from '../snapshot/store';
@@ -164,7 +165,7 @@ export class Image {
       rootVolume: opts.rootVolume,
       serviceLinks: opts.serviceLinks,
       warmupEachBoot: storage ? opts.warmup : undefined,
-      backend: opts.backend ?? qemuBackend,
+      backend: opts.backend ?? defaultBackend(),
     };
     // A snapshot or suspended state holds the NIC's device state: one taken with a NIC only fits a VM with one.
     // The default backend adds nothing, so that snapshots baked before backends existed stay valid.
