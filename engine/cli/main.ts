@@ -116,6 +116,8 @@ options (run, shell):
 environment:
   MICROVM_HOME     cache and state directory (default ~/.cache/microvm)
   MICROVM_ACCEL    force the accelerator: kvm, tcg or hvf
+  MICROVM_BACKEND  qemu (default on Linux) or vfkit (macOS only, experimental: cannot
+                   boot workloads yet; see the README's "macOS hosts")
   MICROVM_INSECURE_REGISTRIES  host:port,... that may be pulled from over plain HTTP
                    (loopback registries always may)
   MICROVM_REGISTRY_MIRRORS  registry=URL,... mirrors tried before a registry, in order
