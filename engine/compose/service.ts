@@ -9,6 +9,7 @@ import { isLoopback, isPort, parsePortEntry, range } from './ports';
 import type { ComposeProblems } from './problems';
 import { yamlPath } from './problems';
 import type { ComposeBuild, ComposeService, DependsOnCondition, HealthCheck } from './types';
+import { formatPlatform, isPlatformText, parsePlatform } from '../image/platform';
 import { UNHONOURED } from './unsupported';
 import { splitWords } from './words';
 import { parseVolumeEntry } from './volumes';
@@ -45,6 +46,7 @@ const HANDLED = new Set([
   'cpus',
   'deploy',
   'network_mode',
+  'platform',
 ]);
 
 const HEALTH_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0, startIntervalMs: 5_000 };
@@ -108,6 +110,7 @@ export function readService(name: string, raw: unknown, ctx: ServiceContext): Co
     const build = readBuild(raw.build, ctx, at('build'));
     if (build) service.build = build;
   }
+  if (raw.platform !== undefined) readPlatform(raw.platform, service, problem, at('platform'));
   if (!service.image && !service.build)
     problem(
       'error',
@@ -684,4 +687,30 @@ function readNetworkMode(
       "ignored: each service is its own VM and reaches the others by name on their declared ports only; it never shares the host's network",
     );
   }
+}
+
+/** `platform: linux/arm64`: the platform of an image pulled as it is; a build is for this machine's. */
+function readPlatform(
+  raw: unknown,
+  service: ComposeService,
+  problem: (severity: 'warning', code: string, where: string, message: string, consequence: string) => void,
+  where: string,
+): void {
+  if (typeof raw !== 'string' || !isPlatformText(raw)) {
+    problem(
+      'warning',
+      'compose-platform',
+      where,
+      `platform is ${quote(raw)}, not OS/ARCH[/VARIANT]`,
+      "the image is pulled for this machine's platform",
+    );
+  } else if (service.build) {
+    problem(
+      'warning',
+      'compose-platform',
+      where,
+      `platform ${quote(raw)} is set on a service that is built`,
+      "ignored: the build runs in a VM of this machine's platform",
+    );
+  } else service.platform = formatPlatform(parsePlatform(raw));
 }

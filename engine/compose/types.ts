@@ -39,6 +39,8 @@ export interface ComposeService {
   memoryMib?: number;
   /** cpus or deploy.resources.limits.cpus, rounded up to whole vCPUs. */
   cpus?: number;
+  /** `platform` of an image service (`linux/arm64`): which manifest of the image is pulled. */
+  platform?: string;
 }
 
 /** A compose service's `build`: its context, Dockerfile, build args and target. */

@@ -57,7 +57,6 @@ export const UNHONOURED: Record<string, { severity: Severity; consequence: strin
   init: { severity: 'info', consequence: "ignored: the VM's init reaps processes" },
   stop_signal: { severity: 'info', consequence: 'ignored: stopping a service stops its VM' },
   stop_grace_period: { severity: 'info', consequence: 'ignored: stopping a service stops its VM' },
-  platform: { severity: 'info', consequence: "the image is pulled for this machine's platform" },
   pull_policy: { severity: 'info', consequence: 'images are pulled when missing' },
   shm_size: { severity: 'info', consequence: 'ignored: /dev/shm is sized by the VM' },
   read_only: { severity: 'info', consequence: 'ignored' },

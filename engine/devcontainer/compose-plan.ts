@@ -46,6 +46,8 @@ export interface PrimaryServicePlan {
   publish: PortsConfig['publish'];
   forward: number[];
   compose: ComposePlan;
+  /** The primary service's `platform`, for an image it pulls as it is. */
+  platform?: string;
 }
 
 export interface ComposePlanInputs {
@@ -142,6 +144,7 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
     tmpfs: primary.tmpfs,
     publish,
     forward,
+    ...(primary.platform ? { platform: primary.platform } : {}),
     compose: {
       project: project.name,
       primary: primary.name,

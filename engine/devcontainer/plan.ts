@@ -204,7 +204,14 @@ export function planWorkspace(
     }
   }
   const source = primary?.source ?? imageSource(resolved, settings, facts, problems);
-  const platform = imagePlatform(runArgs.platform, source, features?.features.length ?? 0, problems);
+  const platform = imagePlatform(
+    primary
+      ? { platform: primary.platform, at: '$.dockerComposeFile' }
+      : { platform: runArgs.platform, at: '$.runArgs' },
+    source,
+    features?.features.length ?? 0,
+    problems,
+  );
   return {
     source,
     memoryMib: Math.max(settings.memoryMib, config.hostRequirements.memoryMib ?? 0, runArgs.memoryMib ?? 0),
@@ -251,7 +258,7 @@ export function planWorkspace(
  * in a VM of this host's platform, so there it is reported and not used.
  */
 function imagePlatform(
-  platform: string | undefined,
+  { platform, at }: { platform: string | undefined; at: string },
   source: ImageSource,
   featureCount: number,
   problems: Problems,
@@ -261,8 +268,8 @@ function imagePlatform(
   problems.add(
     'warning',
     'run-arg',
-    '$.runArgs',
-    `--platform ${quote(platform)} applies to an image used as it is`,
+    at,
+    `platform ${quote(platform)} applies to an image used as it is`,
     source.kind === 'image'
       ? "ignored: features are installed in a VM of this machine's platform"
       : "ignored: the Dockerfile is built in a VM of this machine's platform",

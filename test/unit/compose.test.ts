@@ -378,3 +378,29 @@ test('hostile input: syntax errors name the line, alias bombs stop, files outsid
     /outside the workspace folder/,
   );
 });
+
+test("platform: an image service's platform is read as docker names it; a built service's is reported", () => {
+  const folder = project({
+    '.devcontainer/docker-compose.yml': `
+services:
+  app:
+    image: debian:12
+    platform: linux/aarch64
+  db:
+    image: postgres:16
+    platform: linux/
+  worker:
+    build: { context: .. }
+    platform: linux/arm64
+`,
+    Dockerfile: 'FROM debian:12\n',
+  });
+  const loaded = load(folder, { runServices: ['app', 'db', 'worker'] });
+  assert.equal(loaded.project?.services.app?.platform, 'linux/arm64');
+  assert.equal(loaded.project?.services.db?.platform, undefined);
+  assert.equal(loaded.project?.services.worker?.platform, undefined);
+  const messages = loaded.problems.filter((p) => p.code === 'compose-platform').map((p) => p.message);
+  assert.equal(messages.length, 2, messages.join('\n'));
+  assert.match(messages.join('\n'), /platform is "linux\/", not OS\/ARCH/);
+  assert.match(messages.join('\n'), /platform "linux\/arm64" is set on a service that is built/);
+});

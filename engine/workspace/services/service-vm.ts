@@ -93,7 +93,13 @@ export class ServiceVm {
    */
   async prepare(): Promise<{ exposedPorts: number[] }> {
     this.ref = await this.imageRef();
-    const base = await Image.build({ ref: this.ref, network: 'none', snapshot: false, ...this.backendOption() });
+    const base = await Image.build({
+      ref: this.ref,
+      ...this.platform(),
+      network: 'none',
+      snapshot: false,
+      ...this.backendOption(),
+    });
     await refuseLessIsolated(base, this.options.backend, `service ${this.options.service.name}'s image`);
     return { exposedPorts: base.config.exposedPorts ?? [] };
   }
@@ -165,6 +171,12 @@ export class ServiceVm {
     return built.ref;
   }
 
+  /** The compose `platform` of an image service (a built one is for this machine's). */
+  private platform(): { platform?: string } {
+    const { platform, build } = this.options.service;
+    return platform && !build ? { platform } : {};
+  }
+
   private buildOptions(ref: string): BuildOptions {
     const { service } = this.options;
     const volumes = service.volumes.flatMap((v) =>
@@ -177,6 +189,7 @@ export class ServiceVm {
     );
     return {
       ref,
+      ...this.platform(),
       name: `${service.name} (${ref})`,
       memoryMib: service.memoryMib ?? SERVICE_MEMORY_MIB,
       vcpus: service.cpus ?? 1,
