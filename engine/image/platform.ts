@@ -120,16 +120,27 @@ export function selectPlatformManifest(candidates: Descriptor[], wanted: Platfor
   );
   const best = exact ?? matching.sort((a, b) => armLevel(b.platform?.variant) - armLevel(a.platform?.variant))[0];
   if (best) return best;
+  // An index of only variant builds (amd64/v2, say): the lowest variant of the architecture asked for.
+  const sameArch = candidates
+    .filter((d) => d.platform && sameOsAndArch(wanted, d.platform))
+    .sort((a, b) => (a.platform?.variant ?? '').localeCompare(b.platform?.variant ?? ''))[0];
+  if (sameArch && !normalizePlatform(wanted).variant) return sameArch;
   const offered = candidates.flatMap((d) =>
     d.platform && d.platform.os !== 'unknown' ? [formatPlatform(normalizePlatform(d.platform))] : [],
   );
   throw platformMissing(where, wanted, [...new Set(offered)]);
 }
 
+function sameOsAndArch(a: Platform, b: Platform): boolean {
+  const [x, y] = [normalizePlatform(a), normalizePlatform(b)];
+  return x.os === y.os && x.architecture === y.architecture;
+}
+
 /**
  * Refuses an image whose config says another platform than the one asked for: a
- * single-platform manifest (or an index entry that lied) for the wrong architecture. A config
- * that names no architecture is taken as it is.
+ * single-platform manifest (or an index entry that lied) for the wrong OS or architecture.
+ * The variant is not compared here (the index chose it, and configs often omit or differ in
+ * it); a config that names no architecture is taken as it is.
  */
 export function checkConfigPlatform(
   config: { os?: string; architecture?: string; variant?: string },
@@ -142,7 +153,7 @@ export function checkConfigPlatform(
     architecture: config.architecture,
     ...(config.variant ? { variant: config.variant } : {}),
   };
-  if (!platformMatches(wanted, offered))
+  if (!sameOsAndArch(wanted, offered))
     throw platformMissing(where, wanted, [formatPlatform(normalizePlatform(offered))]);
 }
 

@@ -83,6 +83,15 @@ test('the manifest for the requested platform is chosen from an index', () => {
   );
 });
 
+test('an index of only variant builds gives the lowest variant of the architecture when no variant is asked for', () => {
+  const index = [
+    entry({ os: 'linux', architecture: 'amd64', variant: 'v3' }, 1),
+    entry({ os: 'linux', architecture: 'amd64', variant: 'v2' }, 2),
+  ];
+  assert.equal(selectPlatformManifest(index, parsePlatform('linux/amd64'), 'index').digest, index[1]!.digest);
+  assert.equal(selectPlatformManifest(index, parsePlatform('linux/amd64/v3'), 'index').digest, index[0]!.digest);
+});
+
 test('an index of one entry for another platform is refused; one without a platform is taken as it is', () => {
   const arm = [entry({ os: 'linux', architecture: 'arm64' }, 1)];
   assert.throws(
