@@ -14,6 +14,7 @@ import { findVfkit, gatherVfkitHostFacts } from '../../engine/backend/vfkit/dete
 import { vfkitExitError } from '../../engine/backend/vfkit/failures';
 import { decideVfkitHost, parseVfkitVersion, type VfkitHostFacts } from '../../engine/backend/vfkit/host';
 import { kernelPacking, uncompressedKernel } from '../../engine/backend/vfkit/kernel';
+import { probeBoot } from '../../engine/backend/vfkit/probe';
 import { parseRunState, runStateError, VfkitRest } from '../../engine/backend/vfkit/rest';
 
 /** The vfkit backend's parts that run on Linux: argv, host detection, error and state mapping, REST, kernel. */
@@ -281,4 +282,51 @@ test('backend selection: MICROVM_BACKEND, vfkit by default on macOS only, and a 
     vfkitBackend.capabilities(),
     (err) => isMicrovmError(err, 'E_BACKEND_UNAVAILABLE') && /macOS only/.test(err.message),
   );
+});
+
+/** A stand-in for vfkit: a shell script that acts on the command line the engine generated. */
+function fakeVfkit(body: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(tmp, 'fake-')), 'vfkit');
+  const logOf = `log=$(printf '%s\\n' "$@" | sed -n 's/^virtio-serial,logFilePath=//p')`;
+  fs.writeFileSync(file, `#!/bin/sh\n${logOf}\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+const ASSETS = {
+  kernel: path.join(tmp, 'Image'),
+  initrd: path.join(tmp, 'initrd.cpio'),
+  launcher: '/nonexistent',
+  kernelRelease: 'test',
+  agentSha256: '',
+  bootSha256: '',
+};
+fs.writeFileSync(ASSETS.kernel, 'plain kernel');
+fs.writeFileSync(ASSETS.initrd, 'initrd');
+
+test('the probe boot runs vfkit with the generated command line and reads the guest console', async () => {
+  const vfkit = fakeVfkit(`printf 'booting\\nMICROVM_PROBE_OK\\n' > "$log"; exit 0`);
+  const report = await probeBoot(vfkit, ASSETS, 10_000);
+  assert.equal(report.ok, true, report.error);
+  assert.equal(report.marker, true);
+  assert.match(report.console, /booting/);
+  assert.ok(report.argv.includes('--bootloader'));
+  assert.ok(report.argv.some((a) => a.includes('microvm.mode=probe')));
+});
+
+test('a failed probe says what vfkit said, and a guest that never powers off is killed at the deadline', async () => {
+  const refused = fakeVfkit(
+    `echo 'level=fatal msg="Error Domain=VZErrorDomain Code=2 com.apple.security.virtualization entitlement"' >&2; exit 1`,
+  );
+  const failed = await probeBoot(refused, ASSETS, 10_000);
+  assert.equal(failed.ok, false);
+  assert.match(failed.error ?? '', /entitlement.*brew reinstall vfkit/);
+  const pidFile = path.join(tmp, 'hung.pid');
+  const hung = fakeVfkit(`echo $$ > ${pidFile}; exec sleep 60`);
+  const started = Date.now();
+  const timedOut = await probeBoot(hung, ASSETS, 500);
+  assert.equal(timedOut.ok, false);
+  assert.ok(Date.now() - started < 5000, 'killed at the deadline');
+  assert.match(timedOut.error ?? '', /SIGKILL.*no power-off within 500 ms/);
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  assert.throws(() => process.kill(pid, 0), 'the fake vfkit is gone');
 });
