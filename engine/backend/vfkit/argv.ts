@@ -1,5 +1,8 @@
 import { MicrovmError } from '../../errors';
 
+/** The vsock port the guest agent listens on; vfkit connects each host connection of the agent socket to it. */
+export const AGENT_VSOCK_PORT = 1024;
+
 /** Everything a vfkit command line is made of, as the backend decides it (absolute host paths). */
 export interface VfkitSpec {
   /** An uncompressed kernel on Apple silicon (vfkit refuses a compressed one there). */

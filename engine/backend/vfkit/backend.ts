@@ -1,8 +1,11 @@
-import { MicrovmError } from '../../errors';
+import { MicrovmError, isMicrovmError } from '../../errors';
 import { guestAssets } from '../../kernel/assets';
-import type { Capabilities, VmBackend } from '../types';
+import { homePaths } from '../../paths';
+import type { BackendVm, BootSpec, Capabilities, RestoreSource, ResumeSource, VmBackend } from '../types';
 import { findVfkit, gatherVfkitHostFacts } from './detect';
-import { decideVfkitHost, type VfkitHost } from './host';
+import { decideVfkitHost, type VfkitHost, type VfkitHostFacts } from './host';
+import { uncompressedKernel } from './kernel';
+import { unsupportedForVfkit, VfkitMachine } from './machine';
 import { probeBoot, type VfkitProbeReport } from './probe';
 
 /** The vfkit backend: a VmBackend with what the verification on a Mac needs besides. */
@@ -13,42 +16,79 @@ export interface VfkitBackend extends VmBackend {
   probe(): Promise<VfkitProbeReport>;
 }
 
-let decided: Promise<VfkitHost> | undefined;
-
-async function usableHost(): Promise<Extract<VfkitHost, { ok: true }>> {
-  decided ??= gatherVfkitHostFacts().then(decideVfkitHost);
-  const host = await decided;
-  if (!host.ok) throw new MicrovmError('E_BACKEND_UNAVAILABLE', `the vfkit backend cannot run here: ${host.reason}`);
-  return host;
+/** Where the backend's host facts and guest files come from (tests give their own). */
+export interface VfkitDependencies {
+  facts(): Promise<VfkitHostFacts>;
+  guest(): Promise<{ kernel: string; initrd: string }>;
 }
+
+/** Virtualization.framework boots in about a second; the agent's answer is the rest. */
+const BOOT_TIMEOUT_MS = 20_000;
+
+const hostDependencies: VfkitDependencies = {
+  facts: () => gatherVfkitHostFacts(),
+  guest: () => guestAssets(),
+};
 
 /**
  * EXPERIMENTAL, and not verified by this project on a Mac: Apple's Virtualization.framework
- * through vfkit (crc-org/vfkit, as podman machine uses it). Argument generation, capability
- * detection and error mapping are unit-tested on Linux; `probe()` boots the kernel and
- * initramfs. Workload VMs do not boot yet: vfkit reaches the guest over vsock only (its
- * virtio-serial writes a log), and the guest agent serves a virtio-serial port, so `boot`
- * fails with E_BACKEND_UNAVAILABLE saying so (README: "macOS hosts").
+ * through vfkit (crc-org/vfkit, as podman machine uses it). vfkit reaches the guest over vsock
+ * only (its virtio-serial writes a log), so the guest agent must listen on vsock port
+ * AGENT_VSOCK_PORT (`microvm.vsock=` on the kernel command line); the agent of native/ serves
+ * a virtio-serial port only today, so a boot ends in E_BOOT_TIMEOUT saying so. What a vfkit
+ * VM cannot do yet (volumes, filtered shares, proxy networks, snapshots, ...) is refused at
+ * boot, every item at once (E_BACKEND_UNAVAILABLE).
  */
-export const vfkitBackend: VfkitBackend = {
-  name: 'vfkit',
-  async capabilities(): Promise<Capabilities> {
-    return (await usableHost()).capabilities;
-  },
-  async boot() {
-    await usableHost();
-    throw new MicrovmError(
-      'E_BACKEND_UNAVAILABLE',
-      'the vfkit backend cannot boot workload VMs yet: vfkit reaches the guest over vsock only, and the guest agent ' +
-        'serves a virtio-serial port (native/agent has no vsock transport); use a Linux host, or see README "macOS hosts"',
-    );
-  },
-  host(): Promise<VfkitHost> {
-    decided ??= gatherVfkitHostFacts().then(decideVfkitHost);
-    return decided;
-  },
-  async probe(): Promise<VfkitProbeReport> {
-    await usableHost();
-    return probeBoot(findVfkit(process.env) as string, await guestAssets());
-  },
-};
+export function createVfkitBackend(deps: VfkitDependencies = hostDependencies): VfkitBackend {
+  let gathered: Promise<VfkitHostFacts> | undefined;
+  const facts = () => (gathered ??= deps.facts());
+  const host = async (): Promise<VfkitHost> => decideVfkitHost(await facts());
+  const usableHost = async () => {
+    const decision = await host();
+    if (!decision.ok)
+      throw new MicrovmError('E_BACKEND_UNAVAILABLE', `the vfkit backend cannot run here: ${decision.reason}`);
+    return decision;
+  };
+  const vfkitPath = async () => (await facts()).vfkit?.path ?? (findVfkit(process.env) as string);
+  return {
+    name: 'vfkit',
+    async capabilities(): Promise<Capabilities> {
+      return (await usableHost()).capabilities;
+    },
+    async boot(spec: BootSpec, restore?: RestoreSource | ResumeSource): Promise<BackendVm> {
+      const decision = await usableHost();
+      const problems = unsupportedForVfkit(spec, restore !== undefined);
+      if (problems.length > 0) {
+        throw new MicrovmError(
+          'E_BACKEND_UNAVAILABLE',
+          `the vfkit backend cannot boot this VM yet: ${problems.join('; ')}; leave them out or use a Linux host`,
+        );
+      }
+      const guest = await deps.guest();
+      const inputs = {
+        vfkit: await vfkitPath(),
+        kernel: await uncompressedKernel(guest.kernel, homePaths.vfkitKernels()),
+        initrd: guest.initrd,
+        capabilities: decision.capabilities,
+        bootTimeoutMs: BOOT_TIMEOUT_MS,
+      };
+      return VfkitMachine.boot(spec, inputs).catch((err: unknown) => {
+        if (!isMicrovmError(err, 'E_BOOT_TIMEOUT')) throw err;
+        throw new MicrovmError(
+          'E_BOOT_TIMEOUT',
+          `${err.message}; under vfkit the guest agent must listen on vsock, which the agent of native/ does not do yet (README "macOS hosts")`,
+          { cause: err },
+        );
+      });
+    },
+    host,
+    async probe(): Promise<VfkitProbeReport> {
+      await usableHost();
+      const guest = await deps.guest();
+      return probeBoot(await vfkitPath(), { kernel: guest.kernel, initrd: guest.initrd });
+    },
+  };
+}
+
+/** The backend on this host's facts and setup's guest files. */
+export const vfkitBackend: VfkitBackend = createVfkitBackend();

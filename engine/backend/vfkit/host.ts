@@ -81,7 +81,9 @@ export function decideVfkitHost(facts: VfkitHostFacts): VfkitHost {
     'experimental: not verified by this project on a Mac yet (scripts/verify-macos.sh)',
     'snapshots off: vfkit has no save/restore command, so every VM boots fresh',
     'no hot-plug: workspace VMs cannot be suspended',
-    'shares are not filtered: Virtualization.framework serves the folder itself, without the filter view',
+    'only unfiltered shares (nofilter): Virtualization.framework serves the folder itself, without the filter view',
+    'no volumes, tmpfs mounts, service links, proxy networks or image workloads yet',
+    'the guest agent must listen on vsock, which the agent of native/ does not do yet',
     ...(virtioFs ? [] : [`no folder shares: virtio-fs needs macOS ${VIRTIO_FS_MACOS}`]),
   ];
   return {

@@ -2,14 +2,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { GuestAssets } from '../../kernel/assets';
 import { homePaths } from '../../paths';
-import { vfkitArgv, vfkitKernelCmdline } from './argv';
+import { AGENT_VSOCK_PORT, vfkitArgv, vfkitKernelCmdline } from './argv';
 import { vfkitExitError, type VfkitExit } from './failures';
 import { uncompressedKernel } from './kernel';
-
-/** The vsock port the guest agent is to listen on for vfkit (the host connects through vfkit's socket). */
-export const AGENT_VSOCK_PORT = 1024;
 
 /** What a probe boot showed: whether the guest booted and powered off, how long it took, its console. */
 export interface VfkitProbeReport {
@@ -28,7 +24,11 @@ export interface VfkitProbeReport {
  * MICROVM_PROBE_OK and powers off, and vfkit then exits 0): proof on a Mac that vfkit, its
  * entitlement, the kernel's format and the initramfs work, before any workload VM can.
  */
-export async function probeBoot(vfkit: string, assets: GuestAssets, timeoutMs = 60_000): Promise<VfkitProbeReport> {
+export async function probeBoot(
+  vfkit: string,
+  assets: { kernel: string; initrd: string },
+  timeoutMs = 60_000,
+): Promise<VfkitProbeReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-vfkit-'));
   const started = Date.now();
   try {
