@@ -1,7 +1,7 @@
 import { chooseAccel } from './accel/detect';
 import { TCG_WARNING } from './accel/decide';
 import { Accel, GuestArch } from './qemu/types';
-import { guestAssets } from './kernel/assets';
+import { guestAssets, type GuestAssets } from './kernel/assets';
 import { findQemu } from './qemu/binary';
 import { GUEST_ARCHS, hostGuestArch } from './qemu/arch';
 import { microvmHome } from './paths';
@@ -31,7 +31,10 @@ export interface EngineInfo {
   accelReason: string;
   /** Present when the VM is not a security boundary (TCG). */
   warning?: string;
-  /** `user`: who QEMU runs as once started (the `microvm` user when the engine is root). */
+  /**
+   * `user`: who QEMU runs as once started (the `microvm` user when the engine is root). With
+   * the vfkit backend QEMU is not used: `path` and `version` are empty.
+   */
   qemu: { path: string; version: string; seccomp: boolean; user: string };
   kernel: string;
   agent: { sha256: string };
@@ -52,6 +55,7 @@ export async function engineInfo(): Promise<EngineInfo> {
   const backend = await backendInfo();
   const main = hostGuestArch() ?? 'x86_64';
   const assets = await guestAssets(main);
+  if (backend.name === 'vfkit') return vfkitInfo(main, backend, assets);
   const qemu = await findQemu(main);
   const choice = await chooseAccel(assets, qemu);
   const architectures: GuestArchInfo[] = [];
@@ -76,6 +80,32 @@ export async function engineInfo(): Promise<EngineInfo> {
     home: microvmHome(),
     architectures,
     ...(unavailable.length > 0 ? { unavailable } : {}),
+    backend,
+  };
+}
+
+/** The vfkit backend's view: Virtualization.framework (HVF), hardware isolation, no QEMU. */
+function vfkitInfo(arch: GuestArch, backend: EngineInfo['backend'], assets: GuestAssets): EngineInfo {
+  const accelReason = "Apple's Virtualization.framework through vfkit (experimental, unverified)";
+  return {
+    arch,
+    accel: 'hvf',
+    isolation: 'hardware',
+    accelReason,
+    qemu: { path: '', version: '', seccomp: false, user: os.userInfo().username },
+    kernel: assets.kernelRelease,
+    agent: { sha256: assets.agentSha256 },
+    home: microvmHome(),
+    architectures: [
+      {
+        arch,
+        accel: 'hvf',
+        isolation: 'hardware',
+        accelReason,
+        qemu: { path: '', version: '' },
+        kernel: assets.kernelRelease,
+      },
+    ],
     backend,
   };
 }

@@ -78,6 +78,10 @@ node -e '
 if [ $? -eq 0 ]; then result PASS "host detection (capabilities below)"; else result FAIL "host detection"; fi
 cat verify-macos-host.json >>"$REPORT"
 
+info=$(node dist/cli.js info 2>&1)
+if grep -q '"experimental": true' <<<"$info"; then result PASS "microvm info names vfkit as experimental"; else result FAIL "microvm info"; fi
+printf '%s\n' "$info" >>"$REPORT"
+
 # The probe boots the kernel and initramfs alone: the agent writes MICROVM_PROBE_OK and powers off.
 node -e '
   const { vfkitBackend } = require("./dist/engine.js");
