@@ -9,6 +9,7 @@ import { homePaths } from '../paths';
 import { reapDeadWriters, tempPath } from '../temp-files';
 import type { ImportedImage } from './result';
 import type { BuiltImage } from './types';
+import { hostPlatform } from '../image/platform';
 
 /**
  * Build results by cache key under $MICROVM_HOME/builds/<key>/: an OCI image layout whose blobs
@@ -79,7 +80,8 @@ export async function storeResult(
     const index = {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{ ...image.manifest, platform: { architecture: 'amd64', os: 'linux' } }],
+      // The builder VM runs this host's architecture, so its result is for this host's platform.
+      manifests: [{ ...image.manifest, platform: { architecture: hostPlatform().architecture, os: 'linux' } }],
     };
     await fsp.writeFile(path.join(temp, 'index.json'), JSON.stringify(index));
     await fsp.writeFile(
