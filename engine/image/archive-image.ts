@@ -29,11 +29,11 @@ export async function archiveImage(
   store: ContentStore,
   maxFileBytes: number,
   useCache: boolean,
-  platform: Platform = hostPlatform(),
+  platform?: Platform,
 ): Promise<ResolvedImage> {
   const stat = await fs.stat(file);
   const key = `archive:${file}@${stat.size}:${Math.floor(stat.mtimeMs)}`;
-  const record = useCache ? await readRecord(store, key, platform) : null;
+  const record = useCache ? await readRecord(store, key, platform ?? hostPlatform()) : null;
   if (record) {
     try {
       return await resolvedFromStore(store, file, record.manifest, platform);
@@ -43,7 +43,7 @@ export async function archiveImage(
   }
   const contents = await importArchive(file, store, maxFileBytes);
   const top = contents.documents.has('index.json')
-    ? ociTop(file, contents, platform)
+    ? ociTop(file, contents, platform ?? hostPlatform())
     : await dockerTop(file, contents, store);
   const image = await resolvedFromStore(store, file, top, platform);
   await writeRecord(store, {
@@ -51,7 +51,7 @@ export async function archiveImage(
     manifest: image.manifest,
     source: contents.documents.has('index.json') ? 'oci-archive' : 'docker-archive',
     storedAt: new Date().toISOString(),
-    platform: formatPlatform(platform),
+    platform: formatPlatform(platform ?? hostPlatform()),
   });
   return image;
 }

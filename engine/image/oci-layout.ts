@@ -22,16 +22,17 @@ const MAX_INDEX_DEPTH = 2;
 
 /**
  * Resolves a local OCI image layout directory (as written by `skopeo copy ... oci:DIR` or
- * `docker buildx --output type=oci,tar=false`) to its manifest for `platform` (default: this
- * host's), config and layer blobs. Every JSON blob is size-checked and digest-verified before
- * it is parsed; a config for another platform is refused (E_PLATFORM_MISSING).
+ * `docker buildx --output type=oci,tar=false`) to its manifest for `platform` (when none is
+ * asked for: this host's entry of an index), config and layer blobs. Every JSON blob is
+ * size-checked and digest-verified before it is parsed; a config for another platform than
+ * the one asked for is refused (E_PLATFORM_MISSING).
  */
-export async function readOciLayout(dir: string, platform: Platform = hostPlatform()): Promise<ResolvedImage> {
+export async function readOciLayout(dir: string, platform?: Platform): Promise<ResolvedImage> {
   const layoutDir = path.resolve(dir);
   await checkLayoutMarker(layoutDir);
   const indexFile = path.join(layoutDir, 'index.json');
   const index = await readJsonDocument(indexFile, MAX_JSON_DOCUMENT_BYTES, indexSchema);
-  const manifestDescriptor = await selectManifest(layoutDir, index.manifests, indexFile, 0, platform);
+  const manifestDescriptor = await selectManifest(layoutDir, index.manifests, indexFile, 0, platform ?? hostPlatform());
   const manifestFile = describeBlob(layoutDir, manifestDescriptor.digest);
   const manifest = parseJsonDocument(
     await readVerifiedBlob(layoutDir, manifestDescriptor, 'manifest'),
@@ -48,7 +49,7 @@ export async function readOciLayout(dir: string, platform: Platform = hostPlatfo
     configFile,
     configSchema,
   );
-  checkConfigPlatform(config, platform, `${layoutDir} (config ${configFile})`);
+  if (platform) checkConfigPlatform(config, platform, `${layoutDir} (config ${configFile})`);
   const layers: LayerBlob[] = [];
   for (const [i, layer] of manifest.layers.entries()) {
     layers.push(await checkLayer(layoutDir, layer, `${manifestFile} layers[${i}]`));

@@ -4,7 +4,7 @@ import { homePaths } from '../paths';
 import { chainKey, diskRecordPath } from '../rootfs';
 import { reapDeadWriters } from '../temp-files';
 import { ContentStore } from './content-store';
-import { listRecords, recordPlatform, type ImageRecord } from './image-records';
+import { listRecords, type ImageRecord } from './image-records';
 import { readOciLayout } from './oci-layout';
 import { resolvedFromStore, type StoredImage } from './stored-image';
 
@@ -20,7 +20,7 @@ export interface StoredImageInfo {
 export async function listStoredImages(store = new ContentStore()): Promise<StoredImageInfo[]> {
   const infos: StoredImageInfo[] = [];
   for (const record of await listRecords(store)) {
-    const image = await resolvedFromStore(store, record.ref, record.manifest, recordPlatform(record)).catch(() => null);
+    const image = await resolvedFromStore(store, record.ref, record.manifest).catch(() => null);
     const disk = image ? path.join(homePaths.rootfsCache(), `${chainKey(image)}.ext4`) : null;
     const diskStat = disk ? await fs.stat(disk).catch(() => null) : null;
     infos.push({

@@ -30,16 +30,19 @@ export interface ResolvedManifest {
 const MAX_INDEX_DEPTH = 2;
 
 /**
- * Follows `top` (an index or a manifest) down to the manifest for `platform` (default: this
- * host's), then reads its config, which must be for that platform too (E_PLATFORM_MISSING).
- * Documents are parsed only from verified bytes, and a document whose mediaType differs from
- * its descriptor's is refused.
+ * Follows `top` (an index or a manifest) down to the manifest for `platform` (when none is
+ * asked for: this host's entry of an index), then reads its config. An asked-for platform
+ * must be the config's too (E_PLATFORM_MISSING); without one, a single-platform image of
+ * another architecture is taken as it is (its config picks the guest). Documents are parsed
+ * only from verified bytes, and a document whose mediaType differs from its descriptor's is
+ * refused.
  */
 export async function resolveManifest(
   source: DocumentSource,
   top: Descriptor,
-  platform: Platform = hostPlatform(),
+  platform?: Platform,
 ): Promise<ResolvedManifest> {
+  const wanted = platform ?? hostPlatform();
   let descriptor = top;
   for (let depth = 0; !MANIFEST_MEDIA_TYPES.includes(descriptor.mediaType); depth++) {
     const where = source.describe(descriptor);
@@ -53,7 +56,7 @@ export async function resolveManifest(
     }
     const index = parseJsonDocument(await source.document(descriptor, 'index'), where, indexSchema);
     checkDocumentMediaType(index.mediaType, descriptor.mediaType, where);
-    descriptor = selectPlatformManifest(index.manifests, platform, where);
+    descriptor = selectPlatformManifest(index.manifests, wanted, where);
     parseDigest(descriptor.digest, where);
   }
   const where = source.describe(descriptor);
@@ -69,7 +72,7 @@ export async function resolveManifest(
   }
   const configWhere = source.describe(manifest.config);
   const config = parseJsonDocument(await source.document(manifest.config, 'config'), configWhere, configSchema);
-  checkConfigPlatform(config, platform, where);
+  if (platform) checkConfigPlatform(config, platform, where);
   return {
     manifest: descriptor,
     configDigest: manifest.config.digest,

@@ -35,7 +35,7 @@ export interface SourceOptions {
  * allows and pulled otherwise.
  */
 export async function resolveSource(ref: string | undefined, opts: SourceOptions): Promise<ResolvedImage> {
-  const platform = opts.platform ?? hostPlatform();
+  const { platform } = opts;
   if (ref === undefined) return readDefaultImage(platform);
   const local = localPath(ref);
   if (local) {
@@ -72,9 +72,9 @@ export async function resolveSource(ref: string | undefined, opts: SourceOptions
 export async function fromStore(
   reference: ImageReference,
   store: ContentStore,
-  platform: Platform = hostPlatform(),
+  platform?: Platform,
 ): Promise<ResolvedImage | null> {
-  const record = await readRecord(store, reference.canonical, platform);
+  const record = await readRecord(store, reference.canonical, platform ?? hostPlatform());
   if (!record) return null;
   try {
     return await resolvedFromStore(store, reference.canonical, record.manifest, platform);
@@ -99,7 +99,7 @@ function localPath(ref: string): string | null {
 }
 
 /** The embedded default image; setup wrote it, so setup is what repairs it. */
-async function readDefaultImage(platform: Platform): Promise<ResolvedImage> {
+async function readDefaultImage(platform: Platform | undefined): Promise<ResolvedImage> {
   const dir = defaultLayoutDir();
   try {
     return await readOciLayout(dir, platform);

@@ -34,7 +34,13 @@ function backendWith(vfkit: string) {
   });
 }
 
-const SPEC: BootSpec = { rootDisk: path.join(tmp, 'root.ext4'), memoryMib: 256, vcpus: 1, network: 'none' };
+const SPEC: BootSpec = {
+  rootDisk: path.join(tmp, 'root.ext4'),
+  memoryMib: 256,
+  vcpus: 1,
+  network: 'none',
+  arch: 'aarch64',
+};
 
 test('boot reaches the agent through the vsock socket, runs a command, and stop ends vfkit through REST', async () => {
   process.env.FAKE_VFKIT_AGENT = agentBinary;
@@ -66,6 +72,7 @@ test('what a vfkit VM cannot do yet is refused at boot, every item at once', asy
     backend.boot({
       ...SPEC,
       network: 'allowlist',
+      arch: 'x86_64',
       volumes: [{ name: 'v', mountPoint: '/v', sizeMib: 64 }],
       mounts: [
         {
@@ -82,7 +89,7 @@ test('what a vfkit VM cannot do yet is refused at boot, every item at once', asy
     } as BootSpec),
     (err) => {
       assert.ok(isMicrovmError(err, 'E_BACKEND_UNAVAILABLE'), String(err));
-      assert.match(err.message, /volumes; network allowlist; filtered shares \(.*without the filter view/);
+      assert.match(err.message, /an x86_64 guest \(Virtualization.framework runs aarch64 guests only here\); volumes; network allowlist; filtered shares \(.*without the filter view/);
       return true;
     },
   );

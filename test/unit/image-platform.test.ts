@@ -146,6 +146,19 @@ test('a single-platform manifest whose config is for another architecture is ref
   assert.equal(resolved.manifest.digest, arm64.manifest.digest);
 });
 
+test('with no platform asked for, an index gives the host entry and a single-platform image is taken as it is', async () => {
+  const source = sourceOf([arm64.manifest, arm64.config]);
+  const resolved = await resolveManifest(source, describe(arm64.manifest));
+  assert.equal(resolved.manifest.digest, arm64.manifest.digest, 'its config picks the guest (emulated here)');
+  const index = indexOf([
+    { manifest: amd64.manifest, platform: { os: 'linux', architecture: 'amd64' } },
+    { manifest: arm64.manifest, platform: { os: 'linux', architecture: 'arm64' } },
+  ]);
+  const all = sourceOf([index, amd64.manifest, amd64.config, arm64.manifest, arm64.config]);
+  const host = process.arch === 'arm64' ? arm64 : amd64;
+  assert.equal((await resolveManifest(all, describe(index))).manifest.digest, host.manifest.digest);
+});
+
 test('an index entry that lies about its platform is caught by the config check', async () => {
   const lying = indexOf([{ manifest: arm64.manifest, platform: { os: 'linux', architecture: 'amd64' } }]);
   await assert.rejects(

@@ -84,13 +84,15 @@ test('a platform the index lacks fails with E_PLATFORM_MISSING listing the platf
   });
 });
 
-test('a single-platform arm64 image is refused for amd64, and taken for arm64', async () => {
+test('a single-platform arm64 image is refused when amd64 is asked for, and taken for arm64 or when none is', async () => {
   await assert.rejects(build(armOnly, 'linux/amd64'), (err) => {
     assert.ok(isMicrovmError(err, 'E_PLATFORM_MISSING'), String(err));
     assert.deepEqual(err.details, { wanted: 'linux/amd64', available: ['linux/arm64'] });
     return true;
   });
   assert.equal((await build(armOnly, 'linux/arm64')).manifestDigest, arm64.manifest.digest);
+  const unasked = await build(armOnly, undefined);
+  assert.equal(unasked.manifestDigest, arm64.manifest.digest, 'with no platform asked for, its config picks the guest');
 });
 
 test('a malformed platform option is refused before anything is pulled', async () => {

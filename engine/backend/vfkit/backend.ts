@@ -19,7 +19,8 @@ export interface VfkitBackend extends VmBackend {
 /** Where the backend's host facts and guest files come from (tests give their own). */
 export interface VfkitDependencies {
   facts(): Promise<VfkitHostFacts>;
-  guest(): Promise<{ kernel: string; initrd: string }>;
+  /** The guest kernel and initramfs of `arch` (the Mac's own: aarch64 on Apple silicon). */
+  guest(arch: 'aarch64' | 'x86_64'): Promise<{ kernel: string; initrd: string }>;
 }
 
 /** Virtualization.framework boots in about a second; the agent's answer is the rest. */
@@ -27,7 +28,7 @@ const BOOT_TIMEOUT_MS = 20_000;
 
 const hostDependencies: VfkitDependencies = {
   facts: () => gatherVfkitHostFacts(),
-  guest: () => guestAssets(),
+  guest: (arch) => guestAssets(arch),
 };
 
 /**
@@ -57,14 +58,14 @@ export function createVfkitBackend(deps: VfkitDependencies = hostDependencies): 
     },
     async boot(spec: BootSpec, restore?: RestoreSource | ResumeSource): Promise<BackendVm> {
       const decision = await usableHost();
-      const problems = unsupportedForVfkit(spec, restore !== undefined);
+      const problems = unsupportedForVfkit(spec, restore !== undefined, decision.guestArch);
       if (problems.length > 0) {
         throw new MicrovmError(
           'E_BACKEND_UNAVAILABLE',
           `the vfkit backend cannot boot this VM yet: ${problems.join('; ')}; leave them out or use a Linux host`,
         );
       }
-      const guest = await deps.guest();
+      const guest = await deps.guest(decision.guestArch);
       const inputs = {
         vfkit: await vfkitPath(),
         kernel: await uncompressedKernel(guest.kernel, homePaths.vfkitKernels()),
@@ -83,8 +84,8 @@ export function createVfkitBackend(deps: VfkitDependencies = hostDependencies): 
     },
     host,
     async probe(): Promise<VfkitProbeReport> {
-      await usableHost();
-      const guest = await deps.guest();
+      const decision = await usableHost();
+      const guest = await deps.guest(decision.guestArch);
       return probeBoot(await vfkitPath(), { kernel: guest.kernel, initrd: guest.initrd });
     },
   };

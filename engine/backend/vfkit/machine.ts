@@ -8,6 +8,7 @@ import type { AccelChoice } from '../../accel/decide';
 import { MicrovmError } from '../../errors';
 import type { HealthVerdict } from '../../vm/health';
 import { resolveUser, type UserIds } from '../../vm/user';
+import type { GuestArch } from '../../qemu/types';
 import type { BackendVm, BootSpec, Capabilities } from '../types';
 import { AGENT_VSOCK_PORT, vfkitArgv, vfkitKernelCmdline } from './argv';
 import { vfkitExitError, type VfkitExit } from './failures';
@@ -30,8 +31,10 @@ export interface VfkitBootInputs {
  * (the filter view, volumes by serial, the egress proxy, service links, snapshots, hot-plug)
  * ported to Virtualization.framework first.
  */
-export function unsupportedForVfkit(spec: BootSpec, restore: boolean): string[] {
+export function unsupportedForVfkit(spec: BootSpec, restore: boolean, hostArch: GuestArch): string[] {
   const problems: string[] = [];
+  const arch = spec.arch ?? 'x86_64';
+  if (arch !== hostArch) problems.push(`an ${arch} guest (Virtualization.framework runs ${hostArch} guests only here)`);
   if (restore) problems.push('restoring a snapshot (vfkit has no save/restore)');
   if (spec.machine) problems.push('a q35 workspace VM (no hot-plug, so no suspend)');
   if (spec.workload) problems.push("an image's cmd as a workload");

@@ -83,8 +83,7 @@ async function pullFrom(
       return fromStore.document(descriptor, kind);
     },
   };
-  const platform = opts.platform ?? hostPlatform();
-  const resolved = await resolveManifest(source, top, platform);
+  const resolved = await resolveManifest(source, top, opts.platform);
   const missing = [];
   for (const layer of resolved.layers) if (!(await store.has(layer.digest))) missing.push(layer);
   await runLimited(missing, opts.concurrency ?? 3, opts.signal, (layer, signal) => {
@@ -107,7 +106,7 @@ async function pullFrom(
     manifest: image.manifest,
     source: 'registry',
     storedAt: new Date().toISOString(),
-    platform: formatPlatform(platform),
+    platform: formatPlatform(opts.platform ?? hostPlatform()),
   });
   return image;
 }
