@@ -15,7 +15,6 @@ cd "$(dirname "$0")/.."
 REPORT=verify-macos-report.txt
 HOME_DIR="${MICROVM_HOME:-$HOME/.cache/microvm}"
 export MICROVM_BACKEND=vfkit
-: >"$REPORT"
 say() { printf '%s\n' "$*" | tee -a "$REPORT"; }
 result() { say "$(printf '%-14s %s' "$1" "$2")"; }
 
@@ -23,6 +22,7 @@ if [ "$(uname -s)" != Darwin ]; then
   echo "verify-macos: this checks the macOS backend and runs on macOS only (this is $(uname -s))" >&2
   exit 2
 fi
+: >"$REPORT"
 
 say "== host"
 say "macOS $(sw_vers -productVersion) ($(sw_vers -buildVersion)), $(uname -m), $(sysctl -n machdep.cpu.brand_string 2>/dev/null)"
@@ -53,12 +53,12 @@ if [ ! -d node_modules ]; then npm ci >/dev/null || { say "npm ci failed"; exit 
 npm run --silent build >/dev/null 2>&1 || { say "npm run build failed: run it by hand to see why"; exit 2; }
 say "dist/ built"
 
-# The guest kernel, initramfs and default image are built by `npm run setup`, which needs
-# Debian's tools and runs on Linux only. On Apple silicon the guests are arm64: use assets
-# from an arm64 setup (the arm64 guest work of issue 20), on an Intel Mac x86_64 ones.
+# The guest kernels, initramfs and default image are built by `npm run setup`, which needs
+# Debian's tools and runs on Linux only; it makes the aarch64 guest files (Apple silicon)
+# beside the x86_64 ones (Intel Macs).
 if [ ! -f "$HOME_DIR/assets/manifest.json" ] || [ ! -d "$HOME_DIR/images/default" ]; then
   say "NEED_ASSETS: $HOME_DIR/assets and $HOME_DIR/images/default are missing."
-  say "  On a Linux machine of the guest architecture ($(uname -m); arm64 = aarch64), in this repository:"
+  say "  On a Linux machine (Debian 12), in this repository:"
   say "    npm ci && npm run setup"
   say "  then copy them here:"
   say "    mkdir -p $HOME_DIR && rsync -a LINUX_HOST:.cache/microvm/assets LINUX_HOST:.cache/microvm/images $HOME_DIR/"
@@ -109,11 +109,15 @@ check_workload() {
   fi
   printf '%s\n' "$out" | tail -5 | sed 's/^/    /' | tee -a "$REPORT"
 }
-check_workload "boot the default image, exec uname -a" node dist/cli.js run -- uname -a
+# The embedded default image is linux/amd64 (busybox built for x86_64): on Apple silicon the
+# guest must be arm64, so a Debian image is pulled from Docker Hub (its linux/arm64 entry).
+image_args=()
+if [ "$(uname -m)" = arm64 ]; then image_args=(--image debian:bookworm-slim); fi
+check_workload "boot ${image_args[1]:-the default image}, exec uname -a" node dist/cli.js run ${image_args[@]+"${image_args[@]}"} -- uname -a
 share=$(mktemp -d)
 echo "hello from the Mac" >"$share/hello.txt"
 # nofilter: the framework serves the folder itself, so filtered shares are refused on vfkit.
-check_workload "mount a folder, read a file in it" node dist/cli.js run --mount "$share:/mnt/host:ro:nofilter" -- cat /mnt/host/hello.txt
+check_workload "mount a folder, read a file in it" node dist/cli.js run ${image_args[@]+"${image_args[@]}"} --mount "$share:/mnt/host:ro:nofilter" -- cat /mnt/host/hello.txt
 rm -rf "$share"
 
 leftover=$(comm -13 <(printf '%s\n' "$before") <(pgrep -x vfkit | sort) | tr '\n' ' ')
