@@ -67,6 +67,7 @@ export type { GuestListener, PortsChange } from './agent/port-watch';
 export type { NetworkMode, ServiceLink } from './qemu/network';
 export { serviceLinkAddress, SERVICE_LINK_NET } from './qemu/network';
 export type { EgressEvent } from './egress/proxy';
+export type { GuestProcess } from './agent/client';
 export type { EgressAnswer, EgressAsk } from './egress/ask';
 export { describeEgress } from './egress/log';
 export { PRESETS as EGRESS_PRESETS } from './egress/policy';

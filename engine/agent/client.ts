@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import { MicrovmError } from '../errors';
+import { isMicrovmError, MicrovmError } from '../errors';
 import { AgentConnection, AgentInfo } from './connection';
 import { ExecChild } from './exec-child';
 import {
@@ -234,6 +234,29 @@ export class AgentClient {
     await this.call(body, CALL_DEADLINE_MS.control, `file events for ${mountPoint}`);
   }
 
+  /**
+   * The guest process that holds the TCP connection from guest port `localPort` (SOCKET_OWNER;
+   * the agent needs the 'socket-owner' feature), or undefined when none does. The guest
+   * answers: advisory only, never a reason to allow anything. `comm` is printable ASCII.
+   */
+  async socketOwner(localPort: number): Promise<GuestProcess | undefined> {
+    if (!this.info.features.includes('socket-owner')) return undefined;
+    let fields: TlvFields;
+    try {
+      fields = await this.call(
+        new TlvWriter().u32(Tag.OP, Op.SOCKET_OWNER).u32(Tag.PORT, localPort),
+        CALL_DEADLINE_MS.control,
+        `socket owner of port ${localPort}`,
+      );
+    } catch (err) {
+      if (isMicrovmError(err, 'E_FILE_NOT_FOUND')) return undefined;
+      throw err;
+    }
+    const pid = fields.u32(Tag.PID) ?? 0;
+    if (pid === 0) return undefined;
+    return { pid, comm: (fields.str(Tag.COMM) ?? '').slice(0, 32).replace(/[^\x20-\x7e]/g, '?') };
+  }
+
   /** Asks the agent to sync and power off; resolves when it has acknowledged. */
   async shutdown(timeoutMs: number = CALL_DEADLINE_MS.control): Promise<void> {
     await this.call(new TlvWriter().u32(Tag.OP, Op.SHUTDOWN), timeoutMs, 'shutdown');
@@ -251,6 +274,12 @@ export class AgentClient {
         ),
     );
   }
+}
+
+/** A guest process as the agent names it: its pid and `/proc/PID/comm`. */
+export interface GuestProcess {
+  pid: number;
+  comm: string;
 }
 
 /** One FILE_EVENTS entry: what changed, relative to the mount ('' only for DIR_CHANGED of the mount itself). */

@@ -108,6 +108,7 @@ export const Op = {
   MOUNT: 20,
   UNMOUNT: 21,
   FILE_EVENTS: 22,
+  SOCKET_OWNER: 23,
 } as const;
 
 /** MOUNT_KIND values. */

@@ -1,6 +1,7 @@
 import { describeEgress } from '../egress/log';
+import { commLabel } from '../egress/attribution';
 import { checkPatterns } from '../egress/policy';
-import { egressLogFile, learnedNames, readEgressLog } from '../workspace/egress-log';
+import { egressLogFile, LearnedName, learnedNames, readEgressLog } from '../workspace/egress-log';
 import { approveEgress, openWorkspace } from '../workspace/record';
 import { MicrovmError } from '../errors';
 import { parseWorkspaceFlags } from './workspace-args';
@@ -43,7 +44,7 @@ export async function netPolicyCommand(args: string[]): Promise<number> {
   }
   process.stdout.write(
     learned.length > 0
-      ? `learned (network learn), most used first:\n${learned.map((l) => `  ${l.name}  ${l.count} connection(s), last ${l.last}`).join('\n')}\n`
+      ? `learned (network learn), most used first:\n${learned.map(describeLearned).join('\n')}\n`
       : 'nothing learned yet: open the folder with network learn to record the hosts it reaches\n',
   );
   process.stdout.write(
@@ -52,6 +53,13 @@ export async function netPolicyCommand(args: string[]): Promise<number> {
       : 'no host approved for this folder: `microvm net-policy --workspace-folder DIR --write` approves the learned ones\n',
   );
   return 0;
+}
+
+/** `  registry.npmjs.org  12 connection(s), last 2026-...Z, by node, git (as the guest reports)`. */
+function describeLearned(learned: LearnedName): string {
+  const by =
+    learned.processes.length > 0 ? `, by ${learned.processes.map(commLabel).join(', ')} (as the guest reports)` : '';
+  return `  ${learned.name}  ${learned.count} connection(s), last ${learned.last}${by}`;
 }
 
 /** `microvm net-log --workspace-folder DIR [--json]`: every connection the workspace's VMs asked the egress proxy for. */

@@ -8,6 +8,7 @@ import { MAX_HELLO_BYTES } from './sni';
 import { checkTunnelStart } from './tunnel-start';
 import { EgressAsk, EgressQuestions } from './ask';
 import { DnsAnswerer } from './dns';
+import type { GuestProcess } from '../agent/client';
 
 /** One connection the guest asked for, as the workspace log and learn mode see it. */
 export interface EgressEvent {
@@ -20,7 +21,12 @@ export interface EgressEvent {
   reason?: string;
   bytesUp: number;
   bytesDown: number;
+  /** The guest process that opened the connection, as the guest's agent reports it (advisory: never used to decide). */
+  process?: GuestProcess;
 }
+
+/** Finds the guest process behind a client connection from 127.0.0.1:peerPort (see attribution.ts). */
+export type EgressAttribution = (peerPort: number) => Promise<GuestProcess | undefined>;
 
 export interface EgressProxyOptions {
   policy: EgressPolicy;
@@ -34,6 +40,8 @@ export interface EgressProxyOptions {
 /** At most this many tunnels at once per VM; more are refused, so a guest cannot exhaust the host's sockets. */
 const MAX_TUNNELS = 256;
 const CONNECT_TIMEOUT_MS = 15_000;
+/** How long an event waits for its connection's process before it is told without one. */
+const ATTRIBUTION_WAIT_MS = 3_000;
 
 /**
  * The only way out of a VM whose network is `allowlist` or `learn`: an HTTP proxy on the
@@ -50,6 +58,9 @@ export class EgressProxy {
   private readonly listeners = new Set<(event: EgressEvent) => void>();
   private questions: EgressQuestions | undefined;
   private tunnels = 0;
+  private attribution: EgressAttribution | undefined;
+  /** Each client connection's guest process, looked up as it is accepted (before the guest can close it). */
+  private readonly owners = new WeakMap<net.Socket, Promise<GuestProcess | undefined>>();
 
   private dns: DnsAnswerer | undefined;
 
@@ -67,7 +78,10 @@ export class EgressProxy {
       (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void proxy.tunnel(req, socket, head),
     );
     server.on('request', (req, res) => void proxy.forward(req, res));
-    server.on('connection', (socket: net.Socket) => proxy.track(socket));
+    server.on('connection', (socket: net.Socket) => {
+      proxy.track(socket);
+      proxy.lookUpOwner(socket);
+    });
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -85,6 +99,34 @@ export class EgressProxy {
   /** network 'allowlist': names outside the list are put to `ask` (see ask.ts) instead of refused outright. */
   askWith(ask: EgressAsk | undefined): void {
     this.questions = ask ? new EgressQuestions(ask) : undefined;
+  }
+
+  /** Names the guest process of each connection in its events, from now on (see attribution.ts). */
+  attributeWith(attribution: EgressAttribution | undefined): void {
+    this.attribution = attribution;
+  }
+
+  private lookUpOwner(client: net.Socket): void {
+    const peerPort = client.remotePort;
+    if (!this.attribution || peerPort === undefined) return;
+    const owner = this.attribution(peerPort).catch(() => undefined);
+    this.owners.set(
+      client,
+      Promise.race([
+        owner,
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ATTRIBUTION_WAIT_MS).unref()),
+      ]),
+    );
+  }
+
+  /**
+   * Resolves once the connection's process is known (or given up on). A refusal waits for it,
+   * so the guest's process does not end (and drop its socket) first; so does every connection
+   * in `learn`, whose log is what the user approves. `allowlist` does not hold up allowed
+   * connections: a short one may end before the agent looked, and its line has no process.
+   */
+  private async ownerKnown(client: net.Socket): Promise<void> {
+    await this.owners.get(client);
   }
 
   get port(): number {
@@ -148,6 +190,7 @@ export class EgressProxy {
   }
 
   private event(
+    client: net.Socket,
     name: string,
     port: number,
     allowed: boolean,
@@ -164,19 +207,29 @@ export class EgressProxy {
       bytesUp,
       bytesDown,
     };
-    for (const listener of this.listeners) listener(event);
+    const emit = (told: EgressEvent) => {
+      for (const listener of this.listeners) listener(told);
+    };
+    const owner = this.owners.get(client);
+    if (!owner) return emit(event);
+    void owner.then((process) => emit(process ? { ...event, process } : event));
   }
 
   private async tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
     const { host, port } = splitTarget(req.url ?? '');
     if (this.tunnels >= MAX_TUNNELS) {
       refuse(client, 503, `more than ${MAX_TUNNELS} connections at once`);
-      return this.event(host, port, false, 'too many connections at once');
+      return this.event(client, host, port, false, 'too many connections at once');
     }
     const decision = port === 0 ? { name: host, refusal: 'no port' } : await this.decide(host, port);
     if ('refusal' in decision) {
+      await this.ownerKnown(client);
       refuse(client, 403, `${decision.name}:${port} ${decision.refusal}`);
-      return this.event(decision.name, port, false, decision.refusal);
+      return this.event(client, decision.name, port, false, decision.refusal);
+    }
+    if (this.options.policy.mode === 'learn') {
+      await this.ownerKnown(client);
+      if (client.destroyed) return this.event(client, decision.name, port, true, 'the client closed first');
     }
     this.tunnels++;
     const upstream = net.connect({ host: decision.address, port, timeout: CONNECT_TIMEOUT_MS });
@@ -190,6 +243,7 @@ export class EgressProxy {
       client.destroy();
       upstream.destroy();
       this.event(
+        client,
         decision.name,
         port,
         reason === undefined || !reason.startsWith('refused'),
@@ -272,15 +326,17 @@ export class EgressProxy {
       res
         .writeHead(400, { 'content-type': 'text/plain' })
         .end(`microvm egress proxy: ${url.protocol} is not proxied in plain form; use CONNECT\n`);
-      return this.event(url.hostname, port, false, `protocol ${url.protocol}`);
+      return this.event(socket, url.hostname, port, false, `protocol ${url.protocol}`);
     }
     const decision = await this.decide(url.hostname, port);
     if ('refusal' in decision) {
+      await this.ownerKnown(socket);
       res
         .writeHead(403, { 'content-type': 'text/plain' })
         .end(`microvm egress proxy: ${decision.name}:${port} ${decision.refusal}\n`);
-      return this.event(decision.name, port, false, decision.refusal);
+      return this.event(socket, decision.name, port, false, decision.refusal);
     }
+    if (this.options.policy.mode === 'learn') await this.ownerKnown(socket);
     const headers = { ...req.headers };
     for (const hop of ['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive']) delete headers[hop];
     // The allowed name is the one the server hears (RFC 9112 3.2.2: a proxy replaces Host with the absolute URL's):
@@ -300,7 +356,7 @@ export class EgressProxy {
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
-        res.once('finish', () => this.event(decision.name, port, true, undefined, ...bytes()));
+        res.once('finish', () => this.event(socket, decision.name, port, true, undefined, ...bytes()));
       },
     );
     upstream.once('timeout', () => upstream.destroy(new Error('timeout')));
@@ -310,7 +366,7 @@ export class EgressProxy {
           .writeHead(502, { 'content-type': 'text/plain' })
           .end(`microvm egress proxy: ${decision.name}:${port} cannot be reached (${err.code ?? err.message})\n`);
       else res.destroy();
-      this.event(decision.name, port, true, `error ${err.code ?? err.message}`, ...bytes());
+      this.event(socket, decision.name, port, true, `error ${err.code ?? err.message}`, ...bytes());
     });
     req.pipe(upstream);
   }

@@ -8,6 +8,7 @@ import { guestAssets } from '../kernel/assets';
 import { buildQemuArgv } from '../qemu/argv';
 import { guestNetworkEnv, usesEgressProxy } from '../qemu/network';
 import { EgressEvent, EgressProxy, startEgressProxy } from '../egress/proxy';
+import { attributeConnection, hostAttributionSources } from '../egress/attribution';
 import type { EgressAsk } from '../egress/ask';
 import { findQemu } from '../qemu/binary';
 import { hostTscKhz } from '../qemu/host-tsc';
@@ -224,6 +225,15 @@ export class Machine implements BackendVm {
       const user = await resolveUser(spec.user ?? '', async (file) => (await agent.readFile(file)).toString('utf8'));
       const machine = new Machine(state, accel, qemu, agent, qmp, memory, Date.now() - started, storage, arch);
       machine.egress = proxy;
+      if (proxy && qemu.pid !== undefined) {
+        const sources = hostAttributionSources(
+          qemu.pid,
+          async () => String(await qmp.execute('human-monitor-command', { 'command-line': 'info usernet' })),
+          (guestPort) => agent.socketOwner(guestPort),
+        );
+        const proxyPort = proxy.port;
+        proxy.attributeWith((peerPort) => attributeConnection(sources, peerPort, proxyPort));
+      }
       machine.hotplug = hotplug;
       machine.agentMs = agentMs;
       machine.user = user;

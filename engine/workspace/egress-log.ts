@@ -53,14 +53,28 @@ export function readEgressLog(file: string): EgressLogLine[] {
   return lines;
 }
 
-/** The names a `learn` run reached (allowed connections), most used first, with how often and when last. */
-export function learnedNames(lines: readonly EgressLogLine[]): Array<{ name: string; count: number; last: string }> {
-  const byName = new Map<string, { name: string; count: number; last: string }>();
+/** One name a `learn` run reached: how often, when last, and by which guest processes (as the guest reported them). */
+export interface LearnedName {
+  name: string;
+  count: number;
+  last: string;
+  /** The distinct process names (comm) the agent reported for its connections, at most MAX_PROCESSES. */
+  processes: string[];
+}
+
+const MAX_PROCESSES = 8;
+
+/** The names a `learn` run reached (allowed connections), most used first. */
+export function learnedNames(lines: readonly EgressLogLine[]): LearnedName[] {
+  const byName = new Map<string, LearnedName>();
   for (const line of lines) {
     if (line.mode !== 'learn' || !line.allowed) continue;
-    const entry = byName.get(line.name) ?? { name: line.name, count: 0, last: line.at };
+    const entry = byName.get(line.name) ?? { name: line.name, count: 0, last: line.at, processes: [] };
     entry.count++;
     if (line.at > entry.last) entry.last = line.at;
+    const comm = typeof line.process?.comm === 'string' ? line.process.comm : undefined;
+    if (comm !== undefined && !entry.processes.includes(comm) && entry.processes.length < MAX_PROCESSES)
+      entry.processes.push(comm);
     byName.set(line.name, entry);
   }
   return [...byName.values()].sort((a, b) => b.count - a.count || a.name.localeCompare(b.name));

@@ -29,7 +29,7 @@ export type { OpenedForward, PortForwardsEvents, PortNotices } from './port-forw
 export { coalesced, SerialQueue } from './serial-queue';
 export { prepareWorkspace } from './prepare';
 export { appendEgressLog, egressLogFile, learnedNames, readEgressLog } from './egress-log';
-export type { EgressLogLine } from './egress-log';
+export type { EgressLogLine, LearnedName } from './egress-log';
 export { approveEgress, approveEgressName } from './record';
 export type { PreparedWorkspace, PrepareOptions } from './prepare';
 export { projectionTargets, projectTypes } from './type-projection';

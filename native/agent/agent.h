@@ -189,6 +189,9 @@ void ports_disconnect(void);
 int64_t ports_next_deadline(void);
 void ports_timers(int64_t now);
 
+/* socket_owner.c: SOCKET_OWNER (the process of a guest TCP connection, by its local port) */
+void op_socket_owner(uint32_t stream, uint32_t port);
+
 /* restore.c: RESTORED (fresh entropy and wall clock after a snapshot restore) */
 void op_restored(uint32_t stream, const uint8_t *payload, size_t len);
 

@@ -10,8 +10,8 @@
 #include "agent.h"
 
 
-static const char *const FEATURES[] = {"exec",  "spawn", "tty",   "files",  "workload",
-                                       "chain", "forward", "ports", "mount", "sessions"};
+static const char *const FEATURES[] = {"exec",    "spawn", "tty",   "files",    "workload",    "chain",
+                                       "forward", "ports", "mount", "sessions", "socket-owner"};
 
 /* HELLO answer or INFO response: the same fields (INFO adds STATUS). */
 void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce)
@@ -263,6 +263,12 @@ static void handle_request(uint32_t stream, const uint8_t *payload, size_t len)
         break;
     case OP_FILE_EVENTS:
         op_file_events(stream, payload, len);
+        break;
+    case OP_SOCKET_OWNER:
+        if (req->has_port)
+            op_socket_owner(stream, req->port);
+        else
+            send_status(stream, ST_E_BAD_REQUEST, 0, "SOCKET_OWNER without PORT");
         break;
     default:
         send_status(stream, ST_E_UNKNOWN_OP, 0, "unknown OP %u", req->op);

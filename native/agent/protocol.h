@@ -108,6 +108,7 @@ enum op {
     OP_MOUNT = 20,
     OP_UNMOUNT = 21,
     OP_FILE_EVENTS = 22,
+    OP_SOCKET_OWNER = 23,
 };
 
 /* MOUNT_KIND values */

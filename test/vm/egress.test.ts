@@ -1,7 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
 import * as http from 'node:http';
 import { once } from 'node:events';
+import * as os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Image, Pool, Vm } from '../../engine';
 import { describeEgress } from '../../engine/egress/log';
@@ -88,7 +90,10 @@ test('allowlist: an allowed name answers through the proxy; a name not allowed, 
     lines.some((l) => l.startsWith(`allowed.test:${port} `)),
     lines.join('\n'),
   );
-  assert.ok(lines.includes(`refused second.test:${port} (not in the allowlist)`), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.startsWith(`refused second.test:${port} (not in the allowlist) by wget (pid `)),
+    lines.join('\n'),
+  );
   assert.ok(
     lines.every((l) => !l.includes('1.1.1.1') && !l.includes('10.0.2.2')),
     'direct connections never reach the proxy',
@@ -97,16 +102,74 @@ test('allowlist: an allowed name answers through the proxy; a name not allowed, 
 
 test('learn: every name is recorded; the list written from it allows those and refuses a new one', async () => {
   const learner = await start('learn');
+  const pids: string[] = [];
   for (const name of ['allowed.test', 'second.test', 'allowed.test']) {
-    assert.equal((await sh(learner.vm, `wget -q -O- http://${name}:${port}/`)).out, `hello from ${name}\n`);
+    // The guest's own pid for the command (`exec` keeps it), to check what the agent reports.
+    const [pid, answer] = (await sh(learner.vm, `echo $$; exec wget -q -O- http://${name}:${port}/`)).out.split('\n');
+    assert.equal(answer, `hello from ${name}`);
+    pids.push(pid!);
   }
   await new Promise((r) => setTimeout(r, 200));
   const learned = [...new Set(learner.events.filter((e) => e.allowed).map((e) => e.name))].sort();
   assert.deepEqual(learned, ['allowed.test', 'second.test']);
+  // The agent names the process of each learned connection (advisory, as the guest reports it).
+  assert.deepEqual(
+    learner.events.map((e) => e.process && `${e.process.comm} ${e.process.pid}`),
+    pids.map((pid) => `wget ${pid}`),
+    learner.events.map(describeEgress).join('\n'),
+  );
   const enforced = await start('allowlist', learned);
   for (const name of learned)
     assert.equal((await sh(enforced.vm, `wget -q -O- http://${name}:${port}/`)).out, `hello from ${name}\n`);
   const fresh = await sh(enforced.vm, `wget -q -O- http://third.test:${port}/`);
   assert.notEqual(fresh.code, 0);
   assert.match(fresh.out, /403/);
+});
+
+test('allowlist: an allowed name that resolves to loopback and UDP datagrams are refused; each connection names its guest process', async () => {
+  const { vm, events } = await start('allowlist', ['allowed.test', 'localhost']);
+  const ok = await sh(vm, `wget -q -O- http://allowed.test:${port}/`);
+  assert.deepEqual(ok, { out: 'hello from allowed.test\n', code: 0 });
+  // `localhost` is allowed by name, but the proxy resolves it itself (not through the tests'
+  // override) to 127.0.0.1: refused, by plain HTTP and by CONNECT, and the guest hears why.
+  const plain = await sh(vm, `no_proxy= NO_PROXY= wget -q -S -O- http://localhost:${port}/ 2>&1`);
+  assert.notEqual(plain.code, 0);
+  assert.match(plain.out, /403/);
+  const tunnel = await sh(
+    vm,
+    `printf 'CONNECT localhost:${port} HTTP/1.1\\r\\nHost: localhost:${port}\\r\\n\\r\\n' >/tmp/connect; echo $$; exec nc -w 10 10.0.2.2 3128 </tmp/connect`,
+  );
+  const [ncPid, ...reply] = tunnel.out.split('\n');
+  assert.match(reply.join('\n'), /^HTTP\/1\.1 403 Forbidden/);
+  assert.match(reply.join('\n'), /localhost:\d+ the name resolves to 127\.0\.0\.1, which is not a public address/);
+  // UDP to the host's loopback and to its own address: dropped in QEMU, nothing arrives.
+  const udp = dgram.createSocket('udp4');
+  const received: string[] = [];
+  udp.on('message', (m) => received.push(m.toString()));
+  udp.bind(0, '0.0.0.0');
+  await once(udp, 'listening');
+  const udpPort = udp.address().port;
+  const hostAddress = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  for (const target of ['10.0.2.2', ...(hostAddress ? [hostAddress] : [])])
+    await sh(vm, `echo leak | timeout 5 nc -u -w 1 ${target} ${udpPort}`);
+  await new Promise((r) => setTimeout(r, 1000));
+  udp.close();
+  assert.deepEqual(received, [], 'no datagram reaches the host');
+  await new Promise((r) => setTimeout(r, 500));
+  const lines = events.map(describeEgress);
+  // A refusal waits for the agent's answer, so its process is always named.
+  assert.ok(
+    lines.includes(
+      `refused localhost:${port} (the name resolves to 127.0.0.1, which is not a public address) by nc (pid ${ncPid}, as the guest reports)`,
+    ),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) =>
+      l.startsWith(`refused localhost:${port} (the name resolves to 127.0.0.1, which is not a public address) by wget`),
+    ),
+    lines.join('\n'),
+  );
 });
