@@ -5,13 +5,13 @@ import * as path from 'node:path';
 export interface TestCa {
   /** The CA certificate (PEM file). */
   caFile: string;
-  /** A server certificate for `localhost` signed by the CA, and its key (PEM files). */
+  /** A server certificate for the CA's host names (`localhost` unless told) signed by the CA, and its key (PEM files). */
   leafFile: string;
   leafKeyFile: string;
 }
 
-/** A throwaway CA and a `localhost` server certificate it signed, made with the host's openssl in `dir`. */
-export function makeTestCa(dir: string, name = 'microvm-test-ca'): TestCa {
+/** A throwaway CA and a server certificate it signed for `hosts`, made with the host's openssl in `dir`. */
+export function makeTestCa(dir: string, name = 'microvm-test-ca', hosts: readonly string[] = ['localhost']): TestCa {
   fs.mkdirSync(dir, { recursive: true });
   const at = (f: string) => path.join(dir, f);
   const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -48,9 +48,12 @@ export function makeTestCa(dir: string, name = 'microvm-test-ca'): TestCa {
     '-out',
     at('leaf.csr'),
     '-subj',
-    '/CN=localhost',
+    `/CN=${hosts[0]}`,
   );
-  fs.writeFileSync(at('leaf.ext'), 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n');
+  fs.writeFileSync(
+    at('leaf.ext'),
+    `subjectAltName=${hosts.map((h) => `DNS:${h}`).join(',')}\nbasicConstraints=CA:FALSE\n`,
+  );
   openssl(
     'x509',
     '-req',

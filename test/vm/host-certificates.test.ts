@@ -8,6 +8,8 @@ import { GUEST_CA_BUNDLE, GUEST_HOST_CAS, hostCertificates } from '../../engine/
 import { nodeImageLayout } from '../helpers/host-tools-image';
 import { loggingEvents } from '../helpers/session-events';
 import { makeTestCa } from '../helpers/test-ca';
+import { startNpmRegistry } from '../helpers/npm-registry';
+import { SLOW } from '../helpers/slow';
 
 /**
  * microvm.trustHostCertificates: the host's extra CAs reach the guest's store and its
@@ -138,3 +140,94 @@ test('auto on this machine: the npm registry answers over TLS in the guest when 
     await session.stop();
   }
 });
+
+test(
+  'auto, npm install over TLS through the egress proxy: a registry signed by a CA the host added installs; with trustHostCertificates off it fails with the issuer hint',
+  SLOW,
+  async () => {
+    // The registry's certificate names registry.test, which the proxy's test resolver sends to the host's loopback.
+    const registryCa = makeTestCa(path.join(tmp, 'registry-ca'), 'microvm-test-registry-ca', ['registry.test']);
+    const registry = await startNpmRegistry('tiny-dep', '1.0.0', "module.exports = 'tiny';\n", {
+      cert: fs.readFileSync(registryCa.leafFile),
+      key: fs.readFileSync(registryCa.leafKeyFile),
+    });
+    const previous = process.env.MICROVM_TEST_EGRESS_HOSTS;
+    process.env.MICROVM_TEST_EGRESS_HOSTS = 'registry.test=127.0.0.1';
+    // The host adds the CA the way `auto` reads it: the file of NODE_EXTRA_CA_CERTS (with what it named before).
+    const previousExtra = process.env.NODE_EXTRA_CA_CERTS;
+    const extra = path.join(tmp, 'host-extra-cas.pem');
+    fs.writeFileSync(
+      extra,
+      (previousExtra && fs.existsSync(previousExtra) ? fs.readFileSync(previousExtra, 'utf8') + '\n' : '') +
+        fs.readFileSync(registryCa.caFile, 'utf8'),
+    );
+    process.env.NODE_EXTRA_CA_CERTS = extra;
+    const project = (name: string) => {
+      const folder = workspace(name, { postCreateCommand: 'npm install --no-audit --no-fund --loglevel=error' });
+      fs.writeFileSync(
+        path.join(folder, 'package.json'),
+        JSON.stringify({ name, version: '1.0.0', private: true, dependencies: { 'tiny-dep': '1.0.0' } }),
+      );
+      fs.writeFileSync(
+        path.join(folder, '.npmrc'),
+        `registry=https://registry.test:${registry.port}/\nfetch-retries=0\n`,
+      );
+      return folder;
+    };
+    const network = {
+      network: 'allowlist',
+      allowedHosts: ['registry.test'],
+      allowedHostsPresets: false,
+      memoryMib: 768,
+    } as const;
+    try {
+      const trustedLogs: string[] = [];
+      const trusted = await open(project('npm-tls-trusted'), trustedLogs, {
+        ...network,
+        trustCertificates: 'auto',
+      });
+      try {
+        await trusted.start();
+        await trusted.hooksSettled();
+        assert.equal(
+          await output(trusted, ['node', '-e', "console.log(require('tiny-dep'))"]),
+          'tiny\n',
+          trustedLogs.join('\n'),
+        );
+        assert.ok(registry.requests.includes('GET /tiny-dep/-/tiny-dep-1.0.0.tgz'), registry.requests.join('\n'));
+        assert.ok(!trustedLogs.some((l) => l.includes('does not trust')), trustedLogs.join('\n'));
+      } finally {
+        await trusted.stop();
+      }
+      const untrustedLogs: string[] = [];
+      const untrusted = await open(project('npm-tls-untrusted'), untrustedLogs, {
+        ...network,
+        trustCertificates: 'off',
+      });
+      try {
+        await untrusted.start();
+        await untrusted.hooksSettled();
+        assert.ok(
+          untrustedLogs.some((l) =>
+            /does not trust the server's certificate issuer \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN)\).*trustHostCertificates to "auto"/.test(
+              l,
+            ),
+          ),
+          untrustedLogs.join('\n'),
+        );
+        assert.equal(
+          await output(untrusted, ['sh', '-c', 'test -d node_modules/tiny-dep || echo missing']),
+          'missing\n',
+        );
+      } finally {
+        await untrusted.stop();
+      }
+    } finally {
+      registry.close();
+      if (previous === undefined) delete process.env.MICROVM_TEST_EGRESS_HOSTS;
+      else process.env.MICROVM_TEST_EGRESS_HOSTS = previous;
+      if (previousExtra === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+      else process.env.NODE_EXTRA_CA_CERTS = previousExtra;
+    }
+  },
+);
