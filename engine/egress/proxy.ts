@@ -80,7 +80,9 @@ export class EgressProxy {
     server.on('request', (req, res) => void proxy.forward(req, res));
     server.on('connection', (socket: net.Socket) => {
       proxy.track(socket);
-      proxy.lookUpOwner(socket);
+      // learn names every connection's process; allowlist only a refusal's (the look-up costs a
+      // connection ~20 ms under TCG: QEMU's monitor and the guest's agent share the CPU with it).
+      if (options.policy.mode === 'learn') proxy.lookUpOwner(socket);
     });
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -108,7 +110,7 @@ export class EgressProxy {
 
   private lookUpOwner(client: net.Socket): void {
     const peerPort = client.remotePort;
-    if (!this.attribution || peerPort === undefined) return;
+    if (!this.attribution || peerPort === undefined || this.owners.has(client)) return;
     const owner = this.attribution(peerPort).catch(() => undefined);
     this.owners.set(
       client,
@@ -120,12 +122,13 @@ export class EgressProxy {
   }
 
   /**
-   * Resolves once the connection's process is known (or given up on). A refusal waits for it,
-   * so the guest's process does not end (and drop its socket) first; so does every connection
-   * in `learn`, whose log is what the user approves. `allowlist` does not hold up allowed
-   * connections: a short one may end before the agent looked, and its line has no process.
+   * Looks up the connection's process if no one did yet, and resolves once it is known (or
+   * given up on). A refusal waits for it, so the guest's process does not end (and drop its
+   * socket) first; so does every connection in `learn`, whose log is what the user approves.
+   * `allowlist` does not look up allowed connections: their lines have no process.
    */
   private async ownerKnown(client: net.Socket): Promise<void> {
+    this.lookUpOwner(client);
     await this.owners.get(client);
   }
 

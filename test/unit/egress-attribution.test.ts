@@ -117,7 +117,7 @@ test('the label: guest names are escaped and marked as the guest report', () => 
   );
 });
 
-test('the proxy names each connection by its attribution; a refusal waits for it, learn waits before connecting', async () => {
+test('the proxy names a connection by its attribution: every one in learn, before it connects; in allowlist a refusal, before it is sent', async () => {
   const web = http.createServer((_req, res) => res.end('hello'));
   web.listen(0, '127.0.0.1');
   await once(web, 'listening');
@@ -150,13 +150,19 @@ test('the proxy names each connection by its attribution; a refusal waits for it
       assert.equal(await get('allowed.test'), 200);
       assert.equal(await get(mode === 'learn' ? '127.0.0.1' : 'other.test'), 403);
       await new Promise((r) => setTimeout(r, 300));
-      assert.equal(peers.length, 2, 'one look-up per client connection');
+      // learn looks up every connection; allowlist only the refused one.
+      assert.equal(peers.length, mode === 'learn' ? 2 : 1, 'one look-up per client connection');
       assert.deepEqual(
         events.map((e) => [e.allowed, e.process?.pid]),
-        [
-          [true, 1001],
-          [false, 1002],
-        ],
+        mode === 'learn'
+          ? [
+              [true, 1001],
+              [false, 1002],
+            ]
+          : [
+              [true, undefined],
+              [false, 1001],
+            ],
         mode,
       );
     } finally {
