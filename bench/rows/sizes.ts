@@ -35,8 +35,9 @@ export interface Sizes {
   egressConnects: number;
   egressStreams: number;
   egressMib: number;
-  /** Downloads by a guest in each network mode (allowlist, outbound). */
+  /** Downloads by a guest in each network mode (allowlist, outbound), and batches of 10 connects timed in each. */
   egressGuestDownloads: number;
+  egressGuestConnects: number;
   /** Dockerfile builds: cold (empty builder cache), cache-hit lookups, late-step rebuilds. */
   builds: { cold: number; hits: number; rebuilds: number };
   /** Host edits timed to the guest's inotify event (and to a host fs.watch beside each). */
@@ -83,6 +84,7 @@ export function sizesFor(quick: boolean): Sizes {
         egressStreams: 3,
         egressMib: 64,
         egressGuestDownloads: 5,
+        egressGuestConnects: 10,
         builds: { cold: 1, hits: 10, rebuilds: 1 },
         eventSamples: 20,
         reattach: { attaches: 20, coldOpens: 2 },
@@ -113,6 +115,7 @@ export function sizesFor(quick: boolean): Sizes {
         egressStreams: 5,
         egressMib: 256,
         egressGuestDownloads: 15,
+        egressGuestConnects: 20,
         builds: { cold: 3, hits: 30, rebuilds: 3 },
         eventSamples: 60,
         reattach: { attaches: 100, coldOpens: 5 },
