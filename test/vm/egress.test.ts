@@ -126,7 +126,7 @@ test('learn: every name is recorded; the list written from it allows those and r
   assert.match(fresh.out, /403/);
 });
 
-test('allowlist: an allowed name that resolves to loopback and UDP datagrams are refused; each connection names its guest process', async () => {
+test('allowlist: an allowed name that resolves to loopback and UDP datagrams are refused; a refusal names its guest process', async () => {
   const { vm, events } = await start('allowlist', ['allowed.test', 'localhost']);
   const ok = await sh(vm, `wget -q -O- http://allowed.test:${port}/`);
   assert.deepEqual(ok, { out: 'hello from allowed.test\n', code: 0 });
