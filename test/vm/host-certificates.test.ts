@@ -118,7 +118,7 @@ test('without the CA the TLS failure is named in the log with the fix', async ()
   }
 });
 
-test('auto on this machine: the npm registry answers over TLS in the guest when the host trusts an added CA', async (t) => {
+test('auto on this machine: npm install from the real npm registry works over TLS in the guest when the host trusts an added CA', async (t) => {
   if (hostCertificates('auto').subjects.length === 0) return t.skip('this host added no CA to its store');
   const reachable = await fetch('https://registry.npmjs.org/left-pad', { signal: AbortSignal.timeout(10_000) }).then(
     (r) => r.ok,
@@ -136,6 +136,18 @@ test('auto on this machine: the npm registry answers over TLS in the guest when 
       "require('https').get('https://registry.npmjs.org/left-pad', (r) => { r.resume(); console.log('status ' + r.statusCode); }).on('error', (e) => console.log('failed ' + e.code))",
     ]);
     assert.equal(got, 'status 200\n', logs.join('\n'));
+    // A real project's install: package.json in the folder, the tarball from registry.npmjs.org.
+    fs.writeFileSync(
+      path.join(folder, 'package.json'),
+      JSON.stringify({ name: 'real-install', version: '1.0.0', private: true, dependencies: { 'left-pad': '1.3.0' } }),
+    );
+    const install = await output(session, [
+      'sh',
+      '-c',
+      'npm install --no-audit --no-fund --loglevel=error --fetch-retries=0 2>&1; echo "exit $?"',
+    ]);
+    assert.match(install, /exit 0\n$/, `npm install: ${install}\n${logs.join('\n')}`);
+    assert.equal(await output(session, ['node', '-e', "console.log(require('left-pad')('7', 3, '0'))"]), '007\n');
   } finally {
     await session.stop();
   }
