@@ -5,8 +5,10 @@ import * as path from 'node:path';
 /**
  * The dependency lockfiles at a folder's top: what "new content" means for a workspace.
  * updateContentCommand (the hook that installs dependencies) runs again when their digest
- * changed since it last succeeded, and a suspended VM is not resumed over a changed one.
+ * changed since it last succeeded, on a booted VM and on a resumed one alike (a suspended VM
+ * is resumed over a changed lockfile: its disks still match its memory, and the folder is live).
  */
+
 /** The JavaScript package managers' lockfiles: a change means node_modules changed (the type projection refreshes). */
 export const NODE_LOCKFILES: readonly string[] = [
   'package-lock.json',

@@ -1,4 +1,3 @@
-import { lockfilesDigest } from './lockfiles';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,9 +15,11 @@ import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
  * of booting, then attaches the folder again (engine/vm/hotplug.ts).
  *
  * The suspended state is used once, and only when everything it was made from is unchanged:
- * the key (image, settings, container, configuration, kernel and agent, declared files such
- * as lockfiles) and every writable disk (size and modification time). Otherwise it is
- * discarded and the VM boots afresh, saying why. Its RAM stays on tmpfs next to the run
+ * the key (image, settings, container, configuration, kernel and agent) and every writable
+ * disk (size and modification time). Otherwise it is discarded and the VM boots afresh, saying
+ * why. The folder's lockfiles are not in the key: they are folder content, which the resumed
+ * VM sees live, and a changed one runs updateContentCommand again on it (lockfiles.ts), as on
+ * a booted one. Its RAM stays on tmpfs next to the run
  * directories (a rename, not a copy), so a suspended workspace holds host memory (or swap)
  * until it is resumed or discarded, and a host reboot discards it.
  */
@@ -42,7 +43,6 @@ export class WarmSnapshots {
   async key(imageKey: string): Promise<string> {
     const record = openWorkspace(this.folder);
     const assets = await guestAssets();
-    const files = lockfilesDigest(this.folder);
     const parts = {
       // The container's identity, not its hooks' progress (a suspended VM may have run more of them).
       image: imageKey,
@@ -51,7 +51,6 @@ export class WarmSnapshots {
         : null,
       config: record.config?.digest ?? null,
       boot: assets.bootSha256,
-      files,
     };
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
   }
@@ -111,7 +110,7 @@ export class WarmSnapshots {
 
 /** Why a suspended state cannot be resumed, or undefined when it can. */
 export function mismatch(suspended: Suspended, key: string, disks: string[], dir: string): string | undefined {
-  if (suspended.key !== key) return 'its inputs changed (image, settings, configuration, kernel or a lockfile)';
+  if (suspended.key !== key) return 'its inputs changed (image, settings, container, configuration or kernel)';
   for (const name of [STATE_FILE, MEMORY_FILE]) {
     if (!fs.existsSync(path.join(dir, name)))
       return `its ${name} file is gone (${path.join(dir, name)}; a host reboot clears it)`;
