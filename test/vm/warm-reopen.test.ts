@@ -14,6 +14,8 @@ import {
 } from '../../engine';
 import { volumeFile } from '../../engine/mount';
 import { homePaths } from '../../engine/paths';
+import { GuestLines } from '../helpers/guest-lines';
+import { watchToolsImageLayout } from '../helpers/host-tools-image';
 import { loggingEvents } from '../helpers/session-events';
 import { spawn } from 'node:child_process';
 import { buildBundles, waitFor } from './cli-helpers';
@@ -71,10 +73,10 @@ interface Opened {
   ms: number;
 }
 
-async function open(folder: string): Promise<Opened> {
+async function open(folder: string, settings: PlanSettings = SETTINGS): Promise<Opened> {
   const prepared = await prepareWorkspace({
     folder,
-    settings: SETTINGS,
+    settings,
     allowLocalEnv: [],
     onConfigChanged: async () => 'apply',
     onOverLimits: async () => true,
@@ -249,6 +251,51 @@ test('a lockfile changed while the workspace was suspended resumes the VM and re
   console.log(
     `lockfile change: cold open ${first.ms} ms, resumed with updateContentCommand ${changed.ms} ms, resumed ${unchanged.ms} ms`,
   );
+});
+
+test('host edits raise inotify events in the guest after a warm resume: the watcher is attached again', async () => {
+  const folder = project('events');
+  // The default base with inotifywait (and node): a guest file watcher.
+  const settings = { ...SETTINGS, image: watchToolsImageLayout() };
+  const first = await open(folder, settings);
+  await first.session.stop({ suspend: true });
+  const again = await open(folder, settings);
+  assert.equal(again.booted, false, again.logs.join('\n'));
+  const vm = again.session.running;
+  const dir = again.session.plan.workspaceFolder;
+  // A pty: inotifywait's stdout is then line-buffered.
+  const inotify = new GuestLines(
+    vm.spawn({ argv: ['inotifywait', '-m', '-q', '-r', '--format', '%e %f', dir], tty: true, timeoutMs: 0 }),
+  );
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // inotifywait has no ready line
+    const edits: Array<[string, () => void, RegExp]> = [
+      ['modify', () => fs.appendFileSync(path.join(folder, 'hello.txt'), 'more\n'), /^MODIFY hello\.txt$/],
+      ['create', () => fs.writeFileSync(path.join(folder, 'new.txt'), 'new\n'), /^CREATE new\.txt$/],
+      ['delete', () => fs.rmSync(path.join(folder, 'new.txt')), /^DELETE new\.txt$/],
+      [
+        'editor save',
+        () => {
+          fs.writeFileSync(path.join(folder, '.hello.txt.swp'), 'saved\n');
+          fs.renameSync(path.join(folder, '.hello.txt.swp'), path.join(folder, 'hello.txt'));
+        },
+        /^(CREATE|MOVED_TO|MODIFY) hello\.txt$/,
+      ],
+    ];
+    for (const [what, edit, event] of edits) {
+      const mark = inotify.mark;
+      const started = performance.now();
+      edit();
+      const line = await inotify.waitFor(event, mark, 10_000).catch((err: Error) => {
+        throw new Error(`${what}: ${err.message}\n${again.logs.join('\n')}`);
+      });
+      console.log(`after a warm resume, host ${what} -> guest ${line.text}: ${(line.at - started).toFixed(0)} ms`);
+    }
+    assert.equal(await inGuest(again.session, 'cat hello.txt'), 'saved\n');
+  } finally {
+    inotify.child.signal('SIGKILL');
+  }
+  await again.session.stop();
 });
 
 /** Resumes a suspended workspace VM with the engine bundle, prints its id, then waits to be killed. */
