@@ -17,6 +17,7 @@ export const ROW_GROUPS = [
   'warm',
   'events',
   'reattach',
+  'express',
   'compose',
   'arm64',
 ] as const;

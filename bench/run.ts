@@ -19,6 +19,7 @@ import { measureBuild } from './rows/build';
 import { measureCompose } from './rows/compose';
 import { measureEvents } from './rows/events';
 import { measureExec } from './rows/exec';
+import { measureExpress } from './rows/express';
 import { measureFiles } from './rows/files';
 import { measurePull } from './rows/pull';
 import { measureForward } from './rows/forward';
@@ -56,6 +57,7 @@ const GROUPS: Record<RowGroup, GroupRunner> = {
   warm: (_image, _raw, sizes) => measureWarm(sizes, log),
   events: (_image, _raw, sizes) => measureEvents(sizes, log),
   reattach: (_image, _raw, sizes) => measureReattach(sizes.reattach, log),
+  express: (_image, _raw, sizes) => measureExpress(sizes.expressRuns, log),
   compose: (_image, _raw, sizes) => measureCompose(sizes, log),
   arm64: (_image, _raw, sizes) => measureArm64(sizes, log),
 };

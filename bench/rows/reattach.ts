@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SupervisorClient } from '../../engine';
@@ -11,7 +12,10 @@ const NO_QUESTIONS = { configChanged: async () => 'cancel' as const, overLimits:
 /**
  * A window reload's reattach to a running workspace VM (connect to its supervisor, hello with
  * the event backlog, list the ptys, attach one with its replay), against opening the same
- * workspace cold (`up`: supervisor start, image lookup, boot, hooks) in the same run.
+ * workspace cold (`up`: supervisor start, image lookup, boot, hooks) in the same run; and a
+ * second client's `up` of the running workspace (connect, hello, up, close: what `microvm up`
+ * and the extension do on a reload) against a raw unix-socket connect and round trip on the
+ * same host, alternating.
  */
 export async function measureReattach(
   sizes: { attaches: number; coldOpens: number },
@@ -32,6 +36,9 @@ export async function measureReattach(
   };
   const attaches: number[] = [];
   const cold: number[] = [];
+  const ups: number[] = [];
+  const socketTrips: number[] = [];
+  const echo = await startEcho();
   let owner: SupervisorClient | undefined;
   try {
     for (let i = 0; i < sizes.coldOpens; i++) {
@@ -64,8 +71,17 @@ export async function measureReattach(
       if (replay.length === 0) throw new Error('bench: the reattach replayed nothing');
       client.close();
     }
-    log(`reattach: ${attaches.length} samples`);
+    for (let i = 0; i < sizes.attaches; i++) {
+      const started = performance.now();
+      const client = (await connect(false)) as SupervisorClient;
+      await client.up({ ...up, waitForHooks: true }, NO_QUESTIONS);
+      ups.push(performance.now() - started);
+      client.close();
+      socketTrips.push(await echo.roundTrip());
+    }
+    log(`reattach: ${attaches.length} attaches, ${ups.length} ups of the running workspace`);
   } finally {
+    echo.close();
     await owner?.down().catch(() => undefined);
     owner?.close();
     fs.rmSync(folder, { recursive: true, force: true });
@@ -82,9 +98,47 @@ export async function measureReattach(
         },
         baseline: { name: 'cold up of the same workspace', unit: 'ms', better: 'lower', values: cold },
       },
+      {
+        ours: { name: 'up of the running workspace (connect, hello, up)', unit: 'ms', better: 'lower', values: ups },
+        baseline: {
+          name: 'raw unix-socket connect + round trip',
+          unit: 'ms',
+          better: 'lower',
+          values: socketTrips,
+        },
+      },
     ],
     notes: [
-      'Reattach: a client of the workspace supervisor (engine/supervisor) connects, gets the event backlog, lists the ptys and attaches one, its ~9 KB of recent output replayed; the VM and the pty keep running throughout.',
+      'Reattach: a client of the workspace supervisor (engine/supervisor) connects, gets the event backlog, lists the ptys and attaches one, its ~9 KB of recent output replayed; the VM and the pty keep running throughout. The up row is the `up` of a second client of the running workspace (JSON-RPC over the unix socket of the supervisor), against a connect, a 64-byte write and its echo on a unix socket served by the bench process itself.',
     ],
+  };
+}
+
+/** A unix-socket echo server in a private temp dir: `roundTrip()` connects, writes 64 bytes, waits for them back, closes. */
+async function startEcho(): Promise<{ roundTrip(): Promise<number>; close(): void }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-echo-'));
+  const socket = path.join(dir, 'echo.sock');
+  const server = net.createServer((c) => c.pipe(c));
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  const payload = Buffer.alloc(64, 'x');
+  return {
+    roundTrip: () =>
+      new Promise((resolve, reject) => {
+        const started = performance.now();
+        let got = 0;
+        const c = net.connect(socket, () => c.write(payload));
+        c.on('data', (chunk: Buffer) => {
+          got += chunk.length;
+          if (got >= payload.length) {
+            c.destroy();
+            resolve(performance.now() - started);
+          }
+        });
+        c.on('error', reject);
+      }),
+    close: () => {
+      server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -44,6 +44,8 @@ export interface Sizes {
   eventSamples: number;
   /** Reattaches to a running workspace supervisor, and cold `up`s of the same workspace beside them. */
   reattach: { attaches: number; coldOpens: number };
+  /** Cold `npm install` + `npm test` runs of the express-like app in a workspace VM (and as many on the host). */
+  expressRuns: number;
   /**
    * Compose workspace (app + db VMs): cold and warm opens of each kind; rounds of the traffic
    * rows (each round runs every path once), PINGs and connects per round, SETs per round of
@@ -88,6 +90,7 @@ export function sizesFor(quick: boolean): Sizes {
         builds: { cold: 1, hits: 10, rebuilds: 1 },
         eventSamples: 20,
         reattach: { attaches: 20, coldOpens: 2 },
+        expressRuns: 2,
         compose: { opens: 2, rounds: 2, roundTrips: 200, connects: 50, sets: 2, setBytes: 16 * MIB },
       }
     : {
@@ -119,6 +122,7 @@ export function sizesFor(quick: boolean): Sizes {
         builds: { cold: 3, hits: 30, rebuilds: 3 },
         eventSamples: 60,
         reattach: { attaches: 100, coldOpens: 5 },
+        expressRuns: 4,
         compose: { opens: 3, rounds: 3, roundTrips: 200, connects: 50, sets: 3, setBytes: 32 * MIB },
       };
 }
