@@ -25,7 +25,7 @@ import {
 } from './record';
 import { removeVolume } from '../mount/volumes';
 import { egressLogFile } from './egress-log';
-import { lockfilesDigest } from './lockfiles';
+import { digestOf, lockfileStamps, newContentNote } from './lockfiles';
 import { loadCompose, type LoadedCompose } from '../compose/load';
 
 const PREPARE_STEP = 'preparing the workspace';
@@ -168,16 +168,15 @@ async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Pro
   let current = withContainer(latest, containerInputs(plan));
   if (current !== latest) await saveWorkspace(current);
   // New content (a lockfile changed since updateContentCommand last succeeded): it runs again, alone of the once-only hooks.
-  const content = lockfilesDigest(record.folder);
+  const stamps = lockfileStamps(record.folder);
+  const content = digestOf(stamps);
   const newContent = (c: WorkspaceRecord['container']) =>
     c?.contentDigest !== undefined && c.contentDigest !== content && c.hooksDone.includes('updateContentCommand');
   const doneOf = (c: WorkspaceRecord['container']) =>
     (c?.hooksDone ?? []).filter((h) => h !== 'updateContentCommand' || !newContent(c)) as Hook[];
   const state: LifecycleState = {
     done: doneOf(current.container),
-    ...(newContent(current.container)
-      ? { notes: ['a lockfile changed since updateContentCommand last ran: it runs again'] }
-      : {}),
+    ...(newContent(current.container) ? { notes: [newContentNote(current.container?.contentFiles, stamps)] } : {}),
     markDone: async (hook) => {
       // The record as it is now (other writers: approvals, a suspended state), with this hook done.
       const fresh = openWorkspace(record.folder);
@@ -187,7 +186,7 @@ async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Pro
         container: {
           ...container,
           hooksDone: [...new Set([...container.hooksDone, hook])],
-          ...(hook === 'updateContentCommand' ? { contentDigest: content } : {}),
+          ...(hook === 'updateContentCommand' ? { contentDigest: content, contentFiles: stamps } : {}),
         },
       };
       await saveWorkspace(current);

@@ -39,6 +39,8 @@ const recordSchema = z
         image: z.string().optional(),
         /** The folder's lockfiles (lockfiles.ts) when updateContentCommand last succeeded: it runs again when they change. */
         contentDigest: z.string().optional(),
+        /** Each lockfile's stamp (lockfiles.ts) then, by name: the log names the ones that changed. */
+        contentFiles: z.record(z.string()).optional(),
       })
       .optional(),
     /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */

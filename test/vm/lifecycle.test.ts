@@ -135,7 +135,7 @@ test('updateContentCommand runs again after a lockfile change only; onCreate and
   await session.stop();
   assert.equal(read(folder, 'update.txt'), 'updated\nupdated\n');
   assert.ok(
-    events.logs.includes('a lockfile changed since updateContentCommand last ran: it runs again'),
+    events.logs.includes('updateContentCommand runs again: package-lock.json changed since it last succeeded'),
     events.logs.join('\n'),
   );
   await (await open(folder)).session.stop();

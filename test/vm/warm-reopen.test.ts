@@ -219,7 +219,7 @@ test('a lockfile changed while the workspace was suspended resumes the VM and re
   fs.writeFileSync(path.join(folder, '.devcontainer', 'devcontainer.json'), JSON.stringify(config(COUNTING_HOOKS)));
   fs.writeFileSync(path.join(folder, 'package-lock.json'), '{"lockfileVersion": 3}\n');
   const counts = 'cat /var/lib/updated; wc -l < /var/lib/started; wc -l < /var/lib/attached; cat /var/lib/created';
-  const rerunNote = 'a lockfile changed since updateContentCommand last ran: it runs again';
+  const rerunNote = 'updateContentCommand runs again: package-lock.json changed since it last succeeded';
 
   const first = await open(folder);
   assert.ok(first.booted, first.logs.join('\n'));
