@@ -14,13 +14,19 @@ const REGISTRY_LINK = { address: serviceLinkAddress(0), port: 4873 };
 const NPM_TIMEOUT_MS = 600_000;
 /** Cleans the project for a cold install: the volume's content, the lockfile, npm's cache. */
 const CLEAN = 'rm -rf node_modules/* node_modules/.package-lock.json package-lock.json .npm-cache';
+const INSTALL = 'npm install --cache .npm-cache --loglevel=error';
+const TEST = 'npm test --silent';
+/** The project copied onto the guest's /tmp (a tmpfs), without node_modules, lockfile or cache. */
+const TMPFS_PROJECT = '/tmp/express';
+const COPY_TO_TMPFS = `rm -rf ${TMPFS_PROJECT} && mkdir ${TMPFS_PROJECT} && cp -r package.json .npmrc app.js test ${TMPFS_PROJECT}/`;
 
 /**
  * The daily loop of a node project: `npm install` then `npm test` of a small express-like app
  * (bench/rows/express-project.ts) from a registry on the host's loopback, in a workspace VM
  * (q35, source on the folder mount, node_modules on a volume over it) against the same on the
- * host in the same run, alternating. Each sample is a cold install: no node_modules, no
- * lockfile, an empty npm cache.
+ * host in the same run, alternating; and in the same VM on a copy in its tmpfs, which
+ * separates the mount's and the volume's cost from the guest CPU's. Each sample is a cold
+ * install: no node_modules, no lockfile, an empty npm cache.
  */
 export async function measureExpress(runs: number, log: (line: string) => void): Promise<GroupResult> {
   const registry = await startNpmRegistryOf(EXPRESS_PACKAGES);
@@ -33,6 +39,8 @@ export async function measureExpress(runs: number, log: (line: string) => void):
   const samples = {
     guestInstall: [] as number[],
     guestTest: [] as number[],
+    tmpfsInstall: [] as number[],
+    tmpfsTest: [] as number[],
     hostInstall: [] as number[],
     hostTest: [] as number[],
   };
@@ -47,11 +55,11 @@ export async function measureExpress(runs: number, log: (line: string) => void):
       volumes: [{ name: volume, sizeMib: 256, mountPoint: '/workspace/node_modules' }],
     });
     vm = await image.workspaceVm();
-    const inGuest = async (script: string): Promise<number> => {
+    const inGuest = async (script: string, cwd = '/workspace'): Promise<number> => {
       const started = performance.now();
       const result = await (vm as Vm).exec({
         argv: ['sh', '-c', script],
-        cwd: '/workspace',
+        cwd,
         timeoutMs: NPM_TIMEOUT_MS,
       });
       if (result.exitCode !== 0)
@@ -60,8 +68,12 @@ export async function measureExpress(runs: number, log: (line: string) => void):
     };
     for (let i = 0; i < runs; i++) {
       await inGuest(CLEAN);
-      samples.guestInstall.push(await inGuest('npm install --cache .npm-cache --loglevel=error'));
-      samples.guestTest.push(await inGuest('npm test --silent'));
+      samples.guestInstall.push(await inGuest(INSTALL));
+      samples.guestTest.push(await inGuest(TEST));
+      // The same in the guest with no mount or volume: what the guest's CPU (TCG here) costs alone.
+      await inGuest(COPY_TO_TMPFS);
+      samples.tmpfsInstall.push(await inGuest(INSTALL, TMPFS_PROJECT));
+      samples.tmpfsTest.push(await inGuest(TEST, TMPFS_PROJECT));
       fs.rmSync(path.join(hostProject, 'node_modules'), { recursive: true, force: true });
       fs.rmSync(path.join(hostProject, 'package-lock.json'), { force: true });
       fs.rmSync(path.join(hostProject, '.npm-cache'), { recursive: true, force: true });
@@ -69,6 +81,7 @@ export async function measureExpress(runs: number, log: (line: string) => void):
       samples.hostTest.push(await onHost(hostProject, ['test', '--silent']));
       log(
         `express ${i + 1}/${runs}: guest install ${samples.guestInstall[i]?.toFixed(0)} ms + test ${samples.guestTest[i]?.toFixed(0)} ms, ` +
+          `guest tmpfs ${samples.tmpfsInstall[i]?.toFixed(0)} + ${samples.tmpfsTest[i]?.toFixed(0)} ms, ` +
           `host ${samples.hostInstall[i]?.toFixed(0)} + ${samples.hostTest[i]?.toFixed(0)} ms`,
       );
     }
@@ -85,6 +98,7 @@ export async function measureExpress(runs: number, log: (line: string) => void):
   const sum = (a: number[], b: number[]) => a.map((x, i) => x + (b[i] ?? 0));
   const guestTotal = sum(samples.guestInstall, samples.guestTest);
   const hostTotal = sum(samples.hostInstall, samples.hostTest);
+  const tmpfsTotal = sum(samples.tmpfsInstall, samples.tmpfsTest);
   const series = (name: string, values: number[]) => ({ name, unit: 'ms' as const, better: 'lower' as const, values });
   return {
     measurements: [
@@ -100,11 +114,20 @@ export async function measureExpress(runs: number, log: (line: string) => void):
         ours: series('express install + test (workspace VM: mount + volume)', guestTotal),
         baseline: series('express install + test on the host', hostTotal),
       },
+      {
+        ours: series('express install + test (workspace VM: its tmpfs, no mount)', tmpfsTotal),
+        baseline: series('express install + test on the host', hostTotal),
+      },
+      {
+        ours: series('express install + test, mount + volume against the guest tmpfs', guestTotal),
+        baseline: series('express install + test in the same VM on its tmpfs', tmpfsTotal),
+      },
     ],
     notes: [
       `express: a small express-like app (${EXPRESS_PACKAGES.length} packages from a loopback registry, a node --test suite of 3 HTTP tests); ` +
         'each sample a cold npm install (no node_modules, lockfile or cache) then npm test, in a 768 MiB q35 workspace VM with the source on the ' +
-        'folder mount and node_modules on a volume (the registry over a service link), against the same commands on the host, alternating.',
+        'folder mount and node_modules on a volume (the registry over a service link), against the same commands on the host, alternating; ' +
+        'and in the same VM on a copy of the project in its /tmp (a tmpfs: no mount, no volume), which separates what the mount and volume cost from what the emulated guest CPU costs.',
     ],
   };
 }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SupervisorClient } from '../../engine';
+import { SupervisorClient, WarmSnapshots } from '../../engine';
 import { cliPlanSettings } from '../../engine/cli/workspace-session';
 import { buildBundles } from '../../test/vm/cli-helpers';
 import { GroupResult } from '../types';
@@ -12,7 +12,8 @@ const NO_QUESTIONS = { configChanged: async () => 'cancel' as const, overLimits:
 /**
  * A window reload's reattach to a running workspace VM (connect to its supervisor, hello with
  * the event backlog, list the ptys, attach one with its replay), against opening the same
- * workspace cold (`up`: supervisor start, image lookup, boot, hooks) in the same run; and a
+ * workspace cold (`up`: supervisor start, image lookup, boot, hooks; its suspended state
+ * discarded before each) in the same run; and a
  * second client's `up` of the running workspace (connect, hello, up, close: what `microvm up`
  * and the extension do on a reload) against a raw unix-socket connect and round trip on the
  * same host, alternating.
@@ -47,8 +48,11 @@ export async function measureReattach(
       await client.up({ ...up, waitForHooks: true }, NO_QUESTIONS);
       cold.push(performance.now() - started);
       log(`cold up ${i + 1}/${sizes.coldOpens}: ${cold[i]?.toFixed(0)} ms`);
-      if (i < sizes.coldOpens - 1) await client.down();
-      else owner = client;
+      if (i < sizes.coldOpens - 1) {
+        await client.down();
+        // `down` suspends the VM: without its suspended state the next up is a cold one.
+        await new WarmSnapshots(folder).discard();
+      } else owner = client;
       if (i < sizes.coldOpens - 1) client.close();
     }
     const terminal = await (owner as SupervisorClient).spawn({
