@@ -7,8 +7,8 @@ import { microvmHome } from '../../engine/paths';
 import { blobOf, describe, gzipLayer, tarOf, type Blob, type Entry, type TestImage } from './image-fixtures';
 
 /**
- * An arm64 image from Debian's arm64 packages (bash and busybox-static, with their libraries),
- * for the aarch64 guest tests. mmdebstrap's `extract` variant unpacks the packages without
+ * An arm64 image from Debian's arm64 packages (bash, busybox-static and inotify-tools, with their
+ * libraries), for the aarch64 guest tests. mmdebstrap's `extract` variant unpacks the packages without
  * running their maintainer scripts, so no arm64 binary runs on the host (no qemu-user or
  * binfmt needed); a second layer adds what those scripts and the default image would have:
  * /etc/passwd and /etc/group, /bin/sh, and busybox applet links. Kept under
@@ -18,7 +18,7 @@ const SUITE = 'bookworm';
 const RECIPE = [
   '--arch=arm64',
   '--variant=extract',
-  '--include=bash,busybox-static',
+  '--include=bash,busybox-static,inotify-tools',
   '--skip=output/dev',
   '--dpkgopt=path-exclude=/usr/share/man/*',
   '--dpkgopt=path-exclude=/usr/share/info/*',

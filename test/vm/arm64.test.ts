@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { engineInfo, Image, type Pool, type Vm } from '../../engine';
 import { removeVolume, volumeFile } from '../../engine/mount';
 import { debianArm64Image } from '../helpers/debian-arm64';
+import { GuestLines } from '../helpers/guest-lines';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 
@@ -16,7 +17,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry-server';
  * single-platform linux/arm64 manifest to the loopback registry, runs as an aarch64 guest
  * (qemu-system-aarch64 -M virt) because its config says `architecture: arm64`. One VM from
  * the baked snapshot (network 'outbound': virtio-net) serves the exec, pty, files and forward tests; one fresh boot serves the
- * share and the volume (VMs with storage boot fresh).
+ * share and the volume (VMs with storage boot fresh), another a share with host file events.
  */
 let tmp: string;
 let registry: TestRegistry;
@@ -171,5 +172,55 @@ test('a host folder over virtio-fs and a volume, in a freshly booted arm64 guest
     }
   } finally {
     await storagePool.shutdown();
+  }
+});
+
+test('host edits of a share with fileEvents raise inotify events in the arm64 guest (microvm_fsnotify)', async () => {
+  const share = path.join(tmp, 'events');
+  fs.mkdirSync(share);
+  fs.writeFileSync(path.join(share, 'watched.txt'), 'one\n');
+  const withEvents = await Image.build({
+    ref,
+    network: 'none',
+    mounts: [{ hostPath: share, guestPath: '/workspace', protect: [], fileEvents: true }],
+  });
+  const eventsPool = withEvents.pool({ min: 0, max: 1 });
+  try {
+    const guest = await eventsPool.acquire();
+    const problems: string[] = [];
+    guest.onFileEventProblem((p) => problems.push(p.message));
+    let inotify: GuestLines | undefined;
+    try {
+      // The initramfs loaded the module (cross-built for this kernel by scripts/setup).
+      assert.match(await sh(guest, 'cat /sys/module/microvm_fsnotify/parameters/delivered'), /^\d+\n$/);
+      for (let waited = 0; guest.fileEventStats.length === 0; waited += 50) {
+        assert.ok(waited < 30_000, `no file-event relay after 30 s: ${problems.join('; ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // A pty: inotifywait's stdout is line-buffered, and its "Watches established." (stderr) is the ready line.
+      inotify = new GuestLines(
+        guest.spawn({ argv: ['inotifywait', '-m', '--format', '%e %f', '/workspace'], tty: true, timeoutMs: 0 }),
+      );
+      await inotify.waitFor(/^Watches established\.$/, 0, 30_000);
+      const timings: number[] = [];
+      for (const [change, event] of [
+        [() => fs.appendFileSync(path.join(share, 'watched.txt'), 'two\n'), /^MODIFY watched\.txt$/],
+        [() => fs.writeFileSync(path.join(share, 'new.txt'), 'fresh\n'), /^CREATE new\.txt$/],
+        [() => fs.rmSync(path.join(share, 'new.txt')), /^DELETE new\.txt$/],
+      ] as const) {
+        const mark = inotify.mark;
+        const started = performance.now();
+        change();
+        timings.push(Math.round((await inotify.waitFor(event, mark, 10_000)).at - started));
+      }
+      process.stderr.write(`# host modify, create, delete -> guest inotifywait line: ${timings.join(', ')} ms\n`);
+      assert.equal(await sh(guest, 'cat /workspace/watched.txt'), 'one\ntwo\n');
+      assert.deepEqual(problems, []);
+    } finally {
+      inotify?.child.signal('SIGKILL');
+      await guest.release();
+    }
+  } finally {
+    await eventsPool.shutdown();
   }
 });
