@@ -78,6 +78,13 @@ export interface BootSpec {
   machine?: 'q35';
   /** Aborting kills the VM while it boots or restores; boot then fails with E_ABORTED and leaves nothing behind. */
   signal?: AbortSignal;
+  /**
+   * Words added to the end of the guest kernel command line on a fresh boot, each without
+   * whitespace or quotes; absent = none. A test hook, reached through a wrapping backend: for
+   * example `microvm.vsock=PORT` makes the agent serve vsock instead of the virtio-serial port
+   * (native/agent/README.md), which the QEMU backend's host side then cannot reach.
+   */
+  kernelArgs?: string[];
 }
 
 /** A snapshot's files: a template keeps guest RAM in `memFile`; a full snapshot keeps it in the state. */

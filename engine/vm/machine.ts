@@ -111,6 +111,13 @@ export class Machine implements BackendVm {
         'only a q35 workspace VM can be resumed from a suspended state; boot it fresh',
       );
     }
+    const badArgs = (spec.kernelArgs ?? []).filter((word) => !/^[^\s"']+$/.test(word));
+    if (badArgs.length > 0) {
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `kernel command-line words ${JSON.stringify(badArgs)} are empty or hold whitespace or quotes; pass each word without them`,
+      );
+    }
     throwIfAborted(spec.signal, BOOT_STEP);
     const runAs = qemuUser();
     const state = createStateDir(runAs);
@@ -146,7 +153,7 @@ export class Machine implements BackendVm {
       vcpus: spec.vcpus,
       kernel: assets.kernel,
       initrd: assets.initrd,
-      cmdline: storage.cmdline,
+      cmdline: [...storage.cmdline, ...(spec.kernelArgs ?? [])],
       rootDisk: spec.rootDisk,
       agentSocket: state.file('agentSocket'),
       qmpSocket: state.file('qmpSocket'),

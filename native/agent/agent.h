@@ -67,8 +67,12 @@ char *tlv_strdup(const struct tlv_field *f);
 const char *tag_name(uint16_t tag);
 
 /* transport.c: the connection to the host. */
-enum transport_kind { TRANSPORT_UNIX, TRANSPORT_PORT };
+enum transport_kind { TRANSPORT_UNIX, TRANSPORT_PORT, TRANSPORT_VSOCK };
 int transport_listen_unix(const char *path);
+/* Listens on AF_VSOCK VMADDR_CID_ANY:port (vfkit's agent channel); -1 when it cannot. */
+int transport_listen_vsock(uint32_t port);
+/* Parses a vsock port (1 .. 2^32-2, decimal); 0 when `text` is not one. */
+uint32_t transport_parse_vsock_port(const char *text);
 int transport_open_port(const char *name);
 /* Writes one whole frame; on failure marks the connection lost and returns -1. */
 int send_frame(uint8_t type, uint32_t stream, const void *payload, size_t len);
@@ -81,6 +85,8 @@ void transport_set_fd(int fd);
 int transport_fd(void);
 bool transport_lost(void);
 void run_echo(const char *port_name);
+/* vsock_ping.c: `--vsock-ping PORT`, one PING over vsock to this guest's own agent (CID 1); 0 when answered. */
+int run_vsock_ping(uint32_t port);
 /* relay.c: `--relay LISTEN TARGET ...`, TCP relays inside the guest (compose network_mode service:X). */
 int run_relays(int count, char **pairs);
 
@@ -221,6 +227,7 @@ struct server_config {
     enum transport_kind kind;
     const char *unix_path;
     const char *port_name;
+    uint32_t vsock_port;
 };
 int serve(const struct server_config *cfg);
 void server_reply_info(uint32_t stream, uint8_t type, const uint8_t *nonce);
@@ -238,6 +245,8 @@ struct boot_config {
     char port[64];
     /* virtio-blk serial of the disk that keeps the root's changes (a workspace's container); empty = tmpfs */
     char upper[64];
+    /* microvm.vsock=PORT: serve the host on this vsock port instead of the virtio-serial port; 0 = not given */
+    uint32_t vsock_port;
 };
 int find_disk_by_serial(const char *serial, char *dev, size_t devlen);
 void init_early(void);

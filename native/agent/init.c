@@ -110,6 +110,9 @@ void init_read_cmdline(struct boot_config *boot)
             set_value(boot->port, sizeof boot->port, tok + 13);
         else if (strncmp(tok, "microvm.upper=", 14) == 0)
             set_value(boot->upper, sizeof boot->upper, tok + 14);
+        else if (strncmp(tok, "microvm.vsock=", 14) == 0 &&
+                 (boot->vsock_port = transport_parse_vsock_port(tok + 14)) == 0)
+            log_msg("ignoring %s: not a vsock port (1-4294967294)", tok);
     }
 }
 

@@ -26,9 +26,9 @@ static int64_t reopen_at;
 static void __attribute__((noreturn)) shutdown_agent(void)
 {
     exec_kill_all();
-    if (config->kind == TRANSPORT_PORT)
+    if (config->kind != TRANSPORT_UNIX && getpid() == 1)
         init_shutdown();
-    if (unlink(config->unix_path) != 0)
+    if (config->kind == TRANSPORT_UNIX && unlink(config->unix_path) != 0)
         log_msg("unlink %s: %s", config->unix_path, strerror(errno));
     exit(0);
 }
@@ -243,8 +243,9 @@ int serve(const struct server_config *cfg)
         log_msg("input buffer: %s", strerror(errno));
         return 1;
     }
-    if (cfg->kind == TRANSPORT_UNIX) {
-        listen_fd = transport_listen_unix(cfg->unix_path);
+    if (cfg->kind != TRANSPORT_PORT) {
+        listen_fd = cfg->kind == TRANSPORT_UNIX ? transport_listen_unix(cfg->unix_path)
+                                                 : transport_listen_vsock(cfg->vsock_port);
         if (listen_fd < 0)
             return 1;
     }

@@ -1,6 +1,7 @@
 /*
  * The byte stream to the host: a Unix socket in test mode, the virtio-serial port in the
- * guest. Frames are written whole with blocking writes.
+ * guest, or a vsock connection (microvm.vsock=PORT: vfkit on macOS). Frames are written whole
+ * with blocking writes.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/vm_sockets.h>
 
 #include "agent.h"
 
@@ -151,6 +153,39 @@ int transport_listen_unix(const char *path)
 fail:
     close(fd);
     return -1;
+}
+
+uint32_t transport_parse_vsock_port(const char *text)
+{
+    if (text[0] < '0' || text[0] > '9')
+        return 0;
+    errno = 0;
+    char *end;
+    unsigned long long port = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || port == 0 || port >= VMADDR_PORT_ANY)
+        return 0;
+    return (uint32_t)port;
+}
+
+/*
+ * Like the Unix listener: one host at a time, the next one accepted when it goes (vfkit makes
+ * a new vsock connection for each host connection to its socket).
+ */
+int transport_listen_vsock(uint32_t port)
+{
+    struct sockaddr_vm addr = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_msg("vsock socket: %s", strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 4) != 0) {
+        log_msg("listen on vsock port %u: %s", port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    log_msg("serving the host on vsock port %u", port);
+    return fd;
 }
 
 /* Finds /sys/class/virtio-ports/X/name == name and opens /dev/X; -1 when not there yet. */

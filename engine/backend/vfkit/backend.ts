@@ -4,6 +4,7 @@ import { homePaths } from '../../paths';
 import type { BackendVm, BootSpec, Capabilities, RestoreSource, ResumeSource, VmBackend } from '../types';
 import { findVfkit, gatherVfkitHostFacts } from './detect';
 import { decideVfkitHost, type VfkitHost, type VfkitHostFacts } from './host';
+import { AGENT_VSOCK_PORT } from './argv';
 import { uncompressedKernel } from './kernel';
 import { unsupportedForVfkit, VfkitMachine } from './machine';
 import { probeBoot, type VfkitProbeReport } from './probe';
@@ -34,9 +35,9 @@ const hostDependencies: VfkitDependencies = {
 /**
  * EXPERIMENTAL, and not verified by this project on a Mac: Apple's Virtualization.framework
  * through vfkit (crc-org/vfkit, as podman machine uses it). vfkit reaches the guest over vsock
- * only (its virtio-serial writes a log), so the guest agent must listen on vsock port
- * AGENT_VSOCK_PORT (`microvm.vsock=` on the kernel command line); the agent of native/ serves
- * a virtio-serial port only today, so a boot ends in E_BOOT_TIMEOUT saying so. What a vfkit
+ * only (its virtio-serial writes a log), so the guest agent serves vsock port
+ * AGENT_VSOCK_PORT (`microvm.vsock=` on the kernel command line) instead of its virtio-serial
+ * port; a boot that times out says where the agent should have answered. What a vfkit
  * VM cannot do yet (volumes, filtered shares, proxy networks, snapshots, ...) is refused at
  * boot, every item at once (E_BACKEND_UNAVAILABLE).
  */
@@ -77,7 +78,7 @@ export function createVfkitBackend(deps: VfkitDependencies = hostDependencies): 
         if (!isMicrovmError(err, 'E_BOOT_TIMEOUT')) throw err;
         throw new MicrovmError(
           'E_BOOT_TIMEOUT',
-          `${err.message}; under vfkit the guest agent must listen on vsock, which the agent of native/ does not do yet (README "macOS hosts")`,
+          `${err.message}; the guest agent should have answered on vsock port ${AGENT_VSOCK_PORT} through vfkit's agent socket: run scripts/verify-macos.sh and attach its report to the issue (README "macOS hosts")`,
           { cause: err },
         );
       });

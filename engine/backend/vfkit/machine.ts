@@ -90,7 +90,7 @@ export class VfkitMachine implements BackendVm {
     const argv = vfkitArgv({
       kernel: inputs.kernel,
       initrd: inputs.initrd,
-      cmdline: vfkitKernelCmdline({ rootDisk: true, agentPort: AGENT_VSOCK_PORT }),
+      cmdline: vfkitKernelCmdline({ rootDisk: true, agentPort: AGENT_VSOCK_PORT, extra: spec.kernelArgs }),
       memoryMib: spec.memoryMib,
       vcpus: spec.vcpus,
       disks: [{ path: spec.rootDisk, readOnly: true }],
