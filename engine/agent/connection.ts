@@ -45,6 +45,8 @@ interface QueuedRequest {
 }
 
 const HELLO_INTERVAL_MS = 100;
+/** The handshake's way to tell `open` that the connection closed before the agent answered. */
+const LOST_BEFORE_ANSWER = new Error('the agent connection closed before the agent answered');
 
 /**
  * One connection to a guest agent: frames, streams and credit (native/agent/protocol.md).
@@ -78,21 +80,32 @@ export class AgentConnection {
   /**
    * Connects to the agent socket (retrying while QEMU creates it) and completes the HELLO
    * handshake within `timeoutMs`. `describeLoss` explains a lost connection (for example by
-   * reading the QEMU process state) and becomes the error of every open call.
+   * reading the QEMU process state) and becomes the error of every open call. With
+   * `reconnect`, a connection closed before the agent answered is made anew until the
+   * deadline: vfkit closes each one it cannot carry to the guest's vsock port, which nothing
+   * listens on until the agent is up.
    */
   static async open(
     socketPath: string,
-    opts: { timeoutMs: number; describeLoss: () => Promise<MicrovmError>; abortIf?: () => MicrovmError | undefined },
+    opts: {
+      timeoutMs: number;
+      describeLoss: () => Promise<MicrovmError>;
+      abortIf?: () => MicrovmError | undefined;
+      reconnect?: boolean;
+    },
   ): Promise<{ connection: AgentConnection; info: AgentInfo }> {
     const deadline = Date.now() + opts.timeoutMs;
-    const socket = await connectWithRetry(socketPath, deadline, opts.abortIf);
-    const connection = new AgentConnection(socket, opts.describeLoss);
-    try {
-      const info = await connection.handshake(deadline, opts.abortIf);
-      return { connection, info };
-    } catch (err) {
-      connection.close();
-      throw err;
+    for (;;) {
+      const socket = await connectWithRetry(socketPath, deadline, opts.abortIf);
+      const connection = new AgentConnection(socket, opts.describeLoss);
+      try {
+        const info = await connection.handshake(deadline, opts.abortIf, opts.reconnect === true);
+        return { connection, info };
+      } catch (err) {
+        connection.close();
+        if (err !== LOST_BEFORE_ANSWER) throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, HELLO_INTERVAL_MS));
     }
   }
 
@@ -175,7 +188,11 @@ export class AgentConnection {
     this.socket.destroy();
   }
 
-  private async handshake(deadline: number, abortIf?: () => MicrovmError | undefined): Promise<AgentInfo> {
+  private async handshake(
+    deadline: number,
+    abortIf: (() => MicrovmError | undefined) | undefined,
+    reconnect: boolean,
+  ): Promise<AgentInfo> {
     return new Promise<AgentInfo>((resolve, reject) => {
       const sendHello = () => {
         const nonce = randomBytes(8).readBigUInt64LE();
@@ -195,10 +212,10 @@ export class AgentConnection {
       const tick = () => {
         const aborted = abortIf?.() ?? this.closedError;
         if (aborted) return finish(aborted);
-        if (this.lost) return;
         if (Date.now() > deadline) {
           return finish(new MicrovmError('E_BOOT_TIMEOUT', 'the guest agent did not answer its handshake in time'));
         }
+        if (this.lost) return reconnect ? finish(LOST_BEFORE_ANSWER) : undefined;
         sendHello();
       };
       const timer = setInterval(tick, HELLO_INTERVAL_MS);

@@ -66,6 +66,20 @@ test('boot reaches the agent through the vsock socket, runs a command, and stop 
   await vm.stop();
 });
 
+test('connections vfkit closes while the guest listens nowhere yet are made anew until the agent answers', async () => {
+  process.env.FAKE_VFKIT_AGENT = agentBinary;
+  process.env.FAKE_VFKIT_AGENT_DELAY_MS = '1500';
+  try {
+    const started = Date.now();
+    const vm = await backendWith(path.join(__dirname, '../helpers/fake-vfkit.mjs')).boot({ ...SPEC, bootTimeoutMs: 10_000 });
+    assert.ok(Date.now() - started >= 1500, 'the agent answered once it was up');
+    assert.equal(await vm.checkHealth(), 'healthy');
+    await vm.stop();
+  } finally {
+    delete process.env.FAKE_VFKIT_AGENT_DELAY_MS;
+  }
+});
+
 test('what a vfkit VM cannot do yet is refused at boot, every item at once', async () => {
   const backend = backendWith(path.join(__dirname, '../helpers/fake-vfkit.mjs'));
   await assert.rejects(

@@ -112,6 +112,7 @@ export class VfkitMachine implements BackendVm {
     try {
       const { connection, info } = await AgentConnection.open(file('agent.sock'), {
         timeoutMs: spec.bootTimeoutMs ?? inputs.bootTimeoutMs,
+        reconnect: true,
         abortIf: () => (exit ? vfkitExitError(exit, 'boot') : undefined),
         describeLoss: async () => vfkitExitError(exit ?? (await exited), 'run'),
       });
