@@ -2,13 +2,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Image, Pool, Vm, isMicrovmError } from '../../engine';
+import { testArch, testImage } from '../helpers/test-arch';
 
 /** One real VM (TCG here) serves every test in this file, as a user's session would. */
 let pool: Pool;
 let vm: Vm;
 
 before(async () => {
-  const image = await Image.build({});
+  const image = await Image.build(testImage());
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
 });
@@ -34,7 +35,7 @@ test('exit codes, env and cwd reach the guest process', async () => {
 test('the guest runs its own kernel, not the host one', async () => {
   const result = await vm.exec({ argv: ['uname', '-r'] });
   assert.equal(result.exitCode, 0);
-  assert.match(result.stdout, /cloud-amd64/);
+  assert.match(result.stdout, testArch() === 'aarch64' ? /arm64/ : /cloud-amd64/);
 });
 
 test('1 MiB of stdout arrives intact', async () => {

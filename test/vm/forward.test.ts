@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { ExecChild, Image, Pool, Vm, isMicrovmError } from '../../engine';
 import { SLOW } from '../helpers/slow';
+import { testImage } from '../helpers/test-arch';
 
 /** One VM (network 'outbound', the default) serves every test in this file. */
 let pool: Pool;
@@ -12,7 +13,7 @@ let vm: Vm;
 const background: ExecChild[] = [];
 
 before(async () => {
-  const image = await Image.build({});
+  const image = await Image.build(testImage());
   pool = image.pool({ min: 1, max: 1 });
   vm = await pool.acquire();
   await vm.writeFile('/srv/index.html', 'hello from the guest\n');

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Image, Pool, Vm } from '../../engine';
+import { testImage } from '../helpers/test-arch';
 
 /**
  * The share's cache settings keep both sides coherent (ARCHITECTURE.md, "Shared folders:
@@ -21,6 +22,7 @@ let vm: Vm;
 before(async () => {
   fs.chmodSync(dir, 0o755);
   const image = await Image.build({
+    ...testImage(),
     network: 'none',
     mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [] }],
   });

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Image, Pool, Vm } from '../../engine';
 import { SLOW } from '../helpers/slow';
+import { testImage } from '../helpers/test-arch';
 
 /** A live share both ways: host edits reach the guest without a remount; guest trees land on the host. */
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-sync-'));
@@ -15,6 +16,7 @@ let vm: Vm;
 before(async () => {
   fs.chmodSync(dir, 0o755);
   const image = await Image.build({
+    ...testImage(),
     network: 'none',
     mounts: [{ hostPath: dir, guestPath: '/workspace', protect: [] }],
   });

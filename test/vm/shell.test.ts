@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as pty from 'node-pty';
 import { Terminal } from '@xterm/headless';
 import { setTimeout as delay } from 'node:timers/promises';
+import { testImage } from '../helpers/test-arch';
 import { buildBundles, Bundles } from './cli-helpers';
 
 /**
@@ -58,7 +59,8 @@ async function typeCommand(command: string): Promise<void> {
 before(async () => {
   bundles = await buildBundles();
   term = new Terminal({ cols: 100, rows: 30, allowProposedApi: true, scrollback: 1000 });
-  shell = pty.spawn(process.execPath, [bundles.cli, 'shell'], {
+  const { ref } = testImage();
+  shell = pty.spawn(process.execPath, [bundles.cli, 'shell', ...(ref ? ['--image', ref] : [])], {
     name: 'xterm-256color',
     cols: 100,
     rows: 30,
