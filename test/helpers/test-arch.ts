@@ -28,11 +28,6 @@ export function testImage(): { ref?: string } {
 
 let layout: string | undefined;
 
-/** For `test(name, onlyOn('x86_64', 'why'), fn)`: skips the test on the other architecture, saying why. */
-export function onlyOn(arch: TestArch, reason: string): { skip?: string } {
-  return testArch() === arch ? {} : { skip: `${arch} only: ${reason}` };
-}
-
 /**
  * The arm64 Debian image (test/helpers/debian-arm64.ts) as an OCI layout under
  * $MICROVM_HOME/test-images, named by its manifest digest: written once, then reused, so no
