@@ -1,10 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { microvmHome } from '../../engine/paths';
-import { blobOf, describe, gzipLayer, tarOf, type Blob, type Entry, type TestImage } from './image-fixtures';
+import { blobOf, describe, gzipLayer, tarOf, type Entry, type TestImage } from './image-fixtures';
+import { mmdebstrapLayer, type DebianBase } from './debian-images';
 
 /**
  * An arm64 image from Debian's arm64 packages (bash, busybox-static and inotify-tools, with their
@@ -96,46 +94,17 @@ const APPLETS = [
   'xargs',
 ];
 
-interface BaseLayer {
-  layer: Blob;
-  diffId: string;
-}
-
-function debianArm64Base(): BaseLayer {
+function debianArm64Base(): DebianBase {
   const recipe = createHash('sha256')
     .update(JSON.stringify([SUITE, RECIPE]))
     .digest('hex')
     .slice(0, 16);
   const dir = path.join(microvmHome(), 'test-images', `debian-${SUITE}-arm64-extract-${recipe}`);
-  const diffIdFile = path.join(dir, 'diff-id');
-  if (!fs.existsSync(diffIdFile)) {
-    const work = `${dir}.tmp-${process.pid}`;
-    fs.rmSync(work, { recursive: true, force: true });
-    fs.mkdirSync(work, { recursive: true });
-    try {
-      const tar = path.join(work, 'layer.tar');
-      execFileSync('mmdebstrap', [...RECIPE, SUITE, tar, 'http://deb.debian.org/debian'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
-      });
-      const bytes = fs.readFileSync(tar);
-      fs.writeFileSync(path.join(work, 'layer.tar.gz'), gzipSync(bytes, { level: 6 }));
-      fs.writeFileSync(path.join(work, 'diff-id'), `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
-      fs.rmSync(tar);
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.renameSync(work, dir);
-    } finally {
-      fs.rmSync(work, { recursive: true, force: true });
-    }
-  }
-  return {
-    layer: blobOf(fs.readFileSync(path.join(dir, 'layer.tar.gz')), 'application/vnd.oci.image.layer.v1.tar+gzip'),
-    diffId: fs.readFileSync(diffIdFile, 'utf8'),
-  };
+  return mmdebstrapLayer(dir, SUITE, RECIPE);
 }
 
 /** What the packages' maintainer scripts (and the default image's setup) would have added. */
-function systemLayer(): { layer: Blob; diffId: string } {
+function systemLayer(): DebianBase {
   const entries: Entry[] = [
     { path: 'etc/passwd', data: 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' },
     { path: 'etc/group', data: 'root:x:0:\nnogroup:x:65534:\n' },

@@ -41,6 +41,14 @@ export function debianMinbase(include: string[] = []): DebianBase {
     'test-images',
     `debian-${SUITE}-minbase${include.length > 0 ? '-plus' : ''}-${recipe}`,
   );
+  return mmdebstrapLayer(dir, SUITE, [...RECIPE, ...(include.length > 0 ? [`--include=${include.join(',')}`] : [])]);
+}
+
+/**
+ * The layer mmdebstrap makes of Debian `suite` with `options`, built once into `dir` (in a temp
+ * dir renamed into place, so an interrupted build leaves nothing half-made) and read from there after.
+ */
+export function mmdebstrapLayer(dir: string, suite: string, options: string[]): DebianBase {
   const layerFile = path.join(dir, 'layer.tar.gz');
   const diffIdFile = path.join(dir, 'diff-id');
   if (!fs.existsSync(diffIdFile)) {
@@ -49,17 +57,10 @@ export function debianMinbase(include: string[] = []): DebianBase {
     fs.mkdirSync(work, { recursive: true });
     try {
       const tar = path.join(work, 'layer.tar');
-      execFileSync(
-        'mmdebstrap',
-        [
-          ...RECIPE,
-          ...(include.length > 0 ? [`--include=${include.join(',')}`] : []),
-          SUITE,
-          tar,
-          'http://deb.debian.org/debian',
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SOURCE_DATE_EPOCH: '0' } },
-      );
+      execFileSync('mmdebstrap', [...options, suite, tar, 'http://deb.debian.org/debian'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
+      });
       const bytes = fs.readFileSync(tar);
       fs.writeFileSync(path.join(work, 'layer.tar.gz'), gzipSync(bytes, { level: 6 }));
       fs.writeFileSync(path.join(work, 'diff-id'), `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
