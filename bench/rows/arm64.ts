@@ -6,11 +6,11 @@ import { debianArm64Image } from '../../test/helpers/debian-arm64';
 import { pushImage } from '../../test/helpers/registry-push';
 import { startRegistry } from '../../test/helpers/registry-server';
 import { rawBootMs, rawContext, rawEchoRoundTrips } from '../raw-qemu';
-import { rawRestore, RawRestoreTarget } from '../raw-restore';
+import { rawRestore } from '../raw-restore';
 import { GroupResult, Series } from '../types';
 import { engineBootMs } from './boot';
 import { execTrue, timeCalls } from './exec';
-import { acquireRestoreMs } from './pool';
+import { acquireRestoreMs, templateRestoreTarget } from './pool';
 import { Sizes } from './sizes';
 
 /**
@@ -35,26 +35,7 @@ export async function measureArm64(sizes: Sizes, log: (line: string) => void): P
     log(`arm64 boot ${i + 1}/${sizes.boots}: engine ${boots[i]?.toFixed(0)} ms, raw ${rawBoots[i]?.toFixed(0)} ms`);
   }
 
-  const snapshot = snapshotted.snapshot;
-  if (!snapshot || snapshot.source.kind !== 'template' || !snapshot.source.memFile) {
-    throw new Error('bench: the arm64 restore rows need a template snapshot of the arm64 image');
-  }
-  const record = snapshotted.record();
-  const target: RawRestoreTarget = {
-    memFile: snapshot.source.memFile,
-    stateFile: snapshot.source.stateFile,
-    rootDisk: record.rootDisk,
-    memoryMib: record.memoryMib,
-    vcpus: record.vcpus,
-    network: record.network,
-  };
-  // The first pool of a just-baked image gets the bake's VM: take it out of the way.
-  const first = snapshotted.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });
-  try {
-    await (await first.acquire()).release();
-  } finally {
-    await first.shutdown();
-  }
+  const target = await templateRestoreTarget(snapshotted, 'arm64 restore rows');
   const restores: number[] = [];
   const rawRestores: number[] = [];
   const restorePool = snapshotted.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });

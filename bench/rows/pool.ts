@@ -17,27 +17,7 @@ export async function measurePool(
   sizes: Sizes,
   log: (line: string) => void,
 ): Promise<GroupResult> {
-  const snapshot = image.snapshot;
-  if (!snapshot || snapshot.source.kind !== 'template' || !snapshot.source.memFile) {
-    throw new Error('bench: the pool rows need an image with a template snapshot (Image.build with snapshot: true)');
-  }
-  const record = image.record();
-  const target: RawRestoreTarget = {
-    memFile: snapshot.source.memFile,
-    stateFile: snapshot.source.stateFile,
-    rootDisk: record.rootDisk,
-    memoryMib: record.memoryMib,
-    vcpus: record.vcpus,
-    network: record.network,
-  };
-
-  // The first pool of an image that was just baked gets the bake's VM: take it out of the way.
-  const first = image.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });
-  try {
-    await (await first.acquire()).release();
-  } finally {
-    await first.shutdown();
-  }
+  const target = await templateRestoreTarget(image, 'pool rows');
 
   const idle = await acquireIdleMs(image, sizes);
   log(`acquire idle: ${idle.values.length} acquires`);
@@ -130,4 +110,31 @@ export function spawnTrueMs(): Promise<number> {
       code === 0 ? resolve(performance.now() - started) : reject(new Error(`true exited ${code}`)),
     );
   });
+}
+
+/**
+ * What a raw QEMU restore of `image`'s template snapshot needs (`rows` names the bench rows
+ * that asked, in the error when there is none), with the bake's VM, which the image's first
+ * pool gets when it was just baked, taken out of the way so later acquires restore.
+ */
+export async function templateRestoreTarget(image: Image, rows: string): Promise<RawRestoreTarget> {
+  const snapshot = image.snapshot;
+  if (!snapshot || snapshot.source.kind !== 'template' || !snapshot.source.memFile) {
+    throw new Error(`bench: the ${rows} need an image with a template snapshot (Image.build with snapshot: true)`);
+  }
+  const record = image.record();
+  const first = image.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });
+  try {
+    await (await first.acquire()).release();
+  } finally {
+    await first.shutdown();
+  }
+  return {
+    memFile: snapshot.source.memFile,
+    stateFile: snapshot.source.stateFile,
+    rootDisk: record.rootDisk,
+    memoryMib: record.memoryMib,
+    vcpus: record.vcpus,
+    network: record.network,
+  };
 }
