@@ -52,7 +52,11 @@ export async function buildBundles(): Promise<Bundles> {
  */
 export function privateHome(parts: string[]): string {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mvh-'));
-  for (const part of parts) fs.symlinkSync(path.join(realHome, part), path.join(home, part));
+  for (const part of parts) {
+    // A fresh machine may not have made the shared part yet; the link must not dangle.
+    fs.mkdirSync(path.join(realHome, part), { recursive: true });
+    fs.symlinkSync(path.join(realHome, part), path.join(home, part));
+  }
   const accel = path.join(realHome, 'accel.json');
   if (fs.existsSync(accel)) fs.copyFileSync(accel, path.join(home, 'accel.json'));
   return home;
