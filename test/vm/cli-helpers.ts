@@ -69,11 +69,14 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How long one CLI command of a test may run (a cold `up` with builds takes a few minutes under TCG). */
+const CLI_TIMEOUT_MS = 300_000;
+
 /** Runs `node CLI ARGS...` to the end, feeding `input` (or nothing) to its stdin. */
 export function runCli(
   cli: string,
   args: string[],
-  options: { env?: Record<string, string>; input?: Buffer | string } = {},
+  options: { env?: Record<string, string>; input?: Buffer | string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
@@ -82,6 +85,14 @@ export function runCli(
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
+    // A command that hangs fails its test with what it printed, instead of the whole file
+    // timing out with nothing to go on.
+    const timeoutMs = options.timeoutMs ?? CLI_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      stderr.push(Buffer.from(`\n[test: microvm ${args.join(' ')} still ran after ${timeoutMs} ms; killed]\n`));
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('close', () => clearTimeout(timer));
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.stdin.on('error', () => undefined);

@@ -13,6 +13,7 @@ import { SupervisorClient } from '../../engine/supervisor/client';
 import { supervisorFiles } from '../../engine/supervisor/paths';
 import { Requests } from '../../engine/supervisor/protocol';
 import { openWorkspace } from '../../engine/workspace/record';
+import { failIfLingering } from '../helpers/lingering';
 import { homePaths } from '../../engine/paths';
 
 /**
@@ -43,6 +44,7 @@ after(async () => {
   fs.rmSync(bundles.dir, { recursive: true, force: true });
   fs.rmSync(home, { recursive: true, force: true });
   fs.rmSync(tmp, { recursive: true, force: true });
+  failIfLingering('supervisor.test.ts');
 });
 
 const cli = (args: string[], input?: string) =>
