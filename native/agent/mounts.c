@@ -28,6 +28,9 @@
 
 #define DEVICE_WAIT_MS 5000
 #define TAG_RETRY_MS 2
+/* When a share's device is late, and how often after that, the agent rescans the PCI buses. */
+#define RESCAN_AFTER_MS 500
+#define RESCAN_EVERY_MS 1000
 #define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
 #define MAX_SOURCE 64
 
@@ -155,6 +158,43 @@ static int grow_to_disk(const char *dev, const char *path, char *err, size_t err
     return 0;
 }
 
+/* Asks the kernel to scan the PCI buses again: it probes a device whose hot-plug notice it
+ * missed (a notice raised while a restored guest was still settling is lost now and then under
+ * a loaded emulator). Scanning finds only devices the machine already has; a failure is
+ * harmless, the wait goes on. */
+static void rescan_pci(void)
+{
+    int fd = open("/sys/bus/pci/rescan", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (write(fd, "1", 1) != 1)
+        log_msg("PCI rescan: %s", strerror(errno));
+    close(fd);
+}
+
+/* A hot-plugged share's tag is known once the guest has probed its device: until then
+ * virtio-fs answers EINVAL (tag not found). Waits up to DEVICE_WAIT_MS of real time (counted on
+ * the monotonic clock: under a loaded emulator a 2 ms sleep takes far longer), and rescans the
+ * PCI buses when the device is late, so a missed hot-plug notice costs a rescan, not the mount. */
+static int mount_when_probed(const char *tag, const char *path, unsigned long flags)
+{
+    int64_t started = now_ms(), next_rescan = started + RESCAN_AFTER_MS;
+    int mounted = -1;
+    errno = EINVAL;
+    while (mounted != 0 && errno == EINVAL && now_ms() - started < DEVICE_WAIT_MS) {
+        if (now_ms() >= next_rescan) {
+            log_msg("share %s: its device is not probed after %lld ms; rescanning the PCI buses", tag,
+                    (long long)(now_ms() - started));
+            rescan_pci();
+            next_rescan = now_ms() + RESCAN_EVERY_MS;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = TAG_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        mounted = mount(tag, path, "virtiofs", flags, NULL);
+    }
+    return mounted;
+}
+
 void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
 {
     struct mount_request m;
@@ -202,13 +242,8 @@ void op_mount(uint32_t stream, const uint8_t *payload, size_t len)
         options = tmpfs_options;
     }
     int mounted = mount(source, m.path, type, flags, options);
-    /* A hot-plugged share's tag is known once the guest has probed its device: until then
-     * virtio-fs answers EINVAL (tag not found). */
-    for (int waited = 0; mounted != 0 && errno == EINVAL && m.kind == MOUNT_VIRTIOFS && waited < DEVICE_WAIT_MS; waited += TAG_RETRY_MS) {
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = TAG_RETRY_MS * 1000000L};
-        nanosleep(&pause, NULL);
-        mounted = mount(source, m.path, type, flags, options);
-    }
+    if (mounted != 0 && errno == EINVAL && m.kind == MOUNT_VIRTIOFS)
+        mounted = mount_when_probed(source, m.path, flags);
     if (mounted != 0) {
         int e = errno;
         log_msg("mount %s on %s (%s): %s", source, m.path, type, strerror(e));
