@@ -8,6 +8,7 @@ import { notPrivate } from '../vm/state-dir';
 import type { ResumeSource } from '../backend/types';
 import type { Vm } from '../vm/vm';
 import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
+import { DroppedState, enforceSuspendedBudget, EVICTED_FILE, suspendedBudgetMiB } from './suspended-budget';
 
 /**
  * Warm reopen: a workspace VM is suspended when it stops (its RAM and device state kept, its
@@ -21,7 +22,8 @@ import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
  * VM sees live, and a changed one runs updateContentCommand again on it (lockfiles.ts), as on
  * a booted one. Its RAM stays on tmpfs next to the run
  * directories (a rename, not a copy), so a suspended workspace holds host memory (or swap)
- * until it is resumed or discarded, and a host reboot discards it.
+ * until it is resumed, discarded or dropped for the budget of all suspended VMs
+ * (suspended-budget.ts), and a host reboot discards it.
  */
 
 const STATE_FILE = 'state';
@@ -81,9 +83,15 @@ export class WarmSnapshots {
 
   /**
    * Suspends `vm` and records it under `key`. Returns the processes the guest killed because
-   * they held the folder. On failure nothing is recorded and the VM has been stopped.
+   * they held the folder, and the other workspaces' suspended states dropped to keep them all
+   * within the budget (suspended-budget.ts). On failure nothing is recorded and the VM has been stopped.
    */
-  async suspend(vm: Vm, key: string, disks: string[]): Promise<string[]> {
+  async suspend(
+    vm: Vm,
+    key: string,
+    disks: string[],
+  ): Promise<{ killed: string[]; dropped: DroppedState[]; budgetMiB: number }> {
+    const budgetMiB = suspendedBudgetMiB();
     const record = openWorkspace(this.folder);
     const dir = suspendDir(record.id);
     privateParent();
@@ -93,7 +101,7 @@ export class WarmSnapshots {
       const killed = await vm.suspend(path.join(dir, STATE_FILE), path.join(dir, MEMORY_FILE));
       const saved: Suspended = { key, savedAt: new Date().toISOString(), disks: disks.map(diskStamp) };
       await saveWorkspace({ ...openWorkspace(this.folder), suspended: saved });
-      return killed;
+      return { killed, dropped: enforceSuspendedBudget(budgetMiB, record.id), budgetMiB };
     } catch (err) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -110,6 +118,8 @@ export class WarmSnapshots {
 
 /** Why a suspended state cannot be resumed, or undefined when it can. */
 export function mismatch(suspended: Suspended, key: string, disks: string[], dir: string): string | undefined {
+  const evicted = path.join(dir, EVICTED_FILE);
+  if (fs.existsSync(evicted)) return fs.readFileSync(evicted, 'utf8');
   if (suspended.key !== key) return 'its inputs changed (image, settings, container, configuration or kernel)';
   for (const name of [STATE_FILE, MEMORY_FILE]) {
     if (!fs.existsSync(path.join(dir, name)))

@@ -61,7 +61,11 @@ export async function suspendWarm(
 ): Promise<boolean> {
   const started = Date.now();
   try {
-    const killed = await warm.suspend(start.vm, start.key, start.disks);
+    const { killed, dropped, budgetMiB } = await warm.suspend(start.vm, start.key, start.disks);
+    for (const state of dropped)
+      log(
+        `warm reopen: dropped the suspended VM of workspace ${state.workspaceId} (${state.mib} MiB) to keep suspended VMs within ${budgetMiB} MiB (MICROVM_SUSPENDED_MAX_MIB); it boots afresh next time`,
+      );
     if (killed.length > 0)
       log(
         `warm reopen: killed ${killed.length} guest process(es) that held the shared folder, which must be unmounted to suspend: ${killed.join(', ')}`,

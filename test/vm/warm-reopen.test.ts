@@ -298,7 +298,7 @@ test('host edits raise inotify events in the guest after a warm resume: the watc
   await again.session.stop();
 });
 
-test('a resumed guest that missed the hot-plug notice of its folder\'s device finds it by a PCI rescan', async () => {
+test("a resumed guest that missed the hot-plug notice of its folder's device finds it by a PCI rescan", async () => {
   const folder = project('missed-notice');
   const first = await open(folder);
   // q35 announces PCI hot-plug with ACPI GPE 1 (\\_GPE._E01). A guest job disables it as soon as
@@ -318,6 +318,42 @@ test('a resumed guest that missed the hot-plug notice of its folder\'s device fi
   assert.equal(await inGuest(again.session, 'cat hello.txt', again.logs), 'after the rescan\n');
   process.stderr.write(`a resume whose hot-plug notice was lost: ${again.ms} ms\n`);
   await again.session.stop();
+});
+
+test('suspended VMs stay within MICROVM_SUSPENDED_MAX_MIB: suspending one drops the oldest other, whose next open boots afresh and says why', async () => {
+  const previous = process.env.MICROVM_SUSPENDED_MAX_MIB;
+  process.env.MICROVM_SUSPENDED_MAX_MIB = '0';
+  try {
+    const older = project('budget-older');
+    const newer = project('budget-newer');
+    const a = await open(older);
+    await a.session.stop({ suspend: true });
+    const b = await open(newer);
+    await b.session.stop({ suspend: true });
+    assert.ok(
+      b.logs.some((l) =>
+        /warm reopen: dropped the suspended VM of workspace \w+ \(\d+ MiB\) to keep suspended VMs within 0 MiB/.test(l),
+      ),
+      b.logs.join('\n'),
+    );
+    const again = await open(older);
+    assert.ok(again.booted, 'the dropped one boots afresh');
+    assert.ok(
+      again.logs.some((l) =>
+        /warm reopen: booting afresh, since its memory was dropped to keep suspended workspace VMs within 0 MiB/.test(
+          l,
+        ),
+      ),
+      again.logs.join('\n'),
+    );
+    await again.session.stop();
+    const resumed = await open(newer);
+    assert.ok(!resumed.booted, 'the latest one still resumes');
+    await resumed.session.stop();
+  } finally {
+    if (previous === undefined) delete process.env.MICROVM_SUSPENDED_MAX_MIB;
+    else process.env.MICROVM_SUSPENDED_MAX_MIB = previous;
+  }
 });
 
 /** Resumes a suspended workspace VM with the engine bundle, prints its id, then waits to be killed. */
