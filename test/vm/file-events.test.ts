@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -375,4 +376,79 @@ test('the guest module keeps events beneath the mount: no "..", absolute paths, 
   assert.match(asNobody.stderr, /Permission denied/);
   const kernelLog = await vm.exec({ argv: ['sh', '-c', 'dmesg 2>/dev/null || busybox dmesg'] });
   assert.doesNotMatch(kernelLog.stdout, /BUG|WARNING|Oops|general protection/);
+});
+
+/** chokidar (4, on fs.watch) on /workspace/src: one JSON line per event, 'ready' once it watches. */
+const CHOKIDAR = `
+const chokidar = require('/workspace/node_modules/chokidar');
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+chokidar
+  .watch('/workspace/src', { ignoreInitial: true })
+  .on('all', (event, file) => say({ event, file: require('path').basename(file) }))
+  .on('ready', () => say({ event: 'ready' }));
+`;
+
+test('chokidar and nodemon (npm packages, run in the guest) see host edits: add, change, editor save, unlink; nodemon restarts', async (t) => {
+  // The packages come from the npm registry the host reaches (as `npm ci` does); installed on
+  // the host into the shared folder, as a developer's checkout has them.
+  const installed = await new Promise<{ ok: boolean; output: string }>((resolve) =>
+    execFile(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, 'chokidar@4', 'nodemon@3'],
+      { timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ ok: !err, output: `${stdout}${stderr}` }),
+    ),
+  );
+  if (!installed.ok) {
+    t.skip(`npm could not install chokidar and nodemon here (no registry?): ${installed.output.slice(-300)}`);
+    return;
+  }
+  fs.mkdirSync(path.join(dir, 'src'));
+  fs.writeFileSync(path.join(dir, 'src', 'app.js'), "console.log('app v1'); setInterval(() => {}, 1000);\n");
+  const chokidar = new GuestLines(vm.spawn({ argv: ['node', '-e', CHOKIDAR], timeoutMs: 0 }));
+  const nodemon = new GuestLines(
+    vm.spawn({
+      argv: ['node', '/workspace/node_modules/nodemon/bin/nodemon.js', '--watch', 'src', 'src/app.js'],
+      cwd: '/workspace',
+      env: { NO_UPDATE_NOTIFIER: '1' },
+      timeoutMs: 0,
+    }),
+  );
+  try {
+    await chokidar.waitFor(/"ready"/, 0, 60_000);
+    await nodemon.waitFor(/app v1/, 0, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const event = (name: string, file: string) => (text: string) =>
+      json(text).event === name && json(text).file === file;
+    const changes: Array<[string, () => void, string, string]> = [
+      ['create', () => fs.writeFileSync(path.join(dir, 'src', 'new.js'), 'x\n'), 'add', 'new.js'],
+      ['modify', () => fs.appendFileSync(path.join(dir, 'src', 'new.js'), 'y\n'), 'change', 'new.js'],
+      [
+        'editor save (write a temp file, rename it over)',
+        () => {
+          fs.writeFileSync(
+            path.join(dir, 'src', '.app.js.swp'),
+            "console.log('app v2'); setInterval(() => {}, 1000);\n",
+          );
+          fs.renameSync(path.join(dir, 'src', '.app.js.swp'), path.join(dir, 'src', 'app.js'));
+        },
+        'change',
+        'app.js',
+      ],
+      ['delete', () => fs.unlinkSync(path.join(dir, 'src', 'new.js')), 'unlink', 'new.js'],
+    ];
+    for (const [what, change, name, file] of changes) {
+      const mark = chokidar.mark;
+      const started = performance.now();
+      change();
+      const line = await chokidar.waitFor(event(name, file), mark, 10_000).catch((err: Error) => {
+        throw new Error(`chokidar saw no ${name} ${file} after the host's ${what}: ${err.message}`);
+      });
+      console.log(`chokidar: host ${what} -> '${name}' ${file} in ${Math.round(line.at - started)} ms`);
+    }
+    await nodemon.waitFor(/app v2/, 0, 15_000);
+  } finally {
+    chokidar.child.signal('SIGKILL');
+    nodemon.child.signal('SIGKILL');
+  }
 });
