@@ -68,6 +68,28 @@ function suspended(): string {
   return path.join(SHM, `microvm-suspended-${process.getuid?.() ?? 0}-${home}`);
 }
 
+/**
+ * Every directory of suspended VMs this user may have on /dev/shm, whatever MICROVM_HOME made
+ * it (own first): they hold guest RAM, so the bound on it (engine/workspace/suspended-budget.ts)
+ * counts them all, and one whose home was deleted is found only by a scan.
+ */
+export function suspendedDirsOfThisUser(): string[] {
+  const own = suspended();
+  if (process.env.MICROVM_RUN_DIR || !sharedMemoryDir()) return [own];
+  const prefix = `microvm-suspended-${process.getuid?.() ?? 0}-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(SHM);
+  } catch {
+    return [own];
+  }
+  const others = names.filter((name) => name.startsWith(prefix) && /^[0-9a-f]{8}$/.test(name.slice(prefix.length)));
+  return [own, ...others.map((name) => path.join(SHM, name)).filter((dir) => dir !== own)];
+}
+
+/** The file in a directory of suspended VMs that names the MICROVM_HOME it belongs to. */
+export const SUSPENDED_HOME_FILE = 'home';
+
 /** The run dir's one entry that is not a VM's state directory (the reaper leaves it). */
 export const SUSPENDED_DIR = 'suspended';
 

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MicrovmError } from '../errors';
-import { homePaths } from '../paths';
+import { homePaths, SUSPENDED_HOME_FILE, suspendedDirsOfThisUser } from '../paths';
+import { notPrivate } from '../vm/state-dir';
 
 /**
  * A bound on the host memory suspended workspace VMs hold together. Each suspended VM keeps its
@@ -36,28 +37,63 @@ export interface DroppedState {
 }
 
 /**
- * Drops the oldest suspended states other than `keepId`'s until the rest hold at most
- * `budgetMiB` (the memory their files occupy on tmpfs, not their nominal size); returns them.
+ * Drops the oldest suspended states other than `keepId`'s (of this MICROVM_HOME) until the
+ * rest hold at most `budgetMiB` (the memory their files occupy on tmpfs, not their nominal
+ * size); returns them. Every home of this user counts (host memory is one), and the states of
+ * a home that no longer exists are removed first (orphanedSuspendedDirs).
  */
 export function enforceSuspendedBudget(budgetMiB: number, keepId: string): DroppedState[] {
-  const parent = homePaths.suspended();
-  if (!fs.existsSync(parent)) return [];
-  const states = fs
-    .readdirSync(parent)
-    .map((id) => ({ id, dir: path.join(parent, id) }))
-    .filter(({ dir }) => !fs.existsSync(path.join(dir, EVICTED_FILE)))
-    .map(({ id, dir }) => ({ id, dir, ...measure(dir) }))
-    .filter((s) => s.bytes > 0);
-  let total = states.reduce((sum, s) => sum + s.bytes, 0);
   const dropped: DroppedState[] = [];
+  for (const dir of orphanedSuspendedDirs()) {
+    for (const id of states(dir))
+      dropped.push({ workspaceId: id, mib: Math.round(measure(path.join(dir, id)).bytes / MIB) });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const keep = path.join(homePaths.suspended(), keepId);
+  const held = suspendedDirsOfThisUser()
+    .filter((parent) => !notPrivate(parent))
+    .flatMap((parent) => states(parent).map((id) => ({ id, dir: path.join(parent, id) })))
+    .filter(({ dir }) => !fs.existsSync(path.join(dir, EVICTED_FILE)))
+    .map((state) => ({ ...state, ...measure(state.dir) }))
+    .filter((s) => s.bytes > 0);
+  let total = held.reduce((sum, s) => sum + s.bytes, 0);
   // Oldest first; the state just made is never dropped here, even when it alone is over.
-  for (const state of states.filter((s) => s.id !== keepId).sort((a, b) => a.savedMs - b.savedMs)) {
+  for (const state of held.filter((s) => s.dir !== keep).sort((a, b) => a.savedMs - b.savedMs)) {
     if (total <= budgetMiB * MIB) break;
     drop(state.dir, budgetMiB);
     total -= state.bytes;
     dropped.push({ workspaceId: state.id, mib: Math.round(state.bytes / MIB) });
   }
   return dropped;
+}
+
+/**
+ * This user's directories of suspended VMs whose MICROVM_HOME is gone (a deleted home, a test's
+ * private one): nothing can resume them, and their RAM files would stay until a reboot.
+ */
+export function orphanedSuspendedDirs(): string[] {
+  return suspendedDirsOfThisUser().filter((parent) => {
+    if (notPrivate(parent)) return false;
+    let home: string;
+    try {
+      home = fs.readFileSync(path.join(parent, SUSPENDED_HOME_FILE), 'utf8');
+    } catch {
+      return false; // made before homes were noted, or being made: left alone
+    }
+    return home !== '' && !fs.existsSync(home);
+  });
+}
+
+/** The workspace ids with a suspended state in `parent`. */
+function states(parent: string): string[] {
+  try {
+    return fs
+      .readdirSync(parent, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
 }
 
 /** The host memory a state's files occupy (allocated blocks: a RAM file is sparse) and when it was saved. */

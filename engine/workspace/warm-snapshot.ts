@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { guestAssets } from '../kernel/assets';
 import { MicrovmError } from '../errors';
-import { homePaths } from '../paths';
+import { homePaths, microvmHome, SUSPENDED_HOME_FILE } from '../paths';
 import { notPrivate } from '../vm/state-dir';
 import type { ResumeSource } from '../backend/types';
 import type { Vm } from '../vm/vm';
@@ -150,6 +150,8 @@ function privateParent(): void {
   fs.mkdirSync(path.dirname(parent), { recursive: true, mode: 0o700 });
   if (!fs.existsSync(parent)) fs.mkdirSync(parent, { mode: 0o700 });
   const problem = notPrivate(parent);
+  if (!problem && !fs.existsSync(path.join(parent, SUSPENDED_HOME_FILE)))
+    fs.writeFileSync(path.join(parent, SUSPENDED_HOME_FILE), microvmHome(), { mode: 0o600 });
   if (problem) {
     throw new MicrovmError(
       'E_STATE_DIR',

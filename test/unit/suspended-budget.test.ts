@@ -4,23 +4,34 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { homePaths } from '../../engine/paths';
-import { enforceSuspendedBudget, suspendedBudgetMiB } from '../../engine/workspace/suspended-budget';
+import {
+  enforceSuspendedBudget,
+  orphanedSuspendedDirs,
+  suspendedBudgetMiB,
+} from '../../engine/workspace/suspended-budget';
 import { mismatch } from '../../engine/workspace/warm-snapshot';
 
 /** Suspended states made by hand: a memory file of real (allocated) bytes, saved at a given time. */
 let home: string;
-const previous = process.env.MICROVM_HOME;
+const previous = { home: process.env.MICROVM_HOME, run: process.env.MICROVM_RUN_DIR };
 
 beforeEach(() => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'mvh-budget-'));
   process.env.MICROVM_HOME = home;
+  // A run dir of its own: the budget counts every suspended VM of this user on /dev/shm, and
+  // this test must neither count nor drop real ones.
+  process.env.MICROVM_RUN_DIR = path.join(home, 'run');
 });
 
 afterEach(() => {
-  fs.rmSync(homePaths.suspended(), { recursive: true, force: true });
   fs.rmSync(home, { recursive: true, force: true });
-  if (previous === undefined) delete process.env.MICROVM_HOME;
-  else process.env.MICROVM_HOME = previous;
+  for (const [name, value] of [
+    ['MICROVM_HOME', previous.home],
+    ['MICROVM_RUN_DIR', previous.run],
+  ] as const) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
 });
 
 function state(id: string, mib: number, savedSecondsAgo: number): string {
@@ -69,4 +80,15 @@ test('the budget: MICROVM_SUSPENDED_MAX_MIB, else a quarter of the host RAM; a b
       (err: Error & { code?: string }) =>
         err.code === 'E_BAD_OPTION' && err.message.includes(`MICROVM_SUSPENDED_MAX_MIB="${bad}"`),
     );
+});
+
+test('suspended VMs of a MICROVM_HOME that no longer exists are removed at the next suspend, whatever the budget', () => {
+  const orphan = state('eee', 1, 50);
+  fs.writeFileSync(path.join(homePaths.suspended(), 'home'), path.join(home, 'deleted-home'));
+  assert.deepEqual(orphanedSuspendedDirs(), [homePaths.suspended()]);
+  assert.deepEqual(enforceSuspendedBudget(1024, 'fff'), [{ workspaceId: 'eee', mib: 1 }]);
+  assert.ok(!fs.existsSync(orphan));
+  state('ggg', 1, 0);
+  fs.writeFileSync(path.join(homePaths.suspended(), 'home'), home);
+  assert.deepEqual(orphanedSuspendedDirs(), [], 'a home that exists keeps its suspended VMs');
 });

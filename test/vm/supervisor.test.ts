@@ -39,6 +39,8 @@ before(async () => {
 after(async () => {
   for (const folder of fs.readdirSync(tmp))
     await cli(['down', '--workspace-folder', path.join(tmp, folder)]).catch(() => undefined);
+  // The suspended VMs' RAM sits on /dev/shm, outside the private home.
+  fs.rmSync(homePaths.suspended(), { recursive: true, force: true });
   if (previousHome === undefined) delete process.env.MICROVM_HOME;
   else process.env.MICROVM_HOME = previousHome;
   fs.rmSync(bundles.dir, { recursive: true, force: true });
