@@ -4,6 +4,7 @@ import {
   type BootSpec,
   type Capabilities,
   type CollectedResult,
+  type ExecChild,
   type GuestAgent,
   type GuestListener,
   type GuestPortWatch,
@@ -11,6 +12,7 @@ import {
   MicrovmError,
   type PortsChange,
   type VmBackend,
+  type WaitResult,
 } from '../../engine';
 
 /**
@@ -26,6 +28,8 @@ export class FakeBackend implements VmBackend {
   readonly specs: BootSpec[] = [];
   /** Milliseconds a boot takes. */
   bootDelayMs = 0;
+  /** Called with each VM as it boots, before anyone uses it (to steer its agent). */
+  onBoot: (vm: FakeVm) => void = () => undefined;
   /** The most VMs running at once so far. */
   peakRunning = 0;
   private failures: Error[] = [];
@@ -45,6 +49,7 @@ export class FakeBackend implements VmBackend {
     const failure = this.failures.shift();
     if (failure) throw failure;
     const vm = new FakeVm(`fake-${this.nextId++}`, fakeCapabilities(this.caps));
+    this.onBoot(vm);
     this.vms.push(vm);
     this.peakRunning = Math.max(this.peakRunning, this.running().length);
     return vm;
@@ -174,6 +179,7 @@ export class FakeVm implements BackendVm {
     if (!this.running) return;
     this.running = false;
     this.agent.watch.stop();
+    this.agent.disconnect(error);
     for (const listener of [...this.exitListeners]) listener(error);
   }
 }
@@ -184,8 +190,16 @@ export class FakeAgent implements GuestAgent {
   readonly files = new Map<string, Buffer>();
   readonly watch = new FakePortWatch();
   onExec: (argv: string[]) => Partial<CollectedResult> = () => ({});
+  /**
+   * How a spawned process ends (it prints nothing); unset, spawn() is refused. A process still
+   * running when the VM ends fails its wait() with the VM's error, as the real agent's would.
+   */
+  onSpawn: ((argv: string[]) => Promise<Partial<WaitResult>>) | undefined;
+  /** Every argv spawned, in order. */
+  readonly spawned: string[][] = [];
   /** Forwarded connections carried so far. */
   connections = 0;
+  private readonly onDisconnect = new Set<(error: MicrovmError) => void>();
 
   constructor(private readonly alive: () => boolean) {}
 
@@ -203,8 +217,30 @@ export class FakeAgent implements GuestAgent {
     });
   }
 
-  spawn(): never {
-    throw new MicrovmError('E_AGENT_REFUSED', 'the fake agent cannot spawn processes');
+  spawn(request: { argv: string[] }): ExecChild {
+    this.check();
+    if (!this.onSpawn) throw new MicrovmError('E_AGENT_REFUSED', 'the fake agent cannot spawn processes');
+    this.spawned.push(request.argv);
+    const ended = this.onSpawn(request.argv);
+    const wait = new Promise<WaitResult>((resolve, reject) => {
+      const gone = (error: MicrovmError) => reject(error);
+      this.onDisconnect.add(gone);
+      ended.then((result) => resolve({ exitCode: 0, signal: null, timedOut: false, peakRssKib: 0, ...result }), reject);
+    });
+    const empty = () => Promise.resolve(Buffer.alloc(0));
+    // Only what a caller of a silent process uses; the rest of ExecChild is not faked.
+    return {
+      wait: () => wait,
+      readStdout: empty,
+      readStderr: empty,
+      closeStdin: () => undefined,
+    } as unknown as ExecChild;
+  }
+
+  /** The VM ended: calls still waiting on it fail with `error`. */
+  disconnect(error: MicrovmError): void {
+    for (const gone of [...this.onDisconnect]) gone(error);
+    this.onDisconnect.clear();
   }
 
   writeFile(path: string, data: Buffer): Promise<void> {

@@ -259,3 +259,59 @@ test(
     await session.stop();
   },
 );
+
+/** Polls `ready` until it holds (or fails the test after 20 s). */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!ready()) {
+    assert.ok(Date.now() < deadline, what);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test("aborting start()'s signal while the VM boots rejects E_ABORTED and leaves no VM", async () => {
+  const backend = new FakeBackend();
+  backend.holdBoots();
+  const { session } = await openSession('abort-during-boot', backend);
+  const controller = new AbortController();
+  const starting = session.start({ signal: controller.signal });
+  await until(() => backend.heldBoots > 0, 'the boot never began');
+  controller.abort();
+  await assert.rejects(starting, (err) => isMicrovmError(err, 'E_ABORTED'));
+  // The boot that was under way finishes after the abort: its VM is stopped, not lent.
+  backend.resumeBoots();
+  await until(() => backend.vms.length === 1, 'the held boot never finished');
+  await until(() => backend.running().length === 0, 'the VM booted after the abort still runs');
+  assert.equal(session.isRunning, false);
+  await session.stop();
+  assert.equal(backend.running().length, 0);
+});
+
+test("aborting start()'s signal while a lifecycle hook runs rejects E_ABORTED and stops the VM", async () => {
+  const backend = new FakeBackend();
+  const controller = new AbortController();
+  const { session, logs } = await openSession('abort-during-hooks', backend, {
+    onCreateCommand: 'sleep 3600',
+  });
+  // The hook never ends by itself; only the end of its VM ends it.
+  backend.onBoot = (booted) => (booted.agent.onSpawn = () => new Promise(() => undefined));
+  const starting = session.start({ signal: controller.signal });
+  await until(() => backend.vms.length === 1, 'the VM never booted');
+  const vm = backend.vms[0]!;
+  await until(() => vm.agent.spawned.some((argv) => argv.join(' ').includes('sleep 3600')), 'the hook never ran');
+  controller.abort();
+  await assert.rejects(starting, (err) => isMicrovmError(err, 'E_ABORTED'));
+  assert.equal(vm.alive, false, 'the VM running the hook was stopped');
+  assert.equal(backend.running().length, 0);
+  assert.equal(session.isRunning, false);
+  assert.ok(!logs.some((line) => /onCreateCommand.*(exited|killed)/.test(line)), logs.join('\n'));
+  await session.stop();
+});
+
+test('a signal aborted before start() rejects E_ABORTED and boots nothing', async () => {
+  const backend = new FakeBackend();
+  const { session } = await openSession('abort-before-start', backend);
+  await assert.rejects(session.start({ signal: AbortSignal.abort() }), (err) => isMicrovmError(err, 'E_ABORTED'));
+  assert.equal(backend.vms.length, 0);
+  await session.stop();
+});
