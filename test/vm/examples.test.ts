@@ -57,3 +57,44 @@ test('snapshot: vm.snapshot, Image.fromSnapshot, a pool of clones', async () => 
   assert.match(out, /^clone a: prepared before the snapshot$/m);
   assert.match(out, /^clone b: prepared before the snapshot$/m);
 });
+
+test('integration pattern, untrusted code: staged record-form files, a time limit, a clean VM after', async () => {
+  const out = await runExample('untrusted-code.ts');
+  assert.deepEqual(out.trim().split('\n'), [
+    'finish: exit 0, timed out false, stdout "sum 10"',
+    'spin: exit -1, timed out true, stdout "sum 10"',
+    'next borrower: clean',
+  ]);
+});
+
+test('integration pattern, code-execution service: concurrent requests on a min/max pool', async () => {
+  const out = await runExample('code-service.ts');
+  for (const [id, square] of [
+    [1, 9],
+    [2, 36],
+    [3, 81],
+    [4, 144],
+  ])
+    assert.match(out, new RegExp(`^request ${id}: exit 0 "job${id} squared is ${square}"$`, 'm'));
+  const most = /^most VMs at once: (\d+), most requests waiting: (\d+)$/m.exec(out);
+  assert.ok(most, out);
+  assert.ok(Number(most[1]) >= 1 && Number(most[1]) <= 2, `more VMs than max: ${most[0]}`);
+  assert.match(out, /^after: inUse 0, waiting 0, min 1, max 2$/m);
+});
+
+test('integration pattern, dev server: a long-running server fetched through forward.localAddr', async () => {
+  const out = await runExample('dev-server.ts');
+  assert.match(out, /^dev server at http:\/\/127\.0\.0\.1:\d+\/$/m);
+  assert.match(out, /^GET \/ -> 200 dev build 1\nGET \/ -> 200 dev build 2$/m);
+  assert.match(out, /^server stopped \(signal SIGTERM\)$/m);
+});
+
+test('integration pattern, snapshot and clones: a prepared VM, clones from Image.fromSnapshot', async () => {
+  const out = await runExample('snapshot-clones.ts');
+  assert.deepEqual(out.trim().split('\n'), [
+    'prepared snapshot: prepared',
+    'clone 0: changed by clone 0, service running',
+    'clone 1: prepared dataset, service running',
+    'clone 2: prepared dataset, service running',
+  ]);
+});
