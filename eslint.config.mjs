@@ -7,6 +7,24 @@ export const ENGINE_INTERNALS = {
     "extension/ imports only the engine's public entry (../engine/index); export what it needs there (see ARCHITECTURE.md)",
 };
 
+/**
+ * Engine internals a bench row may still import, each with why the public entry cannot serve.
+ * The rest of what rows need from inside the engine goes through bench/ helpers:
+ * bench/engine-home.ts (the home's layout, for cold-run cleanup) and bench/raw-qemu.ts,
+ * bench/raw-restore.ts (the raw-QEMU baselines).
+ */
+export const BENCH_ROW_EXCEPTIONS = {
+  'egress/proxy':
+    'the egress row times the proxy alone on loopback, with no VM; the public API reaches it only through a VM',
+};
+
+/** Any module under engine/ except its public entry and BENCH_ROW_EXCEPTIONS, from any depth. */
+export const ENGINE_INTERNALS_FOR_BENCH = {
+  regex: `^(\\.\\./)+engine/(?!(?:index(\\.ts)?|${Object.keys(BENCH_ROW_EXCEPTIONS).join('|')})$).+`,
+  message:
+    "bench rows import only the engine's public entry (../../engine); an exception needs a reason in BENCH_ROW_EXCEPTIONS (eslint.config.mjs)",
+};
+
 /** The extension's files with logic that does not need VS Code; they never import `vscode`. */
 export const PURE_EXTENSION_FILES = [
   'extension/config/settings.ts',
@@ -66,6 +84,11 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    // Invariant: the bench measures what a library user gets: its rows use the engine's public entry.
+    files: ['bench/rows/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [ENGINE_INTERNALS_FOR_BENCH] }] },
   },
   {
     // Invariant: the extension is a client of the engine's public entry, never of its internals.

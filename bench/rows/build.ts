@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildImage, BUILDER_VOLUME, removeVolume } from '../../engine';
-import { homePaths } from '../../engine/paths';
+import { engineHome } from '../engine-home';
 import { debianImage, debianMinbase } from '../../test/helpers/debian-images';
 import type { TestImage } from '../../test/helpers/image-fixtures';
 import { pushImage } from '../../test/helpers/registry-push';
@@ -63,7 +63,7 @@ export async function measureBuild(
     const hostCold: number[] = [];
     for (let i = 0; i < samples.cold; i++) {
       await removeVolume(BUILDER_VOLUME);
-      fs.rmSync(homePaths.builds(), { recursive: true, force: true });
+      fs.rmSync(engineHome.builds(), { recursive: true, force: true });
       cold.push((await ours()).ms);
       hostCold.push(host.cold(layout));
       log(`cold build ${i + 1}/${samples.cold}: ${cold[i]?.toFixed(0)} ms, host buildah ${hostCold[i]?.toFixed(0)} ms`);
@@ -194,13 +194,13 @@ function writeLayout(dir: string, image: TestImage): string {
 
 /** The builder image's size as setup made it (compressed layer and tar) and its root disk. */
 function builderSizes(): string {
-  const blobs = path.join(homePaths.builderImage(), 'blobs', 'sha256');
+  const blobs = path.join(engineHome.builderImage(), 'blobs', 'sha256');
   const layer =
     fs
       .readdirSync(blobs)
       .map((n) => fs.statSync(path.join(blobs, n)).size)
       .sort((a, b) => b - a)[0] ?? 0;
-  const volume = path.join(homePaths.volumes(), `${BUILDER_VOLUME}.ext4`);
+  const volume = path.join(engineHome.volumes(), `${BUILDER_VOLUME}.ext4`);
   const used = fs.existsSync(volume) ? fs.statSync(volume).blocks * 512 : 0;
   return `Builder image (buildah 1.28 from Debian bookworm, made by setup with mmdebstrap): ${(layer / 1e6).toFixed(1)} MB gzip layer; the builder cache volume holds ${(used / 1e6).toFixed(0)} MB after these builds.`;
 }

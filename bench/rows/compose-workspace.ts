@@ -5,14 +5,15 @@ import {
   DEFAULT_PROTECT,
   Image,
   MIRRORS_ENV,
+  openWorkspace,
   type PlanSettings,
   prepareWorkspace,
+  recordFile,
   removeVolume,
   Session,
   type SessionEvents,
 } from '../../engine';
-import { homePaths } from '../../engine/paths';
-import { openWorkspace, recordFile } from '../../engine/workspace/record';
+import { engineHome } from '../engine-home';
 import { pushComposeImages } from '../../test/helpers/compose-images';
 import { startRegistry, type TestRegistry } from '../../test/helpers/registry-server';
 import { CLIENT_JS } from './compose-client';
@@ -49,6 +50,8 @@ const COMPOSE_YML = [
   '    command: ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data"]',
   '    volumes: ["redisdata:/data"]',
   '    expose: ["6379"]',
+  // As much guest RAM as the app's workspace VM (SETTINGS.memoryMib), so the RAM row is per VM of either kind.
+  `    mem_limit: ${SETTINGS.memoryMib}m`,
   '    healthcheck: { test: ["CMD-SHELL", "redis-cli ping | grep -q PONG"], interval: 1s, retries: 30 }',
   'volumes: { redisdata: {} }',
 ].join('\n');
@@ -148,10 +151,10 @@ async function forgetWorkspace(folder: string): Promise<void> {
   if (!fs.existsSync(folder) || !fs.existsSync(recordFile(folder))) return;
   const { id } = openWorkspace(folder);
   const logs = path.basename(recordFile(folder)).replace(/\.json$/, '.service-');
-  for (const file of fs.readdirSync(homePaths.workspaces())) {
-    if (file.startsWith(logs)) fs.rmSync(path.join(homePaths.workspaces(), file), { force: true });
+  for (const file of fs.readdirSync(engineHome.workspaces())) {
+    if (file.startsWith(logs)) fs.rmSync(path.join(engineHome.workspaces(), file), { force: true });
   }
-  const names = fs.existsSync(homePaths.volumes()) ? fs.readdirSync(homePaths.volumes()) : [];
+  const names = fs.existsSync(engineHome.volumes()) ? fs.readdirSync(engineHome.volumes()) : [];
   for (const file of names) {
     const name = file.replace(/\.ext4$/, '');
     if (file.endsWith('.ext4') && (name.startsWith(`ws-${id}-`) || name === `wsroot-${id}`)) await removeVolume(name);

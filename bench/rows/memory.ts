@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { engineInfo, Image, Pool } from '../../engine';
-import { guestAssets } from '../../engine/kernel/assets';
+import { engineHome } from '../engine-home';
 import { MAPPING_KINDS, ProcessMemory, processMemory } from '../smaps';
 import { GroupResult, RowMeasurement } from '../types';
 import { waitIdle } from './pool';
@@ -35,7 +35,7 @@ async function measureMemoryIn(image: Image, sizes: Sizes, log: (line: string) =
   const first = image.pool({ min: 0, max: 1, acquireTimeoutMs: 0 });
   await first.shutdown();
 
-  const kernelKib = Math.round(fs.statSync((await guestAssets()).kernel).size / 1024);
+  const kernelKib = Math.round(fs.statSync(await engineHome.kernel()).size / 1024);
   const { accel } = await engineInfo();
   const measurements: RowMeasurement[] = [];
   const notes: string[] = [];

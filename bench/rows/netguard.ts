@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { homePaths } from '../../engine/paths';
+import { engineHome } from '../engine-home';
 import { ip, ipBatch, removeHostNet } from '../../test/helpers/host-net';
 import { GroupResult } from '../types';
 import { Sizes } from './sizes';
@@ -64,7 +64,7 @@ export async function measureNetguard(sizes: Sizes, log: (line: string) => void)
 async function probe(args: string[]): Promise<number[][]> {
   const { stdout } = await run(
     'ip',
-    ['netns', 'exec', NETNS, 'env', `LD_PRELOAD=${homePaths.netguard()}`, PROBE, ...args],
+    ['netns', 'exec', NETNS, 'env', `LD_PRELOAD=${engineHome.netguard()}`, PROBE, ...args],
     { maxBuffer: 16 * 1024 * 1024 },
   );
   return stdout

@@ -2,11 +2,23 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SupervisorClient, WarmSnapshots } from '../../engine';
-import { cliPlanSettings } from '../../engine/cli/workspace-session';
+import { DEFAULT_PROTECT, type PlanSettings, SupervisorClient, WarmSnapshots } from '../../engine';
 import { buildBundles } from '../../test/vm/cli-helpers';
 import { GroupResult } from '../types';
 
+/** The settings `microvm up` opens a folder with (engine/cli/workspace-session.ts), with outbound network. */
+const CLI_SETTINGS: PlanSettings = {
+  image: '',
+  memoryMib: 1024,
+  cpus: 2,
+  network: 'outbound',
+  allowedHosts: [],
+  trusted: false,
+  symlinks: 'opaque',
+  protect: [...DEFAULT_PROTECT],
+  git: 'writable',
+  trustCertificates: 'auto',
+};
 const NO_QUESTIONS = { configChanged: async () => 'cancel' as const, overLimits: async () => false };
 
 /**
@@ -32,7 +44,7 @@ export async function measureReattach(
   const connect = (start: boolean) =>
     SupervisorClient.connect(folder, { kind: 'extension', start, cliPath: bundles.cli, idleStopMinutes: 5 });
   const up = {
-    settings: cliPlanSettings({ network: 'outbound', allow: [], trustCertificates: 'auto' }),
+    settings: CLI_SETTINGS,
     allowLocalEnv: [],
   };
   const attaches: number[] = [];

@@ -1,9 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Image, removeVolume } from '../../engine';
-import { homePaths } from '../../engine/paths';
-import type { Vm } from '../../engine/vm/vm';
+import { Image, removeVolume, type VmOf as Vm } from '../../engine';
+import { engineHome } from '../engine-home';
 import { GroupResult } from '../types';
 import { Sizes } from './sizes';
 
@@ -17,7 +16,7 @@ export async function measureWarm(sizes: Sizes, log: (line: string) => void): Pr
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-warm-'));
   fs.chmodSync(folder, 0o755);
   const volume = `bench-warm-${process.pid}`;
-  const suspended = path.join(homePaths.suspended(), `bench-${process.pid}`);
+  const suspended = path.join(engineHome.suspended(), `bench-${process.pid}`);
   fs.mkdirSync(suspended, { recursive: true, mode: 0o700 });
   const files = { stateFile: path.join(suspended, 'state'), memFile: path.join(suspended, 'memory') };
   const image = await Image.build({

@@ -7,7 +7,8 @@ import { ESLint, Linter } from 'eslint';
 /**
  * The layering eslint.config.mjs holds, proved on in-memory files through ESLint's Node API:
  * extension/ imports only the engine's public entry, and the extension's pure files (the ones
- * test/unit imports) never import `vscode`.
+ * test/unit imports) never import `vscode`; bench rows import only the public entry too, but for
+ * the exceptions the config lists with a reason.
  */
 const REPO = path.resolve(__dirname, '../..');
 const eslint = new ESLint({ cwd: REPO });
@@ -101,4 +102,28 @@ test('every extension file the unit tests import is one of the pure files', asyn
     const rule = JSON.stringify(config.rules?.['no-restricted-imports'] ?? []);
     assert.match(rule, /"name":"vscode"/, `${file} is imported by a unit test but is not in PURE_EXTENSION_FILES`);
   }
+});
+
+test('a bench row importing an engine internal fails, except the ones BENCH_ROW_EXCEPTIONS lists with a reason', async () => {
+  const bad: Array<[string, string]> = [
+    ['bench/rows/warm.ts', "import { homePaths } from '../../engine/paths';\nvoid homePaths;\n"],
+    ['bench/rows/express.ts', "import type { Vm } from '../../engine/vm/vm';\nexport type V = Vm;\n"],
+    ['bench/rows/compose.ts', "export { SERVICE_MEMORY_MIB } from '../../engine/workspace/services/service-vm';\n"],
+    ['bench/rows/egress.ts', "import { EgressProxy } from '../../engine/egress/proxy-extra';\nvoid EgressProxy;\n"],
+  ];
+  for (const [file, code] of bad) {
+    const messages = await restrictedImports(file, code);
+    assert.equal(messages.length, 1, `${file}: ${code}`);
+    assert.match(messages[0]!, /bench rows import only the engine's public entry/);
+  }
+  const good: Array<[string, string]> = [
+    ['bench/rows/warm.ts', "import { Image, type VmOf } from '../../engine';\nexport type V = VmOf;\nvoid Image;\n"],
+    ['bench/rows/egress.ts', "import { EgressProxy } from '../../engine/egress/proxy';\nvoid EgressProxy;\n"],
+    ['bench/rows/memory.ts', "import { engineHome } from '../engine-home';\nvoid engineHome;\n"],
+  ];
+  for (const [file, code] of good) assert.deepEqual(await restrictedImports(file, code), [], `${file}: ${code}`);
+  const configFile = path.join(REPO, 'eslint.config.mjs');
+  const config = (await import(configFile)) as { BENCH_ROW_EXCEPTIONS: Record<string, string> };
+  for (const [module, reason] of Object.entries(config.BENCH_ROW_EXCEPTIONS))
+    assert.ok(reason.length > 20, `the exception ${module} says why`);
 });
