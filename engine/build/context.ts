@@ -212,13 +212,13 @@ export function readRegularFile(
       errno === 'ELOOP'
         ? 'it is a symbolic link (the builder reads only regular files in the folder)'
         : (err as Error).message;
-    throw unreadable(code, file, `cannot read ${file}: ${why}`, err);
+    throw unreadable(code, file, `cannot read ${file}: ${why}; make it a readable regular file`, err);
   }
   try {
     const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw unreadable(code, file, `${file} is not a regular file`);
+    if (!stat.isFile()) throw unreadable(code, file, `${file} is not a regular file; make it one`);
     if (stat.size > maxBytes)
-      throw unreadable(code, file, `${file} is ${stat.size} bytes, over the ${maxBytes}-byte limit`);
+      throw unreadable(code, file, `${file} is ${stat.size} bytes, over the ${maxBytes}-byte limit; shorten it`);
     return fs.readFileSync(fd, 'utf8');
   } finally {
     fs.closeSync(fd);
