@@ -52,6 +52,8 @@ export class XattrPass {
       const valueFiles = new Map<string, string>(); // Identical values (say SELinux labels) share a file.
       const lines: Buffer[] = [];
       for (const { path: entryPath, name, value } of this.pending) {
+        // Writing the value files takes a while for many attributes: an abort stops it here too.
+        signal?.throwIfAborted();
         const where = (): string => `"${name}" on ${fromBytePath(entryPath)}`;
         // debugfs reads at most one block of the value file; ext4 cannot hold a bigger value anyway.
         if (value.length > blockSize)

@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -12,9 +14,11 @@ import { privateHome, waitFor } from './cli-helpers';
 import { descendants, isGone } from './qemu-proc';
 
 /**
- * Image.build aborted in each phase (the pull, the root disk, the bake) fails with E_ABORTED,
- * leaves no helper process (QEMU, mke2fs, debugfs) and no new temporary file under
- * MICROVM_HOME or in the run dir; the next build of the same image succeeds and boots.
+ * Image.build aborted in each phase (the pull, the root disk's mke2fs and its extended
+ * attributes pass, the bake) fails with E_ABORTED, leaves no helper process (QEMU, mke2fs,
+ * debugfs), no new temporary file under MICROVM_HOME or in the run dir, and nothing new in
+ * os.tmpdir() (a private TMPDIR for this file, which the helpers inherit too); the next build
+ * of the same image succeeds and boots.
  * Each test prints how long the abort took to take effect (signal to rejection); measured on
  * a shared 2-core TCG host (three runs): 11-21 ms in the pull, 44-88 ms in mke2fs, 34-125 ms in
  * the bake's boot. The file takes 26-61 s (load average 10-19), most of it the last test's bake.
@@ -24,14 +28,35 @@ let registry: FakeRegistry;
 let image: TestImage;
 let ref: string;
 const savedHome = process.env.MICROVM_HOME;
+const savedTmp = process.env.TMPDIR;
+let tmp: string;
 const FILLER_BYTES = 8 * 1024 * 1024;
+/** Files with an extended attribute each (a value of its own): the xattrs pass writes one value file per file. */
+const XATTR_FILES = 4000;
 
 before(async () => {
   home = privateHome(['assets', 'images']);
   process.env.MICROVM_HOME = home;
+  // os.tmpdir() follows TMPDIR: what the engine and its helpers leave there is this file's to see.
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-abort-tmp-'));
+  process.env.TMPDIR = tmp;
   registry = await startFakeRegistry();
   // Incompressible: a blob to stall in, and a root disk that takes a moment to build.
-  image = imageOf([debianBaseLayer(), gzipLayer(tarOf([{ path: 'opt/filler.bin', data: randomBytes(FILLER_BYTES) }]))]);
+  const labelled = Array.from({ length: XATTR_FILES }, (_, i) => ({
+    path: `opt/labelled/f${i}`,
+    data: '',
+    xattrs: new Map([['user.label', Buffer.from(`value ${i}`)]]),
+  }));
+  image = imageOf([
+    debianBaseLayer(),
+    gzipLayer(
+      tarOf([
+        { path: 'opt/filler.bin', data: randomBytes(FILLER_BYTES) },
+        { path: 'opt/labelled/', type: 'dir' },
+        ...labelled,
+      ]),
+    ),
+  ]);
   registry.add('test/abort', '1', image);
   ref = `${registry.host}/test/abort:1`;
 });
@@ -39,6 +64,9 @@ before(async () => {
 after(async () => {
   await registry?.close();
   fs.rmSync(home, { recursive: true, force: true });
+  if (savedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmp;
+  fs.rmSync(tmp, { recursive: true, force: true });
   if (savedHome === undefined) delete process.env.MICROVM_HOME;
   else process.env.MICROVM_HOME = savedHome;
 });
@@ -71,6 +99,7 @@ async function abortWhen(
   options: { pullPolicy?: 'always' } = {},
 ): Promise<number> {
   const before = listing();
+  const tmpBefore = new Set(list(tmp));
   const events: BuildProgress[] = [];
   const controller = new AbortController();
   const build = Image.build({ ref, ...options, signal: controller.signal, onProgress: (e) => events.push(e) });
@@ -93,6 +122,11 @@ async function abortWhen(
     added.filter((name) => /\.tmp-|\.partial/.test(path.basename(name))),
     [],
     'no temporary file is left',
+  );
+  assert.deepEqual(
+    list(tmp).filter((name) => !tmpBefore.has(name)),
+    [],
+    'nothing new is left in os.tmpdir()',
   );
   return ms;
 }
@@ -125,6 +159,16 @@ test('an abort while mke2fs builds the root disk kills it; no disk is cached', a
   );
 });
 
+test('an abort while the extended attributes are set (after mke2fs) leaves no temp dir and no disk', async () => {
+  const xattrsDir = () => list(tmp).some((name) => name.startsWith('microvm-xattrs-'));
+  await abortWhen('xattrs', xattrsDir);
+  assert.deepEqual(
+    list(homePaths.rootfsCache()).filter((n) => n.endsWith('.ext4')),
+    [],
+    'no root disk under a final name',
+  );
+});
+
 test('an abort during the bake stops its VM; no snapshot is saved', async () => {
   const qemuRuns = () => descendants(process.pid).some((p) => /qemu/.test(p.comm));
   await abortWhen('bake', (events) => events.some((e) => e.phase === 'bake') && qemuRuns());
@@ -134,6 +178,18 @@ test('an abort during the bake stops its VM; no snapshot is saved', async () => 
 test('the next build of the same image succeeds and boots with the right contents', async () => {
   const built = await Image.build({ ref });
   assert.ok(built.snapshotPath, 'the build baked a snapshot');
+  // The guest has no getfattr: the root disk's attributes are read on the host, with debugfs.
+  const [disk] = list(homePaths.rootfsCache()).filter((n) => n.endsWith('.ext4'));
+  assert.ok(disk, 'the root disk is cached');
+  const label = execFileSync(
+    '/usr/sbin/debugfs',
+    ['-R', 'ea_get /opt/labelled/f7 user.label', path.join(homePaths.rootfsCache(), disk)],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  assert.match(label, /value 7/, 'the extended attributes pass ran in full');
   const pool = built.pool({ min: 0, max: 1 });
   try {
     const vm = await pool.acquire();
