@@ -28,8 +28,11 @@ export interface ComposePlan {
   forwards: Array<{ service: string; port: number }>;
   /** `shutdownAction`: 'stopCompose' (default) stops the services with the workspace; 'none' leaves them as long as the workspace's owner lives. */
   shutdownAction: 'stopCompose' | 'none';
-  /** overrideCommand false: the primary's own command, run in the workspace VM once it is up. */
-  primaryCommand?: string[];
+  /**
+   * overrideCommand false: the primary's own main process, run in the workspace VM once it is
+   * up: its entrypoint and command (combined with its image's as docker does) in its working_dir.
+   */
+  primaryMain?: { entrypoint?: string[]; command?: string[]; workingDir?: string };
   /** `network_mode: service:db` on the primary: db's declared ports are reachable on the workspace VM's localhost. */
   primaryNetworkOf?: string;
 }
@@ -122,7 +125,24 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
     }
   }
   const overrideCommand = config.overrideCommand ?? true;
-  const primaryCommand = overrideCommand ? undefined : [...(primary.entrypoint ?? []), ...(primary.command ?? [])];
+  const primaryMain = overrideCommand
+    ? undefined
+    : {
+        ...(primary.entrypoint ? { entrypoint: primary.entrypoint } : {}),
+        ...(primary.command ? { command: primary.command } : {}),
+        ...(primary.workingDir ? { workingDir: primary.workingDir } : {}),
+      };
+  if (overrideCommand && primary.workingDir) {
+    // Dev Containers opens terminals and runs hooks in workspaceFolder, not in working_dir; the
+    // only process working_dir would start is the command overrideCommand replaces.
+    problems.add(
+      'info',
+      'compose-working-dir-unused',
+      '$.overrideCommand',
+      `service ${quote(primary.name)} sets working_dir ${quote(primary.workingDir)}, the directory of its own command, which overrideCommand (default true) replaces`,
+      `not used: terminals and lifecycle commands start in workspaceFolder (${resolved.containerWorkspaceFolder}); set overrideCommand false to run the service's command there`,
+    );
+  }
   return {
     source: primary.build
       ? {
@@ -153,7 +173,7 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
       primaryPorts: declaredPorts(primary),
       forwards,
       shutdownAction: config.shutdownAction === 'none' ? 'none' : 'stopCompose',
-      ...(primaryCommand && primaryCommand.length > 0 ? { primaryCommand } : {}),
+      ...(primaryMain ? { primaryMain } : {}),
       ...(primary.network?.mode === 'service' ? { primaryNetworkOf: primary.network.service } : {}),
     },
   };
