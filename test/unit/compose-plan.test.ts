@@ -208,6 +208,29 @@ test("working_dir of the workspace's service: the directory its own command runs
   );
 });
 
+test('shutdownAction: the services live as long as the workspace VM; "none" is honoured, stopCompose is reported as not stopping them at the window\'s close', () => {
+  const withAction = (shutdownAction?: string) => {
+    const config = JSON.parse(TEMPLATE['.devcontainer/devcontainer.json']) as Record<string, unknown>;
+    return plan(
+      folderWith({
+        ...TEMPLATE,
+        '.devcontainer/devcontainer.json': JSON.stringify({
+          ...config,
+          ...(shutdownAction ? { shutdownAction } : {}),
+        }),
+      }),
+    ).problems.filter((x) => x.code === 'compose-shutdown-action');
+  };
+  assert.deepEqual(withAction(), [], 'nothing to say when the file says nothing');
+  const [none] = withAction('none');
+  assert.equal(none?.severity, 'info');
+  assert.match(none?.consequence ?? '', /^honoured: the services live as long as the workspace VM/);
+  assert.match(none?.consequence ?? '', /idleStopMinutes/);
+  const [stop] = withAction('stopCompose');
+  assert.match(stop?.message ?? '', /"stopCompose"/);
+  assert.match(stop?.consequence ?? '', /^not at the window's close: .*the next window finds them running$/);
+});
+
 test("a service's main process is combined with its image's as docker does", () => {
   const image = { entrypoint: ['docker-entrypoint.sh'], cmd: ['postgres'] };
   assert.deepEqual(mainArgv({}, image), ['docker-entrypoint.sh', 'postgres'], "the image's own");
