@@ -3,7 +3,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { quote } from '../devcontainer/problems';
 import { readFolderFile, shownPath } from './files';
 import { isMap, mergeComposeFiles } from './merge';
-import { ComposeProblems } from './problems';
+import { ComposeProblems, yamlPath } from './problems';
 import { readService } from './service';
 import { servicesToStart } from './select';
 import type { ComposeProject } from './types';
@@ -149,6 +149,19 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     .map((p) => p.trim())
     .filter(Boolean);
   const start = servicesToStart(project, options.service, options.runServices, profiles, mainFile, problems);
+  for (const name of start) {
+    const ports = project.services[name]?.ports ?? [];
+    if (name === options.service || ports.length === 0) continue;
+    const forwards = ports.map((p) => `"${name}:${p.target}"`).join(', ');
+    problems.add(
+      definedIn.get(name) ?? mainFile,
+      'warning',
+      'compose-service-ports',
+      yamlPath(['services', name, 'ports']),
+      `ports ${ports.map((p) => (p.published ? `${p.published}:${p.target}` : String(p.target))).join(', ')} of service ${JSON.stringify(name)} would be published on the host by docker compose`,
+      `not published: only the workspace's own service publishes its ports; the other VMs reach ${name} by name, and the host reaches it through forwardPorts: add ${forwards} to forwardPorts in devcontainer.json`,
+    );
+  }
   return { project, start, problems: problems.list };
 }
 

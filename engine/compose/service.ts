@@ -491,9 +491,30 @@ function readTmpfs(
       );
       return;
     }
+    const where = Array.isArray(value) ? at('tmpfs', i) : at('tmpfs');
     const [target = '', options = ''] = entry.split(':');
+    if (path.posix.normalize(target) === '/') {
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-tmpfs',
+        where,
+        "the tmpfs target is the service's root",
+        'not mounted',
+      );
+      return;
+    }
     const size = /(?:^|,)size=([^,]+)/.exec(options)?.[1];
     const sizeMib = size === undefined ? undefined : parseSizeMib(size);
+    if (size !== undefined && !sizeMib)
+      ctx.problems.add(
+        ctx.file,
+        'warning',
+        'compose-tmpfs',
+        where,
+        `tmpfs size ${quote(size)} is not a size such as 64m`,
+        `${target} is mounted with the kernel's default size, half the VM's memory`,
+      );
     service.tmpfs.push({ target, ...(sizeMib ? { sizeMib } : {}) });
   });
 }

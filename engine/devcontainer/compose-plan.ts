@@ -26,10 +26,11 @@ export interface ComposePlan {
   primaryPorts: number[];
   /** `forwardPorts: ["db:5432"]`: host 127.0.0.1:port reaches the service's port. */
   forwards: Array<{ service: string; port: number }>;
-  /** `shutdownAction`: 'stopCompose' (default) stops the services with the workspace; 'none' leaves them as long as the workspace's owner lives. */
-  shutdownAction: 'stopCompose' | 'none';
-  /** overrideCommand false: the primary's own command, run in the workspace VM once it is up. */
-  primaryCommand?: string[];
+  /**
+   * overrideCommand false: the primary's own main process, run in the workspace VM once it is
+   * up: its entrypoint and command (combined with its image's as docker does) in its working_dir.
+   */
+  primaryMain?: { entrypoint?: string[]; command?: string[]; workingDir?: string };
   /** `network_mode: service:db` on the primary: db's declared ports are reachable on the workspace VM's localhost. */
   primaryNetworkOf?: string;
 }
@@ -122,7 +123,25 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
     }
   }
   const overrideCommand = config.overrideCommand ?? true;
-  const primaryCommand = overrideCommand ? undefined : [...(primary.entrypoint ?? []), ...(primary.command ?? [])];
+  const primaryMain = overrideCommand
+    ? undefined
+    : {
+        ...(primary.entrypoint ? { entrypoint: primary.entrypoint } : {}),
+        ...(primary.command ? { command: primary.command } : {}),
+        ...(primary.workingDir ? { workingDir: primary.workingDir } : {}),
+      };
+  if (overrideCommand && primary.workingDir) {
+    // Dev Containers opens terminals and runs hooks in workspaceFolder, not in working_dir; the
+    // only process working_dir would start is the command overrideCommand replaces.
+    problems.add(
+      'info',
+      'compose-working-dir-unused',
+      '$.overrideCommand',
+      `service ${quote(primary.name)} sets working_dir ${quote(primary.workingDir)}, the directory of its own command, which overrideCommand (default true) replaces`,
+      `not used: terminals and lifecycle commands start in workspaceFolder (${resolved.containerWorkspaceFolder}); set overrideCommand false to run the service's command there`,
+    );
+  }
+  shutdownActionProblem(config.shutdownAction, problems);
   return {
     source: primary.build
       ? {
@@ -152,11 +171,41 @@ export function planPrimaryService(inputs: ComposePlanInputs): PrimaryServicePla
       primaryDependsOn: primary.dependsOn,
       primaryPorts: declaredPorts(primary),
       forwards,
-      shutdownAction: config.shutdownAction === 'none' ? 'none' : 'stopCompose',
-      ...(primaryCommand && primaryCommand.length > 0 ? { primaryCommand } : {}),
+      ...(primaryMain ? { primaryMain } : {}),
       ...(primary.network?.mode === 'service' ? { primaryNetworkOf: primary.network.service } : {}),
     },
   };
+}
+
+/**
+ * `shutdownAction` decides, in Dev Containers, whether closing the window stops the compose
+ * containers. Here the services are part of the workspace: they run as long as its VM, which
+ * outlives the window for the next one (the supervisor's idle stop), and stop with it. So
+ * "none" gets what it asks (the services keep running once the last window detaches, until
+ * the idle stop, never with 0, or `microvm down`), and "stopCompose"/"stopContainer" do not
+ * stop them at the window's close: stopping the services of a VM kept for the next window
+ * would hand that window a workspace whose database is gone. Either way the user is told.
+ */
+function shutdownActionProblem(action: string | undefined, problems: Problems): void {
+  if (action === undefined) return;
+  const lifetime =
+    'the services live as long as the workspace VM, which keeps running with no window attached until microvm.idleStopMinutes (--idle-stop-minutes; 0 = never) passes, MicroVM: Stop or microvm down, and they stop with it';
+  if (action === 'none')
+    problems.add(
+      'info',
+      'compose-shutdown-action',
+      '$.shutdownAction',
+      'shutdownAction is "none": the services keep running when the window closes',
+      `honoured: ${lifetime}`,
+    );
+  else
+    problems.add(
+      'info',
+      'compose-shutdown-action',
+      '$.shutdownAction',
+      `shutdownAction is ${quote(action)}: stop the services when the window closes`,
+      `not at the window's close: ${lifetime}; the next window finds them running`,
+    );
 }
 
 /** Volume names are at most 64 characters of letters, digits and `._-`; a longer project name is cut and keeps a hash. */

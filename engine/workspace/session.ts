@@ -35,6 +35,7 @@ import type { ComposePlan } from '../devcontainer/compose-plan';
 import { ComposeServices, type ServiceForward } from './services/compose-services';
 import { startServices } from './services/start';
 import { startLoopbackRelay } from './services/loopback-relay';
+import { mainArgv } from '../compose/command';
 
 const OPEN_STEP = 'opening the workspace';
 
@@ -233,7 +234,7 @@ export class Session {
           this.services.addressOf(of),
           (line) => this.events.log(line),
         );
-      this.startPrimaryCommand(vm, this.plan.compose);
+      this.startPrimaryCommand(vm, this.plan.compose, image);
     }
     await this.runLifecycle(vm, !resumed);
     if (this.typeProjection)
@@ -646,15 +647,29 @@ export class Session {
   }
 
   /**
-   * overrideCommand false: the primary service's own command runs in the workspace VM, as
-   * the container's main process would, its output in the service's channel.
+   * overrideCommand false: the primary service's own main process runs in the workspace VM, as
+   * the container's would: its entrypoint and command combined with the image's, in its
+   * working_dir (else the image's), its output in the service's channel.
    */
-  private startPrimaryCommand(vm: Vm, compose: ComposePlan): void {
-    if (!compose.primaryCommand) return;
+  private startPrimaryCommand(vm: Vm, compose: ComposePlan, image: Image): void {
+    const main = compose.primaryMain;
+    if (!main) return;
+    const argv = mainArgv(main, image.config);
+    if (argv.length === 0) {
+      this.events.log(
+        `service ${compose.primary}: overrideCommand is false, but neither the image nor the compose file gives a command, so nothing runs`,
+      );
+      return;
+    }
     this.events.log(
-      `service ${compose.primary}: running its command ${JSON.stringify(compose.primaryCommand)} (overrideCommand is false)`,
+      `service ${compose.primary}: running its command ${JSON.stringify(argv)}${main.workingDir ? ` in ${main.workingDir}` : ''} (overrideCommand is false)`,
     );
-    const child = vm.spawn({ argv: compose.primaryCommand, timeoutMs: 0, env: this.plan.containerEnv });
+    const child = vm.spawn({
+      argv,
+      timeoutMs: 0,
+      env: this.plan.containerEnv,
+      ...(main.workingDir ? { cwd: main.workingDir } : {}),
+    });
     const pump = async (read: () => Promise<Buffer>) => {
       for (let chunk = await read(); chunk.length > 0; chunk = await read())
         this.events.serviceOutput?.(compose.primary, chunk);

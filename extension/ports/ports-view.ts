@@ -1,10 +1,5 @@
 import * as vscode from 'vscode';
-import { PortRow } from './rules';
-
-/** A compose workspace's service: its ports are its children. */
-interface ServiceGroup {
-  group: string;
-}
+import { PortRow, portTree, type ServiceGroup } from './rules';
 
 type Node = PortRow | ServiceGroup;
 
@@ -26,10 +21,7 @@ export class PortsView implements vscode.TreeDataProvider<Node>, vscode.Disposab
   }
 
   getChildren(element?: Node): Node[] {
-    if (element && 'group' in element) return this.rows.filter((r) => r.service === element.group);
-    if (element) return [];
-    if (!this.rows.some((r) => r.service !== undefined)) return this.rows;
-    return [...new Set(this.rows.map((r) => r.service ?? ''))].map((group) => ({ group }));
+    return portTree(this.rows, element);
   }
 
   getTreeItem(node: Node): vscode.TreeItem {

@@ -71,3 +71,21 @@ export function sessionRows(session: Pick<Session, 'portState'> & { plan: Pick<S
   }));
   return [...own.map((row) => ({ ...row, service: primary })), ...services];
 }
+
+/** A compose workspace's service in the Ports view: its ports are its children. */
+export interface ServiceGroup {
+  group: string;
+}
+
+/**
+ * The Ports view's tree: the rows as they are for a single-VM workspace; in a compose workspace
+ * (some row names a service), one group per service in the rows' order (the workspace's own
+ * first, as sessionRows() puts it), each holding that service's rows. A row without a service
+ * in a compose workspace goes to the group named "".
+ */
+export function portTree(rows: readonly PortRow[], element?: PortRow | ServiceGroup): Array<PortRow | ServiceGroup> {
+  if (element && 'group' in element) return rows.filter((r) => (r.service ?? '') === element.group);
+  if (element) return [];
+  if (!rows.some((r) => r.service !== undefined)) return [...rows];
+  return [...new Set(rows.map((r) => r.service ?? ''))].map((group) => ({ group }));
+}

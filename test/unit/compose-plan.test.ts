@@ -12,6 +12,7 @@ import { waitHealthy } from '../../engine/workspace/services/health';
 import { ServiceRelay } from '../../engine/workspace/services/relay';
 import { TailLines } from '../../engine/workspace/services/tail-lines';
 import { imageConfigOf } from '../../engine/image/oci-layout';
+import { mainArgv } from '../../engine/compose/command';
 
 const SETTINGS: PlanSettings = {
   image: '',
@@ -114,11 +115,7 @@ test('a compose workspace: the primary service becomes the workspace VM, the oth
   assert.deepEqual(compose.forwards, [{ service: 'db', port: 5432 }]);
   assert.deepEqual(compose.primaryDependsOn, { db: { condition: 'service_healthy', required: true } });
   assert.deepEqual(compose.primaryPorts, [80]);
-  assert.equal(
-    compose.primaryCommand,
-    undefined,
-    'overrideCommand defaults to true: the keep-alive replaces the command',
-  );
+  assert.equal(compose.primaryMain, undefined, 'overrideCommand defaults to true: the keep-alive replaces the command');
   const cache = p.problems.find((x) => x.code === 'service-port');
   assert.match(cache?.message ?? '', /cache:6379.*does not start/);
 });
@@ -177,12 +174,83 @@ test("overrideCommand false runs the primary service's own command; no bind of t
       'services:\n  app:\n    image: node:22\n    entrypoint: ["node"]\n    command: ["server.js"]\n    expose: ["9229"]\n',
   });
   const p = plan(folder);
-  assert.deepEqual(p.compose?.primaryCommand, ['node', 'server.js']);
+  assert.deepEqual(p.compose?.primaryMain, { entrypoint: ['node'], command: ['server.js'] });
   assert.deepEqual(p.compose?.primaryPorts, [9229]);
   assert.equal(p.mounts[0]!.hostPath, folder);
   assert.equal(p.mounts[0]!.guestPath, '/srv/app');
   assert.ok(p.problems.some((x) => x.code === 'compose-folder-shared'));
   assert.deepEqual(p.source, { kind: 'image', ref: 'node:22' });
+});
+
+test("working_dir of the workspace's service: the directory its own command runs in (overrideCommand false); with the keep-alive it is reported unused, terminals start in workspaceFolder", () => {
+  const files = (overrideCommand: boolean | undefined) =>
+    folderWith({
+      '.devcontainer/devcontainer.json': JSON.stringify({
+        dockerComposeFile: 'docker-compose.yml',
+        service: 'app',
+        workspaceFolder: '/workspaces/app',
+        ...(overrideCommand === undefined ? {} : { overrideCommand }),
+      }),
+      '.devcontainer/docker-compose.yml':
+        'services:\n  app:\n    image: node:22\n    working_dir: /srv/app\n    command: ["npm", "start"]\n',
+    });
+  const own = plan(files(false));
+  assert.deepEqual(own.compose?.primaryMain, { command: ['npm', 'start'], workingDir: '/srv/app' });
+  assert.ok(!own.problems.some((x) => x.code === 'compose-working-dir-unused'));
+  const kept = plan(files(undefined));
+  assert.equal(kept.compose?.primaryMain, undefined);
+  const unused = kept.problems.find((x) => x.code === 'compose-working-dir-unused');
+  assert.equal(unused?.severity, 'info');
+  assert.match(unused?.message ?? '', /service "app" sets working_dir "\/srv\/app"/);
+  assert.match(
+    unused?.consequence ?? '',
+    /terminals and lifecycle commands start in workspaceFolder \(\/workspaces\/app\)/,
+  );
+});
+
+test('shutdownAction: the services live as long as the workspace VM; "none" is honoured, stopCompose is reported as not stopping them at the window\'s close', () => {
+  const withAction = (shutdownAction?: string) => {
+    const config = JSON.parse(TEMPLATE['.devcontainer/devcontainer.json']) as Record<string, unknown>;
+    return plan(
+      folderWith({
+        ...TEMPLATE,
+        '.devcontainer/devcontainer.json': JSON.stringify({
+          ...config,
+          ...(shutdownAction ? { shutdownAction } : {}),
+        }),
+      }),
+    ).problems.filter((x) => x.code === 'compose-shutdown-action');
+  };
+  assert.deepEqual(withAction(), [], 'nothing to say when the file says nothing');
+  const [none] = withAction('none');
+  assert.equal(none?.severity, 'info');
+  assert.match(none?.consequence ?? '', /^honoured: the services live as long as the workspace VM/);
+  assert.match(none?.consequence ?? '', /idleStopMinutes/);
+  const [stop] = withAction('stopCompose');
+  assert.match(stop?.message ?? '', /"stopCompose"/);
+  assert.match(stop?.consequence ?? '', /^not at the window's close: .*the next window finds them running$/);
+});
+
+test("a service's main process is combined with its image's as docker does", () => {
+  const image = { entrypoint: ['docker-entrypoint.sh'], cmd: ['postgres'] };
+  assert.deepEqual(mainArgv({}, image), ['docker-entrypoint.sh', 'postgres'], "the image's own");
+  assert.deepEqual(
+    mainArgv({ command: ['postgres', '-c', 'fsync=off'] }, image),
+    ['docker-entrypoint.sh', 'postgres', '-c', 'fsync=off'],
+    "a command keeps the image's entrypoint",
+  );
+  assert.deepEqual(
+    mainArgv({ entrypoint: ['sh', '-c', 'x'] }, image),
+    ['sh', '-c', 'x'],
+    "an entrypoint drops the image's command",
+  );
+  assert.deepEqual(mainArgv({ entrypoint: ['tini', '--'], command: ['redis-server'] }, image), [
+    'tini',
+    '--',
+    'redis-server',
+  ]);
+  assert.deepEqual(mainArgv({ entrypoint: [] }, image), [], 'an empty entrypoint clears both');
+  assert.deepEqual(mainArgv({}, { entrypoint: [], cmd: [] }), []);
 });
 
 test('a service relay refuses connections until its service runs, then pipes them; stopping the service cuts them', async () => {

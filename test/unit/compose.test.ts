@@ -404,3 +404,68 @@ services:
   assert.match(messages.join('\n'), /platform is "linux\/", not OS\/ARCH/);
   assert.match(messages.join('\n'), /platform "linux\/arm64" is set on a service that is built/);
 });
+
+test('tmpfs: the service key (a path or a list, with size=) and volumes of type tmpfs reach the service; bad entries are reported', () => {
+  const folder = project({
+    '.devcontainer/docker-compose.yml': `
+services:
+  app:
+    image: node
+  db:
+    image: postgres
+    tmpfs: ["/run", "/scratch:size=16m,mode=1777", "/bytes:size=100000000", "/odd:size=lots", "relative", 3, "/"]
+    volumes:
+      - { type: tmpfs, target: /cache, tmpfs: { size: 33554432 } }
+      - { type: tmpfs, target: /sized, tmpfs: { size: 8m } }
+  one:
+    image: redis
+    tmpfs: /tmp
+`,
+  });
+  const out = load(folder, { runServices: ['app', 'db', 'one'] });
+  assert.deepEqual(out.project?.services.db!.tmpfs, [
+    { target: '/cache', sizeMib: 32 },
+    { target: '/sized', sizeMib: 8 },
+    { target: '/run' },
+    { target: '/scratch', sizeMib: 16 },
+    { target: '/bytes', sizeMib: 96 },
+    { target: '/odd' },
+  ]);
+  assert.deepEqual(out.project?.services.db!.volumes, [], 'a tmpfs volume is not a disk');
+  assert.deepEqual(out.project?.services.one!.tmpfs, [{ target: '/tmp' }]);
+  const tmpfs = out.problems.filter((p) => p.code === 'compose-tmpfs');
+  assert.deepEqual(
+    tmpfs.map((p) => p.path),
+    ['services.db.tmpfs[3]', 'services.db.tmpfs[4]', 'services.db.tmpfs[5]', 'services.db.tmpfs[6]'],
+  );
+  assert.match(tmpfs[0]!.consequence ?? '', /\/odd is mounted with the kernel's default size/);
+  assert.ok(tmpfs.every((p) => p.file === '.devcontainer/docker-compose.yml' && p.consequence));
+});
+
+test("ports of a service other than the workspace's are not published: a warning names the file, service, values and forwardPorts as the fix", () => {
+  const folder = project({
+    '.devcontainer/docker-compose.yml': `
+services:
+  app:
+    image: node
+    ports: ["3000:3000"]
+  db:
+    image: postgres
+    ports: ["5433:5432", "9187"]
+  cache:
+    image: redis
+    profiles: [extra]
+    ports: ["6379:6379"]
+`,
+  });
+  const out = load(folder);
+  const warned = out.problems.filter((p) => p.code === 'compose-service-ports');
+  assert.equal(warned.length, 1, 'not for the primary, nor for a service that does not start');
+  const [p] = warned;
+  assert.equal(p!.severity, 'warning');
+  assert.equal(p!.file, '.devcontainer/docker-compose.yml');
+  assert.equal(p!.path, 'services.db.ports');
+  assert.match(p!.message, /ports 5433:5432, 9187 of service "db"/);
+  assert.match(p!.consequence ?? '', /not published/);
+  assert.match(p!.consequence ?? '', /add "db:5432", "db:9187" to forwardPorts/);
+});

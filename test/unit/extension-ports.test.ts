@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { portRows, sessionRows } from '../../extension/ports/rules';
+import { portRows, portTree, sessionRows } from '../../extension/ports/rules';
 
 const declared = {
   forward: [5432, 3000],
@@ -69,4 +69,40 @@ test("a compose workspace: rows carry their service, the workspace's own first, 
       serviceForward: true,
     },
   ]);
+});
+
+test("the Ports view's tree: flat for one VM; in a compose workspace one group per service, the workspace's own first, each holding its ports", () => {
+  const row = (guestPort: number, service?: string) => ({
+    guestPort,
+    localAddress: undefined,
+    process: '',
+    label: '',
+    note: '',
+    ...(service === undefined ? {} : { service }),
+  });
+  const single = [row(3000), row(8080)];
+  assert.deepEqual(portTree(single), single, 'a single-VM workspace lists its ports without groups');
+  assert.deepEqual(portTree(single, single[0]), [], 'a port has no children');
+
+  const compose = [row(3000, 'app'), row(5432, 'db'), row(9229, 'app'), row(6379, 'cache'), row(8000)];
+  const groups = portTree(compose);
+  assert.deepEqual(groups, [{ group: 'app' }, { group: 'db' }, { group: 'cache' }, { group: '' }]);
+  assert.deepEqual(
+    portTree(compose, { group: 'app' }).map((r) => ('guestPort' in r ? r.guestPort : r.group)),
+    [3000, 9229],
+  );
+  assert.deepEqual(
+    portTree(compose, { group: 'db' }).map((r) => ('guestPort' in r ? r.guestPort : r.group)),
+    [5432],
+  );
+  assert.deepEqual(
+    portTree(compose, { group: '' }).map((r) => ('guestPort' in r ? r.guestPort : r.group)),
+    [8000],
+    'a row without a service is not lost in a compose workspace',
+  );
+  assert.equal(
+    groups.flatMap((g) => portTree(compose, g)).length,
+    compose.length,
+    'every port is under exactly one group',
+  );
 });

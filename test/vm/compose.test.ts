@@ -72,18 +72,54 @@ const redis = (commands) => new Promise((resolve, reject) => {
 });
 (async () => {
   const mode = process.argv[2];
+  // The app service's own command (overrideCommand false) listens on 3000; give it time to start under TCG.
+  let own = await tryConnect('127.0.0.1', 3000);
+  for (let i = 0; i < 60 && own !== 'connected'; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    own = await tryConnect('127.0.0.1', 3000);
+  }
   const reply = mode === 'write' ? await redis(['SET greeting hello-from-app', 'SAVE']) : await redis(['GET greeting']);
   const other = await tryConnect('db', 6380);
   const block = await tryConnect('198.18.0.9', 6379);
   const host = await tryConnect('10.0.2.2', Number(process.argv[3]));
-  console.log(JSON.stringify({ reply, other, block, host, pghost: process.env.REDIS_HOST }));
+  console.log(JSON.stringify({ reply, other, block, host, own, pghost: process.env.REDIS_HOST }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
-function composeFolder(name: string, db: string[], condition = 'service_healthy', app: string[] = []): string {
+/** What the db VM itself sees: its main process's argv and environment, its tmpfs, and what it can reach. */
+const DB_TEST = `
+const fs = require('fs');
+const net = require('net');
+const tryConnect = (host, port) => new Promise((resolve) => {
+  const s = net.connect({ host, port, timeout: 3000 });
+  s.once('connect', () => { s.destroy(); resolve('connected'); });
+  s.once('timeout', () => { s.destroy(); resolve('timeout'); });
+  s.once('error', (e) => resolve(e.code));
+});
+(async () => {
+  const main = fs.readFileSync('/scratch/main', 'utf8');
+  const mount = fs.readFileSync('/proc/mounts', 'utf8').split('\\n').find((l) => l.split(' ')[1] === '/scratch') || '';
+  const app = await tryConnect('app', 3000);
+  const host = await tryConnect('10.0.2.2', Number(process.argv[1]));
+  console.log(JSON.stringify({ main, mount, app, host }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+/** The app service's own command (overrideCommand false), started in its working_dir: a server on an undeclared port. */
+const APP_SERVER = "require('net').createServer((c) => c.end('app secret\\n')).listen(3000, '0.0.0.0');\n";
+
+function composeFolder(
+  name: string,
+  db: string[],
+  condition = 'service_healthy',
+  app: string[] = [],
+  devcontainer: Record<string, unknown> = {},
+): string {
   const folder = path.join(tmp, name);
   fs.mkdirSync(path.join(folder, '.devcontainer'), { recursive: true });
   fs.writeFileSync(path.join(folder, 'app-test.js'), APP_TEST);
+  fs.writeFileSync(path.join(folder, 'app-server.js'), APP_SERVER);
+  fs.writeFileSync(path.join(folder, '.devcontainer', 'db.env'), 'DB_FROM_FILE=file-value\n');
   fs.writeFileSync(
     path.join(folder, '.devcontainer', 'devcontainer.json'),
     JSON.stringify({
@@ -92,6 +128,7 @@ function composeFolder(name: string, db: string[], condition = 'service_healthy'
       workspaceFolder: '/workspaces/${localWorkspaceFolderBasename}',
       forwardPorts: ['db:6379'],
       userEnvProbe: 'none',
+      ...devcontainer,
     }),
   );
   fs.writeFileSync(
@@ -102,7 +139,7 @@ function composeFolder(name: string, db: string[], condition = 'service_healthy'
       '    image: node:22-bookworm',
       '    volumes: ["../..:/workspaces:cached"]',
       '    environment: { REDIS_HOST: db }',
-      '    command: sleep infinity',
+      ...(app.some((l) => /^ {4}command:/.test(l)) ? [] : ['    command: sleep infinity']),
       `    depends_on: { db: { condition: ${condition} } }`,
       ...app,
       '  db:',
@@ -120,10 +157,30 @@ const REDIS = [
   '    healthcheck: { test: ["CMD-SHELL", "redis-cli ping | grep -q PONG"], interval: 1s, retries: 30 }',
 ];
 
-/** QEMU processes of this machine (the tests of a file run one at a time). */
+/**
+ * The db as a compose file may give it all: an entrypoint of its own that records its argv and
+ * environment in its tmpfs and execs the command, environment and env_file.
+ */
+const DB_FULL = [
+  String.raw`    entrypoint: ["sh", "-c", "printf '%s|%s|%s' \"$$*\" \"$$DB_FROM_ENV\" \"$$DB_FROM_FILE\" > /scratch/main; exec \"$$@\"", "entry"]`,
+  ...REDIS,
+  '    environment: { DB_FROM_ENV: env-value }',
+  '    env_file: db.env',
+  '    tmpfs: ["/scratch:size=16m"]',
+];
+
+/** QEMU processes this test process started (other tests on the machine run VMs of their own meanwhile). */
 function liveVms(): number[] {
+  const parentOf = (pid: number) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return undefined;
+    }
+  };
   return liveProcessesMentioning('qemu-system')
-    .filter((p) => p.program.startsWith('qemu-system'))
+    .filter((p) => p.program.startsWith('qemu-system') && parentOf(p.pid) === process.pid)
     .map((p) => p.pid)
     .sort();
 }
@@ -162,8 +219,14 @@ function hostRedis(localAddr: string, command: string): Promise<string> {
   });
 }
 
-test('compose: the app reaches db:6379 by name and nothing else of the db VM nor the host; forwardPorts db:6379 reaches it from the host; the data survive a reopen', async () => {
-  const folder = composeFolder('app', REDIS);
+test("compose: the app reaches db:6379 by name and nothing else of the db VM nor the host; the db reaches neither the host nor the app's undeclared port; the db's entrypoint, command, environment, env_file and tmpfs reach its VM; the app's own command runs in its working_dir (overrideCommand false) after db is healthy; forwardPorts db:6379 reaches it from the host; the data survive a reopen", async () => {
+  const folder = composeFolder(
+    'app',
+    DB_FULL,
+    'service_healthy',
+    ['    working_dir: /workspaces/app', '    command: ["node", "app-server.js"]'],
+    { overrideCommand: false },
+  );
   const hostListener = net.createServer((c) => c.end('host secret\n'));
   await new Promise<void>((r) => hostListener.listen(0, '127.0.0.1', r));
   const hostPort = (hostListener.address() as net.AddressInfo).port;
@@ -178,8 +241,13 @@ test('compose: the app reaches db:6379 by name and nothing else of the db VM nor
         serviceOutput: (service, chunk) => dbOutput.push(`${service}: ${String(chunk)}`),
       });
       try {
+        const healthy = logs.indexOf('service db is healthy');
+        const appVm = logs.findIndex((l) => /^VM \S+ is running under/.test(l));
+        assert.ok(healthy >= 0 && appVm > healthy, `the app VM starts after db is healthy:\n${logs.join('\n')}`);
         assert.ok(
-          logs.some((l) => l === 'service db is healthy'),
+          logs.includes(
+            'service app: running its command ["node","app-server.js"] in /workspaces/app (overrideCommand is false)',
+          ),
           logs.join('\n'),
         );
         assert.ok(
@@ -201,6 +269,20 @@ test('compose: the app reaches db:6379 by name and nothing else of the db VM nor
         assert.equal(seen.block, 'ECONNREFUSED', 'another address of the service block is out of reach');
         assert.notEqual(seen.host, 'connected', 'the host is out of reach');
         assert.equal(seen.pghost, 'db', 'the service environment reaches the workspace');
+        assert.equal(seen.own, 'connected', "the app service's own command runs, in its working_dir");
+        const db = session.serviceVms.find((s) => s.service === 'db');
+        assert.ok(db);
+        const d = await db.vm.exec({ argv: ['node', '-e', DB_TEST, String(hostPort)], timeoutMs: 60_000 });
+        assert.equal(d.exitCode, 0, `${d.stdout}${d.stderr}`);
+        const dbSeen = JSON.parse(String(d.stdout)) as Record<string, string>;
+        assert.equal(
+          dbSeen.main,
+          'redis-server --bind 0.0.0.0 --protected-mode no --dir /data|env-value|file-value',
+          "the db's entrypoint runs its command, with environment and env_file",
+        );
+        assert.match(dbSeen.mount ?? '', /^\S+ \/scratch tmpfs .*size=16384k/, 'the tmpfs is mounted with its size');
+        assert.notEqual(dbSeen.app, 'connected', "the db cannot reach the app's undeclared port");
+        assert.notEqual(dbSeen.host, 'connected', 'the db cannot reach the host');
         const [forward] = session.serviceForwards;
         assert.equal(forward!.service, 'db');
         assert.equal(forward!.port, 6379);

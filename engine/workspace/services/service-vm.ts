@@ -1,6 +1,7 @@
 import type { VmBackend } from '../../backend/types';
 import { buildImage } from '../../build/build';
 import type { BuildImageProgress } from '../../build/types';
+import { mainArgv } from '../../compose/command';
 import type { ComposeService } from '../../compose/types';
 import { MicrovmError } from '../../errors';
 import type { TcpForwarder } from '../../forward';
@@ -224,9 +225,7 @@ export class ServiceVm {
   /** entrypoint + command as docker combines them: an entrypoint given by the service drops the image's command. */
   private startMain(vm: Vm, image: Image): void {
     const { service } = this.options;
-    const entrypoint = service.entrypoint ?? image.config.entrypoint;
-    const command = service.command ?? (service.entrypoint ? [] : image.config.cmd);
-    const argv = [...entrypoint, ...command];
+    const argv = mainArgv(service, image.config);
     if (argv.length === 0) {
       this.options.log(
         `service ${service.name}: neither the image nor the compose file gives a command, so the VM runs without one`,
