@@ -191,7 +191,9 @@ export class Vm<I = unknown> {
   /**
    * Saves this VM as it is now (files, processes, memory) to `dir` and returns an Image whose
    * pools restore from it (Image.fromSnapshot(dir) loads it again later). The VM pauses while
-   * its state is written, then goes on.
+   * its state is written, then goes on. Processes this VM's exec/spawn calls still run are
+   * ended in each clone (they belong to handles a clone does not have); the image's `cmd` and
+   * processes started detached (`setsid ... &`) keep running there.
    */
   async snapshot(dir: string): Promise<I> {
     const machine = this.live();
