@@ -7,8 +7,14 @@ import { collapse, MAX_PENDING, mergeChange, PendingKind, relativeToShare } from
 
 /** Extra wait after the watcher's own debounce (~50 ms in @parcel/watcher) so a burst travels as one batch. */
 export const COALESCE_MS = 15;
-/** Most events in one FILE_EVENTS request; a larger burst collapses to per-directory events. */
-export const MAX_BATCH_EVENTS = 512;
+/**
+ * Most events in one batch; a larger burst collapses to per-directory events. A watcher that
+ * watches files (chokidar, webpack's watchpack, vite) hears of a collapsed file only through
+ * its directory, so the limit is set for a branch switch or a code generator's output
+ * (hundreds to a few thousand files) to arrive file by file: ~2 ms an event in the guest under
+ * TCG, a tenth of it under KVM, in parts that keep the agent responsive.
+ */
+export const MAX_BATCH_EVENTS = 2048;
 /**
  * Events per FILE_EVENTS request: the agent serves nothing else while the guest module looks
  * them up (~2 ms an event under TCG here), so a batch goes in parts that keep it responsive.

@@ -10,11 +10,13 @@
  * before anyone reacts to the event) and calls the kernel's fsnotify entry points, as the VFS
  * does after a local change. It never writes to the file system.
  *
- * "The guest already knew" rule (no doubled events for the guest's own writes, which come back
- * from the host as host events): a CREATE is skipped when the guest had a cached positive
- * dentry for the same inode, a DELETE when it had a cached negative one, a MODIFY when the
- * cached inode already had the size and mtime the host saw. The cache is read before the
- * lookup that revalidates it.
+ * "The guest already knew" rule (no doubled events for the guest's own changes, which come back
+ * from the host as host events): a MODIFY or CREATE is skipped when a guest process modified,
+ * created or renamed-in that inode in the last few seconds (recorded as it happened, below), a
+ * DELETE when the guest had a cached negative dentry for the name (read before the lookup that
+ * revalidates it). Not from the guest's cached attributes or dentries alone: a guest watcher
+ * that reacts to one event of a burst reads the directory, which refreshes its neighbours'
+ * attributes and dentries before their events are raised, and they would be lost.
  */
 #include <linux/module.h>
 #include <linux/miscdevice.h>
@@ -65,14 +67,16 @@ MODULE_PARM_DESC(moves, "delete+create pairs of one inode delivered as a move");
 static DEFINE_MUTEX(mvfn_lock);
 
 /*
- * Guest writes, so that their echo from the host is not raised again: a group of our own with
- * an FS_MODIFY mark on the superblock of every mount we deliver to (armed by its first batch,
- * even an empty one) records which inodes guest processes modified, and when. Our own
- * FS_MODIFY calls are not recorded (mvfn_delivering). One slot per inode hash: a collision
- * only forgets a write (the echo is then raised, as without this).
+ * Guest changes, so that their echo from the host is not raised again: a group of our own with
+ * an FS_MODIFY | FS_CREATE | FS_MOVED_TO mark on the superblock of every mount we deliver to
+ * (armed by its first batch, even an empty one) records which inodes guest processes modified,
+ * created or renamed in, and when. Our own fsnotify calls are not recorded (mvfn_delivering).
+ * One slot per inode hash: a collision only forgets a change (its echo is then raised twice,
+ * the lesser harm), and so does an echo later than the window.
  */
-#define MVFN_WRITE_SLOTS_BITS 9
+#define MVFN_WRITE_SLOTS_BITS 12
 #define MVFN_WRITE_WINDOW (2 * HZ)
+#define MVFN_GUEST_CHANGES (FS_MODIFY | FS_CREATE | FS_MOVED_TO)
 struct mvfn_write {
 	struct inode *inode;
 	unsigned long ino;
@@ -90,7 +94,7 @@ static int mvfn_handle_event(struct fsnotify_group *group, u32 mask, const void 
 	struct inode *inode = fsnotify_data_inode(data, data_type);
 	struct mvfn_write *w;
 
-	if (!(mask & FS_MODIFY) || !inode || READ_ONCE(mvfn_delivering) == current)
+	if (!(mask & MVFN_GUEST_CHANGES) || !inode || READ_ONCE(mvfn_delivering) == current)
 		return 0;
 	w = &mvfn_writes[hash_ptr(inode, MVFN_WRITE_SLOTS_BITS)];
 	spin_lock(&mvfn_writes_lock);
@@ -138,7 +142,7 @@ static void mvfn_arm(struct super_block *sb)
 	if (!mark)
 		return;
 	fsnotify_init_mark(mark, mvfn_group);
-	mark->mask = FS_MODIFY;
+	mark->mask = MVFN_GUEST_CHANGES;
 	if (fsnotify_add_mark(mark, &sb->s_fsnotify_marks, FSNOTIFY_OBJ_TYPE_SB, 0, NULL))
 		pr_warn("microvm_fsnotify: cannot watch guest writes on %s: their echoes raise events twice\n", sb->s_id);
 	fsnotify_put_mark(mark);
@@ -155,8 +159,6 @@ struct mvfn_event {
 	struct path parent; /* revalidated parent directory, or .dentry NULL */
 	struct inode *old;  /* the guest's cached inode for the name before revalidation */
 	bool old_negative;  /* the guest had a cached negative dentry for the name */
-	loff_t old_size;
-	struct timespec64 old_mtime;
 	struct path now;    /* the name after revalidation, or .dentry NULL */
 	bool paired;        /* CREATE consumed by a move */
 };
@@ -210,10 +212,6 @@ static void mvfn_resolve_parent(struct path *root, struct mvfn_event *e)
 		e->old_negative = true;
 	} else {
 		e->old = igrab(d_inode(cached));
-		if (e->old) {
-			e->old_size = i_size_read(e->old);
-			e->old_mtime = e->old->i_mtime;
-		}
 	}
 	dput(cached);
 	/* d_hash_and_lookup may have rewritten the hash; name stays the same bytes. */
@@ -254,9 +252,7 @@ static void mvfn_modify(struct mvfn_event *e)
 		return;
 	}
 	inode = d_inode(e->now.dentry);
-	if (mvfn_guest_wrote(inode) ||
-	    (e->old == inode && (e->flags & MVFN_HAS_STAT) && e->old_size == e->size &&
-	     e->old_mtime.tv_sec == e->mtime_sec && e->old_mtime.tv_nsec == e->mtime_nsec)) {
+	if (mvfn_guest_wrote(inode)) {
 		skipped_known++;
 		return;
 	}
@@ -279,7 +275,7 @@ static void mvfn_create(struct mvfn_event *e)
 		return;
 	}
 	inode = d_inode(e->now.dentry);
-	if (e->old == inode) {
+	if (mvfn_guest_wrote(inode)) {
 		skipped_known++;
 		return;
 	}

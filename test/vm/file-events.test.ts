@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Image, Pool, Vm } from '../../engine';
+import { MAX_BATCH_EVENTS } from '../../engine/watch/relay';
 import { GuestLines } from '../helpers/guest-lines';
 import { watchToolsImageLayout } from '../helpers/host-tools-image';
 
@@ -231,6 +232,9 @@ test('node --watch restarts after a host edit', async () => {
   }
 });
 
+/** Just under the collapse limit: a branch switch of this many files still arrives file by file. */
+const BURST = MAX_BATCH_EVENTS - 48;
+
 test('a burst just under the collapse limit travels as individual events; the agent is busy with it well under its ping deadline', async () => {
   const burst = path.join(dir, 'burst');
   fs.mkdirSync(burst);
@@ -245,15 +249,15 @@ test('a burst just under the collapse limit travels as individual events; the ag
   );
   try {
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    for (let i = 0; i < 500; i++) fs.writeFileSync(path.join(burst, `b${i}.txt`), `${i}\n`);
-    await watch.waitFor(/^b499\.txt$/, 0, 30_000);
+    for (let i = 0; i < BURST; i++) fs.writeFileSync(path.join(burst, `b${i}.txt`), `${i}\n`);
+    await watch.waitFor(new RegExp(`^b${BURST - 1}\\.txt$`), 0, 60_000);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const stats = vm.fileEventStats[0];
     const created = new Set(watch.lines.map((l) => l.text).filter((t) => /^b\d+\.txt$/.test(t)));
     console.log(
-      `500 host creates: ${stats!.events - before!.events} events in ${stats!.batches - before!.batches} batches, ${created.size} distinct IN_CREATE in the guest; slowest batch ${stats!.slowestMs} ms`,
+      `${BURST} host creates: ${stats!.events - before!.events} events in ${stats!.batches - before!.batches} batches, ${created.size} distinct IN_CREATE in the guest; slowest batch ${stats!.slowestMs} ms`,
     );
-    assert.equal(created.size, 500);
+    assert.equal(created.size, BURST);
     assert.ok(stats!.slowestMs < 3000, `a batch held the agent ${stats?.slowestMs} ms`);
   } finally {
     watch.child.signal('SIGKILL');
@@ -447,8 +451,39 @@ test('chokidar and nodemon (npm packages, run in the guest) see host edits: add,
       console.log(`chokidar: host ${what} -> '${name}' ${file} in ${Math.round(line.at - started)} ms`);
     }
     await nodemon.waitFor(/app v2/, 0, 15_000);
+
+    // A branch switch that rewrites 1000 files: chokidar hears of each one, not of their directory.
+    const gen = path.join(dir, 'src', 'gen');
+    fs.mkdirSync(gen);
+    for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(gen, `m${i}.js`), `export default ${i};\n`);
+    await chokidar.waitFor(event('add', 'm999.js'), 0, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const mark = chokidar.mark;
+    const started = performance.now();
+    for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(gen, `m${i}.js`), `export default ${i + 1};\n`);
+    const changed = () =>
+      new Set(
+        chokidar.lines
+          .slice(mark)
+          .map((l) => json(l.text))
+          .filter((o) => o.event === 'change')
+          .map((o) => o.file),
+      );
+    assert.ok(await waitUntil(() => changed().size === 1000, 60_000), `chokidar saw ${changed().size} of 1000 changes`);
+    console.log(
+      `chokidar: 1000 host rewrites -> 1000 'change' events in ${Math.round(performance.now() - started)} ms`,
+    );
   } finally {
     chokidar.child.signal('SIGKILL');
     nodemon.child.signal('SIGKILL');
   }
 });
+
+async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
