@@ -198,6 +198,13 @@ void ports_timers(int64_t now);
 /* socket_owner.c: SOCKET_OWNER (the process of a guest TCP connection, by its local port) */
 void op_socket_owner(uint32_t stream, uint32_t port);
 
+/* proc_sockets.c: the sockets the guest's processes hold (one /proc/PID/fd walk for ports.c
+ * and socket_owner.c). `visit` is called for each socket fd of each process; false stops the walk. */
+typedef bool (*socket_visit)(uint32_t pid, unsigned long inode, void *ctx);
+void for_each_socket_fd(socket_visit visit, void *ctx);
+/* The process's command name (/proc/PID/comm), or "" when it is gone. */
+void read_comm(uint32_t pid, char *comm, size_t cap);
+
 /* restore.c: RESTORED (fresh entropy and wall clock after a snapshot restore) */
 void op_restored(uint32_t stream, const uint8_t *payload, size_t len);
 

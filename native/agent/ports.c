@@ -6,8 +6,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,59 +99,33 @@ static bool same_socket(const struct listener *a, const struct listener *b)
            memcmp(a->addr, b->addr, sizeof a->addr) == 0;
 }
 
-static void read_comm(uint32_t pid, char *comm, size_t cap)
+struct owners_wanted {
+    struct listener *list;
+    int n;
+    int missing;
+};
+
+static bool match_listeners(uint32_t pid, unsigned long inode, void *ctx)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%u/comm", pid);
-    FILE *f = fopen(path, "re");
-    comm[0] = '\0';
-    if (f == NULL)
-        return;
-    if (fgets(comm, (int)cap, f) != NULL)
-        comm[strcspn(comm, "\n")] = '\0';
-    fclose(f);
+    struct owners_wanted *w = ctx;
+    for (int i = 0; i < w->n; i++) {
+        if (w->list[i].pid != 0 || w->list[i].inode != inode)
+            continue;
+        w->list[i].pid = pid;
+        read_comm(pid, w->list[i].comm, sizeof w->list[i].comm);
+        w->missing--;
+    }
+    return w->missing > 0;
 }
 
 /* Finds the processes holding the listeners that have no pid yet. */
 static void find_owners(struct listener *list, int n)
 {
-    int missing = 0;
+    struct owners_wanted wanted = {.list = list, .n = n, .missing = 0};
     for (int i = 0; i < n; i++)
-        missing += list[i].pid == 0;
-    DIR *proc = missing > 0 ? opendir("/proc") : NULL;
-    if (proc == NULL)
-        return;
-    struct dirent *p;
-    while (missing > 0 && (p = readdir(proc)) != NULL) {
-        if (!isdigit((unsigned char)p->d_name[0]))
-            continue;
-        char fddir[300];
-        snprintf(fddir, sizeof fddir, "/proc/%s/fd", p->d_name);
-        DIR *fds = opendir(fddir);
-        if (fds == NULL)
-            continue;
-        struct dirent *d;
-        while (missing > 0 && (d = readdir(fds)) != NULL) {
-            char link[600], target[64];
-            snprintf(link, sizeof link, "%s/%s", fddir, d->d_name);
-            ssize_t len = readlink(link, target, sizeof target - 1);
-            unsigned long inode;
-            if (len <= 0)
-                continue;
-            target[len] = '\0';
-            if (sscanf(target, "socket:[%lu]", &inode) != 1)
-                continue;
-            for (int i = 0; i < n; i++) {
-                if (list[i].pid != 0 || list[i].inode != inode)
-                    continue;
-                list[i].pid = (uint32_t)strtoul(p->d_name, NULL, 10);
-                read_comm(list[i].pid, list[i].comm, sizeof list[i].comm);
-                missing--;
-            }
-        }
-        closedir(fds);
-    }
-    closedir(proc);
+        wanted.missing += list[i].pid == 0;
+    if (wanted.missing > 0)
+        for_each_socket_fd(match_listeners, &wanted);
 }
 
 /* Returns true when the set of listeners changed since the last scan. */

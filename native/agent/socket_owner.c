@@ -4,8 +4,6 @@
  * /proc/PID/fd the process; the answer is PID and COMM, or E_NOT_FOUND.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,57 +36,32 @@ static unsigned long connection_inode(uint32_t port)
     return found;
 }
 
-/* The pid whose file table holds socket `inode`, or 0. */
-static uint32_t inode_owner(unsigned long inode)
+struct wanted_inode {
+    unsigned long inode;
+    uint32_t owner;
+};
+
+static bool match_owner(uint32_t pid, unsigned long inode, void *ctx)
 {
-    DIR *proc = opendir("/proc");
-    if (proc == NULL)
-        return 0;
-    uint32_t owner = 0;
-    struct dirent *p;
-    while (owner == 0 && (p = readdir(proc)) != NULL) {
-        if (!isdigit((unsigned char)p->d_name[0]))
-            continue;
-        char fddir[300];
-        snprintf(fddir, sizeof fddir, "/proc/%s/fd", p->d_name);
-        DIR *fds = opendir(fddir);
-        if (fds == NULL)
-            continue;
-        struct dirent *d;
-        while (owner == 0 && (d = readdir(fds)) != NULL) {
-            char link[600], target[64];
-            snprintf(link, sizeof link, "%s/%s", fddir, d->d_name);
-            ssize_t len = readlink(link, target, sizeof target - 1);
-            unsigned long held;
-            if (len <= 0)
-                continue;
-            target[len] = '\0';
-            if (sscanf(target, "socket:[%lu]", &held) == 1 && held == inode)
-                owner = (uint32_t)strtoul(p->d_name, NULL, 10);
-        }
-        closedir(fds);
-    }
-    closedir(proc);
-    return owner;
+    struct wanted_inode *w = ctx;
+    if (inode != w->inode)
+        return true;
+    w->owner = pid;
+    return false;
 }
 
 void op_socket_owner(uint32_t stream, uint32_t port)
 {
-    unsigned long inode = connection_inode(port);
-    uint32_t pid = inode != 0 ? inode_owner(inode) : 0;
+    struct wanted_inode wanted = {.inode = connection_inode(port), .owner = 0};
+    if (wanted.inode != 0)
+        for_each_socket_fd(match_owner, &wanted);
+    uint32_t pid = wanted.owner;
     if (pid == 0) {
         send_status(stream, ST_E_NOT_FOUND, 0, "no process holds a TCP connection from port %u", port);
         return;
     }
-    char comm[32] = "";
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%u/comm", pid);
-    FILE *f = fopen(path, "re");
-    if (f != NULL) {
-        if (fgets(comm, sizeof comm, f) != NULL)
-            comm[strcspn(comm, "\n")] = '\0';
-        fclose(f);
-    }
+    char comm[32];
+    read_comm(pid, comm, sizeof comm);
     uint8_t payload[128];
     struct tlv_writer w = {.data = payload, .cap = sizeof payload};
     tlv_put_u32(&w, TAG_STATUS, ST_OK);
