@@ -4,25 +4,17 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { planWorkspace, type PlanSettings } from '../../engine/devcontainer/plan';
+import { planWorkspace } from '../../engine/devcontainer/plan';
 import { resolveConfig } from '../../engine/devcontainer/resolve';
-import { DEFAULT_PROTECT } from '../../engine/mount/types';
 import { composeOf } from '../../engine/workspace/prepare';
 import { waitHealthy } from '../../engine/workspace/services/health';
 import { ServiceRelay } from '../../engine/workspace/services/relay';
 import { TailLines } from '../../engine/workspace/services/tail-lines';
 import { imageConfigOf } from '../../engine/image/oci-layout';
 import { mainArgv } from '../../engine/compose/command';
+import { testPlanSettings } from '../helpers/plan-settings';
 
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 1024,
-  cpus: 2,
-  network: 'outbound',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 1024, cpus: 2, network: 'outbound' });
 
 /** A folder as the Dev Containers templates lay out a compose workspace. */
 function folderWith(files: Record<string, string>): string {

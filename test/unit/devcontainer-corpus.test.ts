@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PlanSettings, planWorkspace, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
-import { DEFAULT_PROTECT } from '../../engine/mount/types';
+import { planWorkspace, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * A dozen configurations shaped like the ones real projects keep (Dockerfile projects,
@@ -121,15 +121,7 @@ const CORPUS: Record<string, unknown> = {
   },
 };
 
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 1024,
-  cpus: 2,
-  network: 'outbound',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 1024, cpus: 2, network: 'outbound' });
 const IMAGE_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root' };
 
 test('a dozen real-world-shaped configurations: no error, no variable left in what the engine uses', () => {

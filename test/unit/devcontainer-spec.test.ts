@@ -13,15 +13,9 @@ import {
   parseAppPort,
   parseForwardPort,
 } from '../../engine/devcontainer/ports';
-import {
-  PlanSettings,
-  planWorkspace,
-  recommendedExtensions,
-  resolveConfig,
-  resolveContainerEnv,
-} from '../../engine/devcontainer';
-import { DEFAULT_PROTECT } from '../../engine/mount/types';
+import { planWorkspace, recommendedExtensions, resolveConfig, resolveContainerEnv } from '../../engine/devcontainer';
 import { detectLanguages } from '../../engine/devcontainer/language';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 const ctx = (over: Partial<VariableContext> = {}): VariableContext => ({
   localWorkspaceFolder: '/home/u/my-app',
@@ -176,15 +170,7 @@ test('ports: forwardPorts forms, appPort, attributes by port, range, process pat
   assert.equal(autoForwardAction(9005, overlap), 'notify', 'notify is the default');
 });
 
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 1024,
-  cpus: 2,
-  network: 'outbound',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 1024, cpus: 2, network: 'outbound' });
 
 function folderWith(config: unknown, files: Record<string, string> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-spec-'));

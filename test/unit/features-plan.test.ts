@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { planDockerfile } from '../../engine/build/dockerfile';
 import { withImageMetadata } from '../../engine/devcontainer/image-metadata';
-import { planWorkspace, type PlanSettings } from '../../engine/devcontainer/plan';
+import { planWorkspace } from '../../engine/devcontainer/plan';
 import { Problems } from '../../engine/devcontainer/problems';
 import { emptyConfig } from '../../engine/devcontainer/config';
 import type { ResolvedConfig } from '../../engine/devcontainer/resolve';
@@ -11,6 +11,7 @@ import { envName, optionsEnvFile } from '../../engine/features/options';
 import { installOrder, type OrderNode } from '../../engine/features/order';
 import type { ResolvedFeature } from '../../engine/features/types';
 import { hookRuns } from '../../engine/workspace/lifecycle';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 test('option names become env names exactly as the spec digest states', () => {
   assert.deepEqual(['version', 'installGradle', 'node-version', '2fa', '__x', 'a.b c'].map(envName), [
@@ -103,15 +104,7 @@ const feature = (userId: string, json: Record<string, unknown>): ResolvedFeature
   json: { id: userId, version: '1', ...json },
   options: {},
 });
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 512,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 512, protect: [] });
 
 test("feature metadata in the plan: hooks before devcontainer.json's, the image label's first of all; mounts, customizations, entrypoint", () => {
   const config = {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, type PlanSettings, prepareWorkspace, Session } from '../../engine';
+import { type PlanSettings, prepareWorkspace, Session } from '../../engine';
 import { CancelledError } from '../../engine/workspace/session';
 import { fakeCapabilities, FakeBackend } from '../helpers/fake-backend';
 import { isMicrovmError } from '../../engine/errors';
@@ -16,21 +16,14 @@ import { homePaths } from '../../engine/paths';
 import { gzipLayer, imageOf, tarOf } from '../helpers/image-fixtures';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry } from '../helpers/registry-server';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * Session through the backend seam: the workspace's image is the embedded default one (its
  * root disk built once in a private MICROVM_HOME, no VM), its VM a fake whose loopback is the
  * host's. Start, stop and forwards run as the extension drives them, in seconds.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 256,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings();
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-session-fake-'));
 const savedHome = process.env.MICROVM_HOME;
 

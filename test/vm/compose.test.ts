@@ -4,19 +4,13 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  DEFAULT_PROTECT,
-  isMicrovmError,
-  PlanSettings,
-  prepareWorkspace,
-  Session,
-  type SessionEvents,
-} from '../../engine';
+import { isMicrovmError, prepareWorkspace, Session, type SessionEvents } from '../../engine';
 import { readServiceLog } from '../../engine/workspace/services/log-file';
 import { pushComposeImages } from '../helpers/compose-images';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { loggingEvents } from '../helpers/session-events';
 import { liveProcessesMentioning } from './qemu-proc';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * A compose workspace as the Dev Containers templates write one: an app service (node) that is
@@ -25,15 +19,7 @@ import { liveProcessesMentioning } from './qemu-proc';
  * node and redis: one Debian layer with nodejs and redis-server (one mmdebstrap run), served
  * by a loopback registry as docker.io/library/node and docker.io/library/redis.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 512,
-  cpus: 1,
-  network: 'outbound',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 512, network: 'outbound' });
 let tmp: string;
 let registry: TestRegistry;
 const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session, SessionEvents } from '../../engine';
+import { prepareWorkspace, Session, SessionEvents } from '../../engine';
 import { microvmHome } from '../../engine/paths';
 import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { feature, featureArtifact, pushFeature, writeFeature } from '../helpers/feature-artifacts';
@@ -11,6 +11,7 @@ import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { liveProcessesMentioning } from './qemu-proc';
 import { SLOW } from '../helpers/slow';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * Dev container features installed for real: published as OCI artifacts (the spec's media
@@ -18,15 +19,7 @@ import { SLOW } from '../helpers/slow';
  * MICROVM_REGISTRY_MIRRORS (debian:bookworm as docker.io the same way), and a local feature
  * under .devcontainer/. The builder VM installs them on the image; the workspace VM runs on it.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 512,
-  cpus: 1,
-  network: 'outbound',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 512, network: 'outbound' });
 const FEATURES = 'ghcr.io/devcontainers/features';
 let tmp: string;
 let registry: TestRegistry;

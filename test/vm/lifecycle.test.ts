@@ -3,29 +3,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  DEFAULT_PROTECT,
-  PlanSettings,
-  prepareWorkspace,
-  PreparedWorkspace,
-  Session,
-  SessionEvents,
-} from '../../engine';
+import { prepareWorkspace, PreparedWorkspace, Session, SessionEvents } from '../../engine';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * Issue 16: devcontainer.json's lifecycle and variables as the spec means them, with real VMs
  * (the embedded default image), driven the way the extension drives them but without VS Code:
  * prepareWorkspace, then a Session per open.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 256,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings();
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-lifecycle-'));
 const sessions: Session[] = [];
 

@@ -10,7 +10,6 @@ import {
   DEFAULT_PROTECT,
   DEFAULT_TYPE_LIMITS,
   openWorkspace,
-  PlanSettings,
   prepareWorkspace,
   PROJECTION_MARKER,
   projectionTargets,
@@ -26,21 +25,14 @@ import { buildBundles, runCli } from './cli-helpers';
 import { TsServer } from '../helpers/tsserver';
 import { nodeImageLayout } from '../helpers/host-tools-image';
 import { SLOW } from '../helpers/slow';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * Issue 17, "IntelliSense sees the guest's dependencies": a workspace with node_modules on a
  * volume (the default plan), a package written in the VM by postCreateCommand, and the host's
  * own tsserver resolving its types from the projection; what a hostile guest can put there.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 256,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings();
 const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-types-')));
 const sessions: Session[] = [];
 const folders: string[] = [];

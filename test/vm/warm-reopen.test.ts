@@ -5,7 +5,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   containerRootVolume,
-  DEFAULT_PROTECT,
   openWorkspace,
   PlanSettings,
   prepareWorkspace,
@@ -20,6 +19,7 @@ import { loggingEvents } from '../helpers/session-events';
 import { spawn } from 'node:child_process';
 import { buildBundles, waitFor } from './cli-helpers';
 import { liveProcessesMentioning } from './qemu-proc';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * Issue 17, warm reopen of mounted workspaces, with real VMs (the embedded default image):
@@ -27,15 +27,7 @@ import { liveProcessesMentioning } from './qemu-proc';
  * attached again and current, the once-only hooks do not run again, an input change boots
  * afresh, and a lockfile change reruns updateContentCommand on the resumed VM. Prints the times of a cold boot and a warm reopen.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 256,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings();
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-warm-'));
 const live: Session[] = [];
 const folders: string[] = [];

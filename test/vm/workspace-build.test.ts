@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session } from '../../engine';
+import { prepareWorkspace, Session } from '../../engine';
 import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { loggingEvents } from '../helpers/session-events';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * A workspace whose devcontainer.json builds its image from a Dockerfile opens on that image:
@@ -15,15 +16,7 @@ import { loggingEvents } from '../helpers/session-events';
  * through MICROVM_REGISTRY_MIRRORS), the workspace's hooks run on the result, and the second
  * open finds the build cached.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 512,
-  cpus: 1,
-  network: 'outbound',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 512, network: 'outbound' });
 let tmp: string;
 let registry: TestRegistry;
 const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;

@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, PlanSettings, prepareWorkspace, Session } from '../../engine';
+import { prepareWorkspace, Session } from '../../engine';
 import { debianImage, debianMinbase } from '../helpers/debian-images';
 import { pushImage } from '../helpers/registry-push';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { loggingEvents } from '../helpers/session-events';
 import { SLOW } from '../helpers/slow';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * A folder without devcontainer.json opens on the image for its language: only package.json
@@ -16,15 +17,7 @@ import { SLOW } from '../helpers/slow';
  * MICROVM_REGISTRY_MIRRORS; here Debian's nodejs stands in for it). An image that cannot be
  * pulled falls back to the embedded default image, and the log says so.
  */
-const SETTINGS: PlanSettings = {
-  image: '',
-  memoryMib: 512,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ memoryMib: 512 });
 let tmp: string;
 let registry: TestRegistry;
 const savedMirrors = process.env.MICROVM_REGISTRY_MIRRORS;

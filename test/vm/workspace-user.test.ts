@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PROTECT, isMicrovmError, PlanSettings, prepareWorkspace, Session } from '../../engine';
+import { isMicrovmError, PlanSettings, prepareWorkspace, Session } from '../../engine';
 import { homePaths } from '../../engine/paths';
 import { gzipLayer, sha256, tarOf } from '../helpers/image-fixtures';
 import { gunzipSync } from 'node:zlib';
 import { loggingEvents } from '../helpers/session-events';
+import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
  * devcontainer.json's users: terminals, hooks and the env probe run as remoteUser, with its
@@ -52,15 +53,7 @@ function imageWithDevUser(name: string, labels: Record<string, string> = {}): st
   return dir;
 }
 
-const SETTINGS: PlanSettings = {
-  image: imageWithDevUser('image'),
-  memoryMib: 512,
-  cpus: 1,
-  network: 'none',
-  symlinks: 'opaque',
-  protect: [...DEFAULT_PROTECT],
-  git: 'writable',
-};
+const SETTINGS = testPlanSettings({ image: imageWithDevUser('image'), memoryMib: 512 });
 
 function workspace(name: string, config: Record<string, unknown>): string {
   const folder = path.join(tmp, name);
