@@ -13,7 +13,7 @@ import { SupervisorClient } from '../../engine/supervisor/client';
 import { supervisorFiles } from '../../engine/supervisor/paths';
 import { Requests } from '../../engine/supervisor/protocol';
 import { openWorkspace } from '../../engine/workspace/record';
-import { failIfLingering } from '../helpers/lingering';
+import { exitIfLingering } from '../helpers/lingering';
 import { homePaths } from '../../engine/paths';
 
 /**
@@ -37,8 +37,15 @@ before(async () => {
 });
 
 after(async () => {
-  for (const folder of fs.readdirSync(tmp))
-    await cli(['down', '--workspace-folder', path.join(tmp, folder)]).catch(() => undefined);
+  // At once, each bounded: a down that hangs must not hold the file to its timeout.
+  await Promise.all(
+    fs.readdirSync(tmp).map((folder) =>
+      runCli(bundles.cli, ['down', '--workspace-folder', path.join(tmp, folder)], {
+        env: { MICROVM_HOME: home },
+        timeoutMs: 60_000,
+      }).catch(() => undefined),
+    ),
+  );
   // The suspended VMs' RAM sits on /dev/shm, outside the private home.
   fs.rmSync(homePaths.suspended(), { recursive: true, force: true });
   if (previousHome === undefined) delete process.env.MICROVM_HOME;
@@ -46,7 +53,7 @@ after(async () => {
   fs.rmSync(bundles.dir, { recursive: true, force: true });
   fs.rmSync(home, { recursive: true, force: true });
   fs.rmSync(tmp, { recursive: true, force: true });
-  failIfLingering('supervisor.test.ts');
+  exitIfLingering('supervisor.test.ts');
 });
 
 const cli = (args: string[], input?: string) =>
