@@ -10,18 +10,20 @@
  * and what lives inside it are refused, the world beyond its uplinks is allowed, and when the
  * kernel's answer cannot be had the call is refused. AF_UNIX and the other families pass
  * untouched (QEMU's own chardev and QMP sockets). Before any of that, service links
- * (services.c) take the guest's TCP connections to 198.18.0.0/24 to their host relays, and
- * refuse everything else inside that block, whatever the mode.
+ * (services.c) take the guest's TCP connections to 198.18.0.0/24 to the engine's unix
+ * sockets, and refuse everything else inside that block, whatever the mode.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "netguard.h"
 
@@ -141,7 +143,7 @@ __attribute__((constructor)) static void start(void)
 
 static bool in_service_net(const struct sockaddr *sa, socklen_t len)
 {
-    struct sockaddr_in unused;
+    const struct sockaddr_un *unused;
     return service_target(sa, len, &unused) != NOT_SERVICE;
 }
 
@@ -189,23 +191,51 @@ static bool is_stream(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
 }
 
-/* A linked TCP destination goes to its relay; a datagram socket connecting there is refused. */
-static int connect_service(int fd, enum service s, const struct sockaddr_in *relay)
+/*
+ * A linked TCP destination goes to the engine's unix socket for it: slirp's TCP socket is
+ * replaced, under the same descriptor number, by a unix stream socket with the same flags
+ * (O_NONBLOCK, FD_CLOEXEC), which then connects to the relay's path. slirp only sends,
+ * receives, shuts down, asks SO_ERROR and getpeername of a connected socket, which a unix
+ * stream socket answers as a TCP one would (its TCP_NODELAY and SO_OOBINLINE were set
+ * before connect, on the socket replaced). A unix connect is never in progress: it is made
+ * or refused at once. A full backlog (EAGAIN) would look to slirp like a TCP connect still
+ * in progress on a socket that never connects, so it is refused like a missing or closed
+ * relay (ENOENT, ECONNREFUSED): the guest gets a reset. A datagram socket connecting to
+ * the block is refused.
+ */
+static int connect_service(int fd, enum service s, const struct sockaddr_un *relay)
 {
     if (real_connect == NULL || s != SERVICE_LINKED || !is_stream(fd)) {
         errno = real_connect == NULL ? ENOSYS : ECONNREFUSED;
         return -1;
     }
-    return real_connect(fd, (const struct sockaddr *)relay, sizeof *relay);
+    int status = fcntl(fd, F_GETFL), fdflags = fcntl(fd, F_GETFD);
+    if (status < 0 || fdflags < 0)
+        return -1;
+    int type = SOCK_STREAM | ((status & O_NONBLOCK) ? SOCK_NONBLOCK : 0) | ((fdflags & FD_CLOEXEC) ? SOCK_CLOEXEC : 0);
+    int unix_fd = socket(AF_UNIX, type, 0);
+    if (unix_fd < 0)
+        return -1;
+    if (dup3(unix_fd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+        int err = errno;
+        close(unix_fd);
+        errno = err;
+        return -1;
+    }
+    close(unix_fd);
+    int r = real_connect(fd, (const struct sockaddr *)relay, sizeof *relay);
+    if (r < 0)
+        errno = ECONNREFUSED;
+    return r;
 }
 
 EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     pthread_once(&resolved, resolve);
-    struct sockaddr_in relay;
+    const struct sockaddr_un *relay = NULL;
     enum service s = service_target(sa, len, &relay);
     if (s != NOT_SERVICE)
-        return connect_service(fd, s, &relay);
+        return connect_service(fd, s, relay);
     if (proxy_port >= 0 && is_inet(sa, len)) {
         struct sockaddr_in proxy;
         if (real_connect == NULL || !proxy_target(sa, len, &proxy)) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 /* A destination as the guard judges it. A v4-mapped IPv6 address becomes IPv4. */
 struct dest {
@@ -54,11 +55,11 @@ ssize_t netlink_ask(struct nlmsghdr *request, void *reply, size_t capacity);
 bool is_nameserver(const struct dest *d);
 
 /* services.c: service links (MICROVM_NETGUARD_SERVICES), read once at load. A destination
- * inside 198.18.0.0/24 is LINKED (*relay is where the engine relays it: 127.0.0.1:hostPort)
- * or REFUSED; anything else is NOT_SERVICE and judged as usual. */
+ * inside 198.18.0.0/24 is LINKED (*relay is the engine's unix socket for it) or REFUSED;
+ * anything else is NOT_SERVICE and judged as usual. */
 enum service { NOT_SERVICE, SERVICE_LINKED, SERVICE_REFUSED };
 void services_read(void);
-enum service service_target(const struct sockaddr *sa, socklen_t len, struct sockaddr_in *relay);
+enum service service_target(const struct sockaddr *sa, socklen_t len, const struct sockaddr_un **relay);
 
 /* warn.c: one line on stderr, at most once every few seconds. */
 void guard_warn(const char *what, int err);

@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as net from 'node:net';
@@ -350,27 +351,37 @@ test('proxy mode: the guest\'s 10.0.2.2:3128 (slirp\'s 127.0.0.1:3128) reaches t
   proxy.close();
 });
 
-/** A host listener standing in for a service link's relay: it counts the connections it got. */
-async function relayListener(): Promise<{ port: number; accepted: (count: number) => Promise<boolean>; close: () => void }> {
+/** A unix socket listener standing in for a service link's relay: it counts the connections it got. */
+async function relayListener(): Promise<{ path: string; accepted: (count: number) => Promise<boolean>; close: () => void }> {
   let accepted = 0;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mvng-relay-'));
+  const socketPath = path.join(dir, 'link.sock');
   const server = net.createServer((socket) => {
     accepted++;
     socket.on('error', () => undefined).end('relay\n');
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(socketPath);
   await once(server, 'listening');
-  // The probe sees the handshake done; the server's callback may come a moment later.
+  // The probe sees the connection made; the server's callback may come a moment later.
   const reached = async (count: number) => {
     for (let i = 0; i < 100 && accepted < count; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     return accepted === count;
   };
-  return { port: (server.address() as net.AddressInfo).port, accepted: reached, close: () => server.close() };
+  const close = () => server.close(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return { path: socketPath, accepted: reached, close };
 }
 
-/** A linked destination connects (to the relay); `held` says whether the connection was made. */
-async function reachesRelay(probe: Probe, address: string, port: number): Promise<void> {
+/**
+ * A linked destination connects to the relay's unix socket: slirp's descriptor becomes a
+ * unix socket with the flags it had (non-blocking, close-on-exec), connected at once, and
+ * what the relay sends arrives on it.
+ */
+async function reachesRelay(probe: Probe, address: string, port: number, relayPath: string): Promise<void> {
   assert.equal(await probe.ask(`hold ${address} ${port}`), 'allowed -', `${address}:${port} is linked`);
   assert.equal(await probe.ask('held 2000'), 'connected', `${address}:${port} reached its relay`);
+  assert.equal(await probe.ask('kind'), `unix ${relayPath} nonblock cloexec`);
+  assert.equal(await probe.ask('read 2000'), 'relay');
+  assert.equal(await probe.ask('drop'), 'dropped');
 }
 
 /** Everything in the block but the links, and every datagram to it, in whatever mode. */
@@ -380,14 +391,37 @@ async function assertBlockRefused(probe: Probe): Promise<void> {
   assertAll(await probe.askAll(['udp 198.18.0.2 5432', 'msg 198.18.0.2 5432', 'mmsg 198.18.0.2 5432', 'udp 198.18.0.3 53', 'udp ::ffff:198.18.0.2 53']), /^refused EACCES$/);
 }
 
-test('service links: a linked address:port reaches its relay on 127.0.0.1; the rest of 198.18.0.0/24 and every datagram to it are refused', async () => {
+test("service links: a linked address:port reaches its relay's unix socket; the rest of 198.18.0.0/24 and every datagram to it are refused", async () => {
   const relay = await relayListener();
-  const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${relay.port},198.18.0.3:80=${relay.port}`] });
+  const other = await relayListener();
+  const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${relay.path},198.18.0.3:80=${other.path}`] });
   try {
-    await reachesRelay(probe, '198.18.0.2', 5432);
-    await reachesRelay(probe, '198.18.0.3', 80);
+    await reachesRelay(probe, '198.18.0.2', 5432, relay.path);
+    await reachesRelay(probe, '198.18.0.3', 80, other.path);
     await assertBlockRefused(probe);
-    assert.ok(await relay.accepted(2), 'both connections reached the relay');
+    assert.ok(await relay.accepted(1), 'the first link reached its relay');
+    assert.ok(await other.accepted(1), 'the second link reached its own');
+  } finally {
+    await probe.close();
+    relay.close();
+    other.close();
+  }
+  assert.equal(probe.stderr, '');
+});
+
+test('service links: a relay that does not listen (no socket file, or closed) refuses the connection at once (the guest gets a reset)', async () => {
+  const relay = await relayListener();
+  const missing = path.join(path.dirname(relay.path), 'missing.sock');
+  const stale = path.join(path.dirname(relay.path), 'stale.sock');
+  const gone = net.createServer().listen(stale);
+  await once(gone, 'listening');
+  // A socket file nobody listens on any more (Node unlinks its own on close, so take it back).
+  fs.renameSync(stale, `${stale}.kept`);
+  await new Promise((resolve) => gone.close(resolve));
+  fs.renameSync(`${stale}.kept`, stale);
+  const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${missing},198.18.0.2:5433=${stale}`] });
+  try {
+    assertAll(await probe.askAll(['tcp 198.18.0.2 5432', 'tcp 198.18.0.2 5433']), /^refused ECONNREFUSED$/);
   } finally {
     await probe.close();
     relay.close();
@@ -397,15 +431,18 @@ test('service links: a linked address:port reaches its relay on 127.0.0.1; the r
 
 test("service links in proxy mode: the links and the proxy's port, nothing else; with PROXY=none (network 'none' with links) only the links", async () => {
   const relay = await relayListener();
-  const proxy = await relayListener();
-  const links = `MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${relay.port}`;
-  for (const mode of [String(proxy.port), 'none']) {
+  const proxy = net.createServer((socket) => socket.on('error', () => undefined).end('proxy\n'));
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const proxyPort = (proxy.address() as net.AddressInfo).port;
+  const links = `MICROVM_NETGUARD_SERVICES=198.18.0.2:5432=${relay.path}`;
+  for (const mode of [String(proxyPort), 'none']) {
     const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_PROXY=${mode}`, links] });
     try {
-      await reachesRelay(probe, '198.18.0.2', 5432);
+      await reachesRelay(probe, '198.18.0.2', 5432, relay.path);
       await assertBlockRefused(probe);
       assert.equal(await probe.ask('tcp 127.0.0.1 3128'), mode === 'none' ? 'refused ECONNREFUSED' : 'allowed -');
-      assertAll(await probe.askAll([`tcp 127.0.0.1 ${relay.port}`, 'tcp 198.51.100.7 443', 'tcp 10.0.2.2 80']), /^refused ECONNREFUSED$/);
+      assertAll(await probe.askAll([`tcp 127.0.0.1 ${proxyPort}`, 'tcp 198.51.100.7 443', 'tcp 10.0.2.2 80']), /^refused ECONNREFUSED$/);
       assertAll(await probe.askAll(['udp 127.0.0.53 53', 'udp 8.8.8.8 53']), /^refused EACCES$/);
     } finally {
       await probe.close();
@@ -419,11 +456,15 @@ test("service links in proxy mode: the links and the proxy's port, nothing else;
 
 test('service links: a malformed map refuses every link, with one stderr line; 256 links are fine', async () => {
   const relay = await relayListener();
-  const p = relay.port;
+  const p = relay.path;
+  const long = `/${'x'.repeat(107)}`;
   const malformed = [
     `198.18.0.2:5432=${p},`, `198.18.0.2:5432`, `198.18.0.2=${p}`, `10.0.0.2:5432=${p},198.18.0.2:5432=${p}`, `198.18.0.2:0=${p}`,
-    '198.18.0.2:5432=70000', `198.18.0.2:+5432=${p}`, ` 198.18.0.2:5432=${p}`, `198.18.0.255:5432=${p}`, `198.18.00.2:5432=${p}`,
+    '198.18.0.2:5432=41234', `198.18.0.2:+5432=${p}`, ` 198.18.0.2:5432=${p}`, `198.18.0.255:5432=${p}`, `198.18.00.2:5432=${p}`,
     `198.18.0.2:5432=${p},198.18.0.2:5432=${p}`, Array.from({ length: 257 }, (_, i) => `198.18.0.2:${i + 1}=${p}`).join(','),
+    // Paths: relative, empty, the root alone, too long for sun_path (108 bytes with its NUL), with a separator in them.
+    '198.18.0.2:5432=link.sock', '198.18.0.2:5432=', '198.18.0.2:5432=/', `198.18.0.2:5432=${long}`, `198.18.0.2:5432=${p}=x`,
+    `198.18.0.2:5432=/tmp/a=b.sock`,
   ];
   for (const value of malformed) {
     const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=${value}`] });
@@ -434,12 +475,19 @@ test('service links: a malformed map refuses every link, with one stderr line; 2
     }
     assert.match(probe.stderr, /^microvm-netguard: MICROVM_NETGUARD_SERVICES is malformed [^\n]*\n$/, value.slice(0, 60));
   }
-  const full = Array.from({ length: 256 }, (_, i) => `198.18.0.${(i % 250) + 2}:${i + 1}=${p}`).join(',');
+  // The longest path that fits (107 bytes) is fine.
+  const longest = path.join(path.dirname(p), 'l'.repeat(107 - path.dirname(p).length - 1));
+  assert.equal(longest.length, 107);
+  const fits = net.createServer((socket) => socket.on('error', () => undefined).end('relay\n')).listen(longest);
+  await once(fits, 'listening');
+  const full = Array.from({ length: 256 }, (_, i) => `198.18.0.${(i % 250) + 2}:${i + 1}=${i === 255 ? longest : p}`).join(',');
   const probe = new Probe({ hostNetns: true, env: [`MICROVM_NETGUARD_SERVICES=${full}`] });
   try {
-    await reachesRelay(probe, '198.18.0.7', 256);
+    await reachesRelay(probe, '198.18.0.7', 256, longest);
+    await reachesRelay(probe, '198.18.0.2', 1, p);
   } finally {
     await probe.close();
+    fits.close();
   }
   assert.equal(probe.stderr, '');
   relay.close();

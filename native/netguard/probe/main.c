@@ -12,6 +12,10 @@
  *       listen PORT     -> "listening": a TCP listener on every address of the namespace
  *       hold ADDR PORT  -> like tcp, but the connecting socket is kept
  *       held MS         -> "connected", "pending" or "failed ERRNO": what became of it
+ *       kind            -> the held socket: "unix PATH nonblock cloexec" (or "inet"/"inet6",
+ *                          flags it lacks left out): what a service link made of it
+ *       read MS         -> the first line the held socket reads within MS, or "nothing"
+ *       drop            -> "dropped": the held socket is closed, the next hold keeps its own
  *   netguard-probe window IPV4 IFNAME SAMPLES
  *       per sample "window_us event_us ack_us": from sending RTM_NEWADDR for IPV4/32 on
  *       IFNAME to the first refused connect() (a thread connects in a loop), to the arrival
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,6 +166,43 @@ static void report_held(const char *ms)
         printf(r == 0 ? "pending\n" : "connected\n");
 }
 
+static void report_kind(void)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int status = fcntl(held_fd, F_GETFL), fdflags = fcntl(held_fd, F_GETFD);
+    if (held_fd < 0 || status < 0 || fdflags < 0 || getpeername(held_fd, (struct sockaddr *)&peer, &len) != 0)
+        die("the held socket");
+    if (peer.ss_family == AF_UNIX)
+        printf("unix %s", ((struct sockaddr_un *)&peer)->sun_path);
+    else
+        printf(peer.ss_family == AF_INET ? "inet" : "inet6");
+    printf("%s%s\n", (status & O_NONBLOCK) ? " nonblock" : "", (fdflags & FD_CLOEXEC) ? " cloexec" : "");
+}
+
+static void report_read(const char *ms)
+{
+    char text[128];
+    size_t got = 0;
+    struct pollfd p = {.fd = held_fd, .events = POLLIN};
+    while (got < sizeof text - 1 && held_fd >= 0 && poll(&p, 1, atoi(ms)) == 1) {
+        ssize_t n = recv(held_fd, text + got, 1, 0);
+        if (n <= 0 || text[got] == '\n')
+            break;
+        got++;
+    }
+    text[got] = '\0';
+    printf("%s\n", got > 0 ? text : "nothing");
+}
+
+static void drop_held(void)
+{
+    if (held_fd >= 0 && close(held_fd) != 0)
+        die("close");
+    held_fd = -1;
+    printf("dropped\n");
+}
+
 /* The descriptor limit is lowered first, so that filling the table is quick. */
 static void fill_fds(void)
 {
@@ -191,6 +233,12 @@ static int serve(void)
         int words = sscanf(line, "%7s %63s %7s", word, addr, port);
         if (strcmp(line, "fill-fds\n") == 0)
             fill_fds();
+        else if (strcmp(line, "kind\n") == 0)
+            report_kind();
+        else if (strcmp(line, "drop\n") == 0)
+            drop_held();
+        else if (words == 2 && strcmp(word, "read") == 0)
+            report_read(addr);
         else if (words == 2 && strcmp(word, "listen") == 0)
             listen_on(addr);
         else if (words == 2 && strcmp(word, "held") == 0)
