@@ -4,7 +4,13 @@ import type { VmBackend } from './backend/types';
 import { MicrovmError } from './errors';
 import { isPlatformText } from './image/platform';
 import { DEFAULT_PROTECT } from './mount/types';
-import { isServiceLinkAddress, MAX_SERVICE_LINKS, SERVICE_LINK_NET } from './qemu/network';
+import {
+  isServiceLinkAddress,
+  isServiceLinkPath,
+  MAX_SERVICE_LINK_PATH,
+  MAX_SERVICE_LINKS,
+  SERVICE_LINK_NET,
+} from './qemu/network';
 
 /**
  * User-facing options, validated at the boundary: unknown keys are rejected, and an error
@@ -136,7 +142,7 @@ export const tmpfsSchema = z
 
 const port = z.number().int().min(1).max(65535);
 
-/** Another VM's TCP port, reached by the guest at address:port and relayed on the host from 127.0.0.1:hostPort (engine/qemu/network.ts). */
+/** Another VM's TCP port, reached by the guest at address:port and relayed on the host from the unix socket `path` (engine/qemu/network.ts). */
 export const serviceLinkSchema = z
   .object({
     address: z
@@ -146,7 +152,12 @@ export const serviceLinkSchema = z
         `expected a host address inside ${SERVICE_LINK_NET}, such as serviceLinkAddress(0) = 198.18.0.2`,
       ),
     port,
-    hostPort: port,
+    path: z
+      .string()
+      .refine(
+        isServiceLinkPath,
+        `expected an absolute unix socket path of at most ${MAX_SERVICE_LINK_PATH} bytes, without ',' or '='`,
+      ),
   })
   .strict();
 

@@ -2,8 +2,9 @@ import * as net from 'node:net';
 
 /**
  * The compose rows' one client program, run by node in the app VM (to db:6379, through the
- * relay) and by the host's node (to the db's forward, to the relay, to a host echo server):
- * the same code on each path, so the paths differ only in what carries the bytes.
+ * relay) and by the host's node (to the db's forward, to the relay's unix socket, to a host
+ * echo server): the same code on each path, so the paths differ only in what carries the bytes.
+ * PORT '-' makes HOST a unix socket path.
  *
  *   node client.js ping HOST PORT N       one connection, 20 warm-up PINGs, then N timed ones
  *   node client.js connect HOST PORT N    N x (connect, PING, +PONG, close), 3 warm-up
@@ -20,7 +21,7 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 function open() {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect(portText === '-' ? { path: host } : { host, port });
     socket.setNoDelay(true);
     let buffered = '';
     let waiting;

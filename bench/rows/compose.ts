@@ -31,9 +31,9 @@ const PING_ONLY: Path[] = ['host loopback', 'db VM loopback'];
  * A two-service compose workspace (app = the workspace VM, db = redis-server in its own VM
  * with a volume and a health check): its cold and warm open against a single-VM workspace of
  * the same app image; PING round trips, connects and SET throughput from the app to db:6379
- * (guest node -> the app VM's slirp -> the host relay -> the db VM's forward over its agent
+ * (guest node -> the app VM's slirp -> the host relay's unix socket -> the db VM's agent
  * channel -> redis) against the same client program on the host through the db's forward
- * (no relay, no app VM), through the relay alone, and to a host echo server (and, to show
+ * (no relay, no app VM), through the relay's socket alone, and to a host echo server (and, to show
  * what a guest's node and redis cost under the accelerator, inside the db VM to its own
  * redis); each VM's idle memory against its guest RAM.
  */
@@ -170,10 +170,11 @@ async function measureTraffic(
   if (!forward || !relay || !db) throw new Error('bench: the compose session has no db VM, db:6379 forward or relay');
   await db.writeFile(`/tmp/${CLIENT_FILE}`, CLIENT_JS);
   const pong = await startPongServer();
-  const targets: Record<Path, [string, number] | undefined> = {
+  // [host, port], or [unix socket path, '-'] (the client's convention).
+  const targets: Record<Path, [string, number | '-'] | undefined> = {
     'app → db (relay)': undefined,
     'host → db (raw forward)': ['127.0.0.1', Number(forward.localAddr.split(':')[1])],
-    'host → db (relay)': ['127.0.0.1', relay.hostPort],
+    'host → db (relay)': [relay.path, '-'],
     'host loopback': ['127.0.0.1', pong.port],
     'db VM loopback': undefined,
   };
@@ -253,13 +254,13 @@ function notes(
   return [
     `compose round trip app → db (relay) is ${ratio.toFixed(1)}x a host loopback round trip at p50 (${ms(app, 3)} vs ${ms(loopback, 3)}): it ${verdict} issue 18's ≤ ${COMPOSE_ROUND_TRIP_TARGET}x target. ` +
       `It is ${(app / forward).toFixed(2)}x the same client on the host through the db's raw forward (${ms(forward, 3)}). Where the time goes (p50 differences): ` +
-      `the db's forward (agent channel, the db guest's redis under TCG) ${ms(forward - loopback, 3)} over loopback; the relay hop ${ms(relay - forward, 3)}; ` +
+      `the db's forward (agent channel, the db guest's redis under TCG) ${ms(forward - loopback, 3)} over loopback; the relay (unix socket, then the same agent channel, against the forward's TCP listener) ${ms(relay - forward, 3)}; ` +
       `the app VM (guest node, virtio-net, the app QEMU's slirp and network guard) ${ms(app - relay, 3)}. ` +
       `The same client inside the db VM against its own redis over the guest's loopback takes ${ms(dbLocal, 3)} (${(dbLocal / loopback).toFixed(1)}x host loopback): ` +
       (dbLocal / loopback > COMPOSE_ROUND_TRIP_TARGET
         ? "a guest's node and redis alone, with no VM boundary crossed, are already past the target under this accelerator."
         : "the guests' own work is within the target; the VM boundaries are not."),
-    `Compose rows: one client program (bench/rows/compose-client.ts) run by node in the app VM against db:6379 and by the host's node against the db's forwardPorts forward, against the relay the app's link points at (127.0.0.1, so relay + forward without the app VM) and against a host echo server answering +PONG in the bench process; ` +
+    `Compose rows: one client program (bench/rows/compose-client.ts) run by node in the app VM against db:6379 and by the host's node against the db's forwardPorts forward, against the relay's unix socket the app's link points at (the relay without the app VM) and against a host echo server answering +PONG in the bench process; ` +
       `${sizing.rounds} rounds, each path in turn, each round ${sizing.roundTrips} PINGs on one connection (after 20 warm-up), ${sizing.connects} connect + PING + close, and ${sizing.sets} SETs of ${sizing.setBytes / 1024 / 1024} MiB timed to +OK (MB = 10^6 bytes).`,
     `Compose open: prepareWorkspace + Session.start until the app VM runs (the db VM booted, its volume, its health check passed, the relays and the db:6379 forward up); cold = the first open of a new folder (new workspace record, volumes made), warm = its second open (volumes kept, no snapshot: both VMs boot afresh, having mounts or volumes). ` +
       `The images' pull and root disks are excluded: Image.build of both took ${ms(bench.imagesMs)} before the opens (a cache hit after the first run on this MICROVM_HOME). The baseline opens a folder whose devcontainer.json names the same node image without compose.`,

@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Image, removeVolume, serviceLinkAddress, type VmOf as Vm } from '../../engine';
+import { ServiceRelay } from '../../engine/workspace/services/relay';
+import { createStateDir } from '../../engine/vm/state-dir';
+import { qemuUser } from '../../engine/qemu/run-as';
 import { nodeImageLayout } from '../../test/helpers/host-tools-image';
 import { startNpmRegistryOf } from '../../test/helpers/npm-registry';
 import { GroupResult } from '../types';
@@ -35,6 +39,22 @@ export async function measureExpress(runs: number, log: (line: string) => void):
   writeExpressProject(guestProject, `http://${REGISTRY_LINK.address}:${REGISTRY_LINK.port}/`);
   writeExpressProject(hostProject, `http://127.0.0.1:${registry.port}/`);
   const volume = `bench-express-${process.pid}`;
+  // The link's unix socket (in a private run directory, as a compose workspace's relays), piped to the registry's port.
+  const linkDir = createStateDir(qemuUser());
+  const link = ServiceRelay.in(linkDir.dir, 'registry', REGISTRY_LINK.port, 0, qemuUser());
+  await link.setTarget(async (socket) => {
+    const upstream = net.connect(registry.port, '127.0.0.1');
+    socket.pipe(upstream).pipe(socket);
+    socket.resume();
+    await new Promise<void>((resolve) => {
+      const end = () => {
+        socket.destroy();
+        upstream.destroy();
+        resolve();
+      };
+      for (const s of [socket, upstream]) s.on('error', end).on('close', end);
+    });
+  });
   const samples = {
     guestInstall: [] as number[],
     guestTest: [] as number[],
@@ -48,7 +68,7 @@ export async function measureExpress(runs: number, log: (line: string) => void):
     const image = await Image.build({
       ref: nodeImageLayout(),
       network: 'none',
-      serviceLinks: [{ ...REGISTRY_LINK, hostPort: registry.port }],
+      serviceLinks: [{ ...REGISTRY_LINK, path: link.path }],
       memoryMib: 768,
       mounts: [{ hostPath: guestProject, guestPath: '/workspace' }],
       volumes: [{ name: volume, sizeMib: 256, mountPoint: '/workspace/node_modules' }],
@@ -95,6 +115,8 @@ export async function measureExpress(runs: number, log: (line: string) => void):
       throw new Error('bench: the guest install wrote node_modules into the host folder');
   } finally {
     await vm?.release();
+    await link.close();
+    linkDir.remove();
     registry.close();
     await removeVolume(volume).catch(() => undefined);
     fs.rmSync(guestProject, { recursive: true, force: true });

@@ -15,7 +15,8 @@ const HOST_BUFFER_LIMIT = 1024 * 1024;
  */
 export function abortSocket(socket: net.Socket): void {
   if (socket.destroyed) return;
-  if (socket.writableEnded) socket.destroy();
+  // A unix socket (a service link's relay) has no reset: it is closed.
+  if (socket.writableEnded || socket.remoteFamily === undefined) socket.destroy();
   else socket.resetAndDestroy();
 }
 

@@ -66,23 +66,40 @@ export const GUEST_NETWORK = {
   guest: '10.0.2.15',
 } as const;
 
-/** A TCP port of another VM, reached by the guest at `address:port` (198.18.0.0/24) and relayed on the host by a forward listening on 127.0.0.1:hostPort. */
+/**
+ * A TCP port of another VM, reached by the guest at `address:port` (198.18.0.0/24) and relayed
+ * on the host by whatever listens on the unix socket `path` (a compose workspace's ServiceRelay).
+ */
 export interface ServiceLink {
   address: string;
   port: number;
-  hostPort: number;
+  path: string;
 }
 
 /**
  * Service links: the guest connects to `address:port` inside this block, and the network guard
- * sends slirp's connection to 127.0.0.1:hostPort instead, where the other VM's forward (its
- * vm.exposeTcp) listens. The rest of the block is refused in every mode. RFC 2544's benchmark
- * range: no real service lives there.
+ * connects slirp's socket to the unix socket `path` instead, where the engine carries the
+ * connection into the other VM over its agent channel. No TCP port of the host is involved,
+ * so no other host process reaches a service through its link. The rest of the block is
+ * refused in every mode. RFC 2544's benchmark range: no real service lives there.
  */
 export const SERVICE_LINK_NET = '198.18.0.0/24';
 const SERVICE_LINK_PREFIX = '198.18.0.';
 /** The guard reads at most this many links. */
 export const MAX_SERVICE_LINKS = 256;
+/** A unix socket path fits sun_path (108 bytes) with its NUL. */
+export const MAX_SERVICE_LINK_PATH = 107;
+
+/** A path the guard takes for a link: absolute, short enough for sun_path, without the map's separators. */
+export function isServiceLinkPath(p: string): boolean {
+  return (
+    typeof p === 'string' &&
+    p.length > 1 &&
+    p.startsWith('/') &&
+    Buffer.byteLength(p) <= MAX_SERVICE_LINK_PATH &&
+    !/[,=\0]/.test(p)
+  );
+}
 
 /** The guest address of the n-th linked service (n from 0): 198.18.0.2, 198.18.0.3, ... */
 export function serviceLinkAddress(n: number): string {
@@ -118,10 +135,14 @@ export function checkServiceLinks(links: readonly ServiceLink[]): void {
         `${what}: address must be a host address inside ${SERVICE_LINK_NET}, such as serviceLinkAddress(0) = 198.18.0.2`,
       );
     }
-    for (const field of ['port', 'hostPort'] as const) {
-      if (!Number.isInteger(link[field]) || link[field] < 1 || link[field] > 65535) {
-        throw new MicrovmError('E_BAD_OPTION', `${what}: ${field} must be an integer from 1 to 65535`);
-      }
+    if (!Number.isInteger(link.port) || link.port < 1 || link.port > 65535) {
+      throw new MicrovmError('E_BAD_OPTION', `${what}: port must be an integer from 1 to 65535`);
+    }
+    if (!isServiceLinkPath(link.path)) {
+      throw new MicrovmError(
+        'E_BAD_OPTION',
+        `${what}: path must be an absolute unix socket path of at most ${MAX_SERVICE_LINK_PATH} bytes, without ',' or '='`,
+      );
     }
     const key = `${link.address}:${link.port}`;
     if (seen.has(key)) throw new MicrovmError('E_BAD_OPTION', `${what}: ${key} is linked twice`);
@@ -174,7 +195,7 @@ export function networkEnv(
   }
   checkServiceLinks(links ?? []);
   const services: Record<string, string> = links?.length
-    ? { MICROVM_NETGUARD_SERVICES: links.map((l) => `${l.address}:${l.port}=${l.hostPort}`).join(',') }
+    ? { MICROVM_NETGUARD_SERVICES: links.map((l) => `${l.address}:${l.port}=${l.path}`).join(',') }
     : {};
   // Proxy modes: the guard lets QEMU reach the proxy's port and nothing else (no port: nothing at all).
   if (usesEgressProxy(mode)) {

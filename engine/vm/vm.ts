@@ -13,6 +13,7 @@ import { mergeEnv } from '../image/env';
 import type { BackendVm, Capabilities, GuestPortWatch } from '../backend/types';
 import { userInfo, UserInfo } from './user';
 import * as nodePath from 'node:path';
+import type * as net from 'node:net';
 import { writeSnapshot } from '../snapshot/store';
 import type { SnapshotImage } from '../snapshot/meta';
 import { TcpForwarder } from '../forward/forwarder';
@@ -161,6 +162,18 @@ export class Vm<I = unknown> {
     // A forward stopped while the VM runs (its guest listener went away) is forgotten once idle.
     forwarder.onClosed(() => this.forwarders.delete(forwarder));
     return forwarder;
+  }
+
+  /**
+   * Carries one connection the caller accepted (a TCP or unix socket) to guestPort on the
+   * guest's loopback, as a forward's connections are carried, but without a host listener:
+   * a compose workspace's service relays use it. Resolves when the connection has ended;
+   * rejects with E_FORWARD_LIMIT (the socket left to the caller) when the VM already carries
+   * all the forwarded connections it takes, and with E_VM_RELEASED once the VM is released.
+   */
+  async connectTcp(socket: net.Socket, guestPort: number): Promise<void> {
+    checkPort(guestPort, 'guestPort', 1);
+    return this.live().agent.connectTcp(socket, guestPort);
   }
 
   /** A guest user (`name`, `uid`, `name:group`, `uid:gid`; '' = root): ids, home and shell from the guest's own passwd. */

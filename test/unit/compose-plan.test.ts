@@ -245,28 +245,54 @@ test("a service's main process is combined with its image's as docker does", () 
   assert.deepEqual(mainArgv({}, { entrypoint: [], cmd: [] }), []);
 });
 
-test('a service relay refuses connections until its service runs, then pipes them; stopping the service cuts them', async () => {
-  const upstream = net.createServer((c) => c.pipe(c));
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const relay = await ServiceRelay.open('db', 5432);
+test('a service relay: no socket until its service runs, then each connection is carried by its target; stopping the service removes the socket and cuts them', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-'));
+  const relay = ServiceRelay.in(dir, 'db', 5432, 0);
+  assert.equal(relay.path, path.join(dir, 'link-0.sock'));
   const talk = (text: string) =>
     new Promise<string>((resolve, reject) => {
-      const socket = net.connect(relay.hostPort, '127.0.0.1', () => socket.end(text));
+      let connected = false;
+      const socket = net.connect(relay.path, () => {
+        connected = true;
+        socket.end(text);
+      });
       let got = '';
       socket.on('data', (d) => {
         got += String(d);
       });
       socket.on('close', () => resolve(got));
-      socket.on('error', reject);
+      // Once connected, a relay that closes may make the write fail (EPIPE): what came back counts.
+      socket.on('error', (err) => (connected ? undefined : reject(err)));
     });
-  await assert.rejects(talk('early'), /ECONNRESET/);
-  relay.setTarget((upstream.address() as net.AddressInfo).port);
+  await assert.rejects(talk('early'), /ENOENT/);
+  const held: net.Socket[] = [];
+  // A stand-in for vm.connectTcp: echoes, and resolves when the connection ends.
+  await relay.setTarget(async (socket) => {
+    held.push(socket);
+    socket.pipe(socket);
+    socket.resume();
+    await new Promise((resolve) => socket.once('close', resolve));
+  });
+  assert.equal((fs.statSync(relay.path).mode & 0o777).toString(8), '600');
   assert.equal(await talk('hello'), 'hello');
   assert.equal(relay.carried, 1);
-  relay.setTarget(undefined);
-  await assert.rejects(talk('late'), /ECONNRESET/);
+  // A target that refuses (E_FORWARD_LIMIT, a released VM): the connection is closed.
+  await relay.setTarget(() => Promise.reject(new Error('refused')));
+  assert.equal(await talk('refused'), '');
+  const open = new Promise<void>((resolve) => {
+    void relay.setTarget(async (socket) => {
+      resolve();
+      await new Promise((r) => socket.once('close', r));
+    });
+  });
+  const cut = talk('cut');
+  await open;
+  await relay.setTarget(undefined);
+  assert.equal(await cut, '');
+  assert.equal(fs.existsSync(relay.path), false);
+  await assert.rejects(talk('late'), /ENOENT/);
   await relay.close();
-  upstream.close();
+  fs.rmSync(dir, { recursive: true });
 });
 
 test('health: failures in the start period do not count, retries failures in a row make it unhealthy, one success healthy', async () => {

@@ -5,20 +5,25 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { once } from 'node:events';
-import { ExecChild, Image, NetworkMode, Pool, serviceLinkAddress, ServiceLink, TcpForwarder, Vm } from '../../engine';
+import { ExecChild, Image, NetworkMode, Pool, serviceLinkAddress, ServiceLink, Vm } from '../../engine';
+import { ServiceRelay } from '../../engine/workspace/services/relay';
+import { createStateDir, type StateDir } from '../../engine/vm/state-dir';
+import { qemuUser } from '../../engine/qemu/run-as';
 import { isGone, qemuPidOf } from './qemu-proc';
 
 /**
  * Service links between two real VMs. "db" (network 'none') serves TCP port 5432, and the host
- * relays 127.0.0.1:P to it with db's own forward (vm.exposeTcp). "app" links
- * serviceLinkAddress(0):5432 to P and reads db's answer at 198.18.0.2:5432; nothing else of
- * the block, of the host or of the world is within its reach, beyond what its network allows.
+ * relays a unix socket in a private run directory to it (a compose workspace's ServiceRelay,
+ * carrying each connection with db.connectTcp: no TCP listener). "app" links
+ * serviceLinkAddress(0):5432 to that socket and reads db's answer at 198.18.0.2:5432; nothing
+ * else of the block, of the host or of the world is within its reach, beyond what its network allows.
  */
 const DB_ANSWER = 'db answer over the link';
 let dbPool: Pool;
 let db: Vm;
 let dbServer: ExecChild;
-let relay: TcpForwarder;
+let relay: ServiceRelay;
+let linkDir: StateDir;
 let host: net.Server;
 let hostPort: number;
 
@@ -33,18 +38,22 @@ before(async () => {
   dbServer = db.spawn({ argv: ['nc', '-ll', '-p', '5432', '-e', '/srv/answer.sh'], timeoutMs: 0 });
   while (!(await db.listeningPorts()).some((l) => l.port === 5432))
     await new Promise((resolve) => setTimeout(resolve, 100));
-  relay = await db.exposeTcp(0, 5432);
+  linkDir = createStateDir(qemuUser());
+  relay = ServiceRelay.in(linkDir.dir, 'db', 5432, 0, qemuUser());
+  await relay.setTarget((socket) => db.connectTcp(socket, 5432));
 });
 
 after(async () => {
   dbServer?.signal('SIGKILL');
   await db?.release();
   await dbPool?.shutdown();
+  await relay?.close();
+  linkDir?.remove();
   host?.close();
 });
 
 function dbLink(): ServiceLink {
-  return { address: serviceLinkAddress(0), port: 5432, hostPort: relay.port };
+  return { address: serviceLinkAddress(0), port: 5432, path: relay.path };
 }
 
 interface App {
@@ -84,7 +93,7 @@ async function assertUnreachable(vm: Vm, targets: Array<[string, number]>): Prom
   }
 }
 
-test("network 'none' with a link: app reads db at 198.18.0.2:5432, and reaches nothing else: not the block, the host, the relay directly, the world or DNS", async () => {
+test("network 'none' with a link: app reads db at 198.18.0.2:5432, and reaches nothing else: not the block, the host, the world or DNS", async () => {
   const app = await startApp('none', [dbLink()]);
   try {
     const nics = await app.vm.exec({ argv: ['ls', '/sys/class/net'] });
@@ -94,7 +103,6 @@ test("network 'none' with a link: app reads db at 198.18.0.2:5432, and reaches n
       ['198.18.0.2', 5433],
       ['198.18.0.3', 5432],
       ['10.0.2.2', hostPort],
-      ['10.0.2.2', relay.port],
       ['10.0.2.2', 5432],
       ['1.1.1.1', 80],
     ]);
@@ -110,7 +118,7 @@ test("network 'none' with a link: app reads db at 198.18.0.2:5432, and reaches n
   }
 });
 
-test("network 'outbound' with a link: the link works, the rest of the block and the host's loopback (the relay included) stay refused", async () => {
+test("network 'outbound' with a link: the link works, the rest of the block and the host's loopback stay refused", async () => {
   const app = await startApp('outbound', [dbLink()]);
   try {
     assert.deepEqual(await guestNc(app.vm, '198.18.0.2', 5432), { out: `${DB_ANSWER}\n`, code: 0 });
@@ -118,7 +126,6 @@ test("network 'outbound' with a link: the link works, the rest of the block and 
       ['198.18.0.2', 5433],
       ['198.18.0.9', 80],
       ['10.0.2.2', hostPort],
-      ['10.0.2.2', relay.port],
     ]);
   } finally {
     await stopApp(app);
@@ -128,7 +135,7 @@ test("network 'outbound' with a link: the link works, the rest of the block and 
 test('the image key holds the NIC the links add, not the links; a snapshot of a linked VM is restored with its NIC and no links', async () => {
   const key = async (network: NetworkMode, serviceLinks?: ServiceLink[]) =>
     (await Image.build({ network, serviceLinks, snapshot: false })).cacheKey;
-  const other = { ...dbLink(), hostPort: 1 };
+  const other = { ...dbLink(), path: '/run/other.sock' };
   assert.equal(await key('none', [dbLink()]), await key('none', [other]));
   assert.equal(await key('none', [dbLink()]), await key('none', []));
   assert.notEqual(await key('none', [dbLink()]), await key('none'));
@@ -146,7 +153,6 @@ test('the image key holds the NIC the links add, not the links; a snapshot of a 
     assert.deepEqual(nics.stdout.trim().split(/\s+/).sort(), ['eth0', 'lo']);
     await assertUnreachable(vm, [
       ['198.18.0.2', 5432],
-      ['10.0.2.2', relay.port],
       ['1.1.1.1', 80],
     ]);
   } finally {

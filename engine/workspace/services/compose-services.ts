@@ -5,6 +5,8 @@ import { isMicrovmError } from '../../errors';
 import type { MountSpec } from '../../mount';
 import { type NetworkMode, type ServiceLink, serviceLinkAddress } from '../../qemu/network';
 import type { Vm } from '../../vm/vm';
+import { createStateDir, type StateDir } from '../../vm/state-dir';
+import { qemuUser } from '../../qemu/run-as';
 import { waitHealthy } from './health';
 import { serviceLogFile } from './log-file';
 import { ServiceRelay } from './relay';
@@ -47,14 +49,18 @@ export interface ServiceForward {
  * A compose workspace's other services, each its own microVM, and the links between them.
  *
  * No VM shares a network with another: each declared port of each service (`expose`, the
- * service side of `ports`) gets a relay on the host's loopback before any VM starts, and every
- * VM of the workspace gets the other services' names in /etc/hosts (addresses in the service
- * link block) and links from those addresses to the relays, enforced by its network guard.
- * So `db:5432` works from the app, and nothing else of the db VM is reachable from it; the
- * host reaches a service only through forwards asked for (`forwardPorts: ["db:5432"]`).
+ * service side of `ports`) gets a relay before any VM starts, a unix socket in a private run
+ * directory of the workspace, and every VM of the workspace gets the other services' names in
+ * /etc/hosts (addresses in the service link block) and links from those addresses to the
+ * relays' sockets, enforced by its network guard. A relay carries each connection straight
+ * into its service's VM over the agent channel. So `db:5432` works from the app, and nothing
+ * else of the db VM is reachable from it; no TCP port on the host leads to a service, so the
+ * host reaches one only through forwards asked for (`forwardPorts: ["db:5432"]`).
  */
 export class ComposeServices {
   private readonly relays: ServiceRelay[] = [];
+  /** The relays' sockets: 0700 (0710 for QEMU's group when QEMU drops to its own user), removed at stop. */
+  private linkDir: StateDir | undefined;
   private readonly addresses = new Map<string, string>();
   private readonly running = new Map<string, ServiceVm>();
   private readonly health = new Map<string, Promise<void>>();
@@ -84,7 +90,7 @@ export class ComposeServices {
   linksFor(self: string): ServiceLink[] {
     return this.relays
       .filter((r) => r.service !== self)
-      .map((r) => ({ address: this.addresses.get(r.service) as string, port: r.port, hostPort: r.hostPort }));
+      .map((r) => ({ address: this.addresses.get(r.service) as string, port: r.port, path: r.path }));
   }
 
   /** A service's address in the service link block (undefined for a service that does not start). */
@@ -110,7 +116,7 @@ export class ComposeServices {
   /** The workspace VM runs: the other services reach the primary's declared ports through it. */
   async attachPrimary(vm: Vm): Promise<void> {
     for (const relay of this.relays.filter((r) => r.service === this.options.primary.name)) {
-      relay.setTarget((await vm.exposeTcp(0, relay.port)).port);
+      await relay.setTarget((socket) => vm.connectTcp(socket, relay.port));
     }
   }
 
@@ -120,6 +126,8 @@ export class ComposeServices {
     for (const service of [...this.running.values()].reverse()) await service.stop().catch(() => undefined);
     this.running.clear();
     for (const relay of this.relays.splice(0)) await relay.close();
+    this.linkDir?.remove();
+    this.linkDir = undefined;
   }
 
   /**
@@ -141,8 +149,11 @@ export class ComposeServices {
     }
     const names = [...reachable.keys()].sort((a, b) => a.localeCompare(b));
     names.forEach((name, i) => this.addresses.set(name, serviceLinkAddress(i)));
+    const runAs = qemuUser();
+    const linkDir = (this.linkDir = createStateDir(runAs));
     for (const name of names) {
-      for (const port of reachable.get(name) ?? []) this.relays.push(await ServiceRelay.open(name, port));
+      for (const port of reachable.get(name) ?? [])
+        this.relays.push(ServiceRelay.in(linkDir.dir, name, port, this.relays.length, runAs));
     }
     for (const service of plan.services) {
       this.checkStopped();
@@ -184,7 +195,7 @@ export class ComposeServices {
     const name = vm.name;
     await this.failing(vm, () => vm.start(this.linksFor(name), this.hostsFor(name)));
     const relays = this.relays.filter((r) => r.service === name);
-    for (const relay of relays) relay.setTarget((await vm.expose(relay.port)).port);
+    for (const relay of relays) await relay.setTarget((socket) => vm.running.connectTcp(socket, relay.port));
     this.options.events.log(
       `service ${name} started${relays.length > 0 ? `; the other VMs reach it as ${relays.map((r) => `${name}:${r.port}`).join(', ')}` : ''}`,
     );

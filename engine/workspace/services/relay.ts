@@ -1,38 +1,39 @@
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
+import type { QemuUser } from '../../qemu/run-as';
+
+/** How the relay carries one accepted connection into the service's VM (vm.connectTcp, or a fake in tests). */
+export type RelayTarget = (socket: net.Socket) => Promise<void>;
 
 /**
- * One declared port of one service, as the other VMs of the workspace reach it: a listener on
- * the host's 127.0.0.1 that the guests' network guard points `service:port` at (a service
- * link), opened before any VM starts so that every VM can be given its address at boot. Each
- * connection is piped to the service VM's own forward of that port once the service runs;
- * before that, or after it stops, connections are closed at once (the guest sees a reset).
- * Nothing else of the service VM is reachable: only ports a relay exists for.
+ * One declared port of one service, as the other VMs of the workspace reach it: a unix socket
+ * in the workspace's private run directory that the guests' network guard connects `service:port`
+ * to (a service link). Its path is known before any VM starts, so every VM is given it at boot;
+ * it listens only while the service runs, and each connection is carried straight into the
+ * service VM over its agent channel (no TCP listener on the host, for the relay or the service).
+ * While the service does not run there is no socket, so the guard's connect fails and the guest
+ * sees a reset. Nothing else of the service VM is reachable: only ports a relay exists for, and
+ * no host process but QEMU (the directory is private to the engine, and to QEMU's user) reaches
+ * the relay.
  */
 export class ServiceRelay {
-  private target: number | undefined;
+  private target: RelayTarget | undefined;
+  private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private connections = 0;
 
-  private constructor(
+  /** `dir` is the workspace's private run directory (createStateDir); `qemuUser` the user QEMU drops to, if any. */
+  constructor(
     readonly service: string,
     readonly port: number,
-    private readonly server: net.Server,
+    readonly path: string,
+    private readonly qemuUser?: QemuUser,
   ) {}
 
-  static async open(service: string, port: number): Promise<ServiceRelay> {
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-    const relay = new ServiceRelay(service, port, server);
-    server.on('connection', (socket) => relay.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    return relay;
-  }
-
-  /** The host port the guests' links point at. */
-  get hostPort(): number {
-    return (this.server.address() as net.AddressInfo).port;
+  /** The relay for `service:port`, its socket named after them in `dir`. */
+  static in(dir: string, service: string, port: number, index: number, qemuUser?: QemuUser): ServiceRelay {
+    return new ServiceRelay(service, port, path.join(dir, `link-${index}.sock`), qemuUser);
   }
 
   /** How many connections it carried: the workspace log reports it. */
@@ -40,41 +41,74 @@ export class ServiceRelay {
     return this.connections;
   }
 
-  /** The service VM's forward of this port (127.0.0.1:targetPort), or undefined while it does not run. */
-  setTarget(targetPort: number | undefined): void {
-    this.target = targetPort;
-    if (targetPort === undefined) for (const socket of this.sockets) socket.destroy();
+  /** Connections it carries now. */
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Whether the relay's socket exists (the service runs). */
+  get listening(): boolean {
+    return this.server !== undefined;
+  }
+
+  /**
+   * The service runs: listen, and carry each connection with `target`. Undefined: it stopped;
+   * the socket goes away and the connections it carried are closed.
+   */
+  async setTarget(target: RelayTarget | undefined): Promise<void> {
+    this.target = target;
+    if (target === undefined) {
+      for (const socket of this.sockets) socket.destroy();
+      this.sockets.clear();
+      await this.stopListening();
+      return;
+    }
+    if (!this.server) await this.listen();
   }
 
   async close(): Promise<void> {
-    this.setTarget(undefined);
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.setTarget(undefined);
+  }
+
+  private async listen(): Promise<void> {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    server.on('connection', (socket) => this.accept(socket));
+    // A socket file left by an engine that was killed: the directory is this workspace's own.
+    fs.rmSync(this.path, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => resolve());
+    });
+    server.on('error', () => undefined);
+    // The directory already keeps others out (0700, or 0710 for QEMU's group); the socket too.
+    if (this.qemuUser) {
+      fs.chownSync(this.path, process.geteuid?.() ?? 0, this.qemuUser.gid);
+      fs.chmodSync(this.path, 0o660);
+    } else {
+      fs.chmodSync(this.path, 0o600);
+    }
+    this.server = server;
+  }
+
+  private async stopListening(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    fs.rmSync(this.path, { force: true });
   }
 
   private accept(socket: net.Socket): void {
     const target = this.target;
     if (target === undefined) {
-      socket.resetAndDestroy();
+      socket.destroy();
       return;
     }
     this.connections++;
-    const upstream = net.connect({ host: '127.0.0.1', port: target, allowHalfOpen: true });
     this.sockets.add(socket);
-    this.sockets.add(upstream);
-    const end = () => {
-      socket.destroy();
-      upstream.destroy();
-      this.sockets.delete(socket);
-      this.sockets.delete(upstream);
-    };
-    socket.on('error', end);
-    upstream.on('error', end);
-    socket.on('close', end);
-    upstream.on('close', end);
-    upstream.once('connect', () => {
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-      socket.resume();
-    });
+    socket.on('error', () => undefined);
+    socket.once('close', () => this.sockets.delete(socket));
+    // Refused because the VM carries all the connections it takes (E_FORWARD_LIMIT), or the
+    // VM went away: the connection is closed (a unix socket has no reset to send).
+    target(socket).catch(() => socket.destroy());
   }
 }
