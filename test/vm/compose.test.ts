@@ -9,7 +9,7 @@ import { readServiceLog } from '../../engine/workspace/services/log-file';
 import { pushComposeImages } from '../helpers/compose-images';
 import { startRegistry, type TestRegistry } from '../helpers/registry-server';
 import { loggingEvents } from '../helpers/session-events';
-import { liveProcessesMentioning } from './qemu-proc';
+import { liveProcessesMentioning, qemuPidOf, tcpListenPortsOf } from './qemu-proc';
 import { testPlanSettings } from '../helpers/plan-settings';
 
 /**
@@ -218,6 +218,7 @@ test("compose: the app reaches db:6379 by name and nothing else of the db VM nor
   const hostPort = (hostListener.address() as net.AddressInfo).port;
   const guestPath = `/workspaces/${path.basename(folder)}`;
   const vmsBefore = liveVms();
+  const listenersBefore = tcpListenPortsOf([process.pid]);
   try {
     for (const round of ['write', 'read'] as const) {
       const logs: string[] = [];
@@ -280,6 +281,20 @@ test("compose: the app reaches db:6379 by name and nothing else of the db VM nor
         assert.ok(
           dbOutput.some((l) => l.startsWith('db: ') && /Ready to accept connections/.test(l)),
           dbOutput.join(''),
+        );
+        // The link app -> db:6379 is a unix socket; the only TCP listener the workspace added
+        // on the host (in this process or its QEMUs) is the forward forwardPorts asked for.
+        const qemus = [session.running, ...session.serviceVms.map((s) => s.vm)].map((vm) => qemuPidOf(vm.id));
+        assert.equal(qemus.length, 2, 'the app and db VMs');
+        const added = tcpListenPortsOf([process.pid, ...qemus]).filter((p) => !listenersBefore.includes(p));
+        assert.deepEqual(
+          added,
+          [Number(forward!.localAddr.split(':')[1])],
+          'no host TCP listener but the asked-for forward',
+        );
+        assert.ok(
+          session.serviceLinks.every((l) => path.isAbsolute(l.path) && fs.statSync(l.path).isSocket()),
+          "the app's links are unix sockets",
         );
       } finally {
         await session.stop();
