@@ -57,8 +57,8 @@ export interface BootSpec {
   /** Guest NIC; absent = 'none'. Forwards work either way. */
   network?: NetworkMode;
   /**
-   * Other VMs' TCP ports the guest reaches at 198.18.0.0/24, relayed by their forwards on the
-   * host (engine/qemu/network.ts). Given at all (even empty), the guest has a NIC, also with
+   * Other VMs' TCP ports the guest reaches at 198.18.0.0/24, each relayed from a unix socket on
+   * the host (engine/qemu/network.ts). Given at all (even empty), the guest has a NIC, also with
    * network 'none': then the links are all it reaches.
    */
   serviceLinks?: ServiceLink[];
