@@ -248,7 +248,7 @@ test("a service's main process is combined with its image's as docker does", () 
 test('a service relay: no socket until its service runs, then each connection is carried by its target; stopping the service removes the socket and cuts them', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-'));
   const relay = ServiceRelay.in(dir, 'db', 5432, 0);
-  assert.equal(relay.path, path.join(dir, 'link-0.sock'));
+  assert.equal(relay.path, path.join(dir, '0.sock'));
   const talk = (text: string) =>
     new Promise<string>((resolve, reject) => {
       let connected = false;

@@ -22,6 +22,7 @@ export class ServiceRelay {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private connections = 0;
+  private changing: Promise<void> = Promise.resolve();
 
   /** `dir` is the workspace's private run directory (createStateDir); `qemuUser` the user QEMU drops to, if any. */
   constructor(
@@ -31,9 +32,12 @@ export class ServiceRelay {
     private readonly qemuUser?: QemuUser,
   ) {}
 
-  /** The relay for `service:port`, its socket named after them in `dir`. */
+  /**
+   * The `index`-th relay of a workspace, its socket in `dir`: `INDEX.sock`, no longer than the
+   * agent.sock that createStateDir keeps under the unix socket path limit (for 0..99999).
+   */
   static in(dir: string, service: string, port: number, index: number, qemuUser?: QemuUser): ServiceRelay {
-    return new ServiceRelay(service, port, path.join(dir, `link-${index}.sock`), qemuUser);
+    return new ServiceRelay(service, port, path.join(dir, `${index}.sock`), qemuUser);
   }
 
   /** How many connections it carried: the workspace log reports it. */
@@ -55,7 +59,13 @@ export class ServiceRelay {
    * The service runs: listen, and carry each connection with `target`. Undefined: it stopped;
    * the socket goes away and the connections it carried are closed.
    */
-  async setTarget(target: RelayTarget | undefined): Promise<void> {
+  setTarget(target: RelayTarget | undefined): Promise<void> {
+    // One change at a time: a stop while the socket is being opened waits for it, then removes it.
+    this.changing = this.changing.then(() => this.change(target));
+    return this.changing;
+  }
+
+  private async change(target: RelayTarget | undefined): Promise<void> {
     this.target = target;
     if (target === undefined) {
       for (const socket of this.sockets) socket.destroy();
