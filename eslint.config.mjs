@@ -16,6 +16,11 @@ export const ENGINE_INTERNALS = {
 export const BENCH_ROW_EXCEPTIONS = {
   'egress/proxy':
     'the egress row times the proxy alone on loopback, with no VM; the public API reaches it only through a VM',
+  'workspace/services/relay':
+    "the express row links its VM to a registry on the host through a service link, whose unix socket a compose workspace's ServiceRelay makes",
+  'vm/state-dir':
+    "the express row's link socket lives in a private run directory that QEMU's user may pass, as a compose workspace's does",
+  'qemu/run-as': 'the same: whether QEMU drops to its own user decides the link directory and socket permissions',
 };
 
 /** Any module under engine/ except its public entry and BENCH_ROW_EXCEPTIONS, from any depth. */

@@ -282,15 +282,17 @@ test("compose: the app reaches db:6379 by name and nothing else of the db VM nor
           dbOutput.some((l) => l.startsWith('db: ') && /Ready to accept connections/.test(l)),
           dbOutput.join(''),
         );
-        // The link app -> db:6379 is a unix socket; the only TCP listener the workspace added
-        // on the host (in this process or its QEMUs) is the forward forwardPorts asked for.
+        // The link app -> db:6379 is a unix socket, and the db VM has no forward of it: the only
+        // TCP listeners the workspace added on the host (in this process or its QEMUs) are the
+        // forward forwardPorts asked for and the workspace VM's own ports (app-server.js's).
         const qemus = [session.running, ...session.serviceVms.map((s) => s.vm)].map((vm) => qemuPidOf(vm.id));
         assert.equal(qemus.length, 2, 'the app and db VMs');
         const added = tcpListenPortsOf([process.pid, ...qemus]).filter((p) => !listenersBefore.includes(p));
+        const asked = [Number(forward!.localAddr.split(':')[1]), ...session.portState().forwards.values()];
         assert.deepEqual(
           added,
-          [Number(forward!.localAddr.split(':')[1])],
-          'no host TCP listener but the asked-for forward',
+          [...new Set(asked)].sort((a, b) => a - b),
+          "no host TCP listener but the asked-for forward and the workspace's own ports",
         );
         assert.ok(
           session.serviceLinks.every((l) => path.isAbsolute(l.path) && fs.statSync(l.path).isSocket()),
