@@ -777,7 +777,7 @@ export class Session {
         return;
       await vm?.release().catch(() => undefined);
     } finally {
-      // The services (and their relays) last: a relay's host port must not be free while a VM linked to it runs.
+      // The services (and their relays) last: the workspace VM may be linked to them until it stops.
       await this.services?.stop();
     }
   }

@@ -295,6 +295,32 @@ test('a service relay: no socket until its service runs, then each connection is
   fs.rmSync(dir, { recursive: true });
 });
 
+test('a service relay whose target throws at once (its VM is stopping) closes the connection and the process goes on; a failed listen does not wedge later changes', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-'));
+  const relay = ServiceRelay.in(dir, 'cache', 6379, 0);
+  await relay.setTarget(() => {
+    throw new Error('service cache is not running');
+  });
+  const closed = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(relay.path, () => socket.end('x'));
+    let got = '';
+    socket.on('data', (d) => (got += String(d)));
+    socket.on('close', () => resolve(got));
+    socket.on('error', (err) => (/EPIPE|ECONNRESET/.test(err.message) ? undefined : reject(err)));
+  });
+  assert.equal(closed, '', 'the connection was closed, and no exception escaped');
+  await relay.close();
+  // A relay whose socket cannot be made (its directory is gone): that change fails, the next ones run.
+  const gone = ServiceRelay.in(path.join(dir, 'missing'), 'db', 5432, 1);
+  await assert.rejects(
+    gone.setTarget(async () => undefined),
+    /EACCES|ENOENT/,
+  );
+  await gone.close();
+  assert.equal(gone.listening, false);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('health: failures in the start period do not count, retries failures in a row make it unhealthy, one success healthy', async () => {
   // The start period is long beside the 5 ms interval, so that a loaded machine's slow timers
   // cannot end it before the fourth failure (it failed so under load with 40 ms).

@@ -122,10 +122,12 @@ export class ComposeServices {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // No new connection reaches a service while the VMs stop (the others may still connect).
+    const relays = this.relays.splice(0);
+    await Promise.all(relays.map((relay) => relay.close().catch(() => undefined)));
     // Dependents first, as docker compose stops them.
     for (const service of [...this.running.values()].reverse()) await service.stop().catch(() => undefined);
     this.running.clear();
-    for (const relay of this.relays.splice(0)) await relay.close();
     this.linkDir?.remove();
     this.linkDir = undefined;
   }

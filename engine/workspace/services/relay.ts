@@ -14,8 +14,8 @@ export type RelayTarget = (socket: net.Socket) => Promise<void>;
  * service VM over its agent channel (no TCP listener on the host, for the relay or the service).
  * While the service does not run there is no socket, so the guard's connect fails and the guest
  * sees a reset. Nothing else of the service VM is reachable: only ports a relay exists for, and
- * no host process but QEMU (the directory is private to the engine, and to QEMU's user) reaches
- * the relay.
+ * no host process but the engine's user and QEMU's (the directory is private to the engine, and
+ * to QEMU's group) reaches the relay.
  */
 export class ServiceRelay {
   private target: RelayTarget | undefined;
@@ -60,9 +60,11 @@ export class ServiceRelay {
    * the socket goes away and the connections it carried are closed.
    */
   setTarget(target: RelayTarget | undefined): Promise<void> {
-    // One change at a time: a stop while the socket is being opened waits for it, then removes it.
-    this.changing = this.changing.then(() => this.change(target));
-    return this.changing;
+    // One change at a time: a stop while the socket is being opened waits for it, then removes
+    // it. A change that failed (a listen refused) does not fail the ones after it.
+    const next = this.changing.catch(() => undefined).then(() => this.change(target));
+    this.changing = next;
+    return next;
   }
 
   private async change(target: RelayTarget | undefined): Promise<void> {
@@ -90,12 +92,18 @@ export class ServiceRelay {
       server.listen(this.path, () => resolve());
     });
     server.on('error', () => undefined);
-    // The directory already keeps others out (0700, or 0710 for QEMU's group); the socket too.
-    if (this.qemuUser) {
-      fs.chownSync(this.path, process.geteuid?.() ?? 0, this.qemuUser.gid);
-      fs.chmodSync(this.path, 0o660);
-    } else {
-      fs.chmodSync(this.path, 0o600);
+    try {
+      // The directory already keeps others out (0700, or 0710 for QEMU's group); the socket too.
+      if (this.qemuUser) {
+        fs.chownSync(this.path, process.geteuid?.() ?? 0, this.qemuUser.gid);
+        fs.chmodSync(this.path, 0o660);
+      } else {
+        fs.chmodSync(this.path, 0o600);
+      }
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      fs.rmSync(this.path, { force: true });
+      throw err;
     }
     this.server = server;
   }
@@ -118,7 +126,10 @@ export class ServiceRelay {
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));
     // Refused because the VM carries all the connections it takes (E_FORWARD_LIMIT), or the
-    // VM went away: the connection is closed (a unix socket has no reset to send).
-    target(socket).catch(() => socket.destroy());
+    // VM went away (the target may throw at once: its VM is stopping): the connection is
+    // closed (a unix socket has no reset to send).
+    Promise.resolve()
+      .then(() => target(socket))
+      .catch(() => socket.destroy());
   }
 }
