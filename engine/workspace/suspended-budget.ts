@@ -15,6 +15,8 @@ import { notPrivate } from '../vm/state-dir';
 
 /** The file a dropped state leaves behind: why it was dropped, for the next open to say. */
 export const EVICTED_FILE = 'evicted';
+/** The file a state being resumed holds (WarmSnapshots.take): the budget leaves it alone. */
+export const TAKEN_FILE = 'taken';
 const MIB = 1024 * 1024;
 
 /** MICROVM_SUSPENDED_MAX_MIB, else a quarter of the host's RAM: how much suspended VMs may hold, in MiB. */
@@ -53,16 +55,15 @@ export function enforceSuspendedBudget(budgetMiB: number, keepId: string): Dropp
   const held = suspendedDirsOfThisUser()
     .filter((parent) => !notPrivate(parent))
     .flatMap((parent) => states(parent).map((id) => ({ id, dir: path.join(parent, id) })))
-    .filter(({ dir }) => !fs.existsSync(path.join(dir, EVICTED_FILE)))
+    .filter(({ dir }) => !fs.existsSync(path.join(dir, EVICTED_FILE)) && !fs.existsSync(path.join(dir, TAKEN_FILE)))
     .map((state) => ({ ...state, ...measure(state.dir) }))
     .filter((s) => s.bytes > 0);
   let total = held.reduce((sum, s) => sum + s.bytes, 0);
   // Oldest first; the state just made is never dropped here, even when it alone is over.
   for (const state of held.filter((s) => s.dir !== keep).sort((a, b) => a.savedMs - b.savedMs)) {
     if (total <= budgetMiB * MIB) break;
-    drop(state.dir, budgetMiB);
     total -= state.bytes;
-    dropped.push({ workspaceId: state.id, mib: Math.round(state.bytes / MIB) });
+    if (drop(state.dir, budgetMiB)) dropped.push({ workspaceId: state.id, mib: Math.round(state.bytes / MIB) });
   }
   return dropped;
 }
@@ -80,8 +81,18 @@ export function orphanedSuspendedDirs(): string[] {
     } catch {
       return false; // made before homes were noted, or being made: left alone
     }
-    return home !== '' && !fs.existsSync(home);
+    return path.isAbsolute(home) && isGone(home);
   });
+}
+
+/** Only a home that is not there (ENOENT) is gone: an unreadable or unmounted one may come back. */
+function isGone(home: string): boolean {
+  try {
+    fs.lstatSync(home);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
 
 /** The workspace ids with a suspended state in `parent`. */
@@ -100,7 +111,13 @@ function states(parent: string): string[] {
 function measure(dir: string): { bytes: number; savedMs: number } {
   let bytes = 0;
   let savedMs = 0;
-  for (const name of fs.readdirSync(dir)) {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return { bytes, savedMs }; // taken or discarded meanwhile
+  }
+  for (const name of names) {
     const stat = fs.statSync(path.join(dir, name), { throwIfNoEntry: false });
     if (!stat?.isFile()) continue;
     bytes += stat.blocks * 512;
@@ -109,11 +126,17 @@ function measure(dir: string): { bytes: number; savedMs: number } {
   return { bytes, savedMs };
 }
 
-function drop(dir: string, budgetMiB: number): void {
-  for (const name of fs.readdirSync(dir)) fs.rmSync(path.join(dir, name), { force: true, recursive: true });
-  fs.writeFileSync(
-    path.join(dir, EVICTED_FILE),
-    `its memory was dropped to keep suspended workspace VMs within ${budgetMiB} MiB of host memory (MICROVM_SUSPENDED_MAX_MIB)`,
-    { mode: 0o600 },
-  );
+/** Drops a state's files and leaves the note; false when it went meanwhile (taken, discarded). */
+function drop(dir: string, budgetMiB: number): boolean {
+  try {
+    for (const name of fs.readdirSync(dir)) fs.rmSync(path.join(dir, name), { force: true, recursive: true });
+    fs.writeFileSync(
+      path.join(dir, EVICTED_FILE),
+      `its memory was dropped to keep suspended workspace VMs within ${budgetMiB} MiB of host memory (MICROVM_SUSPENDED_MAX_MIB)`,
+      { mode: 0o600 },
+    );
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -8,7 +8,7 @@ import { notPrivate } from '../vm/state-dir';
 import type { ResumeSource } from '../backend/types';
 import type { Vm } from '../vm/vm';
 import { openWorkspace, saveWorkspace, WorkspaceRecord } from './record';
-import { DroppedState, enforceSuspendedBudget, EVICTED_FILE, suspendedBudgetMiB } from './suspended-budget';
+import { DroppedState, enforceSuspendedBudget, EVICTED_FILE, suspendedBudgetMiB, TAKEN_FILE } from './suspended-budget';
 
 /**
  * Warm reopen: a workspace VM is suspended when it stops (its RAM and device state kept, its
@@ -75,6 +75,8 @@ export class WarmSnapshots {
       fs.rmSync(dir, { recursive: true, force: true });
       return { reason: why };
     }
+    // Being resumed now: another engine's budget pass must not drop it (discard() removes it after).
+    fs.writeFileSync(path.join(dir, TAKEN_FILE), '', { mode: 0o600 });
     return {
       dir,
       source: { kind: 'suspended', stateFile: path.join(dir, STATE_FILE), memFile: path.join(dir, MEMORY_FILE) },
@@ -97,15 +99,23 @@ export class WarmSnapshots {
     privateParent();
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { mode: 0o700 });
+    let killed: string[];
     try {
-      const killed = await vm.suspend(path.join(dir, STATE_FILE), path.join(dir, MEMORY_FILE));
+      killed = await vm.suspend(path.join(dir, STATE_FILE), path.join(dir, MEMORY_FILE));
       const saved: Suspended = { key, savedAt: new Date().toISOString(), disks: disks.map(diskStamp) };
       await saveWorkspace({ ...openWorkspace(this.folder), suspended: saved });
-      return { killed, dropped: enforceSuspendedBudget(budgetMiB, record.id), budgetMiB };
     } catch (err) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw err;
     }
+    // Best effort: the suspend stands whatever happens to the others' states meanwhile.
+    let dropped: DroppedState[] = [];
+    try {
+      dropped = enforceSuspendedBudget(budgetMiB, record.id);
+    } catch {
+      // another engine took or removed a state under this one's feet: the next suspend counts again
+    }
+    return { killed, dropped, budgetMiB };
   }
 
   /** Drops a suspended state (its RAM on tmpfs): the next open boots afresh. */
@@ -151,7 +161,7 @@ function privateParent(): void {
   if (!fs.existsSync(parent)) fs.mkdirSync(parent, { mode: 0o700 });
   const problem = notPrivate(parent);
   if (!problem && !fs.existsSync(path.join(parent, SUSPENDED_HOME_FILE)))
-    fs.writeFileSync(path.join(parent, SUSPENDED_HOME_FILE), microvmHome(), { mode: 0o600 });
+    fs.writeFileSync(path.join(parent, SUSPENDED_HOME_FILE), path.resolve(microvmHome()), { mode: 0o600 });
   if (problem) {
     throw new MicrovmError(
       'E_STATE_DIR',

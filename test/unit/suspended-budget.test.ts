@@ -92,3 +92,13 @@ test('suspended VMs of a MICROVM_HOME that no longer exists are removed at the n
   fs.writeFileSync(path.join(homePaths.suspended(), 'home'), home);
   assert.deepEqual(orphanedSuspendedDirs(), [], 'a home that exists keeps its suspended VMs');
 });
+
+test('a state being resumed (taken) is never dropped; a home named by a relative path is not taken for gone', () => {
+  const taken = state('hhh', 2, 500);
+  fs.writeFileSync(path.join(taken, 'taken'), '');
+  state('iii', 2, 0);
+  assert.deepEqual(enforceSuspendedBudget(0, 'iii'), [], 'the only other state is being resumed');
+  assert.ok(fs.existsSync(path.join(taken, 'memory')));
+  fs.writeFileSync(path.join(homePaths.suspended(), 'home'), 'relative/home');
+  assert.deepEqual(orphanedSuspendedDirs(), []);
+});
