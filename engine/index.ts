@@ -124,6 +124,7 @@ export type { TrustSetting } from './workspace/host-certificates';
 export type { PathVerdict } from './workspace/type-filter';
 export type { TargetState } from './workspace/type-tree';
 export type { TakeResult } from './workspace/warm-snapshot';
+export type { DroppedState } from './workspace/suspended-budget';
 export type { ServiceForward } from './workspace/services/compose-services';
 export type { EgressPolicy } from './egress/policy';
 export type { RootVolumeSpec, TmpfsSpec } from './mount/types';

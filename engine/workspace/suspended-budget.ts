@@ -33,8 +33,11 @@ export function suspendedBudgetMiB(env: NodeJS.ProcessEnv = process.env): number
   return value;
 }
 
+/** Another workspace's suspended VM dropped to keep them all within the budget. */
 export interface DroppedState {
+  /** The workspace whose suspended VM was dropped (its next open boots afresh). */
   workspaceId: string;
+  /** The host memory it held, MiB. */
   mib: number;
 }
 

@@ -74,8 +74,8 @@ static DEFINE_MUTEX(mvfn_lock);
  * One slot per inode hash: a collision only forgets a change (its echo is then raised twice,
  * the lesser harm), and so does an echo later than the window.
  */
-#define MVFN_WRITE_SLOTS_BITS 12
-#define MVFN_WRITE_WINDOW (2 * HZ)
+#define MVFN_WRITE_SLOTS_BITS 13
+#define MVFN_WRITE_WINDOW (3 * HZ)
 #define MVFN_GUEST_CHANGES (FS_MODIFY | FS_CREATE | FS_MOVED_TO)
 struct mvfn_write {
 	struct inode *inode;
@@ -86,6 +86,9 @@ static struct mvfn_write mvfn_writes[1 << MVFN_WRITE_SLOTS_BITS];
 static DEFINE_SPINLOCK(mvfn_writes_lock);
 static struct fsnotify_group *mvfn_group;
 static struct task_struct *mvfn_delivering;
+/* When the batch being delivered was written to the device (under mvfn_lock): the window is
+ * measured to it, not to each event's delivery, which a long batch under TCG delays by seconds. */
+static unsigned long mvfn_batch_arrived;
 
 static int mvfn_handle_event(struct fsnotify_group *group, u32 mask, const void *data, int data_type,
 			     struct inode *dir, const struct qstr *name, u32 cookie,
@@ -111,7 +114,8 @@ static bool mvfn_guest_wrote(struct inode *inode)
 	bool hit;
 
 	spin_lock(&mvfn_writes_lock);
-	hit = w->inode == inode && w->ino == inode->i_ino && time_before(jiffies, w->at + MVFN_WRITE_WINDOW);
+	hit = w->inode == inode && w->ino == inode->i_ino &&
+	      time_before(READ_ONCE(mvfn_batch_arrived), w->at + MVFN_WRITE_WINDOW);
 	spin_unlock(&mvfn_writes_lock);
 	return hit;
 }
@@ -398,6 +402,7 @@ static ssize_t mvfn_write(struct file *file, const char __user *ubuf, size_t len
 	u32 count, i;
 	size_t off, mlen;
 	ssize_t ret = -EINVAL;
+	unsigned long arrived = jiffies;
 
 	if (len < MVFN_HEADER || len > MVFN_MAX_BATCH)
 		return -EINVAL;
@@ -453,6 +458,7 @@ static ssize_t mvfn_write(struct file *file, const char __user *ubuf, size_t len
 	} else {
 		mutex_lock(&mvfn_lock);
 		mvfn_arm(root.mnt->mnt_sb);
+		WRITE_ONCE(mvfn_batch_arrived, arrived);
 		WRITE_ONCE(mvfn_delivering, current);
 		mvfn_deliver(&root, ev, count);
 		WRITE_ONCE(mvfn_delivering, NULL);
