@@ -26,6 +26,7 @@ const NOT_OURS: Record<string, string> = {
   '.microvm-types.json': 'the marker the type projection writes into a host node_modules',
   'build.json': "a Dockerfile build's record in the image store",
   'install.sh': "a dev container feature's script",
+  '../shared/DESIGN.md': "the team's design notes beside the repository, not in it (a clone has no ../shared)",
 };
 
 interface Named {
