@@ -51,8 +51,7 @@ export const homePaths = {
 function runDir(): string {
   if (process.env.MICROVM_RUN_DIR) return process.env.MICROVM_RUN_DIR;
   if (!sharedMemoryDir()) return path.join(microvmHome(), 'run');
-  const home = createHash('sha256').update(microvmHome()).digest('hex').slice(0, 8);
-  return path.join(SHM, `${shmRunPrefix()}${home}`);
+  return path.join(SHM, `${shmRunPrefix()}${homeTag()}`);
 }
 
 const SHM = '/dev/shm';
@@ -64,8 +63,7 @@ const SHM = '/dev/shm';
  */
 function suspended(): string {
   if (process.env.MICROVM_RUN_DIR || !sharedMemoryDir()) return path.join(runDir(), SUSPENDED_DIR);
-  const home = createHash('sha256').update(microvmHome()).digest('hex').slice(0, 8);
-  return path.join(SHM, `microvm-suspended-${process.getuid?.() ?? 0}-${home}`);
+  return path.join(SHM, `${shmSuspendedPrefix()}${homeTag()}`);
 }
 
 /**
@@ -74,17 +72,7 @@ function suspended(): string {
  * counts them all, and one whose home was deleted is found only by a scan.
  */
 export function suspendedDirsOfThisUser(): string[] {
-  const own = suspended();
-  if (process.env.MICROVM_RUN_DIR || !sharedMemoryDir()) return [own];
-  const prefix = `microvm-suspended-${process.getuid?.() ?? 0}-`;
-  let names: string[];
-  try {
-    names = fs.readdirSync(SHM);
-  } catch {
-    return [own];
-  }
-  const others = names.filter((name) => name.startsWith(prefix) && /^[0-9a-f]{8}$/.test(name.slice(prefix.length)));
-  return [own, ...others.map((name) => path.join(SHM, name)).filter((dir) => dir !== own)];
+  return shmDirsOfThisUser(suspended(), shmSuspendedPrefix());
 }
 
 /** The file in a directory of suspended VMs that names the MICROVM_HOME it belongs to. */
@@ -101,15 +89,21 @@ function shmRunPrefix(): string {
   return `microvm-${process.getuid?.() ?? 0}-`;
 }
 
+function shmSuspendedPrefix(): string {
+  return `microvm-suspended-${process.getuid?.() ?? 0}-`;
+}
+
+/** What tells one MICROVM_HOME's directories on /dev/shm from another's. */
+function homeTag(): string {
+  return createHash('sha256').update(microvmHome()).digest('hex').slice(0, 8);
+}
+
 /**
- * Every run dir this user may have left on /dev/shm, whatever MICROVM_HOME made it: a home
- * that was deleted while one of its VMs' owners was killed leaves its state (guest RAM on
- * tmpfs) there, and only a scan of them all finds it.
+ * `own`, then every other directory on /dev/shm named `prefix` + a home tag (this user's, made
+ * by any MICROVM_HOME); only `own` where there is no /dev/shm or MICROVM_RUN_DIR places it.
  */
-export function runDirsOfThisUser(): string[] {
-  const own = runDir();
+function shmDirsOfThisUser(own: string, prefix: string): string[] {
   if (process.env.MICROVM_RUN_DIR || !sharedMemoryDir()) return [own];
-  const prefix = shmRunPrefix();
   let names: string[];
   try {
     names = fs.readdirSync(SHM);
@@ -118,4 +112,13 @@ export function runDirsOfThisUser(): string[] {
   }
   const others = names.filter((name) => name.startsWith(prefix) && /^[0-9a-f]{8}$/.test(name.slice(prefix.length)));
   return [own, ...others.map((name) => path.join(SHM, name)).filter((dir) => dir !== own)];
+}
+
+/**
+ * Every run dir this user may have left on /dev/shm, whatever MICROVM_HOME made it: a home
+ * that was deleted while one of its VMs' owners was killed leaves its state (guest RAM on
+ * tmpfs) there, and only a scan of them all finds it.
+ */
+export function runDirsOfThisUser(): string[] {
+  return shmDirsOfThisUser(runDir(), shmRunPrefix());
 }
