@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Image, Pool, Vm } from '../../engine';
 import { MAX_BATCH_EVENTS } from '../../engine/watch/relay';
 import { GuestLines } from '../helpers/guest-lines';
+import { waitFor } from './cli-helpers';
 import { watchToolsImageLayout } from '../helpers/host-tools-image';
 
 /**
@@ -469,7 +470,10 @@ test('chokidar and nodemon (npm packages, run in the guest) see host edits: add,
           .filter((o) => o.event === 'change')
           .map((o) => o.file),
       );
-    assert.ok(await waitUntil(() => changed().size === 1000, 60_000), `chokidar saw ${changed().size} of 1000 changes`);
+    assert.ok(
+      await waitFor(() => changed().size === 1000, 60_000, 100),
+      `chokidar saw ${changed().size} of 1000 changes`,
+    );
     console.log(
       `chokidar: 1000 host rewrites -> 1000 'change' events in ${Math.round(performance.now() - started)} ms`,
     );
@@ -478,12 +482,3 @@ test('chokidar and nodemon (npm packages, run in the guest) see host edits: add,
     nodemon.child.signal('SIGKILL');
   }
 });
-
-async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return true;
-}
