@@ -1,22 +1,16 @@
 import type { ExecChild } from '../agent/exec-child';
 import { resolveContainerEnv } from '../devcontainer/resolve';
+import { resolveImageRef } from './image-source';
 import type { WorkspacePlan } from '../devcontainer/plan';
 import { withImageMetadata } from '../devcontainer/image-metadata';
 import { formatProblem, Problems } from '../devcontainer/problems';
-import { baseImage } from '../features/base-image';
-import { buildFeaturesImage } from '../features/build';
-import type { MetadataEntry } from '../features/metadata';
-import { ContentStore } from '../image/content-store';
 import { BuildOptions, BuildProgress, Image } from '../api/image';
-import { buildImage } from '../build/build';
-import type { BuildImageProgress } from '../build/types';
 import type { Pool } from '../pool/pool';
 import type { VmBackend } from '../backend/types';
 import { refuseLessIsolated } from './isolation';
 import type { ServiceLink } from '../qemu/network';
 import { onAbort, throwIfAborted } from '../abort';
-import { ErrorCode, isMicrovmError, MicrovmError } from '../errors';
-import { DetectedLanguage, LANGUAGE_NAMES } from '../devcontainer/language';
+import { MicrovmError } from '../errors';
 import type { Vm } from '../vm/vm';
 import type { GuestListener } from '../agent/port-watch';
 import { probeUserEnv } from './user-env';
@@ -38,14 +32,6 @@ import { startLoopbackRelay } from './services/loopback-relay';
 import { mainArgv } from '../compose/command';
 
 const OPEN_STEP = 'opening the workspace';
-
-/** Why an image could not be pulled, as opposed to a fault of this machine (disk full, a bug). */
-const PULL_FAILURES: ErrorCode[] = [
-  'E_REGISTRY_UNREACHABLE',
-  'E_REGISTRY_AUTH',
-  'E_REGISTRY_PROTOCOL',
-  'E_IMAGE_NOT_FOUND',
-];
 
 /** How a Session starts its VM. */
 export interface SessionOptions {
@@ -404,134 +390,18 @@ export class Session {
     });
   }
 
-  /**
-   * The image's reference: the configuration's (or its Dockerfile's result) with the features
-   * installed on top in the builder microVM (engine/features); the image's own metadata label
-   * merges into the plan (its hooks run first).
-   */
+  /** The image's reference (engine/workspace/image-source.ts); its own metadata label merges into the plan (its hooks run first). */
   private async imageRef(): Promise<string | undefined> {
-    const base = await this.baseImageRef();
-    const { features } = this.plan;
-    if (features.length === 0) {
-      this.mergeImageMetadata(
-        (
-          await baseImage(base, {
-            store: new ContentStore(),
-            platform: this.plan.platform,
-            onPull: (e) => this.buildProgress({ ...e, ref: base ?? 'default' }),
-            signal: this.abort.signal,
-          })
-        ).metadata,
-      );
-      return base;
-    }
-    this.events.baking();
-    this.onProgress(`Installing features: ${features.map((f) => f.userId).join(', ')}`);
-    const built = await buildFeaturesImage({
-      base,
-      features,
-      network: this.plan.network,
-      allow: this.plan.allow,
+    const { ref, metadata } = await resolveImageRef({
+      plan: this.plan,
+      events: this.events,
+      onProgress: (step) => this.onProgress(step),
       signal: this.abort.signal,
-      onProgress: (event: BuildImageProgress) => this.buildProgress(event),
-      ...(this.plan.containerUser ? { containerUser: this.plan.containerUser } : {}),
-      ...(this.plan.remoteUser ? { remoteUser: this.plan.remoteUser } : {}),
     });
-    this.events.log(
-      `features ${features.map((f) => f.userId).join(', ')} installed as ${built.users.containerUser}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`,
-    );
-    this.mergeImageMetadata(built.baseMetadata);
-    return built.ref;
-  }
-
-  private mergeImageMetadata(entries: MetadataEntry[]): void {
     const problems = new Problems();
-    this.plan = withImageMetadata(this.plan, entries, problems);
+    this.plan = withImageMetadata(this.plan, metadata, problems);
     for (const problem of problems.list) this.events.log(formatProblem("the image's devcontainer.metadata", problem));
-  }
-
-  /** The configuration's image (or the default), or the result of building its Dockerfile, each step and log line reported as it happens. */
-  private async baseImageRef(): Promise<string | undefined> {
-    const { source } = this.plan;
-    if (source.kind === 'image') {
-      if (source.language && source.ref) return this.languageImageRef(source.ref, source.language);
-      if (!source.ref)
-        this.events.log(
-          'the workspace opens on the embedded default image (a small busybox system, always available offline)',
-        );
-      return source.ref;
-    }
-    const { build } = source;
-    this.events.baking();
-    this.onProgress('Building the image from its Dockerfile');
-    const built = await buildImage({
-      context: build.context,
-      dockerfile: build.dockerfile,
-      args: build.args,
-      ...(build.target ? { target: build.target } : {}),
-      ...(build.cacheFrom.length > 0 ? { cacheFrom: build.cacheFrom } : {}),
-      ...(build.pull ? { pullPolicy: 'always' as const } : {}),
-      network: build.network === 'none' ? 'none' : this.plan.network,
-      allow: this.plan.allow,
-      signal: this.abort.signal,
-      onProgress: (event: BuildImageProgress) => this.buildProgress(event),
-    });
-    this.events.log(
-      `image built from ${build.dockerfile}${built.cached ? ' (cached: nothing changed)' : ''}: ${built.digest}`,
-    );
-    return built.ref;
-  }
-
-  /**
-   * The image for the folder's language (it has no devcontainer.json), pulled now; when it
-   * cannot be (offline, a registry that refuses, no such image), the embedded default image,
-   * and the log says so.
-   */
-  private async languageImageRef(ref: string, detected: DetectedLanguage): Promise<string | undefined> {
-    const why = `${detected.marker} makes this a ${LANGUAGE_NAMES[detected.language]} project`;
-    this.events.log(
-      `no devcontainer.json: ${why}, so the workspace opens on ${ref} (the microvm.defaultImages setting names another)`,
-    );
-    this.onProgress(`Pulling ${ref} (${why})`);
-    try {
-      await baseImage(ref, {
-        store: new ContentStore(),
-        onPull: (e) => this.buildProgress({ ...e, ref }),
-        signal: this.abort.signal,
-      });
-      return ref;
-    } catch (err) {
-      if (this.stopped || !PULL_FAILURES.some((code) => isMicrovmError(err, code))) throw err;
-      this.events.log(
-        `warning: ${ref} could not be pulled (${(err as MicrovmError).code}: ${(err as Error).message}); ` +
-          "the workspace opens on the embedded default image instead (a small busybox system without the language's tools)",
-      );
-      return undefined;
-    }
-  }
-
-  private buildProgress(event: BuildImageProgress): void {
-    switch (event.phase) {
-      case 'step':
-        this.onProgress(`Building: step ${event.step}/${event.steps}${event.line ? ` (line ${event.line})` : ''}`);
-        this.events.log(`build step ${event.step}/${event.steps}: ${event.instruction}`);
-        return;
-      case 'builder':
-        this.onProgress(`Building: ${event.step}${event.detail ? ` ${event.detail}` : ''}`);
-        return;
-      case 'log':
-        this.events.output('build', Buffer.from(`${event.line}\n`));
-        return;
-      case 'warning':
-        this.events.log(`build: ${event.message}`);
-        return;
-      case 'pull':
-        this.onProgress(
-          `Pulling ${event.ref}: ${(event.bytes / 1048576).toFixed(1)} of ${(event.total / 1048576).toFixed(1)} MiB`,
-        );
-        return;
-      default:
-    }
+    return ref;
   }
 
   /** The hooks of this start (postStart only when the container started), with the environment a login shell of the guest has, then remoteEnv. */
