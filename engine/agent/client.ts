@@ -226,10 +226,10 @@ export class AgentClient {
       throw new RangeError(`${events.length} file events in one call; at most ${MAX_FILE_EVENTS}`);
     const body = new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, mountPoint);
     for (const event of events) {
-      const inner = new TlvWriter().u32(Tag.EVENT_KIND, FileEventKind[event.kind]).str(Tag.EVENT_PATH, event.path);
-      if (event.size !== undefined && event.mtimeNs !== undefined)
-        inner.u64(Tag.SIZE, event.size).u64(Tag.MTIME_NS, event.mtimeNs);
-      body.nested(Tag.FILE_EVENT, inner);
+      body.nested(
+        Tag.FILE_EVENT,
+        new TlvWriter().u32(Tag.EVENT_KIND, FileEventKind[event.kind]).str(Tag.EVENT_PATH, event.path),
+      );
     }
     await this.call(body, CALL_DEADLINE_MS.control, `file events for ${mountPoint}`);
   }
@@ -286,9 +286,6 @@ export interface GuestProcess {
 export interface GuestFileEvent {
   kind: keyof typeof FileEventKind;
   path: string;
-  /** What the host saw after a MODIFY: the guest skips the event when its inode already has both. */
-  size?: bigint;
-  mtimeNs?: bigint;
 }
 
 function checkFileSize(path: string, size: number): void {

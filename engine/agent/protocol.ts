@@ -90,8 +90,7 @@ export const Tag = {
   FILE_EVENT: 54,
   EVENT_KIND: 55,
   EVENT_PATH: 56,
-  SIZE: 57,
-  MTIME_NS: 58,
+  // 57 and 58 are retired (a FILE_EVENT's SIZE and MTIME_NS, protocol.md): never reuse them.
 } as const;
 
 export const Op = {

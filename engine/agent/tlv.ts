@@ -25,7 +25,7 @@ const U32_TAGS = new Set<number>([
   Tag.EVENT_KIND,
 ]);
 const I32_TAGS = new Set<number>([Tag.EXIT_CODE]);
-const U64_TAGS = new Set<number>([Tag.PEAK_RSS_KIB, Tag.NONCE, Tag.TIME_NS, Tag.SIZE, Tag.MTIME_NS]);
+const U64_TAGS = new Set<number>([Tag.PEAK_RSS_KIB, Tag.NONCE, Tag.TIME_NS]);
 
 export class TlvWriter {
   private parts: Buffer[] = [];

@@ -144,7 +144,7 @@ export class FileEventRelay {
     this.pending = new Map();
     const batch = collapse(taken, MAX_BATCH_EVENTS, (rel) => this.isDirectory(rel));
     if (batch !== taken) this.stats.collapsed++;
-    const events = [...batch].map(([rel, kind]) => this.describe(rel, kind));
+    const events = [...batch].map(([rel, kind]): GuestFileEvent => ({ kind, path: rel }));
     for (let at = 0; at < events.length && !this.stopped; at += EVENTS_PER_REQUEST) {
       const part = events.slice(at, at + EVENTS_PER_REQUEST);
       const started = performance.now();
@@ -172,17 +172,6 @@ export class FileEventRelay {
           return;
         }
       }
-    }
-  }
-
-  /** A MODIFY carries the size and mtime the host sees now: the guest skips it when its inode has both (its own write). */
-  private describe(rel: string, kind: PendingKind): GuestFileEvent {
-    if (kind !== 'MODIFY') return { kind, path: rel };
-    try {
-      const st = fs.lstatSync(path.join(this.target.hostPath, rel), { bigint: true });
-      return { kind, path: rel, size: st.size, mtimeNs: st.mtimeNs };
-    } catch {
-      return { kind, path: rel };
     }
   }
 

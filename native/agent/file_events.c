@@ -15,24 +15,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
 
 #define FSNOTIFY_DEVICE "/dev/microvm-fsnotify"
 #define BATCH_MAGIC 0x4e46564dU /* "MVFN", native/kmod/README.md */
-#define BATCH_VERSION 1
+#define BATCH_VERSION 2 /* the module in the same initramfs takes only this one */
 #define BATCH_HEADER 16
-#define BATCH_RECORD 24
+#define BATCH_RECORD 4
 #define BATCH_MAX (512 * 1024) /* the module's limit per write */
 
 struct file_event {
     uint32_t kind;
     const uint8_t *path;
     size_t path_len;
-    bool has_size, has_mtime;
-    uint64_t size, mtime_ns;
 };
 
 static int device_fd = -1;
@@ -76,12 +73,6 @@ static int parse_event(const struct tlv_field *outer, struct file_event *e, char
             e->path = f.value;
             e->path_len = f.len;
             has_path = true;
-        } else if (f.tag == TAG_SIZE) {
-            e->size = get_u64(f.value);
-            e->has_size = true;
-        } else if (f.tag == TAG_MTIME_NS) {
-            e->mtime_ns = get_u64(f.value);
-            e->has_mtime = true;
         }
     }
     if (rc < 0)
@@ -127,16 +118,9 @@ static int write_batch(const char *mount, const struct file_event *ev, size_t fr
     size_t off = BATCH_HEADER + mlen;
     for (size_t i = from; i < to; i++) {
         const struct file_event *e = &ev[i];
-        bool stat = e->has_size && e->has_mtime;
-        memset(buf + off, 0, BATCH_RECORD);
         buf[off] = (uint8_t)e->kind;
-        buf[off + 1] = stat ? 1 : 0;
+        buf[off + 1] = 0;
         put_le(buf + off + 2, e->path_len, 2);
-        if (stat) {
-            put_le(buf + off + 4, e->mtime_ns % 1000000000ULL, 4);
-            put_le(buf + off + 8, e->size, 8);
-            put_le(buf + off + 16, e->mtime_ns / 1000000000ULL, 8);
-        }
         memcpy(buf + off + BATCH_RECORD, e->path, e->path_len);
         off += record_size(e);
     }

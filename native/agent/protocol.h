@@ -90,8 +90,7 @@ enum tlv_tag {
     TAG_FILE_EVENT = 54,
     TAG_EVENT_KIND = 55,
     TAG_EVENT_PATH = 56,
-    TAG_SIZE = 57,
-    TAG_MTIME_NS = 58,
+    /* 57 and 58 are retired (a FILE_EVENT's SIZE and MTIME_NS, protocol.md): never reuse them. */
 };
 
 enum op {

@@ -39,14 +39,13 @@ extern int vfs_path_lookup(struct dentry *dentry, struct vfsmount *mnt, const ch
 			   unsigned int flags, struct path *path);
 
 #define MVFN_MAGIC 0x4e46564dU /* "MVFN" little-endian */
-#define MVFN_VERSION 1
+#define MVFN_VERSION 2 /* the agent of the same initramfs writes only this one */
 #define MVFN_HEADER 16
-#define MVFN_RECORD 24
+#define MVFN_RECORD 4
 #define MVFN_MAX_EVENTS 1024
 #define MVFN_MAX_BATCH (512 * 1024)
 
 enum mvfn_kind { MVFN_MODIFY = 1, MVFN_CREATE = 2, MVFN_DELETE = 3, MVFN_DIR_CHANGED = 4 };
-#define MVFN_HAS_STAT 0x01
 
 /* Beneath the mount, no symlinks, no other mounts (a volume inside the share is not ours). */
 #define MVFN_LOOKUP (LOOKUP_REVAL | LOOKUP_NO_SYMLINKS | LOOKUP_NO_XDEV | LOOKUP_BENEATH)
@@ -154,10 +153,6 @@ static void mvfn_arm(struct super_block *sb)
 
 struct mvfn_event {
 	u8 kind;
-	u8 flags;
-	u64 size;
-	s64 mtime_sec;
-	u32 mtime_nsec;
 	char *rel;          /* NUL-terminated copy of the relative path */
 	struct qstr name;   /* last component of rel */
 	struct path parent; /* revalidated parent directory, or .dentry NULL */
@@ -430,13 +425,11 @@ static ssize_t mvfn_write(struct file *file, const char __user *ubuf, size_t len
 		if (len - off < MVFN_RECORD)
 			goto out_events;
 		e->kind = buf[off];
-		e->flags = buf[off + 1];
 		plen = get_unaligned_le16(buf + off + 2);
-		e->mtime_nsec = get_unaligned_le32(buf + off + 4);
-		e->size = get_unaligned_le64(buf + off + 8);
-		e->mtime_sec = (s64)get_unaligned_le64(buf + off + 16);
+		if (buf[off + 1] != 0) /* reserved */
+			goto out_events;
 		off += MVFN_RECORD;
-		if (e->kind < MVFN_MODIFY || e->kind > MVFN_DIR_CHANGED || e->mtime_nsec >= NSEC_PER_SEC ||
+		if (e->kind < MVFN_MODIFY || e->kind > MVFN_DIR_CHANGED ||
 		    plen > len - off || plen >= PATH_MAX ||
 		    !((plen == 0 && e->kind == MVFN_DIR_CHANGED) || mvfn_rel_ok(buf + off, plen)))
 			goto out_events;

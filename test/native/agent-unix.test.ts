@@ -164,7 +164,7 @@ test('without cgroups (--unix) a timeout still kills the process group; PIDS_MAX
   client.connection.close();
 });
 
-test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many events; valid ones are checked, then refused off PID 1', async () => {
+test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many events; valid ones (also from an older host, with the retired SIZE and MTIME_NS) are checked, then refused off PID 1', async () => {
   const tooMany = new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, '/workspace');
   for (let i = 0; i <= 1024; i++) tooMany.nested(Tag.FILE_EVENT, new TlvWriter().u32(Tag.EVENT_KIND, 1).str(Tag.EVENT_PATH, `f${i}`));
   const raw = await rawSession();
@@ -173,6 +173,12 @@ test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many eve
   raw.send(encodeFrame(FrameType.REQUEST, 2, new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, '/workspace')
     .nested(Tag.FILE_EVENT, new TlvWriter().u32(Tag.EVENT_KIND, 9).str(Tag.EVENT_PATH, 'f')).toBuffer()));
   assert.equal(parseTlv((await raw.nextOn(2, FrameType.RESPONSE)).payload).u32(Tag.STATUS), Status.E_BAD_REQUEST);
+  // An older host's MODIFY also carried SIZE (57) and MTIME_NS (58), now retired: ignored, the request is valid.
+  raw.send(encodeFrame(FrameType.REQUEST, 3, new TlvWriter().u32(Tag.OP, Op.FILE_EVENTS).str(Tag.PATH, '/workspace')
+    .nested(Tag.FILE_EVENT, new TlvWriter().u32(Tag.EVENT_KIND, 1).str(Tag.EVENT_PATH, 'src/a.ts').u64(57, 3n).u64(58, 1n)).toBuffer()));
+  const retired = parseTlv((await raw.nextOn(3, FrameType.RESPONSE)).payload);
+  assert.equal(retired.u32(Tag.STATUS), Status.E_IO);
+  assert.match(retired.str(Tag.ERROR) ?? '', /PID 1/);
   raw.close();
 
   const client = await openClient();
@@ -187,7 +193,7 @@ test('FILE_EVENTS refuses paths that leave the mount, bad kinds and too many eve
     assert.match(err.message, /EVENT_PATH/, bad);
   }
   // The mount itself only as a directory change; everything valid, but the agent is not PID 1 here.
-  const offPid1 = await refusal([{ kind: 'DIR_CHANGED', path: '' }, { kind: 'MODIFY', path: 'src/a.ts', size: 3n, mtimeNs: 1n }, { kind: 'DELETE', path: '.hidden/x' }]);
+  const offPid1 = await refusal([{ kind: 'DIR_CHANGED', path: '' }, { kind: 'MODIFY', path: 'src/a.ts' }, { kind: 'DELETE', path: '.hidden/x' }]);
   assert.equal(offPid1.details?.agentStatus, Status.E_IO);
   assert.match(offPid1.message, /PID 1/);
   assert.equal((await refusal([])).details?.agentStatus, Status.E_IO, 'an empty request is valid (it arms the module)');

@@ -320,11 +320,12 @@ test('a 10k-file host change arrives as a bounded number of events, and no loop 
 /** Writes crafted batches to the guest module and prints each write's result (errno code or "ok"). */
 const CRAFTED = `
 const fs = require('fs');
-const batch = (mount, events, count = events.length) => {
+// Version 2: 4-byte records. Version 1 (24-byte records that also held the host's size and mtime) is refused.
+const batch = (mount, events, count = events.length, { version = 2, record = 4, reserved = 0 } = {}) => {
   const m = Buffer.from(mount);
   const head = Buffer.alloc(16);
-  head.writeUInt32LE(0x4e46564d, 0); head.writeUInt16LE(1, 4); head.writeUInt16LE(m.length, 6); head.writeUInt32LE(count, 8);
-  const recs = events.map(([kind, rel]) => { const p = Buffer.from(rel); const r = Buffer.alloc(24); r[0] = kind; r.writeUInt16LE(p.length, 2); return Buffer.concat([r, p]); });
+  head.writeUInt32LE(0x4e46564d, 0); head.writeUInt16LE(version, 4); head.writeUInt16LE(m.length, 6); head.writeUInt32LE(count, 8);
+  const recs = events.map(([kind, rel]) => { const p = Buffer.from(rel); const r = Buffer.alloc(record); r[0] = kind; r[1] = reserved; r.writeUInt16LE(p.length, 2); return Buffer.concat([r, p]); });
   return Buffer.concat([head, m, ...recs]);
 };
 const fd = fs.openSync('/dev/microvm-fsnotify', 'w');
@@ -335,11 +336,13 @@ tryWrite('not-a-mount', batch('/workspace/sub2', [[1, 'x']]));
 tryWrite('bad-kind', batch('/workspace', [[7, 'x']]));
 tryWrite('truncated', batch('/workspace', [[1, 'watched.txt']]).subarray(0, 30));
 tryWrite('count-over', batch('/workspace', [[1, 'watched.txt']], 5000));
+tryWrite('version-1', batch('/workspace', [[1, 'watched.txt']], 1, { version: 1, record: 24 }));
+tryWrite('reserved-set', batch('/workspace', [[1, 'watched.txt']], 1, { reserved: 1 }));
 tryWrite('through-symlink', batch('/workspace', [[1, 'etc-link/passwd']]));
 tryWrite('valid', batch('/workspace', [[1, 'watched.txt']]));
 `;
 
-test('the guest module keeps events beneath the mount: no "..", absolute paths, symlinks or other mounts; root only', async () => {
+test('the guest module keeps events beneath the mount: no "..", absolute paths, symlinks or other mounts; only its batch version; root only', async () => {
   fs.mkdirSync(path.join(dir, 'sub2'));
   fs.symlinkSync('/etc', path.join(dir, 'etc-link'));
   const missingBefore = await guestCounter('missing');
@@ -366,6 +369,8 @@ test('the guest module keeps events beneath the mount: no "..", absolute paths, 
     'bad-kind': 'EINVAL',
     truncated: 'EINVAL',
     'count-over': 'EINVAL',
+    'version-1': 'EINVAL',
+    'reserved-set': 'EINVAL',
     'through-symlink': 'ok',
     valid: 'ok',
     etc: 'rc=2',
