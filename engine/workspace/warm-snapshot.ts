@@ -130,7 +130,8 @@ export class WarmSnapshots {
 export function mismatch(suspended: Suspended, key: string, disks: string[], dir: string): string | undefined {
   const evicted = path.join(dir, EVICTED_FILE);
   if (fs.existsSync(evicted)) return fs.readFileSync(evicted, 'utf8');
-  if (suspended.key !== key) return 'its inputs changed (image, settings, container, configuration or kernel)';
+  if (suspended.key !== key)
+    return 'its inputs changed (image, settings, container, configuration, or the guest kernel and agent that setup installed)';
   for (const name of [STATE_FILE, MEMORY_FILE]) {
     if (!fs.existsSync(path.join(dir, name)))
       return `its ${name} file is gone (${path.join(dir, name)}; a host reboot clears it)`;
