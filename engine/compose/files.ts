@@ -43,6 +43,28 @@ export function readFolderFile(folder: string, file: string): FolderFile {
   }
 }
 
+/**
+ * A host path with every link resolved, as the mount layer and the builder will resolve it:
+ * the real path of its longest existing prefix, with the parts that do not exist yet appended.
+ * A bind or build context must be judged by this, not by its text: `./link` in the folder may
+ * be a link the repository carries to `~` or `/`.
+ */
+export function realPathOf(file: string): string {
+  const absolute = path.resolve(file);
+  const rest: string[] = [];
+  let at = absolute;
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(at), ...rest.reverse());
+    } catch (err) {
+      const parent = path.dirname(at);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === at) return absolute;
+      rest.push(path.basename(at));
+      at = parent;
+    }
+  }
+}
+
 export function isInside(root: string, target: string): boolean {
   const rel = path.relative(root, target);
   return !(rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel));

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { quote } from '../devcontainer/problems';
 import { parseDuration, parseSizeMib } from './durations';
-import { isInside, readFolderFile } from './files';
+import { isInside, readFolderFile, realPathOf } from './files';
 import { asMap, isMap } from './merge';
 import { isLoopback, isPort, parsePortEntry, range } from './ports';
 import type { ComposeProblems } from './problems';
@@ -200,7 +200,8 @@ function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuil
     );
     return undefined;
   }
-  const context = path.resolve(ctx.projectDir, contextText);
+  // Links resolved: a context that is a link out of the folder would hand the builder VM its target.
+  const context = realPathOf(path.resolve(ctx.projectDir, contextText));
   if (!isInside(ctx.folder, context)) {
     ctx.problems.add(
       ctx.file,
@@ -224,7 +225,7 @@ function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuil
     return undefined;
   }
   const dockerfileText = typeof raw.dockerfile === 'string' && raw.dockerfile ? raw.dockerfile : 'Dockerfile';
-  const dockerfile = path.resolve(context, dockerfileText);
+  const dockerfile = realPathOf(path.resolve(context, dockerfileText));
   if (!isInside(ctx.folder, dockerfile) || !fs.statSync(dockerfile, { throwIfNoEntry: false })?.isFile()) {
     ctx.problems.add(
       ctx.file,
@@ -255,7 +256,7 @@ function readBuild(value: unknown, ctx: ServiceContext, at: string): ComposeBuil
   }
   return {
     context,
-    dockerfile: dockerfileText,
+    dockerfile: path.relative(context, dockerfile),
     args,
     ...(typeof raw.target === 'string' && raw.target ? { target: raw.target } : {}),
   };
@@ -436,6 +437,8 @@ function readVolumes(
       ctx.problems.add(ctx.file, 'warning', 'compose-volume', at('volumes', i), parsed.error, 'not mounted');
       return;
     }
+    // A bind is judged by where its links lead (the mount layer follows them), not by its text.
+    if (parsed.type === 'bind') parsed.source = realPathOf(parsed.source);
     if (parsed.type === 'bind' && isInside(parsed.source, ctx.folder) && parsed.source !== ctx.folder) {
       // `../..:/workspaces` in .devcontainer/ (the templates' pattern) names the folder's parent:
       // the folder alone is mounted where it would appear, and its siblings stay on the host.

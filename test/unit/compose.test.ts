@@ -379,6 +379,47 @@ test('hostile input: syntax errors name the line, alias bombs stop, files outsid
   );
 });
 
+test('hostile input: a link in the folder to a host folder is neither bound nor built from (binds, contexts, Dockerfiles judged by their real paths)', () => {
+  const home = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'host-home-')));
+  fs.mkdirSync(path.join(home, '.ssh'));
+  fs.writeFileSync(path.join(home, '.ssh', 'id_rsa'), 'PRIVATE KEY\n');
+  fs.writeFileSync(path.join(home, 'Dockerfile'), 'FROM alpine\nCOPY .ssh /k\n');
+  const folder = fs.realpathSync(
+    project({
+      '.devcontainer/docker-compose.yml': `
+services:
+  app:
+    image: alpine
+    volumes:
+      - ../homelink:/secrets
+      - ../homelink/.ssh/new:/later
+      - {type: bind, source: ../homelink, target: /long}
+      - ./inside:/fine
+  db:
+    build: ../homelink
+    volumes: ["../homelink:/x"]
+  web:
+    build: {context: .., dockerfile: dflink/Dockerfile}
+`,
+      '.devcontainer/inside/keep': '',
+      Dockerfile: 'FROM alpine\n',
+    }),
+  );
+  fs.symlinkSync(home, path.join(folder, 'homelink'));
+  fs.symlinkSync(home, path.join(folder, 'dflink'));
+  const out = load(folder, { runServices: ['app', 'db', 'web'] });
+  const binds = Object.values(out.project?.services ?? {}).flatMap((s) =>
+    s.volumes.flatMap((v) => (v.type === 'bind' ? [v.source] : [])),
+  );
+  assert.deepEqual(binds, [path.join(folder, '.devcontainer', 'inside')], 'only the bind that stays in the folder');
+  const byCode = codes(out.problems);
+  assert.equal(byCode.filter((c) => c === 'compose-bind-outside-folder').length, 4, JSON.stringify(out.problems));
+  assert.ok(byCode.includes('compose-build-context'), 'the linked build context is refused');
+  assert.ok(byCode.includes('compose-build-dockerfile'), 'the linked Dockerfile is refused');
+  const context = out.problems.find((p) => p.code === 'compose-build-context');
+  assert.match(context?.message ?? '', /outside the workspace folder/);
+});
+
 test("platform: an image service's platform is read as docker names it; a built service's is reported", () => {
   const folder = project({
     '.devcontainer/docker-compose.yml': `
