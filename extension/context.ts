@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { readSettings, Settings } from './config/settings';
+import { readSettings, settingValue, Settings } from './config/settings';
 import { PortsView } from './ports/ports-view';
 import { sessionRows } from './ports/rules';
 import { AccelSummary, statusView, VmStatus } from './ui/status';
@@ -54,7 +54,7 @@ export class Ctx implements vscode.Disposable {
 
   settings(): Settings {
     const config = vscode.workspace.getConfiguration('microvm');
-    return readSettings((key) => config.get(key));
+    return readSettings((key) => settingValue(key, config.get(key), config.inspect(key)));
   }
 
   folder(): vscode.WorkspaceFolder | undefined {

@@ -98,6 +98,25 @@ export const SETTING_KEYS = Object.keys(settingsSchema.shape) as Array<keyof Set
 /** Settings whose name under `microvm.` differs from their key here. */
 const SETTING_NAMES: Partial<Record<keyof Settings, string>> = { localEnvAllow: 'localEnv.allow' };
 
+/**
+ * Settings read from the user's own settings only, whatever a folder's `.vscode/settings.json`
+ * or workspace file says (they are also machine-scoped in package.json, which VS Code enforces):
+ * a repository naming host variables here would carry the host's secrets into its VM.
+ */
+export const USER_ONLY_SETTINGS: ReadonlySet<string> = new Set(['localEnv.allow']);
+
+/** What VS Code's `inspect` returns, in the part the reader needs. */
+export interface SettingValues {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/** The value of one setting: a user-only one from the user's settings, any other as VS Code merges it. */
+export function settingValue(name: string, merged: unknown, values: SettingValues | undefined): unknown {
+  return USER_ONLY_SETTINGS.has(name) ? values?.globalValue : merged;
+}
+
 /** A bad value falls back to the default, as VS Code does for settings it validates. `get` takes the name under `microvm.`. */
 export function readSettings(get: (name: string) => unknown): Settings {
   return settingsSchema.parse(Object.fromEntries(SETTING_KEYS.map((key) => [key, get(SETTING_NAMES[key] ?? key)])));

@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { builderImageEnv, mirrorsEnv, readSettings } from '../../extension/config/settings';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  builderImageEnv,
+  mirrorsEnv,
+  readSettings,
+  settingValue,
+  SETTING_KEYS,
+  USER_ONLY_SETTINGS,
+} from '../../extension/config/settings';
 import { isMicrovmError } from '../../engine/errors';
 
 test('settings fall back to defaults on bad values; localEnv.allow is read under its own name', () => {
@@ -107,5 +116,36 @@ test('microvm.builderImage comes before the MICROVM_BUILDER_IMAGE VS Code starte
       undefined,
     ),
     undefined,
+  );
+});
+
+test("every setting read is declared; a folder's own settings cannot name host variables for ${localEnv}", () => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    capabilities: { untrustedWorkspaces: { restrictedConfigurations: string[] } };
+    contributes: { configuration: { properties: Record<string, { scope?: string }> } };
+  };
+  const declared = manifest.contributes.configuration.properties;
+  const read: string[] = [];
+  readSettings((name) => {
+    read.push(name);
+    return undefined;
+  });
+  assert.equal(read.length, SETTING_KEYS.length);
+  // An undeclared setting has no scope: VS Code hands out a repository's .vscode/settings.json value for it.
+  for (const name of read) assert.ok(declared[`microvm.${name}`], `microvm.${name} is declared in package.json`);
+  for (const name of USER_ONLY_SETTINGS) {
+    assert.equal(declared[`microvm.${name}`]?.scope, 'machine', `microvm.${name} is machine-scoped`);
+    assert.ok(manifest.capabilities.untrustedWorkspaces.restrictedConfigurations.includes(`microvm.${name}`));
+  }
+  const fromRepository = { workspaceValue: ['GITHUB_TOKEN'], workspaceFolderValue: ['AWS_SECRET_ACCESS_KEY'] };
+  const settings = readSettings((name) =>
+    settingValue(name, ['GITHUB_TOKEN', 'AWS_SECRET_ACCESS_KEY'], name === 'localEnv.allow' ? fromRepository : {}),
+  );
+  assert.deepEqual(settings.localEnvAllow, [], "the folder's values are not read");
+  assert.deepEqual(
+    readSettings((name) => settingValue(name, undefined, { ...fromRepository, globalValue: ['NPM_TOKEN'] }))
+      .localEnvAllow,
+    ['NPM_TOKEN'],
+    "the user's value is",
   );
 });
