@@ -13,6 +13,7 @@ import { execCommand } from './workspace-exec';
 import { downCommand, lsCommand, rmCommand } from './workspace-manage';
 import { upCommand } from './workspace-up';
 import { interruptible } from './interrupt';
+import { plainLine } from './terminal-text';
 
 const USAGE = `usage: microvm <command> [options]
 
@@ -194,8 +195,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof MicrovmError) process.stderr.write(`microvm: error [${err.code}]: ${err.message}\n`);
-    else process.stderr.write(`microvm: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    // A message may quote the repository or the guest: its control characters are escaped (line breaks kept).
+    const shown = (text: string) => text.split('\n').map(plainLine).join('\n');
+    if (err instanceof MicrovmError) process.stderr.write(`microvm: error [${err.code}]: ${shown(err.message)}\n`);
+    else process.stderr.write(`microvm: internal error: ${shown((err as Error)?.stack ?? String(err))}\n`);
     process.exitCode = ENGINE_FAILURE;
   },
 );

@@ -1,4 +1,5 @@
 import type { BuildProgress } from '../api/image';
+import { plainLine } from './terminal-text';
 
 /**
  * Progress lines on stderr for work that takes more than a second. Quick steps print
@@ -19,14 +20,14 @@ export class Progress {
     this.shown = false;
     this.timer = setTimeout(() => {
       this.shown = true;
-      this.out.write(`microvm: ${label}...\n`);
+      this.out.write(`microvm: ${plainLine(label)}...\n`);
     }, 1000);
     this.timer.unref();
   }
 
   /** Updates the current step's detail if its line is already shown. */
   detail(text: string): void {
-    if (this.shown) this.out.write(`microvm:   ${text}\n`);
+    if (this.shown) this.out.write(`microvm:   ${plainLine(text)}\n`);
   }
 
   finish(): void {
@@ -37,8 +38,9 @@ export class Progress {
     this.timer = undefined;
   }
 
+  /** A line that may quote the guest or the repository: control characters are escaped (line breaks kept). */
   note(text: string): void {
-    this.out.write(`microvm: ${text}\n`);
+    this.out.write(`microvm: ${text.split('\n').map(plainLine).join('\n')}\n`);
   }
 }
 

@@ -1,5 +1,9 @@
 import type { SupervisorEvent } from '../supervisor/protocol';
 import type { Progress } from './progress';
+import { guestOutputFor } from './terminal-text';
+
+/** Hook output on stderr: filtered on a terminal (no sequence but colours), as it came on a file or pipe. */
+const hookOutput = guestOutputFor(process.stderr);
 
 /** A supervisor's events on the CLI's stderr (stdout stays the command's or the JSON result). */
 export function showEvent(event: SupervisorEvent, progress: Progress): void {
@@ -8,7 +12,7 @@ export function showEvent(event: SupervisorEvent, progress: Progress): void {
       progress.note(event.line);
       return;
     case 'output':
-      process.stderr.write(Buffer.from(event.data, 'base64'));
+      process.stderr.write(hookOutput(Buffer.from(event.data, 'base64')));
       return;
     case 'progress':
       progress.step(event.step);

@@ -4,12 +4,15 @@ import { readServiceLog } from '../workspace/services/log-file';
 import { composeOf } from '../workspace/prepare';
 import { resolveConfig } from '../devcontainer/resolve';
 import { formatTable } from './table';
+import { TerminalFilter } from './terminal-text';
 import { parseWorkspaceFlags } from './workspace-args';
 
 /**
  * `microvm logs --workspace-folder DIR SERVICE [--tail N]`: what a compose service printed
  * (kept beside the workspace record, also after the workspace stopped). The text is the
- * guest's: it goes to stdout as bytes, never into a UI as markup.
+ * guest's: it goes to a file or pipe as bytes, to a terminal with its control sequences
+ * escaped but colours (a service could otherwise set the title, write the clipboard, answer
+ * queries as typed input), and never into a UI as markup.
  */
 export async function logsCommand(args: string[]): Promise<number> {
   const { rest, tail } = takeTail(args, 'logs');
@@ -28,7 +31,12 @@ export async function logsCommand(args: string[]): Promise<number> {
       `microvm logs: the compose project of ${flags.folder} has no service ${JSON.stringify(service)} (it has ${services.join(', ')})`,
     );
   }
-  process.stdout.write(readServiceLog(flags.folder, service, tail));
+  const text = readServiceLog(flags.folder, service, tail);
+  if (!process.stdout.isTTY) process.stdout.write(text);
+  else {
+    const filter = new TerminalFilter();
+    process.stdout.write(filter.write(text) + filter.end());
+  }
   return 0;
 }
 

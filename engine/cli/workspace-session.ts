@@ -6,6 +6,10 @@ import { DEFAULT_PROTECT } from '../mount/types';
 import { prepareWorkspace, type PreparedWorkspace } from '../workspace/prepare';
 import { Session } from '../workspace/session';
 import { Progress } from './progress';
+import { guestOutputFor } from './terminal-text';
+
+/** Hook output on stderr: filtered on a terminal (no sequence but colours), as it came on a file or pipe. */
+const hookOutput = guestOutputFor(process.stderr);
 import type { WorkspaceFlags } from './workspace-args';
 
 /**
@@ -64,7 +68,7 @@ export async function workspaceSession(
       booting: () => undefined,
       portsChanged: () => undefined,
       exited: (error) => progress.note(`the VM ended: ${error.message}`),
-      output: (_label, chunk) => void process.stderr.write(chunk),
+      output: (_label, chunk) => void process.stderr.write(hookOutput(chunk)),
       started: (o) => progress.note(`> ${o.name ? `${o.hook} (${o.name})` : o.hook}: ${o.command}`),
       hookFailed: (description) => progress.note(`warning: ${description}`),
       portForwarded: (port) => progress.note(`forwarding guest port ${port.guestPort} to 127.0.0.1:${port.hostPort}`),
