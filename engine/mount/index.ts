@@ -3,7 +3,7 @@ import { AgentClient } from '../agent/client';
 import { Share } from './share';
 import { attachVolume, AttachedVolume } from './volumes';
 import { findVirtiofsd } from './virtiofsd';
-import { coveredPaths } from './view';
+import { coveredHostPaths, coveredPaths, hostPathsInside } from './view';
 import { FileEventRelay } from '../watch/relay';
 import { MountSpec, ROOT_VOLUME_SERIAL, RootVolumeSpec, ShareRefusal, TmpfsSpec, VolumeSpec } from './types';
 
@@ -49,8 +49,10 @@ export class Storage {
     try {
       const daemon = mounts.length > 0 ? findVirtiofsd() : undefined;
       const mountPoints = volumes.map((v) => v.mountPoint);
+      // A covered host directory stays covered in every share of it (a second bind of the folder).
+      const hostCovers = coveredHostPaths(mounts, mountPoints);
       for (const [i, mount] of mounts.entries()) {
-        const covers = coveredPaths(mount, mountPoints);
+        const covers = [...new Set([...coveredPaths(mount, mountPoints), ...hostPathsInside(mount, hostCovers)])];
         storage.shares.push(
           await Share.start(daemon!, mount, `microvm-fs${i}`, socketFor(i), launcher, covers, (refusal) => {
             for (const listener of storage.refusalListeners) listener(refusal);

@@ -46,6 +46,38 @@ export function coveredPaths(mount: MountSpec, mountPoints: string[]): string[] 
     .filter(Boolean);
 }
 
+/**
+ * The host directories the volumes cover: each mount point below a share (the innermost),
+ * as the host path the share shows there. The same host directory must stay out of reach
+ * wherever else it is shared: a second bind of the folder in the same VM, or a compose
+ * service's bind of it in another VM (which has no volume there).
+ */
+export function coveredHostPaths(
+  mounts: readonly Pick<MountSpec, 'hostPath' | 'guestPath'>[],
+  mountPoints: string[],
+): string[] {
+  const covered = new Set<string>();
+  for (const point of mountPoints) {
+    const share = mounts
+      .filter((m) => point.startsWith(`${m.guestPath.replace(/\/+$/, '')}/`))
+      .sort((a, b) => b.guestPath.length - a.guestPath.length)[0];
+    if (!share) continue;
+    const rel = point
+      .slice(share.guestPath.replace(/\/+$/, '').length + 1)
+      .split('/')
+      .filter(Boolean);
+    if (rel.length === 0 || rel.some((part) => part === '.' || part === '..')) continue;
+    covered.add(path.join(share.hostPath, ...rel));
+  }
+  return [...covered];
+}
+
+/** Of the host directories `hostPaths`, those inside the share's host folder, relative to it. */
+export function hostPathsInside(mount: Pick<MountSpec, 'hostPath'>, hostPaths: readonly string[]): string[] {
+  const prefix = `${mount.hostPath.replace(/\/+$/, '')}/`;
+  return hostPaths.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length));
+}
+
 const REFUSAL =
   /^microvm-fsview: refused (.+?) ("(?:[^"\\]|\\.)*") \((E[A-Z]+)\): (.*?)(?: \(and (\d+) more refusals not shown\))?$/;
 

@@ -13,6 +13,8 @@ import { TailLines } from '../../engine/workspace/services/tail-lines';
 import { imageConfigOf } from '../../engine/image/oci-layout';
 import { mainArgv } from '../../engine/compose/command';
 import { testPlanSettings } from '../helpers/plan-settings';
+import { coveredHostPaths, hostPathsInside } from '../../engine/mount/view';
+import { serviceShare } from '../../engine/workspace/services/start';
 
 const SETTINGS = testPlanSettings({ memoryMib: 1024, cpus: 2, network: 'outbound' });
 
@@ -361,4 +363,44 @@ test("an image's EXPOSE'd TCP ports are read from its config (UDP and nonsense l
   });
   assert.deepEqual(config.exposedPorts, [80, 5432]);
   assert.equal(imageConfigOf({ config: {} }).exposedPorts, undefined);
+});
+
+test("a service's bind of the folder keeps the workspace VM's covered folders (node_modules, .venv) read-only; a second bind in the workspace VM covers them too", () => {
+  const folder = folderWith({
+    '.devcontainer/devcontainer.json': JSON.stringify({
+      dockerComposeFile: 'docker-compose.yml',
+      service: 'app',
+      workspaceFolder: '/workspaces/app',
+    }),
+    '.devcontainer/docker-compose.yml': [
+      'services:',
+      '  app:',
+      '    image: node:20',
+      '    volumes: ["..:/workspaces/app", "..:/mirror"]',
+      '  worker:',
+      '    image: node:20',
+      '    volumes: ["..:/src", "../web:/web"]',
+      '',
+    ].join('\n'),
+    'requirements.txt': '',
+    'web/index.html': '',
+  });
+  const workspace = plan(folder);
+  assert.deepEqual(
+    workspace.problems.filter((x) => x.severity === 'error'),
+    [],
+  );
+  const share0 = workspace.mounts[0]!;
+  assert.ok(workspace.volumes.some((v) => v.mountPoint === `${share0.guestPath}/node_modules`));
+  const covered = coveredHostPaths(
+    workspace.mounts,
+    workspace.volumes.map((v) => v.mountPoint),
+  );
+  assert.deepEqual(covered, [path.join(folder, 'node_modules')]);
+  const second = workspace.mounts.find((m) => m.hostPath === folder && m !== share0);
+  assert.ok(second, 'the second bind of the folder');
+  assert.deepEqual(hostPathsInside(second, covered), ['node_modules'], 'covered in the second bind too');
+  const share = serviceShare(workspace);
+  assert.deepEqual(share(folder, '/src', false).protectPaths, ['node_modules']);
+  assert.deepEqual(share(path.join(folder, 'web'), '/web', false).protectPaths, []);
 });

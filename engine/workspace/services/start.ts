@@ -3,6 +3,7 @@ import { type ComposePlan, safeVolumeName } from '../../devcontainer/compose-pla
 import type { WorkspacePlan } from '../../devcontainer/plan';
 import { MicrovmError } from '../../errors';
 import type { MountSpec } from '../../mount';
+import { coveredHostPaths, hostPathsInside } from '../../mount/view';
 import { openWorkspace, workspaceVolume } from '../record';
 import { ComposeServices } from './compose-services';
 
@@ -17,6 +18,35 @@ interface StartEvents {
  * workspace (`<project>_<volume>` in the workspace's namespace, as the primary's are), binds
  * shared with the workspace folder's policy, the workspace's network mode.
  */
+/**
+ * How a service VM shares a folder of the workspace: with the workspace share's policy, and
+ * the host directories the workspace VM's volumes cover (node_modules, .venv: the host's own
+ * copy or the type projection) kept read-only: the service VM has no volume there, and must
+ * not plant in them what host tools run.
+ */
+export function serviceShare(
+  plan: Pick<WorkspacePlan, 'mounts' | 'volumes'>,
+): (hostPath: string, guestPath: string, readOnly: boolean) => MountSpec {
+  const folderShare = plan.mounts[0];
+  if (!folderShare)
+    throw new MicrovmError(
+      'E_CONFIG',
+      "a compose workspace plan has no workspace share to model the services' binds on; plan it with planWorkspace",
+    );
+  const covered = coveredHostPaths(
+    plan.mounts,
+    plan.volumes.map((v) => v.mountPoint),
+  );
+  return (hostPath, guestPath, readOnly) => ({
+    ...folderShare,
+    hostPath,
+    guestPath,
+    readOnly,
+    protectPaths: hostPathsInside({ hostPath }, covered),
+    fileEvents: false,
+  });
+}
+
 export function startServices(
   plan: WorkspacePlan,
   compose: ComposePlan,
@@ -26,20 +56,8 @@ export function startServices(
   backend?: VmBackend,
 ): Promise<ComposeServices> {
   const record = plan.hostFolder ? openWorkspace(plan.hostFolder) : undefined;
-  const folderShare = plan.mounts[0];
-  if (!folderShare)
-    throw new MicrovmError(
-      'E_CONFIG',
-      "a compose workspace plan has no workspace share to model the services' binds on; plan it with planWorkspace",
-    );
-  const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({
-    ...folderShare,
-    hostPath,
-    guestPath,
-    readOnly,
-    protectPaths: [],
-    fileEvents: false,
-  });
+  const share = serviceShare(plan);
+  const folderShare = plan.mounts[0] as MountSpec;
   return ComposeServices.start({
     plan: compose,
     primary: { name: compose.primary, ports: compose.primaryPorts },
