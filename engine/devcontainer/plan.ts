@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GitPolicy, MountSpec, SymlinkPolicy } from '../mount';
+import { hooksPathsOf } from '../mount/git-hooks';
+import { protectedPart } from '../mount/view';
 import type { NetworkMode } from '../qemu/network';
 import type { TrustSetting } from '../workspace/host-certificates';
 import { planEgress } from './egress';
@@ -118,6 +120,31 @@ export interface FolderFacts {
 }
 
 /**
+ * Whether a share of `hostPath` starts at or inside a protected name of the folder (`.git`,
+ * `.vscode`, `.devcontainer`, a hooks directory): the filter view protects names below a
+ * share's root, so such a share is made read-only, and the problems say so.
+ */
+function protectedShare(
+  folder: string,
+  hostPath: string,
+  guestPath: string,
+  protect: readonly string[],
+  hooksPaths: readonly string[],
+  problems: Problems,
+): boolean {
+  const part = protectedPart(folder, hostPath, protect, hooksPaths);
+  if (part === undefined) return false;
+  problems.add(
+    'warning',
+    'mount-protected',
+    '$.mounts',
+    `the bind of ${quote(hostPath)} at ${quote(guestPath)} is in ${quote(part)}, which host tools run or trust`,
+    'shared read-only: the VM may read it, not change it',
+  );
+  return true;
+}
+
+/**
  * The plan for a resolved configuration, the user's settings, what the folder holds and its
  * features (resolveFeatures; undefined when they were not resolved, as in read-configuration).
  */
@@ -136,10 +163,11 @@ export function planWorkspace(
   metadataProblems(entries, problems);
   const runArgs = readRunArgs(config.runArgs, folder, problems);
   const workspaceFolder = resolved.containerWorkspaceFolder;
+  const hooksPaths = hooksPathsOf(folder);
   const share = (hostPath: string, guestPath: string, readOnly: boolean): MountSpec => ({
     hostPath,
     guestPath,
-    readOnly,
+    readOnly: readOnly || protectedShare(folder, hostPath, guestPath, settings.protect, hooksPaths, problems),
     symlinks: settings.symlinks,
     filter: true,
     protect: settings.protect,

@@ -93,3 +93,42 @@ export function parseRefusal(hostPath: string, line: string): ShareRefusal | und
   }
   return { hostPath, op, path: relative, errno, reason, heldBack: Number(heldBack ?? 0) };
 }
+
+/**
+ * Whether a name matches one of the protected names (globs with `*` and `?`, compared without
+ * case, as a case-insensitive host file system would).
+ */
+export function isProtected(name: string, protect: readonly string[]): boolean {
+  const lower = name.toLowerCase();
+  return protect.some((pattern) => globToRegExp(pattern.toLowerCase()).test(lower));
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${body}$`, 's');
+}
+
+/**
+ * The part of `hostPath` (a share inside the workspace `folder`, both real paths) that is a
+ * protected name or a git hooks directory, or undefined. The filter view protects names below
+ * a share's root; a share rooted at or inside one (a bind of `.git`, `.vscode/`, `.devcontainer`)
+ * would start past the protection, so such a share is served read-only.
+ */
+export function protectedPart(
+  folder: string,
+  hostPath: string,
+  protect: readonly string[],
+  hooksPaths: readonly string[] = [],
+): string | undefined {
+  const rel = path.relative(folder, hostPath);
+  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+  const parts = rel.split(path.sep);
+  for (let i = 0; i < parts.length; i++) {
+    const at = parts.slice(0, i + 1).join('/');
+    if (isProtected(parts[i] as string, protect) || hooksPaths.includes(at)) return at;
+  }
+  return undefined;
+}

@@ -1,3 +1,7 @@
+import { isProtected } from '../mount/view';
+
+export { isProtected };
+
 /**
  * What of a guest's node_modules may reach the host's type projection (pure): which paths,
  * which files, and what is left of a package.json. Everything here reads guest-written data.
@@ -84,23 +88,6 @@ export function judgePath(
   if (name === 'package.json') return { keep: 'package-json', path };
   if (DECLARATION.test(name)) return { keep: 'declaration', path };
   return { skip: 'not a declaration file or package.json' };
-}
-
-/**
- * Whether a name matches one of the protected names (globs with `*` and `?`, compared without
- * case, as a case-insensitive host file system would).
- */
-export function isProtected(name: string, protect: readonly string[]): boolean {
-  const lower = name.toLowerCase();
-  return protect.some((pattern) => globToRegExp(pattern.toLowerCase()).test(lower));
-}
-
-function globToRegExp(glob: string): RegExp {
-  const body = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 's');
 }
 
 /**

@@ -404,3 +404,47 @@ test("a service's bind of the folder keeps the workspace VM's covered folders (n
   assert.deepEqual(share(folder, '/src', false).protectPaths, ['node_modules']);
   assert.deepEqual(share(path.join(folder, 'web'), '/web', false).protectPaths, []);
 });
+
+test('a bind at or inside a protected name (.git, .vscode, .devcontainer, a hooks directory) is shared read-only: the view protects names below a share root only', () => {
+  const folder = folderWith({
+    '.devcontainer/devcontainer.json': JSON.stringify({
+      dockerComposeFile: 'docker-compose.yml',
+      service: 'app',
+      workspaceFolder: '/workspaces/app',
+      mounts: [
+        'source=${localWorkspaceFolder}/.vscode,target=/v,type=bind',
+        'source=${localWorkspaceFolder}/.githooks,target=/h,type=bind',
+        'source=${localWorkspaceFolder}/src,target=/s,type=bind',
+      ],
+    }),
+    '.devcontainer/docker-compose.yml': [
+      'services:',
+      '  app:',
+      '    image: node:20',
+      '    volumes: ["..:/workspaces/app", "../.git:/g", "./:/dc"]',
+      '  worker:',
+      '    image: node:20',
+      '    volumes: ["../.git/hooks:/hooks", "../src:/src"]',
+      '',
+    ].join('\n'),
+    '.git/config': '[core]\n\thooksPath = .githooks\n',
+    '.git/hooks/pre-commit': '',
+    '.vscode/tasks.json': '{}',
+    '.githooks/pre-commit': '',
+    'src/index.ts': '',
+  });
+  const workspace = plan(folder);
+  const readOnly = Object.fromEntries(workspace.mounts.map((m) => [m.guestPath, m.readOnly]));
+  assert.deepEqual(readOnly, {
+    '/workspaces/app': false,
+    '/g': true,
+    '/dc': true,
+    '/v': true,
+    '/h': true,
+    '/s': false,
+  });
+  assert.ok(workspace.problems.some((p) => p.code === 'mount-protected' && /\.vscode/.test(p.message)));
+  const share = serviceShare(workspace);
+  assert.equal(share(path.join(folder, '.git', 'hooks'), '/hooks', false).readOnly, true);
+  assert.equal(share(path.join(folder, 'src'), '/src', false).readOnly, false);
+});

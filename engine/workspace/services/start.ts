@@ -3,7 +3,8 @@ import { type ComposePlan, safeVolumeName } from '../../devcontainer/compose-pla
 import type { WorkspacePlan } from '../../devcontainer/plan';
 import { MicrovmError } from '../../errors';
 import type { MountSpec } from '../../mount';
-import { coveredHostPaths, hostPathsInside } from '../../mount/view';
+import { hooksPathsOf } from '../../mount/git-hooks';
+import { coveredHostPaths, hostPathsInside, protectedPart } from '../../mount/view';
 import { openWorkspace, workspaceVolume } from '../record';
 import { ComposeServices } from './compose-services';
 
@@ -22,7 +23,7 @@ interface StartEvents {
  * How a service VM shares a folder of the workspace: with the workspace share's policy, and
  * the host directories the workspace VM's volumes cover (node_modules, .venv: the host's own
  * copy or the type projection) kept read-only: the service VM has no volume there, and must
- * not plant in them what host tools run.
+ * not plant in them what host tools run. A bind at or inside a protected name is read-only.
  */
 export function serviceShare(
   plan: Pick<WorkspacePlan, 'mounts' | 'volumes'>,
@@ -37,11 +38,13 @@ export function serviceShare(
     plan.mounts,
     plan.volumes.map((v) => v.mountPoint),
   );
+  const hooksPaths = hooksPathsOf(folderShare.hostPath);
   return (hostPath, guestPath, readOnly) => ({
     ...folderShare,
     hostPath,
     guestPath,
-    readOnly,
+    // A bind at or inside .git, .vscode, ... would start past the view's protection of those names.
+    readOnly: readOnly || protectedPart(folderShare.hostPath, hostPath, folderShare.protect, hooksPaths) !== undefined,
     protectPaths: hostPathsInside({ hostPath }, covered),
     fileEvents: false,
   });
