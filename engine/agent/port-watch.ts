@@ -90,18 +90,29 @@ export class PortWatch {
   }
 }
 
-/** Decodes a LISTENER list; malformed TLV throws TlvError, which ends the connection. */
+/** How much of a listener's address and process name the host keeps (the guest may send more). */
+const MAX_ADDRESS = 64;
+const MAX_COMMAND = 256;
+
+/**
+ * Decodes a LISTENER list; malformed TLV throws TlvError, which ends the connection. The guest
+ * is not trusted: a listener on a port TCP cannot have (0, above 65535) is dropped, so one bad
+ * entry cannot stop the forwarding of the others, and its address and process name are cut.
+ */
 export function decodeListeners(payload: Buffer): GuestListener[] {
   const fields = parseTlv(payload);
   const items = fields.all(Tag.LISTENER);
-  return items.slice(0, MAX_LISTENERS).map((item) => {
-    const f = parseTlv(item);
-    return {
-      port: f.u32(Tag.PORT) ?? 0,
-      address: f.str(Tag.ADDR) ?? '',
-      family: f.u32(Tag.FAMILY) === 6 ? 6 : 4,
-      pid: f.u32(Tag.PID) ?? 0,
-      command: f.str(Tag.COMM) ?? '',
-    };
-  });
+  return items
+    .slice(0, MAX_LISTENERS)
+    .map((item) => {
+      const f = parseTlv(item);
+      return {
+        port: f.u32(Tag.PORT) ?? 0,
+        address: (f.str(Tag.ADDR) ?? '').slice(0, MAX_ADDRESS),
+        family: f.u32(Tag.FAMILY) === 6 ? (6 as const) : (4 as const),
+        pid: f.u32(Tag.PID) ?? 0,
+        command: (f.str(Tag.COMM) ?? '').slice(0, MAX_COMMAND),
+      };
+    })
+    .filter((listener) => listener.port >= 1 && listener.port <= 65535);
 }
