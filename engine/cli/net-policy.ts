@@ -1,7 +1,12 @@
 import { describeEgress } from '../egress/log';
-import { commLabel } from '../egress/attribution';
 import { checkPatterns } from '../egress/policy';
-import { egressLogFile, LearnedName, learnedNames, readEgressLog } from '../workspace/egress-log';
+import {
+  describeLearnedProcesses,
+  egressLogFile,
+  LearnedName,
+  learnedNames,
+  readEgressLog,
+} from '../workspace/egress-log';
 import { approveEgress, openWorkspace } from '../workspace/record';
 import { MicrovmError } from '../errors';
 import { parseWorkspaceFlags } from './workspace-args';
@@ -55,10 +60,10 @@ export async function netPolicyCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `  registry.npmjs.org  12 connection(s), last 2026-...Z, by node, git (as the guest reports)`. */
+/** `  registry.npmjs.org  12 connection(s), last 2026-...Z, by npm (11 connections), node (1 connection) (as the guest reports)`. */
 function describeLearned(learned: LearnedName): string {
-  const by =
-    learned.processes.length > 0 ? `, by ${learned.processes.map(commLabel).join(', ')} (as the guest reports)` : '';
+  const processes = describeLearnedProcesses(learned);
+  const by = processes ? `, by ${processes} (as the guest reports)` : '';
   return `  ${learned.name}  ${learned.count} connection(s), last ${learned.last}${by}`;
 }
 

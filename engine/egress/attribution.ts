@@ -92,9 +92,17 @@ export function describeGuestProcess(process: GuestProcess): string {
   return `${commLabel(process.comm)} (pid ${process.pid}, as the guest reports)`;
 }
 
-/** A process name from the guest as text for a log line: JSON-quoted unless it is plain. */
+/**
+ * A process name from the guest as text for a log line or the terminal: plain names as they
+ * are, any other JSON-quoted, cut to 32 characters, with every character outside printable
+ * ASCII escaped (JSON leaves bidi overrides and U+2028 as they are).
+ */
 export function commLabel(comm: string): string {
-  return /^[A-Za-z0-9._+-]{1,32}$/.test(comm) ? comm : JSON.stringify(comm.slice(0, 32));
+  if (/^[A-Za-z0-9._+-]{1,32}$/.test(comm)) return comm;
+  return JSON.stringify(comm.slice(0, 32)).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** The host side of the chain for one VM: QEMU's pid, and the calls that reach its monitor and agent. */

@@ -111,7 +111,13 @@ test('the label: guest names are escaped and marked as the guest report', () => 
       l.processes,
     ]),
     [
-      ['a.test', ['node', 'git']],
+      [
+        'a.test',
+        [
+          { comm: 'node', connections: 2 },
+          { comm: 'git', connections: 1 },
+        ],
+      ],
       ['b.test', []],
     ],
   );
