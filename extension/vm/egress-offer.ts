@@ -1,7 +1,9 @@
+import * as vscode from 'vscode';
 import {
   approveEgress,
   egressLogFile,
   EgressAnswer,
+  LearnedName,
   learnedNames,
   openWorkspace,
   readEgressLog,
@@ -9,56 +11,72 @@ import {
 import type { Ctx } from '../context';
 import { notice } from '../ui/notice-text';
 import { showInfo, showWarning } from '../ui/notify';
+import { GUEST_REPORT_NOTE, LearnedHostItem, learnedHostItems, learnedHostLine } from './learned-hosts';
 
 /**
  * After an open with network `learn`: the host names the workspace reached that are not yet
- * approved, offered once the hooks are done ("these 4 hosts were contacted: allow them from
- * now on?"). Names come from the guest's requests: they go to the log, never into the
- * notification's text, which only counts them.
+ * approved, offered once the hooks are done ("these 4 hosts were contacted: review them?").
+ * The notification only counts them; Review lists each host with the guest processes that
+ * reached it (the guest's word, escaped: learned-hosts.ts), to approve the ones ticked.
  */
 export async function offerLearnedHosts(ctx: Ctx, folder: string): Promise<void> {
   const pending = unapproved(folder);
   if (pending.length === 0) return;
-  ctx.log.info(
-    `network learn: the workspace reached ${pending.length} host name(s) not yet approved: ${pending.join(', ')}`,
-  );
+  const items = learnedHostItems(pending);
+  ctx.log.info(`network learn: the workspace reached ${pending.length} host name(s) not yet approved:`);
+  for (const item of items) ctx.log.info(`  ${learnedHostLine(item)}`);
   const choice = await showInfo(
-    notice`MicroVM: the workspace reached ${pending.length} host name(s) (listed in the MicroVM log). Approve them for network "allowlist" from now on?`,
-    'Approve',
+    notice`MicroVM: the workspace reached ${pending.length} host name(s) not yet approved. Review them, with the guest processes that reached each, and approve them for network "allowlist"?`,
+    'Review',
     'Show Log',
   );
   if (choice === 'Show Log') ctx.log.show();
-  if (choice === 'Approve') await approve(ctx, folder);
+  if (choice === 'Review') await review(ctx, folder, items);
 }
 
-/** "MicroVM: Approve Learned Hosts": the names the folder's learn runs reached become its allowlist. */
+/** "MicroVM: Approve Learned Hosts": the names the folder's learn runs reached, to approve for its allowlist. */
 export async function approveLearnedHosts(ctx: Ctx): Promise<void> {
   const folder = ctx.folder()?.uri.fsPath;
   if (!folder) return;
-  const learned = learnedNames(readEgressLog(egressLogFile(folder)));
-  if (learned.length === 0) {
+  if (learnedNames(readEgressLog(egressLogFile(folder))).length === 0) {
     void showInfo(
       notice`MicroVM: no host names were learned for this folder yet. Set microvm.network to "learn", open the folder in a MicroVM and use it, then run this again.`,
     );
     return;
   }
-  await approve(ctx, folder);
+  const pending = unapproved(folder);
+  if (pending.length === 0) {
+    void showInfo(notice`MicroVM: every host name learned for this folder is approved already.`);
+    return;
+  }
+  await review(ctx, folder, learnedHostItems(pending));
 }
 
-async function approve(ctx: Ctx, folder: string): Promise<void> {
-  const names = learnedNames(readEgressLog(egressLogFile(folder))).map((l) => l.name);
-  const record = await approveEgress(folder, names);
+/** The hosts as a list to tick (all ticked at first); the ticked ones join the folder's approved names. */
+async function review(ctx: Ctx, folder: string, items: LearnedHostItem[]): Promise<void> {
+  const picked = await vscode.window.showQuickPick(
+    items.map((item) => ({ ...item, picked: true })),
+    {
+      canPickMany: true,
+      matchOnDescription: true,
+      matchOnDetail: true,
+      title: `MicroVM: hosts the workspace reached with network "learn" (${GUEST_REPORT_NOTE})`,
+      placeHolder: 'Untick the hosts not to approve for network "allowlist", then press Enter',
+      ignoreFocusOut: true,
+    },
+  );
+  if (!picked || picked.length === 0) return;
+  const names = picked.map((item) => item.name);
+  const record = await approveEgress(folder, [...(openWorkspace(folder).egress?.allow ?? []), ...names]);
   ctx.log.info(`approved for network allowlist: ${record.egress?.allow.join(', ')}`);
   void showInfo(
-    notice`MicroVM: ${names.length} host name(s) approved for this folder. With microvm.network set to "allowlist", its VMs reach them and nothing new.`,
+    notice`MicroVM: ${names.length} host name(s) approved for this folder. With microvm.network set to "allowlist", its VMs reach the approved names and nothing new.`,
   );
 }
 
-function unapproved(folder: string): string[] {
+function unapproved(folder: string): LearnedName[] {
   const approved = new Set(openWorkspace(folder).egress?.allow ?? []);
-  return learnedNames(readEgressLog(egressLogFile(folder)))
-    .map((l) => l.name)
-    .filter((n) => !approved.has(n));
+  return learnedNames(readEgressLog(egressLogFile(folder))).filter((l) => !approved.has(l.name));
 }
 
 /**
