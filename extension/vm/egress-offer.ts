@@ -61,7 +61,7 @@ async function review(ctx: Ctx, folder: string, items: LearnedHostItem[]): Promi
       matchOnDescription: true,
       matchOnDetail: true,
       title: `MicroVM: hosts the workspace reached with network "learn" (${GUEST_REPORT_NOTE})`,
-      placeHolder: 'Untick the hosts not to approve for network "allowlist", then press Enter',
+      placeHolder: 'Untick the hosts not to approve, then press Enter',
       ignoreFocusOut: true,
     },
   );

@@ -14,7 +14,7 @@ import {
   startCodeServer,
   writeUserSettings,
 } from './code-server';
-import { engineInfo } from '../../engine/index';
+import { appendEgressLog, egressLogFile, engineInfo, openWorkspace } from '../../engine/index';
 import { ARTIFACTS, launchChromium, runCommand, screenshot, terminalText, typeLine, waitForText } from './workbench';
 import { reapStaleStateDirs } from '../../engine/vm/state-dir';
 
@@ -229,6 +229,53 @@ test('the status bar says ready, with the accelerator, and warns on TCG', async 
   await screenshot(page, '05-status-bar');
 });
 
+test('Approve Learned Hosts lists each host with its guest processes as plain text, and approves the ticked ones', async () => {
+  // A learn run's log, as the engine writes it: the beacon's process names are what a hostile guest could report.
+  const folder = path.join(scratch.root, 'workspace', 'fixture');
+  const logLine = (name: string, comm: string) => ({
+    at: new Date().toISOString(),
+    name,
+    port: 443,
+    allowed: true,
+    bytesUp: 100,
+    bytesDown: 1000,
+    mode: 'learn' as const,
+    process: { pid: 42, comm },
+  });
+  for (let i = 0; i < 3; i++) appendEgressLog(egressLogFile(folder), logLine('registry.npmjs.org', 'npm'));
+  for (const comm of ['[x](command:a)', '$(check) ok', 'gnp\u202e.exe', 'line\nbreak'])
+    appendEgressLog(egressLogFile(folder), logLine('beacon.example', comm));
+
+  try {
+    await runCommand(page, 'MicroVM: Approve Learned Hosts');
+    const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+    await waitForText(page, pickText, /beacon\.example/, 30_000, 'the learned hosts in a QuickPick');
+    await screenshot(page, '06-learned-hosts');
+    const text = await pickText(page);
+    assert.match(text, /registry\.npmjs\.org ?3 connections by npm \(3 connections\)/);
+    assert.match(text, /"\uff3bx\uff3d\(command\u2236a\)" \(1 connection\)/, 'brackets as look-alikes, in quotes');
+    assert.match(text, /"\uff04\(check\) ok" \(1 connection\)/, 'no icon syntax');
+    assert.match(text, /"gnp\\u202e\.exe"/, 'the bidi override shown escaped');
+    assert.match(text, /"line\\nbreak"/, 'the line break shown escaped');
+    assert.match(await page.locator('.quick-input-widget').innerText(), /process names as the guest reports them/);
+    assert.doesNotMatch(text, /[\u202e\n]|command:/);
+    const list = page.locator('.quick-input-widget .quick-input-list');
+    // The row's own checkbox is a codicon; an icon inside a label or detail would come from the text.
+    const made = list.locator('a[href], a[data-href], .monaco-highlighted-label .codicon');
+    assert.equal(await made.count(), 0, await list.innerHTML());
+
+    // Untick the beacon, approve the rest.
+    await rows.filter({ hasText: 'beacon.example' }).locator('.monaco-checkbox, input[type=checkbox]').first().click();
+    await page.locator('.quick-input-widget .quick-input-box input').first().press('Enter');
+    const deadline = Date.now() + 15_000;
+    while (!(openWorkspace(folder).egress?.allow ?? []).includes('registry.npmjs.org') && Date.now() < deadline)
+      await page.waitForTimeout(300);
+    assert.deepEqual(openWorkspace(folder).egress?.allow, ['registry.npmjs.org']);
+  } finally {
+    fs.rmSync(egressLogFile(folder), { force: true });
+  }
+});
+
 test('guest text stays plain: a hostile process name in the Ports view, a hostile console line in the VM-exited notification', async () => {
   // /proc/PID/comm is the file's name (15 bytes at most); busybox picks its applet from argv[0].
   const hostile = '[x](command:workbench.action.quit)';
@@ -263,7 +310,7 @@ test('guest text stays plain: a hostile process name in the Ports view, a hostil
     60_000,
     'the notification that the VM stopped',
   );
-  await screenshot(page, '06-vm-exited-notification');
+  await screenshot(page, '07-vm-exited-notification');
   // Ours only: code-server's own port forwarding shows a toast with a link of its own ("See all forwarded ports").
   const ours = page.locator('.notifications-toasts .notification-list-item', {
     hasText: 'Source: MicroVM Dev Sandboxes',
@@ -300,6 +347,12 @@ async function statusText(p: Page): Promise<string> {
 
 async function notificationsText(p: Page): Promise<string> {
   return (await p.locator('.notifications-toasts').allInnerTexts()).join('\n').replace(/\s+/g, ' ');
+}
+
+async function pickText(p: Page): Promise<string> {
+  return (await p.locator('.quick-input-widget .quick-input-list .monaco-list-row').allInnerTexts())
+    .join('\n')
+    .replace(/\s+/g, ' ');
 }
 
 async function hoverText(p: Page): Promise<string> {
