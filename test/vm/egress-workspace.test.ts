@@ -73,11 +73,14 @@ test('learn, approve, enforce: the names a learn run reached are approved and an
   );
   // The process of each learned name, as the guest's agent reported it.
   assert.deepEqual(
-    JSON.parse(policy.stdout.toString()).learned.map((l: { processes: string[] }) => l.processes),
-    [['wget'], ['wget']],
+    JSON.parse(policy.stdout.toString()).learned.map((l: { processes: unknown[] }) => l.processes),
+    [[{ comm: 'wget', connections: 1 }], [{ comm: 'wget', connections: 1 }]],
   );
   const shown = (await cli(['net-policy', '--workspace-folder', folder])).stdout.toString();
-  assert.match(shown, /api\.example\.test {2}1 connection\(s\), last \S+, by wget \(as the guest reports\)/);
+  assert.match(
+    shown,
+    /api\.example\.test {2}1 connection\(s\), last \S+, by wget \(1 connection\) \(as the guest reports\)/,
+  );
   const written = await cli(['net-policy', '--workspace-folder', folder, '--write']);
   assert.equal(written.code, 0, written.stderr);
   assert.match(
