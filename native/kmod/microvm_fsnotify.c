@@ -281,6 +281,16 @@ static void mvfn_create(struct mvfn_event *e)
 	mvfn_gone_self(e);
 	fsnotify_name(FS_CREATE | mvfn_dir_bit(inode), inode, FSNOTIFY_EVENT_INODE,
 		      d_inode(e->parent.dentry), &e->name, 0);
+	/*
+	 * The guest held this very file under the name before the event came (a watcher read the
+	 * directory, or looked the name up, while the host's CREATE waited behind other events; the
+	 * host merges a create and the writes after it into one CREATE): a watcher that already
+	 * knows the name takes the create as old news, so it hears of the content as well.
+	 */
+	if (e->old == inode && !S_ISDIR(inode->i_mode)) {
+		fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
+		fsnotify_parent(e->now.dentry, FS_CLOSE_WRITE, &e->now, FSNOTIFY_EVENT_PATH);
+	}
 	delivered++;
 }
 

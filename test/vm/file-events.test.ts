@@ -388,6 +388,33 @@ test('the guest module keeps events beneath the mount: no "..", absolute paths, 
   assert.doesNotMatch(kernelLog.stdout, /BUG|WARNING|Oops|general protection/);
 });
 
+/** Writes one CREATE of merged.txt to the guest module, as the agent would. */
+const CREATE_AGAIN = `
+const fs = require('fs');
+const m = Buffer.from('/workspace'), p = Buffer.from('merged.txt');
+const head = Buffer.alloc(16);
+head.writeUInt32LE(0x4e46564d, 0); head.writeUInt16LE(2, 4); head.writeUInt16LE(m.length, 6); head.writeUInt32LE(1, 8);
+const rec = Buffer.alloc(4); rec[0] = 2; rec.writeUInt16LE(p.length, 2);
+fs.writeFileSync('/dev/microvm-fsnotify', Buffer.concat([head, m, rec, p]));
+`;
+
+test('a CREATE of a file the guest already holds under its name also raises MODIFY (a create and its writes merged while a watcher read the directory)', async () => {
+  const createdMark = inotify.mark;
+  fs.writeFileSync(path.join(dir, 'merged.txt'), 'v1\n');
+  await inotify.waitFor(/^CREATE merged\.txt$/, createdMark, 5000);
+  // The guest holds the name now (the module's own lookup, a watcher reading the file); a
+  // CREATE of it arriving now is what the host sends when the file was written again before
+  // its CREATE went out.
+  const known = await vm.exec({ argv: ['cat', '/workspace/merged.txt'] });
+  assert.equal(known.stdout, 'v1\n');
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // any event of the host's write has come
+  const mark = inotify.mark;
+  const wrote = await vm.exec({ argv: ['node', '-e', CREATE_AGAIN] });
+  assert.equal(wrote.exitCode, 0, wrote.stderr);
+  await inotify.waitFor(/^CREATE merged\.txt$/, mark, 5000);
+  await inotify.waitFor(/^MODIFY merged\.txt$/, mark, 5000);
+});
+
 /** chokidar (4, on fs.watch) on /workspace/src: one JSON line per event, 'ready' once it watches. */
 const CHOKIDAR = `
 const chokidar = require('/workspace/node_modules/chokidar');
