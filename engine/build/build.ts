@@ -33,7 +33,6 @@ const LOG_TAIL_LINES = 30;
 interface Prepared {
   opts: ParsedBuildOptions;
   progress: (event: BuildImageProgress) => void;
-  dockerfileText: string;
   plan: DockerfilePlan;
   scan: ContextScan;
   bases: BaseImage[];
@@ -107,14 +106,14 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
     signal: opts.signal,
   });
   const inputs: BuildInputs = {
-    dockerfile: dockerfileText,
+    dockerfile: plan.buildText,
     contextDigest: scan.digest,
     args: opts.args,
     target: opts.target ?? null,
     bases: bases.map((b) => ({ ref: b.reference.canonical, digest: b.manifest.digest })),
     builderDigest: builder.manifestDigest,
   };
-  return { opts, progress, dockerfileText, plan, scan, bases, builderRef, mirrors, store, key: cacheKey(inputs) };
+  return { opts, progress, plan, scan, bases, builderRef, mirrors, store, key: cacheKey(inputs) };
 }
 
 function contextRoot(context: string): string {
@@ -184,7 +183,7 @@ async function buildInVm(p: Prepared): Promise<BuiltImage> {
       contextTar(p.scan),
       'unpack the build context',
     );
-    await builder.writeFile(`${GUEST.job}/Dockerfile`, p.dockerfileText);
+    await builder.writeFile(`${GUEST.job}/Dockerfile`, p.plan.buildText);
     const tag = `localhost/microvm-build:${p.key.slice(0, 16)}`;
     await runBuild(builder, p, tag);
     progress({ phase: 'builder', step: 'export' });

@@ -1,6 +1,7 @@
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { MicrovmError, shown } from '../errors';
 import { expandVariables, PLATFORM_ARGS } from './args';
+import { DEFAULT_SHELL, heredocsOf, runWithoutHeredocs, shellOf } from './heredoc';
 
 /**
  * What the host needs to know about a Dockerfile before a builder VM starts: its stages, the
@@ -16,6 +17,12 @@ export interface DockerfilePlan {
   images: ImageUse[];
   /** Things buildah will ignore, worth telling the user. */
   warnings: string[];
+  /**
+   * The Dockerfile buildah gets: the text as written, except RUN here-documents, which
+   * buildah 1.28 lacks, rewritten in exec form on their first line (blank lines keep every
+   * line number).
+   */
+  buildText: string;
 }
 
 export interface Stage {
@@ -76,6 +83,9 @@ const SUPPORTED_FLAGS: Readonly<Record<string, readonly string[]>> = {
 
 const HEREDOC = /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?/;
 
+/** Instructions whose here-documents the builder takes (rewritten for buildah, heredoc.ts). */
+const HEREDOC_KEYWORDS = new Set(['RUN']);
+
 /**
  * Parses `text` (the Dockerfile at `file`) with dockerfile-ast and checks it against what the
  * builder's buildah supports; an unsupported construct is an E_DOCKERFILE naming the line.
@@ -107,12 +117,20 @@ export function planDockerfile(
   const globals = new Map(PLATFORM_ARGS);
   const stages: Stage[] = [];
   const images: ImageUse[] = [];
+  const lines = text.split(/\r?\n/);
+  const buildLines = [...lines];
+  /** Each stage's shell (SHELL), which a stage built FROM it inherits. */
+  const shells: Array<readonly string[]> = [];
   for (const instruction of dockerfile.getInstructions()) {
     const keyword = instruction.getKeyword();
     const line = instruction.getRange().start.line + 1;
     checkInstruction(instruction, keyword, line, file);
     if (keyword === 'FROM') {
-      stages.push(fromStage(instruction, line, globals, escape, stages, images, file));
+      const stage = fromStage(instruction, line, globals, escape, stages, images, file);
+      const base = expandVariables(instruction.getArguments()[0]?.getValue() ?? '', globals, escape).toLowerCase();
+      const parent = stages.findIndex((s) => s.name !== undefined && s.name === base);
+      shells.push(parent === -1 ? DEFAULT_SHELL : shells[parent]!);
+      stages.push(stage);
     } else if (stages.length === 0) {
       if (keyword !== 'ARG')
         throw dockerfileError(
@@ -124,7 +142,27 @@ export function planDockerfile(
       declareGlobals(instruction, globals, buildArgs, escape);
     } else {
       const stage = stages[stages.length - 1]!;
-      stage.steps.push({ keyword, line, text: stepText(instruction) });
+      if (keyword === 'SHELL') shells[stages.length - 1] = shellOf(instruction, lines) ?? DEFAULT_SHELL;
+      const open = heredocsOf(instruction).find((h) => h.getDelimiterRange() === null);
+      if (open)
+        throw dockerfileError(
+          file,
+          line,
+          `the here-document <<${open.getName()} has no line ${shown(open.getName())} that ends it`,
+          `end it with a line holding only ${open.getName()}`,
+        );
+      const rewritten =
+        keyword === 'RUN' ? runWithoutHeredocs(instruction, lines, shells[stages.length - 1]!, escape) : undefined;
+      if (rewritten !== undefined) {
+        const { start, end } = instruction.getRange();
+        buildLines.splice(
+          start.line,
+          end.line - start.line + 1,
+          rewritten,
+          ...Array<string>(end.line - start.line).fill(''),
+        );
+      }
+      stage.steps.push({ keyword, line, text: rewritten === undefined ? stepText(instruction) : normalise(rewritten) });
       imagesOfStep(instruction, keyword, line, stages, globals, escape, images);
     }
   }
@@ -144,7 +182,9 @@ export function planDockerfile(
       names.length > 0 ? `choose one of: ${names.join(', ')}` : 'name a stage with FROM ... AS NAME',
     );
   }
-  return { file, stages, images, warnings };
+  // Unchanged when nothing was rewritten: the text (and so the build's cache key) as written.
+  const rewrote = buildLines.some((l, i) => l !== lines[i]);
+  return { file, stages, images, warnings, buildText: rewrote ? buildLines.join('\n') : text };
 }
 
 function checkInstruction(instruction: Instruction, keyword: string, line: number, file: string): void {
@@ -156,12 +196,15 @@ function checkInstruction(instruction: Instruction, keyword: string, line: numbe
       `use one of ${[...KEYWORDS].join(', ')}`,
     );
   }
-  if (instruction.getArguments().some((arg) => HEREDOC.test(arg.getValue()))) {
+  if (
+    !HEREDOC_KEYWORDS.has(keyword) &&
+    (heredocsOf(instruction).length > 0 || instruction.getArguments().some((arg) => HEREDOC.test(arg.getValue())))
+  ) {
     throw dockerfileError(
       file,
       line,
       `${keyword} uses a heredoc (<<EOF)`,
-      'the builder runs buildah 1.28, which has no heredocs (they came with BuildKit and buildah 1.33): put the script in a file and COPY it, or join the commands with && and \\ line continuations',
+      'the builder runs buildah 1.28, which has no heredocs; it takes them on RUN (rewritten for it), not here: put the content in a file of the build context and COPY it',
     );
   }
   const supported = SUPPORTED_FLAGS[keyword] ?? [];

@@ -100,7 +100,8 @@ test('a multi-line RUN is one step; lineOfStep maps buildah STEP lines back to D
 
 test('what buildah 1.28 cannot build is refused before a VM starts, naming the line and the fix', () => {
   rejects('FROM debian\nRUNN true', /unknown instruction "RUNN"/, 2);
-  rejects('FROM debian\nRUN <<EOT\necho hi\nEOT', /heredoc.*buildah 1\.28/, 2);
+  rejects('FROM debian\nCOPY <<EOT /a\nhi\nEOT', /COPY uses a heredoc.*put the content in a file/, 2);
+  rejects('FROM debian\nRUN <<EOT\necho hi\n', /here-document <<EOT has no line "EOT" that ends it/, 2);
   rejects('FROM debian\nCOPY --link a /a', /COPY --link is not supported.*--from, --chown, --chmod/, 2);
   rejects('FROM debian\nRUN --network=none true', /RUN --network/, 2);
   rejects('ENV A=1\nFROM debian', /ENV comes before the first FROM/, 1);
@@ -116,4 +117,73 @@ test('what buildah 1.28 cannot build is refused before a VM starts, naming the l
 test('a syntax directive is a warning: buildah has no BuildKit frontends', () => {
   const plan = planDockerfile('# syntax=docker/dockerfile:1.4\nFROM debian', FILE, {});
   assert.match(plan.warnings[0]!, /syntax=docker\/dockerfile:1\.4.*ignored/);
+});
+
+test("RUN here-documents go to buildah 1.28 in exec form with the stage's shell, each line number kept", () => {
+  const text = [
+    'FROM debian AS base', // 1
+    'SHELL ["/bin/bash", "-o", "pipefail", "-c"]',
+    'RUN <<EOF', // 3: the document is the script
+    'set -e',
+    'echo "$HOME" > /a',
+    'EOF',
+    "RUN --mount=type=cache,target=/c cat <<'X' > /b && echo done", // 7: the shell reads the document
+    'line $HOME',
+    'X',
+    'RUN <<-EOF', // 10: <<- strips leading tabs
+    '\techo tabbed',
+    '\tEOF',
+    'RUN <<EOF', // 13: a shebang: written to a file and executed
+    '#!/usr/bin/perl',
+    'print "hi";',
+    'EOF',
+    'FROM base AS two', // 17: the shell of the stage it is built on
+    'RUN <<EOF',
+    'echo two',
+    'EOF',
+    'FROM debian', // 21: the default shell again
+    'RUN apt-get install \\',
+    '  -y jq <<EOF',
+    'yes',
+    'EOF',
+    'RUN echo plain',
+  ].join('\n');
+  const plan = planDockerfile(text, FILE, {});
+  const out = plan.buildText.split('\n');
+  assert.equal(out.length, text.split('\n').length, 'the same number of lines');
+  const bash = ['/bin/bash', '-o', 'pipefail', '-c'];
+  const argv = (line: number, head = 'RUN ') => {
+    const at = out[line - 1]!;
+    assert.ok(at.startsWith(head), at);
+    return JSON.parse(at.slice(head.length)) as string[];
+  };
+  assert.deepEqual(argv(3), [...bash, 'set -e\necho "$HOME" > /a\n']);
+  assert.deepEqual(out.slice(3, 6), ['', '', '']);
+  assert.deepEqual(argv(7, 'RUN --mount=type=cache,target=/c '), [
+    ...bash,
+    "cat <<'X' > /b && echo done\nline $HOME\nX",
+  ]);
+  assert.deepEqual(argv(10), [...bash, 'echo tabbed\n']);
+  const shebang = argv(13);
+  assert.deepEqual(shebang.slice(0, 4), bash);
+  assert.match(shebang[4]!, /mktemp.*"\$f"/);
+  assert.deepEqual(shebang.slice(5), ['heredoc', '#!/usr/bin/perl\nprint "hi";\n']);
+  assert.equal(out[16], 'FROM base AS two');
+  assert.deepEqual(argv(18), [...bash, 'echo two\n']);
+  assert.deepEqual(argv(22), ['/bin/sh', '-c', 'apt-get install   -y jq <<EOF\nyes\nEOF']);
+  assert.equal(out[25], 'RUN echo plain');
+  // Steps keep their Dockerfile lines, for buildah's STEP lines and error messages.
+  assert.deepEqual(
+    plan.stages.map((s) => s.steps.map((step) => step.line)),
+    [
+      [1, 2, 3, 7, 10, 13],
+      [17, 18],
+      [21, 22, 26],
+    ],
+  );
+});
+
+test('a Dockerfile without here-documents goes to buildah exactly as written', () => {
+  const text = 'FROM debian\r\nRUN echo "<<EOF"\r\nRUN ["echo", "<<EOF"]\n';
+  assert.equal(planDockerfile(text, FILE, {}).buildText, text);
 });

@@ -1,0 +1,113 @@
+import type { Instruction } from 'dockerfile-ast';
+
+/** The shell of a stage that sets none (the Linux default of docker and buildah). */
+export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
+
+interface Position {
+  line: number;
+  character: number;
+}
+
+interface Range {
+  start: Position;
+  end: Position;
+}
+
+/** What dockerfile-ast tells about a here-document of a RUN (its API is marked experimental). */
+interface HeredocNode {
+  getName(): string;
+  getStartRange(): Range;
+  getContentRange(): Range | null;
+  getDelimiterRange(): Range | null;
+}
+
+/**
+ * A shell-form RUN with here-documents, rewritten in exec form for the builder's buildah 1.28,
+ * which has no heredocs, with BuildKit's meaning:
+ * - `RUN <<EOF` alone: the document is the script, run by the stage's shell (`<<-` strips
+ *   leading tabs); a document starting with `#!` is written to a file and executed;
+ * - anything else (`RUN python3 <<EOF`, `RUN <<EOF bash`, `RUN cat <<A >a <<B >b`): the
+ *   command line followed by the documents and their delimiter lines, as written, goes to the
+ *   shell, which reads the here-documents itself.
+ * Returns undefined when the instruction has no here-documents. `lines` is the Dockerfile.
+ */
+export function runWithoutHeredocs(
+  instruction: Instruction,
+  lines: readonly string[],
+  shell: readonly string[],
+  escape: string,
+): string | undefined {
+  const heredocs = heredocsOf(instruction);
+  const first = heredocs[0];
+  const args = instruction.getArgumentsRange();
+  if (!first || !args) return undefined;
+  const start = args.start;
+  const commandEnd = (first.getContentRange() ?? first.getDelimiterRange() ?? first.getStartRange()).start.line;
+  const commandLines = lines.slice(start.line, Math.max(commandEnd, start.line + 1));
+  commandLines[0] = commandLines[0]!.slice(start.character);
+  const command = joinContinuations(commandLines, escape);
+  const head = lines[start.line]!.slice(0, start.character).trimEnd(); // RUN and its flags
+  const only = heredocs.length === 1 && /^<<-?(["']?)[A-Za-z0-9_.-]+\1$/.test(command.trim());
+  let argv: string[];
+  if (only) {
+    let data = body(first, lines);
+    if (command.trim().startsWith('<<-')) data = data.replace(/^\t+/gm, '');
+    argv = data.startsWith('#!')
+      ? [
+          ...shell,
+          'f=$(mktemp) && printf %s "$1" >"$f" && chmod 700 "$f" && "$f"; s=$?; rm -f "$f"; exit $s',
+          'heredoc',
+          data,
+        ]
+      : [...shell, data];
+  } else {
+    let full = command;
+    for (const heredoc of heredocs) {
+      const delimiter = heredoc.getDelimiterRange();
+      full += `\n${body(heredoc, lines)}${delimiter ? lines[delimiter.start.line] : heredoc.getName()}`;
+    }
+    argv = [...shell, full];
+  }
+  return `${head} ${JSON.stringify(argv)}`;
+}
+
+/** The instruction's here-documents, in order (RUN only: COPY and ADD ones are refused earlier). */
+export function heredocsOf(instruction: Instruction): HeredocNode[] {
+  const withHeredocs = instruction as Instruction & { getHeredocs?: () => HeredocNode[] };
+  return withHeredocs.getHeredocs?.() ?? [];
+}
+
+/** A document's lines, each ending in a newline, as BuildKit passes them. */
+function body(heredoc: HeredocNode, lines: readonly string[]): string {
+  const content = heredoc.getContentRange();
+  if (!content) return '';
+  return `${lines.slice(content.start.line, content.end.line + 1).join('\n')}\n`;
+}
+
+/** Command lines with their line continuations (escape + newline) removed, as docker joins them. */
+function joinContinuations(commandLines: string[], escape: string): string {
+  let out = '';
+  for (const line of commandLines) {
+    const trimmed = line.replace(/\s+$/, '');
+    out += trimmed.endsWith(escape) ? trimmed.slice(0, -escape.length) : line;
+  }
+  return out;
+}
+
+/** A SHELL instruction's command (its JSON array), or undefined when it is not one. */
+export function shellOf(instruction: Instruction, lines: readonly string[]): string[] | undefined {
+  const range = instruction.getArgumentsRange();
+  if (!range) return undefined;
+  const text = lines
+    .slice(range.start.line, range.end.line + 1)
+    .map((line, i) => (i === 0 ? line.slice(range.start.character) : line))
+    .join(' ');
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) && parsed.length > 0 && parsed.every((p) => typeof p === 'string')
+      ? (parsed as string[])
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
