@@ -17,6 +17,7 @@ import {
 import { appendEgressLog, egressLogFile, engineInfo, openWorkspace } from '../../engine/index';
 import { ARTIFACTS, launchChromium, runCommand, screenshot, terminalText, typeLine, waitForText } from './workbench';
 import { reapStaleStateDirs } from '../../engine/vm/state-dir';
+import { SupervisorClient } from '../../engine/supervisor';
 
 /**
  * End to end: the packaged .vsix in a real VS Code (code-server) in a real browser (Debian's
@@ -67,9 +68,23 @@ function userSettings(allowEmulation: boolean): Record<string, unknown> {
   };
 }
 
+/** Stops the fixture's workspace VM, which outlives the window by design (its supervisor keeps it for the next one), as `microvm down` does. */
+async function downFixture(folder: string): Promise<void> {
+  const client = await SupervisorClient.connect(folder, { kind: 'cli', start: false }).catch(() => undefined);
+  if (!client) return;
+  try {
+    await Promise.race([client.down(), new Promise((resolve) => setTimeout(resolve, 60_000))]);
+  } catch {
+    // the supervisor went away meanwhile
+  } finally {
+    client.close();
+  }
+}
+
 after(async () => {
   await browser?.close().catch(() => undefined);
   await server?.stop();
+  if (scratch) await downFixture(path.join(scratch.root, 'workspace', 'fixture'));
   // SIGTERM ends the extension host without deactivate (as a crash would): remove the state
   // its VM left on /dev/shm now, as the next engine start would.
   reapStaleStateDirs();
