@@ -85,7 +85,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
       'compose-env-not-passed',
       '$',
       `the compose files use the host variable ${name}, which is not passed into VMs unless allowed`,
-      `it is treated as unset; allow it with microvm.localEnv.allow (or --allow-local-env) or set it in ${shownPath(folder, path.join(projectDir, '.env'))}`,
+      `it is treated as unset; allow it with the microvm.localEnv.allow setting or --allow-local-env ${name}, or set it in ${shownPath(folder, path.join(projectDir, '.env'))}`,
     );
   }
   if (problems.hasErrors || data.length === 0) return { start: [], problems: problems.list };

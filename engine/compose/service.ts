@@ -320,7 +320,7 @@ function readEnvironment(
           'compose-env-not-passed',
           at('environment', key),
           `${key} takes its value from the host environment, which is not passed into VMs unless allowed`,
-          `${key} is unset in the service; allow it with microvm.localEnvAllow (or --allow-local-env) or give it a value`,
+          `${key} is unset in the service; allow it with the microvm.localEnv.allow setting or --allow-local-env ${key}, or give it a value`,
         );
     } else if (isMap(value) || Array.isArray(value)) {
       ctx.problems.add(
