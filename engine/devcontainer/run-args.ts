@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { formatPlatform, isPlatformText, parsePlatform } from '../image/platform';
 import { Problems, quote } from './problems';
@@ -128,12 +129,9 @@ function apply(
     case '--env-file':
       readEnvFile(value, folder, effect, problems, at);
       return;
-    case '--add-host': {
-      const [, name, address] = /^([^:]+):(.+)$/.exec(value) ?? [];
-      if (name && address) effect.hosts.push({ name, address });
-      else problems.add('warning', 'run-arg', at, `--add-host ${quote(value)} is not HOST:ADDRESS`, 'ignored');
+    case '--add-host':
+      addHost(value, effect, problems, at);
       return;
-    }
     case '-p':
     case '--publish': {
       const match = /^(?:(?:127\.0\.0\.1|localhost|0\.0\.0\.0):)?(\d{1,5})(?::(\d{1,5}))?(?:\/tcp)?$/.exec(value);
@@ -177,6 +175,32 @@ function apply(
     );
   else
     problems.add('warning', 'run-arg', at, `${flag}${value ? ` ${quote(value)}` : ''} has no meaning here`, 'ignored');
+}
+
+/**
+ * `--add-host NAME:ADDRESS` (or `NAME=ADDRESS`, IPv6 in brackets or not) as a guest /etc/hosts
+ * line. Docker's `host-gateway` stands for the host itself, which a VM does not reach.
+ */
+function addHost(value: string, effect: RunArgsEffect, problems: Problems, at: string): void {
+  const [, name, written] = /^([^:=]+)[:=](.+)$/.exec(value) ?? [];
+  const address = written?.replace(/^\[(.*)\]$/, '$1');
+  if (name && address === 'host-gateway')
+    problems.add(
+      'warning',
+      'run-arg',
+      at,
+      `--add-host ${quote(value)} points ${name} at this machine (Docker's host-gateway)`,
+      `not added: services on this machine are out of the VM's reach; run the service in the workspace, or in a compose service the workspace reaches by name`,
+    );
+  else if (name && address && isIP(address)) effect.hosts.push({ name, address });
+  else
+    problems.add(
+      'warning',
+      'run-arg',
+      at,
+      `--add-host ${quote(value)} is not NAME:ADDRESS with an IP address`,
+      'ignored: no /etc/hosts line for it',
+    );
 }
 
 function setEnv(value: string, effect: RunArgsEffect, problems: Problems, at: string): void {

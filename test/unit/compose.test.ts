@@ -290,7 +290,10 @@ services:
   assert.ok(byCode.includes('compose-env-not-passed'), 'the refused variables are reported');
   // The fix names the setting the extension reads (microvm.localEnv.allow) and the flag with the variable.
   for (const refused of out.problems.filter((p) => p.code === 'compose-env-not-passed'))
-    assert.match(refused.consequence ?? '', /microvm\.localEnv\.allow setting or --allow-local-env (GITHUB_TOKEN|USER_NAME)\b/);
+    assert.match(
+      refused.consequence ?? '',
+      /microvm\.localEnv\.allow setting or --allow-local-env (GITHUB_TOKEN|USER_NAME)\b/,
+    );
   const envFile = out.problems.find((p) => p.code === 'compose-env-file');
   assert.match(envFile?.consequence ?? '', /outside the folder/);
   assert.ok(

@@ -423,6 +423,43 @@ test("runArgs' --platform picks the image's platform; a Dockerfile is built for 
   );
 });
 
+test("runArgs' --add-host: IP addresses become /etc/hosts lines; Docker's host-gateway (this machine) is reported, not written", () => {
+  const plan = planWorkspace(
+    resolveConfig({
+      folder: folderWith({
+        image: 'debian:12',
+        runArgs: [
+          '--add-host=host.docker.internal:host-gateway',
+          '--add-host',
+          'api.local:10.1.2.3',
+          '--add-host=v6.local:[fd00::1]',
+          '--add-host=eq.local=10.9.9.9',
+          '--add-host=typo.local:not-an-ip',
+        ],
+      }),
+      env: {},
+    }),
+    SETTINGS,
+    { languages: [] },
+  );
+  assert.deepEqual(plan.hosts, [
+    { name: 'api.local', address: '10.1.2.3' },
+    { name: 'v6.local', address: 'fd00::1' },
+    { name: 'eq.local', address: '10.9.9.9' },
+  ]);
+  const gateway = plan.problems.find((p) => p.path === '$.runArgs[0]');
+  assert.equal(gateway?.severity, 'warning');
+  assert.match(
+    gateway?.message ?? '',
+    /"host\.docker\.internal:host-gateway" points host\.docker\.internal at this machine/,
+  );
+  assert.match(gateway?.consequence ?? '', /^not added: services on this machine are out of the VM's reach/);
+  assert.match(
+    plan.problems.find((p) => p.path === '$.runArgs[5]')?.message ?? '',
+    /"typo\.local:not-an-ip" is not NAME:ADDRESS/,
+  );
+});
+
 test('an image naming a host folder or archive is refused: the repository may not put host files in the VM', () => {
   for (const image of [
     '/home/me/backups',
