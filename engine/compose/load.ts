@@ -134,14 +134,16 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     if (service) project.services[name] = service;
   }
   if (!project.services[options.service]) {
-    problems.add(
-      mainFile,
-      'error',
-      'compose-no-service',
-      'services',
-      `the devcontainer.json service ${JSON.stringify(options.service)} is not defined (the files define ${Object.keys(project.services).join(', ')})`,
-      'the workspace cannot start; set service to one of them',
-    );
+    // No service at all is devcontainer.json's own error (missing-service), said there.
+    if (options.service !== '')
+      problems.add(
+        mainFile,
+        'error',
+        'compose-no-service',
+        'services',
+        `the devcontainer.json service ${JSON.stringify(options.service)} is not defined (the files define ${Object.keys(project.services).join(', ')})`,
+        'the workspace cannot start; set service to one of them',
+      );
     return { project, start: [], problems: problems.list };
   }
   const profiles = (hostEnv('COMPOSE_PROFILES') ?? dotenv.COMPOSE_PROFILES ?? '')

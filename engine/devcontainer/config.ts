@@ -135,21 +135,65 @@ export function readConfig(raw: Record<string, unknown>, problems: Problems): De
   return config;
 }
 
-/** Exactly one way to get the environment: an image, a Dockerfile or compose. */
+/**
+ * One way to get the environment, chosen as the reference CLI chooses it: a Dockerfile
+ * (build.dockerfile or dockerFile), else an image, else compose. A file that names more is
+ * opened the same way here, with a warning naming what is left out; a build without a
+ * Dockerfile is an error only when nothing else gives the image.
+ */
 function checkSources(raw: Record<string, unknown>, config: DevcontainerConfig, problems: Problems): void {
-  const given = [config.image && 'image', config.build && 'build', config.compose && 'dockerComposeFile'].filter(
-    Boolean,
-  );
-  if (given.length > 1) {
+  // service or runServices alone (or a dockerComposeFile already reported) make no compose workspace.
+  if (config.compose && config.compose.files.length === 0) delete config.compose;
+  if (config.build && !config.build.dockerfile) {
+    const at = 'build' in raw ? '$.build' : '$.context';
+    if (config.image !== undefined || config.compose) {
+      problems.add(
+        'warning',
+        'build-without-dockerfile',
+        at,
+        `${at.slice(2)} is set but names no Dockerfile`,
+        `ignored: the image comes from ${config.image !== undefined ? 'image' : 'dockerComposeFile'}`,
+      );
+      delete config.build;
+    } else {
+      problems.add(
+        'error',
+        'missing-dockerfile',
+        'build' in raw ? '$.build.dockerfile' : '$.context',
+        `${at.slice(2)} is set but names no Dockerfile`,
+        'the folder cannot be opened as described; name the Dockerfile (build.dockerfile), relative to this file',
+      );
+    }
+  }
+  if (config.build && config.image !== undefined) {
+    problems.add(
+      'warning',
+      'image-and-build',
+      '$.image',
+      `the file names both image ${quote(config.image)} and a Dockerfile`,
+      'the Dockerfile is built and the image is not pulled (the reference CLI does the same, and only tags the build with it)',
+    );
+    delete config.image;
+  }
+  if (config.compose && (config.build || config.image !== undefined)) {
+    problems.add(
+      'warning',
+      'compose-and-image',
+      '$.dockerComposeFile',
+      `the file names both dockerComposeFile and ${config.build ? 'a Dockerfile' : 'image'}`,
+      `the compose files are not used: the workspace runs ${config.build ? 'the Dockerfile' : 'the image'} on its own, as the reference CLI does; remove the one you do not mean`,
+    );
+    delete config.compose;
+  }
+  if (config.compose && !config.compose.service)
     problems.add(
       'error',
-      'conflicting-sources',
-      '$',
-      `the file names both ${given.join(' and ')}`,
-      'keep one of image, build.dockerfile and dockerComposeFile',
+      'missing-service',
+      '$.service',
+      'dockerComposeFile is set but service is not',
+      'the workspace cannot start: set service to the compose service the workspace runs in',
     );
-  }
-  if ('service' in raw && !config.compose)
+  if ('service' in raw && !('dockerComposeFile' in raw))
     problems.add(
       'warning',
       'service-without-compose',
@@ -204,7 +248,7 @@ const READERS: Record<string, Reader> = {
           .string()
           .min(1)
           .transform((s) => [s]),
-        z.array(z.string().min(1)),
+        z.array(z.string().min(1)).min(1),
       ]),
       v,
       p,
@@ -360,15 +404,6 @@ const buildSchema = z
 function readBuild(value: unknown, c: DevcontainerConfig, p: Problems, at: string): void {
   const build = check(buildSchema, value, p, at, 'an object {dockerfile, context, args, target}', 'error');
   if (!build) return;
-  if (!build.dockerfile && !c.build?.dockerfile) {
-    p.add(
-      'error',
-      'missing-dockerfile',
-      `${at}.dockerfile`,
-      'build has no dockerfile',
-      'the folder cannot be opened as described; name the Dockerfile, relative to this file',
-    );
-  }
   for (const key of Object.keys(build).filter(
     (k) => !['dockerfile', 'context', 'args', 'target', 'cacheFrom', 'options'].includes(k),
   )) {

@@ -343,6 +343,42 @@ test('a Dockerfile or context outside the opened folder, or missing, is an error
   assert.equal(p3.source.kind, 'dockerfile');
 });
 
+test('image, Dockerfile and compose picked as the reference CLI picks them: a second one is a warning, not a refusal', () => {
+  const dockerfile = { '.devcontainer/Dockerfile': 'FROM debian\n' };
+  const planOf = (config: string | Record<string, unknown>, files: Record<string, string> = dockerfile) => {
+    const resolved = resolveConfig({ folder: folderWith(config, files), env: {} });
+    return { resolved, plan: planWorkspace(resolved, SETTINGS, { languages: [] }) };
+  };
+  const issues = (plan: { problems: Array<{ severity: string; code: string; path: string }> }) =>
+    plan.problems.filter((p) => p.severity !== 'info').map((p) => [p.severity, p.code, p.path]);
+
+  const both = planOf({ image: 'ghcr.io/acme/dev:1', build: { dockerfile: 'Dockerfile' } }).plan;
+  assert.equal(both.source.kind, 'dockerfile', 'the Dockerfile is built; image only names it elsewhere');
+  assert.deepEqual(issues(both), [['warning', 'image-and-build', '$.image']]);
+
+  // Key order does not matter: build's args may come before the legacy dockerFile.
+  const legacy = planOf('{ "build": { "args": { "V": "1" } }, "dockerFile": "Dockerfile" }').plan;
+  assert.ok(legacy.source.kind === 'dockerfile' && legacy.source.build.args.V === '1');
+  assert.deepEqual(issues(legacy), []);
+
+  const argsOnly = planOf({ image: 'debian:12', build: { args: { V: '1' } } }).plan;
+  assert.deepEqual(argsOnly.source, { kind: 'image', ref: 'debian:12' });
+  assert.deepEqual(issues(argsOnly), [['warning', 'build-without-dockerfile', '$.build']]);
+  assert.deepEqual(issues(planOf({ build: { args: { V: '1' } } }).plan), [
+    ['error', 'missing-dockerfile', '$.build.dockerfile'],
+  ]);
+
+  const imageAndCompose = planOf({ image: 'debian:12', dockerComposeFile: 'compose.yml', service: 'app' });
+  assert.equal(imageAndCompose.resolved.config.compose, undefined, 'the compose files are not read');
+  assert.deepEqual(issues(imageAndCompose.plan), [['warning', 'compose-and-image', '$.dockerComposeFile']]);
+
+  const noService = planOf({ dockerComposeFile: 'compose.yml' }).plan;
+  assert.deepEqual(issues(noService), [['error', 'missing-service', '$.service']]);
+  assert.deepEqual(issues(planOf({ image: 'debian:12', service: 'app' }).plan), [
+    ['warning', 'service-without-compose', '$.service'],
+  ]);
+});
+
 test('build.options as docker build takes them: build args and target win, --pull and --network shape the build, host secrets never pass', () => {
   const dir = folderWith(
     {
