@@ -1,12 +1,14 @@
 import { MicrovmError, shown } from '../errors';
-import type { FeatureJson, FeatureWarning, OptionValue } from './types';
+import type { FeatureJson, FeatureOption, FeatureWarning, OptionValue } from './types';
 
 /**
  * A feature's option values (spec digest §4.2): the user's value for the feature (an object of
  * options; a string meaning `version` when the feature declares that option; true or {} for
- * the defaults), over the defaults the feature declares. Values are checked against the
- * declared type and enum: a wrong one is an E_FEATURE_OPTION naming the feature, the option,
- * the value and what it accepts.
+ * the defaults), over the defaults the feature declares. A value outside the declared type or
+ * enum is passed as written with a warning, as the reference CLI passes it (install.sh is the
+ * judge, and a feature's enum is often narrower than what it installs); only an object or
+ * array, which has no text form, is an E_FEATURE_OPTION naming the feature, the option and
+ * the value.
  */
 export function optionValues(
   userId: string,
@@ -30,8 +32,7 @@ export function optionValues(
       out[name] = typeof raw === 'boolean' ? raw : String(raw);
       continue;
     }
-    out[name] =
-      option.type === 'boolean' ? booleanValue(userId, name, raw) : stringValue(userId, name, raw, option.enum);
+    out[name] = optionValue(userId, name, raw, option, warnings);
   }
   return out;
 }
@@ -50,26 +51,44 @@ function userOptions(userId: string, json: FeatureJson, value: unknown): Record<
   );
 }
 
-/** Booleans, and the strings "true" and "false" that configurations often write for them. */
-function booleanValue(userId: string, name: string, raw: unknown): boolean {
-  if (typeof raw === 'boolean') return raw;
-  if (raw === 'true' || raw === 'false') return raw === 'true';
-  throw optionError(userId, name, raw, 'a boolean option', 'write true or false');
-}
-
-function stringValue(userId: string, name: string, raw: unknown, allowed: readonly string[] | undefined): string {
+/**
+ * Booleans (and the strings "true" and "false" that configurations often write for them) and
+ * strings (numbers as text). Any other scalar is kept as text with a warning saying what the
+ * feature declares.
+ */
+function optionValue(
+  userId: string,
+  name: string,
+  raw: unknown,
+  option: FeatureOption,
+  warnings: FeatureWarning[],
+): OptionValue {
   if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean')
-    throw optionError(userId, name, raw, 'a string option', 'write a string');
-  const text = String(raw);
-  if (allowed && !allowed.includes(text))
     throw optionError(
       userId,
       name,
       raw,
-      'an option with a fixed set of values',
-      `use one of ${allowed.map((v) => shown(v)).join(', ')}`,
+      `a ${option.type} option`,
+      option.type === 'boolean' ? 'write true or false' : 'write a string',
     );
+  if (option.type === 'boolean') {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === 'true' || raw === 'false') return raw === 'true';
+    warnings.push(unexpected(userId, name, raw, 'true or false'));
+    return String(raw);
+  }
+  const text = String(raw);
+  if (option.enum && !option.enum.includes(text))
+    warnings.push(unexpected(userId, name, raw, `one of ${option.enum.map((v) => shown(v)).join(', ')}`));
   return text;
+}
+
+function unexpected(userId: string, name: string, raw: unknown, accepted: string): FeatureWarning {
+  return {
+    feature: userId,
+    message: `option ${shown(name)} is ${shown(raw)}, and the feature declares ${accepted}`,
+    consequence: `install.sh gets ${shown(String(raw))} as written, as in other tools; it may fail or ignore it`,
+  };
 }
 
 function optionError(userId: string, name: string, raw: unknown, what: string, fix: string): MicrovmError {
