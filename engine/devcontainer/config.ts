@@ -438,7 +438,9 @@ function readForwardPorts(value: unknown, c: DevcontainerConfig, p: Problems, at
         'invalid-port',
         `${at}[${i}]`,
         `expected a port from 1 to 65535 or "service:port", got ${quote(item)}`,
-        'this entry is ignored',
+        typeof item === 'string' && /^\d+$/.test(item)
+          ? `this entry is ignored; write the port as a number: ${item}`
+          : 'this entry is ignored',
       );
     else if ('service' in port) c.ports.servicePorts.push(port);
     else if (!c.ports.forward.includes(port.port)) c.ports.forward.push(port.port);

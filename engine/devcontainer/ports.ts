@@ -43,11 +43,15 @@ export function isPort(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_PORT;
 }
 
-/** One forwardPorts entry: a port, `"localhost:N"`, or `"service:N"`. */
+/**
+ * One forwardPorts entry: a port, `"localhost:N"`, or `"service:N"`. A service name is one
+ * compose accepts (letters, digits, `.`, `_`, `-`): the schema's pattern leaves out `_` and
+ * `.`, and real projects name services `postgres_db`.
+ */
 export function parseForwardPort(value: unknown): { port: number } | { service: string; port: number } | undefined {
   if (isPort(value)) return { port: value };
   const [, host, portText] =
-    (typeof value === 'string' ? /^([a-z0-9-]+|127\.0\.0\.1):(\d{1,5})$/i.exec(value) : null) ?? [];
+    (typeof value === 'string' ? /^([a-z0-9][a-z0-9_.-]*):(\d{1,5})$/i.exec(value) : null) ?? [];
   const port = Number(portText);
   if (!host || !isPort(port)) return undefined;
   return ['localhost', '127.0.0.1'].includes(host.toLowerCase()) ? { port } : { service: host, port };

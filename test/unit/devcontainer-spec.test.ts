@@ -149,6 +149,11 @@ test('ports: forwardPorts forms, appPort, attributes by port, range, process pat
   assert.deepEqual(parseForwardPort(3000), { port: 3000 });
   assert.deepEqual(parseForwardPort('localhost:8080'), { port: 8080 });
   assert.deepEqual(parseForwardPort('db:5432'), { service: 'db', port: 5432 });
+  assert.deepEqual(parseForwardPort('postgres_db:5432'), { service: 'postgres_db', port: 5432 });
+  assert.deepEqual(parseForwardPort('api.v2:8080'), { service: 'api.v2', port: 8080 });
+  assert.deepEqual(parseForwardPort('127.0.0.1:8080'), { port: 8080 });
+  assert.equal(parseForwardPort('3000'), undefined, 'a port is a number');
+  assert.equal(parseForwardPort('_db:5432'), undefined);
   assert.equal(parseForwardPort(70000), undefined);
   assert.deepEqual(parseAppPort([3000, '8000:8010']), [
     { hostPort: 3000, guestPort: 3000 },
@@ -189,7 +194,7 @@ function folderWith(config: unknown, files: Record<string, string> = {}): string
 test('every problem at once, each with its path, its value and what happens instead; the rest of the file is used', () => {
   const dir = folderWith({
     image: 'node:20',
-    forwardPorts: [3000, 'nope', 70000],
+    forwardPorts: [3000, 'nope', 70000, '8080'],
     containerEnv: { A: 1, B: { x: 1 } },
     remoteUser: 5,
     postCreateCommand: 42,
@@ -207,6 +212,7 @@ test('every problem at once, each with its path, its value and what happens inst
       '$.containerEnv.B',
       '$.forwardPorts[1]',
       '$.forwardPorts[2]',
+      '$.forwardPorts[3]',
       '$.hostRequirements.memory',
       '$.initializeCommand',
       '$.postCreateCommand',
@@ -218,6 +224,10 @@ test('every problem at once, each with its path, its value and what happens inst
   const ports = resolved.problems.find((p) => p.path === '$.forwardPorts[1]');
   assert.match(ports?.message ?? '', /got "nope"/);
   assert.equal(ports?.consequence, 'this entry is ignored');
+  assert.equal(
+    resolved.problems.find((p) => p.path === '$.forwardPorts[3]')?.consequence,
+    'this entry is ignored; write the port as a number: 8080',
+  );
   assert.deepEqual(resolved.config.ports.forward, [3000]);
   assert.deepEqual(resolved.config.containerEnv, { A: '1' });
   assert.equal(resolved.config.image, 'node:20');
