@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import type { ComposeProblems } from './problems';
 
 /** Compose files, `.env` and env files are small text files; a larger one is refused, not read. */
 export const MAX_COMPOSE_FILE_BYTES = 1024 * 1024;
@@ -74,4 +76,20 @@ export function isInside(root: string, target: string): boolean {
 export function shownPath(folder: string, file: string): string {
   const rel = path.relative(folder, file);
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
+/** An env file for interpolation (a project's `.env`): its variables, or none when it is missing; other failures are reported. */
+export function readEnvFile(folder: string, file: string, problems: ComposeProblems): Record<string, string> {
+  const read = readFolderFile(folder, file);
+  if (!('error' in read)) return parseDotenv(read.text);
+  if (read.error !== 'missing')
+    problems.add(
+      shownPath(folder, file),
+      'warning',
+      'compose-env-file',
+      '$',
+      `the .env file cannot be read: ${read.detail}`,
+      'the compose files are read without its variables',
+    );
+  return {};
 }

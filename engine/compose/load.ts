@@ -1,7 +1,7 @@
 import * as path from 'node:path';
-import { parse as parseDotenv } from 'dotenv';
 import { quote } from '../devcontainer/problems';
-import { readFolderFile, shownPath } from './files';
+import { readEnvFile, readFolderFile, shownPath } from './files';
+import { readIncludes } from './include';
 import { isMap, mergeComposeFiles } from './merge';
 import { ComposeProblems, yamlPath } from './problems';
 import { readService } from './service';
@@ -48,7 +48,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   const projectDir = path.dirname(files[0] ?? path.join(options.configDir, 'x'));
   const allowed = new Set(options.allowLocalEnv);
   const hostEnv = (name: string) => (allowed.has(name) ? options.env[name] : undefined);
-  const dotenv = readDotenv(folder, projectDir, problems);
+  const dotenv = readEnvFile(folder, path.join(projectDir, '.env'), problems);
   const refused = new Set<string>();
   const lookup = (name: string) => {
     const host = hostEnv(name);
@@ -59,6 +59,9 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   };
   const data: Array<Record<string, unknown>> = [];
   const definedIn = new Map<string, string>();
+  // Where an included file's services start their relative paths (their own project folder).
+  const serviceDirs = new Map<string, string>();
+  const included = new Map<string, string>();
   for (const file of files) {
     const shown = shownPath(folder, file);
     const read = readFolderFile(folder, file);
@@ -75,8 +78,21 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     }
     const parsed = readComposeYaml(read.text, shown, lookup, problems);
     if (!parsed) continue;
+    for (const include of readIncludes(parsed, file, { folder, problems, hostEnv, env: options.env, refused })) {
+      data.push(include.data);
+      for (const name of serviceNames(include.data)) {
+        reportConflict(name, include.file, definedIn.get(name), problems);
+        definedIn.set(name, include.file);
+        included.set(name, include.file);
+        serviceDirs.set(name, include.dir);
+      }
+    }
     data.push(parsed);
-    if (isMap(parsed.services)) for (const name of Object.keys(parsed.services)) definedIn.set(name, shown);
+    for (const name of serviceNames(parsed)) {
+      if (included.has(name)) reportConflict(name, included.get(name) as string, shown, problems);
+      definedIn.set(name, shown);
+      serviceDirs.delete(name);
+    }
   }
   for (const name of refused) {
     problems.add(
@@ -92,7 +108,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   const merged = mergeComposeFiles(data);
   const mainFile = shownPath(folder, files[0] ?? '');
   for (const key of Object.keys(merged)) {
-    if (['services', 'volumes', 'name'].includes(key) || key.startsWith('x-')) continue;
+    if (['services', 'volumes', 'name', 'include'].includes(key) || key.startsWith('x-')) continue;
     const known = UNHONOURED_TOP[key];
     problems.add(
       mainFile,
@@ -126,7 +142,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   for (const [name, raw] of Object.entries(merged.services)) {
     const service = readService(name, raw, {
       folder,
-      projectDir,
+      projectDir: serviceDirs.get(name) ?? projectDir,
       file: definedIn.get(name) ?? mainFile,
       hostEnv,
       problems,
@@ -167,19 +183,24 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   return { project, start, problems: problems.list };
 }
 
-/** The project's `.env` (next to the first compose file), when there is one inside the folder. */
-function readDotenv(folder: string, projectDir: string, problems: ComposeProblems): Record<string, string> {
-  const file = path.join(projectDir, '.env');
-  const read = readFolderFile(folder, file);
-  if (!('error' in read)) return parseDotenv(read.text);
-  if (read.error !== 'missing')
-    problems.add(
-      shownPath(folder, file),
-      'warning',
-      'compose-env-file',
-      '$',
-      `the .env file cannot be read: ${read.detail}`,
-      'the compose files are read without its variables',
-    );
-  return {};
+function serviceNames(data: Record<string, unknown>): string[] {
+  return isMap(data.services) ? Object.keys(data.services) : [];
+}
+
+/** A service defined by an included file and again elsewhere: docker compose refuses the project. */
+function reportConflict(
+  name: string,
+  includedFrom: string,
+  other: string | undefined,
+  problems: ComposeProblems,
+): void {
+  if (other === undefined) return;
+  problems.add(
+    other,
+    'error',
+    'compose-include-conflict',
+    yamlPath(['services', name]),
+    `service ${JSON.stringify(name)} is defined here and in ${includedFrom}, which include brings in`,
+    'the compose project cannot start, as in docker compose; rename one of them, or list both files in dockerComposeFile to merge them',
+  );
 }

@@ -86,5 +86,4 @@ export const UNHONOURED_TOP: Record<string, { severity: Severity; consequence: s
   networks: { severity: 'info', consequence: 'ignored: services reach each other by service name on declared ports' },
   secrets: { severity: 'warning', consequence: 'not provided to any service' },
   configs: { severity: 'warning', consequence: 'not provided to any service' },
-  include: { severity: 'warning', consequence: 'not followed: list the files in dockerComposeFile instead' },
 };

@@ -516,3 +516,74 @@ services:
   assert.match(p!.consequence ?? '', /not published/);
   assert.match(p!.consequence ?? '', /add "db:5432", "db:9187" to forwardPorts/);
 });
+
+test('include: included projects join, their relative paths and .env are their own; a clash, a missing or outside file is an error', () => {
+  const folder = project({
+    '.devcontainer/docker-compose.yml': `
+name: app-dev
+include:
+  - ../infra/compose.yaml
+  - path: [../tools/a.yaml, ../tools/b.yaml]
+    project_directory: ../tools/ctx
+services:
+  app:
+    image: node
+    depends_on: [db, tool]
+`,
+    'infra/compose.yaml': `
+name: infra
+include: [nested.yaml]
+services:
+  db:
+    image: "postgres:\${PG:-15}"
+    volumes: ["./init:/docker-entrypoint-initdb.d", "pgdata:/var/lib/postgresql/data"]
+volumes:
+  pgdata:
+`,
+    'infra/.env': 'PG=16\n',
+    'infra/init/x.sql': '',
+    'infra/nested.yaml': 'services:\n  cache:\n    image: redis\n    build: ./cache\n',
+    'infra/cache/Dockerfile': 'FROM redis\n',
+    'tools/a.yaml': 'services:\n  tool:\n    build: .\n',
+    'tools/b.yaml': 'services:\n  tool:\n    environment: [B=1]\n',
+    'tools/ctx/Dockerfile': 'FROM debian\n',
+  });
+  const out = load(folder);
+  assert.deepEqual(
+    out.problems.filter((p) => p.severity !== 'info'),
+    [],
+  );
+  const services = out.project!.services;
+  assert.equal(out.project!.name, 'app-dev', 'an included project does not rename the project');
+  assert.deepEqual(Object.keys(services).sort(), ['app', 'cache', 'db', 'tool']);
+  assert.equal(services.db!.image, 'postgres:16', "interpolated with the included project's .env");
+  assert.equal(services.db!.volumes[0]!.source, path.join(folder, 'infra', 'init'), 'relative to the included file');
+  assert.equal(services.cache!.build?.context, path.join(folder, 'infra', 'cache'));
+  assert.equal(services.tool!.build?.context, path.join(folder, 'tools', 'ctx'), 'project_directory');
+  assert.deepEqual(services.tool!.environment, { B: '1' }, 'the paths of one entry merge as -f does');
+  assert.ok(out.project!.volumes.includes('pgdata'));
+
+  const outside = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'elsewhere-')), 'compose.yaml');
+  fs.writeFileSync(outside, 'services:\n  spy:\n    image: alpine\n');
+  const bad = project({
+    '.devcontainer/docker-compose.yml': `
+include: [../db.yaml, ../missing.yaml, "${outside}", {path: 3}]
+services:
+  app: {image: node}
+  db: {image: mysql}
+`,
+    'db.yaml': 'services:\n  db:\n    image: postgres\n',
+  });
+  const problems = load(bad).problems.filter((p) => p.severity === 'error');
+  assert.deepEqual(
+    problems.map((p) => [p.code, p.file, p.path]),
+    [
+      ['compose-file', '.devcontainer/docker-compose.yml', 'include[1]'],
+      ['compose-file', '.devcontainer/docker-compose.yml', 'include[2]'],
+      ['compose-include', '.devcontainer/docker-compose.yml', 'include[3]'],
+      ['compose-include-conflict', '.devcontainer/docker-compose.yml', 'services.db'],
+    ],
+  );
+  assert.match(problems[1]!.message, /outside the workspace folder/);
+  assert.match(problems[3]!.message, /"db" is defined here and in db\.yaml, which include brings in/);
+});
