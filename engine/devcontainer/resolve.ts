@@ -47,6 +47,14 @@ export function resolveConfig(options: ResolveOptions): ResolvedConfig {
   const file = options.file === undefined ? readConfigFile(folder) : (options.file ?? undefined);
   const configPath = file ? path.join(folder, file.file) : undefined;
   const id = devcontainerId(folder, configPath ?? path.join(folder, '.devcontainer', 'devcontainer.json'));
+  if (file?.others)
+    problems.add(
+      'warning',
+      'other-configurations',
+      '$',
+      `${file.file} is used: it comes first by name of the configurations in .devcontainer/, and ${file.others.join(', ')} ${file.others.length === 1 ? 'is' : 'are'} not`,
+      'another one opens when it is .devcontainer/devcontainer.json',
+    );
   const raw = file ? parseConfigText(file.text, problems) : undefined;
   const defaultFolder = `/workspaces/${guestBasename(folder)}`;
   if (!raw)

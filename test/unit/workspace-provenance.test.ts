@@ -5,7 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isMicrovmError } from '../../engine';
 import { consequentialChanges, describeChange } from '../../engine/devcontainer/changes';
+import { planWorkspace, resolveConfig } from '../../engine/devcontainer';
 import { readConfigFile } from '../../engine/devcontainer/locate';
+import { testPlanSettings } from '../helpers/plan-settings';
 import { pinDecision, pinned } from '../../engine/workspace/config-pin';
 import { clampToLimits, overLimits } from '../../engine/workspace/limits';
 import { openWorkspace, recordFile, saveWorkspace, workspaceVolume } from '../../engine/workspace/record';
@@ -48,6 +50,42 @@ test('the config is read from the folder on the host; a link out of the folder i
     fs.symlinkSync('config', path.join(folder, '.devcontainer'));
     fs.symlinkSync('dev.json', path.join(folder, 'config', 'devcontainer.json'));
     assert.equal(readConfigFile(folder)?.text, '{"image":"c"}', 'a link that stays inside the folder is fine');
+  }));
+
+test('a configuration in a subfolder of .devcontainer/ is found (the first by name, the others reported); its paths start there', () =>
+  withHome((dir) => {
+    const folder = path.join(dir, 'project');
+    const write = (file: string, text: string) => {
+      fs.mkdirSync(path.dirname(path.join(folder, file)), { recursive: true });
+      fs.writeFileSync(path.join(folder, file), text);
+    };
+    write('.devcontainer/python/devcontainer.json', '{"build":{"dockerfile":"Dockerfile"}}');
+    write('.devcontainer/python/Dockerfile', 'FROM python\n');
+    write('.devcontainer/Dockerfile', 'FROM node\n');
+    const only = readConfigFile(folder);
+    assert.equal(only?.file, '.devcontainer/python/devcontainer.json');
+    assert.equal(only?.others, undefined);
+    const plan = planWorkspace(resolveConfig({ folder, env: {} }), testPlanSettings(), { languages: [] });
+    assert.ok(
+      plan.source.kind === 'dockerfile' &&
+        plan.source.build.dockerfile === path.join(fs.realpathSync(folder), '.devcontainer', 'python', 'Dockerfile'),
+      'relative to the configuration found',
+    );
+
+    write('.devcontainer/node/devcontainer.json', '{"image":"node:22"}');
+    write('.devcontainer/go/devcontainer.json', '{"image":"golang"}');
+    const resolved = resolveConfig({ folder, env: {} });
+    assert.equal(resolved.file?.file, '.devcontainer/go/devcontainer.json', 'the first by name');
+    const other = resolved.problems.find((p) => p.code === 'other-configurations');
+    assert.equal(other?.severity, 'warning');
+    assert.match(
+      other?.message ?? '',
+      /^\.devcontainer\/go\/devcontainer\.json is used: .* and \.devcontainer\/node\/devcontainer\.json, \.devcontainer\/python\/devcontainer\.json are not$/,
+    );
+
+    write('.devcontainer/devcontainer.json', '{"image":"debian"}');
+    assert.deepEqual(readConfigFile(folder)?.file, '.devcontainer/devcontainer.json', 'the top one comes first');
+    assert.equal(readConfigFile(folder)?.others, undefined);
   }));
 
 test('changes that take more from the host are listed by path; the rest is not', () => {
