@@ -346,14 +346,15 @@ const READERS: Record<string, Reader> = {
   hostRequirements: (v, c, p, at) => {
     c.hostRequirements = readHostRequirements(v, p, at);
   },
-  initializeCommand: (_v, c, p, at) => {
+  initializeCommand: (v, c, p, at) => {
     c.hasInitializeCommand = true;
+    // Quoted: what it would have made (a .env, a generated compose file) is missing here, and this says why.
     p.add(
       'warning',
       'initialize-command',
       at,
-      'initializeCommand runs on the host in other tools',
-      'it never runs here: nothing from the workspace runs on the host',
+      `initializeCommand ${quote(v)} runs on the host in other tools`,
+      'it never runs here: nothing from the workspace runs on the host; a file it would create is missing unless the repository has it',
     );
   },
   ...Object.fromEntries(HOOKS.map((hook) => [hook, ((v, c, p, at) => readHook(hook, v, c, p, at)) as Reader])),

@@ -229,6 +229,11 @@ test('every problem at once, each with its path, its value and what happens inst
     'this entry is ignored; write the port as a number: 8080',
   );
   assert.deepEqual(resolved.config.ports.forward, [3000]);
+  assert.match(
+    resolved.problems.find((p) => p.path === '$.initializeCommand')?.message ?? '',
+    /^initializeCommand "rm -rf ~" runs on the host in other tools$/,
+    'the command is quoted: what it would have made is missing here',
+  );
   assert.deepEqual(resolved.config.containerEnv, { A: '1' });
   assert.equal(resolved.config.image, 'node:20');
 });
