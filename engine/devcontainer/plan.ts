@@ -201,18 +201,19 @@ export function planWorkspace(
     volumes.push(...primary.volumes);
     tmpfs.push(...primary.tmpfs);
   }
-  const mountEntries = [
+  const rawMounts = Array.isArray(resolved.raw?.mounts) ? (resolved.raw.mounts as unknown[]) : [];
+  const mountEntries: Array<{ value: unknown; at: string; written?: unknown }> = [
     ...metadataMounts(entries),
-    ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]` })),
+    ...config.mounts.map((m, i) => ({ value: m, at: `$.mounts[${i}]`, written: rawMounts[i] })),
     ...runArgs.mounts.map((m) => ({ value: m, at: '$.runArgs' })),
   ];
-  for (const { value, at } of mountEntries) {
+  for (const { value, at, written } of mountEntries) {
     const mount = parseMount(value);
     if ('error' in mount) {
       problems.add('warning', 'invalid-mount', at, `${mount.error} (${quote(value)})`, 'this mount is skipped');
       continue;
     }
-    placeMount(mount, at, folder, { share, mounts, volumes, tmpfs }, problems);
+    placeMount(mount, at, folder, { share, mounts, volumes, tmpfs }, problems, writtenSource(written, mount));
   }
   problems.list.push(...sourceProblems(resolved, features !== undefined, compose !== undefined));
   const ports: PortsConfig = {
@@ -355,8 +356,22 @@ interface Placement {
   tmpfs: WorkspacePlan['tmpfs'];
 }
 
+/** The mount's source as the file writes it, when variables made it something else (`${localEnv:HOME}/.ssh` -> `/.ssh`). */
+function writtenSource(written: unknown, mount: ParsedMount): string | undefined {
+  if (written === undefined) return undefined;
+  const parsed = parseMount(written);
+  return 'error' in parsed || parsed.source === mount.source ? undefined : parsed.source;
+}
+
 /** What one mount becomes: a share (a folder inside the workspace), a volume, a tmpfs, or nothing (a host path). */
-function placeMount(mount: ParsedMount, at: string, folder: string, into: Placement, problems: Problems): void {
+function placeMount(
+  mount: ParsedMount,
+  at: string,
+  folder: string,
+  into: Placement,
+  problems: Problems,
+  written?: string,
+): void {
   if (mount.ignored.length > 0)
     problems.add('info', 'mount-options', at, `${mount.ignored.join(', ')} mean nothing in a VM`, 'ignored');
   removeTarget(into, mount.target);
@@ -385,7 +400,7 @@ function placeMount(mount: ParsedMount, at: string, folder: string, into: Placem
       'warning',
       'bind-outside-folder',
       at,
-      `a bind mount of ${quote(mount.source)}, outside the opened folder`,
+      `a bind mount of ${quote(mount.source)}${written ? ` (written ${quote(written)})` : ''}, outside the opened folder`,
       'skipped: the VM gets nothing from the host beyond its folder (a Docker socket, SSH keys or host devices would hand it the host)',
     );
     return;

@@ -185,12 +185,17 @@ test('the corpus as the engine plans it: what each project gets', () => {
     );
     assert.deepEqual(plan('rust-cache-volume').hooks.postCreateCommand?.kind, 'parallel');
     assert.equal(plan('rust-cache-volume').hooks.updateContentCommand, undefined, 'an empty command is a no-op');
+    const outside = plan('go-docker-in-docker').problems.filter((p) => p.code === 'bind-outside-folder');
     assert.deepEqual(
-      plan('go-docker-in-docker')
-        .problems.filter((p) => p.code === 'bind-outside-folder')
-        .map((p) => p.path),
+      outside.map((p) => p.path),
       ['$.mounts[0]', '$.mounts[1]'],
     );
+    assert.equal(
+      outside[1]!.message,
+      'a bind mount of "/.ssh" (written "${localEnv:HOME}/.ssh"), outside the opened folder',
+      'a variable that resolved to nothing is shown as written',
+    );
+    assert.doesNotMatch(outside[0]!.message, /written/);
     const monorepo = plan('monorepo-workspace-mount');
     assert.equal(monorepo.mounts[0]!.guestPath, '/src/monorepo-workspace-mount');
     assert.equal(monorepo.mounts[1]!.readOnly, true);
