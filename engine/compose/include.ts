@@ -18,9 +18,10 @@ export interface IncludeContext {
   refused: Set<string>;
 }
 
-/** One included project: its data (without `include`), the file problems name, where its relative paths start. */
+/** One included project: its data (without `include`), its file (absolute, and as problems name it), where its relative paths start. */
 export interface Included {
   data: Record<string, unknown>;
+  path: string;
   file: string;
   dir: string;
 }
@@ -119,7 +120,12 @@ export function readIncludes(
       data.push(one);
     }
     if (data.length > 0)
-      out.push(...nested, { data: mergeComposeFiles(data), file: shownPath(ctx.folder, paths[0] as string), dir });
+      out.push(...nested, {
+        data: mergeComposeFiles(data),
+        path: paths[0] as string,
+        file: shownPath(ctx.folder, paths[0] as string),
+        dir,
+      });
   });
   return out;
 }

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { quote } from '../devcontainer/problems';
 import { readEnvFile, readFolderFile, shownPath } from './files';
+import { resolveExtends } from './extends';
 import { readIncludes } from './include';
 import { isMap, mergeComposeFiles } from './merge';
 import { ComposeProblems, yamlPath } from './problems';
@@ -61,6 +62,8 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
   const definedIn = new Map<string, string>();
   // Where an included file's services start their relative paths (their own project folder).
   const serviceDirs = new Map<string, string>();
+  // The file (absolute) that defines each service last: extends without `file` looks there.
+  const definedAt = new Map<string, string>();
   const included = new Map<string, string>();
   for (const file of files) {
     const shown = shownPath(folder, file);
@@ -83,6 +86,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
       for (const name of serviceNames(include.data)) {
         reportConflict(name, include.file, definedIn.get(name), problems);
         definedIn.set(name, include.file);
+        definedAt.set(name, include.path);
         included.set(name, include.file);
         serviceDirs.set(name, include.dir);
       }
@@ -91,6 +95,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     for (const name of serviceNames(parsed)) {
       if (included.has(name)) reportConflict(name, included.get(name) as string, shown, problems);
       definedIn.set(name, shown);
+      definedAt.set(name, file);
       serviceDirs.delete(name);
     }
   }
@@ -130,6 +135,7 @@ export function loadCompose(options: LoadComposeOptions): LoadedCompose {
     );
     return { start: [], problems: problems.list };
   }
+  resolveExtends(merged.services, (name) => definedAt.get(name) ?? files[0] ?? '', { folder, problems, lookup });
   const project: ComposeProject = {
     name:
       typeof merged.name === 'string' && merged.name

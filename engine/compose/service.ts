@@ -47,6 +47,8 @@ const HANDLED = new Set([
   'deploy',
   'network_mode',
   'platform',
+  // Followed before the service is read (extends.ts); one that could not be is reported there.
+  'extends',
 ]);
 
 const HEALTH_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0, startIntervalMs: 5_000 };

@@ -41,7 +41,6 @@ export const UNHONOURED: Record<string, { severity: Severity; consequence: strin
     consequence: 'not provided: put the value in an env file in the folder if the service may see it',
   },
   configs: { severity: 'warning', consequence: 'not provided: mount a file from the folder instead' },
-  extends: { severity: 'warning', consequence: 'not followed: write the keys out in the service' },
   gpus: { severity: 'warning', consequence: 'ignored: the VM has no GPU' },
   runtime: { severity: 'info', consequence: 'ignored: the service runs as a microVM' },
   isolation: { severity: 'info', consequence: 'ignored: the service runs as a microVM' },

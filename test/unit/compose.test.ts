@@ -587,3 +587,75 @@ services:
   assert.match(problems[1]!.message, /outside the workspace folder/);
   assert.match(problems[3]!.message, /"db" is defined here and in db\.yaml, which include brings in/);
 });
+
+test('extends: a base in the same file or another one, followed to its own base, merged by the -f rules; its relative paths start at its file', () => {
+  const folder = project({
+    '.devcontainer/docker-compose.yml': `
+services:
+  app:
+    extends: {file: ../common/services.yml, service: web}
+    environment: [ROLE=app]
+    volumes: ["..:/workspace"]
+  worker:
+    extends: app
+    command: ["npm", "run", "worker"]
+    environment: {ROLE: worker}
+`,
+    'common/services.yml': `
+services:
+  base:
+    image: node:22
+    env_file: ./common.env
+    environment: {A: "1", ROLE: base}
+  web:
+    extends: base
+    build: ./web
+    volumes: ["./data:/data"]
+`,
+    'common/common.env': 'FROM_ENV_FILE=1\n',
+    'common/web/Dockerfile': 'FROM node\n',
+    'common/data/x': '',
+  });
+  const out = load(folder);
+  assert.deepEqual(
+    out.problems.filter((p) => p.severity !== 'info'),
+    [],
+  );
+  const { app, worker } = out.project!.services;
+  assert.equal(app!.build?.context, path.join(folder, 'common', 'web'), "relative to the base's file");
+  assert.deepEqual(app!.environment, { FROM_ENV_FILE: '1', A: '1', ROLE: 'app' });
+  assert.deepEqual(
+    app!.volumes.map((v) => [v.type, v.target]),
+    [
+      ['bind', '/data'],
+      ['bind', '/workspace'],
+    ],
+  );
+  assert.equal(app!.volumes[0]!.source, path.join(folder, 'common', 'data'));
+  assert.deepEqual(worker!.environment, { FROM_ENV_FILE: '1', A: '1', ROLE: 'worker' });
+  assert.deepEqual(worker!.command, ['npm', 'run', 'worker']);
+
+  const bad = project({
+    '.devcontainer/docker-compose.yml': `
+services:
+  app: {image: node}
+  a: {extends: b}
+  b: {extends: a}
+  c: {extends: nope}
+  d: {extends: {file: ../missing.yml, service: x}}
+  e: {extends: {service: 3}}
+`,
+  });
+  const problems = load(bad).problems.filter((p) => p.code === 'compose-extends' || p.code === 'compose-file');
+  assert.deepEqual(
+    problems.map((p) => [p.code, p.path]),
+    [
+      ['compose-extends', 'services.a.extends'],
+      ['compose-extends', 'services.b.extends'],
+      ['compose-extends', 'services.c.extends'],
+      ['compose-file', 'services.d.extends'],
+      ['compose-extends', 'services.e.extends'],
+    ],
+  );
+  assert.match(problems[2]!.message, /extends "nope", which \.devcontainer\/docker-compose\.yml does not define/);
+});
