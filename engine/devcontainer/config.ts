@@ -385,6 +385,17 @@ const READERS: Record<string, Reader> = {
   securityOpt: (v, c, p, at) => {
     c.securityOpt = check(stringArray, v, p, at, 'an array of strings') ?? [];
   },
+  secrets: (v, _c, p, at) => {
+    const names = Object.keys(check(z.record(z.unknown()), v, p, at, 'an object of secret names') ?? {});
+    if (names.length > 0)
+      p.add(
+        'info',
+        'secrets',
+        at,
+        `secrets ${names.join(', ')} are ones a hosting service (Codespaces) asks the user for`,
+        'none is asked for or set here; a host variable reaches the VM through ${localEnv:NAME} when microvm.localEnv.allow names it',
+      );
+  },
   customizations: (v, c, p, at) => {
     c.customizations = check(z.record(z.unknown()), v, p, at, 'an object') ?? {};
     p.add('info', 'editor-only', at, 'customizations are for editors and other tools', 'nothing changes in the VM');

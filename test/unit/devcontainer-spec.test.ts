@@ -202,6 +202,7 @@ test('every problem at once, each with its path, its value and what happens inst
     typo: true,
     customizations: { vscode: { extensions: ['a.b'] } },
     initializeCommand: 'rm -rf ~',
+    secrets: { OPENAI_API_KEY: { description: 'for the samples' } },
   });
   const resolved = resolveConfig({ folder: dir, env: {} });
   const bySeverity = (s: string) => resolved.problems.filter((p) => p.severity === s).map((p) => p.path);
@@ -220,7 +221,11 @@ test('every problem at once, each with its path, its value and what happens inst
       '$.typo',
     ].sort(),
   );
-  assert.deepEqual(bySeverity('info'), ['$.customizations']);
+  assert.deepEqual(bySeverity('info'), ['$.customizations', '$.secrets']);
+  assert.match(
+    resolved.problems.find((p) => p.code === 'secrets')?.message ?? '',
+    /^secrets OPENAI_API_KEY are ones a hosting service \(Codespaces\) asks the user for$/,
+  );
   const ports = resolved.problems.find((p) => p.path === '$.forwardPorts[1]');
   assert.match(ports?.message ?? '', /got "nope"/);
   assert.equal(ports?.consequence, 'this entry is ignored');
