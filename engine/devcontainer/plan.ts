@@ -336,6 +336,20 @@ function planWorkspaceMount(
     return fallback;
   }
   const inside = insideFolder(resolved.folder, mount.source);
+  const parent = !inside ? folderWithin(resolved.folder, mount.source) : undefined;
+  if (parent !== undefined) {
+    // `source=${localWorkspaceFolder}/..` (a monorepo's or a multi-repo layout's parent): the
+    // folder alone is shared where it would appear in that mount, and its siblings stay on the host.
+    const guestPath = path.posix.join(mount.target, ...parent.split(path.sep));
+    problems.add(
+      'info',
+      'workspace-mount-parent',
+      '$.workspaceMount',
+      `workspaceMount shares ${quote(mount.source)}, which holds the opened folder and other folders`,
+      `only the opened folder is shared, at ${guestPath}; the rest stays on the host`,
+    );
+    return { hostPath: resolved.folder, guestPath };
+  }
   if (!inside) {
     problems.add(
       'warning',
@@ -416,6 +430,18 @@ function removeTarget(into: Placement, target: string): void {
   keep(into.mounts, (m) => m.guestPath, 1);
   keep(into.volumes, (v) => v.mountPoint);
   keep(into.tmpfs, (t) => t.target);
+}
+
+/** Where `folder` lies inside `source` (a relative path, not empty), when source is one of its parents. */
+function folderWithin(folder: string, source: string): string | undefined {
+  let real: string;
+  try {
+    real = fs.realpathSync(path.resolve(folder, source));
+  } catch {
+    return undefined;
+  }
+  const relative = path.relative(real, folder);
+  return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? undefined : relative;
 }
 
 /** `source` as a real path inside `folder` (relative paths are the folder's), or undefined. */

@@ -329,6 +329,45 @@ test('the plan: PATH prepended through ${containerEnv:PATH}, workspaceFolder fro
   );
 });
 
+test("workspaceMount of the folder's parent shares the folder alone where it appears in that mount; another host path is refused", () => {
+  const folder = folderWith({
+    image: 'debian:12',
+    workspaceMount: 'source=${localWorkspaceFolder}/..,target=/ws,type=bind,consistency=cached',
+    workspaceFolder: '/ws/${localWorkspaceFolderBasename}',
+  });
+  const name = path.basename(folder);
+  const plan = planWorkspace(resolveConfig({ folder, env: {} }), SETTINGS, { languages: [] });
+  assert.deepEqual(
+    plan.mounts.map((m) => [m.hostPath, m.guestPath]),
+    [[folder, `/ws/${name}`]],
+  );
+  assert.equal(plan.workspaceFolder, `/ws/${name}`, 'the folder is where workspaceFolder says');
+  const note = plan.problems.find((p) => p.path === '$.workspaceMount');
+  assert.deepEqual([note?.severity, note?.code], ['info', 'workspace-mount-parent']);
+  assert.equal(note?.consequence, `only the opened folder is shared, at /ws/${name}; the rest stays on the host`);
+
+  const elsewhere = planWorkspace(
+    resolveConfig({
+      folder: folderWith({ image: 'debian:12', workspaceMount: `source=${os.tmpdir()},target=/src,type=bind` }),
+      env: {},
+    }),
+    SETTINGS,
+    { languages: [] },
+  );
+  assert.equal(elsewhere.problems.find((p) => p.path === '$.workspaceMount')?.code, 'workspace-mount-parent');
+  const unrelated = fs.mkdtempSync(path.join(os.tmpdir(), 'unrelated-'));
+  const refused = planWorkspace(
+    resolveConfig({
+      folder: folderWith({ image: 'debian:12', workspaceMount: `source=${unrelated},target=/src,type=bind` }),
+      env: {},
+    }),
+    SETTINGS,
+    { languages: [] },
+  );
+  assert.equal(refused.problems.find((p) => p.path === '$.workspaceMount')?.code, 'bind-outside-folder');
+  assert.equal(refused.mounts[0]!.guestPath, '/src');
+});
+
 test('editor extensions recommended by the configuration: well-formed ids, the legacy key too, once each', () => {
   const dir = folderWith({
     image: 'a',
