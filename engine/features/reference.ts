@@ -70,6 +70,17 @@ export function parseFeatureRef(
 export function ociRef(userId: string): FeatureRef & { kind: 'oci' } {
   const text = userId.toLowerCase().replace(/^ghcr\.io\/devcontainers-contrib\//, 'ghcr.io/devcontainers-extra/');
   const registry = text.split('/', 1)[0] ?? '';
+  if (
+    !registry.includes('.') &&
+    !registry.startsWith('localhost') &&
+    /^[\w-]+\/[\w.-]+\/[\w.-]+(@[\w.-]+)?$/.test(userId)
+  ) {
+    throw refError(
+      userId,
+      'is the deprecated GitHub-release form (owner/repo/feature@version), which this engine does not fetch',
+      "write the feature's OCI reference instead, e.g. ghcr.io/<owner>/<repo>/<feature>:1 where its publisher has one",
+    );
+  }
   if (!registry.includes('.') && !registry.startsWith('localhost')) {
     throw refError(
       userId,

@@ -179,6 +179,11 @@ test('each error names the feature, the option and the value, and what to do', a
     [{ '../elsewhere': {} }, 'E_FEATURE_REF', /outside .*\.devcontainer.*move it there/],
     [{ 'https://example.com/devcontainer-feature-go.tgz': {} }, 'E_FEATURE_REF', /tarball URL/],
     [{ frobnicate: {} }, 'E_FEATURE_REF', /short feature id/],
+    [
+      { 'codspace/myfeatures/helloworld@1.0.0': {} },
+      'E_FEATURE_REF',
+      /"codspace\/myfeatures\/helloworld@1.0.0" is the deprecated GitHub-release form .*ghcr\.io\/<owner>\/<repo>\/<feature>:1/,
+    ],
   ];
   for (const [features, code, pattern] of cases) {
     const result = await resolve(features);
