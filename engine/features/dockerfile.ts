@@ -84,7 +84,7 @@ export function wrapperScript(userId: string, json: FeatureJson): string {
   return [
     '#!/bin/sh',
     'set -e',
-    `feature=${singleQuoted(`${json.name ?? json.id} ${json.version} (${userId})`)}`,
+    `feature=${singleQuoted(`${json.name ?? json.id}${json.version ? ` ${json.version}` : ''} (${userId})`)}`,
     'trap \'status=$?; [ "$status" -eq 0 ] || echo "ERROR: feature $feature failed to install (exit $status); its output is above" >&2\' EXIT',
     'echo "==> installing feature $feature"',
     'set -a',

@@ -29,7 +29,9 @@ const mountSchema = z.union([
 export const featureJsonSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-"'),
-    version: z.string().min(1),
+    // Required by the spec's schema, yet local features often leave it out (devcontainers/images'
+    // do); the reference CLI installs them all the same.
+    version: z.string().min(1).optional(),
     name: z.string().optional(),
     description: z.string().optional(),
     documentationURL: z.string().optional(),

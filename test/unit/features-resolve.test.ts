@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { ContentStore } from '../../engine/image/content-store';
 import { parseMirrorList } from '../../engine/image/registry/mirrors';
 import { resolveFeatures, type ResolveFeaturesOptions } from '../../engine/features/resolve';
+import { wrapperScript } from '../../engine/features/dockerfile';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/fake-registry';
 import { feature, featureArtifact, writeFeature } from '../helpers/feature-artifacts';
 
@@ -62,6 +63,13 @@ before(async () => {
     feature({ id: 'local-tool', version: '0.1.0', installsAfter: ['ghcr.io/devcontainers/features/node'] }, 'true'),
   );
   writeFeature(path.join(ws, 'elsewhere'), feature({ id: 'elsewhere', version: '0.1.0' }, 'true'));
+  writeFeature(
+    path.join(ws, '.devcontainer', 'local-features', 'setup-user'),
+    feature(
+      { id: 'setup-user', name: 'Set up the user', options: { shell: { type: 'string', default: 'zsh' } } },
+      'true',
+    ),
+  );
 });
 
 after(async () => {
@@ -111,6 +119,17 @@ test('features resolve through the mirror: options over defaults, dependsOn adde
     [...new Set(blobReads)],
     ['node'],
     'only the feature without the annotation (node) was read from its layer',
+  );
+});
+
+test('a local feature without a version (as devcontainers/images keeps them) resolves, as in the reference CLI', async () => {
+  const result = await resolve({ './local-features/setup-user': {} });
+  assert.deepEqual(result.errors, []);
+  assert.equal(result.features[0]?.json.version, undefined);
+  assert.deepEqual(result.features[0]?.options, { shell: 'zsh' });
+  assert.match(
+    wrapperScript('./local-features/setup-user', result.features[0]!.json),
+    /^feature='Set up the user \(\.\/local-features\/setup-user\)'$/m,
   );
 });
 
