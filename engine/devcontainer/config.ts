@@ -83,7 +83,6 @@ export interface DevcontainerConfig {
   customizations: Record<string, unknown>;
 }
 
-const stringMap = z.record(z.string());
 const stringArray = z.array(z.string());
 const size = z
   .string()
@@ -406,8 +405,10 @@ const buildSchema = z
   .object({
     dockerfile: z.string().min(1).optional(),
     context: z.string().optional(),
-    args: stringMap.optional(),
-    target: z.string().min(1).optional(),
+    // As the reference CLI passes them to --build-arg: a number or a boolean as its text.
+    args: z.record(z.union([z.string(), z.number().transform(String), z.boolean().transform(String)])).optional(),
+    // "" is no target, as in the reference CLI (templates leave `"target": ""` in).
+    target: z.string().optional(),
     cacheFrom: z.union([z.string().transform((s) => [s]), stringArray]).optional(),
     options: stringArray.optional(),
   })

@@ -397,6 +397,19 @@ test('a Dockerfile or context outside the opened folder, or missing, is an error
     p2.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.path]),
     [['missing-dockerfile', '$.build.dockerfile']],
   );
+  const loose = folderWith(
+    { build: { dockerfile: 'Dockerfile', target: '', args: { PY: 3.12, NODE: true, NAME: 'x' } } },
+    { '.devcontainer/Dockerfile': 'FROM x\n' },
+  );
+  const p4 = planWorkspace(resolveConfig({ folder: loose, env: {} }), SETTINGS, { languages: [] });
+  assert.deepEqual(
+    p4.problems.filter((p) => p.severity !== 'info'),
+    [],
+    'the reference CLI takes these too',
+  );
+  assert.ok(p4.source.kind === 'dockerfile');
+  assert.deepEqual(p4.source.build.args, { PY: '3.12', NODE: 'true', NAME: 'x' }, 'as --build-arg text');
+  assert.equal(p4.source.build.target, undefined, '"" is no target');
   const inside = folderWith({ build: { dockerfile: '../Dockerfile', context: '..' } }, { Dockerfile: 'FROM x\n' });
   const p3 = planWorkspace(resolveConfig({ folder: inside, env: {} }), SETTINGS, { languages: [] });
   assert.equal(p3.source.kind, 'dockerfile');
