@@ -84,6 +84,10 @@ export interface DevcontainerConfig {
 }
 
 const stringArray = z.array(z.string());
+/** A name, or a uid written as a number (`1000`). */
+const user = z.union([z.string().min(1), z.number().int().nonnegative().transform(String)]);
+/** docker run's words; a number (`"--cpus", 2`) is its text, as the reference CLI passes it. */
+const runArgs = z.array(z.union([z.string(), z.number().transform(String)]));
 const size = z
   .string()
   .regex(/^\d+(\.\d+)?\s*([tgmk]b?)?$/i)
@@ -307,10 +311,10 @@ const READERS: Record<string, Reader> = {
     c.remoteEnv = readEnv(v, p, at, true);
   },
   containerUser: (v, c, p, at) => {
-    c.containerUser = check(z.string().min(1), v, p, at, 'a user name or uid');
+    c.containerUser = check(user, v, p, at, 'a user name or uid');
   },
   remoteUser: (v, c, p, at) => {
-    c.remoteUser = check(z.string().min(1), v, p, at, 'a user name or uid');
+    c.remoteUser = check(user, v, p, at, 'a user name or uid');
   },
   updateRemoteUserUID: (v, c, p, at) => {
     c.updateRemoteUserUID = check(z.boolean(), v, p, at, 'true or false');
@@ -340,7 +344,7 @@ const READERS: Record<string, Reader> = {
     c.mounts = check(z.array(z.unknown()), v, p, at, 'an array of mounts') ?? [];
   },
   runArgs: (v, c, p, at) => {
-    c.runArgs = check(stringArray, v, p, at, 'an array of strings (docker run arguments)') ?? [];
+    c.runArgs = check(runArgs, v, p, at, 'an array of strings (docker run arguments)') ?? [];
   },
   hostRequirements: (v, c, p, at) => {
     c.hostRequirements = readHostRequirements(v, p, at);

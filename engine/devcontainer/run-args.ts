@@ -109,7 +109,8 @@ export function readRunArgs(args: string[], folder: string, problems: Problems):
 function splitFlag(arg: string): [string, string | undefined] {
   const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
   if (eq > 0) return [arg.slice(0, eq), arg.slice(eq + 1)];
-  if (/^-[epmuv].+/.test(arg)) return [arg.slice(0, 2), arg.slice(2)];
+  // `-e FOO=1` written as one word: the value without the space (docker would keep it in the name).
+  if (/^-[epmuv].+/.test(arg)) return [arg.slice(0, 2), arg.slice(2).trimStart()];
   return [arg, undefined];
 }
 

@@ -196,7 +196,7 @@ test('every problem at once, each with its path, its value and what happens inst
     image: 'node:20',
     forwardPorts: [3000, 'nope', 70000, '8080'],
     containerEnv: { A: 1, B: { x: 1 } },
-    remoteUser: 5,
+    remoteUser: true,
     postCreateCommand: 42,
     hostRequirements: { memory: 'lots' },
     typo: true,
@@ -529,6 +529,23 @@ test("runArgs' --platform picks the image's platform; a Dockerfile is built for 
     built.problems.find((p) => p.path === '$.runArgs')?.consequence ?? '',
     /Dockerfile is built in a VM of this machine's platform/,
   );
+});
+
+test('users written as uids, numbers among runArgs and `-e NAME=value` as one word are taken as the reference CLI takes them', () => {
+  const resolved = resolveConfig({
+    folder: folderWith({
+      image: 'debian:12',
+      remoteUser: 1000,
+      containerUser: 'root',
+      runArgs: ['--cpus', 2, '-e DISPLAY=:0'],
+    }),
+    env: {},
+  });
+  assert.deepEqual(resolved.problems, []);
+  assert.equal(resolved.config.remoteUser, '1000');
+  const plan = planWorkspace(resolved, SETTINGS, { languages: [] });
+  assert.equal(plan.vcpus, 2);
+  assert.deepEqual(plan.containerEnv, { DISPLAY: ':0' });
 });
 
 test("runArgs' --add-host: IP addresses become /etc/hosts lines; Docker's host-gateway (this machine) is reported, not written", () => {
