@@ -10,7 +10,7 @@ import { workspaceSession } from './workspace-session';
  * CLI's `devcontainer build` prints, with the image's manifest digest.
  */
 export async function buildCommand(args: string[], signal?: AbortSignal): Promise<number> {
-  const flags = parseWorkspaceFlags(args, 'build', { vm: true });
+  const flags = parseWorkspaceFlags(args, 'build', { vm: true, config: true });
   const progress = new Progress();
   const { session } = await workspaceSession(flags, progress, signal);
   // Stopping the session aborts its pulls, builds and bake (Ctrl-C).

@@ -28,10 +28,12 @@ commands:
   images                       list the stored images
   prune                        remove blobs and root disks that no stored image uses
   info                         the accelerator, isolation, QEMU, kernel and agent, as JSON
-  read-configuration --workspace-folder DIR [--include-merged-configuration] [--allow-local-env NAME]...
+  read-configuration --workspace-folder DIR [--config PATH] [--include-merged-configuration]
+                     [--allow-local-env NAME]...
                                the folder's devcontainer.json as understood here, as JSON:
                                configuration, mergedConfiguration, workspace and every problem
-  build --workspace-folder DIR [--image REF] [--accept-config-changes] [--allow-local-env NAME]...
+  build --workspace-folder DIR [--config PATH] [--image REF] [--accept-config-changes]
+        [--allow-local-env NAME]...
                                the folder's image as opening it makes it (Dockerfile, features,
                                root disk, snapshot); prints {"outcome","imageName","imageDigest"}
   net-policy --workspace-folder DIR [--write] [--json]
@@ -49,7 +51,8 @@ commands:
                                folder's node_modules for host TypeScript; prints
                                {"outcome","projections","failures"}; the VM stops after
 
-  up --workspace-folder DIR [--image REF] [--accept-config-changes] [--idle-stop-minutes N]
+  up --workspace-folder DIR [--config PATH] [--image REF] [--accept-config-changes]
+     [--idle-stop-minutes N]
                                start the folder's VM under its supervisor (or attach to the
                                running one) and wait for its hooks; prints one JSON line
                                {"outcome","containerId","remoteUser","remoteWorkspaceFolder"}, and for
@@ -57,7 +60,7 @@ commands:
                                (errors: {"outcome":"error","message","code"}, exit status 1);
                                the VM keeps running (windows and CLIs attach to it) until down,
                                or until N minutes pass with nothing attached (default 30, 0 = never)
-  exec --workspace-folder DIR [--] CMD...
+  exec --workspace-folder DIR [--config PATH] [--] CMD...
                                CMD in the running workspace VM as remoteUser, in the workspace
                                folder, with remoteEnv; a pty when stdin is a terminal; signals
                                and resizes forwarded; the exit status is CMD's
@@ -72,6 +75,14 @@ commands:
   rm --workspace-folder DIR [--force]
                                forget the workspace: its record, volumes and container disk
                                (a running one only with --force, which stops it first)
+
+options (read-configuration, build, up, exec, run --workspace-folder, types):
+  --config PATH    the devcontainer.json to use when the folder has several (relative to the
+                   current directory; a file named devcontainer.json or .devcontainer.json
+                   inside the folder); default: .devcontainer/devcontainer.json, else
+                   .devcontainer.json, else the first .devcontainer/NAME/devcontainer.json.
+                   A folder has one VM at a time: up or exec with another configuration than
+                   the running VM's is refused (E_WORKSPACE_CONFIG); down first
 
 options (build, up, run --workspace-folder, types):
   --image REF      the image for a folder without a devcontainer.json (default: the image

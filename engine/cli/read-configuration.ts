@@ -13,7 +13,11 @@ import { parseWorkspaceFlags } from './workspace-args';
  */
 export async function readConfigurationCommand(args: string[]): Promise<number> {
   const flags = parseWorkspaceFlags(args, 'read-configuration');
-  const resolved = resolveConfig({ folder: flags.folder, allowLocalEnv: flags.allowLocalEnv });
+  const resolved = resolveConfig({
+    folder: flags.folder,
+    allowLocalEnv: flags.allowLocalEnv,
+    ...(flags.configFile === undefined ? {} : { configFile: flags.configFile }),
+  });
   const configuration = resolved.substituted ?? {};
   const compose = composeOf(resolved, { allowLocalEnv: flags.allowLocalEnv });
   const problems = [...resolved.problems, ...(compose?.problems ?? [])];

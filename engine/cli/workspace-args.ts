@@ -1,11 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { chosenConfigFile } from '../devcontainer/locate';
 import { MicrovmError } from '../errors';
 import type { NetworkMode } from '../qemu/network';
 
 /** The options the workspace verbs take (`read-configuration`, `build`, `run --workspace-folder`), as the reference CLI names them. */
 export interface WorkspaceFlags {
   folder: string;
+  /** `--config`: the devcontainer.json chosen (absolute; given relative to the current directory), instead of the spec's first. */
+  configFile?: string;
   /** Host variables `${localEnv:NAME}` may pass into the VM. */
   allowLocalEnv: string[];
   includeMerged: boolean;
@@ -32,6 +35,8 @@ export interface WorkspaceFlags {
 /** Which flags a verb takes beyond --workspace-folder and --allow-local-env. */
 interface VerbShape {
   merged?: boolean;
+  /** `--config PATH`, as the reference CLI takes it. */
+  config?: boolean;
   vm?: boolean;
   argv?: boolean;
   /** The command may start at the first word that is not a flag, without `--` (`exec`, as the reference CLI). */
@@ -40,7 +45,11 @@ interface VerbShape {
   force?: boolean;
 }
 
-export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbShape = { merged: true }): WorkspaceFlags {
+export function parseWorkspaceFlags(
+  args: string[],
+  verb: string,
+  shape: VerbShape = { merged: true, config: true },
+): WorkspaceFlags {
   const flags: WorkspaceFlags = {
     folder: process.cwd(),
     allowLocalEnv: [],
@@ -72,6 +81,7 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
     };
     if (name === '--workspace-folder') flags.folder = path.resolve(value());
     else if (name === '--allow-local-env') flags.allowLocalEnv.push(value());
+    else if (name === '--config' && shape.config) flags.configFile = path.resolve(value());
     else if (name === '--include-merged-configuration' && shape.merged) flags.includeMerged = true;
     else if (name === '--image' && shape.vm) flags.image = value();
     else if (name === '--accept-config-changes' && shape.vm) flags.acceptConfigChanges = true;
@@ -92,6 +102,8 @@ export function parseWorkspaceFlags(args: string[], verb: string, shape: VerbSha
   if (!fs.statSync(flags.folder, { throwIfNoEntry: false })?.isDirectory()) {
     throw new MicrovmError('E_BAD_OPTION', `--workspace-folder ${JSON.stringify(flags.folder)} is not a directory`);
   }
+  // Checked here, before any supervisor starts: a file inside the folder with a configuration's name (E_CONFIG_PATH).
+  if (flags.configFile !== undefined) chosenConfigFile(flags.folder, flags.configFile);
   return flags;
 }
 

@@ -1,5 +1,6 @@
 import { linuxSignalNumber } from '../agent/signals';
 import { MicrovmError } from '../errors';
+import { configMismatch, wantedConfigFile } from '../workspace/config-choice';
 import { ClientProcess, SupervisorClient } from '../supervisor/client';
 import { terminalSize } from './stdio';
 import { parseWorkspaceFlags } from './workspace-args';
@@ -13,7 +14,7 @@ const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIG
  * pipes; signals to this process go to CMD; the exit status is CMD's (128+N for signal N).
  */
 export async function execCommand(args: string[]): Promise<number> {
-  const flags = parseWorkspaceFlags(args, 'exec', { argv: true, bareArgv: true });
+  const flags = parseWorkspaceFlags(args, 'exec', { argv: true, bareArgv: true, config: true });
   if (flags.argv.length === 0)
     throw new MicrovmError(
       'E_BAD_OPTION',
@@ -23,6 +24,15 @@ export async function execCommand(args: string[]): Promise<number> {
   if (!client) throw notRunning(flags.folder);
   try {
     if (client.hello.state !== 'running') throw notRunning(flags.folder);
+    // --config names the configuration the VM must run: another one's VM is not this workspace's.
+    if (flags.configFile !== undefined) {
+      const mismatch = configMismatch(
+        flags.folder,
+        client.hello.configFile,
+        wantedConfigFile(flags.folder, flags.configFile),
+      );
+      if (mismatch) throw mismatch;
+    }
     const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
     const proc = await client.spawn({
       argv: flags.argv,

@@ -10,7 +10,7 @@ import { startWorkspace, workspaceSession } from './workspace-session';
  * CMD is given. The exit status is the command's; the VM stops afterwards.
  */
 export async function workspaceRunCommand(args: string[]): Promise<number> {
-  const flags = parseWorkspaceFlags(args, 'run', { vm: true, argv: true });
+  const flags = parseWorkspaceFlags(args, 'run', { vm: true, argv: true, config: true });
   const progress = new Progress();
   const { session } = await workspaceSession(flags, progress);
   try {

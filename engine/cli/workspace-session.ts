@@ -30,6 +30,7 @@ export async function workspaceSession(
     folder: flags.folder,
     settings: cliPlanSettings(flags),
     allowLocalEnv: flags.allowLocalEnv,
+    ...(flags.configFile === undefined ? {} : { configFile: flags.configFile }),
     onProgress: (step) => progress.detail(step),
     signal,
     onConfigChanged: async (file, changes) => {

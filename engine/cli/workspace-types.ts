@@ -10,7 +10,7 @@ import { startWorkspace, workspaceSession } from './workspace-session';
  * when every node_modules volume was projected, 1 when one was not (the reason on stderr).
  */
 export async function workspaceTypesCommand(args: string[]): Promise<number> {
-  const flags = parseWorkspaceFlags(args, 'types', { vm: true });
+  const flags = parseWorkspaceFlags(args, 'types', { vm: true, config: true });
   if (!flags.typeProjection)
     throw new MicrovmError(
       'E_BAD_OPTION',

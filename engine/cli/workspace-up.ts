@@ -15,7 +15,7 @@ import { cliPlanSettings } from './workspace-session';
  */
 export async function upCommand(args: string[], signal?: AbortSignal): Promise<number> {
   try {
-    const flags = parseWorkspaceFlags(args, 'up', { vm: true, idle: true });
+    const flags = parseWorkspaceFlags(args, 'up', { vm: true, idle: true, config: true });
     const result = await up(flags, signal);
     process.stdout.write(`${JSON.stringify({ outcome: 'success', ...result })}\n`);
     return 0;
@@ -53,6 +53,7 @@ async function up(flags: WorkspaceFlags, signal?: AbortSignal): Promise<UpOutput
       {
         settings: cliPlanSettings(flags),
         allowLocalEnv: flags.allowLocalEnv,
+        ...(flags.configFile === undefined ? {} : { configFile: flags.configFile }),
         typeProjection: flags.typeProjection,
         waitForHooks: true,
       },

@@ -1,5 +1,5 @@
 /** devcontainer.json, read on the host and understood without VS Code. */
-export { readConfigFile, CONFIG_CANDIDATES } from './locate';
+export { readConfigFile, listConfigFiles, chosenConfigFile, CONFIG_CANDIDATES, CONFIG_NAMES } from './locate';
 export type { ConfigFile } from './locate';
 export { consequentialChanges, describeChange } from './changes';
 export type { ConfigChange, ChangeCategory } from './changes';

@@ -16,6 +16,8 @@ export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
   /** A configuration already read (a pinned one); otherwise the folder's is read here. */
   file?: ConfigFile | null;
+  /** The configuration the user chose (a path, absolute or relative to the folder; see chosenConfigFile), instead of the spec's first. */
+  configFile?: string;
 }
 
 /** A devcontainer.json understood: what the file says, with its variables resolved, and what is wrong with it. */
@@ -44,7 +46,7 @@ export interface ResolvedConfig {
 export function resolveConfig(options: ResolveOptions): ResolvedConfig {
   const folder = fs.realpathSync(options.folder);
   const problems = new Problems();
-  const file = options.file === undefined ? readConfigFile(folder) : (options.file ?? undefined);
+  const file = options.file === undefined ? readConfigFile(folder, options.configFile) : (options.file ?? undefined);
   const configPath = file ? path.join(folder, file.file) : undefined;
   const id = devcontainerId(folder, configPath ?? path.join(folder, '.devcontainer', 'devcontainer.json'));
   if (file?.others)

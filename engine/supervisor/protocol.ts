@@ -27,6 +27,8 @@ export interface HelloResult {
   folder: string;
   state: SupervisorState;
   vmId?: string;
+  /** The configuration the VM runs (or starts with), relative to the folder; absent before the first `up` and for a folder without one. */
+  configFile?: string;
   /** What `up` answered, once the VM runs (a reloaded window reattaches with it). */
   up?: UpResult;
   /** Events before this client attached (bounded): the log and hook output it missed. */
@@ -42,6 +44,11 @@ export interface UpParams {
   typeProjection?: boolean;
   allowLocalEnv: string[];
   limits?: { maxMemoryMib?: number; maxCpus?: number };
+  /**
+   * The configuration chosen (an absolute path; see chosenConfigFile); absent: the spec's first.
+   * A VM already running (or starting) from another one is not reused: E_WORKSPACE_CONFIG.
+   */
+  configFile?: string;
 }
 
 /** The running workspace as `up` answers it. */

@@ -150,6 +150,7 @@ function serve(link: ClientLink, host: WorkspaceHost, down: () => Promise<void>)
         folder: host.folder,
         state: host.state,
         ...(host.vmId ? { vmId: host.vmId } : {}),
+        ...(host.configFile === undefined ? {} : { configFile: host.configFile }),
         ...(host.upResult ? { up: host.upResult } : {}),
         backlog: host.backlogEvents(),
       };

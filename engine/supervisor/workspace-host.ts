@@ -1,6 +1,7 @@
 import { abortedError, isMicrovmError, MicrovmError } from '../errors';
 import { formatProblem } from '../devcontainer/problems';
 import { recommendedExtensions } from '../devcontainer/config';
+import { configMismatch, wantedConfigFile } from '../workspace/config-choice';
 import { prepareWorkspace } from '../workspace/prepare';
 import { CancelledError, Session, SessionEvents } from '../workspace/session';
 import { WarmSnapshots } from '../workspace/warm-snapshot';
@@ -35,6 +36,8 @@ export class WorkspaceHost {
   readonly processes: ProcessTable;
   private session: Session | undefined;
   private starting: Promise<UpResult> | undefined;
+  /** The configuration the VM runs or starts with (relative to the folder), from the `up` that started it. */
+  configFile: string | undefined;
   /** Aborted by stop() (a `down`, the extension's Cancel): stops a start at any step, its preparation included. */
   private readonly startAbort = new AbortController();
   private result: UpResult | undefined;
@@ -83,6 +86,16 @@ export class WorkspaceHost {
         ),
       );
     }
+    // One VM per folder: an `up` for another configuration than the one it runs is refused, never attached to it.
+    let wanted: string | undefined;
+    try {
+      wanted = wantedConfigFile(this.folder, params.configFile);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const mismatch = this.starting ? configMismatch(this.folder, this.configFile, wanted) : undefined;
+    if (mismatch) return Promise.reject(mismatch);
+    if (!this.starting) this.configFile = wanted;
     this.starting ??= this.start(params, asker).catch((err: unknown) => {
       this.starting = undefined;
       this.setState('idle');
@@ -100,6 +113,7 @@ export class WorkspaceHost {
       folder: this.folder,
       settings: params.settings,
       allowLocalEnv: params.allowLocalEnv,
+      ...(params.configFile === undefined ? {} : { configFile: params.configFile }),
       ...(params.limits ? { limits: params.limits } : {}),
       onProgress: (step) => this.broadcast({ type: 'progress', step }),
       onConfigChanged: (file, changes) => asker.connection.sendRequest(Questions.configChanged, { file, changes }),
@@ -111,6 +125,8 @@ export class WorkspaceHost {
         'E_CONFIG',
         `the workspace in ${this.folder} was not opened: the configuration change or the resources it asks for were declined`,
       );
+    // The file actually used ("previous" after a change may name the one accepted before).
+    this.configFile = prepared.resolved.file?.file;
     const file = prepared.resolved.file?.file ?? 'devcontainer.json';
     for (const problem of prepared.problems)
       this.broadcast({ type: 'log', line: `${problem.severity}: ${formatProblem(file, problem)}` });

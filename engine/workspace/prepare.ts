@@ -36,6 +36,8 @@ export interface PrepareOptions {
   settings: PlanSettings;
   /** Host variables `${localEnv:NAME}` may pass into the VM. */
   allowLocalEnv: readonly string[];
+  /** The configuration the user chose (an absolute path; see chosenConfigFile), instead of the spec's first. */
+  configFile?: string;
   limits?: { maxMemoryMib?: number; maxCpus?: number };
   /** The configuration changed since the last open in ways that take more from the host: apply it, use the previous one, or stop. */
   onConfigChanged(file: string, changes: ConfigChange[]): Promise<'apply' | 'previous' | 'cancel'>;
@@ -97,7 +99,13 @@ export async function prepareWorkspace(options: PrepareOptions): Promise<Prepare
     egressLog: egressLogFile(options.folder),
     hostFolder: options.folder,
   };
-  return { record, resolved, plan, problems: plan.problems, lifecycle: await lifecycleState(record, plan) };
+  return {
+    record,
+    resolved,
+    plan,
+    problems: plan.problems,
+    lifecycle: await lifecycleState(record, plan, resolved.file?.file),
+  };
 }
 
 /**
@@ -137,7 +145,7 @@ export function composeOf(
 }
 
 async function acceptedConfig(record: WorkspaceRecord, options: PrepareOptions): Promise<ResolvedConfig | undefined> {
-  const file = readConfigFile(options.folder);
+  const file = readConfigFile(options.folder, options.configFile);
   const resolve = (f: ConfigFile | undefined) =>
     resolveConfig({ folder: options.folder, file: f ?? null, allowLocalEnv: options.allowLocalEnv });
   const resolved = resolve(file);
@@ -163,9 +171,13 @@ async function acceptedConfig(record: WorkspaceRecord, options: PrepareOptions):
  * The workspace's container for this plan (a new one when what makes it changed), and the
  * record of its once-only hooks: each is written down when it succeeds.
  */
-async function lifecycleState(record: WorkspaceRecord, plan: WorkspacePlan): Promise<LifecycleState> {
+async function lifecycleState(
+  record: WorkspaceRecord,
+  plan: WorkspacePlan,
+  configFile: string | undefined,
+): Promise<LifecycleState> {
   const latest = openWorkspace(record.folder);
-  let current = withContainer(latest, containerInputs(plan));
+  let current = withContainer(latest, containerInputs(plan), configFile);
   if (current !== latest) await saveWorkspace(current);
   // New content (a lockfile changed since updateContentCommand last succeeded): it runs again, alone of the once-only hooks.
   const stamps = lockfileStamps(record.folder);

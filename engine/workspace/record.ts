@@ -41,6 +41,11 @@ const recordSchema = z
         contentDigest: z.string().optional(),
         /** Each lockfile's stamp (lockfiles.ts) then, by name: the log names the ones that changed. */
         contentFiles: z.record(z.string()).optional(),
+        /**
+         * The configuration it was made from (relative to the folder): another one makes a new
+         * container. Absent in records older than the choice of configuration.
+         */
+        configFile: z.string().optional(),
       })
       .optional(),
     /** Host names the user approved for network 'allowlist' (from a learn run: `microvm net-policy --write`). */
@@ -139,12 +144,17 @@ export function workspaceVolume(record: WorkspaceRecord, name: string): string {
 }
 
 /**
- * The record with a container for `inputs`: the same one when they match, else a new one
- * (its once-only hooks to run again), as recreating a container does.
+ * The record with a container for `inputs` made from `configFile` (the configuration used,
+ * relative to the folder): the same one when both match, else a new one (its once-only hooks
+ * to run again), as recreating a container does. A container recorded before the choice of
+ * configuration existed has no configFile: it is taken as made from this one, and says so from now on.
  */
-export function withContainer(record: WorkspaceRecord, inputs: string): WorkspaceRecord {
-  if (record.container?.inputs === inputs) return record;
-  return { ...record, container: { inputs, createdAt: new Date().toISOString(), hooksDone: [] } };
+export function withContainer(record: WorkspaceRecord, inputs: string, configFile?: string): WorkspaceRecord {
+  const container = record.container;
+  const file = configFile === undefined ? {} : { configFile };
+  if (container?.inputs === inputs && (container.configFile ?? configFile) === configFile)
+    return container.configFile === configFile ? record : { ...record, container: { ...container, ...file } };
+  return { ...record, container: { inputs, createdAt: new Date().toISOString(), hooksDone: [], ...file } };
 }
 
 /**
@@ -158,7 +168,13 @@ export function withImage(record: WorkspaceRecord, digest: string): { record: Wo
   const fresh =
     container.image === undefined && container.hooksDone.length === 0
       ? { ...container, image: digest }
-      : { inputs: container.inputs, createdAt: new Date().toISOString(), hooksDone: [], image: digest };
+      : {
+          inputs: container.inputs,
+          createdAt: new Date().toISOString(),
+          hooksDone: [],
+          image: digest,
+          ...(container.configFile === undefined ? {} : { configFile: container.configFile }),
+        };
   return { record: { ...record, container: fresh }, fresh: true };
 }
 

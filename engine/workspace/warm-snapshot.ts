@@ -16,7 +16,7 @@ import { DroppedState, enforceSuspendedBudget, EVICTED_FILE, suspendedBudgetMiB,
  * of booting, then attaches the folder again (engine/vm/hotplug.ts).
  *
  * The suspended state is used once, and only when everything it was made from is unchanged:
- * the key (image, settings, container, configuration, kernel and agent) and every writable
+ * the key (image, settings, container, configuration and its file, kernel and agent) and every writable
  * disk (size and modification time). Otherwise it is discarded and the VM boots afresh, saying
  * why. The folder's lockfiles are not in the key: they are folder content, which the resumed
  * VM sees live, and a changed one runs updateContentCommand again on it (lockfiles.ts), as on
@@ -52,6 +52,8 @@ export class WarmSnapshots {
         ? [record.container.inputs, record.container.createdAt, record.container.image ?? null]
         : null,
       config: record.config?.digest ?? null,
+      // Which configuration made the container (absent in older records, whose keys stay as they were).
+      ...(record.container?.configFile === undefined ? {} : { configFile: record.container.configFile }),
       boot: assets.bootSha256,
     };
     return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
