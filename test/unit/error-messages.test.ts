@@ -38,6 +38,7 @@ const NEXT_STEP_CODES = new Set([
   'E_AGENT_UNRESPONSIVE',
   'E_AGENT_VERSION',
   'E_BUILD_CONTEXT',
+  'E_CONFIG_PATH',
   'E_FEATURE_NOT_FOUND',
   'E_FEATURE_ORDER',
   'E_FILE_NOT_FOUND',
@@ -54,6 +55,7 @@ const NEXT_STEP_CODES = new Set([
   'E_STATE_DIR',
   'E_TYPE_PROJECTION_LIMIT',
   'E_WORKSPACE_RECORD',
+  'E_WORKSPACE_CONFIG',
   'E_WORKSPACE_RUNNING',
 ]);
 /** A clause that tells the reader what to do: an imperative after ";", ":", "," or "or", or "see ...". */
