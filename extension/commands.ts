@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import type { CommandTable, Ctx } from './context';
 import { openFolder, stopVm } from './vm/open-folder';
 import { approveLearnedHosts } from './vm/egress-offer';
+import { chooseConfig } from './vm/choose-config';
 import { resetContainer } from '../engine/index';
 import { openShellTerminal } from './terminal/terminals';
 import { PortRow } from './ports/rules';
@@ -28,6 +29,14 @@ export const COMMANDS: CommandTable = {
   'microvm.refreshTypes': { running: (ctx) => () => refreshTypes(ctx), stopped: notRunning },
   'microvm.forwardPort': { running: (ctx) => (row?: PortRow) => forwardPort(ctx, row), stopped: notRunning },
   'microvm.showLog': { running: (ctx) => () => ctx.log.show() },
+  'microvm.chooseConfig': {
+    running: (ctx) => () =>
+      chooseConfig(
+        ctx,
+        () => openFolder(ctx),
+        () => stopVm(ctx),
+      ),
+  },
   'microvm.approveLearnedHosts': { running: (ctx) => () => approveLearnedHosts(ctx) },
   'microvm.ports.openBrowser': {
     running: () => (row: PortRow) =>

@@ -84,7 +84,9 @@ export function chosenConfigFile(folder: string, chosen: string): string {
   if (!inside(root, real)) throw refuse(`is outside the folder (its real path is ${shown(real)})`);
   if (!fs.statSync(real).isFile()) throw refuse('is not a regular file');
   const dir = fs.realpathSync(path.dirname(given));
-  const relative = inside(root, dir) ? path.join(path.relative(root, dir), path.basename(given)) : path.relative(root, real);
+  const relative = inside(root, dir)
+    ? path.join(path.relative(root, dir), path.basename(given))
+    : path.relative(root, real);
   return relative.split(path.sep).join('/');
 }
 

@@ -22,6 +22,7 @@ import { notice } from '../ui/notice-text';
 import { progressText } from '../ui/plain-text';
 import { showError, showInfo, showWarning } from '../ui/notify';
 import { SupervisedWorkspace } from './supervised';
+import { configForOpen, configParam } from './choose-config';
 import { decideOpen } from './trust';
 import { askEgress, offerLearnedHosts } from './egress-offer';
 import { renderEvents } from './workspace-events';
@@ -93,6 +94,12 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Supervise
       return undefined;
     }
     const folderPath = folder.uri.fsPath;
+    // Several devcontainer.json files: the one remembered for the folder, else the user picks.
+    const configFile = await configForOpen(ctx, folderPath);
+    if (configFile === null) {
+      ctx.log.info('Open Folder in MicroVM was cancelled: no configuration chosen');
+      return undefined;
+    }
     const client = (await SupervisorClient.connect(folderPath, {
       kind: 'extension',
       idleStopMinutes: settings.idleStopMinutes,
@@ -100,6 +107,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Supervise
     })) as SupervisorClient;
     if (settings.askForHosts) client.askEgress = askEgress;
     const workspace = new SupervisedWorkspace(client, '');
+    workspace.configFile = configFile;
     let onProgress: (step: string) => void = () => undefined;
     renderEvents(ctx, workspace, {
       onProgress: (step) => onProgress(step),
@@ -125,6 +133,7 @@ async function open(ctx: Ctx, options: { terminal: boolean }): Promise<Supervise
             {
               settings: planSettings(settings),
               allowLocalEnv: settings.localEnvAllow,
+              ...configParam(folderPath, configFile),
               limits: { maxMemoryMib: settings.maxMemoryMib, maxCpus: settings.maxCpus },
               askForHosts: settings.askForHosts,
               typeProjection: settings.typeProjection,

@@ -34,6 +34,7 @@ export async function reattach(ctx: Ctx): Promise<number | undefined> {
   }
   if (askForHosts) client.askEgress = askEgress;
   const workspace = new SupervisedWorkspace(client, up.remoteWorkspaceFolder);
+  workspace.configFile = client.hello.configFile;
   renderEvents(ctx, workspace, {
     onProgress: () => undefined,
     onExited: (error) => void failed(ctx, error, 'exited'),

@@ -35,6 +35,8 @@ const NO_PORTS: PortSnapshot = {
 export class SupervisedWorkspace {
   private ports: PortSnapshot = NO_PORTS;
   private running = true;
+  /** The configuration the VM runs, relative to the folder (undefined: the engine's default, or none). */
+  configFile: string | undefined;
 
   constructor(
     readonly client: SupervisorClient,

@@ -58,10 +58,17 @@ test('a chosen configuration is read instead of the first, with no other-configu
     const resolved = resolveConfig({ folder, env: {}, configFile: chosen });
     assert.equal(resolved.config.containerEnv.WHICH, 'python');
     assert.equal(resolved.configPath, chosen);
-    assert.equal(resolved.problems.find((p) => p.code === 'other-configurations'), undefined);
+    assert.equal(
+      resolved.problems.find((p) => p.code === 'other-configurations'),
+      undefined,
+    );
     // Without a choice, the warning stays as it was.
     assert.ok(resolveConfig({ folder, env: {} }).problems.some((p) => p.code === 'other-configurations'));
-    assert.equal(chosenConfigFile(folder, '.devcontainer/python/devcontainer.json'), file?.file, 'relative to the folder');
+    assert.equal(
+      chosenConfigFile(folder, '.devcontainer/python/devcontainer.json'),
+      file?.file,
+      'relative to the folder',
+    );
   }));
 
 test('a chosen path must be a regular file inside the folder named devcontainer.json or .devcontainer.json (E_CONFIG_PATH)', () =>
@@ -71,16 +78,31 @@ test('a chosen path must be a regular file inside the folder named devcontainer.
     fs.mkdirSync(path.join(folder, 'dir/devcontainer.json'), { recursive: true });
     write(dir, 'elsewhere/devcontainer.json', '{"containerEnv":{"TOKEN":"secret"}}');
     fs.mkdirSync(path.join(folder, '.devcontainer/out'));
-    fs.symlinkSync(path.join(dir, 'elsewhere/devcontainer.json'), path.join(folder, '.devcontainer/out/devcontainer.json'));
+    fs.symlinkSync(
+      path.join(dir, 'elsewhere/devcontainer.json'),
+      path.join(folder, '.devcontainer/out/devcontainer.json'),
+    );
     fs.mkdirSync(path.join(folder, '.devcontainer/in'));
     fs.symlinkSync('../a/devcontainer.json', path.join(folder, '.devcontainer/in/devcontainer.json'));
 
     const cases: Array<[string, RegExp]> = [
-      [path.join(folder, '.devcontainer/a/other.json'), /other\.json" is not named devcontainer\.json or \.devcontainer\.json; choose/],
-      [path.join(folder, '.devcontainer/b/devcontainer.json'), /b\/devcontainer\.json" cannot be read \(ENOENT\); choose/],
+      [
+        path.join(folder, '.devcontainer/a/other.json'),
+        /other\.json" is not named devcontainer\.json or \.devcontainer\.json; choose/,
+      ],
+      [
+        path.join(folder, '.devcontainer/b/devcontainer.json'),
+        /b\/devcontainer\.json" cannot be read \(ENOENT\); choose/,
+      ],
       [path.join(dir, 'elsewhere/devcontainer.json'), /is outside the folder/],
-      [path.join(folder, '.devcontainer/out/devcontainer.json'), /out\/devcontainer\.json" is outside the folder \(its real path is ".*elsewhere/],
-      [path.join(folder, 'dir/devcontainer.json'), /is not a regular file; choose a devcontainer\.json or \.devcontainer\.json inside/],
+      [
+        path.join(folder, '.devcontainer/out/devcontainer.json'),
+        /out\/devcontainer\.json" is outside the folder \(its real path is ".*elsewhere/,
+      ],
+      [
+        path.join(folder, 'dir/devcontainer.json'),
+        /is not a regular file; choose a devcontainer\.json or \.devcontainer\.json inside/,
+      ],
     ];
     for (const [chosen, message] of cases) {
       assert.throws(() => chosenConfigFile(folder, chosen), refused('E_CONFIG_PATH', message), chosen);
@@ -99,14 +121,16 @@ test('--config is taken relative to the current directory and checked before any
     const cwd = process.cwd();
     process.chdir(path.join(folder, '.devcontainer'));
     try {
-      const flags = parseWorkspaceFlags(
-        ['--workspace-folder', folder, '--config', 'a/devcontainer.json'],
-        'up',
-        { vm: true, config: true },
-      );
+      const flags = parseWorkspaceFlags(['--workspace-folder', folder, '--config', 'a/devcontainer.json'], 'up', {
+        vm: true,
+        config: true,
+      });
       assert.equal(flags.configFile, path.join(folder, '.devcontainer/a/devcontainer.json'));
       assert.throws(
-        () => parseWorkspaceFlags(['--workspace-folder', folder, '--config', 'b/devcontainer.json'], 'up', { config: true }),
+        () =>
+          parseWorkspaceFlags(['--workspace-folder', folder, '--config', 'b/devcontainer.json'], 'up', {
+            config: true,
+          }),
         refused('E_CONFIG_PATH', /b\/devcontainer\.json" cannot be read/),
       );
       assert.throws(
@@ -123,7 +147,11 @@ test("the configuration is part of the container's identity; a container recorde
   const record: WorkspaceRecord = { version: 1, folder: '/p', id: '0123456789abcdef', createdAt: 'then' };
   const go = withContainer(record, 'inputs', '.devcontainer/go/devcontainer.json');
   assert.equal(go.container?.configFile, '.devcontainer/go/devcontainer.json');
-  assert.equal(withContainer(go, 'inputs', '.devcontainer/go/devcontainer.json'), go, 'the same configuration: the same container');
+  assert.equal(
+    withContainer(go, 'inputs', '.devcontainer/go/devcontainer.json'),
+    go,
+    'the same configuration: the same container',
+  );
   const python = withContainer(
     { ...go, container: { ...go.container!, hooksDone: ['onCreateCommand'] } },
     'inputs',

@@ -76,11 +76,12 @@ const CLI_TIMEOUT_MS = 300_000;
 export function runCli(
   cli: string,
   args: string[],
-  options: { env?: Record<string, string>; input?: Buffer | string; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; input?: Buffer | string; timeoutMs?: number; cwd?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {
       env: { ...process.env, ...options.env },
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const stdout: Buffer[] = [];
