@@ -39,6 +39,7 @@ export const PURE_EXTENSION_FILES = [
   'extension/ui/notice-text.ts',
   'extension/ui/plain-text.ts',
   'extension/ui/status.ts',
+  'extension/vm/config-choice.ts',
   'extension/vm/learned-hosts.ts',
   'extension/vm/trust.ts',
 ];
