@@ -1,4 +1,8 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { listConfigFiles } from '../devcontainer/locate';
 import { MicrovmError } from '../errors';
+import { openWorkspace, recordFile } from '../workspace/record';
 import { SupervisorClient } from '../supervisor/client';
 import { readServiceLog } from '../workspace/services/log-file';
 import { composeOf } from '../workspace/prepare';
@@ -80,8 +84,19 @@ export async function portsCommand(args: string[]): Promise<number> {
 
 /** The services of the folder's compose project, or none (not a compose workspace, or its files do not read). */
 function composeServices(folder: string, allowLocalEnv: string[]): string[] {
-  const loaded = composeOf(resolveConfig({ folder, allowLocalEnv }), { allowLocalEnv });
+  const configFile = lastConfigFile(folder);
+  const loaded = composeOf(
+    resolveConfig({ folder, allowLocalEnv, ...(configFile === undefined ? {} : { configFile }) }),
+    { allowLocalEnv },
+  );
   return loaded?.project ? Object.keys(loaded.project.services) : [];
+}
+
+/** The configuration the folder's container was last made from (a choice), while the folder has it; else the default. */
+function lastConfigFile(folder: string): string | undefined {
+  if (!fs.existsSync(recordFile(folder))) return undefined;
+  const file = openWorkspace(folder).container?.configFile;
+  return file !== undefined && listConfigFiles(folder).includes(file) ? path.join(folder, file) : undefined;
 }
 
 function takeTail(args: string[], verb: string): { rest: string[]; tail?: number } {
