@@ -14,6 +14,7 @@ import { BUILDER_VOLUME, BuilderVm, GUEST } from './builder-vm';
 import { cacheKey, lookupResult, storeResult, type BuildInputs } from './cache';
 import { contextTar, readIgnorePatterns, readRegularFile, scanContext, type ContextScan } from './context';
 import { lineOfStep, planDockerfile, type DockerfilePlan } from './dockerfile';
+import { HEREDOC_FILES_DIR, type GeneratedFile } from './heredoc';
 import { HashCache } from './hash-cache';
 import { exportLayoutScript, exportTarget, importResult } from './result';
 import {
@@ -106,7 +107,8 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
     signal: opts.signal,
   });
   const inputs: BuildInputs = {
-    dockerfile: plan.buildText,
+    // COPY here-documents' text left the rewritten Dockerfile for files of their own: it counts too.
+    dockerfile: plan.generated.length === 0 ? plan.buildText : `${plan.buildText}\n${JSON.stringify(plan.generated)}`,
     contextDigest: scan.digest,
     args: opts.args,
     target: opts.target ?? null,
@@ -114,6 +116,27 @@ async function prepare(opts: ParsedBuildOptions, progress: (event: BuildImagePro
     builderDigest: builder.manifestDigest,
   };
   return { opts, progress, plan, scan, bases, builderRef, mirrors, store, key: cacheKey(inputs) };
+}
+
+/**
+ * The files of COPY here-documents (heredoc.ts), written into the builder's copy of the
+ * context, and kept by its .dockerignore (buildah applies that file again; the host applied
+ * it already, to what it sent).
+ */
+async function writeGenerated(builder: BuilderVm, files: GeneratedFile[]): Promise<void> {
+  if (files.length === 0) return;
+  const context = `${GUEST.job}/context`;
+  const dirs = [...new Set(files.map((f) => path.posix.dirname(`${context}/${f.rel}`)))];
+  await builder.sh(
+    `mkdir -p ${dirs.map(shellQuote).join(' ')}\n` +
+      `if [ -f ${context}/.dockerignore ]; then printf '\\n!%s\\n!%s/**\\n' ${HEREDOC_FILES_DIR} ${HEREDOC_FILES_DIR} >> ${context}/.dockerignore; fi`,
+    'write the files of COPY here-documents',
+  );
+  for (const f of files) await builder.writeFile(`${context}/${f.rel}`, f.content);
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
 function contextRoot(context: string): string {
@@ -184,6 +207,7 @@ async function buildInVm(p: Prepared): Promise<BuiltImage> {
       'unpack the build context',
     );
     await builder.writeFile(`${GUEST.job}/Dockerfile`, p.plan.buildText);
+    await writeGenerated(builder, p.plan.generated);
     const tag = `localhost/microvm-build:${p.key.slice(0, 16)}`;
     await runBuild(builder, p, tag);
     progress({ phase: 'builder', step: 'export' });

@@ -1,7 +1,15 @@
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { MicrovmError, shown } from '../errors';
 import { expandVariables, PLATFORM_ARGS } from './args';
-import { DEFAULT_SHELL, heredocsOf, runWithoutHeredocs, shellOf } from './heredoc';
+import {
+  copyWithoutHeredocs,
+  DEFAULT_SHELL,
+  type GeneratedFile,
+  HeredocProblem,
+  heredocsOf,
+  runWithoutHeredocs,
+  shellOf,
+} from './heredoc';
 
 /**
  * What the host needs to know about a Dockerfile before a builder VM starts: its stages, the
@@ -23,6 +31,8 @@ export interface DockerfilePlan {
    * line number).
    */
   buildText: string;
+  /** Files the builder writes into its copy of the context for COPY here-documents. */
+  generated: GeneratedFile[];
 }
 
 export interface Stage {
@@ -84,7 +94,7 @@ const SUPPORTED_FLAGS: Readonly<Record<string, readonly string[]>> = {
 const HEREDOC = /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?/;
 
 /** Instructions whose here-documents the builder takes (rewritten for buildah, heredoc.ts). */
-const HEREDOC_KEYWORDS = new Set(['RUN']);
+const HEREDOC_KEYWORDS = new Set(['RUN', 'COPY']);
 
 /**
  * Parses `text` (the Dockerfile at `file`) with dockerfile-ast and checks it against what the
@@ -121,6 +131,7 @@ export function planDockerfile(
   const buildLines = [...lines];
   /** Each stage's shell (SHELL), which a stage built FROM it inherits. */
   const shells: Array<readonly string[]> = [];
+  const generated: GeneratedFile[] = [];
   for (const instruction of dockerfile.getInstructions()) {
     const keyword = instruction.getKeyword();
     const line = instruction.getRange().start.line + 1;
@@ -151,8 +162,18 @@ export function planDockerfile(
           `the here-document <<${open.getName()} has no line ${shown(open.getName())} that ends it`,
           `end it with a line holding only ${open.getName()}`,
         );
-      const rewritten =
-        keyword === 'RUN' ? runWithoutHeredocs(instruction, lines, shells[stages.length - 1]!, escape) : undefined;
+      let rewritten: string | undefined;
+      if (keyword === 'RUN') rewritten = runWithoutHeredocs(instruction, lines, shells[stages.length - 1]!, escape);
+      if (keyword === 'COPY') {
+        try {
+          const copy = copyWithoutHeredocs(instruction, lines, line);
+          rewritten = copy?.text;
+          generated.push(...(copy?.files ?? []));
+        } catch (err) {
+          if (!(err instanceof HeredocProblem)) throw err;
+          throw dockerfileError(file, line, err.message, err.fix);
+        }
+      }
       if (rewritten !== undefined) {
         const { start, end } = instruction.getRange();
         buildLines.splice(
@@ -184,7 +205,7 @@ export function planDockerfile(
   }
   // Unchanged when nothing was rewritten: the text (and so the build's cache key) as written.
   const rewrote = buildLines.some((l, i) => l !== lines[i]);
-  return { file, stages, images, warnings, buildText: rewrote ? buildLines.join('\n') : text };
+  return { file, stages, images, warnings, buildText: rewrote ? buildLines.join('\n') : text, generated };
 }
 
 function checkInstruction(instruction: Instruction, keyword: string, line: number, file: string): void {
@@ -204,7 +225,7 @@ function checkInstruction(instruction: Instruction, keyword: string, line: numbe
       file,
       line,
       `${keyword} uses a heredoc (<<EOF)`,
-      'the builder runs buildah 1.28, which has no heredocs; it takes them on RUN (rewritten for it), not here: put the content in a file of the build context and COPY it',
+      'the builder runs buildah 1.28, which has no heredocs; it takes them on RUN and COPY (rewritten for it), not here: put the content in a file of the build context and COPY it',
     );
   }
   const supported = SUPPORTED_FLAGS[keyword] ?? [];

@@ -111,3 +111,75 @@ export function shellOf(instruction: Instruction, lines: readonly string[]): str
     return undefined;
   }
 }
+
+/** Where a COPY here-document's file is put in the builder's copy of the context. */
+export const HEREDOC_FILES_DIR = '.microvm-heredocs';
+
+/** A file the builder writes into its copy of the context before buildah runs. */
+export interface GeneratedFile {
+  /** Relative to the context, '/'-separated. */
+  rel: string;
+  content: string;
+}
+
+/** Why a COPY here-document cannot be built as written (the caller names the line). */
+export class HeredocProblem extends Error {
+  constructor(
+    message: string,
+    readonly fix: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A COPY with here-documents (`COPY <<EOF /etc/app.conf`, `COPY <<a.txt <<b.txt /dir/`),
+ * rewritten for buildah 1.28: each document becomes a file named after its delimiter in
+ * HEREDOC_FILES_DIR/<index>/ of the builder's context, and the COPY copies that file, as
+ * BuildKit does (mode 0644 unless --chmod). A document with an unquoted delimiter has its
+ * variables expanded by BuildKit; the host cannot know their values, so one that holds a `$`
+ * is a HeredocProblem (quoting the delimiter keeps the text as written). Returns undefined
+ * when the instruction has no here-documents.
+ */
+export function copyWithoutHeredocs(
+  instruction: Instruction,
+  lines: readonly string[],
+  index: number,
+): { text: string; files: GeneratedFile[] } | undefined {
+  const heredocs = heredocsOf(instruction);
+  const argsRange = instruction.getArgumentsRange();
+  if (heredocs.length === 0 || !argsRange) return undefined;
+  const head = lines[argsRange.start.line]!.slice(0, argsRange.start.character).trimEnd();
+  const files: GeneratedFile[] = [];
+  const words: string[] = [];
+  let next = 0;
+  // The command line ends where the first document starts (the parser also lists the words of
+  // the documents as arguments).
+  const bodyStart = Math.min(
+    ...heredocs.map((h) => (h.getContentRange() ?? h.getDelimiterRange() ?? h.getStartRange()).start.line),
+  );
+  for (const arg of instruction.getArguments()) {
+    const range = arg.getRange();
+    if (range.start.line >= bodyStart) continue;
+    const raw = lines[range.start.line]!.slice(range.start.character, range.end.character);
+    const start = /^<<(-?)(["']?)([A-Za-z0-9_.-]+)\2$/.exec(raw);
+    const heredoc = start ? heredocs[next] : undefined;
+    if (!start || !heredoc) {
+      words.push(raw);
+      continue;
+    }
+    next++;
+    const [, chomp, quote, name = ''] = start;
+    let content = body(heredoc, lines);
+    if (chomp) content = content.replace(/^\t+/gm, '');
+    if (!quote && content.includes('$'))
+      throw new HeredocProblem(
+        `the here-document <<${name} holds a $, which BuildKit expands from the build's ARG and ENV values and the builder cannot`,
+        `quote its delimiter (<<'${name}') to copy the text as written, or write the file with RUN`,
+      );
+    const rel = `${HEREDOC_FILES_DIR}/${index}/${name}`;
+    files.push({ rel, content });
+    words.push(rel);
+  }
+  return { text: `${head} ${words.join(' ')}`, files };
+}

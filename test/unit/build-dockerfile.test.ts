@@ -100,7 +100,12 @@ test('a multi-line RUN is one step; lineOfStep maps buildah STEP lines back to D
 
 test('what buildah 1.28 cannot build is refused before a VM starts, naming the line and the fix', () => {
   rejects('FROM debian\nRUNN true', /unknown instruction "RUNN"/, 2);
-  rejects('FROM debian\nCOPY <<EOT /a\nhi\nEOT', /COPY uses a heredoc.*put the content in a file/, 2);
+  rejects('FROM debian\nADD <<EOT /a\nhi\nEOT', /ADD uses a heredoc.*put the content in a file/, 2);
+  rejects(
+    'FROM debian\nCOPY <<EOT /a\n$HOME\nEOT',
+    /here-document <<EOT holds a \$.*quote its delimiter \(<<'EOT'\)/,
+    2,
+  );
   rejects('FROM debian\nRUN <<EOT\necho hi\n', /here-document <<EOT has no line "EOT" that ends it/, 2);
   rejects('FROM debian\nCOPY --link a /a', /COPY --link is not supported.*--from, --chown, --chmod/, 2);
   rejects('FROM debian\nRUN --network=none true', /RUN --network/, 2);
@@ -186,4 +191,36 @@ test("RUN here-documents go to buildah 1.28 in exec form with the stage's shell,
 test('a Dockerfile without here-documents goes to buildah exactly as written', () => {
   const text = 'FROM debian\r\nRUN echo "<<EOF"\r\nRUN ["echo", "<<EOF"]\n';
   assert.equal(planDockerfile(text, FILE, {}).buildText, text);
+});
+
+test("COPY here-documents become files of the builder's context, named after their delimiters, that the COPY copies", () => {
+  const text = [
+    'FROM debian',
+    "COPY --chmod=755 <<'EOF' /usr/local/bin/hello",
+    '#!/bin/sh',
+    'echo "hello $1"',
+    'EOF',
+    'COPY <<robots.txt <<humans.txt /srv/',
+    'User-agent: *',
+    'robots.txt',
+    'Me',
+    'humans.txt',
+    'COPY <<-EOF /etc/tabbed',
+    '\tindented',
+    '\tEOF',
+    'COPY a.txt /a.txt',
+  ].join('\n');
+  const plan = planDockerfile(text, FILE, {});
+  const out = plan.buildText.split('\n');
+  assert.equal(out.length, text.split('\n').length);
+  assert.equal(out[1], 'COPY --chmod=755 .microvm-heredocs/2/EOF /usr/local/bin/hello');
+  assert.equal(out[5], 'COPY .microvm-heredocs/6/robots.txt .microvm-heredocs/6/humans.txt /srv/');
+  assert.equal(out[10], 'COPY .microvm-heredocs/11/EOF /etc/tabbed');
+  assert.equal(out[13], 'COPY a.txt /a.txt');
+  assert.deepEqual(plan.generated, [
+    { rel: '.microvm-heredocs/2/EOF', content: '#!/bin/sh\necho "hello $1"\n' },
+    { rel: '.microvm-heredocs/6/robots.txt', content: 'User-agent: *\n' },
+    { rel: '.microvm-heredocs/6/humans.txt', content: 'Me\n' },
+    { rel: '.microvm-heredocs/11/EOF', content: 'indented\n' },
+  ]);
 });

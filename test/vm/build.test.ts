@@ -222,26 +222,40 @@ const HEREDOCS = [
   'RUN <<-EOF',
   '\techo tabbed > /tabbed.txt',
   '\tEOF',
+  "COPY --chmod=755 <<'EOF' /usr/local/bin/hello",
+  '#!/bin/sh',
+  'echo "hello $1"',
+  'EOF',
+  'COPY <<robots.txt <<humans.txt /srv/',
+  'User-agent: *',
+  'robots.txt',
+  'Me',
+  'humans.txt',
   '',
 ].join('\n');
 
-test("RUN here-documents build: a script in the stage's shell, a document read by the command, one on stdin, a shebang script", async () => {
+test("here-documents build: RUN's script in the stage's shell, a document read by the command, one on stdin, a shebang script; COPY's files", async () => {
   const dir = path.join(tmp, 'heredocs');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'Dockerfile'), HEREDOCS);
+  // An allow-list .dockerignore (nothing by default): the documents' files are copied all the same.
+  fs.writeFileSync(path.join(dir, '.dockerignore'), '*\n');
   const events: BuildImageProgress[] = [];
   const built = await buildImage({ context: dir, onProgress: (e) => events.push(e) });
   const steps = events.filter((e): e is Extract<BuildImageProgress, { phase: 'step' }> => e.phase === 'step');
   assert.deepEqual(
     steps.map((s) => s.line),
-    [1, 2, 3, 8, 11, 14, 18],
+    [1, 2, 3, 8, 11, 14, 18, 21, 25],
     'each STEP names its line in the Dockerfile as written',
   );
-  const out = await inImage(built.ref, 'cat /script.txt /etc/app.conf /stdin.txt /perl.txt /tabbed.txt');
+  const out = await inImage(
+    built.ref,
+    'cat /script.txt /etc/app.conf /stdin.txt /perl.txt /tabbed.txt; hello world; cat /srv/robots.txt /srv/humans.txt',
+  );
   const lines = out.trim().split('\n');
   assert.match(lines[0]!, /^script two 5\./, 'the script ran in bash (SHELL), arrays and all');
   assert.equal(lines[1], 'home=$HOME', 'a quoted delimiter: the shell did not expand the document');
-  assert.deepEqual(lines.slice(2), ['stdin of bash', 'perl ran', 'tabbed']);
+  assert.deepEqual(lines.slice(2), ['stdin of bash', 'perl ran', 'tabbed', 'hello world', 'User-agent: *', 'Me']);
   await assertNothingRunning();
 });
 
@@ -250,7 +264,8 @@ test('Dockerfile mistakes are refused before any VM, naming the file, the line a
   fs.mkdirSync(dir, { recursive: true });
   const cases: Array<[string, RegExp]> = [
     ['FROM debian:bookworm\nRUN true\nRUNN echo typo\n', /Dockerfile:3: unknown instruction "RUNN"/],
-    ['FROM debian:bookworm\nCOPY <<EOF /a\nhi\nEOF\n', /Dockerfile:2: COPY uses a heredoc.*buildah 1\.28/],
+    ['FROM debian:bookworm\nADD <<EOF /a\nhi\nEOF\n', /Dockerfile:2: ADD uses a heredoc.*buildah 1\.28/],
+    ['FROM debian:bookworm\nCOPY <<EOF /a\n$HOME\nEOF\n', /Dockerfile:2: the here-document <<EOF holds a \$/],
   ];
   for (const [text, pattern] of cases) {
     fs.writeFileSync(path.join(dir, 'Dockerfile'), text);
