@@ -52,6 +52,8 @@ before(async () => {
 after(async () => {
   if (bundles) {
     await cli(['down', '--workspace-folder', folder]).catch(() => undefined);
+    // down suspends the VM for the next up: rm takes its memory (on /dev/shm), disks and record.
+    await cli(['rm', '--force', '--workspace-folder', folder]).catch(() => undefined);
     fs.rmSync(bundles.dir, { recursive: true, force: true });
   }
   await registry?.stop();
