@@ -57,9 +57,18 @@ test(
   async () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'microvm-bench-test-'));
     try {
-      await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'netguard', '--out', out], {
-        cwd: REPO,
-        maxBuffer: 16 * 1024 * 1024,
+      const bench = () =>
+        run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--rows', 'netguard', '--out', out], {
+          cwd: REPO,
+          maxBuffer: 16 * 1024 * 1024,
+        });
+      // One window sample in a CI run under load waited out its 30 s deadline (2026-12-07; not
+      // reproduced in 4 runs after): the probe now says which half never came (the guard's
+      // refusal or the kernel's event). Printed, and run once more; a second time fails the test.
+      await bench().catch(async (err: Error & { stderr?: string }) => {
+        if (!/netguard-probe: timed out/.test(`${err.message}${err.stderr ?? ''}`)) throw err;
+        console.log(`netguard bench, first attempt: ${err.message}`);
+        await bench();
       });
       const results = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
       assert.deepEqual(

@@ -143,7 +143,10 @@ static void wait_until(const char *what, int64_t deadline, bool (*done)(struct w
 {
     while (!done(w)) {
         if (now_ns() > deadline) {
-            fprintf(stderr, "netguard-probe: timed out waiting for %s\n", what);
+            /* Which half never came says where to look: the guard (no refusal) or the kernel's event. */
+            fprintf(stderr, "netguard-probe: timed out waiting for %s (refusal %s, event %s, allowed connect %s)\n",
+                    what, atomic_load(&w->refused_at) ? "seen" : "missing",
+                    atomic_load(&w->event_at) ? "seen" : "missing", atomic_load(&w->allowed_seen) ? "seen" : "missing");
             _exit(1);
         }
         pause_briefly();
