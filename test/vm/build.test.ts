@@ -237,7 +237,9 @@ const HEREDOCS = [
 test("here-documents build: RUN's script in the stage's shell, a document read by the command, one on stdin, a shebang script; COPY's files", async () => {
   const dir = path.join(tmp, 'heredocs');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'Dockerfile'), HEREDOCS);
+  // A comment of this run after the last step: a new build each run (the result cache would
+  // answer without steps), buildah's layer cache still used, no line number moved.
+  fs.writeFileSync(path.join(dir, 'Dockerfile'), `${HEREDOCS}# run ${process.pid}-${Date.now()}\n`);
   // An allow-list .dockerignore (nothing by default): the documents' files are copied all the same.
   fs.writeFileSync(path.join(dir, '.dockerignore'), '*\n');
   const events: BuildImageProgress[] = [];
