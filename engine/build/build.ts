@@ -15,6 +15,7 @@ import { cacheKey, lookupResult, storeResult, type BuildInputs } from './cache';
 import { contextTar, readIgnorePatterns, readRegularFile, scanContext, type ContextScan } from './context';
 import { lineOfStep, planDockerfile, type DockerfilePlan } from './dockerfile';
 import { HEREDOC_FILES_DIR, type GeneratedFile } from './heredoc';
+import { singleQuoted } from './shell-quote';
 import { HashCache } from './hash-cache';
 import { exportLayoutScript, exportTarget, importResult } from './result';
 import {
@@ -128,15 +129,11 @@ async function writeGenerated(builder: BuilderVm, files: GeneratedFile[]): Promi
   const context = `${GUEST.job}/context`;
   const dirs = [...new Set(files.map((f) => path.posix.dirname(`${context}/${f.rel}`)))];
   await builder.sh(
-    `mkdir -p ${dirs.map(shellQuote).join(' ')}\n` +
+    `mkdir -p ${dirs.map(singleQuoted).join(' ')}\n` +
       `if [ -f ${context}/.dockerignore ]; then printf '\\n!%s\\n!%s/**\\n' ${HEREDOC_FILES_DIR} ${HEREDOC_FILES_DIR} >> ${context}/.dockerignore; fi`,
     'write the files of COPY here-documents',
   );
   for (const f of files) await builder.writeFile(`${context}/${f.rel}`, f.content);
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
 function contextRoot(context: string): string {

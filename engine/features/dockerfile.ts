@@ -2,6 +2,7 @@ import { MicrovmError, shown } from '../errors';
 import { METADATA_LABEL, type MetadataEntry } from './metadata';
 import { shellDoubleQuoted } from './options';
 import type { FeatureJson } from './types';
+import { singleQuoted } from '../build/shell-quote';
 
 /**
  * The generated Dockerfile that installs features on top of the workspace's image, and the
@@ -99,8 +100,4 @@ export function wrapperScript(userId: string, json: FeatureJson): string {
     './install.sh',
     '',
   ].join('\n');
-}
-
-function singleQuoted(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
