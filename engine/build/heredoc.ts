@@ -1,5 +1,8 @@
 import type { Instruction } from 'dockerfile-ast';
 
+/** A here-document's opening word: `<<`, `-` to strip tabs, an optional quote, the delimiter. */
+const HEREDOC_START = /^<<(-?)(["']?)([A-Za-z0-9_.-]+)\2$/;
+
 /** The shell of a stage that sets none (the Linux default of docker and buildah). */
 export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
 
@@ -47,11 +50,11 @@ export function runWithoutHeredocs(
   commandLines[0] = commandLines[0]!.slice(start.character);
   const command = joinContinuations(commandLines, escape);
   const head = lines[start.line]!.slice(0, start.character).trimEnd(); // RUN and its flags
-  const only = heredocs.length === 1 && /^<<-?(["']?)[A-Za-z0-9_.-]+\1$/.test(command.trim());
+  const only = heredocs.length === 1 ? HEREDOC_START.exec(command.trim()) : null;
   let argv: string[];
   if (only) {
     let data = body(first, lines);
-    if (command.trim().startsWith('<<-')) data = data.replace(/^\t+/gm, '');
+    if (only[1]) data = data.replace(/^\t+/gm, ''); // <<- strips leading tabs
     argv = data.startsWith('#!')
       ? [
           ...shell,
@@ -162,7 +165,7 @@ export function copyWithoutHeredocs(
     const range = arg.getRange();
     if (range.start.line >= bodyStart) continue;
     const raw = lines[range.start.line]!.slice(range.start.character, range.end.character);
-    const start = /^<<(-?)(["']?)([A-Za-z0-9_.-]+)\2$/.exec(raw);
+    const start = HEREDOC_START.exec(raw);
     const heredoc = start ? heredocs[next] : undefined;
     if (!start || !heredoc) {
       words.push(raw);
