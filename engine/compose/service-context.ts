@@ -11,3 +11,6 @@ export interface ServiceContext {
   hostEnv: (name: string) => string | undefined;
   problems: ComposeProblems;
 }
+
+/** The YAML path of a key of the service being read, for problems (`$.services.app.ports[0]`). */
+export type ServicePath = (...keys: Array<string | number>) => string;

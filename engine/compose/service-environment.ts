@@ -4,14 +4,14 @@ import { quote } from '../devcontainer/problems';
 import { readFolderFile } from './files';
 import { asMap, isMap } from './merge';
 import type { ComposeService } from './types';
-import type { ServiceContext } from './service-context';
+import type { ServiceContext, ServicePath } from './service-context';
 
 /** env_file first (in order), then environment on top, as docker compose layers them. */
 export function readEnvironment(
   raw: Record<string, unknown>,
   service: ComposeService,
   ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
+  at: ServicePath,
 ): void {
   const files = raw.env_file === undefined ? [] : Array.isArray(raw.env_file) ? raw.env_file : [raw.env_file];
   files.forEach((entry, i) => {

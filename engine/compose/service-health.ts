@@ -2,18 +2,13 @@ import { quote } from '../devcontainer/problems';
 import { parseDuration, parseSizeMib } from './durations';
 import { isMap } from './merge';
 import type { ComposeService, DependsOnCondition, HealthCheck } from './types';
-import type { ServiceContext } from './service-context';
+import type { ServiceContext, ServicePath } from './service-context';
 
 const HEALTH_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0, startIntervalMs: 5_000 };
 
 const CONDITIONS: DependsOnCondition[] = ['service_started', 'service_healthy', 'service_completed_successfully'];
 
-export function readDependsOn(
-  value: unknown,
-  service: ComposeService,
-  ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
-): void {
+export function readDependsOn(value: unknown, service: ComposeService, ctx: ServiceContext, at: ServicePath): void {
   if (value === undefined) return;
   if (Array.isArray(value)) {
     for (const dep of value)
@@ -52,11 +47,7 @@ export function readDependsOn(
   }
 }
 
-export function readHealthcheck(
-  value: unknown,
-  ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
-): HealthCheck | undefined {
+export function readHealthcheck(value: unknown, ctx: ServiceContext, at: ServicePath): HealthCheck | undefined {
   if (!isMap(value)) {
     ctx.problems.add(
       ctx.file,
@@ -130,7 +121,7 @@ export function readResources(
   raw: Record<string, unknown>,
   service: ComposeService,
   ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
+  at: ServicePath,
 ): void {
   const deploy = isMap(raw.deploy) ? raw.deploy : {};
   const limits = isMap(deploy.resources) && isMap(deploy.resources.limits) ? deploy.resources.limits : {};

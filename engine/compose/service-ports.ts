@@ -1,13 +1,13 @@
 import { quote } from '../devcontainer/problems';
 import { isLoopback, isPort, parsePortEntry, range } from './ports';
 import type { ComposeService } from './types';
-import type { ServiceContext } from './service-context';
+import type { ServiceContext, ServicePath } from './service-context';
 
 export function readPorts(
   raw: Record<string, unknown>,
   service: ComposeService,
   ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
+  at: ServicePath,
 ): void {
   const list = raw.ports === undefined ? [] : Array.isArray(raw.ports) ? raw.ports : undefined;
   if (!list)

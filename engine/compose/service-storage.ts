@@ -4,13 +4,13 @@ import { parseSizeMib } from './durations';
 import { isInside, realPathOf } from './files';
 import type { ComposeService } from './types';
 import { parseVolumeEntry } from './volumes';
-import type { ServiceContext } from './service-context';
+import type { ServiceContext, ServicePath } from './service-context';
 
 export function readVolumes(
   raw: Record<string, unknown>,
   service: ComposeService,
   ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
+  at: ServicePath,
 ): void {
   if (raw.volumes === undefined) return;
   if (!Array.isArray(raw.volumes)) {
@@ -67,12 +67,7 @@ export function readVolumes(
   });
 }
 
-export function readTmpfs(
-  value: unknown,
-  service: ComposeService,
-  ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
-): void {
+export function readTmpfs(value: unknown, service: ComposeService, ctx: ServiceContext, at: ServicePath): void {
   if (value === undefined) return;
   const list = Array.isArray(value) ? value : [value];
   list.forEach((entry, i) => {

@@ -5,7 +5,7 @@ import type { ComposeService } from './types';
 import { formatPlatform, isPlatformText, parsePlatform } from '../image/platform';
 import { UNHONOURED } from './unsupported';
 import { splitWords } from './words';
-import type { ServiceContext } from './service-context';
+import type { ServiceContext, ServicePath } from './service-context';
 import { readBuild } from './service-build';
 import { readEnvironment } from './service-environment';
 import { readPorts } from './service-ports';
@@ -166,12 +166,7 @@ function readArgv(value: unknown): string[] | undefined {
   return undefined;
 }
 
-function readNetworkMode(
-  value: unknown,
-  service: ComposeService,
-  ctx: ServiceContext,
-  at: (...k: Array<string | number>) => string,
-): void {
+function readNetworkMode(value: unknown, service: ComposeService, ctx: ServiceContext, at: ServicePath): void {
   if (value === undefined || value === 'bridge' || value === 'default') return;
   if (value === 'none') service.network = { mode: 'none' };
   else if (typeof value === 'string' && /^service:[A-Za-z0-9][\w.-]*$/.test(value))
