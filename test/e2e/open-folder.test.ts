@@ -73,7 +73,8 @@ async function downFixture(folder: string): Promise<void> {
   const client = await SupervisorClient.connect(folder, { kind: 'cli', start: false }).catch(() => undefined);
   if (!client) return;
   try {
-    await Promise.race([client.down(), new Promise((resolve) => setTimeout(resolve, 60_000))]);
+    // Bounded, and the bound's timer does not keep the test process alive once down() is done.
+    await Promise.race([client.down(), new Promise((resolve) => setTimeout(resolve, 60_000).unref())]);
   } catch {
     // the supervisor went away meanwhile
   } finally {
