@@ -242,6 +242,15 @@ static void mvfn_gone_self(struct mvfn_event *e)
 	fsnotify_inode(e->old, FS_DELETE_SELF);
 }
 
+/* FS_MODIFY to the node's watchers and its parent's, and FS_CLOSE_WRITE for a file: a write as
+ * the VFS reports one. */
+static void mvfn_content_changed(struct mvfn_event *e, struct inode *inode)
+{
+	fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
+	if (!S_ISDIR(inode->i_mode))
+		fsnotify_parent(e->now.dentry, FS_CLOSE_WRITE, &e->now, FSNOTIFY_EVENT_PATH);
+}
+
 static void mvfn_modify(struct mvfn_event *e)
 {
 	struct inode *inode;
@@ -256,12 +265,7 @@ static void mvfn_modify(struct mvfn_event *e)
 		return;
 	}
 	mvfn_gone_self(e);
-	if (S_ISDIR(inode->i_mode)) {
-		fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
-	} else {
-		fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
-		fsnotify_parent(e->now.dentry, FS_CLOSE_WRITE, &e->now, FSNOTIFY_EVENT_PATH);
-	}
+	mvfn_content_changed(e, inode);
 	delivered++;
 }
 
@@ -287,10 +291,8 @@ static void mvfn_create(struct mvfn_event *e)
 	 * host merges a create and the writes after it into one CREATE): a watcher that already
 	 * knows the name takes the create as old news, so it hears of the content as well.
 	 */
-	if (e->old == inode && !S_ISDIR(inode->i_mode)) {
-		fsnotify_parent(e->now.dentry, FS_MODIFY, &e->now, FSNOTIFY_EVENT_PATH);
-		fsnotify_parent(e->now.dentry, FS_CLOSE_WRITE, &e->now, FSNOTIFY_EVENT_PATH);
-	}
+	if (e->old == inode && !S_ISDIR(inode->i_mode))
+		mvfn_content_changed(e, inode);
 	delivered++;
 }
 
